@@ -1,0 +1,199 @@
+"""Bounded byte Reader and length-owning Writer.
+
+Every parse in dtlsgate goes through a ``Reader``: reads never run past the reader's end,
+a vector is read through a sub-reader of exactly its declared length, both bounds of a
+vector (``<min..max>``, RFC 8446 §3.4) are checked, and ``finish()`` rejects trailing
+bytes. Every failure is a ``DecodeError`` (alert decode_error), never another exception.
+
+A ``Writer`` owns length prefixes: ``with w.prefixed(2): ...`` writes the body, then
+the length in front of it, and checks that it fits. Integers are range-checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dtlsgate.errors import DecodeError, UsageError
+
+_MAX_BY_WIDTH = {
+    1: 0xFF,
+    2: 0xFFFF,
+    3: 0xFFFFFF,
+    4: 0xFFFFFFFF,
+    6: 0xFFFFFFFFFFFF,
+    8: (1 << 64) - 1,
+}
+
+
+class Reader:
+    """Reads big-endian integers and vectors from ``data[start:end]``, never beyond."""
+
+    __slots__ = ("_data", "_end", "_pos")
+
+    def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        self._data = data
+        self._pos = start
+        self._end = len(data) if end is None else end
+        if not 0 <= start <= self._end <= len(data):
+            raise UsageError("reader bounds outside the buffer")
+
+    @property
+    def position(self) -> int:
+        """Offset in the underlying buffer of the next byte to read."""
+        return self._pos
+
+    def remaining(self) -> int:
+        return self._end - self._pos
+
+    def at_end(self) -> bool:
+        return self._pos == self._end
+
+    def _take(self, n: int) -> int:
+        pos = self._pos
+        if n > self._end - pos:
+            raise DecodeError(f"truncated: need {n} bytes, {self._end - pos} left")
+        self._pos = pos + n
+        return pos
+
+    def uint(self, width: int) -> int:
+        pos = self._take(width)
+        return int.from_bytes(self._data[pos : pos + width], "big")
+
+    def u8(self) -> int:
+        pos = self._take(1)
+        return self._data[pos]
+
+    def u16(self) -> int:
+        pos = self._take(2)
+        d = self._data
+        return (d[pos] << 8) | d[pos + 1]
+
+    def u24(self) -> int:
+        return self.uint(3)
+
+    def u32(self) -> int:
+        return self.uint(4)
+
+    def u48(self) -> int:
+        return self.uint(6)
+
+    def u64(self) -> int:
+        return self.uint(8)
+
+    def read(self, n: int) -> bytes:
+        pos = self._take(n)
+        return bytes(self._data[pos : pos + n])
+
+    def rest(self) -> bytes:
+        """All remaining bytes (the reader is then at its end)."""
+        return self.read(self.remaining())
+
+    def sub(self, n: int) -> Reader:
+        """A reader over exactly the next ``n`` bytes; this reader moves past them."""
+        pos = self._take(n)
+        return Reader(self._data, pos, pos + n)
+
+    def _length(self, prefix: int, minimum: int, maximum: int) -> int:
+        n = self.uint(prefix)
+        if n < minimum or n > maximum:
+            raise DecodeError(f"vector length {n} outside <{minimum}..{maximum}>")
+        return n
+
+    def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
+        """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
+        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+        return self.read(self._length(prefix, minimum, top))
+
+    def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Reader:
+        """A sub-reader over a length-prefixed vector ``<minimum..maximum>``."""
+        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+        return self.sub(self._length(prefix, minimum, top))
+
+    def u8_list(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> list[int]:
+        """A vector of uint8 values."""
+        return list(self.vector(prefix, minimum, maximum))
+
+    def u16_list(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> list[int]:
+        """A vector of uint16 values; an odd byte length is a decode error."""
+        body = self.prefixed(prefix, minimum, maximum)
+        if body.remaining() % 2:
+            raise DecodeError("uint16 vector with an odd length")
+        return [body.u16() for _ in range(body.remaining() // 2)]
+
+    def finish(self) -> None:
+        """Require that everything was consumed (no trailing bytes)."""
+        if self._pos != self._end:
+            raise DecodeError(f"{self._end - self._pos} trailing bytes")
+
+
+class Writer:
+    """Appends big-endian integers and vectors; owns the length prefixes."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def getvalue(self) -> bytes:
+        return bytes(self._buf)
+
+    def uint(self, width: int, value: int) -> None:
+        if not 0 <= value <= _MAX_BY_WIDTH[width]:
+            raise UsageError(f"{value} does not fit in {width} bytes")
+        self._buf += value.to_bytes(width, "big")
+
+    def u8(self, value: int) -> None:
+        self.uint(1, value)
+
+    def u16(self, value: int) -> None:
+        self.uint(2, value)
+
+    def u24(self, value: int) -> None:
+        self.uint(3, value)
+
+    def u32(self, value: int) -> None:
+        self.uint(4, value)
+
+    def u48(self, value: int) -> None:
+        self.uint(6, value)
+
+    def u64(self, value: int) -> None:
+        self.uint(8, value)
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+
+    def vector(
+        self, prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None
+    ) -> None:
+        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+        if not minimum <= len(data) <= top:
+            raise UsageError(f"vector of {len(data)} bytes outside <{minimum}..{top}>")
+        self.uint(prefix, len(data))
+        self._buf += data
+
+    def u8_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
+        with self.prefixed(prefix):
+            for v in values:
+                self.u8(v)
+
+    def u16_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
+        with self.prefixed(prefix):
+            for v in values:
+                self.u16(v)
+
+    @contextmanager
+    def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Iterator[None]:
+        """Write the body inside the ``with``; its length is put in front afterwards."""
+        start = len(self._buf)
+        self._buf += bytes(prefix)
+        yield
+        n = len(self._buf) - start - prefix
+        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+        if not minimum <= n <= top:
+            raise UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
+        self._buf[start : start + prefix] = n.to_bytes(prefix, "big")

@@ -1,0 +1,418 @@
+"""Hello extensions: the raw list, the typed bodies, and where each may appear.
+
+Messages keep their extensions as an ordered tuple of ``Extension(type, data)``: the raw
+bytes are what the peer sent and nothing is lost. ``decode_extensions`` rejects a
+duplicate type (RFC 8446 §4.2, RFC 5246 §7.4.1.4) and, for messages a server sends, a
+type that may not appear in that message (RFC 8446 §4.2 table). Typed bodies are
+decoded on demand by the ``decode_*`` functions below, each from a bounded reader over
+exactly the extension's bytes; ``encode_*`` are their inverses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.enums import AlertDescription, ExtensionType
+
+
+class Context(Enum):
+    """The messages an extension can appear in (RFC 8446 §4.2: CH, SH, HRR, EE, CT, CR, NST)."""
+
+    CLIENT_HELLO = "CH"
+    SERVER_HELLO = "SH"
+    HELLO_RETRY_REQUEST = "HRR"
+    ENCRYPTED_EXTENSIONS = "EE"
+    CERTIFICATE = "CT"
+    CERTIFICATE_REQUEST = "CR"
+    NEW_SESSION_TICKET = "NST"
+    SERVER_HELLO_TLS12 = "SH12"
+
+
+_C = Context
+_E = ExtensionType
+
+# Where each extension may appear. TLS 1.3 per RFC 8446 §4.2; TLS 1.2 ServerHello per the
+# extension's own RFC. Unknown types are allowed in a ClientHello only (servers ignore
+# them, RFC 8446 §4.1.2); a client receiving one must abort (unsupported_extension).
+ALLOWED_IN: dict[int, frozenset[Context]] = {
+    _E.server_name: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}),
+    _E.max_fragment_length: frozenset(
+        {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
+    ),
+    _E.status_request: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST, _C.CERTIFICATE}),
+    _E.supported_groups: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS}),
+    _E.ec_point_formats: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    _E.signature_algorithms: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST}),
+    _E.use_srtp: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}),
+    _E.heartbeat: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}),
+    _E.application_layer_protocol_negotiation: frozenset(
+        {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
+    ),
+    _E.signed_certificate_timestamp: frozenset(
+        {_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST, _C.CERTIFICATE}
+    ),
+    _E.client_certificate_type: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS}),
+    _E.server_certificate_type: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS}),
+    _E.padding: frozenset({_C.CLIENT_HELLO}),
+    _E.encrypt_then_mac: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    _E.extended_master_secret: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    _E.record_size_limit: frozenset(
+        {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
+    ),
+    _E.session_ticket: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    _E.pre_shared_key: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO}),
+    _E.early_data: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.NEW_SESSION_TICKET}),
+    _E.supported_versions: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO, _C.HELLO_RETRY_REQUEST}),
+    _E.cookie: frozenset({_C.CLIENT_HELLO, _C.HELLO_RETRY_REQUEST}),
+    _E.psk_key_exchange_modes: frozenset({_C.CLIENT_HELLO}),
+    _E.certificate_authorities: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST}),
+    _E.oid_filters: frozenset({_C.CERTIFICATE_REQUEST}),
+    _E.post_handshake_auth: frozenset({_C.CLIENT_HELLO}),
+    _E.signature_algorithms_cert: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST}),
+    _E.key_share: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO, _C.HELLO_RETRY_REQUEST}),
+    _E.connection_id: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    _E.renegotiation_info: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One extension as it was on the wire: its type and its opaque body."""
+
+    type: int
+    data: bytes
+
+
+def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
+    """Read ``Extension extensions<0..2^16-1>`` from ``r`` (the length prefix included).
+
+    RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type in a
+    given extension block"; a duplicate is illegal_parameter. A type not allowed in
+    ``context`` raises unsupported_extension for messages a server sends, and is kept
+    for a ClientHello (the server ignores what it does not know).
+    """
+    body = r.prefixed(2)
+    seen: set[int] = set()
+    out: list[Extension] = []
+    while not body.at_end():
+        ext_type = body.u16()
+        data = body.vector(2)
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        if context is not Context.CLIENT_HELLO:
+            allowed = ALLOWED_IN.get(ext_type)
+            if allowed is None or context not in allowed:
+                raise ProtocolError(
+                    f"extension {ext_type} not allowed in {context.value}",
+                    AlertDescription.unsupported_extension,
+                )
+        out.append(Extension(ext_type, data))
+    return tuple(out)
+
+
+def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:
+    with w.prefixed(2):
+        for ext in extensions:
+            w.u16(ext.type)
+            w.vector(2, ext.data)
+
+
+def find_extension(extensions: tuple[Extension, ...] | None, ext_type: int) -> bytes | None:
+    """The body of the extension of ``ext_type``, or None when absent."""
+    if extensions:
+        for ext in extensions:
+            if ext.type == ext_type:
+                return ext.data
+    return None
+
+
+# --- typed bodies -------------------------------------------------------------------------
+
+
+def decode_server_name(data: bytes) -> str | None:
+    """RFC 6066 §3: ServerNameList; returns the host_name (type 0), or None when the
+    server's empty acknowledgement is given."""
+    if not data:
+        return None
+    r = Reader(data)
+    names = r.prefixed(2, 1)
+    host: str | None = None
+    while not names.at_end():
+        name_type = names.u8()
+        name = names.vector(2, 1)
+        if name_type == 0:
+            if host is not None:
+                raise IllegalParameter("two host_name entries in server_name")
+            try:
+                host = name.decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise DecodeError("server_name is not ASCII") from exc
+    r.finish()
+    return host
+
+
+def encode_server_name(host: str) -> bytes:
+    w = Writer()
+    with w.prefixed(2):
+        w.u8(0)
+        w.vector(2, host.encode("ascii"), 1)
+    return w.getvalue()
+
+
+def decode_u16_list_ext(data: bytes, minimum: int = 2) -> tuple[int, ...]:
+    """supported_groups (RFC 8446 §4.2.7), signature_algorithms (§4.2.3) and
+    signature_algorithms_cert: a uint16 list with a 2-byte length."""
+    r = Reader(data)
+    values = r.u16_list(2, minimum)
+    r.finish()
+    return tuple(values)
+
+
+def encode_u16_list_ext(values: tuple[int, ...] | list[int]) -> bytes:
+    w = Writer()
+    w.u16_list(2, list(values))
+    return w.getvalue()
+
+
+def decode_ec_point_formats(data: bytes) -> tuple[int, ...]:
+    """RFC 8422 §5.1.2: ECPointFormat ec_point_format_list<1..2^8-1>."""
+    r = Reader(data)
+    values = r.u8_list(1, 1)
+    r.finish()
+    return tuple(values)
+
+
+def encode_ec_point_formats(values: tuple[int, ...] = (0,)) -> bytes:
+    w = Writer()
+    w.u8_list(1, list(values))
+    return w.getvalue()
+
+
+def decode_alpn(data: bytes) -> tuple[bytes, ...]:
+    """RFC 7301 §3.1: ProtocolName protocol_name_list<2..2^16-1>, each <1..2^8-1>."""
+    r = Reader(data)
+    names = r.prefixed(2, 2)
+    out: list[bytes] = []
+    while not names.at_end():
+        out.append(names.vector(1, 1))
+    r.finish()
+    return tuple(out)
+
+
+def encode_alpn(protocols: tuple[bytes, ...] | list[bytes]) -> bytes:
+    w = Writer()
+    with w.prefixed(2, 2):
+        for p in protocols:
+            w.vector(1, p, 1)
+    return w.getvalue()
+
+
+def decode_supported_versions_ch(data: bytes) -> tuple[int, ...]:
+    """RFC 8446 §4.2.1: ProtocolVersion versions<2..254> in a ClientHello."""
+    r = Reader(data)
+    body = r.prefixed(1, 2, 254)
+    if body.remaining() % 2:
+        raise DecodeError("supported_versions with an odd length")
+    versions = tuple(body.u16() for _ in range(body.remaining() // 2))
+    r.finish()
+    return versions
+
+
+def encode_supported_versions_ch(versions: tuple[int, ...] | list[int]) -> bytes:
+    w = Writer()
+    with w.prefixed(1, 2, 254):
+        for v in versions:
+            w.u16(v)
+    return w.getvalue()
+
+
+def decode_supported_versions_sh(data: bytes) -> int:
+    """RFC 8446 §4.2.1: ProtocolVersion selected_version in a ServerHello / HRR."""
+    r = Reader(data)
+    version = r.u16()
+    r.finish()
+    return version
+
+
+def encode_supported_versions_sh(version: int) -> bytes:
+    return version.to_bytes(2, "big")
+
+
+def decode_cookie(data: bytes) -> bytes:
+    """RFC 8446 §4.2.2: opaque cookie<1..2^16-1>."""
+    r = Reader(data)
+    cookie = r.vector(2, 1)
+    r.finish()
+    return cookie
+
+
+def encode_cookie(cookie: bytes) -> bytes:
+    w = Writer()
+    w.vector(2, cookie, 1)
+    return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareEntry:
+    group: int
+    key_exchange: bytes
+
+
+def decode_key_share_ch(data: bytes) -> tuple[KeyShareEntry, ...]:
+    """RFC 8446 §4.2.8: KeyShareEntry client_shares<0..2^16-1>; each key_exchange<1..2^16-1>.
+    Clients MUST NOT offer two shares for one group (illegal_parameter)."""
+    r = Reader(data)
+    body = r.prefixed(2)
+    out: list[KeyShareEntry] = []
+    groups: set[int] = set()
+    while not body.at_end():
+        group = body.u16()
+        key = body.vector(2, 1)
+        if group in groups:
+            raise IllegalParameter(f"two key shares for group {group}")
+        groups.add(group)
+        out.append(KeyShareEntry(group, key))
+    r.finish()
+    return tuple(out)
+
+
+def encode_key_share_ch(entries: tuple[KeyShareEntry, ...] | list[KeyShareEntry]) -> bytes:
+    w = Writer()
+    with w.prefixed(2):
+        for e in entries:
+            w.u16(e.group)
+            w.vector(2, e.key_exchange, 1)
+    return w.getvalue()
+
+
+def decode_key_share_sh(data: bytes) -> KeyShareEntry:
+    """RFC 8446 §4.2.8: KeyShareEntry server_share in a ServerHello."""
+    r = Reader(data)
+    group = r.u16()
+    key = r.vector(2, 1)
+    r.finish()
+    return KeyShareEntry(group, key)
+
+
+def encode_key_share_sh(entry: KeyShareEntry) -> bytes:
+    w = Writer()
+    w.u16(entry.group)
+    w.vector(2, entry.key_exchange, 1)
+    return w.getvalue()
+
+
+def decode_key_share_hrr(data: bytes) -> int:
+    """RFC 8446 §4.2.8: NamedGroup selected_group in a HelloRetryRequest."""
+    r = Reader(data)
+    group = r.u16()
+    r.finish()
+    return group
+
+
+def encode_key_share_hrr(group: int) -> bytes:
+    return group.to_bytes(2, "big")
+
+
+def decode_psk_key_exchange_modes(data: bytes) -> tuple[int, ...]:
+    """RFC 8446 §4.2.9: PskKeyExchangeMode ke_modes<1..255>."""
+    r = Reader(data)
+    modes = r.u8_list(1, 1)
+    r.finish()
+    return tuple(modes)
+
+
+def encode_psk_key_exchange_modes(modes: tuple[int, ...] | list[int]) -> bytes:
+    w = Writer()
+    w.vector(1, bytes(modes), 1)
+    return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class PskIdentity:
+    identity: bytes
+    obfuscated_ticket_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedPsks:
+    """RFC 8446 §4.2.11: identities<7..2^16-1> and binders<33..2^16-1>, same count."""
+
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+
+
+def decode_pre_shared_key_ch(data: bytes) -> OfferedPsks:
+    r = Reader(data)
+    ids = r.prefixed(2, 7)
+    identities: list[PskIdentity] = []
+    while not ids.at_end():
+        identity = ids.vector(2, 1)
+        identities.append(PskIdentity(identity, ids.u32()))
+    binders_r = r.prefixed(2, 33)
+    binders: list[bytes] = []
+    while not binders_r.at_end():
+        binders.append(binders_r.vector(1, 32))
+    r.finish()
+    if len(binders) != len(identities):
+        raise IllegalParameter("pre_shared_key: binders and identities differ in number")
+    return OfferedPsks(tuple(identities), tuple(binders))
+
+
+def encode_pre_shared_key_ch(offer: OfferedPsks) -> bytes:
+    w = Writer()
+    with w.prefixed(2, 7):
+        for ident in offer.identities:
+            w.vector(2, ident.identity, 1)
+            w.u32(ident.obfuscated_ticket_age)
+    with w.prefixed(2, 33):
+        for binder in offer.binders:
+            w.vector(1, binder, 32)
+    return w.getvalue()
+
+
+def binders_length(offer: OfferedPsks) -> int:
+    """Bytes the binders list takes at the end of a ClientHello (RFC 8446 §4.2.11.2: the
+    binder is computed over the ClientHello truncated before them)."""
+    return 2 + sum(1 + len(b) for b in offer.binders)
+
+
+def decode_pre_shared_key_sh(data: bytes) -> int:
+    """RFC 8446 §4.2.11: uint16 selected_identity."""
+    r = Reader(data)
+    selected = r.u16()
+    r.finish()
+    return selected
+
+
+def decode_record_size_limit(data: bytes) -> int:
+    """RFC 8449 §4: uint16 RecordSizeLimit, at least 64."""
+    r = Reader(data)
+    limit = r.u16()
+    r.finish()
+    if limit < 64:
+        raise IllegalParameter("record_size_limit below 64")
+    return limit
+
+
+def decode_renegotiation_info(data: bytes) -> bytes:
+    """RFC 5746 §3.2: opaque renegotiated_connection<0..255>."""
+    r = Reader(data)
+    value = r.vector(1)
+    r.finish()
+    return value
+
+
+def encode_renegotiation_info(value: bytes = b"") -> bytes:
+    w = Writer()
+    w.vector(1, value)
+    return w.getvalue()
+
+
+def require_empty(data: bytes, name: str) -> None:
+    """extended_master_secret, post_handshake_auth, early_data in CH/EE: empty bodies."""
+    if data:
+        raise DecodeError(f"{name} extension must be empty")

@@ -1,0 +1,85 @@
+"""Handshake message headers: TLS (RFC 8446 §4) and DTLS (RFC 6347 §4.2.2, RFC 9147 §5.2).
+
+A DTLS handshake header adds message_seq, fragment_offset and fragment_length so
+that a message can be split over records and reassembled. The transcript hashes the
+message as if it were sent unfragmented (fragment_offset 0, fragment_length = length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtlsgate.errors import DecodeError
+from dtlsgate.wire.buffer import Reader, Writer
+
+TLS_HANDSHAKE_HEADER_LENGTH = 4
+DTLS_HANDSHAKE_HEADER_LENGTH = 12
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsHandshakeHeader:
+    msg_type: int
+    length: int
+    message_seq: int
+    fragment_offset: int
+    fragment_length: int
+
+    @classmethod
+    def decode(cls, r: Reader) -> DtlsHandshakeHeader:
+        msg_type = r.u8()
+        length = r.u24()
+        message_seq = r.u16()
+        fragment_offset = r.u24()
+        fragment_length = r.u24()
+        # RFC 6347 §4.2.3: a fragment must lie within its message.
+        if fragment_offset + fragment_length > length:
+            raise DecodeError("handshake fragment extends past the message length")
+        return cls(msg_type, length, message_seq, fragment_offset, fragment_length)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(self.msg_type)
+        w.u24(self.length)
+        w.u16(self.message_seq)
+        w.u24(self.fragment_offset)
+        w.u24(self.fragment_length)
+        return w.getvalue()
+
+    @property
+    def is_whole(self) -> bool:
+        return self.fragment_offset == 0 and self.fragment_length == self.length
+
+
+def encode_handshake(msg_type: int, body: bytes) -> bytes:
+    """A TLS handshake message: type, uint24 length, body."""
+    w = Writer()
+    w.u8(msg_type)
+    w.vector(3, body)
+    return w.getvalue()
+
+
+def encode_dtls_handshake(
+    msg_type: int,
+    body: bytes,
+    message_seq: int,
+    fragment_offset: int = 0,
+    total_length: int | None = None,
+) -> bytes:
+    """A DTLS handshake fragment. With the defaults, the whole message unfragmented, the
+    form that enters the transcript. ``body`` is the fragment's bytes; ``total_length``
+    the whole message's length when ``body`` is only part of it."""
+    length = len(body) if total_length is None else total_length
+    return (
+        DtlsHandshakeHeader(msg_type, length, message_seq, fragment_offset, len(body)).encode()
+        + body
+    )
+
+
+def decode_dtls_handshake_fragments(fragment: bytes) -> list[tuple[DtlsHandshakeHeader, bytes]]:
+    """All handshake fragments in one record's plaintext; several may share a record."""
+    r = Reader(fragment)
+    out: list[tuple[DtlsHandshakeHeader, bytes]] = []
+    while not r.at_end():
+        header = DtlsHandshakeHeader.decode(r)
+        out.append((header, r.read(header.fragment_length)))
+    return out

@@ -1,0 +1,178 @@
+"""Hello messages and alerts as frozen dataclasses with pure decode/encode.
+
+``decode`` takes a message *body* (the bytes after the handshake header) and rejects
+trailing bytes; ``encode`` returns the body. Handshake framing is in ``handshake.py``.
+ClientHello has a TLS form and a DTLS form; the DTLS form carries ``cookie``
+(RFC 6347 §4.2.1), the TLS form has ``cookie=None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtlsgate.errors import DecodeError
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.enums import ProtocolVersion
+from dtlsgate.wire.extensions import (
+    Context,
+    Extension,
+    decode_extensions,
+    encode_extensions,
+    find_extension,
+)
+
+RANDOM_LENGTH = 32
+MAX_SESSION_ID_LENGTH = 32
+# RFC 6347 §4.2.1 (as updated by RFC 9147 §5.3): opaque cookie<0..2^8-1> in DTLS 1.2.
+MAX_DTLS12_COOKIE_LENGTH = 255
+
+# RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello whose random is
+# SHA-256("HelloRetryRequest").
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """RFC 8446 §4.1.2 / RFC 6347 §4.2.1. ``extensions`` is None when the message has no
+    extensions block at all (legal before TLS 1.3)."""
+
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suites: tuple[int, ...]
+    compression_methods: bytes
+    extensions: tuple[Extension, ...] | None
+    cookie: bytes | None = None
+
+    @property
+    def is_dtls(self) -> bool:
+        return self.cookie is not None
+
+    def get(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    @classmethod
+    def decode(cls, body: bytes, *, dtls: bool) -> ClientHello:
+        r = Reader(body)
+        legacy_version = r.u16()
+        random = r.read(RANDOM_LENGTH)
+        session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
+        cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
+        suites = r.u16_list(2, 2, 0xFFFE)
+        compression = r.vector(1, 1)
+        extensions = None if r.at_end() else decode_extensions(r, Context.CLIENT_HELLO)
+        r.finish()
+        return cls(
+            legacy_version, random, session_id, tuple(suites), compression, extensions, cookie
+        )
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u16(self.legacy_version)
+        if len(self.random) != RANDOM_LENGTH:
+            raise DecodeError("random must be 32 bytes")
+        w.write(self.random)
+        w.vector(1, self.session_id, 0, MAX_SESSION_ID_LENGTH)
+        if self.cookie is not None:
+            w.vector(1, self.cookie, 0, MAX_DTLS12_COOKIE_LENGTH)
+        w.u16_list(2, list(self.cipher_suites))
+        w.vector(1, self.compression_methods, 1)
+        if self.extensions is not None:
+            encode_extensions(w, self.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class HelloVerifyRequest:
+    """RFC 6347 §4.2.1: server_version and cookie<0..2^8-1>."""
+
+    server_version: int
+    cookie: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> HelloVerifyRequest:
+        r = Reader(body)
+        version = r.u16()
+        cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH)
+        r.finish()
+        return cls(version, cookie)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u16(self.server_version)
+        w.vector(1, self.cookie, 0, MAX_DTLS12_COOKIE_LENGTH)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """RFC 8446 §4.1.3 (and RFC 5246 §7.4.1.3). A HelloRetryRequest is a ServerHello with
+    the special random; ``decode`` checks extensions against the right context."""
+
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int
+    extensions: tuple[Extension, ...] | None
+
+    @property
+    def is_hello_retry_request(self) -> bool:
+        return self.random == HELLO_RETRY_REQUEST_RANDOM
+
+    def get(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    @classmethod
+    def decode(cls, body: bytes, *, tls13: bool = True) -> ServerHello:
+        r = Reader(body)
+        legacy_version = r.u16()
+        random = r.read(RANDOM_LENGTH)
+        session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
+        suite = r.u16()
+        compression = r.u8()
+        if r.at_end():
+            extensions = None
+        elif not tls13:
+            extensions = decode_extensions(r, Context.SERVER_HELLO_TLS12)
+        elif random == HELLO_RETRY_REQUEST_RANDOM:
+            extensions = decode_extensions(r, Context.HELLO_RETRY_REQUEST)
+        else:
+            extensions = decode_extensions(r, Context.SERVER_HELLO)
+        r.finish()
+        return cls(legacy_version, random, session_id, suite, compression, extensions)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u16(self.legacy_version)
+        w.write(self.random)
+        w.vector(1, self.session_id, 0, MAX_SESSION_ID_LENGTH)
+        w.u16(self.cipher_suite)
+        w.u8(self.compression_method)
+        if self.extensions is not None:
+            encode_extensions(w, self.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """RFC 8446 §6: level, description."""
+
+    level: int
+    description: int
+
+    @classmethod
+    def decode(cls, body: bytes) -> Alert:
+        r = Reader(body)
+        level = r.u8()
+        description = r.u8()
+        r.finish()
+        return cls(level, description)
+
+    def encode(self) -> bytes:
+        return bytes((self.level, self.description))
+
+
+DTLS_VERSIONS = frozenset({ProtocolVersion.DTLS10, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13})

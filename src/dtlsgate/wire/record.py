@@ -1,0 +1,111 @@
+"""Record headers: TLSPlaintext (RFC 8446 §5.1) and DTLSPlaintext (RFC 6347 §4.1).
+
+Only framing lives here: splitting a datagram or a stream into records. Protection
+(AEAD, epochs, anti-replay) is the record layer's job, above the crypto provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dtlsgate.errors import DecodeError
+from dtlsgate.wire.buffer import Reader, Writer
+
+TLS_RECORD_HEADER_LENGTH = 5
+DTLS_RECORD_HEADER_LENGTH = 13
+
+# RFC 8446 §5.1: TLSPlaintext.length MUST NOT exceed 2^14; protected records may carry
+# up to 2^14 + 256 bytes (§5.2). A longer record is a record_overflow for a stream and
+# garbage for a datagram.
+MAX_PLAINTEXT_LENGTH = 1 << 14
+MAX_CIPHERTEXT_LENGTH = MAX_PLAINTEXT_LENGTH + 256
+
+
+@dataclass(frozen=True, slots=True)
+class TlsRecordHeader:
+    """TLSPlaintext / TLSCiphertext header: type, legacy_record_version, length."""
+
+    content_type: int
+    version: int
+    length: int
+
+    @classmethod
+    def decode(cls, r: Reader) -> TlsRecordHeader:
+        content_type = r.u8()
+        version = r.u16()
+        length = r.u16()
+        if length > MAX_CIPHERTEXT_LENGTH:
+            raise DecodeError(f"record length {length} exceeds 2^14 + 256")
+        return cls(content_type, version, length)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(self.content_type)
+        w.u16(self.version)
+        w.u16(self.length)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsRecordHeader:
+    """DTLSPlaintext header (RFC 6347 §4.1): type, version, epoch, sequence_number, length."""
+
+    content_type: int
+    version: int
+    epoch: int
+    sequence_number: int
+    length: int
+
+    @classmethod
+    def decode(cls, r: Reader) -> DtlsRecordHeader:
+        content_type = r.u8()
+        version = r.u16()
+        epoch = r.u16()
+        sequence_number = r.u48()
+        length = r.u16()
+        if length > MAX_CIPHERTEXT_LENGTH:
+            raise DecodeError(f"record length {length} exceeds 2^14 + 256")
+        return cls(content_type, version, epoch, sequence_number, length)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(self.content_type)
+        w.u16(self.version)
+        w.u16(self.epoch)
+        w.u48(self.sequence_number)
+        w.u16(self.length)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsRecord:
+    header: DtlsRecordHeader
+    fragment: bytes
+
+
+def encode_dtls_record(
+    content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes
+) -> bytes:
+    """One DTLSPlaintext record with ``fragment`` as its body."""
+    w = Writer()
+    w.u8(content_type)
+    w.u16(version)
+    w.u16(epoch)
+    w.u48(sequence_number)
+    w.vector(2, fragment)
+    return w.getvalue()
+
+
+def split_dtls_records(datagram: bytes) -> Iterator[DtlsRecord]:
+    """The DTLSPlaintext records of one datagram (RFC 6347 §4.1.1: several records
+    may share a datagram, none may span two). Stops at the first record that does not
+    fit: the rest of the datagram is garbage and is dropped by the caller's rules."""
+    r = Reader(datagram)
+    while r.remaining() >= DTLS_RECORD_HEADER_LENGTH:
+        try:
+            header = DtlsRecordHeader.decode(r)
+            fragment = r.read(header.length)
+        except DecodeError:
+            return
+        yield DtlsRecord(header, fragment)
