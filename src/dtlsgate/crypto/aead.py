@@ -1,0 +1,93 @@
+"""AEAD algorithms used by TLS 1.2, TLS 1.3 and DTLS records.
+
+`AeadAlgorithm` names the five algorithms (RFC 5116 AES-GCM, RFC 8439 ChaCha20-Poly1305,
+RFC 6655 / RFC 7251 AES-CCM and AES-CCM-8); `Aead` is one keyed instance with ``seal`` and
+``open``. ``open`` returns ``None`` on an authentication failure: record layers drop such
+records silently (RFC 6347 §4.1.2.7, RFC 9147 §4.5.3), so that path raises nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+from dtlsgate.errors import UsageError
+
+__all__ = ["NONCE_LENGTH", "Aead", "AeadAlgorithm"]
+
+#: Every algorithm here takes a 96-bit nonce (RFC 5116 §3.2, RFC 8446 §5.3, RFC 6655 §3).
+NONCE_LENGTH = 12
+
+
+class AeadAlgorithm(enum.Enum):
+    """An AEAD algorithm with its key and tag lengths."""
+
+    AES_128_GCM = "AES_128_GCM"
+    AES_256_GCM = "AES_256_GCM"
+    CHACHA20_POLY1305 = "CHACHA20_POLY1305"
+    AES_128_CCM = "AES_128_CCM"
+    AES_128_CCM_8 = "AES_128_CCM_8"
+
+    @property
+    def key_length(self) -> int:
+        """Key length in bytes."""
+        return 32 if self in (AeadAlgorithm.AES_256_GCM, AeadAlgorithm.CHACHA20_POLY1305) else 16
+
+    @property
+    def tag_length(self) -> int:
+        """Authentication tag length in bytes (8 only for CCM-8, RFC 6655 §3)."""
+        return 8 if self is AeadAlgorithm.AES_128_CCM_8 else 16
+
+
+_Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
+
+
+def _make_cipher(algorithm: AeadAlgorithm, key: bytes) -> _Cipher:
+    if algorithm in (AeadAlgorithm.AES_128_GCM, AeadAlgorithm.AES_256_GCM):
+        return AESGCM(key)
+    if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+        return ChaCha20Poly1305(key)
+    return AESCCM(key, tag_length=algorithm.tag_length)
+
+
+class Aead:
+    """One AEAD algorithm under one key. Create it once per epoch and keep it: building the
+    underlying ``cryptography`` object is the costly part (providers also cache it per key)."""
+
+    __slots__ = ("_cipher", "algorithm", "key_length", "tag_length")
+
+    #: Length of the full per-record nonce, which is also the TLS 1.3 / DTLS 1.3
+    #: ``iv_length`` (RFC 8446 §5.3: the write IV is as long as the nonce).
+    iv_length = NONCE_LENGTH
+
+    def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
+        if len(key) != algorithm.key_length:
+            raise UsageError(
+                f"{algorithm.value} needs a {algorithm.key_length}-byte key, got {len(key)}"
+            )
+        self.algorithm = algorithm
+        self.key_length = algorithm.key_length
+        self.tag_length = algorithm.tag_length
+        self._cipher = _make_cipher(algorithm, key)
+
+    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt and authenticate: returns ciphertext || tag."""
+        if len(nonce) != NONCE_LENGTH:
+            raise UsageError(f"AEAD nonce must be {NONCE_LENGTH} bytes, got {len(nonce)}")
+        return self._cipher.encrypt(nonce, plaintext, aad)
+
+    def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes | None:
+        """Check and decrypt ciphertext || tag; ``None`` if it does not authenticate."""
+        if len(nonce) != NONCE_LENGTH:
+            raise UsageError(f"AEAD nonce must be {NONCE_LENGTH} bytes, got {len(nonce)}")
+        if len(ciphertext) < self.tag_length:
+            return None
+        try:
+            return self._cipher.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            return None
+
+    def __repr__(self) -> str:
+        return f"Aead({self.algorithm.value})"

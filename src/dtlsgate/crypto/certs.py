@@ -1,0 +1,338 @@
+"""Certificates: loading a PEM chain and private key, checking that they belong together,
+verifying a peer's chain and host name, finding the system trust store, and minting a
+self-signed certificate for first runs.
+
+Verification uses ``cryptography.x509.verification`` (RFC 5280 path validation, RFC 6125
+name checks). Time is an argument: nothing here reads a clock except `make_self_signed` when
+called without ``now``. Peer failures raise `BadCertificate` with the alert that fits
+(RFC 8446 §6.2: unknown_ca, certificate_expired, bad_certificate).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from dtlsgate.crypto.signatures import PrivateKey
+from dtlsgate.errors import BadCertificate, UsageError
+from dtlsgate.wire.enums import AlertDescription
+
+__all__ = [
+    "Identity",
+    "TrustStore",
+    "check_key_matches",
+    "load_certificate_chain",
+    "load_identity",
+    "load_private_key",
+    "load_trust_store",
+    "make_self_signed",
+    "system_ca_file",
+    "verify_client_chain",
+    "verify_server_chain",
+]
+
+Source = bytes | str | os.PathLike[str]
+
+#: RFC 5280 §6.1: a bound on path length; a chain deeper than this is refused rather than
+#: searched (peer-controlled work).
+MAX_CHAIN_DEPTH = 8
+
+#: Where distributions keep the CA bundle when ``ssl.get_default_verify_paths()`` points
+#: nowhere useful (Debian/Ubuntu, Fedora/RHEL, openSUSE, Alpine/macOS ports, FreeBSD).
+_COMMON_CA_FILES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/usr/local/etc/openssl/cert.pem",
+    "/usr/local/share/certs/ca-root-nss.crt",
+)
+
+
+def _read(source: Source, what: str) -> bytes:
+    """PEM bytes from ``source``: bytes are the PEM data itself; a str holding a PEM block is
+    also data; any other str or path names a file."""
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str) and "-----BEGIN" in source:
+        return source.encode("ascii", "replace")
+    path = Path(source)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} file {str(path)!r}: {exc.strerror}") from None
+
+
+def load_certificate_chain(source: Source) -> list[x509.Certificate]:
+    """Every certificate in a PEM file or PEM bytes, leaf first (RFC 8446 §4.4.2 order)."""
+    data = _read(source, "certificate")
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise UsageError("no PEM certificate ('-----BEGIN CERTIFICATE-----') found")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise UsageError(f"malformed PEM certificate: {exc}") from None
+
+
+def load_private_key(source: Source, password: bytes | None = None) -> PrivateKey:
+    """A PEM private key (PKCS#8, traditional EC/RSA); only key types we can sign with."""
+    data = _read(source, "private key")
+    if b"PRIVATE KEY-----" not in data:
+        raise UsageError("no PEM private key ('-----BEGIN ... PRIVATE KEY-----') found")
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError as exc:  # password missing, or given for an unencrypted key
+        raise UsageError(f"private key password problem: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"malformed or undecryptable private key: {exc}") from None
+    if not isinstance(key, PrivateKey):
+        raise UsageError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def _spki(key: PrivateKey | x509.Certificate) -> bytes:
+    public = key.public_key()
+    return public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def check_key_matches(leaf: x509.Certificate, key: PrivateKey) -> None:
+    """`UsageError` unless ``key`` is the private key of ``leaf``."""
+    if _spki(leaf) != _spki(key):
+        raise UsageError("the private key does not match the leaf certificate")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Our certificate chain (leaf first) and the leaf's private key."""
+
+    chain: tuple[x509.Certificate, ...]
+    private_key: PrivateKey
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        """The end-entity certificate."""
+        return self.chain[0]
+
+    @property
+    def chain_der(self) -> tuple[bytes, ...]:
+        """DER encodings for the Certificate message (RFC 8446 §4.4.2, RFC 5246 §7.4.2)."""
+        return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
+
+
+def load_identity(
+    certificate: Source, private_key: Source, password: bytes | None = None
+) -> Identity:
+    """Load a chain and its key and check that the key matches the leaf."""
+    chain = load_certificate_chain(certificate)
+    key = load_private_key(private_key, password)
+    check_key_matches(chain[0], key)
+    return Identity(tuple(chain), key)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustStore:
+    """Trust anchors for chain verification."""
+
+    certificates: tuple[x509.Certificate, ...]
+
+    def store(self) -> Store:
+        """The ``cryptography`` Store of these anchors."""
+        return Store(list(self.certificates))
+
+
+def system_ca_file() -> str | None:
+    """The system CA bundle: OpenSSL's configured file (``SSL_CERT_FILE`` honoured), else the
+    first common distribution path that exists; ``None`` if there is none."""
+    import ssl  # deferred: ssl pulls in socket, which the core does not otherwise load
+
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, *_COMMON_CA_FILES):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def load_trust_store(cafile: Source | None = None) -> TrustStore:
+    """Trust anchors from a PEM CA file or bytes, or from the system store when ``None``.
+    A system bundle may hold a few certificates that ``cryptography`` rejects or warns
+    about (e.g. negative serial numbers); those are skipped rather than failing the load."""
+    if cafile is not None:
+        return TrustStore(tuple(load_certificate_chain(cafile)))
+    found = system_ca_file()
+    if found is None:
+        raise UsageError("no system CA bundle found; pass a CA file")
+    data = _read(found, "CA bundle")
+    anchors: list[x509.Certificate] = []
+    end = b"-----END CERTIFICATE-----"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in data.split(end)[:-1]:
+            try:
+                anchors.append(x509.load_pem_x509_certificate(block + end))
+            except ValueError:
+                continue
+    if not anchors:
+        raise UsageError(f"no usable certificate in the system CA bundle {found!r}")
+    return TrustStore(tuple(anchors))
+
+
+def _parse_peer_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
+    # RFC 8446 §4.4.2.4 / RFC 5246 §7.4.2: an empty or unparsable chain is bad_certificate.
+    if not chain_der:
+        raise BadCertificate("peer sent no certificate")
+    if len(chain_der) > MAX_CHAIN_DEPTH:
+        raise BadCertificate(f"peer chain longer than {MAX_CHAIN_DEPTH} certificates")
+    try:
+        return [x509.load_der_x509_certificate(der) for der in chain_der]
+    except ValueError as exc:
+        raise BadCertificate(f"malformed peer certificate: {exc}") from None
+
+
+def _check_validity(chain: Sequence[x509.Certificate], now: datetime.datetime) -> None:
+    # RFC 5280 §6.1.3 (a)(2): each certificate must be valid at the verification time.
+    for cert in chain:
+        if now > cert.not_valid_after_utc:
+            raise BadCertificate(
+                f"certificate {cert.subject.rfc4514_string()} expired "
+                f"{cert.not_valid_after_utc.isoformat()}",
+                AlertDescription.certificate_expired,
+            )
+        if now < cert.not_valid_before_utc:
+            raise BadCertificate(
+                f"certificate {cert.subject.rfc4514_string()} not valid before "
+                f"{cert.not_valid_before_utc.isoformat()}",
+                AlertDescription.bad_certificate,
+            )
+
+
+def _alert_for(error: VerificationError) -> AlertDescription:
+    message = str(error).lower()
+    if "issuer" in message or "candidates exhausted" in message:
+        return AlertDescription.unknown_ca
+    return AlertDescription.bad_certificate
+
+
+def _builder(trust: TrustStore, now: datetime.datetime) -> PolicyBuilder:
+    return PolicyBuilder().store(trust.store()).time(now).max_chain_depth(MAX_CHAIN_DEPTH)
+
+
+def verify_server_chain(
+    chain_der: Sequence[bytes],
+    server_name: str,
+    trust: TrustStore,
+    now: datetime.datetime,
+) -> x509.Certificate:
+    """Verify the server's chain (leaf first, DER) for ``server_name`` (a DNS name or an IP
+    address literal) at time ``now``; returns the leaf. Raises `BadCertificate`."""
+    if not server_name:
+        raise UsageError("verify_server_chain needs the server name the client asked for")
+    subject: x509.verification.Subject
+    try:
+        subject = x509.IPAddress(ipaddress.ip_address(server_name.strip("[]")))
+    except ValueError:
+        subject = x509.DNSName(server_name.rstrip("."))
+    chain = _parse_peer_chain(chain_der)
+    now = _aware(now)
+    _check_validity(chain, now)
+    verifier = _builder(trust, now).build_server_verifier(subject)
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except VerificationError as exc:
+        raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
+    return chain[0]
+
+
+def verify_client_chain(
+    chain_der: Sequence[bytes], trust: TrustStore, now: datetime.datetime
+) -> x509.Certificate:
+    """Verify a client's chain (leaf first, DER) at time ``now``; returns the leaf."""
+    chain = _parse_peer_chain(chain_der)
+    now = _aware(now)
+    _check_validity(chain, now)
+    verifier = _builder(trust, now).build_client_verifier()
+    try:
+        verifier.verify(chain[0], chain[1:])
+    except VerificationError as exc:
+        raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None
+    return chain[0]
+
+
+def _aware(now: datetime.datetime) -> datetime.datetime:
+    if now.tzinfo is None:
+        raise UsageError("pass a timezone-aware datetime (e.g. datetime.now(timezone.utc))")
+    return now.astimezone(datetime.UTC)
+
+
+_KEY_TYPES = ("ecdsa-p256", "rsa-2048", "ed25519")
+
+
+def make_self_signed(
+    common_name: str = "localhost",
+    key_type: str = "ecdsa-p256",
+    days: int = 365,
+    *,
+    now: datetime.datetime | None = None,
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate and its key as (cert PEM, PKCS#8 key PEM), with SAN
+    DNS:<common_name>, DNS:localhost, IP:127.0.0.1 and IP:::1, valid from ``now`` (default:
+    the current time, the one clock read in this layer) for ``days`` days."""
+    if key_type not in _KEY_TYPES:
+        raise UsageError(f"key_type must be one of {', '.join(_KEY_TYPES)}, not {key_type!r}")
+    if days < 1:
+        raise UsageError("days must be at least 1")
+    key: PrivateKey
+    if key_type == "ecdsa-p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "rsa-2048":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    start = _aware(now) if now is not None else datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    dns = dict.fromkeys([common_name, "localhost"])
+    san: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    san += [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - datetime.timedelta(minutes=5))
+        .not_valid_after(start + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    cert = builder.sign(key, algorithm)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert_pem, key_pem

@@ -1,0 +1,123 @@
+"""Hash functions, HMAC and the handshake transcript hash.
+
+The hashes a TLS/DTLS cipher suite or signature scheme names (`Hash`), an incremental and
+copyable `TranscriptHash` (RFC 8446 §4.4.1, RFC 5246 §7.4.9), and the synthetic
+``message_hash`` message that replaces ClientHello1 after a HelloRetryRequest.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac as _hmac
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import hashes
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+__all__ = [
+    "Hash",
+    "TranscriptHash",
+    "constant_time_equal",
+    "hmac_digest",
+    "message_hash",
+    "message_hash_from_digest",
+]
+
+
+class Hash(enum.Enum):
+    """A hash named by a cipher suite (PRF / HKDF hash) or a signature scheme."""
+
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+
+    @property
+    def digest_size(self) -> int:
+        """Output length in bytes (``Hash.length`` in RFC 8446)."""
+        return _DIGEST_SIZES[self]
+
+    def new(self, data: bytes = b"") -> _Hash:
+        """A fresh hashlib object for this hash."""
+        return hashlib.new(self.value, data)
+
+    def digest(self, data: bytes) -> bytes:
+        """One-shot hash of ``data``."""
+        return hashlib.new(self.value, data).digest()
+
+    def empty_digest(self) -> bytes:
+        """Hash of the empty string (``Transcript-Hash("")`` in RFC 8446 §7.1)."""
+        return hashlib.new(self.value).digest()
+
+    def cryptography_hash(self) -> hashes.HashAlgorithm:
+        """The matching ``cryptography`` hash object (for signatures)."""
+        if self is Hash.SHA256:
+            return hashes.SHA256()
+        if self is Hash.SHA384:
+            return hashes.SHA384()
+        return hashes.SHA512()
+
+
+_DIGEST_SIZES = {Hash.SHA256: 32, Hash.SHA384: 48, Hash.SHA512: 64}
+
+
+def hmac_digest(hash: Hash, key: bytes, data: bytes) -> bytes:
+    """HMAC (RFC 2104) of ``data`` under ``key``."""
+    return _hmac.digest(key, data, hash.value)
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare two MACs without leaking the position of the first difference."""
+    return _hmac.compare_digest(a, b)
+
+
+def message_hash(hash: Hash, client_hello1: bytes) -> bytes:
+    """The synthetic handshake message that replaces ClientHello1 in the transcript after a
+    HelloRetryRequest: ``message_hash(254) || 00 00 || Hash.length || Hash(ClientHello1)``
+    (RFC 8446 §4.4.1). ``client_hello1`` is the whole handshake message as hashed (for DTLS
+    1.3, without the DTLS-only header fields, RFC 9147 §5.2)."""
+    return message_hash_from_digest(hash.digest(client_hello1))
+
+
+def message_hash_from_digest(digest: bytes) -> bytes:
+    """Like `message_hash`, from an already computed ``Hash(ClientHello1)`` (a stateless
+    server keeps only that digest in its cookie, RFC 8446 §4.2.2)."""
+    # RFC 8446 §4.4.1: HandshakeType message_hash = 254, uint24 length = Hash.length.
+    return bytes((254, 0, 0, len(digest))) + digest
+
+
+class TranscriptHash:
+    """Running hash over the handshake messages exactly as received or sent.
+
+    ``update`` feeds bytes, ``digest`` returns the hash so far without finishing it, ``copy``
+    forks the state (a TLS 1.2 CertificateVerify and a Finished need hashes at different points).
+    """
+
+    __slots__ = ("_state", "hash")
+
+    def __init__(self, hash: Hash, data: bytes = b"") -> None:
+        self.hash = hash
+        self._state = hash.new(data)
+
+    def update(self, data: bytes) -> None:
+        """Add handshake message bytes to the transcript."""
+        self._state.update(data)
+
+    def digest(self) -> bytes:
+        """``Transcript-Hash`` of everything fed so far; the transcript continues."""
+        return self._state.digest()
+
+    def copy(self) -> TranscriptHash:
+        """An independent transcript with the same content."""
+        other = TranscriptHash.__new__(TranscriptHash)
+        other.hash = self.hash
+        other._state = self._state.copy()
+        return other
+
+    @classmethod
+    def after_hello_retry(cls, hash: Hash, client_hello1: bytes) -> TranscriptHash:
+        """A transcript that starts with ``message_hash(ClientHello1)`` (RFC 8446 §4.4.1);
+        the HelloRetryRequest and later messages are then fed with ``update``."""
+        return cls(hash, message_hash(hash, client_hello1))

@@ -1,0 +1,175 @@
+"""The crypto provider: the one object through which the protocol layers get randomness,
+AEAD instances, ephemeral key shares and signatures, so tests can inject their own.
+
+- `CryptoProvider`: the interface (a Protocol);
+- `DefaultProvider`: ``cryptography`` plus ``os.urandom`` (the only use of it in the core);
+- `DeterministicProvider`: the same algorithms with a seeded SHA-256 counter stream for
+  ``random`` and key shares drawn from it, so test transcripts are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from typing import Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.kex import SUPPORTED_GROUPS, KeyShare
+from dtlsgate.crypto.signatures import PrivateKey, PublicKey
+from dtlsgate.crypto.signatures import sign as _sign
+from dtlsgate.crypto.signatures import verify as _verify
+from dtlsgate.errors import UsageError
+from dtlsgate.wire.enums import NamedGroup, SignatureScheme
+
+__all__ = ["AEAD_CACHE_SIZE", "CryptoProvider", "DefaultProvider", "DeterministicProvider"]
+
+#: Keyed AEAD objects kept per provider. A connection uses at most a few epochs' keys at a
+#: time (RFC 9147 §4.2.1 keeps old epochs briefly for reordering); 256 covers many
+#: connections while bounding the key material held in memory.
+AEAD_CACHE_SIZE = 256
+
+
+@runtime_checkable
+class CryptoProvider(Protocol):
+    """What the protocol layers need from cryptography."""
+
+    supported_groups: tuple[NamedGroup, ...]
+
+    def random(self, n: int) -> bytes:
+        """``n`` bytes from a cryptographically secure generator."""
+        ...
+
+    def aead(self, algorithm: AeadAlgorithm, key: bytes) -> Aead:
+        """A keyed AEAD (may be cached per key)."""
+        ...
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        """A fresh ephemeral key pair in ``group``."""
+        ...
+
+    def sign(
+        self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True
+    ) -> bytes:
+        """Sign ``data`` with ``scheme`` (see `dtlsgate.crypto.signatures.sign`)."""
+        ...
+
+    def verify(
+        self,
+        key: PublicKey | CertificatePublicKeyTypes,
+        scheme: SignatureScheme,
+        data: bytes,
+        signature: bytes,
+        *,
+        tls13: bool = True,
+    ) -> None:
+        """Check a peer signature (see `dtlsgate.crypto.signatures.verify`)."""
+        ...
+
+
+class DefaultProvider:
+    """``cryptography`` for every primitive, ``os.urandom`` for randomness."""
+
+    supported_groups: tuple[NamedGroup, ...] = SUPPORTED_GROUPS
+
+    def __init__(self, aead_cache_size: int = AEAD_CACHE_SIZE) -> None:
+        self._aead_cache: OrderedDict[tuple[AeadAlgorithm, bytes], Aead] = OrderedDict()
+        self._aead_cache_size = aead_cache_size
+
+    def random(self, n: int) -> bytes:
+        """``n`` bytes from the operating system's CSPRNG."""
+        if n < 0:
+            raise UsageError("random(n) needs n >= 0")
+        return os.urandom(n)
+
+    def aead(self, algorithm: AeadAlgorithm, key: bytes) -> Aead:
+        """A keyed AEAD, reused while it stays in the per-provider LRU cache."""
+        cache_key = (algorithm, key)
+        cached = self._aead_cache.get(cache_key)
+        if cached is not None:
+            self._aead_cache.move_to_end(cache_key)
+            return cached
+        instance = Aead(algorithm, key)
+        self._aead_cache[cache_key] = instance
+        if len(self._aead_cache) > self._aead_cache_size:
+            self._aead_cache.popitem(last=False)
+        return instance
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        """A fresh key pair from ``cryptography``'s generator."""
+        return KeyShare.generate(group)
+
+    def sign(
+        self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True
+    ) -> bytes:
+        """Sign ``data`` (ECDSA nonces and PSS salts are random)."""
+        return _sign(key, scheme, data, tls13=tls13)
+
+    def verify(
+        self,
+        key: PublicKey | CertificatePublicKeyTypes,
+        scheme: SignatureScheme,
+        data: bytes,
+        signature: bytes,
+        *,
+        tls13: bool = True,
+    ) -> None:
+        """Check a peer signature; `DecryptError` when it is wrong."""
+        _verify(key, scheme, data, signature, tls13=tls13)
+
+
+# Private scalar lengths and the top-bits mask that keeps a random scalar below the group
+# order (NIST curves: order > 2^(bits-1), so clearing the top bit suffices; X25519/X448 clamp
+# any 32/56 bytes themselves, RFC 7748 §5).
+_SCALAR = {
+    NamedGroup.x25519: 32,
+    NamedGroup.x448: 56,
+    NamedGroup.secp256r1: 32,
+    NamedGroup.secp384r1: 48,
+}
+
+
+class DeterministicProvider(DefaultProvider):
+    """For tests: ``random`` is SHA-256(seed || counter) blocks, key shares come from it, and
+    ECDSA uses RFC 6979 nonces. RSA-PSS salts stay random (``cryptography`` draws them)."""
+
+    def __init__(self, seed: bytes | int | str = 0, aead_cache_size: int = AEAD_CACHE_SIZE):
+        super().__init__(aead_cache_size)
+        if isinstance(seed, int):
+            seed = seed.to_bytes(8, "big", signed=True)
+        elif isinstance(seed, str):
+            seed = seed.encode()
+        self._seed = seed
+        self._counter = 0
+        self._buffer = b""
+
+    def random(self, n: int) -> bytes:
+        """The next ``n`` bytes of the seeded stream."""
+        if n < 0:
+            raise UsageError("random(n) needs n >= 0")
+        while len(self._buffer) < n:
+            block = hashlib.sha256(self._seed + self._counter.to_bytes(8, "big")).digest()
+            self._buffer += block
+            self._counter += 1
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        """A key pair whose private scalar comes from the seeded stream."""
+        length = _SCALAR.get(group)
+        if length is None:
+            raise UsageError(f"group {group!r} is not implemented")
+        scalar = bytearray(self.random(length))
+        if group in (NamedGroup.secp256r1, NamedGroup.secp384r1):
+            scalar[0] &= 0x7F
+            if not any(scalar):
+                scalar[-1] = 1
+        return KeyShare.from_private_bytes(group, bytes(scalar))
+
+    def sign(
+        self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True
+    ) -> bytes:
+        """Sign with RFC 6979 deterministic ECDSA nonces."""
+        return _sign(key, scheme, data, tls13=tls13, deterministic_ecdsa=True)

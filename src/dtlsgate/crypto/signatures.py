@@ -1,0 +1,199 @@
+"""Signatures by `SignatureScheme` (RFC 8446 §4.2.3) for CertificateVerify (TLS 1.3, TLS 1.2)
+and ServerKeyExchange (TLS 1.2, RFC 8422 §5.4).
+
+``sign`` and ``verify`` map a scheme to the ``cryptography`` padding and hash; a failed check
+raises `DecryptError` (RFC 8446 §4.4.3: decrypt_error). A scheme that does not fit the peer's
+key raises `IllegalParameter`. ``certificate_verify_content`` builds the TLS 1.3 signed data.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
+
+from dtlsgate.crypto.hashes import Hash
+from dtlsgate.errors import DecryptError, IllegalParameter, UsageError
+from dtlsgate.wire.enums import SignatureScheme
+
+__all__ = [
+    "IMPLEMENTED_SCHEMES",
+    "TLS13_FORBIDDEN_SCHEMES",
+    "PrivateKey",
+    "PublicKey",
+    "certificate_verify_content",
+    "scheme_hash",
+    "schemes_for_key",
+    "sign",
+    "verify",
+]
+
+PrivateKey = (
+    ec.EllipticCurvePrivateKey
+    | rsa.RSAPrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+PublicKey = (
+    ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+_S = SignatureScheme
+
+_ECDSA: Final = {
+    _S.ecdsa_secp256r1_sha256: (Hash.SHA256, "secp256r1"),
+    _S.ecdsa_secp384r1_sha384: (Hash.SHA384, "secp384r1"),
+    _S.ecdsa_secp521r1_sha512: (Hash.SHA512, "secp521r1"),
+}
+_RSA_PSS: Final = {
+    _S.rsa_pss_rsae_sha256: Hash.SHA256,
+    _S.rsa_pss_rsae_sha384: Hash.SHA384,
+    _S.rsa_pss_rsae_sha512: Hash.SHA512,
+    _S.rsa_pss_pss_sha256: Hash.SHA256,
+    _S.rsa_pss_pss_sha384: Hash.SHA384,
+    _S.rsa_pss_pss_sha512: Hash.SHA512,
+}
+_RSA_PKCS1: Final = {
+    _S.rsa_pkcs1_sha256: Hash.SHA256,
+    _S.rsa_pkcs1_sha384: Hash.SHA384,
+    _S.rsa_pkcs1_sha512: Hash.SHA512,
+}
+
+#: Every scheme ``sign``/``verify`` handle.
+IMPLEMENTED_SCHEMES: frozenset[SignatureScheme] = frozenset(
+    {*_ECDSA, *_RSA_PSS, *_RSA_PKCS1, _S.ed25519, _S.ed448}
+)
+
+#: RFC 8446 §4.2.3 / §4.4.3: RSASSA-PKCS1-v1_5 and SHA-1 schemes must not be used in TLS 1.3
+#: CertificateVerify (they remain valid in certificates and in TLS 1.2).
+TLS13_FORBIDDEN_SCHEMES: frozenset[SignatureScheme] = frozenset(
+    {*_RSA_PKCS1, _S.rsa_pkcs1_sha1, _S.ecdsa_sha1}
+)
+
+
+def scheme_hash(scheme: SignatureScheme) -> Hash | None:
+    """The hash a scheme signs with; ``None`` for EdDSA (which hashes internally)."""
+    if scheme in _ECDSA:
+        return _ECDSA[scheme][0]
+    if scheme in _RSA_PSS:
+        return _RSA_PSS[scheme]
+    if scheme in _RSA_PKCS1:
+        return _RSA_PKCS1[scheme]
+    if scheme in (_S.ed25519, _S.ed448):
+        return None
+    raise UsageError(f"signature scheme {scheme!r} is not implemented")
+
+
+def _pss(hash: Hash) -> padding.PSS:
+    # RFC 8446 §4.2.3: MGF1 with the same hash, salt as long as the digest.
+    return padding.PSS(mgf=padding.MGF1(hash.cryptography_hash()), salt_length=hash.digest_size)
+
+
+def _key_fits(key: PrivateKey | PublicKey, scheme: SignatureScheme, tls13: bool) -> bool:
+    if scheme in _ECDSA:
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+            return False
+        # RFC 8446 §4.2.3: in TLS 1.3 the curve is part of the scheme; in TLS 1.2 the
+        # value only names the hash (RFC 5246 §7.4.1.4.1).
+        return not tls13 or key.curve.name == _ECDSA[scheme][1]
+    if scheme in _RSA_PSS or scheme in _RSA_PKCS1:
+        return isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+    if scheme is _S.ed25519:
+        return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+    if scheme is _S.ed448:
+        return isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
+    return False
+
+
+def schemes_for_key(key: PrivateKey | PublicKey | PrivateKeyTypes) -> list[SignatureScheme]:
+    """The schemes ``key`` can sign or verify with, preferred first (TLS 1.3 rules for ECDSA:
+    the scheme of the key's curve). RSA keys list rsa_pss_rsae_* then rsa_pkcs1_*; the
+    rsa_pss_pss_* schemes need an RSASSA-PSS certificate, which the caller decides."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return [s for s, (_, curve) in _ECDSA.items() if curve == key.curve.name]
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return [
+            _S.rsa_pss_rsae_sha256,
+            _S.rsa_pss_rsae_sha384,
+            _S.rsa_pss_rsae_sha512,
+            _S.rsa_pkcs1_sha256,
+            _S.rsa_pkcs1_sha384,
+            _S.rsa_pkcs1_sha512,
+        ]
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return [_S.ed25519]
+    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return [_S.ed448]
+    return []
+
+
+def sign(
+    key: PrivateKey,
+    scheme: SignatureScheme,
+    data: bytes,
+    *,
+    tls13: bool = True,
+    deterministic_ecdsa: bool = False,
+) -> bytes:
+    """Sign ``data`` with ``scheme``. `UsageError` if the scheme does not fit our key.
+    ``deterministic_ecdsa`` selects RFC 6979 nonces (reproducible test transcripts)."""
+    if scheme not in IMPLEMENTED_SCHEMES or not _key_fits(key, scheme, tls13):
+        raise UsageError(f"cannot sign with {scheme!r} using a {type(key).__name__}")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        h = _ECDSA[scheme][0].cryptography_hash()
+        return key.sign(data, ec.ECDSA(h, deterministic_signing=deterministic_ecdsa))
+    if isinstance(key, rsa.RSAPrivateKey):
+        if scheme in _RSA_PSS:
+            hash = _RSA_PSS[scheme]
+            return key.sign(data, _pss(hash), hash.cryptography_hash())
+        hash = _RSA_PKCS1[scheme]
+        return key.sign(data, padding.PKCS1v15(), hash.cryptography_hash())
+    return key.sign(data)
+
+
+def verify(
+    key: PublicKey | CertificatePublicKeyTypes,
+    scheme: SignatureScheme,
+    data: bytes,
+    signature: bytes,
+    *,
+    tls13: bool = True,
+) -> None:
+    """Check the peer's ``signature`` over ``data``. Raises `IllegalParameter` when the peer
+    chose a scheme that does not fit its key or that we do not implement, and `DecryptError`
+    when the signature is wrong (RFC 8446 §4.4.3)."""
+    if scheme not in IMPLEMENTED_SCHEMES:
+        raise IllegalParameter(f"peer used signature scheme {scheme!r} which we did not offer")
+    if not isinstance(key, PublicKey) or not _key_fits(key, scheme, tls13):
+        raise IllegalParameter(f"signature scheme {scheme!r} does not fit the peer's key")
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(_ECDSA[scheme][0].cryptography_hash()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            if scheme in _RSA_PSS:
+                hash = _RSA_PSS[scheme]
+                key.verify(signature, data, _pss(hash), hash.cryptography_hash())
+            else:
+                hash = _RSA_PKCS1[scheme]
+                key.verify(signature, data, padding.PKCS1v15(), hash.cryptography_hash())
+        else:
+            key.verify(signature, data)
+    except (InvalidSignature, ValueError):
+        raise DecryptError(f"{scheme.name} signature does not verify") from None
+
+
+#: RFC 8446 §4.4.3 context strings (DTLS 1.3 uses the same ones, RFC 9147 §5).
+_SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
+_CLIENT_CONTEXT = b"TLS 1.3, client CertificateVerify"
+
+
+def certificate_verify_content(transcript_hash: bytes, *, server: bool) -> bytes:
+    """The data a TLS 1.3 CertificateVerify signs (RFC 8446 §4.4.3): 64 spaces, the context
+    string, a zero byte, then Transcript-Hash(Handshake Context, Certificate)."""
+    context = _SERVER_CONTEXT if server else _CLIENT_CONTEXT
+    return b" " * 64 + context + b"\x00" + transcript_hash

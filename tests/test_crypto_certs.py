@@ -1,0 +1,268 @@
+"""Certificates: loading PEM chains and keys (with the errors a user sees), chain and host name
+verification against a small CA built here, expiry, unknown CA, and self-signed generation."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dtlsgate.crypto.certs import (
+    Identity,
+    TrustStore,
+    check_key_matches,
+    load_certificate_chain,
+    load_identity,
+    load_private_key,
+    load_trust_store,
+    make_self_signed,
+    system_ca_file,
+    verify_client_chain,
+    verify_server_chain,
+)
+from dtlsgate.crypto.signatures import schemes_for_key
+from dtlsgate.errors import BadCertificate, UsageError
+from dtlsgate.wire.enums import AlertDescription
+
+NOW = datetime.datetime(2030, 6, 1, tzinfo=datetime.UTC)
+DAY = datetime.timedelta(days=1)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    san: list[x509.GeneralName] | None = None,
+    not_before: datetime.datetime = NOW - 30 * DAY,
+    not_after: datetime.datetime = NOW + 30 * DAY,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san or []), False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+
+
+class Pki:
+    def __init__(self) -> None:
+        self.root_key = ec.generate_private_key(ec.SECP256R1())
+        self.root = _cert("Test Root", self.root_key, "Test Root", self.root_key, ca=True)
+        self.inter_key = ec.generate_private_key(ec.SECP256R1())
+        self.inter = _cert("Test Inter", self.inter_key, "Test Root", self.root_key, ca=True)
+        self.leaf_key = ec.generate_private_key(ec.SECP256R1())
+        san: list[x509.GeneralName] = [
+            x509.DNSName("server.example"),
+            x509.IPAddress(ipaddress.ip_address("192.0.2.7")),
+            x509.IPAddress(ipaddress.ip_address("2001:db8::7")),
+        ]
+        self.leaf = _cert(
+            "server.example", self.leaf_key, "Test Inter", self.inter_key, ca=False, san=san
+        )
+        self.trust = TrustStore((self.root,))
+        self.chain = [_der(self.leaf), _der(self.inter)]
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return Pki()
+
+
+def test_verify_server_by_dns_name_and_ip(pki: Pki) -> None:
+    assert verify_server_chain(pki.chain, "server.example", pki.trust, NOW) == pki.leaf
+    assert verify_server_chain(pki.chain, "SERVER.example.", pki.trust, NOW) == pki.leaf
+    assert verify_server_chain(pki.chain, "192.0.2.7", pki.trust, NOW) == pki.leaf
+    assert verify_server_chain(pki.chain, "[2001:db8::7]", pki.trust, NOW) == pki.leaf
+    assert verify_client_chain(pki.chain, pki.trust, NOW) == pki.leaf
+
+
+@pytest.mark.parametrize("name", ["other.example", "192.0.2.8", "example", "x.server.example"])
+def test_wrong_host_name(pki: Pki, name: str) -> None:
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain(pki.chain, name, pki.trust, NOW)
+    assert info.value.alert is AlertDescription.bad_certificate
+
+
+def test_unknown_ca_and_missing_intermediate(pki: Pki) -> None:
+    stranger = Pki()
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain(pki.chain, "server.example", stranger.trust, NOW)
+    assert info.value.alert is AlertDescription.unknown_ca
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain(pki.chain[:1], "server.example", pki.trust, NOW)
+    assert info.value.alert is AlertDescription.unknown_ca
+
+
+def test_expired_and_not_yet_valid(pki: Pki) -> None:
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain(pki.chain, "server.example", pki.trust, NOW + 60 * DAY)
+    assert info.value.alert is AlertDescription.certificate_expired
+    expired_leaf = _cert(
+        "server.example",
+        pki.leaf_key,
+        "Test Inter",
+        pki.inter_key,
+        ca=False,
+        san=[x509.DNSName("server.example")],
+        not_before=NOW - 10 * DAY,
+        not_after=NOW - DAY,
+    )
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain([_der(expired_leaf), _der(pki.inter)], "server.example", pki.trust, NOW)
+    assert info.value.alert is AlertDescription.certificate_expired
+    with pytest.raises(BadCertificate) as info:
+        verify_client_chain(pki.chain, pki.trust, NOW - 60 * DAY)
+    assert info.value.alert is AlertDescription.bad_certificate
+
+
+def test_malformed_or_empty_peer_chain(pki: Pki) -> None:
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain([b"\x30\x03\x02\x01\x00"], "server.example", pki.trust, NOW)
+    assert info.value.alert is AlertDescription.bad_certificate
+    with pytest.raises(BadCertificate):
+        verify_client_chain([], pki.trust, NOW)
+    with pytest.raises(BadCertificate):
+        verify_client_chain([pki.chain[0]] * 9, pki.trust, NOW)
+
+
+def test_verification_misuse(pki: Pki) -> None:
+    with pytest.raises(UsageError):
+        verify_server_chain(pki.chain, "server.example", pki.trust, NOW.replace(tzinfo=None))
+    with pytest.raises(UsageError):
+        verify_server_chain(pki.chain, "", pki.trust, NOW)
+
+
+def test_load_identity_from_bytes_and_files(pki: Pki, tmp_path: Path) -> None:
+    chain_pem = _pem(pki.leaf) + _pem(pki.inter)
+    identity = load_identity(chain_pem, _key_pem(pki.leaf_key))
+    assert isinstance(identity, Identity)
+    assert identity.leaf == pki.leaf
+    assert identity.chain_der == tuple(pki.chain)
+    cert_file = tmp_path / "chain.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(chain_pem)
+    key_file.write_bytes(_key_pem(pki.leaf_key, b"secret"))
+    from_files = load_identity(str(cert_file), key_file, password=b"secret")
+    assert from_files.chain == identity.chain
+    assert load_certificate_chain(chain_pem.decode()) == [pki.leaf, pki.inter]
+
+
+def test_load_errors_are_clear_usage_errors(pki: Pki, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not match"):
+        load_identity(_pem(pki.leaf), _key_pem(pki.inter_key))
+    with pytest.raises(UsageError, match="cannot read certificate file"):
+        load_certificate_chain(tmp_path / "missing.pem")
+    with pytest.raises(UsageError, match="no PEM certificate"):
+        load_certificate_chain(b"not a certificate")
+    with pytest.raises(UsageError, match="malformed PEM certificate"):
+        load_certificate_chain(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(UsageError, match="no PEM private key"):
+        load_private_key(_pem(pki.leaf))
+    with pytest.raises(UsageError, match="password"):
+        load_private_key(_key_pem(pki.leaf_key, b"secret"))
+    with pytest.raises(UsageError):
+        load_private_key(_key_pem(pki.leaf_key, b"secret"), password=b"wrong")
+    check_key_matches(pki.leaf, pki.leaf_key)
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256", "rsa-2048", "ed25519"])
+def test_make_self_signed(key_type: str) -> None:
+    cert_pem, key_pem = make_self_signed(key_type=key_type, days=10, now=NOW)
+    identity = load_identity(cert_pem, key_pem)
+    key = identity.private_key
+    expected = {"ecdsa-p256": ec.EllipticCurvePrivateKey, "rsa-2048": rsa.RSAPrivateKey}
+    assert isinstance(key, expected.get(key_type, ed25519.Ed25519PrivateKey))
+    assert schemes_for_key(key)
+    san = identity.leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
+    ]
+    assert identity.leaf.not_valid_after_utc == NOW + 10 * DAY
+    # A client that pins the self-signed certificate as its trust anchor accepts it.
+    trust = TrustStore(identity.chain)
+    for name in ("localhost", "127.0.0.1", "::1"):
+        verify_server_chain(identity.chain_der, name, trust, NOW + DAY)
+    with pytest.raises(BadCertificate):
+        verify_server_chain(identity.chain_der, "example.com", trust, NOW + DAY)
+
+
+def test_make_self_signed_misuse() -> None:
+    with pytest.raises(UsageError):
+        make_self_signed(key_type="dsa-1024")
+    with pytest.raises(UsageError):
+        make_self_signed(days=0)
+
+
+def test_trust_store_from_ca_file_and_system(pki: Pki, tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(_pem(pki.root))
+    assert load_trust_store(ca_file).certificates == (pki.root,)
+    if system_ca_file() is None:
+        pytest.skip("no system CA bundle on this machine")
+    assert len(load_trust_store().certificates) > 10

@@ -1,0 +1,351 @@
+"""Key derivation vectors: the TLS 1.3 key schedule against RFC 8448 §3 (Simple 1-RTT
+Handshake) and §4 (resumption PSK / binder key), the TLS 1.2 PRF against the P_SHA256 and
+P_SHA384 vectors published on the IETF TLS list, and the TLS 1.2 derivations built on it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from dtlsgate.crypto import prf
+from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.keyschedule import (
+    DTLS13_LABEL_PREFIX,
+    KeySchedule,
+    hkdf_expand_label,
+    hkdf_extract,
+)
+from dtlsgate.crypto.suites import SUITES, KeyExchange, suite_info
+from dtlsgate.errors import StateError, UsageError
+from dtlsgate.wire.enums import CipherSuite, NamedGroup
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex(text.replace(" ", "").replace("\n", ""))
+
+
+# ---- RFC 8448 §3, TLS_AES_128_GCM_SHA256, x25519 -------------------------------------------
+CLIENT_PRIVATE = h("49af42ba7f7994852d713ef2784bcbcaa7911de26adc5642cb634540e7ea5005")
+CLIENT_PUBLIC = h("99381de560e4bd43d23d8e435a7dbafeb3c06e51c13cae4d5413691e529aaf2c")
+SERVER_PRIVATE = h("b1580eeadf6dd589b8ef4f2d5652578cc810e9980191ec8d058308cea216a21e")
+SERVER_PUBLIC = h("c9828876112095fe66762bdbf7c672e156d6cc253b833df1dd69b1b04e751f0f")
+ECDHE_SECRET = h("8bd4054fb55b9d63fdfbacf9f04b9f0d35e6d63f537563efd46272900f89492d")
+EARLY_SECRET = h("33ad0a1c607ec03b09e6cd9893680ce210adf300aa1f2660e1b22e10f170f92a")
+DERIVED_FOR_HANDSHAKE = h("6f2615a108c702c5678f54fc9dbab69716c076189c48250cebeac3576c3611ba")
+HANDSHAKE_SECRET = h("1dc826e93606aa6fdc0aadc12f741b01046aa6b99f691ed221a9f0ca043fbeac")
+HASH_CH_SH = h("860c06edc07858ee8e78f0e7428c58edd6b43f2ca3e6e95f02ed063cf0e1cad8")
+C_HS_TRAFFIC = h("b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21")
+S_HS_TRAFFIC = h("b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38")
+C_FINISHED_KEY = h("b80ad01015fb2f0bd65ff7d4da5d6bf83f84821d1f87fdc7d3c75b5a7b42d9c4")
+S_FINISHED_KEY = h("008d3b66f816ea559f96b537e885c31fc068bf492c652f01f288a1d8cdc19fc8")
+DERIVED_FOR_MASTER = h("43de77e0c77713859a944db9db2590b53190a65b3ee2e4f12dd7a0bb7ce254b4")
+MASTER_SECRET = h("18df06843d13a08bf2a449844c5f8a478001bc4d4c627984d5a41da8d0402919")
+HASH_CH_SF = h("9608102a0f1ccc6db6250b7b7e417b1a000eaada3daae4777a7686c9ff83df13")
+C_AP_TRAFFIC = h("9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5")
+S_AP_TRAFFIC = h("a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643")
+EXP_MASTER = h("fe22f881176eda18eb8f44529e6792c50c9a3f89452f68d8ae311b4309d3cf50")
+HASH_CH_CF = h("209145a96ee8e2a122ff810047cc952684658d6049e86429426db87c54ad143d")
+RES_MASTER = h("7df235f2031d2a051287d02b0241b0bfdaf86cc856231f2d5aba46c434ec196c")
+# §3 NewSessionTicket nonce 00 00 -> the PSK that §4 uses as its early-secret IKM.
+RESUMPTION_PSK = h("4ecd0eb6ec3b4d87f5d6028f922ca4c5851a277fd41311c9e62d2c9492e1c4f3")
+# §4: early secret from that PSK and its "res binder" key.
+EARLY_SECRET_PSK = h("9b2188e9b2fc6d64d71dc329900e20bb41915000f678aa839cbb797cb7d8332c")
+RES_BINDER_KEY = h("69fe131a3bbad5d63c64eebcc30e395b9d8107726a13d074e389dbc8a4e47256")
+
+
+def rfc8448_schedule() -> KeySchedule:
+    return KeySchedule.for_suite(suite_info(CipherSuite.TLS_AES_128_GCM_SHA256))
+
+
+def test_rfc8448_x25519_shared_secret() -> None:
+    client = KeyShare.from_private_bytes(NamedGroup.x25519, CLIENT_PRIVATE)
+    server = KeyShare.from_private_bytes(NamedGroup.x25519, SERVER_PRIVATE)
+    assert client.public_bytes == CLIENT_PUBLIC
+    assert server.public_bytes == SERVER_PUBLIC
+    assert client.exchange(SERVER_PUBLIC) == ECDHE_SECRET
+    assert server.exchange(CLIENT_PUBLIC) == ECDHE_SECRET
+
+
+def test_rfc8448_early_and_derived_secrets() -> None:
+    ks = rfc8448_schedule()
+    assert ks.early_secret == EARLY_SECRET
+    assert hkdf_extract(Hash.SHA256, None, None) == EARLY_SECRET
+    assert ks.derive(ks.early_secret, b"derived", Hash.SHA256.empty_digest()) == (
+        DERIVED_FOR_HANDSHAKE
+    )
+
+
+def test_rfc8448_handshake_secrets_and_keys() -> None:
+    ks = rfc8448_schedule()
+    assert ks.enter_handshake(ECDHE_SECRET) == HANDSHAKE_SECRET
+    c_hs = ks.client_handshake_traffic_secret(HASH_CH_SH)
+    s_hs = ks.server_handshake_traffic_secret(HASH_CH_SH)
+    assert c_hs == C_HS_TRAFFIC
+    assert s_hs == S_HS_TRAFFIC
+    assert ks.finished_key(c_hs) == C_FINISHED_KEY
+    assert ks.finished_key(s_hs) == S_FINISHED_KEY
+    assert ks.traffic_keys(s_hs) == (
+        h("3fce516009c21727d0f2e4e86ee403bc"),
+        h("5d313eb2671276ee13000b30"),
+    )
+    assert ks.traffic_keys(c_hs) == (
+        h("dbfaa693d1762c5b666af5d950258d01"),
+        h("5bd3c71b836e0b76bb73265f"),
+    )
+    # verify_data is HMAC(finished_key, transcript hash) (RFC 8446 §4.4.4).
+    transcript = hashlib.sha256(b"anything").digest()
+    assert ks.finished_verify_data(s_hs, transcript) == hmac.digest(
+        S_FINISHED_KEY, transcript, "sha256"
+    )
+
+
+def test_rfc8448_master_and_application_secrets() -> None:
+    ks = rfc8448_schedule()
+    ks.enter_handshake(ECDHE_SECRET)
+    assert ks.derive(HANDSHAKE_SECRET, b"derived", Hash.SHA256.empty_digest()) == (
+        DERIVED_FOR_MASTER
+    )
+    assert ks.enter_master() == MASTER_SECRET
+    c_ap = ks.client_application_traffic_secret(HASH_CH_SF)
+    s_ap = ks.server_application_traffic_secret(HASH_CH_SF)
+    assert c_ap == C_AP_TRAFFIC
+    assert s_ap == S_AP_TRAFFIC
+    assert ks.exporter_master_secret(HASH_CH_SF) == EXP_MASTER
+    assert ks.resumption_master_secret(HASH_CH_CF) == RES_MASTER
+    assert ks.traffic_keys(s_ap) == (
+        h("9f02283b6c9c07efc26bb9f2ac92e356"),
+        h("cf782b88dd83549aadf1e984"),
+    )
+    assert ks.traffic_keys(c_ap) == (
+        h("17422dda596ed5d9acd890e3c63f5051"),
+        h("5b78923dee08579033e523d9"),
+    )
+
+
+def test_rfc8448_resumption_psk_and_binder_key() -> None:
+    ks = rfc8448_schedule()
+    assert ks.resumption_psk(RES_MASTER, b"\x00\x00") == RESUMPTION_PSK
+    resumed = KeySchedule.for_suite(
+        suite_info(CipherSuite.TLS_AES_128_GCM_SHA256), psk=RESUMPTION_PSK
+    )
+    assert resumed.early_secret == EARLY_SECRET_PSK
+    assert resumed.binder_key(external=False) == RES_BINDER_KEY
+    assert resumed.binder_key(external=True) != RES_BINDER_KEY
+
+
+def test_hkdf_expand_label_info_layout() -> None:
+    # RFC 8448 §3 prints the info for "c hs traffic": 00 20 12 "tls13 c hs traffic" 20 hash.
+    info = h("0020 12") + b"tls13 c hs traffic" + b"\x20" + HASH_CH_SH
+    expected = hmac.digest(HANDSHAKE_SECRET, info + b"\x01", "sha256")
+    assert hkdf_expand_label(Hash.SHA256, HANDSHAKE_SECRET, b"c hs traffic", HASH_CH_SH, 32) == (
+        expected
+    )
+    assert expected == C_HS_TRAFFIC
+
+
+def test_dtls13_label_prefix() -> None:
+    # RFC 9147 §5.9: the label is "dtls13" + label, with no space.
+    info = h("0010 09") + b"dtls13key" + b"\x00"
+    expected = hmac.digest(S_HS_TRAFFIC, info + b"\x01", "sha256")[:16]
+    ks = KeySchedule.for_suite(suite_info(CipherSuite.TLS_AES_128_GCM_SHA256), dtls=True)
+    assert ks.label_prefix == DTLS13_LABEL_PREFIX
+    key, iv = ks.traffic_keys(S_HS_TRAFFIC)
+    assert key == expected
+    assert key != h("3fce516009c21727d0f2e4e86ee403bc")
+    assert len(iv) == 12
+    sn_info = h("0010 08") + b"dtls13sn" + b"\x00"
+    assert (
+        ks.record_number_key(S_HS_TRAFFIC)
+        == (hmac.digest(S_HS_TRAFFIC, sn_info + b"\x01", "sha256")[:16])
+    )
+
+
+def test_next_traffic_secret_and_exporter() -> None:
+    ks = rfc8448_schedule()
+    info = h("0020 11") + b"tls13 traffic upd" + b"\x00"
+    assert ks.next_traffic_secret(C_AP_TRAFFIC) == hmac.digest(
+        C_AP_TRAFFIC, info + b"\x01", "sha256"
+    )
+    inner = ks.derive(EXP_MASTER, b"EXPERIMENTAL", Hash.SHA256.empty_digest())
+    out = ks.export(EXP_MASTER, b"EXPERIMENTAL", b"ctx", 40)
+    assert len(out) == 40
+    assert out == hkdf_expand_label(
+        Hash.SHA256, inner, b"exporter", hashlib.sha256(b"ctx").digest(), 40
+    )
+
+
+def test_key_schedule_order_is_enforced() -> None:
+    ks = rfc8448_schedule()
+    with pytest.raises(StateError):
+        ks.enter_master()
+    with pytest.raises(StateError):
+        ks.client_handshake_traffic_secret(HASH_CH_SH)
+    ks.enter_handshake(ECDHE_SECRET)
+    with pytest.raises(StateError):
+        ks.enter_handshake(ECDHE_SECRET)
+    with pytest.raises(StateError):
+        ks.client_application_traffic_secret(HASH_CH_SF)
+    with pytest.raises(UsageError):
+        KeySchedule.for_suite(suite_info(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256))
+
+
+def test_sha384_schedule_lengths() -> None:
+    ks = KeySchedule.for_suite(suite_info(CipherSuite.TLS_AES_256_GCM_SHA384))
+    assert len(ks.early_secret) == 48
+    ks.enter_handshake(bytes(32))
+    secret = ks.server_handshake_traffic_secret(bytes(48))
+    key, iv = ks.traffic_keys(secret)
+    assert (len(secret), len(key), len(iv)) == (48, 32, 12)
+
+
+# ---- transcript ------------------------------------------------------------------------------
+
+
+def test_transcript_hash_incremental_and_copy() -> None:
+    t = TranscriptHash(Hash.SHA256)
+    t.update(b"client hello")
+    fork = t.copy()
+    t.update(b"server hello")
+    assert t.digest() == hashlib.sha256(b"client helloserver hello").digest()
+    assert fork.digest() == hashlib.sha256(b"client hello").digest()
+    assert t.digest() == t.digest()  # digest does not finish the transcript
+
+
+def test_message_hash_after_hello_retry() -> None:
+    ch1 = b"\x01\x00\x00\x03abc"
+    digest = hashlib.sha384(ch1).digest()
+    assert message_hash(Hash.SHA384, ch1) == b"\xfe\x00\x00\x30" + digest
+    t = TranscriptHash.after_hello_retry(Hash.SHA384, ch1)
+    t.update(b"hrr")
+    assert t.digest() == hashlib.sha384(b"\xfe\x00\x00\x30" + digest + b"hrr").digest()
+
+
+# ---- TLS 1.2 PRF: vectors posted to the IETF TLS WG list (msg03416), also in mbedTLS ----------
+
+
+def test_prf_sha256_vector() -> None:
+    out = prf.prf(
+        Hash.SHA256,
+        h("9bbe436ba940f017b17652849a71db35"),
+        b"test label",
+        h("a0ba9f936cda311827a6f796ffd5198c"),
+        100,
+    )
+    assert out == h(
+        "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a"
+        "6b301791e90d35c9c9a46b4e14baf9af0fa022f7077def17abfd3797c0564bab"
+        "4fbc91666e9def9b97fce34f796789baa48082d122ee42c5a72e5a5110fff701"
+        "87347b66"
+    )
+
+
+def test_prf_sha384_vector() -> None:
+    out = prf.prf(
+        Hash.SHA384,
+        h("b80b733d6ceefcdc71566ea48e5567df"),
+        b"test label",
+        h("cd665cf6a8447dd6ff8b27555edb7465"),
+        148,
+    )
+    assert out == h(
+        "7b0c18e9ced410ed1804f2cfa34a336a1c14dffb4900bb5fd7942107e81c83cd"
+        "e9ca0faa60be9fe34f82b1233c9146a0e534cb400fed2700884f9dc236f80edd"
+        "8bfa961144c9e8d792eca722a7b32fc3d416d473ebc2c5fd4abfdad05d918425"
+        "9b5bf8cd4d90fa0d31e2dec479e4f1a26066f2eea9a69236a3e52655c9e9aee6"
+        "91c8f3a26854308d5eaa3be85e0990703d73e56f"
+    )
+
+
+CR = bytes(range(32))
+SR = bytes(range(32, 64))
+PMS = b"\x03\x03" + bytes(46)
+
+
+def test_master_secrets_and_finished() -> None:
+    ms = prf.master_secret(Hash.SHA256, PMS, CR, SR)
+    assert ms == prf.prf(Hash.SHA256, PMS, b"master secret", CR + SR, 48)
+    session_hash = hashlib.sha256(b"transcript").digest()
+    ems = prf.extended_master_secret(Hash.SHA256, PMS, session_hash)
+    assert ems == prf.prf(Hash.SHA256, PMS, b"extended master secret", session_hash, 48)
+    assert ems != ms
+    client = prf.verify_data(Hash.SHA256, ms, True, session_hash)
+    server = prf.verify_data(Hash.SHA256, ms, False, session_hash)
+    assert client == prf.prf(Hash.SHA256, ms, b"client finished", session_hash, 12)
+    assert len(server) == 12
+    assert client != server
+    with pytest.raises(UsageError):
+        prf.master_secret(Hash.SHA256, PMS, CR[:31], SR)
+
+
+@pytest.mark.parametrize(
+    ("suite", "lengths"),
+    [
+        (CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, (16, 4)),
+        (CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, (32, 4)),
+        (CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, (32, 12)),
+        (CipherSuite.TLS_PSK_WITH_AES_128_CCM_8, (16, 4)),
+    ],
+)
+def test_key_block_layout(suite: CipherSuite, lengths: tuple[int, int]) -> None:
+    info = suite_info(suite)
+    ms = bytes(48)
+    k, iv = lengths
+    block = prf.prf(info.hash, ms, b"key expansion", SR + CR, 2 * (k + iv))
+    kb = prf.key_block(info, ms, CR, SR)
+    assert kb.client_write_key + kb.server_write_key + kb.client_write_iv + kb.server_write_iv == (
+        block
+    )
+    assert (len(kb.client_write_key), len(kb.server_write_iv)) == (k, iv)
+
+
+def test_psk_premaster_secret() -> None:
+    # RFC 4279 §2: N zero bytes for plain PSK; RFC 5489 §2: the ECDHE secret for ECDHE_PSK.
+    assert prf.psk_premaster_secret(b"\xaa\xbb") == h("0002 0000 0002 aabb")
+    assert prf.psk_premaster_secret(b"\xaa", b"\x01\x02\x03") == h("0003 010203 0001 aa")
+
+
+def test_tls12_exporter() -> None:
+    ms = bytes(range(48))
+    assert prf.export_keying_material(Hash.SHA256, ms, b"EXPORTER", CR, SR, None, 20) == (
+        prf.prf(Hash.SHA256, ms, b"EXPORTER", CR + SR, 20)
+    )
+    assert prf.export_keying_material(Hash.SHA256, ms, b"EXPORTER", CR, SR, b"c", 20) == (
+        prf.prf(Hash.SHA256, ms, b"EXPORTER", CR + SR + b"\x00\x01c", 20)
+    )
+
+
+# ---- suite table -----------------------------------------------------------------------------
+
+
+def test_suite_table_covers_every_suite_but_the_scsvs() -> None:
+    scsvs = {CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV, CipherSuite.TLS_FALLBACK_SCSV}
+    assert set(SUITES) == set(CipherSuite) - scsvs
+    with pytest.raises(UsageError):
+        suite_info(CipherSuite.TLS_FALLBACK_SCSV)
+    with pytest.raises(UsageError):
+        suite_info(0x0005)
+
+
+def test_suite_table_entries() -> None:
+    gcm = suite_info(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+    assert (gcm.hash, gcm.key_exchange, gcm.key_length, gcm.fixed_iv_length) == (
+        Hash.SHA384,
+        KeyExchange.ECDHE_ECDSA,
+        32,
+        4,
+    )
+    assert gcm.record_iv_length == 8
+    chacha = suite_info(CipherSuite.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256)
+    assert (chacha.fixed_iv_length, chacha.record_iv_length) == (12, 0)
+    assert chacha.key_exchange is KeyExchange.ECDHE_PSK
+    assert not chacha.uses_certificate
+    ccm8 = suite_info(CipherSuite.TLS_AES_128_CCM_8_SHA256)
+    assert (ccm8.is_tls13, ccm8.tag_length, ccm8.fixed_iv_length) == (True, 8, 12)
+    for info in SUITES.values():
+        if info.is_tls13:
+            assert (info.fixed_iv_length, info.record_iv_length) == (12, 0)
+        else:
+            assert info.fixed_iv_length + info.record_iv_length == 12
