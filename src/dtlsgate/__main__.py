@@ -1,0 +1,7 @@
+"""``python -m dtlsgate``: the same command line as ``dtlsgate``."""
+
+import sys
+
+from dtlsgate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+"""Command line: ``dtlsgate listen`` (and ``python -m dtlsgate listen``).
+
+``listen`` runs the stateless listener and prints one line per admitted ClientHello,
+``admitted <host>:<port> cookie=<hex>``, flushed as it happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Hashable, Sequence
+
+from dtlsgate.config import ServerConfig
+from dtlsgate.listener import Listener
+
+
+def format_peer(peer: Hashable) -> str:
+    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to ``host:port``, IPv4 or IPv6 as the host says."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.bind(address)
+    return sock
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    sock = bind_udp(args.host, args.port)
+    listener = Listener(sock, ServerConfig())
+    host, port = sock.getsockname()[:2]
+    print(f"listening on {format_peer((host, port))}", file=sys.stderr, flush=True)
+    try:
+        while True:
+            admitted = listener.listen()
+            if admitted is None:
+                continue
+            peer, admit = admitted
+            print(f"admitted {format_peer(peer)} cookie={admit.cookie.hex()}", flush=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sock.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dtlsgate", description="DTLS and TLS 1.3 with a stateless listen"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    listen = sub.add_parser("listen", help="run the stateless listener (DTLSv1_listen)")
+    listen.add_argument("--host", default="127.0.0.1")
+    listen.add_argument("--port", type=int, default=4433)
+    listen.set_defaults(func=cmd_listen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Server and client configuration, shared by the gate, the handshakes and the adapters.
+
+A config is built once and shared by every connection made from it. It holds settings and
+long-lived keys only; nothing in it belongs to one peer. Secure defaults: extended master
+secret required, certificates verified, only AEAD suites, DTLS 1.0 refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dtlsgate.cookie import CookieGenerate, CookieJar, CookieVerify
+from dtlsgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from dtlsgate.crypto import CryptoProvider
+
+# RFC 6347 §4.1.1.1: without path MTU discovery, records should fit a conservative path.
+# 1200 bytes fits IPv6's minimum MTU (1280) with the IP and UDP headers (48 bytes) and room
+# for tunnels, the same default QUIC chose (RFC 9000 §14).
+DEFAULT_MTU = 1200
+
+StatelessCookieGenerate = Callable[[Hashable | None], bytes]
+StatelessCookieVerify = Callable[[Hashable | None, bytes], bool]
+
+
+def _default_provider() -> CryptoProvider:
+    from dtlsgate.crypto import DefaultProvider
+
+    return DefaultProvider()
+
+
+@dataclass
+class ServerConfig:
+    """What a server needs: cookies for the gate, credentials and preferences for the
+    handshake.
+
+    Cookies: by default a ``CookieJar`` with a random master key (cookies verify in this
+    process only); pass ``cookie_jar=CookieJar(master_key)`` to share cookies across
+    processes. ``cookie_generate(peer) -> bytes`` (at most 255 bytes) and
+    ``cookie_verify(peer, cookie) -> bool`` replace the jar, with OpenSSL's meaning
+    (``SSL_CTX_set_cookie_generate_cb`` / ``_verify_cb``); give both or neither.
+    ``stateless_cookie_generate`` / ``_verify`` are the TLS 1.3 application part of the
+    cookie (``SSL_CTX_set_stateless_cookie_generate_cb``), carried inside the jar's
+    integrity-protected cookie.
+    """
+
+    cookie_jar: CookieJar | None = None
+    cookie_generate: CookieGenerate | None = None
+    cookie_verify: CookieVerify | None = None
+    stateless_cookie_generate: StatelessCookieGenerate | None = None
+    stateless_cookie_verify: StatelessCookieVerify | None = None
+    # Credentials: a certificate chain (leaf first) and its private key, as cryptography
+    # objects; see ``load_cert_chain``. PSKs: identity -> key.
+    certificate_chain: list[Any] = field(default_factory=list)
+    private_key: Any = None
+    psk: dict[bytes, bytes] = field(default_factory=dict)
+    psk_identity_hint: bytes = b""
+    # Preferences, most preferred first; None means the library's default order.
+    cipher_suites: tuple[int, ...] | None = None
+    groups: tuple[int, ...] | None = None
+    signature_schemes: tuple[int, ...] | None = None
+    alpn_protocols: tuple[bytes, ...] = ()
+    # Client certificates: "none", "optional" or "required"; trust anchors in cafile.
+    verify_client: str = "none"
+    cafile: str | None = None
+    require_extended_master_secret: bool = True
+    mtu: int = DEFAULT_MTU
+    # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
+    stateless: bool = False
+    keylog_file: str | None = None
+    provider: CryptoProvider = field(default_factory=_default_provider)
+
+    def __post_init__(self) -> None:
+        if (self.cookie_generate is None) != (self.cookie_verify is None):
+            raise UsageError("give both cookie_generate and cookie_verify, or neither")
+        if (self.stateless_cookie_generate is None) != (self.stateless_cookie_verify is None):
+            raise UsageError(
+                "give both stateless_cookie_generate and stateless_cookie_verify, or neither"
+            )
+        if self.cookie_jar is None:
+            self.cookie_jar = CookieJar(random=self.provider.random)
+        if self.verify_client not in ("none", "optional", "required"):
+            raise UsageError('verify_client must be "none", "optional" or "required"')
+        if not 256 <= self.mtu <= 65535:
+            raise UsageError("mtu must be between 256 and 65535")
+
+
+@dataclass
+class ClientConfig:
+    """What a client needs: trust anchors and the name to verify, or ``insecure=True`` asked
+    for by name; PSK identity and key; preferences."""
+
+    server_name: str | None = None
+    cafile: str | None = None
+    insecure: bool = False
+    certificate_chain: list[Any] = field(default_factory=list)
+    private_key: Any = None
+    psk_identity: bytes | None = None
+    psk: bytes | None = None
+    cipher_suites: tuple[int, ...] | None = None
+    groups: tuple[int, ...] | None = None
+    signature_schemes: tuple[int, ...] | None = None
+    alpn_protocols: tuple[bytes, ...] = ()
+    require_extended_master_secret: bool = True
+    mtu: int = DEFAULT_MTU
+    keylog_file: str | None = None
+    provider: CryptoProvider = field(default_factory=_default_provider)
+
+    def __post_init__(self) -> None:
+        if (self.psk is None) != (self.psk_identity is None):
+            raise UsageError("give both psk and psk_identity, or neither")
+        if not 256 <= self.mtu <= 65535:
+            raise UsageError("mtu must be between 256 and 65535")
