@@ -1,0 +1,38 @@
+# dtlsgate: `make serve` and `make test` set themselves up on a fresh machine that has
+# only Python 3 (and apt-get for the real peers the interop tests start).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 4433
+# Python sources the linters and type checker look at.
+LINT_PATHS := src tests bench fuzz
+
+.PHONY: serve test lint typecheck peers bench clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	sh scripts/bootstrap.sh $(VENV)
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/dtlsgate listen --host $(HOST) --port $(PORT)
+
+peers:
+	sh scripts/install-peers.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict src
+
+test: $(STAMP) peers lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) bench/listen.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

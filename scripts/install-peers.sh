@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the real TLS/DTLS peers the interop tests start (openssl, gnutls-bin) and the
+# capture tool (tshark), through apt-get, when they are absent.
+set -eu
+missing=""
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v gnutls-cli >/dev/null 2>&1 || missing="$missing gnutls-bin"
+command -v gnutls-serv >/dev/null 2>&1 || missing="$missing gnutls-bin"
+command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+if [ -n "$missing" ]; then
+    echo "install-peers: installing$missing" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" \
+        | $sudo_cmd debconf-set-selections 2>/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq $missing
+fi

@@ -1,0 +1,153 @@
+"""Driving real peers and captures in tests: processes under a deadline, tshark on loopback.
+
+Every process started here runs under ``timeout`` and is killed when the test ends, and
+every wait is bounded, so a misbehaving peer fails a test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require(*tools: str) -> None:
+    """Skip the test when a peer binary is missing (``make test`` installs them all)."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (make test installs it)")
+
+
+@contextlib.contextmanager
+def process(
+    args: list[str], *, seconds: float = 30, stdin: int | None = subprocess.PIPE
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args`` under ``timeout`` and make sure it is gone afterwards."""
+    proc = subprocess.Popen(
+        ["timeout", "-s", "KILL", str(seconds), *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def read_line(stream: object, deadline: float) -> str:
+    """One line from a pipe, or "" when the deadline passes first."""
+    import select
+
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    line = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        if byte == b"\n":
+            return line.decode(errors="replace")
+        line += byte
+    return line.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def dtlsgate_listen(seconds: float = 30) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python -m dtlsgate listen`` on 127.0.0.1 with a port the OS picks; yields the
+    process and its port (read from its "listening on" line)."""
+    args = [sys.executable, "-m", "dtlsgate", "listen", "--host", "127.0.0.1", "--port", "0"]
+    with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
+        line = read_line(proc.stderr, time.monotonic() + 15)
+        assert line.startswith("listening on "), f"listener did not start: {line!r}"
+        port = int(line.rsplit(":", 1)[1])
+        yield proc, port
+
+
+@dataclass(frozen=True)
+class Packet:
+    src_port: int
+    dst_port: int
+    handshake_types: tuple[int, ...]
+    cookies: tuple[bytes, ...]
+    message_seqs: tuple[int, ...]
+    record_versions: tuple[int, ...]
+
+
+@contextlib.contextmanager
+def capture(port: int, seconds: float = 30) -> Iterator[list[Packet]]:
+    """Capture UDP traffic on loopback to/from ``port`` with tshark. The list yielded is
+    filled with the dissected packets when the block ends."""
+    require("tshark")
+    packets: list[Packet] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = Path(tmp) / "capture.pcapng"
+        args = ["tshark", "-q", "-i", "lo", "-f", f"udp port {port}", "-w", str(pcap)]
+        with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                line = read_line(proc.stderr, deadline)
+                if "Capturing on" in line or not line:
+                    break
+            time.sleep(0.5)  # the capture filter is attached just after the banner
+            yield packets
+            time.sleep(0.5)  # let the last packets reach the file
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        packets.extend(dissect(pcap))
+
+
+def _ints(field: str, base: int = 10) -> tuple[int, ...]:
+    return tuple(int(v, base) for v in field.split(",") if v)
+
+
+def dissect(pcap: Path) -> list[Packet]:
+    fields = [
+        "udp.srcport",
+        "udp.dstport",
+        "dtls.handshake.type",
+        "dtls.handshake.cookie",
+        "dtls.handshake.message_seq",
+        "dtls.record.version",
+    ]
+    args = ["tshark", "-r", str(pcap), "-d", "udp.port==1-65535,dtls", "-T", "fields"]
+    for f in fields:
+        args += ["-e", f]
+    out = subprocess.run(
+        ["timeout", "60", *args], capture_output=True, check=True, text=True
+    ).stdout
+    packets = []
+    for row in out.splitlines():
+        cols = (row.split("\t") + [""] * len(fields))[: len(fields)]
+        cookies = tuple(bytes.fromhex(c.replace(":", "")) for c in cols[3].split(",") if c)
+        packets.append(
+            Packet(
+                src_port=int(cols[0]),
+                dst_port=int(cols[1]),
+                handshake_types=_ints(cols[2]),
+                cookies=cookies,
+                message_seqs=_ints(cols[4]),
+                record_versions=_ints(cols[5], 16) if cols[5].startswith("0x") else _ints(cols[5]),
+            )
+        )
+    return packets
