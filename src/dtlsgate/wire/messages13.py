@@ -1,0 +1,231 @@
+"""TLS 1.3 handshake messages after the hellos (RFC 8446 §4.3-§4.6), frozen dataclasses with
+pure decode/encode.
+
+``decode`` takes a message *body* (the bytes after the 4-byte handshake header) and rejects
+trailing bytes; ``encode`` returns the body. DTLS 1.3 uses the same bodies (RFC 9147 §5).
+Extensions are checked against the message they appear in (RFC 8446 §4.2 table) by
+``decode_extensions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtlsgate.errors import DecodeError, IllegalParameter
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.enums import KeyUpdateRequest
+from dtlsgate.wire.extensions import (
+    Context,
+    Extension,
+    decode_extensions,
+    encode_extensions,
+    find_extension,
+)
+
+# RFC 8446 §4.4.2: opaque certificate_request_context<0..2^8-1>.
+MAX_REQUEST_CONTEXT_LENGTH = 255
+# RFC 8446 §4.6.1: ticket_nonce<0..255>, ticket<1..2^16-1>; lifetime at most 7 days.
+MAX_TICKET_LIFETIME = 604800
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedExtensions:
+    """RFC 8446 §4.3.1: Extension extensions<0..2^16-1>."""
+
+    extensions: tuple[Extension, ...]
+
+    def get(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    @classmethod
+    def decode(cls, body: bytes) -> EncryptedExtensions:
+        r = Reader(body)
+        extensions = decode_extensions(r, Context.ENCRYPTED_EXTENSIONS)
+        r.finish()
+        return cls(extensions)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        encode_extensions(w, self.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateEntry:
+    """RFC 8446 §4.4.2: opaque cert_data<1..2^24-1> (X.509 DER) and its extensions."""
+
+    cert_data: bytes
+    extensions: tuple[Extension, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """RFC 8446 §4.4.2: certificate_request_context<0..2^8-1> and
+    CertificateEntry certificate_list<0..2^24-1>. An empty list is legal for a client
+    that has no certificate to send (§4.4.2.4)."""
+
+    request_context: bytes
+    entries: tuple[CertificateEntry, ...]
+
+    @property
+    def chain_der(self) -> tuple[bytes, ...]:
+        return tuple(e.cert_data for e in self.entries)
+
+    @classmethod
+    def decode(cls, body: bytes) -> Certificate:
+        r = Reader(body)
+        context = r.vector(1, 0, MAX_REQUEST_CONTEXT_LENGTH)
+        entries_r = r.prefixed(3)
+        entries: list[CertificateEntry] = []
+        while not entries_r.at_end():
+            cert_data = entries_r.vector(3, 1)
+            extensions = decode_extensions(entries_r, Context.CERTIFICATE)
+            entries.append(CertificateEntry(cert_data, extensions))
+        r.finish()
+        return cls(context, tuple(entries))
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.vector(1, self.request_context, 0, MAX_REQUEST_CONTEXT_LENGTH)
+        with w.prefixed(3):
+            for entry in self.entries:
+                w.vector(3, entry.cert_data, 1)
+                encode_extensions(w, entry.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """RFC 8446 §4.3.2: certificate_request_context<0..2^8-1>, extensions<2..2^16-1>
+    (signature_algorithms is required there, checked by the handshake)."""
+
+    request_context: bytes
+    extensions: tuple[Extension, ...]
+
+    def get(self, ext_type: int) -> bytes | None:
+        return find_extension(self.extensions, ext_type)
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateRequest:
+        r = Reader(body)
+        context = r.vector(1, 0, MAX_REQUEST_CONTEXT_LENGTH)
+        extensions = decode_extensions(r, Context.CERTIFICATE_REQUEST)
+        r.finish()
+        return cls(context, extensions)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.vector(1, self.request_context, 0, MAX_REQUEST_CONTEXT_LENGTH)
+        encode_extensions(w, self.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify:
+    """RFC 8446 §4.4.3: SignatureScheme algorithm; opaque signature<0..2^16-1>."""
+
+    algorithm: int
+    signature: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateVerify:
+        r = Reader(body)
+        algorithm = r.u16()
+        signature = r.vector(2)
+        r.finish()
+        return cls(algorithm, signature)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u16(self.algorithm)
+        w.vector(2, self.signature)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """RFC 8446 §4.4.4: opaque verify_data[Hash.length]."""
+
+    verify_data: bytes
+
+    @classmethod
+    def decode(cls, body: bytes, hash_length: int) -> Finished:
+        # verify_data has the fixed length of the negotiated hash; anything else does not
+        # parse as this message (decode_error).
+        if len(body) != hash_length:
+            raise DecodeError(f"Finished of {len(body)} bytes, expected {hash_length}")
+        return cls(body)
+
+    def encode(self) -> bytes:
+        return self.verify_data
+
+
+@dataclass(frozen=True, slots=True)
+class NewSessionTicket:
+    """RFC 8446 §4.6.1: ticket_lifetime, ticket_age_add, ticket_nonce<0..255>,
+    ticket<1..2^16-1>, extensions<0..2^16-2>."""
+
+    ticket_lifetime: int
+    ticket_age_add: int
+    ticket_nonce: bytes
+    ticket: bytes
+    extensions: tuple[Extension, ...] = ()
+
+    @classmethod
+    def decode(cls, body: bytes) -> NewSessionTicket:
+        r = Reader(body)
+        lifetime = r.u32()
+        age_add = r.u32()
+        nonce = r.vector(1)
+        ticket = r.vector(2, 1)
+        extensions = decode_extensions(r, Context.NEW_SESSION_TICKET)
+        r.finish()
+        # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800 seconds".
+        if lifetime > MAX_TICKET_LIFETIME:
+            raise IllegalParameter("ticket_lifetime above 7 days")
+        return cls(lifetime, age_add, nonce, ticket, extensions)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u32(self.ticket_lifetime)
+        w.u32(self.ticket_age_add)
+        w.vector(1, self.ticket_nonce)
+        w.vector(2, self.ticket, 1)
+        encode_extensions(w, self.extensions)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    """RFC 8446 §4.6.3: KeyUpdateRequest request_update."""
+
+    request_update: KeyUpdateRequest
+
+    @classmethod
+    def decode(cls, body: bytes) -> KeyUpdate:
+        r = Reader(body)
+        value = r.u8()
+        r.finish()
+        # RFC 8446 §4.6.3: any other value is illegal_parameter.
+        try:
+            request = KeyUpdateRequest(value)
+        except ValueError:
+            raise IllegalParameter(f"KeyUpdate request_update {value}") from None
+        return cls(request)
+
+    def encode(self) -> bytes:
+        return bytes((self.request_update,))
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfEarlyData:
+    """RFC 8446 §4.5: an empty body."""
+
+    @classmethod
+    def decode(cls, body: bytes) -> EndOfEarlyData:
+        if body:
+            raise DecodeError("EndOfEarlyData has an empty body")
+        return cls()
+
+    def encode(self) -> bytes:
+        return b""
