@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
 from dtlsgate.gate import Admit, Gate, Reply
+
+if TYPE_CHECKING:
+    from dtlsgate.blocking import DtlsSocket
 
 # The largest UDP payload (IPv4: 65535 - 20 - 8). A ClientHello larger than the buffer
 # would be truncated by the kernel and then dropped as malformed, so read it whole.
@@ -41,6 +46,10 @@ class Listener:
         self.gate = Gate(self.config)
         # Wall-clock time: cookies carry a timestamp that other servers of a fleet check.
         self._clock = clock
+        # accept(): admitted peers whose datagrams go to their DtlsSocket, not the gate;
+        # admissions seen while a DtlsSocket was reading, returned by the next listen().
+        self._routes: dict[Hashable, DtlsSocket] = {}
+        self._pending: deque[tuple[Hashable, Admit]] = deque()
         self._buffer = bytearray(MAX_DATAGRAM)
 
     def listen(self) -> tuple[Hashable, Admit] | None:
@@ -50,11 +59,16 @@ class Listener:
         socket timeout expired). Errors of the socket itself propagate."""
         sock, buffer, receive, clock = self.sock, self._buffer, self.gate.receive, self._clock
         view = memoryview(buffer)
+        if self._pending:
+            return self._pending.popleft()
         while True:
             try:
                 n, peer = sock.recvfrom_into(buffer)
             except (BlockingIOError, InterruptedError, TimeoutError):
                 return None
+            if self._routes and peer in self._routes:
+                self._routes[peer]._feed(view[:n].tobytes())
+                continue
             result = receive(view[:n].tobytes(), peer, clock())
             if type(result) is Reply:
                 # A full send buffer loses a reply; the client retransmits its ClientHello.
@@ -62,3 +76,42 @@ class Listener:
                     sock.sendto(result.data, peer)
             elif type(result) is Admit:
                 return peer, result
+
+    def accept(self, peer: Hashable, admit: Admit, *, timeout: float | None = 30.0) -> DtlsSocket:
+        """Continue the handshake of an admitted peer (OpenSSL's ``SSL_accept`` after
+        ``DTLSv1_listen``) on the listener's socket; returns the connected `DtlsSocket`.
+        Datagrams from this peer go to it from now on; ``timeout=None`` returns before the
+        handshake runs (call ``do_handshake()``)."""
+        from dtlsgate.blocking import DtlsSocket, keylog_writer
+        from dtlsgate.dtls import DtlsServerConnection
+
+        conn = DtlsServerConnection(
+            admit, self.config, keylog=keylog_writer(self.config.keylog_file)
+        )
+        dtls = DtlsSocket(conn, self.sock, peer, listener=self, clock=self._clock)
+        self._routes[peer] = dtls
+        try:
+            conn.start(self._clock())
+            if timeout is not None:
+                dtls.do_handshake(timeout)
+        except BaseException:
+            dtls._flush()
+            self._forget(peer)
+            raise
+        return dtls
+
+    def _dispatch(self, datagram: bytes, peer: Hashable) -> None:
+        """A datagram a `DtlsSocket` read for another peer: route it or judge it."""
+        route = self._routes.get(peer)
+        if route is not None:
+            route._feed(datagram)
+            return
+        result = self.gate.receive(datagram, peer, self._clock())
+        if type(result) is Reply:
+            with suppress(BlockingIOError, InterruptedError):
+                self.sock.sendto(result.data, peer)  # type: ignore[call-overload]
+        elif type(result) is Admit:
+            self._pending.append((peer, result))
+
+    def _forget(self, peer: Hashable | None) -> None:
+        self._routes.pop(peer, None)

@@ -1,0 +1,213 @@
+"""Blocking sockets for DTLS 1.2: a connection object over a UDP socket, and ``connect``.
+
+``DtlsSocket`` drives a sans-I/O connection with blocking reads: ``do_handshake()``,
+``send(data)``, ``recv()`` (one record's data; b"" once the peer closed), ``close()``.
+Server-side sockets come from ``Listener.accept()`` and share the listener's UDP socket:
+datagrams of other peers read while waiting are handed to the listener, which routes them.
+Client sockets come from ``connect(host, port, config)`` and own a connected UDP socket.
+This module and the other adapters are the only code that reads clocks and sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from dtlsgate.config import ClientConfig
+from dtlsgate.dtls import (
+    ConnectionClosed,
+    DataReceived,
+    DtlsClientConnection,
+    DtlsConnection,
+    HandshakeComplete,
+)
+from dtlsgate.errors import StateError
+
+if TYPE_CHECKING:
+    from dtlsgate.listener import Listener
+
+MAX_DATAGRAM = 65507
+# How long a blocking handshake waits in all before giving up (the connection itself gives
+# up after its last retransmission, about two minutes).
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+
+
+def keylog_writer(path: str | None) -> Callable[[str], None] | None:
+    """A key log callback appending NSS key log lines to ``path`` or, when None, to the
+    file named by the SSLKEYLOGFILE environment variable (the convention browsers use)."""
+    target = path or os.environ.get("SSLKEYLOGFILE")
+    if not target:
+        return None
+    lock = threading.Lock()
+
+    def write(line: str) -> None:
+        with lock, open(target, "a", encoding="ascii") as f:
+            f.write(line + "\n")
+
+    return write
+
+
+class DtlsSocket:
+    """One DTLS connection over a UDP socket, used with blocking calls."""
+
+    def __init__(
+        self,
+        conn: DtlsConnection,
+        sock: socket.socket,
+        peer: Hashable | None,
+        *,
+        listener: Listener | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.connection = conn
+        self.sock = sock
+        self.peer = peer
+        self._listener = listener
+        self._clock = clock
+        self._inbox: deque[bytes] = deque()
+        self._data: deque[bytes] = deque()
+        self._closed_by_peer = False
+        self.handshake_info: HandshakeComplete | None = None
+
+    # --- I/O plumbing -----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for datagram, _ in self.connection.datagrams_to_send():
+            with suppress(BlockingIOError, InterruptedError):
+                if self._listener is None:
+                    self.sock.send(datagram)
+                else:
+                    self.sock.sendto(datagram, self.peer)  # type: ignore[call-overload]
+
+    def _feed(self, datagram: bytes) -> None:
+        """A datagram from our peer, read by someone else (the listener)."""
+        self._inbox.append(datagram)
+
+    def _events(self) -> None:
+        while (event := self.connection.next_event()) is not None:
+            if isinstance(event, HandshakeComplete):
+                self.handshake_info = event
+            elif isinstance(event, DataReceived):
+                self._data.append(event.data)
+            elif isinstance(event, ConnectionClosed):
+                self._closed_by_peer = True
+                if event.alert is None:
+                    raise TimeoutError(event.reason)
+
+    def _step(self, deadline: float | None) -> bool:
+        """Wait for one datagram or a timer; False when ``deadline`` passed."""
+        conn = self.connection
+        while self._inbox:
+            conn.receive(self._inbox.popleft(), self.peer, self._clock())
+        self._flush()
+        self._events()
+        if self._data or self._closed_by_peer:
+            return True
+        now = self._clock()
+        timer = conn.get_timer()
+        waits = [t for t in (timer, deadline) if t is not None]
+        wait = max(0.0, min(waits) - now) if waits else None
+        if deadline is not None and now >= deadline:
+            return False
+        ready, _, _ = select.select([self.sock], [], [], wait)
+        if ready:
+            self._read_socket()
+        if timer is not None and self._clock() >= timer:
+            conn.handle_timer(self._clock())
+        self._flush()
+        self._events()
+        return True
+
+    def _read_socket(self) -> None:
+        try:
+            if self._listener is None:
+                data = self.sock.recv(MAX_DATAGRAM)
+                self.connection.receive(data, self.peer, self._clock())
+                return
+            data, peer = self.sock.recvfrom(MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError, ConnectionRefusedError):
+            return
+        if peer == self.peer:
+            self.connection.receive(data, peer, self._clock())
+        else:
+            self._listener._dispatch(data, peer)
+
+    # --- the public calls -------------------------------------------------------------------
+
+    def do_handshake(self, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
+        """Run the handshake to completion; `TimeoutError` when it does not finish."""
+        deadline = None if timeout is None else self._clock() + timeout
+        try:
+            while not self.connection.handshake_complete:
+                if self._closed_by_peer:
+                    raise StateError("the peer closed the connection during the handshake")
+                if not self._step(deadline):
+                    raise TimeoutError("DTLS handshake timed out")
+        finally:
+            self._flush()
+
+    def send(self, data: bytes) -> None:
+        self.connection.send(data)
+        self._flush()
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        """The next record's data; b"" once the peer sent close_notify. `TimeoutError`
+        when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else self._clock() + timeout
+        try:
+            while not self._data:
+                if self._closed_by_peer:
+                    return b""
+                if not self._step(deadline):
+                    raise TimeoutError("no data before the timeout")
+        finally:
+            self._flush()
+        return self._data.popleft()
+
+    def close(self) -> None:
+        """Send close_notify; the listener forgets the peer. A client socket is closed."""
+        self.connection.close()
+        self._flush()
+        if self._listener is not None:
+            self._listener._forget(self.peer)
+        else:
+            self.sock.close()
+
+    def __enter__(self) -> DtlsSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(
+    host: str,
+    port: int,
+    config: ClientConfig | None = None,
+    *,
+    timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+) -> DtlsSocket:
+    """Connect to a DTLS 1.2 server and complete the handshake (OpenSSL's SSL_connect)."""
+    if config is None:
+        config = ClientConfig(server_name=host)
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.connect(address)
+        keylog = keylog_writer(config.keylog_file)
+        conn = DtlsClientConnection(config, address, keylog=keylog)
+        dtls = DtlsSocket(conn, sock, address)
+        conn.connect(time.time())
+        dtls.do_handshake(timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return dtls

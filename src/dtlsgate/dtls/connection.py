@@ -1,0 +1,360 @@
+"""The sans-I/O DTLS 1.2 connection: datagrams in, datagrams and events out.
+
+    conn.receive(data, addr, now)      # a datagram from the peer
+    conn.datagrams_to_send()           # [(datagram, addr)] to put on the wire
+    conn.get_timer() / handle_timer(now)
+    conn.next_event()                  # HandshakeComplete, DataReceived, ConnectionClosed
+    conn.send(data) / conn.close()
+
+``now`` is seconds since the Unix epoch (``time.time()``): it drives the retransmission
+timer and is the time at which certificates are checked. Nothing here reads a clock, a
+socket or the system's random generator.
+
+Errors: records that fail any check are dropped silently (``records_dropped`` counts them).
+A handshake violation sends a fatal alert and raises the `ProtocolError` (the alert is
+mapped from the exception in ``_fail``, the one place that does it); a fatal alert from the
+peer raises `AlertReceived`. Either way the connection is then closed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.certs import TrustStore, load_trust_store
+from dtlsgate.dtls.flight import (
+    FlightItem,
+    HandshakeMessage,
+    Reassembler,
+    RetransmitTimer,
+    pack_flight,
+)
+from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, ServerHandshake
+from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
+from dtlsgate.gate import Admit
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
+from dtlsgate.wire.messages import Alert
+from dtlsgate.wire.record import (
+    DTLS_RECORD_HEADER_LENGTH,
+    MAX_PLAINTEXT_LENGTH,
+    DtlsRecord,
+    split_dtls_records,
+)
+
+# Records of the next epoch that arrive before its keys (reordering: the peer's Finished
+# overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
+# are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
+MAX_EARLY_RECORDS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """Application data from the peer: the content of one record."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The connection ended: ``alert`` is close_notify (0) when the peer closed cleanly,
+    None when the handshake timed out."""
+
+    alert: int | None
+    reason: str = ""
+
+
+Event = HandshakeComplete | DataReceived | ConnectionClosed
+
+
+@lru_cache(maxsize=16)
+def _trust_store(cafile: str | None) -> TrustStore:
+    # Loading (and parsing) a CA bundle is configuration work: done once per file.
+    return load_trust_store(cafile)
+
+
+class DtlsConnection:
+    """What server and client connections share: records, flights, alerts, events."""
+
+    def __init__(
+        self,
+        handshake: ServerHandshake | ClientHandshake,
+        records: RecordLayer,
+        reassembler: Reassembler,
+        peer: Hashable | None,
+        mtu: int,
+        keylog: Callable[[str], None] | None,
+    ) -> None:
+        self._handshake = handshake
+        self._records = records
+        self._reassembler = reassembler
+        self.peer = peer
+        self._mtu = mtu
+        self._keylog = keylog
+        self._timer = RetransmitTimer()
+        self._flight: list[FlightItem] = []
+        self._outgoing: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._early: list[DtlsRecord] = []
+        self.handshake_complete = False
+        self.closed = False
+        self.records_dropped = 0
+        self.info: HandshakeComplete | None = None
+
+    # --- the sans-I/O interface -----------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Hashable | None, now: float) -> None:
+        """Process one datagram from the peer. Raises `ProtocolError` (after queueing the
+        fatal alert) or `AlertReceived`; garbage is dropped silently."""
+        if self.closed:
+            return
+        try:
+            retransmit = False
+            for record in split_dtls_records(bytes(data)):
+                retransmit |= self._record(record, now)
+            if retransmit and self._flight:
+                self._send_flight(now, restart_timer=False)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+        out, self._outgoing = self._outgoing, []
+        return [(d, self.peer) for d in out]
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` should be called next, or None."""
+        return None if self.closed else self._timer.deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit the current flight when its timer expired (RFC 6347 §4.2.4.1)."""
+        deadline = self._timer.deadline
+        if self.closed or deadline is None or now < deadline:
+            return
+        if self._timer.exhausted:
+            self.closed = True
+            self._timer.stop()
+            self._events.append(ConnectionClosed(None, "handshake timed out"))
+            return
+        self._timer.backoff(now)
+        self._send_flight(now, restart_timer=False)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one application data record."""
+        if self.closed:
+            raise StateError("the connection is closed")
+        if not self.handshake_complete:
+            raise StateError("send() before the handshake completed")
+        if len(data) > MAX_PLAINTEXT_LENGTH:
+            raise UsageError(f"at most {MAX_PLAINTEXT_LENGTH} bytes per record")
+        self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, bytes(data)))
+
+    def close(self) -> None:
+        """Send close_notify (when the handshake got far enough) and close."""
+        if self.closed:
+            return
+        self._alert(AlertLevel.WARNING, AlertDescription.close_notify)
+        self.closed = True
+        self._timer.stop()
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _record(self, record: DtlsRecord, now: float) -> bool:
+        header = record.header
+        if header.version >> 8 != 0xFE:
+            self.records_dropped += 1
+            return False
+        if not self._records.knows_epoch(header.epoch):
+            if header.epoch == 1 and len(self._early) < MAX_EARLY_RECORDS:
+                self._early.append(record)
+            else:
+                self.records_dropped += 1
+            return False
+        plain = self._records.open(header, record.fragment)
+        if plain is None:
+            self.records_dropped += 1
+            return False
+        kind = plain.content_type
+        if kind == ContentType.HANDSHAKE:
+            return self._handshake_record(plain.data, plain.epoch, now)
+        if kind == ContentType.APPLICATION_DATA:
+            if plain.epoch > 0 and self.handshake_complete:
+                self._events.append(DataReceived(plain.data))
+            else:
+                self.records_dropped += 1
+        elif kind == ContentType.ALERT:
+            self._alert_record(plain.data, plain.epoch)
+        elif kind != ContentType.CHANGE_CIPHER_SPEC or plain.data != b"\x01":
+            # ChangeCipherSpec needs no action: DTLS records carry their epoch.
+            self.records_dropped += 1
+        return False
+
+    def _handshake_record(self, data: bytes, epoch: int, now: float) -> bool:
+        try:
+            fragments = decode_dtls_handshake_fragments(data)
+        except DecodeError:
+            if epoch == 0:
+                self.records_dropped += 1  # unauthenticated: garbage, not a violation
+                return False
+            raise
+        retransmit = False
+        for header, body in fragments:
+            retransmit |= self._reassembler.add(header, body, epoch)
+        self._pump(now)
+        return retransmit
+
+    def _pump(self, now: float) -> None:
+        while not self.closed:
+            message = self._reassembler.pop()
+            if message is None:
+                return
+            self._timer.stop()  # the peer's next flight has begun
+            self._deliver(message, now)
+
+    def _deliver(self, message: HandshakeMessage, now: float) -> None:
+        handshake = self._handshake
+        handshake.handle(message, now)
+        out = handshake.out
+        handshake.out = type(out)()
+        for line in out.keylog:
+            if self._keylog is not None:
+                self._keylog(line)
+        if out.read_keys is not None:
+            self._records.install_read(1, out.read_keys)
+        if out.write_keys is not None:
+            self._records.install_write(1, out.write_keys)
+        if out.flight_ready:
+            self._flight = out.items
+            self._send_flight(now, restart_timer=out.expect_reply)
+        for description in out.warnings:
+            self._alert(AlertLevel.WARNING, description)
+        if out.complete is not None:
+            self.handshake_complete = True
+            self.info = out.complete
+            self._records.write_epoch = 1
+            self._events.append(out.complete)
+        if out.read_keys is not None and self._early:
+            early, self._early = self._early, []
+            for record in early:
+                self._record(record, now)
+
+    def _send_flight(self, now: float, *, restart_timer: bool) -> None:
+        self._outgoing.extend(pack_flight(self._flight, self._records, self._mtu))
+        if restart_timer:
+            self._timer.start(now)
+
+    def _alert_record(self, data: bytes, epoch: int) -> None:
+        try:
+            alert = Alert.decode(data)
+        except DecodeError:
+            self.records_dropped += 1
+            return
+        if epoch == 0 and self.handshake_complete:
+            self.records_dropped += 1  # a plaintext alert after the handshake is forgeable
+            return
+        if alert.description == AlertDescription.close_notify:
+            self.closed = True
+            self._timer.stop()
+            self._events.append(ConnectionClosed(AlertDescription.close_notify, "close_notify"))
+            return
+        if alert.level == AlertLevel.FATAL:
+            self.closed = True
+            self._timer.stop()
+            raise AlertReceived(alert.description, alert.level)
+
+    def _alert(self, level: int, description: int) -> None:
+        epoch = self._records.write_epoch
+        body = Alert(level, description).encode()
+        self._outgoing.append(self._records.protect(ContentType.ALERT, body, epoch))
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
+        if not self.closed:
+            self._alert(AlertLevel.FATAL, exc.alert)
+        self.closed = True
+        self._timer.stop()
+
+
+class DtlsServerConnection(DtlsConnection):
+    """A server connection, created from the gate's `Admit`: the cookie was verified there
+    and is not checked again."""
+
+    def __init__(
+        self,
+        admit: Admit,
+        config: ServerConfig,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        trust = _trust_store(config.cafile) if config.verify_client != "none" else None
+        handshake = ServerHandshake(config, admit.message_seq, admit.client_hello, trust)
+        # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
+        # sequence number; the ClientHello itself counts as seen.
+        records = RecordLayer(first_write_sequence=admit.record_sequence_number)
+        records.mark_seen(0, admit.record_sequence_number)
+        super().__init__(
+            handshake, records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog
+        )
+        self._admit: Admit | None = admit
+
+    def start(self, now: float) -> None:
+        """Process the admitted ClientHello (and any records after it in the datagram):
+        queues the server's first flight. Raises like `receive`."""
+        admit = self._admit
+        if admit is None:
+            raise StateError("start() was already called")
+        self._admit = None
+        d = admit.datagram
+        first_end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(d[11:13], "big")
+        try:
+            if admit.client_hello is not None:
+                body = admit.client_hello_message[12:]
+                hello = HandshakeMessage(1, admit.message_seq, body, 0)
+                self._reassembler.next_seq = admit.message_seq + 1
+                self._deliver(hello, now)
+            else:
+                self._handshake_record(d[DTLS_RECORD_HEADER_LENGTH:first_end], 0, now)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if first_end < len(d):
+            self.receive(d[first_end:], admit.peer, now)
+
+
+class DtlsClientConnection(DtlsConnection):
+    """A client connection; ``connect(now)`` queues the first ClientHello."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        peer: Hashable | None = None,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        trust: TrustStore | None = None
+        if not config.insecure and config.psk is None:
+            if not config.server_name:
+                raise UsageError("set server_name to verify the server, or insecure=True")
+            trust = _trust_store(config.cafile)
+        super().__init__(
+            ClientHandshake(config, trust), RecordLayer(), Reassembler(), peer, config.mtu, keylog
+        )
+        self._started = False
+
+    def connect(self, now: float) -> None:
+        if self._started:
+            raise StateError("connect() was already called")
+        self._started = True
+        handshake = self._handshake
+        assert isinstance(handshake, ClientHandshake)
+        handshake.start()
+        self._flight = handshake.out.items
+        handshake.out = type(handshake.out)()
+        self._send_flight(now, restart_timer=True)

@@ -1,0 +1,229 @@
+"""DTLS flights: packing handshake messages into datagrams, the retransmission timer, and
+reassembly of fragmented, duplicated and reordered handshake messages.
+
+- RFC 6347 §4.2.3: a handshake message larger than what fits in a datagram is split into
+  fragments (fragment_offset, fragment_length); each fragment goes in its own record, and
+  several records may share a datagram.
+- RFC 6347 §4.2.4 and §4.2.4.1: a flight is retransmitted when its timer expires; the timer
+  starts at 1 s and doubles on each retransmission, up to 60 s.
+- Reassembly buffers at most a few messages ahead of the next expected one, each of bounded
+  size, so a peer cannot make us hold more than ``MAX_BUFFERED_BYTES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.wire.enums import ContentType
+from dtlsgate.wire.handshake import (
+    DTLS_HANDSHAKE_HEADER_LENGTH,
+    DtlsHandshakeHeader,
+    encode_dtls_handshake,
+)
+
+# RFC 6347 §4.2.4.1: "an initial timer value of 1 second", doubled "up to no less than
+# 60 seconds".
+INITIAL_RETRANSMIT_TIMEOUT = 1.0
+MAX_RETRANSMIT_TIMEOUT = 60.0
+# How many times a flight is sent before the handshake is abandoned: 1 + 2 + ... + 60 s covers
+# about two minutes, longer than any peer waits for us.
+MAX_FLIGHT_TRANSMISSIONS = 8
+# The largest handshake message we reassemble. A certificate chain of MAX_CHAIN_DEPTH RSA-4096
+# certificates is well under this; anything bigger is not a handshake we want.
+MAX_HANDSHAKE_MESSAGE_LENGTH = 1 << 16
+# Messages buffered ahead of the next expected message_seq: the longest flight (server
+# hello flight: ServerHello, Certificate, ServerKeyExchange, CertificateRequest,
+# ServerHelloDone) has five.
+MAX_MESSAGES_AHEAD = 6
+# Distinct fragments kept per message before it is complete (a 64 KiB message in
+# fragments of 256 bytes needs 256; more means a peer wasting our memory).
+MAX_FRAGMENTS_PER_MESSAGE = 512
+# A fragment is only started in a datagram when this much of it (or the whole rest of the
+# message) fits; otherwise the datagram is closed first.
+MIN_FRAGMENT_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingHandshake:
+    """A handshake message of a flight, kept whole; fragmented anew on each transmission."""
+
+    msg_type: int
+    message_seq: int
+    body: bytes
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingChangeCipherSpec:
+    """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
+
+    epoch: int
+
+
+FlightItem = OutgoingHandshake | OutgoingChangeCipherSpec
+
+
+def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list[bytes]:
+    """Protect and pack ``items`` into datagrams of at most ``mtu`` bytes, fragmenting
+    handshake messages as needed. Fresh record sequence numbers are used every time."""
+    datagrams: list[bytes] = []
+    current = bytearray()
+
+    def flush() -> None:
+        if current:
+            datagrams.append(bytes(current))
+            current.clear()
+
+    for item in items:
+        if isinstance(item, OutgoingChangeCipherSpec):
+            record = records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
+            if len(current) + len(record) > mtu:
+                flush()
+            current += record
+            continue
+        overhead = records.overhead(item.epoch) + DTLS_HANDSHAKE_HEADER_LENGTH
+        body, offset = item.body, 0
+        while True:
+            room = mtu - len(current) - overhead
+            left = len(body) - offset
+            if current and room < min(left, MIN_FRAGMENT_LENGTH):
+                flush()
+                continue
+            chunk = body[offset : offset + max(room, 1)]
+            fragment = encode_dtls_handshake(
+                item.msg_type, chunk, item.message_seq, offset, len(body)
+            )
+            current += records.protect(ContentType.HANDSHAKE, fragment, item.epoch)
+            offset += len(chunk)
+            if offset >= len(body):
+                break
+            flush()
+    flush()
+    return datagrams
+
+
+class RetransmitTimer:
+    """The flight timer of RFC 6347 §4.2.4.1. Times are in the caller's clock."""
+
+    __slots__ = ("deadline", "timeout", "transmissions")
+
+    def __init__(self) -> None:
+        self.timeout = INITIAL_RETRANSMIT_TIMEOUT
+        self.deadline: float | None = None
+        self.transmissions = 0
+
+    def start(self, now: float) -> None:
+        """A new flight was sent: first transmission, initial timeout."""
+        self.timeout = INITIAL_RETRANSMIT_TIMEOUT
+        self.transmissions = 1
+        self.deadline = now + self.timeout
+
+    def backoff(self, now: float) -> None:
+        """The flight was sent again after the timer expired: double the timeout."""
+        self.timeout = min(self.timeout * 2, MAX_RETRANSMIT_TIMEOUT)
+        self.transmissions += 1
+        self.deadline = now + self.timeout
+
+    def stop(self) -> None:
+        self.deadline = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.transmissions >= MAX_FLIGHT_TRANSMISSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeMessage:
+    """A whole handshake message as reassembled; ``epoch`` is the record epoch that
+    carried its last fragment."""
+
+    msg_type: int
+    message_seq: int
+    body: bytes
+    epoch: int
+
+    @property
+    def transcript_bytes(self) -> bytes:
+        """RFC 6347 §4.2.6: the message as if sent in one fragment (header with
+        fragment_offset 0 and fragment_length = length), followed by the received body."""
+        return encode_dtls_handshake(self.msg_type, self.body, self.message_seq)
+
+
+class _Partial:
+    __slots__ = ("buffer", "length", "msg_type", "ranges")
+
+    def __init__(self, msg_type: int, length: int) -> None:
+        self.msg_type = msg_type
+        self.length = length
+        self.buffer = bytearray(length)
+        self.ranges: list[tuple[int, int]] = []
+
+    def add(self, offset: int, data: bytes) -> bool:
+        """Add a fragment; False when the message already has too many pieces."""
+        end = offset + len(data)
+        self.buffer[offset:end] = data
+        merged: list[tuple[int, int]] = []
+        start, stop = offset, end
+        for a, b in self.ranges:
+            if b < start or a > stop:
+                merged.append((a, b))
+            else:
+                start, stop = min(a, start), max(b, stop)
+        merged.append((start, stop))
+        merged.sort()
+        if len(merged) > MAX_FRAGMENTS_PER_MESSAGE:
+            return False
+        self.ranges = merged
+        return True
+
+    @property
+    def complete(self) -> bool:
+        return self.ranges == [(0, self.length)] or (self.length == 0 and bool(self.ranges))
+
+
+class Reassembler:
+    """Handshake messages in message_seq order, whatever order their fragments came in."""
+
+    def __init__(self, next_seq: int = 0) -> None:
+        self.next_seq = next_seq
+        self._partial: dict[int, _Partial] = {}
+        self._epochs: dict[int, int] = {}
+
+    def add(self, header: DtlsHandshakeHeader, data: bytes, epoch: int) -> bool:
+        """Buffer one fragment. Returns True when it belongs to a message already
+        processed (the peer is retransmitting its previous flight). Fragments too far
+        ahead, too large or inconsistent with earlier ones are dropped."""
+        seq = header.message_seq
+        if seq < self.next_seq:
+            return True
+        if seq >= self.next_seq + MAX_MESSAGES_AHEAD:
+            return False
+        if header.length > MAX_HANDSHAKE_MESSAGE_LENGTH:
+            return False
+        partial = self._partial.get(seq)
+        if partial is None:
+            partial = self._partial[seq] = _Partial(header.msg_type, header.length)
+        elif partial.msg_type != header.msg_type or partial.length != header.length:
+            return False  # RFC 6347 §4.2.3: fragments of one message agree on type/length
+        if partial.add(header.fragment_offset, data):
+            self._epochs[seq] = epoch
+        return False
+
+    def pop(self) -> HandshakeMessage | None:
+        """The next message in order, when all of it has arrived."""
+        partial = self._partial.get(self.next_seq)
+        if partial is None or not partial.complete:
+            return None
+        seq = self.next_seq
+        del self._partial[seq]
+        epoch = self._epochs.pop(seq, 0)
+        self.next_seq = seq + 1
+        return HandshakeMessage(partial.msg_type, seq, bytes(partial.buffer), epoch)
+
+    def buffered_bytes(self) -> int:
+        return sum(p.length for p in self._partial.values())
+
+
+# What the limits above allow in the worst case, for the documentation and a test.
+MAX_BUFFERED_BYTES = MAX_MESSAGES_AHEAD * MAX_HANDSHAKE_MESSAGE_LENGTH

@@ -1,0 +1,257 @@
+"""DTLS 1.2 parameter choice: what a server picks from a ClientHello, what a client offers,
+and the key derivation both sides share once they agree.
+
+Kept apart from the state machines so each handler stays short: a server handler calls
+``choose(config, hello)`` and gets a ``Choice`` or the exception carrying the right alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.hashes import Hash
+from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
+from dtlsgate.crypto.provider import CryptoProvider
+from dtlsgate.crypto.signatures import schemes_for_key
+from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
+from dtlsgate.dtls.record import CipherState
+from dtlsgate.errors import HandshakeFailure, ProtocolError, ProtocolVersionError
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    decode_alpn,
+    decode_renegotiation_info,
+    decode_server_name,
+    decode_u16_list_ext,
+)
+from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.messages12 import KeyExchangeKind
+
+_CS = CipherSuite
+_S = SignatureScheme
+
+#: Our suite preference (server) and offer (client), strongest AEAD first for certificates;
+#: the PSK suites after them. Only AEAD suites exist in this library (DESIGN.md).
+DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CCM,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+    _CS.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_PSK_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_PSK_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_PSK_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_PSK_WITH_AES_128_CCM,
+    _CS.TLS_PSK_WITH_AES_128_CCM_8,
+)
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
+    NamedGroup.x25519,
+    NamedGroup.secp256r1,
+    NamedGroup.secp384r1,
+)
+DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    _S.ecdsa_secp256r1_sha256,
+    _S.ecdsa_secp384r1_sha384,
+    _S.ecdsa_secp521r1_sha512,
+    _S.ed25519,
+    _S.rsa_pss_rsae_sha256,
+    _S.rsa_pss_rsae_sha384,
+    _S.rsa_pss_rsae_sha512,
+    _S.rsa_pkcs1_sha256,
+    _S.rsa_pkcs1_sha384,
+    _S.rsa_pkcs1_sha512,
+)
+# RFC 5746 §3.3: the signalling value that stands for an empty renegotiation_info.
+_SCSV = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+
+_KIND = {
+    KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
+    KeyExchange.ECDHE_RSA: KeyExchangeKind.ECDHE,
+    KeyExchange.PSK: KeyExchangeKind.PSK,
+    KeyExchange.ECDHE_PSK: KeyExchangeKind.ECDHE_PSK,
+}
+
+
+def kind_of(suite: SuiteInfo) -> KeyExchangeKind:
+    return _KIND[suite.key_exchange]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What the server chose from a ClientHello."""
+
+    suite: SuiteInfo
+    group: NamedGroup | None
+    signature_scheme: SignatureScheme | None
+    extended_master_secret: bool
+    secure_renegotiation: bool
+    alpn: bytes | None
+    server_name: str | None
+    ec_point_formats: bool
+
+
+def _key_exchange_for_key(key: object) -> KeyExchange | None:
+    # RFC 8422 §5.1: ECDSA and EdDSA keys sign in ECDHE_ECDSA suites; RSA in ECDHE_RSA.
+    if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        return KeyExchange.ECDHE_ECDSA
+    if isinstance(key, rsa.RSAPrivateKey):
+        return KeyExchange.ECDHE_RSA
+    return None
+
+
+def _client_groups(hello: ClientHello) -> tuple[int, ...]:
+    data = hello.get(ExtensionType.supported_groups)
+    # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
+    return (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
+
+
+def _pick_scheme(config: ServerConfig, hello: ClientHello) -> SignatureScheme | None:
+    key = config.private_key
+    if key is None:
+        return None
+    ours = [
+        s
+        for s in (config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        if s in set(schemes_for_key(key))
+    ]
+    data = hello.get(ExtensionType.signature_algorithms)
+    if data is None:
+        # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
+        return SignatureScheme(ours[0]) if ours else None
+    offered = set(decode_u16_list_ext(data))
+    return next((SignatureScheme(s) for s in ours if s in offered), None)
+
+
+def _pick_alpn(config: ServerConfig, hello: ClientHello) -> bytes | None:
+    data = hello.get(ExtensionType.application_layer_protocol_negotiation)
+    if data is None or not config.alpn_protocols:
+        return None
+    offered = decode_alpn(data)
+    for protocol in config.alpn_protocols:
+        if protocol in offered:
+            return protocol
+    # RFC 7301 §3.2: no overlap is a fatal no_application_protocol alert.
+    raise ProtocolError("no common ALPN protocol", AlertDescription.no_application_protocol)
+
+
+def check_client_version(hello: ClientHello) -> None:
+    """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
+    0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
+        raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
+
+
+def _secure_renegotiation(hello: ClientHello) -> bool:
+    data = hello.get(ExtensionType.renegotiation_info)
+    if data is not None and decode_renegotiation_info(data):
+        # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
+        raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
+    return data is not None or _SCSV in hello.cipher_suites
+
+
+def choose(config: ServerConfig, hello: ClientHello) -> Choice:
+    """The server's choice for ``hello`` (RFC 5246 §7.4.1.3: the server's preference
+    among what the client offers)."""
+    check_client_version(hello)
+    if hello.compression_methods.find(0) < 0:
+        raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
+    ems = hello.get(ExtensionType.extended_master_secret) is not None
+    if config.require_extended_master_secret and not ems:
+        # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
+        raise HandshakeFailure("client does not offer the extended master secret")
+    groups = _client_groups(hello)
+    group = next((NamedGroup(g) for g in config.groups or DEFAULT_GROUPS if g in groups), None)
+    scheme = _pick_scheme(config, hello)
+    cert_kx = _key_exchange_for_key(config.private_key) if config.certificate_chain else None
+    offered = set(hello.cipher_suites)
+    for candidate in config.cipher_suites or DEFAULT_SUITES:
+        info = SUITES.get(CipherSuite(candidate)) if candidate in SUITES else None
+        if info is None or info.is_tls13 or candidate not in offered:
+            continue
+        kx = info.key_exchange
+        if kx in (KeyExchange.PSK, KeyExchange.ECDHE_PSK) and not config.psk:
+            continue
+        if kx in (KeyExchange.ECDHE_ECDSA, KeyExchange.ECDHE_RSA) and (
+            kx is not cert_kx or scheme is None
+        ):
+            continue
+        if kx is not KeyExchange.PSK and group is None:
+            continue
+        server_name_data = hello.get(ExtensionType.server_name)
+        return Choice(
+            suite=info,
+            group=None if kx is KeyExchange.PSK else group,
+            signature_scheme=scheme if info.uses_certificate else None,
+            extended_master_secret=ems,
+            secure_renegotiation=_secure_renegotiation(hello),
+            alpn=_pick_alpn(config, hello),
+            server_name=decode_server_name(server_name_data) if server_name_data else None,
+            ec_point_formats=kx is not KeyExchange.PSK
+            and hello.get(ExtensionType.ec_point_formats) is not None,
+        )
+    raise HandshakeFailure("no cipher suite in common")
+
+
+def client_suites(config: ClientConfig) -> tuple[int, ...]:
+    """The suites a client offers: PSK suites when it has a PSK, certificate suites
+    otherwise (or the configured list, filtered to DTLS 1.2 suites we implement)."""
+    wanted = config.cipher_suites or DEFAULT_SUITES
+    out: list[int] = []
+    for suite in wanted:
+        info = SUITES.get(CipherSuite(suite)) if suite in SUITES else None
+        if info is None or info.is_tls13:
+            continue
+        if config.cipher_suites is None and info.uses_certificate == (config.psk is not None):
+            continue
+        out.append(int(suite))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The master secret and the record protection of epoch 1 for both directions."""
+
+    master_secret: bytes
+    client_write: CipherState
+    server_write: CipherState
+
+
+def derive_keys(
+    provider: CryptoProvider,
+    suite: SuiteInfo,
+    pre_master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    session_hash: bytes | None,
+) -> Keys:
+    """Master secret (RFC 5246 §8.1, or RFC 7627 §4 when ``session_hash`` is given) and
+    the key block cut into write keys and IVs (RFC 5246 §6.3)."""
+    hash: Hash = suite.hash
+    if session_hash is not None:
+        master = extended_master_secret(hash, pre_master_secret, session_hash)
+    else:
+        master = master_secret(hash, pre_master_secret, client_random, server_random)
+    block = key_block(suite, master, client_random, server_random)
+    return Keys(
+        master,
+        CipherState(
+            suite, provider.aead(suite.aead, block.client_write_key), block.client_write_iv
+        ),
+        CipherState(
+            suite, provider.aead(suite.aead, block.server_write_key), block.server_write_iv
+        ),
+    )

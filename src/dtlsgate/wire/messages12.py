@@ -1,0 +1,261 @@
+"""TLS 1.2 / DTLS 1.2 handshake messages after the hellos, as frozen dataclasses.
+
+``decode`` takes a message body (the bytes after the handshake header) and rejects trailing
+bytes; ``encode`` returns the body. The key exchange messages depend on the negotiated key
+exchange (RFC 8422 §5.4 and §5.7 for ECDHE, RFC 4279 §2 for PSK, RFC 5489 §2 for ECDHE_PSK),
+so their ``decode`` takes it as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from dtlsgate.errors import DecodeError, IllegalParameter
+from dtlsgate.wire.buffer import Reader, Writer
+
+# RFC 8422 §5.4: ECCurveType named_curve.
+NAMED_CURVE = 3
+# RFC 4279 §5.3: identities and hints up to 2^16-1 bytes; implementations should accept at
+# least 128. We keep the protocol's own bound.
+MAX_PSK_IDENTITY_LENGTH = 0xFFFF
+# RFC 5246 §7.4.9: verify_data is 12 bytes for every suite we implement.
+FINISHED_LENGTH = 12
+
+
+class KeyExchangeKind(Enum):
+    """How ServerKeyExchange and ClientKeyExchange are laid out."""
+
+    ECDHE = "ecdhe"  # ECDHE_ECDSA, ECDHE_RSA
+    PSK = "psk"
+    ECDHE_PSK = "ecdhe_psk"
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate12:
+    """RFC 5246 §7.4.2: ASN.1Cert certificate_list<0..2^24-1>, each <1..2^24-1>."""
+
+    certificates: tuple[bytes, ...]
+
+    @classmethod
+    def decode(cls, body: bytes) -> Certificate12:
+        r = Reader(body)
+        certs = r.prefixed(3)
+        out: list[bytes] = []
+        while not certs.at_end():
+            out.append(certs.vector(3, 1))
+        r.finish()
+        return cls(tuple(out))
+
+    def encode(self) -> bytes:
+        w = Writer()
+        with w.prefixed(3):
+            for cert in self.certificates:
+                w.vector(3, cert, 1)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class EcdhParams:
+    """RFC 8422 §5.4: ServerECDHParams with a named curve and the public point."""
+
+    group: int
+    public: bytes
+
+    @classmethod
+    def read(cls, r: Reader) -> EcdhParams:
+        curve_type = r.u8()
+        if curve_type != NAMED_CURVE:
+            # RFC 8422 §5.4: explicit curves are deprecated; we only offer named curves.
+            raise IllegalParameter(f"ECCurveType {curve_type} is not named_curve")
+        group = r.u16()
+        public = r.vector(1, 1)
+        return cls(group, public)
+
+    def write(self, w: Writer) -> None:
+        w.u8(NAMED_CURVE)
+        w.u16(self.group)
+        w.vector(1, self.public, 1)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyExchange:
+    """RFC 8422 §5.4 (ECDHE: params and a signature over the randoms and params),
+    RFC 4279 §2 (PSK: identity hint), RFC 5489 §2 (ECDHE_PSK: hint, then params, unsigned)."""
+
+    kind: KeyExchangeKind
+    params: EcdhParams | None = None
+    signature_scheme: int | None = None
+    signature: bytes = b""
+    psk_identity_hint: bytes = b""
+
+    @classmethod
+    def decode(cls, body: bytes, kind: KeyExchangeKind) -> ServerKeyExchange:
+        r = Reader(body)
+        if kind is KeyExchangeKind.PSK:
+            hint = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
+            r.finish()
+            return cls(kind, psk_identity_hint=hint)
+        if kind is KeyExchangeKind.ECDHE_PSK:
+            hint = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
+            params = EcdhParams.read(r)
+            r.finish()
+            return cls(kind, params, psk_identity_hint=hint)
+        params = EcdhParams.read(r)
+        scheme = r.u16()
+        signature = r.vector(2, 1)
+        r.finish()
+        return cls(kind, params, scheme, signature)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        if self.kind is not KeyExchangeKind.ECDHE:
+            w.vector(2, self.psk_identity_hint, 0, MAX_PSK_IDENTITY_LENGTH)
+        if self.kind is not KeyExchangeKind.PSK:
+            if self.params is None:
+                raise DecodeError("ServerKeyExchange needs ECDH parameters")
+            self.params.write(w)
+        if self.kind is KeyExchangeKind.ECDHE:
+            if self.signature_scheme is None:
+                raise DecodeError("ServerKeyExchange needs a signature")
+            w.u16(self.signature_scheme)
+            w.vector(2, self.signature, 1)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKeyExchange:
+    """RFC 8422 §5.7 (ECDHE: the client's point<1..2^8-1>), RFC 4279 §2 (PSK: identity),
+    RFC 5489 §2 (ECDHE_PSK: identity, then point)."""
+
+    kind: KeyExchangeKind
+    public: bytes = b""
+    psk_identity: bytes = b""
+
+    @classmethod
+    def decode(cls, body: bytes, kind: KeyExchangeKind) -> ClientKeyExchange:
+        r = Reader(body)
+        identity = b""
+        public = b""
+        if kind is not KeyExchangeKind.ECDHE:
+            identity = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
+        if kind is not KeyExchangeKind.PSK:
+            public = r.vector(1, 1)
+        r.finish()
+        return cls(kind, public, identity)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        if self.kind is not KeyExchangeKind.ECDHE:
+            w.vector(2, self.psk_identity, 0, MAX_PSK_IDENTITY_LENGTH)
+        if self.kind is not KeyExchangeKind.PSK:
+            w.vector(1, self.public, 1)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest12:
+    """RFC 5246 §7.4.4: certificate_types<1..2^8-1>, supported_signature_algorithms
+    <2..2^16-2>, certificate_authorities<0..2^16-1> of DistinguishedName<1..2^16-1>."""
+
+    certificate_types: bytes
+    signature_schemes: tuple[int, ...]
+    authorities: tuple[bytes, ...] = ()
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateRequest12:
+        r = Reader(body)
+        types = r.vector(1, 1)
+        schemes = r.u16_list(2, 2, 0xFFFE)
+        names = r.prefixed(2)
+        authorities: list[bytes] = []
+        while not names.at_end():
+            authorities.append(names.vector(2, 1))
+        r.finish()
+        return cls(types, tuple(schemes), tuple(authorities))
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.vector(1, self.certificate_types, 1)
+        w.u16_list(2, list(self.signature_schemes))
+        with w.prefixed(2):
+            for name in self.authorities:
+                w.vector(2, name, 1)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify12:
+    """RFC 5246 §7.4.8: digitally-signed struct: SignatureAndHashAlgorithm, signature."""
+
+    signature_scheme: int
+    signature: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateVerify12:
+        r = Reader(body)
+        scheme = r.u16()
+        signature = r.vector(2, 1)
+        r.finish()
+        return cls(scheme, signature)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u16(self.signature_scheme)
+        w.vector(2, self.signature, 1)
+        return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHelloDone:
+    """RFC 5246 §7.4.5: an empty message."""
+
+    @classmethod
+    def decode(cls, body: bytes) -> ServerHelloDone:
+        if body:
+            raise DecodeError("ServerHelloDone must be empty")
+        return cls()
+
+    def encode(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRequest:
+    """RFC 5246 §7.4.1.1: an empty message (a server asking for renegotiation)."""
+
+    @classmethod
+    def decode(cls, body: bytes) -> HelloRequest:
+        if body:
+            raise DecodeError("HelloRequest must be empty")
+        return cls()
+
+    def encode(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """RFC 5246 §7.4.9: opaque verify_data[12]."""
+
+    verify_data: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> Finished:
+        if len(body) != FINISHED_LENGTH:
+            raise DecodeError(f"Finished must be {FINISHED_LENGTH} bytes, got {len(body)}")
+        return cls(body)
+
+    def encode(self) -> bytes:
+        return self.verify_data
+
+
+def ecdhe_signed_params(client_random: bytes, server_random: bytes, params: EcdhParams) -> bytes:
+    """RFC 8422 §5.4: the ServerKeyExchange signature covers ClientHello.random,
+    ServerHello.random and ServerECDHParams."""
+    return client_random + server_random + params.encode()
