@@ -108,6 +108,9 @@ class ClientConfig:
     mtu: int = DEFAULT_MTU
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
+    # TLS 1.3 middlebox compatibility mode (RFC 8446 Appendix D.4): a non-empty
+    # legacy_session_id and a ChangeCipherSpec before our encrypted flight.
+    middlebox_compat: bool = True
 
     def __post_init__(self) -> None:
         if (self.psk is None) != (self.psk_identity is None):

@@ -1,0 +1,132 @@
+"""Blocking TLS 1.3 over TCP sockets: ``connect(host, port, config)`` and
+``accept(listening_socket, config)`` return a `TlsSocket`. An adapter: the only TLS code
+here is the sans-I/O connection it drives; it reads the clock for ``now``."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from typing import Any
+
+from dtlsgate.errors import StateError
+from dtlsgate.tls13.connection import (
+    ClientConnection,
+    ConnectionClosed,
+    DataReceived,
+    HandshakeCompleted,
+    ServerConnection,
+    TlsConnection,
+)
+from dtlsgate.tls13.handshake import HandshakeInfo
+
+READ_SIZE = 65536
+
+
+class TlsSocket:
+    """A connected TLS 1.3 stream over a TCP socket, with a blocking handshake."""
+
+    def __init__(self, sock: socket.socket, conn: TlsConnection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self._buffer = bytearray()
+        self._eof = False
+
+    @property
+    def info(self) -> HandshakeInfo | None:
+        return self.conn.info
+
+    def _flush(self) -> None:
+        out = self.conn.data_to_send()
+        if out:
+            self.sock.sendall(out)
+
+    def _pump(self) -> bool:
+        """Read once from the socket and process it; False at end of stream."""
+        self._flush()
+        data = self.sock.recv(READ_SIZE)
+        if not data:
+            self._eof = True
+            return False
+        try:
+            self.conn.receive_data(data, time.time())
+        finally:
+            self._flush()
+        while (event := self.conn.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                self._buffer += event.data
+            elif isinstance(event, ConnectionClosed):
+                self._eof = True
+        return True
+
+    def do_handshake(self) -> HandshakeInfo:
+        while not self.conn.handshake_complete:
+            if not self._pump():
+                raise ConnectionError("peer closed the connection during the handshake")
+        self._flush()
+        assert self.conn.info is not None
+        return self.conn.info
+
+    def recv(self, n: int = READ_SIZE) -> bytes:
+        """Up to ``n`` bytes of application data; b"" once the peer closed."""
+        while not self._buffer and not self._eof:
+            self._pump()
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return out
+
+    def sendall(self, data: bytes) -> None:
+        self.conn.send(data)
+        self._flush()
+
+    def close(self) -> None:
+        try:
+            if not self.conn.closed:
+                self.conn.close()
+                self._flush()
+        except (OSError, StateError):
+            pass
+        finally:
+            self.sock.close()
+
+    def _flush_quietly(self) -> None:
+        """Send what is queued (an alert after a failure), ignoring a broken socket."""
+        with contextlib.suppress(OSError):
+            self._flush()
+
+    def __enter__(self) -> TlsSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) -> TlsSocket:
+    """Open TCP to ``host:port`` and complete a TLS 1.3 handshake as client."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    conn = ClientConnection(config)
+    conn.start()
+    tls = TlsSocket(sock, conn)
+    try:
+        tls.do_handshake()
+    except BaseException:
+        tls._flush_quietly()
+        sock.close()
+        raise
+    return tls
+
+
+def accept(listener: socket.socket, config: Any, *, context: Any = None) -> TlsSocket:
+    """Accept one TCP connection and complete a TLS 1.3 handshake as server."""
+    sock, _ = listener.accept()
+    tls = TlsSocket(sock, ServerConnection(config, context=context))
+    try:
+        tls.do_handshake()
+    except BaseException:
+        tls._flush_quietly()
+        sock.close()
+        raise
+    return tls
+
+
+__all__ = ["HandshakeCompleted", "TlsSocket", "accept", "connect"]

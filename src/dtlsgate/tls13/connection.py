@@ -1,0 +1,269 @@
+"""Sans-I/O TLS 1.3 connections over a byte stream: `ServerConnection` and
+`ClientConnection`.
+
+The application feeds received bytes with ``receive_data(data, now)``, takes bytes to
+write with ``data_to_send()`` and events with ``next_event()``; ``send(data)``,
+``key_update()`` and ``close()`` queue records. ``now`` (seconds since the epoch) is only
+used to judge certificate validity and ticket ages. Nothing here touches a socket.
+
+Errors (STYLE.md practice 7): when the peer breaks the protocol the connection queues the
+alert the error names (RFC 8446 §6.2; the mapping from error to alert is the error class,
+``dtlsgate.errors``), enters its terminal state and raises the `ProtocolError`. A fatal
+alert from the peer raises `AlertReceived`. Calls made in the wrong state raise `StateError`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from dtlsgate.errors import (
+    AlertReceived,
+    DecodeError,
+    ProtocolError,
+    StateError,
+    UnexpectedMessage,
+)
+from dtlsgate.tls13 import client as _client
+from dtlsgate.tls13 import server as _server
+from dtlsgate.tls13.handshake import (
+    Actions,
+    Complete,
+    HandshakeInfo,
+    InstallKey,
+    PeerRecordLimit,
+    SendChangeCipherSpec,
+    SendMessage,
+    TicketReceived,
+)
+from dtlsgate.tls13.post_handshake import Connected, update_write
+from dtlsgate.tls13.record import (
+    MAX_PLAINTEXT,
+    HandshakeReassembler,
+    RecordProtection,
+    StreamRecordLayer,
+)
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.messages import Alert
+
+# ---- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted:
+    info: HandshakeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer sent close_notify (RFC 8446 §6.1): no more data will come."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived:
+    ticket: _client.SessionTicket
+
+
+Event = HandshakeCompleted | DataReceived | ConnectionClosed | SessionTicketReceived
+
+
+class TlsConnection:
+    """What server and client connections share: records, reassembly, actions, events."""
+
+    def __init__(self, ctx: Any, state: Any, table: dict[type, dict[int, Any]]) -> None:
+        self._ctx = ctx
+        self._state = state
+        self._table = table
+        self._records = StreamRecordLayer()
+        self._reassembler = HandshakeReassembler()
+        self._out = bytearray()
+        self._events: deque[Event] = deque()
+        self._initial_record = False
+        self.info: HandshakeInfo | None = None
+        self.closed = False  # terminal: a fatal error either way, or we sent close_notify
+        self.peer_closed = False
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self.info is not None
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Process bytes from the peer; events become available from ``next_event``."""
+        if self.closed:
+            raise StateError("connection is closed")
+        self._records.feed(data)
+        try:
+            while not self.peer_closed and (record := self._records.next_record()) is not None:
+                self._on_record(record.content_type, record.fragment, now)
+        except ProtocolError as exc:
+            self._fail(exc.alert)
+            raise
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def send(self, data: bytes) -> None:
+        """Queue application data (RFC 8446 §5.1: after the handshake)."""
+        if self.closed or not self.handshake_complete:
+            raise StateError("send() needs a completed, open connection")
+        if data:
+            self._out += self._records.encode(ContentType.APPLICATION_DATA, data)
+
+    def key_update(self, request_peer: bool = True) -> None:
+        """Send a KeyUpdate (RFC 8446 §4.6.3) and switch our sending key."""
+        if self.closed or not isinstance(self._state, Connected):
+            raise StateError("key_update() needs a completed, open connection")
+        self._state, actions = update_write(self._state, request_peer)
+        self._run(actions)
+
+    def close(self) -> None:
+        """Send close_notify (RFC 8446 §6.1) and stop sending."""
+        if not self.closed:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.close_notify)
+            self.closed = True
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _on_record(self, content_type: int, fragment: bytes, now: float) -> None:
+        if content_type == ContentType.HANDSHAKE:
+            self._reassembler.feed(fragment)
+            while (msg := self._reassembler.next_message()) is not None:
+                self._on_message(*msg, now)
+        elif content_type == ContentType.ALERT:
+            self._on_alert(fragment)
+        else:
+            # RFC 8446 §5.1 / §2: application data only once the handshake is complete.
+            if not self.handshake_complete or self._reassembler.pending:
+                raise UnexpectedMessage("application data before the handshake completed")
+            if fragment:
+                self._events.append(DataReceived(fragment))
+
+    def _on_message(self, msg_type: int, body: bytes, raw: bytes, now: float) -> None:
+        handler = self._table.get(type(self._state), {}).get(msg_type)
+        if handler is None:
+            raise UnexpectedMessage(
+                f"handshake message {msg_type} not legal in {type(self._state).__name__}"
+            )
+        self._state, actions = handler(self._ctx, self._state, body, raw, now)
+        self._run(actions)
+
+    def _on_alert(self, fragment: bytes) -> None:
+        try:
+            alert = Alert.decode(fragment)
+        except DecodeError:
+            raise
+        if alert.description == AlertDescription.close_notify:
+            self.peer_closed = True
+            self._events.append(ConnectionClosed())
+            return
+        if alert.description == AlertDescription.user_canceled:
+            return  # RFC 8446 §6.1: followed by close_notify; nothing to do.
+        # RFC 8446 §6.2: every other alert is fatal, whatever its level.
+        self.closed = True
+        raise AlertReceived(alert.description, alert.level)
+
+    def _run(self, actions: Actions) -> None:
+        for action in actions:
+            if isinstance(action, SendMessage):
+                initial, self._initial_record = self._initial_record, False
+                self._out += self._records.encode(
+                    ContentType.HANDSHAKE, action.data, initial=initial
+                )
+            elif isinstance(action, SendChangeCipherSpec):
+                self._out += self._records.change_cipher_spec()
+            elif isinstance(action, InstallKey):
+                self._install(action)
+            elif isinstance(action, PeerRecordLimit):
+                self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
+            elif isinstance(action, Complete):
+                self.info = action.info
+                # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
+                self._records.ccs_allowed = False
+                self._events.append(HandshakeCompleted(action.info))
+            elif isinstance(action, TicketReceived):
+                self._events.append(SessionTicketReceived(action.ticket))
+
+    def _install(self, action: InstallKey) -> None:
+        key, iv = action.schedule.traffic_keys(action.secret)
+        protection = RecordProtection(self._ctx.provider.aead(action.aead, key), iv)
+        if action.write:
+            self._records.write = protection
+            return
+        # RFC 8446 §5.1: handshake messages MUST NOT span a key change.
+        if self._reassembler.pending:
+            raise UnexpectedMessage("handshake message spans a key change")
+        self._records.read = protection
+
+    def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        self._out += self._records.encode(ContentType.ALERT, Alert(level, description).encode())
+
+    def _fail(self, alert: AlertDescription) -> None:
+        if not self.closed:
+            self._send_alert(AlertLevel.FATAL, alert)
+            self.closed = True
+
+
+class ServerConnection(TlsConnection):
+    """The server side. Pass a shared ``context`` (`ServerContext`) when creating many
+    connections from one config, to avoid re-encoding the certificate chain each time."""
+
+    def __init__(self, config: Any, *, context: _server.ServerContext | None = None) -> None:
+        ctx = context or _server.ServerContext(config)
+        super().__init__(ctx, _server.ServerStart(), _server.TABLE)
+
+    @classmethod
+    def from_admit(
+        cls, config: Any, admit: Any, now: float, *, context: _server.ServerContext | None = None
+    ) -> ServerConnection:
+        """Continue a handshake the stateless gate admitted (``tls13.stateless.Admit13``):
+        the ServerHello flight is queued at once; the cookie is not verified again."""
+        conn = cls(config, context=context)
+        try:
+            conn._state, actions = _server.after_stateless_retry(
+                conn._ctx,
+                admit.client_hello_message,
+                admit.client_hello1_digest,
+                admit.cipher_suite,
+                admit.group,
+                admit.cookie,
+                now,
+            )
+            conn._run(actions)
+            conn._records.feed(admit.remaining)
+        except ProtocolError as exc:
+            conn._fail(exc.alert)
+            raise
+        return conn
+
+
+class ClientConnection(TlsConnection):
+    """The client side; ``start()`` queues the ClientHello."""
+
+    def __init__(self, config: Any, *, context: _client.ClientContext | None = None) -> None:
+        ctx = context or _client.ClientContext(config)
+        super().__init__(ctx, None, _client.TABLE)
+
+    def start(self) -> None:
+        if self._state is not None:
+            raise StateError("start() was already called")
+        self._state, actions = _client.start(self._ctx)
+        # RFC 8446 §5.1: the initial ClientHello may carry record version 0x0301.
+        self._initial_record = True
+        self._run(actions)

@@ -1,0 +1,47 @@
+"""Authenticating the peer in TLS 1.3: its certificate chain (RFC 8446 §4.4.2) and its
+CertificateVerify signature over the transcript (§4.4.3). Shared by server and client."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from cryptography import x509
+
+from dtlsgate.crypto.certs import TrustStore, verify_client_chain, verify_server_chain
+from dtlsgate.crypto.signatures import TLS13_FORBIDDEN_SCHEMES, certificate_verify_content
+from dtlsgate.errors import BadCertificate, IllegalParameter
+from dtlsgate.tls13.handshake import DEFAULT_SIGNATURE_SCHEMES
+from dtlsgate.wire.enums import SignatureScheme
+from dtlsgate.wire.messages13 import CertificateVerify
+
+
+def check_peer_certificate(
+    chain_der: tuple[bytes, ...], server_name: str | None, trust: TrustStore | None, now: float
+) -> Any:
+    """The leaf's public key after verifying the chain at time ``now`` (seconds since the
+    epoch): for a server, against ``server_name``. With ``trust`` None (the application
+    asked for it by name: ``insecure`` / no client CA), only the leaf is parsed."""
+    when = datetime.datetime.fromtimestamp(now, datetime.UTC)
+    if trust is None:
+        try:
+            return x509.load_der_x509_certificate(chain_der[0]).public_key()
+        except ValueError as exc:
+            raise BadCertificate(f"malformed peer certificate: {exc}") from None
+    if server_name is None:
+        return verify_client_chain(chain_der, trust, when).public_key()
+    return verify_server_chain(chain_der, server_name, trust, when).public_key()
+
+
+def verify_certificate_verify(
+    provider: Any, peer_key: Any, body: bytes, transcript_digest: bytes, *, server: bool
+) -> SignatureScheme:
+    """Check the peer's CertificateVerify (``server``: it came from the server)."""
+    cv = CertificateVerify.decode(body)
+    # RFC 8446 §4.4.3: the scheme must be one we offered, and not PKCS#1 v1.5 or SHA-1.
+    if cv.algorithm not in DEFAULT_SIGNATURE_SCHEMES or cv.algorithm in TLS13_FORBIDDEN_SCHEMES:
+        raise IllegalParameter(f"CertificateVerify with scheme {cv.algorithm:#06x}")
+    scheme = SignatureScheme(cv.algorithm)
+    content = certificate_verify_content(transcript_digest, server=server)
+    provider.verify(peer_key, scheme, content, cv.signature)
+    return scheme

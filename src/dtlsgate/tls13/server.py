@@ -1,0 +1,462 @@
+"""The TLS 1.3 server handshake (RFC 8446 §2, §4): states, the table of legal messages per
+state, and one handler per (state, message).
+
+Each state holds only the data valid in it. ``TABLE[state type][message type]`` is the
+handler; a message type absent from a state's row is an unexpected_message (§4, "a peer
+which receives a handshake message in an unexpected order MUST abort"). Handlers return the
+next state and the `Action`s for the record layer. The transcript is fed the bytes received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.suites import SuiteInfo, suite_info
+from dtlsgate.errors import DecryptError, IllegalParameter
+from dtlsgate.tls13.handshake import (
+    DEFAULT_GROUPS,
+    DEFAULT_SIGNATURE_SCHEMES,
+    DEFAULT_SUITES,
+    LEGACY_VERSION,
+    TLS13,
+    Actions,
+    AppSecrets,
+    ClientHelloInfo,
+    Complete,
+    HandshakeInfo,
+    Keys,
+    PeerRecordLimit,
+    SendChangeCipherSpec,
+    SendMessage,
+    decode_client_hello,
+    expect,
+    hello_retry_request,
+    install,
+    message,
+)
+from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    Extension,
+    KeyShareEntry,
+    encode_alpn,
+    encode_key_share_sh,
+    encode_supported_versions_sh,
+    encode_u16_list_ext,
+)
+from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.messages13 import (
+    Certificate,
+    CertificateEntry,
+    CertificateRequest,
+    CertificateVerify,
+    EncryptedExtensions,
+    Finished,
+)
+
+_A = AlertDescription
+_E = ExtensionType
+_H = HandshakeType
+# RFC 8449 §4: the record_size_limit we advertise: a whole TLSInnerPlaintext of 2^14 bytes
+# plus its content type byte.
+OUR_RECORD_SIZE_LIMIT = (1 << 14) + 1
+
+
+class ServerContext:
+    """Long-lived per-config data: credentials in wire form and preferences."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.provider = config.provider
+        self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
+        self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
+        chain = config.certificate_chain
+        self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
+        self.key = config.private_key
+        self.key_schemes = tuple(schemes_for_key(self.key)) if self.key is not None else ()
+        self.trust: Any = None
+        if config.verify_client != "none" and config.cafile:
+            from dtlsgate.crypto.certs import load_trust_store
+
+            self.trust = load_trust_store(config.cafile)
+
+
+# ---- states -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ServerStart:
+    """Waiting for the first ClientHello."""
+
+
+@dataclass(slots=True)
+class WaitClientHello2:
+    """A HelloRetryRequest was sent (statefully); the second ClientHello must repeat the first
+    but for the key_share (RFC 8446 §4.1.2)."""
+
+    client_hello1: ClientHello
+    suite: int
+    group: int
+    transcript: TranscriptHash
+
+
+@dataclass(slots=True)
+class WaitClientCertificate:
+    """Our flight went with a CertificateRequest (RFC 8446 §4.3.2)."""
+
+    keys: Keys
+    suite: SuiteInfo
+    app: AppSecrets
+    info: HandshakeInfo
+
+
+@dataclass(slots=True)
+class WaitClientCertificateVerify:
+    keys: Keys
+    suite: SuiteInfo
+    app: AppSecrets
+    info: HandshakeInfo
+    peer_key: Any
+
+
+@dataclass(slots=True)
+class WaitClientFinished:
+    keys: Keys
+    suite: SuiteInfo
+    app: AppSecrets
+    info: HandshakeInfo
+
+
+ServerState = (
+    ServerStart
+    | WaitClientHello2
+    | WaitClientCertificate
+    | WaitClientCertificateVerify
+    | WaitClientFinished
+    | Connected
+)
+
+
+# ---- negotiation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
+
+    suite: int
+    group: int
+    scheme: SignatureScheme
+    alpn: bytes | None
+
+
+def choose(ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo) -> Choice:
+    """Suite, group, signature scheme and ALPN protocol, in our order of preference."""
+    suite = next((s for s in ctx.suites if s in hello.cipher_suites), None)
+    expect(suite is not None, "no TLS 1.3 cipher suite in common", _A.handshake_failure)
+    # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
+    expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
+    expect(bool(info.groups), "no supported_groups", _A.missing_extension)
+    group = next((g for g in ctx.groups if g in info.groups), None)
+    expect(group is not None, "no group in common", _A.handshake_failure)
+    scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
+    expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
+    alpn = None
+    if ctx.config.alpn_protocols and info.alpn:
+        alpn = next((p for p in ctx.config.alpn_protocols if p in info.alpn), None)
+        # RFC 7301 §3.2: no protocol in common is fatal.
+        expect(alpn is not None, "no ALPN protocol in common", _A.no_application_protocol)
+    assert suite is not None and group is not None and scheme is not None
+    return Choice(suite, group, SignatureScheme(scheme), alpn)
+
+
+# ---- handlers -----------------------------------------------------------------------------
+
+
+def on_client_hello(
+    ctx: ServerContext, state: ServerStart, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    """The first ClientHello: a HelloRetryRequest when the client has no key share for the
+    group we want (RFC 8446 §4.1.4), else our whole first flight."""
+    hello, info = decode_client_hello(body)
+    choice = choose(ctx, hello, info)
+    share = info.share_for(choice.group)
+    if share is None:
+        # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
+        # (checked by construction: we ask only when there is no share for it).
+        hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None)
+        transcript = TranscriptHash.after_hello_retry(suite_info(choice.suite).hash, raw)
+        transcript.update(hrr)
+        actions: Actions = [SendMessage(hrr)]
+        # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message.
+        if hello.session_id:
+            actions.append(SendChangeCipherSpec())
+        return WaitClientHello2(hello, choice.suite, choice.group, transcript), actions
+    transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
+    return server_flight(ctx, hello, info, choice, share, transcript, False, now)
+
+
+def check_second_client_hello(
+    hello: ClientHello, info: ClientHelloInfo, suite: int, group: int | None
+) -> bytes:
+    """RFC 8446 §4.1.2 / §4.2.8: ClientHello2 keeps the chosen suite and, when the HRR named
+    a group, carries exactly one share, for that group. Returns the share."""
+    expect(suite in hello.cipher_suites, "ClientHello2 dropped the suite", _A.illegal_parameter)
+    if group is not None:
+        expect(len(info.shares) == 1, "ClientHello2 needs one key share", _A.illegal_parameter)
+    share = info.shares[0] if len(info.shares) == 1 else None
+    expect(share is not None, "ClientHello2 without a key share", _A.illegal_parameter)
+    assert share is not None
+    expect(
+        group is None or share.group == group,
+        "ClientHello2 key share is not for the requested group",
+        _A.illegal_parameter,
+    )
+    expect(share.group in info.groups, "share for an unoffered group", _A.illegal_parameter)
+    return share.key_exchange
+
+
+def on_client_hello2(
+    ctx: ServerContext, state: WaitClientHello2, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    """The second ClientHello after our (stateful) HelloRetryRequest."""
+    hello, info = decode_client_hello(body)
+    first = state.client_hello1
+    # RFC 8446 §4.1.2: the client MUST send the same ClientHello but for the listed changes.
+    same = (
+        hello.random == first.random
+        and hello.session_id == first.session_id
+        and hello.cipher_suites == first.cipher_suites
+    )
+    expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
+    share = check_second_client_hello(hello, info, state.suite, state.group)
+    choice = choose(ctx, hello, info)
+    choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
+    state.transcript.update(raw)
+    return server_flight(ctx, hello, info, choice, share, state.transcript, True, now)
+
+
+def server_flight(
+    ctx: ServerContext,
+    hello: ClientHello,
+    info: ClientHelloInfo,
+    choice: Choice,
+    client_share: bytes,
+    transcript: TranscriptHash,
+    after_hrr: bool,
+    now: float,
+) -> tuple[ServerState, Actions]:
+    """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
+    CertificateVerify and Finished under the handshake key (RFC 8446 §2)."""
+    suite = suite_info(choice.suite)
+    ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
+    shared = ours.exchange(client_share)
+    schedule = KeySchedule.for_suite(suite)
+    schedule.enter_handshake(shared)
+    server_share = KeyShareEntry(ours.group, ours.public_bytes)
+    sh = ServerHello(
+        LEGACY_VERSION,
+        ctx.provider.random(32),
+        hello.session_id,
+        choice.suite,
+        0,
+        (
+            Extension(_E.key_share, encode_key_share_sh(server_share)),
+            Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),
+        ),
+    )
+    sh_raw = message(_H.SERVER_HELLO, sh.encode())
+    transcript.update(sh_raw)
+    actions: Actions = [SendMessage(sh_raw)]
+    if hello.session_id and not after_hrr:
+        actions.append(SendChangeCipherSpec())
+    keys = Keys.after_server_hello(schedule, transcript)
+    actions.append(install(True, keys, suite.aead, keys.server_handshake))
+    actions.append(install(False, keys, suite.aead, keys.client_handshake))
+    info_out = HandshakeInfo(
+        CipherSuite(choice.suite),
+        NamedGroup(choice.group),
+        choice.scheme,
+        choice.alpn,
+        info.server_name,
+        (),
+        after_hrr,
+    )
+    return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
+
+
+def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choice) -> bytes:
+    extensions: list[Extension] = []
+    if info.server_name is not None:
+        # RFC 6066 §3: an empty server_name acknowledges the name was used.
+        extensions.append(Extension(_E.server_name, b""))
+    if choice.alpn is not None:
+        extensions.append(
+            Extension(_E.application_layer_protocol_negotiation, encode_alpn([choice.alpn]))
+        )
+    if info.record_size_limit is not None:
+        limit = OUR_RECORD_SIZE_LIMIT.to_bytes(2, "big")
+        extensions.append(Extension(_E.record_size_limit, limit))
+    return message(_H.ENCRYPTED_EXTENSIONS, EncryptedExtensions(tuple(extensions)).encode())
+
+
+def encrypted_flight(
+    ctx: ServerContext,
+    info: ClientHelloInfo,
+    choice: Choice,
+    keys: Keys,
+    suite: SuiteInfo,
+    info_out: HandshakeInfo,
+    actions: Actions,
+) -> tuple[ServerState, Actions]:
+    if info.record_size_limit is not None:
+        actions.append(PeerRecordLimit(info.record_size_limit))
+    messages = [encrypted_extensions(ctx, info, choice)]
+    request = ctx.config.verify_client != "none"
+    if request:
+        schemes = encode_u16_list_ext(list(DEFAULT_SIGNATURE_SCHEMES))
+        cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
+        messages.append(message(_H.CERTIFICATE_REQUEST, cr.encode()))
+    cert = Certificate(b"", tuple(CertificateEntry(d) for d in ctx.chain_der))
+    messages.append(message(_H.CERTIFICATE, cert.encode()))
+    for m in messages:
+        keys.transcript.update(m)
+    # RFC 8446 §4.4.3: sign the transcript through Certificate.
+    content = certificate_verify_content(keys.transcript.digest(), server=True)
+    signature = ctx.provider.sign(ctx.key, choice.scheme, content)
+    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(choice.scheme, signature).encode())
+    keys.transcript.update(cv)
+    fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
+    keys.transcript.update(fin)
+    actions.extend(SendMessage(m) for m in [*messages, cv, fin])
+    keys.schedule.enter_master()
+    th = keys.transcript.digest()
+    app = AppSecrets(
+        keys.schedule.client_application_traffic_secret(th),
+        keys.schedule.server_application_traffic_secret(th),
+    )
+    # RFC 8446 §2: the server may send application data right after its Finished.
+    actions.append(install(True, keys, suite.aead, app.server))
+    if request:
+        return WaitClientCertificate(keys, suite, app, info_out), actions
+    return WaitClientFinished(keys, suite, app, info_out), actions
+
+
+def on_client_certificate(
+    ctx: ServerContext, state: WaitClientCertificate, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    cert = Certificate.decode(body)
+    # RFC 8446 §4.4.2: the context echoes the CertificateRequest's (empty here).
+    expect(cert.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    state.keys.transcript.update(raw)
+    if not cert.entries:
+        # RFC 8446 §4.4.2.4: no certificate; the server decides.
+        expect(
+            ctx.config.verify_client != "required",
+            "client sent no certificate",
+            _A.certificate_required,
+        )
+        return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
+    peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
+    info = _replace_certs(state.info, cert.chain_der)
+    return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
+
+
+def on_client_certificate_verify(
+    ctx: ServerContext, state: WaitClientCertificateVerify, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    verify_certificate_verify(
+        ctx.provider, state.peer_key, body, state.keys.transcript.digest(), server=False
+    )
+    state.keys.transcript.update(raw)
+    return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
+
+
+def on_client_finished(
+    ctx: ServerContext, state: WaitClientFinished, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    keys = state.keys
+    fin = Finished.decode(body, keys.schedule.hash.digest_size)
+    # RFC 8446 §4.4.4: a wrong verify_data is decrypt_error.
+    if not _equal(fin.verify_data, keys.finished(server=False)):
+        raise DecryptError("client Finished does not verify")
+    keys.transcript.update(raw)
+    resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
+    app = AppSecrets(state.app.client, state.app.server, resumption)
+    actions: Actions = [install(False, keys, state.suite.aead, app.client)]
+    actions.append(Complete(state.info))
+    return Connected(keys.schedule, state.suite, app, app.client, app.server), actions
+
+
+def _equal(a: bytes, b: bytes) -> bool:
+    from dtlsgate.crypto.hashes import constant_time_equal
+
+    return constant_time_equal(a, b)
+
+
+def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeInfo:
+    import dataclasses
+
+    return dataclasses.replace(info, peer_certificates=chain)
+
+
+# ---- stateless continuation ------------------------------------------------------------------
+
+
+def after_stateless_retry(
+    ctx: ServerContext,
+    client_hello2: bytes,
+    ch1_digest: bytes,
+    suite: int,
+    group: int | None,
+    cookie: bytes,
+    now: float,
+) -> tuple[ServerState, Actions]:
+    """Continue from a ClientHello2 whose cookie verified: the transcript is rebuilt from
+    the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)), then the HelloRetryRequest
+    as we sent it, then ClientHello2) and nothing else was kept."""
+    hello, info = decode_client_hello(client_hello2[4:])
+    share = check_second_client_hello(hello, info, suite, group)
+    hrr = hello_retry_request(hello.session_id, suite, group, cookie)
+    transcript = TranscriptHash(suite_info(suite).hash, message_hash_from_digest(ch1_digest))
+    transcript.update(hrr)
+    transcript.update(client_hello2)
+    choice = choose(ctx, hello, info)
+    chosen_group = group if group is not None else _group_of(info, share)
+    choice = Choice(suite, chosen_group, choice.scheme, choice.alpn)
+    return server_flight(ctx, hello, info, choice, share, transcript, True, now)
+
+
+def _group_of(info: ClientHelloInfo, share: bytes) -> int:
+    for entry in info.shares:
+        if entry.key_exchange == share:
+            return entry.group
+    raise IllegalParameter("key share vanished")  # pragma: no cover
+
+
+Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
+
+#: The one table of legal messages per state (RFC 8446 §2, Appendix A.2).
+TABLE: dict[type, dict[int, Handler]] = {
+    ServerStart: {_H.CLIENT_HELLO: on_client_hello},
+    WaitClientHello2: {_H.CLIENT_HELLO: on_client_hello2},
+    WaitClientCertificate: {_H.CERTIFICATE: on_client_certificate},
+    WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
+    WaitClientFinished: {_H.FINISHED: on_client_finished},
+    Connected: {_H.KEY_UPDATE: key_update_handler},
+}
