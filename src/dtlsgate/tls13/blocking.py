@@ -19,6 +19,7 @@ from dtlsgate.tls13.connection import (
     TlsConnection,
 )
 from dtlsgate.tls13.handshake import HandshakeInfo
+from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
 
 READ_SIZE = 65536
 
@@ -116,10 +117,48 @@ def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) 
     return tls
 
 
-def accept(listener: socket.socket, config: Any, *, context: Any = None) -> TlsSocket:
-    """Accept one TCP connection and complete a TLS 1.3 handshake as server."""
-    sock, _ = listener.accept()
-    tls = TlsSocket(sock, ServerConnection(config, context=context))
+def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> ServerConnection:
+    """Run the stateless gate on a freshly accepted stream until a ClientHello2 is admitted:
+    HelloRetryRequests are sent back and nothing is kept but the unread bytes."""
+    buffer = b""
+    while True:
+        data = sock.recv(READ_SIZE)
+        if not data:
+            raise ConnectionError("peer closed the connection before ClientHello2")
+        buffer += data
+        result = gate.receive(buffer, peer, time.time())
+        if isinstance(result, Incomplete):
+            continue
+        if isinstance(result, Refuse):
+            sock.sendall(result.data)
+            raise ConnectionError(f"ClientHello refused: {result.reason}")
+        if isinstance(result, Admit13):
+            now = time.time()
+            return ServerConnection.from_admit(gate.config, result, now, context=gate.context)
+        sock.sendall(result.data)
+        buffer = b""
+
+
+def accept(
+    listener: socket.socket,
+    config: Any,
+    *,
+    context: Any = None,
+    gate: StatelessGate | None = None,
+) -> TlsSocket:
+    """Accept one TCP connection and complete a TLS 1.3 handshake as server; with
+    ``config.stateless`` every client first goes through the stateless HelloRetryRequest."""
+    sock, peer = listener.accept()
+    if config.stateless:
+        gate = gate or StatelessGate(config, context=context)
+        try:
+            conn = stateless_accept(sock, peer, gate)
+        except BaseException:
+            sock.close()
+            raise
+        tls = TlsSocket(sock, conn)
+    else:
+        tls = TlsSocket(sock, ServerConnection(config, context=context))
     try:
         tls.do_handshake()
     except BaseException:

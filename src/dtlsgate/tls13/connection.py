@@ -236,15 +236,7 @@ class ServerConnection(TlsConnection):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context)
         try:
-            conn._state, actions = _server.after_stateless_retry(
-                conn._ctx,
-                admit.client_hello_message,
-                admit.client_hello1_digest,
-                admit.cipher_suite,
-                admit.group,
-                admit.cookie,
-                now,
-            )
+            conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now)
             conn._run(actions)
             conn._records.feed(admit.remaining)
         except ProtocolError as exc:

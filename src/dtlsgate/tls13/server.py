@@ -19,7 +19,7 @@ from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
-from dtlsgate.errors import DecryptError, IllegalParameter
+from dtlsgate.errors import DecryptError
 from dtlsgate.tls13.handshake import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -212,23 +212,19 @@ def on_client_hello(
 
 
 def check_second_client_hello(
-    hello: ClientHello, info: ClientHelloInfo, suite: int, group: int | None
+    hello: ClientHello, info: ClientHelloInfo, suite: int, group: int, requested: bool
 ) -> bytes:
-    """RFC 8446 §4.1.2 / §4.2.8: ClientHello2 keeps the chosen suite and, when the HRR named
-    a group, carries exactly one share, for that group. Returns the share."""
+    """RFC 8446 §4.1.2 / §4.2.8: ClientHello2 keeps the chosen suite; when the HRR named a
+    group it carries exactly one share, for that group; otherwise it still has a share for
+    the group we chose. Returns that share."""
     expect(suite in hello.cipher_suites, "ClientHello2 dropped the suite", _A.illegal_parameter)
-    if group is not None:
+    if requested:
         expect(len(info.shares) == 1, "ClientHello2 needs one key share", _A.illegal_parameter)
-    share = info.shares[0] if len(info.shares) == 1 else None
-    expect(share is not None, "ClientHello2 without a key share", _A.illegal_parameter)
+    share = info.share_for(group)
+    expect(share is not None, "ClientHello2 has no share for our group", _A.illegal_parameter)
+    expect(group in info.groups, "share for an unoffered group", _A.illegal_parameter)
     assert share is not None
-    expect(
-        group is None or share.group == group,
-        "ClientHello2 key share is not for the requested group",
-        _A.illegal_parameter,
-    )
-    expect(share.group in info.groups, "share for an unoffered group", _A.illegal_parameter)
-    return share.key_exchange
+    return share
 
 
 def on_client_hello2(
@@ -244,7 +240,7 @@ def on_client_hello2(
         and hello.cipher_suites == first.cipher_suites
     )
     expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
-    share = check_second_client_hello(hello, info, state.suite, state.group)
+    share = check_second_client_hello(hello, info, state.suite, state.group, True)
     choice = choose(ctx, hello, info)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
     state.transcript.update(raw)
@@ -419,34 +415,24 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext,
-    client_hello2: bytes,
-    ch1_digest: bytes,
-    suite: int,
-    group: int | None,
-    cookie: bytes,
-    now: float,
+    ctx: ServerContext, admit: Any, now: float
 ) -> tuple[ServerState, Actions]:
-    """Continue from a ClientHello2 whose cookie verified: the transcript is rebuilt from
-    the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)), then the HelloRetryRequest
-    as we sent it, then ClientHello2) and nothing else was kept."""
-    hello, info = decode_client_hello(client_hello2[4:])
-    share = check_second_client_hello(hello, info, suite, group)
-    hrr = hello_retry_request(hello.session_id, suite, group, cookie)
-    transcript = TranscriptHash(suite_info(suite).hash, message_hash_from_digest(ch1_digest))
+    """Continue from a ClientHello2 whose cookie verified (``stateless.Admit13``): the
+    transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
+    then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
+    hello, info = decode_client_hello(admit.client_hello_message[4:])
+    suite, group = admit.cipher_suite, admit.group
+    share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
+    hrr_group = group if admit.key_share_requested else None
+    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie)
+    transcript = TranscriptHash(
+        suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
+    )
     transcript.update(hrr)
-    transcript.update(client_hello2)
+    transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info)
-    chosen_group = group if group is not None else _group_of(info, share)
-    choice = Choice(suite, chosen_group, choice.scheme, choice.alpn)
+    choice = Choice(suite, group, choice.scheme, choice.alpn)
     return server_flight(ctx, hello, info, choice, share, transcript, True, now)
-
-
-def _group_of(info: ClientHelloInfo, share: bytes) -> int:
-    for entry in info.shares:
-        if entry.key_exchange == share:
-            return entry.group
-    raise IllegalParameter("key share vanished")  # pragma: no cover
 
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]

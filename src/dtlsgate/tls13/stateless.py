@@ -1,0 +1,310 @@
+"""The stateless HelloRetryRequest: OpenSSL's ``SSL_stateless()`` as a pure function.
+
+``StatelessGate(config).receive(data, peer, now)`` judges the first bytes a client sent on
+a stream and returns exactly one of
+
+- ``Reply(data)`` (from `dtlsgate.gate`): a HelloRetryRequest with a cookie to send back
+  (followed by the compatibility ChangeCipherSpec when the client's legacy_session_id is not
+  empty, RFC 8446 Appendix D.4); nothing is kept;
+- `Admit13`: a ClientHello2 whose cookie verified, with everything the server connection
+  needs to go on (`ServerConnection.from_admit`), which does not verify the cookie again;
+- `Incomplete`: the whole ClientHello is not there yet; nothing was sent (the caller retries
+  with more bytes, like ``SSL_stateless`` failing when the read BIO runs dry);
+- `Refuse`: a fatal alert to send before closing: not TLS 1.3 (protocol_version, without
+  any TLS 1.2 flight, as ``SSL_stateless`` returns 0 for older versions), malformed input
+  (decode_error), a cookie that does not verify or a ClientHello2 that changed what
+  ClientHello1 fixed (illegal_parameter).
+
+The cookie (RFC 8446 §4.2.2) is minted by the config's `CookieJar`: it is bound to the peer
+address and to the ClientHello fields that ClientHello2 must repeat (legacy_version, random,
+legacy_session_id, cipher_suites, RFC 8446 §4.1.2) and carries, integrity-protected::
+
+    format (1) | cipher_suite (2) | group (2) | key_share requested (1) |
+    Hash(ClientHello1) <1..64> | application cookie <0..2^16-1>
+
+so that ClientHello2 rebuilds the transcript: ``message_hash`` of ClientHello1 (§4.4.1),
+the HelloRetryRequest (rebuilt byte for byte from these values and the cookie), then
+ClientHello2. The application part comes from ``stateless_cookie_generate(peer)`` and is
+checked by ``stateless_cookie_verify(peer, cookie)`` (OpenSSL's
+``SSL_CTX_set_stateless_cookie_generate_cb`` / ``_verify_cb``).
+
+A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC 8446
+§4.2.2 and Appendix D.4) is skipped, not refused (OpenSSL 3.0 aborts there).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dtlsgate.crypto.suites import suite_info
+from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.gate import Reply
+from dtlsgate.tls13.handshake import (
+    ClientHelloInfo,
+    decode_client_hello,
+    hello_retry_request,
+)
+from dtlsgate.tls13.record import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
+from dtlsgate.tls13.server import ServerContext, choose
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
+from dtlsgate.wire.messages import ClientHello
+
+if TYPE_CHECKING:
+    from dtlsgate.config import ServerConfig
+
+PAYLOAD_FORMAT = 1
+# A ClientHello larger than this is refused before reassembly: real ones are a few hundred
+# bytes (a few KB with post-quantum shares and many PSK identities); the cap bounds what one
+# unauthenticated call can make us buffer and hash.
+MAX_CLIENT_HELLO = 1 << 16
+# The HRR + CCS we answer with stay small; this only bounds the application's cookie part.
+MAX_APPLICATION_COOKIE = 1024
+_CCS_RECORD = bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Admit13:
+    """A ClientHello2 whose cookie verified (see the module docstring).
+
+    - ``client_hello_message``: ClientHello2 as received (handshake header included);
+    - ``client_hello1_digest``: Hash(ClientHello1) from the cookie;
+    - ``cipher_suite`` / ``group``: what the server chose for ClientHello1;
+    - ``key_share_requested``: whether the HelloRetryRequest named the group;
+    - ``cookie``: the cookie as ClientHello2 returned it (the HRR is rebuilt with it);
+    - ``application_cookie``: the part from ``stateless_cookie_generate``;
+    - ``remaining``: bytes received after ClientHello2.
+    """
+
+    peer: Hashable | None
+    client_hello: ClientHello
+    client_hello_message: bytes
+    client_hello1_digest: bytes
+    cipher_suite: int
+    group: int
+    key_share_requested: bool
+    cookie: bytes
+    application_cookie: bytes
+    remaining: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Incomplete:
+    """More bytes are needed before the ClientHello can be judged; nothing was sent."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Send ``data`` (one alert record) and close the connection."""
+
+    data: bytes
+    alert: AlertDescription
+    reason: str
+
+
+StatelessResult = Reply | Admit13 | Incomplete | Refuse
+
+
+def alert_record(alert: AlertDescription) -> bytes:
+    """A plaintext fatal alert record (RFC 8446 §6)."""
+    return bytes((ContentType.ALERT, 3, 3, 0, 2, AlertLevel.FATAL, alert))
+
+
+def bound_fields(hello: ClientHello) -> bytes:
+    """What ClientHello2 must repeat from ClientHello1 (RFC 8446 §4.1.2)."""
+    w = Writer()
+    w.u16(hello.legacy_version)
+    w.write(hello.random)
+    w.vector(1, hello.session_id)
+    w.u16_list(2, list(hello.cipher_suites))
+    return w.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class CookieState:
+    """The integrity-protected payload of a TLS 1.3 cookie."""
+
+    cipher_suite: int
+    group: int
+    key_share_requested: bool
+    client_hello1_digest: bytes
+    application_cookie: bytes
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(PAYLOAD_FORMAT)
+        w.u16(self.cipher_suite)
+        w.u16(self.group)
+        w.u8(int(self.key_share_requested))
+        w.vector(1, self.client_hello1_digest, 1, 64)
+        w.vector(2, self.application_cookie)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CookieState:
+        r = Reader(data)
+        if r.u8() != PAYLOAD_FORMAT:
+            raise ProtocolError("cookie format", AlertDescription.illegal_parameter)
+        suite, group, requested = r.u16(), r.u16(), r.u8()
+        digest = r.vector(1, 1, 64)
+        app = r.vector(2)
+        r.finish()
+        return cls(suite, group, bool(requested), digest, app)
+
+
+class StatelessGate:
+    """Judges the first bytes of a TLS 1.3 stream statelessly (module docstring).
+
+    ``stats`` counts outcomes by kind (``"reply"``, ``"admit"``, ``"incomplete"`` and each
+    refused alert); it is the only thing that changes across calls."""
+
+    def __init__(self, config: ServerConfig, *, context: ServerContext | None = None) -> None:
+        if config.cookie_jar is None:  # pragma: no cover - ServerConfig always makes one
+            raise UsageError("the stateless gate needs a cookie jar")
+        self.config = config
+        self.jar = config.cookie_jar
+        self.context = context or ServerContext(config)
+        self.stats: Counter[str] = Counter()
+
+    def receive(self, data: bytes, peer: Hashable | None, now: float) -> StatelessResult:
+        result = self._judge(bytes(data), peer, now)
+        kind = type(result)
+        if kind is Refuse:
+            key = f"refuse {result.alert.name}"  # type: ignore[union-attr]
+        else:
+            key = {Reply: "reply", Admit13: "admit", Incomplete: "incomplete"}[kind]
+        self.stats[key] += 1
+        return result
+
+    def _judge(self, data: bytes, peer: Hashable | None, now: float) -> StatelessResult:
+        found = read_client_hello(data)
+        if not isinstance(found, tuple):
+            return found
+        message, consumed = found
+        try:
+            hello, info = decode_client_hello(message[4:])
+        except ProtocolError as exc:
+            return Refuse(alert_record(exc.alert), exc.alert, str(exc))
+        if info.cookie is None:
+            return self._retry(hello, info, message, peer, now)
+        return self._admit(hello, info, message, data[consumed:], peer, now)
+
+    def _retry(
+        self,
+        hello: ClientHello,
+        info: ClientHelloInfo,
+        message: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> StatelessResult:
+        try:
+            choice = choose(self.context, hello, info)
+        except ProtocolError as exc:
+            return Refuse(alert_record(exc.alert), exc.alert, str(exc))
+        # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
+        requested = info.share_for(choice.group) is None
+        application = b""
+        if self.config.stateless_cookie_generate is not None:
+            application = self.config.stateless_cookie_generate(peer)
+            if not isinstance(application, bytes) or len(application) > MAX_APPLICATION_COOKIE:
+                raise UsageError(
+                    f"stateless_cookie_generate must return at most {MAX_APPLICATION_COOKIE} bytes"
+                )
+        digest = suite_info(choice.suite).hash.digest(message)
+        state = CookieState(choice.suite, choice.group, requested, digest, application)
+        cookie = self.jar.mint(peer, now, bound_fields(hello), state.encode())
+        hrr = hello_retry_request(
+            hello.session_id, choice.suite, choice.group if requested else None, cookie
+        )
+        reply = record(ContentType.HANDSHAKE, hrr)
+        # RFC 8446 Appendix D.4: the CCS follows our first handshake message in compat mode.
+        if hello.session_id:
+            reply += _CCS_RECORD
+        return Reply(reply)
+
+    def _admit(
+        self,
+        hello: ClientHello,
+        info: ClientHelloInfo,
+        message: bytes,
+        remaining: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> StatelessResult:
+        assert info.cookie is not None
+        payload = self.jar.verify(peer, now, info.cookie, bound_fields(hello))
+        if payload is None:
+            # Forged, expired, minted for another address, or ClientHello2 changed a field
+            # ClientHello1 fixed: the cookie does not verify.
+            return _refuse(AlertDescription.illegal_parameter, "cookie does not verify")
+        try:
+            state = CookieState.decode(payload)
+        except ProtocolError:
+            return _refuse(AlertDescription.illegal_parameter, "cookie payload")
+        verify = self.config.stateless_cookie_verify
+        if verify is not None and not verify(peer, state.application_cookie):
+            return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
+        return Admit13(
+            peer,
+            hello,
+            message,
+            state.client_hello1_digest,
+            state.cipher_suite,
+            state.group,
+            state.key_share_requested,
+            info.cookie,
+            state.application_cookie,
+            remaining,
+        )
+
+
+def _refuse(alert: AlertDescription, reason: str) -> Refuse:
+    return Refuse(alert_record(alert), alert, reason)
+
+
+def record(content_type: int, data: bytes) -> bytes:
+    """One plaintext record (RFC 8446 §5.1); ``data`` fits one record here."""
+    return bytes((content_type, 3, 3)) + len(data).to_bytes(2, "big") + data
+
+
+def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
+    """The whole ClientHello message at the start of ``data`` and the bytes it took,
+    skipping compatibility ChangeCipherSpec records before it (RFC 8446 Appendix D.4) and
+    joining handshake records it spans (§5.1)."""
+    pos = 0
+    message = bytearray()
+    while True:
+        if len(data) - pos < RECORD_HEADER_LENGTH:
+            return Incomplete("record header")
+        content_type, major = data[pos], data[pos + 1]
+        length = (data[pos + 3] << 8) | data[pos + 4]
+        if major != 3:
+            return _refuse(AlertDescription.decode_error, "not a TLS record")
+        if length > MAX_PLAINTEXT or length == 0:
+            return _refuse(AlertDescription.record_overflow, "record length")
+        if len(data) - pos - RECORD_HEADER_LENGTH < length:
+            return Incomplete("record body")
+        body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
+        pos += RECORD_HEADER_LENGTH + length
+        if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
+            continue
+        if content_type != ContentType.HANDSHAKE:
+            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
+        message += body
+        if message[0] != HandshakeType.CLIENT_HELLO:
+            return _refuse(AlertDescription.unexpected_message, "not a ClientHello")
+        if len(message) >= 4:
+            size = int.from_bytes(message[1:4], "big")
+            if size > MAX_CLIENT_HELLO:
+                return _refuse(AlertDescription.illegal_parameter, "ClientHello too large")
+            if len(message) > 4 + size:
+                # RFC 8446 §5.1: nothing may follow the ClientHello before the server's
+                # answer; more handshake bytes in the same record are unexpected.
+                return _refuse(AlertDescription.unexpected_message, "data after ClientHello")
+            if len(message) == 4 + size:
+                return bytes(message), pos

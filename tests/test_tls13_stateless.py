@@ -1,0 +1,217 @@
+"""The stateless HelloRetryRequest (SSL_stateless): HRR with cookie, nothing kept, ClientHello2
+admitted and continued by a fresh server connection; the refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import tracemalloc
+
+import pytest
+from tls13_helpers import NOW, client_config, events, pump, server_config
+
+from dtlsgate.cookie import CookieJar
+from dtlsgate.errors import ProtocolError
+from dtlsgate.gate import Reply
+from dtlsgate.tls13.connection import ClientConnection, DataReceived, ServerConnection
+from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.wire.enums import AlertDescription, NamedGroup
+from dtlsgate.wire.messages import ClientHello, ServerHello
+
+PEER = ("192.0.2.1", 40000)
+MASTER = bytes(range(32))
+
+
+def gate_config(**kw: object) -> object:
+    return server_config(stateless=True, cookie_jar=CookieJar(MASTER), **kw)
+
+
+def hello_round(
+    client_cfg: object = None, **gate_kw: object
+) -> tuple[ClientConnection, StatelessGate, Reply]:
+    cfg = gate_config(**gate_kw)
+    gate = StatelessGate(cfg)  # type: ignore[arg-type]
+    client = ClientConnection(client_cfg or client_config())  # type: ignore[arg-type]
+    client.start()
+    result = gate.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(result, Reply)
+    return client, gate, result
+
+
+def test_hrr_then_admit_then_a_fresh_connection_completes() -> None:
+    client, gate, reply = hello_round()
+    hrr = ServerHello.decode(reply.data[9 : 5 + int.from_bytes(reply.data[3:5], "big")])
+    assert hrr.is_hello_retry_request and hrr.get(44) is not None
+    # Our client had an x25519 share: the HRR carries only the cookie (RFC 8446 §4.2.8).
+    assert hrr.get(51) is None
+    # Compat mode: the CCS follows the HRR.
+    assert reply.data.endswith(bytes((20, 3, 3, 0, 1, 1)))
+    client.receive_data(reply.data, NOW)
+    admit = gate.receive(client.data_to_send(), PEER, NOW + 1)
+    assert isinstance(admit, Admit13)
+    server = ServerConnection.from_admit(gate.config, admit, NOW + 1)
+    pump(client, server)
+    assert client.info is not None and client.info.hello_retry
+    client.send(b"ping")
+    server.send(b"pong")
+    pump(client, server)
+    assert DataReceived(b"ping") in events(server)
+    assert DataReceived(b"pong") in events(client)
+
+
+def test_hrr_asks_for_a_key_share_when_needed() -> None:
+    cfg = client_config(groups=(NamedGroup.secp256r1, NamedGroup.x25519), middlebox_compat=False)
+    client, gate, reply = hello_round(cfg)
+    assert not reply.data.endswith(bytes((20, 3, 3, 0, 1, 1)))  # empty session id: no CCS
+    hrr = ServerHello.decode(reply.data[9:])
+    assert hrr.get(51) == NamedGroup.x25519.to_bytes(2, "big")
+    client.receive_data(reply.data, NOW)
+    admit = gate.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(admit, Admit13) and admit.key_share_requested
+    server = ServerConnection.from_admit(gate.config, admit, NOW)
+    pump(client, server)
+    assert client.info is not None and client.info.group == NamedGroup.x25519
+
+
+def test_change_cipher_spec_before_client_hello2_is_ignored() -> None:
+    client, gate, reply = hello_round()
+    client.receive_data(reply.data, NOW)
+    ccs = bytes((20, 3, 3, 0, 1, 1))
+    admit = gate.receive(ccs + client.data_to_send(), PEER, NOW)
+    assert isinstance(admit, Admit13)
+
+
+def test_another_process_with_the_master_key_continues() -> None:
+    client, _, reply = hello_round()
+    client.receive_data(reply.data, NOW)
+    other = StatelessGate(gate_config())  # type: ignore[arg-type]
+    admit = other.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(admit, Admit13)
+
+
+def test_incomplete_client_hello_sends_nothing() -> None:
+    client = ClientConnection(client_config())
+    client.start()
+    data = client.data_to_send()
+    gate = StatelessGate(gate_config())  # type: ignore[arg-type]
+    for cut in (0, 3, 5, 40, len(data) - 1):
+        assert isinstance(gate.receive(data[:cut], PEER, NOW), Incomplete)
+
+
+def test_tls12_client_hello_is_refused_with_protocol_version() -> None:
+    hello = ClientHello(0x0303, bytes(32), b"", (0xC02B,), b"\x00", ())
+    body = hello.encode()
+    data = bytes((22, 3, 1)) + (len(body) + 4).to_bytes(2, "big") + b"\x01"
+    data += len(body).to_bytes(3, "big") + body
+    result = StatelessGate(gate_config()).receive(data, PEER, NOW)  # type: ignore[arg-type]
+    assert isinstance(result, Refuse) and result.alert == AlertDescription.protocol_version
+    assert result.data == bytes((21, 3, 3, 0, 2, 2, 70))
+
+
+def client_hello2() -> tuple[bytes, StatelessGate]:
+    client, gate, reply = hello_round()
+    client.receive_data(reply.data, NOW)
+    return client.data_to_send(), gate
+
+
+def test_forged_expired_and_other_address_cookies_are_refused() -> None:
+    ch2, gate = client_hello2()
+    forged = bytearray(ch2)
+    forged[-40] ^= 1  # inside the cookie's tag or payload (the cookie is the last extension)
+    for data, peer, now in [
+        (bytes(forged), PEER, NOW),
+        (ch2, ("192.0.2.2", 40000), NOW),
+        (ch2, PEER, NOW + 3600),
+    ]:
+        result = gate.receive(data, peer, now)
+        assert isinstance(result, Refuse), result
+        assert result.alert == AlertDescription.illegal_parameter
+
+
+def test_client_hello2_changing_what_client_hello1_fixed_is_refused() -> None:
+    ch2, gate = client_hello2()
+    hello = ClientHello.decode(ch2[9:], dtls=False)
+    changed = dataclasses.replace(hello, random=bytes(32))
+    body = changed.encode()
+    data = bytes((22, 3, 3)) + (len(body) + 4).to_bytes(2, "big") + b"\x01"
+    data += len(body).to_bytes(3, "big") + body
+    result = gate.receive(data, PEER, NOW)
+    assert isinstance(result, Refuse) and result.alert == AlertDescription.illegal_parameter
+
+
+def test_client_hello2_with_a_share_for_another_group_fails_in_the_connection() -> None:
+    # The cookie verifies (the share is not bound), but the share is not for our group.
+    cfg = client_config(groups=(NamedGroup.secp256r1, NamedGroup.x25519))
+    client, gate, reply = hello_round(cfg)
+    hello1 = client._state.hello  # type: ignore[attr-defined]
+    client.receive_data(reply.data, NOW)
+    ch2 = client.data_to_send()
+    hello2 = ClientHello.decode(ch2[9:], dtls=False)
+    swapped = tuple(
+        e if e.type != 51 else next(x for x in hello1.extensions if x.type == 51)
+        for e in hello2.extensions or ()
+    )
+    body = dataclasses.replace(hello2, extensions=swapped).encode()
+    data = bytes((22, 3, 3)) + (len(body) + 4).to_bytes(2, "big") + b"\x01"
+    data += len(body).to_bytes(3, "big") + body
+    admit = gate.receive(data, PEER, NOW)
+    assert isinstance(admit, Admit13)
+    with pytest.raises(ProtocolError) as info:
+        ServerConnection.from_admit(gate.config, admit, NOW)
+    assert info.value.alert == AlertDescription.illegal_parameter
+
+
+def test_application_cookie_callbacks() -> None:
+    seen: list[bytes] = []
+
+    def generate(peer: object) -> bytes:
+        return b"app:" + str(peer).encode()
+
+    def verify(peer: object, cookie: bytes) -> bool:
+        seen.append(cookie)
+        return cookie == generate(peer)
+
+    client, gate, reply = hello_round(
+        stateless_cookie_generate=generate, stateless_cookie_verify=verify
+    )
+    client.receive_data(reply.data, NOW)
+    admit = gate.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(admit, Admit13) and admit.application_cookie == generate(PEER)
+    assert seen == [generate(PEER)]
+
+    client, gate, reply = hello_round(
+        stateless_cookie_generate=generate, stateless_cookie_verify=lambda p, c: False
+    )
+    client.receive_data(reply.data, NOW)
+    assert isinstance(gate.receive(client.data_to_send(), PEER, NOW), Refuse)
+
+
+@pytest.mark.parametrize(
+    ("data", "alert"),
+    [
+        (bytes((23, 3, 3, 0, 1, 0)), AlertDescription.unexpected_message),
+        (bytes((22, 3, 3, 0, 4, 2, 0, 0, 0)), AlertDescription.unexpected_message),
+        (bytes((22, 3, 3, 0, 4, 1, 0, 0, 0)), AlertDescription.decode_error),
+        (b"GET / HTTP/1.1\r\n\r\n", AlertDescription.decode_error),
+    ],
+)
+def test_garbage_is_refused_with_an_alert(data: bytes, alert: AlertDescription) -> None:
+    result = StatelessGate(gate_config()).receive(data, PEER, NOW)  # type: ignore[arg-type]
+    assert isinstance(result, Refuse) and result.alert == alert
+
+
+def test_nothing_is_kept_between_calls() -> None:
+    client = ClientConnection(client_config())
+    client.start()
+    ch1 = client.data_to_send()
+    gate = StatelessGate(gate_config())  # type: ignore[arg-type]
+    for _ in range(50):
+        gate.receive(ch1, PEER, NOW)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(2000):
+        gate.receive(ch1, ("192.0.2.9", i), NOW)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024
+    assert gate.stats["reply"] == 2050
