@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from peers import Packet, capture, dtlsgate_listen, process, read_line, require
 
 pytestmark = pytest.mark.interop

@@ -108,6 +108,9 @@ class CookieJar:
         # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: with
         # OpenSSL 3 behind hashlib, re-keying costs more than the MAC itself.
         self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
+        # The second that cookies are being minted in, its cookie head and keyed states:
+        # under a flood every cookie of one second shares them.
+        self._minting: tuple[int, bytes, _HashObject, _HashObject] = (-1, b"", *self._keyed_for(0))
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -141,8 +144,21 @@ class CookieJar:
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
         timestamp = int(now) & 0xFFFFFFFF
-        head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
-        return head + payload + self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
+        second, head, inner, outer = self._minting
+        if second != timestamp:
+            head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
+            inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
+            self._minting = (timestamp, head, inner, outer)
+        # peer_bytes(), inlined for the socket-address case: this is the flood's hot path.
+        if type(peer) is tuple and len(peer) >= 2:
+            address = f"{peer[0]}\x00{peer[1]}".encode()
+        else:
+            address = peer_bytes(peer)
+        h = inner.copy()
+        h.update(head + payload + address + bound)
+        o = outer.copy()
+        o.update(h.digest())
+        return head + payload + o.digest()[:TAG_LENGTH]
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""

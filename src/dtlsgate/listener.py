@@ -50,30 +50,29 @@ class Listener:
         # admissions seen while a DtlsSocket was reading, returned by the next listen().
         self._routes: dict[Hashable, DtlsSocket] = {}
         self._pending: deque[tuple[Hashable, Admit]] = deque()
-        self._buffer = bytearray(MAX_DATAGRAM)
 
     def listen(self) -> tuple[Hashable, Admit] | None:
         """Serve the gate until a ClientHello is admitted; return ``(peer, admit)``.
 
         Returns None when the socket has no datagram waiting (non-blocking socket, or a
         socket timeout expired). Errors of the socket itself propagate."""
-        sock, buffer, receive, clock = self.sock, self._buffer, self.gate.receive, self._clock
-        view = memoryview(buffer)
+        sock, receive, clock = self.sock, self.gate.receive, self._clock
         if self._pending:
             return self._pending.popleft()
         while True:
             try:
-                n, peer = sock.recvfrom_into(buffer)
+                datagram, peer = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError, TimeoutError):
                 return None
             if self._routes and peer in self._routes:
-                self._routes[peer]._feed(view[:n].tobytes())
+                self._routes[peer]._feed(datagram)
                 continue
-            result = receive(view[:n].tobytes(), peer, clock())
+            result = receive(datagram, peer, clock())
             if type(result) is Reply:
-                # A full send buffer loses a reply; the client retransmits its ClientHello.
-                with suppress(BlockingIOError, InterruptedError):
+                try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
                     sock.sendto(result.data, peer)
+                except (BlockingIOError, InterruptedError):
+                    pass  # a full send buffer loses a reply; the client retransmits
             elif type(result) is Admit:
                 return peer, result
 

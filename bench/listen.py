@@ -1,0 +1,208 @@
+"""How many ClientHellos a stateless listener answers per second, over real UDP sockets.
+
+Three servers of the same shape on loopback, measured in one run and interleaved round by
+round so that machine noise hits them alike:
+
+- ``bare``: a Python ``recvfrom``/``sendto`` loop that answers each datagram with a fixed
+  datagram the size of our HelloVerifyRequest: the ceiling for any Python listener;
+- ``dtlsgate``: ``Listener.listen()`` (the gate, with the default HMAC cookie jar);
+- ``pyopenssl``: pyOpenSSL's ``Connection.DTLSv1_listen()`` on a memory BIO, cookie
+  callbacks in Python (HMAC-SHA256 from the same jar), recvfrom/sendto around it.
+
+Each round first fills the server socket's receive buffer with N distinct ClientHellos
+(captured from ``openssl s_client -dtls1_2``, each with its own random), then times the
+server draining it on a non-blocking socket. Only the server loop is timed, on one core,
+with no client competing for the CPU. Figures are ratios; the absolute rates are printed for
+context only (this machine is noisy).
+
+Also: the gate alone, in-process without sockets, in HelloVerifyRequests per second.
+
+Usage: python bench/listen.py [--count N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dtlsgate import CookieJar, Gate, Listener, Reply, ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = bytes.fromhex(
+    (ROOT / "tests" / "data" / "openssl_dtls12_client_hello.hex").read_text().strip()
+)
+RANDOM_AT = 13 + 12 + 2  # record header, handshake header, client_version
+MASTER_KEY = bytes(range(32))
+MAX_DATAGRAM = 65507
+
+
+def distinct_hellos(count: int) -> list[bytes]:
+    hellos = []
+    template = bytearray(HELLO)
+    for i in range(count):
+        template[RANDOM_AT : RANDOM_AT + 4] = i.to_bytes(4, "big")
+        hellos.append(bytes(template))
+    return hellos
+
+
+def make_server_socket(rcvbuf: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:  # root may exceed net.core.rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+def bare_loop(sock: socket.socket, reply: bytes) -> int:
+    handled = 0
+    while True:
+        try:
+            _data, peer = sock.recvfrom(MAX_DATAGRAM)
+        except BlockingIOError:
+            return handled
+        sock.sendto(reply, peer)
+        handled += 1
+
+
+def dtlsgate_loop(listener: Listener) -> int:
+    before = listener.gate.stats["reply"]
+    assert listener.listen() is None
+    return listener.gate.stats["reply"] - before
+
+
+def make_pyopenssl_loop() -> Callable[[socket.socket], int] | None:
+    try:
+        from OpenSSL import SSL
+    except ImportError:
+        return None
+    jar = CookieJar(MASTER_KEY)
+    current: list[object] = [None]
+
+    def generate(_conn: object) -> bytes:
+        return jar.mint(current[0], time.time())  # type: ignore[arg-type]
+
+    def verify(_conn: object, cookie: bytes) -> bool:
+        return jar.verify(current[0], time.time(), cookie) is not None  # type: ignore[arg-type]
+
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    ctx.set_cookie_generate_callback(generate)
+    ctx.set_cookie_verify_callback(verify)
+    conn = SSL.Connection(ctx, None)
+    conn.set_accept_state()
+
+    def loop(sock: socket.socket) -> int:
+        handled = 0
+        while True:
+            try:
+                data, peer = sock.recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return handled
+            current[0] = peer
+            conn.bio_write(data)
+            try:  # noqa: SIM105 (as cheap as the gate's listener loop)
+                conn.DTLSv1_listen()
+            except SSL.WantReadError:
+                pass
+            sock.sendto(conn.bio_read(MAX_DATAGRAM), peer)
+            handled += 1
+
+    return loop
+
+
+def fill(client: socket.socket, server_address: tuple[str, int], hellos: list[bytes]) -> None:
+    for hello in hellos:
+        client.sendto(hello, server_address)
+
+
+def one_round(
+    name: str,
+    run: Callable[[socket.socket], int],
+    hellos: list[bytes],
+    rcvbuf: int,
+) -> float:
+    server = make_server_socket(rcvbuf)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    try:
+        fill(client, server.getsockname(), hellos)
+        start = time.perf_counter()
+        handled = run(server)
+        elapsed = time.perf_counter() - start
+    finally:
+        server.close()
+        client.close()
+    if handled != len(hellos):
+        sys.exit(f"{name}: handled {handled} of {len(hellos)} (receive buffer too small?)")
+    return handled / elapsed
+
+
+def gate_alone(hellos: list[bytes]) -> float:
+    gate = Gate(ServerConfig(cookie_jar=CookieJar(MASTER_KEY)))
+    peer = ("127.0.0.1", 40000)
+    now = time.time()
+    start = time.perf_counter()
+    for hello in hellos:
+        result = gate.receive(hello, peer, now)
+    elapsed = time.perf_counter() - start
+    assert type(result) is Reply
+    return len(hellos) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=10_000, help="ClientHellos per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    hellos = distinct_hellos(args.count)
+    rcvbuf = 64 << 20
+    config = ServerConfig(cookie_jar=CookieJar(MASTER_KEY))
+    reply_size = len(Gate(config).receive(hellos[0], ("127.0.0.1", 1), time.time()).data)  # type: ignore[union-attr]
+    bare_reply = bytes(reply_size)
+
+    contenders: dict[str, Callable[[socket.socket], int]] = {
+        "bare": lambda s: bare_loop(s, bare_reply),
+        "dtlsgate": lambda s: dtlsgate_loop(Listener(s, config)),
+    }
+    pyopenssl = make_pyopenssl_loop()
+    if pyopenssl is not None:
+        contenders["pyopenssl"] = pyopenssl
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    alone: list[float] = []
+    for _ in range(args.rounds):
+        for name, run in contenders.items():
+            rates[name].append(one_round(name, run, hellos, rcvbuf))
+        alone.append(gate_alone(hellos))
+
+    # Ratios are taken within each round (the contenders ran back to back), then the median
+    # over rounds: slow drifts of the machine's speed cancel out.
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    print(f"stateless listen over UDP loopback: {args.count} ClientHellos x {args.rounds} rounds")
+    print(f"(HelloVerifyRequest {reply_size} bytes; ClientHello {len(HELLO)} bytes)")
+    for name, values in rates.items():
+        print(
+            f"  {name:10s} median {statistics.median(values):8.0f}/s  best {max(values):8.0f}/s"
+            f"  = {ratio(name, 'bare'):.2f} x bare"
+        )
+    if "pyopenssl" in rates:
+        print(f"  dtlsgate / pyopenssl = {ratio('dtlsgate', 'pyopenssl'):.2f}")
+    bare_alone = [x for x in rates["bare"]]
+    print(
+        f"gate alone, in-process: median {statistics.median(alone):.0f}"
+        f" HelloVerifyRequests/s, best {max(alone):.0f}/s"
+        f" = {statistics.median(a / b for a, b in zip(alone, bare_alone, strict=True)):.2f}"
+        " x the bare UDP loop's rate"
+    )
+
+
+if __name__ == "__main__":
+    main()
