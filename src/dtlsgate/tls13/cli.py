@@ -1,0 +1,168 @@
+"""``dtlsgate serve --tls`` and ``dtlsgate connect --tls``: TLS 1.3 over TCP from the
+command line (an adapter: sockets and clocks live here, the protocol does not).
+
+``serve --tls`` echoes what each client sends (``--www``: answers an HTTP GET with a small
+status page, like ``openssl s_server -www``), one connection after another; ``--stateless``
+sends every new client through the stateless HelloRetryRequest; ``--master-key`` (64 hex
+digits) lets several servers accept each other's cookies. ``connect --tls HOST:PORT`` sends
+its standard input and prints what comes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.cookie import CookieJar
+from dtlsgate.crypto.certs import load_identity, make_self_signed
+from dtlsgate.errors import AlertReceived, ProtocolError
+from dtlsgate.tls13.blocking import TlsSocket, accept, connect
+from dtlsgate.tls13.server import ServerContext
+from dtlsgate.tls13.stateless import StatelessGate
+
+# How long `connect` keeps reading after its input ended, for the answers to arrive.
+CONNECT_LINGER = 2.0
+# A client that sends nothing for this long is dropped, so one idle client cannot stall a
+# sequential server forever.
+CLIENT_IDLE_TIMEOUT = 10.0
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    parser.add_argument("--cert", help="PEM certificate chain (server: default self-signed)")
+    parser.add_argument("--key", help="PEM private key")
+    parser.add_argument("--alpn", action="append", default=[], help="ALPN protocol (repeat)")
+    if server:
+        parser.add_argument("--stateless", action="store_true", help="HRR with cookie first")
+        parser.add_argument("--www", action="store_true", help="answer GET with a status page")
+        parser.add_argument("--master-key", help="cookie master key, 64 hex digits")
+        parser.add_argument("--max-connections", type=int, default=0, help="0: no limit")
+    else:
+        parser.add_argument("--cafile", help="trust anchors (PEM)")
+        parser.add_argument("--insecure", action="store_true", help="do not verify the server")
+        parser.add_argument("--servername", help="name to verify and send (default: host)")
+        parser.add_argument("--no-middlebox", action="store_true", help="no compat mode")
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    if args.cert:
+        cert = Path(args.cert).read_bytes()
+        key = Path(args.key or args.cert).read_bytes()
+    else:
+        cert, key = make_self_signed("localhost")
+    ident = load_identity(cert, key)
+    jar = CookieJar(bytes.fromhex(args.master_key)) if args.master_key else None
+    return ServerConfig(
+        certificate_chain=list(ident.chain),
+        private_key=ident.private_key,
+        stateless=args.stateless,
+        cookie_jar=jar,
+        alpn_protocols=tuple(a.encode() for a in args.alpn),
+    )
+
+
+def www_page(tls: TlsSocket) -> bytes:
+    info = tls.info
+    assert info is not None
+    body = (
+        "<html><body><pre>dtlsgate TLS 1.3\n"
+        f"cipher suite: {info.cipher_suite.name}\n"
+        f"group: {info.group.name if info.group else '-'}\n"
+        f"hello retry: {info.hello_retry}\n</pre></body></html>\n"
+    ).encode()
+    head = (
+        "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+def serve_one(tls: TlsSocket, www: bool) -> None:
+    if www:
+        request = b""
+        while b"\r\n\r\n" not in request and b"\n\n" not in request:
+            data = tls.recv()
+            if not data:
+                return
+            request += data
+        tls.sendall(www_page(tls))
+        return
+    while data := tls.recv():
+        tls.sendall(data)
+
+
+def cmd_serve_tls(args: argparse.Namespace) -> int:
+    config = server_config(args)
+    context = ServerContext(config)
+    gate = StatelessGate(config, context=context) if config.stateless else None
+    listener = socket.create_server((args.host, args.port))
+    host, port = listener.getsockname()[:2]
+    print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
+    served = 0
+    try:
+        while not args.max_connections or served < args.max_connections:
+            served += 1
+            try:
+                tls = accept(listener, config, context=context, gate=gate)
+            except (ProtocolError, AlertReceived, ConnectionError, OSError) as exc:
+                print(f"handshake failed: {exc}", file=sys.stderr, flush=True)
+                continue
+            with tls:
+                tls.sock.settimeout(CLIENT_IDLE_TIMEOUT)
+                info = tls.info
+                assert info is not None
+                print(
+                    f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
+                    f" hello_retry={info.hello_retry}",
+                    flush=True,
+                )
+                with contextlib.suppress(ProtocolError, AlertReceived, OSError):
+                    serve_one(tls, args.www)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        listener.close()
+    return 0
+
+
+def cmd_connect_tls(args: argparse.Namespace) -> int:
+    host, _, port = args.target.rpartition(":")
+    host = host.strip("[]")
+    config = ClientConfig(
+        server_name=args.servername or host,
+        cafile=args.cafile,
+        insecure=args.insecure,
+        alpn_protocols=tuple(a.encode() for a in args.alpn),
+        middlebox_compat=not args.no_middlebox,
+    )
+    tls = connect(host, int(port), config)
+    info = tls.info
+    assert info is not None
+    print(
+        f"connected {info.cipher_suite.name} hello_retry={info.hello_retry}",
+        file=sys.stderr,
+        flush=True,
+    )
+    with tls:
+        data = sys.stdin.buffer.read()
+        if data:
+            tls.sendall(data)
+        tls.sock.settimeout(CONNECT_LINGER)
+        deadline = time.monotonic() + CONNECT_LINGER
+        with contextlib.suppress(TimeoutError, OSError):
+            while time.monotonic() < deadline and (got := tls.recv()):
+                sys.stdout.buffer.write(got)
+                sys.stdout.flush()
+    return 0
+
+
+def run(args: Any) -> int:
+    """Entry from ``dtlsgate.cli`` for ``serve --tls`` / ``connect --tls``."""
+    if args.command == "serve":
+        return cmd_serve_tls(args)
+    return cmd_connect_tls(args)
