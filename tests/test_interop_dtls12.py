@@ -9,14 +9,16 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from peers import process, read_line, require
 
-from dtlsgate.config import ServerConfig
-from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.blocking import connect
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
 from dtlsgate.listener import Listener
 
 pytestmark = pytest.mark.interop
@@ -26,37 +28,13 @@ PSK_ID = "Client_identity"
 
 
 def make_cert(directory: Path, kind: str = "ec") -> tuple[Path, Path]:
-    require("openssl")
+    """A self-signed end-entity certificate (CA:FALSE, SAN localhost and 127.0.0.1) that
+    also serves as its own trust anchor."""
+    key_type = {"ec": "ecdsa-p256", "rsa": "rsa-2048", "ed25519": "ed25519"}[kind]
+    cert_pem, key_pem = make_self_signed("localhost", key_type, days=30)
     cert, key = directory / f"{kind}-cert.pem", directory / f"{kind}-key.pem"
-    if kind == "ec":
-        new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-    elif kind == "rsa":
-        new_key = ["-newkey", "rsa:2048"]
-    else:
-        new_key = ["-newkey", "ed25519"]
-    subprocess.run(
-        [
-            "timeout",
-            "30",
-            "openssl",
-            "req",
-            "-x509",
-            *new_key,
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
     return cert, key
 
 
@@ -151,6 +129,7 @@ def run_s_client(port: int, extra: list[str], line: bytes = b"hello from openssl
         ("ec", "ECDHE-ECDSA-CHACHA20-POLY1305"),
         ("ec", "ECDHE-ECDSA-AES128-CCM8"),
         ("rsa", "ECDHE-RSA-AES256-GCM-SHA384"),
+        ("ed25519", "ECDHE-ECDSA-AES128-GCM-SHA256"),
     ],
 )
 def test_openssl_s_client_with_our_server(tmp_path: Path, kind: str, cipher: str) -> None:
@@ -161,3 +140,160 @@ def test_openssl_s_client_with_our_server(tmp_path: Path, kind: str, cipher: str
     assert server.received == [b"hello from openssl\n"]
     assert got == "echo:hello from openssl"
     assert server.infos[0].extended_master_secret
+
+
+def test_openssl_s_client_psk_ccm8_with_our_server() -> None:
+    config = ServerConfig(psk={PSK_ID.encode(): bytes.fromhex(PSK_HEX)})
+    with EchoServer(config) as server:
+        extra = ["-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", "PSK-AES128-CCM8"]
+        got = run_s_client(server.port, extra)
+    assert not server.errors, server.errors
+    assert got == "echo:hello from openssl"
+    assert server.infos[0].psk_identity == PSK_ID.encode()
+
+
+def test_gnutls_cli_with_our_server(tmp_path: Path) -> None:
+    require("gnutls-cli")
+    cert, key = make_cert(tmp_path)
+    with EchoServer(server_config(cert, key)) as server:
+        got = run_gnutls_cli(server.port, ["--x509cafile", str(cert)])
+    assert not server.errors, server.errors
+    assert server.received == [b"hello from gnutls\n"]
+    assert got == "echo:hello from gnutls"
+
+
+GNUTLS_PSK_PRIORITY = (
+    "NORMAL:-VERS-ALL:+VERS-DTLS1.2:-KX-ALL:+PSK:-CIPHER-ALL:+AES-128-CCM-8:-MAC-ALL:+AEAD"
+)
+
+
+def test_gnutls_cli_psk_with_our_server() -> None:
+    require("gnutls-cli")
+    config = ServerConfig(psk={PSK_ID.encode(): bytes.fromhex(PSK_HEX)})
+    with EchoServer(config) as server:
+        extra = ["--pskusername", PSK_ID, "--pskkey", PSK_HEX, "--priority", GNUTLS_PSK_PRIORITY]
+        got = run_gnutls_cli(server.port, extra)
+    assert not server.errors, server.errors
+    assert got == "echo:hello from gnutls"
+
+
+def run_gnutls_cli(port: int, extra: list[str], line: bytes = b"hello from gnutls") -> str:
+    args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", *extra]
+    with process(args, seconds=20) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            text = read_line(proc.stdout, deadline)
+            if text.startswith("- Simple Client Mode"):
+                break
+        proc.stdin.write(line + b"\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        got = ""
+        while time.monotonic() < deadline and not got.startswith("echo:"):
+            got = read_line(proc.stdout, deadline)
+        proc.stdin.close()
+    return got
+
+
+@contextlib.contextmanager
+def openssl_s_server(port: int, extra: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    args = [
+        "openssl",
+        "s_server",
+        "-dtls1_2",
+        "-accept",
+        f"127.0.0.1:{port}",
+        "-naccept",
+        "1",
+        *extra,
+    ]
+    with process(args, seconds=25) as proc:
+        assert proc.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "ACCEPT" not in line:
+            line = read_line(proc.stdout, deadline)
+        assert "ACCEPT" in line, f"s_server did not start: {line!r}"
+        yield proc
+
+
+def talk_to_server(proc: subprocess.Popen[bytes], port: int, config: ClientConfig) -> bytes:
+    """Connect our client, send a line (the peer prints it), have the peer send one back."""
+    assert proc.stdin is not None and proc.stdout is not None
+    with connect("127.0.0.1", port, config, timeout=15) as conn:
+        conn.send(b"hello from dtlsgate\n")
+        deadline = time.monotonic() + 10
+        seen = ""
+        while time.monotonic() < deadline and "hello from dtlsgate" not in seen:
+            seen = read_line(proc.stdout, deadline)
+        assert "hello from dtlsgate" in seen
+        proc.stdin.write(b"hello from the server\n")
+        proc.stdin.flush()
+        return conn.recv(timeout=10)
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["cookie", "no-cookie"])
+def test_our_client_with_openssl_s_server(tmp_path: Path, listen: bool) -> None:
+    cert, key = make_cert(tmp_path)
+    port = free_udp_port()
+    extra = ["-cert", str(cert), "-key", str(key)] + (["-listen"] if listen else [])
+    with openssl_s_server(port, extra) as proc:
+        config = ClientConfig(server_name="localhost", cafile=str(cert))
+        assert talk_to_server(proc, port, config) == b"hello from the server\n"
+
+
+def test_our_client_with_openssl_s_server_psk() -> None:
+    require("openssl")
+    port = free_udp_port()
+    extra = ["-nocert", "-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", "PSK-AES128-CCM8"]
+    with openssl_s_server(port, extra) as proc:
+        config = ClientConfig(psk=bytes.fromhex(PSK_HEX), psk_identity=PSK_ID.encode())
+        assert talk_to_server(proc, port, config) == b"hello from the server\n"
+
+
+def test_our_client_with_gnutls_serv(tmp_path: Path) -> None:
+    require("gnutls-serv")
+    cert, key = make_cert(tmp_path)
+    port = free_udp_port()
+    args = [
+        "gnutls-serv",
+        "--udp",
+        "--echo",
+        "-p",
+        str(port),
+        "--x509certfile",
+        str(cert),
+        "--x509keyfile",
+        str(key),
+    ]
+    with process(args, seconds=25, stdin=subprocess.DEVNULL):
+        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        config = ClientConfig(server_name="localhost", cafile=str(cert))
+        with connect("127.0.0.1", port, config, timeout=15) as conn:
+            conn.send(b"ping from dtlsgate")
+            assert conn.recv(timeout=10) == b"ping from dtlsgate"
+
+
+def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
+    require("gnutls-serv")
+    passwd = tmp_path / "psk.passwd"
+    passwd.write_text(f"{PSK_ID}:{PSK_HEX}\n")
+    port = free_udp_port()
+    args = [
+        "gnutls-serv",
+        "--udp",
+        "--echo",
+        "-p",
+        str(port),
+        "--pskpasswd",
+        str(passwd),
+        "--priority",
+        GNUTLS_PSK_PRIORITY,
+    ]
+    with process(args, seconds=25, stdin=subprocess.DEVNULL):
+        time.sleep(0.5)
+        config = ClientConfig(psk=bytes.fromhex(PSK_HEX), psk_identity=PSK_ID.encode())
+        with connect("127.0.0.1", port, config, timeout=15) as conn:
+            conn.send(b"ping psk")
+            assert conn.recv(timeout=10) == b"ping psk"

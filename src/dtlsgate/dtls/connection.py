@@ -116,7 +116,11 @@ class DtlsConnection:
             retransmit = False
             for record in split_dtls_records(bytes(data)):
                 retransmit |= self._record(record, now)
-            if retransmit and self._flight:
+            # RFC 6347 §4.2.4: the peer retransmitting its previous flight means ours was
+            # lost. Answered at once only when no timer of ours is running (our flight ended
+            # the exchange); otherwise our timer resends it, and two sides answering each
+            # other's retransmissions cannot feed a storm.
+            if retransmit and self._flight and self._timer.deadline is None:
                 self._send_flight(now, restart_timer=False)
         except ProtocolError as exc:
             self._fail(exc)

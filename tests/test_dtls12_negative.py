@@ -1,0 +1,219 @@
+"""DTLS 1.2 failures: each with the alert we send, or the silent drop we expect."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from builders import client_hello, datagram, with_cookie
+from dtls12_pair import (
+    CLIENT,
+    NOW,
+    PSK,
+    PSK_ID,
+    client_config,
+    credentials,
+    data_events,
+    make_pair,
+    server_config,
+)
+
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.dtls import ConnectionClosed, DtlsServerConnection
+from dtlsgate.dtls.connection import DtlsConnection
+from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolVersionError
+from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, ProtocolVersion
+from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.record import split_dtls_records
+
+
+def alerts_in(
+    datagrams: list[tuple[bytes, object]], conn: DtlsConnection | None = None
+) -> list[int]:
+    """Alert descriptions in plaintext records (or records ``conn`` can open)."""
+    out = []
+    for d, _ in datagrams:
+        for record in split_dtls_records(d):
+            if record.header.content_type != 21:
+                continue
+            if record.header.epoch == 0:
+                out.append(record.fragment[1])
+            elif conn is not None:
+                plain = conn._records.open(record.header, record.fragment)
+                if plain is not None:
+                    out.append(plain.data[1])
+    return out
+
+
+def admit(hello_kwargs: dict[str, object], config: object) -> Admit:
+    gate = Gate(config)  # type: ignore[arg-type]
+    first = datagram(client_hello(**hello_kwargs))  # type: ignore[arg-type]
+    reply = gate.receive(first, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    cookie = reply.data[-21:]
+    result = gate.receive(with_cookie(first, cookie), CLIENT, NOW)
+    assert isinstance(result, Admit)
+    return result
+
+
+def test_dtls10_client_is_refused_with_protocol_version() -> None:
+    config = server_config()
+    conn = DtlsServerConnection(admit({"version": ProtocolVersion.DTLS10}, config), config)
+    with pytest.raises(ProtocolVersionError):
+        conn.start(NOW)
+    assert alerts_in(conn.datagrams_to_send()) == [AlertDescription.protocol_version]
+    assert conn.closed
+
+
+def test_missing_extended_master_secret_is_a_handshake_failure() -> None:
+    config = server_config()
+    groups = Extension(ExtensionType.supported_groups, encode_u16_list_ext((29,)))
+    conn = DtlsServerConnection(admit({"extensions": (groups,)}, config), config)
+    with pytest.raises(HandshakeFailure):
+        conn.start(NOW)
+    assert alerts_in(conn.datagrams_to_send()) == [AlertDescription.handshake_failure]
+
+
+def test_no_common_suite_is_a_handshake_failure() -> None:
+    config = server_config()
+    suites = (CipherSuite.TLS_PSK_WITH_AES_128_CCM_8,)
+    conn = DtlsServerConnection(admit({"suites": suites}, config), config)
+    with pytest.raises(HandshakeFailure):
+        conn.start(NOW)
+
+
+def test_untrusted_certificate_is_refused() -> None:
+    other_ca = credentials("ed25519")[0].decode()
+    pair = make_pair(server_config(), client_config(cafile=other_ca))
+    with pytest.raises(BadCertificate) as info:
+        pair.run()
+    assert info.value.alert == AlertDescription.unknown_ca
+    assert pair.client.closed
+
+
+def test_wrong_host_name_is_refused() -> None:
+    pair = make_pair(server_config(), client_config(server_name="example.com"))
+    with pytest.raises(BadCertificate) as info:
+        pair.run()
+    assert info.value.alert == AlertDescription.bad_certificate
+
+
+def test_wrong_psk_never_completes_and_its_records_are_dropped() -> None:
+    server = server_config(None, psk={PSK_ID: PSK})
+    client = client_config(psk=bytes(16), psk_identity=PSK_ID)
+    pair = make_pair(server, client)
+    pair.run(rounds=400)
+    assert not pair.completed()
+    assert pair.server is not None and pair.server.records_dropped >= 1
+    # The client gives up after its last retransmission.
+    assert any(isinstance(e, ConnectionClosed) and e.alert is None for e in pair.client_events)
+
+
+def test_unknown_psk_identity_is_refused() -> None:
+    server = server_config(None, psk={PSK_ID: PSK})
+    client = client_config(psk=PSK, psk_identity=b"somebody else")
+    pair = make_pair(server, client)
+    with pytest.raises(Exception) as info:
+        pair.run()
+    assert getattr(info.value, "alert", None) == AlertDescription.unknown_psk_identity
+
+
+def established() -> object:
+    pair = make_pair(server_config(), client_config())
+    pair.run()
+    assert pair.completed()
+    return pair
+
+
+def test_tampered_and_replayed_records_are_dropped() -> None:
+    pair = established()
+    pair.client.send(b"genuine")  # type: ignore[attr-defined]
+    ((record, _),) = pair.client.datagrams_to_send()  # type: ignore[attr-defined]
+    server = pair.server  # type: ignore[attr-defined]
+    tampered = record[:-1] + bytes([record[-1] ^ 0x80])
+    server.receive(tampered, CLIENT, NOW)
+    server.receive(record, CLIENT, NOW)
+    server.receive(record, CLIENT, NOW)  # replay
+    pair.drain()  # type: ignore[attr-defined]
+    assert data_events(pair.server_events) == [b"genuine"]  # type: ignore[attr-defined]
+    assert server.records_dropped == 2
+
+
+def test_renegotiation_is_refused_with_a_warning() -> None:
+    pair = established()
+    client, server = pair.client, pair.server  # type: ignore[attr-defined]
+    seq = server._reassembler.next_seq
+    hello = encode_dtls_handshake(1, client_hello().encode(), seq)
+    server.receive(client._records.protect(22, hello, 1), CLIENT, NOW)
+    assert alerts_in(server.datagrams_to_send(), client) == [AlertDescription.no_renegotiation]
+    assert not server.closed
+    server.send(b"still here")
+    pair.run()  # type: ignore[attr-defined]
+    assert data_events(pair.client_events) == [b"still here"]  # type: ignore[attr-defined]
+
+
+def client_identity() -> dict[str, object]:
+    cert, key = credentials("rsa-2048")
+    return {
+        "certificate_chain": load_certificate_chain(cert),
+        "private_key": load_private_key(key),
+    }
+
+
+def test_client_certificate_is_requested_and_verified() -> None:
+    cafile = credentials("rsa-2048")[0].decode()
+    server = server_config(verify_client="required", cafile=cafile)
+    pair = make_pair(server, client_config(**client_identity()))
+    pair.run()
+    assert pair.completed()
+    assert pair.server is not None and pair.server.info is not None
+    assert len(pair.server.info.peer_certificates) == 1
+
+
+def test_required_client_certificate_missing_is_a_handshake_failure() -> None:
+    cafile = credentials("rsa-2048")[0].decode()
+    pair = make_pair(server_config(verify_client="required", cafile=cafile), client_config())
+    with pytest.raises(HandshakeFailure):
+        pair.run()
+
+
+def test_alpn_sni_and_rsa_pkcs1() -> None:
+    server = server_config(
+        "rsa-2048",
+        alpn_protocols=(b"coap",),
+        signature_schemes=(0x0401,),  # rsa_pkcs1_sha256 only
+    )
+    client = client_config("rsa-2048", alpn_protocols=(b"h2", b"coap"))
+    pair = make_pair(server, client)
+    pair.run()
+    assert pair.completed()
+    assert pair.server is not None and pair.server.info is not None
+    assert pair.server.info.alpn_protocol == b"coap"
+    assert pair.server.info.server_name == "localhost"
+    assert pair.client.info is not None and pair.client.info.alpn_protocol == b"coap"
+
+
+def test_alpn_without_overlap_is_refused() -> None:
+    server = server_config(alpn_protocols=(b"coap",))
+    pair = make_pair(server, client_config(alpn_protocols=(b"h2",)))
+    with pytest.raises(Exception) as info:
+        pair.run()
+    assert getattr(info.value, "alert", None) == AlertDescription.no_application_protocol
+
+
+def test_send_before_handshake_is_a_state_error() -> None:
+    from dtlsgate.errors import StateError
+
+    pair = make_pair(server_config(), client_config())
+    with pytest.raises(StateError):
+        pair.client.send(b"too early")
+
+
+def test_client_without_server_name_or_insecure_is_refused() -> None:
+    from dtlsgate.dtls import DtlsClientConnection
+    from dtlsgate.errors import UsageError
+
+    with pytest.raises(UsageError):
+        DtlsClientConnection(dataclasses.replace(client_config(), server_name=None))
