@@ -297,3 +297,47 @@ def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
         with connect("127.0.0.1", port, config, timeout=15) as conn:
             conn.send(b"ping psk")
             assert conn.recv(timeout=10) == b"ping psk"
+
+
+def test_fragmented_flights_with_openssl_mtu_300(tmp_path: Path) -> None:
+    """Our server's RSA flight split into fragments of at most 300-byte datagrams; and
+    OpenSSL's flight fragmented the same way towards our client."""
+    cert, key = make_cert(tmp_path, "rsa")
+    with EchoServer(server_config(cert, key, mtu=300)) as server:
+        got = run_s_client(server.port, ["-mtu", "300"])
+    assert not server.errors, server.errors
+    assert got == "echo:hello from openssl"
+    port = free_udp_port()
+    extra = ["-cert", str(cert), "-key", str(key), "-mtu", "300", "-listen"]
+    with openssl_s_server(port, extra) as proc:
+        config = ClientConfig(server_name="localhost", cafile=str(cert), mtu=300)
+        assert talk_to_server(proc, port, config) == b"hello from the server\n"
+
+
+def test_fragmented_flights_with_gnutls_mtu_300(tmp_path: Path) -> None:
+    require("gnutls-cli", "gnutls-serv")
+    cert, key = make_cert(tmp_path, "rsa")
+    with EchoServer(server_config(cert, key, mtu=300)) as server:
+        got = run_gnutls_cli(server.port, ["--x509cafile", str(cert), "--mtu", "300"])
+    assert not server.errors, server.errors
+    assert got == "echo:hello from gnutls"
+    port = free_udp_port()
+    args = [
+        "gnutls-serv",
+        "--udp",
+        "--echo",
+        "-p",
+        str(port),
+        "--x509certfile",
+        str(cert),
+        "--x509keyfile",
+        str(key),
+        "--mtu",
+        "300",
+    ]
+    with process(args, seconds=25, stdin=subprocess.DEVNULL):
+        time.sleep(0.5)
+        config = ClientConfig(server_name="localhost", cafile=str(cert), mtu=300)
+        with connect("127.0.0.1", port, config, timeout=15) as conn:
+            conn.send(b"small mtu")
+            assert conn.recv(timeout=10) == b"small mtu"

@@ -1,0 +1,115 @@
+"""Flights: fragmentation to the MTU, reassembly with its limits, the retransmission timer,
+and whole handshakes over a seeded lossy link (drop, duplicate, reorder)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from dtls12_pair import Link, client_config, data_events, make_pair, server_config
+
+from dtlsgate.dtls.flight import (
+    INITIAL_RETRANSMIT_TIMEOUT,
+    MAX_FLIGHT_TRANSMISSIONS,
+    MAX_HANDSHAKE_MESSAGE_LENGTH,
+    MAX_MESSAGES_AHEAD,
+    MAX_RETRANSMIT_TIMEOUT,
+    OutgoingChangeCipherSpec,
+    OutgoingHandshake,
+    Reassembler,
+    RetransmitTimer,
+    pack_flight,
+)
+from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.wire.handshake import DtlsHandshakeHeader, decode_dtls_handshake_fragments
+from dtlsgate.wire.record import split_dtls_records
+
+
+def fragments_of(datagrams: list[bytes]) -> list[tuple[DtlsHandshakeHeader, bytes]]:
+    out = []
+    for d in datagrams:
+        for record in split_dtls_records(d):
+            if record.header.content_type == 22:
+                out.extend(decode_dtls_handshake_fragments(record.fragment))
+    return out
+
+
+@pytest.mark.parametrize("mtu", [256, 300, 576, 1200])
+def test_flight_is_fragmented_to_the_mtu_and_reassembles(mtu: int) -> None:
+    bodies = [bytes([i]) * n for i, n in enumerate((70, 2500, 300, 0, 1))]
+    items = [OutgoingHandshake(10 + i, i, b, 0) for i, b in enumerate(bodies)]
+    datagrams = pack_flight([*items, OutgoingChangeCipherSpec(0)], RecordLayer(), mtu)
+    assert all(len(d) <= mtu for d in datagrams)
+    frags = fragments_of(datagrams)
+    assert len(frags) > len(bodies) if mtu < 2500 else len(frags) >= len(bodies)
+    rng = random.Random(mtu)
+    shuffled = frags + frags[: len(frags) // 2]  # duplicates too
+    rng.shuffle(shuffled)
+    r = Reassembler()
+    for header, data in shuffled:
+        assert not r.add(header, data, 0)
+    got = [r.pop() for _ in bodies]
+    assert [m.body for m in got if m is not None] == bodies
+    assert r.pop() is None
+    # The same fragments again belong to messages already processed: a retransmission.
+    assert r.add(*frags[0], 0)
+
+
+def test_reassembly_limits() -> None:
+    r = Reassembler()
+    ahead = DtlsHandshakeHeader(1, 4, MAX_MESSAGES_AHEAD, 0, 4)
+    r.add(ahead, b"abcd", 0)
+    big = DtlsHandshakeHeader(1, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 1, 0, 4)
+    r.add(big, b"abcd", 0)
+    assert r.buffered_bytes() == 0
+    r.add(DtlsHandshakeHeader(11, 8, 0, 0, 4), b"abcd", 0)
+    r.add(DtlsHandshakeHeader(12, 8, 0, 4, 4), b"efgh", 0)  # another type: dropped
+    r.add(DtlsHandshakeHeader(11, 9, 0, 4, 4), b"efgh", 0)  # another length: dropped
+    assert r.pop() is None
+    r.add(DtlsHandshakeHeader(11, 8, 0, 4, 4), b"efgh", 0)
+    message = r.pop()
+    assert message is not None and message.body == b"abcdefgh"
+
+
+def test_retransmission_timer_doubles_up_to_60_seconds() -> None:
+    t = RetransmitTimer()
+    t.start(100.0)
+    assert t.deadline == 100.0 + INITIAL_RETRANSMIT_TIMEOUT
+    timeouts = []
+    for _ in range(MAX_FLIGHT_TRANSMISSIONS - 1):
+        t.backoff(0.0)
+        timeouts.append(t.timeout)
+    assert timeouts[:5] == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert max(timeouts) == MAX_RETRANSMIT_TIMEOUT
+    assert t.exhausted
+
+
+def test_server_datagrams_respect_a_small_mtu() -> None:
+    pair = make_pair(server_config("rsa-2048", mtu=300), client_config("rsa-2048", mtu=300))
+    sizes: list[int] = []
+    original = pair.to_server
+
+    def record_sizes(datagrams: list[bytes]) -> None:
+        original(datagrams)
+        if pair.server is not None:
+            out = pair.server.datagrams_to_send()
+            sizes.extend(len(d) for d, _ in out)
+            for d, _ in out:
+                pair.client.receive(d, None, pair.now)
+
+    pair.to_server = record_sizes  # type: ignore[method-assign]
+    pair.run()
+    assert pair.completed()
+    assert sizes and max(sizes) <= 300 and len(sizes) >= 4
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_handshake_over_a_lossy_link(seed: int) -> None:
+    """20% loss, 10% duplication, 30% reordering, seeded: every handshake completes."""
+    mtu = 300 if seed % 2 else 1200
+    pair = make_pair(server_config(mtu=mtu), client_config(mtu=mtu))
+    pair.run(Link(seed, loss=0.2, dup=0.1, reorder=0.3), rounds=500)
+    assert pair.completed(), f"seed {seed}"
+    pair.client.send(b"after loss")
+    pair.run()
+    assert data_events(pair.server_events) == [b"after loss"]
