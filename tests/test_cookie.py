@@ -1,0 +1,89 @@
+"""CookieJar: layout, HMAC-SHA256, binding, expiry, rotation, fleet keys, misuse."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from dtlsgate.cookie import COOKIE_OVERHEAD, CookieJar, peer_bytes
+from dtlsgate.errors import UsageError
+
+KEY = bytes(range(32))
+PEER = ("2001:db8::1", 5684, 0, 0)
+
+
+def test_layout_and_tag_are_truncated_hmac_sha256() -> None:
+    jar = CookieJar(KEY, rotation_interval=300.0)
+    now = 1_700_000_123.9
+    cookie = jar.mint(PEER, now, b"bound", b"payload")
+    assert len(cookie) == COOKIE_OVERHEAD + len(b"payload")
+    assert cookie[0] == 1
+    assert int.from_bytes(cookie[1:5], "big") == 1_700_000_123
+    assert cookie[5:-16] == b"payload"
+    epoch = 1_700_000_123 // 300
+    secret = hmac.digest(KEY, b"dtlsgate cookie secret v1" + epoch.to_bytes(8, "big"), "sha256")
+    message = cookie[:5] + b"payload" + b"2001:db8::1\x005684" + b"bound"
+    assert cookie[-16:] == hmac.digest(secret, message, hashlib.sha256)[:16]
+    assert jar.verify(PEER, now, cookie, b"bound") == b"payload"
+
+
+def test_binding_to_peer_and_bound_fields() -> None:
+    jar = CookieJar(KEY)
+    cookie = jar.mint(PEER, 1000.0, b"bound")
+    assert jar.verify(PEER, 1000.0, cookie, b"bound") == b""
+    assert jar.verify(("2001:db8::2", 5684, 0, 0), 1000.0, cookie, b"bound") is None
+    assert jar.verify(PEER, 1000.0, cookie, b"other") is None
+    # flowinfo and scope id are not part of who the peer is
+    assert jar.verify(("2001:db8::1", 5684, 7, 3), 1000.0, cookie, b"bound") == b""
+
+
+def test_payload_is_integrity_protected() -> None:
+    jar = CookieJar(KEY)
+    cookie = bytearray(jar.mint(None, 1000.0, b"", b"suite=1301"))
+    cookie[5] ^= 1
+    assert jar.verify(None, 1000.0, bytes(cookie)) is None
+
+
+def test_expiry_and_skew() -> None:
+    jar = CookieJar(KEY, max_age=10.0, clock_skew=2.0)
+    cookie = jar.mint(PEER, 5000.0)
+    assert jar.verify(PEER, 5010.0, cookie) is not None
+    assert jar.verify(PEER, 5010.5 + 1, cookie) is None
+    assert jar.verify(PEER, 4998.0, cookie) is not None
+    assert jar.verify(PEER, 4997.0, cookie) is None
+
+
+def test_malformed_cookies() -> None:
+    jar = CookieJar(KEY)
+    good = jar.mint(PEER, 1000.0)
+    for bad in (b"", good[:-1], b"\x02" + good[1:], bytes(len(good))):
+        assert jar.verify(PEER, 1000.0, bad) is None
+
+
+def test_fleet_key_and_random_key() -> None:
+    a, b = CookieJar(KEY), CookieJar(KEY)
+    assert b.verify(PEER, 1.0, a.mint(PEER, 1.0)) is not None
+    counter = iter(range(1000))
+    r1 = CookieJar(random=lambda n: bytes([next(counter)]) * n)
+    r2 = CookieJar(random=lambda n: bytes([next(counter)]) * n)
+    assert r2.verify(PEER, 1.0, r1.mint(PEER, 1.0)) is None
+
+
+def test_misuse_is_a_clear_error() -> None:
+    with pytest.raises(UsageError, match="32 bytes"):
+        CookieJar(b"short")
+    with pytest.raises(UsageError):
+        CookieJar()
+    with pytest.raises(UsageError):
+        CookieJar(KEY, max_age=600.0, rotation_interval=300.0)
+    with pytest.raises(UsageError):
+        CookieJar(KEY, clock_skew=-1)
+
+
+def test_peer_bytes_forms() -> None:
+    assert peer_bytes(None) == b""
+    assert peer_bytes(("10.0.0.1", 80)) == b"10.0.0.1\x0080"
+    assert peer_bytes(b"raw") == b"raw"
+    assert peer_bytes("unix:/tmp/s") == b"'unix:/tmp/s'"

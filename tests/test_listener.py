@@ -1,0 +1,109 @@
+"""The blocking Listener on real UDP sockets (IPv4 and IPv6), and the CLI's listen."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from builders import client_hello, datagram, with_cookie
+from peers import process, read_line
+
+from dtlsgate import Admit, CookieJar, Listener, ServerConfig, UsageError
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+FAMILIES = [
+    pytest.param(socket.AF_INET, "127.0.0.1", id="ipv4"),
+    pytest.param(
+        socket.AF_INET6,
+        "::1",
+        id="ipv6",
+        marks=pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("family", "host"), FAMILIES)
+def test_listen_answers_then_admits(family: int, host: str) -> None:
+    server = socket.socket(family, socket.SOCK_DGRAM)
+    client = socket.socket(family, socket.SOCK_DGRAM)
+    server.bind((host, 0))
+    client.bind((host, 0))
+    server.settimeout(5)
+    client.settimeout(5)
+    listener = Listener(server, ServerConfig(cookie_jar=CookieJar(bytes(32))))
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(listener.listen()))
+    thread.start()
+    try:
+        first = datagram(client_hello())
+        client.sendto(b"garbage", server.getsockname())  # dropped along the way
+        client.sendto(first, server.getsockname())
+        reply, source = client.recvfrom(2048)
+        assert source[:2] == server.getsockname()[:2]
+        assert reply[13] == 3  # HelloVerifyRequest
+        client.sendto(with_cookie(first, reply[-21:]), server.getsockname())
+        thread.join(10)
+    finally:
+        server.close()
+        client.close()
+    assert not thread.is_alive()
+    [(peer, admit)] = result  # type: ignore[misc]
+    assert isinstance(admit, Admit)
+    assert peer[:2] == admit.peer[:2]
+    assert listener.gate.replies == 1 and listener.gate.admits == 1
+    assert sum(listener.gate.drops.values()) == 1
+
+
+def test_nonblocking_listen_returns_none_when_nothing_waits() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        assert Listener(sock).listen() is None
+        sock.setblocking(True)
+        sock.settimeout(0.05)
+        assert Listener(sock).listen() is None
+
+
+def test_stream_socket_is_refused() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(UsageError):
+        Listener(sock)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "dtlsgate", "listen"],
+        [str(Path(sys.executable).parent / "dtlsgate"), "listen"],
+    ],
+    ids=["python-m", "entry-point"],
+)
+def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
+    with process(
+        [*command, "--host", "127.0.0.1", "--port", "0"], seconds=30, stdin=subprocess.DEVNULL
+    ) as proc:
+        line = read_line(proc.stderr, time.monotonic() + 15)
+        port = int(line.rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            client.bind(("127.0.0.1", 0))
+            first = datagram(client_hello())
+            client.sendto(first, ("127.0.0.1", port))
+            reply, _ = client.recvfrom(2048)
+            cookie = reply[-21:]
+            client.sendto(with_cookie(first, cookie), ("127.0.0.1", port))
+            line = read_line(proc.stdout, time.monotonic() + 10)
+            assert line == f"admitted 127.0.0.1:{client.getsockname()[1]} cookie={cookie.hex()}"

@@ -1,0 +1,330 @@
+"""Wire codecs: round trips, every proper prefix rejected, trailing bytes rejected, bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
+from dtlsgate.wire import extensions as ext
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.extensions import Context, Extension, KeyShareEntry
+from dtlsgate.wire.handshake import DtlsHandshakeHeader, decode_dtls_handshake_fragments
+from dtlsgate.wire.messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    Alert,
+    ClientHello,
+    HelloVerifyRequest,
+    ServerHello,
+)
+from dtlsgate.wire.record import DtlsRecordHeader, TlsRecordHeader, split_dtls_records
+
+u8 = st.integers(0, 0xFF)
+u16 = st.integers(0, 0xFFFF)
+u24 = st.integers(0, 0xFFFFFF)
+u48 = st.integers(0, (1 << 48) - 1)
+
+
+def extensions_strategy(
+    allowed: list[int] | None = None,
+) -> st.SearchStrategy[tuple[Extension, ...]]:
+    types = st.sampled_from(allowed) if allowed else u16
+    return st.lists(
+        st.builds(Extension, types, st.binary(max_size=40)), max_size=6, unique_by=lambda e: e.type
+    ).map(tuple)
+
+
+client_hellos = st.builds(
+    ClientHello,
+    legacy_version=u16,
+    random=st.binary(min_size=32, max_size=32),
+    session_id=st.binary(max_size=32),
+    cipher_suites=st.lists(u16, min_size=1, max_size=20).map(tuple),
+    compression_methods=st.binary(min_size=1, max_size=4),
+    extensions=st.none() | extensions_strategy(),
+    cookie=st.none() | st.binary(max_size=255),
+)
+server_hellos = st.builds(
+    ServerHello,
+    legacy_version=u16,
+    random=st.binary(min_size=32, max_size=32),
+    session_id=st.binary(max_size=32),
+    cipher_suite=u16,
+    compression_method=u8,
+    extensions=st.none()
+    | extensions_strategy([0xFF01, 23, 11, 16, 0, 22]),  # TLS 1.2 ServerHello extensions
+)
+
+
+def decoder_for(message: object) -> Callable[[bytes], Any]:
+    if isinstance(message, ClientHello):
+        return lambda b: ClientHello.decode(b, dtls=message.is_dtls)
+    if isinstance(message, ServerHello):
+        return lambda b: ServerHello.decode(b, tls13=False)
+    return type(message).decode  # type: ignore[no-any-return]
+
+
+def check_codec(message: Any, *, prefix_may_decode: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    encoded = message.encode()
+    decode = decoder_for(message)
+    assert decode(encoded) == message
+    with pytest.raises(DecodeError):
+        decode(encoded + b"\x00")
+    for n in range(len(encoded)):
+        if n in prefix_may_decode:
+            continue
+        with pytest.raises(ProtocolError):
+            decode(encoded[:n])
+
+
+@given(client_hellos)
+def test_client_hello_round_trip_and_prefixes(hello: ClientHello) -> None:
+    encoded = hello.encode()
+    block = 0
+    if hello.extensions is not None:
+        w = Writer()
+        ext.encode_extensions(w, hello.extensions)
+        block = len(w)
+    check_codec(hello, prefix_may_decode={len(encoded) - block} if block else set())
+
+
+@given(server_hellos)
+def test_server_hello_round_trip_and_prefixes(hello: ServerHello) -> None:
+    encoded = hello.encode()
+    block = 0
+    if hello.extensions is not None:
+        w = Writer()
+        ext.encode_extensions(w, hello.extensions)
+        block = len(w)
+    check_codec(hello, prefix_may_decode={len(encoded) - block} if block else set())
+
+
+@given(st.builds(HelloVerifyRequest, u16, st.binary(max_size=255)))
+def test_hello_verify_request_round_trip(hvr: HelloVerifyRequest) -> None:
+    check_codec(hvr)
+
+
+@given(st.builds(Alert, u8, u8))
+def test_alert_round_trip(alert: Alert) -> None:
+    check_codec(alert)
+
+
+@given(st.builds(DtlsRecordHeader, u8, u16, u16, u48, st.integers(0, (1 << 14) + 256)))
+def test_dtls_record_header_round_trip(header: DtlsRecordHeader) -> None:
+    encoded = header.encode()
+    assert DtlsRecordHeader.decode(Reader(encoded)) == header
+    for n in range(len(encoded)):
+        with pytest.raises(DecodeError):
+            DtlsRecordHeader.decode(Reader(encoded[:n]))
+
+
+def test_record_length_over_limit_is_rejected() -> None:
+    with pytest.raises(DecodeError):
+        DtlsRecordHeader.decode(
+            Reader(DtlsRecordHeader(22, 0xFEFD, 0, 0, (1 << 14) + 257).encode())
+        )
+    with pytest.raises(DecodeError):
+        TlsRecordHeader.decode(Reader(TlsRecordHeader(23, 0x0303, (1 << 14) + 257).encode()))
+
+
+@given(st.builds(TlsRecordHeader, u8, u16, st.integers(0, (1 << 14) + 256)))
+def test_tls_record_header_round_trip(header: TlsRecordHeader) -> None:
+    assert TlsRecordHeader.decode(Reader(header.encode())) == header
+
+
+@given(u8, st.binary(max_size=300), u16, st.data())
+def test_dtls_handshake_header_round_trip(
+    msg_type: int, body: bytes, seq: int, data: st.DataObject
+) -> None:
+    offset = data.draw(st.integers(0, 1000))
+    header = DtlsHandshakeHeader(
+        msg_type, offset + len(body) + data.draw(st.integers(0, 10)), seq, offset, len(body)
+    )
+    encoded = header.encode() + body
+    [(decoded, fragment)] = decode_dtls_handshake_fragments(encoded)
+    assert (decoded, fragment) == (header, body)
+
+
+def test_fragment_past_message_length_is_rejected() -> None:
+    bad = DtlsHandshakeHeader(1, 10, 0, 8, 5).encode() + bytes(5)
+    with pytest.raises(DecodeError):
+        decode_dtls_handshake_fragments(bad)
+
+
+def test_split_records_stops_at_garbage() -> None:
+    one = DtlsRecordHeader(22, 0xFEFD, 0, 1, 3).encode() + b"abc"
+    two = DtlsRecordHeader(23, 0xFEFD, 1, 2, 1).encode() + b"z"
+    records = list(split_dtls_records(one + two + b"\x16\xfe"))
+    assert [r.fragment for r in records] == [b"abc", b"z"]
+    assert list(split_dtls_records(one[:-1])) == []
+
+
+def test_duplicate_extensions_are_illegal_parameter() -> None:
+    w = Writer()
+    ext.encode_extensions(w, (Extension(10, b""), Extension(10, b"")))
+    with pytest.raises(IllegalParameter):
+        ext.decode_extensions(Reader(w.getvalue()), Context.CLIENT_HELLO)
+
+
+def test_server_extension_outside_its_context_is_unsupported_extension() -> None:
+    w = Writer()
+    ext.encode_extensions(w, (Extension(ext.ExtensionType.cookie, b"\x00\x01x"),))
+    with pytest.raises(ProtocolError) as info:
+        ext.decode_extensions(Reader(w.getvalue()), Context.SERVER_HELLO)
+    assert info.value.alert == 110  # unsupported_extension
+    # Unknown extensions are kept in a ClientHello (the server ignores them).
+    w = Writer()
+    ext.encode_extensions(w, (Extension(0xFAFA, b"grease"),))
+    assert ext.decode_extensions(Reader(w.getvalue()), Context.CLIENT_HELLO) == (
+        Extension(0xFAFA, b"grease"),
+    )
+
+
+def test_hello_retry_request_is_recognised_and_checked_as_such() -> None:
+    hrr = ServerHello(
+        0x0303,
+        HELLO_RETRY_REQUEST_RANDOM,
+        b"",
+        0x1301,
+        0,
+        (Extension(44, ext.encode_cookie(b"c")),),
+    )
+    decoded = ServerHello.decode(hrr.encode())
+    assert decoded.is_hello_retry_request and decoded.get(44) == ext.encode_cookie(b"c")
+    sh = ServerHello(0x0303, bytes(32), b"", 0x1301, 0, (Extension(44, ext.encode_cookie(b"c")),))
+    with pytest.raises(ProtocolError):
+        ServerHello.decode(sh.encode())  # a cookie in a ServerHello is not allowed
+
+
+TYPED: list[tuple[Callable[[Any], bytes], Callable[[bytes], Any], st.SearchStrategy[Any]]] = [
+    (
+        ext.encode_server_name,
+        ext.decode_server_name,
+        st.from_regex(r"[a-z0-9.-]{1,60}", fullmatch=True),
+    ),
+    (
+        ext.encode_u16_list_ext,
+        ext.decode_u16_list_ext,
+        st.lists(u16, min_size=1, max_size=30).map(tuple),
+    ),
+    (
+        ext.encode_ec_point_formats,
+        ext.decode_ec_point_formats,
+        st.lists(u8, min_size=1, max_size=5).map(tuple),
+    ),
+    (
+        ext.encode_alpn,
+        ext.decode_alpn,
+        st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=5).map(tuple),
+    ),
+    (
+        ext.encode_supported_versions_ch,
+        ext.decode_supported_versions_ch,
+        st.lists(u16, min_size=1, max_size=10).map(tuple),
+    ),
+    (ext.encode_supported_versions_sh, ext.decode_supported_versions_sh, u16),
+    (ext.encode_cookie, ext.decode_cookie, st.binary(min_size=1, max_size=300)),
+    (
+        ext.encode_key_share_ch,
+        ext.decode_key_share_ch,
+        st.lists(
+            st.builds(KeyShareEntry, u16, st.binary(min_size=1, max_size=97)),
+            max_size=4,
+            unique_by=lambda e: e.group,
+        ).map(tuple),
+    ),
+    (
+        ext.encode_key_share_sh,
+        ext.decode_key_share_sh,
+        st.builds(KeyShareEntry, u16, st.binary(min_size=1, max_size=97)),
+    ),
+    (ext.encode_key_share_hrr, ext.decode_key_share_hrr, u16),
+    (
+        ext.encode_psk_key_exchange_modes,
+        ext.decode_psk_key_exchange_modes,
+        st.lists(u8, min_size=1, max_size=3).map(tuple),
+    ),
+    (
+        ext.encode_pre_shared_key_ch,
+        ext.decode_pre_shared_key_ch,
+        st.integers(1, 3).flatmap(
+            lambda n: st.builds(
+                ext.OfferedPsks,
+                st.lists(
+                    st.builds(
+                        ext.PskIdentity,
+                        st.binary(min_size=1, max_size=40),
+                        st.integers(0, 2**32 - 1),
+                    ),
+                    min_size=n,
+                    max_size=n,
+                ).map(tuple),
+                st.lists(st.binary(min_size=32, max_size=48), min_size=n, max_size=n).map(tuple),
+            )
+        ),
+    ),
+    (ext.encode_renegotiation_info, ext.decode_renegotiation_info, st.binary(max_size=24)),
+]
+
+
+@pytest.mark.parametrize(
+    ("encode", "decode", "strategy"), TYPED, ids=[t[1].__name__ for t in TYPED]
+)
+def test_typed_extension_round_trip_and_prefixes(
+    encode: Callable[[Any], bytes], decode: Callable[[bytes], Any], strategy: st.SearchStrategy[Any]
+) -> None:
+    @given(strategy)
+    def run(value: Any) -> None:
+        encoded = encode(value)
+        assert decode(encoded) == value
+        with pytest.raises(ProtocolError):
+            decode(encoded + b"\x00")
+        # An empty server_name is the server's acknowledgement (RFC 6066 §3), so the
+        # empty prefix decodes there; every other proper prefix must fail.
+        first = 1 if decode is ext.decode_server_name else 0
+        for n in range(first, len(encoded)):
+            with pytest.raises(ProtocolError):
+                decode(encoded[:n])
+
+    run()
+
+
+def test_reader_bounds() -> None:
+    r = Reader(b"\x00\x03abcdef")
+    sub = r.prefixed(2)
+    assert sub.read(3) == b"abc" and sub.at_end()
+    with pytest.raises(DecodeError):
+        sub.u8()
+    assert r.rest() == b"def"
+    with pytest.raises(DecodeError):
+        Reader(b"\x00\x05ab").vector(2)
+    with pytest.raises(DecodeError):
+        Reader(b"\x01a").vector(1, minimum=2)
+    with pytest.raises(DecodeError):
+        Reader(b"\x03abc").vector(1, maximum=2)
+    with pytest.raises(DecodeError):
+        Reader(b"\x00\x03abc").u16_list(2)
+    with pytest.raises(UsageError):
+        Reader(b"ab", 1, 5)
+
+
+def test_writer_owns_lengths_and_checks_ranges() -> None:
+    w = Writer()
+    with w.prefixed(2):
+        w.u8(1)
+        with w.prefixed(1):
+            w.write(b"xy")
+    assert w.getvalue() == b"\x00\x04\x01\x02xy"
+    with pytest.raises(UsageError):
+        Writer().u8(256)
+    with pytest.raises(UsageError):
+        Writer().u16(-1)
+    with pytest.raises(UsageError):
+        Writer().vector(1, b"x" * 256)
+    w = Writer()
+    with pytest.raises(UsageError), w.prefixed(1, maximum=2):
+        w.write(b"abc")
