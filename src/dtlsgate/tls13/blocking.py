@@ -117,6 +117,13 @@ def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) 
     return tls
 
 
+def stream_peer(address: Any) -> Any:
+    """What a stream's cookie binds to: the client's IP address. Not its port: a client may
+    send ClientHello2 on a new TCP connection (and so from a new port), possibly to another
+    server of the fleet."""
+    return address[0] if isinstance(address, tuple) else address
+
+
 def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> ServerConnection:
     """Run the stateless gate on a freshly accepted stream until a ClientHello2 is admitted:
     HelloRetryRequests are sent back and nothing is kept but the unread bytes."""
@@ -148,8 +155,9 @@ def accept(
 ) -> TlsSocket:
     """Accept one TCP connection and complete a TLS 1.3 handshake as server; with
     ``config.stateless`` every client first goes through the stateless HelloRetryRequest."""
-    sock, peer = listener.accept()
+    sock, address = listener.accept()
     if config.stateless:
+        peer = stream_peer(address)
         gate = gate or StatelessGate(config, context=context)
         try:
             conn = stateless_accept(sock, peer, gate)

@@ -1,0 +1,277 @@
+"""TLS 1.3 interop with real peers, started by the tests on 127.0.0.1 under ``timeout``:
+our server (``dtlsgate serve --tls``) with openssl s_client (compat mode, -no_middlebox,
+forced into an HRR, stateless), gnutls-cli and curl; our client (``dtlsgate connect --tls``)
+with openssl s_server (also -stateless) and gnutls-serv. Application data is checked both
+ways. Also: a ClientHello1 answered by one server process and ClientHello2 completed by
+another sharing only the cookie master key; TLS 1.2-only clients refused cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from peers import process, read_line, require
+
+from dtlsgate.config import ClientConfig
+from dtlsgate.crypto.certs import make_self_signed
+from dtlsgate.tls13.connection import ClientConnection, DataReceived
+
+pytestmark = pytest.mark.interop
+MASTER = "11" * 32
+PYTHON = [sys.executable, "-m", "dtlsgate"]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    d = tmp_path_factory.mktemp("tls13")
+    cert, key = make_self_signed("localhost")
+    (d / "cert.pem").write_bytes(cert)
+    (d / "key.pem").write_bytes(key)
+    return str(d / "cert.pem"), str(d / "key.pem")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def our_server(
+    certs: tuple[str, str], *extra: str, connections: int = 1
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    args = [*PYTHON, "serve", "--tls", "--host", "127.0.0.1", "--port", "0"]
+    args += ["--cert", certs[0], "--key", certs[1], "--max-connections", str(connections)]
+    with process([*args, *extra], seconds=30, stdin=subprocess.DEVNULL) as proc:
+        line = read_line(proc.stderr, time.monotonic() + 15)
+        assert line.startswith("listening on "), line
+        yield proc, int(line.rsplit(":", 1)[1])
+
+
+def wait_for(proc: subprocess.Popen[bytes], text: str, seconds: float = 10) -> str:
+    """Lines of ``proc``'s stdout until one contains ``text`` (bounded)."""
+    deadline = time.monotonic() + seconds
+    seen = []
+    while time.monotonic() < deadline:
+        line = read_line(proc.stdout, deadline)
+        seen.append(line)
+        if text in line:
+            return "\n".join(seen)
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{text!r} not seen in {seen!r}")
+
+
+def wait_listening(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port}")
+
+
+# ---- our server, their clients -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client_args", "server_args", "retry"),
+    [
+        ([], [], False),
+        (["-no_middlebox"], [], False),
+        (["-groups", "P-256:X25519"], [], True),
+        ([], ["--stateless"], True),
+        (["-no_middlebox", "-groups", "P-256:X25519"], ["--stateless"], True),
+    ],
+    ids=["compat", "no_middlebox", "hrr", "stateless", "stateless_no_middlebox_hrr"],
+)
+def test_openssl_client_with_our_server(
+    certs: tuple[str, str], client_args: list[str], server_args: list[str], retry: bool
+) -> None:
+    require("openssl")
+    with our_server(certs, *server_args) as (server, port):
+        args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}"]
+        args += ["-quiet", "-no_ign_eof", "-CAfile", certs[0], *client_args]
+        with process(args, seconds=20) as client:
+            assert client.stdin is not None
+            client.stdin.write(b"hello from openssl\n")
+            client.stdin.flush()
+            accepted = wait_for(server, "accepted")
+            assert f"hello_retry={retry}" in accepted
+            # Our server echoes: the line comes back through openssl's decryption.
+            wait_for(client, "hello from openssl")
+
+
+def test_gnutls_client_with_our_server(certs: tuple[str, str]) -> None:
+    require("gnutls-cli")
+    with our_server(certs) as (server, port):
+        args = ["gnutls-cli", "-p", str(port), "127.0.0.1", "--x509cafile", certs[0]]
+        args += ["--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"]
+        with process(args, seconds=20) as client:
+            assert client.stdin is not None
+            client.stdin.write(b"hello from gnutls\n")
+            client.stdin.flush()
+            wait_for(server, "accepted")
+            wait_for(client, "hello from gnutls")
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+def test_curl_with_our_www_server(certs: tuple[str, str], stateless: bool) -> None:
+    require("curl")
+    extra = ["--www", *(["--stateless"] if stateless else [])]
+    with our_server(certs, *extra) as (_, port):
+        out = subprocess.run(
+            [
+                "timeout",
+                "15",
+                "curl",
+                "-s",
+                "--tlsv1.3",
+                "--cacert",
+                certs[0],
+                f"https://localhost:{port}/",
+            ],
+            capture_output=True,
+            check=True,
+        )
+    assert b"dtlsgate TLS 1.3" in out.stdout
+    assert f"hello retry: {stateless}".encode() in out.stdout
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+def test_tls12_only_client_is_refused_cleanly(certs: tuple[str, str], stateless: bool) -> None:
+    require("openssl")
+    extra = ["--stateless"] if stateless else []
+    with our_server(certs, *extra, connections=1) as (server, port):
+        args = ["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}"]
+        with process(args, seconds=15, stdin=subprocess.DEVNULL) as client:
+            _, err = client.communicate(timeout=15)
+        assert client.returncode != 0
+        assert b"protocol version" in err
+        _, server_err = server.communicate(timeout=15)
+    assert b"handshake failed" in server_err or b"refused" in server_err
+
+
+# ---- our client, their servers -------------------------------------------------------------
+
+
+def our_client(port: int, certs: tuple[str, str], data: bytes, *extra: str) -> bytes:
+    args = ["timeout", "20", *PYTHON, "connect", "--tls", f"127.0.0.1:{port}"]
+    args += ["--cafile", certs[0], "--servername", "localhost", *extra]
+    out = subprocess.run(args, input=data, capture_output=True, timeout=25)
+    assert out.returncode == 0, out.stderr.decode()
+    return out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool) -> None:
+    require("openssl")
+    port = free_port()
+    args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
+    args += ["-cert", certs[0], "-key", certs[1], *(["-stateless"] if stateless else [])]
+    with process(args, seconds=25) as server:
+        # Not a probe connection: -naccept 1 would spend its one accept on it.
+        wait_for(server, "ACCEPT")
+        result: dict[str, bytes] = {}
+
+        def run_client() -> None:
+            result["out"] = our_client(port, certs, b"ping from dtlsgate\n")
+
+        import threading
+
+        thread = threading.Thread(target=run_client)
+        thread.start()
+        # s_server prints what it receives; then we answer through its stdin.
+        wait_for(server, "ping from dtlsgate", 15)
+        assert server.stdin is not None
+        server.stdin.write(b"pong from openssl\n")
+        server.stdin.flush()
+        thread.join(25)
+    out = result["out"]
+    assert b"pong from openssl" in out
+    assert f"hello_retry={stateless}".encode() in out
+
+
+def test_our_client_with_gnutls_server(certs: tuple[str, str]) -> None:
+    require("gnutls-serv")
+    port = free_port()
+    args = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certs[0]]
+    args += ["--x509keyfile", certs[1], "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"]
+    with process(args, seconds=25, stdin=subprocess.DEVNULL):
+        wait_listening(port)
+        out = our_client(port, certs, b"ping from dtlsgate\n")
+    assert b"ping from dtlsgate" in out
+
+
+# ---- two processes sharing only the cookie master key --------------------------------------
+
+
+def exchange(sock: socket.socket, client: ClientConnection, until: object) -> None:
+    """Write what the client has, read and feed until ``until()`` holds (bounded)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if until():  # type: ignore[operator]
+            return
+        out = client.data_to_send()
+        if out:
+            sock.sendall(out)
+        data = sock.recv(65536)
+        if not data:
+            break
+        client.receive_data(data, time.time())
+    if not until():  # type: ignore[operator]
+        raise AssertionError("exchange did not finish")
+
+
+def test_client_hello2_completes_on_another_process(certs: tuple[str, str]) -> None:
+    extra = ["--stateless", "--master-key", MASTER]
+    with our_server(certs, *extra) as (first, port1), our_server(certs, *extra) as (second, port2):
+        config = ClientConfig(server_name="localhost", cafile=certs[0])
+        client = ClientConnection(config)
+        client.start()
+        with socket.create_connection(("127.0.0.1", port1), 10) as sock:
+            # ClientHello1 to the first process; its HelloRetryRequest puts the client in
+            # wait for the ServerHello and makes it queue ClientHello2.
+            exchange(sock, client, lambda: client._state.retry is not None)  # type: ignore[union-attr]
+        with socket.create_connection(("127.0.0.1", port2), 10) as sock:
+            exchange(sock, client, lambda: client.handshake_complete)
+            sock.sendall(client.data_to_send())  # the client's Finished
+            client.send(b"across processes\n")
+            received: list[bytes] = []
+
+            def got() -> bool:
+                while (e := client.next_event()) is not None:
+                    if isinstance(e, DataReceived):
+                        received.append(e.data)
+                return b"across processes\n" in b"".join(received)
+
+            sock.sendall(client.data_to_send())
+            exchange(sock, client, got)
+        assert "hello_retry=True" in wait_for(second, "accepted")
+        # The first process never completed a handshake: it only sent the HRR.
+        first.kill()
+        out, _ = first.communicate(timeout=5)
+        assert b"accepted" not in out
+
+
+def test_client_hello2_with_another_master_key_is_refused(certs: tuple[str, str]) -> None:
+    with (
+        our_server(certs, "--stateless", "--master-key", MASTER) as (_, port1),
+        our_server(certs, "--stateless", "--master-key", "22" * 32) as (_, port2),
+    ):
+        client = ClientConnection(ClientConfig(server_name="localhost", cafile=certs[0]))
+        client.start()
+        with socket.create_connection(("127.0.0.1", port1), 10) as sock:
+            exchange(sock, client, lambda: client._state.retry is not None)  # type: ignore[union-attr]
+        with socket.create_connection(("127.0.0.1", port2), 10) as sock:
+            sock.sendall(client.data_to_send())
+            sock.settimeout(10)
+            reply = sock.recv(100)
+    # A fatal illegal_parameter alert, in the clear, then the connection closes.
+    assert reply == bytes((21, 3, 3, 0, 2, 2, 47))
