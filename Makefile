@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(VENV)/bin/dtlsgate listen --host $(HOST) --port $(PORT)
+	$(VENV)/bin/dtlsgate serve --host $(HOST) --port $(PORT)
 
 peers:
 	sh scripts/install-peers.sh

@@ -21,6 +21,28 @@ from dtlsgate.errors import (
 from dtlsgate.gate import Admit, Drop, DropReason, Gate, GateResult, Reply
 from dtlsgate.listener import Listener
 
+# The asyncio adapter (``await dtlsgate.serve(handler, host, port, config)``,
+# ``await dtlsgate.connect(host, port, config)``) and the DTLS 1.2 connections load on first
+# use, so importing the sans-I/O core never pulls in asyncio.
+_LAZY = {
+    "serve": ("dtlsgate.aio", "serve"),
+    "connect": ("dtlsgate.aio", "connect"),
+    "DtlsStream": ("dtlsgate.aio", "DtlsStream"),
+    "DtlsSocket": ("dtlsgate.blocking", "DtlsSocket"),
+    "DtlsServerConnection": ("dtlsgate.dtls", "DtlsServerConnection"),
+    "DtlsClientConnection": ("dtlsgate.dtls", "DtlsClientConnection"),
+}
+
+
+def __getattr__(name: str) -> object:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'dtlsgate' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(target[0]), target[1])
+
+
 __all__ = [
     "Admit",
     "AlertReceived",
@@ -29,6 +51,10 @@ __all__ = [
     "DecodeError",
     "Drop",
     "DropReason",
+    "DtlsClientConnection",
+    "DtlsServerConnection",
+    "DtlsSocket",
+    "DtlsStream",
     "DtlsgateError",
     "Gate",
     "GateResult",
@@ -38,5 +64,7 @@ __all__ = [
     "ServerConfig",
     "StateError",
     "UsageError",
+    "connect",
+    "serve",
 ]
 __version__ = "0.1.0"

@@ -60,18 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--host", default="127.0.0.1")
     listen.add_argument("--port", type=int, default=4433)
     listen.set_defaults(func=cmd_listen)
+    from dtlsgate.dtls.cli import add_dtls_arguments
     from dtlsgate.tls13.cli import add_tls_arguments
 
-    serve = sub.add_parser("serve", help="run a server (--tls: TLS 1.3 over TCP)")
+    serve = sub.add_parser("serve", help="run an echo server (DTLS 1.2; --tls: TLS 1.3 over TCP)")
     serve.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4433)
     add_tls_arguments(serve, server=True)
+    add_dtls_arguments(serve, server=True)
     serve.set_defaults(func=cmd_serve_or_connect)
-    connect = sub.add_parser("connect", help="connect to a server (--tls: TLS 1.3 over TCP)")
+    connect = sub.add_parser(
+        "connect", help="connect to a server (DTLS 1.2; --tls: TLS 1.3 over TCP)"
+    )
     connect.add_argument("target", metavar="HOST:PORT")
     connect.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP")
     add_tls_arguments(connect, server=False)
+    add_dtls_arguments(connect, server=False)
     connect.set_defaults(func=cmd_serve_or_connect)
     return parser
 
@@ -81,9 +86,9 @@ def cmd_serve_or_connect(args: argparse.Namespace) -> int:
         from dtlsgate.tls13.cli import run
 
         return run(args)
-    # The DTLS side of serve/connect belongs to the DTLS engine (dtlsgate.dtls).
-    print("only --tls is implemented for serve/connect so far", file=sys.stderr)
-    return 2
+    from dtlsgate.dtls.cli import run as run_dtls
+
+    return run_dtls(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,69 @@
+"""asyncio serve/connect over loopback UDP: many concurrent peers on one socket."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dtls12_pair import credentials
+
+from dtlsgate import aio
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+
+
+async def echo(stream: aio.DtlsStream) -> None:
+    while data := await stream.recv():
+        stream.send(b"echo:" + data)
+
+
+def configs() -> tuple[ServerConfig, ClientConfig]:
+    cert, key = credentials("ecdsa-p256")
+    server = ServerConfig(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    # The test credentials are valid from NOW - 1 day (2027): verify without a time check.
+    client = ClientConfig(insecure=True)
+    return server, client
+
+
+def test_serve_and_connect_many_peers() -> None:
+    async def main() -> list[bytes]:
+        server_config, client_config = configs()
+        async with await aio.serve(echo, "127.0.0.1", 0, server_config) as server:
+            host, port = server.address
+
+            async def one(i: int) -> bytes:
+                stream = await aio.connect(host, port, client_config, timeout=20)
+                try:
+                    stream.send(b"peer %d" % i)
+                    return await asyncio.wait_for(stream.recv(), 10)
+                finally:
+                    stream.close()
+
+            return await asyncio.gather(*(one(i) for i in range(20)))
+
+    replies = asyncio.run(asyncio.wait_for(main(), 60))
+    assert replies == [b"echo:peer %d" % i for i in range(20)]
+
+
+def test_peer_close_notify_ends_the_handler() -> None:
+    done = asyncio.Event
+
+    async def main() -> bytes:
+        server_config, client_config = configs()
+        finished: asyncio.Event = done()
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            await echo(stream)
+            finished.set()
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config) as server:
+            stream = await aio.connect(*server.address, client_config, timeout=20)
+            stream.send(b"x")
+            reply = await asyncio.wait_for(stream.recv(), 10)
+            stream.close()
+            await asyncio.wait_for(finished.wait(), 10)
+            assert not server.peers
+            return reply
+
+    assert asyncio.run(main()) == b"echo:x"

@@ -1,0 +1,88 @@
+"""`dtlsgate serve` (DTLS 1.2 echo) with `dtlsgate connect` and `openssl s_client`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from peers import process, read_line, require
+
+pytestmark = pytest.mark.interop
+PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
+
+
+@contextmanager
+def dtlsgate_serve(cache: Path, *extra: str) -> Iterator[int]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    args = [sys.executable, "-m", "dtlsgate", "serve", "--port", "0", *extra]
+    proc = subprocess.Popen(
+        ["timeout", "-s", "KILL", "40", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        line = read_line(proc.stderr, time.monotonic() + 15)
+        assert line.startswith("serving DTLS 1.2 on "), line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        proc.kill()
+        proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            assert stream is not None
+            stream.close()
+
+
+def run_connect(port: int, lines: bytes, *extra: str) -> subprocess.CompletedProcess[bytes]:
+    args = [sys.executable, "-m", "dtlsgate", "connect", f"127.0.0.1:{port}", *extra]
+    return subprocess.run(["timeout", "30", *args], input=lines, capture_output=True, check=False)
+
+
+def test_serve_makes_and_caches_a_self_signed_certificate(tmp_path: Path) -> None:
+    with dtlsgate_serve(tmp_path) as port:
+        cert = tmp_path / "dtlsgate" / "self-signed-cert.pem"
+        key = tmp_path / "dtlsgate" / "self-signed-key.pem"
+        assert cert.is_file() and key.stat().st_mode & 0o077 == 0
+        done = run_connect(port, b"one\ntwo\n", "--cafile", str(cert), "--servername", "localhost")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == b"one\ntwo\n"
+        # A wrong name is refused by the verification.
+        bad = run_connect(port, b"x\n", "--cafile", str(cert), "--servername", "example.com")
+        assert bad.returncode == 1 and b"certificate" in bad.stderr
+    first = cert.read_bytes()
+    with dtlsgate_serve(tmp_path):
+        assert cert.read_bytes() == first  # reused, not remade
+
+
+def test_serve_psk_with_openssl_s_client(tmp_path: Path) -> None:
+    require("openssl")
+    with dtlsgate_serve(tmp_path, "--psk", PSK) as port:
+        args = [
+            "openssl",
+            "s_client",
+            "-dtls1_2",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-quiet",
+            "-no_ign_eof",
+            "-psk",
+            PSK.split(":")[1],
+            "-psk_identity",
+            "Client_identity",
+            "-cipher",
+            "PSK-AES128-CCM8",
+        ]
+        with process(args, seconds=20) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"coap-ish\n")
+            proc.stdin.flush()
+            assert read_line(proc.stdout, time.monotonic() + 15) == "coap-ish"
+        done = run_connect(port, b"ours\n", "--psk", PSK)
+        assert done.stdout == b"ours\n", done.stderr
