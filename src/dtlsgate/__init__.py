@@ -31,6 +31,11 @@ _LAZY = {
     "DtlsSocket": ("dtlsgate.blocking", "DtlsSocket"),
     "DtlsServerConnection": ("dtlsgate.dtls", "DtlsServerConnection"),
     "DtlsClientConnection": ("dtlsgate.dtls", "DtlsClientConnection"),
+    "serve_tls": ("dtlsgate.aio_tls", "serve_tls"),
+    "connect_tls": ("dtlsgate.aio_tls", "connect_tls"),
+    "TlsServerConnection": ("dtlsgate.tls13.connection", "ServerConnection"),
+    "TlsClientConnection": ("dtlsgate.tls13.connection", "ClientConnection"),
+    "StatelessGate": ("dtlsgate.tls13.stateless", "StatelessGate"),
 }
 
 
@@ -63,8 +68,13 @@ __all__ = [
     "Reply",
     "ServerConfig",
     "StateError",
+    "StatelessGate",
+    "TlsClientConnection",
+    "TlsServerConnection",
     "UsageError",
     "connect",
+    "connect_tls",
     "serve",
+    "serve_tls",
 ]
 __version__ = "0.1.0"

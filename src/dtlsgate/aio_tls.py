@@ -1,0 +1,227 @@
+"""asyncio adapter for TLS 1.3 over TCP, in asyncio's streams style:
+
+- ``await serve_tls(client_connected_cb, host, port, config)`` -> ``asyncio.Server``; the
+  callback gets ``(reader, writer)`` once the handshake completed;
+- ``await connect_tls(host, port, config)`` -> ``(reader, writer)``.
+
+With ``config.stateless`` every new client first goes through the stateless
+HelloRetryRequest (`dtlsgate.tls13.stateless`): until ClientHello2 is admitted the server
+keeps only the unread bytes of the stream. The TLS work is the sans-I/O connection's; this
+module moves bytes and reads the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.errors import AlertReceived, ProtocolError
+from dtlsgate.tls13.blocking import stream_peer
+from dtlsgate.tls13.connection import (
+    ClientConnection,
+    ConnectionClosed,
+    DataReceived,
+    ServerConnection,
+    TlsConnection,
+)
+from dtlsgate.tls13.server import ServerContext
+from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+
+ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+
+
+class _TlsTransport(asyncio.Transport):
+    """The transport a StreamWriter writes to: encrypts and passes on to TCP."""
+
+    def __init__(self, protocol: _TlsProtocol) -> None:
+        super().__init__()
+        self._p = protocol
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._p.conn.send(bytes(data))
+        self._p.flush()
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._p.close()
+
+    def is_closing(self) -> bool:
+        return self._p.raw is None or self._p.raw.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tls":
+            return self._p.conn.info
+        if self._p.raw is not None:
+            return self._p.raw.get_extra_info(name, default)
+        return default
+
+    def pause_reading(self) -> None:
+        if self._p.raw is not None:
+            self._p.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._p.raw is not None:
+            self._p.raw.resume_reading()
+
+
+class _TlsProtocol(asyncio.Protocol):
+    """TCP protocol driving one TLS connection; app data goes to a StreamReader."""
+
+    def __init__(
+        self,
+        make: Callable[[], TlsConnection | None],
+        gate: StatelessGate | None,
+        on_ready: Callable[[_TlsProtocol], None],
+    ) -> None:
+        self._make = make
+        self._gate = gate
+        self._on_ready = on_ready
+        self._pending = b""
+        self.conn: TlsConnection = None  # type: ignore[assignment]
+        self.raw: asyncio.Transport | None = None
+        self.reader = asyncio.StreamReader()
+        self.stream_protocol = asyncio.StreamReaderProtocol(self.reader)
+        self.tls_transport = _TlsTransport(self)
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.raw = transport
+        made = self._make()
+        if made is not None:
+            self.conn = made
+            self.flush()
+
+    def flush(self) -> None:
+        if self.raw is not None and self.conn is not None:
+            out = self.conn.data_to_send()
+            if out:
+                self.raw.write(out)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.conn is None:
+                data = self._through_gate(data)
+                if self.conn is None:
+                    return
+            was_complete = self.conn.handshake_complete
+            self.conn.receive_data(data, time.time())
+        except (ProtocolError, AlertReceived) as exc:
+            self.flush()
+            self._fail(exc)
+            return
+        self.flush()
+        if not was_complete and self.conn.handshake_complete:
+            self.stream_protocol.connection_made(self.tls_transport)
+            if not self.ready.done():
+                self.ready.set_result(None)
+            self._on_ready(self)
+        while (event := self.conn.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                self.reader.feed_data(event.data)
+            elif isinstance(event, ConnectionClosed):
+                self.reader.feed_eof()
+
+    def _through_gate(self, data: bytes) -> bytes:
+        assert self._gate is not None and self.raw is not None
+        self._pending += data
+        peer = stream_peer(self.raw.get_extra_info("peername"))
+        result = self._gate.receive(self._pending, peer, time.time())
+        if isinstance(result, Incomplete):
+            return b""
+        if isinstance(result, Refuse):
+            self.raw.write(result.data)
+            self._fail(ConnectionError(result.reason))
+            return b""
+        if isinstance(result, Admit13):
+            self.conn = ServerConnection.from_admit(
+                self._gate.config, result, time.time(), context=self._gate.context
+            )
+            self.flush()
+            return b""
+        self.raw.write(result.data)
+        self._pending = b""
+        return b""
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(exc)
+        self.reader.set_exception(exc)
+        if self.raw is not None:
+            self.raw.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(exc or ConnectionError("closed during the handshake"))
+        self.reader.feed_eof()
+        if self.conn is not None and self.conn.handshake_complete:
+            self.stream_protocol.connection_lost(exc)
+        self.raw = None
+
+    def close(self) -> None:
+        if self.raw is not None and not self.raw.is_closing():
+            if self.conn is not None and not self.conn.closed:
+                self.conn.close()
+                self.flush()
+            self.raw.close()
+
+
+def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    return asyncio.StreamWriter(
+        protocol.tls_transport, protocol.stream_protocol, protocol.reader, loop
+    )
+
+
+async def serve_tls(
+    client_connected_cb: ClientConnected,
+    host: str | None,
+    port: int,
+    config: ServerConfig,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection."""
+    loop = asyncio.get_running_loop()
+    context = ServerContext(config)
+    gate = StatelessGate(config, context=context) if config.stateless else None
+
+    # Handler tasks are kept referenced until they finish (asyncio keeps only weak ones).
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def ready(protocol: _TlsProtocol) -> None:
+        result = client_connected_cb(protocol.reader, _writer(protocol))
+        if asyncio.iscoroutine(result):
+            task = loop.create_task(result)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    def factory() -> _TlsProtocol:
+        def make() -> TlsConnection | None:
+            return None if gate is not None else ServerConnection(config, context=context)
+
+        return _TlsProtocol(make, gate, ready)
+
+    return await loop.create_server(factory, host, port, **kwargs)
+
+
+async def connect_tls(
+    host: str, port: int, config: ClientConfig, **kwargs: Any
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Like ``asyncio.open_connection``; returns once the TLS 1.3 handshake completed."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> TlsConnection:
+        conn = ClientConnection(config)
+        conn.start()
+        return conn
+
+    _, protocol = await loop.create_connection(
+        lambda: _TlsProtocol(make, None, lambda p: None), host, port, **kwargs
+    )
+    await protocol.ready
+    return protocol.reader, _writer(protocol)
