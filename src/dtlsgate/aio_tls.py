@@ -148,7 +148,7 @@ class _TlsProtocol(asyncio.Protocol):
         self._pending = b""
         return b""
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: Exception) -> None:
         if not self.ready.done():
             self.ready.set_exception(exc)
         self.reader.set_exception(exc)
