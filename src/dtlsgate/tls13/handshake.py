@@ -11,13 +11,13 @@ TLS records; a DTLS 1.3 connection can carry out the same actions over its own r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UnexpectedMessage
+from dtlsgate.errors import IllegalParameter, ProtocolError
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -307,20 +307,3 @@ def expect(condition: bool, text: str, alert: AlertDescription) -> None:
     """Raise a `ProtocolError` with ``alert`` unless ``condition`` holds."""
     if not condition:
         raise ProtocolError(text, alert)
-
-
-def decode_or_unexpected(decode: Callable[[bytes], Any], body: bytes) -> Any:
-    try:
-        return decode(body)
-    except (DecodeError, ProtocolError):
-        raise
-    except ValueError as exc:  # pragma: no cover - codecs raise DecodeError themselves
-        raise UnexpectedMessage(str(exc)) from None
-
-
-@dataclass(slots=True)
-class Counters:
-    """Handshake counters a connection exposes (tests and logs)."""
-
-    hello_retry_requests: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
