@@ -5,6 +5,9 @@ round so that machine noise hits them alike:
 
 - ``bare``: a Python ``recvfrom``/``sendto`` loop that answers each datagram with a fixed
   datagram the size of our HelloVerifyRequest: the ceiling for any Python listener;
+
+All three read the socket the way ``Listener.listen()`` does (up to LISTEN_BATCH waiting
+datagrams, then answer each), so they differ only in what they do per datagram.
 - ``dtlsgate``: ``Listener.listen()`` (the gate, with the default HMAC cookie jar);
 - ``pyopenssl``: pyOpenSSL's ``Connection.DTLSv1_listen()`` on a memory BIO, cookie
   callbacks in Python (HMAC-SHA256 from the same jar), recvfrom/sendto around it.
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dtlsgate import CookieJar, Gate, Listener, Reply, ServerConfig
+from dtlsgate.listener import LISTEN_BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = bytes.fromhex(
@@ -61,15 +65,27 @@ def make_server_socket(rcvbuf: int) -> socket.socket:
     return sock
 
 
+def read_batch(sock: socket.socket) -> list[tuple[bytes, object]]:
+    """Up to LISTEN_BATCH waiting datagrams, read the way Listener.listen() reads them."""
+    batch: list[tuple[bytes, object]] = []
+    try:
+        batch.append(sock.recvfrom(MAX_DATAGRAM))
+        for _ in range(LISTEN_BATCH - 1):
+            batch.append(sock.recvfrom(MAX_DATAGRAM, socket.MSG_DONTWAIT))
+    except BlockingIOError:
+        pass
+    return batch
+
+
 def bare_loop(sock: socket.socket, reply: bytes) -> int:
     handled = 0
     while True:
-        try:
-            _data, peer = sock.recvfrom(MAX_DATAGRAM)
-        except BlockingIOError:
+        batch = read_batch(sock)
+        for _data, peer in batch:
+            sock.sendto(reply, peer)
+        handled += len(batch)
+        if len(batch) < LISTEN_BATCH:
             return handled
-        sock.sendto(reply, peer)
-        handled += 1
 
 
 def dtlsgate_loop(listener: Listener) -> int:
@@ -101,18 +117,18 @@ def make_pyopenssl_loop() -> Callable[[socket.socket], int] | None:
     def loop(sock: socket.socket) -> int:
         handled = 0
         while True:
-            try:
-                data, peer = sock.recvfrom(MAX_DATAGRAM)
-            except BlockingIOError:
+            batch = read_batch(sock)
+            for data, peer in batch:
+                current[0] = peer
+                conn.bio_write(data)
+                try:  # noqa: SIM105 (as cheap as the gate's listener loop)
+                    conn.DTLSv1_listen()
+                except SSL.WantReadError:
+                    pass
+                sock.sendto(conn.bio_read(MAX_DATAGRAM), peer)
+            handled += len(batch)
+            if len(batch) < LISTEN_BATCH:
                 return handled
-            current[0] = peer
-            conn.bio_write(data)
-            try:  # noqa: SIM105 (as cheap as the gate's listener loop)
-                conn.DTLSv1_listen()
-            except SSL.WantReadError:
-                pass
-            sock.sendto(conn.bio_read(MAX_DATAGRAM), peer)
-            handled += 1
 
     return loop
 
