@@ -107,3 +107,44 @@ def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
             client.sendto(with_cookie(first, cookie), ("127.0.0.1", port))
             line = read_line(proc.stdout, time.monotonic() + 10)
             assert line == f"admitted 127.0.0.1:{client.getsockname()[1]} cookie={cookie.hex()}"
+
+
+def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
+    """An Admit in the middle of a batch returns at once; the datagrams read after it stay
+    (at most LISTEN_BATCH - 1 of them) and are judged by the next listen()."""
+    from dtlsgate.listener import LISTEN_BATCH
+
+    jar = CookieJar(bytes(32))
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        client.settimeout(5)
+        listener = Listener(server, ServerConfig(cookie_jar=jar))
+        first = datagram(client_hello())
+        cookie = jar.mint(client.getsockname(), time.time(), _bound(first))
+        client.sendto(first, server.getsockname())
+        client.sendto(with_cookie(first, cookie), server.getsockname())
+        for _ in range(LISTEN_BATCH + 5):
+            client.sendto(first, server.getsockname())
+        time.sleep(0.2)
+        admitted = listener.listen()
+        assert admitted is not None and admitted[1].cookie == cookie
+        assert listener.gate.replies == 1
+        assert len(listener._unread) == LISTEN_BATCH - 2
+        assert listener.listen() is None  # judges the rest, then finds the socket empty
+        assert listener.gate.replies == 1 + LISTEN_BATCH + 5
+        assert not listener._unread
+
+
+def _bound(hello_datagram: bytes) -> bytes:
+    """The ClientHello fields a cookie binds (RFC 6347 §4.2.1), for a cookie-less hello."""
+    body = hello_datagram[25:]
+    sid_end = 2 + 32 + 1 + body[34]
+    suites_at = sid_end + 1  # empty cookie
+    suites_len = int.from_bytes(body[suites_at : suites_at + 2], "big")
+    compression_at = suites_at + 2 + suites_len
+    return body[:sid_end] + body[sid_end + 1 : compression_at + 1 + body[compression_at]]
