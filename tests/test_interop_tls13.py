@@ -275,3 +275,76 @@ def test_client_hello2_with_another_master_key_is_refused(certs: tuple[str, str]
             reply = sock.recv(100)
     # A fatal illegal_parameter alert, in the clear, then the connection closes.
     assert reply == bytes((21, 3, 3, 0, 2, 2, 47))
+
+
+# ---- session resumption (RFC 8446 §4.6.1, psk_dhe_ke) -------------------------------------
+
+
+def test_openssl_client_resumes_with_our_server(
+    certs: tuple[str, str], tmp_path: pytest.TempPathFactory
+) -> None:
+    require("openssl")
+    session = str(tmp_path / "session.pem")  # type: ignore[operator]
+    with our_server(certs, connections=2) as (server, port):
+        base = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}"]
+        base += ["-CAfile", certs[0], "-no_ign_eof"]
+        # First connection: a full handshake; s_client stores our NewSessionTicket.
+        with process([*base, "-quiet", "-sess_out", session], seconds=20) as client:
+            assert client.stdin is not None
+            client.stdin.write(b"first\n")
+            client.stdin.flush()
+            wait_for(client, "first")  # echoed: our ticket went before the echo
+            client.stdin.close()
+            client.wait(10)
+        assert "resumed=False" in wait_for(server, "accepted")
+        # Second connection offers the ticket: resumed on both sides.
+        with process([*base, "-sess_in", session], seconds=20) as client:
+            assert client.stdin is not None
+            client.stdin.write(b"second\n")
+            client.stdin.flush()
+            assert "Reused, TLSv1.3" in wait_for(client, "second")
+        assert "resumed=True" in wait_for(server, "accepted")
+
+
+def read_tickets(tls: object, seconds: float = 5) -> list[object]:
+    """Read until the server's NewSessionTickets have arrived (bounded)."""
+    from dtlsgate.tls13.blocking import TlsSocket
+
+    assert isinstance(tls, TlsSocket)
+    tls.sock.settimeout(0.5)
+    deadline = time.monotonic() + seconds
+    while not tls.tickets and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            tls._pump()
+    return list(tls.tickets)
+
+
+@pytest.mark.parametrize("hrr", [False, True], ids=["plain", "after_hrr"])
+def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: bool) -> None:
+    require("openssl")
+    from dtlsgate.tls13.blocking import connect
+    from dtlsgate.wire.enums import NamedGroup
+
+    port = free_port()
+    args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "2"]
+    args += ["-cert", certs[0], "-key", certs[1], *(["-groups", "X25519"] if hrr else [])]
+    # Our first key share is for P-256; a server accepting only X25519 answers with an HRR.
+    groups = (NamedGroup.secp256r1, NamedGroup.x25519) if hrr else None
+    with process(args, seconds=25) as server:
+        wait_for(server, "ACCEPT")
+        config = ClientConfig(server_name="localhost", cafile=certs[0], groups=groups)
+        with connect("127.0.0.1", port, config) as tls:
+            assert tls.info is not None and not tls.info.resumed
+            tickets = read_tickets(tls)
+            tls.sendall(b"first from dtlsgate\n")
+            wait_for(server, "first from dtlsgate")
+        assert tickets, "openssl sent no NewSessionTicket"
+        config = ClientConfig(
+            server_name="localhost", cafile=certs[0], groups=groups, session_ticket=tickets[-1]
+        )
+        with connect("127.0.0.1", port, config) as tls:
+            assert tls.info is not None and tls.info.resumed
+            assert tls.info.hello_retry is hrr
+            assert tls.info.peer_certificates == ()
+            tls.sendall(b"resumed from dtlsgate\n")
+            wait_for(server, "resumed from dtlsgate")

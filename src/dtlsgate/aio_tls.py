@@ -217,7 +217,7 @@ async def connect_tls(
 
     def make() -> TlsConnection:
         conn = ClientConnection(config)
-        conn.start()
+        conn.start(time.time())
         return conn
 
     _, protocol = await loop.create_connection(

@@ -70,6 +70,13 @@ class ServerConfig:
     mtu: int = DEFAULT_MTU
     # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
     stateless: bool = False
+    # TLS 1.3 session tickets (RFC 8446 §4.6.1): how many NewSessionTickets to send after a
+    # handshake (0: none), their lifetime in seconds, and the 32-byte key that seals them
+    # (None: a random key, so tickets resume in this process only; pass the same key, e.g.
+    # ``tls13.tickets.ticket_key_from_master(master_key)``, to every server of a fleet).
+    session_tickets: int = 1
+    ticket_lifetime: int = 7200
+    ticket_key: bytes | None = None
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
 
@@ -86,6 +93,15 @@ class ServerConfig:
             raise UsageError('verify_client must be "none", "optional" or "required"')
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
+        if self.ticket_key is None:
+            self.ticket_key = self.provider.random(32)
+        if len(self.ticket_key) != 32:
+            raise UsageError("ticket_key must be 32 bytes")
+        if not 0 <= self.session_tickets <= 16:
+            raise UsageError("session_tickets must be between 0 and 16")
+        # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
+        if not 0 < self.ticket_lifetime <= 604800:
+            raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
 
 
 @dataclass
@@ -111,6 +127,9 @@ class ClientConfig:
     # TLS 1.3 middlebox compatibility mode (RFC 8446 Appendix D.4): a non-empty
     # legacy_session_id and a ChangeCipherSpec before our encrypted flight.
     middlebox_compat: bool = True
+    # TLS 1.3 resumption (RFC 8446 §4.6.1): a ``tls13.client.SessionTicket`` from an earlier
+    # connection's ``SessionTicketReceived`` event, offered as a PSK (psk_dhe_ke).
+    session_ticket: Any = None
 
     def __post_init__(self) -> None:
         if (self.psk is None) != (self.psk_identity is None):

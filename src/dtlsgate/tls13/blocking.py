@@ -16,6 +16,7 @@ from dtlsgate.tls13.connection import (
     DataReceived,
     HandshakeCompleted,
     ServerConnection,
+    SessionTicketReceived,
     TlsConnection,
 )
 from dtlsgate.tls13.handshake import HandshakeInfo
@@ -32,6 +33,9 @@ class TlsSocket:
         self.conn = conn
         self._buffer = bytearray()
         self._eof = False
+        # Session tickets the server sent (RFC 8446 §4.6.1), newest last: pass one as
+        # ``ClientConfig(session_ticket=...)`` to resume.
+        self.tickets: list[Any] = []
 
     @property
     def info(self) -> HandshakeInfo | None:
@@ -58,6 +62,8 @@ class TlsSocket:
                 self._buffer += event.data
             elif isinstance(event, ConnectionClosed):
                 self._eof = True
+            elif isinstance(event, SessionTicketReceived):
+                self.tickets.append(event.ticket)
         return True
 
     def do_handshake(self) -> HandshakeInfo:
@@ -106,7 +112,7 @@ def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) 
     """Open TCP to ``host:port`` and complete a TLS 1.3 handshake as client."""
     sock = socket.create_connection((host, port), timeout=timeout)
     conn = ClientConnection(config)
-    conn.start()
+    conn.start(time.time())
     tls = TlsSocket(sock, conn)
     try:
         tls.do_handshake()

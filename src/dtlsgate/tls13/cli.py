@@ -25,6 +25,7 @@ from dtlsgate.errors import AlertReceived, ProtocolError
 from dtlsgate.tls13.blocking import TlsSocket, accept, connect
 from dtlsgate.tls13.server import ServerContext
 from dtlsgate.tls13.stateless import StatelessGate
+from dtlsgate.tls13.tickets import ticket_key_from_master
 
 # How long `connect` keeps reading after its input ended, for the answers to arrive.
 CONNECT_LINGER = 2.0
@@ -56,12 +57,15 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     else:
         cert, key = make_self_signed("localhost")
     ident = load_identity(cert, key)
-    jar = CookieJar(bytes.fromhex(args.master_key)) if args.master_key else None
+    master = bytes.fromhex(args.master_key) if args.master_key else None
+    jar = CookieJar(master) if master else None
     return ServerConfig(
         certificate_chain=list(ident.chain),
         private_key=ident.private_key,
         stateless=args.stateless,
         cookie_jar=jar,
+        # Servers sharing the master key also resume each other's sessions.
+        ticket_key=ticket_key_from_master(master) if master else None,
         alpn_protocols=tuple(a.encode() for a in args.alpn),
     )
 
@@ -73,7 +77,8 @@ def www_page(tls: TlsSocket) -> bytes:
         "<html><body><pre>dtlsgate TLS 1.3\n"
         f"cipher suite: {info.cipher_suite.name}\n"
         f"group: {info.group.name if info.group else '-'}\n"
-        f"hello retry: {info.hello_retry}\n</pre></body></html>\n"
+        f"hello retry: {info.hello_retry}\n"
+        f"resumed: {info.resumed}\n</pre></body></html>\n"
     ).encode()
     head = (
         "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n"
@@ -118,7 +123,7 @@ def cmd_serve_tls(args: argparse.Namespace) -> int:
                 assert info is not None
                 print(
                     f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
-                    f" hello_retry={info.hello_retry}",
+                    f" hello_retry={info.hello_retry} resumed={info.resumed}",
                     flush=True,
                 )
                 with contextlib.suppress(ProtocolError, AlertReceived, OSError):
@@ -144,7 +149,7 @@ def cmd_connect_tls(args: argparse.Namespace) -> int:
     info = tls.info
     assert info is not None
     print(
-        f"connected {info.cipher_suite.name} hello_retry={info.hello_retry}",
+        f"connected {info.cipher_suite.name} hello_retry={info.hello_retry} resumed={info.resumed}",
         file=sys.stderr,
         flush=True,
     )

@@ -44,6 +44,7 @@ from dtlsgate.tls13.handshake import (
 )
 from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
 from dtlsgate.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -56,16 +57,20 @@ from dtlsgate.wire.enums import (
 from dtlsgate.wire.extensions import (
     Extension,
     KeyShareEntry,
+    OfferedPsks,
+    PskIdentity,
     decode_alpn,
     decode_cookie,
     decode_key_share_hrr,
     decode_key_share_sh,
+    decode_pre_shared_key_sh,
     decode_record_size_limit,
     decode_supported_versions_sh,
     decode_u16_list_ext,
     encode_alpn,
     encode_cookie,
     encode_key_share_ch,
+    encode_pre_shared_key_ch,
     encode_psk_key_exchange_modes,
     encode_server_name,
     encode_supported_versions_ch,
@@ -106,6 +111,9 @@ class ClientContext:
         )
         self.key = config.private_key
         self.middlebox_compat: bool = config.middlebox_compat
+        self.ticket: SessionTicket | None = config.session_ticket
+        if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
+            raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
 
 
 def _der() -> Any:
@@ -127,6 +135,26 @@ class WaitServerHello:
     shares: dict[int, KeyShare]
     retry: TranscriptHash | None = None
     retry_suite: int | None = None
+    offer: PskOffer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PskOffer:
+    """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
+
+    ticket: SessionTicket
+    obfuscated_age: int
+
+    @property
+    def hash(self) -> Any:
+        return suite_info(self.ticket.suite).hash
+
+    def placeholder(self) -> OfferedPsks:
+        identity = PskIdentity(self.ticket.ticket.ticket, self.obfuscated_age)
+        return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
+
+    def schedule(self) -> KeySchedule:
+        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk)
 
 
 @dataclass(slots=True)
@@ -190,6 +218,7 @@ def client_hello(
     session_id: bytes,
     shares: dict[int, KeyShare],
     cookie: bytes | None = None,
+    offer: OfferedPsks | None = None,
 ) -> ClientHello:
     """Our ClientHello (RFC 8446 §4.1.2)."""
     cfg = ctx.config
@@ -215,6 +244,9 @@ def client_hello(
         )
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    if offer is not None:
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
+        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
     return ClientHello(LEGACY_VERSION, random, session_id, tuple(ctx.suites), b"\x00", tuple(ext))
 
 
@@ -228,15 +260,46 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def start(ctx: ClientContext) -> tuple[WaitServerHello, Actions]:
-    """The first flight: one ClientHello with a key share for our first group."""
+def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
+    """Our ticket, when it may be offered: still within its lifetime, for the server name
+    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11)."""
+    ticket = ctx.ticket
+    if ticket is None:
+        return None
+    if now is None:
+        raise UsageError("start(now) needs the current time to offer a session ticket")
+    age_ms = int((now - ticket.received_at) * 1000)
+    if not 0 <= age_ms <= ticket.ticket.ticket_lifetime * 1000:
+        return None
+    if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
+        return None
+    # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
+    return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
+
+
+def hello_message(
+    ctx: ClientContext, hello: ClientHello, offer: PskOffer | None, prefix: TranscriptHash | None
+) -> bytes:
+    """The ClientHello message, its binder filled in when it offers a PSK (§4.2.11.2)."""
+    raw = message(_H.CLIENT_HELLO, hello.encode())
+    if offer is None:
+        return raw
+    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix)
+
+
+def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
+    """The first flight: one ClientHello with a key share for our first group, and our
+    session ticket as a PSK when we have one (``now`` dates its age)."""
     group = ctx.groups[0]
+    offer = psk_offer(ctx, now)
     shares = {group: ctx.provider.generate_key_share(NamedGroup(group))}
     # RFC 8446 Appendix D.4: in compatibility mode, a non-empty legacy_session_id.
     session_id = ctx.provider.random(32) if ctx.middlebox_compat else b""
-    hello = client_hello(ctx, ctx.provider.random(32), session_id, shares)
-    raw = message(_H.CLIENT_HELLO, hello.encode())
-    return WaitServerHello(hello, raw, shares), [SendMessage(raw)]
+    placeholder = offer.placeholder() if offer is not None else None
+    hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
+    raw = hello_message(ctx, hello, offer, None)
+    hello = ClientHello.decode(raw[4:], dtls=False)
+    return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -274,7 +337,8 @@ def on_server_hello(
     expect(ours is not None, "key share for a group we did not send", _A.illegal_parameter)
     assert ours is not None
     suite = suite_info(sh.cipher_suite)
-    schedule = KeySchedule.for_suite(suite)
+    psk = accepted_psk(state, sh, suite)
+    schedule = KeySchedule.for_suite(suite, psk=psk)
     schedule.enter_handshake(ours.exchange(entry.key_exchange))
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
@@ -287,9 +351,24 @@ def on_server_hello(
         ctx.server_name,
         (),
         state.retry is not None,
+        psk is not None,
     )
     actions: Actions = [install(False, keys, suite.aead, keys.server_handshake)]
     return WaitEncryptedExtensions(keys, suite, info), actions
+
+
+def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> bytes | None:
+    """The PSK when the ServerHello selected our ticket (RFC 8446 §4.2.11: the identity
+    must be one we offered and the suite's hash the ticket's, else illegal_parameter)."""
+    data = sh.get(_E.pre_shared_key)
+    if data is None:
+        return None
+    selected = decode_pre_shared_key_sh(data)
+    offer = state.offer
+    expect(offer is not None and selected == 0, "selected_identity", _A.illegal_parameter)
+    assert offer is not None
+    expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
+    return offer.ticket.psk
 
 
 def on_hello_retry_request(
@@ -311,12 +390,18 @@ def on_hello_retry_request(
     expect(group_data is not None or cookie_data is not None, "empty HRR", _A.illegal_parameter)
     cookie = decode_cookie(cookie_data) if cookie_data is not None else None
     first = state.hello
-    hello2 = client_hello(ctx, first.random, first.session_id, shares, cookie)
-    raw2 = message(_H.CLIENT_HELLO, hello2.encode())
-    transcript = TranscriptHash.after_hello_retry(suite_info(hrr.cipher_suite).hash, state.raw)
+    hash = suite_info(hrr.cipher_suite).hash
+    # RFC 8446 §4.1.4: keep the PSK only if its hash is the suite's the HRR chose.
+    offer = state.offer if state.offer is not None and state.offer.hash == hash else None
+    placeholder = offer.placeholder() if offer is not None else None
+    hello2 = client_hello(ctx, first.random, first.session_id, shares, cookie, placeholder)
+    transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
+    raw2 = hello_message(ctx, hello2, offer, transcript)
+    hello2 = ClientHello.decode(raw2[4:], dtls=False)
     transcript.update(raw2)
-    return WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite), [SendMessage(raw2)]
+    retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
+    return retry, [SendMessage(raw2)]
 
 
 def on_encrypted_extensions(
@@ -335,7 +420,12 @@ def on_encrypted_extensions(
     limit = ee.get(_E.record_size_limit)
     if limit is not None:
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
+    # RFC 8446 §4.2.10: we never offer early data, so the server cannot accept it.
+    expect(ee.get(_E.early_data) is None, "early_data not offered", _A.unsupported_extension)
     state.keys.transcript.update(raw)
+    if info.resumed:
+        # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
+        return WaitFinished(state.keys, state.suite, info, None), actions
     return WaitCertificateOrRequest(state.keys, state.suite, info), actions
 
 
@@ -442,6 +532,7 @@ class SessionTicket:
     psk: bytes
     suite: CipherSuite
     received_at: float
+    server_name: str | None = None
 
 
 def on_new_session_ticket(
@@ -449,7 +540,8 @@ def on_new_session_ticket(
 ) -> tuple[ClientState, Actions]:
     nst = NewSessionTicket.decode(body)
     psk = state.schedule.resumption_psk(state.app.resumption, nst.ticket_nonce)
-    return state, [TicketReceived(SessionTicket(nst, psk, state.suite.suite, now))]
+    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name)
+    return state, [TicketReceived(ticket)]
 
 
 Handler = Callable[[ClientContext, Any, bytes, bytes, float], tuple[ClientState, Actions]]

@@ -35,6 +35,7 @@ from dtlsgate.tls13.handshake import (
     PeerRecordLimit,
     SendChangeCipherSpec,
     SendMessage,
+    SkipEarlyData,
     TicketReceived,
 )
 from dtlsgate.tls13.post_handshake import Connected, update_write
@@ -190,6 +191,8 @@ class TlsConnection:
                 self._out += self._records.change_cipher_spec()
             elif isinstance(action, InstallKey):
                 self._install(action)
+            elif isinstance(action, SkipEarlyData):
+                self._records.early_data_skip = action.limit or None
             elif isinstance(action, PeerRecordLimit):
                 self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
             elif isinstance(action, Complete):
@@ -252,10 +255,12 @@ class ClientConnection(TlsConnection):
         ctx = context or _client.ClientContext(config)
         super().__init__(ctx, None, _client.TABLE)
 
-    def start(self) -> None:
+    def start(self, now: float | None = None) -> None:
+        """Queue the ClientHello; ``now`` (seconds since the epoch) is needed when the
+        config holds a session ticket to offer (its age goes into the ClientHello)."""
         if self._state is not None:
             raise StateError("start() was already called")
-        self._state, actions = _client.start(self._ctx)
+        self._state, actions = _client.start(self._ctx, now)
         # RFC 8446 §5.1: the initial ClientHello may carry record version 0x0301.
         self._initial_record = True
         self._run(actions)

@@ -112,6 +112,14 @@ class PeerRecordLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class SkipEarlyData:
+    """RFC 8446 §4.2.10: the client offered 0-RTT, which we never accept: skip up to
+    ``limit`` bytes of records that are its early data (0: stop skipping)."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeInfo:
     """What was negotiated, reported once the handshake completes."""
 
@@ -139,7 +147,9 @@ class TicketReceived:
     ticket: Any
 
 
-Action = SendMessage | SendChangeCipherSpec | InstallKey | PeerRecordLimit | Complete
+Action = (
+    SendMessage | SendChangeCipherSpec | InstallKey | PeerRecordLimit | SkipEarlyData | Complete
+)
 Actions = list[Action | TicketReceived]
 
 

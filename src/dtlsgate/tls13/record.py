@@ -117,6 +117,10 @@ class StreamRecordLayer:
         # (both include the content type byte in TLS 1.3, §4).
         self.receive_limit = MAX_PLAINTEXT + 1
         self.send_limit = MAX_PLAINTEXT + 1
+        # RFC 8446 §4.2.10: while not None, the bytes of 0-RTT records (which we never
+        # accept) still to skip: application_data records before any read key, records that
+        # do not decrypt after it. The first record that decrypts ends the skipping.
+        self.early_data_skip: int | None = None
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -156,6 +160,8 @@ class StreamRecordLayer:
             raise UnexpectedMessage("unexpected change_cipher_spec record")
         if self.read is None:
             if content_type == ContentType.APPLICATION_DATA:
+                if self._skip_early_data(len(body)):
+                    return None
                 raise UnexpectedMessage("application data before the handshake keys")
             return self._check_plaintext(Record(content_type, body))
         if content_type != ContentType.APPLICATION_DATA:
@@ -163,12 +169,30 @@ class StreamRecordLayer:
             raise UnexpectedMessage(f"unprotected record of type {content_type} after keys")
         if len(body) > MAX_CIPHERTEXT:
             raise RecordOverflow("ciphertext too long")
-        inner_type, content = self.read.open(header, body)
+        sequence = self.read.sequence
+        try:
+            inner_type, content = self.read.open(header, body)
+        except BadRecordMac:
+            if not self._skip_early_data(len(body)):
+                raise
+            self.read.sequence = sequence  # a skipped record does not count (§5.3)
+            return None
+        self.early_data_skip = None
         # RFC 8449 §4 and RFC 8446 §5.4: the TLSInnerPlaintext (content and type byte, the
         # padding excluded here as the RFC allows) must fit the limit we advertised.
         if len(content) + 1 > self.receive_limit:
             raise RecordOverflow(f"plaintext of {len(content)} bytes over the limit")
         return self._check_plaintext(Record(inner_type, content))
+
+    def _skip_early_data(self, length: int) -> bool:
+        """True when a record of ``length`` bytes is skipped as rejected early data;
+        beyond the limit it is unexpected_message (RFC 8446 §4.2.10)."""
+        if self.early_data_skip is None:
+            return False
+        if length > self.early_data_skip:
+            raise UnexpectedMessage("more early data than max_early_data_skip")
+        self.early_data_skip -= length
+        return True
 
     def _check_plaintext(self, record: Record) -> Record:
         if len(record.fragment) > MAX_PLAINTEXT:

@@ -35,6 +35,7 @@ from dtlsgate.tls13.handshake import (
     PeerRecordLimit,
     SendChangeCipherSpec,
     SendMessage,
+    SkipEarlyData,
     decode_client_hello,
     expect,
     hello_retry_request,
@@ -43,12 +44,14 @@ from dtlsgate.tls13.handshake import (
 )
 from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
 from dtlsgate.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.tls13.tickets import TicketSealer, TicketState, binder, binders_equal, truncate
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
     ExtensionType,
     HandshakeType,
     NamedGroup,
+    PskKeyExchangeMode,
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
@@ -67,6 +70,7 @@ from dtlsgate.wire.messages13 import (
     CertificateVerify,
     EncryptedExtensions,
     Finished,
+    NewSessionTicket,
 )
 
 _A = AlertDescription
@@ -75,6 +79,11 @@ _H = HandshakeType
 # RFC 8449 §4: the record_size_limit we advertise: a whole TLSInnerPlaintext of 2^14 bytes
 # plus its content type byte.
 OUR_RECORD_SIZE_LIMIT = (1 << 14) + 1
+# RFC 8446 §4.2.10: when a client sends 0-RTT data we reject, we skip that many bytes of
+# its early-data records at most (the max_early_data_size a server would have allowed in
+# its tickets; ours allow none, so only a client resuming a ticket from elsewhere sends
+# any). 64 KiB bounds the decryption attempts one connection can cost us.
+MAX_EARLY_DATA_SKIP = 1 << 16
 
 
 class ServerContext:
@@ -94,6 +103,7 @@ class ServerContext:
             from dtlsgate.crypto.certs import load_trust_store
 
             self.trust = load_trust_store(config.cafile)
+        self.sealer = TicketSealer(config.ticket_key, self.provider)
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -165,6 +175,61 @@ class Choice:
     alpn: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """A ticket the client offered that opened and is fresh: ``index`` of its identity."""
+
+    index: int
+    state: TicketState
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedPsk:
+    """A resumption PSK whose binder verified (RFC 8446 §4.2.11)."""
+
+    index: int
+    psk: bytes
+
+
+def find_ticket(
+    ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, now: float
+) -> Resumption | None:
+    """The first offered identity that is one of our tickets, fresh (age and lifetime,
+    RFC 8446 §4.6.1), for a suite the client still offers. We resume only with psk_dhe_ke
+    (§4.2.9) and without client certificates (a ticket does not carry the client's
+    identity); otherwise the offer is ignored and a full handshake follows (§4.2.11)."""
+    offer = info.psk
+    if offer is None or ctx.config.verify_client != "none":
+        return None
+    if PskKeyExchangeMode.psk_dhe_ke not in info.psk_modes:
+        return None
+    for index, identity in enumerate(offer.identities):
+        state = ctx.sealer.open(identity.identity)
+        if state is None or not state.age_ok(identity.obfuscated_ticket_age, now):
+            continue
+        if state.suite in hello.cipher_suites and state.suite in ctx.suites:
+            return Resumption(index, state)
+    return None
+
+
+def check_binder(
+    found: Resumption | None,
+    info: ClientHelloInfo,
+    prefix: TranscriptHash | None,
+    raw: bytes,
+) -> AcceptedPsk | None:
+    """Verify the binder of the ticket we chose (RFC 8446 §4.2.11.2) over the transcript
+    ``prefix`` (None, or message_hash and the HelloRetryRequest) and the ClientHello
+    truncated before its binders; a binder that does not verify is decrypt_error (§6.2)."""
+    if found is None or info.psk is None:
+        return None
+    schedule = KeySchedule.for_suite(suite_info(found.state.suite), psk=found.state.psk)
+    expected = binder(schedule, prefix, truncate(raw, info.psk))
+    if not binders_equal(info.psk.binders[found.index], expected):
+        raise DecryptError("PSK binder does not verify")
+    return AcceptedPsk(found.index, found.state.psk)
+
+
 def choose(ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo) -> Choice:
     """Suite, group, signature scheme and ALPN protocol, in our order of preference."""
     suite = next((s for s in ctx.suites if s in hello.cipher_suites), None)
@@ -195,20 +260,27 @@ def on_client_hello(
     group we want (RFC 8446 §4.1.4), else our whole first flight."""
     hello, info = decode_client_hello(body)
     choice = choose(ctx, hello, info)
+    found = find_ticket(ctx, hello, info, now)
+    if found is not None:
+        # RFC 8446 §4.2.11: the suite's hash must be the ticket's: resume with its suite.
+        choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
     share = info.share_for(choice.group)
+    skip: Actions = [SkipEarlyData(MAX_EARLY_DATA_SKIP)] if info.early_data else []
     if share is None:
         # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
         # (checked by construction: we ask only when there is no share for it).
         hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None)
         transcript = TranscriptHash.after_hello_retry(suite_info(choice.suite).hash, raw)
         transcript.update(hrr)
-        actions: Actions = [SendMessage(hrr)]
+        actions: Actions = [*skip, SendMessage(hrr)]
         # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message.
         if hello.session_id:
             actions.append(SendChangeCipherSpec())
         return WaitClientHello2(hello, choice.suite, choice.group, transcript), actions
+    psk = check_binder(found, info, None, raw)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
-    return server_flight(ctx, hello, info, choice, share, transcript, False, now)
+    next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
+    return next_state, [*skip, *flight]
 
 
 def check_second_client_hello(
@@ -243,8 +315,23 @@ def on_client_hello2(
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     choice = choose(ctx, hello, info)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
+    psk = check_binder(
+        ticket_for_suite(ctx, hello, info, state.suite, now), info, state.transcript, raw
+    )
     state.transcript.update(raw)
-    return server_flight(ctx, hello, info, choice, share, state.transcript, True, now)
+    flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
+    # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
+    return flight[0], [SkipEarlyData(0), *flight[1]]
+
+
+def ticket_for_suite(
+    ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, suite: int, now: float
+) -> Resumption | None:
+    """After a HelloRetryRequest the suite is fixed: a ticket resumes only with it."""
+    # RFC 8446 §4.2.10: a ClientHello2 must not offer early data (illegal_parameter).
+    expect(not info.early_data, "early_data in ClientHello2", _A.illegal_parameter)
+    found = find_ticket(ctx, hello, info, now)
+    return found if found is not None and found.state.suite == suite else None
 
 
 def server_flight(
@@ -255,26 +342,31 @@ def server_flight(
     client_share: bytes,
     transcript: TranscriptHash,
     after_hrr: bool,
-    now: float,
+    psk: AcceptedPsk | None,
 ) -> tuple[ServerState, Actions]:
     """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
-    CertificateVerify and Finished under the handshake key (RFC 8446 §2)."""
+    CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
+    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
     suite = suite_info(choice.suite)
     ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
     shared = ours.exchange(client_share)
-    schedule = KeySchedule.for_suite(suite)
+    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
     schedule.enter_handshake(shared)
     server_share = KeyShareEntry(ours.group, ours.public_bytes)
+    extensions = [
+        Extension(_E.key_share, encode_key_share_sh(server_share)),
+        Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),
+    ]
+    if psk is not None:
+        # RFC 8446 §4.2.11: uint16 selected_identity.
+        extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
     sh = ServerHello(
         LEGACY_VERSION,
         ctx.provider.random(32),
         hello.session_id,
         choice.suite,
         0,
-        (
-            Extension(_E.key_share, encode_key_share_sh(server_share)),
-            Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),
-        ),
+        tuple(extensions),
     )
     sh_raw = message(_H.SERVER_HELLO, sh.encode())
     transcript.update(sh_raw)
@@ -287,11 +379,12 @@ def server_flight(
     info_out = HandshakeInfo(
         CipherSuite(choice.suite),
         NamedGroup(choice.group),
-        choice.scheme,
+        None if psk is not None else choice.scheme,
         choice.alpn,
         info.server_name,
         (),
         after_hrr,
+        psk is not None,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
@@ -323,7 +416,32 @@ def encrypted_flight(
     if info.record_size_limit is not None:
         actions.append(PeerRecordLimit(info.record_size_limit))
     messages = [encrypted_extensions(ctx, info, choice)]
-    request = ctx.config.verify_client != "none"
+    keys.transcript.update(messages[0])
+    # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
+    request = ctx.config.verify_client != "none" and not info_out.resumed
+    if not info_out.resumed:
+        messages.extend(certificate_messages(ctx, keys, choice, request))
+    fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
+    keys.transcript.update(fin)
+    actions.extend(SendMessage(m) for m in [*messages, fin])
+    keys.schedule.enter_master()
+    th = keys.transcript.digest()
+    app = AppSecrets(
+        keys.schedule.client_application_traffic_secret(th),
+        keys.schedule.server_application_traffic_secret(th),
+    )
+    # RFC 8446 §2: the server may send application data right after its Finished.
+    actions.append(install(True, keys, suite.aead, app.server))
+    if request:
+        return WaitClientCertificate(keys, suite, app, info_out), actions
+    return WaitClientFinished(keys, suite, app, info_out), actions
+
+
+def certificate_messages(
+    ctx: ServerContext, keys: Keys, choice: Choice, request: bool
+) -> list[bytes]:
+    """[CertificateRequest], Certificate and CertificateVerify, fed to the transcript."""
+    messages = []
     if request:
         schemes = encode_u16_list_ext(list(DEFAULT_SIGNATURE_SCHEMES))
         cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
@@ -337,20 +455,7 @@ def encrypted_flight(
     signature = ctx.provider.sign(ctx.key, choice.scheme, content)
     cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(choice.scheme, signature).encode())
     keys.transcript.update(cv)
-    fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
-    keys.transcript.update(fin)
-    actions.extend(SendMessage(m) for m in [*messages, cv, fin])
-    keys.schedule.enter_master()
-    th = keys.transcript.digest()
-    app = AppSecrets(
-        keys.schedule.client_application_traffic_secret(th),
-        keys.schedule.server_application_traffic_secret(th),
-    )
-    # RFC 8446 §2: the server may send application data right after its Finished.
-    actions.append(install(True, keys, suite.aead, app.server))
-    if request:
-        return WaitClientCertificate(keys, suite, app, info_out), actions
-    return WaitClientFinished(keys, suite, app, info_out), actions
+    return [*messages, cv]
 
 
 def on_client_certificate(
@@ -396,7 +501,31 @@ def on_client_finished(
     app = AppSecrets(state.app.client, state.app.server, resumption)
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
     actions.append(Complete(state.info))
+    actions.extend(SendMessage(t) for t in new_session_tickets(ctx, state, resumption, now))
     return Connected(keys.schedule, state.suite, app, app.client, app.server), actions
+
+
+def new_session_tickets(
+    ctx: ServerContext, state: WaitClientFinished, resumption: bytes, now: float
+) -> list[bytes]:
+    """NewSessionTicket messages (RFC 8446 §4.6.1), each with its own nonce and
+    ticket_age_add, the PSK sealed into the ticket. None when we would not resume them
+    (client certificates: the ticket does not carry the client's identity)."""
+    cfg = ctx.config
+    if cfg.verify_client != "none":
+        return []
+    out = []
+    for i in range(cfg.session_tickets):
+        nonce = i.to_bytes(1, "big")
+        age_add = int.from_bytes(ctx.provider.random(4), "big")
+        psk = state.keys.schedule.resumption_psk(resumption, nonce)
+        alpn = state.info.alpn_protocol or b""
+        ticket_state = TicketState(
+            state.suite.suite, int(now * 1000), cfg.ticket_lifetime, age_add, psk, alpn
+        )
+        nst = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ctx.sealer.seal(ticket_state))
+        out.append(message(_H.NEW_SESSION_TICKET, nst.encode()))
+    return out
 
 
 def _equal(a: bytes, b: bytes) -> bool:
@@ -429,10 +558,12 @@ def after_stateless_retry(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
     transcript.update(hrr)
+    found = ticket_for_suite(ctx, hello, info, suite, now)
+    psk = check_binder(found, info, transcript, admit.client_hello_message)
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info)
     choice = Choice(suite, group, choice.scheme, choice.alpn)
-    return server_flight(ctx, hello, info, choice, share, transcript, True, now)
+    return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]

@@ -1,0 +1,414 @@
+"""TLS 1.3 session tickets and PSK resumption (RFC 8446 §4.6.1, §4.2.11, psk_dhe_ke):
+RFC 8448 §4 byte for byte where it applies, resumption in memory (also after a
+HelloRetryRequest, statelessly, and across servers sharing a ticket key), the ticket age
+and lifetime checks, bad binders, and rejected 0-RTT data skipped (§4.2.10)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import rfc8448 as v
+from tls13_helpers import NOW, client_config, events, pair, pump, server_config
+
+from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.hashes import Hash, TranscriptHash
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.provider import DefaultProvider
+from dtlsgate.crypto.suites import suite_info
+from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.tls13 import client as _client
+from dtlsgate.tls13.client import SessionTicket, WaitServerHello
+from dtlsgate.tls13.connection import (
+    ClientConnection,
+    DataReceived,
+    HandshakeCompleted,
+    ServerConnection,
+    SessionTicketReceived,
+)
+from dtlsgate.tls13.handshake import Keys
+from dtlsgate.tls13.record import RecordProtection
+from dtlsgate.tls13.stateless import Admit13, StatelessGate
+from dtlsgate.tls13.tickets import (
+    MAX_TICKET_AGE_SKEW_MS,
+    TicketSealer,
+    TicketState,
+    fill_binders,
+    ticket_key_from_master,
+)
+from dtlsgate.wire.enums import AlertDescription, CipherSuite, NamedGroup
+from dtlsgate.wire.extensions import decode_pre_shared_key_ch
+from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.messages13 import EncryptedExtensions, NewSessionTicket
+
+RFC8448_TIME = 1538000000.0
+SUITE = CipherSuite.TLS_AES_128_GCM_SHA256
+
+
+def trace_client_after_section3() -> ClientConnection:
+    """Our client through the RFC 8448 §3 handshake (as test_tls13_handshake does)."""
+    cfg = client_config(insecure=True, server_name=None, middlebox_compat=False)
+    client = ClientConnection(cfg)
+    hello = ClientHello.decode(v.CLIENT_HELLO[4:], dtls=False)
+    share = KeyShare.from_private_bytes(NamedGroup.x25519, v.CLIENT_PRIVATE)
+    client._state = WaitServerHello(hello, v.CLIENT_HELLO, {NamedGroup.x25519: share})
+    client.receive_data(v.SERVER_HELLO_RECORD + v.SERVER_FLIGHT_RECORD, RFC8448_TIME)
+    client.data_to_send()
+    events(client)
+    return client
+
+
+def trace_ticket() -> SessionTicket:
+    """The §3 NewSessionTicket, fed to our client under the trace's server application key."""
+    client = trace_client_after_section3()
+    sealer = RecordProtection(Aead(AeadAlgorithm.AES_128_GCM, v.SERVER_APP_KEY), v.SERVER_APP_IV)
+    client.receive_data(sealer.seal(22, v.NEW_SESSION_TICKET), RFC8448_TIME)
+    (event,) = events(client)
+    assert isinstance(event, SessionTicketReceived)
+    return event.ticket
+
+
+def test_rfc8448_resumption_master_secret_and_ticket_psk() -> None:
+    client = trace_client_after_section3()
+    assert client._state.app.resumption == v.RESUMPTION_MASTER_SECRET  # type: ignore[union-attr]
+    ticket = trace_ticket()
+    assert ticket.psk == v.RESUMPTION_PSK
+    assert ticket.ticket.ticket_age_add == 0xFAD6AAC5
+    assert ticket.suite == SUITE
+
+
+def test_rfc8448_client_binder_and_obfuscated_age() -> None:
+    ticket = trace_ticket()
+    # RFC 8446 §4.2.11.1: 6 ms after the ticket arrived, the obfuscated age is the trace's.
+    ctx = _client.ClientContext(client_config(insecure=True, server_name=None))
+    ctx.ticket = ticket
+    offer = _client.psk_offer(ctx, ticket.received_at + 0.006)
+    assert offer is not None and offer.obfuscated_age == v.RESUMED_OBFUSCATED_AGE
+    # Our binder code fills the trace's ClientHello (binder zeroed) byte for byte.
+    blank = v.RESUMED_CLIENT_HELLO[:-32] + bytes(32)
+    hello = ClientHello.decode(blank[4:], dtls=False)
+    psk_data = hello.extensions[-1].data  # type: ignore[index]
+    filled = fill_binders(blank, decode_pre_shared_key_ch(psk_data), offer.schedule(), None)
+    assert filled == v.RESUMED_CLIENT_HELLO
+
+
+class TraceSealer:
+    """Opens the trace's ticket (issued by NSS, opaque to us) as the §3 session."""
+
+    def open(self, ticket: bytes) -> TicketState | None:
+        if ticket != trace_ticket_bytes():
+            return None
+        issued = int(RFC8448_TIME * 1000) - 6
+        return TicketState(SUITE, issued, 7200, 0xFAD6AAC5, v.RESUMPTION_PSK, b"")
+
+
+def trace_ticket_bytes() -> bytes:
+    return NewSessionTicket.decode(v.NEW_SESSION_TICKET[4:]).ticket
+
+
+class ResumedTraceProvider(DefaultProvider):
+    def random(self, n: int) -> bytes:
+        return v.RESUMED_SERVER_RANDOM[:n]
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        return KeyShare.from_private_bytes(group, v.RESUMED_SERVER_PRIVATE)
+
+
+def test_rfc8448_resumed_server_hello_and_early_data_skipped() -> None:
+    server = ServerConnection(server_config(provider=ResumedTraceProvider()))
+    server._ctx.sealer = TraceSealer()  # type: ignore[assignment]
+    # The trace's client sends 0-RTT data right after its ClientHello: we reject early data,
+    # so the record (which we cannot decrypt) is skipped, not fatal (RFC 8446 §4.2.10).
+    server.receive_data(v.RESUMED_CLIENT_HELLO_RECORD + v.EARLY_DATA_RECORD, RFC8448_TIME)
+    out = server.data_to_send()
+    # Byte for byte: the ServerHello of RFC 8448 §4 (pre_shared_key, key_share, version).
+    assert out[: len(v.RESUMED_SERVER_HELLO_RECORD)] == v.RESUMED_SERVER_HELLO_RECORD
+    rest = out[len(v.RESUMED_SERVER_HELLO_RECORD) :]
+    reader = RecordProtection(
+        Aead(AeadAlgorithm.AES_128_GCM, v.RESUMED_SERVER_HS_KEY), v.RESUMED_SERVER_HS_IV
+    )
+    messages = []
+    while rest:
+        length = int.from_bytes(rest[3:5], "big")
+        content_type, content = reader.open(rest[:5], rest[5 : 5 + length])
+        assert content_type == 22
+        messages.append(content)
+        rest = rest[5 + length :]
+    # EncryptedExtensions (without early_data: rejected) then Finished; no certificate.
+    assert [m[0] for m in messages] == [8, 20]
+    assert EncryptedExtensions.decode(messages[0][4:]).get(42) is None
+    # The EndOfEarlyData record a 0-RTT client would now send is skipped as well.
+    server.receive_data(v.END_OF_EARLY_DATA_RECORD, RFC8448_TIME)
+    assert not server.handshake_complete
+
+
+def test_rfc8448_resumed_client_finished() -> None:
+    """The trace's client Finished, from our key schedule, transcript and record layer
+    (our client never sends 0-RTT, so it cannot send the trace's EndOfEarlyData itself)."""
+    hello = v.RESUMED_CLIENT_HELLO
+    sh = v.RESUMED_SERVER_HELLO_RECORD[5:]
+    schedule = KeySchedule.for_suite(suite_info(SUITE), psk=v.RESUMPTION_PSK)
+    early = schedule.client_early_traffic_secret(Hash.SHA256.digest(hello))
+    assert early == v.RESUMED_CLIENT_EARLY_SECRET
+    ours = KeyShare.from_private_bytes(NamedGroup.x25519, v.RESUMED_CLIENT_PRIVATE)
+    server_public = ServerHello.decode(sh[4:]).get(51)[-32:]  # type: ignore[index]
+    schedule.enter_handshake(ours.exchange(server_public))
+    keys = Keys.after_server_hello(schedule, TranscriptHash(Hash.SHA256, hello + sh))
+    assert keys.client_handshake == v.RESUMED_CLIENT_HS_SECRET
+    assert keys.server_handshake == v.RESUMED_SERVER_HS_SECRET
+
+    def protection(secret: bytes) -> RecordProtection:
+        key, iv = schedule.traffic_keys(secret)
+        return RecordProtection(Aead(AeadAlgorithm.AES_128_GCM, key), iv)
+
+    record = v.RESUMED_SERVER_FLIGHT_RECORD
+    _, flight = protection(keys.server_handshake).open(record[:5], record[5:])
+    ee_end = 4 + int.from_bytes(flight[1:4], "big")
+    keys.transcript.update(flight[:ee_end])
+    assert flight[ee_end + 4 :] == keys.finished(server=True)
+    keys.transcript.update(flight[ee_end:])
+    # The 0-RTT application data went first under the client early traffic key (sequence 0).
+    early_reader = protection(early)
+    data = v.EARLY_DATA_RECORD
+    assert early_reader.open(data[:5], data[5:])[0] == 23
+    eoed = v.END_OF_EARLY_DATA_RECORD
+    _, end_of_early_data = early_reader.open(eoed[:5], eoed[5:])
+    assert end_of_early_data == b"\x05\x00\x00\x00"
+    keys.transcript.update(end_of_early_data)
+    finished = b"\x14\x00\x00\x20" + keys.finished(server=False)
+    assert protection(keys.client_handshake).seal(22, finished) == v.RESUMED_CLIENT_FINISHED_RECORD
+
+
+# ---- resumption in memory -------------------------------------------------------------------
+
+
+def first_ticket(server_cfg: Any, client_cfg: Any | None = None) -> SessionTicket:
+    client, _ = pair(server_cfg, client_cfg or client_config())
+    tickets = [e.ticket for e in events(client) if isinstance(e, SessionTicketReceived)]
+    assert len(tickets) == server_cfg.session_tickets
+    return tickets[-1]
+
+
+def resume(
+    server_cfg: Any, ticket: SessionTicket, now: float = NOW, **client_kw: Any
+) -> tuple[ClientConnection, ServerConnection]:
+    client = ClientConnection(client_config(session_ticket=ticket, **client_kw))
+    server = ServerConnection(server_cfg)
+    client.start(now)
+    pump(client, server)
+    return client, server
+
+
+@pytest.mark.parametrize("suite", list(CipherSuite)[:3])
+def test_resumption_with_each_suite(suite: CipherSuite) -> None:
+    scfg = server_config(session_tickets=2)
+    ticket = first_ticket(scfg, client_config(cipher_suites=(suite,)))
+    client, server = resume(scfg, ticket, cipher_suites=(suite,))
+    assert client.info is not None and server.info is not None
+    assert client.info.resumed and server.info.resumed
+    assert client.info.cipher_suite == suite and client.info.peer_certificates == ()
+    client.send(b"resumed")
+    pump(client, server)
+    assert DataReceived(b"resumed") in events(server)
+
+
+def test_resumption_after_hello_retry_request() -> None:
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    # The client's first share is for P-384; the server wants X25519: an HRR, then a
+    # ClientHello2 whose binder covers message_hash(CH1) and the HRR (RFC 8446 §4.2.11.2).
+    client, server = resume(scfg, ticket, groups=(NamedGroup.secp384r1, NamedGroup.x25519))
+    assert client.info is not None and client.info.resumed and client.info.hello_retry
+    assert server.info is not None and server.info.resumed
+
+
+def test_resumption_through_the_stateless_gate() -> None:
+    scfg = server_config(stateless=True)
+    ticket = first_ticket(scfg)
+    gate = StatelessGate(scfg)
+    client = ClientConnection(client_config(session_ticket=ticket))
+    client.start(NOW)
+    reply = gate.receive(client.data_to_send(), "peer", NOW)
+    client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
+    admit = gate.receive(client.data_to_send(), "peer", NOW)
+    assert isinstance(admit, Admit13)
+    server = ServerConnection.from_admit(scfg, admit, NOW)
+    pump(server, client)
+    assert client.info is not None and client.info.resumed and client.info.hello_retry
+
+
+def test_a_ticket_resumes_on_another_server_sharing_the_key() -> None:
+    key = ticket_key_from_master(b"\x11" * 32)
+    ticket = first_ticket(server_config(ticket_key=key))
+    client, _ = resume(server_config(ticket_key=key), ticket)
+    assert client.info is not None and client.info.resumed
+    # Another key: the ticket does not open; a full handshake follows (RFC 8446 §4.2.11).
+    client, _ = resume(server_config(), ticket)
+    assert client.info is not None and not client.info.resumed
+    assert client.info.peer_certificates
+
+
+@pytest.mark.parametrize(
+    ("delay", "resumed"),
+    [(1.0, True), (7199.0, True), (7201.0, False)],
+    ids=["fresh", "near_lifetime", "expired"],
+)
+def test_ticket_lifetime(delay: float, resumed: bool) -> None:
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    client = ClientConnection(client_config(session_ticket=ticket))
+    server = ServerConnection(scfg)
+    client.start(NOW + delay)
+    client_bytes = client.data_to_send()
+    server.receive_data(client_bytes, NOW + delay)
+    client.receive_data(server.data_to_send(), NOW + delay)
+    assert client.info is not None and client.info.resumed is resumed
+
+
+def test_server_checks_ticket_age_and_lifetime_itself() -> None:
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    # The client claims the ticket is fresh but the server's clock says it has expired.
+    later = NOW + scfg.ticket_lifetime + 1
+    client = ClientConnection(client_config(session_ticket=ticket))
+    client.start(NOW + 1)
+    server = ServerConnection(scfg)
+    server.receive_data(client.data_to_send(), later)
+    client.receive_data(server.data_to_send(), later)
+    assert client.info is not None and not client.info.resumed
+    # An age that disagrees with ours by more than the allowed skew: not resumed either.
+    state = TicketState(SUITE, int(NOW * 1000), 7200, 5, b"k" * 32, b"")
+    assert state.age_ok(5 + 1000, NOW + 1)
+    assert not state.age_ok(5 + 1000 + MAX_TICKET_AGE_SKEW_MS + 1, NOW + 1)
+    assert not state.age_ok(5, NOW + 7201)
+
+
+def test_client_does_not_offer_a_ticket_for_another_name_or_an_expired_one() -> None:
+    ticket = first_ticket(server_config())
+    ctx = _client.ClientContext(client_config(server_name="localhost"))
+    ctx.ticket = dataclasses.replace(ticket, server_name="other.example")
+    assert _client.psk_offer(ctx, NOW) is None
+    ctx.ticket = ticket
+    assert _client.psk_offer(ctx, NOW + 7201) is None
+    assert _client.psk_offer(ctx, NOW + 1) is not None
+    with pytest.raises(UsageError):
+        ClientConnection(client_config(session_ticket=ticket)).start()
+    with pytest.raises(UsageError):
+        ClientConnection(client_config(session_ticket=b"not a ticket"))
+
+
+def tampered_binder_hello(scfg: Any) -> bytes:
+    ticket = first_ticket(scfg)
+    client = ClientConnection(client_config(session_ticket=ticket))
+    client.start(NOW)
+    out = bytearray(client.data_to_send())
+    out[-1] ^= 1  # the last byte of the binder
+    return bytes(out)
+
+
+def test_bad_binder_is_decrypt_error() -> None:
+    scfg = server_config()
+    server = ServerConnection(scfg)
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(tampered_binder_hello(scfg), NOW)
+    assert info.value.alert == AlertDescription.decrypt_error
+    assert server.data_to_send()[-2:] == bytes((2, AlertDescription.decrypt_error))
+
+
+def test_forged_ticket_is_ignored_not_fatal() -> None:
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    forged_nst = dataclasses.replace(ticket.ticket, ticket=b"\x01" + bytes(60))
+    client, _ = resume(scfg, dataclasses.replace(ticket, ticket=forged_nst))
+    assert client.info is not None and not client.info.resumed
+
+
+def test_no_tickets_with_client_certificates_or_when_disabled() -> None:
+    client, _ = pair(server_config(session_tickets=0), client_config())
+    assert not [e for e in events(client) if isinstance(e, SessionTicketReceived)]
+
+
+def test_ticket_sealer_round_trip_and_tamper() -> None:
+    sealer = TicketSealer(b"\x22" * 32, DefaultProvider())
+    state = TicketState(SUITE, 1, 2, 3, b"psk", b"h2")
+    ticket = sealer.seal(state)
+    assert sealer.open(ticket) == state
+    for i in range(len(ticket)):
+        bad = bytearray(ticket)
+        bad[i] ^= 0x80
+        assert sealer.open(bytes(bad)) is None
+    assert sealer.open(ticket[:-1]) is None
+    assert TicketSealer(b"\x33" * 32, DefaultProvider()).open(ticket) is None
+    with pytest.raises(UsageError):
+        TicketSealer(b"short", DefaultProvider())
+
+
+# ---- rejected early data (RFC 8446 §4.2.10) -----------------------------------------------------
+
+
+def early_data_hello() -> tuple[ClientConnection, bytes]:
+    """A ClientHello with early_data (our client never sends it: added, binder refilled)."""
+    from dtlsgate.wire.extensions import Extension
+
+    client = ClientConnection(client_config())
+    original = _client.client_hello
+
+    def with_early_data(*args: Any, **kw: Any) -> ClientHello:
+        hello = original(*args, **kw)
+        assert hello.extensions is not None
+        extensions = (Extension(42, b""), *hello.extensions)
+        return dataclasses.replace(hello, extensions=extensions)
+
+    _client.client_hello = with_early_data  # type: ignore[assignment]
+    try:
+        client.start(NOW)
+    finally:
+        _client.client_hello = original  # type: ignore[assignment]
+    return client, client.data_to_send()
+
+
+def fake_early_record(size: int) -> bytes:
+    return bytes((23, 3, 3)) + size.to_bytes(2, "big") + bytes(size)
+
+
+def test_early_data_records_are_skipped_up_to_the_limit() -> None:
+    from dtlsgate.tls13.server import MAX_EARLY_DATA_SKIP
+
+    client, hello = early_data_hello()
+    server = ServerConnection(server_config())
+    # 0-RTT records right after the ClientHello, then (after our flight) more of them
+    # before the client's Finished: all skipped, the handshake completes.
+    server.receive_data(hello + fake_early_record(100) * 3, NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    server.receive_data(fake_early_record(200) + client.data_to_send(), NOW)
+    assert server.handshake_complete
+    # After the first record that decrypts, a bad record is fatal again (bad_record_mac).
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(fake_early_record(100), NOW)
+    assert info.value.alert == AlertDescription.bad_record_mac
+    # More early data than the limit: unexpected_message.
+    _, hello = early_data_hello()
+    server = ServerConnection(server_config())
+    records = fake_early_record(16000) * (MAX_EARLY_DATA_SKIP // 16000 + 1)
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(hello + records, NOW)
+    assert info.value.alert == AlertDescription.unexpected_message
+
+
+def test_early_data_not_skipped_without_the_extension() -> None:
+    client = ClientConnection(client_config())
+    client.start(NOW)
+    server = ServerConnection(server_config())
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(client.data_to_send() + fake_early_record(50), NOW)
+    assert info.value.alert == AlertDescription.bad_record_mac
+
+
+def test_handshake_events_on_resumption() -> None:
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    client, _ = resume(scfg, ticket)
+    kinds = [type(e) for e in events(client)]
+    assert kinds[0] is HandshakeCompleted and SessionTicketReceived in kinds
