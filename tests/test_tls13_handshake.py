@@ -12,7 +12,7 @@ from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.certs import load_identity
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.provider import DefaultProvider
-from dtlsgate.errors import AlertReceived, ProtocolError, StateError
+from dtlsgate.errors import AlertReceived, ProtocolError, StateError, UsageError
 from dtlsgate.tls13.client import WaitServerHello
 from dtlsgate.tls13.connection import (
     ClientConnection,
@@ -204,16 +204,43 @@ def test_byte_by_byte_delivery() -> None:
 
 def test_client_certificate_required_and_given() -> None:
     ident = load_identity(*credentials("ed25519"))
+    cafile = credentials("ed25519")[0]
     _, server = pair(
-        server_config(verify_client="required"),
+        server_config(verify_client="required", cafile=cafile),
         client_config(certificate_chain=list(ident.chain), private_key=ident.private_key),
     )
     assert server.info is not None and len(server.info.peer_certificates) == 1
 
 
+@pytest.mark.parametrize("mode", ["required", "optional"])
+def test_client_verification_without_trust_anchors_is_refused(mode: str) -> None:
+    # A server that asks for client certificates but has no CA to check them against
+    # would accept any certificate: the config is refused instead.
+    with pytest.raises(UsageError, match="cafile"):
+        server_config(verify_client=mode)
+
+
+def test_client_certificate_from_an_untrusted_ca_is_refused() -> None:
+    ident = load_identity(*credentials("ed25519"))
+    client = ClientConnection(
+        client_config(certificate_chain=list(ident.chain), private_key=ident.private_key)
+    )
+    # Trust anchors that did not issue the client's certificate.
+    server = ServerConnection(
+        server_config(verify_client="required", cafile=credentials("ecdsa-p256")[0])
+    )
+    client.start()
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(client.data_to_send(), NOW)
+    assert info.value.alert in (AlertDescription.bad_certificate, AlertDescription.unknown_ca)
+
+
 def test_client_certificate_required_and_missing() -> None:
     client = ClientConnection(client_config())
-    server = ServerConnection(server_config(verify_client="required"))
+    cafile = credentials("ed25519")[0]
+    server = ServerConnection(server_config(verify_client="required", cafile=cafile))
     client.start()
     server.receive_data(client.data_to_send(), NOW)
     client.receive_data(server.data_to_send(), NOW)

@@ -91,6 +91,10 @@ class ServerConfig:
             self.cookie_jar = CookieJar(random=self.provider.random)
         if self.verify_client not in ("none", "optional", "required"):
             raise UsageError('verify_client must be "none", "optional" or "required"')
+        # Without trust anchors a client certificate could not be verified: refuse the
+        # config rather than accept any certificate unverified.
+        if self.verify_client != "none" and not self.cafile:
+            raise UsageError(f'verify_client="{self.verify_client}" needs a cafile of client CAs')
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
         if self.ticket_key is None:
