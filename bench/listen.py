@@ -7,7 +7,8 @@ round so that machine noise hits them alike:
   datagram the size of our HelloVerifyRequest: the ceiling for any Python listener;
 
 All three read the socket the way ``Listener.listen()`` does (up to LISTEN_BATCH waiting
-datagrams, then answer each), so they differ only in what they do per datagram.
+datagrams, judge them all, then send the replies), so they differ only in what they do per
+datagram.
 - ``dtlsgate``: ``Listener.listen()`` (the gate, with the default HMAC cookie jar);
 - ``pyopenssl``: pyOpenSSL's ``Connection.DTLSv1_listen()`` on a memory BIO, cookie
   callbacks in Python (HMAC-SHA256 from the same jar), recvfrom/sendto around it.
@@ -65,26 +66,26 @@ def make_server_socket(rcvbuf: int) -> socket.socket:
     return sock
 
 
-def read_batch(sock: socket.socket) -> list[tuple[bytes, object]]:
-    """Up to LISTEN_BATCH waiting datagrams, read the way Listener.listen() reads them."""
+def read_batch(sock: socket.socket, size: int) -> list[tuple[bytes, object]]:
+    """Up to ``size`` waiting datagrams, read the way Listener.listen() reads them."""
     batch: list[tuple[bytes, object]] = []
     try:
         batch.append(sock.recvfrom(MAX_DATAGRAM))
-        for _ in range(LISTEN_BATCH - 1):
+        for _ in range(size - 1):
             batch.append(sock.recvfrom(MAX_DATAGRAM, socket.MSG_DONTWAIT))
     except BlockingIOError:
         pass
     return batch
 
 
-def bare_loop(sock: socket.socket, reply: bytes) -> int:
+def bare_loop(sock: socket.socket, reply: bytes, size: int) -> int:
     handled = 0
     while True:
-        batch = read_batch(sock)
+        batch = read_batch(sock, size)
         for _data, peer in batch:
             sock.sendto(reply, peer)
         handled += len(batch)
-        if len(batch) < LISTEN_BATCH:
+        if len(batch) < size:
             return handled
 
 
@@ -94,7 +95,7 @@ def dtlsgate_loop(listener: Listener) -> int:
     return listener.gate.stats["reply"] - before
 
 
-def make_pyopenssl_loop() -> Callable[[socket.socket], int] | None:
+def make_pyopenssl_loop(size: int) -> Callable[[socket.socket], int] | None:
     try:
         from OpenSSL import SSL
     except ImportError:
@@ -117,7 +118,8 @@ def make_pyopenssl_loop() -> Callable[[socket.socket], int] | None:
     def loop(sock: socket.socket) -> int:
         handled = 0
         while True:
-            batch = read_batch(sock)
+            batch = read_batch(sock, size)
+            replies = []
             for data, peer in batch:
                 current[0] = peer
                 conn.bio_write(data)
@@ -125,9 +127,11 @@ def make_pyopenssl_loop() -> Callable[[socket.socket], int] | None:
                     conn.DTLSv1_listen()
                 except SSL.WantReadError:
                     pass
-                sock.sendto(conn.bio_read(MAX_DATAGRAM), peer)
+                replies.append((conn.bio_read(MAX_DATAGRAM), peer))
+            for reply, peer in replies:
+                sock.sendto(reply, peer)
             handled += len(batch)
-            if len(batch) < LISTEN_BATCH:
+            if len(batch) < size:
                 return handled
 
     return loop
@@ -183,27 +187,36 @@ def main() -> None:
     reply_size = len(Gate(config).receive(hellos[0], ("127.0.0.1", 1), time.time()).data)  # type: ignore[union-attr]
     bare_reply = bytes(reply_size)
 
-    contenders: dict[str, Callable[[socket.socket], int]] = {
-        "bare": lambda s: bare_loop(s, bare_reply),
-        "dtlsgate": lambda s: dtlsgate_loop(Listener(s, config)),
-    }
-    pyopenssl = make_pyopenssl_loop()
-    if pyopenssl is not None:
-        contenders["pyopenssl"] = pyopenssl
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    print(f"stateless listen over UDP loopback: {args.count} ClientHellos x {args.rounds} rounds")
+    print(f"(HelloVerifyRequest {reply_size} bytes; ClientHello {len(HELLO)} bytes)")
     alone: list[float] = []
-    for _ in range(args.rounds):
-        for name, run in contenders.items():
-            rates[name].append(one_round(name, run, hellos, rcvbuf))
-        alone.append(gate_alone(hellos))
+    for size, shape in ((1, "one datagram at a time"), (LISTEN_BATCH, "in batches")):
+        contenders: dict[str, Callable[[socket.socket], int]] = {
+            "bare": lambda s, n=size: bare_loop(s, bare_reply, n),  # type: ignore[misc]
+            "dtlsgate": lambda s, n=size: dtlsgate_loop(Listener(s, config, batch=n)),  # type: ignore[misc]
+        }
+        pyopenssl = make_pyopenssl_loop(size)
+        if pyopenssl is not None:
+            contenders["pyopenssl"] = pyopenssl
+        rates: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.rounds):
+            for name, run in contenders.items():
+                rates[name].append(one_round(name, run, hellos, rcvbuf))
+            alone.append(gate_alone(hellos) / rates["bare"][-1])
+        report(f"read {shape} (batch={size}): receive, judge, reply", rates)
+    print(
+        f"gate alone, in-process (no sockets): {statistics.median(alone):.2f}"
+        " x the bare UDP loop's rate (median over all rounds)"
+    )
 
+
+def report(title: str, rates: dict[str, list[float]]) -> None:
     # Ratios are taken within each round (the contenders ran back to back), then the median
     # over rounds: slow drifts of the machine's speed cancel out.
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
 
-    print(f"stateless listen over UDP loopback: {args.count} ClientHellos x {args.rounds} rounds")
-    print(f"(HelloVerifyRequest {reply_size} bytes; ClientHello {len(HELLO)} bytes)")
+    print(title)
     for name, values in rates.items():
         print(
             f"  {name:10s} median {statistics.median(values):8.0f}/s  best {max(values):8.0f}/s"
@@ -211,13 +224,6 @@ def main() -> None:
         )
     if "pyopenssl" in rates:
         print(f"  dtlsgate / pyopenssl = {ratio('dtlsgate', 'pyopenssl'):.2f}")
-    bare_alone = [x for x in rates["bare"]]
-    print(
-        f"gate alone, in-process: median {statistics.median(alone):.0f}"
-        f" HelloVerifyRequests/s, best {max(alone):.0f}/s"
-        f" = {statistics.median(a / b for a, b in zip(alone, bare_alone, strict=True)):.2f}"
-        " x the bare UDP loop's rate"
-    )
 
 
 if __name__ == "__main__":

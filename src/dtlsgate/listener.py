@@ -44,9 +44,13 @@ class Listener:
         config: ServerConfig | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        batch: int = LISTEN_BATCH,
     ) -> None:
         if sock.type != socket.SOCK_DGRAM:
             raise UsageError("Listener needs a SOCK_DGRAM (UDP) socket")
+        if not 1 <= batch <= 1024:
+            raise UsageError("batch must be between 1 and 1024 datagrams")
+        self.batch = batch
         self.sock = sock
         self.config = config if config is not None else ServerConfig()
         self.gate = Gate(self.config)
@@ -57,7 +61,7 @@ class Listener:
         self._routes: dict[Hashable, DtlsSocket] = {}
         self._pending: deque[tuple[Hashable, Admit]] = deque()
         # Datagrams read in the last batch but not yet judged (listen() returned an Admit
-        # before reaching them): at most LISTEN_BATCH - 1.
+        # before reaching them): at most batch - 1.
         self._unread: deque[tuple[bytes, Any]] = deque()
 
     def listen(self) -> tuple[Hashable, Admit] | None:
@@ -70,7 +74,7 @@ class Listener:
             return self._pending.popleft()
         # With a socket timeout, Python polls before every recvfrom, so MSG_DONTWAIT would
         # wait out the timeout: batch only on blocking and non-blocking sockets.
-        batch = LISTEN_BATCH if _DONTWAIT and sock.gettimeout() in (None, 0.0) else 1
+        batch = self.batch if _DONTWAIT and sock.gettimeout() in (None, 0.0) else 1
         while True:
             if not unread:
                 try:
@@ -80,19 +84,29 @@ class Listener:
                 except (BlockingIOError, InterruptedError, TimeoutError):
                     if not unread:
                         return None
+            # Judge the batch, then send its replies: the gate's code runs back to back
+            # and the sends follow one another (bench/listen.py: +7% over interleaving).
+            now = clock()
+            replies: list[tuple[bytes, Any]] = []
+            admitted: tuple[Hashable, Admit] | None = None
             while unread:
                 datagram, peer = unread.popleft()
                 if self._routes and peer in self._routes:
                     self._routes[peer]._feed(datagram)
                     continue
-                result = receive(datagram, peer, clock())
+                result = receive(datagram, peer, now)
                 if type(result) is Reply:
-                    try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
-                        sock.sendto(result.data, peer)
-                    except (BlockingIOError, InterruptedError):
-                        pass  # a full send buffer loses a reply; the client retransmits
+                    replies.append((result.data, peer))
                 elif type(result) is Admit:
-                    return peer, result
+                    admitted = (peer, result)
+                    break
+            for data, peer in replies:
+                try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
+                    sock.sendto(data, peer)
+                except (BlockingIOError, InterruptedError):
+                    pass  # a full send buffer loses a reply; the client retransmits
+            if admitted is not None:
+                return admitted
 
     def accept(self, peer: Hashable, admit: Admit, *, timeout: float | None = 30.0) -> DtlsSocket:
         """Continue the handshake of an admitted peer (OpenSSL's ``SSL_accept`` after
