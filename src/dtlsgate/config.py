@@ -26,6 +26,12 @@ StatelessCookieGenerate = Callable[[Hashable | None], bytes]
 StatelessCookieVerify = Callable[[Hashable | None, bytes], bool]
 
 
+def check_record_size_limit(limit: int) -> None:
+    """RFC 8449 §4: at least 64; in TLS 1.3 at most 2^14 + 1 (content and type byte)."""
+    if not 64 <= limit <= (1 << 14) + 1:
+        raise UsageError("record_size_limit must be between 64 and 16385")
+
+
 def _default_provider() -> CryptoProvider:
     from dtlsgate.crypto import DefaultProvider
 
@@ -75,6 +81,9 @@ class ServerConfig:
     # (None: a random key, so tickets resume in this process only; pass the same key, e.g.
     # ``tls13.tickets.ticket_key_from_master(master_key)``, to every server of a fleet).
     session_tickets: int = 1
+    # RFC 8449: the largest TLSInnerPlaintext (content, type byte and padding) we accept in
+    # a protected TLS 1.3 record, advertised when the client sends record_size_limit.
+    record_size_limit: int = 16385
     ticket_lifetime: int = 7200
     ticket_key: bytes | None = None
     keylog_file: str | None = None
@@ -101,6 +110,7 @@ class ServerConfig:
             self.ticket_key = self.provider.random(32)
         if len(self.ticket_key) != 32:
             raise UsageError("ticket_key must be 32 bytes")
+        check_record_size_limit(self.record_size_limit)
         if not 0 <= self.session_tickets <= 16:
             raise UsageError("session_tickets must be between 0 and 16")
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
@@ -134,8 +144,12 @@ class ClientConfig:
     # TLS 1.3 resumption (RFC 8446 §4.6.1): a ``tls13.client.SessionTicket`` from an earlier
     # connection's ``SessionTicketReceived`` event, offered as a PSK (psk_dhe_ke).
     session_ticket: Any = None
+    # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
+    # in every ClientHello.
+    record_size_limit: int = 16385
 
     def __post_init__(self) -> None:
+        check_record_size_limit(self.record_size_limit)
         if (self.psk is None) != (self.psk_identity is None):
             raise UsageError("give both psk and psk_identity, or neither")
         if not 256 <= self.mtu <= 65535:

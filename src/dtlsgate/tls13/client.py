@@ -34,6 +34,7 @@ from dtlsgate.tls13.handshake import (
     HandshakeInfo,
     InstallKey,
     Keys,
+    OwnRecordLimit,
     PeerRecordLimit,
     SendChangeCipherSpec,
     SendMessage,
@@ -244,6 +245,8 @@ def client_hello(
         )
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
+    ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
@@ -419,7 +422,9 @@ def on_encrypted_extensions(
         info = dataclasses.replace(info, alpn_protocol=chosen[0])
     limit = ee.get(_E.record_size_limit)
     if limit is not None:
+        # RFC 8449 §4: both sent the extension: each honours the other's limit.
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
+        actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     # RFC 8446 §4.2.10: we never offer early data, so the server cannot accept it.
     expect(ee.get(_E.early_data) is None, "early_data not offered", _A.unsupported_extension)
     state.keys.transcript.update(raw)

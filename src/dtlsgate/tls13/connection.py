@@ -32,6 +32,7 @@ from dtlsgate.tls13.handshake import (
     Complete,
     HandshakeInfo,
     InstallKey,
+    OwnRecordLimit,
     PeerRecordLimit,
     SendChangeCipherSpec,
     SendMessage,
@@ -191,6 +192,8 @@ class TlsConnection:
                 self._out += self._records.change_cipher_spec()
             elif isinstance(action, InstallKey):
                 self._install(action)
+            elif isinstance(action, OwnRecordLimit):
+                self._records.receive_limit = action.limit
             elif isinstance(action, SkipEarlyData):
                 self._records.early_data_skip = action.limit or None
             elif isinstance(action, PeerRecordLimit):

@@ -112,6 +112,14 @@ class PeerRecordLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class OwnRecordLimit:
+    """Our record_size_limit was negotiated (RFC 8449 §4): records we receive from now on
+    must not carry a larger TLSInnerPlaintext."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class SkipEarlyData:
     """RFC 8446 §4.2.10: the client offered 0-RTT, which we never accept: skip up to
     ``limit`` bytes of records that are its early data (0: stop skipping)."""
@@ -148,7 +156,13 @@ class TicketReceived:
 
 
 Action = (
-    SendMessage | SendChangeCipherSpec | InstallKey | PeerRecordLimit | SkipEarlyData | Complete
+    SendMessage
+    | SendChangeCipherSpec
+    | InstallKey
+    | PeerRecordLimit
+    | OwnRecordLimit
+    | SkipEarlyData
+    | Complete
 )
 Actions = list[Action | TicketReceived]
 

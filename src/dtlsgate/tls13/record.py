@@ -169,6 +169,10 @@ class StreamRecordLayer:
             raise UnexpectedMessage(f"unprotected record of type {content_type} after keys")
         if len(body) > MAX_CIPHERTEXT:
             raise RecordOverflow("ciphertext too long")
+        # RFC 8449 §4: the TLSInnerPlaintext (content, type byte and padding) must fit the
+        # limit we advertised (2^14 + 1 when none was negotiated, RFC 8446 §5.2).
+        if len(body) - self.read.tag_length > self.receive_limit:
+            raise RecordOverflow(f"record of {len(body)} bytes over our record_size_limit")
         sequence = self.read.sequence
         try:
             inner_type, content = self.read.open(header, body)
@@ -178,10 +182,6 @@ class StreamRecordLayer:
             self.read.sequence = sequence  # a skipped record does not count (§5.3)
             return None
         self.early_data_skip = None
-        # RFC 8449 §4 and RFC 8446 §5.4: the TLSInnerPlaintext (content and type byte, the
-        # padding excluded here as the RFC allows) must fit the limit we advertised.
-        if len(content) + 1 > self.receive_limit:
-            raise RecordOverflow(f"plaintext of {len(content)} bytes over the limit")
         return self._check_plaintext(Record(inner_type, content))
 
     def _skip_early_data(self, length: int) -> bool:

@@ -32,6 +32,7 @@ from dtlsgate.tls13.handshake import (
     Complete,
     HandshakeInfo,
     Keys,
+    OwnRecordLimit,
     PeerRecordLimit,
     SendChangeCipherSpec,
     SendMessage,
@@ -76,9 +77,6 @@ from dtlsgate.wire.messages13 import (
 _A = AlertDescription
 _E = ExtensionType
 _H = HandshakeType
-# RFC 8449 §4: the record_size_limit we advertise: a whole TLSInnerPlaintext of 2^14 bytes
-# plus its content type byte.
-OUR_RECORD_SIZE_LIMIT = (1 << 14) + 1
 # RFC 8446 §4.2.10: when a client sends 0-RTT data we reject, we skip that many bytes of
 # its early-data records at most (the max_early_data_size a server would have allowed in
 # its tickets; ours allow none, so only a client resuming a ticket from elsewhere sends
@@ -399,7 +397,7 @@ def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choi
             Extension(_E.application_layer_protocol_negotiation, encode_alpn([choice.alpn]))
         )
     if info.record_size_limit is not None:
-        limit = OUR_RECORD_SIZE_LIMIT.to_bytes(2, "big")
+        limit = ctx.config.record_size_limit.to_bytes(2, "big")
         extensions.append(Extension(_E.record_size_limit, limit))
     return message(_H.ENCRYPTED_EXTENSIONS, EncryptedExtensions(tuple(extensions)).encode())
 
@@ -414,7 +412,9 @@ def encrypted_flight(
     actions: Actions,
 ) -> tuple[ServerState, Actions]:
     if info.record_size_limit is not None:
+        # RFC 8449 §4: both sent the extension: each honours the other's limit.
         actions.append(PeerRecordLimit(info.record_size_limit))
+        actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     messages = [encrypted_extensions(ctx, info, choice)]
     keys.transcript.update(messages[0])
     # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
