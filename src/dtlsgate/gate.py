@@ -52,7 +52,7 @@ class DropReason(StrEnum):
     HANDSHAKE_MALFORMED = "malformed handshake header"
     NOT_CLIENT_HELLO = "handshake message is not a ClientHello"
     NOT_FIRST_FRAGMENT = "ClientHello fragment is not the first"
-    FRAGMENT_TOO_SHORT = "first ClientHello fragment does not hold the cookie"
+    FRAGMENT_TOO_SHORT = "first ClientHello fragment ends before the fields the cookie binds"
     CLIENT_HELLO_MALFORMED = "malformed ClientHello"
     CLIENT_VERSION = "ClientHello version is not DTLS"
     REPLY_TOO_LARGE = "HelloVerifyRequest would be larger than the ClientHello"
