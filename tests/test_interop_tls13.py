@@ -348,3 +348,56 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
             assert tls.info.peer_certificates == ()
             tls.sendall(b"resumed from dtlsgate\n")
             wait_for(server, "resumed from dtlsgate")
+
+
+# ---- key log (NSS format, SSLKEYLOGFILE) ---------------------------------------------------
+
+
+def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
+    certs: tuple[str, str], tmp_path: pytest.TempPathFactory
+) -> None:
+    require("openssl", "tshark")
+    from dtlsgate.tls13.blocking import connect
+
+    keylog = str(tmp_path / "keys.log")  # type: ignore[operator]
+    pcap = str(tmp_path / "capture.pcapng")  # type: ignore[operator]
+    port = free_port()
+    capture = ["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w", pcap, "-a", "duration:20"]
+    with process(capture, seconds=25, stdin=subprocess.DEVNULL) as tshark:
+        deadline = time.monotonic() + 10
+        while "Capturing on" not in read_line(tshark.stderr, deadline):
+            assert time.monotonic() < deadline, "tshark did not start capturing"
+        args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
+        args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]
+        with process(args, seconds=20) as server:
+            wait_for(server, "ACCEPT")
+            config = ClientConfig(server_name="localhost", cafile=certs[0], keylog_file=keylog)
+            with connect("127.0.0.1", port, config) as tls:
+                tls.sendall(b"keylog plaintext from dtlsgate\n")
+                wait_for(server, "keylog plaintext from dtlsgate")
+                assert server.stdin is not None
+                server.stdin.write(b"keylog reply from openssl\n")
+                server.stdin.flush()
+                assert b"keylog reply" in tls.recv()
+        time.sleep(1)  # let tshark write the last packets
+        tshark.terminate()
+        tshark.wait(10)
+    with open(keylog, encoding="ascii") as lines:
+        labels = {line.split()[0] for line in lines}
+    assert labels == {
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EXPORTER_SECRET",
+    }
+    out = subprocess.run(
+        ["timeout", "30", "tshark", "-r", pcap, "-o", f"tls.keylog_file:{keylog}", "-x"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    # tshark shows the decrypted records as "Decrypted TLS" hex dumps; the text columns
+    # (16 bytes per line) are joined to find the plaintext in both directions.
+    text = b"".join(line[56:72] for line in out.splitlines() if line[:4].isalnum())
+    assert b"keylog plaintext from dtlsgate" in text.replace(b"\n", b"")
+    assert b"keylog reply from openssl" in text.replace(b"\n", b"")

@@ -247,3 +247,23 @@ def test_client_certificate_required_and_missing() -> None:
     with pytest.raises(ProtocolError) as info:
         server.receive_data(client.data_to_send(), NOW)
     assert info.value.alert == AlertDescription.certificate_required
+
+
+def test_key_log_lines_match_on_both_sides() -> None:
+    client_lines: list[str] = []
+    server_lines: list[str] = []
+    client = ClientConnection(client_config(), keylog=client_lines.append)
+    server = ServerConnection(server_config(), keylog=server_lines.append)
+    client.start()
+    pump(client, server)
+    assert client.handshake_complete and server.handshake_complete
+    # NSS key log format: label, ClientHello random, secret; the same on both sides.
+    assert sorted(client_lines) == sorted(server_lines)
+    assert [line.split()[0] for line in client_lines] == [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EXPORTER_SECRET",
+    ]
+    assert {len(line.split()[1]) for line in client_lines} == {64}

@@ -19,7 +19,7 @@ from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.blocking import stream_peer
+from dtlsgate.tls13.blocking import keylog_writer, stream_peer
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -140,7 +140,11 @@ class _TlsProtocol(asyncio.Protocol):
             return b""
         if isinstance(result, Admit13):
             self.conn = ServerConnection.from_admit(
-                self._gate.config, result, time.time(), context=self._gate.context
+                self._gate.config,
+                result,
+                time.time(),
+                context=self._gate.context,
+                keylog=keylog_writer(self._gate.config.keylog_file),
             )
             self.flush()
             return b""
@@ -189,6 +193,7 @@ async def serve_tls(
     loop = asyncio.get_running_loop()
     context = ServerContext(config)
     gate = StatelessGate(config, context=context) if config.stateless else None
+    keylog = keylog_writer(config.keylog_file)
 
     # Handler tasks are kept referenced until they finish (asyncio keeps only weak ones).
     tasks: set[asyncio.Task[Any]] = set()
@@ -202,7 +207,9 @@ async def serve_tls(
 
     def factory() -> _TlsProtocol:
         def make() -> TlsConnection | None:
-            return None if gate is not None else ServerConnection(config, context=context)
+            if gate is not None:
+                return None
+            return ServerConnection(config, context=context, keylog=keylog)
 
         return _TlsProtocol(make, gate, ready)
 
@@ -216,7 +223,7 @@ async def connect_tls(
     loop = asyncio.get_running_loop()
 
     def make() -> TlsConnection:
-        conn = ClientConnection(config)
+        conn = ClientConnection(config, keylog=keylog_writer(config.keylog_file))
         conn.start(time.time())
         return conn
 

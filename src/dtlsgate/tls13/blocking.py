@@ -9,6 +9,7 @@ import socket
 import time
 from typing import Any
 
+from dtlsgate.blocking import keylog_writer
 from dtlsgate.errors import StateError
 from dtlsgate.tls13.connection import (
     ClientConnection,
@@ -111,7 +112,7 @@ class TlsSocket:
 def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) -> TlsSocket:
     """Open TCP to ``host:port`` and complete a TLS 1.3 handshake as client."""
     sock = socket.create_connection((host, port), timeout=timeout)
-    conn = ClientConnection(config)
+    conn = ClientConnection(config, keylog=keylog_writer(config.keylog_file))
     conn.start(time.time())
     tls = TlsSocket(sock, conn)
     try:
@@ -147,7 +148,10 @@ def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> Ser
             raise ConnectionError(f"ClientHello refused: {result.reason}")
         if isinstance(result, Admit13):
             now = time.time()
-            return ServerConnection.from_admit(gate.config, result, now, context=gate.context)
+            keylog = keylog_writer(gate.config.keylog_file)
+            return ServerConnection.from_admit(
+                gate.config, result, now, context=gate.context, keylog=keylog
+            )
         sock.sendall(result.data)
         buffer = b""
 
@@ -172,7 +176,8 @@ def accept(
             raise
         tls = TlsSocket(sock, conn)
     else:
-        tls = TlsSocket(sock, ServerConnection(config, context=context))
+        keylog = keylog_writer(config.keylog_file)
+        tls = TlsSocket(sock, ServerConnection(config, context=context, keylog=keylog))
     try:
         tls.do_handshake()
     except BaseException:
@@ -182,4 +187,4 @@ def accept(
     return tls
 
 
-__all__ = ["HandshakeCompleted", "TlsSocket", "accept", "connect"]
+__all__ = ["HandshakeCompleted", "TlsSocket", "accept", "connect", "keylog_writer"]

@@ -39,7 +39,9 @@ from dtlsgate.tls13.handshake import (
     SendChangeCipherSpec,
     SendMessage,
     TicketReceived,
+    application_keylog,
     expect,
+    handshake_keylog,
     install,
     message,
 )
@@ -345,7 +347,8 @@ def on_server_hello(
     schedule.enter_handshake(ours.exchange(entry.key_exchange))
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
-    keys = Keys.after_server_hello(schedule, transcript)
+    keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
+    actions: Actions = [*handshake_keylog(keys)]
     info = HandshakeInfo(
         CipherSuite(sh.cipher_suite),
         NamedGroup(entry.group),
@@ -356,7 +359,7 @@ def on_server_hello(
         state.retry is not None,
         psk is not None,
     )
-    actions: Actions = [install(False, keys, suite.aead, keys.server_handshake)]
+    actions.append(install(False, keys, suite.aead, keys.server_handshake))
     return WaitEncryptedExtensions(keys, suite, info), actions
 
 
@@ -493,7 +496,8 @@ def on_finished(
     th = keys.transcript.digest()
     client_app = keys.schedule.client_application_traffic_secret(th)
     server_app = keys.schedule.server_application_traffic_secret(th)
-    actions: Actions = []
+    # Over the transcript through the server Finished, like the secrets themselves.
+    actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app))]
     if ctx.middlebox_compat:
         actions.append(SendChangeCipherSpec())
     actions.append(install(True, keys, state.suite.aead, keys.client_handshake))

@@ -4,7 +4,9 @@
 The application feeds received bytes with ``receive_data(data, now)``, takes bytes to
 write with ``data_to_send()`` and events with ``next_event()``; ``send(data)``,
 ``key_update()`` and ``close()`` queue records. ``now`` (seconds since the epoch) is only
-used to judge certificate validity and ticket ages. Nothing here touches a socket.
+used to judge certificate validity and ticket ages. Nothing here touches a socket or a
+file: ``keylog``, when given, is called with each NSS key log line (``SSLKEYLOGFILE``
+format); the adapters pass one that appends to ``config.keylog_file``.
 
 Errors (STYLE.md practice 7): when the peer breaks the protocol the connection queues the
 alert the error names (RFC 8446 §6.2; the mapping from error to alert is the error class,
@@ -15,6 +17,7 @@ alert from the peer raises `AlertReceived`. Calls made in the wrong state raise 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from dtlsgate.tls13.handshake import (
     Complete,
     HandshakeInfo,
     InstallKey,
+    KeyLog,
     OwnRecordLimit,
     PeerRecordLimit,
     SendChangeCipherSpec,
@@ -78,8 +82,15 @@ Event = HandshakeCompleted | DataReceived | ConnectionClosed | SessionTicketRece
 class TlsConnection:
     """What server and client connections share: records, reassembly, actions, events."""
 
-    def __init__(self, ctx: Any, state: Any, table: dict[type, dict[int, Any]]) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        state: Any,
+        table: dict[type, dict[int, Any]],
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
         self._ctx = ctx
+        self._keylog = keylog
         self._state = state
         self._table = table
         self._records = StreamRecordLayer()
@@ -203,6 +214,9 @@ class TlsConnection:
                 # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
                 self._records.ccs_allowed = False
                 self._events.append(HandshakeCompleted(action.info))
+            elif isinstance(action, KeyLog):
+                if self._keylog is not None:
+                    self._keylog(action.line())
             elif isinstance(action, TicketReceived):
                 self._events.append(SessionTicketReceived(action.ticket))
 
@@ -230,17 +244,29 @@ class ServerConnection(TlsConnection):
     """The server side. Pass a shared ``context`` (`ServerContext`) when creating many
     connections from one config, to avoid re-encoding the certificate chain each time."""
 
-    def __init__(self, config: Any, *, context: _server.ServerContext | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        context: _server.ServerContext | None = None,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
         ctx = context or _server.ServerContext(config)
-        super().__init__(ctx, _server.ServerStart(), _server.TABLE)
+        super().__init__(ctx, _server.ServerStart(), _server.TABLE, keylog)
 
     @classmethod
     def from_admit(
-        cls, config: Any, admit: Any, now: float, *, context: _server.ServerContext | None = None
+        cls,
+        config: Any,
+        admit: Any,
+        now: float,
+        *,
+        context: _server.ServerContext | None = None,
+        keylog: Callable[[str], None] | None = None,
     ) -> ServerConnection:
         """Continue a handshake the stateless gate admitted (``tls13.stateless.Admit13``):
         the ServerHello flight is queued at once; the cookie is not verified again."""
-        conn = cls(config, context=context)
+        conn = cls(config, context=context, keylog=keylog)
         try:
             conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now)
             conn._run(actions)
@@ -254,9 +280,15 @@ class ServerConnection(TlsConnection):
 class ClientConnection(TlsConnection):
     """The client side; ``start()`` queues the ClientHello."""
 
-    def __init__(self, config: Any, *, context: _client.ClientContext | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        *,
+        context: _client.ClientContext | None = None,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
         ctx = context or _client.ClientContext(config)
-        super().__init__(ctx, None, _client.TABLE)
+        super().__init__(ctx, None, _client.TABLE, keylog)
 
     def start(self, now: float | None = None) -> None:
         """Queue the ClientHello; ``now`` (seconds since the epoch) is needed when the

@@ -112,6 +112,39 @@ class PeerRecordLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyLog:
+    """A secret for the NSS key log format (``SSLKEYLOGFILE``): ``label``, the ClientHello
+    random that names the connection, the secret. Written only when the application gave
+    the connection a key log callback."""
+
+    label: str
+    client_random: bytes
+    secret: bytes
+
+    def line(self) -> str:
+        return f"{self.label} {self.client_random.hex()} {self.secret.hex()}"
+
+
+def handshake_keylog(keys: Keys) -> list[KeyLog]:
+    random = keys.client_random
+    return [
+        KeyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", random, keys.client_handshake),
+        KeyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", random, keys.server_handshake),
+    ]
+
+
+def application_keylog(keys: Keys, app: AppSecrets) -> list[KeyLog]:
+    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1)."""
+    random = keys.client_random
+    exporter = keys.schedule.exporter_master_secret(keys.transcript.digest())
+    return [
+        KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
+        KeyLog("SERVER_TRAFFIC_SECRET_0", random, app.server),
+        KeyLog("EXPORTER_SECRET", random, exporter),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class OwnRecordLimit:
     """Our record_size_limit was negotiated (RFC 8449 §4): records we receive from now on
     must not carry a larger TLSInnerPlaintext."""
@@ -164,7 +197,7 @@ Action = (
     | SkipEarlyData
     | Complete
 )
-Actions = list[Action | TicketReceived]
+Actions = list[Action | TicketReceived | KeyLog]
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -184,15 +217,20 @@ class Keys:
     transcript: TranscriptHash
     client_handshake: bytes
     server_handshake: bytes
+    # The ClientHello random: it names the connection in a key log (NSS format).
+    client_random: bytes = b""
 
     @classmethod
-    def after_server_hello(cls, schedule: KeySchedule, transcript: TranscriptHash) -> Keys:
+    def after_server_hello(
+        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes = b""
+    ) -> Keys:
         th = transcript.digest()
         return cls(
             schedule,
             transcript,
             schedule.client_handshake_traffic_secret(th),
             schedule.server_handshake_traffic_secret(th),
+            client_random,
         )
 
     def finished(self, server: bool) -> bytes:

@@ -37,8 +37,10 @@ from dtlsgate.tls13.handshake import (
     SendChangeCipherSpec,
     SendMessage,
     SkipEarlyData,
+    application_keylog,
     decode_client_hello,
     expect,
+    handshake_keylog,
     hello_retry_request,
     install,
     message,
@@ -371,7 +373,8 @@ def server_flight(
     actions: Actions = [SendMessage(sh_raw)]
     if hello.session_id and not after_hrr:
         actions.append(SendChangeCipherSpec())
-    keys = Keys.after_server_hello(schedule, transcript)
+    keys = Keys.after_server_hello(schedule, transcript, hello.random)
+    actions.extend(handshake_keylog(keys))
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
     info_out = HandshakeInfo(
@@ -430,6 +433,7 @@ def encrypted_flight(
         keys.schedule.client_application_traffic_secret(th),
         keys.schedule.server_application_traffic_secret(th),
     )
+    actions.extend(application_keylog(keys, app))
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
