@@ -1,0 +1,135 @@
+"""100 DTLS 1.2 handshakes with real peers through a lossy proxy (20% drop, 10% duplicate,
+30% reorder of handshake records): 50 `openssl s_client` and 50 `gnutls-cli` to our asyncio
+server, all at once. (Our client's loss handling is covered by the seeded sans-I/O link in
+test_dtls12_flight.py: `gnutls-serv` and `openssl s_server` serve one DTLS peer at a time.) Every one completes and every echoed byte is exact.
+Towards `s_client` nothing is duplicated (it stalls on duplicates even with OpenSSL's own
+server; see udp_proxy.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from peers import process, read_line, require
+from test_interop_dtls12 import make_cert
+from udp_proxy import LossyProxy
+
+from dtlsgate import aio
+from dtlsgate.config import ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+HANDSHAKES = 50
+CONCURRENCY = 50
+
+
+class AioEchoServer:
+    """Our asyncio server on its own thread and loop."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def echo(stream: aio.DtlsStream) -> None:
+            while data := await stream.recv():
+                stream.send(b"echo:" + data)
+
+        async def main() -> None:
+            self.server = await aio.serve(echo, "127.0.0.1", 0, self.config)
+            self.port = self.server.address[1]
+            self.ready.set()
+            self.stopping = asyncio.Event()
+            await self.stopping.wait()
+            self.server.close()
+            await self.server.wait_closed()
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self) -> AioEchoServer:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(10)
+
+
+def openssl_echo(port: int, i: int) -> str:
+    line = f"message {i} " + "x" * (i % 50)
+    args = [
+        "openssl",
+        "s_client",
+        "-dtls1_2",
+        "-connect",
+        f"127.0.0.1:{port}",
+        "-quiet",
+        "-no_ign_eof",
+    ]
+    with process(args, seconds=40) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        got = read_line(proc.stdout, time.monotonic() + 35)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
+
+
+def test_openssl_clients_through_a_lossy_proxy(tmp_path: Path) -> None:
+    require("openssl")
+    cert, key = make_cert(tmp_path)
+    config = ServerConfig(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    with (
+        AioEchoServer(config) as server,
+        LossyProxy(("127.0.0.1", server.port), seed=1, dup_downstream=False) as proxy,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
+        results = list(pool.map(lambda i: openssl_echo(proxy.port, i), range(HANDSHAKES)))
+    assert results == ["ok"] * HANDSHAKES
+    assert proxy.stats.dropped and proxy.stats.duplicated and proxy.stats.reordered
+
+
+def gnutls_echo(port: int, cafile: Path, i: int) -> str:
+    line = f"gnutls {i} " + "y" * (i % 40)
+    args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", "--x509cafile", str(cafile)]
+    with process(args, seconds=40) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 35
+        got = ""
+        while time.monotonic() < deadline and not got.startswith("echo:"):
+            got = read_line(proc.stdout, deadline)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
+
+
+def test_gnutls_clients_through_a_lossy_proxy(tmp_path: Path) -> None:
+    require("gnutls-cli")
+    cert, key = make_cert(tmp_path)
+    config = ServerConfig(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    with (
+        AioEchoServer(config) as server,
+        LossyProxy(("127.0.0.1", server.port), seed=2) as proxy,
+        ThreadPoolExecutor(CONCURRENCY) as pool,
+    ):
+        results = list(pool.map(lambda i: gnutls_echo(proxy.port, cert, i), range(HANDSHAKES)))
+    assert results == ["ok"] * HANDSHAKES
+    assert proxy.stats.dropped and proxy.stats.duplicated and proxy.stats.reordered

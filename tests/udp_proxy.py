@@ -1,0 +1,114 @@
+"""A seeded, lossy UDP proxy on loopback for tests with real peers.
+
+Each client address gets its own upstream socket, so the server sees one peer per client.
+Handshake and ChangeCipherSpec records (content types 22 and 20) are dropped, duplicated and
+delayed (reordered) with the given probabilities; application data and alerts pass
+untouched, because DTLS does not retransmit them (RFC 6347 §4.2.4 covers flights only).
+``dup_downstream=False`` duplicates only what goes to the server: OpenSSL 3.0's s_client
+itself stalls after duplicated datagrams (measured here: 0 of 8 `s_client` lines reached an
+`openssl s_server` through this proxy at 100% duplication, 3 of 3 without).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+# A reordered datagram is held back this long, so datagrams sent after it overtake it.
+REORDER_DELAY = 0.03
+
+
+@dataclass
+class Stats:
+    forwarded: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+
+
+@dataclass
+class LossyProxy:
+    upstream: tuple[str, int]
+    seed: int = 0
+    loss: float = 0.2
+    dup: float = 0.1
+    reorder: float = 0.3
+    dup_downstream: bool = True
+    stats: Stats = field(default_factory=Stats)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self._up: dict[tuple[str, int], socket.socket] = {}
+        self._down: dict[socket.socket, tuple[str, int]] = {}
+        self._held: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
+        self._count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LossyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for s in [self.sock, *self._up.values()]:
+            s.close()
+
+    def _impair(
+        self, out: socket.socket, data: bytes, to: tuple[str, int], downstream: bool = False
+    ) -> None:
+        if data[:1] not in (b"\x14", b"\x16"):
+            out.sendto(data, to)
+            self.stats.forwarded += 1
+            return
+        rng = self.rng
+        if rng.random() < self.loss:
+            self.stats.dropped += 1
+            return
+        duplicate = rng.random() < self.dup and (self.dup_downstream or not downstream)
+        copies = 2 if duplicate else 1
+        self.stats.duplicated += copies - 1
+        for _ in range(copies):
+            if rng.random() < self.reorder:
+                self.stats.reordered += 1
+                self._count += 1
+                heapq.heappush(
+                    self._held, (time.monotonic() + REORDER_DELAY, self._count, out, data, to)
+                )
+            else:
+                out.sendto(data, to)
+                self.stats.forwarded += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while self._held and self._held[0][0] <= now:
+                _, _, out, data, to = heapq.heappop(self._held)
+                out.sendto(data, to)
+                self.stats.forwarded += 1
+            wait = min(0.05, max(0.0, self._held[0][0] - now)) if self._held else 0.05
+            ready, _, _ = select.select([self.sock, *self._down], [], [], wait)
+            for s in ready:
+                try:
+                    data, addr = s.recvfrom(65535)
+                except OSError:
+                    continue
+                if s is self.sock:
+                    up = self._up.get(addr)
+                    if up is None:
+                        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        up.bind(("127.0.0.1", 0))
+                        self._up[addr] = up
+                        self._down[up] = addr
+                    self._impair(up, data, self.upstream)
+                else:
+                    self._impair(self.sock, data, self._down[s], downstream=True)
