@@ -287,9 +287,11 @@ def test_openssl_client_resumes_with_our_server(
     session = str(tmp_path / "session.pem")  # type: ignore[operator]
     with our_server(certs, connections=2) as (server, port):
         base = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}"]
-        base += ["-CAfile", certs[0], "-no_ign_eof"]
+        base += ["-CAfile", certs[0]]
         # First connection: a full handshake; s_client stores our NewSessionTicket.
-        with process([*base, "-quiet", "-sess_out", session], seconds=20) as client:
+        # (-no_ign_eof after -quiet, which turns ign_eof on: s_client ends at end of input.)
+        first = [*base, "-quiet", "-no_ign_eof", "-sess_out", session]
+        with process(first, seconds=20) as client:
             assert client.stdin is not None
             client.stdin.write(b"first\n")
             client.stdin.flush()
@@ -298,7 +300,7 @@ def test_openssl_client_resumes_with_our_server(
             client.wait(10)
         assert "resumed=False" in wait_for(server, "accepted")
         # Second connection offers the ticket: resumed on both sides.
-        with process([*base, "-sess_in", session], seconds=20) as client:
+        with process([*base, "-no_ign_eof", "-sess_in", session], seconds=20) as client:
             assert client.stdin is not None
             client.stdin.write(b"second\n")
             client.stdin.flush()
@@ -401,3 +403,26 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
     text = b"".join(line[56:72] for line in out.splitlines() if line[:4].isalnum())
     assert b"keylog plaintext from dtlsgate" in text.replace(b"\n", b"")
     assert b"keylog reply from openssl" in text.replace(b"\n", b"")
+
+
+# ---- serve --tls: concurrent connections ---------------------------------------------------
+
+
+def test_our_server_serves_connections_concurrently(certs: tuple[str, str]) -> None:
+    from dtlsgate.tls13.blocking import connect
+
+    config = ClientConfig(server_name="localhost", cafile=certs[0])
+    with our_server(certs, connections=3) as (server, port):
+        # A first client completes its handshake and then stays idle...
+        with connect("127.0.0.1", port, config) as idle:
+            # ...while two more are served meanwhile (a sequential server would make them
+            # wait for the idle one: their handshakes would not complete in time).
+            for n in (1, 2):
+                with connect("127.0.0.1", port, config, timeout=5) as busy:
+                    busy.sendall(b"busy %d\n" % n)
+                    assert busy.recv() == b"busy %d\n" % n
+            idle.sendall(b"idle\n")
+            assert idle.recv() == b"idle\n"
+        out, _ = server.communicate(timeout=15)
+    assert server.returncode == 0
+    assert out.count(b"accepted") == 3

@@ -77,10 +77,12 @@ class _TlsProtocol(asyncio.Protocol):
         make: Callable[[], TlsConnection | None],
         gate: StatelessGate | None,
         on_ready: Callable[[_TlsProtocol], None],
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._make = make
         self._gate = gate
         self._on_ready = on_ready
+        self._on_failure = on_failure
         self._pending = b""
         self.conn: TlsConnection = None  # type: ignore[assignment]
         self.raw: asyncio.Transport | None = None
@@ -152,16 +154,23 @@ class _TlsProtocol(asyncio.Protocol):
         self._pending = b""
         return b""
 
+    def _handshake_failed(self, exc: BaseException) -> None:
+        """The handshake did not complete: settle ``ready`` and tell the server, once."""
+        if self.ready.done():
+            return
+        self.ready.set_exception(exc)
+        if self._on_failure is not None:
+            self.ready.exception()  # reported through the callback, not the future
+            self._on_failure(exc)
+
     def _fail(self, exc: Exception) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(exc)
+        self._handshake_failed(exc)
         self.reader.set_exception(exc)
         if self.raw is not None:
             self.raw.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(exc or ConnectionError("closed during the handshake"))
+        self._handshake_failed(exc or ConnectionError("closed during the handshake"))
         self.reader.feed_eof()
         if self.conn is not None and self.conn.handshake_complete:
             self.stream_protocol.connection_lost(exc)
@@ -187,9 +196,13 @@ async def serve_tls(
     host: str | None,
     port: int,
     config: ServerConfig,
+    *,
+    on_handshake_failure: Callable[[BaseException], None] | None = None,
     **kwargs: Any,
 ) -> asyncio.Server:
-    """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection."""
+    """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection.
+    ``on_handshake_failure(exc)`` is called for each connection whose handshake did not
+    complete (a protocol error, a refused ClientHello, the peer leaving)."""
     loop = asyncio.get_running_loop()
     context = ServerContext(config)
     gate = StatelessGate(config, context=context) if config.stateless else None
@@ -211,7 +224,7 @@ async def serve_tls(
                 return None
             return ServerConnection(config, context=context, keylog=keylog)
 
-        return _TlsProtocol(make, gate, ready)
+        return _TlsProtocol(make, gate, ready, on_handshake_failure)
 
     return await loop.create_server(factory, host, port, **kwargs)
 

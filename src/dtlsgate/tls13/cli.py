@@ -2,7 +2,8 @@
 command line (an adapter: sockets and clocks live here, the protocol does not).
 
 ``serve --tls`` echoes what each client sends (``--www``: answers an HTTP GET with a small
-status page, like ``openssl s_server -www``), one connection after another; ``--stateless``
+status page, like ``openssl s_server -www``), serving connections concurrently on one
+asyncio event loop (`dtlsgate.aio_tls`); ``--stateless``
 sends every new client through the stateless HelloRetryRequest; ``--master-key`` (64 hex
 digits) lets several servers accept each other's cookies. ``connect --tls HOST:PORT`` sends
 its standard input and prints what comes back.
@@ -11,26 +12,25 @@ its standard input and prints what comes back.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from dtlsgate.aio_tls import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.cookie import CookieJar
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.blocking import TlsSocket, accept, connect
-from dtlsgate.tls13.server import ServerContext
-from dtlsgate.tls13.stateless import StatelessGate
+from dtlsgate.tls13.blocking import connect
+from dtlsgate.tls13.handshake import HandshakeInfo
 from dtlsgate.tls13.tickets import ticket_key_from_master
 
 # How long `connect` keeps reading after its input ended, for the answers to arrive.
 CONNECT_LINGER = 2.0
-# A client that sends nothing for this long is dropped, so one idle client cannot stall a
-# sequential server forever.
+# A client that sends nothing for this long is dropped, so idle clients do not pile up.
 CLIENT_IDLE_TIMEOUT = 10.0
 
 
@@ -70,9 +70,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def www_page(tls: TlsSocket) -> bytes:
-    info = tls.info
-    assert info is not None
+def www_page(info: HandshakeInfo) -> bytes:
     body = (
         "<html><body><pre>dtlsgate TLS 1.3\n"
         f"cipher suite: {info.cipher_suite.name}\n"
@@ -87,52 +85,72 @@ def www_page(tls: TlsSocket) -> bytes:
     return head + body
 
 
-def serve_one(tls: TlsSocket, www: bool) -> None:
+async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, www: bool) -> None:
+    """Echo what the client sends, or (``www``) answer one HTTP request; a client idle for
+    CLIENT_IDLE_TIMEOUT is dropped."""
+    info: HandshakeInfo = writer.get_extra_info("tls")
     if www:
         request = b""
         while b"\r\n\r\n" not in request and b"\n\n" not in request:
-            data = tls.recv()
+            data = await asyncio.wait_for(reader.read(65536), CLIENT_IDLE_TIMEOUT)
             if not data:
                 return
             request += data
-        tls.sendall(www_page(tls))
+        writer.write(www_page(info))
+        await writer.drain()
         return
-    while data := tls.recv():
-        tls.sendall(data)
+    while data := await asyncio.wait_for(reader.read(65536), CLIENT_IDLE_TIMEOUT):
+        writer.write(data)
+        await writer.drain()
+
+
+async def serve_tls_async(args: argparse.Namespace) -> int:
+    """Serve connections concurrently on one event loop; with ``--max-connections N``,
+    exit once N connections have ended (handshake failures included)."""
+    config = server_config(args)
+    finished = 0
+    all_done = asyncio.Event()
+
+    def connection_ended() -> None:
+        nonlocal finished
+        finished += 1
+        if args.max_connections and finished >= args.max_connections:
+            all_done.set()
+
+    def failed(exc: BaseException) -> None:
+        print(f"handshake failed: {exc}", file=sys.stderr, flush=True)
+        connection_ended()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info: HandshakeInfo = writer.get_extra_info("tls")
+        print(
+            f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
+            f" hello_retry={info.hello_retry} resumed={info.resumed}",
+            flush=True,
+        )
+        try:
+            await serve_one(reader, writer, args.www)
+        except (ProtocolError, AlertReceived, OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            connection_ended()
+
+    server = await serve_tls(
+        handle, args.host, args.port, config, on_handshake_failure=failed, reuse_address=True
+    )
+    host, port = server.sockets[0].getsockname()[:2]
+    print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
+    async with server:
+        await all_done.wait()
+    return 0
 
 
 def cmd_serve_tls(args: argparse.Namespace) -> int:
-    config = server_config(args)
-    context = ServerContext(config)
-    gate = StatelessGate(config, context=context) if config.stateless else None
-    listener = socket.create_server((args.host, args.port))
-    host, port = listener.getsockname()[:2]
-    print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
-    served = 0
     try:
-        while not args.max_connections or served < args.max_connections:
-            served += 1
-            try:
-                tls = accept(listener, config, context=context, gate=gate)
-            except (ProtocolError, AlertReceived, ConnectionError, OSError) as exc:
-                print(f"handshake failed: {exc}", file=sys.stderr, flush=True)
-                continue
-            with tls:
-                tls.sock.settimeout(CLIENT_IDLE_TIMEOUT)
-                info = tls.info
-                assert info is not None
-                print(
-                    f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
-                    f" hello_retry={info.hello_retry} resumed={info.resumed}",
-                    flush=True,
-                )
-                with contextlib.suppress(ProtocolError, AlertReceived, OSError):
-                    serve_one(tls, args.www)
+        return asyncio.run(serve_tls_async(args))
     except KeyboardInterrupt:
         return 0
-    finally:
-        listener.close()
-    return 0
 
 
 def cmd_connect_tls(args: argparse.Namespace) -> int:
