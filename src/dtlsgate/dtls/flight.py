@@ -91,9 +91,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
                 flush()
                 continue
             chunk = body[offset : offset + max(room, 1)]
-            fragment = encode_dtls_handshake(
-                item.msg_type, chunk, item.message_seq, offset, len(body)
-            )
+            fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, len(body))
             current += records.protect(ContentType.HANDSHAKE, fragment, item.epoch)
             offset += len(chunk)
             if offset >= len(body):
@@ -101,6 +99,17 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
             flush()
     flush()
     return datagrams
+
+
+def _fragment(msg_type: int, chunk: bytes, seq: int, offset: int, length: int) -> bytes:
+    """RFC 6347 §4.2.2 handshake header (type, length, message_seq, fragment_offset,
+    fragment_length) and the fragment; packed directly, as on every flight sent."""
+    return (
+        ((msg_type << 24) | length).to_bytes(4, "big")
+        + seq.to_bytes(2, "big")
+        + ((offset << 24) | len(chunk)).to_bytes(6, "big")
+        + chunk
+    )
 
 
 class RetransmitTimer:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from dtlsgate.crypto.aead import Aead
@@ -24,7 +25,6 @@ from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
     MAX_PLAINTEXT_LENGTH,
     DtlsRecordHeader,
-    encode_dtls_record,
 )
 
 # RFC 6347 §4.1.2.6: "A window size of 64 is preferred and SHOULD be employed".
@@ -129,13 +129,13 @@ class RecordLayer:
         self._write_seq[epoch] = seq + 1
         cipher = self._write_cipher[epoch]
         if cipher is None:
-            return encode_dtls_record(content_type, self.version, epoch, seq, data)
+            return _record(content_type, self.version, epoch, seq, data)
         epoch_and_seq = ((epoch << 48) | seq).to_bytes(8, "big")
         aad = epoch_and_seq + bytes((content_type,)) + _u16(self.version) + _u16(len(data))
         sealed = cipher.aead.seal(cipher.nonce(epoch_and_seq), data, aad)
         if cipher.suite.record_iv_length:
             sealed = epoch_and_seq + sealed
-        return encode_dtls_record(content_type, self.version, epoch, seq, sealed)
+        return _record(content_type, self.version, epoch, seq, sealed)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -191,3 +191,14 @@ class RecordLayer:
 
 def _u16(value: int) -> bytes:
     return value.to_bytes(2, "big")
+
+
+# type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
+# RFC 6347 §4.1 in one pack (the hot path of every record sent).
+_HEADER = struct.Struct(">BHQH")
+
+
+def _record(content_type: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:
+    if len(body) > 0xFFFF:
+        raise StateError("record body longer than 2^16 - 1 bytes")
+    return _HEADER.pack(content_type, version, (epoch << 48) | seq, len(body)) + body

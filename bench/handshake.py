@@ -1,0 +1,184 @@
+"""Full DTLS 1.2 handshakes per second: our server against a pyOpenSSL DTLS server.
+
+Both servers are driven the same way, in-process with no sockets: one pyOpenSSL DTLS client
+(memory BIOs, ECDHE-ECDSA P-256, AES-128-GCM, extended master secret) handshakes with each
+server in turn, cookie exchange included (ours: the gate, then a connection from its
+Admit; pyOpenSSL: ``DTLSv1_listen`` with cookie callbacks computing the same HMAC as our
+cookie jar, then ``do_handshake``). Only the server's calls are timed. Rounds alternate the
+two servers so machine noise hits both alike; the figure is the median of per-round ratios.
+
+Usage: python bench/handshake.py [--count N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+from OpenSSL import SSL, crypto
+
+from dtlsgate.config import ServerConfig
+from dtlsgate.cookie import CookieJar
+from dtlsgate.crypto.certs import load_identity, make_self_signed
+from dtlsgate.dtls import DtlsServerConnection
+from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.wire.enums import NamedGroup
+
+PEER = ("127.0.0.1", 40000)
+MASTER_KEY = bytes(range(32))
+CIPHER = b"ECDHE-ECDSA-AES128-GCM-SHA256"
+CERT_PEM, KEY_PEM = make_self_signed("localhost", "ecdsa-p256")
+
+
+def read_all(conn: SSL.Connection) -> list[bytes]:
+    out = []
+    while True:
+        try:
+            out.append(conn.bio_read(65535))
+        except SSL.WantReadError:
+            return out
+
+
+def client_context() -> SSL.Context:
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    ctx.set_cipher_list(CIPHER)
+    ctx.set_verify(SSL.VERIFY_NONE, lambda *a: True)
+    return ctx
+
+
+class PyOpenSSLClient:
+    def __init__(self, ctx: SSL.Context) -> None:
+        self.conn = SSL.Connection(ctx, None)
+        self.conn.set_connect_state()
+
+    def step(self, incoming: list[bytes]) -> list[bytes]:
+        for d in incoming:
+            self.conn.bio_write(d)
+        with contextlib.suppress(SSL.WantReadError):
+            self.conn.do_handshake()
+        return read_all(self.conn)
+
+
+def our_config() -> ServerConfig:
+    identity = load_identity(CERT_PEM, KEY_PEM)
+    return ServerConfig(
+        cookie_jar=CookieJar(MASTER_KEY),
+        certificate_chain=list(identity.chain),
+        private_key=identity.private_key,
+        groups=(NamedGroup.secp256r1,),
+    )
+
+
+class OurServer:
+    """The gate, then a DtlsServerConnection from its Admit."""
+
+    def __init__(self, config: ServerConfig, gate: Gate) -> None:
+        self.config, self.gate = config, gate
+        self.conn: DtlsServerConnection | None = None
+
+    def feed(self, datagrams: list[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        now = time.time()
+        for d in datagrams:
+            if self.conn is None:
+                result = self.gate.receive(d, PEER, now)
+                if type(result) is Reply:
+                    out.append(result.data)
+                elif type(result) is Admit:
+                    self.conn = DtlsServerConnection(result, self.config)
+                    self.conn.start(now)
+            else:
+                self.conn.receive(d, PEER, now)
+        if self.conn is not None:
+            out += [d for d, _ in self.conn.datagrams_to_send()]
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.conn is not None and self.conn.handshake_complete
+
+
+def pyopenssl_server_context() -> SSL.Context:
+    jar = CookieJar(MASTER_KEY)
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_PEM, CERT_PEM))
+    ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, KEY_PEM))
+    ctx.set_tmp_ecdh(crypto.get_elliptic_curve("prime256v1"))
+    ctx.set_cipher_list(CIPHER)
+    ctx.set_cookie_generate_callback(lambda _c: jar.mint(PEER, time.time()))
+    ctx.set_cookie_verify_callback(lambda _c, k: jar.verify(PEER, time.time(), k) is not None)
+    return ctx
+
+
+class PyOpenSSLServer:
+    """``DTLSv1_listen`` on a memory BIO until a cookie verifies, then ``do_handshake``."""
+
+    def __init__(self, ctx: SSL.Context) -> None:
+        self.conn = SSL.Connection(ctx, None)
+        self.conn.set_accept_state()
+        self.listening = True
+        self.done = False
+
+    def feed(self, datagrams: list[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        for d in datagrams:
+            self.conn.bio_write(d)
+            if self.listening:
+                try:
+                    self.conn.DTLSv1_listen()
+                    self.listening = False
+                except SSL.WantReadError:
+                    out += read_all(self.conn)
+                    continue
+            try:
+                self.conn.do_handshake()
+                self.done = True
+            except SSL.WantReadError:
+                pass
+        return out + read_all(self.conn)
+
+
+def handshake(server: OurServer | PyOpenSSLServer, client: PyOpenSSLClient) -> float:
+    """Run one handshake; return the seconds spent inside the server."""
+    spent = 0.0
+    to_server = client.step([])
+    for _ in range(20):
+        t = time.perf_counter()
+        to_client = server.feed(to_server)
+        spent += time.perf_counter() - t
+        to_server = client.step(to_client)
+        if server.done and not to_server:
+            return spent
+    raise RuntimeError("handshake did not complete")
+
+
+def rate(make: Callable[[], OurServer | PyOpenSSLServer], cctx: SSL.Context, count: int) -> float:
+    spent = sum(handshake(make(), PyOpenSSLClient(cctx)) for _ in range(count))
+    return count / spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    cctx, sctx = client_context(), pyopenssl_server_context()
+    config = our_config()
+    gate = Gate(config)
+    ours, theirs = [], []
+    for _ in range(args.rounds):
+        ours.append(rate(lambda: OurServer(config, gate), cctx, args.count))
+        theirs.append(rate(lambda: PyOpenSSLServer(sctx), cctx, args.count))
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    print(f"DTLS 1.2 full handshakes, server side only, {args.count} x {args.rounds} rounds")
+    print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie exchange; pyOpenSSL client in memory)")
+    print(f"  dtlsgate   median {statistics.median(ours):8.0f}/s  best {max(ours):8.0f}/s")
+    print(f"  pyopenssl  median {statistics.median(theirs):8.0f}/s  best {max(theirs):8.0f}/s")
+    print(f"  dtlsgate / pyopenssl = {statistics.median(ratios):.2f} (median of round ratios)")
+
+
+if __name__ == "__main__":
+    main()
