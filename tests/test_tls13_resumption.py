@@ -1,5 +1,5 @@
 """TLS 1.3 session tickets and PSK resumption (RFC 8446 §4.6.1, §4.2.11, psk_dhe_ke):
-RFC 8448 §4 byte for byte where it applies, resumption in memory (also after a
+RFC 8448 §4 (resumed) and §5 (HelloRetryRequest) byte for byte where they apply, resumption in memory (also after a
 HelloRetryRequest, statelessly, and across servers sharing a ticket key), the ticket age
 and lifetime checks, bad binders, and rejected 0-RTT data skipped (§4.2.10)."""
 
@@ -412,3 +412,89 @@ def test_handshake_events_on_resumption() -> None:
     client, _ = resume(scfg, ticket)
     kinds = [type(e) for e in events(client)]
     assert kinds[0] is HandshakeCompleted and SessionTicketReceived in kinds
+
+
+# ---- RFC 8448 §5: HelloRetryRequest ------------------------------------------------------------
+
+
+class TraceShare:
+    """A P-256 share standing for the trace's: its public key and the trace's ECDHE secret
+    (the RFC prints both shares and the shared secret)."""
+
+    group = NamedGroup.secp256r1
+
+    def __init__(self, public: bytes) -> None:
+        self.public_bytes = public
+
+    def exchange(self, peer: bytes) -> bytes:
+        return v.HRR_SHARED_SECRET
+
+
+class HrrServerProvider(DefaultProvider):
+    def random(self, n: int) -> bytes:
+        return v.HRR_SERVER_RANDOM[:n]
+
+    def generate_key_share(self, group: NamedGroup) -> Any:
+        assert group == NamedGroup.secp256r1
+        return TraceShare(v.HRR_SERVER_SHARE)
+
+
+def test_rfc8448_hrr_client_answers_the_trace_hello_retry_request() -> None:
+    client = ClientConnection(client_config(insecure=True, server_name=None))
+    hello1 = ClientHello.decode(v.HRR_CLIENT_HELLO1[4:], dtls=False)
+    share = KeyShare.from_private_bytes(NamedGroup.x25519, bytes(32))
+    client._state = WaitServerHello(hello1, v.HRR_CLIENT_HELLO1, {NamedGroup.x25519: share})
+    record = bytes((22, 3, 3)) + len(v.HELLO_RETRY_REQUEST).to_bytes(2, "big")
+    client.receive_data(record + v.HELLO_RETRY_REQUEST, RFC8448_TIME)
+    raw2 = client.data_to_send()[5:]
+    hello2 = ClientHello.decode(raw2[4:], dtls=False)
+    # RFC 8446 §4.1.2: the same random, the cookie echoed verbatim, one P-256 share.
+    assert hello2.random == hello1.random
+    assert hello2.get(44) == len(v.HRR_COOKIE).to_bytes(2, "big") + v.HRR_COOKIE
+    assert hello2.get(51)[2:6] == b"\x00\x17\x00\x41"  # type: ignore[index]
+    # Its transcript starts with message_hash(ClientHello1) and the HelloRetryRequest.
+    expected = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
+    expected.update(v.HELLO_RETRY_REQUEST)
+    expected.update(raw2)
+    assert client._state.retry.digest() == expected.digest()  # type: ignore[union-attr]
+
+
+def test_rfc8448_hrr_client_handshake_secrets() -> None:
+    lines: list[str] = []
+    client = ClientConnection(client_config(insecure=True, server_name=None), keylog=lines.append)
+    retry = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
+    retry.update(v.HELLO_RETRY_REQUEST)
+    retry.update(v.HRR_CLIENT_HELLO2)
+    hello2 = ClientHello.decode(v.HRR_CLIENT_HELLO2[4:], dtls=False)
+    shares = {NamedGroup.secp256r1: TraceShare(v.HRR_CLIENT_SHARE)}
+    client._state = WaitServerHello(hello2, v.HRR_CLIENT_HELLO2, shares, retry, SUITE)  # type: ignore[arg-type]
+    record = bytes((22, 3, 3)) + len(v.HRR_SERVER_HELLO).to_bytes(2, "big")
+    client.receive_data(record + v.HRR_SERVER_HELLO, RFC8448_TIME)
+    # The secrets over message_hash(CH1), HRR, CH2, SH are the trace's.
+    secrets = {line.split()[0]: bytes.fromhex(line.split()[2]) for line in lines}
+    assert secrets["CLIENT_HANDSHAKE_TRAFFIC_SECRET"] == v.HRR_CLIENT_HS_SECRET
+    assert secrets["SERVER_HANDSHAKE_TRAFFIC_SECRET"] == v.HRR_SERVER_HS_SECRET
+    assert client._state.keys.transcript.digest() == v.HRR_TRANSCRIPT_HASH  # type: ignore[union-attr]
+
+
+def test_rfc8448_hrr_server_hello_and_handshake_keys() -> None:
+    from dtlsgate.tls13.server import WaitClientHello2
+
+    server = ServerConnection(server_config(provider=HrrServerProvider()))
+    transcript = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
+    transcript.update(v.HELLO_RETRY_REQUEST)
+    hello1 = ClientHello.decode(v.HRR_CLIENT_HELLO1[4:], dtls=False)
+    server._state = WaitClientHello2(hello1, SUITE, NamedGroup.secp256r1, transcript)
+    record = bytes((22, 3, 3)) + len(v.HRR_CLIENT_HELLO2).to_bytes(2, "big")
+    server.receive_data(record + v.HRR_CLIENT_HELLO2, RFC8448_TIME)
+    out = server.data_to_send()
+    # Byte for byte: the trace's ServerHello (its random and P-256 share, our encoding).
+    sh_record = bytes((22, 3, 3, 0, len(v.HRR_SERVER_HELLO))) + v.HRR_SERVER_HELLO
+    assert out[: len(sh_record)] == sh_record
+    # Our encrypted flight opens under the trace's server handshake traffic key: the
+    # transcript through the ServerHello (message_hash first) is the trace's.
+    key, iv = KeySchedule.for_suite(suite_info(SUITE)).traffic_keys(v.HRR_SERVER_HS_SECRET)
+    reader = RecordProtection(Aead(AeadAlgorithm.AES_128_GCM, key), iv)
+    rest = out[len(sh_record) :]
+    content_type, ee = reader.open(rest[:5], rest[5 : 5 + int.from_bytes(rest[3:5], "big")])
+    assert content_type == 22 and ee[0] == 8
