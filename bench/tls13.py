@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import ssl
 import tempfile
 import time
@@ -41,6 +42,8 @@ def setup() -> tuple[ServerConfig, ClientConfig, bytes, bytes]:
         groups=(NamedGroup.x25519,),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
         cookie_jar=CookieJar(bytes(32)),
+        # Python's ssl below sends no tickets either (num_tickets = 0).
+        session_tickets=0,
     )
     client = ClientConfig(server_name="localhost", cafile=None, insecure=True)
     return server, client, cert, key
@@ -127,6 +130,46 @@ def bench_stateless(server_cfg: ServerConfig, cctx: ClientContext, n: int) -> tu
     return plain / n, stateless / n
 
 
+def timed_handshake(
+    server_cfg: ServerConfig, sctx: ServerContext, client_cfg: ClientConfig
+) -> tuple[float, ClientConnection]:
+    """Server seconds for one handshake driven by a client with ``client_cfg``."""
+    client = ClientConnection(client_cfg)
+    client.start(time.time())
+    server = ServerConnection(server_cfg, context=sctx)
+    spent = 0.0
+    for _ in range(3):
+        data = client.data_to_send()
+        if not data:
+            break
+        t = time.perf_counter()
+        server.receive_data(data, time.time())
+        out = server.data_to_send()
+        spent += time.perf_counter() - t
+        client.receive_data(out, time.time())
+    assert server.handshake_complete
+    return spent, client
+
+
+def bench_resumption(
+    server_cfg: ServerConfig, client_cfg: ClientConfig, n: int
+) -> tuple[float, float]:
+    """(server seconds per full handshake issuing a ticket, per resumed handshake)."""
+    cfg = dataclasses.replace(server_cfg, session_tickets=1)
+    sctx = ServerContext(cfg)
+    full = resumed = 0.0
+    for _ in range(n):
+        spent, client = timed_handshake(cfg, sctx, client_cfg)
+        full += spent
+        ticket = next(e.ticket for e in iter(client.next_event, None) if hasattr(e, "ticket"))
+        spent, client = timed_handshake(
+            cfg, sctx, dataclasses.replace(client_cfg, session_ticket=ticket)
+        )
+        assert client.info is not None and client.info.resumed
+        resumed += spent
+    return full / n, resumed / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--handshakes", type=int, default=300)
@@ -136,6 +179,7 @@ def main() -> None:
     ours = bench_ours(server_cfg, cctx, n)
     theirs = bench_ssl(cert, key, cctx, server_cfg, n)
     plain, stateless = bench_stateless(server_cfg, cctx, n)
+    full, resumed = bench_resumption(server_cfg, client_cfg, n)
     print(f"TLS 1.3 server handshakes, X25519 + ECDSA P-256, {n} each (server time only)")
     print(f"  dtlsgate server      {ours:8.0f} handshakes/s")
     print(f"  Python ssl (OpenSSL) {theirs:8.0f} handshakes/s")
@@ -144,6 +188,10 @@ def main() -> None:
     print(f"  plain ClientHello            {plain * 1e6:8.0f} us")
     print(f"  HRR + admit + continue       {stateless * 1e6:8.0f} us")
     print(f"  ratio stateless/plain        {stateless / plain:8.2f}")
+    print("PSK resumption, psk_dhe_ke (server time for a whole handshake)")
+    print(f"  full handshake + ticket      {full * 1e6:8.0f} us")
+    print(f"  resumed with the ticket      {resumed * 1e6:8.0f} us")
+    print(f"  ratio resumed/full           {resumed / full:8.2f}")
 
 
 if __name__ == "__main__":
