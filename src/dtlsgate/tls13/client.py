@@ -6,6 +6,11 @@ says which message may come next. The client sends its middlebox-compatibility
 ChangeCipherSpec right before its encrypted flight (RFC 8446 Appendix D.4 allows this or
 before ClientHello2), which also completes against servers that reject a CCS between the
 two hellos (OpenSSL 3.0 ``s_server -stateless``).
+
+Resumption: ``ClientConfig.session_ticket`` (a `SessionTicket` from an earlier
+connection's ``SessionTicketReceived`` event) is offered as our one PSK identity, with its
+binder (RFC 8446 §4.2.11.2), recomputed after a HelloRetryRequest; when the ServerHello
+selects it the server sends no Certificate (§2.2). We never send early data.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   TLSInnerPlaintext content type and zero padding (§5.4);
 - `StreamRecordLayer`: splits a byte stream into TLSPlaintext/TLSCiphertext records,
   enforces the size limits (§5.1, §5.2, RFC 8449), drops the middlebox-compatibility
-  ChangeCipherSpec (§5, Appendix D.4) and frames outgoing data into records;
+  ChangeCipherSpec (§5, Appendix D.4), skips rejected 0-RTT records when the handshake
+  asks it to (§4.2.10) and frames outgoing data into records;
 - `HandshakeReassembler`: handshake messages may span records or share one (§5.1).
 
 A DTLS 1.3 record layer (RFC 9147 §4) would replace `StreamRecordLayer` and drive the same

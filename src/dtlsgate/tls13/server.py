@@ -5,6 +5,13 @@ Each state holds only the data valid in it. ``TABLE[state type][message type]`` 
 handler; a message type absent from a state's row is an unexpected_message (§4, "a peer
 which receives a handshake message in an unexpected order MUST abort"). Handlers return the
 next state and the `Action`s for the record layer. The transcript is fed the bytes received.
+
+Resumption (RFC 8446 §2.2, psk_dhe_ke only): a ClientHello offering one of our tickets
+(`dtlsgate.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
+whose binder verifies is answered with pre_shared_key in the ServerHello and only
+EncryptedExtensions and Finished; any other offer is ignored (a full handshake). After the
+client's Finished the server sends ``config.session_tickets`` NewSessionTickets. 0-RTT is
+never accepted: offered early data is skipped (``MAX_EARLY_DATA_SKIP``, §4.2.10).
 """
 
 from __future__ import annotations
