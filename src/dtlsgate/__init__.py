@@ -36,6 +36,8 @@ _LAZY = {
     "TlsServerConnection": ("dtlsgate.tls13.connection", "ServerConnection"),
     "TlsClientConnection": ("dtlsgate.tls13.connection", "ClientConnection"),
     "StatelessGate": ("dtlsgate.tls13.stateless", "StatelessGate"),
+    "SessionTicket": ("dtlsgate.tls13.client", "SessionTicket"),
+    "ticket_key_from_master": ("dtlsgate.tls13.tickets", "ticket_key_from_master"),
 }
 
 
@@ -67,6 +69,7 @@ __all__ = [
     "ProtocolError",
     "Reply",
     "ServerConfig",
+    "SessionTicket",
     "StateError",
     "StatelessGate",
     "TlsClientConnection",
@@ -76,5 +79,6 @@ __all__ = [
     "connect_tls",
     "serve",
     "serve_tls",
+    "ticket_key_from_master",
 ]
 __version__ = "0.1.0"

@@ -2,7 +2,9 @@
 
 - ``await serve_tls(client_connected_cb, host, port, config)`` -> ``asyncio.Server``; the
   callback gets ``(reader, writer)`` once the handshake completed;
-- ``await connect_tls(host, port, config)`` -> ``(reader, writer)``.
+- ``await connect_tls(host, port, config)`` -> ``(reader, writer)``;
+  ``writer.get_extra_info("tls")`` is the `HandshakeInfo`, ``"session_tickets"`` the
+  tickets received so far (for ``ClientConfig(session_ticket=...)``).
 
 With ``config.stateless`` every new client first goes through the stateless
 HelloRetryRequest (`dtlsgate.tls13.stateless`): until ClientHello2 is admitted the server
@@ -25,6 +27,7 @@ from dtlsgate.tls13.connection import (
     ConnectionClosed,
     DataReceived,
     ServerConnection,
+    SessionTicketReceived,
     TlsConnection,
 )
 from dtlsgate.tls13.server import ServerContext
@@ -56,6 +59,10 @@ class _TlsTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "tls":
             return self._p.conn.info
+        if name == "session_tickets":
+            # Tickets the server sent so far, newest last (RFC 8446 §4.6.1): pass one as
+            # ``ClientConfig(session_ticket=...)`` to resume.
+            return list(self._p.tickets)
         if self._p.raw is not None:
             return self._p.raw.get_extra_info(name, default)
         return default
@@ -84,6 +91,7 @@ class _TlsProtocol(asyncio.Protocol):
         self._on_ready = on_ready
         self._on_failure = on_failure
         self._pending = b""
+        self.tickets: list[Any] = []
         self.conn: TlsConnection = None  # type: ignore[assignment]
         self.raw: asyncio.Transport | None = None
         self.reader = asyncio.StreamReader()
@@ -128,6 +136,8 @@ class _TlsProtocol(asyncio.Protocol):
                 self.reader.feed_data(event.data)
             elif isinstance(event, ConnectionClosed):
                 self.reader.feed_eof()
+            elif isinstance(event, SessionTicketReceived):
+                self.tickets.append(event.ticket)
 
     def _through_gate(self, data: bytes) -> bytes:
         assert self._gate is not None and self.raw is not None
