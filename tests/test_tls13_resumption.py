@@ -498,3 +498,22 @@ def test_rfc8448_hrr_server_hello_and_handshake_keys() -> None:
     rest = out[len(sh_record) :]
     content_type, ee = reader.open(rest[:5], rest[5 : 5 + int.from_bytes(rest[3:5], "big")])
     assert content_type == 22 and ee[0] == 8
+
+
+def test_stateless_gate_keeps_the_tickets_suite() -> None:
+    # The ticket is for AES-256-GCM-SHA384; the server prefers AES-128-GCM-SHA256: the
+    # stateless HRR must choose the ticket's suite, or the PSK's hash would not match.
+    suite = CipherSuite.TLS_AES_256_GCM_SHA384
+    scfg = server_config(stateless=True)
+    ticket = first_ticket(scfg, client_config(cipher_suites=(suite,)))
+    gate = StatelessGate(scfg)
+    client = ClientConnection(client_config(session_ticket=ticket))
+    client.start(NOW)
+    reply = gate.receive(client.data_to_send(), "peer", NOW)
+    client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
+    admit = gate.receive(client.data_to_send(), "peer", NOW)
+    assert isinstance(admit, Admit13) and admit.cipher_suite == suite
+    server = ServerConnection.from_admit(scfg, admit, NOW)
+    pump(server, client)
+    assert client.info is not None and client.info.resumed
+    assert client.info.cipher_suite == suite

@@ -48,7 +48,7 @@ from dtlsgate.tls13.handshake import (
     hello_retry_request,
 )
 from dtlsgate.tls13.record import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
-from dtlsgate.tls13.server import ServerContext, choose
+from dtlsgate.tls13.server import Choice, ServerContext, choose, find_ticket
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
@@ -206,6 +206,10 @@ class StatelessGate:
             choice = choose(self.context, hello, info)
         except ProtocolError as exc:
             return Refuse(alert_record(exc.alert), exc.alert, str(exc))
+        found = find_ticket(self.context, hello, info, now)
+        if found is not None:
+            # RFC 8446 §4.2.11: resuming needs the ticket's hash; fix its suite in the HRR.
+            choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
         # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
         requested = info.share_for(choice.group) is None
         application = b""
