@@ -517,3 +517,30 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
     pump(server, client)
     assert client.info is not None and client.info.resumed
     assert client.info.cipher_suite == suite
+
+
+def test_only_the_first_identities_are_tried() -> None:
+    from dtlsgate.tls13.handshake import client_hello_info
+    from dtlsgate.tls13.server import MAX_PSK_IDENTITIES_TRIED, ServerContext, find_ticket
+    from dtlsgate.wire.extensions import OfferedPsks, PskIdentity
+
+    scfg = server_config()
+    ticket = first_ticket(scfg)
+    ctx = ServerContext(scfg)
+    client = ClientConnection(client_config(session_ticket=ticket))
+    client.start(NOW)
+    hello = ClientHello.decode(client.data_to_send()[9:], dtls=False)
+    info = client_hello_info(hello)
+    assert info.psk is not None
+    real = info.psk.identities[0]
+    junk = PskIdentity(b"\x01" + bytes(40), 0)
+    for position, expected in [
+        (MAX_PSK_IDENTITIES_TRIED - 1, True),
+        (MAX_PSK_IDENTITIES_TRIED, False),
+    ]:
+        identities = (junk,) * position + (real,)
+        offer = OfferedPsks(identities, (bytes(32),) * len(identities))
+        found = find_ticket(ctx, hello, dataclasses.replace(info, psk=offer), NOW)
+        assert (found is not None) is expected
+        if found is not None:
+            assert found.index == position

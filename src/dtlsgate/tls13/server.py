@@ -91,6 +91,9 @@ _H = HandshakeType
 # its tickets; ours allow none, so only a client resuming a ticket from elsewhere sends
 # any). 64 KiB bounds the decryption attempts one connection can cost us.
 MAX_EARLY_DATA_SKIP = 1 << 16
+# RFC 8446 §4.2.11 lets a client offer many PSK identities; clients offer their newest
+# ticket or a few. Trying at most 4 bounds the ticket decryptions one ClientHello can cost.
+MAX_PSK_IDENTITIES_TRIED = 4
 
 
 class ServerContext:
@@ -210,7 +213,8 @@ def find_ticket(
         return None
     if PskKeyExchangeMode.psk_dhe_ke not in info.psk_modes:
         return None
-    for index, identity in enumerate(offer.identities):
+    # Each identity costs an AEAD open: only the first few are tried.
+    for index, identity in enumerate(offer.identities[:MAX_PSK_IDENTITIES_TRIED]):
         state = ctx.sealer.open(identity.identity)
         if state is None or not state.age_ok(identity.obfuscated_ticket_age, now):
             continue
