@@ -426,3 +426,17 @@ def test_our_server_serves_connections_concurrently(certs: tuple[str, str]) -> N
         out, _ = server.communicate(timeout=15)
     assert server.returncode == 0
     assert out.count(b"accepted") == 3
+
+
+def test_our_client_reports_a_bad_certificate_cleanly(
+    certs: tuple[str, str], tmp_path: pytest.TempPathFactory
+) -> None:
+    other_ca = tmp_path / "other.pem"  # type: ignore[operator]
+    other_ca.write_bytes(make_self_signed("localhost")[0])
+    with our_server(certs) as (_, port):
+        # Verifying against another CA: the handshake fails with a message, no traceback.
+        args = ["timeout", "20", *PYTHON, "connect", "--tls", f"127.0.0.1:{port}"]
+        args += ["--cafile", str(other_ca), "--servername", "localhost"]
+        out = subprocess.run(args, input=b"", capture_output=True, timeout=25)
+    assert out.returncode == 1
+    assert b"handshake failed" in out.stderr and b"Traceback" not in out.stderr

@@ -163,7 +163,11 @@ def cmd_connect_tls(args: argparse.Namespace) -> int:
         alpn_protocols=tuple(a.encode() for a in args.alpn),
         middlebox_compat=not args.no_middlebox,
     )
-    tls = connect(host, int(port), config)
+    try:
+        tls = connect(host, int(port), config)
+    except (ProtocolError, AlertReceived, OSError) as exc:
+        print(f"handshake failed: {exc}", file=sys.stderr, flush=True)
+        return 1
     info = tls.info
     assert info is not None
     print(
