@@ -72,6 +72,13 @@ class Aead:
         self.tag_length = algorithm.tag_length
         self._cipher = _make_cipher(algorithm, key)
 
+    @property
+    def primitive(self) -> _Cipher:
+        """The keyed ``cryptography`` object, for record layers that build nonces themselves
+        and call its ``encrypt``/``decrypt`` directly on their per-record hot path (its
+        ``decrypt`` raises ``InvalidTag`` where ``open`` returns None)."""
+        return self._cipher
+
     def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate: returns ciphertext || tag."""
         if len(nonce) != NONCE_LENGTH:

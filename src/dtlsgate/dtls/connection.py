@@ -112,6 +112,12 @@ class DtlsConnection:
         fatal alert) or `AlertReceived`; garbage is dropped silently."""
         if self.closed:
             return
+        if self.handshake_complete:
+            # The hot path: one application data record of the current epoch.
+            plain = self._records.open_application_data(data)
+            if plain is not None:
+                self._events.append(DataReceived(plain))
+                return
         try:
             retransmit = False
             for record in split_dtls_records(bytes(data)):
@@ -158,7 +164,9 @@ class DtlsConnection:
             raise StateError("send() before the handshake completed")
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise UsageError(f"at most {MAX_PLAINTEXT_LENGTH} bytes per record")
-        self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, bytes(data)))
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, data))
 
     def close(self) -> None:
         """Send close_notify (when the handshake got far enough) and close."""

@@ -17,10 +17,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import InvalidTag
+
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import StateError
-from dtlsgate.wire.enums import ProtocolVersion
+from dtlsgate.wire.enums import ContentType, ProtocolVersion
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
     MAX_PLAINTEXT_LENGTH,
@@ -32,6 +34,14 @@ REPLAY_WINDOW_SIZE = 64
 # RFC 6347 §4.1: sequence numbers are 48 bits; a sender must not wrap them.
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DTLS12 = ProtocolVersion.DTLS12
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
+# type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
+# RFC 6347 §4.1 in one pack (the hot path of every record sent); with the explicit nonce
+# (GCM, CCM) after it; and the AAD of RFC 6347 §4.1.2.1: epoch || sequence_number, type,
+# version, plaintext length.
+_HEADER = struct.Struct(">BHQH")
+_HEADER_EXPLICIT = struct.Struct(">BHQHQ")
+_AAD = struct.Struct(">QBHH")
 
 
 class ReplayWindow:
@@ -62,23 +72,70 @@ class ReplayWindow:
             self._mask |= 1 << (self._highest - seq)
 
 
-@dataclass(slots=True)
 class CipherState:
-    """One direction's AEAD keys for one epoch."""
+    """One direction's AEAD keys for one epoch, with what every record needs precomputed:
+    the ``cryptography`` object's bound ``encrypt``/``decrypt``, the 4-byte salt (GCM,
+    CCM) or the 12-byte IV as an integer (ChaCha20-Poly1305)."""
 
-    suite: SuiteInfo
-    aead: Aead
-    iv: bytes
+    __slots__ = ("_decrypt", "_encrypt", "_iv_int", "aead", "explicit", "iv", "suite", "tag")
 
-    def nonce(self, epoch_and_seq: bytes) -> bytes:
-        if self.suite.record_iv_length:
-            return self.iv + epoch_and_seq
-        padded = bytes(4) + epoch_and_seq
-        return bytes(a ^ b for a, b in zip(self.iv, padded, strict=True))
+    def __init__(self, suite: SuiteInfo, aead: Aead, iv: bytes) -> None:
+        self.suite = suite
+        self.aead = aead
+        self.iv = iv
+        self.explicit = suite.record_iv_length
+        self.tag = suite.tag_length
+        self._encrypt = aead.primitive.encrypt
+        self._decrypt = aead.primitive.decrypt
+        self._iv_int = int.from_bytes(iv, "big")
+
+    def nonce(self, epoch_and_seq: int, explicit: bytes = b"") -> bytes:
+        """The 12-byte nonce of the record numbered ``epoch_and_seq`` (or carrying the
+        ``explicit`` nonce part, GCM and CCM)."""
+        if self.explicit:
+            return self.iv + (explicit or epoch_and_seq.to_bytes(8, "big"))
+        return (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
 
     @property
     def overhead(self) -> int:
-        return self.suite.record_iv_length + self.suite.tag_length
+        return self.explicit + self.tag
+
+    def seal_record(
+        self, content_type: int, version: int, epoch_and_seq: int, data: bytes
+    ) -> bytes:
+        """The whole protected record: header, explicit nonce (GCM, CCM), ciphertext, tag."""
+        aad = _AAD.pack(epoch_and_seq, content_type, version, len(data))
+        if self.explicit:
+            # The explicit nonce is epoch || sequence_number, as in the header.
+            nonce = self.iv + epoch_and_seq.to_bytes(8, "big")
+            sealed = self._encrypt(nonce, data, aad)
+            length = len(sealed) + 8
+            return (
+                _HEADER_EXPLICIT.pack(content_type, version, epoch_and_seq, length, epoch_and_seq)
+                + sealed
+            )
+        sealed = self._encrypt((self._iv_int ^ epoch_and_seq).to_bytes(12, "big"), data, aad)
+        return _HEADER.pack(content_type, version, epoch_and_seq, len(sealed)) + sealed
+
+    def open_fragment(
+        self, content_type: int, version: int, epoch_and_seq: int, record: bytes, start: int
+    ) -> bytes | None:
+        """The plaintext of the protected fragment ``record[start:]``, or None when it does
+        not authenticate."""
+        explicit = self.explicit
+        plain_length = len(record) - start - explicit - self.tag
+        if plain_length < 0:
+            return None
+        aad = _AAD.pack(epoch_and_seq, content_type, version, plain_length)
+        if explicit:
+            nonce = self.iv + record[start : start + explicit]
+            start += explicit
+        else:
+            nonce = (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
+        try:
+            return self._decrypt(nonce, record[start:], aad)
+        except InvalidTag:
+            return None
 
 
 @dataclass(slots=True)
@@ -106,6 +163,9 @@ class RecordLayer:
         self._write_seq: dict[int, int] = {0: first_write_sequence}
         self._read: dict[int, _ReadEpoch] = {0: _ReadEpoch(None)}
         self.version = DTLS12
+        # The newest epoch with read keys, for open_application_data.
+        self._fast_epoch = -1
+        self._fast_state: _ReadEpoch | None = None
 
     # --- writing --------------------------------------------------------------------------
 
@@ -130,18 +190,46 @@ class RecordLayer:
         cipher = self._write_cipher[epoch]
         if cipher is None:
             return _record(content_type, self.version, epoch, seq, data)
-        epoch_and_seq = ((epoch << 48) | seq).to_bytes(8, "big")
-        aad = epoch_and_seq + bytes((content_type,)) + _u16(self.version) + _u16(len(data))
-        sealed = cipher.aead.seal(cipher.nonce(epoch_and_seq), data, aad)
-        if cipher.suite.record_iv_length:
-            sealed = epoch_and_seq + sealed
-        return _record(content_type, self.version, epoch, seq, sealed)
+        if len(data) > MAX_PLAINTEXT_LENGTH:
+            raise StateError("record content longer than 2^14 bytes")
+        return cipher.seal_record(content_type, self.version, (epoch << 48) | seq, data)
 
     # --- reading --------------------------------------------------------------------------
 
     def install_read(self, epoch: int, cipher: CipherState) -> None:
         if epoch not in self._read:
-            self._read[epoch] = _ReadEpoch(cipher)
+            self._read[epoch] = state = _ReadEpoch(cipher)
+            self._fast_epoch, self._fast_state = epoch, state
+
+    def open_application_data(self, datagram: bytes) -> bytes | None:
+        """The per-record hot path: when ``datagram`` is exactly one application data record
+        of the newest read epoch that authenticates and is not a replay, its plaintext
+        (the record is marked seen). None otherwise: the caller then takes the general path
+        (``split_dtls_records`` and ``open``), which applies the same checks and drops."""
+        state = self._fast_state
+        if state is None or len(datagram) < DTLS_RECORD_HEADER_LENGTH:
+            return None
+        content_type, version, epoch_and_seq, length = _HEADER.unpack_from(datagram)
+        if (
+            content_type != _APPLICATION_DATA
+            or version != self.version
+            or epoch_and_seq >> 48 != self._fast_epoch
+            or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH
+        ):
+            return None
+        seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
+        window = state.window
+        if window.is_replay(seq):
+            return None
+        cipher = state.cipher
+        assert cipher is not None  # an installed read epoch > 0 has keys
+        data = cipher.open_fragment(
+            content_type, version, epoch_and_seq, datagram, DTLS_RECORD_HEADER_LENGTH
+        )
+        if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
+            return None
+        window.mark(seq)
+        return data
 
     def knows_epoch(self, epoch: int) -> bool:
         return epoch in self._read
@@ -174,28 +262,8 @@ class RecordLayer:
     def _decrypt(
         self, cipher: CipherState, header: DtlsRecordHeader, fragment: bytes
     ) -> bytes | None:
-        explicit = cipher.suite.record_iv_length
-        plain_length = len(fragment) - explicit - cipher.suite.tag_length
-        if plain_length < 0:
-            return None
-        epoch_and_seq = ((header.epoch << 48) | header.sequence_number).to_bytes(8, "big")
-        nonce_part = fragment[:explicit] if explicit else epoch_and_seq
-        aad = (
-            epoch_and_seq
-            + bytes((header.content_type,))
-            + _u16(header.version)
-            + _u16(plain_length)
-        )
-        return cipher.aead.open(cipher.nonce(nonce_part), fragment[explicit:], aad)
-
-
-def _u16(value: int) -> bytes:
-    return value.to_bytes(2, "big")
-
-
-# type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
-# RFC 6347 §4.1 in one pack (the hot path of every record sent).
-_HEADER = struct.Struct(">BHQH")
+        epoch_and_seq = (header.epoch << 48) | header.sequence_number
+        return cipher.open_fragment(header.content_type, header.version, epoch_and_seq, fragment, 0)
 
 
 def _record(content_type: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:
