@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from cryptography import x509
@@ -334,6 +335,13 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+@lru_cache(maxsize=32)
+def _certificate_body(chain: tuple[x509.Certificate, ...]) -> bytes:
+    """The Certificate message body for a configured chain: the same for every handshake
+    of a config, so encoded once (keyed by the certificates themselves)."""
+    return Certificate12(tuple(_der(c) for c in chain)).encode()
+
+
 def _check_finished(expected: bytes, message: HandshakeMessage) -> None:
     received = Finished.decode(message.body).verify_data
     if not constant_time_equal(expected, received):
@@ -391,8 +399,7 @@ class ServerHandshake(_Handshake):
         )
         self.send(HT.SERVER_HELLO, self._server_hello(choice, server_random).encode())
         if choice.suite.uses_certificate:
-            chain = tuple(_der(c) for c in self.config.certificate_chain)
-            self.send(HT.CERTIFICATE, Certificate12(chain).encode())
+            self.send(HT.CERTIFICATE, _certificate_body(tuple(self.config.certificate_chain)))
         key_share = self._send_server_key_exchange(choice, session)
         request = choice.suite.uses_certificate and self.config.verify_client != "none"
         if request:

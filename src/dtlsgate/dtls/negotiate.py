@@ -8,6 +8,7 @@ Kept apart from the state machines so each handler stays short: a server handler
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -119,15 +120,18 @@ def _client_groups(hello: ClientHello) -> tuple[int, ...]:
     return (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
 
 
+@lru_cache(maxsize=32)
+def _usable_schemes(key: object, preferred: tuple[int, ...]) -> tuple[int, ...]:
+    """Our preferred schemes that ``key`` can sign with: per config, not per handshake."""
+    usable = set(schemes_for_key(key))  # type: ignore[arg-type]
+    return tuple(s for s in preferred if s in usable)
+
+
 def _pick_scheme(config: ServerConfig, hello: ClientHello) -> SignatureScheme | None:
     key = config.private_key
     if key is None:
         return None
-    ours = [
-        s
-        for s in (config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
-        if s in set(schemes_for_key(key))
-    ]
+    ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
     data = hello.get(ExtensionType.signature_algorithms)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.

@@ -7,10 +7,13 @@ message as if it were sent unfragmented (fragment_offset 0, fragment_length = le
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
-from dtlsgate.errors import DecodeError
+from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
+
+_DTLS_HEADER = struct.Struct(">IHHI")
 
 TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
@@ -69,10 +72,22 @@ def encode_dtls_handshake(
     form that enters the transcript. ``body`` is the fragment's bytes; ``total_length``
     the whole message's length when ``body`` is only part of it."""
     length = len(body) if total_length is None else total_length
-    return (
-        DtlsHandshakeHeader(msg_type, length, message_seq, fragment_offset, len(body)).encode()
-        + body
+    if not (0 <= msg_type <= 0xFF and 0 <= message_seq <= 0xFFFF):
+        raise UsageError("msg_type or message_seq out of range")
+    if not (0 <= length <= 0xFFFFFF and 0 <= fragment_offset <= 0xFFFFFF):
+        raise UsageError("handshake length or fragment_offset out of range")
+    if len(body) > 0xFFFFFF:
+        raise UsageError("handshake fragment longer than 2^24 - 1 bytes")
+    # One pack of the 12-byte header (every message sent and received goes through here):
+    # type || length (u24), message_seq (u16), fragment_offset (u24) || fragment_length (u24).
+    offset_and_length = (fragment_offset << 24) | len(body)
+    header = _DTLS_HEADER.pack(
+        (msg_type << 24) | length,
+        message_seq,
+        offset_and_length >> 32,
+        offset_and_length & 0xFFFFFFFF,
     )
+    return header + body
 
 
 def decode_dtls_handshake_fragments(fragment: bytes) -> list[tuple[DtlsHandshakeHeader, bytes]]:

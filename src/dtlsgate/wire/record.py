@@ -6,6 +6,7 @@ Only framing lives here: splitting a datagram or a stream into records. Protecti
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ DTLS_RECORD_HEADER_LENGTH = 13
 # garbage for a datagram.
 MAX_PLAINTEXT_LENGTH = 1 << 14
 MAX_CIPHERTEXT_LENGTH = MAX_PLAINTEXT_LENGTH + 256
+# DTLSPlaintext header (RFC 6347 §4.1): type, version, epoch, sequence_number (u48 as
+# u16 || u32), length; unpacked at once on every record received.
+_DTLS_HEADER = struct.Struct(">BHHHIH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +105,14 @@ def split_dtls_records(datagram: bytes) -> Iterator[DtlsRecord]:
     """The DTLSPlaintext records of one datagram (RFC 6347 §4.1.1: several records
     may share a datagram, none may span two). Stops at the first record that does not
     fit: the rest of the datagram is garbage and is dropped by the caller's rules."""
-    r = Reader(datagram)
-    while r.remaining() >= DTLS_RECORD_HEADER_LENGTH:
-        try:
-            header = DtlsRecordHeader.decode(r)
-            fragment = r.read(header.length)
-        except DecodeError:
+    pos, end = 0, len(datagram)
+    while end - pos >= DTLS_RECORD_HEADER_LENGTH:
+        content_type, version, epoch, seq_high, seq_low, length = _DTLS_HEADER.unpack_from(
+            datagram, pos
+        )
+        start = pos + DTLS_RECORD_HEADER_LENGTH
+        pos = start + length
+        if length > MAX_CIPHERTEXT_LENGTH or pos > end:
             return
-        yield DtlsRecord(header, fragment)
+        header = DtlsRecordHeader(content_type, version, epoch, (seq_high << 32) | seq_low, length)
+        yield DtlsRecord(header, bytes(datagram[start:pos]))
