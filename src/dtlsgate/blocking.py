@@ -2,8 +2,9 @@
 
 ``DtlsSocket`` drives a sans-I/O connection with blocking reads: ``do_handshake()``,
 ``send(data)``, ``recv()`` (one record's data; b"" once the peer closed), ``close()``.
-Server-side sockets come from ``Listener.accept()`` and share the listener's UDP socket:
-datagrams of other peers read while waiting are handed to the listener, which routes them.
+Server-side sockets come from ``Listener.accept()`` and share the listener's UDP socket
+(datagrams of other peers read while waiting are handed to the listener, which routes
+them) or own a UDP socket connected to their peer (``accept(..., connected_socket=True)``).
 Client sockets come from ``connect(host, port, config)`` and own a connected UDP socket.
 This module and the other adapters are the only code that reads clocks and sockets.
 """
@@ -71,6 +72,9 @@ class DtlsSocket:
         self.peer = peer
         self._listener = listener
         self._clock = clock
+        # Shared: the listener's unconnected socket (sendto/recvfrom, other peers' datagrams
+        # handed back to it). Otherwise a socket connected to the peer, ours to close.
+        self._shared = listener is not None and sock is listener.sock
         self._inbox: deque[bytes] = deque()
         self._data: deque[bytes] = deque()
         self._closed_by_peer = False
@@ -81,7 +85,7 @@ class DtlsSocket:
     def _flush(self) -> None:
         for datagram, _ in self.connection.datagrams_to_send():
             with suppress(BlockingIOError, InterruptedError):
-                if self._listener is None:
+                if not self._shared:
                     self.sock.send(datagram)
                 else:
                     self.sock.sendto(datagram, self.peer)  # type: ignore[call-overload]
@@ -127,7 +131,7 @@ class DtlsSocket:
 
     def _read_socket(self) -> None:
         try:
-            if self._listener is None:
+            if not self._shared:
                 data = self.sock.recv(MAX_DATAGRAM)
                 self.connection.receive(data, self.peer, self._clock())
                 return
@@ -136,7 +140,7 @@ class DtlsSocket:
             return
         if peer == self.peer:
             self.connection.receive(data, peer, self._clock())
-        else:
+        elif self._listener is not None:
             self._listener._dispatch(data, peer)
 
     # --- the public calls -------------------------------------------------------------------
@@ -177,7 +181,7 @@ class DtlsSocket:
         self._flush()
         if self._listener is not None:
             self._listener._forget(self.peer)
-        else:
+        if not self._shared:
             self.sock.close()
 
     def __enter__(self) -> DtlsSocket:

@@ -108,19 +108,37 @@ class Listener:
             if admitted is not None:
                 return admitted
 
-    def accept(self, peer: Hashable, admit: Admit, *, timeout: float | None = 30.0) -> DtlsSocket:
+    def accept(
+        self,
+        peer: Hashable,
+        admit: Admit,
+        *,
+        timeout: float | None = 30.0,
+        connected_socket: bool = False,
+    ) -> DtlsSocket:
         """Continue the handshake of an admitted peer (OpenSSL's ``SSL_accept`` after
-        ``DTLSv1_listen``) on the listener's socket; returns the connected `DtlsSocket`.
-        Datagrams from this peer go to it from now on; ``timeout=None`` returns before the
-        handshake runs (call ``do_handshake()``)."""
+        ``DTLSv1_listen``); returns the `DtlsSocket`. ``timeout=None`` returns before the
+        handshake runs (call ``do_handshake()``).
+
+        By default the connection shares the listener's socket: datagrams from this peer
+        go to it from now on. With ``connected_socket=True`` it gets a UDP socket of its
+        own (OpenSSL's pattern after ``DTLSv1_listen``): bound to the listener's address
+        with SO_REUSEADDR (also set on the listener's socket) and SO_REUSEPORT, and
+        connect()ed to the peer, so the kernel hands it this peer's datagrams; the
+        `DtlsSocket` closes it on ``close()``."""
         from dtlsgate.blocking import DtlsSocket, keylog_writer
         from dtlsgate.dtls import DtlsServerConnection
 
         conn = DtlsServerConnection(
             admit, self.config, keylog=keylog_writer(self.config.keylog_file)
         )
-        dtls = DtlsSocket(conn, self.sock, peer, listener=self, clock=self._clock)
+        sock = self._connected_socket(peer) if connected_socket else self.sock
+        dtls = DtlsSocket(conn, sock, peer, listener=self, clock=self._clock)
+        # Also with a socket of its own: this peer's datagrams already queued on the
+        # listener's socket (a retransmitted ClientHello) reach it, not the gate.
         self._routes[peer] = dtls
+        if sock is not self.sock:
+            self._drain(sock, dtls)
         try:
             conn.start(self._clock())
             if timeout is not None:
@@ -128,8 +146,48 @@ class Listener:
         except BaseException:
             dtls._flush()
             self._forget(peer)
+            if sock is not self.sock:
+                sock.close()
             raise
         return dtls
+
+    def _connected_socket(self, peer: Hashable) -> socket.socket:
+        listening = self.sock
+        if peer is None:
+            raise UsageError("a connected socket needs the peer's address")
+        # Linux lets a second UDP socket bind the same address when both sockets have
+        # SO_REUSEADDR (checked at the second bind, so setting it now on ours suffices);
+        # SO_REUSEPORT joins a --workers group. A connected socket then wins the lookup
+        # for its peer's datagrams.
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock = socket.socket(listening.family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                with suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(listening.getsockname())
+            sock.connect(peer)  # type: ignore[arg-type]
+        except OSError as exc:
+            sock.close()
+            raise UsageError(f"cannot create a connected socket for {peer!r}: {exc}") from exc
+        return sock
+
+    def _drain(self, sock: socket.socket, dtls: DtlsSocket) -> None:
+        """Datagrams the new socket received between bind() and connect() may be other
+        peers': route or judge them like the listener would."""
+        sock.setblocking(False)
+        try:
+            for _ in range(LISTEN_BATCH * 32):
+                data, src = sock.recvfrom(MAX_DATAGRAM)
+                if src == dtls.peer:
+                    dtls._feed(data)
+                else:
+                    self._dispatch(data, src)
+        except (BlockingIOError, InterruptedError, ConnectionRefusedError):
+            pass
+        finally:
+            sock.setblocking(True)
 
     def _dispatch(self, datagram: bytes, peer: Hashable) -> None:
         """A datagram a `DtlsSocket` read for another peer: route it or judge it."""
