@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 
+import pytest
 from dtls12_pair import credentials
 
 from dtlsgate import aio
@@ -67,3 +69,30 @@ def test_peer_close_notify_ends_the_handler() -> None:
             return reply
 
     assert asyncio.run(main()) == b"echo:x"
+
+
+def test_many_peers_on_uvloop_through_aio_run() -> None:
+    """``aio.run`` (what the CLI uses) runs on uvloop when it is installed; `make test`
+    installs it (extra [fast]), so the uvloop datagram path is exercised too."""
+    if importlib.util.find_spec("uvloop") is None:
+        pytest.skip("uvloop is not installed (make test installs the [fast] extra)")
+
+    async def main() -> tuple[str, list[bytes]]:
+        loop_module = type(asyncio.get_running_loop()).__module__
+        server_config, client_config = configs()
+        async with await aio.serve(echo, "127.0.0.1", 0, server_config) as server:
+            host, port = server.address
+
+            async def one(i: int) -> bytes:
+                stream = await aio.connect(host, port, client_config, timeout=20)
+                try:
+                    stream.send(b"uv %d" % i)
+                    return await asyncio.wait_for(stream.recv(), 10)
+                finally:
+                    stream.close()
+
+            return loop_module, list(await asyncio.gather(*(one(i) for i in range(8))))
+
+    loop_module, replies = aio.run(asyncio.wait_for(main(), 60))
+    assert loop_module.startswith("uvloop")
+    assert replies == [b"echo:uv %d" % i for i in range(8)]
