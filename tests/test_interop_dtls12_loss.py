@@ -70,6 +70,15 @@ class AioEchoServer:
         self.thread.join(10)
 
 
+def check_impairment(proxy: LossyProxy) -> None:
+    """The link really was as bad as announced (20% drop, 10% duplicate, 30% reorder of
+    the handshake datagrams), give or take sampling noise."""
+    stats = proxy.stats
+    assert stats.impaired > 300
+    assert 0.15 <= stats.dropped / stats.impaired <= 0.25
+    assert stats.duplicated and stats.reordered / stats.impaired >= 0.15
+
+
 def openssl_echo(port: int, i: int) -> str:
     line = f"message {i} " + "x" * (i % 50)
     args = [
@@ -104,7 +113,7 @@ def test_openssl_clients_through_a_lossy_proxy(tmp_path: Path) -> None:
     ):
         results = list(pool.map(lambda i: openssl_echo(proxy.port, i), range(HANDSHAKES)))
     assert results == ["ok"] * HANDSHAKES
-    assert proxy.stats.dropped and proxy.stats.duplicated and proxy.stats.reordered
+    check_impairment(proxy)
 
 
 def gnutls_echo(port: int, cafile: Path, i: int) -> str:
@@ -136,4 +145,4 @@ def test_gnutls_clients_through_a_lossy_proxy(tmp_path: Path) -> None:
     ):
         results = list(pool.map(lambda i: gnutls_echo(proxy.port, cert, i), range(HANDSHAKES)))
     assert results == ["ok"] * HANDSHAKES
-    assert proxy.stats.dropped and proxy.stats.duplicated and proxy.stats.reordered
+    check_impairment(proxy)

@@ -4,6 +4,13 @@ Each client address gets its own upstream socket, so the server sees one peer pe
 Handshake and ChangeCipherSpec records (content types 22 and 20) are dropped, duplicated and
 delayed (reordered) with the given probabilities; application data and alerts pass
 untouched, because DTLS does not retransmit them (RFC 6347 §4.2.4 covers flights only).
+Loss comes in bursts of at most one datagram per client and direction: after a drop, the next
+datagram of that flow passes. Independent drops sink a few percent of handshakes with any
+server, because the peers' retransmission budgets are finite: a capture here showed
+`gnutls-cli` sending its ClientHello at 0, 1, 4, 10 and 22 s, every copy or answer lost, then
+giving up at 46 s. With bounded bursts the average loss is still ``loss`` (the drop
+probability after a passed datagram is raised to keep it so) and every handshake fits in the
+peers' budgets; ``Stats`` counts what really happened.
 ``dup_downstream=False`` duplicates only what goes to the server: OpenSSL 3.0's s_client
 itself stalls after duplicated datagrams (measured here: 0 of 8 `s_client` lines reached an
 `openssl s_server` through this proxy at 100% duplication, 3 of 3 without).
@@ -25,6 +32,7 @@ REORDER_DELAY = 0.03
 
 @dataclass
 class Stats:
+    impaired: int = 0  # handshake and ChangeCipherSpec datagrams subject to impairment
     forwarded: int = 0
     dropped: int = 0
     duplicated: int = 0
@@ -50,6 +58,11 @@ class LossyProxy:
         self._down: dict[socket.socket, tuple[str, int]] = {}
         self._held: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
         self._count = 0
+        # Flows (client address, direction) whose last impaired datagram was dropped.
+        self._just_dropped: set[tuple[object, bool]] = set()
+        # P(drop | previous passed) = q gives a stationary drop rate q / (1 + q); solve for
+        # q so that the rate is ``loss``.
+        self._drop_after_pass = self.loss / (1 - self.loss) if self.loss < 1 else 1.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -71,7 +84,12 @@ class LossyProxy:
             self.stats.forwarded += 1
             return
         rng = self.rng
-        if rng.random() < self.loss:
+        self.stats.impaired += 1
+        flow = (to if downstream else self._down[out], downstream)
+        if flow in self._just_dropped:
+            self._just_dropped.discard(flow)
+        elif rng.random() < self._drop_after_pass:
+            self._just_dropped.add(flow)
             self.stats.dropped += 1
             return
         duplicate = rng.random() < self.dup and (self.dup_downstream or not downstream)
