@@ -61,3 +61,55 @@ def test_resumption_over_asyncio() -> None:
         return resumed[0], resumed[1]
 
     assert asyncio.run(asyncio.wait_for(main(), 20)) == (False, True)
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+def test_silent_client_is_dropped_after_the_handshake_timeout(stateless: bool) -> None:
+    """A peer that connects and sends nothing (or half a ClientHello) does not hold its
+    connection forever: the server closes it after ``handshake_timeout``."""
+
+    async def main() -> tuple[list[str], bytes, bytes]:
+        failures: list[str] = []
+        server = await serve_tls(
+            lambda r, w: None,
+            "127.0.0.1",
+            0,
+            server_config(stateless=stateless),
+            on_handshake_failure=lambda exc: failures.append(type(exc).__name__),
+            handshake_timeout=0.3,
+        )
+        port = server.sockets[0].getsockname()[1]
+        silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", port)
+        partial_reader, partial_writer = await asyncio.open_connection("127.0.0.1", port)
+        partial_writer.write(
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+        )  # a ClientHello begins
+        await partial_writer.drain()
+        silent = await asyncio.wait_for(silent_reader.read(), 5)  # b"" once the server closed
+        partial = await asyncio.wait_for(partial_reader.read(), 5)
+        silent_writer.close()
+        partial_writer.close()
+        server.close()
+        await server.wait_closed()
+        return failures, silent, partial
+
+    failures, silent, partial = asyncio.run(asyncio.wait_for(main(), 20))
+    assert failures == ["TimeoutError", "TimeoutError"]
+    assert silent == b"" and partial == b""
+
+
+def test_client_gives_up_on_a_silent_server() -> None:
+    async def main() -> None:
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(TimeoutError):
+                await connect_tls("127.0.0.1", port, client_config(), handshake_timeout=0.3)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(main(), 20))

@@ -33,6 +33,11 @@ from dtlsgate.tls13.connection import (
 from dtlsgate.tls13.server import ServerContext
 from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
 
+# A peer that connects and never completes its handshake would hold its connection (and, in
+# stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link;
+# both serve_tls and connect_tls take ``handshake_timeout`` (None: wait forever).
+HANDSHAKE_TIMEOUT = 30.0
+
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
 
@@ -85,8 +90,11 @@ class _TlsProtocol(asyncio.Protocol):
         gate: StatelessGate | None,
         on_ready: Callable[[_TlsProtocol], None],
         on_failure: Callable[[BaseException], None] | None = None,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
     ) -> None:
         self._make = make
+        self._handshake_timeout = handshake_timeout
+        self._deadline: asyncio.TimerHandle | None = None
         self._gate = gate
         self._on_ready = on_ready
         self._on_failure = on_failure
@@ -102,6 +110,10 @@ class _TlsProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
+        if self._handshake_timeout is not None:
+            self._deadline = asyncio.get_running_loop().call_later(
+                self._handshake_timeout, self._handshake_timed_out
+            )
         made = self._make()
         if made is not None:
             self.conn = made
@@ -130,6 +142,7 @@ class _TlsProtocol(asyncio.Protocol):
             self.stream_protocol.connection_made(self.tls_transport)
             if not self.ready.done():
                 self.ready.set_result(None)
+            self._cancel_deadline()
             self._on_ready(self)
         while (event := self.conn.next_event()) is not None:
             if isinstance(event, DataReceived):
@@ -164,8 +177,19 @@ class _TlsProtocol(asyncio.Protocol):
         self._pending = b""
         return b""
 
+    def _handshake_timed_out(self) -> None:
+        self._deadline = None
+        if not self.ready.done():
+            self._fail(TimeoutError("the TLS handshake did not complete in time"))
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
     def _handshake_failed(self, exc: BaseException) -> None:
         """The handshake did not complete: settle ``ready`` and tell the server, once."""
+        self._cancel_deadline()
         if self.ready.done():
             return
         self.ready.set_exception(exc)
@@ -208,11 +232,13 @@ async def serve_tls(
     config: ServerConfig,
     *,
     on_handshake_failure: Callable[[BaseException], None] | None = None,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection.
     ``on_handshake_failure(exc)`` is called for each connection whose handshake did not
-    complete (a protocol error, a refused ClientHello, the peer leaving)."""
+    complete (a protocol error, a refused ClientHello, the peer leaving, or
+    ``handshake_timeout`` seconds passing first: the connection is then closed)."""
     loop = asyncio.get_running_loop()
     context = ServerContext(config)
     gate = StatelessGate(config, context=context) if config.stateless else None
@@ -234,15 +260,21 @@ async def serve_tls(
                 return None
             return ServerConnection(config, context=context, keylog=keylog)
 
-        return _TlsProtocol(make, gate, ready, on_handshake_failure)
+        return _TlsProtocol(make, gate, ready, on_handshake_failure, handshake_timeout)
 
     return await loop.create_server(factory, host, port, **kwargs)
 
 
 async def connect_tls(
-    host: str, port: int, config: ClientConfig, **kwargs: Any
+    host: str,
+    port: int,
+    config: ClientConfig,
+    *,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    **kwargs: Any,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like ``asyncio.open_connection``; returns once the TLS 1.3 handshake completed."""
+    """Like ``asyncio.open_connection``; returns once the TLS 1.3 handshake completed
+    (raises ``TimeoutError`` when it did not within ``handshake_timeout`` seconds)."""
     loop = asyncio.get_running_loop()
 
     def make() -> TlsConnection:
@@ -251,7 +283,10 @@ async def connect_tls(
         return conn
 
     _, protocol = await loop.create_connection(
-        lambda: _TlsProtocol(make, None, lambda p: None), host, port, **kwargs
+        lambda: _TlsProtocol(make, None, lambda p: None, None, handshake_timeout),
+        host,
+        port,
+        **kwargs,
     )
     await protocol.ready
     return protocol.reader, _writer(protocol)
