@@ -32,6 +32,13 @@ def check_record_size_limit(limit: int) -> None:
         raise UsageError("record_size_limit must be between 64 and 16385")
 
 
+def _load_identity(certfile: str | bytes, keyfile: str | bytes | None) -> tuple[list[Any], Any]:
+    from dtlsgate.crypto.certs import load_identity
+
+    identity = load_identity(certfile, certfile if keyfile is None else keyfile)
+    return list(identity.chain), identity.private_key
+
+
 def _default_provider() -> CryptoProvider:
     from dtlsgate.crypto import DefaultProvider
 
@@ -117,6 +124,13 @@ class ServerConfig:
         if not 0 < self.ticket_lifetime <= 604800:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
 
+    def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
+        """Load a PEM certificate chain (leaf first) and its private key, like
+        ``ssl.SSLContext.load_cert_chain``; each argument is a path or PEM bytes. Without
+        ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
+        key that does not match the certificate."""
+        self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
+
 
 @dataclass
 class ClientConfig:
@@ -154,3 +168,10 @@ class ClientConfig:
             raise UsageError("give both psk and psk_identity, or neither")
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
+
+    def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
+        """Load the client certificate: a PEM chain (leaf first) and its private key, like
+        ``ssl.SSLContext.load_cert_chain``; each argument is a path or PEM bytes. Without
+        ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
+        key that does not match the certificate."""
+        self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
