@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -24,12 +23,7 @@ from dtlsgate.crypto.signatures import verify as _verify
 from dtlsgate.errors import UsageError
 from dtlsgate.wire.enums import NamedGroup, SignatureScheme
 
-__all__ = ["AEAD_CACHE_SIZE", "CryptoProvider", "DefaultProvider", "DeterministicProvider"]
-
-#: Keyed AEAD objects kept per provider. A connection uses at most a few epochs' keys at a
-#: time (RFC 9147 §4.2.1 keeps old epochs briefly for reordering); 256 covers many
-#: connections while bounding the key material held in memory.
-AEAD_CACHE_SIZE = 256
+__all__ = ["CryptoProvider", "DefaultProvider", "DeterministicProvider"]
 
 
 @runtime_checkable
@@ -74,10 +68,6 @@ class DefaultProvider:
 
     supported_groups: tuple[NamedGroup, ...] = SUPPORTED_GROUPS
 
-    def __init__(self, aead_cache_size: int = AEAD_CACHE_SIZE) -> None:
-        self._aead_cache: OrderedDict[tuple[AeadAlgorithm, bytes], Aead] = OrderedDict()
-        self._aead_cache_size = aead_cache_size
-
     def random(self, n: int) -> bytes:
         """``n`` bytes from the operating system's CSPRNG."""
         if n < 0:
@@ -85,17 +75,9 @@ class DefaultProvider:
         return os.urandom(n)
 
     def aead(self, algorithm: AeadAlgorithm, key: bytes) -> Aead:
-        """A keyed AEAD, reused while it stays in the per-provider LRU cache."""
-        cache_key = (algorithm, key)
-        cached = self._aead_cache.get(cache_key)
-        if cached is not None:
-            self._aead_cache.move_to_end(cache_key)
-            return cached
-        instance = Aead(algorithm, key)
-        self._aead_cache[cache_key] = instance
-        if len(self._aead_cache) > self._aead_cache_size:
-            self._aead_cache.popitem(last=False)
-        return instance
+        """A keyed AEAD. Record layers create one per epoch and direction and keep it, so
+        nothing is cached here: a cache would keep finished connections' keys alive."""
+        return Aead(algorithm, key)
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
         """A fresh key pair from ``cryptography``'s generator."""
@@ -135,8 +117,7 @@ class DeterministicProvider(DefaultProvider):
     """For tests: ``random`` is SHA-256(seed || counter) blocks, key shares come from it, and
     ECDSA uses RFC 6979 nonces. RSA-PSS salts stay random (``cryptography`` draws them)."""
 
-    def __init__(self, seed: bytes | int | str = 0, aead_cache_size: int = AEAD_CACHE_SIZE):
-        super().__init__(aead_cache_size)
+    def __init__(self, seed: bytes | int | str = 0) -> None:
         if isinstance(seed, int):
             seed = seed.to_bytes(8, "big", signed=True)
         elif isinstance(seed, str):
