@@ -13,6 +13,7 @@ command -v autoconf >/dev/null 2>&1 || missing="$missing autoconf"
 command -v automake >/dev/null 2>&1 || missing="$missing automake"
 command -v libtoolize >/dev/null 2>&1 || missing="$missing libtool"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v ss >/dev/null 2>&1 || missing="$missing iproute2"
 if [ -n "$missing" ]; then
     echo "install-peers: installing$missing" >&2
     sudo_cmd=""
