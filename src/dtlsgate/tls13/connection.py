@@ -27,6 +27,7 @@ from dtlsgate.errors import (
     ProtocolError,
     StateError,
     UnexpectedMessage,
+    UsageError,
 )
 from dtlsgate.tls13 import client as _client
 from dtlsgate.tls13 import server as _server
@@ -116,10 +117,16 @@ class TlsConnection:
         """Process bytes from the peer; events become available from ``next_event``."""
         if self.closed:
             raise StateError("connection is closed")
+        if self.peer_closed:
+            # RFC 8446 §6.1: "Any data received after a closure alert has been received MUST
+            # be ignored." Not buffered either: a peer could otherwise grow it forever.
+            return
         self._records.feed(data)
         try:
             while not self.peer_closed and (record := self._records.next_record()) is not None:
                 self._on_record(record.content_type, record.fragment, now)
+            if self.peer_closed:
+                self._records.discard()
         except ProtocolError as exc:
             self._fail(exc.alert)
             raise
@@ -136,8 +143,10 @@ class TlsConnection:
         """Queue application data (RFC 8446 §5.1: after the handshake)."""
         if self.closed or not self.handshake_complete:
             raise StateError("send() needs a completed, open connection")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise UsageError(f"send() takes bytes, not {type(data).__name__}")
         if data:
-            self._out += self._records.encode(ContentType.APPLICATION_DATA, data)
+            self._out += self._records.encode(ContentType.APPLICATION_DATA, bytes(data))
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3) and switch our sending key."""
@@ -155,6 +164,10 @@ class TlsConnection:
     # -- internals --------------------------------------------------------------------------
 
     def _on_record(self, content_type: int, fragment: bytes, now: float) -> None:
+        # RFC 8446 §5.1: "if a handshake message is split over two or more records, there
+        # MUST NOT be any other records between them."
+        if content_type != ContentType.HANDSHAKE and self._reassembler.pending:
+            raise UnexpectedMessage("record interleaved with a fragmented handshake message")
         if content_type == ContentType.HANDSHAKE:
             self._reassembler.feed(fragment)
             while (msg := self._reassembler.next_message()) is not None:
@@ -163,9 +176,11 @@ class TlsConnection:
             self._on_alert(fragment)
         else:
             # RFC 8446 §5.1 / §2: application data only once the handshake is complete.
-            if not self.handshake_complete or self._reassembler.pending:
+            if not self.handshake_complete:
                 raise UnexpectedMessage("application data before the handshake completed")
             if fragment:
+                if isinstance(self._state, Connected):
+                    self._state.peer_key_updates = 0
                 self._events.append(DataReceived(fragment))
 
     def _on_message(self, msg_type: int, body: bytes, raw: bytes, now: float) -> None:

@@ -11,9 +11,17 @@ from typing import Any
 
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.errors import UnexpectedMessage
 from dtlsgate.tls13.handshake import Actions, AppSecrets, InstallKey, SendMessage, message
 from dtlsgate.wire.enums import HandshakeType, KeyUpdateRequest
 from dtlsgate.wire.messages13 import KeyUpdate
+
+# RFC 8446 §4.6.3 puts no bound on KeyUpdates, and each one with update_requested makes us
+# derive two keys and send a KeyUpdate back, whether or not the peer reads it. A peer
+# rotating its key on a timer while idle sends a few; 32 requests in a row with no
+# application data between them (BoringSSL's limit for KeyUpdates too) is a flood, refused
+# with unexpected_message. Updates that request nothing cost no answer and are not counted.
+MAX_KEY_UPDATES_WITHOUT_DATA = 32
 
 
 @dataclass(slots=True)
@@ -26,6 +34,9 @@ class Connected:
     app: AppSecrets
     read_secret: bytes
     write_secret: bytes
+    # KeyUpdates with update_requested received since the peer last sent application data
+    # (the connection resets it on each non-empty application data record).
+    peer_key_updates: int = 0
 
 
 def update_write(state: Connected, request_peer: bool) -> tuple[Connected, Actions]:
@@ -47,10 +58,14 @@ def key_update_handler(
     """The peer's KeyUpdate: switch our receiving key; when asked, answer with a KeyUpdate of
     our own that does not request one back (RFC 8446 §4.6.3)."""
     update = KeyUpdate.decode(body)
+    requested = update.request_update == KeyUpdateRequest.update_requested
+    if requested and state.peer_key_updates >= MAX_KEY_UPDATES_WITHOUT_DATA:
+        raise UnexpectedMessage(f"more than {MAX_KEY_UPDATES_WITHOUT_DATA} KeyUpdates in a row")
     next_read = state.schedule.next_traffic_secret(state.read_secret)
     actions: Actions = [InstallKey(False, state.schedule, state.suite.aead, next_read)]
     state = replace(state, read_secret=next_read)
-    if update.request_update == KeyUpdateRequest.update_requested:
+    if requested:
+        state.peer_key_updates += 1
         state, more = update_write(state, request_peer=False)
         actions.extend(more)
     return state, actions

@@ -130,6 +130,10 @@ class StreamRecordLayer:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    def discard(self) -> None:
+        """Forget buffered bytes (after the peer's close_notify, RFC 8446 §6.1)."""
+        self._buffer.clear()
+
     def next_record(self) -> Record | None:
         """The next record, or None if it has not fully arrived."""
         while True:
