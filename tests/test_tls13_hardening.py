@@ -3,10 +3,17 @@ names the RFC 8446 rule or the resource limit it holds us to (STYLE.md practice 
 
 from __future__ import annotations
 
-import pytest
-from tls13_helpers import NOW, events, pair
+import asyncio
+import dataclasses
+from typing import Any
 
-from dtlsgate.errors import ProtocolError, UsageError
+import pytest
+from tls13_helpers import NOW, client_config, events, pair, server_config
+
+from dtlsgate import connect_tls, serve_tls
+from dtlsgate.cookie import DEFAULT_MAX_AGE, CookieJar
+from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
+from dtlsgate.gate import Reply
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -16,7 +23,21 @@ from dtlsgate.tls13.connection import (
 )
 from dtlsgate.tls13.handshake import InstallKey, SendMessage, message
 from dtlsgate.tls13.post_handshake import MAX_KEY_UPDATES_WITHOUT_DATA, update_write
-from dtlsgate.wire.enums import AlertDescription, ContentType, HandshakeType
+from dtlsgate.tls13.stateless import (
+    MAX_CCS_BEFORE_CLIENT_HELLO,
+    Admit13,
+    Refuse,
+    StatelessGate,
+)
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+)
+from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages13 import NewSessionTicket
 
 
@@ -144,3 +165,178 @@ def test_send_needs_bytes() -> None:
         client.send("text")  # type: ignore[arg-type]
     client.send(memoryview(b"ok"))
     assert client.data_to_send()
+
+
+# ---- ClientHello2 must repeat ClientHello1 (RFC 8446 §4.1.2, §4.1.4, §4.2.2) ----------------
+
+PEER = ("192.0.2.1", 40000)
+MASTER = bytes(range(32))
+
+
+def hello_retry_client() -> ClientConnection:
+    # A share for secp384r1 only, when the server prefers x25519: the server asks again.
+    client = ClientConnection(client_config(groups=(NamedGroup.secp384r1, NamedGroup.x25519)))
+    client.start()
+    return client
+
+
+def handshake_record(body: bytes) -> bytes:
+    message = bytes((HandshakeType.CLIENT_HELLO,)) + len(body).to_bytes(3, "big") + body
+    return bytes((22, 3, 3)) + len(message).to_bytes(2, "big") + message
+
+
+def changed_hello2(record: bytes, ext_type: int, data: bytes | None) -> bytes:
+    """ClientHello2 (one record) with extension ``ext_type`` replaced by ``data`` (added
+    when absent, removed when ``data`` is None)."""
+    hello = ClientHello.decode(record[9:], dtls=False)
+    kept = [e for e in hello.extensions or () if e.type != ext_type]
+    if data is not None:
+        kept.insert(0, Extension(ext_type, data))
+    return handshake_record(dataclasses.replace(hello, extensions=tuple(kept)).encode())
+
+
+CHANGES = {
+    "signature_algorithms": (ExtensionType.signature_algorithms, b"\x00\x02\x08\x07"),
+    "supported_groups": (ExtensionType.supported_groups, b"\x00\x02\x00\x1d"),
+    "alpn": (ExtensionType.application_layer_protocol_negotiation, b"\x00\x03\x02h2"),
+    "server_name removed": (ExtensionType.server_name, None),
+    "unknown added": (0x7A7A, b""),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_stateful_client_hello2_changing_an_extension_is_illegal_parameter(change: str) -> None:
+    client = hello_retry_client()
+    server = ServerConnection(server_config())
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    ch2 = client.data_to_send()
+    assert refused_with(server, changed_hello2(ch2, *CHANGES[change])) == (
+        AlertDescription.illegal_parameter
+    )
+
+
+def test_stateful_client_hello2_with_a_cookie_we_did_not_send_is_illegal_parameter() -> None:
+    client = hello_retry_client()
+    server = ServerConnection(server_config())
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    ch2 = changed_hello2(client.data_to_send(), ExtensionType.cookie, b"\x00\x01c")
+    assert refused_with(server, ch2) == AlertDescription.illegal_parameter
+
+
+def test_stateful_client_hello2_may_change_padding() -> None:
+    client = hello_retry_client()
+    server = ServerConnection(server_config())
+    server.receive_data(client.data_to_send(), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    server.receive_data(changed_hello2(client.data_to_send(), ExtensionType.padding, bytes(9)), NOW)
+    assert not server.closed
+
+
+def gate(**kw: Any) -> StatelessGate:
+    return StatelessGate(server_config(stateless=True, cookie_jar=CookieJar(MASTER), **kw))
+
+
+def stateless_hello2(g: StatelessGate) -> bytes:
+    client = ClientConnection(client_config())
+    client.start()
+    reply = g.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(reply, Reply)
+    client.receive_data(reply.data, NOW)
+    return client.data_to_send()
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_stateless_client_hello2_changing_an_extension_does_not_verify(change: str) -> None:
+    g = gate()
+    ch2 = stateless_hello2(g)
+    assert isinstance(g.receive(ch2, PEER, NOW), Admit13)
+    result = g.receive(changed_hello2(ch2, *CHANGES[change]), PEER, NOW)
+    assert isinstance(result, Refuse) and result.alert == AlertDescription.illegal_parameter
+
+
+def test_a_replayed_client_hello2_is_admitted_again_within_the_cookie_age() -> None:
+    """Documented behaviour: the gate keeps nothing, so it cannot tell a replayed
+    ClientHello2 from the first (neither can OpenSSL's SSL_stateless nor a DTLS
+    HelloVerifyRequest). The replay is bound to the address the cookie was minted for and
+    dies with the cookie's max_age; it buys the replayer one server flight it cannot
+    decrypt (the key share's private key stayed with the real client)."""
+    g = gate()
+    ch2 = stateless_hello2(g)
+    first, second = g.receive(ch2, PEER, NOW), g.receive(ch2, PEER, NOW + 30)
+    assert isinstance(first, Admit13) and isinstance(second, Admit13)
+    assert isinstance(g.receive(ch2, ("192.0.2.99", 1), NOW), Refuse)  # another address
+    assert isinstance(g.receive(ch2, PEER, NOW + DEFAULT_MAX_AGE + 10), Refuse)  # too old
+
+
+def test_change_cipher_spec_flood_before_a_client_hello_is_refused() -> None:
+    ccs = bytes((20, 3, 3, 0, 1, 1))
+    g = gate()
+    ch2 = stateless_hello2(g)
+    assert isinstance(g.receive(ccs * MAX_CCS_BEFORE_CLIENT_HELLO + ch2, PEER, NOW), Admit13)
+    # RFC 8446 Appendix D.4: one compatibility CCS; more is a stream to refuse, not to buffer.
+    result = g.receive(ccs * (MAX_CCS_BEFORE_CLIENT_HELLO + 1), PEER, NOW)
+    assert isinstance(result, Refuse) and result.alert == AlertDescription.unexpected_message
+
+
+# ---- application cookie callbacks: local errors, not the peer's --------------------------
+
+
+def _boom(*args: object) -> Any:
+    raise RuntimeError("database down")
+
+
+def client_hello1() -> bytes:
+    client = ClientConnection(client_config())
+    client.start()
+    return client.data_to_send()
+
+
+@pytest.mark.parametrize(
+    "generate",
+    [_boom, lambda peer: "text", lambda peer: bytes(2000)],
+    ids=["raises", "str", "long"],
+)
+def test_cookie_generate_misuse_is_usage_error(generate: Any) -> None:
+    g = gate(stateless_cookie_generate=generate, stateless_cookie_verify=lambda p, c: True)
+    with pytest.raises(UsageError) as info:
+        g.receive(client_hello1(), PEER, NOW)
+    if generate is _boom:
+        assert isinstance(info.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("verify", [_boom, lambda peer, cookie: None], ids=["raises", "None"])
+def test_cookie_verify_misuse_is_usage_error(verify: Any) -> None:
+    g = gate(stateless_cookie_generate=lambda peer: b"app", stateless_cookie_verify=verify)
+    ch2 = stateless_hello2(g)
+    with pytest.raises(UsageError) as info:
+        g.receive(ch2, PEER, NOW)
+    if verify is _boom:
+        assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_cookie_callback_failure_over_asyncio_sends_internal_error() -> None:
+    failures: list[BaseException] = []
+
+    async def main() -> BaseException:
+        async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raise AssertionError("no handshake should complete")
+
+        cfg = server_config(
+            stateless=True, stateless_cookie_generate=_boom, stateless_cookie_verify=_boom
+        )
+        server = await serve_tls(never, "127.0.0.1", 0, cfg, on_handshake_failure=failures.append)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await connect_tls("127.0.0.1", port, client_config())
+        except AlertReceived as exc:
+            return exc
+        finally:
+            server.close()
+            await server.wait_closed()
+        raise AssertionError("the handshake completed")
+
+    exc = asyncio.run(asyncio.wait_for(main(), 20))
+    assert isinstance(exc, AlertReceived) and exc.description == AlertDescription.internal_error
+    assert len(failures) == 1 and isinstance(failures[0], UsageError)

@@ -38,8 +38,8 @@ from dtlsgate.tls13.tickets import (
     fill_binders,
     ticket_key_from_master,
 )
-from dtlsgate.wire.enums import AlertDescription, CipherSuite, NamedGroup
-from dtlsgate.wire.extensions import decode_pre_shared_key_ch
+from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, NamedGroup
+from dtlsgate.wire.extensions import decode_cookie, decode_pre_shared_key_ch
 from dtlsgate.wire.messages import ClientHello, ServerHello
 from dtlsgate.wire.messages13 import EncryptedExtensions, NewSessionTicket
 
@@ -478,13 +478,16 @@ def test_rfc8448_hrr_client_handshake_secrets() -> None:
 
 
 def test_rfc8448_hrr_server_hello_and_handshake_keys() -> None:
+    from dtlsgate.tls13.handshake import client_hello_fixed_part
     from dtlsgate.tls13.server import WaitClientHello2
 
     server = ServerConnection(server_config(provider=HrrServerProvider()))
     transcript = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
     transcript.update(v.HELLO_RETRY_REQUEST)
     hello1 = ClientHello.decode(v.HRR_CLIENT_HELLO1[4:], dtls=False)
-    server._state = WaitClientHello2(hello1, SUITE, NamedGroup.secp256r1, transcript)
+    fixed = client_hello_fixed_part(hello1)
+    cookie = decode_cookie(ServerHello.decode(v.HELLO_RETRY_REQUEST[4:]).get(ExtensionType.cookie))
+    server._state = WaitClientHello2(fixed, SUITE, NamedGroup.secp256r1, transcript, cookie)
     record = bytes((22, 3, 3)) + len(v.HRR_CLIENT_HELLO2).to_bytes(2, "big")
     server.receive_data(record + v.HRR_CLIENT_HELLO2, RFC8448_TIME)
     out = server.data_to_send()

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.errors import AlertReceived, ProtocolError
+from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
 from dtlsgate.tls13.blocking import keylog_writer, stream_peer
 from dtlsgate.tls13.connection import (
     ClientConnection,
@@ -31,7 +31,8 @@ from dtlsgate.tls13.connection import (
     TlsConnection,
 )
 from dtlsgate.tls13.server import ServerContext
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in
 # stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link;
@@ -156,7 +157,15 @@ class _TlsProtocol(asyncio.Protocol):
         assert self._gate is not None and self.raw is not None
         self._pending += data
         peer = stream_peer(self.raw.get_extra_info("peername"))
-        result = self._gate.receive(self._pending, peer, time.time())
+        try:
+            result = self._gate.receive(self._pending, peer, time.time())
+        except UsageError as exc:
+            # An application cookie callback failed: not the client's fault, but the
+            # handshake cannot go on (RFC 8446 §6.2 internal_error); reported, not raised
+            # into the event loop.
+            self.raw.write(alert_record(AlertDescription.internal_error))
+            self._fail(exc)
+            return b""
         if isinstance(result, Incomplete):
             return b""
         if isinstance(result, Refuse):

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from dtlsgate.blocking import keylog_writer
-from dtlsgate.errors import StateError
+from dtlsgate.errors import StateError, UsageError
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -21,7 +21,8 @@ from dtlsgate.tls13.connection import (
     TlsConnection,
 )
 from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
 
@@ -140,7 +141,12 @@ def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> Ser
         if not data:
             raise ConnectionError("peer closed the connection before ClientHello2")
         buffer += data
-        result = gate.receive(buffer, peer, time.time())
+        try:
+            result = gate.receive(buffer, peer, time.time())
+        except UsageError:
+            # An application cookie callback failed (RFC 8446 §6.2 internal_error).
+            sock.sendall(alert_record(AlertDescription.internal_error))
+            raise
         if isinstance(result, Incomplete):
             continue
         if isinstance(result, Refuse):

@@ -18,6 +18,7 @@ from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.errors import IllegalParameter, ProtocolError
+from dtlsgate.wire.buffer import Writer
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -343,6 +344,34 @@ def decode_client_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo]:
     info = client_hello_info(hello)
     check_tls13_client_hello(hello, info)
     return hello, info
+
+
+# RFC 8446 §4.1.2: after a HelloRetryRequest the client sends "the same ClientHello" except
+# that it replaces key_share, removes early_data, adds cookie, updates pre_shared_key and may
+# change padding. Every other extension must come back with the same body.
+CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
+    {_E.key_share, _E.early_data, _E.cookie, _E.pre_shared_key, _E.padding}
+)
+
+
+def client_hello_fixed_part(hello: ClientHello) -> bytes:
+    """The part of a ClientHello that ClientHello2 must repeat (RFC 8446 §4.1.2): versions,
+    random, session id, suites, compression, and the extensions ClientHello2 may not change
+    (sorted by type: a client re-encoding its hello may order them differently)."""
+    w = Writer()
+    w.u16(hello.legacy_version)
+    w.write(hello.random)
+    w.vector(1, hello.session_id)
+    w.u16_list(2, list(hello.cipher_suites))
+    w.vector(1, hello.compression_methods)
+    kept = sorted(
+        (e for e in hello.extensions or () if e.type not in CHANGEABLE_IN_CLIENT_HELLO2),
+        key=lambda e: e.type,
+    )
+    for ext in kept:
+        w.u16(ext.type)
+        w.vector(2, ext.data)
+    return w.getvalue()
 
 
 # ---- HelloRetryRequest ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from dtlsgate.tls13.handshake import (
     SendMessage,
     SkipEarlyData,
     application_keylog,
+    client_hello_fixed_part,
     decode_client_hello,
     expect,
     handshake_keylog,
@@ -129,10 +130,11 @@ class WaitClientHello2:
     """A HelloRetryRequest was sent (statefully); the second ClientHello must repeat the first
     but for the key_share (RFC 8446 §4.1.2)."""
 
-    client_hello1: ClientHello
+    client_hello1_fixed: bytes  # `client_hello_fixed_part` of ClientHello1
     suite: int
     group: int
     transcript: TranscriptHash
+    cookie: bytes | None = None  # the HelloRetryRequest's cookie (ours never has one)
 
 
 @dataclass(slots=True)
@@ -287,7 +289,8 @@ def on_client_hello(
         # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message.
         if hello.session_id:
             actions.append(SendChangeCipherSpec())
-        return WaitClientHello2(hello, choice.suite, choice.group, transcript), actions
+        fixed = client_hello_fixed_part(hello)
+        return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
     psk = check_binder(found, info, None, raw)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
     next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
@@ -315,14 +318,12 @@ def on_client_hello2(
 ) -> tuple[ServerState, Actions]:
     """The second ClientHello after our (stateful) HelloRetryRequest."""
     hello, info = decode_client_hello(body)
-    first = state.client_hello1
-    # RFC 8446 §4.1.2: the client MUST send the same ClientHello but for the listed changes.
-    same = (
-        hello.random == first.random
-        and hello.session_id == first.session_id
-        and hello.cipher_suites == first.cipher_suites
-    )
+    # RFC 8446 §4.1.2: the client MUST send the same ClientHello but for the listed changes
+    # (key_share, early_data, cookie, pre_shared_key, padding); anything else is
+    # illegal_parameter. The cookie is the HRR's, copied (§4.2.2), or absent with it.
+    same = client_hello_fixed_part(hello) == state.client_hello1_fixed
     expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
+    expect(info.cookie == state.cookie, "cookie is not the HRR's", _A.illegal_parameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     choice = choose(ctx, hello, info)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)

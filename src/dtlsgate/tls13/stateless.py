@@ -35,15 +35,16 @@ A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate import Reply
 from dtlsgate.tls13.handshake import (
     ClientHelloInfo,
+    client_hello_fixed_part,
     decode_client_hello,
     hello_retry_request,
 )
@@ -63,6 +64,11 @@ PAYLOAD_FORMAT = 1
 MAX_CLIENT_HELLO = 1 << 16
 # The HRR + CCS we answer with stay small; this only bounds the application's cookie part.
 MAX_APPLICATION_COOKIE = 1024
+# RFC 8446 Appendix D.4: a client in middlebox compatibility mode sends one
+# ChangeCipherSpec, after ClientHello1, so at most one comes before a ClientHello (the gate
+# forgets all between calls). Skipping more would let a peer stream CCS records that the
+# caller keeps buffering and re-reading until its timeout.
+MAX_CCS_BEFORE_CLIENT_HELLO = 1
 _CCS_RECORD = bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1))
 
 
@@ -116,13 +122,10 @@ def alert_record(alert: AlertDescription) -> bytes:
 
 
 def bound_fields(hello: ClientHello) -> bytes:
-    """What ClientHello2 must repeat from ClientHello1 (RFC 8446 §4.1.2)."""
-    w = Writer()
-    w.u16(hello.legacy_version)
-    w.write(hello.random)
-    w.vector(1, hello.session_id)
-    w.u16_list(2, list(hello.cipher_suites))
-    return w.getvalue()
+    """What ClientHello2 must repeat from ClientHello1 (RFC 8446 §4.1.2, §4.1.4): everything
+    but key_share, early_data, cookie, pre_shared_key and padding. The cookie's tag covers
+    it, so a ClientHello2 that changed any of it does not verify."""
+    return client_hello_fixed_part(hello)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +216,9 @@ class StatelessGate:
         # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
         requested = info.share_for(choice.group) is None
         application = b""
-        if self.config.stateless_cookie_generate is not None:
-            application = self.config.stateless_cookie_generate(peer)
+        generate = self.config.stateless_cookie_generate
+        if generate is not None:
+            application = _call_application(generate, peer)
             if not isinstance(application, bytes) or len(application) > MAX_APPLICATION_COOKIE:
                 raise UsageError(
                     f"stateless_cookie_generate must return at most {MAX_APPLICATION_COOKIE} bytes"
@@ -251,8 +255,12 @@ class StatelessGate:
         except ProtocolError:
             return _refuse(AlertDescription.illegal_parameter, "cookie payload")
         verify = self.config.stateless_cookie_verify
-        if verify is not None and not verify(peer, state.application_cookie):
-            return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
+        if verify is not None:
+            accepted = _call_application(verify, peer, state.application_cookie)
+            if not isinstance(accepted, bool):
+                raise UsageError("stateless_cookie_verify must return True or False")
+            if not accepted:
+                return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
         return Admit13(
             peer,
             hello,
@@ -265,6 +273,17 @@ class StatelessGate:
             state.application_cookie,
             remaining,
         )
+
+
+def _call_application(callback: Callable[..., object], *args: object) -> Any:
+    """Call an application cookie callback. Whatever it raises is the application's bug,
+    not the peer's: it leaves the gate as a `UsageError` (OpenSSL's callback failure,
+    ``SSL_stateless`` < 0), chained to the original; adapters answer the client with
+    internal_error (RFC 8446 §6.2) and report the error."""
+    try:
+        return callback(*args)
+    except Exception as exc:
+        raise UsageError(f"stateless cookie callback raised {exc!r}") from exc
 
 
 def _refuse(alert: AlertDescription, reason: str) -> Refuse:
@@ -281,6 +300,7 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
     skipping compatibility ChangeCipherSpec records before it (RFC 8446 Appendix D.4) and
     joining handshake records it spans (§5.1)."""
     pos = 0
+    skipped = 0
     message = bytearray()
     while True:
         if len(data) - pos < RECORD_HEADER_LENGTH:
@@ -296,6 +316,9 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
         body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
         pos += RECORD_HEADER_LENGTH + length
         if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
+            skipped += 1
+            if skipped > MAX_CCS_BEFORE_CLIENT_HELLO:
+                return _refuse(AlertDescription.unexpected_message, "ChangeCipherSpec flood")
             continue
         if content_type != ContentType.HANDSHAKE:
             return _refuse(AlertDescription.unexpected_message, "not a handshake record")
