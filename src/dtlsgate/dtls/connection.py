@@ -209,6 +209,13 @@ class DtlsConnection:
         return False
 
     def _handshake_record(self, data: bytes, epoch: int, now: float) -> bool:
+        if epoch == 0 and self.handshake_complete:
+            # RFC 6347 §4.1: after the handshake the peer's handshake messages (renegotiation,
+            # its retransmitted Finished) come in the current epoch; a plaintext one is
+            # forgeable by anyone who knows the addresses and must not reach the state
+            # machine (an unexpected_message would tear the connection down).
+            self.records_dropped += 1
+            return False
         try:
             fragments = decode_dtls_handshake_fragments(data)
         except DecodeError:

@@ -66,7 +66,12 @@ class ReplayWindow:
     def mark(self, seq: int) -> None:
         if seq > self._highest:
             shift = seq - self._highest
-            self._mask = ((self._mask << shift) | 1) & ((1 << REPLAY_WINDOW_SIZE) - 1)
+            # A jump of a whole window or more forgets everything below: shifting the mask
+            # by up to 2^48 bits would allocate terabytes (a MemoryError).
+            if shift >= REPLAY_WINDOW_SIZE:
+                self._mask = 1
+            else:
+                self._mask = ((self._mask << shift) | 1) & ((1 << REPLAY_WINDOW_SIZE) - 1)
             self._highest = seq
         else:
             self._mask |= 1 << (self._highest - seq)
@@ -248,13 +253,15 @@ class RecordLayer:
             return None
         cipher = state.cipher
         if cipher is None:
-            data = fragment
-        else:
-            data_or_none = self._decrypt(cipher, header, fragment)
-            if data_or_none is None:
+            if len(fragment) > MAX_PLAINTEXT_LENGTH:
                 return None
-            data = data_or_none
-        if len(data) > MAX_PLAINTEXT_LENGTH:
+            # RFC 6347 §4.1.2.6: the window is updated only by records that authenticated.
+            # Epoch 0 has no authentication: a forged plaintext record numbered 2^48 - 1
+            # would push the window past every genuine record. Duplicated handshake
+            # fragments are recognised by the reassembler instead.
+            return Plaintext(header.content_type, header.epoch, seq, fragment)
+        data = self._decrypt(cipher, header, fragment)
+        if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
         state.window.mark(seq)
         return Plaintext(header.content_type, header.epoch, seq, data)

@@ -1,0 +1,434 @@
+"""DTLS 1.2 under hostile input: at every point of real in-memory handshakes, on both the
+server and the client, inject random bytes, mutated captured records and every handshake
+message type, and check that only a silent drop, a `ProtocolError` whose alert was sent, or
+`AlertReceived` come out, never another exception; then flood the reassembly and early
+record buffers and check that they stay within their limits.
+
+A handshake is driven one datagram at a time (``Driver``), so "a point" is "after k
+datagrams were delivered"; flights are split over many datagrams (a 256-byte MTU) so that
+points fall inside flights too. Everything is seeded: a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from dtls12_pair import CLIENT, NOW, PSK, PSK_ID, SERVER, client_config, make_pair, server_config
+
+from dtlsgate.dtls import DtlsConnection
+from dtlsgate.dtls.connection import MAX_EARLY_RECORDS
+from dtlsgate.dtls.flight import (
+    MAX_BUFFERED_BYTES,
+    MAX_FRAGMENTS_PER_MESSAGE,
+    MAX_HANDSHAKE_MESSAGE_LENGTH,
+    MAX_MESSAGES_AHEAD,
+)
+from dtlsgate.errors import AlertReceived, ProtocolError, UnexpectedMessage
+from dtlsgate.wire.enums import AlertDescription, ContentType, HandshakeType
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
+
+DTLS12 = 0xFEFD
+MTU = 256
+# Handshake types injected in every state: all DTLS 1.2 ones, TLS 1.3-only ones and two
+# that exist nowhere.
+INJECTED_TYPES = (*(int(t) for t in HandshakeType), 7, 99, 255)
+
+Config = tuple[Callable[[], Any], Callable[[], Any]]
+CONFIGS: dict[str, Config] = {
+    "ecdsa": (lambda: server_config(mtu=MTU), lambda: client_config(mtu=MTU)),
+    "ecdsa-client-auth": (
+        lambda: server_config(mtu=MTU, verify_client="optional", cafile=_cert_pem()),
+        lambda: client_config(mtu=MTU, **_client_credentials()),
+    ),
+    "psk": (
+        lambda: server_config(None, psk={PSK_ID: PSK}, psk_identity_hint=b"hint", mtu=MTU),
+        lambda: client_config(psk=PSK, psk_identity=PSK_ID, mtu=MTU),
+    ),
+}
+
+
+def _cert_pem() -> str:
+    from dtls12_pair import credentials
+
+    return credentials("ecdsa-p256")[0].decode()
+
+
+def _client_credentials() -> dict[str, Any]:
+    from dtls12_pair import credentials
+
+    from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+
+    cert, key = credentials("ecdsa-p256")
+    return {"certificate_chain": load_certificate_chain(cert), "private_key": load_private_key(key)}
+
+
+class Driver:
+    """A client/server pair delivering one datagram per ``step()``; records what each side
+    received (``captured``) and every whole handshake message body seen (``bodies``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.pair = make_pair(config[0](), config[1]())
+        self.to_server: deque[bytes] = deque()
+        self.to_client: deque[bytes] = deque()
+        self.captured: dict[str, list[bytes]] = {"server": [], "client": []}
+        self._collect()
+
+    def _collect(self) -> None:
+        self.to_server.extend(d for d, _ in self.pair.client.datagrams_to_send())
+        if self.pair.server is not None:
+            self.to_client.extend(d for d, _ in self.pair.server.datagrams_to_send())
+
+    def step(self) -> bool:
+        if self.to_server:
+            d = self.to_server.popleft()
+            self.captured["server"].append(d)
+            self.pair.to_server([d])
+        elif self.to_client:
+            d = self.to_client.popleft()
+            self.captured["client"].append(d)
+            self.pair.client.receive(d, SERVER, self.pair.now)
+        else:
+            return False
+        self._collect()
+        return True
+
+    def run(self, steps: int) -> Driver:
+        for _ in range(steps):
+            if not self.step():
+                break
+        return self
+
+    def finish(self) -> bool:
+        while self.step():
+            pass
+        self.pair.drain()
+        return self.pair.completed()
+
+    def side(self, name: str) -> tuple[DtlsConnection | None, DtlsConnection | None]:
+        """(target, its peer) for ``name``."""
+        if name == "client":
+            return self.pair.client, self.pair.server
+        return self.pair.server, self.pair.client
+
+
+def full_run(config: Config) -> Driver:
+    driver = Driver(config)
+    assert driver.finish(), "the unperturbed handshake must complete"
+    return driver
+
+
+def plaintext_bodies(datagrams: list[bytes]) -> dict[int, list[bytes]]:
+    """Whole handshake message bodies in the epoch-0 records of ``datagrams``, by type."""
+    out: dict[int, list[bytes]] = {}
+    for d in datagrams:
+        for record in split_dtls_records(d):
+            f = record.fragment
+            if record.header.epoch != 0 or record.header.content_type != 22 or len(f) < 12:
+                continue
+            length = int.from_bytes(f[1:4], "big")
+            if f[9:12] == f[1:4] and len(f) == 12 + length:
+                out.setdefault(f[0], []).append(f[12:])
+    return out
+
+
+def sent_alerts(conn: DtlsConnection, peer: DtlsConnection | None) -> list[int]:
+    """Alert descriptions ``conn`` queued (plaintext, or opened with the peer's keys)."""
+    out = []
+    for d, _ in conn.datagrams_to_send():
+        for record in split_dtls_records(d):
+            if record.header.content_type != ContentType.ALERT:
+                continue
+            if record.header.epoch == 0:
+                out.append(record.fragment[1])
+            elif peer is not None:
+                plain = peer._records.open(record.header, record.fragment)
+                if plain is not None:
+                    out.append(plain.data[1])
+    return out
+
+
+def deliver(
+    conn: DtlsConnection,
+    peer: DtlsConnection | None,
+    datagram: bytes,
+    *,
+    illegal_type: bool = False,
+) -> str:
+    """Feed ``datagram``; return "dropped", "protocol-error" or "alert-received". Any other
+    exception fails the test. A `ProtocolError` must have queued exactly its own alert;
+    ``illegal_type`` (a message the state table does not allow) requires
+    unexpected_message."""
+    addr = SERVER if conn is not None and conn.peer == SERVER else CLIENT
+    conn.datagrams_to_send()  # only what this datagram causes is checked below
+    try:
+        conn.receive(datagram, addr, NOW)
+    except ProtocolError as exc:
+        assert conn.closed
+        assert sent_alerts(conn, peer) == [exc.alert], exc
+        if illegal_type:
+            assert isinstance(exc, UnexpectedMessage), exc
+            assert exc.alert == AlertDescription.unexpected_message
+        return "protocol-error"
+    except AlertReceived:
+        assert conn.closed
+        return "alert-received"
+    check_bounds(conn)
+    return "dropped"
+
+
+def check_bounds(conn: DtlsConnection) -> None:
+    reassembler = conn._reassembler
+    assert reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
+    assert len(reassembler._partial) <= MAX_MESSAGES_AHEAD
+    for partial in reassembler._partial.values():
+        assert partial.length <= MAX_HANDSHAKE_MESSAGE_LENGTH
+        assert len(partial.ranges) <= MAX_FRAGMENTS_PER_MESSAGE
+    assert len(conn._early) <= MAX_EARLY_RECORDS
+
+
+# --- input generators ---------------------------------------------------------------------
+
+
+def random_datagrams(rng: random.Random, n: int) -> list[bytes]:
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.3:
+            out.append(rng.randbytes(rng.randrange(0, 80)))
+            continue
+        # A plausible record header (so the fuzz gets past the framing), random content.
+        body = rng.randbytes(rng.randrange(0, 120))
+        kind = rng.choice((20, 21, 22, 23, 24, 0, 255))
+        epoch = rng.choice((0, 0, 1, 2, 0xFFFF))
+        seq = rng.choice((0, 1, rng.randrange(1 << 48), (1 << 48) - 1))
+        out.append(encode_dtls_record(kind, DTLS12, epoch, seq, body))
+    return out
+
+
+def mutate(rng: random.Random, d: bytes) -> bytes:
+    """One of: bit flips, truncation, record length, epoch or sequence number changed,
+    handshake header fields changed, trailing garbage."""
+    b = bytearray(d)
+    op = rng.randrange(8)
+    if op == 0:
+        for _ in range(rng.randrange(1, 4)):
+            i = rng.randrange(len(b))
+            b[i] ^= 1 << rng.randrange(8)
+    elif op == 1:
+        del b[rng.randrange(len(b)) :]
+    elif op == 2:
+        b[11:13] = rng.choice((0, 1, len(b) - 12, len(b), 0xFFFF, rng.randrange(1 << 16))).to_bytes(
+            2, "big"
+        )
+    elif op == 3:
+        b[3:5] = rng.choice((0, 1, 2, 0xFFFF)).to_bytes(2, "big")
+    elif op == 4:
+        b[5:11] = rng.choice((0, 1, (1 << 48) - 1, rng.randrange(1 << 48))).to_bytes(6, "big")
+    elif op == 5 and len(b) >= 25:
+        # The first record's handshake header: type, length, message_seq, offset, length.
+        field = rng.choice(((13, 14), (14, 17), (17, 19), (19, 22), (22, 25)))
+        width = field[1] - field[0]
+        value = rng.choice((0, 1, (1 << (8 * width)) - 1, rng.randrange(1 << (8 * width))))
+        b[field[0] : field[1]] = value.to_bytes(width, "big")
+    elif op == 6:
+        b += rng.randbytes(rng.randrange(1, 30))
+    else:
+        b[1:3] = rng.choice((0xFEFF, 0x0303, 0xFEFC, 0)).to_bytes(2, "big")
+    return bytes(b)
+
+
+def handshake_injections(
+    rng: random.Random, bodies: dict[int, list[bytes]], epoch_one: bool
+) -> list[tuple[int, bytes, int]]:
+    """(msg_type, body, epoch): every type with an empty body, random bytes and captured
+    bodies of that type; in epoch 0, and in epoch 1 when the peer can protect records of
+    it (``epoch_one``)."""
+    out = []
+    for msg_type in INJECTED_TYPES:
+        candidates = [b"", rng.randbytes(rng.randrange(1, 60)), *bodies.get(msg_type, [])[:2]]
+        for body in candidates:
+            for epoch in (0, 1) if epoch_one else (0,):
+                out.append((msg_type, body, epoch))
+    return out
+
+
+def as_datagram(
+    conn: DtlsConnection, peer: DtlsConnection | None, msg_type: int, body: bytes, epoch: int
+) -> bytes:
+    """The message at ``conn``'s next expected message_seq, in a record of ``epoch``."""
+    message = encode_dtls_handshake(msg_type, body, conn._reassembler.next_seq)
+    if epoch == 0:
+        return encode_dtls_record(22, DTLS12, 0, 1000, message)
+    assert peer is not None
+    return peer._records.protect(ContentType.HANDSHAKE, message, 1)
+
+
+def legal_types(conn: DtlsConnection) -> set[int]:
+    handshake = conn._handshake
+    return set(handshake.TABLE.get(type(handshake.state), {}))
+
+
+# --- the fuzz -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_random_and_mutated_datagrams_at_every_point(name: str) -> None:
+    config = CONFIGS[name]
+    reference = full_run(config)
+    steps = len(reference.captured["server"]) + len(reference.captured["client"])
+    rng = random.Random(f"mutate-{name}")
+    outcomes: dict[str, int] = {}
+    for point in range(steps + 1):
+        for side, source in (("server", "server"), ("client", "client")):
+            driver = Driver(config).run(point)
+            for d in random_datagrams(rng, 12) + [
+                mutate(rng, rng.choice(reference.captured[source])) for _ in range(24)
+            ]:
+                conn, peer = driver.side(side)
+                if conn is None:
+                    break
+                if conn.closed:
+                    driver = Driver(config).run(point)
+                    conn, peer = driver.side(side)
+                    assert conn is not None
+                outcome = deliver(conn, peer, d)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert outcomes.get("dropped", 0) > 0
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_handshake_message_type_in_every_state(name: str) -> None:
+    config = CONFIGS[name]
+    reference = full_run(config)
+    steps = len(reference.captured["server"]) + len(reference.captured["client"])
+    bodies = {
+        "server": plaintext_bodies(reference.captured["server"]),
+        "client": plaintext_bodies(reference.captured["client"]),
+    }
+    # Each side also gets the messages it sends itself (a reflected message).
+    for t, b in plaintext_bodies(reference.captured["client"]).items():
+        bodies["server"].setdefault(t, []).extend(b)
+    for t, b in plaintext_bodies(reference.captured["server"]).items():
+        bodies["client"].setdefault(t, []).extend(b)
+    rng = random.Random(f"types-{name}")
+    states_seen: set[tuple[str, str]] = set()
+    for point in range(steps + 1):
+        for side in ("server", "client"):
+            driver = Driver(config).run(point)
+            conn, peer = driver.side(side)
+            if conn is None or conn.closed:
+                continue
+            epoch_one = peer is not None and 1 in peer._records._write_cipher
+            for msg_type, body, epoch in handshake_injections(rng, bodies[side], epoch_one):
+                conn, peer = driver.side(side)
+                assert conn is not None
+                if conn.closed:
+                    driver = Driver(config).run(point)
+                    conn, peer = driver.side(side)
+                    assert conn is not None
+                states_seen.add((side, type(conn._handshake.state).__name__))
+                d = as_datagram(conn, peer, msg_type, body, epoch)
+                # Not in the state table: unexpected_message. After the handshake, only
+                # protected records reach the state machine.
+                illegal = msg_type not in legal_types(conn) and (
+                    not conn.handshake_complete or epoch == 1
+                )
+                outcome = deliver(conn, peer, d, illegal_type=illegal)
+                if conn.handshake_complete and epoch == 0:
+                    assert outcome == "dropped"
+    # Every state each side passes through in this handshake was fuzzed.
+    assert {s for side, s in states_seen if side == "server"} >= {"WaitFinished", "Established"}
+    assert {s for side, s in states_seen if side == "client"} >= {
+        "ClientWaitServerHello",
+        "WaitFinished",
+        "Established",
+    }
+
+
+def test_alerts_in_every_state() -> None:
+    config = CONFIGS["ecdsa"]
+    reference = full_run(config)
+    steps = len(reference.captured["server"]) + len(reference.captured["client"])
+    bodies = [
+        bytes((level, description))
+        for level in (1, 2, 0, 255)
+        for description in (0, 10, 40, 90, 100, 255)
+    ] + [b"", b"\x02", b"\x02\x28\x00"]
+    for point in range(steps + 1):
+        for side in ("server", "client"):
+            for body in bodies:
+                driver = Driver(config).run(point)
+                conn, peer = driver.side(side)
+                if conn is None:
+                    continue
+                d = encode_dtls_record(21, DTLS12, 0, 5000, body)
+                outcome = deliver(conn, peer, d)
+                if conn.handshake_complete and outcome != "dropped":
+                    pytest.fail("a plaintext alert after the handshake must be dropped")
+
+
+# --- bounded buffers ----------------------------------------------------------------------
+
+
+def _fragment(msg_type: int, seq: int, length: int, offset: int, data: bytes) -> bytes:
+    return encode_dtls_handshake(msg_type, data, seq, offset, length)
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_fragment_flood_keeps_reassembly_bounded(side: str) -> None:
+    config = CONFIGS["ecdsa"]
+    rng = random.Random(f"flood-{side}")
+    # Server: admitted, waiting for the client's flight. Client: waiting for ServerHello.
+    driver = Driver(config).run(3 if side == "server" else 2)
+    conn, peer = driver.side(side)
+    assert conn is not None and not conn.closed
+    base = conn._reassembler.next_seq
+    record_seq = 10_000
+    for _ in range(40):
+        records = []
+        for _ in range(60):
+            kind = rng.randrange(4)
+            if kind == 0:  # far-future messages
+                seq = base + MAX_MESSAGES_AHEAD + rng.randrange(0xFFFF - base - MAX_MESSAGES_AHEAD)
+                length = rng.randrange(1, 1 << 16)
+            elif kind == 1:  # huge declared lengths
+                seq = base + rng.randrange(MAX_MESSAGES_AHEAD)
+                length = rng.choice((MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 0xFFFFFF))
+            else:  # 1-byte fragments with gaps, inside the window, of messages not yet due
+                seq = base + 1 + rng.randrange(MAX_MESSAGES_AHEAD - 1)
+                length = MAX_HANDSHAKE_MESSAGE_LENGTH
+            offset = rng.randrange(0, length, 2) if kind else rng.randrange(length)
+            records.append(_fragment(11, seq, length, offset, b"x"))
+        d = encode_dtls_record(22, DTLS12, 0, record_seq, b"".join(records))
+        record_seq += 1
+        assert deliver(conn, peer, d) == "dropped"
+    # Early epoch-1 records, far more than are kept.
+    for i in range(5 * MAX_EARLY_RECORDS):
+        d = encode_dtls_record(22, DTLS12, 1, i, rng.randbytes(40))
+        assert deliver(conn, peer, d) == "dropped"
+    check_bounds(conn)
+    assert conn._reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
+    assert len(conn._early) == MAX_EARLY_RECORDS
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_out_of_window_flood_does_not_stop_the_handshake(side: str) -> None:
+    """Fragments that are dropped (too far ahead, too long, past the message) leave no trace:
+    the handshake then completes."""
+    config = CONFIGS["ecdsa"]
+    driver = Driver(config).run(3 if side == "server" else 2)
+    conn, peer = driver.side(side)
+    assert conn is not None
+    base = conn._reassembler.next_seq
+    junk = [_fragment(11, base + MAX_MESSAGES_AHEAD + i, 100, 0, b"x" * 10) for i in range(50)] + [
+        _fragment(16, base + i, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 0, b"y") for i in range(6)
+    ]
+    for i in range(0, len(junk), 8):
+        d = encode_dtls_record(22, DTLS12, 0, 20_000 + i, b"".join(junk[i : i + 8]))
+        assert deliver(conn, peer, d) == "dropped"
+    assert conn._reassembler.buffered_bytes() == 0
+    assert driver.finish()
