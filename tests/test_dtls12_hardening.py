@@ -144,3 +144,167 @@ def test_plaintext_fragment_does_not_mix_into_a_protected_message() -> None:
     message = reassembler.pop()
     assert message is not None
     assert (message.body, message.epoch) == (body, 1)
+
+
+# --- ServerHello, Certificate and ClientHello checks ------------------------------------------
+
+
+def _client_after_server_hello(
+    extensions: tuple[object, ...], *, suite: int = 0xC02B, **client_kwargs: object
+) -> tuple[object, list[int]]:
+    """A fresh client fed a ServerHello (message_seq 0: a server without
+    HelloVerifyRequest) with ``extensions``; returns the exception raised (or None) and
+    the alerts the client sent."""
+    from test_dtls12_negative import alerts_in
+
+    from dtlsgate.dtls import DtlsClientConnection
+    from dtlsgate.errors import ProtocolError
+    from dtlsgate.wire.messages import ServerHello
+
+    client = DtlsClientConnection(client_config(**client_kwargs), SERVER)  # type: ignore[arg-type]
+    client.connect(NOW)
+    client.datagrams_to_send()
+    sh = ServerHello(DTLS12, bytes(32), b"", suite, 0, tuple(extensions))  # type: ignore[arg-type]
+    record = encode_dtls_record(22, DTLS12, 0, 0, encode_dtls_handshake(2, sh.encode(), 0))
+    raised: object = None
+    try:
+        client.receive(record, SERVER, NOW)
+    except ProtocolError as exc:
+        raised = exc
+    return raised, alerts_in(client.datagrams_to_send())
+
+
+def test_server_hello_extension_bodies_are_checked() -> None:
+    """RFC 7627 §5.1, RFC 6066 §3: the server's extended_master_secret and server_name are
+    empty; RFC 8422 §5.2: its ec_point_formats contains uncompressed."""
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension
+
+    E = ExtensionType
+    ok = (Extension(E.extended_master_secret, b""), Extension(E.ec_point_formats, b"\x01\x00"))
+    raised, alerts = _client_after_server_hello(ok)
+    assert raised is None and alerts == []
+    cases = [
+        (Extension(E.extended_master_secret, b"\x00"), AlertDescription.decode_error),
+        (Extension(E.server_name, b"\x00\x00"), AlertDescription.decode_error),
+        (Extension(E.ec_point_formats, b"\x01\x01"), AlertDescription.illegal_parameter),
+        (Extension(E.ec_point_formats, b"\x02\x00"), AlertDescription.decode_error),
+    ]
+    for ext, alert in cases:
+        raised, alerts = _client_after_server_hello((ext,), server_name="localhost")
+        assert raised is not None, ext
+        assert alerts == [alert], ext
+
+
+def test_server_certificate_key_must_fit_the_suite() -> None:
+    """RFC 5246 §7.4.2, RFC 8422 §5.3: an RSA certificate for an ECDHE_ECDSA suite (and an
+    ECDSA one for ECDHE_RSA) is refused with unsupported_certificate."""
+    from dtls12_pair import credentials
+    from test_dtls12_negative import alerts_in
+
+    from dtlsgate.crypto.certs import load_certificate_chain
+    from dtlsgate.dtls import DtlsClientConnection
+    from dtlsgate.errors import BadCertificate
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension
+    from dtlsgate.wire.messages import ServerHello
+    from dtlsgate.wire.messages12 import Certificate12
+
+    def der(key_type: str) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
+        cert = load_certificate_chain(credentials(key_type)[0])[0]
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    for suite, key_type in ((0xC02B, "rsa-2048"), (0xC02F, "ecdsa-p256")):
+        client = DtlsClientConnection(client_config(insecure=True), SERVER)
+        client.connect(NOW)
+        client.datagrams_to_send()
+        ems = (Extension(ExtensionType.extended_master_secret, b""),)
+        sh = ServerHello(DTLS12, bytes(32), b"", suite, 0, ems).encode()
+        certificate = Certificate12((der(key_type),)).encode()
+        flight = encode_dtls_handshake(2, sh, 0) + encode_dtls_handshake(11, certificate, 1)
+        try:
+            client.receive(encode_dtls_record(22, DTLS12, 0, 0, flight), SERVER, NOW)
+        except BadCertificate as exc:
+            assert exc.alert == AlertDescription.unsupported_certificate
+        else:
+            raise AssertionError(f"{key_type} certificate accepted for suite {suite:#06x}")
+        assert alerts_in(client.datagrams_to_send()) == [AlertDescription.unsupported_certificate]
+
+
+def test_client_hello_extension_bodies_are_checked() -> None:
+    """RFC 7627 §5.1: extended_master_secret is empty; RFC 8422 §5.1.2: ec_point_formats
+    without uncompressed is an illegal_parameter."""
+    from builders import client_hello
+    from test_dtls12_negative import admit, alerts_in
+
+    from dtlsgate.dtls import DtlsServerConnection
+    from dtlsgate.errors import ProtocolError
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
+
+    E = ExtensionType
+    groups = Extension(E.supported_groups, encode_u16_list_ext((29, 23)))
+    cases = [
+        ((groups, Extension(E.extended_master_secret, b"\x00")), AlertDescription.decode_error),
+        (
+            (
+                groups,
+                Extension(E.extended_master_secret, b""),
+                Extension(E.ec_point_formats, b"\x01\x01"),
+            ),
+            AlertDescription.illegal_parameter,
+        ),
+    ]
+    del client_hello
+    for extensions, alert in cases:
+        config = server_config()
+        conn = DtlsServerConnection(admit({"extensions": extensions}, config), config)
+        try:
+            conn.start(NOW)
+        except ProtocolError as exc:
+            assert exc.alert == alert
+        else:
+            raise AssertionError(f"{extensions} accepted")
+        assert alerts_in(conn.datagrams_to_send()) == [alert]
+
+
+def test_half_a_flight_does_not_stop_the_timer_forever() -> None:
+    """RFC 6347 §4.2.4: the timer stops when the peer's whole flight arrived. It used to
+    stop at the peer's first message, so a client that sent its Certificate and nothing
+    more held the server's connection (and an asyncio peer entry) forever."""
+    from test_dtls12_fuzz import CONFIGS, Driver
+
+    from dtlsgate.dtls import ConnectionClosed
+    from dtlsgate.dtls.flight import MAX_FLIGHT_TRANSMISSIONS, MAX_RETRANSMIT_TIMEOUT
+
+    driver = Driver(CONFIGS["ecdsa-client-auth"])
+    while driver.pair.server is None or type(driver.pair.server._handshake.state).__name__ in (
+        "ServerWaitClientHello",
+        "ServerWaitCertificate",
+    ):
+        assert driver.step()
+    server = driver.pair.server
+    # Part of the client's flight arrived (its Finished did not).
+    assert not server.handshake_complete
+    now = NOW
+    for _ in range(MAX_FLIGHT_TRANSMISSIONS):
+        deadline = server.get_timer()
+        assert deadline is not None
+        now = deadline
+        server.handle_timer(now)
+    assert server.closed
+    assert now - NOW <= MAX_FLIGHT_TRANSMISSIONS * MAX_RETRANSMIT_TIMEOUT
+    events = []
+    while (event := server.next_event()) is not None:
+        events.append(event)
+    assert [e for e in events if isinstance(e, ConnectionClosed)] == [
+        ConnectionClosed(None, "handshake timed out")
+    ]
+
+
+def test_timers_stop_once_both_sides_completed() -> None:
+    pair = _established()
+    assert pair.server.get_timer() is None  # type: ignore[attr-defined]
+    assert pair.client.get_timer() is None  # type: ignore[attr-defined]

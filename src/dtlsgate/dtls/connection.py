@@ -234,7 +234,9 @@ class DtlsConnection:
             message = self._reassembler.pop()
             if message is None:
                 return
-            self._timer.stop()  # the peer's next flight has begun
+            # RFC 6347 §4.2.4: the timer keeps running until the peer's whole flight has
+            # arrived (our next flight restarts or stops it in _deliver). Stopping it at the
+            # peer's first message let a peer that sent half a flight hold us forever.
             self._deliver(message, now)
 
     def _deliver(self, message: HandshakeMessage, now: float) -> None:
@@ -252,12 +254,15 @@ class DtlsConnection:
         if out.flight_ready:
             self._flight = out.items
             self._send_flight(now, restart_timer=out.expect_reply)
+            if not out.expect_reply:
+                self._timer.stop()  # our last flight: resent only on the peer's retransmission
         for description in out.warnings:
             self._alert(AlertLevel.WARNING, description)
         if out.complete is not None:
             self.handshake_complete = True
             self.info = out.complete
             self._records.write_epoch = 1
+            self._timer.stop()
             self._events.append(out.complete)
         if out.read_keys is not None and self._early:
             early, self._early = self._early, []

@@ -28,7 +28,9 @@ from functools import lru_cache
 from typing import Any, ClassVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import TrustStore, verify_client_chain, verify_server_chain
@@ -36,12 +38,13 @@ from dtlsgate.crypto.hashes import Hash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret, verify_data
 from dtlsgate.crypto.signatures import schemes_for_key
-from dtlsgate.crypto.suites import SuiteInfo, suite_info
+from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
 from dtlsgate.dtls.flight import FlightItem, HandshakeMessage, OutgoingChangeCipherSpec
 from dtlsgate.dtls.flight import OutgoingHandshake as _Out
 from dtlsgate.dtls.negotiate import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
+    EC_POINT_UNCOMPRESSED,
     Choice,
     Keys,
     check_client_version,
@@ -72,12 +75,14 @@ from dtlsgate.wire.enums import (
 from dtlsgate.wire.extensions import (
     Extension,
     decode_alpn,
+    decode_ec_point_formats,
     decode_renegotiation_info,
     encode_alpn,
     encode_ec_point_formats,
     encode_renegotiation_info,
     encode_server_name,
     encode_u16_list_ext,
+    require_empty,
 )
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, HelloVerifyRequest, ServerHello
@@ -667,6 +672,7 @@ class ClientHandshake(_Handshake):
                 raise ProtocolError(
                     f"unsolicited extension {ext.type}", AlertDescription.unsupported_extension
                 )
+        _check_server_hello_extensions(sh)
         ems = sh.get(ExtensionType.extended_master_secret) is not None
         if self.config.require_extended_master_secret and not ems:
             raise HandshakeFailure("server does not use the extended master secret")
@@ -706,7 +712,8 @@ class ClientHandshake(_Handshake):
                 raise BadCertificate("malformed server certificate") from None
         else:
             raise BadCertificate("server sent no certificate")
-        return ClientWaitServerKeyExchange(state.session, leaf.public_key(), chain)
+        key = _server_public_key(leaf, state.session.suite)
+        return ClientWaitServerKeyExchange(state.session, key, chain)
 
     def on_server_key_exchange(
         self, state: ClientWaitServerKeyExchange, message: HandshakeMessage, now: float
@@ -825,6 +832,46 @@ class ClientHandshake(_Handshake):
         # RFC 5246 §7.4.1.1: a client that will not renegotiate may answer no_renegotiation.
         self.out.warnings.append(AlertDescription.no_renegotiation)
         return state
+
+
+def _check_server_hello_extensions(sh: ServerHello) -> None:
+    """The bodies of the ServerHello extensions a DTLS 1.2 client acts on."""
+    ems = sh.get(ExtensionType.extended_master_secret)
+    if ems is not None:
+        # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
+        require_empty(ems, "extended_master_secret")
+    server_name = sh.get(ExtensionType.server_name)
+    if server_name is not None:
+        # RFC 6066 §3: the server's server_name "SHALL be empty".
+        require_empty(server_name, "server_name")
+    formats = sh.get(ExtensionType.ec_point_formats)
+    if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
+        # RFC 8422 §5.2: the server's list MUST contain uncompressed, the only format we
+        # (and RFC 8422 §5.1.2) use.
+        raise IllegalParameter("server's ec_point_formats lacks uncompressed")
+
+
+def _server_public_key(leaf: x509.Certificate, suite: SuiteInfo) -> Any:
+    """The leaf's public key, when it can sign for ``suite``'s key exchange. RFC 5246
+    §7.4.2: the key "MUST be compatible with the selected key exchange algorithm"; RFC 8422
+    §5.3: ECDHE_ECDSA needs an ECDSA or EdDSA key, ECDHE_RSA an RSA key."""
+    try:
+        key = leaf.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise BadCertificate(
+            "server certificate has an unsupported key", AlertDescription.unsupported_certificate
+        ) from None
+    wanted: tuple[type, ...] = (
+        (rsa.RSAPublicKey,)
+        if suite.key_exchange is KeyExchange.ECDHE_RSA
+        else (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+    )
+    if not isinstance(key, wanted):
+        raise BadCertificate(
+            f"a {type(key).__name__} cannot sign for {suite.key_exchange.name}",
+            AlertDescription.unsupported_certificate,
+        )
+    return key
 
 
 def _is_ip(name: str) -> bool:

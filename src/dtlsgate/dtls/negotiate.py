@@ -19,7 +19,12 @@ from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
 from dtlsgate.dtls.record import CipherState
-from dtlsgate.errors import HandshakeFailure, ProtocolError, ProtocolVersionError
+from dtlsgate.errors import (
+    HandshakeFailure,
+    IllegalParameter,
+    ProtocolError,
+    ProtocolVersionError,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -30,9 +35,11 @@ from dtlsgate.wire.enums import (
 )
 from dtlsgate.wire.extensions import (
     decode_alpn,
+    decode_ec_point_formats,
     decode_renegotiation_info,
     decode_server_name,
     decode_u16_list_ext,
+    require_empty,
 )
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages12 import KeyExchangeKind
@@ -78,6 +85,8 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
 )
 # RFC 5746 §3.3: the signalling value that stands for an empty renegotiation_info.
 _SCSV = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+#: RFC 8422 §5.1.2: ECPointFormat uncompressed, the only point format used.
+EC_POINT_UNCOMPRESSED = 0
 
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
@@ -173,11 +182,20 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
-    ems = hello.get(ExtensionType.extended_master_secret) is not None
+    ems_data = hello.get(ExtensionType.extended_master_secret)
+    if ems_data is not None:
+        # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
+        require_empty(ems_data, "extended_master_secret")
+    ems = ems_data is not None
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
     groups = _client_groups(hello)
+    formats = hello.get(ExtensionType.ec_point_formats)
+    if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
+        # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
+        # illegal_parameter.
+        raise IllegalParameter("ec_point_formats without uncompressed")
     group = next((NamedGroup(g) for g in config.groups or DEFAULT_GROUPS if g in groups), None)
     scheme = _pick_scheme(config, hello)
     cert_kx = _key_exchange_for_key(config.private_key) if config.certificate_chain else None
