@@ -308,3 +308,100 @@ def test_timers_stop_once_both_sides_completed() -> None:
     pair = _established()
     assert pair.server.get_timer() is None  # type: ignore[attr-defined]
     assert pair.client.get_timer() is None  # type: ignore[attr-defined]
+
+
+# --- adapters -----------------------------------------------------------------------------
+
+
+LOCAL_PEER = ("127.0.0.1", 9)  # the discard port: what the server sends goes nowhere
+
+
+def _listener_and_admit() -> tuple[object, object]:
+    import socket
+
+    from builders import client_hello, datagram, with_cookie
+
+    from dtlsgate.gate import Admit, Gate, Reply
+    from dtlsgate.listener import Listener
+
+    config = server_config()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    gate = Gate(config)
+    first = datagram(client_hello())
+    reply = gate.receive(first, LOCAL_PEER, NOW)
+    assert isinstance(reply, Reply)
+    result = gate.receive(with_cookie(first, reply.data[-21:]), LOCAL_PEER, NOW)
+    assert isinstance(result, Admit)
+    return Listener(sock, config, clock=lambda: NOW), result
+
+
+def test_blocking_inbox_is_bounded() -> None:
+    """Datagrams the listener routes to a DtlsSocket that is not reading used to pile up
+    without limit."""
+    from dtlsgate.blocking import MAX_INBOX_DATAGRAMS
+
+    listener, admitted = _listener_and_admit()
+    dtls = listener.accept(LOCAL_PEER, admitted, timeout=None)  # type: ignore[attr-defined]
+    try:
+        for i in range(10 * MAX_INBOX_DATAGRAMS):
+            dtls._feed(i.to_bytes(4, "big"))
+        assert len(dtls._inbox) == MAX_INBOX_DATAGRAMS
+    finally:
+        dtls.close()
+        listener.sock.close()  # type: ignore[attr-defined]
+
+
+def test_accept_misuse_raises_usage_error() -> None:
+    import pytest
+
+    from dtlsgate.errors import UsageError
+
+    listener, admitted = _listener_and_admit()
+    try:
+        with pytest.raises(UsageError, match="not"):
+            listener.accept(("192.0.2.99", 1), admitted, timeout=None)  # type: ignore[attr-defined]
+        assert listener._routes == {}  # type: ignore[attr-defined]
+        with pytest.raises(UsageError, match="timeout"):
+            listener.accept(LOCAL_PEER, admitted, timeout=0)  # type: ignore[attr-defined]
+        dtls = listener.accept(LOCAL_PEER, admitted, timeout=None)  # type: ignore[attr-defined]
+        with pytest.raises(UsageError, match="already accepted"):
+            listener.accept(LOCAL_PEER, admitted, timeout=None)  # type: ignore[attr-defined]
+        assert listener._routes[LOCAL_PEER] is dtls  # type: ignore[attr-defined]
+        dtls.close()
+    finally:
+        listener.sock.close()  # type: ignore[attr-defined]
+
+
+def test_aio_keeps_no_state_for_100k_spoofed_peers() -> None:
+    """Post-gate garbage (records of later epochs, handshake fragments, random bytes) from
+    100,000 distinct addresses: no peer entry, no task, nothing sent."""
+    import asyncio
+    import random
+
+    from dtlsgate import aio
+
+    async def main() -> None:
+        sent: list[object] = []
+        server = await aio.serve(lambda s: asyncio.sleep(0), "127.0.0.1", 0, server_config())
+        server.sendto = lambda data, peer: sent.append(peer)  # type: ignore[method-assign]
+        rng = random.Random(7)
+        kinds = [
+            encode_dtls_record(23, DTLS12, 1, 5, rng.randbytes(40)),
+            encode_dtls_record(22, DTLS12, 1, 9, rng.randbytes(60)),
+            encode_dtls_record(22, DTLS12, 0, 3, encode_dtls_handshake(16, b"\x01x", 2)),
+            encode_dtls_record(21, DTLS12, 0, 3, b"\x02\x28"),
+            rng.randbytes(30),
+        ]
+        try:
+            for i in range(100_000):
+                peer = (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 1024 + i % 50_000)
+                server.handle(kinds[i % len(kinds)], peer)
+            assert server.peers == {}
+            assert server._tasks == set()
+            assert sent == []
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())

@@ -38,6 +38,10 @@ MAX_DATAGRAM = 65507
 # How long a blocking handshake waits in all before giving up (the connection itself gives
 # up after its last retransmission, about two minutes).
 DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# Datagrams from our peer that the listener read for us while we were not reading: more are
+# dropped, as a full socket buffer would drop them, so a peer flooding a socket that nobody
+# reads cannot grow our memory. 256 covers the longest flight, retransmitted, many times.
+MAX_INBOX_DATAGRAMS = 256
 
 
 def keylog_writer(path: str | None) -> Callable[[str], None] | None:
@@ -92,7 +96,8 @@ class DtlsSocket:
 
     def _feed(self, datagram: bytes) -> None:
         """A datagram from our peer, read by someone else (the listener)."""
-        self._inbox.append(datagram)
+        if len(self._inbox) < MAX_INBOX_DATAGRAMS:
+            self._inbox.append(datagram)
 
     def _events(self) -> None:
         while (event := self.connection.next_event()) is not None:

@@ -129,6 +129,12 @@ class Listener:
         from dtlsgate.blocking import DtlsSocket, keylog_writer
         from dtlsgate.dtls import DtlsServerConnection
 
+        if admit.peer is not None and admit.peer != peer:
+            raise UsageError(f"this Admit is for {admit.peer!r}, not {peer!r}")
+        if peer in self._routes:
+            raise UsageError(f"{peer!r} was already accepted; close its DtlsSocket first")
+        if timeout is not None and timeout <= 0:
+            raise UsageError("timeout must be positive, or None")
         conn = DtlsServerConnection(
             admit, self.config, keylog=keylog_writer(self.config.keylog_file)
         )
