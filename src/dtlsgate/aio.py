@@ -40,6 +40,11 @@ MAX_DATAGRAM = 65507
 MAX_READS_PER_WAKEUP = 256
 # Records queued for a handler that does not read; more are dropped (datagram semantics).
 MAX_QUEUED_RECORDS = 1024
+# Admitted peers whose handshake has not completed yet. Each holds reassembly buffers (up
+# to a few hundred KiB against a hostile peer) until its handshake completes or times out,
+# and a cookie only proves an address, not good intent: past this many, further Admits are
+# dropped (the client retransmits its ClientHello; its cookie stays valid for a minute).
+MAX_HANDSHAKING_PEERS = 256
 
 T = TypeVar("T")
 Handler = Callable[["DtlsStream"], Awaitable[None]]
@@ -185,12 +190,17 @@ class DtlsServer(_Reader):
         sock: socket.socket,
         config: ServerConfig,
         loop: asyncio.AbstractEventLoop,
+        max_handshaking: int = MAX_HANDSHAKING_PEERS,
     ) -> None:
         super().__init__(sock, loop)
         self.handler = handler
         self.config = config
         self.gate = Gate(config)
         self.peers: dict[Hashable, DtlsStream] = {}
+        self.max_handshaking = max_handshaking
+        self.admits_refused = 0  # Admits dropped because max_handshaking peers were busy
+        self._handshaking: set[DtlsStream] = set()
+        self._client_randoms: dict[DtlsStream, bytes | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
 
@@ -201,19 +211,42 @@ class DtlsServer(_Reader):
 
     def handle(self, data: bytes, peer: Any) -> None:
         stream = self.peers.get(peer)
-        if stream is not None:
+        if stream is not None and not (
+            stream.handshake_info is not None and _is_client_hello(data)
+        ):
             stream.datagram_received(data)
             return
         result = self.gate.receive(data, peer, time.time())
         if type(result) is Reply:
             self.sendto(result.data, peer)
         elif type(result) is Admit:
+            if stream is not None and not self._replaces(stream, result):
+                return
+            if len(self._handshaking) >= self.max_handshaking:
+                self.admits_refused += 1
+                return
             self._admit(result, peer)
+
+    def _replaces(self, old: DtlsStream, admit: Admit) -> bool:
+        """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
+        association (a client that restarted) goes through the gate; once its cookie
+        verified, the new handshake replaces the old association. A stale copy of the old
+        association's own ClientHello (same random) is ignored."""
+        hello = admit.client_hello
+        if hello is not None and hello.random == self._client_randoms.get(old):
+            return False
+        del self.peers[old.peer]
+        old.close()
+        return True
 
     def _admit(self, admit: Admit, peer: Any) -> None:
         conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
         self.peers[peer] = stream
+        self._handshaking.add(stream)
+        self._client_randoms[stream] = (
+            admit.client_hello.random if admit.client_hello is not None else None
+        )
         try:
             conn.start(time.time())
         except DtlsgateError as exc:
@@ -227,9 +260,12 @@ class DtlsServer(_Reader):
         try:
             with suppress(Exception):
                 await stream.wait_handshake()
+            self._handshaking.discard(stream)
             if stream.handshake_info is not None:
                 await self.handler(stream)
         finally:
+            self._handshaking.discard(stream)
+            self._client_randoms.pop(stream, None)
             stream.close()
             if self.peers.get(stream.peer) is stream:
                 del self.peers[stream.peer]
@@ -270,15 +306,22 @@ async def serve(
     *,
     reuse_port: bool = False,
     sock: socket.socket | None = None,
+    max_handshaking: int = MAX_HANDSHAKING_PEERS,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on ``host:port``; ``handler(stream)`` runs for each peer whose
-    handshake completed. ``reuse_port`` lets several processes share the port."""
+    handshake completed. ``reuse_port`` lets several processes share the port; at most
+    ``max_handshaking`` admitted peers may be mid-handshake at once."""
     loop = asyncio.get_running_loop()
     if sock is None:
         sock = _bind(host, port, reuse_port)
-    server = DtlsServer(handler, sock, config or ServerConfig(), loop)
+    server = DtlsServer(handler, sock, config or ServerConfig(), loop, max_handshaking)
     server.start()
     return server
+
+
+def _is_client_hello(data: bytes) -> bool:
+    """An epoch-0 handshake record that starts with a ClientHello (RFC 6347 §4.1, §4.2.2)."""
+    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
 
 
 class _ClientReader(_Reader):

@@ -1,0 +1,94 @@
+"""asyncio server: a client that restarts from the same address (RFC 6347 §4.2.8), stale
+copies of an old ClientHello, and the bound on peers mid-handshake."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from builders import client_hello, datagram, with_cookie
+from test_dtls12_aio import configs
+from test_interop_dtls12_loss import AioEchoServer
+
+from dtlsgate.blocking import DtlsSocket
+from dtlsgate.dtls import DtlsClientConnection
+
+
+def handshake_from(port: int, server_port: int) -> tuple[DtlsSocket, list[bytes]]:
+    """A blocking DTLS client on local port ``port`` (0: any); returns it and every datagram
+    it sent."""
+    _, client_config = configs()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.connect(("127.0.0.1", server_port))
+    conn = DtlsClientConnection(client_config, ("127.0.0.1", server_port))
+    sent: list[bytes] = []
+    original = conn.datagrams_to_send
+
+    def recording() -> list[tuple[bytes, object]]:
+        out = original()
+        sent.extend(d for d, _ in out)
+        return out  # type: ignore[return-value]
+
+    conn.datagrams_to_send = recording  # type: ignore[method-assign]
+    dtls = DtlsSocket(conn, sock, ("127.0.0.1", server_port))
+    conn.connect(time.time())
+    dtls.do_handshake(10)
+    return dtls, sent
+
+
+def echo(dtls: DtlsSocket, data: bytes) -> bytes:
+    dtls.send(data)
+    return dtls.recv(timeout=5)
+
+
+def test_client_restarting_from_the_same_address_gets_a_new_association() -> None:
+    server_config, _ = configs()
+    with AioEchoServer(server_config) as server:
+        first, _ = handshake_from(0, server.port)
+        local_port = first.sock.getsockname()[1]
+        assert echo(first, b"before") == b"echo:before"
+        first.sock.close()  # the client crashes: no close_notify, its keys are gone
+        second, _ = handshake_from(local_port, server.port)
+        assert second.sock.getsockname()[1] == local_port
+        assert echo(second, b"after") == b"echo:after"
+        second.close()
+
+
+def test_stale_copy_of_the_old_client_hello_does_not_end_the_association() -> None:
+    server_config, _ = configs()
+    with AioEchoServer(server_config) as server:
+        dtls, sent = handshake_from(0, server.port)
+        hellos = [d for d in sent if d[0] == 22 and d[13] == 1]
+        assert len(hellos) >= 2  # ClientHello, then ClientHello with the cookie
+        dtls.sock.send(hellos[-1])  # a delayed duplicate, cookie still valid
+        time.sleep(0.3)
+        assert echo(dtls, b"still here") == b"echo:still here"
+        dtls.close()
+
+
+def test_peers_mid_handshake_are_bounded() -> None:
+    server_config, _ = configs()
+    with AioEchoServer(server_config) as server:
+        server.server.max_handshaking = 2
+        socks = []
+        answered = []
+        for _ in range(3):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(1.0)
+            socks.append(sock)
+            first = datagram(client_hello())
+            sock.sendto(first, ("127.0.0.1", server.port))
+            reply, _ = sock.recvfrom(2048)
+            sock.sendto(with_cookie(first, reply[-21:]), ("127.0.0.1", server.port))
+            try:
+                flight, _ = sock.recvfrom(4096)
+                answered.append(flight[13] == 2)  # ServerHello
+            except TimeoutError:
+                answered.append(False)
+        for sock in socks:
+            sock.close()
+        assert answered == [True, True, False]
+        assert server.server.admits_refused == 1
