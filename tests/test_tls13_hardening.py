@@ -4,6 +4,7 @@ names the RFC 8446 rule or the resource limit it holds us to (STYLE.md practice 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -14,6 +15,7 @@ from dtlsgate import connect_tls, serve_tls
 from dtlsgate.cookie import DEFAULT_MAX_AGE, CookieJar
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
 from dtlsgate.gate import Reply
+from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, TlsSocket
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -340,3 +342,84 @@ def test_cookie_callback_failure_over_asyncio_sends_internal_error() -> None:
     exc = asyncio.run(asyncio.wait_for(main(), 20))
     assert isinstance(exc, AlertReceived) and exc.description == AlertDescription.internal_error
     assert len(failures) == 1 and isinstance(failures[0], UsageError)
+
+
+# ---- asyncio: memory a peer can make us hold -------------------------------------------------
+
+
+def test_drain_waits_when_the_peer_does_not_read() -> None:
+    """An echo server whose client sends and never reads: ``await writer.drain()`` must
+    block the server once TCP backs up, so its send buffer stays near the high-water mark
+    instead of growing with everything the client sends."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def main() -> tuple[int, int]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+
+        server = await serve_tls(echo, "127.0.0.1", 0, server_config())
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await connect_tls("127.0.0.1", port, client_config())
+        chunk = bytes(1 << 16)
+        sent = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            while sent < 32 << 20:
+                writer.write(chunk)
+                sent += len(chunk)
+                await writer.drain()
+                await asyncio.sleep(0)  # let the server run even when drain() does not wait
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(flood(), 3)
+        buffered = writers[0].transport.get_write_buffer_size()
+        writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+        return sent, buffered
+
+    sent, buffered = asyncio.run(asyncio.wait_for(main(), 30))
+    # The client's own drain() stopped it long before 32 MB; the server holds ~ one chunk.
+    assert sent < 32 << 20
+    assert buffered < 1 << 20
+
+
+def test_client_keeps_only_the_newest_tickets() -> None:
+    async def main() -> list[Any]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+
+        cfg = server_config(session_tickets=MAX_TICKETS_KEPT + 4)
+        server = await serve_tls(echo, "127.0.0.1", 0, cfg)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hi\n")
+        await reader.readline()  # the tickets came before the echo
+        tickets: list[Any] = writer.get_extra_info("session_tickets")
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return tickets
+
+    tickets = asyncio.run(asyncio.wait_for(main(), 20))
+    assert len(tickets) == MAX_TICKETS_KEPT
+    # The newest: the server numbers its ticket nonces 0, 1, ...
+    assert [t.ticket.ticket_nonce[0] for t in tickets] == list(range(4, MAX_TICKETS_KEPT + 4))
+
+
+def test_tls_socket_recv_refuses_a_negative_size() -> None:
+    import socket
+
+    a, b = socket.socketpair()
+    try:
+        tls = TlsSocket(a, ClientConnection(client_config()))
+        with pytest.raises(UsageError):
+            tls.recv(-1)
+    finally:
+        a.close()
+        b.close()

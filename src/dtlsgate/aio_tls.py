@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
-from dtlsgate.tls13.blocking import keylog_writer, stream_peer
+from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, keylog_writer, stream_peer
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -59,6 +60,11 @@ class _TlsTransport(asyncio.Transport):
     def close(self) -> None:
         self._p.close()
 
+    def abort(self) -> None:
+        """Close at once, without close_notify (asyncio's ``Transport.abort``)."""
+        if self._p.raw is not None:
+            self._p.raw.abort()
+
     def is_closing(self) -> bool:
         return self._p.raw is None or self._p.raw.is_closing()
 
@@ -72,6 +78,9 @@ class _TlsTransport(asyncio.Transport):
         if self._p.raw is not None:
             return self._p.raw.get_extra_info(name, default)
         return default
+
+    def get_write_buffer_size(self) -> int:
+        return self._p.raw.get_write_buffer_size() if self._p.raw is not None else 0
 
     def pause_reading(self) -> None:
         if self._p.raw is not None:
@@ -100,7 +109,8 @@ class _TlsProtocol(asyncio.Protocol):
         self._on_ready = on_ready
         self._on_failure = on_failure
         self._pending = b""
-        self.tickets: list[Any] = []
+        # The newest session tickets (RFC 8446 §4.6.1): a server may send any number.
+        self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
         self.conn: TlsConnection = None  # type: ignore[assignment]
         self.raw: asyncio.Transport | None = None
         self.reader = asyncio.StreamReader()
@@ -125,6 +135,15 @@ class _TlsProtocol(asyncio.Protocol):
             out = self.conn.data_to_send()
             if out:
                 self.raw.write(out)
+
+    def pause_writing(self) -> None:
+        # The TCP transport's buffer is over its high-water mark: make the application's
+        # ``await writer.drain()`` wait (without this a peer that does not read, e.g. from
+        # an echo server, would grow our send buffer without bound).
+        self.stream_protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.stream_protocol.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections import deque
 from typing import Any
 
 from dtlsgate.blocking import keylog_writer
@@ -25,6 +26,10 @@ from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate,
 from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
+# RFC 8446 §4.6.1 lets a server send NewSessionTickets at any time and any number of them;
+# a client resumes with one (the newest), so the adapters keep the newest 8 and forget
+# older ones instead of growing a list for as long as the connection lives.
+MAX_TICKETS_KEPT = 8
 
 
 class TlsSocket:
@@ -37,7 +42,7 @@ class TlsSocket:
         self._eof = False
         # Session tickets the server sent (RFC 8446 §4.6.1), newest last: pass one as
         # ``ClientConfig(session_ticket=...)`` to resume.
-        self.tickets: list[Any] = []
+        self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
 
     @property
     def info(self) -> HandshakeInfo | None:
@@ -78,6 +83,8 @@ class TlsSocket:
 
     def recv(self, n: int = READ_SIZE) -> bytes:
         """Up to ``n`` bytes of application data; b"" once the peer closed."""
+        if n < 0:
+            raise UsageError("recv(n) needs n >= 0")
         while not self._buffer and not self._eof:
             self._pump()
         out = bytes(self._buffer[:n])
