@@ -170,6 +170,7 @@ class WaitEncryptedExtensions:
     keys: Keys
     suite: SuiteInfo
     info: HandshakeInfo
+    offered: frozenset[int]  # extension types in our ClientHello
 
 
 @dataclass(slots=True)
@@ -365,7 +366,8 @@ def on_server_hello(
         psk is not None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
-    return WaitEncryptedExtensions(keys, suite, info), actions
+    offered = frozenset(e.type for e in state.hello.extensions or ())
+    return WaitEncryptedExtensions(keys, suite, info, offered), actions
 
 
 def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> bytes | None:
@@ -419,6 +421,10 @@ def on_encrypted_extensions(
     ctx: ClientContext, state: WaitEncryptedExtensions, body: bytes, raw: bytes, now: float
 ) -> tuple[ClientState, Actions]:
     ee = EncryptedExtensions.decode(body)
+    # RFC 8446 §4.2: an extension response to an extension we did not send aborts the
+    # handshake with unsupported_extension.
+    unsolicited = [e.type for e in ee.extensions if e.type not in state.offered]
+    expect(not unsolicited, f"unsolicited extensions {unsolicited}", _A.unsupported_extension)
     actions: Actions = []
     info = state.info
     alpn_data = ee.get(_E.application_layer_protocol_negotiation)
@@ -433,8 +439,6 @@ def on_encrypted_extensions(
         # RFC 8449 §4: both sent the extension: each honours the other's limit.
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
-    # RFC 8446 §4.2.10: we never offer early data, so the server cannot accept it.
-    expect(ee.get(_E.early_data) is None, "early_data not offered", _A.unsupported_extension)
     state.keys.transcript.update(raw)
     if info.resumed:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
@@ -481,7 +485,12 @@ def on_certificate_verify(
     ctx: ClientContext, state: WaitCertificateVerify, body: bytes, raw: bytes, now: float
 ) -> tuple[ClientState, Actions]:
     scheme = verify_certificate_verify(
-        ctx.provider, state.peer_key, body, state.keys.transcript.digest(), server=True
+        ctx.provider,
+        state.peer_key,
+        body,
+        state.keys.transcript.digest(),
+        server=True,
+        offered=ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES,
     )
     state.keys.transcript.update(raw)
     info = dataclasses.replace(state.info, signature_scheme=scheme)

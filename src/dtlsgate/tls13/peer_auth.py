@@ -4,6 +4,7 @@ CertificateVerify signature over the transcript (§4.4.3). Shared by server and 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection
 from typing import Any
 
 from cryptography import x509
@@ -34,12 +35,19 @@ def check_peer_certificate(
 
 
 def verify_certificate_verify(
-    provider: Any, peer_key: Any, body: bytes, transcript_digest: bytes, *, server: bool
+    provider: Any,
+    peer_key: Any,
+    body: bytes,
+    transcript_digest: bytes,
+    *,
+    server: bool,
+    offered: Collection[int] = DEFAULT_SIGNATURE_SCHEMES,
 ) -> SignatureScheme:
-    """Check the peer's CertificateVerify (``server``: it came from the server)."""
+    """Check the peer's CertificateVerify (``server``: it came from the server; ``offered``:
+    the schemes our signature_algorithms listed)."""
     cv = CertificateVerify.decode(body)
     # RFC 8446 §4.4.3: the scheme must be one we offered, and not PKCS#1 v1.5 or SHA-1.
-    if cv.algorithm not in DEFAULT_SIGNATURE_SCHEMES or cv.algorithm in TLS13_FORBIDDEN_SCHEMES:
+    if cv.algorithm not in offered or cv.algorithm in TLS13_FORBIDDEN_SCHEMES:
         raise IllegalParameter(f"CertificateVerify with scheme {cv.algorithm:#06x}")
     scheme = SignatureScheme(cv.algorithm)
     content = certificate_verify_content(transcript_digest, server=server)
