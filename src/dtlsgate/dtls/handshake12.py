@@ -308,11 +308,21 @@ class _Handshake:
         self.out.write_keys = mine
         self.out.read_keys = theirs
 
-    def log_keys(self, session: Session, keys: Keys) -> None:
-        # NSS key log format, read by Wireshark: CLIENT_RANDOM <client random> <master>.
+    def derive_keys(self, session: Session, pms: bytes) -> Keys:
+        """Master secret (extended when negotiated) and key block from the premaster
+        secret, logged in NSS key log format (CLIENT_RANDOM <client random> <master>)."""
+        keys = derive_keys(
+            self.provider,
+            session.suite,
+            pms,
+            session.client_random,
+            session.server_random,
+            self.session_hash(session),
+        )
         self.out.keylog.append(
             f"CLIENT_RANDOM {session.client_random.hex()} {keys.master_secret.hex()}"
         )
+        return keys
 
     def finished_data(self, session: Session, keys: Keys, *, client: bool, last: bool) -> bytes:
         return verify_data(
@@ -505,15 +515,7 @@ class ServerHandshake(_Handshake):
                 assert state.key_share is not None
                 shared = state.key_share.exchange(cke.public)
             pms = psk_premaster_secret(self._psk(identity), shared)
-        keys = derive_keys(
-            self.provider,
-            session.suite,
-            pms,
-            session.client_random,
-            session.server_random,
-            self.session_hash(session),
-        )
-        self.log_keys(session, keys)
+        keys = self.derive_keys(session, pms)
         self.out.read_keys = keys.client_write
         if state.peer_chain:
             return ServerWaitCertificateVerify(session, keys, state.peer_chain, identity)
@@ -764,15 +766,7 @@ class ClientHandshake(_Handshake):
             raise UnexpectedMessage("ECDHE_PSK server sent no ServerKeyExchange")
         scheme = self._send_client_certificate(request)
         pms, identity = self._send_client_key_exchange(session, params)
-        keys = derive_keys(
-            self.provider,
-            session.suite,
-            pms,
-            session.client_random,
-            session.server_random,
-            self.session_hash(session),
-        )
-        self.log_keys(session, keys)
+        keys = self.derive_keys(session, pms)
         if scheme is not None:
             signature = self.provider.sign(
                 self.config.private_key, scheme, self.transcript.data(), tls13=False
