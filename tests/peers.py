@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,17 @@ def require(*tools: str) -> None:
             pytest.skip(f"{tool} is not installed (make test installs it)")
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a process started under ``timeout`` and everything it started: GNU timeout leads
+    its own process group, so the group goes, children and grandchildren included (killing
+    only ``timeout`` would orphan the peer, e.g. the workers of ``dtlsgate serve
+    --workers``)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
 @contextlib.contextmanager
 def process(
     args: list[str], *, seconds: float = 30, stdin: int | None = subprocess.PIPE
@@ -43,10 +55,7 @@ def process(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+        stop(proc)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import process, read_line, require, stop
 
 pytestmark = pytest.mark.interop
 PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
@@ -33,8 +33,7 @@ def dtlsgate_serve(cache: Path, *extra: str) -> Iterator[int]:
         assert line.startswith("serving DTLS 1.2 on "), line
         yield int(line.rsplit(":", 1)[1])
     finally:
-        proc.kill()
-        proc.wait(5)
+        stop(proc)
         for stream in (proc.stdout, proc.stderr):
             assert stream is not None
             stream.close()
