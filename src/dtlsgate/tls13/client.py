@@ -49,6 +49,7 @@ from dtlsgate.tls13.handshake import (
     handshake_keylog,
     install,
     message,
+    present,
 )
 from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
 from dtlsgate.tls13.post_handshake import Connected, key_update_handler
@@ -321,8 +322,7 @@ def _check_server_hello(ctx: ClientContext, state: WaitServerHello, sh: ServerHe
     version = sh.get(_E.supported_versions)
     # RFC 8446 §4.2.1: a ServerHello without supported_versions negotiates TLS 1.2 or
     # older, which we did not offer.
-    expect(version is not None, "server chose TLS 1.2 or older", _A.protocol_version)
-    assert version is not None
+    version = present(version, "server chose TLS 1.2 or older", _A.protocol_version)
     expect(decode_supported_versions_sh(version) == TLS13, "not TLS 1.3", _A.illegal_parameter)
     expect(sh.legacy_version == LEGACY_VERSION, "legacy_version", _A.protocol_version)
     expect(sh.session_id == state.hello.session_id, "session id echo", _A.illegal_parameter)
@@ -341,12 +341,10 @@ def on_server_hello(
         # RFC 8446 §4.1.4: the ServerHello must pick the suite the HRR announced.
         expect(sh.cipher_suite == state.retry_suite, "suite changed", _A.illegal_parameter)
     share_data = sh.get(_E.key_share)
-    expect(share_data is not None, "ServerHello without key_share", _A.missing_extension)
-    assert share_data is not None
+    share_data = present(share_data, "ServerHello without key_share", _A.missing_extension)
     entry = decode_key_share_sh(share_data)
     ours = state.shares.get(entry.group)
-    expect(ours is not None, "key share for a group we did not send", _A.illegal_parameter)
-    assert ours is not None
+    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
     suite = suite_info(sh.cipher_suite)
     psk = accepted_psk(state, sh, suite)
     schedule = KeySchedule.for_suite(suite, psk=psk)
@@ -378,8 +376,8 @@ def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> b
         return None
     selected = decode_pre_shared_key_sh(data)
     offer = state.offer
-    expect(offer is not None and selected == 0, "selected_identity", _A.illegal_parameter)
-    assert offer is not None
+    expect(selected == 0, "selected_identity", _A.illegal_parameter)
+    offer = present(offer, "selected_identity", _A.illegal_parameter)
     expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
     return offer.ticket.psk
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
@@ -78,6 +78,8 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
 )
+
+T = TypeVar("T")
 
 
 # ---- actions ---------------------------------------------------------------------------------
@@ -398,3 +400,10 @@ def expect(condition: bool, text: str, alert: AlertDescription) -> None:
     """Raise a `ProtocolError` with ``alert`` unless ``condition`` holds."""
     if not condition:
         raise ProtocolError(text, alert)
+
+
+def present(value: T | None, text: str, alert: AlertDescription) -> T:
+    """``value``, or a `ProtocolError` with ``alert`` when the peer left it out."""
+    if value is None:
+        raise ProtocolError(text, alert)
+    return value

@@ -52,6 +52,7 @@ from dtlsgate.tls13.handshake import (
     hello_retry_request,
     install,
     message,
+    present,
 )
 from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
 from dtlsgate.tls13.post_handshake import Connected, key_update_handler
@@ -307,9 +308,8 @@ def check_second_client_hello(
     if requested:
         expect(len(info.shares) == 1, "ClientHello2 needs one key share", _A.illegal_parameter)
     share = info.share_for(group)
-    expect(share is not None, "ClientHello2 has no share for our group", _A.illegal_parameter)
+    share = present(share, "ClientHello2 has no share for our group", _A.illegal_parameter)
     expect(group in info.groups, "share for an unoffered group", _A.illegal_parameter)
-    assert share is not None
     return share
 
 
