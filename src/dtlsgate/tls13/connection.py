@@ -12,6 +12,12 @@ Errors (STYLE.md practice 7): when the peer breaks the protocol the connection q
 alert the error names (RFC 8446 §6.2; the mapping from error to alert is the error class,
 ``dtlsgate.errors``), enters its terminal state and raises the `ProtocolError`. A fatal
 alert from the peer raises `AlertReceived`. Calls made in the wrong state raise `StateError`.
+
+Closing (RFC 8446 §6.1) is per direction. ``close()`` sends close_notify and closes our
+sending side only: ``send()`` and ``key_update()`` raise `StateError` afterwards, while
+``receive_data`` goes on delivering the peer's data until its own close_notify
+(`ConnectionClosed`) or a fatal alert. After the peer's close_notify we may still send,
+until we ``close()`` too.
 """
 
 from __future__ import annotations
@@ -81,7 +87,25 @@ Event = HandshakeCompleted | DataReceived | ConnectionClosed | SessionTicketRece
 
 
 class TlsConnection:
-    """What server and client connections share: records, reassembly, actions, events."""
+    """What server and client connections share: records, reassembly, actions, events.
+
+    Events are queued by ``receive_data`` and taken by ``next_event``. The queue has no
+    bound of its own (as aioquic's ``QuicConnection``): the caller must drain
+    ``next_event()`` after each ``receive_data``, as the adapters do. Between two drains it
+    holds no more than the bytes fed meanwhile produce: one `DataReceived` per non-empty
+    application data record, never larger than that record's plaintext (empty records
+    queue nothing); one `SessionTicketReceived` per NewSessionTicket message; a single
+    `HandshakeCompleted` and `ConnectionClosed`. A named count beyond which the connection
+    fails was rejected: the caller already bounds the queue by how much it feeds before
+    draining, and any count low enough to matter would fail a caller that legitimately
+    feeds one large read at once.
+
+    State, as booleans: ``closed`` -- we send nothing more (we sent close_notify, or a
+    fatal alert went either way); ``failed`` -- terminal (a fatal alert either way, or
+    ``close()`` before the handshake completed, which abandons it): ``receive_data``
+    raises `StateError`; ``peer_closed`` -- the peer sent close_notify, what it sends
+    afterwards is ignored.
+    """
 
     def __init__(
         self,
@@ -100,7 +124,8 @@ class TlsConnection:
         self._events: deque[Event] = deque()
         self._initial_record = False
         self.info: HandshakeInfo | None = None
-        self.closed = False  # terminal: a fatal error either way, or we sent close_notify
+        self.closed = False  # we send nothing more: close_notify sent, or failed
+        self.failed = False  # terminal: a fatal alert either way, or the handshake abandoned
         self.peer_closed = False
 
     # -- public API -------------------------------------------------------------------------
@@ -115,8 +140,8 @@ class TlsConnection:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Process bytes from the peer; events become available from ``next_event``."""
-        if self.closed:
-            raise StateError("connection is closed")
+        if self.failed:
+            raise StateError("connection failed or was closed during the handshake")
         if self.peer_closed:
             # RFC 8446 §6.1: "Any data received after a closure alert has been received MUST
             # be ignored." Not buffered either: a peer could otherwise grow it forever.
@@ -141,8 +166,10 @@ class TlsConnection:
 
     def send(self, data: bytes) -> None:
         """Queue application data (RFC 8446 §5.1: after the handshake)."""
-        if self.closed or not self.handshake_complete:
-            raise StateError("send() needs a completed, open connection")
+        if self.closed:
+            raise StateError("send() after close(): our side of the connection is closed")
+        if not self.handshake_complete:
+            raise StateError("send() needs a completed handshake")
         if not isinstance(data, bytes | bytearray | memoryview):
             raise UsageError(f"send() takes bytes, not {type(data).__name__}")
         if data:
@@ -156,10 +183,14 @@ class TlsConnection:
         self._run(actions)
 
     def close(self) -> None:
-        """Send close_notify (RFC 8446 §6.1) and stop sending."""
+        """Send close_notify (RFC 8446 §6.1) and close our sending side; receiving goes on
+        until the peer's close_notify. Before the handshake completed it abandons the
+        handshake: the connection is then terminal. Calling it again does nothing."""
         if not self.closed:
             self._send_alert(AlertLevel.WARNING, AlertDescription.close_notify)
             self.closed = True
+            if not self.handshake_complete:
+                self.failed = True
 
     # -- internals --------------------------------------------------------------------------
 
@@ -204,11 +235,16 @@ class TlsConnection:
         if alert.description == AlertDescription.user_canceled:
             return  # RFC 8446 §6.1: followed by close_notify; nothing to do.
         # RFC 8446 §6.2: every other alert is fatal, whatever its level.
-        self.closed = True
+        self.closed = self.failed = True
         raise AlertReceived(alert.description, alert.level)
 
     def _run(self, actions: Actions) -> None:
         for action in actions:
+            if self.closed and _sends(action):
+                # RFC 8446 §6.1: nothing follows our close_notify. The one message this
+                # drops is the answer to a KeyUpdate with update_requested, owed only
+                # "prior to sending its next Application Data record" (§4.6.3): none comes.
+                continue
             if isinstance(action, SendMessage):
                 initial, self._initial_record = self._initial_record, False
                 self._out += self._records.encode(
@@ -250,9 +286,18 @@ class TlsConnection:
         self._out += self._records.encode(ContentType.ALERT, Alert(level, description).encode())
 
     def _fail(self, alert: AlertDescription) -> None:
+        # After our close_notify the alert is not sent (nothing follows close_notify,
+        # RFC 8446 §6.1); the connection still becomes terminal and the error is raised.
         if not self.closed:
             self._send_alert(AlertLevel.FATAL, alert)
-            self.closed = True
+        self.closed = self.failed = True
+
+
+def _sends(action: Any) -> bool:
+    """Whether ``action`` writes to the peer (a record, or our next sending key)."""
+    if isinstance(action, InstallKey):
+        return action.write
+    return isinstance(action, SendMessage | SendChangeCipherSpec)
 
 
 class ServerConnection(TlsConnection):

@@ -1,0 +1,201 @@
+"""Closing a TLS 1.3 connection (RFC 8446 §6.1): ``close()`` closes our sending side only,
+the peer's data and close_notify are still read; and the event queue the caller drains."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from tls13_helpers import NOW, client_config, events, pair, server_config
+
+from dtlsgate import connect_tls, serve_tls
+from dtlsgate.errors import AlertReceived, ProtocolError, StateError
+from dtlsgate.tls13.blocking import TlsSocket
+from dtlsgate.tls13.connection import (
+    ClientConnection,
+    ConnectionClosed,
+    DataReceived,
+    ServerConnection,
+)
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.messages import Alert
+
+
+def seal(sender: ClientConnection | ServerConnection, content_type: int, payload: bytes) -> bytes:
+    """A record ``sender`` could have sent now (its own write key and sequence number)."""
+    protection = sender._records.write
+    assert protection is not None
+    return protection.seal(content_type, payload)
+
+
+def closed_pair() -> tuple[ClientConnection, ServerConnection]:
+    """A connected pair whose client called close(); the server read its close_notify."""
+    client, server = pair()
+    events(client)
+    events(server)
+    client.close()
+    server.receive_data(client.data_to_send(), NOW)
+    assert events(server) == [ConnectionClosed()]
+    return client, server
+
+
+# ---- half-close: we closed, the peer still talks (RFC 8446 §6.1) ----------------------------
+
+
+def test_after_local_close_peer_data_and_close_notify_are_received() -> None:
+    client, server = closed_pair()
+    server.send(b"the rest")
+    server.send(b"and more")
+    server.close()
+    client.receive_data(server.data_to_send(), NOW)
+    assert events(client) == [
+        DataReceived(b"the rest"),
+        DataReceived(b"and more"),
+        ConnectionClosed(),
+    ]
+    assert client.closed and client.peer_closed and not client.failed
+
+
+def test_after_local_close_peer_data_fed_byte_by_byte() -> None:
+    client, server = closed_pair()
+    server.send(b"slowly")
+    server.close()
+    for byte in server.data_to_send():
+        client.receive_data(bytes([byte]), NOW)
+    assert events(client) == [DataReceived(b"slowly"), ConnectionClosed()]
+
+
+def test_after_both_close_notifies_trailing_data_is_ignored_and_not_buffered() -> None:
+    client, server = closed_pair()
+    server.close()
+    client.receive_data(server.data_to_send() + b"\x17\x03\x03\x00\x20" + bytes(20), NOW)
+    client.receive_data(b"\x17\x03\x03\x40\x00" + bytes(1 << 14), NOW)
+    assert events(client) == [ConnectionClosed()]
+    assert client._records.buffered == 0
+
+
+def test_send_after_local_close_is_refused_and_nothing_follows_close_notify() -> None:
+    client, _ = pair()
+    client.close()
+    close_notify = client.data_to_send()
+    with pytest.raises(StateError, match="after close"):
+        client.send(b"too late")
+    with pytest.raises(StateError):
+        client.key_update()
+    client.close()  # again: nothing more
+    assert client.data_to_send() == b""
+    assert len(close_notify) == 5 + 2 + 1 + 16  # one record: the alert, its type, the tag
+
+
+def test_key_update_request_after_local_close_gets_no_answer() -> None:
+    client, server = closed_pair()
+    # RFC 8446 §4.6.3: the answer is owed before our next application data; none comes, and
+    # nothing may follow our close_notify (§6.1). The peer's new key is still installed.
+    server.key_update(request_peer=True)
+    server.send(b"under the new key")
+    client.receive_data(server.data_to_send(), NOW)
+    assert client.data_to_send() == b""
+    assert events(client) == [DataReceived(b"under the new key")]
+
+
+def test_fatal_alert_after_local_close_is_raised_then_the_connection_is_terminal() -> None:
+    client, server = closed_pair()
+    alert = Alert(AlertLevel.FATAL, AlertDescription.internal_error).encode()
+    with pytest.raises(AlertReceived):
+        client.receive_data(seal(server, ContentType.ALERT, alert), NOW)
+    assert client.failed
+    with pytest.raises(StateError):
+        client.receive_data(b"\x17\x03\x03\x00\x20" + bytes(0x20), NOW)
+
+
+def test_protocol_error_after_local_close_raises_without_an_alert_after_close_notify() -> None:
+    client, _ = closed_pair()
+    with pytest.raises(ProtocolError) as info:
+        client.receive_data(b"\x17\x03\x03\x00\x20" + bytes(0x20), NOW)  # fails to decrypt
+    assert info.value.alert == AlertDescription.bad_record_mac
+    assert client.data_to_send() == b""
+    assert client.failed
+
+
+def test_peer_closes_first_we_answer_then_close() -> None:
+    client, server = pair()
+    events(client)
+    events(server)
+    server.close()
+    client.receive_data(server.data_to_send(), NOW)
+    assert events(client)[-1] == ConnectionClosed()
+    client.send(b"goodbye")  # the peer closed its side, not ours
+    client.close()
+    server.receive_data(client.data_to_send(), NOW)
+    assert events(server) == [DataReceived(b"goodbye"), ConnectionClosed()]
+
+
+def test_close_during_the_handshake_abandons_it() -> None:
+    client = ClientConnection(client_config())
+    server = ServerConnection(server_config())
+    client.start(NOW)
+    server.receive_data(client.data_to_send(), NOW)
+    client.close()
+    assert client.failed
+    with pytest.raises(StateError):
+        client.receive_data(server.data_to_send(), NOW)
+
+
+# ---- adapters -----------------------------------------------------------------------------
+
+
+def test_blocking_close_sends_close_notify_then_closes_tcp() -> None:
+    client, server = pair()
+    events(server)
+    ours, theirs = socket.socketpair()
+    with theirs:
+        TlsSocket(ours, client).close()
+        assert ours.fileno() == -1
+        received = b""
+        while chunk := theirs.recv(4096):
+            received += chunk
+        server.receive_data(received, NOW)
+        assert events(server) == [ConnectionClosed()]
+
+
+def test_asyncio_writer_close_sends_close_notify_and_refuses_later_writes() -> None:
+    async def main() -> tuple[bytes, bool]:
+        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def read_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            got.set_result(await reader.read())  # ends at the client's close_notify
+            writer.close()
+
+        server = await serve_tls(read_all, "127.0.0.1", 0, server_config())
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"all of it")
+        writer.close()
+        try:
+            writer.write(b"more")
+        except StateError:
+            refused = True
+        else:
+            refused = False
+        data = await got
+        server.close()
+        await server.wait_closed()
+        return data, refused
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == (b"all of it", True)
+
+
+# ---- the event queue: unbounded, drained by the caller (class docstring) -------------------
+
+
+def test_event_queue_holds_one_event_per_non_empty_record() -> None:
+    client, server = pair()
+    events(client)
+    for _ in range(200):
+        server.send(b"x")
+    records = server.data_to_send()
+    empty = b"".join(seal(server, ContentType.APPLICATION_DATA, b"") for _ in range(200))
+    client.receive_data(records + empty, NOW)
+    queued = events(client)
+    assert queued == [DataReceived(b"x")] * 200
