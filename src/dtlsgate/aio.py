@@ -32,7 +32,7 @@ from dtlsgate.dtls import (
     HandshakeComplete,
 )
 from dtlsgate.errors import DtlsgateError
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.gate import Admit, Gate, Reply, is_client_hello
 
 MAX_DATAGRAM = 65507
 # Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
@@ -200,7 +200,7 @@ class DtlsServer(_Reader):
         self.max_handshaking = max_handshaking
         self.admits_refused = 0  # Admits dropped because max_handshaking peers were busy
         self._handshaking: set[DtlsStream] = set()
-        self._client_randoms: dict[DtlsStream, bytes | None] = {}
+        self._client_randoms: dict[DtlsStream, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
 
@@ -211,9 +211,7 @@ class DtlsServer(_Reader):
 
     def handle(self, data: bytes, peer: Any) -> None:
         stream = self.peers.get(peer)
-        if stream is not None and not (
-            stream.handshake_info is not None and _is_client_hello(data)
-        ):
+        if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
             stream.datagram_received(data)
             return
         result = self.gate.receive(data, peer, time.time())
@@ -232,8 +230,7 @@ class DtlsServer(_Reader):
         association (a client that restarted) goes through the gate; once its cookie
         verified, the new handshake replaces the old association. A stale copy of the old
         association's own ClientHello (same random) is ignored."""
-        hello = admit.client_hello
-        if hello is not None and hello.random == self._client_randoms.get(old):
+        if admit.client_random == self._client_randoms.get(old):
             return False
         del self.peers[old.peer]
         old.close()
@@ -244,9 +241,7 @@ class DtlsServer(_Reader):
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
         self.peers[peer] = stream
         self._handshaking.add(stream)
-        self._client_randoms[stream] = (
-            admit.client_hello.random if admit.client_hello is not None else None
-        )
+        self._client_randoms[stream] = admit.client_random
         try:
             conn.start(time.time())
         except DtlsgateError as exc:
@@ -317,11 +312,6 @@ async def serve(
     server = DtlsServer(handler, sock, config or ServerConfig(), loop, max_handshaking)
     server.start()
     return server
-
-
-def _is_client_hello(data: bytes) -> bool:
-    """An epoch-0 handshake record that starts with a ClientHello (RFC 6347 §4.1, §4.2.2)."""
-    return len(data) > 25 and data[0] == 22 and data[3] == 0 and data[4] == 0 and data[13] == 1
 
 
 class _ClientReader(_Reader):

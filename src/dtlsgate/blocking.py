@@ -5,6 +5,9 @@
 Server-side sockets come from ``Listener.accept()`` and share the listener's UDP socket
 (datagrams of other peers read while waiting are handed to the listener, which routes
 them) or own a UDP socket connected to their peer (``accept(..., connected_socket=True)``).
+Either way, an epoch-0 ClientHello from the peer after the handshake (a client that
+restarted, RFC 6347 §4.2.8) goes to the listener to be judged; when the gate admits it, the
+new association replaces this one, whose ``recv()`` then returns b"".
 Client sockets come from ``connect(host, port, config)`` and own a connected UDP socket.
 This module and the other adapters are the only code that reads clocks and sockets.
 """
@@ -30,6 +33,7 @@ from dtlsgate.dtls import (
     HandshakeComplete,
 )
 from dtlsgate.errors import StateError
+from dtlsgate.gate import is_client_hello
 
 if TYPE_CHECKING:
     from dtlsgate.listener import Listener
@@ -82,6 +86,9 @@ class DtlsSocket:
         self._inbox: deque[bytes] = deque()
         self._data: deque[bytes] = deque()
         self._closed_by_peer = False
+        # A new association of the same peer replaced this one (RFC 6347 §4.2.8): its
+        # address is no longer ours to send to.
+        self._replaced = False
         self.handshake_info: HandshakeComplete | None = None
 
     # --- I/O plumbing -----------------------------------------------------------------------
@@ -98,6 +105,13 @@ class DtlsSocket:
         """A datagram from our peer, read by someone else (the listener)."""
         if len(self._inbox) < MAX_INBOX_DATAGRAMS:
             self._inbox.append(datagram)
+
+    def _peer_restarted(self) -> None:
+        """The listener admitted a new handshake from our peer's address (RFC 6347
+        §4.2.8): end as if the peer had sent close_notify, without sending anything."""
+        self._replaced = True
+        self._closed_by_peer = True
+        self._inbox.clear()
 
     def _events(self) -> None:
         while (event := self.connection.next_event()) is not None:
@@ -136,17 +150,23 @@ class DtlsSocket:
 
     def _read_socket(self) -> None:
         try:
-            if not self._shared:
-                data = self.sock.recv(MAX_DATAGRAM)
-                self.connection.receive(data, self.peer, self._clock())
-                return
-            data, peer = self.sock.recvfrom(MAX_DATAGRAM)
+            if self._shared:
+                data, peer = self.sock.recvfrom(MAX_DATAGRAM)
+            else:
+                data, peer = self.sock.recv(MAX_DATAGRAM), self.peer
         except (BlockingIOError, InterruptedError, ConnectionRefusedError):
             return
-        if peer == self.peer:
+        listener = self._listener
+        if listener is not None and (
+            peer != self.peer
+            or self._replaced
+            or (self.connection.handshake_complete and is_client_hello(data))
+        ):
+            # Another peer's datagram, our peer restarting (RFC 6347 §4.2.8), or one for
+            # the association that replaced ours: the listener routes or judges it.
+            listener._dispatch(data, peer)
+        else:
             self.connection.receive(data, peer, self._clock())
-        elif self._listener is not None:
-            self._listener._dispatch(data, peer)
 
     # --- the public calls -------------------------------------------------------------------
 
@@ -163,6 +183,8 @@ class DtlsSocket:
             self._flush()
 
     def send(self, data: bytes) -> None:
+        if self._replaced:
+            raise StateError("the peer restarted: a new association replaced this one")
         self.connection.send(data)
         self._flush()
 
@@ -181,11 +203,14 @@ class DtlsSocket:
         return self._data.popleft()
 
     def close(self) -> None:
-        """Send close_notify; the listener forgets the peer. A client socket is closed."""
-        self.connection.close()
-        self._flush()
+        """Send close_notify; the listener forgets the peer. A client socket is closed.
+        After the peer restarted (RFC 6347 §4.2.8) nothing is sent: its address belongs to
+        the new association."""
+        if not self._replaced:
+            self.connection.close()
+            self._flush()
         if self._listener is not None:
-            self._listener._forget(self.peer)
+            self._listener._forget(self.peer, self)
         if not self._shared:
             self.sock.close()
 

@@ -100,6 +100,13 @@ class Admit:
     def fragmented(self) -> bool:
         return self.client_hello is None
 
+    @property
+    def client_random(self) -> bytes:
+        """The ClientHello's random (RFC 5246 §7.4.1.2), also when only its first fragment
+        arrived: the gate admits a fragment only when it reaches past the random."""
+        start = DTLS_HANDSHAKE_HEADER_LENGTH + 2  # after the header and client_version
+        return self.client_hello_message[start : start + RANDOM_LENGTH]
+
 
 GateResult = Reply | Admit | Drop
 
@@ -126,6 +133,20 @@ _DTLS10_BYTES = ProtocolVersion.DTLS10.to_bytes(2, "big")
 # length (24 bits as 8 + 16), message_seq, fragment_offset (8 + 16), fragment_length
 # (8 + 16) | client_version major.
 _HEADERS = struct.Struct(">BBxH6xHBBHHBHBHB")
+
+
+def is_client_hello(datagram: bytes) -> bool:
+    """Whether ``datagram`` starts with an epoch-0 handshake record holding a ClientHello
+    (RFC 6347 §4.1, §4.2.2): what a client that restarted sends to the address of an
+    established association (§4.2.8). A cheap look at three header bytes for the adapters'
+    routing; the gate judges the rest."""
+    return (
+        len(datagram) > _RECORD_AND_HANDSHAKE
+        and datagram[0] == _HANDSHAKE
+        and datagram[3] == 0
+        and datagram[4] == 0
+        and datagram[DTLS_RECORD_HEADER_LENGTH] == _CLIENT_HELLO
+    )
 
 
 class Gate:

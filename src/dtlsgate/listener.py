@@ -6,6 +6,11 @@ drops, and returns ``(peer, admit)`` for the first ClientHello whose cookie veri
 non-blocking socket (or one with a timeout) it returns None when no datagram is waiting:
 OpenSSL's non-fatal 0. This module and the other adapters are the only code that touches
 sockets and clocks.
+
+``accept(peer, admit)`` continues an admitted handshake in a `DtlsSocket`; that peer's
+datagrams go to it from then on, except an epoch-0 ClientHello once its handshake completed:
+a client that restarted from the same address and port (RFC 6347 §4.2.8). The gate judges
+that one, and an Admit replaces the old association (see `Listener.listen`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.gate import Admit, Gate, GateResult, Reply, is_client_hello
 
 if TYPE_CHECKING:
     from dtlsgate.blocking import DtlsSocket
@@ -60,6 +65,9 @@ class Listener:
         # admissions seen while a DtlsSocket was reading, returned by the next listen().
         self._routes: dict[Hashable, DtlsSocket] = {}
         self._pending: deque[tuple[Hashable, Admit]] = deque()
+        # The random of the ClientHello that created each route's association: a copy of
+        # that ClientHello arriving late is not a restart (RFC 6347 §4.2.8).
+        self._client_randoms: dict[Hashable, bytes] = {}
         # Datagrams read in the last batch but not yet judged (listen() returned an Admit
         # before reaching them): at most batch - 1.
         self._unread: deque[tuple[bytes, Any]] = deque()
@@ -68,7 +76,14 @@ class Listener:
         """Serve the gate until a ClientHello is admitted; return ``(peer, admit)``.
 
         Returns None when the socket has no datagram waiting (non-blocking socket, or a
-        socket timeout expired). Errors of the socket itself propagate."""
+        socket timeout expired). Errors of the socket itself propagate.
+
+        A datagram from an accepted peer goes to its `DtlsSocket`, unless that handshake
+        completed and the datagram is an epoch-0 ClientHello: the client restarted from the
+        same address (RFC 6347 §4.2.8). The gate judges it like any other: a Reply is sent;
+        an Admit whose random differs from the old association's ends the old one (its
+        ``recv()`` returns b"", as after close_notify) and is returned, to be accepted; a
+        late copy of the ClientHello that created the old association is ignored."""
         sock, receive, clock, unread = self.sock, self.gate.receive, self._clock, self._unread
         if self._pending:
             return self._pending.popleft()
@@ -92,9 +107,11 @@ class Listener:
             while unread:
                 datagram, peer = unread.popleft()
                 if self._routes and peer in self._routes:
-                    self._routes[peer]._feed(datagram)
-                    continue
-                result = receive(datagram, peer, now)
+                    result = self._routed(datagram, peer, now)
+                    if result is None:
+                        continue
+                else:
+                    result = receive(datagram, peer, now)
                 if type(result) is Reply:
                     replies.append((result.data, peer))
                 elif type(result) is Admit:
@@ -125,7 +142,15 @@ class Listener:
         own (OpenSSL's pattern after ``DTLSv1_listen``): bound to the listener's address
         with SO_REUSEADDR (also set on the listener's socket) and SO_REUSEPORT, and
         connect()ed to the peer, so the kernel hands it this peer's datagrams; the
-        `DtlsSocket` closes it on ``close()``."""
+        `DtlsSocket` closes it on ``close()``.
+
+        A client that restarts from the same address (RFC 6347 §4.2.8) is noticed by the
+        `DtlsSocket` reading that peer's datagrams: on the listener's socket, by whoever
+        reads it; on a connected socket, only while the application waits in the old
+        socket's ``recv()``, which hands the new ClientHello to the listener to be judged.
+        Its Admit is returned by the next ``listen()``. Close the old `DtlsSocket` once its
+        ``recv()`` returned b"": until then its connected socket may take datagrams of the
+        new handshake, which the client then retransmits."""
         from dtlsgate.blocking import DtlsSocket, keylog_writer
         from dtlsgate.dtls import DtlsServerConnection
 
@@ -143,6 +168,7 @@ class Listener:
         # Also with a socket of its own: this peer's datagrams already queued on the
         # listener's socket (a retransmitted ClientHello) reach it, not the gate.
         self._routes[peer] = dtls
+        self._client_randoms[peer] = admit.client_random
         if sock is not self.sock:
             self._drain(sock, dtls)
         try:
@@ -151,7 +177,7 @@ class Listener:
                 dtls.do_handshake(timeout)
         except BaseException:
             dtls._flush()
-            self._forget(peer)
+            self._forget(peer, dtls)
             if sock is not self.sock:
                 sock.close()
             raise
@@ -196,17 +222,41 @@ class Listener:
             sock.setblocking(True)
 
     def _dispatch(self, datagram: bytes, peer: Hashable) -> None:
-        """A datagram a `DtlsSocket` read for another peer: route it or judge it."""
-        route = self._routes.get(peer)
-        if route is not None:
-            route._feed(datagram)
-            return
-        result = self.gate.receive(datagram, peer, self._clock())
+        """A datagram a `DtlsSocket` read for another peer, or for its own peer when it is
+        a ClientHello after the handshake: route it or judge it."""
+        if peer in self._routes:
+            result = self._routed(datagram, peer, self._clock())
+        else:
+            result = self.gate.receive(datagram, peer, self._clock())
         if type(result) is Reply:
             with suppress(BlockingIOError, InterruptedError):
                 self.sock.sendto(result.data, peer)  # type: ignore[call-overload]
         elif type(result) is Admit:
             self._pending.append((peer, result))
 
-    def _forget(self, peer: Hashable | None) -> None:
-        self._routes.pop(peer, None)
+    def _routed(self, datagram: bytes, peer: Hashable, now: float) -> GateResult | None:
+        """A datagram from a peer that has a `DtlsSocket`: fed to it (None), or judged by
+        the gate when it is a ClientHello in epoch 0 after the handshake completed.
+
+        RFC 6347 §4.2.8: such a ClientHello from the address of an established association
+        means the client restarted; once its cookie verified, the new handshake replaces
+        the old association. A late copy of the ClientHello that created the association
+        (same random, its cookie still valid) is ignored."""
+        route = self._routes[peer]
+        if not (route.connection.handshake_complete and is_client_hello(datagram)):
+            route._feed(datagram)
+            return None
+        result = self.gate.receive(datagram, peer, now)
+        if type(result) is Admit:
+            if result.client_random == self._client_randoms.get(peer):
+                return None
+            self._forget(peer, route)
+            route._peer_restarted()
+        return result
+
+    def _forget(self, peer: Hashable | None, dtls: DtlsSocket) -> None:
+        """Stop routing ``peer``'s datagrams to ``dtls`` (and not to a newer association of
+        the same peer that replaced it)."""
+        if self._routes.get(peer) is dtls:
+            del self._routes[peer]
+            self._client_randoms.pop(peer, None)
