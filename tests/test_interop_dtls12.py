@@ -192,7 +192,11 @@ def run_gnutls_cli(port: int, extra: list[str], line: bytes = b"hello from gnutl
         got = ""
         while time.monotonic() < deadline and not got.startswith("echo:"):
             got = read_line(proc.stdout, deadline)
+        # End of input: gnutls-cli sends close_notify and exits; let it, before the
+        # process group is killed (the server records a missing close_notify as an error).
         proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
     return got
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +98,8 @@ def openssl_echo(port: int, i: int) -> str:
         got = read_line(proc.stdout, time.monotonic() + DEADLINE)
         with contextlib.suppress(OSError):
             proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)  # let it send close_notify before its process group is killed
     return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
 
 
@@ -129,6 +132,8 @@ def gnutls_echo(port: int, cafile: Path, i: int) -> str:
             got = read_line(proc.stdout, deadline)
         with contextlib.suppress(OSError):
             proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)  # let it send close_notify before its process group is killed
     return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
 
 
