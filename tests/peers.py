@@ -41,6 +41,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+def end_input(proc: subprocess.Popen[bytes], seconds: float = 10) -> None:
+    """Close the peer's stdin and give it ``seconds`` to exit on its own: clients such as
+    ``gnutls-cli`` and ``openssl s_client -no_ign_eof`` send close_notify at end of input,
+    which a kill of their process group (`stop`) would cut short."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(seconds)
+
+
 @contextlib.contextmanager
 def process(
     args: list[str], *, seconds: float = 30, stdin: int | None = subprocess.PIPE

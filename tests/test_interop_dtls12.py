@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require
+from peers import end_input, process, read_line, require
 
 from dtlsgate.blocking import connect
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -116,9 +116,7 @@ def run_s_client(port: int, extra: list[str], line: bytes = b"hello from openssl
         proc.stdin.write(line + b"\n")
         proc.stdin.flush()
         got = read_line(proc.stdout, time.monotonic() + 15)
-        proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
+        end_input(proc)
     return got
 
 
@@ -192,11 +190,8 @@ def run_gnutls_cli(port: int, extra: list[str], line: bytes = b"hello from gnutl
         got = ""
         while time.monotonic() < deadline and not got.startswith("echo:"):
             got = read_line(proc.stdout, deadline)
-        # End of input: gnutls-cli sends close_notify and exits; let it, before the
-        # process group is killed (the server records a missing close_notify as an error).
-        proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
+        # The server records a missing close_notify as an error.
+        end_input(proc)
     return got
 
 

@@ -8,15 +8,13 @@ server; see udp_proxy.py)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import end_input, process, read_line, require
 from test_interop_dtls12 import make_cert
 from udp_proxy import LossyProxy
 
@@ -96,10 +94,7 @@ def openssl_echo(port: int, i: int) -> str:
         proc.stdin.write(line.encode() + b"\n")
         proc.stdin.flush()
         got = read_line(proc.stdout, time.monotonic() + DEADLINE)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)  # let it send close_notify before its process group is killed
+        end_input(proc)
     return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
 
 
@@ -130,10 +125,7 @@ def gnutls_echo(port: int, cafile: Path, i: int) -> str:
         got = ""
         while time.monotonic() < deadline and not got.startswith("echo:"):
             got = read_line(proc.stdout, deadline)
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)  # let it send close_notify before its process group is killed
+        end_input(proc)
     return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
 
 
