@@ -23,10 +23,10 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, encode_dtls_handshake
@@ -58,21 +58,21 @@ class DropReason(StrEnum):
     REPLY_TOO_LARGE = "HelloVerifyRequest would be larger than the ClientHello"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reply:
     """Send ``data`` (one datagram) back to the peer; keep nothing."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Drop:
     """Ignore the datagram."""
 
     reason: DropReason
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admit:
     """A ClientHello whose cookie verified: everything a server connection needs to go on.
 

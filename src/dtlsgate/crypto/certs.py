@@ -15,7 +15,6 @@ import ipaddress
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.signatures import PrivateKey
 from dtlsgate.errors import BadCertificate, UsageError
 from dtlsgate.wire.enums import AlertDescription
@@ -114,7 +114,7 @@ def check_key_matches(leaf: x509.Certificate, key: PrivateKey) -> None:
         raise UsageError("the private key does not match the leaf certificate")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Identity:
     """Our certificate chain (leaf first) and the leaf's private key."""
 
@@ -142,7 +142,7 @@ def load_identity(
     return Identity(tuple(chain), key)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TrustStore:
     """Trust anchors for chain verification."""
 

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import hmac as _hmac
-from dataclasses import dataclass
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UsageError
@@ -85,7 +85,7 @@ def extended_master_secret(hash: Hash, pre_master_secret: bytes, session_hash: b
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tls12KeyBlock:
     """The AEAD keys and implicit IVs cut from the key block (RFC 5246 §6.3; no MAC keys for
     AEAD suites)."""

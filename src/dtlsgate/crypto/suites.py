@@ -15,8 +15,8 @@ values (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV) are not suites and
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import Hash
 from dtlsgate.errors import UsageError
@@ -36,7 +36,7 @@ class KeyExchange(enum.Enum):
     TLS13 = "tls13"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SuiteInfo:
     """What a cipher suite means for the record layer and the key schedule."""
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from functools import lru_cache
 
+from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import TrustStore, load_trust_store
 from dtlsgate.dtls.flight import (
@@ -52,14 +52,14 @@ from dtlsgate.wire.record import (
 MAX_EARLY_RECORDS = 16
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DataReceived:
     """Application data from the peer: the content of one record."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConnectionClosed:
     """The connection ended: ``alert`` is close_notify (0) when the peer closed cleanly,
     None when the handshake timed out."""

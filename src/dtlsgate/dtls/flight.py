@@ -13,8 +13,8 @@ reassembly of fragmented, duplicated and reordered handshake messages.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
 
+from dtlsgate._frozen import frozen
 from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
@@ -45,7 +45,7 @@ MAX_FRAGMENTS_PER_MESSAGE = 512
 MIN_FRAGMENT_LENGTH = 32
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OutgoingHandshake:
     """A handshake message of a flight, kept whole; fragmented anew on each transmission."""
 
@@ -55,7 +55,7 @@ class OutgoingHandshake:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OutgoingChangeCipherSpec:
     """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
 
@@ -143,7 +143,7 @@ class RetransmitTimer:
         return self.transmissions >= MAX_FLIGHT_TRANSMISSIONS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HandshakeMessage:
     """A whole handshake message as reassembled; ``epoch`` is the record epoch that
     carried its last fragment."""

@@ -32,6 +32,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import TrustStore, verify_client_chain, verify_server_chain
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
@@ -108,7 +109,7 @@ MAX_HELLO_VERIFY_REQUESTS = 2
 _CERTIFICATE_TYPES = bytes((1, 64))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HandshakeComplete:
     """The handshake finished: what was negotiated."""
 
@@ -154,7 +155,7 @@ class Outbox:
     keylog: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Session:
     """What both sides agreed in the hellos; carried from state to state."""
 
@@ -173,25 +174,25 @@ class Session:
 # --- states ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerWaitClientHello:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerWaitCertificate:
     session: Session
     key_share: KeyShare | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerWaitClientKeyExchange:
     session: Session
     key_share: KeyShare | None
     peer_chain: tuple[bytes, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerWaitCertificateVerify:
     session: Session
     keys: Keys
@@ -199,7 +200,7 @@ class ServerWaitCertificateVerify:
     psk_identity: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WaitFinished:
     session: Session
     keys: Keys
@@ -207,37 +208,37 @@ class WaitFinished:
     psk_identity: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Established:
     session: Session
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitServerHello:
     hello: ClientHello
     hello_verify_requests: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitCertificate:
     session: Session
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitServerKeyExchange:
     session: Session
     server_key: Any = None  # the leaf's public key (certificate suites)
     peer_chain: tuple[bytes, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitPskServerKeyExchange:
     """Plain PSK: ServerKeyExchange carries only a hint and may be absent (RFC 4279 §2)."""
 
     session: Session
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitCertificateRequest:
     session: Session
     server_params: EcdhParams | None
@@ -245,7 +246,7 @@ class ClientWaitCertificateRequest:
     psk_identity_hint: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientWaitServerHelloDone:
     session: Session
     server_params: EcdhParams | None

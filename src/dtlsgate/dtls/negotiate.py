@@ -7,11 +7,11 @@ Kept apart from the state machines so each handler stays short: a server handler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.hashes import Hash
 from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
@@ -100,7 +100,7 @@ def kind_of(suite: SuiteInfo) -> KeyExchangeKind:
     return _KIND[suite.key_exchange]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Choice:
     """What the server chose from a ClientHello."""
 
@@ -243,7 +243,7 @@ def client_suites(config: ClientConfig) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Keys:
     """The master secret and the record protection of epoch 1 for both directions."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import StateError
@@ -149,7 +150,7 @@ class _ReadEpoch:
     window: ReplayWindow = field(default_factory=ReplayWindow)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plaintext:
     """A record that passed every check: its type, epoch and decrypted content."""
 

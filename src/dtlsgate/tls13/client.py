@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import load_trust_store
 from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare
@@ -147,7 +148,7 @@ class WaitServerHello:
     offer: PskOffer | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PskOffer:
     """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
 
@@ -545,7 +546,7 @@ def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateReque
     return [cert, cv]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SessionTicket:
     """A ticket and the resumption PSK it stands for (RFC 8446 §4.6.1)."""
 

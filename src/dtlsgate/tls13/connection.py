@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -63,22 +63,22 @@ from dtlsgate.wire.messages import Alert
 # ---- events ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HandshakeCompleted:
     info: HandshakeInfo
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DataReceived:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConnectionClosed:
     """The peer sent close_notify (RFC 8446 §6.1): no more data will come."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SessionTicketReceived:
     ticket: _client.SessionTicket
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
@@ -85,19 +86,19 @@ T = TypeVar("T")
 # ---- actions ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SendMessage:
     """Send this whole handshake message under the current write key."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SendChangeCipherSpec:
     """Send the middlebox-compatibility ChangeCipherSpec (RFC 8446 Appendix D.4)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InstallKey:
     """Protect records in one direction with ``secret`` from now on (RFC 8446 §7.3)."""
 
@@ -107,14 +108,14 @@ class InstallKey:
     secret: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PeerRecordLimit:
     """The peer's record_size_limit (RFC 8449 §4), for records we protect from now on."""
 
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyLog:
     """A secret for the NSS key log format (``SSLKEYLOGFILE``): ``label``, the ClientHello
     random that names the connection, the secret. Written only when the application gave
@@ -147,7 +148,7 @@ def application_keylog(keys: Keys, app: AppSecrets) -> list[KeyLog]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OwnRecordLimit:
     """Our record_size_limit was negotiated (RFC 8449 §4): records we receive from now on
     must not carry a larger TLSInnerPlaintext."""
@@ -155,7 +156,7 @@ class OwnRecordLimit:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SkipEarlyData:
     """RFC 8446 §4.2.10: the client offered 0-RTT, which we never accept: skip up to
     ``limit`` bytes of records that are its early data (0: stop skipping)."""
@@ -163,7 +164,7 @@ class SkipEarlyData:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HandshakeInfo:
     """What was negotiated, reported once the handshake completes."""
 
@@ -177,14 +178,14 @@ class HandshakeInfo:
     resumed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Complete:
     """The handshake is done (for a client: its Finished has been queued)."""
 
     info: HandshakeInfo
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TicketReceived:
     """A client received a NewSessionTicket and derived its resumption PSK (§4.6.1)."""
 
@@ -242,7 +243,7 @@ class Keys:
         return self.schedule.finished_verify_data(base, self.transcript.digest())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AppSecrets:
     """Application traffic secrets (generation N) and the resumption master secret."""
 
@@ -258,7 +259,7 @@ def install(write: bool, keys: Keys, aead: AeadAlgorithm, secret: bytes) -> Inst
 # ---- ClientHello extensions -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientHelloInfo:
     """The ClientHello extensions a TLS 1.3 server acts on, each decoded from its own bytes."""
 

@@ -15,8 +15,7 @@ handshake; the handshake only ever sees whole messages and asks for key changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.errors import DecodeError, ProtocolError, StateError, UnexpectedMessage
 from dtlsgate.wire.enums import AlertDescription, ContentType, ProtocolVersion
@@ -91,7 +90,7 @@ class RecordProtection:
         return inner[end - 1], inner[: end - 1]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Record:
     """A record's content type and its (decrypted) content."""
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
@@ -178,7 +179,7 @@ ServerState = (
 # ---- negotiation ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Choice:
     """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
 
@@ -188,7 +189,7 @@ class Choice:
     alpn: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Resumption:
     """A ticket the client offered that opened and is fresh: ``index`` of its identity."""
 
@@ -196,7 +197,7 @@ class Resumption:
     state: TicketState
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AcceptedPsk:
     """A resumption PSK whose binder verified (RFC 8446 §4.2.11)."""
 

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate import Reply
@@ -72,7 +72,7 @@ MAX_CCS_BEFORE_CLIENT_HELLO = 1
 _CCS_RECORD = bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admit13:
     """A ClientHello2 whose cookie verified (see the module docstring).
 
@@ -97,14 +97,14 @@ class Admit13:
     remaining: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Incomplete:
     """More bytes are needed before the ClientHello can be judged; nothing was sent."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Refuse:
     """Send ``data`` (one alert record) and close the connection."""
 
@@ -128,7 +128,7 @@ def bound_fields(hello: ClientHello) -> bytes:
     return client_hello_fixed_part(hello)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CookieState:
     """The integrity-protected payload of a TLS 1.3 cookie."""
 

@@ -17,9 +17,9 @@ Finished, over the transcript up to the ClientHello truncated before the binders
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from typing import Any
 
+from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.hashes import Hash, TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule, hkdf_expand, hkdf_extract
@@ -49,7 +49,7 @@ def ticket_key_from_master(master_key: bytes) -> bytes:
     return hkdf_expand(Hash.SHA256, prk, b"ticket key", TICKET_KEY_LENGTH)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TicketState:
     """What a ticket carries, once opened."""
 

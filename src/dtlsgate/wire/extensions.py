@@ -10,9 +10,9 @@ exactly the extension's bytes; ``encode_*`` are their inverses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, ExtensionType
@@ -78,7 +78,7 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Extension:
     """One extension as it was on the wire: its type and its opaque body."""
 
@@ -256,7 +256,7 @@ def encode_cookie(cookie: bytes) -> bytes:
     return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyShareEntry:
     group: int
     key_exchange: bytes
@@ -331,13 +331,13 @@ def encode_psk_key_exchange_modes(modes: tuple[int, ...] | list[int]) -> bytes:
     return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PskIdentity:
     identity: bytes
     obfuscated_ticket_age: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferedPsks:
     """RFC 8446 §4.2.11: identities<7..2^16-1> and binders<33..2^16-1>, same count."""
 

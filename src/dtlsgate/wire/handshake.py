@@ -8,8 +8,8 @@ message as if it were sent unfragmented (fragment_offset 0, fragment_length = le
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
@@ -19,7 +19,7 @@ TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DtlsHandshakeHeader:
     msg_type: int
     length: int

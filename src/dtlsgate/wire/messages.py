@@ -8,8 +8,7 @@ ClientHello has a TLS form and a DTLS form; the DTLS form carries ``cookie``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import ProtocolVersion
@@ -33,7 +32,7 @@ HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientHello:
     """RFC 8446 §4.1.2 / RFC 6347 §4.2.1. ``extensions`` is None when the message has no
     extensions block at all (legal before TLS 1.3)."""
@@ -84,7 +83,7 @@ class ClientHello:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HelloVerifyRequest:
     """RFC 6347 §4.2.1: server_version and cookie<0..2^8-1>."""
 
@@ -106,7 +105,7 @@ class HelloVerifyRequest:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerHello:
     """RFC 8446 §4.1.3 (and RFC 5246 §7.4.1.3). A HelloRetryRequest is a ServerHello with
     the special random; ``decode`` checks extensions against the right context."""
@@ -156,7 +155,7 @@ class ServerHello:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Alert:
     """RFC 8446 §6: level, description."""
 

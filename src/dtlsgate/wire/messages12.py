@@ -8,9 +8,9 @@ so their ``decode`` takes it as an argument.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter
 from dtlsgate.wire.buffer import Reader, Writer
 
@@ -31,7 +31,7 @@ class KeyExchangeKind(Enum):
     ECDHE_PSK = "ecdhe_psk"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Certificate12:
     """RFC 5246 §7.4.2: ASN.1Cert certificate_list<0..2^24-1>, each <1..2^24-1>."""
 
@@ -55,7 +55,7 @@ class Certificate12:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EcdhParams:
     """RFC 8422 §5.4: ServerECDHParams with a named curve and the public point."""
 
@@ -83,7 +83,7 @@ class EcdhParams:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerKeyExchange:
     """RFC 8422 §5.4 (ECDHE: params and a signature over the randoms and params),
     RFC 4279 §2 (PSK: identity hint), RFC 5489 §2 (ECDHE_PSK: hint, then params, unsigned)."""
@@ -128,7 +128,7 @@ class ServerKeyExchange:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientKeyExchange:
     """RFC 8422 §5.7 (ECDHE: the client's point<1..2^8-1>), RFC 4279 §2 (PSK: identity),
     RFC 5489 §2 (ECDHE_PSK: identity, then point)."""
@@ -158,7 +158,7 @@ class ClientKeyExchange:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CertificateRequest12:
     """RFC 5246 §7.4.4: certificate_types<1..2^8-1>, supported_signature_algorithms
     <2..2^16-2>, certificate_authorities<0..2^16-1> of DistinguishedName<1..2^16-1>."""
@@ -189,7 +189,7 @@ class CertificateRequest12:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CertificateVerify12:
     """RFC 5246 §7.4.8: digitally-signed struct: SignatureAndHashAlgorithm, signature."""
 
@@ -211,7 +211,7 @@ class CertificateVerify12:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerHelloDone:
     """RFC 5246 §7.4.5: an empty message."""
 
@@ -225,7 +225,7 @@ class ServerHelloDone:
         return b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HelloRequest:
     """RFC 5246 §7.4.1.1: an empty message (a server asking for renegotiation)."""
 
@@ -239,7 +239,7 @@ class HelloRequest:
         return b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finished:
     """RFC 5246 §7.4.9: opaque verify_data[12]."""
 

@@ -9,8 +9,7 @@ Extensions are checked against the message they appear in (RFC 8446 §4.2 table)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import KeyUpdateRequest
@@ -28,7 +27,7 @@ MAX_REQUEST_CONTEXT_LENGTH = 255
 MAX_TICKET_LIFETIME = 604800
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EncryptedExtensions:
     """RFC 8446 §4.3.1: Extension extensions<0..2^16-1>."""
 
@@ -50,7 +49,7 @@ class EncryptedExtensions:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CertificateEntry:
     """RFC 8446 §4.4.2: opaque cert_data<1..2^24-1> (X.509 DER) and its extensions."""
 
@@ -58,7 +57,7 @@ class CertificateEntry:
     extensions: tuple[Extension, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Certificate:
     """RFC 8446 §4.4.2: certificate_request_context<0..2^8-1> and
     CertificateEntry certificate_list<0..2^24-1>. An empty list is legal for a client
@@ -94,7 +93,7 @@ class Certificate:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CertificateRequest:
     """RFC 8446 §4.3.2: certificate_request_context<0..2^8-1>, extensions<2..2^16-1>
     (signature_algorithms is required there, checked by the handshake)."""
@@ -120,7 +119,7 @@ class CertificateRequest:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CertificateVerify:
     """RFC 8446 §4.4.3: SignatureScheme algorithm; opaque signature<0..2^16-1>."""
 
@@ -142,7 +141,7 @@ class CertificateVerify:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finished:
     """RFC 8446 §4.4.4: opaque verify_data[Hash.length]."""
 
@@ -160,7 +159,7 @@ class Finished:
         return self.verify_data
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewSessionTicket:
     """RFC 8446 §4.6.1: ticket_lifetime, ticket_age_add, ticket_nonce<0..255>,
     ticket<1..2^16-1>, extensions<0..2^16-2>."""
@@ -195,7 +194,7 @@ class NewSessionTicket:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyUpdate:
     """RFC 8446 §4.6.3: KeyUpdateRequest request_update."""
 
@@ -217,7 +216,7 @@ class KeyUpdate:
         return bytes((self.request_update,))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndOfEarlyData:
     """RFC 8446 §4.5: an empty body."""
 

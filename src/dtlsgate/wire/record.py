@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.buffer import Reader, Writer
 
@@ -26,7 +26,7 @@ MAX_CIPHERTEXT_LENGTH = MAX_PLAINTEXT_LENGTH + 256
 _DTLS_HEADER = struct.Struct(">BHHHIH")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TlsRecordHeader:
     """TLSPlaintext / TLSCiphertext header: type, legacy_record_version, length."""
 
@@ -51,7 +51,7 @@ class TlsRecordHeader:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DtlsRecordHeader:
     """DTLSPlaintext header (RFC 6347 §4.1): type, version, epoch, sequence_number, length."""
 
@@ -82,7 +82,7 @@ class DtlsRecordHeader:
         return w.getvalue()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DtlsRecord:
     header: DtlsRecordHeader
     fragment: bytes
