@@ -4,10 +4,12 @@ deterministic randomness."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pytest
 
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.hashes import Hash, KeyedHmac
 from dtlsgate.crypto.kex import KeyShare, public_length
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider, DeterministicProvider
 from dtlsgate.errors import IllegalParameter, ProtocolError, UsageError
@@ -166,3 +168,17 @@ def test_key_share_misuse() -> None:
         KeyShare.from_private_bytes(NamedGroup.secp256r1, bytes(32))  # scalar 0
     with pytest.raises(UsageError):
         DeterministicProvider(0).generate_key_share(NamedGroup.secp521r1)
+
+
+# --- KeyedHmac: the pre-keyed HMAC behind the TLS 1.2 PRF --------------------------------
+
+
+@pytest.mark.parametrize("hash", list(Hash))
+@pytest.mark.parametrize("key_length", [0, 1, 32, 48, 64, 65, 128, 129, 300])
+def test_keyed_hmac_matches_the_standard_library(hash: Hash, key_length: int) -> None:
+    # Keys shorter than, equal to and longer than the block (64 or 128 bytes; RFC 2104 §2
+    # hashes a longer key first), and the same object reused for several messages.
+    key = bytes((i * 7 + 3) & 0xFF for i in range(key_length))
+    mac = KeyedHmac(hash, key)
+    for message in (b"", b"abc", bytes(range(256)) * 3):
+        assert mac.digest(message) == hmac.digest(key, message, hash.value)

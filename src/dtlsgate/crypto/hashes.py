@@ -41,11 +41,11 @@ class Hash(enum.Enum):
 
     def new(self, data: bytes = b"") -> _Hash:
         """A fresh hashlib object for this hash."""
-        return hashlib.new(self.value, data)
+        return _CONSTRUCTORS[self](data)
 
     def digest(self, data: bytes) -> bytes:
         """One-shot hash of ``data``."""
-        return hashlib.new(self.value, data).digest()
+        return _CONSTRUCTORS[self](data).digest()
 
     def empty_digest(self) -> bytes:
         """Hash of the empty string (``Transcript-Hash("")`` in RFC 8446 §7.1)."""
@@ -61,6 +61,44 @@ class Hash(enum.Enum):
 
 
 _DIGEST_SIZES = {Hash.SHA256: 32, Hash.SHA384: 48, Hash.SHA512: 64}
+# hashlib's named constructors: about a third cheaper than hashlib.new(name), which looks
+# the algorithm up by name on every call.
+_CONSTRUCTORS = {
+    Hash.SHA256: hashlib.sha256,
+    Hash.SHA384: hashlib.sha384,
+    Hash.SHA512: hashlib.sha512,
+}
+_BLOCK_SIZES = {Hash.SHA256: 64, Hash.SHA384: 128, Hash.SHA512: 128}
+
+
+class KeyedHmac:
+    """HMAC (RFC 2104) under one key, for many messages: the key schedule (the ipad and
+    opad blocks, already hashed, RFC 2104 §4) is computed once and copied per message.
+    With OpenSSL 3 behind hashlib, keying an HMAC costs more than the MAC itself, and the
+    TLS 1.2 PRF computes two MACs per output block under the same key."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, hash: Hash, key: bytes) -> None:
+        new = _CONSTRUCTORS[hash]
+        block = _BLOCK_SIZES[hash]
+        if len(key) > block:
+            key = new(key).digest()
+        key = key.ljust(block, b"\x00")
+        self._inner = new(key.translate(_IPAD))
+        self._outer = new(key.translate(_OPAD))
+
+    def digest(self, data: bytes) -> bytes:
+        """HMAC(key, data)."""
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def hmac_digest(hash: Hash, key: bytes, data: bytes) -> bytes:

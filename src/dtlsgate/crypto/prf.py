@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import hmac as _hmac
-
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.hashes import Hash
+from dtlsgate.crypto.hashes import Hash, KeyedHmac
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UsageError
 
@@ -39,20 +37,15 @@ VERIFY_DATA_LENGTH = 12
 def _p_hash(hash: Hash, secret: bytes, seed: bytes, length: int) -> bytes:
     # RFC 5246 §5: A(0) = seed, A(i) = HMAC(secret, A(i-1));
     # P_hash = HMAC(secret, A(1) + seed) + HMAC(secret, A(2) + seed) + ...
-    # Key the HMAC once and copy the keyed state for each block (a third cheaper than
-    # re-keying per call: the PRF runs four times per handshake).
-    keyed = _hmac.new(secret, digestmod=hash.value)
-    out = bytearray()
+    # Key the HMAC once and copy the keyed state for each MAC (the PRF runs four times
+    # per handshake, two MACs per output block).
+    mac = KeyedHmac(hash, secret).digest
+    out = b""
     a = seed
     while len(out) < length:
-        h = keyed.copy()
-        h.update(a)
-        a = h.digest()
-        h = keyed.copy()
-        h.update(a)
-        h.update(seed)
-        out += h.digest()
-    return bytes(out[:length])
+        a = mac(a)
+        out += mac(a + seed)
+    return out[:length]
 
 
 def prf(hash: Hash, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
