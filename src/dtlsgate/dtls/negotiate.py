@@ -114,19 +114,16 @@ class Choice:
     ec_point_formats: bool
 
 
+@lru_cache(maxsize=32)
 def _key_exchange_for_key(key: object) -> KeyExchange | None:
+    """The certificate key exchange a private key can sign for: per config, cached (the
+    isinstance checks against cryptography's abstract classes are not free)."""
     # RFC 8422 §5.1: ECDSA and EdDSA keys sign in ECDHE_ECDSA suites; RSA in ECDHE_RSA.
     if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         return KeyExchange.ECDHE_ECDSA
     if isinstance(key, rsa.RSAPrivateKey):
         return KeyExchange.ECDHE_RSA
     return None
-
-
-def _client_groups(hello: ClientHello) -> tuple[int, ...]:
-    data = hello.get(ExtensionType.supported_groups)
-    # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
-    return (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
 
 
 @lru_cache(maxsize=32)
@@ -136,21 +133,34 @@ def _usable_schemes(key: object, preferred: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(s for s in preferred if s in usable)
 
 
-def _pick_scheme(config: ServerConfig, hello: ClientHello) -> SignatureScheme | None:
+def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> SignatureScheme | None:
     key = config.private_key
     if key is None:
         return None
     ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
-    data = hello.get(ExtensionType.signature_algorithms)
+    data = extensions.get(ExtensionType.signature_algorithms)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
         return SignatureScheme(ours[0]) if ours else None
-    offered = set(decode_u16_list_ext(data))
-    return next((SignatureScheme(s) for s in ours if s in offered), None)
+    offered = decode_u16_list_ext(data)
+    for scheme in ours:
+        if scheme in offered:
+            return SignatureScheme(scheme)
+    return None
 
 
-def _pick_alpn(config: ServerConfig, hello: ClientHello) -> bytes | None:
-    data = hello.get(ExtensionType.application_layer_protocol_negotiation)
+def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGroup | None:
+    data = extensions.get(ExtensionType.supported_groups)
+    # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
+    offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
+    for group in config.groups or DEFAULT_GROUPS:
+        if group in offered:
+            return NamedGroup(group)
+    return None
+
+
+def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
+    data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
     if data is None or not config.alpn_protocols:
         return None
     offered = decode_alpn(data)
@@ -168,8 +178,8 @@ def check_client_version(hello: ClientHello) -> None:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 
-def _secure_renegotiation(hello: ClientHello) -> bool:
-    data = hello.get(ExtensionType.renegotiation_info)
+def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
+    data = extensions.get(ExtensionType.renegotiation_info)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
         raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
@@ -182,7 +192,9 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
-    ems_data = hello.get(ExtensionType.extended_master_secret)
+    # Each extension type appears at most once (the codec rejects duplicates).
+    extensions = {e.type: e.data for e in hello.extensions or ()}
+    ems_data = extensions.get(ExtensionType.extended_master_secret)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
         require_empty(ems_data, "extended_master_secret")
@@ -190,40 +202,37 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
-    groups = _client_groups(hello)
-    formats = hello.get(ExtensionType.ec_point_formats)
+    formats = extensions.get(ExtensionType.ec_point_formats)
     if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
         raise IllegalParameter("ec_point_formats without uncompressed")
-    group = next((NamedGroup(g) for g in config.groups or DEFAULT_GROUPS if g in groups), None)
-    scheme = _pick_scheme(config, hello)
+    group = _pick_group(config, extensions)
+    scheme = _pick_scheme(config, extensions)
     cert_kx = _key_exchange_for_key(config.private_key) if config.certificate_chain else None
-    offered = set(hello.cipher_suites)
+    offered = hello.cipher_suites
     for candidate in config.cipher_suites or DEFAULT_SUITES:
-        info = SUITES.get(CipherSuite(candidate)) if candidate in SUITES else None
+        info = SUITES.get(candidate)  # type: ignore[call-overload]
         if info is None or info.is_tls13 or candidate not in offered:
             continue
         kx = info.key_exchange
-        if kx in (KeyExchange.PSK, KeyExchange.ECDHE_PSK) and not config.psk:
-            continue
-        if kx in (KeyExchange.ECDHE_ECDSA, KeyExchange.ECDHE_RSA) and (
-            kx is not cert_kx or scheme is None
-        ):
+        if kx is KeyExchange.PSK or kx is KeyExchange.ECDHE_PSK:
+            if not config.psk:
+                continue
+        elif kx is not cert_kx or scheme is None:
             continue
         if kx is not KeyExchange.PSK and group is None:
             continue
-        server_name_data = hello.get(ExtensionType.server_name)
+        server_name_data = extensions.get(ExtensionType.server_name)
         return Choice(
             suite=info,
             group=None if kx is KeyExchange.PSK else group,
             signature_scheme=scheme if info.uses_certificate else None,
             extended_master_secret=ems,
-            secure_renegotiation=_secure_renegotiation(hello),
-            alpn=_pick_alpn(config, hello),
+            secure_renegotiation=_secure_renegotiation(hello, extensions),
+            alpn=_pick_alpn(config, extensions),
             server_name=decode_server_name(server_name_data) if server_name_data else None,
-            ec_point_formats=kx is not KeyExchange.PSK
-            and hello.get(ExtensionType.ec_point_formats) is not None,
+            ec_point_formats=kx is not KeyExchange.PSK and formats is not None,
         )
     raise HandshakeFailure("no cipher suite in common")
 

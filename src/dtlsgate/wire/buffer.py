@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from dtlsgate.errors import DecodeError, UsageError
 
@@ -25,6 +26,9 @@ _MAX_BY_WIDTH = {
     6: 0xFFFFFFFFFFFF,
     8: (1 << 64) - 1,
 }
+
+_TYPE_AND_LENGTH = struct.Struct(">HH")
+_U16 = struct.Struct(">H")
 
 
 class Reader:
@@ -82,6 +86,15 @@ class Reader:
     def u64(self) -> int:
         return self.uint(8)
 
+    def unpack(self, fields: struct.Struct) -> tuple[Any, ...]:
+        """The next ``fields.size`` bytes as ``fields`` lays them out (fixed-size headers
+        in one call)."""
+        pos = self._pos
+        if fields.size > self._end - pos:
+            raise DecodeError(f"truncated: need {fields.size} bytes, {self._end - pos} left")
+        self._pos = pos + fields.size
+        return fields.unpack_from(self._data, pos)
+
     def read(self, n: int) -> bytes:
         pos = self._take(n)
         return bytes(self._data[pos : pos + n])
@@ -96,7 +109,7 @@ class Reader:
         return Reader(self._data, pos, pos + n)
 
     def _length(self, prefix: int, minimum: int, maximum: int) -> int:
-        n = self.uint(prefix)
+        n = self.u8() if prefix == 1 else self.u16() if prefix == 2 else self.uint(prefix)
         if n < minimum or n > maximum:
             raise DecodeError(f"vector length {n} outside <{minimum}..{maximum}>")
         return n
@@ -124,6 +137,24 @@ class Reader:
         # One unpack for the whole vector (cipher suites, groups, signature schemes).
         return list(struct.unpack_from(f">{n // 2}H", self._data, pos))
 
+    def typed_vectors(self) -> list[tuple[int, bytes]]:
+        """Entries of ``uint16 type; opaque data<0..2^16-1>`` filling the rest of this
+        reader (an extensions block, RFC 8446 §4.2), in order; the reader is then at its
+        end. Each entry's header and body are checked against the reader's end before use."""
+        data, pos, end = self._data, self._pos, self._end
+        entries: list[tuple[int, bytes]] = []
+        while pos < end:
+            if end - pos < 4:
+                raise DecodeError(f"truncated: need 4 bytes, {end - pos} left")
+            entry_type, n = _TYPE_AND_LENGTH.unpack_from(data, pos)
+            pos += 4
+            if n > end - pos:
+                raise DecodeError(f"truncated: need {n} bytes, {end - pos} left")
+            entries.append((entry_type, bytes(data[pos : pos + n])))
+            pos += n
+        self._pos = pos
+        return entries
+
     def finish(self) -> None:
         """Require that everything was consumed (no trailing bytes)."""
         if self._pos != self._end:
@@ -150,10 +181,14 @@ class Writer:
         self._buf += value.to_bytes(width, "big")
 
     def u8(self, value: int) -> None:
-        self.uint(1, value)
+        if not 0 <= value <= 0xFF:
+            raise UsageError(f"{value} does not fit in 1 byte")
+        self._buf.append(value)
 
     def u16(self, value: int) -> None:
-        self.uint(2, value)
+        if not 0 <= value <= 0xFFFF:
+            raise UsageError(f"{value} does not fit in 2 bytes")
+        self._buf += _U16.pack(value)
 
     def u24(self, value: int) -> None:
         self.uint(3, value)

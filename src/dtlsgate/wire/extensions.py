@@ -94,24 +94,23 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     ``context`` raises unsupported_extension for messages a server sends, and is kept
     for a ClientHello (the server ignores what it does not know).
     """
-    body = r.prefixed(2)
-    seen: set[int] = set()
-    out: list[Extension] = []
-    while not body.at_end():
-        ext_type = body.u16()
-        data = body.vector(2)
-        if ext_type in seen:
-            raise IllegalParameter(f"duplicate extension {ext_type}")
-        seen.add(ext_type)
-        if context is not Context.CLIENT_HELLO:
+    entries = r.prefixed(2).typed_vectors()
+    types = {ext_type for ext_type, _ in entries}
+    if len(types) != len(entries):
+        seen: set[int] = set()
+        for ext_type, _ in entries:
+            if ext_type in seen:
+                raise IllegalParameter(f"duplicate extension {ext_type}")
+            seen.add(ext_type)
+    if context is not Context.CLIENT_HELLO:
+        for ext_type in types:
             allowed = ALLOWED_IN.get(ext_type)
             if allowed is None or context not in allowed:
                 raise ProtocolError(
                     f"extension {ext_type} not allowed in {context.value}",
                     AlertDescription.unsupported_extension,
                 )
-        out.append(Extension(ext_type, data))
-    return tuple(out)
+    return tuple([Extension(ext_type, data) for ext_type, data in entries])
 
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:

@@ -29,11 +29,11 @@ class DtlsHandshakeHeader:
 
     @classmethod
     def decode(cls, r: Reader) -> DtlsHandshakeHeader:
-        msg_type = r.u8()
-        length = r.u24()
-        message_seq = r.u16()
-        fragment_offset = r.u24()
-        fragment_length = r.u24()
+        # type || length (u24), message_seq, fragment_offset (u24) || fragment_length (u24)
+        type_and_length, message_seq, offset_high, offset_low_and_length = r.unpack(_DTLS_HEADER)
+        msg_type, length = type_and_length >> 24, type_and_length & 0xFFFFFF
+        fragment_offset = (offset_high << 8) | (offset_low_and_length >> 24)
+        fragment_length = offset_low_and_length & 0xFFFFFF
         # RFC 6347 §4.2.3: a fragment must lie within its message.
         if fragment_offset + fragment_length > length:
             raise DecodeError("handshake fragment extends past the message length")
@@ -71,21 +71,18 @@ def encode_dtls_handshake(
     """A DTLS handshake fragment. With the defaults, the whole message unfragmented, the
     form that enters the transcript. ``body`` is the fragment's bytes; ``total_length``
     the whole message's length when ``body`` is only part of it."""
-    length = len(body) if total_length is None else total_length
-    if not (0 <= msg_type <= 0xFF and 0 <= message_seq <= 0xFFFF):
-        raise UsageError("msg_type or message_seq out of range")
-    if not (0 <= length <= 0xFFFFFF and 0 <= fragment_offset <= 0xFFFFFF):
-        raise UsageError("handshake length or fragment_offset out of range")
-    if len(body) > 0xFFFFFF:
-        raise UsageError("handshake fragment longer than 2^24 - 1 bytes")
+    n = len(body)
+    length = n if total_length is None else total_length
+    # Each value shifted past its width is 0 when it fits, and nonzero (or -1) otherwise.
+    if (msg_type >> 8) | (message_seq >> 16) | (length >> 24) | (fragment_offset >> 24) | (n >> 24):
+        raise UsageError("msg_type, message_seq, length or fragment_offset out of range")
     # One pack of the 12-byte header (every message sent and received goes through here):
     # type || length (u24), message_seq (u16), fragment_offset (u24) || fragment_length (u24).
-    offset_and_length = (fragment_offset << 24) | len(body)
     header = _DTLS_HEADER.pack(
         (msg_type << 24) | length,
         message_seq,
-        offset_and_length >> 32,
-        offset_and_length & 0xFFFFFFFF,
+        fragment_offset >> 8,
+        ((fragment_offset & 0xFF) << 24) | n,
     )
     return header + body
 
