@@ -36,7 +36,7 @@ from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, Server
 from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.gate import Admit
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert
 from dtlsgate.wire.record import (
@@ -225,6 +225,14 @@ class DtlsConnection:
             raise
         retransmit = False
         for header, body in fragments:
+            if (
+                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
+                and epoch == 0
+                and header.is_whole
+                and isinstance(self._handshake, ClientHandshake)
+                and self._handshake.is_new_hello_verify_request(body)
+            ):
+                self._reassembler.restart(header.message_seq)
             retransmit |= self._reassembler.add(header, body, epoch)
         self._pump(now)
         return retransmit
@@ -247,6 +255,8 @@ class DtlsConnection:
         for line in out.keylog:
             if self._keylog is not None:
                 self._keylog(line)
+        if out.expect_message_seq is not None:
+            self._reassembler.restart(out.expect_message_seq)
         if out.read_keys is not None:
             self._records.install_read(1, out.read_keys)
         if out.write_keys is not None:

@@ -235,6 +235,12 @@ class Reassembler:
         partial.add(header.fragment_offset, data)
         return False
 
+    def restart(self, next_seq: int) -> None:
+        """Forget everything buffered and expect ``next_seq`` next (a new answer to our
+        ClientHello, see `DtlsConnection._handshake_record`)."""
+        self.next_seq = next_seq
+        self._partial.clear()
+
     def pop(self) -> HandshakeMessage | None:
         """The next message in order, when all of it has arrived."""
         partial = self._partial.get(self.next_seq)

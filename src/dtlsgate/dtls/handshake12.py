@@ -153,6 +153,9 @@ class Outbox:
     warnings: list[AlertDescription] = field(default_factory=list)
     complete: HandshakeComplete | None = None
     keylog: list[str] = field(default_factory=list)
+    # The message_seq the peer's next message carries, when it is not simply the next one
+    # (after a HelloVerifyRequest: the ServerHello continues from our new ClientHello's).
+    expect_message_seq: int | None = None
 
 
 @frozen
@@ -656,9 +659,28 @@ class ClientHandshake(_Handshake):
             hvr.cookie,
         )
         self.transcript = Transcript()
+        # RFC 6347 §4.2.2: the server's ServerHello takes this ClientHello's message_seq.
+        self.out.expect_message_seq = self.send_seq
         self.send(HT.CLIENT_HELLO, hello.encode())
         self.flight(expect_reply=True)
         return ClientWaitServerHello(hello, state.hello_verify_requests + 1)
+
+    def is_new_hello_verify_request(self, body: bytes) -> bool:
+        """Whether a HelloVerifyRequest is a new answer to the ClientHello we sent with a
+        cookie (the server refused that cookie), not a copy of the one we answered.
+
+        A stateless server numbers every HelloVerifyRequest message_seq 0: it keeps no
+        count (RFC 6347 §4.2.1). One that refuses our cookie (its secret rotated, or
+        another server of a fleet without the same key got our ClientHello) carries a
+        cookie other than the one we sent; by message_seq alone it would look like a
+        retransmission of the first, and we would resend the refused cookie forever."""
+        state = self.state
+        if type(state) is not ClientWaitServerHello or not state.hello.cookie:
+            return False
+        try:
+            return HelloVerifyRequest.decode(body).cookie != state.hello.cookie
+        except ProtocolError:
+            return False
 
     def on_server_hello(
         self, state: ClientWaitServerHello, message: HandshakeMessage, now: float

@@ -1,0 +1,95 @@
+"""A client whose cookie is refused (RFC 6347 §4.2.1): the server's secret rotated, or its
+ClientHello reached another server of a fleet that does not share the key. The stateless
+gate answers with a new HelloVerifyRequest numbered message_seq 0 like the first; the client
+must answer it with the new cookie, not take it for a retransmission and resend the refused
+cookie until it gives up (which is what `openssl s_client` does,
+tests/test_interop_dtls12_fleet.py). A mere copy of the first HelloVerifyRequest is still a
+retransmission."""
+
+from __future__ import annotations
+
+import pytest
+from dtls12_pair import CLIENT, NOW, client_config, server_config
+
+from dtlsgate.cookie import CookieJar
+from dtlsgate.dtls import DtlsClientConnection, DtlsServerConnection, HandshakeComplete
+from dtlsgate.errors import UnexpectedMessage
+from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
+from dtlsgate.wire.messages import ClientHello
+
+HELLO_AT = 13  # the ClientHello's handshake header, after the record header
+
+
+def sent(client: DtlsClientConnection) -> list[bytes]:
+    return [d for d, _ in client.datagrams_to_send()]
+
+
+def cookie_of(datagram: bytes) -> bytes:
+    ((_header, body),) = decode_dtls_handshake_fragments(datagram[HELLO_AT:])
+    cookie = ClientHello.decode(body, dtls=True).cookie
+    assert cookie is not None
+    return cookie
+
+
+def gate(master_key: bytes) -> Gate:
+    return Gate(server_config(cookie_jar=CookieJar(master_key)))
+
+
+def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_completes() -> None:
+    gate_a, gate_b = gate(bytes(32)), gate(b"\x01" * 32)
+    client = DtlsClientConnection(client_config())
+    client.connect(NOW)
+    (hello1,) = sent(client)
+    reply_a = gate_a.receive(hello1, CLIENT, NOW)
+    assert type(reply_a) is Reply
+    client.receive(reply_a.data, None, NOW)
+    (hello2,) = sent(client)
+    # Server B does not share A's key: A's cookie fails and B answers with its own.
+    reply_b = gate_b.receive(hello2, CLIENT, NOW)
+    assert type(reply_b) is Reply
+    client.receive(reply_b.data, None, NOW)
+    (hello3,) = sent(client)
+    assert cookie_of(hello3) != cookie_of(hello2)
+    admit = gate_b.receive(hello3, CLIENT, NOW)
+    assert type(admit) is Admit and admit.message_seq == 2
+    server = DtlsServerConnection(admit, server_config(cookie_jar=CookieJar(b"\x01" * 32)))
+    server.start(NOW)
+    for _ in range(10):
+        for d, _ in server.datagrams_to_send():
+            client.receive(d, None, NOW)
+        for d in sent(client):
+            server.receive(d, CLIENT, NOW)
+        if client.handshake_complete and server.handshake_complete:
+            break
+    assert client.handshake_complete and server.handshake_complete
+    assert isinstance(client.next_event(), HandshakeComplete)
+
+
+def test_a_copy_of_the_first_hello_verify_request_is_a_retransmission() -> None:
+    gate_a = gate(bytes(32))
+    client = DtlsClientConnection(client_config())
+    client.connect(NOW)
+    (hello1,) = sent(client)
+    reply = gate_a.receive(hello1, CLIENT, NOW)
+    assert type(reply) is Reply
+    client.receive(reply.data, None, NOW)
+    (hello2,) = sent(client)
+    for _ in range(5):  # the network duplicated it: same cookie, nothing new to send
+        client.receive(reply.data, None, NOW)
+        assert sent(client) == []
+    # The second ClientHello is still the one the server admits.
+    assert type(gate_a.receive(hello2, CLIENT, NOW)) is Admit
+
+
+def test_a_server_that_keeps_refusing_is_given_up_on() -> None:
+    client = DtlsClientConnection(client_config())
+    client.connect(NOW)
+    (hello,) = sent(client)
+    with pytest.raises(UnexpectedMessage):
+        for n in range(5):  # a new secret every time: each cookie is refused
+            reply = gate(bytes([n]) * 32).receive(hello, CLIENT, NOW)
+            assert type(reply) is Reply
+            client.receive(reply.data, None, NOW)
+            (hello,) = sent(client)
+    assert client.closed

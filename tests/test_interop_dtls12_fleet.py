@@ -1,0 +1,131 @@
+"""A fleet of `dtlsgate serve` processes sharing a cookie master key: one server's
+HelloVerifyRequest cookie is verified by another process (DESIGN.md: cookies, fleet).
+
+`--workers N` gives its processes one master key, but on one port the kernel pins each client
+address to one worker, so a test cannot make one worker verify another's cookie. Here two
+servers run on two ports behind a balancer that sends a client's first datagram to server A
+and every later one to server B, from one upstream address (so both servers see the same
+peer, as behind a load balancer that does not pin clients). With a shared `--master-key`,
+B admits the ClientHello carrying A's cookie and answers it with a ServerHello; with
+different keys B refuses the cookie and sends a HelloVerifyRequest of its own (which
+`openssl s_client` ignores, retransmitting the refused ClientHello until it gives up: a
+fleet must share its key; our client answers the second HelloVerifyRequest).
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from test_dtls12_cli import dtlsgate_serve, run_connect
+from test_interop_dtls12 import PSK_HEX, PSK_ID, run_s_client
+
+pytestmark = pytest.mark.interop
+
+HANDSHAKE = 22
+HELLO_VERIFY_REQUEST = 3
+SERVER_HELLO = 2
+KEY_A = "11" * 32
+KEY_B = "22" * 32
+PSK = ("--psk", f"{PSK_ID}:{PSK_HEX}")
+
+
+class Balancer:
+    """UDP on loopback: a client's first datagram goes to ``first``, the rest to ``rest``,
+    all from one upstream socket per client. Records which server sent what back."""
+
+    def __init__(self, first: int, rest: int) -> None:
+        self.servers = (("127.0.0.1", first), ("127.0.0.1", rest))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.replies: list[tuple[int, bytes]] = []  # (server index, datagram)
+        self._up: dict[tuple[str, int], socket.socket] = {}
+        self._client_of: dict[socket.socket, tuple[str, int]] = {}
+        self._sent: dict[tuple[str, int], int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.sock, *self._client_of], [], [], 0.05)
+            for s in ready:
+                data, addr = s.recvfrom(65535)
+                if s is self.sock:
+                    up = self._up.get(addr)
+                    if up is None:
+                        up = self._up[addr] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        up.bind(("127.0.0.1", 0))
+                        self._client_of[up] = addr
+                    n = self._sent[addr] = self._sent.get(addr, 0) + 1
+                    up.sendto(data, self.servers[0 if n == 1 else 1])
+                else:
+                    self.replies.append((self.servers.index(addr), data))
+                    self.sock.sendto(data, self._client_of[s])
+
+    @contextmanager
+    def running(self) -> Iterator[Balancer]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(10)
+            for s in [self.sock, *self._up.values()]:
+                s.close()
+
+
+def handshake_types(datagram: bytes) -> list[int]:
+    """The handshake message types of the datagram's epoch-0 handshake records."""
+    types, pos = [], 0
+    while pos + 13 <= len(datagram):
+        length = int.from_bytes(datagram[pos + 11 : pos + 13], "big")
+        if datagram[pos] == HANDSHAKE and datagram[pos + 3 : pos + 5] == b"\x00\x00":
+            types.append(datagram[pos + 13])
+        pos += 13 + length
+    return types
+
+
+@contextmanager
+def fleet(tmp_path: Path, key_a: str, key_b: str) -> Iterator[Balancer]:
+    with ExitStack() as stack:
+        port_a = stack.enter_context(dtlsgate_serve(tmp_path, *PSK, "--master-key", key_a))
+        port_b = stack.enter_context(dtlsgate_serve(tmp_path, *PSK, "--master-key", key_b))
+        yield stack.enter_context(Balancer(port_a, port_b).running())
+
+
+def replies_from(balancer: Balancer, server: int) -> list[list[int]]:
+    return [handshake_types(d) for i, d in balancer.replies if i == server]
+
+
+def test_a_cookie_minted_by_one_server_is_admitted_by_another_with_the_same_key(
+    tmp_path: Path,
+) -> None:
+    with fleet(tmp_path, KEY_A, KEY_A) as balancer:
+        extra = ["-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", "PSK-AES128-CCM8"]
+        got = run_s_client(balancer.port, extra, b"across the fleet")
+    assert got == "across the fleet"
+    # A saw only ClientHello1 and answered it with a HelloVerifyRequest; B's first answer
+    # continues the handshake: the cookie from A verified in another process.
+    assert replies_from(balancer, 0) == [[HELLO_VERIFY_REQUEST]]
+    from_b = replies_from(balancer, 1)
+    assert from_b and from_b[0][0] == SERVER_HELLO
+    assert HELLO_VERIFY_REQUEST not in {t for types in from_b for t in types}
+
+
+def test_a_server_with_another_key_refuses_the_cookie(tmp_path: Path) -> None:
+    with fleet(tmp_path, KEY_A, KEY_B) as balancer:
+        done = run_connect(balancer.port, b"across the fleet\n", *PSK)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"across the fleet\n"
+    assert replies_from(balancer, 0) == [[HELLO_VERIFY_REQUEST]]
+    # B refused A's cookie with a HelloVerifyRequest of its own; our client answered it
+    # and B admitted the ClientHello carrying B's cookie.
+    from_b = replies_from(balancer, 1)
+    assert from_b[0] == [HELLO_VERIFY_REQUEST]
+    assert from_b[1][0] == SERVER_HELLO
