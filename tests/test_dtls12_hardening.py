@@ -352,6 +352,31 @@ def test_blocking_inbox_is_bounded() -> None:
         listener.sock.close()  # type: ignore[attr-defined]
 
 
+def test_undrained_application_data_is_bounded() -> None:
+    """A sans-I/O caller that never calls next_event() used to make the connection queue
+    every record received; beyond MAX_QUEUED_DATA new data is dropped and counted, and
+    draining makes room again."""
+    from dtlsgate.dtls.connection import MAX_QUEUED_DATA, DataReceived
+
+    pair = _established()
+    client, server = pair.client, pair.server  # type: ignore[attr-defined]
+    for i in range(MAX_QUEUED_DATA + 50):
+        client.send(i.to_bytes(4, "big"))
+    for d, _ in client.datagrams_to_send():
+        server.receive(d, CLIENT, NOW)
+    assert server.data_dropped == 50
+    got = []
+    while (event := server.next_event()) is not None:
+        assert isinstance(event, DataReceived)
+        got.append(int.from_bytes(event.data, "big"))
+    assert got == list(range(MAX_QUEUED_DATA))  # the oldest kept, in order
+    client.send(b"after draining")
+    for d, _ in client.datagrams_to_send():
+        server.receive(d, CLIENT, NOW)
+    assert server.next_event() == DataReceived(b"after draining")
+    assert server.data_dropped == 50
+
+
 def test_accept_misuse_raises_usage_error() -> None:
     import pytest
 

@@ -50,6 +50,12 @@ from dtlsgate.wire.record import (
 # overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
 # are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
 MAX_EARLY_RECORDS = 16
+# Application data records received and not yet taken with next_event(): beyond this many,
+# new ones are dropped (counted in ``data_dropped``), as a full socket receive buffer drops
+# datagrams; DTLS application data is unreliable anyway (RFC 6347 §4.2.4 retransmits
+# flights only). A caller that never drains events cannot make us hold more than this
+# many records of at most 2^14 bytes (16 MiB). Handshake and close events are always kept.
+MAX_QUEUED_DATA = 1024
 
 
 @frozen
@@ -103,6 +109,8 @@ class DtlsConnection:
         self.handshake_complete = False
         self.closed = False
         self.records_dropped = 0
+        self.data_dropped = 0
+        self._queued_data = 0
         self.info: HandshakeComplete | None = None
 
     # --- the sans-I/O interface -----------------------------------------------------------
@@ -116,7 +124,7 @@ class DtlsConnection:
             # The hot path: one application data record of the current epoch.
             plain = self._records.open_application_data(data)
             if plain is not None:
-                self._events.append(DataReceived(plain))
+                self._data_received(plain)
                 return
         try:
             retransmit = False
@@ -154,7 +162,15 @@ class DtlsConnection:
         self._send_flight(now, restart_timer=False)
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        """The oldest event not yet taken, or None. Take them after each ``receive``:
+        beyond ``MAX_QUEUED_DATA`` undrained `DataReceived` events, new application data
+        is dropped (``data_dropped`` counts it)."""
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is DataReceived:
+            self._queued_data -= 1
+        return event
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one application data record."""
@@ -198,7 +214,7 @@ class DtlsConnection:
             return self._handshake_record(plain.data, plain.epoch, now)
         if kind == ContentType.APPLICATION_DATA:
             if plain.epoch > 0 and self.handshake_complete:
-                self._events.append(DataReceived(plain.data))
+                self._data_received(plain.data)
             else:
                 self.records_dropped += 1
         elif kind == ContentType.ALERT:
@@ -207,6 +223,13 @@ class DtlsConnection:
             # ChangeCipherSpec needs no action: DTLS records carry their epoch.
             self.records_dropped += 1
         return False
+
+    def _data_received(self, data: bytes) -> None:
+        if self._queued_data >= MAX_QUEUED_DATA:
+            self.data_dropped += 1
+            return
+        self._queued_data += 1
+        self._events.append(DataReceived(data))
 
     def _handshake_record(self, data: bytes, epoch: int, now: float) -> bool:
         if epoch == 0 and self.handshake_complete:
