@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Hashable
 
 import pytest
 
@@ -87,3 +88,33 @@ def test_peer_bytes_forms() -> None:
     assert peer_bytes(("10.0.0.1", 80)) == b"10.0.0.1\x0080"
     assert peer_bytes(b"raw") == b"raw"
     assert peer_bytes("unix:/tmp/s") == b"'unix:/tmp/s'"
+
+
+def reference_cookie(now: float, peer: Hashable | None, bound: bytes, payload: bytes) -> bytes:
+    """The cookie layout and tag computed from scratch (module docstring of dtlsgate.cookie)."""
+    timestamp = int(now) & 0xFFFFFFFF
+    head = b"\x01" + timestamp.to_bytes(4, "big")
+    epoch = timestamp // 300
+    secret = hmac.digest(KEY, b"dtlsgate cookie secret v1" + epoch.to_bytes(8, "big"), "sha256")
+    message = head + payload + peer_bytes(peer) + bound
+    return head + payload + hmac.digest(secret, message, hashlib.sha256)[:16]
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        # within one second, into the next, back to an earlier one, across a rotation
+        [1_700_000_123.0, 1_700_000_123.999, 1_700_000_124.0, 1_700_000_122.5, 1_700_000_400.2],
+        # an int clock, a negative time, one past the 32-bit timestamp, beyond exact floats
+        [1000, -0.5, -1.5, 2.0**32 + 7.25, 2**53 + 1, 2**53, 2.0**60, 3.0],
+    ],
+)
+def test_mint_reuses_a_second_only_within_it(times: list[float]) -> None:
+    """mint() shares the head and the keyed state within one second of ``now``: every cookie
+    is still the one computed from scratch, whatever order the times come in."""
+    jar = CookieJar(KEY, rotation_interval=300.0)
+    for now in times:
+        for peer, bound, payload in ((PEER, b"bound", b""), (None, b"", b"p"), (b"raw", b"b", b"")):
+            assert jar.mint(peer, now, bound, payload) == reference_cookie(
+                now, peer, bound, payload
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -148,3 +149,44 @@ def _bound(hello_datagram: bytes) -> bytes:
     suites_len = int.from_bytes(body[suites_at : suites_at + 2], "big")
     compression_at = suites_at + 2 + suites_len
     return body[:sid_end] + body[sid_end + 1 : compression_at + 1 + body[compression_at]]
+
+
+def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
+    """An exception out of the gate (here a cookie_generate callback that fails once)
+    propagates; the datagrams read after the one that raised are judged by the next call."""
+    from dtlsgate.listener import LISTEN_BATCH
+
+    calls: list[object] = []
+
+    def generate(peer: object) -> bytes:
+        calls.append(peer)
+        if len(calls) == 2:
+            raise RuntimeError("cookie service down")
+        return b"c"
+
+    config = ServerConfig(cookie_generate=generate, cookie_verify=lambda peer, cookie: False)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        client.settimeout(5)
+        listener = Listener(server, config)
+        first = datagram(client_hello())
+        for _ in range(5):
+            client.sendto(first, server.getsockname())
+        time.sleep(0.2)
+        with pytest.raises(RuntimeError, match="cookie service down"):
+            listener.listen()
+        assert len(listener._unread) == 3
+        assert listener.listen() is None
+        assert not listener._unread
+        assert listener.gate.replies == 4  # the reply judged before the error is not sent
+        replies = 0
+        client.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            while client.recvfrom(2048):
+                replies += 1
+        assert replies == 3
+        assert LISTEN_BATCH >= 5

@@ -52,6 +52,7 @@ DEFAULT_CLOCK_SKEW = 5.0
 _SECRET_LABEL = b"dtlsgate cookie secret v1"
 _FORMAT_BYTE = bytes((COOKIE_FORMAT,))
 _SHA256_BLOCK = 64
+_EXACT_FLOAT_INTEGERS = 1 << 53
 
 CookieGenerate = Callable[[Hashable | None], bytes]
 CookieVerify = Callable[[Hashable | None, bytes], bool]
@@ -108,9 +109,15 @@ class CookieJar:
         # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: with
         # OpenSSL 3 behind hashlib, re-keying costs more than the MAC itself.
         self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
-        # The second that cookies are being minted in, its cookie head and keyed states:
-        # under a flood every cookie of one second shares them.
-        self._minting: tuple[int, bytes, _HashObject, _HashObject] = (-1, b"", *self._keyed_for(0))
+        # The second that cookies are being minted in (``now`` from ``since`` up to
+        # ``until``), its cookie head, and the keyed states, the inner one with the head
+        # already hashed: under a flood every cookie of one second shares them.
+        self._minting: tuple[float, float, bytes, _HashObject, _HashObject] = (
+            0.0,
+            0.0,
+            b"",
+            *self._keyed_for(0),
+        )
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -143,22 +150,35 @@ class CookieJar:
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        timestamp = int(now) & 0xFFFFFFFF
-        second, head, inner, outer = self._minting
-        if second != timestamp:
-            head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
-            inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
-            self._minting = (timestamp, head, inner, outer)
+        since, until, head, inner, outer = self._minting
+        if not since <= now < until:
+            since, until, head, inner, outer = self._mint_in(now)
+        h = inner.copy()  # format | timestamp already hashed
         # peer_bytes(), inlined for the socket-address case: this is the flood's hot path.
         if type(peer) is tuple and len(peer) >= 2:
-            address = f"{peer[0]}\x00{peer[1]}".encode()
+            h.update(payload + f"{peer[0]}\x00{peer[1]}".encode() + bound)
         else:
-            address = peer_bytes(peer)
-        h = inner.copy()
-        h.update(head + payload + address + bound)
+            h.update(payload + peer_bytes(peer) + bound)
         o = outer.copy()
         o.update(h.digest())
         return head + payload + o.digest()[:TAG_LENGTH]
+
+    def _mint_in(self, now: float) -> tuple[float, float, bytes, _HashObject, _HashObject]:
+        """Start minting in the second of ``now``: its head and keyed states, and the range
+        of ``now`` that shares them (every ``now`` in it has the same ``int(now)``)."""
+        second = int(now)
+        timestamp = second & 0xFFFFFFFF
+        head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
+        inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
+        inner = inner.copy()
+        inner.update(head)
+        # A time that is negative (int() rounds it up) or beyond a float's exact integers
+        # gets an empty range: every cookie is then minted from scratch.
+        exact = 0 <= second < _EXACT_FLOAT_INTEGERS
+        since = float(second) if exact else 0.0
+        until = float(second + 1) if exact else 0.0
+        self._minting = (since, until, head, inner, outer)
+        return self._minting
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""

@@ -113,13 +113,8 @@ GateResult = Reply | Admit | Drop
 # Results are immutable, so one Drop per reason is shared, and a Reply is built without the
 # frozen dataclass's per-field __setattr__ detour (a third of a microsecond per datagram).
 _DROPS = {reason: Drop(reason) for reason in DropReason}
+_new_object = object.__new__
 _set_reply_data: Callable[[Reply, bytes], None] = vars(Reply)["data"].__set__
-
-
-def _new_reply(data: bytes) -> Reply:
-    reply = object.__new__(Reply)
-    _set_reply_data(reply, data)
-    return reply
 
 
 _HANDSHAKE = ContentType.HANDSHAKE
@@ -129,10 +124,15 @@ _RECORD_AND_HANDSHAKE = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 # header, server_version and the cookie's length byte.
 HELLO_VERIFY_REQUEST_OVERHEAD = _RECORD_AND_HANDSHAKE + 3
 _DTLS10_BYTES = ProtocolVersion.DTLS10.to_bytes(2, "big")
-# type, version major (minor skipped), epoch, sequence_number (skipped), length | msg_type,
-# length (24 bits as 8 + 16), message_seq, fragment_offset (8 + 16), fragment_length
-# (8 + 16) | client_version major.
-_HEADERS = struct.Struct(">BBxH6xHBBHHBHBHB")
+# Every field at a fixed offset that the gate reads, up to the session_id's length: type,
+# version major (minor skipped), epoch, sequence_number (skipped), length | msg_type, length
+# (24 bits as 8 + 16), message_seq (skipped), fragment_offset (8 + 16), fragment_length
+# (8 + 16) | client_version major (minor and random skipped), session_id length.
+_FIXED = struct.Struct(">BBxH6xHBBH2xBHBHBx32xB")
+_unpack_fixed = _FIXED.unpack_from
+_FIXED_SIZE = _FIXED.size
+_SESSION_ID_AT = _FIXED_SIZE - 1  # the session_id's length byte
+assert _SESSION_ID_AT == _RECORD_AND_HANDSHAKE + 2 + RANDOM_LENGTH
 
 
 def is_client_hello(datagram: bytes) -> bool:
@@ -182,9 +182,9 @@ class Gate:
         size = len(d)
         if size < DTLS_RECORD_HEADER_LENGTH:
             return self._drop(DropReason.RECORD_MALFORMED)
-        # Record header, handshake header and the client_version's first byte in one
-        # unpack; a shorter datagram is padded for the unpack only, and every field is used
-        # only after the check that the datagram really holds it.
+        # Every field at a fixed offset, up to the session_id's length, in one unpack; a
+        # shorter datagram is padded for the unpack only, and every field is used only after
+        # the check that the datagram really holds it.
         (
             content_type,
             version_major,
@@ -193,13 +193,13 @@ class Gate:
             msg_type,
             length_high,
             length_low,
-            _message_seq,
             offset_high,
             offset_low,
             fragment_high,
             fragment_low,
             client_major,
-        ) = _HEADERS.unpack_from(d if size >= _HEADERS.size else d.ljust(_HEADERS.size, b"\x00"))
+            sid_len,
+        ) = _unpack_fixed(d if size >= _FIXED_SIZE else d.ljust(_FIXED_SIZE, b"\x00"))
         # DTLSPlaintext header (RFC 6347 §4.1): type, version, epoch, sequence_number, length.
         record_end = DTLS_RECORD_HEADER_LENGTH + record_length
         if record_end > size:
@@ -215,59 +215,58 @@ class Gate:
             return self._drop(DropReason.HANDSHAKE_MALFORMED)
         if msg_type != _CLIENT_HELLO:
             return self._drop(DropReason.NOT_CLIENT_HELLO)
-        length = (length_high << 16) | length_low
-        fragment_offset = (offset_high << 16) | offset_low
         fragment_length = (fragment_high << 16) | fragment_low
-        start = _RECORD_AND_HANDSHAKE
-        end = start + fragment_length
+        end = _RECORD_AND_HANDSHAKE + fragment_length
+        fragment_offset = (offset_high << 16) | offset_low
+        length = (length_high << 16) | length_low
         if end > record_end or fragment_offset + fragment_length > length:
             return self._drop(DropReason.HANDSHAKE_MALFORMED)
         # A stateless gate cannot reassemble (RFC 6347 §4.2.1; DTLSv1_listen(3)).
-        if fragment_offset != 0:
+        if fragment_offset:
             return self._drop(DropReason.NOT_FIRST_FRAGMENT)
         whole = fragment_length == length
-        short = DropReason.CLIENT_HELLO_MALFORMED if whole else DropReason.FRAGMENT_TOO_SHORT
         # ClientHello up to the extensions (RFC 6347 §4.2.1): client_version, random,
         # session_id<0..32>, cookie<0..2^8-1>, cipher_suites<2..2^16-2>,
-        # compression_methods<1..2^8-1>.
-        pos = start + 2 + RANDOM_LENGTH
-        if pos >= end:
-            return self._drop(short)
+        # compression_methods<1..2^8-1>. A field the message ends before is a malformed
+        # ClientHello, or a first fragment too short for the gate (``_drop_short``).
+        if end <= _SESSION_ID_AT:
+            return self._drop_short(whole)
         if client_major != 0xFE:
             return self._drop(DropReason.CLIENT_VERSION)
-        sid_len = d[pos]
         if sid_len > MAX_SESSION_ID_LENGTH:
             return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        cookie_at = pos + 1 + sid_len
+        cookie_at = _SESSION_ID_AT + 1 + sid_len
         if cookie_at >= end:
-            return self._drop(short)
+            return self._drop_short(whole)
         cookie_end = cookie_at + 1 + d[cookie_at]
         if cookie_end + 2 > end:
-            return self._drop(short)
-        suites_len = (d[cookie_end] << 8) | d[cookie_end + 1]
+            return self._drop_short(whole)
+        suites_len = d[cookie_end] * 256 + d[cookie_end + 1]
         if suites_len < 2 or suites_len & 1:
             return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         compression_at = cookie_end + 2 + suites_len
         if compression_at >= end:
-            return self._drop(short)
+            return self._drop_short(whole)
         compression_len = d[compression_at]
-        if compression_len < 1:
+        if not compression_len:
             return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         pos = compression_at + 1 + compression_len
         if pos > end:
-            return self._drop(short)
+            return self._drop_short(whole)
         if whole and pos != end:
             # Extensions block (RFC 5246 §7.4.1.2): exactly fills the message, and each
             # extension's length fits in it. Bodies and duplicates are checked on Admit.
-            if pos + 2 > end or pos + 2 + ((d[pos] << 8) | d[pos + 1]) != end:
+            if pos + 2 > end or pos + 2 + d[pos] * 256 + d[pos + 1] != end:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-            ext = pos + 2
-            while ext + 4 <= end:
-                ext += 4 + ((d[ext + 2] << 8) | d[ext + 3])
-            if ext != end:
+            # at: each extension's length field (2 bytes after its start), while a whole
+            # 4-byte extension header fits before the end.
+            at = pos + 4
+            while at < end - 1:
+                at += d[at] * 256 + d[at + 1] + 4
+            if at != end + 2:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         # RFC 6347 §4.2.1: the fields the second ClientHello must repeat.
-        bound = d[start:cookie_at] + d[cookie_end:pos]
+        bound = d[_RECORD_AND_HANDSHAKE:cookie_at] + d[cookie_end:pos]
         if cookie_end > cookie_at + 1 and self._cookie_ok(
             peer, now, d[cookie_at + 1 : cookie_end], bound
         ):
@@ -283,11 +282,20 @@ class Gate:
         # The jar's cookie (21 bytes) always fits: the smallest ClientHello that reaches
         # this line is 67 bytes, its HelloVerifyRequest 49 (a property test checks it).
         self.replies += 1
-        return _new_reply(_HVR_HEAD + d[3:11] + _HVR_MIDDLES[len(cookie)] + cookie)
+        reply = _new_object(Reply)  # a Reply without calling its constructor (see above)
+        _set_reply_data(reply, _HVR_HEAD + d[3:11] + _HVR_MIDDLES[len(cookie)] + cookie)
+        return reply
 
     def _drop(self, reason: DropReason) -> Drop:
         self.drops[reason] += 1
         return _DROPS[reason]
+
+    def _drop_short(self, whole: bool) -> Drop:
+        """The ClientHello ends before a field the gate reads: malformed when the datagram
+        holds the whole message, else a first fragment too short to bind the cookie to."""
+        return self._drop(
+            DropReason.CLIENT_HELLO_MALFORMED if whole else DropReason.FRAGMENT_TOO_SHORT
+        )
 
     def _cookie_ok(self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes) -> bool:
         if self._jar is not None:

@@ -84,42 +84,55 @@ class Listener:
         an Admit whose random differs from the old association's ends the old one (its
         ``recv()`` returns b"", as after close_notify) and is returned, to be accepted; a
         late copy of the ClientHello that created the old association is ignored."""
-        sock, receive, clock, unread = self.sock, self.gate.receive, self._clock, self._unread
         if self._pending:
             return self._pending.popleft()
+        sock, receive, clock = self.sock, self.gate.receive, self._clock
+        recvfrom, sendto, routes, unread = sock.recvfrom, sock.sendto, self._routes, self._unread
         # With a socket timeout, Python polls before every recvfrom, so MSG_DONTWAIT would
         # wait out the timeout: batch only on blocking and non-blocking sockets.
         batch = self.batch if _DONTWAIT and sock.gettimeout() in (None, 0.0) else 1
+        more = range(batch - 1)
         while True:
-            if not unread:
+            datagrams: list[tuple[bytes, Any]] = []
+            if unread:
+                datagrams.extend(unread)
+                unread.clear()
+            else:
                 try:
-                    unread.append(sock.recvfrom(MAX_DATAGRAM))
-                    for _ in range(batch - 1):
-                        unread.append(sock.recvfrom(MAX_DATAGRAM, _DONTWAIT))
+                    datagrams.append(recvfrom(MAX_DATAGRAM))
+                    for _ in more:
+                        datagrams.append(recvfrom(MAX_DATAGRAM, _DONTWAIT))
                 except (BlockingIOError, InterruptedError, TimeoutError):
-                    if not unread:
+                    if not datagrams:
                         return None
             # Judge the batch, then send its replies: the gate's code runs back to back
             # and the sends follow one another (bench/listen.py: +7% over interleaving).
+            # What is not judged yet when an Admit returns (or an error propagates) stays in
+            # ``unread`` for the next call.
             now = clock()
             replies: list[tuple[bytes, Any]] = []
             admitted: tuple[Hashable, Admit] | None = None
-            while unread:
-                datagram, peer = unread.popleft()
-                if self._routes and peer in self._routes:
-                    result = self._routed(datagram, peer, now)
-                    if result is None:
-                        continue
-                else:
-                    result = receive(datagram, peer, now)
-                if type(result) is Reply:
-                    replies.append((result.data, peer))
-                elif type(result) is Admit:
-                    admitted = (peer, result)
-                    break
+            waiting = iter(datagrams)
+            try:
+                for datagram, peer in waiting:
+                    if routes and peer in routes:
+                        result = self._routed(datagram, peer, now)
+                        if result is None:
+                            continue
+                    else:
+                        result = receive(datagram, peer, now)
+                    if type(result) is Reply:
+                        replies.append((result.data, peer))
+                    elif type(result) is Admit:
+                        admitted = (peer, result)
+                        unread.extend(waiting)
+                        break
+            except BaseException:
+                unread.extend(waiting)
+                raise
             for data, peer in replies:
                 try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
-                    sock.sendto(data, peer)
+                    sendto(data, peer)
                 except (BlockingIOError, InterruptedError):
                     pass  # a full send buffer loses a reply; the client retransmits
             if admitted is not None:
