@@ -47,12 +47,20 @@ MIN_FRAGMENT_LENGTH = 32
 
 @frozen
 class OutgoingHandshake:
-    """A handshake message of a flight, kept whole; fragmented anew on each transmission."""
+    """A handshake message of a flight, kept whole; fragmented anew on each transmission.
+    ``message`` is the message with its header as one fragment (the transcript's form,
+    RFC 6347 §4.2.6), sent as is when it fits in the datagram."""
 
     msg_type: int
     message_seq: int
     body: bytes
     epoch: int
+    message: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            whole = encode_dtls_handshake(self.msg_type, self.body, self.message_seq)
+            object.__setattr__(self, "message", whole)
 
 
 @frozen
@@ -87,6 +95,10 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
         body, offset = item.body, 0
         while True:
             room = mtu - len(current) - overhead
+            if not offset and room >= len(body):
+                # The whole message fits: its unfragmented form, already encoded.
+                current += records.protect(ContentType.HANDSHAKE, item.message, item.epoch)
+                break
             left = len(body) - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
                 flush()

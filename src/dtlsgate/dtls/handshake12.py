@@ -294,8 +294,9 @@ class _Handshake:
         self.state = getattr(self, name)(self.state, message, now)
 
     def send(self, msg_type: int, body: bytes, epoch: int = 0) -> None:
-        self.out.items.append(_Out(msg_type, self.send_seq, body, epoch))
-        self.transcript.add(encode_dtls_handshake(msg_type, body, self.send_seq))
+        message = encode_dtls_handshake(msg_type, body, self.send_seq)
+        self.out.items.append(_Out(msg_type, self.send_seq, body, epoch, message))
+        self.transcript.add(message)
         self.send_seq += 1
 
     def flight(self, *, expect_reply: bool) -> None:

@@ -116,8 +116,25 @@ class Reader:
 
     def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
         """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
+        # One function for the length and the body (every handshake reads dozens).
+        data, pos, end = self._data, self._pos, self._end
+        if prefix > end - pos:
+            raise DecodeError(f"truncated: need {prefix} bytes, {end - pos} left")
+        if prefix == 1:
+            n = data[pos]
+        elif prefix == 2:
+            n = (data[pos] << 8) | data[pos + 1]
+        else:
+            n = int.from_bytes(data[pos : pos + prefix], "big")
         top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
-        return self.read(self._length(prefix, minimum, top))
+        if n < minimum or n > top:
+            raise DecodeError(f"vector length {n} outside <{minimum}..{top}>")
+        start = pos + prefix
+        stop = start + n
+        if stop > end:
+            raise DecodeError(f"truncated: need {n} bytes, {end - start} left")
+        self._pos = stop
+        return bytes(data[start:stop])
 
     def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector ``<minimum..maximum>``."""
@@ -208,21 +225,26 @@ class Writer:
     def vector(
         self, prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None
     ) -> None:
+        n = len(data)
         top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
-        if not minimum <= len(data) <= top:
-            raise UsageError(f"vector of {len(data)} bytes outside <{minimum}..{top}>")
-        self.uint(prefix, len(data))
+        if not minimum <= n <= top:
+            raise UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
+        self._buf += n.to_bytes(prefix, "big")
         self._buf += data
 
     def u8_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
-        with self.prefixed(prefix):
-            for v in values:
-                self.u8(v)
+        try:
+            body = bytes(values)
+        except ValueError:
+            raise UsageError(f"a value of {values!r} does not fit in 1 byte") from None
+        self.vector(prefix, body)
 
     def u16_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
-        with self.prefixed(prefix):
-            for v in values:
-                self.u16(v)
+        try:
+            body = struct.pack(f">{len(values)}H", *values)
+        except struct.error:
+            raise UsageError(f"a value of {values!r} does not fit in 2 bytes") from None
+        self.vector(prefix, body)
 
     @contextmanager
     def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Iterator[None]:

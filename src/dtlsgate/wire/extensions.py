@@ -10,10 +10,11 @@ exactly the extension's bytes; ``encode_*`` are their inverses.
 
 from __future__ import annotations
 
+import struct
 from enum import Enum
 
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
+from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, ExtensionType
 
@@ -33,6 +34,7 @@ class Context(Enum):
 
 _C = Context
 _E = ExtensionType
+_TYPE_AND_LENGTH = struct.Struct(">HH")
 
 # Where each extension may appear. TLS 1.3 per RFC 8446 §4.2; TLS 1.2 ServerHello per the
 # extension's own RFC. Unknown types are allowed in a ClientHello only (servers ignore
@@ -114,10 +116,12 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
 
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:
-    with w.prefixed(2):
-        for ext in extensions:
-            w.u16(ext.type)
-            w.vector(2, ext.data)
+    """``Extension extensions<0..2^16-1>``: each type (uint16) and opaque body<0..2^16-1>."""
+    try:
+        block = b"".join([_TYPE_AND_LENGTH.pack(e.type, len(e.data)) + e.data for e in extensions])
+    except struct.error:
+        raise UsageError("extension type or body length out of range") from None
+    w.vector(2, block)
 
 
 def find_extension(extensions: tuple[Extension, ...] | None, ext_type: int) -> bytes | None:
