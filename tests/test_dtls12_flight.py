@@ -29,7 +29,7 @@ def fragments_of(datagrams: list[bytes]) -> list[tuple[DtlsHandshakeHeader, byte
     out = []
     for d in datagrams:
         for record in split_dtls_records(d):
-            if record.header.content_type == 22:
+            if record.content_type == 22:
                 out.extend(decode_dtls_handshake_fragments(record.fragment))
     return out
 

@@ -128,7 +128,7 @@ def plaintext_bodies(datagrams: list[bytes]) -> dict[int, list[bytes]]:
     for d in datagrams:
         for record in split_dtls_records(d):
             f = record.fragment
-            if record.header.epoch != 0 or record.header.content_type != 22 or len(f) < 12:
+            if record.epoch != 0 or record.content_type != 22 or len(f) < 12:
                 continue
             length = int.from_bytes(f[1:4], "big")
             if f[9:12] == f[1:4] and len(f) == 12 + length:
@@ -141,14 +141,14 @@ def sent_alerts(conn: DtlsConnection, peer: DtlsConnection | None) -> list[int]:
     out = []
     for d, _ in conn.datagrams_to_send():
         for record in split_dtls_records(d):
-            if record.header.content_type != ContentType.ALERT:
+            if record.content_type != ContentType.ALERT:
                 continue
-            if record.header.epoch == 0:
+            if record.epoch == 0:
                 out.append(record.fragment[1])
             elif peer is not None:
-                plain = peer._records.open(record.header, record.fragment)
+                plain = peer._records.open(record)
                 if plain is not None:
-                    out.append(plain.data[1])
+                    out.append(plain[1])
     return out
 
 

@@ -7,7 +7,7 @@ from dtls12_pair import CLIENT, NOW, SERVER, client_config, data_events, make_pa
 from dtlsgate.dtls.record import REPLAY_WINDOW_SIZE, RecordLayer, ReplayWindow
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.record import DtlsRecordHeader, encode_dtls_record
+from dtlsgate.wire.record import DtlsRecord, encode_dtls_record
 
 DTLS12 = 0xFEFD
 TOP_SEQUENCE_NUMBER = (1 << 48) - 1
@@ -40,10 +40,10 @@ def test_plaintext_record_cannot_move_the_epoch0_window() -> None:
     """RFC 6347 §4.1.2.6: only authenticated records update the window. A forged epoch-0
     record numbered 2^48 - 1 used to make every genuine epoch-0 record look like a replay."""
     records = RecordLayer()
-    forged = DtlsRecordHeader(ContentType.HANDSHAKE, DTLS12, 0, TOP_SEQUENCE_NUMBER, 1)
-    assert records.open(forged, b"x") is not None
-    genuine = DtlsRecordHeader(ContentType.HANDSHAKE, DTLS12, 0, 3, 1)
-    assert records.open(genuine, b"y") is not None
+    forged = DtlsRecord(ContentType.HANDSHAKE, DTLS12, 0, TOP_SEQUENCE_NUMBER, b"x")
+    assert records.open(forged) is not None
+    genuine = DtlsRecord(ContentType.HANDSHAKE, DTLS12, 0, 3, b"y")
+    assert records.open(genuine) is not None
 
 
 def test_forged_plaintext_sequence_number_does_not_stall_the_handshake() -> None:

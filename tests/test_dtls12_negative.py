@@ -36,14 +36,14 @@ def alerts_in(
     out = []
     for d, _ in datagrams:
         for record in split_dtls_records(d):
-            if record.header.content_type != 21:
+            if record.content_type != 21:
                 continue
-            if record.header.epoch == 0:
+            if record.epoch == 0:
                 out.append(record.fragment[1])
             elif conn is not None:
-                plain = conn._records.open(record.header, record.fragment)
+                plain = conn._records.open(record)
                 if plain is not None:
-                    out.append(plain.data[1])
+                    out.append(plain[1])
     return out
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dtlsgate.crypto import DefaultProvider, suite_info
 from dtlsgate.dtls.record import REPLAY_WINDOW_SIZE, CipherState, RecordLayer, ReplayWindow
-from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import CipherSuite
-from dtlsgate.wire.record import DtlsRecordHeader
+from dtlsgate.wire.record import DtlsRecord, split_dtls_records
 
 SUITES = [
     CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -31,40 +32,42 @@ def pair(suite: CipherSuite) -> tuple[RecordLayer, RecordLayer]:
     return sender, receiver
 
 
-def parse(record: bytes) -> tuple[DtlsRecordHeader, bytes]:
-    r = Reader(record)
-    header = DtlsRecordHeader.decode(r)
-    return header, r.read(header.length)
+def parse(datagram: bytes) -> DtlsRecord:
+    (record,) = split_dtls_records(datagram)
+    return record
+
+
+def with_(record: DtlsRecord, **changes: object) -> DtlsRecord:
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_protect_open_and_explicit_nonce(suite: CipherSuite) -> None:
     sender, receiver = pair(suite)
     info = suite_info(suite)
-    record = sender.protect(23, b"payload")
-    header, fragment = parse(record)
-    assert (header.epoch, header.sequence_number) == (1, 0)
+    record = parse(sender.protect(23, b"payload"))
+    assert (record.epoch, record.sequence_number) == (1, 0)
     # GCM/CCM carry epoch||seq as the 8-byte explicit nonce; ChaCha20 carries none.
+    fragment = record.fragment
     assert len(fragment) == info.record_iv_length + len(b"payload") + info.tag_length
     if info.record_iv_length:
         assert fragment[:8] == (1 << 48).to_bytes(8, "big")
-    plain = receiver.open(header, fragment)
-    assert plain is not None and plain.data == b"payload"
+    assert receiver.open(record) == b"payload"
 
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_tampered_replayed_and_unknown_epoch_records_are_dropped(suite: CipherSuite) -> None:
     sender, receiver = pair(suite)
-    header, fragment = parse(sender.protect(23, b"x" * 20))
+    record = parse(sender.protect(23, b"x" * 20))
+    fragment = record.fragment
     flipped = fragment[:-1] + bytes([fragment[-1] ^ 1])
-    assert receiver.open(header, flipped) is None
-    assert receiver.open(header, fragment) is not None
-    assert receiver.open(header, fragment) is None  # replay
-    wrong_epoch = DtlsRecordHeader(23, header.version, 2, 0, header.length)
-    assert receiver.open(wrong_epoch, fragment) is None
+    assert receiver.open(with_(record, fragment=flipped)) is None
+    assert receiver.open(record) is not None
+    assert receiver.open(record) is None  # replay
+    assert receiver.open(with_(record, epoch=2, sequence_number=0)) is None
     # The header is authenticated: another content type does not open.
-    other_type = DtlsRecordHeader(21, header.version, 1, 1, header.length)
-    assert receiver.open(other_type, parse(sender.protect(23, b"y"))[1]) is None
+    other = parse(sender.protect(23, b"y"))
+    assert receiver.open(with_(other, content_type=21)) is None
 
 
 def test_replay_window_slides_over_64_records() -> None:

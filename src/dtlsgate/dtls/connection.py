@@ -195,31 +195,31 @@ class DtlsConnection:
     # --- records ----------------------------------------------------------------------------
 
     def _record(self, record: DtlsRecord, now: float) -> bool:
-        header = record.header
-        if header.version >> 8 != 0xFE:
+        if record.version >> 8 != 0xFE:
             self.records_dropped += 1
             return False
-        if not self._records.knows_epoch(header.epoch):
-            if header.epoch == 1 and len(self._early) < MAX_EARLY_RECORDS:
+        epoch = record.epoch
+        if not self._records.knows_epoch(epoch):
+            if epoch == 1 and len(self._early) < MAX_EARLY_RECORDS:
                 self._early.append(record)
             else:
                 self.records_dropped += 1
             return False
-        plain = self._records.open(header, record.fragment)
-        if plain is None:
+        data = self._records.open(record)
+        if data is None:
             self.records_dropped += 1
             return False
-        kind = plain.content_type
+        kind = record.content_type
         if kind == ContentType.HANDSHAKE:
-            return self._handshake_record(plain.data, plain.epoch, now)
+            return self._handshake_record(data, epoch, now)
         if kind == ContentType.APPLICATION_DATA:
-            if plain.epoch > 0 and self.handshake_complete:
-                self._data_received(plain.data)
+            if epoch > 0 and self.handshake_complete:
+                self._data_received(data)
             else:
                 self.records_dropped += 1
         elif kind == ContentType.ALERT:
-            self._alert_record(plain.data, plain.epoch)
-        elif kind != ContentType.CHANGE_CIPHER_SPEC or plain.data != b"\x01":
+            self._alert_record(data, epoch)
+        elif kind != ContentType.CHANGE_CIPHER_SPEC or data != b"\x01":
             # ChangeCipherSpec needs no action: DTLS records carry their epoch.
             self.records_dropped += 1
         return False

@@ -178,12 +178,14 @@ class _Partial:
 
     __slots__ = ("buffer", "epoch", "length", "msg_type", "ranges")
 
-    def __init__(self, msg_type: int, length: int, epoch: int) -> None:
+    def __init__(self, msg_type: int, length: int, epoch: int, whole: bytes | None = None) -> None:
         self.msg_type = msg_type
         self.length = length
         self.epoch = epoch
-        self.buffer = bytearray(length)
-        self.ranges: list[tuple[int, int]] = []
+        # A message that came in one fragment (the usual case) keeps that fragment's bytes;
+        # a buffer to fill is made only for a fragmented one.
+        self.buffer: bytes | bytearray = bytearray(length) if whole is None else whole
+        self.ranges: list[tuple[int, int]] = [] if whole is None else [(0, length)]
 
     def add(self, offset: int, data: bytes) -> bool:
         """Add a fragment; False (and nothing changed) when it would be one piece more than
@@ -201,7 +203,10 @@ class _Partial:
             return False
         if first < last:
             start, stop = min(start, ranges[first][0]), max(stop, ranges[last - 1][1])
-        self.buffer[offset : offset + len(data)] = data
+        buffer = self.buffer
+        if not isinstance(buffer, bytearray):
+            buffer = self.buffer = bytearray(buffer)
+        buffer[offset : offset + len(data)] = data
         ranges[first:last] = [(start, stop)]
         return True
 
@@ -237,6 +242,9 @@ class Reassembler:
             # RFC 6347 §4.1: a message travels in one epoch. Pieces from an older epoch
             # (plaintext, forgeable) never mix into a protected message: a fragment of a
             # newer epoch starts the message afresh, an older one is dropped.
+            if header.fragment_offset == 0 and len(data) == header.length:
+                self._partial[seq] = _Partial(header.msg_type, header.length, epoch, data)
+                return False
             partial = self._partial[seq] = _Partial(header.msg_type, header.length, epoch)
         elif (
             epoch < partial.epoch

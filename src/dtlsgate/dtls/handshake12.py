@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -141,21 +140,34 @@ class Transcript:
         return hash.digest(self.data(exclude_last=exclude_last))
 
 
-@dataclass
 class Outbox:
-    """What a handler asks of its connection; the connection empties it after each call."""
+    """What a handler asks of its connection; the connection takes it after each call."""
 
-    items: list[FlightItem] = field(default_factory=list)
-    flight_ready: bool = False
-    expect_reply: bool = True
-    read_keys: CipherState | None = None
-    write_keys: CipherState | None = None
-    warnings: list[AlertDescription] = field(default_factory=list)
-    complete: HandshakeComplete | None = None
-    keylog: list[str] = field(default_factory=list)
-    # The message_seq the peer's next message carries, when it is not simply the next one
-    # (after a HelloVerifyRequest: the ServerHello continues from our new ClientHello's).
-    expect_message_seq: int | None = None
+    __slots__ = (
+        "complete",
+        "expect_message_seq",
+        "expect_reply",
+        "flight_ready",
+        "items",
+        "keylog",
+        "read_keys",
+        "warnings",
+        "write_keys",
+    )
+
+    def __init__(self) -> None:
+        self.items: list[FlightItem] = []
+        self.flight_ready = False
+        self.expect_reply = True
+        self.read_keys: CipherState | None = None
+        self.write_keys: CipherState | None = None
+        self.warnings: list[AlertDescription] = []
+        self.complete: HandshakeComplete | None = None
+        self.keylog: list[str] = []
+        # The message_seq the peer's next message carries, when it is not simply the next
+        # one (after a HelloVerifyRequest: the ServerHello continues from our new
+        # ClientHello's).
+        self.expect_message_seq: int | None = None
 
 
 @frozen

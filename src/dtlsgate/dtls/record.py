@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 
-from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import StateError
@@ -27,7 +26,7 @@ from dtlsgate.wire.enums import ContentType, ProtocolVersion
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
     MAX_PLAINTEXT_LENGTH,
-    DtlsRecordHeader,
+    DtlsRecord,
 )
 
 # RFC 6347 §4.1.2.6: "A window size of 64 is preferred and SHOULD be employed".
@@ -150,16 +149,6 @@ class _ReadEpoch:
     window: ReplayWindow = field(default_factory=ReplayWindow)
 
 
-@frozen
-class Plaintext:
-    """A record that passed every check: its type, epoch and decrypted content."""
-
-    content_type: int
-    epoch: int
-    sequence_number: int
-    data: bytes
-
-
 class RecordLayer:
     """Protects outgoing records and opens incoming ones for one DTLS 1.2 connection."""
 
@@ -244,34 +233,31 @@ class RecordLayer:
         """Mark a record that was processed elsewhere (the gate's ClientHello)."""
         self._read[epoch].window.mark(seq)
 
-    def open(self, header: DtlsRecordHeader, fragment: bytes) -> Plaintext | None:
+    def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
-        state = self._read.get(header.epoch)
+        state = self._read.get(record.epoch)
         if state is None:
             return None
-        seq = header.sequence_number
+        seq = record.sequence_number
         if state.window.is_replay(seq):
             return None
         cipher = state.cipher
         if cipher is None:
-            if len(fragment) > MAX_PLAINTEXT_LENGTH:
+            if len(record.fragment) > MAX_PLAINTEXT_LENGTH:
                 return None
             # RFC 6347 §4.1.2.6: the window is updated only by records that authenticated.
             # Epoch 0 has no authentication: a forged plaintext record numbered 2^48 - 1
             # would push the window past every genuine record. Duplicated handshake
             # fragments are recognised by the reassembler instead.
-            return Plaintext(header.content_type, header.epoch, seq, fragment)
-        data = self._decrypt(cipher, header, fragment)
+            return record.fragment
+        epoch_and_seq = (record.epoch << 48) | seq
+        data = cipher.open_fragment(
+            record.content_type, record.version, epoch_and_seq, record.fragment, 0
+        )
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
         state.window.mark(seq)
-        return Plaintext(header.content_type, header.epoch, seq, data)
-
-    def _decrypt(
-        self, cipher: CipherState, header: DtlsRecordHeader, fragment: bytes
-    ) -> bytes | None:
-        epoch_and_seq = (header.epoch << 48) | header.sequence_number
-        return cipher.open_fragment(header.content_type, header.version, epoch_and_seq, fragment, 0)
+        return data
 
 
 def _record(content_type: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:

@@ -84,7 +84,13 @@ class DtlsRecordHeader:
 
 @frozen
 class DtlsRecord:
-    header: DtlsRecordHeader
+    """One record of a datagram: the DTLSPlaintext header's fields (RFC 6347 §4.1) and its
+    fragment (protected or not)."""
+
+    content_type: int
+    version: int
+    epoch: int
+    sequence_number: int
     fragment: bytes
 
 
@@ -114,5 +120,5 @@ def split_dtls_records(datagram: bytes) -> Iterator[DtlsRecord]:
         pos = start + length
         if length > MAX_CIPHERTEXT_LENGTH or pos > end:
             return
-        header = DtlsRecordHeader(content_type, version, epoch, (seq_high << 32) | seq_low, length)
-        yield DtlsRecord(header, bytes(datagram[start:pos]))
+        sequence_number = (seq_high << 32) | seq_low
+        yield DtlsRecord(content_type, version, epoch, sequence_number, datagram[start:pos])
