@@ -37,7 +37,7 @@ def fragments_of(datagrams: list[bytes]) -> list[tuple[DtlsHandshakeHeader, byte
 @pytest.mark.parametrize("mtu", [256, 300, 576, 1200])
 def test_flight_is_fragmented_to_the_mtu_and_reassembles(mtu: int) -> None:
     bodies = [bytes([i]) * n for i, n in enumerate((70, 2500, 300, 0, 1))]
-    items = [OutgoingHandshake(10 + i, i, b, 0) for i, b in enumerate(bodies)]
+    items = [OutgoingHandshake.of(10 + i, i, b, 0) for i, b in enumerate(bodies)]
     datagrams = pack_flight([*items, OutgoingChangeCipherSpec(0)], RecordLayer(), mtu)
     assert all(len(d) <= mtu for d in datagrams)
     frags = fragments_of(datagrams)

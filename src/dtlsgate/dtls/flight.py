@@ -55,12 +55,12 @@ class OutgoingHandshake:
     message_seq: int
     body: bytes
     epoch: int
-    message: bytes = b""
+    message: bytes
 
-    def __post_init__(self) -> None:
-        if not self.message:
-            whole = encode_dtls_handshake(self.msg_type, self.body, self.message_seq)
-            object.__setattr__(self, "message", whole)
+    @classmethod
+    def of(cls, msg_type: int, message_seq: int, body: bytes, epoch: int) -> OutgoingHandshake:
+        message = encode_dtls_handshake(msg_type, body, message_seq)
+        return cls(msg_type, message_seq, body, epoch, message)
 
 
 @frozen

@@ -184,7 +184,9 @@ class RecordLayer:
         self._write_seq[epoch] = seq + 1
         cipher = self._write_cipher[epoch]
         if cipher is None:
-            return _record(content_type, self.version, epoch, seq, data)
+            if len(data) > 0xFFFF:
+                raise StateError("record body longer than 2^16 - 1 bytes")
+            return _HEADER.pack(content_type, self.version, (epoch << 48) | seq, len(data)) + data
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise StateError("record content longer than 2^14 bytes")
         return cipher.seal_record(content_type, self.version, (epoch << 48) | seq, data)
@@ -259,8 +261,3 @@ class RecordLayer:
         state.window.mark(seq)
         return data
 
-
-def _record(content_type: int, version: int, epoch: int, seq: int, body: bytes) -> bytes:
-    if len(body) > 0xFFFF:
-        raise StateError("record body longer than 2^16 - 1 bytes")
-    return _HEADER.pack(content_type, version, (epoch << 48) | seq, len(body)) + body

@@ -11,7 +11,10 @@ exactly the extension's bytes; ``encode_*`` are their inverses.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from enum import Enum
+from functools import partial
+from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
@@ -80,12 +83,17 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
 }
 
 
-@frozen
-class Extension:
-    """One extension as it was on the wire: its type and its opaque body."""
+class Extension(NamedTuple):
+    """One extension as it was on the wire: its type and its opaque body. A named tuple
+    (immutable like the messages' dataclasses): a ClientHello carries a dozen, and
+    tuples are made from the parsed (type, body) pairs without a Python-level __init__."""
 
     type: int
     data: bytes
+
+
+# (type, data) pair -> Extension, in C (tuple.__new__): no per-extension Python call.
+_as_extension = cast(Callable[[tuple[int, bytes]], Extension], partial(tuple.__new__, Extension))
 
 
 def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
@@ -112,7 +120,7 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
                     f"extension {ext_type} not allowed in {context.value}",
                     AlertDescription.unsupported_extension,
                 )
-    return tuple([Extension(ext_type, data) for ext_type, data in entries])
+    return tuple(map(_as_extension, entries))
 
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:

@@ -72,6 +72,11 @@ def encode_dtls_handshake(
     form that enters the transcript. ``body`` is the fragment's bytes; ``total_length``
     the whole message's length when ``body`` is only part of it."""
     n = len(body)
+    if total_length is None and not fragment_offset:
+        # The whole message in one fragment: every message sent and hashed.
+        if (msg_type >> 8) | (message_seq >> 16) | (n >> 24):
+            raise UsageError("msg_type, message_seq or length out of range")
+        return _DTLS_HEADER.pack((msg_type << 24) | n, message_seq, 0, n) + body
     length = n if total_length is None else total_length
     # Each value shifted past its width is 0 when it fits, and nonzero (or -1) otherwise.
     if (msg_type >> 8) | (message_seq >> 16) | (length >> 24) | (fragment_offset >> 24) | (n >> 24):
