@@ -66,11 +66,17 @@ class Reader:
         return int.from_bytes(self._data[pos : pos + width], "big")
 
     def u8(self) -> int:
-        pos = self._take(1)
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError("truncated: need 1 byte, 0 left")
+        self._pos = pos + 1
         return self._data[pos]
 
     def u16(self) -> int:
-        pos = self._take(2)
+        pos = self._pos
+        if self._end - pos < 2:
+            raise DecodeError(f"truncated: need 2 bytes, {self._end - pos} left")
+        self._pos = pos + 2
         d = self._data
         return (d[pos] << 8) | d[pos + 1]
 
@@ -108,15 +114,9 @@ class Reader:
         pos = self._take(n)
         return Reader(self._data, pos, pos + n)
 
-    def _length(self, prefix: int, minimum: int, maximum: int) -> int:
-        n = self.u8() if prefix == 1 else self.u16() if prefix == 2 else self.uint(prefix)
-        if n < minimum or n > maximum:
-            raise DecodeError(f"vector length {n} outside <{minimum}..{maximum}>")
-        return n
-
-    def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
-        """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
-        # One function for the length and the body (every handshake reads dozens).
+    def _span(self, prefix: int, minimum: int, maximum: int | None) -> tuple[int, int]:
+        """Read a ``prefix``-byte length within ``<minimum..maximum>`` and move past the
+        vector it announces; return where the vector's body lies in the buffer."""
         data, pos, end = self._data, self._pos, self._end
         if prefix > end - pos:
             raise DecodeError(f"truncated: need {prefix} bytes, {end - pos} left")
@@ -134,12 +134,17 @@ class Reader:
         if stop > end:
             raise DecodeError(f"truncated: need {n} bytes, {end - start} left")
         self._pos = stop
-        return bytes(data[start:stop])
+        return start, stop
+
+    def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
+        """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
+        start, stop = self._span(prefix, minimum, maximum)
+        return bytes(self._data[start:stop])
 
     def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector ``<minimum..maximum>``."""
-        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
-        return self.sub(self._length(prefix, minimum, top))
+        start, stop = self._span(prefix, minimum, maximum)
+        return Reader(self._data, start, stop)
 
     def u8_list(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> list[int]:
         """A vector of uint8 values."""
@@ -147,12 +152,11 @@ class Reader:
 
     def u16_list(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> list[int]:
         """A vector of uint16 values; an odd byte length is a decode error."""
-        n = self._length(prefix, minimum, _MAX_BY_WIDTH[prefix] if maximum is None else maximum)
-        if n % 2:
+        start, stop = self._span(prefix, minimum, maximum)
+        if (stop - start) % 2:
             raise DecodeError("uint16 vector with an odd length")
-        pos = self._take(n)
         # One unpack for the whole vector (cipher suites, groups, signature schemes).
-        return list(struct.unpack_from(f">{n // 2}H", self._data, pos))
+        return list(struct.unpack_from(f">{(stop - start) // 2}H", self._data, start))
 
     def typed_vectors(self) -> list[tuple[int, bytes]]:
         """Entries of ``uint16 type; opaque data<0..2^16-1>`` filling the rest of this
