@@ -34,25 +34,14 @@ MASTER_SECRET_LENGTH = 48
 VERIFY_DATA_LENGTH = 12
 
 
-def _p_hash(hash: Hash, secret: bytes, seed: bytes, length: int) -> bytes:
-    # RFC 5246 §5: A(0) = seed, A(i) = HMAC(secret, A(i-1));
-    # P_hash = HMAC(secret, A(1) + seed) + HMAC(secret, A(2) + seed) + ...
-    # Key the HMAC once and copy the keyed state for each MAC (the PRF runs four times
-    # per handshake, two MACs per output block).
-    mac = KeyedHmac(hash, secret).digest
-    out = b""
-    a = seed
-    while len(out) < length:
-        a = mac(a)
-        out += mac(a + seed)
-    return out[:length]
-
-
-def prf(hash: Hash, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    """The TLS 1.2 PRF (RFC 5246 §5): ``P_<hash>(secret, label + seed)``, ``length`` bytes."""
+def prf(hash: Hash, secret: bytes | KeyedHmac, label: bytes, seed: bytes, length: int) -> bytes:
+    """The TLS 1.2 PRF (RFC 5246 §5): ``P_<hash>(secret, label + seed)``, ``length`` bytes.
+    ``secret`` may be given already keyed (`KeyedHmac`): the master secret keys the key
+    block and both Finished messages."""
     if length < 0:
         raise UsageError("PRF output length must not be negative")
-    return _p_hash(hash, secret, label + seed, length)
+    keyed = secret if isinstance(secret, KeyedHmac) else KeyedHmac(hash, secret)
+    return keyed.p_hash(label + seed, length)
 
 
 def master_secret(
@@ -90,7 +79,7 @@ class Tls12KeyBlock:
 
 
 def key_block(
-    suite: SuiteInfo, master: bytes, client_random: bytes, server_random: bytes
+    suite: SuiteInfo, master: bytes | KeyedHmac, client_random: bytes, server_random: bytes
 ) -> Tls12KeyBlock:
     """Expand the master secret into write keys and IVs for ``suite`` (RFC 5246 §6.3: the seed
     is server_random + client_random, the reverse of the master secret's)."""
@@ -108,7 +97,9 @@ def key_block(
     )
 
 
-def verify_data(hash: Hash, master: bytes, is_client: bool, handshake_hash: bytes) -> bytes:
+def verify_data(
+    hash: Hash, master: bytes | KeyedHmac, is_client: bool, handshake_hash: bytes
+) -> bytes:
     """Finished.verify_data (RFC 5246 §7.4.9): PRF(master_secret, "client finished" or
     "server finished", Hash(handshake_messages))[0..11]."""
     label = b"client finished" if is_client else b"server finished"

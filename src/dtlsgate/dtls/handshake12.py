@@ -344,7 +344,7 @@ class _Handshake:
     def finished_data(self, session: Session, keys: Keys, *, client: bool, last: bool) -> bytes:
         return verify_data(
             session.suite.hash,
-            keys.master_secret,
+            keys.master_prf,
             client,
             self.transcript.digest(session.suite.hash, exclude_last=last),
         )

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.crypto.hashes import Hash
+from dtlsgate.crypto.hashes import Hash, KeyedHmac
 from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
@@ -254,9 +254,11 @@ def client_suites(config: ClientConfig) -> tuple[int, ...]:
 
 @frozen
 class Keys:
-    """The master secret and the record protection of epoch 1 for both directions."""
+    """The master secret (also keyed for the PRF: the Finished messages use it) and the
+    record protection of epoch 1 for both directions."""
 
     master_secret: bytes
+    master_prf: KeyedHmac
     client_write: CipherState
     server_write: CipherState
 
@@ -276,9 +278,11 @@ def derive_keys(
         master = extended_master_secret(hash, pre_master_secret, session_hash)
     else:
         master = master_secret(hash, pre_master_secret, client_random, server_random)
-    block = key_block(suite, master, client_random, server_random)
+    master_prf = KeyedHmac(hash, master)
+    block = key_block(suite, master_prf, client_random, server_random)
     return Keys(
         master,
+        master_prf,
         CipherState(
             suite, provider.aead(suite.aead, block.client_write_key), block.client_write_iv
         ),
