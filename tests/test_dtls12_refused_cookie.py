@@ -36,15 +36,22 @@ def gate(master_key: bytes) -> Gate:
     return Gate(server_config(cookie_jar=CookieJar(master_key)))
 
 
-def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_completes() -> None:
-    gate_a, gate_b = gate(bytes(32)), gate(b"\x01" * 32)
+def answered(gate_a: Gate) -> tuple[DtlsClientConnection, Reply, bytes]:
+    """A client whose first ClientHello ``gate_a`` answered: the HelloVerifyRequest, and
+    the second ClientHello (with its cookie) that the client sent back."""
     client = DtlsClientConnection(client_config())
     client.connect(NOW)
     (hello1,) = sent(client)
-    reply_a = gate_a.receive(hello1, CLIENT, NOW)
-    assert type(reply_a) is Reply
-    client.receive(reply_a.data, None, NOW)
+    reply = gate_a.receive(hello1, CLIENT, NOW)
+    assert type(reply) is Reply
+    client.receive(reply.data, None, NOW)
     (hello2,) = sent(client)
+    return client, reply, hello2
+
+
+def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_completes() -> None:
+    gate_b = gate(b"\x01" * 32)
+    client, _, hello2 = answered(gate(bytes(32)))
     # Server B does not share A's key: A's cookie fails and B answers with its own.
     reply_b = gate_b.receive(hello2, CLIENT, NOW)
     assert type(reply_b) is Reply
@@ -68,13 +75,7 @@ def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_complet
 
 def test_a_copy_of_the_first_hello_verify_request_is_a_retransmission() -> None:
     gate_a = gate(bytes(32))
-    client = DtlsClientConnection(client_config())
-    client.connect(NOW)
-    (hello1,) = sent(client)
-    reply = gate_a.receive(hello1, CLIENT, NOW)
-    assert type(reply) is Reply
-    client.receive(reply.data, None, NOW)
-    (hello2,) = sent(client)
+    client, reply, hello2 = answered(gate_a)
     for _ in range(5):  # the network duplicated it: same cookie, nothing new to send
         client.receive(reply.data, None, NOW)
         assert sent(client) == []
