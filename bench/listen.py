@@ -5,13 +5,14 @@ round so that machine noise hits them alike:
 
 - ``bare``: a Python ``recvfrom``/``sendto`` loop that answers each datagram with a fixed
   datagram the size of our HelloVerifyRequest: the ceiling for any Python listener;
-
-All three read the socket the way ``Listener.listen()`` does (up to LISTEN_BATCH waiting
-datagrams, judge them all, then send the replies), so they differ only in what they do per
-datagram.
 - ``dtlsgate``: ``Listener.listen()`` (the gate, with the default HMAC cookie jar);
 - ``pyopenssl``: pyOpenSSL's ``Connection.DTLSv1_listen()`` on a memory BIO, cookie
   callbacks in Python (HMAC-SHA256 from the same jar), recvfrom/sendto around it.
+
+All three read the socket the way ``Listener.listen()`` does (one datagram at a time, or up
+to LISTEN_BATCH waiting datagrams, judge them all, then send the replies), with the same
+system calls (``recvfrom`` of a fresh bytes object, ``sendto``), so they differ only in what
+they do per datagram.
 
 Each round first fills the server socket's receive buffer with N distinct ClientHellos
 (captured from ``openssl s_client -dtls1_2``, each with its own random), then times the
