@@ -69,25 +69,42 @@ def make_server_socket(rcvbuf: int) -> socket.socket:
 
 def read_batch(sock: socket.socket, size: int) -> list[tuple[bytes, object]]:
     """Up to ``size`` waiting datagrams, read the way Listener.listen() reads them."""
+    recvfrom = sock.recvfrom
     batch: list[tuple[bytes, object]] = []
     try:
-        batch.append(sock.recvfrom(MAX_DATAGRAM))
+        batch.append(recvfrom(MAX_DATAGRAM))
         for _ in range(size - 1):
-            batch.append(sock.recvfrom(MAX_DATAGRAM, socket.MSG_DONTWAIT))
+            batch.append(recvfrom(MAX_DATAGRAM, socket.MSG_DONTWAIT))
     except BlockingIOError:
         pass
     return batch
 
 
 def bare_loop(sock: socket.socket, reply: bytes, size: int) -> int:
+    if size == 1:
+        return bare_one_at_a_time(sock, reply)
+    sendto = sock.sendto
     handled = 0
     while True:
         batch = read_batch(sock, size)
         for _data, peer in batch:
-            sock.sendto(reply, peer)
+            sendto(reply, peer)
         handled += len(batch)
         if len(batch) < size:
             return handled
+
+
+def bare_one_at_a_time(sock: socket.socket, reply: bytes) -> int:
+    """Listener.listen() with batch=1 reads, judges and answers each datagram in turn."""
+    recvfrom, sendto = sock.recvfrom, sock.sendto
+    handled = 0
+    while True:
+        try:
+            _data, peer = recvfrom(MAX_DATAGRAM)
+        except BlockingIOError:
+            return handled
+        sendto(reply, peer)
+        handled += 1
 
 
 def dtlsgate_loop(listener: Listener) -> int:
@@ -117,6 +134,9 @@ def make_pyopenssl_loop(size: int) -> Callable[[socket.socket], int] | None:
     conn.set_accept_state()
 
     def loop(sock: socket.socket) -> int:
+        if size == 1:
+            return one_at_a_time(sock)
+        sendto = sock.sendto
         handled = 0
         while True:
             batch = read_batch(sock, size)
@@ -130,10 +150,27 @@ def make_pyopenssl_loop(size: int) -> Callable[[socket.socket], int] | None:
                     pass
                 replies.append((conn.bio_read(MAX_DATAGRAM), peer))
             for reply, peer in replies:
-                sock.sendto(reply, peer)
+                sendto(reply, peer)
             handled += len(batch)
             if len(batch) < size:
                 return handled
+
+    def one_at_a_time(sock: socket.socket) -> int:
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        handled = 0
+        while True:
+            try:
+                data, peer = recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                return handled
+            current[0] = peer
+            conn.bio_write(data)
+            try:  # noqa: SIM105
+                conn.DTLSv1_listen()
+            except SSL.WantReadError:
+                pass
+            sendto(conn.bio_read(MAX_DATAGRAM), peer)
+            handled += 1
 
     return loop
 

@@ -190,3 +190,30 @@ def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
                 replies += 1
         assert replies == 3
         assert LISTEN_BATCH >= 5
+
+
+def test_one_at_a_time_answers_each_datagram_before_reading_the_next() -> None:
+    """batch=1: a datagram after an Admit stays in the socket for the next listen()."""
+    jar = CookieJar(bytes(32))
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        client.settimeout(5)
+        listener = Listener(server, ServerConfig(cookie_jar=jar), batch=1)
+        first = datagram(client_hello())
+        cookie = jar.mint(client.getsockname(), time.time(), _bound(first))
+        for data in (b"garbage", first, with_cookie(first, cookie), first):
+            client.sendto(data, server.getsockname())
+        time.sleep(0.2)
+        admitted = listener.listen()
+        assert admitted is not None and admitted[1].cookie == cookie
+        assert (listener.gate.replies, sum(listener.gate.drops.values())) == (1, 1)
+        assert not listener._unread
+        assert client.recvfrom(2048)[0][13] == 3  # the first HelloVerifyRequest
+        assert listener.listen() is None
+        assert listener.gate.replies == 2
+        assert client.recvfrom(2048)[0][13] == 3

@@ -91,6 +91,8 @@ class Listener:
         # With a socket timeout, Python polls before every recvfrom, so MSG_DONTWAIT would
         # wait out the timeout: batch only on blocking and non-blocking sockets.
         batch = self.batch if _DONTWAIT and sock.gettimeout() in (None, 0.0) else 1
+        if batch == 1 and not unread:
+            return self._listen_one_at_a_time()
         more = range(batch - 1)
         while True:
             datagrams: list[tuple[bytes, Any]] = []
@@ -137,6 +139,30 @@ class Listener:
                     pass  # a full send buffer loses a reply; the client retransmits
             if admitted is not None:
                 return admitted
+
+    def _listen_one_at_a_time(self) -> tuple[Hashable, Admit] | None:
+        """listen() reading one datagram per system call: each is judged, then answered,
+        before the next is read (the batch loop's lists would only add work here)."""
+        recvfrom, sendto, receive = self.sock.recvfrom, self.sock.sendto, self.gate.receive
+        clock, routes = self._clock, self._routes
+        while True:
+            try:
+                datagram, peer = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                return None
+            if routes and peer in routes:
+                result = self._routed(datagram, peer, clock())
+                if result is None:
+                    continue
+            else:
+                result = receive(datagram, peer, clock())
+            if type(result) is Reply:
+                try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
+                    sendto(result.data, peer)
+                except (BlockingIOError, InterruptedError):
+                    pass  # a full send buffer loses a reply; the client retransmits
+            elif type(result) is Admit:
+                return peer, result
 
     def accept(
         self,
