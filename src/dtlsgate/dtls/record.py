@@ -260,4 +260,3 @@ class RecordLayer:
             return None
         state.window.mark(seq)
         return data
-
