@@ -99,22 +99,13 @@ class KeyedHmac:
     def p_hash(self, seed: bytes, length: int) -> bytes:
         """RFC 5246 §5's data expansion function P_hash(key, seed), ``length`` bytes:
         A(0) = seed, A(i) = HMAC(key, A(i-1)); the output is HMAC(key, A(1) + seed) +
-        HMAC(key, A(2) + seed) + ... (the MACs written out: this is the TLS 1.2 PRF's
-        whole cost)."""
-        inner, outer = self._inner, self._outer
+        HMAC(key, A(2) + seed) + ..."""
+        mac = self.digest
         out = b""
         a = seed
         while len(out) < length:
-            h = inner.copy()
-            h.update(a)
-            o = outer.copy()
-            o.update(h.digest())
-            a = o.digest()
-            h = inner.copy()
-            h.update(a + seed)
-            o = outer.copy()
-            o.update(h.digest())
-            out += o.digest()
+            a = mac(a)
+            out += mac(a + seed)
         return out[:length]
 
 

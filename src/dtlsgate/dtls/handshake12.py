@@ -84,7 +84,6 @@ from dtlsgate.wire.extensions import (
     encode_u16_list_ext,
     require_empty,
 )
-from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, HelloVerifyRequest, ServerHello
 from dtlsgate.wire.messages12 import (
     Certificate12,
@@ -306,9 +305,9 @@ class _Handshake:
         self.state = getattr(self, name)(self.state, message, now)
 
     def send(self, msg_type: int, body: bytes, epoch: int = 0) -> None:
-        message = encode_dtls_handshake(msg_type, body, self.send_seq)
-        self.out.items.append(_Out(msg_type, self.send_seq, body, epoch, message))
-        self.transcript.add(message)
+        item = _Out.of(msg_type, self.send_seq, body, epoch)
+        self.out.items.append(item)
+        self.transcript.add(item.message)
         self.send_seq += 1
 
     def flight(self, *, expect_reply: bool) -> None:
