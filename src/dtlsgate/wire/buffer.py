@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from dtlsgate.errors import DecodeError, UsageError
 
@@ -116,25 +116,32 @@ class Reader:
 
     def _span(self, prefix: int, minimum: int, maximum: int | None) -> tuple[int, int]:
         """Read a ``prefix``-byte length within ``<minimum..maximum>`` and move past the
-        vector it announces; return where the vector's body lies in the buffer."""
+        vector it announces; return where the vector's body lies in the buffer. (Without
+        ``maximum``, the length's width is the only bound.)"""
         data, pos, end = self._data, self._pos, self._end
-        if prefix > end - pos:
+        start = pos + prefix
+        if start > end:
             raise DecodeError(f"truncated: need {prefix} bytes, {end - pos} left")
         if prefix == 1:
             n = data[pos]
         elif prefix == 2:
             n = (data[pos] << 8) | data[pos + 1]
         else:
-            n = int.from_bytes(data[pos : pos + prefix], "big")
+            n = int.from_bytes(data[pos:start], "big")
+        stop = start + n
+        if n < minimum or (maximum is not None and n > maximum) or stop > end:
+            self._reject_length(prefix, n, minimum, maximum, end - start)
+        self._pos = stop
+        return start, stop
+
+    @staticmethod
+    def _reject_length(
+        prefix: int, n: int, minimum: int, maximum: int | None, left: int
+    ) -> NoReturn:
         top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
         if n < minimum or n > top:
             raise DecodeError(f"vector length {n} outside <{minimum}..{top}>")
-        start = pos + prefix
-        stop = start + n
-        if stop > end:
-            raise DecodeError(f"truncated: need {n} bytes, {end - start} left")
-        self._pos = stop
-        return start, stop
+        raise DecodeError(f"truncated: need {n} bytes, {left} left")
 
     def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
         """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
