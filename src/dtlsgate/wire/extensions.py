@@ -105,21 +105,22 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     for a ClientHello (the server ignores what it does not know).
     """
     entries = r.prefixed(2).typed_vectors()
-    types = {ext_type for ext_type, _ in entries}
-    if len(types) != len(entries):
+    client_hello = context is Context.CLIENT_HELLO
+    # A ClientHello without duplicates (the usual case) needs no walk; otherwise the checks
+    # run in wire order, so the first offending extension is the one reported.
+    if not client_hello or len({ext_type for ext_type, _ in entries}) != len(entries):
         seen: set[int] = set()
         for ext_type, _ in entries:
             if ext_type in seen:
                 raise IllegalParameter(f"duplicate extension {ext_type}")
             seen.add(ext_type)
-    if context is not Context.CLIENT_HELLO:
-        for ext_type in types:
-            allowed = ALLOWED_IN.get(ext_type)
-            if allowed is None or context not in allowed:
-                raise ProtocolError(
-                    f"extension {ext_type} not allowed in {context.value}",
-                    AlertDescription.unsupported_extension,
-                )
+            if not client_hello:
+                allowed = ALLOWED_IN.get(ext_type)
+                if allowed is None or context not in allowed:
+                    raise ProtocolError(
+                        f"extension {ext_type} not allowed in {context.value}",
+                        AlertDescription.unsupported_extension,
+                    )
     return tuple(map(_as_extension, entries))
 
 
