@@ -8,7 +8,9 @@
 
 ``now`` is seconds since the Unix epoch (``time.time()``): it drives the retransmission
 timer and is the time at which certificates are checked. Nothing here reads a clock, a
-socket or the system's random generator.
+socket or the system's random generator. Take the events after each ``receive``: beyond
+``MAX_QUEUED_DATA`` undrained application data records, new ones are dropped
+(``data_dropped`` counts them), as a full socket buffer would.
 
 Errors: records that fail any check are dropped silently (``records_dropped`` counts them).
 A handshake violation sends a fatal alert and raises the `ProtocolError` (the alert is
