@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
 from dtlsgate.wire import extensions as ext
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 from dtlsgate.wire.extensions import Context, Extension, KeyShareEntry
 from dtlsgate.wire.handshake import DtlsHandshakeHeader, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import (
@@ -327,3 +327,22 @@ def test_writer_owns_lengths_and_checks_ranges() -> None:
     w = Writer()
     with pytest.raises(UsageError), w.prefixed(1, maximum=2):
         w.write(b"abc")
+
+
+# --- whole_vector: an extension body that is exactly one vector ------------------------------
+
+
+def test_whole_vector_takes_exactly_the_announced_bytes() -> None:
+    assert whole_vector(b"\x00\x04\x00\x1d\x00\x17", 2) == b"\x00\x1d\x00\x17"
+    assert whole_vector(b"\x01\x00", 1, 1) == b"\x00"
+    assert whole_vector(b"\x00", 1) == b""
+    for bad, prefix, minimum, maximum in [
+        (b"", 1, 0, None),  # no length at all
+        (b"\x00", 2, 0, None),  # half a length
+        (b"\x00\x03\x00\x1d", 2, 0, None),  # length past the end
+        (b"\x00\x01\x00\x1d", 2, 0, None),  # trailing byte after the vector
+        (b"\x00", 1, 1, None),  # below the minimum
+        (b"\x02ab", 1, 0, 1),  # above the maximum
+    ]:
+        with pytest.raises(DecodeError):
+            whole_vector(bad, prefix, minimum, maximum)

@@ -189,6 +189,27 @@ class Reader:
             raise DecodeError(f"{self._end - self._pos} trailing bytes")
 
 
+def whole_vector(data: bytes, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
+    """The body of ``data`` when all of it is one vector ``<minimum..maximum>`` with a
+    ``prefix``-byte length (an extension body that is a single list): the length must
+    account for exactly the bytes after it. Without a Reader object, as each ClientHello
+    has several such bodies."""
+    n = len(data) - prefix
+    if n < 0:
+        raise DecodeError(f"truncated: need {prefix} bytes, {len(data)} left")
+    if prefix == 1:
+        declared = data[0]
+    elif prefix == 2:
+        declared = (data[0] << 8) | data[1]
+    else:
+        declared = int.from_bytes(data[:prefix], "big")
+    if declared != n:
+        raise DecodeError(f"vector length {declared} does not match the {n} bytes after it")
+    if n < minimum or (maximum is not None and n > maximum):
+        raise DecodeError(f"vector length {n} outside <{minimum}..{maximum}>")
+    return bytes(data[prefix:])
+
+
 class Writer:
     """Appends big-endian integers and vectors; owns the length prefixes."""
 

@@ -18,7 +18,7 @@ from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 from dtlsgate.wire.enums import AlertDescription, ExtensionType
 
 
@@ -178,10 +178,10 @@ def encode_server_name(host: str) -> bytes:
 def decode_u16_list_ext(data: bytes, minimum: int = 2) -> tuple[int, ...]:
     """supported_groups (RFC 8446 §4.2.7), signature_algorithms (§4.2.3) and
     signature_algorithms_cert: a uint16 list with a 2-byte length."""
-    r = Reader(data)
-    values = r.u16_list(2, minimum)
-    r.finish()
-    return tuple(values)
+    body = whole_vector(data, 2, minimum)
+    if len(body) % 2:
+        raise DecodeError("uint16 vector with an odd length")
+    return struct.unpack(f">{len(body) // 2}H", body)
 
 
 def encode_u16_list_ext(values: tuple[int, ...] | list[int]) -> bytes:
@@ -192,10 +192,7 @@ def encode_u16_list_ext(values: tuple[int, ...] | list[int]) -> bytes:
 
 def decode_ec_point_formats(data: bytes) -> tuple[int, ...]:
     """RFC 8422 §5.1.2: ECPointFormat ec_point_format_list<1..2^8-1>."""
-    r = Reader(data)
-    values = r.u8_list(1, 1)
-    r.finish()
-    return tuple(values)
+    return tuple(whole_vector(data, 1, 1))
 
 
 def encode_ec_point_formats(values: tuple[int, ...] = (0,)) -> bytes:
@@ -412,10 +409,7 @@ def decode_record_size_limit(data: bytes) -> int:
 
 def decode_renegotiation_info(data: bytes) -> bytes:
     """RFC 5746 §3.2: opaque renegotiated_connection<0..255>."""
-    r = Reader(data)
-    value = r.vector(1)
-    r.finish()
-    return value
+    return whole_vector(data, 1)
 
 
 def encode_renegotiation_info(value: bytes = b"") -> bytes:
