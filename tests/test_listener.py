@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,12 +111,9 @@ def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
             assert line == f"admitted 127.0.0.1:{client.getsockname()[1]} cookie={cookie.hex()}"
 
 
-def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
-    """An Admit in the middle of a batch returns at once; the datagrams read after it stay
-    (at most LISTEN_BATCH - 1 of them) and are judged by the next listen()."""
-    from dtlsgate.listener import LISTEN_BATCH
-
-    jar = CookieJar(bytes(32))
+@contextlib.contextmanager
+def loopback_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A non-blocking server socket and a client socket (5 s timeout) on 127.0.0.1."""
     with (
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
@@ -124,6 +122,16 @@ def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
         client.bind(("127.0.0.1", 0))
         server.setblocking(False)
         client.settimeout(5)
+        yield server, client
+
+
+def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
+    """An Admit in the middle of a batch returns at once; the datagrams read after it stay
+    (at most LISTEN_BATCH - 1 of them) and are judged by the next listen()."""
+    from dtlsgate.listener import LISTEN_BATCH
+
+    jar = CookieJar(bytes(32))
+    with loopback_pair() as (server, client):
         listener = Listener(server, ServerConfig(cookie_jar=jar))
         first = datagram(client_hello())
         cookie = jar.mint(client.getsockname(), time.time(), _bound(first))
@@ -165,13 +173,7 @@ def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
         return b"c"
 
     config = ServerConfig(cookie_generate=generate, cookie_verify=lambda peer, cookie: False)
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        server.bind(("127.0.0.1", 0))
-        server.setblocking(False)
-        client.settimeout(5)
+    with loopback_pair() as (server, client):
         listener = Listener(server, config)
         first = datagram(client_hello())
         for _ in range(5):
@@ -195,14 +197,7 @@ def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
 def test_one_at_a_time_answers_each_datagram_before_reading_the_next() -> None:
     """batch=1: a datagram after an Admit stays in the socket for the next listen()."""
     jar = CookieJar(bytes(32))
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        server.bind(("127.0.0.1", 0))
-        client.bind(("127.0.0.1", 0))
-        server.setblocking(False)
-        client.settimeout(5)
+    with loopback_pair() as (server, client):
         listener = Listener(server, ServerConfig(cookie_jar=jar), batch=1)
         first = datagram(client_hello())
         cookie = jar.mint(client.getsockname(), time.time(), _bound(first))
