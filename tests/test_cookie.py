@@ -118,3 +118,38 @@ def test_mint_reuses_a_second_only_within_it(times: list[float]) -> None:
             assert jar.mint(peer, now, bound, payload) == reference_cookie(
                 now, peer, bound, payload
             )
+
+
+@pytest.mark.parametrize(
+    "peer", [("192.0.2.1", 5684), ("2001:db8::1", 5684, 0, 0), None, b"raw", ("only-host",)]
+)
+def test_gate_cookie_is_the_jars(peer: Hashable | None) -> None:
+    """The gate computes a CookieJar cookie inline on its flood path (cookie.Minting): its
+    HelloVerifyRequests carry exactly the cookie computed from scratch over the peer and the
+    ClientHello's bound fields, for every kind of peer, within one second, in the next,
+    back in an earlier one and across a rotation."""
+    from builders import client_hello, datagram
+
+    from dtlsgate.config import ServerConfig
+    from dtlsgate.gate import Gate, Reply
+
+    hello = client_hello(random=bytes(range(32)), session_id=b"\x07" * 5, suites=(0xC02B, 0xA8))
+    data = datagram(hello)
+    # RFC 6347 §4.2.1: version, random, session_id, cipher_suites, compression_methods.
+    bound = (
+        (b"\xfe\xfd" + bytes(range(32)) + b"\x05" + b"\x07" * 5)
+        + b"\x00\x04\xc0\x2b\x00\xa8"
+        + b"\x01\x00"
+    )
+    gate = Gate(ServerConfig(cookie_jar=CookieJar(KEY, rotation_interval=300.0)))
+    for now in (
+        1_700_000_123.0,
+        1_700_000_123.5,
+        1_700_000_124.0,
+        1_700_000_122.5,
+        1_700_000_400.2,
+    ):
+        reply = gate.receive(data, peer, now)
+        assert isinstance(reply, Reply)
+        cookie = reply.data[-COOKIE_OVERHEAD:]
+        assert cookie == reference_cookie(now, peer, bound, b"")

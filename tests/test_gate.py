@@ -374,3 +374,17 @@ def test_admit_carries_all_the_fields_an_accept_needs() -> None:
     assert result.client_hello == dataclasses.replace(
         client_hello(session_id=b"\x07" * 8), cookie=cookie
     )
+
+
+def test_judge_returns_the_reply_datagram_itself() -> None:
+    """Gate.judge() (the adapters' hot loop) answers like receive(), a reply as bytes."""
+    gate = make_gate()
+    first = datagram(client_hello())
+    reply = gate.receive(first, PEER, NOW)
+    assert isinstance(reply, Reply)
+    judged = gate.judge(first, PEER, NOW)
+    assert type(judged) is bytes and judged == reply.data
+    _, _, hvr = parse_hvr(judged)
+    assert isinstance(gate.judge(with_cookie(first, hvr.cookie), PEER, NOW), Admit)
+    assert gate.judge(b"\x17" + first[1:], PEER, NOW) == Drop(DropReason.NOT_HANDSHAKE)
+    assert gate.stats["reply"] == 2 and gate.stats["admit"] == 1

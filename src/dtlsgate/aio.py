@@ -32,7 +32,7 @@ from dtlsgate.dtls import (
     HandshakeComplete,
 )
 from dtlsgate.errors import DtlsgateError
-from dtlsgate.gate import Admit, Gate, Reply, is_client_hello
+from dtlsgate.gate import Admit, Gate, is_client_hello
 
 MAX_DATAGRAM = 65507
 # Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
@@ -214,9 +214,9 @@ class DtlsServer(_Reader):
         if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
             stream.datagram_received(data)
             return
-        result = self.gate.receive(data, peer, time.time())
-        if type(result) is Reply:
-            self.sendto(result.data, peer)
+        result = self.gate.judge(data, peer, time.time())
+        if type(result) is bytes:
+            self.sendto(result, peer)
         elif type(result) is Admit:
             if stream is not None and not self._replaces(stream, result):
                 return

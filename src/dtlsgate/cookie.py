@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from dtlsgate.errors import UsageError
 
@@ -95,6 +95,24 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     return repr(peer).encode()
 
 
+class Minting(NamedTuple):
+    """What every cookie minted within one second shares: the second's range of ``now``
+    (``since <= now < until``; empty when the time cannot be one), the cookie head
+    (``format | timestamp``), and the epoch's keyed HMAC-SHA256 states, the inner one with
+    the head already hashed. A cookie for ``message = payload | peer | bound`` is then
+    ``head | payload | tag`` with ``tag`` the first TAG_LENGTH bytes of
+    ``outer.copy().update(inner.copy().update(message).digest()).digest()``.
+
+    ``CookieJar.mint()`` computes exactly that; the DTLS 1.2 gate does the same inline on
+    its flood path (a call less per HelloVerifyRequest), from ``CookieJar.minting``."""
+
+    since: float
+    until: float
+    head: bytes
+    inner: _HashObject
+    outer: _HashObject
+
+
 class CookieJar:
     """Mints and verifies stateless cookies (see the module docstring for the layout).
 
@@ -134,12 +152,7 @@ class CookieJar:
         # The second that cookies are being minted in (``now`` from ``since`` up to
         # ``until``), its cookie head, and the keyed states, the inner one with the head
         # already hashed: under a flood every cookie of one second shares them.
-        self._minting: tuple[float, float, bytes, _HashObject, _HashObject] = (
-            0.0,
-            0.0,
-            b"",
-            *self._keyed_for(0),
-        )
+        self.minting = Minting(0.0, 0.0, b"", *self._keyed_for(0))
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -172,9 +185,9 @@ class CookieJar:
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        since, until, head, inner, outer = self._minting
+        since, until, head, inner, outer = self.minting
         if not since <= now < until:
-            since, until, head, inner, outer = self._mint_in(now)
+            since, until, head, inner, outer = self.minting_at(now)
         h = inner.copy()  # format | timestamp already hashed
         # peer_bytes(), inlined for the socket-address case: this is the flood's hot path.
         if type(peer) is tuple and len(peer) >= 2:
@@ -185,9 +198,10 @@ class CookieJar:
         o.update(h.digest())
         return head + payload + o.digest()[:TAG_LENGTH]
 
-    def _mint_in(self, now: float) -> tuple[float, float, bytes, _HashObject, _HashObject]:
-        """Start minting in the second of ``now``: its head and keyed states, and the range
-        of ``now`` that shares them (every ``now`` in it has the same ``int(now)``)."""
+    def minting_at(self, now: float) -> Minting:
+        """The `Minting` state of the second of ``now``, kept as ``self.minting``: its head
+        and keyed states, and the range of ``now`` that shares them (every ``now`` in it
+        has the same ``int(now)``)."""
         second = int(now)
         timestamp = second & 0xFFFFFFFF
         head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
@@ -199,8 +213,8 @@ class CookieJar:
         exact = 0 <= second < _EXACT_FLOAT_INTEGERS
         since = float(second) if exact else 0.0
         until = float(second + 1) if exact else 0.0
-        self._minting = (since, until, head, inner, outer)
-        return self._minting
+        self.minting = Minting(since, until, head, inner, outer)
+        return self.minting
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""

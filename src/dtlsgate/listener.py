@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
-from dtlsgate.gate import Admit, Gate, GateResult, Reply, is_client_hello
+from dtlsgate.gate import Admit, Drop, Gate, is_client_hello
 
 if TYPE_CHECKING:
     from dtlsgate.blocking import DtlsSocket
@@ -86,7 +86,7 @@ class Listener:
         late copy of the ClientHello that created the old association is ignored."""
         if self._pending:
             return self._pending.popleft()
-        sock, receive, clock = self.sock, self.gate.receive, self._clock
+        sock, judge, clock = self.sock, self.gate.judge, self._clock
         recvfrom, sendto, routes, unread = sock.recvfrom, sock.sendto, self._routes, self._unread
         # With a socket timeout, Python polls before every recvfrom, so MSG_DONTWAIT would
         # wait out the timeout: batch only on blocking and non-blocking sockets.
@@ -122,9 +122,9 @@ class Listener:
                         if result is None:
                             continue
                     else:
-                        result = receive(datagram, peer, now)
-                    if type(result) is Reply:
-                        replies.append((result.data, peer))
+                        result = judge(datagram, peer, now)
+                    if type(result) is bytes:
+                        replies.append((result, peer))
                     elif type(result) is Admit:
                         admitted = (peer, result)
                         unread.extend(waiting)
@@ -143,7 +143,7 @@ class Listener:
     def _listen_one_at_a_time(self) -> tuple[Hashable, Admit] | None:
         """listen() reading one datagram per system call: each is judged, then answered,
         before the next is read (the batch loop's lists would only add work here)."""
-        recvfrom, sendto, receive = self.sock.recvfrom, self.sock.sendto, self.gate.receive
+        recvfrom, sendto, judge = self.sock.recvfrom, self.sock.sendto, self.gate.judge
         clock, routes = self._clock, self._routes
         while True:
             try:
@@ -155,10 +155,10 @@ class Listener:
                 if result is None:
                     continue
             else:
-                result = receive(datagram, peer, clock())
-            if type(result) is Reply:
+                result = judge(datagram, peer, clock())
+            if type(result) is bytes:
                 try:  # noqa: SIM105 (suppress() costs a microsecond per datagram here)
-                    sendto(result.data, peer)
+                    sendto(result, peer)
                 except (BlockingIOError, InterruptedError):
                     pass  # a full send buffer loses a reply; the client retransmits
             elif type(result) is Admit:
@@ -266,14 +266,14 @@ class Listener:
         if peer in self._routes:
             result = self._routed(datagram, peer, self._clock())
         else:
-            result = self.gate.receive(datagram, peer, self._clock())
-        if type(result) is Reply:
+            result = self.gate.judge(datagram, peer, self._clock())
+        if type(result) is bytes:
             with suppress(BlockingIOError, InterruptedError):
-                self.sock.sendto(result.data, peer)  # type: ignore[call-overload]
+                self.sock.sendto(result, peer)  # type: ignore[call-overload]
         elif type(result) is Admit:
             self._pending.append((peer, result))
 
-    def _routed(self, datagram: bytes, peer: Hashable, now: float) -> GateResult | None:
+    def _routed(self, datagram: bytes, peer: Hashable, now: float) -> bytes | Admit | Drop | None:
         """A datagram from a peer that has a `DtlsSocket`: fed to it (None), or judged by
         the gate when it is a ClientHello in epoch 0 after the handshake completed.
 
@@ -285,7 +285,7 @@ class Listener:
         if not (route.connection.handshake_complete and is_client_hello(datagram)):
             route._feed(datagram)
             return None
-        result = self.gate.receive(datagram, peer, now)
+        result = self.gate.judge(datagram, peer, now)
         if type(result) is Admit:
             if result.client_random == self._client_randoms.get(peer):
                 return None
