@@ -8,8 +8,9 @@
   created from it and does not verify the cookie again;
 - ``Drop(reason)``: ignore the datagram; ``reason`` is a ``DropReason``.
 
-Nothing is stored per peer: the gate keeps only its configuration and counters. Malformed
-input never raises. A reply is never larger than the datagram that caused it.
+Nothing is stored per peer: the gate keeps only its configuration, counters, and the last
+well-framed extensions block it saw (one bytes object, whoever sent it). Malformed input
+never raises. A reply is never larger than the datagram that caused it.
 
 On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
 ``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
@@ -153,8 +154,9 @@ def is_client_hello(datagram: bytes) -> bool:
 class Gate:
     """Judges ClientHellos statelessly for one ``ServerConfig`` (see the module docstring).
 
-    ``replies``, ``admits`` and ``drops`` (per ``DropReason``) count outcomes: the only thing
-    that changes across calls, bounded by the number of distinct reasons.
+    ``replies``, ``admits`` and ``drops`` (per ``DropReason``) count outcomes, bounded by the
+    number of distinct reasons; besides them only the last well-framed extensions block
+    changes across calls (it spares a flood's identical blocks the framing walk).
     """
 
     def __init__(self, config: ServerConfig) -> None:
@@ -165,6 +167,9 @@ class Gate:
         self._generate = config.cookie_generate
         self._verify = config.cookie_verify
         self._jar = config.cookie_jar if self._generate is None else None
+        # The last extensions block found well framed (never empty: an empty block is not
+        # one), bounded by the largest ClientHello the gate reads.
+        self._framed_extensions = b""
 
     @property
     def stats(self) -> Counter[str]:
@@ -268,16 +273,21 @@ class Gate:
         if whole and pos != end:
             # Extensions block (RFC 5246 §7.4.1.2): exactly fills the message, and each
             # extension's length fits in it. Bodies and duplicates are checked on Admit.
-            if pos + 2 > end or pos + 2 + d[pos] * 256 + d[pos + 1] != end:
-                return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-            # at: each extension's length field (2 bytes after its start), while a whole
-            # 4-byte extension header fits before the end.
-            at = pos + 4
-            last = end - 1
-            while at < last:
-                at += (d[at] << 8 | d[at + 1]) + 4
-            if at != end + 2:
-                return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
+            # Whether a block is well framed depends on its bytes alone, and a flood's
+            # ClientHellos share one: the same bytes as the last good block need no walk.
+            framed = self._framed_extensions
+            if end - pos != len(framed) or not d.startswith(framed, pos):
+                if pos + 2 > end or pos + 2 + d[pos] * 256 + d[pos + 1] != end:
+                    return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
+                # at: each extension's length field (2 bytes after its start), while a
+                # whole 4-byte extension header fits before the end.
+                at = pos + 4
+                last = end - 1
+                while at < last:
+                    at += (d[at] << 8 | d[at + 1]) + 4
+                if at != end + 2:
+                    return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
+                self._framed_extensions = d[pos:end]
         # RFC 6347 §4.2.1: the fields the second ClientHello must repeat.
         bound = d[_RECORD_AND_HANDSHAKE:cookie_at] + d[cookie_end:pos]
         if cookie_end > cookie_at + 1 and self._cookie_ok(
