@@ -105,6 +105,15 @@ HT = HandshakeType
 MAX_HELLO_VERIFY_REQUESTS = 2
 # RFC 5246 §7.4.4: ClientCertificateType rsa_sign(1), ecdsa_sign(64) (RFC 8422 §5.5).
 _CERTIFICATE_TYPES = bytes((1, 64))
+# The ServerHello extensions whose bodies never vary, encoded once:
+# RFC 5746 §3.6: an empty renegotiation_info on the initial handshake;
+_EMPTY_RENEGOTIATION_INFO = Extension(ExtensionType.renegotiation_info, encode_renegotiation_info())
+# RFC 7627 §5.1: extended_master_secret with an empty body;
+_EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
+# RFC 8422 §5.2: the server's ec_point_formats, uncompressed only;
+_UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
+# RFC 6066 §3: an empty server_name acknowledges that the name was used.
+_SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
 
 
 @frozen
@@ -446,18 +455,13 @@ class ServerHandshake(_Handshake):
     def _server_hello(self, choice: Choice, server_random: bytes) -> ServerHello:
         extensions: list[Extension] = []
         if choice.secure_renegotiation:
-            # RFC 5746 §3.6: an empty renegotiation_info on the initial handshake.
-            extensions.append(
-                Extension(ExtensionType.renegotiation_info, encode_renegotiation_info())
-            )
+            extensions.append(_EMPTY_RENEGOTIATION_INFO)
         if choice.extended_master_secret:
-            extensions.append(Extension(ExtensionType.extended_master_secret, b""))
+            extensions.append(_EXTENDED_MASTER_SECRET)
         if choice.ec_point_formats:
-            # RFC 8422 §5.2: uncompressed only.
-            extensions.append(Extension(ExtensionType.ec_point_formats, encode_ec_point_formats()))
+            extensions.append(_UNCOMPRESSED_POINT_FORMAT)
         if choice.server_name is not None:
-            # RFC 6066 §3: an empty server_name acknowledges that the name was used.
-            extensions.append(Extension(ExtensionType.server_name, b""))
+            extensions.append(_SERVER_NAME_ACKNOWLEDGED)
         if choice.alpn is not None:
             alpn = encode_alpn((choice.alpn,))
             extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
