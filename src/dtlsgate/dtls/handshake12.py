@@ -279,6 +279,7 @@ class ClientWaitServerHelloDone:
 
 State = Any
 Handler = Callable[[Any, Any, HandshakeMessage, float], Any]
+_NO_MESSAGES: dict[int, str] = {}  # a state missing from a TABLE takes no message
 
 
 class _Handshake:
@@ -293,25 +294,19 @@ class _Handshake:
         self.out = Outbox()
         self.state: State = None
 
-    @property
-    def established(self) -> bool:
-        return isinstance(self.state, Established)
-
     def handle(self, message: HandshakeMessage, now: float) -> None:
         """Process one reassembled message (RFC 6347 §4.2.2: in message_seq order)."""
-        legal = self.TABLE.get(type(self.state), {})
-        name = legal.get(message.msg_type)
+        state, msg_type = self.state, message.msg_type
+        name = self.TABLE.get(type(state), _NO_MESSAGES).get(msg_type)
         if name is None:
-            raise UnexpectedMessage(
-                f"{_name(message.msg_type)} in state {type(self.state).__name__}"
-            )
-        # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new epoch;
-        # everything before it travels in epoch 0.
-        if not self.established and (message.msg_type == HT.FINISHED) != (message.epoch > 0):
-            raise UnexpectedMessage(f"{_name(message.msg_type)} in epoch {message.epoch}")
-        if not self.established:
+            raise UnexpectedMessage(f"{_name(msg_type)} in state {type(state).__name__}")
+        if type(state) is not Established:
+            # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new
+            # epoch; everything before it travels in epoch 0.
+            if (msg_type == HT.FINISHED) != (message.epoch > 0):
+                raise UnexpectedMessage(f"{_name(msg_type)} in epoch {message.epoch}")
             self.transcript.add(message.transcript_bytes)
-        self.state = getattr(self, name)(self.state, message, now)
+        self.state = getattr(self, name)(state, message, now)
 
     def send(self, msg_type: int, body: bytes, epoch: int = 0) -> None:
         item = _Out.of(msg_type, self.send_seq, body, epoch)
