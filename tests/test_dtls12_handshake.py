@@ -95,3 +95,26 @@ def test_certificate_bodies_are_cached_per_chain_and_bounded() -> None:
     for n in range(1, 2 * handshake12.MAX_CACHED_CHAINS):
         handshake12._certificate_body([leaf] * n)
         assert len(handshake12._certificate_bodies) <= handshake12.MAX_CACHED_CHAINS
+
+
+def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
+    """Transcript keeps the running hash of the prefix it hashed last: whatever the order
+    of the requests (longer, the same, shorter, another hash), each digest is the hash of
+    exactly the messages asked for."""
+    from dtlsgate.crypto.hashes import Hash
+    from dtlsgate.dtls.handshake12 import Transcript
+
+    t = Transcript()
+    requests = [
+        (Hash.SHA256, False),
+        (Hash.SHA256, False),
+        (Hash.SHA256, True),
+        (Hash.SHA384, False),
+        (Hash.SHA256, False),
+        (Hash.SHA384, True),
+    ]
+    for i in range(1, 8):
+        t.add(bytes([i]) * (10 * i))
+        for hash, exclude_last in requests:
+            expected = hash.digest(t.data(exclude_last=exclude_last))
+            assert t.digest(hash, exclude_last=exclude_last) == expected

@@ -96,15 +96,21 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
                 flush()
             current += record
             continue
-        overhead = records.overhead(item.epoch) + DTLS_HANDSHAKE_HEADER_LENGTH
-        message = item.message
+        epoch, message = item.epoch, item.message
+        overhead = records.overhead(epoch)
+        if len(current) + overhead + len(message) <= mtu:
+            # The whole message fits (every message of a usual flight): its unfragmented
+            # form, already encoded.
+            current += records.protect(ContentType.HANDSHAKE, message, epoch)
+            continue
+        overhead += DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
         offset = 0
         while True:
             room = mtu - len(current) - overhead
             if not offset and room >= length:
-                # The whole message fits: its unfragmented form, already encoded.
-                current += records.protect(ContentType.HANDSHAKE, message, item.epoch)
+                # It fits whole after all, in the next datagram.
+                current += records.protect(ContentType.HANDSHAKE, message, epoch)
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
@@ -113,7 +119,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
             fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
-            current += records.protect(ContentType.HANDSHAKE, fragment, item.epoch)
+            current += records.protect(ContentType.HANDSHAKE, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
                 break

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -83,6 +83,7 @@ from dtlsgate.wire.extensions import (
     encode_u16_list_ext,
     require_empty,
 )
+from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, HelloVerifyRequest, ServerHello
 from dtlsgate.wire.messages12 import (
     Certificate12,
@@ -97,6 +98,9 @@ from dtlsgate.wire.messages12 import (
     ServerKeyExchange,
     ecdhe_signed_params,
 )
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as _HashState
 
 HT = HandshakeType
 # RFC 6347 §4.2.1: a client answers HelloVerifyRequests; a server that keeps sending new
@@ -128,13 +132,19 @@ class HandshakeComplete:
 
 
 class Transcript:
-    """The handshake messages as received and sent, in order (RFC 5246 §7.4.9)."""
+    """The handshake messages as received and sent, in order (RFC 5246 §7.4.9).
 
-    __slots__ = ("_data", "_last")
+    A handshake asks for the hash three times (the session hash after ClientKeyExchange,
+    both Finished), each time of a longer prefix, two of them often the same: the running
+    hash of the prefix hashed last is kept, so each byte is hashed once."""
+
+    __slots__ = ("_data", "_hashed", "_last")
 
     def __init__(self) -> None:
         self._data = bytearray()
         self._last = 0
+        # (hash, n, state): ``state`` has hashed the first n bytes of _data with ``hash``.
+        self._hashed: tuple[Hash, int, _HashState] | None = None
 
     def add(self, message: bytes) -> None:
         self._last = len(self._data)
@@ -144,7 +154,16 @@ class Transcript:
         return bytes(self._data[: self._last] if exclude_last else self._data)
 
     def digest(self, hash: Hash, *, exclude_last: bool = False) -> bytes:
-        return hash.digest(self.data(exclude_last=exclude_last))
+        end = self._last if exclude_last else len(self._data)
+        hashed = self._hashed
+        if hashed is not None and hashed[0] is hash and hashed[1] <= end:
+            state, start = hashed[2], hashed[1]
+        else:
+            state, start = hash.new(), 0
+        if start < end:
+            state.update(self._data[start:end])
+            self._hashed = (hash, end, state)
+        return state.digest()
 
 
 class Outbox:
@@ -308,9 +327,10 @@ class _Handshake:
         self.state = getattr(self, name)(state, message, now)
 
     def send(self, msg_type: int, body: bytes, epoch: int = 0) -> None:
-        item = _Out.of(msg_type, self.send_seq, body, epoch)
-        self.out.items.append(item)
-        self.transcript.add(item.message)
+        # The message as one fragment: what the transcript hashes and what is sent whole.
+        message = encode_dtls_handshake(msg_type, body, self.send_seq)
+        self.out.items.append(_Out(message, epoch))
+        self.transcript.add(message)
         self.send_seq += 1
 
     def flight(self, *, expect_reply: bool) -> None:
