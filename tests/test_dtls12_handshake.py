@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from dtls12_pair import (
     PSK,
     PSK_ID,
@@ -76,3 +77,44 @@ def test_close_notify_reaches_the_peer() -> None:
     pair.client.close()
     pair.run()
     assert [e.alert for e in closed_events(pair.server_events)] == [0]
+
+
+def test_certificate_bodies_are_cached_per_chain_and_bounded() -> None:
+    from dtlsgate.crypto.certs import load_identity, make_self_signed
+    from dtlsgate.dtls import handshake12
+    from dtlsgate.wire.messages12 import Certificate12
+
+    cert_pem, key_pem = make_self_signed("localhost", "ecdsa-p256")
+    leaf = load_identity(cert_pem, key_pem).chain[0]
+    chain = [leaf]
+    body = handshake12._certificate_body(chain)
+    assert Certificate12.decode(body).certificates == (leaf.public_bytes(Encoding.DER),)
+    assert handshake12._certificate_body(chain) is body  # encoded once per chain
+    # Chains of other certificate objects (here: other lengths) each take an entry, at most
+    # MAX_CACHED_CHAINS of them.
+    for n in range(1, 2 * handshake12.MAX_CACHED_CHAINS):
+        handshake12._certificate_body([leaf] * n)
+        assert len(handshake12._certificate_bodies) <= handshake12.MAX_CACHED_CHAINS
+
+
+def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
+    """Transcript keeps the running hash of the prefix it hashed last: whatever the order
+    of the requests (longer, the same, shorter, another hash), each digest is the hash of
+    exactly the messages asked for."""
+    from dtlsgate.crypto.hashes import Hash
+    from dtlsgate.dtls.handshake12 import Transcript
+
+    t = Transcript()
+    requests = [
+        (Hash.SHA256, False),
+        (Hash.SHA256, False),
+        (Hash.SHA256, True),
+        (Hash.SHA384, False),
+        (Hash.SHA256, False),
+        (Hash.SHA384, True),
+    ]
+    for i in range(1, 8):
+        t.add(bytes([i]) * (10 * i))
+        for hash, exclude_last in requests:
+            expected = hash.digest(t.data(exclude_last=exclude_last))
+            assert t.digest(hash, exclude_last=exclude_last) == expected

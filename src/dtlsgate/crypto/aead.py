@@ -63,12 +63,11 @@ class Aead:
     iv_length = NONCE_LENGTH
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
-        if len(key) != algorithm.key_length:
-            raise UsageError(
-                f"{algorithm.value} needs a {algorithm.key_length}-byte key, got {len(key)}"
-            )
+        key_length = algorithm.key_length
+        if len(key) != key_length:
+            raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
         self.algorithm = algorithm
-        self.key_length = algorithm.key_length
+        self.key_length = key_length
         self.tag_length = algorithm.tag_length
         self._cipher = _make_cipher(algorithm, key)
 

@@ -63,6 +63,9 @@ _RSA_PKCS1: Final = {
     _S.rsa_pkcs1_sha384: Hash.SHA384,
     _S.rsa_pkcs1_sha512: Hash.SHA512,
 }
+# ECDSA with each hash (random nonces): immutable parameter objects, made once rather than
+# per signature (about 2 us each with the hash object inside).
+_ECDSA_ALGORITHMS: Final = {hash: ec.ECDSA(hash.cryptography_hash()) for hash in Hash}
 
 #: Every scheme ``sign``/``verify`` handle.
 IMPLEMENTED_SCHEMES: frozenset[SignatureScheme] = frozenset(
@@ -145,8 +148,12 @@ def sign(
     if scheme not in IMPLEMENTED_SCHEMES or not _key_fits(key, scheme, tls13):
         raise UsageError(f"cannot sign with {scheme!r} using a {type(key).__name__}")
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        h = _ECDSA[scheme][0].cryptography_hash()
-        return key.sign(data, ec.ECDSA(h, deterministic_signing=deterministic_ecdsa))
+        hash = _ECDSA[scheme][0]
+        if deterministic_ecdsa:
+            algorithm = ec.ECDSA(hash.cryptography_hash(), deterministic_signing=True)
+        else:
+            algorithm = _ECDSA_ALGORITHMS[hash]
+        return key.sign(data, algorithm)
     if isinstance(key, rsa.RSAPrivateKey):
         if scheme in _RSA_PSS:
             hash = _RSA_PSS[scheme]
@@ -173,7 +180,7 @@ def verify(
         raise IllegalParameter(f"signature scheme {scheme!r} does not fit the peer's key")
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(_ECDSA[scheme][0].cryptography_hash()))
+            key.verify(signature, data, _ECDSA_ALGORITHMS[_ECDSA[scheme][0]])
         elif isinstance(key, rsa.RSAPublicKey):
             if scheme in _RSA_PSS:
                 hash = _RSA_PSS[scheme]

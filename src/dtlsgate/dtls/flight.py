@@ -49,18 +49,23 @@ MIN_FRAGMENT_LENGTH = 32
 class OutgoingHandshake:
     """A handshake message of a flight, kept whole; fragmented anew on each transmission.
     ``message`` is the message with its header as one fragment (the transcript's form,
-    RFC 6347 §4.2.6), sent as is when it fits in the datagram."""
+    RFC 6347 §4.2.6), sent as is when it fits in the datagram; the header's fields are
+    read back from it only to fragment it."""
 
-    msg_type: int
-    message_seq: int
-    body: bytes
-    epoch: int
     message: bytes
+    epoch: int
 
     @classmethod
     def of(cls, msg_type: int, message_seq: int, body: bytes, epoch: int) -> OutgoingHandshake:
-        message = encode_dtls_handshake(msg_type, body, message_seq)
-        return cls(msg_type, message_seq, body, epoch, message)
+        return cls(encode_dtls_handshake(msg_type, body, message_seq), epoch)
+
+    @property
+    def msg_type(self) -> int:
+        return self.message[0]
+
+    @property
+    def message_seq(self) -> int:
+        return (self.message[4] << 8) | self.message[5]
 
 
 @frozen
@@ -91,23 +96,32 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
                 flush()
             current += record
             continue
-        overhead = records.overhead(item.epoch) + DTLS_HANDSHAKE_HEADER_LENGTH
-        body, offset = item.body, 0
+        epoch, message = item.epoch, item.message
+        overhead = records.overhead(epoch)
+        if len(current) + overhead + len(message) <= mtu:
+            # The whole message fits (every message of a usual flight): its unfragmented
+            # form, already encoded.
+            current += records.protect(ContentType.HANDSHAKE, message, epoch)
+            continue
+        overhead += DTLS_HANDSHAKE_HEADER_LENGTH
+        length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
+        offset = 0
         while True:
             room = mtu - len(current) - overhead
-            if not offset and room >= len(body):
-                # The whole message fits: its unfragmented form, already encoded.
-                current += records.protect(ContentType.HANDSHAKE, item.message, item.epoch)
+            if not offset and room >= length:
+                # It fits whole after all, in the next datagram.
+                current += records.protect(ContentType.HANDSHAKE, message, epoch)
                 break
-            left = len(body) - offset
+            left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
                 flush()
                 continue
-            chunk = body[offset : offset + max(room, 1)]
-            fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, len(body))
-            current += records.protect(ContentType.HANDSHAKE, fragment, item.epoch)
+            start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
+            chunk = message[start : start + max(room, 1)]
+            fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
+            current += records.protect(ContentType.HANDSHAKE, fragment, epoch)
             offset += len(chunk)
-            if offset >= len(body):
+            if offset >= length:
                 break
             flush()
     flush()

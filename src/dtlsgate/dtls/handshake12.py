@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from functools import lru_cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -84,6 +83,7 @@ from dtlsgate.wire.extensions import (
     encode_u16_list_ext,
     require_empty,
 )
+from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, HelloVerifyRequest, ServerHello
 from dtlsgate.wire.messages12 import (
     Certificate12,
@@ -99,12 +99,24 @@ from dtlsgate.wire.messages12 import (
     ecdhe_signed_params,
 )
 
+if TYPE_CHECKING:
+    from hashlib import _Hash as _HashState
+
 HT = HandshakeType
 # RFC 6347 §4.2.1: a client answers HelloVerifyRequests; a server that keeps sending new
 # ones is broken or hostile. Two covers a cookie secret rotating between the hellos.
 MAX_HELLO_VERIFY_REQUESTS = 2
 # RFC 5246 §7.4.4: ClientCertificateType rsa_sign(1), ecdsa_sign(64) (RFC 8422 §5.5).
 _CERTIFICATE_TYPES = bytes((1, 64))
+# The ServerHello extensions whose bodies never vary, encoded once:
+# RFC 5746 §3.6: an empty renegotiation_info on the initial handshake;
+_EMPTY_RENEGOTIATION_INFO = Extension(ExtensionType.renegotiation_info, encode_renegotiation_info())
+# RFC 7627 §5.1: extended_master_secret with an empty body;
+_EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
+# RFC 8422 §5.2: the server's ec_point_formats, uncompressed only;
+_UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
+# RFC 6066 §3: an empty server_name acknowledges that the name was used.
+_SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
 
 
 @frozen
@@ -120,13 +132,19 @@ class HandshakeComplete:
 
 
 class Transcript:
-    """The handshake messages as received and sent, in order (RFC 5246 §7.4.9)."""
+    """The handshake messages as received and sent, in order (RFC 5246 §7.4.9).
 
-    __slots__ = ("_data", "_last")
+    A handshake asks for the hash three times (the session hash after ClientKeyExchange,
+    both Finished), each time of a longer prefix, two of them often the same: the running
+    hash of the prefix hashed last is kept, so each byte is hashed once."""
+
+    __slots__ = ("_data", "_hashed", "_last")
 
     def __init__(self) -> None:
         self._data = bytearray()
         self._last = 0
+        # (hash, n, state): ``state`` has hashed the first n bytes of _data with ``hash``.
+        self._hashed: tuple[Hash, int, _HashState] | None = None
 
     def add(self, message: bytes) -> None:
         self._last = len(self._data)
@@ -136,7 +154,16 @@ class Transcript:
         return bytes(self._data[: self._last] if exclude_last else self._data)
 
     def digest(self, hash: Hash, *, exclude_last: bool = False) -> bytes:
-        return hash.digest(self.data(exclude_last=exclude_last))
+        end = self._last if exclude_last else len(self._data)
+        hashed = self._hashed
+        if hashed is not None and hashed[0] is hash and hashed[1] <= end:
+            state, start = hashed[2], hashed[1]
+        else:
+            state, start = hash.new(), 0
+        if start < end:
+            state.update(self._data[start:end])
+            self._hashed = (hash, end, state)
+        return state.digest()
 
 
 class Outbox:
@@ -270,6 +297,7 @@ class ClientWaitServerHelloDone:
 
 State = Any
 Handler = Callable[[Any, Any, HandshakeMessage, float], Any]
+_NO_MESSAGES: dict[int, str] = {}  # a state missing from a TABLE takes no message
 
 
 class _Handshake:
@@ -284,30 +312,25 @@ class _Handshake:
         self.out = Outbox()
         self.state: State = None
 
-    @property
-    def established(self) -> bool:
-        return isinstance(self.state, Established)
-
     def handle(self, message: HandshakeMessage, now: float) -> None:
         """Process one reassembled message (RFC 6347 §4.2.2: in message_seq order)."""
-        legal = self.TABLE.get(type(self.state), {})
-        name = legal.get(message.msg_type)
+        state, msg_type = self.state, message.msg_type
+        name = self.TABLE.get(type(state), _NO_MESSAGES).get(msg_type)
         if name is None:
-            raise UnexpectedMessage(
-                f"{_name(message.msg_type)} in state {type(self.state).__name__}"
-            )
-        # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new epoch;
-        # everything before it travels in epoch 0.
-        if not self.established and (message.msg_type == HT.FINISHED) != (message.epoch > 0):
-            raise UnexpectedMessage(f"{_name(message.msg_type)} in epoch {message.epoch}")
-        if not self.established:
+            raise UnexpectedMessage(f"{_name(msg_type)} in state {type(state).__name__}")
+        if type(state) is not Established:
+            # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new
+            # epoch; everything before it travels in epoch 0.
+            if (msg_type == HT.FINISHED) != (message.epoch > 0):
+                raise UnexpectedMessage(f"{_name(msg_type)} in epoch {message.epoch}")
             self.transcript.add(message.transcript_bytes)
-        self.state = getattr(self, name)(self.state, message, now)
+        self.state = getattr(self, name)(state, message, now)
 
     def send(self, msg_type: int, body: bytes, epoch: int = 0) -> None:
-        item = _Out.of(msg_type, self.send_seq, body, epoch)
-        self.out.items.append(item)
-        self.transcript.add(item.message)
+        # The message as one fragment: what the transcript hashes and what is sent whole.
+        message = encode_dtls_handshake(msg_type, body, self.send_seq)
+        self.out.items.append(_Out(message, epoch))
+        self.transcript.add(message)
         self.send_seq += 1
 
     def flight(self, *, expect_reply: bool) -> None:
@@ -366,11 +389,26 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-@lru_cache(maxsize=32)
-def _certificate_body(chain: tuple[x509.Certificate, ...]) -> bytes:
+# Encoded Certificate message bodies by the identities of their certificates, for at most
+# this many chains (a process has a few configs; past that the cache starts afresh).
+MAX_CACHED_CHAINS = 32
+_certificate_bodies: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], bytes]] = {}
+
+
+def _certificate_body(chain: list[x509.Certificate]) -> bytes:
     """The Certificate message body for a configured chain: the same for every handshake
-    of a config, so encoded once (keyed by the certificates themselves)."""
-    return Certificate12(tuple(_der(c) for c in chain)).encode()
+    of a config, so encoded once. Looked up by the certificates' identities: an entry holds
+    its certificates, so their ids are not reused while it is cached (hashing a certificate,
+    as an lru_cache key would, costs about 2.4 us per handshake)."""
+    key = tuple(map(id, chain))
+    cached = _certificate_bodies.get(key)
+    if cached is None:
+        if len(_certificate_bodies) >= MAX_CACHED_CHAINS:
+            _certificate_bodies.clear()
+        certificates = tuple(chain)
+        body = Certificate12(tuple(_der(c) for c in certificates)).encode()
+        cached = _certificate_bodies[key] = (certificates, body)
+    return cached[1]
 
 
 def _check_finished(expected: bytes, message: HandshakeMessage) -> None:
@@ -430,7 +468,7 @@ class ServerHandshake(_Handshake):
         )
         self.send(HT.SERVER_HELLO, self._server_hello(choice, server_random).encode())
         if choice.suite.uses_certificate:
-            self.send(HT.CERTIFICATE, _certificate_body(tuple(self.config.certificate_chain)))
+            self.send(HT.CERTIFICATE, _certificate_body(self.config.certificate_chain))
         key_share = self._send_server_key_exchange(choice, session)
         request = choice.suite.uses_certificate and self.config.verify_client != "none"
         if request:
@@ -446,18 +484,13 @@ class ServerHandshake(_Handshake):
     def _server_hello(self, choice: Choice, server_random: bytes) -> ServerHello:
         extensions: list[Extension] = []
         if choice.secure_renegotiation:
-            # RFC 5746 §3.6: an empty renegotiation_info on the initial handshake.
-            extensions.append(
-                Extension(ExtensionType.renegotiation_info, encode_renegotiation_info())
-            )
+            extensions.append(_EMPTY_RENEGOTIATION_INFO)
         if choice.extended_master_secret:
-            extensions.append(Extension(ExtensionType.extended_master_secret, b""))
+            extensions.append(_EXTENDED_MASTER_SECRET)
         if choice.ec_point_formats:
-            # RFC 8422 §5.2: uncompressed only.
-            extensions.append(Extension(ExtensionType.ec_point_formats, encode_ec_point_formats()))
+            extensions.append(_UNCOMPRESSED_POINT_FORMAT)
         if choice.server_name is not None:
-            # RFC 6066 §3: an empty server_name acknowledges that the name was used.
-            extensions.append(Extension(ExtensionType.server_name, b""))
+            extensions.append(_SERVER_NAME_ACKNOWLEDGED)
         if choice.alpn is not None:
             alpn = encode_alpn((choice.alpn,))
             extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))

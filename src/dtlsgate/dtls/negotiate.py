@@ -192,8 +192,9 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
-    # Each extension type appears at most once (the codec rejects duplicates).
-    extensions = {e.type: e.data for e in hello.extensions or ()}
+    # Each extension type appears at most once (the codec rejects duplicates); an
+    # Extension is a (type, data) pair.
+    extensions: dict[int, bytes] = dict(hello.extensions or ())
     ems_data = extensions.get(ExtensionType.extended_master_secret)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."

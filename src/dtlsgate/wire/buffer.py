@@ -27,7 +27,7 @@ _MAX_BY_WIDTH = {
     8: (1 << 64) - 1,
 }
 
-_TYPE_AND_LENGTH = struct.Struct(">HH")
+_unpack_type_and_length = struct.Struct(">HH").unpack_from
 _U16 = struct.Struct(">H")
 
 
@@ -170,16 +170,19 @@ class Reader:
         reader (an extensions block, RFC 8446 §4.2), in order; the reader is then at its
         end. Each entry's header and body are checked against the reader's end before use."""
         data, pos, end = self._data, self._pos, self._end
+        if type(data) is not bytes:
+            data = bytes(data)  # so that each body below is sliced out as bytes
         entries: list[tuple[int, bytes]] = []
+        append = entries.append
         while pos < end:
-            if end - pos < 4:
+            start = pos + 4
+            if start > end:
                 raise DecodeError(f"truncated: need 4 bytes, {end - pos} left")
-            entry_type, n = _TYPE_AND_LENGTH.unpack_from(data, pos)
-            pos += 4
-            if n > end - pos:
-                raise DecodeError(f"truncated: need {n} bytes, {end - pos} left")
-            entries.append((entry_type, bytes(data[pos : pos + n])))
-            pos += n
+            entry_type, n = _unpack_type_and_length(data, pos)
+            pos = start + n
+            if pos > end:
+                raise DecodeError(f"truncated: need {n} bytes, {end - start} left")
+            append((entry_type, data[start:pos]))
         self._pos = pos
         return entries
 

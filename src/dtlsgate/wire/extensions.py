@@ -108,7 +108,7 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     client_hello = context is Context.CLIENT_HELLO
     # A ClientHello without duplicates (the usual case) needs no walk; otherwise the checks
     # run in wire order, so the first offending extension is the one reported.
-    if not client_hello or len({ext_type for ext_type, _ in entries}) != len(entries):
+    if not client_hello or len(dict(entries)) != len(entries):
         seen: set[int] = set()
         for ext_type, _ in entries:
             if ext_type in seen:

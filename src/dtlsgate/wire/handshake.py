@@ -14,6 +14,7 @@ from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
 _DTLS_HEADER = struct.Struct(">IHHI")
+_unpack_header = _DTLS_HEADER.unpack_from
 
 TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
@@ -29,15 +30,7 @@ class DtlsHandshakeHeader:
 
     @classmethod
     def decode(cls, r: Reader) -> DtlsHandshakeHeader:
-        # type || length (u24), message_seq, fragment_offset (u24) || fragment_length (u24)
-        type_and_length, message_seq, offset_high, offset_low_and_length = r.unpack(_DTLS_HEADER)
-        msg_type, length = type_and_length >> 24, type_and_length & 0xFFFFFF
-        fragment_offset = (offset_high << 8) | (offset_low_and_length >> 24)
-        fragment_length = offset_low_and_length & 0xFFFFFF
-        # RFC 6347 §4.2.3: a fragment must lie within its message.
-        if fragment_offset + fragment_length > length:
-            raise DecodeError("handshake fragment extends past the message length")
-        return cls(msg_type, length, message_seq, fragment_offset, fragment_length)
+        return _header(r.unpack(_DTLS_HEADER))
 
     def encode(self) -> bytes:
         w = Writer()
@@ -92,11 +85,34 @@ def encode_dtls_handshake(
     return header + body
 
 
+def _header(fields: tuple[int, int, int, int]) -> DtlsHandshakeHeader:
+    """The header from its 12 bytes unpacked with ``_DTLS_HEADER``: type || length (u24),
+    message_seq, fragment_offset (u24) || fragment_length (u24)."""
+    type_and_length, message_seq, offset_high, offset_low_and_length = fields
+    length = type_and_length & 0xFFFFFF
+    fragment_offset = (offset_high << 8) | (offset_low_and_length >> 24)
+    fragment_length = offset_low_and_length & 0xFFFFFF
+    # RFC 6347 §4.2.3: a fragment must lie within its message.
+    if fragment_offset + fragment_length > length:
+        raise DecodeError("handshake fragment extends past the message length")
+    return DtlsHandshakeHeader(
+        type_and_length >> 24, length, message_seq, fragment_offset, fragment_length
+    )
+
+
 def decode_dtls_handshake_fragments(fragment: bytes) -> list[tuple[DtlsHandshakeHeader, bytes]]:
-    """All handshake fragments in one record's plaintext; several may share a record."""
-    r = Reader(fragment)
+    """All handshake fragments in one record's plaintext; several may share a record.
+    Every record's plaintext goes through here: the framing is read as a ``Reader`` would
+    (each header, then each fragment, checked against the end before use) without one."""
     out: list[tuple[DtlsHandshakeHeader, bytes]] = []
-    while not r.at_end():
-        header = DtlsHandshakeHeader.decode(r)
-        out.append((header, r.read(header.fragment_length)))
+    pos, end = 0, len(fragment)
+    while pos < end:
+        start = pos + DTLS_HANDSHAKE_HEADER_LENGTH
+        if start > end:
+            raise DecodeError(f"truncated: need 12 bytes, {end - pos} left")
+        header = _header(_unpack_header(fragment, pos))
+        pos = start + header.fragment_length
+        if pos > end:
+            raise DecodeError(f"truncated: need {header.fragment_length} bytes, {end - start} left")
+        out.append((header, bytes(fragment[start:pos])))
     return out

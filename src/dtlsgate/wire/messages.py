@@ -8,6 +8,8 @@ ClientHello has a TLS form and a DTLS form; the DTLS form carries ``cookie``
 
 from __future__ import annotations
 
+import struct
+
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.buffer import Reader, Writer
@@ -21,6 +23,8 @@ from dtlsgate.wire.extensions import (
 )
 
 RANDOM_LENGTH = 32
+# legacy_version and random, the fixed start of both hellos (RFC 8446 §4.1.2, §4.1.3).
+_VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
 MAX_SESSION_ID_LENGTH = 32
 # RFC 6347 §4.2.1 (as updated by RFC 9147 §5.3): opaque cookie<0..2^8-1> in DTLS 1.2.
 MAX_DTLS12_COOKIE_LENGTH = 255
@@ -55,8 +59,7 @@ class ClientHello:
     @classmethod
     def decode(cls, body: bytes, *, dtls: bool) -> ClientHello:
         r = Reader(body)
-        legacy_version = r.u16()
-        random = r.read(RANDOM_LENGTH)
+        legacy_version, random = r.unpack(_VERSION_AND_RANDOM)
         session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
         suites = r.u16_list(2, 2, 0xFFFE)
@@ -127,8 +130,7 @@ class ServerHello:
     @classmethod
     def decode(cls, body: bytes, *, tls13: bool = True) -> ServerHello:
         r = Reader(body)
-        legacy_version = r.u16()
-        random = r.read(RANDOM_LENGTH)
+        legacy_version, random = r.unpack(_VERSION_AND_RANDOM)
         session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
         suite = r.u16()
         compression = r.u8()

@@ -7,7 +7,9 @@ Only framing lives here: splitting a datagram or a stream into records. Protecti
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
@@ -82,16 +84,23 @@ class DtlsRecordHeader:
         return w.getvalue()
 
 
-@frozen
-class DtlsRecord:
+class DtlsRecord(NamedTuple):
     """One record of a datagram: the DTLSPlaintext header's fields (RFC 6347 §4.1) and its
-    fragment (protected or not)."""
+    fragment (protected or not). A named tuple (immutable, like the messages' dataclasses):
+    every record received is one, and ``split_dtls_records`` makes it from the unpacked
+    fields without a Python-level ``__init__``."""
 
     content_type: int
     version: int
     epoch: int
     sequence_number: int
     fragment: bytes
+
+
+# (content_type, version, epoch, sequence_number, fragment) -> DtlsRecord, in C.
+_as_record = cast(
+    Callable[[tuple[int, int, int, int, bytes]], DtlsRecord], partial(tuple.__new__, DtlsRecord)
+)
 
 
 def encode_dtls_record(
@@ -121,4 +130,4 @@ def split_dtls_records(datagram: bytes) -> Iterator[DtlsRecord]:
         if length > MAX_CIPHERTEXT_LENGTH or pos > end:
             return
         sequence_number = (seq_high << 32) | seq_low
-        yield DtlsRecord(content_type, version, epoch, sequence_number, datagram[start:pos])
+        yield _as_record((content_type, version, epoch, sequence_number, datagram[start:pos]))
