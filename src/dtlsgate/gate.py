@@ -31,7 +31,7 @@ from dtlsgate._frozen import frozen
 from dtlsgate.cookie import COOKIE_OVERHEAD, TAG_LENGTH
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
-from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, encode_dtls_handshake
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import (
     MAX_DTLS12_COOKIE_LENGTH,
     MAX_SESSION_ID_LENGTH,
@@ -356,9 +356,10 @@ class Gate:
                 hello = ClientHello.decode(body, dtls=True)
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-            message = encode_dtls_handshake(_CLIENT_HELLO, body, message_seq)
-        else:
-            message = d[DTLS_RECORD_HEADER_LENGTH:end]
+        # The handshake message as received: for a whole ClientHello (fragment_offset 0,
+        # fragment_length = length) that is already the transcript's form (RFC 6347
+        # §4.2.6); for a first fragment, the fragment.
+        message = d[DTLS_RECORD_HEADER_LENGTH:end]
         self.admits += 1
         return Admit(
             peer=peer,
