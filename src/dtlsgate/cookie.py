@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, cast
 
 from dtlsgate.errors import UsageError
 
@@ -95,22 +95,16 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     return repr(peer).encode()
 
 
-class Minting(NamedTuple):
-    """What every cookie minted within one second shares: the second's range of ``now``
-    (``since <= now < until``; empty when the time cannot be one), the cookie head
-    (``format | timestamp``), and the epoch's keyed HMAC-SHA256 states, the inner one with
-    the head already hashed. A cookie for ``message = payload | peer | bound`` is then
-    ``head | payload | tag`` with ``tag`` the first TAG_LENGTH bytes of
-    ``outer.copy().update(inner.copy().update(message).digest()).digest()``.
-
-    ``CookieJar.mint()`` computes exactly that; the DTLS 1.2 gate does the same inline on
-    its flood path (a call less per HelloVerifyRequest), from ``CookieJar.minting``."""
-
-    since: float
-    until: float
-    head: bytes
-    inner: _HashObject
-    outer: _HashObject
+# What every cookie minted within one second shares, ``(since, until, head, inner, outer)``:
+# the second's range of ``now`` (``since <= now < until``; empty when the time cannot be
+# one), the cookie head (``format | timestamp``), and the epoch's keyed HMAC-SHA256 states,
+# the inner one with the head already hashed. A cookie for ``message = payload | peer |
+# bound`` is then ``head | payload | tag`` with ``tag`` the first TAG_LENGTH bytes of
+# ``outer.copy().update(inner.copy().update(message).digest()).digest()``.
+# ``CookieJar.mint()`` computes exactly that; the DTLS 1.2 gate does the same inline on its
+# flood path (a call less per HelloVerifyRequest), from ``CookieJar.minting``. A plain
+# tuple, not a NamedTuple: unpacking one is three times cheaper, once per cookie.
+Minting = tuple[float, float, bytes, "_HashObject", "_HashObject"]
 
 
 class CookieJar:
@@ -152,7 +146,7 @@ class CookieJar:
         # The second that cookies are being minted in (``now`` from ``since`` up to
         # ``until``), its cookie head, and the keyed states, the inner one with the head
         # already hashed: under a flood every cookie of one second shares them.
-        self.minting = Minting(0.0, 0.0, b"", *self._keyed_for(0))
+        self.minting: Minting = (0.0, 0.0, b"", *self._keyed_for(0))
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -213,7 +207,7 @@ class CookieJar:
         exact = 0 <= second < _EXACT_FLOAT_INTEGERS
         since = float(second) if exact else 0.0
         until = float(second + 1) if exact else 0.0
-        self.minting = Minting(since, until, head, inner, outer)
+        self.minting = (since, until, head, inner, outer)
         return self.minting
 
     def verify(
