@@ -39,7 +39,7 @@ from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.gate import Admit
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
-from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
@@ -249,16 +249,18 @@ class DtlsConnection:
                 return False
             raise
         retransmit = False
-        for header, body in fragments:
+        for header, fragment in fragments:
             if (
                 header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
                 and epoch == 0
                 and header.is_whole
                 and isinstance(self._handshake, ClientHandshake)
-                and self._handshake.is_new_hello_verify_request(body)
+                and self._handshake.is_new_hello_verify_request(
+                    fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                )
             ):
                 self._reassembler.restart(header.message_seq)
-            retransmit |= self._reassembler.add(header, body, epoch)
+            retransmit |= self._reassembler.add(header, fragment, epoch)
         self._pump(now)
         return retransmit
 
@@ -374,8 +376,10 @@ class DtlsServerConnection(DtlsConnection):
         first_end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(d[11:13], "big")
         try:
             if admit.client_hello is not None:
-                body = admit.client_hello_message[12:]
-                hello = HandshakeMessage(1, admit.message_seq, body, 0)
+                # The whole ClientHello as received: its transcript form (RFC 6347 §4.2.6).
+                message = admit.client_hello_message
+                body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                hello = HandshakeMessage(1, admit.message_seq, body, 0, message)
                 self._reassembler.next_seq = admit.message_seq + 1
                 self._deliver(hello, now)
             else:

@@ -172,34 +172,30 @@ class RetransmitTimer:
 @frozen
 class HandshakeMessage:
     """A whole handshake message as reassembled; ``epoch`` is the record epoch that
-    carried its last fragment."""
+    carried its last fragment. ``transcript_bytes`` is the message as the transcript
+    hashes it (RFC 6347 §4.2.6: as if sent in one fragment, header with fragment_offset 0
+    and fragment_length = length, then the body): for a message received in one fragment,
+    that fragment exactly as received."""
 
     msg_type: int
     message_seq: int
     body: bytes
     epoch: int
-
-    @property
-    def transcript_bytes(self) -> bytes:
-        """RFC 6347 §4.2.6: the message as if sent in one fragment (header with
-        fragment_offset 0 and fragment_length = length), followed by the received body."""
-        return encode_dtls_handshake(self.msg_type, self.body, self.message_seq)
+    transcript_bytes: bytes
 
 
 class _Partial:
-    """One message being reassembled: its bytes and the received ranges, kept sorted,
+    """One message being reassembled from fragments: its bytes and the received ranges, kept sorted,
     disjoint and not touching one another, so each fragment costs a binary search."""
 
     __slots__ = ("buffer", "epoch", "length", "msg_type", "ranges")
 
-    def __init__(self, msg_type: int, length: int, epoch: int, whole: bytes | None = None) -> None:
+    def __init__(self, msg_type: int, length: int, epoch: int) -> None:
         self.msg_type = msg_type
         self.length = length
         self.epoch = epoch
-        # A message that came in one fragment (the usual case) keeps that fragment's bytes;
-        # a buffer to fill is made only for a fragmented one.
-        self.buffer: bytes | bytearray = bytearray(length) if whole is None else whole
-        self.ranges: list[tuple[int, int]] = [] if whole is None else [(0, length)]
+        self.buffer = bytearray(length)
+        self.ranges: list[tuple[int, int]] = []
 
     def add(self, offset: int, data: bytes) -> bool:
         """Add a fragment; False (and nothing changed) when it would be one piece more than
@@ -217,10 +213,7 @@ class _Partial:
             return False
         if first < last:
             start, stop = min(start, ranges[first][0]), max(stop, ranges[last - 1][1])
-        buffer = self.buffer
-        if not isinstance(buffer, bytearray):
-            buffer = self.buffer = bytearray(buffer)
-        buffer[offset : offset + len(data)] = data
+        self.buffer[offset : offset + len(data)] = data
         ranges[first:last] = [(start, stop)]
         return True
 
@@ -238,35 +231,44 @@ class Reassembler:
 
     def __init__(self, next_seq: int = 0) -> None:
         self.next_seq = next_seq
-        self._partial: dict[int, _Partial] = {}
+        # Each message_seq buffered: a message being reassembled, or one complete already.
+        self._partial: dict[int, _Partial | HandshakeMessage] = {}
 
-    def add(self, header: DtlsHandshakeHeader, data: bytes, epoch: int) -> bool:
-        """Buffer one fragment. Returns True when it belongs to a message already
-        processed (the peer is retransmitting its previous flight). Fragments too far
-        ahead, too large or inconsistent with earlier ones are dropped."""
+    def add(self, header: DtlsHandshakeHeader, fragment: bytes, epoch: int) -> bool:
+        """Buffer one fragment, given as received: its 12-byte header, then its bytes.
+        Returns True when it belongs to a message already processed (the peer is
+        retransmitting its previous flight). Fragments too far ahead, too large or
+        inconsistent with earlier ones are dropped."""
         seq = header.message_seq
         if seq < self.next_seq:
             return True
         if seq >= self.next_seq + MAX_MESSAGES_AHEAD:
             return False
-        if header.length > MAX_HANDSHAKE_MESSAGE_LENGTH:
+        length = header.length
+        if length > MAX_HANDSHAKE_MESSAGE_LENGTH:
             return False
         partial = self._partial.get(seq)
         if partial is None or epoch > partial.epoch:
             # RFC 6347 §4.1: a message travels in one epoch. Pieces from an older epoch
             # (plaintext, forgeable) never mix into a protected message: a fragment of a
             # newer epoch starts the message afresh, an older one is dropped.
-            if header.fragment_offset == 0 and len(data) == header.length:
-                self._partial[seq] = _Partial(header.msg_type, header.length, epoch, data)
+            if header.fragment_offset == 0 and header.fragment_length == length:
+                # The whole message in one fragment (the usual case): complete at once, and
+                # the fragment as received is its transcript form (RFC 6347 §4.2.6).
+                body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                self._partial[seq] = HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
                 return False
-            partial = self._partial[seq] = _Partial(header.msg_type, header.length, epoch)
+            partial = self._partial[seq] = _Partial(header.msg_type, length, epoch)
         elif (
-            epoch < partial.epoch
+            not isinstance(partial, _Partial)
+            or epoch < partial.epoch
             or partial.msg_type != header.msg_type
-            or partial.length != header.length
+            or partial.length != length
         ):
-            return False  # RFC 6347 §4.2.3: fragments of one message agree on type/length
-        partial.add(header.fragment_offset, data)
+            # Complete already (a duplicate), or RFC 6347 §4.2.3: fragments of one message
+            # agree on type and length.
+            return False
+        partial.add(header.fragment_offset, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
         return False
 
     def restart(self, next_seq: int) -> None:
@@ -277,16 +279,24 @@ class Reassembler:
 
     def pop(self) -> HandshakeMessage | None:
         """The next message in order, when all of it has arrived."""
-        partial = self._partial.get(self.next_seq)
-        if partial is None or not partial.complete:
-            return None
         seq = self.next_seq
+        message = self._partial.get(seq)
+        if message is None:
+            return None
+        if isinstance(message, _Partial):
+            if not message.complete:
+                return None
+            body = bytes(message.buffer)
+            transcript = encode_dtls_handshake(message.msg_type, body, seq)
+            message = HandshakeMessage(message.msg_type, seq, body, message.epoch, transcript)
         del self._partial[seq]
         self.next_seq = seq + 1
-        return HandshakeMessage(partial.msg_type, seq, bytes(partial.buffer), partial.epoch)
+        return message
 
     def buffered_bytes(self) -> int:
-        return sum(p.length for p in self._partial.values())
+        return sum(
+            p.length if isinstance(p, _Partial) else len(p.body) for p in self._partial.values()
+        )
 
 
 # What the limits above allow in the worst case, for the documentation and a test.
