@@ -13,8 +13,8 @@ reassembly of fragmented, duplicated and reordered handshake messages.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import NamedTuple
 
-from dtlsgate._frozen import frozen
 from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
@@ -45,18 +45,20 @@ MAX_FRAGMENTS_PER_MESSAGE = 512
 MIN_FRAGMENT_LENGTH = 32
 
 
-@frozen
-class OutgoingHandshake:
+class OutgoingHandshake(NamedTuple):
     """A handshake message of a flight, kept whole; fragmented anew on each transmission.
     ``message`` is the message with its header as one fragment (the transcript's form,
     RFC 6347 §4.2.6), sent as is when it fits in the datagram; the header's fields are
-    read back from it only to fragment it."""
+    read back from it only to fragment it. A named tuple, like `OutgoingChangeCipherSpec`
+    and `HandshakeMessage`: immutable, and made without a Python-level ``__init__`` (every
+    message sent and received is one)."""
 
     message: bytes
     epoch: int
 
     @classmethod
     def of(cls, msg_type: int, message_seq: int, body: bytes, epoch: int) -> OutgoingHandshake:
+        """The message ``body`` of ``msg_type``, numbered ``message_seq``."""
         return cls(encode_dtls_handshake(msg_type, body, message_seq), epoch)
 
     @property
@@ -68,8 +70,7 @@ class OutgoingHandshake:
         return (self.message[4] << 8) | self.message[5]
 
 
-@frozen
-class OutgoingChangeCipherSpec:
+class OutgoingChangeCipherSpec(NamedTuple):
     """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
 
     epoch: int
@@ -169,8 +170,7 @@ class RetransmitTimer:
         return self.transmissions >= MAX_FLIGHT_TRANSMISSIONS
 
 
-@frozen
-class HandshakeMessage:
+class HandshakeMessage(NamedTuple):
     """A whole handshake message as reassembled; ``epoch`` is the record epoch that
     carried its last fragment. ``transcript_bytes`` is the message as the transcript
     hashes it (RFC 6347 §4.2.6: as if sent in one fragment, header with fragment_offset 0
