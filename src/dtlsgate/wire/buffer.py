@@ -39,9 +39,12 @@ class Reader:
     def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
         self._data = data
         self._pos = start
-        self._end = len(data) if end is None else end
-        if not 0 <= start <= self._end <= len(data):
-            raise UsageError("reader bounds outside the buffer")
+        if end is None and not start:
+            self._end = len(data)  # the whole buffer (every message body): nothing to check
+        else:
+            self._end = len(data) if end is None else end
+            if not 0 <= start <= self._end <= len(data):
+                raise UsageError("reader bounds outside the buffer")
 
     @property
     def position(self) -> int:
@@ -229,6 +232,11 @@ def whole_vector(data: bytes, prefix: int, minimum: int = 0, maximum: int | None
     return bytes(data[prefix:])
 
 
+def _outside(prefix: int, n: int, minimum: int, maximum: int | None) -> UsageError:
+    top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+    return UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
+
+
 class Writer:
     """Appends big-endian integers and vectors; owns the length prefixes."""
 
@@ -281,11 +289,13 @@ class Writer:
         self, prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None
     ) -> None:
         n = len(data)
-        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
-        if not minimum <= n <= top:
-            raise UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
-        self._buf += n.to_bytes(prefix, "big")
-        self._buf += data
+        if n < minimum or (maximum is not None and n > maximum):
+            raise _outside(prefix, n, minimum, maximum)
+        try:
+            # to_bytes rejects a length that does not fit in the prefix (the width's bound).
+            self._buf += n.to_bytes(prefix, "big") + data
+        except OverflowError:
+            raise _outside(prefix, n, minimum, maximum) from None
 
     def u8_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
         try:
