@@ -117,6 +117,8 @@ _EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
 _UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
 # RFC 6066 §3: an empty server_name acknowledges that the name was used.
 _SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
+# RFC 5246 §7.4.5: the ServerHelloDone body (empty), likewise encoded once.
+_SERVER_HELLO_DONE = ServerHelloDone().encode()
 
 
 @frozen
@@ -467,15 +469,16 @@ class ServerHandshake(_Handshake):
             choice.server_name,
         )
         self.send(HT.SERVER_HELLO, self._server_hello(choice, server_random).encode())
-        if choice.suite.uses_certificate:
+        certificate = choice.suite.uses_certificate
+        if certificate:
             self.send(HT.CERTIFICATE, _certificate_body(self.config.certificate_chain))
         key_share = self._send_server_key_exchange(choice, session)
-        request = choice.suite.uses_certificate and self.config.verify_client != "none"
+        request = certificate and self.config.verify_client != "none"
         if request:
             schemes = tuple(self.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
             body = CertificateRequest12(_CERTIFICATE_TYPES, schemes).encode()
             self.send(HT.CERTIFICATE_REQUEST, body)
-        self.send(HT.SERVER_HELLO_DONE, ServerHelloDone().encode())
+        self.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE)
         self.flight(expect_reply=True)
         if request:
             return ServerWaitCertificate(session, key_share)
@@ -552,15 +555,16 @@ class ServerHandshake(_Handshake):
         self, state: ServerWaitClientKeyExchange, message: HandshakeMessage, now: float
     ) -> State:
         session = state.session
-        cke = ClientKeyExchange.decode(message.body, session.kind)
+        kind = session.kind
+        cke = ClientKeyExchange.decode(message.body, kind)
         identity: bytes | None = None
-        if session.kind is KeyExchangeKind.ECDHE:
+        if kind is KeyExchangeKind.ECDHE:
             assert state.key_share is not None
             pms = state.key_share.exchange(cke.public)
         else:
             identity = cke.psk_identity
             shared = None
-            if session.kind is KeyExchangeKind.ECDHE_PSK:
+            if kind is KeyExchangeKind.ECDHE_PSK:
                 assert state.key_share is not None
                 shared = state.key_share.exchange(cke.public)
             pms = psk_premaster_secret(self._psk(identity), shared)
