@@ -34,7 +34,7 @@ from dtlsgate.dtls.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, ServerHandshake
+from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, Outbox, ServerHandshake
 from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.gate import Admit
@@ -200,17 +200,21 @@ class DtlsConnection:
         if record.version >> 8 != 0xFE:
             self.records_dropped += 1
             return False
-        epoch = record.epoch
-        if not self._records.knows_epoch(epoch):
-            if epoch == 1 and len(self._early) < MAX_EARLY_RECORDS:
+        data = self._records.open(record)
+        if data is None:
+            # Dropped, or of an epoch whose keys we do not have yet (open returns None for
+            # both; the epoch is looked up only then).
+            epoch = record.epoch
+            if (
+                epoch == 1
+                and not self._records.knows_epoch(epoch)
+                and len(self._early) < MAX_EARLY_RECORDS
+            ):
                 self._early.append(record)
             else:
                 self.records_dropped += 1
             return False
-        data = self._records.open(record)
-        if data is None:
-            self.records_dropped += 1
-            return False
+        epoch = record.epoch
         kind = record.content_type
         if kind == ContentType.HANDSHAKE:
             return self._handshake_record(data, epoch, now)
@@ -278,7 +282,7 @@ class DtlsConnection:
         handshake = self._handshake
         handshake.handle(message, now)
         out = handshake.out
-        handshake.out = type(out)()
+        handshake.out = Outbox()
         for line in out.keylog:
             if self._keylog is not None:
                 self._keylog(line)
@@ -419,5 +423,5 @@ class DtlsClientConnection(DtlsConnection):
         assert isinstance(handshake, ClientHandshake)
         handshake.start()
         self._flight = handshake.out.items
-        handshake.out = type(handshake.out)()
+        handshake.out = Outbox()
         self._send_flight(now, restart_timer=True)
