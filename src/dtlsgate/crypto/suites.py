@@ -35,6 +35,10 @@ class KeyExchange(enum.Enum):
     ECDHE_PSK = "ecdhe_psk"
     TLS13 = "tls13"
 
+    # As for `Hash`: identity hash, C code, consistent with the identity equality of
+    # members (Enum.__hash__ is Python code; the negotiation looks kinds up by member).
+    __hash__ = object.__hash__
+
 
 @frozen
 class SuiteInfo:
