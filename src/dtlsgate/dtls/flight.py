@@ -189,8 +189,9 @@ class HandshakeMessage(NamedTuple):
 
 
 class _Partial:
-    """One message being reassembled from fragments: its bytes and the received ranges, kept sorted,
-    disjoint and not touching one another, so each fragment costs a binary search."""
+    """One message being reassembled from fragments: its bytes and the received ranges,
+    kept sorted, disjoint and not touching one another, so each fragment costs a binary
+    search. (A message that came in one fragment is a `HandshakeMessage` at once.)"""
 
     __slots__ = ("buffer", "epoch", "length", "msg_type", "ranges")
 
