@@ -266,3 +266,34 @@ def test_trust_store_from_ca_file_and_system(pki: Pki, tmp_path: Path) -> None:
     if system_ca_file() is None:
         pytest.skip("no system CA bundle on this machine")
     assert len(load_trust_store().certificates) > 10
+
+
+# A self-signed leaf whose subject CommonName carries tag 13 instead of UTF8String (12), as
+# a fuzzer sent it (tests/test_tls13_fuzz.py): loading it succeeds, and the verifier then
+# failed with a ValueError instead of a VerificationError.
+_BAD_SUBJECT_TAG_LEAF = bytes.fromhex(
+    "308201ca3082016fa00302010202143beaf4ccfceb8311e27f3c3fd22de25d83f6013e300a06082a8648ce3d"
+    "04030230143112301006035504030c096c6f63616c686f7374301e170d3236313132363039313734395a170d"
+    "3237313132363039323234395a30143112301006035504030d096c6f63616c686f73743059301306072a8648"
+    "ce3d020106082a8648ce3d0301070342000456a17a565f4d4a8caa74fef5e74878f1c6b62916a5733738e69b"
+    "1f32f6fa98118ad408ce5ce56e311aec2ce05a42129a5a940b78a666dcdb0ae10c28d3b119fda3819e30819b"
+    "302c0603551d110425302382096c6f63616c686f737487047f00000185100000000000000000000000000000"
+    "0001300c0603551d130101ff04023000301d0603551d0e04160414479f50218313024113099b39f4a370a352"
+    "0d98bd301f0603551d23041830168014479f50218313024113099b39f4a370a3520d98bd301d0603551d2504"
+    "16301406082b0601050507030106082b06010505070302300a06082a8648ce3d0403020349003046022100b9"
+    "5ef15b7d7093f2f6f0d6d193d459ab2b485948aa74b3d93eadb49eab79e5ad0221009d9bc32edbbbcac53ba5"
+    "0de1aaf6e8ccee22b9f567a391dbcbc413530e4c88fb"
+)
+
+
+def test_unparsable_field_found_by_the_verifier_is_bad_certificate() -> None:
+    leaf = _BAD_SUBJECT_TAG_LEAF
+    at = leaf.find(b"\r\tlocalhost")
+    anchor = x509.load_der_x509_certificate(leaf[:at] + b"\x0c" + leaf[at + 1 :])
+    trust = load_trust_store(anchor.public_bytes(serialization.Encoding.PEM).decode())
+    when = datetime.datetime(2026, 11, 26, 12, tzinfo=datetime.UTC)
+    with pytest.raises(BadCertificate) as server:
+        verify_server_chain([leaf], "localhost", trust, when)
+    with pytest.raises(BadCertificate) as client:
+        verify_client_chain([leaf], trust, when)
+    assert server.value.alert == client.value.alert == AlertDescription.bad_certificate

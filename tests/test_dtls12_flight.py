@@ -21,7 +21,11 @@ from dtlsgate.dtls.flight import (
     pack_flight,
 )
 from dtlsgate.dtls.record import RecordLayer
-from dtlsgate.wire.handshake import DtlsHandshakeHeader, decode_dtls_handshake_fragments
+from dtlsgate.wire.handshake import (
+    DtlsHandshakeHeader,
+    decode_dtls_handshake_fragments,
+    encode_dtls_handshake,
+)
 from dtlsgate.wire.record import split_dtls_records
 
 
@@ -46,29 +50,53 @@ def test_flight_is_fragmented_to_the_mtu_and_reassembles(mtu: int) -> None:
     shuffled = frags + frags[: len(frags) // 2]  # duplicates too
     rng.shuffle(shuffled)
     r = Reassembler()
-    for header, data in shuffled:
-        assert not r.add(header, data, 0)
+    for header, fragment in shuffled:
+        assert not r.add(header, fragment, 0)
     got = [r.pop() for _ in bodies]
     assert [m.body for m in got if m is not None] == bodies
+    assert [m.transcript_bytes for m in got if m is not None] == [i.message for i in items]
     assert r.pop() is None
     # The same fragments again belong to messages already processed: a retransmission.
     assert r.add(*frags[0], 0)
 
 
+def add(r: Reassembler, header: DtlsHandshakeHeader, body: bytes, epoch: int = 0) -> bool:
+    """Add a fragment as it is received: its header, then its bytes."""
+    return r.add(header, header.encode() + body, epoch)
+
+
 def test_reassembly_limits() -> None:
     r = Reassembler()
-    ahead = DtlsHandshakeHeader(1, 4, MAX_MESSAGES_AHEAD, 0, 4)
-    r.add(ahead, b"abcd", 0)
-    big = DtlsHandshakeHeader(1, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 1, 0, 4)
-    r.add(big, b"abcd", 0)
+    add(r, DtlsHandshakeHeader(1, 4, MAX_MESSAGES_AHEAD, 0, 4), b"abcd")
+    add(r, DtlsHandshakeHeader(1, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 1, 0, 4), b"abcd")
     assert r.buffered_bytes() == 0
-    r.add(DtlsHandshakeHeader(11, 8, 0, 0, 4), b"abcd", 0)
-    r.add(DtlsHandshakeHeader(12, 8, 0, 4, 4), b"efgh", 0)  # another type: dropped
-    r.add(DtlsHandshakeHeader(11, 9, 0, 4, 4), b"efgh", 0)  # another length: dropped
+    add(r, DtlsHandshakeHeader(11, 8, 0, 0, 4), b"abcd")
+    add(r, DtlsHandshakeHeader(12, 8, 0, 4, 4), b"efgh")  # another type: dropped
+    add(r, DtlsHandshakeHeader(11, 9, 0, 4, 4), b"efgh")  # another length: dropped
+    assert r.buffered_bytes() == 8
     assert r.pop() is None
-    r.add(DtlsHandshakeHeader(11, 8, 0, 4, 4), b"efgh", 0)
+    add(r, DtlsHandshakeHeader(11, 8, 0, 4, 4), b"efgh")
     message = r.pop()
     assert message is not None and message.body == b"abcdefgh"
+    # Reassembled from fragments: the transcript form is the message as one fragment.
+    assert message.transcript_bytes == encode_dtls_handshake(11, b"abcdefgh", 0)
+
+
+def test_whole_message_is_hashed_as_received() -> None:
+    """RFC 6347 §4.2.6 (STYLE.md 9): a message that came in one fragment enters the
+    transcript as it was received; a duplicate of it changes nothing."""
+    r = Reassembler(3)
+    fragment = encode_dtls_handshake(16, b"key exchange", 3)
+    assert not r.add(DtlsHandshakeHeader(16, 12, 3, 0, 12), fragment, 0)
+    assert r.buffered_bytes() == 12
+    assert not add(r, DtlsHandshakeHeader(16, 12, 3, 0, 12), b"KEY EXCHANGE")
+    assert not add(r, DtlsHandshakeHeader(16, 12, 3, 4, 4), b"XXXX")
+    message = r.pop()
+    assert message is not None
+    assert (message.msg_type, message.message_seq, message.epoch) == (16, 3, 0)
+    assert (message.body, message.transcript_bytes) == (b"key exchange", fragment)
+    assert r.pop() is None
+    assert add(r, DtlsHandshakeHeader(16, 12, 3, 0, 12), b"key exchange")
 
 
 def test_retransmission_timer_doubles_up_to_60_seconds() -> None:

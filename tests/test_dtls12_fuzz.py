@@ -26,6 +26,7 @@ from dtlsgate.dtls.flight import (
     MAX_FRAGMENTS_PER_MESSAGE,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
+    HandshakeMessage,
 )
 from dtlsgate.errors import AlertReceived, ProtocolError, UnexpectedMessage
 from dtlsgate.wire.enums import AlertDescription, ContentType, HandshakeType
@@ -186,6 +187,9 @@ def check_bounds(conn: DtlsConnection) -> None:
     assert reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
     assert len(reassembler._partial) <= MAX_MESSAGES_AHEAD
     for partial in reassembler._partial.values():
+        if isinstance(partial, HandshakeMessage):  # complete, waiting for its turn
+            assert len(partial.body) <= MAX_HANDSHAKE_MESSAGE_LENGTH
+            continue
         assert partial.length <= MAX_HANDSHAKE_MESSAGE_LENGTH
         assert len(partial.ranges) <= MAX_FRAGMENTS_PER_MESSAGE
     assert len(conn._early) <= MAX_EARLY_RECORDS

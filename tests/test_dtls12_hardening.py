@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dtls12_pair import CLIENT, NOW, SERVER, client_config, data_events, make_pair, server_config
 
+from dtlsgate.dtls.flight import Reassembler
 from dtlsgate.dtls.record import REPLAY_WINDOW_SIZE, RecordLayer, ReplayWindow
 from dtlsgate.wire.enums import ContentType
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
 from dtlsgate.wire.record import DtlsRecord, encode_dtls_record
 
 DTLS12 = 0xFEFD
@@ -78,10 +79,15 @@ def test_plaintext_handshake_message_after_the_handshake_is_dropped() -> None:
 # --- reassembly -------------------------------------------------------------------------------
 
 
-def _header(seq: int, length: int, offset: int, fragment_length: int, msg_type: int = 11) -> object:
-    from dtlsgate.wire.handshake import DtlsHandshakeHeader
-
+def _header(
+    seq: int, length: int, offset: int, fragment_length: int, msg_type: int = 11
+) -> DtlsHandshakeHeader:
     return DtlsHandshakeHeader(msg_type, length, seq, offset, fragment_length)
+
+
+def _add(reassembler: Reassembler, header: DtlsHandshakeHeader, body: bytes, epoch: int) -> None:
+    """A fragment as received: its header, then its bytes."""
+    reassembler.add(header, header.encode() + body, epoch)
 
 
 def test_gapped_one_byte_fragments_cost_little_once_the_limit_is_reached() -> None:
@@ -102,7 +108,7 @@ def test_gapped_one_byte_fragments_cost_little_once_the_limit_is_reached() -> No
     for i in range(40_000):
         seq = i % MAX_MESSAGES_AHEAD
         offset = (2 * (i // MAX_MESSAGES_AHEAD)) % length
-        reassembler.add(_header(seq, length, offset, 1), b"x", 0)  # type: ignore[arg-type]
+        _add(reassembler, _header(seq, length, offset, 1), b"x", 0)
     elapsed = time.perf_counter() - started
     for partial in reassembler._partial.values():
         assert len(partial.ranges) == MAX_FRAGMENTS_PER_MESSAGE
@@ -118,7 +124,7 @@ def test_fragments_merge_into_one_message() -> None:
     for start, stop in pieces:
         assert reassembler.pop() is None
         header = _header(0, 100, start, stop - start)
-        reassembler.add(header, body[start:stop], 0)  # type: ignore[arg-type]
+        _add(reassembler, header, body[start:stop], 0)
     message = reassembler.pop()
     assert message is not None and message.body == body
 
@@ -130,17 +136,17 @@ def test_plaintext_fragment_does_not_mix_into_a_protected_message() -> None:
 
     body = bytes(range(20))
     reassembler = Reassembler(5)
-    reassembler.add(_header(5, 20, 0, 10, 20), body[:10], 1)  # type: ignore[arg-type]
-    reassembler.add(_header(5, 20, 5, 10, 20), b"X" * 10, 0)  # type: ignore[arg-type]
-    reassembler.add(_header(5, 20, 10, 10, 20), body[10:], 1)  # type: ignore[arg-type]
+    _add(reassembler, _header(5, 20, 0, 10, 20), body[:10], 1)
+    _add(reassembler, _header(5, 20, 5, 10, 20), b"X" * 10, 0)
+    _add(reassembler, _header(5, 20, 10, 10, 20), body[10:], 1)
     message = reassembler.pop()
     assert message is not None
     assert (message.body, message.epoch) == (body, 1)
     # A plaintext start is replaced by the protected message.
-    reassembler.add(_header(6, 20, 0, 20, 20), b"Y" * 20, 0)  # type: ignore[arg-type]
-    reassembler.add(_header(6, 20, 0, 10, 20), body[:10], 1)  # type: ignore[arg-type]
+    _add(reassembler, _header(6, 20, 0, 20, 20), b"Y" * 20, 0)
+    _add(reassembler, _header(6, 20, 0, 10, 20), body[:10], 1)
     assert reassembler.pop() is None
-    reassembler.add(_header(6, 20, 10, 10, 20), body[10:], 1)  # type: ignore[arg-type]
+    _add(reassembler, _header(6, 20, 10, 10, 20), body[10:], 1)
     message = reassembler.pop()
     assert message is not None
     assert (message.body, message.epoch) == (body, 1)

@@ -26,8 +26,8 @@ def sent(client: DtlsClientConnection) -> list[bytes]:
 
 
 def cookie_of(datagram: bytes) -> bytes:
-    ((_header, body),) = decode_dtls_handshake_fragments(datagram[HELLO_AT:])
-    cookie = ClientHello.decode(body, dtls=True).cookie
+    ((_header, fragment),) = decode_dtls_handshake_fragments(datagram[HELLO_AT:])
+    cookie = ClientHello.decode(fragment[12:], dtls=True).cookie
     assert cookie is not None
     return cookie
 

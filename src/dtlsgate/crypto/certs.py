@@ -252,6 +252,10 @@ def verify_server_chain(
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
+    except ValueError as exc:
+        # A field load_der_x509_certificate left unparsed (cryptography parses some lazily)
+        # that the verifier cannot read: malformed, as in _parse_peer_chain.
+        raise BadCertificate(f"malformed server certificate: {exc}") from None
     return chain[0]
 
 
@@ -267,6 +271,8 @@ def verify_client_chain(
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None
+    except ValueError as exc:  # as in verify_server_chain
+        raise BadCertificate(f"malformed client certificate: {exc}") from None
     return chain[0]
 
 

@@ -9,6 +9,8 @@ raises `IllegalParameter`, never another exception (RFC 8446 §4.2.8.2, §7.4.2;
 
 from __future__ import annotations
 
+from typing import cast
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 
@@ -64,7 +66,7 @@ class KeyShare:
     def __init__(self, group: NamedGroup, private_key: _PrivateKey) -> None:
         self.group = group
         self._private = private_key
-        self.public_bytes = _encode_public(private_key)
+        self.public_bytes = _encode_public(group, private_key)
 
     @classmethod
     def generate(cls, group: NamedGroup) -> KeyShare:
@@ -97,28 +99,31 @@ class KeyShare:
         """The shared secret with the peer's public value: the X25519/X448 output, or the
         x-coordinate of the ECDH point for NIST curves (RFC 8446 §7.4.2, RFC 8422 §5.10).
         Raises `IllegalParameter` for any invalid peer value."""
-        expected = _PUBLIC_LENGTHS[self.group]
+        group = self.group
+        expected = _PUBLIC_LENGTHS[group]
         if len(peer_public) != expected:
             raise IllegalParameter(
-                f"{self.group.name} key share must be {expected} bytes, got {len(peer_public)}"
+                f"{group.name} key share must be {expected} bytes, got {len(peer_public)}"
             )
+        # The key's type follows from the group (see generate): branching on the group
+        # spares isinstance checks against cryptography's abstract key classes, which go
+        # through ABCMeta (up to 1 us each).
         try:
-            if isinstance(self._private, x25519.X25519PrivateKey):
-                shared = self._private.exchange(
-                    x25519.X25519PublicKey.from_public_bytes(peer_public)
-                )
-            elif isinstance(self._private, x448.X448PrivateKey):
-                shared = self._private.exchange(x448.X448PublicKey.from_public_bytes(peer_public))
+            if group is NamedGroup.x25519:
+                x25519_key = cast(x25519.X25519PrivateKey, self._private)
+                shared = x25519_key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+            elif group is NamedGroup.x448:
+                x448_key = cast(x448.X448PrivateKey, self._private)
+                shared = x448_key.exchange(x448.X448PublicKey.from_public_bytes(peer_public))
             else:
                 # RFC 8446 §4.2.8.2: only the uncompressed form (legacy_form = 4) is valid.
                 if peer_public[0] != 0x04:
-                    raise IllegalParameter(f"{self.group.name} point is not uncompressed")
+                    raise IllegalParameter(f"{group.name} point is not uncompressed")
                 # from_encoded_point checks that the point is on the curve (RFC 8446 §4.2.8.2
                 # requires the receiver to validate it).
-                peer = ec.EllipticCurvePublicKey.from_encoded_point(
-                    self._private.curve, peer_public
-                )
-                shared = self._private.exchange(ec.ECDH(), peer)
+                ec_key = cast(ec.EllipticCurvePrivateKey, self._private)
+                peer = ec.EllipticCurvePublicKey.from_encoded_point(ec_key.curve, peer_public)
+                shared = ec_key.exchange(ec.ECDH(), peer)
         except ValueError as exc:
             # cryptography raises ValueError for a point off the curve and for an all-zero
             # X25519/X448 result.
@@ -132,9 +137,9 @@ class KeyShare:
         return f"KeyShare({self.group.name}, public={self.public_bytes.hex()[:16]}...)"
 
 
-def _encode_public(private_key: _PrivateKey) -> bytes:
+def _encode_public(group: NamedGroup, private_key: _PrivateKey) -> bytes:
     public = private_key.public_key()
-    if isinstance(public, ec.EllipticCurvePublicKey):
+    if group in _NIST_CURVES:
         return public.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )

@@ -8,7 +8,7 @@ key raises `IllegalParameter`. ``certificate_verify_content`` builds the TLS 1.3
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
@@ -147,20 +147,22 @@ def sign(
     ``deterministic_ecdsa`` selects RFC 6979 nonces (reproducible test transcripts)."""
     if scheme not in IMPLEMENTED_SCHEMES or not _key_fits(key, scheme, tls13):
         raise UsageError(f"cannot sign with {scheme!r} using a {type(key).__name__}")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
+    # _key_fits checked the key's type against the scheme: the scheme alone now says which
+    # it is (another isinstance against cryptography's abstract classes would cost ~1 us).
+    if scheme in _ECDSA:
         hash = _ECDSA[scheme][0]
         if deterministic_ecdsa:
             algorithm = ec.ECDSA(hash.cryptography_hash(), deterministic_signing=True)
         else:
             algorithm = _ECDSA_ALGORITHMS[hash]
-        return key.sign(data, algorithm)
-    if isinstance(key, rsa.RSAPrivateKey):
-        if scheme in _RSA_PSS:
-            hash = _RSA_PSS[scheme]
-            return key.sign(data, _pss(hash), hash.cryptography_hash())
+        return cast(ec.EllipticCurvePrivateKey, key).sign(data, algorithm)
+    if scheme in _RSA_PSS:
+        hash = _RSA_PSS[scheme]
+        return cast(rsa.RSAPrivateKey, key).sign(data, _pss(hash), hash.cryptography_hash())
+    if scheme in _RSA_PKCS1:
         hash = _RSA_PKCS1[scheme]
-        return key.sign(data, padding.PKCS1v15(), hash.cryptography_hash())
-    return key.sign(data)
+        return cast(rsa.RSAPrivateKey, key).sign(data, padding.PKCS1v15(), hash.cryptography_hash())
+    return cast(ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey, key).sign(data)
 
 
 def verify(

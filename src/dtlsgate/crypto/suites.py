@@ -35,6 +35,10 @@ class KeyExchange(enum.Enum):
     ECDHE_PSK = "ecdhe_psk"
     TLS13 = "tls13"
 
+    # As for `Hash`: identity hash, C code, consistent with the identity equality of
+    # members (Enum.__hash__ is Python code; the negotiation looks kinds up by member).
+    __hash__ = object.__hash__
+
 
 @frozen
 class SuiteInfo:
@@ -49,27 +53,17 @@ class SuiteInfo:
     fixed_iv_length: int
     #: Explicit nonce bytes carried in each record (``record_iv_length``).
     record_iv_length: int
-
-    @property
-    def is_tls13(self) -> bool:
-        """True for a TLS 1.3 / DTLS 1.3 suite."""
-        return self.key_exchange is KeyExchange.TLS13
-
-    @property
-    def key_length(self) -> int:
-        """AEAD key length in bytes."""
-        return self.aead.key_length
-
-    @property
-    def tag_length(self) -> int:
-        """AEAD tag length in bytes."""
-        return self.aead.tag_length
-
-    @property
-    def uses_certificate(self) -> bool:
-        """True when the server authenticates with a certificate (ECDHE_ECDSA, ECDHE_RSA and
-        TLS 1.3 without PSK)."""
-        return self.key_exchange not in (KeyExchange.PSK, KeyExchange.ECDHE_PSK)
+    # Derived from the fields above when the table is built (``_info``), and kept as fields:
+    # every handshake reads them several times, and a property is a Python call each time.
+    #: AEAD key length in bytes.
+    key_length: int
+    #: AEAD tag length in bytes.
+    tag_length: int
+    #: True when the server authenticates with a certificate (ECDHE_ECDSA, ECDHE_RSA and
+    #: TLS 1.3 without PSK).
+    uses_certificate: bool
+    #: True for a TLS 1.3 / DTLS 1.3 suite.
+    is_tls13: bool
 
 
 _CS = CipherSuite
@@ -77,17 +71,39 @@ _A = AeadAlgorithm
 _K = KeyExchange
 
 
+def _info(
+    suite: CipherSuite,
+    aead: AeadAlgorithm,
+    hash: Hash,
+    kx: KeyExchange,
+    fixed_iv_length: int,
+    record_iv_length: int,
+) -> SuiteInfo:
+    return SuiteInfo(
+        suite,
+        aead,
+        hash,
+        kx,
+        fixed_iv_length,
+        record_iv_length,
+        key_length=aead.key_length,
+        tag_length=aead.tag_length,
+        uses_certificate=kx not in (_K.PSK, _K.ECDHE_PSK),
+        is_tls13=kx is _K.TLS13,
+    )
+
+
 def _tls13(suite: CipherSuite, aead: AeadAlgorithm, hash: Hash) -> SuiteInfo:
     # RFC 8446 §5.3: iv_length = max(8, N_MIN) = 12 for every AEAD here; no explicit nonce.
-    return SuiteInfo(suite, aead, hash, _K.TLS13, 12, 0)
+    return _info(suite, aead, hash, _K.TLS13, 12, 0)
 
 
 def _tls12(suite: CipherSuite, aead: AeadAlgorithm, hash: Hash, kx: KeyExchange) -> SuiteInfo:
     if aead is _A.CHACHA20_POLY1305:
         # RFC 7905 §2: 12-byte fixed IV, nonce = IV XOR padded sequence number.
-        return SuiteInfo(suite, aead, hash, kx, 12, 0)
+        return _info(suite, aead, hash, kx, 12, 0)
     # RFC 5288 §3 (GCM), RFC 6655 §3 (CCM): 4-byte salt + 8-byte explicit nonce.
-    return SuiteInfo(suite, aead, hash, kx, 4, 8)
+    return _info(suite, aead, hash, kx, 4, 8)
 
 
 _S256 = Hash.SHA256

@@ -13,8 +13,8 @@ reassembly of fragmented, duplicated and reordered handshake messages.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import NamedTuple
 
-from dtlsgate._frozen import frozen
 from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
@@ -43,20 +43,26 @@ MAX_FRAGMENTS_PER_MESSAGE = 512
 # A fragment is only started in a datagram when this much of it (or the whole rest of the
 # message) fits; otherwise the datagram is closed first.
 MIN_FRAGMENT_LENGTH = 32
+# Enum members read once here: in Python 3.11 reading ``ContentType.HANDSHAKE`` costs about
+# 0.17 us more than a module global (the enum class's __getattr__ hook), on every record.
+_HANDSHAKE = ContentType.HANDSHAKE
+_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
 
 
-@frozen
-class OutgoingHandshake:
+class OutgoingHandshake(NamedTuple):
     """A handshake message of a flight, kept whole; fragmented anew on each transmission.
     ``message`` is the message with its header as one fragment (the transcript's form,
     RFC 6347 §4.2.6), sent as is when it fits in the datagram; the header's fields are
-    read back from it only to fragment it."""
+    read back from it only to fragment it. A named tuple, like `OutgoingChangeCipherSpec`
+    and `HandshakeMessage`: immutable, and made without a Python-level ``__init__`` (every
+    message sent and received is one)."""
 
     message: bytes
     epoch: int
 
     @classmethod
     def of(cls, msg_type: int, message_seq: int, body: bytes, epoch: int) -> OutgoingHandshake:
+        """The message ``body`` of ``msg_type``, numbered ``message_seq``."""
         return cls(encode_dtls_handshake(msg_type, body, message_seq), epoch)
 
     @property
@@ -68,8 +74,7 @@ class OutgoingHandshake:
         return (self.message[4] << 8) | self.message[5]
 
 
-@frozen
-class OutgoingChangeCipherSpec:
+class OutgoingChangeCipherSpec(NamedTuple):
     """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
 
     epoch: int
@@ -91,7 +96,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
 
     for item in items:
         if isinstance(item, OutgoingChangeCipherSpec):
-            record = records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
+            record = records.protect(_CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
             if len(current) + len(record) > mtu:
                 flush()
             current += record
@@ -101,7 +106,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
         if len(current) + overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
             # form, already encoded.
-            current += records.protect(ContentType.HANDSHAKE, message, epoch)
+            current += records.protect(_HANDSHAKE, message, epoch)
             continue
         overhead += DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
@@ -110,7 +115,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
             room = mtu - len(current) - overhead
             if not offset and room >= length:
                 # It fits whole after all, in the next datagram.
-                current += records.protect(ContentType.HANDSHAKE, message, epoch)
+                current += records.protect(_HANDSHAKE, message, epoch)
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
@@ -119,7 +124,7 @@ def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
             fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
-            current += records.protect(ContentType.HANDSHAKE, fragment, epoch)
+            current += records.protect(_HANDSHAKE, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
                 break
@@ -169,37 +174,33 @@ class RetransmitTimer:
         return self.transmissions >= MAX_FLIGHT_TRANSMISSIONS
 
 
-@frozen
-class HandshakeMessage:
+class HandshakeMessage(NamedTuple):
     """A whole handshake message as reassembled; ``epoch`` is the record epoch that
-    carried its last fragment."""
+    carried its last fragment. ``transcript_bytes`` is the message as the transcript
+    hashes it (RFC 6347 §4.2.6: as if sent in one fragment, header with fragment_offset 0
+    and fragment_length = length, then the body): for a message received in one fragment,
+    that fragment exactly as received."""
 
     msg_type: int
     message_seq: int
     body: bytes
     epoch: int
-
-    @property
-    def transcript_bytes(self) -> bytes:
-        """RFC 6347 §4.2.6: the message as if sent in one fragment (header with
-        fragment_offset 0 and fragment_length = length), followed by the received body."""
-        return encode_dtls_handshake(self.msg_type, self.body, self.message_seq)
+    transcript_bytes: bytes
 
 
 class _Partial:
-    """One message being reassembled: its bytes and the received ranges, kept sorted,
-    disjoint and not touching one another, so each fragment costs a binary search."""
+    """One message being reassembled from fragments: its bytes and the received ranges,
+    kept sorted, disjoint and not touching one another, so each fragment costs a binary
+    search. (A message that came in one fragment is a `HandshakeMessage` at once.)"""
 
     __slots__ = ("buffer", "epoch", "length", "msg_type", "ranges")
 
-    def __init__(self, msg_type: int, length: int, epoch: int, whole: bytes | None = None) -> None:
+    def __init__(self, msg_type: int, length: int, epoch: int) -> None:
         self.msg_type = msg_type
         self.length = length
         self.epoch = epoch
-        # A message that came in one fragment (the usual case) keeps that fragment's bytes;
-        # a buffer to fill is made only for a fragmented one.
-        self.buffer: bytes | bytearray = bytearray(length) if whole is None else whole
-        self.ranges: list[tuple[int, int]] = [] if whole is None else [(0, length)]
+        self.buffer = bytearray(length)
+        self.ranges: list[tuple[int, int]] = []
 
     def add(self, offset: int, data: bytes) -> bool:
         """Add a fragment; False (and nothing changed) when it would be one piece more than
@@ -217,10 +218,7 @@ class _Partial:
             return False
         if first < last:
             start, stop = min(start, ranges[first][0]), max(stop, ranges[last - 1][1])
-        buffer = self.buffer
-        if not isinstance(buffer, bytearray):
-            buffer = self.buffer = bytearray(buffer)
-        buffer[offset : offset + len(data)] = data
+        self.buffer[offset : offset + len(data)] = data
         ranges[first:last] = [(start, stop)]
         return True
 
@@ -238,35 +236,44 @@ class Reassembler:
 
     def __init__(self, next_seq: int = 0) -> None:
         self.next_seq = next_seq
-        self._partial: dict[int, _Partial] = {}
+        # Each message_seq buffered: a message being reassembled, or one complete already.
+        self._partial: dict[int, _Partial | HandshakeMessage] = {}
 
-    def add(self, header: DtlsHandshakeHeader, data: bytes, epoch: int) -> bool:
-        """Buffer one fragment. Returns True when it belongs to a message already
-        processed (the peer is retransmitting its previous flight). Fragments too far
-        ahead, too large or inconsistent with earlier ones are dropped."""
+    def add(self, header: DtlsHandshakeHeader, fragment: bytes, epoch: int) -> bool:
+        """Buffer one fragment, given as received: its 12-byte header, then its bytes.
+        Returns True when it belongs to a message already processed (the peer is
+        retransmitting its previous flight). Fragments too far ahead, too large or
+        inconsistent with earlier ones are dropped."""
         seq = header.message_seq
         if seq < self.next_seq:
             return True
         if seq >= self.next_seq + MAX_MESSAGES_AHEAD:
             return False
-        if header.length > MAX_HANDSHAKE_MESSAGE_LENGTH:
+        length = header.length
+        if length > MAX_HANDSHAKE_MESSAGE_LENGTH:
             return False
         partial = self._partial.get(seq)
         if partial is None or epoch > partial.epoch:
             # RFC 6347 §4.1: a message travels in one epoch. Pieces from an older epoch
             # (plaintext, forgeable) never mix into a protected message: a fragment of a
             # newer epoch starts the message afresh, an older one is dropped.
-            if header.fragment_offset == 0 and len(data) == header.length:
-                self._partial[seq] = _Partial(header.msg_type, header.length, epoch, data)
+            if header.fragment_offset == 0 and header.fragment_length == length:
+                # The whole message in one fragment (the usual case): complete at once, and
+                # the fragment as received is its transcript form (RFC 6347 §4.2.6).
+                body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                self._partial[seq] = HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
                 return False
-            partial = self._partial[seq] = _Partial(header.msg_type, header.length, epoch)
+            partial = self._partial[seq] = _Partial(header.msg_type, length, epoch)
         elif (
-            epoch < partial.epoch
+            not isinstance(partial, _Partial)
+            or epoch < partial.epoch
             or partial.msg_type != header.msg_type
-            or partial.length != header.length
+            or partial.length != length
         ):
-            return False  # RFC 6347 §4.2.3: fragments of one message agree on type/length
-        partial.add(header.fragment_offset, data)
+            # Complete already (a duplicate), or RFC 6347 §4.2.3: fragments of one message
+            # agree on type and length.
+            return False
+        partial.add(header.fragment_offset, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
         return False
 
     def restart(self, next_seq: int) -> None:
@@ -277,16 +284,24 @@ class Reassembler:
 
     def pop(self) -> HandshakeMessage | None:
         """The next message in order, when all of it has arrived."""
-        partial = self._partial.get(self.next_seq)
-        if partial is None or not partial.complete:
-            return None
         seq = self.next_seq
+        message = self._partial.get(seq)
+        if message is None:
+            return None
+        if isinstance(message, _Partial):
+            if not message.complete:
+                return None
+            body = bytes(message.buffer)
+            transcript = encode_dtls_handshake(message.msg_type, body, seq)
+            message = HandshakeMessage(message.msg_type, seq, body, message.epoch, transcript)
         del self._partial[seq]
         self.next_seq = seq + 1
-        return HandshakeMessage(partial.msg_type, seq, bytes(partial.buffer), partial.epoch)
+        return message
 
     def buffered_bytes(self) -> int:
-        return sum(p.length for p in self._partial.values())
+        return sum(
+            p.length if isinstance(p, _Partial) else len(p.body) for p in self._partial.values()
+        )
 
 
 # What the limits above allow in the worst case, for the documentation and a test.

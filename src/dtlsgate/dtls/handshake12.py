@@ -103,6 +103,9 @@ if TYPE_CHECKING:
     from hashlib import _Hash as _HashState
 
 HT = HandshakeType
+# Read on every message: a module global is about 0.17 us cheaper than ``HT.FINISHED`` in
+# Python 3.11 (the enum class's __getattr__ hook).
+_FINISHED = HT.FINISHED
 # RFC 6347 §4.2.1: a client answers HelloVerifyRequests; a server that keeps sending new
 # ones is broken or hostile. Two covers a cookie secret rotating between the hellos.
 MAX_HELLO_VERIFY_REQUESTS = 2
@@ -117,6 +120,8 @@ _EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
 _UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
 # RFC 6066 §3: an empty server_name acknowledges that the name was used.
 _SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
+# RFC 5246 §7.4.5: the ServerHelloDone body (empty), likewise encoded once.
+_SERVER_HELLO_DONE = ServerHelloDone().encode()
 
 
 @frozen
@@ -321,7 +326,7 @@ class _Handshake:
         if type(state) is not Established:
             # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new
             # epoch; everything before it travels in epoch 0.
-            if (msg_type == HT.FINISHED) != (message.epoch > 0):
+            if (msg_type == _FINISHED) != (message.epoch > 0):
                 raise UnexpectedMessage(f"{_name(msg_type)} in epoch {message.epoch}")
             self.transcript.add(message.transcript_bytes)
         self.state = getattr(self, name)(state, message, now)
@@ -467,15 +472,16 @@ class ServerHandshake(_Handshake):
             choice.server_name,
         )
         self.send(HT.SERVER_HELLO, self._server_hello(choice, server_random).encode())
-        if choice.suite.uses_certificate:
+        certificate = choice.suite.uses_certificate
+        if certificate:
             self.send(HT.CERTIFICATE, _certificate_body(self.config.certificate_chain))
         key_share = self._send_server_key_exchange(choice, session)
-        request = choice.suite.uses_certificate and self.config.verify_client != "none"
+        request = certificate and self.config.verify_client != "none"
         if request:
             schemes = tuple(self.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
             body = CertificateRequest12(_CERTIFICATE_TYPES, schemes).encode()
             self.send(HT.CERTIFICATE_REQUEST, body)
-        self.send(HT.SERVER_HELLO_DONE, ServerHelloDone().encode())
+        self.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE)
         self.flight(expect_reply=True)
         if request:
             return ServerWaitCertificate(session, key_share)
@@ -552,15 +558,16 @@ class ServerHandshake(_Handshake):
         self, state: ServerWaitClientKeyExchange, message: HandshakeMessage, now: float
     ) -> State:
         session = state.session
-        cke = ClientKeyExchange.decode(message.body, session.kind)
+        kind = session.kind
+        cke = ClientKeyExchange.decode(message.body, kind)
         identity: bytes | None = None
-        if session.kind is KeyExchangeKind.ECDHE:
+        if kind is KeyExchangeKind.ECDHE:
             assert state.key_share is not None
             pms = state.key_share.exchange(cke.public)
         else:
             identity = cke.psk_identity
             shared = None
-            if session.kind is KeyExchangeKind.ECDHE_PSK:
+            if kind is KeyExchangeKind.ECDHE_PSK:
                 assert state.key_share is not None
                 shared = state.key_share.exchange(cke.public)
             pms = psk_premaster_secret(self._psk(identity), shared)

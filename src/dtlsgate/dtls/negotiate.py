@@ -88,6 +88,19 @@ _SCSV = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
 #: RFC 8422 §5.1.2: ECPointFormat uncompressed, the only point format used.
 EC_POINT_UNCOMPRESSED = 0
 
+# The members choose() reads for every ClientHello, read once here: in Python 3.11
+# ``ExtensionType.server_name`` costs about 0.17 us more than a module global (the enum
+# class's __getattr__ hook), and choose() reads a dozen.
+_PSK = KeyExchange.PSK
+_ECDHE_PSK = KeyExchange.ECDHE_PSK
+_EXT_SERVER_NAME = ExtensionType.server_name
+_EXT_SUPPORTED_GROUPS = ExtensionType.supported_groups
+_EXT_EC_POINT_FORMATS = ExtensionType.ec_point_formats
+_EXT_SIGNATURE_ALGORITHMS = ExtensionType.signature_algorithms
+_EXT_ALPN = ExtensionType.application_layer_protocol_negotiation
+_EXT_EXTENDED_MASTER_SECRET = ExtensionType.extended_master_secret
+_EXT_RENEGOTIATION_INFO = ExtensionType.renegotiation_info
+
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
     KeyExchange.ECDHE_RSA: KeyExchangeKind.ECDHE,
@@ -138,29 +151,32 @@ def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> Signatur
     if key is None:
         return None
     ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
-    data = extensions.get(ExtensionType.signature_algorithms)
+    data = extensions.get(_EXT_SIGNATURE_ALGORITHMS)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
         return SignatureScheme(ours[0]) if ours else None
     offered = decode_u16_list_ext(data)
     for scheme in ours:
         if scheme in offered:
-            return SignatureScheme(scheme)
+            # A member (the defaults) is returned as is: calling the enum class on it
+            # (EnumType.__call__, Python code) would cost about 0.6 us.
+            return scheme if type(scheme) is SignatureScheme else SignatureScheme(scheme)
     return None
 
 
 def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGroup | None:
-    data = extensions.get(ExtensionType.supported_groups)
+    data = extensions.get(_EXT_SUPPORTED_GROUPS)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
     for group in config.groups or DEFAULT_GROUPS:
         if group in offered:
-            return NamedGroup(group)
+            # As in _pick_scheme: a member is returned without calling the enum class.
+            return group if type(group) is NamedGroup else NamedGroup(group)
     return None
 
 
 def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
-    data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
+    data = extensions.get(_EXT_ALPN)
     if data is None or not config.alpn_protocols:
         return None
     offered = decode_alpn(data)
@@ -179,7 +195,7 @@ def check_client_version(hello: ClientHello) -> None:
 
 
 def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
-    data = extensions.get(ExtensionType.renegotiation_info)
+    data = extensions.get(_EXT_RENEGOTIATION_INFO)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
         raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
@@ -195,7 +211,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     # Each extension type appears at most once (the codec rejects duplicates); an
     # Extension is a (type, data) pair.
     extensions: dict[int, bytes] = dict(hello.extensions or ())
-    ems_data = extensions.get(ExtensionType.extended_master_secret)
+    ems_data = extensions.get(_EXT_EXTENDED_MASTER_SECRET)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
         require_empty(ems_data, "extended_master_secret")
@@ -203,7 +219,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
-    formats = extensions.get(ExtensionType.ec_point_formats)
+    formats = extensions.get(_EXT_EC_POINT_FORMATS)
     if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
@@ -217,23 +233,23 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         if info is None or info.is_tls13 or candidate not in offered:
             continue
         kx = info.key_exchange
-        if kx is KeyExchange.PSK or kx is KeyExchange.ECDHE_PSK:
+        if kx is _PSK or kx is _ECDHE_PSK:
             if not config.psk:
                 continue
         elif kx is not cert_kx or scheme is None:
             continue
-        if kx is not KeyExchange.PSK and group is None:
+        if kx is not _PSK and group is None:
             continue
-        server_name_data = extensions.get(ExtensionType.server_name)
+        server_name_data = extensions.get(_EXT_SERVER_NAME)
         return Choice(
             suite=info,
-            group=None if kx is KeyExchange.PSK else group,
+            group=None if kx is _PSK else group,
             signature_scheme=scheme if info.uses_certificate else None,
             extended_master_secret=ems,
             secure_renegotiation=_secure_renegotiation(hello, extensions),
             alpn=_pick_alpn(config, extensions),
             server_name=decode_server_name(server_name_data) if server_name_data else None,
-            ec_point_formats=kx is not KeyExchange.PSK and formats is not None,
+            ec_point_formats=kx is not _PSK and formats is not None,
         )
     raise HandshakeFailure("no cipher suite in common")
 

@@ -90,8 +90,9 @@ class CipherState:
         self.iv = iv
         self.explicit = suite.record_iv_length
         self.tag = suite.tag_length
-        self._encrypt = aead.primitive.encrypt
-        self._decrypt = aead.primitive.decrypt
+        primitive = aead.primitive
+        self._encrypt = primitive.encrypt
+        self._decrypt = primitive.decrypt
         self._iv_int = int.from_bytes(iv, "big")
 
     def nonce(self, epoch_and_seq: int, explicit: bytes = b"") -> bytes:

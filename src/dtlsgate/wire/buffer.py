@@ -39,9 +39,12 @@ class Reader:
     def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
         self._data = data
         self._pos = start
-        self._end = len(data) if end is None else end
-        if not 0 <= start <= self._end <= len(data):
-            raise UsageError("reader bounds outside the buffer")
+        if end is None and not start:
+            self._end = len(data)  # the whole buffer (every message body): nothing to check
+        else:
+            self._end = len(data) if end is None else end
+            if not 0 <= start <= self._end <= len(data):
+                raise UsageError("reader bounds outside the buffer")
 
     @property
     def position(self) -> int:
@@ -145,8 +148,22 @@ class Reader:
 
     def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
         """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
-        start, stop = self._span(prefix, minimum, maximum)
-        return bytes(self._data[start:stop])
+        # ``_span`` written out: the read most messages make, several times each.
+        data, pos, end = self._data, self._pos, self._end
+        start = pos + prefix
+        if start > end:
+            raise DecodeError(f"truncated: need {prefix} bytes, {end - pos} left")
+        if prefix == 1:
+            n = data[pos]
+        elif prefix == 2:
+            n = (data[pos] << 8) | data[pos + 1]
+        else:
+            n = int.from_bytes(data[pos:start], "big")
+        stop = start + n
+        if n < minimum or (maximum is not None and n > maximum) or stop > end:
+            self._reject_length(prefix, n, minimum, maximum, end - start)
+        self._pos = stop
+        return bytes(data[start:stop])
 
     def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector ``<minimum..maximum>``."""
@@ -165,25 +182,27 @@ class Reader:
         # One unpack for the whole vector (cipher suites, groups, signature schemes).
         return list(struct.unpack_from(f">{(stop - start) // 2}H", self._data, start))
 
-    def typed_vectors(self) -> list[tuple[int, bytes]]:
-        """Entries of ``uint16 type; opaque data<0..2^16-1>`` filling the rest of this
-        reader (an extensions block, RFC 8446 §4.2), in order; the reader is then at its
-        end. Each entry's header and body are checked against the reader's end before use."""
-        data, pos, end = self._data, self._pos, self._end
+    def typed_vectors(self, prefix: int) -> list[tuple[int, bytes]]:
+        """A vector with a ``prefix``-byte length whose body is entries of ``uint16 type;
+        opaque data<0..2^16-1>`` filling it exactly (an extensions block, RFC 8446 §4.2),
+        in order. Each entry's header and body are checked against the vector's end before
+        use."""
+        pos, end = self._span(prefix, 0, None)
+        data = self._data
         if type(data) is not bytes:
             data = bytes(data)  # so that each body below is sliced out as bytes
         entries: list[tuple[int, bytes]] = []
         append = entries.append
-        while pos < end:
-            start = pos + 4
-            if start > end:
-                raise DecodeError(f"truncated: need 4 bytes, {end - pos} left")
+        # While a whole 4-byte entry header fits; a shorter rest is truncated (below).
+        while end - pos >= 4:
             entry_type, n = _unpack_type_and_length(data, pos)
+            start = pos + 4
             pos = start + n
             if pos > end:
                 raise DecodeError(f"truncated: need {n} bytes, {end - start} left")
             append((entry_type, data[start:pos]))
-        self._pos = pos
+        if pos != end:
+            raise DecodeError(f"truncated: need 4 bytes, {end - pos} left")
         return entries
 
     def finish(self) -> None:
@@ -213,6 +232,11 @@ def whole_vector(data: bytes, prefix: int, minimum: int = 0, maximum: int | None
     return bytes(data[prefix:])
 
 
+def _outside(prefix: int, n: int, minimum: int, maximum: int | None) -> UsageError:
+    top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
+    return UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
+
+
 class Writer:
     """Appends big-endian integers and vectors; owns the length prefixes."""
 
@@ -232,15 +256,19 @@ class Writer:
             raise UsageError(f"{value} does not fit in {width} bytes")
         self._buf += value.to_bytes(width, "big")
 
+    # u8 and u16 leave the range check to bytearray.append and struct.pack (each rejects a
+    # value that does not fit): one check instead of two on every field written.
     def u8(self, value: int) -> None:
-        if not 0 <= value <= 0xFF:
-            raise UsageError(f"{value} does not fit in 1 byte")
-        self._buf.append(value)
+        try:
+            self._buf.append(value)
+        except ValueError:
+            raise UsageError(f"{value} does not fit in 1 byte") from None
 
     def u16(self, value: int) -> None:
-        if not 0 <= value <= 0xFFFF:
-            raise UsageError(f"{value} does not fit in 2 bytes")
-        self._buf += _U16.pack(value)
+        try:
+            self._buf += _U16.pack(value)
+        except struct.error:
+            raise UsageError(f"{value} does not fit in 2 bytes") from None
 
     def u24(self, value: int) -> None:
         self.uint(3, value)
@@ -261,11 +289,13 @@ class Writer:
         self, prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None
     ) -> None:
         n = len(data)
-        top = _MAX_BY_WIDTH[prefix] if maximum is None else maximum
-        if not minimum <= n <= top:
-            raise UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
-        self._buf += n.to_bytes(prefix, "big")
-        self._buf += data
+        if n < minimum or (maximum is not None and n > maximum):
+            raise _outside(prefix, n, minimum, maximum)
+        try:
+            # to_bytes rejects a length that does not fit in the prefix (the width's bound).
+            self._buf += n.to_bytes(prefix, "big") + data
+        except OverflowError:
+            raise _outside(prefix, n, minimum, maximum) from None
 
     def u8_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
         try:

@@ -104,7 +104,7 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     ``context`` raises unsupported_extension for messages a server sends, and is kept
     for a ClientHello (the server ignores what it does not know).
     """
-    entries = r.prefixed(2).typed_vectors()
+    entries = r.typed_vectors(2)
     client_hello = context is Context.CLIENT_HELLO
     # A ClientHello without duplicates (the usual case) needs no walk; otherwise the checks
     # run in wire order, so the first offending extension is the one reported.

@@ -2,14 +2,17 @@
 
 A DTLS handshake header adds message_seq, fragment_offset and fragment_length so
 that a message can be split over records and reassembled. The transcript hashes the
-message as if it were sent unfragmented (fragment_offset 0, fragment_length = length).
+message as if it were sent unfragmented (fragment_offset 0, fragment_length = length):
+for a message received in one fragment, the fragment as received.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple, cast
 
-from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
@@ -20,8 +23,11 @@ TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
 
 
-@frozen
-class DtlsHandshakeHeader:
+class DtlsHandshakeHeader(NamedTuple):
+    """RFC 6347 §4.2.2: the handshake header of one fragment. A named tuple (immutable,
+    like the messages' dataclasses): every fragment received has one, made from the
+    unpacked fields without a Python-level ``__init__``."""
+
     msg_type: int
     length: int
     message_seq: int
@@ -44,6 +50,13 @@ class DtlsHandshakeHeader:
     @property
     def is_whole(self) -> bool:
         return self.fragment_offset == 0 and self.fragment_length == self.length
+
+
+# (msg_type, length, message_seq, fragment_offset, fragment_length) -> header, in C.
+_as_header = cast(
+    Callable[[tuple[int, int, int, int, int]], DtlsHandshakeHeader],
+    partial(tuple.__new__, DtlsHandshakeHeader),
+)
 
 
 def encode_handshake(msg_type: int, body: bytes) -> bytes:
@@ -95,24 +108,28 @@ def _header(fields: tuple[int, int, int, int]) -> DtlsHandshakeHeader:
     # RFC 6347 §4.2.3: a fragment must lie within its message.
     if fragment_offset + fragment_length > length:
         raise DecodeError("handshake fragment extends past the message length")
-    return DtlsHandshakeHeader(
-        type_and_length >> 24, length, message_seq, fragment_offset, fragment_length
+    return _as_header(
+        (type_and_length >> 24, length, message_seq, fragment_offset, fragment_length)
     )
 
 
-def decode_dtls_handshake_fragments(fragment: bytes) -> list[tuple[DtlsHandshakeHeader, bytes]]:
-    """All handshake fragments in one record's plaintext; several may share a record.
-    Every record's plaintext goes through here: the framing is read as a ``Reader`` would
-    (each header, then each fragment, checked against the end before use) without one."""
+def decode_dtls_handshake_fragments(plaintext: bytes) -> list[tuple[DtlsHandshakeHeader, bytes]]:
+    """All handshake fragments in one record's plaintext (several may share a record), each
+    as its header and the fragment as received, the 12-byte header included (the body is
+    ``fragment[12:]``): a message that came in one fragment enters the transcript as it
+    was received (RFC 6347 §4.2.6). Every record's plaintext goes through here: the framing
+    is read as a ``Reader`` would (each header, then each fragment, checked against the end
+    before use) without one."""
     out: list[tuple[DtlsHandshakeHeader, bytes]] = []
-    pos, end = 0, len(fragment)
+    pos, end = 0, len(plaintext)
     while pos < end:
         start = pos + DTLS_HANDSHAKE_HEADER_LENGTH
         if start > end:
             raise DecodeError(f"truncated: need 12 bytes, {end - pos} left")
-        header = _header(_unpack_header(fragment, pos))
-        pos = start + header.fragment_length
-        if pos > end:
+        header = _header(_unpack_header(plaintext, pos))
+        stop = start + header.fragment_length
+        if stop > end:
             raise DecodeError(f"truncated: need {header.fragment_length} bytes, {end - start} left")
-        out.append((header, bytes(fragment[start:pos])))
+        out.append((header, bytes(plaintext[pos:stop])))
+        pos = stop
     return out
