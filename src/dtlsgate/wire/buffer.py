@@ -148,22 +148,8 @@ class Reader:
 
     def vector(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> bytes:
         """An opaque vector ``<minimum..maximum>`` with a ``prefix``-byte length."""
-        # ``_span`` written out: the read most messages make, several times each.
-        data, pos, end = self._data, self._pos, self._end
-        start = pos + prefix
-        if start > end:
-            raise DecodeError(f"truncated: need {prefix} bytes, {end - pos} left")
-        if prefix == 1:
-            n = data[pos]
-        elif prefix == 2:
-            n = (data[pos] << 8) | data[pos + 1]
-        else:
-            n = int.from_bytes(data[pos:start], "big")
-        stop = start + n
-        if n < minimum or (maximum is not None and n > maximum) or stop > end:
-            self._reject_length(prefix, n, minimum, maximum, end - start)
-        self._pos = stop
-        return bytes(data[start:stop])
+        start, stop = self._span(prefix, minimum, maximum)
+        return bytes(self._data[start:stop])
 
     def prefixed(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector ``<minimum..maximum>``."""
