@@ -143,9 +143,8 @@ class CookieJar:
         # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: re-keying
         # costs more than the MAC itself.
         self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
-        # The second that cookies are being minted in (``now`` from ``since`` up to
-        # ``until``), its cookie head, and the keyed states, the inner one with the head
-        # already hashed: under a flood every cookie of one second shares them.
+        # The `Minting` state of the second cookies are being minted in: under a flood
+        # every cookie of one second shares it.
         self.minting: Minting = (0.0, 0.0, b"", *self._keyed_for(0))
 
     def _secret(self, epoch: int) -> bytes:

@@ -348,12 +348,11 @@ class Gate:
         self, d: bytes, end: int, whole: bool, peer: Hashable | None, cookie: bytes
     ) -> Admit | Drop:
         start = _RECORD_AND_HANDSHAKE
-        body = d[start:end]
         message_seq = (d[17] << 8) | d[18]
         hello: ClientHello | None = None
         if whole:
             try:
-                hello = ClientHello.decode(body, dtls=True)
+                hello = ClientHello.decode(d[start:end], dtls=True)
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         # The handshake message as received: for a whole ClientHello (fragment_offset 0,
