@@ -113,8 +113,9 @@ class Pair:
             while conn is not None and (e := conn.next_event()) is not None:
                 events.append(e)
 
-    def run(self, link: Link | None = None, rounds: int = 200) -> None:
-        """Exchange datagrams until both sides are quiet, firing timers as needed."""
+    def run(self, link: Link | None = None, rounds: int = 200) -> bool:
+        """Exchange datagrams until both sides are quiet, firing timers as needed; False
+        when they were still sending after ``rounds`` exchanges."""
         link = link or Link()
         for _ in range(rounds):
             c_out = [d for d, _ in self.client.datagrams_to_send()]
@@ -133,11 +134,12 @@ class Pair:
                     if t is not None
                 ]
                 if not timers:
-                    return
+                    return True
                 self.now = max(self.now, min(timers))
                 self.client.handle_timer(self.now)
                 if self.server is not None:
                     self.server.handle_timer(self.now)
+        return False
 
     def completed(self) -> bool:
         return any(isinstance(e, HandshakeComplete) for e in self.client_events) and any(

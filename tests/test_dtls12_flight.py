@@ -4,6 +4,7 @@ and whole handshakes over a seeded lossy link (drop, duplicate, reorder)."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from dtls12_pair import Link, client_config, data_events, make_pair, server_config
@@ -136,8 +137,80 @@ def test_handshake_over_a_lossy_link(seed: int) -> None:
     """20% loss, 10% duplication, 30% reordering, seeded: every handshake completes."""
     mtu = 300 if seed % 2 else 1200
     pair = make_pair(server_config(mtu=mtu), client_config(mtu=mtu))
-    pair.run(Link(seed, loss=0.2, dup=0.1, reorder=0.3), rounds=500)
+    # Quiet at the end: retransmissions stop once the handshake is done on both sides.
+    assert pair.run(Link(seed, loss=0.2, dup=0.1, reorder=0.3), rounds=500)
     assert pair.completed(), f"seed {seed}"
     pair.client.send(b"after loss")
-    pair.run()
+    assert pair.run()
     assert data_events(pair.server_events) == [b"after loss"]
+
+
+def _server_last_flight_delayed() -> tuple[Any, list[bytes]]:
+    """A handshake up to the server's last flight (ChangeCipherSpec, Finished), which is
+    returned undelivered: delayed on the way to the client."""
+    pair = make_pair(server_config(), client_config())
+    for _ in range(10):
+        pair.to_server([d for d, _ in pair.client.datagrams_to_send()])
+        s_out = [d for d, _ in pair.server.datagrams_to_send()] if pair.server else []
+        if pair.server is not None and pair.server.handshake_complete:
+            pair.drain()
+            return pair, s_out
+        for d in s_out:
+            pair.client.receive(d, None, pair.now)
+    raise AssertionError("the server did not finish")
+
+
+def test_only_the_side_that_sent_the_last_flight_answers_its_retransmission() -> None:
+    """RFC 6347 §4.2.4: in FINISHED, the node that sent the last flight (the server of a
+    full handshake) answers a retransmission of its peer's last flight by resending its
+    own; the other node (the client) must not answer a retransmission of the server's last
+    flight, or the two would answer each other for ever.
+
+    The server's last flight is delayed past the client's retransmission timer: the client
+    resends its flight, then gets the delayed one and completes; the server answers the
+    resent flight with its last flight again, which the client takes in silence."""
+    pair, delayed = _server_last_flight_delayed()
+    client = pair.client
+    deadline = client.get_timer()
+    assert deadline is not None
+    client.handle_timer(deadline)
+    client_resent = [d for d, _ in client.datagrams_to_send()]
+    assert client_resent
+    for d in delayed:
+        client.receive(d, None, pair.now)
+    pair.drain()
+    assert pair.completed() and client.get_timer() is None
+    pair.to_server(client_resent)
+    server_resent = [d for d, _ in pair.server.datagrams_to_send()]
+    assert server_resent and server_resent != delayed  # new records, same messages
+    for d in server_resent:
+        client.receive(d, None, pair.now)
+    assert client.datagrams_to_send() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_late_last_flight_does_not_start_a_storm(seed: int) -> None:
+    """The same late flight over a link that also duplicates and reorders: whatever it
+    does, the two ends stop sending after a few datagrams."""
+    pair, delayed = _server_last_flight_delayed()
+    deadline = pair.client.get_timer()
+    assert deadline is not None
+    pair.client.handle_timer(deadline)
+    for d in delayed:
+        pair.client.receive(d, None, pair.now)
+    link = Link(seed, dup=0.5, reorder=0.5)
+    sent = 0
+    for _ in range(50):
+        c_out = link.carry([d for d, _ in pair.client.datagrams_to_send()])
+        pair.to_server(c_out)
+        s_out = link.carry([d for d, _ in pair.server.datagrams_to_send()])  # type: ignore[union-attr]
+        for d in s_out:
+            pair.client.receive(d, None, pair.now)
+        sent += len(c_out) + len(s_out)
+        if not c_out and not s_out:
+            break
+    else:
+        pytest.fail("the two ends kept answering each other")
+    assert sent <= 8
+    pair.drain()
+    assert pair.completed()

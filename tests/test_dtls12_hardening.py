@@ -280,7 +280,7 @@ def test_half_a_flight_does_not_stop_the_timer_forever() -> None:
     """RFC 6347 §4.2.4: the timer stops when the peer's whole flight arrived. It used to
     stop at the peer's first message, so a client that sent its Certificate and nothing
     more held the server's connection (and an asyncio peer entry) forever."""
-    from test_dtls12_fuzz import CONFIGS, Driver
+    from dtls12_hostile import CONFIGS, Driver
 
     from dtlsgate.dtls import ConnectionClosed
     from dtlsgate.dtls.flight import MAX_FLIGHT_TRANSMISSIONS, MAX_RETRANSMIT_TIMEOUT

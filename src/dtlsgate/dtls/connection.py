@@ -311,6 +311,12 @@ class DtlsConnection:
             self.info = out.complete
             self._records.write_epoch = 1
             self._timer.stop()
+            if not out.flight_ready:
+                # The peer's flight ended the handshake. RFC 6347 §4.2.4: in FINISHED only
+                # the node that sent the last flight answers a retransmission of its peer's
+                # last flight; were we to answer the peer's retransmitted last flight with
+                # ours too, each answer would draw another, forever.
+                self._flight = []
             self._events.append(out.complete)
         if out.read_keys is not None and self._early:
             early, self._early = self._early, []
