@@ -94,3 +94,39 @@ def test_a_server_that_keeps_refusing_is_given_up_on() -> None:
             client.receive(reply.data, None, NOW)
             (hello,) = sent(client)
     assert client.closed
+
+
+def test_a_late_answer_to_a_retransmitted_first_hello_is_not_a_refusal() -> None:
+    """The first ClientHello is retransmitted (its answer was slow) and each copy gets a
+    HelloVerifyRequest, the second a second later with another cookie (its timestamp
+    differs). The first answer is taken; the second arrives after the client sent its
+    ClientHello with the first cookie, and carries the record sequence number of the
+    retransmission (RFC 6347 §4.2.1), from before that ClientHello: a late copy, not a
+    refusal, so the client goes on with the handshake the server has begun."""
+    gate_a = gate(bytes(32))
+    client = DtlsClientConnection(client_config())
+    client.connect(NOW)
+    (hello1,) = sent(client)
+    deadline = client.get_timer()
+    assert deadline is not None
+    client.handle_timer(deadline)
+    (hello1_again,) = sent(client)
+    first = gate_a.receive(hello1, CLIENT, NOW)
+    late = gate_a.receive(hello1_again, CLIENT, deadline)
+    assert type(first) is Reply and type(late) is Reply and first.data != late.data
+    client.receive(first.data, None, deadline)
+    (hello2,) = sent(client)
+    admit = gate_a.receive(hello2, CLIENT, deadline)
+    assert type(admit) is Admit
+    client.receive(late.data, None, deadline)
+    assert sent(client) == []  # no third ClientHello
+    server = DtlsServerConnection(admit, server_config(cookie_jar=CookieJar(bytes(32))))
+    server.start(deadline)
+    for _ in range(10):
+        for d, _ in server.datagrams_to_send():
+            client.receive(d, None, deadline)
+        for d in sent(client):
+            server.receive(d, CLIENT, deadline)
+        if client.handshake_complete and server.handshake_complete:
+            break
+    assert client.handshake_complete and server.handshake_complete

@@ -112,6 +112,9 @@ class DtlsConnection:
         self._keylog = keylog
         self._timer = RetransmitTimer()
         self._flight: list[FlightItem] = []
+        # The epoch-0 record sequence number our current flight's first transmission began
+        # with: every record we sent since belongs to that flight (see _handshake_record).
+        self._flight_first_sequence = 0
         self._outgoing: list[bytes] = []
         self._events: deque[Event] = deque()
         self._early: list[DtlsRecord] = []
@@ -224,7 +227,7 @@ class DtlsConnection:
         epoch = record.epoch
         kind = record.content_type
         if kind == _HANDSHAKE:
-            return self._handshake_record(data, epoch, now)
+            return self._handshake_record(data, epoch, record.sequence_number, now)
         if kind == _APPLICATION_DATA:
             if epoch > 0 and self.handshake_complete:
                 self._data_received(data)
@@ -244,7 +247,7 @@ class DtlsConnection:
         self._queued_data += 1
         self._events.append(DataReceived(data))
 
-    def _handshake_record(self, data: bytes, epoch: int, now: float) -> bool:
+    def _handshake_record(self, data: bytes, epoch: int, sequence_number: int, now: float) -> bool:
         if epoch == 0 and self.handshake_complete:
             # RFC 6347 §4.1: after the handshake the peer's handshake messages (renegotiation,
             # its retransmitted Finished) come in the current epoch; a plaintext one is
@@ -265,6 +268,12 @@ class DtlsConnection:
                 header.msg_type == _HELLO_VERIFY_REQUEST
                 and epoch == 0
                 and header.is_whole
+                # RFC 6347 §4.2.1: a server answers with the record sequence number of the
+                # ClientHello it read. One from before our current ClientHello answers an
+                # earlier transmission of the first one, late (its cookie may differ: the
+                # server's clock moved on); taking it for a refusal of our cookie would
+                # restart a handshake the server has already begun.
+                and sequence_number >= self._flight_first_sequence
                 and isinstance(self._handshake, ClientHandshake)
                 and self._handshake.is_new_hello_verify_request(
                     fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
@@ -301,6 +310,7 @@ class DtlsConnection:
             self._records.install_write(1, out.write_keys)
         if out.flight_ready:
             self._flight = out.items
+            self._flight_first_sequence = self._records.next_write_sequence(0)
             self._send_flight(now, restart_timer=out.expect_reply)
             if not out.expect_reply:
                 self._timer.stop()  # our last flight: resent only on the peer's retransmission
@@ -436,5 +446,6 @@ class DtlsClientConnection(DtlsConnection):
         assert isinstance(handshake, ClientHandshake)
         handshake.start()
         self._flight = handshake.out.items
+        self._flight_first_sequence = self._records.next_write_sequence(0)
         handshake.out = Outbox()
         self._send_flight(now, restart_timer=True)

@@ -174,6 +174,10 @@ class RecordLayer:
         cipher = self._write_cipher[epoch]
         return DTLS_RECORD_HEADER_LENGTH + (cipher.overhead if cipher else 0)
 
+    def next_write_sequence(self, epoch: int) -> int:
+        """The sequence number the next record of ``epoch`` will carry."""
+        return self._write_seq[epoch]
+
     def protect(self, content_type: int, data: bytes, epoch: int | None = None) -> bytes:
         """One record of ``content_type`` carrying ``data`` in ``epoch`` (default: the
         current write epoch), with the next sequence number of that epoch."""

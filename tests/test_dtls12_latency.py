@@ -1,0 +1,126 @@
+"""Whole DTLS 1.2 handshakes over a simulated link with latency: each datagram takes its
+own delay (up to several seconds, beyond the 1 s first retransmission timeout), and may be
+lost or duplicated; both ends' retransmission timers fire in simulated time.
+
+The lossy-link tests in test_dtls12_flight.py fire timers only when the link is empty, so a
+datagram there never arrives after a timer it should have beaten. Here it does, and two
+things are checked besides completion: the ends go quiet once the handshake is done on
+both (a client that answered the server's retransmitted last flight kept a storm going
+with a server that answers the client's), and the number of datagrams stays within what
+the retransmissions can explain.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+import pytest
+from dtls12_pair import (
+    CLIENT,
+    NOW,
+    SERVER,
+    Pair,
+    client_config,
+    data_events,
+    make_pair,
+    server_config,
+)
+
+# Datagrams both ends send in one simulated handshake: at most 21 over these seeds (a
+# flight of 1-3 datagrams at this MTU, sent 1-4 times); ends that answered each other's
+# retransmissions would run into MAX_EVENTS instead, and retransmitting too eagerly into this.
+MAX_DATAGRAMS = 64
+MAX_EVENTS = 5_000
+
+
+class LatencyLink:
+    """Both directions of a link: every datagram is delayed by ``min_delay`` plus an
+    exponential jitter of mean ``jitter`` seconds, lost with ``loss``, duplicated (the copy
+    with its own delay) with ``dup``."""
+
+    def __init__(
+        self, seed: int, min_delay: float, jitter: float, loss: float = 0.0, dup: float = 0.0
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.min_delay, self.jitter, self.loss, self.dup = min_delay, jitter, loss, dup
+        self.queue: list[tuple[float, int, str, bytes]] = []
+        self._order = 0
+        self.sent = {"client": 0, "server": 0}
+
+    def send(self, now: float, sender: str, datagrams: list[bytes]) -> None:
+        to = "server" if sender == "client" else "client"
+        for d in datagrams:
+            self.sent[sender] += 1
+            copies = 0 if self.rng.random() < self.loss else 1
+            copies += copies and self.rng.random() < self.dup
+            for _ in range(copies):
+                delay = self.min_delay + self.rng.expovariate(1 / self.jitter)
+                self._order += 1
+                heapq.heappush(self.queue, (now + delay, self._order, to, d))
+
+
+def simulate(seed: int, link: LatencyLink, mtu: int = 300) -> tuple[Pair, LatencyLink, float]:
+    """Run the handshake in simulated time until nothing is in flight and no timer is
+    set; returns the pair, the link and the simulated time when both ends completed."""
+    pair = make_pair(server_config(mtu=mtu), client_config(mtu=mtu))
+    now = NOW
+    completed_at = None
+    for _ in range(MAX_EVENTS):
+        link.send(now, "client", [d for d, _ in pair.client.datagrams_to_send()])
+        if pair.server is not None:
+            link.send(now, "server", [d for d, _ in pair.server.datagrams_to_send()])
+        pair.drain()
+        if completed_at is None and pair.completed():
+            completed_at = now
+        timers = [
+            (t, name)
+            for t, name in (
+                (pair.client.get_timer(), "client"),
+                (pair.server.get_timer() if pair.server else None, "server"),
+            )
+            if t is not None
+        ]
+        arrival = link.queue[0][0] if link.queue else None
+        if arrival is None and not timers:
+            break
+        timer = min(timers) if timers else None
+        if arrival is not None and (timer is None or arrival <= timer[0]):
+            now, _, to, d = heapq.heappop(link.queue)
+            pair.now = now
+            if to == "server":
+                pair.to_server([d])
+            else:
+                pair.client.receive(d, SERVER, now)
+        else:
+            assert timer is not None
+            now = pair.now = timer[0]
+            side = pair.client if timer[1] == "client" else pair.server
+            assert side is not None
+            side.handle_timer(now)
+    else:
+        pytest.fail(f"seed {seed}: still running after {MAX_EVENTS} events")
+    assert completed_at is not None, f"seed {seed}: the handshake did not complete"
+    return pair, link, completed_at
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_handshake_over_a_slow_link(seed: int) -> None:
+    """One-way delays of 0.3-3 s or more: every flight may arrive after the peer's timer
+    fired, and its retransmission then crosses the late original."""
+    link = LatencyLink(seed, min_delay=0.3, jitter=0.4 + (seed % 4) * 0.4)
+    pair, link, _ = simulate(seed, link)
+    assert sum(link.sent.values()) <= MAX_DATAGRAMS, link.sent
+    assert pair.server is not None
+    pair.client.send(b"over a slow link")
+    for d, _ in pair.client.datagrams_to_send():
+        pair.server.receive(d, CLIENT, pair.now)
+    pair.drain()
+    assert data_events(pair.server_events) == [b"over a slow link"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_handshake_over_a_slow_lossy_duplicating_link(seed: int) -> None:
+    link = LatencyLink(seed, min_delay=0.05, jitter=0.6, loss=0.2, dup=0.2)
+    _, link, _ = simulate(seed, link)
+    assert sum(link.sent.values()) <= MAX_DATAGRAMS, link.sent
