@@ -410,7 +410,9 @@ class DtlsServerConnection(DtlsConnection):
                 self._reassembler.next_seq = admit.message_seq + 1
                 self._deliver(hello, now)
             else:
-                self._handshake_record(d[DTLS_RECORD_HEADER_LENGTH:first_end], 0, now)
+                self._handshake_record(
+                    d[DTLS_RECORD_HEADER_LENGTH:first_end], 0, admit.record_sequence_number, now
+                )
         except ProtocolError as exc:
             self._fail(exc)
             raise
