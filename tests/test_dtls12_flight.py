@@ -27,7 +27,7 @@ from dtlsgate.wire.handshake import (
     decode_dtls_handshake_fragments,
     encode_dtls_handshake,
 )
-from dtlsgate.wire.record import split_dtls_records
+from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
 
 def fragments_of(datagrams: list[bytes]) -> list[tuple[DtlsHandshakeHeader, bytes]]:
@@ -214,3 +214,27 @@ def test_a_late_last_flight_does_not_start_a_storm(seed: int) -> None:
     assert sent <= 8
     pair.drain()
     assert pair.completed()
+
+
+def test_a_client_hello_in_two_fragments_is_admitted_and_reassembled() -> None:
+    """A ClientHello with a cookie that another implementation fragmented (a small path
+    MTU, long extensions): the gate admits its first fragment, which holds the cookie
+    (RFC 6347 §4.2.1), and the server connection reassembles the rest from the next
+    datagram and goes on with the handshake."""
+    pair = make_pair(server_config(), client_config())
+    (hello1,) = [d for d, _ in pair.client.datagrams_to_send()]
+    pair.to_server([hello1])  # the gate answers; the client sends its second hello
+    (hello2,) = [d for d, _ in pair.client.datagrams_to_send()]
+    ((header, fragment),) = decode_dtls_handshake_fragments(hello2[13:])
+    body = fragment[12:]
+    cut = len(body) - 30  # well after the cookie
+    sequence = int.from_bytes(hello2[5:11], "big")
+
+    def record(seq: int, offset: int, part: bytes) -> bytes:
+        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        return encode_dtls_record(22, 0xFEFD, 0, seq, message)
+
+    pair.to_server([record(sequence, 0, body[:cut])])
+    assert pair.server is not None and pair.server.datagrams_to_send() == []
+    pair.to_server([record(sequence + 1, cut, body[cut:])])
+    assert pair.run() and pair.completed()
