@@ -16,6 +16,7 @@ import heapq
 import random
 
 import pytest
+from dtls12_hostile import CONFIGS, Config
 from dtls12_pair import (
     CLIENT,
     NOW,
@@ -60,10 +61,16 @@ class LatencyLink:
                 heapq.heappush(self.queue, (now + delay, self._order, to, d))
 
 
-def simulate(seed: int, link: LatencyLink, mtu: int = 300) -> tuple[Pair, LatencyLink, float]:
+def simulate(
+    seed: int, link: LatencyLink, config: Config | None = None
+) -> tuple[Pair, LatencyLink, float]:
     """Run the handshake in simulated time until nothing is in flight and no timer is
-    set; returns the pair, the link and the simulated time when both ends completed."""
-    pair = make_pair(server_config(mtu=mtu), client_config(mtu=mtu))
+    set; returns the pair, the link and the simulated time when both ends completed.
+    ``config``: one of tests/dtls12_hostile.py's (default: certificates, MTU 300)."""
+    if config is None:
+        pair = make_pair(server_config(mtu=300), client_config(mtu=300))
+    else:
+        pair = make_pair(config[0](), config[1]())
     now = NOW
     completed_at = None
     for _ in range(MAX_EVENTS):
@@ -123,4 +130,14 @@ def test_handshake_over_a_slow_link(seed: int) -> None:
 def test_handshake_over_a_slow_lossy_duplicating_link(seed: int) -> None:
     link = LatencyLink(seed, min_delay=0.05, jitter=0.6, loss=0.2, dup=0.2)
     _, link, _ = simulate(seed, link)
+    assert sum(link.sent.values()) <= MAX_DATAGRAMS, link.sent
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", range(10))
+def test_every_configuration_over_a_very_slow_lossy_link(name: str, seed: int) -> None:
+    """Certificates, a client certificate, PSK (MTU 256): one-way delays of 1.5 s and
+    more, 10% loss, 10% duplication."""
+    link = LatencyLink(seed, min_delay=1.5, jitter=1.0, loss=0.1, dup=0.1)
+    _, link, _ = simulate(seed, link, CONFIGS[name])
     assert sum(link.sent.values()) <= MAX_DATAGRAMS, link.sent
