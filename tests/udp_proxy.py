@@ -37,6 +37,8 @@ class Stats:
     dropped: int = 0
     duplicated: int = 0
     reordered: int = 0
+    # When each datagram towards the server was forwarded (time.monotonic()).
+    upstream_times: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class LossyProxy:
     dup: float = 0.1
     reorder: float = 0.3
     dup_downstream: bool = True
+    # Seconds every datagram (of any content type) spends on the way, each direction.
+    latency: float = 0.0
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
@@ -80,8 +84,7 @@ class LossyProxy:
         self, out: socket.socket, data: bytes, to: tuple[str, int], downstream: bool = False
     ) -> None:
         if data[:1] not in (b"\x14", b"\x16"):
-            out.sendto(data, to)
-            self.stats.forwarded += 1
+            self._forward(out, data, to, 0.0)
             return
         rng = self.rng
         self.stats.impaired += 1
@@ -98,21 +101,31 @@ class LossyProxy:
         for _ in range(copies):
             if rng.random() < self.reorder:
                 self.stats.reordered += 1
-                self._count += 1
-                heapq.heappush(
-                    self._held, (time.monotonic() + REORDER_DELAY, self._count, out, data, to)
-                )
+                self._forward(out, data, to, REORDER_DELAY)
             else:
-                out.sendto(data, to)
-                self.stats.forwarded += 1
+                self._forward(out, data, to, 0.0)
+
+    def _forward(self, out: socket.socket, data: bytes, to: tuple[str, int], delay: float) -> None:
+        """Send now, or after ``delay`` plus the link's latency."""
+        delay += self.latency
+        if not delay:
+            self._send(out, data, to)
+            return
+        self._count += 1
+        heapq.heappush(self._held, (time.monotonic() + delay, self._count, out, data, to))
+
+    def _send(self, out: socket.socket, data: bytes, to: tuple[str, int]) -> None:
+        out.sendto(data, to)
+        self.stats.forwarded += 1
+        if to == self.upstream:
+            self.stats.upstream_times.append(time.monotonic())
 
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             while self._held and self._held[0][0] <= now:
                 _, _, out, data, to = heapq.heappop(self._held)
-                out.sendto(data, to)
-                self.stats.forwarded += 1
+                self._send(out, data, to)
             wait = min(0.05, max(0.0, self._held[0][0] - now)) if self._held else 0.05
             ready, _, _ = select.select([self.sock, *self._down], [], [], wait)
             for s in ready:

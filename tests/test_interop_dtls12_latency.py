@@ -1,0 +1,141 @@
+"""DTLS 1.2 with real peers over a slow link: a proxy on loopback that delays every
+datagram 0.7 s each way (a round trip of 1.4 s, longer than the 1 s first retransmission
+timeout, as on satellite and NB-IoT links), and also drops 10%, duplicates 10% and reorders
+20% of the handshake datagrams. Every flight is then retransmitted before its answer can
+arrive, and the retransmissions cross the late originals.
+
+- `openssl s_client` and `gnutls-cli` to our asyncio server, five of each at once: each
+  completes and its line comes back exact;
+- our blocking client to `openssl s_server`, `gnutls-serv` and `dtlsgate serve`: data
+  crosses both ways, and once the handshake is done the client sends nothing more (the
+  client before this test answered a server's retransmitted last flight, and with a server
+  that answers the client's, the two went on for ever: tests/test_dtls12_latency.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from peers import process, require
+from test_dtls12_cli import dtlsgate_serve
+from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
+from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
+from udp_proxy import LossyProxy
+
+from dtlsgate.blocking import DtlsSocket, connect
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+LATENCY = 0.7
+PEERS = 5
+
+
+def slow_link(port: int, seed: int, *, dup_downstream: bool = True) -> LossyProxy:
+    return LossyProxy(
+        ("127.0.0.1", port),
+        seed=seed,
+        loss=0.1,
+        dup=0.1,
+        reorder=0.2,
+        latency=LATENCY,
+        dup_downstream=dup_downstream,
+    )
+
+
+def our_server(tmp_path: Path) -> tuple[AioEchoServer, Path]:
+    cert, key = make_cert(tmp_path)
+    config = ServerConfig(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    return AioEchoServer(config), cert
+
+
+def test_openssl_clients_to_our_server_over_a_slow_link(tmp_path: Path) -> None:
+    require("openssl")
+    server, _ = our_server(tmp_path)
+    with (
+        server,
+        # Nothing duplicated towards s_client: it stalls on duplicates (udp_proxy.py).
+        slow_link(server.port, seed=11, dup_downstream=False) as proxy,
+        ThreadPoolExecutor(PEERS) as pool,
+    ):
+        results = list(pool.map(lambda i: openssl_echo(proxy.port, i), range(PEERS)))
+    assert results == ["ok"] * PEERS
+
+
+def test_gnutls_clients_to_our_server_over_a_slow_link(tmp_path: Path) -> None:
+    require("gnutls-cli")
+    server, cert = our_server(tmp_path)
+    with (
+        server,
+        slow_link(server.port, seed=12) as proxy,
+        ThreadPoolExecutor(PEERS) as pool,
+    ):
+        results = list(pool.map(lambda i: gnutls_echo(proxy.port, cert, i), range(PEERS)))
+    assert results == ["ok"] * PEERS
+
+
+def quiet_after_handshake(conn: DtlsSocket, proxy: LossyProxy) -> int:
+    """Read for 4 s with nothing to read; return how many datagrams the client sent that
+    reached the server after its handshake ended (its last flight's copies excluded)."""
+    ended = time.monotonic()
+    with pytest.raises(TimeoutError):
+        conn.recv(timeout=4.0)
+    after = ended + LATENCY + 0.2  # the last flight's own datagrams are still on the way
+    return sum(1 for t in proxy.stats.upstream_times if t > after)
+
+
+def test_our_client_to_openssl_s_server_over_a_slow_link(tmp_path: Path) -> None:
+    require("openssl")
+    cert, key = make_cert(tmp_path)
+    port = free_udp_port()
+    with (
+        openssl_s_server(port, ["-cert", str(cert), "-key", str(key)]) as proc,
+        # Nothing duplicated towards s_server either: OpenSSL's DTLS stalls on duplicates.
+        slow_link(port, seed=13, dup_downstream=False) as proxy,
+        connect(
+            "127.0.0.1",
+            proxy.port,
+            ClientConfig(server_name="localhost", cafile=str(cert)),
+            timeout=40,
+        ) as conn,
+    ):
+        assert quiet_after_handshake(conn, proxy) == 0
+        assert proc.stdin is not None
+        proc.stdin.write(b"from s_server\n")
+        proc.stdin.flush()
+        assert conn.recv(timeout=15) == b"from s_server\n"
+
+
+def test_our_client_to_gnutls_serv_over_a_slow_link(tmp_path: Path) -> None:
+    require("gnutls-serv")
+    cert, key = make_cert(tmp_path)
+    port = free_udp_port()
+    args = ["gnutls-serv", "--udp", "--echo", "-p", str(port)]
+    args += ["--x509certfile", str(cert), "--x509keyfile", str(key)]
+    with process(args, seconds=60, stdin=subprocess.DEVNULL):
+        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        config = ClientConfig(server_name="localhost", cafile=str(cert))
+        with (
+            slow_link(port, seed=14) as proxy,
+            connect("127.0.0.1", proxy.port, config, timeout=40) as conn,
+        ):
+            assert quiet_after_handshake(conn, proxy) == 0
+            conn.send(b"ping over a slow link")
+            assert conn.recv(timeout=15) == b"ping over a slow link"
+
+
+def test_our_client_to_our_server_over_a_slow_link(tmp_path: Path) -> None:
+    with (
+        dtlsgate_serve(tmp_path) as port,
+        slow_link(port, seed=15) as proxy,
+        connect("127.0.0.1", proxy.port, ClientConfig(insecure=True), timeout=40) as conn,
+    ):
+        assert quiet_after_handshake(conn, proxy) == 0
+        conn.send(b"ping over a slow link")
+        assert conn.recv(timeout=15) == b"ping over a slow link"
