@@ -8,14 +8,17 @@ so their ``decode`` takes it as an argument.
 
 from __future__ import annotations
 
+import struct
 from enum import Enum
 
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError, IllegalParameter
+from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
 # RFC 8422 §5.4: ECCurveType named_curve.
 NAMED_CURVE = 3
+# RFC 8422 §5.4: ECCurveType, NamedCurve, and the length of the ECPoint after them.
+_CURVE_AND_POINT_LENGTH = struct.Struct(">BHB")
 # RFC 4279 §5.3: identities and hints up to 2^16-1 bytes; implementations should accept at
 # least 128. We keep the protocol's own bound.
 MAX_PSK_IDENTITY_LENGTH = 0xFFFF
@@ -80,14 +83,18 @@ class EcdhParams:
         return cls(group, public)
 
     def write(self, w: Writer) -> None:
-        w.u8(NAMED_CURVE)
-        w.u16(self.group)
-        w.vector(1, self.public, 1)
+        w.write(self.encode())
 
     def encode(self) -> bytes:
-        w = Writer()
-        self.write(w)
-        return w.getvalue()
+        # One pack for the three fixed fields: a server encodes its parameters twice per
+        # handshake (for the signature and in ServerKeyExchange).
+        n = len(self.public)
+        if not 1 <= n <= 0xFF:
+            raise UsageError(f"vector of {n} bytes outside <1..255>")
+        try:
+            return _CURVE_AND_POINT_LENGTH.pack(NAMED_CURVE, self.group, n) + self.public
+        except struct.error:
+            raise UsageError(f"{self.group} does not fit in 2 bytes") from None
 
 
 @frozen
