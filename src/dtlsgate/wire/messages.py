@@ -67,9 +67,7 @@ class ClientHello:
         compression = r.vector(1, 1)
         extensions = None if r.at_end() else decode_extensions(r, CLIENT_HELLO_CONTEXT)
         r.finish()
-        return cls(
-            legacy_version, random, session_id, tuple(suites), compression, extensions, cookie
-        )
+        return cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
 
     def encode(self) -> bytes:
         w = Writer()

@@ -191,7 +191,7 @@ class CertificateRequest12:
         while not names.at_end():
             authorities.append(names.vector(2, 1))
         r.finish()
-        return cls(types, tuple(schemes), tuple(authorities))
+        return cls(types, schemes, tuple(authorities))
 
     def encode(self) -> bytes:
         w = Writer()
