@@ -13,7 +13,7 @@ from enum import Enum
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 
 # RFC 8422 §5.4: ECCurveType named_curve.
 NAMED_CURVE = 3
@@ -153,13 +153,13 @@ class ClientKeyExchange:
 
     @classmethod
     def decode(cls, body: bytes, kind: KeyExchangeKind) -> ClientKeyExchange:
+        if kind is _ECDHE:
+            # The point is the whole body: one vector, read without a Reader (every ECDHE
+            # handshake a server completes decodes one).
+            return cls(kind, whole_vector(body, 1, 1))
         r = Reader(body)
-        identity = b""
-        public = b""
-        if kind is not _ECDHE:
-            identity = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
-        if kind is not _PSK:
-            public = r.vector(1, 1)
+        identity = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
+        public = r.vector(1, 1) if kind is _ECDHE_PSK else b""
         r.finish()
         return cls(kind, public, identity)
 
