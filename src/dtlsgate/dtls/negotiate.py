@@ -100,6 +100,7 @@ _EXT_SIGNATURE_ALGORITHMS = ExtensionType.signature_algorithms
 _EXT_ALPN = ExtensionType.application_layer_protocol_negotiation
 _EXT_EXTENDED_MASTER_SECRET = ExtensionType.extended_master_secret
 _EXT_RENEGOTIATION_INFO = ExtensionType.renegotiation_info
+_DTLS12 = ProtocolVersion.DTLS12
 
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
@@ -190,7 +191,7 @@ def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | No
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
-    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > _DTLS12:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 

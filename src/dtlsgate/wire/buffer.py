@@ -160,13 +160,16 @@ class Reader:
         """A vector of uint8 values."""
         return list(self.vector(prefix, minimum, maximum))
 
-    def u16_list(self, prefix: int, minimum: int = 0, maximum: int | None = None) -> list[int]:
-        """A vector of uint16 values; an odd byte length is a decode error."""
+    def u16_list(
+        self, prefix: int, minimum: int = 0, maximum: int | None = None
+    ) -> tuple[int, ...]:
+        """A vector of uint16 values, as the tuple the messages keep; an odd byte length is
+        a decode error."""
         start, stop = self._span(prefix, minimum, maximum)
         if (stop - start) % 2:
             raise DecodeError("uint16 vector with an odd length")
         # One unpack for the whole vector (cipher suites, groups, signature schemes).
-        return list(struct.unpack_from(f">{(stop - start) // 2}H", self._data, start))
+        return struct.unpack_from(f">{(stop - start) // 2}H", self._data, start)
 
     def typed_vectors(self, prefix: int) -> list[tuple[int, bytes]]:
         """A vector with a ``prefix``-byte length whose body is entries of ``uint16 type;
