@@ -63,3 +63,30 @@ def test_dtls12_mutated_inputs(seed: bytes, mode: int, noise: bytes, at: int) ->
     data[2] = mode
     data[4 + at : 4 + at + len(noise)] = noise
     fuzz_dtls12.test_one_input(bytes(data))
+
+
+# --- fuzz/fuzz_tls13.py: the TLS 1.3 engine --------------------------------------------------
+
+import fuzz_tls13  # noqa: E402
+
+TLS13_SEEDS = fuzz_tls13.seeds()
+
+
+def test_tls13_seeds_cover_every_record_of_every_handshake() -> None:
+    for seed in TLS13_SEEDS:
+        fuzz_tls13.test_one_input(seed)
+    expected = sum(
+        2 * fuzz_tls13.points(name, target) for name in fuzz_tls13.NAMES for target in "cs"
+    )
+    assert len(TLS13_SEEDS) == expected > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(TLS13_SEEDS), st.integers(0, 255), st.integers(0, 255), st.binary(max_size=48)
+)
+def test_tls13_mutated_inputs(seed: bytes, mode: int, kind: int, noise: bytes) -> None:
+    data = bytearray(seed)
+    data[1], data[3] = mode, kind
+    data[4 : 4 + len(noise)] = noise
+    fuzz_tls13.test_one_input(bytes(data))

@@ -17,129 +17,18 @@ side has received ``k`` records, and that side is then fed:
 from __future__ import annotations
 
 import copy
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tls13_helpers import NOW, client_config, credentials, server_config
+from tls13_helpers import NOW
+from tls13_hostile import SCENARIOS, at_state, count_records, feed, inject
 
-from dtlsgate.crypto.certs import load_identity
-from dtlsgate.crypto.provider import DeterministicProvider
-from dtlsgate.errors import AlertReceived, ProtocolError
+from dtlsgate.errors import ProtocolError
 from dtlsgate.tls13 import client as _client
 from dtlsgate.tls13 import server as _server
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ServerConnection,
-    SessionTicketReceived,
-    TlsConnection,
-)
-from dtlsgate.wire.enums import AlertDescription, HandshakeType, NamedGroup
-
-Pair = tuple[ClientConnection, ServerConnection]
-
-
-def split_records(data: bytes) -> list[bytes]:
-    out = []
-    while data:
-        length = int.from_bytes(data[3:5], "big")
-        out.append(data[: 5 + length])
-        data = data[5 + length :]
-    return out
-
-
-@functools.cache
-def resumption_ticket() -> Any:
-    client, server = plain()
-    run(client, server, "s", 99)
-    tickets = []
-    while (event := client.next_event()) is not None:
-        if isinstance(event, SessionTicketReceived):
-            tickets.append(event.ticket)
-    return tickets[-1]
-
-
-def plain() -> Pair:
-    return (
-        ClientConnection(client_config(provider=DeterministicProvider(1))),
-        ServerConnection(server_config(provider=DeterministicProvider(2))),
-    )
-
-
-def hello_retry() -> Pair:
-    cfg = client_config(
-        provider=DeterministicProvider(1), groups=(NamedGroup.secp384r1, NamedGroup.x25519)
-    )
-    return ClientConnection(cfg), ServerConnection(server_config(provider=DeterministicProvider(2)))
-
-
-def client_auth() -> Pair:
-    ident = load_identity(*credentials("ed25519"))
-    ccfg = client_config(
-        provider=DeterministicProvider(1),
-        certificate_chain=list(ident.chain),
-        private_key=ident.private_key,
-    )
-    scfg = server_config(
-        provider=DeterministicProvider(2),
-        verify_client="required",
-        cafile=credentials("ed25519")[0],
-    )
-    return ClientConnection(ccfg), ServerConnection(scfg)
-
-
-def resumed() -> Pair:
-    # The ticket's key comes from the server's deterministic provider: same seed, same key.
-    ccfg = client_config(provider=DeterministicProvider(1), session_ticket=resumption_ticket())
-    return ClientConnection(ccfg), ServerConnection(
-        server_config(provider=DeterministicProvider(2))
-    )
-
-
-SCENARIOS: dict[str, Callable[[], Pair]] = {
-    "plain": plain,
-    "hello_retry": hello_retry,
-    "client_auth": client_auth,
-    "resumed": resumed,
-}
-
-
-def run(client: ClientConnection, server: ServerConnection, target: str, k: int) -> bytes | None:
-    """Deliver records one at a time until ``target`` ("c" or "s") has received ``k`` of
-    them; returns the record it would have received next (None at the end)."""
-    client.start(NOW)
-    conns: dict[str, TlsConnection] = {"c": client, "s": server}
-    pending: dict[str, list[bytes]] = {"s": split_records(client.data_to_send()), "c": []}
-    got = 0
-    moved = True
-    while moved:
-        moved = False
-        for dst, other in (("s", "c"), ("c", "s")):
-            while pending[dst]:
-                if dst == target and got == k:
-                    return pending[dst][0]
-                conns[dst].receive_data(pending[dst].pop(0), NOW)
-                got += dst == target
-                pending[other] += split_records(conns[dst].data_to_send())
-                moved = True
-    return None
-
-
-def at_state(scenario: str, target: str, k: int) -> tuple[TlsConnection, bytes | None]:
-    client, server = SCENARIOS[scenario]()
-    following = run(client, server, target, k)
-    return (client if target == "c" else server), following
-
-
-def count_records(scenario: str, target: str) -> int:
-    k = 0
-    while at_state(scenario, target, k)[1] is not None:
-        k += 1
-    return k
-
+from dtlsgate.wire.enums import AlertDescription, HandshakeType
 
 CASES = [
     (scenario, target, k)
@@ -148,27 +37,6 @@ CASES = [
     for k in range(count_records(scenario, target) + 1)
 ]
 IDS = [f"{s}-{'client' if t == 'c' else 'server'}-{k}" for s, t, k in CASES]
-
-
-def inject(conn: TlsConnection, content_type: int, payload: bytes) -> bytes:
-    """A record as the peer would send it now: protected with a copy of the key the
-    connection reads with (so the connection's own sequence number lines up)."""
-    reader = conn._records.read
-    if reader is None:
-        return bytes((content_type, 3, 3)) + len(payload).to_bytes(2, "big") + payload
-    return copy.copy(reader).seal(content_type, payload)
-
-
-def feed(conn: TlsConnection, data: bytes) -> None:
-    """The fuzz rule: success, or a protocol error with the connection closed, or a fatal
-    alert from the 'peer'; anything else propagates and fails the test."""
-    try:
-        conn.receive_data(data, NOW)
-    except ProtocolError as exc:
-        assert exc.alert is not None
-        assert conn.closed
-    except AlertReceived:
-        assert conn.closed
 
 
 # ---- exhaustive: every message type in every state ------------------------------------------
