@@ -22,6 +22,7 @@ from dtlsgate.crypto.certs import (
     load_private_key,
     load_trust_store,
     make_self_signed,
+    parse_peer_certificate,
     system_ca_file,
     verify_client_chain,
     verify_server_chain,
@@ -297,3 +298,25 @@ def test_unparsable_field_found_by_the_verifier_is_bad_certificate() -> None:
     with pytest.raises(BadCertificate) as client:
         verify_client_chain([leaf], trust, when)
     assert server.value.alert == client.value.alert == AlertDescription.bad_certificate
+
+
+def test_certificate_of_an_unknown_x509_version_is_bad_certificate() -> None:
+    """cryptography raises x509.InvalidVersion (no ValueError) for a version field other
+    than v1-v3: every way a peer's certificate is read turns it into bad_certificate."""
+    # The test certificate above with its subject repaired: a well-formed v3 self-signed
+    # certificate, and the same bytes with the version field saying v4.
+    v3 = _BAD_SUBJECT_TAG_LEAF.replace(b"\r\tlocalhost", b"\x0c\tlocalhost")
+    assert v3.count(bytes.fromhex("a003020102")) == 1
+    v4 = v3.replace(bytes.fromhex("a003020102"), bytes.fromhex("a003020103"))
+    anchor = x509.load_der_x509_certificate(v3).public_bytes(serialization.Encoding.PEM)
+    trust = load_trust_store(anchor.decode())
+    when = datetime.datetime(2026, 11, 26, 12, tzinfo=datetime.UTC)
+    for check in (
+        lambda: parse_peer_certificate(v4),
+        lambda: verify_server_chain([v4], "localhost", trust, when),
+        lambda: verify_client_chain([v4], trust, when),
+    ):
+        with pytest.raises(BadCertificate) as info:
+            check()
+        assert info.value.alert == AlertDescription.bad_certificate
+    assert parse_peer_certificate(v3).version == x509.Version.v3

@@ -217,3 +217,42 @@ def test_client_without_server_name_or_insecure_is_refused() -> None:
 
     with pytest.raises(UsageError):
         DtlsClientConnection(dataclasses.replace(client_config(), server_name=None))
+
+
+# The X.509 version field of a v3 certificate ([0] EXPLICIT INTEGER 2), and the same field
+# saying v4, which no standard defines: cryptography raises x509.InvalidVersion for it, not
+# a ValueError (found by fuzz/fuzz_tls13.py in a TLS 1.3 client).
+X509_V3 = bytes.fromhex("a003020102")
+X509_V4 = bytes.fromhex("a003020103")
+
+
+@pytest.mark.parametrize("insecure", [False, True], ids=["verified", "insecure"])
+def test_server_certificate_of_an_unknown_x509_version_is_bad_certificate(
+    insecure: bool,
+) -> None:
+    client_kwargs: dict[str, object] = {"insecure": True} if insecure else {}
+    pair = make_pair(server_config(), client_config(**client_kwargs))
+    with pytest.raises(BadCertificate) as info:
+        for _ in range(6):
+            pair.to_server([d for d, _ in pair.client.datagrams_to_send()])
+            for d, _ in pair.server.datagrams_to_send() if pair.server else []:
+                if X509_V3 in d:
+                    assert d.count(X509_V3) == 1
+                    d = d.replace(X509_V3, X509_V4)
+                pair.client.receive(d, None, pair.now)
+    assert info.value.alert == AlertDescription.bad_certificate
+    assert alerts_in(pair.client.datagrams_to_send()) == [AlertDescription.bad_certificate]
+
+
+def test_client_certificate_of_an_unknown_x509_version_is_bad_certificate() -> None:
+    cert, key = credentials("ecdsa-p256")
+    server = server_config(verify_client="optional", cafile=cert.decode())
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    pair = make_pair(server, client)
+    pair.tamper = lambda d: d.replace(X509_V3, X509_V4)
+    with pytest.raises(BadCertificate) as info:
+        pair.run()
+    assert info.value.alert == AlertDescription.bad_certificate
+    assert pair.server is not None and pair.server.closed

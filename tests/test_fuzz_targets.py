@@ -3,6 +3,7 @@ and over Hypothesis-generated inputs (the short run that ``make test`` affords).
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -90,3 +91,12 @@ def test_tls13_mutated_inputs(seed: bytes, mode: int, kind: int, noise: bytes) -
     data[1], data[3] = mode, kind
     data[4 : 4 + len(noise)] = noise
     fuzz_tls13.test_one_input(bytes(data))
+
+
+def test_tls13_finding_certificate_of_an_unknown_x509_version() -> None:
+    """fuzz_tls13.py's first finding: the "hello_retry" handshake's client given the
+    server's Certificate with its leaf's version field changed to v4 (the XOR mask of mode
+    3). cryptography raises x509.InvalidVersion, which is no ValueError: it left the
+    handshake as an exception instead of a bad_certificate alert."""
+    finding = base64.b64decode("AQYEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQAAAAAAAAAAAAIA")
+    fuzz_tls13.test_one_input(finding)

@@ -16,8 +16,10 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -189,16 +191,44 @@ def load_trust_store(cafile: Source | None = None) -> TrustStore:
     return TrustStore(tuple(anchors))
 
 
+# What cryptography raises for a certificate it cannot read: DER or a field it cannot parse
+# (ValueError; some fields only when something reads them), a version other than v1-v3
+# (x509.InvalidVersion), a key of an algorithm it does not know (UnsupportedAlgorithm). None
+# of them derives from another: a peer's certificate needs all three caught.
+UNREADABLE_CERTIFICATE: tuple[type[Exception], ...] = (
+    ValueError,
+    x509.InvalidVersion,
+    UnsupportedAlgorithm,
+)
+
+
+def parse_peer_certificate(der: bytes) -> x509.Certificate:
+    """A certificate the peer sent; `BadCertificate` (bad_certificate) when unreadable."""
+    try:
+        return x509.load_der_x509_certificate(der)
+    except UNREADABLE_CERTIFICATE as exc:
+        raise BadCertificate(f"malformed peer certificate: {exc}") from None
+
+
+def peer_public_key(certificate: x509.Certificate) -> Any:
+    """The public key of a peer's certificate; `BadCertificate` (unsupported_certificate)
+    when cryptography cannot read it."""
+    try:
+        return certificate.public_key()
+    except UNREADABLE_CERTIFICATE as exc:
+        raise BadCertificate(
+            f"peer certificate has an unsupported key: {exc}",
+            AlertDescription.unsupported_certificate,
+        ) from None
+
+
 def _parse_peer_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
     # RFC 8446 §4.4.2.4 / RFC 5246 §7.4.2: an empty or unparsable chain is bad_certificate.
     if not chain_der:
         raise BadCertificate("peer sent no certificate")
     if len(chain_der) > MAX_CHAIN_DEPTH:
         raise BadCertificate(f"peer chain longer than {MAX_CHAIN_DEPTH} certificates")
-    try:
-        return [x509.load_der_x509_certificate(der) for der in chain_der]
-    except ValueError as exc:
-        raise BadCertificate(f"malformed peer certificate: {exc}") from None
+    return [parse_peer_certificate(der) for der in chain_der]
 
 
 def _check_validity(chain: Sequence[x509.Certificate], now: datetime.datetime) -> None:
@@ -252,7 +282,7 @@ def verify_server_chain(
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
-    except ValueError as exc:
+    except UNREADABLE_CERTIFICATE as exc:
         # A field load_der_x509_certificate left unparsed (cryptography parses some lazily)
         # that the verifier cannot read: malformed, as in _parse_peer_chain.
         raise BadCertificate(f"malformed server certificate: {exc}") from None
@@ -271,7 +301,7 @@ def verify_client_chain(
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None
-    except ValueError as exc:  # as in verify_server_chain
+    except UNREADABLE_CERTIFICATE as exc:  # as in verify_server_chain
         raise BadCertificate(f"malformed client certificate: {exc}") from None
     return chain[0]
 

@@ -26,13 +26,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.crypto.certs import TrustStore, verify_client_chain, verify_server_chain
+from dtlsgate.crypto.certs import (
+    TrustStore,
+    parse_peer_certificate,
+    peer_public_key,
+    verify_client_chain,
+    verify_server_chain,
+)
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret, verify_data
@@ -594,10 +599,10 @@ class ServerHandshake(_Handshake):
         offered = self.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
         if cv.signature_scheme not in offered:
             raise IllegalParameter("CertificateVerify uses a scheme we did not request")
-        leaf = x509.load_der_x509_certificate(state.peer_chain[0])
+        leaf = parse_peer_certificate(state.peer_chain[0])
         # RFC 5246 §7.4.8: the signature covers every handshake message before this one.
         self.provider.verify(
-            leaf.public_key(),
+            peer_public_key(leaf),
             SignatureScheme(cv.signature_scheme),
             self.transcript.data(exclude_last=True),
             cv.signature,
@@ -793,10 +798,7 @@ class ClientHandshake(_Handshake):
             name = self.config.server_name or ""
             leaf = verify_server_chain(chain, name, self._trust, _datetime(now))
         elif chain:
-            try:
-                leaf = x509.load_der_x509_certificate(chain[0])
-            except ValueError:
-                raise BadCertificate("malformed server certificate") from None
+            leaf = parse_peer_certificate(chain[0])
         else:
             raise BadCertificate("server sent no certificate")
         key = _server_public_key(leaf, state.session.suite)
@@ -934,12 +936,7 @@ def _server_public_key(leaf: x509.Certificate, suite: SuiteInfo) -> Any:
     """The leaf's public key, when it can sign for ``suite``'s key exchange. RFC 5246
     §7.4.2: the key "MUST be compatible with the selected key exchange algorithm"; RFC 8422
     §5.3: ECDHE_ECDSA needs an ECDSA or EdDSA key, ECDHE_RSA an RSA key."""
-    try:
-        key = leaf.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        raise BadCertificate(
-            "server certificate has an unsupported key", AlertDescription.unsupported_certificate
-        ) from None
+    key = peer_public_key(leaf)
     wanted: tuple[type, ...] = (
         (rsa.RSAPublicKey,)
         if suite.key_exchange is KeyExchange.ECDHE_RSA

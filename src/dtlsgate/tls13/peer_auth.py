@@ -7,11 +7,15 @@ import datetime
 from collections.abc import Collection
 from typing import Any
 
-from cryptography import x509
-
-from dtlsgate.crypto.certs import TrustStore, verify_client_chain, verify_server_chain
+from dtlsgate.crypto.certs import (
+    TrustStore,
+    parse_peer_certificate,
+    peer_public_key,
+    verify_client_chain,
+    verify_server_chain,
+)
 from dtlsgate.crypto.signatures import TLS13_FORBIDDEN_SCHEMES, certificate_verify_content
-from dtlsgate.errors import BadCertificate, IllegalParameter
+from dtlsgate.errors import IllegalParameter
 from dtlsgate.tls13.handshake import DEFAULT_SIGNATURE_SCHEMES
 from dtlsgate.wire.enums import SignatureScheme
 from dtlsgate.wire.messages13 import CertificateVerify
@@ -25,13 +29,10 @@ def check_peer_certificate(
     asked for it by name: ``insecure`` / no client CA), only the leaf is parsed."""
     when = datetime.datetime.fromtimestamp(now, datetime.UTC)
     if trust is None:
-        try:
-            return x509.load_der_x509_certificate(chain_der[0]).public_key()
-        except ValueError as exc:
-            raise BadCertificate(f"malformed peer certificate: {exc}") from None
+        return peer_public_key(parse_peer_certificate(chain_der[0]))
     if server_name is None:
-        return verify_client_chain(chain_der, trust, when).public_key()
-    return verify_server_chain(chain_der, server_name, trust, when).public_key()
+        return peer_public_key(verify_client_chain(chain_der, trust, when))
+    return peer_public_key(verify_server_chain(chain_der, server_name, trust, when))
 
 
 def verify_certificate_verify(
