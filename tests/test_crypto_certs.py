@@ -320,3 +320,21 @@ def test_certificate_of_an_unknown_x509_version_is_bad_certificate() -> None:
             check()
         assert info.value.alert == AlertDescription.bad_certificate
     assert parse_peer_certificate(v3).version == x509.Version.v3
+
+
+@pytest.mark.parametrize("year", [2020, 2030], ids=["not-yet-valid", "expired"])
+def test_out_of_date_certificate_with_an_unreadable_subject_is_bad_certificate(
+    year: int,
+) -> None:
+    """The validity check names the certificate by its subject, which cryptography parses
+    only then: for the leaf above, whose subject is malformed, that raised ValueError."""
+    leaf = _BAD_SUBJECT_TAG_LEAF
+    v3 = leaf.replace(b"\r\tlocalhost", b"\x0c\tlocalhost")
+    anchor = x509.load_der_x509_certificate(v3).public_bytes(serialization.Encoding.PEM)
+    trust = load_trust_store(anchor.decode())
+    when = datetime.datetime(year, 1, 1, tzinfo=datetime.UTC)
+    with pytest.raises(BadCertificate) as server:
+        verify_server_chain([leaf], "localhost", trust, when)
+    with pytest.raises(BadCertificate) as client:
+        verify_client_chain([leaf], trust, when)
+    assert server.value.alert == client.value.alert == AlertDescription.bad_certificate

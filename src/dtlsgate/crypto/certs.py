@@ -276,9 +276,11 @@ def verify_server_chain(
         subject = x509.DNSName(server_name.rstrip("."))
     chain = _parse_peer_chain(chain_der)
     now = _aware(now)
-    _check_validity(chain, now)
     verifier = _builder(trust, now).build_server_verifier(subject)
     try:
+        # Inside the try: the messages of _check_validity read the subject, which
+        # cryptography parses only then (an unreadable one is a malformed certificate).
+        _check_validity(chain, now)
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
@@ -295,9 +297,11 @@ def verify_client_chain(
     """Verify a client's chain (leaf first, DER) at time ``now``; returns the leaf."""
     chain = _parse_peer_chain(chain_der)
     now = _aware(now)
-    _check_validity(chain, now)
     verifier = _builder(trust, now).build_client_verifier()
     try:
+        # Inside the try: the messages of _check_validity read the subject, which
+        # cryptography parses only then (an unreadable one is a malformed certificate).
+        _check_validity(chain, now)
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None
