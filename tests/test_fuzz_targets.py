@@ -100,3 +100,26 @@ def test_tls13_finding_certificate_of_an_unknown_x509_version() -> None:
     handshake as an exception instead of a bad_certificate alert."""
     finding = base64.b64decode("AQYEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAQAAAAAAAAAAAAIA")
     fuzz_tls13.test_one_input(finding)
+
+
+# --- fuzz/fuzz_tls13_stateless.py: the TLS 1.3 stateless gate and what it admits ---------
+
+import fuzz_tls13_stateless  # noqa: E402
+
+STATELESS_SEEDS = fuzz_tls13_stateless.seeds()
+
+
+def test_stateless_seeds_include_an_admission() -> None:
+    admits = fuzz_tls13_stateless.GATE.stats["admit"]
+    for seed in STATELESS_SEEDS:
+        fuzz_tls13_stateless.test_one_input(seed)
+    # The unchanged ClientHello2 (an all-zero XOR) is admitted and its handshake runs.
+    assert fuzz_tls13_stateless.GATE.stats["admit"] > admits
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(STATELESS_SEEDS), st.integers(0, 255), st.binary(max_size=48))
+def test_stateless_mutated_inputs(seed: bytes, offset: int, noise: bytes) -> None:
+    fuzz_tls13_stateless.test_one_input(
+        seed[:1] + bytes((offset,)) + noise + seed[2 + len(noise) :]
+    )
