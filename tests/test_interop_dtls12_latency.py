@@ -14,6 +14,7 @@ arrive, and the retransmissions cross the late originals.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
 from udp_proxy import LossyProxy
 
+from dtlsgate import aio
 from dtlsgate.blocking import DtlsSocket, connect
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
@@ -139,3 +141,23 @@ def test_our_client_to_our_server_over_a_slow_link(tmp_path: Path) -> None:
         assert quiet_after_handshake(conn, proxy) == 0
         conn.send(b"ping over a slow link")
         assert conn.recv(timeout=15) == b"ping over a slow link"
+
+
+def test_our_asyncio_clients_to_our_asyncio_server_over_a_slow_link(tmp_path: Path) -> None:
+    """Both ends on asyncio (timers driven by the event loop), five clients at once."""
+    server, _ = our_server(tmp_path)
+
+    async def one(port: int, i: int) -> bytes:
+        stream = await aio.connect("127.0.0.1", port, ClientConfig(insecure=True), timeout=40)
+        try:
+            stream.send(b"aio %d" % i)
+            return await asyncio.wait_for(stream.recv(), 15)
+        finally:
+            stream.close()
+
+    async def main(port: int) -> list[bytes]:
+        return await asyncio.gather(*(one(port, i) for i in range(PEERS)))
+
+    with server, slow_link(server.port, seed=16) as proxy:
+        replies = asyncio.run(asyncio.wait_for(main(proxy.port), 60))
+    assert replies == [b"echo:aio %d" % i for i in range(PEERS)]
