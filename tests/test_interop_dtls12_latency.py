@@ -6,6 +6,8 @@ arrive, and the retransmissions cross the late originals.
 
 - `openssl s_client` and `gnutls-cli` to our asyncio server, five of each at once: each
   completes and its line comes back exact;
+- a tinydtls client (PSK, AES-128-CCM-8, as CoAP devices) and five of our asyncio clients
+  to our servers: each completes and its lines come back exact;
 - our blocking client to `openssl s_server`, `gnutls-serv` and `dtlsgate serve`: data
   crosses both ways, and once the handshake is done the client sends nothing more (the
   client before this test answered a server's retransmitted last flight, and with a server
@@ -15,6 +17,7 @@ arrive, and the retransmissions cross the late originals.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +26,7 @@ from pathlib import Path
 import pytest
 from peers import process, require
 from test_dtls12_cli import dtlsgate_serve
-from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
+from test_interop_dtls12 import EchoServer, free_udp_port, make_cert, openssl_s_server
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
 from udp_proxy import LossyProxy
 
@@ -161,3 +164,19 @@ def test_our_asyncio_clients_to_our_asyncio_server_over_a_slow_link(tmp_path: Pa
     with server, slow_link(server.port, seed=16) as proxy:
         replies = asyncio.run(asyncio.wait_for(main(proxy.port), 60))
     assert replies == [b"echo:aio %d" % i for i in range(PEERS)]
+
+
+def test_tinydtls_client_to_our_server_over_a_slow_link() -> None:
+    """The CoAP case (RFC 7252 §9.1.3.1: PSK, AES-128-CCM-8) on a link slower than the first
+    retransmission timeout, as NB-IoT and satellite links are."""
+    if importlib.util.find_spec("DTLSSocket") is None:
+        pytest.skip("DTLSSocket (tinydtls) is not installed (the [interop] extra)")
+    from test_interop_tinydtls import PSK_HEX, ccm8_config, run_tinydtls_client
+
+    with EchoServer(ccm8_config()) as server, slow_link(server.port, seed=17) as proxy:
+        out = run_tinydtls_client(proxy.port, PSK_HEX, ["hello over NB-IoT", "second"])
+        # The client's close_notify is still on the way: keep the link up for it.
+        server.thread.join(4 * LATENCY + 2)
+    assert out == ["connected", "got:b'echo:hello over NB-IoT'", "got:b'echo:second'"]
+    assert not server.errors, server.errors
+    assert server.received == [b"hello over NB-IoT", b"second"]
