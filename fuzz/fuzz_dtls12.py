@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from atheris_main import fuzz
 from dtls12_hostile import (
     CONFIGS,
     Driver,
@@ -114,18 +115,7 @@ def seeds() -> list[bytes]:
 
 
 def main() -> None:
-    import atheris  # type: ignore[import-not-found]
-
-    corpus = next((Path(a) for a in sys.argv[1:] if not a.startswith("-")), None)
-    if corpus is not None and not (corpus.is_dir() and any(corpus.iterdir())):
-        corpus.mkdir(parents=True, exist_ok=True)
-        for i, seed in enumerate(seeds()):
-            (corpus / f"seed-{i:03d}.bin").write_bytes(seed)
-    for name in NAMES:  # the reference handshakes, before instrumentation slows them
-        points(name)
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(test_one_input, seeds, warm_up=lambda: [points(name) for name in NAMES])
 
 
 if __name__ == "__main__":

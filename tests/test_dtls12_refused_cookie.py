@@ -32,6 +32,20 @@ def cookie_of(datagram: bytes) -> bytes:
     return cookie
 
 
+def finish(client: DtlsClientConnection, server: DtlsServerConnection, now: float) -> None:
+    """Start the admitted server connection and exchange datagrams until both sides have
+    completed the handshake (at most ten rounds)."""
+    server.start(now)
+    for _ in range(10):
+        for d, _ in server.datagrams_to_send():
+            client.receive(d, None, now)
+        for d in sent(client):
+            server.receive(d, CLIENT, now)
+        if client.handshake_complete and server.handshake_complete:
+            break
+    assert client.handshake_complete and server.handshake_complete
+
+
 def gate(master_key: bytes) -> Gate:
     return Gate(server_config(cookie_jar=CookieJar(master_key)))
 
@@ -61,15 +75,7 @@ def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_complet
     admit = gate_b.receive(hello3, CLIENT, NOW)
     assert type(admit) is Admit and admit.message_seq == 2
     server = DtlsServerConnection(admit, server_config(cookie_jar=CookieJar(b"\x01" * 32)))
-    server.start(NOW)
-    for _ in range(10):
-        for d, _ in server.datagrams_to_send():
-            client.receive(d, None, NOW)
-        for d in sent(client):
-            server.receive(d, CLIENT, NOW)
-        if client.handshake_complete and server.handshake_complete:
-            break
-    assert client.handshake_complete and server.handshake_complete
+    finish(client, server, NOW)
     assert isinstance(client.next_event(), HandshakeComplete)
 
 
@@ -121,12 +127,4 @@ def test_a_late_answer_to_a_retransmitted_first_hello_is_not_a_refusal() -> None
     client.receive(late.data, None, deadline)
     assert sent(client) == []  # no third ClientHello
     server = DtlsServerConnection(admit, server_config(cookie_jar=CookieJar(bytes(32))))
-    server.start(deadline)
-    for _ in range(10):
-        for d, _ in server.datagrams_to_send():
-            client.receive(d, None, deadline)
-        for d in sent(client):
-            server.receive(d, CLIENT, deadline)
-        if client.handshake_complete and server.handshake_complete:
-            break
-    assert client.handshake_complete and server.handshake_complete
+    finish(client, server, deadline)
