@@ -1,5 +1,5 @@
-"""The floor under a stateless listener, one datagram at a time: what any Python listener
-that answers each ClientHello with an HMAC-SHA256 cookie must spend, with no parsing.
+"""The floor under a stateless listener: what any Python listener that answers each
+ClientHello with an HMAC-SHA256 cookie must spend, with no parsing.
 
 Each datagram is read, an HMAC-SHA256 (pre-keyed states of CPython's SHA-256 copied, as
 the CookieJar does) is computed over 150 of its bytes and the sender's address, and a
@@ -7,9 +7,11 @@ the CookieJar does) is computed over 150 of its bytes and the sender's address, 
 bench/listen.py's dtlsgate loop without the record, handshake and ClientHello checks, the
 extension framing walk, the bound fields or the gate's objects. Run against the bare loop
 of bench/listen.py, round by round, on the same 10,000 ClientHellos; the ratio is what is
-left for everything else under the issue's 0.60 target.
+left for everything else under the issue's 0.60 target. ``--batch N`` reads, answers and
+sends as bench/listen.py's batch shape does (up to N waiting datagrams, then the replies),
+against the bare loop of that shape.
 
-Usage: python bench/listen_floor.py [--count N] [--rounds R]
+Usage: python bench/listen_floor.py [--count N] [--rounds R] [--batch N]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from listen import MAX_DATAGRAM, bare_loop, distinct_hellos, one_round
+from listen import MAX_DATAGRAM, bare_loop, distinct_hellos, one_round, read_batch
 
 from dtlsgate.cookie import _sha256
 
@@ -47,19 +49,43 @@ def floor_loop(sock: socket.socket) -> int:
         handled += 1
 
 
+def floor_batches(sock: socket.socket, size: int) -> int:
+    sendto = sock.sendto
+    inner, outer = _sha256(b"\x36" * 64), _sha256(b"\x5c" * 64)
+    handled = 0
+    while True:
+        batch = read_batch(sock, size)
+        replies = []
+        for data, peer in batch:
+            h = inner.copy()
+            h.update(data[25:175] + f"{peer[0]}\x00{peer[1]}".encode())
+            o = outer.copy()
+            o.update(h.digest())
+            replies.append((HEAD + data[3:11] + o.digest()[:16] + TAIL, peer))
+        for reply, peer in replies:
+            sendto(reply, peer)
+        handled += len(batch)
+        if len(batch) < size:
+            return handled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=1, help="datagrams read per batch")
     args = parser.parse_args()
+    size = args.batch
     hellos = distinct_hellos(args.count)
     rcvbuf = 64 << 20
     reply = bytes(len(HEAD) + 8 + 16 + len(TAIL))
     ratios = []
     for _ in range(args.rounds):
-        bare = one_round("bare", lambda s: bare_loop(s, reply, 1), hellos, rcvbuf)
-        ratios.append(one_round("floor", floor_loop, hellos, rcvbuf) / bare)
-    print("listen floor (recvfrom, HMAC-SHA256 cookie, sendto; no parsing), one at a time,")
+        bare = one_round("bare", lambda s: bare_loop(s, reply, size), hellos, rcvbuf)
+        run = floor_loop if size == 1 else (lambda s: floor_batches(s, size))
+        ratios.append(one_round("floor", run, hellos, rcvbuf) / bare)
+    shape = "one at a time" if size == 1 else f"in batches of {size}"
+    print(f"listen floor (recvfrom, HMAC-SHA256 cookie, sendto; no parsing), {shape},")
     print(f"{args.count} ClientHellos x {args.rounds} rounds")
     print(
         f"  floor = {statistics.median(ratios):.2f} x bare"
