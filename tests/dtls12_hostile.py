@@ -12,7 +12,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dtls12_pair import CLIENT, NOW, PSK, PSK_ID, SERVER, client_config, make_pair, server_config
+from dtls12_pair import (
+    CLIENT,
+    NOW,
+    PSK,
+    PSK_ID,
+    SERVER,
+    alerts_in,
+    client_config,
+    make_pair,
+    server_config,
+)
 
 from dtlsgate.dtls import DtlsConnection
 from dtlsgate.dtls.connection import MAX_EARLY_RECORDS
@@ -132,22 +142,6 @@ def plaintext_bodies(datagrams: list[bytes]) -> dict[int, list[bytes]]:
     return out
 
 
-def sent_alerts(conn: DtlsConnection, peer: DtlsConnection | None) -> list[int]:
-    """Alert descriptions ``conn`` queued (plaintext, or opened with the peer's keys)."""
-    out = []
-    for d, _ in conn.datagrams_to_send():
-        for record in split_dtls_records(d):
-            if record.content_type != ContentType.ALERT:
-                continue
-            if record.epoch == 0:
-                out.append(record.fragment[1])
-            elif peer is not None:
-                plain = peer._records.open(record)
-                if plain is not None:
-                    out.append(plain[1])
-    return out
-
-
 def deliver(
     conn: DtlsConnection,
     peer: DtlsConnection | None,
@@ -165,7 +159,7 @@ def deliver(
         conn.receive(datagram, addr, NOW)
     except ProtocolError as exc:
         assert conn.closed
-        assert sent_alerts(conn, peer) == [exc.alert], exc
+        assert alerts_in(conn.datagrams_to_send(), peer) == [exc.alert], exc
         if illegal_type:
             assert isinstance(exc, UnexpectedMessage), exc
             assert exc.alert == AlertDescription.unexpected_message

@@ -17,10 +17,13 @@ from dtlsgate.dtls import (
     ConnectionClosed,
     DataReceived,
     DtlsClientConnection,
+    DtlsConnection,
     DtlsServerConnection,
     HandshakeComplete,
 )
 from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.wire.enums import ContentType
+from dtlsgate.wire.record import split_dtls_records
 
 CLIENT = ("192.0.2.10", 40000)
 SERVER = ("192.0.2.1", 4433)
@@ -160,3 +163,21 @@ def data_events(events: list[Any]) -> list[bytes]:
 
 def closed_events(events: list[Any]) -> list[ConnectionClosed]:
     return [e for e in events if isinstance(e, ConnectionClosed)]
+
+
+def alerts_in(
+    datagrams: list[tuple[bytes, object]], conn: DtlsConnection | None = None
+) -> list[int]:
+    """Alert descriptions in plaintext records (or records ``conn`` can open)."""
+    out = []
+    for d, _ in datagrams:
+        for record in split_dtls_records(d):
+            if record.content_type != ContentType.ALERT:
+                continue
+            if record.epoch == 0:
+                out.append(record.fragment[1])
+            elif conn is not None:
+                plain = conn._records.open(record)
+                if plain is not None:
+                    out.append(plain[1])
+    return out

@@ -161,7 +161,7 @@ def _client_after_server_hello(
     """A fresh client fed a ServerHello (message_seq 0: a server without
     HelloVerifyRequest) with ``extensions``; returns the exception raised (or None) and
     the alerts the client sent."""
-    from test_dtls12_negative import alerts_in
+    from dtls12_pair import alerts_in
 
     from dtlsgate.dtls import DtlsClientConnection
     from dtlsgate.errors import ProtocolError
@@ -205,8 +205,7 @@ def test_server_hello_extension_bodies_are_checked() -> None:
 def test_server_certificate_key_must_fit_the_suite() -> None:
     """RFC 5246 §7.4.2, RFC 8422 §5.3: an RSA certificate for an ECDHE_ECDSA suite (and an
     ECDSA one for ECDHE_RSA) is refused with unsupported_certificate."""
-    from dtls12_pair import credentials
-    from test_dtls12_negative import alerts_in
+    from dtls12_pair import alerts_in, credentials
 
     from dtlsgate.crypto.certs import load_certificate_chain
     from dtlsgate.dtls import DtlsClientConnection
@@ -243,7 +242,8 @@ def test_client_hello_extension_bodies_are_checked() -> None:
     """RFC 7627 §5.1: extended_master_secret is empty; RFC 8422 §5.1.2: ec_point_formats
     without uncompressed is an illegal_parameter."""
     from builders import client_hello
-    from test_dtls12_negative import admit, alerts_in
+    from dtls12_pair import alerts_in
+    from test_dtls12_negative import admit
 
     from dtlsgate.dtls import DtlsServerConnection
     from dtlsgate.errors import ProtocolError

@@ -11,6 +11,7 @@ from dtls12_pair import (
     NOW,
     PSK,
     PSK_ID,
+    alerts_in,
     client_config,
     credentials,
     data_events,
@@ -20,31 +21,11 @@ from dtls12_pair import (
 
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.dtls import ConnectionClosed, DtlsServerConnection
-from dtlsgate.dtls.connection import DtlsConnection
 from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolVersionError
 from dtlsgate.gate import Admit, Gate, Reply
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, ProtocolVersion
 from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.record import split_dtls_records
-
-
-def alerts_in(
-    datagrams: list[tuple[bytes, object]], conn: DtlsConnection | None = None
-) -> list[int]:
-    """Alert descriptions in plaintext records (or records ``conn`` can open)."""
-    out = []
-    for d, _ in datagrams:
-        for record in split_dtls_records(d):
-            if record.content_type != 21:
-                continue
-            if record.epoch == 0:
-                out.append(record.fragment[1])
-            elif conn is not None:
-                plain = conn._records.open(record)
-                if plain is not None:
-                    out.append(plain[1])
-    return out
 
 
 def admit(hello_kwargs: dict[str, object], config: object) -> Admit:
