@@ -32,8 +32,8 @@ from handshake import (
     read_all,
 )
 
-from dtlsgate.dtls import DataReceived
-from dtlsgate.gate import Gate
+from dtlsgate.connection.datagram import DataReceived
+from dtlsgate.gate.datagram import Gate
 
 RECORD = 1200
 

@@ -10,18 +10,18 @@ from functools import lru_cache
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
-from dtlsgate.crypto import DeterministicProvider
-from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.dtls import (
+from dtlsgate.connection.datagram import (
     ConnectionClosed,
     DataReceived,
     DtlsClientConnection,
     DtlsConnection,
     DtlsServerConnection,
-    HandshakeComplete,
 )
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
+from dtlsgate.dtls.handshake12 import HandshakeComplete
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.record import split_dtls_records
 

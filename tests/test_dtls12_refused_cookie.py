@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 from dtls12_pair import CLIENT, NOW, client_config, server_config
 
-from dtlsgate.cookie import CookieJar
-from dtlsgate.dtls import DtlsClientConnection, DtlsServerConnection, HandshakeComplete
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
+from dtlsgate.dtls.handshake12 import HandshakeComplete
 from dtlsgate.errors import UnexpectedMessage
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import ClientHello
 

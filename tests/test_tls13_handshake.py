@@ -8,20 +8,20 @@ import pytest
 import rfc8448 as v
 from tls13_helpers import NOW, client_config, credentials, events, pair, pump, server_config
 
-from dtlsgate.crypto.aead import Aead, AeadAlgorithm
-from dtlsgate.crypto.certs import load_identity
-from dtlsgate.crypto.kex import KeyShare
-from dtlsgate.crypto.provider import DefaultProvider
-from dtlsgate.errors import AlertReceived, ProtocolError, StateError, UsageError
-from dtlsgate.tls13.client import WaitServerHello
-from dtlsgate.tls13.connection import (
+from dtlsgate.connection.stream import (
     ClientConnection,
     ConnectionClosed,
     DataReceived,
     HandshakeCompleted,
     ServerConnection,
 )
-from dtlsgate.tls13.record import RecordProtection
+from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.certs import load_identity
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.provider import DefaultProvider
+from dtlsgate.errors import AlertReceived, ProtocolError, StateError, UsageError
+from dtlsgate.handshake.tls13.client import WaitServerHello
+from dtlsgate.record.tls13 import RecordProtection
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, NamedGroup
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages13 import EncryptedExtensions

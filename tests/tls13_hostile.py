@@ -16,15 +16,15 @@ from typing import Any
 
 from tls13_helpers import NOW, client_config, credentials, server_config
 
-from dtlsgate.crypto.certs import load_identity
-from dtlsgate.crypto.provider import DeterministicProvider
-from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.connection import (
+from dtlsgate.connection.stream import (
     ClientConnection,
     ServerConnection,
     SessionTicketReceived,
     TlsConnection,
 )
+from dtlsgate.crypto.certs import load_identity
+from dtlsgate.crypto.provider import DeterministicProvider
+from dtlsgate.errors import AlertReceived, ProtocolError
 from dtlsgate.wire.enums import NamedGroup
 
 Pair = tuple[ClientConnection, ServerConnection]

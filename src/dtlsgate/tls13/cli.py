@@ -3,7 +3,7 @@ command line (an adapter: sockets and clocks live here, the protocol does not).
 
 ``serve --tls`` echoes what each client sends (``--www``: answers an HTTP GET with a small
 status page, like ``openssl s_server -www``), serving connections concurrently on one
-asyncio event loop (`dtlsgate.aio_tls`); ``--stateless``
+asyncio event loop (`dtlsgate.io.aio_tls`); ``--stateless``
 sends every new client through the stateless HelloRetryRequest; ``--master-key`` (64 hex
 digits) lets several servers accept each other's cookies. ``connect --tls HOST:PORT`` sends
 its standard input and prints what comes back.
@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dtlsgate.aio_tls import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.blocking import connect
-from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.tickets import ticket_key_from_master
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.handshake.tls13.common import HandshakeInfo
+from dtlsgate.handshake.tls13.tickets import ticket_key_from_master
+from dtlsgate.io.aio_tls import serve_tls
+from dtlsgate.io.blocking_tls import connect
 
 # How long `connect` keeps reading after its input ended, for the answers to arrive.
 CONNECT_LINGER = 2.0

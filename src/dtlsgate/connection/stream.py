@@ -35,9 +35,9 @@ from dtlsgate.errors import (
     UnexpectedMessage,
     UsageError,
 )
-from dtlsgate.tls13 import client as _client
-from dtlsgate.tls13 import server as _server
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13 import server as _server
+from dtlsgate.handshake.tls13.common import (
     Actions,
     Complete,
     HandshakeInfo,
@@ -50,8 +50,8 @@ from dtlsgate.tls13.handshake import (
     SkipEarlyData,
     TicketReceived,
 )
-from dtlsgate.tls13.post_handshake import Connected, update_write
-from dtlsgate.tls13.record import (
+from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
+from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
     HandshakeReassembler,
     RecordProtection,

@@ -21,18 +21,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from dtlsgate.blocking import keylog_writer
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.dtls import (
+from dtlsgate.connection.datagram import (
     ConnectionClosed,
     DataReceived,
     DtlsClientConnection,
     DtlsConnection,
     DtlsServerConnection,
-    HandshakeComplete,
 )
+from dtlsgate.dtls.handshake12 import HandshakeComplete
 from dtlsgate.errors import DtlsgateError
-from dtlsgate.gate import Admit, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.io.keylog import keylog_writer
 
 MAX_DATAGRAM = 65507
 # Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import NamedTuple
 
-from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,

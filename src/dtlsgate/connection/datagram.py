@@ -26,18 +26,18 @@ from functools import lru_cache
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.crypto.certs import TrustStore, load_trust_store
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     Reassembler,
     RetransmitTimer,
     pack_flight,
 )
+from dtlsgate.crypto.certs import TrustStore, load_trust_store
 from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, Outbox, ServerHandshake
-from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
-from dtlsgate.gate import Admit
+from dtlsgate.gate.datagram import Admit
+from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert

@@ -10,9 +10,7 @@ import time
 from collections import deque
 from typing import Any
 
-from dtlsgate.blocking import keylog_writer
-from dtlsgate.errors import StateError, UsageError
-from dtlsgate.tls13.connection import (
+from dtlsgate.connection.stream import (
     ClientConnection,
     ConnectionClosed,
     DataReceived,
@@ -21,8 +19,10 @@ from dtlsgate.tls13.connection import (
     SessionTicketReceived,
     TlsConnection,
 )
-from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.errors import StateError, UsageError
+from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.handshake.tls13.common import HandshakeInfo
+from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
