@@ -282,8 +282,8 @@ def test_half_a_flight_does_not_stop_the_timer_forever() -> None:
     more held the server's connection (and an asyncio peer entry) forever."""
     from dtls12_hostile import CONFIGS, Driver
 
-    from dtlsgate.connection.datagram import ConnectionClosed
     from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS, MAX_RETRANSMIT_TIMEOUT
+    from dtlsgate.events import ConnectionClosed
 
     driver = Driver(CONFIGS["ecdsa-client-auth"])
     while driver.pair.server is None or type(driver.pair.server._handshake.state).__name__ in (
@@ -362,7 +362,8 @@ def test_undrained_application_data_is_bounded() -> None:
     """A sans-I/O caller that never calls next_event() used to make the connection queue
     every record received; beyond MAX_QUEUED_DATA new data is dropped and counted, and
     draining makes room again."""
-    from dtlsgate.connection.datagram import MAX_QUEUED_DATA, DataReceived
+    from dtlsgate.connection.datagram import MAX_QUEUED_DATA
+    from dtlsgate.events import DataReceived
 
     pair = _established()
     client, server = pair.client, pair.server  # type: ignore[attr-defined]

@@ -19,9 +19,10 @@ from dtls12_pair import (
     server_config,
 )
 
-from dtlsgate.connection.datagram import ConnectionClosed, DtlsServerConnection
+from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolVersionError
+from dtlsgate.events import ConnectionClosed
 from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, ProtocolVersion
 from dtlsgate.wire.extensions import Extension, encode_u16_list_ext

@@ -18,8 +18,9 @@ import pytest
 from peers import process, read_line, require
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.stream import ClientConnection, DataReceived
+from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.crypto.certs import make_self_signed
+from dtlsgate.events import DataReceived
 
 pytestmark = pytest.mark.interop
 MASTER = "11" * 32

@@ -12,14 +12,9 @@ import pytest
 from tls13_helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
-from dtlsgate.connection.stream import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-    SessionTicketReceived,
-)
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
 from dtlsgate.gate.cookie import DEFAULT_MAX_AGE, CookieJar
 from dtlsgate.gate.datagram import Reply
 from dtlsgate.gate.stream import (

@@ -12,13 +12,7 @@ import pytest
 import rfc8448 as v
 from tls13_helpers import NOW, client_config, events, pair, pump, server_config
 
-from dtlsgate.connection.stream import (
-    ClientConnection,
-    DataReceived,
-    HandshakeCompleted,
-    ServerConnection,
-    SessionTicketReceived,
-)
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.hashes import Hash, TranscriptHash
 from dtlsgate.crypto.kex import KeyShare
@@ -26,6 +20,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.events import DataReceived, HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.stream import Admit13, StatelessGate
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13.client import SessionTicket, WaitServerHello

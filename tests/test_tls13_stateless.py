@@ -10,8 +10,9 @@ import tracemalloc
 import pytest
 from tls13_helpers import NOW, client_config, events, pump, server_config
 
-from dtlsgate.connection.stream import ClientConnection, DataReceived, ServerConnection
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import ProtocolError
+from dtlsgate.events import DataReceived
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Reply
 from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate

@@ -17,6 +17,13 @@ from dtlsgate.errors import (
     StateError,
     UsageError,
 )
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
 from dtlsgate.gate import Admit, Drop, DropReason, Gate, GateResult, Reply
 from dtlsgate.gate.cookie import CookieJar
 
@@ -54,7 +61,9 @@ __all__ = [
     "Admit",
     "AlertReceived",
     "ClientConfig",
+    "ConnectionClosed",
     "CookieJar",
+    "DataReceived",
     "DecodeError",
     "Drop",
     "DropReason",
@@ -63,13 +72,16 @@ __all__ = [
     "DtlsSocket",
     "DtlsStream",
     "DtlsgateError",
+    "Event",
     "Gate",
     "GateResult",
+    "HandshakeCompleted",
     "Listener",
     "ProtocolError",
     "Reply",
     "ServerConfig",
     "SessionTicket",
+    "SessionTicketReceived",
     "StateError",
     "StatelessGate",
     "TlsClientConnection",

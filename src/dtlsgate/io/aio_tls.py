@@ -3,7 +3,7 @@
 - ``await serve_tls(client_connected_cb, host, port, config)`` -> ``asyncio.Server``; the
   callback gets ``(reader, writer)`` once the handshake completed;
 - ``await connect_tls(host, port, config)`` -> ``(reader, writer)``;
-  ``writer.get_extra_info("tls")`` is the `HandshakeInfo`, ``"session_tickets"`` the
+  ``writer.get_extra_info("tls")`` is the `HandshakeCompleted` event, ``"session_tickets"`` the
   tickets received so far (for ``ClientConfig(session_ticket=...)``).
 
 With ``config.stateless`` every new client first goes through the stateless
@@ -21,15 +21,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.connection.stream import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-    SessionTicketReceived,
-    TlsConnection,
-)
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
 from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer

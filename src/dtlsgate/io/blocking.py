@@ -23,14 +23,9 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram import (
-    ConnectionClosed,
-    DataReceived,
-    DtlsClientConnection,
-    DtlsConnection,
-)
-from dtlsgate.dtls.handshake12 import HandshakeComplete
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
 from dtlsgate.errors import StateError
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 
@@ -73,7 +68,7 @@ class DtlsSocket:
         # A new association of the same peer replaced this one (RFC 6347 §4.2.8): its
         # address is no longer ours to send to.
         self._replaced = False
-        self.handshake_info: HandshakeComplete | None = None
+        self.handshake_info: HandshakeCompleted | None = None
 
     # --- I/O plumbing -----------------------------------------------------------------------
 
@@ -99,7 +94,7 @@ class DtlsSocket:
 
     def _events(self) -> None:
         while (event := self.connection.next_event()) is not None:
-            if isinstance(event, HandshakeComplete):
+            if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
             elif isinstance(event, DataReceived):
                 self._data.append(event.data)

@@ -22,8 +22,8 @@ from typing import Any
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.errors import AlertReceived, ProtocolError
+from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
-from dtlsgate.handshake.tls13.common import HandshakeInfo
 from dtlsgate.handshake.tls13.tickets import ticket_key_from_master
 from dtlsgate.io.aio_tls import serve_tls
 from dtlsgate.io.blocking_tls import connect
@@ -70,7 +70,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def www_page(info: HandshakeInfo) -> bytes:
+def www_page(info: HandshakeCompleted) -> bytes:
     body = (
         "<html><body><pre>dtlsgate TLS 1.3\n"
         f"cipher suite: {info.cipher_suite.name}\n"
@@ -88,7 +88,7 @@ def www_page(info: HandshakeInfo) -> bytes:
 async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, www: bool) -> None:
     """Echo what the client sends, or (``www``) answer one HTTP request; a client idle for
     CLIENT_IDLE_TIMEOUT is dropped."""
-    info: HandshakeInfo = writer.get_extra_info("tls")
+    info: HandshakeCompleted = writer.get_extra_info("tls")
     if www:
         request = b""
         while b"\r\n\r\n" not in request and b"\n\n" not in request:
@@ -122,7 +122,7 @@ async def serve_tls_async(args: argparse.Namespace) -> int:
         connection_ended()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        info: HandshakeInfo = writer.get_extra_info("tls")
+        info: HandshakeCompleted = writer.get_extra_info("tls")
         print(
             f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
             f" hello_retry={info.hello_retry} resumed={info.resumed}",
