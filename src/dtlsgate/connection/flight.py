@@ -298,6 +298,11 @@ class Reassembler:
         self.next_seq = seq + 1
         return message
 
+    def fragments_held(self) -> int:
+        """The received pieces kept for messages not complete yet (each at most
+        ``MAX_FRAGMENTS_PER_MESSAGE``)."""
+        return sum(len(p.ranges) for p in self._partial.values() if isinstance(p, _Partial))
+
     def buffered_bytes(self) -> int:
         return sum(
             p.length if isinstance(p, _Partial) else len(p.body) for p in self._partial.values()
