@@ -81,7 +81,7 @@ def test_close_notify_reaches_the_peer() -> None:
 
 def test_certificate_bodies_are_cached_per_chain_and_bounded() -> None:
     from dtlsgate.crypto.certs import load_identity, make_self_signed
-    from dtlsgate.dtls import handshake12
+    from dtlsgate.handshake.dtls12 import server as handshake12
     from dtlsgate.wire.messages12 import Certificate12
 
     cert_pem, key_pem = make_self_signed("localhost", "ecdsa-p256")
@@ -102,7 +102,7 @@ def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
     of the requests (longer, the same, shorter, another hash), each digest is the hash of
     exactly the messages asked for."""
     from dtlsgate.crypto.hashes import Hash
-    from dtlsgate.dtls.handshake12 import Transcript
+    from dtlsgate.handshake.dtls12.common import Transcript
 
     t = Transcript()
     requests = [

@@ -9,7 +9,7 @@ from dtlsgate.dtls.connection import (
     DtlsServerConnection,
     Event,
 )
-from dtlsgate.dtls.handshake12 import HandshakeComplete
+from dtlsgate.handshake.dtls12.common import HandshakeComplete
 
 __all__ = [
     "ConnectionClosed",
