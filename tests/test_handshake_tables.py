@@ -128,12 +128,17 @@ def test_the_tls13_client_before_start_takes_nothing() -> None:
 
 
 def spied(machine: Machine[Any], calls: list[tuple[str, int]]) -> Machine[Any]:
-    """``machine`` with every handler recording (state name, message type) when called."""
+    """``machine`` with every handler recording (state name, message type) when called,
+    and checking that the state it returns is one ``goes_to`` declares."""
 
     def wrap(state: type, msg_type: int, handler: Callable[..., Any]) -> Callable[..., Any]:
         def recording(*args: Any) -> Any:
             calls.append((state.__name__, msg_type))
-            return handler(*args)
+            result = handler(*args)
+            # Every transition the handshakes take is one the table declares (and the
+            # diagrams in docs/ draw).
+            assert type(result[0]) in machine.goes_to[(state, msg_type)], (state, result[0])
+            return result
 
         return recording
 
