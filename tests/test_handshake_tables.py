@@ -41,6 +41,7 @@ from dtlsgate.tls13 import client as tls13_client
 from dtlsgate.tls13 import server as tls13_server
 from dtlsgate.tls13.post_handshake import Connected
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, HandshakeType
+from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
 HT = HandshakeType
@@ -58,7 +59,9 @@ def rfc_epochs(name: str, state: type, msg_type: int) -> range:
     engine's numbering: see dtlsgate.handshake.engine)."""
     if name.startswith("dtls12"):
         if state is Established:
-            return range(1, 1 << 16)  # RFC 6347 §4.1: the current epoch only
+            # Declined whatever the epoch (the connection drops plaintext records itself
+            # once the handshake is complete, RFC 6347 §4.1).
+            return range(0, 1 << 16)
         # RFC 5246 §7.4.9: Finished is the first message protected by the new keys.
         return range(1, 2) if msg_type == HT.FINISHED else range(0, 1)
     if state is Connected:
@@ -262,17 +265,17 @@ def test_each_reached_dtls12_state_takes_exactly_its_row(
                 legal = msg_type in machine.row(state) and epoch in machine.epochs_for(
                     state, msg_type
                 )
+                complete = conn.handshake_complete
                 outcome = deliver(conn, peer, datagram, illegal_type=not legal)
                 checked += 1
-                if legal:
-                    assert calls == [(state_name, msg_type)], (state_name, msg_type, epoch)
-                    continue
-                assert calls == [], (state_name, msg_type, epoch)
-                if conn.handshake_complete and epoch == 0:
+                if complete and epoch == 0:
                     # RFC 6347 §4.1: after the handshake a plaintext handshake record never
                     # reaches the machine (it is forgeable): dropped, not an alert.
-                    assert outcome == "dropped"
+                    assert (outcome, calls) == ("dropped", [])
+                elif legal:
+                    assert calls == [(state_name, msg_type)], (state_name, msg_type, epoch)
                 else:
+                    assert calls == [], (state_name, msg_type, epoch)
                     assert outcome == "protocol-error", (state_name, msg_type, epoch)
     assert checked > 0
 
@@ -346,3 +349,26 @@ def test_the_tls13_connections_reach_every_state() -> None:
     for target, machine in (("s", tls13_server.SERVER), ("c", tls13_client.CLIENT)):
         for state in machine.states():
             assert (target, state.__name__) in reached
+
+
+def test_a_plaintext_hello_buffered_before_the_finished_is_answered_as_before() -> None:
+    """A plaintext ClientHello numbered after the client's Finished, buffered while the
+    handshake was still on (anyone who knows the addresses can send one), reaches the
+    Established server once the Finished is in: it is declined with the no_renegotiation
+    warning, as before the engine, not a fatal alert that would end the connection."""
+    from builders import client_hello
+    from dtls12_pair import CLIENT, NOW, alerts_in
+
+    driver = RecordDriver(TABLE_CONFIGS["ecdsa"])
+    while driver.pair.server is None or driver.pair.server.state_name != "WaitFinished":
+        assert driver.step()
+    server = driver.pair.server
+    hello = client_hello().encode()
+    forged = encode_dtls_handshake(HT.CLIENT_HELLO, hello, server._reassembler.next_seq + 1)
+    server.receive(encode_dtls_record(22, 0xFEFD, 0, 900, forged), CLIENT, NOW)
+    assert server.datagrams_to_send() == []  # buffered, ahead of the Finished
+    while driver.to_server:  # the rest of the client's flight: its Finished
+        server.receive(driver.to_server.popleft(), CLIENT, NOW)
+    assert server.state_name == "Established" and not server.closed
+    sent = alerts_in(server.datagrams_to_send(), driver.pair.client)
+    assert sent == [AlertDescription.no_renegotiation]

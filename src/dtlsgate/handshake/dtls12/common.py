@@ -158,11 +158,14 @@ class _InHandshake(Protocol):
 
 
 # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new epoch;
-# everything before it travels in epoch 0. After the handshake, a handshake message counts
-# only in the current epoch (a plaintext one is forgeable by anyone on the path).
+# everything before it travels in epoch 0. After the handshake the connection itself drops
+# plaintext handshake records (forgeable by anyone on the path, RFC 6347 §4.1); a plaintext
+# renegotiation attempt buffered before the handshake completed reaches Established and is
+# declined with the no_renegotiation warning like any other, not torn down with a fatal
+# alert: any epoch there.
 EPOCHS: dict[int, Epochs] = {HandshakeType.FINISHED: only(1)}
 HANDSHAKE_EPOCHS = only(0)
-ESTABLISHED_EPOCHS = from_epoch(1)
+ESTABLISHED_EPOCHS = from_epoch(0)
 
 
 def step(
