@@ -37,8 +37,8 @@ TLS 1.3's encryption levels are numbered as RFC 9147 §6.1 numbers DTLS 1.3 epoc
 def machines() -> list[Any]:
     from dtlsgate.handshake.dtls12 import client as dtls12_client
     from dtlsgate.handshake.dtls12 import server as dtls12_server
-    from dtlsgate.tls13 import client as tls13_client
-    from dtlsgate.tls13 import server as tls13_server
+    from dtlsgate.handshake.tls13 import client as tls13_client
+    from dtlsgate.handshake.tls13 import server as tls13_server
 
     return [dtls12_server.SERVER, dtls12_client.CLIENT, tls13_server.SERVER, tls13_client.CLIENT]
 

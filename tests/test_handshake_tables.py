@@ -37,9 +37,9 @@ from dtlsgate.handshake.dtls12 import client as dtls12_client
 from dtlsgate.handshake.dtls12 import server as dtls12_server
 from dtlsgate.handshake.dtls12.common import Established
 from dtlsgate.handshake.engine import Machine, check_machine, handler_for
-from dtlsgate.tls13 import client as tls13_client
-from dtlsgate.tls13 import server as tls13_server
-from dtlsgate.tls13.post_handshake import Connected
+from dtlsgate.handshake.tls13 import client as tls13_client
+from dtlsgate.handshake.tls13 import server as tls13_server
+from dtlsgate.handshake.tls13.post_handshake import Connected
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, HandshakeType
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
@@ -281,7 +281,7 @@ def test_each_reached_dtls12_state_takes_exactly_its_row(
 
 
 def test_engine_actions_are_the_ones_both_protocols_use() -> None:
-    from dtlsgate.tls13 import handshake as tls13_handshake
+    from dtlsgate.handshake.tls13 import common as tls13_handshake
 
     for name in ("SendMessage", "SendChangeCipherSpec", "InstallKey", "KeyLog", "Complete"):
         assert getattr(tls13_handshake, name) is getattr(engine, name)

@@ -29,18 +29,13 @@ from typing import Any
 import pytest
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto import DeterministicProvider
-from dtlsgate.dtls import DtlsClientConnection, DtlsServerConnection, HandshakeComplete
-from dtlsgate.gate import Admit, Gate, Reply
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    HandshakeCompleted,
-    ServerConnection,
-    SessionTicketReceived,
-    TlsConnection,
-)
-from dtlsgate.tls13.stateless import Admit13, StatelessGate
+from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
+from dtlsgate.gate.stream import Admit13, StatelessGate
 from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme
 
 DATA = Path(__file__).parent / "data"
@@ -135,7 +130,7 @@ def run_dtls12(
                 client.receive(d, SERVER, now)
         for name, conn in (("client", client), ("server", server)):
             while conn is not None and (event := conn.next_event()) is not None:
-                if isinstance(event, HandshakeComplete):
+                if isinstance(event, HandshakeCompleted):
                     done[name] = True
                     log.append(f"{name} complete suite={event.cipher_suite:#06x}")
         if done["client"] and done["server"] and not done["data"]:
@@ -251,8 +246,7 @@ def finish_tls(log: Log, client: TlsConnection, server: TlsConnection) -> list[A
     for name, conn in (("client", client), ("server", server)):
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
-                info = event.info
-                log.append(f"{name} complete resumed={info.resumed} hrr={info.hello_retry}")
+                log.append(f"{name} complete resumed={event.resumed} hrr={event.hello_retry}")
             elif isinstance(event, SessionTicketReceived):
                 tickets.append(event.ticket)
     return tickets

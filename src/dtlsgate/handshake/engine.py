@@ -34,7 +34,7 @@ from dtlsgate.errors import UnexpectedMessage
 from dtlsgate.wire.enums import AlertDescription, HandshakeType
 
 if TYPE_CHECKING:  # the record layer's package imports the connection, which imports us
-    from dtlsgate.dtls.record import CipherState
+    from dtlsgate.record.dtls12 import CipherState
 
 H = TypeVar("H")
 InfoT = TypeVar("InfoT")

@@ -34,7 +34,6 @@ from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
-from dtlsgate.dtls.flight import HandshakeMessage
 from dtlsgate.errors import (
     BadCertificate,
     HandshakeFailure,
@@ -50,6 +49,7 @@ from dtlsgate.handshake.dtls12.common import (
     HANDSHAKE_EPOCHS,
     Actions,
     Established,
+    ReceivedMessage,
     Session,
     Transcript,
     WaitFinished,
@@ -247,7 +247,7 @@ def _client_hello(ctx: ClientContext) -> ClientHello:
 
 
 def on_hello_verify_request(
-    ctx: ClientContext, state: ClientWaitServerHello, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitServerHello, message: ReceivedMessage, now: float
 ) -> Result:
     hvr = HelloVerifyRequest.decode(message.body)
     if state.hello_verify_requests >= MAX_HELLO_VERIFY_REQUESTS:
@@ -294,7 +294,7 @@ def is_new_hello_verify_request(state: ClientState, body: bytes) -> bool:
 
 
 def on_server_hello(
-    ctx: ClientContext, state: ClientWaitServerHello, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitServerHello, message: ReceivedMessage, now: float
 ) -> Result:
     sh = ServerHello.decode(message.body, tls13=False)
     if sh.legacy_version != ProtocolVersion.DTLS12:
@@ -357,7 +357,7 @@ def _check_server_hello_extensions(sh: ServerHello) -> None:
 
 
 def on_certificate(
-    ctx: ClientContext, state: ClientWaitCertificate, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitCertificate, message: ReceivedMessage, now: float
 ) -> Result:
     chain = Certificate12.decode(message.body).certificates
     if ctx.trust is not None:
@@ -397,7 +397,7 @@ def _ecdhe_params(ctx: ClientContext, ske: ServerKeyExchange) -> EcdhParams:
 
 
 def on_server_key_exchange(
-    ctx: ClientContext, state: ClientWaitServerKeyExchange, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitServerKeyExchange, message: ReceivedMessage, now: float
 ) -> Result:
     session = state.session
     ske = ServerKeyExchange.decode(message.body, session.kind)
@@ -418,7 +418,7 @@ def on_server_key_exchange(
 def on_ecdhe_psk_server_key_exchange(
     ctx: ClientContext,
     state: ClientWaitEcdhePskServerKeyExchange,
-    message: HandshakeMessage,
+    message: ReceivedMessage,
     now: float,
 ) -> Result:
     ske = ServerKeyExchange.decode(message.body, KeyExchangeKind.ECDHE_PSK)
@@ -427,14 +427,14 @@ def on_ecdhe_psk_server_key_exchange(
 
 
 def on_psk_server_key_exchange(
-    ctx: ClientContext, state: ClientWaitPskServerKeyExchange, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitPskServerKeyExchange, message: ReceivedMessage, now: float
 ) -> Result:
     ServerKeyExchange.decode(message.body, KeyExchangeKind.PSK)
     return ClientWaitServerHelloDone(state.transcript, state.session, None), []
 
 
 def on_certificate_request(
-    ctx: ClientContext, state: ClientWaitCertificateRequest, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: ClientWaitCertificateRequest, message: ReceivedMessage, now: float
 ) -> Result:
     request = CertificateRequest12.decode(message.body)
     t = state.transcript
@@ -451,7 +451,7 @@ def on_server_hello_done(
     state: ClientWaitCertificateRequest
     | ClientWaitServerHelloDone
     | ClientWaitPskServerKeyExchange,
-    message: HandshakeMessage,
+    message: ReceivedMessage,
     now: float,
 ) -> Result:
     ServerHelloDone.decode(message.body)
@@ -525,7 +525,7 @@ def _client_key_exchange(
 
 
 def on_finished(
-    ctx: ClientContext, state: WaitFinished, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: WaitFinished, message: ReceivedMessage, now: float
 ) -> Result:
     t = state.transcript
     check_finished(finished_data(t, state.session, state.keys, client=False, last=True), message)
@@ -533,7 +533,7 @@ def on_finished(
 
 
 def on_hello_request(
-    ctx: ClientContext, state: Established, message: HandshakeMessage, now: float
+    ctx: ClientContext, state: Established, message: ReceivedMessage, now: float
 ) -> Result:
     HelloRequest.decode(message.body)
     # RFC 5246 §7.4.1.1: a client that will not renegotiate may answer no_renegotiation.

@@ -19,7 +19,6 @@ from dtlsgate.crypto.hashes import Hash, constant_time_equal
 from dtlsgate.crypto.prf import verify_data
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.suites import SuiteInfo
-from dtlsgate.dtls.flight import HandshakeMessage
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.dtls12.negotiate import Keys, derive_keys, kind_of
 from dtlsgate.handshake.engine import (
@@ -152,6 +151,24 @@ class Established:
     session: Session
 
 
+class ReceivedMessage(Protocol):
+    """A whole handshake message as the connection delivers it, in message_seq order (RFC
+    6347 §4.2.2): ``epoch`` is the record epoch that carried it, ``transcript_bytes`` the
+    message as the transcript hashes it (RFC 6347 §4.2.6: as if sent in one fragment)."""
+
+    @property
+    def msg_type(self) -> int: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def transcript_bytes(self) -> bytes: ...
+
+
 class _InHandshake(Protocol):
     @property
     def transcript(self) -> Transcript: ...
@@ -169,10 +186,10 @@ ESTABLISHED_EPOCHS = from_epoch(0)
 
 
 def step(
-    machine: Machine[Callable[[C, S, HandshakeMessage, float], tuple[S, Actions]]],
+    machine: Machine[Callable[[C, S, ReceivedMessage, float], tuple[S, Actions]]],
     ctx: C,
     state: S,
-    message: HandshakeMessage,
+    message: ReceivedMessage,
     now: float,
 ) -> tuple[S, Actions]:
     """Feed one reassembled message (RFC 6347 §4.2.2: in message_seq order) to ``machine``:
@@ -229,7 +246,7 @@ def finished_data(
     )
 
 
-def check_finished(expected: bytes, message: HandshakeMessage) -> None:
+def check_finished(expected: bytes, message: ReceivedMessage) -> None:
     received = Finished.decode(message.body).verify_data
     if not constant_time_equal(expected, received):
         # RFC 5246 §7.4.9: a wrong verify_data is a decrypt_error.

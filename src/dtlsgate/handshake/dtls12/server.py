@@ -37,7 +37,6 @@ from dtlsgate.crypto.certs import (
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
-from dtlsgate.dtls.flight import HandshakeMessage
 from dtlsgate.errors import HandshakeFailure, IllegalParameter, ProtocolError, UsageError
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
@@ -45,6 +44,7 @@ from dtlsgate.handshake.dtls12.common import (
     HANDSHAKE_EPOCHS,
     Actions,
     Established,
+    ReceivedMessage,
     Session,
     Transcript,
     WaitFinished,
@@ -167,7 +167,7 @@ def start(transcript: Transcript, admitted_hello: ClientHello | None) -> ServerW
 
 
 def on_client_hello(
-    ctx: ServerContext, state: ServerWaitClientHello, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: ServerWaitClientHello, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     config, t = ctx.config, state.transcript
     hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
@@ -250,7 +250,7 @@ def _server_key_exchange(
 
 
 def on_certificate(
-    ctx: ServerContext, state: ServerWaitCertificate, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: ServerWaitCertificate, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     chain = Certificate12.decode(message.body).certificates
     if not chain and ctx.config.verify_client == "required":
@@ -272,7 +272,7 @@ def _psk(ctx: ServerContext, identity: bytes) -> bytes:
 
 
 def on_client_key_exchange(
-    ctx: ServerContext, state: ServerWaitClientKeyExchange, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: ServerWaitClientKeyExchange, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
     kind = session.kind
@@ -296,7 +296,7 @@ def on_client_key_exchange(
 
 
 def on_certificate_verify(
-    ctx: ServerContext, state: ServerWaitCertificateVerify, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: ServerWaitCertificateVerify, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     cv = CertificateVerify12.decode(message.body)
     offered = ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
@@ -316,7 +316,7 @@ def on_certificate_verify(
 
 
 def on_finished(
-    ctx: ServerContext, state: WaitFinished, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: WaitFinished, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     session, keys, t = state.session, state.keys, state.transcript
     check_finished(finished_data(t, session, keys, client=True, last=True), message)
@@ -328,7 +328,7 @@ def on_finished(
 
 
 def on_renegotiation(
-    ctx: ServerContext, state: Established, message: HandshakeMessage, now: float
+    ctx: ServerContext, state: Established, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     # RFC 5746 §4.4 / RFC 5246 §7.2.2: we do not renegotiate; a warning says so.
     return state, [SendWarning(AlertDescription.no_renegotiation)]

@@ -3,7 +3,7 @@
     conn.receive(data, addr, now)      # a datagram from the peer
     conn.datagrams_to_send()           # [(datagram, addr)] to put on the wire
     conn.get_timer() / handle_timer(now)
-    conn.next_event()                  # HandshakeComplete, DataReceived, ConnectionClosed
+    conn.next_event()                  # HandshakeCompleted, DataReceived, ConnectionClosed
     conn.send(data) / conn.close()
 
 ``now`` is seconds since the Unix epoch (``time.time()``): it drives the retransmission
@@ -24,10 +24,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from functools import lru_cache
 
-from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.crypto.certs import TrustStore, load_trust_store
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     OutgoingChangeCipherSpec,
@@ -36,9 +34,10 @@ from dtlsgate.dtls.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.crypto.certs import TrustStore, load_trust_store
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
-from dtlsgate.gate import Admit
+from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
 from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
@@ -52,7 +51,15 @@ from dtlsgate.handshake.engine import (
     SendMessage,
     SendWarning,
 )
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
+from dtlsgate.record.dtls12 import RecordLayer
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    ProtocolVersion,
+)
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert
 from dtlsgate.wire.record import (
@@ -81,23 +88,17 @@ _CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
 _HELLO_VERIFY_REQUEST = HandshakeType.HELLO_VERIFY_REQUEST
 
 
-@frozen
-class DataReceived:
-    """Application data from the peer: the content of one record."""
-
-    data: bytes
-
-
-@frozen
-class ConnectionClosed:
-    """The connection ended: ``alert`` is close_notify (0) when the peer closed cleanly,
-    None when the handshake timed out."""
-
-    alert: int | None
-    reason: str = ""
-
-
-Event = HandshakeComplete | DataReceived | ConnectionClosed
+def completed(done: HandshakeComplete) -> HandshakeCompleted:
+    """The engine's report of a finished DTLS 1.2 handshake as the connection's event."""
+    return HandshakeCompleted(
+        version=ProtocolVersion.DTLS12,
+        cipher_suite=CipherSuite(done.cipher_suite),
+        alpn_protocol=done.alpn_protocol,
+        server_name=done.server_name,
+        peer_certificates=done.peer_certificates,
+        psk_identity=done.psk_identity,
+        extended_master_secret=done.extended_master_secret,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -139,7 +140,7 @@ class DtlsConnection:
         self.records_dropped = 0
         self.data_dropped = 0
         self._queued_data = 0
-        self.info: HandshakeComplete | None = None
+        self.info: HandshakeCompleted | None = None
 
     # --- the handshake machine (server or client) ---------------------------------------------
 
@@ -332,7 +333,7 @@ class DtlsConnection:
     def _run(self, actions: Actions, now: float) -> None:
         """Carry out what the handshake machine asked for, in order."""
         flight_sent = read_installed = False
-        completed: HandshakeComplete | None = None
+        done: HandshakeComplete | None = None
         for action in actions:
             if isinstance(action, SendMessage):
                 self._building.append(OutgoingHandshake(action.data, self._building_epoch))
@@ -357,9 +358,9 @@ class DtlsConnection:
                 if self._keylog is not None:
                     self._keylog(action.line())
             elif isinstance(action, Complete):
-                completed = action.info
-        if completed is not None:
-            self._complete(completed, flight_sent)
+                done = action.info
+        if done is not None:
+            self._complete(done, flight_sent)
         if read_installed and self._early:
             early, self._early = self._early, []
             for record in early:
@@ -372,9 +373,9 @@ class DtlsConnection:
         if not expect_reply:
             self._timer.stop()  # our last flight: resent only on the peer's retransmission
 
-    def _complete(self, info: HandshakeComplete, flight_sent: bool) -> None:
+    def _complete(self, done: HandshakeComplete, flight_sent: bool) -> None:
         self.handshake_complete = True
-        self.info = info
+        self.info = completed(done)
         self._records.write_epoch = 1
         self._timer.stop()
         if not flight_sent:
@@ -383,7 +384,7 @@ class DtlsConnection:
             # last flight; were we to answer the peer's retransmitted last flight with
             # ours too, each answer would draw another, forever.
             self._flight = []
-        self._events.append(info)
+        self._events.append(self.info)
 
     def _send_flight(self, now: float, *, restart_timer: bool) -> None:
         self._outgoing.extend(pack_flight(self._flight, self._records, self._mtu))

@@ -29,7 +29,7 @@ from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_k
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -56,9 +56,9 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import fill_binders
+from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -590,7 +590,7 @@ TABLE: dict[type, dict[int, Handler]] = {
 }
 
 #: The client as an engine `Machine`: the table above, where each handler may go, and the
-#: epoch rule (`dtlsgate.tls13.handshake.EPOCHS`).
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
 CLIENT: Machine[Handler] = Machine(
     name="TLS 1.3 client",
     start=(WaitServerHello,),
