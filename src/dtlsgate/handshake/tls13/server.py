@@ -28,10 +28,14 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
     LEGACY_VERSION,
     TLS13,
     Actions,
@@ -600,3 +604,30 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
 }
+
+#: The server as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+SERVER: Machine[Handler] = Machine(
+    name="TLS 1.3 server",
+    start=(ServerStart,),
+    table=TABLE,
+    goes_to={
+        (ServerStart, _H.CLIENT_HELLO): (
+            WaitClientHello2,
+            WaitClientCertificate,
+            WaitClientFinished,
+        ),
+        (WaitClientHello2, _H.CLIENT_HELLO): (WaitClientCertificate, WaitClientFinished),
+        (WaitClientCertificate, _H.CERTIFICATE): (
+            WaitClientCertificateVerify,
+            WaitClientFinished,
+        ),
+        (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
+        (WaitClientFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
