@@ -142,6 +142,17 @@ def test_smallest_hello_still_gets_a_default_cookie() -> None:
     assert isinstance(reply, Reply) and len(reply.data) == 49
 
 
+def test_smallest_first_fragment_still_gets_a_default_cookie() -> None:
+    """The smallest first fragment the gate answers ends right after an empty cookie, with
+    an empty session_id: 61 bytes, its HelloVerifyRequest 49."""
+    body = client_hello(extensions=None).encode()
+    fragment = encode_dtls_handshake(1, body[:36], 0, 0, len(body))
+    smallest = encode_dtls_record(22, 0xFEFF, 0, 0, fragment)
+    assert len(smallest) == 61
+    reply = GATE.receive(smallest, PEER, NOW)
+    assert isinstance(reply, Reply) and len(reply.data) == 49
+
+
 def test_unknown_record_content_between_is_ignored() -> None:
     record = encode_dtls_record(22, 0xFEFD, 0, 0, b"")
     assert isinstance(judged(GATE, record), Drop)

@@ -10,8 +10,15 @@ the timestamp falls in, over ``format | timestamp | payload | peer | bound``:
 
 - ``peer`` binds the cookie to the address it was sent to (RFC 6347 §4.2.1: the cookie
   proves the client can receive there); a cookie replayed from elsewhere fails.
-- ``bound`` is what the second ClientHello must repeat (for DTLS 1.2: version, random,
-  session_id, cipher_suites, compression_methods, RFC 6347 §4.2.1).
+- ``bound`` is what the second ClientHello must repeat. For DTLS 1.2 the gate binds
+  client_version, random and session_id: the fields before the cookie on the wire. RFC
+  6347 §4.2.1 also names cipher_suites and compression_methods, which follow the cookie;
+  binding them would drop every client whose first ClientHello fragment ends after the
+  cookie but before their end (the stateless gate sees only that fragment), and would buy
+  nothing: the server keeps nothing from ClientHello1 and negotiates from ClientHello2
+  alone (its transcript starts there, §4.2.6), so a changed suite list cannot mislead it.
+  The cookie's job is to prove the address; the random ties it to one client's attempt.
+  For TLS 1.3 (whole messages only) ``bound`` is every field ClientHello2 must repeat.
 - ``payload`` is carried, integrity-protected, for the server to read back (TLS 1.3: the
   chosen suite and group and the hash of ClientHello1, RFC 8446 §4.2.2).
 

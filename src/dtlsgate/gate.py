@@ -53,8 +53,10 @@ class DropReason(StrEnum):
     NONZERO_EPOCH = "record epoch is not 0"
     HANDSHAKE_MALFORMED = "malformed handshake header"
     NOT_CLIENT_HELLO = "handshake message is not a ClientHello"
+    MESSAGE_SEQ = "ClientHello message_seq is greater than 2"
+    RECORD_TRAILING_DATA = "bytes after the ClientHello fragment in its record"
     NOT_FIRST_FRAGMENT = "ClientHello fragment is not the first"
-    FRAGMENT_TOO_SHORT = "first ClientHello fragment ends before the fields the cookie binds"
+    FRAGMENT_TOO_SHORT = "first ClientHello fragment ends before the end of the cookie"
     CLIENT_HELLO_MALFORMED = "malformed ClientHello"
     CLIENT_VERSION = "ClientHello version is not DTLS"
     REPLY_TOO_LARGE = "HelloVerifyRequest would be larger than the ClientHello"
@@ -125,6 +127,9 @@ _set_reply_data: Callable[[Reply, bytes], None] = vars(Reply)["data"].__set__
 _HANDSHAKE = ContentType.HANDSHAKE
 _CLIENT_HELLO = HandshakeType.CLIENT_HELLO
 _RECORD_AND_HANDSHAKE = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
+# A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
+# §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
+MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # Size of the HelloVerifyRequest datagram around its cookie: record header, handshake
 # header, server_version and the cookie's length byte.
 HELLO_VERIFY_REQUEST_OVERHEAD = _RECORD_AND_HANDSHAKE + 3
@@ -235,20 +240,28 @@ class Gate:
             return self._drop(DropReason.HANDSHAKE_MALFORMED)
         if msg_type != _CLIENT_HELLO:
             return self._drop(DropReason.NOT_CLIENT_HELLO)
+        # A client's first two ClientHellos have message_seq 0 and 1 (RFC 6347 §4.2.2);
+        # like DTLSv1_listen, a gate allows up to 2 and drops the rest.
+        if d[17] > 0 or d[18] > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+            return self._drop(DropReason.MESSAGE_SEQ)
         fragment_length = (fragment_high << 16) | fragment_low
         end = _RECORD_AND_HANDSHAKE + fragment_length
         fragment_offset = (offset_high << 16) | offset_low
         length = (length_high << 16) | length_low
         if end > record_end or fragment_offset + fragment_length > length:
             return self._drop(DropReason.HANDSHAKE_MALFORMED)
+        # The ClientHello's fragment fills its record (DTLSv1_listen: "length mismatch");
+        # records after it in the datagram are the connection's business.
+        if end != record_end:
+            return self._drop(DropReason.RECORD_TRAILING_DATA)
         # A stateless gate cannot reassemble (RFC 6347 §4.2.1; DTLSv1_listen(3)).
         if fragment_offset:
             return self._drop(DropReason.NOT_FIRST_FRAGMENT)
         whole = fragment_length == length
-        # ClientHello up to the extensions (RFC 6347 §4.2.1): client_version, random,
-        # session_id<0..32>, cookie<0..2^8-1>, cipher_suites<2..2^16-2>,
-        # compression_methods<1..2^8-1>. A field the message ends before is a malformed
-        # ClientHello, or a first fragment too short for the gate (``_drop_short``).
+        # ClientHello (RFC 6347 §4.2.1): client_version, random, session_id<0..32>,
+        # cookie<0..2^8-1>, cipher_suites<2..2^16-2>, compression_methods<1..2^8-1>,
+        # extensions. A first fragment must reach the end of the cookie; a field the
+        # message ends before is a malformed ClientHello (``_drop_short``).
         if end <= _SESSION_ID_AT:
             return self._drop_short(whole)
         if client_major != 0xFE:
@@ -259,40 +272,15 @@ class Gate:
         if cookie_at >= end:
             return self._drop_short(whole)
         cookie_end = cookie_at + 1 + d[cookie_at]
-        if cookie_end + 2 > end:
+        if cookie_end > end:
             return self._drop_short(whole)
-        suites_len = d[cookie_end] * 256 + d[cookie_end + 1]
-        if suites_len < 2 or suites_len & 1:
+        # The fields after the cookie are checked only in a whole ClientHello; a first
+        # fragment's rest is the reassembling connection's to decode.
+        if whole and not self._framed_after_cookie(d, cookie_end, end):
             return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        compression_at = cookie_end + 2 + suites_len
-        if compression_at >= end:
-            return self._drop_short(whole)
-        compression_len = d[compression_at]
-        if not compression_len:
-            return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        pos = compression_at + 1 + compression_len
-        if pos > end:
-            return self._drop_short(whole)
-        if whole and pos != end:
-            # Extensions block (RFC 5246 §7.4.1.2): exactly fills the message, and each
-            # extension's length fits in it. Bodies and duplicates are checked on Admit.
-            # Whether a block is well framed depends on its bytes alone, and a flood's
-            # ClientHellos share one: the same bytes as the last good block need no walk.
-            framed = self._framed_extensions
-            if end - pos != len(framed) or not d.startswith(framed, pos):
-                if pos + 2 > end or pos + 2 + d[pos] * 256 + d[pos + 1] != end:
-                    return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-                # at: each extension's length field (2 bytes after its start), while a
-                # whole 4-byte extension header fits before the end.
-                at = pos + 4
-                last = end - 1
-                while at < last:
-                    at += (d[at] << 8 | d[at + 1]) + 4
-                if at != end + 2:
-                    return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-                self._framed_extensions = d[pos:end]
-        # RFC 6347 §4.2.1: the fields the second ClientHello must repeat.
-        bound = d[_RECORD_AND_HANDSHAKE:cookie_at] + d[cookie_end:pos]
+        # What the cookie binds: everything before it, which the second ClientHello repeats
+        # (RFC 6347 §4.2.1) and every first fragment holding the cookie holds (cookie.py).
+        bound = d[_RECORD_AND_HANDSHAKE:cookie_at]
         if cookie_end > cookie_at + 1 and self._cookie_ok(
             peer, now, d[cookie_at + 1 : cookie_end], bound
         ):
@@ -315,8 +303,8 @@ class Gate:
             cookie = self._generate_cookie(peer)
             if HELLO_VERIFY_REQUEST_OVERHEAD + len(cookie) > size:
                 return self._drop(DropReason.REPLY_TOO_LARGE)
-        # The jar's cookie (21 bytes) always fits: the smallest ClientHello that reaches
-        # this line is 67 bytes, its HelloVerifyRequest 49 (a property test checks it).
+        # The jar's cookie (21 bytes) always fits: the smallest ClientHello fragment that
+        # reaches this line is 61 bytes, its HelloVerifyRequest 49 (a test checks it).
         self.replies += 1
         return _join((_HVR_HEAD, d[3:11], _HVR_MIDDLES[len(cookie)], cookie))
 
@@ -324,9 +312,48 @@ class Gate:
         self.drops[reason] += 1
         return _DROPS[reason]
 
+    def _framed_after_cookie(self, d: bytes, pos: int, end: int) -> bool:
+        """Whether a whole ClientHello's cipher_suites, compression_methods and extensions
+        block, from ``pos`` to the message's ``end``, are well framed."""
+        if pos + 2 > end:
+            return False
+        suites_len = d[pos] * 256 + d[pos + 1]
+        if suites_len < 2 or suites_len & 1:
+            return False
+        compression_at = pos + 2 + suites_len
+        if compression_at >= end:
+            return False
+        compression_len = d[compression_at]
+        if not compression_len:
+            return False
+        pos = compression_at + 1 + compression_len
+        if pos > end:
+            return False
+        if pos == end:
+            return True
+        # Extensions block (RFC 5246 §7.4.1.2): exactly fills the message, and each
+        # extension's length fits in it. Bodies and duplicates are checked on Admit.
+        # Whether a block is well framed depends on its bytes alone, and a flood's
+        # ClientHellos share one: the same bytes as the last good block need no walk.
+        framed = self._framed_extensions
+        if end - pos == len(framed) and d.startswith(framed, pos):
+            return True
+        if pos + 2 > end or pos + 2 + d[pos] * 256 + d[pos + 1] != end:
+            return False
+        # at: each extension's length field (2 bytes after its start), while a whole
+        # 4-byte extension header fits before the end.
+        at = pos + 4
+        last = end - 1
+        while at < last:
+            at += (d[at] << 8 | d[at + 1]) + 4
+        if at != end + 2:
+            return False
+        self._framed_extensions = d[pos:end]
+        return True
+
     def _drop_short(self, whole: bool) -> Drop:
         """The ClientHello ends before a field the gate reads: malformed when the datagram
-        holds the whole message, else a first fragment too short to bind the cookie to."""
+        holds the whole message, else a first fragment that ends before its cookie does."""
         return self._drop(
             DropReason.CLIENT_HELLO_MALFORMED if whole else DropReason.FRAGMENT_TOO_SHORT
         )
