@@ -19,6 +19,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.gate_results import StreamAdmit
 from dtlsgate.tls13 import client as _client
 from dtlsgate.tls13.client import SessionTicket, WaitServerHello
 from dtlsgate.tls13.connection import (
@@ -30,7 +31,7 @@ from dtlsgate.tls13.connection import (
 )
 from dtlsgate.tls13.handshake import Keys
 from dtlsgate.tls13.record import RecordProtection
-from dtlsgate.tls13.stateless import Admit13, StatelessGate
+from dtlsgate.tls13.stateless import StatelessGate
 from dtlsgate.tls13.tickets import (
     MAX_TICKET_AGE_SKEW_MS,
     TicketSealer,
@@ -233,7 +234,7 @@ def test_resumption_through_the_stateless_gate() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed and client.info.hello_retry
@@ -515,7 +516,7 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13) and admit.cipher_suite == suite
+    assert isinstance(admit, StreamAdmit) and admit.cipher_suite == suite
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed

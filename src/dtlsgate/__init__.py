@@ -18,7 +18,17 @@ from dtlsgate.errors import (
     StateError,
     UsageError,
 )
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, GateResult, Reply
+from dtlsgate.gate import Gate
+from dtlsgate.gate_results import (
+    Admit,
+    Drop,
+    DropReason,
+    GateResult,
+    Refuse,
+    Reply,
+    StreamAdmit,
+    StreamGateResult,
+)
 from dtlsgate.listener import Listener
 
 # The asyncio adapter (``await dtlsgate.serve(handler, host, port, config)``,
@@ -67,11 +77,14 @@ __all__ = [
     "GateResult",
     "Listener",
     "ProtocolError",
+    "Refuse",
     "Reply",
     "ServerConfig",
     "SessionTicket",
     "StateError",
     "StatelessGate",
+    "StreamAdmit",
+    "StreamGateResult",
     "TlsClientConnection",
     "TlsServerConnection",
     "UsageError",

@@ -22,6 +22,7 @@ from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
+from dtlsgate.gate_results import Drop, Refuse, StreamAdmit
 from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, keylog_writer, stream_peer
 from dtlsgate.tls13.connection import (
     ClientConnection,
@@ -32,7 +33,7 @@ from dtlsgate.tls13.connection import (
     TlsConnection,
 )
 from dtlsgate.tls13.server import ServerContext
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.tls13.stateless import StatelessGate, alert_record
 from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in
@@ -185,13 +186,13 @@ class _TlsProtocol(asyncio.Protocol):
             self.raw.write(alert_record(AlertDescription.internal_error))
             self._fail(exc)
             return b""
-        if isinstance(result, Incomplete):
+        if isinstance(result, Drop):  # the ClientHello is incomplete
             return b""
         if isinstance(result, Refuse):
             self.raw.write(result.data)
-            self._fail(ConnectionError(result.reason))
+            self._fail(ConnectionError(result.detail))
             return b""
-        if isinstance(result, Admit13):
+        if isinstance(result, StreamAdmit):
             self.conn = ServerConnection.from_admit(
                 self._gate.config,
                 result,

@@ -12,6 +12,7 @@ from typing import Any
 
 from dtlsgate.blocking import keylog_writer
 from dtlsgate.errors import StateError, UsageError
+from dtlsgate.gate_results import Drop, Refuse, StreamAdmit
 from dtlsgate.tls13.connection import (
     ClientConnection,
     ConnectionClosed,
@@ -22,7 +23,7 @@ from dtlsgate.tls13.connection import (
     TlsConnection,
 )
 from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.tls13.stateless import StatelessGate, alert_record
 from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
@@ -154,12 +155,12 @@ def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> Ser
             # An application cookie callback failed (RFC 8446 §6.2 internal_error).
             sock.sendall(alert_record(AlertDescription.internal_error))
             raise
-        if isinstance(result, Incomplete):
+        if isinstance(result, Drop):  # the ClientHello is incomplete
             continue
         if isinstance(result, Refuse):
             sock.sendall(result.data)
-            raise ConnectionError(f"ClientHello refused: {result.reason}")
-        if isinstance(result, Admit13):
+            raise ConnectionError(f"ClientHello refused: {result.detail}")
+        if isinstance(result, StreamAdmit):
             now = time.time()
             keylog = keylog_writer(gate.config.keylog_file)
             return ServerConnection.from_admit(

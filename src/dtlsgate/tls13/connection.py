@@ -35,6 +35,7 @@ from dtlsgate.errors import (
     UnexpectedMessage,
     UsageError,
 )
+from dtlsgate.gate_results import StreamAdmit
 from dtlsgate.tls13 import client as _client
 from dtlsgate.tls13 import server as _server
 from dtlsgate.tls13.handshake import (
@@ -318,13 +319,13 @@ class ServerConnection(TlsConnection):
     def from_admit(
         cls,
         config: Any,
-        admit: Any,
+        admit: StreamAdmit,
         now: float,
         *,
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> ServerConnection:
-        """Continue a handshake the stateless gate admitted (``tls13.stateless.Admit13``):
+        """Continue a handshake the stateless gate admitted (``gate_results.StreamAdmit``):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context, keylog=keylog)
         try:

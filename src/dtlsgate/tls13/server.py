@@ -28,6 +28,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
+from dtlsgate.gate_results import StreamAdmit
 from dtlsgate.tls13.handshake import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -561,9 +562,9 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext, admit: Any, now: float
+    ctx: ServerContext, admit: StreamAdmit, now: float
 ) -> tuple[ServerState, Actions]:
-    """Continue from a ClientHello2 whose cookie verified (``stateless.Admit13``): the
+    """Continue from a ClientHello2 whose cookie verified (``gate_results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
     hello, info = decode_client_hello(admit.client_hello_message[4:])
