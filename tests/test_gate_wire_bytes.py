@@ -15,11 +15,11 @@ from conftest import load_hex
 from tls13_helpers import client_config, server_config
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.gate import Admit, Gate, Reply
-from dtlsgate.tls13.connection import ClientConnection
-from dtlsgate.tls13.stateless import StatelessGate
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.record import encode_dtls_record
 

@@ -1,7 +1,7 @@
 """The stateless gate: OpenSSL's ``DTLSv1_listen()`` as a pure function.
 
 ``Gate(config).receive(datagram, peer, now)`` judges one datagram and returns exactly one of
-(`dtlsgate.gate_results`)
+(`dtlsgate.gate.results`)
 
 - ``Reply(data)``: a HelloVerifyRequest to send to ``peer`` (the ClientHello had no cookie,
   or one that did not verify: both are answered alike, RFC 6347 §4.2.1);
@@ -17,7 +17,7 @@ ClientHello fragment and nothing else, with message_seq at most 2 and fragment_o
 (``DTLSv1_listen`` drops the rest alike: "length mismatch", "invalid sequence number",
 "fragmented ClientHello"). Records after the first stay in the datagram for the connection.
 A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
-before it (`dtlsgate.cookie`).
+before it (`dtlsgate.gate.cookie`).
 
 On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
 ``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
@@ -32,7 +32,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate_results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
+from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion

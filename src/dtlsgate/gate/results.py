@@ -1,6 +1,6 @@
-"""What a stateless gate answers: one result family for the datagram gate (`dtlsgate.gate`,
-DTLS HelloVerifyRequest) and the stream gate (`dtlsgate.tls13.stateless`, TLS 1.3
-HelloRetryRequest), and the counters both keep.
+"""What a stateless gate answers: one result family for the datagram gate
+(`dtlsgate.gate.datagram`, DTLS HelloVerifyRequest) and the stream gate
+(`dtlsgate.gate.stream`, TLS 1.3 HelloRetryRequest), and the counters both keep.
 
 Each call of a gate's ``receive(data, peer, now)`` returns exactly one of
 
@@ -114,7 +114,7 @@ class Admit:
 
 @frozen
 class StreamAdmit:
-    """A TLS 1.3 ClientHello2 whose cookie verified (`dtlsgate.tls13.stateless`).
+    """A TLS 1.3 ClientHello2 whose cookie verified (`dtlsgate.gate.stream`).
 
     - ``client_hello_message``: ClientHello2 as received (handshake header included);
     - ``client_hello1_digest``: Hash(ClientHello1) from the cookie;

@@ -10,20 +10,17 @@ import time
 from collections import deque
 from typing import Any
 
-from dtlsgate.blocking import keylog_writer
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import StateError, UsageError
-from dtlsgate.gate_results import Drop, Refuse, StreamAdmit
-from dtlsgate.tls13.connection import (
-    ClientConnection,
+from dtlsgate.events import (
     ConnectionClosed,
     DataReceived,
     HandshakeCompleted,
-    ServerConnection,
     SessionTicketReceived,
-    TlsConnection,
 )
-from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.stateless import StatelessGate, alert_record
+from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate, alert_record
+from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
@@ -46,7 +43,7 @@ class TlsSocket:
         self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
 
     @property
-    def info(self) -> HandshakeInfo | None:
+    def info(self) -> HandshakeCompleted | None:
         return self.conn.info
 
     def _flush(self) -> None:
@@ -74,7 +71,7 @@ class TlsSocket:
                 self.tickets.append(event.ticket)
         return True
 
-    def do_handshake(self) -> HandshakeInfo:
+    def do_handshake(self) -> HandshakeCompleted:
         while not self.conn.handshake_complete:
             if not self._pump():
                 raise ConnectionError("peer closed the connection during the handshake")
@@ -201,4 +198,4 @@ def accept(
     return tls
 
 
-__all__ = ["HandshakeCompleted", "TlsSocket", "accept", "connect", "keylog_writer"]
+__all__ = ["TlsSocket", "accept", "connect"]

@@ -7,7 +7,7 @@ which receives a handshake message in an unexpected order MUST abort"). Handlers
 next state and the `Action`s for the record layer. The transcript is fed the bytes received.
 
 Resumption (RFC 8446 §2.2, psk_dhe_ke only): a ClientHello offering one of our tickets
-(`dtlsgate.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
+(`dtlsgate.handshake.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
 whose binder verifies is answered with pre_shared_key in the ServerHello and only
 EncryptedExtensions and Finished; any other offer is ignored (a full handshake). After the
 client's Finished the server sends ``config.session_tickets`` NewSessionTickets. 0-RTT is
@@ -28,8 +28,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
-from dtlsgate.gate_results import StreamAdmit
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13.common import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
@@ -56,9 +55,15 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import TicketSealer, TicketState, binder, binders_equal, truncate
+from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import (
+    TicketSealer,
+    TicketState,
+    binder,
+    binders_equal,
+    truncate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -562,9 +567,9 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext, admit: StreamAdmit, now: float
+    ctx: ServerContext, admit: Any, now: float
 ) -> tuple[ServerState, Actions]:
-    """Continue from a ClientHello2 whose cookie verified (``gate_results.StreamAdmit``): the
+    """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
     hello, info = decode_client_hello(admit.client_hello_message[4:])

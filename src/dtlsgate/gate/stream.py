@@ -17,7 +17,7 @@ a stream and returns exactly one of
   (decode_error), a cookie that does not verify or a ClientHello2 that changed what
   ClientHello1 fixed (illegal_parameter).
 
-These are the datagram gate's result family (`dtlsgate.gate_results`), with its counters.
+These are the datagram gate's result family (`dtlsgate.gate.results`), with its counters.
 
 The cookie (RFC 8446 §4.2.2) is minted by the config's `CookieJar`: it is bound to the peer
 address and to the ClientHello fields that ClientHello2 must repeat (legacy_version, random,
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
-from dtlsgate.gate_results import (
+from dtlsgate.gate.results import (
     Drop,
     DropReason,
     GateCounters,
@@ -53,14 +53,14 @@ from dtlsgate.gate_results import (
     StreamAdmit,
     StreamGateResult,
 )
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13.common import (
     ClientHelloInfo,
     client_hello_fixed_part,
     decode_client_hello,
     hello_retry_request,
 )
-from dtlsgate.tls13.record import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
-from dtlsgate.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
