@@ -35,7 +35,8 @@ from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Gate, Reply
-from dtlsgate.gate.stream import Admit13, StatelessGate
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme
 
 DATA = Path(__file__).parent / "data"
@@ -277,7 +278,7 @@ def run_tls13_stateless(server_cfg: ServerConfig, client_cfg: ClientConfig) -> L
     hello2 = client.data_to_send()
     record(log, "c>s", hello2)
     admit = gate.receive(hello2, CLIENT, NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(server_cfg, admit, NOW)
     finish_tls(log, client, server)
     assert client.handshake_complete and server.handshake_complete

@@ -41,6 +41,7 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
+from dtlsgate.gate.results import StreamAdmit
 from dtlsgate.handshake.engine import Machine, handler_for
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
@@ -316,13 +317,13 @@ class ServerConnection(TlsConnection):
     def from_admit(
         cls,
         config: Any,
-        admit: Any,
+        admit: StreamAdmit,
         now: float,
         *,
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> ServerConnection:
-        """Continue a handshake the stateless gate admitted (``tls13.stateless.Admit13``):
+        """Continue a handshake the stateless gate admitted (``gate.results.StreamAdmit``):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context, keylog=keylog)
         try:

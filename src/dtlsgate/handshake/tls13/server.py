@@ -573,7 +573,7 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 def after_stateless_retry(
     ctx: ServerContext, admit: Any, now: float
 ) -> tuple[ServerState, Actions]:
-    """Continue from a ClientHello2 whose cookie verified (``stateless.Admit13``): the
+    """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
     hello, info = decode_client_hello(admit.client_hello_message[4:])
