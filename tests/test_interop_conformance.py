@@ -80,7 +80,7 @@ def test_openssl_offering_only_pkcs1_gets_handshake_failure(
         args = ["openssl", "s_client", "-tls1_3", "-sigalgs", "rsa_pkcs1_sha256"]
         args += ["-connect", f"127.0.0.1:{port}", "-CAfile", pki["server"][0]]
         with process(args, seconds=20, stdin=subprocess.DEVNULL) as client:
-            out, err = client.communicate(timeout=20)
+            _, err = client.communicate(timeout=20)
         assert client.returncode != 0
         assert b"alert handshake failure" in err
         _, server_err = server.communicate(timeout=20)
