@@ -27,8 +27,8 @@ from dtls12_hostile import (
     plaintext_bodies,
 )
 
-from dtlsgate.dtls.connection import MAX_EARLY_RECORDS
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.datagram import MAX_EARLY_RECORDS
+from dtlsgate.connection.flight import (
     MAX_BUFFERED_BYTES,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,

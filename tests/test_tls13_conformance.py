@@ -21,16 +21,16 @@ from tls13_hostile import inject, run
 
 from dtlsgate import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto import DefaultProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_identity
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key, sign
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection, TlsConnection
-from dtlsgate.tls13.handshake import message
-from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.record import MAX_HANDSHAKE_MESSAGE
-from dtlsgate.tls13.stateless import MAX_CLIENT_HELLO, Refuse, alert_record
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.stream import MAX_CLIENT_HELLO, Refuse, alert_record
+from dtlsgate.handshake.tls13.common import message
+from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.record.tls13 import MAX_HANDSHAKE_MESSAGE
 from dtlsgate.wire.enums import AlertDescription, ExtensionType, HandshakeType, SignatureScheme
 from dtlsgate.wire.messages import ServerHello
 from dtlsgate.wire.messages13 import CertificateVerify
@@ -217,7 +217,7 @@ def test_rsa_pss_rsae_scheme_from_an_rsassa_pss_certificate_is_illegal_parameter
                 verify_certificate_verify(provider, peer, body, digest, server=True)
             assert info.value.alert == _A.illegal_parameter
     # And an rsaEncryption key may not use rsa_pss_pss_*.
-    from dtlsgate.tls13.peer_auth import PeerKey
+    from dtlsgate.handshake.tls13.peer_auth import PeerKey
 
     rsae = PeerKey(key.public_key(), rsassa_pss=False)  # type: ignore[union-attr]
     body = CertificateVerify(SignatureScheme.rsa_pss_pss_sha256, signature).encode()
@@ -353,7 +353,7 @@ def test_dtls12_oversized_protected_handshake_message_is_decode_error() -> None:
     from dtls12_pair import CLIENT, alerts_in
     from test_dtls12_negative import established
 
-    from dtlsgate.dtls.flight import MAX_HANDSHAKE_MESSAGE_LENGTH, Reassembler
+    from dtlsgate.connection.flight import MAX_HANDSHAKE_MESSAGE_LENGTH, Reassembler
     from dtlsgate.wire.handshake import DtlsHandshakeHeader
 
     header = DtlsHandshakeHeader(1, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 0, 0, 16)

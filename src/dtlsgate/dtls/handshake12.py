@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.flight import FlightItem, HandshakeMessage, OutgoingChangeCipherSpec
+from dtlsgate.connection.flight import OutgoingHandshake as _Out
 from dtlsgate.crypto.certs import (
     TrustStore,
     parse_peer_certificate,
@@ -43,8 +45,6 @@ from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret, verify_data
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
-from dtlsgate.dtls.flight import FlightItem, HandshakeMessage, OutgoingChangeCipherSpec
-from dtlsgate.dtls.flight import OutgoingHandshake as _Out
 from dtlsgate.dtls.negotiate import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -57,7 +57,6 @@ from dtlsgate.dtls.negotiate import (
     derive_keys,
     kind_of,
 )
-from dtlsgate.dtls.record import CipherState
 from dtlsgate.errors import (
     BadCertificate,
     DecryptError,
@@ -68,6 +67,7 @@ from dtlsgate.errors import (
     UnexpectedMessage,
     UsageError,
 )
+from dtlsgate.record.dtls12 import CipherState
 from dtlsgate.wire.enums import (
     AlertDescription,
     ExtensionType,

@@ -28,7 +28,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13.common import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
@@ -52,9 +52,13 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import PeerKey, check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import fill_binders
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,

@@ -3,7 +3,7 @@
     conn.receive(data, addr, now)      # a datagram from the peer
     conn.datagrams_to_send()           # [(datagram, addr)] to put on the wire
     conn.get_timer() / handle_timer(now)
-    conn.next_event()                  # HandshakeComplete, DataReceived, ConnectionClosed
+    conn.next_event()                  # HandshakeCompleted, DataReceived, ConnectionClosed
     conn.send(data) / conn.close()
 
 ``now`` is seconds since the Unix epoch (``time.time()``): it drives the retransmission
@@ -24,21 +24,28 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from functools import lru_cache
 
-from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.crypto.certs import TrustStore, load_trust_store
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     Reassembler,
     RetransmitTimer,
     pack_flight,
 )
+from dtlsgate.crypto.certs import TrustStore, load_trust_store
 from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, Outbox, ServerHandshake
-from dtlsgate.dtls.record import RecordLayer
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
-from dtlsgate.gate import Admit
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
+from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit
+from dtlsgate.record.dtls12 import RecordLayer
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    ProtocolVersion,
+)
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert
 from dtlsgate.wire.record import (
@@ -67,23 +74,17 @@ _CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
 _HELLO_VERIFY_REQUEST = HandshakeType.HELLO_VERIFY_REQUEST
 
 
-@frozen
-class DataReceived:
-    """Application data from the peer: the content of one record."""
-
-    data: bytes
-
-
-@frozen
-class ConnectionClosed:
-    """The connection ended: ``alert`` is close_notify (0) when the peer closed cleanly,
-    None when the handshake timed out."""
-
-    alert: int | None
-    reason: str = ""
-
-
-Event = HandshakeComplete | DataReceived | ConnectionClosed
+def completed(done: HandshakeComplete) -> HandshakeCompleted:
+    """The engine's report of a finished DTLS 1.2 handshake as the connection's event."""
+    return HandshakeCompleted(
+        version=ProtocolVersion.DTLS12,
+        cipher_suite=CipherSuite(done.cipher_suite),
+        alpn_protocol=done.alpn_protocol,
+        server_name=done.server_name,
+        peer_certificates=done.peer_certificates,
+        psk_identity=done.psk_identity,
+        extended_master_secret=done.extended_master_secret,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -123,7 +124,7 @@ class DtlsConnection:
         self.records_dropped = 0
         self.data_dropped = 0
         self._queued_data = 0
-        self.info: HandshakeComplete | None = None
+        self.info: HandshakeCompleted | None = None
 
     # --- the sans-I/O interface -----------------------------------------------------------
 
@@ -318,7 +319,7 @@ class DtlsConnection:
             self._alert(AlertLevel.WARNING, description)
         if out.complete is not None:
             self.handshake_complete = True
-            self.info = out.complete
+            self.info = completed(out.complete)
             self._records.write_epoch = 1
             self._timer.stop()
             if not out.flight_ready:
@@ -327,7 +328,7 @@ class DtlsConnection:
                 # last flight; were we to answer the peer's retransmitted last flight with
                 # ours too, each answer would draw another, forever.
                 self._flight = []
-            self._events.append(out.complete)
+            self._events.append(self.info)
         if out.read_keys is not None and self._early:
             early, self._early = self._early, []
             for record in early:

@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dtlsgate._frozen import frozen
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -35,9 +34,16 @@ from dtlsgate.errors import (
     UnexpectedMessage,
     UsageError,
 )
-from dtlsgate.tls13 import client as _client
-from dtlsgate.tls13 import server as _server
-from dtlsgate.tls13.handshake import (
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13 import server as _server
+from dtlsgate.handshake.tls13.common import (
     Actions,
     Complete,
     HandshakeInfo,
@@ -50,40 +56,30 @@ from dtlsgate.tls13.handshake import (
     SkipEarlyData,
     TicketReceived,
 )
-from dtlsgate.tls13.post_handshake import Connected, update_write
-from dtlsgate.tls13.record import (
+from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
+from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
     HandshakeReassembler,
     RecordProtection,
     StreamRecordLayer,
 )
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
 from dtlsgate.wire.messages import Alert
 
-# ---- events ------------------------------------------------------------------------------------
 
-
-@frozen
-class HandshakeCompleted:
-    info: HandshakeInfo
-
-
-@frozen
-class DataReceived:
-    data: bytes
-
-
-@frozen
-class ConnectionClosed:
-    """The peer sent close_notify (RFC 8446 §6.1): no more data will come."""
-
-
-@frozen
-class SessionTicketReceived:
-    ticket: _client.SessionTicket
-
-
-Event = HandshakeCompleted | DataReceived | ConnectionClosed | SessionTicketReceived
+def completed(info: HandshakeInfo) -> HandshakeCompleted:
+    """The engine's report of a finished TLS 1.3 handshake as the connection's event."""
+    return HandshakeCompleted(
+        version=ProtocolVersion.TLS13,
+        cipher_suite=info.cipher_suite,
+        alpn_protocol=info.alpn_protocol,
+        server_name=info.server_name,
+        peer_certificates=info.peer_certificates,
+        group=info.group,
+        signature_scheme=info.signature_scheme,
+        hello_retry=info.hello_retry,
+        resumed=info.resumed,
+    )
 
 
 class TlsConnection:
@@ -123,7 +119,7 @@ class TlsConnection:
         self._out = bytearray()
         self._events: deque[Event] = deque()
         self._initial_record = False
-        self.info: HandshakeInfo | None = None
+        self.info: HandshakeCompleted | None = None
         self.closed = False  # we send nothing more: close_notify sent, or failed
         self.failed = False  # terminal: a fatal alert either way, or the handshake abandoned
         self.peer_closed = False
@@ -261,10 +257,10 @@ class TlsConnection:
             elif isinstance(action, PeerRecordLimit):
                 self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
             elif isinstance(action, Complete):
-                self.info = action.info
+                self.info = completed(action.info)
                 # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
                 self._records.ccs_allowed = False
-                self._events.append(HandshakeCompleted(action.info))
+                self._events.append(self.info)
             elif isinstance(action, KeyLog):
                 if self._keylog is not None:
                     self._keylog(action.line())

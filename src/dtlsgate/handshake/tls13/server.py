@@ -7,7 +7,7 @@ which receives a handshake message in an unexpected order MUST abort"). Handlers
 next state and the `Action`s for the record layer. The transcript is fed the bytes received.
 
 Resumption (RFC 8446 §2.2, psk_dhe_ke only): a ClientHello offering one of our tickets
-(`dtlsgate.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
+(`dtlsgate.handshake.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
 whose binder verifies is answered with pre_shared_key in the ServerHello and only
 EncryptedExtensions and Finished; any other offer is ignored (a full handshake). After the
 client's Finished the server sends ``config.session_tickets`` NewSessionTickets. 0-RTT is
@@ -28,7 +28,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.tls13.common import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
@@ -55,9 +55,19 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import PeerKey, check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import TicketSealer, TicketState, binder, binders_equal, truncate
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import (
+    TicketSealer,
+    TicketState,
+    binder,
+    binders_equal,
+    truncate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
