@@ -60,7 +60,7 @@ from dtlsgate.handshake.tls13.common import (
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
-from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
+from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
@@ -268,10 +268,15 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
     while True:
         if len(data) - pos < RECORD_HEADER_LENGTH:
             return _INCOMPLETE
-        content_type, major = data[pos], data[pos + 1]
+        content_type = data[pos]
         length = (data[pos + 3] << 8) | data[pos + 4]
-        if major != 3:
-            return _refuse(AlertDescription.decode_error, "not a TLS record")
+        try:
+            # Judged before waiting for the body: no TLS record is answered at once.
+            check_record_header(data[pos : pos + RECORD_HEADER_LENGTH], first=pos == 0)
+        except ProtocolError as exc:
+            return _refuse(exc.alert, str(exc))
+        if content_type not in (ContentType.HANDSHAKE, ContentType.CHANGE_CIPHER_SPEC):
+            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
         if length > MAX_PLAINTEXT or length == 0:
             return _refuse(AlertDescription.record_overflow, "record length")
         if len(data) - pos - RECORD_HEADER_LENGTH < length:
@@ -291,7 +296,7 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
         if len(message) >= 4:
             size = int.from_bytes(message[1:4], "big")
             if size > MAX_CLIENT_HELLO:
-                return _refuse(AlertDescription.illegal_parameter, "ClientHello too large")
+                return _refuse(AlertDescription.decode_error, "ClientHello too large")
             if len(message) > 4 + size:
                 # RFC 8446 §5.1: nothing may follow the ClientHello before the server's
                 # answer; more handshake bytes in the same record are unexpected.

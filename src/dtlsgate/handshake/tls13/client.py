@@ -56,7 +56,11 @@ from dtlsgate.handshake.tls13.common import (
     message,
     present,
 )
-from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
 from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
@@ -202,7 +206,7 @@ class WaitCertificateVerify:
     suite: SuiteInfo
     info: HandshakeInfo
     request: CertificateRequest | None
-    peer_key: Any
+    peer_key: PeerKey
 
 
 @dataclass(slots=True)
@@ -537,7 +541,9 @@ def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateReque
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
     if ctx.key is not None and ctx.chain_der:
-        scheme = next((s for s in schemes_for_key(ctx.key) if s in offered), None)
+        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify.
+        usable = schemes_for_key(ctx.key, tls13=True)
+        scheme = next((s for s in usable if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
     cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
     keys.transcript.update(cert)

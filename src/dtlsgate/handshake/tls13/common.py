@@ -241,7 +241,9 @@ class ClientHelloInfo:
 
     versions: tuple[int, ...]
     groups: tuple[int, ...]
-    shares: tuple[KeyShareEntry, ...]
+    # None when the key_share extension is absent; () when it is present and empty (RFC
+    # 8446 §4.2.8 allows that: the client asks for a HelloRetryRequest).
+    shares: tuple[KeyShareEntry, ...] | None
     signature_schemes: tuple[int, ...]
     server_name: str | None
     alpn: tuple[bytes, ...]
@@ -252,7 +254,7 @@ class ClientHelloInfo:
     early_data: bool
 
     def share_for(self, group: int) -> bytes | None:
-        for entry in self.shares:
+        for entry in self.shares or ():
             if entry.group == group:
                 return entry.key_exchange
         return None
@@ -278,7 +280,7 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     values: dict[str, Any] = {
         "versions": (),
         "groups": (),
-        "shares": (),
+        "shares": None,
         "signature_schemes": (),
         "server_name": None,
         "alpn": (),
