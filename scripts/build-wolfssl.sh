@@ -4,16 +4,21 @@
 # DTLS 1.3). The interop tests run its example client and server from the source tree
 # (libtool wrappers) and find it through the same paths as tests/peers.py:
 #   $CACHE/wolfssl-5.5.4/                 the built source tree
-#   $CACHE/wolfssl-5.5.4/.dtlsgate-built  the stamp: present only after a complete build
+#   $CACHE/wolfssl-5.5.4/.dtlsgate-built  the stamp: written after a complete build, holding
+#                                          the recipe number below
 #   $CACHE/wolfssl-5.5.4.log              the last build's log
 #   $CACHE/wolfssl-5.5.4.failed           present after a failed build: the tests then FAIL
 #                                          with the log's tail instead of skipping
-# Idempotent (a present stamp means nothing to do) and safe to run twice at once (flock: the
-# second run waits and then finds the stamp). CACHE defaults to /var/cache/dtlsgate and can be
+# Idempotent (a stamp of the current recipe means nothing to do; a stamp of an older recipe
+# means a rebuild) and safe to run twice at once (flock: the second run waits and then finds
+# the stamp). CACHE defaults to /var/cache/dtlsgate and can be
 # moved with DTLSGATE_CACHE (tests/peers.py reads the same variable).
 set -eu
 
 VERSION=5.5.4
+# Bump when the configure line changes, so that caches built by an older recipe are rebuilt
+# (tests/peers.py reads this line too).
+RECIPE=2
 CACHE=${DTLSGATE_CACHE:-/var/cache/dtlsgate}
 TREE=$CACHE/wolfssl-$VERSION
 STAMP=$TREE/.dtlsgate-built
@@ -21,7 +26,8 @@ LOG=$CACHE/wolfssl-$VERSION.log
 FAILED=$CACHE/wolfssl-$VERSION.failed
 SOURCES=/etc/apt/sources.list.d/debian-src.sources
 
-[ -f "$STAMP" ] && exit 0
+built() { [ "$(cat "$STAMP" 2>/dev/null)" = "recipe $RECIPE" ]; }
+built && exit 0
 
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
@@ -34,7 +40,7 @@ if ! flock -w 900 9; then
     echo "build-wolfssl: another build still holds $CACHE/wolfssl.lock after 900 s" >&2
     exit 1
 fi
-[ -f "$STAMP" ] && exit 0
+built && exit 0
 
 build() {
     set -eu
@@ -70,7 +76,9 @@ EOF
     cd "$TREE"
     ./autogen.sh
     # WOLFSSL_STATIC_PSK: plain PSK suites such as PSK-AES128-CCM-8 (no ECDHE).
-    CFLAGS=-DWOLFSSL_STATIC_PSK ./configure --enable-dtls --enable-dtls13 --enable-dtlscid \
+    # HAVE_SECRET_CALLBACK: wolfSSL_set_tls13_secret_cb, through which a test learns the
+    # traffic secrets of a wolfSSL DTLS 1.3 session to decrypt its records.
+    CFLAGS="-DWOLFSSL_STATIC_PSK -DHAVE_SECRET_CALLBACK" ./configure --enable-dtls --enable-dtls13 --enable-dtlscid \
         --enable-dtls-mtu --enable-tls13 --enable-psk --enable-aesccm --enable-curve25519 \
         --enable-ed25519 --enable-session-ticket --enable-debug --disable-crypttests
     make -j2
@@ -80,7 +88,7 @@ EOF
 echo "build-wolfssl: building wolfSSL $VERSION with DTLS 1.3 in $TREE (about a minute; log $LOG)" >&2
 rm -f "$FAILED"
 if (build) >"$LOG" 2>&1; then
-    touch "$STAMP"
+    echo "recipe $RECIPE" >"$STAMP"
     echo "build-wolfssl: done" >&2
 else
     echo "wolfSSL $VERSION build failed; log: $LOG" >"$FAILED"

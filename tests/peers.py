@@ -121,13 +121,24 @@ def _log_tail(log: Path, lines: int = 30) -> str:
         return f"(no build log: {exc})"
 
 
+def _wolfssl_built(stamp: Path) -> bool:
+    """The stamp holds the recipe number of scripts/build-wolfssl.sh that built the tree: an
+    older recipe's build counts as absent (the script then rebuilds it)."""
+    script = (ROOT / "scripts" / "build-wolfssl.sh").read_text()
+    recipe = next(line for line in script.splitlines() if line.startswith("RECIPE="))
+    try:
+        return stamp.read_text().strip() == f"recipe {recipe.split('=', 1)[1]}"
+    except OSError:
+        return False
+
+
 def wolfssl_tree() -> Path:
     """The built wolfSSL source tree (its example programs are libtool wrappers: run them
     from there). When no build was attempted yet, run scripts/build-wolfssl.sh (bounded).
     A failed or missing build FAILS the calling test with the build log's tail, never skips
     it: a skipped peer would hide a broken build of the only DTLS 1.3 peer."""
     tree, stamp, log, failed = _wolfssl_paths()
-    if not stamp.is_file() and not failed.exists():
+    if not _wolfssl_built(stamp) and not failed.exists():
         script = ROOT / "scripts" / "build-wolfssl.sh"
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(
@@ -136,7 +147,7 @@ def wolfssl_tree() -> Path:
                 capture_output=True,
                 check=False,
             )
-    if not stamp.is_file():
+    if not _wolfssl_built(stamp):
         pytest.fail(
             f"wolfSSL {WOLFSSL_VERSION} is not built in {tree} (scripts/build-wolfssl.sh, "
             f"`make peers`); last lines of {log}:\n{_log_tail(log)}",
