@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
-from dtlsgate.tls13.client import ClientContext
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection
-from dtlsgate.tls13.server import ServerContext
-from dtlsgate.tls13.stateless import Admit13, StatelessGate
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.stream import Admit13, StatelessGate
+from dtlsgate.handshake.tls13.client import ClientContext
+from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
 PEER = ("127.0.0.1", 1)

@@ -31,12 +31,12 @@ from atheris_main import fuzz
 from tls13_helpers import NOW, client_config, server_config
 from tls13_hostile import feed
 
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.provider import DeterministicProvider
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate
 
 PEER = ("192.0.2.1", 40000)
 RAW, XORED, COOKIE = range(3)

@@ -8,8 +8,8 @@ from collections.abc import Hashable
 
 import pytest
 
-from dtlsgate.cookie import COOKIE_OVERHEAD, CookieJar, peer_bytes
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.cookie import COOKIE_OVERHEAD, CookieJar, peer_bytes
 
 KEY = bytes(range(32))
 PEER = ("2001:db8::1", 5684, 0, 0)
@@ -91,7 +91,7 @@ def test_peer_bytes_forms() -> None:
 
 
 def reference_cookie(now: float, peer: Hashable | None, bound: bytes, payload: bytes) -> bytes:
-    """The cookie layout and tag computed from scratch (module docstring of dtlsgate.cookie)."""
+    """The cookie layout and tag computed from scratch (module docstring of dtlsgate.gate.cookie)."""
     timestamp = int(now) & 0xFFFFFFFF
     head = b"\x01" + timestamp.to_bytes(4, "big")
     epoch = timestamp // 300
@@ -131,7 +131,7 @@ def test_gate_cookie_is_the_jars(peer: Hashable | None) -> None:
     from builders import client_hello, datagram
 
     from dtlsgate.config import ServerConfig
-    from dtlsgate.gate import Gate, Reply
+    from dtlsgate.gate.datagram import Gate, Reply
 
     hello = client_hello(random=bytes(range(32)), session_id=b"\x07" * 5, suites=(0xC02B, 0xA8))
     data = datagram(hello)

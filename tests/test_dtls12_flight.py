@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from dtls12_pair import Link, client_config, data_events, make_pair, server_config
 
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.flight import (
     INITIAL_RETRANSMIT_TIMEOUT,
     MAX_FLIGHT_TRANSMISSIONS,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
@@ -21,7 +21,7 @@ from dtlsgate.dtls.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     decode_dtls_handshake_fragments,

@@ -10,9 +10,9 @@ import pytest
 from builders import client_hello, datagram, with_cookie
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import UsageError
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.extensions import Extension
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import ClientHello

@@ -128,7 +128,7 @@ def loopback_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
     """An Admit in the middle of a batch returns at once; the datagrams read after it stay
     (at most LISTEN_BATCH - 1 of them) and are judged by the next listen()."""
-    from dtlsgate.listener import LISTEN_BATCH
+    from dtlsgate.io.listener import LISTEN_BATCH
 
     jar = CookieJar(bytes(32))
     with loopback_pair() as (server, client):
@@ -162,7 +162,7 @@ def _bound(hello_datagram: bytes) -> bytes:
 def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
     """An exception out of the gate (here a cookie_generate callback that fails once)
     propagates; the datagrams read after the one that raised are judged by the next call."""
-    from dtlsgate.listener import LISTEN_BATCH
+    from dtlsgate.io.listener import LISTEN_BATCH
 
     calls: list[object] = []
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tls13_helpers import pair
 
-import dtlsgate.tls13.server as server_module
+import dtlsgate.handshake.tls13.server as server_module
 from dtlsgate.errors import ProtocolError
 from dtlsgate.wire.enums import AlertDescription, SignatureScheme
 from dtlsgate.wire.extensions import Extension
@@ -45,7 +45,7 @@ def test_certificate_verify_scheme_must_be_one_we_offered() -> None:
 
     from dtlsgate.crypto import DefaultProvider
     from dtlsgate.crypto.signatures import certificate_verify_content, sign
-    from dtlsgate.tls13.peer_auth import verify_certificate_verify
+    from dtlsgate.handshake.tls13.peer_auth import verify_certificate_verify
     from dtlsgate.wire.messages13 import CertificateVerify
 
     key = ec.generate_private_key(ec.SECP256R1())

@@ -12,25 +12,20 @@ import pytest
 from tls13_helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
-from dtlsgate.cookie import DEFAULT_MAX_AGE, CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, TlsSocket
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-    SessionTicketReceived,
-)
-from dtlsgate.tls13.handshake import InstallKey, SendMessage, message
-from dtlsgate.tls13.post_handshake import MAX_KEY_UPDATES_WITHOUT_DATA, update_write
-from dtlsgate.tls13.stateless import (
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
+from dtlsgate.gate.cookie import DEFAULT_MAX_AGE, CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.stream import (
     MAX_CCS_BEFORE_CLIENT_HELLO,
     Admit13,
     Refuse,
     StatelessGate,
 )
+from dtlsgate.handshake.tls13.common import InstallKey, SendMessage, message
+from dtlsgate.handshake.tls13.post_handshake import MAX_KEY_UPDATES_WITHOUT_DATA, update_write
+from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, TlsSocket
 from dtlsgate.wire.enums import (
     AlertDescription,
     ContentType,

@@ -10,11 +10,12 @@ import tracemalloc
 import pytest
 from tls13_helpers import NOW, client_config, events, pump, server_config
 
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.connection import ClientConnection, DataReceived, ServerConnection
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.events import DataReceived
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate
 from dtlsgate.wire.enums import AlertDescription, NamedGroup
 from dtlsgate.wire.messages import ClientHello, ServerHello
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dtlsgate.cookie import CookieGenerate, CookieJar, CookieVerify
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
 
 if TYPE_CHECKING:
     from dtlsgate.crypto import CryptoProvider

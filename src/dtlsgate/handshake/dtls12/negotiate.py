@@ -18,13 +18,13 @@ from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
-from dtlsgate.dtls.record import CipherState
 from dtlsgate.errors import (
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
     ProtocolVersionError,
 )
+from dtlsgate.record.dtls12 import CipherState
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,

@@ -26,7 +26,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dtlsgate._frozen import frozen
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -35,9 +34,17 @@ from dtlsgate.errors import (
     UnexpectedMessage,
     UsageError,
 )
-from dtlsgate.tls13 import client as _client
-from dtlsgate.tls13 import server as _server
-from dtlsgate.tls13.handshake import (
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
+from dtlsgate.handshake.engine import Machine, handler_for
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13 import server as _server
+from dtlsgate.handshake.tls13.common import (
     Actions,
     Complete,
     HandshakeInfo,
@@ -50,40 +57,30 @@ from dtlsgate.tls13.handshake import (
     SkipEarlyData,
     TicketReceived,
 )
-from dtlsgate.tls13.post_handshake import Connected, update_write
-from dtlsgate.tls13.record import (
+from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
+from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
     HandshakeReassembler,
     RecordProtection,
     StreamRecordLayer,
 )
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
 from dtlsgate.wire.messages import Alert
 
-# ---- events ------------------------------------------------------------------------------------
 
-
-@frozen
-class HandshakeCompleted:
-    info: HandshakeInfo
-
-
-@frozen
-class DataReceived:
-    data: bytes
-
-
-@frozen
-class ConnectionClosed:
-    """The peer sent close_notify (RFC 8446 §6.1): no more data will come."""
-
-
-@frozen
-class SessionTicketReceived:
-    ticket: _client.SessionTicket
-
-
-Event = HandshakeCompleted | DataReceived | ConnectionClosed | SessionTicketReceived
+def completed(info: HandshakeInfo) -> HandshakeCompleted:
+    """The engine's report of a finished TLS 1.3 handshake as the connection's event."""
+    return HandshakeCompleted(
+        version=ProtocolVersion.TLS13,
+        cipher_suite=info.cipher_suite,
+        alpn_protocol=info.alpn_protocol,
+        server_name=info.server_name,
+        peer_certificates=info.peer_certificates,
+        group=info.group,
+        signature_scheme=info.signature_scheme,
+        hello_retry=info.hello_retry,
+        resumed=info.resumed,
+    )
 
 
 class TlsConnection:
@@ -111,19 +108,23 @@ class TlsConnection:
         self,
         ctx: Any,
         state: Any,
-        table: dict[type, dict[int, Any]],
+        machine: Machine[Any],
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._keylog = keylog
         self._state = state
-        self._table = table
+        self._machine = machine
+        # The protection of the records we read, as an epoch (engine.py's numbering: 0
+        # plaintext, 2 handshake keys, 3 and up application keys): the engine's epoch rule
+        # checks each handshake message against it.
+        self._read_epoch = 0
         self._records = StreamRecordLayer()
         self._reassembler = HandshakeReassembler()
         self._out = bytearray()
         self._events: deque[Event] = deque()
         self._initial_record = False
-        self.info: HandshakeInfo | None = None
+        self.info: HandshakeCompleted | None = None
         self.closed = False  # we send nothing more: close_notify sent, or failed
         self.failed = False  # terminal: a fatal alert either way, or the handshake abandoned
         self.peer_closed = False
@@ -215,11 +216,7 @@ class TlsConnection:
                 self._events.append(DataReceived(fragment))
 
     def _on_message(self, msg_type: int, body: bytes, raw: bytes, now: float) -> None:
-        handler = self._table.get(type(self._state), {}).get(msg_type)
-        if handler is None:
-            raise UnexpectedMessage(
-                f"handshake message {msg_type} not legal in {type(self._state).__name__}"
-            )
+        handler = handler_for(self._machine, self._state, msg_type, self._read_epoch)
         self._state, actions = handler(self._ctx, self._state, body, raw, now)
         self._run(actions)
 
@@ -261,10 +258,10 @@ class TlsConnection:
             elif isinstance(action, PeerRecordLimit):
                 self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
             elif isinstance(action, Complete):
-                self.info = action.info
+                self.info = completed(action.info)
                 # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
                 self._records.ccs_allowed = False
-                self._events.append(HandshakeCompleted(action.info))
+                self._events.append(self.info)
             elif isinstance(action, KeyLog):
                 if self._keylog is not None:
                     self._keylog(action.line())
@@ -281,6 +278,7 @@ class TlsConnection:
         if self._reassembler.pending:
             raise UnexpectedMessage("handshake message spans a key change")
         self._records.read = protection
+        self._read_epoch = 2 if self._read_epoch == 0 else self._read_epoch + 1
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._out += self._records.encode(ContentType.ALERT, Alert(level, description).encode())
@@ -312,7 +310,7 @@ class ServerConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _server.ServerContext(config)
-        super().__init__(ctx, _server.ServerStart(), _server.TABLE, keylog)
+        super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
 
     @classmethod
     def from_admit(
@@ -348,7 +346,7 @@ class ClientConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _client.ClientContext(config)
-        super().__init__(ctx, None, _client.TABLE, keylog)
+        super().__init__(ctx, None, _client.CLIENT, keylog)
 
     def start(self, now: float | None = None) -> None:
         """Queue the ClientHello; ``now`` (seconds since the epoch) is needed when the

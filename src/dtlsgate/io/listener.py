@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
-from dtlsgate.gate import Admit, Drop, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Drop, Gate, is_client_hello
 
 if TYPE_CHECKING:
-    from dtlsgate.blocking import DtlsSocket
+    from dtlsgate.io.blocking import DtlsSocket
 
 # The largest UDP payload (IPv4: 65535 - 20 - 8). A ClientHello larger than the buffer
 # would be truncated by the kernel and then dropped as malformed, so read it whole.
@@ -190,8 +190,9 @@ class Listener:
         Its Admit is returned by the next ``listen()``. Close the old `DtlsSocket` once its
         ``recv()`` returned b"": until then its connected socket may take datagrams of the
         new handshake, which the client then retransmits."""
-        from dtlsgate.blocking import DtlsSocket, keylog_writer
-        from dtlsgate.dtls import DtlsServerConnection
+        from dtlsgate.connection.datagram import DtlsServerConnection
+        from dtlsgate.io.blocking import DtlsSocket
+        from dtlsgate.io.keylog import keylog_writer
 
         if admit.peer is not None and admit.peer != peer:
             raise UsageError(f"this Admit is for {admit.peer!r}, not {peer!r}")

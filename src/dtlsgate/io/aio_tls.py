@@ -3,11 +3,11 @@
 - ``await serve_tls(client_connected_cb, host, port, config)`` -> ``asyncio.Server``; the
   callback gets ``(reader, writer)`` once the handshake completed;
 - ``await connect_tls(host, port, config)`` -> ``(reader, writer)``;
-  ``writer.get_extra_info("tls")`` is the `HandshakeInfo`, ``"session_tickets"`` the
+  ``writer.get_extra_info("tls")`` is the `HandshakeCompleted` event, ``"session_tickets"`` the
   tickets received so far (for ``ClientConfig(session_ticket=...)``).
 
 With ``config.stateless`` every new client first goes through the stateless
-HelloRetryRequest (`dtlsgate.tls13.stateless`): until ClientHello2 is admitted the server
+HelloRetryRequest (`dtlsgate.gate.stream`): until ClientHello2 is admitted the server
 keeps only the unread bytes of the stream. The TLS work is the sans-I/O connection's; this
 module moves bytes and reads the clock.
 """
@@ -21,18 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
-from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, keylog_writer, stream_peer
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-    SessionTicketReceived,
-    TlsConnection,
-)
-from dtlsgate.tls13.server import ServerContext
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
+from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.handshake.tls13.server import ServerContext
+from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer
+from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import NamedTuple
 
-from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -297,6 +297,11 @@ class Reassembler:
         del self._partial[seq]
         self.next_seq = seq + 1
         return message
+
+    def fragments_held(self) -> int:
+        """The received pieces kept for messages not complete yet (each at most
+        ``MAX_FRAGMENTS_PER_MESSAGE``)."""
+        return sum(len(p.ranges) for p in self._partial.values() if isinstance(p, _Partial))
 
     def buffered_bytes(self) -> int:
         return sum(

@@ -21,18 +21,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from dtlsgate.blocking import keylog_writer
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.dtls import (
-    ConnectionClosed,
-    DataReceived,
-    DtlsClientConnection,
-    DtlsConnection,
-    DtlsServerConnection,
-    HandshakeComplete,
-)
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
 from dtlsgate.errors import DtlsgateError
-from dtlsgate.gate import Admit, Gate, is_client_hello
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.io.keylog import keylog_writer
 
 MAX_DATAGRAM = 65507
 # Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
@@ -65,10 +59,10 @@ class DtlsStream:
         self._send_datagram = send_datagram
         self._loop = loop
         self._records: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUED_RECORDS)
-        self._handshake: asyncio.Future[HandshakeComplete] = loop.create_future()
+        self._handshake: asyncio.Future[HandshakeCompleted] = loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
-        self.handshake_info: HandshakeComplete | None = None
+        self.handshake_info: HandshakeCompleted | None = None
 
     # --- driven by the socket reader --------------------------------------------------------
 
@@ -85,7 +79,7 @@ class DtlsStream:
         for datagram, _ in conn.datagrams_to_send():
             self._send_datagram(datagram)
         while (event := conn.next_event()) is not None:
-            if isinstance(event, HandshakeComplete):
+            if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
                 if not self._handshake.done():
                     self._handshake.set_result(event)
@@ -122,7 +116,7 @@ class DtlsStream:
 
     # --- the user's calls -------------------------------------------------------------------
 
-    async def wait_handshake(self) -> HandshakeComplete:
+    async def wait_handshake(self) -> HandshakeCompleted:
         return await self._handshake
 
     def send(self, data: bytes) -> None:

@@ -28,10 +28,14 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
     LEGACY_VERSION,
     TLS13,
     Actions,
@@ -52,9 +56,9 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import fill_binders
+from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -585,4 +589,31 @@ TABLE: dict[type, dict[int, Handler]] = {
     },
 }
 
-__all__ = ["TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]
+#: The client as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+CLIENT: Machine[Handler] = Machine(
+    name="TLS 1.3 client",
+    start=(WaitServerHello,),
+    table=TABLE,
+    goes_to={
+        # A HelloRetryRequest is a ServerHello: the client waits for the real one.
+        (WaitServerHello, _H.SERVER_HELLO): (WaitEncryptedExtensions, WaitServerHello),
+        (WaitEncryptedExtensions, _H.ENCRYPTED_EXTENSIONS): (
+            WaitCertificateOrRequest,
+            WaitFinished,
+        ),
+        (WaitCertificateOrRequest, _H.CERTIFICATE_REQUEST): (WaitCertificate,),
+        (WaitCertificateOrRequest, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificate, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitFinished,),
+        (WaitFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.NEW_SESSION_TICKET): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
+
+__all__ = ["CLIENT", "TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]

@@ -10,19 +10,16 @@ import time
 from collections import deque
 from typing import Any
 
-from dtlsgate.blocking import keylog_writer
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import StateError, UsageError
-from dtlsgate.tls13.connection import (
-    ClientConnection,
+from dtlsgate.events import (
     ConnectionClosed,
     DataReceived,
     HandshakeCompleted,
-    ServerConnection,
     SessionTicketReceived,
-    TlsConnection,
 )
-from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 READ_SIZE = 65536
@@ -45,7 +42,7 @@ class TlsSocket:
         self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
 
     @property
-    def info(self) -> HandshakeInfo | None:
+    def info(self) -> HandshakeCompleted | None:
         return self.conn.info
 
     def _flush(self) -> None:
@@ -73,7 +70,7 @@ class TlsSocket:
                 self.tickets.append(event.ticket)
         return True
 
-    def do_handshake(self) -> HandshakeInfo:
+    def do_handshake(self) -> HandshakeCompleted:
         while not self.conn.handshake_complete:
             if not self._pump():
                 raise ConnectionError("peer closed the connection during the handshake")
@@ -200,4 +197,4 @@ def accept(
     return tls
 
 
-__all__ = ["HandshakeCompleted", "TlsSocket", "accept", "connect", "keylog_writer"]
+__all__ = ["TlsSocket", "accept", "connect"]

@@ -12,7 +12,7 @@ from typing import Any
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UnexpectedMessage
-from dtlsgate.tls13.handshake import Actions, AppSecrets, InstallKey, SendMessage, message
+from dtlsgate.handshake.tls13.common import Actions, AppSecrets, InstallKey, SendMessage, message
 from dtlsgate.wire.enums import HandshakeType, KeyUpdateRequest
 from dtlsgate.wire.messages13 import KeyUpdate
 

@@ -14,10 +14,8 @@ This module and the other adapters are the only code that reads clocks and socke
 
 from __future__ import annotations
 
-import os
 import select
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -25,18 +23,14 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.dtls import (
-    ConnectionClosed,
-    DataReceived,
-    DtlsClientConnection,
-    DtlsConnection,
-    HandshakeComplete,
-)
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
 from dtlsgate.errors import StateError
-from dtlsgate.gate import is_client_hello
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.datagram import is_client_hello
+from dtlsgate.io.keylog import keylog_writer
 
 if TYPE_CHECKING:
-    from dtlsgate.listener import Listener
+    from dtlsgate.io.listener import Listener
 
 MAX_DATAGRAM = 65507
 # How long a blocking handshake waits in all before giving up (the connection itself gives
@@ -46,21 +40,6 @@ DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 # dropped, as a full socket buffer would drop them, so a peer flooding a socket that nobody
 # reads cannot grow our memory. 256 covers the longest flight, retransmitted, many times.
 MAX_INBOX_DATAGRAMS = 256
-
-
-def keylog_writer(path: str | None) -> Callable[[str], None] | None:
-    """A key log callback appending NSS key log lines to ``path`` or, when None, to the
-    file named by the SSLKEYLOGFILE environment variable (the convention browsers use)."""
-    target = path or os.environ.get("SSLKEYLOGFILE")
-    if not target:
-        return None
-    lock = threading.Lock()
-
-    def write(line: str) -> None:
-        with lock, open(target, "a", encoding="ascii") as f:
-            f.write(line + "\n")
-
-    return write
 
 
 class DtlsSocket:
@@ -89,7 +68,7 @@ class DtlsSocket:
         # A new association of the same peer replaced this one (RFC 6347 §4.2.8): its
         # address is no longer ours to send to.
         self._replaced = False
-        self.handshake_info: HandshakeComplete | None = None
+        self.handshake_info: HandshakeCompleted | None = None
 
     # --- I/O plumbing -----------------------------------------------------------------------
 
@@ -115,7 +94,7 @@ class DtlsSocket:
 
     def _events(self) -> None:
         while (event := self.connection.next_event()) is not None:
-            if isinstance(event, HandshakeComplete):
+            if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
             elif isinstance(event, DataReceived):
                 self._data.append(event.data)

@@ -16,7 +16,7 @@ from dtlsgate.crypto.certs import (
 )
 from dtlsgate.crypto.signatures import TLS13_FORBIDDEN_SCHEMES, certificate_verify_content
 from dtlsgate.errors import IllegalParameter
-from dtlsgate.tls13.handshake import DEFAULT_SIGNATURE_SCHEMES
+from dtlsgate.handshake.tls13.common import DEFAULT_SIGNATURE_SCHEMES
 from dtlsgate.wire.enums import SignatureScheme
 from dtlsgate.wire.messages13 import CertificateVerify
 

@@ -3,7 +3,7 @@
 ``StatelessGate(config).receive(data, peer, now)`` judges the first bytes a client sent on
 a stream and returns exactly one of
 
-- ``Reply(data)`` (from `dtlsgate.gate`): a HelloRetryRequest with a cookie to send back
+- ``Reply(data)`` (from `dtlsgate.gate.datagram`): a HelloRetryRequest with a cookie to send back
   (followed by the compatibility ChangeCipherSpec when the client's legacy_session_id is not
   empty, RFC 8446 Appendix D.4); nothing is kept;
 - `Admit13`: a ClientHello2 whose cookie verified, with everything the server connection
@@ -41,15 +41,15 @@ from typing import TYPE_CHECKING, Any
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.handshake import (
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.handshake.tls13.common import (
     ClientHelloInfo,
     client_hello_fixed_part,
     decode_client_hello,
     hello_retry_request,
 )
-from dtlsgate.tls13.record import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
-from dtlsgate.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello

@@ -28,8 +28,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from dtlsgate._frozen import frozen
-from dtlsgate.cookie import COOKIE_OVERHEAD, TAG_LENGTH
 from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.gate.cookie import COOKIE_OVERHEAD, TAG_LENGTH
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import (

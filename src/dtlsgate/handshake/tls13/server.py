@@ -7,7 +7,7 @@ which receives a handshake message in an unexpected order MUST abort"). Handlers
 next state and the `Action`s for the record layer. The transcript is fed the bytes received.
 
 Resumption (RFC 8446 §2.2, psk_dhe_ke only): a ClientHello offering one of our tickets
-(`dtlsgate.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
+(`dtlsgate.handshake.tls13.tickets`, stateless, sealed with ``config.ticket_key``) that is fresh and
 whose binder verifies is answered with pre_shared_key in the ServerHello and only
 EncryptedExtensions and Finished; any other offer is ignored (a full handshake). After the
 client's Finished the server sends ``config.session_tickets`` NewSessionTickets. 0-RTT is
@@ -28,10 +28,14 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
-from dtlsgate.tls13.handshake import (
+from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
     LEGACY_VERSION,
     TLS13,
     Actions,
@@ -55,9 +59,15 @@ from dtlsgate.tls13.handshake import (
     message,
     present,
 )
-from dtlsgate.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
-from dtlsgate.tls13.post_handshake import Connected, key_update_handler
-from dtlsgate.tls13.tickets import TicketSealer, TicketState, binder, binders_equal, truncate
+from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import (
+    TicketSealer,
+    TicketState,
+    binder,
+    binders_equal,
+    truncate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -594,3 +604,30 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
 }
+
+#: The server as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+SERVER: Machine[Handler] = Machine(
+    name="TLS 1.3 server",
+    start=(ServerStart,),
+    table=TABLE,
+    goes_to={
+        (ServerStart, _H.CLIENT_HELLO): (
+            WaitClientHello2,
+            WaitClientCertificate,
+            WaitClientFinished,
+        ),
+        (WaitClientHello2, _H.CLIENT_HELLO): (WaitClientCertificate, WaitClientFinished),
+        (WaitClientCertificate, _H.CERTIFICATE): (
+            WaitClientCertificateVerify,
+            WaitClientFinished,
+        ),
+        (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
+        (WaitClientFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
