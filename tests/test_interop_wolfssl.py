@@ -43,11 +43,11 @@ import pytest
 from peers import capture, process, read_line, wolfssl_tree
 
 import dtlsgate
-from dtlsgate import aio
-from dtlsgate.blocking import connect
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.gate import DropReason, Gate
+from dtlsgate.gate.datagram import DropReason, Gate
+from dtlsgate.io import aio
+from dtlsgate.io.blocking import connect
 from dtlsgate.wire.enums import ExtensionType, HandshakeType
 from dtlsgate.wire.extensions import decode_supported_versions_ch, decode_supported_versions_sh
 from dtlsgate.wire.messages import ClientHello, ServerHello

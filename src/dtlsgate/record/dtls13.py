@@ -36,8 +36,8 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider
 from dtlsgate.crypto.record_number import SAMPLE_LENGTH, RecordNumberCipher
 from dtlsgate.crypto.suites import SuiteInfo
-from dtlsgate.dtls.record import ReplayWindow
 from dtlsgate.errors import StateError, UsageError
+from dtlsgate.record.dtls12 import ReplayWindow
 from dtlsgate.wire.enums import ContentType, ProtocolVersion
 
 __all__ = [
