@@ -36,8 +36,7 @@ from dtlsgate.handshake.tls13.common import (
     DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
-    LEGACY_VERSION,
-    TLS13,
+    TLS_VERSIONS,
     Actions,
     AppSecrets,
     Complete,
@@ -49,6 +48,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     TicketReceived,
+    Versions,
     application_keylog,
     expect,
     handshake_keylog,
@@ -113,10 +113,16 @@ _H = HandshakeType
 class ClientContext:
     """Per-config data of a client: preferences, trust anchors, our credentials."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
         self.config = config
         self.provider = config.provider
+        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
+        self.versions = versions
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
+        if versions.dtls:
+            from dtlsgate.handshake.tls13.server import tls13_suites
+
+            self.suites = tls13_suites(self.suites)
         self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
         self.server_name: str | None = config.server_name
         self.trust: Any = None
@@ -128,7 +134,8 @@ class ClientContext:
             c.public_bytes(_der()) for c in config.certificate_chain
         )
         self.key = config.private_key
-        self.middlebox_compat: bool = config.middlebox_compat
+        # RFC 9147 §5: DTLS 1.3 has no middlebox compatibility mode.
+        self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
         self.ticket: SessionTicket | None = config.session_ticket
         if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
             raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
@@ -172,7 +179,8 @@ class PskOffer:
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk)
+        dtls = self.ticket.dtls
+        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk, dtls=dtls)
 
 
 @dataclass(slots=True)
@@ -248,7 +256,8 @@ def client_hello(
     ext.append(Extension(_E.supported_groups, encode_u16_list_ext(list(ctx.groups))))
     schemes = cfg.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
     ext.append(Extension(_E.signature_algorithms, encode_u16_list_ext(list(schemes))))
-    ext.append(Extension(_E.supported_versions, encode_supported_versions_ch([TLS13])))
+    offered = [ctx.versions.version, *ctx.versions.fallback]
+    ext.append(Extension(_E.supported_versions, encode_supported_versions_ch(offered)))
     entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
     ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
     ext.append(
@@ -268,7 +277,18 @@ def client_hello(
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
-    return ClientHello(LEGACY_VERSION, random, session_id, tuple(ctx.suites), b"\x00", tuple(ext))
+    versions = ctx.versions
+    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
+    legacy_cookie = b"" if versions.dtls else None
+    return ClientHello(
+        versions.legacy_version,
+        random,
+        session_id,
+        tuple(ctx.suites),
+        b"\x00",
+        tuple(ext),
+        legacy_cookie,
+    )
 
 
 def _is_ip(name: str) -> bool:
@@ -294,6 +314,8 @@ def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
         return None
     if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
         return None
+    if ticket.dtls != ctx.versions.dtls:
+        return None  # its PSK was derived with the other protocol's labels
     # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
     return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
 
@@ -319,7 +341,7 @@ def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello
     placeholder = offer.placeholder() if offer is not None else None
     hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
     raw = hello_message(ctx, hello, offer, None)
-    hello = ClientHello.decode(raw[4:], dtls=False)
+    hello = ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
     return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
 
 
@@ -332,8 +354,10 @@ def _check_server_hello(ctx: ClientContext, state: WaitServerHello, sh: ServerHe
     # RFC 8446 §4.2.1: a ServerHello without supported_versions negotiates TLS 1.2 or
     # older, which we did not offer.
     version = present(version, "server chose TLS 1.2 or older", _A.protocol_version)
-    expect(decode_supported_versions_sh(version) == TLS13, "not TLS 1.3", _A.illegal_parameter)
-    expect(sh.legacy_version == LEGACY_VERSION, "legacy_version", _A.protocol_version)
+    versions = ctx.versions
+    chosen = decode_supported_versions_sh(version)
+    expect(chosen == versions.version, "not (D)TLS 1.3", _A.illegal_parameter)
+    expect(sh.legacy_version == versions.legacy_version, "legacy_version", _A.protocol_version)
     expect(sh.session_id == state.hello.session_id, "session id echo", _A.illegal_parameter)
     expect(sh.cipher_suite in ctx.suites, "suite we did not offer", _A.illegal_parameter)
     expect(sh.compression_method == 0, "compression", _A.illegal_parameter)
@@ -356,7 +380,7 @@ def on_server_hello(
     ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
     suite = suite_info(sh.cipher_suite)
     psk = accepted_psk(state, sh, suite)
-    schedule = KeySchedule.for_suite(suite, psk=psk)
+    schedule = ctx.versions.schedule(suite, psk)
     schedule.enter_handshake(ours.exchange(entry.key_exchange))
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
@@ -418,7 +442,7 @@ def on_hello_retry_request(
     transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
     raw2 = hello_message(ctx, hello2, offer, transcript)
-    hello2 = ClientHello.decode(raw2[4:], dtls=False)
+    hello2 = ClientHello.decode(raw2[4:], dtls=ctx.versions.dtls)
     transcript.update(raw2)
     retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
     return retry, [SendMessage(raw2)]
@@ -565,6 +589,7 @@ class SessionTicket:
     suite: CipherSuite
     received_at: float
     server_name: str | None = None
+    dtls: bool = False  # issued over DTLS 1.3 (its PSK has the "dtls13" labels)
 
 
 def on_new_session_ticket(
@@ -572,7 +597,8 @@ def on_new_session_ticket(
 ) -> tuple[ClientState, Actions]:
     nst = NewSessionTicket.decode(body)
     psk = state.schedule.resumption_psk(state.app.resumption, nst.ticket_nonce)
-    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name)
+    dtls = ctx.versions.dtls
+    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name, dtls)
     return state, [TicketReceived(ticket)]
 
 

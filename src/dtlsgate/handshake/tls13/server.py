@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
-from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
@@ -36,8 +35,7 @@ from dtlsgate.handshake.tls13.common import (
     DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
-    LEGACY_VERSION,
-    TLS13,
+    TLS_VERSIONS,
     Actions,
     AppSecrets,
     ClientHelloInfo,
@@ -49,6 +47,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     SkipEarlyData,
+    Versions,
     application_keylog,
     client_hello_fixed_part,
     decode_client_hello,
@@ -116,10 +115,15 @@ MAX_PSK_IDENTITIES_TRIED = 4
 class ServerContext:
     """Long-lived per-config data: credentials in wire form and preferences."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
         self.config = config
         self.provider = config.provider
+        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
+        self.versions = versions
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
+        if versions.dtls:
+            # A datagram config may list DTLS 1.2 suites too (one port, both versions).
+            self.suites = tls13_suites(self.suites)
         self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
@@ -134,6 +138,14 @@ class ServerContext:
 
             self.trust = load_trust_store(config.cafile)
         self.sealer = TicketSealer(config.ticket_key, self.provider)
+
+
+def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
+    """The TLS 1.3 suites of ``suites`` (DEFAULT_SUITES when it has none)."""
+    from dtlsgate.crypto.suites import SUITES, KeyExchange
+
+    tls13 = {int(s) for s, info in SUITES.items() if info.key_exchange is KeyExchange.TLS13}
+    return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -249,13 +261,14 @@ def check_binder(
     info: ClientHelloInfo,
     prefix: TranscriptHash | None,
     raw: bytes,
+    versions: Versions = TLS_VERSIONS,
 ) -> AcceptedPsk | None:
     """Verify the binder of the ticket we chose (RFC 8446 §4.2.11.2) over the transcript
     ``prefix`` (None, or message_hash and the HelloRetryRequest) and the ClientHello
     truncated before its binders; a binder that does not verify is decrypt_error (§6.2)."""
     if found is None or info.psk is None:
         return None
-    schedule = KeySchedule.for_suite(suite_info(found.state.suite), psk=found.state.psk)
+    schedule = versions.schedule(suite_info(found.state.suite), found.state.psk)
     expected = binder(schedule, prefix, truncate(raw, info.psk))
     if not binders_equal(info.psk.binders[found.index], expected):
         raise DecryptError("PSK binder does not verify")
@@ -293,7 +306,7 @@ def on_client_hello(
 ) -> tuple[ServerState, Actions]:
     """The first ClientHello: a HelloRetryRequest when the client has no key share for the
     group we want (RFC 8446 §4.1.4), else our whole first flight."""
-    hello, info = decode_client_hello(body)
+    hello, info = decode_client_hello(body, ctx.versions)
     choice = choose(ctx, hello, info)
     found = find_ticket(ctx, hello, info, now)
     if found is not None:
@@ -304,16 +317,17 @@ def on_client_hello(
     if share is None:
         # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
         # (checked by construction: we ask only when there is no share for it).
-        hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None)
+        hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None, ctx.versions)
         transcript = TranscriptHash.after_hello_retry(suite_info(choice.suite).hash, raw)
         transcript.update(hrr)
         actions: Actions = [*skip, SendMessage(hrr)]
-        # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message.
-        if hello.session_id:
+        # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message
+        # (never in DTLS 1.3, RFC 9147 §5).
+        if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
         return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
-    psk = check_binder(found, info, None, raw)
+    psk = check_binder(found, info, None, raw, ctx.versions)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
     next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
     return next_state, [*skip, *flight]
@@ -339,7 +353,7 @@ def on_client_hello2(
     ctx: ServerContext, state: WaitClientHello2, body: bytes, raw: bytes, now: float
 ) -> tuple[ServerState, Actions]:
     """The second ClientHello after our (stateful) HelloRetryRequest."""
-    hello, info = decode_client_hello(body)
+    hello, info = decode_client_hello(body, ctx.versions)
     # RFC 8446 §4.1.2: the client MUST send the same ClientHello but for the listed changes
     # (key_share, early_data, cookie, pre_shared_key, padding); anything else is
     # illegal_parameter. The cookie is the HRR's, copied (§4.2.2), or absent with it.
@@ -349,9 +363,8 @@ def on_client_hello2(
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     choice = choose(ctx, hello, info)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
-    psk = check_binder(
-        ticket_for_suite(ctx, hello, info, state.suite, now), info, state.transcript, raw
-    )
+    found = ticket_for_suite(ctx, hello, info, state.suite, now)
+    psk = check_binder(found, info, state.transcript, raw, ctx.versions)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
@@ -384,18 +397,19 @@ def server_flight(
     suite = suite_info(choice.suite)
     ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
     shared = ours.exchange(client_share)
-    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
+    versions = ctx.versions
+    schedule = versions.schedule(suite, psk.psk if psk is not None else None)
     schedule.enter_handshake(shared)
     server_share = KeyShareEntry(ours.group, ours.public_bytes)
     extensions = [
         Extension(_E.key_share, encode_key_share_sh(server_share)),
-        Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),
+        Extension(_E.supported_versions, encode_supported_versions_sh(versions.version)),
     ]
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
         extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
     sh = ServerHello(
-        LEGACY_VERSION,
+        versions.legacy_version,
         ctx.provider.random(32),
         hello.session_id,
         choice.suite,
@@ -405,7 +419,7 @@ def server_flight(
     sh_raw = message(_H.SERVER_HELLO, sh.encode())
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
-    if hello.session_id and not after_hrr:
+    if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
     keys = Keys.after_server_hello(schedule, transcript, hello.random)
     actions.extend(handshake_keylog(keys))
@@ -587,17 +601,17 @@ def after_stateless_retry(
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
-    hello, info = decode_client_hello(admit.client_hello_message[4:])
+    hello, info = decode_client_hello(admit.client_hello_message[4:], ctx.versions)
     suite, group = admit.cipher_suite, admit.group
     share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
     hrr_group = group if admit.key_share_requested else None
-    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie)
+    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie, ctx.versions)
     transcript = TranscriptHash(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
     transcript.update(hrr)
     found = ticket_for_suite(ctx, hello, info, suite, now)
-    psk = check_binder(found, info, transcript, admit.client_hello_message)
+    psk = check_binder(found, info, transcript, admit.client_hello_message, ctx.versions)
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info)
     choice = Choice(suite, group, choice.scheme, choice.alpn)
