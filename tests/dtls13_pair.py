@@ -43,6 +43,7 @@ class Pair13:
     server_events: list[Any] = field(default_factory=list)
     client_datagrams: int = 0
     server_datagrams: int = 0
+    largest_datagram: int = 0
 
     def to_server(self, datagrams: list[bytes]) -> None:
         for d in datagrams:
@@ -64,9 +65,11 @@ class Pair13:
         for _ in range(rounds):
             c_out = [d for d, _ in self.client.datagrams_to_send()]
             self.client_datagrams += len(c_out)
+            self.largest_datagram = max([self.largest_datagram, *map(len, c_out)])
             self.to_server(link.carry(c_out))
             s_out = [d for d, _ in self.server.datagrams_to_send()] if self.server else []
             self.server_datagrams += len(s_out)
+            self.largest_datagram = max([self.largest_datagram, *map(len, s_out)])
             for d in link.carry(s_out):
                 self.client.receive(d, SERVER, self.now)
             self.drain()
