@@ -56,10 +56,12 @@ def serve_one(
     seconds: float = 20,
     reply: Callable[[bytes], bytes] = lambda data: b"echo:" + data,
     sizes: list[int] | None = None,
+    gone: Callable[[], bool] = lambda: False,
 ) -> Dtls13Connection | None:
     """Serve the first peer that sends to ``sock`` with the connection ``conn_for(peer)``:
-    answer each record of application data with ``reply(data)``, until the peer closes or
-    ``seconds`` pass. Returns the connection (None when nobody came)."""
+    answer each record of application data with ``reply(data)``, until the peer closes,
+    ``gone()`` (its process ended) or ``seconds`` pass. Returns the connection (None when
+    nobody came)."""
     deadline = time.monotonic() + seconds
     sock.settimeout(seconds)
     try:
@@ -76,7 +78,7 @@ def serve_one(
         for data in received[answered:]:
             conn.send(reply(data))
         answered = len(received)
-        return conn.closed
+        return conn.closed or gone()
 
     pump(conn, sock, done, events, max(0.0, deadline - time.monotonic()), sizes)
     return conn

@@ -247,3 +247,33 @@ def test_client_hello_is_dtls13() -> None:
     assert b"\xfe\xfc" in body  # supported_versions offers DTLS 1.3
     # legacy_session_id and legacy_cookie are empty (RFC 9147 §5, §5.3)
     assert body[34:36] == b"\x00\x00"
+
+
+PSK_ID = b"Client_identity"
+PSK_KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    "suite", [CipherSuite.TLS_AES_128_CCM_8_SHA256, CipherSuite.TLS_AES_128_GCM_SHA256]
+)
+def test_external_psk(suite: CipherSuite) -> None:
+    # RFC 8446 §2.2, §4.2.11: an external PSK (psk_dhe_ke), no certificates on either side:
+    # the IoT case of CoAP with AES-128-CCM-8.
+    server = server_config(None, psk={PSK_ID: PSK_KEY}, cipher_suites=tuple(SUITES))
+    client = client_config(psk=PSK_KEY, psk_identity=PSK_ID, cipher_suites=(suite,))
+    pair = make_pair13(server, client)
+    assert pair.run()
+    for events in (pair.client_events, pair.server_events):
+        done = info(events)
+        assert done.psk_identity == PSK_ID and done.cipher_suite == suite
+        assert done.peer_certificates == () and not done.resumed
+    exchange(pair)
+
+
+def test_external_psk_wrong_key_is_decrypt_error() -> None:
+    server = server_config(None, psk={PSK_ID: PSK_KEY})
+    client = client_config(psk=bytes(32), psk_identity=PSK_ID)
+    pair = make_pair13(server, client)
+    with pytest.raises(Exception, match="binder"):
+        pair.run()
+    assert pair.server is not None and pair.server.closed

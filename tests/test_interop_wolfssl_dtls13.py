@@ -7,9 +7,12 @@ fragmentation at a small MTU (`-u<MTU>` sets wolfSSL's), KeyUpdate each way (wol
 client `-I` and server `-U` update their keys before writing; ours with ``key_update()``),
 and wolfSSL's server's HelloRetryRequest with its cookie, answered by our client.
 
+External PSK (`-s`: identity `Client_identity` and the 32-byte key wolfssl/test.h's TLS 1.3
+callbacks return) with AES-128-CCM-8, psk_dhe_ke both ways and psk_ke (`-K`) from wolfSSL's
+client.
+
 Not here: TLS_CHACHA20_POLY1305_SHA256 (5.5.4 computes ChaCha20 record number masks
-wrongly, fixed upstream later), external PSK (our TLS 1.3 engine has none yet) and
-connection IDs (not implemented yet). wolfSSL's example server does not always print the
+wrongly, fixed upstream later) and connection IDs (not implemented yet). wolfSSL's example server does not always print the
 client's line in DTLS 1.3: data is judged by what comes back.
 """
 
@@ -33,6 +36,9 @@ from dtlsgate.wire.enums import CipherSuite, ProtocolVersion
 
 pytestmark = pytest.mark.interop
 
+PSK_ID = b"Client_identity"
+# wolfssl/test.h, my_psk_*_tls13_cb: 32 bytes from 0x01 in steps of 0x22, wrapping to 0x01.
+PSK_KEY = bytes.fromhex("0123456789abcdef" * 4)
 CLIENT_TEXT = b"hello wolfssl!"
 SERVER_TEXT = b"I hear you fa shizzle!"
 WOLFSSL_SUITES = {
@@ -82,7 +88,12 @@ def wolfssl_client(
         command = ["./examples/client/client", udp, "-v", "4", "-p", str(port), *args]
         with process(command, seconds=25, cwd=tree, stdin=DEVNULL, stderr=DEVNULL) as proc:
             conn = serve_one(
-                lambda peer: Dtls13ServerConnection(config, peer), sock, events, 20, sizes=sizes
+                lambda peer: Dtls13ServerConnection(config, peer),
+                sock,
+                events,
+                20,
+                sizes=sizes,
+                gone=lambda: proc.poll() is not None,
             )
             assert proc.stdout is not None
             out = proc.stdout.read().decode(errors="replace")
@@ -239,3 +250,25 @@ def test_key_update_both_ways_with_wolfssl_server(wolfssl: Path, tmp_path: Path)
     assert conn.records.write_epoch >= 4
     # Epoch 4: its answer to our update_requested; 5: its own update (-U).
     assert max(conn.records.read_epochs) == 5
+
+
+@pytest.mark.parametrize("mode", ["psk_dhe_ke", "psk_ke"])
+def test_wolfssl_client_psk_ccm8(wolfssl: Path, mode: str) -> None:
+    suite = CipherSuite.TLS_AES_128_CCM_8_SHA256
+    # wolfSSL's client appends the PSK's hash to the identity (test.h).
+    config = ServerConfig(psk={PSK_ID + b"SHA256": PSK_KEY}, cipher_suites=(suite,))
+    args = ["-s", "-l", WOLFSSL_SUITES[suite], *(["-K"] if mode == "psk_ke" else [])]
+    _, events, out, _ = wolfssl_client(wolfssl, config, args)
+    done = completed(events)
+    assert done.psk_identity == PSK_ID + b"SHA256" and done.cipher_suite == suite
+    assert (done.group is None) == (mode == "psk_ke")
+    assert "echo:hello wolfssl!" in out
+
+
+def test_our_client_psk_ccm8_with_wolfssl_server(wolfssl: Path) -> None:
+    suite = CipherSuite.TLS_AES_128_CCM_8_SHA256
+    config = ClientConfig(psk=PSK_KEY, psk_identity=PSK_ID, cipher_suites=(suite,))
+    _, events, _ = wolfssl_server(wolfssl, config, ["-s", "-l", WOLFSSL_SUITES[suite]])
+    done = completed(events)
+    assert done.psk_identity == PSK_ID and done.cipher_suite == suite
+    assert data_of(events) == SERVER_TEXT

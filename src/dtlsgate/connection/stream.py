@@ -84,6 +84,7 @@ def completed(
         signature_scheme=info.signature_scheme,
         hello_retry=info.hello_retry,
         resumed=info.resumed,
+        psk_identity=info.psk_identity,
     )
 
 

@@ -126,7 +126,12 @@ class ClientContext:
         self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
         self.server_name: str | None = config.server_name
         self.trust: Any = None
-        if not config.insecure:
+        # An external PSK (RFC 8446 §4.2.11): identity and key; it authenticates the server,
+        # so no trust anchors are needed (and a certificate handshake is then refused).
+        self.external_psk: tuple[bytes, bytes] | None = None
+        if getattr(config, "psk", None) is not None:
+            self.external_psk = (config.psk_identity, config.psk)
+        if not config.insecure and (self.external_psk is None or config.cafile):
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
             self.trust = load_trust_store(config.cafile)
@@ -165,22 +170,41 @@ class WaitServerHello:
 
 @frozen
 class PskOffer:
-    """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
+    """The PSK we offer as our one identity (RFC 8446 §4.2.11): a ticket, or an external
+    PSK (``ticket`` None: ``identity`` and ``key``, with SHA-256, the default hash of an
+    external PSK, §4.2.11)."""
 
-    ticket: SessionTicket
+    ticket: SessionTicket | None
     obfuscated_age: int
+    identity: bytes = b""
+    key: bytes = b""
+    dtls: bool = False
+
+    @property
+    def external(self) -> bool:
+        return self.ticket is None
+
+    @property
+    def psk(self) -> bytes:
+        return self.key if self.ticket is None else self.ticket.psk
+
+    @property
+    def suite(self) -> SuiteInfo:
+        if self.ticket is None:
+            return suite_info(CipherSuite.TLS_AES_128_GCM_SHA256)  # SHA-256
+        return suite_info(self.ticket.suite)
 
     @property
     def hash(self) -> Any:
-        return suite_info(self.ticket.suite).hash
+        return self.suite.hash
 
     def placeholder(self) -> OfferedPsks:
-        identity = PskIdentity(self.ticket.ticket.ticket, self.obfuscated_age)
+        name = self.identity if self.ticket is None else self.ticket.ticket.ticket
+        identity = PskIdentity(name, self.obfuscated_age)
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        dtls = self.ticket.dtls
-        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk, dtls=dtls)
+        return KeySchedule.for_suite(self.suite, psk=self.psk, dtls=self.dtls)
 
 
 @dataclass(slots=True)
@@ -306,7 +330,11 @@ def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
     it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11)."""
     ticket = ctx.ticket
     if ticket is None:
-        return None
+        if ctx.external_psk is None:
+            return None
+        # RFC 8446 §4.2.11: an external identity's obfuscated_ticket_age SHOULD be 0.
+        identity, key = ctx.external_psk
+        return PskOffer(None, 0, identity, key, ctx.versions.dtls)
     if now is None:
         raise UsageError("start(now) needs the current time to offer a session ticket")
     age_ms = int((now - ticket.received_at) * 1000)
@@ -317,7 +345,8 @@ def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
     if ticket.dtls != ctx.versions.dtls:
         return None  # its PSK was derived with the other protocol's labels
     # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
-    return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
+    age = (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF
+    return PskOffer(ticket, age, dtls=ticket.dtls)
 
 
 def hello_message(
@@ -327,7 +356,7 @@ def hello_message(
     raw = message(_H.CLIENT_HELLO, hello.encode())
     if offer is None:
         return raw
-    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix)
+    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix, external=offer.external)
 
 
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
@@ -386,6 +415,7 @@ def on_server_hello(
     transcript.update(raw)
     keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
     actions: Actions = [*handshake_keylog(keys)]
+    external = psk is not None and state.offer is not None and state.offer.external
     info = HandshakeInfo(
         CipherSuite(sh.cipher_suite),
         NamedGroup(entry.group),
@@ -394,7 +424,8 @@ def on_server_hello(
         ctx.server_name,
         (),
         state.retry is not None,
-        psk is not None,
+        psk is not None and not external,
+        state.offer.identity if external and state.offer is not None else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
     offered = frozenset(e.type for e in state.hello.extensions or ())
@@ -412,7 +443,7 @@ def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> b
     expect(selected == 0, "selected_identity", _A.illegal_parameter)
     offer = present(offer, "selected_identity", _A.illegal_parameter)
     expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
-    return offer.ticket.psk
+    return offer.psk
 
 
 def on_hello_retry_request(
@@ -471,7 +502,7 @@ def on_encrypted_extensions(
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     state.keys.transcript.update(raw)
-    if info.resumed:
+    if info.resumed or info.psk_identity is not None:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
         return WaitFinished(state.keys, state.suite, info, None), actions
     return WaitCertificateOrRequest(state.keys, state.suite, info), actions
@@ -502,6 +533,9 @@ def on_certificate(
 ) -> tuple[ClientState, Actions]:
     cert = Certificate.decode(body)
     expect(cert.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    # Offering only an external PSK and no trust anchors, a certificate cannot be judged.
+    usable = ctx.trust is not None or ctx.config.insecure
+    expect(usable, "server ignored our PSK and we have no CA", _A.handshake_failure)
     # RFC 8446 §4.4.2.4: a server's Certificate is never empty (decode_error).
     if not cert.entries:
         raise DecodeError("server sent an empty Certificate")

@@ -182,6 +182,7 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
+    psk_identity: bytes | None = None  # an external PSK's identity (RFC 8446 §4.2.11)
 
 
 @frozen

@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
@@ -213,46 +213,66 @@ class Choice:
     """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
 
     suite: int
-    group: int
-    scheme: SignatureScheme
+    group: int | None  # None: psk_ke, no (EC)DHE
+    scheme: SignatureScheme | None  # None: the PSK authenticates, no CertificateVerify
     alpn: bytes | None
 
 
 @frozen
 class Resumption:
-    """A ticket the client offered that opened and is fresh: ``index`` of its identity."""
+    """A PSK the client offered that we can use, ``index`` of its identity: one of our
+    tickets, opened and fresh (``suite`` is its suite), or an external PSK of
+    ``config.psk`` (``identity``; any suite whose hash is SHA-256, RFC 8446 §4.2.11).
+    ``dhe``: psk_dhe_ke, else psk_ke (§4.2.9)."""
 
     index: int
-    state: TicketState
+    psk: bytes
+    suite: int | None
+    identity: bytes | None = None
+    dhe: bool = True
+
+    def fits(self, suite: int) -> bool:
+        if self.suite is not None:
+            return suite == self.suite
+        return suite_info(suite).hash is Hash.SHA256
 
 
 @frozen
 class AcceptedPsk:
-    """A resumption PSK whose binder verified (RFC 8446 §4.2.11)."""
+    """A PSK whose binder verified (RFC 8446 §4.2.11)."""
 
     index: int
     psk: bytes
+    identity: bytes | None = None  # an external PSK's
+    dhe: bool = True
 
 
 def find_ticket(
     ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, now: float
 ) -> Resumption | None:
-    """The first offered identity that is one of our tickets, fresh (age and lifetime,
-    RFC 8446 §4.6.1), for a suite the client still offers. We resume only with psk_dhe_ke
-    (§4.2.9) and without client certificates (a ticket does not carry the client's
-    identity); otherwise the offer is ignored and a full handshake follows (§4.2.11)."""
+    """The first offered identity that is an external PSK of ours (``config.psk``) or one
+    of our tickets, fresh (age and lifetime, RFC 8446 §4.6.1), for a suite the client still
+    offers. Tickets resume only with psk_dhe_ke (§4.2.9); an external PSK also with psk_ke
+    when the client allows only that. PSKs are used only without client certificates (a
+    PSK does not carry the client's certificate); otherwise the offer is ignored and a
+    full handshake follows (§4.2.11)."""
     offer = info.psk
     if offer is None or ctx.config.verify_client != "none":
         return None
-    if PskKeyExchangeMode.psk_dhe_ke not in info.psk_modes:
-        return None
+    dhe = PskKeyExchangeMode.psk_dhe_ke in info.psk_modes
+    external: dict[bytes, bytes] = getattr(ctx.config, "psk", None) or {}
     # Each identity costs an AEAD open: only the first few are tried.
     for index, identity in enumerate(offer.identities[:MAX_PSK_IDENTITIES_TRIED]):
-        state = ctx.sealer.open(identity.identity)
+        key = external.get(identity.identity)
+        if key is not None:
+            if dhe or PskKeyExchangeMode.psk_ke in info.psk_modes:
+                return Resumption(index, key, None, identity.identity, dhe)
+            continue
+        state = ctx.sealer.open(identity.identity) if dhe else None
         if state is None or not state.age_ok(identity.obfuscated_ticket_age, now):
             continue
         if state.suite in hello.cipher_suites and state.suite in ctx.suites:
-            return Resumption(index, state)
+            return Resumption(index, state.psk, state.suite)
     return None
 
 
@@ -262,40 +282,55 @@ def check_binder(
     prefix: TranscriptHash | None,
     raw: bytes,
     versions: Versions = TLS_VERSIONS,
+    suite: int | None = None,
 ) -> AcceptedPsk | None:
-    """Verify the binder of the ticket we chose (RFC 8446 §4.2.11.2) over the transcript
+    """Verify the binder of the PSK we chose (RFC 8446 §4.2.11.2) over the transcript
     ``prefix`` (None, or message_hash and the HelloRetryRequest) and the ClientHello
-    truncated before its binders; a binder that does not verify is decrypt_error (§6.2)."""
+    truncated before its binders; a binder that does not verify is decrypt_error (§6.2).
+    An external PSK's binder key is "ext binder" (§7.1), with the chosen ``suite``'s hash."""
     if found is None or info.psk is None:
         return None
-    schedule = versions.schedule(suite_info(found.state.suite), found.state.psk)
-    expected = binder(schedule, prefix, truncate(raw, info.psk))
+    external = found.identity is not None
+    chosen = found.suite if found.suite is not None else suite
+    assert chosen is not None
+    schedule = versions.schedule(suite_info(chosen), found.psk)
+    expected = binder(schedule, prefix, truncate(raw, info.psk), external=external)
     if not binders_equal(info.psk.binders[found.index], expected):
         raise DecryptError("PSK binder does not verify")
-    return AcceptedPsk(found.index, found.state.psk)
+    return AcceptedPsk(found.index, found.psk, found.identity, found.dhe)
 
 
-def choose(ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo) -> Choice:
-    """Suite, group, signature scheme and ALPN protocol, in our order of preference."""
-    suite = next((s for s in ctx.suites if s in hello.cipher_suites), None)
+def choose(
+    ctx: ServerContext,
+    hello: ClientHello,
+    info: ClientHelloInfo,
+    psk: Resumption | None = None,
+) -> Choice:
+    """Suite, group, signature scheme and ALPN protocol, in our order of preference. With
+    a PSK: a suite of its hash, no signature scheme, and no group for psk_ke."""
+    suites = [s for s in ctx.suites if psk is None or psk.fits(s)]
+    suite = next((s for s in suites if s in hello.cipher_suites), None)
     expect(suite is not None, "no TLS 1.3 cipher suite in common", _A.handshake_failure)
-    # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
-    expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
-    expect(bool(info.groups), "no supported_groups", _A.missing_extension)
-    # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an empty
-    # key_share is legal (the client lets us pick a group: a HelloRetryRequest follows).
-    expect(info.shares is not None, "no key_share", _A.missing_extension)
-    group = next((g for g in ctx.groups if g in info.groups), None)
-    expect(group is not None, "no group in common", _A.handshake_failure)
-    scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
-    expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
+    group = scheme = None
+    if psk is None or psk.dhe:
+        # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an
+        # empty key_share is legal (the client lets us pick a group: an HRR follows).
+        expect(bool(info.groups), "no supported_groups", _A.missing_extension)
+        expect(info.shares is not None, "no key_share", _A.missing_extension)
+        group = next((g for g in ctx.groups if g in info.groups), None)
+        expect(group is not None, "no group in common", _A.handshake_failure)
+    if psk is None:
+        # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
+        expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
+        scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
+        expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
     alpn = None
     if ctx.config.alpn_protocols and info.alpn:
         alpn = next((p for p in ctx.config.alpn_protocols if p in info.alpn), None)
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", _A.no_application_protocol)
-    assert suite is not None and group is not None and scheme is not None
-    return Choice(suite, group, SignatureScheme(scheme), alpn)
+    assert suite is not None
+    return Choice(suite, group, SignatureScheme(scheme) if scheme else None, alpn)
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -307,14 +342,12 @@ def on_client_hello(
     """The first ClientHello: a HelloRetryRequest when the client has no key share for the
     group we want (RFC 8446 §4.1.4), else our whole first flight."""
     hello, info = decode_client_hello(body, ctx.versions)
-    choice = choose(ctx, hello, info)
     found = find_ticket(ctx, hello, info, now)
-    if found is not None:
-        # RFC 8446 §4.2.11: the suite's hash must be the ticket's: resume with its suite.
-        choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
-    share = info.share_for(choice.group)
+    # RFC 8446 §4.2.11: the suite's hash must be the PSK's (a ticket resumes its suite).
+    choice = choose(ctx, hello, info, found)
+    share = b"" if choice.group is None else info.share_for(choice.group)
     skip: Actions = [SkipEarlyData(MAX_EARLY_DATA_SKIP)] if info.early_data else []
-    if share is None:
+    if share is None and choice.group is not None:
         # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
         # (checked by construction: we ask only when there is no share for it).
         hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None, ctx.versions)
@@ -326,8 +359,10 @@ def on_client_hello(
         if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
-        return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
-    psk = check_binder(found, info, None, raw, ctx.versions)
+        group = choice.group
+        return WaitClientHello2(fixed, choice.suite, group, transcript), actions
+    psk = check_binder(found, info, None, raw, ctx.versions, choice.suite)
+    assert share is not None
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
     next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
     return next_state, [*skip, *flight]
@@ -361,10 +396,10 @@ def on_client_hello2(
     expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
     expect(info.cookie == state.cookie, "cookie is not the HRR's", _A.illegal_parameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
-    choice = choose(ctx, hello, info)
-    choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
     found = ticket_for_suite(ctx, hello, info, state.suite, now)
-    psk = check_binder(found, info, state.transcript, raw, ctx.versions)
+    choice = choose(ctx, hello, info, found)
+    choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
+    psk = check_binder(found, info, state.transcript, raw, ctx.versions, state.suite)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
@@ -378,7 +413,7 @@ def ticket_for_suite(
     # RFC 8446 §4.2.10: a ClientHello2 must not offer early data (illegal_parameter).
     expect(not info.early_data, "early_data in ClientHello2", _A.illegal_parameter)
     found = find_ticket(ctx, hello, info, now)
-    return found if found is not None and found.state.suite == suite else None
+    return found if found is not None and found.dhe and found.fits(suite) else None
 
 
 def server_flight(
@@ -392,19 +427,21 @@ def server_flight(
     psk: AcceptedPsk | None,
 ) -> tuple[ServerState, Actions]:
     """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
-    CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
-    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
+    CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a PSK
+    (§2.2) only EncryptedExtensions and Finished, and with psk_ke no key share (§4.2.9)."""
     suite = suite_info(choice.suite)
-    ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
-    shared = ours.exchange(client_share)
     versions = ctx.versions
     schedule = versions.schedule(suite, psk.psk if psk is not None else None)
-    schedule.enter_handshake(shared)
-    server_share = KeyShareEntry(ours.group, ours.public_bytes)
     extensions = [
-        Extension(_E.key_share, encode_key_share_sh(server_share)),
         Extension(_E.supported_versions, encode_supported_versions_sh(versions.version)),
     ]
+    if choice.group is None:
+        schedule.enter_handshake(None)  # psk_ke
+    else:
+        ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
+        schedule.enter_handshake(ours.exchange(client_share))
+        server_share = KeyShareEntry(ours.group, ours.public_bytes)
+        extensions.insert(0, Extension(_E.key_share, encode_key_share_sh(server_share)))
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
         extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
@@ -425,15 +462,17 @@ def server_flight(
     actions.extend(handshake_keylog(keys))
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
+    external = psk is not None and psk.identity is not None
     info_out = HandshakeInfo(
         CipherSuite(choice.suite),
-        NamedGroup(choice.group),
+        None if choice.group is None else NamedGroup(choice.group),
         None if psk is not None else choice.scheme,
         choice.alpn,
         info.server_name,
         (),
         after_hrr,
-        psk is not None,
+        psk is not None and not external,
+        psk.identity if psk is not None else None,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
@@ -468,9 +507,10 @@ def encrypted_flight(
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     messages = [encrypted_extensions(ctx, info, choice)]
     keys.transcript.update(messages[0])
-    # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
-    request = ctx.config.verify_client != "none" and not info_out.resumed
-    if not info_out.resumed:
+    # RFC 8446 §2.2: a PSK handshake authenticates with the PSK, no certificates.
+    by_psk = info_out.resumed or info_out.psk_identity is not None
+    request = ctx.config.verify_client != "none" and not by_psk
+    if not by_psk:
         messages.extend(certificate_messages(ctx, keys, choice, request))
     fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
     keys.transcript.update(fin)
@@ -503,6 +543,7 @@ def certificate_messages(
     for m in messages:
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
+    assert choice.scheme is not None  # chosen for every handshake without a PSK
     content = certificate_verify_content(keys.transcript.digest(), server=True)
     signature = ctx.provider.sign(ctx.key, choice.scheme, content)
     cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(choice.scheme, signature).encode())
@@ -611,9 +652,9 @@ def after_stateless_retry(
     )
     transcript.update(hrr)
     found = ticket_for_suite(ctx, hello, info, suite, now)
-    psk = check_binder(found, info, transcript, admit.client_hello_message, ctx.versions)
+    psk = check_binder(found, info, transcript, admit.client_hello_message, ctx.versions, suite)
     transcript.update(admit.client_hello_message)
-    choice = choose(ctx, hello, info)
+    choice = choose(ctx, hello, info, found)
     choice = Choice(suite, group, choice.scheme, choice.alpn)
     return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
