@@ -15,6 +15,7 @@ from dtlsgate.connection.datagram13 import (
     Dtls13ServerConnection,
 )
 from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
 
 __all__ = [
     "CLIENT",
@@ -44,9 +45,22 @@ class Pair13:
     client_datagrams: int = 0
     server_datagrams: int = 0
     largest_datagram: int = 0
+    # With a gate, the server is made from its Dtls13Admit after the stateless
+    # HelloRetryRequest (RFC 9147 §5.1); without, from the first ClientHello.
+    gate: Gate | None = None
+    replies: list[bytes] = field(default_factory=list)
 
     def to_server(self, datagrams: list[bytes]) -> None:
         for d in datagrams:
+            if self.server is None and self.gate is not None:
+                result = self.gate.receive(d, CLIENT, self.now)
+                if isinstance(result, Reply):
+                    self.replies.append(result.data)
+                    self.client.receive(result.data, SERVER, self.now)
+                elif isinstance(result, Dtls13Admit):
+                    self.server = Dtls13ServerConnection.from_admit(result, self.server_cfg)
+                    self.server.start(self.now)
+                continue
             if self.server is None:
                 self.server = Dtls13ServerConnection(
                     self.server_cfg, CLIENT, send_acks=self.send_acks
@@ -90,9 +104,14 @@ class Pair13:
 
 
 def make_pair13(
-    server_cfg: ServerConfig, client_cfg: ClientConfig, *, send_acks: bool = True
+    server_cfg: ServerConfig,
+    client_cfg: ClientConfig,
+    *,
+    send_acks: bool = True,
+    gated: bool = False,
 ) -> Pair13:
     client = Dtls13ClientConnection(client_cfg, SERVER, send_acks=send_acks)
-    pair = Pair13(server_cfg, client, send_acks=send_acks)
+    gate = Gate(server_cfg) if gated else None
+    pair = Pair13(server_cfg, client, send_acks=send_acks, gate=gate)
     client.connect(NOW)
     return pair

@@ -95,8 +95,14 @@ class ServerConfig:
     ticket_key: bytes | None = None
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
+    # The DTLS versions a datagram server accepts (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): the
+    # gate answers a ClientHello offering DTLS 1.3 with a HelloRetryRequest, any other with
+    # a HelloVerifyRequest (openssl's -dtls1_2 / -dtls1_3 pin one).
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
 
     def __post_init__(self) -> None:
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         if (self.cookie_generate is None) != (self.cookie_verify is None):
             raise UsageError("give both cookie_generate and cookie_verify, or neither")
         if (self.stateless_cookie_generate is None) != (self.stateless_cookie_verify is None):
@@ -161,8 +167,13 @@ class ClientConfig:
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
+    # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
 
     def __post_init__(self) -> None:
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         check_record_size_limit(self.record_size_limit)
         if (self.psk is None) != (self.psk_identity is None):
             raise UsageError("give both psk and psk_identity, or neither")

@@ -59,6 +59,7 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
+from dtlsgate.gate.results import Dtls13Admit
 from dtlsgate.handshake.engine import Machine, handler_for
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
@@ -572,8 +573,9 @@ class Dtls13Connection:
 
 
 class Dtls13ServerConnection(Dtls13Connection):
-    """A DTLS 1.3 server connection; it takes the client's first datagram through
-    ``receive`` like any other."""
+    """A DTLS 1.3 server connection: made for the client's first datagram (given to
+    ``receive`` like any other), or `from_admit` after the gate's stateless
+    HelloRetryRequest."""
 
     def __init__(
         self,
@@ -589,6 +591,44 @@ class Dtls13ServerConnection(Dtls13Connection):
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
         start = _server.ServerStart()
         super().__init__(ctx, start, _server.SERVER, peer, config.mtu, keylog, send_acks=send_acks)
+        self._admit: Dtls13Admit | None = None
+
+    @classmethod
+    def from_admit(
+        cls,
+        admit: Dtls13Admit,
+        config: Any,
+        *,
+        context: _server.ServerContext | None = None,
+        keylog: Callable[[str], None] | None = None,
+    ) -> Dtls13ServerConnection:
+        """Continue a handshake the gate admitted (`dtlsgate.gate.dtls13`): ``start(now)``
+        answers ClientHello2; its cookie is not verified again."""
+        conn = cls(config, admit.peer, context=context, keylog=keylog)
+        conn._admit = admit
+        return conn
+
+    def start(self, now: float) -> None:
+        """Answer the admitted ClientHello2 (the transcript rebuilt from the cookie, RFC
+        8446 §4.4.1) and process the records after it in its datagram. Raises like
+        ``receive``."""
+        admit, self._admit = self._admit, None
+        if admit is None:
+            raise StateError("start() needs a connection made by from_admit, once")
+        self._now = now
+        # RFC 9147 §5.2: the HelloRetryRequest was our message 0; the client's next
+        # message follows ClientHello2's message_seq.
+        self._next_message_seq = 1
+        self._reassembler.next_seq = admit.message_seq + 1
+        try:
+            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now)
+            self._run(actions, now)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        first_end = 13 + int.from_bytes(admit.datagram[11:13], "big")
+        if first_end < len(admit.datagram):
+            self.receive(admit.datagram[first_end:], admit.peer, now)
 
 
 class Dtls13ClientConnection(Dtls13Connection):
