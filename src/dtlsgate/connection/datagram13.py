@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
 from dtlsgate.connection.flight import (
     HandshakeMessage,
     OutgoingHandshake,
@@ -51,7 +52,14 @@ from dtlsgate.connection.flight import (
 )
 from dtlsgate.connection.stream import completed
 from dtlsgate.crypto.record_number import RecordNumberCipher
-from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
+from dtlsgate.errors import (
+    AlertReceived,
+    DecodeError,
+    DtlsgateError,
+    ProtocolError,
+    StateError,
+    UsageError,
+)
 from dtlsgate.events import (
     ConnectionClosed,
     DataReceived,
@@ -59,7 +67,7 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
-from dtlsgate.gate.results import Dtls13Admit
+from dtlsgate.gate.results import Admit, Dtls13Admit
 from dtlsgate.handshake.engine import Machine, handler_for
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
@@ -83,20 +91,30 @@ from dtlsgate.record.dtls13 import (
     Dtls13RecordLayer,
     EpochKeys,
 )
-from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, ProtocolVersion
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+)
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
     decode_dtls_handshake_fragments,
     encode_handshake,
 )
-from dtlsgate.wire.messages import Alert
+from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
 from dtlsgate.wire.messages13 import Ack
+from dtlsgate.wire.record import split_dtls_records
 
 __all__ = [
     "ACK_DELAY",
+    "DatagramClientConnection",
     "Dtls13ClientConnection",
     "Dtls13Connection",
     "Dtls13ServerConnection",
+    "accept",
 ]
 
 # RFC 9147 §7.1: an incomplete flight is acknowledged "after a short delay"; a quarter of
@@ -645,6 +663,14 @@ class Dtls13ClientConnection(Dtls13Connection):
         ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
         super().__init__(ctx, None, _client.CLIENT, peer, config.mtu, keylog, send_acks=send_acks)
         self._started = False
+        # Our first ClientHello, for a fall back to DTLS 1.2 (`DatagramClientConnection`).
+        self.first_client_hello: ClientHello | None = None
+
+    @property
+    def server_answered(self) -> bool:
+        """Whether a DTLS 1.3 HelloRetryRequest or ServerHello was processed."""
+        state = self._state
+        return not (isinstance(state, _client.WaitServerHello) and state.retry is None)
 
     def connect(self, now: float) -> None:
         if self._started:
@@ -652,4 +678,160 @@ class Dtls13ClientConnection(Dtls13Connection):
         self._started = True
         self._now = now
         self._state, actions = _client.start(self._ctx, now)
+        self.first_client_hello = self._state.hello
         self._run(actions, now)
+
+
+# ---- the client of both versions, and the server connection for either admit -------------
+
+
+def _answer_is_dtls12(datagram: bytes) -> bool:
+    """Whether the server's first answer (a plaintext record in epoch 0) negotiates DTLS
+    1.2: a HelloVerifyRequest (RFC 6347 §4.2.1), or a ServerHello without DTLS 1.3 in
+    supported_versions (RFC 8446 §4.2.1: a server that does not select 1.3 omits it)."""
+    record = next(split_dtls_records(bytes(datagram)), None)
+    if record is None or record.content_type != _HANDSHAKE or record.epoch != 0:
+        return False
+    fragment = record.fragment
+    if len(fragment) < DTLS_HANDSHAKE_HEADER_LENGTH:
+        return False
+    if fragment[0] == HandshakeType.HELLO_VERIFY_REQUEST:
+        return True
+    if fragment[0] != HandshakeType.SERVER_HELLO:
+        return False
+    body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+    try:
+        chosen = ServerHello.decode(body, tls13=False).get(ExtensionType.supported_versions)
+    except DtlsgateError:
+        return False  # a DTLS 1.3 ServerHello (its extensions are not DTLS 1.2's), or junk
+    return chosen is None
+
+
+class DatagramClientConnection:
+    """A DTLS client offering the versions of ``config.dtls_versions`` (both by default):
+    DTLS 1.3, falling back to DTLS 1.2 only when the server's answer picks it (a
+    HelloVerifyRequest, or a ServerHello without DTLS 1.3 in supported_versions); a DTLS 1.2
+    ServerHello carrying the RFC 8446 §4.1.3 downgrade sentinel is then refused. The face
+    of `Dtls13ClientConnection` and `DtlsClientConnection`, whichever is in use
+    (``version``)."""
+
+    def __init__(
+        self,
+        config: Any,
+        peer: Hashable | None = None,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._keylog = keylog
+        self.peer = peer
+        versions = tuple(config.dtls_versions)
+        self._conn: Dtls13Connection | DtlsConnection
+        self._fallback = False
+        if ProtocolVersion.DTLS13 not in versions:
+            self._conn = DtlsClientConnection(config, peer, keylog=keylog)
+            return
+        conn = Dtls13ClientConnection(config, peer, keylog=keylog)
+        if ProtocolVersion.DTLS12 in versions:
+            self._fallback = _offer_dtls12(conn, config)
+        self._conn = conn
+
+    @property
+    def version(self) -> ProtocolVersion:
+        """The version in use: DTLS 1.3 until the server picks DTLS 1.2."""
+        is12 = isinstance(self._conn, DtlsConnection)
+        return ProtocolVersion.DTLS12 if is12 else ProtocolVersion.DTLS13
+
+    @property
+    def connection(self) -> Dtls13Connection | DtlsConnection:
+        return self._conn
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._conn.handshake_complete
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @property
+    def info(self) -> HandshakeCompleted | None:
+        return self._conn.info
+
+    def connect(self, now: float) -> None:
+        self._conn.connect(now)  # type: ignore[union-attr]
+
+    def receive(self, data: bytes, addr: Hashable | None, now: float) -> None:
+        if self._fallback and _answer_is_dtls12(data):
+            self._fall_back(now)
+        conn = self._conn
+        try:
+            conn.receive(data, addr, now)
+        finally:
+            if isinstance(conn, Dtls13ClientConnection) and conn.server_answered:
+                self._fallback = False  # a DTLS 1.3 HelloRetryRequest or ServerHello came
+
+    def _fall_back(self, now: float) -> None:
+        old = self._conn
+        assert isinstance(old, Dtls13ClientConnection)
+        hello = old.first_client_hello
+        assert hello is not None
+        sequence = old.records.next_write_sequence(0)
+        self._conn = DtlsClientConnection.after_dtls13_offer(
+            self._config, self.peer, hello, sequence, now, keylog=self._keylog
+        )
+        self._fallback = False
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+        return self._conn.datagrams_to_send()
+
+    def get_timer(self) -> float | None:
+        return self._conn.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._conn.handle_timer(now)
+
+    def next_event(self) -> Event | None:
+        return self._conn.next_event()
+
+    def send(self, data: bytes) -> None:
+        self._conn.send(data)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _offer_dtls12(conn: Dtls13ClientConnection, config: Any) -> bool:
+    """Make ``conn``'s ClientHello offer DTLS 1.2 as well (its suites and extensions);
+    False when the configuration has no DTLS 1.2 suite to offer."""
+    from dtlsgate.handshake.dtls12 import client as _client12
+    from dtlsgate.handshake.tls13.common import DTLS_VERSIONS_WITH_FALLBACK
+
+    try:
+        ctx12 = _client12.ClientContext(config, None)
+    except UsageError:
+        return False
+    ctx = conn._ctx
+    ctx.versions = DTLS_VERSIONS_WITH_FALLBACK
+    ctx.fallback_suites = tuple(s for s in ctx12.suites if s not in ctx.suites)
+    ctx.fallback_extensions = _client12.fallback_extensions(ctx12)
+    return True
+
+
+# Any sans-I/O datagram connection the faces drive: they share one interface.
+AnyDatagramConnection = (
+    DtlsConnection | Dtls13Connection | DatagramClientConnection | Dtls13ServerConnection
+)
+
+
+def accept(
+    admit: Admit | Dtls13Admit,
+    config: Any,
+    *,
+    keylog: Callable[[str], None] | None = None,
+) -> DtlsServerConnection | Dtls13ServerConnection:
+    """The server connection for a gate's admit: DTLS 1.3 for a `Dtls13Admit`, DTLS 1.2
+    for an `Admit`; ``start(now)`` answers the admitted ClientHello."""
+    if isinstance(admit, Dtls13Admit):
+        return Dtls13ServerConnection.from_admit(admit, config, keylog=keylog)
+    return DtlsServerConnection(admit, config, keylog=keylog)

@@ -37,7 +37,6 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13, offers_dtls13
 from dtlsgate.gate.results import (
     Admit,
     Drop,
@@ -47,8 +46,6 @@ from dtlsgate.gate.results import (
     GateResult,
     Reply,
 )
-from dtlsgate.handshake.tls13.common import DTLS_VERSIONS, ClientHelloInfo
-from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
@@ -67,6 +64,7 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
+    from dtlsgate.handshake.tls13.server import ServerContext
 
 __all__ = [
     "Admit",
@@ -85,6 +83,7 @@ MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
 DTLS_VERSION_MAJOR = 0xFE
 DTLS12, DTLS13 = ProtocolVersion.DTLS12, ProtocolVersion.DTLS13
+_DTLS13_BYTES = DTLS13.to_bytes(2, "big")
 
 
 def is_client_hello(datagram: bytes) -> bool:
@@ -139,10 +138,12 @@ class Gate(GateCounters):
             return self._drop(DropReason.FRAGMENT_TOO_SHORT)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
-        if whole and DTLS13 in self.config.dtls_versions and offers_dtls13(body):
-            decoded = decode_dtls13_hello(body)
-            if decoded is not None:  # RFC 9147 §5.1: a stateless HelloRetryRequest
-                return self._dtls13(record, header, decoded, data, peer, now)
+        if whole and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in body:
+            # It may offer DTLS 1.3 (a cheap look first): RFC 9147 §5.1, a stateless
+            # HelloRetryRequest, when it does.
+            result13 = self._dtls13(record, header, body, data, peer, now)
+            if result13 is not None:
+                return result13
         if DTLS12 not in self.config.dtls_versions:
             return self._drop(DropReason.VERSION_DISABLED)
         if hello.cookie and self._cookie_verifies(peer, now, hello):
@@ -158,12 +159,23 @@ class Gate(GateCounters):
         self,
         record: DtlsRecord,
         header: DtlsHandshakeHeader,
-        decoded: tuple[ClientHello, ClientHelloInfo],
+        body: bytes,
         data: bytes,
         peer: Hashable | None,
         now: float,
-    ) -> bytes | Dtls13Admit | Drop:
+    ) -> bytes | Dtls13Admit | Drop | None:
+        """`dtlsgate.gate.dtls13` judging a ClientHello offering DTLS 1.3; None when it
+        does not (a DTLS 1.2 one). Imported at the first: a DTLS 1.2-only gate never
+        loads the TLS 1.3 engine."""
+        from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
+
+        decoded = decode_dtls13_hello(body)
+        if decoded is None:
+            return None
         if self._context13 is None:
+            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+            from dtlsgate.handshake.tls13.server import ServerContext
+
             self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
         result = judge_dtls13(
             self.config, self._context13, record, header, decoded, data, peer, now

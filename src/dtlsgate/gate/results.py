@@ -160,6 +160,10 @@ class Dtls13Admit:
     record_sequence_number: int
     datagram: bytes
 
+    @property
+    def client_random(self) -> bytes:
+        return self.client_hello.random
+
 
 GateResult = Reply | Admit | Dtls13Admit | Drop
 StreamGateResult = Reply | StreamAdmit | Drop | Refuse

@@ -22,10 +22,10 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection, accept
 from dtlsgate.errors import DtlsgateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
-from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 
 MAX_DATAGRAM = 65507
@@ -49,7 +49,7 @@ class DtlsStream:
 
     def __init__(
         self,
-        conn: DtlsConnection,
+        conn: AnyDatagramConnection,
         peer: Hashable | None,
         send_datagram: Callable[[bytes], None],
         loop: asyncio.AbstractEventLoop,
@@ -211,7 +211,7 @@ class DtlsServer(_Reader):
         result = self.gate.judge(data, peer, time.time())
         if type(result) is bytes:
             self.sendto(result, peer)
-        elif type(result) is Admit:
+        elif type(result) is Admit or type(result) is Dtls13Admit:
             if stream is not None and not self._replaces(stream, result):
                 return
             if len(self._handshaking) >= self.max_handshaking:
@@ -219,7 +219,7 @@ class DtlsServer(_Reader):
                 return
             self._admit(result, peer)
 
-    def _replaces(self, old: DtlsStream, admit: Admit) -> bool:
+    def _replaces(self, old: DtlsStream, admit: Admit | Dtls13Admit) -> bool:
         """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
         association (a client that restarted) goes through the gate; once its cookie
         verified, the new handshake replaces the old association. A stale copy of the old
@@ -230,8 +230,8 @@ class DtlsServer(_Reader):
         old.close()
         return True
 
-    def _admit(self, admit: Admit, peer: Any) -> None:
-        conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
+    def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
+        conn = accept(admit, self.config, keylog=self._keylog)
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
         self.peers[peer] = stream
         self._handshaking.add(stream)
@@ -331,7 +331,7 @@ async def connect(
     sock = socket.socket(family, kind, proto)
     sock.connect(address)
     reader = _ClientReader(sock, loop)
-    conn = DtlsClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
+    conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
     stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
     reader.stream = stream
     reader.start()

@@ -139,6 +139,10 @@ class ClientContext:
             c.public_bytes(_der()) for c in config.certificate_chain
         )
         self.key = config.private_key
+        # Offering DTLS 1.2 too (``versions.fallback``): its suites and the extensions a
+        # DTLS 1.2 server needs, set by the connection that can fall back.
+        self.fallback_suites: tuple[int, ...] = ()
+        self.fallback_extensions: tuple[Extension, ...] = ()
         # RFC 9147 §5: DTLS 1.3 has no middlebox compatibility mode.
         self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
         self.ticket: SessionTicket | None = config.session_ticket
@@ -298,6 +302,7 @@ def client_hello(
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
+    ext.extend(ctx.fallback_extensions)
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
@@ -308,7 +313,7 @@ def client_hello(
         versions.legacy_version,
         random,
         session_id,
-        tuple(ctx.suites),
+        (*ctx.suites, *ctx.fallback_suites),
         b"\x00",
         tuple(ext),
         legacy_cookie,

@@ -81,6 +81,9 @@ class Versions:
 
 TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)
 DTLS_VERSIONS = Versions(True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13)
+DTLS_VERSIONS_WITH_FALLBACK = Versions(
+    True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13, (ProtocolVersion.DTLS12,)
+)
 
 #: Our order of preference for the three suites RFC 8446 §9.1 makes mandatory or
 #: recommended (and CCM, which we implement but do not offer by default).
