@@ -272,3 +272,31 @@ def test_our_client_psk_ccm8_with_wolfssl_server(wolfssl: Path) -> None:
     done = completed(events)
     assert done.psk_identity == PSK_ID and done.cipher_suite == suite
     assert data_of(events) == SERVER_TEXT
+
+
+def test_asyncio_connect_with_wolfssl_dtls13_server(wolfssl: Path, tmp_path: Path) -> None:
+    """`dtlsgate.connect` (offering DTLS 1.3 and 1.2 by default) against wolfSSL's DTLS
+    1.3 server: DTLS 1.3, after its HelloRetryRequest."""
+    import asyncio
+
+    import dtlsgate
+
+    cert = identity(tmp_path, "ecdsa-p256")
+    with udp_socket() as probe:
+        port = int(probe.getsockname()[1])
+    command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
+    command += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
+
+    async def talk() -> tuple[Any, bytes]:
+        config = ClientConfig(server_name="localhost", cafile=str(cert[0]))
+        stream = await dtlsgate.connect("127.0.0.1", port, config, timeout=15)
+        try:
+            stream.send(b"hello from dtlsgate")
+            return stream.handshake_info, await asyncio.wait_for(stream.recv(), 10)
+        finally:
+            stream.close()
+
+    with process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL):
+        info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
+    assert info.version == ProtocolVersion.DTLS13 and info.hello_retry
+    assert reply == SERVER_TEXT
