@@ -21,7 +21,7 @@ calls `finish` when a handshake completes or fails.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 from dtlsgate.config import ServerConfig
@@ -87,6 +87,10 @@ class AdmissionTable(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __iter__(self) -> Iterator[K]:
+        """The handshakes in progress, oldest admission first (a snapshot)."""
+        return iter(list(self._entries))
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
