@@ -333,8 +333,11 @@ class _TlsProtocol(asyncio.Protocol):
         if self.ready.done():
             return
         self.ready.set_exception(exc)
+        if self._on_failure is not None or self._limits is not None:
+            # A server's: reported through the callback, if any; nobody awaits the future
+            # (otherwise every refused, evicted or timed-out client logs a traceback).
+            self.ready.exception()
         if self._on_failure is not None:
-            self.ready.exception()  # reported through the callback, not the future
             self._on_failure(exc)
 
     def _fail(self, exc: Exception) -> None:
