@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from atheris_main import fuzz
 from tls13_hostile import SCENARIOS, at_state, count_records, feed, inject
 
-from dtlsgate.tls13.connection import TlsConnection
+from dtlsgate.connection.stream import TlsConnection
 
 NAMES = sorted(SCENARIOS)
 RAW, RECORD, HANDSHAKE, XORED = range(4)

@@ -35,11 +35,11 @@ from test_interop_dtls12 import make_cert
 from test_interop_dtls12_loss import AioEchoServer
 from tls13_helpers import client_config as tls_client_config
 
-from dtlsgate.aio_tls import serve_tls
 from dtlsgate.config import ServerConfig
+from dtlsgate.connection.datagram import DtlsServerConnection
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.dtls import DtlsServerConnection
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection
+from dtlsgate.io.aio_tls import serve_tls
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 HALF_OPEN = 2000
@@ -267,7 +267,7 @@ def test_tls13_stateless_half_open_flood_stays_bounded_and_clients_get_in(
             assert completed == LEGIT, [o[-300:] for o in outputs if "echo:ping" not in o]
             # Before issue 10 the server kept every admitted connection for 30 s.
             assert instances(ServerConnection) - before <= HELD_BOUND
-            from dtlsgate.aio_tls import limits_of  # (imported here: absent before issue 10)
+            from dtlsgate.io.aio_tls import limits_of  # (imported here: absent before issue 10)
 
             limits = limits_of(server)
             assert limits.handshakes_in_progress <= server_config.max_handshakes

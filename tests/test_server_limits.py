@@ -14,8 +14,9 @@ from builders import client_hello, datagram, with_cookie
 from test_dtls12_aio import configs, echo
 from tls13_helpers import client_config, server_config
 
-from dtlsgate import aio, connect_tls, serve_tls
-from dtlsgate.aio_tls import limits_of
+from dtlsgate import connect_tls, serve_tls
+from dtlsgate.io import aio
+from dtlsgate.io.aio_tls import limits_of
 
 WAIT = 10.0  # bound on every wait; the limits below are a fraction of a second
 

@@ -26,8 +26,8 @@ from tls13_helpers import NOW
 from tls13_hostile import SCENARIOS, at_state, count_records, feed, inject
 
 from dtlsgate.errors import ProtocolError
-from dtlsgate.tls13 import client as _client
-from dtlsgate.tls13 import server as _server
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.wire.enums import AlertDescription, HandshakeType
 
 CASES = [

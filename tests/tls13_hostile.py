@@ -16,15 +16,11 @@ from typing import Any
 
 from tls13_helpers import NOW, client_config, credentials, server_config
 
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto.certs import load_identity
 from dtlsgate.crypto.provider import DeterministicProvider
 from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ServerConnection,
-    SessionTicketReceived,
-    TlsConnection,
-)
+from dtlsgate.events import SessionTicketReceived
 from dtlsgate.wire.enums import NamedGroup
 
 Pair = tuple[ClientConnection, ServerConnection]

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Hashable, Sequence
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.listener import Listener
+from dtlsgate.io.listener import Listener
 
 
 def format_peer(peer: Hashable) -> str:

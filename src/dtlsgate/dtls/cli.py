@@ -21,11 +21,11 @@ import os
 import sys
 from pathlib import Path
 
-from dtlsgate import aio
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.errors import DtlsgateError, UsageError
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.io import aio
 
 # After its input ended, `connect` waits this long for the last answers (seconds without
 # data), and never longer than CONNECT_MAX_LINGER in all.

@@ -3,7 +3,7 @@ command line (an adapter: sockets and clocks live here, the protocol does not).
 
 ``serve --tls`` echoes what each client sends (``--www``: answers an HTTP GET with a small
 status page, like ``openssl s_server -www``), serving connections concurrently on one
-asyncio event loop (`dtlsgate.aio_tls`); ``--stateless``
+asyncio event loop (`dtlsgate.io.aio_tls`); ``--stateless``
 sends every new client through the stateless HelloRetryRequest; ``--master-key`` (64 hex
 digits) lets several servers accept each other's cookies. ``connect --tls HOST:PORT`` sends
 its standard input and prints what comes back.
@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dtlsgate.aio_tls import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.errors import AlertReceived, ProtocolError
-from dtlsgate.tls13.blocking import connect
-from dtlsgate.tls13.handshake import HandshakeInfo
-from dtlsgate.tls13.tickets import ticket_key_from_master
+from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.handshake.tls13.tickets import ticket_key_from_master
+from dtlsgate.io.aio_tls import serve_tls
+from dtlsgate.io.blocking_tls import connect
 
 # How long `connect` keeps reading after its input ended, for the answers to arrive.
 CONNECT_LINGER = 2.0
@@ -70,7 +70,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def www_page(info: HandshakeInfo) -> bytes:
+def www_page(info: HandshakeCompleted) -> bytes:
     body = (
         "<html><body><pre>dtlsgate TLS 1.3\n"
         f"cipher suite: {info.cipher_suite.name}\n"
@@ -88,7 +88,7 @@ def www_page(info: HandshakeInfo) -> bytes:
 async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, www: bool) -> None:
     """Echo what the client sends, or (``www``) answer one HTTP request; a client idle for
     CLIENT_IDLE_TIMEOUT is dropped."""
-    info: HandshakeInfo = writer.get_extra_info("tls")
+    info: HandshakeCompleted = writer.get_extra_info("tls")
     if www:
         request = b""
         while b"\r\n\r\n" not in request and b"\n\n" not in request:
@@ -122,7 +122,7 @@ async def serve_tls_async(args: argparse.Namespace) -> int:
         connection_ended()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        info: HandshakeInfo = writer.get_extra_info("tls")
+        info: HandshakeCompleted = writer.get_extra_info("tls")
         print(
             f"accepted {info.cipher_suite.name} {info.group.name if info.group else '-'}"
             f" hello_retry={info.hello_retry} resumed={info.resumed}",

@@ -1,0 +1,455 @@
+"""asyncio for DTLS 1.2: ``await serve(handler, host, port, config)`` and
+``await connect(host, port, config)``.
+
+One UDP socket serves every peer: the gate answers ClientHellos without a valid cookie and
+keeps nothing; an admitted peer gets a connection, and ``handler(stream)`` runs once its
+handshake completed. Datagrams keep their boundaries: ``stream.send(data)`` sends one record,
+``await stream.recv()`` returns one record's data (b"" once the peer closed).
+
+The socket is read until it is empty on each wake-up (``loop.add_reader``), not one datagram
+per loop iteration as asyncio's datagram transport does, and ``run()`` uses uvloop when it is
+installed. Timers are the loop's (``call_at``); the sans-I/O core gets wall-clock ``now``.
+
+What the server keeps is bounded by the `ServerConfig` limits: handshakes in progress by the
+admission table (`dtlsgate.connection.admission`: per address, in all, and by
+``handshake_timeout``; an evicted or expired handshake is dropped without a word), and
+established associations by ``max_associations`` (at the cap new admits are dropped, none is
+evicted) and ``idle_timeout`` (an association that received nothing for that long is closed
+with close_notify).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
+from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.errors import DtlsgateError
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.io.keylog import keylog_writer
+
+MAX_DATAGRAM = 65507
+# Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
+# bounded so one flood cannot starve the handlers.
+MAX_READS_PER_WAKEUP = 256
+# Records queued for a handler that does not read; more are dropped (datagram semantics).
+MAX_QUEUED_RECORDS = 1024
+# The default bound on admitted peers whose handshake has not completed yet: now
+# ``ServerConfig.max_handshakes`` (this name stays for code that imported it).
+MAX_HANDSHAKING_PEERS = DEFAULT_MAX_HANDSHAKES
+
+T = TypeVar("T")
+Handler = Callable[["DtlsStream"], Awaitable[None]]
+
+
+class DtlsStream:
+    """One DTLS association as seen by asyncio code."""
+
+    def __init__(
+        self,
+        conn: DtlsConnection,
+        peer: Hashable | None,
+        send_datagram: Callable[[bytes], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.connection = conn
+        self.peer = peer
+        self._send_datagram = send_datagram
+        self._loop = loop
+        self._records: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUED_RECORDS)
+        self._handshake: asyncio.Future[HandshakeCompleted] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = asyncio.Event()
+        self.handshake_info: HandshakeCompleted | None = None
+        # The loop's time of the last datagram from the peer (the server's idle timeout).
+        self.last_received = loop.time()
+        # Abandoned by the server (evicted or expired handshake): nothing more is sent.
+        self._abandoned = False
+
+    # --- driven by the socket reader --------------------------------------------------------
+
+    def datagram_received(self, data: bytes) -> None:
+        self.last_received = self._loop.time()
+        try:
+            self.connection.receive(data, self.peer, time.time())
+        except DtlsgateError as exc:
+            self._fail(exc)
+        self.pump()
+
+    def pump(self) -> None:
+        """Send what the connection queued, deliver its events, re-arm its timer."""
+        conn = self.connection
+        for datagram, _ in conn.datagrams_to_send():
+            self._send_datagram(datagram)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, HandshakeCompleted):
+                self.handshake_info = event
+                if not self._handshake.done():
+                    self._handshake.set_result(event)
+            elif isinstance(event, DataReceived):
+                with suppress(asyncio.QueueFull):
+                    self._records.put_nowait(event.data)
+            elif isinstance(event, ConnectionClosed):
+                self._fail(TimeoutError(event.reason) if event.alert is None else None)
+        if conn.closed:
+            self._fail(None)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.connection.get_timer()
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.connection.handle_timer(time.time())
+        self.pump()
+
+    def _fail(self, exc: BaseException | None) -> None:
+        if not self._handshake.done():
+            self._handshake.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.is_set():
+            self.closed.set()
+            with suppress(asyncio.QueueFull):
+                self._records.put_nowait(b"")
+
+    # --- the user's calls -------------------------------------------------------------------
+
+    async def wait_handshake(self) -> HandshakeCompleted:
+        return await self._handshake
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one record (datagram semantics: it may be lost)."""
+        self.connection.send(data)
+        self.pump()
+
+    async def recv(self) -> bytes:
+        """The next record's data; b"" once the connection closed."""
+        if self.closed.is_set() and self._records.empty():
+            return b""
+        return await self._records.get()
+
+    def close(self) -> None:
+        """Send close_notify and stop."""
+        if not self._abandoned:
+            if not self.connection.closed:
+                self.connection.close()
+            self.pump()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._fail(None)
+
+    def abandon(self, reason: str) -> None:
+        """Stop at once without sending anything (the server gave up on this handshake:
+        evicted for a newcomer, or past its deadline); waiters see ``TimeoutError``."""
+        self._abandoned = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._fail(TimeoutError(reason))
+
+
+class _Reader:
+    """Drains a non-blocking UDP socket on each wake-up and hands datagrams on."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.loop = loop
+
+    def start(self) -> None:
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def stop(self) -> None:
+        with suppress(ValueError, OSError):
+            self.loop.remove_reader(self.sock.fileno())
+
+    def _readable(self) -> None:
+        recvfrom, handle = self.sock.recvfrom, self.handle
+        for _ in range(MAX_READS_PER_WAKEUP):
+            try:
+                data, peer = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # e.g. ICMP port unreachable surfaced on the socket
+            handle(data, peer)
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        raise NotImplementedError
+
+    def sendto(self, data: bytes, peer: Any) -> None:
+        with suppress(BlockingIOError, InterruptedError, OSError):
+            self.sock.sendto(data, peer)
+
+
+class DtlsServer(_Reader):
+    """The server returned by `serve`: ``close()`` then ``await wait_closed()``.
+
+    ``admission`` is the table of handshakes in progress; ``handshakes_in_progress`` and
+    ``associations`` count what the server holds; ``admits_refused`` counts admits dropped
+    at ``config.max_associations`` established associations, ``idle_closed`` the
+    associations closed by ``config.idle_timeout``."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        sock: socket.socket,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        max_handshaking: int | None = None,
+    ) -> None:
+        super().__init__(sock, loop)
+        self.handler = handler
+        self.config = config
+        self.gate = Gate(config)
+        self.peers: dict[Hashable, DtlsStream] = {}
+        self.admission: AdmissionTable[DtlsStream] = AdmissionTable.for_server(config)
+        if max_handshaking is not None:
+            self.admission.total = max_handshaking
+            self.admission.per_address = min(self.admission.per_address, max_handshaking)
+        self.admits_refused = 0  # Admits dropped at config.max_associations
+        self.idle_closed = 0  # associations closed by config.idle_timeout
+        self._established: set[DtlsStream] = set()
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
+        self._client_randoms: dict[DtlsStream, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._keylog = keylog_writer(config.keylog_file)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        return len(self.admission)
+
+    @property
+    def associations(self) -> int:
+        """Established associations (handshake completed, not closed yet)."""
+        return len(self._established)
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        stream = self.peers.get(peer)
+        if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
+            stream.datagram_received(data)
+            return
+        result = self.gate.judge(data, peer, time.time())
+        if type(result) is bytes:
+            self.sendto(result, peer)
+        elif type(result) is Admit:
+            if stream is not None and not self._replaces(stream, result):
+                return
+            if len(self._established) >= self.config.max_associations:
+                self.admits_refused += 1
+                return
+            self._admit(result, peer)
+
+    def _replaces(self, old: DtlsStream, admit: Admit) -> bool:
+        """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
+        association (a client that restarted) goes through the gate; once its cookie
+        verified, the new handshake replaces the old association. A stale copy of the old
+        association's own ClientHello (same random) is ignored."""
+        if admit.client_random == self._client_randoms.get(old):
+            return False
+        del self.peers[old.peer]
+        old.close()
+        return True
+
+    def _admit(self, admit: Admit, peer: Any) -> None:
+        conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
+        stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
+        for old in self.admission.admit(stream, peer, self.loop.time()):
+            self._abandon(old, "evicted for a newer handshake")
+        self._arm_deadline()
+        self.peers[peer] = stream
+        self._client_randoms[stream] = admit.client_random
+        try:
+            conn.start(time.time())
+        except DtlsgateError as exc:
+            stream._fail(exc)
+        stream.pump()
+        task = self.loop.create_task(self._run(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _abandon(self, stream: DtlsStream, reason: str) -> None:
+        """Give up on a handshake in progress: its peer's datagrams go to the gate again."""
+        if self.peers.get(stream.peer) is stream:
+            del self.peers[stream.peer]
+        stream.abandon(reason)
+
+    def _arm_deadline(self) -> None:
+        """One timer for every handshake deadline: at the oldest handshake's."""
+        if self._deadline_timer is not None:
+            return
+        deadline = self.admission.next_deadline()
+        if deadline is not None:
+            self._deadline_timer = self.loop.call_at(deadline, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._deadline_timer = None
+        for stream in self.admission.expire(self.loop.time()):
+            self._abandon(stream, "the handshake did not complete in time")
+        self._arm_deadline()
+
+    def _watch_idle(self, stream: DtlsStream) -> None:
+        """Close ``stream`` once it received nothing for ``config.idle_timeout`` seconds:
+        one timer per association, re-armed only when it fires."""
+        self._idle_timers.pop(stream, None)
+        idle = self.config.idle_timeout
+        if idle is None or stream.closed.is_set():
+            return
+        due = stream.last_received + idle
+        if self.loop.time() >= due:
+            self.idle_closed += 1
+            stream.close()
+            return
+        self._idle_timers[stream] = self.loop.call_at(due, self._watch_idle, stream)
+
+    async def _run(self, stream: DtlsStream) -> None:
+        try:
+            with suppress(Exception):
+                await stream.wait_handshake()
+            self.admission.finish(stream)
+            if stream.handshake_info is None:
+                return
+            if len(self._established) >= self.config.max_associations:
+                self.admits_refused += 1  # the cap was reached while this one shook hands
+                return
+            self._established.add(stream)
+            self._watch_idle(stream)
+            await self.handler(stream)
+        finally:
+            self.admission.finish(stream)
+            self._established.discard(stream)
+            if (idle_timer := self._idle_timers.pop(stream, None)) is not None:
+                idle_timer.cancel()
+            self._client_randoms.pop(stream, None)
+            stream.close()
+            if self.peers.get(stream.peer) is stream:
+                del self.peers[stream.peer]
+
+    def close(self) -> None:
+        self.stop()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.sock.close()
+
+    async def __aenter__(self) -> DtlsServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    return sock
+
+
+async def serve(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 4433,
+    config: ServerConfig | None = None,
+    *,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    max_handshaking: int | None = None,
+) -> DtlsServer:
+    """Serve DTLS 1.2 on ``host:port``; ``handler(stream)`` runs for each peer whose
+    handshake completed. ``reuse_port`` lets several processes share the port.
+
+    The config's limits apply: ``handshake_timeout``, ``max_handshakes`` (``max_handshaking``,
+    when given, overrides it), ``max_handshakes_per_address`` and ``ipv6_prefix_length`` for
+    handshakes in progress; ``max_associations`` and ``idle_timeout`` for established ones."""
+    loop = asyncio.get_running_loop()
+    if sock is None:
+        sock = _bind(host, port, reuse_port)
+    server = DtlsServer(handler, sock, config or ServerConfig(), loop, max_handshaking)
+    server.start()
+    return server
+
+
+class _ClientReader(_Reader):
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(sock, loop)
+        self.stream: DtlsStream | None = None
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        if self.stream is not None:
+            self.stream.datagram_received(data)
+
+
+async def connect(
+    host: str, port: int, config: ClientConfig | None = None, *, timeout: float = 30.0
+) -> DtlsStream:
+    """Connect and complete the handshake; the returned stream's ``close()`` also closes
+    its socket."""
+    loop = asyncio.get_running_loop()
+    if config is None:
+        config = ClientConfig(server_name=host)
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.connect(address)
+    reader = _ClientReader(sock, loop)
+    conn = DtlsClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
+    stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
+    reader.stream = stream
+    reader.start()
+    original_close = stream.close
+
+    def close() -> None:
+        original_close()
+        reader.stop()
+        sock.close()
+
+    stream.close = close  # type: ignore[method-assign]
+    try:
+        conn.connect(time.time())
+        stream.pump()
+        await asyncio.wait_for(stream.wait_handshake(), timeout)
+    except BaseException:
+        close()
+        raise
+    return stream
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop when it is installed."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return asyncio.run(main)
+    result: T = uvloop.run(main)
+    return result
