@@ -14,7 +14,8 @@ from builders import client_hello, datagram, with_cookie
 from test_dtls12_aio import configs, echo
 from tls13_helpers import client_config, server_config
 
-from dtlsgate import connect_tls, serve_tls
+from dtlsgate import Listener, connect_tls, serve_tls
+from dtlsgate.errors import StateError
 from dtlsgate.io import aio
 from dtlsgate.io.aio_tls import limits_of
 
@@ -156,3 +157,36 @@ def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
         server.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_listener_handshakes_left_to_the_application_are_bounded_per_address() -> None:
+    """``accept(..., timeout=None)`` leaves the handshake to the application; a newer one
+    from the same address (at ``max_handshakes_per_address``) ends the older, whose
+    ``do_handshake()`` then fails instead of waiting for a client that went silent."""
+    server_cfg, _ = configs()
+    server_cfg.max_handshakes_per_address = 1
+    listening = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listening.bind(("127.0.0.1", 0))
+    listening.settimeout(0.5)
+    listener = Listener(listening, server_cfg)
+    address = listening.getsockname()
+    accepted = []
+    clients = []
+    for _ in range(2):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(WAIT)
+        clients.append(client)
+        first = datagram(client_hello(random=os.urandom(32)))
+        client.sendto(first, address)
+        assert listener.listen() is None  # answered with a HelloVerifyRequest
+        reply = client.recv(2048)
+        client.sendto(with_cookie(first, reply[28 : 28 + reply[27]]), address)
+        admitted = listener.listen()
+        assert admitted is not None
+        accepted.append(listener.accept(*admitted, timeout=None))
+    assert len(listener.admission) == 1 and listener.admission.evicted_per_address == 1
+    with pytest.raises(StateError):
+        accepted[0].do_handshake(timeout=WAIT)
+    for sock in (*clients, listening):
+        sock.close()
