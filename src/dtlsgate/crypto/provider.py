@@ -102,17 +102,6 @@ class DefaultProvider:
         _verify(key, scheme, data, signature, tls13=tls13)
 
 
-# Private scalar lengths and the top-bits mask that keeps a random scalar below the group
-# order (NIST curves: order > 2^(bits-1), so clearing the top bit suffices; X25519/X448 clamp
-# any 32/56 bytes themselves, RFC 7748 §5).
-_SCALAR = {
-    NamedGroup.x25519: 32,
-    NamedGroup.x448: 56,
-    NamedGroup.secp256r1: 32,
-    NamedGroup.secp384r1: 48,
-}
-
-
 class DeterministicProvider(DefaultProvider):
     """For tests: ``random`` is SHA-256(seed || counter) blocks, key shares come from it, and
     ECDSA uses RFC 6979 nonces. RSA-PSS salts stay random (``cryptography`` draws them)."""
@@ -138,16 +127,10 @@ class DeterministicProvider(DefaultProvider):
         return out
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
-        """A key pair whose private scalar comes from the seeded stream."""
-        length = _SCALAR.get(group)
-        if length is None:
-            raise UsageError(f"group {group!r} is not implemented")
-        scalar = bytearray(self.random(length))
-        if group in (NamedGroup.secp256r1, NamedGroup.secp384r1):
-            scalar[0] &= 0x7F
-            if not any(scalar):
-                scalar[-1] = 1
-        return KeyShare.from_private_bytes(group, bytes(scalar))
+        """A key pair whose private value (scalar, exponent, ML-KEM seed) comes from the
+        seeded stream. ML-KEM encapsulation (a server's side) stays random: ``cryptography``
+        draws its randomness itself."""
+        return KeyShare.from_random(group, self.random)
 
     def sign(
         self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True

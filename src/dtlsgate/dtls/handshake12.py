@@ -41,7 +41,7 @@ from dtlsgate.crypto.certs import (
     verify_server_chain,
 )
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
-from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.kex import KeyShare, ecdhe_groups
 from dtlsgate.crypto.prf import psk_premaster_secret, verify_data
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
@@ -670,7 +670,8 @@ class ClientHandshake(_Handshake):
         self._suites = client_suites(config)
         if not self._suites:
             raise UsageError("no DTLS 1.2 cipher suite to offer with this configuration")
-        self._groups = tuple(config.groups or DEFAULT_GROUPS)
+        # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+        self._groups = ecdhe_groups(config.groups or DEFAULT_GROUPS)
         self._schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
         self.state = ClientWaitServerHello(self._client_hello(b""))
 
