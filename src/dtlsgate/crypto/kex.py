@@ -21,7 +21,7 @@ draft-ietf-tls-ecdhe-mlkem §3.1).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
@@ -307,20 +307,24 @@ class KeyShare:
         return f"KeyShare({self.group.name}, public={self.public_bytes.hex()[:16]}...)"
 
 
-def respond(
-    group: NamedGroup, client_share: bytes, generate: Callable[[NamedGroup], KeyShare]
-) -> tuple[bytes, bytes]:
+class _Provider(Protocol):
+    def generate_key_share(self, group: NamedGroup) -> KeyShare: ...
+
+    def encapsulate(self, kem: mlkem.Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]: ...
+
+
+def respond(group: NamedGroup, client_share: bytes, provider: _Provider) -> tuple[bytes, bytes]:
     """The server's side of ``group`` for the client's ``client_share``: (our key_share
-    value for the ServerHello, the shared secret). For (EC)DHE a fresh key pair from
-    ``generate`` (the provider's) and the exchange; for ML-KEM the encapsulation, whose
-    randomness ``cryptography`` draws itself; for a hybrid both, in the group's order
-    (draft-ietf-tls-ecdhe-mlkem §3.1). Raises `IllegalParameter` for an invalid share."""
+    value for the ServerHello, the shared secret). For (EC)DHE a fresh key pair from the
+    provider and the exchange; for ML-KEM the provider's encapsulation; for a hybrid both,
+    in the group's order (draft-ietf-tls-ecdhe-mlkem §3.1). Raises `IllegalParameter` for
+    an invalid share."""
     kem = mlkem.KEMS.get(group)
     hybrid = mlkem.HYBRIDS.get(group)
     if kem is not None:
-        return mlkem.encapsulate(kem, client_share)
+        return provider.encapsulate(kem, client_share)
     if hybrid is None:
-        ours = generate(group)
+        ours = provider.generate_key_share(group)
         return ours.public_bytes, ours.exchange(client_share)
     # draft-ietf-tls-ecdhe-mlkem §3.1 "Client share": encapsulation key and ECDH share, in
     # the group's order, of fixed total length.
@@ -332,9 +336,9 @@ def respond(
     ecdh_length = _PUBLIC_LENGTHS[hybrid.ecdh]
     first = ecdh_length if hybrid.ecdh_first else hybrid.kem.ek_length
     encapsulation_key, ecdh_public = mlkem.split(client_share, first, hybrid.ecdh_first)
-    ours = generate(hybrid.ecdh)
+    ours = provider.generate_key_share(hybrid.ecdh)
     ecdh_secret = ours.exchange(ecdh_public)
-    ciphertext, kem_secret = mlkem.encapsulate(hybrid.kem, encapsulation_key)
+    ciphertext, kem_secret = provider.encapsulate(hybrid.kem, encapsulation_key)
     return (
         mlkem.join(ciphertext, ours.public_bytes, hybrid.ecdh_first),
         mlkem.join(kem_secret, ecdh_secret, hybrid.ecdh_first),

@@ -371,7 +371,7 @@ def server_flight(
     # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation to the
     # client's key; an invalid client share is illegal_parameter (RFC 8446 §4.2.8).
     group = NamedGroup(choice.group)
-    our_share, shared = respond(group, client_share, ctx.provider.generate_key_share)
+    our_share, shared = respond(group, client_share, ctx.provider)
     schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
     schedule.enter_handshake(shared)
     server_share = KeyShareEntry(group, our_share)
