@@ -35,7 +35,8 @@ from dtlsgate.crypto.kex import (
 from dtlsgate.crypto.provider import DefaultProvider, DeterministicProvider
 from dtlsgate.errors import IllegalParameter, ProtocolError, UsageError
 from dtlsgate.events import DataReceived
-from dtlsgate.gate.stream import Admit13, StatelessGate
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.wire.enums import AlertDescription, ExtensionType, NamedGroup
 from dtlsgate.wire.extensions import decode_key_share_ch, decode_u16_list_ext
 from dtlsgate.wire.messages import ClientHello
@@ -286,7 +287,7 @@ def test_stateless_gate_with_each_kind_of_group(group: NamedGroup) -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and server.info is not None
