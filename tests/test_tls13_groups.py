@@ -35,7 +35,7 @@ from dtlsgate.crypto.kex import (
 from dtlsgate.crypto.provider import DefaultProvider, DeterministicProvider
 from dtlsgate.errors import IllegalParameter, ProtocolError, UsageError
 from dtlsgate.events import DataReceived
-from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.results import Reply, StreamAdmit
 from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.wire.enums import AlertDescription, ExtensionType, NamedGroup
 from dtlsgate.wire.extensions import decode_key_share_ch, decode_u16_list_ext
@@ -511,3 +511,28 @@ def test_key_share_exchange_never_raises_anything_else() -> None:
                 for call in (share.exchange, lambda v, g=group: respond(g, v, provider)):
                     with contextlib.suppress(IllegalParameter):
                         call(value)
+
+
+def _in_two_records(record: bytes, at: int) -> bytes:
+    """A handshake record's content split into two records (RFC 8446 §5.1 allows it)."""
+    body = record[5:]
+    return b"".join(
+        bytes((22, 3, 1)) + len(part).to_bytes(2, "big") + part for part in (body[:at], body[at:])
+    )
+
+
+def test_a_client_hello_with_the_hybrid_share_split_across_records() -> None:
+    """The default ClientHello (about 1.5 KB) in two records, cut inside the X25519MLKEM768
+    share: the server and the stateless gate reassemble it."""
+    client = ClientConnection(client_config())
+    client.start(NOW)
+    hello = client.data_to_send()
+    assert 1400 < len(hello) < 1 << 14
+    server = ServerConnection(server_config())
+    server.receive_data(_in_two_records(hello, 700), NOW)
+    client.receive_data(server.data_to_send(), NOW)
+    pump(client, server)
+    assert server.info is not None and server.info.group is G.X25519MLKEM768
+    gate = StatelessGate(server_config(stateless=True))
+    reply = gate.receive(_in_two_records(hello, 700), "peer", NOW)
+    assert isinstance(reply, Reply)
