@@ -17,6 +17,7 @@ from dtlsgate.io.coap import (
     check_aiocoap,
     create_client_context,
     create_server_context,
+    dtls_server,
     server_address,
 )
 
@@ -32,5 +33,6 @@ __all__ = [
     "check_aiocoap",
     "create_client_context",
     "create_server_context",
+    "dtls_server",
     "server_address",
 ]

@@ -58,7 +58,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 SUPPORTED_AIOCOAP = ("0.4.17",)
 # The private aiocoap call this module relies on: it adds a message transport to a context.
 _APPEND_TRANSPORT = "_append_tokenmanaged_messagemanaged_transport"
-# How long a client waits for a DTLS handshake before the request fails.
+# How long a client waits for a DTLS handshake before the request fails. A wrong PSK shows
+# as this timeout: the server cannot decrypt the client's Finished and, as DTLS does with a
+# record it cannot authenticate, drops it (RFC 6347 §4.1.2.7).
 HANDSHAKE_TIMEOUT = 30.0
 # aiocoap's own coaps transports would claim coaps:// requests before ours.
 _TINYDTLS_TRANSPORTS = ("tinydtls", "tinydtls_server")
@@ -289,9 +291,12 @@ class CoapsClientTransport(_Interface):
     """The client's message transport: one association per (host, port, credentials),
     opened on the first coaps:// request that needs it and reused while it lasts."""
 
-    def __init__(self, mman: Any, log: Any, template: ClientConfig | None) -> None:
+    def __init__(
+        self, mman: Any, log: Any, template: ClientConfig | None, handshake_timeout: float
+    ) -> None:
         super().__init__(mman, log)
         self._template = template
+        self._handshake_timeout = handshake_timeout
         self._pool: dict[tuple[object, ...], asyncio.Task[DtlsRemote]] = {}
         self._remotes: set[DtlsRemote] = set()
         self._readers: set[asyncio.Task[None]] = set()
@@ -315,14 +320,15 @@ class CoapsClientTransport(_Interface):
             if self._pool.get(pool_key) is task:
                 del self._pool[pool_key]
             hostinfo = hostportjoin(host, None if port == COAPS_PORT else port)
-            raise DtlsConnectError(f"coaps://{hostinfo}: DTLS handshake failed: {exc}") from exc
+            why = str(exc) or f"no handshake within {self._handshake_timeout:g} s"
+            raise DtlsConnectError(f"coaps://{hostinfo}: DTLS handshake failed: {why}") from exc
         wanted = request.remote.maximum_block_size_exp
         if wanted < remote.maximum_block_size_exp:
             remote.maximum_block_size_exp = wanted
         return remote
 
     async def _connect(self, host: str, port: int, config: ClientConfig) -> DtlsRemote:
-        stream = await aio.connect(host, port, config, timeout=HANDSHAKE_TIMEOUT)
+        stream = await aio.connect(host, port, config, timeout=self._handshake_timeout)
         remote = DtlsRemote(
             self, stream, hostportjoin(host, None if port == COAPS_PORT else port), None
         )
@@ -491,15 +497,21 @@ async def create_server_context(
     async def build(mman: Any) -> CoapsServerTransport:
         transport = CoapsServerTransport(mman, ctx.log, claims)
         _SERVERS[ctx] = transport
-        return await transport.start(host or "::", port or COAPS_PORT, server_config, sock)
+        # aiocoap's convention: a port of None is the default port; 0 lets the OS choose.
+        bound_port = COAPS_PORT if port is None else port
+        return await transport.start(host or "::", bound_port, server_config, sock)
 
     await _append(ctx, build)
-    await _append(ctx, lambda mman: _client_transport(mman, ctx.log, client_config))
+    await _append(
+        ctx, lambda mman: _client_transport(mman, ctx.log, client_config, HANDSHAKE_TIMEOUT)
+    )
     return ctx
 
 
-async def _client_transport(mman: Any, log: Any, config: ClientConfig | None) -> _Interface:
-    return CoapsClientTransport(mman, log, config)
+async def _client_transport(
+    mman: Any, log: Any, config: ClientConfig | None, handshake_timeout: float
+) -> _Interface:
+    return CoapsClientTransport(mman, log, config, handshake_timeout)
 
 
 async def create_client_context(
@@ -507,6 +519,7 @@ async def create_client_context(
     *,
     config: ClientConfig | None = None,
     transports: Iterable[str] = (),
+    handshake_timeout: float = HANDSHAKE_TIMEOUT,
     loggername: str = "coap",
 ) -> Any:
     """An aiocoap ``Context`` whose coaps:// requests go over dtlsgate.
@@ -516,7 +529,11 @@ async def create_client_context(
     ...}}}`` for a PSK, ``{"coaps://host/*": {"tlscert": {"certfile": "ca.pem"}}}`` to
     verify the server's certificate with that CA file. ``config``: a `ClientConfig` for
     the rest (cipher suites, a client certificate, MTU, ...). ``transports``: aiocoap's own
-    transports to add for other schemes (e.g. ``["udp6"]`` for coap://)."""
+    transports to add for other schemes (e.g. ``["udp6"]`` for coap://).
+    ``handshake_timeout``: seconds before a request whose DTLS handshake has not completed
+    fails with `DtlsConnectError`."""
+    if not handshake_timeout > 0:
+        raise UsageError("handshake_timeout must be positive")
     names = list(transports)
     for name in names:
         if name in _TINYDTLS_TRANSPORTS:
@@ -528,16 +545,28 @@ async def create_client_context(
         ctx = aiocoap.Context(loop=loop, loggername=loggername)
     if credentials is not None:
         ctx.client_credentials = _credentials_map(credentials)
-    await _append(ctx, lambda mman: _client_transport(mman, ctx.log, config))
+    await _append(ctx, lambda mman: _client_transport(mman, ctx.log, config, handshake_timeout))
     return ctx
+
+
+def _server_transport(ctx: Any) -> CoapsServerTransport:
+    transport = _SERVERS.get(ctx)
+    if transport is None:
+        raise UsageError("not a context made by dtlsgate.coap.create_server_context")
+    return transport
 
 
 def server_address(ctx: Any) -> tuple[str, int]:
     """The (host, port) a context made by `create_server_context` is bound to."""
-    transport = _SERVERS.get(ctx)
-    if transport is None:
-        raise UsageError("not a context made by dtlsgate.coap.create_server_context")
-    return transport.address
+    return _server_transport(ctx).address
+
+
+def dtls_server(ctx: Any) -> aio.DtlsServer:
+    """The `aio.DtlsServer` under a context made by `create_server_context`: its counters
+    (``peers``, ``admits_refused``, ...) and its gate."""
+    server = _server_transport(ctx).server
+    assert server is not None, "the server transport starts before the context is returned"
+    return server
 
 
 __all__ = [
@@ -552,5 +581,6 @@ __all__ = [
     "check_aiocoap",
     "create_client_context",
     "create_server_context",
+    "dtls_server",
     "server_address",
 ]
