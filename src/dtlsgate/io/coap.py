@@ -229,7 +229,9 @@ class _Interface(interfaces.MessageInterface):  # type: ignore[misc]
     def _dispatch(self, remote: DtlsRemote, data: bytes) -> None:
         try:
             message = Message.decode(data, remote)
-        except coap_error.UnparsableMessage:
+        # aiocoap 0.4.17's decoder raises UnicodeDecodeError (a ValueError) on a string
+        # option that is not UTF-8, and UnparsableMessage on the rest.
+        except (coap_error.UnparsableMessage, ValueError):
             self.log.warning("ignoring an unparsable message from %s", remote.hostinfo)
             return
         mman = self._mman
