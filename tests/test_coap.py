@@ -300,3 +300,14 @@ def test_an_observation_ends_with_an_error_when_the_server_goes_away() -> None:
 async def _drain(observation: Any) -> None:
     async for _ in observation:
         pass
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from dtlsgate.io import coap_cli
+
+    assert coap_cli.main(["--psk", "no-colon", "--port", "0"]) == 2
+    assert "--psk wants IDENTITY:KEY" in capsys.readouterr().err
+    assert coap_cli.main(["--psk-hex", "id:zz", "--port", "0"]) == 2
+    assert "--psk wants IDENTITY:HEX" in capsys.readouterr().err
+    assert coap_cli.main(["--interval", "0"]) == 2
+    assert coap_cli.main(["--cert", "/nonexistent/cert.pem"]) == 2
