@@ -25,7 +25,8 @@ from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
-from dtlsgate.gate.stream import Admit13, StatelessGate
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.handshake.tls13.client import ClientContext
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
@@ -123,7 +124,7 @@ def bench_stateless(server_cfg: ServerConfig, cctx: ClientContext, n: int) -> tu
         ch2 = client.data_to_send()
         t = time.perf_counter()
         admit = gate.receive(ch2, PEER, time.time())
-        assert isinstance(admit, Admit13)
+        assert isinstance(admit, StreamAdmit)
         conn = ServerConnection.from_admit(server_cfg, admit, 0.0, context=sctx)
         conn.data_to_send()
         stateless += time.perf_counter() - t

@@ -195,5 +195,4 @@ def as_datagram(
 
 
 def legal_types(conn: DtlsConnection) -> set[int]:
-    handshake = conn._handshake
-    return set(handshake.TABLE.get(type(handshake.state), {}))
+    return set(conn.expected_messages)

@@ -21,7 +21,8 @@ from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.events import DataReceived, HandshakeCompleted, SessionTicketReceived
-from dtlsgate.gate.stream import Admit13, StatelessGate
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13.client import SessionTicket, WaitServerHello
 from dtlsgate.handshake.tls13.common import Keys
@@ -228,7 +229,7 @@ def test_resumption_through_the_stateless_gate() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed and client.info.hello_retry
@@ -510,7 +511,7 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13) and admit.cipher_suite == suite
+    assert isinstance(admit, StreamAdmit) and admit.cipher_suite == suite
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed

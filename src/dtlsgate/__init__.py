@@ -24,8 +24,18 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, GateResult, Reply
+from dtlsgate.gate import Gate
 from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.results import (
+    Admit,
+    Drop,
+    DropReason,
+    GateResult,
+    Refuse,
+    Reply,
+    StreamAdmit,
+    StreamGateResult,
+)
 
 # The I/O adapters (``Listener``, ``await dtlsgate.serve(handler, host, port, config)``,
 # ``await dtlsgate.connect(host, port, config)``, ...) and the connections load on first use,
@@ -78,12 +88,15 @@ __all__ = [
     "HandshakeCompleted",
     "Listener",
     "ProtocolError",
+    "Refuse",
     "Reply",
     "ServerConfig",
     "SessionTicket",
     "SessionTicketReceived",
     "StateError",
     "StatelessGate",
+    "StreamAdmit",
+    "StreamGateResult",
     "TlsClientConnection",
     "TlsServerConnection",
     "UsageError",

@@ -28,15 +28,29 @@ from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
+    OutgoingChangeCipherSpec,
+    OutgoingHandshake,
     Reassembler,
     RetransmitTimer,
     pack_flight,
 )
 from dtlsgate.crypto.certs import TrustStore, load_trust_store
-from dtlsgate.dtls.handshake12 import ClientHandshake, HandshakeComplete, Outbox, ServerHandshake
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit
+from dtlsgate.handshake.dtls12 import client as _client
+from dtlsgate.handshake.dtls12 import server as _server
+from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
+from dtlsgate.handshake.engine import (
+    Complete,
+    EndFlight,
+    ExpectMessageSeq,
+    InstallCipherState,
+    KeyLog,
+    SendChangeCipherSpec,
+    SendMessage,
+    SendWarning,
+)
 from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import (
     AlertDescription,
@@ -98,14 +112,12 @@ class DtlsConnection:
 
     def __init__(
         self,
-        handshake: ServerHandshake | ClientHandshake,
         records: RecordLayer,
         reassembler: Reassembler,
         peer: Hashable | None,
         mtu: int,
         keylog: Callable[[str], None] | None,
     ) -> None:
-        self._handshake = handshake
         self._records = records
         self._reassembler = reassembler
         self.peer = peer
@@ -113,6 +125,10 @@ class DtlsConnection:
         self._keylog = keylog
         self._timer = RetransmitTimer()
         self._flight: list[FlightItem] = []
+        # The messages of the flight the handshake is building, and the epoch they go in
+        # (the one after the flight's ChangeCipherSpec, if it has one).
+        self._building: list[FlightItem] = []
+        self._building_epoch = 0
         # The epoch-0 record sequence number our current flight's first transmission began
         # with: every record we sent since belongs to that flight (see _handshake_record).
         self._flight_first_sequence = 0
@@ -125,6 +141,25 @@ class DtlsConnection:
         self.data_dropped = 0
         self._queued_data = 0
         self.info: HandshakeCompleted | None = None
+
+    # --- the handshake machine (server or client) ---------------------------------------------
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        """Feed ``message`` to the handshake machine; the actions it asks for."""
+        raise NotImplementedError
+
+    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+        return False
+
+    @property
+    def state_name(self) -> str:
+        """The name of the handshake state (for diagnostics and tests)."""
+        raise NotImplementedError
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        """The handshake message types legal in the current state."""
+        raise NotImplementedError
 
     # --- the sans-I/O interface -----------------------------------------------------------
 
@@ -275,10 +310,7 @@ class DtlsConnection:
                 # server's clock moved on); taking it for a refusal of our cookie would
                 # restart a handshake the server has already begun.
                 and sequence_number >= self._flight_first_sequence
-                and isinstance(self._handshake, ClientHandshake)
-                and self._handshake.is_new_hello_verify_request(
-                    fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
-                )
+                and self._is_new_hello_verify_request(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
             ):
                 self._reassembler.restart(header.message_seq)
             retransmit |= self._reassembler.add(header, fragment, epoch)
@@ -296,43 +328,63 @@ class DtlsConnection:
             self._deliver(message, now)
 
     def _deliver(self, message: HandshakeMessage, now: float) -> None:
-        handshake = self._handshake
-        handshake.handle(message, now)
-        out = handshake.out
-        handshake.out = Outbox()
-        for line in out.keylog:
-            if self._keylog is not None:
-                self._keylog(line)
-        if out.expect_message_seq is not None:
-            self._reassembler.restart(out.expect_message_seq)
-        if out.read_keys is not None:
-            self._records.install_read(1, out.read_keys)
-        if out.write_keys is not None:
-            self._records.install_write(1, out.write_keys)
-        if out.flight_ready:
-            self._flight = out.items
-            self._flight_first_sequence = self._records.next_write_sequence(0)
-            self._send_flight(now, restart_timer=out.expect_reply)
-            if not out.expect_reply:
-                self._timer.stop()  # our last flight: resent only on the peer's retransmission
-        for description in out.warnings:
-            self._alert(AlertLevel.WARNING, description)
-        if out.complete is not None:
-            self.handshake_complete = True
-            self.info = completed(out.complete)
-            self._records.write_epoch = 1
-            self._timer.stop()
-            if not out.flight_ready:
-                # The peer's flight ended the handshake. RFC 6347 §4.2.4: in FINISHED only
-                # the node that sent the last flight answers a retransmission of its peer's
-                # last flight; were we to answer the peer's retransmitted last flight with
-                # ours too, each answer would draw another, forever.
-                self._flight = []
-            self._events.append(self.info)
-        if out.read_keys is not None and self._early:
+        self._run(self._handle(message, now), now)
+
+    def _run(self, actions: Actions, now: float) -> None:
+        """Carry out what the handshake machine asked for, in order."""
+        flight_sent = read_installed = False
+        done: HandshakeComplete | None = None
+        for action in actions:
+            if isinstance(action, SendMessage):
+                self._building.append(OutgoingHandshake(action.data, self._building_epoch))
+            elif isinstance(action, SendChangeCipherSpec):
+                # RFC 5246 §7.1: the flight's messages after it go in the next epoch.
+                self._building.append(OutgoingChangeCipherSpec(self._building_epoch))
+                self._building_epoch += 1
+            elif isinstance(action, InstallCipherState):
+                if action.write:
+                    self._records.install_write(1, action.cipher)
+                else:
+                    self._records.install_read(1, action.cipher)
+                    read_installed = True
+            elif isinstance(action, EndFlight):
+                self._end_flight(now, action.expect_reply)
+                flight_sent = True
+            elif isinstance(action, ExpectMessageSeq):
+                self._reassembler.restart(action.message_seq)
+            elif isinstance(action, SendWarning):
+                self._alert(AlertLevel.WARNING, action.description)
+            elif isinstance(action, KeyLog):
+                if self._keylog is not None:
+                    self._keylog(action.line())
+            elif isinstance(action, Complete):
+                done = action.info
+        if done is not None:
+            self._complete(done, flight_sent)
+        if read_installed and self._early:
             early, self._early = self._early, []
             for record in early:
                 self._record(record, now)
+
+    def _end_flight(self, now: float, expect_reply: bool) -> None:
+        self._flight, self._building, self._building_epoch = self._building, [], 0
+        self._flight_first_sequence = self._records.next_write_sequence(0)
+        self._send_flight(now, restart_timer=expect_reply)
+        if not expect_reply:
+            self._timer.stop()  # our last flight: resent only on the peer's retransmission
+
+    def _complete(self, done: HandshakeComplete, flight_sent: bool) -> None:
+        self.handshake_complete = True
+        self.info = completed(done)
+        self._records.write_epoch = 1
+        self._timer.stop()
+        if not flight_sent:
+            # The peer's flight ended the handshake. RFC 6347 §4.2.4: in FINISHED only
+            # the node that sent the last flight answers a retransmission of its peer's
+            # last flight; were we to answer the peer's retransmitted last flight with
+            # ours too, each answer would draw another, forever.
+            self._flight = []
+        self._events.append(self.info)
 
     def _send_flight(self, now: float, *, restart_timer: bool) -> None:
         self._outgoing.extend(pack_flight(self._flight, self._records, self._mtu))
@@ -383,15 +435,29 @@ class DtlsServerConnection(DtlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         trust = _trust_store(config.cafile) if config.verify_client != "none" else None
-        handshake = ServerHandshake(config, admit.message_seq, admit.client_hello, trust)
+        self._ctx = _server.ServerContext(config, config.provider, trust)
+        # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
+        # message_seq is the second ClientHello's.
+        transcript = Transcript(admit.message_seq)
+        self._state: _server.ServerState = _server.start(transcript, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
         # sequence number; the ClientHello itself counts as seen.
         records = RecordLayer(first_write_sequence=admit.record_sequence_number)
         records.mark_seen(0, admit.record_sequence_number)
-        super().__init__(
-            handshake, records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog
-        )
+        super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
         self._admit: Admit | None = admit
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        self._state, actions = step(_server.SERVER, self._ctx, self._state, message, now)
+        return actions
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        return frozenset(_server.SERVER.row(type(self._state)))
 
     def start(self, now: float) -> None:
         """Process the admitted ClientHello (and any records after it in the datagram):
@@ -436,19 +502,31 @@ class DtlsClientConnection(DtlsConnection):
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
             trust = _trust_store(config.cafile)
-        super().__init__(
-            ClientHandshake(config, trust), RecordLayer(), Reassembler(), peer, config.mtu, keylog
-        )
+        self._ctx = _client.ClientContext(config, trust)
+        # The first ClientHello is made now (its random drawn), sent by connect().
+        self._state: _client.ClientState
+        self._state, self._first_flight = _client.start(self._ctx)
+        super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
         self._started = False
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)
+        return actions
+
+    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+        return _client.is_new_hello_verify_request(self._state, body)
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        return frozenset(_client.CLIENT.row(type(self._state)))
 
     def connect(self, now: float) -> None:
         if self._started:
             raise StateError("connect() was already called")
         self._started = True
-        handshake = self._handshake
-        assert isinstance(handshake, ClientHandshake)
-        handshake.start()
-        self._flight = handshake.out.items
-        self._flight_first_sequence = self._records.next_write_sequence(0)
-        handshake.out = Outbox()
-        self._send_flight(now, restart_timer=True)
+        self._run(self._first_flight, now)
+        self._first_flight = []

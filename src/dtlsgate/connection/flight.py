@@ -15,6 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import NamedTuple
 
+from dtlsgate.errors import DecodeError
 from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
@@ -243,7 +244,9 @@ class Reassembler:
         """Buffer one fragment, given as received: its 12-byte header, then its bytes.
         Returns True when it belongs to a message already processed (the peer is
         retransmitting its previous flight). Fragments too far ahead, too large or
-        inconsistent with earlier ones are dropped."""
+        inconsistent with earlier ones are dropped; but a message over our size limit in a
+        protected epoch came from the peer itself: `DecodeError` (decode_error, as TLS 1.3
+        answers one)."""
         seq = header.message_seq
         if seq < self.next_seq:
             return True
@@ -251,6 +254,10 @@ class Reassembler:
             return False
         length = header.length
         if length > MAX_HANDSHAKE_MESSAGE_LENGTH:
+            if epoch > 0:
+                raise DecodeError(f"handshake message of {length} bytes over our limit")
+            # Epoch 0 is plaintext, forgeable by anyone on the path (RFC 6347 §4.1.2.7:
+            # invalid records are silently discarded): a drop, not an alert.
             return False
         partial = self._partial.get(seq)
         if partial is None or epoch > partial.epoch:
@@ -297,6 +304,11 @@ class Reassembler:
         del self._partial[seq]
         self.next_seq = seq + 1
         return message
+
+    def fragments_held(self) -> int:
+        """The received pieces kept for messages not complete yet (each at most
+        ``MAX_FRAGMENTS_PER_MESSAGE``)."""
+        return sum(len(p.ranges) for p in self._partial.values() if isinstance(p, _Partial))
 
     def buffered_bytes(self) -> int:
         return sum(

@@ -41,6 +41,8 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.handshake.engine import Machine, handler_for
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.handshake.tls13.common import (
@@ -107,13 +109,17 @@ class TlsConnection:
         self,
         ctx: Any,
         state: Any,
-        table: dict[type, dict[int, Any]],
+        machine: Machine[Any],
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         self._ctx = ctx
         self._keylog = keylog
         self._state = state
-        self._table = table
+        self._machine = machine
+        # The protection of the records we read, as an epoch (engine.py's numbering: 0
+        # plaintext, 2 handshake keys, 3 and up application keys): the engine's epoch rule
+        # checks each handshake message against it.
+        self._read_epoch = 0
         self._records = StreamRecordLayer()
         self._reassembler = HandshakeReassembler()
         self._out = bytearray()
@@ -211,11 +217,7 @@ class TlsConnection:
                 self._events.append(DataReceived(fragment))
 
     def _on_message(self, msg_type: int, body: bytes, raw: bytes, now: float) -> None:
-        handler = self._table.get(type(self._state), {}).get(msg_type)
-        if handler is None:
-            raise UnexpectedMessage(
-                f"handshake message {msg_type} not legal in {type(self._state).__name__}"
-            )
+        handler = handler_for(self._machine, self._state, msg_type, self._read_epoch)
         self._state, actions = handler(self._ctx, self._state, body, raw, now)
         self._run(actions)
 
@@ -277,6 +279,7 @@ class TlsConnection:
         if self._reassembler.pending:
             raise UnexpectedMessage("handshake message spans a key change")
         self._records.read = protection
+        self._read_epoch = 2 if self._read_epoch == 0 else self._read_epoch + 1
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._out += self._records.encode(ContentType.ALERT, Alert(level, description).encode())
@@ -308,19 +311,19 @@ class ServerConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _server.ServerContext(config)
-        super().__init__(ctx, _server.ServerStart(), _server.TABLE, keylog)
+        super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
 
     @classmethod
     def from_admit(
         cls,
         config: Any,
-        admit: Any,
+        admit: StreamAdmit,
         now: float,
         *,
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> ServerConnection:
-        """Continue a handshake the stateless gate admitted (``tls13.stateless.Admit13``):
+        """Continue a handshake the stateless gate admitted (``gate.results.StreamAdmit``):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context, keylog=keylog)
         try:
@@ -344,7 +347,7 @@ class ClientConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _client.ClientContext(config)
-        super().__init__(ctx, None, _client.TABLE, keylog)
+        super().__init__(ctx, None, _client.CLIENT, keylog)
 
     def start(self, now: float | None = None) -> None:
         """Queue the ClientHello; ``now`` (seconds since the epoch) is needed when the

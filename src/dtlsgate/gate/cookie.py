@@ -10,8 +10,15 @@ the timestamp falls in, over ``format | timestamp | payload | peer | bound``:
 
 - ``peer`` binds the cookie to the address it was sent to (RFC 6347 §4.2.1: the cookie
   proves the client can receive there); a cookie replayed from elsewhere fails.
-- ``bound`` is what the second ClientHello must repeat (for DTLS 1.2: version, random,
-  session_id, cipher_suites, compression_methods, RFC 6347 §4.2.1).
+- ``bound`` is what the second ClientHello must repeat. For DTLS 1.2 the gate binds
+  client_version, random and session_id: the fields before the cookie on the wire. RFC
+  6347 §4.2.1 also names cipher_suites and compression_methods, which follow the cookie;
+  binding them would drop every client whose first ClientHello fragment ends after the
+  cookie but before their end (the stateless gate sees only that fragment), and would buy
+  nothing: the server keeps nothing from ClientHello1 and negotiates from ClientHello2
+  alone (its transcript starts there, §4.2.6), so a changed suite list cannot mislead it.
+  The cookie's job is to prove the address; the random ties it to one client's attempt.
+  For TLS 1.3 (whole messages only) ``bound`` is every field ClientHello2 must repeat.
 - ``payload`` is carried, integrity-protected, for the server to read back (TLS 1.3: the
   chosen suite and group and the hash of ClientHello1, RFC 8446 §4.2.2).
 
@@ -53,7 +60,6 @@ DEFAULT_CLOCK_SKEW = 5.0
 _SECRET_LABEL = b"dtlsgate cookie secret v1"
 _FORMAT_BYTE = bytes((COOKIE_FORMAT,))
 _SHA256_BLOCK = 64
-_EXACT_FLOAT_INTEGERS = 1 << 53
 
 CookieGenerate = Callable[[Hashable | None], bytes]
 CookieVerify = Callable[[Hashable | None, bytes], bool]
@@ -95,18 +101,6 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     return repr(peer).encode()
 
 
-# What every cookie minted within one second shares, ``(since, until, head, inner, outer)``:
-# the second's range of ``now`` (``since <= now < until``; empty when the time cannot be
-# one), the cookie head (``format | timestamp``), and the epoch's keyed HMAC-SHA256 states,
-# the inner one with the head already hashed. A cookie for ``message = payload | peer |
-# bound`` is then ``head | payload | tag`` with ``tag`` the first TAG_LENGTH bytes of
-# ``outer.copy().update(inner.copy().update(message).digest()).digest()``.
-# ``CookieJar.mint()`` computes exactly that; the DTLS 1.2 gate does the same inline on its
-# flood path (a call less per HelloVerifyRequest), from ``CookieJar.minting``. A plain
-# tuple, not a NamedTuple: unpacking one is three times cheaper, once per cookie.
-Minting = tuple[float, float, bytes, "_HashObject", "_HashObject"]
-
-
 class CookieJar:
     """Mints and verifies stateless cookies (see the module docstring for the layout).
 
@@ -143,9 +137,6 @@ class CookieJar:
         # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: re-keying
         # costs more than the MAC itself.
         self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
-        # The `Minting` state of the second cookies are being minted in: under a flood
-        # every cookie of one second shares it.
-        self.minting: Minting = (0.0, 0.0, b"", *self._keyed_for(0))
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -178,36 +169,9 @@ class CookieJar:
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        since, until, head, inner, outer = self.minting
-        if not since <= now < until:
-            since, until, head, inner, outer = self.minting_at(now)
-        h = inner.copy()  # format | timestamp already hashed
-        # peer_bytes(), inlined for the socket-address case: this is the flood's hot path.
-        if type(peer) is tuple and len(peer) >= 2:
-            h.update(payload + f"{peer[0]}\x00{peer[1]}".encode() + bound)
-        else:
-            h.update(payload + peer_bytes(peer) + bound)
-        o = outer.copy()
-        o.update(h.digest())
-        return head + payload + o.digest()[:TAG_LENGTH]
-
-    def minting_at(self, now: float) -> Minting:
-        """The `Minting` state of the second of ``now``, kept as ``self.minting``: its head
-        and keyed states, and the range of ``now`` that shares them (every ``now`` in it
-        has the same ``int(now)``)."""
-        second = int(now)
-        timestamp = second & 0xFFFFFFFF
+        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, modulo 2^32 (4 bytes)
         head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
-        inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
-        inner = inner.copy()
-        inner.update(head)
-        # A time that is negative (int() rounds it up) or beyond a float's exact integers
-        # gets an empty range: every cookie is then minted from scratch.
-        exact = 0 <= second < _EXACT_FLOAT_INTEGERS
-        since = float(second) if exact else 0.0
-        until = float(second + 1) if exact else 0.0
-        self.minting = (since, until, head, inner, outer)
-        return self.minting
+        return head + payload + self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""

@@ -3,17 +3,21 @@
 ``StatelessGate(config).receive(data, peer, now)`` judges the first bytes a client sent on
 a stream and returns exactly one of
 
-- ``Reply(data)`` (from `dtlsgate.gate.datagram`): a HelloRetryRequest with a cookie to send back
-  (followed by the compatibility ChangeCipherSpec when the client's legacy_session_id is not
-  empty, RFC 8446 Appendix D.4); nothing is kept;
-- `Admit13`: a ClientHello2 whose cookie verified, with everything the server connection
-  needs to go on (`ServerConnection.from_admit`), which does not verify the cookie again;
-- `Incomplete`: the whole ClientHello is not there yet; nothing was sent (the caller retries
-  with more bytes, like ``SSL_stateless`` failing when the read BIO runs dry);
+- `Reply`: a HelloRetryRequest with a cookie to send back (followed by the compatibility
+  ChangeCipherSpec when the client's legacy_session_id is not empty, RFC 8446 Appendix
+  D.4); nothing is kept;
+- `StreamAdmit`: a ClientHello2 whose cookie verified, with everything the server
+  connection needs to go on (`ServerConnection.from_admit`), which does not verify the
+  cookie again;
+- ``Drop(DropReason.CLIENT_HELLO_INCOMPLETE)``: the whole ClientHello is not there yet;
+  nothing was sent (the caller retries with more bytes, like ``SSL_stateless`` failing when
+  the read BIO runs dry);
 - `Refuse`: a fatal alert to send before closing: not TLS 1.3 (protocol_version, without
   any TLS 1.2 flight, as ``SSL_stateless`` returns 0 for older versions), malformed input
   (decode_error), a cookie that does not verify or a ClientHello2 that changed what
   ClientHello1 fixed (illegal_parameter).
+
+These are the datagram gate's result family (`dtlsgate.gate.results`), with its counters.
 
 The cookie (RFC 8446 §4.2.2) is minted by the config's `CookieJar`: it is bound to the peer
 address and to the ClientHello fields that ClientHello2 must repeat (legacy_version, random,
@@ -34,14 +38,21 @@ A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
-from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.results import (
+    Drop,
+    DropReason,
+    GateCounters,
+    Refuse,
+    Reply,
+    StreamAdmit,
+    StreamGateResult,
+)
 from dtlsgate.handshake.tls13.common import (
     ClientHelloInfo,
     client_hello_fixed_part,
@@ -49,7 +60,7 @@ from dtlsgate.handshake.tls13.common import (
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
-from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH
+from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
@@ -72,48 +83,7 @@ MAX_CCS_BEFORE_CLIENT_HELLO = 1
 _CCS_RECORD = bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1))
 
 
-@frozen
-class Admit13:
-    """A ClientHello2 whose cookie verified (see the module docstring).
-
-    - ``client_hello_message``: ClientHello2 as received (handshake header included);
-    - ``client_hello1_digest``: Hash(ClientHello1) from the cookie;
-    - ``cipher_suite`` / ``group``: what the server chose for ClientHello1;
-    - ``key_share_requested``: whether the HelloRetryRequest named the group;
-    - ``cookie``: the cookie as ClientHello2 returned it (the HRR is rebuilt with it);
-    - ``application_cookie``: the part from ``stateless_cookie_generate``;
-    - ``remaining``: bytes received after ClientHello2.
-    """
-
-    peer: Hashable | None
-    client_hello: ClientHello
-    client_hello_message: bytes
-    client_hello1_digest: bytes
-    cipher_suite: int
-    group: int
-    key_share_requested: bool
-    cookie: bytes
-    application_cookie: bytes
-    remaining: bytes
-
-
-@frozen
-class Incomplete:
-    """More bytes are needed before the ClientHello can be judged; nothing was sent."""
-
-    reason: str
-
-
-@frozen
-class Refuse:
-    """Send ``data`` (one alert record) and close the connection."""
-
-    data: bytes
-    alert: AlertDescription
-    reason: str
-
-
-StatelessResult = Reply | Admit13 | Incomplete | Refuse
+_INCOMPLETE = Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
 
 
 def alert_record(alert: AlertDescription) -> bytes:
@@ -160,31 +130,24 @@ class CookieState:
         return cls(suite, group, bool(requested), digest, app)
 
 
-class StatelessGate:
+class StatelessGate(GateCounters):
     """Judges the first bytes of a TLS 1.3 stream statelessly (module docstring).
 
-    ``stats`` counts outcomes by kind (``"reply"``, ``"admit"``, ``"incomplete"`` and each
-    refused alert); it is the only thing that changes across calls."""
+    ``replies``, ``admits``, ``drops`` and ``refusals`` count outcomes (`GateCounters`);
+    they are all that changes across calls."""
 
     def __init__(self, config: ServerConfig, *, context: ServerContext | None = None) -> None:
+        super().__init__()
         if config.cookie_jar is None:  # pragma: no cover - ServerConfig always makes one
             raise UsageError("the stateless gate needs a cookie jar")
         self.config = config
         self.jar = config.cookie_jar
         self.context = context or ServerContext(config)
-        self.stats: Counter[str] = Counter()
 
-    def receive(self, data: bytes, peer: Hashable | None, now: float) -> StatelessResult:
-        result = self._judge(bytes(data), peer, now)
-        kind = type(result)
-        if kind is Refuse:
-            key = f"refuse {result.alert.name}"  # type: ignore[union-attr]
-        else:
-            key = {Reply: "reply", Admit13: "admit", Incomplete: "incomplete"}[kind]
-        self.stats[key] += 1
-        return result
+    def receive(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
+        return self._count(self._judge(bytes(data), peer, now))
 
-    def _judge(self, data: bytes, peer: Hashable | None, now: float) -> StatelessResult:
+    def _judge(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
         found = read_client_hello(data)
         if not isinstance(found, tuple):
             return found
@@ -192,7 +155,7 @@ class StatelessGate:
         try:
             hello, info = decode_client_hello(message[4:])
         except ProtocolError as exc:
-            return Refuse(alert_record(exc.alert), exc.alert, str(exc))
+            return _refuse(exc.alert, str(exc))
         if info.cookie is None:
             return self._retry(hello, info, message, peer, now)
         return self._admit(hello, info, message, data[consumed:], peer, now)
@@ -204,11 +167,11 @@ class StatelessGate:
         message: bytes,
         peer: Hashable | None,
         now: float,
-    ) -> StatelessResult:
+    ) -> StreamGateResult:
         try:
             choice = choose(self.context, hello, info)
         except ProtocolError as exc:
-            return Refuse(alert_record(exc.alert), exc.alert, str(exc))
+            return _refuse(exc.alert, str(exc))
         found = find_ticket(self.context, hello, info, now)
         if found is not None:
             # RFC 8446 §4.2.11: resuming needs the ticket's hash; fix its suite in the HRR.
@@ -243,7 +206,7 @@ class StatelessGate:
         remaining: bytes,
         peer: Hashable | None,
         now: float,
-    ) -> StatelessResult:
+    ) -> StreamGateResult:
         assert info.cookie is not None
         payload = self.jar.verify(peer, now, info.cookie, bound_fields(hello))
         if payload is None:
@@ -261,7 +224,7 @@ class StatelessGate:
                 raise UsageError("stateless_cookie_verify must return True or False")
             if not accepted:
                 return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
-        return Admit13(
+        return StreamAdmit(
             peer,
             hello,
             message,
@@ -286,8 +249,8 @@ def _call_application(callback: Callable[..., object], *args: object) -> Any:
         raise UsageError(f"stateless cookie callback raised {exc!r}") from exc
 
 
-def _refuse(alert: AlertDescription, reason: str) -> Refuse:
-    return Refuse(alert_record(alert), alert, reason)
+def _refuse(alert: AlertDescription, detail: str) -> Refuse:
+    return Refuse(alert_record(alert), alert, detail)
 
 
 def record(content_type: int, data: bytes) -> bytes:
@@ -295,7 +258,7 @@ def record(content_type: int, data: bytes) -> bytes:
     return bytes((content_type, 3, 3)) + len(data).to_bytes(2, "big") + data
 
 
-def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
+def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
     """The whole ClientHello message at the start of ``data`` and the bytes it took,
     skipping compatibility ChangeCipherSpec records before it (RFC 8446 Appendix D.4) and
     joining handshake records it spans (§5.1)."""
@@ -304,15 +267,20 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
     message = bytearray()
     while True:
         if len(data) - pos < RECORD_HEADER_LENGTH:
-            return Incomplete("record header")
-        content_type, major = data[pos], data[pos + 1]
+            return _INCOMPLETE
+        content_type = data[pos]
         length = (data[pos + 3] << 8) | data[pos + 4]
-        if major != 3:
-            return _refuse(AlertDescription.decode_error, "not a TLS record")
+        try:
+            # Judged before waiting for the body: no TLS record is answered at once.
+            check_record_header(data[pos : pos + RECORD_HEADER_LENGTH], first=pos == 0)
+        except ProtocolError as exc:
+            return _refuse(exc.alert, str(exc))
+        if content_type not in (ContentType.HANDSHAKE, ContentType.CHANGE_CIPHER_SPEC):
+            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
         if length > MAX_PLAINTEXT or length == 0:
             return _refuse(AlertDescription.record_overflow, "record length")
         if len(data) - pos - RECORD_HEADER_LENGTH < length:
-            return Incomplete("record body")
+            return _INCOMPLETE
         body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
         pos += RECORD_HEADER_LENGTH + length
         if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
@@ -328,7 +296,7 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Incomplete | Refuse:
         if len(message) >= 4:
             size = int.from_bytes(message[1:4], "big")
             if size > MAX_CLIENT_HELLO:
-                return _refuse(AlertDescription.illegal_parameter, "ClientHello too large")
+                return _refuse(AlertDescription.decode_error, "ClientHello too large")
             if len(message) > 4 + size:
                 # RFC 8446 §5.1: nothing may follow the ClientHello before the server's
                 # answer; more handshake bytes in the same record are unexpected.

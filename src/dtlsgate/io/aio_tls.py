@@ -24,7 +24,8 @@ from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
-from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate, alert_record
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer
 from dtlsgate.io.keylog import keylog_writer
@@ -180,13 +181,13 @@ class _TlsProtocol(asyncio.Protocol):
             self.raw.write(alert_record(AlertDescription.internal_error))
             self._fail(exc)
             return b""
-        if isinstance(result, Incomplete):
+        if isinstance(result, Drop):  # the ClientHello is incomplete
             return b""
         if isinstance(result, Refuse):
             self.raw.write(result.data)
-            self._fail(ConnectionError(result.reason))
+            self._fail(ConnectionError(result.detail))
             return b""
-        if isinstance(result, Admit13):
+        if isinstance(result, StreamAdmit):
             self.conn = ServerConnection.from_admit(
                 self._gate.config,
                 result,

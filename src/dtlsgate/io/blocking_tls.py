@@ -18,7 +18,8 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
-from dtlsgate.gate.stream import Admit13, Incomplete, Refuse, StatelessGate, alert_record
+from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate, alert_record
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
@@ -151,12 +152,12 @@ def stateless_accept(sock: socket.socket, peer: Any, gate: StatelessGate) -> Ser
             # An application cookie callback failed (RFC 8446 §6.2 internal_error).
             sock.sendall(alert_record(AlertDescription.internal_error))
             raise
-        if isinstance(result, Incomplete):
+        if isinstance(result, Drop):  # the ClientHello is incomplete
             continue
         if isinstance(result, Refuse):
             sock.sendall(result.data)
-            raise ConnectionError(f"ClientHello refused: {result.reason}")
-        if isinstance(result, Admit13):
+            raise ConnectionError(f"ClientHello refused: {result.detail}")
+        if isinstance(result, StreamAdmit):
             now = time.time()
             keylog = keylog_writer(gate.config.keylog_file)
             return ServerConnection.from_admit(

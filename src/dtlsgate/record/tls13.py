@@ -40,6 +40,35 @@ _LEGACY_VERSION_BYTES = LEGACY_RECORD_VERSION.to_bytes(2, "big")
 _CCS_BODY = b"\x01"
 
 
+# The content types a record header may carry (RFC 8446 §5.1, Appendix B.1).
+_OUTER_TYPES = frozenset(
+    {
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.ALERT,
+        ContentType.HANDSHAKE,
+        ContentType.APPLICATION_DATA,
+    }
+)
+# An SSL 2.0 CLIENT-HELLO starts with a two-byte length whose high bit is set, then
+# msg_type 1 (RFC 6101 Appendix E.2).
+_SSL2_CLIENT_HELLO = 1
+
+
+def check_record_header(header: bytes, *, first: bool) -> None:
+    """Judge a record header (RFC 8446 §5.1) as soon as its five bytes are in, before
+    waiting for the body its length announces: bytes that are no TLS record are answered at
+    once instead of holding the connection until a timeout. ``first``: the first record of
+    the stream, where an SSL 2.0 ClientHello is told apart (RFC 8446 Appendix D.5: it
+    cannot negotiate TLS 1.3; protocol_version, as for any older client)."""
+    if first and header[0] & 0x80 and header[2] == _SSL2_CLIENT_HELLO:
+        raise ProtocolError("SSL 2.0 ClientHello", AlertDescription.protocol_version)
+    if header[1] != 0x03:
+        raise DecodeError(f"record version {header[1]:02x}{header[2]:02x} is not TLS")
+    # RFC 8446 §5: an unexpected record type is unexpected_message.
+    if header[0] not in _OUTER_TYPES:
+        raise UnexpectedMessage(f"record of unknown content type {header[0]}")
+
+
 class RecordOverflow(ProtocolError):
     alert = AlertDescription.record_overflow
 
@@ -121,6 +150,7 @@ class StreamRecordLayer:
         # accept) still to skip: application_data records before any read key, records that
         # do not decrypt after it. The first record that decrypts ends the skipping.
         self.early_data_skip: int | None = None
+        self._first = True  # no record header has been read yet
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -139,6 +169,8 @@ class StreamRecordLayer:
             if len(self._buffer) < RECORD_HEADER_LENGTH:
                 return None
             header = bytes(self._buffer[:RECORD_HEADER_LENGTH])
+            check_record_header(header, first=self._first)
+            self._first = False
             length = (header[3] << 8) | header[4]
             # RFC 8446 §5.2: "The length MUST NOT exceed 2^14 + 256 bytes. An endpoint that
             # receives a record that exceeds this length MUST terminate the connection with a
@@ -155,8 +187,6 @@ class StreamRecordLayer:
 
     def _unprotect(self, header: bytes, body: bytes) -> Record | None:
         content_type = header[0]
-        if header[1] != 0x03:
-            raise DecodeError(f"record version {header[1]:02x}{header[2]:02x} is not TLS")
         if content_type == ContentType.CHANGE_CIPHER_SPEC:
             # RFC 8446 §5: the compatibility record is dropped; any other is fatal.
             if body == _CCS_BODY and self.ccs_allowed:
@@ -256,9 +286,9 @@ class HandshakeReassembler:
             return None
         length = int.from_bytes(self._buffer[1:4], "big")
         if length > MAX_HANDSHAKE_MESSAGE:
-            raise ProtocolError(
-                f"handshake message of {length} bytes", AlertDescription.unexpected_message
-            )
+            # Over our limit: decode_error, as the stateless gate answers a ClientHello
+            # over its own.
+            raise DecodeError(f"handshake message of {length} bytes over our limit")
         if len(self._buffer) < 4 + length:
             return None
         raw = bytes(self._buffer[: 4 + length])

@@ -28,10 +28,14 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
     LEGACY_VERSION,
     TLS13,
     Actions,
@@ -52,7 +56,11 @@ from dtlsgate.handshake.tls13.common import (
     message,
     present,
 )
-from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
 from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.enums import (
@@ -198,7 +206,7 @@ class WaitCertificateVerify:
     suite: SuiteInfo
     info: HandshakeInfo
     request: CertificateRequest | None
-    peer_key: Any
+    peer_key: PeerKey
 
 
 @dataclass(slots=True)
@@ -533,7 +541,9 @@ def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateReque
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
     if ctx.key is not None and ctx.chain_der:
-        scheme = next((s for s in schemes_for_key(ctx.key) if s in offered), None)
+        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify.
+        usable = schemes_for_key(ctx.key, tls13=True)
+        scheme = next((s for s in usable if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
     cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
     keys.transcript.update(cert)
@@ -585,4 +595,31 @@ TABLE: dict[type, dict[int, Handler]] = {
     },
 }
 
-__all__ = ["TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]
+#: The client as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+CLIENT: Machine[Handler] = Machine(
+    name="TLS 1.3 client",
+    start=(WaitServerHello,),
+    table=TABLE,
+    goes_to={
+        # A HelloRetryRequest is a ServerHello: the client waits for the real one.
+        (WaitServerHello, _H.SERVER_HELLO): (WaitEncryptedExtensions, WaitServerHello),
+        (WaitEncryptedExtensions, _H.ENCRYPTED_EXTENSIONS): (
+            WaitCertificateOrRequest,
+            WaitFinished,
+        ),
+        (WaitCertificateOrRequest, _H.CERTIFICATE_REQUEST): (WaitCertificate,),
+        (WaitCertificateOrRequest, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificate, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitFinished,),
+        (WaitFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.NEW_SESSION_TICKET): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
+
+__all__ = ["CLIENT", "TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]

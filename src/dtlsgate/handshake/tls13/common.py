@@ -19,6 +19,12 @@ from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.errors import IllegalParameter, ProtocolError
+from dtlsgate.handshake.engine import Complete as Complete
+from dtlsgate.handshake.engine import Epochs, from_epoch, only
+from dtlsgate.handshake.engine import InstallKey as InstallKey
+from dtlsgate.handshake.engine import KeyLog as KeyLog
+from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
+from dtlsgate.handshake.engine import SendMessage as SendMessage
 from dtlsgate.wire.buffer import Writer
 from dtlsgate.wire.enums import (
     AlertDescription,
@@ -82,30 +88,21 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
 
 T = TypeVar("T")
 
+# The engine's epoch rule for TLS 1.3 (`dtlsgate.handshake.engine`), with the encryption
+# levels numbered as RFC 9147 §6.1 numbers DTLS 1.3 epochs: the hellos in plaintext (0),
+# the rest of the handshake under the handshake traffic keys (2, RFC 8446 §2), and after
+# it everything under the application traffic keys (3, one more per KeyUpdate, §4.6).
+EPOCHS: dict[int, Epochs] = {
+    HandshakeType.CLIENT_HELLO: only(0),
+    HandshakeType.SERVER_HELLO: only(0),
+}
+HANDSHAKE_EPOCHS = only(2)
+APPLICATION_EPOCHS = from_epoch(3)
+
 
 # ---- actions ---------------------------------------------------------------------------------
-
-
-@frozen
-class SendMessage:
-    """Send this whole handshake message under the current write key."""
-
-    data: bytes
-
-
-@frozen
-class SendChangeCipherSpec:
-    """Send the middlebox-compatibility ChangeCipherSpec (RFC 8446 Appendix D.4)."""
-
-
-@frozen
-class InstallKey:
-    """Protect records in one direction with ``secret`` from now on (RFC 8446 §7.3)."""
-
-    write: bool
-    schedule: KeySchedule
-    aead: AeadAlgorithm
-    secret: bytes
+# The shared ones (SendMessage, SendChangeCipherSpec, InstallKey, KeyLog, Complete) are
+# `dtlsgate.handshake.engine`'s; these are TLS 1.3's own.
 
 
 @frozen
@@ -113,20 +110,6 @@ class PeerRecordLimit:
     """The peer's record_size_limit (RFC 8449 §4), for records we protect from now on."""
 
     limit: int
-
-
-@frozen
-class KeyLog:
-    """A secret for the NSS key log format (``SSLKEYLOGFILE``): ``label``, the ClientHello
-    random that names the connection, the secret. Written only when the application gave
-    the connection a key log callback."""
-
-    label: str
-    client_random: bytes
-    secret: bytes
-
-    def line(self) -> str:
-        return f"{self.label} {self.client_random.hex()} {self.secret.hex()}"
 
 
 def handshake_keylog(keys: Keys) -> list[KeyLog]:
@@ -179,13 +162,6 @@ class HandshakeInfo:
 
 
 @frozen
-class Complete:
-    """The handshake is done (for a client: its Finished has been queued)."""
-
-    info: HandshakeInfo
-
-
-@frozen
 class TicketReceived:
     """A client received a NewSessionTicket and derived its resumption PSK (§4.6.1)."""
 
@@ -199,7 +175,7 @@ Action = (
     | PeerRecordLimit
     | OwnRecordLimit
     | SkipEarlyData
-    | Complete
+    | Complete[HandshakeInfo]
 )
 Actions = list[Action | TicketReceived | KeyLog]
 
@@ -265,7 +241,9 @@ class ClientHelloInfo:
 
     versions: tuple[int, ...]
     groups: tuple[int, ...]
-    shares: tuple[KeyShareEntry, ...]
+    # None when the key_share extension is absent; () when it is present and empty (RFC
+    # 8446 §4.2.8 allows that: the client asks for a HelloRetryRequest).
+    shares: tuple[KeyShareEntry, ...] | None
     signature_schemes: tuple[int, ...]
     server_name: str | None
     alpn: tuple[bytes, ...]
@@ -276,7 +254,7 @@ class ClientHelloInfo:
     early_data: bool
 
     def share_for(self, group: int) -> bytes | None:
-        for entry in self.shares:
+        for entry in self.shares or ():
             if entry.group == group:
                 return entry.key_exchange
         return None
@@ -302,7 +280,7 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     values: dict[str, Any] = {
         "versions": (),
         "groups": (),
-        "shares": (),
+        "shares": None,
         "signature_schemes": (),
         "server_name": None,
         "alpn": (),

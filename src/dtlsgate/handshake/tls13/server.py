@@ -28,10 +28,14 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
     LEGACY_VERSION,
     TLS13,
     Actions,
@@ -55,7 +59,11 @@ from dtlsgate.handshake.tls13.common import (
     message,
     present,
 )
-from dtlsgate.handshake.tls13.peer_auth import check_peer_certificate, verify_certificate_verify
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
 from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
 from dtlsgate.handshake.tls13.tickets import (
     TicketSealer,
@@ -116,7 +124,10 @@ class ServerContext:
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
-        self.key_schemes = tuple(schemes_for_key(self.key)) if self.key is not None else ()
+        # RFC 8446 §4.2.3, §4.4.3: RSA signs with RSASSA-PSS only in TLS 1.3 (no PKCS#1).
+        self.key_schemes = (
+            tuple(schemes_for_key(self.key, tls13=True)) if self.key is not None else ()
+        )
         self.trust: Any = None
         if config.verify_client != "none" and config.cafile:
             from dtlsgate.crypto.certs import load_trust_store
@@ -161,7 +172,7 @@ class WaitClientCertificateVerify:
     suite: SuiteInfo
     app: AppSecrets
     info: HandshakeInfo
-    peer_key: Any
+    peer_key: PeerKey
 
 
 @dataclass(slots=True)
@@ -258,6 +269,9 @@ def choose(ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo) -> Cho
     # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
     expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
     expect(bool(info.groups), "no supported_groups", _A.missing_extension)
+    # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an empty
+    # key_share is legal (the client lets us pick a group: a HelloRetryRequest follows).
+    expect(info.shares is not None, "no key_share", _A.missing_extension)
     group = next((g for g in ctx.groups if g in info.groups), None)
     expect(group is not None, "no group in common", _A.handshake_failure)
     scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
@@ -313,7 +327,8 @@ def check_second_client_hello(
     the group we chose. Returns that share."""
     expect(suite in hello.cipher_suites, "ClientHello2 dropped the suite", _A.illegal_parameter)
     if requested:
-        expect(len(info.shares) == 1, "ClientHello2 needs one key share", _A.illegal_parameter)
+        one = len(info.shares or ()) == 1
+        expect(one, "ClientHello2 needs one key share", _A.illegal_parameter)
     share = info.share_for(group)
     share = present(share, "ClientHello2 has no share for our group", _A.illegal_parameter)
     expect(group in info.groups, "share for an unoffered group", _A.illegal_parameter)
@@ -569,7 +584,7 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 def after_stateless_retry(
     ctx: ServerContext, admit: Any, now: float
 ) -> tuple[ServerState, Actions]:
-    """Continue from a ClientHello2 whose cookie verified (``stateless.Admit13``): the
+    """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
     hello, info = decode_client_hello(admit.client_hello_message[4:])
@@ -600,3 +615,30 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
 }
+
+#: The server as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+SERVER: Machine[Handler] = Machine(
+    name="TLS 1.3 server",
+    start=(ServerStart,),
+    table=TABLE,
+    goes_to={
+        (ServerStart, _H.CLIENT_HELLO): (
+            WaitClientHello2,
+            WaitClientCertificate,
+            WaitClientFinished,
+        ),
+        (WaitClientHello2, _H.CLIENT_HELLO): (WaitClientCertificate, WaitClientFinished),
+        (WaitClientCertificate, _H.CERTIFICATE): (
+            WaitClientCertificateVerify,
+            WaitClientFinished,
+        ),
+        (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
+        (WaitClientFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
