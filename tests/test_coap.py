@@ -163,6 +163,10 @@ def test_a_server_certificate_from_another_ca_fails_the_request_clearly(tmp_path
                 with pytest.raises(coap.DtlsConnectError) as caught:
                     await request(client, aiocoap.GET, f"{base}/time")
                 assert f"coaps://localhost:{port}: DTLS handshake failed" in str(caught.value)
+            # No credential for the URI: the ClientConfig given applies, here its cafile.
+            async with our_client(None, config=ClientConfig(cafile=str(certs.server))) as client:
+                got = await request(client, aiocoap.GET, f"{base}/time")
+                assert got.code == aiocoap.CONTENT
 
     asyncio.run(main())
 
@@ -311,3 +315,26 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--psk wants IDENTITY:HEX" in capsys.readouterr().err
     assert coap_cli.main(["--interval", "0"]) == 2
     assert coap_cli.main(["--cert", "/nonexistent/cert.pem"]) == 2
+
+
+def test_without_aiocoap_the_import_and_the_cli_say_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    hide = "import sys; sys.modules['aiocoap'] = None; "
+    imported = subprocess.run(
+        [sys.executable, "-c", hide + "import dtlsgate.coap"], capture_output=True, timeout=60
+    )
+    assert imported.returncode == 1
+    assert b"dtlsgate.coap needs aiocoap: pip install 'dtlsgate[coap]'" in imported.stderr
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            hide + "from dtlsgate.cli import main; sys.exit(main(['coap-server']))",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert cli.returncode == 2
+    assert b"needs aiocoap: pip install 'dtlsgate[coap]'" in cli.stderr

@@ -309,7 +309,12 @@ class CoapsClientTransport(_Interface):
         if self._mman is None:
             raise coap_error.LibraryShutdown()
         host, port = _request_target(request)
-        credential = self._mman.client_credentials.credentials_from_request(request)
+        try:
+            credential = self._mman.client_credentials.credentials_from_request(request)
+        except CredentialsMissingError:
+            if self._template is None:
+                raise
+            credential = None  # the ClientConfig given alone (e.g. its cafile) applies
         config, key = _client_config(self._template, credential, host, request)
         pool_key = (host, port, key)
         task = self._pool.get(pool_key)
@@ -389,6 +394,8 @@ def _client_config(
     """The ClientConfig for ``credential`` (aiocoap's ``dtls`` PSK or ``tlscert`` CA file)
     and a key that tells associations made with different credentials apart."""
     base = template if template is not None else ClientConfig()
+    if credential is None:
+        return dataclasses.replace(base, server_name=host), ("config",)
     if isinstance(credential, TLSCert):
         config = dataclasses.replace(base, server_name=host, cafile=credential.certfile)
         return config, ("tlscert", credential.certfile)
@@ -530,7 +537,8 @@ async def create_client_context(
     ``CredentialsMap``): ``{"coaps://host/*": {"dtls": {"psk": ..., "client-identity":
     ...}}}`` for a PSK, ``{"coaps://host/*": {"tlscert": {"certfile": "ca.pem"}}}`` to
     verify the server's certificate with that CA file. ``config``: a `ClientConfig` for
-    the rest (cipher suites, a client certificate, MTU, ...). ``transports``: aiocoap's own
+    the rest (cipher suites, a client certificate, MTU, ...), and for a coaps:// URI that
+    no credential matches (its ``cafile``, or the system's CAs). ``transports``: aiocoap's own
     transports to add for other schemes (e.g. ``["udp6"]`` for coap://).
     ``handshake_timeout``: seconds before a request whose DTLS handshake has not completed
     fails with `DtlsConnectError`."""
