@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
@@ -124,7 +125,7 @@ class ServerContext:
         if versions.dtls:
             # A datagram config may list DTLS 1.2 suites too (one port, both versions).
             self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
@@ -438,9 +439,13 @@ def server_flight(
     if choice.group is None:
         schedule.enter_handshake(None)  # psk_ke
     else:
-        ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
-        schedule.enter_handshake(ours.exchange(client_share))
-        server_share = KeyShareEntry(ours.group, ours.public_bytes)
+        # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation
+        # to the client's key; an invalid client share is illegal_parameter (RFC 8446
+        # §4.2.8).
+        group = NamedGroup(choice.group)
+        our_share, shared = respond(group, client_share, ctx.provider)
+        schedule.enter_handshake(shared)
+        server_share = KeyShareEntry(group, our_share)
         extensions.insert(0, Extension(_E.key_share, encode_key_share_sh(server_share)))
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
