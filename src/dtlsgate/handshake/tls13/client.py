@@ -31,7 +31,6 @@ from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
-    DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
     EPOCHS,
@@ -123,7 +122,7 @@ class ClientContext:
             from dtlsgate.handshake.tls13.server import tls13_suites
 
             self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
         # An external PSK (RFC 8446 §4.2.11): identity and key; it authenticates the server,

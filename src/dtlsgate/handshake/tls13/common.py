@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
-from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import IllegalParameter, ProtocolError
@@ -78,6 +78,15 @@ class Versions:
 
     def schedule(self, suite: SuiteInfo, psk: bytes | None = None) -> KeySchedule:
         return KeySchedule.for_suite(suite, psk=psk, dtls=self.dtls)
+
+    @property
+    def default_groups(self) -> tuple[NamedGroup, ...]:
+        """The groups offered and chosen when the config names none. DTLS 1.3: the
+        elliptic curves only. A post-quantum key share (over 1 KB) makes a ClientHello
+        larger than the usual path MTU: fragmented, and a stateless gate cannot judge a
+        fragmented DTLS 1.3 ClientHello (its cookie is in a later fragment,
+        `dtlsgate.gate.dtls13`). Configure ``groups`` to use them."""
+        return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
 
 
 TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)

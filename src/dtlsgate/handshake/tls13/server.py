@@ -31,7 +31,6 @@ from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
-    DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
     EPOCHS,
@@ -125,7 +124,7 @@ class ServerContext:
         if versions.dtls:
             # A datagram config may list DTLS 1.2 suites too (one port, both versions).
             self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
