@@ -71,14 +71,18 @@ def serve_one(
     conn = conn_for(peer)
     conn.receive(first, peer, time.time())
     answered = 0
+    gone_at: float | None = None
 
     def done(evs: list[Any]) -> bool:
-        nonlocal answered
+        nonlocal answered, gone_at
         received = [e.data for e in evs if isinstance(e, DataReceived)]
         for data in received[answered:]:
             conn.send(reply(data))
         answered = len(received)
-        return conn.closed or gone()
+        if gone_at is None and gone():
+            gone_at = time.monotonic()
+        # Its last datagrams may still be on their way when the peer's process ends.
+        return conn.closed or (gone_at is not None and time.monotonic() - gone_at > 0.5)
 
     pump(conn, sock, done, events, max(0.0, deadline - time.monotonic()), sizes)
     return conn
