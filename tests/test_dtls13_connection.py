@@ -277,3 +277,35 @@ def test_external_psk_wrong_key_is_decrypt_error() -> None:
     with pytest.raises(Exception, match="binder"):
         pair.run()
     assert pair.server is not None and pair.server.closed
+
+
+def test_connection_ids_and_nat_rebinding() -> None:
+    # RFC 9147 §9: each side's CID in the records it receives; a CID in every protected
+    # record. RFC 9146 §6: the association follows a peer whose address changed.
+    pair = make_pair13(server_config(connection_id_length=4), client_config(connection_id_length=2))
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    assert len(server.records.read_connection_id) == 4
+    assert len(pair.client.records.read_connection_id) == 2
+    assert server.records.write_connection_id == pair.client.records.read_connection_id
+    pair.client.send(b"from a new address")
+    ((datagram, _),) = pair.client.datagrams_to_send()
+    assert datagram[0] & 0x10  # the C bit of the unified header
+    moved = ("198.51.100.7", 5555)
+    server.receive(datagram, moved, pair.now)
+    assert server.peer == moved
+    server.send(b"answer")
+    ((_, to),) = server.datagrams_to_send()
+    assert to == moved
+    # A replayed older record from yet another address does not move it.
+    server.receive(datagram, ("203.0.113.9", 1), pair.now)
+    assert server.peer == moved
+
+
+def test_no_connection_id_unless_both_ask() -> None:
+    pair = make_pair13(server_config(), client_config(connection_id_length=2))
+    assert pair.run()
+    assert pair.server is not None and pair.server.records.read_connection_id == b""
+    assert pair.client.records.read_connection_id == b""
+    exchange(pair)

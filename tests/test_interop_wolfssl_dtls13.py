@@ -300,3 +300,24 @@ def test_asyncio_connect_with_wolfssl_dtls13_server(wolfssl: Path, tmp_path: Pat
         info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
     assert info.version == ProtocolVersion.DTLS13 and info.hello_retry
     assert reply == SERVER_TEXT
+
+
+def test_wolfssl_client_connection_id(wolfssl: Path, tmp_path: Path) -> None:
+    # RFC 9147 §9: wolfSSL's client asks for CID "ab" (`--cid`); we give ours (4 bytes).
+    cert = identity(tmp_path, "ecdsa-p256")
+    config = server_config(cert, connection_id_length=4)
+    conn, _, out, _ = wolfssl_client(wolfssl, config, ["-A", str(cert[0]), "-x", "--cid", "ab"])
+    assert conn is not None
+    assert conn.records.write_connection_id == b"ab"
+    assert len(conn.records.read_connection_id) == 4
+    assert "echo:hello wolfssl!" in out
+
+
+def test_our_client_connection_id_with_wolfssl_server(wolfssl: Path, tmp_path: Path) -> None:
+    cert = identity(tmp_path, "ecdsa-p256")
+    config = ClientConfig(server_name="localhost", cafile=str(cert[0]), connection_id_length=2)
+    args = ["-c", str(cert[0]), "-k", str(cert[1]), "-d", "--cid", "ab"]
+    conn, events, _ = wolfssl_server(wolfssl, config, args)
+    assert conn.records.write_connection_id == b"ab"
+    assert len(conn.records.read_connection_id) == 2
+    assert data_of(events) == SERVER_TEXT

@@ -137,6 +137,9 @@ class ServerConfig:
     # gate answers a ClientHello offering DTLS 1.3 with a HelloRetryRequest, any other with
     # a HelloVerifyRequest (openssl's -dtls1_2 / -dtls1_3 pin one).
     dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): when a client offers the extension, each
+    # connection gets a random CID of this many bytes for the client to send (0: none).
+    connection_id_length: int = 0
     # What the server keeps for clients (the reasons for the defaults are at the constants
     # above): a handshake not completed within ``handshake_timeout`` seconds of its admission
     # is abandoned (None: only the retransmission ceiling ends it); at most
@@ -152,6 +155,8 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         self._check_limits()
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
         if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
             raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         if (self.cookie_generate is None) != (self.cookie_verify is None):
@@ -235,8 +240,13 @@ class ClientConfig:
     # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
     # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
     dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): offer a random CID of this many bytes for the
+    # server to send in its records (0: do not offer the extension).
+    connection_id_length: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
         if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
             raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         check_record_size_limit(self.record_size_limit)

@@ -80,6 +80,7 @@ from dtlsgate.handshake.tls13.common import (
     PeerRecordLimit,
     SendMessage,
     TicketReceived,
+    UseConnectionIds,
 )
 from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
 from dtlsgate.record.dtls13 import (
@@ -254,6 +255,8 @@ class Dtls13Connection:
             for record in self.records.records(data):
                 if self.closed:
                     break
+                if addr != self.peer:
+                    self._peer_moved(record, addr)
                 if record.content_type == _HANDSHAKE:
                     got_handshake = True
                     retransmitted |= self._handshake_record(record, now)
@@ -358,6 +361,19 @@ class Dtls13Connection:
         while not self.closed and (message := self._reassembler.pop()) is not None:
             self._deliver(message, now)
         return old
+
+    def _peer_moved(self, record: Dtls13Record, addr: Hashable | None) -> None:
+        """A record from another address: with connection IDs, the peer's address changed
+        (NAT rebinding, RFC 9146 §6): it is followed once a protected record from there
+        authenticated and is the newest of its epoch, so a replayed old record cannot move
+        the association."""
+        records = self.records
+        if (
+            records.read_connection_id
+            and record.epoch >= EPOCH_HANDSHAKE
+            and record.sequence_number == records.highest_sequence(record.epoch)
+        ):
+            self.peer = addr
 
     def _note_for_ack(self, epoch: int, sequence_number: int) -> None:
         self._to_ack.append((epoch, sequence_number))
@@ -497,6 +513,10 @@ class Dtls13Connection:
                 self._events.append(SessionTicketReceived(action.ticket))
             elif isinstance(action, PeerRecordLimit):
                 self._send_limit = min(action.limit - 1, MAX_PLAINTEXT)
+            elif isinstance(action, UseConnectionIds):
+                # RFC 9147 §9: in every protected record from now on, both ways.
+                self.records.read_connection_id = action.read
+                self.records.write_connection_id = action.write
             # OwnRecordLimit: our records are bounded by the record layer's limits already;
             # SkipEarlyData: early data has no keys here, so it is dropped anyway.
         if self._building:

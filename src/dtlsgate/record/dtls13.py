@@ -248,6 +248,11 @@ class Dtls13RecordLayer:
     def read_epochs(self) -> tuple[int, ...]:
         return tuple(sorted(self._read))
 
+    def highest_sequence(self, epoch: int) -> int:
+        """The highest sequence number deprotected in read ``epoch`` (-1: none)."""
+        state = self._read.get(epoch)
+        return state.highest if state is not None else -1
+
     def auth_failures(self, epoch: int) -> int:
         """Records of ``epoch`` that failed authentication (RFC 9147 §4.5.3 counts them)."""
         state = self._read.get(epoch)

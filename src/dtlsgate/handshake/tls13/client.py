@@ -47,6 +47,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     TicketReceived,
+    UseConnectionIds,
     Versions,
     application_keylog,
     expect,
@@ -77,6 +78,7 @@ from dtlsgate.wire.extensions import (
     OfferedPsks,
     PskIdentity,
     decode_alpn,
+    decode_connection_id,
     decode_cookie,
     decode_key_share_hrr,
     decode_key_share_sh,
@@ -85,6 +87,7 @@ from dtlsgate.wire.extensions import (
     decode_supported_versions_sh,
     decode_u16_list_ext,
     encode_alpn,
+    encode_connection_id,
     encode_cookie,
     encode_key_share_ch,
     encode_pre_shared_key_ch,
@@ -141,6 +144,12 @@ class ClientContext:
         # Offering DTLS 1.2 too (``versions.fallback``): its suites and the extensions a
         # DTLS 1.2 server needs, set by the connection that can fall back.
         self.fallback_suites: tuple[int, ...] = ()
+        # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
+        # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
+        self.connection_id: bytes | None = None
+        length = getattr(config, "connection_id_length", 0)
+        if versions.dtls and length:
+            self.connection_id = config.provider.random(length)
         self.fallback_extensions: tuple[Extension, ...] = ()
         # RFC 9147 §5: DTLS 1.3 has no middlebox compatibility mode.
         self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
@@ -302,6 +311,8 @@ def client_hello(
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
     ext.extend(ctx.fallback_extensions)
+    if ctx.connection_id is not None:
+        ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
@@ -435,6 +446,11 @@ def on_server_hello(
         state.offer.identity if external and state.offer is not None else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
+    cid = sh.get(_E.connection_id)
+    if cid is not None:
+        # RFC 9146 §3: only in answer to ours (else unsupported_extension).
+        mine = present(ctx.connection_id, "connection_id not offered", _A.unsupported_extension)
+        actions.append(UseConnectionIds(mine, decode_connection_id(cid)))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
 

@@ -202,6 +202,16 @@ class TicketReceived:
     ticket: Any
 
 
+@frozen
+class UseConnectionIds:
+    """DTLS 1.3 connection IDs were negotiated (RFC 9147 §9, RFC 9146): ``read`` is ours,
+    in every protected record we receive from now on; ``write`` is the peer's, in every
+    protected record we send."""
+
+    read: bytes
+    write: bytes
+
+
 Action = (
     SendMessage
     | SendChangeCipherSpec
@@ -209,6 +219,7 @@ Action = (
     | PeerRecordLimit
     | OwnRecordLimit
     | SkipEarlyData
+    | UseConnectionIds
     | Complete[HandshakeInfo]
 )
 Actions = list[Action | TicketReceived | KeyLog]

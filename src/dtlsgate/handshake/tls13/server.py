@@ -47,6 +47,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     SkipEarlyData,
+    UseConnectionIds,
     Versions,
     application_keylog,
     client_hello_fixed_part,
@@ -83,7 +84,9 @@ from dtlsgate.wire.enums import (
 from dtlsgate.wire.extensions import (
     Extension,
     KeyShareEntry,
+    decode_connection_id,
     encode_alpn,
+    encode_connection_id,
     encode_key_share_sh,
     encode_supported_versions_sh,
     encode_u16_list_ext,
@@ -449,6 +452,9 @@ def server_flight(
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
         extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
+    cids = connection_ids(ctx, hello)
+    if cids is not None:
+        extensions.append(Extension(_E.connection_id, encode_connection_id(cids.read)))
     sh = ServerHello(
         versions.legacy_version,
         ctx.provider.random(32),
@@ -460,6 +466,8 @@ def server_flight(
     sh_raw = message(_H.SERVER_HELLO, sh.encode())
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
+    if cids is not None:
+        actions.append(cids)
     if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
     keys = Keys.after_server_hello(schedule, transcript, hello.random)
@@ -479,6 +487,16 @@ def server_flight(
         psk.identity if psk is not None else None,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
+
+
+def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds | None:
+    """DTLS 1.3 connection IDs (RFC 9147 §9): when the client offered the extension and we
+    use them, a random CID of ours (in the ServerHello) and the client's."""
+    length = getattr(ctx.config, "connection_id_length", 0)
+    offered = hello.get(_E.connection_id)
+    if not ctx.versions.dtls or not length or offered is None:
+        return None
+    return UseConnectionIds(ctx.provider.random(length), decode_connection_id(offered))
 
 
 def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choice) -> bytes:
