@@ -25,7 +25,7 @@ from dtlsgate.crypto.certs import load_trust_store
 from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
@@ -58,6 +58,7 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.peer_auth import (
     PeerKey,
+    certificate_schemes,
     check_peer_certificate,
     verify_certificate_verify,
 )
@@ -128,6 +129,7 @@ class ClientContext:
             c.public_bytes(_der()) for c in config.certificate_chain
         )
         self.key = config.private_key
+        self.key_schemes = certificate_schemes(config.certificate_chain, self.key)
         self.middlebox_compat: bool = config.middlebox_compat
         self.ticket: SessionTicket | None = config.session_ticket
         if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
@@ -544,9 +546,9 @@ def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateReque
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
     if ctx.key is not None and ctx.chain_der:
-        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify.
-        usable = schemes_for_key(ctx.key, tls13=True)
-        scheme = next((s for s in usable if s in offered), None)
+        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify; §4.2.3:
+        # the scheme fits the certificate's key type.
+        scheme = next((s for s in ctx.key_schemes if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
     cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
     keys.transcript.update(cert)

@@ -83,6 +83,15 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
 )
+#: Every TLS 1.3 scheme we sign and verify: the defaults and ML-DSA (draft-ietf-tls-mldsa),
+#: offered when configured (``signature_schemes``): not by default, as no deployed CA issues
+#: ML-DSA certificates yet and each scheme lengthens every ClientHello.
+SUPPORTED_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES,
+    SignatureScheme.mldsa44,
+    SignatureScheme.mldsa65,
+    SignatureScheme.mldsa87,
+)
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
@@ -62,6 +62,7 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.peer_auth import (
     PeerKey,
+    certificate_schemes,
     check_peer_certificate,
     verify_certificate_verify,
 )
@@ -125,9 +126,16 @@ class ServerContext:
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
-        # RFC 8446 §4.2.3, §4.4.3: RSA signs with RSASSA-PSS only in TLS 1.3 (no PKCS#1).
-        self.key_schemes = (
-            tuple(schemes_for_key(self.key, tls13=True)) if self.key is not None else ()
+        # RFC 8446 §4.2.3, §4.4.3: RSA signs with RSASSA-PSS only in TLS 1.3 (no PKCS#1),
+        # with rsa_pss_pss_* when the certificate names id-RSASSA-PSS, else rsa_pss_rsae_*.
+        schemes = certificate_schemes(chain, self.key)
+        if config.signature_schemes:
+            # The configured schemes, in their order, that our key can sign with.
+            schemes = tuple(s for s in config.signature_schemes if s in schemes)
+        self.key_schemes = schemes
+        # What our CertificateRequest offers, and so what a client may sign with.
+        self.request_schemes: tuple[int, ...] = (
+            config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
         )
         self.trust: Any = None
         if config.verify_client != "none" and config.cafile:
@@ -484,7 +492,7 @@ def certificate_messages(
     """[CertificateRequest], Certificate and CertificateVerify, fed to the transcript."""
     messages = []
     if request:
-        schemes = encode_u16_list_ext(list(DEFAULT_SIGNATURE_SCHEMES))
+        schemes = encode_u16_list_ext(list(ctx.request_schemes))
         cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
         messages.append(message(_H.CERTIFICATE_REQUEST, cr.encode()))
     cert = Certificate(b"", tuple(CertificateEntry(d) for d in ctx.chain_der))
@@ -523,7 +531,12 @@ def on_client_certificate_verify(
     ctx: ServerContext, state: WaitClientCertificateVerify, body: bytes, raw: bytes, now: float
 ) -> tuple[ServerState, Actions]:
     verify_certificate_verify(
-        ctx.provider, state.peer_key, body, state.keys.transcript.digest(), server=False
+        ctx.provider,
+        state.peer_key,
+        body,
+        state.keys.transcript.digest(),
+        server=False,
+        offered=ctx.request_schemes,
     )
     state.keys.transcript.update(raw)
     return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
