@@ -22,7 +22,7 @@ from typing import Any
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import load_trust_store
-from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
+from dtlsgate.crypto.hashes import Hash, TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content
@@ -121,10 +121,16 @@ class ClientContext:
         self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
-        if not config.insecure:
+        # An external PSK without a server name to verify: the PSK must authenticate the
+        # server, a certificate handshake is refused.
+        self.psk_only = config.psk is not None and not config.insecure and not self.server_name
+        if not config.insecure and not self.psk_only:
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
             self.trust = load_trust_store(config.cafile)
+        self.external: PskOffer | None = None
+        if config.psk is not None:
+            self.external = external_offer(self, config.psk_identity, config.psk, config.psk_hash)
         self.chain_der: tuple[bytes, ...] = tuple(
             c.public_bytes(_der()) for c in config.certificate_chain
         )
@@ -160,21 +166,35 @@ class WaitServerHello:
 
 @frozen
 class PskOffer:
-    """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
+    """The PSK we offer as our one identity (RFC 8446 §4.2.11): a ticket, or an external PSK
+    (``external``), with a suite of its hash to compute the binder with."""
 
-    ticket: SessionTicket
+    identity: bytes
     obfuscated_age: int
+    psk: bytes
+    suite: int
+    external: bool = False
 
     @property
     def hash(self) -> Any:
-        return suite_info(self.ticket.suite).hash
+        return suite_info(self.suite).hash
 
     def placeholder(self) -> OfferedPsks:
-        identity = PskIdentity(self.ticket.ticket.ticket, self.obfuscated_age)
+        identity = PskIdentity(self.identity, self.obfuscated_age)
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk)
+        return KeySchedule.for_suite(suite_info(self.suite), psk=self.psk)
+
+
+def external_offer(ctx: ClientContext, identity: bytes, psk: bytes, hash_name: str) -> PskOffer:
+    """Our external PSK as an offer: RFC 8446 §4.2.11 binds it to one hash, so to our suites
+    of that hash; its obfuscated_ticket_age is 0."""
+    hash = Hash(hash_name)
+    suite = next((s for s in ctx.suites if suite_info(s).hash is hash), None)
+    if suite is None:
+        raise UsageError(f"no cipher suite with {hash_name} to use the PSK with")
+    return PskOffer(identity, 0, psk, suite, external=True)
 
 
 @dataclass(slots=True)
@@ -253,12 +273,8 @@ def client_hello(
     ext.append(Extension(_E.supported_versions, encode_supported_versions_ch([TLS13])))
     entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
     ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
-    ext.append(
-        Extension(
-            _E.psk_key_exchange_modes,
-            encode_psk_key_exchange_modes([PskKeyExchangeMode.psk_dhe_ke]),
-        )
-    )
+    modes = encode_psk_key_exchange_modes(list(cfg.psk_modes))
+    ext.append(Extension(_E.psk_key_exchange_modes, modes))
     if cfg.alpn_protocols:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
@@ -285,19 +301,21 @@ def _is_ip(name: str) -> bool:
 
 def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
     """Our ticket, when it may be offered: still within its lifetime, for the server name
-    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11)."""
+    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11); otherwise our
+    external PSK, if we have one."""
     ticket = ctx.ticket
     if ticket is None:
-        return None
+        return ctx.external
     if now is None:
         raise UsageError("start(now) needs the current time to offer a session ticket")
     age_ms = int((now - ticket.received_at) * 1000)
     if not 0 <= age_ms <= ticket.ticket.ticket_lifetime * 1000:
-        return None
+        return ctx.external
     if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
-        return None
+        return ctx.external
     # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
-    return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
+    age = (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF
+    return PskOffer(ticket.ticket.ticket, age, ticket.psk, ticket.suite)
 
 
 def hello_message(
@@ -307,7 +325,7 @@ def hello_message(
     raw = message(_H.CLIENT_HELLO, hello.encode())
     if offer is None:
         return raw
-    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix)
+    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix, external=offer.external)
 
 
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
@@ -354,37 +372,61 @@ def on_server_hello(
     if state.retry_suite is not None:
         # RFC 8446 §4.1.4: the ServerHello must pick the suite the HRR announced.
         expect(sh.cipher_suite == state.retry_suite, "suite changed", _A.illegal_parameter)
-    share_data = sh.get(_E.key_share)
-    share_data = present(share_data, "ServerHello without key_share", _A.missing_extension)
-    entry = decode_key_share_sh(share_data)
-    ours = state.shares.get(entry.group)
-    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
     suite = suite_info(sh.cipher_suite)
     psk = accepted_psk(state, sh, suite)
-    schedule = KeySchedule.for_suite(suite, psk=psk)
-    schedule.enter_handshake(ours.exchange(entry.key_exchange))
+    # A PSK-only client (no server name to verify a certificate against) needs the PSK.
+    expect(psk is not None or not ctx.psk_only, "server refused our PSK", _A.handshake_failure)
+    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
+    group = server_key_share(ctx, state, sh, schedule, psk is not None)
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
     keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
     actions: Actions = [*handshake_keylog(keys)]
     info = HandshakeInfo(
         CipherSuite(sh.cipher_suite),
-        NamedGroup(entry.group),
+        group,
         None,
         None,
         ctx.server_name,
         (),
         state.retry is not None,
-        psk is not None,
+        psk is not None and not psk.external,
+        psk.identity if psk is not None and psk.external else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
 
 
-def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> bytes | None:
-    """The PSK when the ServerHello selected our ticket (RFC 8446 §4.2.11: the identity
-    must be one we offered and the suite's hash the ticket's, else illegal_parameter)."""
+def server_key_share(
+    ctx: ClientContext,
+    state: WaitServerHello,
+    sh: ServerHello,
+    schedule: KeySchedule,
+    with_psk: bool,
+) -> NamedGroup | None:
+    """Enter the handshake secret with the server's key share, or without one in psk_ke
+    mode (RFC 8446 §4.2.9: only with a PSK, in a mode we offered); returns the group."""
+    modes = ctx.config.psk_modes
+    share_data = sh.get(_E.key_share)
+    if share_data is None:
+        psk_ke = with_psk and PskKeyExchangeMode.psk_ke in modes
+        expect(psk_ke, "ServerHello without key_share", _A.missing_extension)
+        schedule.enter_handshake(None)
+        return None
+    if with_psk:
+        dhe = PskKeyExchangeMode.psk_dhe_ke in modes
+        expect(dhe, "key_share with a psk_ke-only PSK", _A.illegal_parameter)
+    entry = decode_key_share_sh(share_data)
+    ours = state.shares.get(entry.group)
+    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
+    schedule.enter_handshake(ours.exchange(entry.key_exchange))
+    return NamedGroup(entry.group)
+
+
+def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> PskOffer | None:
+    """Our offer when the ServerHello selected it (RFC 8446 §4.2.11: the identity must be
+    one we offered and the suite's hash the PSK's, else illegal_parameter)."""
     data = sh.get(_E.pre_shared_key)
     if data is None:
         return None
@@ -393,7 +435,7 @@ def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> b
     expect(selected == 0, "selected_identity", _A.illegal_parameter)
     offer = present(offer, "selected_identity", _A.illegal_parameter)
     expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
-    return offer.ticket.psk
+    return offer
 
 
 def on_hello_retry_request(
@@ -452,7 +494,7 @@ def on_encrypted_extensions(
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     state.keys.transcript.update(raw)
-    if info.resumed:
+    if info.psk_authenticated:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
         return WaitFinished(state.keys, state.suite, info, None), actions
     return WaitCertificateOrRequest(state.keys, state.suite, info), actions

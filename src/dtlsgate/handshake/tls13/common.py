@@ -166,6 +166,14 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
+    # The identity of the external PSK the handshake authenticated with (RFC 8446 §4.2.11).
+    psk_identity: bytes | None = None
+
+    @property
+    def psk_authenticated(self) -> bool:
+        """A PSK (a ticket or an external one) authenticated the handshake: no certificates
+        (RFC 8446 §2.2)."""
+        return self.resumed or self.psk_identity is not None
 
 
 @frozen
