@@ -200,6 +200,9 @@ class ClientConfig:
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # RFC 8446 §4.2.6: offer post-handshake authentication (the server may then ask for our
+    # certificate at any time after the handshake); off by default, as in OpenSSL.
+    post_handshake_auth: bool = False
 
     def __post_init__(self) -> None:
         check_record_size_limit(self.record_size_limit)

@@ -281,6 +281,9 @@ def client_hello(
         )
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    if cfg.post_handshake_auth:
+        # RFC 8446 §4.2.6: we answer a CertificateRequest after the handshake.
+        ext.append(Extension(_E.post_handshake_auth, b""))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
     if offer is not None:
@@ -570,7 +573,8 @@ def on_finished(
         actions.append(SendChangeCipherSpec())
     actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
     if state.request is not None:
-        actions.extend(SendMessage(m) for m in client_certificate(ctx, keys, state.request))
+        answer = client_certificate(ctx, keys.transcript, state.request)
+        actions.extend(SendMessage(m) for m in answer)
     mine = message(_H.FINISHED, Finished(keys.finished(server=False)).encode())
     keys.transcript.update(mine)
     actions.append(SendMessage(mine))
@@ -579,12 +583,42 @@ def on_finished(
     actions.append(install(True, keys, state.suite.aead, client_app))
     actions.append(install(False, keys, state.suite.aead, server_app))
     actions.append(Complete(state.info))
-    return Connected(keys.schedule, state.suite, app, server_app, client_app), actions
+    pha = ctx.config.post_handshake_auth
+    connected = Connected(
+        keys.schedule, state.suite, app, server_app, client_app, 0, keys.transcript, pha
+    )
+    return connected, actions
 
 
-def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateRequest) -> list[bytes]:
-    """Certificate and CertificateVerify for a CertificateRequest (RFC 8446 §4.4.2.4: an
-    empty Certificate when we have nothing fitting)."""
+def on_post_handshake_certificate_request(
+    ctx: ClientContext, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    """RFC 8446 §4.6.2: answer a CertificateRequest after the handshake with Certificate,
+    CertificateVerify (when we have a fitting certificate) and Finished, over the
+    handshake's transcript followed by the request; the Finished key is our current
+    application traffic secret (§4.4)."""
+    # RFC 8446 §4.6.2: without our post_handshake_auth it is unexpected_message.
+    expect(ctx.config.post_handshake_auth, "CertificateRequest", _A.unexpected_message)
+    request = CertificateRequest.decode(body)
+    expect(
+        request.get(_E.signature_algorithms) is not None,
+        "CertificateRequest without signature_algorithms",
+        _A.missing_extension,
+    )
+    transcript = present(state.transcript, "no transcript", _A.internal_error).copy()
+    transcript.update(raw)
+    messages = client_certificate(ctx, transcript, request)
+    verify_data = state.schedule.finished_verify_data(state.write_secret, transcript.digest())
+    messages.append(message(_H.FINISHED, Finished(verify_data).encode()))
+    return state, [SendMessage(m) for m in messages]
+
+
+def client_certificate(
+    ctx: ClientContext, transcript: TranscriptHash, request: CertificateRequest
+) -> list[bytes]:
+    """Certificate and CertificateVerify for a CertificateRequest, fed to ``transcript``
+    (RFC 8446 §4.4.2.4: an empty Certificate when we have nothing fitting; §4.4.2: the
+    request's context echoed)."""
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
     if ctx.key is not None and ctx.chain_der:
@@ -592,14 +626,14 @@ def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateReque
         # the scheme fits the certificate's key type.
         scheme = next((s for s in ctx.key_schemes if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
-    cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
-    keys.transcript.update(cert)
+    cert = message(_H.CERTIFICATE, Certificate(request.request_context, entries).encode())
+    transcript.update(cert)
     if scheme is None:
         return [cert]
-    content = certificate_verify_content(keys.transcript.digest(), server=False)
+    content = certificate_verify_content(transcript.digest(), server=False)
     signature = ctx.provider.sign(ctx.key, SignatureScheme(scheme), content)
     cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
-    keys.transcript.update(cv)
+    transcript.update(cv)
     return [cert, cv]
 
 
@@ -639,6 +673,7 @@ TABLE: dict[type, dict[int, Handler]] = {
     Connected: {
         _H.NEW_SESSION_TICKET: on_new_session_ticket,
         _H.KEY_UPDATE: key_update_handler,
+        _H.CERTIFICATE_REQUEST: on_post_handshake_certificate_request,
     },
 }
 
@@ -662,6 +697,7 @@ CLIENT: Machine[Handler] = Machine(
         (WaitFinished, _H.FINISHED): (Connected,),
         (Connected, _H.NEW_SESSION_TICKET): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
+        (Connected, _H.CERTIFICATE_REQUEST): (Connected,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,

@@ -52,6 +52,7 @@ from dtlsgate.wire.extensions import (
     encode_cookie,
     encode_key_share_hrr,
     encode_supported_versions_sh,
+    require_empty,
 )
 from dtlsgate.wire.handshake import encode_handshake
 from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
@@ -168,12 +169,22 @@ class HandshakeInfo:
     resumed: bool = False
     # The identity of the external PSK the handshake authenticated with (RFC 8446 §4.2.11).
     psk_identity: bytes | None = None
+    # The client sent post_handshake_auth (RFC 8446 §4.2.6): the server may ask it for a
+    # certificate after the handshake.
+    post_handshake_auth: bool = False
 
     @property
     def psk_authenticated(self) -> bool:
         """A PSK (a ticket or an external one) authenticated the handshake: no certificates
         (RFC 8446 §2.2)."""
         return self.resumed or self.psk_identity is not None
+
+
+@frozen
+class ClientAuthenticated:
+    """Post-handshake authentication finished (RFC 8446 §4.6.2): the client's chain, or ()."""
+
+    chain: tuple[bytes, ...]
 
 
 @frozen
@@ -192,7 +203,7 @@ Action = (
     | SkipEarlyData
     | Complete[HandshakeInfo]
 )
-Actions = list[Action | TicketReceived | KeyLog]
+Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -267,6 +278,7 @@ class ClientHelloInfo:
     cookie: bytes | None
     record_size_limit: int | None
     early_data: bool
+    post_handshake_auth: bool = False
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -309,6 +321,10 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     for index, ext in enumerate(extensions):
         if ext.type == _E.early_data:
             values["early_data"] = True
+        elif ext.type == _E.post_handshake_auth:
+            # RFC 8446 §4.2.6: an empty extension.
+            require_empty(ext.data, "post_handshake_auth")
+            values["post_handshake_auth"] = True
         parser = _PARSERS.get(ext.type)
         if parser is None:
             continue

@@ -41,6 +41,7 @@ from dtlsgate.handshake.tls13.common import (
     TLS13,
     Actions,
     AppSecrets,
+    ClientAuthenticated,
     ClientHelloInfo,
     Complete,
     HandshakeInfo,
@@ -66,7 +67,15 @@ from dtlsgate.handshake.tls13.peer_auth import (
     check_peer_certificate,
     verify_certificate_verify,
 )
-from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.post_handshake import (
+    Connected,
+    PendingAuth,
+    WaitPostHandshakeCertificate,
+    WaitPostHandshakeCertificateVerify,
+    WaitPostHandshakeFinished,
+    key_update_handler,
+    moved,
+)
 from dtlsgate.handshake.tls13.tickets import (
     TicketSealer,
     TicketState,
@@ -138,10 +147,15 @@ class ServerContext:
             config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
         )
         self.trust: Any = None
-        if config.verify_client != "none" and config.cafile:
+        # Client CAs: for client certificates in the handshake, and for post-handshake
+        # authentication (RFC 8446 §4.6.2), which a cafile alone enables.
+        self.client_cas: Any = None
+        if config.cafile:
             from dtlsgate.crypto.certs import load_trust_store
 
-            self.trust = load_trust_store(config.cafile)
+            self.client_cas = load_trust_store(config.cafile)
+        if config.verify_client != "none":
+            self.trust = self.client_cas
         self.sealer = TicketSealer(config.ticket_key, self.provider)
         self.psk_hash = Hash(config.psk_hash)
 
@@ -200,6 +214,9 @@ ServerState = (
     | WaitClientCertificateVerify
     | WaitClientFinished
     | Connected
+    | WaitPostHandshakeCertificate
+    | WaitPostHandshakeCertificateVerify
+    | WaitPostHandshakeFinished
 )
 
 
@@ -478,6 +495,7 @@ def server_flight(
         after_hrr,
         psk is not None and psk.external_identity is None,
         None if psk is None else psk.external_identity,
+        info.post_handshake_auth,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
@@ -604,7 +622,88 @@ def on_client_finished(
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
     actions.append(Complete(state.info))
     actions.extend(SendMessage(t) for t in new_session_tickets(ctx, state, resumption, now))
-    return Connected(keys.schedule, state.suite, app, app.client, app.server), actions
+    pha = state.info.post_handshake_auth
+    connected = Connected(
+        keys.schedule, state.suite, app, app.client, app.server, 0, keys.transcript, pha
+    )
+    return connected, actions
+
+
+# ---- post-handshake client authentication (RFC 8446 §4.6.2) --------------------------------
+
+#: RFC 8446 §4.6.2: the certificate_request_context must be unique within the connection;
+#: 16 random bytes are (and say nothing about earlier requests).
+PHA_CONTEXT_LENGTH = 16
+
+
+def request_certificate(ctx: ServerContext, state: Connected) -> tuple[ServerState, Actions]:
+    """Send a CertificateRequest after the handshake; the caller checked the client sent
+    post_handshake_auth and that we have client CAs."""
+    context = ctx.provider.random(PHA_CONTEXT_LENGTH)
+    schemes = encode_u16_list_ext(list(ctx.request_schemes))
+    cr = CertificateRequest(context, (Extension(_E.signature_algorithms, schemes),))
+    raw = message(_H.CERTIFICATE_REQUEST, cr.encode())
+    assert state.transcript is not None  # every Connected of ours has it
+    transcript = state.transcript.copy()
+    transcript.update(raw)
+    pending = PendingAuth(context, transcript)
+    return moved(WaitPostHandshakeCertificate, state, pending=pending), [SendMessage(raw)]
+
+
+def _pending(state: Any) -> PendingAuth:
+    pending: PendingAuth | None = state.pending
+    return present(pending, "no certificate request pending", _A.internal_error)
+
+
+def on_post_handshake_certificate(
+    ctx: ServerContext, state: WaitPostHandshakeCertificate, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    pending = _pending(state)
+    cert = Certificate.decode(body)
+    # RFC 8446 §4.4.2: the context echoes the CertificateRequest's.
+    expect(cert.request_context == pending.context, "request context", _A.illegal_parameter)
+    pending.transcript.update(raw)
+    if not cert.entries:
+        # RFC 8446 §4.4.2.4: no certificate; the server decides.
+        expect(
+            ctx.config.verify_client != "required",
+            "client sent no certificate",
+            _A.certificate_required,
+        )
+        return moved(WaitPostHandshakeFinished, state, pending=pending), []
+    pending.peer_key = check_peer_certificate(cert.chain_der, None, ctx.client_cas, now)
+    pending.chain = cert.chain_der
+    return moved(WaitPostHandshakeCertificateVerify, state, pending=pending), []
+
+
+def on_post_handshake_certificate_verify(
+    ctx: ServerContext,
+    state: WaitPostHandshakeCertificateVerify,
+    body: bytes,
+    raw: bytes,
+    now: float,
+) -> tuple[ServerState, Actions]:
+    pending = _pending(state)
+    digest = pending.transcript.digest()
+    offered = ctx.request_schemes
+    verify_certificate_verify(
+        ctx.provider, pending.peer_key, body, digest, server=False, offered=offered
+    )
+    pending.transcript.update(raw)
+    return moved(WaitPostHandshakeFinished, state, pending=pending), []
+
+
+def on_post_handshake_finished(
+    ctx: ServerContext, state: WaitPostHandshakeFinished, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    """RFC 8446 §4.4.4: the Finished key of post-handshake messages is the client's
+    current application traffic secret."""
+    pending = _pending(state)
+    fin = Finished.decode(body, state.schedule.hash.digest_size)
+    digest = pending.transcript.digest()
+    if not _equal(fin.verify_data, state.schedule.finished_verify_data(state.read_secret, digest)):
+        raise DecryptError("post-handshake Finished does not verify")
+    return moved(Connected, state), [ClientAuthenticated(pending.chain)]
 
 
 def new_session_tickets(
@@ -678,6 +777,18 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
+    WaitPostHandshakeCertificate: {
+        _H.CERTIFICATE: on_post_handshake_certificate,
+        _H.KEY_UPDATE: key_update_handler,
+    },
+    WaitPostHandshakeCertificateVerify: {
+        _H.CERTIFICATE_VERIFY: on_post_handshake_certificate_verify,
+        _H.KEY_UPDATE: key_update_handler,
+    },
+    WaitPostHandshakeFinished: {
+        _H.FINISHED: on_post_handshake_finished,
+        _H.KEY_UPDATE: key_update_handler,
+    },
 }
 
 #: The server as an engine `Machine`: the table above, where each handler may go, and the
@@ -700,9 +811,26 @@ SERVER: Machine[Handler] = Machine(
         (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
         (WaitClientFinished, _H.FINISHED): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
+        (WaitPostHandshakeCertificate, _H.CERTIFICATE): (
+            WaitPostHandshakeCertificateVerify,
+            WaitPostHandshakeFinished,
+        ),
+        (WaitPostHandshakeCertificate, _H.KEY_UPDATE): (WaitPostHandshakeCertificate,),
+        (WaitPostHandshakeCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitPostHandshakeFinished,),
+        (WaitPostHandshakeCertificateVerify, _H.KEY_UPDATE): (WaitPostHandshakeCertificateVerify,),
+        (WaitPostHandshakeFinished, _H.FINISHED): (Connected,),
+        (WaitPostHandshakeFinished, _H.KEY_UPDATE): (WaitPostHandshakeFinished,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,
-    after_handshake=frozenset({Connected}),
+    after_handshake=frozenset(
+        {
+            Connected,
+            WaitPostHandshakeCertificate,
+            WaitPostHandshakeCertificateVerify,
+            WaitPostHandshakeFinished,
+        }
+    ),
     after_handshake_epochs=APPLICATION_EPOCHS,
+    calls={(Connected, "request_client_certificate()"): (WaitPostHandshakeCertificate,)},
 )
