@@ -6,7 +6,8 @@ long runs outside ``make test``.
 
 An input replays one of the deterministic in-memory handshakes of tests/tls13_hostile.py
 (plain with X25519MLKEM768, with a HelloRetryRequest, with client certificates, resumed, with
-post-handshake authentication (a CertificateRequest after the handshake), and
+post-handshake authentication (a CertificateRequest after the handshake), with both
+certificates compressed (CompressedCertificate, RFC 8879), and
 one per key exchange group: x448, secp521r1, ffdhe2048, the other ML-KEM groups, and
 HelloRetryRequests to ffdhe2048 and X25519MLKEM768) until one side
 has received a number of records, then gives that side data made from the input, then the

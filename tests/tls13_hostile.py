@@ -101,6 +101,24 @@ def post_handshake_auth() -> Pair:
     return ClientConnection(ccfg), AskingServer(scfg)
 
 
+def compressed_certificates() -> Pair:
+    """Client certificates, both Certificates sent as zlib CompressedCertificates (RFC 8879)."""
+    ident = load_identity(*credentials("ed25519"))
+    ccfg = client_config(
+        provider=DeterministicProvider(1),
+        certificate_chain=list(ident.chain),
+        private_key=ident.private_key,
+        certificate_compression=("zlib",),
+    )
+    scfg = server_config(
+        provider=DeterministicProvider(2),
+        verify_client="required",
+        cafile=credentials("ed25519")[0],
+        certificate_compression=("zlib",),
+    )
+    return ClientConnection(ccfg), ServerConnection(scfg)
+
+
 def resumed() -> Pair:
     # The ticket's key comes from the server's deterministic provider: same seed, same key.
     ccfg = client_config(provider=DeterministicProvider(1), session_ticket=resumption_ticket())
@@ -139,6 +157,7 @@ HANDSHAKES: dict[str, Callable[[], Pair]] = {
     "client_auth": client_auth,
     "resumed": resumed,
     "post_handshake_auth": post_handshake_auth,
+    "compressed_certificates": compressed_certificates,
 }
 #: One handshake per other group, for the key shares: fuzzed in the hellos.
 GROUP_HANDSHAKES: dict[str, Callable[[], Pair]] = {

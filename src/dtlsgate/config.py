@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
+from dtlsgate.wire.cert_compression import parse_algorithm_names
 
 if TYPE_CHECKING:
     from dtlsgate.crypto import CryptoProvider
@@ -102,6 +103,10 @@ class ServerConfig:
     # (PSK_KE, PSK_DHE_KE) lets a client that offers psk_ke skip (EC)DHE.
     psk_hash: str = "sha256"
     psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms ("zlib", and "brotli"/"zstd" when
+    # their module is importable) we accept, advertised in the CertificateRequest (TLS 1.3);
+    # we compress our own certificate whenever the client asks for an algorithm we have.
+    certificate_compression: tuple[str, ...] = ()
     # Preferences, most preferred first; None means the library's default order.
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
@@ -150,6 +155,7 @@ class ServerConfig:
             raise UsageError("ticket_key must be 32 bytes")
         check_record_size_limit(self.record_size_limit)
         check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
         # RFC 8446 §4.2.11: identity <1..2^16-1>; RFC 9257 §6.1: a PSK has at least 128 bits.
         for identity, key in self.psk.items():
             check_psk(identity, key)
@@ -183,6 +189,9 @@ class ClientConfig:
     # offer for it and for tickets, preferred first (RFC 8446 §4.2.9).
     psk_hash: str = "sha256"
     psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms we accept, advertised in the
+    # ClientHello (TLS 1.3); off by default, which keeps the default ClientHello as it was.
+    certificate_compression: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
@@ -211,6 +220,7 @@ class ClientConfig:
         if self.psk is not None and self.psk_identity is not None:
             check_psk(self.psk_identity, self.psk)
         check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
 

@@ -50,6 +50,8 @@ from dtlsgate.handshake.tls13.common import (
     SendMessage,
     TicketReceived,
     application_keylog,
+    certificate_message,
+    compressed,
     expect,
     handshake_keylog,
     install,
@@ -64,6 +66,11 @@ from dtlsgate.handshake.tls13.peer_auth import (
 )
 from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
+from dtlsgate.wire.cert_compression import (
+    decode_compress_certificate,
+    encode_compress_certificate,
+    parse_algorithm_names,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -137,6 +144,8 @@ class ClientContext:
         self.key = config.private_key
         self.key_schemes = certificate_schemes(config.certificate_chain, self.key)
         self.middlebox_compat: bool = config.middlebox_compat
+        # RFC 8879: what we accept, advertised in our ClientHello.
+        self.compression = parse_algorithm_names(config.certificate_compression)
         self.ticket: SessionTicket | None = config.session_ticket
         if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
             raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
@@ -281,6 +290,10 @@ def client_hello(
         )
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    if ctx.compression:
+        # RFC 8879 §3: the algorithms we can decompress a server certificate with.
+        data = encode_compress_certificate(ctx.compression)
+        ext.append(Extension(_E.compress_certificate, data))
     if cfg.post_handshake_auth:
         # RFC 8446 §4.2.6: we answer a CertificateRequest after the handshake.
         ext.append(Extension(_E.post_handshake_auth, b""))
@@ -626,7 +639,11 @@ def client_certificate(
         # the scheme fits the certificate's key type.
         scheme = next((s for s in ctx.key_schemes if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
-    cert = message(_H.CERTIFICATE, Certificate(request.request_context, entries).encode())
+    body = Certificate(request.request_context, entries).encode()
+    # RFC 8879 §3: compressed with an algorithm the server's request lists, when we have one.
+    asked = request.get(_E.compress_certificate)
+    algorithms = decode_compress_certificate(asked) if asked is not None and entries else ()
+    cert = certificate_message(body, algorithms)
     transcript.update(cert)
     if scheme is None:
         return [cert]
@@ -666,8 +683,12 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitCertificateOrRequest: {
         _H.CERTIFICATE_REQUEST: on_certificate_request,
         _H.CERTIFICATE: on_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_certificate),
     },
-    WaitCertificate: {_H.CERTIFICATE: on_certificate},
+    WaitCertificate: {
+        _H.CERTIFICATE: on_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_certificate),
+    },
     WaitCertificateVerify: {_H.CERTIFICATE_VERIFY: on_certificate_verify},
     WaitFinished: {_H.FINISHED: on_finished},
     Connected: {
@@ -692,7 +713,9 @@ CLIENT: Machine[Handler] = Machine(
         ),
         (WaitCertificateOrRequest, _H.CERTIFICATE_REQUEST): (WaitCertificate,),
         (WaitCertificateOrRequest, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificateOrRequest, _H.COMPRESSED_CERTIFICATE): (WaitCertificateVerify,),
         (WaitCertificate, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificate, _H.COMPRESSED_CERTIFICATE): (WaitCertificateVerify,),
         (WaitCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitFinished,),
         (WaitFinished, _H.FINISHED): (Connected,),
         (Connected, _H.NEW_SESSION_TICKET): (Connected,),

@@ -27,6 +27,13 @@ from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
 from dtlsgate.handshake.engine import SendMessage as SendMessage
 from dtlsgate.wire.buffer import Writer
+from dtlsgate.wire.cert_compression import (
+    CompressedCertificate,
+    available_algorithms,
+    compress_certificate,
+    decode_compress_certificate,
+    decompress_certificate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -279,6 +286,7 @@ class ClientHelloInfo:
     record_size_limit: int | None
     early_data: bool
     post_handshake_auth: bool = False
+    compress_algorithms: tuple[int, ...] = ()
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -299,6 +307,7 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
     _E.cookie: ("cookie", decode_cookie),
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+    _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
 }
 
 
@@ -404,6 +413,38 @@ def hello_retry_request(
         LEGACY_VERSION, HELLO_RETRY_REQUEST_RANDOM, session_id, suite, 0, tuple(extensions)
     )
     return message(HandshakeType.SERVER_HELLO, hrr.encode())
+
+
+# ---- certificate compression (RFC 8879) --------------------------------------------------------
+
+
+def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
+    """Our Certificate message, as a CompressedCertificate with the first algorithm we have
+    among those the peer advertised (RFC 8879 §3), else as it is."""
+    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    if algorithm is None:
+        return message(HandshakeType.CERTIFICATE, body)
+    compressed = compress_certificate(algorithm, body)
+    return message(HandshakeType.COMPRESSED_CERTIFICATE, compressed.encode())
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def compressed(handler: H) -> H:
+    """The handler of a CompressedCertificate (RFC 8879 §4): decompressed within our bound,
+    then handled as the Certificate it holds, hashed into the transcript as received. An
+    algorithm we did not advertise is illegal_parameter; data that do not decompress to
+    exactly uncompressed_length, or past our bound, bad_certificate."""
+
+    def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
+        wrapped = CompressedCertificate.decode(body)
+        advertised = wrapped.algorithm in ctx.compression
+        expect(advertised, "compression we did not advertise", AlertDescription.illegal_parameter)
+        return handler(ctx, state, decompress_certificate(wrapped), raw, now)
+
+    on_compressed_certificate.__name__ = f"compressed_{handler.__name__}"
+    return on_compressed_certificate  # type: ignore[return-value]
 
 
 def expect(condition: bool, text: str, alert: AlertDescription) -> None:

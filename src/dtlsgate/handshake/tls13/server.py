@@ -52,7 +52,9 @@ from dtlsgate.handshake.tls13.common import (
     SendMessage,
     SkipEarlyData,
     application_keylog,
+    certificate_message,
     client_hello_fixed_part,
+    compressed,
     decode_client_hello,
     expect,
     handshake_keylog,
@@ -83,6 +85,7 @@ from dtlsgate.handshake.tls13.tickets import (
     binders_equal,
     truncate,
 )
+from dtlsgate.wire.cert_compression import encode_compress_certificate, parse_algorithm_names
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -157,6 +160,8 @@ class ServerContext:
         if config.verify_client != "none":
             self.trust = self.client_cas
         self.sealer = TicketSealer(config.ticket_key, self.provider)
+        # RFC 8879: what we accept from clients, advertised in our CertificateRequests.
+        self.compression = parse_algorithm_names(config.certificate_compression)
         self.psk_hash = Hash(config.psk_hash)
 
 
@@ -533,7 +538,7 @@ def encrypted_flight(
     # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
     request = ctx.config.verify_client != "none" and not info_out.psk_authenticated
     if not info_out.psk_authenticated:
-        messages.extend(certificate_messages(ctx, keys, choice, request))
+        messages.extend(certificate_messages(ctx, keys, choice, request, info.compress_algorithms))
     fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
@@ -551,17 +556,29 @@ def encrypted_flight(
     return WaitClientFinished(keys, suite, app, info_out), actions
 
 
+def certificate_request(ctx: ServerContext, context: bytes) -> bytes:
+    """A CertificateRequest (RFC 8446 §4.3.2) with our signature schemes and, when we accept
+    compressed certificates, compress_certificate (RFC 8879 §3)."""
+    schemes = encode_u16_list_ext(list(ctx.request_schemes))
+    extensions = [Extension(_E.signature_algorithms, schemes)]
+    if ctx.compression:
+        extensions.append(
+            Extension(_E.compress_certificate, encode_compress_certificate(ctx.compression))
+        )
+    cr = CertificateRequest(context, tuple(extensions))
+    return message(_H.CERTIFICATE_REQUEST, cr.encode())
+
+
 def certificate_messages(
-    ctx: ServerContext, keys: Keys, choice: Choice, request: bool
+    ctx: ServerContext, keys: Keys, choice: Choice, request: bool, compress: tuple[int, ...]
 ) -> list[bytes]:
-    """[CertificateRequest], Certificate and CertificateVerify, fed to the transcript."""
+    """[CertificateRequest], Certificate (compressed with an algorithm of ``compress``, the
+    client's, when we have one: RFC 8879) and CertificateVerify, fed to the transcript."""
     messages = []
     if request:
-        schemes = encode_u16_list_ext(list(ctx.request_schemes))
-        cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
-        messages.append(message(_H.CERTIFICATE_REQUEST, cr.encode()))
+        messages.append(certificate_request(ctx, b""))
     cert = Certificate(b"", tuple(CertificateEntry(d) for d in ctx.chain_der))
-    messages.append(message(_H.CERTIFICATE, cert.encode()))
+    messages.append(certificate_message(cert.encode(), compress))
     for m in messages:
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
@@ -640,9 +657,7 @@ def request_certificate(ctx: ServerContext, state: Connected) -> tuple[ServerSta
     """Send a CertificateRequest after the handshake; the caller checked the client sent
     post_handshake_auth and that we have client CAs."""
     context = ctx.provider.random(PHA_CONTEXT_LENGTH)
-    schemes = encode_u16_list_ext(list(ctx.request_schemes))
-    cr = CertificateRequest(context, (Extension(_E.signature_algorithms, schemes),))
-    raw = message(_H.CERTIFICATE_REQUEST, cr.encode())
+    raw = certificate_request(ctx, context)
     assert state.transcript is not None  # every Connected of ours has it
     transcript = state.transcript.copy()
     transcript.update(raw)
@@ -773,12 +788,16 @@ Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState,
 TABLE: dict[type, dict[int, Handler]] = {
     ServerStart: {_H.CLIENT_HELLO: on_client_hello},
     WaitClientHello2: {_H.CLIENT_HELLO: on_client_hello2},
-    WaitClientCertificate: {_H.CERTIFICATE: on_client_certificate},
+    WaitClientCertificate: {
+        _H.CERTIFICATE: on_client_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_client_certificate),
+    },
     WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
     WaitPostHandshakeCertificate: {
         _H.CERTIFICATE: on_post_handshake_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_post_handshake_certificate),
         _H.KEY_UPDATE: key_update_handler,
     },
     WaitPostHandshakeCertificateVerify: {
@@ -808,12 +827,16 @@ SERVER: Machine[Handler] = Machine(
             WaitClientCertificateVerify,
             WaitClientFinished,
         ),
+        (WaitClientCertificate, _H.COMPRESSED_CERTIFICATE): (WaitClientCertificateVerify,),
         (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
         (WaitClientFinished, _H.FINISHED): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
         (WaitPostHandshakeCertificate, _H.CERTIFICATE): (
             WaitPostHandshakeCertificateVerify,
             WaitPostHandshakeFinished,
+        ),
+        (WaitPostHandshakeCertificate, _H.COMPRESSED_CERTIFICATE): (
+            WaitPostHandshakeCertificateVerify,
         ),
         (WaitPostHandshakeCertificate, _H.KEY_UPDATE): (WaitPostHandshakeCertificate,),
         (WaitPostHandshakeCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitPostHandshakeFinished,),
