@@ -260,3 +260,18 @@ def test_rsassa_pss_certificate_loads(rsassa_pss_cert: tuple[Path, Path]) -> Non
     chain = load_certificate_chain(rsassa_pss_cert[0])
     ident = load_identity(*map(str, rsassa_pss_cert))
     assert ident.chain == tuple(chain)
+
+
+def test_the_dtls_listener_refuses_an_rsassa_pss_certificate_at_once(
+    rsassa_pss_cert: tuple[Path, Path],
+) -> None:
+    """The DTLS 1.2 Listener fails when made, not at its first handshake."""
+    import socket
+
+    from dtlsgate.io.listener import Listener
+
+    config = ServerConfig()
+    config.load_cert_chain(*map(str, rsassa_pss_cert))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        with pytest.raises(UsageError, match="RSASSA-PSS"):
+            Listener(sock, config)
