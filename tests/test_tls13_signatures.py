@@ -272,6 +272,8 @@ def test_the_dtls_listener_refuses_an_rsassa_pss_certificate_at_once(
 
     config = ServerConfig()
     config.load_cert_chain(*map(str, rsassa_pss_cert))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        with pytest.raises(UsageError, match="RSASSA-PSS"):
-            Listener(sock, config)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        pytest.raises(UsageError, match="RSASSA-PSS"),
+    ):
+        Listener(sock, config)
