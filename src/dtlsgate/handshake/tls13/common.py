@@ -434,8 +434,9 @@ H = TypeVar("H", bound=Callable[..., Any])
 def compressed(handler: H) -> H:
     """The handler of a CompressedCertificate (RFC 8879 §4): decompressed within our bound,
     then handled as the Certificate it holds, hashed into the transcript as received. An
-    algorithm we did not advertise is illegal_parameter; data that do not decompress to
-    exactly uncompressed_length, or past our bound, bad_certificate."""
+    algorithm we did not advertise (RFC 8879 §4: it MUST be one, no alert named) is
+    illegal_parameter; data that do not decompress to exactly uncompressed_length, or past
+    our bound, bad_certificate (§4)."""
 
     def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
         wrapped = CompressedCertificate.decode(body)
