@@ -87,6 +87,7 @@ class Gate(GateCounters):
             raise UsageError("the gate needs a cookie jar")
         self.config = config
         self._jar = config.cookie_jar
+        self._replies = HelloVerifyRequests()
 
     def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
         """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
@@ -113,7 +114,8 @@ class Gate(GateCounters):
         if hello.cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, record, header, body, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        reply = hello_verify_request(record, self._cookie_for(peer, now, hello))
+        cookie = self._cookie_for(peer, now, hello)
+        reply = self._replies.build(record.epoch, record.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
@@ -196,16 +198,29 @@ class Gate(GateCounters):
         )
 
 
-def hello_verify_request(client_hello_record: DtlsRecord, cookie: bytes) -> bytes:
-    """One datagram: a HelloVerifyRequest record (RFC 6347 §4.2.1) carrying ``cookie``, with
-    the epoch and sequence number of the ClientHello's record, version DTLS 1.0 in the record
-    and in server_version, message_seq 0."""
-    body = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+class HelloVerifyRequests:
+    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): what every reply with a cookie
+    of a given length shares is made once with the codec, the first time a cookie of that
+    length is sent (at most 256 lengths; the default jar's cookies all have one)."""
+
+    def __init__(self) -> None:
+        self._messages_before_cookie: dict[int, bytes] = {}
+
+    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
+        and ``sequence_number`` of the ClientHello's record, version DTLS 1.0 in the record
+        and in server_version, message_seq 0."""
+        head = self._messages_before_cookie.get(len(cookie))
+        if head is None:
+            head = self._messages_before_cookie[len(cookie)] = _message_before_cookie(len(cookie))
+        return encode_dtls_record(
+            ContentType.HANDSHAKE, ProtocolVersion.DTLS10, epoch, sequence_number, head + cookie
+        )
+
+
+def _message_before_cookie(cookie_length: int) -> bytes:
+    """The HelloVerifyRequest handshake message for a cookie of ``cookie_length`` bytes, up
+    to the cookie (its last field): header, server_version and the cookie's length byte."""
+    body = HelloVerifyRequest(ProtocolVersion.DTLS10, bytes(cookie_length)).encode()
     message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
-    return encode_dtls_record(
-        ContentType.HANDSHAKE,
-        ProtocolVersion.DTLS10,
-        client_hello_record.epoch,
-        client_hello_record.sequence_number,
-        message,
-    )
+    return message[: len(message) - cookie_length]
