@@ -34,7 +34,11 @@ from typing import TYPE_CHECKING
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
 from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
 from dtlsgate.wire.buffer import Reader
-from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.client_hello_peek import (
+    ClientHelloRecordPeek,
+    peek_client_hello,
+    peek_client_hello_record,
+)
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -98,28 +102,44 @@ class Gate(GateCounters):
         """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
         ``Reply`` around it: what the adapters' loops send."""
         data = bytes(datagram)
-        first = self._first_fragment(data)
-        if isinstance(first, DropReason):
-            return self._drop(first)
-        record, header, body = first
-        whole = header.fragment_length == header.length
-        try:
-            hello = peek_client_hello(body, whole=whole)
-        except DecodeError:
-            return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
-            return self._drop(DropReason.FRAGMENT_TOO_SHORT)
+        hello = peek_client_hello_record(data)
+        if hello is None:  # not the first fragment of a ClientHello that can be judged
+            return self._drop(self._why_not_judged(data))
+        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
+            return self._drop(DropReason.NOT_DTLS)
+        if hello.epoch:
+            return self._drop(DropReason.NONZERO_EPOCH)
+        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+            return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
         if hello.cookie and self._cookie_verifies(peer, now, hello):
-            return self._admit(data, record, header, body, hello, peer)
+            return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
         cookie = self._cookie_for(peer, now, hello)
-        reply = self._replies.build(record.epoch, record.sequence_number, cookie)
+        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
+
+    def _why_not_judged(self, data: bytes) -> DropReason:
+        """Why ``data`` is dropped when its first record is not the first fragment of a
+        ClientHello that `peek_client_hello_record` reads: what the full decoders find
+        first, in DTLSv1_listen's order (record, handshake header, ClientHello)."""
+        first = self._first_fragment(data)
+        if isinstance(first, DropReason):
+            return first
+        _record, header, body = first
+        try:
+            hello = peek_client_hello(body, whole=header.fragment_length == header.length)
+        except DecodeError:
+            return DropReason.CLIENT_HELLO_MALFORMED
+        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
+            return DropReason.FRAGMENT_TOO_SHORT
+        # The full decoders accept what the peek did not: the two readers disagree (the
+        # test pins them together), and dropping is the safe side.
+        return DropReason.CLIENT_HELLO_MALFORMED  # pragma: no cover
 
     def _first_fragment(
         self, data: bytes
@@ -153,7 +173,7 @@ class Gate(GateCounters):
             return DropReason.NOT_FIRST_FRAGMENT
         return record, header, r.rest()
 
-    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bytes:
+    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
         generate = self.config.cookie_generate
         if generate is None:
             return self._jar.mint(peer, now, hello.bound)
@@ -162,21 +182,21 @@ class Gate(GateCounters):
             raise UsageError("cookie_generate must return at most 255 bytes")
         return cookie
 
-    def _cookie_verifies(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bool:
+    def _cookie_verifies(
+        self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
+    ) -> bool:
         verify = self.config.cookie_verify
         if verify is None:
             return self._jar.verify(peer, now, hello.cookie, hello.bound) is not None
         return bool(verify(peer, hello.cookie))
 
     def _admit(
-        self,
-        data: bytes,
-        record: DtlsRecord,
-        header: DtlsHandshakeHeader,
-        body: bytes,
-        hello: ClientHelloPeek,
-        peer: Hashable | None,
+        self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
     ) -> Admit | Drop:
+        first = self._first_fragment(data)  # the record the peek read, by the full decoders
+        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
+            return self._drop(first)
+        record, header, body = first
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
         if header.fragment_length == header.length:
             try:
