@@ -10,7 +10,7 @@ PORT ?= 4433
 # Python sources the linters and type checker look at.
 LINT_PATHS := src tests bench fuzz
 
-.PHONY: serve test lint typecheck peers bench clean
+.PHONY: serve serve-coap test lint typecheck peers bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	sh scripts/bootstrap.sh $(VENV)
@@ -19,12 +19,16 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 serve: $(STAMP)
 	$(VENV)/bin/dtlsgate serve --host $(HOST) --port $(PORT)
 
+# CoAP over DTLS on 5684 (self-signed certificate): `coap-client-openssl coaps://127.0.0.1/time`.
+serve-coap: $(STAMP)
+	$(VENV)/bin/dtlsgate coap-server --host $(HOST)
+
 peers:
 	sh scripts/install-peers.sh
 
 # tinydtls (PyPI DTLSSocket) builds from source once the peers' build tools are there; when
 # it cannot build, its test skips and says why.
-$(INTEROP_STAMP): $(STAMP) scripts/install-peers.sh
+$(INTEROP_STAMP): $(STAMP) scripts/install-peers.sh scripts/build-wolfssl.sh
 	sh scripts/install-peers.sh
 	$(PY) -m pip install -q -e ".[interop]" || echo "make: DTLSSocket did not build; the tinydtls interop test will skip" >&2
 	touch $(INTEROP_STAMP)

@@ -30,6 +30,7 @@ from dtlsgate.crypto.certs import (
     peer_public_key,
     verify_server_chain,
 )
+from dtlsgate.crypto.kex import ecdhe_groups
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
@@ -121,7 +122,8 @@ class ClientContext:
         self.suites = client_suites(config)
         if not self.suites:
             raise UsageError("no DTLS 1.2 cipher suite to offer with this configuration")
-        self.groups = tuple(config.groups or DEFAULT_GROUPS)
+        # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+        self.groups = ecdhe_groups(config.groups or DEFAULT_GROUPS)
         self.schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
 
 
