@@ -55,7 +55,6 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
-    from dtlsgate.gate.cookie import CookieGenerate
 
 __all__ = ["Admit", "Drop", "DropReason", "Gate", "GateResult", "Reply", "is_client_hello"]
 
@@ -106,24 +105,19 @@ class Gate(GateCounters):
         hello = peek_client_hello_record(data)
         if hello is None:  # not the first fragment of a ClientHello that can be judged
             return self._drop(self._why_not_judged(data))
-        record_version, epoch, sequence_number, message_seq, client_version, bound, cookie = hello
-        if record_version >> 8 != DTLS_VERSION_MAJOR:
+        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.NOT_DTLS)
-        if epoch:
+        if hello.epoch:
             return self._drop(DropReason.NONZERO_EPOCH)
-        if message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
-        if client_version >> 8 != DTLS_VERSION_MAJOR:
+        if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
-        if cookie and self._cookie_verifies(peer, now, cookie, bound):
+        if hello.cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        generate = self.config.cookie_generate
-        if generate is None:
-            new_cookie = self._jar.mint(peer, now, bound)
-        else:
-            new_cookie = _generated_cookie(generate, peer)
-        reply = self._replies.build(epoch, sequence_number, new_cookie)
+        cookie = self._cookie_for(peer, now, hello)
+        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
@@ -179,13 +173,22 @@ class Gate(GateCounters):
             return DropReason.NOT_FIRST_FRAGMENT
         return record, header, r.rest()
 
+    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
+        generate = self.config.cookie_generate
+        if generate is None:
+            return self._jar.mint(peer, now, hello.bound)
+        cookie = generate(peer)
+        if not isinstance(cookie, bytes) or len(cookie) > MAX_DTLS12_COOKIE_LENGTH:
+            raise UsageError("cookie_generate must return at most 255 bytes")
+        return cookie
+
     def _cookie_verifies(
-        self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes
+        self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
     ) -> bool:
         verify = self.config.cookie_verify
         if verify is None:
-            return self._jar.verify(peer, now, cookie, bound) is not None
-        return bool(verify(peer, cookie))
+            return self._jar.verify(peer, now, hello.cookie, hello.bound) is not None
+        return bool(verify(peer, hello.cookie))
 
     def _admit(
         self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
@@ -213,13 +216,6 @@ class Gate(GateCounters):
             record_sequence_number=record.sequence_number,
             datagram=data,
         )
-
-
-def _generated_cookie(generate: CookieGenerate, peer: Hashable | None) -> bytes:
-    cookie = generate(peer)
-    if not isinstance(cookie, bytes) or len(cookie) > MAX_DTLS12_COOKIE_LENGTH:
-        raise UsageError("cookie_generate must return at most 255 bytes")
-    return cookie
 
 
 class HelloVerifyRequests:
