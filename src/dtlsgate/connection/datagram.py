@@ -34,7 +34,7 @@ from dtlsgate.connection.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.crypto.certs import TrustStore, load_trust_store
+from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity, load_trust_store
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit
@@ -434,6 +434,7 @@ class DtlsServerConnection(DtlsConnection):
         *,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
+        check_dtls12_identity(config.certificate_chain, config.private_key)
         trust = _trust_store(config.cafile) if config.verify_client != "none" else None
         self._ctx = _server.ServerContext(config, config.provider, trust)
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
@@ -497,6 +498,7 @@ class DtlsClientConnection(DtlsConnection):
         *,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
+        check_dtls12_identity(config.certificate_chain, config.private_key)
         trust: TrustStore | None = None
         if not config.insecure and config.psk is None:
             if not config.server_name:

@@ -38,7 +38,7 @@ from dtlsgate.handshake.tls13.common import (
     decode_client_hello,
     hello_retry_request,
 )
-from dtlsgate.handshake.tls13.server import ServerContext, choose, find_ticket
+from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake, encode_handshake
 from dtlsgate.wire.messages import ClientHello
@@ -119,10 +119,10 @@ def _retry(
     peer: Hashable | None,
     now: float,
 ) -> bytes | Drop:
-    found = find_ticket(context, hello, info, now)
-    if found is not None and not found.dhe:
-        found = None  # psk_ke has no group, and the cookie's state needs one
     try:
+        # As the stream gate: a PSK only in psk_dhe_ke mode (the cookie's state needs a
+        # group), its hash fixing the suite.
+        found = find_psk(context, hello, info, now, context.suites, True)
         choice = choose(context, hello, info, found)
     except ProtocolError:
         return Drop(DropReason.CLIENT_HELLO_REFUSED)

@@ -28,6 +28,13 @@ from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
 from dtlsgate.handshake.engine import SendMessage as SendMessage
 from dtlsgate.wire.buffer import Writer
+from dtlsgate.wire.cert_compression import (
+    CompressedCertificate,
+    available_algorithms,
+    compress_certificate,
+    decode_compress_certificate,
+    decompress_certificate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -53,6 +60,7 @@ from dtlsgate.wire.extensions import (
     encode_cookie,
     encode_key_share_hrr,
     encode_supported_versions_sh,
+    require_empty,
 )
 from dtlsgate.wire.handshake import encode_handshake
 from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
@@ -117,6 +125,15 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha256,
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
+)
+#: Every TLS 1.3 scheme we sign and verify: the defaults and ML-DSA (draft-ietf-tls-mldsa),
+#: offered when configured (``signature_schemes``): not by default, as no deployed CA issues
+#: ML-DSA certificates yet and each scheme lengthens every ClientHello.
+SUPPORTED_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES,
+    SignatureScheme.mldsa44,
+    SignatureScheme.mldsa65,
+    SignatureScheme.mldsa87,
 )
 
 T = TypeVar("T")
@@ -192,7 +209,24 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
-    psk_identity: bytes | None = None  # an external PSK's identity (RFC 8446 §4.2.11)
+    # The identity of the external PSK the handshake authenticated with (RFC 8446 §4.2.11).
+    psk_identity: bytes | None = None
+    # The client sent post_handshake_auth (RFC 8446 §4.2.6): the server may ask it for a
+    # certificate after the handshake.
+    post_handshake_auth: bool = False
+
+    @property
+    def psk_authenticated(self) -> bool:
+        """A PSK (a ticket or an external one) authenticated the handshake: no certificates
+        (RFC 8446 §2.2)."""
+        return self.resumed or self.psk_identity is not None
+
+
+@frozen
+class ClientAuthenticated:
+    """Post-handshake authentication finished (RFC 8446 §4.6.2): the client's chain, or ()."""
+
+    chain: tuple[bytes, ...]
 
 
 @frozen
@@ -222,7 +256,7 @@ Action = (
     | UseConnectionIds
     | Complete[HandshakeInfo]
 )
-Actions = list[Action | TicketReceived | KeyLog]
+Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -297,6 +331,8 @@ class ClientHelloInfo:
     cookie: bytes | None
     record_size_limit: int | None
     early_data: bool
+    post_handshake_auth: bool = False
+    compress_algorithms: tuple[int, ...] = ()
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -317,6 +353,7 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
     _E.cookie: ("cookie", decode_cookie),
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+    _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
 }
 
 
@@ -339,6 +376,10 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     for index, ext in enumerate(extensions):
         if ext.type == _E.early_data:
             values["early_data"] = True
+        elif ext.type == _E.post_handshake_auth:
+            # RFC 8446 §4.2.6: an empty extension.
+            require_empty(ext.data, "post_handshake_auth")
+            values["post_handshake_auth"] = True
         parser = _PARSERS.get(ext.type)
         if parser is None:
             continue
@@ -439,6 +480,39 @@ def hello_retry_request(
         tuple(extensions),
     )
     return message(HandshakeType.SERVER_HELLO, hrr.encode())
+
+
+# ---- certificate compression (RFC 8879) --------------------------------------------------------
+
+
+def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
+    """Our Certificate message, as a CompressedCertificate with the first algorithm we have
+    among those the peer advertised (RFC 8879 §3), else as it is."""
+    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    if algorithm is None:
+        return message(HandshakeType.CERTIFICATE, body)
+    compressed = compress_certificate(algorithm, body)
+    return message(HandshakeType.COMPRESSED_CERTIFICATE, compressed.encode())
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def compressed(handler: H) -> H:
+    """The handler of a CompressedCertificate (RFC 8879 §4): decompressed within our bound,
+    then handled as the Certificate it holds, hashed into the transcript as received. An
+    algorithm we did not advertise (RFC 8879 §4: it MUST be one, no alert named) is
+    illegal_parameter; data that do not decompress to exactly uncompressed_length, or past
+    our bound, bad_certificate (§4)."""
+
+    def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
+        wrapped = CompressedCertificate.decode(body)
+        advertised = wrapped.algorithm in ctx.compression
+        expect(advertised, "compression we did not advertise", AlertDescription.illegal_parameter)
+        return handler(ctx, state, decompress_certificate(wrapped), raw, now)
+
+    on_compressed_certificate.__name__ = f"compressed_{handler.__name__}"
+    return on_compressed_certificate  # type: ignore[return-value]
 
 
 def expect(condition: bool, text: str, alert: AlertDescription) -> None:

@@ -129,8 +129,8 @@ def binder(
 ) -> bytes:
     """The binder of a PSK (RFC 8446 §4.2.11.2): HMAC(finished_key(binder_key),
     Transcript-Hash(prefix + truncated ClientHello)); ``prefix`` is the transcript before
-    this ClientHello (message_hash(ClientHello1) and the HelloRetryRequest), or None. The
-    binder key is "res binder" for a ticket, "ext binder" for an external PSK (§7.1)."""
+    this ClientHello (message_hash(ClientHello1) and the HelloRetryRequest), or None;
+    ``external`` picks the "ext binder" key (§7.1) rather than "res binder"."""
     if prefix is None:
         th = schedule.hash.digest(truncated_hello)
     else:
