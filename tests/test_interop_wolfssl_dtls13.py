@@ -256,7 +256,11 @@ def test_key_update_both_ways_with_wolfssl_server(wolfssl: Path, tmp_path: Path)
 def test_wolfssl_client_psk_ccm8(wolfssl: Path, mode: str) -> None:
     suite = CipherSuite.TLS_AES_128_CCM_8_SHA256
     # wolfSSL's client appends the PSK's hash to the identity (test.h).
-    config = ServerConfig(psk={PSK_ID + b"SHA256": PSK_KEY}, cipher_suites=(suite,))
+    # psk_ke (the IoT case, no (EC)DHE) is accepted only when the config lists it.
+    modes = (0, 1) if mode == "psk_ke" else (1,)
+    config = ServerConfig(
+        psk={PSK_ID + b"SHA256": PSK_KEY}, cipher_suites=(suite,), psk_modes=modes
+    )
     args = ["-s", "-l", WOLFSSL_SUITES[suite], *(["-K"] if mode == "psk_ke" else [])]
     _, events, out, _ = wolfssl_client(wolfssl, config, args)
     done = completed(events)
