@@ -8,7 +8,7 @@ cookie is admitted::
     result = Gate(ServerConfig()).receive(datagram, peer, now)
 """
 
-from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.config import ClientConfig, ServerConfig, VerifyClient
 from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import (
     AlertReceived,
@@ -24,7 +24,7 @@ from dtlsgate.listener import Listener
 # The asyncio adapter (``await dtlsgate.serve(handler, host, port, config)``,
 # ``await dtlsgate.connect(host, port, config)``) and the DTLS 1.2 connections load on first
 # use, so importing the sans-I/O core never pulls in asyncio.
-_LAZY = {
+_LAZY: dict[str, tuple[str, str | None]] = {
     "serve": ("dtlsgate.aio", "serve"),
     "connect": ("dtlsgate.aio", "connect"),
     "DtlsStream": ("dtlsgate.aio", "DtlsStream"),
@@ -38,6 +38,9 @@ _LAZY = {
     "StatelessGate": ("dtlsgate.tls13.stateless", "StatelessGate"),
     "SessionTicket": ("dtlsgate.tls13.client", "SessionTicket"),
     "ticket_key_from_master": ("dtlsgate.tls13.tickets", "ticket_key_from_master"),
+    # ``dtlsgate.blocking.connect(...)`` after only ``import dtlsgate``: the blocking
+    # sockets module, loaded on first use like the rest.
+    "blocking": ("dtlsgate.blocking", None),
 }
 
 
@@ -47,7 +50,8 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'dtlsgate' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(target[0]), target[1])
+    module = importlib.import_module(target[0])
+    return module if target[1] is None else getattr(module, target[1])
 
 
 __all__ = [
@@ -75,6 +79,8 @@ __all__ = [
     "TlsClientConnection",
     "TlsServerConnection",
     "UsageError",
+    "VerifyClient",
+    "blocking",
     "connect",
     "connect_tls",
     "serve",
