@@ -125,7 +125,7 @@ def test_credentials_are_typed_and_come_in_pairs() -> None:
     leaf = x509.load_pem_x509_certificate(cert)
     with pytest.raises(UsageError, match="together"):
         ServerConfig(certificate_chain=[leaf])
-    with pytest.raises(UsageError, match="x509.Certificate"):
+    with pytest.raises(UsageError, match=r"x509\.Certificate"):
         ServerConfig(certificate_chain=[cert], private_key=object())  # type: ignore[list-item, arg-type]
     with pytest.raises(UsageError, match="not a supported key"):
         ServerConfig(certificate_chain=[leaf], private_key=key)  # type: ignore[arg-type]

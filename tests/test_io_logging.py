@@ -34,7 +34,7 @@ def too_long(peer: object) -> bytes:
 def test_a_failing_cookie_callback_is_logged_once_and_its_datagrams_dropped(
     generate: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    base, client = configs()
+    base, _ = configs()
     config = ServerConfig(
         certificate_chain=base.certificate_chain,
         private_key=base.private_key,
