@@ -187,23 +187,31 @@ def test_connect_with_a_wrong_psk_says_so() -> None:
     assert "ServerHelloDone" in line, line
 
 
-def test_the_api_timeout_error_says_what_happened() -> None:
+def api_connect(api: str, port: int, timeout: float) -> None:
     import asyncio
 
     import dtlsgate
 
-    async def attempt(port: int) -> str:
-        config = dtlsgate.ClientConfig(
-            psk_identity=b"Client_identity", psk=bytes.fromhex("000102030405060708090a0b0c0d0e0f")
-        )
-        with pytest.raises(TimeoutError) as caught:
-            await dtlsgate.connect("127.0.0.1", port, config, timeout=1.5)
-        return str(caught.value)
+    config = dtlsgate.ClientConfig(
+        psk_identity=b"Client_identity", psk=bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+    )
+    if api == "blocking":
+        dtlsgate.blocking.connect("127.0.0.1", port, config, timeout=timeout)
+    else:
+        asyncio.run(dtlsgate.connect("127.0.0.1", port, config, timeout=timeout))
 
+
+@pytest.mark.parametrize("api", ["asyncio", "blocking"])
+def test_the_api_errors_say_what_happened(api: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
-        text = asyncio.run(attempt(silent.getsockname()[1]))
-    assert text.startswith("DTLS handshake with 127.0.0.1:") and "timed out after" in text
+        with pytest.raises(TimeoutError) as caught:
+            api_connect(api, silent.getsockname()[1], timeout=1.5)
+    text = str(caught.value)
+    assert text.startswith("DTLS handshake with 127.0.0.1:") and "timed out after 1.5 s" in text
+    assert "no answer from the server" in text
+    with pytest.raises(ConnectionRefusedError, match="ICMP port unreachable"):
+        api_connect(api, free_udp_port(), timeout=30)
 
 
 # ---- 4. bad input: one line, never a traceback -----------------------------------------------

@@ -34,7 +34,7 @@ from dtlsgate.dtls import (
 )
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.gate import Admit, Gate, is_client_hello
-from dtlsgate.io.progress import HandshakeProgress
+from dtlsgate.io.progress import HandshakeProgress, port_unreachable
 from dtlsgate.wire.enums import CipherSuite
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
@@ -385,12 +385,6 @@ class _ClientReader(_Reader):
             self.error(exc)
         except OSError:
             pass  # a full buffer or a transient error: the flight's timer resends
-
-
-def port_unreachable(peer: str) -> ConnectionRefusedError:
-    return ConnectionRefusedError(
-        f"{peer} refused the datagram (ICMP port unreachable): nothing listens on that port"
-    )
 
 
 def _format_peer(peer: Any) -> str:

@@ -82,4 +82,12 @@ class HandshakeProgress:
         return f"{head}: the server sent {_STAGES[self.stage]}, then nothing more"
 
 
-__all__ = ["HandshakeProgress"]
+def port_unreachable(peer: str) -> ConnectionRefusedError:
+    """What a connected UDP socket's ECONNREFUSED means: the peer's host answered our
+    datagram with an ICMP port unreachable."""
+    return ConnectionRefusedError(
+        f"{peer} refused the datagram (ICMP port unreachable): nothing listens on that port"
+    )
+
+
+__all__ = ["HandshakeProgress", "port_unreachable"]
