@@ -24,7 +24,7 @@ peers:
 
 # tinydtls (PyPI DTLSSocket) builds from source once the peers' build tools are there; when
 # it cannot build, its test skips and says why.
-$(INTEROP_STAMP): $(STAMP) scripts/install-peers.sh
+$(INTEROP_STAMP): $(STAMP) scripts/install-peers.sh scripts/build-wolfssl.sh
 	sh scripts/install-peers.sh
 	$(PY) -m pip install -q -e ".[interop]" || echo "make: DTLSSocket did not build; the tinydtls interop test will skip" >&2
 	touch $(INTEROP_STAMP)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from OpenSSL import SSL, crypto
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
-from dtlsgate.dtls import DtlsServerConnection
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import NamedGroup
 
 PEER = ("127.0.0.1", 40000)

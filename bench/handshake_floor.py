@@ -43,7 +43,7 @@ from handshake import (
 )
 from OpenSSL import SSL
 
-from dtlsgate.gate import Gate
+from dtlsgate.gate.datagram import Gate
 
 X962 = serialization.Encoding.X962
 UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint

@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from handshake import client_context, our_config, pyopenssl_server_context, read_all
 from OpenSSL import SSL
 
-from dtlsgate.dtls import DtlsServerConnection
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.connection.datagram import DtlsServerConnection
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 
 MAX_DATAGRAM = 65535
 # A run that makes no progress for this long is broken (no loss on loopback).

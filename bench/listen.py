@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dtlsgate import CookieJar, Gate, Listener, Reply, ServerConfig
-from dtlsgate.listener import LISTEN_BATCH
+from dtlsgate.io.listener import LISTEN_BATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = bytes.fromhex(

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from listen import MAX_DATAGRAM, bare_loop, distinct_hellos, one_round, read_batch
 
-from dtlsgate.cookie import _sha256
+from dtlsgate.gate.cookie import _sha256
 
 HEAD = b"\x16\xfe\xff"  # handshake record, DTLS 1.0, as a HelloVerifyRequest starts
 TAIL = bytes(22)  # the rest of a 49-byte HelloVerifyRequest around the 16-byte tag

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handshake import OurServer, PyOpenSSLClient, client_context, handshake, our_config
 
-from dtlsgate.gate import Gate
+from dtlsgate.gate.datagram import Gate
 
 _OURS = ("/dtlsgate/", "<string>")  # the package, and dataclass-made __init__s
 

@@ -32,8 +32,8 @@ from handshake import (
     read_all,
 )
 
-from dtlsgate.dtls import DataReceived
-from dtlsgate.gate import Gate
+from dtlsgate.events import DataReceived
+from dtlsgate.gate.datagram import Gate
 
 RECORD = 1200
 
@@ -53,7 +53,7 @@ def ours(count: int) -> float:
     handshake(server, client)
     conn = server.conn
     assert conn is not None
-    while conn.next_event() is not None:  # HandshakeComplete
+    while conn.next_event() is not None:  # HandshakeCompleted
         pass
     incoming = records(client, count)
     now = time.time()

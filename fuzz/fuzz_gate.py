@@ -15,9 +15,9 @@ import contextlib
 import sys
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Admit, Drop, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Drop, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.extensions import Context, decode_extensions
 from dtlsgate.wire.messages import ClientHello, HelloVerifyRequest, ServerHello

@@ -13,8 +13,8 @@ An input is judged by a `StatelessGate` in one of three ways (byte 0):
     2  the same ClientHello2 with its cookie extension's body replaced by the rest of the
        input (forged cookies, old formats, truncations)
 
-The gate must answer with `Reply`, `Admit13`, `Incomplete` or `Refuse`, never raise; a reply
-or refusal must be a whole record stream. An `Admit13` continues in
+The gate must answer with `Reply`, `StreamAdmit`, `Drop` (incomplete) or `Refuse`, never
+raise; a reply or refusal must be a whole record stream. A `StreamAdmit` continues in
 ``ServerConnection.from_admit``, which then gets the rest of the real client's handshake:
 a `ProtocolError` with the connection closed, or `AlertReceived`, is allowed there, nothing
 else. ``tests/test_fuzz_targets.py`` runs ``test_one_input`` over its seeds.
@@ -31,12 +31,13 @@ from atheris_main import fuzz
 from tls13_helpers import NOW, client_config, server_config
 from tls13_hostile import feed
 
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.provider import DeterministicProvider
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 
 PEER = ("192.0.2.1", 40000)
 RAW, XORED, COOKIE = range(3)
@@ -57,7 +58,7 @@ def fresh_client() -> tuple[ClientConnection, bytes, bytes]:
 
 def judge(data: bytes) -> object:
     result = GATE.receive(data, PEER, NOW)
-    if type(result) not in (Reply, Admit13, Incomplete, Refuse):
+    if type(result) not in (Reply, StreamAdmit, Drop, Refuse):
         raise AssertionError(f"the stateless gate returned {result!r}")
     if isinstance(result, Reply | Refuse):
         out = result.data
@@ -124,7 +125,7 @@ def test_one_input(data: bytes) -> None:
     else:
         judged = with_cookie(hello2, payload)
     result = judge(judged)
-    if not isinstance(result, Admit13):
+    if not isinstance(result, StreamAdmit):
         return
     try:
         server = ServerConnection.from_admit(GATE.config, result, NOW)

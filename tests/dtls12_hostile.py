@@ -24,9 +24,8 @@ from dtls12_pair import (
     server_config,
 )
 
-from dtlsgate.dtls import DtlsConnection
-from dtlsgate.dtls.connection import MAX_EARLY_RECORDS
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.datagram import MAX_EARLY_RECORDS, DtlsConnection
+from dtlsgate.connection.flight import (
     MAX_BUFFERED_BYTES,
     MAX_FRAGMENTS_PER_MESSAGE,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
@@ -196,5 +195,4 @@ def as_datagram(
 
 
 def legal_types(conn: DtlsConnection) -> set[int]:
-    handshake = conn._handshake
-    return set(handshake.TABLE.get(type(handshake.state), {}))
+    return set(conn.expected_messages)

@@ -10,18 +10,12 @@ from functools import lru_cache
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.dtls import (
-    ConnectionClosed,
-    DataReceived,
-    DtlsClientConnection,
-    DtlsConnection,
-    DtlsServerConnection,
-    HandshakeComplete,
-)
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.record import split_dtls_records
 
@@ -145,8 +139,8 @@ class Pair:
         return False
 
     def completed(self) -> bool:
-        return any(isinstance(e, HandshakeComplete) for e in self.client_events) and any(
-            isinstance(e, HandshakeComplete) for e in self.server_events
+        return any(isinstance(e, HandshakeCompleted) for e in self.client_events) and any(
+            isinstance(e, HandshakeCompleted) for e in self.server_events
         )
 
 

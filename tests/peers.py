@@ -54,14 +54,22 @@ def end_input(proc: subprocess.Popen[bytes], seconds: float = 10) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], *, seconds: float = 30, stdin: int | None = subprocess.PIPE
+    args: list[str],
+    *,
+    seconds: float = 30,
+    stdin: int | None = subprocess.PIPE,
+    cwd: Path | None = None,
+    stderr: int = subprocess.PIPE,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``args`` under ``timeout`` and make sure it is gone afterwards."""
+    """Start ``args`` under ``timeout`` (in ``cwd``) and make sure it is gone afterwards.
+    A peer that logs much on stderr needs ``stderr=subprocess.DEVNULL`` unless the test
+    reads it: a full pipe would block it."""
     proc = subprocess.Popen(
         ["timeout", "-s", "KILL", str(seconds), *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
+        cwd=cwd,
     )
     try:
         yield proc
@@ -89,6 +97,63 @@ def read_line(stream: object, deadline: float) -> str:
             return line.decode(errors="replace")
         line += byte
     return line.decode(errors="replace")
+
+
+# wolfSSL, the only DTLS 1.3 peer here, built from Debian's source package by
+# scripts/build-wolfssl.sh (`make peers`) into a cache outside the checkout; the paths are
+# the script's.
+WOLFSSL_VERSION = "5.5.4"
+WOLFSSL_BUILD_SECONDS = 900
+
+
+def _wolfssl_paths() -> tuple[Path, Path, Path, Path]:
+    cache = Path(os.environ.get("DTLSGATE_CACHE", "/var/cache/dtlsgate"))
+    tree = cache / f"wolfssl-{WOLFSSL_VERSION}"
+    log = cache / f"wolfssl-{WOLFSSL_VERSION}.log"
+    failed = cache / f"wolfssl-{WOLFSSL_VERSION}.failed"
+    return tree, tree / ".dtlsgate-built", log, failed
+
+
+def _log_tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no build log: {exc})"
+
+
+def _wolfssl_built(stamp: Path) -> bool:
+    """The stamp holds the recipe number of scripts/build-wolfssl.sh that built the tree: an
+    older recipe's build counts as absent (the script then rebuilds it)."""
+    script = (ROOT / "scripts" / "build-wolfssl.sh").read_text()
+    recipe = next(line for line in script.splitlines() if line.startswith("RECIPE="))
+    try:
+        return stamp.read_text().strip() == f"recipe {recipe.split('=', 1)[1]}"
+    except OSError:
+        return False
+
+
+def wolfssl_tree() -> Path:
+    """The built wolfSSL source tree (its example programs are libtool wrappers: run them
+    from there). When no build was attempted yet, run scripts/build-wolfssl.sh (bounded).
+    A failed or missing build FAILS the calling test with the build log's tail, never skips
+    it: a skipped peer would hide a broken build of the only DTLS 1.3 peer."""
+    tree, stamp, log, failed = _wolfssl_paths()
+    if not _wolfssl_built(stamp) and not failed.exists():
+        script = ROOT / "scripts" / "build-wolfssl.sh"
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(
+                ["timeout", "-s", "KILL", str(WOLFSSL_BUILD_SECONDS), "sh", str(script)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+            )
+    if not _wolfssl_built(stamp):
+        pytest.fail(
+            f"wolfSSL {WOLFSSL_VERSION} is not built in {tree} (scripts/build-wolfssl.sh, "
+            f"`make peers`); last lines of {log}:\n{_log_tail(log)}",
+            pytrace=False,
+        )
+    return tree
 
 
 @contextlib.contextmanager

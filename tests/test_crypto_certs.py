@@ -338,3 +338,149 @@ def test_out_of_date_certificate_with_an_unreadable_subject_is_bad_certificate(
     with pytest.raises(BadCertificate) as client:
         verify_client_chain([leaf], trust, when)
     assert server.value.alert == client.value.alert == AlertDescription.bad_certificate
+
+
+# ---- certificates as deployed (issue 10, part 4) --------------------------------------------
+
+
+def req_x509_like(
+    cn: str = "localhost",
+    key: ec.EllipticCurvePrivateKey | None = None,
+    *,
+    san: list[x509.GeneralName] | None = None,
+    eku: list[x509.ObjectIdentifier] | None = None,
+    now: datetime.datetime = NOW,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A certificate shaped as ``openssl req -x509`` makes one: self-signed, basicConstraints
+    CA:TRUE (critical), subject and authority key identifiers, and neither subjectAltName
+    nor key usages unless asked for."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - 30 * DAY)
+        .not_valid_after(now + 30 * DAY)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), False)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), False)
+    return builder.sign(key, hashes.SHA256()), key
+
+
+def test_client_certificate_without_subject_alt_name_is_accepted(pki: Pki) -> None:
+    """Host-name checks apply to servers: a client (device) certificate without
+    subjectAltName verifies, as OpenSSL accepts it; a server certificate still needs one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    without = (
+        x509.CertificateBuilder()
+        .subject_name(_name("device-42"))
+        .issuer_name(_name("Test Inter"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.inter_key.public_key()), False
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(pki.inter_key, hashes.SHA256())
+    )
+    chain = [_der(without), _der(pki.inter)]
+    assert verify_client_chain(chain, pki.trust, NOW) == without
+    with pytest.raises(BadCertificate, match="subjectAltName"):
+        verify_server_chain(chain, "device-42", pki.trust, NOW)
+
+
+def test_self_signed_ca_certificate_in_the_trust_store_is_accepted_as_the_peer(pki: Pki) -> None:
+    """``openssl req -x509`` (CA:TRUE, no SAN) presented as the end-entity certificate, when
+    that exact certificate is a trust anchor (RFC 5280 §6.1): accepted from a client, and
+    from a server for the name in its subject's CN (no SAN to check instead)."""
+    cert, _ = req_x509_like("localhost")
+    pinned = TrustStore((pki.root, cert))
+    assert verify_client_chain([_der(cert)], pinned, NOW) == cert
+    assert verify_server_chain([_der(cert)], "LocalHost.", pinned, NOW) == cert
+    for name in ("other.example", "127.0.0.1", "*.localhost"):
+        with pytest.raises(BadCertificate) as info:
+            verify_server_chain([_der(cert)], name, pinned, NOW)
+        assert info.value.alert is AlertDescription.bad_certificate
+    # Its dates still count.
+    with pytest.raises(BadCertificate) as info:
+        verify_server_chain([_der(cert)], "localhost", pinned, NOW + 60 * DAY)
+    assert info.value.alert is AlertDescription.certificate_expired
+
+
+def test_pinned_self_signed_ca_with_subject_alt_name_is_checked_against_it() -> None:
+    """With a SAN (``openssl req -x509 -addext subjectAltName=...``) the name is matched
+    against the SAN only, the CN no longer counts (RFC 6125 §6.4.4)."""
+    cert, _ = req_x509_like("localhost", san=[x509.DNSName("device.example")])
+    pinned = TrustStore((cert,))
+    assert verify_server_chain([_der(cert)], "device.example", pinned, NOW) == cert
+    with pytest.raises(BadCertificate):
+        verify_server_chain([_der(cert)], "localhost", pinned, NOW)
+
+
+def test_pinned_self_signed_ca_for_clients_only_is_refused_as_a_server() -> None:
+    cert, _ = req_x509_like("localhost", eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    pinned = TrustStore((cert,))
+    assert verify_client_chain([_der(cert)], pinned, NOW) == cert
+    with pytest.raises(BadCertificate, match="serverAuth"):
+        verify_server_chain([_der(cert)], "localhost", pinned, NOW)
+
+
+def test_ca_certificate_as_the_peer_is_refused_unless_it_is_itself_an_anchor(pki: Pki) -> None:
+    """A self-signed CA certificate the trust store does not hold, or a CA:TRUE certificate
+    issued by a trusted CA: still refused as the end-entity certificate."""
+    stranger, _ = req_x509_like("localhost", san=[x509.DNSName("localhost")])
+    with pytest.raises(BadCertificate):
+        verify_server_chain([_der(stranger)], "localhost", pki.trust, NOW)
+    with pytest.raises(BadCertificate):
+        verify_client_chain([_der(stranger)], pki.trust, NOW)
+    # The intermediate is a CA issued by the root: as a peer's leaf it is refused.
+    chain = [_der(pki.inter)]
+    with pytest.raises(BadCertificate, match="cA"):
+        verify_client_chain(chain, pki.trust, NOW)
+    # Same key and name as a pinned certificate, but other bytes: not the anchor.
+    cert, key = req_x509_like("localhost")
+    twin, _ = req_x509_like("localhost", key)
+    with pytest.raises(BadCertificate):
+        verify_server_chain([_der(twin)], "localhost", TrustStore((cert,)), NOW)
+
+
+def test_trust_anchor_without_key_usage_may_issue_but_an_intermediate_may_not(pki: Pki) -> None:
+    """A CA made by ``openssl req -x509`` has no keyUsage. As a trust anchor it is taken as
+    configured (RFC 5280 §6.1: keyUsage is checked on intermediates only, §6.1.4 (n)), as
+    OpenSSL takes it; an intermediate without keyCertSign is still refused (§4.2.1.3)."""
+    ca, ca_key = req_x509_like("Device CA")
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    san = [x509.DNSName("server.example")]
+    leaf = _cert("server.example", leaf_key, "Device CA", ca_key, ca=False, san=san)
+    trust = TrustStore((ca,))
+    assert verify_client_chain([_der(leaf)], trust, NOW) == leaf
+    assert verify_server_chain([_der(leaf)], "server.example", trust, NOW) == leaf
+    # The same CA as an intermediate under a trusted root: its missing keyUsage counts.
+    inter = x509.CertificateBuilder(
+        issuer_name=pki.root.subject,
+        subject_name=ca.subject,
+        public_key=ca.public_key(),
+        serial_number=x509.random_serial_number(),
+        not_valid_before=ca.not_valid_before_utc,
+        not_valid_after=ca.not_valid_after_utc,
+        extensions=[
+            x509.Extension(x509.BasicConstraints.oid, True, x509.BasicConstraints(True, None)),
+            x509.Extension(
+                x509.AuthorityKeyIdentifier.oid,
+                False,
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.root_key.public_key()),
+            ),
+        ],
+    ).sign(pki.root_key, hashes.SHA256())
+    with pytest.raises(BadCertificate, match="keyCertSign"):
+        verify_client_chain([_der(leaf), _der(inter)], pki.trust, NOW)

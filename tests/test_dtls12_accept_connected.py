@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from test_interop_dtls12 import make_cert, run_s_client, server_config
 
-from dtlsgate.blocking import DtlsSocket, connect
 from dtlsgate.config import ClientConfig
-from dtlsgate.listener import Listener
+from dtlsgate.io.blocking import DtlsSocket, connect
+from dtlsgate.io.listener import Listener
 
 
 class ConnectedEchoServer:

@@ -8,9 +8,9 @@ import importlib.util
 import pytest
 from dtls12_pair import credentials
 
-from dtlsgate import aio
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.io import aio
 
 
 async def echo(stream: aio.DtlsStream) -> None:

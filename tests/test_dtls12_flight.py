@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from dtls12_pair import Link, client_config, data_events, make_pair, server_config
 
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.flight import (
     INITIAL_RETRANSMIT_TIMEOUT,
     MAX_FLIGHT_TRANSMISSIONS,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
@@ -21,7 +21,7 @@ from dtlsgate.dtls.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.dtls.record import RecordLayer
+from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     decode_dtls_handshake_fragments,
@@ -236,5 +236,43 @@ def test_a_client_hello_in_two_fragments_is_admitted_and_reassembled() -> None:
 
     pair.to_server([record(sequence, 0, body[:cut])])
     assert pair.server is not None and pair.server.datagrams_to_send() == []
+    pair.to_server([record(sequence + 1, cut, body[cut:])])
+    assert pair.run() and pair.completed()
+
+
+def _callbacks() -> dict[str, Any]:
+    """OpenSSL-style cookie callbacks (SSL_CTX_set_cookie_generate_cb / _verify_cb)."""
+    return {
+        "cookie_generate": lambda peer: b"app-cookie",
+        "cookie_verify": lambda peer, cookie: cookie == b"app-cookie",
+    }
+
+
+@pytest.mark.parametrize("cookies", ["jar", "callbacks"])
+def test_a_client_hello_fragmented_right_after_the_cookie_is_admitted(cookies: str) -> None:
+    """A ClientHello2 whose first fragment ends right after the cookie (before
+    cipher_suites): the gate judges it from that fragment, as DTLSv1_listen does, with the
+    default jar (which binds only the fields before the cookie) and with the application's
+    callbacks; the server connection reassembles the rest and the handshake completes."""
+    pair = make_pair(
+        server_config(**(_callbacks() if cookies == "callbacks" else {})), client_config()
+    )
+    (hello1,) = [d for d, _ in pair.client.datagrams_to_send()]
+    pair.to_server([hello1])  # the gate answers; the client sends its second hello
+    (hello2,) = [d for d, _ in pair.client.datagrams_to_send()]
+    ((header, fragment),) = decode_dtls_handshake_fragments(hello2[13:])
+    body = fragment[12:]
+    cookie_at = 2 + 32 + 1 + body[34]
+    cut = cookie_at + 1 + body[cookie_at]  # the cookie's last byte ends the fragment
+    assert body[cookie_at] > 0
+    sequence = int.from_bytes(hello2[5:11], "big")
+
+    def record(seq: int, offset: int, part: bytes) -> bytes:
+        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        return encode_dtls_record(22, 0xFEFD, 0, seq, message)
+
+    pair.to_server([record(sequence, 0, body[:cut])])
+    assert pair.server is not None and pair.server.datagrams_to_send() == []
+    assert pair.gate.admits == 1
     pair.to_server([record(sequence + 1, cut, body[cut:])])
     assert pair.run() and pair.completed()

@@ -27,8 +27,8 @@ from dtls12_hostile import (
     plaintext_bodies,
 )
 
-from dtlsgate.dtls.connection import MAX_EARLY_RECORDS
-from dtlsgate.dtls.flight import (
+from dtlsgate.connection.datagram import MAX_EARLY_RECORDS
+from dtlsgate.connection.flight import (
     MAX_BUFFERED_BYTES,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
@@ -159,7 +159,7 @@ def test_every_handshake_message_type_in_every_state(name: str) -> None:
                     driver = Driver(config).run(point)
                     conn, peer = driver.side(side)
                     assert conn is not None
-                states_seen.add((side, type(conn._handshake.state).__name__))
+                states_seen.add((side, conn.state_name))
                 d = as_datagram(conn, peer, msg_type, body, epoch)
                 # Not in the state table: unexpected_message. After the handshake, only
                 # protected records reach the state machine.

@@ -81,20 +81,20 @@ def test_close_notify_reaches_the_peer() -> None:
 
 def test_certificate_bodies_are_cached_per_chain_and_bounded() -> None:
     from dtlsgate.crypto.certs import load_identity, make_self_signed
-    from dtlsgate.dtls import handshake12
+    from dtlsgate.handshake.dtls12 import server
     from dtlsgate.wire.messages12 import Certificate12
 
     cert_pem, key_pem = make_self_signed("localhost", "ecdsa-p256")
     leaf = load_identity(cert_pem, key_pem).chain[0]
     chain = [leaf]
-    body = handshake12._certificate_body(chain)
+    body = server._certificate_body(chain)
     assert Certificate12.decode(body).certificates == (leaf.public_bytes(Encoding.DER),)
-    assert handshake12._certificate_body(chain) is body  # encoded once per chain
+    assert server._certificate_body(chain) is body  # encoded once per chain
     # Chains of other certificate objects (here: other lengths) each take an entry, at most
     # MAX_CACHED_CHAINS of them.
-    for n in range(1, 2 * handshake12.MAX_CACHED_CHAINS):
-        handshake12._certificate_body([leaf] * n)
-        assert len(handshake12._certificate_bodies) <= handshake12.MAX_CACHED_CHAINS
+    for n in range(1, 2 * server.MAX_CACHED_CHAINS):
+        server._certificate_body([leaf] * n)
+        assert len(server._certificate_bodies) <= server.MAX_CACHED_CHAINS
 
 
 def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
@@ -102,7 +102,7 @@ def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
     of the requests (longer, the same, shorter, another hash), each digest is the hash of
     exactly the messages asked for."""
     from dtlsgate.crypto.hashes import Hash
-    from dtlsgate.dtls.handshake12 import Transcript
+    from dtlsgate.handshake.dtls12.common import Transcript
 
     t = Transcript()
     requests = [

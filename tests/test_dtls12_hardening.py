@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from types import FrameType
+
 from dtls12_pair import CLIENT, NOW, SERVER, client_config, data_events, make_pair, server_config
 
-from dtlsgate.dtls.flight import Reassembler
-from dtlsgate.dtls.record import REPLAY_WINDOW_SIZE, RecordLayer, ReplayWindow
+from dtlsgate.connection.flight import Reassembler
+from dtlsgate.record.dtls12 import REPLAY_WINDOW_SIZE, RecordLayer, ReplayWindow
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
 from dtlsgate.wire.record import DtlsRecord, encode_dtls_record
@@ -90,33 +94,60 @@ def _add(reassembler: Reassembler, header: DtlsHandshakeHeader, body: bytes, epo
     reassembler.add(header, header.encode() + body, epoch)
 
 
+def _lines_run(call: Callable[[], object]) -> int:
+    """How many lines of Python ``call`` runs: a count of work that does not depend on how
+    fast or loaded the machine is."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+    return count
+
+
 def test_gapped_one_byte_fragments_cost_little_once_the_limit_is_reached() -> None:
     """Every fragment past MAX_FRAGMENTS_PER_MESSAGE used to rebuild and sort the whole
-    list of pieces (~70 µs each: a 64 KiB datagram of them cost ~0.3 s of CPU)."""
-    import time
-
-    from dtlsgate.dtls.flight import (
+    list of pieces (~70 µs each: a 64 KiB datagram of them cost ~0.3 s of CPU). A fragment
+    now costs the same few lines of Python whether a message holds 3 pieces or the most
+    allowed: the work is counted, not timed."""
+    from dtlsgate.connection.flight import (
         MAX_FRAGMENTS_PER_MESSAGE,
         MAX_HANDSHAKE_MESSAGE_LENGTH,
         MAX_MESSAGES_AHEAD,
         Reassembler,
     )
 
-    reassembler = Reassembler()
+    def filled(pieces: int) -> Reassembler:
+        reassembler = Reassembler()
+        for i in range(pieces * MAX_MESSAGES_AHEAD):
+            seq = i % MAX_MESSAGES_AHEAD
+            offset = 2 * (i // MAX_MESSAGES_AHEAD)
+            _add(reassembler, _header(seq, MAX_HANDSHAKE_MESSAGE_LENGTH, offset, 1), b"x", 0)
+        return reassembler
+
     length = MAX_HANDSHAKE_MESSAGE_LENGTH
-    started = time.perf_counter()
-    for i in range(40_000):
-        seq = i % MAX_MESSAGES_AHEAD
-        offset = (2 * (i // MAX_MESSAGES_AHEAD)) % length
-        _add(reassembler, _header(seq, length, offset, 1), b"x", 0)
-    elapsed = time.perf_counter() - started
-    for partial in reassembler._partial.values():
-        assert len(partial.ranges) == MAX_FRAGMENTS_PER_MESSAGE
-    assert elapsed < 1.0, f"{elapsed:.2f} s for 40,000 fragments"
+    few, full = filled(3), filled(MAX_FRAGMENTS_PER_MESSAGE + 100)
+    assert full.fragments_held() == MAX_MESSAGES_AHEAD * MAX_FRAGMENTS_PER_MESSAGE
+    far = 2 * MAX_FRAGMENTS_PER_MESSAGE + 1001  # beyond every piece: a new gapped piece
+    for offset in (far, 1, 3):  # refused at the limit / merges two neighbours
+        costs = [
+            _lines_run(lambda r=r, o=offset: _add(r, _header(0, length, o, 1), b"y", 0))
+            for r in (few, full)
+        ]
+        assert costs[1] <= costs[0] + 8, f"offset {offset}: {costs} lines"
+    assert full.fragments_held() <= MAX_MESSAGES_AHEAD * MAX_FRAGMENTS_PER_MESSAGE
 
 
 def test_fragments_merge_into_one_message() -> None:
-    from dtlsgate.dtls.flight import Reassembler
+    from dtlsgate.connection.flight import Reassembler
 
     body = bytes(range(100))
     pieces = [(50, 60), (20, 20), (0, 10), (10, 20), (5, 55), (90, 100), (60, 90)]
@@ -132,7 +163,7 @@ def test_fragments_merge_into_one_message() -> None:
 def test_plaintext_fragment_does_not_mix_into_a_protected_message() -> None:
     """RFC 6347 §4.1: a message travels in one epoch. A forged epoch-0 fragment used to be
     written into a message whose other fragments came protected in epoch 1."""
-    from dtlsgate.dtls.flight import Reassembler
+    from dtlsgate.connection.flight import Reassembler
 
     body = bytes(range(20))
     reassembler = Reassembler(5)
@@ -163,7 +194,7 @@ def _client_after_server_hello(
     the alerts the client sent."""
     from dtls12_pair import alerts_in
 
-    from dtlsgate.dtls import DtlsClientConnection
+    from dtlsgate.connection.datagram import DtlsClientConnection
     from dtlsgate.errors import ProtocolError
     from dtlsgate.wire.messages import ServerHello
 
@@ -207,8 +238,8 @@ def test_server_certificate_key_must_fit_the_suite() -> None:
     ECDSA one for ECDHE_RSA) is refused with unsupported_certificate."""
     from dtls12_pair import alerts_in, credentials
 
+    from dtlsgate.connection.datagram import DtlsClientConnection
     from dtlsgate.crypto.certs import load_certificate_chain
-    from dtlsgate.dtls import DtlsClientConnection
     from dtlsgate.errors import BadCertificate
     from dtlsgate.wire.enums import AlertDescription, ExtensionType
     from dtlsgate.wire.extensions import Extension
@@ -245,7 +276,7 @@ def test_client_hello_extension_bodies_are_checked() -> None:
     from dtls12_pair import alerts_in
     from test_dtls12_negative import admit
 
-    from dtlsgate.dtls import DtlsServerConnection
+    from dtlsgate.connection.datagram import DtlsServerConnection
     from dtlsgate.errors import ProtocolError
     from dtlsgate.wire.enums import AlertDescription, ExtensionType
     from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
@@ -282,11 +313,11 @@ def test_half_a_flight_does_not_stop_the_timer_forever() -> None:
     more held the server's connection (and an asyncio peer entry) forever."""
     from dtls12_hostile import CONFIGS, Driver
 
-    from dtlsgate.dtls import ConnectionClosed
-    from dtlsgate.dtls.flight import MAX_FLIGHT_TRANSMISSIONS, MAX_RETRANSMIT_TIMEOUT
+    from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS, MAX_RETRANSMIT_TIMEOUT
+    from dtlsgate.events import ConnectionClosed
 
     driver = Driver(CONFIGS["ecdsa-client-auth"])
-    while driver.pair.server is None or type(driver.pair.server._handshake.state).__name__ in (
+    while driver.pair.server is None or driver.pair.server.state_name in (
         "ServerWaitClientHello",
         "ServerWaitCertificate",
     ):
@@ -327,8 +358,8 @@ def _listener_and_admit() -> tuple[object, object]:
 
     from builders import client_hello, datagram, with_cookie
 
-    from dtlsgate.gate import Admit, Gate, Reply
-    from dtlsgate.listener import Listener
+    from dtlsgate.gate.datagram import Admit, Gate, Reply
+    from dtlsgate.io.listener import Listener
 
     config = server_config()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -345,7 +376,7 @@ def _listener_and_admit() -> tuple[object, object]:
 def test_blocking_inbox_is_bounded() -> None:
     """Datagrams the listener routes to a DtlsSocket that is not reading used to pile up
     without limit."""
-    from dtlsgate.blocking import MAX_INBOX_DATAGRAMS
+    from dtlsgate.io.blocking import MAX_INBOX_DATAGRAMS
 
     listener, admitted = _listener_and_admit()
     dtls = listener.accept(LOCAL_PEER, admitted, timeout=None)  # type: ignore[attr-defined]
@@ -362,7 +393,8 @@ def test_undrained_application_data_is_bounded() -> None:
     """A sans-I/O caller that never calls next_event() used to make the connection queue
     every record received; beyond MAX_QUEUED_DATA new data is dropped and counted, and
     draining makes room again."""
-    from dtlsgate.dtls.connection import MAX_QUEUED_DATA, DataReceived
+    from dtlsgate.connection.datagram import MAX_QUEUED_DATA
+    from dtlsgate.events import DataReceived
 
     pair = _established()
     client, server = pair.client, pair.server  # type: ignore[attr-defined]
@@ -410,7 +442,7 @@ def test_aio_keeps_no_state_for_100k_spoofed_peers() -> None:
     import asyncio
     import random
 
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     async def main() -> None:
         sent: list[object] = []

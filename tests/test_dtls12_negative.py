@@ -19,10 +19,11 @@ from dtls12_pair import (
     server_config,
 )
 
+from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.dtls import ConnectionClosed, DtlsServerConnection
 from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolVersionError
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.events import ConnectionClosed
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, ProtocolVersion
 from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
 from dtlsgate.wire.handshake import encode_dtls_handshake
@@ -193,7 +194,7 @@ def test_send_before_handshake_is_a_state_error() -> None:
 
 
 def test_client_without_server_name_or_insecure_is_refused() -> None:
-    from dtlsgate.dtls import DtlsClientConnection
+    from dtlsgate.connection.datagram import DtlsClientConnection
     from dtlsgate.errors import UsageError
 
     with pytest.raises(UsageError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dtlsgate.crypto import DefaultProvider, suite_info
-from dtlsgate.dtls.record import REPLAY_WINDOW_SIZE, CipherState, RecordLayer, ReplayWindow
+from dtlsgate.record.dtls12 import REPLAY_WINDOW_SIZE, CipherState, RecordLayer, ReplayWindow
 from dtlsgate.wire.enums import CipherSuite
 from dtlsgate.wire.record import DtlsRecord, split_dtls_records
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 from dtls12_pair import CLIENT, NOW, client_config, server_config
 
-from dtlsgate.cookie import CookieJar
-from dtlsgate.dtls import DtlsClientConnection, DtlsServerConnection, HandshakeComplete
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
 from dtlsgate.errors import UnexpectedMessage
-from dtlsgate.gate import Admit, Gate, Reply
+from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import ClientHello
 
@@ -76,7 +77,7 @@ def test_a_refused_cookie_is_answered_with_the_new_one_and_the_handshake_complet
     assert type(admit) is Admit and admit.message_seq == 2
     server = DtlsServerConnection(admit, server_config(cookie_jar=CookieJar(b"\x01" * 32)))
     finish(client, server, NOW)
-    assert isinstance(client.next_event(), HandshakeComplete)
+    assert isinstance(client.next_event(), HandshakeCompleted)
 
 
 def test_a_copy_of_the_first_hello_verify_request_is_a_retransmission() -> None:

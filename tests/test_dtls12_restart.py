@@ -10,8 +10,8 @@ from builders import client_hello, datagram, with_cookie
 from test_dtls12_aio import configs
 from test_interop_dtls12_loss import AioEchoServer
 
-from dtlsgate.blocking import DtlsSocket
-from dtlsgate.dtls import DtlsClientConnection
+from dtlsgate.connection.datagram import DtlsClientConnection
+from dtlsgate.io.blocking import DtlsSocket
 
 
 def handshake_from(port: int, server_port: int) -> tuple[DtlsSocket, list[bytes]]:

@@ -16,9 +16,9 @@ from builders import client_hello, datagram
 from test_dtls12_aio import configs
 from test_dtls12_restart import echo, handshake_from
 
-from dtlsgate.blocking import DtlsSocket
 from dtlsgate.errors import StateError
-from dtlsgate.listener import Listener
+from dtlsgate.io.blocking import DtlsSocket
+from dtlsgate.io.listener import Listener
 
 
 class BlockingEchoServer:

@@ -10,9 +10,9 @@ import pytest
 from builders import client_hello, datagram, with_cookie
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import UsageError
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, Reply
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
@@ -161,7 +161,6 @@ def test_fleet_shares_cookies_through_the_master_key() -> None:
     [
         {"random": bytes(32)},
         {"session_id": b"\x01" * 32},
-        {"suites": (0xC02C,)},
         {"version": ProtocolVersion.DTLS10},
     ],
 )
@@ -174,6 +173,17 @@ def test_second_hello_must_repeat_the_bound_fields(change: dict[str, object]) ->
     # Extensions are not bound: a client may change them (e.g. add padding).
     same = datagram(client_hello(cookie=cookie, extensions=()), message_seq=1)
     assert isinstance(gate.receive(same, PEER, NOW), Admit)
+
+
+def test_fields_after_the_cookie_are_not_bound() -> None:
+    """The cookie binds what precedes it on the wire (client_version, random, session_id),
+    so a first fragment that ends right after the cookie can be judged (cookie.py says
+    why cipher_suites and compression_methods are left out)."""
+    gate = make_gate()
+    first = datagram(client_hello())
+    cookie = first_and_cookie(gate, first)
+    changed = datagram(client_hello(cookie=cookie, suites=(0xC02C, 0xC02B)), message_seq=1)
+    assert isinstance(gate.receive(changed, PEER, NOW), Admit)
 
 
 def test_verified_hello_with_message_seq_0_is_admitted() -> None:
@@ -388,3 +398,68 @@ def test_judge_returns_the_reply_datagram_itself() -> None:
     assert isinstance(gate.judge(with_cookie(first, hvr.cookie), PEER, NOW), Admit)
     assert gate.judge(b"\x17" + first[1:], PEER, NOW) == Drop(DropReason.NOT_HANDSHAKE)
     assert gate.stats["reply"] == 2 and gate.stats["admit"] == 1
+
+
+def _cut_after_cookie(body: bytes) -> int:
+    """Where the cookie ends in a ClientHello body: a first fragment cut there."""
+    cookie_at = 2 + 32 + 1 + body[34]
+    return cookie_at + 1 + body[cookie_at]
+
+
+@pytest.mark.parametrize("cookies", ["jar", "callbacks"])
+def test_first_fragment_ending_with_the_cookie_is_answered_or_admitted(cookies: str) -> None:
+    """DTLSv1_listen judges a ClientHello whose first fragment holds the whole cookie: no
+    cookie or a bad one is answered, a good one admitted, with callbacks and the jar."""
+    kwargs: dict[str, object] = {}
+    if cookies == "callbacks":
+        kwargs = {
+            "cookie_generate": lambda peer: b"app-cookie",
+            "cookie_verify": lambda peer, cookie: cookie == b"app-cookie",
+        }
+    gate = make_gate(**kwargs)
+    body = _hello_body()
+    reply = gate.receive(_record(_fragment(body, 0, _cut_after_cookie(body))), PEER, NOW)
+    assert isinstance(reply, Reply)
+    cookie = parse_hvr(reply.data)[2].cookie
+    bad = _hello_body(cookie=bytes(len(cookie)))
+    result = gate.receive(_record(_fragment(bad, 0, _cut_after_cookie(bad))), PEER, NOW)
+    assert isinstance(result, Reply)
+    good = _hello_body(cookie=cookie)
+    first = _fragment(good, 0, _cut_after_cookie(good))
+    result = gate.receive(_record(first), PEER, NOW)
+    assert isinstance(result, Admit) and result.fragmented and result.cookie == cookie
+    assert result.client_hello_message == first
+    # One byte short of the cookie's end: not judged.
+    short = _fragment(good, 0, _cut_after_cookie(good) - 1)
+    assert gate.receive(_record(short), PEER, NOW) == Drop(DropReason.FRAGMENT_TOO_SHORT)
+    assert (gate.replies, gate.admits) == (2, 1)
+
+
+@pytest.mark.parametrize("message_seq", [3, 4, 0x100, 0xFFFF])
+def test_client_hello_message_seq_above_2_is_dropped(message_seq: int) -> None:
+    """DTLSv1_listen: "invalid sequence number" for a ClientHello message_seq above 2
+    (a client's are 0 and 1, RFC 6347 §4.2.2); with a valid cookie too."""
+    gate = make_gate()
+    first = datagram(client_hello())
+    cookie = first_and_cookie(gate, first)
+    for data in (
+        datagram(client_hello(), message_seq=message_seq),
+        with_cookie(first, cookie, message_seq=message_seq),
+    ):
+        assert gate.receive(data, PEER, NOW) == Drop(DropReason.MESSAGE_SEQ)
+    assert gate.drops[DropReason.MESSAGE_SEQ] == 2
+    assert isinstance(gate.receive(with_cookie(first, cookie, message_seq=2), PEER, NOW), Admit)
+
+
+@pytest.mark.parametrize("extra", [b"\x00", b"\x16" * 30, encode_dtls_handshake(1, b"", 1)])
+def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) -> None:
+    """DTLSv1_listen: "length mismatch" when the record holds more than the ClientHello
+    fragment; bytes after the record in the same datagram stay allowed."""
+    gate = make_gate()
+    first = datagram(client_hello())
+    cookie = first_and_cookie(gate, first)
+    for data in (first, with_cookie(first, cookie)):
+        inside = _record(data[13:] + extra, version=0xFEFD)
+        assert gate.receive(inside, PEER, NOW) == Drop(DropReason.RECORD_TRAILING_DATA)
+    assert isinstance(gate.receive(first + extra, PEER, NOW), Reply)
+    assert isinstance(gate.receive(with_cookie(first, cookie) + extra, PEER, NOW), Admit)

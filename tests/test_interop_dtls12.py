@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from peers import end_input, process, read_line, require
 
-from dtlsgate.blocking import connect
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.listener import Listener
+from dtlsgate.io.blocking import connect
+from dtlsgate.io.listener import Listener
 
 pytestmark = pytest.mark.interop
 

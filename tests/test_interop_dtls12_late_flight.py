@@ -24,8 +24,8 @@ from peers import require
 from test_dtls12_cli import dtlsgate_serve
 from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
 
-from dtlsgate.blocking import DtlsSocket, connect
 from dtlsgate.config import ClientConfig
+from dtlsgate.io.blocking import DtlsSocket, connect
 
 HOLD = 1.6  # seconds: past the client's first retransmission at 1 s
 CHANGE_CIPHER_SPEC = 20

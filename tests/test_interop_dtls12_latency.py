@@ -30,10 +30,10 @@ from test_interop_dtls12 import EchoServer, free_udp_port, make_cert, openssl_s_
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
 from udp_proxy import LossyProxy
 
-from dtlsgate import aio
-from dtlsgate.blocking import DtlsSocket, connect
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.io import aio
+from dtlsgate.io.blocking import DtlsSocket, connect
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 LATENCY = 0.7

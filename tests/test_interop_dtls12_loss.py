@@ -18,9 +18,9 @@ from peers import end_input, process, read_line, require
 from test_interop_dtls12 import make_cert
 from udp_proxy import LossyProxy
 
-from dtlsgate import aio
 from dtlsgate.config import ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.io import aio
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 HANDSHAKES = 50

@@ -18,8 +18,9 @@ import pytest
 from peers import process, read_line, require
 
 from dtlsgate.config import ClientConfig
+from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.crypto.certs import make_self_signed
-from dtlsgate.tls13.connection import ClientConnection, DataReceived
+from dtlsgate.events import DataReceived
 
 pytestmark = pytest.mark.interop
 MASTER = "11" * 32
@@ -310,7 +311,7 @@ def test_openssl_client_resumes_with_our_server(
 
 def read_tickets(tls: object, seconds: float = 5) -> list[object]:
     """Read until the server's NewSessionTickets have arrived (bounded)."""
-    from dtlsgate.tls13.blocking import TlsSocket
+    from dtlsgate.io.blocking_tls import TlsSocket
 
     assert isinstance(tls, TlsSocket)
     tls.sock.settimeout(0.5)
@@ -324,7 +325,7 @@ def read_tickets(tls: object, seconds: float = 5) -> list[object]:
 @pytest.mark.parametrize("hrr", [False, True], ids=["plain", "after_hrr"])
 def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: bool) -> None:
     require("openssl")
-    from dtlsgate.tls13.blocking import connect
+    from dtlsgate.io.blocking_tls import connect
     from dtlsgate.wire.enums import NamedGroup
 
     port = free_port()
@@ -359,7 +360,7 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
     certs: tuple[str, str], tmp_path: pytest.TempPathFactory
 ) -> None:
     require("openssl", "tshark")
-    from dtlsgate.tls13.blocking import connect
+    from dtlsgate.io.blocking_tls import connect
 
     keylog = str(tmp_path / "keys.log")  # type: ignore[operator]
     pcap = str(tmp_path / "capture.pcapng")  # type: ignore[operator]
@@ -409,7 +410,7 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
 
 
 def test_our_server_serves_connections_concurrently(certs: tuple[str, str]) -> None:
-    from dtlsgate.tls13.blocking import connect
+    from dtlsgate.io.blocking_tls import connect
 
     config = ClientConfig(server_name="localhost", cafile=certs[0])
     with our_server(certs, connections=3) as (server, port):

@@ -17,9 +17,9 @@ from peers import process, read_line, require
 from test_dtls12_aio import configs
 from test_interop_tls13 import certs, our_server  # noqa: F401 - the certs fixture
 
-from dtlsgate import aio
 from dtlsgate.config import ServerConfig
 from dtlsgate.crypto.certs import make_self_signed
+from dtlsgate.io import aio
 
 
 def raising(peer: object) -> bytes:
@@ -89,7 +89,7 @@ def test_tls_server_reports_a_clients_unprotected_alert_as_that_alert(
 def test_verbose_logging_is_configured_by_the_cli_only() -> None:
     """``import dtlsgate`` adds no handler and sets no level on its logger."""
     code = (
-        "import logging, dtlsgate, dtlsgate.aio, dtlsgate.aio_tls; "
+        "import logging, dtlsgate, dtlsgate.io.aio, dtlsgate.io.aio_tls; "
         "log = logging.getLogger('dtlsgate'); "
         "print(len(log.handlers), log.level, log.propagate)"
     )

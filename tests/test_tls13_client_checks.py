@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tls13_helpers import pair
 
-import dtlsgate.tls13.server as server_module
+import dtlsgate.handshake.tls13.server as server_module
 from dtlsgate.errors import ProtocolError
 from dtlsgate.wire.enums import AlertDescription, SignatureScheme
 from dtlsgate.wire.extensions import Extension
@@ -45,7 +45,7 @@ def test_certificate_verify_scheme_must_be_one_we_offered() -> None:
 
     from dtlsgate.crypto import DefaultProvider
     from dtlsgate.crypto.signatures import certificate_verify_content, sign
-    from dtlsgate.tls13.peer_auth import verify_certificate_verify
+    from dtlsgate.handshake.tls13.peer_auth import PeerKey, verify_certificate_verify
     from dtlsgate.wire.messages13 import CertificateVerify
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -54,13 +54,12 @@ def test_certificate_verify_scheme_must_be_one_we_offered() -> None:
     signature = sign(key, scheme, certificate_verify_content(digest, server=True))
     body = CertificateVerify(scheme, signature).encode()
     provider = DefaultProvider()
-    assert (
-        verify_certificate_verify(provider, key.public_key(), body, digest, server=True) == scheme
-    )
+    peer = PeerKey(key.public_key())
+    assert verify_certificate_verify(provider, peer, body, digest, server=True) == scheme
     with pytest.raises(ProtocolError) as info:
         verify_certificate_verify(
             provider,
-            key.public_key(),
+            peer,
             body,
             digest,
             server=True,

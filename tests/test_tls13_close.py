@@ -10,14 +10,10 @@ import pytest
 from tls13_helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, StateError
-from dtlsgate.tls13.blocking import TlsSocket
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-)
+from dtlsgate.events import ConnectionClosed, DataReceived
+from dtlsgate.io.blocking_tls import TlsSocket
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType
 from dtlsgate.wire.messages import Alert
 

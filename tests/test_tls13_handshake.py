@@ -8,20 +8,15 @@ import pytest
 import rfc8448 as v
 from tls13_helpers import NOW, client_config, credentials, events, pair, pump, server_config
 
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.certs import load_identity
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.errors import AlertReceived, ProtocolError, StateError, UsageError
-from dtlsgate.tls13.client import WaitServerHello
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    HandshakeCompleted,
-    ServerConnection,
-)
-from dtlsgate.tls13.record import RecordProtection
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.handshake.tls13.client import WaitServerHello
+from dtlsgate.record.tls13 import RecordProtection
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, NamedGroup
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages13 import EncryptedExtensions
@@ -41,7 +36,7 @@ def test_rfc8448_client_produces_the_trace_finished_and_application_data() -> No
     assert client.data_to_send() == v.CLIENT_FINISHED_RECORD
     (done,) = events(client)
     assert isinstance(done, HandshakeCompleted)
-    assert done.info.cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
+    assert done.cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
     client.send(v.APPLICATION_DATA)
     assert client.data_to_send() == v.CLIENT_APP_RECORD
 

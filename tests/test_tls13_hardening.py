@@ -12,25 +12,19 @@ import pytest
 from tls13_helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
-from dtlsgate.cookie import DEFAULT_MAX_AGE, CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.blocking import MAX_TICKETS_KEPT, TlsSocket
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    ConnectionClosed,
-    DataReceived,
-    ServerConnection,
-    SessionTicketReceived,
-)
-from dtlsgate.tls13.handshake import InstallKey, SendMessage, message
-from dtlsgate.tls13.post_handshake import MAX_KEY_UPDATES_WITHOUT_DATA, update_write
-from dtlsgate.tls13.stateless import (
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
+from dtlsgate.gate.cookie import DEFAULT_MAX_AGE, CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.results import Refuse, StreamAdmit
+from dtlsgate.gate.stream import (
     MAX_CCS_BEFORE_CLIENT_HELLO,
-    Admit13,
-    Refuse,
     StatelessGate,
 )
+from dtlsgate.handshake.tls13.common import InstallKey, SendMessage, message
+from dtlsgate.handshake.tls13.post_handshake import MAX_KEY_UPDATES_WITHOUT_DATA, update_write
+from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, TlsSocket
 from dtlsgate.wire.enums import (
     AlertDescription,
     ContentType,
@@ -253,7 +247,7 @@ def stateless_hello2(g: StatelessGate) -> bytes:
 def test_stateless_client_hello2_changing_an_extension_does_not_verify(change: str) -> None:
     g = gate()
     ch2 = stateless_hello2(g)
-    assert isinstance(g.receive(ch2, PEER, NOW), Admit13)
+    assert isinstance(g.receive(ch2, PEER, NOW), StreamAdmit)
     result = g.receive(changed_hello2(ch2, *CHANGES[change]), PEER, NOW)
     assert isinstance(result, Refuse) and result.alert == AlertDescription.illegal_parameter
 
@@ -267,7 +261,7 @@ def test_a_replayed_client_hello2_is_admitted_again_within_the_cookie_age() -> N
     g = gate()
     ch2 = stateless_hello2(g)
     first, second = g.receive(ch2, PEER, NOW), g.receive(ch2, PEER, NOW + 30)
-    assert isinstance(first, Admit13) and isinstance(second, Admit13)
+    assert isinstance(first, StreamAdmit) and isinstance(second, StreamAdmit)
     assert isinstance(g.receive(ch2, ("192.0.2.99", 1), NOW), Refuse)  # another address
     assert isinstance(g.receive(ch2, PEER, NOW + DEFAULT_MAX_AGE + 10), Refuse)  # too old
 
@@ -276,7 +270,7 @@ def test_change_cipher_spec_flood_before_a_client_hello_is_refused() -> None:
     ccs = bytes((20, 3, 3, 0, 1, 1))
     g = gate()
     ch2 = stateless_hello2(g)
-    assert isinstance(g.receive(ccs * MAX_CCS_BEFORE_CLIENT_HELLO + ch2, PEER, NOW), Admit13)
+    assert isinstance(g.receive(ccs * MAX_CCS_BEFORE_CLIENT_HELLO + ch2, PEER, NOW), StreamAdmit)
     # RFC 8446 Appendix D.4: one compatibility CCS; more is a stream to refuse, not to buffer.
     result = g.receive(ccs * (MAX_CCS_BEFORE_CLIENT_HELLO + 1), PEER, NOW)
     assert isinstance(result, Refuse) and result.alert == AlertDescription.unexpected_message

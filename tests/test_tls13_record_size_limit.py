@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from tls13_helpers import NOW, client_config, events, pair, pump, server_config
 
+from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.errors import ProtocolError, UsageError
-from dtlsgate.tls13.connection import ClientConnection, DataReceived
+from dtlsgate.events import DataReceived
 from dtlsgate.wire.enums import AlertDescription, ExtensionType
 from dtlsgate.wire.messages import ClientHello
 

@@ -12,6 +12,7 @@ import pytest
 import rfc8448 as v
 from tls13_helpers import NOW, client_config, events, pair, pump, server_config
 
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.hashes import Hash, TranscriptHash
 from dtlsgate.crypto.kex import KeyShare
@@ -19,25 +20,20 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
-from dtlsgate.tls13 import client as _client
-from dtlsgate.tls13.client import SessionTicket, WaitServerHello
-from dtlsgate.tls13.connection import (
-    ClientConnection,
-    DataReceived,
-    HandshakeCompleted,
-    ServerConnection,
-    SessionTicketReceived,
-)
-from dtlsgate.tls13.handshake import Keys
-from dtlsgate.tls13.record import RecordProtection
-from dtlsgate.tls13.stateless import Admit13, StatelessGate
-from dtlsgate.tls13.tickets import (
+from dtlsgate.events import DataReceived, HandshakeCompleted, SessionTicketReceived
+from dtlsgate.gate.results import StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13.client import SessionTicket, WaitServerHello
+from dtlsgate.handshake.tls13.common import Keys
+from dtlsgate.handshake.tls13.tickets import (
     MAX_TICKET_AGE_SKEW_MS,
     TicketSealer,
     TicketState,
     fill_binders,
     ticket_key_from_master,
 )
+from dtlsgate.record.tls13 import RecordProtection
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, NamedGroup
 from dtlsgate.wire.extensions import decode_cookie, decode_pre_shared_key_ch
 from dtlsgate.wire.messages import ClientHello, ServerHello
@@ -233,7 +229,7 @@ def test_resumption_through_the_stateless_gate() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed and client.info.hello_retry
@@ -374,7 +370,7 @@ def fake_early_record(size: int) -> bytes:
 
 
 def test_early_data_records_are_skipped_up_to_the_limit() -> None:
-    from dtlsgate.tls13.server import MAX_EARLY_DATA_SKIP
+    from dtlsgate.handshake.tls13.server import MAX_EARLY_DATA_SKIP
 
     client, hello = early_data_hello()
     server = ServerConnection(server_config())
@@ -478,8 +474,8 @@ def test_rfc8448_hrr_client_handshake_secrets() -> None:
 
 
 def test_rfc8448_hrr_server_hello_and_handshake_keys() -> None:
-    from dtlsgate.tls13.handshake import client_hello_fixed_part
-    from dtlsgate.tls13.server import WaitClientHello2
+    from dtlsgate.handshake.tls13.common import client_hello_fixed_part
+    from dtlsgate.handshake.tls13.server import WaitClientHello2
 
     server = ServerConnection(server_config(provider=HrrServerProvider()))
     transcript = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
@@ -515,7 +511,7 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
     reply = gate.receive(client.data_to_send(), "peer", NOW)
     client.receive_data(reply.data, NOW)  # type: ignore[union-attr]
     admit = gate.receive(client.data_to_send(), "peer", NOW)
-    assert isinstance(admit, Admit13) and admit.cipher_suite == suite
+    assert isinstance(admit, StreamAdmit) and admit.cipher_suite == suite
     server = ServerConnection.from_admit(scfg, admit, NOW)
     pump(server, client)
     assert client.info is not None and client.info.resumed
@@ -523,8 +519,8 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
 
 
 def test_only_the_first_identities_are_tried() -> None:
-    from dtlsgate.tls13.handshake import client_hello_info
-    from dtlsgate.tls13.server import MAX_PSK_IDENTITIES_TRIED, ServerContext, find_ticket
+    from dtlsgate.handshake.tls13.common import client_hello_info
+    from dtlsgate.handshake.tls13.server import MAX_PSK_IDENTITIES_TRIED, ServerContext, find_ticket
     from dtlsgate.wire.extensions import OfferedPsks, PskIdentity
 
     scfg = server_config()

@@ -10,11 +10,13 @@ import tracemalloc
 import pytest
 from tls13_helpers import NOW, client_config, events, pump, server_config
 
-from dtlsgate.cookie import CookieJar
+from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import ProtocolError
-from dtlsgate.gate import Reply
-from dtlsgate.tls13.connection import ClientConnection, DataReceived, ServerConnection
-from dtlsgate.tls13.stateless import Admit13, Incomplete, Refuse, StatelessGate
+from dtlsgate.events import DataReceived
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Reply
+from dtlsgate.gate.results import Drop, DropReason, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 from dtlsgate.wire.enums import AlertDescription, NamedGroup
 from dtlsgate.wire.messages import ClientHello, ServerHello
 
@@ -48,7 +50,7 @@ def test_hrr_then_admit_then_a_fresh_connection_completes() -> None:
     assert reply.data.endswith(bytes((20, 3, 3, 0, 1, 1)))
     client.receive_data(reply.data, NOW)
     admit = gate.receive(client.data_to_send(), PEER, NOW + 1)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     server = ServerConnection.from_admit(gate.config, admit, NOW + 1)
     pump(client, server)
     assert client.info is not None and client.info.hello_retry
@@ -67,7 +69,7 @@ def test_hrr_asks_for_a_key_share_when_needed() -> None:
     assert hrr.get(51) == NamedGroup.x25519.to_bytes(2, "big")
     client.receive_data(reply.data, NOW)
     admit = gate.receive(client.data_to_send(), PEER, NOW)
-    assert isinstance(admit, Admit13) and admit.key_share_requested
+    assert isinstance(admit, StreamAdmit) and admit.key_share_requested
     server = ServerConnection.from_admit(gate.config, admit, NOW)
     pump(client, server)
     assert client.info is not None and client.info.group == NamedGroup.x25519
@@ -78,7 +80,7 @@ def test_change_cipher_spec_before_client_hello2_is_ignored() -> None:
     client.receive_data(reply.data, NOW)
     ccs = bytes((20, 3, 3, 0, 1, 1))
     admit = gate.receive(ccs + client.data_to_send(), PEER, NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
 
 
 def test_another_process_with_the_master_key_continues() -> None:
@@ -86,7 +88,7 @@ def test_another_process_with_the_master_key_continues() -> None:
     client.receive_data(reply.data, NOW)
     other = StatelessGate(gate_config())  # type: ignore[arg-type]
     admit = other.receive(client.data_to_send(), PEER, NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
 
 
 def test_incomplete_client_hello_sends_nothing() -> None:
@@ -95,7 +97,7 @@ def test_incomplete_client_hello_sends_nothing() -> None:
     data = client.data_to_send()
     gate = StatelessGate(gate_config())  # type: ignore[arg-type]
     for cut in (0, 3, 5, 40, len(data) - 1):
-        assert isinstance(gate.receive(data[:cut], PEER, NOW), Incomplete)
+        assert gate.receive(data[:cut], PEER, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
 
 
 def test_tls12_client_hello_is_refused_with_protocol_version() -> None:
@@ -106,6 +108,24 @@ def test_tls12_client_hello_is_refused_with_protocol_version() -> None:
     result = StatelessGate(gate_config()).receive(data, PEER, NOW)  # type: ignore[arg-type]
     assert isinstance(result, Refuse) and result.alert == AlertDescription.protocol_version
     assert result.data == bytes((21, 3, 3, 0, 2, 2, 70))
+
+
+def test_the_stream_gate_counts_like_the_datagram_gate() -> None:
+    """One result family, one set of counters: replies, admits, drops per DropReason (an
+    incomplete ClientHello), refusals per alert; ``stats`` names them as the DTLS gate does."""
+    _client, gate, _reply = hello_round()
+    assert gate.receive(b"\x16\x03", PEER, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+    refused = gate.receive(b"\x17\x03\x03\x00\x01\x00", PEER, NOW)
+    assert isinstance(refused, Refuse) and refused.alert == AlertDescription.unexpected_message
+    assert (gate.replies, gate.admits) == (1, 0)
+    assert gate.drops == {DropReason.CLIENT_HELLO_INCOMPLETE: 1}
+    assert gate.refusals == {AlertDescription.unexpected_message: 1}
+    assert gate.stats == {
+        "reply": 1,
+        "admit": 0,
+        str(DropReason.CLIENT_HELLO_INCOMPLETE): 1,
+        "refuse unexpected_message": 1,
+    }
 
 
 def client_hello2() -> tuple[bytes, StatelessGate]:
@@ -155,7 +175,7 @@ def test_client_hello2_with_a_share_for_another_group_fails_in_the_connection() 
     data = bytes((22, 3, 3)) + (len(body) + 4).to_bytes(2, "big") + b"\x01"
     data += len(body).to_bytes(3, "big") + body
     admit = gate.receive(data, PEER, NOW)
-    assert isinstance(admit, Admit13)
+    assert isinstance(admit, StreamAdmit)
     with pytest.raises(ProtocolError) as info:
         ServerConnection.from_admit(gate.config, admit, NOW)
     assert info.value.alert == AlertDescription.illegal_parameter
@@ -176,7 +196,7 @@ def test_application_cookie_callbacks() -> None:
     )
     client.receive_data(reply.data, NOW)
     admit = gate.receive(client.data_to_send(), PEER, NOW)
-    assert isinstance(admit, Admit13) and admit.application_cookie == generate(PEER)
+    assert isinstance(admit, StreamAdmit) and admit.application_cookie == generate(PEER)
     assert seen == [generate(PEER)]
 
     client, gate, reply = hello_round(

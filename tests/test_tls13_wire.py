@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UnexpectedMessage
-from dtlsgate.tls13.record import (
+from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
     BadRecordMac,
     HandshakeReassembler,

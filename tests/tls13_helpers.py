@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
-from dtlsgate.tls13.connection import ClientConnection, ServerConnection, TlsConnection
 
 NOW = time.time()
 

@@ -9,7 +9,6 @@ cookie is admitted::
 """
 
 from dtlsgate.config import ClientConfig, ServerConfig, VerifyClient
-from dtlsgate.cookie import CookieJar
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -18,29 +17,47 @@ from dtlsgate.errors import (
     StateError,
     UsageError,
 )
-from dtlsgate.gate import Admit, Drop, DropReason, Gate, GateResult, Reply
-from dtlsgate.listener import Listener
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
+from dtlsgate.gate import Gate
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.results import (
+    Admit,
+    Drop,
+    DropReason,
+    GateResult,
+    Refuse,
+    Reply,
+    StreamAdmit,
+    StreamGateResult,
+)
 
-# The asyncio adapter (``await dtlsgate.serve(handler, host, port, config)``,
-# ``await dtlsgate.connect(host, port, config)``) and the DTLS 1.2 connections load on first
-# use, so importing the sans-I/O core never pulls in asyncio.
+# The I/O adapters (``Listener``, ``await dtlsgate.serve(handler, host, port, config)``,
+# ``await dtlsgate.connect(host, port, config)``, ...) and the connections load on first use,
+# so importing the sans-I/O core never pulls in socket or asyncio.
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "serve": ("dtlsgate.aio", "serve"),
-    "connect": ("dtlsgate.aio", "connect"),
-    "DtlsStream": ("dtlsgate.aio", "DtlsStream"),
-    "DtlsSocket": ("dtlsgate.blocking", "DtlsSocket"),
-    "DtlsServerConnection": ("dtlsgate.dtls", "DtlsServerConnection"),
-    "DtlsClientConnection": ("dtlsgate.dtls", "DtlsClientConnection"),
-    "serve_tls": ("dtlsgate.aio_tls", "serve_tls"),
-    "connect_tls": ("dtlsgate.aio_tls", "connect_tls"),
-    "TlsServerConnection": ("dtlsgate.tls13.connection", "ServerConnection"),
-    "TlsClientConnection": ("dtlsgate.tls13.connection", "ClientConnection"),
-    "StatelessGate": ("dtlsgate.tls13.stateless", "StatelessGate"),
-    "SessionTicket": ("dtlsgate.tls13.client", "SessionTicket"),
-    "ticket_key_from_master": ("dtlsgate.tls13.tickets", "ticket_key_from_master"),
+    "Listener": ("dtlsgate.io.listener", "Listener"),
+    "serve": ("dtlsgate.io.aio", "serve"),
+    "connect": ("dtlsgate.io.aio", "connect"),
+    "DtlsStream": ("dtlsgate.io.aio", "DtlsStream"),
+    "DtlsSocket": ("dtlsgate.io.blocking", "DtlsSocket"),
+    "DtlsServerConnection": ("dtlsgate.connection.datagram", "DtlsServerConnection"),
+    "DtlsClientConnection": ("dtlsgate.connection.datagram", "DtlsClientConnection"),
+    "serve_tls": ("dtlsgate.io.aio_tls", "serve_tls"),
+    "connect_tls": ("dtlsgate.io.aio_tls", "connect_tls"),
+    "TlsServerConnection": ("dtlsgate.connection.stream", "ServerConnection"),
+    "TlsClientConnection": ("dtlsgate.connection.stream", "ClientConnection"),
+    "StatelessGate": ("dtlsgate.gate.stream", "StatelessGate"),
+    "SessionTicket": ("dtlsgate.handshake.tls13.client", "SessionTicket"),
+    "ticket_key_from_master": ("dtlsgate.handshake.tls13.tickets", "ticket_key_from_master"),
     # ``dtlsgate.blocking.connect(...)`` after only ``import dtlsgate``: the blocking
-    # sockets module, loaded on first use like the rest.
-    "blocking": ("dtlsgate.blocking", None),
+    # sockets module (``dtlsgate.io.blocking``), loaded on first use like the rest.
+    "blocking": ("dtlsgate.io.blocking", None),
 }
 
 
@@ -58,7 +75,9 @@ __all__ = [
     "Admit",
     "AlertReceived",
     "ClientConfig",
+    "ConnectionClosed",
     "CookieJar",
+    "DataReceived",
     "DecodeError",
     "Drop",
     "DropReason",
@@ -67,15 +86,21 @@ __all__ = [
     "DtlsSocket",
     "DtlsStream",
     "DtlsgateError",
+    "Event",
     "Gate",
     "GateResult",
+    "HandshakeCompleted",
     "Listener",
     "ProtocolError",
+    "Refuse",
     "Reply",
     "ServerConfig",
     "SessionTicket",
+    "SessionTicketReceived",
     "StateError",
     "StatelessGate",
+    "StreamAdmit",
+    "StreamGateResult",
     "TlsClientConnection",
     "TlsServerConnection",
     "UsageError",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dtlsgate.cookie import CookieGenerate, CookieJar, CookieVerify
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -11,6 +11,7 @@ called without ``now``. Peer failures raise `BadCertificate` with the alert that
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import os
 import warnings
@@ -22,8 +23,14 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, PublicKeyAlgorithmOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.signatures import PrivateKey
@@ -34,6 +41,7 @@ __all__ = [
     "Identity",
     "TrustStore",
     "check_key_matches",
+    "is_rsassa_pss",
     "load_certificate_chain",
     "load_identity",
     "load_private_key",
@@ -139,6 +147,13 @@ def load_identity(
 ) -> Identity:
     """Load a chain and its key and check that the key matches the leaf."""
     chain = load_certificate_chain(certificate)
+    if is_rsassa_pss(chain[0]):
+        # RFC 8446 §4.2.3: such a key signs only with rsa_pss_pss_*, which we do not offer
+        # yet; served with rsa_pss_rsae_* no standard peer would accept it.
+        raise UsageError(
+            "RSASSA-PSS (id-RSASSA-PSS) certificates are not supported yet; use an RSA "
+            "(rsaEncryption), ECDSA or Ed25519 certificate"
+        )
     key = load_private_key(private_key, password)
     check_key_matches(chain[0], key)
     return Identity(tuple(chain), key)
@@ -222,6 +237,13 @@ def peer_public_key(certificate: x509.Certificate) -> Any:
         ) from None
 
 
+def is_rsassa_pss(certificate: x509.Certificate) -> bool:
+    """Whether the certificate's subjectPublicKeyInfo names id-RSASSA-PSS (RFC 4055 §1.2)
+    rather than rsaEncryption: ``cryptography`` loads both as the same RSA key type, but
+    they sign with different TLS 1.3 schemes (RFC 8446 §4.2.3)."""
+    return certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSASSA_PSS
+
+
 def _parse_peer_chain(chain_der: Sequence[bytes]) -> list[x509.Certificate]:
     # RFC 8446 §4.4.2.4 / RFC 5246 §7.4.2: an empty or unparsable chain is bad_certificate.
     if not chain_der:
@@ -255,8 +277,101 @@ def _alert_for(error: VerificationError) -> AlertDescription:
     return AlertDescription.bad_certificate
 
 
-def _builder(trust: TrustStore, now: datetime.datetime) -> PolicyBuilder:
-    return PolicyBuilder().store(trust.store()).time(now).max_chain_depth(MAX_CHAIN_DEPTH)
+def _builder(
+    trust: TrustStore, now: datetime.datetime, ee_policy: ExtensionPolicy | None = None
+) -> PolicyBuilder:
+    builder = PolicyBuilder().store(trust.store()).time(now).max_chain_depth(MAX_CHAIN_DEPTH)
+    return builder.extension_policies(
+        ca_policy=_ca_policy(trust), ee_policy=ee_policy or ExtensionPolicy.webpki_defaults_ee()
+    )
+
+
+def _ca_policy(trust: TrustStore) -> ExtensionPolicy:
+    """The Web PKI CA policy, except that a trust anchor's keyUsage is not checked: RFC 5280
+    §6.1 takes an anchor as configured (§6.1.4 (n) checks keyUsage on intermediate
+    certificates only), and a CA made by ``openssl req -x509`` has none (OpenSSL accepts
+    it). Any other CA certificate still needs keyUsage with keyCertSign (§4.2.1.3)."""
+
+    def key_usage(policy: Any, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+        if usage is not None and usage.key_cert_sign:
+            return
+        if cert not in trust.certificates:
+            raise ValueError("CA certificate without keyUsage keyCertSign")
+
+    policy = ExtensionPolicy.webpki_defaults_ca()
+    return policy.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, key_usage)
+
+
+def _is_anchor(leaf: x509.Certificate, trust: TrustStore) -> bool:
+    """Whether the peer presented one of our trust anchors itself as its end-entity
+    certificate (compared whole, DER for DER)."""
+    return leaf in trust.certificates
+
+
+@functools.cache
+def _ee_policy(
+    *, san_optional: bool, anchor: bool, eku_checked_here: bool = False
+) -> ExtensionPolicy | None:
+    """The end-entity extension policy: the Web PKI one (None), with relaxations.
+
+    - ``san_optional``: for client certificates. Host-name checks (RFC 6125) apply to
+      servers; device certificates without subjectAltName are common and OpenSSL accepts
+      them.
+    - ``anchor``: the end-entity certificate is exactly one of our trust anchors. RFC 5280
+      §6.1 takes an anchor as configured, so it may be a CA certificate (basicConstraints
+      cA, as ``openssl req -x509`` makes it; OpenSSL, GnuTLS and wolfSSL accept that) and a
+      self-signed one may omit authorityKeyIdentifier (§4.2.1.1). Any other end-entity
+      certificate asserting cA is still refused.
+    - ``eku_checked_here``: the caller checks extendedKeyUsage itself.
+    """
+    relaxed: list[type[x509.ExtensionType]] = []
+    if san_optional:
+        relaxed.append(x509.SubjectAlternativeName)
+    if anchor:
+        relaxed += [x509.BasicConstraints, x509.AuthorityKeyIdentifier]
+    if eku_checked_here:
+        relaxed.append(x509.ExtendedKeyUsage)
+    if not relaxed:
+        return None
+    policy = ExtensionPolicy.webpki_defaults_ee()
+    for extension in relaxed:
+        policy = policy.may_be_present(extension, Criticality.AGNOSTIC, None)
+    return policy
+
+
+def _has_subject_alt_name(leaf: x509.Certificate) -> bool:
+    try:
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
+def _verify_pinned_without_san(
+    leaf: x509.Certificate,
+    subject: x509.verification.Subject,
+    trust: TrustStore,
+    now: datetime.datetime,
+) -> None:
+    """A trust anchor presented as the server's certificate, without subjectAltName
+    (``openssl req -x509`` adds none). ``cryptography``'s server verifier needs one, so its
+    client verifier checks the rest, and two things are checked here: extendedKeyUsage, if
+    present, allows serverAuth (RFC 5280 §4.2.1.12), and the name is the subject's
+    commonName (RFC 6125 §6.4.4: with no subjectAltName a client may fall back to it, as
+    OpenSSL's and GnuTLS's host checks do), compared as a DNS name, case-insensitively and
+    without wildcards. Only for a pinned anchor: any other certificate needs a SAN."""
+    policy = _ee_policy(san_optional=True, anchor=True, eku_checked_here=True)
+    _builder(trust, now, policy).build_client_verifier().verify(leaf, [])
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and ExtendedKeyUsageOID.SERVER_AUTH not in usage:
+        raise BadCertificate("server certificate's extendedKeyUsage does not allow serverAuth")
+    names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    wanted = subject.value.lower() if isinstance(subject, x509.DNSName) else None
+    if wanted is None or not any(str(n.value).lower() == wanted for n in names):
+        raise BadCertificate(f"server certificate does not match {subject.value}")
 
 
 def verify_server_chain(
@@ -276,11 +391,16 @@ def verify_server_chain(
         subject = x509.DNSName(server_name.rstrip("."))
     chain = _parse_peer_chain(chain_der)
     now = _aware(now)
-    verifier = _builder(trust, now).build_server_verifier(subject)
     try:
         # Inside the try: the messages of _check_validity read the subject, which
         # cryptography parses only then (an unreadable one is a malformed certificate).
         _check_validity(chain, now)
+        anchor = _is_anchor(chain[0], trust)
+        if anchor and not _has_subject_alt_name(chain[0]):
+            _verify_pinned_without_san(chain[0], subject, trust, now)
+            return chain[0]
+        ee_policy = _ee_policy(san_optional=False, anchor=anchor)
+        verifier = _builder(trust, now, ee_policy).build_server_verifier(subject)
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
@@ -297,11 +417,12 @@ def verify_client_chain(
     """Verify a client's chain (leaf first, DER) at time ``now``; returns the leaf."""
     chain = _parse_peer_chain(chain_der)
     now = _aware(now)
-    verifier = _builder(trust, now).build_client_verifier()
     try:
         # Inside the try: the messages of _check_validity read the subject, which
         # cryptography parses only then (an unreadable one is a malformed certificate).
         _check_validity(chain, now)
+        ee_policy = _ee_policy(san_optional=True, anchor=_is_anchor(chain[0], trust))
+        verifier = _builder(trust, now, ee_policy).build_client_verifier()
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
         raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None

@@ -23,6 +23,7 @@ from dtlsgate.wire.enums import SignatureScheme
 
 __all__ = [
     "IMPLEMENTED_SCHEMES",
+    "RSA_PSS_PSS_SCHEMES",
     "TLS13_FORBIDDEN_SCHEMES",
     "PrivateKey",
     "PublicKey",
@@ -79,6 +80,13 @@ TLS13_FORBIDDEN_SCHEMES: frozenset[SignatureScheme] = frozenset(
 )
 
 
+#: RFC 8446 §4.2.3: the schemes for a key whose certificate names it id-RSASSA-PSS; the
+#: rsa_pss_rsae_* ones are for rsaEncryption keys.
+RSA_PSS_PSS_SCHEMES: frozenset[SignatureScheme] = frozenset(
+    {_S.rsa_pss_pss_sha256, _S.rsa_pss_pss_sha384, _S.rsa_pss_pss_sha512}
+)
+
+
 def scheme_hash(scheme: SignatureScheme) -> Hash | None:
     """The hash a scheme signs with; ``None`` for EdDSA (which hashes internally)."""
     if scheme in _ECDSA:
@@ -113,10 +121,16 @@ def _key_fits(key: PrivateKey | PublicKey, scheme: SignatureScheme, tls13: bool)
     return False
 
 
-def schemes_for_key(key: PrivateKey | PublicKey | PrivateKeyTypes) -> list[SignatureScheme]:
+def schemes_for_key(
+    key: PrivateKey | PublicKey | PrivateKeyTypes, *, tls13: bool = False
+) -> list[SignatureScheme]:
     """The schemes ``key`` can sign or verify with, preferred first (TLS 1.3 rules for ECDSA:
-    the scheme of the key's curve). RSA keys list rsa_pss_rsae_* then rsa_pkcs1_*; the
-    rsa_pss_pss_* schemes need an RSASSA-PSS certificate, which the caller decides."""
+    the scheme of the key's curve). RSA keys list rsa_pss_rsae_* then rsa_pkcs1_* (the
+    latter only for (D)TLS 1.2: ``tls13`` leaves out what RFC 8446 §4.4.3 forbids in a
+    CertificateVerify); the rsa_pss_pss_* schemes need an RSASSA-PSS certificate, which the
+    caller decides."""
+    if tls13:
+        return [s for s in schemes_for_key(key) if s not in TLS13_FORBIDDEN_SCHEMES]
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return [s for s, (_, curve) in _ECDSA.items() if curve == key.curve.name]
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):

@@ -1,22 +1,2 @@
-"""DTLS 1.2 after the gate: record protection, flights, the handshake state machines and
-the sans-I/O connection (``DtlsServerConnection``, ``DtlsClientConnection``)."""
-
-from dtlsgate.dtls.connection import (
-    ConnectionClosed,
-    DataReceived,
-    DtlsClientConnection,
-    DtlsConnection,
-    DtlsServerConnection,
-    Event,
-)
-from dtlsgate.dtls.handshake12 import HandshakeComplete
-
-__all__ = [
-    "ConnectionClosed",
-    "DataReceived",
-    "DtlsClientConnection",
-    "DtlsConnection",
-    "DtlsServerConnection",
-    "Event",
-    "HandshakeComplete",
-]
+"""DTLS 1.2 handshake state machines (moving to ``dtlsgate.handshake.dtls12``) and the
+DTLS command line (moving to ``dtlsgate.io``)."""

@@ -26,6 +26,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
@@ -349,8 +350,8 @@ def self_signed_files() -> tuple[Path, Path]:
 def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
     """The server's configuration from the command line; every credential problem is a
     UsageError that names the file."""
-    from dtlsgate.cookie import CookieJar
-    from dtlsgate.tls13.tickets import ticket_key_from_master
+    from dtlsgate.gate.cookie import CookieJar
+    from dtlsgate.handshake.tls13.tickets import ticket_key_from_master
 
     config = ServerConfig(
         cookie_jar=CookieJar(key) if key else None,
@@ -400,7 +401,7 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from dtlsgate.listener import Listener
+    from dtlsgate.io.listener import Listener
 
     sock = bind_udp(args.host, args.port)
     listener = Listener(sock, ServerConfig())
@@ -435,7 +436,7 @@ async def _echo(stream: Any) -> None:
 
 
 async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool) -> None:
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     server = await aio.serve(_echo, config=config, sock=sock)
     if announce:
@@ -458,7 +459,7 @@ async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool)
 
 
 def _worker(args: argparse.Namespace, config: ServerConfig, inherited: socket.socket) -> None:
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     inherited.close()
     try:
@@ -471,7 +472,7 @@ def _worker(args: argparse.Namespace, config: ServerConfig, inherited: socket.so
 
 
 def serve_dtls(args: argparse.Namespace) -> int:
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     # --workers: every process verifies the others' cookies, so they share one master key.
     key = args.master_key or (os.urandom(32) if args.workers > 1 else None)
@@ -534,8 +535,8 @@ class TlsCounters:
 async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int:
     """Serve connections concurrently on one event loop; with ``--max-connections N``,
     exit once N connections have ended (handshake failures included)."""
-    from dtlsgate.aio_tls import serve_tls
     from dtlsgate.errors import AlertReceived, ProtocolError
+    from dtlsgate.io.aio_tls import serve_tls
 
     counters = TlsCounters()
     all_done = asyncio.Event()
@@ -627,7 +628,7 @@ def read_stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes
 
 
 async def connect_dtls(args: argparse.Namespace) -> int:
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     loop = asyncio.get_running_loop()
     host, port = args.target
@@ -668,7 +669,7 @@ async def connect_dtls(args: argparse.Namespace) -> int:
 
 
 def connect_tls(args: argparse.Namespace) -> int:
-    from dtlsgate.tls13.blocking import connect
+    from dtlsgate.io.blocking_tls import connect
 
     host, port = args.target
     tls = connect(host, port, client_config(args), timeout=args.timeout)
@@ -693,7 +694,7 @@ def connect_tls(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from dtlsgate import aio
+    from dtlsgate.io import aio
 
     try:
         if args.tls:
@@ -719,7 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        # Ctrl-C: a server's normal way to stop; a client was interrupted.
+        # Ctrl-C: a server's normal way to stop; a client was interrupted. A second Ctrl-C
+        # (or the same one delivered twice, as `timeout` does to its process group) while
+        # the interpreter shuts down would print a traceback from threading: ignored now.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return ExitCode.OK if args.command != "connect" else ExitCode.INTERRUPTED
     except UsageError as exc:
         print(f"dtlsgate: {why(exc)}", file=sys.stderr, flush=True)

@@ -1,3 +1,2 @@
-"""TLS 1.3 (RFC 8446): the record layer over a byte stream, the handshake state machines of
-server and client, the sans-I/O connections and the stateless HelloRetryRequest
-(OpenSSL's ``SSL_stateless``)."""
+"""The TLS 1.3 command line (moving to ``dtlsgate.io``); the engine lives in
+``dtlsgate.handshake.tls13``."""

@@ -1,0 +1,532 @@
+"""The sans-I/O DTLS 1.2 connection: datagrams in, datagrams and events out.
+
+    conn.receive(data, addr, now)      # a datagram from the peer
+    conn.datagrams_to_send()           # [(datagram, addr)] to put on the wire
+    conn.get_timer() / handle_timer(now)
+    conn.next_event()                  # HandshakeCompleted, DataReceived, ConnectionClosed
+    conn.send(data) / conn.close()
+
+``now`` is seconds since the Unix epoch (``time.time()``): it drives the retransmission
+timer and is the time at which certificates are checked. Nothing here reads a clock, a
+socket or the system's random generator. Take the events after each ``receive``: beyond
+``MAX_QUEUED_DATA`` undrained application data records, new ones are dropped
+(``data_dropped`` counts them), as a full socket buffer would.
+
+Errors: records that fail any check are dropped silently (``records_dropped`` counts them).
+A handshake violation sends a fatal alert and raises the `ProtocolError` (the alert is
+mapped from the exception in ``_fail``, the one place that does it); a fatal alert from the
+peer raises `AlertReceived`. Either way the connection is then closed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable
+from functools import lru_cache
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.flight import (
+    FlightItem,
+    HandshakeMessage,
+    OutgoingChangeCipherSpec,
+    OutgoingHandshake,
+    Reassembler,
+    RetransmitTimer,
+    pack_flight,
+)
+from dtlsgate.crypto.certs import TrustStore, load_trust_store
+from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
+from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit
+from dtlsgate.handshake.dtls12 import client as _client
+from dtlsgate.handshake.dtls12 import server as _server
+from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
+from dtlsgate.handshake.engine import (
+    Complete,
+    EndFlight,
+    ExpectMessageSeq,
+    InstallCipherState,
+    KeyLog,
+    SendChangeCipherSpec,
+    SendMessage,
+    SendWarning,
+)
+from dtlsgate.record.dtls12 import RecordLayer
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    ProtocolVersion,
+)
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
+from dtlsgate.wire.messages import Alert
+from dtlsgate.wire.record import (
+    DTLS_RECORD_HEADER_LENGTH,
+    MAX_PLAINTEXT_LENGTH,
+    DtlsRecord,
+    split_dtls_records,
+)
+
+# Records of the next epoch that arrive before its keys (reordering: the peer's Finished
+# overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
+# are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
+MAX_EARLY_RECORDS = 16
+# Application data records received and not yet taken with next_event(): beyond this many,
+# new ones are dropped (counted in ``data_dropped``), as a full socket receive buffer drops
+# datagrams; DTLS application data is unreliable anyway (RFC 6347 §4.2.4 retransmits
+# flights only). A caller that never drains events cannot make us hold more than this
+# many records of at most 2^14 bytes (16 MiB). Handshake and close events are always kept.
+MAX_QUEUED_DATA = 1024
+# Enum members read once here: in Python 3.11 ``ContentType.HANDSHAKE`` costs about 0.17 us
+# more than a module global (the enum class's __getattr__ hook), and every record reads some.
+_HANDSHAKE = ContentType.HANDSHAKE
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
+_ALERT = ContentType.ALERT
+_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
+_HELLO_VERIFY_REQUEST = HandshakeType.HELLO_VERIFY_REQUEST
+
+
+def completed(done: HandshakeComplete) -> HandshakeCompleted:
+    """The engine's report of a finished DTLS 1.2 handshake as the connection's event."""
+    return HandshakeCompleted(
+        version=ProtocolVersion.DTLS12,
+        cipher_suite=CipherSuite(done.cipher_suite),
+        alpn_protocol=done.alpn_protocol,
+        server_name=done.server_name,
+        peer_certificates=done.peer_certificates,
+        psk_identity=done.psk_identity,
+        extended_master_secret=done.extended_master_secret,
+    )
+
+
+@lru_cache(maxsize=16)
+def _trust_store(cafile: str | None) -> TrustStore:
+    # Loading (and parsing) a CA bundle is configuration work: done once per file.
+    return load_trust_store(cafile)
+
+
+class DtlsConnection:
+    """What server and client connections share: records, flights, alerts, events."""
+
+    def __init__(
+        self,
+        records: RecordLayer,
+        reassembler: Reassembler,
+        peer: Hashable | None,
+        mtu: int,
+        keylog: Callable[[str], None] | None,
+    ) -> None:
+        self._records = records
+        self._reassembler = reassembler
+        self.peer = peer
+        self._mtu = mtu
+        self._keylog = keylog
+        self._timer = RetransmitTimer()
+        self._flight: list[FlightItem] = []
+        # The messages of the flight the handshake is building, and the epoch they go in
+        # (the one after the flight's ChangeCipherSpec, if it has one).
+        self._building: list[FlightItem] = []
+        self._building_epoch = 0
+        # The epoch-0 record sequence number our current flight's first transmission began
+        # with: every record we sent since belongs to that flight (see _handshake_record).
+        self._flight_first_sequence = 0
+        self._outgoing: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._early: list[DtlsRecord] = []
+        self.handshake_complete = False
+        self.closed = False
+        self.records_dropped = 0
+        self.data_dropped = 0
+        self._queued_data = 0
+        self.info: HandshakeCompleted | None = None
+
+    # --- the handshake machine (server or client) ---------------------------------------------
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        """Feed ``message`` to the handshake machine; the actions it asks for."""
+        raise NotImplementedError
+
+    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+        return False
+
+    @property
+    def state_name(self) -> str:
+        """The name of the handshake state (for diagnostics and tests)."""
+        raise NotImplementedError
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        """The handshake message types legal in the current state."""
+        raise NotImplementedError
+
+    # --- the sans-I/O interface -----------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Hashable | None, now: float) -> None:
+        """Process one datagram from the peer. Raises `ProtocolError` (after queueing the
+        fatal alert) or `AlertReceived`; garbage is dropped silently."""
+        if self.closed:
+            return
+        if self.handshake_complete:
+            # The hot path: one application data record of the current epoch.
+            plain = self._records.open_application_data(data)
+            if plain is not None:
+                self._data_received(plain)
+                return
+        try:
+            retransmit = False
+            for record in split_dtls_records(bytes(data)):
+                retransmit |= self._record(record, now)
+            # RFC 6347 §4.2.4: the peer retransmitting its previous flight means ours was
+            # lost. Answered at once only when no timer of ours is running (our flight ended
+            # the exchange); otherwise our timer resends it, and two sides answering each
+            # other's retransmissions cannot feed a storm.
+            if retransmit and self._flight and self._timer.deadline is None:
+                self._send_flight(now, restart_timer=False)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+        out, self._outgoing = self._outgoing, []
+        return [(d, self.peer) for d in out]
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` should be called next, or None."""
+        return None if self.closed else self._timer.deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit the current flight when its timer expired (RFC 6347 §4.2.4.1)."""
+        deadline = self._timer.deadline
+        if self.closed or deadline is None or now < deadline:
+            return
+        if self._timer.exhausted:
+            self.closed = True
+            self._timer.stop()
+            self._events.append(ConnectionClosed(None, "handshake timed out"))
+            return
+        self._timer.backoff(now)
+        self._send_flight(now, restart_timer=False)
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or None. Take them after each ``receive``:
+        beyond ``MAX_QUEUED_DATA`` undrained `DataReceived` events, new application data
+        is dropped (``data_dropped`` counts it)."""
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is DataReceived:
+            self._queued_data -= 1
+        return event
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one application data record."""
+        if self.closed:
+            raise StateError("the connection is closed")
+        if not self.handshake_complete:
+            raise StateError("send() before the handshake completed")
+        if len(data) > MAX_PLAINTEXT_LENGTH:
+            raise UsageError(f"at most {MAX_PLAINTEXT_LENGTH} bytes per record")
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, data))
+
+    def close(self) -> None:
+        """Send close_notify (when the handshake got far enough) and close."""
+        if self.closed:
+            return
+        self._alert(AlertLevel.WARNING, AlertDescription.close_notify)
+        self.closed = True
+        self._timer.stop()
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _record(self, record: DtlsRecord, now: float) -> bool:
+        if record.version >> 8 != 0xFE:
+            self.records_dropped += 1
+            return False
+        data = self._records.open(record)
+        if data is None:
+            # Dropped, or of an epoch whose keys we do not have yet (open returns None for
+            # both; the epoch is looked up only then).
+            epoch = record.epoch
+            if (
+                epoch == 1
+                and not self._records.knows_epoch(epoch)
+                and len(self._early) < MAX_EARLY_RECORDS
+            ):
+                self._early.append(record)
+            else:
+                self.records_dropped += 1
+            return False
+        epoch = record.epoch
+        kind = record.content_type
+        if kind == _HANDSHAKE:
+            return self._handshake_record(data, epoch, record.sequence_number, now)
+        if kind == _APPLICATION_DATA:
+            if epoch > 0 and self.handshake_complete:
+                self._data_received(data)
+            else:
+                self.records_dropped += 1
+        elif kind == _ALERT:
+            self._alert_record(data, epoch)
+        elif kind != _CHANGE_CIPHER_SPEC or data != b"\x01":
+            # ChangeCipherSpec needs no action: DTLS records carry their epoch.
+            self.records_dropped += 1
+        return False
+
+    def _data_received(self, data: bytes) -> None:
+        if self._queued_data >= MAX_QUEUED_DATA:
+            self.data_dropped += 1
+            return
+        self._queued_data += 1
+        self._events.append(DataReceived(data))
+
+    def _handshake_record(self, data: bytes, epoch: int, sequence_number: int, now: float) -> bool:
+        if epoch == 0 and self.handshake_complete:
+            # RFC 6347 §4.1: after the handshake the peer's handshake messages (renegotiation,
+            # its retransmitted Finished) come in the current epoch; a plaintext one is
+            # forgeable by anyone who knows the addresses and must not reach the state
+            # machine (an unexpected_message would tear the connection down).
+            self.records_dropped += 1
+            return False
+        try:
+            fragments = decode_dtls_handshake_fragments(data)
+        except DecodeError:
+            if epoch == 0:
+                self.records_dropped += 1  # unauthenticated: garbage, not a violation
+                return False
+            raise
+        retransmit = False
+        for header, fragment in fragments:
+            if (
+                header.msg_type == _HELLO_VERIFY_REQUEST
+                and epoch == 0
+                and header.is_whole
+                # RFC 6347 §4.2.1: a server answers with the record sequence number of the
+                # ClientHello it read. One from before our current ClientHello answers an
+                # earlier transmission of the first one, late (its cookie may differ: the
+                # server's clock moved on); taking it for a refusal of our cookie would
+                # restart a handshake the server has already begun.
+                and sequence_number >= self._flight_first_sequence
+                and self._is_new_hello_verify_request(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
+            ):
+                self._reassembler.restart(header.message_seq)
+            retransmit |= self._reassembler.add(header, fragment, epoch)
+        self._pump(now)
+        return retransmit
+
+    def _pump(self, now: float) -> None:
+        while not self.closed:
+            message = self._reassembler.pop()
+            if message is None:
+                return
+            # RFC 6347 §4.2.4: the timer keeps running until the peer's whole flight has
+            # arrived (our next flight restarts or stops it in _deliver). Stopping it at the
+            # peer's first message let a peer that sent half a flight hold us forever.
+            self._deliver(message, now)
+
+    def _deliver(self, message: HandshakeMessage, now: float) -> None:
+        self._run(self._handle(message, now), now)
+
+    def _run(self, actions: Actions, now: float) -> None:
+        """Carry out what the handshake machine asked for, in order."""
+        flight_sent = read_installed = False
+        done: HandshakeComplete | None = None
+        for action in actions:
+            if isinstance(action, SendMessage):
+                self._building.append(OutgoingHandshake(action.data, self._building_epoch))
+            elif isinstance(action, SendChangeCipherSpec):
+                # RFC 5246 §7.1: the flight's messages after it go in the next epoch.
+                self._building.append(OutgoingChangeCipherSpec(self._building_epoch))
+                self._building_epoch += 1
+            elif isinstance(action, InstallCipherState):
+                if action.write:
+                    self._records.install_write(1, action.cipher)
+                else:
+                    self._records.install_read(1, action.cipher)
+                    read_installed = True
+            elif isinstance(action, EndFlight):
+                self._end_flight(now, action.expect_reply)
+                flight_sent = True
+            elif isinstance(action, ExpectMessageSeq):
+                self._reassembler.restart(action.message_seq)
+            elif isinstance(action, SendWarning):
+                self._alert(AlertLevel.WARNING, action.description)
+            elif isinstance(action, KeyLog):
+                if self._keylog is not None:
+                    self._keylog(action.line())
+            elif isinstance(action, Complete):
+                done = action.info
+        if done is not None:
+            self._complete(done, flight_sent)
+        if read_installed and self._early:
+            early, self._early = self._early, []
+            for record in early:
+                self._record(record, now)
+
+    def _end_flight(self, now: float, expect_reply: bool) -> None:
+        self._flight, self._building, self._building_epoch = self._building, [], 0
+        self._flight_first_sequence = self._records.next_write_sequence(0)
+        self._send_flight(now, restart_timer=expect_reply)
+        if not expect_reply:
+            self._timer.stop()  # our last flight: resent only on the peer's retransmission
+
+    def _complete(self, done: HandshakeComplete, flight_sent: bool) -> None:
+        self.handshake_complete = True
+        self.info = completed(done)
+        self._records.write_epoch = 1
+        self._timer.stop()
+        if not flight_sent:
+            # The peer's flight ended the handshake. RFC 6347 §4.2.4: in FINISHED only
+            # the node that sent the last flight answers a retransmission of its peer's
+            # last flight; were we to answer the peer's retransmitted last flight with
+            # ours too, each answer would draw another, forever.
+            self._flight = []
+        self._events.append(self.info)
+
+    def _send_flight(self, now: float, *, restart_timer: bool) -> None:
+        self._outgoing.extend(pack_flight(self._flight, self._records, self._mtu))
+        if restart_timer:
+            self._timer.start(now)
+
+    def _alert_record(self, data: bytes, epoch: int) -> None:
+        try:
+            alert = Alert.decode(data)
+        except DecodeError:
+            self.records_dropped += 1
+            return
+        if epoch == 0 and self.handshake_complete:
+            self.records_dropped += 1  # a plaintext alert after the handshake is forgeable
+            return
+        if alert.description == AlertDescription.close_notify:
+            self.closed = True
+            self._timer.stop()
+            self._events.append(ConnectionClosed(AlertDescription.close_notify, "close_notify"))
+            return
+        if alert.level == AlertLevel.FATAL:
+            self.closed = True
+            self._timer.stop()
+            raise AlertReceived(alert.description, alert.level)
+
+    def _alert(self, level: int, description: int) -> None:
+        epoch = self._records.write_epoch
+        body = Alert(level, description).encode()
+        self._outgoing.append(self._records.protect(ContentType.ALERT, body, epoch))
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
+        if not self.closed:
+            self._alert(AlertLevel.FATAL, exc.alert)
+        self.closed = True
+        self._timer.stop()
+
+
+class DtlsServerConnection(DtlsConnection):
+    """A server connection, created from the gate's `Admit`: the cookie was verified there
+    and is not checked again."""
+
+    def __init__(
+        self,
+        admit: Admit,
+        config: ServerConfig,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        trust = _trust_store(config.cafile) if config.verify_client != "none" else None
+        self._ctx = _server.ServerContext(config, config.provider, trust)
+        # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
+        # message_seq is the second ClientHello's.
+        transcript = Transcript(admit.message_seq)
+        self._state: _server.ServerState = _server.start(transcript, admit.client_hello)
+        # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
+        # sequence number; the ClientHello itself counts as seen.
+        records = RecordLayer(first_write_sequence=admit.record_sequence_number)
+        records.mark_seen(0, admit.record_sequence_number)
+        super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
+        self._admit: Admit | None = admit
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        self._state, actions = step(_server.SERVER, self._ctx, self._state, message, now)
+        return actions
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        return frozenset(_server.SERVER.row(type(self._state)))
+
+    def start(self, now: float) -> None:
+        """Process the admitted ClientHello (and any records after it in the datagram):
+        queues the server's first flight. Raises like `receive`."""
+        admit = self._admit
+        if admit is None:
+            raise StateError("start() was already called")
+        self._admit = None
+        d = admit.datagram
+        first_end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(d[11:13], "big")
+        try:
+            if admit.client_hello is not None:
+                # The whole ClientHello as received: its transcript form (RFC 6347 §4.2.6).
+                message = admit.client_hello_message
+                body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                hello = HandshakeMessage(1, admit.message_seq, body, 0, message)
+                self._reassembler.next_seq = admit.message_seq + 1
+                self._deliver(hello, now)
+            else:
+                self._handshake_record(
+                    d[DTLS_RECORD_HEADER_LENGTH:first_end], 0, admit.record_sequence_number, now
+                )
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if first_end < len(d):
+            self.receive(d[first_end:], admit.peer, now)
+
+
+class DtlsClientConnection(DtlsConnection):
+    """A client connection; ``connect(now)`` queues the first ClientHello."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        peer: Hashable | None = None,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        trust: TrustStore | None = None
+        if not config.insecure and config.psk is None:
+            if not config.server_name:
+                raise UsageError("set server_name to verify the server, or insecure=True")
+            trust = _trust_store(config.cafile)
+        self._ctx = _client.ClientContext(config, trust)
+        # The first ClientHello is made now (its random drawn), sent by connect().
+        self._state: _client.ClientState
+        self._state, self._first_flight = _client.start(self._ctx)
+        super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
+        self._started = False
+
+    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
+        self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)
+        return actions
+
+    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+        return _client.is_new_hello_verify_request(self._state, body)
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    @property
+    def expected_messages(self) -> frozenset[int]:
+        return frozenset(_client.CLIENT.row(type(self._state)))
+
+    def connect(self, now: float) -> None:
+        if self._started:
+            raise StateError("connect() was already called")
+        self._started = True
+        self._run(self._first_flight, now)
+        self._first_flight = []

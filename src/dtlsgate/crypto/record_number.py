@@ -1,0 +1,62 @@
+"""DTLS 1.3 record number encryption masks (RFC 9147 §4.2.3).
+
+The cipher underneath a record's AEAD, keyed with the epoch's ``sn_key``, turns the first 16
+bytes of the record's ciphertext (the sample) into a mask whose leading bytes are XORed with
+the sequence number in the unified header:
+
+- AES-based AEADs (AES-GCM, AES-CCM, AES-CCM-8): ``Mask = AES-ECB(sn_key, Ciphertext[0..15])``;
+- ChaCha20-Poly1305: ``Mask = ChaCha20(sn_key, Ciphertext[0..3], Ciphertext[4..15])``: the
+  ChaCha20 block function (RFC 8439 §2.3) with the first 4 sample bytes as the block counter
+  and the next 12 as the nonce. ``cryptography``'s ChaCha20 takes exactly that 16-byte
+  counter || nonce value (the counter read little-endian, as RFC 8439 §2.3 serialises it).
+
+The same construction is QUIC's header protection (RFC 9001 §5.4.3, §5.4.4).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from dtlsgate.crypto.aead import AeadAlgorithm
+from dtlsgate.errors import UsageError
+
+__all__ = ["SAMPLE_LENGTH", "RecordNumberCipher"]
+
+#: RFC 9147 §4.2.3: the mask is computed from the first 16 bytes of the ciphertext, so a
+#: protected record's ciphertext is at least this long.
+SAMPLE_LENGTH = 16
+_ZEROS = bytes(SAMPLE_LENGTH)
+
+
+class RecordNumberCipher:
+    """The mask generator of one direction and epoch: ``mask(sample)`` returns 16 bytes, of
+    which a record uses the first one or two (8- or 16-bit sequence numbers)."""
+
+    __slots__ = ("_chacha_key", "_ecb", "algorithm")
+
+    def __init__(self, algorithm: AeadAlgorithm, sn_key: bytes) -> None:
+        if len(sn_key) != algorithm.key_length:
+            raise UsageError(
+                f"{algorithm.value} needs a {algorithm.key_length}-byte sn_key, got {len(sn_key)}"
+            )
+        self.algorithm = algorithm
+        if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+            self._chacha_key: bytes | None = sn_key
+            self._ecb = None
+        else:
+            # ECB has no state between blocks: one encryptor serves every record.
+            self._chacha_key = None
+            self._ecb = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
+
+    def mask(self, sample: bytes) -> bytes:
+        """The 16-byte mask for the 16-byte ``sample`` (the ciphertext's first bytes)."""
+        if len(sample) != SAMPLE_LENGTH:
+            raise UsageError(f"record number sample must be {SAMPLE_LENGTH} bytes")
+        if self._ecb is not None:
+            return self._ecb.update(sample)
+        assert self._chacha_key is not None
+        stream = Cipher(algorithms.ChaCha20(self._chacha_key, sample), mode=None).encryptor()
+        return stream.update(_ZEROS)
+
+    def __repr__(self) -> str:
+        return f"RecordNumberCipher({self.algorithm.value})"

@@ -1,0 +1,84 @@
+"""What a connection reports, in one vocabulary for every protocol version.
+
+A sans-I/O connection (DTLS 1.2 over datagrams, TLS 1.3 over a stream) queues these; the
+application takes them with ``connection.next_event()``. Each is an immutable value:
+
+- `HandshakeCompleted`: the handshake finished; what was negotiated. The same object is the
+  connection's ``info`` afterwards.
+- `DataReceived`: application data (one record's worth in DTLS, a chunk of the stream in TLS).
+- `ConnectionClosed`: the connection ended, cleanly (close_notify) or not.
+- `SessionTicketReceived`: a TLS 1.3 client got a NewSessionTicket it can resume with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+
+
+class Event:
+    """Base of every event a connection reports."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCompleted(Event):
+    """The handshake finished. Fields a protocol version does not have keep their default:
+    ``group`` and ``signature_scheme`` are reported by TLS 1.3, ``psk_identity`` by a DTLS 1.2
+    PSK suite; ``extended_master_secret`` is always true in TLS 1.3, whose key schedule binds
+    the whole transcript (RFC 8446 §7.1)."""
+
+    version: ProtocolVersion
+    cipher_suite: CipherSuite
+    alpn_protocol: bytes | None = None
+    server_name: str | None = None
+    peer_certificates: tuple[bytes, ...] = ()
+    psk_identity: bytes | None = None
+    group: NamedGroup | None = None
+    signature_scheme: SignatureScheme | None = None
+    extended_master_secret: bool = True
+    hello_retry: bool = False
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived(Event):
+    """Application data from the peer."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The connection ended. ``alert`` is close_notify (0) when the peer closed cleanly, the
+    fatal alert that ended it otherwise, and None when nothing was received (the handshake
+    timed out); ``reason`` says what happened in words."""
+
+    alert: int | None = AlertDescription.close_notify
+    reason: str = "close_notify"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived(Event):
+    """A TLS 1.3 client received a NewSessionTicket (RFC 8446 §4.6.1): pass ``ticket`` as
+    ``ClientConfig(session_ticket=...)`` to resume."""
+
+    ticket: Any
+
+
+__all__ = [
+    "ConnectionClosed",
+    "DataReceived",
+    "Event",
+    "HandshakeCompleted",
+    "SessionTicketReceived",
+]

@@ -1,0 +1,197 @@
+"""Stateless cookies: minted for a HelloVerifyRequest or HelloRetryRequest, verified when
+the ClientHello comes back, with nothing kept in between.
+
+Layout of a ``CookieJar`` cookie (all of it opaque to the client)::
+
+    format (1) | timestamp (4, whole seconds) | payload (n) | tag (16)
+
+``tag`` is HMAC-SHA256, truncated to 128 bits, keyed by the secret of the rotation epoch
+the timestamp falls in, over ``format | timestamp | payload | peer | bound``:
+
+- ``peer`` binds the cookie to the address it was sent to (RFC 6347 §4.2.1: the cookie
+  proves the client can receive there); a cookie replayed from elsewhere fails.
+- ``bound`` is what the second ClientHello must repeat. For DTLS 1.2 the gate binds
+  client_version, random and session_id: the fields before the cookie on the wire. RFC
+  6347 §4.2.1 also names cipher_suites and compression_methods, which follow the cookie;
+  binding them would drop every client whose first ClientHello fragment ends after the
+  cookie but before their end (the stateless gate sees only that fragment), and would buy
+  nothing: the server keeps nothing from ClientHello1 and negotiates from ClientHello2
+  alone (its transcript starts there, §4.2.6), so a changed suite list cannot mislead it.
+  The cookie's job is to prove the address; the random ties it to one client's attempt.
+  For TLS 1.3 (whole messages only) ``bound`` is every field ClientHello2 must repeat.
+- ``payload`` is carried, integrity-protected, for the server to read back (TLS 1.3: the
+  chosen suite and group and the hash of ClientHello1, RFC 8446 §4.2.2).
+
+Secrets rotate every ``rotation_interval`` seconds; a cookie minted under the previous
+secret still verifies (within ``max_age``), older ones do not. Each epoch's secret is
+HMAC-SHA256(master_key, label | epoch), so every server of a fleet that shares the master
+key verifies the others' cookies without talking to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, cast
+
+from dtlsgate.errors import UsageError
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as _HashObject
+
+COOKIE_FORMAT = 1
+TAG_LENGTH = 16  # 128-bit HMAC tag: forging one is a 2^-128 guess per try.
+TIMESTAMP_LENGTH = 4
+COOKIE_OVERHEAD = 1 + TIMESTAMP_LENGTH + TAG_LENGTH
+MASTER_KEY_LENGTH = 32
+
+# A client answers a HelloVerifyRequest within a round trip; it may repeat ClientHello2
+# with the same cookie when its flight is lost, the retransmission timer doubling from
+# 1 s (RFC 6347 §4.2.4.1). 60 s covers six such retries and keeps a captured cookie
+# useful to nobody for long.
+DEFAULT_MAX_AGE = 60.0
+# Secrets rotate every 5 minutes; the previous one is still accepted.
+DEFAULT_ROTATION_INTERVAL = 300.0
+# Servers of a fleet whose clocks differ by a few seconds still accept each other's cookies.
+DEFAULT_CLOCK_SKEW = 5.0
+
+_SECRET_LABEL = b"dtlsgate cookie secret v1"
+_FORMAT_BYTE = bytes((COOKIE_FORMAT,))
+_SHA256_BLOCK = 64
+
+CookieGenerate = Callable[[Hashable | None], bytes]
+CookieVerify = Callable[[Hashable | None, bytes], bool]
+
+
+def _builtin_sha256() -> Callable[[bytes], _HashObject]:
+    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), else hashlib's.
+
+    The cookie MAC copies a keyed state, hashes about 150 bytes and finishes, once per
+    HelloVerifyRequest. hashlib's OpenSSL 3 objects are faster in a tight loop, but each
+    copy and digest goes through OpenSSL's provider machinery, whose code and data are
+    cold again after every system call of a listener: measured on bench/listen.py, the
+    builtin module answered a quarter more ClientHellos per second one datagram at a time.
+    Same function, same digests; only the implementation differs."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            constructor = importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+        return cast("Callable[[bytes], _HashObject]", constructor)
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
+
+
+def peer_bytes(peer: Hashable | None) -> bytes:
+    """A canonical byte form of a transport address for binding a cookie to it.
+
+    ``(host, port, ...)`` tuples from sockets bind host and port (an IPv6 flowinfo or
+    scope id is not part of who the peer is); ``None`` (the transport cannot tell, OpenSSL's
+    AF_UNSPEC) binds nothing."""
+    if peer is None:
+        return b""
+    if type(peer) is tuple and len(peer) >= 2:
+        return f"{peer[0]}\x00{peer[1]}".encode()
+    if isinstance(peer, bytes):
+        return peer
+    return repr(peer).encode()
+
+
+class CookieJar:
+    """Mints and verifies stateless cookies (see the module docstring for the layout).
+
+    ``master_key`` is 32 bytes; pass the same key to every server that must accept the
+    others' cookies. Without one, a random key is drawn from ``random`` (the crypto
+    provider's ``random``), so cookies verify only in this process.
+    """
+
+    def __init__(
+        self,
+        master_key: bytes | None = None,
+        *,
+        random: Callable[[int], bytes] | None = None,
+        max_age: float = DEFAULT_MAX_AGE,
+        rotation_interval: float = DEFAULT_ROTATION_INTERVAL,
+        clock_skew: float = DEFAULT_CLOCK_SKEW,
+    ) -> None:
+        if master_key is None:
+            if random is None:
+                raise UsageError("CookieJar needs a master_key or a random source")
+            master_key = random(MASTER_KEY_LENGTH)
+        if len(master_key) != MASTER_KEY_LENGTH:
+            raise UsageError(f"cookie master key must be {MASTER_KEY_LENGTH} bytes")
+        if not 0 < max_age <= rotation_interval:
+            raise UsageError("max_age must be positive and at most rotation_interval")
+        if clock_skew < 0:
+            raise UsageError("clock_skew must not be negative")
+        self._master_key = master_key
+        self.max_age = max_age
+        self.rotation_interval = rotation_interval
+        self.clock_skew = clock_skew
+        # The keyed HMAC states of at most two epochs (current and previous): state of the
+        # jar, not of any peer. A precomputed HMAC key schedule (the ipad/opad blocks
+        # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: re-keying
+        # costs more than the MAC itself.
+        self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
+
+    def _secret(self, epoch: int) -> bytes:
+        """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
+        return hmac.digest(self._master_key, _SECRET_LABEL + epoch.to_bytes(8, "big"), "sha256")
+
+    def _keyed_for(self, epoch: int) -> tuple[_HashObject, _HashObject]:
+        keyed = self._keyed.get(epoch)
+        if keyed is None:
+            block = self._secret(epoch).ljust(_SHA256_BLOCK, b"\x00")
+            keyed = (
+                _sha256(bytes(b ^ 0x36 for b in block)),
+                _sha256(bytes(b ^ 0x5C for b in block)),
+            )
+            if len(self._keyed) >= 2:
+                for old in sorted(self._keyed)[:-1]:
+                    del self._keyed[old]
+            self._keyed[epoch] = keyed
+        return keyed
+
+    def _tag(self, timestamp: int, message: bytes) -> bytes:
+        """HMAC-SHA256 (RFC 2104) under the epoch's secret, truncated to TAG_LENGTH."""
+        inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
+        h = inner.copy()
+        h.update(message)
+        o = outer.copy()
+        o.update(h.digest())
+        return o.digest()[:TAG_LENGTH]
+
+    def mint(
+        self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
+    ) -> bytes:
+        """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
+        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, modulo 2^32 (4 bytes)
+        head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
+        return head + payload + self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
+
+    def verify(
+        self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""
+    ) -> bytes | None:
+        """The payload when ``cookie`` is ours, fresh, for ``peer`` and ``bound``; else None.
+
+        The tag is compared in constant time; the checks before it depend only on public
+        values (length, format, timestamp)."""
+        if len(cookie) < COOKIE_OVERHEAD or cookie[0] != COOKIE_FORMAT:
+            return None
+        timestamp = int.from_bytes(cookie[1 : 1 + TIMESTAMP_LENGTH], "big")
+        age = now - timestamp
+        if age > self.max_age or age < -self.clock_skew:
+            return None
+        # Only the current and the previous secret verify (rotation).
+        if int(timestamp // self.rotation_interval) < int(now // self.rotation_interval) - 1:
+            return None
+        head = cookie[: 1 + TIMESTAMP_LENGTH]
+        payload = cookie[1 + TIMESTAMP_LENGTH : -TAG_LENGTH]
+        expected = self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
+        if not hmac.compare_digest(expected, cookie[-TAG_LENGTH:]):
+            return None
+        return payload

@@ -1,0 +1,211 @@
+"""The stateless gate: OpenSSL's ``DTLSv1_listen()`` as a pure function.
+
+``Gate(config).receive(datagram, peer, now)`` judges one datagram and returns exactly one of
+(`dtlsgate.gate.results`)
+
+- ``Reply(data)``: a HelloVerifyRequest to send to ``peer`` (the ClientHello had no cookie,
+  or one that did not verify: both are answered alike, RFC 6347 §4.2.1);
+- ``Admit(...)``: the ClientHello carried a cookie that verified; a server connection is
+  created from it and does not verify the cookie again;
+- ``Drop(reason)``: ignore the datagram; ``reason`` is a ``DropReason``.
+
+Nothing is stored per peer: the gate keeps only its configuration and counters. Malformed
+input never raises. A reply is never larger than the datagram that caused it.
+
+What is judged: the datagram's first record, an epoch-0 DTLS handshake record holding one
+ClientHello fragment and nothing else, with message_seq at most 2 and fragment_offset 0
+(``DTLSv1_listen`` drops the rest alike: "length mismatch", "invalid sequence number",
+"fragmented ClientHello"). Records after the first stay in the datagram for the connection.
+A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
+before it (`dtlsgate.gate.cookie`).
+
+On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
+``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
+that a 1.0 client understands it), its record epoch and sequence number are copied from
+the ClientHello's record (§4.2.1, to avoid sequence number duplication), and its
+message_seq is 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from dtlsgate.errors import DecodeError, ProtocolError, UsageError
+from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
+from dtlsgate.wire.buffer import Reader
+from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
+from dtlsgate.wire.handshake import (
+    DTLS_HANDSHAKE_HEADER_LENGTH,
+    DtlsHandshakeHeader,
+    encode_dtls_handshake,
+)
+from dtlsgate.wire.messages import MAX_DTLS12_COOKIE_LENGTH, ClientHello, HelloVerifyRequest
+from dtlsgate.wire.record import (
+    DTLS_RECORD_HEADER_LENGTH,
+    DtlsRecord,
+    encode_dtls_record,
+    split_dtls_records,
+)
+
+if TYPE_CHECKING:
+    from dtlsgate.config import ServerConfig
+
+__all__ = ["Admit", "Drop", "DropReason", "Gate", "GateResult", "Reply", "is_client_hello"]
+
+# A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
+# §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
+MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
+# The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
+DTLS_VERSION_MAJOR = 0xFE
+
+
+def is_client_hello(datagram: bytes) -> bool:
+    """Whether ``datagram`` starts with an epoch-0 handshake record holding a ClientHello
+    (RFC 6347 §4.1, §4.2.2): what a client that restarted sends to the address of an
+    established association (§4.2.8). A cheap look at header bytes for the adapters'
+    routing; the gate judges the rest."""
+    return (
+        len(datagram) > DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
+        and datagram[0] == ContentType.HANDSHAKE
+        and datagram[3] == 0
+        and datagram[4] == 0
+        and datagram[DTLS_RECORD_HEADER_LENGTH] == HandshakeType.CLIENT_HELLO
+    )
+
+
+class Gate(GateCounters):
+    """Judges ClientHellos statelessly for one ``ServerConfig`` (see the module docstring).
+
+    ``replies``, ``admits`` and ``drops`` (per ``DropReason``) count outcomes
+    (`GateCounters`); they are all that changes across calls."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__()
+        if config.cookie_jar is None:  # pragma: no cover - ServerConfig always makes one
+            raise UsageError("the gate needs a cookie jar")
+        self.config = config
+        self._jar = config.cookie_jar
+
+    def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
+        """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
+        result = self.judge(datagram, peer, now)
+        return Reply(result) if isinstance(result, bytes) else result
+
+    def judge(self, datagram: bytes, peer: Hashable | None, now: float) -> bytes | Admit | Drop:
+        """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
+        ``Reply`` around it: what the adapters' loops send."""
+        data = bytes(datagram)
+        first = self._first_fragment(data)
+        if isinstance(first, DropReason):
+            return self._drop(first)
+        record, header, body = first
+        whole = header.fragment_length == header.length
+        try:
+            hello = peek_client_hello(body, whole=whole)
+        except DecodeError:
+            return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
+        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
+            return self._drop(DropReason.FRAGMENT_TOO_SHORT)
+        if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
+            return self._drop(DropReason.CLIENT_VERSION)
+        if hello.cookie and self._cookie_verifies(peer, now, hello):
+            return self._admit(data, record, header, body, hello, peer)
+        # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
+        reply = hello_verify_request(record, self._cookie_for(peer, now, hello))
+        if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
+            return self._drop(DropReason.REPLY_TOO_LARGE)
+        self.replies += 1
+        return reply
+
+    def _first_fragment(
+        self, data: bytes
+    ) -> tuple[DtlsRecord, DtlsHandshakeHeader, bytes] | DropReason:
+        """The datagram's first record, its handshake header and fragment, when they can be
+        the first fragment of a ClientHello to judge; else why not."""
+        record = next(split_dtls_records(data), None)  # DTLSPlaintext (RFC 6347 §4.1)
+        if record is None:
+            return DropReason.RECORD_MALFORMED
+        if record.content_type != ContentType.HANDSHAKE:
+            return DropReason.NOT_HANDSHAKE
+        if record.version >> 8 != DTLS_VERSION_MAJOR:
+            return DropReason.NOT_DTLS
+        if record.epoch:
+            return DropReason.NONZERO_EPOCH
+        r = Reader(record.fragment)
+        try:
+            header = DtlsHandshakeHeader.decode(r)  # RFC 6347 §4.2.2
+        except DecodeError:
+            return DropReason.HANDSHAKE_MALFORMED
+        if header.msg_type != HandshakeType.CLIENT_HELLO:
+            return DropReason.NOT_CLIENT_HELLO
+        if header.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+            return DropReason.MESSAGE_SEQ
+        after_header = r.remaining()
+        if header.fragment_length > after_header:
+            return DropReason.HANDSHAKE_MALFORMED
+        if header.fragment_length < after_header:  # DTLSv1_listen: "length mismatch"
+            return DropReason.RECORD_TRAILING_DATA
+        if header.fragment_offset:  # only the first fragment can hold the cookie
+            return DropReason.NOT_FIRST_FRAGMENT
+        return record, header, r.rest()
+
+    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bytes:
+        generate = self.config.cookie_generate
+        if generate is None:
+            return self._jar.mint(peer, now, hello.bound)
+        cookie = generate(peer)
+        if not isinstance(cookie, bytes) or len(cookie) > MAX_DTLS12_COOKIE_LENGTH:
+            raise UsageError("cookie_generate must return at most 255 bytes")
+        return cookie
+
+    def _cookie_verifies(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bool:
+        verify = self.config.cookie_verify
+        if verify is None:
+            return self._jar.verify(peer, now, hello.cookie, hello.bound) is not None
+        return bool(verify(peer, hello.cookie))
+
+    def _admit(
+        self,
+        data: bytes,
+        record: DtlsRecord,
+        header: DtlsHandshakeHeader,
+        body: bytes,
+        hello: ClientHelloPeek,
+        peer: Hashable | None,
+    ) -> Admit | Drop:
+        decoded: ClientHello | None = None  # a first fragment: the connection reassembles
+        if header.fragment_length == header.length:
+            try:
+                decoded = ClientHello.decode(body, dtls=True)
+            except ProtocolError:
+                return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
+        self.admits += 1
+        return Admit(
+            peer=peer,
+            client_hello=decoded,
+            # The fragment as received: for a whole ClientHello (fragment_offset 0,
+            # fragment_length = length) already the transcript's form (RFC 6347 §4.2.6).
+            client_hello_message=record.fragment,
+            client_version=hello.client_version,
+            cookie=hello.cookie,
+            message_seq=header.message_seq,
+            record_sequence_number=record.sequence_number,
+            datagram=data,
+        )
+
+
+def hello_verify_request(client_hello_record: DtlsRecord, cookie: bytes) -> bytes:
+    """One datagram: a HelloVerifyRequest record (RFC 6347 §4.2.1) carrying ``cookie``, with
+    the epoch and sequence number of the ClientHello's record, version DTLS 1.0 in the record
+    and in server_version, message_seq 0."""
+    body = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+    message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
+    return encode_dtls_record(
+        ContentType.HANDSHAKE,
+        ProtocolVersion.DTLS10,
+        client_hello_record.epoch,
+        client_hello_record.sequence_number,
+        message,
+    )

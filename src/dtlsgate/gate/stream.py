@@ -1,0 +1,305 @@
+"""The stateless HelloRetryRequest: OpenSSL's ``SSL_stateless()`` as a pure function.
+
+``StatelessGate(config).receive(data, peer, now)`` judges the first bytes a client sent on
+a stream and returns exactly one of
+
+- `Reply`: a HelloRetryRequest with a cookie to send back (followed by the compatibility
+  ChangeCipherSpec when the client's legacy_session_id is not empty, RFC 8446 Appendix
+  D.4); nothing is kept;
+- `StreamAdmit`: a ClientHello2 whose cookie verified, with everything the server
+  connection needs to go on (`ServerConnection.from_admit`), which does not verify the
+  cookie again;
+- ``Drop(DropReason.CLIENT_HELLO_INCOMPLETE)``: the whole ClientHello is not there yet;
+  nothing was sent (the caller retries with more bytes, like ``SSL_stateless`` failing when
+  the read BIO runs dry);
+- `Refuse`: a fatal alert to send before closing: not TLS 1.3 (protocol_version, without
+  any TLS 1.2 flight, as ``SSL_stateless`` returns 0 for older versions), malformed input
+  (decode_error), a cookie that does not verify or a ClientHello2 that changed what
+  ClientHello1 fixed (illegal_parameter).
+
+These are the datagram gate's result family (`dtlsgate.gate.results`), with its counters.
+
+The cookie (RFC 8446 §4.2.2) is minted by the config's `CookieJar`: it is bound to the peer
+address and to the ClientHello fields that ClientHello2 must repeat (legacy_version, random,
+legacy_session_id, cipher_suites, RFC 8446 §4.1.2) and carries, integrity-protected::
+
+    format (1) | cipher_suite (2) | group (2) | key_share requested (1) |
+    Hash(ClientHello1) <1..64> | application cookie <0..2^16-1>
+
+so that ClientHello2 rebuilds the transcript: ``message_hash`` of ClientHello1 (§4.4.1),
+the HelloRetryRequest (rebuilt byte for byte from these values and the cookie), then
+ClientHello2. The application part comes from ``stateless_cookie_generate(peer)`` and is
+checked by ``stateless_cookie_verify(peer, cookie)`` (OpenSSL's
+``SSL_CTX_set_stateless_cookie_generate_cb`` / ``_verify_cb``).
+
+A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC 8446
+§4.2.2 and Appendix D.4) is skipped, not refused (OpenSSL 3.0 aborts there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.suites import suite_info
+from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.gate.results import (
+    Drop,
+    DropReason,
+    GateCounters,
+    Refuse,
+    Reply,
+    StreamAdmit,
+    StreamGateResult,
+)
+from dtlsgate.handshake.tls13.common import (
+    ClientHelloInfo,
+    client_hello_fixed_part,
+    decode_client_hello,
+    hello_retry_request,
+)
+from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
+from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
+from dtlsgate.wire.messages import ClientHello
+
+if TYPE_CHECKING:
+    from dtlsgate.config import ServerConfig
+
+PAYLOAD_FORMAT = 1
+# A ClientHello larger than this is refused before reassembly: real ones are a few hundred
+# bytes (a few KB with post-quantum shares and many PSK identities); the cap bounds what one
+# unauthenticated call can make us buffer and hash.
+MAX_CLIENT_HELLO = 1 << 16
+# The HRR + CCS we answer with stay small; this only bounds the application's cookie part.
+MAX_APPLICATION_COOKIE = 1024
+# RFC 8446 Appendix D.4: a client in middlebox compatibility mode sends one
+# ChangeCipherSpec, after ClientHello1, so at most one comes before a ClientHello (the gate
+# forgets all between calls). Skipping more would let a peer stream CCS records that the
+# caller keeps buffering and re-reading until its timeout.
+MAX_CCS_BEFORE_CLIENT_HELLO = 1
+_CCS_RECORD = bytes((ContentType.CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1))
+
+
+_INCOMPLETE = Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+
+
+def alert_record(alert: AlertDescription) -> bytes:
+    """A plaintext fatal alert record (RFC 8446 §6)."""
+    return bytes((ContentType.ALERT, 3, 3, 0, 2, AlertLevel.FATAL, alert))
+
+
+def bound_fields(hello: ClientHello) -> bytes:
+    """What ClientHello2 must repeat from ClientHello1 (RFC 8446 §4.1.2, §4.1.4): everything
+    but key_share, early_data, cookie, pre_shared_key and padding. The cookie's tag covers
+    it, so a ClientHello2 that changed any of it does not verify."""
+    return client_hello_fixed_part(hello)
+
+
+@frozen
+class CookieState:
+    """The integrity-protected payload of a TLS 1.3 cookie."""
+
+    cipher_suite: int
+    group: int
+    key_share_requested: bool
+    client_hello1_digest: bytes
+    application_cookie: bytes
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(PAYLOAD_FORMAT)
+        w.u16(self.cipher_suite)
+        w.u16(self.group)
+        w.u8(int(self.key_share_requested))
+        w.vector(1, self.client_hello1_digest, 1, 64)
+        w.vector(2, self.application_cookie)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CookieState:
+        r = Reader(data)
+        if r.u8() != PAYLOAD_FORMAT:
+            raise ProtocolError("cookie format", AlertDescription.illegal_parameter)
+        suite, group, requested = r.u16(), r.u16(), r.u8()
+        digest = r.vector(1, 1, 64)
+        app = r.vector(2)
+        r.finish()
+        return cls(suite, group, bool(requested), digest, app)
+
+
+class StatelessGate(GateCounters):
+    """Judges the first bytes of a TLS 1.3 stream statelessly (module docstring).
+
+    ``replies``, ``admits``, ``drops`` and ``refusals`` count outcomes (`GateCounters`);
+    they are all that changes across calls."""
+
+    def __init__(self, config: ServerConfig, *, context: ServerContext | None = None) -> None:
+        super().__init__()
+        if config.cookie_jar is None:  # pragma: no cover - ServerConfig always makes one
+            raise UsageError("the stateless gate needs a cookie jar")
+        self.config = config
+        self.jar = config.cookie_jar
+        self.context = context or ServerContext(config)
+
+    def receive(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
+        return self._count(self._judge(bytes(data), peer, now))
+
+    def _judge(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
+        found = read_client_hello(data)
+        if not isinstance(found, tuple):
+            return found
+        message, consumed = found
+        try:
+            hello, info = decode_client_hello(message[4:])
+        except ProtocolError as exc:
+            return _refuse(exc.alert, str(exc))
+        if info.cookie is None:
+            return self._retry(hello, info, message, peer, now)
+        return self._admit(hello, info, message, data[consumed:], peer, now)
+
+    def _retry(
+        self,
+        hello: ClientHello,
+        info: ClientHelloInfo,
+        message: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> StreamGateResult:
+        try:
+            choice = choose(self.context, hello, info)
+        except ProtocolError as exc:
+            return _refuse(exc.alert, str(exc))
+        found = find_ticket(self.context, hello, info, now)
+        if found is not None:
+            # RFC 8446 §4.2.11: resuming needs the ticket's hash; fix its suite in the HRR.
+            choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
+        # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
+        requested = info.share_for(choice.group) is None
+        application = b""
+        generate = self.config.stateless_cookie_generate
+        if generate is not None:
+            application = _call_application(generate, peer)
+            if not isinstance(application, bytes) or len(application) > MAX_APPLICATION_COOKIE:
+                raise UsageError(
+                    f"stateless_cookie_generate must return at most {MAX_APPLICATION_COOKIE} bytes"
+                )
+        digest = suite_info(choice.suite).hash.digest(message)
+        state = CookieState(choice.suite, choice.group, requested, digest, application)
+        cookie = self.jar.mint(peer, now, bound_fields(hello), state.encode())
+        hrr = hello_retry_request(
+            hello.session_id, choice.suite, choice.group if requested else None, cookie
+        )
+        reply = record(ContentType.HANDSHAKE, hrr)
+        # RFC 8446 Appendix D.4: the CCS follows our first handshake message in compat mode.
+        if hello.session_id:
+            reply += _CCS_RECORD
+        return Reply(reply)
+
+    def _admit(
+        self,
+        hello: ClientHello,
+        info: ClientHelloInfo,
+        message: bytes,
+        remaining: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> StreamGateResult:
+        assert info.cookie is not None
+        payload = self.jar.verify(peer, now, info.cookie, bound_fields(hello))
+        if payload is None:
+            # Forged, expired, minted for another address, or ClientHello2 changed a field
+            # ClientHello1 fixed: the cookie does not verify.
+            return _refuse(AlertDescription.illegal_parameter, "cookie does not verify")
+        try:
+            state = CookieState.decode(payload)
+        except ProtocolError:
+            return _refuse(AlertDescription.illegal_parameter, "cookie payload")
+        verify = self.config.stateless_cookie_verify
+        if verify is not None:
+            accepted = _call_application(verify, peer, state.application_cookie)
+            if not isinstance(accepted, bool):
+                raise UsageError("stateless_cookie_verify must return True or False")
+            if not accepted:
+                return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
+        return StreamAdmit(
+            peer,
+            hello,
+            message,
+            state.client_hello1_digest,
+            state.cipher_suite,
+            state.group,
+            state.key_share_requested,
+            info.cookie,
+            state.application_cookie,
+            remaining,
+        )
+
+
+def _call_application(callback: Callable[..., object], *args: object) -> Any:
+    """Call an application cookie callback. Whatever it raises is the application's bug,
+    not the peer's: it leaves the gate as a `UsageError` (OpenSSL's callback failure,
+    ``SSL_stateless`` < 0), chained to the original; adapters answer the client with
+    internal_error (RFC 8446 §6.2) and report the error."""
+    try:
+        return callback(*args)
+    except Exception as exc:
+        raise UsageError(f"stateless cookie callback raised {exc!r}") from exc
+
+
+def _refuse(alert: AlertDescription, detail: str) -> Refuse:
+    return Refuse(alert_record(alert), alert, detail)
+
+
+def record(content_type: int, data: bytes) -> bytes:
+    """One plaintext record (RFC 8446 §5.1); ``data`` fits one record here."""
+    return bytes((content_type, 3, 3)) + len(data).to_bytes(2, "big") + data
+
+
+def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
+    """The whole ClientHello message at the start of ``data`` and the bytes it took,
+    skipping compatibility ChangeCipherSpec records before it (RFC 8446 Appendix D.4) and
+    joining handshake records it spans (§5.1)."""
+    pos = 0
+    skipped = 0
+    message = bytearray()
+    while True:
+        if len(data) - pos < RECORD_HEADER_LENGTH:
+            return _INCOMPLETE
+        content_type = data[pos]
+        length = (data[pos + 3] << 8) | data[pos + 4]
+        try:
+            # Judged before waiting for the body: no TLS record is answered at once.
+            check_record_header(data[pos : pos + RECORD_HEADER_LENGTH], first=pos == 0)
+        except ProtocolError as exc:
+            return _refuse(exc.alert, str(exc))
+        if content_type not in (ContentType.HANDSHAKE, ContentType.CHANGE_CIPHER_SPEC):
+            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
+        if length > MAX_PLAINTEXT or length == 0:
+            return _refuse(AlertDescription.record_overflow, "record length")
+        if len(data) - pos - RECORD_HEADER_LENGTH < length:
+            return _INCOMPLETE
+        body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
+        pos += RECORD_HEADER_LENGTH + length
+        if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
+            skipped += 1
+            if skipped > MAX_CCS_BEFORE_CLIENT_HELLO:
+                return _refuse(AlertDescription.unexpected_message, "ChangeCipherSpec flood")
+            continue
+        if content_type != ContentType.HANDSHAKE:
+            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
+        message += body
+        if message[0] != HandshakeType.CLIENT_HELLO:
+            return _refuse(AlertDescription.unexpected_message, "not a ClientHello")
+        if len(message) >= 4:
+            size = int.from_bytes(message[1:4], "big")
+            if size > MAX_CLIENT_HELLO:
+                return _refuse(AlertDescription.decode_error, "ClientHello too large")
+            if len(message) > 4 + size:
+                # RFC 8446 §5.1: nothing may follow the ClientHello before the server's
+                # answer; more handshake bytes in the same record are unexpected.
+                return _refuse(AlertDescription.unexpected_message, "data after ClientHello")
+            if len(message) == 4 + size:
+                return bytes(message), pos

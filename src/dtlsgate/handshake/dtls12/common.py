@@ -1,0 +1,270 @@
+"""What the DTLS 1.2 server and client machines share: the transcript (with the message_seq
+of our next message), the session agreed in the hellos, the two states both sides pass
+through (``WaitFinished``, ``Established``), the one ``step`` that feeds a message to a
+machine, and the key derivation and Finished helpers.
+
+Each state is a frozen class holding only what is valid in it; its ``transcript`` is the one
+mutable object a handshake carries from state to state (as TLS 1.3's ``Keys`` carries its
+``TranscriptHash``), appended to as messages are received and sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.hashes import Hash, constant_time_equal
+from dtlsgate.crypto.prf import verify_data
+from dtlsgate.crypto.provider import CryptoProvider
+from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.errors import DecryptError
+from dtlsgate.handshake.dtls12.negotiate import Keys, derive_keys, kind_of
+from dtlsgate.handshake.engine import (
+    Complete,
+    EndFlight,
+    Epochs,
+    ExpectMessageSeq,
+    InstallCipherState,
+    KeyLog,
+    Machine,
+    SendChangeCipherSpec,
+    SendMessage,
+    SendWarning,
+    from_epoch,
+    handler_for,
+    only,
+)
+from dtlsgate.wire.enums import HandshakeType
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.messages12 import Finished, KeyExchangeKind
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as _HashState
+
+S = TypeVar("S")
+C = TypeVar("C")
+
+
+@frozen
+class HandshakeComplete:
+    """The handshake finished: what was negotiated."""
+
+    cipher_suite: int
+    alpn_protocol: bytes | None
+    server_name: str | None
+    peer_certificates: tuple[bytes, ...]
+    psk_identity: bytes | None
+    extended_master_secret: bool
+
+
+Action = (
+    SendMessage
+    | SendChangeCipherSpec
+    | InstallCipherState
+    | EndFlight
+    | ExpectMessageSeq
+    | SendWarning
+    | KeyLog
+    | Complete[HandshakeComplete]
+)
+Actions = list[Action]
+
+
+class Transcript:
+    """The handshake messages as received and sent, in order (RFC 5246 §7.4.9), and the
+    message_seq our next message carries (RFC 6347 §4.2.2).
+
+    A handshake asks for the hash three times (the session hash after ClientKeyExchange,
+    both Finished), each time of a longer prefix, two of them often the same: the running
+    hash of the prefix hashed last is kept, so each byte is hashed once."""
+
+    __slots__ = ("_data", "_hashed", "_last", "send_seq")
+
+    def __init__(self, send_seq: int = 0) -> None:
+        self._data = bytearray()
+        self._last = 0
+        # (hash, n, state): ``state`` has hashed the first n bytes of _data with ``hash``.
+        self._hashed: tuple[Hash, int, _HashState] | None = None
+        self.send_seq = send_seq
+
+    def add(self, message: bytes) -> None:
+        self._last = len(self._data)
+        self._data += message
+
+    def send(self, msg_type: int, body: bytes) -> SendMessage:
+        """Our next message: numbered, added to the transcript, and the action sending it
+        (as one fragment: the form the transcript hashes, RFC 6347 §4.2.6)."""
+        message = encode_dtls_handshake(msg_type, body, self.send_seq)
+        self.send_seq += 1
+        self.add(message)
+        return SendMessage(message)
+
+    def data(self, *, exclude_last: bool = False) -> bytes:
+        return bytes(self._data[: self._last] if exclude_last else self._data)
+
+    def digest(self, hash: Hash, *, exclude_last: bool = False) -> bytes:
+        end = self._last if exclude_last else len(self._data)
+        hashed = self._hashed
+        if hashed is not None and hashed[0] is hash and hashed[1] <= end:
+            state, start = hashed[2], hashed[1]
+        else:
+            state, start = hash.new(), 0
+        if start < end:
+            state.update(self._data[start:end])
+            self._hashed = (hash, end, state)
+        return state.digest()
+
+
+@frozen
+class Session:
+    """What both sides agreed in the hellos; carried from state to state."""
+
+    suite: SuiteInfo
+    client_random: bytes
+    server_random: bytes
+    extended_master_secret: bool
+    alpn: bytes | None = None
+    server_name: str | None = None
+
+    @property
+    def kind(self) -> KeyExchangeKind:
+        return kind_of(self.suite)
+
+
+@frozen
+class WaitFinished:
+    """Our keys are derived; the peer's Finished (epoch 1) comes next."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    peer_chain: tuple[bytes, ...] = ()
+    psk_identity: bytes | None = None
+
+
+@frozen
+class Established:
+    """The handshake is complete; only renegotiation attempts arrive, and are declined."""
+
+    session: Session
+
+
+class ReceivedMessage(Protocol):
+    """A whole handshake message as the connection delivers it, in message_seq order (RFC
+    6347 §4.2.2): ``epoch`` is the record epoch that carried it, ``transcript_bytes`` the
+    message as the transcript hashes it (RFC 6347 §4.2.6: as if sent in one fragment)."""
+
+    @property
+    def msg_type(self) -> int: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def transcript_bytes(self) -> bytes: ...
+
+
+class _InHandshake(Protocol):
+    @property
+    def transcript(self) -> Transcript: ...
+
+
+# RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new epoch;
+# everything before it travels in epoch 0. After the handshake the connection itself drops
+# plaintext handshake records (forgeable by anyone on the path, RFC 6347 §4.1); a plaintext
+# renegotiation attempt buffered before the handshake completed reaches Established and is
+# declined with the no_renegotiation warning like any other, not torn down with a fatal
+# alert: any epoch there.
+EPOCHS: dict[int, Epochs] = {HandshakeType.FINISHED: only(1)}
+HANDSHAKE_EPOCHS = only(0)
+ESTABLISHED_EPOCHS = from_epoch(0)
+
+
+def step(
+    machine: Machine[Callable[[C, S, ReceivedMessage, float], tuple[S, Actions]]],
+    ctx: C,
+    state: S,
+    message: ReceivedMessage,
+    now: float,
+) -> tuple[S, Actions]:
+    """Feed one reassembled message (RFC 6347 §4.2.2: in message_seq order) to ``machine``:
+    the engine's dispatch and epoch rule, then the received bytes into the transcript
+    (before the handler runs: ``Transcript.digest(exclude_last=True)`` is the hash without
+    them), then the handler."""
+    handler = handler_for(machine, state, message.msg_type, message.epoch)
+    if type(state) not in machine.after_handshake:
+        # Every state before the end of the handshake carries the transcript.
+        cast(_InHandshake, state).transcript.add(message.transcript_bytes)
+    return handler(ctx, state, message, now)
+
+
+def change_cipher_spec(keys: Keys, *, is_client: bool) -> Actions:
+    """ChangeCipherSpec, then epoch 1 in both directions (RFC 5246 §7.1)."""
+    mine, theirs = (
+        (keys.client_write, keys.server_write)
+        if is_client
+        else (keys.server_write, keys.client_write)
+    )
+    return [
+        SendChangeCipherSpec(),
+        InstallCipherState(True, mine),
+        InstallCipherState(False, theirs),
+    ]
+
+
+def derive(
+    provider: CryptoProvider, transcript: Transcript, session: Session, pms: bytes
+) -> tuple[Keys, KeyLog]:
+    """Master secret (extended when negotiated, RFC 7627 §4: over the session hash, the
+    transcript through ClientKeyExchange) and key block from the premaster secret, with its
+    key log line (NSS format: CLIENT_RANDOM <client random> <master secret>)."""
+    session_hash = transcript.digest(session.suite.hash) if session.extended_master_secret else None
+    keys = derive_keys(
+        provider,
+        session.suite,
+        pms,
+        session.client_random,
+        session.server_random,
+        session_hash,
+    )
+    return keys, KeyLog("CLIENT_RANDOM", session.client_random, keys.master_secret)
+
+
+def finished_data(
+    transcript: Transcript, session: Session, keys: Keys, *, client: bool, last: bool
+) -> bytes:
+    return verify_data(
+        session.suite.hash,
+        keys.master_prf,
+        client,
+        transcript.digest(session.suite.hash, exclude_last=last),
+    )
+
+
+def check_finished(expected: bytes, message: ReceivedMessage) -> None:
+    received = Finished.decode(message.body).verify_data
+    if not constant_time_equal(expected, received):
+        # RFC 5246 §7.4.9: a wrong verify_data is a decrypt_error.
+        raise DecryptError("Finished verify_data does not match")
+
+
+def complete(state: WaitFinished) -> Complete[HandshakeComplete]:
+    return Complete(
+        HandshakeComplete(
+            cipher_suite=state.session.suite.suite,
+            alpn_protocol=state.session.alpn,
+            server_name=state.session.server_name,
+            peer_certificates=state.peer_chain,
+            psk_identity=state.psk_identity,
+            extended_master_secret=state.session.extended_master_secret,
+        )
+    )
+
+
+def as_datetime(now: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(now, datetime.UTC)

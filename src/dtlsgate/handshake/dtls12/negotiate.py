@@ -1,0 +1,312 @@
+"""DTLS 1.2 parameter choice: what a server picks from a ClientHello, what a client offers,
+and the key derivation both sides share once they agree.
+
+Kept apart from the state machines so each handler stays short: a server handler calls
+``choose(config, hello)`` and gets a ``Choice`` or the exception carrying the right alert.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from dtlsgate._frozen import frozen
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.hashes import Hash, KeyedHmac
+from dtlsgate.crypto.kex import ecdhe_groups
+from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
+from dtlsgate.crypto.provider import CryptoProvider
+from dtlsgate.crypto.signatures import schemes_for_key
+from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
+from dtlsgate.errors import (
+    HandshakeFailure,
+    IllegalParameter,
+    ProtocolError,
+    ProtocolVersionError,
+)
+from dtlsgate.record.dtls12 import CipherState
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    decode_alpn,
+    decode_ec_point_formats,
+    decode_renegotiation_info,
+    decode_server_name,
+    decode_u16_list_ext,
+    require_empty,
+)
+from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.messages12 import KeyExchangeKind
+
+_CS = CipherSuite
+_S = SignatureScheme
+
+#: Our suite preference (server) and offer (client), strongest AEAD first for certificates;
+#: the PSK suites after them. Only AEAD suites exist in this library (DESIGN.md).
+DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CCM,
+    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+    _CS.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_ECDHE_PSK_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_PSK_WITH_AES_128_GCM_SHA256,
+    _CS.TLS_PSK_WITH_AES_256_GCM_SHA384,
+    _CS.TLS_PSK_WITH_CHACHA20_POLY1305_SHA256,
+    _CS.TLS_PSK_WITH_AES_128_CCM,
+    _CS.TLS_PSK_WITH_AES_128_CCM_8,
+)
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
+    NamedGroup.x25519,
+    NamedGroup.secp256r1,
+    NamedGroup.secp384r1,
+)
+DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    _S.ecdsa_secp256r1_sha256,
+    _S.ecdsa_secp384r1_sha384,
+    _S.ecdsa_secp521r1_sha512,
+    _S.ed25519,
+    _S.rsa_pss_rsae_sha256,
+    _S.rsa_pss_rsae_sha384,
+    _S.rsa_pss_rsae_sha512,
+    _S.rsa_pkcs1_sha256,
+    _S.rsa_pkcs1_sha384,
+    _S.rsa_pkcs1_sha512,
+)
+# RFC 5746 §3.3: the signalling value that stands for an empty renegotiation_info.
+_SCSV = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+#: RFC 8422 §5.1.2: ECPointFormat uncompressed, the only point format used.
+EC_POINT_UNCOMPRESSED = 0
+
+# The members choose() reads for every ClientHello, read once here: in Python 3.11
+# ``ExtensionType.server_name`` costs about 0.17 us more than a module global (the enum
+# class's __getattr__ hook), and choose() reads a dozen.
+_PSK = KeyExchange.PSK
+_ECDHE_PSK = KeyExchange.ECDHE_PSK
+_EXT_SERVER_NAME = ExtensionType.server_name
+_EXT_SUPPORTED_GROUPS = ExtensionType.supported_groups
+_EXT_EC_POINT_FORMATS = ExtensionType.ec_point_formats
+_EXT_SIGNATURE_ALGORITHMS = ExtensionType.signature_algorithms
+_EXT_ALPN = ExtensionType.application_layer_protocol_negotiation
+_EXT_EXTENDED_MASTER_SECRET = ExtensionType.extended_master_secret
+_EXT_RENEGOTIATION_INFO = ExtensionType.renegotiation_info
+_DTLS12 = ProtocolVersion.DTLS12
+
+_KIND = {
+    KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
+    KeyExchange.ECDHE_RSA: KeyExchangeKind.ECDHE,
+    KeyExchange.PSK: KeyExchangeKind.PSK,
+    KeyExchange.ECDHE_PSK: KeyExchangeKind.ECDHE_PSK,
+}
+
+
+def kind_of(suite: SuiteInfo) -> KeyExchangeKind:
+    return _KIND[suite.key_exchange]
+
+
+@frozen
+class Choice:
+    """What the server chose from a ClientHello."""
+
+    suite: SuiteInfo
+    group: NamedGroup | None
+    signature_scheme: SignatureScheme | None
+    extended_master_secret: bool
+    secure_renegotiation: bool
+    alpn: bytes | None
+    server_name: str | None
+    ec_point_formats: bool
+
+
+@lru_cache(maxsize=32)
+def _key_exchange_for_key(key: object) -> KeyExchange | None:
+    """The certificate key exchange a private key can sign for: per config, cached (the
+    isinstance checks against cryptography's abstract classes are not free)."""
+    # RFC 8422 §5.1: ECDSA and EdDSA keys sign in ECDHE_ECDSA suites; RSA in ECDHE_RSA.
+    if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+        return KeyExchange.ECDHE_ECDSA
+    if isinstance(key, rsa.RSAPrivateKey):
+        return KeyExchange.ECDHE_RSA
+    return None
+
+
+@lru_cache(maxsize=32)
+def _usable_schemes(key: object, preferred: tuple[int, ...]) -> tuple[int, ...]:
+    """Our preferred schemes that ``key`` can sign with: per config, not per handshake."""
+    usable = set(schemes_for_key(key))  # type: ignore[arg-type]
+    return tuple(s for s in preferred if s in usable)
+
+
+def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> SignatureScheme | None:
+    key = config.private_key
+    if key is None:
+        return None
+    ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
+    data = extensions.get(_EXT_SIGNATURE_ALGORITHMS)
+    if data is None:
+        # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
+        return SignatureScheme(ours[0]) if ours else None
+    offered = decode_u16_list_ext(data)
+    for scheme in ours:
+        if scheme in offered:
+            # A member (the defaults) is returned as is: calling the enum class on it
+            # (EnumType.__call__, Python code) would cost about 0.6 us.
+            return scheme if type(scheme) is SignatureScheme else SignatureScheme(scheme)
+    return None
+
+
+def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGroup | None:
+    data = extensions.get(_EXT_SUPPORTED_GROUPS)
+    # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
+    offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
+    # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+    for group in ecdhe_groups(config.groups or DEFAULT_GROUPS):
+        if group in offered:
+            # As in _pick_scheme: a member is returned without calling the enum class.
+            return group if type(group) is NamedGroup else NamedGroup(group)
+    return None
+
+
+def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
+    data = extensions.get(_EXT_ALPN)
+    if data is None or not config.alpn_protocols:
+        return None
+    offered = decode_alpn(data)
+    for protocol in config.alpn_protocols:
+        if protocol in offered:
+            return protocol
+    # RFC 7301 §3.2: no overlap is a fatal no_application_protocol alert.
+    raise ProtocolError("no common ALPN protocol", AlertDescription.no_application_protocol)
+
+
+def check_client_version(hello: ClientHello) -> None:
+    """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
+    0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > _DTLS12:
+        raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
+
+
+def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
+    data = extensions.get(_EXT_RENEGOTIATION_INFO)
+    if data is not None and decode_renegotiation_info(data):
+        # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
+        raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
+    return data is not None or _SCSV in hello.cipher_suites
+
+
+def choose(config: ServerConfig, hello: ClientHello) -> Choice:
+    """The server's choice for ``hello`` (RFC 5246 §7.4.1.3: the server's preference
+    among what the client offers)."""
+    check_client_version(hello)
+    if hello.compression_methods.find(0) < 0:
+        raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
+    # Each extension type appears at most once (the codec rejects duplicates); an
+    # Extension is a (type, data) pair.
+    extensions: dict[int, bytes] = dict(hello.extensions or ())
+    ems_data = extensions.get(_EXT_EXTENDED_MASTER_SECRET)
+    if ems_data is not None:
+        # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
+        require_empty(ems_data, "extended_master_secret")
+    ems = ems_data is not None
+    if config.require_extended_master_secret and not ems:
+        # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
+        raise HandshakeFailure("client does not offer the extended master secret")
+    formats = extensions.get(_EXT_EC_POINT_FORMATS)
+    if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
+        # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
+        # illegal_parameter.
+        raise IllegalParameter("ec_point_formats without uncompressed")
+    group = _pick_group(config, extensions)
+    scheme = _pick_scheme(config, extensions)
+    cert_kx = _key_exchange_for_key(config.private_key) if config.certificate_chain else None
+    offered = hello.cipher_suites
+    for candidate in config.cipher_suites or DEFAULT_SUITES:
+        info = SUITES.get(candidate)  # type: ignore[call-overload]
+        if info is None or info.is_tls13 or candidate not in offered:
+            continue
+        kx = info.key_exchange
+        if kx is _PSK or kx is _ECDHE_PSK:
+            if not config.psk:
+                continue
+        elif kx is not cert_kx or scheme is None:
+            continue
+        if kx is not _PSK and group is None:
+            continue
+        server_name_data = extensions.get(_EXT_SERVER_NAME)
+        return Choice(
+            suite=info,
+            group=None if kx is _PSK else group,
+            signature_scheme=scheme if info.uses_certificate else None,
+            extended_master_secret=ems,
+            secure_renegotiation=_secure_renegotiation(hello, extensions),
+            alpn=_pick_alpn(config, extensions),
+            server_name=decode_server_name(server_name_data) if server_name_data else None,
+            ec_point_formats=kx is not _PSK and formats is not None,
+        )
+    raise HandshakeFailure("no cipher suite in common")
+
+
+def client_suites(config: ClientConfig) -> tuple[int, ...]:
+    """The suites a client offers: PSK suites when it has a PSK, certificate suites
+    otherwise (or the configured list, filtered to DTLS 1.2 suites we implement)."""
+    wanted = config.cipher_suites or DEFAULT_SUITES
+    out: list[int] = []
+    for suite in wanted:
+        info = SUITES.get(CipherSuite(suite)) if suite in SUITES else None
+        if info is None or info.is_tls13:
+            continue
+        if config.cipher_suites is None and info.uses_certificate == (config.psk is not None):
+            continue
+        out.append(int(suite))
+    return tuple(out)
+
+
+@frozen
+class Keys:
+    """The master secret (also keyed for the PRF: the Finished messages use it) and the
+    record protection of epoch 1 for both directions."""
+
+    master_secret: bytes
+    master_prf: KeyedHmac
+    client_write: CipherState
+    server_write: CipherState
+
+
+def derive_keys(
+    provider: CryptoProvider,
+    suite: SuiteInfo,
+    pre_master_secret: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    session_hash: bytes | None,
+) -> Keys:
+    """Master secret (RFC 5246 §8.1, or RFC 7627 §4 when ``session_hash`` is given) and
+    the key block cut into write keys and IVs (RFC 5246 §6.3)."""
+    hash: Hash = suite.hash
+    if session_hash is not None:
+        master = extended_master_secret(hash, pre_master_secret, session_hash)
+    else:
+        master = master_secret(hash, pre_master_secret, client_random, server_random)
+    master_prf = KeyedHmac(hash, master)
+    block = key_block(suite, master_prf, client_random, server_random)
+    return Keys(
+        master,
+        master_prf,
+        CipherState(
+            suite, provider.aead(suite.aead, block.client_write_key), block.client_write_iv
+        ),
+        CipherState(
+            suite, provider.aead(suite.aead, block.server_write_key), block.server_write_iv
+        ),
+    )

@@ -1,0 +1,403 @@
+"""The DTLS 1.2 server handshake (RFC 6347 §4.2, RFC 5246 §7.3): states, the table of legal
+messages per state, one handler per (state, message).
+
+The server machine starts after the gate admitted a ClientHello (RFC 6347 §4.2.1): the
+cookie is not checked again. Each handler returns the next state and the actions for the
+connection (send these messages as a flight, install epoch-1 keys, handshake complete).
+
+    Client                                   Server
+    ClientHello          -------->
+                         <--------   HelloVerifyRequest (the gate, stateless)
+    ClientHello (cookie) -------->
+                                     ServerHello, Certificate*, ServerKeyExchange*,
+                         <--------   CertificateRequest*, ServerHelloDone
+    Certificate*, ClientKeyExchange, CertificateVerify*,
+    [ChangeCipherSpec], Finished -------->
+                         <--------   [ChangeCipherSpec], Finished
+
+PSK suites skip Certificate and CertificateRequest, and plain PSK sends ServerKeyExchange
+only with an identity hint (RFC 4279 §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from dtlsgate._frozen import frozen
+from dtlsgate.config import ServerConfig
+from dtlsgate.crypto.certs import (
+    TrustStore,
+    parse_peer_certificate,
+    peer_public_key,
+    verify_client_chain,
+)
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.prf import psk_premaster_secret
+from dtlsgate.crypto.provider import CryptoProvider
+from dtlsgate.errors import HandshakeFailure, IllegalParameter, ProtocolError, UsageError
+from dtlsgate.handshake.dtls12.common import (
+    EPOCHS,
+    ESTABLISHED_EPOCHS,
+    HANDSHAKE_EPOCHS,
+    Actions,
+    Established,
+    ReceivedMessage,
+    Session,
+    Transcript,
+    WaitFinished,
+    as_datetime,
+    change_cipher_spec,
+    check_finished,
+    complete,
+    derive,
+    finished_data,
+)
+from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SIGNATURE_SCHEMES, Choice, Keys, choose
+from dtlsgate.handshake.engine import EndFlight, InstallCipherState, Machine, SendWarning
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    Extension,
+    encode_alpn,
+    encode_ec_point_formats,
+    encode_renegotiation_info,
+)
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
+from dtlsgate.wire.messages12 import (
+    Certificate12,
+    CertificateRequest12,
+    CertificateVerify12,
+    ClientKeyExchange,
+    EcdhParams,
+    KeyExchangeKind,
+    ServerHelloDone,
+    ServerKeyExchange,
+    ecdhe_signed_params,
+)
+
+HT = HandshakeType
+# RFC 5246 §7.4.4: ClientCertificateType rsa_sign(1), ecdsa_sign(64) (RFC 8422 §5.5).
+_CERTIFICATE_TYPES = bytes((1, 64))
+# The ServerHello extensions whose bodies never vary, encoded once:
+# RFC 5746 §3.6: an empty renegotiation_info on the initial handshake;
+_EMPTY_RENEGOTIATION_INFO = Extension(ExtensionType.renegotiation_info, encode_renegotiation_info())
+# RFC 7627 §5.1: extended_master_secret with an empty body;
+_EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
+# RFC 8422 §5.2: the server's ec_point_formats, uncompressed only;
+_UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
+# RFC 6066 §3: an empty server_name acknowledges that the name was used.
+_SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
+# RFC 5246 §7.4.5: the ServerHelloDone body (empty), likewise encoded once.
+_SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
+
+
+@frozen
+class ServerContext:
+    """What every handler of one server connection reads: the configuration and the trust
+    store for client certificates."""
+
+    config: ServerConfig
+    provider: CryptoProvider
+    trust: TrustStore | None
+
+
+# --- states ---------------------------------------------------------------------------------
+
+
+@frozen
+class ServerWaitClientHello:
+    """Nothing sent yet. ``admitted_hello`` is the ClientHello the gate decoded, when it did
+    (then the message's body is not decoded a second time)."""
+
+    transcript: Transcript
+    admitted_hello: ClientHello | None = None
+
+
+@frozen
+class ServerWaitCertificate:
+    """We asked for a client certificate (RFC 5246 §7.4.6)."""
+
+    transcript: Transcript
+    session: Session
+    key_share: KeyShare | None
+
+
+@frozen
+class ServerWaitClientKeyExchange:
+    transcript: Transcript
+    session: Session
+    key_share: KeyShare | None
+    peer_chain: tuple[bytes, ...] = ()
+
+
+@frozen
+class ServerWaitCertificateVerify:
+    """The client sent a certificate: it must prove it holds the key (RFC 5246 §7.4.8)."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    peer_chain: tuple[bytes, ...]
+    psk_identity: bytes | None
+
+
+ServerState = (
+    ServerWaitClientHello
+    | ServerWaitCertificate
+    | ServerWaitClientKeyExchange
+    | ServerWaitCertificateVerify
+    | WaitFinished
+    | Established
+)
+
+
+def start(transcript: Transcript, admitted_hello: ClientHello | None) -> ServerWaitClientHello:
+    return ServerWaitClientHello(transcript, admitted_hello)
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+def on_client_hello(
+    ctx: ServerContext, state: ServerWaitClientHello, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    config, t = ctx.config, state.transcript
+    hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
+    choice = choose(config, hello)
+    server_random = ctx.provider.random(RANDOM_LENGTH)
+    session = Session(
+        choice.suite,
+        hello.random,
+        server_random,
+        choice.extended_master_secret,
+        choice.alpn,
+        choice.server_name,
+    )
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, server_random).encode())]
+    certificate = choice.suite.uses_certificate
+    if certificate:
+        actions.append(t.send(HT.CERTIFICATE, _certificate_body(config.certificate_chain)))
+    key_share = _server_key_exchange(ctx, t, choice, session, actions)
+    request = certificate and config.verify_client != "none"
+    if request:
+        schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        body = CertificateRequest12(_CERTIFICATE_TYPES, schemes).encode()
+        actions.append(t.send(HT.CERTIFICATE_REQUEST, body))
+    actions.append(t.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE_BODY))
+    actions.append(EndFlight(expect_reply=True))
+    if request:
+        return ServerWaitCertificate(t, session, key_share), actions
+    return ServerWaitClientKeyExchange(t, session, key_share), actions
+
+
+def _server_hello(choice: Choice, server_random: bytes) -> ServerHello:
+    extensions: list[Extension] = []
+    if choice.secure_renegotiation:
+        extensions.append(_EMPTY_RENEGOTIATION_INFO)
+    if choice.extended_master_secret:
+        extensions.append(_EXTENDED_MASTER_SECRET)
+    if choice.ec_point_formats:
+        extensions.append(_UNCOMPRESSED_POINT_FORMAT)
+    if choice.server_name is not None:
+        extensions.append(_SERVER_NAME_ACKNOWLEDGED)
+    if choice.alpn is not None:
+        alpn = encode_alpn((choice.alpn,))
+        extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
+    return ServerHello(
+        ProtocolVersion.DTLS12,
+        server_random,
+        b"",  # no session to resume (RFC 5246 §7.4.1.3)
+        choice.suite.suite,
+        0,
+        tuple(extensions),
+    )
+
+
+def _server_key_exchange(
+    ctx: ServerContext, t: Transcript, choice: Choice, session: Session, actions: Actions
+) -> KeyShare | None:
+    """Append the ServerKeyExchange, when there is one, to ``actions``; our key share."""
+    kind = session.kind
+    hint = ctx.config.psk_identity_hint
+    if kind is KeyExchangeKind.PSK:
+        # RFC 4279 §2: without a hint, ServerKeyExchange is omitted.
+        if hint:
+            body = ServerKeyExchange(kind, psk_identity_hint=hint).encode()
+            actions.append(t.send(HT.SERVER_KEY_EXCHANGE, body))
+        return None
+    assert choice.group is not None  # choose() only picks ECDHE suites with a group
+    share: KeyShare = ctx.provider.generate_key_share(choice.group)
+    params = EcdhParams(choice.group, share.public_bytes)
+    if kind is KeyExchangeKind.ECDHE_PSK:
+        ske = ServerKeyExchange(kind, params, psk_identity_hint=hint)
+    else:
+        assert choice.signature_scheme is not None
+        assert ctx.config.private_key is not None  # a scheme is chosen only for our key
+        signed = ecdhe_signed_params(session.client_random, session.server_random, params)
+        signature = ctx.provider.sign(
+            ctx.config.private_key, choice.signature_scheme, signed, tls13=False
+        )
+        ske = ServerKeyExchange(kind, params, choice.signature_scheme, signature)
+    actions.append(t.send(HT.SERVER_KEY_EXCHANGE, ske.encode()))
+    return share
+
+
+def on_certificate(
+    ctx: ServerContext, state: ServerWaitCertificate, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    chain = Certificate12.decode(message.body).certificates
+    if not chain and ctx.config.verify_client == "required":
+        # RFC 5246 §7.4.6: a server that requires a certificate sends handshake_failure.
+        raise HandshakeFailure("client sent no certificate")
+    if chain:
+        if ctx.trust is None:
+            raise UsageError("verify_client needs a cafile with the trusted client CAs")
+        verify_client_chain(chain, ctx.trust, as_datetime(now))
+    return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
+
+
+def _psk(ctx: ServerContext, identity: bytes) -> bytes:
+    psk = ctx.config.psk.get(identity)
+    if psk is None:
+        # RFC 4279 §2: an unknown identity may be answered with unknown_psk_identity.
+        raise ProtocolError("unknown PSK identity", AlertDescription.unknown_psk_identity)
+    return psk
+
+
+def on_client_key_exchange(
+    ctx: ServerContext, state: ServerWaitClientKeyExchange, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    session, t = state.session, state.transcript
+    kind = session.kind
+    cke = ClientKeyExchange.decode(message.body, kind)
+    identity: bytes | None = None
+    if kind is KeyExchangeKind.ECDHE:
+        assert state.key_share is not None
+        pms = state.key_share.exchange(cke.public)
+    else:
+        identity = cke.psk_identity
+        shared = None
+        if kind is KeyExchangeKind.ECDHE_PSK:
+            assert state.key_share is not None
+            shared = state.key_share.exchange(cke.public)
+        pms = psk_premaster_secret(_psk(ctx, identity), shared)
+    keys, keylog = derive(ctx.provider, t, session, pms)
+    actions: Actions = [keylog, InstallCipherState(False, keys.client_write)]
+    if state.peer_chain:
+        return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
+    return WaitFinished(t, session, keys, (), identity), actions
+
+
+def on_certificate_verify(
+    ctx: ServerContext, state: ServerWaitCertificateVerify, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    cv = CertificateVerify12.decode(message.body)
+    offered = ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
+    if cv.signature_scheme not in offered:
+        raise IllegalParameter("CertificateVerify uses a scheme we did not request")
+    leaf = parse_peer_certificate(state.peer_chain[0])
+    # RFC 5246 §7.4.8: the signature covers every handshake message before this one.
+    ctx.provider.verify(
+        peer_public_key(leaf),
+        SignatureScheme(cv.signature_scheme),
+        state.transcript.data(exclude_last=True),
+        cv.signature,
+        tls13=False,
+    )
+    t = state.transcript
+    return WaitFinished(t, state.session, state.keys, state.peer_chain, state.psk_identity), []
+
+
+def on_finished(
+    ctx: ServerContext, state: WaitFinished, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    session, keys, t = state.session, state.keys, state.transcript
+    check_finished(finished_data(t, session, keys, client=True, last=True), message)
+    actions = change_cipher_spec(keys, is_client=False)
+    actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
+    actions.append(EndFlight(expect_reply=False))
+    actions.append(complete(state))
+    return Established(session), actions
+
+
+def on_renegotiation(
+    ctx: ServerContext, state: Established, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    # RFC 5746 §4.4 / RFC 5246 §7.2.2: we do not renegotiate; a warning says so.
+    return state, [SendWarning(AlertDescription.no_renegotiation)]
+
+
+# --- the certificate message ------------------------------------------------------------------
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+# Encoded Certificate message bodies by the identities of their certificates, for at most
+# this many chains (a process has a few configs; past that the cache starts afresh).
+MAX_CACHED_CHAINS = 32
+_certificate_bodies: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], bytes]] = {}
+
+
+def _certificate_body(chain: list[x509.Certificate]) -> bytes:
+    """The Certificate message body for a configured chain: the same for every handshake
+    of a config, so encoded once. Looked up by the certificates' identities: an entry holds
+    its certificates, so their ids are not reused while it is cached (hashing a certificate,
+    as an lru_cache key would, costs about 2.4 us per handshake)."""
+    key = tuple(map(id, chain))
+    cached = _certificate_bodies.get(key)
+    if cached is None:
+        if len(_certificate_bodies) >= MAX_CACHED_CHAINS:
+            _certificate_bodies.clear()
+        certificates = tuple(chain)
+        body = Certificate12(tuple(_der(c) for c in certificates)).encode()
+        cached = _certificate_bodies[key] = (certificates, body)
+    return cached[1]
+
+
+# --- the table --------------------------------------------------------------------------------
+
+Handler = Callable[..., tuple[ServerState, Actions]]
+
+#: The one table of legal messages per state (RFC 5246 §7.3, RFC 6347 §4.2).
+SERVER: Machine[Handler] = Machine(
+    name="DTLS 1.2 server",
+    start=(ServerWaitClientHello,),
+    table={
+        ServerWaitClientHello: {HT.CLIENT_HELLO: on_client_hello},
+        ServerWaitCertificate: {HT.CERTIFICATE: on_certificate},
+        ServerWaitClientKeyExchange: {HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange},
+        ServerWaitCertificateVerify: {HT.CERTIFICATE_VERIFY: on_certificate_verify},
+        WaitFinished: {HT.FINISHED: on_finished},
+        Established: {HT.CLIENT_HELLO: on_renegotiation},
+    },
+    goes_to={
+        (ServerWaitClientHello, HT.CLIENT_HELLO): (
+            ServerWaitCertificate,
+            ServerWaitClientKeyExchange,
+        ),
+        (ServerWaitCertificate, HT.CERTIFICATE): (ServerWaitClientKeyExchange,),
+        (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (
+            ServerWaitCertificateVerify,
+            WaitFinished,
+        ),
+        (ServerWaitCertificateVerify, HT.CERTIFICATE_VERIFY): (WaitFinished,),
+        (WaitFinished, HT.FINISHED): (Established,),
+        (Established, HT.CLIENT_HELLO): (Established,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Established}),
+    after_handshake_epochs=ESTABLISHED_EPOCHS,
+)
+
+__all__ = ["SERVER", "ServerContext", "ServerState", "ServerWaitClientHello", "start"]

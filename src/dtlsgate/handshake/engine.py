@@ -1,0 +1,256 @@
+"""The one handshake engine shape, shared by DTLS 1.2 and TLS 1.3: the dispatch rule, the
+epoch rule, the `Action` types and the checks every protocol's table must pass.
+
+A protocol is a `Machine`: typed states (frozen classes, each holding only the data valid
+in it), and ``table[state type][message type]`` naming the handler that takes that message
+in that state. A handler returns ``(next_state, actions)``; the connection carries the
+actions out (sends, installs keys, reports completion). The rules live here once:
+
+- **Dispatch** (RFC 8446 §4: "a peer which receives a handshake message in an unexpected
+  order MUST abort the handshake with an unexpected_message alert"; RFC 5246 §7.4 likewise):
+  a message type absent from the state's row is `UnexpectedMessage`.
+- **Epoch**: every message must arrive under the protection the protocol fixes for it.
+  ``epochs[message type]`` says which during the handshake (``default_epochs`` for the
+  rest); in a state of ``after_handshake`` every message must come under
+  ``after_handshake_epochs``. Epochs are DTLS 1.2's record epochs (0 plaintext, 1 after
+  ChangeCipherSpec; RFC 6347 §4.1) and, for TLS 1.3, the encryption levels numbered as
+  RFC 9147 §6.1 numbers DTLS 1.3 epochs (0 plaintext, 2 handshake keys, 3 and later the
+  application keys, one more per KeyUpdate).
+
+``goes_to[(state, message)]`` declares the states a handler may return: the diagrams in
+``docs/`` are drawn from it (``scripts/diagrams.py``) and ``check_machine`` keeps it and the
+table in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.aead import AeadAlgorithm
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.errors import UnexpectedMessage
+from dtlsgate.wire.enums import AlertDescription, HandshakeType
+
+if TYPE_CHECKING:  # the record layer's package imports the connection, which imports us
+    from dtlsgate.record.dtls12 import CipherState
+
+H = TypeVar("H")
+InfoT = TypeVar("InfoT")
+
+
+# ---- the rules ------------------------------------------------------------------------------
+
+
+@frozen
+class Epochs:
+    """The epochs a message may arrive in: ``first`` to ``last`` (None: no upper bound)."""
+
+    first: int
+    last: int | None
+
+    def __contains__(self, epoch: object) -> bool:
+        if not isinstance(epoch, int):
+            return False
+        return self.first <= epoch and (self.last is None or epoch <= self.last)
+
+    def __str__(self) -> str:
+        if self.last == self.first:
+            return f"epoch {self.first}"
+        return f"epoch >= {self.first}" if self.last is None else f"epochs {self.first}-{self.last}"
+
+
+def only(epoch: int) -> Epochs:
+    return Epochs(epoch, epoch)
+
+
+def from_epoch(epoch: int) -> Epochs:
+    return Epochs(epoch, None)
+
+
+@frozen
+class Machine(Generic[H]):
+    """One side of one protocol: its states, its table and its epoch rule."""
+
+    name: str
+    start: tuple[type, ...]
+    table: Mapping[type, Mapping[int, H]]
+    goes_to: Mapping[tuple[type, int], tuple[type, ...]]
+    epochs: Mapping[int, Epochs]
+    default_epochs: Epochs
+    after_handshake: frozenset[type]
+    after_handshake_epochs: Epochs
+
+    def row(self, state: type) -> Mapping[int, H]:
+        """The messages ``state`` takes (empty for a state that takes none)."""
+        return self.table.get(state, _NO_MESSAGES)  # type: ignore[arg-type]
+
+    def epochs_for(self, state: type, msg_type: int) -> Epochs:
+        if state in self.after_handshake:
+            return self.after_handshake_epochs
+        return self.epochs.get(msg_type, self.default_epochs)
+
+    def states(self) -> tuple[type, ...]:
+        """Every state: the start states, each row's, and every target, in that order."""
+        seen: dict[type, None] = dict.fromkeys(self.start)
+        seen.update(dict.fromkeys(self.table))
+        for targets in self.goes_to.values():
+            seen.update(dict.fromkeys(targets))
+        return tuple(seen)
+
+
+_NO_MESSAGES: Mapping[int, object] = {}
+
+
+def handler_for(machine: Machine[H], state: object, msg_type: int, epoch: int) -> H:
+    """The handler for ``msg_type`` arriving in ``epoch`` while in ``state``; the one place
+    where an out-of-order or wrongly protected handshake message is refused."""
+    kind = type(state)
+    handler = machine.row(kind).get(msg_type)
+    if handler is None:
+        raise UnexpectedMessage(f"{message_name(msg_type)} in state {kind.__name__}")
+    if epoch not in machine.epochs_for(kind, msg_type):
+        raise UnexpectedMessage(f"{message_name(msg_type)} in epoch {epoch}")
+    return handler
+
+
+def message_name(msg_type: int) -> str:
+    try:
+        return HandshakeType(msg_type).name
+    except ValueError:
+        return f"handshake message {msg_type}"
+
+
+def check_machine(machine: Machine[H]) -> list[str]:
+    """What is wrong with ``machine``'s tables (empty when nothing): every row names known
+    message types and callable handlers, every (state, message) of the table declares where
+    it goes and nothing else does, and every state can be reached from a start state."""
+    problems: list[str] = []
+    known = {int(t) for t in HandshakeType}
+    for state, row in machine.table.items():
+        for msg_type, handler in row.items():
+            where = f"{machine.name}: {state.__name__} x {message_name(msg_type)}"
+            if msg_type not in known:
+                problems.append(f"{where}: not a handshake message type")
+            if not callable(handler):
+                problems.append(f"{where}: handler is not callable")
+            if not machine.goes_to.get((state, msg_type)):
+                problems.append(f"{where}: no target states declared")
+    for state, msg_type in machine.goes_to:
+        if msg_type not in machine.row(state):
+            problems.append(f"{machine.name}: {state.__name__} x {msg_type} is not in the table")
+    reached = set(machine.start)
+    frontier = list(machine.start)
+    while frontier:
+        state = frontier.pop()
+        for msg_type in machine.row(state):
+            for target in machine.goes_to.get((state, msg_type), ()):
+                if target not in reached:
+                    reached.add(target)
+                    frontier.append(target)
+    for state in machine.states():
+        if state not in reached:
+            problems.append(f"{machine.name}: {state.__name__} cannot be reached")
+    return problems
+
+
+# ---- actions --------------------------------------------------------------------------------
+
+
+@frozen
+class SendMessage:
+    """Send this whole handshake message under the current write protection."""
+
+    data: bytes
+
+
+@frozen
+class SendChangeCipherSpec:
+    """Send a ChangeCipherSpec: in DTLS 1.2 the messages after it go in the next epoch
+    (RFC 5246 §7.1); in TLS 1.3 the middlebox-compatibility one (RFC 8446 Appendix D.4)."""
+
+
+@frozen
+class InstallKey:
+    """TLS 1.3: protect records in one direction with ``secret`` from now on (§7.3)."""
+
+    write: bool
+    schedule: KeySchedule
+    aead: AeadAlgorithm
+    secret: bytes
+
+
+@frozen
+class InstallCipherState:
+    """DTLS 1.2: protect epoch 1 in one direction with this key-block state (RFC 5246
+    §6.3); ``write`` keys take effect for what follows the ChangeCipherSpec."""
+
+    write: bool
+    cipher: CipherState
+
+
+@frozen
+class EndFlight:
+    """DTLS: the messages sent since the last flight are a flight: send it. With
+    ``expect_reply`` a retransmission timer runs until the peer's next flight (RFC 6347
+    §4.2.4); without, it is our last flight, resent only on the peer's retransmission."""
+
+    expect_reply: bool
+
+
+@frozen
+class ExpectMessageSeq:
+    """DTLS: the peer's next message carries this message_seq (RFC 6347 §4.2.2: after a
+    HelloVerifyRequest the ServerHello continues from the new ClientHello's)."""
+
+    message_seq: int
+
+
+@frozen
+class SendWarning:
+    """Send a warning alert (for example no_renegotiation, RFC 5246 §7.4.1.1)."""
+
+    description: AlertDescription
+
+
+@frozen
+class KeyLog:
+    """A secret for the NSS key log format (``SSLKEYLOGFILE``): ``label``, the ClientHello
+    random that names the connection, the secret. Written only when the application gave
+    the connection a key log callback."""
+
+    label: str
+    client_random: bytes
+    secret: bytes
+
+    def line(self) -> str:
+        return f"{self.label} {self.client_random.hex()} {self.secret.hex()}"
+
+
+@frozen
+class Complete(Generic[InfoT]):
+    """The handshake is done: what was negotiated (for a client whose Finished ends the
+    handshake, once that Finished is queued)."""
+
+    info: InfoT
+
+
+__all__ = [
+    "Complete",
+    "EndFlight",
+    "Epochs",
+    "ExpectMessageSeq",
+    "InstallCipherState",
+    "InstallKey",
+    "KeyLog",
+    "Machine",
+    "SendChangeCipherSpec",
+    "SendMessage",
+    "SendWarning",
+    "check_machine",
+    "from_epoch",
+    "handler_for",
+    "message_name",
+    "only",
+]

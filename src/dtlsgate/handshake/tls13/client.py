@@ -1,0 +1,628 @@
+"""The TLS 1.3 client handshake (RFC 8446 §2, §4): states, the table of legal messages per
+state, one handler per (state, message).
+
+Like the server, each state holds only its own data and ``TABLE`` is the one place that
+says which message may come next. The client sends its middlebox-compatibility
+ChangeCipherSpec right before its encrypted flight (RFC 8446 Appendix D.4 allows this or
+before ClientHello2), which also completes against servers that reject a CCS between the
+two hellos (OpenSSL 3.0 ``s_server -stateless``).
+
+Resumption: ``ClientConfig.session_ticket`` (a `SessionTicket` from an earlier
+connection's ``SessionTicketReceived`` event) is offered as our one PSK identity, with its
+binder (RFC 8446 §4.2.11.2), recomputed after a HelloRetryRequest; when the ServerHello
+selects it the server sends no Certificate (§2.2). We never send early data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.certs import load_trust_store
+from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
+from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.suites import SuiteInfo, suite_info
+from dtlsgate.errors import DecodeError, DecryptError, UsageError
+from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13.common import (
+    APPLICATION_EPOCHS,
+    DEFAULT_GROUPS,
+    DEFAULT_SIGNATURE_SCHEMES,
+    DEFAULT_SUITES,
+    EPOCHS,
+    HANDSHAKE_EPOCHS,
+    LEGACY_VERSION,
+    TLS13,
+    Actions,
+    AppSecrets,
+    Complete,
+    HandshakeInfo,
+    InstallKey,
+    Keys,
+    OwnRecordLimit,
+    PeerRecordLimit,
+    SendChangeCipherSpec,
+    SendMessage,
+    TicketReceived,
+    application_keylog,
+    expect,
+    handshake_keylog,
+    install,
+    message,
+    present,
+)
+from dtlsgate.handshake.tls13.peer_auth import (
+    PeerKey,
+    check_peer_certificate,
+    verify_certificate_verify,
+)
+from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.tickets import fill_binders
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    PskKeyExchangeMode,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    Extension,
+    KeyShareEntry,
+    OfferedPsks,
+    PskIdentity,
+    decode_alpn,
+    decode_cookie,
+    decode_key_share_hrr,
+    decode_key_share_sh,
+    decode_pre_shared_key_sh,
+    decode_record_size_limit,
+    decode_supported_versions_sh,
+    decode_u16_list_ext,
+    encode_alpn,
+    encode_cookie,
+    encode_key_share_ch,
+    encode_pre_shared_key_ch,
+    encode_psk_key_exchange_modes,
+    encode_server_name,
+    encode_supported_versions_ch,
+    encode_u16_list_ext,
+)
+from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.messages13 import (
+    Certificate,
+    CertificateEntry,
+    CertificateRequest,
+    CertificateVerify,
+    EncryptedExtensions,
+    Finished,
+    NewSessionTicket,
+)
+
+_A = AlertDescription
+_E = ExtensionType
+_H = HandshakeType
+
+
+class ClientContext:
+    """Per-config data of a client: preferences, trust anchors, our credentials."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.provider = config.provider
+        self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
+        self.server_name: str | None = config.server_name
+        self.trust: Any = None
+        if not config.insecure:
+            if not self.server_name:
+                raise UsageError("a client needs server_name to verify, or insecure=True")
+            self.trust = load_trust_store(config.cafile)
+        self.chain_der: tuple[bytes, ...] = tuple(
+            c.public_bytes(_der()) for c in config.certificate_chain
+        )
+        self.key = config.private_key
+        self.middlebox_compat: bool = config.middlebox_compat
+        self.ticket: SessionTicket | None = config.session_ticket
+        if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
+            raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+# ---- states -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WaitServerHello:
+    """Our ClientHello is out. After a HelloRetryRequest, ``retry`` holds the transcript so far
+    (message_hash, HRR, ClientHello2) and ``retry_suite`` the suite the HRR chose."""
+
+    hello: ClientHello
+    raw: bytes
+    shares: dict[int, KeyShare]
+    retry: TranscriptHash | None = None
+    retry_suite: int | None = None
+    offer: PskOffer | None = None
+
+
+@frozen
+class PskOffer:
+    """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
+
+    ticket: SessionTicket
+    obfuscated_age: int
+
+    @property
+    def hash(self) -> Any:
+        return suite_info(self.ticket.suite).hash
+
+    def placeholder(self) -> OfferedPsks:
+        identity = PskIdentity(self.ticket.ticket.ticket, self.obfuscated_age)
+        return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
+
+    def schedule(self) -> KeySchedule:
+        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk)
+
+
+@dataclass(slots=True)
+class WaitEncryptedExtensions:
+    keys: Keys
+    suite: SuiteInfo
+    info: HandshakeInfo
+    offered: frozenset[int]  # extension types in our ClientHello
+
+
+@dataclass(slots=True)
+class WaitCertificateOrRequest:
+    keys: Keys
+    suite: SuiteInfo
+    info: HandshakeInfo
+
+
+@dataclass(slots=True)
+class WaitCertificate:
+    """The server sent a CertificateRequest (RFC 8446 §4.3.2)."""
+
+    keys: Keys
+    suite: SuiteInfo
+    info: HandshakeInfo
+    request: CertificateRequest
+
+
+@dataclass(slots=True)
+class WaitCertificateVerify:
+    keys: Keys
+    suite: SuiteInfo
+    info: HandshakeInfo
+    request: CertificateRequest | None
+    peer_key: PeerKey
+
+
+@dataclass(slots=True)
+class WaitFinished:
+    keys: Keys
+    suite: SuiteInfo
+    info: HandshakeInfo
+    request: CertificateRequest | None
+
+
+ClientState = (
+    WaitServerHello
+    | WaitEncryptedExtensions
+    | WaitCertificateOrRequest
+    | WaitCertificate
+    | WaitCertificateVerify
+    | WaitFinished
+    | Connected
+)
+
+
+# ---- ClientHello ------------------------------------------------------------------------------
+
+
+def client_hello(
+    ctx: ClientContext,
+    random: bytes,
+    session_id: bytes,
+    shares: dict[int, KeyShare],
+    cookie: bytes | None = None,
+    offer: OfferedPsks | None = None,
+) -> ClientHello:
+    """Our ClientHello (RFC 8446 §4.1.2)."""
+    cfg = ctx.config
+    ext: list[Extension] = []
+    if ctx.server_name and not _is_ip(ctx.server_name):
+        # RFC 6066 §3: literal IP addresses are not sent as server names.
+        ext.append(Extension(_E.server_name, encode_server_name(ctx.server_name)))
+    ext.append(Extension(_E.supported_groups, encode_u16_list_ext(list(ctx.groups))))
+    schemes = cfg.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
+    ext.append(Extension(_E.signature_algorithms, encode_u16_list_ext(list(schemes))))
+    ext.append(Extension(_E.supported_versions, encode_supported_versions_ch([TLS13])))
+    entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
+    ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
+    ext.append(
+        Extension(
+            _E.psk_key_exchange_modes,
+            encode_psk_key_exchange_modes([PskKeyExchangeMode.psk_dhe_ke]),
+        )
+    )
+    if cfg.alpn_protocols:
+        ext.append(
+            Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
+        )
+    if cookie is not None:
+        ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
+    ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
+    if offer is not None:
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
+        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
+    return ClientHello(LEGACY_VERSION, random, session_id, tuple(ctx.suites), b"\x00", tuple(ext))
+
+
+def _is_ip(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
+    """Our ticket, when it may be offered: still within its lifetime, for the server name
+    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11)."""
+    ticket = ctx.ticket
+    if ticket is None:
+        return None
+    if now is None:
+        raise UsageError("start(now) needs the current time to offer a session ticket")
+    age_ms = int((now - ticket.received_at) * 1000)
+    if not 0 <= age_ms <= ticket.ticket.ticket_lifetime * 1000:
+        return None
+    if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
+        return None
+    # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
+    return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
+
+
+def hello_message(
+    ctx: ClientContext, hello: ClientHello, offer: PskOffer | None, prefix: TranscriptHash | None
+) -> bytes:
+    """The ClientHello message, its binder filled in when it offers a PSK (§4.2.11.2)."""
+    raw = message(_H.CLIENT_HELLO, hello.encode())
+    if offer is None:
+        return raw
+    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix)
+
+
+def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
+    """The first flight: one ClientHello with key shares for our first group (and our first
+    elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and our session
+    ticket as a PSK when we have one (``now`` dates its age)."""
+    offer = psk_offer(ctx, now)
+    shares = {
+        group: ctx.provider.generate_key_share(NamedGroup(group))
+        for group in initial_key_share_groups(ctx.groups)
+    }
+    # RFC 8446 Appendix D.4: in compatibility mode, a non-empty legacy_session_id.
+    session_id = ctx.provider.random(32) if ctx.middlebox_compat else b""
+    placeholder = offer.placeholder() if offer is not None else None
+    hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
+    raw = hello_message(ctx, hello, offer, None)
+    hello = ClientHello.decode(raw[4:], dtls=False)
+    return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
+
+
+# ---- handlers ---------------------------------------------------------------------------------
+
+
+def _check_server_hello(ctx: ClientContext, state: WaitServerHello, sh: ServerHello) -> None:
+    """Checks common to a ServerHello and a HelloRetryRequest (RFC 8446 §4.1.3, §4.1.4)."""
+    version = sh.get(_E.supported_versions)
+    # RFC 8446 §4.2.1: a ServerHello without supported_versions negotiates TLS 1.2 or
+    # older, which we did not offer.
+    version = present(version, "server chose TLS 1.2 or older", _A.protocol_version)
+    expect(decode_supported_versions_sh(version) == TLS13, "not TLS 1.3", _A.illegal_parameter)
+    expect(sh.legacy_version == LEGACY_VERSION, "legacy_version", _A.protocol_version)
+    expect(sh.session_id == state.hello.session_id, "session id echo", _A.illegal_parameter)
+    expect(sh.cipher_suite in ctx.suites, "suite we did not offer", _A.illegal_parameter)
+    expect(sh.compression_method == 0, "compression", _A.illegal_parameter)
+
+
+def on_server_hello(
+    ctx: ClientContext, state: WaitServerHello, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    sh = ServerHello.decode(body)
+    _check_server_hello(ctx, state, sh)
+    if sh.is_hello_retry_request:
+        return on_hello_retry_request(ctx, state, sh, raw)
+    if state.retry_suite is not None:
+        # RFC 8446 §4.1.4: the ServerHello must pick the suite the HRR announced.
+        expect(sh.cipher_suite == state.retry_suite, "suite changed", _A.illegal_parameter)
+    share_data = sh.get(_E.key_share)
+    share_data = present(share_data, "ServerHello without key_share", _A.missing_extension)
+    entry = decode_key_share_sh(share_data)
+    ours = state.shares.get(entry.group)
+    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
+    suite = suite_info(sh.cipher_suite)
+    psk = accepted_psk(state, sh, suite)
+    schedule = KeySchedule.for_suite(suite, psk=psk)
+    schedule.enter_handshake(ours.exchange(entry.key_exchange))
+    transcript = state.retry or TranscriptHash(suite.hash, state.raw)
+    transcript.update(raw)
+    keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
+    actions: Actions = [*handshake_keylog(keys)]
+    info = HandshakeInfo(
+        CipherSuite(sh.cipher_suite),
+        NamedGroup(entry.group),
+        None,
+        None,
+        ctx.server_name,
+        (),
+        state.retry is not None,
+        psk is not None,
+    )
+    actions.append(install(False, keys, suite.aead, keys.server_handshake))
+    offered = frozenset(e.type for e in state.hello.extensions or ())
+    return WaitEncryptedExtensions(keys, suite, info, offered), actions
+
+
+def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> bytes | None:
+    """The PSK when the ServerHello selected our ticket (RFC 8446 §4.2.11: the identity
+    must be one we offered and the suite's hash the ticket's, else illegal_parameter)."""
+    data = sh.get(_E.pre_shared_key)
+    if data is None:
+        return None
+    selected = decode_pre_shared_key_sh(data)
+    offer = state.offer
+    expect(selected == 0, "selected_identity", _A.illegal_parameter)
+    offer = present(offer, "selected_identity", _A.illegal_parameter)
+    expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
+    return offer.ticket.psk
+
+
+def on_hello_retry_request(
+    ctx: ClientContext, state: WaitServerHello, hrr: ServerHello, raw: bytes
+) -> tuple[ClientState, Actions]:
+    """RFC 8446 §4.1.4: answer a HelloRetryRequest with ClientHello2."""
+    # RFC 8446 §4.1.4: a second HelloRetryRequest is unexpected_message.
+    expect(state.retry is None, "second HelloRetryRequest", _A.unexpected_message)
+    group_data = hrr.get(_E.key_share)
+    cookie_data = hrr.get(_E.cookie)
+    shares = dict(state.shares)
+    if group_data is not None:
+        group = decode_key_share_hrr(group_data)
+        # RFC 8446 §4.2.8: the group must be one we offered, without a share already sent.
+        expect(group in ctx.groups, "HRR group not offered", _A.illegal_parameter)
+        expect(group not in state.shares, "HRR for a group we sent", _A.illegal_parameter)
+        shares = {group: ctx.provider.generate_key_share(NamedGroup(group))}
+    # RFC 8446 §4.1.4: an HRR that would not change the ClientHello is illegal_parameter.
+    expect(group_data is not None or cookie_data is not None, "empty HRR", _A.illegal_parameter)
+    cookie = decode_cookie(cookie_data) if cookie_data is not None else None
+    first = state.hello
+    hash = suite_info(hrr.cipher_suite).hash
+    # RFC 8446 §4.1.4: keep the PSK only if its hash is the suite's the HRR chose.
+    offer = state.offer if state.offer is not None and state.offer.hash == hash else None
+    placeholder = offer.placeholder() if offer is not None else None
+    hello2 = client_hello(ctx, first.random, first.session_id, shares, cookie, placeholder)
+    transcript = TranscriptHash.after_hello_retry(hash, state.raw)
+    transcript.update(raw)
+    raw2 = hello_message(ctx, hello2, offer, transcript)
+    hello2 = ClientHello.decode(raw2[4:], dtls=False)
+    transcript.update(raw2)
+    retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
+    return retry, [SendMessage(raw2)]
+
+
+def on_encrypted_extensions(
+    ctx: ClientContext, state: WaitEncryptedExtensions, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    ee = EncryptedExtensions.decode(body)
+    # RFC 8446 §4.2: an extension response to an extension we did not send aborts the
+    # handshake with unsupported_extension.
+    unsolicited = [e.type for e in ee.extensions if e.type not in state.offered]
+    expect(not unsolicited, f"unsolicited extensions {unsolicited}", _A.unsupported_extension)
+    actions: Actions = []
+    info = state.info
+    alpn_data = ee.get(_E.application_layer_protocol_negotiation)
+    if alpn_data is not None:
+        chosen = decode_alpn(alpn_data)
+        # RFC 7301 §3.1: exactly one protocol, one that we offered.
+        ok = len(chosen) == 1 and chosen[0] in ctx.config.alpn_protocols
+        expect(ok, "server chose an ALPN protocol we did not offer", _A.illegal_parameter)
+        info = dataclasses.replace(info, alpn_protocol=chosen[0])
+    limit = ee.get(_E.record_size_limit)
+    if limit is not None:
+        # RFC 8449 §4: both sent the extension: each honours the other's limit.
+        actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
+        actions.append(OwnRecordLimit(ctx.config.record_size_limit))
+    state.keys.transcript.update(raw)
+    if info.resumed:
+        # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
+        return WaitFinished(state.keys, state.suite, info, None), actions
+    return WaitCertificateOrRequest(state.keys, state.suite, info), actions
+
+
+def on_certificate_request(
+    ctx: ClientContext, state: WaitCertificateOrRequest, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    request = CertificateRequest.decode(body)
+    # RFC 8446 §4.3.2: signature_algorithms MUST be present; the context is empty during
+    # the handshake.
+    expect(
+        request.get(_E.signature_algorithms) is not None,
+        "CertificateRequest without signature_algorithms",
+        _A.missing_extension,
+    )
+    expect(request.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    state.keys.transcript.update(raw)
+    return WaitCertificate(state.keys, state.suite, state.info, request), []
+
+
+def on_certificate(
+    ctx: ClientContext,
+    state: WaitCertificateOrRequest | WaitCertificate,
+    body: bytes,
+    raw: bytes,
+    now: float,
+) -> tuple[ClientState, Actions]:
+    cert = Certificate.decode(body)
+    expect(cert.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    # RFC 8446 §4.4.2.4: a server's Certificate is never empty (decode_error).
+    if not cert.entries:
+        raise DecodeError("server sent an empty Certificate")
+    peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
+    state.keys.transcript.update(raw)
+    request = state.request if isinstance(state, WaitCertificate) else None
+    info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
+    return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
+
+
+def on_certificate_verify(
+    ctx: ClientContext, state: WaitCertificateVerify, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    scheme = verify_certificate_verify(
+        ctx.provider,
+        state.peer_key,
+        body,
+        state.keys.transcript.digest(),
+        server=True,
+        offered=ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES,
+    )
+    state.keys.transcript.update(raw)
+    info = dataclasses.replace(state.info, signature_scheme=scheme)
+    return WaitFinished(state.keys, state.suite, info, state.request), []
+
+
+def on_finished(
+    ctx: ClientContext, state: WaitFinished, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    keys = state.keys
+    fin = Finished.decode(body, keys.schedule.hash.digest_size)
+    # RFC 8446 §4.4.4: a wrong verify_data is decrypt_error.
+    if not constant_time_equal(fin.verify_data, keys.finished(server=True)):
+        raise DecryptError("server Finished does not verify")
+    keys.transcript.update(raw)
+    keys.schedule.enter_master()
+    th = keys.transcript.digest()
+    client_app = keys.schedule.client_application_traffic_secret(th)
+    server_app = keys.schedule.server_application_traffic_secret(th)
+    # Over the transcript through the server Finished, like the secrets themselves.
+    actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app))]
+    if ctx.middlebox_compat:
+        actions.append(SendChangeCipherSpec())
+    actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
+    if state.request is not None:
+        actions.extend(SendMessage(m) for m in client_certificate(ctx, keys, state.request))
+    mine = message(_H.FINISHED, Finished(keys.finished(server=False)).encode())
+    keys.transcript.update(mine)
+    actions.append(SendMessage(mine))
+    resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
+    app = AppSecrets(client_app, server_app, resumption)
+    actions.append(install(True, keys, state.suite.aead, client_app))
+    actions.append(install(False, keys, state.suite.aead, server_app))
+    actions.append(Complete(state.info))
+    return Connected(keys.schedule, state.suite, app, server_app, client_app), actions
+
+
+def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateRequest) -> list[bytes]:
+    """Certificate and CertificateVerify for a CertificateRequest (RFC 8446 §4.4.2.4: an
+    empty Certificate when we have nothing fitting)."""
+    offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
+    scheme = None
+    if ctx.key is not None and ctx.chain_der:
+        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify.
+        usable = schemes_for_key(ctx.key, tls13=True)
+        scheme = next((s for s in usable if s in offered), None)
+    entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
+    cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
+    keys.transcript.update(cert)
+    if scheme is None:
+        return [cert]
+    content = certificate_verify_content(keys.transcript.digest(), server=False)
+    signature = ctx.provider.sign(ctx.key, SignatureScheme(scheme), content)
+    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
+    keys.transcript.update(cv)
+    return [cert, cv]
+
+
+@frozen
+class SessionTicket:
+    """A ticket and the resumption PSK it stands for (RFC 8446 §4.6.1)."""
+
+    ticket: NewSessionTicket
+    psk: bytes
+    suite: CipherSuite
+    received_at: float
+    server_name: str | None = None
+
+
+def on_new_session_ticket(
+    ctx: ClientContext, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    nst = NewSessionTicket.decode(body)
+    psk = state.schedule.resumption_psk(state.app.resumption, nst.ticket_nonce)
+    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name)
+    return state, [TicketReceived(ticket)]
+
+
+Handler = Callable[[ClientContext, Any, bytes, bytes, float], tuple[ClientState, Actions]]
+
+#: The one table of legal messages per state (RFC 8446 §2, Appendix A.1).
+TABLE: dict[type, dict[int, Handler]] = {
+    WaitServerHello: {_H.SERVER_HELLO: on_server_hello},
+    WaitEncryptedExtensions: {_H.ENCRYPTED_EXTENSIONS: on_encrypted_extensions},
+    WaitCertificateOrRequest: {
+        _H.CERTIFICATE_REQUEST: on_certificate_request,
+        _H.CERTIFICATE: on_certificate,
+    },
+    WaitCertificate: {_H.CERTIFICATE: on_certificate},
+    WaitCertificateVerify: {_H.CERTIFICATE_VERIFY: on_certificate_verify},
+    WaitFinished: {_H.FINISHED: on_finished},
+    Connected: {
+        _H.NEW_SESSION_TICKET: on_new_session_ticket,
+        _H.KEY_UPDATE: key_update_handler,
+    },
+}
+
+#: The client as an engine `Machine`: the table above, where each handler may go, and the
+#: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
+CLIENT: Machine[Handler] = Machine(
+    name="TLS 1.3 client",
+    start=(WaitServerHello,),
+    table=TABLE,
+    goes_to={
+        # A HelloRetryRequest is a ServerHello: the client waits for the real one.
+        (WaitServerHello, _H.SERVER_HELLO): (WaitEncryptedExtensions, WaitServerHello),
+        (WaitEncryptedExtensions, _H.ENCRYPTED_EXTENSIONS): (
+            WaitCertificateOrRequest,
+            WaitFinished,
+        ),
+        (WaitCertificateOrRequest, _H.CERTIFICATE_REQUEST): (WaitCertificate,),
+        (WaitCertificateOrRequest, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificate, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitFinished,),
+        (WaitFinished, _H.FINISHED): (Connected,),
+        (Connected, _H.NEW_SESSION_TICKET): (Connected,),
+        (Connected, _H.KEY_UPDATE): (Connected,),
+    },
+    epochs=EPOCHS,
+    default_epochs=HANDSHAKE_EPOCHS,
+    after_handshake=frozenset({Connected}),
+    after_handshake_epochs=APPLICATION_EPOCHS,
+)
+
+__all__ = ["CLIENT", "TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]

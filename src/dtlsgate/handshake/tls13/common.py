@@ -1,0 +1,386 @@
+"""What the TLS 1.3 server and client state machines share: the actions they ask of the
+record layer, the handshake keys of one connection, ClientHello extension parsing and the
+HelloRetryRequest encoding (shared with the stateless path).
+
+A state machine never touches records: it consumes whole handshake messages and returns
+`Action`s (send this message, install this key, send the compatibility ChangeCipherSpec,
+the handshake is complete). The stream connection (`connection.py`) carries them out over
+TLS records; a DTLS 1.3 connection can carry out the same actions over its own records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.aead import AeadAlgorithm
+from dtlsgate.crypto.hashes import TranscriptHash
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.errors import IllegalParameter, ProtocolError
+from dtlsgate.handshake.engine import Complete as Complete
+from dtlsgate.handshake.engine import Epochs, from_epoch, only
+from dtlsgate.handshake.engine import InstallKey as InstallKey
+from dtlsgate.handshake.engine import KeyLog as KeyLog
+from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
+from dtlsgate.handshake.engine import SendMessage as SendMessage
+from dtlsgate.wire.buffer import Writer
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from dtlsgate.wire.extensions import (
+    Extension,
+    KeyShareEntry,
+    OfferedPsks,
+    decode_alpn,
+    decode_cookie,
+    decode_key_share_ch,
+    decode_pre_shared_key_ch,
+    decode_psk_key_exchange_modes,
+    decode_record_size_limit,
+    decode_server_name,
+    decode_supported_versions_ch,
+    decode_u16_list_ext,
+    encode_cookie,
+    encode_key_share_hrr,
+    encode_supported_versions_sh,
+)
+from dtlsgate.wire.handshake import encode_handshake
+from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
+
+# RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
+LEGACY_VERSION = ProtocolVersion.TLS12
+TLS13 = ProtocolVersion.TLS13
+
+#: Our order of preference for the three suites RFC 8446 §9.1 makes mandatory or
+#: recommended (and CCM, which we implement but do not offer by default).
+DEFAULT_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+)
+#: Every group we implement, hybrids first (`dtlsgate.crypto.kex.SUPPORTED_GROUPS`).
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = DEFAULT_TLS13_GROUPS
+#: What we offer in signature_algorithms: every TLS 1.3 scheme we can verify.
+DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.ecdsa_secp521r1_sha512,
+    SignatureScheme.ed25519,
+    SignatureScheme.ed448,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
+    SignatureScheme.rsa_pss_pss_sha256,
+    SignatureScheme.rsa_pss_pss_sha384,
+    SignatureScheme.rsa_pss_pss_sha512,
+)
+
+T = TypeVar("T")
+
+# The engine's epoch rule for TLS 1.3 (`dtlsgate.handshake.engine`), with the encryption
+# levels numbered as RFC 9147 §6.1 numbers DTLS 1.3 epochs: the hellos in plaintext (0),
+# the rest of the handshake under the handshake traffic keys (2, RFC 8446 §2), and after
+# it everything under the application traffic keys (3, one more per KeyUpdate, §4.6).
+EPOCHS: dict[int, Epochs] = {
+    HandshakeType.CLIENT_HELLO: only(0),
+    HandshakeType.SERVER_HELLO: only(0),
+}
+HANDSHAKE_EPOCHS = only(2)
+APPLICATION_EPOCHS = from_epoch(3)
+
+
+# ---- actions ---------------------------------------------------------------------------------
+# The shared ones (SendMessage, SendChangeCipherSpec, InstallKey, KeyLog, Complete) are
+# `dtlsgate.handshake.engine`'s; these are TLS 1.3's own.
+
+
+@frozen
+class PeerRecordLimit:
+    """The peer's record_size_limit (RFC 8449 §4), for records we protect from now on."""
+
+    limit: int
+
+
+def handshake_keylog(keys: Keys) -> list[KeyLog]:
+    random = keys.client_random
+    return [
+        KeyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", random, keys.client_handshake),
+        KeyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", random, keys.server_handshake),
+    ]
+
+
+def application_keylog(keys: Keys, app: AppSecrets) -> list[KeyLog]:
+    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1)."""
+    random = keys.client_random
+    exporter = keys.schedule.exporter_master_secret(keys.transcript.digest())
+    return [
+        KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
+        KeyLog("SERVER_TRAFFIC_SECRET_0", random, app.server),
+        KeyLog("EXPORTER_SECRET", random, exporter),
+    ]
+
+
+@frozen
+class OwnRecordLimit:
+    """Our record_size_limit was negotiated (RFC 8449 §4): records we receive from now on
+    must not carry a larger TLSInnerPlaintext."""
+
+    limit: int
+
+
+@frozen
+class SkipEarlyData:
+    """RFC 8446 §4.2.10: the client offered 0-RTT, which we never accept: skip up to
+    ``limit`` bytes of records that are its early data (0: stop skipping)."""
+
+    limit: int
+
+
+@frozen
+class HandshakeInfo:
+    """What was negotiated, reported once the handshake completes."""
+
+    cipher_suite: CipherSuite
+    group: NamedGroup | None
+    signature_scheme: SignatureScheme | None
+    alpn_protocol: bytes | None
+    server_name: str | None
+    peer_certificates: tuple[bytes, ...]
+    hello_retry: bool
+    resumed: bool = False
+
+
+@frozen
+class TicketReceived:
+    """A client received a NewSessionTicket and derived its resumption PSK (§4.6.1)."""
+
+    ticket: Any
+
+
+Action = (
+    SendMessage
+    | SendChangeCipherSpec
+    | InstallKey
+    | PeerRecordLimit
+    | OwnRecordLimit
+    | SkipEarlyData
+    | Complete[HandshakeInfo]
+)
+Actions = list[Action | TicketReceived | KeyLog]
+
+
+def message(msg_type: HandshakeType, body: bytes) -> bytes:
+    """A whole TLS handshake message: type, uint24 length, body (RFC 8446 §4)."""
+    return encode_handshake(msg_type, body)
+
+
+# ---- per-connection handshake keys ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Keys:
+    """The key schedule and transcript of a handshake past the ServerHello, with the two
+    handshake traffic secrets (RFC 8446 §7.1)."""
+
+    schedule: KeySchedule
+    transcript: TranscriptHash
+    client_handshake: bytes
+    server_handshake: bytes
+    # The ClientHello random: it names the connection in a key log (NSS format).
+    client_random: bytes = b""
+
+    @classmethod
+    def after_server_hello(
+        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes = b""
+    ) -> Keys:
+        th = transcript.digest()
+        return cls(
+            schedule,
+            transcript,
+            schedule.client_handshake_traffic_secret(th),
+            schedule.server_handshake_traffic_secret(th),
+            client_random,
+        )
+
+    def finished(self, server: bool) -> bytes:
+        """verify_data for the transcript so far (RFC 8446 §4.4.4)."""
+        base = self.server_handshake if server else self.client_handshake
+        return self.schedule.finished_verify_data(base, self.transcript.digest())
+
+
+@frozen
+class AppSecrets:
+    """Application traffic secrets (generation N) and the resumption master secret."""
+
+    client: bytes
+    server: bytes
+    resumption: bytes = b""
+
+
+def install(write: bool, keys: Keys, aead: AeadAlgorithm, secret: bytes) -> InstallKey:
+    return InstallKey(write, keys.schedule, aead, secret)
+
+
+# ---- ClientHello extensions -------------------------------------------------------------------
+
+
+@frozen
+class ClientHelloInfo:
+    """The ClientHello extensions a TLS 1.3 server acts on, each decoded from its own bytes."""
+
+    versions: tuple[int, ...]
+    groups: tuple[int, ...]
+    # None when the key_share extension is absent; () when it is present and empty (RFC
+    # 8446 §4.2.8 allows that: the client asks for a HelloRetryRequest).
+    shares: tuple[KeyShareEntry, ...] | None
+    signature_schemes: tuple[int, ...]
+    server_name: str | None
+    alpn: tuple[bytes, ...]
+    psk_modes: tuple[int, ...]
+    psk: OfferedPsks | None
+    cookie: bytes | None
+    record_size_limit: int | None
+    early_data: bool
+
+    def share_for(self, group: int) -> bytes | None:
+        for entry in self.shares or ():
+            if entry.group == group:
+                return entry.key_exchange
+        return None
+
+
+_E = ExtensionType
+_PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
+    _E.supported_versions: ("versions", decode_supported_versions_ch),
+    _E.supported_groups: ("groups", decode_u16_list_ext),
+    _E.key_share: ("shares", decode_key_share_ch),
+    _E.signature_algorithms: ("signature_schemes", decode_u16_list_ext),
+    _E.server_name: ("server_name", decode_server_name),
+    _E.application_layer_protocol_negotiation: ("alpn", decode_alpn),
+    _E.psk_key_exchange_modes: ("psk_modes", decode_psk_key_exchange_modes),
+    _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
+    _E.cookie: ("cookie", decode_cookie),
+    _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+}
+
+
+def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
+    """Decode the extensions of ``hello``; unknown ones are ignored (RFC 8446 §4.1.2)."""
+    values: dict[str, Any] = {
+        "versions": (),
+        "groups": (),
+        "shares": None,
+        "signature_schemes": (),
+        "server_name": None,
+        "alpn": (),
+        "psk_modes": (),
+        "psk": None,
+        "cookie": None,
+        "record_size_limit": None,
+        "early_data": False,
+    }
+    extensions = hello.extensions or ()
+    for index, ext in enumerate(extensions):
+        if ext.type == _E.early_data:
+            values["early_data"] = True
+        parser = _PARSERS.get(ext.type)
+        if parser is None:
+            continue
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension (illegal_parameter).
+        if ext.type == _E.pre_shared_key and index != len(extensions) - 1:
+            raise IllegalParameter("pre_shared_key is not the last extension")
+        name, decode = parser
+        values[name] = decode(ext.data)
+    return ClientHelloInfo(**values)
+
+
+def check_tls13_client_hello(hello: ClientHello, info: ClientHelloInfo) -> None:
+    """The checks that make a ClientHello a TLS 1.3 one we can answer."""
+    # RFC 8446 §4.2.1: without supported_versions (or without 1.3 in it) this is a TLS 1.2
+    # or older ClientHello; we speak only TLS 1.3 over streams (protocol_version, §4.1.2).
+    if TLS13 not in info.versions:
+        raise ProtocolError("client does not offer TLS 1.3", AlertDescription.protocol_version)
+    # RFC 8446 §4.1.2: legacy_compression_methods MUST be exactly one null byte.
+    if hello.compression_methods != b"\x00":
+        raise IllegalParameter("TLS 1.3 ClientHello with compression")
+    if hello.legacy_version < LEGACY_VERSION:
+        raise ProtocolError("legacy_version below TLS 1.2", AlertDescription.protocol_version)
+
+
+def decode_client_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo]:
+    hello = ClientHello.decode(body, dtls=False)
+    if hello.extensions is None:
+        raise ProtocolError("ClientHello without extensions", AlertDescription.protocol_version)
+    info = client_hello_info(hello)
+    check_tls13_client_hello(hello, info)
+    return hello, info
+
+
+# RFC 8446 §4.1.2: after a HelloRetryRequest the client sends "the same ClientHello" except
+# that it replaces key_share, removes early_data, adds cookie, updates pre_shared_key and may
+# change padding. Every other extension must come back with the same body.
+CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
+    {_E.key_share, _E.early_data, _E.cookie, _E.pre_shared_key, _E.padding}
+)
+
+
+def client_hello_fixed_part(hello: ClientHello) -> bytes:
+    """The part of a ClientHello that ClientHello2 must repeat (RFC 8446 §4.1.2): versions,
+    random, session id, suites, compression, and the extensions ClientHello2 may not change
+    (sorted by type: a client re-encoding its hello may order them differently)."""
+    w = Writer()
+    w.u16(hello.legacy_version)
+    w.write(hello.random)
+    w.vector(1, hello.session_id)
+    w.u16_list(2, list(hello.cipher_suites))
+    w.vector(1, hello.compression_methods)
+    kept = sorted(
+        (e for e in hello.extensions or () if e.type not in CHANGEABLE_IN_CLIENT_HELLO2),
+        key=lambda e: e.type,
+    )
+    for ext in kept:
+        w.u16(ext.type)
+        w.vector(2, ext.data)
+    return w.getvalue()
+
+
+# ---- HelloRetryRequest ---------------------------------------------------------------------------
+
+
+def hello_retry_request(
+    session_id: bytes, suite: int, group: int | None, cookie: bytes | None
+) -> bytes:
+    """The whole HelloRetryRequest message (RFC 8446 §4.1.4): a ServerHello with the special
+    random, the selected version, and the key_share group and cookie when given. It depends
+    only on its arguments, so a stateless server can rebuild it byte for byte from CH2."""
+    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(TLS13))]
+    if group is not None:
+        extensions.append(Extension(_E.key_share, encode_key_share_hrr(group)))
+    if cookie is not None:
+        extensions.append(Extension(_E.cookie, encode_cookie(cookie)))
+    hrr = ServerHello(
+        LEGACY_VERSION, HELLO_RETRY_REQUEST_RANDOM, session_id, suite, 0, tuple(extensions)
+    )
+    return message(HandshakeType.SERVER_HELLO, hrr.encode())
+
+
+def expect(condition: bool, text: str, alert: AlertDescription) -> None:
+    """Raise a `ProtocolError` with ``alert`` unless ``condition`` holds."""
+    if not condition:
+        raise ProtocolError(text, alert)
+
+
+def present(value: T | None, text: str, alert: AlertDescription) -> T:
+    """``value``, or a `ProtocolError` with ``alert`` when the peer left it out."""
+    if value is None:
+        raise ProtocolError(text, alert)
+    return value

@@ -1,0 +1,71 @@
+"""After the handshake: the connected state and KeyUpdate (RFC 8446 §4.6.3, §7.2).
+
+Each KeyUpdate moves one direction to the next application traffic secret,
+``application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.errors import UnexpectedMessage
+from dtlsgate.handshake.tls13.common import Actions, AppSecrets, InstallKey, SendMessage, message
+from dtlsgate.wire.enums import HandshakeType, KeyUpdateRequest
+from dtlsgate.wire.messages13 import KeyUpdate
+
+# RFC 8446 §4.6.3 puts no bound on KeyUpdates, and each one with update_requested makes us
+# derive two keys and send a KeyUpdate back, whether or not the peer reads it. A peer
+# rotating its key on a timer while idle sends a few; 32 requests in a row with no
+# application data between them (BoringSSL's limit for KeyUpdates too) is a flood, refused
+# with unexpected_message. Updates that request nothing cost no answer and are not counted.
+MAX_KEY_UPDATES_WITHOUT_DATA = 32
+
+
+@dataclass(slots=True)
+class Connected:
+    """The handshake is complete; ``read_secret`` / ``write_secret`` are the current
+    application traffic secrets of each direction."""
+
+    schedule: KeySchedule
+    suite: SuiteInfo
+    app: AppSecrets
+    read_secret: bytes
+    write_secret: bytes
+    # KeyUpdates with update_requested received since the peer last sent application data
+    # (the connection resets it on each non-empty application data record).
+    peer_key_updates: int = 0
+
+
+def update_write(state: Connected, request_peer: bool) -> tuple[Connected, Actions]:
+    """Send a KeyUpdate and switch our sending key (RFC 8446 §4.6.3)."""
+    request = (
+        KeyUpdateRequest.update_requested if request_peer else KeyUpdateRequest.update_not_requested
+    )
+    next_write = state.schedule.next_traffic_secret(state.write_secret)
+    actions: Actions = [
+        SendMessage(message(HandshakeType.KEY_UPDATE, KeyUpdate(request).encode())),
+        InstallKey(True, state.schedule, state.suite.aead, next_write),
+    ]
+    return replace(state, write_secret=next_write), actions
+
+
+def key_update_handler(
+    ctx: Any, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[Connected, Actions]:
+    """The peer's KeyUpdate: switch our receiving key; when asked, answer with a KeyUpdate of
+    our own that does not request one back (RFC 8446 §4.6.3)."""
+    update = KeyUpdate.decode(body)
+    requested = update.request_update == KeyUpdateRequest.update_requested
+    if requested and state.peer_key_updates >= MAX_KEY_UPDATES_WITHOUT_DATA:
+        raise UnexpectedMessage(f"more than {MAX_KEY_UPDATES_WITHOUT_DATA} KeyUpdates in a row")
+    next_read = state.schedule.next_traffic_secret(state.read_secret)
+    actions: Actions = [InstallKey(False, state.schedule, state.suite.aead, next_read)]
+    state = replace(state, read_secret=next_read)
+    if requested:
+        state.peer_key_updates += 1
+        state, more = update_write(state, request_peer=False)
+        actions.extend(more)
+    return state, actions

@@ -1,0 +1,446 @@
+"""asyncio for DTLS 1.2: ``await serve(handler, host, port, config)`` and
+``await connect(host, port, config)``.
+
+One UDP socket serves every peer: the gate answers ClientHellos without a valid cookie and
+keeps nothing; an admitted peer gets a connection, and ``handler(stream)`` runs once its
+handshake completed. Datagrams keep their boundaries: ``stream.send(data)`` sends one record,
+``await stream.recv()`` returns one record's data (b"" once the peer closed).
+
+The socket is read until it is empty on each wake-up (``loop.add_reader``), not one datagram
+per loop iteration as asyncio's datagram transport does, and ``run()`` uses uvloop when it is
+installed. Timers are the loop's (``call_at``); the sans-I/O core gets wall-clock ``now``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.errors import DtlsgateError, UsageError
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.io.keylog import keylog_writer
+from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+from dtlsgate.wire.enums import CipherSuite
+
+# The library logs here and configures nothing; the command line (``-v``) configures it.
+log = logging.getLogger("dtlsgate")
+
+MAX_DATAGRAM = 65507
+# Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
+# bounded so one flood cannot starve the handlers.
+MAX_READS_PER_WAKEUP = 256
+# Records queued for a handler that does not read; more are dropped (datagram semantics).
+MAX_QUEUED_RECORDS = 1024
+# Admitted peers whose handshake has not completed yet. Each holds reassembly buffers (up
+# to a few hundred KiB against a hostile peer) until its handshake completes or times out,
+# and a cookie only proves an address, not good intent: past this many, further Admits are
+# dropped (the client retransmits its ClientHello; its cookie stays valid for a minute).
+MAX_HANDSHAKING_PEERS = 256
+
+T = TypeVar("T")
+Handler = Callable[["DtlsStream"], Awaitable[None]]
+
+
+class DtlsStream:
+    """One DTLS association as seen by asyncio code."""
+
+    def __init__(
+        self,
+        conn: DtlsConnection,
+        peer: Hashable | None,
+        send_datagram: Callable[[bytes], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.connection = conn
+        self.peer = peer
+        self._send_datagram = send_datagram
+        self._loop = loop
+        self._records: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUED_RECORDS)
+        self._handshake: asyncio.Future[HandshakeCompleted] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = asyncio.Event()
+        self.handshake_info: HandshakeCompleted | None = None
+        # Called once per transmission of a handshake flight (the client's progress report).
+        self.on_flight: Callable[[], None] | None = None
+        self.started = loop.time()
+
+    # --- driven by the socket reader --------------------------------------------------------
+
+    def datagram_received(self, data: bytes) -> None:
+        try:
+            self.connection.receive(data, self.peer, time.time())
+        except DtlsgateError as exc:
+            self._fail(exc)
+        self.pump()
+
+    def pump(self) -> None:
+        """Send what the connection queued, deliver its events, re-arm its timer."""
+        conn = self.connection
+        datagrams = conn.datagrams_to_send()
+        for datagram, _ in datagrams:
+            self._send_datagram(datagram)
+        if datagrams and self.on_flight is not None and self.handshake_info is None:
+            self.on_flight()
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, HandshakeCompleted):
+                self.handshake_info = event
+                self._log_handshake(event)
+                if not self._handshake.done():
+                    self._handshake.set_result(event)
+            elif isinstance(event, DataReceived):
+                with suppress(asyncio.QueueFull):
+                    self._records.put_nowait(event.data)
+            elif isinstance(event, ConnectionClosed):
+                self._fail(TimeoutError(event.reason) if event.alert is None else None)
+        if conn.closed:
+            self._fail(None)
+        self._arm_timer()
+
+    def _log_handshake(self, info: HandshakeCompleted) -> None:
+        try:
+            suite = CipherSuite(info.cipher_suite).name
+        except ValueError:
+            suite = f"0x{info.cipher_suite:04x}"
+        took = (self._loop.time() - self.started) * 1000
+        log.info("%s: DTLS 1.2 %s, handshake %.1f ms", _format_peer(self.peer), suite, took)
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.connection.get_timer()
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.connection.handle_timer(time.time())
+        self.pump()
+
+    def _fail(self, exc: BaseException | None) -> None:
+        if not self._handshake.done():
+            self._handshake.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.is_set():
+            self.closed.set()
+            with suppress(asyncio.QueueFull):
+                self._records.put_nowait(b"")
+
+    # --- the user's calls -------------------------------------------------------------------
+
+    async def wait_handshake(self) -> HandshakeCompleted:
+        return await self._handshake
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one record (datagram semantics: it may be lost)."""
+        self.connection.send(data)
+        self.pump()
+
+    async def recv(self) -> bytes:
+        """The next record's data; b"" once the connection closed."""
+        if self.closed.is_set() and self._records.empty():
+            return b""
+        return await self._records.get()
+
+    def close(self) -> None:
+        """Send close_notify and stop."""
+        if not self.connection.closed:
+            self.connection.close()
+        self.pump()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._fail(None)
+
+
+class _Reader:
+    """Drains a non-blocking UDP socket on each wake-up and hands datagrams on."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.loop = loop
+        self.failures = 0  # datagrams whose handling raised (logged once, then counted)
+
+    def start(self) -> None:
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+
+    def stop(self) -> None:
+        with suppress(ValueError, OSError):
+            self.loop.remove_reader(self.sock.fileno())
+
+    def _readable(self) -> None:
+        recvfrom, handle = self.sock.recvfrom, self.handle
+        for _ in range(MAX_READS_PER_WAKEUP):
+            try:
+                data, peer = recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.error(exc)  # e.g. ICMP port unreachable surfaced on the socket
+                continue
+            try:
+                handle(data, peer)
+            except Exception:
+                # A fault of ours or of the application's callbacks (a cookie_generate that
+                # raises or returns more than 255 bytes): the datagram is dropped, the
+                # traceback logged once, later ones counted.
+                self.failures += 1
+                if self.failures == 1:
+                    log.exception("a datagram from %s raised; dropped", _format_peer(peer))
+                else:
+                    log.debug("a datagram from %s raised (%d so far)", peer, self.failures)
+
+    def error(self, exc: OSError) -> None:
+        """An error the socket reported instead of a datagram."""
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        raise NotImplementedError
+
+    def sendto(self, data: bytes, peer: Any) -> None:
+        with suppress(BlockingIOError, InterruptedError, OSError):
+            self.sock.sendto(data, peer)
+
+
+class DtlsServer(_Reader):
+    """The server returned by `serve`: ``close()`` then ``await wait_closed()``."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        sock: socket.socket,
+        config: ServerConfig,
+        loop: asyncio.AbstractEventLoop,
+        max_handshaking: int = MAX_HANDSHAKING_PEERS,
+    ) -> None:
+        super().__init__(sock, loop)
+        self.handler = handler
+        self.config = config
+        self.gate = Gate(config)
+        self.peers: dict[Hashable, DtlsStream] = {}
+        self.max_handshaking = max_handshaking
+        self.admits_refused = 0  # Admits dropped because max_handshaking peers were busy
+        self.handshakes_completed = 0
+        self.handshakes_failed = 0
+        self._handshaking: set[DtlsStream] = set()
+        self._client_randoms: dict[DtlsStream, bytes] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._keylog = keylog_writer(config.keylog_file)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        stream = self.peers.get(peer)
+        if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
+            stream.datagram_received(data)
+            return
+        result = self.gate.judge(data, peer, time.time())
+        if type(result) is bytes:
+            self.sendto(result, peer)
+        elif type(result) is Admit:
+            if stream is not None and not self._replaces(stream, result):
+                return
+            if len(self._handshaking) >= self.max_handshaking:
+                self.admits_refused += 1
+                return
+            self._admit(result, peer)
+
+    def _replaces(self, old: DtlsStream, admit: Admit) -> bool:
+        """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
+        association (a client that restarted) goes through the gate; once its cookie
+        verified, the new handshake replaces the old association. A stale copy of the old
+        association's own ClientHello (same random) is ignored."""
+        if admit.client_random == self._client_randoms.get(old):
+            return False
+        del self.peers[old.peer]
+        old.close()
+        return True
+
+    def _admit(self, admit: Admit, peer: Any) -> None:
+        conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
+        stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
+        self.peers[peer] = stream
+        self._handshaking.add(stream)
+        self._client_randoms[stream] = admit.client_random
+        try:
+            conn.start(time.time())
+        except DtlsgateError as exc:
+            stream._fail(exc)
+        stream.pump()
+        task = self.loop.create_task(self._run(stream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, stream: DtlsStream) -> None:
+        try:
+            try:
+                await stream.wait_handshake()
+                self.handshakes_completed += 1
+            except Exception as exc:
+                self.handshakes_failed += 1
+                log.info("%s: DTLS handshake failed: %s", _format_peer(stream.peer), _why(exc))
+            self._handshaking.discard(stream)
+            if stream.handshake_info is not None:
+                await self.handler(stream)
+        finally:
+            self._handshaking.discard(stream)
+            self._client_randoms.pop(stream, None)
+            stream.close()
+            if self.peers.get(stream.peer) is stream:
+                del self.peers[stream.peer]
+
+    def close(self) -> None:
+        self.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.sock.close()
+
+    async def __aenter__(self) -> DtlsServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    return sock
+
+
+async def serve(
+    handler: Handler,
+    host: str = "127.0.0.1",
+    port: int = 4433,
+    config: ServerConfig | None = None,
+    *,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    max_handshaking: int = MAX_HANDSHAKING_PEERS,
+) -> DtlsServer:
+    """Serve DTLS 1.2 on ``host:port``; ``handler(stream)`` runs for each peer whose
+    handshake completed. ``reuse_port`` lets several processes share the port; at most
+    ``max_handshaking`` admitted peers may be mid-handshake at once."""
+    loop = asyncio.get_running_loop()
+    if config is None:
+        raise UsageError("serve() needs a ServerConfig with a certificate or a PSK")
+    config.check_can_serve()
+    if sock is None:
+        sock = _bind(host, port, reuse_port)
+    server = DtlsServer(handler, sock, config, loop, max_handshaking)
+    server.start()
+    return server
+
+
+class _ClientReader(_Reader):
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, progress: HandshakeProgress
+    ) -> None:
+        super().__init__(sock, loop)
+        self.stream: DtlsStream | None = None
+        self.progress = progress
+
+    def handle(self, data: bytes, peer: Any) -> None:
+        if self.stream is not None:
+            if self.stream.handshake_info is None:
+                self.progress.received(data)
+            self.stream.datagram_received(data)
+
+    def error(self, exc: OSError) -> None:
+        # On a connected UDP socket an ICMP port unreachable comes back as ECONNREFUSED.
+        if isinstance(exc, ConnectionRefusedError) and self.stream is not None:
+            self.stream._fail(port_unreachable(self.progress.peer))
+
+    def sendto(self, data: bytes, peer: Any) -> None:
+        try:
+            self.sock.send(data)
+        except ConnectionRefusedError as exc:
+            self.error(exc)
+        except OSError:
+            pass  # a full buffer or a transient error: the flight's timer resends
+
+
+def _format_peer(peer: Any) -> str:
+    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one line a user can read, never empty."""
+    text = str(exc).strip().replace("\n", " ")
+    return text or type(exc).__name__
+
+
+async def connect(
+    host: str, port: int, config: ClientConfig | None = None, *, timeout: float = 30.0
+) -> DtlsStream:
+    """Connect and complete the handshake; the returned stream's ``close()`` also closes
+    its socket."""
+    loop = asyncio.get_running_loop()
+    if config is None:
+        config = ClientConfig(server_name=host)
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.connect(address)
+    progress = HandshakeProgress(_format_peer(address[:2]))
+    reader = _ClientReader(sock, loop, progress)
+    conn = DtlsClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
+    stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
+    stream.on_flight = progress.sent
+    reader.stream = stream
+    reader.start()
+    original_close = stream.close
+
+    def close() -> None:
+        original_close()
+        reader.stop()
+        sock.close()
+
+    stream.close = close  # type: ignore[method-assign]
+    try:
+        conn.connect(time.time())
+        stream.pump()
+        try:
+            await asyncio.wait_for(stream.wait_handshake(), timeout)
+        except TimeoutError as exc:
+            waited = loop.time() - stream.started
+            raise TimeoutError(progress.timeout_message(round(waited, 1))) from exc
+    except BaseException:
+        close()
+        raise
+    return stream
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop when it is installed."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return asyncio.run(main)
+    result: T = uvloop.run(main)
+    return result

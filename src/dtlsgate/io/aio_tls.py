@@ -1,0 +1,348 @@
+"""asyncio adapter for TLS 1.3 over TCP, in asyncio's streams style:
+
+- ``await serve_tls(client_connected_cb, host, port, config)`` -> ``asyncio.Server``; the
+  callback gets ``(reader, writer)`` once the handshake completed;
+- ``await connect_tls(host, port, config)`` -> ``(reader, writer)``;
+  ``writer.get_extra_info("tls")`` is the `HandshakeCompleted` event, ``"session_tickets"`` the
+  tickets received so far (for ``ClientConfig(session_ticket=...)``).
+
+With ``config.stateless`` every new client first goes through the stateless
+HelloRetryRequest (`dtlsgate.gate.stream`): until ClientHello2 is admitted the server
+keeps only the unread bytes of the stream. The TLS work is the sans-I/O connection's; this
+module moves bytes and reads the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
+from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
+from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
+from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate, alert_record
+from dtlsgate.handshake.tls13.server import ServerContext
+from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer
+from dtlsgate.io.keylog import keylog_writer
+from dtlsgate.wire.enums import AlertDescription
+
+# A peer that connects and never completes its handshake would hold its connection (and, in
+# stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link;
+# both serve_tls and connect_tls take ``handshake_timeout`` (None: wait forever).
+HANDSHAKE_TIMEOUT = 30.0
+
+# The library logs here and configures nothing; the command line (``-v``) configures it.
+log = logging.getLogger("dtlsgate")
+
+ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
+
+
+class _TlsTransport(asyncio.Transport):
+    """The transport a StreamWriter writes to: encrypts and passes on to TCP."""
+
+    def __init__(self, protocol: _TlsProtocol) -> None:
+        super().__init__()
+        self._p = protocol
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._p.conn.send(bytes(data))
+        self._p.flush()
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._p.close()
+
+    def abort(self) -> None:
+        """Close at once, without close_notify (asyncio's ``Transport.abort``)."""
+        if self._p.raw is not None:
+            self._p.raw.abort()
+
+    def is_closing(self) -> bool:
+        return self._p.raw is None or self._p.raw.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "tls":
+            return self._p.conn.info
+        if name == "session_tickets":
+            # Tickets the server sent so far, newest last (RFC 8446 §4.6.1): pass one as
+            # ``ClientConfig(session_ticket=...)`` to resume.
+            return list(self._p.tickets)
+        if self._p.raw is not None:
+            return self._p.raw.get_extra_info(name, default)
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return self._p.raw.get_write_buffer_size() if self._p.raw is not None else 0
+
+    def pause_reading(self) -> None:
+        if self._p.raw is not None:
+            self._p.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._p.raw is not None:
+            self._p.raw.resume_reading()
+
+
+class _TlsProtocol(asyncio.Protocol):
+    """TCP protocol driving one TLS connection; app data goes to a StreamReader."""
+
+    def __init__(
+        self,
+        make: Callable[[], TlsConnection | None],
+        gate: StatelessGate | None,
+        on_ready: Callable[[_TlsProtocol], None],
+        on_failure: Callable[[BaseException], None] | None = None,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        self._make = make
+        self._handshake_timeout = handshake_timeout
+        self._deadline: asyncio.TimerHandle | None = None
+        self._gate = gate
+        self._on_ready = on_ready
+        self._on_failure = on_failure
+        self._pending = b""
+        self._started = time.monotonic()
+        self._peer = "?"
+        # The newest session tickets (RFC 8446 §4.6.1): a server may send any number.
+        self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
+        self.conn: TlsConnection = None  # type: ignore[assignment]
+        self.raw: asyncio.Transport | None = None
+        self.reader = asyncio.StreamReader()
+        self.stream_protocol = asyncio.StreamReaderProtocol(self.reader)
+        self.tls_transport = _TlsTransport(self)
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.raw = transport
+        self._started = time.monotonic()
+        self._peer = _peer_text(transport.get_extra_info("peername"))
+        if self._handshake_timeout is not None:
+            self._deadline = asyncio.get_running_loop().call_later(
+                self._handshake_timeout, self._handshake_timed_out
+            )
+        made = self._make()
+        if made is not None:
+            self.conn = made
+            self.flush()
+
+    def flush(self) -> None:
+        if self.raw is not None and self.conn is not None:
+            out = self.conn.data_to_send()
+            if out:
+                self.raw.write(out)
+
+    def pause_writing(self) -> None:
+        # The TCP transport's buffer is over its high-water mark: make the application's
+        # ``await writer.drain()`` wait (without this a peer that does not read, e.g. from
+        # an echo server, would grow our send buffer without bound).
+        self.stream_protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.stream_protocol.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.conn is None:
+                data = self._through_gate(data)
+                if self.conn is None:
+                    return
+            was_complete = self.conn.handshake_complete
+            self.conn.receive_data(data, time.time())
+        except (ProtocolError, AlertReceived) as exc:
+            self.flush()
+            self._fail(exc)
+            return
+        self.flush()
+        if not was_complete and self.conn.handshake_complete:
+            self.stream_protocol.connection_made(self.tls_transport)
+            if not self.ready.done():
+                self.ready.set_result(None)
+            self._cancel_deadline()
+            self._log_handshake()
+            self._on_ready(self)
+        while (event := self.conn.next_event()) is not None:
+            if isinstance(event, DataReceived):
+                self.reader.feed_data(event.data)
+            elif isinstance(event, ConnectionClosed):
+                self.reader.feed_eof()
+            elif isinstance(event, SessionTicketReceived):
+                self.tickets.append(event.ticket)
+
+    def _log_handshake(self) -> None:
+        info = self.conn.info
+        if info is not None:
+            log.info(
+                "%s: TLS 1.3 %s %s, hello_retry=%s resumed=%s, handshake %.1f ms",
+                self._peer,
+                info.cipher_suite.name,
+                info.group.name if info.group else "-",
+                info.hello_retry,
+                info.resumed,
+                (time.monotonic() - self._started) * 1000,
+            )
+
+    def _through_gate(self, data: bytes) -> bytes:
+        assert self._gate is not None and self.raw is not None
+        self._pending += data
+        peer = stream_peer(self.raw.get_extra_info("peername"))
+        try:
+            result = self._gate.receive(self._pending, peer, time.time())
+        except UsageError as exc:
+            # An application cookie callback failed: not the client's fault, but the
+            # handshake cannot go on (RFC 8446 §6.2 internal_error); reported, not raised
+            # into the event loop.
+            self.raw.write(alert_record(AlertDescription.internal_error))
+            self._fail(exc)
+            return b""
+        if isinstance(result, Drop):  # the ClientHello is incomplete
+            return b""
+        if isinstance(result, Refuse):
+            self.raw.write(result.data)
+            self._fail(ConnectionError(result.detail))
+            return b""
+        if isinstance(result, StreamAdmit):
+            self.conn = ServerConnection.from_admit(
+                self._gate.config,
+                result,
+                time.time(),
+                context=self._gate.context,
+                keylog=keylog_writer(self._gate.config.keylog_file),
+            )
+            self.flush()
+            return b""
+        self.raw.write(result.data)
+        self._pending = b""
+        return b""
+
+    def _handshake_timed_out(self) -> None:
+        self._deadline = None
+        if not self.ready.done():
+            self._fail(TimeoutError("the TLS handshake did not complete in time"))
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _handshake_failed(self, exc: BaseException) -> None:
+        """The handshake did not complete: settle ``ready`` and tell the server, once."""
+        self._cancel_deadline()
+        if self.ready.done():
+            return
+        log.info("%s: TLS handshake failed: %s", self._peer, str(exc) or type(exc).__name__)
+        self.ready.set_exception(exc)
+        if self._on_failure is not None:
+            self.ready.exception()  # reported through the callback, not the future
+            self._on_failure(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self._handshake_failed(exc)
+        self.reader.set_exception(exc)
+        if self.raw is not None:
+            self.raw.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._handshake_failed(exc or ConnectionError("closed during the handshake"))
+        self.reader.feed_eof()
+        if self.conn is not None and self.conn.handshake_complete:
+            self.stream_protocol.connection_lost(exc)
+        self.raw = None
+
+    def close(self) -> None:
+        if self.raw is not None and not self.raw.is_closing():
+            if self.conn is not None and not self.conn.closed:
+                self.conn.close()
+                self.flush()
+            self.raw.close()
+
+
+def _peer_text(address: Any) -> str:
+    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
+def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:
+    loop = asyncio.get_running_loop()
+    return asyncio.StreamWriter(
+        protocol.tls_transport, protocol.stream_protocol, protocol.reader, loop
+    )
+
+
+async def serve_tls(
+    client_connected_cb: ClientConnected,
+    host: str | None,
+    port: int,
+    config: ServerConfig,
+    *,
+    on_handshake_failure: Callable[[BaseException], None] | None = None,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection.
+    ``on_handshake_failure(exc)`` is called for each connection whose handshake did not
+    complete (a protocol error, a refused ClientHello, the peer leaving, or
+    ``handshake_timeout`` seconds passing first: the connection is then closed)."""
+    loop = asyncio.get_running_loop()
+    config.check_can_serve()
+    context = ServerContext(config)
+    gate = StatelessGate(config, context=context) if config.stateless else None
+    keylog = keylog_writer(config.keylog_file)
+
+    # Handler tasks are kept referenced until they finish (asyncio keeps only weak ones).
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def ready(protocol: _TlsProtocol) -> None:
+        result = client_connected_cb(protocol.reader, _writer(protocol))
+        if asyncio.iscoroutine(result):
+            task = loop.create_task(result)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    def factory() -> _TlsProtocol:
+        def make() -> TlsConnection | None:
+            if gate is not None:
+                return None
+            return ServerConnection(config, context=context, keylog=keylog)
+
+        return _TlsProtocol(make, gate, ready, on_handshake_failure, handshake_timeout)
+
+    return await loop.create_server(factory, host, port, **kwargs)
+
+
+async def connect_tls(
+    host: str,
+    port: int,
+    config: ClientConfig,
+    *,
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    **kwargs: Any,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Like ``asyncio.open_connection``; returns once the TLS 1.3 handshake completed
+    (raises ``TimeoutError`` when it did not within ``handshake_timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> TlsConnection:
+        conn = ClientConnection(config, keylog=keylog_writer(config.keylog_file))
+        conn.start(time.time())
+        return conn
+
+    _, protocol = await loop.create_connection(
+        lambda: _TlsProtocol(make, None, lambda p: None, None, handshake_timeout),
+        host,
+        port,
+        **kwargs,
+    )
+    await protocol.ready
+    return protocol.reader, _writer(protocol)

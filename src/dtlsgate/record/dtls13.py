@@ -1,0 +1,495 @@
+"""The DTLS 1.3 record layer (RFC 9147 §4), sans-I/O: records in and out of datagrams.
+
+- DTLSPlaintext (§4, Figure 2): epoch 0 only, for the hellos, alerts and ACKs sent before
+  keys; its 48-bit sequence number is explicit, and its legacy_record_version is ignored.
+- DTLSCiphertext (§4, Figure 3): the unified header ``001CSLEE`` (C: a connection ID
+  follows, S: 16-bit rather than 8-bit sequence number, L: a length follows, EE: the epoch's
+  low two bits), then the encrypted DTLSInnerPlaintext (content, true type, zero padding).
+  The AEAD's additional data is the header as sent but before record number encryption; its
+  nonce is the write IV XOR the 64-bit epoch-local sequence number, without the epoch (§4,
+  RFC 8446 §5.3).
+- Record number encryption (§4.2.3): the header's sequence number bits are XORed with a
+  mask made from the first 16 bytes of the ciphertext (`dtlsgate.crypto.record_number`);
+  a shorter ciphertext is invalid, so short records are padded on the way out.
+- The full epoch and sequence number are reconstructed from the low bits (§4.2.2): the
+  newest read epoch with matching low bits, and the sequence number closest to one plus the
+  highest deprotected in that epoch.
+- Per-epoch keys from the traffic secrets, as TLS 1.3 derives them (RFC 8446 §7.3) with the
+  "dtls13" label prefix (§5.9), and the record number key ``sn_key`` (§4.2.3). Epochs
+  (§6.1): 0 plaintext, 1 early data (never used here), 2 handshake, 3 application data,
+  +1 per KeyUpdate.
+- A sliding anti-replay window per epoch (§4.5.1), moved only by records that deprotected.
+- Several records per datagram (§4.3); a record without a length runs to the datagram's end.
+- Invalid records are dropped silently (§4.5.2) and counted by reason; failed
+  authentications are also counted per epoch, for the AEAD limits of §4.5.3. Nothing a
+  peer sends makes ``receive`` raise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+
+from dtlsgate._frozen import frozen
+from dtlsgate.crypto.aead import Aead
+from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider
+from dtlsgate.crypto.record_number import SAMPLE_LENGTH, RecordNumberCipher
+from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.errors import StateError, UsageError
+from dtlsgate.record.dtls12 import ReplayWindow
+from dtlsgate.wire.enums import ContentType, ProtocolVersion
+
+__all__ = [
+    "EPOCH_APPLICATION",
+    "EPOCH_EARLY_DATA",
+    "EPOCH_HANDSHAKE",
+    "EPOCH_PLAINTEXT",
+    "Dtls13Record",
+    "Dtls13RecordLayer",
+    "EpochKeys",
+    "RecordDrop",
+    "next_traffic_secret",
+    "reconstruct_sequence_number",
+]
+
+# RFC 9147 §6.1: the epochs of a connection.
+EPOCH_PLAINTEXT = 0
+EPOCH_EARLY_DATA = 1
+EPOCH_HANDSHAKE = 2
+EPOCH_APPLICATION = 3
+# RFC 9147 §4.2.1: the epoch must not wrap; it is a 64-bit counter (§4).
+MAX_EPOCH = (1 << 64) - 1
+# RFC 8446 §5.3 / RFC 9147 §4.2.1: a sequence number must not wrap (64 bits; rekey or
+# abandon first). Plaintext records carry 48 bits (RFC 9147 §4).
+MAX_SEQUENCE_NUMBER = (1 << 64) - 1
+MAX_PLAINTEXT_SEQUENCE_NUMBER = (1 << 48) - 1
+# RFC 8446 §5.1 / §5.2: content at most 2^14 bytes, encrypted_record at most 2^14 + 256.
+MAX_PLAINTEXT = 1 << 14
+MAX_CIPHERTEXT = MAX_PLAINTEXT + 256
+# Read epochs kept with keys at once (the current one and those before it, for records
+# reordered across a key change, §4.2.1). Four consecutive epochs differ in their low two
+# bits, so the header's epoch bits always name one of them (§4.2.2).
+MAX_READ_EPOCHS = 4
+# Write epochs kept (retransmissions use the epoch of the original transmission, §4.2.1).
+MAX_WRITE_EPOCHS = 4
+# RFC 9147 §4: DTLSPlaintext is type, legacy_record_version, epoch, 48-bit sequence
+# number, length; {254, 253} is sent (§4, legacy_record_version).
+PLAINTEXT_HEADER_LENGTH = 13
+LEGACY_RECORD_VERSION = ProtocolVersion.DTLS12
+# RFC 9147 §4, Figure 3: the unified header's first byte.
+_FIXED_BITS_MASK = 0xE0
+_FIXED_BITS = 0x20
+_CID_BIT = 0x10
+_SEQ16_BIT = 0x08
+_LENGTH_BIT = 0x04
+_EPOCH_BITS = 0x03
+# RFC 9147 §4.1: the DTLSPlaintext content types; anything else that is not 001xxxxx is
+# rejected. Inside DTLSCiphertext: alert, handshake, application data and ACK (heartbeat is
+# not supported).
+_PLAINTEXT_TYPES = frozenset({ContentType.ALERT, ContentType.HANDSHAKE, ContentType.ACK})
+_INNER_TYPES = _PLAINTEXT_TYPES | {ContentType.APPLICATION_DATA}
+
+
+class RecordDrop(enum.StrEnum):
+    """Why a record (or the rest of a datagram) was dropped. Stable values, for tests."""
+
+    MALFORMED = "malformed record header"
+    NOT_A_RECORD = "first byte is neither a DTLSPlaintext type nor 001xxxxx"
+    PLAINTEXT_EPOCH = "DTLSPlaintext record outside epoch 0"
+    PLAINTEXT_REFUSED = "DTLSPlaintext record after plaintext was turned off"
+    CONNECTION_ID = "connection ID missing, unexpected or not ours"
+    UNKNOWN_EPOCH = "no read keys for the epoch"
+    SHORT = "ciphertext shorter than the 16-byte record number sample"
+    TOO_LONG = "record longer than the RFC 8446 limits"
+    AUTHENTICATION = "record does not authenticate"
+    REPLAY = "record already received or older than the window"
+    INNER_TYPE = "no or unknown inner content type"
+    EMPTY = "empty handshake or alert record"
+
+
+@frozen
+class Dtls13Record:
+    """One record received: its full epoch and sequence number (RFC 9147 §4: together the
+    RecordNumber an ACK names), the true content type, and the content."""
+
+    epoch: int
+    sequence_number: int
+    content_type: int
+    fragment: bytes
+
+
+def reconstruct_sequence_number(expected: int, low: int, bits: int) -> int:
+    """RFC 9147 §4.2.2: the sequence number whose low ``bits`` bits are ``low`` that is
+    numerically closest to ``expected`` (one plus the highest deprotected in the epoch).
+    Equally close candidates resolve to the larger one; none is negative or above 2^64 - 1."""
+    window = 1 << bits
+    candidate = (expected & ~(window - 1)) | low
+    best = -1
+    for value in (candidate - window, candidate, candidate + window):
+        if not 0 <= value <= MAX_SEQUENCE_NUMBER:
+            continue
+        if best < 0 or abs(value - expected) <= abs(best - expected):
+            best = value
+    return best
+
+
+def next_traffic_secret(suite: SuiteInfo, secret: bytes) -> bytes:
+    """application_traffic_secret_N+1 after a KeyUpdate (RFC 8446 §7.2, with the DTLS
+    label prefix); its keys protect the next epoch (RFC 9147 §6.1)."""
+    return KeySchedule.for_suite(suite, dtls=True).next_traffic_secret(secret)
+
+
+class EpochKeys:
+    """One direction's protection in one epoch: the AEAD under write_key, the write_iv
+    (RFC 8446 §7.3) and the record number cipher under sn_key (RFC 9147 §4.2.3)."""
+
+    __slots__ = ("_iv", "aead", "record_number", "tag_length")
+
+    def __init__(self, aead: Aead, iv: bytes, record_number: RecordNumberCipher) -> None:
+        if len(iv) != aead.iv_length:
+            raise UsageError(f"write_iv must be {aead.iv_length} bytes")
+        self.aead = aead
+        self._iv = int.from_bytes(iv, "big")
+        self.record_number = record_number
+        self.tag_length = aead.tag_length
+
+    @classmethod
+    def from_secret(
+        cls, suite: SuiteInfo, secret: bytes, provider: CryptoProvider | None = None
+    ) -> EpochKeys:
+        """The keys of a traffic secret: key and iv as in RFC 8446 §7.3 and sn_key =
+        HKDF-Expand-Label(secret, "sn", "", key_length), all with the "dtls13" prefix."""
+        schedule = KeySchedule.for_suite(suite, dtls=True)
+        key, iv = schedule.traffic_keys(secret)
+        sn_key = schedule.record_number_key(secret)
+        aead = (provider or DefaultProvider()).aead(suite.aead, key)
+        return cls(aead, iv, RecordNumberCipher(suite.aead, sn_key))
+
+    def nonce(self, sequence_number: int) -> bytes:
+        """RFC 8446 §5.3 with RFC 9147 §4: the 64-bit sequence number, left-padded to 12
+        bytes, XOR the write IV; the epoch is not part of it."""
+        return (self._iv ^ sequence_number).to_bytes(12, "big")
+
+
+class _ReadEpoch:
+    __slots__ = ("auth_failures", "highest", "keys", "window")
+
+    def __init__(self, keys: EpochKeys) -> None:
+        self.keys = keys
+        self.window = ReplayWindow()
+        self.highest = -1  # the highest sequence number deprotected so far
+        self.auth_failures = 0
+
+
+class Dtls13RecordLayer:
+    """Protects outgoing records and opens incoming datagrams for one DTLS 1.3 connection.
+
+    ``protect`` makes one record (DTLSPlaintext in epoch 0, DTLSCiphertext otherwise);
+    records are concatenated into a datagram by the caller, a record without a length last.
+    ``receive`` returns the valid records of a datagram and drops the others, counting
+    them in ``drops``. Keys come per epoch (`install_write`, `install_read`).
+    """
+
+    def __init__(
+        self,
+        *,
+        sequence_bits: int = 16,
+        include_length: bool = True,
+        write_connection_id: bytes = b"",
+        read_connection_id: bytes = b"",
+    ) -> None:
+        if sequence_bits not in (8, 16):
+            raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
+        self.sequence_bits = sequence_bits
+        self.include_length = include_length
+        # RFC 9147 §9: the peer's connection ID goes into the records we send; ours must be
+        # in every record we receive once negotiated (empty: none).
+        self.write_connection_id = write_connection_id
+        self.read_connection_id = read_connection_id
+        # Whether DTLSPlaintext records are still accepted (the connection turns this off
+        # once plaintext has no business arriving).
+        self.accept_plaintext = True
+        self.write_epoch = EPOCH_PLAINTEXT
+        self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
+        self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: 0}
+        self._read: dict[int, _ReadEpoch] = {}
+        self.drops: Counter[RecordDrop] = Counter()
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def install_write(self, epoch: int, keys: EpochKeys) -> None:
+        """Send in ``epoch`` from now on, with ``keys``; its sequence numbers start at 0."""
+        if not self.write_epoch < epoch <= MAX_EPOCH:
+            raise UsageError(f"write epoch {epoch} does not follow {self.write_epoch}")
+        self._write[epoch] = keys
+        self._write_sequence[epoch] = 0
+        self.write_epoch = epoch
+        for old in sorted(self._write)[:-MAX_WRITE_EPOCHS]:
+            del self._write[old], self._write_sequence[old]
+
+    def install_read(self, epoch: int, keys: EpochKeys) -> None:
+        """Accept records of ``epoch`` protected with ``keys``; the oldest read epoch goes
+        when more than `MAX_READ_EPOCHS` would be kept."""
+        if not EPOCH_PLAINTEXT < epoch <= MAX_EPOCH:
+            raise UsageError(f"read epoch {epoch} out of range")
+        if epoch in self._read:
+            raise UsageError(f"read epoch {epoch} is already installed")
+        self._read[epoch] = _ReadEpoch(keys)
+        for old in sorted(self._read)[:-MAX_READ_EPOCHS]:
+            del self._read[old]
+
+    def discard_read(self, epoch: int) -> None:
+        """Forget the keys of a read epoch (its records are dropped from now on)."""
+        self._read.pop(epoch, None)
+
+    @property
+    def read_epochs(self) -> tuple[int, ...]:
+        return tuple(sorted(self._read))
+
+    def auth_failures(self, epoch: int) -> int:
+        """Records of ``epoch`` that failed authentication (RFC 9147 §4.5.3 counts them)."""
+        state = self._read.get(epoch)
+        return state.auth_failures if state is not None else 0
+
+    def next_write_sequence(self, epoch: int | None = None) -> int:
+        """The sequence number the next record of ``epoch`` (default: the write epoch) gets."""
+        return self._write_sequence[self.write_epoch if epoch is None else epoch]
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def protect(
+        self,
+        content_type: int,
+        data: bytes,
+        *,
+        epoch: int | None = None,
+        padding: int = 0,
+        include_length: bool | None = None,
+    ) -> bytes:
+        """One record of ``content_type`` carrying ``data`` in ``epoch`` (default: the
+        write epoch) with that epoch's next sequence number. ``padding`` zero bytes are added
+        inside the encryption (RFC 8446 §5.4); a record without a length
+        (``include_length=False``) must be the last of its datagram (RFC 9147 §4)."""
+        if epoch is None:
+            epoch = self.write_epoch
+        if epoch not in self._write:
+            raise UsageError(f"no write keys for epoch {epoch}")
+        if len(data) > MAX_PLAINTEXT:
+            raise UsageError(f"record content of {len(data)} bytes is over 2^14")
+        keys = self._write[epoch]
+        sequence = self._write_sequence[epoch]
+        if keys is None:
+            record = self._plaintext(content_type, data, sequence)
+        else:
+            length = self.include_length if include_length is None else include_length
+            record = self._ciphertext(keys, epoch, sequence, content_type, data, padding, length)
+        self._write_sequence[epoch] = sequence + 1
+        return record
+
+    def _plaintext(self, content_type: int, data: bytes, sequence: int) -> bytes:
+        if content_type not in _PLAINTEXT_TYPES:
+            raise UsageError(f"content type {content_type} cannot be sent in plaintext")
+        if sequence > MAX_PLAINTEXT_SEQUENCE_NUMBER:
+            raise StateError("plaintext sequence numbers exhausted")
+        return (
+            bytes((content_type,))
+            + LEGACY_RECORD_VERSION.to_bytes(2, "big")
+            + (sequence & MAX_PLAINTEXT_SEQUENCE_NUMBER).to_bytes(8, "big")  # epoch 0
+            + len(data).to_bytes(2, "big")
+            + data
+        )
+
+    def _ciphertext(
+        self,
+        keys: EpochKeys,
+        epoch: int,
+        sequence: int,
+        content_type: int,
+        data: bytes,
+        padding: int,
+        include_length: bool,
+    ) -> bytes:
+        if sequence > MAX_SEQUENCE_NUMBER:
+            raise StateError("sequence numbers of this epoch exhausted: a KeyUpdate is needed")
+        if content_type not in _INNER_TYPES:
+            raise UsageError(f"content type {content_type} cannot be sent in DTLS 1.3")
+        if padding < 0:
+            raise UsageError("padding must be >= 0")
+        inner = data + bytes((content_type,)) + bytes(padding)
+        # RFC 9147 §4.2.3: senders pad short plaintexts so that the ciphertext holds the
+        # 16-byte sample (only a tag shorter than 16 bytes, CCM-8, makes that necessary).
+        short = SAMPLE_LENGTH - (len(inner) + keys.tag_length)
+        if short > 0:
+            inner += bytes(short)
+        ciphertext_length = len(inner) + keys.tag_length
+        if ciphertext_length > MAX_CIPHERTEXT:
+            raise UsageError("record too long with its padding")
+        cid = self.write_connection_id
+        first = _FIXED_BITS | (epoch & _EPOCH_BITS)
+        seq_length = self.sequence_bits // 8
+        if cid:
+            first |= _CID_BIT
+        if seq_length == 2:
+            first |= _SEQ16_BIT
+        if include_length:
+            first |= _LENGTH_BIT
+        seq_bytes = (sequence & ((1 << self.sequence_bits) - 1)).to_bytes(seq_length, "big")
+        tail = ciphertext_length.to_bytes(2, "big") if include_length else b""
+        prefix = bytes((first,)) + cid
+        # RFC 9147 §4: the additional data is the header before record number encryption.
+        ciphertext = keys.aead.seal(keys.nonce(sequence), inner, prefix + seq_bytes + tail)
+        mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
+        masked = bytes(b ^ m for b, m in zip(seq_bytes, mask, strict=False))
+        return prefix + masked + tail + ciphertext
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def receive(self, datagram: bytes) -> list[Dtls13Record]:
+        """The valid records of ``datagram``, in order; invalid ones are dropped (§4.5.2).
+        When a record's framing cannot be read, the rest of the datagram goes with it."""
+        records: list[Dtls13Record] = []
+        data = bytes(datagram)
+        pos, end = 0, len(data)
+        while pos < end:
+            first = data[pos]
+            if first in _PLAINTEXT_TYPES:
+                record, pos = self._receive_plaintext(data, pos)
+            elif first & _FIXED_BITS_MASK == _FIXED_BITS:
+                record, pos = self._receive_ciphertext(data, pos)
+            else:
+                # RFC 9147 §4.1: rejected as if it had failed deprotection.
+                self.drops[RecordDrop.NOT_A_RECORD] += 1
+                break
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _drop(self, reason: RecordDrop) -> None:
+        self.drops[reason] += 1
+
+    def _receive_plaintext(self, data: bytes, pos: int) -> tuple[Dtls13Record | None, int]:
+        """The DTLSPlaintext record at ``pos`` and where the next record starts (the
+        datagram's end when this one is not framed)."""
+        end = len(data)
+        if pos + PLAINTEXT_HEADER_LENGTH > end:
+            self._drop(RecordDrop.MALFORMED)
+            return None, end
+        length = int.from_bytes(data[pos + 11 : pos + 13], "big")
+        start = pos + PLAINTEXT_HEADER_LENGTH
+        if start + length > end:
+            self._drop(RecordDrop.MALFORMED)
+            return None, end
+        following = start + length
+        # legacy_record_version is ignored for all purposes (RFC 9147 §4).
+        epoch_and_seq = int.from_bytes(data[pos + 3 : pos + 11], "big")
+        if epoch_and_seq >> 48 != EPOCH_PLAINTEXT:
+            self._drop(RecordDrop.PLAINTEXT_EPOCH)
+        elif not self.accept_plaintext:
+            self._drop(RecordDrop.PLAINTEXT_REFUSED)
+        elif length > MAX_PLAINTEXT:
+            self._drop(RecordDrop.TOO_LONG)
+        elif length == 0:
+            # RFC 8446 §5.1: no zero-length handshake or alert fragments (nor empty ACKs).
+            self._drop(RecordDrop.EMPTY)
+        else:
+            # Epoch 0 is unauthenticated: the replay window is left alone (a forged record
+            # numbered 2^48 - 1 must not push genuine ones out); duplicated handshake
+            # fragments are the reassembler's to recognise, as in DTLS 1.2.
+            record = Dtls13Record(EPOCH_PLAINTEXT, epoch_and_seq, data[pos], data[start:following])
+            return record, following
+        return None, following
+
+    def _receive_ciphertext(self, data: bytes, pos: int) -> tuple[Dtls13Record | None, int]:
+        """The DTLSCiphertext record at ``pos`` (unified header, §4) and where the next
+        record starts."""
+        end = len(data)
+        first = data[pos]
+        cursor = pos + 1
+        cid = self.read_connection_id
+        if first & _CID_BIT:
+            # Without a negotiated CID its length is unknown: nothing after it can be framed.
+            # A CID not ours means the rest of the datagram is discarded (§4).
+            if not cid or data[cursor : cursor + len(cid)] != cid:
+                self._drop(RecordDrop.CONNECTION_ID)
+                return None, end
+            cursor += len(cid)
+        seq_length = 2 if first & _SEQ16_BIT else 1
+        seq_at = cursor
+        cursor += seq_length
+        if first & _LENGTH_BIT:
+            cursor += 2
+            if cursor > end:
+                self._drop(RecordDrop.MALFORMED)
+                return None, end
+            length = int.from_bytes(data[cursor - 2 : cursor], "big")
+            if cursor + length > end:
+                self._drop(RecordDrop.MALFORMED)
+                return None, end
+            following = cursor + length
+        else:
+            following = end
+        if cursor > end:
+            self._drop(RecordDrop.MALFORMED)
+            return None, end
+        if cid and not first & _CID_BIT:
+            # RFC 9147 §9: once negotiated, the CID is in every record.
+            self._drop(RecordDrop.CONNECTION_ID)
+            return None, following
+        header = data[pos:cursor]
+        body = data[cursor:following]
+        return self._open(first, header, seq_at - pos, seq_length, body), following
+
+    def _read_epoch(self, low_bits: int) -> tuple[int, _ReadEpoch] | None:
+        """RFC 9147 §4.2.2: the newest read epoch whose low two bits are ``low_bits``."""
+        for epoch in sorted(self._read, reverse=True):
+            if epoch & _EPOCH_BITS == low_bits:
+                return epoch, self._read[epoch]
+        return None
+
+    def _open(
+        self, first: int, header: bytes, seq_at: int, seq_length: int, body: bytes
+    ) -> Dtls13Record | None:
+        if len(body) < SAMPLE_LENGTH:
+            self._drop(RecordDrop.SHORT)  # RFC 9147 §4.2.3
+            return None
+        if len(body) > MAX_CIPHERTEXT:
+            self._drop(RecordDrop.TOO_LONG)  # RFC 8446 §5.2
+            return None
+        found = self._read_epoch(first & _EPOCH_BITS)
+        if found is None:
+            self._drop(RecordDrop.UNKNOWN_EPOCH)
+            return None
+        epoch, state = found
+        keys = state.keys
+        mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
+        wire = header[seq_at : seq_at + seq_length]
+        low_bytes = bytes(b ^ m for b, m in zip(wire, mask, strict=False))
+        low = int.from_bytes(low_bytes, "big")
+        sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
+        aad = header[:seq_at] + low_bytes + header[seq_at + seq_length :]
+        inner = keys.aead.open(keys.nonce(sequence), body, aad)
+        if inner is None:
+            state.auth_failures += 1
+            self._drop(RecordDrop.AUTHENTICATION)
+            return None
+        # RFC 9147 §4.5.1: the replay check comes after deprotection (no timing channel on
+        # the record number), and only a deprotected record moves the window.
+        if state.window.is_replay(sequence):
+            self._drop(RecordDrop.REPLAY)
+            return None
+        # RFC 8446 §5.4: the content type is the last non-zero byte.
+        content_end = len(inner.rstrip(b"\x00")) - 1
+        if content_end < 0 or inner[content_end] not in _INNER_TYPES:
+            self._drop(RecordDrop.INNER_TYPE)
+            return None
+        content_type = inner[content_end]
+        if content_end > MAX_PLAINTEXT:
+            self._drop(RecordDrop.TOO_LONG)
+            return None
+        if content_end == 0 and content_type != ContentType.APPLICATION_DATA:
+            self._drop(RecordDrop.EMPTY)  # RFC 8446 §5.1 (and an ACK has a length field)
+            return None
+        state.window.mark(sequence)
+        state.highest = max(state.highest, sequence)
+        return Dtls13Record(epoch, sequence, content_type, inner[:content_end])

@@ -1,0 +1,185 @@
+"""The gate's fixed-offset ClientHello peek (wire/client_hello_peek.py) against the full
+decoder (ClientHello.decode): the same fields, and the same accept/reject on generated,
+mutated and truncated bodies (the one difference: only the full decoder rejects a repeated
+extension type)."""
+
+from __future__ import annotations
+
+import pytest
+from builders import client_hello
+from conftest import load_hex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
+from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.messages import ClientHello
+
+REAL_BODIES = [
+    load_hex("openssl_dtls12_client_hello.hex")[25:],
+    load_hex("gnutls_dtls12_client_hello.hex")[25:],
+]
+
+hellos = st.builds(
+    client_hello,
+    cookie=st.binary(max_size=255),
+    random=st.binary(min_size=32, max_size=32),
+    session_id=st.binary(max_size=32),
+    version=st.integers(0, 0xFFFF),
+    suites=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=60).map(tuple),
+    extensions=st.none()
+    | st.lists(
+        st.builds(Extension, st.integers(0, 0xFFFF), st.binary(max_size=60)),
+        max_size=8,
+        unique_by=lambda e: e.type,
+    ).map(tuple),
+)
+
+
+def expected_peek(hello: ClientHello) -> ClientHelloPeek:
+    """The peek's fields from the decoded message: the bound fields are client_version,
+    random and session_id with its length byte (everything before the cookie)."""
+    assert hello.cookie is not None
+    bound = (
+        hello.legacy_version.to_bytes(2, "big")
+        + hello.random
+        + bytes((len(hello.session_id),))
+        + hello.session_id
+    )
+    return ClientHelloPeek(hello.legacy_version, bound, hello.cookie)
+
+
+def peek_or_none(body: bytes, *, whole: bool) -> ClientHelloPeek | None:
+    try:
+        return peek_client_hello(body, whole=whole)
+    except DecodeError:
+        return None
+
+
+def agree(body: bytes) -> None:
+    """Whatever the full decoder accepts the peek accepts with the same fields; whatever it
+    rejects the peek rejects too, unless the only fault is a repeated extension."""
+    peeked = peek_or_none(body, whole=True)
+    try:
+        hello = ClientHello.decode(body, dtls=True)
+    except ProtocolError as exc:
+        if peeked is not None:
+            assert isinstance(exc, IllegalParameter) and "duplicate" in str(exc), exc
+        return
+    assert peeked == expected_peek(hello)
+
+
+@given(hellos)
+def test_the_peek_reads_what_the_decoder_decodes(hello: ClientHello) -> None:
+    body = hello.encode()
+    assert peek_client_hello(body, whole=True) == expected_peek(hello)
+    agree(body)
+
+
+@given(hellos, st.data())
+def test_a_first_fragment_is_read_up_to_the_end_of_its_cookie(
+    hello: ClientHello, data: st.DataObject
+) -> None:
+    """A first fragment is judged exactly when it holds the whole cookie; then it gives
+    the whole message's fields."""
+    body = hello.encode()
+    assert hello.cookie is not None
+    cookie_end = 2 + 32 + 1 + len(hello.session_id) + 1 + len(hello.cookie)
+    cut = data.draw(st.integers(0, len(body)))
+    peeked = peek_client_hello(body[:cut], whole=False)
+    if cut < cookie_end:
+        assert peeked is None
+    else:
+        assert peeked == expected_peek(hello)
+
+
+@st.composite
+def mutated_bodies(draw: st.DrawFn) -> bytes:
+    body = bytearray(draw(st.sampled_from(REAL_BODIES)))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        at = draw(st.integers(0, max(0, len(body) - 1)))
+        if op == "flip" and body:
+            body[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and body:
+            body[at] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del body[at:]
+        elif op == "insert":
+            body[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del body[at : at + draw(st.integers(1, 8))]
+    return bytes(body)
+
+
+@settings(max_examples=1000)
+@given(mutated_bodies())
+def test_mutated_real_bodies_get_the_same_verdict(body: bytes) -> None:
+    agree(body)
+
+
+def length_fields(body: bytes) -> list[tuple[int, int]]:
+    """Where each length field of a well-formed DTLS ClientHello body is: (offset, width)."""
+    fields = [(34, 1)]
+    at = 35 + body[34]
+    fields.append((at, 1))  # cookie
+    at += 1 + body[at]
+    fields.append((at, 2))  # cipher_suites
+    at += 2 + int.from_bytes(body[at : at + 2], "big")
+    fields.append((at, 1))  # compression_methods
+    at += 1 + body[at]
+    if at < len(body):
+        fields.append((at, 2))  # the extensions block
+        at += 2
+        while at < len(body):
+            fields.append((at + 2, 2))  # each extension's length
+            at += 4 + int.from_bytes(body[at + 2 : at + 4], "big")
+    return fields
+
+
+@settings(max_examples=500)
+@given(hellos, st.data())
+def test_a_length_field_off_by_a_little_gets_the_same_verdict(
+    hello: ClientHello, data: st.DataObject
+) -> None:
+    """Each length field of a generated ClientHello changed by -2..+2 (an odd suites
+    length, a block that no longer fills the message, ...)."""
+    body = bytearray(hello.encode())
+    at, width = data.draw(st.sampled_from(length_fields(bytes(body))))
+    value = int.from_bytes(body[at : at + width], "big") + data.draw(st.integers(-2, 2))
+    body[at : at + width] = (value % (1 << (8 * width))).to_bytes(width, "big")
+    agree(bytes(body))
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_random_bodies_get_the_same_verdict(body: bytes) -> None:
+    agree(body)
+
+
+def test_a_repeated_extension_is_left_to_the_full_decoder() -> None:
+    hello = client_hello(extensions=(Extension(23, b""), Extension(23, b"")))
+    body = hello.encode()
+    assert peek_client_hello(body, whole=True) == expected_peek(hello)
+    agree(body)
+
+
+PREFIX = b"\xfe\xfd" + bytes(32) + b"\x00" + b"\x00"  # version, random, no session_id or cookie
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [
+        b"\x00\x03\xc0\x2b\x00\x01\x00",  # an odd cipher_suites length
+        b"\x00\x00\x01\x00",  # no cipher suite
+        b"\x00\x02\xc0\x2b\x00",  # no compression method
+        b"\x00\x02\xc0\x2b\x01\x00\x00",  # an extensions block of one byte
+        b"\x00\x02\xc0\x2b\x01\x00\x00\x03\x00\x17\x00",  # a truncated extension header
+        b"\x00\x02\xc0\x2b\x01\x00\x00\x04\x00\x17\x00\x01",  # an extension past the block
+        b"\x00\x02\xc0\x2b\x01\x00\x00\x00",  # an empty extensions block
+        b"\x00\x02\xc0\x2b\x01\x00",  # no extensions block
+    ],
+)
+def test_hand_made_edges_get_the_same_verdict(rest: bytes) -> None:
+    agree(PREFIX + rest)
