@@ -299,7 +299,8 @@ class Hung(Exception):
 @contextmanager
 def watchdog(limit: float) -> Iterator[None]:
     """Bound an in-process run: a command that starts serving instead of refusing its input
-    is interrupted (SIGALRM) and fails the test rather than hanging it."""
+    is interrupted (SIGALRM) and fails the test rather than hanging it. uvloop does not let
+    the handler's exception out of its loop: the test hides it (`no_uvloop`)."""
 
     def expired(signum: int, frame: object) -> None:
         raise Hung(f"still running after {limit} s: the input was not refused")
@@ -322,6 +323,7 @@ def test_bad_input_is_one_line_never_a_traceback(
     tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # see watchdog()
     with busy_ports() as ports, watchdog(20):
         args = argv.format(**files, **ports).split()
         try:
@@ -349,8 +351,9 @@ def test_bad_input_is_one_line_never_a_traceback(
     ],
 )
 def test_an_option_of_the_other_mode_is_an_error(
-    argv: str, flag: str, capsys: pytest.CaptureFixture[str]
+    argv: str, flag: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # see watchdog()
     with watchdog(20), pytest.raises(SystemExit) as exited:
         main(argv.split())
     assert exited.value.code == 2

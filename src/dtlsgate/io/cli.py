@@ -233,10 +233,8 @@ def add_connect(sub: Any) -> None:
 
 
 def build_parser() -> Parser:
-    from dtlsgate import __version__
-
     parser = Parser(prog="dtlsgate", description="DTLS and TLS 1.3 with a stateless listen")
-    parser.add_argument("--version", action="version", version=f"dtlsgate {__version__}")
+    parser.add_argument("--version", action="version", version=f"dtlsgate {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listen = sub.add_parser("listen", help="the bare stateless listener (DTLSv1_listen)")
     add_common(listen, "listen", host=True)
@@ -244,6 +242,17 @@ def build_parser() -> Parser:
     add_serve(sub)
     add_connect(sub)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (the CLI sits below the package's face, so it
+    does not import ``dtlsgate.__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dtlsgate")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def check_modes(parser: Parser, args: argparse.Namespace) -> None:
