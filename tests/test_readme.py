@@ -11,6 +11,7 @@ says what else it needs:
 - ``<!-- readme-test: client -->``: needs that server;
 - ``<!-- readme-test: listens -->``: waits for one DTLS client and ends; the harness sends
   ``dtlsgate connect`` at it;
+- ``<!-- readme-test: skip (why) -->``: not run here; the comment says where it is tested;
 - no comment: runs alone and must end by itself.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 from peers import ROOT, require, stop
 
-BLOCK = re.compile(r"(?:<!-- readme-test: (\w+) -->\n)?```python\n(.*?)```", re.DOTALL)
+BLOCK = re.compile(r"(?:<!-- readme-test: (\w+)[^>]*-->\n)?```python\n(.*?)```", re.DOTALL)
 README_PORTS = ("4433", "8443", "5684")
 DEADLINE = 30  # seconds for any one block
 
@@ -124,9 +125,10 @@ def running(code: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def poke(port: int, cwd: Path, block: subprocess.Popen[str]) -> None:
-    """A DTLS client at a ``listens`` block, retried until the block's socket is bound."""
+    """A DTLS 1.2 client (the blocks show the HelloVerifyRequest exchange) at a ``listens``
+    block, retried until the block's socket is bound."""
     args = [sys.executable, "-m", "dtlsgate", "connect", f"127.0.0.1:{port}"]
-    args += ["--cafile", "ca.pem", "--servername", "localhost", "--timeout", "10"]
+    args += ["--cafile", "ca.pem", "--servername", "localhost", "--timeout", "10", "--dtls1_2"]
     for _ in range(20):
         done = subprocess.run(
             ["timeout", "20", *args], input=b"ping\n", cwd=cwd, capture_output=True, check=False

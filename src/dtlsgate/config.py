@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
+from dtlsgate.wire.cert_compression import parse_algorithm_names
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -26,6 +27,44 @@ if TYPE_CHECKING:
 # for tunnels, the same default QUIC chose (RFC 9000 §14).
 DEFAULT_MTU = 1200
 
+# Limits on what a server keeps for clients (every server adapter applies them; see
+# ``dtlsgate.connection.admission``). A cookie proves only that a client owns its address.
+#
+# Handshake deadline: the server-side handshake (Admit to Finished) over the slow links the
+# tests simulate took at most 15.8 s (tests/test_dtls12_latency.py's three links, 700 seeded
+# runs: one-way delays of 0.05-3 s, up to 20% loss and duplication; medians 2.4-5.6 s), and
+# with real peers (openssl, gnutls, our clients) through the 0.7 s-each-way lossy proxy of
+# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). 30 s is
+# about twice the worst of those, room for five retransmissions of one flight (1+2+4+8+16 s),
+# and the TLS 1.3 server's long-standing value: a sixth of the ~183 s an abandoned DTLS
+# handshake held its slot before (8 transmissions).
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# Handshakes in progress in all: each may hold reassembly buffers of up to 384 KiB against a
+# hostile peer (connection/flight.py MAX_BUFFERED_BYTES), so 256 bounds that to 96 MiB.
+# When full, a newcomer evicts the oldest handshake of the address holding the most.
+DEFAULT_MAX_HANDSHAKES = 256
+# Handshakes in progress from one address: a NAT (an office, a carrier-grade NAT address)
+# puts many clients behind one address, and at the limit the address's oldest handshake
+# makes way for its newcomer, which kills that one if it was a real client: the limit must
+# stay above what one address legitimately starts within a handshake time (20 clients at
+# once from one address in tests/test_dtls12_aio.py failed with 16). 64 is a quarter of
+# DEFAULT_MAX_HANDSHAKES, so one address can never fill the table on its own.
+DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 64
+# IPv6 addresses are counted per /64: one host or site usually holds a whole /64 (RFC 7421),
+# so counting single addresses would give it 2^64 budgets.
+DEFAULT_IPV6_PREFIX_LENGTH = 64
+# An established association that receives nothing for this long is closed: RFC 4787 §4.3
+# recommends that NATs keep an idle UDP mapping 5 minutes (at least 2), so a client silent
+# longer has most likely lost the address we would answer anyway.
+DEFAULT_IDLE_TIMEOUT = 300.0
+# Established associations at once. An idle DTLS 1.2 server connection measured 8 KiB with
+# tracemalloc (keys, record state, the last flight kept for retransmission), about 10 KiB
+# with its asyncio stream: 4096 keeps idle ones near 40 MiB, and bounds how many handlers
+# (and records queued for slow handlers) one server runs at once.
+# At the cap, new admits are refused (dropped: the client retransmits and gets in once an
+# association closes); established ones are never evicted for a newcomer.
+DEFAULT_MAX_ASSOCIATIONS = 4096
+
 StatelessCookieGenerate = Callable[[Hashable | None], bytes]
 StatelessCookieVerify = Callable[[Hashable | None, bytes], bool]
 
@@ -34,6 +73,32 @@ def check_record_size_limit(limit: int) -> None:
     """RFC 8449 §4: at least 64; in TLS 1.3 at most 2^14 + 1 (content and type byte)."""
     if not 64 <= limit <= (1 << 14) + 1:
         raise UsageError("record_size_limit must be between 64 and 16385")
+
+
+#: RFC 8446 §4.2.9 modes, by value: psk_ke (0, the PSK alone) and psk_dhe_ke (1, with (EC)DHE).
+PSK_KE, PSK_DHE_KE = 0, 1
+#: The hashes an external TLS 1.3 PSK may be bound to (RFC 8446 §4.2.11: one per PSK; the
+#: suites' hashes).
+PSK_HASHES = ("sha256", "sha384")
+
+
+def check_psk_options(modes: tuple[int, ...], hash_name: str) -> None:
+    """TLS 1.3 PSK settings: ``psk_modes`` a non-empty ordered set of psk_ke (0) and
+    psk_dhe_ke (1); ``psk_hash`` one of `PSK_HASHES`."""
+    if not modes or len(set(modes)) != len(modes) or not set(modes) <= {PSK_KE, PSK_DHE_KE}:
+        raise UsageError("psk_modes must list psk_ke (0) and/or psk_dhe_ke (1), once each")
+    if hash_name not in PSK_HASHES:
+        raise UsageError(f"psk_hash must be one of {', '.join(PSK_HASHES)}, not {hash_name!r}")
+
+
+def check_psk(identity: bytes, key: bytes) -> None:
+    """A PSK identity of 1 to 65535 bytes (RFC 8446 §4.2.11, RFC 4279 §5.1 for DTLS 1.2) and a
+    key of 1 to 255 bytes (the ticket format's bound; RFC 9257 §6 asks for 128 bits or more,
+    which we leave to the application)."""
+    if not isinstance(identity, bytes) or not 1 <= len(identity) <= 0xFFFF:
+        raise UsageError("a PSK identity is 1 to 65535 bytes")
+    if not isinstance(key, bytes) or not 1 <= len(key) <= 255:
+        raise UsageError("a PSK is 1 to 255 bytes")
 
 
 class VerifyClient(StrEnum):
@@ -156,6 +221,15 @@ class ServerConfig:
     private_key: PrivateKey | None = None
     psk: dict[bytes, bytes] = field(default_factory=dict)
     psk_identity_hint: bytes = b""
+    # TLS 1.3 (RFC 8446 §4.2.9, §4.2.11): the hash every external PSK above is bound to, and
+    # the key exchange modes we accept for any PSK (external or a ticket), preferred first;
+    # (PSK_KE, PSK_DHE_KE) lets a client that offers psk_ke skip (EC)DHE.
+    psk_hash: str = "sha256"
+    psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms ("zlib", and "brotli"/"zstd" when
+    # their module is importable) we accept, advertised in the CertificateRequest (TLS 1.3);
+    # we compress our own certificate whenever the client asks for an algorithm we have.
+    certificate_compression: tuple[str, ...] = ()
     # Preferences, most preferred first; None means the library's default order.
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
@@ -182,8 +256,32 @@ class ServerConfig:
     ticket_key: bytes | None = None
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
+    # The DTLS versions a datagram server accepts (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): the
+    # gate answers a ClientHello offering DTLS 1.3 with a HelloRetryRequest, any other with
+    # a HelloVerifyRequest (openssl's -dtls1_2 / -dtls1_3 pin one).
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): when a client offers the extension, each
+    # connection gets a random CID of this many bytes for the client to send (0: none).
+    connection_id_length: int = 0
+    # What the server keeps for clients (the reasons for the defaults are at the constants
+    # above): a handshake not completed within ``handshake_timeout`` seconds of its admission
+    # is abandoned (None: only the retransmission ceiling ends it); at most
+    # ``max_handshakes`` in progress, ``max_handshakes_per_address`` from one address (IPv6:
+    # one network of ``ipv6_prefix_length`` bits); an association idle ``idle_timeout``
+    # seconds is closed (None: never); at most ``max_associations`` established at once.
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    max_handshakes_per_address: int = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS
+    ipv6_prefix_length: int = DEFAULT_IPV6_PREFIX_LENGTH
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    max_associations: int = DEFAULT_MAX_ASSOCIATIONS
 
     def __post_init__(self) -> None:
+        self._check_limits()
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         if (self.cookie_generate is None) != (self.cookie_verify is None):
             raise UsageError("give both cookie_generate and cookie_verify, or neither")
         if (self.stateless_cookie_generate is None) != (self.stateless_cookie_verify is None):
@@ -210,11 +308,30 @@ class ServerConfig:
         if len(self.ticket_key) != 32:
             raise UsageError("ticket_key must be 32 bytes")
         check_record_size_limit(self.record_size_limit)
+        check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
+        # RFC 8446 §4.2.11: identity <1..2^16-1>; RFC 9257 §6.1: a PSK has at least 128 bits.
+        for identity, key in self.psk.items():
+            check_psk(identity, key)
         if not 0 <= self.session_tickets <= 16:
             raise UsageError("session_tickets must be between 0 and 16")
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
         if not 0 < self.ticket_lifetime <= 604800:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
+
+    def _check_limits(self) -> None:
+        for name in ("handshake_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 86400:
+                raise UsageError(f"{name} must be between 0 and 86400 seconds, or None")
+        if not 1 <= self.max_handshakes <= 1_000_000:
+            raise UsageError("max_handshakes must be between 1 and 1000000")
+        if not 1 <= self.max_handshakes_per_address <= self.max_handshakes:
+            raise UsageError("max_handshakes_per_address must be between 1 and max_handshakes")
+        if not 1 <= self.ipv6_prefix_length <= 128:
+            raise UsageError("ipv6_prefix_length must be between 1 and 128")
+        if not 1 <= self.max_associations <= 10_000_000:
+            raise UsageError("max_associations must be between 1 and 10000000")
 
     def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
         """Load a PEM certificate chain (leaf first) and its private key, like
@@ -260,6 +377,13 @@ class ClientConfig:
     private_key: PrivateKey | None = None
     psk_identity: bytes | None = None
     psk: bytes | None = None
+    # TLS 1.3 external PSK (RFC 8446 §4.2.11): the hash ``psk`` is bound to, and the modes we
+    # offer for it and for tickets, preferred first (RFC 8446 §4.2.9).
+    psk_hash: str = "sha256"
+    psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms we accept, advertised in the
+    # ClientHello (TLS 1.3); off by default, which keeps the default ClientHello as it was.
+    certificate_compression: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
@@ -277,11 +401,28 @@ class ClientConfig:
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
+    # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): offer a random CID of this many bytes for the
+    # server to send in its records (0: do not offer the extension).
+    connection_id_length: int = 0
+    # RFC 8446 §4.2.6: offer post-handshake authentication (the server may then ask for our
+    # certificate at any time after the handshake); off by default, as in OpenSSL.
+    post_handshake_auth: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         check_record_size_limit(self.record_size_limit)
         if (self.psk is None) != (self.psk_identity is None):
             raise UsageError("give both psk and psk_identity, or neither")
+        if self.psk is not None and self.psk_identity is not None:
+            check_psk(self.psk_identity, self.psk)
+        check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
         if self.insecure and self.cafile:

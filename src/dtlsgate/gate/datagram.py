@@ -19,6 +19,11 @@ ClientHello fragment and nothing else, with message_seq at most 2 and fragment_o
 A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
 before it (`dtlsgate.gate.cookie`).
 
+A whole ClientHello offering DTLS 1.3 in supported_versions (when ``config.dtls_versions``
+has it) is answered with a stateless HelloRetryRequest instead (`dtlsgate.gate.dtls13`,
+RFC 9147 §5.1) and admitted as a `Dtls13Admit`; a fragmented one is judged as DTLS 1.2
+(its cookie extension may be in a later fragment, which a stateless gate never sees).
+
 On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
 ``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
 that a 1.0 client understands it), its record epoch and sequence number are copied from
@@ -32,9 +37,21 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
+from dtlsgate.gate.results import (
+    Admit,
+    Drop,
+    DropReason,
+    Dtls13Admit,
+    GateCounters,
+    GateResult,
+    Reply,
+)
 from dtlsgate.wire.buffer import Reader
-from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.client_hello_peek import (
+    ClientHelloRecordPeek,
+    peek_client_hello,
+    peek_client_hello_record,
+)
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -51,14 +68,26 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
+    from dtlsgate.handshake.tls13.server import ServerContext
 
-__all__ = ["Admit", "Drop", "DropReason", "Gate", "GateResult", "Reply", "is_client_hello"]
+__all__ = [
+    "Admit",
+    "Drop",
+    "DropReason",
+    "Dtls13Admit",
+    "Gate",
+    "GateResult",
+    "Reply",
+    "is_client_hello",
+]
 
 # A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
 # §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
 MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
 DTLS_VERSION_MAJOR = 0xFE
+DTLS12, DTLS13 = ProtocolVersion.DTLS12, ProtocolVersion.DTLS13
+_DTLS13_BYTES = DTLS13.to_bytes(2, "big")
 
 
 def is_client_hello(datagram: bytes) -> bool:
@@ -87,37 +116,99 @@ class Gate(GateCounters):
             raise UsageError("the gate needs a cookie jar")
         self.config = config
         self._jar = config.cookie_jar
+        self._replies = HelloVerifyRequests()
+        self._context13: ServerContext | None = None  # made at the first DTLS 1.3 hello
 
     def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
         """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
         result = self.judge(datagram, peer, now)
         return Reply(result) if isinstance(result, bytes) else result
 
-    def judge(self, datagram: bytes, peer: Hashable | None, now: float) -> bytes | Admit | Drop:
+    def judge(
+        self, datagram: bytes, peer: Hashable | None, now: float
+    ) -> bytes | Admit | Dtls13Admit | Drop:
         """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
         ``Reply`` around it: what the adapters' loops send."""
         data = bytes(datagram)
-        first = self._first_fragment(data)
-        if isinstance(first, DropReason):
-            return self._drop(first)
-        record, header, body = first
-        whole = header.fragment_length == header.length
-        try:
-            hello = peek_client_hello(body, whole=whole)
-        except DecodeError:
-            return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
-            return self._drop(DropReason.FRAGMENT_TOO_SHORT)
+        hello = peek_client_hello_record(data)
+        if hello is None:  # not the first fragment of a ClientHello that can be judged
+            return self._drop(self._why_not_judged(data))
+        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
+            return self._drop(DropReason.NOT_DTLS)
+        if hello.epoch:
+            return self._drop(DropReason.NONZERO_EPOCH)
+        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+            return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
+        if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
+            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+            result13 = self._dtls13(data, peer, now)
+            if result13 is not None:
+                return result13
+        if DTLS12 not in self.config.dtls_versions:
+            return self._drop(DropReason.VERSION_DISABLED)
         if hello.cookie and self._cookie_verifies(peer, now, hello):
-            return self._admit(data, record, header, body, hello, peer)
+            return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        reply = hello_verify_request(record, self._cookie_for(peer, now, hello))
+        cookie = self._cookie_for(peer, now, hello)
+        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
+
+    def _dtls13(
+        self, data: bytes, peer: Hashable | None, now: float
+    ) -> bytes | Dtls13Admit | Drop | None:
+        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3; None when
+        it does not (a DTLS 1.2 one, or a fragment: judged as DTLS 1.2). Imported at the
+        first: a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
+        from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
+
+        first = self._first_fragment(data)  # the record the peek read, by the full decoders
+        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
+            return None
+        record, header, body = first
+        if header.fragment_length != header.length:
+            return None
+        decoded = decode_dtls13_hello(body)
+        if decoded is None:
+            return None
+        if self._context13 is None:
+            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+            from dtlsgate.handshake.tls13.server import ServerContext
+
+            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
+        result = judge_dtls13(
+            self.config, self._context13, record, header, decoded, data, peer, now
+        )
+        if isinstance(result, Drop):
+            return self._drop(result.reason)
+        if isinstance(result, Dtls13Admit):
+            self.admits += 1
+        else:
+            self.replies += 1
+        return result
+
+    def _why_not_judged(self, data: bytes) -> DropReason:
+        """Why ``data`` is dropped when its first record is not the first fragment of a
+        ClientHello that `peek_client_hello_record` reads: what the full decoders find
+        first, in DTLSv1_listen's order (record, handshake header, ClientHello)."""
+        first = self._first_fragment(data)
+        if isinstance(first, DropReason):
+            return first
+        _record, header, body = first
+        try:
+            hello = peek_client_hello(body, whole=header.fragment_length == header.length)
+        except DecodeError:
+            return DropReason.CLIENT_HELLO_MALFORMED
+        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
+            return DropReason.FRAGMENT_TOO_SHORT
+        # The full decoders accept what the peek did not: the two readers disagree (the
+        # test pins them together), and dropping is the safe side.
+        return DropReason.CLIENT_HELLO_MALFORMED  # pragma: no cover
 
     def _first_fragment(
         self, data: bytes
@@ -151,7 +242,7 @@ class Gate(GateCounters):
             return DropReason.NOT_FIRST_FRAGMENT
         return record, header, r.rest()
 
-    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bytes:
+    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
         generate = self.config.cookie_generate
         if generate is None:
             return self._jar.mint(peer, now, hello.bound)
@@ -160,21 +251,21 @@ class Gate(GateCounters):
             raise UsageError("cookie_generate must return at most 255 bytes")
         return cookie
 
-    def _cookie_verifies(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bool:
+    def _cookie_verifies(
+        self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
+    ) -> bool:
         verify = self.config.cookie_verify
         if verify is None:
             return self._jar.verify(peer, now, hello.cookie, hello.bound) is not None
         return bool(verify(peer, hello.cookie))
 
     def _admit(
-        self,
-        data: bytes,
-        record: DtlsRecord,
-        header: DtlsHandshakeHeader,
-        body: bytes,
-        hello: ClientHelloPeek,
-        peer: Hashable | None,
+        self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
     ) -> Admit | Drop:
+        first = self._first_fragment(data)  # the record the peek read, by the full decoders
+        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
+            return self._drop(first)
+        record, header, body = first
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
         if header.fragment_length == header.length:
             try:
@@ -196,16 +287,29 @@ class Gate(GateCounters):
         )
 
 
-def hello_verify_request(client_hello_record: DtlsRecord, cookie: bytes) -> bytes:
-    """One datagram: a HelloVerifyRequest record (RFC 6347 §4.2.1) carrying ``cookie``, with
-    the epoch and sequence number of the ClientHello's record, version DTLS 1.0 in the record
-    and in server_version, message_seq 0."""
-    body = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+class HelloVerifyRequests:
+    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): what every reply with a cookie
+    of a given length shares is made once with the codec, the first time a cookie of that
+    length is sent (at most 256 lengths; the default jar's cookies all have one)."""
+
+    def __init__(self) -> None:
+        self._messages_before_cookie: dict[int, bytes] = {}
+
+    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
+        and ``sequence_number`` of the ClientHello's record, version DTLS 1.0 in the record
+        and in server_version, message_seq 0."""
+        head = self._messages_before_cookie.get(len(cookie))
+        if head is None:
+            head = self._messages_before_cookie[len(cookie)] = _message_before_cookie(len(cookie))
+        return encode_dtls_record(
+            ContentType.HANDSHAKE, ProtocolVersion.DTLS10, epoch, sequence_number, head + cookie
+        )
+
+
+def _message_before_cookie(cookie_length: int) -> bytes:
+    """The HelloVerifyRequest handshake message for a cookie of ``cookie_length`` bytes, up
+    to the cookie (its last field): header, server_version and the cookie's length byte."""
+    body = HelloVerifyRequest(ProtocolVersion.DTLS10, bytes(cookie_length)).encode()
     message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
-    return encode_dtls_record(
-        ContentType.HANDSHAKE,
-        ProtocolVersion.DTLS10,
-        client_hello_record.epoch,
-        client_hello_record.sequence_number,
-        message,
-    )
+    return message[: len(message) - cookie_length]

@@ -23,7 +23,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
+from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection
 from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
@@ -48,7 +48,7 @@ class DtlsSocket:
 
     def __init__(
         self,
-        conn: DtlsConnection,
+        conn: AnyDatagramConnection,
         sock: socket.socket,
         peer: Hashable | None,
         *,
@@ -102,6 +102,13 @@ class DtlsSocket:
     def _peer_restarted(self) -> None:
         """The listener admitted a new handshake from our peer's address (RFC 6347
         §4.2.8): end as if the peer had sent close_notify, without sending anything."""
+        self._replaced = True
+        self._closed_by_peer = True
+        self._inbox.clear()
+
+    def _abandoned(self) -> None:
+        """The listener gave up on our handshake (evicted for a newer one, or past its
+        deadline): end without sending anything; ``do_handshake()`` raises."""
         self._replaced = True
         self._closed_by_peer = True
         self._inbox.clear()
@@ -244,7 +251,7 @@ def connect(
     try:
         sock.connect(address)
         keylog = keylog_writer(config.keylog_file)
-        conn = DtlsClientConnection(config, address, keylog=keylog)
+        conn = DatagramClientConnection(config, address, keylog=keylog)
         dtls = DtlsSocket(conn, sock, address)
         dtls.progress = HandshakeProgress(_host_port(address))
         conn.connect(time.time())

@@ -33,11 +33,11 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
+from dtlsgate.io.cli_shared import psk, self_signed_files, why
 
 log = logging.getLogger("dtlsgate")
 
@@ -114,17 +114,6 @@ def master_key(text: str) -> bytes:
     return key
 
 
-def psk(text: str) -> tuple[bytes, bytes]:
-    identity, sep, key = text.rpartition(":")
-    try:
-        value = bytes.fromhex(key)
-    except ValueError:
-        value = b""
-    if not sep or not identity or not value:
-        raise argparse.ArgumentTypeError(f"wants IDENTITY:HEX, not {text!r}")
-    return identity.encode(), value
-
-
 def host_port(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
@@ -175,6 +164,23 @@ def option(
     APPLIES.setdefault(command, {})[action.dest] = Applies(flags[0], modes, default)
 
 
+def add_dtls_versions(parser: argparse.ArgumentParser, command: str) -> None:
+    """openssl's flag names: pin one DTLS version (both are spoken by default)."""
+    versions = parser.add_mutually_exclusive_group()
+    for flag, version, name in (("--dtls1_2", 0xFEFD, "1.2"), ("--dtls1_3", 0xFEFC, "1.3")):
+        versions.add_argument(
+            flag,
+            action="store_const",
+            const=(version,),
+            dest="dtls_versions",
+            default=None,
+            help=f"DTLS {name} only (default: both; DTLS only)",
+        )
+    APPLIES.setdefault(command, {})["dtls_versions"] = Applies(
+        "--dtls1_2/--dtls1_3", DTLS_ONLY, (0xFEFC, 0xFEFD)
+    )
+
+
 def add_common(parser: argparse.ArgumentParser, command: str, *, host: bool) -> None:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log each connection (-vv: more)"
@@ -203,6 +209,7 @@ def add_serve(sub: Any) -> None:
     o("--psk", action="append", type=psk, metavar="IDENTITY:HEX", modes=DTLS_ONLY, help="PSK")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--workers", type=positive_int, default=1, modes=DTLS_ONLY, help="processes on one port")
+    add_dtls_versions(serve, "serve")
     o("--stateless", action="store_true", modes=TLS_ONLY, help="HRR with a cookie first")
     o("--www", action="store_true", modes=TLS_ONLY, help="answer GET with a status page")
     o(
@@ -229,6 +236,7 @@ def add_connect(sub: Any) -> None:
     o("--psk", type=psk, metavar="IDENTITY:HEX", modes=DTLS_ONLY, help="pre-shared key")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--no-middlebox", action="store_true", modes=TLS_ONLY, help="no middlebox compat mode")
+    add_dtls_versions(connect, "connect")
     connect.set_defaults(func=cmd_connect)
 
 
@@ -241,6 +249,8 @@ def build_parser() -> Parser:
     listen.set_defaults(func=cmd_listen, tls=False)
     add_serve(sub)
     add_connect(sub)
+    # Parsed by dtlsgate.io.coap_cli itself (see main); listed here for --help.
+    sub.add_parser("coap-server", help="serve CoAP over DTLS (coaps; needs dtlsgate[coap])")
     return parser
 
 
@@ -297,12 +307,6 @@ def format_peer(peer: Hashable) -> str:
     return str(peer)
 
 
-def why(exc: BaseException) -> str:
-    """An exception as one line a user can read, never empty."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def bind_udp(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A UDP socket bound to ``host:port``; a failure is a UsageError naming the address."""
     where = format_peer((host, port))
@@ -331,31 +335,6 @@ def setup_logging(verbose: int) -> None:
     log.setLevel(logging.WARNING if not verbose else logging.INFO if verbose == 1 else 0)
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dtlsgate"
-
-
-def self_signed_files() -> tuple[Path, Path]:
-    """The cached self-signed certificate and key, made on first use (key mode 0600)."""
-    from dtlsgate.crypto.certs import make_self_signed
-
-    directory = cache_dir()
-    cert, key = directory / "self-signed-cert.pem", directory / "self-signed-key.pem"
-    if not (cert.is_file() and key.is_file()):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            cert_pem, key_pem = make_self_signed("localhost", days=365)
-            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key_pem)
-            cert.write_bytes(cert_pem)
-        except OSError as exc:
-            where = f"cannot keep a self-signed certificate in {directory}"
-            raise UsageError(f"{where}: {why(exc)}") from None
-    return cert, key
-
-
 def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
     """The server's configuration from the command line; every credential problem is a
     UsageError that names the file."""
@@ -370,6 +349,7 @@ def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
         alpn_protocols=tuple(a.encode() for a in args.alpn),
         stateless=bool(args.stateless),
         mtu=args.mtu,
+        dtls_versions=args.dtls_versions,
     )
     if args.cert or not args.psk:
         cert, keyfile = (args.cert, args.key) if args.cert else map(str, self_signed_files())
@@ -397,6 +377,7 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
         alpn_protocols=tuple(a.encode() for a in args.alpn),
         mtu=args.mtu,
         middlebox_compat=not args.no_middlebox,
+        dtls_versions=args.dtls_versions,
     )
     if args.cafile:
         try:
@@ -721,6 +702,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["coap-server"]:
+        from dtlsgate.io.coap_cli import main as coap_server
+
+        return coap_server(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     check_modes(parser, args)

@@ -11,6 +11,14 @@ sockets and clocks.
 datagrams go to it from then on, except an epoch-0 ClientHello once its handshake completed:
 a client that restarted from the same address and port (RFC 6347 §4.2.8). The gate judges
 that one, and an Admit replaces the old association (see `Listener.listen`).
+
+Handshakes accepted but not completed yet (``accept(..., timeout=None)``, driven by the
+application) are kept in an admission table (`dtlsgate.connection.admission`) with the
+config's ``max_handshakes*`` and ``handshake_timeout``: one evicted for a newcomer, or past
+its deadline at the next ``accept``, is ended (its ``do_handshake()`` raises
+``StateError``; nothing is sent). ``accept`` waits ``config.handshake_timeout`` by default.
+Established sockets belong to the application, which sets their ``recv`` timeouts: the
+config's ``idle_timeout`` and ``max_associations`` are the asyncio server's.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
+from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import UsageError
-from dtlsgate.gate.datagram import Admit, Drop, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Drop, Dtls13Admit, Gate, is_client_hello
 
 if TYPE_CHECKING:
     from dtlsgate.io.blocking import DtlsSocket
@@ -58,21 +68,25 @@ class Listener:
         self.batch = batch
         self.sock = sock
         self.config = config if config is not None else ServerConfig()
+        # Refused now rather than at the first handshake: a certificate DTLS 1.2 cannot use.
+        check_dtls12_identity(self.config.certificate_chain, self.config.private_key)
         self.gate = Gate(self.config)
         # Wall-clock time: cookies carry a timestamp that other servers of a fleet check.
         self._clock = clock
         # accept(): admitted peers whose datagrams go to their DtlsSocket, not the gate;
         # admissions seen while a DtlsSocket was reading, returned by the next listen().
         self._routes: dict[Hashable, DtlsSocket] = {}
-        self._pending: deque[tuple[Hashable, Admit]] = deque()
+        self._pending: deque[tuple[Hashable, Admit | Dtls13Admit]] = deque()
         # The random of the ClientHello that created each route's association: a copy of
         # that ClientHello arriving late is not a restart (RFC 6347 §4.2.8).
         self._client_randoms: dict[Hashable, bytes] = {}
         # Datagrams read in the last batch but not yet judged (listen() returned an Admit
         # before reaching them): at most batch - 1.
         self._unread: deque[tuple[bytes, Any]] = deque()
+        # Accepted handshakes not completed yet (accept(timeout=None)).
+        self.admission: AdmissionTable[DtlsSocket] = AdmissionTable.for_server(self.config)
 
-    def listen(self) -> tuple[Hashable, Admit] | None:
+    def listen(self) -> tuple[Hashable, Admit | Dtls13Admit] | None:
         """Serve the gate until a ClientHello is admitted; return ``(peer, admit)``.
 
         Returns None when the socket has no datagram waiting (non-blocking socket, or a
@@ -113,7 +127,7 @@ class Listener:
             # ``unread`` for the next call.
             now = clock()
             replies: list[tuple[bytes, Any]] = []
-            admitted: tuple[Hashable, Admit] | None = None
+            admitted: tuple[Hashable, Admit | Dtls13Admit] | None = None
             waiting = iter(datagrams)
             try:
                 for datagram, peer in waiting:
@@ -125,7 +139,7 @@ class Listener:
                         result = judge(datagram, peer, now)
                     if type(result) is bytes:
                         replies.append((result, peer))
-                    elif type(result) is Admit:
+                    elif type(result) is Admit or type(result) is Dtls13Admit:
                         admitted = (peer, result)
                         unread.extend(waiting)
                         break
@@ -140,7 +154,7 @@ class Listener:
             if admitted is not None:
                 return admitted
 
-    def _listen_one_at_a_time(self) -> tuple[Hashable, Admit] | None:
+    def _listen_one_at_a_time(self) -> tuple[Hashable, Admit | Dtls13Admit] | None:
         """listen() reading one datagram per system call: each is judged, then answered,
         before the next is read (the batch loop's lists would only add work here)."""
         recvfrom, sendto, judge = self.sock.recvfrom, self.sock.sendto, self.gate.judge
@@ -161,20 +175,23 @@ class Listener:
                     sendto(result, peer)
                 except (BlockingIOError, InterruptedError):
                     pass  # a full send buffer loses a reply; the client retransmits
-            elif type(result) is Admit:
+            elif type(result) is Admit or type(result) is Dtls13Admit:
                 return peer, result
 
     def accept(
         self,
         peer: Hashable,
-        admit: Admit,
+        admit: Admit | Dtls13Admit,
         *,
-        timeout: float | None = 30.0,
+        timeout: float | str | None = "config",
         connected_socket: bool = False,
     ) -> DtlsSocket:
         """Continue the handshake of an admitted peer (OpenSSL's ``SSL_accept`` after
-        ``DTLSv1_listen``); returns the `DtlsSocket`. ``timeout=None`` returns before the
-        handshake runs (call ``do_handshake()``).
+        ``DTLSv1_listen``); returns the `DtlsSocket`. ``timeout`` defaults to
+        ``config.handshake_timeout`` (seconds; when that is None, 30 s);
+        ``timeout=None`` returns before the handshake runs (call ``do_handshake()``): the
+        handshake then counts in ``admission`` until it completes, and may be ended by a
+        newer one (module docstring).
 
         By default the connection shares the listener's socket: datagrams from this peer
         go to it from now on. With ``connected_socket=True`` it gets a UDP socket of its
@@ -190,7 +207,7 @@ class Listener:
         Its Admit is returned by the next ``listen()``. Close the old `DtlsSocket` once its
         ``recv()`` returned b"": until then its connected socket may take datagrams of the
         new handshake, which the client then retransmits."""
-        from dtlsgate.connection.datagram import DtlsServerConnection
+        from dtlsgate.connection.datagram13 import accept
         from dtlsgate.io.blocking import DtlsSocket
         from dtlsgate.io.keylog import keylog_writer
 
@@ -198,11 +215,11 @@ class Listener:
             raise UsageError(f"this Admit is for {admit.peer!r}, not {peer!r}")
         if peer in self._routes:
             raise UsageError(f"{peer!r} was already accepted; close its DtlsSocket first")
-        if timeout is not None and timeout <= 0:
+        if timeout == "config":
+            timeout = self.config.handshake_timeout or 30.0
+        if isinstance(timeout, str) or (timeout is not None and timeout <= 0):
             raise UsageError("timeout must be positive, or None")
-        conn = DtlsServerConnection(
-            admit, self.config, keylog=keylog_writer(self.config.keylog_file)
-        )
+        conn = accept(admit, self.config, keylog=keylog_writer(self.config.keylog_file))
         sock = self._connected_socket(peer) if connected_socket else self.sock
         dtls = DtlsSocket(conn, sock, peer, listener=self, clock=self._clock)
         # Also with a socket of its own: this peer's datagrams already queued on the
@@ -211,6 +228,8 @@ class Listener:
         self._client_randoms[peer] = admit.client_random
         if sock is not self.sock:
             self._drain(sock, dtls)
+        if timeout is None:
+            self._admit_pending(dtls)
         try:
             conn.start(self._clock())
             if timeout is not None:
@@ -222,6 +241,18 @@ class Listener:
                 sock.close()
             raise
         return dtls
+
+    def _admit_pending(self, dtls: DtlsSocket) -> None:
+        """Count a handshake the application will drive; end those it displaces and
+        those past their deadline. A handshake leaves the table when it completes (seen
+        here) or its socket is closed (``_forget``)."""
+        now = self._clock()
+        table = self.admission
+        for key in [k for k in table if k.connection.handshake_complete]:
+            table.finish(key)
+        for old in table.expire(now) + table.admit(dtls, dtls.peer, now):
+            self._forget(old.peer, old)
+            old._abandoned()
 
     def _connected_socket(self, peer: Hashable) -> socket.socket:
         listening = self.sock
@@ -271,10 +302,12 @@ class Listener:
         if type(result) is bytes:
             with suppress(BlockingIOError, InterruptedError):
                 self.sock.sendto(result, peer)  # type: ignore[call-overload]
-        elif type(result) is Admit:
+        elif type(result) is Admit or type(result) is Dtls13Admit:
             self._pending.append((peer, result))
 
-    def _routed(self, datagram: bytes, peer: Hashable, now: float) -> bytes | Admit | Drop | None:
+    def _routed(
+        self, datagram: bytes, peer: Hashable, now: float
+    ) -> bytes | Admit | Dtls13Admit | Drop | None:
         """A datagram from a peer that has a `DtlsSocket`: fed to it (None), or judged by
         the gate when it is a ClientHello in epoch 0 after the handshake completed.
 
@@ -287,7 +320,7 @@ class Listener:
             route._feed(datagram)
             return None
         result = self.gate.judge(datagram, peer, now)
-        if type(result) is Admit:
+        if type(result) is Admit or type(result) is Dtls13Admit:
             if result.client_random == self._client_randoms.get(peer):
                 return None
             self._forget(peer, route)
@@ -297,6 +330,7 @@ class Listener:
     def _forget(self, peer: Hashable | None, dtls: DtlsSocket) -> None:
         """Stop routing ``peer``'s datagrams to ``dtls`` (and not to a newer association of
         the same peer that replaced it)."""
+        self.admission.finish(dtls)
         if self._routes.get(peer) is dtls:
             del self._routes[peer]
             self._client_randoms.pop(peer, None)

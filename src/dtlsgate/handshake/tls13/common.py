@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
-from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS
 from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import IllegalParameter, ProtocolError
 from dtlsgate.handshake.engine import Complete as Complete
 from dtlsgate.handshake.engine import Epochs, from_epoch, only
@@ -27,6 +28,13 @@ from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
 from dtlsgate.handshake.engine import SendMessage as SendMessage
 from dtlsgate.wire.buffer import Writer
+from dtlsgate.wire.cert_compression import (
+    CompressedCertificate,
+    available_algorithms,
+    compress_certificate,
+    decode_compress_certificate,
+    decompress_certificate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -52,6 +60,7 @@ from dtlsgate.wire.extensions import (
     encode_cookie,
     encode_key_share_hrr,
     encode_supported_versions_sh,
+    require_empty,
 )
 from dtlsgate.wire.handshake import encode_handshake
 from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
@@ -59,6 +68,40 @@ from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, Serv
 # RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
 LEGACY_VERSION = ProtocolVersion.TLS12
 TLS13 = ProtocolVersion.TLS13
+
+
+@frozen
+class Versions:
+    """What the one TLS 1.3 engine does differently when it runs DTLS 1.3 (RFC 9147 §5):
+    the hellos' legacy_version ({254, 253}, §5.3) and the version in supported_versions
+    ({254, 252}); the DTLS ClientHello form with its legacy_cookie, always empty (§5.3);
+    no middlebox-compatibility ChangeCipherSpec or legacy_session_id (§5: "no CCS"); the
+    key schedule's "dtls13" label prefix (§5.9). ``fallback`` is a version the client
+    also offers (DTLS 1.2), never negotiated by this engine."""
+
+    dtls: bool
+    legacy_version: int
+    version: int
+    fallback: tuple[int, ...] = ()
+
+    def schedule(self, suite: SuiteInfo, psk: bytes | None = None) -> KeySchedule:
+        return KeySchedule.for_suite(suite, psk=psk, dtls=self.dtls)
+
+    @property
+    def default_groups(self) -> tuple[NamedGroup, ...]:
+        """The groups offered and chosen when the config names none. DTLS 1.3: the
+        elliptic curves only. A post-quantum key share (over 1 KB) makes a ClientHello
+        larger than the usual path MTU: fragmented, and a stateless gate cannot judge a
+        fragmented DTLS 1.3 ClientHello (its cookie is in a later fragment,
+        `dtlsgate.gate.dtls13`). Configure ``groups`` to use them."""
+        return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
+
+
+TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)
+DTLS_VERSIONS = Versions(True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13)
+DTLS_VERSIONS_WITH_FALLBACK = Versions(
+    True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13, (ProtocolVersion.DTLS12,)
+)
 
 #: Our order of preference for the three suites RFC 8446 §9.1 makes mandatory or
 #: recommended (and CCM, which we implement but do not offer by default).
@@ -82,6 +125,15 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha256,
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
+)
+#: Every TLS 1.3 scheme we sign and verify: the defaults and ML-DSA (draft-ietf-tls-mldsa),
+#: offered when configured (``signature_schemes``): not by default, as no deployed CA issues
+#: ML-DSA certificates yet and each scheme lengthens every ClientHello.
+SUPPORTED_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES,
+    SignatureScheme.mldsa44,
+    SignatureScheme.mldsa65,
+    SignatureScheme.mldsa87,
 )
 
 T = TypeVar("T")
@@ -157,6 +209,24 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
+    # The identity of the external PSK the handshake authenticated with (RFC 8446 §4.2.11).
+    psk_identity: bytes | None = None
+    # The client sent post_handshake_auth (RFC 8446 §4.2.6): the server may ask it for a
+    # certificate after the handshake.
+    post_handshake_auth: bool = False
+
+    @property
+    def psk_authenticated(self) -> bool:
+        """A PSK (a ticket or an external one) authenticated the handshake: no certificates
+        (RFC 8446 §2.2)."""
+        return self.resumed or self.psk_identity is not None
+
+
+@frozen
+class ClientAuthenticated:
+    """Post-handshake authentication finished (RFC 8446 §4.6.2): the client's chain, or ()."""
+
+    chain: tuple[bytes, ...]
 
 
 @frozen
@@ -166,6 +236,16 @@ class TicketReceived:
     ticket: Any
 
 
+@frozen
+class UseConnectionIds:
+    """DTLS 1.3 connection IDs were negotiated (RFC 9147 §9, RFC 9146): ``read`` is ours,
+    in every protected record we receive from now on; ``write`` is the peer's, in every
+    protected record we send."""
+
+    read: bytes
+    write: bytes
+
+
 Action = (
     SendMessage
     | SendChangeCipherSpec
@@ -173,9 +253,10 @@ Action = (
     | PeerRecordLimit
     | OwnRecordLimit
     | SkipEarlyData
+    | UseConnectionIds
     | Complete[HandshakeInfo]
 )
-Actions = list[Action | TicketReceived | KeyLog]
+Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -250,6 +331,8 @@ class ClientHelloInfo:
     cookie: bytes | None
     record_size_limit: int | None
     early_data: bool
+    post_handshake_auth: bool = False
+    compress_algorithms: tuple[int, ...] = ()
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -270,6 +353,7 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
     _E.cookie: ("cookie", decode_cookie),
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+    _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
 }
 
 
@@ -292,6 +376,10 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     for index, ext in enumerate(extensions):
         if ext.type == _E.early_data:
             values["early_data"] = True
+        elif ext.type == _E.post_handshake_auth:
+            # RFC 8446 §4.2.6: an empty extension.
+            require_empty(ext.data, "post_handshake_auth")
+            values["post_handshake_auth"] = True
         parser = _PARSERS.get(ext.type)
         if parser is None:
             continue
@@ -303,25 +391,36 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     return ClientHelloInfo(**values)
 
 
-def check_tls13_client_hello(hello: ClientHello, info: ClientHelloInfo) -> None:
-    """The checks that make a ClientHello a TLS 1.3 one we can answer."""
+def check_tls13_client_hello(
+    hello: ClientHello, info: ClientHelloInfo, versions: Versions = TLS_VERSIONS
+) -> None:
+    """The checks that make a ClientHello a TLS 1.3 (or DTLS 1.3) one we can answer."""
     # RFC 8446 §4.2.1: without supported_versions (or without 1.3 in it) this is a TLS 1.2
     # or older ClientHello; we speak only TLS 1.3 over streams (protocol_version, §4.1.2).
-    if TLS13 not in info.versions:
-        raise ProtocolError("client does not offer TLS 1.3", AlertDescription.protocol_version)
+    if versions.version not in info.versions:
+        raise ProtocolError("client does not offer (D)TLS 1.3", AlertDescription.protocol_version)
     # RFC 8446 §4.1.2: legacy_compression_methods MUST be exactly one null byte.
     if hello.compression_methods != b"\x00":
         raise IllegalParameter("TLS 1.3 ClientHello with compression")
-    if hello.legacy_version < LEGACY_VERSION:
+    if versions.dtls:
+        # RFC 9147 §5.3: legacy_version {254, 253}; a non-empty legacy_cookie is
+        # illegal_parameter.
+        if hello.legacy_version != versions.legacy_version:
+            raise ProtocolError("legacy_version is not DTLS 1.2", AlertDescription.protocol_version)
+        if hello.cookie:
+            raise IllegalParameter("DTLS 1.3 ClientHello with a legacy_cookie")
+    elif hello.legacy_version < LEGACY_VERSION:
         raise ProtocolError("legacy_version below TLS 1.2", AlertDescription.protocol_version)
 
 
-def decode_client_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo]:
-    hello = ClientHello.decode(body, dtls=False)
+def decode_client_hello(
+    body: bytes, versions: Versions = TLS_VERSIONS
+) -> tuple[ClientHello, ClientHelloInfo]:
+    hello = ClientHello.decode(body, dtls=versions.dtls)
     if hello.extensions is None:
         raise ProtocolError("ClientHello without extensions", AlertDescription.protocol_version)
     info = client_hello_info(hello)
-    check_tls13_client_hello(hello, info)
+    check_tls13_client_hello(hello, info, versions)
     return hello, info
 
 
@@ -357,20 +456,63 @@ def client_hello_fixed_part(hello: ClientHello) -> bytes:
 
 
 def hello_retry_request(
-    session_id: bytes, suite: int, group: int | None, cookie: bytes | None
+    session_id: bytes,
+    suite: int,
+    group: int | None,
+    cookie: bytes | None,
+    versions: Versions = TLS_VERSIONS,
 ) -> bytes:
     """The whole HelloRetryRequest message (RFC 8446 §4.1.4): a ServerHello with the special
     random, the selected version, and the key_share group and cookie when given. It depends
     only on its arguments, so a stateless server can rebuild it byte for byte from CH2."""
-    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(TLS13))]
+    selected = encode_supported_versions_sh(versions.version)
+    extensions = [Extension(_E.supported_versions, selected)]
     if group is not None:
         extensions.append(Extension(_E.key_share, encode_key_share_hrr(group)))
     if cookie is not None:
         extensions.append(Extension(_E.cookie, encode_cookie(cookie)))
     hrr = ServerHello(
-        LEGACY_VERSION, HELLO_RETRY_REQUEST_RANDOM, session_id, suite, 0, tuple(extensions)
+        versions.legacy_version,
+        HELLO_RETRY_REQUEST_RANDOM,
+        session_id,
+        suite,
+        0,
+        tuple(extensions),
     )
     return message(HandshakeType.SERVER_HELLO, hrr.encode())
+
+
+# ---- certificate compression (RFC 8879) --------------------------------------------------------
+
+
+def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
+    """Our Certificate message, as a CompressedCertificate with the first algorithm we have
+    among those the peer advertised (RFC 8879 §3), else as it is."""
+    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    if algorithm is None:
+        return message(HandshakeType.CERTIFICATE, body)
+    compressed = compress_certificate(algorithm, body)
+    return message(HandshakeType.COMPRESSED_CERTIFICATE, compressed.encode())
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def compressed(handler: H) -> H:
+    """The handler of a CompressedCertificate (RFC 8879 §4): decompressed within our bound,
+    then handled as the Certificate it holds, hashed into the transcript as received. An
+    algorithm we did not advertise (RFC 8879 §4: it MUST be one, no alert named) is
+    illegal_parameter; data that do not decompress to exactly uncompressed_length, or past
+    our bound, bad_certificate (§4)."""
+
+    def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
+        wrapped = CompressedCertificate.decode(body)
+        advertised = wrapped.algorithm in ctx.compression
+        expect(advertised, "compression we did not advertise", AlertDescription.illegal_parameter)
+        return handler(ctx, state, decompress_certificate(wrapped), raw, now)
+
+    on_compressed_certificate.__name__ = f"compressed_{handler.__name__}"
+    return on_compressed_certificate  # type: ignore[return-value]
 
 
 def expect(condition: bool, text: str, alert: AlertDescription) -> None:
