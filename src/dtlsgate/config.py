@@ -7,6 +7,7 @@ secret required, certificates verified, only AEAD suites, DTLS 1.0 refused.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,54 @@ def check_record_size_limit(limit: int) -> None:
     """RFC 8449 §4: at least 64; in TLS 1.3 at most 2^14 + 1 (content and type byte)."""
     if not 64 <= limit <= (1 << 14) + 1:
         raise UsageError("record_size_limit must be between 64 and 16385")
+
+
+# RFC 5246 §7.4.1.2 leaves the session cache to the server. A session kept for a client that
+# never comes back costs about 200 bytes (its master secret and what was negotiated): 1024
+# sessions are a few hundred kilobytes, and the least recently used leaves first.
+DEFAULT_SESSION_CACHE_SIZE = 1024
+MAX_SESSION_CACHE_SIZE = 1 << 20
+
+
+class SessionCache:
+    """A server's DTLS 1.2 session cache: session ID -> the session's state (opaque bytes
+    here), at most ``size`` entries, each for ``lifetime`` seconds, the least recently used
+    evicted first. Sans-I/O: the time is the ``now`` of the call. Shared by the connections
+    of one config, like OpenSSL's per-SSL_CTX cache; nothing enters it before a handshake
+    completes (the gate has verified the peer's address long before)."""
+
+    def __init__(self, size: int, lifetime: float) -> None:
+        if not 0 < size <= MAX_SESSION_CACHE_SIZE:
+            raise UsageError(f"session cache size must be between 1 and {MAX_SESSION_CACHE_SIZE}")
+        if lifetime <= 0:
+            raise UsageError("session cache lifetime must be positive")
+        self.size = size
+        self.lifetime = lifetime
+        self._entries: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, session_id: bytes, state: bytes, now: float) -> None:
+        self._entries[session_id] = (now, state)
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, session_id: bytes, now: float) -> bytes | None:
+        """The state cached under ``session_id`` when it is there and not expired."""
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return None
+        stored_at, state = entry
+        if not stored_at <= now < stored_at + self.lifetime:
+            del self._entries[session_id]
+            return None
+        self._entries.move_to_end(session_id)
+        return state
+
+    def remove(self, session_id: bytes) -> None:
+        self._entries.pop(session_id, None)
 
 
 def _load_identity(certfile: str | bytes, keyfile: str | bytes | None) -> tuple[list[Any], Any]:
@@ -93,6 +142,16 @@ class ServerConfig:
     record_size_limit: int = 16385
     ticket_lifetime: int = 7200
     ticket_key: bytes | None = None
+    # DTLS 1.2 resumption (RFC 5246 §7.3). Tickets (RFC 5077) when ``session_tickets`` > 0:
+    # one NewSessionTicket per full handshake with a client that asks, lifetime
+    # ``ticket_lifetime``, sealed under a key the cookie jar derives from its master key
+    # (``CookieJar.derive_key``), so a fleet sharing the master key resumes each other's
+    # sessions. For clients without tickets, a session ID cache of at most
+    # ``session_cache_size`` sessions kept ``session_cache_lifetime`` seconds; 0 turns it
+    # off (a fully stateless server: with tickets off too, nothing resumes).
+    session_cache_size: int = DEFAULT_SESSION_CACHE_SIZE
+    session_cache_lifetime: int = 7200
+    session_cache: SessionCache | None = field(default=None, repr=False, compare=False)
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
 
@@ -123,6 +182,8 @@ class ServerConfig:
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
         if not 0 < self.ticket_lifetime <= 604800:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
+        if self.session_cache is None and self.session_cache_size:
+            self.session_cache = SessionCache(self.session_cache_size, self.session_cache_lifetime)
 
     def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
         """Load a PEM certificate chain (leaf first) and its private key, like
@@ -155,8 +216,10 @@ class ClientConfig:
     # TLS 1.3 middlebox compatibility mode (RFC 8446 Appendix D.4): a non-empty
     # legacy_session_id and a ChangeCipherSpec before our encrypted flight.
     middlebox_compat: bool = True
-    # TLS 1.3 resumption (RFC 8446 §4.6.1): a ``tls13.client.SessionTicket`` from an earlier
-    # connection's ``SessionTicketReceived`` event, offered as a PSK (psk_dhe_ke).
+    # Resumption: the session from an earlier connection's ``SessionTicketReceived`` event
+    # (or its ``session`` property). TLS 1.3 (RFC 8446 §4.6.1): a
+    # ``tls13.client.SessionTicket``, offered as a PSK (psk_dhe_ke). DTLS 1.2 (RFC 5246
+    # §7.3, RFC 5077): a ``Dtls12Session``, offered by its ticket or its session ID.
     session_ticket: Any = None
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.

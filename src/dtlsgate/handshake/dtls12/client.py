@@ -10,10 +10,18 @@ ServerHello, by key exchange:
   CertificateRequest*, ServerHelloDone;
 - ECDHE_PSK: ServerKeyExchange, ServerHelloDone;
 - PSK: ServerKeyExchange* (only with an identity hint, RFC 4279 §2), ServerHelloDone.
+
+A server that issues tickets sends a NewSessionTicket before its Finished (RFC 5077 §3.3).
+With ``ClientConfig.session_ticket`` (a `Dtls12Session`) the ClientHello offers that
+session, by ticket or session ID; a ServerHello echoing our session ID resumes it: the
+abbreviated handshake of RFC 5246 §7.3 (ServerHello, NewSessionTicket*, ChangeCipherSpec,
+Finished from the server; our ChangeCipherSpec and Finished end it). Any other ServerHello
+is a full handshake.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable
 
@@ -64,10 +72,21 @@ from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     EC_POINT_UNCOMPRESSED,
+    Keys,
     client_suites,
+    keys_from_master,
     kind_of,
 )
-from dtlsgate.handshake.engine import EndFlight, ExpectMessageSeq, Machine, SendWarning
+from dtlsgate.handshake.dtls12.resume import Dtls12Session
+from dtlsgate.handshake.engine import (
+    EndFlight,
+    ExpectMessageSeq,
+    InstallCipherState,
+    KeyLog,
+    Machine,
+    SendChangeCipherSpec,
+    SendWarning,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     ExtensionType,
@@ -97,6 +116,7 @@ from dtlsgate.wire.messages12 import (
     EcdhParams,
     HelloRequest,
     KeyExchangeKind,
+    NewSessionTicket12,
     ServerHelloDone,
     ServerKeyExchange,
     ecdhe_signed_params,
@@ -112,7 +132,7 @@ class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
     store, and the suites, groups and schemes we offer (computed once)."""
 
-    __slots__ = ("config", "groups", "provider", "schemes", "suites", "trust")
+    __slots__ = ("config", "groups", "provider", "schemes", "session", "suites", "trust")
 
     def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
         self.config = config
@@ -123,6 +143,11 @@ class ClientContext:
             raise UsageError("no DTLS 1.2 cipher suite to offer with this configuration")
         self.groups = tuple(config.groups or DEFAULT_GROUPS)
         self.schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        # The session to offer: a DTLS 1.2 one (a TLS 1.3 ticket is for the other
+        # protocol), whose suite we still offer (RFC 5246 §7.4.1.2).
+        session = config.session_ticket
+        usable = isinstance(session, Dtls12Session) and session.cipher_suite in self.suites
+        self.session: Dtls12Session | None = session if usable else None
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -193,6 +218,33 @@ class ClientWaitServerHelloDone:
     certificate_request: CertificateRequest12 | None = None
 
 
+@frozen
+class ClientWaitNewSessionTicket:
+    """The server said it would send a ticket (RFC 5077 §3.3): it comes before its
+    ChangeCipherSpec and Finished; ``resumed`` is the session an abbreviated handshake
+    resumes (None in a full handshake)."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    peer_chain: tuple[bytes, ...]
+    psk_identity: bytes | None
+    resumed: Dtls12Session | None
+
+
+@frozen
+class ClientWaitResumedFinished:
+    """Abbreviated handshake (RFC 5246 §7.3): the server's Finished comes next; ours
+    answers it. ``ticket``: a new ticket the server sent for the session, if any."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    resumed: Dtls12Session
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
+
+
 ClientState = (
     ClientWaitServerHello
     | ClientWaitCertificate
@@ -201,6 +253,8 @@ ClientState = (
     | ClientWaitPskServerKeyExchange
     | ClientWaitCertificateRequest
     | ClientWaitServerHelloDone
+    | ClientWaitNewSessionTicket
+    | ClientWaitResumedFinished
     | WaitFinished
     | Established
 )
@@ -233,12 +287,20 @@ def _client_hello(ctx: ClientContext) -> ClientHello:
     if c.alpn_protocols:
         alpn = encode_alpn(c.alpn_protocols)
         ext.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
+    # RFC 5077 §3.2: the ticket we resume with, or an empty one to ask for tickets.
+    session, session_id = ctx.session, b""
+    ext.append(Extension(ExtensionType.session_ticket, session.ticket if session else b""))
     ext.append(Extension(ExtensionType.extended_master_secret, b""))
     ext.append(Extension(ExtensionType.renegotiation_info, encode_renegotiation_info()))
+    random = ctx.provider.random(RANDOM_LENGTH)
+    if session is not None:
+        # RFC 5077 §3.4: with a ticket, a session ID of our own, which a server accepting
+        # the ticket echoes: that is how we tell a resumption from a full handshake.
+        session_id = ctx.provider.random(32) if session.ticket else session.session_id
     return ClientHello(
         ProtocolVersion.DTLS12,
-        ctx.provider.random(RANDOM_LENGTH),
-        b"",
+        random,
+        session_id,
         ctx.suites,
         b"\x00",
         tuple(ext),
@@ -327,13 +389,43 @@ def on_server_hello(
         ems,
         selected[0] if selected else None,
         ctx.config.server_name,
+        sh.session_id,
+        sh.get(ExtensionType.session_ticket) is not None,
     )
     t = state.transcript
+    if ctx.session is not None and sh.session_id and sh.session_id == state.hello.session_id:
+        return _resumed(ctx, t, session, ctx.session)
     if suite.uses_certificate:
         return ClientWaitCertificate(t, session), []
     if session.kind is KeyExchangeKind.PSK:
         return ClientWaitPskServerKeyExchange(t, session), []
     return ClientWaitEcdhePskServerKeyExchange(t, session), []
+
+
+def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12Session) -> Result:
+    """The server echoed our session ID: it resumes ``saved`` (RFC 5246 §7.3)."""
+    if session.suite.suite != saved.cipher_suite:
+        # RFC 5246 §7.4.1.3: a resumed session keeps its cipher suite.
+        raise IllegalParameter("server resumed the session with another cipher suite")
+    if session.extended_master_secret != saved.extended_master_secret:
+        # RFC 7627 §5.3: the extension must be as it was in the original handshake, or
+        # the client aborts with handshake_failure.
+        raise HandshakeFailure("extended_master_secret differs from the resumed session's")
+    keys = keys_from_master(
+        ctx.provider,
+        session.suite,
+        saved.master_secret,
+        session.client_random,
+        session.server_random,
+    )
+    actions: Actions = [
+        KeyLog("CLIENT_RANDOM", session.client_random, saved.master_secret),
+        InstallCipherState(False, keys.server_write),
+    ]
+    if session.new_ticket:
+        chain, identity = saved.peer_certificates, saved.psk_identity
+        return ClientWaitNewSessionTicket(t, session, keys, chain, identity, saved), actions
+    return ClientWaitResumedFinished(t, session, keys, saved), actions
 
 
 def _check_server_hello_extensions(sh: ServerHello) -> None:
@@ -482,6 +574,10 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     actions += change_cipher_spec(keys, is_client=True)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
     actions.append(EndFlight(expect_reply=True))
+    if session.new_ticket:
+        return ClientWaitNewSessionTicket(
+            t, session, keys, state.peer_chain, identity, None
+        ), actions
     return WaitFinished(t, session, keys, state.peer_chain, identity), actions
 
 
@@ -524,12 +620,60 @@ def _client_key_exchange(
     return psk_premaster_secret(psk, shared), identity
 
 
+def on_new_session_ticket(
+    ctx: ClientContext, state: ClientWaitNewSessionTicket, message: ReceivedMessage, now: float
+) -> Result:
+    nst = NewSessionTicket12.decode(message.body)
+    t, session, keys = state.transcript, state.session, state.keys
+    ticket, hint = nst.ticket, nst.ticket_lifetime_hint
+    if state.resumed is not None:
+        return ClientWaitResumedFinished(t, session, keys, state.resumed, ticket, hint), []
+    return WaitFinished(t, session, keys, state.peer_chain, state.psk_identity, ticket, hint), []
+
+
 def on_finished(
     ctx: ClientContext, state: WaitFinished, message: ReceivedMessage, now: float
 ) -> Result:
-    t = state.transcript
-    check_finished(finished_data(t, state.session, state.keys, client=False, last=True), message)
-    return Established(state.session), [complete(state)]
+    t, session = state.transcript, state.session
+    check_finished(finished_data(t, session, state.keys, client=False, last=True), message)
+    saved = None
+    if session.session_id or state.ticket:
+        saved = Dtls12Session(
+            session.suite.suite,
+            state.keys.master_secret,
+            session.extended_master_secret,
+            session.session_id,
+            state.ticket,
+            state.ticket_lifetime_hint,
+            now,
+            session.server_name,
+            state.peer_chain,
+            state.psk_identity,
+        )
+    return Established(session), [complete(state, saved=saved)]
+
+
+def on_resumed_finished(
+    ctx: ClientContext, state: ClientWaitResumedFinished, message: ReceivedMessage, now: float
+) -> Result:
+    """The server's Finished (over the hellos); ours follows (RFC 5246 §7.3)."""
+    t, session, keys, saved = state.transcript, state.session, state.keys, state.resumed
+    check_finished(finished_data(t, session, keys, client=False, last=True), message)
+    actions: Actions = [SendChangeCipherSpec(), InstallCipherState(True, keys.client_write)]
+    actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
+    actions.append(EndFlight(expect_reply=False))
+    renewed = None
+    if state.ticket:
+        renewed = dataclasses.replace(
+            saved,
+            session_id=b"",
+            ticket=state.ticket,
+            ticket_lifetime_hint=state.ticket_lifetime_hint,
+            received_at=now,
+        )
+    done = WaitFinished(t, session, keys, saved.peer_certificates, saved.psk_identity)
+    actions.append(complete(done, resumed=True, saved=renewed))
+    return Established(session), actions
 
 
 def on_hello_request(
@@ -551,6 +695,8 @@ def _is_ip(name: str) -> bool:
 # --- the table --------------------------------------------------------------------------------
 
 Handler = Callable[..., Result]
+# After our second flight: the server's Finished, or first its NewSessionTicket.
+_CLIENT_FLIGHT_SENT = (WaitFinished, ClientWaitNewSessionTicket)
 
 #: The one table of legal messages per state (RFC 5246 §7.3, RFC 6347 §4.2).
 CLIENT: Machine[Handler] = Machine(
@@ -575,6 +721,8 @@ CLIENT: Machine[Handler] = Machine(
             HT.SERVER_HELLO_DONE: on_server_hello_done,
         },
         ClientWaitServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
+        ClientWaitNewSessionTicket: {HT.NEW_SESSION_TICKET: on_new_session_ticket},
+        ClientWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
         WaitFinished: {HT.FINISHED: on_finished},
         Established: {HT.HELLO_REQUEST: on_hello_request},
     },
@@ -584,15 +732,22 @@ CLIENT: Machine[Handler] = Machine(
             ClientWaitCertificate,
             ClientWaitEcdhePskServerKeyExchange,
             ClientWaitPskServerKeyExchange,
+            ClientWaitNewSessionTicket,
+            ClientWaitResumedFinished,
         ),
         (ClientWaitCertificate, HT.CERTIFICATE): (ClientWaitServerKeyExchange,),
         (ClientWaitServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitCertificateRequest,),
         (ClientWaitEcdhePskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
         (ClientWaitPskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
-        (ClientWaitPskServerKeyExchange, HT.SERVER_HELLO_DONE): (WaitFinished,),
+        (ClientWaitPskServerKeyExchange, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitCertificateRequest, HT.CERTIFICATE_REQUEST): (ClientWaitServerHelloDone,),
-        (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): (WaitFinished,),
-        (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): (WaitFinished,),
+        (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
+        (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
+        (ClientWaitNewSessionTicket, HT.NEW_SESSION_TICKET): (
+            WaitFinished,
+            ClientWaitResumedFinished,
+        ),
+        (ClientWaitResumedFinished, HT.FINISHED): (Established,),
         (WaitFinished, HT.FINISHED): (Established,),
         (Established, HT.HELLO_REQUEST): (Established,),
     },

@@ -57,6 +57,9 @@ class HandshakeComplete:
     peer_certificates: tuple[bytes, ...]
     psk_identity: bytes | None
     extended_master_secret: bool
+    resumed: bool = False
+    # A client's new resumable session (a Dtls12Session), when the server gave one.
+    session: object = None
 
 
 Action = (
@@ -127,6 +130,10 @@ class Session:
     extended_master_secret: bool
     alpn: bytes | None = None
     server_name: str | None = None
+    # RFC 5246 §7.4.1.3: the ServerHello's session_id (empty: not resumable by ID);
+    # RFC 5077 §3.2: whether the server sends a NewSessionTicket in this handshake.
+    session_id: bytes = b""
+    new_ticket: bool = False
 
     @property
     def kind(self) -> KeyExchangeKind:
@@ -142,6 +149,9 @@ class WaitFinished:
     keys: Keys
     peer_chain: tuple[bytes, ...] = ()
     psk_identity: bytes | None = None
+    # A client: the NewSessionTicket the server sent before its Finished (RFC 5077 §3.3).
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
 
 
 @frozen
@@ -253,7 +263,9 @@ def check_finished(expected: bytes, message: ReceivedMessage) -> None:
         raise DecryptError("Finished verify_data does not match")
 
 
-def complete(state: WaitFinished) -> Complete[HandshakeComplete]:
+def complete(
+    state: WaitFinished, *, resumed: bool = False, saved: object = None
+) -> Complete[HandshakeComplete]:
     return Complete(
         HandshakeComplete(
             cipher_suite=state.session.suite.suite,
@@ -262,6 +274,8 @@ def complete(state: WaitFinished) -> Complete[HandshakeComplete]:
             peer_certificates=state.peer_chain,
             psk_identity=state.psk_identity,
             extended_master_secret=state.session.extended_master_secret,
+            resumed=resumed,
+            session=saved,
         )
     )
 

@@ -296,6 +296,19 @@ def derive_keys(
         master = extended_master_secret(hash, pre_master_secret, session_hash)
     else:
         master = master_secret(hash, pre_master_secret, client_random, server_random)
+    return keys_from_master(provider, suite, master, client_random, server_random)
+
+
+def keys_from_master(
+    provider: CryptoProvider,
+    suite: SuiteInfo,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+) -> Keys:
+    """The key block of a connection from its session's master secret: a new handshake's,
+    or a resumed session's with the new randoms (RFC 5246 §7.3, §6.3)."""
+    hash: Hash = suite.hash
     master_prf = KeyedHmac(hash, master)
     block = key_block(suite, master_prf, client_random, server_random)
     return Keys(
