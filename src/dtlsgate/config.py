@@ -125,9 +125,17 @@ class ServerConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
-    # Client certificates: "none", "optional" or "required"; trust anchors in cafile.
+    # Client certificates: "none", "optional" or "required"; trust anchors in cafile, or
+    # client raw public keys in pinned_keys.
     verify_client: str = "none"
     cafile: str | None = None
+    # Raw public keys (RFC 7250). ``raw_public_key``: present private_key's public key bare
+    # to a client that accepts one (server_certificate_type); without a certificate_chain,
+    # to those clients only. ``pinned_keys``: the client keys (DER SubjectPublicKeyInfo,
+    # see ``crypto.certs.load_public_keys``) accepted as raw public keys; any other key is
+    # refused with bad_certificate.
+    raw_public_key: bool = False
+    pinned_keys: tuple[bytes, ...] = ()
     require_extended_master_secret: bool = True
     mtu: int = DEFAULT_MTU
     # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
@@ -168,8 +176,10 @@ class ServerConfig:
             raise UsageError('verify_client must be "none", "optional" or "required"')
         # Without trust anchors a client certificate could not be verified: refuse the
         # config rather than accept any certificate unverified.
-        if self.verify_client != "none" and not self.cafile:
-            raise UsageError(f'verify_client="{self.verify_client}" needs a cafile of client CAs')
+        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+            raise UsageError(
+                f'verify_client="{self.verify_client}" needs a cafile of client CAs or pinned_keys'
+            )
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
         if self.ticket_key is None:
@@ -191,6 +201,17 @@ class ServerConfig:
         ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
         key that does not match the certificate."""
         self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)
+
+
+def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
+    from dtlsgate.crypto.certs import load_private_key
+
+    config.private_key = load_private_key(keyfile)
+    config.raw_public_key = True
 
 
 @dataclass
@@ -224,6 +245,13 @@ class ClientConfig:
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # Raw public keys (RFC 7250). ``pinned_keys``: the server keys (DER
+    # SubjectPublicKeyInfo, see ``crypto.certs.load_public_keys``) we accept bare, offered
+    # in server_certificate_type (X.509 too when a cafile is set); any other key is refused
+    # with bad_certificate. ``raw_public_key``: answer a certificate request with
+    # private_key's public key when the server accepts one (client_certificate_type).
+    pinned_keys: tuple[bytes, ...] = ()
+    raw_public_key: bool = False
 
     def __post_init__(self) -> None:
         check_record_size_limit(self.record_size_limit)
@@ -238,3 +266,7 @@ class ClientConfig:
         ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
         key that does not match the certificate."""
         self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)

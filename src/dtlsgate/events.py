@@ -49,6 +49,9 @@ class HandshakeCompleted(Event):
     extended_master_secret: bool = True
     hello_retry: bool = False
     resumed: bool = False
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo) when its Certificate
+    # carried one instead of X.509 certificates; it was one of the configured pinned_keys.
+    peer_raw_public_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ def completed(done: HandshakeComplete) -> HandshakeCompleted:
         psk_identity=done.psk_identity,
         extended_master_secret=done.extended_master_secret,
         resumed=done.resumed,
+        peer_raw_public_key=done.peer_raw_public_key,
     )
 
 
@@ -447,7 +448,8 @@ class DtlsServerConnection(DtlsConnection):
         *,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
-        trust = _trust_store(config.cafile) if config.verify_client != "none" else None
+        verify = config.verify_client != "none" and config.cafile
+        trust = _trust_store(config.cafile) if verify else None
         self._ctx = _server.ServerContext(config, config.provider, trust)
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
@@ -511,7 +513,9 @@ class DtlsClientConnection(DtlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         trust: TrustStore | None = None
-        if not config.insecure and config.psk is None:
+        if config.pinned_keys and not config.cafile:
+            pass  # RFC 7250: only raw public keys, checked against the pins
+        elif not config.insecure and config.psk is None:
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
             trust = _trust_store(config.cafile)

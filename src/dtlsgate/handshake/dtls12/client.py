@@ -25,7 +25,6 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -36,6 +35,8 @@ from dtlsgate.crypto.certs import (
     TrustStore,
     parse_peer_certificate,
     peer_public_key,
+    pinned_peer_key,
+    spki_of,
     verify_server_chain,
 )
 from dtlsgate.crypto.prf import psk_premaster_secret
@@ -96,11 +97,15 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+    CERTIFICATE_TYPE_X509,
     Extension,
     decode_alpn,
+    decode_certificate_type,
     decode_ec_point_formats,
     decode_renegotiation_info,
     encode_alpn,
+    encode_certificate_types,
     encode_ec_point_formats,
     encode_renegotiation_info,
     encode_server_name,
@@ -117,12 +122,15 @@ from dtlsgate.wire.messages12 import (
     HelloRequest,
     KeyExchangeKind,
     NewSessionTicket12,
+    RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
     ecdhe_signed_params,
 )
 
 HT = HandshakeType
+_X509 = CERTIFICATE_TYPE_X509
+_RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 # RFC 6347 §4.2.1: a client answers HelloVerifyRequests; a server that keeps sending new
 # ones is broken or hostile. Two covers a cookie secret rotating between the hellos.
 MAX_HELLO_VERIFY_REQUESTS = 2
@@ -132,7 +140,17 @@ class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
     store, and the suites, groups and schemes we offer (computed once)."""
 
-    __slots__ = ("config", "groups", "provider", "schemes", "session", "suites", "trust")
+    __slots__ = (
+        "client_types",
+        "config",
+        "groups",
+        "provider",
+        "schemes",
+        "server_types",
+        "session",
+        "suites",
+        "trust",
+    )
 
     def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
         self.config = config
@@ -148,6 +166,14 @@ class ClientContext:
         session = config.session_ticket
         usable = isinstance(session, Dtls12Session) and session.cipher_suite in self.suites
         self.session: Dtls12Session | None = session if usable else None
+        # RFC 7250 §4.1: the certificate types we take from the server (a raw public key
+        # when we have pins) and can send; None: the extension is not sent (X.509 only).
+        self.server_types: tuple[int, ...] | None = None
+        if config.pinned_keys:
+            self.server_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.cafile else ())
+        self.client_types: tuple[int, ...] | None = None
+        if config.raw_public_key and config.private_key is not None:
+            self.client_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.certificate_chain else ())
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -284,6 +310,12 @@ def _client_hello(ctx: ClientContext) -> ClientHello:
     if any(suite_info(s).uses_certificate for s in ctx.suites):
         schemes = encode_u16_list_ext(ctx.schemes)
         ext.append(Extension(ExtensionType.signature_algorithms, schemes))
+        for ext_type, types in (
+            (ExtensionType.client_certificate_type, ctx.client_types),
+            (ExtensionType.server_certificate_type, ctx.server_types),
+        ):
+            if types is not None:
+                ext.append(Extension(ext_type, encode_certificate_types(types)))
     if c.alpn_protocols:
         alpn = encode_alpn(c.alpn_protocols)
         ext.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
@@ -391,6 +423,8 @@ def on_server_hello(
         ctx.config.server_name,
         sh.session_id,
         sh.get(ExtensionType.session_ticket) is not None,
+        _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
+        _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
     )
     t = state.transcript
     if ctx.session is not None and sh.session_id and sh.session_id == state.hello.session_id:
@@ -400,6 +434,18 @@ def on_server_hello(
     if session.kind is KeyExchangeKind.PSK:
         return ClientWaitPskServerKeyExchange(t, session), []
     return ClientWaitEcdhePskServerKeyExchange(t, session), []
+
+
+def _chosen_type(sh: ServerHello, ext_type: int, offered: tuple[int, ...] | None) -> bool:
+    """Whether the server chose RawPublicKey for this certificate_type (RFC 7250 §4.2);
+    it may only choose a type we offered."""
+    data = sh.get(ext_type)
+    if data is None:
+        return False
+    chosen = decode_certificate_type(data)
+    if offered is None or chosen not in offered:
+        raise IllegalParameter("server chose a certificate type we did not offer")
+    return chosen == _RAW_PUBLIC_KEY
 
 
 def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12Session) -> Result:
@@ -451,23 +497,36 @@ def _check_server_hello_extensions(sh: ServerHello) -> None:
 def on_certificate(
     ctx: ClientContext, state: ClientWaitCertificate, message: ReceivedMessage, now: float
 ) -> Result:
+    session = state.session
+    if session.server_raw_public_key:
+        # RFC 7250 §3: one raw public key, which must be pinned.
+        spki = RawPublicKey12.decode(message.body).subject_public_key_info
+        key = _server_public_key(pinned_peer_key(spki, ctx.config.pinned_keys), session.suite)
+        return ClientWaitServerKeyExchange(state.transcript, session, key, (spki,)), []
     chain = Certificate12.decode(message.body).certificates
     if ctx.trust is not None:
         name = ctx.config.server_name or ""
         leaf = verify_server_chain(chain, name, ctx.trust, as_datetime(now))
+    elif ctx.config.pinned_keys:
+        # Pins only: X.509 is not a type we take (RFC 7250 §4.2).
+        raise BadCertificate(
+            "server sent an X.509 certificate; we take raw public keys only",
+            AlertDescription.unsupported_certificate,
+        )
     elif chain:
         leaf = parse_peer_certificate(chain[0])
     else:
         raise BadCertificate("server sent no certificate")
-    key = _server_public_key(leaf, state.session.suite)
-    return ClientWaitServerKeyExchange(state.transcript, state.session, key, chain), []
+    key = _server_public_key(peer_public_key(leaf), session.suite)
+    return ClientWaitServerKeyExchange(state.transcript, session, key, chain), []
 
 
-def _server_public_key(leaf: x509.Certificate, suite: SuiteInfo) -> CertificatePublicKeyTypes:
-    """The leaf's public key, when it can sign for ``suite``'s key exchange. RFC 5246
+def _server_public_key(
+    key: CertificatePublicKeyTypes, suite: SuiteInfo
+) -> CertificatePublicKeyTypes:
+    """The server's public key, when it can sign for ``suite``'s key exchange. RFC 5246
     §7.4.2: the key "MUST be compatible with the selected key exchange algorithm"; RFC 8422
     §5.3: ECDHE_ECDSA needs an ECDSA or EdDSA key, ECDHE_RSA an RSA key."""
-    key: CertificatePublicKeyTypes = peer_public_key(leaf)
     wanted: tuple[type, ...] = (
         (rsa.RSAPublicKey,)
         if suite.key_exchange is KeyExchange.ECDHE_RSA
@@ -562,7 +621,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     """Certificate*, ClientKeyExchange, CertificateVerify*, ChangeCipherSpec, Finished."""
     session, t = state.session, state.transcript
     actions: Actions = []
-    scheme = _client_certificate(ctx, t, state.certificate_request, actions)
+    scheme = _client_certificate(ctx, t, session, state.certificate_request, actions)
     pms, identity = _client_key_exchange(ctx, t, session, state.server_params, actions)
     keys, keylog = derive(ctx.provider, t, session, pms)
     actions.insert(0, keylog)
@@ -582,16 +641,27 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
 
 
 def _client_certificate(
-    ctx: ClientContext, t: Transcript, request: CertificateRequest12 | None, actions: Actions
+    ctx: ClientContext,
+    t: Transcript,
+    session: Session,
+    request: CertificateRequest12 | None,
+    actions: Actions,
 ) -> SignatureScheme | None:
     """RFC 5246 §7.4.6: answer a CertificateRequest with our chain, or an empty one."""
     if request is None:
         return None
     key = ctx.config.private_key
     scheme = None
-    if ctx.config.certificate_chain and key is not None:
+    raw = session.client_raw_public_key
+    if (ctx.config.certificate_chain or raw) and key is not None:
         usable = set(schemes_for_key(key))
         scheme = next((SignatureScheme(s) for s in request.signature_schemes if s in usable), None)
+    if raw:
+        # RFC 7250 §3: our raw public key (the type the server chose from our offer).
+        if scheme is None:
+            raise HandshakeFailure("our raw public key cannot sign with a requested scheme")
+        actions.append(t.send(HT.CERTIFICATE, RawPublicKey12(spki_of(key)).encode()))
+        return scheme
     chain = (
         tuple(c.public_bytes(Encoding.DER) for c in ctx.config.certificate_chain) if scheme else ()
     )
@@ -650,7 +720,8 @@ def on_finished(
             state.peer_chain,
             state.psk_identity,
         )
-    return Established(session), [complete(state, saved=saved)]
+    done = complete(state, saved=saved, peer_raw=session.server_raw_public_key)
+    return Established(session), [done]
 
 
 def on_resumed_finished(

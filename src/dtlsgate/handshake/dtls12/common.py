@@ -60,6 +60,8 @@ class HandshakeComplete:
     resumed: bool = False
     # A client's new resumable session (a Dtls12Session), when the server gave one.
     session: object = None
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
+    peer_raw_public_key: bytes | None = None
 
 
 Action = (
@@ -134,6 +136,9 @@ class Session:
     # RFC 5077 §3.2: whether the server sends a NewSessionTicket in this handshake.
     session_id: bytes = b""
     new_ticket: bool = False
+    # RFC 7250: whether each side's Certificate carries a raw public key, not X.509.
+    server_raw_public_key: bool = False
+    client_raw_public_key: bool = False
 
     @property
     def kind(self) -> KeyExchangeKind:
@@ -264,14 +269,17 @@ def check_finished(expected: bytes, message: ReceivedMessage) -> None:
 
 
 def complete(
-    state: WaitFinished, *, resumed: bool = False, saved: object = None
+    state: WaitFinished, *, resumed: bool = False, saved: object = None, peer_raw: bool = False
 ) -> Complete[HandshakeComplete]:
+    """What was negotiated; ``peer_raw``: the peer's Certificate held a raw public key."""
+    raw = peer_raw
     return Complete(
         HandshakeComplete(
             cipher_suite=state.session.suite.suite,
             alpn_protocol=state.session.alpn,
             server_name=state.session.server_name,
-            peer_certificates=state.peer_chain,
+            peer_certificates=() if raw else state.peer_chain,
+            peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
             psk_identity=state.psk_identity,
             extended_master_secret=state.session.extended_master_secret,
             resumed=resumed,

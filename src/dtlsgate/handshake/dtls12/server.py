@@ -42,13 +42,20 @@ from dtlsgate.crypto.certs import (
     TrustStore,
     parse_peer_certificate,
     peer_public_key,
+    pinned_peer_key,
+    spki_of,
     verify_client_chain,
 )
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.suites import KeyExchange, suite_info
-from dtlsgate.errors import HandshakeFailure, IllegalParameter, ProtocolError, UsageError
+from dtlsgate.errors import (
+    BadCertificate,
+    HandshakeFailure,
+    IllegalParameter,
+    ProtocolError,
+)
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
     ESTABLISHED_EPOCHS,
@@ -89,6 +96,7 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     Extension,
     encode_alpn,
     encode_ec_point_formats,
@@ -103,6 +111,7 @@ from dtlsgate.wire.messages12 import (
     EcdhParams,
     KeyExchangeKind,
     NewSessionTicket12,
+    RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
     ecdhe_signed_params,
@@ -230,11 +239,13 @@ def on_client_hello(
         choice.server_name,
         ctx.provider.random(SESSION_ID_LENGTH) if resumable_by_id else b"",
         new_ticket,
+        choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+        choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     )
     actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
     certificate = choice.suite.uses_certificate
     if certificate:
-        actions.append(t.send(HT.CERTIFICATE, _certificate_body(config.certificate_chain)))
+        actions.append(t.send(HT.CERTIFICATE, _our_certificate(config, session)))
     key_share = _server_key_exchange(ctx, t, choice, session, actions)
     request = certificate and config.verify_client != "none"
     if request:
@@ -283,6 +294,13 @@ def _resume(
     return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
 
 
+def _our_certificate(config: ServerConfig, session: Session) -> bytes:
+    """Our Certificate body: the chain, or our raw public key (RFC 7250 §3)."""
+    if session.server_raw_public_key:
+        return RawPublicKey12(spki_of(config.private_key)).encode()
+    return _certificate_body(config.certificate_chain)
+
+
 def _server_hello(choice: Choice, session: Session) -> ServerHello:
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
@@ -298,6 +316,13 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
         extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
     if session.new_ticket:
         extensions.append(_SESSION_TICKET)
+    # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
+    for ext_type, chosen in (
+        (ExtensionType.client_certificate_type, choice.client_certificate_type),
+        (ExtensionType.server_certificate_type, choice.server_certificate_type),
+    ):
+        if chosen is not None:
+            extensions.append(Extension(ext_type, bytes((chosen,))))
     return ServerHello(
         ProtocolVersion.DTLS12,
         session.server_random,
@@ -339,13 +364,23 @@ def _server_key_exchange(
 def on_certificate(
     ctx: ServerContext, state: ServerWaitCertificate, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
+    if state.session.client_raw_public_key:
+        # RFC 7250 §3: one raw public key, which must be pinned.
+        spki = RawPublicKey12.decode(message.body).subject_public_key_info
+        pinned_peer_key(spki, ctx.config.pinned_keys)
+        t, session = state.transcript, state.session
+        return ServerWaitClientKeyExchange(t, session, state.key_share, (spki,)), []
     chain = Certificate12.decode(message.body).certificates
     if not chain and ctx.config.verify_client == "required":
         # RFC 5246 §7.4.6: a server that requires a certificate sends handshake_failure.
         raise HandshakeFailure("client sent no certificate")
     if chain:
         if ctx.trust is None:
-            raise UsageError("verify_client needs a cafile with the trusted client CAs")
+            # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
+            raise BadCertificate(
+                "no trust anchors for X.509 client certificates",
+                AlertDescription.unsupported_certificate,
+            )
         verify_client_chain(chain, ctx.trust, as_datetime(now))
     return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
 
@@ -389,10 +424,13 @@ def on_certificate_verify(
     offered = ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
     if cv.signature_scheme not in offered:
         raise IllegalParameter("CertificateVerify uses a scheme we did not request")
-    leaf = parse_peer_certificate(state.peer_chain[0])
+    if state.session.client_raw_public_key:
+        key = pinned_peer_key(state.peer_chain[0], ctx.config.pinned_keys)
+    else:
+        key = peer_public_key(parse_peer_certificate(state.peer_chain[0]))
     # RFC 5246 §7.4.8: the signature covers every handshake message before this one.
     ctx.provider.verify(
-        peer_public_key(leaf),
+        key,
         SignatureScheme(cv.signature_scheme),
         state.transcript.data(exclude_last=True),
         cv.signature,
@@ -413,7 +451,7 @@ def on_finished(
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
     actions.append(EndFlight(expect_reply=False))
-    actions.append(complete(state))
+    actions.append(complete(state, peer_raw=session.client_raw_public_key))
     return Established(session), actions
 
 
