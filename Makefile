@@ -10,7 +10,7 @@ PORT ?= 4433
 # Python sources the linters and type checker look at.
 LINT_PATHS := src tests bench fuzz
 
-.PHONY: serve test lint typecheck peers bench clean
+.PHONY: serve serve-coap test lint typecheck peers bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	sh scripts/bootstrap.sh $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 
 serve: $(STAMP)
 	$(VENV)/bin/dtlsgate serve --host $(HOST) --port $(PORT)
+
+# CoAP over DTLS on 5684 (self-signed certificate): `coap-client-openssl coaps://127.0.0.1/time`.
+serve-coap: $(STAMP)
+	$(VENV)/bin/dtlsgate coap-server --host $(HOST)
 
 peers:
 	sh scripts/install-peers.sh

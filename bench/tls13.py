@@ -46,7 +46,11 @@ def setup() -> tuple[ServerConfig, ClientConfig, bytes, bytes]:
         # Python's ssl below sends no tickets either (num_tickets = 0).
         session_tickets=0,
     )
-    client = ClientConfig(server_name="localhost", cafile=None, insecure=True)
+    # X25519 only: the default client would also send an X25519MLKEM768 share (see
+    # bench/tls13_groups.py for that group).
+    client = ClientConfig(
+        server_name="localhost", cafile=None, insecure=True, groups=(NamedGroup.x25519,)
+    )
     return server, client, cert, key
 
 

@@ -4,8 +4,10 @@ long runs outside ``make test``.
     pip install atheris
     python fuzz/fuzz_tls13.py /tmp/corpus_tls13 -max_total_time=3600
 
-An input replays one of four deterministic in-memory handshakes (plain, with a
-HelloRetryRequest, with client certificates, resumed; tests/tls13_hostile.py) until one side
+An input replays one of the deterministic in-memory handshakes of tests/tls13_hostile.py
+(plain with X25519MLKEM768, with a HelloRetryRequest, with client certificates, resumed, and
+one per key exchange group: x448, secp521r1, ffdhe2048, the other ML-KEM groups, and
+HelloRetryRequests to ffdhe2048 and X25519MLKEM768) until one side
 has received a number of records, then gives that side data made from the input, then the
 record that really came next:
 

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Create the virtualenv and install dtlsgate with its test and bench tools, and uvloop so
-# the tests cover the uvloop event loop too. (The tinydtls peer, extra [interop], is built
-# by `make test` after scripts/install-peers.sh has installed its build tools.)
+# Create the virtualenv and install dtlsgate with its test and bench tools, uvloop so the
+# tests cover the uvloop event loop too, and aiocoap (extra [coap]) for dtlsgate.coap. (The
+# tinydtls peer, extra [interop], is built by `make test` after scripts/install-peers.sh has
+# installed its build tools.)
 # Usage: sh scripts/bootstrap.sh VENV_DIR
 set -eu
 venv=${1:-.venv}
@@ -17,4 +18,4 @@ if ! "$python" -m venv "$venv" 2>/dev/null; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e ".[test,bench,fast]"
+"$venv/bin/python" -m pip install -q -e ".[test,bench,fast,coap]"

@@ -1,14 +1,16 @@
 #!/bin/sh
-# Install the real TLS/DTLS peers the interop tests start (openssl, gnutls-bin) and the
-# capture tool (tshark), through apt-get, when they are absent; the build tools of
-# tinydtls (PyPI DTLSSocket builds it from source with autoconf, automake and libtool);
-# and wolfSSL with DTLS 1.3 (scripts/build-wolfssl.sh).
+# Install the real TLS/DTLS peers the interop tests start (openssl, gnutls-bin, and libcoap's
+# coap-client/coap-server built on OpenSSL and GnuTLS, libcoap3-bin) and the capture tool
+# (tshark), through apt-get, when they are absent; the build tools of tinydtls (PyPI
+# DTLSSocket builds it from source with autoconf, automake and libtool); and wolfSSL with
+# DTLS 1.3 (scripts/build-wolfssl.sh).
 set -eu
 missing=""
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v gnutls-cli >/dev/null 2>&1 || missing="$missing gnutls-bin"
 command -v gnutls-serv >/dev/null 2>&1 || missing="$missing gnutls-bin"
 command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
+command -v coap-client-openssl >/dev/null 2>&1 || missing="$missing libcoap3-bin"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v autoconf >/dev/null 2>&1 || missing="$missing autoconf"
 command -v automake >/dev/null 2>&1 || missing="$missing automake"

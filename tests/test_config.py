@@ -47,6 +47,16 @@ def test_mismatched_key_and_bad_files_are_usage_errors(tmp_path: Path) -> None:
         {"cookie_verify": lambda p, c: True},
         {"verify_client": "sometimes"},
         {"mtu": 100},
+        {"handshake_timeout": 0},
+        {"handshake_timeout": -1.0},
+        {"idle_timeout": 0.0},
+        {"idle_timeout": 86401},
+        {"max_handshakes": 0},
+        {"max_handshakes_per_address": 0},
+        {"max_handshakes": 8, "max_handshakes_per_address": 9},
+        {"ipv6_prefix_length": 0},
+        {"ipv6_prefix_length": 129},
+        {"max_associations": 0},
     ],
 )
 def test_server_config_misuse(kwargs: dict[str, object]) -> None:
@@ -59,3 +69,16 @@ def test_client_config_misuse() -> None:
         ClientConfig(psk=b"k")
     with pytest.raises(UsageError):
         ClientConfig(mtu=70000)
+
+
+def test_server_limits_have_defaults_and_can_be_turned_off() -> None:
+    config = ServerConfig()
+    assert config.handshake_timeout == 30.0
+    assert (config.max_handshakes, config.max_handshakes_per_address) == (256, 64)
+    assert (config.ipv6_prefix_length, config.idle_timeout, config.max_associations) == (
+        64,
+        300.0,
+        4096,
+    )
+    off = ServerConfig(handshake_timeout=None, idle_timeout=None)
+    assert off.handshake_timeout is None and off.idle_timeout is None

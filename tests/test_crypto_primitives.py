@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import cast
 
 import pytest
 
@@ -160,14 +161,15 @@ def test_invalid_peer_public_values_are_illegal_parameter(group: NamedGroup) -> 
 
 
 def test_key_share_misuse() -> None:
+    unimplemented = cast(NamedGroup, 0x0200)  # MLKEM512: not in cryptography
     with pytest.raises(UsageError):
-        KeyShare.generate(NamedGroup.ffdhe2048)
+        KeyShare.generate(unimplemented)
     with pytest.raises(UsageError):
         KeyShare.from_private_bytes(NamedGroup.x25519, bytes(31))
     with pytest.raises(UsageError):
         KeyShare.from_private_bytes(NamedGroup.secp256r1, bytes(32))  # scalar 0
     with pytest.raises(UsageError):
-        DeterministicProvider(0).generate_key_share(NamedGroup.secp521r1)
+        DeterministicProvider(0).generate_key_share(unimplemented)
 
 
 # --- KeyedHmac: the pre-keyed HMAC behind the TLS 1.2 PRF --------------------------------

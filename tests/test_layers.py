@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dtlsgate.handshake", "dtlsgate.dtls"),
     ("dtlsgate.gate",),
     ("dtlsgate.connection",),
-    ("dtlsgate.io", "dtlsgate.cli", "dtlsgate.dtls.cli", "dtlsgate.tls13.cli"),
+    ("dtlsgate.io", "dtlsgate.cli", "dtlsgate.dtls.cli", "dtlsgate.tls13.cli", "dtlsgate.coap"),
     ("dtlsgate.__main__",),
     ("dtlsgate",),
 ]

@@ -1,7 +1,7 @@
 """TLS 1.3 connections under hostile input, at every state of real handshakes.
 
 A handshake between our client and server (plain, with a HelloRetryRequest, with client
-certificates, resumed) is replayed deterministically record by record, stopped when one
+certificates, resumed; and one per key exchange group, fuzzed around the hellos) is replayed deterministically record by record, stopped when one
 side has received ``k`` records, and that side is then fed:
 
 - an exhaustive check of the legal-message tables: every handshake message type in every
@@ -23,18 +23,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tls13_helpers import NOW
-from tls13_hostile import SCENARIOS, at_state, count_records, feed, inject
+from tls13_hostile import GROUP_HANDSHAKES, HANDSHAKES, at_state, count_records, feed, inject
 
 from dtlsgate.errors import ProtocolError
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.wire.enums import AlertDescription, HandshakeType
 
+# Every state of the whole handshakes; for the per-group ones, the states around the hellos
+# and their key shares (the server's first two records, the client's first: the ServerHello
+# or HelloRetryRequest), where the groups differ.
 CASES = [
     (scenario, target, k)
-    for scenario in SCENARIOS
+    for scenario in HANDSHAKES
     for target in ("c", "s")
     for k in range(count_records(scenario, target) + 1)
+] + [
+    (scenario, target, k)
+    for scenario in GROUP_HANDSHAKES
+    for target, k in (("s", 0), ("s", 1), ("c", 0))
 ]
 IDS = [f"{s}-{'client' if t == 'c' else 'server'}-{k}" for s, t, k in CASES]
 

@@ -237,6 +237,10 @@ def tls_server_config(**kw: Any) -> ServerConfig:
 
 def tls_client_config(**kw: Any) -> ClientConfig:
     kw.setdefault("provider", DeterministicProvider(b"golden-tls-client"))
+    # The groups the default client offered when the file was recorded. The default now
+    # sends an X25519MLKEM768 share, whose ML-KEM ciphertext cryptography draws at random:
+    # no run in another process could repeat those bytes.
+    kw.setdefault("groups", (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1))
     kw.setdefault("cafile", cert_only("server-ecdsa"))
     kw.setdefault("server_name", "localhost")
     return ClientConfig(**kw)

@@ -1,6 +1,6 @@
 """TLS 1.3 under hostile input, the machinery: four deterministic in-memory handshakes
 between our client and server (plain, with a HelloRetryRequest, with client certificates,
-resumed), replayed record by record to any point (`at_state`); `inject` makes a record as
+resumed) and one per key exchange group (with and without a HelloRetryRequest), replayed record by record to any point (`at_state`); `inject` makes a record as
 the peer would send it then, `feed` delivers data and checks the contract for network input
 (success, a `ProtocolError` with the connection closed, or `AlertReceived`). Used by
 tests/test_tls13_fuzz.py and by the atheris target fuzz/fuzz_tls13.py (so it imports no
@@ -83,12 +83,54 @@ def resumed() -> Pair:
     )
 
 
-SCENARIOS: dict[str, Callable[[], Pair]] = {
+def one_group(group: NamedGroup) -> Callable[[], Pair]:
+    """A client offering only ``group`` (and its share) to a server with the defaults."""
+
+    def make() -> Pair:
+        cfg = client_config(provider=DeterministicProvider(1), groups=(group,))
+        server = ServerConnection(server_config(provider=DeterministicProvider(2)))
+        return ClientConnection(cfg), server
+
+    return make
+
+
+def retry_to(group: NamedGroup) -> Callable[[], Pair]:
+    """A client sending an X25519 share to a server that accepts only ``group``: a
+    HelloRetryRequest for ``group``, then its share in ClientHello2."""
+
+    def make() -> Pair:
+        cfg = client_config(provider=DeterministicProvider(1), groups=(NamedGroup.x25519, group))
+        scfg = server_config(provider=DeterministicProvider(2), groups=(group,))
+        return ClientConnection(cfg), ServerConnection(scfg)
+
+    return make
+
+
+#: Whole handshakes, fuzzed at every state. "plain" uses the default groups: X25519MLKEM768.
+HANDSHAKES: dict[str, Callable[[], Pair]] = {
     "plain": plain,
     "hello_retry": hello_retry,
     "client_auth": client_auth,
     "resumed": resumed,
 }
+#: One handshake per other group, for the key shares: fuzzed in the hellos.
+GROUP_HANDSHAKES: dict[str, Callable[[], Pair]] = {
+    **{
+        f"group_{g.name}": one_group(g)
+        for g in (
+            NamedGroup.x448,
+            NamedGroup.secp521r1,
+            NamedGroup.ffdhe2048,
+            NamedGroup.SecP256r1MLKEM768,
+            NamedGroup.SecP384r1MLKEM1024,
+            NamedGroup.MLKEM768,
+            NamedGroup.MLKEM1024,
+        )
+    },
+    "hrr_ffdhe2048": retry_to(NamedGroup.ffdhe2048),
+    "hrr_X25519MLKEM768": retry_to(NamedGroup.X25519MLKEM768),
+}
+SCENARIOS: dict[str, Callable[[], Pair]] = {**HANDSHAKES, **GROUP_HANDSHAKES}
 
 
 def run(client: ClientConnection, server: ServerConnection, target: str, k: int) -> bytes | None:

@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tls_arguments(connect, server=False)
     add_dtls_arguments(connect, server=False)
     connect.set_defaults(func=cmd_serve_or_connect)
+    sub.add_parser("coap-server", help="serve CoAP over DTLS (coaps; needs dtlsgate[coap])")
     return parser
 
 
@@ -92,6 +93,11 @@ def cmd_serve_or_connect(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["coap-server"]:
+        from dtlsgate.io.coap_cli import main as coap_server
+
+        return coap_server(argv[1:])
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result

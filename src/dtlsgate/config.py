@@ -23,6 +23,44 @@ if TYPE_CHECKING:
 # for tunnels, the same default QUIC chose (RFC 9000 §14).
 DEFAULT_MTU = 1200
 
+# Limits on what a server keeps for clients (every server adapter applies them; see
+# ``dtlsgate.connection.admission``). A cookie proves only that a client owns its address.
+#
+# Handshake deadline: the server-side handshake (Admit to Finished) over the slow links the
+# tests simulate took at most 15.8 s (tests/test_dtls12_latency.py's three links, 700 seeded
+# runs: one-way delays of 0.05-3 s, up to 20% loss and duplication; medians 2.4-5.6 s), and
+# with real peers (openssl, gnutls, our clients) through the 0.7 s-each-way lossy proxy of
+# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). 30 s is
+# about twice the worst of those, room for five retransmissions of one flight (1+2+4+8+16 s),
+# and the TLS 1.3 server's long-standing value: a sixth of the ~183 s an abandoned DTLS
+# handshake held its slot before (8 transmissions).
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# Handshakes in progress in all: each may hold reassembly buffers of up to 384 KiB against a
+# hostile peer (connection/flight.py MAX_BUFFERED_BYTES), so 256 bounds that to 96 MiB.
+# When full, a newcomer evicts the oldest handshake of the address holding the most.
+DEFAULT_MAX_HANDSHAKES = 256
+# Handshakes in progress from one address: a NAT (an office, a carrier-grade NAT address)
+# puts many clients behind one address, and at the limit the address's oldest handshake
+# makes way for its newcomer, which kills that one if it was a real client: the limit must
+# stay above what one address legitimately starts within a handshake time (20 clients at
+# once from one address in tests/test_dtls12_aio.py failed with 16). 64 is a quarter of
+# DEFAULT_MAX_HANDSHAKES, so one address can never fill the table on its own.
+DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 64
+# IPv6 addresses are counted per /64: one host or site usually holds a whole /64 (RFC 7421),
+# so counting single addresses would give it 2^64 budgets.
+DEFAULT_IPV6_PREFIX_LENGTH = 64
+# An established association that receives nothing for this long is closed: RFC 4787 §4.3
+# recommends that NATs keep an idle UDP mapping 5 minutes (at least 2), so a client silent
+# longer has most likely lost the address we would answer anyway.
+DEFAULT_IDLE_TIMEOUT = 300.0
+# Established associations at once. An idle DTLS 1.2 server connection measured 8 KiB with
+# tracemalloc (keys, record state, the last flight kept for retransmission), about 10 KiB
+# with its asyncio stream: 4096 keeps idle ones near 40 MiB, and bounds how many handlers
+# (and records queued for slow handlers) one server runs at once.
+# At the cap, new admits are refused (dropped: the client retransmits and gets in once an
+# association closes); established ones are never evicted for a newcomer.
+DEFAULT_MAX_ASSOCIATIONS = 4096
+
 StatelessCookieGenerate = Callable[[Hashable | None], bytes]
 StatelessCookieVerify = Callable[[Hashable | None, bytes], bool]
 
@@ -162,8 +200,21 @@ class ServerConfig:
     session_cache: SessionCache | None = field(default=None, repr=False, compare=False)
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
+    # What the server keeps for clients (the reasons for the defaults are at the constants
+    # above): a handshake not completed within ``handshake_timeout`` seconds of its admission
+    # is abandoned (None: only the retransmission ceiling ends it); at most
+    # ``max_handshakes`` in progress, ``max_handshakes_per_address`` from one address (IPv6:
+    # one network of ``ipv6_prefix_length`` bits); an association idle ``idle_timeout``
+    # seconds is closed (None: never); at most ``max_associations`` established at once.
+    handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    max_handshakes_per_address: int = DEFAULT_MAX_HANDSHAKES_PER_ADDRESS
+    ipv6_prefix_length: int = DEFAULT_IPV6_PREFIX_LENGTH
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    max_associations: int = DEFAULT_MAX_ASSOCIATIONS
 
     def __post_init__(self) -> None:
+        self._check_limits()
         if (self.cookie_generate is None) != (self.cookie_verify is None):
             raise UsageError("give both cookie_generate and cookie_verify, or neither")
         if (self.stateless_cookie_generate is None) != (self.stateless_cookie_verify is None):
@@ -194,6 +245,20 @@ class ServerConfig:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
         if self.session_cache is None and self.session_cache_size:
             self.session_cache = SessionCache(self.session_cache_size, self.session_cache_lifetime)
+
+    def _check_limits(self) -> None:
+        for name in ("handshake_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 86400:
+                raise UsageError(f"{name} must be between 0 and 86400 seconds, or None")
+        if not 1 <= self.max_handshakes <= 1_000_000:
+            raise UsageError("max_handshakes must be between 1 and 1000000")
+        if not 1 <= self.max_handshakes_per_address <= self.max_handshakes:
+            raise UsageError("max_handshakes_per_address must be between 1 and max_handshakes")
+        if not 1 <= self.ipv6_prefix_length <= 128:
+            raise UsageError("ipv6_prefix_length must be between 1 and 128")
+        if not 1 <= self.max_associations <= 10_000_000:
+            raise UsageError("max_associations must be between 1 and 10000000")
 
     def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
         """Load a PEM certificate chain (leaf first) and its private key, like

@@ -3,7 +3,8 @@
 
 Modules: `provider` (CryptoProvider, DefaultProvider, DeterministicProvider), `aead`,
 `suites` (the cipher-suite table), `hashes` (transcript hash, HMAC), `prf` (TLS 1.2 key
-derivation), `keyschedule` (TLS 1.3 / DTLS 1.3 HKDF key schedule), `kex` (ECDHE key shares),
+derivation), `keyschedule` (TLS 1.3 / DTLS 1.3 HKDF key schedule), `kex` (key shares in
+every group), `ffdhe` (RFC 7919 groups), `mlkem` (ML-KEM and the hybrids),
 `signatures` (SignatureScheme sign/verify), `certs` (loading and verifying certificates).
 The most used names are re-exported here.
 """

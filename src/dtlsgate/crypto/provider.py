@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.kex import SUPPORTED_GROUPS, KeyShare
+from dtlsgate.crypto.mlkem import Kem
+from dtlsgate.crypto.mlkem import encapsulate as _encapsulate
 from dtlsgate.crypto.signatures import PrivateKey, PublicKey
 from dtlsgate.crypto.signatures import sign as _sign
 from dtlsgate.crypto.signatures import verify as _verify
@@ -42,6 +44,11 @@ class CryptoProvider(Protocol):
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
         """A fresh ephemeral key pair in ``group``."""
+        ...
+
+    def encapsulate(self, kem: Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]:
+        """(ciphertext, shared secret) for a peer's ML-KEM encapsulation key (see
+        `dtlsgate.crypto.mlkem.encapsulate`)."""
         ...
 
     def sign(
@@ -83,6 +90,10 @@ class DefaultProvider:
         """A fresh key pair from ``cryptography``'s generator."""
         return KeyShare.generate(group)
 
+    def encapsulate(self, kem: Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]:
+        """A fresh encapsulation; ``cryptography`` draws its randomness."""
+        return _encapsulate(kem, encapsulation_key)
+
     def sign(
         self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True
     ) -> bytes:
@@ -102,15 +113,10 @@ class DefaultProvider:
         _verify(key, scheme, data, signature, tls13=tls13)
 
 
-# Private scalar lengths and the top-bits mask that keeps a random scalar below the group
-# order (NIST curves: order > 2^(bits-1), so clearing the top bit suffices; X25519/X448 clamp
-# any 32/56 bytes themselves, RFC 7748 §5).
-_SCALAR = {
-    NamedGroup.x25519: 32,
-    NamedGroup.x448: 56,
-    NamedGroup.secp256r1: 32,
-    NamedGroup.secp384r1: 48,
-}
+# DeterministicProvider.encapsulate's memory: the oldest entry goes first past this many
+# keys (a test process replays a few dozen handshakes; each entry is about 2.5 KB).
+_MAX_ENCAPSULATIONS = 256
+_ENCAPSULATIONS: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
 
 
 class DeterministicProvider(DefaultProvider):
@@ -138,16 +144,25 @@ class DeterministicProvider(DefaultProvider):
         return out
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
-        """A key pair whose private scalar comes from the seeded stream."""
-        length = _SCALAR.get(group)
-        if length is None:
-            raise UsageError(f"group {group!r} is not implemented")
-        scalar = bytearray(self.random(length))
-        if group in (NamedGroup.secp256r1, NamedGroup.secp384r1):
-            scalar[0] &= 0x7F
-            if not any(scalar):
-                scalar[-1] = 1
-        return KeyShare.from_private_bytes(group, bytes(scalar))
+        """A key pair whose private value (scalar, exponent, ML-KEM seed) comes from the
+        seeded stream. ML-KEM encapsulation (a server's side) stays random: ``cryptography``
+        draws its randomness itself."""
+        return KeyShare.from_random(group, self.random)
+
+    def encapsulate(self, kem: Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]:
+        """The first encapsulation to this key made in this process, for any deterministic
+        provider: ``cryptography`` takes no randomness for it, so repeating the result is
+        what makes a transcript with an ML-KEM group reproducible (a replayed handshake sees
+        the same ciphertext). A test shortcut only: real ciphertexts must never repeat
+        (draft-ietf-tls-mlkem §4.2)."""
+        key = (kem.name, encapsulation_key)
+        result = _ENCAPSULATIONS.get(key)
+        if result is None:
+            result = _encapsulate(kem, encapsulation_key)
+            if len(_ENCAPSULATIONS) >= _MAX_ENCAPSULATIONS:
+                _ENCAPSULATIONS.pop(next(iter(_ENCAPSULATIONS)))
+            _ENCAPSULATIONS[key] = result
+        return result
 
     def sign(
         self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True

@@ -9,6 +9,13 @@ handshake completed. Datagrams keep their boundaries: ``stream.send(data)`` send
 The socket is read until it is empty on each wake-up (``loop.add_reader``), not one datagram
 per loop iteration as asyncio's datagram transport does, and ``run()`` uses uvloop when it is
 installed. Timers are the loop's (``call_at``); the sans-I/O core gets wall-clock ``now``.
+
+What the server keeps is bounded by the `ServerConfig` limits: handshakes in progress by the
+admission table (`dtlsgate.connection.admission`: per address, in all, and by
+``handshake_timeout``; an evicted or expired handshake is dropped without a word), and
+established associations by ``max_associations`` (at the cap new admits are dropped, none is
+evicted) and ``idle_timeout`` (an association that received nothing for that long is closed
+with close_notify).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
+from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
 from dtlsgate.errors import DtlsgateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
@@ -34,11 +42,9 @@ MAX_DATAGRAM = 65507
 MAX_READS_PER_WAKEUP = 256
 # Records queued for a handler that does not read; more are dropped (datagram semantics).
 MAX_QUEUED_RECORDS = 1024
-# Admitted peers whose handshake has not completed yet. Each holds reassembly buffers (up
-# to a few hundred KiB against a hostile peer) until its handshake completes or times out,
-# and a cookie only proves an address, not good intent: past this many, further Admits are
-# dropped (the client retransmits its ClientHello; its cookie stays valid for a minute).
-MAX_HANDSHAKING_PEERS = 256
+# The default bound on admitted peers whose handshake has not completed yet: now
+# ``ServerConfig.max_handshakes`` (this name stays for code that imported it).
+MAX_HANDSHAKING_PEERS = DEFAULT_MAX_HANDSHAKES
 
 T = TypeVar("T")
 Handler = Callable[["DtlsStream"], Awaitable[None]]
@@ -63,10 +69,15 @@ class DtlsStream:
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
         self.handshake_info: HandshakeCompleted | None = None
+        # The loop's time of the last datagram from the peer (the server's idle timeout).
+        self.last_received = loop.time()
+        # Abandoned by the server (evicted or expired handshake): nothing more is sent.
+        self._abandoned = False
 
     # --- driven by the socket reader --------------------------------------------------------
 
     def datagram_received(self, data: bytes) -> None:
+        self.last_received = self._loop.time()
         try:
             self.connection.receive(data, self.peer, time.time())
         except DtlsgateError as exc:
@@ -132,13 +143,23 @@ class DtlsStream:
 
     def close(self) -> None:
         """Send close_notify and stop."""
-        if not self.connection.closed:
-            self.connection.close()
-        self.pump()
+        if not self._abandoned:
+            if not self.connection.closed:
+                self.connection.close()
+            self.pump()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._fail(None)
+
+    def abandon(self, reason: str) -> None:
+        """Stop at once without sending anything (the server gave up on this handshake:
+        evicted for a newcomer, or past its deadline); waiters see ``TimeoutError``."""
+        self._abandoned = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._fail(TimeoutError(reason))
 
 
 class _Reader:
@@ -176,7 +197,12 @@ class _Reader:
 
 
 class DtlsServer(_Reader):
-    """The server returned by `serve`: ``close()`` then ``await wait_closed()``."""
+    """The server returned by `serve`: ``close()`` then ``await wait_closed()``.
+
+    ``admission`` is the table of handshakes in progress; ``handshakes_in_progress`` and
+    ``associations`` count what the server holds; ``admits_refused`` counts admits dropped
+    at ``config.max_associations`` established associations, ``idle_closed`` the
+    associations closed by ``config.idle_timeout``."""
 
     def __init__(
         self,
@@ -184,16 +210,22 @@ class DtlsServer(_Reader):
         sock: socket.socket,
         config: ServerConfig,
         loop: asyncio.AbstractEventLoop,
-        max_handshaking: int = MAX_HANDSHAKING_PEERS,
+        max_handshaking: int | None = None,
     ) -> None:
         super().__init__(sock, loop)
         self.handler = handler
         self.config = config
         self.gate = Gate(config)
         self.peers: dict[Hashable, DtlsStream] = {}
-        self.max_handshaking = max_handshaking
-        self.admits_refused = 0  # Admits dropped because max_handshaking peers were busy
-        self._handshaking: set[DtlsStream] = set()
+        self.admission: AdmissionTable[DtlsStream] = AdmissionTable.for_server(config)
+        if max_handshaking is not None:
+            self.admission.total = max_handshaking
+            self.admission.per_address = min(self.admission.per_address, max_handshaking)
+        self.admits_refused = 0  # Admits dropped at config.max_associations
+        self.idle_closed = 0  # associations closed by config.idle_timeout
+        self._established: set[DtlsStream] = set()
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
         self._client_randoms: dict[DtlsStream, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
@@ -202,6 +234,15 @@ class DtlsServer(_Reader):
     def address(self) -> tuple[str, int]:
         host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        return len(self.admission)
+
+    @property
+    def associations(self) -> int:
+        """Established associations (handshake completed, not closed yet)."""
+        return len(self._established)
 
     def handle(self, data: bytes, peer: Any) -> None:
         stream = self.peers.get(peer)
@@ -214,7 +255,7 @@ class DtlsServer(_Reader):
         elif type(result) is Admit:
             if stream is not None and not self._replaces(stream, result):
                 return
-            if len(self._handshaking) >= self.max_handshaking:
+            if len(self._established) >= self.config.max_associations:
                 self.admits_refused += 1
                 return
             self._admit(result, peer)
@@ -233,8 +274,10 @@ class DtlsServer(_Reader):
     def _admit(self, admit: Admit, peer: Any) -> None:
         conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
+        for old in self.admission.admit(stream, peer, self.loop.time()):
+            self._abandon(old, "evicted for a newer handshake")
+        self._arm_deadline()
         self.peers[peer] = stream
-        self._handshaking.add(stream)
         self._client_randoms[stream] = admit.client_random
         try:
             conn.start(time.time())
@@ -245,15 +288,58 @@ class DtlsServer(_Reader):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _abandon(self, stream: DtlsStream, reason: str) -> None:
+        """Give up on a handshake in progress: its peer's datagrams go to the gate again."""
+        if self.peers.get(stream.peer) is stream:
+            del self.peers[stream.peer]
+        stream.abandon(reason)
+
+    def _arm_deadline(self) -> None:
+        """One timer for every handshake deadline: at the oldest handshake's."""
+        if self._deadline_timer is not None:
+            return
+        deadline = self.admission.next_deadline()
+        if deadline is not None:
+            self._deadline_timer = self.loop.call_at(deadline, self._deadline_passed)
+
+    def _deadline_passed(self) -> None:
+        self._deadline_timer = None
+        for stream in self.admission.expire(self.loop.time()):
+            self._abandon(stream, "the handshake did not complete in time")
+        self._arm_deadline()
+
+    def _watch_idle(self, stream: DtlsStream) -> None:
+        """Close ``stream`` once it received nothing for ``config.idle_timeout`` seconds:
+        one timer per association, re-armed only when it fires."""
+        self._idle_timers.pop(stream, None)
+        idle = self.config.idle_timeout
+        if idle is None or stream.closed.is_set():
+            return
+        due = stream.last_received + idle
+        if self.loop.time() >= due:
+            self.idle_closed += 1
+            stream.close()
+            return
+        self._idle_timers[stream] = self.loop.call_at(due, self._watch_idle, stream)
+
     async def _run(self, stream: DtlsStream) -> None:
         try:
             with suppress(Exception):
                 await stream.wait_handshake()
-            self._handshaking.discard(stream)
-            if stream.handshake_info is not None:
-                await self.handler(stream)
+            self.admission.finish(stream)
+            if stream.handshake_info is None:
+                return
+            if len(self._established) >= self.config.max_associations:
+                self.admits_refused += 1  # the cap was reached while this one shook hands
+                return
+            self._established.add(stream)
+            self._watch_idle(stream)
+            await self.handler(stream)
         finally:
-            self._handshaking.discard(stream)
+            self.admission.finish(stream)
+            self._established.discard(stream)
+            if (idle_timer := self._idle_timers.pop(stream, None)) is not None:
+                idle_timer.cancel()
             self._client_randoms.pop(stream, None)
             stream.close()
             if self.peers.get(stream.peer) is stream:
@@ -261,6 +347,9 @@ class DtlsServer(_Reader):
 
     def close(self) -> None:
         self.stop()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         for task in list(self._tasks):
             task.cancel()
 
@@ -295,11 +384,14 @@ async def serve(
     *,
     reuse_port: bool = False,
     sock: socket.socket | None = None,
-    max_handshaking: int = MAX_HANDSHAKING_PEERS,
+    max_handshaking: int | None = None,
 ) -> DtlsServer:
     """Serve DTLS 1.2 on ``host:port``; ``handler(stream)`` runs for each peer whose
-    handshake completed. ``reuse_port`` lets several processes share the port; at most
-    ``max_handshaking`` admitted peers may be mid-handshake at once."""
+    handshake completed. ``reuse_port`` lets several processes share the port.
+
+    The config's limits apply: ``handshake_timeout``, ``max_handshakes`` (``max_handshaking``,
+    when given, overrides it), ``max_handshakes_per_address`` and ``ipv6_prefix_length`` for
+    handshakes in progress; ``max_associations`` and ``idle_timeout`` for established ones."""
     loop = asyncio.get_running_loop()
     if sock is None:
         sock = _bind(host, port, reuse_port)

@@ -10,17 +10,28 @@ With ``config.stateless`` every new client first goes through the stateless
 HelloRetryRequest (`dtlsgate.gate.stream`): until ClientHello2 is admitted the server
 keeps only the unread bytes of the stream. The TLS work is the sans-I/O connection's; this
 module moves bytes and reads the clock.
+
+The server applies the `ServerConfig` limits (see `ServerLimits`, ``limits_of(server)``):
+``handshake_timeout`` from the TCP accept; ``max_handshakes`` and
+``max_handshakes_per_address`` over the handshakes in progress (with ``stateless``: those
+whose ClientHello2 passed the cookie; without: every connection not yet established), the
+oldest making way as in `dtlsgate.connection.admission`; at ``max_associations``
+established connections a new one is closed before its handshake goes on; an established
+connection that receives nothing for ``idle_timeout`` seconds is closed with close_notify.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.config import DEFAULT_HANDSHAKE_TIMEOUT, ClientConfig, ServerConfig
+from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.errors import AlertReceived, ProtocolError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, SessionTicketReceived
@@ -32,9 +43,77 @@ from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in
-# stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link;
-# both serve_tls and connect_tls take ``handshake_timeout`` (None: wait forever).
-HANDSHAKE_TIMEOUT = 30.0
+# stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link
+# (the reasons are at config.DEFAULT_HANDSHAKE_TIMEOUT); connect_tls takes
+# ``handshake_timeout`` (None: wait forever), serve_tls uses ``config.handshake_timeout``
+# unless given one.
+HANDSHAKE_TIMEOUT = DEFAULT_HANDSHAKE_TIMEOUT
+
+
+class _Default(enum.Enum):
+    FROM_CONFIG = enum.auto()
+
+
+class ServerLimits:
+    """What a `serve_tls` server holds, bounded by its config: the handshakes in progress
+    (``admission``), the established connections (``associations``), and counters."""
+
+    def __init__(self, config: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self._loop = loop
+        # The deadline is each connection's own timer, from its TCP accept.
+        self.admission: AdmissionTable[_TlsProtocol] = AdmissionTable(
+            per_address=config.max_handshakes_per_address,
+            total=config.max_handshakes,
+            timeout=None,
+            ipv6_prefix=config.ipv6_prefix_length,
+        )
+        self._established: set[_TlsProtocol] = set()
+        self.admits_refused = 0  # connections closed at max_associations
+        self.idle_closed = 0  # connections closed by idle_timeout
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        return len(self.admission)
+
+    @property
+    def associations(self) -> int:
+        return len(self._established)
+
+    def admit(self, protocol: _TlsProtocol, peer: Any) -> bool:
+        """A handshake starts (stateless: its ClientHello2 was admitted); False when it is
+        refused at ``max_associations``."""
+        if len(self._established) >= self.config.max_associations:
+            self.admits_refused += 1
+            return False
+        for old in self.admission.admit(protocol, peer, self._loop.time()):
+            old._fail(ConnectionError("evicted for a newer handshake"))
+        return True
+
+    def established(self, protocol: _TlsProtocol) -> bool:
+        """The handshake completed; False when the cap was reached meanwhile."""
+        self.admission.finish(protocol)
+        if len(self._established) >= self.config.max_associations:
+            self.admits_refused += 1
+            return False
+        self._established.add(protocol)
+        return True
+
+    def gone(self, protocol: _TlsProtocol) -> None:
+        self.admission.finish(protocol)
+        self._established.discard(protocol)
+
+
+# serve_tls's servers and their limits, for ``limits_of``.
+_SERVER_LIMITS: weakref.WeakKeyDictionary[asyncio.Server, ServerLimits] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limits_of(server: asyncio.Server) -> ServerLimits:
+    """The `ServerLimits` of a server made by `serve_tls`."""
+    return _SERVER_LIMITS[server]
+
 
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
@@ -97,8 +176,12 @@ class _TlsProtocol(asyncio.Protocol):
         on_ready: Callable[[_TlsProtocol], None],
         on_failure: Callable[[BaseException], None] | None = None,
         handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+        limits: ServerLimits | None = None,
     ) -> None:
         self._make = make
+        self._limits = limits
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.last_received = 0.0
         self._handshake_timeout = handshake_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._gate = gate
@@ -123,6 +206,11 @@ class _TlsProtocol(asyncio.Protocol):
             )
         made = self._make()
         if made is not None:
+            if self._limits is not None and not self._limits.admit(
+                self, stream_peer(transport.get_extra_info("peername"))
+            ):
+                self._fail(ConnectionError("too many connections"))
+                return
             self.conn = made
             self.flush()
 
@@ -142,6 +230,7 @@ class _TlsProtocol(asyncio.Protocol):
         self.stream_protocol.resume_writing()
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = asyncio.get_running_loop().time()
         try:
             if self.conn is None:
                 data = self._through_gate(data)
@@ -155,6 +244,10 @@ class _TlsProtocol(asyncio.Protocol):
             return
         self.flush()
         if not was_complete and self.conn.handshake_complete:
+            if self._limits is not None and not self._limits.established(self):
+                self.close()
+                return
+            self._watch_idle()
             self.stream_protocol.connection_made(self.tls_transport)
             if not self.ready.done():
                 self.ready.set_result(None)
@@ -188,6 +281,9 @@ class _TlsProtocol(asyncio.Protocol):
             self._fail(ConnectionError(result.detail))
             return b""
         if isinstance(result, StreamAdmit):
+            if self._limits is not None and not self._limits.admit(self, peer):
+                self._fail(ConnectionError("too many connections"))
+                return b""
             self.conn = ServerConnection.from_admit(
                 self._gate.config,
                 result,
@@ -200,6 +296,22 @@ class _TlsProtocol(asyncio.Protocol):
         self.raw.write(result.data)
         self._pending = b""
         return b""
+
+    def _watch_idle(self) -> None:
+        """Close once nothing was received for ``idle_timeout`` seconds (server side):
+        one timer, re-armed only when it fires."""
+        self._idle_timer = None
+        idle = None if self._limits is None else self._limits.config.idle_timeout
+        if idle is None or self.raw is None:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.last_received + idle
+        if loop.time() >= due:
+            assert self._limits is not None
+            self._limits.idle_closed += 1
+            self.close()
+            return
+        self._idle_timer = loop.call_at(due, self._watch_idle)
 
     def _handshake_timed_out(self) -> None:
         self._deadline = None
@@ -217,8 +329,11 @@ class _TlsProtocol(asyncio.Protocol):
         if self.ready.done():
             return
         self.ready.set_exception(exc)
+        if self._on_failure is not None or self._limits is not None:
+            # A server's: reported through the callback, if any; nobody awaits the future
+            # (otherwise every refused, evicted or timed-out client logs a traceback).
+            self.ready.exception()
         if self._on_failure is not None:
-            self.ready.exception()  # reported through the callback, not the future
             self._on_failure(exc)
 
     def _fail(self, exc: Exception) -> None:
@@ -228,6 +343,11 @@ class _TlsProtocol(asyncio.Protocol):
             self.raw.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._limits is not None:
+            self._limits.gone(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         self._handshake_failed(exc or ConnectionError("closed during the handshake"))
         self.reader.feed_eof()
         if self.conn is not None and self.conn.handshake_complete:
@@ -256,14 +376,19 @@ async def serve_tls(
     config: ServerConfig,
     *,
     on_handshake_failure: Callable[[BaseException], None] | None = None,
-    handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    handshake_timeout: float | _Default | None = _Default.FROM_CONFIG,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Like ``asyncio.start_server``, with TLS 1.3 from ``config`` on every connection.
     ``on_handshake_failure(exc)`` is called for each connection whose handshake did not
-    complete (a protocol error, a refused ClientHello, the peer leaving, or
-    ``handshake_timeout`` seconds passing first: the connection is then closed)."""
+    complete (a protocol error, a refused ClientHello, the peer leaving, eviction by a newer
+    handshake, or ``handshake_timeout`` seconds passing first: the connection is then
+    closed). ``handshake_timeout`` defaults to ``config.handshake_timeout``; the config's
+    other limits apply too (module docstring; ``limits_of(server)`` counts)."""
     loop = asyncio.get_running_loop()
+    if handshake_timeout is _Default.FROM_CONFIG:
+        handshake_timeout = config.handshake_timeout
+    limits = ServerLimits(config, loop)
     context = ServerContext(config)
     gate = StatelessGate(config, context=context) if config.stateless else None
     keylog = keylog_writer(config.keylog_file)
@@ -284,9 +409,11 @@ async def serve_tls(
                 return None
             return ServerConnection(config, context=context, keylog=keylog)
 
-        return _TlsProtocol(make, gate, ready, on_handshake_failure, handshake_timeout)
+        return _TlsProtocol(make, gate, ready, on_handshake_failure, handshake_timeout, limits)
 
-    return await loop.create_server(factory, host, port, **kwargs)
+    server = await loop.create_server(factory, host, port, **kwargs)
+    _SERVER_LIMITS[server] = limits
+    return server
 
 
 async def connect_tls(

@@ -93,6 +93,13 @@ class DtlsSocket:
         self._closed_by_peer = True
         self._inbox.clear()
 
+    def _abandoned(self) -> None:
+        """The listener gave up on our handshake (evicted for a newer one, or past its
+        deadline): end without sending anything; ``do_handshake()`` raises."""
+        self._replaced = True
+        self._closed_by_peer = True
+        self._inbox.clear()
+
     def _events(self) -> None:
         while (event := self.connection.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):

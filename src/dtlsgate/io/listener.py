@@ -11,6 +11,14 @@ sockets and clocks.
 datagrams go to it from then on, except an epoch-0 ClientHello once its handshake completed:
 a client that restarted from the same address and port (RFC 6347 §4.2.8). The gate judges
 that one, and an Admit replaces the old association (see `Listener.listen`).
+
+Handshakes accepted but not completed yet (``accept(..., timeout=None)``, driven by the
+application) are kept in an admission table (`dtlsgate.connection.admission`) with the
+config's ``max_handshakes*`` and ``handshake_timeout``: one evicted for a newcomer, or past
+its deadline at the next ``accept``, is ended (its ``do_handshake()`` raises
+``StateError``; nothing is sent). ``accept`` waits ``config.handshake_timeout`` by default.
+Established sockets belong to the application, which sets their ``recv`` timeouts: the
+config's ``idle_timeout`` and ``max_associations`` are the asyncio server's.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
+from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.datagram import Admit, Drop, Gate, is_client_hello
 
@@ -71,6 +80,8 @@ class Listener:
         # Datagrams read in the last batch but not yet judged (listen() returned an Admit
         # before reaching them): at most batch - 1.
         self._unread: deque[tuple[bytes, Any]] = deque()
+        # Accepted handshakes not completed yet (accept(timeout=None)).
+        self.admission: AdmissionTable[DtlsSocket] = AdmissionTable.for_server(self.config)
 
     def listen(self) -> tuple[Hashable, Admit] | None:
         """Serve the gate until a ClientHello is admitted; return ``(peer, admit)``.
@@ -169,12 +180,15 @@ class Listener:
         peer: Hashable,
         admit: Admit,
         *,
-        timeout: float | None = 30.0,
+        timeout: float | str | None = "config",
         connected_socket: bool = False,
     ) -> DtlsSocket:
         """Continue the handshake of an admitted peer (OpenSSL's ``SSL_accept`` after
-        ``DTLSv1_listen``); returns the `DtlsSocket`. ``timeout=None`` returns before the
-        handshake runs (call ``do_handshake()``).
+        ``DTLSv1_listen``); returns the `DtlsSocket`. ``timeout`` defaults to
+        ``config.handshake_timeout`` (seconds; when that is None, 30 s);
+        ``timeout=None`` returns before the handshake runs (call ``do_handshake()``): the
+        handshake then counts in ``admission`` until it completes, and may be ended by a
+        newer one (module docstring).
 
         By default the connection shares the listener's socket: datagrams from this peer
         go to it from now on. With ``connected_socket=True`` it gets a UDP socket of its
@@ -198,7 +212,9 @@ class Listener:
             raise UsageError(f"this Admit is for {admit.peer!r}, not {peer!r}")
         if peer in self._routes:
             raise UsageError(f"{peer!r} was already accepted; close its DtlsSocket first")
-        if timeout is not None and timeout <= 0:
+        if timeout == "config":
+            timeout = self.config.handshake_timeout or 30.0
+        if isinstance(timeout, str) or (timeout is not None and timeout <= 0):
             raise UsageError("timeout must be positive, or None")
         conn = DtlsServerConnection(
             admit, self.config, keylog=keylog_writer(self.config.keylog_file)
@@ -211,6 +227,8 @@ class Listener:
         self._client_randoms[peer] = admit.client_random
         if sock is not self.sock:
             self._drain(sock, dtls)
+        if timeout is None:
+            self._admit_pending(dtls)
         try:
             conn.start(self._clock())
             if timeout is not None:
@@ -222,6 +240,18 @@ class Listener:
                 sock.close()
             raise
         return dtls
+
+    def _admit_pending(self, dtls: DtlsSocket) -> None:
+        """Count a handshake the application will drive; end those it displaces and
+        those past their deadline. A handshake leaves the table when it completes (seen
+        here) or its socket is closed (``_forget``)."""
+        now = self._clock()
+        table = self.admission
+        for key in [k for k in table if k.connection.handshake_complete]:
+            table.finish(key)
+        for old in table.expire(now) + table.admit(dtls, dtls.peer, now):
+            self._forget(old.peer, old)
+            old._abandoned()
 
     def _connected_socket(self, peer: Hashable) -> socket.socket:
         listening = self.sock
@@ -297,6 +327,7 @@ class Listener:
     def _forget(self, peer: Hashable | None, dtls: DtlsSocket) -> None:
         """Stop routing ``peer``'s datagrams to ``dtls`` (and not to a newer association of
         the same peer that replaced it)."""
+        self.admission.finish(dtls)
         if self._routes.get(peer) is dtls:
             del self._routes[peer]
             self._client_randoms.pop(peer, None)

@@ -165,7 +165,7 @@ class CipherSuite(IntEnum):
 
 
 class NamedGroup(IntEnum):
-    """NamedGroup (RFC 8446 §4.2.7)."""
+    """NamedGroup (RFC 8446 §4.2.7; RFC 7919 for ffdhe*)."""
 
     secp256r1 = 0x0017
     secp384r1 = 0x0018
@@ -174,6 +174,16 @@ class NamedGroup(IntEnum):
     x448 = 0x001E
     ffdhe2048 = 0x0100
     ffdhe3072 = 0x0101
+    ffdhe4096 = 0x0102
+    ffdhe6144 = 0x0103
+    ffdhe8192 = 0x0104
+    # draft-ietf-tls-mlkem (pure ML-KEM) and draft-ietf-tls-ecdhe-mlkem (the hybrids), with
+    # the IANA registry's names.
+    MLKEM768 = 0x0201
+    MLKEM1024 = 0x0202
+    SecP256r1MLKEM768 = 0x11EB
+    X25519MLKEM768 = 0x11EC
+    SecP384r1MLKEM1024 = 0x11ED
 
 
 class SignatureScheme(IntEnum):

@@ -39,6 +39,7 @@ from dtlsgate.crypto.certs import (
     spki_of,
     verify_server_chain,
 )
+from dtlsgate.crypto.kex import ecdhe_groups
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
@@ -159,7 +160,8 @@ class ClientContext:
         self.suites = client_suites(config)
         if not self.suites:
             raise UsageError("no DTLS 1.2 cipher suite to offer with this configuration")
-        self.groups = tuple(config.groups or DEFAULT_GROUPS)
+        # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+        self.groups = ecdhe_groups(config.groups or DEFAULT_GROUPS)
         self.schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
         # The session to offer: a DTLS 1.2 one (a TLS 1.3 ticket is for the other
         # protocol), whose suite we still offer (RFC 5246 §7.4.1.2).

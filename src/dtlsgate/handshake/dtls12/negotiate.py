@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.hashes import Hash, KeyedHmac
+from dtlsgate.crypto.kex import ecdhe_groups
 from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
@@ -180,7 +181,8 @@ def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGrou
     data = extensions.get(_EXT_SUPPORTED_GROUPS)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
-    for group in config.groups or DEFAULT_GROUPS:
+    # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+    for group in ecdhe_groups(config.groups or DEFAULT_GROUPS):
         if group in offered:
             # As in _pick_scheme: a member is returned without calling the enum class.
             return group if type(group) is NamedGroup else NamedGroup(group)

@@ -23,7 +23,7 @@ from typing import Any
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import load_trust_store
 from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
-from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
@@ -117,7 +117,7 @@ class ClientContext:
         self.config = config
         self.provider = config.provider
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
         if not config.insecure:
@@ -309,11 +309,14 @@ def hello_message(
 
 
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
-    """The first flight: one ClientHello with a key share for our first group, and our
-    session ticket as a PSK when we have one (``now`` dates its age)."""
-    group = ctx.groups[0]
+    """The first flight: one ClientHello with key shares for our first group (and our first
+    elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and our session
+    ticket as a PSK when we have one (``now`` dates its age)."""
     offer = psk_offer(ctx, now)
-    shares = {group: ctx.provider.generate_key_share(NamedGroup(group))}
+    shares = {
+        group: ctx.provider.generate_key_share(NamedGroup(group))
+        for group in initial_key_share_groups(ctx.groups)
+    }
     # RFC 8446 Appendix D.4: in compatibility mode, a non-empty legacy_session_id.
     session_id = ctx.provider.random(32) if ctx.middlebox_compat else b""
     placeholder = offer.placeholder() if offer is not None else None

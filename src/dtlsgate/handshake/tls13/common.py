@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.errors import IllegalParameter, ProtocolError
 from dtlsgate.handshake.engine import Complete as Complete
@@ -66,11 +67,8 @@ DEFAULT_SUITES: tuple[CipherSuite, ...] = (
     CipherSuite.TLS_AES_256_GCM_SHA384,
     CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
 )
-DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
-    NamedGroup.x25519,
-    NamedGroup.secp256r1,
-    NamedGroup.secp384r1,
-)
+#: Every group we implement, hybrids first (`dtlsgate.crypto.kex.SUPPORTED_GROUPS`).
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = DEFAULT_TLS13_GROUPS
 #: What we offer in signature_algorithms: every TLS 1.3 scheme we can verify.
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.ecdsa_secp256r1_sha256,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
@@ -120,7 +121,7 @@ class ServerContext:
         self.config = config
         self.provider = config.provider
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        self.groups: tuple[int, ...] = config.groups or DEFAULT_GROUPS
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
@@ -382,11 +383,13 @@ def server_flight(
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
     resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
     suite = suite_info(choice.suite)
-    ours = ctx.provider.generate_key_share(NamedGroup(choice.group))
-    shared = ours.exchange(client_share)
+    # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation to the
+    # client's key; an invalid client share is illegal_parameter (RFC 8446 §4.2.8).
+    group = NamedGroup(choice.group)
+    our_share, shared = respond(group, client_share, ctx.provider)
     schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
     schedule.enter_handshake(shared)
-    server_share = KeyShareEntry(ours.group, ours.public_bytes)
+    server_share = KeyShareEntry(group, our_share)
     extensions = [
         Extension(_E.key_share, encode_key_share_sh(server_share)),
         Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),

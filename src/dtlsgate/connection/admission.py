@@ -1,0 +1,157 @@
+"""The admission table: which admitted handshakes a server keeps while they are in progress.
+
+A cookie proves only that a client owns its address, not that it will finish its handshake:
+a client can pass the gate and then go silent, holding whatever the server keeps for it.
+Every server adapter (asyncio DTLS, the blocking Listener, TLS 1.3 over TCP) records its
+handshakes in progress here, and the table bounds them three ways:
+
+- per source address (IPv4: the address; IPv6: its /64 by default, since one host or site
+  usually holds a whole /64): at most ``per_address``. When that address is at its limit,
+  its oldest handshake makes way for the newcomer, so a legitimate client behind the same
+  NAT address as an attacker still gets in;
+- in all: at most ``total``. When full, a newcomer evicts the oldest handshake of the
+  address holding the most (never the newcomer itself);
+- in time: a handshake still in progress ``timeout`` seconds after its admission expires.
+
+Sans-I/O: the table holds opaque keys (the adapter's connection objects) and their
+addresses; ``now`` is an argument. The adapter closes what `admit` and `expire` return and
+calls `finish` when a handshake completes or fails.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
+
+from dtlsgate.config import ServerConfig
+from dtlsgate.errors import UsageError
+
+K = TypeVar("K", bound=Hashable)
+
+
+def address_of(peer: Hashable | None, ipv6_prefix: int = 64) -> Hashable | None:
+    """The address a peer's handshakes are counted under: the IPv4 address (also for an
+    IPv4-mapped IPv6 address), the IPv6 network of ``ipv6_prefix`` bits, or the peer
+    itself when it is not an IP socket address (None stays None: one shared count)."""
+    host = peer[0] if isinstance(peer, tuple) and peer else peer
+    if not isinstance(host, str):
+        return peer
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return peer
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped
+        if mapped is None:
+            return ("ipv6", int(ip) >> (128 - ipv6_prefix), ipv6_prefix)
+        ip = mapped
+    return ("ipv4", int(ip))
+
+
+class AdmissionTable(Generic[K]):
+    """Handshakes in progress, bounded per address, in all, and in time (module docstring)."""
+
+    def __init__(
+        self, *, per_address: int, total: int, timeout: float | None, ipv6_prefix: int = 64
+    ) -> None:
+        if not 1 <= per_address <= total:
+            raise UsageError("per_address must be between 1 and total")
+        if timeout is not None and timeout <= 0:
+            raise UsageError("timeout must be positive, or None")
+        if not 1 <= ipv6_prefix <= 128:
+            raise UsageError("ipv6_prefix must be between 1 and 128")
+        self.per_address = per_address
+        self.total = total
+        self.timeout = timeout
+        self.ipv6_prefix = ipv6_prefix
+        # Every handshake in progress, oldest admission first: key -> (address, admitted at).
+        self._entries: dict[K, tuple[Hashable | None, float]] = {}
+        # Per address, its handshakes oldest first (dicts keep insertion order).
+        self._by_address: dict[Hashable | None, dict[K, None]] = {}
+        # Counters for the adapters' statistics.
+        self.evicted_per_address = 0
+        self.evicted_when_full = 0
+        self.expired = 0
+
+    @classmethod
+    def for_server(cls, config: ServerConfig) -> AdmissionTable[K]:
+        """The table a server with ``config`` uses (its ``max_handshakes*``,
+        ``handshake_timeout`` and ``ipv6_prefix_length``)."""
+        return cls(
+            per_address=config.max_handshakes_per_address,
+            total=config.max_handshakes,
+            timeout=config.handshake_timeout,
+            ipv6_prefix=config.ipv6_prefix_length,
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[K]:
+        """The handshakes in progress, oldest admission first (a snapshot)."""
+        return iter(list(self._entries))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def count(self, peer: Hashable | None) -> int:
+        """Handshakes in progress from ``peer``'s address (its /64 for IPv6)."""
+        return len(self._by_address.get(address_of(peer, self.ipv6_prefix), ()))
+
+    def admit(self, key: K, peer: Hashable | None, now: float) -> list[K]:
+        """Record a newly admitted handshake; returns the handshakes it displaced (at most
+        one), which the adapter must close. ``key`` must not be in the table already."""
+        if key in self._entries:
+            raise UsageError(f"{key!r} is already in the admission table")
+        address = address_of(peer, self.ipv6_prefix)
+        evicted: list[K] = []
+        same = self._by_address.get(address)
+        if same is not None and len(same) >= self.per_address:
+            evicted.append(next(iter(same)))
+            self.evicted_per_address += 1
+        elif len(self._entries) >= self.total:
+            evicted.append(self._oldest_of_busiest())
+            self.evicted_when_full += 1
+        for old in evicted:
+            self.finish(old)
+        self._entries[key] = (address, now)
+        self._by_address.setdefault(address, {})[key] = None
+        return evicted
+
+    def _oldest_of_busiest(self) -> K:
+        """The oldest handshake of the address holding the most; between addresses holding
+        as many, the one whose oldest handshake is the oldest."""
+        most = max(len(keys) for keys in self._by_address.values())
+        for key, (address, _) in self._entries.items():
+            if len(self._by_address[address]) == most:
+                return key
+        raise AssertionError("unreachable: some address holds the most")
+
+    def finish(self, key: K) -> None:
+        """The handshake completed, failed or was closed: forget it (absent keys are fine)."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        same = self._by_address[entry[0]]
+        del same[key]
+        if not same:
+            del self._by_address[entry[0]]
+
+    def next_deadline(self) -> float | None:
+        """When the oldest handshake expires (None: nothing in progress, or no timeout)."""
+        if self.timeout is None or not self._entries:
+            return None
+        return min(at for _, at in self._entries.values()) + self.timeout
+
+    def expire(self, now: float) -> list[K]:
+        """Forget and return the handshakes admitted ``timeout`` seconds or more before
+        ``now``, for the adapter to close."""
+        if self.timeout is None:
+            return []
+        limit = now - self.timeout
+        gone = [key for key, (_, at) in self._entries.items() if at <= limit]
+        for key in gone:
+            self.finish(key)
+        self.expired += len(gone)
+        return gone

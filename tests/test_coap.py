@@ -1,0 +1,340 @@
+"""dtlsgate.coap in one process: our aiocoap client transport against our aiocoap server
+transport over coaps (PSK and certificates, block-wise both ways, observation, claims),
+the errors a user sees, and bad input on an association.
+
+The real peers (libcoap, tinydtls) are in tests/test_interop_coap.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dtlsgate import ClientConfig, ServerConfig, UsageError
+from dtlsgate.io import aio
+from dtlsgate.wire.enums import CipherSuite
+
+aiocoap = pytest.importorskip("aiocoap", reason="`make test` installs aiocoap (extra [coap])")
+
+from aiocoap.credentials import CredentialsMissingError  # noqa: E402
+from coap_helpers import (  # noqa: E402
+    BIG,
+    PSK,
+    PSK_ENTRY,
+    PSK_ID,
+    make_certs,
+    our_client,
+    our_server,
+    request,
+)
+
+from dtlsgate import coap  # noqa: E402
+
+
+def test_installed_aiocoap_is_a_supported_version() -> None:
+    """Fails, saying what to do, when aiocoap changes underneath dtlsgate.coap."""
+    problems = coap.check_aiocoap()
+    assert problems == [], (
+        "dtlsgate.coap was tested with aiocoap "
+        f"{', '.join(coap.SUPPORTED_AIOCOAP)}; installed: {coap.aiocoap_version()}. "
+        "Run tests/test_coap.py and tests/test_interop_coap.py with it, then add it to "
+        "SUPPORTED_AIOCOAP and the [coap] extra in pyproject.toml. Problems: " + "; ".join(problems)
+    )
+
+
+def test_psk_get_put_blockwise_and_observe() -> None:
+    async def main() -> None:
+        credentials = {":the-client": PSK_ENTRY}
+        async with our_server(credentials=credentials) as (server, port):
+            base = f"coaps://127.0.0.1:{port}"
+            async with our_client({f"{base}/*": PSK_ENTRY}) as client:
+                wkc = await request(client, aiocoap.GET, f"{base}/.well-known/core")
+                assert wkc.code == aiocoap.CONTENT
+                assert b"</time>" in wkc.payload and b"</echo>" in wkc.payload
+                # Block1 (RFC 7959 §2.5) on the way in, Block2 on the way out.
+                put = await request(client, aiocoap.PUT, f"{base}/echo", BIG)
+                assert put.code == aiocoap.CHANGED
+                got = await request(client, aiocoap.GET, f"{base}/echo")
+                assert got.payload == BIG
+                info = got.remote.dtls_info
+                assert info.psk_identity == PSK_ID
+                # Every request went over one association, behind the gate.
+                assert len(coap.dtls_server(server).peers) == 1
+                notes = await observe(client, f"{base}/time", 3)
+                assert len(set(notes)) == 4
+
+    asyncio.run(main())
+
+
+async def observe(client: Any, uri: str, count: int) -> list[bytes]:
+    """RFC 7641: register, then take ``count`` notifications; returns every payload."""
+    req = client.request(aiocoap.Message(code=aiocoap.GET, uri=uri, observe=0))
+    first = await asyncio.wait_for(req.response, 20)
+    assert first.opt.observe is not None, "the server did not accept the registration"
+    payloads = [first.payload]
+
+    async def take() -> None:
+        async for note in req.observation:
+            payloads.append(note.payload)
+            if len(payloads) > count:
+                break
+
+    await asyncio.wait_for(take(), 20)
+    req.observation.cancel()
+    return payloads
+
+
+def test_the_server_sees_the_psk_credential_label_as_claim() -> None:
+    """aiocoap's server credentials: each ``dtls`` entry is a PSK, and its label is the
+    request's authenticated claim (as aiocoap's tinydtls server reports it)."""
+    from aiocoap import resource
+
+    class WhoAmI(resource.Resource):  # type: ignore[misc]
+        async def render_get(self, request: Any) -> Any:
+            claims = list(request.remote.authenticated_claims)
+            return aiocoap.Message(payload=repr(claims).encode())
+
+    async def main() -> None:
+        site = resource.Site()
+        site.add_resource(["whoami"], WhoAmI())
+        other = {"dtls": {"psk": b"other key", "client-identity": b"other"}}
+        ctx = await coap.create_server_context(
+            site, bind=("127.0.0.1", 0), credentials={":alice": PSK_ENTRY, ":bob": other}
+        )
+        port = coap.server_address(ctx)[1]
+        try:
+            for entry, label in ((PSK_ENTRY, ":alice"), (other, ":bob")):
+                async with our_client({f"coaps://127.0.0.1:{port}/*": entry}) as client:
+                    got = await request(client, aiocoap.GET, f"coaps://127.0.0.1:{port}/whoami")
+                    assert got.payload == repr([label]).encode()
+        finally:
+            await ctx.shutdown()
+
+    asyncio.run(main())
+
+
+def test_certificates_both_ways_with_a_client_certificate(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+
+    async def main() -> None:
+        config = ServerConfig(verify_client="required", cafile=str(certs.client))
+        async with our_server(
+            certfile=str(certs.server), keyfile=str(certs.server_key), config=config
+        ) as (_, port):
+            base = f"coaps://localhost:{port}"
+            client_config = ClientConfig()
+            client_config.load_cert_chain(str(certs.client), str(certs.client_key))
+            credentials = {f"{base}/*": {"tlscert": {"certfile": str(certs.server)}}}
+            async with our_client(credentials, config=client_config) as client:
+                got = await request(client, aiocoap.PUT, f"{base}/echo", BIG)
+                assert got.code == aiocoap.CHANGED
+                got = await request(client, aiocoap.GET, f"{base}/echo")
+                assert got.payload == BIG
+                assert got.remote.dtls_info.cipher_suite in (
+                    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+                    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CCM,
+                )
+            # Without the client certificate the server refuses the handshake.
+            async with our_client(credentials) as client:
+                with pytest.raises(coap.DtlsConnectError):
+                    await request(client, aiocoap.GET, f"{base}/time")
+
+    asyncio.run(main())
+
+
+def test_a_server_certificate_from_another_ca_fails_the_request_clearly(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+
+    async def main() -> None:
+        async with our_server(certfile=str(certs.server), keyfile=str(certs.server_key)) as (
+            _,
+            port,
+        ):
+            base = f"coaps://localhost:{port}"
+            credentials = {f"{base}/*": {"tlscert": {"certfile": str(certs.other)}}}
+            async with our_client(credentials) as client:
+                with pytest.raises(coap.DtlsConnectError) as caught:
+                    await request(client, aiocoap.GET, f"{base}/time")
+                assert f"coaps://localhost:{port}: DTLS handshake failed" in str(caught.value)
+            # No credential for the URI: the ClientConfig given applies, here its cafile.
+            async with our_client(None, config=ClientConfig(cafile=str(certs.server))) as client:
+                got = await request(client, aiocoap.GET, f"{base}/time")
+                assert got.code == aiocoap.CONTENT
+
+    asyncio.run(main())
+
+
+def test_a_wrong_psk_fails_the_request_and_the_next_request_retries() -> None:
+    async def main() -> None:
+        async with our_server(credentials={":c": PSK_ENTRY}) as (_, port):
+            base = f"coaps://127.0.0.1:{port}"
+            wrong = {"dtls": {"psk": b"not the key", "client-identity": PSK_ID}}
+            async with our_client({f"{base}/*": wrong}, handshake_timeout=3) as client:
+                # The server drops the Finished it cannot decrypt: the handshake times out.
+                with pytest.raises(coap.DtlsConnectError, match="no handshake within 3 s"):
+                    await request(client, aiocoap.GET, f"{base}/time")
+                # The failed association is not kept: fixing the credentials is enough.
+                client.client_credentials.load_from_dict({f"{base}/*": PSK_ENTRY})
+                got = await request(client, aiocoap.GET, f"{base}/time")
+                assert got.code == aiocoap.CONTENT
+
+    asyncio.run(main())
+
+
+def test_usage_errors() -> None:
+    async def main() -> None:
+        with pytest.raises(UsageError, match="needs credentials"):
+            await coap.create_server_context(None, bind=("127.0.0.1", 0))
+        with pytest.raises(UsageError, match="keyfile needs a certfile"):
+            await coap.create_server_context(
+                None, bind=("127.0.0.1", 0), credentials={":c": PSK_ENTRY}, keyfile="k.pem"
+            )
+        with pytest.raises(UsageError, match="would take coaps://"):
+            await coap.create_client_context(transports=["tinydtls"])
+        plain = await aiocoap.Context.create_client_context(transports=["udp6"])
+        try:
+            with pytest.raises(UsageError, match="not a context made by"):
+                coap.server_address(plain)
+        finally:
+            await plain.shutdown()
+        async with our_client({"coaps://elsewhere/*": PSK_ENTRY}) as client:
+            with pytest.raises(CredentialsMissingError):
+                await request(client, aiocoap.GET, "coaps://127.0.0.1:9/time")
+
+    asyncio.run(main())
+
+
+# Mutated requests that share a token replace one another; aiocoap cancels the replaced
+# request's rendering before it started and warns that its coroutine was never awaited.
+@pytest.mark.filterwarnings("ignore:coroutine 'Context._render_to_pipe' was never awaited")
+def test_garbage_in_an_association_is_ignored_and_the_association_still_serves() -> None:
+    """Records that are no CoAP message (empty, truncated, random, a Uri-Path that is not
+    UTF-8, which aiocoap's decoder raises UnicodeDecodeError for) and 300 seeded mutations
+    of a request are dropped or answered; a request after them on the same association is
+    answered."""
+
+    async def main() -> None:
+        async with our_server(credentials={":c": PSK_ENTRY}) as (server, port):
+            config = ClientConfig(psk_identity=PSK_ID, psk=PSK)
+            stream = await aio.connect("127.0.0.1", port, config, timeout=20)
+            try:
+                bad_utf8 = bytes([0x40, 0x01, 0x00, 0x05, 0xB2, 0xFF, 0xFE])  # GET /%FF%FE
+                for junk in (b"", b"\x40", b"\xff" * 7, bytes(range(200)), bad_utf8):
+                    stream.send(junk)
+                for i, junk in enumerate(mutations(300)):
+                    stream.send(junk)
+                    if i % 50 == 49:  # a burst past the socket's receive buffer would be lost
+                        await asyncio.sleep(0.05)
+                get = aiocoap.Message(code=aiocoap.GET, uri_path=["echo"])
+                get.mtype, get.mid, get.token = aiocoap.CON, FINAL_MID, b"tk"
+                answer = await answer_to(stream, get.encode())
+                assert (answer.token, answer.code) == (b"tk", aiocoap.CONTENT)
+                assert len(coap.dtls_server(server).peers) == 1
+            finally:
+                stream.close()
+
+    asyncio.run(main())
+
+
+FINAL_MID = 0xBEEF
+
+
+async def answer_to(stream: aio.DtlsStream, request: bytes) -> Any:
+    """Send a CON request until the answer with its message ID comes (as CoAP retransmits,
+    RFC 7252 §4.2), skipping other messages; bounded in time and in messages."""
+    deadline = asyncio.get_running_loop().time() + 20
+    stream.send(request)
+    for _ in range(2000):
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            data = await asyncio.wait_for(stream.recv(), min(1.0, max(left, 0.01)))
+        except TimeoutError:
+            assert left > 0, "no answer in 20 s"
+            stream.send(request)
+            continue
+        answer = aiocoap.Message.decode(data)
+        if answer.mid == FINAL_MID:
+            return answer
+    raise AssertionError("no answer among 2000 messages")
+
+
+def mutations(count: int) -> list[bytes]:
+    """Seeded mutations of a CoAP request (bytes replaced, truncated), none with FINAL_MID."""
+    rng = random.Random(16)
+    request = aiocoap.Message(code=aiocoap.PUT, uri_path=["echo"], payload=b"payload")
+    request.mtype, request.mid, request.token = aiocoap.NON, 1, b"tok"
+    encoded = request.encode()
+    out = []
+    while len(out) < count:
+        data = bytearray(encoded)
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            del data[rng.randrange(len(data)) :]
+        if bytes(data[2:4]) != FINAL_MID.to_bytes(2, "big"):
+            out.append(bytes(data))
+    return out
+
+
+def test_an_observation_ends_with_an_error_when_the_server_goes_away() -> None:
+    from dtlsgate.io.coap_cli import build_site
+
+    async def main() -> None:
+        server = await coap.create_server_context(
+            build_site(0.2), bind=("127.0.0.1", 0), credentials={":c": PSK_ENTRY}
+        )
+        base = f"coaps://127.0.0.1:{coap.server_address(server)[1]}"
+        async with our_client({f"{base}/*": PSK_ENTRY}) as client:
+            req = client.request(aiocoap.Message(code=aiocoap.GET, uri=f"{base}/time", observe=0))
+            await asyncio.wait_for(req.response, 20)
+            await asyncio.wait_for(server.shutdown(), 15)  # close_notify to the client
+            with pytest.raises(coap.DtlsConnectionClosed):
+                await asyncio.wait_for(_drain(req.observation), 20)
+
+    asyncio.run(main())
+
+
+async def _drain(observation: Any) -> None:
+    async for _ in observation:
+        pass
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from dtlsgate.io import coap_cli
+
+    assert coap_cli.main(["--psk", "no-colon", "--port", "0"]) == 2
+    assert "--psk wants IDENTITY:KEY" in capsys.readouterr().err
+    assert coap_cli.main(["--psk-hex", "id:zz", "--port", "0"]) == 2
+    assert "--psk wants IDENTITY:HEX" in capsys.readouterr().err
+    assert coap_cli.main(["--interval", "0"]) == 2
+    assert coap_cli.main(["--cert", "/nonexistent/cert.pem"]) == 2
+
+
+def test_without_aiocoap_the_import_and_the_cli_say_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    hide = "import sys; sys.modules['aiocoap'] = None; "
+    imported = subprocess.run(
+        [sys.executable, "-c", hide + "import dtlsgate.coap"], capture_output=True, timeout=60
+    )
+    assert imported.returncode == 1
+    assert b"dtlsgate.coap needs aiocoap: pip install 'dtlsgate[coap]'" in imported.stderr
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            hide + "from dtlsgate.cli import main; sys.exit(main(['coap-server']))",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert cli.returncode == 2
+    assert b"needs aiocoap: pip install 'dtlsgate[coap]'" in cli.stderr

@@ -1,0 +1,192 @@
+"""The ServerConfig limits in the asyncio servers, over loopback (issue 10 part 1): the
+handshake deadline, the idle timeout and the cap on established associations (DTLS 1.2),
+and the same with the per-address limit for TLS 1.3 over TCP. The admission table itself is
+tested in test_admission.py, the floods in test_interop_halfopen.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+from builders import client_hello, datagram, with_cookie
+from test_dtls12_aio import configs, echo
+from tls13_helpers import client_config, server_config
+
+from dtlsgate import Listener, connect_tls, serve_tls
+from dtlsgate.errors import StateError
+from dtlsgate.io import aio
+from dtlsgate.io.aio_tls import limits_of
+
+WAIT = 10.0  # bound on every wait; the limits below are a fraction of a second
+
+
+async def until(predicate: object, seconds: float = WAIT) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "not within the bound"
+        await asyncio.sleep(0.02)
+
+
+async def half_open(port: int) -> socket.socket:
+    """A client that passes the cookie exchange and then says nothing more."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    first = datagram(client_hello(random=os.urandom(32)))
+    await loop.sock_sendto(sock, first, ("127.0.0.1", port))
+    reply = await asyncio.wait_for(loop.sock_recv(sock, 2048), WAIT)
+    cookie = reply[28 : 28 + reply[27]]
+    await loop.sock_sendto(sock, with_cookie(first, cookie), ("127.0.0.1", port))
+    return sock
+
+
+def test_dtls_handshake_past_its_deadline_is_abandoned_without_a_word() -> None:
+    async def main() -> None:
+        server_cfg, _ = configs()
+        server_cfg.handshake_timeout = 0.4
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
+            sock = await half_open(server.address[1])
+            await until(lambda: server.handshakes_in_progress == 1)
+            await until(lambda: server.handshakes_in_progress == 0)
+            assert server.admission.expired == 1 and not server.peers
+            # The flight was sent once; its retransmission (due 1 s after it) never comes.
+            flight = []
+            with pytest.raises(TimeoutError):
+                while True:
+                    flight.append(
+                        await asyncio.wait_for(
+                            asyncio.get_running_loop().sock_recv(sock, 4096), 1.5
+                        )
+                    )
+            assert flight and flight[0][13] == 2  # the ServerHello, once
+            sock.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_dtls_idle_association_is_closed() -> None:
+    async def main() -> None:
+        server_cfg, client_cfg = configs()
+        server_cfg.idle_timeout = 0.5
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
+            stream = await aio.connect(*server.address, client_cfg, timeout=WAIT)
+            stream.send(b"x")
+            assert await asyncio.wait_for(stream.recv(), WAIT) == b"echo:x"
+            assert server.associations == 1
+            # Then nothing: the server closes with close_notify, which ends our recv().
+            assert await asyncio.wait_for(stream.recv(), WAIT) == b""
+            await until(lambda: server.associations == 0)
+            assert server.idle_closed == 1
+            stream.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_dtls_admits_are_refused_at_max_associations() -> None:
+    async def main() -> None:
+        server_cfg, client_cfg = configs()
+        server_cfg.max_associations = 1
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
+            first = await aio.connect(*server.address, client_cfg, timeout=WAIT)
+            with pytest.raises(TimeoutError):
+                await aio.connect(*server.address, client_cfg, timeout=1.5)
+            assert server.admits_refused >= 1 and server.associations == 1
+            first.close()
+            await until(lambda: server.associations == 0)
+            second = await aio.connect(*server.address, client_cfg, timeout=WAIT)
+            second.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+async def tls_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(b"echo:" + data)
+        await writer.drain()
+    writer.close()
+
+
+def test_tls_per_address_limit_evicts_the_oldest_connection_in_progress() -> None:
+    """Without ``stateless`` every connection not yet established counts: the third from
+    one address ends the first (the server closes it), not itself."""
+
+    async def main() -> None:
+        cfg = server_config(max_handshakes=8, max_handshakes_per_address=2)
+        server = await serve_tls(tls_echo, "127.0.0.1", 0, cfg)
+        port = server.sockets[0].getsockname()[1]
+        limits = limits_of(server)
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await until(lambda: limits.admission.evicted_per_address == 1)
+        assert await asyncio.wait_for(conns[0][0].read(), WAIT) == b""  # closed by the server
+        assert limits.handshakes_in_progress == 2
+        # The newest one still completes a handshake... as does a client arriving now.
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hi")
+        assert await asyncio.wait_for(reader.read(100), WAIT) == b"echo:hi"
+        writer.close()
+        for _, w in conns:
+            w.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
+    async def main() -> None:
+        cfg = server_config(stateless=stateless, idle_timeout=0.5, max_associations=1)
+        server = await serve_tls(tls_echo, "127.0.0.1", 0, cfg)
+        port = server.sockets[0].getsockname()[1]
+        limits = limits_of(server)
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hi")
+        assert await asyncio.wait_for(reader.read(100), WAIT) == b"echo:hi"
+        # At the cap, a second client is closed before its handshake completes.
+        with pytest.raises((ConnectionError, OSError)):
+            await connect_tls("127.0.0.1", port, client_config(), handshake_timeout=WAIT)
+        assert limits.admits_refused == 1
+        # The first, idle, is closed with close_notify.
+        assert await asyncio.wait_for(reader.read(100), WAIT) == b""
+        await until(lambda: limits.associations == 0)
+        assert limits.idle_closed == 1
+        writer.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_listener_handshakes_left_to_the_application_are_bounded_per_address() -> None:
+    """``accept(..., timeout=None)`` leaves the handshake to the application; a newer one
+    from the same address (at ``max_handshakes_per_address``) ends the older, whose
+    ``do_handshake()`` then fails instead of waiting for a client that went silent."""
+    server_cfg, _ = configs()
+    server_cfg.max_handshakes_per_address = 1
+    listening = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listening.bind(("127.0.0.1", 0))
+    listening.settimeout(0.5)
+    listener = Listener(listening, server_cfg)
+    address = listening.getsockname()
+    accepted = []
+    clients = []
+    for _ in range(2):
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(WAIT)
+        clients.append(client)
+        first = datagram(client_hello(random=os.urandom(32)))
+        client.sendto(first, address)
+        assert listener.listen() is None  # answered with a HelloVerifyRequest
+        reply = client.recv(2048)
+        client.sendto(with_cookie(first, reply[28 : 28 + reply[27]]), address)
+        admitted = listener.listen()
+        assert admitted is not None
+        accepted.append(listener.accept(*admitted, timeout=None))
+    assert len(listener.admission) == 1 and listener.admission.evicted_per_address == 1
+    with pytest.raises(StateError):
+        accepted[0].do_handshake(timeout=WAIT)
+    for sock in (*clients, listening):
+        sock.close()
