@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from peers import process, read_line, require
@@ -157,3 +158,117 @@ def test_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) 
     # here: for a client that sends no certificate it prints no such line).
     assert "- Peer's certificate was NOT verified." in out, out
     assert "ping raw" in out
+
+
+# ---- TLS 1.3 over TCP ---------------------------------------------------------------------
+
+TLS13_RAWPK = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+CTYPE-SRV-RAWPK:+CTYPE-CLI-RAWPK:-CTYPE-SRV-X509"
+
+
+class Tls13Server:
+    """Our blocking TLS 1.3 server on a thread, for one connection: echoes one chunk."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(20)
+        self.port = int(self.sock.getsockname()[1])
+        self.config = config
+        self.errors: list[BaseException] = []
+        self.infos: list[Any] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from dtlsgate.io.blocking_tls import accept
+
+        try:
+            with accept(self.sock, self.config) as tls:
+                self.infos.append(tls.info)
+                data = tls.recv()
+                tls.sendall(b"echo:" + data)
+        except Exception as exc:  # recorded for the test to assert on
+            self.errors.append(exc)
+
+    def __enter__(self) -> Tls13Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(30)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
+def test_tls13_gnutls_cli_with_our_raw_public_key_server(tmp_path: Path, pinned: bool) -> None:
+    require("gnutls-cli")
+    server_key, _ = key_pair(tmp_path, "server")
+    client_key, client_pub = key_pair(tmp_path, "client")
+    _, other_pub = key_pair(tmp_path, "other")
+    pins = tuple(load_public_keys(client_pub if pinned else other_pub))
+    config = ServerConfig(verify_client="required", pinned_keys=pins)
+    config.load_raw_public_key(server_key)
+    args = ["gnutls-cli", "-p", "PORT", "127.0.0.1", "--insecure", "--priority", TLS13_RAWPK]
+    args += ["--rawpkfile", str(client_pub), "--rawpkkeyfile", str(client_key)]
+    with Tls13Server(config) as server:
+        args[2] = str(server.port)
+        with process(args, seconds=20) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            deadline = time.monotonic() + 15
+            out = ""
+            while time.monotonic() < deadline and "echo:" not in out:
+                line = read_line(proc.stdout, deadline)
+                out += line + "\n"
+                if line.startswith("- Simple Client Mode"):
+                    proc.stdin.write(b"hello raw\n")
+                    proc.stdin.flush()
+                if not line and proc.poll() is not None:
+                    break
+            proc.stdin.close()
+            proc.wait(10)
+            assert proc.stderr is not None
+            out += proc.stderr.read().decode(errors="replace")
+    assert "- Certificate type: Raw Public Key" in out
+    if pinned:
+        assert not server.errors, server.errors
+        assert "echo:hello raw" in out
+        assert server.infos[0].peer_raw_public_key == pins[0]
+    else:
+        assert [type(e) for e in server.errors] == [BadCertificate]
+        assert "Received alert [42]" in out, out
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
+def test_tls13_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned: bool) -> None:
+    require("gnutls-serv")
+    from dtlsgate.io.blocking_tls import connect as connect_tls
+
+    server_key, server_pub = key_pair(tmp_path, "server")
+    _, other_pub = key_pair(tmp_path, "other")
+    port = free_udp_port()  # a free port number; gnutls-serv binds TCP on it
+    args = gnutls_serv(port, server_key, server_pub, ["--priority", TLS13_RAWPK])
+    args.remove("--udp")
+    pins = tuple(load_public_keys(server_pub if pinned else other_pub))
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
+        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        config = ClientConfig(pinned_keys=pins)
+        if pinned:
+            with connect_tls("127.0.0.1", port, config, timeout=15) as tls:
+                assert tls.info is not None and tls.info.peer_raw_public_key == pins[0]
+                tls.sendall(b"ping raw\n")  # gnutls-serv echoes whole lines over TCP
+                assert tls.recv() == b"ping raw\n"
+        else:
+            with pytest.raises(BadCertificate):
+                connect_tls("127.0.0.1", port, config, timeout=15)
+            # gnutls-serv 3.7 ends the handshake with an error. It reports our encrypted
+            # bad_certificate as "Decryption has failed" (OpenSSL's s_server decrypts our
+            # client's alerts at this point and names them: not investigated further).
+            assert proc.stderr is not None
+            deadline = time.monotonic() + 10
+            seen = ""
+            while time.monotonic() < deadline and "error in handshake" not in seen.lower():
+                seen = read_line(proc.stderr, deadline)
+            assert "Error in handshake" in seen, seen

@@ -115,3 +115,39 @@ def test_dtls12_a_certificate_type_we_did_not_offer_is_illegal_parameter(
         pair.run()
     assert raised.value.alert == AlertDescription.illegal_parameter
     assert alerts_in(pair.client.datagrams_to_send()) == [AlertDescription.illegal_parameter]
+
+
+# ---- TLS 1.3 (RFC 8446 §4.4.2: a CertificateEntry holding the SubjectPublicKeyInfo) ----------
+
+
+def tls13_pair(server: ServerConfig, client: ClientConfig) -> tuple[Any, Any]:
+    from tls13_helpers import pair
+
+    return pair(server, client)
+
+
+def tls13_server(**kwargs: Any) -> ServerConfig:
+    return ServerConfig(private_key=SERVER_KEY, raw_public_key=True, **kwargs)
+
+
+def test_tls13_server_raw_public_key_pinned_by_the_client() -> None:
+    from tls13_helpers import events
+
+    client, server = tls13_pair(tls13_server(), ClientConfig(pinned_keys=(spki_of(SERVER_KEY),)))
+    done = [e for e in events(client) if isinstance(e, HandshakeCompleted)]
+    assert done and done[0].peer_raw_public_key == spki_of(SERVER_KEY)
+    assert done[0].peer_certificates == ()
+    assert any(isinstance(e, HandshakeCompleted) for e in events(server))
+
+
+def test_tls13_a_server_key_that_is_not_pinned_gets_bad_certificate() -> None:
+    with pytest.raises(BadCertificate):
+        tls13_pair(tls13_server(), ClientConfig(pinned_keys=(spki_of(OTHER_KEY),)))
+
+
+def test_tls13_no_certificate_type_in_common_is_unsupported_certificate() -> None:
+    from tls13_helpers import server_config as certificate_server
+
+    with pytest.raises(ProtocolError) as raised:
+        tls13_pair(certificate_server(), ClientConfig(pinned_keys=(spki_of(SERVER_KEY),)))
+    assert raised.value.alert == AlertDescription.unsupported_certificate

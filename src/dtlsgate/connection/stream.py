@@ -81,6 +81,7 @@ def completed(info: HandshakeInfo) -> HandshakeCompleted:
         signature_scheme=info.signature_scheme,
         hello_retry=info.hello_retry,
         resumed=info.resumed,
+        peer_raw_public_key=info.peer_raw_public_key,
     )
 
 

@@ -41,6 +41,7 @@ from dtlsgate.wire.extensions import (
     KeyShareEntry,
     OfferedPsks,
     decode_alpn,
+    decode_certificate_types,
     decode_cookie,
     decode_key_share_ch,
     decode_pre_shared_key_ch,
@@ -157,6 +158,8 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
+    peer_raw_public_key: bytes | None = None
 
 
 @frozen
@@ -250,6 +253,9 @@ class ClientHelloInfo:
     cookie: bytes | None
     record_size_limit: int | None
     early_data: bool
+    # RFC 7250 §4.1: the certificate types the client takes / can send (None: X.509 only).
+    server_certificate_types: tuple[int, ...] | None = None
+    client_certificate_types: tuple[int, ...] | None = None
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -270,6 +276,8 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
     _E.cookie: ("cookie", decode_cookie),
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+    _E.server_certificate_type: ("server_certificate_types", decode_certificate_types),
+    _E.client_certificate_type: ("client_certificate_types", decode_certificate_types),
 }
 
 

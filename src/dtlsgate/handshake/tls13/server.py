@@ -17,7 +17,7 @@ never accepted: offered early data is skipped (``MAX_EARLY_DATA_SKIP``, §4.2.10
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -30,6 +30,7 @@ from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_k
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_GROUPS,
@@ -165,6 +166,7 @@ class WaitClientCertificate:
     suite: SuiteInfo
     app: AppSecrets
     info: HandshakeInfo
+    raw_public_key: bool = False  # RFC 7250: we asked for a raw public key
 
 
 @dataclass(slots=True)
@@ -427,8 +429,10 @@ def server_flight(
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
 
-def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choice) -> bytes:
-    extensions: list[Extension] = []
+def encrypted_extensions(
+    ctx: ServerContext, info: ClientHelloInfo, choice: Choice, types: list[Extension]
+) -> bytes:
+    extensions: list[Extension] = list(types)
     if info.server_name is not None:
         # RFC 6066 §3: an empty server_name acknowledges the name was used.
         extensions.append(Extension(_E.server_name, b""))
@@ -455,12 +459,17 @@ def encrypted_flight(
         # RFC 8449 §4: both sent the extension: each honours the other's limit.
         actions.append(PeerRecordLimit(info.record_size_limit))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
-    messages = [encrypted_extensions(ctx, info, choice)]
-    keys.transcript.update(messages[0])
     # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
     request = ctx.config.verify_client != "none" and not info_out.resumed
+    # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
+    server_type = None if info_out.resumed else rpk.server_type(ctx.config, info)
+    client_type = rpk.client_type(ctx.config, info) if request else None
+    types = rpk.echoes(server_type, client_type)
+    messages = [encrypted_extensions(ctx, info, choice, types)]
+    keys.transcript.update(messages[0])
     if not info_out.resumed:
-        messages.extend(certificate_messages(ctx, keys, choice, request))
+        raw = server_type == rpk.RAW
+        messages.extend(certificate_messages(ctx, keys, choice, request, raw))
     fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
@@ -474,12 +483,13 @@ def encrypted_flight(
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
-        return WaitClientCertificate(keys, suite, app, info_out), actions
+        raw_client = client_type == rpk.RAW
+        return WaitClientCertificate(keys, suite, app, info_out, raw_client), actions
     return WaitClientFinished(keys, suite, app, info_out), actions
 
 
 def certificate_messages(
-    ctx: ServerContext, keys: Keys, choice: Choice, request: bool
+    ctx: ServerContext, keys: Keys, choice: Choice, request: bool, raw: bool = False
 ) -> list[bytes]:
     """[CertificateRequest], Certificate and CertificateVerify, fed to the transcript."""
     messages = []
@@ -487,7 +497,8 @@ def certificate_messages(
         schemes = encode_u16_list_ext(list(DEFAULT_SIGNATURE_SCHEMES))
         cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
         messages.append(message(_H.CERTIFICATE_REQUEST, cr.encode()))
-    cert = Certificate(b"", tuple(CertificateEntry(d) for d in ctx.chain_der))
+    entries = rpk.own_entries(ctx.chain_der, ctx.key, raw)
+    cert = Certificate(b"", tuple(CertificateEntry(d) for d in entries))
     messages.append(message(_H.CERTIFICATE, cert.encode()))
     for m in messages:
         keys.transcript.update(m)
@@ -514,6 +525,12 @@ def on_client_certificate(
             _A.certificate_required,
         )
         return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
+    if state.raw_public_key:
+        peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
+        info = replace(state.info, peer_raw_public_key=cert.chain_der[0])
+        return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
+    # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
+    expect(ctx.trust is not None, "no trust anchors for X.509", _A.unsupported_certificate)
     peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
     info = _replace_certs(state.info, cert.chain_der)
     return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
