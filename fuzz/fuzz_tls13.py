@@ -5,7 +5,9 @@ long runs outside ``make test``.
     python fuzz/fuzz_tls13.py /tmp/corpus_tls13 -max_total_time=3600
 
 An input replays one of the deterministic in-memory handshakes of tests/tls13_hostile.py
-(plain with X25519MLKEM768, with a HelloRetryRequest, with client certificates, resumed, and
+(plain with X25519MLKEM768, with a HelloRetryRequest, with client certificates, resumed, with
+post-handshake authentication (a CertificateRequest after the handshake), with both
+certificates compressed (CompressedCertificate, RFC 8879), and
 one per key exchange group: x448, secp521r1, ffdhe2048, the other ML-KEM groups, and
 HelloRetryRequests to ffdhe2048 and X25519MLKEM768) until one side
 has received a number of records, then gives that side data made from the input, then the

@@ -55,6 +55,9 @@ def diagram(machine: Any) -> list[str]:
             label = f"{_camel(message_name(msg_type))} ({epochs})"
             for target in machine.goes_to[(state, msg_type)]:
                 lines.append(f"    {state.__name__} --> {target.__name__}: {label}")
+    for (state, call), targets in machine.calls.items():
+        for target in targets:
+            lines.append(f"    {state.__name__} --> {target.__name__}: {call}")
     lines.append("```")
     return lines
 

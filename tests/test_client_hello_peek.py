@@ -1,7 +1,8 @@
 """The gate's fixed-offset ClientHello peek (wire/client_hello_peek.py) against the full
 decoder (ClientHello.decode): the same fields, and the same accept/reject on generated,
 mutated and truncated bodies (the one difference: only the full decoder rejects a repeated
-extension type)."""
+extension type). Then the record-level peek (one pass over a datagram's first record)
+against the record and handshake header decoders and the body peek."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
-from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.buffer import Reader
+from dtlsgate.wire.client_hello_peek import (
+    ClientHelloPeek,
+    ClientHelloRecordPeek,
+    peek_client_hello,
+    peek_client_hello_record,
+)
+from dtlsgate.wire.enums import ContentType, HandshakeType
 from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
 from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
 REAL_BODIES = [
     load_hex("openssl_dtls12_client_hello.hex")[25:],
@@ -183,3 +193,133 @@ PREFIX = b"\xfe\xfd" + bytes(32) + b"\x00" + b"\x00"  # version, random, no sess
 )
 def test_hand_made_edges_get_the_same_verdict(rest: bytes) -> None:
     agree(PREFIX + rest)
+
+
+# --- the same peek one level out: a datagram's first record ----------------------------
+
+REAL_DATAGRAMS = [
+    load_hex("openssl_dtls12_client_hello.hex"),
+    load_hex("gnutls_dtls12_client_hello.hex"),
+]
+
+
+def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
+    """What the full decoders read of the datagram's first record, when it is one handshake
+    fragment, the first of a ClientHello, filling the record, with a body that
+    `peek_client_hello` accepts (itself pinned to `ClientHello.decode` above)."""
+    record = next(split_dtls_records(datagram), None)
+    if record is None or record.content_type != ContentType.HANDSHAKE:
+        return None
+    r = Reader(record.fragment)
+    try:
+        header = DtlsHandshakeHeader.decode(r)
+    except DecodeError:
+        return None
+    if (
+        header.msg_type != HandshakeType.CLIENT_HELLO
+        or header.fragment_offset
+        or header.fragment_length != r.remaining()
+    ):
+        return None
+    body = peek_or_none(r.rest(), whole=header.fragment_length == header.length)
+    if body is None:
+        return None
+    return ClientHelloRecordPeek(
+        record.version,
+        record.epoch,
+        record.sequence_number,
+        header.message_seq,
+        body.client_version,
+        body.bound,
+        body.cookie,
+    )
+
+
+def record_agrees(datagram: bytes) -> ClientHelloRecordPeek | None:
+    peeked = peek_client_hello_record(datagram)
+    assert peeked == full_record_peek(datagram)
+    return peeked
+
+
+@st.composite
+def client_hello_datagrams(draw: st.DrawFn) -> bytes:
+    """A ClientHello (or its first part, or another message) in a record whose header
+    fields and framing vary, maybe followed by more bytes."""
+    body = draw(hellos).encode()
+    cut = draw(st.integers(0, len(body)))
+    offset = draw(st.sampled_from([0, 0, 0, 1, 40]))
+    fragment = body[offset:cut] if draw(st.booleans()) else body[offset:]
+    message = encode_dtls_handshake(
+        draw(st.sampled_from([HandshakeType.CLIENT_HELLO] * 4 + [2, 3])),
+        fragment,
+        draw(st.sampled_from([0, 1, 2, 3, 0xFFFF])),
+        offset,
+        len(body),
+    )
+    record = encode_dtls_record(
+        draw(st.sampled_from([ContentType.HANDSHAKE] * 4 + [21, 23])),
+        draw(st.sampled_from([0xFEFD, 0xFEFF, 0x0303])),
+        draw(st.sampled_from([0, 0, 1, 0xFFFF])),
+        draw(st.integers(0, (1 << 48) - 1)),
+        message + draw(st.binary(max_size=3)),  # bytes after the fragment in its record
+    )
+    datagram = bytearray(record + draw(st.binary(max_size=20)))  # then the next record
+    if draw(st.booleans()):  # one length field of either header off by a little
+        at, width = draw(st.sampled_from([(11, 2), (14, 3), (22, 3)]))
+        value = int.from_bytes(datagram[at : at + width], "big") + draw(st.integers(-3, 3))
+        datagram[at : at + width] = (value % (1 << (8 * width))).to_bytes(width, "big")
+    return bytes(datagram)
+
+
+@settings(max_examples=1000)
+@given(client_hello_datagrams())
+def test_the_record_peek_reads_what_the_full_decoders_read(datagram: bytes) -> None:
+    record_agrees(datagram)
+
+
+@st.composite
+def mutated_datagrams(draw: st.DrawFn) -> bytes:
+    datagram = bytearray(draw(st.sampled_from(REAL_DATAGRAMS)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, max(0, len(datagram) - 1)))
+        op = draw(st.sampled_from(["set", "set-header", "cut", "insert", "delete"]))
+        if op == "set" and datagram:
+            datagram[at] = draw(st.integers(0, 255))
+        elif op == "set-header" and len(datagram) > 25:
+            datagram[draw(st.integers(0, 24))] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del datagram[at:]
+        elif op == "insert":
+            datagram[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del datagram[at : at + draw(st.integers(1, 8))]
+    return bytes(datagram)
+
+
+@settings(max_examples=1000)
+@given(mutated_datagrams())
+def test_the_record_peek_agrees_on_mutated_real_datagrams(datagram: bytes) -> None:
+    record_agrees(datagram)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=120))
+def test_the_record_peek_agrees_on_random_datagrams(datagram: bytes) -> None:
+    record_agrees(datagram)
+
+
+@pytest.mark.parametrize("datagram", REAL_DATAGRAMS)
+def test_the_record_peek_reads_real_client_hellos(datagram: bytes) -> None:
+    peeked = record_agrees(datagram)
+    assert peeked is not None and peeked.cookie == b"" and peeked.epoch == 0
+    assert record_agrees(datagram + b"\x17\xfe\xfd") == peeked  # a record after it: unread
+
+
+def test_a_record_longer_than_the_limit_is_not_read() -> None:
+    """A DTLSPlaintext length above 2^14 + 256 makes the record garbage (RFC 6347 §4.1;
+    `split_dtls_records`), even when the datagram holds it all."""
+    big = client_hello(extensions=(Extension(0xFFAA, bytes(17_000)),)).encode()
+    datagram = encode_dtls_record(22, 0xFEFD, 0, 0, encode_dtls_handshake(1, big, 0))
+    assert record_agrees(datagram) is None
+    small = client_hello(extensions=(Extension(0xFFAA, bytes(16_000)),)).encode()
+    assert record_agrees(encode_dtls_record(22, 0xFEFD, 0, 0, encode_dtls_handshake(1, small, 0)))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, rsa
 
 from dtlsgate.crypto.hashes import Hash
 from dtlsgate.crypto.provider import DefaultProvider, DeterministicProvider
@@ -33,6 +33,9 @@ def keys() -> dict[str, PrivateKey]:
         "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
         "ed25519": ed25519.Ed25519PrivateKey.generate(),
         "ed448": ed448.Ed448PrivateKey.generate(),
+        "mldsa44": mldsa.MLDSA44PrivateKey.generate(),
+        "mldsa65": mldsa.MLDSA65PrivateKey.generate(),
+        "mldsa87": mldsa.MLDSA87PrivateKey.generate(),
     }
 
 
@@ -51,6 +54,9 @@ SCHEME_KEYS = [
     (S.rsa_pkcs1_sha512, "rsa"),
     (S.ed25519, "ed25519"),
     (S.ed448, "ed448"),
+    (S.mldsa44, "mldsa44"),
+    (S.mldsa65, "mldsa65"),
+    (S.mldsa87, "mldsa87"),
 ]
 
 

@@ -64,8 +64,10 @@ def rfc_epochs(name: str, state: type, msg_type: int) -> range:
             return range(0, 1 << 16)
         # RFC 5246 §7.4.9: Finished is the first message protected by the new keys.
         return range(1, 2) if msg_type == HT.FINISHED else range(0, 1)
-    if state is Connected:
-        return range(3, 1 << 16)  # RFC 8446 §4.6: post-handshake, application keys
+    if issubclass(state, Connected):
+        # RFC 8446 §4.6: post-handshake, application keys (the post-handshake
+        # authentication states are connected states too).
+        return range(3, 1 << 16)
     if msg_type in (HT.CLIENT_HELLO, HT.SERVER_HELLO):
         return range(0, 1)  # RFC 8446 §2: the hellos are in the clear
     return range(2, 3)  # the rest of the handshake under the handshake traffic keys
@@ -322,7 +324,7 @@ def tls13_points(scenario: str) -> Iterator[tuple[str, int, str]]:
             k += 1
 
 
-TLS13_SCENARIOS = ("plain", "hello_retry", "client_auth", "resumed")
+TLS13_SCENARIOS = ("plain", "hello_retry", "client_auth", "resumed", "post_handshake_auth")
 
 
 @pytest.mark.parametrize("scenario", TLS13_SCENARIOS)

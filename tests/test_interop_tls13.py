@@ -370,6 +370,9 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
         deadline = time.monotonic() + 10
         while "Capturing on" not in read_line(tshark.stderr, deadline):
             assert time.monotonic() < deadline, "tshark did not start capturing"
+        # The capture filter is attached just after the banner (peers.capture waits too);
+        # without the wait a loaded machine let the handshake pass uncaptured.
+        time.sleep(1.0)
         args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
         args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]
         with process(args, seconds=20) as server:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,11 @@ from tls13_helpers import NOW, client_config, credentials, pair, server_config
 from tls13_hostile import inject, run
 
 from dtlsgate import serve_tls
-from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto import DefaultProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_identity
 from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key, sign
-from dtlsgate.errors import DecodeError, ProtocolError, UsageError
+from dtlsgate.errors import DecodeError, ProtocolError
 from dtlsgate.gate.datagram import Reply
 from dtlsgate.gate.stream import MAX_CLIENT_HELLO, Refuse, alert_record
 from dtlsgate.handshake.tls13.common import message
@@ -225,18 +223,9 @@ def test_rsa_pss_rsae_scheme_from_an_rsassa_pss_certificate_is_illegal_parameter
         verify_certificate_verify(provider, rsae, body, digest, server=True)
 
 
-# ---- 2.4: RSASSA-PSS certificates refused at configuration time -------------------------------
-
-
-@pytest.mark.parametrize("config", [ServerConfig, ClientConfig], ids=["server", "client"])
-def test_rsassa_pss_certificate_is_refused_by_load_cert_chain(
-    rsassa_pss_cert: tuple[Path, Path], config: Callable[[], ServerConfig | ClientConfig]
-) -> None:
-    """Served with rsa_pss_rsae_* no standard peer would accept it: until rsa_pss_pss_* is
-    supported, loading one is a clear UsageError instead of a handshake that fails later."""
-    cert, key = rsassa_pss_cert
-    with pytest.raises(UsageError, match="RSASSA-PSS"):
-        config().load_cert_chain(str(cert), str(key))
+# ---- 2.4: RSASSA-PSS certificates -----------------------------------------------------------
+# Refused at configuration time until issue 13 served them with rsa_pss_pss_*: now they load,
+# serve TLS 1.3, and DTLS 1.2 refuses them (tests/test_tls13_signatures.py).
 
 
 # ---- 2.5: bytes that are no TLS record are answered at once (RFC 8446 §5.1) -------------------

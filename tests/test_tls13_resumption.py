@@ -520,7 +520,7 @@ def test_stateless_gate_keeps_the_tickets_suite() -> None:
 
 def test_only_the_first_identities_are_tried() -> None:
     from dtlsgate.handshake.tls13.common import client_hello_info
-    from dtlsgate.handshake.tls13.server import MAX_PSK_IDENTITIES_TRIED, ServerContext, find_ticket
+    from dtlsgate.handshake.tls13.server import MAX_PSK_IDENTITIES_TRIED, ServerContext, find_psk
     from dtlsgate.wire.extensions import OfferedPsks, PskIdentity
 
     scfg = server_config()
@@ -539,7 +539,7 @@ def test_only_the_first_identities_are_tried() -> None:
     ]:
         identities = (junk,) * position + (real,)
         offer = OfferedPsks(identities, (bytes(32),) * len(identities))
-        found = find_ticket(ctx, hello, dataclasses.replace(info, psk=offer), NOW)
+        found = find_psk(ctx, hello, dataclasses.replace(info, psk=offer), NOW, ctx.suites)
         assert (found is not None) is expected
         if found is not None:
             assert found.index == position

@@ -75,6 +75,50 @@ def client_auth() -> Pair:
     return ClientConnection(ccfg), ServerConnection(scfg)
 
 
+class AskingServer(ServerConnection):
+    """A server that asks for the client's certificate (post-handshake authentication, RFC
+    8446 §4.6.2) as soon as its handshake completes: the scenario drives the states it
+    enters through the API like any other."""
+
+    asked = False
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        super().receive_data(data, now)
+        if self.handshake_complete and not self.asked and not self.closed:
+            self.asked = True
+            self.request_client_certificate()
+
+
+def post_handshake_auth() -> Pair:
+    ident = load_identity(*credentials("ed25519"))
+    ccfg = client_config(
+        provider=DeterministicProvider(1),
+        certificate_chain=list(ident.chain),
+        private_key=ident.private_key,
+        post_handshake_auth=True,
+    )
+    scfg = server_config(provider=DeterministicProvider(2), cafile=credentials("ed25519")[0])
+    return ClientConnection(ccfg), AskingServer(scfg)
+
+
+def compressed_certificates() -> Pair:
+    """Client certificates, both Certificates sent as zlib CompressedCertificates (RFC 8879)."""
+    ident = load_identity(*credentials("ed25519"))
+    ccfg = client_config(
+        provider=DeterministicProvider(1),
+        certificate_chain=list(ident.chain),
+        private_key=ident.private_key,
+        certificate_compression=("zlib",),
+    )
+    scfg = server_config(
+        provider=DeterministicProvider(2),
+        verify_client="required",
+        cafile=credentials("ed25519")[0],
+        certificate_compression=("zlib",),
+    )
+    return ClientConnection(ccfg), ServerConnection(scfg)
+
+
 def resumed() -> Pair:
     # The ticket's key comes from the server's deterministic provider: same seed, same key.
     ccfg = client_config(provider=DeterministicProvider(1), session_ticket=resumption_ticket())
@@ -112,6 +156,8 @@ HANDSHAKES: dict[str, Callable[[], Pair]] = {
     "hello_retry": hello_retry,
     "client_auth": client_auth,
     "resumed": resumed,
+    "post_handshake_auth": post_handshake_auth,
+    "compressed_certificates": compressed_certificates,
 }
 #: One handshake per other group, for the key shares: fuzzed in the hellos.
 GROUP_HANDSHAKES: dict[str, Callable[[], Pair]] = {

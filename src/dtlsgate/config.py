@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
+from dtlsgate.wire.cert_compression import parse_algorithm_names
 
 if TYPE_CHECKING:
     from dtlsgate.crypto import CryptoProvider
@@ -119,6 +120,32 @@ class SessionCache:
         self._entries.pop(session_id, None)
 
 
+#: RFC 8446 §4.2.9 modes, by value: psk_ke (0, the PSK alone) and psk_dhe_ke (1, with (EC)DHE).
+PSK_KE, PSK_DHE_KE = 0, 1
+#: The hashes an external TLS 1.3 PSK may be bound to (RFC 8446 §4.2.11: one per PSK; the
+#: suites' hashes).
+PSK_HASHES = ("sha256", "sha384")
+
+
+def check_psk_options(modes: tuple[int, ...], hash_name: str) -> None:
+    """TLS 1.3 PSK settings: ``psk_modes`` a non-empty ordered set of psk_ke (0) and
+    psk_dhe_ke (1); ``psk_hash`` one of `PSK_HASHES`."""
+    if not modes or len(set(modes)) != len(modes) or not set(modes) <= {PSK_KE, PSK_DHE_KE}:
+        raise UsageError("psk_modes must list psk_ke (0) and/or psk_dhe_ke (1), once each")
+    if hash_name not in PSK_HASHES:
+        raise UsageError(f"psk_hash must be one of {', '.join(PSK_HASHES)}, not {hash_name!r}")
+
+
+def check_psk(identity: bytes, key: bytes) -> None:
+    """A PSK identity of 1 to 65535 bytes (RFC 8446 §4.2.11, RFC 4279 §5.1 for DTLS 1.2) and a
+    key of 1 to 255 bytes (the ticket format's bound; RFC 9257 §6 asks for 128 bits or more,
+    which we leave to the application)."""
+    if not isinstance(identity, bytes) or not 1 <= len(identity) <= 0xFFFF:
+        raise UsageError("a PSK identity is 1 to 65535 bytes")
+    if not isinstance(key, bytes) or not 1 <= len(key) <= 255:
+        raise UsageError("a PSK is 1 to 255 bytes")
+
+
 def _load_identity(certfile: str | bytes, keyfile: str | bytes | None) -> tuple[list[Any], Any]:
     from dtlsgate.crypto.certs import load_identity
 
@@ -158,6 +185,15 @@ class ServerConfig:
     private_key: Any = None
     psk: dict[bytes, bytes] = field(default_factory=dict)
     psk_identity_hint: bytes = b""
+    # TLS 1.3 (RFC 8446 §4.2.9, §4.2.11): the hash every external PSK above is bound to, and
+    # the key exchange modes we accept for any PSK (external or a ticket), preferred first;
+    # (PSK_KE, PSK_DHE_KE) lets a client that offers psk_ke skip (EC)DHE.
+    psk_hash: str = "sha256"
+    psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms ("zlib", and "brotli"/"zstd" when
+    # their module is importable) we accept, advertised in the CertificateRequest (TLS 1.3);
+    # we compress our own certificate whenever the client asks for an algorithm we have.
+    certificate_compression: tuple[str, ...] = ()
     # Preferences, most preferred first; None means the library's default order.
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
@@ -238,6 +274,11 @@ class ServerConfig:
         if len(self.ticket_key) != 32:
             raise UsageError("ticket_key must be 32 bytes")
         check_record_size_limit(self.record_size_limit)
+        check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
+        # RFC 8446 §4.2.11: identity <1..2^16-1>; RFC 9257 §6.1: a PSK has at least 128 bits.
+        for identity, key in self.psk.items():
+            check_psk(identity, key)
         if not 0 <= self.session_tickets <= 16:
             raise UsageError("session_tickets must be between 0 and 16")
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
@@ -291,6 +332,13 @@ class ClientConfig:
     private_key: Any = None
     psk_identity: bytes | None = None
     psk: bytes | None = None
+    # TLS 1.3 external PSK (RFC 8446 §4.2.11): the hash ``psk`` is bound to, and the modes we
+    # offer for it and for tickets, preferred first (RFC 8446 §4.2.9).
+    psk_hash: str = "sha256"
+    psk_modes: tuple[int, ...] = (PSK_DHE_KE,)
+    # RFC 8879: the certificate compression algorithms we accept, advertised in the
+    # ClientHello (TLS 1.3); off by default, which keeps the default ClientHello as it was.
+    certificate_compression: tuple[str, ...] = ()
     cipher_suites: tuple[int, ...] | None = None
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
@@ -317,11 +365,18 @@ class ClientConfig:
     # private_key's public key when the server accepts one (client_certificate_type).
     pinned_keys: tuple[bytes, ...] = ()
     raw_public_key: bool = False
+    # RFC 8446 §4.2.6: offer post-handshake authentication (the server may then ask for our
+    # certificate at any time after the handshake); off by default, as in OpenSSL.
+    post_handshake_auth: bool = False
 
     def __post_init__(self) -> None:
         check_record_size_limit(self.record_size_limit)
         if (self.psk is None) != (self.psk_identity is None):
             raise UsageError("give both psk and psk_identity, or neither")
+        if self.psk is not None and self.psk_identity is not None:
+            check_psk(self.psk_identity, self.psk)
+        check_psk_options(self.psk_modes, self.psk_hash)
+        parse_algorithm_names(self.certificate_compression)
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
 

@@ -72,6 +72,16 @@ class ConnectionClosed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientCertificateReceived(Event):
+    """TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) finished: the client answered
+    ``ServerConnection.request_client_certificate()`` with ``certificates`` (DER, leaf
+    first; verified against the server's CA file and proven by its CertificateVerify and
+    Finished), or with none (an empty tuple) when it had no certificate to give."""
+
+    certificates: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SessionTicketReceived(Event):
     """A client received a session it can resume: pass ``ticket`` as
     ``ClientConfig(session_ticket=...)`` to resume. TLS 1.3: a ``SessionTicket`` from a

@@ -34,7 +34,7 @@ from dtlsgate.connection.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.crypto.certs import TrustStore, load_trust_store
+from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity, load_trust_store
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.events import (
     ConnectionClosed,
@@ -448,6 +448,7 @@ class DtlsServerConnection(DtlsConnection):
         *,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
+        check_dtls12_identity(config.certificate_chain, config.private_key)
         verify = config.verify_client != "none" and config.cafile
         trust = _trust_store(config.cafile) if verify else None
         self._ctx = _server.ServerContext(config, config.provider, trust)
@@ -512,6 +513,7 @@ class DtlsClientConnection(DtlsConnection):
         *,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
+        check_dtls12_identity(config.certificate_chain, config.private_key)
         trust: TrustStore | None = None
         if config.pinned_keys and not config.cafile:
             pass  # RFC 7250: only raw public keys, checked against the pins

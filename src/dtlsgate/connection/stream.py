@@ -35,6 +35,7 @@ from dtlsgate.errors import (
     UsageError,
 )
 from dtlsgate.events import (
+    ClientCertificateReceived,
     ConnectionClosed,
     DataReceived,
     Event,
@@ -47,6 +48,7 @@ from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.handshake.tls13.common import (
     Actions,
+    ClientAuthenticated,
     Complete,
     HandshakeInfo,
     InstallKey,
@@ -82,6 +84,7 @@ def completed(info: HandshakeInfo) -> HandshakeCompleted:
         hello_retry=info.hello_retry,
         resumed=info.resumed,
         peer_raw_public_key=info.peer_raw_public_key,
+        psk_identity=info.psk_identity,
     )
 
 
@@ -269,6 +272,8 @@ class TlsConnection:
                     self._keylog(action.line())
             elif isinstance(action, TicketReceived):
                 self._events.append(SessionTicketReceived(action.ticket))
+            elif isinstance(action, ClientAuthenticated):
+                self._events.append(ClientCertificateReceived(action.chain))
 
     def _install(self, action: InstallKey) -> None:
         key, iv = action.schedule.traffic_keys(action.secret)
@@ -313,6 +318,21 @@ class ServerConnection(TlsConnection):
     ) -> None:
         ctx = context or _server.ServerContext(config)
         super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
+
+    def request_client_certificate(self) -> None:
+        """Ask the client for its certificate now (RFC 8446 §4.6.2, post-handshake
+        authentication): a `ClientCertificateReceived` event follows once its Certificate,
+        CertificateVerify and Finished verified (against ``config.cafile``). Needs a client
+        that sent post_handshake_auth, a CA file, and no request already pending."""
+        state = self._state
+        if self.closed or type(state) is not Connected:
+            raise StateError("request_client_certificate() needs an open connection, idle")
+        if not state.post_handshake_auth:
+            raise StateError("the client did not offer post_handshake_auth")
+        if self._ctx.client_cas is None:
+            raise UsageError("request_client_certificate() needs config.cafile (client CAs)")
+        self._state, actions = _server.request_certificate(self._ctx, state)
+        self._run(actions)
 
     @classmethod
     def from_admit(

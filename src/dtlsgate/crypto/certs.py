@@ -23,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, PublicKeyAlgorithmOID
 from cryptography.x509.verification import (
     Criticality,
@@ -34,13 +34,14 @@ from cryptography.x509.verification import (
 )
 
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.signatures import PrivateKey
+from dtlsgate.crypto.signatures import MldsaPrivateKey, PrivateKey
 from dtlsgate.errors import BadCertificate, UsageError
 from dtlsgate.wire.enums import AlertDescription
 
 __all__ = [
     "Identity",
     "TrustStore",
+    "check_dtls12_identity",
     "check_key_matches",
     "is_rsassa_pss",
     "load_certificate_chain",
@@ -148,16 +149,24 @@ def load_identity(
 ) -> Identity:
     """Load a chain and its key and check that the key matches the leaf."""
     chain = load_certificate_chain(certificate)
-    if is_rsassa_pss(chain[0]):
-        # RFC 8446 §4.2.3: such a key signs only with rsa_pss_pss_*, which we do not offer
-        # yet; served with rsa_pss_rsae_* no standard peer would accept it.
-        raise UsageError(
-            "RSASSA-PSS (id-RSASSA-PSS) certificates are not supported yet; use an RSA "
-            "(rsaEncryption), ECDSA or Ed25519 certificate"
-        )
     key = load_private_key(private_key, password)
     check_key_matches(chain[0], key)
     return Identity(tuple(chain), key)
+
+
+def check_dtls12_identity(chain: Sequence[x509.Certificate], key: object) -> None:
+    """`UsageError` for a certificate (D)TLS 1.2 cannot use: an id-RSASSA-PSS one signs only
+    with rsa_pss_pss_* (RFC 8446 §4.2.3), which our DTLS 1.2 does not offer, and ML-DSA is
+    defined for TLS 1.3 only (draft-ietf-tls-mldsa). Both serve TLS 1.3."""
+    if not chain:
+        return
+    if is_rsassa_pss(chain[0]):
+        raise UsageError(
+            "an RSASSA-PSS (id-RSASSA-PSS) certificate serves TLS 1.3 only; for DTLS 1.2 use "
+            "an RSA (rsaEncryption), ECDSA or Ed25519 certificate"
+        )
+    if isinstance(key, MldsaPrivateKey):
+        raise UsageError("an ML-DSA certificate serves TLS 1.3 only, not DTLS 1.2")
 
 
 @frozen
@@ -490,7 +499,12 @@ def _aware(now: datetime.datetime) -> datetime.datetime:
     return now.astimezone(datetime.UTC)
 
 
-_KEY_TYPES = ("ecdsa-p256", "rsa-2048", "ed25519")
+_KEY_TYPES = ("ecdsa-p256", "rsa-2048", "ed25519", "ed448", "mldsa44", "mldsa65", "mldsa87")
+_MLDSA_KEYS: dict[str, type[MldsaPrivateKey]] = {
+    "mldsa44": mldsa.MLDSA44PrivateKey,
+    "mldsa65": mldsa.MLDSA65PrivateKey,
+    "mldsa87": mldsa.MLDSA87PrivateKey,
+}
 
 
 def make_self_signed(
@@ -512,6 +526,10 @@ def make_self_signed(
         key = ec.generate_private_key(ec.SECP256R1())
     elif key_type == "rsa-2048":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif key_type == "ed448":
+        key = ed448.Ed448PrivateKey.generate()
+    elif key_type in _MLDSA_KEYS:
+        key = _MLDSA_KEYS[key_type].generate()
     else:
         key = ed25519.Ed25519PrivateKey.generate()
     start = _aware(now) if now is not None else datetime.datetime.now(datetime.UTC)
@@ -541,7 +559,8 @@ def make_self_signed(
             critical=False,
         )
     )
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    hashed = isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    algorithm = hashes.SHA256() if hashed else None
     cert = builder.sign(key, algorithm)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(

@@ -1,6 +1,11 @@
 """Signatures by `SignatureScheme` (RFC 8446 §4.2.3) for CertificateVerify (TLS 1.3, TLS 1.2)
 and ServerKeyExchange (TLS 1.2, RFC 8422 §5.4).
 
+Each scheme is tied to one key type (RFC 8446 §4.2.3): ECDSA to its curve (in TLS 1.3),
+RSASSA-PSS to an RSA key (rsa_pss_pss_* to a certificate naming id-RSASSA-PSS, rsa_pss_rsae_*
+to rsaEncryption: the caller knows the certificate), EdDSA to its curve, and ML-DSA-44/65/87
+(draft-ietf-tls-mldsa, TLS 1.3 only: pure ML-DSA with an empty context) to its parameter set.
+
 ``sign`` and ``verify`` map a scheme to the ``cryptography`` padding and hash; a failed check
 raises `DecryptError` (RFC 8446 §4.4.3: decrypt_error). A scheme that does not fit the peer's
 key raises `IllegalParameter`. ``certificate_verify_content`` builds the TLS 1.3 signed data.
@@ -11,7 +16,7 @@ from __future__ import annotations
 from typing import Final, cast
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificatePublicKeyTypes,
     PrivateKeyTypes,
@@ -23,6 +28,7 @@ from dtlsgate.wire.enums import SignatureScheme
 
 __all__ = [
     "IMPLEMENTED_SCHEMES",
+    "MLDSA_SCHEMES",
     "RSA_PSS_PSS_SCHEMES",
     "TLS13_FORBIDDEN_SCHEMES",
     "PrivateKey",
@@ -34,14 +40,21 @@ __all__ = [
     "verify",
 ]
 
+MldsaPrivateKey = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+MldsaPublicKey = mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
 PrivateKey = (
     ec.EllipticCurvePrivateKey
     | rsa.RSAPrivateKey
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
+    | MldsaPrivateKey
 )
 PublicKey = (
-    ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    ec.EllipticCurvePublicKey
+    | rsa.RSAPublicKey
+    | ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey
+    | MldsaPublicKey
 )
 
 _S = SignatureScheme
@@ -64,13 +77,22 @@ _RSA_PKCS1: Final = {
     _S.rsa_pkcs1_sha384: Hash.SHA384,
     _S.rsa_pkcs1_sha512: Hash.SHA512,
 }
+# draft-ietf-tls-mldsa §3: each scheme is one FIPS 204 parameter set, whose key the
+# end-entity certificate must carry.
+_MLDSA: Final = {
+    _S.mldsa44: (mldsa.MLDSA44PrivateKey, mldsa.MLDSA44PublicKey),
+    _S.mldsa65: (mldsa.MLDSA65PrivateKey, mldsa.MLDSA65PublicKey),
+    _S.mldsa87: (mldsa.MLDSA87PrivateKey, mldsa.MLDSA87PublicKey),
+}
+#: The ML-DSA schemes (TLS 1.3 only).
+MLDSA_SCHEMES: frozenset[SignatureScheme] = frozenset(_MLDSA)
 # ECDSA with each hash (random nonces): immutable parameter objects, made once rather than
 # per signature (about 2 us each with the hash object inside).
 _ECDSA_ALGORITHMS: Final = {hash: ec.ECDSA(hash.cryptography_hash()) for hash in Hash}
 
 #: Every scheme ``sign``/``verify`` handle.
 IMPLEMENTED_SCHEMES: frozenset[SignatureScheme] = frozenset(
-    {*_ECDSA, *_RSA_PSS, *_RSA_PKCS1, _S.ed25519, _S.ed448}
+    {*_ECDSA, *_RSA_PSS, *_RSA_PKCS1, _S.ed25519, _S.ed448, *_MLDSA}
 )
 
 #: RFC 8446 §4.2.3 / §4.4.3: RSASSA-PKCS1-v1_5 and SHA-1 schemes must not be used in TLS 1.3
@@ -95,7 +117,7 @@ def scheme_hash(scheme: SignatureScheme) -> Hash | None:
         return _RSA_PSS[scheme]
     if scheme in _RSA_PKCS1:
         return _RSA_PKCS1[scheme]
-    if scheme in (_S.ed25519, _S.ed448):
+    if scheme in (_S.ed25519, _S.ed448) or scheme in _MLDSA:
         return None
     raise UsageError(f"signature scheme {scheme!r} is not implemented")
 
@@ -118,19 +140,32 @@ def _key_fits(key: PrivateKey | PublicKey, scheme: SignatureScheme, tls13: bool)
         return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
     if scheme is _S.ed448:
         return isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
+    if scheme in _MLDSA:
+        # draft-ietf-tls-mldsa: defined for TLS 1.3 only.
+        return tls13 and isinstance(key, _MLDSA[scheme])
     return False
 
 
 def schemes_for_key(
-    key: PrivateKey | PublicKey | PrivateKeyTypes, *, tls13: bool = False
+    key: PrivateKey | PublicKey | PrivateKeyTypes,
+    *,
+    tls13: bool = False,
+    rsassa_pss: bool = False,
 ) -> list[SignatureScheme]:
     """The schemes ``key`` can sign or verify with, preferred first (TLS 1.3 rules for ECDSA:
     the scheme of the key's curve). RSA keys list rsa_pss_rsae_* then rsa_pkcs1_* (the
     latter only for (D)TLS 1.2: ``tls13`` leaves out what RFC 8446 §4.4.3 forbids in a
-    CertificateVerify); the rsa_pss_pss_* schemes need an RSASSA-PSS certificate, which the
-    caller decides."""
+    CertificateVerify); ``rsassa_pss`` (the certificate names id-RSASSA-PSS) lists only
+    rsa_pss_pss_* (RFC 8446 §4.2.3), TLS 1.3 only. ML-DSA keys have their one scheme in
+    TLS 1.3 and none in (D)TLS 1.2."""
+    if rsassa_pss:
+        is_rsa = isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+        return sorted(RSA_PSS_PSS_SCHEMES) if tls13 and is_rsa else []
     if tls13:
-        return [s for s in schemes_for_key(key) if s not in TLS13_FORBIDDEN_SCHEMES]
+        found = [s for s in schemes_for_key(key) if s not in TLS13_FORBIDDEN_SCHEMES]
+        return found + [
+            s for s, (private, public) in _MLDSA.items() if isinstance(key, private | public)
+        ]
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return [s for s, (_, curve) in _ECDSA.items() if curve == key.curve.name]
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
@@ -176,6 +211,9 @@ def sign(
     if scheme in _RSA_PKCS1:
         hash = _RSA_PKCS1[scheme]
         return cast(rsa.RSAPrivateKey, key).sign(data, padding.PKCS1v15(), hash.cryptography_hash())
+    if scheme in _MLDSA:
+        # draft-ietf-tls-mldsa §3.2: ML-DSA.Sign (FIPS 204 Algorithm 2), empty context.
+        return cast(MldsaPrivateKey, key).sign(data)
     return cast(ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey, key).sign(data)
 
 

@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from dtlsgate.errors import UsageError
 
@@ -101,6 +101,26 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     return repr(peer).encode()
 
 
+class _Second(NamedTuple):
+    """A `CookieJar`'s MAC state for the cookies stamped with one second: its rotation
+    epoch's keyed HMAC-SHA256 states (RFC 2104 §4) with ``head`` (format | timestamp, the
+    MAC's first bytes) already in the inner one. A cookie's tag is then a copy, an update
+    with the rest of its MAC input and a digest, on each side."""
+
+    timestamp: int
+    head: bytes
+    inner: _HashObject
+    outer: _HashObject
+
+    def tag(self, rest: bytes) -> bytes:
+        """HMAC-SHA256 over ``head | rest``, truncated to TAG_LENGTH."""
+        inner = self.inner.copy()
+        inner.update(rest)
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:TAG_LENGTH]
+
+
 class CookieJar:
     """Mints and verifies stateless cookies (see the module docstring for the layout).
 
@@ -137,6 +157,9 @@ class CookieJar:
         # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: re-keying
         # costs more than the MAC itself.
         self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
+        # The second the jar last minted in, with its cookie head already in the MAC: every
+        # cookie minted in that second starts alike (see `_Second`). One, not one per peer.
+        self._minting: _Second | None = None
 
     def _secret(self, epoch: int) -> bytes:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
@@ -166,22 +189,24 @@ class CookieJar:
             self._keyed[epoch] = keyed
         return keyed
 
-    def _tag(self, timestamp: int, message: bytes) -> bytes:
-        """HMAC-SHA256 (RFC 2104) under the epoch's secret, truncated to TAG_LENGTH."""
+    def _second(self, timestamp: int) -> _Second:
+        """The MAC state of cookies stamped ``timestamp``: the last minted second's, or made
+        from its epoch's keyed states."""
+        second = self._minting
+        if second is not None and second.timestamp == timestamp:
+            return second
         inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
-        h = inner.copy()
-        h.update(message)
-        o = outer.copy()
-        o.update(h.digest())
-        return o.digest()[:TAG_LENGTH]
+        head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
+        inner = inner.copy()
+        inner.update(head)
+        return _Second(timestamp, head, inner, outer)
 
     def mint(
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, modulo 2^32 (4 bytes)
-        head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
-        return head + payload + self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
+        second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole seconds, 4 bytes
+        return second.head + payload + second.tag(payload + peer_bytes(peer) + bound)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""
@@ -199,9 +224,8 @@ class CookieJar:
         # Only the current and the previous secret verify (rotation).
         if int(timestamp // self.rotation_interval) < int(now // self.rotation_interval) - 1:
             return None
-        head = cookie[: 1 + TIMESTAMP_LENGTH]
         payload = cookie[1 + TIMESTAMP_LENGTH : -TAG_LENGTH]
-        expected = self._tag(timestamp, head + payload + peer_bytes(peer) + bound)
+        expected = self._second(timestamp).tag(payload + peer_bytes(peer) + bound)
         if not hmac.compare_digest(expected, cookie[-TAG_LENGTH:]):
             return None
         return payload

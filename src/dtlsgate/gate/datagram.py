@@ -34,7 +34,11 @@ from typing import TYPE_CHECKING
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
 from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
 from dtlsgate.wire.buffer import Reader
-from dtlsgate.wire.client_hello_peek import ClientHelloPeek, peek_client_hello
+from dtlsgate.wire.client_hello_peek import (
+    ClientHelloRecordPeek,
+    peek_client_hello,
+    peek_client_hello_record,
+)
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -87,6 +91,7 @@ class Gate(GateCounters):
             raise UsageError("the gate needs a cookie jar")
         self.config = config
         self._jar = config.cookie_jar
+        self._replies = HelloVerifyRequests()
 
     def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
         """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
@@ -97,27 +102,44 @@ class Gate(GateCounters):
         """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
         ``Reply`` around it: what the adapters' loops send."""
         data = bytes(datagram)
-        first = self._first_fragment(data)
-        if isinstance(first, DropReason):
-            return self._drop(first)
-        record, header, body = first
-        whole = header.fragment_length == header.length
-        try:
-            hello = peek_client_hello(body, whole=whole)
-        except DecodeError:
-            return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
-            return self._drop(DropReason.FRAGMENT_TOO_SHORT)
+        hello = peek_client_hello_record(data)
+        if hello is None:  # not the first fragment of a ClientHello that can be judged
+            return self._drop(self._why_not_judged(data))
+        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
+            return self._drop(DropReason.NOT_DTLS)
+        if hello.epoch:
+            return self._drop(DropReason.NONZERO_EPOCH)
+        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+            return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
         if hello.cookie and self._cookie_verifies(peer, now, hello):
-            return self._admit(data, record, header, body, hello, peer)
+            return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        reply = hello_verify_request(record, self._cookie_for(peer, now, hello))
+        cookie = self._cookie_for(peer, now, hello)
+        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
+
+    def _why_not_judged(self, data: bytes) -> DropReason:
+        """Why ``data`` is dropped when its first record is not the first fragment of a
+        ClientHello that `peek_client_hello_record` reads: what the full decoders find
+        first, in DTLSv1_listen's order (record, handshake header, ClientHello)."""
+        first = self._first_fragment(data)
+        if isinstance(first, DropReason):
+            return first
+        _record, header, body = first
+        try:
+            hello = peek_client_hello(body, whole=header.fragment_length == header.length)
+        except DecodeError:
+            return DropReason.CLIENT_HELLO_MALFORMED
+        if hello is None:  # a stateless gate cannot reassemble (RFC 6347 §4.2.1)
+            return DropReason.FRAGMENT_TOO_SHORT
+        # The full decoders accept what the peek did not: the two readers disagree (the
+        # test pins them together), and dropping is the safe side.
+        return DropReason.CLIENT_HELLO_MALFORMED  # pragma: no cover
 
     def _first_fragment(
         self, data: bytes
@@ -151,7 +173,7 @@ class Gate(GateCounters):
             return DropReason.NOT_FIRST_FRAGMENT
         return record, header, r.rest()
 
-    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bytes:
+    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
         generate = self.config.cookie_generate
         if generate is None:
             return self._jar.mint(peer, now, hello.bound)
@@ -160,21 +182,21 @@ class Gate(GateCounters):
             raise UsageError("cookie_generate must return at most 255 bytes")
         return cookie
 
-    def _cookie_verifies(self, peer: Hashable | None, now: float, hello: ClientHelloPeek) -> bool:
+    def _cookie_verifies(
+        self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
+    ) -> bool:
         verify = self.config.cookie_verify
         if verify is None:
             return self._jar.verify(peer, now, hello.cookie, hello.bound) is not None
         return bool(verify(peer, hello.cookie))
 
     def _admit(
-        self,
-        data: bytes,
-        record: DtlsRecord,
-        header: DtlsHandshakeHeader,
-        body: bytes,
-        hello: ClientHelloPeek,
-        peer: Hashable | None,
+        self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
     ) -> Admit | Drop:
+        first = self._first_fragment(data)  # the record the peek read, by the full decoders
+        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
+            return self._drop(first)
+        record, header, body = first
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
         if header.fragment_length == header.length:
             try:
@@ -196,16 +218,29 @@ class Gate(GateCounters):
         )
 
 
-def hello_verify_request(client_hello_record: DtlsRecord, cookie: bytes) -> bytes:
-    """One datagram: a HelloVerifyRequest record (RFC 6347 §4.2.1) carrying ``cookie``, with
-    the epoch and sequence number of the ClientHello's record, version DTLS 1.0 in the record
-    and in server_version, message_seq 0."""
-    body = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+class HelloVerifyRequests:
+    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): what every reply with a cookie
+    of a given length shares is made once with the codec, the first time a cookie of that
+    length is sent (at most 256 lengths; the default jar's cookies all have one)."""
+
+    def __init__(self) -> None:
+        self._messages_before_cookie: dict[int, bytes] = {}
+
+    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
+        and ``sequence_number`` of the ClientHello's record, version DTLS 1.0 in the record
+        and in server_version, message_seq 0."""
+        head = self._messages_before_cookie.get(len(cookie))
+        if head is None:
+            head = self._messages_before_cookie[len(cookie)] = _message_before_cookie(len(cookie))
+        return encode_dtls_record(
+            ContentType.HANDSHAKE, ProtocolVersion.DTLS10, epoch, sequence_number, head + cookie
+        )
+
+
+def _message_before_cookie(cookie_length: int) -> bytes:
+    """The HelloVerifyRequest handshake message for a cookie of ``cookie_length`` bytes, up
+    to the cookie (its last field): header, server_version and the cookie's length byte."""
+    body = HelloVerifyRequest(ProtocolVersion.DTLS10, bytes(cookie_length)).encode()
     message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
-    return encode_dtls_record(
-        ContentType.HANDSHAKE,
-        ProtocolVersion.DTLS10,
-        client_hello_record.epoch,
-        client_hello_record.sequence_number,
-        message,
-    )
+    return message[: len(message) - cookie_length]

@@ -59,7 +59,7 @@ from dtlsgate.handshake.tls13.common import (
     decode_client_hello,
     hello_retry_request,
 )
-from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_ticket
+from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
 from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
@@ -169,13 +169,13 @@ class StatelessGate(GateCounters):
         now: float,
     ) -> StreamGateResult:
         try:
-            choice = choose(self.context, hello, info)
+            # Every ClientHello2 comes after our HelloRetryRequest: a PSK in psk_dhe_ke mode
+            # only, whose hash (a ticket's suite, RFC 8446 §4.2.11) the HRR's suite fixes.
+            found = find_psk(self.context, hello, info, now, self.context.suites, True)
+            choice = choose(self.context, hello, info, found)
         except ProtocolError as exc:
             return _refuse(exc.alert, str(exc))
-        found = find_ticket(self.context, hello, info, now)
-        if found is not None:
-            # RFC 8446 §4.2.11: resuming needs the ticket's hash; fix its suite in the HRR.
-            choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
+        assert choice.group is not None  # psk_dhe_ke or no PSK: a group was chosen
         # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
         requested = info.share_for(choice.group) is None
         application = b""

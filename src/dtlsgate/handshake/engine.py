@@ -24,6 +24,7 @@ table in step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -81,6 +82,10 @@ class Machine(Generic[H]):
     default_epochs: Epochs
     after_handshake: frozenset[type]
     after_handshake_epochs: Epochs
+    # Moves the application makes by a call rather than the peer by a message (a TLS 1.3
+    # server's post-handshake CertificateRequest): (state, call name) -> the states it may
+    # lead to. Drawn in the diagrams and followed when checking every state is reachable.
+    calls: Mapping[tuple[type, str], tuple[type, ...]] = dataclasses.field(default_factory=dict)
 
     def row(self, state: type) -> Mapping[int, H]:
         """The messages ``state`` takes (empty for a state that takes none)."""
@@ -95,7 +100,7 @@ class Machine(Generic[H]):
         """Every state: the start states, each row's, and every target, in that order."""
         seen: dict[type, None] = dict.fromkeys(self.start)
         seen.update(dict.fromkeys(self.table))
-        for targets in self.goes_to.values():
+        for targets in (*self.goes_to.values(), *self.calls.values()):
             seen.update(dict.fromkeys(targets))
         return tuple(seen)
 
@@ -144,11 +149,12 @@ def check_machine(machine: Machine[H]) -> list[str]:
     frontier = list(machine.start)
     while frontier:
         state = frontier.pop()
-        for msg_type in machine.row(state):
-            for target in machine.goes_to.get((state, msg_type), ()):
-                if target not in reached:
-                    reached.add(target)
-                    frontier.append(target)
+        targets = [t for m in machine.row(state) for t in machine.goes_to.get((state, m), ())]
+        targets += [t for (s, _), ts in machine.calls.items() if s is state for t in ts]
+        for target in targets:
+            if target not in reached:
+                reached.add(target)
+                frontier.append(target)
     for state in machine.states():
         if state not in reached:
             problems.append(f"{machine.name}: {state.__name__} cannot be reached")

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
@@ -215,6 +216,8 @@ class DtlsServer(_Reader):
         super().__init__(sock, loop)
         self.handler = handler
         self.config = config
+        # Refused now rather than at the first handshake: a certificate DTLS 1.2 cannot use.
+        check_dtls12_identity(config.certificate_chain, config.private_key)
         self.gate = Gate(config)
         self.peers: dict[Hashable, DtlsStream] = {}
         self.admission: AdmissionTable[DtlsStream] = AdmissionTable.for_server(config)

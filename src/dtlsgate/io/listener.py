@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.datagram import Admit, Drop, Gate, is_client_hello
 
@@ -67,6 +68,8 @@ class Listener:
         self.batch = batch
         self.sock = sock
         self.config = config if config is not None else ServerConfig()
+        # Refused now rather than at the first handshake: a certificate DTLS 1.2 cannot use.
+        check_dtls12_identity(self.config.certificate_chain, self.config.private_key)
         self.gate = Gate(self.config)
         # Wall-clock time: cookies carry a timestamp that other servers of a fleet check.
         self._clock = clock

@@ -13,15 +13,35 @@ looks for (the gate decodes a ClientHello fully before admitting it). For a firs
 (``whole=False``) it reads only up to the end of the cookie: a stateless gate sees no more
 of a fragmented ClientHello (RFC 6347 §4.2.1). ``tests/test_client_hello_peek.py`` pins the
 two readers against each other.
+
+``peek_client_hello_record(datagram)`` is the same peek one level out, for a stateless gate
+that answers a flood: it reads the datagram's first DTLSPlaintext header (RFC 6347 §4.1),
+its handshake header (§4.2.2) and the ClientHello fields in one bounded pass over the
+datagram, with one struct unpack for both headers, and returns the fields the gate judges;
+None when the first record is not one handshake fragment, the first of a ClientHello, that
+fills its record and is framed as above (then the full decoders, `split_dtls_records`,
+`DtlsHandshakeHeader.decode` and `peek_client_hello`, say what it is instead). The test
+pins it to them.
 """
 
 from __future__ import annotations
 
+import struct
+from typing import NamedTuple
+
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
+from dtlsgate.wire.enums import ContentType, HandshakeType
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
+from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, MAX_CIPHERTEXT_LENGTH
 
-_SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte
+_SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
+# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch, sequence_number as u16 ||
+# u32, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
+# fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
+_HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
+_BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 
 
 @frozen
@@ -43,38 +63,114 @@ def peek_client_hello(body: bytes, *, whole: bool) -> ClientHelloPeek | None:
     """The `ClientHelloPeek` of ``body``: a whole ClientHello body (``whole``), or the first
     fragment of one. None when a first fragment ends before its cookie does; DecodeError
     when ``body`` is malformed (a whole body must be a well-framed ClientHello)."""
-    size = len(body)
-    if size <= _SESSION_ID_AT:
-        return _ends_early(whole)
-    session_id_length = body[_SESSION_ID_AT]
-    if session_id_length > MAX_SESSION_ID_LENGTH:
-        raise DecodeError(f"session_id of {session_id_length} bytes")
-    cookie_at = _SESSION_ID_AT + 1 + session_id_length
-    if cookie_at >= size:
-        return _ends_early(whole)
-    cookie_end = cookie_at + 1 + body[cookie_at]
-    if cookie_end > size:
-        return _ends_early(whole)
-    if whole:
-        _check_framing_after_cookie(body, cookie_end)
+    span = _cookie_span(body, 0, len(body), whole)
+    if span is None:
+        return None
+    cookie_at, cookie_end = span
     return ClientHelloPeek(
         (body[0] << 8) | body[1], body[:cookie_at], body[cookie_at + 1 : cookie_end]
     )
 
 
-def _ends_early(whole: bool) -> ClientHelloPeek | None:
-    """A whole ClientHello that ends before its cookie does is malformed; a first fragment
-    that does is only too short to judge."""
+class ClientHelloRecordPeek(NamedTuple):
+    """What a stateless gate judges of a datagram whose first record holds the first
+    fragment of a DTLS ClientHello (`peek_client_hello_record`).
+
+    - ``record_version``, ``epoch``, ``sequence_number``: the record's (RFC 6347 §4.1);
+    - ``message_seq``: the handshake header's (§4.2.2);
+    - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`.
+    """
+
+    record_version: int
+    epoch: int
+    sequence_number: int
+    message_seq: int
+    client_version: int
+    bound: bytes
+    cookie: bytes
+
+
+def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
+    """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
+    not a handshake record (§4.1, within the datagram) holding exactly one fragment, the
+    first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within its message and
+    filling the record), whose body `peek_client_hello` accepts (a whole ClientHello, or a
+    first fragment that holds the cookie). Records after the first are not read."""
+    size = len(datagram)
+    if size < _HEADERS_AND_VERSION.size:
+        return None
+    (
+        content_type,
+        record_version,
+        epoch,
+        sequence_high,
+        sequence_low,
+        record_length,
+        type_and_length,
+        message_seq,
+        offset_high,
+        offset_low_and_fragment_length,
+        client_version,
+    ) = _HEADERS_AND_VERSION.unpack_from(datagram)
+    end = DTLS_RECORD_HEADER_LENGTH + record_length
+    if content_type != ContentType.HANDSHAKE or record_length > MAX_CIPHERTEXT_LENGTH or end > size:
+        return None
+    length = type_and_length & 0xFFFFFF
+    fragment_length = offset_low_and_fragment_length & 0xFFFFFF
+    if (
+        type_and_length >> 24 != HandshakeType.CLIENT_HELLO
+        or offset_high
+        or offset_low_and_fragment_length >> 24
+        or fragment_length > length
+        or _BODY_AT + fragment_length != end
+    ):
+        return None
+    try:
+        span = _cookie_span(datagram, _BODY_AT, end, fragment_length == length)
+    except DecodeError:
+        return None
+    if span is None:
+        return None
+    cookie_at, cookie_end = span
+    return ClientHelloRecordPeek(
+        record_version,
+        epoch,
+        (sequence_high << 32) | sequence_low,
+        message_seq,
+        client_version,
+        datagram[_BODY_AT:cookie_at],
+        datagram[cookie_at + 1 : cookie_end],
+    )
+
+
+def _cookie_span(data: bytes, start: int, end: int, whole: bool) -> tuple[int, int] | None:
+    """Where the cookie<0..2^8-1> of the ClientHello body ``data[start:end]`` is: the offsets
+    of its length byte and of its end. None when a first fragment ends before its cookie
+    does; DecodeError when the body is malformed (for a whole body, also after the cookie:
+    ``_check_framing_after_cookie``)."""
+    session_id_at = start + _SESSION_ID_AT
+    if session_id_at < end:
+        session_id_length = data[session_id_at]
+        if session_id_length > MAX_SESSION_ID_LENGTH:
+            raise DecodeError(f"session_id of {session_id_length} bytes")
+        cookie_at = session_id_at + 1 + session_id_length
+        if cookie_at < end:
+            cookie_end = cookie_at + 1 + data[cookie_at]
+            if cookie_end <= end:
+                if whole:
+                    _check_framing_after_cookie(data, cookie_end, end)
+                return cookie_at, cookie_end
+    # The body ends before its cookie does: a whole ClientHello that does is malformed; a
+    # first fragment that does is only too short to judge.
     if whole:
         raise DecodeError("ClientHello truncated before the end of its cookie")
     return None
 
 
-def _check_framing_after_cookie(body: bytes, pos: int) -> None:
-    """cipher_suites<2..2^16-2> (an even length), compression_methods<1..2^8-1>, then
-    nothing or an extensions block that fills the message exactly, each extension's
-    length within it (RFC 5246 §7.4.1.2, RFC 8446 §4.2)."""
-    end = len(body)
+def _check_framing_after_cookie(body: bytes, pos: int, end: int) -> None:
+    """From ``pos`` to the message's ``end``: cipher_suites<2..2^16-2> (an even length),
+    compression_methods<1..2^8-1>, then nothing or an extensions block that fills the
+    message exactly, each extension's length within it (RFC 5246 §7.4.1.2, RFC 8446 §4.2)."""
     if pos + 2 > end:
         raise DecodeError("ClientHello truncated in cipher_suites")
     suites_length = (body[pos] << 8) | body[pos + 1]

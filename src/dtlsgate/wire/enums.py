@@ -45,6 +45,7 @@ class HandshakeType(IntEnum):
     CERTIFICATE_URL = 21
     CERTIFICATE_STATUS = 22
     KEY_UPDATE = 24
+    COMPRESSED_CERTIFICATE = 25  # RFC 8879 §4
     MESSAGE_HASH = 254
 
 
@@ -206,6 +207,10 @@ class SignatureScheme(IntEnum):
     rsa_pss_pss_sha256 = 0x0809
     rsa_pss_pss_sha384 = 0x080A
     rsa_pss_pss_sha512 = 0x080B
+    # draft-ietf-tls-mldsa: pure ML-DSA (FIPS 204) in TLS 1.3 only, empty context.
+    mldsa44 = 0x0904
+    mldsa65 = 0x0905
+    mldsa87 = 0x0906
 
 
 class PskKeyExchangeMode(IntEnum):

@@ -74,6 +74,9 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
     _E.record_size_limit: frozenset(
         {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
     ),
+    # RFC 8879 §3: the algorithms a peer can decompress, in a ClientHello or a
+    # CertificateRequest.
+    _E.compress_certificate: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST}),
     _E.session_ticket: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
     _E.pre_shared_key: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO}),
     _E.early_data: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.NEW_SESSION_TICKET}),

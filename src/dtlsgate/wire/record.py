@@ -12,7 +12,7 @@ from functools import partial
 from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError
+from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
 TLS_RECORD_HEADER_LENGTH = 5
@@ -106,14 +106,28 @@ _as_record = cast(
 def encode_dtls_record(
     content_type: int, version: int, epoch: int, sequence_number: int, fragment: bytes
 ) -> bytes:
-    """One DTLSPlaintext record with ``fragment`` as its body."""
-    w = Writer()
-    w.u8(content_type)
-    w.u16(version)
-    w.u16(epoch)
-    w.u48(sequence_number)
-    w.vector(2, fragment)
-    return w.getvalue()
+    """One DTLSPlaintext record with ``fragment`` as its body: the header in one pack."""
+    length = len(fragment)
+    # Each value shifted past its width is 0 when it fits, and nonzero (or -1) otherwise.
+    if (
+        (content_type >> 8)
+        | (version >> 16)
+        | (epoch >> 16)
+        | (sequence_number >> 48)
+        | (length >> 16)
+    ):
+        raise UsageError("content_type, version, epoch, sequence_number or length out of range")
+    return (
+        _DTLS_HEADER.pack(
+            content_type,
+            version,
+            epoch,
+            sequence_number >> 32,
+            sequence_number & 0xFFFFFFFF,
+            length,
+        )
+        + fragment
+    )
 
 
 def split_dtls_records(datagram: bytes) -> Iterator[DtlsRecord]:

@@ -22,10 +22,10 @@ from typing import Any
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import load_trust_store
-from dtlsgate.crypto.hashes import TranscriptHash, constant_time_equal
+from dtlsgate.crypto.hashes import Hash, TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
@@ -51,6 +51,8 @@ from dtlsgate.handshake.tls13.common import (
     SendMessage,
     TicketReceived,
     application_keylog,
+    certificate_message,
+    compressed,
     expect,
     handshake_keylog,
     install,
@@ -59,11 +61,17 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.peer_auth import (
     PeerKey,
+    certificate_schemes,
     check_peer_certificate,
     verify_certificate_verify,
 )
 from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
+from dtlsgate.wire.cert_compression import (
+    decode_compress_certificate,
+    encode_compress_certificate,
+    parse_algorithm_names,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -121,16 +129,26 @@ class ClientContext:
         self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
+        # An external PSK without a server name to verify: the PSK must authenticate the
+        # server, a certificate handshake is refused.
+        self.psk_only = config.psk is not None and not config.insecure and not self.server_name
         # RFC 7250: a client with pins and no cafile takes raw public keys only.
-        if not config.insecure and not (config.pinned_keys and not config.cafile):
+        pins_only = bool(config.pinned_keys) and not config.cafile
+        if not config.insecure and not self.psk_only and not pins_only:
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
             self.trust = load_trust_store(config.cafile)
+        self.external: PskOffer | None = None
+        if config.psk is not None:
+            self.external = external_offer(self, config.psk_identity, config.psk, config.psk_hash)
         self.chain_der: tuple[bytes, ...] = tuple(
             c.public_bytes(_der()) for c in config.certificate_chain
         )
         self.key = config.private_key
+        self.key_schemes = certificate_schemes(config.certificate_chain, self.key)
         self.middlebox_compat: bool = config.middlebox_compat
+        # RFC 8879: what we accept, advertised in our ClientHello.
+        self.compression = parse_algorithm_names(config.certificate_compression)
         self.ticket: SessionTicket | None = config.session_ticket
         if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
             raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
@@ -160,21 +178,35 @@ class WaitServerHello:
 
 @frozen
 class PskOffer:
-    """The ticket we offer as our one PSK identity (RFC 8446 §4.2.11)."""
+    """The PSK we offer as our one identity (RFC 8446 §4.2.11): a ticket, or an external PSK
+    (``external``), with a suite of its hash to compute the binder with."""
 
-    ticket: SessionTicket
+    identity: bytes
     obfuscated_age: int
+    psk: bytes
+    suite: int
+    external: bool = False
 
     @property
     def hash(self) -> Any:
-        return suite_info(self.ticket.suite).hash
+        return suite_info(self.suite).hash
 
     def placeholder(self) -> OfferedPsks:
-        identity = PskIdentity(self.ticket.ticket.ticket, self.obfuscated_age)
+        identity = PskIdentity(self.identity, self.obfuscated_age)
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        return KeySchedule.for_suite(suite_info(self.ticket.suite), psk=self.ticket.psk)
+        return KeySchedule.for_suite(suite_info(self.suite), psk=self.psk)
+
+
+def external_offer(ctx: ClientContext, identity: bytes, psk: bytes, hash_name: str) -> PskOffer:
+    """Our external PSK as an offer: RFC 8446 §4.2.11 binds it to one hash, so to our suites
+    of that hash; its obfuscated_ticket_age is 0."""
+    hash = Hash(hash_name)
+    suite = next((s for s in ctx.suites if suite_info(s).hash is hash), None)
+    if suite is None:
+        raise UsageError(f"no cipher suite with {hash_name} to use the PSK with")
+    return PskOffer(identity, 0, psk, suite, external=True)
 
 
 @dataclass(slots=True)
@@ -255,18 +287,21 @@ def client_hello(
     ext.append(Extension(_E.supported_versions, encode_supported_versions_ch([TLS13])))
     entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
     ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
-    ext.append(
-        Extension(
-            _E.psk_key_exchange_modes,
-            encode_psk_key_exchange_modes([PskKeyExchangeMode.psk_dhe_ke]),
-        )
-    )
+    modes = encode_psk_key_exchange_modes(list(cfg.psk_modes))
+    ext.append(Extension(_E.psk_key_exchange_modes, modes))
     if cfg.alpn_protocols:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
         )
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    if ctx.compression:
+        # RFC 8879 §3: the algorithms we can decompress a server certificate with.
+        data = encode_compress_certificate(ctx.compression)
+        ext.append(Extension(_E.compress_certificate, data))
+    if cfg.post_handshake_auth:
+        # RFC 8446 §4.2.6: we answer a CertificateRequest after the handshake.
+        ext.append(Extension(_E.post_handshake_auth, b""))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
     # RFC 7250 §4.1: the server's raw public key, when we have pins.
@@ -289,19 +324,21 @@ def _is_ip(name: str) -> bool:
 
 def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
     """Our ticket, when it may be offered: still within its lifetime, for the server name
-    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11)."""
+    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11); otherwise our
+    external PSK, if we have one."""
     ticket = ctx.ticket
     if ticket is None:
-        return None
+        return ctx.external
     if now is None:
         raise UsageError("start(now) needs the current time to offer a session ticket")
     age_ms = int((now - ticket.received_at) * 1000)
     if not 0 <= age_ms <= ticket.ticket.ticket_lifetime * 1000:
-        return None
+        return ctx.external
     if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
-        return None
+        return ctx.external
     # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
-    return PskOffer(ticket, (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF)
+    age = (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF
+    return PskOffer(ticket.ticket.ticket, age, ticket.psk, ticket.suite)
 
 
 def hello_message(
@@ -311,7 +348,7 @@ def hello_message(
     raw = message(_H.CLIENT_HELLO, hello.encode())
     if offer is None:
         return raw
-    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix)
+    return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix, external=offer.external)
 
 
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
@@ -358,37 +395,61 @@ def on_server_hello(
     if state.retry_suite is not None:
         # RFC 8446 §4.1.4: the ServerHello must pick the suite the HRR announced.
         expect(sh.cipher_suite == state.retry_suite, "suite changed", _A.illegal_parameter)
-    share_data = sh.get(_E.key_share)
-    share_data = present(share_data, "ServerHello without key_share", _A.missing_extension)
-    entry = decode_key_share_sh(share_data)
-    ours = state.shares.get(entry.group)
-    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
     suite = suite_info(sh.cipher_suite)
     psk = accepted_psk(state, sh, suite)
-    schedule = KeySchedule.for_suite(suite, psk=psk)
-    schedule.enter_handshake(ours.exchange(entry.key_exchange))
+    # A PSK-only client (no server name to verify a certificate against) needs the PSK.
+    expect(psk is not None or not ctx.psk_only, "server refused our PSK", _A.handshake_failure)
+    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
+    group = server_key_share(ctx, state, sh, schedule, psk is not None)
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
     keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
     actions: Actions = [*handshake_keylog(keys)]
     info = HandshakeInfo(
         CipherSuite(sh.cipher_suite),
-        NamedGroup(entry.group),
+        group,
         None,
         None,
         ctx.server_name,
         (),
         state.retry is not None,
-        psk is not None,
+        psk is not None and not psk.external,
+        psk.identity if psk is not None and psk.external else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
 
 
-def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> bytes | None:
-    """The PSK when the ServerHello selected our ticket (RFC 8446 §4.2.11: the identity
-    must be one we offered and the suite's hash the ticket's, else illegal_parameter)."""
+def server_key_share(
+    ctx: ClientContext,
+    state: WaitServerHello,
+    sh: ServerHello,
+    schedule: KeySchedule,
+    with_psk: bool,
+) -> NamedGroup | None:
+    """Enter the handshake secret with the server's key share, or without one in psk_ke
+    mode (RFC 8446 §4.2.9: only with a PSK, in a mode we offered); returns the group."""
+    modes = ctx.config.psk_modes
+    share_data = sh.get(_E.key_share)
+    if share_data is None:
+        psk_ke = with_psk and PskKeyExchangeMode.psk_ke in modes
+        expect(psk_ke, "ServerHello without key_share", _A.missing_extension)
+        schedule.enter_handshake(None)
+        return None
+    if with_psk:
+        dhe = PskKeyExchangeMode.psk_dhe_ke in modes
+        expect(dhe, "key_share with a psk_ke-only PSK", _A.illegal_parameter)
+    entry = decode_key_share_sh(share_data)
+    ours = state.shares.get(entry.group)
+    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
+    schedule.enter_handshake(ours.exchange(entry.key_exchange))
+    return NamedGroup(entry.group)
+
+
+def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> PskOffer | None:
+    """Our offer when the ServerHello selected it (RFC 8446 §4.2.11: the identity must be
+    one we offered and the suite's hash the PSK's, else illegal_parameter)."""
     data = sh.get(_E.pre_shared_key)
     if data is None:
         return None
@@ -397,7 +458,7 @@ def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> b
     expect(selected == 0, "selected_identity", _A.illegal_parameter)
     offer = present(offer, "selected_identity", _A.illegal_parameter)
     expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
-    return offer.ticket.psk
+    return offer
 
 
 def on_hello_retry_request(
@@ -456,7 +517,7 @@ def on_encrypted_extensions(
         actions.append(PeerRecordLimit(decode_record_size_limit(limit)))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     state.keys.transcript.update(raw)
-    if info.resumed:
+    if info.psk_authenticated:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
         return WaitFinished(state.keys, state.suite, info, None), actions
     offered = {e.type: e.data for e in rpk.offers(ctx.config, own_key=False)}
@@ -544,7 +605,8 @@ def on_finished(
         actions.append(SendChangeCipherSpec())
     actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
     if state.request is not None:
-        actions.extend(SendMessage(m) for m in client_certificate(ctx, keys, state.request))
+        answer = client_certificate(ctx, keys.transcript, state.request)
+        actions.extend(SendMessage(m) for m in answer)
     mine = message(_H.FINISHED, Finished(keys.finished(server=False)).encode())
     keys.transcript.update(mine)
     actions.append(SendMessage(mine))
@@ -553,27 +615,61 @@ def on_finished(
     actions.append(install(True, keys, state.suite.aead, client_app))
     actions.append(install(False, keys, state.suite.aead, server_app))
     actions.append(Complete(state.info))
-    return Connected(keys.schedule, state.suite, app, server_app, client_app), actions
+    pha = ctx.config.post_handshake_auth
+    connected = Connected(
+        keys.schedule, state.suite, app, server_app, client_app, 0, keys.transcript, pha
+    )
+    return connected, actions
 
 
-def client_certificate(ctx: ClientContext, keys: Keys, request: CertificateRequest) -> list[bytes]:
-    """Certificate and CertificateVerify for a CertificateRequest (RFC 8446 §4.4.2.4: an
-    empty Certificate when we have nothing fitting)."""
+def on_post_handshake_certificate_request(
+    ctx: ClientContext, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[ClientState, Actions]:
+    """RFC 8446 §4.6.2: answer a CertificateRequest after the handshake with Certificate,
+    CertificateVerify (when we have a fitting certificate) and Finished, over the
+    handshake's transcript followed by the request; the Finished key is our current
+    application traffic secret (§4.4)."""
+    # RFC 8446 §4.6.2: without our post_handshake_auth it is unexpected_message.
+    expect(ctx.config.post_handshake_auth, "CertificateRequest", _A.unexpected_message)
+    request = CertificateRequest.decode(body)
+    expect(
+        request.get(_E.signature_algorithms) is not None,
+        "CertificateRequest without signature_algorithms",
+        _A.missing_extension,
+    )
+    transcript = present(state.transcript, "no transcript", _A.internal_error).copy()
+    transcript.update(raw)
+    messages = client_certificate(ctx, transcript, request)
+    verify_data = state.schedule.finished_verify_data(state.write_secret, transcript.digest())
+    messages.append(message(_H.FINISHED, Finished(verify_data).encode()))
+    return state, [SendMessage(m) for m in messages]
+
+
+def client_certificate(
+    ctx: ClientContext, transcript: TranscriptHash, request: CertificateRequest
+) -> list[bytes]:
+    """Certificate and CertificateVerify for a CertificateRequest, fed to ``transcript``
+    (RFC 8446 §4.4.2.4: an empty Certificate when we have nothing fitting; §4.4.2: the
+    request's context echoed)."""
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
     if ctx.key is not None and ctx.chain_der:
-        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify.
-        usable = schemes_for_key(ctx.key, tls13=True)
-        scheme = next((s for s in usable if s in offered), None)
+        # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify; §4.2.3:
+        # the scheme fits the certificate's key type.
+        scheme = next((s for s in ctx.key_schemes if s in offered), None)
     entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
-    cert = message(_H.CERTIFICATE, Certificate(b"", entries).encode())
-    keys.transcript.update(cert)
+    body = Certificate(request.request_context, entries).encode()
+    # RFC 8879 §3: compressed with an algorithm the server's request lists, when we have one.
+    asked = request.get(_E.compress_certificate)
+    algorithms = decode_compress_certificate(asked) if asked is not None and entries else ()
+    cert = certificate_message(body, algorithms)
+    transcript.update(cert)
     if scheme is None:
         return [cert]
-    content = certificate_verify_content(keys.transcript.digest(), server=False)
+    content = certificate_verify_content(transcript.digest(), server=False)
     signature = ctx.provider.sign(ctx.key, SignatureScheme(scheme), content)
     cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
-    keys.transcript.update(cv)
+    transcript.update(cv)
     return [cert, cv]
 
 
@@ -606,13 +702,18 @@ TABLE: dict[type, dict[int, Handler]] = {
     WaitCertificateOrRequest: {
         _H.CERTIFICATE_REQUEST: on_certificate_request,
         _H.CERTIFICATE: on_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_certificate),
     },
-    WaitCertificate: {_H.CERTIFICATE: on_certificate},
+    WaitCertificate: {
+        _H.CERTIFICATE: on_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_certificate),
+    },
     WaitCertificateVerify: {_H.CERTIFICATE_VERIFY: on_certificate_verify},
     WaitFinished: {_H.FINISHED: on_finished},
     Connected: {
         _H.NEW_SESSION_TICKET: on_new_session_ticket,
         _H.KEY_UPDATE: key_update_handler,
+        _H.CERTIFICATE_REQUEST: on_post_handshake_certificate_request,
     },
 }
 
@@ -631,11 +732,14 @@ CLIENT: Machine[Handler] = Machine(
         ),
         (WaitCertificateOrRequest, _H.CERTIFICATE_REQUEST): (WaitCertificate,),
         (WaitCertificateOrRequest, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificateOrRequest, _H.COMPRESSED_CERTIFICATE): (WaitCertificateVerify,),
         (WaitCertificate, _H.CERTIFICATE): (WaitCertificateVerify,),
+        (WaitCertificate, _H.COMPRESSED_CERTIFICATE): (WaitCertificateVerify,),
         (WaitCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitFinished,),
         (WaitFinished, _H.FINISHED): (Connected,),
         (Connected, _H.NEW_SESSION_TICKET): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
+        (Connected, _H.CERTIFICATE_REQUEST): (Connected,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,

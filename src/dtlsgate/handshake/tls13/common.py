@@ -27,6 +27,13 @@ from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
 from dtlsgate.handshake.engine import SendMessage as SendMessage
 from dtlsgate.wire.buffer import Writer
+from dtlsgate.wire.cert_compression import (
+    CompressedCertificate,
+    available_algorithms,
+    compress_certificate,
+    decode_compress_certificate,
+    decompress_certificate,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -53,6 +60,7 @@ from dtlsgate.wire.extensions import (
     encode_cookie,
     encode_key_share_hrr,
     encode_supported_versions_sh,
+    require_empty,
 )
 from dtlsgate.wire.handshake import encode_handshake
 from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
@@ -83,6 +91,15 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha256,
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
+)
+#: Every TLS 1.3 scheme we sign and verify: the defaults and ML-DSA (draft-ietf-tls-mldsa),
+#: offered when configured (``signature_schemes``): not by default, as no deployed CA issues
+#: ML-DSA certificates yet and each scheme lengthens every ClientHello.
+SUPPORTED_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES,
+    SignatureScheme.mldsa44,
+    SignatureScheme.mldsa65,
+    SignatureScheme.mldsa87,
 )
 
 T = TypeVar("T")
@@ -158,8 +175,26 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...]
     hello_retry: bool
     resumed: bool = False
+    # The identity of the external PSK the handshake authenticated with (RFC 8446 §4.2.11).
+    psk_identity: bytes | None = None
+    # The client sent post_handshake_auth (RFC 8446 §4.2.6): the server may ask it for a
+    # certificate after the handshake.
+    post_handshake_auth: bool = False
     # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
     peer_raw_public_key: bytes | None = None
+
+    @property
+    def psk_authenticated(self) -> bool:
+        """A PSK (a ticket or an external one) authenticated the handshake: no certificates
+        (RFC 8446 §2.2)."""
+        return self.resumed or self.psk_identity is not None
+
+
+@frozen
+class ClientAuthenticated:
+    """Post-handshake authentication finished (RFC 8446 §4.6.2): the client's chain, or ()."""
+
+    chain: tuple[bytes, ...]
 
 
 @frozen
@@ -178,7 +213,7 @@ Action = (
     | SkipEarlyData
     | Complete[HandshakeInfo]
 )
-Actions = list[Action | TicketReceived | KeyLog]
+Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
@@ -256,6 +291,8 @@ class ClientHelloInfo:
     # RFC 7250 §4.1: the certificate types the client takes / can send (None: X.509 only).
     server_certificate_types: tuple[int, ...] | None = None
     client_certificate_types: tuple[int, ...] | None = None
+    post_handshake_auth: bool = False
+    compress_algorithms: tuple[int, ...] = ()
 
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
@@ -278,6 +315,7 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
     _E.server_certificate_type: ("server_certificate_types", decode_certificate_types),
     _E.client_certificate_type: ("client_certificate_types", decode_certificate_types),
+    _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
 }
 
 
@@ -300,6 +338,10 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     for index, ext in enumerate(extensions):
         if ext.type == _E.early_data:
             values["early_data"] = True
+        elif ext.type == _E.post_handshake_auth:
+            # RFC 8446 §4.2.6: an empty extension.
+            require_empty(ext.data, "post_handshake_auth")
+            values["post_handshake_auth"] = True
         parser = _PARSERS.get(ext.type)
         if parser is None:
             continue
@@ -379,6 +421,39 @@ def hello_retry_request(
         LEGACY_VERSION, HELLO_RETRY_REQUEST_RANDOM, session_id, suite, 0, tuple(extensions)
     )
     return message(HandshakeType.SERVER_HELLO, hrr.encode())
+
+
+# ---- certificate compression (RFC 8879) --------------------------------------------------------
+
+
+def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
+    """Our Certificate message, as a CompressedCertificate with the first algorithm we have
+    among those the peer advertised (RFC 8879 §3), else as it is."""
+    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    if algorithm is None:
+        return message(HandshakeType.CERTIFICATE, body)
+    compressed = compress_certificate(algorithm, body)
+    return message(HandshakeType.COMPRESSED_CERTIFICATE, compressed.encode())
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def compressed(handler: H) -> H:
+    """The handler of a CompressedCertificate (RFC 8879 §4): decompressed within our bound,
+    then handled as the Certificate it holds, hashed into the transcript as received. An
+    algorithm we did not advertise (RFC 8879 §4: it MUST be one, no alert named) is
+    illegal_parameter; data that do not decompress to exactly uncompressed_length, or past
+    our bound, bad_certificate (§4)."""
+
+    def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
+        wrapped = CompressedCertificate.decode(body)
+        advertised = wrapped.algorithm in ctx.compression
+        expect(advertised, "compression we did not advertise", AlertDescription.illegal_parameter)
+        return handler(ctx, state, decompress_certificate(wrapped), raw, now)
+
+    on_compressed_certificate.__name__ = f"compressed_{handler.__name__}"
+    return on_compressed_certificate  # type: ignore[return-value]
 
 
 def expect(condition: bool, text: str, alert: AlertDescription) -> None:

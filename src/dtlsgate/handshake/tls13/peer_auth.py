@@ -7,6 +7,8 @@ import datetime
 from collections.abc import Collection
 from typing import Any
 
+from cryptography import x509
+
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import (
     TrustStore,
@@ -20,11 +22,21 @@ from dtlsgate.crypto.signatures import (
     RSA_PSS_PSS_SCHEMES,
     TLS13_FORBIDDEN_SCHEMES,
     certificate_verify_content,
+    schemes_for_key,
 )
 from dtlsgate.errors import IllegalParameter
 from dtlsgate.handshake.tls13.common import DEFAULT_SIGNATURE_SCHEMES
 from dtlsgate.wire.enums import SignatureScheme
 from dtlsgate.wire.messages13 import CertificateVerify
+
+
+def certificate_schemes(chain: list[x509.Certificate], key: Any) -> tuple[SignatureScheme, ...]:
+    """The TLS 1.3 schemes our certificate's key signs with (RFC 8446 §4.2.3: the key type
+    of the leaf, told apart by its subjectPublicKeyInfo for RSASSA-PSS)."""
+    if key is None:
+        return ()
+    pss = bool(chain) and is_rsassa_pss(chain[0])
+    return tuple(schemes_for_key(key, tls13=True, rsassa_pss=pss))
 
 
 @frozen

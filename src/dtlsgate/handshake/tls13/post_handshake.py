@@ -1,14 +1,23 @@
-"""After the handshake: the connected state and KeyUpdate (RFC 8446 §4.6.3, §7.2).
+"""After the handshake: the connected state, KeyUpdate (RFC 8446 §4.6.3, §7.2) and the
+states of post-handshake client authentication (§4.6.2).
 
 Each KeyUpdate moves one direction to the next application traffic secret,
 ``application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length)``.
+
+Post-handshake authentication: a server whose client sent post_handshake_auth sends a
+CertificateRequest with a fresh context and waits, still connected, for the client's
+Certificate, CertificateVerify and Finished; their transcript is the handshake's (through the
+client Finished) followed by that CertificateRequest, and the Finished key comes from the
+client's current application traffic secret (§4.4). Each waiting state is a `Connected`, so
+application data and KeyUpdates go on meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
+from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UnexpectedMessage
@@ -37,6 +46,49 @@ class Connected:
     # KeyUpdates with update_requested received since the peer last sent application data
     # (the connection resets it on each non-empty application data record).
     peer_key_updates: int = 0
+    # The handshake transcript through the client Finished (RFC 8446 §4.4: the context of
+    # post-handshake authentication), and whether the client sent post_handshake_auth.
+    transcript: TranscriptHash | None = None
+    post_handshake_auth: bool = False
+
+
+@dataclass(slots=True)
+class PendingAuth:
+    """A post-handshake CertificateRequest awaiting its answer: its context, the transcript
+    so far (handshake, CertificateRequest, then the client's messages), the client's chain
+    and key once its Certificate came."""
+
+    context: bytes
+    transcript: TranscriptHash
+    chain: tuple[bytes, ...] = ()
+    peer_key: Any = None
+
+
+@dataclass(slots=True)
+class WaitPostHandshakeCertificate(Connected):
+    """We sent a CertificateRequest after the handshake (RFC 8446 §4.6.2)."""
+
+    pending: PendingAuth | None = None
+
+
+@dataclass(slots=True)
+class WaitPostHandshakeCertificateVerify(Connected):
+    pending: PendingAuth | None = None
+
+
+@dataclass(slots=True)
+class WaitPostHandshakeFinished(Connected):
+    pending: PendingAuth | None = None
+
+
+C = TypeVar("C", bound=Connected)
+
+
+def moved(kind: type[C], state: Connected, **changes: Any) -> C:
+    """``state``'s connection data in a state of type ``kind``."""
+    values = {f.name: getattr(state, f.name) for f in fields(Connected)}
+    values.update(changes)
+    return kind(**values)
 
 
 def update_write(state: Connected, request_peer: bool) -> tuple[Connected, Actions]:

@@ -23,10 +23,10 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.hashes import TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.crypto.signatures import certificate_verify_content, schemes_for_key
+from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
@@ -42,6 +42,7 @@ from dtlsgate.handshake.tls13.common import (
     TLS13,
     Actions,
     AppSecrets,
+    ClientAuthenticated,
     ClientHelloInfo,
     Complete,
     HandshakeInfo,
@@ -52,7 +53,9 @@ from dtlsgate.handshake.tls13.common import (
     SendMessage,
     SkipEarlyData,
     application_keylog,
+    certificate_message,
     client_hello_fixed_part,
+    compressed,
     decode_client_hello,
     expect,
     handshake_keylog,
@@ -63,10 +66,19 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.peer_auth import (
     PeerKey,
+    certificate_schemes,
     check_peer_certificate,
     verify_certificate_verify,
 )
-from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.post_handshake import (
+    Connected,
+    PendingAuth,
+    WaitPostHandshakeCertificate,
+    WaitPostHandshakeCertificateVerify,
+    WaitPostHandshakeFinished,
+    key_update_handler,
+    moved,
+)
 from dtlsgate.handshake.tls13.tickets import (
     TicketSealer,
     TicketState,
@@ -74,6 +86,7 @@ from dtlsgate.handshake.tls13.tickets import (
     binders_equal,
     truncate,
 )
+from dtlsgate.wire.cert_compression import encode_compress_certificate, parse_algorithm_names
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -126,16 +139,31 @@ class ServerContext:
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
-        # RFC 8446 §4.2.3, §4.4.3: RSA signs with RSASSA-PSS only in TLS 1.3 (no PKCS#1).
-        self.key_schemes = (
-            tuple(schemes_for_key(self.key, tls13=True)) if self.key is not None else ()
+        # RFC 8446 §4.2.3, §4.4.3: RSA signs with RSASSA-PSS only in TLS 1.3 (no PKCS#1),
+        # with rsa_pss_pss_* when the certificate names id-RSASSA-PSS, else rsa_pss_rsae_*.
+        schemes = certificate_schemes(chain, self.key)
+        if config.signature_schemes:
+            # The configured schemes, in their order, that our key can sign with.
+            schemes = tuple(s for s in config.signature_schemes if s in schemes)
+        self.key_schemes = schemes
+        # What our CertificateRequest offers, and so what a client may sign with.
+        self.request_schemes: tuple[int, ...] = (
+            config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
         )
         self.trust: Any = None
-        if config.verify_client != "none" and config.cafile:
+        # Client CAs: for client certificates in the handshake, and for post-handshake
+        # authentication (RFC 8446 §4.6.2), which a cafile alone enables.
+        self.client_cas: Any = None
+        if config.cafile:
             from dtlsgate.crypto.certs import load_trust_store
 
-            self.trust = load_trust_store(config.cafile)
+            self.client_cas = load_trust_store(config.cafile)
+        if config.verify_client != "none":
+            self.trust = self.client_cas
         self.sealer = TicketSealer(config.ticket_key, self.provider)
+        # RFC 8879: what we accept from clients, advertised in our CertificateRequests.
+        self.compression = parse_algorithm_names(config.certificate_compression)
+        self.psk_hash = Hash(config.psk_hash)
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -193,6 +221,9 @@ ServerState = (
     | WaitClientCertificateVerify
     | WaitClientFinished
     | Connected
+    | WaitPostHandshakeCertificate
+    | WaitPostHandshakeCertificateVerify
+    | WaitPostHandshakeFinished
 )
 
 
@@ -204,88 +235,135 @@ class Choice:
     """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
 
     suite: int
-    group: int
-    scheme: SignatureScheme
+    group: int | None  # None: psk_ke, no (EC)DHE (RFC 8446 §4.2.9)
+    scheme: SignatureScheme | None  # None: a PSK authenticates
     alpn: bytes | None
 
 
 @frozen
-class Resumption:
-    """A ticket the client offered that opened and is fresh: ``index`` of its identity."""
+class PskCandidate:
+    """A PSK the client offered that we hold (RFC 8446 §4.2.11): ``index`` of its identity,
+    the key and its hash, the suite a ticket fixes (None for an external PSK: any of our
+    suites with its hash), and the key exchange mode we chose for it (§4.2.9)."""
 
     index: int
-    state: TicketState
+    psk: bytes
+    hash: Hash
+    suite: int | None
+    mode: int
+    external_identity: bytes | None = None
 
 
 @frozen
 class AcceptedPsk:
-    """A resumption PSK whose binder verified (RFC 8446 §4.2.11)."""
+    """A PSK whose binder verified (RFC 8446 §4.2.11)."""
 
     index: int
     psk: bytes
+    external_identity: bytes | None = None
 
 
-def find_ticket(
-    ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, now: float
-) -> Resumption | None:
-    """The first offered identity that is one of our tickets, fresh (age and lifetime,
-    RFC 8446 §4.6.1), for a suite the client still offers. We resume only with psk_dhe_ke
-    (§4.2.9) and without client certificates (a ticket does not carry the client's
-    identity); otherwise the offer is ignored and a full handshake follows (§4.2.11)."""
+def psk_mode(ctx: ServerContext, info: ClientHelloInfo, dhe_only: bool) -> int | None:
+    """Our most preferred PSK mode the client offers (RFC 8446 §4.2.9); psk_dhe_ke only
+    after a HelloRetryRequest, which asked for a key share."""
+    # RFC 8446 §4.2.9: a ClientHello with pre_shared_key must have psk_key_exchange_modes.
+    expect(bool(info.psk_modes), "pre_shared_key without psk_modes", _A.missing_extension)
+    ours = (PskKeyExchangeMode.psk_dhe_ke,) if dhe_only else ctx.config.psk_modes
+    return next((m for m in ours if m in info.psk_modes), None)
+
+
+def find_psk(
+    ctx: ServerContext,
+    hello: ClientHello,
+    info: ClientHelloInfo,
+    now: float,
+    suites: tuple[int, ...],
+    dhe_only: bool = False,
+) -> PskCandidate | None:
+    """The first offered identity that is one of our external PSKs (with a suite of its
+    hash that both offer) or one of our tickets, fresh (age and lifetime, RFC 8446 §4.6.1),
+    for a suite both still offer. Tickets resume only without client certificates (a
+    ticket does not carry the client's identity). Any other offer is ignored and a full
+    handshake follows (§4.2.11)."""
     offer = info.psk
-    if offer is None or ctx.config.verify_client != "none":
+    if offer is None:
         return None
-    if PskKeyExchangeMode.psk_dhe_ke not in info.psk_modes:
+    mode = psk_mode(ctx, info, dhe_only)
+    if mode is None:
         return None
-    # Each identity costs an AEAD open: only the first few are tried.
+    # Each identity costs a dict lookup and an AEAD open: only the first few are tried.
     for index, identity in enumerate(offer.identities[:MAX_PSK_IDENTITIES_TRIED]):
+        key = ctx.config.psk.get(identity.identity)
+        if key is not None:
+            # RFC 8446 §4.2.11: an external PSK is used only with a suite of its hash.
+            if any(s in hello.cipher_suites and suite_info(s).hash is ctx.psk_hash for s in suites):
+                return PskCandidate(index, key, ctx.psk_hash, None, mode, identity.identity)
+            continue
+        if ctx.config.verify_client != "none":
+            continue
         state = ctx.sealer.open(identity.identity)
         if state is None or not state.age_ok(identity.obfuscated_ticket_age, now):
             continue
-        if state.suite in hello.cipher_suites and state.suite in ctx.suites:
-            return Resumption(index, state)
+        if state.suite in hello.cipher_suites and state.suite in suites:
+            hash = suite_info(state.suite).hash
+            return PskCandidate(index, state.psk, hash, state.suite, mode)
     return None
 
 
 def check_binder(
-    found: Resumption | None,
+    found: PskCandidate | None,
     info: ClientHelloInfo,
     prefix: TranscriptHash | None,
     raw: bytes,
+    suite: int,
 ) -> AcceptedPsk | None:
-    """Verify the binder of the ticket we chose (RFC 8446 §4.2.11.2) over the transcript
+    """Verify the binder of the PSK we chose (RFC 8446 §4.2.11.2) over the transcript
     ``prefix`` (None, or message_hash and the HelloRetryRequest) and the ClientHello
     truncated before its binders; a binder that does not verify is decrypt_error (§6.2)."""
     if found is None or info.psk is None:
         return None
-    schedule = KeySchedule.for_suite(suite_info(found.state.suite), psk=found.state.psk)
-    expected = binder(schedule, prefix, truncate(raw, info.psk))
+    schedule = KeySchedule.for_suite(suite_info(suite), psk=found.psk)
+    external = found.external_identity is not None
+    expected = binder(schedule, prefix, truncate(raw, info.psk), external=external)
     if not binders_equal(info.psk.binders[found.index], expected):
         raise DecryptError("PSK binder does not verify")
-    return AcceptedPsk(found.index, found.state.psk)
+    return AcceptedPsk(found.index, found.psk, found.external_identity)
 
 
-def choose(ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo) -> Choice:
-    """Suite, group, signature scheme and ALPN protocol, in our order of preference."""
-    suite = next((s for s in ctx.suites if s in hello.cipher_suites), None)
+def choose(
+    ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, psk: PskCandidate | None
+) -> Choice:
+    """Suite, group, signature scheme and ALPN protocol, in our order of preference; with a
+    PSK the suite is the ticket's or one of the PSK's hash (RFC 8446 §4.2.11), no signature
+    is made, and psk_ke needs no group (§4.2.9)."""
+    suites = ctx.suites
+    if psk is not None:
+        suites = (psk.suite,) if psk.suite is not None else ctx.suites
+        suites = tuple(s for s in suites if suite_info(s).hash is psk.hash)
+    suite = next((s for s in suites if s in hello.cipher_suites), None)
     expect(suite is not None, "no TLS 1.3 cipher suite in common", _A.handshake_failure)
-    # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
-    expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
-    expect(bool(info.groups), "no supported_groups", _A.missing_extension)
-    # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an empty
-    # key_share is legal (the client lets us pick a group: a HelloRetryRequest follows).
-    expect(info.shares is not None, "no key_share", _A.missing_extension)
-    group = next((g for g in ctx.groups if g in info.groups), None)
-    expect(group is not None, "no group in common", _A.handshake_failure)
-    scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
-    expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
+    if psk is None:
+        # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
+        expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
+    group = None
+    if psk is None or psk.mode == PskKeyExchangeMode.psk_dhe_ke:
+        expect(bool(info.groups), "no supported_groups", _A.missing_extension)
+        # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an empty
+        # key_share is legal (the client lets us pick a group: a HelloRetryRequest follows).
+        expect(info.shares is not None, "no key_share", _A.missing_extension)
+        group = next((g for g in ctx.groups if g in info.groups), None)
+        expect(group is not None, "no group in common", _A.handshake_failure)
+    scheme = None
+    if psk is None:
+        scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
+        expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
     alpn = None
     if ctx.config.alpn_protocols and info.alpn:
         alpn = next((p for p in ctx.config.alpn_protocols if p in info.alpn), None)
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", _A.no_application_protocol)
-    assert suite is not None and group is not None and scheme is not None
-    return Choice(suite, group, SignatureScheme(scheme), alpn)
+    assert suite is not None
+    return Choice(suite, group, None if scheme is None else SignatureScheme(scheme), alpn)
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -297,14 +375,11 @@ def on_client_hello(
     """The first ClientHello: a HelloRetryRequest when the client has no key share for the
     group we want (RFC 8446 §4.1.4), else our whole first flight."""
     hello, info = decode_client_hello(body)
-    choice = choose(ctx, hello, info)
-    found = find_ticket(ctx, hello, info, now)
-    if found is not None:
-        # RFC 8446 §4.2.11: the suite's hash must be the ticket's: resume with its suite.
-        choice = Choice(found.state.suite, choice.group, choice.scheme, choice.alpn)
-    share = info.share_for(choice.group)
+    found = find_psk(ctx, hello, info, now, ctx.suites)
+    choice = choose(ctx, hello, info, found)
+    share = info.share_for(choice.group) if choice.group is not None else None
     skip: Actions = [SkipEarlyData(MAX_EARLY_DATA_SKIP)] if info.early_data else []
-    if share is None:
+    if choice.group is not None and share is None:
         # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
         # (checked by construction: we ask only when there is no share for it).
         hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None)
@@ -316,7 +391,7 @@ def on_client_hello(
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
         return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
-    psk = check_binder(found, info, None, raw)
+    psk = check_binder(found, info, None, raw, choice.suite)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
     next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
     return next_state, [*skip, *flight]
@@ -350,25 +425,24 @@ def on_client_hello2(
     expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
     expect(info.cookie == state.cookie, "cookie is not the HRR's", _A.illegal_parameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
-    choice = choose(ctx, hello, info)
+    found = psk_after_retry(ctx, hello, info, state.suite, now)
+    choice = choose(ctx, hello, info, found)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
-    psk = check_binder(
-        ticket_for_suite(ctx, hello, info, state.suite, now), info, state.transcript, raw
-    )
+    psk = check_binder(found, info, state.transcript, raw, state.suite)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
     return flight[0], [SkipEarlyData(0), *flight[1]]
 
 
-def ticket_for_suite(
+def psk_after_retry(
     ctx: ServerContext, hello: ClientHello, info: ClientHelloInfo, suite: int, now: float
-) -> Resumption | None:
-    """After a HelloRetryRequest the suite is fixed: a ticket resumes only with it."""
+) -> PskCandidate | None:
+    """After a HelloRetryRequest the suite is fixed, and the HRR asked for a key share: a
+    PSK is used only with that suite, in psk_dhe_ke mode."""
     # RFC 8446 §4.2.10: a ClientHello2 must not offer early data (illegal_parameter).
     expect(not info.early_data, "early_data in ClientHello2", _A.illegal_parameter)
-    found = find_ticket(ctx, hello, info, now)
-    return found if found is not None and found.state.suite == suite else None
+    return find_psk(ctx, hello, info, now, (suite,), dhe_only=True)
 
 
 def server_flight(
@@ -376,7 +450,7 @@ def server_flight(
     hello: ClientHello,
     info: ClientHelloInfo,
     choice: Choice,
-    client_share: bytes,
+    client_share: bytes | None,
     transcript: TranscriptHash,
     after_hrr: bool,
     psk: AcceptedPsk | None,
@@ -385,17 +459,19 @@ def server_flight(
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
     resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
     suite = suite_info(choice.suite)
-    # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation to the
-    # client's key; an invalid client share is illegal_parameter (RFC 8446 §4.2.8).
-    group = NamedGroup(choice.group)
-    our_share, shared = respond(group, client_share, ctx.provider)
     schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
-    schedule.enter_handshake(shared)
-    server_share = KeyShareEntry(group, our_share)
-    extensions = [
-        Extension(_E.key_share, encode_key_share_sh(server_share)),
-        Extension(_E.supported_versions, encode_supported_versions_sh(TLS13)),
-    ]
+    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(TLS13))]
+    if choice.group is None or client_share is None:
+        # RFC 8446 §4.2.9 psk_ke: no key_share; §7.1: zeros for the (EC)DHE input.
+        schedule.enter_handshake(None)
+    else:
+        # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation
+        # to the client's key; an invalid client share is illegal_parameter (§4.2.8).
+        group = NamedGroup(choice.group)
+        our_share, shared = respond(group, client_share, ctx.provider)
+        schedule.enter_handshake(shared)
+        share_ext = encode_key_share_sh(KeyShareEntry(group, our_share))
+        extensions.insert(0, Extension(_E.key_share, share_ext))
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
         extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
@@ -418,13 +494,15 @@ def server_flight(
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
     info_out = HandshakeInfo(
         CipherSuite(choice.suite),
-        NamedGroup(choice.group),
+        None if choice.group is None else NamedGroup(choice.group),
         None if psk is not None else choice.scheme,
         choice.alpn,
         info.server_name,
         (),
         after_hrr,
-        psk is not None,
+        psk is not None and psk.external_identity is None,
+        None if psk is None else psk.external_identity,
+        info.post_handshake_auth,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
@@ -460,16 +538,17 @@ def encrypted_flight(
         actions.append(PeerRecordLimit(info.record_size_limit))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
     # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
-    request = ctx.config.verify_client != "none" and not info_out.resumed
+    request = ctx.config.verify_client != "none" and not info_out.psk_authenticated
     # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
-    server_type = None if info_out.resumed else rpk.server_type(ctx.config, info)
+    server_type = None if info_out.psk_authenticated else rpk.server_type(ctx.config, info)
     client_type = rpk.client_type(ctx.config, info) if request else None
     types = rpk.echoes(server_type, client_type)
     messages = [encrypted_extensions(ctx, info, choice, types)]
     keys.transcript.update(messages[0])
-    if not info_out.resumed:
+    if not info_out.psk_authenticated:
         raw = server_type == rpk.RAW
-        messages.extend(certificate_messages(ctx, keys, choice, request, raw))
+        compress = info.compress_algorithms
+        messages.extend(certificate_messages(ctx, keys, choice, request, compress, raw))
     fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
@@ -488,24 +567,42 @@ def encrypted_flight(
     return WaitClientFinished(keys, suite, app, info_out), actions
 
 
+def certificate_request(ctx: ServerContext, context: bytes) -> bytes:
+    """A CertificateRequest (RFC 8446 §4.3.2) with our signature schemes and, when we accept
+    compressed certificates, compress_certificate (RFC 8879 §3)."""
+    schemes = encode_u16_list_ext(list(ctx.request_schemes))
+    extensions = [Extension(_E.signature_algorithms, schemes)]
+    if ctx.compression:
+        extensions.append(
+            Extension(_E.compress_certificate, encode_compress_certificate(ctx.compression))
+        )
+    cr = CertificateRequest(context, tuple(extensions))
+    return message(_H.CERTIFICATE_REQUEST, cr.encode())
+
+
 def certificate_messages(
-    ctx: ServerContext, keys: Keys, choice: Choice, request: bool, raw: bool = False
+    ctx: ServerContext,
+    keys: Keys,
+    choice: Choice,
+    request: bool,
+    compress: tuple[int, ...],
+    raw: bool = False,
 ) -> list[bytes]:
-    """[CertificateRequest], Certificate and CertificateVerify, fed to the transcript."""
+    """[CertificateRequest], Certificate (compressed with an algorithm of ``compress``, the
+    client's, when we have one: RFC 8879) and CertificateVerify, fed to the transcript."""
     messages = []
     if request:
-        schemes = encode_u16_list_ext(list(DEFAULT_SIGNATURE_SCHEMES))
-        cr = CertificateRequest(b"", (Extension(_E.signature_algorithms, schemes),))
-        messages.append(message(_H.CERTIFICATE_REQUEST, cr.encode()))
+        messages.append(certificate_request(ctx, b""))
     entries = rpk.own_entries(ctx.chain_der, ctx.key, raw)
     cert = Certificate(b"", tuple(CertificateEntry(d) for d in entries))
-    messages.append(message(_H.CERTIFICATE, cert.encode()))
+    messages.append(certificate_message(cert.encode(), compress))
     for m in messages:
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
     content = certificate_verify_content(keys.transcript.digest(), server=True)
-    signature = ctx.provider.sign(ctx.key, choice.scheme, content)
-    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(choice.scheme, signature).encode())
+    scheme = present(choice.scheme, "no signature scheme", _A.internal_error)
+    signature = ctx.provider.sign(ctx.key, scheme, content)
+    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
     keys.transcript.update(cv)
     return [*messages, cv]
 
@@ -540,7 +637,12 @@ def on_client_certificate_verify(
     ctx: ServerContext, state: WaitClientCertificateVerify, body: bytes, raw: bytes, now: float
 ) -> tuple[ServerState, Actions]:
     verify_certificate_verify(
-        ctx.provider, state.peer_key, body, state.keys.transcript.digest(), server=False
+        ctx.provider,
+        state.peer_key,
+        body,
+        state.keys.transcript.digest(),
+        server=False,
+        offered=ctx.request_schemes,
     )
     state.keys.transcript.update(raw)
     return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
@@ -560,7 +662,86 @@ def on_client_finished(
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
     actions.append(Complete(state.info))
     actions.extend(SendMessage(t) for t in new_session_tickets(ctx, state, resumption, now))
-    return Connected(keys.schedule, state.suite, app, app.client, app.server), actions
+    pha = state.info.post_handshake_auth
+    connected = Connected(
+        keys.schedule, state.suite, app, app.client, app.server, 0, keys.transcript, pha
+    )
+    return connected, actions
+
+
+# ---- post-handshake client authentication (RFC 8446 §4.6.2) --------------------------------
+
+#: RFC 8446 §4.6.2: the certificate_request_context must be unique within the connection;
+#: 16 random bytes are (and say nothing about earlier requests).
+PHA_CONTEXT_LENGTH = 16
+
+
+def request_certificate(ctx: ServerContext, state: Connected) -> tuple[ServerState, Actions]:
+    """Send a CertificateRequest after the handshake; the caller checked the client sent
+    post_handshake_auth and that we have client CAs."""
+    context = ctx.provider.random(PHA_CONTEXT_LENGTH)
+    raw = certificate_request(ctx, context)
+    assert state.transcript is not None  # every Connected of ours has it
+    transcript = state.transcript.copy()
+    transcript.update(raw)
+    pending = PendingAuth(context, transcript)
+    return moved(WaitPostHandshakeCertificate, state, pending=pending), [SendMessage(raw)]
+
+
+def _pending(state: Any) -> PendingAuth:
+    pending: PendingAuth | None = state.pending
+    return present(pending, "no certificate request pending", _A.internal_error)
+
+
+def on_post_handshake_certificate(
+    ctx: ServerContext, state: WaitPostHandshakeCertificate, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    pending = _pending(state)
+    cert = Certificate.decode(body)
+    # RFC 8446 §4.4.2: the context echoes the CertificateRequest's.
+    expect(cert.request_context == pending.context, "request context", _A.illegal_parameter)
+    pending.transcript.update(raw)
+    if not cert.entries:
+        # RFC 8446 §4.4.2.4: no certificate; the server decides.
+        expect(
+            ctx.config.verify_client != "required",
+            "client sent no certificate",
+            _A.certificate_required,
+        )
+        return moved(WaitPostHandshakeFinished, state, pending=pending), []
+    pending.peer_key = check_peer_certificate(cert.chain_der, None, ctx.client_cas, now)
+    pending.chain = cert.chain_der
+    return moved(WaitPostHandshakeCertificateVerify, state, pending=pending), []
+
+
+def on_post_handshake_certificate_verify(
+    ctx: ServerContext,
+    state: WaitPostHandshakeCertificateVerify,
+    body: bytes,
+    raw: bytes,
+    now: float,
+) -> tuple[ServerState, Actions]:
+    pending = _pending(state)
+    digest = pending.transcript.digest()
+    offered = ctx.request_schemes
+    verify_certificate_verify(
+        ctx.provider, pending.peer_key, body, digest, server=False, offered=offered
+    )
+    pending.transcript.update(raw)
+    return moved(WaitPostHandshakeFinished, state, pending=pending), []
+
+
+def on_post_handshake_finished(
+    ctx: ServerContext, state: WaitPostHandshakeFinished, body: bytes, raw: bytes, now: float
+) -> tuple[ServerState, Actions]:
+    """RFC 8446 §4.4.4: the Finished key of post-handshake messages is the client's
+    current application traffic secret."""
+    pending = _pending(state)
+    fin = Finished.decode(body, state.schedule.hash.digest_size)
+    digest = pending.transcript.digest()
+    if not _equal(fin.verify_data, state.schedule.finished_verify_data(state.read_secret, digest)):
+        raise DecryptError("post-handshake Finished does not verify")
+    return moved(Connected, state), [ClientAuthenticated(pending.chain)]
 
 
 def new_session_tickets(
@@ -616,10 +797,10 @@ def after_stateless_retry(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
     transcript.update(hrr)
-    found = ticket_for_suite(ctx, hello, info, suite, now)
-    psk = check_binder(found, info, transcript, admit.client_hello_message)
+    found = psk_after_retry(ctx, hello, info, suite, now)
+    psk = check_binder(found, info, transcript, admit.client_hello_message, suite)
     transcript.update(admit.client_hello_message)
-    choice = choose(ctx, hello, info)
+    choice = choose(ctx, hello, info, found)
     choice = Choice(suite, group, choice.scheme, choice.alpn)
     return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
@@ -630,10 +811,26 @@ Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState,
 TABLE: dict[type, dict[int, Handler]] = {
     ServerStart: {_H.CLIENT_HELLO: on_client_hello},
     WaitClientHello2: {_H.CLIENT_HELLO: on_client_hello2},
-    WaitClientCertificate: {_H.CERTIFICATE: on_client_certificate},
+    WaitClientCertificate: {
+        _H.CERTIFICATE: on_client_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_client_certificate),
+    },
     WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
     WaitClientFinished: {_H.FINISHED: on_client_finished},
     Connected: {_H.KEY_UPDATE: key_update_handler},
+    WaitPostHandshakeCertificate: {
+        _H.CERTIFICATE: on_post_handshake_certificate,
+        _H.COMPRESSED_CERTIFICATE: compressed(on_post_handshake_certificate),
+        _H.KEY_UPDATE: key_update_handler,
+    },
+    WaitPostHandshakeCertificateVerify: {
+        _H.CERTIFICATE_VERIFY: on_post_handshake_certificate_verify,
+        _H.KEY_UPDATE: key_update_handler,
+    },
+    WaitPostHandshakeFinished: {
+        _H.FINISHED: on_post_handshake_finished,
+        _H.KEY_UPDATE: key_update_handler,
+    },
 }
 
 #: The server as an engine `Machine`: the table above, where each handler may go, and the
@@ -653,12 +850,33 @@ SERVER: Machine[Handler] = Machine(
             WaitClientCertificateVerify,
             WaitClientFinished,
         ),
+        (WaitClientCertificate, _H.COMPRESSED_CERTIFICATE): (WaitClientCertificateVerify,),
         (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
         (WaitClientFinished, _H.FINISHED): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
+        (WaitPostHandshakeCertificate, _H.CERTIFICATE): (
+            WaitPostHandshakeCertificateVerify,
+            WaitPostHandshakeFinished,
+        ),
+        (WaitPostHandshakeCertificate, _H.COMPRESSED_CERTIFICATE): (
+            WaitPostHandshakeCertificateVerify,
+        ),
+        (WaitPostHandshakeCertificate, _H.KEY_UPDATE): (WaitPostHandshakeCertificate,),
+        (WaitPostHandshakeCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitPostHandshakeFinished,),
+        (WaitPostHandshakeCertificateVerify, _H.KEY_UPDATE): (WaitPostHandshakeCertificateVerify,),
+        (WaitPostHandshakeFinished, _H.FINISHED): (Connected,),
+        (WaitPostHandshakeFinished, _H.KEY_UPDATE): (WaitPostHandshakeFinished,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,
-    after_handshake=frozenset({Connected}),
+    after_handshake=frozenset(
+        {
+            Connected,
+            WaitPostHandshakeCertificate,
+            WaitPostHandshakeCertificateVerify,
+            WaitPostHandshakeFinished,
+        }
+    ),
     after_handshake_epochs=APPLICATION_EPOCHS,
+    calls={(Connected, "request_client_certificate()"): (WaitPostHandshakeCertificate,)},
 )

@@ -120,17 +120,24 @@ class TicketSealer:
 # ---- binders ------------------------------------------------------------------------------
 
 
-def binder(schedule: KeySchedule, prefix: TranscriptHash | None, truncated_hello: bytes) -> bytes:
-    """The binder of a resumption PSK (RFC 8446 §4.2.11.2): HMAC(finished_key(binder_key),
+def binder(
+    schedule: KeySchedule,
+    prefix: TranscriptHash | None,
+    truncated_hello: bytes,
+    *,
+    external: bool = False,
+) -> bytes:
+    """The binder of a PSK (RFC 8446 §4.2.11.2): HMAC(finished_key(binder_key),
     Transcript-Hash(prefix + truncated ClientHello)); ``prefix`` is the transcript before
-    this ClientHello (message_hash(ClientHello1) and the HelloRetryRequest), or None."""
+    this ClientHello (message_hash(ClientHello1) and the HelloRetryRequest), or None;
+    ``external`` picks the "ext binder" key (§7.1) rather than "res binder"."""
     if prefix is None:
         th = schedule.hash.digest(truncated_hello)
     else:
         transcript = prefix.copy()
         transcript.update(truncated_hello)
         th = transcript.digest()
-    return schedule.finished_verify_data(schedule.binder_key(external=False), th)
+    return schedule.finished_verify_data(schedule.binder_key(external=external), th)
 
 
 def truncate(hello_message: bytes, offer: OfferedPsks) -> bytes:
@@ -143,11 +150,13 @@ def fill_binders(
     offer: OfferedPsks,
     schedule: KeySchedule,
     prefix: TranscriptHash | None,
+    *,
+    external: bool = False,
 ) -> bytes:
     """``hello_message`` (whose pre_shared_key, the last extension, holds ``offer`` with
     placeholder binders of the right length) with the real binder of its one identity."""
     truncated = truncate(hello_message, offer)
-    value = binder(schedule, prefix, truncated)
+    value = binder(schedule, prefix, truncated, external=external)
     filled = OfferedPsks(offer.identities, (value,))
     encoded = encode_pre_shared_key_ch(filled)
     return truncated + encoded[len(encoded) - binders_length(filled) :]
