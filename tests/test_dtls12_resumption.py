@@ -351,3 +351,12 @@ def test_derive_key_keeps_the_cookie_secrets_label_to_itself() -> None:
         != jar.derive_key(b"x", 2)
         != CookieJar(b"\x01" * 32).derive_key(b"x", 2)
     )
+
+
+def test_a_resuming_client_hello_goes_through_the_cookie_exchange() -> None:
+    """Issue 15 item 5: the gate stays as it is. A ClientHello offering a ticket is
+    answered with a HelloVerifyRequest like any other, and admitted only with its cookie."""
+    session, _ = first_session()
+    pair, sent = resume(server_config(), session)
+    assert sent == ABBREVIATED
+    assert pair.gate.stats["reply"] == 1 and pair.gate.stats["admit"] == 1
