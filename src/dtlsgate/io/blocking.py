@@ -23,7 +23,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
+from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection
 from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
@@ -48,7 +48,7 @@ class DtlsSocket:
 
     def __init__(
         self,
-        conn: DtlsConnection,
+        conn: AnyDatagramConnection,
         sock: socket.socket,
         peer: Hashable | None,
         *,
@@ -162,7 +162,7 @@ class DtlsSocket:
         """A client's session to resume next time (``ClientConfig(session_ticket=...)``),
         like ``ssl.SSLSocket.session``; None on a server or when there is none."""
         conn = self.connection
-        return conn.session if isinstance(conn, DtlsClientConnection) else None
+        return conn.session if isinstance(conn, DatagramClientConnection) else None
 
     def do_handshake(self, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         """Run the handshake to completion; `TimeoutError` when it does not finish."""
@@ -231,7 +231,7 @@ def connect(
     try:
         sock.connect(address)
         keylog = keylog_writer(config.keylog_file)
-        conn = DtlsClientConnection(config, address, keylog=keylog)
+        conn = DatagramClientConnection(config, address, keylog=keylog)
         dtls = DtlsSocket(conn, sock, address)
         conn.connect(time.time())
         dtls.do_handshake(timeout)

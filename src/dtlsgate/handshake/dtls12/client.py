@@ -145,6 +145,7 @@ class ClientContext:
         "client_types",
         "config",
         "groups",
+        "offered_dtls13",
         "provider",
         "schemes",
         "server_types",
@@ -176,6 +177,9 @@ class ClientContext:
         self.client_types: tuple[int, ...] | None = None
         if config.raw_public_key and config.private_key is not None:
             self.client_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.certificate_chain else ())
+        # Our ClientHello offered DTLS 1.3 too (`start_after_dtls13_offer`): a ServerHello
+        # with the RFC 8446 §4.1.3 downgrade sentinel is then refused.
+        self.offered_dtls13 = False
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -300,6 +304,36 @@ def start(ctx: ClientContext) -> tuple[ClientWaitServerHello, Actions]:
     return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
 
 
+def start_after_dtls13_offer(
+    ctx: ClientContext, hello: ClientHello
+) -> tuple[ClientWaitServerHello, Actions]:
+    """The first flight when ``hello`` (a ClientHello offering DTLS 1.3 and 1.2, already
+    sent) is answered by a DTLS 1.2 server: the same ClientHello, as our message 0."""
+    ctx.offered_dtls13 = True
+    transcript = Transcript()
+    send = transcript.send(HT.CLIENT_HELLO, hello.encode())
+    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+
+
+def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
+    """What a DTLS 1.2 server needs of a ClientHello that offers DTLS 1.3 and 1.2, beyond
+    what DTLS 1.3 sends (RFC 8422 point formats, RFC 7627, RFC 5746, RFC 5077, RFC 7250)."""
+    return tuple(
+        e
+        for e in _client_hello(ctx).extensions or ()
+        if e.type
+        in (
+            ExtensionType.ec_point_formats,
+            ExtensionType.extended_master_secret,
+            ExtensionType.renegotiation_info,
+            # RFC 5077 §3.2: a DTLS 1.2 server then issues a ticket; RFC 7250 §4.1: our raw
+            # key for its certificate request (DTLS 1.3 sends neither).
+            ExtensionType.session_ticket,
+            ExtensionType.client_certificate_type,
+        )
+    )
+
+
 def _client_hello(ctx: ClientContext) -> ClientHello:
     c = ctx.config
     ext: list[Extension] = []
@@ -393,6 +427,10 @@ def on_server_hello(
     ctx: ClientContext, state: ClientWaitServerHello, message: ReceivedMessage, now: float
 ) -> Result:
     sh = ServerHello.decode(message.body, tls13=False)
+    # RFC 8446 §4.1.3 (RFC 9147 §5.3): having offered DTLS 1.3, a DTLS 1.2 ServerHello
+    # from a server that speaks 1.3 means someone removed it from our offer.
+    if ctx.offered_dtls13 and sh.random[-8:-1] == b"DOWNGRD":
+        raise IllegalParameter("downgrade sentinel in a DTLS 1.2 ServerHello")
     if sh.legacy_version != ProtocolVersion.DTLS12:
         raise ProtocolVersionError(f"server chose version {sh.legacy_version:#06x}")
     if sh.cipher_suite not in ctx.suites or sh.compression_method != 0:

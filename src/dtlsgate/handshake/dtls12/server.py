@@ -98,6 +98,7 @@ from dtlsgate.wire.enums import (
 from dtlsgate.wire.extensions import (
     CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     Extension,
+    decode_supported_versions_ch,
     encode_alpn,
     encode_ec_point_formats,
     encode_renegotiation_info,
@@ -226,7 +227,7 @@ def on_client_hello(
     stored = offered_session(config, hello, choice, now)
     if stored is not None:
         return _resume(ctx, t, hello, choice, stored)
-    server_random = ctx.provider.random(RANDOM_LENGTH)
+    server_random = downgrade_protected(config, hello, ctx.provider.random(RANDOM_LENGTH))
     new_ticket = config.session_tickets > 0 and ticket_offered(hello)
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
     resumable_by_id = not new_ticket and config.session_cache is not None
@@ -272,7 +273,7 @@ def _resume(
         and suite.key_exchange is not KeyExchange.PSK
     )
     choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
-    server_random = ctx.provider.random(RANDOM_LENGTH)
+    server_random = downgrade_protected(ctx.config, hello, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
         hello.random,
@@ -299,6 +300,28 @@ def _our_certificate(config: ServerConfig, session: Session) -> bytes:
     if session.server_raw_public_key:
         return RawPublicKey12(spki_of(config.private_key)).encode()
     return _certificate_body(config.certificate_chain)
+
+
+# RFC 8446 §4.1.3: the last 8 bytes of the random of a (D)TLS 1.3-capable server that
+# negotiates (D)TLS 1.2 (RFC 9147 §5.3 applies it to DTLS).
+DOWNGRADE_SENTINEL_12 = b"DOWNGRD\x01"
+
+
+def downgrade_protected(config: ServerConfig, hello: ClientHello, server_random: bytes) -> bytes:
+    """``server_random`` with the downgrade sentinel when we also speak DTLS 1.3 and the
+    client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
+    took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
+    DTLS 1.2 handshakes stay as they were."""
+    if ProtocolVersion.DTLS13 not in getattr(config, "dtls_versions", ()):
+        return server_random
+    offered = hello.get(ExtensionType.supported_versions)
+    try:
+        versions = decode_supported_versions_ch(offered) if offered is not None else ()
+    except ProtocolError:
+        versions = ()
+    if ProtocolVersion.DTLS13 not in versions:
+        return server_random
+    return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
 def _server_hello(choice: Choice, session: Session) -> ServerHello:
