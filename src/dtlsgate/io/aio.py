@@ -120,7 +120,9 @@ class DtlsStream:
         took = (self._loop.time() - self.started) * 1000
         version = {0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}.get(info.version, str(info.version))
         suite = getattr(info.cipher_suite, "name", info.cipher_suite)
-        log.info("%s: %s %s, handshake %.1f ms", _format_peer(self.peer), version, suite, took)
+        how = "resumed" if info.resumed else "full"
+        peer = _format_peer(self.peer)
+        log.info("%s: %s %s, %s handshake %.1f ms", peer, version, suite, how, took)
 
     def _arm_timer(self) -> None:
         if self._timer is not None:

@@ -150,6 +150,9 @@ class _TlsTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "tls":
             return self._p.conn.info
+        if name == "tls_connection":
+            # The connection itself, for what a stream cannot say (``key_update()``).
+            return self._p.conn
         if name == "session_tickets":
             # Tickets the server sent so far, newest last (RFC 8446 §4.6.1): pass one as
             # ``ClientConfig(session_ticket=...)`` to resume.

@@ -37,6 +37,7 @@ from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
+from dtlsgate.io import cli_names
 from dtlsgate.io.cli_shared import psk, self_signed_files, why
 
 log = logging.getLogger("dtlsgate")
@@ -190,6 +191,32 @@ def add_common(parser: argparse.ArgumentParser, command: str, *, host: bool) -> 
         option(parser, command, "--port", type=port_number, default=4433, help="port to bind")
 
 
+def add_algorithms(o: Callable[..., None]) -> None:
+    """openssl's -ciphersuites, -groups and -sigalgs, each a list checked when parsed."""
+    suites = ":".join(s.name for s in cli_names.TLS13_SUITES)
+    o(
+        "--ciphersuites",
+        type=cli_names.ciphersuites,
+        metavar="LIST",
+        help=f"TLS 1.3 / DTLS 1.3 suites, preferred first, of {suites}"
+        " (default: the GCM and ChaCha20 ones; DTLS: with --dtls1_3)",
+    )
+    o(
+        "--groups",
+        type=cli_names.groups,
+        metavar="LIST",
+        help="key exchange groups, preferred first, e.g. X25519MLKEM768:x25519:secp256r1"
+        " (default: all for TLS, the curves for DTLS)",
+    )
+    o("--sigalgs", type=cli_names.sigalgs, metavar="LIST", help="signature schemes, e.g. ed25519")
+
+
+def add_raw_public_keys(o: Callable[..., None], pinned: str) -> None:
+    """RFC 7250: our key presented bare, and the peers' keys we accept bare."""
+    o("--rawpk-key", metavar="FILE", help="present this PEM private key's public key (RFC 7250)")
+    o("--pin", action="append", metavar="FILE", help=f"{pinned}: PEM public keys (repeat)")
+
+
 def add_serve(sub: Any) -> None:
     serve = sub.add_parser("serve", help="an echo server (DTLS 1.2; --tls: TLS 1.3 over TCP)")
     serve.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP instead of DTLS 1.2")
@@ -197,16 +224,29 @@ def add_serve(sub: Any) -> None:
     o = functools.partial(option, serve, "serve")
     o("--cert", metavar="FILE", help="PEM certificate chain, leaf first (default: self-signed)")
     o("--key", metavar="FILE", help="PEM private key (default: read from --cert)")
-    o("--cafile", metavar="FILE", help="CAs for client certificates (PEM)")
+    o("--cafile", "--CAfile", metavar="FILE", help="CAs for client certificates (PEM)")
     o(
         "--verify-client",
         choices=["none", "optional", "required"],
         default="none",
         help="ask for a client certificate",
     )
+    for flag, level, what in (
+        ("--verify", "optional", "request"),
+        ("--Verify", "required", "require"),
+    ):
+        serve.add_argument(
+            flag,
+            action="store_const",
+            const=level,
+            dest="verify_client",
+            help=f"{what} a client certificate (--verify-client {level}; needs --CAfile or --pin)",
+        )
     o("--alpn", action="append", metavar="PROTO", help="ALPN protocol (repeat)")
     o("--master-key", type=master_key, metavar="HEX", help="cookie master key, 64 hex digits")
-    o("--psk", action="append", type=psk, metavar="IDENTITY:HEX", modes=DTLS_ONLY, help="PSK")
+    o("--psk", action="append", type=psk, metavar="IDENTITY:HEX", help="PSK (repeat)")
+    add_algorithms(o)
+    add_raw_public_keys(o, "accepted client keys")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--workers", type=positive_int, default=1, modes=DTLS_ONLY, help="processes on one port")
     add_dtls_versions(serve, "serve")
@@ -218,6 +258,14 @@ def add_serve(sub: Any) -> None:
         default=0,
         modes=TLS_ONLY,
         help="exit after N connections (0: never)",
+    )
+    o(
+        "--key-update-every",
+        type=count,
+        default=0,
+        modes=TLS_ONLY,
+        metavar="N",
+        help="send a KeyUpdate (update_requested) after every N records echoed (0: never)",
     )
     serve.set_defaults(func=cmd_serve)
 
@@ -233,7 +281,11 @@ def add_connect(sub: Any) -> None:
     o("--servername", metavar="NAME", help="name to verify and send (default: HOST)")
     o("--alpn", action="append", metavar="PROTO", help="ALPN protocol (repeat)")
     o("--timeout", type=seconds, default=30.0, help="seconds for the handshake")
-    o("--psk", type=psk, metavar="IDENTITY:HEX", modes=DTLS_ONLY, help="pre-shared key")
+    o("--psk", type=psk, metavar="IDENTITY:HEX", help="pre-shared key")
+    add_algorithms(o)
+    add_raw_public_keys(o, "accepted server keys")
+    o("--sess-out", metavar="FILE", modes=DTLS_ONLY, help="save the session (DTLS 1.2) to FILE")
+    o("--sess-in", metavar="FILE", modes=DTLS_ONLY, help="resume the session saved in FILE")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--no-middlebox", action="store_true", modes=TLS_ONLY, help="no middlebox compat mode")
     add_dtls_versions(connect, "connect")
@@ -280,7 +332,7 @@ def check_modes(parser: Parser, args: argparse.Namespace) -> None:
             setattr(args, dest, list(default) if isinstance(default, list) else default)
         elif mode not in applies.modes:
             error(f"{applies.flag} does not apply to {MODE_NAMES[mode]}")
-    for dest in ("alpn", "psk"):
+    for dest in ("alpn", "psk", "pin"):
         if getattr(args, dest, None) is None:
             setattr(args, dest, [])
     if args.command == "serve":
@@ -288,12 +340,22 @@ def check_modes(parser: Parser, args: argparse.Namespace) -> None:
             error("--key needs --cert")
         if args.workers > 1 and args.port == 0:
             error("--workers needs a fixed --port (not 0)")
-        if args.verify_client != "none" and not args.cafile:
-            error("--verify-client needs --cafile with the client CAs")
-        if args.cafile and args.verify_client == "none":
-            error("--cafile (client CAs) needs --verify-client optional or required")
-    if args.command == "connect" and args.insecure and args.cafile:
-        error("--insecure and --cafile contradict each other")
+        if args.verify_client != "none" and not (args.cafile or args.pin):
+            error("--verify/--Verify needs --CAfile with the client CAs (or --pin)")
+        if (args.cafile or args.pin) and args.verify_client == "none":
+            error("--CAfile or --pin (client keys) needs --verify or --Verify")
+        if args.rawpk_key and args.cert:
+            error("--rawpk-key and --cert are two kinds of credentials: give one")
+    if args.command == "connect":
+        if args.insecure and args.cafile:
+            error("--insecure and --cafile contradict each other")
+        if args.rawpk_key and (args.tls or args.dtls_versions != (0xFEFD,)):
+            # The TLS 1.3 engine (TLS and DTLS 1.3) presents a client raw key not yet.
+            error("--rawpk-key on a client needs --dtls1_2 (DTLS 1.2 only, so far)")
+        if (args.sess_out or args.sess_in) and args.dtls_versions != (0xFEFD,):
+            error("--sess-out/--sess-in need --dtls1_2 (sessions are resumed in DTLS 1.2)")
+    if not args.tls and getattr(args, "ciphersuites", None) and args.dtls_versions != (0xFEFC,):
+        error("--ciphersuites names DTLS 1.3 suites: add --dtls1_3")
 
 
 # ---- shared pieces ---------------------------------------------------------------------------
@@ -335,6 +397,35 @@ def setup_logging(verbose: int) -> None:
     log.setLevel(logging.WARNING if not verbose else logging.INFO if verbose == 1 else 0)
 
 
+def algorithms(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration's algorithm lists (None: the library's defaults)."""
+    return {
+        "cipher_suites": args.ciphersuites,
+        "groups": args.groups,
+        "signature_schemes": args.sigalgs,
+    }
+
+
+def load(flag: str, path: str, loader: Callable[[str], Any]) -> Any:
+    """``loader(path)``; a UsageError names the option and the file."""
+    try:
+        return loader(path)
+    except UsageError as exc:
+        raise UsageError(f"{flag} {path}: {exc}") from None
+
+
+def pinned_keys(args: argparse.Namespace) -> tuple[bytes, ...]:
+    from dtlsgate.crypto.certs import load_public_keys
+
+    keys: list[bytes] = []
+    for path in args.pin:
+        found = load("--pin", path, load_public_keys)
+        if not found:
+            raise UsageError(f"--pin {path}: no public key found")
+        keys += found
+    return tuple(keys)
+
+
 def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
     """The server's configuration from the command line; every credential problem is a
     UsageError that names the file."""
@@ -350,19 +441,20 @@ def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
         stateless=bool(args.stateless),
         mtu=args.mtu,
         dtls_versions=args.dtls_versions,
+        pinned_keys=pinned_keys(args),
+        **algorithms(args),
     )
-    if args.cert or not args.psk:
+    if args.rawpk_key:
+        load("--rawpk-key", args.rawpk_key, config.load_raw_public_key)
+    elif args.cert or not args.psk:
         cert, keyfile = (args.cert, args.key) if args.cert else map(str, self_signed_files())
         try:
             config.load_cert_chain(cert, keyfile)
         except UsageError as exc:
             raise UsageError(f"--cert {cert} / --key {keyfile or cert}: {exc}") from None
     if args.cafile:
-        try:
-            config.load_verify_locations(args.cafile)
-        except UsageError as exc:
-            raise UsageError(f"--cafile {args.cafile}: {exc}") from None
-        config.verify_client = args.verify_client
+        load("--CAfile", args.cafile, config.load_verify_locations)
+    config.verify_client = args.verify_client
     return config
 
 
@@ -378,13 +470,43 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
         mtu=args.mtu,
         middlebox_compat=not args.no_middlebox,
         dtls_versions=args.dtls_versions,
+        pinned_keys=pinned_keys(args),
+        session_ticket=load("--sess-in", args.sess_in, read_session) if args.sess_in else None,
+        **algorithms(args),
     )
     if args.cafile:
-        try:
-            config.load_verify_locations(args.cafile)
-        except UsageError as exc:
-            raise UsageError(f"--cafile {args.cafile}: {exc}") from None
+        load("--cafile", args.cafile, config.load_verify_locations)
+    if args.rawpk_key:
+        load("--rawpk-key", args.rawpk_key, config.load_raw_public_key)
     return config
+
+
+def read_session(path: str) -> Any:
+    """A session saved by ``--sess-out``; a UsageError for a file that holds none."""
+    from dtlsgate.errors import DecodeError
+    from dtlsgate.handshake.dtls12.resume import Dtls12Session
+
+    try:
+        with open(path, encoding="ascii") as f:
+            return Dtls12Session.from_pem(f.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the session: {why(exc)}") from None
+    except DecodeError as exc:
+        raise UsageError(f"not a session saved by --sess-out: {why(exc)}") from None
+
+
+def write_session(path: str, stream: Any) -> None:
+    """Save the connection's DTLS 1.2 session for ``--sess-in``, or say there is none."""
+    session = getattr(stream.connection, "session", None)
+    if session is None:
+        print(f"dtlsgate: no session to save in {path}", file=sys.stderr, flush=True)
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(session.to_pem())
+    except OSError as exc:
+        raise UsageError(f"--sess-out {path}: cannot write the session: {why(exc)}") from None
 
 
 # ---- listen ----------------------------------------------------------------------------------
@@ -497,9 +619,12 @@ def www_page(info: Any) -> bytes:
     return head + body
 
 
-async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, www: bool) -> None:
+async def serve_one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, www: bool, key_update_every: int = 0
+) -> None:
     """Echo what the client sends, or (``www``) answer one HTTP request; a client idle for
-    CLIENT_IDLE_TIMEOUT is dropped."""
+    CLIENT_IDLE_TIMEOUT is dropped. ``key_update_every``: after every that many records
+    echoed, a KeyUpdate asking the client to update too (RFC 8446 §4.6.3)."""
     if www:
         request = b""
         while b"\r\n\r\n" not in request and b"\n\n" not in request:
@@ -510,8 +635,14 @@ async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         writer.write(www_page(writer.get_extra_info("tls")))
         await writer.drain()
         return
+    echoed = 0
     while data := await asyncio.wait_for(reader.read(65536), CLIENT_IDLE_TIMEOUT):
         writer.write(data)
+        echoed += 1
+        if key_update_every and echoed % key_update_every == 0:
+            writer.get_extra_info("tls_connection").key_update(request_peer=True)
+            writer.write(b"")  # sends what the connection queued: the KeyUpdate
+            log.info("sent a KeyUpdate after %d records", echoed)
         await writer.drain()
 
 
@@ -550,7 +681,7 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
             flush=True,
         )
         try:
-            await serve_one(reader, writer, args.www)
+            await serve_one(reader, writer, args.www, args.key_update_every)
         except (ProtocolError, AlertReceived, OSError, TimeoutError):
             pass
         finally:
@@ -624,6 +755,8 @@ async def connect_dtls(args: argparse.Namespace) -> int:
     host, port = args.target
     began = loop.time()
     stream = await aio.connect(host, port, client_config(args), timeout=args.timeout)
+    if args.sess_out:
+        write_session(args.sess_out, stream)
     # RFC 6347 §4.2.4 bounds nothing here: the answer to our last record takes a round
     # trip and the server's own time; the handshake's duration measures both.
     round_trip = (loop.time() - began) / HANDSHAKE_ROUND_TRIPS
