@@ -275,6 +275,26 @@ BAD_INPUTS = [
     ("connect-cafile-garbage", "connect --tls 127.0.0.1:4433 --cafile {garbage}"),
     ("connect-insecure-and-cafile", "connect 127.0.0.1:4433 --insecure --cafile {cert}"),
     ("connect-bad-timeout", "connect 127.0.0.1:4433 --timeout soon"),
+    ("groups-unknown", "serve --tls --port 0 --groups x25519:curve9"),
+    ("groups-empty-name", "connect --tls 127.0.0.1:4433 --groups x25519::"),
+    ("ciphersuites-unknown", "serve --tls --port 0 --ciphersuites TLS_RC4"),
+    ("ciphersuites-dtls-without-1.3", "serve --port 0 --ciphersuites TLS_AES_128_CCM_SHA256"),
+    ("sigalgs-unknown", "connect 127.0.0.1:4433 --sigalgs rsa_md5"),
+    ("psk-tls-bad", "serve --tls --port 0 --psk id:xyz"),
+    ("verify-without-cafile", "serve --tls --port 0 --Verify"),
+    ("cafile-without-verify", "serve --tls --port 0 --CAfile {cert}"),
+    ("verify-cafile-garbage", "serve --tls --port 0 --verify --CAfile {garbage}"),
+    ("pin-missing", "serve --port 0 --Verify --pin {missing}"),
+    ("pin-garbage", "connect 127.0.0.1:4433 --pin {garbage}"),
+    ("rawpk-key-missing", "serve --tls --port 0 --rawpk-key {missing}"),
+    ("rawpk-key-is-a-cert", "serve --port 0 --rawpk-key {cert}"),
+    ("rawpk-key-and-cert", "serve --port 0 --rawpk-key {key} --cert {cert}"),
+    ("rawpk-key-tls-client", "connect --tls 127.0.0.1:4433 --rawpk-key {key}"),
+    ("sess-in-missing", "connect --dtls1_2 127.0.0.1:4433 --sess-in {missing}"),
+    ("sess-in-garbage", "connect --dtls1_2 127.0.0.1:4433 --sess-in {garbage}"),
+    ("sess-in-a-certificate", "connect --dtls1_2 127.0.0.1:4433 --sess-in {cert}"),
+    ("sess-out-without-dtls1_2", "connect 127.0.0.1:4433 --sess-out {missing}"),
+    ("key-update-every-negative", "serve --tls --port 0 --key-update-every -1"),
     ("no-command", ""),
     ("unknown-option", "serve --colour"),
 ]
@@ -341,13 +361,14 @@ def test_bad_input_is_one_line_never_a_traceback(
 @pytest.mark.parametrize(
     ("argv", "flag"),
     [
-        ("serve --tls --psk a:00", "--psk"),
+        ("serve --key-update-every 1", "--key-update-every"),
         ("serve --tls --workers 2 --port 5999", "--workers"),
         ("serve --tls --mtu 500", "--mtu"),
         ("serve --www", "--www"),
         ("serve --stateless", "--stateless"),
         ("serve --max-connections 1", "--max-connections"),
-        ("connect --tls 127.0.0.1:1 --psk a:00", "--psk"),
+        ("connect --tls 127.0.0.1:1 --sess-out f", "--sess-out"),
+        ("connect --tls 127.0.0.1:1 --sess-in f", "--sess-in"),
         ("connect 127.0.0.1:1 --no-middlebox", "--no-middlebox"),
     ],
 )
@@ -362,6 +383,45 @@ def test_an_option_of_the_other_mode_is_an_error(
     assert f"{flag} does not apply to" in line, line
 
 
+@pytest.mark.parametrize(
+    ("argv", "what", "valid"),
+    [
+        ("serve --tls --groups x25519:curve9", "group 'curve9'", "X25519MLKEM768, "),
+        ("connect 127.0.0.1:1 --groups P-256:ffdhe1024", "group 'ffdhe1024'", "ffdhe2048, "),
+        ("serve --tls --ciphersuites TLS_RC4", "cipher suite 'TLS_RC4'", "TLS_AES_128_CCM_SHA256"),
+        ("connect --tls 127.0.0.1:1 --sigalgs rsa_md5", "signature scheme 'rsa_md5'", "mldsa65"),
+    ],
+)
+def test_an_unknown_name_is_one_line_listing_the_valid_ones(
+    argv: str, what: str, valid: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--groups/--ciphersuites/--sigalgs are checked when parsed (issue 13 item 6)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv.split())
+    assert exited.value.code == 2
+    line = one_line(capsys.readouterr().err.encode())
+    assert f"unknown {what}; valid: " in line and valid in line, line
+
+
+def test_name_lists_take_openssl_spellings() -> None:
+    from dtlsgate.io import cli_names
+    from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme
+
+    assert cli_names.groups("X25519MLKEM768:X25519,P-256:prime256v1:ffdhe2048") == (
+        NamedGroup.X25519MLKEM768,
+        NamedGroup.x25519,
+        NamedGroup.secp256r1,
+        NamedGroup.ffdhe2048,
+    )
+    assert cli_names.ciphersuites("tls_aes_128_ccm_8_sha256") == (
+        CipherSuite.TLS_AES_128_CCM_8_SHA256,
+    )
+    assert cli_names.sigalgs("ed25519:rsa_pkcs1_sha256") == (
+        SignatureScheme.ed25519,
+        SignatureScheme.rsa_pkcs1_sha256,
+    )
+
+
 def test_version_and_help_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     import dtlsgate
 
@@ -373,6 +433,12 @@ def test_version_and_help_with_defaults(capsys: pytest.CaptureFixture[str]) -> N
     shown = " ".join(capsys.readouterr().out.split())
     assert "(default: 4433)" in shown and "(default: 1200; DTLS only)" in shown
     assert "--www" in shown and "--tls only" in shown
+    assert "--Verify" in shown and "--CAfile" in shown and "--groups" in shown
+    assert "--key-update-every N" in shown and "(default: 0; --tls only)" in shown
+    with pytest.raises(SystemExit):
+        main(["connect", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--sess-out" in shown and "--rawpk-key" in shown and "(default: 30.0)" in shown
 
 
 # ---- 6. -v: one line per connection, a summary at the end -----------------------------------

@@ -317,3 +317,38 @@ def test_connect_rawpk_with_gnutls_serv(tmp_path: Path) -> None:
         bad = connect(port, *ours, "--pin", str(other_pub))
     assert (good.returncode, good.stdout) == (0, "hello\n"), good.stderr
     assert bad.returncode == 1 and "not pinned" in bad.stderr, bad.stderr
+
+
+# ---- the same options over DTLS ----------------------------------------------------------------
+
+
+def test_dtls13_ciphersuites_and_groups_between_serve_and_connect(tmp_path: Path) -> None:
+    """DTLS 1.3 takes --ciphersuites (a CCM suite turned on) and --groups on both sides;
+    both report the suite (the server's -v log, the client's)."""
+    common = ["--dtls1_3", "--ciphersuites", "TLS_AES_128_CCM_8_SHA256", "--groups", "secp384r1"]
+    with serve(tmp_path, *common) as (proc, port):
+        done = connect(port, *common, "--insecure", "-v")
+    assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
+    assert "DTLS 1.3 TLS_AES_128_CCM_8_SHA256, full handshake" in done.stderr
+    assert "DTLS 1.3 TLS_AES_128_CCM_8_SHA256, full handshake" in server_log(proc)
+
+
+def test_dtls12_groups_with_openssl_s_client(tmp_path: Path) -> None:
+    """`serve --groups x448:secp384r1` (DTLS): openssl's DTLS 1.2 client offering P-256 and
+    X448 gets X448 (P-256 listed for the certificate's curve, which its -groups also limits
+    in TLS 1.2); one offering only P-256 is refused."""
+    require("openssl")
+    with serve(tmp_path, "--groups", "x448:secp384r1") as (_, port):
+        args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-brief"]
+        runs = [
+            subprocess.run(
+                ["timeout", "10", *args, "-groups", group],
+                input=b"hello\n",
+                capture_output=True,
+                check=False,
+            )
+            for group in ("P-256:X448", "P-256")
+        ]
+    x448, p256 = runs
+    assert b"Server Temp Key: X448" in x448.stderr, x448.stderr
+    assert b"handshake failure" in p256.stderr, p256.stderr

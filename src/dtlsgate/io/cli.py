@@ -156,7 +156,8 @@ def option(
     **kwargs: Any,
 ) -> None:
     notes = []
-    if default not in (None, False, [], ()):
+    # (0 is a default to show; False, as in `0 in (False,)`, is not.)
+    if default is not None and not isinstance(default, bool) and default not in ([], ()):
         notes.append(f"default: {default}")
     if modes != BOTH:
         notes.append("DTLS only" if modes == DTLS_ONLY else "--tls only")
