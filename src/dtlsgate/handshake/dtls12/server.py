@@ -51,10 +51,11 @@ from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.suites import KeyExchange, suite_info
 from dtlsgate.errors import (
-    BadCertificate,
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
+    UnknownPskIdentity,
+    UnsupportedCertificate,
 )
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
@@ -401,10 +402,7 @@ def on_certificate(
     if chain:
         if ctx.trust is None:
             # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
-            raise BadCertificate(
-                "no trust anchors for X.509 client certificates",
-                AlertDescription.unsupported_certificate,
-            )
+            raise UnsupportedCertificate("no trust anchors for X.509 client certificates")
         verify_client_chain(chain, ctx.trust, as_datetime(now))
     return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
 
@@ -413,7 +411,7 @@ def _psk(ctx: ServerContext, identity: bytes) -> bytes:
     psk = ctx.config.psk.get(identity)
     if psk is None:
         # RFC 4279 §2: an unknown identity may be answered with unknown_psk_identity.
-        raise ProtocolError("unknown PSK identity", AlertDescription.unknown_psk_identity)
+        raise UnknownPskIdentity("unknown PSK identity")
     return psk
 
 
