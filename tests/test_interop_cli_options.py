@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from peers import process, read_line, require
 from test_interop_dtls12 import free_udp_port, make_cert
-from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair, run_gnutls_cli
+from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
 from dtlsgate.crypto.certs import make_self_signed
 
@@ -70,15 +70,16 @@ def connect(
     )
 
 
-def s_client(port: int, *extra: str, wait: float = 1.5) -> str:
-    """`openssl s_client -tls1_3`: a line sent, ``wait`` seconds for the answers, then
-    end of input; everything it printed (standard error too)."""
-    args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", "-ign_eof"]
+def s_client(port: int, *extra: str, wait: float = 1.5, lines: int = 1) -> str:
+    """`openssl s_client -tls1_3`: ``lines`` lines sent ``wait`` seconds apart, ``wait``
+    seconds for the answers, then end of input; everything it printed (standard error too)."""
+    args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
     with process([*args, *extra], seconds=20, stderr=subprocess.STDOUT) as proc:
         assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(b"hello\n")
-        proc.stdin.flush()
-        time.sleep(wait)
+        for n in range(lines):
+            proc.stdin.write(b"hello\n" if n == 0 else b"again\n")
+            proc.stdin.flush()
+            time.sleep(wait)
         proc.stdin.close()
         proc.wait(10)
         return proc.stdout.read().decode(errors="replace")
@@ -96,6 +97,25 @@ def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Pope
             line = read_line(proc.stdout, deadline)
         assert "ACCEPT" in line, line
         yield proc, port
+
+
+def until_line(args: list[str], last: str, seconds: float = 8) -> str:
+    """Run a peer client (standard error too), send "hello", read until a line ``last``
+    (or the deadline, or its exit); everything it printed."""
+    with process(args, seconds=seconds + 5, stderr=subprocess.STDOUT) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        deadline, lines = time.monotonic() + seconds, []
+        sent = False
+        while time.monotonic() < deadline:
+            if not sent and proc.poll() is None:
+                proc.stdin.write(b"hello\n")
+                proc.stdin.flush()
+                sent = True
+            line = read_line(proc.stdout, deadline)
+            lines.append(line)
+            if line == last or (not line and proc.poll() is not None):
+                break
+        return "\n".join(lines)
 
 
 def rest(proc: subprocess.Popen[bytes]) -> str:
@@ -198,33 +218,28 @@ def test_dtls_capital_verify_with_openssl_s_client(tmp_path: Path) -> None:
     cert, key = client_identity(tmp_path)
     with serve(tmp_path, "--Verify", "--CAfile", str(cert)) as (_, port):
         args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-quiet"]
-        runs = []
-        for extra in ([], ["-cert", str(cert), "-key", str(key)]):
-            done = subprocess.run(
-                ["timeout", "10", *args, *extra],
-                input=b"hello\n",
-                capture_output=True,
-                check=False,
-            )
-            runs.append(done)
-    without, with_cert = runs
-    assert b"hello" not in without.stdout and b"alert" in without.stderr, without.stderr
-    assert with_cert.stdout.startswith(b"hello"), with_cert.stderr
+        without = until_line(args, "hello")
+        with_cert = until_line([*args, "-cert", str(cert), "-key", str(key)], "hello")
+    assert "hello" not in without.splitlines() and "alert" in without, without
+    assert "hello" in with_cert.splitlines(), with_cert
 
 
 # ---- KeyUpdate -------------------------------------------------------------------------------
 
 
 def test_serve_tls_key_update_seen_by_openssl(tmp_path: Path) -> None:
-    """--key-update-every 1: after echoing the line the server sends a KeyUpdate asking for
-    one back (RFC 8446 §4.6.3); openssl's -msg shows it arriving and its answer, and the
-    echo, sent under the old key, arrived before it."""
+    """--key-update-every 1: after echoing a line the server sends a KeyUpdate asking for one
+    back (RFC 8446 §4.6.3); openssl's -msg shows it arriving after the echo, openssl's
+    answer going out with its next line, and that line's echo under the new keys."""
     require("openssl")
     with serve(tmp_path, "--tls", "--key-update-every", "1") as (proc, port):
-        out = s_client(port, "-msg")
+        out = s_client(port, "-msg", wait=1.0, lines=2)
     received = out.index("<<< TLS 1.3, Handshake [length 0005], KeyUpdate")
-    assert out.index(">>> TLS 1.3, Handshake [length 0005], KeyUpdate") > received, out
-    assert "sent a KeyUpdate after 1 records" in server_log(proc)
+    assert out.index("hello") < received, out
+    answered = out.index(">>> TLS 1.3, Handshake [length 0005], KeyUpdate", received)
+    assert out.index("again", answered) > answered, out
+    log = server_log(proc)
+    assert "sent a KeyUpdate after 1 records" in log and "after 2 records" in log, log
 
 
 # ---- --sess-out / --sess-in (DTLS 1.2) -------------------------------------------------------
@@ -298,8 +313,9 @@ def test_gnutls_cli_rawpk_with_our_serve(tmp_path: Path) -> None:
     srv = ["--rawpk-key", str(server_key), "--Verify", "--pin", str(client_pub), "--dtls1_2"]
     with serve(tmp_path, *srv) as (proc, port):
         ours = ["--rawpkfile", str(client_pub), "--rawpkkeyfile", str(client_key)]
-        out = run_gnutls_cli(port, [*ours, "--priority", DTLS12_RAWPK])
-    assert "hello raw" in out.split("Simple Client Mode")[-1], out
+        args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", "--insecure"]
+        out = until_line([*args, *ours, "--priority", DTLS12_RAWPK], "hello")
+    assert "hello" in out.split("Simple Client Mode")[-1].splitlines(), out
     assert "full handshake" in server_log(proc)
 
 
