@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from dtls13_pair import NOW, SERVER, client_config, server_config
+from helpers import NOW, SERVER, client_config, server_config
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram import DtlsClientConnection

@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from atheris_main import fuzz
-from dtls13_pair import CLIENT, SERVER, Pair13, client_config, make_pair13, server_config
+from helpers import CLIENT, SERVER, DatagramPair, client_config, make_pair13, server_config
 
 from dtlsgate.connection.datagram13 import Dtls13Connection
 from dtlsgate.connection.flight import MAX_BUFFERED_BYTES
@@ -72,7 +72,7 @@ class Driver:
 
     def __init__(self, name: str) -> None:
         key_type, server_kwargs, client_kwargs, gated = CONFIGS[name]
-        self.pair: Pair13 = make_pair13(
+        self.pair: DatagramPair = make_pair13(
             server_config(key_type, **server_kwargs), client_config(**client_kwargs), gated=gated
         )
         self.queue: list[tuple[str, bytes]] = []
@@ -201,7 +201,7 @@ def test_one_input(data: bytes) -> str | None:
         assert conn.closed, "a ProtocolError left the connection open"
         outcome = "alert"
     else:
-        assert conn._reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
+        assert conn.reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
         outcome = "taken or dropped"
     # The injected datagram may have spoiled the run: an alert then, never a crash.
     for _ in range(ROUNDS):

@@ -6,7 +6,7 @@ not, and for fragmented ones judged once whole (the reply against the fragments'
 
 from __future__ import annotations
 
-from dtls13_pair import CLIENT, NOW, SERVER, client_config, server_config
+from helpers import CLIENT, NOW, SERVER, client_config, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from dtls13_pair import CLIENT, NOW, SERVER, client_config, make_pair13, server_config
+from helpers import CLIENT, NOW, SERVER, client_config, make_pair13, server_config
 
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.events import HandshakeCompleted
