@@ -4,8 +4,9 @@ for long runs outside ``make test``.
     pip install atheris
     python fuzz/fuzz_dtls12.py fuzz/corpus_dtls12 -max_total_time=3600
 
-An input replays one of three deterministic in-memory handshakes (certificates, certificates
-with a client certificate, PSK; flights split by a 256-byte MTU) up to a point, then hands one
+An input replays one of four deterministic in-memory handshakes (certificates, certificates
+with a client certificate, PSK, a session resumed from a ticket; flights split by a 256-byte
+MTU; the full ones end with a NewSessionTicket) up to a point, then hands one
 side a datagram made from the rest of the input, and finally lets the handshake run on:
 
     byte 0   which handshake (tests/dtls12_hostile.py ``CONFIGS``)

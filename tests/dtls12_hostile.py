@@ -53,7 +53,28 @@ CONFIGS: dict[str, Config] = {
         lambda: server_config(None, psk={PSK_ID: PSK}, psk_identity_hint=b"hint", mtu=MTU),
         lambda: client_config(psk=PSK, psk_identity=PSK_ID, mtu=MTU),
     ),
+    # The abbreviated handshake (RFC 5246 §7.3) resuming a session from a ticket.
+    "resumed": (
+        lambda: server_config(mtu=MTU),
+        lambda: client_config(mtu=MTU, session_ticket=_session()),
+    ),
 }
+
+
+def _session() -> Any:
+    """The session (with its ticket) of a full "ecdsa" handshake, made once."""
+    global _SESSION
+    if _SESSION is None:
+        from dtlsgate.events import SessionTicketReceived
+
+        driver = Driver(CONFIGS["ecdsa"])
+        driver.finish()
+        tickets = [e for e in driver.pair.client_events if isinstance(e, SessionTicketReceived)]
+        _SESSION = tickets[0].ticket
+    return _SESSION
+
+
+_SESSION: Any = None
 
 
 def _cert_pem() -> str:

@@ -188,6 +188,18 @@ class RecordDriver(Driver):
 
 
 PLAIN_PSK = (CipherSuite.TLS_PSK_WITH_AES_128_GCM_SHA256,)
+
+
+def _session() -> Any:
+    """A DTLS 1.2 session (with a ticket) from a full handshake, to resume."""
+    from dtlsgate.events import SessionTicketReceived
+
+    driver = Driver((lambda: server_config(), lambda: client_config()))
+    assert driver.finish()
+    events = driver.pair.client_events
+    return next(e.ticket for e in events if isinstance(e, SessionTicketReceived))
+
+
 TABLE_CONFIGS: dict[str, Config] = {
     "ecdsa": (lambda: server_config(), lambda: client_config()),
     "client-auth": (
@@ -202,6 +214,7 @@ TABLE_CONFIGS: dict[str, Config] = {
         lambda: server_config(None, psk={PSK_ID: PSK}),
         lambda: client_config(psk=PSK, psk_identity=PSK_ID, cipher_suites=PLAIN_PSK),
     ),
+    "resumed": (lambda: server_config(), lambda: client_config(session_ticket=_session())),
     "ecdhe-psk": (
         lambda: server_config(None, psk={PSK_ID: PSK}),
         lambda: client_config(

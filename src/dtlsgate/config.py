@@ -7,8 +7,10 @@ secret required, certificates verified, only AEAD suites, DTLS 1.0 refused.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate.errors import UsageError
@@ -16,7 +18,10 @@ from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
 from dtlsgate.wire.cert_compression import parse_algorithm_names
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from dtlsgate.crypto import CryptoProvider
+    from dtlsgate.crypto.signatures import PrivateKey
 
 # RFC 6347 §4.1.1.1: without path MTU discovery, records should fit a conservative path.
 # 1200 bytes fits IPv6's minimum MTU (1280) with the IP and UDP headers (48 bytes) and room
@@ -71,6 +76,54 @@ def check_record_size_limit(limit: int) -> None:
         raise UsageError("record_size_limit must be between 64 and 16385")
 
 
+# RFC 5246 §7.4.1.2 leaves the session cache to the server. A session kept for a client that
+# never comes back costs about 200 bytes (its master secret and what was negotiated): 1024
+# sessions are a few hundred kilobytes, and the least recently used leaves first.
+DEFAULT_SESSION_CACHE_SIZE = 1024
+MAX_SESSION_CACHE_SIZE = 1 << 20
+
+
+class SessionCache:
+    """A server's DTLS 1.2 session cache: session ID -> the session's state (opaque bytes
+    here), at most ``size`` entries, each for ``lifetime`` seconds, the least recently used
+    evicted first. Sans-I/O: the time is the ``now`` of the call. Shared by the connections
+    of one config, like OpenSSL's per-SSL_CTX cache; nothing enters it before a handshake
+    completes (the gate has verified the peer's address long before)."""
+
+    def __init__(self, size: int, lifetime: float) -> None:
+        if not 0 < size <= MAX_SESSION_CACHE_SIZE:
+            raise UsageError(f"session cache size must be between 1 and {MAX_SESSION_CACHE_SIZE}")
+        if lifetime <= 0:
+            raise UsageError("session cache lifetime must be positive")
+        self.size = size
+        self.lifetime = lifetime
+        self._entries: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, session_id: bytes, state: bytes, now: float) -> None:
+        self._entries[session_id] = (now, state)
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, session_id: bytes, now: float) -> bytes | None:
+        """The state cached under ``session_id`` when it is there and not expired."""
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return None
+        stored_at, state = entry
+        if not stored_at <= now < stored_at + self.lifetime:
+            del self._entries[session_id]
+            return None
+        self._entries.move_to_end(session_id)
+        return state
+
+    def remove(self, session_id: bytes) -> None:
+        self._entries.pop(session_id, None)
+
+
 #: RFC 8446 §4.2.9 modes, by value: psk_ke (0, the PSK alone) and psk_dhe_ke (1, with (EC)DHE).
 PSK_KE, PSK_DHE_KE = 0, 1
 #: The hashes an external TLS 1.3 PSK may be bound to (RFC 8446 §4.2.11: one per PSK; the
@@ -97,11 +150,99 @@ def check_psk(identity: bytes, key: bytes) -> None:
         raise UsageError("a PSK is 1 to 255 bytes")
 
 
-def _load_identity(certfile: str | bytes, keyfile: str | bytes | None) -> tuple[list[Any], Any]:
+class VerifyClient(StrEnum):
+    """Whether a server asks for a client certificate (OpenSSL's ``SSL_VERIFY_*``, Python's
+    ``ssl.CERT_*``). A str enum: ``VerifyClient.REQUIRED == "required"``; the strings and
+    ``ssl.CERT_NONE`` / ``CERT_OPTIONAL`` / ``CERT_REQUIRED`` (0, 1, 2) are accepted too."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+    @classmethod
+    def _missing_(cls, value: object) -> VerifyClient | None:
+        # ssl.VerifyMode is an IntEnum: CERT_NONE 0, CERT_OPTIONAL 1, CERT_REQUIRED 2 (read
+        # by value, so that the core does not import ssl and with it socket).
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2:
+            return list(cls)[value]
+        return None
+
+
+def _verify_client(value: object) -> VerifyClient:
+    found: VerifyClient | None = None
+    if isinstance(value, str):
+        found = VerifyClient._value2member_map_.get(value)  # type: ignore[assignment]
+    else:
+        found = VerifyClient._missing_(value)
+    if found is None:
+        raise UsageError(
+            'verify_client must be "none", "optional" or "required" (or ssl.CERT_NONE, '
+            f"CERT_OPTIONAL, CERT_REQUIRED), not {value!r}"
+        )
+    return found
+
+
+def _load_identity(
+    certfile: str | bytes, keyfile: str | bytes | None
+) -> tuple[list[x509.Certificate], PrivateKey]:
     from dtlsgate.crypto.certs import load_identity
 
     identity = load_identity(certfile, certfile if keyfile is None else keyfile)
     return list(identity.chain), identity.private_key
+
+
+def _check_credentials(
+    chain: list[x509.Certificate], key: PrivateKey | None, raw_public_key: bool = False
+) -> None:
+    """Credentials are cryptography objects, and come as a pair (a raw public key is the
+    private key's alone, RFC 7250)."""
+    if not chain and key is None:
+        return
+    from cryptography import x509
+
+    from dtlsgate.crypto.signatures import PrivateKey
+
+    if raw_public_key and not chain and key is not None:
+        if not isinstance(key, PrivateKey):
+            raise UsageError(f"private_key of type {type(key).__name__} is not a supported key")
+        return
+    if not chain or key is None:
+        raise UsageError("give certificate_chain and private_key together (see load_cert_chain)")
+    if not all(isinstance(c, x509.Certificate) for c in chain):
+        raise UsageError("certificate_chain must hold cryptography x509.Certificate objects")
+    if not isinstance(key, PrivateKey):
+        raise UsageError(f"private_key of type {type(key).__name__} is not a supported key")
+
+
+def _verify_locations(
+    current: str | bytes | None, cafile: str | None, cadata: str | bytes | None
+) -> bytes:
+    """``ssl.SSLContext.load_verify_locations``: trust anchors from a PEM file and/or PEM
+    (str or bytes) or DER (bytes) data, added to ``current``; all of them loaded now, so a
+    bad file is a UsageError here rather than a failed handshake later."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dtlsgate.crypto.certs import load_certificate_chain
+
+    if cafile is None and cadata is None:
+        raise UsageError("load_verify_locations needs cafile or cadata")
+    sources: list[str | bytes] = [s for s in (current, cafile) if s is not None]
+    if isinstance(cadata, str):
+        sources.append(cadata.encode("ascii", "replace"))
+    elif cadata is not None and b"-----BEGIN" not in cadata:
+        try:
+            der = x509.load_der_x509_certificate(cadata)
+        except ValueError as exc:
+            raise UsageError(f"cadata is neither PEM nor a DER certificate: {exc}") from None
+        sources.append(der.public_bytes(Encoding.PEM))
+    elif cadata is not None:
+        sources.append(cadata)
+    pem = b""
+    for source in sources:
+        for cert in load_certificate_chain(source):
+            pem += cert.public_bytes(Encoding.PEM)
+    return pem
 
 
 def _default_provider() -> CryptoProvider:
@@ -132,8 +273,8 @@ class ServerConfig:
     stateless_cookie_verify: StatelessCookieVerify | None = None
     # Credentials: a certificate chain (leaf first) and its private key, as cryptography
     # objects; see ``load_cert_chain``. PSKs: identity -> key.
-    certificate_chain: list[Any] = field(default_factory=list)
-    private_key: Any = None
+    certificate_chain: list[x509.Certificate] = field(default_factory=list)
+    private_key: PrivateKey | None = None
     psk: dict[bytes, bytes] = field(default_factory=dict)
     psk_identity_hint: bytes = b""
     # TLS 1.3 (RFC 8446 §4.2.9, §4.2.11): the hash every external PSK above is bound to, and
@@ -150,9 +291,18 @@ class ServerConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
-    # Client certificates: "none", "optional" or "required"; trust anchors in cafile.
-    verify_client: str = "none"
-    cafile: str | None = None
+    # Client certificates: a VerifyClient (or "none", "optional", "required", or
+    # ssl.CERT_*); their trust anchors: a PEM file's path or PEM bytes (see
+    # ``load_verify_locations``), or client raw public keys in pinned_keys.
+    verify_client: VerifyClient | str | int = VerifyClient.NONE
+    cafile: str | bytes | None = None
+    # Raw public keys (RFC 7250). ``raw_public_key``: present private_key's public key bare
+    # to a client that accepts one (server_certificate_type); without a certificate_chain,
+    # to those clients only. ``pinned_keys``: the client keys (DER SubjectPublicKeyInfo,
+    # see ``crypto.certs.load_public_keys``) accepted as raw public keys; any other key is
+    # refused with bad_certificate.
+    raw_public_key: bool = False
+    pinned_keys: tuple[bytes, ...] = ()
     require_extended_master_secret: bool = True
     mtu: int = DEFAULT_MTU
     # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
@@ -167,6 +317,16 @@ class ServerConfig:
     record_size_limit: int = 16385
     ticket_lifetime: int = 7200
     ticket_key: bytes | None = None
+    # DTLS 1.2 resumption (RFC 5246 §7.3). Tickets (RFC 5077) when ``session_tickets`` > 0:
+    # one NewSessionTicket per full handshake with a client that asks, lifetime
+    # ``ticket_lifetime``, sealed under a key the cookie jar derives from its master key
+    # (``CookieJar.derive_key``), so a fleet sharing the master key resumes each other's
+    # sessions. For clients without tickets, a session ID cache of at most
+    # ``session_cache_size`` sessions kept ``session_cache_lifetime`` seconds; 0 turns it
+    # off (a fully stateless server: with tickets off too, nothing resumes).
+    session_cache_size: int = DEFAULT_SESSION_CACHE_SIZE
+    session_cache_lifetime: int = 7200
+    session_cache: SessionCache | None = field(default=None, repr=False, compare=False)
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
     # The DTLS versions a datagram server accepts (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): the
@@ -203,12 +363,18 @@ class ServerConfig:
             )
         if self.cookie_jar is None:
             self.cookie_jar = CookieJar(random=self.provider.random)
-        if self.verify_client not in ("none", "optional", "required"):
-            raise UsageError('verify_client must be "none", "optional" or "required"')
+        self.verify_client = _verify_client(self.verify_client)
         # Without trust anchors a client certificate could not be verified: refuse the
         # config rather than accept any certificate unverified.
-        if self.verify_client != "none" and not self.cafile:
-            raise UsageError(f'verify_client="{self.verify_client}" needs a cafile of client CAs')
+        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+            raise UsageError(
+                f'verify_client="{self.verify_client.value}" needs a cafile of client CAs'
+                " (cafile=, or load_verify_locations() before setting verify_client)"
+                " or pinned_keys"
+            )
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
+        if self.psk_identity_hint and not self.psk:
+            raise UsageError("psk_identity_hint does not apply without psk")
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
         if self.ticket_key is None:
@@ -226,6 +392,8 @@ class ServerConfig:
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
         if not 0 < self.ticket_lifetime <= 604800:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
+        if self.session_cache is None and self.session_cache_size:
+            self.session_cache = SessionCache(self.session_cache_size, self.session_cache_lifetime)
 
     def _check_limits(self) -> None:
         for name in ("handshake_timeout", "idle_timeout"):
@@ -248,6 +416,41 @@ class ServerConfig:
         key that does not match the certificate."""
         self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
 
+    def load_verify_locations(
+        self, cafile: str | None = None, cadata: str | bytes | None = None
+    ) -> None:
+        """The CAs that client certificates must chain to, as in
+        ``ssl.SSLContext.load_verify_locations``: a PEM file, and/or PEM (str or bytes) or
+        DER (bytes) data; repeated calls add. Raises UsageError on a bad file. Then set
+        ``verify_client``."""
+        self.cafile = _verify_locations(self.cafile, cafile, cadata)
+
+    def check_can_serve(self) -> None:
+        """A server needs credentials: a certificate (and key) or a PSK. Called by the
+        servers at start, since a config without them is fine for the gate alone."""
+        self.verify_client = _verify_client(self.verify_client)
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
+        if not self.certificate_chain and not self.psk and not self.raw_public_key:
+            raise UsageError(
+                "a server needs a certificate (load_cert_chain), a raw public key "
+                "(load_raw_public_key) or a PSK (psk=...); without one every handshake would fail"
+            )
+        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+            raise UsageError(
+                "verify_client needs client CAs (load_verify_locations) or pinned_keys"
+            )
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)
+
+
+def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
+    from dtlsgate.crypto.certs import load_private_key
+
+    config.private_key = load_private_key(keyfile)
+    config.raw_public_key = True
+
 
 @dataclass
 class ClientConfig:
@@ -255,10 +458,12 @@ class ClientConfig:
     for by name; PSK identity and key; preferences."""
 
     server_name: str | None = None
-    cafile: str | None = None
+    # Trust anchors: a PEM file's path or PEM bytes (see ``load_verify_locations``); None:
+    # the system's.
+    cafile: str | bytes | None = None
     insecure: bool = False
-    certificate_chain: list[Any] = field(default_factory=list)
-    private_key: Any = None
+    certificate_chain: list[x509.Certificate] = field(default_factory=list)
+    private_key: PrivateKey | None = None
     psk_identity: bytes | None = None
     psk: bytes | None = None
     # TLS 1.3 external PSK (RFC 8446 §4.2.11): the hash ``psk`` is bound to, and the modes we
@@ -279,12 +484,21 @@ class ClientConfig:
     # TLS 1.3 middlebox compatibility mode (RFC 8446 Appendix D.4): a non-empty
     # legacy_session_id and a ChangeCipherSpec before our encrypted flight.
     middlebox_compat: bool = True
-    # TLS 1.3 resumption (RFC 8446 §4.6.1): a ``tls13.client.SessionTicket`` from an earlier
-    # connection's ``SessionTicketReceived`` event, offered as a PSK (psk_dhe_ke).
+    # Resumption: the session from an earlier connection's ``SessionTicketReceived`` event
+    # (or its ``session`` property). TLS 1.3 (RFC 8446 §4.6.1): a
+    # ``tls13.client.SessionTicket``, offered as a PSK (psk_dhe_ke). DTLS 1.2 (RFC 5246
+    # §7.3, RFC 5077): a ``Dtls12Session``, offered by its ticket or its session ID.
     session_ticket: Any = None
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # Raw public keys (RFC 7250). ``pinned_keys``: the server keys (DER
+    # SubjectPublicKeyInfo, see ``crypto.certs.load_public_keys``) we accept bare, offered
+    # in server_certificate_type (X.509 too when a cafile is set); any other key is refused
+    # with bad_certificate. ``raw_public_key``: answer a certificate request with
+    # private_key's public key when the server accepts one (client_certificate_type).
+    pinned_keys: tuple[bytes, ...] = ()
+    raw_public_key: bool = False
     # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
     # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
     dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
@@ -309,6 +523,17 @@ class ClientConfig:
         parse_algorithm_names(self.certificate_compression)
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
+        if self.insecure and self.cafile:
+            raise UsageError("cafile does not apply with insecure=True (nothing is verified)")
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
+
+    def load_verify_locations(
+        self, cafile: str | None = None, cadata: str | bytes | None = None
+    ) -> None:
+        """The trust anchors for the server's certificate, as in
+        ``ssl.SSLContext.load_verify_locations``: a PEM file, and/or PEM (str or bytes) or
+        DER (bytes) data; repeated calls add. Raises UsageError on a bad file."""
+        self.cafile = _verify_locations(self.cafile, cafile, cadata)
 
     def load_cert_chain(self, certfile: str | bytes, keyfile: str | bytes | None = None) -> None:
         """Load the client certificate: a PEM chain (leaf first) and its private key, like
@@ -316,3 +541,7 @@ class ClientConfig:
         ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
         key that does not match the certificate."""
         self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)

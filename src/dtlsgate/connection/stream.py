@@ -86,6 +86,7 @@ def completed(
         signature_scheme=info.signature_scheme,
         hello_retry=info.hello_retry,
         resumed=info.resumed,
+        peer_raw_public_key=info.peer_raw_public_key,
         psk_identity=info.psk_identity,
     )
 
