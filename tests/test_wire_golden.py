@@ -91,9 +91,11 @@ def run_dtls12(
     server_cfg: ServerConfig,
     client_cfg: ClientConfig,
     drop: Callable[[str, int], bool] = lambda direction, index: False,
+    sessions: list[Any] | None = None,
 ) -> Log:
     """Drive one handshake and a data exchange; ``drop(direction, index)`` loses the
-    index-th datagram sent in that direction. Timers fire when both sides are quiet."""
+    index-th datagram sent in that direction. Timers fire when both sides are quiet. The
+    client's resumable sessions go to ``sessions``."""
     log: Log = []
     now = NOW
     gate = Gate(server_cfg)
@@ -133,7 +135,10 @@ def run_dtls12(
             while conn is not None and (event := conn.next_event()) is not None:
                 if isinstance(event, HandshakeCompleted):
                     done[name] = True
-                    log.append(f"{name} complete suite={event.cipher_suite:#06x}")
+                    resumed = " resumed" if event.resumed else ""
+                    log.append(f"{name} complete suite={event.cipher_suite:#06x}{resumed}")
+                elif isinstance(event, SessionTicketReceived) and sessions is not None:
+                    sessions.append(event.ticket)
         if done["client"] and done["server"] and not done["data"]:
             done["data"] = True
             assert server is not None
@@ -151,6 +156,19 @@ def run_dtls12(
                 server.handle_timer(now)
     assert done == {"client": True, "server": True, "data": True}
     return log
+
+
+def run_dtls12_resumed() -> Log:
+    """A full handshake, then the abbreviated one (RFC 5246 §7.3) resuming its ticket."""
+    sessions: list[Any] = []
+    log = run_dtls12(dtls_server_config(), dtls_client_config(), sessions=sessions)
+    (session,) = sessions
+    # New seeds: the same ones would draw the same randoms, and so the same keys again.
+    server = dtls_server_config(provider=DeterministicProvider(b"golden-server-2"))
+    client = dtls_client_config(
+        provider=DeterministicProvider(b"golden-client-2"), session_ticket=session
+    )
+    return log + run_dtls12(server, client)
 
 
 def dtls12_cases() -> dict[str, Callable[[], Log]]:
@@ -197,6 +215,7 @@ def dtls12_cases() -> dict[str, Callable[[], Log]]:
             dtls_client_config(),
             drop=lambda direction, index: (direction, index) in {("s>c", 0), ("c>s", 3)},
         ),
+        "dtls12-resumed": run_dtls12_resumed,
     }
 
 

@@ -54,6 +54,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "TlsClientConnection": ("dtlsgate.connection.stream", "ClientConnection"),
     "StatelessGate": ("dtlsgate.gate.stream", "StatelessGate"),
     "SessionTicket": ("dtlsgate.handshake.tls13.client", "SessionTicket"),
+    "Dtls12Session": ("dtlsgate.handshake.dtls12.resume", "Dtls12Session"),
     "ticket_key_from_master": ("dtlsgate.handshake.tls13.tickets", "ticket_key_from_master"),
     # ``dtlsgate.blocking.connect(...)`` after only ``import dtlsgate``: the blocking
     # sockets module (``dtlsgate.io.blocking``), loaded on first use like the rest.
@@ -81,6 +82,7 @@ __all__ = [
     "DecodeError",
     "Drop",
     "DropReason",
+    "Dtls12Session",
     "DtlsClientConnection",
     "DtlsServerConnection",
     "DtlsSocket",

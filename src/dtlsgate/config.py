@@ -7,6 +7,7 @@ secret required, certificates verified, only AEAD suites, DTLS 1.0 refused.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -73,6 +74,54 @@ def check_record_size_limit(limit: int) -> None:
     """RFC 8449 §4: at least 64; in TLS 1.3 at most 2^14 + 1 (content and type byte)."""
     if not 64 <= limit <= (1 << 14) + 1:
         raise UsageError("record_size_limit must be between 64 and 16385")
+
+
+# RFC 5246 §7.4.1.2 leaves the session cache to the server. A session kept for a client that
+# never comes back costs about 200 bytes (its master secret and what was negotiated): 1024
+# sessions are a few hundred kilobytes, and the least recently used leaves first.
+DEFAULT_SESSION_CACHE_SIZE = 1024
+MAX_SESSION_CACHE_SIZE = 1 << 20
+
+
+class SessionCache:
+    """A server's DTLS 1.2 session cache: session ID -> the session's state (opaque bytes
+    here), at most ``size`` entries, each for ``lifetime`` seconds, the least recently used
+    evicted first. Sans-I/O: the time is the ``now`` of the call. Shared by the connections
+    of one config, like OpenSSL's per-SSL_CTX cache; nothing enters it before a handshake
+    completes (the gate has verified the peer's address long before)."""
+
+    def __init__(self, size: int, lifetime: float) -> None:
+        if not 0 < size <= MAX_SESSION_CACHE_SIZE:
+            raise UsageError(f"session cache size must be between 1 and {MAX_SESSION_CACHE_SIZE}")
+        if lifetime <= 0:
+            raise UsageError("session cache lifetime must be positive")
+        self.size = size
+        self.lifetime = lifetime
+        self._entries: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, session_id: bytes, state: bytes, now: float) -> None:
+        self._entries[session_id] = (now, state)
+        self._entries.move_to_end(session_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def get(self, session_id: bytes, now: float) -> bytes | None:
+        """The state cached under ``session_id`` when it is there and not expired."""
+        entry = self._entries.get(session_id)
+        if entry is None:
+            return None
+        stored_at, state = entry
+        if not stored_at <= now < stored_at + self.lifetime:
+            del self._entries[session_id]
+            return None
+        self._entries.move_to_end(session_id)
+        return state
+
+    def remove(self, session_id: bytes) -> None:
+        self._entries.pop(session_id, None)
 
 
 #: RFC 8446 §4.2.9 modes, by value: psk_ke (0, the PSK alone) and psk_dhe_ke (1, with (EC)DHE).
@@ -142,14 +191,21 @@ def _load_identity(
     return list(identity.chain), identity.private_key
 
 
-def _check_credentials(chain: list[x509.Certificate], key: PrivateKey | None) -> None:
-    """Credentials are cryptography objects, and come as a pair."""
+def _check_credentials(
+    chain: list[x509.Certificate], key: PrivateKey | None, raw_public_key: bool = False
+) -> None:
+    """Credentials are cryptography objects, and come as a pair (a raw public key is the
+    private key's alone, RFC 7250)."""
     if not chain and key is None:
         return
     from cryptography import x509
 
     from dtlsgate.crypto.signatures import PrivateKey
 
+    if raw_public_key and not chain and key is not None:
+        if not isinstance(key, PrivateKey):
+            raise UsageError(f"private_key of type {type(key).__name__} is not a supported key")
+        return
     if not chain or key is None:
         raise UsageError("give certificate_chain and private_key together (see load_cert_chain)")
     if not all(isinstance(c, x509.Certificate) for c in chain):
@@ -237,9 +293,16 @@ class ServerConfig:
     alpn_protocols: tuple[bytes, ...] = ()
     # Client certificates: a VerifyClient (or "none", "optional", "required", or
     # ssl.CERT_*); their trust anchors: a PEM file's path or PEM bytes (see
-    # ``load_verify_locations``).
+    # ``load_verify_locations``), or client raw public keys in pinned_keys.
     verify_client: VerifyClient | str | int = VerifyClient.NONE
     cafile: str | bytes | None = None
+    # Raw public keys (RFC 7250). ``raw_public_key``: present private_key's public key bare
+    # to a client that accepts one (server_certificate_type); without a certificate_chain,
+    # to those clients only. ``pinned_keys``: the client keys (DER SubjectPublicKeyInfo,
+    # see ``crypto.certs.load_public_keys``) accepted as raw public keys; any other key is
+    # refused with bad_certificate.
+    raw_public_key: bool = False
+    pinned_keys: tuple[bytes, ...] = ()
     require_extended_master_secret: bool = True
     mtu: int = DEFAULT_MTU
     # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
@@ -254,6 +317,16 @@ class ServerConfig:
     record_size_limit: int = 16385
     ticket_lifetime: int = 7200
     ticket_key: bytes | None = None
+    # DTLS 1.2 resumption (RFC 5246 §7.3). Tickets (RFC 5077) when ``session_tickets`` > 0:
+    # one NewSessionTicket per full handshake with a client that asks, lifetime
+    # ``ticket_lifetime``, sealed under a key the cookie jar derives from its master key
+    # (``CookieJar.derive_key``), so a fleet sharing the master key resumes each other's
+    # sessions. For clients without tickets, a session ID cache of at most
+    # ``session_cache_size`` sessions kept ``session_cache_lifetime`` seconds; 0 turns it
+    # off (a fully stateless server: with tickets off too, nothing resumes).
+    session_cache_size: int = DEFAULT_SESSION_CACHE_SIZE
+    session_cache_lifetime: int = 7200
+    session_cache: SessionCache | None = field(default=None, repr=False, compare=False)
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
     # The DTLS versions a datagram server accepts (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): the
@@ -293,12 +366,13 @@ class ServerConfig:
         self.verify_client = _verify_client(self.verify_client)
         # Without trust anchors a client certificate could not be verified: refuse the
         # config rather than accept any certificate unverified.
-        if self.verify_client != "none" and not self.cafile:
+        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
             raise UsageError(
                 f'verify_client="{self.verify_client.value}" needs a cafile of client CAs'
                 " (cafile=, or load_verify_locations() before setting verify_client)"
+                " or pinned_keys"
             )
-        _check_credentials(self.certificate_chain, self.private_key)
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
         if self.psk_identity_hint and not self.psk:
             raise UsageError("psk_identity_hint does not apply without psk")
         if not 256 <= self.mtu <= 65535:
@@ -318,6 +392,8 @@ class ServerConfig:
         # RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
         if not 0 < self.ticket_lifetime <= 604800:
             raise UsageError("ticket_lifetime must be between 1 and 604800 seconds")
+        if self.session_cache is None and self.session_cache_size:
+            self.session_cache = SessionCache(self.session_cache_size, self.session_cache_lifetime)
 
     def _check_limits(self) -> None:
         for name in ("handshake_timeout", "idle_timeout"):
@@ -353,14 +429,27 @@ class ServerConfig:
         """A server needs credentials: a certificate (and key) or a PSK. Called by the
         servers at start, since a config without them is fine for the gate alone."""
         self.verify_client = _verify_client(self.verify_client)
-        _check_credentials(self.certificate_chain, self.private_key)
-        if not self.certificate_chain and not self.psk:
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
+        if not self.certificate_chain and not self.psk and not self.raw_public_key:
             raise UsageError(
-                "a server needs a certificate (load_cert_chain) or a PSK (psk=...); "
-                "without either every handshake would fail"
+                "a server needs a certificate (load_cert_chain), a raw public key "
+                "(load_raw_public_key) or a PSK (psk=...); without one every handshake would fail"
             )
-        if self.verify_client != "none" and not self.cafile:
-            raise UsageError("verify_client needs client CAs (load_verify_locations)")
+        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+            raise UsageError(
+                "verify_client needs client CAs (load_verify_locations) or pinned_keys"
+            )
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)
+
+
+def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
+    from dtlsgate.crypto.certs import load_private_key
+
+    config.private_key = load_private_key(keyfile)
+    config.raw_public_key = True
 
 
 @dataclass
@@ -395,12 +484,21 @@ class ClientConfig:
     # TLS 1.3 middlebox compatibility mode (RFC 8446 Appendix D.4): a non-empty
     # legacy_session_id and a ChangeCipherSpec before our encrypted flight.
     middlebox_compat: bool = True
-    # TLS 1.3 resumption (RFC 8446 §4.6.1): a ``tls13.client.SessionTicket`` from an earlier
-    # connection's ``SessionTicketReceived`` event, offered as a PSK (psk_dhe_ke).
+    # Resumption: the session from an earlier connection's ``SessionTicketReceived`` event
+    # (or its ``session`` property). TLS 1.3 (RFC 8446 §4.6.1): a
+    # ``tls13.client.SessionTicket``, offered as a PSK (psk_dhe_ke). DTLS 1.2 (RFC 5246
+    # §7.3, RFC 5077): a ``Dtls12Session``, offered by its ticket or its session ID.
     session_ticket: Any = None
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # Raw public keys (RFC 7250). ``pinned_keys``: the server keys (DER
+    # SubjectPublicKeyInfo, see ``crypto.certs.load_public_keys``) we accept bare, offered
+    # in server_certificate_type (X.509 too when a cafile is set); any other key is refused
+    # with bad_certificate. ``raw_public_key``: answer a certificate request with
+    # private_key's public key when the server accepts one (client_certificate_type).
+    pinned_keys: tuple[bytes, ...] = ()
+    raw_public_key: bool = False
     # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
     # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
     dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
@@ -427,7 +525,7 @@ class ClientConfig:
             raise UsageError("mtu must be between 256 and 65535")
         if self.insecure and self.cafile:
             raise UsageError("cafile does not apply with insecure=True (nothing is verified)")
-        _check_credentials(self.certificate_chain, self.private_key)
+        _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
 
     def load_verify_locations(
         self, cafile: str | None = None, cadata: str | bytes | None = None
@@ -443,3 +541,7 @@ class ClientConfig:
         ``keyfile`` the key is read from ``certfile``. Raises UsageError on a bad file or a
         key that does not match the certificate."""
         self.certificate_chain, self.private_key = _load_identity(certfile, keyfile)
+
+    def load_raw_public_key(self, keyfile: str | bytes) -> None:
+        """Load a PEM private key whose public key we present bare (RFC 7250)."""
+        _load_raw_public_key(self, keyfile)

@@ -7,7 +7,8 @@ application takes them with ``connection.next_event()``. Each is an immutable va
   connection's ``info`` afterwards.
 - `DataReceived`: application data (one record's worth in DTLS, a chunk of the stream in TLS).
 - `ConnectionClosed`: the connection ended, cleanly (close_notify) or not.
-- `SessionTicketReceived`: a TLS 1.3 client got a NewSessionTicket it can resume with.
+- `SessionTicketReceived`: a client got a session it can resume: a TLS 1.3 NewSessionTicket,
+  or a DTLS 1.2 session (a ticket, RFC 5077, or a session ID the server caches).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class HandshakeCompleted(Event):
     extended_master_secret: bool = True
     hello_retry: bool = False
     resumed: bool = False
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo) when its Certificate
+    # carried one instead of X.509 certificates; it was one of the configured pinned_keys.
+    peer_raw_public_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,10 @@ class ClientCertificateReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class SessionTicketReceived(Event):
-    """A TLS 1.3 client received a NewSessionTicket (RFC 8446 §4.6.1): pass ``ticket`` as
-    ``ClientConfig(session_ticket=...)`` to resume."""
+    """A client received a session it can resume: pass ``ticket`` as
+    ``ClientConfig(session_ticket=...)`` to resume. TLS 1.3: a ``SessionTicket`` from a
+    NewSessionTicket (RFC 8446 §4.6.1). DTLS 1.2: a ``Dtls12Session`` (RFC 5246 §7.3), by
+    ticket (RFC 5077) or session ID, which ``encode``/``to_pem`` save."""
 
     ticket: Any
 

@@ -36,11 +36,18 @@ from dtlsgate.connection.flight import (
 )
 from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity, load_trust_store
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
-from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
 from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
+from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
     EndFlight,
@@ -98,6 +105,8 @@ def completed(done: HandshakeComplete) -> HandshakeCompleted:
         peer_certificates=done.peer_certificates,
         psk_identity=done.psk_identity,
         extended_master_secret=done.extended_master_secret,
+        resumed=done.resumed,
+        peer_raw_public_key=done.peer_raw_public_key,
     )
 
 
@@ -155,6 +164,21 @@ class DtlsConnection:
     def state_name(self) -> str:
         """The name of the handshake state (for diagnostics and tests)."""
         raise NotImplementedError
+
+    @property
+    def record_layer(self) -> RecordLayer:
+        """The record protection of this connection (read-only view, for diagnostics)."""
+        return self._records
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """The handshake messages being reassembled (read-only view, for diagnostics)."""
+        return self._reassembler
+
+    @property
+    def early_records(self) -> int:
+        """Records of an epoch not yet keyed, held until its keys arrive."""
+        return len(self._early)
 
     @property
     def expected_messages(self) -> frozenset[int]:
@@ -385,6 +409,11 @@ class DtlsConnection:
             # ours too, each answer would draw another, forever.
             self._flight = []
         self._events.append(self.info)
+        if done.session is not None:
+            self._new_session(done.session)
+
+    def _new_session(self, session: object) -> None:
+        pass
 
     def _send_flight(self, now: float, *, restart_timer: bool) -> None:
         self._outgoing.extend(pack_flight(self._flight, self._records, self._mtu))
@@ -435,7 +464,8 @@ class DtlsServerConnection(DtlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         check_dtls12_identity(config.certificate_chain, config.private_key)
-        trust = _trust_store(config.cafile) if config.verify_client != "none" else None
+        verify = config.verify_client != "none" and config.cafile
+        trust = _trust_store(config.cafile) if verify else None
         self._ctx = _server.ServerContext(config, config.provider, trust)
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
@@ -500,11 +530,14 @@ class DtlsClientConnection(DtlsConnection):
     ) -> None:
         check_dtls12_identity(config.certificate_chain, config.private_key)
         trust: TrustStore | None = None
-        if not config.insecure and config.psk is None:
+        if config.pinned_keys and not config.cafile:
+            pass  # RFC 7250: only raw public keys, checked against the pins
+        elif not config.insecure and config.psk is None:
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
             trust = _trust_store(config.cafile)
         self._ctx = _client.ClientContext(config, trust)
+        self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
         self._state: _client.ClientState
         self._state, self._first_flight = _client.start(self._ctx)
@@ -537,6 +570,19 @@ class DtlsClientConnection(DtlsConnection):
     def _handle(self, message: HandshakeMessage, now: float) -> Actions:
         self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)
         return actions
+
+    def _new_session(self, session: object) -> None:
+        assert isinstance(session, Dtls12Session)
+        self._session = session
+        self._events.append(SessionTicketReceived(session))
+
+    @property
+    def session(self) -> Dtls12Session | None:
+        """The session to resume with next time (like ``ssl.SSLSocket.session``): the one
+        the server gave in this handshake (also reported by a `SessionTicketReceived`
+        event), else the one offered in ``ClientConfig.session_ticket``; pass it as
+        ``ClientConfig(session_ticket=...)``. None when there is none to resume."""
+        return self._session
 
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return _client.is_new_hello_verify_request(self._state, body)

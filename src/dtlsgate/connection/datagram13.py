@@ -68,6 +68,7 @@ from dtlsgate.events import (
     SessionTicketReceived,
 )
 from dtlsgate.gate.results import Admit, Dtls13Admit
+from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import Machine, handler_for
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
@@ -238,6 +239,11 @@ class Dtls13Connection:
         self._now = 0.0
 
     # --- the sans-I/O interface -----------------------------------------------------------
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """The handshake messages being reassembled (read-only view, for diagnostics)."""
+        return self._reassembler
 
     @property
     def state_name(self) -> str:
@@ -748,7 +754,10 @@ class DatagramClientConnection:
         versions = tuple(config.dtls_versions)
         self._conn: Dtls13Connection | DtlsConnection
         self._fallback = False
-        if ProtocolVersion.DTLS13 not in versions:
+        # A saved DTLS 1.2 session (issue 15) is resumed in DTLS 1.2: offered alone, as
+        # its version was.
+        resuming12 = isinstance(config.session_ticket, Dtls12Session)
+        if ProtocolVersion.DTLS13 not in versions or resuming12:
             self._conn = DtlsClientConnection(config, peer, keylog=keylog)
             return
         conn = Dtls13ClientConnection(config, peer, keylog=keylog)
@@ -769,6 +778,12 @@ class DatagramClientConnection:
     @property
     def handshake_complete(self) -> bool:
         return self._conn.handshake_complete
+
+    @property
+    def session(self) -> Dtls12Session | None:
+        """The DTLS 1.2 session to resume next time (see `DtlsClientConnection.session`)."""
+        conn = self._conn
+        return conn.session if isinstance(conn, DtlsClientConnection) else None
 
     @property
     def closed(self) -> bool:

@@ -86,6 +86,7 @@ def completed(
         signature_scheme=info.signature_scheme,
         hello_retry=info.hello_retry,
         resumed=info.resumed,
+        peer_raw_public_key=info.peer_raw_public_key,
         psk_identity=info.psk_identity,
     )
 
@@ -137,6 +138,21 @@ class TlsConnection:
         self.peer_closed = False
 
     # -- public API -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> object:
+        """The handshake engine's current state (read-only view, for diagnostics)."""
+        return self._state
+
+    @property
+    def record_layer(self) -> StreamRecordLayer:
+        """The record layer of this connection (read-only view, for diagnostics)."""
+        return self._records
+
+    @property
+    def reassembler(self) -> HandshakeReassembler:
+        """Handshake messages being joined from records (read-only view, for diagnostics)."""
+        return self._reassembler
 
     @property
     def handshake_complete(self) -> bool:

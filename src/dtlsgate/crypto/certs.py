@@ -14,6 +14,7 @@ import datetime
 import functools
 import ipaddress
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -244,6 +245,58 @@ def peer_public_key(certificate: x509.Certificate) -> Any:
             f"peer certificate has an unsupported key: {exc}",
             AlertDescription.unsupported_certificate,
         ) from None
+
+
+# ---- raw public keys (RFC 7250) --------------------------------------------------------------
+
+
+def spki_of(key: Any) -> bytes:
+    """The DER SubjectPublicKeyInfo of a public or private key (RFC 7250 §3: what a raw
+    public key Certificate carries)."""
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return bytes(
+        public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def load_public_keys(source: Source) -> list[bytes]:
+    """Every public key in a PEM file or PEM bytes (``-----BEGIN PUBLIC KEY-----``, or the
+    key of a certificate or private key), as DER SubjectPublicKeyInfo: keys to pin."""
+    data = _read(source, "public key")
+    out: list[bytes] = []
+    for block in _PEM_BLOCK.finditer(data):
+        label, pem = block.group(1), block.group(0)
+        try:
+            if label == b"PUBLIC KEY":
+                out.append(spki_of(serialization.load_pem_public_key(pem)))
+            elif label == b"CERTIFICATE":
+                out.append(spki_of(x509.load_pem_x509_certificate(pem)))
+            elif label.endswith(b"PRIVATE KEY"):
+                out.append(spki_of(serialization.load_pem_private_key(pem, None)))
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise UsageError(f"malformed PEM key: {exc}") from None
+    if not out:
+        raise UsageError("no PEM public key, certificate or private key found")
+    return out
+
+
+def pinned_peer_key(spki: bytes, pinned: Sequence[bytes]) -> Any:
+    """The public key of a peer's raw public key Certificate (RFC 7250 §3), when it is one
+    of ``pinned`` (DER SubjectPublicKeyInfo, compared in their canonical DER form); else
+    `BadCertificate` (bad_certificate): RFC 7250 §1 leaves the binding of a key to its
+    owner to the application, here a list of pins."""
+    try:
+        key = serialization.load_der_public_key(spki)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise BadCertificate(f"malformed raw public key: {exc}") from None
+    if spki_of(key) not in pinned:
+        raise BadCertificate("the peer's raw public key is not pinned")
+    return key
 
 
 def is_rsassa_pss(certificate: x509.Certificate) -> bool:

@@ -165,6 +165,16 @@ class CookieJar:
         """The 32-byte secret of a rotation epoch: HMAC-SHA256(master_key, label | epoch)."""
         return hmac.digest(self._master_key, _SECRET_LABEL + epoch.to_bytes(8, "big"), "sha256")
 
+    def derive_key(self, label: bytes, epoch: int) -> bytes:
+        """A 32-byte key for another use of the master key, per rotation ``epoch`` of that
+        use: HMAC-SHA256(master_key, label | epoch). Each use names its own ``label`` (the
+        cookie secrets' is taken), so every server of a fleet sharing the master key derives
+        the same keys, and a new master key changes all of them (DTLS 1.2 session tickets
+        are sealed under such a key: RFC 5077 §5.5 asks for keys that rotate)."""
+        if not label or label == _SECRET_LABEL:
+            raise UsageError("derive_key needs a label of its own")
+        return hmac.digest(self._master_key, label + epoch.to_bytes(8, "big"), "sha256")
+
     def _keyed_for(self, epoch: int) -> tuple[_HashObject, _HashObject]:
         keyed = self._keyed.get(epoch)
         if keyed is None:

@@ -27,6 +27,7 @@ from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClient
 from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
+from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, port_unreachable
 
@@ -177,6 +178,13 @@ class DtlsSocket:
             self.connection.receive(data, peer, self._clock())
 
     # --- the public calls -------------------------------------------------------------------
+
+    @property
+    def session(self) -> Dtls12Session | None:
+        """A client's session to resume next time (``ClientConfig(session_ticket=...)``),
+        like ``ssl.SSLSocket.session``; None on a server or when there is none."""
+        conn = self.connection
+        return conn.session if isinstance(conn, DatagramClientConnection) else None
 
     def do_handshake(self, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         """Run the handshake to completion; `TimeoutError` when it does not finish."""

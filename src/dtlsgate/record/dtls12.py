@@ -233,6 +233,10 @@ class RecordLayer:
         window.mark(seq)
         return data
 
+    def can_write(self, epoch: int) -> bool:
+        """Whether keys to write records of ``epoch`` are installed."""
+        return epoch in self._write_cipher
+
     def knows_epoch(self, epoch: int) -> bool:
         return epoch in self._read
 

@@ -62,8 +62,12 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
     _E.signed_certificate_timestamp: frozenset(
         {_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST, _C.CERTIFICATE}
     ),
-    _E.client_certificate_type: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS}),
-    _E.server_certificate_type: frozenset({_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS}),
+    _E.client_certificate_type: frozenset(
+        {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
+    ),
+    _E.server_certificate_type: frozenset(
+        {_C.CLIENT_HELLO, _C.ENCRYPTED_EXTENSIONS, _C.SERVER_HELLO_TLS12}
+    ),
     _E.padding: frozenset({_C.CLIENT_HELLO}),
     _E.encrypt_then_mac: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
     _E.extended_master_secret: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
@@ -195,6 +199,30 @@ def encode_u16_list_ext(values: tuple[int, ...] | list[int]) -> bytes:
     w = Writer()
     w.u16_list(2, list(values))
     return w.getvalue()
+
+
+#: RFC 7250 §3 (IANA TLS Certificate Types): X.509 and RawPublicKey.
+CERTIFICATE_TYPE_X509 = 0
+CERTIFICATE_TYPE_RAW_PUBLIC_KEY = 2
+
+
+def decode_certificate_types(data: bytes) -> tuple[int, ...]:
+    """RFC 7250 §3, client/server_certificate_type in a ClientHello:
+    CertificateType certificate_types<1..2^8-1>."""
+    return tuple(whole_vector(data, 1, 1))
+
+
+def encode_certificate_types(types: tuple[int, ...]) -> bytes:
+    w = Writer()
+    w.vector(1, bytes(types), 1)
+    return w.getvalue()
+
+
+def decode_certificate_type(data: bytes) -> int:
+    """RFC 7250 §3, in a ServerHello (TLS 1.2) or EncryptedExtensions: one CertificateType."""
+    if len(data) != 1:
+        raise DecodeError("a certificate_type extension must hold one type")
+    return data[0]
 
 
 def decode_ec_point_formats(data: bytes) -> tuple[int, ...]:

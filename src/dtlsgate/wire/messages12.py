@@ -254,6 +254,45 @@ class HelloRequest:
 
 
 @frozen
+class RawPublicKey12:
+    """RFC 7250 §3, a TLS 1.2 Certificate of type RawPublicKey:
+    opaque ASN.1_subjectPublicKeyInfo<1..2^24-1> (one key, not a list)."""
+
+    subject_public_key_info: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> RawPublicKey12:
+        return cls(whole_vector(body, 3, 1))
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.vector(3, self.subject_public_key_info, 1)
+        return w.getvalue()
+
+
+@frozen
+class NewSessionTicket12:
+    """RFC 5077 §3.3: uint32 ticket_lifetime_hint; opaque ticket<0..2^16-1>. An empty
+    ticket is legal: the server changed its mind about issuing one (§3.3)."""
+
+    ticket_lifetime_hint: int
+    ticket: bytes
+
+    @classmethod
+    def decode(cls, body: bytes) -> NewSessionTicket12:
+        r = Reader(body)
+        message = cls(r.u32(), r.vector(2))
+        r.finish()
+        return message
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u32(self.ticket_lifetime_hint)
+        w.vector(2, self.ticket)
+        return w.getvalue()
+
+
+@frozen
 class Finished:
     """RFC 5246 §7.4.9: opaque verify_data[12]."""
 

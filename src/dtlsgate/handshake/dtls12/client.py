@@ -10,14 +10,21 @@ ServerHello, by key exchange:
   CertificateRequest*, ServerHelloDone;
 - ECDHE_PSK: ServerKeyExchange, ServerHelloDone;
 - PSK: ServerKeyExchange* (only with an identity hint, RFC 4279 §2), ServerHelloDone.
+
+A server that issues tickets sends a NewSessionTicket before its Finished (RFC 5077 §3.3).
+With ``ClientConfig.session_ticket`` (a `Dtls12Session`) the ClientHello offers that
+session, by ticket or session ID; a ServerHello echoing our session ID resumes it: the
+abbreviated handshake of RFC 5246 §7.3 (ServerHello, NewSessionTicket*, ChangeCipherSpec,
+Finished from the server; our ChangeCipherSpec and Finished end it). Any other ServerHello
+is a full handshake.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -28,6 +35,8 @@ from dtlsgate.crypto.certs import (
     TrustStore,
     parse_peer_certificate,
     peer_public_key,
+    pinned_peer_key,
+    spki_of,
     verify_server_chain,
 )
 from dtlsgate.crypto.kex import ecdhe_groups
@@ -65,10 +74,21 @@ from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     EC_POINT_UNCOMPRESSED,
+    Keys,
     client_suites,
+    keys_from_master,
     kind_of,
 )
-from dtlsgate.handshake.engine import EndFlight, ExpectMessageSeq, Machine, SendWarning
+from dtlsgate.handshake.dtls12.resume import Dtls12Session
+from dtlsgate.handshake.engine import (
+    EndFlight,
+    ExpectMessageSeq,
+    InstallCipherState,
+    KeyLog,
+    Machine,
+    SendChangeCipherSpec,
+    SendWarning,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     ExtensionType,
@@ -78,11 +98,15 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+    CERTIFICATE_TYPE_X509,
     Extension,
     decode_alpn,
+    decode_certificate_type,
     decode_ec_point_formats,
     decode_renegotiation_info,
     encode_alpn,
+    encode_certificate_types,
     encode_ec_point_formats,
     encode_renegotiation_info,
     encode_server_name,
@@ -98,12 +122,16 @@ from dtlsgate.wire.messages12 import (
     EcdhParams,
     HelloRequest,
     KeyExchangeKind,
+    NewSessionTicket12,
+    RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
     ecdhe_signed_params,
 )
 
 HT = HandshakeType
+_X509 = CERTIFICATE_TYPE_X509
+_RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 # RFC 6347 §4.2.1: a client answers HelloVerifyRequests; a server that keeps sending new
 # ones is broken or hostile. Two covers a cookie secret rotating between the hellos.
 MAX_HELLO_VERIFY_REQUESTS = 2
@@ -113,7 +141,18 @@ class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
     store, and the suites, groups and schemes we offer (computed once)."""
 
-    __slots__ = ("config", "groups", "offered_dtls13", "provider", "schemes", "suites", "trust")
+    __slots__ = (
+        "client_types",
+        "config",
+        "groups",
+        "offered_dtls13",
+        "provider",
+        "schemes",
+        "server_types",
+        "session",
+        "suites",
+        "trust",
+    )
 
     def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
         self.config = config
@@ -125,6 +164,19 @@ class ClientContext:
         # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
         self.groups = ecdhe_groups(config.groups or DEFAULT_GROUPS)
         self.schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        # The session to offer: a DTLS 1.2 one (a TLS 1.3 ticket is for the other
+        # protocol), whose suite we still offer (RFC 5246 §7.4.1.2).
+        session = config.session_ticket
+        usable = isinstance(session, Dtls12Session) and session.cipher_suite in self.suites
+        self.session: Dtls12Session | None = session if usable else None
+        # RFC 7250 §4.1: the certificate types we take from the server (a raw public key
+        # when we have pins) and can send; None: the extension is not sent (X.509 only).
+        self.server_types: tuple[int, ...] | None = None
+        if config.pinned_keys:
+            self.server_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.cafile else ())
+        self.client_types: tuple[int, ...] | None = None
+        if config.raw_public_key and config.private_key is not None:
+            self.client_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.certificate_chain else ())
         # Our ClientHello offered DTLS 1.3 too (`start_after_dtls13_offer`): a ServerHello
         # with the RFC 8446 §4.1.3 downgrade sentinel is then refused.
         self.offered_dtls13 = False
@@ -198,6 +250,33 @@ class ClientWaitServerHelloDone:
     certificate_request: CertificateRequest12 | None = None
 
 
+@frozen
+class ClientWaitNewSessionTicket:
+    """The server said it would send a ticket (RFC 5077 §3.3): it comes before its
+    ChangeCipherSpec and Finished; ``resumed`` is the session an abbreviated handshake
+    resumes (None in a full handshake)."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    peer_chain: tuple[bytes, ...]
+    psk_identity: bytes | None
+    resumed: Dtls12Session | None
+
+
+@frozen
+class ClientWaitResumedFinished:
+    """Abbreviated handshake (RFC 5246 §7.3): the server's Finished comes next; ours
+    answers it. ``ticket``: a new ticket the server sent for the session, if any."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    resumed: Dtls12Session
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
+
+
 ClientState = (
     ClientWaitServerHello
     | ClientWaitCertificate
@@ -206,6 +285,8 @@ ClientState = (
     | ClientWaitPskServerKeyExchange
     | ClientWaitCertificateRequest
     | ClientWaitServerHelloDone
+    | ClientWaitNewSessionTicket
+    | ClientWaitResumedFinished
     | WaitFinished
     | Established
 )
@@ -236,7 +317,7 @@ def start_after_dtls13_offer(
 
 def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
     """What a DTLS 1.2 server needs of a ClientHello that offers DTLS 1.3 and 1.2, beyond
-    what DTLS 1.3 sends (RFC 8422 point formats, RFC 7627, RFC 5746)."""
+    what DTLS 1.3 sends (RFC 8422 point formats, RFC 7627, RFC 5746, RFC 5077, RFC 7250)."""
     return tuple(
         e
         for e in _client_hello(ctx).extensions or ()
@@ -245,6 +326,10 @@ def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
             ExtensionType.ec_point_formats,
             ExtensionType.extended_master_secret,
             ExtensionType.renegotiation_info,
+            # RFC 5077 §3.2: a DTLS 1.2 server then issues a ticket; RFC 7250 §4.1: our raw
+            # key for its certificate request (DTLS 1.3 sends neither).
+            ExtensionType.session_ticket,
+            ExtensionType.client_certificate_type,
         )
     )
 
@@ -261,15 +346,29 @@ def _client_hello(ctx: ClientContext) -> ClientHello:
     if any(suite_info(s).uses_certificate for s in ctx.suites):
         schemes = encode_u16_list_ext(ctx.schemes)
         ext.append(Extension(ExtensionType.signature_algorithms, schemes))
+        for ext_type, types in (
+            (ExtensionType.client_certificate_type, ctx.client_types),
+            (ExtensionType.server_certificate_type, ctx.server_types),
+        ):
+            if types is not None:
+                ext.append(Extension(ext_type, encode_certificate_types(types)))
     if c.alpn_protocols:
         alpn = encode_alpn(c.alpn_protocols)
         ext.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
+    # RFC 5077 §3.2: the ticket we resume with, or an empty one to ask for tickets.
+    session, session_id = ctx.session, b""
+    ext.append(Extension(ExtensionType.session_ticket, session.ticket if session else b""))
     ext.append(Extension(ExtensionType.extended_master_secret, b""))
     ext.append(Extension(ExtensionType.renegotiation_info, encode_renegotiation_info()))
+    random = ctx.provider.random(RANDOM_LENGTH)
+    if session is not None:
+        # RFC 5077 §3.4: with a ticket, a session ID of our own, which a server accepting
+        # the ticket echoes: that is how we tell a resumption from a full handshake.
+        session_id = ctx.provider.random(32) if session.ticket else session.session_id
     return ClientHello(
         ProtocolVersion.DTLS12,
-        ctx.provider.random(RANDOM_LENGTH),
-        b"",
+        random,
+        session_id,
         ctx.suites,
         b"\x00",
         tuple(ext),
@@ -362,13 +461,57 @@ def on_server_hello(
         ems,
         selected[0] if selected else None,
         ctx.config.server_name,
+        sh.session_id,
+        sh.get(ExtensionType.session_ticket) is not None,
+        _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
+        _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
     )
     t = state.transcript
+    if ctx.session is not None and sh.session_id and sh.session_id == state.hello.session_id:
+        return _resumed(ctx, t, session, ctx.session)
     if suite.uses_certificate:
         return ClientWaitCertificate(t, session), []
     if session.kind is KeyExchangeKind.PSK:
         return ClientWaitPskServerKeyExchange(t, session), []
     return ClientWaitEcdhePskServerKeyExchange(t, session), []
+
+
+def _chosen_type(sh: ServerHello, ext_type: int, offered: tuple[int, ...] | None) -> bool:
+    """Whether the server chose RawPublicKey for this certificate_type (RFC 7250 §4.2);
+    it may only choose a type we offered."""
+    data = sh.get(ext_type)
+    if data is None:
+        return False
+    chosen = decode_certificate_type(data)
+    if offered is None or chosen not in offered:
+        raise IllegalParameter("server chose a certificate type we did not offer")
+    return chosen == _RAW_PUBLIC_KEY
+
+
+def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12Session) -> Result:
+    """The server echoed our session ID: it resumes ``saved`` (RFC 5246 §7.3)."""
+    if session.suite.suite != saved.cipher_suite:
+        # RFC 5246 §7.4.1.3: a resumed session keeps its cipher suite.
+        raise IllegalParameter("server resumed the session with another cipher suite")
+    if session.extended_master_secret != saved.extended_master_secret:
+        # RFC 7627 §5.3: the extension must be as it was in the original handshake, or
+        # the client aborts with handshake_failure.
+        raise HandshakeFailure("extended_master_secret differs from the resumed session's")
+    keys = keys_from_master(
+        ctx.provider,
+        session.suite,
+        saved.master_secret,
+        session.client_random,
+        session.server_random,
+    )
+    actions: Actions = [
+        KeyLog("CLIENT_RANDOM", session.client_random, saved.master_secret),
+        InstallCipherState(False, keys.server_write),
+    ]
+    if session.new_ticket:
+        chain, identity = saved.peer_certificates, saved.psk_identity
+        return ClientWaitNewSessionTicket(t, session, keys, chain, identity, saved), actions
+    return ClientWaitResumedFinished(t, session, keys, saved), actions
 
 
 def _check_server_hello_extensions(sh: ServerHello) -> None:
@@ -394,23 +537,36 @@ def _check_server_hello_extensions(sh: ServerHello) -> None:
 def on_certificate(
     ctx: ClientContext, state: ClientWaitCertificate, message: ReceivedMessage, now: float
 ) -> Result:
+    session = state.session
+    if session.server_raw_public_key:
+        # RFC 7250 §3: one raw public key, which must be pinned.
+        spki = RawPublicKey12.decode(message.body).subject_public_key_info
+        key = _server_public_key(pinned_peer_key(spki, ctx.config.pinned_keys), session.suite)
+        return ClientWaitServerKeyExchange(state.transcript, session, key, (spki,)), []
     chain = Certificate12.decode(message.body).certificates
     if ctx.trust is not None:
         name = ctx.config.server_name or ""
         leaf = verify_server_chain(chain, name, ctx.trust, as_datetime(now))
+    elif ctx.config.pinned_keys:
+        # Pins only: X.509 is not a type we take (RFC 7250 §4.2).
+        raise BadCertificate(
+            "server sent an X.509 certificate; we take raw public keys only",
+            AlertDescription.unsupported_certificate,
+        )
     elif chain:
         leaf = parse_peer_certificate(chain[0])
     else:
         raise BadCertificate("server sent no certificate")
-    key = _server_public_key(leaf, state.session.suite)
-    return ClientWaitServerKeyExchange(state.transcript, state.session, key, chain), []
+    key = _server_public_key(peer_public_key(leaf), session.suite)
+    return ClientWaitServerKeyExchange(state.transcript, session, key, chain), []
 
 
-def _server_public_key(leaf: x509.Certificate, suite: SuiteInfo) -> CertificatePublicKeyTypes:
-    """The leaf's public key, when it can sign for ``suite``'s key exchange. RFC 5246
+def _server_public_key(
+    key: CertificatePublicKeyTypes, suite: SuiteInfo
+) -> CertificatePublicKeyTypes:
+    """The server's public key, when it can sign for ``suite``'s key exchange. RFC 5246
     §7.4.2: the key "MUST be compatible with the selected key exchange algorithm"; RFC 8422
     §5.3: ECDHE_ECDSA needs an ECDSA or EdDSA key, ECDHE_RSA an RSA key."""
-    key: CertificatePublicKeyTypes = peer_public_key(leaf)
     wanted: tuple[type, ...] = (
         (rsa.RSAPublicKey,)
         if suite.key_exchange is KeyExchange.ECDHE_RSA
@@ -505,7 +661,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     """Certificate*, ClientKeyExchange, CertificateVerify*, ChangeCipherSpec, Finished."""
     session, t = state.session, state.transcript
     actions: Actions = []
-    scheme = _client_certificate(ctx, t, state.certificate_request, actions)
+    scheme = _client_certificate(ctx, t, session, state.certificate_request, actions)
     pms, identity = _client_key_exchange(ctx, t, session, state.server_params, actions)
     keys, keylog = derive(ctx.provider, t, session, pms)
     actions.insert(0, keylog)
@@ -518,20 +674,35 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     actions += change_cipher_spec(keys, is_client=True)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
     actions.append(EndFlight(expect_reply=True))
+    if session.new_ticket:
+        return ClientWaitNewSessionTicket(
+            t, session, keys, state.peer_chain, identity, None
+        ), actions
     return WaitFinished(t, session, keys, state.peer_chain, identity), actions
 
 
 def _client_certificate(
-    ctx: ClientContext, t: Transcript, request: CertificateRequest12 | None, actions: Actions
+    ctx: ClientContext,
+    t: Transcript,
+    session: Session,
+    request: CertificateRequest12 | None,
+    actions: Actions,
 ) -> SignatureScheme | None:
     """RFC 5246 §7.4.6: answer a CertificateRequest with our chain, or an empty one."""
     if request is None:
         return None
     key = ctx.config.private_key
     scheme = None
-    if ctx.config.certificate_chain and key is not None:
+    raw = session.client_raw_public_key
+    if (ctx.config.certificate_chain or raw) and key is not None:
         usable = set(schemes_for_key(key))
         scheme = next((SignatureScheme(s) for s in request.signature_schemes if s in usable), None)
+    if raw:
+        # RFC 7250 §3: our raw public key (the type the server chose from our offer).
+        if scheme is None:
+            raise HandshakeFailure("our raw public key cannot sign with a requested scheme")
+        actions.append(t.send(HT.CERTIFICATE, RawPublicKey12(spki_of(key)).encode()))
+        return scheme
     chain = (
         tuple(c.public_bytes(Encoding.DER) for c in ctx.config.certificate_chain) if scheme else ()
     )
@@ -560,12 +731,61 @@ def _client_key_exchange(
     return psk_premaster_secret(psk, shared), identity
 
 
+def on_new_session_ticket(
+    ctx: ClientContext, state: ClientWaitNewSessionTicket, message: ReceivedMessage, now: float
+) -> Result:
+    nst = NewSessionTicket12.decode(message.body)
+    t, session, keys = state.transcript, state.session, state.keys
+    ticket, hint = nst.ticket, nst.ticket_lifetime_hint
+    if state.resumed is not None:
+        return ClientWaitResumedFinished(t, session, keys, state.resumed, ticket, hint), []
+    return WaitFinished(t, session, keys, state.peer_chain, state.psk_identity, ticket, hint), []
+
+
 def on_finished(
     ctx: ClientContext, state: WaitFinished, message: ReceivedMessage, now: float
 ) -> Result:
-    t = state.transcript
-    check_finished(finished_data(t, state.session, state.keys, client=False, last=True), message)
-    return Established(state.session), [complete(state)]
+    t, session = state.transcript, state.session
+    check_finished(finished_data(t, session, state.keys, client=False, last=True), message)
+    saved = None
+    if session.session_id or state.ticket:
+        saved = Dtls12Session(
+            session.suite.suite,
+            state.keys.master_secret,
+            session.extended_master_secret,
+            session.session_id,
+            state.ticket,
+            state.ticket_lifetime_hint,
+            now,
+            session.server_name,
+            state.peer_chain,
+            state.psk_identity,
+        )
+    done = complete(state, saved=saved, peer_raw=session.server_raw_public_key)
+    return Established(session), [done]
+
+
+def on_resumed_finished(
+    ctx: ClientContext, state: ClientWaitResumedFinished, message: ReceivedMessage, now: float
+) -> Result:
+    """The server's Finished (over the hellos); ours follows (RFC 5246 §7.3)."""
+    t, session, keys, saved = state.transcript, state.session, state.keys, state.resumed
+    check_finished(finished_data(t, session, keys, client=False, last=True), message)
+    actions: Actions = [SendChangeCipherSpec(), InstallCipherState(True, keys.client_write)]
+    actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
+    actions.append(EndFlight(expect_reply=False))
+    renewed = None
+    if state.ticket:
+        renewed = dataclasses.replace(
+            saved,
+            session_id=b"",
+            ticket=state.ticket,
+            ticket_lifetime_hint=state.ticket_lifetime_hint,
+            received_at=now,
+        )
+    done = WaitFinished(t, session, keys, saved.peer_certificates, saved.psk_identity)
+    actions.append(complete(done, resumed=True, saved=renewed))
+    return Established(session), actions
 
 
 def on_hello_request(
@@ -587,6 +807,8 @@ def _is_ip(name: str) -> bool:
 # --- the table --------------------------------------------------------------------------------
 
 Handler = Callable[..., Result]
+# After our second flight: the server's Finished, or first its NewSessionTicket.
+_CLIENT_FLIGHT_SENT = (WaitFinished, ClientWaitNewSessionTicket)
 
 #: The one table of legal messages per state (RFC 5246 §7.3, RFC 6347 §4.2).
 CLIENT: Machine[Handler] = Machine(
@@ -611,6 +833,8 @@ CLIENT: Machine[Handler] = Machine(
             HT.SERVER_HELLO_DONE: on_server_hello_done,
         },
         ClientWaitServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
+        ClientWaitNewSessionTicket: {HT.NEW_SESSION_TICKET: on_new_session_ticket},
+        ClientWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
         WaitFinished: {HT.FINISHED: on_finished},
         Established: {HT.HELLO_REQUEST: on_hello_request},
     },
@@ -620,15 +844,22 @@ CLIENT: Machine[Handler] = Machine(
             ClientWaitCertificate,
             ClientWaitEcdhePskServerKeyExchange,
             ClientWaitPskServerKeyExchange,
+            ClientWaitNewSessionTicket,
+            ClientWaitResumedFinished,
         ),
         (ClientWaitCertificate, HT.CERTIFICATE): (ClientWaitServerKeyExchange,),
         (ClientWaitServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitCertificateRequest,),
         (ClientWaitEcdhePskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
         (ClientWaitPskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
-        (ClientWaitPskServerKeyExchange, HT.SERVER_HELLO_DONE): (WaitFinished,),
+        (ClientWaitPskServerKeyExchange, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitCertificateRequest, HT.CERTIFICATE_REQUEST): (ClientWaitServerHelloDone,),
-        (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): (WaitFinished,),
-        (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): (WaitFinished,),
+        (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
+        (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
+        (ClientWaitNewSessionTicket, HT.NEW_SESSION_TICKET): (
+            WaitFinished,
+            ClientWaitResumedFinished,
+        ),
+        (ClientWaitResumedFinished, HT.FINISHED): (Established,),
         (WaitFinished, HT.FINISHED): (Established,),
         (Established, HT.HELLO_REQUEST): (Established,),
     },

@@ -57,6 +57,11 @@ class HandshakeComplete:
     peer_certificates: tuple[bytes, ...]
     psk_identity: bytes | None
     extended_master_secret: bool
+    resumed: bool = False
+    # A client's new resumable session (a Dtls12Session), when the server gave one.
+    session: object = None
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
+    peer_raw_public_key: bytes | None = None
 
 
 Action = (
@@ -127,6 +132,13 @@ class Session:
     extended_master_secret: bool
     alpn: bytes | None = None
     server_name: str | None = None
+    # RFC 5246 §7.4.1.3: the ServerHello's session_id (empty: not resumable by ID);
+    # RFC 5077 §3.2: whether the server sends a NewSessionTicket in this handshake.
+    session_id: bytes = b""
+    new_ticket: bool = False
+    # RFC 7250: whether each side's Certificate carries a raw public key, not X.509.
+    server_raw_public_key: bool = False
+    client_raw_public_key: bool = False
 
     @property
     def kind(self) -> KeyExchangeKind:
@@ -142,6 +154,9 @@ class WaitFinished:
     keys: Keys
     peer_chain: tuple[bytes, ...] = ()
     psk_identity: bytes | None = None
+    # A client: the NewSessionTicket the server sent before its Finished (RFC 5077 §3.3).
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
 
 
 @frozen
@@ -253,15 +268,22 @@ def check_finished(expected: bytes, message: ReceivedMessage) -> None:
         raise DecryptError("Finished verify_data does not match")
 
 
-def complete(state: WaitFinished) -> Complete[HandshakeComplete]:
+def complete(
+    state: WaitFinished, *, resumed: bool = False, saved: object = None, peer_raw: bool = False
+) -> Complete[HandshakeComplete]:
+    """What was negotiated; ``peer_raw``: the peer's Certificate held a raw public key."""
+    raw = peer_raw
     return Complete(
         HandshakeComplete(
             cipher_suite=state.session.suite.suite,
             alpn_protocol=state.session.alpn,
             server_name=state.session.server_name,
-            peer_certificates=state.peer_chain,
+            peer_certificates=() if raw else state.peer_chain,
+            peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
             psk_identity=state.psk_identity,
             extended_master_secret=state.session.extended_master_secret,
+            resumed=resumed,
+            session=saved,
         )
     )
 

@@ -35,7 +35,10 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+    CERTIFICATE_TYPE_X509,
     decode_alpn,
+    decode_certificate_types,
     decode_ec_point_formats,
     decode_renegotiation_info,
     decode_server_name,
@@ -101,6 +104,10 @@ _EXT_SIGNATURE_ALGORITHMS = ExtensionType.signature_algorithms
 _EXT_ALPN = ExtensionType.application_layer_protocol_negotiation
 _EXT_EXTENDED_MASTER_SECRET = ExtensionType.extended_master_secret
 _EXT_RENEGOTIATION_INFO = ExtensionType.renegotiation_info
+_EXT_SERVER_CERTIFICATE_TYPE = ExtensionType.server_certificate_type
+_EXT_CLIENT_CERTIFICATE_TYPE = ExtensionType.client_certificate_type
+_X509 = CERTIFICATE_TYPE_X509
+_RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 _DTLS12 = ProtocolVersion.DTLS12
 
 _KIND = {
@@ -127,6 +134,10 @@ class Choice:
     alpn: bytes | None
     server_name: str | None
     ec_point_formats: bool
+    # RFC 7250 §4.2: the certificate types to echo in the ServerHello (None: not echoed,
+    # X.509 implied).
+    server_certificate_type: int | None = None
+    client_certificate_type: int | None = None
 
 
 @lru_cache(maxsize=32)
@@ -190,6 +201,38 @@ def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | No
     raise ProtocolError("no common ALPN protocol", AlertDescription.no_application_protocol)
 
 
+def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+    """The type of the certificate we present (RFC 7250 §4.2): a raw public key when we
+    have one and the client takes it, else X.509 when we have a chain and the client takes
+    it (without the extension it takes only X.509); None: no certificate suite is possible."""
+    data = extensions.get(_EXT_SERVER_CERTIFICATE_TYPE)
+    if data is None:
+        return _X509 if config.certificate_chain else None
+    offered = decode_certificate_types(data)
+    if config.raw_public_key and _RAW_PUBLIC_KEY in offered:
+        return _RAW_PUBLIC_KEY
+    if config.certificate_chain and _X509 in offered:
+        return _X509
+    return None
+
+
+def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+    """The type of certificate we ask the client for, to echo (RFC 7250 §4.2): only when we
+    ask for one and the client sent the extension."""
+    data = extensions.get(_EXT_CLIENT_CERTIFICATE_TYPE)
+    if data is None or config.verify_client == "none":
+        return None
+    offered = decode_certificate_types(data)
+    if config.pinned_keys and _RAW_PUBLIC_KEY in offered:
+        return _RAW_PUBLIC_KEY
+    if config.cafile and _X509 in offered:
+        return _X509
+    # RFC 7250 §4.2: no type in common is a fatal unsupported_certificate.
+    raise ProtocolError(
+        "no client certificate type in common", AlertDescription.unsupported_certificate
+    )
+
+
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
@@ -229,7 +272,9 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         raise IllegalParameter("ec_point_formats without uncompressed")
     group = _pick_group(config, extensions)
     scheme = _pick_scheme(config, extensions)
-    cert_kx = _key_exchange_for_key(config.private_key) if config.certificate_chain else None
+    server_type = _server_certificate_type(config, extensions)
+    has_key = config.certificate_chain or config.raw_public_key
+    cert_kx = _key_exchange_for_key(config.private_key) if server_type is not None else None
     offered = hello.cipher_suites
     for candidate in config.cipher_suites or DEFAULT_SUITES:
         info = SUITES.get(candidate)  # type: ignore[call-overload]
@@ -244,6 +289,8 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         if kx is not _PSK and group is None:
             continue
         server_name_data = extensions.get(_EXT_SERVER_NAME)
+        certificate = info.uses_certificate
+        sent_type = _EXT_SERVER_CERTIFICATE_TYPE in extensions
         return Choice(
             suite=info,
             group=None if kx is _PSK else group,
@@ -253,6 +300,15 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
             alpn=_pick_alpn(config, extensions),
             server_name=decode_server_name(server_name_data) if server_name_data else None,
             ec_point_formats=kx is not _PSK and formats is not None,
+            server_certificate_type=server_type if certificate and sent_type else None,
+            client_certificate_type=(
+                _client_certificate_type(config, extensions) if certificate else None
+            ),
+        )
+    if has_key and server_type is None:
+        # RFC 7250 §4.2: no server certificate type in common.
+        raise ProtocolError(
+            "no server certificate type in common", AlertDescription.unsupported_certificate
         )
     raise HandshakeFailure("no cipher suite in common")
 
@@ -298,6 +354,19 @@ def derive_keys(
         master = extended_master_secret(hash, pre_master_secret, session_hash)
     else:
         master = master_secret(hash, pre_master_secret, client_random, server_random)
+    return keys_from_master(provider, suite, master, client_random, server_random)
+
+
+def keys_from_master(
+    provider: CryptoProvider,
+    suite: SuiteInfo,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+) -> Keys:
+    """The key block of a connection from its session's master secret: a new handshake's,
+    or a resumed session's with the new randoms (RFC 5246 §7.3, §6.3)."""
+    hash: Hash = suite.hash
     master_prf = KeyedHmac(hash, master)
     block = key_block(suite, master_prf, client_random, server_random)
     return Keys(

@@ -16,11 +16,21 @@ connection (send these messages as a flight, install epoch-1 keys, handshake com
                          <--------   [ChangeCipherSpec], Finished
 
 PSK suites skip Certificate and CertificateRequest, and plain PSK sends ServerKeyExchange
-only with an identity hint (RFC 4279 §2).
+only with an identity hint (RFC 4279 §2). A server that issues session tickets sends a
+NewSessionTicket before its ChangeCipherSpec (RFC 5077 §3.3).
+
+A ClientHello offering a session we can resume (a ticket or a cached session ID, see
+``resume``) gets the abbreviated handshake (RFC 5246 §7.3):
+
+    ClientHello (cookie) -------->
+                                     ServerHello, [ChangeCipherSpec],
+                         <--------   Finished
+    [ChangeCipherSpec], Finished -------->
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from cryptography import x509
@@ -32,12 +42,20 @@ from dtlsgate.crypto.certs import (
     TrustStore,
     parse_peer_certificate,
     peer_public_key,
+    pinned_peer_key,
+    spki_of,
     verify_client_chain,
 )
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
-from dtlsgate.errors import HandshakeFailure, IllegalParameter, ProtocolError, UsageError
+from dtlsgate.crypto.suites import KeyExchange, suite_info
+from dtlsgate.errors import (
+    BadCertificate,
+    HandshakeFailure,
+    IllegalParameter,
+    ProtocolError,
+)
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
     ESTABLISHED_EPOCHS,
@@ -55,8 +73,21 @@ from dtlsgate.handshake.dtls12.common import (
     derive,
     finished_data,
 )
-from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SIGNATURE_SCHEMES, Choice, Keys, choose
-from dtlsgate.handshake.engine import EndFlight, InstallCipherState, Machine, SendWarning
+from dtlsgate.handshake.dtls12.negotiate import (
+    DEFAULT_SIGNATURE_SCHEMES,
+    Choice,
+    Keys,
+    choose,
+    keys_from_master,
+)
+from dtlsgate.handshake.dtls12.resume import (
+    MAX_TICKET_LENGTH,
+    StoredSession,
+    offered_session,
+    seal_ticket,
+    ticket_offered,
+)
+from dtlsgate.handshake.engine import EndFlight, InstallCipherState, KeyLog, Machine, SendWarning
 from dtlsgate.wire.enums import (
     AlertDescription,
     ExtensionType,
@@ -65,6 +96,7 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     Extension,
     decode_supported_versions_ch,
     encode_alpn,
@@ -79,6 +111,8 @@ from dtlsgate.wire.messages12 import (
     ClientKeyExchange,
     EcdhParams,
     KeyExchangeKind,
+    NewSessionTicket12,
+    RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
     ecdhe_signed_params,
@@ -96,6 +130,10 @@ _EXTENDED_MASTER_SECRET = Extension(ExtensionType.extended_master_secret, b"")
 _UNCOMPRESSED_POINT_FORMAT = Extension(ExtensionType.ec_point_formats, encode_ec_point_formats())
 # RFC 6066 §3: an empty server_name acknowledges that the name was used.
 _SERVER_NAME_ACKNOWLEDGED = Extension(ExtensionType.server_name, b"")
+# RFC 5077 §3.2: an empty session_ticket says a NewSessionTicket will follow.
+_SESSION_TICKET = Extension(ExtensionType.session_ticket, b"")
+# RFC 5246 §7.4.1.2: our session IDs are 32 random bytes.
+SESSION_ID_LENGTH = 32
 # RFC 5246 §7.4.5: the ServerHelloDone body (empty), likewise encoded once.
 _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 
@@ -150,12 +188,25 @@ class ServerWaitCertificateVerify:
     psk_identity: bytes | None
 
 
+@frozen
+class ServerWaitResumedFinished:
+    """Abbreviated handshake (RFC 5246 §7.3): our ServerHello, ChangeCipherSpec and
+    Finished are out; the client's Finished comes next."""
+
+    transcript: Transcript
+    session: Session
+    keys: Keys
+    peer_chain: tuple[bytes, ...]
+    psk_identity: bytes | None
+
+
 ServerState = (
     ServerWaitClientHello
     | ServerWaitCertificate
     | ServerWaitClientKeyExchange
     | ServerWaitCertificateVerify
     | WaitFinished
+    | ServerWaitResumedFinished
     | Established
 )
 
@@ -173,7 +224,13 @@ def on_client_hello(
     config, t = ctx.config, state.transcript
     hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
     choice = choose(config, hello)
+    stored = offered_session(config, hello, choice, now)
+    if stored is not None:
+        return _resume(ctx, t, hello, choice, stored)
     server_random = downgrade_protected(config, hello, ctx.provider.random(RANDOM_LENGTH))
+    new_ticket = config.session_tickets > 0 and ticket_offered(hello)
+    # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
+    resumable_by_id = not new_ticket and config.session_cache is not None
     session = Session(
         choice.suite,
         hello.random,
@@ -181,11 +238,15 @@ def on_client_hello(
         choice.extended_master_secret,
         choice.alpn,
         choice.server_name,
+        ctx.provider.random(SESSION_ID_LENGTH) if resumable_by_id else b"",
+        new_ticket,
+        choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+        choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     )
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, server_random).encode())]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
     certificate = choice.suite.uses_certificate
     if certificate:
-        actions.append(t.send(HT.CERTIFICATE, _certificate_body(config.certificate_chain)))
+        actions.append(t.send(HT.CERTIFICATE, _our_certificate(config, session)))
     key_share = _server_key_exchange(ctx, t, choice, session, actions)
     request = certificate and config.verify_client != "none"
     if request:
@@ -197,6 +258,48 @@ def on_client_hello(
     if request:
         return ServerWaitCertificate(t, session, key_share), actions
     return ServerWaitClientKeyExchange(t, session, key_share), actions
+
+
+def _resume(
+    ctx: ServerContext, t: Transcript, hello: ClientHello, choice: Choice, stored: StoredSession
+) -> tuple[ServerState, Actions]:
+    """The abbreviated handshake (RFC 5246 §7.3): ServerHello echoing the client's session
+    ID (RFC 5077 §3.4 for a ticket), ChangeCipherSpec, Finished; keys from the session's
+    master secret and the new randoms. The ticket is not renewed: a session lives at most
+    one ``ticket_lifetime`` from its full handshake."""
+    suite = suite_info(stored.suite)
+    formats = choice.ec_point_formats or (
+        hello.get(ExtensionType.ec_point_formats) is not None
+        and suite.key_exchange is not KeyExchange.PSK
+    )
+    choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
+    server_random = downgrade_protected(ctx.config, hello, ctx.provider.random(RANDOM_LENGTH))
+    session = Session(
+        suite,
+        hello.random,
+        server_random,
+        stored.extended_master_secret,
+        choice.alpn,
+        choice.server_name,
+        hello.session_id,
+    )
+    keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
+    actions: Actions = [
+        t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode()),
+        KeyLog("CLIENT_RANDOM", hello.random, stored.master_secret),
+    ]
+    actions += change_cipher_spec(keys, is_client=False)
+    actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
+    actions.append(EndFlight(expect_reply=True))
+    peers = stored.peer_certificates
+    return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
+
+
+def _our_certificate(config: ServerConfig, session: Session) -> bytes:
+    """Our Certificate body: the chain, or our raw public key (RFC 7250 §3)."""
+    if session.server_raw_public_key:
+        return RawPublicKey12(spki_of(config.private_key)).encode()
+    return _certificate_body(config.certificate_chain)
 
 
 # RFC 8446 §4.1.3: the last 8 bytes of the random of a (D)TLS 1.3-capable server that
@@ -221,7 +324,7 @@ def downgrade_protected(config: ServerConfig, hello: ClientHello, server_random:
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
-def _server_hello(choice: Choice, server_random: bytes) -> ServerHello:
+def _server_hello(choice: Choice, session: Session) -> ServerHello:
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
         extensions.append(_EMPTY_RENEGOTIATION_INFO)
@@ -234,10 +337,19 @@ def _server_hello(choice: Choice, server_random: bytes) -> ServerHello:
     if choice.alpn is not None:
         alpn = encode_alpn((choice.alpn,))
         extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
+    if session.new_ticket:
+        extensions.append(_SESSION_TICKET)
+    # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
+    for ext_type, chosen in (
+        (ExtensionType.client_certificate_type, choice.client_certificate_type),
+        (ExtensionType.server_certificate_type, choice.server_certificate_type),
+    ):
+        if chosen is not None:
+            extensions.append(Extension(ext_type, bytes((chosen,))))
     return ServerHello(
         ProtocolVersion.DTLS12,
-        server_random,
-        b"",  # no session to resume (RFC 5246 §7.4.1.3)
+        session.server_random,
+        session.session_id,  # RFC 5246 §7.4.1.3: empty when the session is not cached
         choice.suite.suite,
         0,
         tuple(extensions),
@@ -276,13 +388,23 @@ def _server_key_exchange(
 def on_certificate(
     ctx: ServerContext, state: ServerWaitCertificate, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
+    if state.session.client_raw_public_key:
+        # RFC 7250 §3: one raw public key, which must be pinned.
+        spki = RawPublicKey12.decode(message.body).subject_public_key_info
+        pinned_peer_key(spki, ctx.config.pinned_keys)
+        t, session = state.transcript, state.session
+        return ServerWaitClientKeyExchange(t, session, state.key_share, (spki,)), []
     chain = Certificate12.decode(message.body).certificates
     if not chain and ctx.config.verify_client == "required":
         # RFC 5246 §7.4.6: a server that requires a certificate sends handshake_failure.
         raise HandshakeFailure("client sent no certificate")
     if chain:
         if ctx.trust is None:
-            raise UsageError("verify_client needs a cafile with the trusted client CAs")
+            # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
+            raise BadCertificate(
+                "no trust anchors for X.509 client certificates",
+                AlertDescription.unsupported_certificate,
+            )
         verify_client_chain(chain, ctx.trust, as_datetime(now))
     return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
 
@@ -326,10 +448,13 @@ def on_certificate_verify(
     offered = ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
     if cv.signature_scheme not in offered:
         raise IllegalParameter("CertificateVerify uses a scheme we did not request")
-    leaf = parse_peer_certificate(state.peer_chain[0])
+    if state.session.client_raw_public_key:
+        key = pinned_peer_key(state.peer_chain[0], ctx.config.pinned_keys)
+    else:
+        key = peer_public_key(parse_peer_certificate(state.peer_chain[0]))
     # RFC 5246 §7.4.8: the signature covers every handshake message before this one.
     ctx.provider.verify(
-        peer_public_key(leaf),
+        key,
         SignatureScheme(cv.signature_scheme),
         state.transcript.data(exclude_last=True),
         cv.signature,
@@ -344,11 +469,49 @@ def on_finished(
 ) -> tuple[ServerState, Actions]:
     session, keys, t = state.session, state.keys, state.transcript
     check_finished(finished_data(t, session, keys, client=True, last=True), message)
-    actions = change_cipher_spec(keys, is_client=False)
+    actions: Actions = []
+    if session.new_ticket or session.session_id:
+        _keep_session(ctx, t, state, now, actions)
+    actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
     actions.append(EndFlight(expect_reply=False))
-    actions.append(complete(state))
+    actions.append(complete(state, peer_raw=session.client_raw_public_key))
     return Established(session), actions
+
+
+def _keep_session(
+    ctx: ServerContext, t: Transcript, state: WaitFinished, now: float, actions: Actions
+) -> None:
+    """The session, now complete, for resumption: sealed in a NewSessionTicket (RFC 5077
+    §3.3), or cached under its session ID."""
+    config, session = ctx.config, state.session
+    stored = StoredSession(
+        session.suite.suite,
+        int(now),
+        config.ticket_lifetime,
+        session.extended_master_secret,
+        state.keys.master_secret,
+        session.server_name,
+        state.psk_identity,
+        state.peer_chain,
+    )
+    if session.new_ticket:
+        ticket = seal_ticket(config, stored, ctx.provider.random(12), now)
+        if len(ticket) > MAX_TICKET_LENGTH:
+            ticket = b""  # RFC 5077 §3.3: an empty ticket; nothing to resume with
+        nst = NewSessionTicket12(config.ticket_lifetime, ticket)
+        actions.append(t.send(HT.NEW_SESSION_TICKET, nst.encode()))
+    elif config.session_cache is not None:
+        config.session_cache.put(session.session_id, stored.encode(), now)
+
+
+def on_resumed_finished(
+    ctx: ServerContext, state: ServerWaitResumedFinished, message: ReceivedMessage, now: float
+) -> tuple[ServerState, Actions]:
+    session, keys, t = state.session, state.keys, state.transcript
+    check_finished(finished_data(t, session, keys, client=True, last=True), message)
+    done = WaitFinished(t, session, keys, state.peer_chain, state.psk_identity)
+    return Established(session), [complete(done, resumed=True)]
 
 
 def on_renegotiation(
@@ -401,12 +564,14 @@ SERVER: Machine[Handler] = Machine(
         ServerWaitClientKeyExchange: {HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange},
         ServerWaitCertificateVerify: {HT.CERTIFICATE_VERIFY: on_certificate_verify},
         WaitFinished: {HT.FINISHED: on_finished},
+        ServerWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
         Established: {HT.CLIENT_HELLO: on_renegotiation},
     },
     goes_to={
         (ServerWaitClientHello, HT.CLIENT_HELLO): (
             ServerWaitCertificate,
             ServerWaitClientKeyExchange,
+            ServerWaitResumedFinished,
         ),
         (ServerWaitCertificate, HT.CERTIFICATE): (ServerWaitClientKeyExchange,),
         (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (
@@ -415,6 +580,7 @@ SERVER: Machine[Handler] = Machine(
         ),
         (ServerWaitCertificateVerify, HT.CERTIFICATE_VERIFY): (WaitFinished,),
         (WaitFinished, HT.FINISHED): (Established,),
+        (ServerWaitResumedFinished, HT.FINISHED): (Established,),
         (Established, HT.CLIENT_HELLO): (Established,),
     },
     epochs=EPOCHS,

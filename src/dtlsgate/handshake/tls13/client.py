@@ -29,6 +29,7 @@ from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -149,7 +150,9 @@ class ClientContext:
         # An external PSK without a server name to verify: the PSK must authenticate the
         # server, a certificate handshake is refused.
         self.psk_only = config.psk is not None and not config.insecure and not self.server_name
-        if not config.insecure and not self.psk_only:
+        # RFC 7250: a client with pins and no cafile takes raw public keys only.
+        pins_only = bool(config.pinned_keys) and not config.cafile
+        if not config.insecure and not self.psk_only and not pins_only:
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
             self.trust = load_trust_store(config.cafile)
@@ -239,6 +242,7 @@ class WaitCertificateOrRequest:
     keys: Keys
     suite: SuiteInfo
     info: HandshakeInfo
+    raw_public_key: bool = False  # RFC 7250: the server chose a raw public key
 
 
 @dataclass(slots=True)
@@ -249,6 +253,7 @@ class WaitCertificate:
     suite: SuiteInfo
     info: HandshakeInfo
     request: CertificateRequest
+    raw_public_key: bool = False  # RFC 7250: the server chose a raw public key
 
 
 @dataclass(slots=True)
@@ -320,6 +325,8 @@ def client_hello(
         ext.append(Extension(_E.post_handshake_auth, b""))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
+    # RFC 7250 §4.1: the server's raw public key, when we have pins.
+    ext.extend(rpk.offers(cfg, own_key=False))
     ext.extend(ctx.fallback_extensions)
     if ctx.connection_id is not None:
         ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
@@ -557,7 +564,11 @@ def on_encrypted_extensions(
     if info.psk_authenticated:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
         return WaitFinished(state.keys, state.suite, info, None), actions
-    return WaitCertificateOrRequest(state.keys, state.suite, info), actions
+    offered = {e.type: e.data for e in rpk.offers(ctx.config, own_key=False)}
+    raw_key = rpk.chosen_raw(
+        ee.get(_E.server_certificate_type), offered.get(_E.server_certificate_type)
+    )
+    return WaitCertificateOrRequest(state.keys, state.suite, info, raw_key), actions
 
 
 def on_certificate_request(
@@ -573,7 +584,7 @@ def on_certificate_request(
     )
     expect(request.request_context == b"", "certificate_request_context", _A.illegal_parameter)
     state.keys.transcript.update(raw)
-    return WaitCertificate(state.keys, state.suite, state.info, request), []
+    return WaitCertificate(state.keys, state.suite, state.info, request, state.raw_public_key), []
 
 
 def on_certificate(
@@ -588,9 +599,17 @@ def on_certificate(
     # RFC 8446 §4.4.2.4: a server's Certificate is never empty (decode_error).
     if not cert.entries:
         raise DecodeError("server sent an empty Certificate")
+    request = state.request if isinstance(state, WaitCertificate) else None
+    if state.raw_public_key:
+        peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
+        state.keys.transcript.update(raw)
+        info = dataclasses.replace(state.info, peer_raw_public_key=cert.chain_der[0])
+        return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
+    # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
+    no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
+    expect(not no_anchors, "X.509 certificate without trust anchors", _A.unsupported_certificate)
     peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
     state.keys.transcript.update(raw)
-    request = state.request if isinstance(state, WaitCertificate) else None
     info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
     return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
 

@@ -49,6 +49,7 @@ from dtlsgate.wire.extensions import (
     KeyShareEntry,
     OfferedPsks,
     decode_alpn,
+    decode_certificate_types,
     decode_cookie,
     decode_key_share_ch,
     decode_pre_shared_key_ch,
@@ -214,6 +215,8 @@ class HandshakeInfo:
     # The client sent post_handshake_auth (RFC 8446 §4.2.6): the server may ask it for a
     # certificate after the handshake.
     post_handshake_auth: bool = False
+    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
+    peer_raw_public_key: bytes | None = None
 
     @property
     def psk_authenticated(self) -> bool:
@@ -331,6 +334,9 @@ class ClientHelloInfo:
     cookie: bytes | None
     record_size_limit: int | None
     early_data: bool
+    # RFC 7250 §4.1: the certificate types the client takes / can send (None: X.509 only).
+    server_certificate_types: tuple[int, ...] | None = None
+    client_certificate_types: tuple[int, ...] | None = None
     post_handshake_auth: bool = False
     compress_algorithms: tuple[int, ...] = ()
 
@@ -353,6 +359,8 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.pre_shared_key: ("psk", decode_pre_shared_key_ch),
     _E.cookie: ("cookie", decode_cookie),
     _E.record_size_limit: ("record_size_limit", decode_record_size_limit),
+    _E.server_certificate_type: ("server_certificate_types", decode_certificate_types),
+    _E.client_certificate_type: ("client_certificate_types", decode_certificate_types),
     _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
 }
 

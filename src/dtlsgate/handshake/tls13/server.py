@@ -17,7 +17,7 @@ never accepted: offered early data is skipped (``MAX_EARLY_DATA_SKIP``, §4.2.10
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -29,6 +29,7 @@ from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_SIGNATURE_SCHEMES,
@@ -207,6 +208,7 @@ class WaitClientCertificate:
     suite: SuiteInfo
     app: AppSecrets
     info: HandshakeInfo
+    raw_public_key: bool = False  # RFC 7250: we asked for a raw public key
 
 
 @dataclass(slots=True)
@@ -538,8 +540,10 @@ def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds |
     return UseConnectionIds(ctx.provider.random(length), decode_connection_id(offered))
 
 
-def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choice) -> bytes:
-    extensions: list[Extension] = []
+def encrypted_extensions(
+    ctx: ServerContext, info: ClientHelloInfo, choice: Choice, types: list[Extension]
+) -> bytes:
+    extensions: list[Extension] = list(types)
     if info.server_name is not None:
         # RFC 6066 §3: an empty server_name acknowledges the name was used.
         extensions.append(Extension(_E.server_name, b""))
@@ -566,12 +570,18 @@ def encrypted_flight(
         # RFC 8449 §4: both sent the extension: each honours the other's limit.
         actions.append(PeerRecordLimit(info.record_size_limit))
         actions.append(OwnRecordLimit(ctx.config.record_size_limit))
-    messages = [encrypted_extensions(ctx, info, choice)]
-    keys.transcript.update(messages[0])
     # RFC 8446 §2.2: a resumed handshake authenticates with the PSK, no certificates.
     request = ctx.config.verify_client != "none" and not info_out.psk_authenticated
+    # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
+    server_type = None if info_out.psk_authenticated else rpk.server_type(ctx.config, info)
+    client_type = rpk.client_type(ctx.config, info) if request else None
+    types = rpk.echoes(server_type, client_type)
+    messages = [encrypted_extensions(ctx, info, choice, types)]
+    keys.transcript.update(messages[0])
     if not info_out.psk_authenticated:
-        messages.extend(certificate_messages(ctx, keys, choice, request, info.compress_algorithms))
+        raw = server_type == rpk.RAW
+        compress = info.compress_algorithms
+        messages.extend(certificate_messages(ctx, keys, choice, request, compress, raw))
     fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
@@ -585,7 +595,8 @@ def encrypted_flight(
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
-        return WaitClientCertificate(keys, suite, app, info_out), actions
+        raw_client = client_type == rpk.RAW
+        return WaitClientCertificate(keys, suite, app, info_out, raw_client), actions
     return WaitClientFinished(keys, suite, app, info_out), actions
 
 
@@ -603,14 +614,20 @@ def certificate_request(ctx: ServerContext, context: bytes) -> bytes:
 
 
 def certificate_messages(
-    ctx: ServerContext, keys: Keys, choice: Choice, request: bool, compress: tuple[int, ...]
+    ctx: ServerContext,
+    keys: Keys,
+    choice: Choice,
+    request: bool,
+    compress: tuple[int, ...],
+    raw: bool = False,
 ) -> list[bytes]:
     """[CertificateRequest], Certificate (compressed with an algorithm of ``compress``, the
     client's, when we have one: RFC 8879) and CertificateVerify, fed to the transcript."""
     messages = []
     if request:
         messages.append(certificate_request(ctx, b""))
-    cert = Certificate(b"", tuple(CertificateEntry(d) for d in ctx.chain_der))
+    entries = rpk.own_entries(ctx.chain_der, ctx.key, raw)
+    cert = Certificate(b"", tuple(CertificateEntry(d) for d in entries))
     messages.append(certificate_message(cert.encode(), compress))
     for m in messages:
         keys.transcript.update(m)
@@ -638,6 +655,12 @@ def on_client_certificate(
             _A.certificate_required,
         )
         return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
+    if state.raw_public_key:
+        peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
+        info = replace(state.info, peer_raw_public_key=cert.chain_der[0])
+        return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
+    # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
+    expect(ctx.trust is not None, "no trust anchors for X.509", _A.unsupported_certificate)
     peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
     info = _replace_certs(state.info, cert.chain_der)
     return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
