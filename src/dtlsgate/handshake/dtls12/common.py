@@ -127,7 +127,10 @@ class Transcript:
     def send(self, msg_type: int, body: bytes) -> SendMessage:
         """Our next message: numbered, added to the transcript, and the action sending it
         (as one fragment: the form the transcript hashes, RFC 6347 §4.2.6)."""
-        return self.send_encoded(encode_dtls_handshake(msg_type, body, self.send_seq))
+        message = encode_dtls_handshake(msg_type, body, self.send_seq)
+        self.send_seq += 1
+        self.add(message)
+        return SendMessage(message)
 
     def send_encoded(self, message: bytes) -> SendMessage:
         """Like ``send``, for a message already encoded whole (prepared once per
