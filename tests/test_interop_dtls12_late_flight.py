@@ -30,6 +30,9 @@ from dtlsgate.io.blocking import DtlsSocket, connect
 HOLD = 1.6  # seconds: past the client's first retransmission at 1 s
 CHANGE_CIPHER_SPEC = 20
 
+# These are DTLS 1.2 behaviours: the client offers DTLS 1.2 only.
+DTLS12_ONLY = (0xFEFD,)
+
 
 class LateFlightProxy:
     """Forwards one client's datagrams to ``upstream`` and back; the first datagram from
@@ -122,7 +125,7 @@ def read_quietly(conn: DtlsSocket, seconds: float) -> None:
 
 def test_late_last_flight_from_our_server(tmp_path: Path) -> None:
     with dtlsgate_serve(tmp_path) as port:
-        config = ClientConfig(insecure=True)
+        config = ClientConfig(insecure=True, dtls_versions=DTLS12_ONLY)
         counted, echoed = exchange_and_count(port, config, b"after a late flight")
     assert echoed == b"after a late flight"
     # Our server answered the client's retransmitted flight with its last flight again;
@@ -135,7 +138,7 @@ def test_late_last_flight_from_openssl_s_server(tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path)
     port = free_udp_port()
     with openssl_s_server(port, ["-cert", str(cert), "-key", str(key)]) as proc:
-        config = ClientConfig(server_name="localhost", cafile=str(cert))
+        config = ClientConfig(server_name="localhost", cafile=str(cert), dtls_versions=DTLS12_ONLY)
         with (
             LateFlightProxy(("127.0.0.1", port)) as proxy,
             connect("127.0.0.1", proxy.port, config, timeout=15) as conn,

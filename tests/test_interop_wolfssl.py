@@ -18,7 +18,10 @@ example programs, run from the source tree, are the peers:
   wolfSSL's DTLS 1.3 client and server complete a handshake with each other. Its server
   does not always print the client's message in DTLS 1.3 (an ACK after the data ends its
   read loop with 0): judge data by what the client receives back.
-- wolfSSL's DTLS 1.3-only client against our DTLS 1.2 server: a DTLS 1.2 server does not
+- wolfSSL's DTLS 1.3 client against our server speaking both versions (the default): our
+  stateless HelloRetryRequest, its cookie returned, DTLS 1.3 (tests/test_interop_wolfssl_dtls13.py
+  has the rest of DTLS 1.3).
+- wolfSSL's DTLS 1.3-only client against our DTLS 1.2-only server (``dtls_versions``): a DTLS 1.2 server does not
   know supported_versions and goes by legacy_version (RFC 8446 §4.2.1), so our gate answers
   with a HelloVerifyRequest, statelessly. The client is not prepared to negotiate DTLS 1.2:
   it aborts with a fatal protocol_version alert in plaintext (RFC 8446 Appendix D: "If the
@@ -38,6 +41,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL
+from typing import Any
 
 import pytest
 from peers import capture, process, read_line, wolfssl_tree
@@ -80,10 +84,15 @@ def cert(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def cert_config(cert: tuple[Path, Path]) -> ServerConfig:
+def cert_config(cert: tuple[Path, Path], **kwargs: Any) -> ServerConfig:
     return ServerConfig(
-        certificate_chain=load_certificate_chain(cert[0]), private_key=load_private_key(cert[1])
+        certificate_chain=load_certificate_chain(cert[0]),
+        private_key=load_private_key(cert[1]),
+        **kwargs,
     )
+
+
+DTLS12_ONLY = {"dtls_versions": (DTLS12,)}  # a DTLS 1.2 server (openssl's -dtls1_2)
 
 
 def free_udp_port() -> int:
@@ -354,7 +363,7 @@ def test_wolfssl_dtls13_only_client_gets_hello_verify_request_and_aborts(
     """Our gate, fed the DTLS 1.3-only ClientHello, answers with a HelloVerifyRequest (a
     DTLS 1.2 server goes by legacy_version); wolfSSL answers that with a fatal
     protocol_version alert in plaintext (RFC 8446 Appendix D)."""
-    gate = Gate(cert_config(cert))
+    gate = Gate(cert_config(cert, **DTLS12_ONLY))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -381,7 +390,8 @@ def test_wolfssl_dtls13_only_client_gets_hello_verify_request_and_aborts(
 def test_wolfssl_dtls13_only_client_against_our_server(
     wolfssl: Path, cert: tuple[Path, Path]
 ) -> None:
-    run = run_wolfssl_client(wolfssl, cert_config(cert), ["-v", "4", "-A", str(cert[0]), "-x"])
+    config = cert_config(cert, **DTLS12_ONLY)
+    run = run_wolfssl_client(wolfssl, config, ["-v", "4", "-A", str(cert[0]), "-x"])
     assert run.returncode != 0
     assert "SSL version is" not in run.stdout
     assert run.received == []
@@ -393,10 +403,27 @@ def test_wolfssl_dtls13_only_client_against_our_server(
 def test_wolfssl_dtls13_and_12_client_falls_back_to_dtls12_with_our_server(
     wolfssl: Path, cert: tuple[Path, Path]
 ) -> None:
-    run = run_wolfssl_client(wolfssl, cert_config(cert), ["-v", "d", "-A", str(cert[0]), "-x"])
+    config = cert_config(cert, **DTLS12_ONLY)
+    run = run_wolfssl_client(wolfssl, config, ["-v", "d", "-A", str(cert[0]), "-x"])
     assert run.returncode == 0, run.stdout
     assert "SSL version is DTLSv1.2" in run.stdout
     assert run.received == [CLIENT_HELLO_TEXT]
     assert "echo:hello wolfssl!" in run.stdout
     assert run.stats["reply"] >= 1
+    assert run.stats["admit"] == 1
+
+
+@pytest.mark.parametrize("version", ["4", "d"])
+def test_wolfssl_dtls13_client_with_our_server_speaking_both(
+    wolfssl: Path, cert: tuple[Path, Path], version: str
+) -> None:
+    """Our asyncio server on one port, both versions (the default): wolfSSL's DTLS 1.3
+    client (alone, or offering 1.2 too) gets our stateless HelloRetryRequest, returns our
+    cookie, is admitted once and completes DTLS 1.3 (RFC 9147 §5.1)."""
+    run = run_wolfssl_client(wolfssl, cert_config(cert), ["-v", version, "-A", str(cert[0]), "-x"])
+    assert run.returncode == 0, run.stdout
+    assert "SSL version is DTLSv1.3" in run.stdout
+    assert run.received == [CLIENT_HELLO_TEXT]
+    assert "echo:hello wolfssl!" in run.stdout
+    assert run.stats["reply"] >= 1  # the HelloRetryRequest
     assert run.stats["admit"] == 1

@@ -51,6 +51,10 @@ class LossyProxy:
     dup_downstream: bool = True
     # Seconds every datagram (of any content type) spends on the way, each direction.
     latency: float = 0.0
+    # DTLS 1.3 (RFC 9147 §4): also impair plaintext ACKs and every unified-header record
+    # (001xxxxx), whose content type is encrypted: application data too, so a test must
+    # retry its own data.
+    impair_dtls13: bool = False
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
@@ -83,7 +87,8 @@ class LossyProxy:
     def _impair(
         self, out: socket.socket, data: bytes, to: tuple[str, int], downstream: bool = False
     ) -> None:
-        if data[:1] not in (b"\x14", b"\x16"):
+        dtls13 = self.impair_dtls13 and bool(data) and (data[0] == 26 or data[0] & 0xE0 == 0x20)
+        if data[:1] not in (b"\x14", b"\x16") and not dtls13:
             self._forward(out, data, to, 0.0)
             return
         rng = self.rng

@@ -169,6 +169,13 @@ class ServerConfig:
     ticket_key: bytes | None = None
     keylog_file: str | None = None
     provider: CryptoProvider = field(default_factory=_default_provider)
+    # The DTLS versions a datagram server accepts (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): the
+    # gate answers a ClientHello offering DTLS 1.3 with a HelloRetryRequest, any other with
+    # a HelloVerifyRequest (openssl's -dtls1_2 / -dtls1_3 pin one).
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): when a client offers the extension, each
+    # connection gets a random CID of this many bytes for the client to send (0: none).
+    connection_id_length: int = 0
     # What the server keeps for clients (the reasons for the defaults are at the constants
     # above): a handshake not completed within ``handshake_timeout`` seconds of its admission
     # is abandoned (None: only the retransmission ceiling ends it); at most
@@ -184,6 +191,10 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         self._check_limits()
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         if (self.cookie_generate is None) != (self.cookie_verify is None):
             raise UsageError("give both cookie_generate and cookie_verify, or neither")
         if (self.stateless_cookie_generate is None) != (self.stateless_cookie_verify is None):
@@ -274,11 +285,21 @@ class ClientConfig:
     # RFC 8449: the largest TLSInnerPlaintext we accept in a protected TLS 1.3 record; sent
     # in every ClientHello.
     record_size_limit: int = 16385
+    # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
+    # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
+    dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
+    # DTLS 1.3 connection IDs (RFC 9147 §9): offer a random CID of this many bytes for the
+    # server to send in its records (0: do not offer the extension).
+    connection_id_length: int = 0
     # RFC 8446 §4.2.6: offer post-handshake authentication (the server may then ask for our
     # certificate at any time after the handshake); off by default, as in OpenSSL.
     post_handshake_auth: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 <= self.connection_id_length <= 20:
+            raise UsageError("connection_id_length must be between 0 and 20")
+        if not self.dtls_versions or not set(self.dtls_versions) <= {0xFEFC, 0xFEFD}:
+            raise UsageError("dtls_versions takes 0xFEFC (DTLS 1.3) and/or 0xFEFD (DTLS 1.2)")
         check_record_size_limit(self.record_size_limit)
         if (self.psk is None) != (self.psk_identity is None):
             raise UsageError("give both psk and psk_identity, or neither")

@@ -60,7 +60,7 @@ from dtlsgate.wire.enums import (
     ProtocolVersion,
 )
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
-from dtlsgate.wire.messages import Alert
+from dtlsgate.wire.messages import Alert, ClientHello
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
     MAX_PLAINTEXT_LENGTH,
@@ -541,6 +541,29 @@ class DtlsClientConnection(DtlsConnection):
         self._state, self._first_flight = _client.start(self._ctx)
         super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
         self._started = False
+
+    @classmethod
+    def after_dtls13_offer(
+        cls,
+        config: ClientConfig,
+        peer: Hashable | None,
+        hello: ClientHello,
+        record_sequence: int,
+        now: float,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> DtlsClientConnection:
+        """Go on in DTLS 1.2 from ``hello``, a ClientHello offering DTLS 1.3 and 1.2 that
+        was sent (its last record numbered ``record_sequence - 1``), because the server
+        answered in DTLS 1.2: ``hello`` is our first flight, retransmitted on our timer."""
+        conn = cls(config, peer, keylog=keylog)
+        conn._started = True
+        conn._state, flight = _client.start_after_dtls13_offer(conn._ctx, hello)
+        conn._first_flight = []
+        conn._records = RecordLayer(first_write_sequence=record_sequence)
+        conn._run(flight, now)
+        conn._outgoing.clear()  # sent already, by the DTLS 1.3 connection
+        return conn
 
     def _handle(self, message: HandshakeMessage, now: float) -> Actions:
         self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)

@@ -13,10 +13,9 @@ reassembly of fragmented, duplicated and reordered handshake messages.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from dtlsgate.errors import DecodeError
-from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
@@ -84,7 +83,17 @@ class OutgoingChangeCipherSpec(NamedTuple):
 FlightItem = OutgoingHandshake | OutgoingChangeCipherSpec
 
 
-def pack_flight(items: list[FlightItem], records: RecordLayer, mtu: int) -> list[bytes]:
+class FlightRecords(Protocol):
+    """What `pack_flight` needs of a record layer (DTLS 1.2's ``RecordLayer``, or the DTLS
+    1.3 connection's wrapper of its record layer): one record of ``content_type`` in
+    ``epoch``, and the bytes a record of ``epoch`` adds to its content."""
+
+    def protect(self, content_type: int, data: bytes, epoch: int) -> bytes: ...
+
+    def overhead(self, epoch: int) -> int: ...
+
+
+def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> list[bytes]:
     """Protect and pack ``items`` into datagrams of at most ``mtu`` bytes, fragmenting
     handshake messages as needed. Fresh record sequence numbers are used every time."""
     datagrams: list[bytes] = []

@@ -71,10 +71,13 @@ from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, Proto
 from dtlsgate.wire.messages import Alert
 
 
-def completed(info: HandshakeInfo) -> HandshakeCompleted:
-    """The engine's report of a finished TLS 1.3 handshake as the connection's event."""
+def completed(
+    info: HandshakeInfo, version: ProtocolVersion = ProtocolVersion.TLS13
+) -> HandshakeCompleted:
+    """The engine's report of a finished TLS 1.3 (or DTLS 1.3) handshake as the
+    connection's event."""
     return HandshakeCompleted(
-        version=ProtocolVersion.TLS13,
+        version=version,
         cipher_suite=info.cipher_suite,
         alpn_protocol=info.alpn_protocol,
         server_name=info.server_name,

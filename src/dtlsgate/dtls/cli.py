@@ -39,6 +39,22 @@ def add_dtls_arguments(parser: argparse.ArgumentParser, *, server: bool) -> None
         "--psk", action="append", default=[], metavar="IDENTITY:HEX", help="pre-shared key"
     )
     parser.add_argument("--mtu", type=int, default=1200, help="path MTU for handshake flights")
+    # openssl's flag names: pin one version (both are spoken by default).
+    versions = parser.add_mutually_exclusive_group()
+    versions.add_argument(
+        "--dtls1_2",
+        action="store_const",
+        const=(0xFEFD,),
+        dest="dtls_versions",
+        help="DTLS 1.2 only",
+    )
+    versions.add_argument(
+        "--dtls1_3",
+        action="store_const",
+        const=(0xFEFC,),
+        dest="dtls_versions",
+        help="DTLS 1.3 only",
+    )
     if server:
         parser.add_argument("--workers", type=int, default=1, help="processes on one port")
 
@@ -89,6 +105,7 @@ def server_config(args: argparse.Namespace, master_key: bytes) -> ServerConfig:
         psk=psk,
         alpn_protocols=tuple(a.encode() for a in args.alpn),
         mtu=args.mtu,
+        dtls_versions=args.dtls_versions or (0xFEFC, 0xFEFD),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -146,6 +163,7 @@ def client_config(args: argparse.Namespace, host: str) -> ClientConfig:
         psk_identity=psk_identity,
         alpn_protocols=tuple(a.encode() for a in args.alpn),
         mtu=args.mtu,
+        dtls_versions=args.dtls_versions or (0xFEFC, 0xFEFD),
     )
 
 

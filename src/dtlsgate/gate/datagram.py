@@ -19,6 +19,11 @@ ClientHello fragment and nothing else, with message_seq at most 2 and fragment_o
 A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
 before it (`dtlsgate.gate.cookie`).
 
+A whole ClientHello offering DTLS 1.3 in supported_versions (when ``config.dtls_versions``
+has it) is answered with a stateless HelloRetryRequest instead (`dtlsgate.gate.dtls13`,
+RFC 9147 §5.1) and admitted as a `Dtls13Admit`; a fragmented one is judged as DTLS 1.2
+(its cookie extension may be in a later fragment, which a stateless gate never sees).
+
 On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
 ``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
 that a 1.0 client understands it), its record epoch and sequence number are copied from
@@ -32,7 +37,15 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate.results import Admit, Drop, DropReason, GateCounters, GateResult, Reply
+from dtlsgate.gate.results import (
+    Admit,
+    Drop,
+    DropReason,
+    Dtls13Admit,
+    GateCounters,
+    GateResult,
+    Reply,
+)
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
     ClientHelloRecordPeek,
@@ -55,14 +68,26 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
+    from dtlsgate.handshake.tls13.server import ServerContext
 
-__all__ = ["Admit", "Drop", "DropReason", "Gate", "GateResult", "Reply", "is_client_hello"]
+__all__ = [
+    "Admit",
+    "Drop",
+    "DropReason",
+    "Dtls13Admit",
+    "Gate",
+    "GateResult",
+    "Reply",
+    "is_client_hello",
+]
 
 # A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
 # §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
 MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
 DTLS_VERSION_MAJOR = 0xFE
+DTLS12, DTLS13 = ProtocolVersion.DTLS12, ProtocolVersion.DTLS13
+_DTLS13_BYTES = DTLS13.to_bytes(2, "big")
 
 
 def is_client_hello(datagram: bytes) -> bool:
@@ -92,13 +117,16 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
+        self._context13: ServerContext | None = None  # made at the first DTLS 1.3 hello
 
     def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
         """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
         result = self.judge(datagram, peer, now)
         return Reply(result) if isinstance(result, bytes) else result
 
-    def judge(self, datagram: bytes, peer: Hashable | None, now: float) -> bytes | Admit | Drop:
+    def judge(
+        self, datagram: bytes, peer: Hashable | None, now: float
+    ) -> bytes | Admit | Dtls13Admit | Drop:
         """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
         ``Reply`` around it: what the adapters' loops send."""
         data = bytes(datagram)
@@ -113,6 +141,14 @@ class Gate(GateCounters):
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
+        if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
+            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+            result13 = self._dtls13(data, peer, now)
+            if result13 is not None:
+                return result13
+        if DTLS12 not in self.config.dtls_versions:
+            return self._drop(DropReason.VERSION_DISABLED)
         if hello.cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
@@ -122,6 +158,39 @@ class Gate(GateCounters):
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
+
+    def _dtls13(
+        self, data: bytes, peer: Hashable | None, now: float
+    ) -> bytes | Dtls13Admit | Drop | None:
+        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3; None when
+        it does not (a DTLS 1.2 one, or a fragment: judged as DTLS 1.2). Imported at the
+        first: a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
+        from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
+
+        first = self._first_fragment(data)  # the record the peek read, by the full decoders
+        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
+            return None
+        record, header, body = first
+        if header.fragment_length != header.length:
+            return None
+        decoded = decode_dtls13_hello(body)
+        if decoded is None:
+            return None
+        if self._context13 is None:
+            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+            from dtlsgate.handshake.tls13.server import ServerContext
+
+            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
+        result = judge_dtls13(
+            self.config, self._context13, record, header, decoded, data, peer, now
+        )
+        if isinstance(result, Drop):
+            return self._drop(result.reason)
+        if isinstance(result, Dtls13Admit):
+            self.admits += 1
+        else:
+            self.replies += 1
+        return result
 
     def _why_not_judged(self, data: bytes) -> DropReason:
         """Why ``data`` is dropped when its first record is not the first fragment of a

@@ -14,7 +14,7 @@ Each call of a gate's ``receive(data, peer, now)`` returns exactly one of
 - `Refuse`: a fatal alert to send before closing (only a stream gate refuses: on datagrams
   garbage is dropped silently, RFC 6347 §4.1.2.7).
 
-The two admits are separate classes, not one class and a subclass: each feeds exactly one
+The admits are separate classes, not one class and a subclass: each feeds exactly one
 kind of connection (`DtlsServerConnection(admit)`, `ServerConnection.from_admit(admit)`)
 and carries fields the other has no value for (a DTLS record sequence number and
 message_seq; a TLS 1.3 cookie's chosen suite, group and Hash(ClientHello1)). A subclass
@@ -50,6 +50,9 @@ class DropReason(StrEnum):
     CLIENT_VERSION = "ClientHello version is not DTLS"
     REPLY_TOO_LARGE = "HelloVerifyRequest would be larger than the ClientHello"
     CLIENT_HELLO_INCOMPLETE = "the whole ClientHello has not arrived yet"
+    COOKIE_INVALID = "DTLS 1.3 cookie does not verify"
+    CLIENT_HELLO_REFUSED = "DTLS 1.3 ClientHello offers nothing we can negotiate"
+    VERSION_DISABLED = "ClientHello offers no DTLS version the config accepts"
 
 
 @frozen
@@ -137,7 +140,32 @@ class StreamAdmit:
     remaining: bytes
 
 
-GateResult = Reply | Admit | Drop
+@frozen
+class Dtls13Admit:
+    """A DTLS 1.3 ClientHello2 whose cookie verified (`dtlsgate.gate.dtls13`): the fields
+    of `StreamAdmit` that rebuild the transcript (``client_hello_message`` is ClientHello2
+    in the TLS form the transcript hashes, RFC 9147 §5.2), and the DTLS ones of `Admit`
+    (``message_seq``, ``record_sequence_number``, the ``datagram`` for the records after
+    the ClientHello's)."""
+
+    peer: Hashable | None
+    client_hello: ClientHello
+    client_hello_message: bytes
+    client_hello1_digest: bytes
+    cipher_suite: int
+    group: int
+    key_share_requested: bool
+    cookie: bytes
+    message_seq: int
+    record_sequence_number: int
+    datagram: bytes
+
+    @property
+    def client_random(self) -> bytes:
+        return self.client_hello.random
+
+
+GateResult = Reply | Admit | Dtls13Admit | Drop
 StreamGateResult = Reply | StreamAdmit | Drop | Refuse
 
 

@@ -30,11 +30,11 @@ from typing import Any, TypeVar
 
 from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
-from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection, accept
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
-from dtlsgate.gate.datagram import Admit, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 
 MAX_DATAGRAM = 65507
@@ -56,7 +56,7 @@ class DtlsStream:
 
     def __init__(
         self,
-        conn: DtlsConnection,
+        conn: AnyDatagramConnection,
         peer: Hashable | None,
         send_datagram: Callable[[bytes], None],
         loop: asyncio.AbstractEventLoop,
@@ -255,7 +255,7 @@ class DtlsServer(_Reader):
         result = self.gate.judge(data, peer, time.time())
         if type(result) is bytes:
             self.sendto(result, peer)
-        elif type(result) is Admit:
+        elif type(result) is Admit or type(result) is Dtls13Admit:
             if stream is not None and not self._replaces(stream, result):
                 return
             if len(self._established) >= self.config.max_associations:
@@ -263,7 +263,7 @@ class DtlsServer(_Reader):
                 return
             self._admit(result, peer)
 
-    def _replaces(self, old: DtlsStream, admit: Admit) -> bool:
+    def _replaces(self, old: DtlsStream, admit: Admit | Dtls13Admit) -> bool:
         """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
         association (a client that restarted) goes through the gate; once its cookie
         verified, the new handshake replaces the old association. A stale copy of the old
@@ -274,8 +274,8 @@ class DtlsServer(_Reader):
         old.close()
         return True
 
-    def _admit(self, admit: Admit, peer: Any) -> None:
-        conn = DtlsServerConnection(admit, self.config, keylog=self._keylog)
+    def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
+        conn = accept(admit, self.config, keylog=self._keylog)
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
         for old in self.admission.admit(stream, peer, self.loop.time()):
             self._abandon(old, "evicted for a newer handshake")
@@ -426,7 +426,7 @@ async def connect(
     sock = socket.socket(family, kind, proto)
     sock.connect(address)
     reader = _ClientReader(sock, loop)
-    conn = DtlsClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
+    conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
     stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
     reader.stream = stream
     reader.start()

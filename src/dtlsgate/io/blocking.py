@@ -23,7 +23,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
+from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection
 from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
@@ -47,7 +47,7 @@ class DtlsSocket:
 
     def __init__(
         self,
-        conn: DtlsConnection,
+        conn: AnyDatagramConnection,
         sock: socket.socket,
         peer: Hashable | None,
         *,
@@ -223,7 +223,7 @@ def connect(
     try:
         sock.connect(address)
         keylog = keylog_writer(config.keylog_file)
-        conn = DtlsClientConnection(config, address, keylog=keylog)
+        conn = DatagramClientConnection(config, address, keylog=keylog)
         dtls = DtlsSocket(conn, sock, address)
         conn.connect(time.time())
         dtls.do_handshake(timeout)

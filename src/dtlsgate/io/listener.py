@@ -34,7 +34,7 @@ from dtlsgate.config import ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import UsageError
-from dtlsgate.gate.datagram import Admit, Drop, Gate, is_client_hello
+from dtlsgate.gate.datagram import Admit, Drop, Dtls13Admit, Gate, is_client_hello
 
 if TYPE_CHECKING:
     from dtlsgate.io.blocking import DtlsSocket
@@ -76,7 +76,7 @@ class Listener:
         # accept(): admitted peers whose datagrams go to their DtlsSocket, not the gate;
         # admissions seen while a DtlsSocket was reading, returned by the next listen().
         self._routes: dict[Hashable, DtlsSocket] = {}
-        self._pending: deque[tuple[Hashable, Admit]] = deque()
+        self._pending: deque[tuple[Hashable, Admit | Dtls13Admit]] = deque()
         # The random of the ClientHello that created each route's association: a copy of
         # that ClientHello arriving late is not a restart (RFC 6347 §4.2.8).
         self._client_randoms: dict[Hashable, bytes] = {}
@@ -86,7 +86,7 @@ class Listener:
         # Accepted handshakes not completed yet (accept(timeout=None)).
         self.admission: AdmissionTable[DtlsSocket] = AdmissionTable.for_server(self.config)
 
-    def listen(self) -> tuple[Hashable, Admit] | None:
+    def listen(self) -> tuple[Hashable, Admit | Dtls13Admit] | None:
         """Serve the gate until a ClientHello is admitted; return ``(peer, admit)``.
 
         Returns None when the socket has no datagram waiting (non-blocking socket, or a
@@ -127,7 +127,7 @@ class Listener:
             # ``unread`` for the next call.
             now = clock()
             replies: list[tuple[bytes, Any]] = []
-            admitted: tuple[Hashable, Admit] | None = None
+            admitted: tuple[Hashable, Admit | Dtls13Admit] | None = None
             waiting = iter(datagrams)
             try:
                 for datagram, peer in waiting:
@@ -139,7 +139,7 @@ class Listener:
                         result = judge(datagram, peer, now)
                     if type(result) is bytes:
                         replies.append((result, peer))
-                    elif type(result) is Admit:
+                    elif type(result) is Admit or type(result) is Dtls13Admit:
                         admitted = (peer, result)
                         unread.extend(waiting)
                         break
@@ -154,7 +154,7 @@ class Listener:
             if admitted is not None:
                 return admitted
 
-    def _listen_one_at_a_time(self) -> tuple[Hashable, Admit] | None:
+    def _listen_one_at_a_time(self) -> tuple[Hashable, Admit | Dtls13Admit] | None:
         """listen() reading one datagram per system call: each is judged, then answered,
         before the next is read (the batch loop's lists would only add work here)."""
         recvfrom, sendto, judge = self.sock.recvfrom, self.sock.sendto, self.gate.judge
@@ -175,13 +175,13 @@ class Listener:
                     sendto(result, peer)
                 except (BlockingIOError, InterruptedError):
                     pass  # a full send buffer loses a reply; the client retransmits
-            elif type(result) is Admit:
+            elif type(result) is Admit or type(result) is Dtls13Admit:
                 return peer, result
 
     def accept(
         self,
         peer: Hashable,
-        admit: Admit,
+        admit: Admit | Dtls13Admit,
         *,
         timeout: float | str | None = "config",
         connected_socket: bool = False,
@@ -207,7 +207,7 @@ class Listener:
         Its Admit is returned by the next ``listen()``. Close the old `DtlsSocket` once its
         ``recv()`` returned b"": until then its connected socket may take datagrams of the
         new handshake, which the client then retransmits."""
-        from dtlsgate.connection.datagram import DtlsServerConnection
+        from dtlsgate.connection.datagram13 import accept
         from dtlsgate.io.blocking import DtlsSocket
         from dtlsgate.io.keylog import keylog_writer
 
@@ -219,9 +219,7 @@ class Listener:
             timeout = self.config.handshake_timeout or 30.0
         if isinstance(timeout, str) or (timeout is not None and timeout <= 0):
             raise UsageError("timeout must be positive, or None")
-        conn = DtlsServerConnection(
-            admit, self.config, keylog=keylog_writer(self.config.keylog_file)
-        )
+        conn = accept(admit, self.config, keylog=keylog_writer(self.config.keylog_file))
         sock = self._connected_socket(peer) if connected_socket else self.sock
         dtls = DtlsSocket(conn, sock, peer, listener=self, clock=self._clock)
         # Also with a socket of its own: this peer's datagrams already queued on the
@@ -304,10 +302,12 @@ class Listener:
         if type(result) is bytes:
             with suppress(BlockingIOError, InterruptedError):
                 self.sock.sendto(result, peer)  # type: ignore[call-overload]
-        elif type(result) is Admit:
+        elif type(result) is Admit or type(result) is Dtls13Admit:
             self._pending.append((peer, result))
 
-    def _routed(self, datagram: bytes, peer: Hashable, now: float) -> bytes | Admit | Drop | None:
+    def _routed(
+        self, datagram: bytes, peer: Hashable, now: float
+    ) -> bytes | Admit | Dtls13Admit | Drop | None:
         """A datagram from a peer that has a `DtlsSocket`: fed to it (None), or judged by
         the gate when it is a ClientHello in epoch 0 after the handshake completed.
 
@@ -320,7 +320,7 @@ class Listener:
             route._feed(datagram)
             return None
         result = self.gate.judge(datagram, peer, now)
-        if type(result) is Admit:
+        if type(result) is Admit or type(result) is Dtls13Admit:
             if result.client_random == self._client_randoms.get(peer):
                 return None
             self._forget(peer, route)

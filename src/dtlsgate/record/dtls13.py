@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from collections.abc import Iterator
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
@@ -247,10 +248,25 @@ class Dtls13RecordLayer:
     def read_epochs(self) -> tuple[int, ...]:
         return tuple(sorted(self._read))
 
+    def highest_sequence(self, epoch: int) -> int:
+        """The highest sequence number deprotected in read ``epoch`` (-1: none)."""
+        state = self._read.get(epoch)
+        return state.highest if state is not None else -1
+
     def auth_failures(self, epoch: int) -> int:
         """Records of ``epoch`` that failed authentication (RFC 9147 §4.5.3 counts them)."""
         state = self._read.get(epoch)
         return state.auth_failures if state is not None else 0
+
+    def overhead(self, epoch: int | None = None) -> int:
+        """The bytes a record of ``epoch`` (default: the write epoch) adds to its content:
+        the header, the inner content type and the AEAD tag (short records get more, as
+        padding up to the record number sample)."""
+        keys = self._write[self.write_epoch if epoch is None else epoch]
+        if keys is None:
+            return PLAINTEXT_HEADER_LENGTH
+        header = 1 + len(self.write_connection_id) + self.sequence_bits // 8
+        return header + (2 if self.include_length else 0) + 1 + keys.tag_length
 
     def next_write_sequence(self, epoch: int | None = None) -> int:
         """The sequence number the next record of ``epoch`` (default: the write epoch) gets."""
@@ -348,7 +364,12 @@ class Dtls13RecordLayer:
     def receive(self, datagram: bytes) -> list[Dtls13Record]:
         """The valid records of ``datagram``, in order; invalid ones are dropped (§4.5.2).
         When a record's framing cannot be read, the rest of the datagram goes with it."""
-        records: list[Dtls13Record] = []
+        return list(self.records(datagram))
+
+    def records(self, datagram: bytes) -> Iterator[Dtls13Record]:
+        """`receive`, one record at a time: each record is opened only when asked for, so
+        keys installed on account of one record (a ServerHello's) open the next ones of
+        the same datagram."""
         data = bytes(datagram)
         pos, end = 0, len(data)
         while pos < end:
@@ -362,8 +383,7 @@ class Dtls13RecordLayer:
                 self.drops[RecordDrop.NOT_A_RECORD] += 1
                 break
             if record is not None:
-                records.append(record)
-        return records
+                yield record
 
     def _drop(self, reason: RecordDrop) -> None:
         self.drops[reason] += 1

@@ -84,7 +84,8 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
     _E.post_handshake_auth: frozenset({_C.CLIENT_HELLO}),
     _E.signature_algorithms_cert: frozenset({_C.CLIENT_HELLO, _C.CERTIFICATE_REQUEST}),
     _E.key_share: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO, _C.HELLO_RETRY_REQUEST}),
-    _E.connection_id: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
+    # RFC 9146 §3 (DTLS 1.2 ServerHello); RFC 9147 §9 and its IANA entry: CH, SH in 1.3.
+    _E.connection_id: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12, _C.SERVER_HELLO}),
     _E.renegotiation_info: frozenset({_C.CLIENT_HELLO, _C.SERVER_HELLO_TLS12}),
 }
 
@@ -255,6 +256,24 @@ def decode_supported_versions_sh(data: bytes) -> int:
 
 def encode_supported_versions_sh(version: int) -> bytes:
     return version.to_bytes(2, "big")
+
+
+# RFC 9146 §3: opaque cid<0..2^8-1>.
+MAX_CONNECTION_ID_LENGTH = 255
+
+
+def decode_connection_id(data: bytes) -> bytes:
+    """RFC 9146 §3: the connection_id extension, ``opaque cid<0..2^8-1>``."""
+    r = Reader(data)
+    cid = r.vector(1, 0, MAX_CONNECTION_ID_LENGTH)
+    r.finish()
+    return cid
+
+
+def encode_connection_id(cid: bytes) -> bytes:
+    w = Writer()
+    w.vector(1, cid, 0, MAX_CONNECTION_ID_LENGTH)
+    return w.getvalue()
 
 
 def decode_cookie(data: bytes) -> bytes:

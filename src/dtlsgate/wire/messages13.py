@@ -228,3 +228,37 @@ class EndOfEarlyData:
 
     def encode(self) -> bytes:
         return b""
+
+
+# RFC 9147 §7: a RecordNumber is uint64 epoch and uint64 sequence_number.
+RECORD_NUMBER_LENGTH = 16
+
+
+@frozen
+class Ack:
+    """The DTLS 1.3 ACK (RFC 9147 §7): the record numbers (epoch, sequence_number) of the
+    handshake records received, ``RecordNumber record_numbers<0..2^16-1>``. Not a handshake
+    message: it is the whole content of an ACK record (content type 26)."""
+
+    record_numbers: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def decode(cls, body: bytes) -> Ack:
+        r = Reader(body)
+        numbers = r.prefixed(2)
+        if numbers.remaining() % RECORD_NUMBER_LENGTH:
+            raise DecodeError("ACK record_numbers is not a whole number of RecordNumbers")
+        pairs = tuple(
+            (numbers.u64(), numbers.u64())
+            for _ in range(numbers.remaining() // RECORD_NUMBER_LENGTH)
+        )
+        r.finish()
+        return cls(pairs)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        with w.prefixed(2):
+            for epoch, sequence_number in self.record_numbers:
+                w.u64(epoch)
+                w.u64(sequence_number)
+        return w.getvalue()

@@ -113,7 +113,7 @@ class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
     store, and the suites, groups and schemes we offer (computed once)."""
 
-    __slots__ = ("config", "groups", "provider", "schemes", "suites", "trust")
+    __slots__ = ("config", "groups", "offered_dtls13", "provider", "schemes", "suites", "trust")
 
     def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
         self.config = config
@@ -125,6 +125,9 @@ class ClientContext:
         # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
         self.groups = ecdhe_groups(config.groups or DEFAULT_GROUPS)
         self.schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        # Our ClientHello offered DTLS 1.3 too (`start_after_dtls13_offer`): a ServerHello
+        # with the RFC 8446 §4.1.3 downgrade sentinel is then refused.
+        self.offered_dtls13 = False
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -220,6 +223,32 @@ def start(ctx: ClientContext) -> tuple[ClientWaitServerHello, Actions]:
     return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
 
 
+def start_after_dtls13_offer(
+    ctx: ClientContext, hello: ClientHello
+) -> tuple[ClientWaitServerHello, Actions]:
+    """The first flight when ``hello`` (a ClientHello offering DTLS 1.3 and 1.2, already
+    sent) is answered by a DTLS 1.2 server: the same ClientHello, as our message 0."""
+    ctx.offered_dtls13 = True
+    transcript = Transcript()
+    send = transcript.send(HT.CLIENT_HELLO, hello.encode())
+    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+
+
+def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
+    """What a DTLS 1.2 server needs of a ClientHello that offers DTLS 1.3 and 1.2, beyond
+    what DTLS 1.3 sends (RFC 8422 point formats, RFC 7627, RFC 5746)."""
+    return tuple(
+        e
+        for e in _client_hello(ctx).extensions or ()
+        if e.type
+        in (
+            ExtensionType.ec_point_formats,
+            ExtensionType.extended_master_secret,
+            ExtensionType.renegotiation_info,
+        )
+    )
+
+
 def _client_hello(ctx: ClientContext) -> ClientHello:
     c = ctx.config
     ext: list[Extension] = []
@@ -299,6 +328,10 @@ def on_server_hello(
     ctx: ClientContext, state: ClientWaitServerHello, message: ReceivedMessage, now: float
 ) -> Result:
     sh = ServerHello.decode(message.body, tls13=False)
+    # RFC 8446 §4.1.3 (RFC 9147 §5.3): having offered DTLS 1.3, a DTLS 1.2 ServerHello
+    # from a server that speaks 1.3 means someone removed it from our offer.
+    if ctx.offered_dtls13 and sh.random[-8:-1] == b"DOWNGRD":
+        raise IllegalParameter("downgrade sentinel in a DTLS 1.2 ServerHello")
     if sh.legacy_version != ProtocolVersion.DTLS12:
         raise ProtocolVersionError(f"server chose version {sh.legacy_version:#06x}")
     if sh.cipher_suite not in ctx.suites or sh.compression_method != 0:

@@ -66,6 +66,7 @@ from dtlsgate.wire.enums import (
 )
 from dtlsgate.wire.extensions import (
     Extension,
+    decode_supported_versions_ch,
     encode_alpn,
     encode_ec_point_formats,
     encode_renegotiation_info,
@@ -173,7 +174,7 @@ def on_client_hello(
     config, t = ctx.config, state.transcript
     hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
     choice = choose(config, hello)
-    server_random = ctx.provider.random(RANDOM_LENGTH)
+    server_random = downgrade_protected(config, hello, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         choice.suite,
         hello.random,
@@ -201,6 +202,28 @@ def on_client_hello(
     if request:
         return ServerWaitCertificate(t, session, key_share), actions
     return ServerWaitClientKeyExchange(t, session, key_share), actions
+
+
+# RFC 8446 §4.1.3: the last 8 bytes of the random of a (D)TLS 1.3-capable server that
+# negotiates (D)TLS 1.2 (RFC 9147 §5.3 applies it to DTLS).
+DOWNGRADE_SENTINEL_12 = b"DOWNGRD\x01"
+
+
+def downgrade_protected(config: ServerConfig, hello: ClientHello, server_random: bytes) -> bytes:
+    """``server_random`` with the downgrade sentinel when we also speak DTLS 1.3 and the
+    client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
+    took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
+    DTLS 1.2 handshakes stay as they were."""
+    if ProtocolVersion.DTLS13 not in getattr(config, "dtls_versions", ()):
+        return server_random
+    offered = hello.get(ExtensionType.supported_versions)
+    try:
+        versions = decode_supported_versions_ch(offered) if offered is not None else ()
+    except ProtocolError:
+        versions = ()
+    if ProtocolVersion.DTLS13 not in versions:
+        return server_random
+    return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
 def _server_hello(choice: Choice, server_random: bytes) -> ServerHello:

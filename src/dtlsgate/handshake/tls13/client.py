@@ -31,13 +31,11 @@ from dtlsgate.errors import DecodeError, DecryptError, UsageError
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
-    DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
-    LEGACY_VERSION,
-    TLS13,
+    TLS_VERSIONS,
     Actions,
     AppSecrets,
     Complete,
@@ -49,6 +47,8 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     TicketReceived,
+    UseConnectionIds,
+    Versions,
     application_keylog,
     certificate_message,
     compressed,
@@ -86,6 +86,7 @@ from dtlsgate.wire.extensions import (
     OfferedPsks,
     PskIdentity,
     decode_alpn,
+    decode_connection_id,
     decode_cookie,
     decode_key_share_hrr,
     decode_key_share_sh,
@@ -94,6 +95,7 @@ from dtlsgate.wire.extensions import (
     decode_supported_versions_sh,
     decode_u16_list_ext,
     encode_alpn,
+    encode_connection_id,
     encode_cookie,
     encode_key_share_ch,
     encode_pre_shared_key_ch,
@@ -121,11 +123,27 @@ _H = HandshakeType
 class ClientContext:
     """Per-config data of a client: preferences, trust anchors, our credentials."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
         self.config = config
         self.provider = config.provider
+        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
+        self.versions = versions
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
+        if versions.dtls:
+            from dtlsgate.handshake.tls13.server import tls13_suites
+
+            self.suites = tls13_suites(self.suites)
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
+        # Offering DTLS 1.2 too (``versions.fallback``): its suites and the extensions a
+        # DTLS 1.2 server needs, set by the connection that can fall back.
+        self.fallback_suites: tuple[int, ...] = ()
+        self.fallback_extensions: tuple[Extension, ...] = ()
+        # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
+        # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
+        self.connection_id: bytes | None = None
+        length = getattr(config, "connection_id_length", 0)
+        if versions.dtls and length:
+            self.connection_id = config.provider.random(length)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
         # An external PSK without a server name to verify: the PSK must authenticate the
@@ -143,7 +161,8 @@ class ClientContext:
         )
         self.key = config.private_key
         self.key_schemes = certificate_schemes(config.certificate_chain, self.key)
-        self.middlebox_compat: bool = config.middlebox_compat
+        # RFC 9147 §5: DTLS 1.3 has no middlebox compatibility mode.
+        self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
         # RFC 8879: what we accept, advertised in our ClientHello.
         self.compression = parse_algorithm_names(config.certificate_compression)
         self.ticket: SessionTicket | None = config.session_ticket
@@ -183,6 +202,7 @@ class PskOffer:
     psk: bytes
     suite: int
     external: bool = False
+    dtls: bool = False  # a DTLS 1.3 PSK: the "dtls13" labels (RFC 9147 §5.9)
 
     @property
     def hash(self) -> Any:
@@ -193,7 +213,7 @@ class PskOffer:
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        return KeySchedule.for_suite(suite_info(self.suite), psk=self.psk)
+        return KeySchedule.for_suite(suite_info(self.suite), psk=self.psk, dtls=self.dtls)
 
 
 def external_offer(ctx: ClientContext, identity: bytes, psk: bytes, hash_name: str) -> PskOffer:
@@ -203,7 +223,7 @@ def external_offer(ctx: ClientContext, identity: bytes, psk: bytes, hash_name: s
     suite = next((s for s in ctx.suites if suite_info(s).hash is hash), None)
     if suite is None:
         raise UsageError(f"no cipher suite with {hash_name} to use the PSK with")
-    return PskOffer(identity, 0, psk, suite, external=True)
+    return PskOffer(identity, 0, psk, suite, external=True, dtls=ctx.versions.dtls)
 
 
 @dataclass(slots=True)
@@ -279,7 +299,8 @@ def client_hello(
     ext.append(Extension(_E.supported_groups, encode_u16_list_ext(list(ctx.groups))))
     schemes = cfg.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
     ext.append(Extension(_E.signature_algorithms, encode_u16_list_ext(list(schemes))))
-    ext.append(Extension(_E.supported_versions, encode_supported_versions_ch([TLS13])))
+    offered = [ctx.versions.version, *ctx.versions.fallback]
+    ext.append(Extension(_E.supported_versions, encode_supported_versions_ch(offered)))
     entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
     ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
     modes = encode_psk_key_exchange_modes(list(cfg.psk_modes))
@@ -299,10 +320,24 @@ def client_hello(
         ext.append(Extension(_E.post_handshake_auth, b""))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
+    ext.extend(ctx.fallback_extensions)
+    if ctx.connection_id is not None:
+        ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
-    return ClientHello(LEGACY_VERSION, random, session_id, tuple(ctx.suites), b"\x00", tuple(ext))
+    versions = ctx.versions
+    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
+    legacy_cookie = b"" if versions.dtls else None
+    return ClientHello(
+        versions.legacy_version,
+        random,
+        session_id,
+        (*ctx.suites, *ctx.fallback_suites),
+        b"\x00",
+        tuple(ext),
+        legacy_cookie,
+    )
 
 
 def _is_ip(name: str) -> bool:
@@ -329,9 +364,11 @@ def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
         return ctx.external
     if ticket.server_name != ctx.server_name or ticket.suite not in ctx.suites:
         return ctx.external
+    if ticket.dtls != ctx.versions.dtls:
+        return ctx.external  # its PSK was derived with the other protocol's labels
     # RFC 8446 §4.2.11.1: obfuscated_ticket_age = age in ms + ticket_age_add mod 2^32.
     age = (age_ms + ticket.ticket.ticket_age_add) & 0xFFFFFFFF
-    return PskOffer(ticket.ticket.ticket, age, ticket.psk, ticket.suite)
+    return PskOffer(ticket.ticket.ticket, age, ticket.psk, ticket.suite, dtls=ticket.dtls)
 
 
 def hello_message(
@@ -358,7 +395,7 @@ def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello
     placeholder = offer.placeholder() if offer is not None else None
     hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
     raw = hello_message(ctx, hello, offer, None)
-    hello = ClientHello.decode(raw[4:], dtls=False)
+    hello = ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
     return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
 
 
@@ -371,8 +408,10 @@ def _check_server_hello(ctx: ClientContext, state: WaitServerHello, sh: ServerHe
     # RFC 8446 §4.2.1: a ServerHello without supported_versions negotiates TLS 1.2 or
     # older, which we did not offer.
     version = present(version, "server chose TLS 1.2 or older", _A.protocol_version)
-    expect(decode_supported_versions_sh(version) == TLS13, "not TLS 1.3", _A.illegal_parameter)
-    expect(sh.legacy_version == LEGACY_VERSION, "legacy_version", _A.protocol_version)
+    versions = ctx.versions
+    chosen = decode_supported_versions_sh(version)
+    expect(chosen == versions.version, "not (D)TLS 1.3", _A.illegal_parameter)
+    expect(sh.legacy_version == versions.legacy_version, "legacy_version", _A.protocol_version)
     expect(sh.session_id == state.hello.session_id, "session id echo", _A.illegal_parameter)
     expect(sh.cipher_suite in ctx.suites, "suite we did not offer", _A.illegal_parameter)
     expect(sh.compression_method == 0, "compression", _A.illegal_parameter)
@@ -392,7 +431,7 @@ def on_server_hello(
     psk = accepted_psk(state, sh, suite)
     # A PSK-only client (no server name to verify a certificate against) needs the PSK.
     expect(psk is not None or not ctx.psk_only, "server refused our PSK", _A.handshake_failure)
-    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
+    schedule = ctx.versions.schedule(suite, psk.psk if psk is not None else None)
     group = server_key_share(ctx, state, sh, schedule, psk is not None)
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
@@ -410,6 +449,11 @@ def on_server_hello(
         psk.identity if psk is not None and psk.external else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
+    cid = sh.get(_E.connection_id)
+    if cid is not None:
+        # RFC 9146 §3: only in answer to ours (else unsupported_extension).
+        mine = present(ctx.connection_id, "connection_id not offered", _A.unsupported_extension)
+        actions.append(UseConnectionIds(mine, decode_connection_id(cid)))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
 
@@ -481,7 +525,7 @@ def on_hello_retry_request(
     transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
     raw2 = hello_message(ctx, hello2, offer, transcript)
-    hello2 = ClientHello.decode(raw2[4:], dtls=False)
+    hello2 = ClientHello.decode(raw2[4:], dtls=ctx.versions.dtls)
     transcript.update(raw2)
     retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
     return retry, [SendMessage(raw2)]
@@ -663,6 +707,7 @@ class SessionTicket:
     suite: CipherSuite
     received_at: float
     server_name: str | None = None
+    dtls: bool = False  # issued over DTLS 1.3 (its PSK has the "dtls13" labels)
 
 
 def on_new_session_ticket(
@@ -670,7 +715,8 @@ def on_new_session_ticket(
 ) -> tuple[ClientState, Actions]:
     nst = NewSessionTicket.decode(body)
     psk = state.schedule.resumption_psk(state.app.resumption, nst.ticket_nonce)
-    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name)
+    dtls = ctx.versions.dtls
+    ticket = SessionTicket(nst, psk, state.suite.suite, now, ctx.server_name, dtls)
     return state, [TicketReceived(ticket)]
 
 

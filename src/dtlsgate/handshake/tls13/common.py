@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
-from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS
 from dtlsgate.crypto.keyschedule import KeySchedule
+from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import IllegalParameter, ProtocolError
 from dtlsgate.handshake.engine import Complete as Complete
 from dtlsgate.handshake.engine import Epochs, from_epoch, only
@@ -67,6 +68,40 @@ from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, Serv
 # RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
 LEGACY_VERSION = ProtocolVersion.TLS12
 TLS13 = ProtocolVersion.TLS13
+
+
+@frozen
+class Versions:
+    """What the one TLS 1.3 engine does differently when it runs DTLS 1.3 (RFC 9147 §5):
+    the hellos' legacy_version ({254, 253}, §5.3) and the version in supported_versions
+    ({254, 252}); the DTLS ClientHello form with its legacy_cookie, always empty (§5.3);
+    no middlebox-compatibility ChangeCipherSpec or legacy_session_id (§5: "no CCS"); the
+    key schedule's "dtls13" label prefix (§5.9). ``fallback`` is a version the client
+    also offers (DTLS 1.2), never negotiated by this engine."""
+
+    dtls: bool
+    legacy_version: int
+    version: int
+    fallback: tuple[int, ...] = ()
+
+    def schedule(self, suite: SuiteInfo, psk: bytes | None = None) -> KeySchedule:
+        return KeySchedule.for_suite(suite, psk=psk, dtls=self.dtls)
+
+    @property
+    def default_groups(self) -> tuple[NamedGroup, ...]:
+        """The groups offered and chosen when the config names none. DTLS 1.3: the
+        elliptic curves only. A post-quantum key share (over 1 KB) makes a ClientHello
+        larger than the usual path MTU: fragmented, and a stateless gate cannot judge a
+        fragmented DTLS 1.3 ClientHello (its cookie is in a later fragment,
+        `dtlsgate.gate.dtls13`). Configure ``groups`` to use them."""
+        return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
+
+
+TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)
+DTLS_VERSIONS = Versions(True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13)
+DTLS_VERSIONS_WITH_FALLBACK = Versions(
+    True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13, (ProtocolVersion.DTLS12,)
+)
 
 #: Our order of preference for the three suites RFC 8446 §9.1 makes mandatory or
 #: recommended (and CCM, which we implement but do not offer by default).
@@ -201,6 +236,16 @@ class TicketReceived:
     ticket: Any
 
 
+@frozen
+class UseConnectionIds:
+    """DTLS 1.3 connection IDs were negotiated (RFC 9147 §9, RFC 9146): ``read`` is ours,
+    in every protected record we receive from now on; ``write`` is the peer's, in every
+    protected record we send."""
+
+    read: bytes
+    write: bytes
+
+
 Action = (
     SendMessage
     | SendChangeCipherSpec
@@ -208,6 +253,7 @@ Action = (
     | PeerRecordLimit
     | OwnRecordLimit
     | SkipEarlyData
+    | UseConnectionIds
     | Complete[HandshakeInfo]
 )
 Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
@@ -345,25 +391,36 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
     return ClientHelloInfo(**values)
 
 
-def check_tls13_client_hello(hello: ClientHello, info: ClientHelloInfo) -> None:
-    """The checks that make a ClientHello a TLS 1.3 one we can answer."""
+def check_tls13_client_hello(
+    hello: ClientHello, info: ClientHelloInfo, versions: Versions = TLS_VERSIONS
+) -> None:
+    """The checks that make a ClientHello a TLS 1.3 (or DTLS 1.3) one we can answer."""
     # RFC 8446 §4.2.1: without supported_versions (or without 1.3 in it) this is a TLS 1.2
     # or older ClientHello; we speak only TLS 1.3 over streams (protocol_version, §4.1.2).
-    if TLS13 not in info.versions:
-        raise ProtocolError("client does not offer TLS 1.3", AlertDescription.protocol_version)
+    if versions.version not in info.versions:
+        raise ProtocolError("client does not offer (D)TLS 1.3", AlertDescription.protocol_version)
     # RFC 8446 §4.1.2: legacy_compression_methods MUST be exactly one null byte.
     if hello.compression_methods != b"\x00":
         raise IllegalParameter("TLS 1.3 ClientHello with compression")
-    if hello.legacy_version < LEGACY_VERSION:
+    if versions.dtls:
+        # RFC 9147 §5.3: legacy_version {254, 253}; a non-empty legacy_cookie is
+        # illegal_parameter.
+        if hello.legacy_version != versions.legacy_version:
+            raise ProtocolError("legacy_version is not DTLS 1.2", AlertDescription.protocol_version)
+        if hello.cookie:
+            raise IllegalParameter("DTLS 1.3 ClientHello with a legacy_cookie")
+    elif hello.legacy_version < LEGACY_VERSION:
         raise ProtocolError("legacy_version below TLS 1.2", AlertDescription.protocol_version)
 
 
-def decode_client_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo]:
-    hello = ClientHello.decode(body, dtls=False)
+def decode_client_hello(
+    body: bytes, versions: Versions = TLS_VERSIONS
+) -> tuple[ClientHello, ClientHelloInfo]:
+    hello = ClientHello.decode(body, dtls=versions.dtls)
     if hello.extensions is None:
         raise ProtocolError("ClientHello without extensions", AlertDescription.protocol_version)
     info = client_hello_info(hello)
-    check_tls13_client_hello(hello, info)
+    check_tls13_client_hello(hello, info, versions)
     return hello, info
 
 
@@ -399,18 +456,28 @@ def client_hello_fixed_part(hello: ClientHello) -> bytes:
 
 
 def hello_retry_request(
-    session_id: bytes, suite: int, group: int | None, cookie: bytes | None
+    session_id: bytes,
+    suite: int,
+    group: int | None,
+    cookie: bytes | None,
+    versions: Versions = TLS_VERSIONS,
 ) -> bytes:
     """The whole HelloRetryRequest message (RFC 8446 §4.1.4): a ServerHello with the special
     random, the selected version, and the key_share group and cookie when given. It depends
     only on its arguments, so a stateless server can rebuild it byte for byte from CH2."""
-    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(TLS13))]
+    selected = encode_supported_versions_sh(versions.version)
+    extensions = [Extension(_E.supported_versions, selected)]
     if group is not None:
         extensions.append(Extension(_E.key_share, encode_key_share_hrr(group)))
     if cookie is not None:
         extensions.append(Extension(_E.cookie, encode_cookie(cookie)))
     hrr = ServerHello(
-        LEGACY_VERSION, HELLO_RETRY_REQUEST_RANDOM, session_id, suite, 0, tuple(extensions)
+        versions.legacy_version,
+        HELLO_RETRY_REQUEST_RANDOM,
+        session_id,
+        suite,
+        0,
+        tuple(extensions),
     )
     return message(HandshakeType.SERVER_HELLO, hrr.encode())
 

@@ -25,20 +25,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_digest
 from dtlsgate.crypto.kex import respond, tls13_groups
-from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import DecryptError
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
-    DEFAULT_GROUPS,
     DEFAULT_SIGNATURE_SCHEMES,
     DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
-    LEGACY_VERSION,
-    TLS13,
+    TLS_VERSIONS,
     Actions,
     AppSecrets,
     ClientAuthenticated,
@@ -51,6 +48,8 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     SkipEarlyData,
+    UseConnectionIds,
+    Versions,
     application_keylog,
     certificate_message,
     client_hello_fixed_part,
@@ -98,7 +97,9 @@ from dtlsgate.wire.enums import (
 from dtlsgate.wire.extensions import (
     Extension,
     KeyShareEntry,
+    decode_connection_id,
     encode_alpn,
+    encode_connection_id,
     encode_key_share_sh,
     encode_supported_versions_sh,
     encode_u16_list_ext,
@@ -127,14 +128,27 @@ MAX_EARLY_DATA_SKIP = 1 << 16
 MAX_PSK_IDENTITIES_TRIED = 4
 
 
+def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
+    """The TLS 1.3 suites of ``suites`` (DEFAULT_SUITES when it has none)."""
+    from dtlsgate.crypto.suites import SUITES, KeyExchange
+
+    tls13 = {int(s) for s, info in SUITES.items() if info.key_exchange is KeyExchange.TLS13}
+    return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
+
+
 class ServerContext:
     """Long-lived per-config data: credentials in wire form and preferences."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
         self.config = config
         self.provider = config.provider
+        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
+        self.versions = versions
         self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or DEFAULT_GROUPS)
+        if versions.dtls:
+            # A datagram config may list DTLS 1.2 suites too (one port, both versions).
+            self.suites = tls13_suites(self.suites)
+        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
@@ -314,13 +328,14 @@ def check_binder(
     prefix: TranscriptHash | None,
     raw: bytes,
     suite: int,
+    versions: Versions = TLS_VERSIONS,
 ) -> AcceptedPsk | None:
     """Verify the binder of the PSK we chose (RFC 8446 §4.2.11.2) over the transcript
     ``prefix`` (None, or message_hash and the HelloRetryRequest) and the ClientHello
     truncated before its binders; a binder that does not verify is decrypt_error (§6.2)."""
     if found is None or info.psk is None:
         return None
-    schedule = KeySchedule.for_suite(suite_info(suite), psk=found.psk)
+    schedule = versions.schedule(suite_info(suite), found.psk)
     external = found.external_identity is not None
     expected = binder(schedule, prefix, truncate(raw, info.psk), external=external)
     if not binders_equal(info.psk.binders[found.index], expected):
@@ -372,7 +387,7 @@ def on_client_hello(
 ) -> tuple[ServerState, Actions]:
     """The first ClientHello: a HelloRetryRequest when the client has no key share for the
     group we want (RFC 8446 §4.1.4), else our whole first flight."""
-    hello, info = decode_client_hello(body)
+    hello, info = decode_client_hello(body, ctx.versions)
     found = find_psk(ctx, hello, info, now, ctx.suites)
     choice = choose(ctx, hello, info, found)
     share = info.share_for(choice.group) if choice.group is not None else None
@@ -380,16 +395,17 @@ def on_client_hello(
     if choice.group is not None and share is None:
         # RFC 8446 §4.2.8: a group the client offered a share for cannot be asked again
         # (checked by construction: we ask only when there is no share for it).
-        hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None)
+        hrr = hello_retry_request(hello.session_id, choice.suite, choice.group, None, ctx.versions)
         transcript = TranscriptHash.after_hello_retry(suite_info(choice.suite).hash, raw)
         transcript.update(hrr)
         actions: Actions = [*skip, SendMessage(hrr)]
-        # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message.
-        if hello.session_id:
+        # RFC 8446 Appendix D.4: the compatibility CCS follows our first handshake message
+        # (never in DTLS 1.3, RFC 9147 §5).
+        if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
         return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
-    psk = check_binder(found, info, None, raw, choice.suite)
+    psk = check_binder(found, info, None, raw, choice.suite, ctx.versions)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
     next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
     return next_state, [*skip, *flight]
@@ -415,7 +431,7 @@ def on_client_hello2(
     ctx: ServerContext, state: WaitClientHello2, body: bytes, raw: bytes, now: float
 ) -> tuple[ServerState, Actions]:
     """The second ClientHello after our (stateful) HelloRetryRequest."""
-    hello, info = decode_client_hello(body)
+    hello, info = decode_client_hello(body, ctx.versions)
     # RFC 8446 §4.1.2: the client MUST send the same ClientHello but for the listed changes
     # (key_share, early_data, cookie, pre_shared_key, padding); anything else is
     # illegal_parameter. The cookie is the HRR's, copied (§4.2.2), or absent with it.
@@ -426,7 +442,7 @@ def on_client_hello2(
     found = psk_after_retry(ctx, hello, info, state.suite, now)
     choice = choose(ctx, hello, info, found)
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
-    psk = check_binder(found, info, state.transcript, raw, state.suite)
+    psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
@@ -457,8 +473,10 @@ def server_flight(
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
     resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
     suite = suite_info(choice.suite)
-    schedule = KeySchedule.for_suite(suite, psk=psk.psk if psk is not None else None)
-    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(TLS13))]
+    versions = ctx.versions
+    schedule = versions.schedule(suite, psk.psk if psk is not None else None)
+    selected = encode_supported_versions_sh(versions.version)
+    extensions = [Extension(_E.supported_versions, selected)]
     if choice.group is None or client_share is None:
         # RFC 8446 §4.2.9 psk_ke: no key_share; §7.1: zeros for the (EC)DHE input.
         schedule.enter_handshake(None)
@@ -473,8 +491,11 @@ def server_flight(
     if psk is not None:
         # RFC 8446 §4.2.11: uint16 selected_identity.
         extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
+    cids = connection_ids(ctx, hello)
+    if cids is not None:
+        extensions.append(Extension(_E.connection_id, encode_connection_id(cids.read)))
     sh = ServerHello(
-        LEGACY_VERSION,
+        versions.legacy_version,
         ctx.provider.random(32),
         hello.session_id,
         choice.suite,
@@ -484,7 +505,9 @@ def server_flight(
     sh_raw = message(_H.SERVER_HELLO, sh.encode())
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
-    if hello.session_id and not after_hrr:
+    if cids is not None:
+        actions.append(cids)
+    if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
     keys = Keys.after_server_hello(schedule, transcript, hello.random)
     actions.extend(handshake_keylog(keys))
@@ -503,6 +526,16 @@ def server_flight(
         info.post_handshake_auth,
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
+
+
+def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds | None:
+    """DTLS 1.3 connection IDs (RFC 9147 §9): when the client offered the extension and we
+    use them, a random CID of ours (in the ServerHello) and the client's."""
+    length = getattr(ctx.config, "connection_id_length", 0)
+    offered = hello.get(_E.connection_id)
+    if not ctx.versions.dtls or not length or offered is None:
+        return None
+    return UseConnectionIds(ctx.provider.random(length), decode_connection_id(offered))
 
 
 def encrypted_extensions(ctx: ServerContext, info: ClientHelloInfo, choice: Choice) -> bytes:
@@ -765,17 +798,18 @@ def after_stateless_retry(
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
     then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
-    hello, info = decode_client_hello(admit.client_hello_message[4:])
+    hello, info = decode_client_hello(admit.client_hello_message[4:], ctx.versions)
     suite, group = admit.cipher_suite, admit.group
     share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
     hrr_group = group if admit.key_share_requested else None
-    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie)
+    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie, ctx.versions)
     transcript = TranscriptHash(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
     transcript.update(hrr)
     found = psk_after_retry(ctx, hello, info, suite, now)
-    psk = check_binder(found, info, transcript, admit.client_hello_message, suite)
+    message = admit.client_hello_message
+    psk = check_binder(found, info, transcript, message, suite, ctx.versions)
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info, found)
     choice = Choice(suite, group, choice.scheme, choice.alpn)

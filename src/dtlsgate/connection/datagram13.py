@@ -1,0 +1,857 @@
+"""The sans-I/O DTLS 1.3 connection (RFC 9147): datagrams in, datagrams and events out.
+
+The same face as the DTLS 1.2 connection (`dtlsgate.connection.datagram`):
+
+    conn.receive(data, addr, now)      # a datagram from the peer
+    conn.datagrams_to_send()           # [(datagram, addr)] to put on the wire
+    conn.get_timer() / handle_timer(now)
+    conn.next_event()                  # HandshakeCompleted, DataReceived, ConnectionClosed, ...
+    conn.send(data) / conn.key_update() / conn.close()
+
+The handshake is the TLS 1.3 engine's (`dtlsgate.handshake.tls13`, run with its DTLS
+`Versions`); this module carries out the actions it returns over the DTLS 1.3 record layer
+(`dtlsgate.record.dtls13`):
+
+- Handshake messages travel in DTLS handshake fragments (RFC 9147 §5.2): each side numbers
+  its messages from message_seq 0; a message larger than the path MTU is fragmented and
+  reassembled (`dtlsgate.connection.flight`). The transcript hashes every message as TLS
+  would, with the 4-byte header (§5.2): the engine sees and emits TLS-form messages only.
+- Epochs (§6.1): each key the engine installs takes the next epoch in its direction (2 the
+  handshake keys, 3 the first application keys, +1 per KeyUpdate). Messages keep the epoch
+  they were first sent in when they are retransmitted (§4.2.1).
+- Flights, timers and ACKs (§5.8, §7): the messages one engine step sends are a flight,
+  retransmitted on a doubling timer until acknowledged: by an ACK naming the records that
+  carried all of it, or implicitly by the peer's next flight. On a timeout only the
+  messages not yet acknowledged are sent again. We acknowledge the peer's handshake records
+  with ACK records: at once when its last flight or a post-handshake message arrived, or
+  it is retransmitting; after ``ACK_DELAY`` for a flight that is still incomplete.
+- Post-handshake messages (§5.8.4, §8): KeyUpdate and NewSessionTicket are each one flight,
+  sent one at a time and retransmitted until acknowledged; our sending key changes only
+  once our KeyUpdate is acknowledged (§8).
+- 0-RTT is never used: early data (epoch 1) has no keys and is dropped.
+
+Errors are those of the DTLS 1.2 connection: invalid records are dropped silently (the
+record layer counts them in ``records.drops``, RFC 9147 §4.5.2); a handshake violation
+queues the fatal alert and raises the `ProtocolError`; a fatal alert from the peer raises
+`AlertReceived`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
+from dtlsgate.connection.flight import (
+    HandshakeMessage,
+    OutgoingHandshake,
+    Reassembler,
+    RetransmitTimer,
+    pack_flight,
+)
+from dtlsgate.connection.stream import completed
+from dtlsgate.crypto.record_number import RecordNumberCipher
+from dtlsgate.errors import (
+    AlertReceived,
+    DecodeError,
+    DtlsgateError,
+    ProtocolError,
+    StateError,
+    UsageError,
+)
+from dtlsgate.events import (
+    ConnectionClosed,
+    DataReceived,
+    Event,
+    HandshakeCompleted,
+    SessionTicketReceived,
+)
+from dtlsgate.gate.results import Admit, Dtls13Admit
+from dtlsgate.handshake.engine import Machine, handler_for
+from dtlsgate.handshake.tls13 import client as _client
+from dtlsgate.handshake.tls13 import server as _server
+from dtlsgate.handshake.tls13.common import (
+    DTLS_VERSIONS,
+    Actions,
+    Complete,
+    InstallKey,
+    KeyLog,
+    PeerRecordLimit,
+    SendMessage,
+    TicketReceived,
+    UseConnectionIds,
+)
+from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
+from dtlsgate.record.dtls13 import (
+    EPOCH_APPLICATION,
+    EPOCH_HANDSHAKE,
+    EPOCH_PLAINTEXT,
+    MAX_PLAINTEXT,
+    Dtls13Record,
+    Dtls13RecordLayer,
+    EpochKeys,
+)
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+)
+from dtlsgate.wire.handshake import (
+    DTLS_HANDSHAKE_HEADER_LENGTH,
+    decode_dtls_handshake_fragments,
+    encode_handshake,
+)
+from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
+from dtlsgate.wire.messages13 import Ack
+from dtlsgate.wire.record import split_dtls_records
+
+__all__ = [
+    "ACK_DELAY",
+    "DatagramClientConnection",
+    "Dtls13ClientConnection",
+    "Dtls13Connection",
+    "Dtls13ServerConnection",
+    "accept",
+]
+
+# RFC 9147 §7.1: an incomplete flight is acknowledged "after a short delay"; a quarter of
+# the initial retransmission timeout (1 s) leaves the rest of the flight time to arrive
+# and still beats the peer's timer.
+ACK_DELAY = 0.25
+# Record numbers remembered for the next ACK: a flight of six messages fragmented at a
+# small MTU has a few dozen records; older ones are forgotten first (the peer's timer
+# covers whatever an ACK left out).
+MAX_ACK_RECORD_NUMBERS = 64
+# Post-handshake messages queued behind the one in flight (KeyUpdates the application
+# asks for, tickets, answers to the peer's KeyUpdates): beyond this, key_update() refuses.
+MAX_POST_HANDSHAKE_QUEUE = 16
+# Undrained application data records kept, as in DTLS 1.2 (`connection.datagram`).
+MAX_QUEUED_DATA = 1024
+_HANDSHAKE = ContentType.HANDSHAKE
+_ACK = ContentType.ACK
+_ALERT = ContentType.ALERT
+_APPLICATION_DATA = ContentType.APPLICATION_DATA
+
+
+class _FlightRecords:
+    """`pack_flight`'s view of our record layer: protects each record and remembers which
+    handshake fragment each record number carried, for the ACKs that name them (§7)."""
+
+    def __init__(self, records: Dtls13RecordLayer, sent: dict[tuple[int, int], _Fragment]):
+        self._records = records
+        self._sent = sent
+
+    def protect(self, content_type: int, data: bytes, epoch: int) -> bytes:
+        sequence = self._records.next_write_sequence(epoch)
+        record = self._records.protect(content_type, data, epoch=epoch)
+        if content_type == _HANDSHAKE:
+            seq = int.from_bytes(data[4:6], "big")
+            offset = int.from_bytes(data[6:9], "big")
+            length = int.from_bytes(data[9:12], "big")
+            self._sent[(epoch, sequence)] = (seq, offset, offset + length)
+        return record
+
+    def overhead(self, epoch: int) -> int:
+        return self._records.overhead(epoch)
+
+
+# A handshake fragment sent: (message_seq, start, stop) of the message's body.
+_Fragment = tuple[int, int, int]
+
+
+def _add_range(ranges: list[tuple[int, int]], start: int, stop: int) -> list[tuple[int, int]]:
+    """``ranges`` (sorted, disjoint) with [start, stop) added and merged."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted([*ranges, (start, stop)]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+class _PostHandshake:
+    """A post-handshake message waiting for its turn or its ACK, and the sending key that
+    takes effect once it is acknowledged (a KeyUpdate's, RFC 9147 §8)."""
+
+    __slots__ = ("install", "message")
+
+    def __init__(self, message: OutgoingHandshake) -> None:
+        self.message = message
+        self.install: InstallKey | None = None
+
+
+class Dtls13Connection:
+    """What server and client connections share: records, flights, ACKs, alerts, events."""
+
+    def __init__(
+        self,
+        ctx: Any,
+        state: Any,
+        machine: Machine[Any],
+        peer: Hashable | None,
+        mtu: int,
+        keylog: Callable[[str], None] | None,
+        *,
+        send_acks: bool = True,
+    ) -> None:
+        self._ctx = ctx
+        self._state = state
+        self._machine = machine
+        self.peer = peer
+        self._mtu = mtu
+        self._keylog = keylog
+        # Whether we send ACK records (RFC 9147 §7); off only to measure what they save.
+        self._send_acks = send_acks
+        self.records = Dtls13RecordLayer()
+        self._reassembler = Reassembler()
+        self._timer = RetransmitTimer()
+        self._next_message_seq = 0
+        self._read_epoch = EPOCH_PLAINTEXT
+        # Our current flight, what the peer acknowledged of it (message_seq -> body ranges)
+        # and which fragment each record we sent carried.
+        self._flight: list[OutgoingHandshake] = []
+        self._acked: dict[int, list[tuple[int, int]]] = {}
+        self._sent: dict[tuple[int, int], _Fragment] = {}
+        self._flight_install: InstallKey | None = None
+        self._building: list[OutgoingHandshake] = []
+        self._post: deque[_PostHandshake] = deque()
+        # Record numbers of the peer's handshake records to acknowledge, and when.
+        self._to_ack: list[tuple[int, int]] = []
+        self._ack_deadline: float | None = None
+        self._outgoing: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._queued_data = 0
+        self._send_limit = MAX_PLAINTEXT
+        self.info: HandshakeCompleted | None = None
+        self.handshake_complete = False
+        self.closed = False
+        self.data_dropped = 0
+        self.tickets_acknowledged = 0  # our NewSessionTickets the peer acknowledged
+        # Handshake flights started (a new one acknowledges the peer's, §5.8), and the time
+        # of the call being served (timers are started from it).
+        self._handshake_flights = 0
+        self._now = 0.0
+
+    # --- the sans-I/O interface -----------------------------------------------------------
+
+    @property
+    def state_name(self) -> str:
+        return type(self._state).__name__
+
+    def receive(self, data: bytes, addr: Hashable | None, now: float) -> None:
+        """Process one datagram from the peer. Raises `ProtocolError` (after queueing the
+        fatal alert) or `AlertReceived`; invalid records are dropped silently (§4.5.2)."""
+        if self.closed:
+            return
+        self._now = now
+        flights_before = self._handshake_flights
+        try:
+            got_handshake = retransmitted = False
+            for record in self.records.records(data):
+                if self.closed:
+                    break
+                if addr != self.peer:
+                    self._peer_moved(record, addr)
+                if record.content_type == _HANDSHAKE:
+                    got_handshake = True
+                    retransmitted |= self._handshake_record(record, now)
+                else:
+                    self._other_record(record, now)
+            if got_handshake and not self.closed:
+                self._after_handshake_records(now, retransmitted, flights_before)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+        out, self._outgoing = self._outgoing, []
+        return [(d, self.peer) for d in out]
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` should be called next, or None."""
+        if self.closed:
+            return None
+        deadlines = [t for t in (self._timer.deadline, self._ack_deadline) if t is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        """Send a delayed ACK, and retransmit what the peer has not acknowledged of our
+        flight when its timer expired (RFC 9147 §5.8)."""
+        if self.closed:
+            return
+        self._now = now
+        if self._ack_deadline is not None and now >= self._ack_deadline:
+            self._send_ack()
+        deadline = self._timer.deadline
+        if deadline is None or now < deadline:
+            return
+        if self._timer.exhausted:
+            self._timer.stop()
+            if self.handshake_complete and not self._post and self._flight_install is None:
+                # Our last handshake flight, unacknowledged: the peer completed or is gone;
+                # either way nothing more is owed.
+                self._flight = []
+                return
+            self.closed = True
+            self._events.append(ConnectionClosed(None, "handshake timed out"))
+            return
+        self._timer.backoff(now)
+        self._transmit(unacknowledged_only=True)
+
+    def next_event(self) -> Event | None:
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if type(event) is DataReceived:
+            self._queued_data -= 1
+        return event
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one application data record."""
+        if self.closed:
+            raise StateError("the connection is closed")
+        if not self.handshake_complete:
+            raise StateError("send() before the handshake completed")
+        if len(data) > self._send_limit:
+            raise UsageError(f"at most {self._send_limit} bytes per record")
+        record = self.records.protect(_APPLICATION_DATA, bytes(data))
+        self._outgoing.append(record)
+
+    def key_update(self, request_peer: bool = True) -> None:
+        """Send a KeyUpdate (RFC 8446 §4.6.3); our sending key changes once the peer has
+        acknowledged it (RFC 9147 §8)."""
+        if self.closed or not isinstance(self._state, Connected):
+            raise StateError("key_update() needs a completed, open connection")
+        if len(self._post) >= MAX_POST_HANDSHAKE_QUEUE:
+            raise StateError("too many post-handshake messages waiting for acknowledgement")
+        self._state, actions = update_write(self._state, request_peer)
+        self._run(actions, self._now)
+
+    def close(self) -> None:
+        """Send close_notify and close."""
+        if self.closed:
+            return
+        self._alert(AlertLevel.WARNING, AlertDescription.close_notify)
+        self.closed = True
+        self._timer.stop()
+
+    # --- records ----------------------------------------------------------------------------
+
+    def _handshake_record(self, record: Dtls13Record, now: float) -> bool:
+        """Fragments of handshake messages; True when they repeat messages already
+        processed (the peer is retransmitting)."""
+        epoch = record.epoch
+        if epoch == EPOCH_PLAINTEXT and self.handshake_complete:
+            return False  # forgeable, and nothing in plaintext belongs after the handshake
+        try:
+            fragments = decode_dtls_handshake_fragments(record.fragment)
+        except DecodeError:
+            if epoch == EPOCH_PLAINTEXT:
+                return False  # unauthenticated garbage, not a violation
+            raise
+        self._note_for_ack(epoch, record.sequence_number)
+        old = False
+        for header, fragment in fragments:
+            old |= self._reassembler.add(header, fragment, epoch)
+        while not self.closed and (message := self._reassembler.pop()) is not None:
+            self._deliver(message, now)
+        return old
+
+    def _peer_moved(self, record: Dtls13Record, addr: Hashable | None) -> None:
+        """A record from another address: with connection IDs, the peer's address changed
+        (NAT rebinding, RFC 9146 §6): it is followed once a protected record from there
+        authenticated and is the newest of its epoch, so a replayed old record cannot move
+        the association."""
+        records = self.records
+        if (
+            records.read_connection_id
+            and record.epoch >= EPOCH_HANDSHAKE
+            and record.sequence_number == records.highest_sequence(record.epoch)
+        ):
+            self.peer = addr
+
+    def _note_for_ack(self, epoch: int, sequence_number: int) -> None:
+        self._to_ack.append((epoch, sequence_number))
+        del self._to_ack[:-MAX_ACK_RECORD_NUMBERS]
+
+    def _other_record(self, record: Dtls13Record, now: float) -> None:
+        kind, epoch = record.content_type, record.epoch
+        if kind == _APPLICATION_DATA:
+            if self.handshake_complete and epoch >= EPOCH_APPLICATION:
+                if isinstance(self._state, Connected):
+                    self._state.peer_key_updates = 0
+                self._data_received(record.fragment)
+        elif kind == _ACK:
+            self._ack_record(record.fragment, epoch)
+        elif kind == _ALERT:
+            self._alert_record(record.fragment, epoch)
+
+    def _data_received(self, data: bytes) -> None:
+        if self._queued_data >= MAX_QUEUED_DATA:
+            self.data_dropped += 1
+            return
+        self._queued_data += 1
+        self._events.append(DataReceived(data))
+
+    def _alert_record(self, data: bytes, epoch: int) -> None:
+        try:
+            alert = Alert.decode(data)
+        except DecodeError:
+            return
+        if epoch == EPOCH_PLAINTEXT and self.handshake_complete:
+            return  # a plaintext alert after the handshake is forgeable
+        if alert.description == AlertDescription.close_notify:
+            self.closed = True
+            self._timer.stop()
+            self._events.append(ConnectionClosed(AlertDescription.close_notify, "close_notify"))
+            return
+        if alert.level == AlertLevel.FATAL:
+            self.closed = True
+            self._timer.stop()
+            raise AlertReceived(alert.description, alert.level)
+
+    # --- ACKs (RFC 9147 §7) ------------------------------------------------------------------
+
+    def _ack_record(self, data: bytes, epoch: int) -> None:
+        try:
+            ack = Ack.decode(data)
+        except DecodeError:
+            return
+        for number in ack.record_numbers:
+            # An ACK in plaintext is forgeable: it may only speak for plaintext records.
+            if epoch == EPOCH_PLAINTEXT and number[0] != EPOCH_PLAINTEXT:
+                continue
+            fragment = self._sent.pop(number, None)
+            if fragment is not None:
+                seq, start, stop = fragment
+                self._acked[seq] = _add_range(self._acked.get(seq, []), start, stop)
+        if self._flight and not self._unacknowledged():
+            self._flight_acknowledged()
+
+    def _unacknowledged(self) -> list[OutgoingHandshake]:
+        out = []
+        for item in self._flight:
+            length = len(item.message) - DTLS_HANDSHAKE_HEADER_LENGTH
+            if self._acked.get(item.message_seq) != [(0, length)]:
+                out.append(item)
+        return out
+
+    def _flight_acknowledged(self) -> None:
+        """Every message of our flight was acknowledged: no more retransmissions (§7.1);
+        a KeyUpdate's new sending key takes effect (§8); the next post-handshake message
+        goes."""
+        flight, install = self._flight, self._flight_install
+        self._clear_flight()
+        if install is not None:
+            self._install_write(install)
+        if self.handshake_complete and any(m.msg_type == 4 for m in flight):
+            self.tickets_acknowledged += 1
+        self._next_post_handshake()
+
+    def _after_handshake_records(self, now: float, retransmitted: bool, before: int) -> None:
+        """Acknowledge what came (§7.1): not when our reply flight just went (it is the
+        acknowledgement); at once for the peer's last flight, a post-handshake message or a
+        retransmission; after ``ACK_DELAY`` for a flight that may still be arriving."""
+        if self._handshake_flights != before:
+            return
+        if self.handshake_complete or retransmitted:
+            self._send_ack()
+        elif self._ack_deadline is None:
+            self._ack_deadline = now + ACK_DELAY
+
+    def _send_ack(self) -> None:
+        self._ack_deadline = None
+        if not self._send_acks or not self._to_ack:
+            return
+        epoch = self.records.write_epoch
+        # §7: during the handshake an ACK goes in an epoch at least that of the records
+        # it names; those of later epochs wait for our next key.
+        numbers = sorted(n for n in self._to_ack if self.handshake_complete or n[0] <= epoch)
+        if not numbers:
+            return
+        self._to_ack = [n for n in self._to_ack if n not in numbers]
+        body = Ack(tuple(numbers)).encode()
+        self._queue_record(self.records.protect(_ACK, body))
+
+    def _queue_record(self, record: bytes) -> None:
+        """Add ``record`` to the last datagram queued when it fits, else send it alone."""
+        if self._outgoing and len(self._outgoing[-1]) + len(record) <= self._mtu:
+            self._outgoing[-1] += record
+        else:
+            self._outgoing.append(record)
+
+    # --- the handshake machine ----------------------------------------------------------------
+
+    def _deliver(self, message: HandshakeMessage, now: float) -> None:
+        if not self.handshake_complete and self._flight:
+            # §5.8: the first message of the peer's next flight acknowledges ours.
+            self._clear_flight()
+        handler = handler_for(self._machine, self._state, message.msg_type, message.epoch)
+        raw = encode_handshake(message.msg_type, message.body)  # the TLS form (§5.2)
+        self._state, actions = handler(self._ctx, self._state, message.body, raw, now)
+        self._run(actions, now)
+
+    def _run(self, actions: Actions, now: float) -> None:
+        """Carry out what the handshake machine asked for, in order; the messages sent are
+        one flight (during the handshake) or post-handshake messages (after)."""
+        for action in actions:
+            if isinstance(action, SendMessage):
+                self._send_message(action.data)
+            elif isinstance(action, InstallKey):
+                self._install(action)
+            elif isinstance(action, Complete):
+                self._complete(completed(action.info, ProtocolVersion.DTLS13))
+            elif isinstance(action, KeyLog):
+                if self._keylog is not None:
+                    self._keylog(action.line())
+            elif isinstance(action, TicketReceived):
+                self._events.append(SessionTicketReceived(action.ticket))
+            elif isinstance(action, PeerRecordLimit):
+                self._send_limit = min(action.limit - 1, MAX_PLAINTEXT)
+            elif isinstance(action, UseConnectionIds):
+                # RFC 9147 §9: in every protected record from now on, both ways.
+                self.records.read_connection_id = action.read
+                self.records.write_connection_id = action.write
+            # OwnRecordLimit: our records are bounded by the record layer's limits already;
+            # SkipEarlyData: early data has no keys here, so it is dropped anyway.
+        if self._building:
+            self._handshake_flights += 1
+            self._flight, self._building = self._building, []
+            self._acked.clear()
+            self._sent.clear()
+            self._to_ack.clear()
+            self._ack_deadline = None
+            self._transmit(unacknowledged_only=False)
+            self._timer.start(now)
+        self._next_post_handshake()
+
+    def _send_message(self, data: bytes) -> None:
+        """A TLS-form message from the engine, numbered with our next message_seq (§5.2)."""
+        seq = self._next_message_seq
+        self._next_message_seq += 1
+        item = OutgoingHandshake.of(data[0], seq, data[4:], self.records.write_epoch)
+        if self.handshake_complete:
+            self._post.append(_PostHandshake(item))
+        else:
+            self._building.append(item)
+
+    def _install(self, action: InstallKey) -> None:
+        if not action.write:
+            epoch = EPOCH_HANDSHAKE if self._read_epoch == EPOCH_PLAINTEXT else self._read_epoch + 1
+            self.records.install_read(epoch, self._epoch_keys(action))
+            self._read_epoch = epoch
+        elif self.handshake_complete and self._post and self._post[-1].install is None:
+            # §8: the KeyUpdate just queued; our key changes once it is acknowledged.
+            self._post[-1].install = action
+        else:
+            self._install_write(action)
+
+    def _install_write(self, action: InstallKey) -> None:
+        current = self.records.write_epoch
+        epoch = EPOCH_HANDSHAKE if current == EPOCH_PLAINTEXT else current + 1
+        self.records.install_write(epoch, self._epoch_keys(action))
+
+    def _epoch_keys(self, action: InstallKey) -> EpochKeys:
+        """The record protection of a traffic secret: key, iv and sn_key (§4.2.3), with
+        the schedule's "dtls13" labels (§5.9)."""
+        key, iv = action.schedule.traffic_keys(action.secret)
+        sn_key = action.schedule.record_number_key(action.secret)
+        aead = self._ctx.provider.aead(action.aead, key)
+        return EpochKeys(aead, iv, RecordNumberCipher(action.aead, sn_key))
+
+    def _complete(self, info: HandshakeCompleted) -> None:
+        self.handshake_complete = True
+        self.info = info
+        self._events.append(info)
+
+    def _next_post_handshake(self) -> None:
+        """Put the next post-handshake message in flight when none is (one at a time:
+        §8 forbids a second KeyUpdate before the first is acknowledged)."""
+        if self._flight or not self._post or self.closed:
+            return
+        post = self._post.popleft()
+        self._flight, self._flight_install = [post.message], post.install
+        self._acked.clear()
+        self._sent.clear()
+        self._transmit(unacknowledged_only=False)
+        self._timer.start(self._now)
+
+    def _clear_flight(self) -> None:
+        self._flight = []
+        self._flight_install = None
+        self._acked.clear()
+        self._sent.clear()
+        self._timer.stop()
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def _transmit(self, *, unacknowledged_only: bool) -> None:
+        items = self._unacknowledged() if unacknowledged_only else list(self._flight)
+        if not items:
+            return
+        sender = _FlightRecords(self.records, self._sent)
+        for datagram in pack_flight(list(items), sender, self._mtu):
+            self._outgoing.append(datagram)
+
+    def _alert(self, level: int, description: int) -> None:
+        body = Alert(level, description).encode()
+        self._outgoing.append(self.records.protect(_ALERT, body))
+
+    def _fail(self, exc: ProtocolError) -> None:
+        """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
+        if not self.closed:
+            self._alert(AlertLevel.FATAL, exc.alert)
+        self.closed = True
+        self._timer.stop()
+
+
+class Dtls13ServerConnection(Dtls13Connection):
+    """A DTLS 1.3 server connection: made for the client's first datagram (given to
+    ``receive`` like any other), or `from_admit` after the gate's stateless
+    HelloRetryRequest."""
+
+    def __init__(
+        self,
+        config: Any,
+        peer: Hashable | None = None,
+        *,
+        context: _server.ServerContext | None = None,
+        keylog: Callable[[str], None] | None = None,
+        send_acks: bool = True,
+    ) -> None:
+        ctx = context or _server.ServerContext(config, versions=DTLS_VERSIONS)
+        if not ctx.versions.dtls:
+            raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
+        start = _server.ServerStart()
+        super().__init__(ctx, start, _server.SERVER, peer, config.mtu, keylog, send_acks=send_acks)
+        self._admit: Dtls13Admit | None = None
+
+    @classmethod
+    def from_admit(
+        cls,
+        admit: Dtls13Admit,
+        config: Any,
+        *,
+        context: _server.ServerContext | None = None,
+        keylog: Callable[[str], None] | None = None,
+    ) -> Dtls13ServerConnection:
+        """Continue a handshake the gate admitted (`dtlsgate.gate.dtls13`): ``start(now)``
+        answers ClientHello2; its cookie is not verified again."""
+        conn = cls(config, admit.peer, context=context, keylog=keylog)
+        conn._admit = admit
+        return conn
+
+    def start(self, now: float) -> None:
+        """Answer the admitted ClientHello2 (the transcript rebuilt from the cookie, RFC
+        8446 §4.4.1) and process the records after it in its datagram. Raises like
+        ``receive``."""
+        admit, self._admit = self._admit, None
+        if admit is None:
+            raise StateError("start() needs a connection made by from_admit, once")
+        self._now = now
+        # RFC 9147 §5.2: the HelloRetryRequest was our message 0; the client's next
+        # message follows ClientHello2's message_seq.
+        self._next_message_seq = 1
+        self._reassembler.next_seq = admit.message_seq + 1
+        try:
+            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now)
+            self._run(actions, now)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        first_end = 13 + int.from_bytes(admit.datagram[11:13], "big")
+        if first_end < len(admit.datagram):
+            self.receive(admit.datagram[first_end:], admit.peer, now)
+
+
+class Dtls13ClientConnection(Dtls13Connection):
+    """A DTLS 1.3 client connection; ``connect(now)`` queues the first ClientHello."""
+
+    def __init__(
+        self,
+        config: Any,
+        peer: Hashable | None = None,
+        *,
+        keylog: Callable[[str], None] | None = None,
+        send_acks: bool = True,
+    ) -> None:
+        ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
+        super().__init__(ctx, None, _client.CLIENT, peer, config.mtu, keylog, send_acks=send_acks)
+        self._started = False
+        # Our first ClientHello, for a fall back to DTLS 1.2 (`DatagramClientConnection`).
+        self.first_client_hello: ClientHello | None = None
+
+    @property
+    def server_answered(self) -> bool:
+        """Whether a DTLS 1.3 HelloRetryRequest or ServerHello was processed."""
+        state = self._state
+        return not (isinstance(state, _client.WaitServerHello) and state.retry is None)
+
+    def connect(self, now: float) -> None:
+        if self._started:
+            raise StateError("connect() was already called")
+        self._started = True
+        self._now = now
+        self._state, actions = _client.start(self._ctx, now)
+        self.first_client_hello = self._state.hello
+        self._run(actions, now)
+
+
+# ---- the client of both versions, and the server connection for either admit -------------
+
+
+def _answer_is_dtls12(datagram: bytes) -> bool:
+    """Whether the server's first answer (a plaintext record in epoch 0) negotiates DTLS
+    1.2: a HelloVerifyRequest (RFC 6347 §4.2.1), or a ServerHello without DTLS 1.3 in
+    supported_versions (RFC 8446 §4.2.1: a server that does not select 1.3 omits it)."""
+    record = next(split_dtls_records(bytes(datagram)), None)
+    if record is None or record.content_type != _HANDSHAKE or record.epoch != 0:
+        return False
+    fragment = record.fragment
+    if len(fragment) < DTLS_HANDSHAKE_HEADER_LENGTH:
+        return False
+    if fragment[0] == HandshakeType.HELLO_VERIFY_REQUEST:
+        return True
+    if fragment[0] != HandshakeType.SERVER_HELLO:
+        return False
+    body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+    try:
+        chosen = ServerHello.decode(body, tls13=False).get(ExtensionType.supported_versions)
+    except DtlsgateError:
+        return False  # a DTLS 1.3 ServerHello (its extensions are not DTLS 1.2's), or junk
+    return chosen is None
+
+
+class DatagramClientConnection:
+    """A DTLS client offering the versions of ``config.dtls_versions`` (both by default):
+    DTLS 1.3, falling back to DTLS 1.2 only when the server's answer picks it (a
+    HelloVerifyRequest, or a ServerHello without DTLS 1.3 in supported_versions); a DTLS 1.2
+    ServerHello carrying the RFC 8446 §4.1.3 downgrade sentinel is then refused. The face
+    of `Dtls13ClientConnection` and `DtlsClientConnection`, whichever is in use
+    (``version``)."""
+
+    def __init__(
+        self,
+        config: Any,
+        peer: Hashable | None = None,
+        *,
+        keylog: Callable[[str], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._keylog = keylog
+        self.peer = peer
+        versions = tuple(config.dtls_versions)
+        self._conn: Dtls13Connection | DtlsConnection
+        self._fallback = False
+        if ProtocolVersion.DTLS13 not in versions:
+            self._conn = DtlsClientConnection(config, peer, keylog=keylog)
+            return
+        conn = Dtls13ClientConnection(config, peer, keylog=keylog)
+        if ProtocolVersion.DTLS12 in versions:
+            self._fallback = _offer_dtls12(conn, config)
+        self._conn = conn
+
+    @property
+    def version(self) -> ProtocolVersion:
+        """The version in use: DTLS 1.3 until the server picks DTLS 1.2."""
+        is12 = isinstance(self._conn, DtlsConnection)
+        return ProtocolVersion.DTLS12 if is12 else ProtocolVersion.DTLS13
+
+    @property
+    def connection(self) -> Dtls13Connection | DtlsConnection:
+        return self._conn
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._conn.handshake_complete
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @property
+    def info(self) -> HandshakeCompleted | None:
+        return self._conn.info
+
+    def connect(self, now: float) -> None:
+        self._conn.connect(now)  # type: ignore[union-attr]
+
+    def receive(self, data: bytes, addr: Hashable | None, now: float) -> None:
+        if self._fallback and _answer_is_dtls12(data):
+            self._fall_back(now)
+        conn = self._conn
+        try:
+            conn.receive(data, addr, now)
+        finally:
+            if isinstance(conn, Dtls13ClientConnection) and conn.server_answered:
+                self._fallback = False  # a DTLS 1.3 HelloRetryRequest or ServerHello came
+
+    def _fall_back(self, now: float) -> None:
+        old = self._conn
+        assert isinstance(old, Dtls13ClientConnection)
+        hello = old.first_client_hello
+        assert hello is not None
+        sequence = old.records.next_write_sequence(0)
+        self._conn = DtlsClientConnection.after_dtls13_offer(
+            self._config, self.peer, hello, sequence, now, keylog=self._keylog
+        )
+        self._fallback = False
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+        return self._conn.datagrams_to_send()
+
+    def get_timer(self) -> float | None:
+        return self._conn.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._conn.handle_timer(now)
+
+    def next_event(self) -> Event | None:
+        return self._conn.next_event()
+
+    def send(self, data: bytes) -> None:
+        self._conn.send(data)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _offer_dtls12(conn: Dtls13ClientConnection, config: Any) -> bool:
+    """Make ``conn``'s ClientHello offer DTLS 1.2 as well (its suites and extensions);
+    False when the configuration has no DTLS 1.2 suite to offer."""
+    from dtlsgate.handshake.dtls12 import client as _client12
+    from dtlsgate.handshake.tls13.common import DTLS_VERSIONS_WITH_FALLBACK
+
+    try:
+        ctx12 = _client12.ClientContext(config, None)
+    except UsageError:
+        return False
+    ctx = conn._ctx
+    ctx.versions = DTLS_VERSIONS_WITH_FALLBACK
+    ctx.fallback_suites = tuple(s for s in ctx12.suites if s not in ctx.suites)
+    ctx.fallback_extensions = _client12.fallback_extensions(ctx12)
+    return True
+
+
+# Any sans-I/O datagram connection the faces drive: they share one interface.
+AnyDatagramConnection = (
+    DtlsConnection | Dtls13Connection | DatagramClientConnection | Dtls13ServerConnection
+)
+
+
+def accept(
+    admit: Admit | Dtls13Admit,
+    config: Any,
+    *,
+    keylog: Callable[[str], None] | None = None,
+) -> DtlsServerConnection | Dtls13ServerConnection:
+    """The server connection for a gate's admit: DTLS 1.3 for a `Dtls13Admit`, DTLS 1.2
+    for an `Admit`; ``start(now)`` answers the admitted ClientHello."""
+    if isinstance(admit, Dtls13Admit):
+        return Dtls13ServerConnection.from_admit(admit, config, keylog=keylog)
+    return DtlsServerConnection(admit, config, keylog=keylog)

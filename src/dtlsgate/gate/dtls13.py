@@ -1,0 +1,146 @@
+"""The stateless HelloRetryRequest of DTLS 1.3 (RFC 9147 §5.1), for the datagram gate.
+
+A ClientHello that offers DTLS 1.3 in supported_versions is answered the way the stream
+gate (`dtlsgate.gate.stream`, OpenSSL's ``SSL_stateless``) answers a TLS 1.3 one, on a
+datagram:
+
+- without a cookie: a HelloRetryRequest whose cookie extension carries, integrity-protected
+  by the config's `CookieJar` and bound to the peer and to the fields ClientHello2 must
+  repeat, the server's choice (suite, group, whether the HRR asked for a key share) and
+  Hash(ClientHello1): the stream gate's `CookieState` format, so the server rebuilds the
+  transcript from ClientHello2 alone (RFC 8446 §4.4.1). It goes in one DTLSPlaintext record
+  with message_seq 0 and the ClientHello record's sequence number (as a HelloVerifyRequest
+  does, RFC 6347 §4.2.1), and is dropped rather than sent when it would be larger than the
+  ClientHello (anti-amplification, DESIGN.md);
+- with a cookie that verifies: a `Dtls13Admit`, from which
+  ``Dtls13ServerConnection.from_admit`` continues without verifying it again;
+- anything else (malformed, a cookie that does not verify, nothing we can negotiate) is
+  dropped silently: datagrams are not refused (RFC 9147 §4.5.2 drops invalid records).
+
+The ClientHello must be whole in the datagram's first record: a DTLS 1.3 cookie is an
+extension, near the end, so a first fragment cannot be judged, and a stateless gate keeps
+no fragments (`DropReason.FRAGMENTED_DTLS13`). A client whose ClientHello2 needs more than
+one datagram (over the path MTU) cannot be admitted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from dtlsgate.crypto.suites import suite_info
+from dtlsgate.errors import ProtocolError
+from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
+from dtlsgate.gate.stream import CookieState, bound_fields
+from dtlsgate.handshake.tls13.common import (
+    DTLS_VERSIONS,
+    ClientHelloInfo,
+    decode_client_hello,
+    hello_retry_request,
+)
+from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
+from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
+from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake, encode_handshake
+from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.record import DtlsRecord, encode_dtls_record
+
+if TYPE_CHECKING:
+    from dtlsgate.config import ServerConfig
+    from dtlsgate.gate.cookie import CookieJar
+
+__all__ = ["judge_dtls13", "offers_dtls13"]
+
+_DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
+
+
+def offers_dtls13(body: bytes) -> bool:
+    """A cheap first look: whether a ClientHello body may offer DTLS 1.3 (its version
+    appears somewhere in it); `judge_dtls13` decodes it to be sure."""
+    return _DTLS13_BYTES in body
+
+
+def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | None:
+    """The ClientHello and its extensions when it offers DTLS 1.3; None when it does not
+    (a DTLS 1.2 ClientHello, for the HelloVerifyRequest path) or does not decode."""
+    try:
+        return decode_client_hello(body, DTLS_VERSIONS)
+    except ProtocolError:
+        return None
+
+
+def judge_dtls13(
+    config: ServerConfig,
+    context: ServerContext,
+    record: DtlsRecord,
+    header: DtlsHandshakeHeader,
+    hello: tuple[ClientHello, ClientHelloInfo],
+    data: bytes,
+    peer: Hashable | None,
+    now: float,
+) -> bytes | Dtls13Admit | Drop:
+    """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello."""
+    jar = config.cookie_jar
+    assert jar is not None  # ServerConfig always makes one
+    client_hello, info = hello
+    body = record.fragment[12:]
+    message = encode_handshake(HandshakeType.CLIENT_HELLO, body)  # the TLS form (§5.2)
+    if info.cookie is None:
+        return _retry(jar, context, record, client_hello, info, message, data, peer, now)
+    payload = jar.verify(peer, now, info.cookie, bound_fields(client_hello))
+    if payload is None:
+        return Drop(DropReason.COOKIE_INVALID)
+    try:
+        state = CookieState.decode(payload)
+    except ProtocolError:
+        return Drop(DropReason.COOKIE_INVALID)
+    return Dtls13Admit(
+        peer=peer,
+        client_hello=client_hello,
+        client_hello_message=message,
+        client_hello1_digest=state.client_hello1_digest,
+        cipher_suite=state.cipher_suite,
+        group=state.group,
+        key_share_requested=state.key_share_requested,
+        cookie=info.cookie,
+        message_seq=header.message_seq,
+        record_sequence_number=record.sequence_number,
+        datagram=data,
+    )
+
+
+def _retry(
+    jar: CookieJar,
+    context: ServerContext,
+    record: DtlsRecord,
+    hello: ClientHello,
+    info: ClientHelloInfo,
+    message: bytes,
+    data: bytes,
+    peer: Hashable | None,
+    now: float,
+) -> bytes | Drop:
+    try:
+        # As the stream gate: a PSK only in psk_dhe_ke mode (the cookie's state needs a
+        # group), its hash fixing the suite.
+        found = find_psk(context, hello, info, now, context.suites, True)
+        choice = choose(context, hello, info, found)
+    except ProtocolError:
+        return Drop(DropReason.CLIENT_HELLO_REFUSED)
+    assert choice.group is not None
+    # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
+    requested = info.share_for(choice.group) is None
+    digest = suite_info(choice.suite).hash.digest(message)
+    state = CookieState(choice.suite, choice.group, requested, digest, b"")
+    cookie = jar.mint(peer, now, bound_fields(hello), state.encode())
+    group = choice.group if requested else None
+    hrr = hello_retry_request(hello.session_id, choice.suite, group, cookie, DTLS_VERSIONS)
+    reply = encode_dtls_record(
+        ContentType.HANDSHAKE,
+        ProtocolVersion.DTLS12,  # RFC 9147 §4: DTLSPlaintext's legacy_record_version
+        0,
+        record.sequence_number,
+        encode_dtls_handshake(HandshakeType.SERVER_HELLO, hrr[4:], 0),
+    )
+    if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
+        return Drop(DropReason.REPLY_TOO_LARGE)
+    return reply

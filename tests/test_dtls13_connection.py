@@ -1,0 +1,311 @@
+"""DTLS 1.3 client and server (RFC 9147) in memory: every suite, certificates both ways,
+resumption, HelloRetryRequest, fragmentation at a small MTU, a lossy link, ACKs cutting
+retransmissions, KeyUpdate and NewSessionTicket acknowledged before they count."""
+
+from __future__ import annotations
+
+import pytest
+from dtls12_pair import credentials
+from dtls13_pair import (
+    NOW,
+    SERVER,
+    Link,
+    Pair13,
+    client_config,
+    data_events,
+    make_pair13,
+    server_config,
+)
+
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.errors import StateError
+from dtlsgate.events import ConnectionClosed, HandshakeCompleted, SessionTicketReceived
+from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+from dtlsgate.handshake.tls13.server import ServerContext
+from dtlsgate.wire.enums import CipherSuite, ContentType, NamedGroup, ProtocolVersion
+
+SUITES = [
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_AES_128_CCM_SHA256,
+    CipherSuite.TLS_AES_128_CCM_8_SHA256,
+]
+
+
+def exchange(pair: Pair13, link: Link | None = None) -> None:
+    """Application data both ways after the handshake; each side's record arrives once."""
+    assert pair.server is not None
+    pair.client.send(b"ping")
+    pair.server.send(b"pong")
+    assert pair.run(link)
+    assert data_events(pair.server_events) == [b"ping"]
+    assert data_events(pair.client_events) == [b"pong"]
+
+
+def info(events: list[object]) -> HandshakeCompleted:
+    (done,) = [e for e in events if isinstance(e, HandshakeCompleted)]
+    return done
+
+
+@pytest.mark.parametrize("suite", SUITES, ids=lambda s: s.name)
+def test_every_suite(suite: CipherSuite) -> None:
+    # CCM and CCM-8 are offered and accepted only where the configuration names them.
+    server = server_config(cipher_suites=tuple(SUITES))
+    pair = make_pair13(server, client_config(cipher_suites=(suite,)))
+    assert pair.run()
+    assert pair.completed()
+    done = info(pair.client_events)
+    assert done.version == ProtocolVersion.DTLS13
+    assert done.cipher_suite == suite
+    assert info(pair.server_events).cipher_suite == suite
+    exchange(pair)
+
+
+def test_rsa_certificate_and_hello_retry_request() -> None:
+    # The server prefers P-256; the client's first share is X25519: a stateful HRR.
+    server = server_config("rsa-2048", groups=(NamedGroup.secp256r1,))
+    pair = make_pair13(server, client_config("rsa-2048"))
+    assert pair.run()
+    done = info(pair.client_events)
+    assert done.hello_retry and done.group == NamedGroup.secp256r1
+    exchange(pair)
+
+
+def test_client_certificate() -> None:
+    cert, key = credentials("ecdsa-p256")
+    server = server_config(verify_client="required", cafile=cert.decode())
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    pair = make_pair13(server, client)
+    assert pair.run()
+    assert info(pair.server_events).peer_certificates
+    exchange(pair)
+
+
+def test_client_certificate_required_but_absent() -> None:
+    cert, _ = credentials("ecdsa-p256")
+    pair = make_pair13(
+        server_config(verify_client="required", cafile=cert.decode()), client_config()
+    )
+    with pytest.raises(Exception, match="no certificate"):
+        pair.run()
+    assert pair.server is not None and pair.server.closed
+
+
+def test_resumption_with_a_ticket_acknowledged() -> None:
+    server = server_config()
+    pair = make_pair13(server, client_config())
+    assert pair.run()
+    (ticket,) = [e.ticket for e in pair.client_events if isinstance(e, SessionTicketReceived)]
+    assert ticket.dtls
+    # The client acknowledged the NewSessionTicket (RFC 9147 §5.8.4): it counts.
+    assert pair.server is not None and pair.server.tickets_acknowledged == 1
+    again = make_pair13(server, client_config(session_ticket=ticket))
+    assert again.run()
+    assert info(again.client_events).resumed and info(again.server_events).resumed
+    exchange(again)
+
+
+@pytest.mark.parametrize("mtu", [256, 400])
+def test_fragmentation_at_a_small_mtu(mtu: int) -> None:
+    pair = make_pair13(server_config("rsa-2048", mtu=mtu), client_config("rsa-2048", mtu=mtu))
+    assert pair.run()
+    assert pair.completed()
+    # The RSA certificate flight needed several datagrams, none over the MTU.
+    assert pair.server_datagrams >= 4
+    assert pair.largest_datagram <= mtu
+    exchange(pair)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lossy_link(seed: int) -> None:
+    link = Link(seed=seed, loss=0.2, dup=0.1, reorder=0.3)
+    pair = make_pair13(server_config(mtu=300), client_config(mtu=300))
+    assert pair.run(link, rounds=400)
+    assert pair.completed()
+    # Application data is unreliable: send until each side has one copy.
+    for _ in range(20):
+        if not data_events(pair.server_events):
+            pair.client.send(b"ping")
+        if not data_events(pair.client_events):
+            assert pair.server is not None
+            pair.server.send(b"pong")
+        assert pair.run(link, rounds=400)
+        if data_events(pair.server_events) and data_events(pair.client_events):
+            break
+    assert set(data_events(pair.server_events)) == {b"ping"}
+    assert set(data_events(pair.client_events)) == {b"pong"}
+    # Both ends went quiet: no timer left running.
+    assert pair.client.get_timer() is None and pair.server is not None
+    assert pair.server.get_timer() is None
+
+
+def lossy_total(send_acks: bool) -> int:
+    total = 0
+    for seed in range(8):
+        link = Link(seed=seed, loss=0.25)
+        pair = make_pair13(
+            server_config("rsa-2048", mtu=300),
+            client_config("rsa-2048", mtu=300),
+            send_acks=send_acks,
+        )
+        assert pair.run(link, rounds=400)
+        assert pair.completed()
+        total += pair.client_datagrams + pair.server_datagrams
+    return total
+
+
+def test_acks_cut_retransmissions() -> None:
+    # RFC 9147 §7: with ACKs a sender resends only what was not acknowledged, and stops
+    # resending its last flight once acknowledged; without them it resends whole flights
+    # until its timer gives up.
+    with_acks, without = lossy_total(True), lossy_total(False)
+    assert with_acks < without * 0.8, (with_acks, without)
+
+
+def key_update(pair: Pair13, sender: str) -> None:
+    conn = pair.client if sender == "client" else pair.server
+    assert conn is not None
+    epoch = conn.records.write_epoch
+    conn.key_update(request_peer=True)
+    # RFC 9147 §8: the new key is used only once the KeyUpdate is acknowledged.
+    assert conn.records.write_epoch == epoch
+    assert pair.run()
+    assert conn.records.write_epoch == epoch + 1
+
+
+@pytest.mark.parametrize("sender", ["client", "server"])
+def test_key_update_both_ways(sender: str) -> None:
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    assert pair.server is not None
+    key_update(pair, sender)
+    # The peer answered (update_requested): both directions moved to epoch 4.
+    assert pair.client.records.write_epoch == 4 and pair.server.records.write_epoch == 4
+    exchange(pair)
+    key_update(pair, sender)
+    assert pair.client.records.write_epoch == 5 and pair.server.records.write_epoch == 5
+    pair.client.send(b"after")
+    assert pair.run()
+    assert data_events(pair.server_events)[-1] == b"after"
+
+
+def test_key_updates_crossing_over_a_lossy_link() -> None:
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    assert pair.server is not None
+    link = Link(seed=3, loss=0.3, dup=0.1, reorder=0.3)
+    pair.client.key_update(request_peer=False)
+    pair.server.key_update(request_peer=False)
+    assert pair.run(link, rounds=400)
+    assert pair.client.records.write_epoch == pair.server.records.write_epoch == 4
+    assert pair.client.get_timer() is None and pair.server.get_timer() is None
+    exchange(pair)
+
+
+def test_close_notify() -> None:
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    pair.client.close()
+    assert pair.run()
+    assert any(isinstance(e, ConnectionClosed) for e in pair.server_events)
+    with pytest.raises(StateError):
+        pair.client.send(b"x")
+
+
+def test_garbage_is_dropped() -> None:
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    assert pair.server is not None
+    for junk in (b"", b"\x2f", b"\x16\xfe\xfd" + bytes(20), bytes(range(64)), b"\x3f" * 40):
+        pair.client.receive(junk, SERVER, pair.now)
+        pair.server.receive(junk, SERVER, pair.now)
+    exchange(pair)
+
+
+def test_server_context_must_be_for_dtls() -> None:
+    from dtlsgate.connection.datagram13 import Dtls13ServerConnection
+    from dtlsgate.errors import UsageError
+
+    cfg = server_config()
+    with pytest.raises(UsageError):
+        Dtls13ServerConnection(cfg, context=ServerContext(cfg))
+    Dtls13ServerConnection(cfg, context=ServerContext(cfg, versions=DTLS_VERSIONS))
+
+
+def test_client_hello_is_dtls13() -> None:
+    client = Dtls13ClientConnection(client_config(provider=DeterministicProvider(b"c")), SERVER)
+    client.connect(NOW)
+    ((datagram, _),) = client.datagrams_to_send()
+    assert datagram[0] == ContentType.HANDSHAKE
+    body = datagram[13 + 12 :]
+    assert body[:2] == b"\xfe\xfd"  # legacy_version {254, 253} (RFC 9147 §5.3)
+    assert b"\xfe\xfc" in body  # supported_versions offers DTLS 1.3
+    # legacy_session_id and legacy_cookie are empty (RFC 9147 §5, §5.3)
+    assert body[34:36] == b"\x00\x00"
+
+
+PSK_ID = b"Client_identity"
+PSK_KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    "suite", [CipherSuite.TLS_AES_128_CCM_8_SHA256, CipherSuite.TLS_AES_128_GCM_SHA256]
+)
+def test_external_psk(suite: CipherSuite) -> None:
+    # RFC 8446 §2.2, §4.2.11: an external PSK (psk_dhe_ke), no certificates on either side:
+    # the IoT case of CoAP with AES-128-CCM-8.
+    server = server_config(None, psk={PSK_ID: PSK_KEY}, cipher_suites=tuple(SUITES))
+    client = client_config(psk=PSK_KEY, psk_identity=PSK_ID, cipher_suites=(suite,))
+    pair = make_pair13(server, client)
+    assert pair.run()
+    for events in (pair.client_events, pair.server_events):
+        done = info(events)
+        assert done.psk_identity == PSK_ID and done.cipher_suite == suite
+        assert done.peer_certificates == () and not done.resumed
+    exchange(pair)
+
+
+def test_external_psk_wrong_key_is_decrypt_error() -> None:
+    server = server_config(None, psk={PSK_ID: PSK_KEY})
+    client = client_config(psk=bytes(32), psk_identity=PSK_ID)
+    pair = make_pair13(server, client)
+    with pytest.raises(Exception, match="binder"):
+        pair.run()
+    assert pair.server is not None and pair.server.closed
+
+
+def test_connection_ids_and_nat_rebinding() -> None:
+    # RFC 9147 §9: each side's CID in the records it receives; a CID in every protected
+    # record. RFC 9146 §6: the association follows a peer whose address changed.
+    pair = make_pair13(server_config(connection_id_length=4), client_config(connection_id_length=2))
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    assert len(server.records.read_connection_id) == 4
+    assert len(pair.client.records.read_connection_id) == 2
+    assert server.records.write_connection_id == pair.client.records.read_connection_id
+    pair.client.send(b"from a new address")
+    ((datagram, _),) = pair.client.datagrams_to_send()
+    assert datagram[0] & 0x10  # the C bit of the unified header
+    moved = ("198.51.100.7", 5555)
+    server.receive(datagram, moved, pair.now)
+    assert server.peer == moved
+    server.send(b"answer")
+    ((_, to),) = server.datagrams_to_send()
+    assert to == moved
+    # A replayed older record from yet another address does not move it.
+    server.receive(datagram, ("203.0.113.9", 1), pair.now)
+    assert server.peer == moved
+
+
+def test_no_connection_id_unless_both_ask() -> None:
+    pair = make_pair13(server_config(), client_config(connection_id_length=2))
+    assert pair.run()
+    assert pair.server is not None and pair.server.records.read_connection_id == b""
+    assert pair.client.records.read_connection_id == b""
+    exchange(pair)

@@ -1,0 +1,110 @@
+"""DTLS 1.3 through the faces over loopback UDP: asyncio ``serve``/``connect`` and the
+blocking ``Listener``/``connect``, with the same event types as DTLS 1.2; both versions on
+one port, each client getting the version it asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+from dtls12_pair import credentials
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.datagram import Dtls13Admit
+from dtlsgate.io import aio
+from dtlsgate.io.blocking import connect
+from dtlsgate.io.listener import Listener
+from dtlsgate.wire.enums import ProtocolVersion
+
+DTLS12, DTLS13 = ProtocolVersion.DTLS12, ProtocolVersion.DTLS13
+
+
+def server_config(**kwargs: object) -> ServerConfig:
+    cert, key = credentials("ecdsa-p256")
+    return ServerConfig(
+        certificate_chain=load_certificate_chain(cert),
+        private_key=load_private_key(key),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def echo(stream: aio.DtlsStream) -> None:
+    while data := await stream.recv():
+        stream.send(b"echo:" + data)
+
+
+@pytest.mark.parametrize(
+    ("offered", "expected"),
+    [((0xFEFC, 0xFEFD), DTLS13), ((0xFEFC,), DTLS13), ((0xFEFD,), DTLS12)],
+)
+def test_asyncio_one_port_both_versions(offered: tuple[int, ...], expected: int) -> None:
+    async def main() -> tuple[HandshakeCompleted | None, bytes]:
+        async with await aio.serve(echo, "127.0.0.1", 0, server_config()) as server:
+            host, port = server.address
+            client = ClientConfig(insecure=True, dtls_versions=offered)
+            stream = await aio.connect(host, port, client, timeout=20)
+            try:
+                stream.send(b"ping")
+                return stream.handshake_info, await asyncio.wait_for(stream.recv(), 10)
+            finally:
+                stream.close()
+
+    info, reply = asyncio.run(asyncio.wait_for(main(), 60))
+    assert isinstance(info, HandshakeCompleted) and info.version == expected
+    assert reply == b"echo:ping"
+
+
+def test_asyncio_client_falls_back_to_a_dtls12_server() -> None:
+    async def main() -> tuple[HandshakeCompleted | None, bytes]:
+        config = server_config(dtls_versions=(0xFEFD,))
+        async with await aio.serve(echo, "127.0.0.1", 0, config) as server:
+            host, port = server.address
+            stream = await aio.connect(host, port, ClientConfig(insecure=True), timeout=20)
+            try:
+                stream.send(b"ping")
+                return stream.handshake_info, await asyncio.wait_for(stream.recv(), 10)
+            finally:
+                stream.close()
+
+    info, reply = asyncio.run(asyncio.wait_for(main(), 60))
+    assert info is not None and info.version == DTLS12
+    assert reply == b"echo:ping"
+
+
+def test_blocking_listener_and_connect_dtls13() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    port = sock.getsockname()[1]
+    listener = Listener(sock, server_config())
+    served: list[object] = []
+
+    def serve() -> None:
+        admitted = None
+        for _ in range(50):
+            admitted = listener.listen()
+            if admitted is not None:
+                break
+        assert admitted is not None
+        peer, admit = admitted
+        served.append(admit)
+        with listener.accept(peer, admit, timeout=10) as dtls:
+            dtls.send(b"echo:" + dtls.recv(timeout=10))
+            dtls.recv(timeout=5)  # until the client's close_notify
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with connect("127.0.0.1", port, ClientConfig(insecure=True), timeout=15) as conn:
+            conn.send(b"ping")
+            assert conn.recv(timeout=10) == b"echo:ping"
+            assert conn.handshake_info is not None
+            assert conn.handshake_info.version == DTLS13
+        thread.join(15)
+    finally:
+        sock.close()
+    assert isinstance(served[0], Dtls13Admit)

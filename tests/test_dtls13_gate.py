@@ -1,0 +1,166 @@
+"""The datagram gate speaking DTLS 1.3 (RFC 9147 §5.1): a ClientHello offering DTLS 1.3
+gets a stateless HelloRetryRequest whose cookie carries Hash(ClientHello1) and the server's
+choice; ClientHello2 with that cookie is admitted and the server rebuilds the transcript
+from it alone; a DTLS 1.2-only ClientHello still gets a HelloVerifyRequest."""
+
+from __future__ import annotations
+
+import pytest
+from dtls12_pair import make_pair
+from dtls13_pair import (
+    CLIENT,
+    NOW,
+    SERVER,
+    Link,
+    client_config,
+    data_events,
+    make_pair13,
+    server_config,
+)
+
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
+from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
+from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup, ProtocolVersion
+from dtlsgate.wire.extensions import decode_supported_versions_sh
+from dtlsgate.wire.messages import ServerHello
+
+
+def first_client_hello(**kwargs: object) -> bytes:
+    client = Dtls13ClientConnection(client_config(**kwargs), SERVER)  # type: ignore[arg-type]
+    client.connect(NOW)
+    ((datagram, _),) = client.datagrams_to_send()
+    return datagram
+
+
+def test_hello_retry_request_is_stateless_and_small() -> None:
+    gate = Gate(server_config())
+    hello = first_client_hello()
+    result = gate.receive(hello, CLIENT, NOW)
+    assert isinstance(result, Reply)
+    reply = result.data
+    assert len(reply) <= len(hello)  # never amplify
+    assert reply[0] == 22 and reply[3:5] == b"\x00\x00"  # plaintext handshake, epoch 0
+    assert reply[13] == HandshakeType.SERVER_HELLO
+    sh = ServerHello.decode(reply[25:])
+    assert sh.is_hello_retry_request and sh.legacy_version == ProtocolVersion.DTLS12
+    versions = sh.get(ExtensionType.supported_versions)
+    assert versions is not None and decode_supported_versions_sh(versions) == 0xFEFC
+    assert sh.get(ExtensionType.cookie) is not None
+    assert gate.replies == 1 and gate.admits == 0
+
+
+@pytest.mark.parametrize("groups", [None, (NamedGroup.secp256r1,)])
+def test_gated_handshake(groups: tuple[NamedGroup, ...] | None) -> None:
+    # With the server preferring P-256, the HRR also asks for a key share.
+    pair = make_pair13(server_config(groups=groups), client_config(), gated=True)
+    assert pair.run()
+    assert pair.completed() and pair.gate is not None and pair.gate.admits == 1
+    done = next(e for e in pair.client_events if isinstance(e, HandshakeCompleted))
+    assert done.hello_retry and done.version == ProtocolVersion.DTLS13
+    assert all(len(r) <= 300 for r in pair.replies)
+    pair.client.send(b"ping")
+    assert pair.server is not None
+    pair.server.send(b"pong")
+    assert pair.run()
+    assert data_events(pair.server_events) == [b"ping"]
+    assert data_events(pair.client_events) == [b"pong"]
+
+
+def test_gated_handshake_lossy() -> None:
+    for seed in range(4):
+        pair = make_pair13(server_config(), client_config(), gated=True)
+        assert pair.run(Link(seed=seed, loss=0.2, dup=0.1, reorder=0.3), rounds=400)
+        assert pair.completed()
+
+
+def test_admitted_by_another_process_sharing_the_master_key() -> None:
+    # Two gates (two processes of a fleet) with the same CookieJar master key.
+    key = bytes(range(32))
+    one = Gate(server_config(cookie_jar=CookieJar(key)))
+    other_cfg = server_config(cookie_jar=CookieJar(key))
+    other = Gate(other_cfg)
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    reply = one.receive(hello, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    client.receive(reply.data, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    admit = other.receive(hello2, CLIENT, NOW)
+    assert isinstance(admit, Dtls13Admit)
+    server = Dtls13ServerConnection.from_admit(admit, other_cfg)
+    server.start(NOW)
+    for datagram, _ in server.datagrams_to_send():
+        client.receive(datagram, SERVER, NOW)
+    for datagram, _ in client.datagrams_to_send():
+        server.receive(datagram, CLIENT, NOW)
+    assert client.handshake_complete and server.handshake_complete
+
+
+def hello2_for(gate: Gate, now: float = NOW) -> bytes:
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(now)
+    ((hello, _),) = client.datagrams_to_send()
+    reply = gate.receive(hello, CLIENT, now)
+    assert isinstance(reply, Reply)
+    client.receive(reply.data, SERVER, now)
+    ((hello2, _),) = client.datagrams_to_send()
+    return hello2
+
+
+def test_cookie_refusals() -> None:
+    gate = Gate(server_config())
+    hello2 = hello2_for(gate)
+    # From another address, too late, or forged: dropped, nothing allocated.
+    assert gate.receive(hello2, ("192.0.2.99", 1), NOW) == Drop(DropReason.COOKIE_INVALID)
+    assert gate.receive(hello2, CLIENT, NOW + 3600) == Drop(DropReason.COOKIE_INVALID)
+    forged = bytearray(hello2)
+    forged[-40] ^= 1  # inside the ClientHello's last extensions, where the cookie is
+    assert isinstance(gate.receive(bytes(forged), CLIENT, NOW), Drop)
+    # Another master key (rotated out of the fleet): no.
+    assert Gate(server_config(cookie_jar=CookieJar(b"\x01" * 32))).receive(
+        hello2, CLIENT, NOW
+    ) == Drop(DropReason.COOKIE_INVALID)
+    assert gate.admits == 0
+    assert isinstance(gate.receive(hello2, CLIENT, NOW), Dtls13Admit)
+
+
+def test_dtls12_only_client_still_gets_hello_verify_request() -> None:
+    pair = make_pair(server_config(), client_config())
+    assert pair.run()
+    assert pair.completed()
+    assert pair.client.info is not None and pair.client.info.version == ProtocolVersion.DTLS12
+
+
+def test_versions_pinned() -> None:
+    only12 = Gate(server_config(dtls_versions=(0xFEFD,)))
+    hello = first_client_hello()
+    # A DTLS 1.3 ClientHello to a DTLS 1.2-pinned gate: judged as DTLS 1.2 (HVR).
+    result = only12.receive(hello, CLIENT, NOW)
+    assert isinstance(result, Reply) and result.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
+    only13 = Gate(server_config(dtls_versions=(0xFEFC,)))
+    pair = make_pair(server_config(), client_config())
+    ((hello12, _),) = pair.client.datagrams_to_send()
+    assert only13.receive(hello12, CLIENT, NOW) == Drop(DropReason.VERSION_DISABLED)
+
+
+def test_flood_of_dtls13_hellos_keeps_nothing() -> None:
+    import gc
+    import tracemalloc
+
+    gate = Gate(server_config(provider=DeterministicProvider(b"s")))
+    hello = first_client_hello()
+    peers = [(f"198.51.100.{i % 250}", 1000 + i) for i in range(2000)]
+    gate.receive(hello, peers[0], NOW)  # the DTLS 1.3 context is made once
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for peer in peers:
+        assert isinstance(gate.receive(hello, peer, NOW), Reply)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024, grown
