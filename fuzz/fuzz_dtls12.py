@@ -72,7 +72,7 @@ def test_one_input(data: bytes) -> str | None:
     conn, peer = driver.side(side)
     if conn is None or conn.closed:
         return None
-    peer_has_keys = peer is not None and 1 in peer._records._write_cipher
+    peer_has_keys = peer is not None and peer.record_layer.can_write(1)
     illegal = False
     if mode == RAW:
         datagram = payload
@@ -84,7 +84,7 @@ def test_one_input(data: bytes) -> str | None:
         illegal = kind not in legal_types(conn) and (not conn.handshake_complete or epoch == 1)
     elif peer_has_keys:
         assert peer is not None
-        datagram = peer._records.protect(kind, payload[:0x3FFF], 1)
+        datagram = peer.record_layer.protect(kind, payload[:0x3FFF], 1)
     else:
         datagram = encode_dtls_record(kind, DTLS12, 0, 7000, payload[:0xFFFF])
     outcome = deliver(conn, peer, datagram, illegal_type=illegal)

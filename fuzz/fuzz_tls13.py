@@ -79,7 +79,7 @@ def test_one_input(data: bytes) -> None:
 def xored(conn: TlsConnection, record: bytes, mask: bytes) -> bytes:
     """``record`` with its content XORed with ``mask``: re-protected with the keys the
     connection reads with, so that the change reaches the handshake, not only the AEAD."""
-    reader = conn._records.read
+    reader = conn.record_layer.read
     if reader is None or record[0] != 23:
         content = bytearray(record[5:])
         for i, b in enumerate(mask[: len(content)]):

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from atheris_main import fuzz
-from tls13_helpers import NOW, client_config, server_config
+from helpers import NOW, client_config, server_config
 from tls13_hostile import feed
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection

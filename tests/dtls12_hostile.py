@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dtls12_pair import (
+from helpers import (
     CLIENT,
     NOW,
     PSK,
@@ -30,7 +30,6 @@ from dtlsgate.connection.flight import (
     MAX_FRAGMENTS_PER_MESSAGE,
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
-    HandshakeMessage,
 )
 from dtlsgate.errors import AlertReceived, ProtocolError, UnexpectedMessage
 from dtlsgate.wire.enums import AlertDescription, ContentType, HandshakeType
@@ -58,13 +57,13 @@ CONFIGS: dict[str, Config] = {
 
 
 def _cert_pem() -> str:
-    from dtls12_pair import credentials
+    from helpers import credentials
 
     return credentials("ecdsa-p256")[0].decode()
 
 
 def _client_credentials() -> dict[str, Any]:
-    from dtls12_pair import credentials
+    from helpers import credentials
 
     from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 
@@ -171,27 +170,23 @@ def deliver(
 
 
 def check_bounds(conn: DtlsConnection) -> None:
-    reassembler = conn._reassembler
+    reassembler = conn.reassembler
     assert reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
-    assert len(reassembler._partial) <= MAX_MESSAGES_AHEAD
-    for partial in reassembler._partial.values():
-        if isinstance(partial, HandshakeMessage):  # complete, waiting for its turn
-            assert len(partial.body) <= MAX_HANDSHAKE_MESSAGE_LENGTH
-            continue
-        assert partial.length <= MAX_HANDSHAKE_MESSAGE_LENGTH
-        assert len(partial.ranges) <= MAX_FRAGMENTS_PER_MESSAGE
-    assert len(conn._early) <= MAX_EARLY_RECORDS
+    assert reassembler.messages_held() <= MAX_MESSAGES_AHEAD
+    assert reassembler.largest_message() <= MAX_HANDSHAKE_MESSAGE_LENGTH
+    assert all(n <= MAX_FRAGMENTS_PER_MESSAGE for n in reassembler.fragment_counts().values())
+    assert conn.early_records <= MAX_EARLY_RECORDS
 
 
 def as_datagram(
     conn: DtlsConnection, peer: DtlsConnection | None, msg_type: int, body: bytes, epoch: int
 ) -> bytes:
     """The message at ``conn``'s next expected message_seq, in a record of ``epoch``."""
-    message = encode_dtls_handshake(msg_type, body, conn._reassembler.next_seq)
+    message = encode_dtls_handshake(msg_type, body, conn.reassembler.next_seq)
     if epoch == 0:
         return encode_dtls_record(22, DTLS12, 0, 1000, message)
     assert peer is not None
-    return peer._records.protect(ContentType.HANDSHAKE, message, 1)
+    return peer.record_layer.protect(ContentType.HANDSHAKE, message, 1)
 
 
 def legal_types(conn: DtlsConnection) -> set[int]:

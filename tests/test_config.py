@@ -82,3 +82,112 @@ def test_server_limits_have_defaults_and_can_be_turned_off() -> None:
     )
     off = ServerConfig(handshake_timeout=None, idle_timeout=None)
     assert off.handshake_timeout is None and off.idle_timeout is None
+
+
+# ---- typed credentials, VerifyClient, load_verify_locations, settings that do not apply --------
+
+
+def test_verify_client_is_an_enum_that_takes_strings_and_ssl_constants(tmp_path: Path) -> None:
+    import ssl
+
+    from dtlsgate import VerifyClient
+
+    cert, _ = make_self_signed("client-ca")
+    for given, expected in [
+        ("none", VerifyClient.NONE),
+        ("optional", VerifyClient.OPTIONAL),
+        (ssl.CERT_NONE, VerifyClient.NONE),
+        (ssl.CERT_OPTIONAL, VerifyClient.OPTIONAL),
+        (ssl.CERT_REQUIRED, VerifyClient.REQUIRED),
+        (VerifyClient.REQUIRED, VerifyClient.REQUIRED),
+    ]:
+        config = ServerConfig(verify_client=given, cafile=cert)
+        assert config.verify_client is expected
+        assert config.verify_client == expected.value  # string comparisons keep working
+    for bad in ("sometimes", 3, True, None):
+        with pytest.raises(UsageError, match="verify_client"):
+            ServerConfig(verify_client=bad, cafile=cert)  # type: ignore[arg-type]
+
+
+def test_load_verify_locations_as_in_ssl(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dtlsgate.crypto.certs import load_trust_store
+
+    one, _ = make_self_signed("ca-one")
+    two, _ = make_self_signed("ca-two")
+    three, _ = make_self_signed("ca-three")
+    (tmp_path / "one.pem").write_bytes(one)
+    der = x509.load_pem_x509_certificate(three).public_bytes(Encoding.DER)
+    for config in (ServerConfig(), ClientConfig(server_name="localhost")):
+        config.load_verify_locations(cafile=str(tmp_path / "one.pem"))
+        config.load_verify_locations(cadata=two.decode())  # PEM as str
+        config.load_verify_locations(cadata=der)  # DER bytes
+        assert config.cafile is not None
+        names = [c.subject.rfc4514_string() for c in load_trust_store(config.cafile).certificates]
+        assert names == ["CN=ca-one", "CN=ca-two", "CN=ca-three"]
+        with pytest.raises(UsageError):
+            config.load_verify_locations(cafile=str(tmp_path / "missing.pem"))
+        with pytest.raises(UsageError):
+            config.load_verify_locations(cadata=b"\x30\x03junk")
+        with pytest.raises(UsageError):
+            config.load_verify_locations()
+    server = ServerConfig()
+    server.load_verify_locations(cadata=one)
+    server.verify_client = "required"
+    server.load_cert_chain(*make_self_signed("localhost"))
+    server.check_can_serve()
+    assert server.verify_client == "required"
+
+
+def test_credentials_are_typed_and_come_in_pairs() -> None:
+    from cryptography import x509
+
+    cert, key = make_self_signed("localhost")
+    leaf = x509.load_pem_x509_certificate(cert)
+    with pytest.raises(UsageError, match="together"):
+        ServerConfig(certificate_chain=[leaf])
+    with pytest.raises(UsageError, match=r"x509\.Certificate"):
+        ServerConfig(certificate_chain=[cert], private_key=object())  # type: ignore[list-item, arg-type]
+    with pytest.raises(UsageError, match="not a supported key"):
+        ServerConfig(certificate_chain=[leaf], private_key=key)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: ServerConfig(psk_identity_hint=b"hint"), "psk_identity_hint"),
+        (
+            lambda: ClientConfig(server_name="x", insecure=True, cafile="ca.pem"),
+            "cafile does not apply",
+        ),
+    ],
+)
+def test_settings_that_do_not_apply_are_refused(make: object, words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        make()  # type: ignore[operator]
+
+
+def test_a_server_without_credentials_is_refused_at_once() -> None:
+    import asyncio
+
+    import dtlsgate
+
+    async def handler(*args: object) -> None:
+        return None
+
+    async def attempt() -> list[str]:
+        messages = []
+        for start in (
+            lambda: dtlsgate.serve(handler, "127.0.0.1", 0, ServerConfig()),
+            lambda: dtlsgate.serve_tls(handler, "127.0.0.1", 0, ServerConfig()),
+            lambda: dtlsgate.serve(handler, "127.0.0.1", 0),
+        ):
+            with pytest.raises(UsageError) as refused:
+                await start()
+            messages.append(str(refused.value))
+        return messages
+
+    for message in asyncio.run(attempt()):
+        assert "certificate" in message and "PSK" in message

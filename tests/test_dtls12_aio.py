@@ -6,7 +6,7 @@ import asyncio
 import importlib.util
 
 import pytest
-from dtls12_pair import credentials
+from helpers import credentials
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key

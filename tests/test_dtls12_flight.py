@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 import pytest
-from dtls12_pair import Link, client_config, data_events, make_pair, server_config
+from helpers import Link, client_config, data_events, make_pair, server_config
 
 from dtlsgate.connection.flight import (
     INITIAL_RETRANSMIT_TIMEOUT,

@@ -151,7 +151,7 @@ def test_every_handshake_message_type_in_every_state(name: str) -> None:
             conn, peer = driver.side(side)
             if conn is None or conn.closed:
                 continue
-            epoch_one = peer is not None and peer._records.knows_write_epoch(1)
+            epoch_one = peer is not None and peer.record_layer.can_write(1)
             for msg_type, body, epoch in handshake_injections(rng, bodies[side], epoch_one):
                 conn, peer = driver.side(side)
                 assert conn is not None
@@ -215,7 +215,7 @@ def test_fragment_flood_keeps_reassembly_bounded(side: str) -> None:
     driver = Driver(config).run(3 if side == "server" else 2)
     conn, peer = driver.side(side)
     assert conn is not None and not conn.closed
-    base = conn._reassembler.next_seq
+    base = conn.reassembler.next_seq
     record_seq = 10_000
     for _ in range(40):
         records = []
@@ -240,8 +240,8 @@ def test_fragment_flood_keeps_reassembly_bounded(side: str) -> None:
         d = encode_dtls_record(22, DTLS12, 1, i, rng.randbytes(40))
         assert deliver(conn, peer, d) == "dropped"
     check_bounds(conn)
-    assert conn._reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
-    assert len(conn._early) == MAX_EARLY_RECORDS
+    assert conn.reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
+    assert conn.early_records == MAX_EARLY_RECORDS
 
 
 @pytest.mark.parametrize("side", ["server", "client"])
@@ -252,12 +252,12 @@ def test_out_of_window_flood_does_not_stop_the_handshake(side: str) -> None:
     driver = Driver(config).run(3 if side == "server" else 2)
     conn, peer = driver.side(side)
     assert conn is not None
-    base = conn._reassembler.next_seq
+    base = conn.reassembler.next_seq
     junk = [_fragment(11, base + MAX_MESSAGES_AHEAD + i, 100, 0, b"x" * 10) for i in range(50)] + [
         _fragment(16, base + i, MAX_HANDSHAKE_MESSAGE_LENGTH + 1, 0, b"y") for i in range(6)
     ]
     for i in range(0, len(junk), 8):
         d = encode_dtls_record(22, DTLS12, 0, 20_000 + i, b"".join(junk[i : i + 8]))
         assert deliver(conn, peer, d) == "dropped"
-    assert conn._reassembler.buffered_bytes() == 0
+    assert conn.reassembler.buffered_bytes() == 0
     assert driver.finish()

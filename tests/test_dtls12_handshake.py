@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from dtls12_pair import (
+from helpers import (
     PSK,
     PSK_ID,
     client_config,

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
-from dtls12_pair import CLIENT, NOW, SERVER, client_config, data_events, make_pair, server_config
+from helpers import CLIENT, NOW, SERVER, client_config, data_events, make_pair, server_config
 
 from dtlsgate.connection.flight import Reassembler
 from dtlsgate.record.dtls12 import REPLAY_WINDOW_SIZE, RecordLayer, ReplayWindow
@@ -68,12 +68,12 @@ def test_plaintext_handshake_message_after_the_handshake_is_dropped() -> None:
     pair = _established()
     for conn, addr in ((pair.server, CLIENT), (pair.client, SERVER)):
         assert conn is not None
-        seq = conn._reassembler.next_seq
+        seq = conn.reassembler.next_seq
         for msg_type in (1, 0, 11, 20):
             message = encode_dtls_handshake(msg_type, b"", seq)
             conn.receive(encode_dtls_record(22, DTLS12, 0, 77, message), addr, NOW)
         assert not conn.closed
-        assert conn._reassembler.next_seq == seq
+        assert conn.reassembler.next_seq == seq
         assert conn.datagrams_to_send() == []
     pair.client.send(b"still here")
     pair.run()
@@ -192,7 +192,7 @@ def _client_after_server_hello(
     """A fresh client fed a ServerHello (message_seq 0: a server without
     HelloVerifyRequest) with ``extensions``; returns the exception raised (or None) and
     the alerts the client sent."""
-    from dtls12_pair import alerts_in
+    from helpers import alerts_in
 
     from dtlsgate.connection.datagram import DtlsClientConnection
     from dtlsgate.errors import ProtocolError
@@ -236,7 +236,7 @@ def test_server_hello_extension_bodies_are_checked() -> None:
 def test_server_certificate_key_must_fit_the_suite() -> None:
     """RFC 5246 §7.4.2, RFC 8422 §5.3: an RSA certificate for an ECDHE_ECDSA suite (and an
     ECDSA one for ECDHE_RSA) is refused with unsupported_certificate."""
-    from dtls12_pair import alerts_in, credentials
+    from helpers import alerts_in, credentials
 
     from dtlsgate.connection.datagram import DtlsClientConnection
     from dtlsgate.crypto.certs import load_certificate_chain
@@ -273,7 +273,7 @@ def test_client_hello_extension_bodies_are_checked() -> None:
     """RFC 7627 §5.1: extended_master_secret is empty; RFC 8422 §5.1.2: ec_point_formats
     without uncompressed is an illegal_parameter."""
     from builders import client_hello
-    from dtls12_pair import alerts_in
+    from helpers import alerts_in
     from test_dtls12_negative import admit
 
     from dtlsgate.connection.datagram import DtlsServerConnection

@@ -17,11 +17,11 @@ import random
 
 import pytest
 from dtls12_hostile import CONFIGS, Config
-from dtls12_pair import (
+from helpers import (
     CLIENT,
     NOW,
     SERVER,
-    Pair,
+    DatagramPair,
     client_config,
     data_events,
     make_pair,
@@ -63,7 +63,7 @@ class LatencyLink:
 
 def simulate(
     seed: int, link: LatencyLink, config: Config | None = None
-) -> tuple[Pair, LatencyLink, float]:
+) -> tuple[DatagramPair, LatencyLink, float]:
     """Run the handshake in simulated time until nothing is in flight and no timer is
     set; returns the pair, the link and the simulated time when both ends completed.
     ``config``: one of tests/dtls12_hostile.py's (default: certificates, MTU 300)."""

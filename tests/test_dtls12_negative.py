@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 from builders import client_hello, datagram, with_cookie
-from dtls12_pair import (
+from helpers import (
     CLIENT,
     NOW,
     PSK,
@@ -126,9 +126,9 @@ def test_tampered_and_replayed_records_are_dropped() -> None:
 def test_renegotiation_is_refused_with_a_warning() -> None:
     pair = established()
     client, server = pair.client, pair.server  # type: ignore[attr-defined]
-    seq = server._reassembler.next_seq
+    seq = server.reassembler.next_seq
     hello = encode_dtls_handshake(1, client_hello().encode(), seq)
-    server.receive(client._records.protect(22, hello, 1), CLIENT, NOW)
+    server.receive(client.record_layer.protect(22, hello, 1), CLIENT, NOW)
     assert alerts_in(server.datagrams_to_send(), client) == [AlertDescription.no_renegotiation]
     assert not server.closed
     server.send(b"still here")

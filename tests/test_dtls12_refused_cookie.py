@@ -9,7 +9,7 @@ retransmission."""
 from __future__ import annotations
 
 import pytest
-from dtls12_pair import CLIENT, NOW, client_config, server_config
+from helpers import CLIENT, NOW, client_config, server_config
 
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
 from dtlsgate.errors import UnexpectedMessage

@@ -5,13 +5,13 @@ retransmissions, KeyUpdate and NewSessionTicket acknowledged before they count."
 from __future__ import annotations
 
 import pytest
-from dtls12_pair import credentials
-from dtls13_pair import (
+from helpers import (
     NOW,
     SERVER,
+    DatagramPair,
     Link,
-    Pair13,
     client_config,
+    credentials,
     data_events,
     make_pair13,
     server_config,
@@ -35,7 +35,7 @@ SUITES = [
 ]
 
 
-def exchange(pair: Pair13, link: Link | None = None) -> None:
+def exchange(pair: DatagramPair, link: Link | None = None) -> None:
     """Application data both ways after the handshake; each side's record arrives once."""
     assert pair.server is not None
     pair.client.send(b"ping")
@@ -167,7 +167,7 @@ def test_acks_cut_retransmissions() -> None:
     assert with_acks < without * 0.8, (with_acks, without)
 
 
-def key_update(pair: Pair13, sender: str) -> None:
+def key_update(pair: DatagramPair, sender: str) -> None:
     conn = pair.client if sender == "client" else pair.server
     assert conn is not None
     epoch = conn.records.write_epoch

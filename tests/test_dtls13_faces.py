@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from dtls12_pair import credentials
+from helpers import credentials
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key

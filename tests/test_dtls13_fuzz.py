@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from dtls13_pair import CLIENT, SERVER, Link, client_config, make_pair13, server_config
+from helpers import CLIENT, SERVER, Link, client_config, make_pair13, server_config
 
 from dtlsgate.connection.datagram13 import Dtls13Connection
 from dtlsgate.connection.flight import MAX_BUFFERED_BYTES
@@ -83,7 +83,7 @@ def test_hostile_datagrams_at_every_point(seed: int) -> None:
             except (ProtocolError, AlertReceived):
                 assert target.closed
                 return
-            assert target._reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
+            assert target.reassembler.buffered_bytes() <= MAX_BUFFERED_BYTES
         pair.drain()
         if pair.completed() and rounds < 20:
             # After the handshake: data and KeyUpdates, so later epochs are reached too.

@@ -6,14 +6,14 @@ from it alone; a DTLS 1.2-only ClientHello still gets a HelloVerifyRequest."""
 from __future__ import annotations
 
 import pytest
-from dtls12_pair import make_pair
-from dtls13_pair import (
+from helpers import (
     CLIENT,
     NOW,
     SERVER,
     Link,
     client_config,
     data_events,
+    make_pair,
     make_pair13,
     server_config,
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dtls12_pair import CLIENT, NOW, SERVER, client_config, server_config
+from helpers import CLIENT, NOW, SERVER, client_config, server_config
 
 from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.connection.datagram13 import DatagramClientConnection, accept

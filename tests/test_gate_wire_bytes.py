@@ -12,7 +12,7 @@ from pathlib import Path
 
 from builders import client_hello, datagram, with_cookie
 from conftest import load_hex
-from tls13_helpers import client_config, server_config
+from helpers import client_config, server_config
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.stream import ClientConnection

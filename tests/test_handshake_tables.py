@@ -27,7 +27,7 @@ from dtls12_hostile import (
     as_datagram,
     deliver,
 )
-from dtls12_pair import PSK, PSK_ID, client_config, server_config
+from helpers import PSK, PSK_ID, client_config, server_config
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -223,7 +223,7 @@ def points(config: str) -> Iterator[tuple[int, str, str]]:
             conn, _ = driver.side(side)
             if conn is None or conn.closed or (side, conn.state_name) in seen:
                 continue
-            assert conn._reassembler.next_seq not in conn._reassembler._partial
+            assert not conn.reassembler.holds(conn.reassembler.next_seq)
             seen.add((side, conn.state_name))
             yield point, side, conn.state_name
         if not driver.step():
@@ -258,8 +258,8 @@ def test_each_reached_dtls12_state_takes_exactly_its_row(
                 assert conn is not None and conn.state_name == state_name
                 if epoch == 1 and (
                     peer is None
-                    or 1 not in peer._records._write_cipher
-                    or not conn._records.knows_epoch(1)
+                    or not peer.record_layer.can_write(1)
+                    or not conn.record_layer.knows_epoch(1)
                 ):
                     continue  # no epoch-1 keys yet (a record of it would wait unread)
                 calls.clear()
@@ -303,7 +303,7 @@ def tls13_points(scenario: str) -> Iterator[tuple[str, int, str]]:
         while True:
             conn, following = at_state(scenario, target, k)
             fresh = (target, conn.state_name) not in seen
-            if fresh and not conn.closed and not conn._reassembler.pending:
+            if fresh and not conn.closed and not conn.reassembler.pending:
                 seen.add((target, conn.state_name))
                 yield target, k, conn.state_name
             if following is None:
@@ -359,14 +359,14 @@ def test_a_plaintext_hello_buffered_before_the_finished_is_answered_as_before() 
     Established server once the Finished is in: it is declined with the no_renegotiation
     warning, as before the engine, not a fatal alert that would end the connection."""
     from builders import client_hello
-    from dtls12_pair import CLIENT, NOW, alerts_in
+    from helpers import CLIENT, NOW, alerts_in
 
     driver = RecordDriver(TABLE_CONFIGS["ecdsa"])
     while driver.pair.server is None or driver.pair.server.state_name != "WaitFinished":
         assert driver.step()
     server = driver.pair.server
     hello = client_hello().encode()
-    forged = encode_dtls_handshake(HT.CLIENT_HELLO, hello, server._reassembler.next_seq + 1)
+    forged = encode_dtls_handshake(HT.CLIENT_HELLO, hello, server.reassembler.next_seq + 1)
     server.receive(encode_dtls_record(22, 0xFEFD, 0, 900, forged), CLIENT, NOW)
     assert server.datagrams_to_send() == []  # buffered, ahead of the Finished
     while driver.to_server:  # the rest of the client's flight: its Finished

@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import credentials
 from peers import process, require
 from test_interop_dtls12 import free_udp_port, openssl_s_server, run_s_client, talk_to_server
 from test_interop_dtls12_loss import AioEchoServer
 from test_interop_tls13 import PYTHON, free_port, our_client, our_server, wait_for
-from tls13_helpers import credentials
 
 from dtlsgate import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 from builders import client_hello, datagram, with_cookie
+from helpers import client_config as tls_client_config
 from peers import require, stop
 from test_interop_dtls12 import make_cert
 from test_interop_dtls12_loss import AioEchoServer
-from tls13_helpers import client_config as tls_client_config
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.datagram import DtlsServerConnection

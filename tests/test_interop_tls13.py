@@ -239,7 +239,7 @@ def test_client_hello2_completes_on_another_process(certs: tuple[str, str]) -> N
         with socket.create_connection(("127.0.0.1", port1), 10) as sock:
             # ClientHello1 to the first process; its HelloRetryRequest puts the client in
             # wait for the ServerHello and makes it queue ClientHello2.
-            exchange(sock, client, lambda: client._state.retry is not None)  # type: ignore[union-attr]
+            exchange(sock, client, lambda: client.state.retry is not None)  # type: ignore[union-attr]
         with socket.create_connection(("127.0.0.1", port2), 10) as sock:
             exchange(sock, client, lambda: client.handshake_complete)
             sock.sendall(client.data_to_send())  # the client's Finished
@@ -269,7 +269,7 @@ def test_client_hello2_with_another_master_key_is_refused(certs: tuple[str, str]
         client = ClientConnection(ClientConfig(server_name="localhost", cafile=certs[0]))
         client.start()
         with socket.create_connection(("127.0.0.1", port1), 10) as sock:
-            exchange(sock, client, lambda: client._state.retry is not None)  # type: ignore[union-attr]
+            exchange(sock, client, lambda: client.state.retry is not None)  # type: ignore[union-attr]
         with socket.create_connection(("127.0.0.1", port2), 10) as sock:
             sock.sendall(client.data_to_send())
             sock.settimeout(10)

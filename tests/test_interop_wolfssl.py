@@ -207,9 +207,16 @@ def client_with_wolfssl_server(
         capture(port) as packets,
         process(wolfssl_server_args(port, extra), seconds=25, cwd=tree, stderr=DEVNULL) as proc,
     ):
-        # No readiness line: our client retransmits its ClientHello until the server
-        # listens.
-        reply = talk(port, config)
+        # No readiness line: until the server listens, our client's ClientHello meets an
+        # ICMP port unreachable, which fails the connect at once; try again (bounded).
+        for _ in range(50):
+            try:
+                reply = talk(port, config)
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("wolfSSL's server never listened")
         assert proc.stdout is not None
         deadline = time.monotonic() + 10
         line = ""

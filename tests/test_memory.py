@@ -12,7 +12,7 @@ import gc
 import tracemalloc
 from collections.abc import Callable
 
-from dtls12_pair import client_config, make_pair, server_config
+from helpers import client_config, make_pair, server_config
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsServerConnection

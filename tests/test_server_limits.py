@@ -11,8 +11,8 @@ import socket
 
 import pytest
 from builders import client_hello, datagram, with_cookie
+from helpers import client_config, server_config
 from test_dtls12_aio import configs, echo
-from tls13_helpers import client_config, server_config
 
 from dtlsgate import Listener, connect_tls, serve_tls
 from dtlsgate.errors import StateError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tls13_helpers import client_config, server_config
+from helpers import client_config, server_config
 
 from dtlsgate import connect_tls, serve_tls
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tls13_helpers import NOW, client_config, credentials, events, pair, server_config
+from helpers import NOW, client_config, credentials, events, pair, server_config
 from tls13_hostile import inject
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection

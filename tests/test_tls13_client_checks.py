@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tls13_helpers import pair
+from helpers import pair
 
 import dtlsgate.handshake.tls13.server as server_module
 from dtlsgate.errors import ProtocolError

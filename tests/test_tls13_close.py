@@ -7,7 +7,7 @@ import asyncio
 import socket
 
 import pytest
-from tls13_helpers import NOW, client_config, events, pair, server_config
+from helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
@@ -20,7 +20,7 @@ from dtlsgate.wire.messages import Alert
 
 def seal(sender: ClientConnection | ServerConnection, content_type: int, payload: bytes) -> bytes:
     """A record ``sender`` could have sent now (its own write key and sequence number)."""
-    protection = sender._records.write
+    protection = sender.record_layer.write
     assert protection is not None
     return protection.seal(content_type, payload)
 
@@ -68,7 +68,7 @@ def test_after_both_close_notifies_trailing_data_is_ignored_and_not_buffered() -
     client.receive_data(server.data_to_send() + b"\x17\x03\x03\x00\x20" + bytes(20), NOW)
     client.receive_data(b"\x17\x03\x03\x40\x00" + bytes(1 << 14), NOW)
     assert events(client) == [ConnectionClosed()]
-    assert client._records.buffered == 0
+    assert client.record_layer.buffered == 0
 
 
 def test_send_after_local_close_is_refused_and_nothing_follows_close_notify() -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from helpers import NOW, client_config, credentials, pair, server_config
 from peers import require
 from test_tls13_hardening import PEER, changed_hello2, client_hello1, gate, refused_with
-from tls13_helpers import NOW, client_config, credentials, pair, server_config
 from tls13_hostile import inject, run
 
 from dtlsgate import serve_tls
@@ -150,7 +150,7 @@ def certificate_verify(conn: TlsConnection, scheme: SignatureScheme) -> bytes:
     right for it (RSASSA-PSS with the scheme's hash), protected as the peer would send it."""
     key = load_identity(*credentials("rsa-2048")).private_key
     from_server = isinstance(conn, ClientConnection)
-    digest = conn._state.keys.transcript.digest()
+    digest = conn.state.keys.transcript.digest()
     content = certificate_verify_content(digest, server=from_server)
     # rsa_pss_pss_* and rsa_pss_rsae_* sign alike: only the key type tells them apart.
     signature = sign(key, SignatureScheme.rsa_pss_rsae_sha256, content)
@@ -339,7 +339,7 @@ def test_dtls12_oversized_protected_handshake_message_is_decode_error() -> None:
     """DTLS 1.2's reassembly: from the peer's protected epoch it is the same decode_error.
     A plaintext (epoch 0) one is forgeable by anyone on the path and stays a silent drop
     (RFC 6347 §4.1.2.7; tests/test_dtls12_fuzz.py floods a handshake with them)."""
-    from dtls12_pair import CLIENT, alerts_in
+    from helpers import CLIENT, alerts_in
     from test_dtls12_negative import established
 
     from dtlsgate.connection.flight import MAX_HANDSHAKE_MESSAGE_LENGTH, Reassembler
@@ -354,8 +354,8 @@ def test_dtls12_oversized_protected_handshake_message_is_decode_error() -> None:
 
     p = established()
     client, server = p.client, p.server  # type: ignore[attr-defined]
-    header = header._replace(message_seq=server._reassembler.next_seq)
-    record = client._records.protect(22, header.encode() + bytes(16), 1)
+    header = header._replace(message_seq=server.reassembler.next_seq)
+    record = client.record_layer.protect(22, header.encode() + bytes(16), 1)
     with pytest.raises(DecodeError):
         server.receive(record, CLIENT, p.now)  # type: ignore[attr-defined]
     assert server.closed

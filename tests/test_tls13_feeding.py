@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from helpers import NOW, client_config, events, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tls13_helpers import NOW, client_config, events, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto import DeterministicProvider

@@ -20,9 +20,9 @@ import copy
 from typing import Any
 
 import pytest
+from helpers import NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tls13_helpers import NOW
 from tls13_hostile import GROUP_HANDSHAKES, HANDSHAKES, at_state, count_records, feed, inject
 
 from dtlsgate.errors import ProtocolError
@@ -123,7 +123,7 @@ def test_fuzzed_input_at_each_state(scenario: str, target: str, k: int, data: An
         feed(conn, data.draw(st.binary(max_size=300)))
         return
     if choice == "mutated" and following is not None:
-        reader = conn._records.read
+        reader = conn.record_layer.read
         if reader is None or following[0] != 23:
             # A plaintext record (a ClientHello, a ServerHello, the compatibility CCS).
             body = data.draw(mutated(following[5:]))

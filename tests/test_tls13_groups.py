@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
-from tls13_helpers import NOW, client_config, events, pump, server_config
+from helpers import NOW, client_config, events, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto import ffdhe
@@ -335,9 +335,9 @@ def test_server_prefers_the_hybrid_and_configuration_sets_the_order() -> None:
 def test_dtls12_ignores_tls13_only_groups() -> None:
     """A config shared with DTLS 1.2, listing ML-KEM and FFDHE first: the DTLS 1.2 client
     offers only the curves, and the server's ECDHE ServerKeyExchange names secp384r1."""
-    from dtls12_pair import Link, make_pair
-    from dtls12_pair import client_config as dtls_client_config
-    from dtls12_pair import server_config as dtls_server_config
+    from helpers import Link, make_pair
+    from helpers import client_config as dtls_client_config
+    from helpers import server_config as dtls_server_config
 
     class Recording(Link):
         seen: list[bytes] = []

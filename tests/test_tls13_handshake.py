@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import rfc8448 as v
-from tls13_helpers import NOW, client_config, credentials, events, pair, pump, server_config
+from helpers import NOW, client_config, credentials, events, pair, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm

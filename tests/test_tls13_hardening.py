@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from tls13_helpers import NOW, client_config, events, pair, server_config
+from helpers import NOW, client_config, events, pair, server_config
 
 from dtlsgate import connect_tls, serve_tls
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
@@ -39,7 +39,7 @@ from dtlsgate.wire.messages13 import NewSessionTicket
 
 def seal(sender: ClientConnection | ServerConnection, content_type: int, payload: bytes) -> bytes:
     """A record ``sender`` could have sent now (its own write key and sequence number)."""
-    protection = sender._records.write
+    protection = sender.record_layer.write
     assert protection is not None
     return protection.seal(content_type, payload)
 
@@ -64,7 +64,7 @@ def test_data_after_close_notify_is_ignored_and_not_buffered() -> None:
     for _ in range(5):
         client.receive_data(b"\x17\x03\x03\x40\x00" + bytes(1 << 14), NOW)
     assert events(client) == [DataReceived(b"last words"), ConnectionClosed()]
-    assert client._records.buffered == 0
+    assert client.record_layer.buffered == 0
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tls13_helpers import NOW, client_config, credentials, events, pair, pump, server_config
+from helpers import NOW, client_config, credentials, events, pair, pump, server_config
 from tls13_hostile import inject
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
@@ -145,7 +145,7 @@ def test_a_wrong_finished_is_decrypt_error() -> None:
     client.receive_data(request, NOW)
     answer = client.data_to_send()
     assert answer
-    context = server._state.pending.context  # type: ignore[union-attr]
+    context = server.state.pending.context  # type: ignore[union-attr]
     empty = message(HandshakeType.CERTIFICATE, Certificate(context, ()).encode())
     server.receive_data(inject(server, 22, empty), NOW)
     bad = message(HandshakeType.FINISHED, Finished(bytes(32)).encode())

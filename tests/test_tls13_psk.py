@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tls13_helpers import NOW, client_config, events, pair, pump, server_config
+from helpers import NOW, client_config, events, pair, pump, server_config
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
@@ -115,7 +115,8 @@ def test_a_binder_that_does_not_verify_is_decrypt_error() -> None:
 def test_an_unknown_identity_falls_back_to_certificates() -> None:
     """An identity the server does not know is ignored: a certificate handshake, which a
     client with a server name to verify accepts."""
-    client, _ = pair(server_config(psk={ID: KEY}), client_config(psk_identity=b"x", psk=KEY))
+    ccfg = client_config(psk_identity=b"x", psk=KEY, server_name="localhost")
+    client, _ = pair(server_config(psk={ID: KEY}), ccfg)
     assert client.info is not None and client.info.psk_identity is None
     assert client.info.peer_certificates
 

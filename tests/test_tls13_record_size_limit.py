@@ -5,7 +5,7 @@ refuses larger ones than its own with record_overflow."""
 from __future__ import annotations
 
 import pytest
-from tls13_helpers import NOW, client_config, events, pair, pump, server_config
+from helpers import NOW, client_config, events, pair, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.errors import ProtocolError, UsageError
@@ -54,7 +54,7 @@ def test_each_side_seals_within_the_peers_limit(client_limit: int, server_limit:
 
 def test_a_record_over_our_limit_is_record_overflow() -> None:
     client, server = pair(server_config(record_size_limit=256), client_config())
-    client._records.send_limit = 16385  # a client ignoring our limit
+    client.record_layer.send_limit = 16385  # a client ignoring our limit
     client.send(bytes(1000))
     with pytest.raises(ProtocolError) as info:
         server.receive_data(client.data_to_send(), NOW)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import rfc8448 as v
-from tls13_helpers import NOW, client_config, events, pair, pump, server_config
+from helpers import NOW, client_config, events, pair, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
@@ -68,7 +68,7 @@ def trace_ticket() -> SessionTicket:
 
 def test_rfc8448_resumption_master_secret_and_ticket_psk() -> None:
     client = trace_client_after_section3()
-    assert client._state.app.resumption == v.RESUMPTION_MASTER_SECRET  # type: ignore[union-attr]
+    assert client.state.app.resumption == v.RESUMPTION_MASTER_SECRET  # type: ignore[union-attr]
     ticket = trace_ticket()
     assert ticket.psk == v.RESUMPTION_PSK
     assert ticket.ticket.ticket_age_add == 0xFAD6AAC5
@@ -452,7 +452,7 @@ def test_rfc8448_hrr_client_answers_the_trace_hello_retry_request() -> None:
     expected = TranscriptHash.after_hello_retry(Hash.SHA256, v.HRR_CLIENT_HELLO1)
     expected.update(v.HELLO_RETRY_REQUEST)
     expected.update(raw2)
-    assert client._state.retry.digest() == expected.digest()  # type: ignore[union-attr]
+    assert client.state.retry.digest() == expected.digest()  # type: ignore[union-attr]
 
 
 def test_rfc8448_hrr_client_handshake_secrets() -> None:
@@ -470,7 +470,7 @@ def test_rfc8448_hrr_client_handshake_secrets() -> None:
     secrets = {line.split()[0]: bytes.fromhex(line.split()[2]) for line in lines}
     assert secrets["CLIENT_HANDSHAKE_TRAFFIC_SECRET"] == v.HRR_CLIENT_HS_SECRET
     assert secrets["SERVER_HANDSHAKE_TRAFFIC_SECRET"] == v.HRR_SERVER_HS_SECRET
-    assert client._state.keys.transcript.digest() == v.HRR_TRANSCRIPT_HASH  # type: ignore[union-attr]
+    assert client.state.keys.transcript.digest() == v.HRR_TRANSCRIPT_HASH  # type: ignore[union-attr]
 
 
 def test_rfc8448_hrr_server_hello_and_handshake_keys() -> None:

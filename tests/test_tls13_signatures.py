@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from helpers import NOW, client_config, credentials, pair, server_config
 from peers import require
-from tls13_helpers import NOW, client_config, credentials, pair, server_config
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsClientConnection
@@ -109,8 +109,8 @@ def test_dtls12_refuses_an_rsassa_pss_certificate(
 ) -> None:
     """DTLS 1.2 offers no rsa_pss_pss_*: a clear UsageError when the connection is made,
     whether the certificate was loaded from files or given as objects."""
-    from dtls12_pair import SERVER, make_pair
-    from dtls12_pair import client_config as dtls_client_config
+    from helpers import SERVER, make_pair
+    from helpers import client_config as dtls_client_config
 
     cert, key = rsassa_pss_cert
     if how == "objects":

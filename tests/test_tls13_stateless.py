@@ -8,7 +8,7 @@ import gc
 import tracemalloc
 
 import pytest
-from tls13_helpers import NOW, client_config, events, pump, server_config
+from helpers import NOW, client_config, events, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.errors import ProtocolError
@@ -163,7 +163,7 @@ def test_client_hello2_with_a_share_for_another_group_fails_in_the_connection() 
     # The cookie verifies (the share is not bound), but the share is not for our group.
     cfg = client_config(groups=(NamedGroup.secp256r1, NamedGroup.x25519))
     client, gate, reply = hello_round(cfg)
-    hello1 = client._state.hello  # type: ignore[attr-defined]
+    hello1 = client.state.hello  # type: ignore[attr-defined]
     client.receive_data(reply.data, NOW)
     ch2 = client.data_to_send()
     hello2 = ClientHello.decode(ch2[9:], dtls=False)

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from tls13_helpers import NOW, client_config, credentials, server_config
+from helpers import NOW, client_config, credentials, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto.certs import load_identity
@@ -23,7 +23,7 @@ from dtlsgate.errors import AlertReceived, ProtocolError
 from dtlsgate.events import SessionTicketReceived
 from dtlsgate.wire.enums import NamedGroup
 
-Pair = tuple[ClientConnection, ServerConnection]
+DatagramPair = tuple[ClientConnection, ServerConnection]
 
 
 def split_records(data: bytes) -> list[bytes]:
@@ -46,21 +46,21 @@ def resumption_ticket() -> Any:
     return tickets[-1]
 
 
-def plain() -> Pair:
+def plain() -> DatagramPair:
     return (
         ClientConnection(client_config(provider=DeterministicProvider(1))),
         ServerConnection(server_config(provider=DeterministicProvider(2))),
     )
 
 
-def hello_retry() -> Pair:
+def hello_retry() -> DatagramPair:
     cfg = client_config(
         provider=DeterministicProvider(1), groups=(NamedGroup.secp384r1, NamedGroup.x25519)
     )
     return ClientConnection(cfg), ServerConnection(server_config(provider=DeterministicProvider(2)))
 
 
-def client_auth() -> Pair:
+def client_auth() -> DatagramPair:
     ident = load_identity(*credentials("ed25519"))
     ccfg = client_config(
         provider=DeterministicProvider(1),
@@ -89,7 +89,7 @@ class AskingServer(ServerConnection):
             self.request_client_certificate()
 
 
-def post_handshake_auth() -> Pair:
+def post_handshake_auth() -> DatagramPair:
     ident = load_identity(*credentials("ed25519"))
     ccfg = client_config(
         provider=DeterministicProvider(1),
@@ -101,7 +101,7 @@ def post_handshake_auth() -> Pair:
     return ClientConnection(ccfg), AskingServer(scfg)
 
 
-def compressed_certificates() -> Pair:
+def compressed_certificates() -> DatagramPair:
     """Client certificates, both Certificates sent as zlib CompressedCertificates (RFC 8879)."""
     ident = load_identity(*credentials("ed25519"))
     ccfg = client_config(
@@ -119,7 +119,7 @@ def compressed_certificates() -> Pair:
     return ClientConnection(ccfg), ServerConnection(scfg)
 
 
-def resumed() -> Pair:
+def resumed() -> DatagramPair:
     # The ticket's key comes from the server's deterministic provider: same seed, same key.
     ccfg = client_config(provider=DeterministicProvider(1), session_ticket=resumption_ticket())
     return ClientConnection(ccfg), ServerConnection(
@@ -127,10 +127,10 @@ def resumed() -> Pair:
     )
 
 
-def one_group(group: NamedGroup) -> Callable[[], Pair]:
+def one_group(group: NamedGroup) -> Callable[[], DatagramPair]:
     """A client offering only ``group`` (and its share) to a server with the defaults."""
 
-    def make() -> Pair:
+    def make() -> DatagramPair:
         cfg = client_config(provider=DeterministicProvider(1), groups=(group,))
         server = ServerConnection(server_config(provider=DeterministicProvider(2)))
         return ClientConnection(cfg), server
@@ -138,11 +138,11 @@ def one_group(group: NamedGroup) -> Callable[[], Pair]:
     return make
 
 
-def retry_to(group: NamedGroup) -> Callable[[], Pair]:
+def retry_to(group: NamedGroup) -> Callable[[], DatagramPair]:
     """A client sending an X25519 share to a server that accepts only ``group``: a
     HelloRetryRequest for ``group``, then its share in ClientHello2."""
 
-    def make() -> Pair:
+    def make() -> DatagramPair:
         cfg = client_config(provider=DeterministicProvider(1), groups=(NamedGroup.x25519, group))
         scfg = server_config(provider=DeterministicProvider(2), groups=(group,))
         return ClientConnection(cfg), ServerConnection(scfg)
@@ -151,7 +151,7 @@ def retry_to(group: NamedGroup) -> Callable[[], Pair]:
 
 
 #: Whole handshakes, fuzzed at every state. "plain" uses the default groups: X25519MLKEM768.
-HANDSHAKES: dict[str, Callable[[], Pair]] = {
+HANDSHAKES: dict[str, Callable[[], DatagramPair]] = {
     "plain": plain,
     "hello_retry": hello_retry,
     "client_auth": client_auth,
@@ -160,7 +160,7 @@ HANDSHAKES: dict[str, Callable[[], Pair]] = {
     "compressed_certificates": compressed_certificates,
 }
 #: One handshake per other group, for the key shares: fuzzed in the hellos.
-GROUP_HANDSHAKES: dict[str, Callable[[], Pair]] = {
+GROUP_HANDSHAKES: dict[str, Callable[[], DatagramPair]] = {
     **{
         f"group_{g.name}": one_group(g)
         for g in (
@@ -176,7 +176,7 @@ GROUP_HANDSHAKES: dict[str, Callable[[], Pair]] = {
     "hrr_ffdhe2048": retry_to(NamedGroup.ffdhe2048),
     "hrr_X25519MLKEM768": retry_to(NamedGroup.X25519MLKEM768),
 }
-SCENARIOS: dict[str, Callable[[], Pair]] = {**HANDSHAKES, **GROUP_HANDSHAKES}
+SCENARIOS: dict[str, Callable[[], DatagramPair]] = {**HANDSHAKES, **GROUP_HANDSHAKES}
 
 
 def run(client: ClientConnection, server: ServerConnection, target: str, k: int) -> bytes | None:
@@ -216,7 +216,7 @@ def count_records(scenario: str, target: str) -> int:
 def inject(conn: TlsConnection, content_type: int, payload: bytes) -> bytes:
     """A record as the peer would send it now: protected with a copy of the key the
     connection reads with (so the connection's own sequence number lines up)."""
-    reader = conn._records.read
+    reader = conn.record_layer.read
     if reader is None:
         return bytes((content_type, 3, 3)) + len(payload).to_bytes(2, "big") + payload
     return copy.copy(reader).seal(content_type, payload)

@@ -8,7 +8,7 @@ cookie is admitted::
     result = Gate(ServerConfig()).receive(datagram, peer, now)
 """
 
-from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.config import ClientConfig, ServerConfig, VerifyClient
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -40,7 +40,7 @@ from dtlsgate.gate.results import (
 # The I/O adapters (``Listener``, ``await dtlsgate.serve(handler, host, port, config)``,
 # ``await dtlsgate.connect(host, port, config)``, ...) and the connections load on first use,
 # so importing the sans-I/O core never pulls in socket or asyncio.
-_LAZY = {
+_LAZY: dict[str, tuple[str, str | None]] = {
     "Listener": ("dtlsgate.io.listener", "Listener"),
     "serve": ("dtlsgate.io.aio", "serve"),
     "connect": ("dtlsgate.io.aio", "connect"),
@@ -55,6 +55,9 @@ _LAZY = {
     "StatelessGate": ("dtlsgate.gate.stream", "StatelessGate"),
     "SessionTicket": ("dtlsgate.handshake.tls13.client", "SessionTicket"),
     "ticket_key_from_master": ("dtlsgate.handshake.tls13.tickets", "ticket_key_from_master"),
+    # ``dtlsgate.blocking.connect(...)`` after only ``import dtlsgate``: the blocking
+    # sockets module (``dtlsgate.io.blocking``), loaded on first use like the rest.
+    "blocking": ("dtlsgate.io.blocking", None),
 }
 
 
@@ -64,7 +67,8 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'dtlsgate' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(target[0]), target[1])
+    module = importlib.import_module(target[0])
+    return module if target[1] is None else getattr(module, target[1])
 
 
 __all__ = [
@@ -100,6 +104,8 @@ __all__ = [
     "TlsClientConnection",
     "TlsServerConnection",
     "UsageError",
+    "VerifyClient",
+    "blocking",
     "connect",
     "connect_tls",
     "serve",

@@ -2,6 +2,6 @@
 
 import sys
 
-from dtlsgate.cli import main
+from dtlsgate.io.cli import main
 
 sys.exit(main())

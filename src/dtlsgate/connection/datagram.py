@@ -184,6 +184,21 @@ class DtlsConnection:
         raise NotImplementedError
 
     @property
+    def record_layer(self) -> RecordLayer:
+        """The record protection of this connection (read-only view, for diagnostics)."""
+        return self._records
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """The handshake messages being reassembled (read-only view, for diagnostics)."""
+        return self._reassembler
+
+    @property
+    def early_records(self) -> int:
+        """Records of an epoch not yet keyed, held until its keys arrive."""
+        return len(self._early)
+
+    @property
     def expected_messages(self) -> frozenset[int]:
         """The handshake message types legal in the current state."""
         raise NotImplementedError

@@ -240,6 +240,11 @@ class Dtls13Connection:
     # --- the sans-I/O interface -----------------------------------------------------------
 
     @property
+    def reassembler(self) -> Reassembler:
+        """The handshake messages being reassembled (read-only view, for diagnostics)."""
+        return self._reassembler
+
+    @property
     def state_name(self) -> str:
         return type(self._state).__name__
 

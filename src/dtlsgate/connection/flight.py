@@ -321,6 +321,26 @@ class Reassembler:
         self.next_seq = seq + 1
         return message
 
+    def holds(self, message_seq: int) -> bool:
+        """Whether anything of message ``message_seq`` is buffered."""
+        return message_seq in self._partial
+
+    def fragment_counts(self) -> dict[int, int]:
+        """For each message being reassembled, how many separate pieces it is in."""
+        return {seq: len(p.ranges) for seq, p in self._partial.items() if isinstance(p, _Partial)}
+
+    def largest_message(self) -> int:
+        """The length of the largest message buffered (a partial one at its announced
+        length), 0 when nothing is."""
+        return max(
+            (p.length if isinstance(p, _Partial) else len(p.body) for p in self._partial.values()),
+            default=0,
+        )
+
+    def messages_held(self) -> int:
+        """Messages buffered: being reassembled, or complete and waiting their turn."""
+        return len(self._partial)
+
     def fragments_held(self) -> int:
         """The received pieces kept for messages not complete yet (each at most
         ``MAX_FRAGMENTS_PER_MESSAGE``)."""

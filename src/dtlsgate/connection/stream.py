@@ -139,6 +139,21 @@ class TlsConnection:
     # -- public API -------------------------------------------------------------------------
 
     @property
+    def state(self) -> object:
+        """The handshake engine's current state (read-only view, for diagnostics)."""
+        return self._state
+
+    @property
+    def record_layer(self) -> StreamRecordLayer:
+        """The record layer of this connection (read-only view, for diagnostics)."""
+        return self._records
+
+    @property
+    def reassembler(self) -> HandshakeReassembler:
+        """Handshake messages being joined from records (read-only view, for diagnostics)."""
+        return self._reassembler
+
+    @property
     def handshake_complete(self) -> bool:
         return self.info is not None
 

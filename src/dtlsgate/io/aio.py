@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
@@ -32,10 +33,14 @@ from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
 from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection, accept
 from dtlsgate.crypto.certs import check_dtls12_identity
-from dtlsgate.errors import DtlsgateError
+from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
+from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+
+# The library logs here and configures nothing; the command line (``-v``) configures it.
+log = logging.getLogger("dtlsgate")
 
 MAX_DATAGRAM = 65507
 # Datagrams read per wake-up before yielding to other tasks: enough to drain a busy socket,
@@ -70,6 +75,9 @@ class DtlsStream:
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
         self.handshake_info: HandshakeCompleted | None = None
+        # Called once per transmission of a handshake flight (the client's progress report).
+        self.on_flight: Callable[[], None] | None = None
+        self.started = loop.time()
         # The loop's time of the last datagram from the peer (the server's idle timeout).
         self.last_received = loop.time()
         # Abandoned by the server (evicted or expired handshake): nothing more is sent.
@@ -88,11 +96,15 @@ class DtlsStream:
     def pump(self) -> None:
         """Send what the connection queued, deliver its events, re-arm its timer."""
         conn = self.connection
-        for datagram, _ in conn.datagrams_to_send():
+        datagrams = conn.datagrams_to_send()
+        for datagram, _ in datagrams:
             self._send_datagram(datagram)
+        if datagrams and self.on_flight is not None and self.handshake_info is None:
+            self.on_flight()
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
+                self._log_handshake(event)
                 if not self._handshake.done():
                     self._handshake.set_result(event)
             elif isinstance(event, DataReceived):
@@ -103,6 +115,12 @@ class DtlsStream:
         if conn.closed:
             self._fail(None)
         self._arm_timer()
+
+    def _log_handshake(self, info: HandshakeCompleted) -> None:
+        took = (self._loop.time() - self.started) * 1000
+        version = {0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}.get(info.version, str(info.version))
+        suite = getattr(info.cipher_suite, "name", info.cipher_suite)
+        log.info("%s: %s %s, handshake %.1f ms", _format_peer(self.peer), version, suite, took)
 
     def _arm_timer(self) -> None:
         if self._timer is not None:
@@ -170,6 +188,7 @@ class _Reader:
         sock.setblocking(False)
         self.sock = sock
         self.loop = loop
+        self.failures = 0  # datagrams whose handling raised (logged once, then counted)
 
     def start(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self._readable)
@@ -185,9 +204,23 @@ class _Reader:
                 data, peer = recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                continue  # e.g. ICMP port unreachable surfaced on the socket
-            handle(data, peer)
+            except OSError as exc:
+                self.error(exc)  # e.g. ICMP port unreachable surfaced on the socket
+                continue
+            try:
+                handle(data, peer)
+            except Exception:
+                # A fault of ours or of the application's callbacks (a cookie_generate that
+                # raises or returns more than 255 bytes): the datagram is dropped, the
+                # traceback logged once, later ones counted.
+                self.failures += 1
+                if self.failures == 1:
+                    log.exception("a datagram from %s raised; dropped", _format_peer(peer))
+                else:
+                    log.debug("a datagram from %s raised (%d so far)", peer, self.failures)
+
+    def error(self, exc: OSError) -> None:
+        """An error the socket reported instead of a datagram."""
 
     def handle(self, data: bytes, peer: Any) -> None:
         raise NotImplementedError
@@ -225,6 +258,8 @@ class DtlsServer(_Reader):
             self.admission.total = max_handshaking
             self.admission.per_address = min(self.admission.per_address, max_handshaking)
         self.admits_refused = 0  # Admits dropped at config.max_associations
+        self.handshakes_completed = 0
+        self.handshakes_failed = 0
         self.idle_closed = 0  # associations closed by config.idle_timeout
         self._established: set[DtlsStream] = set()
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -327,8 +362,12 @@ class DtlsServer(_Reader):
 
     async def _run(self, stream: DtlsStream) -> None:
         try:
-            with suppress(Exception):
+            try:
                 await stream.wait_handshake()
+                self.handshakes_completed += 1
+            except Exception as exc:
+                self.handshakes_failed += 1
+                log.info("%s: DTLS handshake failed: %s", _format_peer(stream.peer), _why(exc))
             self.admission.finish(stream)
             if stream.handshake_info is None:
                 return
@@ -396,21 +435,56 @@ async def serve(
     when given, overrides it), ``max_handshakes_per_address`` and ``ipv6_prefix_length`` for
     handshakes in progress; ``max_associations`` and ``idle_timeout`` for established ones."""
     loop = asyncio.get_running_loop()
+    if config is None:
+        raise UsageError("serve() needs a ServerConfig with a certificate or a PSK")
+    config.check_can_serve()
     if sock is None:
         sock = _bind(host, port, reuse_port)
-    server = DtlsServer(handler, sock, config or ServerConfig(), loop, max_handshaking)
+    server = DtlsServer(handler, sock, config, loop, max_handshaking)
     server.start()
     return server
 
 
 class _ClientReader(_Reader):
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, progress: HandshakeProgress
+    ) -> None:
         super().__init__(sock, loop)
         self.stream: DtlsStream | None = None
+        self.progress = progress
 
     def handle(self, data: bytes, peer: Any) -> None:
         if self.stream is not None:
+            if self.stream.handshake_info is None:
+                self.progress.received(data)
             self.stream.datagram_received(data)
+
+    def error(self, exc: OSError) -> None:
+        # On a connected UDP socket an ICMP port unreachable comes back as ECONNREFUSED.
+        if isinstance(exc, ConnectionRefusedError) and self.stream is not None:
+            self.stream._fail(port_unreachable(self.progress.peer))
+
+    def sendto(self, data: bytes, peer: Any) -> None:
+        try:
+            self.sock.send(data)
+        except ConnectionRefusedError as exc:
+            self.error(exc)
+        except OSError:
+            pass  # a full buffer or a transient error: the flight's timer resends
+
+
+def _format_peer(peer: Any) -> str:
+    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one line a user can read, never empty."""
+    text = str(exc).strip().replace("\n", " ")
+    return text or type(exc).__name__
 
 
 async def connect(
@@ -425,9 +499,11 @@ async def connect(
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.connect(address)
-    reader = _ClientReader(sock, loop)
+    progress = HandshakeProgress(_format_peer(address[:2]))
+    reader = _ClientReader(sock, loop, progress)
     conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
     stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
+    stream.on_flight = progress.sent
     reader.stream = stream
     reader.start()
     original_close = stream.close
@@ -441,7 +517,11 @@ async def connect(
     try:
         conn.connect(time.time())
         stream.pump()
-        await asyncio.wait_for(stream.wait_handshake(), timeout)
+        try:
+            await asyncio.wait_for(stream.wait_handshake(), timeout)
+        except TimeoutError as exc:
+            waited = loop.time() - stream.started
+            raise TimeoutError(progress.timeout_message(round(waited, 1))) from exc
     except BaseException:
         close()
         raise

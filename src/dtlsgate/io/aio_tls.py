@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 import weakref
 from collections import deque
@@ -115,6 +116,9 @@ def limits_of(server: asyncio.Server) -> ServerLimits:
     return _SERVER_LIMITS[server]
 
 
+# The library logs here and configures nothing; the command line (``-v``) configures it.
+log = logging.getLogger("dtlsgate")
+
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
 
@@ -188,6 +192,8 @@ class _TlsProtocol(asyncio.Protocol):
         self._on_ready = on_ready
         self._on_failure = on_failure
         self._pending = b""
+        self._started = time.monotonic()
+        self._peer = "?"
         # The newest session tickets (RFC 8446 §4.6.1): a server may send any number.
         self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
         self.conn: TlsConnection = None  # type: ignore[assignment]
@@ -200,6 +206,8 @@ class _TlsProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.raw = transport
+        self._started = time.monotonic()
+        self._peer = _peer_text(transport.get_extra_info("peername"))
         if self._handshake_timeout is not None:
             self._deadline = asyncio.get_running_loop().call_later(
                 self._handshake_timeout, self._handshake_timed_out
@@ -252,6 +260,7 @@ class _TlsProtocol(asyncio.Protocol):
             if not self.ready.done():
                 self.ready.set_result(None)
             self._cancel_deadline()
+            self._log_handshake()
             self._on_ready(self)
         while (event := self.conn.next_event()) is not None:
             if isinstance(event, DataReceived):
@@ -260,6 +269,19 @@ class _TlsProtocol(asyncio.Protocol):
                 self.reader.feed_eof()
             elif isinstance(event, SessionTicketReceived):
                 self.tickets.append(event.ticket)
+
+    def _log_handshake(self) -> None:
+        info = self.conn.info
+        if info is not None:
+            log.info(
+                "%s: TLS 1.3 %s %s, hello_retry=%s resumed=%s, handshake %.1f ms",
+                self._peer,
+                info.cipher_suite.name,
+                info.group.name if info.group else "-",
+                info.hello_retry,
+                info.resumed,
+                (time.monotonic() - self._started) * 1000,
+            )
 
     def _through_gate(self, data: bytes) -> bytes:
         assert self._gate is not None and self.raw is not None
@@ -328,6 +350,7 @@ class _TlsProtocol(asyncio.Protocol):
         self._cancel_deadline()
         if self.ready.done():
             return
+        log.info("%s: TLS handshake failed: %s", self._peer, str(exc) or type(exc).__name__)
         self.ready.set_exception(exc)
         if self._on_failure is not None or self._limits is not None:
             # A server's: reported through the callback, if any; nobody awaits the future
@@ -362,6 +385,14 @@ class _TlsProtocol(asyncio.Protocol):
             self.raw.close()
 
 
+def _peer_text(address: Any) -> str:
+    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)
+
+
 def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:
     loop = asyncio.get_running_loop()
     return asyncio.StreamWriter(
@@ -386,6 +417,7 @@ async def serve_tls(
     closed). ``handshake_timeout`` defaults to ``config.handshake_timeout``; the config's
     other limits apply too (module docstring; ``limits_of(server)`` counts)."""
     loop = asyncio.get_running_loop()
+    config.check_can_serve()
     if handshake_timeout is _Default.FROM_CONFIG:
         handshake_timeout = config.handshake_timeout
     limits = ServerLimits(config, loop)

@@ -28,6 +28,7 @@ from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
 from dtlsgate.io.keylog import keylog_writer
+from dtlsgate.io.progress import HandshakeProgress, port_unreachable
 
 if TYPE_CHECKING:
     from dtlsgate.io.listener import Listener
@@ -69,16 +70,29 @@ class DtlsSocket:
         # address is no longer ours to send to.
         self._replaced = False
         self.handshake_info: HandshakeCompleted | None = None
+        # A client's handshake progress, for the error when it fails (see `connect`).
+        self.progress: HandshakeProgress | None = None
 
     # --- I/O plumbing -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        for datagram, _ in self.connection.datagrams_to_send():
+        datagrams = self.connection.datagrams_to_send()
+        for datagram, _ in datagrams:
             with suppress(BlockingIOError, InterruptedError):
                 if not self._shared:
-                    self.sock.send(datagram)
+                    self._send_connected(datagram)
                 else:
                     self.sock.sendto(datagram, self.peer)  # type: ignore[call-overload]
+        if datagrams and self.progress is not None and self.handshake_info is None:
+            self.progress.sent()
+
+    def _send_connected(self, datagram: bytes) -> None:
+        try:
+            self.sock.send(datagram)
+        except ConnectionRefusedError:
+            # An ICMP port unreachable for an earlier datagram, reported on this send.
+            if self.progress is not None and self.handshake_info is None:
+                raise port_unreachable(self.progress.peer) from None
 
     def _feed(self, datagram: bytes) -> None:
         """A datagram from our peer, read by someone else (the listener)."""
@@ -140,8 +154,16 @@ class DtlsSocket:
                 data, peer = self.sock.recvfrom(MAX_DATAGRAM)
             else:
                 data, peer = self.sock.recv(MAX_DATAGRAM), self.peer
-        except (BlockingIOError, InterruptedError, ConnectionRefusedError):
+        except (BlockingIOError, InterruptedError):
             return
+        except ConnectionRefusedError:
+            # On a connected UDP socket: an ICMP port unreachable. During a client's
+            # handshake it means nothing listens there; otherwise it is ignored.
+            if self.progress is not None and self.handshake_info is None:
+                raise port_unreachable(self.progress.peer) from None
+            return
+        if self.progress is not None and self.handshake_info is None:
+            self.progress.received(data)
         listener = self._listener
         if listener is not None and (
             peer != self.peer
@@ -158,13 +180,19 @@ class DtlsSocket:
 
     def do_handshake(self, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         """Run the handshake to completion; `TimeoutError` when it does not finish."""
-        deadline = None if timeout is None else self._clock() + timeout
+        started = self._clock()
+        deadline = None if timeout is None else started + timeout
         try:
             while not self.connection.handshake_complete:
                 if self._closed_by_peer:
                     raise StateError("the peer closed the connection during the handshake")
                 if not self._step(deadline):
                     raise TimeoutError("DTLS handshake timed out")
+        except TimeoutError as exc:
+            if self.progress is None:
+                raise
+            waited = round(self._clock() - started, 1)
+            raise TimeoutError(self.progress.timeout_message(waited)) from exc
         finally:
             self._flush()
 
@@ -225,9 +253,17 @@ def connect(
         keylog = keylog_writer(config.keylog_file)
         conn = DatagramClientConnection(config, address, keylog=keylog)
         dtls = DtlsSocket(conn, sock, address)
+        dtls.progress = HandshakeProgress(_host_port(address))
         conn.connect(time.time())
         dtls.do_handshake(timeout)
     except BaseException:
         sock.close()
         raise
     return dtls
+
+
+def _host_port(address: tuple[str, int] | Hashable) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)

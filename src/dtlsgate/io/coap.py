@@ -198,7 +198,16 @@ class _Interface(interfaces.MessageInterface):  # type: ignore[misc]
         if self._mman is None:
             self.log.info("not sending %r: the transport is shutting down", message)
             return
-        message.remote.send(message.encode())
+        remote = message.remote
+        if isinstance(remote, DtlsRemote) and remote.closed:
+            # The association ended (e.g. the server refused our certificate with an alert
+            # after our DTLS 1.3 Finished, when the client already counted itself
+            # connected): fail the exchange now rather than let it wait for its timeout.
+            # Soon, not here: aiocoap registers the exchange after this call returns.
+            error = DtlsConnectionClosed(f"the DTLS association with {remote.hostinfo} ended")
+            asyncio.get_running_loop().call_soon(self._mman.dispatch_error, error, remote)
+            return
+        remote.send(message.encode())
 
     async def recognize_remote(self, remote: object) -> bool:
         return isinstance(remote, DtlsRemote) and remote.interface is self and not remote.closed

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _psk_credentials(args: argparse.Namespace) -> dict[str, Any]:
-    from dtlsgate.dtls.cli import parse_psk
+    from dtlsgate.io.cli_shared import parse_psk
 
     pairs = []
     for text in args.psk:
@@ -132,7 +132,7 @@ def _certificate(args: argparse.Namespace, have_psk: bool) -> tuple[str | None, 
         return args.cert, args.key
     if have_psk:
         return None, None
-    from dtlsgate.dtls.cli import self_signed_files
+    from dtlsgate.io.cli_shared import self_signed_files
 
     cert, key = self_signed_files()
     return str(cert), str(key)

@@ -186,12 +186,6 @@ class RecordLayer:
             self._write_seq += [0] * missing
         self._write_cipher[epoch] = cipher
 
-    def knows_write_epoch(self, epoch: int) -> bool:
-        """Whether records of ``epoch`` can be sent (epoch 0, or keys installed)."""
-        return epoch == 0 or (
-            epoch < len(self._write_cipher) and self._write_cipher[epoch] is not None
-        )
-
     def overhead(self, epoch: int) -> int:
         """Bytes a record of ``epoch`` adds around its content (header, nonce, tag)."""
         cipher = self._write_cipher[epoch]
@@ -260,6 +254,12 @@ class RecordLayer:
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:
         return self._read[epoch] if epoch < len(self._read) else None
+
+    def can_write(self, epoch: int) -> bool:
+        """Whether keys to write records of ``epoch`` are installed (epoch 0: none needed)."""
+        return epoch == 0 or (
+            epoch < len(self._write_cipher) and self._write_cipher[epoch] is not None
+        )
 
     def knows_epoch(self, epoch: int) -> bool:
         return self._read_state(epoch) is not None

@@ -198,6 +198,12 @@ class StreamRecordLayer:
                     return None
                 raise UnexpectedMessage("application data before the handshake keys")
             return self._check_plaintext(Record(content_type, body))
+        if content_type == ContentType.ALERT and _is_fatal_alert(body):
+            # A peer that failed the handshake after the keys changed (e.g. OpenSSL's client
+            # refusing our certificate: "unknown ca") may send its fatal alert unprotected.
+            # The connection ends either way; reported as the alert it is, not as a record
+            # error. close_notify stays refused: unprotected, anyone could forge a clean end.
+            return Record(content_type, body)
         if content_type != ContentType.APPLICATION_DATA:
             # RFC 8446 §5.2: once protected, every record has opaque_type application_data.
             raise UnexpectedMessage(f"unprotected record of type {content_type} after keys")
@@ -294,3 +300,12 @@ class HandshakeReassembler:
         raw = bytes(self._buffer[: 4 + length])
         del self._buffer[: 4 + length]
         return raw[0], raw[4:], raw
+
+
+def _is_fatal_alert(body: bytes) -> bool:
+    """A well-formed alert (RFC 8446 §6) that ends the connection: not close_notify or
+    user_canceled."""
+    return len(body) == 2 and body[1] not in (
+        AlertDescription.close_notify,
+        AlertDescription.user_canceled,
+    )

@@ -510,6 +510,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     keys, keylog = derive(ctx.provider, t, session, pms)
     actions.insert(0, keylog)
     if scheme is not None:
+        assert ctx.config.private_key is not None  # a scheme is chosen only for our key
         signature = ctx.provider.sign(ctx.config.private_key, scheme, t.data(), tls13=False)
         actions.append(
             t.send(HT.CERTIFICATE_VERIFY, CertificateVerify12(scheme, signature).encode())

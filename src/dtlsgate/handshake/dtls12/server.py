@@ -268,6 +268,7 @@ def _server_key_exchange(
         ske = ServerKeyExchange(kind, params, psk_identity_hint=hint)
     else:
         assert choice.signature_scheme is not None
+        assert ctx.config.private_key is not None  # a scheme is chosen only for our key
         signed = ecdhe_signed_params(session.client_random, session.server_random, params)
         signature = ctx.provider.sign(
             ctx.config.private_key, choice.signature_scheme, signed, tls13=False

@@ -1,0 +1,278 @@
+"""What the sans-I/O tests of every protocol version share: a fixed ``now``, credentials valid
+then, configs on the deterministic provider, event helpers, and in-memory pairs.
+
+- `DatagramPair`: a DTLS client (1.2 or 1.3) and the server the gate admits it to (or, for
+  DTLS 1.3 without a gate, the server its first datagram makes), over a seeded `Link` that
+  may drop, duplicate and reorder datagrams; timers fire in simulated time.
+- `pair` / `pump`: a TLS 1.3 client and server over a byte pipe.
+- `seal`: a TLS record a connection could have sent now, for tests that forge input.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
+from dtlsgate.connection.datagram13 import (
+    Dtls13ClientConnection,
+    Dtls13Connection,
+    Dtls13ServerConnection,
+    accept,
+)
+from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
+from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
+from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
+from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
+from dtlsgate.wire.enums import ContentType
+from dtlsgate.wire.record import split_dtls_records
+
+CLIENT = ("192.0.2.10", 40000)
+SERVER = ("192.0.2.1", 4433)
+# Every sans-I/O test runs at this time (2027-01-15): certificates are made valid around it.
+NOW = 1_800_000_000.0
+PSK_ID = b"Client_identity"
+PSK = bytes(range(16))
+
+
+@lru_cache(maxsize=8)
+def credentials(key_type: str = "ecdsa-p256") -> tuple[bytes, bytes]:
+    """A self-signed certificate for "localhost" (PEM) and its key, valid two years either
+    side of ``NOW``: at ``NOW`` for the sans-I/O tests, and at the wall clock's time for the
+    tests that run real servers."""
+    now = datetime.datetime.fromtimestamp(NOW - 2 * 365 * 86400, datetime.UTC)
+    return make_self_signed("localhost", key_type, days=4 * 365, now=now)
+
+
+def server_config(key_type: str | None = "ecdsa-p256", **kwargs: Any) -> ServerConfig:
+    """A server on the deterministic provider with a fixed cookie key and, unless
+    ``key_type`` is None, the `credentials` of that key type."""
+    kwargs.setdefault("provider", DeterministicProvider(b"server"))
+    kwargs.setdefault("cookie_jar", CookieJar(bytes(32)))
+    if key_type is not None:
+        cert, key = credentials(key_type)
+        kwargs.setdefault("certificate_chain", load_certificate_chain(cert))
+        kwargs.setdefault("private_key", load_private_key(key))
+    return ServerConfig(**kwargs)
+
+
+def client_config(key_type: str = "ecdsa-p256", **kwargs: Any) -> ClientConfig:
+    """A client on the deterministic provider that trusts the `credentials` of ``key_type``
+    for "localhost" (unless it uses a PSK or is insecure)."""
+    kwargs.setdefault("provider", DeterministicProvider(b"client"))
+    if not kwargs.get("insecure"):
+        cert, _ = credentials(key_type)
+        kwargs.setdefault("cafile", cert.decode())  # PEM text is accepted as the CA file
+        if kwargs.get("psk") is None:
+            kwargs.setdefault("server_name", "localhost")
+    return ClientConfig(**kwargs)
+
+
+# ---- events ------------------------------------------------------------------------------
+
+
+def events(conn: Any) -> list[Any]:
+    """Every event ``conn`` has queued, taken."""
+    out = []
+    while (e := conn.next_event()) is not None:
+        out.append(e)
+    return out
+
+
+def data_events(events: list[Any]) -> list[bytes]:
+    return [e.data for e in events if isinstance(e, DataReceived)]
+
+
+def closed_events(events: list[Any]) -> list[ConnectionClosed]:
+    return [e for e in events if isinstance(e, ConnectionClosed)]
+
+
+def alerts_in(
+    datagrams: list[tuple[bytes, object]], conn: DtlsConnection | None = None
+) -> list[int]:
+    """Alert descriptions in plaintext DTLS 1.2 records (or records ``conn`` can open)."""
+    out = []
+    for d, _ in datagrams:
+        for record in split_dtls_records(d):
+            if record.content_type != ContentType.ALERT:
+                continue
+            if record.epoch == 0:
+                out.append(record.fragment[1])
+            elif conn is not None:
+                plain = conn.record_layer.open(record)
+                if plain is not None:
+                    out.append(plain[1])
+    return out
+
+
+# ---- datagram pairs (DTLS 1.2 and 1.3) ---------------------------------------------------
+
+
+@dataclass
+class Link:
+    """Carries datagrams between the two ends; ``loss``, ``dup`` and ``reorder`` are
+    probabilities applied per datagram with a seeded generator."""
+
+    seed: int = 0
+    loss: float = 0.0
+    dup: float = 0.0
+    reorder: float = 0.0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def carry(self, datagrams: list[bytes]) -> list[bytes]:
+        out: list[bytes] = []
+        for d in datagrams:
+            if self.rng.random() < self.loss:
+                continue
+            out.append(d)
+            if self.rng.random() < self.dup:
+                out.append(d)
+        if len(out) > 1 and self.rng.random() < self.reorder:
+            self.rng.shuffle(out)
+        return out
+
+
+@dataclass
+class DatagramPair:
+    """A DTLS client and its server, the events each reported and how many datagrams each
+    sent (before the link's losses). With a gate the server is made from the gate's admit
+    (`accept`: DTLS 1.2 or 1.3, whichever the client got); without one (DTLS 1.3 only),
+    from the first ClientHello. ``tamper`` rewrites every datagram the server gets."""
+
+    server_cfg: ServerConfig
+    client: Any
+    gate: Gate | None
+    server: Any = None
+    now: float = NOW
+    send_acks: bool = True
+    client_events: list[Any] = field(default_factory=list)
+    server_events: list[Any] = field(default_factory=list)
+    tamper: Callable[[bytes], bytes] | None = None
+    replies: list[bytes] = field(default_factory=list)
+    client_datagrams: int = 0
+    server_datagrams: int = 0
+    largest_datagram: int = 0
+
+    def to_server(self, datagrams: list[bytes]) -> None:
+        for d in datagrams:
+            if self.tamper is not None:
+                d = self.tamper(d)
+            if self.server is None and self.gate is not None:
+                result = self.gate.receive(d, CLIENT, self.now)
+                if isinstance(result, Reply):
+                    self.replies.append(result.data)
+                    self.client.receive(result.data, SERVER, self.now)
+                elif isinstance(result, Admit | Dtls13Admit):
+                    self.server = accept(result, self.server_cfg)
+                    self.server.start(self.now)
+                continue
+            if self.server is None:
+                self.server = Dtls13ServerConnection(
+                    self.server_cfg, CLIENT, send_acks=self.send_acks
+                )
+            self.server.receive(d, CLIENT, self.now)
+
+    def drain(self) -> None:
+        for conn, got in ((self.client, self.client_events), (self.server, self.server_events)):
+            while conn is not None and (e := conn.next_event()) is not None:
+                got.append(e)
+
+    def _send(self, conn: Any) -> list[bytes]:
+        out = [d for d, _ in conn.datagrams_to_send()] if conn is not None else []
+        self.largest_datagram = max([self.largest_datagram, *map(len, out)])
+        return out
+
+    def run(self, link: Link | None = None, rounds: int = 300) -> bool:
+        """Exchange datagrams until both sides are quiet, firing timers as needed; False
+        when they were still sending after ``rounds`` exchanges."""
+        link = link or Link()
+        for _ in range(rounds):
+            c_out = self._send(self.client)
+            self.client_datagrams += len(c_out)
+            self.to_server(link.carry(c_out))
+            s_out = self._send(self.server)
+            self.server_datagrams += len(s_out)
+            for d in link.carry(s_out):
+                self.client.receive(d, SERVER, self.now)
+            self.drain()
+            if not c_out and not s_out:
+                conns = [c for c in (self.client, self.server) if c is not None]
+                timers = [t for c in conns if (t := c.get_timer()) is not None]
+                if not timers:
+                    return True
+                self.now = max(self.now, min(timers))
+                for conn in conns:
+                    conn.handle_timer(self.now)
+        return False
+
+    def completed(self) -> bool:
+        return any(isinstance(e, HandshakeCompleted) for e in self.client_events) and any(
+            isinstance(e, HandshakeCompleted) for e in self.server_events
+        )
+
+
+def make_pair(server_cfg: ServerConfig, client_cfg: ClientConfig) -> DatagramPair:
+    """A DTLS 1.2 client and the gate in front of its server."""
+    client = DtlsClientConnection(client_cfg, SERVER)
+    pair = DatagramPair(server_cfg, client, Gate(server_cfg))
+    client.connect(NOW)
+    return pair
+
+
+def make_pair13(
+    server_cfg: ServerConfig,
+    client_cfg: ClientConfig,
+    *,
+    send_acks: bool = True,
+    gated: bool = False,
+) -> DatagramPair:
+    """A DTLS 1.3 client and its server, behind the gate when ``gated``."""
+    client: Dtls13Connection = Dtls13ClientConnection(client_cfg, SERVER, send_acks=send_acks)
+    gate = Gate(server_cfg) if gated else None
+    pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks)
+    client.connect(NOW)
+    return pair
+
+
+# ---- TLS over a byte pipe ----------------------------------------------------------------
+
+
+def pump(a: TlsConnection, b: TlsConnection, rounds: int = 6) -> None:
+    """Move bytes both ways until both are quiet (bounded)."""
+    for _ in range(rounds):
+        ab = a.data_to_send()
+        if ab:
+            b.receive_data(ab, NOW)
+        ba = b.data_to_send()
+        if ba:
+            a.receive_data(ba, NOW)
+        if not ab and not ba:
+            return
+
+
+def pair(
+    server_cfg: ServerConfig | None = None, client_cfg: ClientConfig | None = None
+) -> tuple[ClientConnection, ServerConnection]:
+    """A TLS 1.3 client and server, their handshake run."""
+    client = ClientConnection(client_cfg or client_config())
+    server = ServerConnection(server_cfg or server_config())
+    client.start()
+    pump(client, server)
+    return client, server
+
+
+def seal(sender: TlsConnection, content_type: int, payload: bytes) -> bytes:
+    """A TLS record ``sender`` could have sent now (its own write key and sequence number)."""
+    protection = sender.record_layer.write
+    assert protection is not None
+    return protection.seal(content_type, payload)

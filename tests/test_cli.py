@@ -1,0 +1,414 @@
+"""The command line as a new user meets it: `dtlsgate connect` waits for the answer to its
+last line, stops on Ctrl-C, says why a handshake failed; every bad input is one line on
+stderr (never a traceback); an option of the other mode is an error; ``-v`` logs each
+connection and a summary."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from peers import process, read_line, require, stop
+from test_dtls12_cli import dtlsgate_serve
+from udp_proxy import LossyProxy
+
+from dtlsgate.crypto.certs import make_self_signed
+from dtlsgate.io.cli import main
+
+PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
+OTHER_PSK_KEY = "0f0e0d0c0b0a09080706050403020100"
+DTLSGATE = [sys.executable, "-m", "dtlsgate"]
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def connect_with_late_line(ports: list[int], delay: float) -> list[tuple[bytes, bytes, int]]:
+    """``(sleep DELAY; echo x) | dtlsgate connect``, one client per port, all at once: the
+    only line comes late and input ends right after it."""
+    procs = [
+        subprocess.Popen(
+            ["timeout", "-s", "KILL", "40", *DTLSGATE, "connect", f"127.0.0.1:{p}", "--psk", PSK],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for p in ports
+    ]
+    time.sleep(delay)
+    results = []
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"late line\n")
+        proc.stdin.close()  # input ends right after the line
+        proc.stdin = None  # communicate() then only reads
+    for proc in procs:
+        out, err = proc.communicate(timeout=45)
+        results.append((out, err, proc.returncode))
+    return results
+
+
+# ---- 1. the answer to the last line ---------------------------------------------------------
+
+
+@pytest.mark.interop
+def test_connect_waits_for_the_answer_to_its_last_line(tmp_path: Path) -> None:
+    """The wait for answers counts from the last record sent, for a few round trips: over a
+    link with 0.15 s each way the echo of a line sent well after the handshake arrives (the
+    old wait, 1 s counted from the last datagram received, closed at once and lost it every
+    time), and on loopback, repeated, too (the old code lost about half)."""
+    with dtlsgate_serve(tmp_path, "--psk", PSK) as port:
+        with (
+            LossyProxy(("127.0.0.1", port), loss=0, dup=0, reorder=0, latency=0.15) as one,
+            LossyProxy(("127.0.0.1", port), loss=0, dup=0, reorder=0, latency=0.15) as two,
+        ):
+            for out, err, rc in connect_with_late_line([one.port, two.port], 3.5):
+                assert (rc, out) == (0, b"late line\n"), err
+        for out, err, rc in connect_with_late_line([port] * 4, 2.5):
+            assert (rc, out) == (0, b"late line\n"), err
+
+
+# ---- 2. Ctrl-C -------------------------------------------------------------------------------
+
+# Runs the CLI with uvloop hidden, so that plain asyncio is tested too.
+WITHOUT_UVLOOP = (
+    "import runpy, sys; sys.modules['uvloop'] = None; "
+    "sys.argv = ['dtlsgate', *sys.argv[1:]]; runpy.run_module('dtlsgate', run_name='__main__')"
+)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_ctrl_c_in_connect_exits_at_once_and_cleanly(tmp_path: Path, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    python = DTLSGATE if loop == "uvloop" else [sys.executable, "-c", WITHOUT_UVLOOP]
+    with dtlsgate_serve(tmp_path, "--psk", PSK) as port:
+        args = [*python, "connect", f"127.0.0.1:{port}", "--psk", PSK]
+        proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(b"before ctrl-c\n")
+            proc.stdin.flush()
+            assert read_line(proc.stdout, time.monotonic() + 20) == "before ctrl-c"
+            proc.send_signal(signal.SIGINT)  # stdin stays open: readline is still blocked
+            rc = proc.wait(10)
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+        finally:
+            proc.kill()
+            proc.wait(5)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                assert stream is not None
+                stream.close()
+    assert rc == 130, err
+    assert b"Traceback" not in err and err.strip() == b"", err
+
+
+# ---- 3. why a handshake failed ---------------------------------------------------------------
+
+
+def run_cli(*args: str, seconds: float = 40) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["timeout", "-s", "KILL", str(seconds), *DTLSGATE, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+
+
+def one_line(err: bytes) -> str:
+    text = err.decode()
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_connect_to_a_closed_port_reports_the_icmp_port_unreachable() -> None:
+    # The handshake timeout is long: the answer must come from the ICMP error, not the clock.
+    done = run_cli("connect", f"127.0.0.1:{free_udp_port()}", "--psk", PSK, "--timeout", "30")
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert "ICMP port unreachable" in line and "nothing listens" in line, line
+
+
+def test_connect_timeout_says_how_long_and_how_far() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives every ClientHello, answers none
+        port = silent.getsockname()[1]
+        done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "2.5")
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert "timed out after 2.5 s" in line and "flights sent" in line, line
+    assert "no answer from the server" in line, line
+
+
+@pytest.mark.interop
+def test_connect_with_a_wrong_psk_says_so() -> None:
+    require("openssl")
+    port = free_udp_port()
+    server = [
+        "openssl",
+        "s_server",
+        "-dtls1_2",
+        "-accept",
+        f"127.0.0.1:{port}",
+        "-nocert",
+        "-psk",
+        OTHER_PSK_KEY,
+        "-psk_identity",
+        "Client_identity",
+        "-cipher",
+        "PSK-AES128-CCM8",
+    ]
+    with process(server, seconds=30) as proc:  # its stdin stays open: it keeps serving
+        deadline = time.monotonic() + 15
+        while (line := read_line(proc.stdout, deadline)) and "ACCEPT" not in line:
+            pass
+        assert "ACCEPT" in line
+        done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "4")
+    assert done.returncode == 1
+    line = one_line(done.stderr)
+    assert "timed out after 4 s" in line and "wrong PSK" in line, line
+    assert "ServerHelloDone" in line, line
+
+
+def api_connect(api: str, port: int, timeout: float) -> None:
+    import asyncio
+
+    import dtlsgate
+
+    config = dtlsgate.ClientConfig(
+        psk_identity=b"Client_identity", psk=bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+    )
+    if api == "blocking":
+        dtlsgate.blocking.connect("127.0.0.1", port, config, timeout=timeout)
+    else:
+        asyncio.run(dtlsgate.connect("127.0.0.1", port, config, timeout=timeout))
+
+
+@pytest.mark.parametrize("api", ["asyncio", "blocking"])
+def test_the_api_errors_say_what_happened(api: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        with pytest.raises(TimeoutError) as caught:
+            api_connect(api, silent.getsockname()[1], timeout=1.5)
+    text = str(caught.value)
+    assert text.startswith("DTLS handshake with 127.0.0.1:") and "timed out after 1.5 s" in text
+    assert "no answer from the server" in text
+    with pytest.raises(ConnectionRefusedError, match="ICMP port unreachable"):
+        api_connect(api, free_udp_port(), timeout=30)
+
+
+# ---- 4. bad input: one line, never a traceback -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("cli-files")
+    cert, key = make_self_signed("localhost")
+    _, other_key = make_self_signed("localhost")
+    paths = {
+        "cert": cert,
+        "key": key,
+        "other_key": other_key,
+        "garbage": b"not PEM at all\n",
+        "truncated": cert[: len(cert) // 2],
+    }
+    for name, data in paths.items():
+        (d / f"{name}.pem").write_bytes(data)
+    names = {name: str(d / f"{name}.pem") for name in paths}
+    names["missing"] = str(d / "missing.pem")
+    names["directory"] = str(d)
+    return names
+
+
+# (name, argv with {placeholders}); ports in use are filled in by the test.
+BAD_INPUTS = [
+    ("tls-cert-missing", "serve --tls --port 0 --cert {missing}"),
+    ("tls-cert-is-a-key", "serve --tls --port 0 --cert {key} --key {key}"),
+    ("tls-cert-garbage", "serve --tls --port 0 --cert {garbage} --key {key}"),
+    ("tls-cert-truncated", "serve --tls --port 0 --cert {truncated} --key {key}"),
+    ("tls-cert-directory", "serve --tls --port 0 --cert {directory} --key {key}"),
+    ("tls-key-missing", "serve --tls --port 0 --cert {cert} --key {missing}"),
+    ("tls-key-garbage", "serve --tls --port 0 --cert {cert} --key {garbage}"),
+    ("tls-key-mismatch", "serve --tls --port 0 --cert {cert} --key {other_key}"),
+    ("tls-key-without-cert", "serve --tls --port 0 --key {key}"),
+    ("tls-cafile-garbage", "serve --tls --port 0 --cafile {garbage} --verify-client required"),
+    ("tls-cafile-missing", "serve --tls --port 0 --cafile {missing} --verify-client optional"),
+    ("dtls-cert-missing", "serve --port 0 --cert {missing}"),
+    ("dtls-key-mismatch", "serve --port 0 --cert {cert} --key {other_key}"),
+    ("dtls-cafile-garbage", "serve --port 0 --cafile {garbage} --verify-client required"),
+    ("master-key-not-hex", "serve --tls --port 0 --master-key xyz"),
+    ("master-key-short", "serve --port 0 --master-key 0011"),
+    ("port-too-large", "serve --port 99999"),
+    ("port-negative", "listen --port -1"),
+    ("workers-zero", "serve --port 5999 --workers 0"),
+    ("workers-port-zero", "serve --port 0 --workers 2"),
+    ("mtu-too-small", "serve --port 0 --mtu 100"),
+    ("host-unresolvable-serve", "serve --port 0 --host no-such-host.invalid"),
+    ("host-unresolvable-serve-tls", "serve --tls --port 0 --host no-such-host.invalid"),
+    ("host-unresolvable-listen", "listen --port 0 --host no-such-host.invalid"),
+    ("udp-port-in-use-serve", "serve --port {udp_busy}"),
+    ("udp-port-in-use-listen", "listen --port {udp_busy}"),
+    ("tcp-port-in-use-serve-tls", "serve --tls --port {tcp_busy}"),
+    ("connect-tls-no-port", "connect --tls 127.0.0.1"),
+    ("connect-no-port", "connect localhost"),
+    ("connect-port-zero", "connect 127.0.0.1:0"),
+    ("connect-bad-psk", "connect 127.0.0.1:4433 --psk nocolon"),
+    ("connect-cafile-missing", "connect 127.0.0.1:4433 --cafile {missing}"),
+    ("connect-cafile-garbage", "connect --tls 127.0.0.1:4433 --cafile {garbage}"),
+    ("connect-insecure-and-cafile", "connect 127.0.0.1:4433 --insecure --cafile {cert}"),
+    ("connect-bad-timeout", "connect 127.0.0.1:4433 --timeout soon"),
+    ("no-command", ""),
+    ("unknown-option", "serve --colour"),
+]
+
+
+@contextmanager
+def busy_ports() -> Iterator[dict[str, int]]:
+    """A UDP and a listening TCP socket on loopback, held for the test."""
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+    ):
+        udp.bind(("127.0.0.1", 0))
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen()
+        yield {"udp_busy": udp.getsockname()[1], "tcp_busy": tcp.getsockname()[1]}
+
+
+class Hung(Exception):
+    pass
+
+
+@contextmanager
+def watchdog(limit: float) -> Iterator[None]:
+    """Bound an in-process run: a command that starts serving instead of refusing its input
+    is interrupted (SIGALRM) and fails the test rather than hanging it. uvloop does not let
+    the handler's exception out of its loop: the test hides it (`no_uvloop`)."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise Hung(f"still running after {limit} s: the input was not refused")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("argv", [a for _, a in BAD_INPUTS], ids=[n for n, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_never_a_traceback(
+    argv: str,
+    files: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # see watchdog()
+    with busy_ports() as ports, watchdog(20):
+        args = argv.format(**files, **ports).split()
+        try:
+            rc = main(args)
+        except SystemExit as exc:  # argparse
+            rc = exc.code  # type: ignore[assignment]
+    captured = capsys.readouterr()
+    assert rc not in (0, None), captured
+    line = one_line(captured.err.encode())
+    assert line.startswith("dtlsgate"), line
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        ("serve --tls --psk a:00", "--psk"),
+        ("serve --tls --workers 2 --port 5999", "--workers"),
+        ("serve --tls --mtu 500", "--mtu"),
+        ("serve --www", "--www"),
+        ("serve --stateless", "--stateless"),
+        ("serve --max-connections 1", "--max-connections"),
+        ("connect --tls 127.0.0.1:1 --psk a:00", "--psk"),
+        ("connect 127.0.0.1:1 --no-middlebox", "--no-middlebox"),
+    ],
+)
+def test_an_option_of_the_other_mode_is_an_error(
+    argv: str, flag: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # see watchdog()
+    with watchdog(20), pytest.raises(SystemExit) as exited:
+        main(argv.split())
+    assert exited.value.code == 2
+    line = one_line(capsys.readouterr().err.encode())
+    assert f"{flag} does not apply to" in line, line
+
+
+def test_version_and_help_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    import dtlsgate
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"dtlsgate {dtlsgate.__version__}"
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: 4433)" in shown and "(default: 1200; DTLS only)" in shown
+    assert "--www" in shown and "--tls only" in shown
+
+
+# ---- 6. -v: one line per connection, a summary at the end -----------------------------------
+
+
+@pytest.mark.interop
+def test_verbose_serve_logs_each_connection_and_a_summary(tmp_path: Path) -> None:
+    args = [*DTLSGATE, "serve", "--port", "0", "--psk", PSK, "-v"]
+    proc = subprocess.Popen(
+        ["timeout", "-s", "KILL", "40", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        line = read_line(proc.stderr, time.monotonic() + 15)
+        port = int(line.rsplit(":", 1)[1])
+        done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, seconds=30)
+        assert done.returncode == 0, done.stderr
+        logged = read_line(proc.stderr, time.monotonic() + 10)
+        assert "127.0.0.1:" in logged and re.search(r": DTLS 1\.[23] TLS_", logged), logged
+        assert logged.endswith(" ms"), logged
+        bad = run_cli(
+            "connect", f"127.0.0.1:{port}", "--psk", "other:0011", "--dtls1_2", "--timeout", "5"
+        )
+        assert bad.returncode == 1
+        failed = read_line(proc.stderr, time.monotonic() + 10)
+        assert "DTLS handshake failed:" in failed, failed
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        assert proc.stderr is not None
+        rest = proc.stderr.read().decode()
+    finally:
+        stop(proc)
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert "stopped: 1 handshakes completed, 1 failed" in rest, rest
+    assert "gate: " in rest and "admitted" in rest and "Traceback" not in rest, rest
