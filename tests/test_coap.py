@@ -346,7 +346,7 @@ def test_without_aiocoap_the_import_and_the_cli_say_what_to_install() -> None:
         [
             sys.executable,
             "-c",
-            hide + "from dtlsgate.cli import main; sys.exit(main(['coap-server']))",
+            hide + "from dtlsgate.io.cli import main; sys.exit(main(['coap-server']))",
         ],
         capture_output=True,
         timeout=60,

@@ -9,12 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
-from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UnexpectedMessage
+from dtlsgate.errors import (
+    BadRecordMac,
+    DecodeError,
+    IllegalParameter,
+    ProtocolError,
+    RecordOverflow,
+    UnexpectedMessage,
+)
 from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
-    BadRecordMac,
     HandshakeReassembler,
-    RecordOverflow,
     RecordProtection,
     StreamRecordLayer,
 )

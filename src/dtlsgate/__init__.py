@@ -18,6 +18,7 @@ from dtlsgate.errors import (
     UsageError,
 )
 from dtlsgate.events import (
+    ClientCertificateReceived,
     ConnectionClosed,
     DataReceived,
     Event,
@@ -30,6 +31,7 @@ from dtlsgate.gate.results import (
     Admit,
     Drop,
     DropReason,
+    Dtls13Admit,
     GateResult,
     Refuse,
     Reply,
@@ -75,6 +77,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Admit",
     "AlertReceived",
+    "ClientCertificateReceived",
     "ClientConfig",
     "ConnectionClosed",
     "CookieJar",
@@ -83,6 +86,7 @@ __all__ = [
     "Drop",
     "DropReason",
     "Dtls12Session",
+    "Dtls13Admit",
     "DtlsClientConnection",
     "DtlsServerConnection",
     "DtlsSocket",

@@ -35,8 +35,13 @@ from cryptography.x509.verification import (
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.signatures import MldsaPrivateKey, PrivateKey
-from dtlsgate.errors import BadCertificate, UsageError
-from dtlsgate.wire.enums import AlertDescription
+from dtlsgate.errors import (
+    BadCertificate,
+    CertificateExpired,
+    UnknownCa,
+    UnsupportedCertificate,
+    UsageError,
+)
 
 __all__ = [
     "Identity",
@@ -241,10 +246,7 @@ def peer_public_key(certificate: x509.Certificate) -> Any:
     try:
         return certificate.public_key()
     except UNREADABLE_CERTIFICATE as exc:
-        raise BadCertificate(
-            f"peer certificate has an unsupported key: {exc}",
-            AlertDescription.unsupported_certificate,
-        ) from None
+        raise UnsupportedCertificate(f"peer certificate has an unsupported key: {exc}") from None
 
 
 # ---- raw public keys (RFC 7250) --------------------------------------------------------------
@@ -319,24 +321,22 @@ def _check_validity(chain: Sequence[x509.Certificate], now: datetime.datetime) -
     # RFC 5280 §6.1.3 (a)(2): each certificate must be valid at the verification time.
     for cert in chain:
         if now > cert.not_valid_after_utc:
-            raise BadCertificate(
+            raise CertificateExpired(
                 f"certificate {cert.subject.rfc4514_string()} expired "
-                f"{cert.not_valid_after_utc.isoformat()}",
-                AlertDescription.certificate_expired,
+                f"{cert.not_valid_after_utc.isoformat()}"
             )
         if now < cert.not_valid_before_utc:
             raise BadCertificate(
                 f"certificate {cert.subject.rfc4514_string()} not valid before "
-                f"{cert.not_valid_before_utc.isoformat()}",
-                AlertDescription.bad_certificate,
+                f"{cert.not_valid_before_utc.isoformat()}"
             )
 
 
-def _alert_for(error: VerificationError) -> AlertDescription:
+def _error_for(error: VerificationError) -> type[BadCertificate]:
     message = str(error).lower()
     if "issuer" in message or "candidates exhausted" in message:
-        return AlertDescription.unknown_ca
-    return AlertDescription.bad_certificate
+        return UnknownCa
+    return BadCertificate
 
 
 def _builder(
@@ -465,7 +465,7 @@ def verify_server_chain(
         verifier = _builder(trust, now, ee_policy).build_server_verifier(subject)
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
-        raise BadCertificate(f"server certificate: {exc}", _alert_for(exc)) from None
+        raise _error_for(exc)(f"server certificate: {exc}") from None
     except UNREADABLE_CERTIFICATE as exc:
         # A field load_der_x509_certificate left unparsed (cryptography parses some lazily)
         # that the verifier cannot read: malformed, as in _parse_peer_chain.
@@ -487,7 +487,7 @@ def verify_client_chain(
         verifier = _builder(trust, now, ee_policy).build_client_verifier()
         verifier.verify(chain[0], chain[1:])
     except VerificationError as exc:
-        raise BadCertificate(f"client certificate: {exc}", _alert_for(exc)) from None
+        raise _error_for(exc)(f"client certificate: {exc}") from None
     except UNREADABLE_CERTIFICATE as exc:  # as in verify_server_chain
         raise BadCertificate(f"malformed client certificate: {exc}") from None
     return chain[0]

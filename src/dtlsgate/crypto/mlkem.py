@@ -28,8 +28,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import mlkem
 
-from dtlsgate.errors import IllegalParameter, ProtocolError, UsageError
-from dtlsgate.wire.enums import AlertDescription, NamedGroup
+from dtlsgate.errors import IllegalParameter, InternalError, UsageError
+from dtlsgate.wire.enums import NamedGroup
 
 __all__ = ["HYBRIDS", "KEMS", "Hybrid", "Kem", "MlkemPrivateKey", "encapsulate"]
 
@@ -132,9 +132,7 @@ class MlkemPrivateKey:
         try:
             return bytes(self._key.decapsulate(ciphertext))
         except ValueError as exc:
-            raise ProtocolError(
-                f"{kem.name} decapsulation failed: {exc}", AlertDescription.internal_error
-            ) from None
+            raise InternalError(f"{kem.name} decapsulation failed: {exc}") from None
 
 
 def encapsulate(kem: Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]:

@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.suites import suite_info
-from dtlsgate.errors import ProtocolError, UsageError
+from dtlsgate.errors import (
+    DecodeError,
+    IllegalParameter,
+    ProtocolError,
+    RecordOverflow,
+    UnexpectedMessage,
+    UsageError,
+)
 from dtlsgate.gate.results import (
     Drop,
     DropReason,
@@ -122,7 +129,7 @@ class CookieState:
     def decode(cls, data: bytes) -> CookieState:
         r = Reader(data)
         if r.u8() != PAYLOAD_FORMAT:
-            raise ProtocolError("cookie format", AlertDescription.illegal_parameter)
+            raise IllegalParameter("cookie format")
         suite, group, requested = r.u16(), r.u16(), r.u8()
         digest = r.vector(1, 1, 64)
         app = r.vector(2)
@@ -155,7 +162,7 @@ class StatelessGate(GateCounters):
         try:
             hello, info = decode_client_hello(message[4:])
         except ProtocolError as exc:
-            return _refuse(exc.alert, str(exc))
+            return _refuse(exc)
         if info.cookie is None:
             return self._retry(hello, info, message, peer, now)
         return self._admit(hello, info, message, data[consumed:], peer, now)
@@ -174,7 +181,7 @@ class StatelessGate(GateCounters):
             found = find_psk(self.context, hello, info, now, self.context.suites, True)
             choice = choose(self.context, hello, info, found)
         except ProtocolError as exc:
-            return _refuse(exc.alert, str(exc))
+            return _refuse(exc)
         assert choice.group is not None  # psk_dhe_ke or no PSK: a group was chosen
         # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
         requested = info.share_for(choice.group) is None
@@ -212,18 +219,18 @@ class StatelessGate(GateCounters):
         if payload is None:
             # Forged, expired, minted for another address, or ClientHello2 changed a field
             # ClientHello1 fixed: the cookie does not verify.
-            return _refuse(AlertDescription.illegal_parameter, "cookie does not verify")
+            return _refuse(IllegalParameter("cookie does not verify"))
         try:
             state = CookieState.decode(payload)
         except ProtocolError:
-            return _refuse(AlertDescription.illegal_parameter, "cookie payload")
+            return _refuse(IllegalParameter("cookie payload"))
         verify = self.config.stateless_cookie_verify
         if verify is not None:
             accepted = _call_application(verify, peer, state.application_cookie)
             if not isinstance(accepted, bool):
                 raise UsageError("stateless_cookie_verify must return True or False")
             if not accepted:
-                return _refuse(AlertDescription.illegal_parameter, "application cookie refused")
+                return _refuse(IllegalParameter("application cookie refused"))
         return StreamAdmit(
             peer,
             hello,
@@ -249,8 +256,9 @@ def _call_application(callback: Callable[..., object], *args: object) -> Any:
         raise UsageError(f"stateless cookie callback raised {exc!r}") from exc
 
 
-def _refuse(alert: AlertDescription, detail: str) -> Refuse:
-    return Refuse(alert_record(alert), alert, detail)
+def _refuse(error: ProtocolError) -> Refuse:
+    """The refusal for ``error``: its class names the alert (dtlsgate.errors)."""
+    return Refuse(alert_record(error.alert), error.alert, str(error))
 
 
 def record(content_type: int, data: bytes) -> bytes:
@@ -274,11 +282,11 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
             # Judged before waiting for the body: no TLS record is answered at once.
             check_record_header(data[pos : pos + RECORD_HEADER_LENGTH], first=pos == 0)
         except ProtocolError as exc:
-            return _refuse(exc.alert, str(exc))
+            return _refuse(exc)
         if content_type not in (ContentType.HANDSHAKE, ContentType.CHANGE_CIPHER_SPEC):
-            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
+            return _refuse(UnexpectedMessage("not a handshake record"))
         if length > MAX_PLAINTEXT or length == 0:
-            return _refuse(AlertDescription.record_overflow, "record length")
+            return _refuse(RecordOverflow("record length"))
         if len(data) - pos - RECORD_HEADER_LENGTH < length:
             return _INCOMPLETE
         body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
@@ -286,20 +294,20 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
         if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
             skipped += 1
             if skipped > MAX_CCS_BEFORE_CLIENT_HELLO:
-                return _refuse(AlertDescription.unexpected_message, "ChangeCipherSpec flood")
+                return _refuse(UnexpectedMessage("ChangeCipherSpec flood"))
             continue
         if content_type != ContentType.HANDSHAKE:
-            return _refuse(AlertDescription.unexpected_message, "not a handshake record")
+            return _refuse(UnexpectedMessage("not a handshake record"))
         message += body
         if message[0] != HandshakeType.CLIENT_HELLO:
-            return _refuse(AlertDescription.unexpected_message, "not a ClientHello")
+            return _refuse(UnexpectedMessage("not a ClientHello"))
         if len(message) >= 4:
             size = int.from_bytes(message[1:4], "big")
             if size > MAX_CLIENT_HELLO:
-                return _refuse(AlertDescription.decode_error, "ClientHello too large")
+                return _refuse(DecodeError("ClientHello too large"))
             if len(message) > 4 + size:
                 # RFC 8446 §5.1: nothing may follow the ClientHello before the server's
                 # answer; more handshake bytes in the same record are unexpected.
-                return _refuse(AlertDescription.unexpected_message, "data after ClientHello")
+                return _refuse(UnexpectedMessage("data after ClientHello"))
             if len(message) == 4 + size:
                 return bytes(message), pos

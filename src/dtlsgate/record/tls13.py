@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
-from dtlsgate.errors import DecodeError, ProtocolError, StateError, UnexpectedMessage
+from dtlsgate.errors import (
+    BadRecordMac,
+    DecodeError,
+    ProtocolVersionError,
+    RecordOverflow,
+    StateError,
+    UnexpectedMessage,
+)
 from dtlsgate.wire.enums import AlertDescription, ContentType, ProtocolVersion
 
 RECORD_HEADER_LENGTH = 5
@@ -61,20 +68,12 @@ def check_record_header(header: bytes, *, first: bool) -> None:
     the stream, where an SSL 2.0 ClientHello is told apart (RFC 8446 Appendix D.5: it
     cannot negotiate TLS 1.3; protocol_version, as for any older client)."""
     if first and header[0] & 0x80 and header[2] == _SSL2_CLIENT_HELLO:
-        raise ProtocolError("SSL 2.0 ClientHello", AlertDescription.protocol_version)
+        raise ProtocolVersionError("SSL 2.0 ClientHello")
     if header[1] != 0x03:
         raise DecodeError(f"record version {header[1]:02x}{header[2]:02x} is not TLS")
     # RFC 8446 §5: an unexpected record type is unexpected_message.
     if header[0] not in _OUTER_TYPES:
         raise UnexpectedMessage(f"record of unknown content type {header[0]}")
-
-
-class RecordOverflow(ProtocolError):
-    alert = AlertDescription.record_overflow
-
-
-class BadRecordMac(ProtocolError):
-    alert = AlertDescription.bad_record_mac
 
 
 class RecordProtection:

@@ -17,9 +17,14 @@ from functools import partial
 from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
+from dtlsgate.errors import (
+    DecodeError,
+    IllegalParameter,
+    UnsupportedExtension,
+    UsageError,
+)
 from dtlsgate.wire.buffer import Reader, Writer, whole_vector
-from dtlsgate.wire.enums import AlertDescription, ExtensionType
+from dtlsgate.wire.enums import ExtensionType
 
 
 class Context(Enum):
@@ -128,9 +133,8 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
             if not client_hello:
                 allowed = ALLOWED_IN.get(ext_type)
                 if allowed is None or context not in allowed:
-                    raise ProtocolError(
-                        f"extension {ext_type} not allowed in {context.value}",
-                        AlertDescription.unsupported_extension,
+                    raise UnsupportedExtension(
+                        f"extension {ext_type} not allowed in {context.value}"
                     )
     return tuple(map(_as_extension, entries))
 

@@ -51,6 +51,8 @@ from dtlsgate.errors import (
     ProtocolError,
     ProtocolVersionError,
     UnexpectedMessage,
+    UnsupportedCertificate,
+    UnsupportedExtension,
     UsageError,
 )
 from dtlsgate.handshake.dtls12.common import (
@@ -439,9 +441,7 @@ def on_server_hello(
     for ext in sh.extensions or ():
         if ext.type not in offered:
             # RFC 5246 §7.4.1.4: only extensions the client offered may come back.
-            raise ProtocolError(
-                f"unsolicited extension {ext.type}", AlertDescription.unsupported_extension
-            )
+            raise UnsupportedExtension(f"unsolicited extension {ext.type}")
     _check_server_hello_extensions(sh)
     ems = sh.get(ExtensionType.extended_master_secret) is not None
     if ctx.config.require_extended_master_secret and not ems:
@@ -549,9 +549,8 @@ def on_certificate(
         leaf = verify_server_chain(chain, name, ctx.trust, as_datetime(now))
     elif ctx.config.pinned_keys:
         # Pins only: X.509 is not a type we take (RFC 7250 §4.2).
-        raise BadCertificate(
-            "server sent an X.509 certificate; we take raw public keys only",
-            AlertDescription.unsupported_certificate,
+        raise UnsupportedCertificate(
+            "server sent an X.509 certificate; we take raw public keys only"
         )
     elif chain:
         leaf = parse_peer_certificate(chain[0])
@@ -573,9 +572,8 @@ def _server_public_key(
         else (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
     )
     if not isinstance(key, wanted):
-        raise BadCertificate(
-            f"a {type(key).__name__} cannot sign for {suite.key_exchange.name}",
-            AlertDescription.unsupported_certificate,
+        raise UnsupportedCertificate(
+            f"a {type(key).__name__} cannot sign for {suite.key_exchange.name}"
         )
     return key
 

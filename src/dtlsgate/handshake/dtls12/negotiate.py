@@ -22,12 +22,12 @@ from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
 from dtlsgate.errors import (
     HandshakeFailure,
     IllegalParameter,
-    ProtocolError,
+    NoApplicationProtocol,
     ProtocolVersionError,
+    UnsupportedCertificate,
 )
 from dtlsgate.record.dtls12 import CipherState
 from dtlsgate.wire.enums import (
-    AlertDescription,
     CipherSuite,
     ExtensionType,
     NamedGroup,
@@ -198,7 +198,7 @@ def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | No
         if protocol in offered:
             return protocol
     # RFC 7301 §3.2: no overlap is a fatal no_application_protocol alert.
-    raise ProtocolError("no common ALPN protocol", AlertDescription.no_application_protocol)
+    raise NoApplicationProtocol("no common ALPN protocol")
 
 
 def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
@@ -228,9 +228,7 @@ def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
     if config.cafile and _X509 in offered:
         return _X509
     # RFC 7250 §4.2: no type in common is a fatal unsupported_certificate.
-    raise ProtocolError(
-        "no client certificate type in common", AlertDescription.unsupported_certificate
-    )
+    raise UnsupportedCertificate("no client certificate type in common")
 
 
 def check_client_version(hello: ClientHello) -> None:
@@ -253,7 +251,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     among what the client offers)."""
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
-        raise ProtocolError("null compression not offered", AlertDescription.illegal_parameter)
+        raise IllegalParameter("null compression not offered")
     # Each extension type appears at most once (the codec rejects duplicates); an
     # Extension is a (type, data) pair.
     extensions: dict[int, bytes] = dict(hello.extensions or ())
@@ -307,9 +305,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.
-        raise ProtocolError(
-            "no server certificate type in common", AlertDescription.unsupported_certificate
-        )
+        raise UnsupportedCertificate("no server certificate type in common")
     raise HandshakeFailure("no cipher suite in common")
 
 

@@ -27,7 +27,19 @@ from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
-from dtlsgate.errors import DecodeError, DecryptError, UsageError
+from dtlsgate.errors import (
+    DecodeError,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    InternalError,
+    MissingExtension,
+    ProtocolVersionError,
+    UnexpectedMessage,
+    UnsupportedCertificate,
+    UnsupportedExtension,
+    UsageError,
+)
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
@@ -414,14 +426,14 @@ def _check_server_hello(ctx: ClientContext, state: WaitServerHello, sh: ServerHe
     version = sh.get(_E.supported_versions)
     # RFC 8446 §4.2.1: a ServerHello without supported_versions negotiates TLS 1.2 or
     # older, which we did not offer.
-    version = present(version, "server chose TLS 1.2 or older", _A.protocol_version)
+    version = present(version, "server chose TLS 1.2 or older", ProtocolVersionError)
     versions = ctx.versions
     chosen = decode_supported_versions_sh(version)
-    expect(chosen == versions.version, "not (D)TLS 1.3", _A.illegal_parameter)
-    expect(sh.legacy_version == versions.legacy_version, "legacy_version", _A.protocol_version)
-    expect(sh.session_id == state.hello.session_id, "session id echo", _A.illegal_parameter)
-    expect(sh.cipher_suite in ctx.suites, "suite we did not offer", _A.illegal_parameter)
-    expect(sh.compression_method == 0, "compression", _A.illegal_parameter)
+    expect(chosen == versions.version, "not (D)TLS 1.3", IllegalParameter)
+    expect(sh.legacy_version == versions.legacy_version, "legacy_version", ProtocolVersionError)
+    expect(sh.session_id == state.hello.session_id, "session id echo", IllegalParameter)
+    expect(sh.cipher_suite in ctx.suites, "suite we did not offer", IllegalParameter)
+    expect(sh.compression_method == 0, "compression", IllegalParameter)
 
 
 def on_server_hello(
@@ -433,11 +445,11 @@ def on_server_hello(
         return on_hello_retry_request(ctx, state, sh, raw)
     if state.retry_suite is not None:
         # RFC 8446 §4.1.4: the ServerHello must pick the suite the HRR announced.
-        expect(sh.cipher_suite == state.retry_suite, "suite changed", _A.illegal_parameter)
+        expect(sh.cipher_suite == state.retry_suite, "suite changed", IllegalParameter)
     suite = suite_info(sh.cipher_suite)
     psk = accepted_psk(state, sh, suite)
     # A PSK-only client (no server name to verify a certificate against) needs the PSK.
-    expect(psk is not None or not ctx.psk_only, "server refused our PSK", _A.handshake_failure)
+    expect(psk is not None or not ctx.psk_only, "server refused our PSK", HandshakeFailure)
     schedule = ctx.versions.schedule(suite, psk.psk if psk is not None else None)
     group = server_key_share(ctx, state, sh, schedule, psk is not None)
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
@@ -459,7 +471,7 @@ def on_server_hello(
     cid = sh.get(_E.connection_id)
     if cid is not None:
         # RFC 9146 §3: only in answer to ours (else unsupported_extension).
-        mine = present(ctx.connection_id, "connection_id not offered", _A.unsupported_extension)
+        mine = present(ctx.connection_id, "connection_id not offered", UnsupportedExtension)
         actions.append(UseConnectionIds(mine, decode_connection_id(cid)))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
@@ -478,15 +490,15 @@ def server_key_share(
     share_data = sh.get(_E.key_share)
     if share_data is None:
         psk_ke = with_psk and PskKeyExchangeMode.psk_ke in modes
-        expect(psk_ke, "ServerHello without key_share", _A.missing_extension)
+        expect(psk_ke, "ServerHello without key_share", MissingExtension)
         schedule.enter_handshake(None)
         return None
     if with_psk:
         dhe = PskKeyExchangeMode.psk_dhe_ke in modes
-        expect(dhe, "key_share with a psk_ke-only PSK", _A.illegal_parameter)
+        expect(dhe, "key_share with a psk_ke-only PSK", IllegalParameter)
     entry = decode_key_share_sh(share_data)
     ours = state.shares.get(entry.group)
-    ours = present(ours, "key share for a group we did not send", _A.illegal_parameter)
+    ours = present(ours, "key share for a group we did not send", IllegalParameter)
     schedule.enter_handshake(ours.exchange(entry.key_exchange))
     return NamedGroup(entry.group)
 
@@ -499,9 +511,9 @@ def accepted_psk(state: WaitServerHello, sh: ServerHello, suite: SuiteInfo) -> P
         return None
     selected = decode_pre_shared_key_sh(data)
     offer = state.offer
-    expect(selected == 0, "selected_identity", _A.illegal_parameter)
-    offer = present(offer, "selected_identity", _A.illegal_parameter)
-    expect(suite.hash == offer.hash, "suite hash is not the PSK's", _A.illegal_parameter)
+    expect(selected == 0, "selected_identity", IllegalParameter)
+    offer = present(offer, "selected_identity", IllegalParameter)
+    expect(suite.hash == offer.hash, "suite hash is not the PSK's", IllegalParameter)
     return offer
 
 
@@ -510,18 +522,18 @@ def on_hello_retry_request(
 ) -> tuple[ClientState, Actions]:
     """RFC 8446 §4.1.4: answer a HelloRetryRequest with ClientHello2."""
     # RFC 8446 §4.1.4: a second HelloRetryRequest is unexpected_message.
-    expect(state.retry is None, "second HelloRetryRequest", _A.unexpected_message)
+    expect(state.retry is None, "second HelloRetryRequest", UnexpectedMessage)
     group_data = hrr.get(_E.key_share)
     cookie_data = hrr.get(_E.cookie)
     shares = dict(state.shares)
     if group_data is not None:
         group = decode_key_share_hrr(group_data)
         # RFC 8446 §4.2.8: the group must be one we offered, without a share already sent.
-        expect(group in ctx.groups, "HRR group not offered", _A.illegal_parameter)
-        expect(group not in state.shares, "HRR for a group we sent", _A.illegal_parameter)
+        expect(group in ctx.groups, "HRR group not offered", IllegalParameter)
+        expect(group not in state.shares, "HRR for a group we sent", IllegalParameter)
         shares = {group: ctx.provider.generate_key_share(NamedGroup(group))}
     # RFC 8446 §4.1.4: an HRR that would not change the ClientHello is illegal_parameter.
-    expect(group_data is not None or cookie_data is not None, "empty HRR", _A.illegal_parameter)
+    expect(group_data is not None or cookie_data is not None, "empty HRR", IllegalParameter)
     cookie = decode_cookie(cookie_data) if cookie_data is not None else None
     first = state.hello
     hash = suite_info(hrr.cipher_suite).hash
@@ -545,7 +557,7 @@ def on_encrypted_extensions(
     # RFC 8446 §4.2: an extension response to an extension we did not send aborts the
     # handshake with unsupported_extension.
     unsolicited = [e.type for e in ee.extensions if e.type not in state.offered]
-    expect(not unsolicited, f"unsolicited extensions {unsolicited}", _A.unsupported_extension)
+    expect(not unsolicited, f"unsolicited extensions {unsolicited}", UnsupportedExtension)
     actions: Actions = []
     info = state.info
     alpn_data = ee.get(_E.application_layer_protocol_negotiation)
@@ -553,7 +565,7 @@ def on_encrypted_extensions(
         chosen = decode_alpn(alpn_data)
         # RFC 7301 §3.1: exactly one protocol, one that we offered.
         ok = len(chosen) == 1 and chosen[0] in ctx.config.alpn_protocols
-        expect(ok, "server chose an ALPN protocol we did not offer", _A.illegal_parameter)
+        expect(ok, "server chose an ALPN protocol we did not offer", IllegalParameter)
         info = dataclasses.replace(info, alpn_protocol=chosen[0])
     limit = ee.get(_E.record_size_limit)
     if limit is not None:
@@ -580,9 +592,9 @@ def on_certificate_request(
     expect(
         request.get(_E.signature_algorithms) is not None,
         "CertificateRequest without signature_algorithms",
-        _A.missing_extension,
+        MissingExtension,
     )
-    expect(request.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    expect(request.request_context == b"", "certificate_request_context", IllegalParameter)
     state.keys.transcript.update(raw)
     return WaitCertificate(state.keys, state.suite, state.info, request, state.raw_public_key), []
 
@@ -595,7 +607,7 @@ def on_certificate(
     now: float,
 ) -> tuple[ClientState, Actions]:
     cert = Certificate.decode(body)
-    expect(cert.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    expect(cert.request_context == b"", "certificate_request_context", IllegalParameter)
     # RFC 8446 §4.4.2.4: a server's Certificate is never empty (decode_error).
     if not cert.entries:
         raise DecodeError("server sent an empty Certificate")
@@ -607,7 +619,7 @@ def on_certificate(
         return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
     no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
-    expect(not no_anchors, "X.509 certificate without trust anchors", _A.unsupported_certificate)
+    expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
     state.keys.transcript.update(raw)
     info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
@@ -674,14 +686,14 @@ def on_post_handshake_certificate_request(
     handshake's transcript followed by the request; the Finished key is our current
     application traffic secret (§4.4)."""
     # RFC 8446 §4.6.2: without our post_handshake_auth it is unexpected_message.
-    expect(ctx.config.post_handshake_auth, "CertificateRequest", _A.unexpected_message)
+    expect(ctx.config.post_handshake_auth, "CertificateRequest", UnexpectedMessage)
     request = CertificateRequest.decode(body)
     expect(
         request.get(_E.signature_algorithms) is not None,
         "CertificateRequest without signature_algorithms",
-        _A.missing_extension,
+        MissingExtension,
     )
-    transcript = present(state.transcript, "no transcript", _A.internal_error).copy()
+    transcript = present(state.transcript, "no transcript", InternalError).copy()
     transcript.update(raw)
     messages = client_certificate(ctx, transcript, request)
     verify_data = state.schedule.finished_verify_data(state.write_secret, transcript.digest())

@@ -20,7 +20,7 @@ from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
-from dtlsgate.errors import IllegalParameter, ProtocolError
+from dtlsgate.errors import IllegalParameter, ProtocolError, ProtocolVersionError
 from dtlsgate.handshake.engine import Complete as Complete
 from dtlsgate.handshake.engine import Epochs, from_epoch, only
 from dtlsgate.handshake.engine import InstallKey as InstallKey
@@ -36,7 +36,6 @@ from dtlsgate.wire.cert_compression import (
     decompress_certificate,
 )
 from dtlsgate.wire.enums import (
-    AlertDescription,
     CipherSuite,
     ExtensionType,
     HandshakeType,
@@ -406,7 +405,7 @@ def check_tls13_client_hello(
     # RFC 8446 §4.2.1: without supported_versions (or without 1.3 in it) this is a TLS 1.2
     # or older ClientHello; we speak only TLS 1.3 over streams (protocol_version, §4.1.2).
     if versions.version not in info.versions:
-        raise ProtocolError("client does not offer (D)TLS 1.3", AlertDescription.protocol_version)
+        raise ProtocolVersionError("client does not offer (D)TLS 1.3")
     # RFC 8446 §4.1.2: legacy_compression_methods MUST be exactly one null byte.
     if hello.compression_methods != b"\x00":
         raise IllegalParameter("TLS 1.3 ClientHello with compression")
@@ -414,11 +413,11 @@ def check_tls13_client_hello(
         # RFC 9147 §5.3: legacy_version {254, 253}; a non-empty legacy_cookie is
         # illegal_parameter.
         if hello.legacy_version != versions.legacy_version:
-            raise ProtocolError("legacy_version is not DTLS 1.2", AlertDescription.protocol_version)
+            raise ProtocolVersionError("legacy_version is not DTLS 1.2")
         if hello.cookie:
             raise IllegalParameter("DTLS 1.3 ClientHello with a legacy_cookie")
     elif hello.legacy_version < LEGACY_VERSION:
-        raise ProtocolError("legacy_version below TLS 1.2", AlertDescription.protocol_version)
+        raise ProtocolVersionError("legacy_version below TLS 1.2")
 
 
 def decode_client_hello(
@@ -426,7 +425,7 @@ def decode_client_hello(
 ) -> tuple[ClientHello, ClientHelloInfo]:
     hello = ClientHello.decode(body, dtls=versions.dtls)
     if hello.extensions is None:
-        raise ProtocolError("ClientHello without extensions", AlertDescription.protocol_version)
+        raise ProtocolVersionError("ClientHello without extensions")
     info = client_hello_info(hello)
     check_tls13_client_hello(hello, info, versions)
     return hello, info
@@ -516,21 +515,21 @@ def compressed(handler: H) -> H:
     def on_compressed_certificate(ctx: Any, state: Any, body: bytes, raw: bytes, now: float) -> Any:
         wrapped = CompressedCertificate.decode(body)
         advertised = wrapped.algorithm in ctx.compression
-        expect(advertised, "compression we did not advertise", AlertDescription.illegal_parameter)
+        expect(advertised, "compression we did not advertise", IllegalParameter)
         return handler(ctx, state, decompress_certificate(wrapped), raw, now)
 
     on_compressed_certificate.__name__ = f"compressed_{handler.__name__}"
     return on_compressed_certificate  # type: ignore[return-value]
 
 
-def expect(condition: bool, text: str, alert: AlertDescription) -> None:
-    """Raise a `ProtocolError` with ``alert`` unless ``condition`` holds."""
+def expect(condition: bool, text: str, error: type[ProtocolError]) -> None:
+    """Raise ``error`` (the class naming the alert) unless ``condition`` holds."""
     if not condition:
-        raise ProtocolError(text, alert)
+        raise error(text)
 
 
-def present(value: T | None, text: str, alert: AlertDescription) -> T:
-    """``value``, or a `ProtocolError` with ``alert`` when the peer left it out."""
+def present(value: T | None, text: str, error: type[ProtocolError]) -> T:
+    """``value``, or ``error`` (the class naming the alert) when the peer left it out."""
     if value is None:
-        raise ProtocolError(text, alert)
+        raise error(text)
     return value

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from dtlsgate.crypto.certs import pinned_peer_key, spki_of
-from dtlsgate.errors import BadCertificate, IllegalParameter, ProtocolError
+from dtlsgate.errors import BadCertificate, IllegalParameter, ProtocolError, UnsupportedCertificate
 from dtlsgate.handshake.tls13.common import ClientHelloInfo
 from dtlsgate.handshake.tls13.peer_auth import PeerKey
-from dtlsgate.wire.enums import AlertDescription, ExtensionType
+from dtlsgate.wire.enums import ExtensionType
 from dtlsgate.wire.extensions import (
     CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     CERTIFICATE_TYPE_X509,
@@ -31,9 +31,7 @@ _E = ExtensionType
 
 def _no_common_type(what: str) -> ProtocolError:
     # RFC 7250 §4.2: no certificate type in common is a fatal unsupported_certificate.
-    return ProtocolError(
-        f"no {what} certificate type in common", AlertDescription.unsupported_certificate
-    )
+    return UnsupportedCertificate(f"no {what} certificate type in common")
 
 
 def server_type(config: Any, info: ClientHelloInfo) -> int | None:

@@ -27,7 +27,16 @@ from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_diges
 from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
-from dtlsgate.errors import DecryptError
+from dtlsgate.errors import (
+    CertificateRequired,
+    DecryptError,
+    HandshakeFailure,
+    IllegalParameter,
+    InternalError,
+    MissingExtension,
+    NoApplicationProtocol,
+    UnsupportedCertificate,
+)
 from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
@@ -281,7 +290,7 @@ def psk_mode(ctx: ServerContext, info: ClientHelloInfo, dhe_only: bool) -> int |
     """Our most preferred PSK mode the client offers (RFC 8446 §4.2.9); psk_dhe_ke only
     after a HelloRetryRequest, which asked for a key share."""
     # RFC 8446 §4.2.9: a ClientHello with pre_shared_key must have psk_key_exchange_modes.
-    expect(bool(info.psk_modes), "pre_shared_key without psk_modes", _A.missing_extension)
+    expect(bool(info.psk_modes), "pre_shared_key without psk_modes", MissingExtension)
     ours = (PskKeyExchangeMode.psk_dhe_ke,) if dhe_only else ctx.config.psk_modes
     return next((m for m in ours if m in info.psk_modes), None)
 
@@ -356,27 +365,27 @@ def choose(
         suites = (psk.suite,) if psk.suite is not None else ctx.suites
         suites = tuple(s for s in suites if suite_info(s).hash is psk.hash)
     suite = next((s for s in suites if s in hello.cipher_suites), None)
-    expect(suite is not None, "no TLS 1.3 cipher suite in common", _A.handshake_failure)
+    expect(suite is not None, "no TLS 1.3 cipher suite in common", HandshakeFailure)
     if psk is None:
         # RFC 8446 §9.2: a ClientHello for a certificate handshake must carry these.
-        expect(bool(info.signature_schemes), "no signature_algorithms", _A.missing_extension)
+        expect(bool(info.signature_schemes), "no signature_algorithms", MissingExtension)
     group = None
     if psk is None or psk.mode == PskKeyExchangeMode.psk_dhe_ke:
-        expect(bool(info.groups), "no supported_groups", _A.missing_extension)
+        expect(bool(info.groups), "no supported_groups", MissingExtension)
         # RFC 8446 §9.2: supported_groups without key_share is missing_extension; an empty
         # key_share is legal (the client lets us pick a group: a HelloRetryRequest follows).
-        expect(info.shares is not None, "no key_share", _A.missing_extension)
+        expect(info.shares is not None, "no key_share", MissingExtension)
         group = next((g for g in ctx.groups if g in info.groups), None)
-        expect(group is not None, "no group in common", _A.handshake_failure)
+        expect(group is not None, "no group in common", HandshakeFailure)
     scheme = None
     if psk is None:
         scheme = next((s for s in ctx.key_schemes if s in info.signature_schemes), None)
-        expect(scheme is not None, "no signature scheme fits our key", _A.handshake_failure)
+        expect(scheme is not None, "no signature scheme fits our key", HandshakeFailure)
     alpn = None
     if ctx.config.alpn_protocols and info.alpn:
         alpn = next((p for p in ctx.config.alpn_protocols if p in info.alpn), None)
         # RFC 7301 §3.2: no protocol in common is fatal.
-        expect(alpn is not None, "no ALPN protocol in common", _A.no_application_protocol)
+        expect(alpn is not None, "no ALPN protocol in common", NoApplicationProtocol)
     assert suite is not None
     return Choice(suite, group, None if scheme is None else SignatureScheme(scheme), alpn)
 
@@ -419,13 +428,13 @@ def check_second_client_hello(
     """RFC 8446 §4.1.2 / §4.2.8: ClientHello2 keeps the chosen suite; when the HRR named a
     group it carries exactly one share, for that group; otherwise it still has a share for
     the group we chose. Returns that share."""
-    expect(suite in hello.cipher_suites, "ClientHello2 dropped the suite", _A.illegal_parameter)
+    expect(suite in hello.cipher_suites, "ClientHello2 dropped the suite", IllegalParameter)
     if requested:
         one = len(info.shares or ()) == 1
-        expect(one, "ClientHello2 needs one key share", _A.illegal_parameter)
+        expect(one, "ClientHello2 needs one key share", IllegalParameter)
     share = info.share_for(group)
-    share = present(share, "ClientHello2 has no share for our group", _A.illegal_parameter)
-    expect(group in info.groups, "share for an unoffered group", _A.illegal_parameter)
+    share = present(share, "ClientHello2 has no share for our group", IllegalParameter)
+    expect(group in info.groups, "share for an unoffered group", IllegalParameter)
     return share
 
 
@@ -438,8 +447,8 @@ def on_client_hello2(
     # (key_share, early_data, cookie, pre_shared_key, padding); anything else is
     # illegal_parameter. The cookie is the HRR's, copied (§4.2.2), or absent with it.
     same = client_hello_fixed_part(hello) == state.client_hello1_fixed
-    expect(same, "ClientHello2 differs from ClientHello1", _A.illegal_parameter)
-    expect(info.cookie == state.cookie, "cookie is not the HRR's", _A.illegal_parameter)
+    expect(same, "ClientHello2 differs from ClientHello1", IllegalParameter)
+    expect(info.cookie == state.cookie, "cookie is not the HRR's", IllegalParameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     found = psk_after_retry(ctx, hello, info, state.suite, now)
     choice = choose(ctx, hello, info, found)
@@ -457,7 +466,7 @@ def psk_after_retry(
     """After a HelloRetryRequest the suite is fixed, and the HRR asked for a key share: a
     PSK is used only with that suite, in psk_dhe_ke mode."""
     # RFC 8446 §4.2.10: a ClientHello2 must not offer early data (illegal_parameter).
-    expect(not info.early_data, "early_data in ClientHello2", _A.illegal_parameter)
+    expect(not info.early_data, "early_data in ClientHello2", IllegalParameter)
     return find_psk(ctx, hello, info, now, (suite,), dhe_only=True)
 
 
@@ -633,7 +642,7 @@ def certificate_messages(
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
     content = certificate_verify_content(keys.transcript.digest(), server=True)
-    scheme = present(choice.scheme, "no signature scheme", _A.internal_error)
+    scheme = present(choice.scheme, "no signature scheme", InternalError)
     signature = ctx.provider.sign(ctx.key, scheme, content)
     cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
     keys.transcript.update(cv)
@@ -645,14 +654,14 @@ def on_client_certificate(
 ) -> tuple[ServerState, Actions]:
     cert = Certificate.decode(body)
     # RFC 8446 §4.4.2: the context echoes the CertificateRequest's (empty here).
-    expect(cert.request_context == b"", "certificate_request_context", _A.illegal_parameter)
+    expect(cert.request_context == b"", "certificate_request_context", IllegalParameter)
     state.keys.transcript.update(raw)
     if not cert.entries:
         # RFC 8446 §4.4.2.4: no certificate; the server decides.
         expect(
             ctx.config.verify_client != "required",
             "client sent no certificate",
-            _A.certificate_required,
+            CertificateRequired,
         )
         return WaitClientFinished(state.keys, state.suite, state.app, state.info), []
     if state.raw_public_key:
@@ -660,7 +669,7 @@ def on_client_certificate(
         info = replace(state.info, peer_raw_public_key=cert.chain_der[0])
         return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
-    expect(ctx.trust is not None, "no trust anchors for X.509", _A.unsupported_certificate)
+    expect(ctx.trust is not None, "no trust anchors for X.509", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
     info = _replace_certs(state.info, cert.chain_der)
     return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
@@ -723,7 +732,7 @@ def request_certificate(ctx: ServerContext, state: Connected) -> tuple[ServerSta
 
 def _pending(state: Any) -> PendingAuth:
     pending: PendingAuth | None = state.pending
-    return present(pending, "no certificate request pending", _A.internal_error)
+    return present(pending, "no certificate request pending", InternalError)
 
 
 def on_post_handshake_certificate(
@@ -732,14 +741,14 @@ def on_post_handshake_certificate(
     pending = _pending(state)
     cert = Certificate.decode(body)
     # RFC 8446 §4.4.2: the context echoes the CertificateRequest's.
-    expect(cert.request_context == pending.context, "request context", _A.illegal_parameter)
+    expect(cert.request_context == pending.context, "request context", IllegalParameter)
     pending.transcript.update(raw)
     if not cert.entries:
         # RFC 8446 §4.4.2.4: no certificate; the server decides.
         expect(
             ctx.config.verify_client != "required",
             "client sent no certificate",
-            _A.certificate_required,
+            CertificateRequired,
         )
         return moved(WaitPostHandshakeFinished, state, pending=pending), []
     pending.peer_key = check_peer_certificate(cert.chain_der, None, ctx.client_cas, now)
