@@ -38,6 +38,7 @@ from typing import Any
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io.cli_shared import psk, self_signed_files, why
+from dtlsgate.wire.enums import ProtocolVersion
 
 log = logging.getLogger("dtlsgate")
 
@@ -417,7 +418,7 @@ def gate_summary(replies: int, admits: int, drops: Any) -> str:
     return f"gate: {replies} replies, {admits} admitted, dropped: {dropped or 'none'}"
 
 
-# ---- serve (DTLS 1.2) ------------------------------------------------------------------------
+# ---- serve (DTLS) ----------------------------------------------------------------------------
 
 
 async def _echo(stream: Any) -> None:
@@ -430,7 +431,10 @@ async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool)
 
     server = await aio.serve(_echo, config=config, sock=sock)
     if announce:
-        print(f"serving DTLS 1.2 on {format_peer(server.address)}", file=sys.stderr, flush=True)
+        names: dict[int, str] = {ProtocolVersion.DTLS13: "1.3", ProtocolVersion.DTLS12: "1.2"}
+        versions = " and ".join(names.get(v, hex(v)) for v in config.dtls_versions)
+        where = format_peer(server.address)
+        print(f"serving DTLS {versions} on {where}", file=sys.stderr, flush=True)
     try:
         await asyncio.Event().wait()
     finally:
