@@ -1,4 +1,5 @@
-"""Full DTLS 1.2 handshakes per second: our server against a pyOpenSSL DTLS server.
+"""Full DTLS handshakes per second: our DTLS 1.2 server against a pyOpenSSL DTLS server,
+and our DTLS 1.3 server against both.
 
 Both servers are driven the same way, in-process with no sockets: one pyOpenSSL DTLS client
 (memory BIOs, ECDHE-ECDSA P-256, AES-128-GCM, extended master secret) handshakes with each
@@ -6,6 +7,11 @@ server in turn, cookie exchange included (ours: the gate, then a connection from
 Admit; pyOpenSSL: ``DTLSv1_listen`` with cookie callbacks computing the same HMAC as our
 cookie jar, then ``do_handshake``). Only the server's calls are timed. Rounds alternate the
 two servers so machine noise hits both alike; the figure is the median of per-round ratios.
+
+DTLS 1.3 (RFC 9147): pyOpenSSL has no DTLS 1.3, so our DTLS 1.3 client drives our DTLS 1.3
+server in memory, the same shape: the gate's stateless HelloRetryRequest, then a
+connection from its Dtls13Admit (ECDHE P-256, ECDSA P-256 certificate,
+TLS_AES_128_GCM_SHA256, ACKs); again only the server's calls are timed, in the same rounds.
 
 Usage: python bench/handshake.py [--count N] [--rounds R]
 """
@@ -20,12 +26,13 @@ from collections.abc import Callable
 
 from OpenSSL import SSL, crypto
 
-from dtlsgate.config import ServerConfig
+from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsServerConnection
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
-from dtlsgate.gate.datagram import Admit, Gate, Reply
-from dtlsgate.wire.enums import NamedGroup
+from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
+from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
 PEER = ("127.0.0.1", 40000)
 MASTER_KEY = bytes(range(32))
@@ -155,6 +162,47 @@ def handshake(server: OurServer | PyOpenSSLServer, client: PyOpenSSLClient) -> f
     raise RuntimeError("handshake did not complete")
 
 
+def handshake13(config: ServerConfig, gate: Gate, client_config: ClientConfig) -> float:
+    """One DTLS 1.3 handshake, our client and our server; the seconds inside the server."""
+    client = Dtls13ClientConnection(client_config, ("127.0.0.1", 4433))
+    client.connect(time.time())
+    server: Dtls13ServerConnection | None = None
+    spent = 0.0
+    for _ in range(20):
+        to_server = [d for d, _ in client.datagrams_to_send()]
+        t = time.perf_counter()
+        now = time.time()
+        to_client: list[bytes] = []
+        for d in to_server:
+            if server is None:
+                result = gate.receive(d, PEER, now)
+                if type(result) is Reply:
+                    to_client.append(result.data)
+                elif type(result) is Dtls13Admit:
+                    server = Dtls13ServerConnection.from_admit(result, config)
+                    server.start(now)
+            else:
+                server.receive(d, PEER, now)
+        if server is not None:
+            to_client += [d for d, _ in server.datagrams_to_send()]
+        spent += time.perf_counter() - t
+        for d in to_client:
+            client.receive(d, ("127.0.0.1", 4433), time.time())
+        if server is not None and server.handshake_complete and not to_client and not to_server:
+            return spent
+    raise RuntimeError("DTLS 1.3 handshake did not complete")
+
+
+def rate13(config: ServerConfig, gate: Gate, count: int) -> float:
+    client_config = ClientConfig(
+        insecure=True,
+        dtls_versions=(0xFEFC,),
+        groups=(NamedGroup.secp256r1,),
+        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
+    )
+    return count / sum(handshake13(config, gate, client_config) for _ in range(count))
+
+
 def rate(make: Callable[[], OurServer | PyOpenSSLServer], cctx: SSL.Context, count: int) -> float:
     spent = sum(handshake(make(), PyOpenSSLClient(cctx)) for _ in range(count))
     return count / spent
@@ -168,16 +216,24 @@ def main() -> None:
     cctx, sctx = client_context(), pyopenssl_server_context()
     config = our_config()
     gate = Gate(config)
-    ours, theirs = [], []
+    ours, theirs, ours13 = [], [], []
     for _ in range(args.rounds):
         ours.append(rate(lambda: OurServer(config, gate), cctx, args.count))
         theirs.append(rate(lambda: PyOpenSSLServer(sctx), cctx, args.count))
+        ours13.append(rate13(config, gate, args.count))
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    ratios13 = [a / b for a, b in zip(ours13, ours, strict=True)]
+    ratios13_theirs = [a / b for a, b in zip(ours13, theirs, strict=True)]
     print(f"DTLS 1.2 full handshakes, server side only, {args.count} x {args.rounds} rounds")
     print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie exchange; pyOpenSSL client in memory)")
     print(f"  dtlsgate   median {statistics.median(ours):8.0f}/s  best {max(ours):8.0f}/s")
     print(f"  pyopenssl  median {statistics.median(theirs):8.0f}/s  best {max(theirs):8.0f}/s")
     print(f"  dtlsgate / pyopenssl = {statistics.median(ratios):.2f} (median of round ratios)")
+    print("DTLS 1.3 full handshakes, server side only (stateless HRR, ECDHE P-256, AES-128-GCM,")
+    print("ECDSA P-256 certificate; our DTLS 1.3 client in memory), same rounds")
+    print(f"  dtlsgate 1.3  median {statistics.median(ours13):8.0f}/s  best {max(ours13):8.0f}/s")
+    print(f"  dtlsgate 1.3 / dtlsgate 1.2 = {statistics.median(ratios13):.2f}")
+    print(f"  dtlsgate 1.3 / pyopenssl 1.2 = {statistics.median(ratios13_theirs):.2f}")
 
 
 if __name__ == "__main__":

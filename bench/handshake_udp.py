@@ -13,15 +13,22 @@ connection from its Admit; pyOpenSSL ``DTLSv1_listen`` with the same HMAC cookie
 callbacks, then ``do_handshake``), system calls included. Rounds alternate the servers;
 the ratio is the median of per-round ratios.
 
-Usage: python bench/handshake_udp.py [--count N] [--rounds R] [--clients K]
+With ``--profile``, only our server runs, once, under cProfile in its process: the costliest
+functions by their own time, and the Python and C calls per handshake (C calls: cProfile's
+entries for built-in functions and methods of C types: ``cryptography``, ``hashlib``,
+``struct``, ``bytes``...).
+
+Usage: python bench/handshake_udp.py [--count N] [--rounds R] [--clients K] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import multiprocessing
 import os
+import pstats
 import select
 import socket
 import statistics
@@ -105,15 +112,51 @@ def serve_pyopenssl(sock: socket.socket, count: int) -> None:
 SERVERS = {"dtlsgate": serve_ours, "pyopenssl": serve_pyopenssl}
 
 
-def server_process(name: str, count: int, ready: Any, result: Any) -> None:
+def server_process(name: str, count: int, ready: Any, result: Any, profile: bool = False) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", 0))
     ready.send(sock.getsockname()[1])
     ready.recv()  # the clients are about to start
     cpu = time.process_time()
-    SERVERS[name](sock, count)
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(SERVERS[name], sock, count)
+        report_profile(profiler, count)
+    else:
+        SERVERS[name](sock, count)
     result.send(time.process_time() - cpu)
+
+
+def report_profile(profiler: cProfile.Profile, count: int, top: int = 30) -> None:
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    python_calls = c_calls = 0
+    rows = []
+    for (filename, line, function), (_, calls, own, total, _) in entries.items():
+        if filename == "~":
+            c_calls += calls
+            where = function
+        else:
+            python_calls += calls
+            where = f"{os.path.relpath(filename)}:{line}({function})"
+        rows.append((own, total, calls, where))
+    rows.sort(reverse=True)
+    own_sum = sum(r[0] for r in rows)
+    sockets = sum(r[0] for r in rows if "_socket.socket" in r[3])
+    python = sum(r[0] for r in rows if ".py:" in r[3])
+    print(f"per handshake: {python_calls / count:.0f} Python calls, {c_calls / count:.0f} C calls")
+    print(
+        f"own time per handshake: {1e6 * own_sum / count:.0f} us; system calls"
+        f" {1e6 * sockets / count:.0f} us, Python code {1e6 * python / count:.0f} us,"
+        f" other C calls {1e6 * (own_sum - sockets - python) / count:.0f} us"
+    )
+    print(f"{'own %':>6} {'own us':>7} {'cum us':>7} {'calls':>6}  function (per handshake)")
+    for own, total, calls, where in rows[:top]:
+        print(
+            f"{100 * own / own_sum:6.1f} {1e6 * own / count:7.1f} {1e6 * total / count:7.1f}"
+            f" {calls / count:6.1f}  {where}"
+        )
 
 
 class Client:
@@ -165,12 +208,12 @@ def run_clients(port: int, count: int, clients: int) -> None:
         c.sock.close()
 
 
-def one_round(name: str, count: int, clients: int) -> float:
+def one_round(name: str, count: int, clients: int, profile: bool = False) -> float:
     """Handshakes per CPU-second of the server process."""
     mp = multiprocessing.get_context("fork")
     ready, ready_child = mp.Pipe()
     result, result_child = mp.Pipe()
-    proc = mp.Process(target=server_process, args=(name, count, ready_child, result_child))
+    proc = mp.Process(target=server_process, args=(name, count, ready_child, result_child, profile))
     proc.start()
     try:
         port = ready.recv()
@@ -191,7 +234,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    if args.profile:
+        one_round("dtlsgate", args.count, args.clients, profile=True)
+        return
     rates: dict[str, list[float]] = {name: [] for name in SERVERS}
     for _ in range(args.rounds):
         for name in SERVERS:

@@ -289,7 +289,7 @@ BAD_INPUTS = [
     ("rawpk-key-missing", "serve --tls --port 0 --rawpk-key {missing}"),
     ("rawpk-key-is-a-cert", "serve --port 0 --rawpk-key {cert}"),
     ("rawpk-key-and-cert", "serve --port 0 --rawpk-key {key} --cert {cert}"),
-    ("rawpk-key-tls-client", "connect --tls 127.0.0.1:4433 --rawpk-key {key}"),
+    ("rawpk-key-garbage-client", "connect --tls 127.0.0.1:4433 --rawpk-key {garbage}"),
     ("sess-in-missing", "connect --dtls1_2 127.0.0.1:4433 --sess-in {missing}"),
     ("sess-in-garbage", "connect --dtls1_2 127.0.0.1:4433 --sess-in {garbage}"),
     ("sess-in-a-certificate", "connect --dtls1_2 127.0.0.1:4433 --sess-in {cert}"),

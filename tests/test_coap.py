@@ -184,6 +184,57 @@ def test_a_server_certificate_from_another_ca_fails_the_request_clearly(tmp_path
     asyncio.run(main())
 
 
+def raw_key_files(directory: Path, name: str) -> tuple[Path, bytes]:
+    """A P-256 private key (PEM file) and its SubjectPublicKeyInfo (DER), for RFC 7250."""
+    from dtlsgate.crypto.certs import load_private_key, make_self_signed, spki_of
+
+    _, key_pem = make_self_signed(name, "ecdsa-p256", days=1)
+    path = directory / f"{name}-key.pem"
+    path.write_bytes(key_pem)
+    return path, spki_of(load_private_key(key_pem))
+
+
+@pytest.mark.parametrize(
+    "version", [ProtocolVersion.DTLS13, ProtocolVersion.DTLS12], ids=["dtls13", "dtls12"]
+)
+def test_raw_public_keys_both_ways(tmp_path: Path, version: ProtocolVersion) -> None:
+    """RFC 7250 over coaps: each side presents a bare key and pins the other's, through
+    the ServerConfig / ClientConfig (aiocoap 0.4.17's credentials have no raw public key
+    entry); a key the other side has not pinned is refused."""
+    server_key, server_spki = raw_key_files(tmp_path, "server")
+    client_key, client_spki = raw_key_files(tmp_path, "client")
+    other_key, _ = raw_key_files(tmp_path, "other")
+
+    def client_config(key: Path, pins: tuple[bytes, ...]) -> ClientConfig:
+        config = ClientConfig(pinned_keys=pins, dtls_versions=(version,))
+        config.load_raw_public_key(str(key))
+        return config
+
+    async def main() -> None:
+        config = ServerConfig(verify_client="required", pinned_keys=(client_spki,))
+        config.load_raw_public_key(str(server_key))
+        async with our_server(config=config) as (_, port):
+            base = f"coaps://127.0.0.1:{port}"
+            ours = client_config(client_key, (server_spki,))
+            async with our_client(None, config=ours) as client:
+                got = await request(client, aiocoap.GET, f"{base}/.well-known/core")
+                assert got.code == aiocoap.CONTENT and b"</time>" in got.payload
+                info = got.remote.dtls_info
+                assert info.version == version
+                assert info.peer_raw_public_key == server_spki
+                assert info.peer_certificates == ()
+            # A client key the server has not pinned: bad_certificate from the server.
+            async with our_client(None, config=client_config(other_key, (server_spki,))) as c:
+                with pytest.raises((coap.DtlsConnectError, coap.DtlsConnectionClosed)):
+                    await request(c, aiocoap.GET, f"{base}/time")
+            # A server key the client has not pinned: the client refuses it.
+            async with our_client(None, config=client_config(client_key, (client_spki,))) as c:
+                with pytest.raises(coap.DtlsConnectError, match="raw public key is not pinned"):
+                    await request(c, aiocoap.GET, f"{base}/time")
+
+    asyncio.run(main())
+
+
 def test_a_wrong_psk_fails_the_request_and_the_next_request_retries() -> None:
     async def main() -> None:
         async with our_server(credentials={":c": PSK_ENTRY}) as (_, port):

@@ -30,7 +30,7 @@ def dtlsgate_serve(cache: Path, *extra: str) -> Iterator[int]:
     )
     try:
         line = read_line(proc.stderr, time.monotonic() + 15)
-        assert line.startswith("serving DTLS 1.2 on "), line
+        assert line.startswith("serving DTLS 1.3 and 1.2 on "), line
         yield int(line.rsplit(":", 1)[1])
     finally:
         stop(proc)

@@ -14,7 +14,7 @@ from helpers import (
     server_config,
 )
 
-from dtlsgate.wire.enums import CipherSuite
+from dtlsgate.wire.enums import CipherSuite, HandshakeType
 
 CS = CipherSuite
 
@@ -79,22 +79,34 @@ def test_close_notify_reaches_the_peer() -> None:
     assert [e.alert for e in closed_events(pair.server_events)] == [0]
 
 
-def test_certificate_bodies_are_cached_per_chain_and_bounded() -> None:
+def test_certificate_messages_are_cached_per_chain_and_bounded() -> None:
     from dtlsgate.crypto.certs import load_identity, make_self_signed
     from dtlsgate.handshake.dtls12 import server
+    from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
     from dtlsgate.wire.messages12 import Certificate12
 
     cert_pem, key_pem = make_self_signed("localhost", "ecdsa-p256")
     leaf = load_identity(cert_pem, key_pem).chain[0]
     chain = [leaf]
-    body = server._certificate_body(chain)
+    message = server._certificate_message(chain, 2)
+    assert message[0] == HandshakeType.CERTIFICATE and message[4:6] == b"\x00\x02"
+    body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
     assert Certificate12.decode(body).certificates == (leaf.public_bytes(Encoding.DER),)
-    assert server._certificate_body(chain) is body  # encoded once per chain
+    # Encoded once per chain and message_seq: every connection holds the same bytes.
+    assert server._certificate_message(chain, 2) is message
+    other = server._certificate_message(chain, 5)
+    assert other[DTLS_HANDSHAKE_HEADER_LENGTH:] == body and other[4:6] == b"\x00\x05"
+    # Per chain, at most MAX_CACHED_MESSAGE_SEQS message_seq values are kept (a client
+    # picks its ClientHello's), the others encoded afresh each time.
+    for seq in range(100):
+        assert server._certificate_message(chain, seq)[4:6] == seq.to_bytes(2, "big")
+    by_seq = server._certificate_messages[(id(leaf),)][2]
+    assert len(by_seq) <= server.MAX_CACHED_MESSAGE_SEQS
     # Chains of other certificate objects (here: other lengths) each take an entry, at most
     # MAX_CACHED_CHAINS of them.
     for n in range(1, 2 * server.MAX_CACHED_CHAINS):
-        server._certificate_body([leaf] * n)
-        assert len(server._certificate_bodies) <= server.MAX_CACHED_CHAINS
+        server._certificate_message([leaf] * n, 1)
+        assert len(server._certificate_messages) <= server.MAX_CACHED_CHAINS
 
 
 def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
@@ -118,3 +130,34 @@ def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
         for hash, exclude_last in requests:
             expected = hash.digest(t.data(exclude_last=exclude_last))
             assert t.digest(hash, exclude_last=exclude_last) == expected
+
+
+@pytest.mark.parametrize("keep_messages", [False, True])
+def test_hashed_transcript_digests_equal_a_fresh_hash_of_each_prefix(keep_messages: bool) -> None:
+    """After hash_with the transcript hashes as messages come and keeps their bytes only
+    when asked: its digests are still the hash of exactly the messages asked for."""
+    from dtlsgate.crypto.hashes import Hash
+    from dtlsgate.errors import StateError
+    from dtlsgate.handshake.dtls12.common import Transcript
+
+    t = Transcript()
+    sent: list[bytes] = []
+    for i in range(1, 3):
+        t.add(bytes([i]) * (10 * i))
+        sent.append(bytes([i]) * (10 * i))
+    t.hash_with(Hash.SHA384, keep_messages=keep_messages)
+    for i in range(3, 9):
+        t.add(bytes([i]) * (10 * i))
+        sent.append(bytes([i]) * (10 * i))
+        for exclude_last in (True, False, True):
+            expected = Hash.SHA384.digest(b"".join(sent[:-1] if exclude_last else sent))
+            assert t.digest(Hash.SHA384, exclude_last=exclude_last) == expected
+        if keep_messages:
+            assert t.data(exclude_last=True) == b"".join(sent[:-1])
+        else:
+            with pytest.raises(StateError):
+                t.data()
+    with pytest.raises(StateError):
+        t.digest(Hash.SHA256)  # only the chosen hash is running
+    with pytest.raises(StateError):
+        t.hash_with(Hash.SHA256, keep_messages=True)

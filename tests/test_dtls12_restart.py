@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Hashable
 
 from builders import client_hello, datagram, with_cookie
 from test_dtls12_aio import configs
@@ -22,16 +23,20 @@ def handshake_from(port: int, server_port: int) -> tuple[DtlsSocket, list[bytes]
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.connect(("127.0.0.1", server_port))
-    conn = DtlsClientConnection(client_config, ("127.0.0.1", server_port))
     sent: list[bytes] = []
-    original = conn.datagrams_to_send
 
-    def recording() -> list[tuple[bytes, object]]:
-        out = original()
-        sent.extend(d for d, _ in out)
-        return out  # type: ignore[return-value]
+    class Recording(DtlsClientConnection):
+        """Keeps a copy of every datagram it hands out (the connection class is slotted:
+        its methods cannot be replaced on an instance)."""
 
-    conn.datagrams_to_send = recording  # type: ignore[method-assign]
+        __slots__ = ()
+
+        def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
+            out = super().datagrams_to_send()
+            sent.extend(d for d, _ in out)
+            return out
+
+    conn = Recording(client_config, ("127.0.0.1", server_port))
     dtls = DtlsSocket(conn, sock, ("127.0.0.1", server_port))
     conn.connect(time.time())
     dtls.do_handshake(10)

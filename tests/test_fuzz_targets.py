@@ -123,3 +123,33 @@ def test_stateless_mutated_inputs(seed: bytes, offset: int, noise: bytes) -> Non
     fuzz_tls13_stateless.test_one_input(
         seed[:1] + bytes((offset,)) + noise + seed[2 + len(noise) :]
     )
+
+
+# --- fuzz/fuzz_dtls13.py: DTLS 1.3 records and handshakes ----------------------------------
+
+import fuzz_dtls13  # noqa: E402
+
+DTLS13_SEEDS = fuzz_dtls13.seeds()
+
+
+def test_dtls13_seeds_reach_every_point_of_every_run() -> None:
+    outcomes = [fuzz_dtls13.test_one_input(seed) for seed in DTLS13_SEEDS]
+    assert outcomes.count("taken or dropped") >= len(DTLS13_SEEDS) // 2
+    for index, name in enumerate(fuzz_dtls13.NAMES):
+        points = {seed[1] for seed in DTLS13_SEEDS if seed[0] == index}
+        assert points == set(range(fuzz_dtls13.points(name))) and len(points) >= 8
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(DTLS13_SEEDS),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.binary(max_size=48),
+    st.integers(0, 200),
+)
+def test_dtls13_mutated_inputs(seed: bytes, mode: int, kind: int, noise: bytes, at: int) -> None:
+    data = bytearray(seed)
+    data[2], data[3] = mode, kind
+    data[4 + at : 4 + at + len(noise)] = noise
+    fuzz_dtls13.test_one_input(bytes(data))

@@ -131,6 +131,52 @@ def test_libcoap_client_without_the_right_certificates_gets_nothing(
     asyncio.run(main())
 
 
+def rpk_pem(directory: Path, name: str) -> tuple[Path, bytes]:
+    """A P-256 key as libcoap's ``-M`` takes it (PUBLIC KEY then PRIVATE KEY, PEM) and its
+    SubjectPublicKeyInfo (DER)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from dtlsgate.crypto.certs import load_private_key, make_self_signed, spki_of
+
+    _, key_pem = make_self_signed(name, "ecdsa-p256", days=1)
+    key = load_private_key(key_pem)
+    public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    path = directory / f"{name}-rpk.pem"
+    path.write_bytes(public + key_pem)
+    return path, spki_of(key)
+
+
+def test_libcoap_gnutls_client_with_raw_public_keys(tmp_path: Path) -> None:
+    """RFC 7250 with ``coap-client-gnutls -M``: our server presents a raw key and requires
+    the client's, pinned; an unpinned client key gets no answer (bad_certificate)."""
+    require("coap-client-gnutls")
+    server_file, _ = rpk_pem(tmp_path, "server")
+    client_file, client_spki = rpk_pem(tmp_path, "client")
+    other_file, _ = rpk_pem(tmp_path, "other")
+
+    async def main() -> None:
+        config = ServerConfig(verify_client="required", pinned_keys=(client_spki,))
+        config.load_raw_public_key(str(server_file))
+        async with our_server(config=config) as (server, port):
+            uri = f"coaps://127.0.0.1:{port}/time"
+            # Observed for 2 s: the association lasts long enough to look at it.
+            args = ["coap-client-gnutls", "-B", "5", "-s", "2", "-w", "-M", str(client_file), uri]
+            peer = asyncio.ensure_future(run_peer(args))
+            peers = coap.dtls_server(server).peers
+            for _ in range(100):  # at most 10 s
+                if peers or peer.done():
+                    break
+                await asyncio.sleep(0.1)
+            infos = [s.handshake_info for s in peers.values()]
+            pinned = await peer
+            unpinned = await run_peer(["coap-client-gnutls", "-B", "3", "-M", str(other_file), uri])
+        assert len(set(pinned.times)) >= 4, pinned
+        assert [i.peer_raw_public_key for i in infos if i is not None] == [client_spki]
+        assert unpinned.payload_lines == [], unpinned
+
+    asyncio.run(main())
+
+
 def free_port_pair() -> int:
     """A port P with P and P+1 free for UDP and TCP (libcoap's server binds coap and
     coap+tcp on P, coaps and coaps+tcp on P+1)."""

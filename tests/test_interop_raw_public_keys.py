@@ -272,3 +272,36 @@ def test_tls13_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned
             while time.monotonic() < deadline and "error in handshake" not in seen.lower():
                 seen = read_line(proc.stderr, deadline)
             assert "Error in handshake" in seen, seen
+
+
+def test_tls13_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) -> None:
+    """gnutls-serv requires a client certificate and takes raw public keys (CTYPE-CLI-RAWPK):
+    our TLS 1.3 client answers its CertificateRequest with its own key (RFC 7250 §3) and a
+    CertificateVerify made with it."""
+    require("gnutls-serv")
+    from dtlsgate.io.blocking_tls import connect as connect_tls
+
+    server_key, server_pub = key_pair(tmp_path, "server")
+    client_key, client_pub = key_pair(tmp_path, "client")
+    port = free_udp_port()  # a free port number; gnutls-serv binds TCP on it
+    extra = ["--priority", TLS13_RAWPK, "--require-client-cert"]
+    args = gnutls_serv(port, server_key, server_pub, extra)
+    args.remove("--udp")
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
+        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        config = ClientConfig(pinned_keys=tuple(load_public_keys(server_pub)))
+        config.load_raw_public_key(client_key)
+        with connect_tls("127.0.0.1", port, config, timeout=15) as tls:
+            tls.sendall(b"ping raw\n")
+            assert tls.recv() == b"ping raw\n"
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 10
+        out = ""
+        while time.monotonic() < deadline and "tls-exporter" not in out:
+            out += read_line(proc.stdout, deadline) + "\n"
+    # gnutls-serv required a client certificate, got our raw key (it prints it) and our
+    # signature and, with nothing to check the key against, says so.
+    assert "- Peer's certificate was NOT verified." in out, out
+    assert "- Got 1 Raw public-key(s)." in out, out
+    assert client_pub.read_text().strip() in out, out
+    assert "- Client Signature: ECDSA-SECP256R1-SHA256" in out, out

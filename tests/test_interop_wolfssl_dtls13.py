@@ -301,7 +301,16 @@ def test_asyncio_connect_with_wolfssl_dtls13_server(wolfssl: Path, tmp_path: Pat
             stream.close()
 
     with process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL):
-        info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
+        # Until the server listens, our ClientHello meets an ICMP port unreachable, which
+        # fails the connect at once: try again (bounded).
+        for _ in range(50):
+            try:
+                info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("wolfSSL's server never listened")
     assert info.version == ProtocolVersion.DTLS13 and info.hello_retry
     assert reply == SERVER_TEXT
 

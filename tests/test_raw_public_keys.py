@@ -151,3 +151,95 @@ def test_tls13_no_certificate_type_in_common_is_unsupported_certificate() -> Non
     with pytest.raises(ProtocolError) as raised:
         tls13_pair(certificate_server(), ClientConfig(pinned_keys=(spki_of(SERVER_KEY),)))
     assert raised.value.alert == AlertDescription.unsupported_certificate
+
+
+def tls13_rpk_client(**kwargs: Any) -> ClientConfig:
+    kwargs.setdefault("pinned_keys", (spki_of(SERVER_KEY),))
+    return ClientConfig(private_key=CLIENT_KEY, raw_public_key=True, **kwargs)
+
+
+def test_tls13_client_raw_public_key_pinned_by_the_server() -> None:
+    # RFC 7250 §4.1-4.2: the client offers its raw key in client_certificate_type, the
+    # server echoes RawPublicKey in EncryptedExtensions and asks; the client's Certificate
+    # holds its SubjectPublicKeyInfo, its CertificateVerify signs with that key.
+    from helpers import data_events, events, pump
+
+    server = tls13_server(verify_client="required", pinned_keys=(spki_of(CLIENT_KEY),))
+    client, conn = tls13_pair(server, tls13_rpk_client())
+    on_server = [e for e in events(conn) if isinstance(e, HandshakeCompleted)]
+    assert on_server and on_server[0].peer_raw_public_key == spki_of(CLIENT_KEY)
+    assert on_server[0].peer_certificates == ()
+    on_client = [e for e in events(client) if isinstance(e, HandshakeCompleted)]
+    assert on_client and on_client[0].peer_raw_public_key == spki_of(SERVER_KEY)
+    client.send(b"raw both ways")
+    pump(client, conn)
+    assert data_events(events(conn)) == [b"raw both ways"]
+
+
+def test_tls13_an_unpinned_client_key_gets_bad_certificate() -> None:
+    server = tls13_server(verify_client="required", pinned_keys=(spki_of(OTHER_KEY),))
+    with pytest.raises(BadCertificate):
+        tls13_pair(server, tls13_rpk_client())
+
+
+def test_tls13_client_with_chain_and_raw_key_sends_the_chain_to_an_x509_server() -> None:
+    # The server asks for X.509 only (a cafile, no pins): a client that has both answers
+    # with its certificate, not its bare key (RFC 7250 §4.2: X.509 chosen).
+    from helpers import credentials, events
+
+    from dtlsgate.crypto.certs import load_certificate_chain
+
+    cert_pem, key_pem = credentials()
+    server = tls13_server(verify_client="required", cafile=cert_pem.decode())
+    client = ClientConfig(
+        certificate_chain=load_certificate_chain(cert_pem),
+        private_key=load_private_key(key_pem),
+        raw_public_key=True,
+        pinned_keys=(spki_of(SERVER_KEY),),
+    )
+    _, conn = tls13_pair(server, client)
+    done = [e for e in events(conn) if isinstance(e, HandshakeCompleted)]
+    assert done and done[0].peer_raw_public_key is None and done[0].peer_certificates
+
+
+def test_tls13_raw_only_client_and_x509_only_server_is_unsupported_certificate() -> None:
+    # The client can only send a raw key; the server takes X.509 client certificates only.
+    from helpers import credentials
+
+    server = tls13_server(verify_client="required", cafile=credentials()[0].decode())
+    with pytest.raises(ProtocolError) as raised:
+        tls13_pair(server, tls13_rpk_client())
+    assert raised.value.alert == AlertDescription.unsupported_certificate
+
+
+# ---- DTLS 1.3: the same engine over datagrams -----------------------------------------------
+
+
+@pytest.mark.parametrize("server_versions", [(0xFEFC,), (0xFEFD,)], ids=["dtls13", "dtls12"])
+def test_dtls13_offering_client_raw_public_key_both_ways(server_versions: tuple[int, ...]) -> None:
+    # Our DTLS client offers DTLS 1.3 and 1.2 in one ClientHello: its client_certificate_type
+    # goes in once (RFC 8446 §4.2: no extension twice), and whichever version the server
+    # picks, the client answers its request with its raw key.
+    from helpers import NOW, SERVER, DatagramPair
+
+    from dtlsgate.connection.datagram13 import DatagramClientConnection, Dtls13ClientConnection
+    from dtlsgate.gate.datagram import Gate
+    from dtlsgate.wire.enums import ExtensionType, ProtocolVersion
+
+    server = rpk_server(
+        verify_client="required", pinned_keys=(spki_of(CLIENT_KEY),), dtls_versions=server_versions
+    )
+    client = DatagramClientConnection(
+        rpk_client(private_key=CLIENT_KEY, raw_public_key=True), SERVER
+    )
+    pair = DatagramPair(server, client, Gate(server))
+    client.connect(NOW)
+    conn = client.connection
+    assert isinstance(conn, Dtls13ClientConnection) and conn.first_client_hello is not None
+    types = [e.type for e in conn.first_client_hello.extensions or ()]
+    assert types.count(ExtensionType.client_certificate_type) == 1
+    assert pair.run() and pair.completed()
+    _, on_server = infos(pair)
+    assert on_server.peer_raw_public_key == spki_of(CLIENT_KEY)
+    expected = ProtocolVersion.DTLS13 if server_versions == (0xFEFC,) else ProtocolVersion.DTLS12
+    assert on_server.version == expected

@@ -20,33 +20,16 @@ calls `finish` when a handshake completes or fails.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.reassembly import address_of
+
+__all__ = ["AdmissionTable", "address_of"]
 
 K = TypeVar("K", bound=Hashable)
-
-
-def address_of(peer: Hashable | None, ipv6_prefix: int = 64) -> Hashable | None:
-    """The address a peer's handshakes are counted under: the IPv4 address (also for an
-    IPv4-mapped IPv6 address), the IPv6 network of ``ipv6_prefix`` bits, or the peer
-    itself when it is not an IP socket address (None stays None: one shared count)."""
-    host = peer[0] if isinstance(peer, tuple) and peer else peer
-    if not isinstance(host, str):
-        return peer
-    try:
-        ip = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return peer
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped
-        if mapped is None:
-            return ("ipv6", int(ip) >> (128 - ipv6_prefix), ipv6_prefix)
-        ip = mapped
-    return ("ipv4", int(ip))
 
 
 class AdmissionTable(Generic[K]):

@@ -20,7 +20,6 @@ peer raises `AlertReceived`. Either way the connection is then closed.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Hashable
 from functools import lru_cache
 
@@ -117,7 +116,32 @@ def _trust_store(cafile: str | None) -> TrustStore:
 
 
 class DtlsConnection:
-    """What server and client connections share: records, flights, alerts, events."""
+    """What server and client connections share: records, flights, alerts, events.
+
+    Slotted, as the subclasses are: a server holds one per association for as long as the
+    association lives (bench/memory.py)."""
+
+    __slots__ = (
+        "_building",
+        "_building_epoch",
+        "_early",
+        "_events",
+        "_flight",
+        "_flight_first_sequence",
+        "_keylog",
+        "_mtu",
+        "_outgoing",
+        "_queued_data",
+        "_reassembler",
+        "_records",
+        "_timer",
+        "closed",
+        "data_dropped",
+        "handshake_complete",
+        "info",
+        "peer",
+        "records_dropped",
+    )
 
     def __init__(
         self,
@@ -142,7 +166,10 @@ class DtlsConnection:
         # with: every record we sent since belongs to that flight (see _handshake_record).
         self._flight_first_sequence = 0
         self._outgoing: list[bytes] = []
-        self._events: deque[Event] = deque()
+        # A list, not a deque: an empty list holds no item array (an empty deque holds a
+        # 64-slot block, 624 bytes, for the association's lifetime), and it is rarely longer
+        # than one event, so taking from its front costs no more.
+        self._events: list[Event] = []
         self._early: list[DtlsRecord] = []
         self.handshake_complete = False
         self.closed = False
@@ -239,7 +266,7 @@ class DtlsConnection:
         is dropped (``data_dropped`` counts it)."""
         if not self._events:
             return None
-        event = self._events.popleft()
+        event = self._events.pop(0)
         if type(event) is DataReceived:
             self._queued_data -= 1
         return event
@@ -456,6 +483,8 @@ class DtlsServerConnection(DtlsConnection):
     """A server connection, created from the gate's `Admit`: the cookie was verified there
     and is not checked again."""
 
+    __slots__ = ("_admit", "_ctx", "_state")
+
     def __init__(
         self,
         admit: Admit,
@@ -520,6 +549,8 @@ class DtlsServerConnection(DtlsConnection):
 
 class DtlsClientConnection(DtlsConnection):
     """A client connection; ``connect(now)`` queues the first ClientHello."""
+
+    __slots__ = ("_ctx", "_first_flight", "_session", "_started", "_state")
 
     def __init__(
         self,

@@ -244,6 +244,8 @@ def _range_end(r: tuple[int, int]) -> int:
 class Reassembler:
     """Handshake messages in message_seq order, whatever order their fragments came in."""
 
+    __slots__ = ("_partial", "next_seq")
+
     def __init__(self, next_seq: int = 0) -> None:
         self.next_seq = next_seq
         # Each message_seq buffered: a message being reassembled, or one complete already.
@@ -310,7 +312,12 @@ class Reassembler:
             body = bytes(message.buffer)
             transcript = encode_dtls_handshake(message.msg_type, body, seq)
             message = HandshakeMessage(message.msg_type, seq, body, message.epoch, transcript)
-        del self._partial[seq]
+        partial = self._partial
+        del partial[seq]
+        if not partial:
+            # Frees the emptied table: a connection keeps its reassembler for its lifetime
+            # (the peer's retransmissions are recognised by it), mostly empty.
+            partial.clear()
         self.next_seq = seq + 1
         return message
 

@@ -9,7 +9,8 @@
   created from it and does not verify the cookie again;
 - ``Drop(reason)``: ignore the datagram; ``reason`` is a ``DropReason``.
 
-Nothing is stored per peer: the gate keeps only its configuration and counters. Malformed
+Nothing is stored per peer for a ClientHello that fits in a datagram: the gate keeps only
+its configuration, counters and the reassembly table for fragmented ones. Malformed
 input never raises. A reply is never larger than the datagram that caused it.
 
 What is judged: the datagram's first record, an epoch-0 DTLS handshake record holding one
@@ -21,8 +22,11 @@ before it (`dtlsgate.gate.cookie`).
 
 A whole ClientHello offering DTLS 1.3 in supported_versions (when ``config.dtls_versions``
 has it) is answered with a stateless HelloRetryRequest instead (`dtlsgate.gate.dtls13`,
-RFC 9147 §5.1) and admitted as a `Dtls13Admit`; a fragmented one is judged as DTLS 1.2
-(its cookie extension may be in a later fragment, which a stateless gate never sees).
+RFC 9147 §5.1) and admitted as a `Dtls13Admit`. While DTLS 1.3 is on, a fragment of a
+ClientHello without a legacy cookie is held in a bounded reassembly table
+(`dtlsgate.gate.reassembly`: its cookie extension may be in a later fragment) and the
+whole message judged when it completes: the gate's one state, bounded whatever the input.
+A DTLS 1.2-only gate keeps nothing and drops such fragments.
 
 On the wire it does what OpenSSL does: the HelloVerifyRequest's record version and
 ``server_version`` are DTLS 1.0 (RFC 6347 §4.2.1 says a server SHOULD use 1.0 there, so
@@ -37,6 +41,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
+from dtlsgate.gate.reassembly import MAX_REASSEMBLED_CLIENT_HELLO, ClientHelloReassembly
 from dtlsgate.gate.results import (
     Admit,
     Drop,
@@ -118,6 +123,17 @@ class Gate(GateCounters):
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
         self._context13: ServerContext | None = None  # made at the first DTLS 1.3 hello
+        # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
+        self._reassembly = (
+            ClientHelloReassembly(ipv6_prefix=config.ipv6_prefix_length)
+            if DTLS13 in config.dtls_versions
+            else None
+        )
+
+    @property
+    def reassembly(self) -> ClientHelloReassembly | None:
+        """The fragmented ClientHellos held until whole (None without DTLS 1.3)."""
+        return self._reassembly
 
     def receive(self, datagram: bytes, peer: Hashable | None, now: float) -> GateResult:
         """Judge one datagram from ``peer`` at time ``now`` (seconds since the epoch)."""
@@ -132,6 +148,8 @@ class Gate(GateCounters):
         data = bytes(datagram)
         hello = peek_client_hello_record(data)
         if hello is None:  # not the first fragment of a ClientHello that can be judged
+            if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
+                return self._reassemble(data, peer, now)
             return self._drop(self._why_not_judged(data))
         if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.NOT_DTLS)
@@ -141,6 +159,10 @@ class Gate(GateCounters):
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
+        if not hello.cookie and self._reassembly is not None and _is_fragment(data):
+            # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
+            # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
+            return self._reassemble(data, peer, now)
         if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
             # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
             # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
@@ -192,6 +214,37 @@ class Gate(GateCounters):
             self.replies += 1
         return result
 
+    def _reassemble(
+        self, data: bytes, peer: Hashable | None, now: float
+    ) -> bytes | Admit | Dtls13Admit | Drop:
+        """Hold a fragment of a cookie-less ClientHello; once the message is whole, judge
+        it as one datagram: the whole ClientHello in the last fragment's record (its
+        sequence number, for the reply's), then the records after it in that datagram.
+        The reply is no larger than that whole message, so no larger than the fragments
+        that brought it."""
+        assert self._reassembly is not None
+        first = self._client_hello_fragment(data)
+        if isinstance(first, DropReason):
+            return self._drop(first)
+        record, header, fragment = first
+        if header.fragment_length == header.length:  # whole, but not what the peek takes
+            return self._drop(self._why_not_judged(data))
+        if header.length > MAX_REASSEMBLED_CLIENT_HELLO:
+            return self._drop(DropReason.CLIENT_HELLO_TOO_LONG)
+        if header.fragment_offset + header.fragment_length > header.length:
+            return self._drop(DropReason.HANDSHAKE_MALFORMED)
+        body = self._reassembly.add(
+            peer, header.message_seq, header.length, header.fragment_offset, fragment, now
+        )
+        if body is None:
+            return self._drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+        whole = encode_dtls_handshake(HandshakeType.CLIENT_HELLO, body, header.message_seq)
+        rest = data[DTLS_RECORD_HEADER_LENGTH + len(record.fragment) :]
+        datagram = encode_dtls_record(
+            ContentType.HANDSHAKE, record.version, 0, record.sequence_number, whole
+        )
+        return self.judge(datagram + rest, peer, now)  # whole now: judged, never held
+
     def _why_not_judged(self, data: bytes) -> DropReason:
         """Why ``data`` is dropped when its first record is not the first fragment of a
         ClientHello that `peek_client_hello_record` reads: what the full decoders find
@@ -215,6 +268,18 @@ class Gate(GateCounters):
     ) -> tuple[DtlsRecord, DtlsHandshakeHeader, bytes] | DropReason:
         """The datagram's first record, its handshake header and fragment, when they can be
         the first fragment of a ClientHello to judge; else why not."""
+        first = self._client_hello_fragment(data)
+        if isinstance(first, DropReason):
+            return first
+        if first[1].fragment_offset:  # only the first fragment can hold the cookie
+            return DropReason.NOT_FIRST_FRAGMENT
+        return first
+
+    def _client_hello_fragment(
+        self, data: bytes
+    ) -> tuple[DtlsRecord, DtlsHandshakeHeader, bytes] | DropReason:
+        """The datagram's first record, its handshake header and fragment, when the record
+        holds one fragment of a ClientHello (any offset); else why not."""
         record = next(split_dtls_records(data), None)  # DTLSPlaintext (RFC 6347 §4.1)
         if record is None:
             return DropReason.RECORD_MALFORMED
@@ -238,8 +303,6 @@ class Gate(GateCounters):
             return DropReason.HANDSHAKE_MALFORMED
         if header.fragment_length < after_header:  # DTLSv1_listen: "length mismatch"
             return DropReason.RECORD_TRAILING_DATA
-        if header.fragment_offset:  # only the first fragment can hold the cookie
-            return DropReason.NOT_FIRST_FRAGMENT
         return record, header, r.rest()
 
     def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
@@ -285,6 +348,14 @@ class Gate(GateCounters):
             record_sequence_number=record.sequence_number,
             datagram=data,
         )
+
+
+def _is_fragment(datagram: bytes) -> bool:
+    """Whether the ClientHello fragment that `peek_client_hello_record` read from
+    ``datagram`` is not the whole message: its handshake header's length (after msg_type)
+    and fragment_length (the header's last three bytes) differ (RFC 9147 §5.2)."""
+    at = DTLS_RECORD_HEADER_LENGTH
+    return datagram[at + 1 : at + 4] != datagram[at + 9 : at + 12]
 
 
 class HelloVerifyRequests:

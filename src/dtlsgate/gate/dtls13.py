@@ -17,10 +17,14 @@ datagram:
 - anything else (malformed, a cookie that does not verify, nothing we can negotiate) is
   dropped silently: datagrams are not refused (RFC 9147 §4.5.2 drops invalid records).
 
-The ClientHello must be whole in the datagram's first record: a DTLS 1.3 cookie is an
-extension, near the end, so a first fragment cannot be judged, and a stateless gate keeps
-no fragments (`DropReason.FRAGMENTED_DTLS13`). A client whose ClientHello2 needs more than
-one datagram (over the path MTU) cannot be admitted here.
+A ClientHello larger than the path MTU (many suites, or an ML-KEM key share of over 1 KB)
+arrives in fragments, its cookie extension near the end, so no first fragment can be
+judged. The datagram gate reassembles such a cookie-less ClientHello in a table bounded
+per address, in entries, in bytes and in time (`dtlsgate.gate.reassembly`) and judges it
+here once whole. That is the one thing stored before a cookie verifies, and what it costs
+the no-state-before-cookie promise is said there: a fixed-size table that a flood of
+never-completed first fragments fills and churns, delaying (not stopping) fragmented
+ClientHellos, and never touching ClientHellos that fit in one datagram.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class DropReason(StrEnum):
     COOKIE_INVALID = "DTLS 1.3 cookie does not verify"
     CLIENT_HELLO_REFUSED = "DTLS 1.3 ClientHello offers nothing we can negotiate"
     VERSION_DISABLED = "ClientHello offers no DTLS version the config accepts"
+    CLIENT_HELLO_TOO_LONG = "fragmented ClientHello longer than the gate reassembles"
 
 
 @frozen

@@ -31,13 +31,19 @@ from typing import Any, TypeVar
 
 from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
 from dtlsgate.connection.admission import AdmissionTable
-from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection, accept
+from dtlsgate.connection.datagram13 import (
+    AnyDatagramConnection,
+    DatagramClientConnection,
+    Dtls13Connection,
+    accept,
+)
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+from dtlsgate.record.dtls13 import connection_id_of
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
 log = logging.getLogger("dtlsgate")
@@ -85,12 +91,16 @@ class DtlsStream:
 
     # --- driven by the socket reader --------------------------------------------------------
 
-    def datagram_received(self, data: bytes) -> None:
+    def datagram_received(self, data: bytes, addr: Hashable | None = None) -> None:
+        """Feed one datagram from the peer (from ``addr`` when it is not ``self.peer``: a
+        DTLS 1.3 connection with connection IDs follows a peer whose address changed once
+        a record from there authenticates, RFC 9146 §6; ``self.peer`` follows it)."""
         self.last_received = self._loop.time()
         try:
-            self.connection.receive(data, self.peer, time.time())
+            self.connection.receive(data, self.peer if addr is None else addr, time.time())
         except DtlsgateError as exc:
             self._fail(exc)
+        self.peer = self.connection.peer
         self.pump()
 
     def pump(self) -> None:
@@ -267,6 +277,9 @@ class DtlsServer(_Reader):
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
         self._client_randoms: dict[DtlsStream, bytes] = {}
+        # DTLS 1.3 associations by the connection ID their peer puts in its records (RFC
+        # 9147 §9): a datagram carrying one is routed by it, from whatever address.
+        self._by_connection_id: dict[bytes, DtlsStream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
 
@@ -286,9 +299,30 @@ class DtlsServer(_Reader):
 
     def handle(self, data: bytes, peer: Any) -> None:
         stream = self.peers.get(peer)
+        if stream is None and self._by_connection_id:
+            self._by_connection_id_received(data, peer)
+            return
         if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
             stream.datagram_received(data)
             return
+        self._judge(data, peer, stream)
+
+    def _by_connection_id_received(self, data: bytes, peer: Any) -> None:
+        """A datagram from an address with no association: routed by its connection ID
+        when it carries a known one (the association decides whether to follow the new
+        address, and the routing follows it), else judged by the gate."""
+        cid = connection_id_of(data, self.config.connection_id_length)
+        stream = self._by_connection_id.get(cid) if cid is not None else None
+        if stream is None:
+            self._judge(data, peer, None)
+            return
+        old = stream.peer
+        stream.datagram_received(data, peer)
+        if stream.peer != old and self.peers.get(old) is stream:
+            del self.peers[old]
+            self.peers[stream.peer] = stream
+
+    def _judge(self, data: bytes, peer: Any, stream: DtlsStream | None) -> None:
         result = self.gate.judge(data, peer, time.time())
         if type(result) is bytes:
             self.sendto(result, peer)
@@ -313,7 +347,8 @@ class DtlsServer(_Reader):
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
         conn = accept(admit, self.config, keylog=self._keylog)
-        stream = DtlsStream(conn, peer, lambda d: self.sendto(d, peer), self.loop)
+        # To the stream's peer of the moment: a DTLS 1.3 one with CIDs may move.
+        stream = DtlsStream(conn, peer, lambda d: self.sendto(d, stream.peer), self.loop)
         for old in self.admission.admit(stream, peer, self.loop.time()):
             self._abandon(old, "evicted for a newer handshake")
         self._arm_deadline()
@@ -378,6 +413,9 @@ class DtlsServer(_Reader):
                 return
             self._established.add(stream)
             self._watch_idle(stream)
+            cid = _connection_id(stream)
+            if cid:  # the first association with a CID keeps it (no collision routing)
+                self._by_connection_id.setdefault(cid, stream)
             await self.handler(stream)
         finally:
             self.admission.finish(stream)
@@ -385,6 +423,9 @@ class DtlsServer(_Reader):
             if (idle_timer := self._idle_timers.pop(stream, None)) is not None:
                 idle_timer.cancel()
             self._client_randoms.pop(stream, None)
+            cid = _connection_id(stream)
+            if cid and self._by_connection_id.get(cid) is stream:
+                del self._by_connection_id[cid]
             stream.close()
             if self.peers.get(stream.peer) is stream:
                 del self.peers[stream.peer]
@@ -408,6 +449,13 @@ class DtlsServer(_Reader):
     async def __aexit__(self, *exc: object) -> None:
         self.close()
         await self.wait_closed()
+
+
+def _connection_id(stream: DtlsStream) -> bytes:
+    """The connection ID the peer of a DTLS 1.3 association puts in its records (b"":
+    none negotiated, or DTLS 1.2)."""
+    conn = stream.connection
+    return conn.records.read_connection_id if isinstance(conn, Dtls13Connection) else b""
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:

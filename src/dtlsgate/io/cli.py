@@ -39,6 +39,7 @@ from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io import cli_names
 from dtlsgate.io.cli_shared import psk, self_signed_files, why
+from dtlsgate.wire.enums import ProtocolVersion
 
 log = logging.getLogger("dtlsgate")
 
@@ -350,9 +351,6 @@ def check_modes(parser: Parser, args: argparse.Namespace) -> None:
     if args.command == "connect":
         if args.insecure and args.cafile:
             error("--insecure and --cafile contradict each other")
-        if args.rawpk_key and (args.tls or args.dtls_versions != (0xFEFD,)):
-            # The TLS 1.3 engine (TLS and DTLS 1.3) presents a client raw key not yet.
-            error("--rawpk-key on a client needs --dtls1_2 (DTLS 1.2 only, so far)")
         if (args.sess_out or args.sess_in) and args.dtls_versions != (0xFEFD,):
             error("--sess-out/--sess-in need --dtls1_2 (sessions are resumed in DTLS 1.2)")
     if not args.tls and getattr(args, "ciphersuites", None) and args.dtls_versions != (0xFEFC,):
@@ -540,7 +538,7 @@ def gate_summary(replies: int, admits: int, drops: Any) -> str:
     return f"gate: {replies} replies, {admits} admitted, dropped: {dropped or 'none'}"
 
 
-# ---- serve (DTLS 1.2) ------------------------------------------------------------------------
+# ---- serve (DTLS) ----------------------------------------------------------------------------
 
 
 async def _echo(stream: Any) -> None:
@@ -553,7 +551,10 @@ async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool)
 
     server = await aio.serve(_echo, config=config, sock=sock)
     if announce:
-        print(f"serving DTLS 1.2 on {format_peer(server.address)}", file=sys.stderr, flush=True)
+        names: dict[int, str] = {ProtocolVersion.DTLS13: "1.3", ProtocolVersion.DTLS12: "1.2"}
+        versions = " and ".join(names.get(v, hex(v)) for v in config.dtls_versions)
+        where = format_peer(server.address)
+        print(f"serving DTLS {versions} on {where}", file=sys.stderr, flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -19,7 +19,10 @@ Credentials are aiocoap's (``aiocoap.credentials``): a ``dtls`` entry (``psk`` a
 ``client-identity``) is a pre-shared key on either side; on the client, a ``tlscert`` entry
 (``certfile``) names the CA file that verifies the server's certificate. The server's own
 certificate is ``certfile``/``keyfile``; everything else (cipher suites, client certificates,
-a cookie key shared by a fleet, limits) comes from a `ServerConfig` or `ClientConfig`.
+raw public keys, a cookie key shared by a fleet, limits) comes from a `ServerConfig` or
+`ClientConfig`. Raw public keys (RFC 7250: ``load_raw_public_key`` for our key,
+``pinned_keys`` for the peer keys accepted) are configured there only: aiocoap 0.4.17's
+credentials have no entry for them.
 
 aiocoap attaches transports by name from its own package; the one private call used here is
 ``Context._append_tokenmanaged_messagemanaged_transport``, checked when this module loads.
@@ -461,10 +464,10 @@ def _server_config(
         config.load_cert_chain(certfile, keyfile)
     elif keyfile is not None:
         raise UsageError("keyfile needs a certfile")
-    if not config.psk and not config.certificate_chain:
+    if not config.psk and not config.certificate_chain and not config.raw_public_key:
         raise UsageError(
             "a coaps server needs credentials: 'dtls' entries (PSKs), a certfile, "
-            "or a ServerConfig holding either"
+            "or a ServerConfig holding one of those or a raw public key"
         )
     return config
 
@@ -495,8 +498,9 @@ async def create_server_context(
     ``credentials``: aiocoap server credentials; their ``dtls`` entries are the PSKs
     accepted (identity ``client-identity``, key ``psk``), and an entry's label is the
     ``authenticated_claims`` of a request that used it. ``certfile``/``keyfile``: the
-    server's certificate chain and key (PEM). ``config``: a `ServerConfig` for the rest;
-    the PSKs and certificate above are added to a copy of it. The context can also make
+    server's certificate chain and key (PEM). ``config``: a `ServerConfig` for the rest
+    (a raw public key of ours, ``pinned_keys`` for client keys, ...); the PSKs and
+    certificate above are added to a copy of it. The context can also make
     coaps requests, with ``client_credentials`` and ``client_config`` as in
     `create_client_context`. ``server_address(ctx)`` tells the bound address."""
     server_credentials = _credentials_map(credentials)
@@ -546,7 +550,8 @@ async def create_client_context(
     ``CredentialsMap``): ``{"coaps://host/*": {"dtls": {"psk": ..., "client-identity":
     ...}}}`` for a PSK, ``{"coaps://host/*": {"tlscert": {"certfile": "ca.pem"}}}`` to
     verify the server's certificate with that CA file. ``config``: a `ClientConfig` for
-    the rest (cipher suites, a client certificate, MTU, ...), and for a coaps:// URI that
+    the rest (cipher suites, a client certificate, raw public keys: ours and the server
+    keys we pin, MTU, ...), and for a coaps:// URI that
     no credential matches (its ``cafile``, or the system's CAs). ``transports``: aiocoap's own
     transports to add for other schemes (e.g. ``["udp6"]`` for coap://).
     ``handshake_timeout``: seconds before a request whose DTLS handshake has not completed

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 
@@ -79,21 +78,19 @@ class ReplayWindow:
 
 class CipherState:
     """One direction's AEAD keys for one epoch, with what every record needs precomputed:
-    the ``cryptography`` object's bound ``encrypt``/``decrypt``, the 4-byte salt (GCM,
-    CCM) or the 12-byte IV as an integer (ChaCha20-Poly1305)."""
+    the keyed ``cryptography`` object, and the 4-byte salt (GCM, CCM) or the 12-byte IV as
+    an integer (ChaCha20-Poly1305). A connection holds two for its lifetime: nothing else
+    (the `Aead` wrapper, the suite) is kept."""
 
-    __slots__ = ("_decrypt", "_encrypt", "_iv_int", "aead", "explicit", "iv", "suite", "tag")
+    __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "tag")
 
     def __init__(self, suite: SuiteInfo, aead: Aead, iv: bytes) -> None:
-        self.suite = suite
-        self.aead = aead
+        self._primitive = aead.primitive
         self.iv = iv
         self.explicit = suite.record_iv_length
         self.tag = suite.tag_length
-        primitive = aead.primitive
-        self._encrypt = primitive.encrypt
-        self._decrypt = primitive.decrypt
-        self._iv_int = int.from_bytes(iv, "big")
+        # Only ChaCha20-Poly1305 XORs the record number into the IV (RFC 7905 §2).
+        self._iv_int = 0 if self.explicit else int.from_bytes(iv, "big")
 
     def nonce(self, epoch_and_seq: int, explicit: bytes = b"") -> bytes:
         """The 12-byte nonce of the record numbered ``epoch_and_seq`` (or carrying the
@@ -114,13 +111,14 @@ class CipherState:
         if self.explicit:
             # The explicit nonce is epoch || sequence_number, as in the header.
             nonce = self.iv + epoch_and_seq.to_bytes(8, "big")
-            sealed = self._encrypt(nonce, data, aad)
+            sealed = self._primitive.encrypt(nonce, data, aad)
             length = len(sealed) + 8
             return (
                 _HEADER_EXPLICIT.pack(content_type, version, epoch_and_seq, length, epoch_and_seq)
                 + sealed
             )
-        sealed = self._encrypt((self._iv_int ^ epoch_and_seq).to_bytes(12, "big"), data, aad)
+        nonce = (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
+        sealed = self._primitive.encrypt(nonce, data, aad)
         return _HEADER.pack(content_type, version, epoch_and_seq, len(sealed)) + sealed
 
     def open_fragment(
@@ -139,25 +137,41 @@ class CipherState:
         else:
             nonce = (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
         try:
-            return self._decrypt(nonce, record[start:], aad)
+            return self._primitive.decrypt(nonce, record[start:], aad)
         except InvalidTag:
             return None
 
 
-@dataclass(slots=True)
 class _ReadEpoch:
-    cipher: CipherState | None
-    window: ReplayWindow = field(default_factory=ReplayWindow)
+    __slots__ = ("cipher", "window")
+
+    def __init__(self, cipher: CipherState | None) -> None:
+        self.cipher = cipher
+        self.window = ReplayWindow()
 
 
 class RecordLayer:
-    """Protects outgoing records and opens incoming ones for one DTLS 1.2 connection."""
+    """Protects outgoing records and opens incoming ones for one DTLS 1.2 connection.
+
+    Per-epoch state is kept in lists indexed by epoch (a DTLS 1.2 connection without
+    renegotiation has epochs 0 and 1 only): a connection holds its record layer for its
+    lifetime, and three small lists cost a third of three dicts."""
+
+    __slots__ = (
+        "_fast_epoch",
+        "_fast_state",
+        "_read",
+        "_write_cipher",
+        "_write_seq",
+        "version",
+        "write_epoch",
+    )
 
     def __init__(self, *, first_write_sequence: int = 0) -> None:
         self.write_epoch = 0
-        self._write_cipher: dict[int, CipherState | None] = {0: None}
-        self._write_seq: dict[int, int] = {0: first_write_sequence}
-        self._read: dict[int, _ReadEpoch] = {0: _ReadEpoch(None)}
+        self._write_cipher: list[CipherState | None] = [None]
+        self._write_seq: list[int] = [first_write_sequence]
+        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None)]
         self.version = DTLS12
         # The newest epoch with read keys, for open_application_data.
         self._fast_epoch = -1
@@ -166,8 +180,11 @@ class RecordLayer:
     # --- writing --------------------------------------------------------------------------
 
     def install_write(self, epoch: int, cipher: CipherState) -> None:
+        if epoch >= len(self._write_cipher):
+            missing = epoch + 1 - len(self._write_cipher)
+            self._write_cipher += [None] * missing
+            self._write_seq += [0] * missing
         self._write_cipher[epoch] = cipher
-        self._write_seq.setdefault(epoch, 0)
 
     def overhead(self, epoch: int) -> int:
         """Bytes a record of ``epoch`` adds around its content (header, nonce, tag)."""
@@ -199,7 +216,9 @@ class RecordLayer:
     # --- reading --------------------------------------------------------------------------
 
     def install_read(self, epoch: int, cipher: CipherState) -> None:
-        if epoch not in self._read:
+        if epoch >= len(self._read):
+            self._read += [None] * (epoch + 1 - len(self._read))
+        if self._read[epoch] is None:
             self._read[epoch] = state = _ReadEpoch(cipher)
             self._fast_epoch, self._fast_state = epoch, state
 
@@ -233,20 +252,29 @@ class RecordLayer:
         window.mark(seq)
         return data
 
+    def _read_state(self, epoch: int) -> _ReadEpoch | None:
+        return self._read[epoch] if epoch < len(self._read) else None
+
     def can_write(self, epoch: int) -> bool:
-        """Whether keys to write records of ``epoch`` are installed."""
-        return epoch in self._write_cipher
+        """Whether keys to write records of ``epoch`` are installed (epoch 0: none needed)."""
+        return epoch == 0 or (
+            epoch < len(self._write_cipher) and self._write_cipher[epoch] is not None
+        )
 
     def knows_epoch(self, epoch: int) -> bool:
-        return epoch in self._read
+        return self._read_state(epoch) is not None
 
     def mark_seen(self, epoch: int, seq: int) -> None:
         """Mark a record that was processed elsewhere (the gate's ClientHello)."""
-        self._read[epoch].window.mark(seq)
+        state = self._read_state(epoch)
+        if state is None:
+            raise StateError(f"no read keys for epoch {epoch}")
+        state.window.mark(seq)
 
     def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
-        state = self._read.get(record.epoch)
+        epoch = record.epoch
+        state = self._read[epoch] if epoch < len(self._read) else None
         if state is None:
             return None
         seq = record.sequence_number

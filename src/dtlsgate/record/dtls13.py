@@ -50,6 +50,7 @@ __all__ = [
     "Dtls13RecordLayer",
     "EpochKeys",
     "RecordDrop",
+    "connection_id_of",
     "next_traffic_secret",
     "reconstruct_sequence_number",
 ]
@@ -513,3 +514,15 @@ class Dtls13RecordLayer:
         state.window.mark(sequence)
         state.highest = max(state.highest, sequence)
         return Dtls13Record(epoch, sequence, content_type, inner[:content_end])
+
+
+def connection_id_of(datagram: bytes, length: int) -> bytes | None:
+    """The connection ID of ``length`` bytes in the unified header of ``datagram``'s first
+    record (RFC 9147 §4: first byte 001CSLEE, the C bit set, the CID right after it); None
+    when the first record carries none. A cheap look for routing: the record itself is
+    authenticated by the association it is routed to (§9, RFC 9146 §6)."""
+    if not length or len(datagram) <= length or datagram[0] & 0xE0 != 0x20:
+        return None
+    if not datagram[0] & _CID_BIT:
+        return None
+    return datagram[1 : 1 + length]

@@ -19,7 +19,7 @@ from dtlsgate.crypto.hashes import Hash, constant_time_equal
 from dtlsgate.crypto.prf import verify_data
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.suites import SuiteInfo
-from dtlsgate.errors import DecryptError
+from dtlsgate.errors import DecryptError, StateError, UsageError
 from dtlsgate.handshake.dtls12.negotiate import Keys, derive_keys, kind_of
 from dtlsgate.handshake.engine import (
     Complete,
@@ -81,22 +81,53 @@ class Transcript:
     """The handshake messages as received and sent, in order (RFC 5246 §7.4.9), and the
     message_seq our next message carries (RFC 6347 §4.2.2).
 
-    A handshake asks for the hash three times (the session hash after ClientKeyExchange,
-    both Finished), each time of a longer prefix, two of them often the same: the running
-    hash of the prefix hashed last is kept, so each byte is hashed once."""
+    Until the suite's hash is known the messages are kept as bytes. Once a side calls
+    ``hash_with`` (a server, as soon as it has chosen the suite), they are fed to a running
+    hash instead and dropped, unless ``keep_messages`` (a CertificateVerify will sign them,
+    RFC 5246 §7.4.8): a server waiting for the client's second flight then holds one hash
+    state instead of the first flight a second time. The newest message stays apart from
+    the running hash (``digest(exclude_last=True)`` is the hash without it, which both
+    Finished checks ask for), so each byte is hashed once."""
 
-    __slots__ = ("_data", "_hashed", "_last", "send_seq")
+    __slots__ = ("_data", "_hash", "_hashed", "_last", "_newest", "_running", "send_seq")
 
     def __init__(self, send_seq: int = 0) -> None:
-        self._data = bytearray()
+        # The messages, while kept; ``_last``: where the newest one starts.
+        self._data: bytearray | None = bytearray()
         self._last = 0
-        # (hash, n, state): ``state`` has hashed the first n bytes of _data with ``hash``.
+        # Before hash_with: (hash, n, state), ``state`` having hashed the first n bytes of
+        # _data with ``hash`` (the digests asked for so far).
         self._hashed: tuple[Hash, int, _HashState] | None = None
+        # After hash_with: the hash, the running state of every message but the newest,
+        # and the newest.
+        self._hash: Hash | None = None
+        self._running: _HashState | None = None
+        self._newest = b""
         self.send_seq = send_seq
 
+    def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
+        """From now on, hash the messages with ``hash`` as they come; keep their bytes only
+        when ``keep_messages`` (``data`` then still works)."""
+        if self._hash is not None or self._data is None:
+            raise StateError("the transcript's hash is chosen already")
+        data = self._data
+        self._hash = hash
+        self._running = running = hash.new()
+        running.update(data[: self._last])
+        self._newest = bytes(data[self._last :])
+        self._hashed = None
+        if not keep_messages:
+            self._data = None
+
     def add(self, message: bytes) -> None:
-        self._last = len(self._data)
-        self._data += message
+        running = self._running
+        if running is not None:
+            running.update(self._newest)
+            self._newest = message
+        data = self._data
+        if data is not None:
+            self._last = len(data)
+            data += message
 
     def send(self, msg_type: int, body: bytes) -> SendMessage:
         """Our next message: numbered, added to the transcript, and the action sending it
@@ -106,18 +137,41 @@ class Transcript:
         self.add(message)
         return SendMessage(message)
 
+    def send_encoded(self, message: bytes) -> SendMessage:
+        """Like ``send``, for a message already encoded whole (prepared once per
+        configuration): its header must carry our next message_seq."""
+        if int.from_bytes(message[4:6], "big") != self.send_seq:
+            raise UsageError("the message's message_seq is not the transcript's next")
+        self.send_seq += 1
+        self.add(message)
+        return SendMessage(message)
+
     def data(self, *, exclude_last: bool = False) -> bytes:
-        return bytes(self._data[: self._last] if exclude_last else self._data)
+        data = self._data
+        if data is None:
+            raise StateError("the transcript's messages were not kept (hash_with)")
+        return bytes(data[: self._last] if exclude_last else data)
 
     def digest(self, hash: Hash, *, exclude_last: bool = False) -> bytes:
-        end = self._last if exclude_last else len(self._data)
+        running = self._running
+        if running is not None:
+            if hash is not self._hash:
+                raise StateError(f"the transcript is hashed with {self._hash}, not {hash}")
+            if exclude_last:
+                return running.digest()
+            state = running.copy()
+            state.update(self._newest)
+            return state.digest()
+        data = self._data
+        assert data is not None  # dropped only once the running hash exists
+        end = self._last if exclude_last else len(data)
         hashed = self._hashed
         if hashed is not None and hashed[0] is hash and hashed[1] <= end:
             state, start = hashed[2], hashed[1]
         else:
             state, start = hash.new(), 0
         if start < end:
-            state.update(self._data[start:end])
+            state.update(data[start:end])
             self._hashed = (hash, end, state)
         return state.digest()
 

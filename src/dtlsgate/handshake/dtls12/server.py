@@ -104,6 +104,7 @@ from dtlsgate.wire.extensions import (
     encode_ec_point_formats,
     encode_renegotiation_info,
 )
+from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
 from dtlsgate.wire.messages12 import (
     Certificate12,
@@ -244,12 +245,18 @@ def on_client_hello(
         choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
         choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     )
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
     certificate = choice.suite.uses_certificate
-    if certificate:
-        actions.append(t.send(HT.CERTIFICATE, _our_certificate(config, session)))
-    key_share = _server_key_exchange(ctx, t, choice, session, actions)
     request = certificate and config.verify_client != "none"
+    # From here the transcript keeps only its running hash, and the messages themselves
+    # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
+    t.hash_with(choice.suite.hash, keep_messages=request)
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    if certificate and session.server_raw_public_key:
+        actions.append(t.send(HT.CERTIFICATE, _raw_public_key_certificate(config)))
+    elif certificate:
+        encoded = _certificate_message(config.certificate_chain, t.send_seq)
+        actions.append(t.send_encoded(encoded))
+    key_share = _server_key_exchange(ctx, t, choice, session, actions)
     if request:
         schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
         body = CertificateRequest12(_CERTIFICATE_TYPES, schemes).encode()
@@ -296,11 +303,9 @@ def _resume(
     return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
 
 
-def _our_certificate(config: ServerConfig, session: Session) -> bytes:
-    """Our Certificate body: the chain, or our raw public key (RFC 7250 §3)."""
-    if session.server_raw_public_key:
-        return RawPublicKey12(spki_of(config.private_key)).encode()
-    return _certificate_body(config.certificate_chain)
+def _raw_public_key_certificate(config: ServerConfig) -> bytes:
+    """Our Certificate body carrying our raw public key (RFC 7250 §3)."""
+    return RawPublicKey12(spki_of(config.private_key)).encode()
 
 
 # RFC 8446 §4.1.3: the last 8 bytes of the random of a (D)TLS 1.3-capable server that
@@ -526,26 +531,39 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-# Encoded Certificate message bodies by the identities of their certificates, for at most
-# this many chains (a process has a few configs; past that the cache starts afresh).
+# Encoded Certificate messages by the identities of their certificates, for at most this
+# many chains (a process has a few configs; past that the cache starts afresh), and per
+# chain for at most this many message_seq values (the ServerHello's follows the client's
+# ClientHello: 1 after a HelloVerifyRequest; others are encoded per handshake).
 MAX_CACHED_CHAINS = 32
-_certificate_bodies: dict[tuple[int, ...], tuple[tuple[x509.Certificate, ...], bytes]] = {}
+MAX_CACHED_MESSAGE_SEQS = 4
+_certificate_messages: dict[
+    tuple[int, ...], tuple[tuple[x509.Certificate, ...], bytes, dict[int, bytes]]
+] = {}
 
 
-def _certificate_body(chain: list[x509.Certificate]) -> bytes:
-    """The Certificate message body for a configured chain: the same for every handshake
-    of a config, so encoded once. Looked up by the certificates' identities: an entry holds
-    its certificates, so their ids are not reused while it is cached (hashing a certificate,
-    as an lru_cache key would, costs about 2.4 us per handshake)."""
+def _certificate_message(chain: list[x509.Certificate], message_seq: int) -> bytes:
+    """The whole Certificate message (DTLS header included) for a configured chain: the same
+    for every handshake of a config but for its message_seq, so encoded once, and held once
+    by all the connections whose first flight waits to be retransmitted. Looked up by the
+    certificates' identities: an entry holds its certificates, so their ids are not reused
+    while it is cached (hashing a certificate, as an lru_cache key would, costs about 2.4 us
+    per handshake)."""
     key = tuple(map(id, chain))
-    cached = _certificate_bodies.get(key)
+    cached = _certificate_messages.get(key)
     if cached is None:
-        if len(_certificate_bodies) >= MAX_CACHED_CHAINS:
-            _certificate_bodies.clear()
+        if len(_certificate_messages) >= MAX_CACHED_CHAINS:
+            _certificate_messages.clear()
         certificates = tuple(chain)
         body = Certificate12(tuple(_der(c) for c in certificates)).encode()
-        cached = _certificate_bodies[key] = (certificates, body)
-    return cached[1]
+        cached = _certificate_messages[key] = (certificates, body, {})
+    _, body, by_seq = cached
+    message = by_seq.get(message_seq)
+    if message is None:
+        message = encode_dtls_handshake(HT.CERTIFICATE, body, message_seq)
+        if len(by_seq) < MAX_CACHED_MESSAGE_SEQS:
+            by_seq[message_seq] = message
+    return message
 
 
 # --- the table --------------------------------------------------------------------------------

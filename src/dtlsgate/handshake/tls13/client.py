@@ -255,6 +255,7 @@ class WaitCertificateOrRequest:
     suite: SuiteInfo
     info: HandshakeInfo
     raw_public_key: bool = False  # RFC 7250: the server chose a raw public key
+    own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
 @dataclass(slots=True)
@@ -266,6 +267,7 @@ class WaitCertificate:
     info: HandshakeInfo
     request: CertificateRequest
     raw_public_key: bool = False  # RFC 7250: the server chose a raw public key
+    own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
 @dataclass(slots=True)
@@ -275,6 +277,7 @@ class WaitCertificateVerify:
     info: HandshakeInfo
     request: CertificateRequest | None
     peer_key: PeerKey
+    own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
 @dataclass(slots=True)
@@ -283,6 +286,7 @@ class WaitFinished:
     suite: SuiteInfo
     info: HandshakeInfo
     request: CertificateRequest | None
+    own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
 ClientState = (
@@ -337,8 +341,10 @@ def client_hello(
         ext.append(Extension(_E.post_handshake_auth, b""))
     # RFC 8449 §4: the largest TLSInnerPlaintext we accept.
     ext.append(Extension(_E.record_size_limit, cfg.record_size_limit.to_bytes(2, "big")))
-    # RFC 7250 §4.1: the server's raw public key, when we have pins.
-    ext.extend(rpk.offers(cfg, own_key=False))
+    # RFC 7250 §4.1: the server's raw public key, when we have pins; our own, when we have
+    # one (once: a DTLS 1.2 fallback offer already carries client_certificate_type).
+    fallback = {e.type for e in ctx.fallback_extensions}
+    ext.extend(e for e in rpk.offers(cfg) if e.type not in fallback)
     ext.extend(ctx.fallback_extensions)
     if ctx.connection_id is not None:
         ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
@@ -576,11 +582,15 @@ def on_encrypted_extensions(
     if info.psk_authenticated:
         # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
         return WaitFinished(state.keys, state.suite, info, None), actions
-    offered = {e.type: e.data for e in rpk.offers(ctx.config, own_key=False)}
+    offered = {e.type: e.data for e in rpk.offers(ctx.config)}
     raw_key = rpk.chosen_raw(
         ee.get(_E.server_certificate_type), offered.get(_E.server_certificate_type)
     )
-    return WaitCertificateOrRequest(state.keys, state.suite, info, raw_key), actions
+    # RFC 7250 §4.2: the type of the certificate we send if asked (X.509 without an echo).
+    own_raw = rpk.chosen_raw(
+        ee.get(_E.client_certificate_type), offered.get(_E.client_certificate_type)
+    )
+    return WaitCertificateOrRequest(state.keys, state.suite, info, raw_key, own_raw), actions
 
 
 def on_certificate_request(
@@ -596,7 +606,9 @@ def on_certificate_request(
     )
     expect(request.request_context == b"", "certificate_request_context", IllegalParameter)
     state.keys.transcript.update(raw)
-    return WaitCertificate(state.keys, state.suite, state.info, request, state.raw_public_key), []
+    return WaitCertificate(
+        state.keys, state.suite, state.info, request, state.raw_public_key, state.own_raw
+    ), []
 
 
 def on_certificate(
@@ -616,14 +628,18 @@ def on_certificate(
         peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
         state.keys.transcript.update(raw)
         info = dataclasses.replace(state.info, peer_raw_public_key=cert.chain_der[0])
-        return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
+        return WaitCertificateVerify(
+            state.keys, state.suite, info, request, peer_key, state.own_raw
+        ), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
     no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
     expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
     state.keys.transcript.update(raw)
     info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
-    return WaitCertificateVerify(state.keys, state.suite, info, request, peer_key), []
+    return WaitCertificateVerify(
+        state.keys, state.suite, info, request, peer_key, state.own_raw
+    ), []
 
 
 def on_certificate_verify(
@@ -639,7 +655,7 @@ def on_certificate_verify(
     )
     state.keys.transcript.update(raw)
     info = dataclasses.replace(state.info, signature_scheme=scheme)
-    return WaitFinished(state.keys, state.suite, info, state.request), []
+    return WaitFinished(state.keys, state.suite, info, state.request, state.own_raw), []
 
 
 def on_finished(
@@ -661,7 +677,7 @@ def on_finished(
         actions.append(SendChangeCipherSpec())
     actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
     if state.request is not None:
-        answer = client_certificate(ctx, keys.transcript, state.request)
+        answer = client_certificate(ctx, keys.transcript, state.request, state.own_raw)
         actions.extend(SendMessage(m) for m in answer)
     mine = message(_H.FINISHED, Finished(keys.finished(server=False)).encode())
     keys.transcript.update(mine)
@@ -702,18 +718,23 @@ def on_post_handshake_certificate_request(
 
 
 def client_certificate(
-    ctx: ClientContext, transcript: TranscriptHash, request: CertificateRequest
+    ctx: ClientContext,
+    transcript: TranscriptHash,
+    request: CertificateRequest,
+    raw: bool = False,
 ) -> list[bytes]:
     """Certificate and CertificateVerify for a CertificateRequest, fed to ``transcript``
     (RFC 8446 §4.4.2.4: an empty Certificate when we have nothing fitting; §4.4.2: the
-    request's context echoed)."""
+    request's context echoed). ``raw``: the server chose our raw public key (RFC 7250 §3:
+    one CertificateEntry holding our SubjectPublicKeyInfo)."""
     offered = decode_u16_list_ext(request.get(_E.signature_algorithms) or b"\x00\x00", 0)
     scheme = None
-    if ctx.key is not None and ctx.chain_der:
+    own = rpk.own_entries(ctx.chain_der, ctx.key, raw) if ctx.key is not None else ()
+    if own:
         # RFC 8446 §4.4.3: never RSASSA-PKCS1-v1_5 in a TLS 1.3 CertificateVerify; §4.2.3:
         # the scheme fits the certificate's key type.
         scheme = next((s for s in ctx.key_schemes if s in offered), None)
-    entries = tuple(CertificateEntry(d) for d in ctx.chain_der) if scheme else ()
+    entries = tuple(CertificateEntry(d) for d in own) if scheme else ()
     body = Certificate(request.request_context, entries).encode()
     # RFC 8879 §3: compressed with an algorithm the server's request lists, when we have one.
     asked = request.get(_E.compress_certificate)

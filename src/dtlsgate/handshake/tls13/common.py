@@ -91,9 +91,9 @@ class Versions:
     def default_groups(self) -> tuple[NamedGroup, ...]:
         """The groups offered and chosen when the config names none. DTLS 1.3: the
         elliptic curves only. A post-quantum key share (over 1 KB) makes a ClientHello
-        larger than the usual path MTU: fragmented, and a stateless gate cannot judge a
-        fragmented DTLS 1.3 ClientHello (its cookie is in a later fragment,
-        `dtlsgate.gate.dtls13`). Configure ``groups`` to use them."""
+        larger than the default path MTU: fragmented, so that every handshake would pass
+        through the gate's pre-cookie reassembly table (`dtlsgate.gate.reassembly`), the
+        one place a spoofed flood can delay a client. Configure ``groups`` to use them."""
         return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
 
 

@@ -89,11 +89,11 @@ def peer_raw_key(entries: tuple[bytes, ...], pins: tuple[bytes, ...]) -> PeerKey
 # ---- the client's side ----------------------------------------------------------------------
 
 
-def offers(config: Any, *, own_key: bool = True) -> list[Extension]:
+def offers(config: Any) -> list[Extension]:
     """Our lists (RFC 7250 §4.1): a raw server key when we have pins (X.509 too with a
-    cafile); our own raw key when we have one (and ``own_key``)."""
+    cafile); our own raw key when we have one (X.509 too with a certificate chain)."""
     out = []
-    if own_key and config.raw_public_key and config.private_key is not None:
+    if config.raw_public_key and config.private_key is not None:
         types = (RAW, X509) if config.certificate_chain else (RAW,)
         out.append(Extension(_E.client_certificate_type, encode_certificate_types(types)))
     if config.pinned_keys:

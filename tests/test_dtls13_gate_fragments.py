@@ -1,0 +1,135 @@
+"""Fragmented DTLS 1.3 ClientHellos at the gate (RFC 9147 §5.1, §5.5): a ClientHello
+larger than the path MTU (here an X25519MLKEM768 key share) arrives in fragments, its
+cookie in the last; the gate reassembles it in a bounded table before judging it."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+from helpers import CLIENT, NOW, SERVER, client_config, make_pair13, server_config
+
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
+from dtlsgate.gate.reassembly import (
+    FRAGMENT_OVERHEAD,
+    MAX_REASSEMBLED_CLIENT_HELLO,
+    ClientHelloReassembly,
+)
+from dtlsgate.wire.enums import NamedGroup
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.record import encode_dtls_record
+
+HYBRID = (NamedGroup.X25519MLKEM768,)
+
+
+def hybrid_client() -> Dtls13ClientConnection:
+    client = Dtls13ClientConnection(client_config(groups=HYBRID, mtu=600), SERVER)
+    client.connect(NOW)
+    return client
+
+
+def test_client_hello2_in_three_datagrams_is_admitted() -> None:
+    gate = Gate(server_config(groups=HYBRID))
+    client = hybrid_client()
+    hello1 = [d for d, _ in client.datagrams_to_send()]
+    assert len(hello1) == 3  # the 1.2 KB key share does not fit one 600-byte datagram
+    results = [gate.receive(d, CLIENT, NOW) for d in hello1]
+    assert results[:2] == [Drop(DropReason.CLIENT_HELLO_INCOMPLETE)] * 2
+    reply = results[2]
+    assert isinstance(reply, Reply) and len(reply.data) <= sum(map(len, hello1))
+    client.receive(reply.data, SERVER, NOW)
+    hello2 = [d for d, _ in client.datagrams_to_send()]
+    assert len(hello2) == 3
+    # Out of order: the last fragment (with the cookie) first.
+    assert gate.receive(hello2[2], CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+    assert gate.receive(hello2[0], CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+    admit = gate.receive(hello2[1], CLIENT, NOW)
+    assert isinstance(admit, Dtls13Admit) and admit.group == NamedGroup.X25519MLKEM768
+    assert gate.reassembly is not None and len(gate.reassembly) == 0
+    assert gate.reassembly.bytes == 0
+
+
+def test_gated_hybrid_handshake_completes() -> None:
+    pair = make_pair13(
+        server_config(groups=HYBRID), client_config(groups=HYBRID, mtu=600), gated=True
+    )
+    assert pair.run()
+    assert pair.completed() and pair.gate is not None and pair.gate.admits == 1
+    done = next(e for e in pair.client_events if isinstance(e, HandshakeCompleted))
+    assert done.hello_retry
+
+
+def _first_fragment(i: int, length: int = 1400, size: int = 500) -> bytes:
+    # client_version, a random, empty session_id and legacy_cookie, then suites cut short.
+    head = b"\xfe\xfd" + i.to_bytes(4, "big") * 8 + b"\x00\x00"
+    body = head + b"\x13" * (size - len(head))
+    return encode_dtls_record(22, 0xFEFD, 0, i, encode_dtls_handshake(1, body, 0, 0, length))
+
+
+def test_flood_of_first_fragments_stays_bounded_and_lets_hellos_through() -> None:
+    gate = Gate(server_config(groups=HYBRID))
+    table = gate.reassembly
+    assert table is not None
+    legitimate = 0
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            peer = (f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", 1024 + i % 60000)
+            now = NOW + i / 10_000  # 10,000 fragments a second
+            result = gate.receive(_first_fragment(i), peer, now)
+            assert result == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+            assert len(table) <= table.total and table.bytes <= table.max_bytes
+            if i % 5_000 == 0:  # a legitimate fragmented hello among the flood
+                client = hybrid_client()
+                replies = [gate.receive(d, CLIENT, now) for d, _ in client.datagrams_to_send()]
+                assert isinstance(replies[-1], Reply)
+                legitimate += 1
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert legitimate == 4
+    assert len(table) == table.total
+    # The table's own bound, plus what Python keeps around it (dict slots, small objects).
+    assert grown < 2 * table.max_bytes, grown
+    assert table.displaced + len(table) == 20_000
+
+
+def test_one_address_flooding_displaces_only_its_own() -> None:
+    table = ClientHelloReassembly(per_address=2, total=8)
+    table.add(("192.0.2.1", 1), 0, 100, 0, b"a" * 50, NOW)
+    for port in range(1000):
+        table.add(("198.51.100.7", port), 0, 100, 0, b"x" * 50, NOW)
+    assert len(table) == 3 and table.displaced == 998
+    assert table.add(("192.0.2.1", 1), 0, 100, 50, b"b" * 50, NOW) == b"a" * 50 + b"b" * 50
+
+
+def test_bytes_time_and_length_bounds() -> None:
+    table = ClientHelloReassembly(max_bytes=10 * (100 + FRAGMENT_OVERHEAD))
+    for i in range(20):
+        table.add((f"192.0.2.{i}", 1), 0, 1000, 0, b"x" * 100, NOW)
+    assert len(table) == 10 and table.bytes == 10 * (100 + FRAGMENT_OVERHEAD)
+    # Many tiny fragments cost their overhead too.
+    for offset in range(0, 900, 1):
+        table.add(("192.0.2.200", 1), 0, 1000, offset, b"y", NOW)
+    assert table.bytes <= table.max_bytes
+    # Expiry: a message not whole after the timeout is forgotten at the next fragment.
+    table.add(("192.0.2.201", 1), 0, 1000, 0, b"z", NOW + table.timeout + 1)
+    assert len(table) == 1 and table.expired > 0
+    gate = Gate(server_config())
+    too_long = encode_dtls_record(
+        22,
+        0xFEFD,
+        0,
+        0,
+        encode_dtls_handshake(1, b"x" * 100, 0, 0, MAX_REASSEMBLED_CLIENT_HELLO + 1),
+    )
+    assert gate.receive(too_long, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_TOO_LONG)
+    beyond = encode_dtls_record(
+        22, 0xFEFD, 0, 0, encode_dtls_handshake(1, b"x" * 100, 0, 950, 1000)
+    )
+    assert gate.receive(beyond, CLIENT, NOW) == Drop(DropReason.HANDSHAKE_MALFORMED)

@@ -1,0 +1,121 @@
+"""wolfSSL's DTLS 1.3 client to our asyncio server (the gate's stateless HelloRetryRequest,
+then the association) through tests/udp_proxy.py: 20% loss, 10% duplication, 30%
+reordering of every DTLS 1.3 datagram of the handshake (plaintext and unified-header
+records alike), with and without a one-way latency of 0.7 s (a round trip above the
+initial retransmission timeout of 1 s, RFC 9147 §5.8.2). Every handshake completes on both
+ends, the data arrives exactly and the ends go quiet afterwards.
+
+wolfSSL's example client writes its one line once and waits for the answer: DTLS does not
+retransmit application data (RFC 9147 §5.8), so a lost copy would never arrive. The proxy
+therefore impairs the handshake only: the server switches impairment off when its
+handshake completes, before the client's data (our own clients retry their data instead:
+tests/test_interop_dtls13_loss.py impairs everything)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from peers import wolfssl_tree
+from test_interop_dtls12 import make_cert
+from udp_proxy import LossyProxy
+
+from dtlsgate.config import ServerConfig
+from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.io import aio
+from dtlsgate.wire.enums import ProtocolVersion
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+CLIENTS = 2
+
+
+class Server:
+    """Our asyncio server on its own thread; ``on_established`` runs at each completed
+    handshake (before the handler reads), and what each association received is kept."""
+
+    def __init__(self, config: ServerConfig, on_established: object) -> None:
+        self.config = config
+        self.on_established = on_established
+        self.received: list[tuple[int, bytes]] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.port = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def echo(stream: aio.DtlsStream) -> None:
+            assert stream.handshake_info is not None
+            self.on_established()  # type: ignore[operator]
+            data = await stream.recv()
+            self.received.append((stream.handshake_info.version, data))
+            stream.send(b"echo:" + data)
+            await stream.recv()  # until the client closes (or the association is dropped)
+
+        async def main() -> None:
+            server = await aio.serve(echo, "127.0.0.1", 0, self.config)
+            self.port = server.address[1]
+            self.ready.set()
+            self.stopping = asyncio.Event()
+            await self.stopping.wait()
+            server.close()
+            await server.wait_closed()
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.stopping.set)
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize(("latency", "seed"), [(0.0, 31), (0.7, 32)])
+def test_wolfssl_client_to_our_server_over_a_lossy_link(
+    tmp_path: Path, latency: float, seed: int
+) -> None:
+    tree = wolfssl_tree()
+    cert, key = make_cert(tmp_path)
+    config = ServerConfig(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    args = {"seed": seed, "loss": 0.2, "dup": 0.1, "reorder": 0.3, "latency": latency}
+    outputs = []
+    impaired = dropped = 0
+    for i in range(CLIENTS):
+        proxy = LossyProxy(("127.0.0.1", 0), impair_dtls13=True, **{**args, "seed": seed + i})
+
+        def handshake_done(proxy: LossyProxy = proxy) -> None:
+            proxy.impair_dtls13 = False
+
+        with Server(config, handshake_done) as server:
+            proxy.upstream = ("127.0.0.1", server.port)
+            with proxy:
+                wolf = ["./examples/client/client", "-u", "-v", "4", "-p", str(proxy.port)]
+                done = subprocess.run(
+                    ["timeout", "90", *wolf, "-A", str(cert)],
+                    cwd=tree,
+                    capture_output=True,
+                    check=False,
+                )
+                outputs.append(done.stdout.decode(errors="replace"))
+                # Quiet afterwards: nothing more reaches the server once the client ended.
+                time.sleep(latency + 1.5)
+                settled = len(proxy.stats.upstream_times)
+                time.sleep(3)
+                assert len(proxy.stats.upstream_times) == settled
+                impaired += proxy.stats.impaired
+                dropped += proxy.stats.dropped
+            assert server.received == [(ProtocolVersion.DTLS13, b"hello wolfssl!")], outputs
+    for out in outputs:
+        assert "SSL version is DTLSv1.3" in out, out
+        assert "echo:hello wolfssl!" in out, out  # exactly our answer, once
+    assert dropped and impaired
