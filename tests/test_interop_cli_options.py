@@ -13,6 +13,7 @@ peer (and our own other end), every process under `timeout`:
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -85,17 +86,25 @@ def s_client(port: int, *extra: str, wait: float = 1.5, lines: int = 1) -> str:
         return proc.stdout.read().decode(errors="replace")
 
 
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """`openssl s_server` on a free port (TCP and UDP numbers are both free here)."""
-    port = free_udp_port()
+    """`openssl s_server` on a free port (UDP with -dtls1_2, else TCP)."""
+    port = free_udp_port() if "-dtls1_2" in extra else free_tcp_port()
     args = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", *extra]
     with process(args, seconds=seconds, stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
-        deadline, line = time.monotonic() + 10, ""
-        while time.monotonic() < deadline and "ACCEPT" not in line:
-            line = read_line(proc.stdout, deadline)
-        assert "ACCEPT" in line, line
+        deadline, lines = time.monotonic() + 15, [""]
+        while time.monotonic() < deadline and "ACCEPT" not in lines[-1]:
+            lines.append(read_line(proc.stdout, deadline))
+            if not lines[-1] and proc.poll() is not None:
+                break
+        assert "ACCEPT" in lines[-1], "\n".join(lines)
         yield proc, port
 
 
