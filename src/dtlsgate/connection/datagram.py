@@ -85,13 +85,6 @@ MAX_EARLY_RECORDS = 16
 # flights only). A caller that never drains events cannot make us hold more than this
 # many records of at most 2^14 bytes (16 MiB). Handshake and close events are always kept.
 MAX_QUEUED_DATA = 1024
-# Enum members read once here: in Python 3.11 ``ContentType.HANDSHAKE`` costs about 0.17 us
-# more than a module global (the enum class's __getattr__ hook), and every record reads some.
-_HANDSHAKE = ContentType.HANDSHAKE
-_APPLICATION_DATA = ContentType.APPLICATION_DATA
-_ALERT = ContentType.ALERT
-_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
-_HELLO_VERIFY_REQUEST = HandshakeType.HELLO_VERIFY_REQUEST
 
 
 def completed(done: HandshakeComplete) -> HandshakeCompleted:
@@ -313,16 +306,16 @@ class DtlsConnection:
             return False
         epoch = record.epoch
         kind = record.content_type
-        if kind == _HANDSHAKE:
+        if kind == ContentType.HANDSHAKE:
             return self._handshake_record(data, epoch, record.sequence_number, now)
-        if kind == _APPLICATION_DATA:
+        if kind == ContentType.APPLICATION_DATA:
             if epoch > 0 and self.handshake_complete:
                 self._data_received(data)
             else:
                 self.records_dropped += 1
-        elif kind == _ALERT:
+        elif kind == ContentType.ALERT:
             self._alert_record(data, epoch)
-        elif kind != _CHANGE_CIPHER_SPEC or data != b"\x01":
+        elif kind != ContentType.CHANGE_CIPHER_SPEC or data != b"\x01":
             # ChangeCipherSpec needs no action: DTLS records carry their epoch.
             self.records_dropped += 1
         return False
@@ -352,7 +345,7 @@ class DtlsConnection:
         retransmit = False
         for header, fragment in fragments:
             if (
-                header.msg_type == _HELLO_VERIFY_REQUEST
+                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
                 and epoch == 0
                 and header.is_whole
                 # RFC 6347 §4.2.1: a server answers with the record sequence number of the

@@ -132,10 +132,6 @@ MAX_ACK_RECORD_NUMBERS = 64
 MAX_POST_HANDSHAKE_QUEUE = 16
 # Undrained application data records kept, as in DTLS 1.2 (`connection.datagram`).
 MAX_QUEUED_DATA = 1024
-_HANDSHAKE = ContentType.HANDSHAKE
-_ACK = ContentType.ACK
-_ALERT = ContentType.ALERT
-_APPLICATION_DATA = ContentType.APPLICATION_DATA
 
 
 class _FlightRecords:
@@ -149,7 +145,7 @@ class _FlightRecords:
     def protect(self, content_type: int, data: bytes, epoch: int) -> bytes:
         sequence = self._records.next_write_sequence(epoch)
         record = self._records.protect(content_type, data, epoch=epoch)
-        if content_type == _HANDSHAKE:
+        if content_type == ContentType.HANDSHAKE:
             seq = int.from_bytes(data[4:6], "big")
             offset = int.from_bytes(data[6:9], "big")
             length = int.from_bytes(data[9:12], "big")
@@ -263,7 +259,7 @@ class Dtls13Connection:
                     break
                 if addr != self.peer:
                     self._peer_moved(record, addr)
-                if record.content_type == _HANDSHAKE:
+                if record.content_type == ContentType.HANDSHAKE:
                     got_handshake = True
                     retransmitted |= self._handshake_record(record, now)
                 else:
@@ -325,7 +321,7 @@ class Dtls13Connection:
             raise StateError("send() before the handshake completed")
         if len(data) > self._send_limit:
             raise UsageError(f"at most {self._send_limit} bytes per record")
-        record = self.records.protect(_APPLICATION_DATA, bytes(data))
+        record = self.records.protect(ContentType.APPLICATION_DATA, bytes(data))
         self._outgoing.append(record)
 
     def key_update(self, request_peer: bool = True) -> None:
@@ -387,14 +383,14 @@ class Dtls13Connection:
 
     def _other_record(self, record: Dtls13Record, now: float) -> None:
         kind, epoch = record.content_type, record.epoch
-        if kind == _APPLICATION_DATA:
+        if kind == ContentType.APPLICATION_DATA:
             if self.handshake_complete and epoch >= EPOCH_APPLICATION:
                 if isinstance(self._state, Connected):
                     self._state.peer_key_updates = 0
                 self._data_received(record.fragment)
-        elif kind == _ACK:
+        elif kind == ContentType.ACK:
             self._ack_record(record.fragment, epoch)
-        elif kind == _ALERT:
+        elif kind == ContentType.ALERT:
             self._alert_record(record.fragment, epoch)
 
     def _data_received(self, data: bytes) -> None:
@@ -482,7 +478,7 @@ class Dtls13Connection:
             return
         self._to_ack = [n for n in self._to_ack if n not in numbers]
         body = Ack(tuple(numbers)).encode()
-        self._queue_record(self.records.protect(_ACK, body))
+        self._queue_record(self.records.protect(ContentType.ACK, body))
 
     def _queue_record(self, record: bytes) -> None:
         """Add ``record`` to the last datagram queued when it fits, else send it alone."""
@@ -606,7 +602,7 @@ class Dtls13Connection:
 
     def _alert(self, level: int, description: int) -> None:
         body = Alert(level, description).encode()
-        self._outgoing.append(self.records.protect(_ALERT, body))
+        self._outgoing.append(self.records.protect(ContentType.ALERT, body))
 
     def _fail(self, exc: ProtocolError) -> None:
         """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
@@ -716,7 +712,7 @@ def _answer_is_dtls12(datagram: bytes) -> bool:
     1.2: a HelloVerifyRequest (RFC 6347 §4.2.1), or a ServerHello without DTLS 1.3 in
     supported_versions (RFC 8446 §4.2.1: a server that does not select 1.3 omits it)."""
     record = next(split_dtls_records(bytes(datagram)), None)
-    if record is None or record.content_type != _HANDSHAKE or record.epoch != 0:
+    if record is None or record.content_type != ContentType.HANDSHAKE or record.epoch != 0:
         return False
     fragment = record.fragment
     if len(fragment) < DTLS_HANDSHAKE_HEADER_LENGTH:

@@ -43,10 +43,6 @@ MAX_FRAGMENTS_PER_MESSAGE = 512
 # A fragment is only started in a datagram when this much of it (or the whole rest of the
 # message) fits; otherwise the datagram is closed first.
 MIN_FRAGMENT_LENGTH = 32
-# Enum members read once here: in Python 3.11 reading ``ContentType.HANDSHAKE`` costs about
-# 0.17 us more than a module global (the enum class's __getattr__ hook), on every record.
-_HANDSHAKE = ContentType.HANDSHAKE
-_CHANGE_CIPHER_SPEC = ContentType.CHANGE_CIPHER_SPEC
 
 
 class OutgoingHandshake(NamedTuple):
@@ -106,7 +102,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
 
     for item in items:
         if isinstance(item, OutgoingChangeCipherSpec):
-            record = records.protect(_CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
+            record = records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
             if len(current) + len(record) > mtu:
                 flush()
             current += record
@@ -116,7 +112,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
         if len(current) + overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
             # form, already encoded.
-            current += records.protect(_HANDSHAKE, message, epoch)
+            current += records.protect(ContentType.HANDSHAKE, message, epoch)
             continue
         overhead += DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
@@ -125,7 +121,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             room = mtu - len(current) - overhead
             if not offset and room >= length:
                 # It fits whole after all, in the next datagram.
-                current += records.protect(_HANDSHAKE, message, epoch)
+                current += records.protect(ContentType.HANDSHAKE, message, epoch)
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
@@ -134,7 +130,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
             fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
-            current += records.protect(_HANDSHAKE, fragment, epoch)
+            current += records.protect(ContentType.HANDSHAKE, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
                 break

@@ -38,16 +38,12 @@ class AeadAlgorithm(enum.Enum):
     @property
     def tag_length(self) -> int:
         """Authentication tag length in bytes (8 only for CCM-8, RFC 6655 §3)."""
-        return 8 if self is _CCM_8 else 16
+        return 8 if self is AeadAlgorithm.AES_128_CCM_8 else 16
 
 
-# Members read once at import: in Python 3.11 ``AeadAlgorithm.AES_128_GCM`` costs about
-# 0.17 us more than a module global (the enum class's __getattr__ hook). Tuples, not sets:
-# ``in`` then compares identities, where a set would call Enum.__hash__ (Python code).
+# The algorithms by key length and family.
 _32_BYTE_KEYS = (AeadAlgorithm.AES_256_GCM, AeadAlgorithm.CHACHA20_POLY1305)
 _GCM = (AeadAlgorithm.AES_128_GCM, AeadAlgorithm.AES_256_GCM)
-_CHACHA20_POLY1305 = AeadAlgorithm.CHACHA20_POLY1305
-_CCM_8 = AeadAlgorithm.AES_128_CCM_8
 
 _Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
 
@@ -55,7 +51,7 @@ _Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
 def _make_cipher(algorithm: AeadAlgorithm, key: bytes) -> _Cipher:
     if algorithm in _GCM:
         return AESGCM(key)
-    if algorithm is _CHACHA20_POLY1305:
+    if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
         return ChaCha20Poly1305(key)
     return AESCCM(key, tag_length=algorithm.tag_length)
 

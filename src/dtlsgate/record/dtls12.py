@@ -33,7 +33,6 @@ REPLAY_WINDOW_SIZE = 64
 # RFC 6347 §4.1: sequence numbers are 48 bits; a sender must not wrap them.
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DTLS12 = ProtocolVersion.DTLS12
-_APPLICATION_DATA = ContentType.APPLICATION_DATA
 # type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
 # RFC 6347 §4.1 in one pack (the hot path of every record sent); with the explicit nonce
 # (GCM, CCM) after it; and the AAD of RFC 6347 §4.1.2.1: epoch || sequence_number, type,
@@ -232,7 +231,7 @@ class RecordLayer:
             return None
         content_type, version, epoch_and_seq, length = _HEADER.unpack_from(datagram)
         if (
-            content_type != _APPLICATION_DATA
+            content_type != ContentType.APPLICATION_DATA
             or version != self.version
             or epoch_and_seq >> 48 != self._fast_epoch
             or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH

@@ -15,7 +15,6 @@ from dtlsgate.errors import DecodeError
 from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
-    CLIENT_HELLO_CONTEXT,
     Context,
     Extension,
     decode_extensions,
@@ -65,7 +64,7 @@ class ClientHello:
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
-        extensions = None if r.at_end() else decode_extensions(r, CLIENT_HELLO_CONTEXT)
+        extensions = None if r.at_end() else decode_extensions(r, Context.CLIENT_HELLO)
         r.finish()
         return cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
 

@@ -88,27 +88,11 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     _S.rsa_pkcs1_sha512,
 )
 # RFC 5746 §3.3: the signalling value that stands for an empty renegotiation_info.
-_SCSV = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
 #: RFC 8422 §5.1.2: ECPointFormat uncompressed, the only point format used.
 EC_POINT_UNCOMPRESSED = 0
 
-# The members choose() reads for every ClientHello, read once here: in Python 3.11
-# ``ExtensionType.server_name`` costs about 0.17 us more than a module global (the enum
-# class's __getattr__ hook), and choose() reads a dozen.
-_PSK = KeyExchange.PSK
-_ECDHE_PSK = KeyExchange.ECDHE_PSK
-_EXT_SERVER_NAME = ExtensionType.server_name
-_EXT_SUPPORTED_GROUPS = ExtensionType.supported_groups
-_EXT_EC_POINT_FORMATS = ExtensionType.ec_point_formats
-_EXT_SIGNATURE_ALGORITHMS = ExtensionType.signature_algorithms
-_EXT_ALPN = ExtensionType.application_layer_protocol_negotiation
-_EXT_EXTENDED_MASTER_SECRET = ExtensionType.extended_master_secret
-_EXT_RENEGOTIATION_INFO = ExtensionType.renegotiation_info
-_EXT_SERVER_CERTIFICATE_TYPE = ExtensionType.server_certificate_type
-_EXT_CLIENT_CERTIFICATE_TYPE = ExtensionType.client_certificate_type
 _X509 = CERTIFICATE_TYPE_X509
 _RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
-_DTLS12 = ProtocolVersion.DTLS12
 
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
@@ -164,7 +148,7 @@ def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> Signatur
     if key is None:
         return None
     ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
-    data = extensions.get(_EXT_SIGNATURE_ALGORITHMS)
+    data = extensions.get(ExtensionType.signature_algorithms)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
         return SignatureScheme(ours[0]) if ours else None
@@ -178,7 +162,7 @@ def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> Signatur
 
 
 def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGroup | None:
-    data = extensions.get(_EXT_SUPPORTED_GROUPS)
+    data = extensions.get(ExtensionType.supported_groups)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
     # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
@@ -190,7 +174,7 @@ def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGrou
 
 
 def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
-    data = extensions.get(_EXT_ALPN)
+    data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
     if data is None or not config.alpn_protocols:
         return None
     offered = decode_alpn(data)
@@ -205,7 +189,7 @@ def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
     """The type of the certificate we present (RFC 7250 §4.2): a raw public key when we
     have one and the client takes it, else X.509 when we have a chain and the client takes
     it (without the extension it takes only X.509); None: no certificate suite is possible."""
-    data = extensions.get(_EXT_SERVER_CERTIFICATE_TYPE)
+    data = extensions.get(ExtensionType.server_certificate_type)
     if data is None:
         return _X509 if config.certificate_chain else None
     offered = decode_certificate_types(data)
@@ -219,7 +203,7 @@ def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
 def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
     """The type of certificate we ask the client for, to echo (RFC 7250 §4.2): only when we
     ask for one and the client sent the extension."""
-    data = extensions.get(_EXT_CLIENT_CERTIFICATE_TYPE)
+    data = extensions.get(ExtensionType.client_certificate_type)
     if data is None or config.verify_client == "none":
         return None
     offered = decode_certificate_types(data)
@@ -234,16 +218,16 @@ def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
-    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > _DTLS12:
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 
 def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
-    data = extensions.get(_EXT_RENEGOTIATION_INFO)
+    data = extensions.get(ExtensionType.renegotiation_info)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
         raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
-    return data is not None or _SCSV in hello.cipher_suites
+    return data is not None or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
 
 
 def choose(config: ServerConfig, hello: ClientHello) -> Choice:
@@ -255,7 +239,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     # Each extension type appears at most once (the codec rejects duplicates); an
     # Extension is a (type, data) pair.
     extensions: dict[int, bytes] = dict(hello.extensions or ())
-    ems_data = extensions.get(_EXT_EXTENDED_MASTER_SECRET)
+    ems_data = extensions.get(ExtensionType.extended_master_secret)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
         require_empty(ems_data, "extended_master_secret")
@@ -263,7 +247,7 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
-    formats = extensions.get(_EXT_EC_POINT_FORMATS)
+    formats = extensions.get(ExtensionType.ec_point_formats)
     if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
@@ -279,25 +263,25 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         if info is None or info.is_tls13 or candidate not in offered:
             continue
         kx = info.key_exchange
-        if kx is _PSK or kx is _ECDHE_PSK:
+        if kx is KeyExchange.PSK or kx is KeyExchange.ECDHE_PSK:
             if not config.psk:
                 continue
         elif kx is not cert_kx or scheme is None:
             continue
-        if kx is not _PSK and group is None:
+        if kx is not KeyExchange.PSK and group is None:
             continue
-        server_name_data = extensions.get(_EXT_SERVER_NAME)
+        server_name_data = extensions.get(ExtensionType.server_name)
         certificate = info.uses_certificate
-        sent_type = _EXT_SERVER_CERTIFICATE_TYPE in extensions
+        sent_type = ExtensionType.server_certificate_type in extensions
         return Choice(
             suite=info,
-            group=None if kx is _PSK else group,
+            group=None if kx is KeyExchange.PSK else group,
             signature_scheme=scheme if info.uses_certificate else None,
             extended_master_secret=ems,
             secure_renegotiation=_secure_renegotiation(hello, extensions),
             alpn=_pick_alpn(config, extensions),
             server_name=decode_server_name(server_name_data) if server_name_data else None,
-            ec_point_formats=kx is not _PSK and formats is not None,
+            ec_point_formats=kx is not KeyExchange.PSK and formats is not None,
             server_certificate_type=server_type if certificate and sent_type else None,
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None

@@ -49,7 +49,6 @@ MAX_TICKET_LENGTH = 0xFFFF
 # Servers of a fleet whose clocks differ by a few seconds accept each other's tickets (as
 # their cookies: gate.cookie.DEFAULT_CLOCK_SKEW).
 CLOCK_SKEW = 5
-_EXT_SESSION_TICKET = ExtensionType.session_ticket
 
 
 @frozen
@@ -186,7 +185,7 @@ def offered_session(
     """The session ``hello`` offers (a ticket first, RFC 5077 §3.4, then its session ID),
     when it opens and may resume under ``config`` with what ``choice`` negotiated; None
     means a full handshake."""
-    ticket = hello.get(_EXT_SESSION_TICKET)
+    ticket = hello.get(ExtensionType.session_ticket)
     session = None
     if ticket and config.session_tickets:
         session = open_ticket(config, ticket, now)
@@ -223,7 +222,7 @@ def _may_resume(
 
 def ticket_offered(hello: ClientHello) -> bool:
     """RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not)."""
-    return hello.get(_EXT_SESSION_TICKET) is not None
+    return hello.get(ExtensionType.session_ticket) is not None
 
 
 # ---- the client's session -----------------------------------------------------------------------
