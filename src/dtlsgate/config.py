@@ -35,14 +35,11 @@ DEFAULT_MTU = 1200
 # tests simulate took at most 15.8 s (tests/test_dtls12_latency.py's three links, 700 seeded
 # runs: one-way delays of 0.05-3 s, up to 20% loss and duplication; medians 2.4-5.6 s), and
 # with real peers (openssl, gnutls, our clients) through the 0.7 s-each-way lossy proxy of
-# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). But at 20%
-# loss per datagram a flight of three datagrams is lost about half the time, and five losses
-# in a row back a peer off 1+2+4+8+16 = 31 s (RFC 6347 §4.2.4.1): with 30 s, one of 50
-# openssl clients through tests/test_interop_dtls12_loss.py's proxy was abandoned. 60 s
-# leaves room for a sixth transmission and is a third of the ~183 s an abandoned DTLS
-# handshake held its slot before (8 transmissions); the per-address limit, not this
-# deadline, is what keeps one address from locking others out.
-DEFAULT_HANDSHAKE_TIMEOUT = 60.0
+# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). 30 s is
+# about twice the worst of those, room for five retransmissions of one flight (1+2+4+8+16 s),
+# and the TLS 1.3 server's long-standing value: a sixth of the ~183 s an abandoned DTLS
+# handshake held its slot before (8 transmissions).
+DEFAULT_HANDSHAKE_TIMEOUT = 30.0
 # Handshakes in progress in all: each may hold reassembly buffers of up to 384 KiB against a
 # hostile peer (connection/flight.py MAX_BUFFERED_BYTES), so 256 bounds that to 96 MiB.
 # When full, a newcomer evicts the oldest handshake of the address holding the most.
