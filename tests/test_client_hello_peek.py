@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from builders import client_hello
 from conftest import load_hex
+from helpers import mutated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,23 +105,8 @@ def test_a_first_fragment_is_read_up_to_the_end_of_its_cookie(
         assert peeked == expected_peek(hello)
 
 
-@st.composite
-def mutated_bodies(draw: st.DrawFn) -> bytes:
-    body = bytearray(draw(st.sampled_from(REAL_BODIES)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
-        at = draw(st.integers(0, max(0, len(body) - 1)))
-        if op == "flip" and body:
-            body[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and body:
-            body[at] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del body[at:]
-        elif op == "insert":
-            body[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del body[at : at + draw(st.integers(1, 8))]
-    return bytes(body)
+def mutated_bodies() -> st.SearchStrategy[bytes]:
+    return mutated(REAL_BODIES)
 
 
 @settings(max_examples=1000)

@@ -7,6 +7,7 @@ import dataclasses
 
 from builders import client_hello, datagram, with_cookie
 from conftest import load_hex
+from helpers import mutated
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -85,23 +86,8 @@ def test_random_datagrams(data: bytes) -> None:
     judged(BIG_COOKIE_GATE, data)
 
 
-@st.composite
-def mutated_real_hellos(draw: st.DrawFn) -> bytes:
-    base = bytearray(draw(st.sampled_from(REAL_HELLOS)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
-        at = draw(st.integers(0, max(0, len(base) - 1)))
-        if op == "flip" and base:
-            base[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and base:
-            base[at] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del base[at:]
-        elif op == "insert":
-            base[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del base[at : at + draw(st.integers(1, 8))]
-    return bytes(base)
+def mutated_real_hellos() -> st.SearchStrategy[bytes]:
+    return mutated(REAL_HELLOS)
 
 
 @settings(max_examples=500)
