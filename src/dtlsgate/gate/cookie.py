@@ -34,12 +34,19 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 from dtlsgate.errors import UsageError
 
-if TYPE_CHECKING:
-    from hashlib import _Hash as _HashObject
+
+class _HashObject(Protocol):
+    """A hash state, hashlib's or CPython's builtin module's (a class that exists at run time,
+    as a mypyc build evaluates ``_Second``'s annotations when the module is imported)."""
+
+    def copy(self) -> _HashObject: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
 
 COOKIE_FORMAT = 1
 TAG_LENGTH = 16  # 128-bit HMAC tag: forging one is a 2^-128 guess per try.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
@@ -248,17 +248,13 @@ class UseConnectionIds:
     write: bytes
 
 
-Action = (
-    SendMessage
-    | SendChangeCipherSpec
-    | InstallKey
-    | PeerRecordLimit
-    | OwnRecordLimit
-    | SkipEarlyData
-    | UseConnectionIds
-    | Complete[HandshakeInfo]
+# Written as strings: only type checkers read these, and a mypyc build cannot subscript the
+# generic Complete at run time.
+Action: TypeAlias = (
+    "SendMessage | SendChangeCipherSpec | InstallKey | PeerRecordLimit | OwnRecordLimit"
+    " | SkipEarlyData | UseConnectionIds | Complete[HandshakeInfo]"
 )
-Actions = list[Action | TicketReceived | ClientAuthenticated | KeyLog]
+Actions: TypeAlias = "list[Action | TicketReceived | ClientAuthenticated | KeyLog]"
 
 
 def message(msg_type: HandshakeType, body: bytes) -> bytes:
