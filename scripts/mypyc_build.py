@@ -198,6 +198,11 @@ def main() -> None:
         if count:
             path.write_text(text)
             total += count
+    # Importing dtlsgate.handshake.tls13.client (or connection.stream) first crashes the
+    # compiled build (a segmentation fault in the import cycle between the compiled
+    # modules); importing connection.datagram13 first does not. The package imports it.
+    with open(out / "dtlsgate" / "__init__.py", "a") as init:
+        init.write("\nimport dtlsgate.connection.datagram13  # noqa: E402, F401 (mypyc build)\n")
     print(f"{len(modules)} modules to compile, {total} dataclasses given a compiled __init__")
     if args.only:
         return
