@@ -77,7 +77,12 @@ from dtlsgate.handshake.tls13.peer_auth import (
     check_peer_certificate,
     verify_certificate_verify,
 )
-from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.post_handshake import (
+    Connected,
+    key_update_handler,
+    new_connection_id_handler,
+    request_connection_id_handler,
+)
 from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.cert_compression import (
     decode_compress_certificate,
@@ -793,6 +798,8 @@ TABLE: dict[type, dict[int, Handler]] = {
         _H.NEW_SESSION_TICKET: on_new_session_ticket,
         _H.KEY_UPDATE: key_update_handler,
         _H.CERTIFICATE_REQUEST: on_post_handshake_certificate_request,
+        _H.NEW_CONNECTION_ID: new_connection_id_handler,
+        _H.REQUEST_CONNECTION_ID: request_connection_id_handler,
     },
 }
 
@@ -819,6 +826,8 @@ CLIENT: Machine[Handler] = Machine(
         (Connected, _H.NEW_SESSION_TICKET): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
         (Connected, _H.CERTIFICATE_REQUEST): (Connected,),
+        (Connected, _H.NEW_CONNECTION_ID): (Connected,),
+        (Connected, _H.REQUEST_CONNECTION_ID): (Connected,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,

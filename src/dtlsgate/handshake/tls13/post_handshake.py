@@ -1,5 +1,6 @@
-"""After the handshake: the connected state, KeyUpdate (RFC 8446 §4.6.3, §7.2) and the
-states of post-handshake client authentication (§4.6.2).
+"""After the handshake: the connected state, KeyUpdate (RFC 8446 §4.6.3, §7.2), the
+states of post-handshake client authentication (§4.6.2), and DTLS 1.3's connection ID
+messages (RFC 9147 §9).
 
 Each KeyUpdate moves one direction to the next application traffic secret,
 ``application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length)``.
@@ -10,6 +11,11 @@ Certificate, CertificateVerify and Finished; their transcript is the handshake's
 client Finished) followed by that CertificateRequest, and the Finished key comes from the
 client's current application traffic secret (§4.4). Each waiting state is a `Connected`, so
 application data and KeyUpdates go on meanwhile.
+
+NewConnectionId and RequestConnectionId exist only in DTLS 1.3: over TLS they are
+unexpected_message. The engine decodes them and hands them to the connection
+(`PeerConnectionIds`, `ConnectionIdsRequested`), which owns the CIDs in use and decides
+whether they were negotiated (`dtlsgate.connection.datagram13`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,17 @@ from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UnexpectedMessage
-from dtlsgate.handshake.tls13.common import Actions, AppSecrets, InstallKey, SendMessage, message
-from dtlsgate.wire.enums import HandshakeType, KeyUpdateRequest
-from dtlsgate.wire.messages13 import KeyUpdate
+from dtlsgate.handshake.tls13.common import (
+    Actions,
+    AppSecrets,
+    ConnectionIdsRequested,
+    InstallKey,
+    PeerConnectionIds,
+    SendMessage,
+    message,
+)
+from dtlsgate.wire.enums import ConnectionIdUsage, HandshakeType, KeyUpdateRequest
+from dtlsgate.wire.messages13 import KeyUpdate, NewConnectionId, RequestConnectionId
 
 # RFC 8446 §4.6.3 puts no bound on KeyUpdates, and each one with update_requested makes us
 # derive two keys and send a KeyUpdate back, whether or not the peer reads it. A peer
@@ -121,3 +135,36 @@ def key_update_handler(
         state, more = update_write(state, request_peer=False)
         actions.extend(more)
     return state, actions
+
+
+# ---- DTLS 1.3 connection IDs (RFC 9147 §9) -------------------------------------------------
+
+
+def new_connection_id_message(cids: tuple[bytes, ...], usage: ConnectionIdUsage) -> bytes:
+    """A NewConnectionId offering ``cids`` for the records the peer sends us."""
+    return message(HandshakeType.NEW_CONNECTION_ID, NewConnectionId(cids, usage).encode())
+
+
+def request_connection_id_message(num_cids: int) -> bytes:
+    """A RequestConnectionId asking the peer for ``num_cids`` CIDs."""
+    return message(HandshakeType.REQUEST_CONNECTION_ID, RequestConnectionId(num_cids).encode())
+
+
+def new_connection_id_handler(
+    ctx: Any, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[Connected, Actions]:
+    """The peer's NewConnectionId: CIDs for the records we send (RFC 9147 §9)."""
+    if not ctx.versions.dtls:
+        raise UnexpectedMessage("NewConnectionId outside DTLS 1.3")
+    offer = NewConnectionId.decode(body)
+    return state, [PeerConnectionIds(offer.cids, offer.usage)]
+
+
+def request_connection_id_handler(
+    ctx: Any, state: Connected, body: bytes, raw: bytes, now: float
+) -> tuple[Connected, Actions]:
+    """The peer's RequestConnectionId: it wants CIDs from us (RFC 9147 §9)."""
+    if not ctx.versions.dtls:
+        raise UnexpectedMessage("RequestConnectionId outside DTLS 1.3")
+    request = RequestConnectionId.decode(body)
+    return state, [ConnectionIdsRequested(request.num_cids)]

@@ -86,6 +86,8 @@ from dtlsgate.handshake.tls13.post_handshake import (
     WaitPostHandshakeFinished,
     key_update_handler,
     moved,
+    new_connection_id_handler,
+    request_connection_id_handler,
 )
 from dtlsgate.handshake.tls13.tickets import (
     TicketSealer,
@@ -850,6 +852,14 @@ def after_stateless_retry(
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
 
+#: What every connected state takes, waiting for a client certificate or not: KeyUpdate
+#: (RFC 8446 §4.6.3) and, in DTLS 1.3, the connection ID messages (RFC 9147 §9).
+_CONNECTED: dict[int, Handler] = {
+    _H.KEY_UPDATE: key_update_handler,
+    _H.NEW_CONNECTION_ID: new_connection_id_handler,
+    _H.REQUEST_CONNECTION_ID: request_connection_id_handler,
+}
+
 #: The one table of legal messages per state (RFC 8446 §2, Appendix A.2).
 TABLE: dict[type, dict[int, Handler]] = {
     ServerStart: {_H.CLIENT_HELLO: on_client_hello},
@@ -860,21 +870,27 @@ TABLE: dict[type, dict[int, Handler]] = {
     },
     WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
     WaitClientFinished: {_H.FINISHED: on_client_finished},
-    Connected: {_H.KEY_UPDATE: key_update_handler},
+    Connected: {**_CONNECTED},
     WaitPostHandshakeCertificate: {
         _H.CERTIFICATE: on_post_handshake_certificate,
         _H.COMPRESSED_CERTIFICATE: compressed(on_post_handshake_certificate),
-        _H.KEY_UPDATE: key_update_handler,
+        **_CONNECTED,
     },
     WaitPostHandshakeCertificateVerify: {
         _H.CERTIFICATE_VERIFY: on_post_handshake_certificate_verify,
-        _H.KEY_UPDATE: key_update_handler,
+        **_CONNECTED,
     },
     WaitPostHandshakeFinished: {
         _H.FINISHED: on_post_handshake_finished,
-        _H.KEY_UPDATE: key_update_handler,
+        **_CONNECTED,
     },
 }
+
+
+def _stays(state: type) -> dict[tuple[type, int], tuple[type, ...]]:
+    """``state`` keeps its place on each of the `_CONNECTED` messages."""
+    return {(state, msg_type): (state,) for msg_type in _CONNECTED}
+
 
 #: The server as an engine `Machine`: the table above, where each handler may go, and the
 #: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
@@ -896,7 +912,7 @@ SERVER: Machine[Handler] = Machine(
         (WaitClientCertificate, _H.COMPRESSED_CERTIFICATE): (WaitClientCertificateVerify,),
         (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
         (WaitClientFinished, _H.FINISHED): (Connected,),
-        (Connected, _H.KEY_UPDATE): (Connected,),
+        **_stays(Connected),
         (WaitPostHandshakeCertificate, _H.CERTIFICATE): (
             WaitPostHandshakeCertificateVerify,
             WaitPostHandshakeFinished,
@@ -904,11 +920,11 @@ SERVER: Machine[Handler] = Machine(
         (WaitPostHandshakeCertificate, _H.COMPRESSED_CERTIFICATE): (
             WaitPostHandshakeCertificateVerify,
         ),
-        (WaitPostHandshakeCertificate, _H.KEY_UPDATE): (WaitPostHandshakeCertificate,),
+        **_stays(WaitPostHandshakeCertificate),
         (WaitPostHandshakeCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitPostHandshakeFinished,),
-        (WaitPostHandshakeCertificateVerify, _H.KEY_UPDATE): (WaitPostHandshakeCertificateVerify,),
+        **_stays(WaitPostHandshakeCertificateVerify),
         (WaitPostHandshakeFinished, _H.FINISHED): (Connected,),
-        (WaitPostHandshakeFinished, _H.KEY_UPDATE): (WaitPostHandshakeFinished,),
+        **_stays(WaitPostHandshakeFinished),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,
