@@ -855,7 +855,9 @@ class Dtls13ServerConnection(Dtls13Connection):
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
         start = _server.ServerStart()
-        super().__init__(ctx, start, _server.SERVER, peer, config.mtu, keylog, send_acks=send_acks)
+        super().__init__(
+            ctx, start, _server.DTLS_SERVER, peer, config.mtu, keylog, send_acks=send_acks
+        )
         self._admit: Dtls13Admit | None = None
 
     @classmethod
@@ -908,7 +910,9 @@ class Dtls13ClientConnection(Dtls13Connection):
         send_acks: bool = True,
     ) -> None:
         ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
-        super().__init__(ctx, None, _client.CLIENT, peer, config.mtu, keylog, send_acks=send_acks)
+        super().__init__(
+            ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
+        )
         self._started = False
         # Our first ClientHello, for a fall back to DTLS 1.2 (`DatagramClientConnection`).
         self.first_client_hello: ClientHello | None = None

@@ -77,12 +77,7 @@ from dtlsgate.handshake.tls13.peer_auth import (
     check_peer_certificate,
     verify_certificate_verify,
 )
-from dtlsgate.handshake.tls13.post_handshake import (
-    Connected,
-    key_update_handler,
-    new_connection_id_handler,
-    request_connection_id_handler,
-)
+from dtlsgate.handshake.tls13.post_handshake import Connected, for_dtls, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.cert_compression import (
     decode_compress_certificate,
@@ -798,8 +793,6 @@ TABLE: dict[type, dict[int, Handler]] = {
         _H.NEW_SESSION_TICKET: on_new_session_ticket,
         _H.KEY_UPDATE: key_update_handler,
         _H.CERTIFICATE_REQUEST: on_post_handshake_certificate_request,
-        _H.NEW_CONNECTION_ID: new_connection_id_handler,
-        _H.REQUEST_CONNECTION_ID: request_connection_id_handler,
     },
 }
 
@@ -826,8 +819,6 @@ CLIENT: Machine[Handler] = Machine(
         (Connected, _H.NEW_SESSION_TICKET): (Connected,),
         (Connected, _H.KEY_UPDATE): (Connected,),
         (Connected, _H.CERTIFICATE_REQUEST): (Connected,),
-        (Connected, _H.NEW_CONNECTION_ID): (Connected,),
-        (Connected, _H.REQUEST_CONNECTION_ID): (Connected,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,
@@ -835,4 +826,17 @@ CLIENT: Machine[Handler] = Machine(
     after_handshake_epochs=APPLICATION_EPOCHS,
 )
 
-__all__ = ["CLIENT", "TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]
+#: The DTLS 1.3 client: the same, with the connection ID messages after the handshake
+#: (RFC 9147 §9).
+DTLS_CLIENT = for_dtls(CLIENT, "DTLS 1.3 client")
+
+
+__all__ = [
+    "CLIENT",
+    "DTLS_CLIENT",
+    "TABLE",
+    "ClientContext",
+    "InstallKey",
+    "SessionTicket",
+    "start",
+]

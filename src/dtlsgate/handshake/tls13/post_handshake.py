@@ -12,14 +12,16 @@ client Finished) followed by that CertificateRequest, and the Finished key comes
 client's current application traffic secret (§4.4). Each waiting state is a `Connected`, so
 application data and KeyUpdates go on meanwhile.
 
-NewConnectionId and RequestConnectionId exist only in DTLS 1.3: over TLS they are
-unexpected_message. The engine decodes them and hands them to the connection
+NewConnectionId and RequestConnectionId exist only in DTLS 1.3: `for_dtls` adds their rows
+to every connected state of a TLS 1.3 machine, making the DTLS 1.3 one (over TLS they stay
+absent, so unexpected_message). Their handlers decode them and hand them to the connection
 (`PeerConnectionIds`, `ConnectionIdsRequested`), which owns the CIDs in use and decides
 whether they were negotiated (`dtlsgate.connection.datagram13`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
@@ -27,6 +29,7 @@ from dtlsgate.crypto.hashes import TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UnexpectedMessage
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13.common import (
     Actions,
     AppSecrets,
@@ -154,8 +157,6 @@ def new_connection_id_handler(
     ctx: Any, state: Connected, body: bytes, raw: bytes, now: float
 ) -> tuple[Connected, Actions]:
     """The peer's NewConnectionId: CIDs for the records we send (RFC 9147 §9)."""
-    if not ctx.versions.dtls:
-        raise UnexpectedMessage("NewConnectionId outside DTLS 1.3")
     offer = NewConnectionId.decode(body)
     return state, [PeerConnectionIds(offer.cids, offer.usage)]
 
@@ -164,7 +165,28 @@ def request_connection_id_handler(
     ctx: Any, state: Connected, body: bytes, raw: bytes, now: float
 ) -> tuple[Connected, Actions]:
     """The peer's RequestConnectionId: it wants CIDs from us (RFC 9147 §9)."""
-    if not ctx.versions.dtls:
-        raise UnexpectedMessage("RequestConnectionId outside DTLS 1.3")
     request = RequestConnectionId.decode(body)
     return state, [ConnectionIdsRequested(request.num_cids)]
+
+
+#: The post-handshake messages DTLS 1.3 has beyond TLS 1.3's (RFC 9147 §9, Appendix A.2).
+DTLS_POST_HANDSHAKE: dict[int, Any] = {
+    HandshakeType.NEW_CONNECTION_ID: new_connection_id_handler,
+    HandshakeType.REQUEST_CONNECTION_ID: request_connection_id_handler,
+}
+
+H = TypeVar("H")
+
+
+def for_dtls(machine: Machine[H], name: str) -> Machine[H]:
+    """``machine`` (a TLS 1.3 side) with `DTLS_POST_HANDSHAKE` taken in each of its
+    connected states, each staying where it is: the DTLS 1.3 side."""
+    extra = DTLS_POST_HANDSHAKE
+    table = {
+        state: {**row, **extra} if state in machine.after_handshake else row
+        for state, row in machine.table.items()
+    }
+    goes_to = dict(machine.goes_to)
+    for state in machine.after_handshake:
+        goes_to.update({(state, msg_type): (state,) for msg_type in extra})
+    return dataclasses.replace(machine, name=name, table=table, goes_to=goes_to)

@@ -84,10 +84,9 @@ from dtlsgate.handshake.tls13.post_handshake import (
     WaitPostHandshakeCertificate,
     WaitPostHandshakeCertificateVerify,
     WaitPostHandshakeFinished,
+    for_dtls,
     key_update_handler,
     moved,
-    new_connection_id_handler,
-    request_connection_id_handler,
 )
 from dtlsgate.handshake.tls13.tickets import (
     TicketSealer,
@@ -852,14 +851,6 @@ def after_stateless_retry(
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
 
-#: What every connected state takes, waiting for a client certificate or not: KeyUpdate
-#: (RFC 8446 §4.6.3) and, in DTLS 1.3, the connection ID messages (RFC 9147 §9).
-_CONNECTED: dict[int, Handler] = {
-    _H.KEY_UPDATE: key_update_handler,
-    _H.NEW_CONNECTION_ID: new_connection_id_handler,
-    _H.REQUEST_CONNECTION_ID: request_connection_id_handler,
-}
-
 #: The one table of legal messages per state (RFC 8446 §2, Appendix A.2).
 TABLE: dict[type, dict[int, Handler]] = {
     ServerStart: {_H.CLIENT_HELLO: on_client_hello},
@@ -870,27 +861,21 @@ TABLE: dict[type, dict[int, Handler]] = {
     },
     WaitClientCertificateVerify: {_H.CERTIFICATE_VERIFY: on_client_certificate_verify},
     WaitClientFinished: {_H.FINISHED: on_client_finished},
-    Connected: {**_CONNECTED},
+    Connected: {_H.KEY_UPDATE: key_update_handler},
     WaitPostHandshakeCertificate: {
         _H.CERTIFICATE: on_post_handshake_certificate,
         _H.COMPRESSED_CERTIFICATE: compressed(on_post_handshake_certificate),
-        **_CONNECTED,
+        _H.KEY_UPDATE: key_update_handler,
     },
     WaitPostHandshakeCertificateVerify: {
         _H.CERTIFICATE_VERIFY: on_post_handshake_certificate_verify,
-        **_CONNECTED,
+        _H.KEY_UPDATE: key_update_handler,
     },
     WaitPostHandshakeFinished: {
         _H.FINISHED: on_post_handshake_finished,
-        **_CONNECTED,
+        _H.KEY_UPDATE: key_update_handler,
     },
 }
-
-
-def _stays(state: type) -> dict[tuple[type, int], tuple[type, ...]]:
-    """``state`` keeps its place on each of the `_CONNECTED` messages."""
-    return {(state, msg_type): (state,) for msg_type in _CONNECTED}
-
 
 #: The server as an engine `Machine`: the table above, where each handler may go, and the
 #: epoch rule (`dtlsgate.handshake.tls13.common.EPOCHS`).
@@ -912,7 +897,7 @@ SERVER: Machine[Handler] = Machine(
         (WaitClientCertificate, _H.COMPRESSED_CERTIFICATE): (WaitClientCertificateVerify,),
         (WaitClientCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitClientFinished,),
         (WaitClientFinished, _H.FINISHED): (Connected,),
-        **_stays(Connected),
+        (Connected, _H.KEY_UPDATE): (Connected,),
         (WaitPostHandshakeCertificate, _H.CERTIFICATE): (
             WaitPostHandshakeCertificateVerify,
             WaitPostHandshakeFinished,
@@ -920,11 +905,11 @@ SERVER: Machine[Handler] = Machine(
         (WaitPostHandshakeCertificate, _H.COMPRESSED_CERTIFICATE): (
             WaitPostHandshakeCertificateVerify,
         ),
-        **_stays(WaitPostHandshakeCertificate),
+        (WaitPostHandshakeCertificate, _H.KEY_UPDATE): (WaitPostHandshakeCertificate,),
         (WaitPostHandshakeCertificateVerify, _H.CERTIFICATE_VERIFY): (WaitPostHandshakeFinished,),
-        **_stays(WaitPostHandshakeCertificateVerify),
+        (WaitPostHandshakeCertificateVerify, _H.KEY_UPDATE): (WaitPostHandshakeCertificateVerify,),
         (WaitPostHandshakeFinished, _H.FINISHED): (Connected,),
-        **_stays(WaitPostHandshakeFinished),
+        (WaitPostHandshakeFinished, _H.KEY_UPDATE): (WaitPostHandshakeFinished,),
     },
     epochs=EPOCHS,
     default_epochs=HANDSHAKE_EPOCHS,
@@ -939,3 +924,7 @@ SERVER: Machine[Handler] = Machine(
     after_handshake_epochs=APPLICATION_EPOCHS,
     calls={(Connected, "request_client_certificate()"): (WaitPostHandshakeCertificate,)},
 )
+
+#: The DTLS 1.3 server: the same, with the connection ID messages after the handshake
+#: (RFC 9147 §9).
+DTLS_SERVER = for_dtls(SERVER, "DTLS 1.3 server")
