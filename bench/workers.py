@@ -117,6 +117,29 @@ def cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
     return out
 
 
+def switches(pids: list[int]) -> tuple[int, int]:
+    """Context switches of the processes together: (voluntary: it waited for a datagram,
+    involuntary: the scheduler gave its core to another)."""
+    voluntary = involuntary = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+    return voluntary, involuntary
+
+
+def autogroups(pids: list[int]) -> set[str]:
+    """The scheduler's autogroups of the processes (CPU is shared between these first)."""
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            groups.add(Path(f"/proc/{pid}/autogroup").read_text().split()[0])
+    return groups
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -196,6 +219,7 @@ class Round:
     other_cpu: float  # cores the rest of the machine used
     loadavg: float
     failures: str
+    switches: tuple[int, int]  # the workers' context switches in the window
 
     @property
     def server_cpu(self) -> float:
@@ -219,9 +243,9 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
             assert gen.stdout is not None
             if gen.stdout.readline().strip() != "counting":
                 sys.exit("dtlsload did not start counting")
-            cpu0, busy0 = cpu_times(pids), machine_busy()
+            cpu0, busy0, sw0 = cpu_times(pids), machine_busy(), switches(pids)
             done = gen.stdout.readline()
-            cpu1, busy1 = cpu_times(pids), machine_busy()
+            cpu1, busy1, sw1 = cpu_times(pids), machine_busy(), switches(pids)
             gen.wait(30)
         finally:
             if gen.poll() is None:
@@ -251,6 +275,7 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
         other,
         os.getloadavg()[0],
         failures,
+        (sw1[0] - sw0[0], sw1[1] - sw0[1]),
     )
 
 
@@ -264,7 +289,10 @@ def show(r: Round, seconds: float) -> None:
         f" rest of machine {r.other_cpu:.2f}; per handshake: server"
         f" {r.server_cpu / r.handshakes * 1e6:.0f} us,"
         f" generator {sum(r.gen_cpu) / r.handshakes * 1e6:.0f} us"
-        f" (g/s {r.gen_share:.2f}); load avg {r.loadavg:.1f}; {r.ports} source ports; {r.failures}",
+        f" (g/s {r.gen_share:.2f}); workers' context switches per handshake"
+        f" {r.switches[0] / r.handshakes:.2f} waiting"
+        f" + {r.switches[1] / r.handshakes:.2f} preempted;"
+        f" load avg {r.loadavg:.1f}; {r.ports} source ports; {r.failures}",
         flush=True,
     )
 
@@ -303,6 +331,7 @@ def check(loadgen: Path, clients: int) -> None:
     """Both workers serve; the clients come from many ports; the cookie key is shared."""
     print("check: dtlsgate serve --workers 2", flush=True)
     with serve(2, "psk", "-v") as (server, port, logfile):
+        groups = autogroups(group_pids(server.pid))
         cmd = [str(loadgen), "--port", str(port), "--clients", str(clients), "--psk", PSK]
         out = subprocess.run(
             [*cmd, "--warmup", "0.5", "--seconds", "2"],
@@ -319,7 +348,7 @@ def check(loadgen: Path, clients: int) -> None:
     print(
         f"  both workers serve: handshakes per worker {counts} (each one's summary);"
         f" the generator: {done['handshakes']} in 2 s from {done['ports']} source ports,"
-        f" {done['failures']} failed",
+        f" {done['failures']} failed; the workers' autogroups: {', '.join(sorted(groups)) or '-'}",
         flush=True,
     )
     # 16 clients get their HelloVerifyRequests; then the forked worker stops (its summary
