@@ -31,10 +31,13 @@ On a shared machine the figure means little: with other work on the cores, Linux
 autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled) gives the server's session,
 all its workers together, one share of the CPU next to each other busy session, so two
 workers get about what one got. The bench prints the load average and the cores the rest
-of the machine used in each round; run it on a quiet machine.
+of the machine used in each round; run it on a quiet machine. ``--boost N`` (root) renices
+the server's and the generator's autogroups by -N for the rounds, so that on a busy machine
+they take the cores from the other sessions: an approximation of a quiet machine that slows
+everything else while it runs.
 
-Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 32] [--loads psk,cert]
-(about 100 s with the defaults). Needs gcc and OpenSSL's headers (libssl-dev); as root
+Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 64] [--loads psk,cert]
+[--boost N] (about 100 s with the defaults). Needs gcc and OpenSSL's headers (libssl-dev); as root
 it installs them with apt-get when they are missing.
 """
 
@@ -235,10 +238,20 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
     with serve(workers, load) as (server, port, logfile):
         pids = group_pids(server.pid)
         cmd = [str(loadgen), "--port", str(port), "--clients", str(args.clients)]
-        cmd += ["--warmup", str(args.warmup), "--seconds", str(args.seconds)]
+        cmd += [
+            "--warmup",
+            str(args.warmup),
+            "--seconds",
+            str(args.seconds),
+            "--nap",
+            str(args.nap),
+        ]
         if load == "psk":
             cmd += ["--psk", PSK]
-        gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        if args.boost:
+            for pid in (server.pid, gen.pid):  # the server's autogroup, the generator's
+                Path(f"/proc/{pid}/autogroup").write_text(str(-args.boost))
         try:
             assert gen.stdout is not None
             if gen.stdout.readline().strip() != "counting":
@@ -382,9 +395,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before counting")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=32, help="concurrent handshakes")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent handshakes")
     parser.add_argument("--loads", default="psk,cert", help="psk, cert or both")
+    parser.add_argument(
+        "--nap",
+        type=int,
+        default=500,
+        help="the generator's nap in us when few datagrams wait (fewer wake-ups)",
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the two-worker check")
+    parser.add_argument(
+        "--boost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="as root on a busy machine: nice -N for the server's and the generator's"
+        " autogroups, so that they take the cores from other sessions (default 0: off)",
+    )
     args = parser.parse_args()
     loads = args.loads.split(",")
     loadgen = build_loadgen()
@@ -394,7 +421,8 @@ def main() -> None:
     results: dict[str, dict[int, list[Round]]] = {load: {1: [], 2: []} for load in loads}
     print(
         f"rounds: {args.rounds} per load, {args.seconds:.0f} s counted after {args.warmup:.0f} s,"
-        f" {args.clients} concurrent clients (cores used: total (system))",
+        f" {args.clients} concurrent clients, autogroup boost {args.boost}"
+        " (cores used: total (system))",
         flush=True,
     )
     for i in range(args.rounds):
