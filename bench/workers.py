@@ -249,9 +249,15 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
         if load == "psk":
             cmd += ["--psk", PSK]
         gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        spin = None
+        if args.spin and workers == 1:  # the other core busy with a loop that touches nothing
+            spin = subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"], start_new_session=True
+            )
         if args.boost:
-            for pid in (server.pid, gen.pid):  # the server's autogroup, the generator's
-                Path(f"/proc/{pid}/autogroup").write_text(str(-args.boost))
+            for p in (server, gen, spin):  # the server's autogroup, the generator's, the loop's
+                if p is not None:
+                    Path(f"/proc/{p.pid}/autogroup").write_text(str(-args.boost))
         try:
             assert gen.stdout is not None
             if gen.stdout.readline().strip() != "counting":
@@ -261,9 +267,10 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
             cpu1, busy1, sw1 = cpu_times(pids), machine_busy(), switches(pids)
             gen.wait(30)
         finally:
-            if gen.poll() is None:
-                gen.kill()
-                gen.wait()
+            for p in (gen, spin):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
     logfile.unlink()
     if not done.startswith("done "):
         sys.exit(f"dtlsload: {done!r}")
@@ -402,6 +409,11 @@ def main() -> None:
         type=int,
         default=500,
         help="the generator's nap in us when few datagrams wait (fewer wake-ups)",
+    )
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="with one worker, a busy loop on the other core (what a busy second core costs)",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the two-worker check")
     parser.add_argument(
