@@ -23,6 +23,7 @@ expired, or does not fit the new ClientHello is not an error: the handshake is a
 from __future__ import annotations
 
 import base64
+import struct
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ServerConfig
@@ -45,6 +46,9 @@ MASTER_SECRET_LENGTH = 48
 # RFC 5077 §3.3: a ticket is at most 2^16-1 bytes; one holding a long client certificate
 # chain would not fit: that session goes to the cache instead.
 MAX_TICKET_LENGTH = 0xFFFF
+# The state's fixed fields: version, suite, issued_at, lifetime, ems and the master
+# secret's length.
+_STATE_HEAD = struct.Struct("!HHQIBB")
 # Servers of a fleet whose clocks differ by a few seconds accept each other's tickets (as
 # their cookies: gate.cookie.DEFAULT_CLOCK_SKEW).
 CLOCK_SKEW = 5
@@ -65,18 +69,28 @@ class StoredSession:
     version: int = ProtocolVersion.DTLS12
 
     def encode(self) -> bytes:
+        if len(self.master_secret) != MASTER_SECRET_LENGTH:
+            raise UsageError(f"a master secret of {len(self.master_secret)} bytes")
+        try:
+            head = _STATE_HEAD.pack(
+                self.version,
+                self.suite,
+                self.issued_at,
+                self.lifetime,
+                1 if self.extended_master_secret else 0,
+                MASTER_SECRET_LENGTH,
+            )
+        except struct.error:
+            raise UsageError("a session field does not fit its width") from None
         w = Writer()
-        w.u16(self.version)
-        w.u16(self.suite)
-        w.u64(self.issued_at)
-        w.u32(self.lifetime)
-        w.u8(1 if self.extended_master_secret else 0)
-        w.vector(1, self.master_secret, MASTER_SECRET_LENGTH, MASTER_SECRET_LENGTH)
+        w.write(head)
+        w.write(self.master_secret)
         w.vector(1, (self.server_name or "").encode())
         w.vector(2, self.psk_identity or b"")
-        with w.prefixed(3):
-            for certificate in self.peer_certificates:
-                w.vector(3, certificate, 1)
+        chain = Writer()
+        for certificate in self.peer_certificates:
+            chain.vector(3, certificate, 1)
+        w.vector(3, chain.getvalue())
         return w.getvalue()
 
     @classmethod
