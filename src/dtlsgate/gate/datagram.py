@@ -345,14 +345,16 @@ class Gate(GateCounters):
     def _admit(
         self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
     ) -> Admit | Drop:
-        first = self._first_fragment(data)  # the record the peek read, by the full decoders
-        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
-            return self._drop(first)
-        record, header, body = first
+        # The peek read the first record and its handshake header, and judge() checked
+        # them (a handshake record of epoch 0 whose one fragment, the first of a
+        # ClientHello, fills it): what the Admit needs of them is in the peek.
+        fragment = data[
+            DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + _record_length(data)
+        ]
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
-        if header.fragment_length == header.length:
+        if not _is_fragment(data):
             try:
-                decoded = ClientHello.decode(body, dtls=True)
+                decoded = ClientHello.decode(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True)
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         self.admits += 1
@@ -361,13 +363,18 @@ class Gate(GateCounters):
             client_hello=decoded,
             # The fragment as received: for a whole ClientHello (fragment_offset 0,
             # fragment_length = length) already the transcript's form (RFC 6347 §4.2.6).
-            client_hello_message=record.fragment,
+            client_hello_message=fragment,
             client_version=hello.client_version,
             cookie=hello.cookie,
-            message_seq=header.message_seq,
-            record_sequence_number=record.sequence_number,
+            message_seq=hello.message_seq,
+            record_sequence_number=hello.sequence_number,
             datagram=data,
         )
+
+
+def _record_length(datagram: bytes) -> int:
+    """The length field of ``datagram``'s first DTLSPlaintext header (RFC 6347 §4.1)."""
+    return (datagram[11] << 8) | datagram[12]
 
 
 def _is_fragment(datagram: bytes) -> bool:
