@@ -122,6 +122,11 @@ class Choice:
     # X.509 implied).
     server_certificate_type: int | None = None
     client_certificate_type: int | None = None
+    # What the ClientHello's extensions say beyond the choice, read once here: its
+    # session_ticket (RFC 5077 §3.2; None: not sent, b"": sent empty) and its
+    # supported_versions (the downgrade sentinel, RFC 8446 §4.1.3), as received.
+    session_ticket: bytes | None = None
+    supported_versions: bytes | None = None
 
 
 def _key_exchange_for_key(key: object) -> KeyExchange | None:
@@ -296,6 +301,8 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None
             ),
+            session_ticket=extensions.get(ExtensionType.session_ticket),
+            supported_versions=extensions.get(ExtensionType.supported_versions),
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.

@@ -33,7 +33,7 @@ from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SUITES, Choice
 from dtlsgate.wire.buffer import Reader, Writer
-from dtlsgate.wire.enums import ExtensionType, ProtocolVersion
+from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.messages import ClientHello
 
 TICKET_FORMAT = 2  # 1 is the TLS 1.3 tickets' format
@@ -213,7 +213,7 @@ def offered_session(
     when it opens and may resume under the tickets' config with what ``choice``
     negotiated; None means a full handshake."""
     config = tickets.config
-    ticket = hello.get(ExtensionType.session_ticket)
+    ticket = choice.session_ticket
     session = None
     if ticket and config.session_tickets:
         session = tickets.open(ticket, now)
@@ -246,11 +246,6 @@ def _may_resume(
     if session.psk_identity is not None and session.psk_identity not in config.psk:
         return False  # the PSK was withdrawn since
     return not (config.verify_client == "required" and not session.peer_certificates)
-
-
-def ticket_offered(hello: ClientHello) -> bool:
-    """RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not)."""
-    return hello.get(ExtensionType.session_ticket) is not None
 
 
 # ---- the client's session -----------------------------------------------------------------------
@@ -340,5 +335,4 @@ __all__ = [
     "TicketKeys",
     "cached_session",
     "offered_session",
-    "ticket_offered",
 ]

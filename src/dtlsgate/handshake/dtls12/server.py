@@ -89,7 +89,6 @@ from dtlsgate.handshake.dtls12.resume import (
     StoredSession,
     TicketKeys,
     offered_session,
-    ticket_offered,
 )
 from dtlsgate.handshake.engine import EndFlight, InstallCipherState, KeyLog, Machine, SendWarning
 from dtlsgate.wire.enums import (
@@ -280,8 +279,9 @@ def on_client_hello(
     stored = offered_session(ctx.tickets, hello, choice, now)
     if stored is not None:
         return _resume(ctx, t, hello, choice, stored)
-    server_random = downgrade_protected(config, hello, ctx.provider.random(RANDOM_LENGTH))
-    new_ticket = config.session_tickets > 0 and ticket_offered(hello)
+    server_random = downgrade_protected(config, choice, ctx.provider.random(RANDOM_LENGTH))
+    # RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not).
+    new_ticket = config.session_tickets > 0 and choice.session_ticket is not None
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
     resumable_by_id = not new_ticket and config.session_cache is not None
     session = Session(
@@ -330,7 +330,7 @@ def _resume(
         and suite.key_exchange is not KeyExchange.PSK
     )
     choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
-    server_random = downgrade_protected(ctx.config, hello, ctx.provider.random(RANDOM_LENGTH))
+    server_random = downgrade_protected(ctx.config, choice, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
         hello.random,
@@ -357,14 +357,14 @@ def _resume(
 DOWNGRADE_SENTINEL_12 = b"DOWNGRD\x01"
 
 
-def downgrade_protected(config: ServerConfig, hello: ClientHello, server_random: bytes) -> bytes:
+def downgrade_protected(config: ServerConfig, choice: Choice, server_random: bytes) -> bytes:
     """``server_random`` with the downgrade sentinel when we also speak DTLS 1.3 and the
     client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
     took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
     DTLS 1.2 handshakes stay as they were."""
     if ProtocolVersion.DTLS13 not in getattr(config, "dtls_versions", ()):
         return server_random
-    offered = hello.get(ExtensionType.supported_versions)
+    offered = choice.supported_versions
     try:
         versions = decode_supported_versions_ch(offered) if offered is not None else ()
     except ProtocolError:
