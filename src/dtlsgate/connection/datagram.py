@@ -32,7 +32,7 @@ from dtlsgate.connection.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity, load_trust_store
+from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.events import (
     ConnectionClosed,
@@ -554,9 +554,7 @@ class DtlsClientConnection(DtlsConnection):
         elif not config.insecure and config.psk is None:
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
-            # Configuration work, once per connection as a client makes one per connect
-            # (as the TLS 1.3 client does).
-            trust = load_trust_store(config.cafile)
+            trust = config.trust_store()  # loaded once per config
         self._ctx = _client.ClientContext(config, trust)
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
