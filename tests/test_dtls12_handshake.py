@@ -104,6 +104,7 @@ def test_certificate_message_is_encoded_once_per_context_and_bounded() -> None:
 
 def test_connections_accepted_through_a_gate_share_its_prepared_context() -> None:
     from dtlsgate.connection.datagram import DtlsServerConnection
+    from dtlsgate.connection.datagram13 import accept
     from dtlsgate.errors import UsageError
 
     first = make_pair(server_config(), client_config())
@@ -118,6 +119,8 @@ def test_connections_accepted_through_a_gate_share_its_prepared_context() -> Non
     context = first.gate.dtls12_context
     with pytest.raises(UsageError, match="another config"):
         DtlsServerConnection(None, server_config(), context=context)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="another config"):
+        accept(None, server_config(), gate=first.gate)  # type: ignore[arg-type]
 
 
 def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:

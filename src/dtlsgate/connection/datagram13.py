@@ -867,6 +867,8 @@ def accept(
     for an `Admit`; ``start(now)`` answers the admitted ClientHello. ``gate``: the gate of
     ``config`` that admitted it, whose prepared contexts the connection shares (without
     it, the connection prepares the config itself)."""
+    if gate is not None and gate.config is not config:
+        raise UsageError("the gate was made for another config")
     if isinstance(admit, Dtls13Admit):
         context13 = gate.dtls13_context if gate is not None else None
         return Dtls13ServerConnection.from_admit(admit, config, context=context13, keylog=keylog)
