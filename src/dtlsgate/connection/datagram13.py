@@ -97,6 +97,7 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
+from dtlsgate.gate.datagram import Gate
 from dtlsgate.gate.results import Admit, Dtls13Admit
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import Machine, handler_for
@@ -1088,10 +1089,17 @@ def accept(
     admit: Admit | Dtls13Admit,
     config: Any,
     *,
+    gate: Gate | None = None,
     keylog: Callable[[str], None] | None = None,
 ) -> DtlsServerConnection | Dtls13ServerConnection:
     """The server connection for a gate's admit: DTLS 1.3 for a `Dtls13Admit`, DTLS 1.2
-    for an `Admit`; ``start(now)`` answers the admitted ClientHello."""
+    for an `Admit`; ``start(now)`` answers the admitted ClientHello. ``gate``: the gate of
+    ``config`` that admitted it, whose prepared contexts the connection shares (without
+    it, the connection prepares the config itself)."""
+    if gate is not None and gate.config is not config:
+        raise UsageError("the gate was made for another config")
     if isinstance(admit, Dtls13Admit):
-        return Dtls13ServerConnection.from_admit(admit, config, keylog=keylog)
-    return DtlsServerConnection(admit, config, keylog=keylog)
+        context13 = gate.dtls13_context if gate is not None else None
+        return Dtls13ServerConnection.from_admit(admit, config, context=context13, keylog=keylog)
+    context12 = gate.dtls12_context if gate is not None else None
+    return DtlsServerConnection(admit, config, context=context12, keylog=keylog)

@@ -353,7 +353,7 @@ class DtlsServer(_Reader):
         return True
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
-        conn = accept(admit, self.config, keylog=self._keylog)
+        conn = accept(admit, self.config, gate=self.gate, keylog=self._keylog)
         # To the stream's peer of the moment: a DTLS 1.3 one with CIDs may move.
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, stream.peer), self.loop)
         for old in self.admission.admit(stream, peer, self.loop.time()):
