@@ -37,6 +37,7 @@ from dtlsgate.wire.cert_compression import (
 )
 from dtlsgate.wire.enums import (
     CipherSuite,
+    ConnectionIdUsage,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -248,11 +249,27 @@ class UseConnectionIds:
     write: bytes
 
 
+@frozen
+class PeerConnectionIds:
+    """DTLS 1.3: the peer's NewConnectionId (RFC 9147 §9), CIDs for the records we send."""
+
+    cids: tuple[bytes, ...]
+    usage: ConnectionIdUsage
+
+
+@frozen
+class ConnectionIdsRequested:
+    """DTLS 1.3: the peer's RequestConnectionId (RFC 9147 §9) asks for ``num_cids`` CIDs."""
+
+    num_cids: int
+
+
 # Written as strings: only type checkers read these, and a mypyc build cannot subscript the
 # generic Complete at run time.
 Action: TypeAlias = (
     "SendMessage | SendChangeCipherSpec | InstallKey | PeerRecordLimit | OwnRecordLimit"
-    " | SkipEarlyData | UseConnectionIds | Complete[HandshakeInfo]"
+    " | SkipEarlyData | UseConnectionIds | PeerConnectionIds | ConnectionIdsRequested"
+    " | Complete[HandshakeInfo]"
 )
 Actions: TypeAlias = "list[Action | TicketReceived | ClientAuthenticated | KeyLog]"
 
