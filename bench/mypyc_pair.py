@@ -7,7 +7,7 @@ compares dtlsgate with its reference (pyOpenSSL, Python ``ssl``, the bare loop) 
 process, so the load of the machine cancels out of it; the figure here is, per round,
 compiled ratio / pure ratio, and the median over rounds. The rates are printed too.
 
-Usage: python bench/mypyc_pair.py --compiled DIR [--rounds R] [--only name,name]
+Usage: python bench/mypyc_pair.py --compiled DIR [--rounds R] [--only name,name] [--scale K]
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--compiled", required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument("--scale", type=int, default=1, help="multiply the handshake counts")
     args = parser.parse_args()
     check = "import dtlsgate.handshake.dtls12.server as m; print(m.__file__)"
     for compiled in (None, args.compiled):
@@ -97,6 +98,10 @@ def main() -> None:
         builds = ("pure", "compiled") if r % 2 == 0 else ("compiled", "pure")
         for name in names:
             argv, patterns = BENCHES[name]
+            argv = [
+                str(int(a) * args.scale) if prev in ("--count", "--handshakes") else a
+                for prev, a in zip(["", *argv[:-1]], argv, strict=True)
+            ]
             for build in builds:
                 out = run(argv, args.compiled if build == "compiled" else None)
                 for figure, pattern in patterns.items():
