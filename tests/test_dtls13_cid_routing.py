@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -80,11 +81,14 @@ def test_without_connection_ids_the_new_port_is_a_stranger() -> None:
 # ---- CIDs issued after the handshake (RFC 9147 §9 NewConnectionId) ---------------------------
 
 
-def _switching_client(server: tuple[str, int], usage: ConnectionIdUsage) -> tuple[bytes, bool]:
+def _switching_client(
+    server: tuple[str, int], usage: ConnectionIdUsage, routed: Callable[[], int]
+) -> tuple[bytes, bool, int]:
     """Handshake from a first socket and wait for the server's NewConnectionId; one echo;
     then a new source port and the new CID (the next spare, or the one the server made
-    immediate): a second echo. The data echoed, and whether the second socket's datagrams
-    carried the new CID and not the first."""
+    immediate): a second echo. The data echoed, whether the second socket's datagrams
+    carried the new CID and not the first, and ``routed()`` read after the second echo,
+    before our close_notify ends the association."""
     config = ClientConfig(insecure=True, dtls_versions=(0xFEFC,), connection_id_length=2)
     conn = Dtls13ClientConnection(config, server)
     events: list[Any] = []
@@ -112,10 +116,11 @@ def _switching_client(server: tuple[str, int], usage: ConnectionIdUsage) -> tupl
             second.sendto(datagram, peer)
         carried = {connection_id_of(d, 4) for d, _ in sent} == {new} and new != old
         pump(conn, second, lambda e: b"echo:two" in data_of(e), events, seconds=10)
+        routes = routed()
         conn.close()
         for datagram, peer in conn.datagrams_to_send():
             second.sendto(datagram, peer)
-        return data_of(events), carried
+        return data_of(events), carried, routes
     finally:
         first.close()
         second.close()
@@ -134,10 +139,9 @@ def test_new_connection_id_and_a_new_port_keep_the_association(usage: Connection
         config = server_config(connection_id_length=4)
         async with await aio.serve(issuing_echo, "127.0.0.1", 0, config) as server:
             loop = asyncio.get_running_loop()
-            data, carried = await loop.run_in_executor(
-                None, _switching_client, server.address, usage
+            data, carried, routed = await loop.run_in_executor(
+                None, _switching_client, server.address, usage, lambda: server.routed_connection_ids
             )
-            routed = server.routed_connection_ids
             for _ in range(100):  # the client's close_notify ends the association
                 if not server.associations:
                     break
