@@ -18,7 +18,12 @@ ClientHello fragment and nothing else, with message_seq at most 2 and fragment_o
 (``DTLSv1_listen`` drops the rest alike: "length mismatch", "invalid sequence number",
 "fragmented ClientHello"). Records after the first stay in the datagram for the connection.
 A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
-before it (`dtlsgate.gate.cookie`).
+before it (`dtlsgate.gate.cookie`). A whole ClientHello is read the same way, up to the end
+of its cookie, before it is answered, as ``DTLSv1_listen`` reads it: a HelloVerifyRequest
+depends on nothing after the cookie, is never larger than the datagram and keeps nothing,
+and a first fragment ending after the cookie is answered unseen anyway. Its framing after
+the cookie is checked when ClientHello2 is decoded whole, before it is admitted (a
+malformed one is then dropped, ``CLIENT_HELLO_MALFORMED``).
 
 A whole ClientHello offering DTLS 1.3 in supported_versions (when ``config.dtls_versions``
 has it) is answered with a stateless HelloRetryRequest instead (`dtlsgate.gate.dtls13`,
@@ -359,28 +364,37 @@ def _is_fragment(datagram: bytes) -> bool:
 
 
 class HelloVerifyRequests:
-    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): what every reply with a cookie
-    of a given length shares is made once with the codec, the first time a cookie of that
-    length is sent (at most 256 lengths; the default jar's cookies all have one)."""
+    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): the record of every reply with
+    a cookie of a given length is made once with the codec, the first time a cookie of that
+    length is sent (at most 256 lengths; the default jar's cookies all have one), and each
+    reply is that record with its epoch, sequence number and cookie put in."""
 
     def __init__(self) -> None:
-        self._messages_before_cookie: dict[int, bytes] = {}
+        # Per cookie length: the record up to its epoch, and from its length field (after
+        # the sequence number) up to the cookie.
+        self._records: dict[int, tuple[bytes, bytes]] = {}
 
     def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
         """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
-        and ``sequence_number`` of the ClientHello's record, version DTLS 1.0 in the record
-        and in server_version, message_seq 0."""
-        head = self._messages_before_cookie.get(len(cookie))
-        if head is None:
-            head = self._messages_before_cookie[len(cookie)] = _message_before_cookie(len(cookie))
-        return encode_dtls_record(
-            ContentType.HANDSHAKE, ProtocolVersion.DTLS10, epoch, sequence_number, head + cookie
-        )
+        (16 bits) and ``sequence_number`` (48 bits) of the ClientHello's record, version
+        DTLS 1.0 in the record and in server_version, message_seq 0."""
+        parts = self._records.get(len(cookie))
+        if parts is None:
+            parts = self._records[len(cookie)] = _record_around_cookie(len(cookie))
+        before_epoch, after_sequence_number = parts
+        # epoch (2) || sequence_number (6): RFC 6347 §4.1; to_bytes refuses what overflows.
+        epoch_and_sequence = ((epoch << 48) | sequence_number).to_bytes(8, "big")
+        return before_epoch + epoch_and_sequence + after_sequence_number + cookie
 
 
-def _message_before_cookie(cookie_length: int) -> bytes:
-    """The HelloVerifyRequest handshake message for a cookie of ``cookie_length`` bytes, up
-    to the cookie (its last field): header, server_version and the cookie's length byte."""
+def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:
+    """The HelloVerifyRequest record for a cookie of ``cookie_length`` bytes, made by the
+    codec (epoch and sequence number 0, the cookie zeros), in the two parts that do not
+    change: the record header up to its epoch (type and version), and from the record's
+    length field to the cookie (its last field): the handshake header, server_version and
+    the cookie's length byte."""
     body = HelloVerifyRequest(ProtocolVersion.DTLS10, bytes(cookie_length)).encode()
     message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
-    return message[: len(message) - cookie_length]
+    record = encode_dtls_record(ContentType.HANDSHAKE, ProtocolVersion.DTLS10, 0, 0, message)
+    epoch_at = DTLS_RECORD_HEADER_LENGTH - 10  # epoch (2), sequence_number (6), length (2)
+    return record[:epoch_at], record[epoch_at + 8 : len(record) - cookie_length]
