@@ -78,7 +78,7 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
-    from dtlsgate.handshake.tls13.server import ServerContext
+    from dtlsgate.gate.dtls13 import DtlsGate13
 
 __all__ = [
     "Admit",
@@ -127,7 +127,7 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
-        self._context13: ServerContext | None = None  # made at the first DTLS 1.3 hello
+        self._gate13: DtlsGate13 | None = None  # made at the first DTLS 1.3 hello
         # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
         self._reassembly = (
             ClientHelloReassembly(ipv6_prefix=config.ipv6_prefix_length)
@@ -171,7 +171,7 @@ class Gate(GateCounters):
         if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
             # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
             # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
-            result13 = self._dtls13(data, peer, now)
+            result13 = self._dtls13(data, peer, now, hello)
             if result13 is not None:
                 return result13
         if DTLS12 not in self.config.dtls_versions:
@@ -187,29 +187,24 @@ class Gate(GateCounters):
         return reply
 
     def _dtls13(
-        self, data: bytes, peer: Hashable | None, now: float
+        self, data: bytes, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
     ) -> bytes | Dtls13Admit | Drop | None:
-        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3; None when
-        it does not (a DTLS 1.2 one, or a fragment: judged as DTLS 1.2). Imported at the
-        first: a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
-        from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
+        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3 (the first
+        record's, which the peek read: a fragment went to the reassembly table before);
+        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Imported at the first:
+        a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
+        from dtlsgate.gate.dtls13 import DtlsGate13, decode_dtls13_hello, judge_dtls13
 
-        first = self._first_fragment(data)  # the record the peek read, by the full decoders
-        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
-            return None
-        record, header, body = first
-        if header.fragment_length != header.length:
-            return None
+        # The record's length field: the peek read the body as filling the record.
+        end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
+        body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
         decoded = decode_dtls13_hello(body)
         if decoded is None:
             return None
-        if self._context13 is None:
-            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
-            from dtlsgate.handshake.tls13.server import ServerContext
-
-            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
+        if self._gate13 is None:
+            self._gate13 = DtlsGate13(self.config)
         result = judge_dtls13(
-            self.config, self._context13, record, header, decoded, data, peer, now
+            self._gate13, hello.sequence_number, hello.message_seq, decoded, body, data, peer, now
         )
         if isinstance(result, Drop):
             return self._drop(result.reason)
