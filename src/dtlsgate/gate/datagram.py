@@ -127,6 +127,8 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
+        self._cookie_generate = config.cookie_generate
+        self._dtls12 = DTLS12 in config.dtls_versions
         self._gate13: DtlsGate13 | None = None  # made at the first DTLS 1.3 hello
         # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
         self._reassembly = (
@@ -164,22 +166,27 @@ class Gate(GateCounters):
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
-        if not hello.cookie and self._reassembly is not None and _is_fragment(data):
-            # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
-            # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
-            return self._reassemble(data, peer, now)
-        if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
-            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
-            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
-            result13 = self._dtls13(data, peer, now, hello)
-            if result13 is not None:
-                return result13
-        if DTLS12 not in self.config.dtls_versions:
+        cookie = hello.cookie
+        if not cookie and self._reassembly is not None:  # while DTLS 1.3 is on
+            if _is_fragment(data):
+                # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
+                # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
+                return self._reassemble(data, peer, now)
+            if _DTLS13_BYTES in data:
+                # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+                # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+                result13 = self._dtls13(data, peer, now, hello)
+                if result13 is not None:
+                    return result13
+        if not self._dtls12:
             return self._drop(DropReason.VERSION_DISABLED)
-        if hello.cookie and self._cookie_verifies(peer, now, hello):
+        if cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        cookie = self._cookie_for(peer, now, hello)
+        if self._cookie_generate is None:
+            cookie = self._jar.mint(peer, now, hello.bound)
+        else:
+            cookie = self._generated_cookie(peer)
         reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
@@ -305,11 +312,10 @@ class Gate(GateCounters):
             return DropReason.RECORD_TRAILING_DATA
         return record, header, r.rest()
 
-    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
-        generate = self.config.cookie_generate
-        if generate is None:
-            return self._jar.mint(peer, now, hello.bound)
-        cookie = generate(peer)
+    def _generated_cookie(self, peer: Hashable | None) -> bytes:
+        """The application's cookie (``config.cookie_generate``), checked."""
+        assert self._cookie_generate is not None
+        cookie = self._cookie_generate(peer)
         if not isinstance(cookie, bytes) or len(cookie) > MAX_DTLS12_COOKIE_LENGTH:
             raise UsageError("cookie_generate must return at most 255 bytes")
         return cookie
