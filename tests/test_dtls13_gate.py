@@ -20,6 +20,7 @@ from helpers import (
 
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
 from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
@@ -213,3 +214,5 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
             expected = encode_dtls_record(ContentType.HANDSHAKE, 0xFEFD, 0, seq, message)
             got = gate13.hello_retry_request(seq, sid, suite, group, cookie)
             assert got == expected, (round_, n)
+    with pytest.raises(UsageError):  # as encode_dtls_record refuses it
+        gate13.hello_retry_request(2**48, b"", suites[0], None, b"c")

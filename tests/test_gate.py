@@ -511,3 +511,16 @@ def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) 
         assert gate.receive(inside, PEER, NOW) == Drop(DropReason.RECORD_TRAILING_DATA)
     assert isinstance(gate.receive(first + extra, PEER, NOW), Reply)
     assert isinstance(gate.receive(with_cookie(first, cookie) + extra, PEER, NOW), Admit)
+
+
+def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
+    """The HelloVerifyRequest record filled in per reply refuses what encode_dtls_record
+    refuses: an epoch past 16 bits or a sequence number past 48 (or negative)."""
+    from dtlsgate.gate.datagram import HelloVerifyRequests
+
+    replies = HelloVerifyRequests()
+    record = replies.build(7, 2**48 - 1, b"c")
+    assert record == encode_dtls_record(22, 0xFEFF, 7, 2**48 - 1, record[13:])
+    for epoch, sequence_number in ((2**16, 0), (0, 2**48), (-1, 0), (0, -1)):
+        with pytest.raises(UsageError):
+            replies.build(epoch, sequence_number, b"c")

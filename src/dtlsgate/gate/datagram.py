@@ -383,7 +383,9 @@ class HelloVerifyRequests:
         if parts is None:
             parts = self._records[len(cookie)] = _record_around_cookie(len(cookie))
         before_epoch, after_sequence_number = parts
-        # epoch (2) || sequence_number (6): RFC 6347 §4.1; to_bytes refuses what overflows.
+        if (epoch >> 16) | (sequence_number >> 48):
+            raise UsageError("epoch or sequence_number out of range")
+        # epoch (2) || sequence_number (6): RFC 6347 §4.1 (to_bytes refuses a negative one).
         epoch_and_sequence = ((epoch << 48) | sequence_number).to_bytes(8, "big")
         return before_epoch + epoch_and_sequence + after_sequence_number + cookie
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.crypto.suites import suite_info
-from dtlsgate.errors import ProtocolError
+from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
 from dtlsgate.gate.stream import CookieState, bound_fields
 from dtlsgate.handshake.tls13.common import (
@@ -110,6 +110,8 @@ class DtlsGate13:
     ) -> bytes:
         """One datagram: the HelloRetryRequest (`hello_retry_request`, DTLS 1.3) in one
         DTLSPlaintext record, epoch 0, ``sequence_number`` (48 bits), message_seq 0."""
+        if sequence_number >> 48:
+            raise UsageError("sequence_number out of range")
         key = (suite, group, len(session_id), len(cookie))
         parts = self._records.get(key)
         if parts is None:
