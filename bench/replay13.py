@@ -7,7 +7,8 @@ phase then builds a fresh server per handshake and feeds it only those bytes (ch
 it answers with the recorded bytes, so a change that altered the wire would fail here too).
 The setups are those of bench/tls13.py (stream: X25519, ECDSA P-256, TLS_AES_128_GCM_SHA256,
 no tickets, the shared `ServerContext`) and bench/handshake.py's DTLS 1.3 part (the gate's
-stateless HelloRetryRequest, then `Dtls13ServerConnection.from_admit`, P-256, ACKs).
+stateless HelloRetryRequest, then `Dtls13ServerConnection.from_admit`, P-256, ACKs), with
+one `ServerContext` per config shared by the connections, as the listener shares its gate's.
 
     python bench/replay13.py {tls,dtls} [--count N] [--profile | --opcodes | --time]
 
@@ -38,6 +39,7 @@ from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
+from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
@@ -96,6 +98,8 @@ class DtlsServer:
     def __init__(self, config: ServerConfig) -> None:
         self.gate = Gate(config)
         self.config = config
+        # One context per config, as the listener shares the gate's.
+        self.context = ServerContext(config, versions=DTLS_VERSIONS)
 
     def new(self) -> Callable[[list[bytes]], list[bytes]]:
         conn: list[Dtls13ServerConnection] = []
@@ -108,7 +112,10 @@ class DtlsServer:
                     if type(result) is Reply:
                         out.append(result.data)
                     elif type(result) is Dtls13Admit:
-                        conn.append(Dtls13ServerConnection.from_admit(result, self.config))
+                        made = Dtls13ServerConnection.from_admit(
+                            result, self.config, context=self.context
+                        )
+                        conn.append(made)
                         conn[0].start(NOW)
                 else:
                     conn[0].receive(d, PEER, NOW)
