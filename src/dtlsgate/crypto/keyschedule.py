@@ -13,6 +13,7 @@ Secrets derived "from the transcript" take the transcript hash (a digest), not t
 from __future__ import annotations
 
 import enum
+import struct
 
 from dtlsgate.crypto.hashes import Hash, hmac_digest
 from dtlsgate.crypto.suites import SuiteInfo
@@ -32,6 +33,8 @@ __all__ = [
 TLS13_LABEL_PREFIX = b"tls13 "
 #: RFC 9147 §5.9: DTLS 1.3 uses "dtls13" in place of "tls13 ".
 DTLS13_LABEL_PREFIX = b"dtls13"
+# HkdfLabel's uint16 length and the label's uint8 length prefix (RFC 8446 §7.1).
+_HKDF_LABEL_HEADER = struct.Struct("!HB")
 
 
 def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
@@ -43,7 +46,13 @@ def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
 
 def hkdf_expand(hash: Hash, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand (RFC 5869 §2.3)."""
-    if not 0 <= length <= 255 * hash.digest_size:
+    size = hash.digest_size
+    if length <= size:
+        if length < 0:
+            raise UsageError(f"HKDF-Expand length {length} out of range")
+        # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
+        return hmac_digest(hash, prk, info + b"\x01")[:length]
+    if length > 255 * size:
         raise UsageError(f"HKDF-Expand length {length} out of range")
     out = bytearray()
     block = b""
@@ -65,20 +74,22 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): info is struct HkdfLabel { uint16 length;
     opaque label<7..255> = prefix + label; opaque context<0..255>; }."""
-    full_label = prefix + label
+    label_length = len(prefix) + len(label)
     # RFC 8446 §7.1: label<7..255>, context<0..255>, length is a uint16.
-    if not 7 <= len(full_label) <= 255:
-        raise UsageError(f"HKDF label {full_label!r} must be 7..255 bytes")
+    if not 7 <= label_length <= 255:
+        raise UsageError(f"HKDF label {prefix + label!r} must be 7..255 bytes")
     if len(context) > 255:
         raise UsageError("HKDF-Expand-Label context must be at most 255 bytes")
     if not 0 <= length <= 0xFFFF:
         raise UsageError("HKDF-Expand-Label length must fit in a uint16")
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
+    info = b"".join(
+        (
+            _HKDF_LABEL_HEADER.pack(length, label_length),
+            prefix,
+            label,
+            bytes((len(context),)),
+            context,
+        )
     )
     return hkdf_expand(hash, secret, info, length)
 
