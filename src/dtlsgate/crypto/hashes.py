@@ -54,7 +54,7 @@ class Hash(enum.Enum):
 
     def empty_digest(self) -> bytes:
         """Hash of the empty string (``Transcript-Hash("")`` in RFC 8446 §7.1)."""
-        return hashlib.new(self.value).digest()
+        return _EMPTY_DIGESTS[self]
 
     def cryptography_hash(self) -> hashes.HashAlgorithm:
         """The matching ``cryptography`` hash object (for signatures)."""
@@ -74,6 +74,8 @@ _CONSTRUCTORS = {
     Hash.SHA512: hashlib.sha512,
 }
 _BLOCK_SIZES = {Hash.SHA256: 64, Hash.SHA384: 128, Hash.SHA512: 128}
+# A constant the TLS 1.3 key schedule takes twice per handshake ("derived", RFC 8446 §7.1).
+_EMPTY_DIGESTS = {hash: new().digest() for hash, new in _CONSTRUCTORS.items()}
 
 
 class KeyedHmac:

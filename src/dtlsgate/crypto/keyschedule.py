@@ -13,6 +13,7 @@ Secrets derived "from the transcript" take the transcript hash (a digest), not t
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 
 from dtlsgate.crypto.hashes import Hash, hmac_digest
@@ -106,6 +107,14 @@ def derive_secret(
     return hkdf_expand_label(hash, secret, label, transcript_hash, hash.digest_size, prefix)
 
 
+@functools.cache
+def _no_psk_secrets(hash: Hash, prefix: bytes) -> tuple[bytes, bytes]:
+    """The Early Secret without a PSK, HKDF-Extract(0, 0), and Derive-Secret(Early Secret,
+    "derived", "") (RFC 8446 §7.1): constants of the hash and label prefix."""
+    early = hkdf_extract(hash, None, None)
+    return early, derive_secret(hash, early, b"derived", hash.empty_digest(), prefix)
+
+
 class Stage(enum.IntEnum):
     """Which extract step the schedule has reached (RFC 8446 §7.1 diagram)."""
 
@@ -134,8 +143,14 @@ class KeySchedule:
         self.hash = hash
         self.key_length = key_length
         self.label_prefix = label_prefix
-        # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0).
-        self.early_secret = hkdf_extract(hash, None, psk)
+        # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
+        # handshake secret derived from it: without a PSK both are the same for every
+        # handshake with this hash and prefix, made once.
+        self._derived_salt: bytes | None = None
+        if psk is None:
+            self.early_secret, self._derived_salt = _no_psk_secrets(hash, label_prefix)
+        else:
+            self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
         self.stage = Stage.EARLY
@@ -192,7 +207,9 @@ class KeySchedule:
         """Handshake Secret = HKDF-Extract(Derive-Secret(Early Secret, "derived", ""),
         (EC)DHE shared secret or zeros for psk_ke) (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.HANDSHAKE)
-        salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
+        salt = self._derived_salt
+        if salt is None:
+            salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
         self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
         self.stage = Stage.HANDSHAKE
         return self.handshake_secret
