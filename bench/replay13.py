@@ -12,9 +12,9 @@ one `ServerContext` per config shared by the connections, as the listener shares
 
     python bench/replay13.py {tls,dtls} [--count N] [--profile | --opcodes | --time]
 
-With no option it only replays (for ``valgrind --tool=callgrind``: run it with
-``--prepare-only`` and without, same ``--count N``, and take the difference: N handshakes
-of server work, the connection objects included).
+With no option it only replays, checking every answer (for ``valgrind --tool=callgrind``:
+run it with ``--prepare-only`` and without, same ``--count N``, and take the difference: N
+handshakes of server work, the connection objects and the comparisons included).
 ``--profile`` prints cProfile's top functions with call counts, ``--opcodes`` the Python
 bytecodes per handshake of the package's frames (as bench/opcodes.py), ``--time`` the
 server seconds per handshake, best of 5 passes.
@@ -37,15 +37,42 @@ from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerC
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_identity, make_self_signed
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.provider import DefaultProvider
+from dtlsgate.crypto.signatures import PrivateKey
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
 from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
 from dtlsgate.handshake.tls13.server import ServerContext
-from dtlsgate.wire.enums import CipherSuite, NamedGroup
+from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme
 
 NOW = 1_800_000_000.0
 PEER = ("127.0.0.1", 4433)
 CERT, KEY = make_self_signed("localhost", "ecdsa-p256")
+SERVER_SEED = b"replay-server"
+
+
+class ReplayProvider(DefaultProvider):
+    """A `DeterministicProvider`'s randomness, key shares and signatures, restarted from the
+    seed for each handshake: one config (and so one `ServerContext`, as a deployed server
+    has) serves every replay, and each handshake draws the bytes it drew when recorded."""
+
+    def __init__(self) -> None:
+        self.current = DeterministicProvider(SERVER_SEED)
+
+    def restart(self) -> None:
+        self.current = DeterministicProvider(SERVER_SEED)
+
+    def random(self, n: int) -> bytes:
+        return self.current.random(n)
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        return self.current.generate_key_share(group)
+
+    def sign(
+        self, key: PrivateKey, scheme: SignatureScheme, data: bytes, *, tls13: bool = True
+    ) -> bytes:
+        return self.current.sign(key, scheme, data, tls13=tls13)
 
 
 def server_config(dtls: bool) -> ServerConfig:
@@ -58,7 +85,7 @@ def server_config(dtls: bool) -> ServerConfig:
         cookie_jar=CookieJar(bytes(32)),
         # bench/tls13.py: no tickets (as Python's ssl there); bench/handshake.py: the default.
         **({} if dtls else {"session_tickets": 0}),
-        provider=DeterministicProvider(b"replay-server"),
+        provider=ReplayProvider(),
     )
 
 
@@ -76,14 +103,18 @@ def client_config(dtls: bool, seed: int) -> ClientConfig:
 
 # A replay: [(bytes to the server, bytes it must answer)] per server call.
 Replay = list[tuple[list[bytes], list[bytes]]]
+Feed = Callable[[list[bytes]], list[bytes]]
 
 
 class TlsServer:
-    def __init__(self, config: ServerConfig) -> None:
-        self.context = ServerContext(config)
-        self.config = config
+    """bench/tls13.py's server: one config, one `ServerContext`, a connection per handshake."""
 
-    def new(self) -> Callable[[list[bytes]], list[bytes]]:
+    def __init__(self) -> None:
+        self.config = server_config(False)
+        self.context = ServerContext(self.config)
+
+    def new(self) -> Feed:
+        self.config.provider.restart()
         conn = ServerConnection(self.config, context=self.context)
 
         def feed(data: list[bytes]) -> list[bytes]:
@@ -95,13 +126,15 @@ class TlsServer:
 
 
 class DtlsServer:
-    def __init__(self, config: ServerConfig) -> None:
-        self.gate = Gate(config)
-        self.config = config
-        # One context per config, as the listener shares the gate's.
-        self.context = ServerContext(config, versions=DTLS_VERSIONS)
+    """bench/handshake.py's DTLS 1.3 server: one gate; the connections of its admits."""
 
-    def new(self) -> Callable[[list[bytes]], list[bytes]]:
+    def __init__(self) -> None:
+        self.config = server_config(True)
+        self.gate = Gate(self.config)
+        self.context = ServerContext(self.config, versions=DTLS_VERSIONS)
+
+    def new(self) -> Feed:
+        self.config.provider.restart()
         conn: list[Dtls13ServerConnection] = []
 
         def feed(data: list[bytes]) -> list[bytes]:
@@ -126,12 +159,16 @@ class DtlsServer:
         return feed
 
 
+def make_server(dtls: bool) -> TlsServer | DtlsServer:
+    return DtlsServer() if dtls else TlsServer()
+
+
 def record(dtls: bool, count: int) -> list[Replay]:
-    """Run ``count`` handshakes with real clients (seeds 0..count-1) against a server whose
-    provider restarts from its seed for each, and keep the bytes."""
+    """Run ``count`` handshakes with real clients (seeds 0..count-1) and keep the bytes."""
+    server = make_server(dtls)
     replays = []
     for seed in range(count):
-        server = (DtlsServer if dtls else TlsServer)(server_config(dtls)).new()
+        feed = server.new()
         replay: Replay = []
         if dtls:
             dclient = Dtls13ClientConnection(client_config(dtls, seed), PEER)
@@ -140,7 +177,7 @@ def record(dtls: bool, count: int) -> list[Replay]:
                 sent = [d for d, _ in dclient.datagrams_to_send()]
                 if not sent:
                     break
-                answer = server(sent)
+                answer = feed(sent)
                 replay.append((sent, answer))
                 for d in answer:
                     dclient.receive(d, PEER, NOW)
@@ -152,7 +189,7 @@ def record(dtls: bool, count: int) -> list[Replay]:
                 data = client.data_to_send()
                 if not data:
                     break
-                answer = server([data])
+                answer = feed([data])
                 replay.append(([data], answer))
                 client.receive_data(answer[0], NOW)
             assert client.handshake_complete
@@ -160,18 +197,13 @@ def record(dtls: bool, count: int) -> list[Replay]:
     return replays
 
 
-def prepare(dtls: bool, replays: list[Replay]) -> list[Callable[[list[bytes]], list[bytes]]]:
-    """A fresh server per replay (its provider restarted from the seed), and its
-    connection's feed: the configs, contexts and gates are made here, untimed."""
-    servers = [(DtlsServer if dtls else TlsServer)(server_config(dtls)) for _ in replays]
-    return [server.new() for server in servers]
-
-
-def replay_all(dtls: bool, replays: list[Replay], check: bool = False) -> float:
-    """Replay every handshake; the server seconds spent."""
-    feeds = prepare(dtls, replays)
+def replay_all(server: TlsServer | DtlsServer, replays: list[Replay], check: bool = False) -> float:
+    """Replay every handshake (a new connection each); the server seconds spent."""
     spent = 0.0
-    for feed, replay in zip(feeds, replays, strict=True):
+    for replay in replays:
+        t = time.perf_counter()
+        feed = server.new()
+        spent += time.perf_counter() - t
         for sent, expected in replay:
             t = time.perf_counter()
             answer = feed(sent)
@@ -179,12 +211,6 @@ def replay_all(dtls: bool, replays: list[Replay], check: bool = False) -> float:
             if check and answer != expected:
                 raise SystemExit("the server's answer differs from the recorded one")
     return spent
-
-
-def run(feeds: list[Callable[[list[bytes]], list[bytes]]], replays: list[Replay]) -> None:
-    for feed, replay in zip(feeds, replays, strict=True):
-        for sent, _ in replay:
-            feed(sent)
 
 
 def count_opcodes(run: Callable[[], Any]) -> collections.Counter[str]:
@@ -224,27 +250,26 @@ def main() -> None:
     what.add_argument("--prepare-only", action="store_true")
     args = parser.parse_args()
     dtls = args.mode == "dtls"
-    replays = record(dtls, max(args.count, 1))[: args.count]
-    replay_all(dtls, replays[:1], check=True)  # warm up, and check the wire bytes
     n = max(args.count, 1)
+    replays = record(dtls, n)
+    server = make_server(dtls)
+    # Warm up (the first handshake of a config prepares what the config's handshakes
+    # share) and check the wire bytes.
+    replay_all(server, replays[:1], check=True)
     if args.profile:
-        feeds = prepare(dtls, replays)
         prof = cProfile.Profile()
-        prof.runcall(run, feeds, replays)
+        prof.runcall(replay_all, server, replays)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
     elif args.opcodes:
-        feeds = prepare(dtls, replays)
-        ops = count_opcodes(lambda: run(feeds, replays))
+        ops = count_opcodes(lambda: replay_all(server, replays))
         print(f"{sum(ops.values()) / n:.0f} bytecodes per {args.mode} server handshake")
         for key, value in ops.most_common(args.top):
             print(f"  {value / n:7.0f}  {key}")
     elif args.time:
-        best = min(replay_all(dtls, replays) for _ in range(5))
+        best = min(replay_all(server, replays) for _ in range(5))
         print(f"{best / n * 1e6:.1f} us per {args.mode} server handshake (best of 5)")
-    else:
-        feeds = prepare(dtls, replays)
-        if not args.prepare_only:
-            run(feeds, replays)
+    elif not args.prepare_only:
+        replay_all(server, replays, check=True)
 
 
 if __name__ == "__main__":
