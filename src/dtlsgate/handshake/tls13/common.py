@@ -492,10 +492,20 @@ def hello_retry_request(
 # ---- certificate compression (RFC 8879) --------------------------------------------------------
 
 
+def compression_algorithm(peer_algorithms: tuple[int, ...]) -> int | None:
+    """The first algorithm we have among those the peer advertised (RFC 8879 §3), or None."""
+    return next((a for a in available_algorithms() if a in peer_algorithms), None)
+
+
 def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
     """Our Certificate message, as a CompressedCertificate with the first algorithm we have
     among those the peer advertised (RFC 8879 §3), else as it is."""
-    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    return compressed_certificate_message(body, compression_algorithm(peer_algorithms))
+
+
+def compressed_certificate_message(body: bytes, algorithm: int | None) -> bytes:
+    """A Certificate message with ``body``, as a CompressedCertificate with ``algorithm``
+    (RFC 8879 §4) unless it is None."""
     if algorithm is None:
         return message(HandshakeType.CERTIFICATE, body)
     compressed = compress_certificate(algorithm, body)

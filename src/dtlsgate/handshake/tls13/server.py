@@ -61,9 +61,10 @@ from dtlsgate.handshake.tls13.common import (
     UseConnectionIds,
     Versions,
     application_keylog,
-    certificate_message,
     client_hello_fixed_part,
     compressed,
+    compressed_certificate_message,
+    compression_algorithm,
     decode_client_hello,
     expect,
     handshake_keylog,
@@ -187,6 +188,22 @@ class ServerContext:
         # RFC 8879: what we accept from clients, advertised in our CertificateRequests.
         self.compression = parse_algorithm_names(config.certificate_compression)
         self.psk_hash = Hash(config.psk_hash)
+        # Our Certificate message per (raw public key, compression algorithm): the same
+        # bytes in every handshake, encoded (and compressed) at the first that needs it.
+        self._certificates: dict[tuple[bool, int | None], bytes] = {}
+
+    def certificate(self, raw: bool, peer_algorithms: tuple[int, ...]) -> bytes:
+        """Our Certificate message (RFC 8446 §4.4.2): the chain, or our key's
+        SubjectPublicKeyInfo when ``raw`` (RFC 7250); compressed with the first algorithm we
+        have among the client's (RFC 8879 §3)."""
+        algorithm = compression_algorithm(peer_algorithms)
+        encoded = self._certificates.get((raw, algorithm))
+        if encoded is None:
+            entries = rpk.own_entries(self.chain_der, self.key, raw)
+            body = Certificate(b"", tuple(CertificateEntry(d) for d in entries)).encode()
+            encoded = compressed_certificate_message(body, algorithm)
+            self._certificates[raw, algorithm] = encoded
+        return encoded
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -635,9 +652,7 @@ def certificate_messages(
     messages = []
     if request:
         messages.append(certificate_request(ctx, b""))
-    entries = rpk.own_entries(ctx.chain_der, ctx.key, raw)
-    cert = Certificate(b"", tuple(CertificateEntry(d) for d in entries))
-    messages.append(certificate_message(cert.encode(), compress))
+    messages.append(ctx.certificate(raw, compress))
     for m in messages:
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
