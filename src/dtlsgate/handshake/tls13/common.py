@@ -170,10 +170,12 @@ def handshake_keylog(keys: Keys) -> list[KeyLog]:
     ]
 
 
-def application_keylog(keys: Keys, app: AppSecrets) -> list[KeyLog]:
-    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1)."""
+def application_keylog(keys: Keys, app: AppSecrets, transcript_hash: bytes) -> list[KeyLog]:
+    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1), the latter
+    over ``transcript_hash``, the hash through the server Finished the secrets were made
+    from."""
     random = keys.client_random
-    exporter = keys.schedule.exporter_master_secret(keys.transcript.digest())
+    exporter = keys.schedule.exporter_master_secret(transcript_hash)
     return [
         KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
         KeyLog("SERVER_TRAFFIC_SECRET_0", random, app.server),

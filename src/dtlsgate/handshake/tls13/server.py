@@ -617,7 +617,7 @@ def encrypted_flight(
         keys.schedule.client_application_traffic_secret(th),
         keys.schedule.server_application_traffic_secret(th),
     )
-    actions.extend(application_keylog(keys, app))
+    actions.extend(application_keylog(keys, app, th))
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
@@ -714,7 +714,10 @@ def on_client_finished(
     if not _equal(fin.verify_data, keys.finished(server=False)):
         raise DecryptError("client Finished does not verify")
     keys.transcript.update(raw)
-    resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
+    # The resumption master secret (RFC 8446 §7.1) serves only the tickets we issue now.
+    resumption = b""
+    if issues_tickets(ctx):
+        resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
     app = AppSecrets(state.app.client, state.app.server, resumption)
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
     actions.append(Complete(state.info))
@@ -801,6 +804,13 @@ def on_post_handshake_finished(
     return moved(Connected, state), [ClientAuthenticated(pending.chain)]
 
 
+def issues_tickets(ctx: ServerContext) -> bool:
+    """Whether we send NewSessionTickets after the handshake (RFC 8446 §4.6.1): when
+    configured, and not with client certificates (a ticket does not carry the client's
+    identity)."""
+    return ctx.config.session_tickets > 0 and ctx.config.verify_client == "none"
+
+
 def new_session_tickets(
     ctx: ServerContext, state: WaitClientFinished, resumption: bytes, now: float
 ) -> list[bytes]:
@@ -808,7 +818,7 @@ def new_session_tickets(
     ticket_age_add, the PSK sealed into the ticket. None when we would not resume them
     (client certificates: the ticket does not carry the client's identity)."""
     cfg = ctx.config
-    if cfg.verify_client != "none":
+    if not issues_tickets(ctx):
         return []
     out = []
     for i in range(cfg.session_tickets):
