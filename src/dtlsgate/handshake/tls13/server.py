@@ -808,7 +808,8 @@ def issues_tickets(ctx: ServerContext) -> bool:
     """Whether we send NewSessionTickets after the handshake (RFC 8446 §4.6.1): when
     configured, and not with client certificates (a ticket does not carry the client's
     identity)."""
-    return ctx.config.session_tickets > 0 and ctx.config.verify_client == "none"
+    config = ctx.config
+    return bool(config.session_tickets > 0 and config.verify_client == "none")
 
 
 def new_session_tickets(
