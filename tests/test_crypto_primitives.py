@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 
 from dtlsgate.crypto.aead import Aead, AeadAlgorithm
-from dtlsgate.crypto.hashes import Hash, KeyedHmac
+from dtlsgate.crypto.hashes import Hash, KeyedHmac, hmac_digest
 from dtlsgate.crypto.kex import KeyShare, public_length
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider, DeterministicProvider
 from dtlsgate.errors import IllegalParameter, ProtocolError, UsageError
@@ -172,7 +172,7 @@ def test_key_share_misuse() -> None:
         DeterministicProvider(0).generate_key_share(unimplemented)
 
 
-# --- KeyedHmac: the pre-keyed HMAC behind the TLS 1.2 PRF --------------------------------
+# --- KeyedHmac and hmac_digest: the HMACs of the TLS 1.2 PRF and the TLS 1.3 keys --------------------------------
 
 
 @pytest.mark.parametrize("hash", list(Hash))
@@ -184,3 +184,5 @@ def test_keyed_hmac_matches_the_standard_library(hash: Hash, key_length: int) ->
     mac = KeyedHmac(hash, key)
     for message in (b"", b"abc", bytes(range(256)) * 3):
         assert mac.digest(message) == hmac.digest(key, message, hash.value)
+        # The one-shot HMAC of the key schedule, written out over hashlib as well.
+        assert hmac_digest(hash, key, message) == hmac.digest(key, message, hash.value)

@@ -13,9 +13,9 @@ application takes them with ``connection.next_event()``. Each is an immutable va
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from dtlsgate._frozen import frozen
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
@@ -31,7 +31,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HandshakeCompleted(Event):
     """The handshake finished. Fields a protocol version does not have keep their default:
     ``group`` and ``signature_scheme`` are reported by TLS 1.3, ``psk_identity`` by a DTLS 1.2
@@ -54,14 +54,14 @@ class HandshakeCompleted(Event):
     peer_raw_public_key: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DataReceived(Event):
     """Application data from the peer."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ConnectionClosed(Event):
     """The connection ended. ``alert`` is close_notify (0) when the peer closed cleanly, the
     fatal alert that ended it otherwise, and None when nothing was received (the handshake
@@ -71,7 +71,7 @@ class ConnectionClosed(Event):
     reason: str = "close_notify"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientCertificateReceived(Event):
     """TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2) finished: the client answered
     ``ServerConnection.request_client_certificate()`` with ``certificates`` (DER, leaf
@@ -81,7 +81,7 @@ class ClientCertificateReceived(Event):
     certificates: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SessionTicketReceived(Event):
     """A client received a session it can resume: pass ``ticket`` as
     ``ClientConfig(session_ticket=...)`` to resume. TLS 1.3: a ``SessionTicket`` from a

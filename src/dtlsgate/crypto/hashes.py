@@ -54,7 +54,7 @@ class Hash(enum.Enum):
 
     def empty_digest(self) -> bytes:
         """Hash of the empty string (``Transcript-Hash("")`` in RFC 8446 §7.1)."""
-        return hashlib.new(self.value).digest()
+        return _EMPTY_DIGESTS[self]
 
     def cryptography_hash(self) -> hashes.HashAlgorithm:
         """The matching ``cryptography`` hash object (for signatures)."""
@@ -74,6 +74,8 @@ _CONSTRUCTORS = {
     Hash.SHA512: hashlib.sha512,
 }
 _BLOCK_SIZES = {Hash.SHA256: 64, Hash.SHA384: 128, Hash.SHA512: 128}
+# A constant the TLS 1.3 key schedule takes twice per handshake ("derived", RFC 8446 §7.1).
+_EMPTY_DIGESTS = {hash: new().digest() for hash, new in _CONSTRUCTORS.items()}
 
 
 class KeyedHmac:
@@ -130,8 +132,18 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 def hmac_digest(hash: Hash, key: bytes, data: bytes) -> bytes:
-    """HMAC (RFC 2104) of ``data`` under ``key``."""
-    return _hmac.digest(key, data, hash.value)
+    """HMAC (RFC 2104) of ``data`` under ``key``: H(K ^ opad || H(K ^ ipad || data)).
+
+    Written out over two hashlib hashes: with OpenSSL 3 behind hashlib, its one-call HMAC
+    sets up a MAC context per call that costs more than the two hashes (callgrind: about
+    24,000 instructions against 19,600 for a 32-byte key), and the TLS 1.3 key schedule
+    makes two dozen of them per handshake, each under a different key."""
+    new = _CONSTRUCTORS[hash]
+    block = _BLOCK_SIZES[hash]
+    if len(key) > block:
+        key = new(key).digest()
+    key = key.ljust(block, b"\x00")
+    return new(key.translate(_OPAD) + new(key.translate(_IPAD) + data).digest()).digest()
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

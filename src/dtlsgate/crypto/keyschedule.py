@@ -13,6 +13,8 @@ Secrets derived "from the transcript" take the transcript hash (a digest), not t
 from __future__ import annotations
 
 import enum
+import functools
+import struct
 
 from dtlsgate.crypto.hashes import Hash, hmac_digest
 from dtlsgate.crypto.suites import SuiteInfo
@@ -32,6 +34,8 @@ __all__ = [
 TLS13_LABEL_PREFIX = b"tls13 "
 #: RFC 9147 §5.9: DTLS 1.3 uses "dtls13" in place of "tls13 ".
 DTLS13_LABEL_PREFIX = b"dtls13"
+# HkdfLabel's uint16 length and the label's uint8 length prefix (RFC 8446 §7.1).
+_HKDF_LABEL_HEADER = struct.Struct("!HB")
 
 
 def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
@@ -43,7 +47,13 @@ def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
 
 def hkdf_expand(hash: Hash, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand (RFC 5869 §2.3)."""
-    if not 0 <= length <= 255 * hash.digest_size:
+    size = hash.digest_size
+    if length <= size:
+        if length < 0:
+            raise UsageError(f"HKDF-Expand length {length} out of range")
+        # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
+        return hmac_digest(hash, prk, info + b"\x01")[:length]
+    if length > 255 * size:
         raise UsageError(f"HKDF-Expand length {length} out of range")
     out = bytearray()
     block = b""
@@ -65,20 +75,22 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): info is struct HkdfLabel { uint16 length;
     opaque label<7..255> = prefix + label; opaque context<0..255>; }."""
-    full_label = prefix + label
+    label_length = len(prefix) + len(label)
     # RFC 8446 §7.1: label<7..255>, context<0..255>, length is a uint16.
-    if not 7 <= len(full_label) <= 255:
-        raise UsageError(f"HKDF label {full_label!r} must be 7..255 bytes")
+    if not 7 <= label_length <= 255:
+        raise UsageError(f"HKDF label {prefix + label!r} must be 7..255 bytes")
     if len(context) > 255:
         raise UsageError("HKDF-Expand-Label context must be at most 255 bytes")
     if not 0 <= length <= 0xFFFF:
         raise UsageError("HKDF-Expand-Label length must fit in a uint16")
-    info = (
-        length.to_bytes(2, "big")
-        + bytes((len(full_label),))
-        + full_label
-        + bytes((len(context),))
-        + context
+    info = b"".join(
+        (
+            _HKDF_LABEL_HEADER.pack(length, label_length),
+            prefix,
+            label,
+            bytes((len(context),)),
+            context,
+        )
     )
     return hkdf_expand(hash, secret, info, length)
 
@@ -93,6 +105,14 @@ def derive_secret(
     """Derive-Secret(Secret, Label, Messages) (RFC 8446 §7.1), given
     ``transcript_hash = Transcript-Hash(Messages)``."""
     return hkdf_expand_label(hash, secret, label, transcript_hash, hash.digest_size, prefix)
+
+
+@functools.cache
+def _no_psk_secrets(hash: Hash, prefix: bytes) -> tuple[bytes, bytes]:
+    """The Early Secret without a PSK, HKDF-Extract(0, 0), and Derive-Secret(Early Secret,
+    "derived", "") (RFC 8446 §7.1): constants of the hash and label prefix."""
+    early = hkdf_extract(hash, None, None)
+    return early, derive_secret(hash, early, b"derived", hash.empty_digest(), prefix)
 
 
 class Stage(enum.IntEnum):
@@ -123,8 +143,14 @@ class KeySchedule:
         self.hash = hash
         self.key_length = key_length
         self.label_prefix = label_prefix
-        # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0).
-        self.early_secret = hkdf_extract(hash, None, psk)
+        # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
+        # handshake secret derived from it: without a PSK both are the same for every
+        # handshake with this hash and prefix, made once.
+        self._derived_salt: bytes | None = None
+        if psk is None:
+            self.early_secret, self._derived_salt = _no_psk_secrets(hash, label_prefix)
+        else:
+            self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
         self.stage = Stage.EARLY
@@ -181,7 +207,9 @@ class KeySchedule:
         """Handshake Secret = HKDF-Extract(Derive-Secret(Early Secret, "derived", ""),
         (EC)DHE shared secret or zeros for psk_ke) (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.HANDSHAKE)
-        salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
+        salt = self._derived_salt
+        if salt is None:
+            salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
         self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
         self.stage = Stage.HANDSHAKE
         return self.handshake_secret

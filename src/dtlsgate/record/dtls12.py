@@ -30,6 +30,7 @@ from dtlsgate.wire.record import (
 
 # RFC 6347 §4.1.2.6: "A window size of 64 is preferred and SHOULD be employed".
 REPLAY_WINDOW_SIZE = 64
+_WINDOW_BITS = (1 << REPLAY_WINDOW_SIZE) - 1
 # RFC 6347 §4.1: sequence numbers are 48 bits; a sender must not wrap them.
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DTLS12 = ProtocolVersion.DTLS12
@@ -69,7 +70,7 @@ class ReplayWindow:
             if shift >= REPLAY_WINDOW_SIZE:
                 self._mask = 1
             else:
-                self._mask = ((self._mask << shift) | 1) & ((1 << REPLAY_WINDOW_SIZE) - 1)
+                self._mask = ((self._mask << shift) | 1) & _WINDOW_BITS
             self._highest = seq
         else:
             self._mask |= 1 << (self._highest - seq)

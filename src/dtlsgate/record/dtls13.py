@@ -408,14 +408,15 @@ class Dtls13RecordLayer:
             first |= _SEQ16_BIT
         if include_length:
             first |= _LENGTH_BIT
-        seq_bytes = (sequence & ((1 << self.sequence_bits) - 1)).to_bytes(seq_length, "big")
+        low = sequence & ((1 << self.sequence_bits) - 1)
         tail = ciphertext_length.to_bytes(2, "big") if include_length else b""
         prefix = bytes((first,)) + cid
         # RFC 9147 §4: the additional data is the header before record number encryption.
-        ciphertext = keys.aead.seal(keys.nonce(sequence), inner, prefix + seq_bytes + tail)
+        aad = prefix + low.to_bytes(seq_length, "big") + tail
+        ciphertext = keys.aead.seal(keys.nonce(sequence), inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
-        masked = bytes(b ^ m for b, m in zip(seq_bytes, mask, strict=False))
-        return prefix + masked + tail + ciphertext
+        masked = low ^ int.from_bytes(mask[:seq_length], "big")
+        return prefix + masked.to_bytes(seq_length, "big") + tail + ciphertext
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -542,8 +543,8 @@ class Dtls13RecordLayer:
         keys = state.keys
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
         wire = header[seq_at : seq_at + seq_length]
-        low_bytes = bytes(b ^ m for b, m in zip(wire, mask, strict=False))
-        low = int.from_bytes(low_bytes, "big")
+        low = int.from_bytes(wire, "big") ^ int.from_bytes(mask[:seq_length], "big")
+        low_bytes = low.to_bytes(seq_length, "big")
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
         aad = header[:seq_at] + low_bytes + header[seq_at + seq_length :]
         inner = keys.aead.open(keys.nonce(sequence), body, aad)

@@ -672,7 +672,7 @@ def on_finished(
     client_app = keys.schedule.client_application_traffic_secret(th)
     server_app = keys.schedule.server_application_traffic_secret(th)
     # Over the transcript through the server Finished, like the secrets themselves.
-    actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app))]
+    actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app), th)]
     if ctx.middlebox_compat:
         actions.append(SendChangeCipherSpec())
     actions.append(install(True, keys, state.suite.aead, keys.client_handshake))

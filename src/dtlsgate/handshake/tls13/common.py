@@ -176,10 +176,12 @@ def handshake_keylog(keys: Keys) -> list[KeyLog]:
     ]
 
 
-def application_keylog(keys: Keys, app: AppSecrets) -> list[KeyLog]:
-    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1)."""
+def application_keylog(keys: Keys, app: AppSecrets, transcript_hash: bytes) -> list[KeyLog]:
+    """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1), the latter
+    over ``transcript_hash``, the hash through the server Finished the secrets were made
+    from."""
     random = keys.client_random
-    exporter = keys.schedule.exporter_master_secret(keys.transcript.digest())
+    exporter = keys.schedule.exporter_master_secret(transcript_hash)
     return [
         KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
         KeyLog("SERVER_TRAFFIC_SECRET_0", random, app.server),
@@ -532,10 +534,20 @@ def hello_retry_request(
 # ---- certificate compression (RFC 8879) --------------------------------------------------------
 
 
+def compression_algorithm(peer_algorithms: tuple[int, ...]) -> int | None:
+    """The first algorithm we have among those the peer advertised (RFC 8879 §3), or None."""
+    return next((a for a in available_algorithms() if a in peer_algorithms), None)
+
+
 def certificate_message(body: bytes, peer_algorithms: tuple[int, ...]) -> bytes:
     """Our Certificate message, as a CompressedCertificate with the first algorithm we have
     among those the peer advertised (RFC 8879 §3), else as it is."""
-    algorithm = next((a for a in available_algorithms() if a in peer_algorithms), None)
+    return compressed_certificate_message(body, compression_algorithm(peer_algorithms))
+
+
+def compressed_certificate_message(body: bytes, algorithm: int | None) -> bytes:
+    """A Certificate message with ``body``, as a CompressedCertificate with ``algorithm``
+    (RFC 8879 §4) unless it is None."""
     if algorithm is None:
         return message(HandshakeType.CERTIFICATE, body)
     compressed = compress_certificate(algorithm, body)

@@ -61,9 +61,10 @@ from dtlsgate.handshake.tls13.common import (
     UseConnectionIds,
     Versions,
     application_keylog,
-    certificate_message,
     client_hello_fixed_part,
     compressed,
+    compressed_certificate_message,
+    compression_algorithm,
     decode_client_hello,
     expect,
     handshake_keylog,
@@ -188,6 +189,22 @@ class ServerContext:
         # RFC 8879: what we accept from clients, advertised in our CertificateRequests.
         self.compression = parse_algorithm_names(config.certificate_compression)
         self.psk_hash = Hash(config.psk_hash)
+        # Our Certificate message per (raw public key, compression algorithm): the same
+        # bytes in every handshake, encoded (and compressed) at the first that needs it.
+        self._certificates: dict[tuple[bool, int | None], bytes] = {}
+
+    def certificate(self, raw: bool, peer_algorithms: tuple[int, ...]) -> bytes:
+        """Our Certificate message (RFC 8446 §4.4.2): the chain, or our key's
+        SubjectPublicKeyInfo when ``raw`` (RFC 7250); compressed with the first algorithm we
+        have among the client's (RFC 8879 §3)."""
+        algorithm = compression_algorithm(peer_algorithms)
+        encoded = self._certificates.get((raw, algorithm))
+        if encoded is None:
+            entries = rpk.own_entries(self.chain_der, self.key, raw)
+            body = Certificate(b"", tuple(CertificateEntry(d) for d in entries)).encode()
+            encoded = compressed_certificate_message(body, algorithm)
+            self._certificates[raw, algorithm] = encoded
+        return encoded
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -601,7 +618,7 @@ def encrypted_flight(
         keys.schedule.client_application_traffic_secret(th),
         keys.schedule.server_application_traffic_secret(th),
     )
-    actions.extend(application_keylog(keys, app))
+    actions.extend(application_keylog(keys, app, th))
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
@@ -636,9 +653,7 @@ def certificate_messages(
     messages = []
     if request:
         messages.append(certificate_request(ctx, b""))
-    entries = rpk.own_entries(ctx.chain_der, ctx.key, raw)
-    cert = Certificate(b"", tuple(CertificateEntry(d) for d in entries))
-    messages.append(certificate_message(cert.encode(), compress))
+    messages.append(ctx.certificate(raw, compress))
     for m in messages:
         keys.transcript.update(m)
     # RFC 8446 §4.4.3: sign the transcript through Certificate.
@@ -700,7 +715,10 @@ def on_client_finished(
     if not _equal(fin.verify_data, keys.finished(server=False)):
         raise DecryptError("client Finished does not verify")
     keys.transcript.update(raw)
-    resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
+    # The resumption master secret (RFC 8446 §7.1) serves only the tickets we issue now.
+    resumption = b""
+    if issues_tickets(ctx):
+        resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
     app = AppSecrets(state.app.client, state.app.server, resumption)
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
     actions.append(Complete(state.info))
@@ -787,6 +805,14 @@ def on_post_handshake_finished(
     return moved(Connected, state), [ClientAuthenticated(pending.chain)]
 
 
+def issues_tickets(ctx: ServerContext) -> bool:
+    """Whether we send NewSessionTickets after the handshake (RFC 8446 §4.6.1): when
+    configured, and not with client certificates (a ticket does not carry the client's
+    identity)."""
+    config = ctx.config
+    return bool(config.session_tickets > 0 and config.verify_client == "none")
+
+
 def new_session_tickets(
     ctx: ServerContext, state: WaitClientFinished, resumption: bytes, now: float
 ) -> list[bytes]:
@@ -794,7 +820,7 @@ def new_session_tickets(
     ticket_age_add, the PSK sealed into the ticket. None when we would not resume them
     (client certificates: the ticket does not carry the client's identity)."""
     cfg = ctx.config
-    if cfg.verify_client != "none":
+    if not issues_tickets(ctx):
         return []
     out = []
     for i in range(cfg.session_tickets):
