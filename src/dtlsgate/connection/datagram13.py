@@ -646,6 +646,13 @@ class Dtls13ServerConnection(Dtls13Connection):
         answers ClientHello2; its cookie is not verified again."""
         conn = cls(config, admit.peer, context=context, keylog=keylog)
         conn._admit = admit
+        # The gate's HelloRetryRequests went in plaintext records numbered as the
+        # ClientHello1 copies they answered (`dtlsgate.gate.dtls13`), below ClientHello2's
+        # number. Our plaintext records start at ClientHello2's, as DTLS 1.2's ServerHello
+        # does (RFC 6347 §4.2.1): numbered from 0, our ServerHello took the number of an
+        # HRR, and the client's ACK of a duplicate HRR (§7) acknowledged a ServerHello it
+        # never received, which was then never retransmitted (issue 12).
+        conn.records = Dtls13RecordLayer(first_write_sequence=admit.record_sequence_number)
         return conn
 
     def start(self, now: float) -> None:
