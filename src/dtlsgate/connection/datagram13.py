@@ -424,6 +424,7 @@ class Dtls13Connection:
             ack = Ack.decode(data)
         except DecodeError:
             return
+        progress = False
         for number in ack.record_numbers:
             # An ACK in plaintext is forgeable: it may only speak for plaintext records.
             if epoch == EPOCH_PLAINTEXT and number[0] != EPOCH_PLAINTEXT:
@@ -431,9 +432,20 @@ class Dtls13Connection:
             fragment = self._sent.pop(number, None)
             if fragment is not None:
                 seq, start, stop = fragment
-                self._acked[seq] = _add_range(self._acked.get(seq, []), start, stop)
-        if self._flight and not self._unacknowledged():
+                acked = _add_range(self._acked.get(seq, []), start, stop)
+                progress |= acked != self._acked.get(seq)
+                self._acked[seq] = acked
+        if not self._flight:
+            return
+        if not self._unacknowledged():
             self._flight_acknowledged()
+        elif progress:
+            # §7.3: an ACK that leaves only some of the flight acknowledged: the rest is
+            # sent again now, not at the timer (which starts over at its current timeout).
+            # Only when this ACK acknowledged something new, so a duplicated ACK costs
+            # nothing and each record we send is answered by at most one resend.
+            self._transmit(unacknowledged_only=True)
+            self._timer.restart(self._now)
 
     def _unacknowledged(self) -> list[OutgoingHandshake]:
         out = []
