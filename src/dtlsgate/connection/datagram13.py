@@ -22,9 +22,13 @@ The handshake is the TLS 1.3 engine's (`dtlsgate.handshake.tls13`, run with its 
 - Flights, timers and ACKs (§5.8, §7): the messages one engine step sends are a flight,
   retransmitted on a doubling timer until acknowledged: by an ACK naming the records that
   carried all of it, or implicitly by the peer's next flight. On a timeout only the
-  messages not yet acknowledged are sent again. We acknowledge the peer's handshake records
+  messages not yet acknowledged are sent again, and so they are at once when an ACK
+  acknowledged part of the flight (§7.3). We acknowledge the peer's handshake records
   with ACK records: at once when its last flight or a post-handshake message arrived, or
-  it is retransmitting; after ``ACK_DELAY`` for a flight that is still incomplete.
+  it is retransmitting; after ``ACK_DELAY`` for a flight that is still incomplete. (A
+  client sends in the handshake epoch from the ServerHello on, so it can acknowledge the
+  server's encrypted flight as it comes.) A server after the gate's stateless HRR numbers
+  its plaintext records above the HRR's (`Dtls13ServerConnection.from_admit`).
 - Post-handshake messages (§5.8.4, §8): KeyUpdate and NewSessionTicket are each one flight,
   sent one at a time and retransmitted until acknowledged; our sending key changes only
   once our KeyUpdate is acknowledged (§8).
