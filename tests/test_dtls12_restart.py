@@ -101,7 +101,7 @@ def test_late_copy_of_a_closed_associations_client_hello_is_not_admitted() -> No
             except TimeoutError:
                 answer = b""
         assert answer == b"" and server.server.handshakes_in_progress == 0
-        assert server.server.stale_hellos_dropped == 1
+        assert server.server.finished_hellos.dropped == 1
 
 
 def test_peers_mid_handshake_are_bounded() -> None:

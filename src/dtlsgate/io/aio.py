@@ -30,7 +30,7 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
-from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.connection.admission import AdmissionTable, FinishedHellos
 from dtlsgate.connection.datagram13 import (
     AnyDatagramConnection,
     DatagramClientConnection,
@@ -40,7 +40,6 @@ from dtlsgate.connection.datagram13 import (
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
-from dtlsgate.gate.cookie import DEFAULT_MAX_AGE
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, port_unreachable
@@ -58,9 +57,6 @@ MAX_QUEUED_RECORDS = 1024
 # The default bound on admitted peers whose handshake has not completed yet: now
 # ``ServerConfig.max_handshakes`` (this name stays for code that imported it).
 MAX_HANDSHAKING_PEERS = DEFAULT_MAX_HANDSHAKES
-# Associations that completed and closed, remembered (peer, client random) while a late copy
-# of their ClientHello could still carry a valid cookie: the oldest go first beyond this.
-MAX_FINISHED_HELLOS = 4096
 
 T = TypeVar("T")
 Handler = Callable[["DtlsStream"], Awaitable[None]]
@@ -281,13 +277,8 @@ class DtlsServer(_Reader):
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
         self._client_randoms: dict[DtlsStream, bytes] = {}
-        # peer -> (client random, when it closed) of associations that completed: a late
-        # copy of their ClientHello (reordered or duplicated on the way) still carries a
-        # valid cookie for the jar's max_age, and admitting it started a handshake with a
-        # client long gone, resent into the void until the deadline (issue 12: seen
-        # through tests/test_interop_dtls12_loss.py's proxy). Such copies are dropped.
-        self._finished_hellos: dict[Hashable, tuple[bytes, float]] = {}
-        self.stale_hellos_dropped = 0
+        # Late copies of the ClientHellos of associations that closed are not admitted.
+        self.finished_hellos = FinishedHellos.for_server(config)
         # DTLS 1.3 associations by the connection ID their peer puts in its records (RFC
         # 9147 §9): a datagram carrying one is routed by it, from whatever address.
         self._by_connection_id: dict[bytes, DtlsStream] = {}
@@ -340,8 +331,9 @@ class DtlsServer(_Reader):
         elif type(result) is Admit or type(result) is Dtls13Admit:
             if stream is not None and not self._replaces(stream, result):
                 return
-            if stream is None and self._finished_hello(peer, result.client_random):
-                self.stale_hellos_dropped += 1
+            if stream is None and self.finished_hellos.is_copy(
+                peer, result.client_random, time.time()
+            ):
                 return
             if len(self._established) >= self.config.max_associations:
                 self.admits_refused += 1
@@ -358,19 +350,6 @@ class DtlsServer(_Reader):
         del self.peers[old.peer]
         old.close()
         return True
-
-    def _finished_hello(self, peer: Any, client_random: bytes) -> bool:
-        """Whether ``client_random`` is that of the association from ``peer`` that
-        completed and closed within the cookie's max_age."""
-        finished = self._finished_hellos.get(peer)
-        if finished is None:
-            return False
-        jar = self.config.cookie_jar
-        max_age = jar.max_age if jar is not None else DEFAULT_MAX_AGE
-        if time.time() - finished[1] > max_age:
-            del self._finished_hellos[peer]
-            return False
-        return finished[0] == client_random
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
         conn = accept(admit, self.config, keylog=self._keylog)
@@ -451,10 +430,7 @@ class DtlsServer(_Reader):
                 idle_timer.cancel()
             client_random = self._client_randoms.pop(stream, None)
             if client_random is not None and stream.handshake_info is not None:
-                self._finished_hellos.pop(stream.peer, None)  # newest last
-                self._finished_hellos[stream.peer] = (client_random, time.time())
-                if len(self._finished_hellos) > MAX_FINISHED_HELLOS:
-                    del self._finished_hellos[next(iter(self._finished_hellos))]
+                self.finished_hellos.add(stream.peer, client_random, time.time())
             cid = _connection_id(stream)
             if cid and self._by_connection_id.get(cid) is stream:
                 del self._by_connection_id[cid]
