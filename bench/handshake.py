@@ -95,7 +95,8 @@ class OurServer:
                 if type(result) is Reply:
                     out.append(result.data)
                 elif type(result) is Admit:
-                    self.conn = DtlsServerConnection(result, self.config)
+                    context = self.gate.dtls12_context
+                    self.conn = DtlsServerConnection(result, self.config, context=context)
                     self.conn.start(now)
             else:
                 self.conn.receive(d, PEER, now)

@@ -65,7 +65,8 @@ def serve_ours(sock: socket.socket, count: int) -> None:
                 continue
             if type(result) is not Admit:
                 continue
-            conn = conns[peer] = DtlsServerConnection(result, config)
+            conn = DtlsServerConnection(result, config, context=gate.dtls12_context)
+            conns[peer] = conn
             conn.start(now)
         else:
             conn.receive(data, peer, now)

@@ -1,21 +1,44 @@
 """DTLS 1.2 handshakes per second with ``dtlsgate serve --workers 1`` and ``--workers 2``.
 
 ``--workers N`` runs N server processes on one UDP port (SO_REUSEPORT; one shared cookie
-master key, so each verifies the others' cookies). This bench starts the real command,
-loads it from this process with a pool of pyOpenSSL DTLS 1.2 clients (memory BIOs, each
-handshake from a fresh UDP socket, then close_notify so the server forgets it; OpenSSL does
-the client's work in C, about a third of a server's CPU per handshake), and counts the
-handshakes completed in a fixed window after a warm-up. It also reads the servers' CPU time
-from /proc, so it prints handshakes per server CPU-second next to the wall-clock rate: the
-first shows how many cores the workers could use, the second that each worker's cost per
-handshake stays the same.
+master key, so each verifies the others' cookies). This bench starts the real command and
+loads it with ``bench/loadgen/dtlsload.c``, a C load generator (compiled here with gcc
+against libcrypto; see its header): K concurrent full handshakes from rotating source
+ports, close_notify after each. On a 2-core machine the generator shares the cores with
+the workers, so it was written to cost a fraction of what a server spends per handshake;
+this bench measures that fraction and prints it.
 
-On a 2-core machine the load generator shares the cores with the servers: two workers
-cannot have two whole cores, and the scaling measured is a lower bound of what they reach
-with the clients elsewhere. Rounds alternate the worker counts; the ratio is the median of
-per-round ratios.
+Two loads, each in rounds that alternate the worker counts (1, 2, then 2, 1, ...):
+- ``psk``:  TLS_PSK_WITH_AES_128_CCM_8 (no public-key work on either side);
+- ``cert``: ECDHE-ECDSA (x25519, P-256 certificate) with AES-128-GCM.
+Per round: handshakes per second after a warm-up, the CPU each process used in the
+counted window (each worker from /proc, the generator from its getrusage; user and
+system), the load average, and the CPU the rest of the machine used (from /proc/stat).
 
-Usage: python bench/workers.py [--seconds S] [--rounds R] [--clients K]
+What bounds the ratio: per handshake the server spends ``s`` CPU-seconds and the generator
+``g``. One worker can use one core (the generator runs on the other); two workers and the
+generator share two, so at most ``2 / (1 + g/s)`` times the one-worker rate. The bench
+prints that ceiling next to the measured ratio.
+
+Before measuring, a check with two workers: that both serve (each worker's handshake
+count, from its summary at SIGINT), that the clients come from many source ports, and
+that the cookie key is shared: 16 clients get their HelloVerifyRequests, one worker is
+then stopped (its summary says how many of those it sent), and every ClientHello carrying
+a cookie, those minted by the stopped worker too, must be answered with a ServerHello by
+the other.
+
+On a shared machine the figure means little: with other work on the cores, Linux's
+autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled) gives the server's session,
+all its workers together, one share of the CPU next to each other busy session, so two
+workers get about what one got. The bench prints the load average and the cores the rest
+of the machine used in each round; run it on a quiet machine. ``--boost N`` (root) renices
+the server's and the generator's autogroups by -N for the rounds, so that on a busy machine
+they take the cores from the other sessions: an approximation of a quiet machine that slows
+everything else while it runs.
+
+Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 64] [--loads psk,cert]
+[--boost N] (about 100 s with the defaults). Needs gcc and OpenSSL's headers (libssl-dev); as root
+it installs them with apt-get when they are missing.
 """
 
 from __future__ import annotations
@@ -23,23 +46,50 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import select
+import re
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from OpenSSL import SSL
-
-MAX_DATAGRAM = 65535
-WARMUP_SECONDS = 2.0
-CIPHER = b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-# A client that got no answer for this long starts a new handshake (a lost datagram).
-CLIENT_TIMEOUT = 2.0
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE / "loadgen" / "dtlsload.c"
 DTLSGATE = str(Path(sys.executable).with_name("dtlsgate"))
+PSK = "bench:000102030405060708090a0b0c0d0e0f"
+TICK = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT = 60.0
+
+
+def build_loadgen() -> Path:
+    """Compile dtlsload.c (kept in the cache directory until the source changes); apt-get
+    gcc and libssl-dev as root when missing."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtlsgate"
+    binary = cache / "dtlsload"
+    stamp = cache / "dtlsload.source"
+    if binary.exists() and stamp.exists() and stamp.read_bytes() == SOURCE.read_bytes():
+        return binary
+    if not (shutil.which("gcc") and Path("/usr/include/openssl/evp.h").exists()):
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            sys.exit(
+                "bench/workers.py needs gcc and OpenSSL's headers: apt-get install gcc libssl-dev"
+            )
+        print("installing gcc and libssl-dev (apt-get)", file=sys.stderr)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "gcc", "libssl-dev"], check=True, timeout=600
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-o", str(binary), str(SOURCE), "-lcrypto"], check=True, timeout=120
+    )
+    stamp.write_bytes(SOURCE.read_bytes())
+    return binary
 
 
 def free_port() -> int:
@@ -48,156 +98,369 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def read_all(conn: SSL.Connection) -> list[bytes]:
-    out = []
-    while True:
-        try:
-            out.append(conn.bio_read(MAX_DATAGRAM))
-        except SSL.WantReadError:
-            return out
-
-
-class Client:
-    """Handshakes again and again, each time from a new socket."""
-
-    def __init__(self, ctx: SSL.Context, server: tuple[str, int]) -> None:
-        self.ctx, self.server = ctx, server
-        self.completed = 0
-        self.sock: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.conn = SSL.Connection(self.ctx, None)
-        self.conn.set_connect_state()
-        self.started = time.monotonic()
-        self.step(b"")
-
-    def step(self, datagram: bytes) -> None:
-        assert self.sock is not None
-        if datagram:
-            self.conn.bio_write(datagram)
-        try:
-            self.conn.do_handshake()
-            finished = True
-        except SSL.WantReadError:
-            finished = False
-        except SSL.Error:
-            self.start()
-            return
-        if finished:
-            with contextlib.suppress(SSL.Error):
-                self.conn.shutdown()
-        for out in read_all(self.conn):
-            self.sock.sendto(out, self.server)
-        if finished:
-            self.completed += 1
-            self.start()
-
-
-def cpu_seconds(pgid: int) -> float:
-    """User and system CPU time of every process in the group."""
-    total = 0
+def group_pids(pgid: int) -> list[int]:
+    """The processes of a process group (the workers of one ``dtlsgate serve``)."""
+    pids = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid:
+                    pids.append(int(entry))
+    return sorted(pids)
 
 
-def one_round(workers: int, seconds: float, clients: int) -> tuple[float, float, float]:
-    """(handshakes per second, handshakes per server CPU-second, share of a core the load
-    generator used)."""
+def cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each process."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) / TICK, int(fields[12]) / TICK)
+    return out
+
+
+def switches(pids: list[int]) -> tuple[int, int]:
+    """Context switches of the processes together: (voluntary: it waited for a datagram,
+    involuntary: the scheduler gave its core to another)."""
+    voluntary = involuntary = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    involuntary += int(line.split()[1])
+    return voluntary, involuntary
+
+
+def autogroups(pids: list[int]) -> set[str]:
+    """The scheduler's autogroups of the processes (CPU is shared between these first)."""
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            groups.add(Path(f"/proc/{pid}/autogroup").read_text().split()[0])
+    return groups
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / TICK, sum(fields[:8]) / TICK
+
+
+def stop_and_wait(pids: list[int]) -> None:
+    """SIGINT to each process (a worker then logs its summary and exits), and wait."""
+    for pid in pids:
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while True:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                break
+            if state == "Z" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serve(
+    workers: int, load: str, *extra: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """``dtlsgate serve --workers N`` on a free port, its stderr in a file; stopped with
+    SIGINT (each worker then logs its summary with ``-v``) and, failing that, SIGKILL."""
     port = free_port()
-    env = dict(os.environ, XDG_CACHE_HOME=os.environ.get("XDG_CACHE_HOME", "/tmp/dtlsgate-bench"))
-    server = subprocess.Popen(
-        [
-            DTLSGATE,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *("--workers", str(workers)),
-        ],
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=env,
-    )
+    args = [
+        DTLSGATE,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    if load == "psk":
+        args += ["--psk", PSK]
+    with tempfile.NamedTemporaryFile(prefix="dtlsgate-serve-", suffix=".log", delete=False) as log:
+        logfile = Path(log.name)
+    with open(logfile, "wb") as err:
+        server = subprocess.Popen([*args, *extra], stderr=err, start_new_session=True)
     try:
-        assert server.stderr is not None
-        ready, _, _ = select.select([server.stderr], [], [], 60)
-        if not ready or b"serving" not in server.stderr.readline():
-            sys.exit("dtlsgate serve did not start")
-        time.sleep(0.5)  # the other workers bind too
-        ctx = SSL.Context(SSL.DTLS_METHOD)
-        ctx.set_cipher_list(CIPHER)
-        ctx.set_verify(SSL.VERIFY_NONE, lambda *a: True)
-        pool = [Client(ctx, ("127.0.0.1", port)) for _ in range(clients)]
-        start = time.monotonic()
-        counted_from = start + WARMUP_SECONDS
-        end = counted_from + seconds
-        base = cpu0 = None
-        own0 = 0.0
-        while (now := time.monotonic()) < end:
-            if base is None and now >= counted_from:
-                base, cpu0 = sum(c.completed for c in pool), cpu_seconds(server.pid)
-                own0 = time.process_time()
-            socks = {c.sock: c for c in pool}
-            ready, _, _ = select.select(list(socks), [], [], 0.2)
-            for s in ready:
-                assert s is not None
-                socks[s].step(s.recv(MAX_DATAGRAM))
-            for c in pool:
-                if time.monotonic() - c.started > CLIENT_TIMEOUT:
-                    c.start()
-        assert base is not None and cpu0 is not None
-        done = sum(c.completed for c in pool) - base
-        cpu = cpu_seconds(server.pid) - cpu0
-        own = (time.process_time() - own0) / seconds
-        for c in pool:
-            if c.sock is not None:
-                c.sock.close()
-        return done / seconds, done / cpu if cpu else 0.0, own
+        deadline = time.monotonic() + START_TIMEOUT
+        while b"serving" not in logfile.read_bytes() or len(group_pids(server.pid)) < workers:
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"dtlsgate serve did not start: {logfile.read_text()}")
+            time.sleep(0.05)
+        time.sleep(0.3)  # the forked workers bind after they start
+        yield server, port, logfile
     finally:
+        # The forked workers first: the main process's exit would end them (daemons) before
+        # they log their summaries.
+        stop_and_wait([p for p in group_pids(server.pid) if p != server.pid])
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+            os.kill(server.pid, signal.SIGINT)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
+@dataclass
+class Round:
+    load: str
+    workers: int
+    rate: float
+    worker_cpu: list[tuple[float, float]]  # (user, system) seconds per worker in the window
+    gen_cpu: tuple[float, float]
+    handshakes: int
+    ports: int
+    other_cpu: float  # cores the rest of the machine used
+    loadavg: float
+    failures: str
+    switches: tuple[int, int]  # the workers' context switches in the window
+
+    @property
+    def server_cpu(self) -> float:
+        return sum(u + s for u, s in self.worker_cpu)
+
+    @property
+    def gen_share(self) -> float:
+        """Generator CPU over server CPU per handshake (g/s)."""
+        return sum(self.gen_cpu) / self.server_cpu if self.server_cpu else 0.0
+
+
+def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) -> Round:
+    with serve(workers, load) as (server, port, logfile):
+        pids = group_pids(server.pid)
+        cmd = [str(loadgen), "--port", str(port), "--clients", str(args.clients)]
+        cmd += [
+            "--warmup",
+            str(args.warmup),
+            "--seconds",
+            str(args.seconds),
+            "--nap",
+            str(args.nap),
+        ]
+        if load == "psk":
+            cmd += ["--psk", PSK]
+        gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        spin = None
+        if args.spin and workers == 1:  # the other core busy with a loop that touches nothing
+            spin = subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"], start_new_session=True
+            )
+        if args.boost:
+            for p in (server, gen, spin):  # the server's autogroup, the generator's, the loop's
+                if p is not None:
+                    Path(f"/proc/{p.pid}/autogroup").write_text(str(-args.boost))
+        try:
+            assert gen.stdout is not None
+            if gen.stdout.readline().strip() != "counting":
+                sys.exit("dtlsload did not start counting")
+            cpu0, busy0, sw0 = cpu_times(pids), machine_busy(), switches(pids)
+            done = gen.stdout.readline()
+            cpu1, busy1, sw1 = cpu_times(pids), machine_busy(), switches(pids)
+            gen.wait(30)
+        finally:
+            for p in (gen, spin):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+    logfile.unlink()
+    if not done.startswith("done "):
+        sys.exit(f"dtlsload: {done!r}")
+    fields = dict(kv.split("=", 1) for kv in done.split()[1:])
+    seconds = float(fields["seconds"])
+    handshakes = int(fields["handshakes"])
+    worker_cpu = [
+        (cpu1[p][0] - cpu0[p][0], cpu1[p][1] - cpu0[p][1]) for p in pids if p in cpu0 and p in cpu1
+    ]
+    gen_cpu = (float(fields["user"]), float(fields["sys"]))
+    ours = sum(u + s for u, s in worker_cpu) + sum(gen_cpu)
+    other = max(0.0, (busy1[0] - busy0[0]) - ours) / seconds
+    failures = "resent={resent} abandoned={abandoned} failures={failures}".format(**fields)
+    return Round(
+        load,
+        workers,
+        handshakes / seconds,
+        worker_cpu,
+        gen_cpu,
+        handshakes,
+        int(fields["ports"]),
+        other,
+        os.getloadavg()[0],
+        failures,
+        (sw1[0] - sw0[0], sw1[1] - sw0[1]),
+    )
+
+
+def show(r: Round, seconds: float) -> None:
+    per_worker = " ".join(f"{(u + s) / seconds:.2f}({s / seconds:.2f})" for u, s in r.worker_cpu)
+    gen_u, gen_s = r.gen_cpu
+    print(
+        f"  {r.load:4} --workers {r.workers}: {r.rate:6.0f} handshakes/s;"
+        f" cores (of which system): workers {per_worker},"
+        f" generator {(gen_u + gen_s) / seconds:.2f}({gen_s / seconds:.2f}),"
+        f" rest of machine {r.other_cpu:.2f}; per handshake: server"
+        f" {r.server_cpu / r.handshakes * 1e6:.0f} us,"
+        f" generator {sum(r.gen_cpu) / r.handshakes * 1e6:.0f} us"
+        f" (g/s {r.gen_share:.2f}); workers' context switches per handshake"
+        f" {r.switches[0] / r.handshakes:.2f} waiting"
+        f" + {r.switches[1] / r.handshakes:.2f} preempted;"
+        f" load avg {r.loadavg:.1f}; {r.ports} source ports; {r.failures}",
+        flush=True,
+    )
+
+
+# ---- the check: both workers serve, one cookie key -------------------------------------
+
+
+def held_client_hellos(port: int, count: int) -> list[tuple[socket.socket, bytes]]:
+    """``count`` pyOpenSSL clients, each on its own socket, that sent a ClientHello and got
+    a HelloVerifyRequest: their second ClientHello, with the cookie, not sent yet."""
+    from OpenSSL import SSL
+
+    ctx = SSL.Context(SSL.DTLS_METHOD)
+    ctx.set_verify(SSL.VERIFY_NONE, lambda *a: True)
+    held = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        conn = SSL.Connection(ctx, None)
+        conn.set_connect_state()
+        with contextlib.suppress(SSL.WantReadError):
+            conn.do_handshake()
+        sock.send(conn.bio_read(65535))
+        hello_verify = sock.recv(65535)
+        if hello_verify[13] != 3:  # handshake type: HelloVerifyRequest
+            sys.exit("the server did not answer with a HelloVerifyRequest")
+        conn.bio_write(hello_verify)
+        with contextlib.suppress(SSL.WantReadError):
+            conn.do_handshake()
+        held.append((sock, conn.bio_read(65535)))
+    return held
+
+
+def check(loadgen: Path, clients: int) -> None:
+    """Both workers serve; the clients come from many ports; the cookie key is shared."""
+    print("check: dtlsgate serve --workers 2", flush=True)
+    with serve(2, "psk", "-v") as (server, port, logfile):
+        groups = autogroups(group_pids(server.pid))
+        cmd = [str(loadgen), "--port", str(port), "--clients", str(clients), "--psk", PSK]
+        out = subprocess.run(
+            [*cmd, "--warmup", "0.5", "--seconds", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    done = dict(kv.split("=", 1) for kv in out.splitlines()[-1].split()[1:])
+    counts = [
+        int(n) for n in re.findall(r"stopped: (\d+) handshakes completed", logfile.read_text())
+    ]
+    logfile.unlink()
+    print(
+        f"  both workers serve: handshakes per worker {counts} (each one's summary);"
+        f" the generator: {done['handshakes']} in 2 s from {done['ports']} source ports,"
+        f" {done['failures']} failed; the workers' autogroups: {', '.join(sorted(groups)) or '-'}",
+        flush=True,
+    )
+    # 16 clients get their HelloVerifyRequests; then the forked worker stops (its summary
+    # says how many of them it answered) and the main process, alone on the port, must
+    # admit every ClientHello carrying a cookie, those minted by the stopped worker too.
+    with serve(2, "cert", "-v") as (server, port, logfile):
+        held = held_client_hellos(port, 16)
+        stop_and_wait([p for p in group_pids(server.pid) if p != server.pid])
+        minted = re.search(r"gate: (\d+) replies", logfile.read_text())
+        answered = 0
+        for sock, hello in held:
+            sock.send(hello)
+            with contextlib.suppress(OSError):
+                reply = sock.recv(65535)
+                answered += reply[0] == 22 and reply[13] == 2  # a ServerHello
+            sock.close()
+    logfile.unlink()
+    by_other = int(minted.group(1)) if minted else 0
+    print(
+        f"  one cookie key: {by_other} of the {len(held)} HelloVerifyRequests came from the"
+        f" worker then stopped; {answered} of {len(held)} ClientHellos with their cookies"
+        f" answered with a ServerHello by the other",
+        flush=True,
+    )
+    if len(counts) != 2 or min(counts) == 0 or not by_other or answered != len(held):
+        sys.exit("check failed")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per round")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before counting")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=16)
-    args = parser.parse_args()
-    rates: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
-    for _ in range(args.rounds):
-        for workers in (1, 2):
-            rates[workers].append(one_round(workers, args.seconds, args.clients))
-    print(
-        f"dtlsgate serve --workers N: DTLS 1.2 handshakes, {args.rounds} rounds of"
-        f" {args.seconds:.0f} s, {args.clients} pyOpenSSL clients in this process"
+    parser.add_argument("--clients", type=int, default=64, help="concurrent handshakes")
+    parser.add_argument("--loads", default="psk,cert", help="psk, cert or both")
+    parser.add_argument(
+        "--nap",
+        type=int,
+        default=500,
+        help="the generator's nap in us when few datagrams wait (fewer wake-ups)",
     )
-    for workers, values in rates.items():
-        wall = statistics.median(v[0] for v in values)
-        cpu = statistics.median(v[1] for v in values)
-        own = statistics.median(v[2] for v in values)
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="with one worker, a busy loop on the other core (what a busy second core costs)",
+    )
+    parser.add_argument("--no-check", action="store_true", help="skip the two-worker check")
+    parser.add_argument(
+        "--boost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="as root on a busy machine: nice -N for the server's and the generator's"
+        " autogroups, so that they take the cores from other sessions (default 0: off)",
+    )
+    args = parser.parse_args()
+    loads = args.loads.split(",")
+    loadgen = build_loadgen()
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    if not args.no_check:
+        check(loadgen, args.clients)
+    results: dict[str, dict[int, list[Round]]] = {load: {1: [], 2: []} for load in loads}
+    print(
+        f"rounds: {args.rounds} per load, {args.seconds:.0f} s counted after {args.warmup:.0f} s,"
+        f" {args.clients} concurrent clients, autogroup boost {args.boost}"
+        " (cores used: total (system))",
+        flush=True,
+    )
+    for i in range(args.rounds):
+        for load in loads:
+            for workers in (1, 2) if i % 2 == 0 else (2, 1):
+                r = one_round(loadgen, load, workers, args)
+                results[load][workers].append(r)
+                show(r, args.seconds)
+    print("summary (medians over rounds):")
+    for load, by_workers in results.items():
+        one, two = by_workers[1], by_workers[2]
+        ratios = [b.rate / a.rate for a, b in zip(one, two, strict=True)]
+        share = statistics.median(r.gen_share for r in one + two)
+        per_cpu = {
+            w: statistics.median(r.handshakes / r.server_cpu for r in rs)
+            for w, rs in by_workers.items()
+        }
         print(
-            f"  --workers {workers}: {wall:7.0f} handshakes/s, {cpu:7.0f} per server CPU-second"
-            f" (load generator: {own:.2f} of a core)"
+            f"  {load}: --workers 1 {statistics.median(r.rate for r in one):.0f}/s,"
+            f" --workers 2 {statistics.median(r.rate for r in two):.0f}/s,"
+            f" ratio {statistics.median(ratios):.2f}"
+            f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)});"
+            f" generator/server CPU per handshake {share:.2f}, so at most {2 / (1 + share):.2f};"
+            f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f}"
         )
-    ratios = [b[0] / a[0] for a, b in zip(rates[1], rates[2], strict=True)]
-    print(f"  --workers 2 / --workers 1 = {statistics.median(ratios):.2f} (median of round ratios)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ KeyUpdate included once the handshake is done:
     byte 3-  as above; the payload follows
 
 Modes 1 and 2 reach the code behind record protection (handshake messages in epochs 2 and
-3, ACKs, alerts, application data, KeyUpdate, NewSessionTicket), which mutated ciphertext
+3, ACKs, alerts, application data, KeyUpdate, NewSessionTicket, NewConnectionId and
+RequestConnectionId, the first run negotiating connection IDs), which mutated ciphertext
 never does. The contract is tests/test_dtls13_fuzz.py's: the datagram is dropped silently
 with the reassembly buffer within its bound, or a `ProtocolError` comes out with the
 connection closed, or `AlertReceived`; the rest of the run yields nothing else either.
@@ -52,7 +53,14 @@ PSK_ID, PSK_KEY = b"Client_identity", bytes(range(32))
 CCM8 = (CipherSuite.TLS_AES_128_CCM_8_SHA256,)
 # name: (server key type, server config, client config, through the gate)
 CONFIGS: dict[str, tuple[str | None, dict[str, Any], dict[str, Any], bool]] = {
-    "certificates": ("ecdsa-p256", {}, {}, False),
+    # With connection IDs, and after the handshake a NewConnectionId and a
+    # RequestConnectionId (RFC 9147 §9) in the run.
+    "certificates": (
+        "ecdsa-p256",
+        {"connection_id_length": 4},
+        {"connection_id_length": 2},
+        False,
+    ),
     "gated": ("ecdsa-p256", {}, {}, True),
     "fragmented": ("ecdsa-p256", {"mtu": 300}, {"mtu": 300}, False),
     "psk_ccm8": (
@@ -93,6 +101,9 @@ class Driver:
                 assert pair.server is not None
                 pair.server.send(b"pong")
                 pair.client.key_update(request_peer=True)
+                if pair.client.connection_ids:
+                    pair.server.new_connection_ids(1)
+                    pair.client.request_connection_ids(2)
                 return self._fill()
             conns = [c for c in (pair.client, pair.server) if c is not None and not c.closed]
             timers = [t for c in conns if (t := c.get_timer()) is not None]
@@ -228,8 +239,27 @@ def seeds() -> list[bytes]:
             out.append(bytes((index, point, side | XOR << 1, 0)))
             out.append(bytes((index, point, side | RECORD << 1, 23)) + b"data")
             out.append(bytes((index, point, side | HANDSHAKE << 1, 24, 0, 1, 0, 0)))
+            out += _connection_id_seeds(driver, index, point, to)
             driver.step()
     return out
+
+
+def _connection_id_seeds(driver: Driver, index: int, point: int, to: str) -> list[bytes]:
+    """After a handshake with connection IDs: a NewConnectionId and a RequestConnectionId
+    (RFC 9147 §9) to the side the next datagram goes to, numbered as it expects next."""
+    conn, _ = driver.side(to)
+    if conn is None or not conn.handshake_complete or not conn.connection_ids:
+        return []
+    side = 1 if to == "server" else 0
+    seq = conn.reassembler.next_seq % 8
+    head = bytes((index, point, side | HANDSHAKE << 1, 0))
+    new_cids = b"\x00\x06\x05abcde\x01"  # one 5-byte spare CID; length 9 = 3 * 3
+    return [
+        head + bytes((10, seq, 0, 3)) + new_cids,
+        # Lengths are multiples of 3 here: num_cids 2 and two stray bytes (decode_error;
+        # the run itself carries a well-formed one).
+        head + bytes((9, seq, 0, 1)) + b"\x02\x00\x00",
+    ]
 
 
 def main() -> None:

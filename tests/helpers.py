@@ -176,7 +176,7 @@ class DatagramPair:
                     self.replies.append(result.data)
                     self.client.receive(result.data, SERVER, self.now)
                 elif isinstance(result, Admit | Dtls13Admit):
-                    self.server = accept(result, self.server_cfg)
+                    self.server = accept(result, self.server_cfg, gate=self.gate)
                     self.server.start(self.now)
                 continue
             if self.server is None:
@@ -224,10 +224,13 @@ class DatagramPair:
         )
 
 
-def make_pair(server_cfg: ServerConfig, client_cfg: ClientConfig) -> DatagramPair:
-    """A DTLS 1.2 client and the gate in front of its server."""
+def make_pair(
+    server_cfg: ServerConfig, client_cfg: ClientConfig, *, gate: Gate | None = None
+) -> DatagramPair:
+    """A DTLS 1.2 client and the gate in front of its server (``gate``: one of
+    ``server_cfg`` shared by several pairs, as a server's is by its connections)."""
     client = DtlsClientConnection(client_cfg, SERVER)
-    pair = DatagramPair(server_cfg, client, Gate(server_cfg))
+    pair = DatagramPair(server_cfg, client, gate or Gate(server_cfg))
     client.connect(NOW)
     return pair
 

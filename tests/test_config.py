@@ -109,6 +109,18 @@ def test_verify_client_is_an_enum_that_takes_strings_and_ssl_constants(tmp_path:
             ServerConfig(verify_client=bad, cafile=cert)  # type: ignore[arg-type]
 
 
+def test_a_client_config_loads_its_trust_store_once_per_cafile() -> None:
+    one, _ = make_self_signed("ca-one")
+    two, _ = make_self_signed("ca-two")
+    config = ClientConfig(server_name="localhost", cafile=one)
+    store = config.trust_store()
+    assert [c.subject.rfc4514_string() for c in store.certificates] == ["CN=ca-one"]
+    assert config.trust_store() is store  # kept: every connection of the config shares it
+    config.load_verify_locations(cadata=two)  # a changed cafile is loaded again
+    names = [c.subject.rfc4514_string() for c in config.trust_store().certificates]
+    assert names == ["CN=ca-one", "CN=ca-two"]
+
+
 def test_load_verify_locations_as_in_ssl(tmp_path: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding

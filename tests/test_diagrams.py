@@ -28,7 +28,7 @@ def test_committed_diagrams_match_the_tables() -> None:
 def test_every_table_entry_has_an_arrow() -> None:
     diagrams = load_script()
     text = diagrams.render()
-    for machine in diagrams.machines():
+    for machine, _base in diagrams.machines():
         for (state, _msg_type), targets in machine.goes_to.items():
             for target in targets:
                 assert f"    {state.__name__} --> {target.__name__}: " in text

@@ -79,34 +79,48 @@ def test_close_notify_reaches_the_peer() -> None:
     assert [e.alert for e in closed_events(pair.server_events)] == [0]
 
 
-def test_certificate_messages_are_cached_per_chain_and_bounded() -> None:
-    from dtlsgate.crypto.certs import load_identity, make_self_signed
+def test_certificate_message_is_encoded_once_per_context_and_bounded() -> None:
     from dtlsgate.handshake.dtls12 import server
     from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
     from dtlsgate.wire.messages12 import Certificate12
 
-    cert_pem, key_pem = make_self_signed("localhost", "ecdsa-p256")
-    leaf = load_identity(cert_pem, key_pem).chain[0]
-    chain = [leaf]
-    message = server._certificate_message(chain, 2)
+    cfg = server_config()
+    leaf = cfg.certificate_chain[0]
+    ctx = server.ServerContext(cfg)
+    message = ctx.certificate_message(2)
     assert message[0] == HandshakeType.CERTIFICATE and message[4:6] == b"\x00\x02"
     body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
     assert Certificate12.decode(body).certificates == (leaf.public_bytes(Encoding.DER),)
-    # Encoded once per chain and message_seq: every connection holds the same bytes.
-    assert server._certificate_message(chain, 2) is message
-    other = server._certificate_message(chain, 5)
+    # Encoded once per message_seq: every connection of the context holds the same bytes.
+    assert ctx.certificate_message(2) is message
+    other = ctx.certificate_message(5)
     assert other[DTLS_HANDSHAKE_HEADER_LENGTH:] == body and other[4:6] == b"\x00\x05"
-    # Per chain, at most MAX_CACHED_MESSAGE_SEQS message_seq values are kept (a client
-    # picks its ClientHello's), the others encoded afresh each time.
+    # At most MAX_CACHED_MESSAGE_SEQS message_seq values are kept (a client picks its
+    # ClientHello's), the others encoded afresh each time.
     for seq in range(100):
-        assert server._certificate_message(chain, seq)[4:6] == seq.to_bytes(2, "big")
-    by_seq = server._certificate_messages[(id(leaf),)][2]
-    assert len(by_seq) <= server.MAX_CACHED_MESSAGE_SEQS
-    # Chains of other certificate objects (here: other lengths) each take an entry, at most
-    # MAX_CACHED_CHAINS of them.
-    for n in range(1, 2 * server.MAX_CACHED_CHAINS):
-        server._certificate_message([leaf] * n, 1)
-        assert len(server._certificate_messages) <= server.MAX_CACHED_CHAINS
+        assert ctx.certificate_message(seq)[4:6] == seq.to_bytes(2, "big")
+    assert len(ctx._certificate_messages) <= server.MAX_CACHED_MESSAGE_SEQS
+
+
+def test_connections_accepted_through_a_gate_share_its_prepared_context() -> None:
+    from dtlsgate.connection.datagram import DtlsServerConnection
+    from dtlsgate.connection.datagram13 import accept
+    from dtlsgate.errors import UsageError
+
+    first = make_pair(server_config(), client_config())
+    second = make_pair(server_config(), client_config())
+    for pair in (first, second):
+        pair.run()
+        assert pair.server.handshake_complete
+    assert first.gate is not None and second.gate is not None
+    assert first.server._ctx is first.gate.dtls12_context
+    assert second.server._ctx is not first.server._ctx  # another gate, another config
+    # A context is for the config it was made from (checked before the admit is read).
+    context = first.gate.dtls12_context
+    with pytest.raises(UsageError, match="another config"):
+        DtlsServerConnection(None, server_config(), context=context)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="another config"):
+        accept(None, server_config(), gate=first.gate)  # type: ignore[arg-type]
 
 
 def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:

@@ -31,8 +31,7 @@ from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.handshake.dtls12.resume import (
     Dtls12Session,
     StoredSession,
-    open_ticket,
-    seal_ticket,
+    TicketKeys,
 )
 from dtlsgate.wire.enums import CipherSuite, ContentType, HandshakeType
 from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
@@ -196,7 +195,7 @@ def sealed(
 ) -> bytes:
     if jar is not None:
         kwargs["cookie_jar"] = jar
-    return seal_ticket(server_config(**kwargs), stored, bytes(12), now)
+    return TicketKeys(server_config(**kwargs)).seal(stored, bytes(12), now)
 
 
 def stored_from(session: Dtls12Session, **changes: Any) -> StoredSession:
@@ -280,11 +279,13 @@ def test_the_session_of_a_suite_no_longer_offered_is_not_offered() -> None:
 def test_a_ticket_opens_for_its_lifetime_across_a_key_rotation() -> None:
     cfg = server_config(ticket_lifetime=600)
     stored = StoredSession(GCM128, int(NOW), 600, True, bytes(48), None, None, ())
-    ticket = seal_ticket(cfg, stored, bytes(12), NOW)
-    assert open_ticket(cfg, ticket, NOW + 599) == stored  # the next key epoch, maybe
-    assert open_ticket(cfg, ticket, NOW + 600) is None
+    keys = TicketKeys(cfg)
+    ticket = keys.seal(stored, bytes(12), NOW)
+    assert keys.open(ticket, NOW + 599) == stored  # the next key epoch, maybe
+    assert keys.open(ticket, NOW + 600) is None
     # A shorter lifetime configured since applies to tickets issued before.
-    assert open_ticket(server_config(ticket_lifetime=300), ticket, NOW + 400) is None
+    shorter = server_config(ticket_lifetime=300, cookie_jar=cfg.cookie_jar)
+    assert TicketKeys(shorter).open(ticket, NOW + 400) is None
 
 
 # ---- the client's side: the server must resume the session it was offered -----------------------

@@ -2,22 +2,27 @@
 DTLS 1.3 client whose socket changes port mid-connection (a NAT rebinding, simulated on
 loopback) keeps its association, because the server routes a datagram carrying a known
 connection ID to its association from any address, and the association follows the new
-address once a record from there authenticates."""
+address once a record from there authenticates; and, after the server issued a new CID in
+a NewConnectionId, a client that moves to a new port and to that CID keeps it too."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from dtls13_socket import data_of, pump
 from test_dtls13_faces import echo, server_config
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13Connection
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.io import aio
+from dtlsgate.record.dtls13 import connection_id_of
+from dtlsgate.wire.enums import ConnectionIdUsage
 
 
 def _udp() -> socket.socket:
@@ -71,3 +76,82 @@ def test_rebinding_client_keeps_its_association_with_connection_ids() -> None:
 def test_without_connection_ids_the_new_port_is_a_stranger() -> None:
     data, _, _ = _run(cid=0)
     assert data == b"echo:one"  # "two" from the new port reached no association
+
+
+# ---- CIDs issued after the handshake (RFC 9147 §9 NewConnectionId) ---------------------------
+
+
+def _switching_client(
+    server: tuple[str, int], usage: ConnectionIdUsage, routed: Callable[[], int]
+) -> tuple[bytes, bool, int]:
+    """Handshake from a first socket and wait for the server's NewConnectionId; one echo;
+    then a new source port and the new CID (the next spare, or the one the server made
+    immediate): a second echo. The data echoed, whether the second socket's datagrams
+    carried the new CID and not the first, and ``routed()`` read after the second echo,
+    before our close_notify ends the association."""
+    config = ClientConfig(insecure=True, dtls_versions=(0xFEFC,), connection_id_length=2)
+    conn = Dtls13ClientConnection(config, server)
+    events: list[Any] = []
+    first, second = _udp(), _udp()
+    try:
+        conn.connect(time.time())
+        old = b""
+
+        def issued(_: list[Any]) -> bool:
+            nonlocal old
+            old = old or conn.peer_connection_id
+            if usage == ConnectionIdUsage.cid_spare:
+                return bool(conn.spare_connection_ids)
+            return bool(old) and conn.peer_connection_id != old
+
+        assert pump(conn, first, issued, events)
+        conn.send(b"one")
+        assert pump(conn, first, lambda e: b"echo:one" in data_of(e), events, seconds=10)
+        first.close()  # a new path from now on
+        new = conn.use_next_connection_id() if usage == ConnectionIdUsage.cid_spare else b""
+        new = new or conn.peer_connection_id
+        conn.send(b"two")
+        sent = conn.datagrams_to_send()
+        for datagram, peer in sent:
+            second.sendto(datagram, peer)
+        carried = {connection_id_of(d, 4) for d, _ in sent} == {new} and new != old
+        pump(conn, second, lambda e: b"echo:two" in data_of(e), events, seconds=10)
+        routes = routed()
+        conn.close()
+        for datagram, peer in conn.datagrams_to_send():
+            second.sendto(datagram, peer)
+        return data_of(events), carried, routes
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("usage", list(ConnectionIdUsage), ids=lambda u: u.name)
+def test_new_connection_id_and_a_new_port_keep_the_association(usage: ConnectionIdUsage) -> None:
+    async def issuing_echo(stream: aio.DtlsStream) -> None:
+        conn = stream.connection
+        assert isinstance(conn, Dtls13Connection)
+        conn.new_connection_ids(1, usage)
+        stream.pump()
+        await echo(stream)
+
+    async def main() -> tuple[bytes, bool, int, int]:
+        config = server_config(connection_id_length=4)
+        async with await aio.serve(issuing_echo, "127.0.0.1", 0, config) as server:
+            loop = asyncio.get_running_loop()
+            data, carried, routed = await loop.run_in_executor(
+                None, _switching_client, server.address, usage, lambda: server.routed_connection_ids
+            )
+            for _ in range(100):  # the client's close_notify ends the association
+                if not server.associations:
+                    break
+                await asyncio.sleep(0.05)
+            return data, carried, routed, server.routed_connection_ids
+
+    data, carried, routed, after = asyncio.run(asyncio.wait_for(main(), 60))
+    assert data == b"echo:oneecho:two"
+    assert carried  # routed by the CID issued after the handshake
+    # cid_spare: both CIDs stay routable; cid_immediate: the old one was retired once the
+    # client acknowledged the NewConnectionId.
+    assert routed == (2 if usage == ConnectionIdUsage.cid_spare else 1)
+    assert after == 0  # the association ended: its CIDs left the table

@@ -50,6 +50,8 @@ MACHINES: dict[str, Machine[Any]] = {
     "dtls12-client": dtls12_client.CLIENT,
     "tls13-server": tls13_server.SERVER,
     "tls13-client": tls13_client.CLIENT,
+    "dtls13-server": tls13_server.DTLS_SERVER,
+    "dtls13-client": tls13_client.DTLS_CLIENT,
 }
 EPOCHS = range(7)
 

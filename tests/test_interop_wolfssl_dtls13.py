@@ -11,8 +11,12 @@ External PSK (`-s`: identity `Client_identity` and the 32-byte key wolfssl/test.
 callbacks return) with AES-128-CCM-8, psk_dhe_ke both ways and psk_ke (`-K`) from wolfSSL's
 client.
 
+Connection IDs (`--cid`) both ways. wolfSSL 5.5.4 does not implement NewConnectionId or
+RequestConnectionId (RFC 9147 §9): it answers ours with unexpected_message, which a test
+pins.
+
 Not here: TLS_CHACHA20_POLY1305_SHA256 (5.5.4 computes ChaCha20 record number masks
-wrongly, fixed upstream later) and connection IDs (not implemented yet). wolfSSL's example server does not always print the
+wrongly, fixed upstream later). wolfSSL's example server does not always print the
 client's line in DTLS 1.3: data is judged by what comes back.
 """
 
@@ -31,8 +35,9 @@ from peers import process, wolfssl_tree
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
+from dtlsgate.errors import AlertReceived
 from dtlsgate.events import HandshakeCompleted
-from dtlsgate.wire.enums import CipherSuite, ProtocolVersion
+from dtlsgate.wire.enums import AlertDescription, CipherSuite, ProtocolVersion
 
 pytestmark = pytest.mark.interop
 
@@ -334,3 +339,34 @@ def test_our_client_connection_id_with_wolfssl_server(wolfssl: Path, tmp_path: P
     assert conn.records.write_connection_id == b"ab"
     assert len(conn.records.read_connection_id) == 2
     assert data_of(events) == SERVER_TEXT
+
+
+@pytest.mark.parametrize("message", ["NewConnectionId", "RequestConnectionId"])
+def test_wolfssl_refuses_connection_id_updates(wolfssl: Path, tmp_path: Path, message: str) -> None:
+    # RFC 9147 §9: wolfSSL 5.5.4 implements neither message (its HandShakeType has no 9 or
+    # 10, wolfssl/internal.h; SanityCheckTls13MsgReceived in src/tls13.c refuses an unknown
+    # type, and DoTls13HandShakeMsgType answers unexpected_message). This pins what it does
+    # with ours, over CIDs negotiated both ways: when a later wolfSSL takes them, this test
+    # fails and an interop test of the update itself takes its place.
+    cert = identity(tmp_path, "ecdsa-p256")
+    config = ClientConfig(server_name="localhost", cafile=str(cert[0]), connection_id_length=2)
+    args = ["-c", str(cert[0]), "-k", str(cert[1]), "-d", "--cid", "ab"]
+    with udp_socket() as probe:
+        port = int(probe.getsockname()[1])
+    command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port), *args]
+    events: list[Any] = []
+    with (
+        process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL),
+        udp_socket() as sock,
+    ):
+        conn = Dtls13ClientConnection(config, ("127.0.0.1", port))
+        conn.connect(time.time())
+        assert pump(conn, sock, lambda e: conn.handshake_complete, events, 15)
+        assert conn.peer_connection_id == b"ab"
+        if message == "NewConnectionId":
+            conn.new_connection_ids(1)
+        else:
+            conn.request_connection_ids(1)
+        with pytest.raises(AlertReceived) as alert:
+            pump(conn, sock, lambda e: False, events, 10)
+    assert alert.value.description == AlertDescription.unexpected_message

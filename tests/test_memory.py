@@ -16,22 +16,23 @@ from helpers import client_config, make_pair, server_config
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsServerConnection
+from dtlsgate.gate.datagram import Gate
 
 COUNT = 1000
 MAX_ESTABLISHED_BYTES = 3584
 MAX_PENDING_BYTES = 3584
 
 
-def established(sconfig: ServerConfig, cconfig: ClientConfig) -> DtlsServerConnection:
-    pair = make_pair(sconfig, cconfig)
+def established(sconfig: ServerConfig, cconfig: ClientConfig, gate: Gate) -> DtlsServerConnection:
+    pair = make_pair(sconfig, cconfig, gate=gate)
     assert pair.run() and pair.completed() and pair.server is not None
     return pair.server
 
 
-def pending(sconfig: ServerConfig, cconfig: ClientConfig) -> DtlsServerConnection:
+def pending(sconfig: ServerConfig, cconfig: ClientConfig, gate: Gate) -> DtlsServerConnection:
     """A server connection made from the gate's Admit, its first flight sent, before the
     client's second flight."""
-    pair = make_pair(sconfig, cconfig)
+    pair = make_pair(sconfig, cconfig, gate=gate)
     pair.to_server([d for d, _ in pair.client.datagrams_to_send()])  # -> HelloVerifyRequest
     pair.to_server([d for d, _ in pair.client.datagrams_to_send()])  # the cookie -> Admit
     assert pair.server is not None and pair.server.datagrams_to_send()
@@ -39,17 +40,19 @@ def pending(sconfig: ServerConfig, cconfig: ClientConfig) -> DtlsServerConnectio
     return pair.server
 
 
-def bytes_each(make: Callable[[ServerConfig, ClientConfig], DtlsServerConnection]) -> float:
+def bytes_each(make: Callable[[ServerConfig, ClientConfig, Gate], DtlsServerConnection]) -> float:
     sconfig, cconfig = server_config(), client_config()
-    for _ in range(20):  # caches and first allocations are not per-connection memory
-        make(sconfig, cconfig)
+    # One gate, whose prepared context the connections share, as a server's do.
+    gate = Gate(sconfig)
+    for _ in range(20):  # first allocations are not per-connection memory
+        make(sconfig, cconfig, gate)
     held: list[DtlsServerConnection | None] = [None] * COUNT
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for i in range(COUNT):
-            held[i] = make(sconfig, cconfig)
+            held[i] = make(sconfig, cconfig, gate)
         gc.collect()
         return (tracemalloc.get_traced_memory()[0] - before) / COUNT
     finally:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from dtlsgate.crypto import CryptoProvider
+    from dtlsgate.crypto.certs import TrustStore
     from dtlsgate.crypto.signatures import PrivateKey
 
 # RFC 6347 §4.1.1.1: without path MTU discovery, records should fit a conservative path.
@@ -515,6 +516,10 @@ class ClientConfig:
     # RFC 8446 §4.2.6: offer post-handshake authentication (the server may then ask for our
     # certificate at any time after the handshake); off by default, as in OpenSSL.
     post_handshake_auth: bool = False
+    # ``trust_store()``'s anchors and the cafile they were loaded from.
+    _trust: tuple[str | bytes | None, TrustStore] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.connection_id_length <= 20:
@@ -533,6 +538,16 @@ class ClientConfig:
         if self.insecure and self.cafile:
             raise UsageError("cafile does not apply with insecure=True (nothing is verified)")
         _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
+
+    def trust_store(self) -> TrustStore:
+        """The anchors of ``cafile`` (the system's when None), loaded at the first call and
+        kept with the config: parsing a CA bundle (about 20 ms for the system's) is
+        configuration work, not a connection's. Loaded again when ``cafile`` changed."""
+        if self._trust is None or self._trust[0] != self.cafile:
+            from dtlsgate.crypto.certs import load_trust_store
+
+            self._trust = (self.cafile, load_trust_store(self.cafile))
+        return self._trust[1]
 
     def load_verify_locations(
         self, cafile: str | None = None, cadata: str | bytes | None = None

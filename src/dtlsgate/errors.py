@@ -135,6 +135,12 @@ class BadRecordMac(ProtocolError):
     alert = AlertDescription.bad_record_mac
 
 
+class TooManyCidsRequested(ProtocolError):
+    """RFC 9147 §9: the peer sent an excessive number of RequestConnectionId messages."""
+
+    alert = AlertDescription.too_many_cids_requested
+
+
 class InternalError(ProtocolError):
     """Something on our side failed that the peer's input did not cause in a way it can
     fix (RFC 8446 §6.2)."""

@@ -21,7 +21,6 @@ peer raises `AlertReceived`. Either way the connection is then closed.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from functools import lru_cache
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.flight import (
@@ -33,7 +32,7 @@ from dtlsgate.connection.flight import (
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity, load_trust_store
+from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
 from dtlsgate.events import (
     ConnectionClosed,
@@ -100,12 +99,6 @@ def completed(done: HandshakeComplete) -> HandshakeCompleted:
         resumed=done.resumed,
         peer_raw_public_key=done.peer_raw_public_key,
     )
-
-
-@lru_cache(maxsize=16)
-def _trust_store(cafile: str | None) -> TrustStore:
-    # Loading (and parsing) a CA bundle is configuration work: done once per file.
-    return load_trust_store(cafile)
 
 
 class DtlsConnection:
@@ -474,7 +467,9 @@ class DtlsConnection:
 
 class DtlsServerConnection(DtlsConnection):
     """A server connection, created from the gate's `Admit`: the cookie was verified there
-    and is not checked again."""
+    and is not checked again. ``context``: the config prepared for DTLS 1.2 handshakes
+    (`ServerContext`), shared by the connections of one config (the gate's
+    ``dtls12_context``); without it the connection prepares the config itself."""
 
     __slots__ = ("_admit", "_ctx", "_state")
 
@@ -483,12 +478,12 @@ class DtlsServerConnection(DtlsConnection):
         admit: Admit,
         config: ServerConfig,
         *,
+        context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
-        check_dtls12_identity(config.certificate_chain, config.private_key)
-        verify = config.verify_client != "none" and config.cafile
-        trust = _trust_store(config.cafile) if verify else None
-        self._ctx = _server.ServerContext(config, config.provider, trust)
+        if context is not None and context.config is not config:
+            raise UsageError("the ServerContext was made for another config")
+        self._ctx = context or _server.ServerContext(config)
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
         transcript = Transcript(admit.message_seq)
@@ -559,7 +554,7 @@ class DtlsClientConnection(DtlsConnection):
         elif not config.insecure and config.psk is None:
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
-            trust = _trust_store(config.cafile)
+            trust = config.trust_store()  # loaded once per config
         self._ctx = _client.ClientContext(config, trust)
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().

@@ -7,6 +7,7 @@ The same face as the DTLS 1.2 connection (`dtlsgate.connection.datagram`):
     conn.get_timer() / handle_timer(now)
     conn.next_event()                  # HandshakeCompleted, DataReceived, ConnectionClosed, ...
     conn.send(data) / conn.key_update() / conn.close()
+    conn.new_connection_ids(n) / conn.request_connection_ids(n) / conn.use_next_connection_id()
 
 The handshake is the TLS 1.3 engine's (`dtlsgate.handshake.tls13`, run with its DTLS
 `Versions`); this module carries out the actions it returns over the DTLS 1.3 record layer
@@ -29,9 +30,35 @@ The handshake is the TLS 1.3 engine's (`dtlsgate.handshake.tls13`, run with its 
   client sends in the handshake epoch from the ServerHello on, so it can acknowledge the
   server's encrypted flight as it comes.) A server after the gate's stateless HRR numbers
   its plaintext records above the HRR's (`Dtls13ServerConnection.from_admit`).
-- Post-handshake messages (§5.8.4, §8): KeyUpdate and NewSessionTicket are each one flight,
-  sent one at a time and retransmitted until acknowledged; our sending key changes only
-  once our KeyUpdate is acknowledged (§8).
+- Post-handshake messages (§5.8.4, §8): KeyUpdate, NewSessionTicket, NewConnectionId and
+  RequestConnectionId are each one flight, sent one at a time and retransmitted until
+  acknowledged; our sending key changes only once our KeyUpdate is acknowledged (§8).
+- Connection IDs (RFC 9147 §9, when both sides sent the connection_id extension): the
+  peer's CID goes in every record we send, any of ours (``connection_ids``) is accepted in
+  the records we receive. After the handshake either side may offer the other new CIDs in a
+  NewConnectionId and ask for some with a RequestConnectionId, each a post-handshake
+  message like the others (§5.8.4: one of each type unacknowledged at a time):
+  - ``new_connection_ids(n, usage)`` issues ``n`` fresh CIDs of ours (random, of the
+    negotiated length, at most `MAX_READ_CONNECTION_IDS` accepted at once); they are
+    accepted at once. With cid_spare the CIDs issued before stay valid (the peer "MAY" go
+    on using them); with cid_immediate the peer "MUST" use a new one for all future records,
+    so the CIDs issued before it are retired once the peer acknowledged the message (a
+    record it sent before that and delivered after is then dropped, like a lost one).
+  - A peer's RequestConnectionId is answered at once with a cid_spare NewConnectionId of at
+    most ``num_cids`` fresh CIDs, fewer (none at all) when our set is full, as §9 allows;
+    more than `MAX_CID_REQUESTS_WITHOUT_DATA` requests with no application data between
+    them is too_many_cids_requested.
+  - The peer's NewConnectionId: cid_immediate switches the CID we send to its first CID at
+    once (the others become spares; older spares are dropped, since none of them may be
+    used for future records); cid_spare CIDs are kept, in order, up to
+    `MAX_PEER_SPARE_CIDS` (more are discarded, §9). ``use_next_connection_id()`` switches
+    to the next spare, e.g. before sending from a new address ("SHOULD use a new CID
+    whenever sending on a new path"); ``request_connection_ids(n)`` asks for more, one
+    request unanswered at a time.
+  - Either message when no CIDs were negotiated, a NewConnectionId from a peer that asked
+    to receive no CID, or a RequestConnectionId from one that sends none, is
+    unexpected_message; an empty CID in a NewConnectionId (a peer turning CIDs off, which
+    §9 does not describe) or a cid_immediate one without a CID is illegal_parameter.
 - 0-RTT is never used: early data (epoch 1) has no keys and is dropped.
 
 Errors are those of the DTLS 1.2 connection: invalid records are dropped silently (the
@@ -43,7 +70,7 @@ queues the fatal alert and raises the `ProtocolError`; a fatal alert from the pe
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
@@ -60,8 +87,11 @@ from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
     DtlsgateError,
+    IllegalParameter,
     ProtocolError,
     StateError,
+    TooManyCidsRequested,
+    UnexpectedMessage,
     UsageError,
 )
 from dtlsgate.events import (
@@ -71,6 +101,7 @@ from dtlsgate.events import (
     HandshakeCompleted,
     SessionTicketReceived,
 )
+from dtlsgate.gate.datagram import Gate
 from dtlsgate.gate.results import Admit, Dtls13Admit
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import Machine, handler_for
@@ -80,19 +111,27 @@ from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     Actions,
     Complete,
+    ConnectionIdsRequested,
     InstallKey,
     KeyLog,
+    PeerConnectionIds,
     PeerRecordLimit,
     SendMessage,
     TicketReceived,
     UseConnectionIds,
 )
-from dtlsgate.handshake.tls13.post_handshake import Connected, update_write
+from dtlsgate.handshake.tls13.post_handshake import (
+    Connected,
+    new_connection_id_message,
+    request_connection_id_message,
+    update_write,
+)
 from dtlsgate.record.dtls13 import (
     EPOCH_APPLICATION,
     EPOCH_HANDSHAKE,
     EPOCH_PLAINTEXT,
     MAX_PLAINTEXT,
+    MAX_READ_CONNECTION_IDS,
     Dtls13Record,
     Dtls13RecordLayer,
     EpochKeys,
@@ -100,6 +139,7 @@ from dtlsgate.record.dtls13 import (
 from dtlsgate.wire.enums import (
     AlertDescription,
     AlertLevel,
+    ConnectionIdUsage,
     ContentType,
     ExtensionType,
     HandshakeType,
@@ -136,6 +176,17 @@ MAX_ACK_RECORD_NUMBERS = 64
 MAX_POST_HANDSHAKE_QUEUE = 16
 # Undrained application data records kept, as in DTLS 1.2 (`connection.datagram`).
 MAX_QUEUED_DATA = 1024
+# RFC 9147 §9: "Implementations which receive more spare CIDs than they wish to maintain
+# MAY simply discard any extra CIDs". As many spares of the peer's as we accept of ours.
+MAX_PEER_SPARE_CIDS = MAX_READ_CONNECTION_IDS
+# RFC 9147 §9: an excessive number of RequestConnectionId messages MAY end the connection
+# with too_many_cids_requested. Each costs us a NewConnectionId and its retransmissions; a
+# peer preparing a few new paths asks a few times, not 16 times without sending any data
+# (counted like KeyUpdates, `post_handshake.MAX_KEY_UPDATES_WITHOUT_DATA`).
+MAX_CID_REQUESTS_WITHOUT_DATA = 16
+# Draws of a random CID that collides with one of ours before giving up on it (only a
+# 1-byte CID can come near: 8 of 256 values in use).
+_CID_DRAWS = 32
 
 
 class _FlightRecords:
@@ -176,14 +227,17 @@ def _add_range(ranges: list[tuple[int, int]], start: int, stop: int) -> list[tup
 
 
 class _PostHandshake:
-    """A post-handshake message waiting for its turn or its ACK, and the sending key that
-    takes effect once it is acknowledged (a KeyUpdate's, RFC 9147 §8)."""
+    """A post-handshake message waiting for its turn or its ACK, and what takes effect once
+    it is acknowledged: a KeyUpdate's sending key (RFC 9147 §8), the retirement of the CIDs
+    a cid_immediate NewConnectionId replaces (§9)."""
 
-    __slots__ = ("install", "message")
+    __slots__ = ("install", "message", "retire")
 
     def __init__(self, message: OutgoingHandshake) -> None:
         self.message = message
         self.install: InstallKey | None = None
+        # Our CIDs a cid_immediate NewConnectionId replaces once acknowledged (RFC 9147 §9).
+        self.retire: tuple[bytes, ...] = ()
 
 
 class Dtls13Connection:
@@ -219,6 +273,7 @@ class Dtls13Connection:
         self._acked: dict[int, list[tuple[int, int]]] = {}
         self._sent: dict[tuple[int, int], _Fragment] = {}
         self._flight_install: InstallKey | None = None
+        self._flight_retire: tuple[bytes, ...] = ()
         self._building: list[OutgoingHandshake] = []
         self._post: deque[_PostHandshake] = deque()
         # Record numbers of the peer's handshake records to acknowledge, and when.
@@ -233,6 +288,13 @@ class Dtls13Connection:
         self.closed = False
         self.data_dropped = 0
         self.tickets_acknowledged = 0  # our NewSessionTickets the peer acknowledged
+        # RFC 9147 §9: whether the connection_id extension was negotiated; the peer's spare
+        # CIDs, in the order given; whether our RequestConnectionId is still unanswered;
+        # the peer's RequestConnectionIds since it last sent application data.
+        self._cids_negotiated = False
+        self._peer_spare_cids: deque[bytes] = deque()
+        self._cid_request_pending = False
+        self._cid_requests = 0
         # Handshake flights started (a new one acknowledges the peer's, §5.8), and the time
         # of the call being served (timers are started from it).
         self._handshake_flights = 0
@@ -338,6 +400,160 @@ class Dtls13Connection:
         self._state, actions = update_write(self._state, request_peer)
         self._run(actions, self._now)
 
+    # --- connection IDs (RFC 9147 §9) ----------------------------------------------------------
+
+    @property
+    def connection_ids(self) -> tuple[bytes, ...]:
+        """Our CIDs the peer may put in its records, oldest first (empty: none negotiated).
+        The same tuple object until they change."""
+        return self.records.read_connection_ids
+
+    @property
+    def peer_connection_id(self) -> bytes:
+        """The peer's CID we put in our records (b"": none)."""
+        return self.records.write_connection_id
+
+    @property
+    def spare_connection_ids(self) -> tuple[bytes, ...]:
+        """The peer's spare CIDs, in the order it gave them (`use_next_connection_id`)."""
+        return tuple(self._peer_spare_cids)
+
+    def new_connection_ids(
+        self,
+        cids: int | Sequence[bytes] = 1,
+        usage: ConnectionIdUsage = ConnectionIdUsage.cid_spare,
+    ) -> tuple[bytes, ...]:
+        """Offer the peer new CIDs of ours in a NewConnectionId: ``cids`` fresh random ones,
+        or these (each of the negotiated length, none in use). They are accepted at once;
+        with cid_immediate the older ones are retired once the peer acknowledged the
+        message. Returns the CIDs offered."""
+        self._check_connection_ids("new_connection_ids()")
+        length = len(self.records.read_connection_id)
+        room = MAX_READ_CONNECTION_IDS - len(self.records.read_connection_ids)
+        if isinstance(cids, int):
+            if cids < 1:
+                raise UsageError("new_connection_ids() needs at least one connection ID")
+            count = cids
+        else:
+            offered = tuple(bytes(c) for c in cids)
+            count = len(offered)
+            if not offered or len(set(offered)) != count:
+                raise UsageError("new_connection_ids() needs distinct connection IDs")
+            if any(len(c) != length for c in offered):
+                raise UsageError(f"our connection IDs are {length} bytes long")
+            if any(c in self.records.read_connection_ids for c in offered):
+                raise UsageError("a connection ID offered is already in use")
+        if count > room:
+            raise UsageError(
+                f"at most {MAX_READ_CONNECTION_IDS} connection IDs of ours at once: {room} more now"
+            )
+        if usage not in (ConnectionIdUsage.cid_immediate, ConnectionIdUsage.cid_spare):
+            raise UsageError(f"unknown ConnectionIdUsage {usage}")
+        new = self._fresh_connection_ids(count) if isinstance(cids, int) else offered
+        if len(new) < count:
+            raise UsageError("no unused connection ID left of that length")
+        self._issue_connection_ids(new, ConnectionIdUsage(usage))
+        self._next_post_handshake()
+        return new
+
+    def request_connection_ids(self, num_cids: int = 1) -> None:
+        """Ask the peer for ``num_cids`` spare CIDs (a RequestConnectionId); they show in
+        ``spare_connection_ids`` once its NewConnectionId came. One request at a time
+        (RFC 9147 §9: not while an earlier one is unfulfilled)."""
+        self._check_connection_ids("request_connection_ids()")
+        if not self.records.write_connection_id:
+            # §9: "MUST NOT send RequestConnectionId when sending an empty Connection ID".
+            raise UsageError("the peer receives no connection ID: it cannot be asked for any")
+        if self._cid_request_pending:
+            raise StateError("the peer has not answered the last RequestConnectionId yet")
+        room = MAX_PEER_SPARE_CIDS - len(self._peer_spare_cids)
+        if not 1 <= num_cids <= room:
+            raise UsageError(f"between 1 and {room} spare connection IDs can be asked for now")
+        self._cid_request_pending = True
+        self._send_message(request_connection_id_message(num_cids))
+        self._next_post_handshake()
+
+    def use_next_connection_id(self) -> bytes:
+        """Put the peer's next spare CID in our records from now on (RFC 9147 §9: in the
+        order given), e.g. before sending from a new address; returns it."""
+        if not self._peer_spare_cids:
+            raise StateError("no spare connection ID from the peer: request_connection_ids()")
+        cid = self._peer_spare_cids.popleft()
+        self.records.write_connection_id = cid
+        return cid
+
+    def _check_connection_ids(self, call: str) -> None:
+        if self.closed or not isinstance(self._state, Connected):
+            raise StateError(f"{call} needs a completed, open connection")
+        if not self._cids_negotiated or not self.records.read_connection_id:
+            raise UsageError(f"{call}: no connection IDs were negotiated (connection_id_length)")
+        if len(self._post) >= MAX_POST_HANDSHAKE_QUEUE:
+            raise StateError("too many post-handshake messages waiting for acknowledgement")
+
+    def _fresh_connection_ids(self, count: int) -> tuple[bytes, ...]:
+        """``count`` random CIDs of our length not in use (fewer if none can be found)."""
+        length = len(self.records.read_connection_id)
+        used = set(self.records.read_connection_ids)
+        new: list[bytes] = []
+        for _ in range(count * _CID_DRAWS):
+            if len(new) == count:
+                break
+            cid = self._ctx.provider.random(length)
+            if cid not in used:
+                used.add(cid)
+                new.append(cid)
+        return tuple(new)
+
+    def _issue_connection_ids(self, cids: tuple[bytes, ...], usage: ConnectionIdUsage) -> None:
+        """Accept ``cids`` and queue the NewConnectionId offering them (§9)."""
+        before = self.records.read_connection_ids
+        for cid in cids:
+            self.records.accept_connection_id(cid)
+        self._send_message(new_connection_id_message(cids, usage))
+        if usage == ConnectionIdUsage.cid_immediate:
+            self._post[-1].retire = before
+
+    def _peer_connection_ids(self, cids: tuple[bytes, ...], usage: ConnectionIdUsage) -> None:
+        """The peer's NewConnectionId (§9)."""
+        if not self._cids_negotiated:
+            raise UnexpectedMessage("NewConnectionId without negotiated connection IDs")
+        if not self.records.write_connection_id:
+            # §9: a peer that negotiated receiving an empty CID "MUST NOT send" one.
+            raise UnexpectedMessage("NewConnectionId from a peer that receives no CID")
+        if not all(cids):
+            raise IllegalParameter("an empty connection ID in NewConnectionId")
+        immediate = usage == ConnectionIdUsage.cid_immediate
+        if immediate and not cids:
+            raise IllegalParameter("NewConnectionId cid_immediate without a connection ID")
+        self._cid_request_pending = False
+        spares = self._peer_spare_cids
+        if immediate:
+            # "one of the new CIDs MUST be used immediately for all future records"
+            self.records.write_connection_id = cids[0]
+            spares.clear()
+        current = self.records.write_connection_id
+        for cid in cids:
+            if len(spares) >= MAX_PEER_SPARE_CIDS:
+                break  # "MAY simply discard any extra CIDs"
+            if cid != current and cid not in spares:
+                spares.append(cid)
+
+    def _connection_ids_requested(self, num_cids: int) -> None:
+        """The peer's RequestConnectionId (§9): answered with at most ``num_cids`` fresh
+        spare CIDs, as many as our bound leaves room for (none at all when full)."""
+        if not self._cids_negotiated or not self.records.read_connection_id:
+            # §9: not negotiated, or the peer sends an empty CID: it "MUST NOT" ask.
+            raise UnexpectedMessage("RequestConnectionId without negotiated connection IDs")
+        self._cid_requests += 1
+        if self._cid_requests > MAX_CID_REQUESTS_WITHOUT_DATA:
+            raise TooManyCidsRequested(
+                f"more than {MAX_CID_REQUESTS_WITHOUT_DATA} RequestConnectionIds in a row"
+            )
+        room = MAX_READ_CONNECTION_IDS - len(self.records.read_connection_ids)
+        self._issue_connection_ids(
+            self._fresh_connection_ids(min(num_cids, room)), ConnectionIdUsage.cid_spare
+        )
+
     def close(self) -> None:
         """Send close_notify and close."""
         if self.closed:
@@ -391,6 +607,7 @@ class Dtls13Connection:
             if self.handshake_complete and epoch >= EPOCH_APPLICATION:
                 if isinstance(self._state, Connected):
                     self._state.peer_key_updates = 0
+                self._cid_requests = 0
                 self._data_received(record.fragment)
         elif kind == ContentType.ACK:
             self._ack_record(record.fragment, epoch)
@@ -461,12 +678,14 @@ class Dtls13Connection:
 
     def _flight_acknowledged(self) -> None:
         """Every message of our flight was acknowledged: no more retransmissions (§7.1);
-        a KeyUpdate's new sending key takes effect (§8); the next post-handshake message
-        goes."""
-        flight, install = self._flight, self._flight_install
+        a KeyUpdate's new sending key takes effect (§8), the CIDs a cid_immediate
+        NewConnectionId replaces are retired (§9); the next post-handshake message goes."""
+        flight, install, retire = self._flight, self._flight_install, self._flight_retire
         self._clear_flight()
         if install is not None:
             self._install_write(install)
+        for cid in retire:
+            self.records.retire_connection_id(cid)
         if self.handshake_complete and any(m.msg_type == 4 for m in flight):
             self.tickets_acknowledged += 1
         self._next_post_handshake()
@@ -535,6 +754,11 @@ class Dtls13Connection:
                 # RFC 9147 §9: in every protected record from now on, both ways.
                 self.records.read_connection_id = action.read
                 self.records.write_connection_id = action.write
+                self._cids_negotiated = True
+            elif isinstance(action, PeerConnectionIds):
+                self._peer_connection_ids(action.cids, action.usage)
+            elif isinstance(action, ConnectionIdsRequested):
+                self._connection_ids_requested(action.num_cids)
             # OwnRecordLimit: our records are bounded by the record layer's limits already;
             # SkipEarlyData: early data has no keys here, so it is dropped anyway.
         if self._building:
@@ -594,6 +818,7 @@ class Dtls13Connection:
             return
         post = self._post.popleft()
         self._flight, self._flight_install = [post.message], post.install
+        self._flight_retire = post.retire
         self._acked.clear()
         self._sent.clear()
         self._transmit(unacknowledged_only=False)
@@ -602,6 +827,7 @@ class Dtls13Connection:
     def _clear_flight(self) -> None:
         self._flight = []
         self._flight_install = None
+        self._flight_retire = ()
         self._acked.clear()
         self._sent.clear()
         self._timer.stop()
@@ -646,7 +872,9 @@ class Dtls13ServerConnection(Dtls13Connection):
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
         start = _server.ServerStart()
-        super().__init__(ctx, start, _server.SERVER, peer, config.mtu, keylog, send_acks=send_acks)
+        super().__init__(
+            ctx, start, _server.DTLS_SERVER, peer, config.mtu, keylog, send_acks=send_acks
+        )
         self._admit: Dtls13Admit | None = None
 
     @classmethod
@@ -706,7 +934,9 @@ class Dtls13ClientConnection(Dtls13Connection):
         send_acks: bool = True,
     ) -> None:
         ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
-        super().__init__(ctx, None, _client.CLIENT, peer, config.mtu, keylog, send_acks=send_acks)
+        super().__init__(
+            ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
+        )
         self._started = False
         # Our first ClientHello, for a fall back to DTLS 1.2 (`DatagramClientConnection`).
         self.first_client_hello: ClientHello | None = None
@@ -882,10 +1112,17 @@ def accept(
     admit: Admit | Dtls13Admit,
     config: Any,
     *,
+    gate: Gate | None = None,
     keylog: Callable[[str], None] | None = None,
 ) -> DtlsServerConnection | Dtls13ServerConnection:
     """The server connection for a gate's admit: DTLS 1.3 for a `Dtls13Admit`, DTLS 1.2
-    for an `Admit`; ``start(now)`` answers the admitted ClientHello."""
+    for an `Admit`; ``start(now)`` answers the admitted ClientHello. ``gate``: the gate of
+    ``config`` that admitted it, whose prepared contexts the connection shares (without
+    it, the connection prepares the config itself)."""
+    if gate is not None and gate.config is not config:
+        raise UsageError("the gate was made for another config")
     if isinstance(admit, Dtls13Admit):
-        return Dtls13ServerConnection.from_admit(admit, config, keylog=keylog)
-    return DtlsServerConnection(admit, config, keylog=keylog)
+        context13 = gate.dtls13_context if gate is not None else None
+        return Dtls13ServerConnection.from_admit(admit, config, context=context13, keylog=keylog)
+    context12 = gate.dtls12_context if gate is not None else None
+    return DtlsServerConnection(admit, config, context=context12, keylog=keylog)

@@ -73,6 +73,7 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
+    from dtlsgate.handshake.dtls12.server import ServerContext as ServerContext12
     from dtlsgate.handshake.tls13.server import ServerContext
 
 __all__ = [
@@ -122,13 +123,37 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
-        self._context13: ServerContext | None = None  # made at the first DTLS 1.3 hello
+        # The config prepared for each version's handshakes, made at the first use and
+        # shared by the connections this gate's admits make (`connection.datagram13.accept`).
+        self._context12: ServerContext12 | None = None
+        self._context13: ServerContext | None = None
         # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
         self._reassembly = (
             ClientHelloReassembly(ipv6_prefix=config.ipv6_prefix_length)
             if DTLS13 in config.dtls_versions
             else None
         )
+
+    @property
+    def dtls12_context(self) -> ServerContext12:
+        """The config prepared for DTLS 1.2 handshakes, for the connections of `Admit`s."""
+        if self._context12 is None:
+            from dtlsgate.handshake.dtls12.server import ServerContext as ServerContext12
+
+            self._context12 = ServerContext12(self.config)
+        return self._context12
+
+    @property
+    def dtls13_context(self) -> ServerContext:
+        """The config prepared for DTLS 1.3 handshakes: the gate's stateless
+        HelloRetryRequests, and the connections of `Dtls13Admit`s. Made at the first use: a
+        DTLS 1.2-only gate never loads the TLS 1.3 engine."""
+        if self._context13 is None:
+            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+            from dtlsgate.handshake.tls13.server import ServerContext
+
+            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
+        return self._context13
 
     @property
     def reassembly(self) -> ClientHelloReassembly | None:
@@ -198,13 +223,8 @@ class Gate(GateCounters):
         decoded = decode_dtls13_hello(body)
         if decoded is None:
             return None
-        if self._context13 is None:
-            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
-            from dtlsgate.handshake.tls13.server import ServerContext
-
-            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
         result = judge_dtls13(
-            self.config, self._context13, record, header, decoded, data, peer, now
+            self.config, self.dtls13_context, record, header, decoded, data, peer, now
         )
         if isinstance(result, Drop):
             return self._drop(result.reason)
@@ -325,14 +345,16 @@ class Gate(GateCounters):
     def _admit(
         self, data: bytes, hello: ClientHelloRecordPeek, peer: Hashable | None
     ) -> Admit | Drop:
-        first = self._first_fragment(data)  # the record the peek read, by the full decoders
-        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
-            return self._drop(first)
-        record, header, body = first
+        # The peek read the first record and its handshake header, and judge() checked
+        # them (a handshake record of epoch 0 whose one fragment, the first of a
+        # ClientHello, fills it): what the Admit needs of them is in the peek.
+        fragment = data[
+            DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + _record_length(data)
+        ]
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
-        if header.fragment_length == header.length:
+        if not _is_fragment(data):
             try:
-                decoded = ClientHello.decode(body, dtls=True)
+                decoded = ClientHello.decode(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True)
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         self.admits += 1
@@ -341,13 +363,18 @@ class Gate(GateCounters):
             client_hello=decoded,
             # The fragment as received: for a whole ClientHello (fragment_offset 0,
             # fragment_length = length) already the transcript's form (RFC 6347 §4.2.6).
-            client_hello_message=record.fragment,
+            client_hello_message=fragment,
             client_version=hello.client_version,
             cookie=hello.cookie,
-            message_seq=header.message_seq,
-            record_sequence_number=record.sequence_number,
+            message_seq=hello.message_seq,
+            record_sequence_number=hello.sequence_number,
             datagram=data,
         )
+
+
+def _record_length(datagram: bytes) -> int:
+    """The length field of ``datagram``'s first DTLSPlaintext header (RFC 6347 §4.1)."""
+    return (datagram[11] << 8) | datagram[12]
 
 
 def _is_fragment(datagram: bytes) -> bool:

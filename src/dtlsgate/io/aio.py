@@ -88,6 +88,8 @@ class DtlsStream:
         self.last_received = loop.time()
         # Abandoned by the server (evicted or expired handshake): nothing more is sent.
         self._abandoned = False
+        # Called after each pump (the server's CID table follows the association's CIDs).
+        self.on_pumped: Callable[[DtlsStream], None] | None = None
 
     # --- driven by the socket reader --------------------------------------------------------
 
@@ -125,6 +127,8 @@ class DtlsStream:
         if conn.closed:
             self._fail(None)
         self._arm_timer()
+        if self.on_pumped is not None:
+            self.on_pumped(self)
 
     def _log_handshake(self, info: HandshakeCompleted) -> None:
         took = (self._loop.time() - self.started) * 1000
@@ -279,9 +283,12 @@ class DtlsServer(_Reader):
         self._client_randoms: dict[DtlsStream, bytes] = {}
         # Late copies of the ClientHellos of associations that closed are not admitted.
         self.finished_hellos = FinishedHellos.for_server(config)
-        # DTLS 1.3 associations by the connection ID their peer puts in its records (RFC
-        # 9147 §9): a datagram carrying one is routed by it, from whatever address.
+        # DTLS 1.3 associations by the connection IDs their peer may put in its records
+        # (RFC 9147 §9: the negotiated one and those issued since, until retired; at most
+        # MAX_READ_CONNECTION_IDS each): a datagram carrying one is routed by it, from
+        # whatever address. ``_routed`` is what each association has in the table.
         self._by_connection_id: dict[bytes, DtlsStream] = {}
+        self._routed: dict[DtlsStream, tuple[bytes, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
 
@@ -352,7 +359,7 @@ class DtlsServer(_Reader):
         return True
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
-        conn = accept(admit, self.config, keylog=self._keylog)
+        conn = accept(admit, self.config, gate=self.gate, keylog=self._keylog)
         # To the stream's peer of the moment: a DTLS 1.3 one with CIDs may move.
         stream = DtlsStream(conn, peer, lambda d: self.sendto(d, stream.peer), self.loop)
         for old in self.admission.admit(stream, peer, self.loop.time()):
@@ -419,9 +426,9 @@ class DtlsServer(_Reader):
                 return
             self._established.add(stream)
             self._watch_idle(stream)
-            cid = _connection_id(stream)
-            if cid:  # the first association with a CID keeps it (no collision routing)
-                self._by_connection_id.setdefault(cid, stream)
+            if _connection_ids(stream):
+                self._route(stream)
+                stream.on_pumped = self._route
             await self.handler(stream)
         finally:
             self.admission.finish(stream)
@@ -431,12 +438,35 @@ class DtlsServer(_Reader):
             client_random = self._client_randoms.pop(stream, None)
             if client_random is not None and stream.handshake_info is not None:
                 self.finished_hellos.add(stream.peer, client_random, time.time())
-            cid = _connection_id(stream)
-            if cid and self._by_connection_id.get(cid) is stream:
-                del self._by_connection_id[cid]
+            stream.on_pumped = None
+            self._unroute(stream, ())
             stream.close()
             if self.peers.get(stream.peer) is stream:
                 del self.peers[stream.peer]
+
+    @property
+    def routed_connection_ids(self) -> int:
+        """Connection IDs in the routing table (every association's, RFC 9147 §9)."""
+        return len(self._by_connection_id)
+
+    def _route(self, stream: DtlsStream) -> None:
+        """Keep ``stream``'s CIDs in the table: those it issued since the last call added,
+        those it retired removed. The first association with a CID keeps it (a collision
+        of random CIDs is not routed twice)."""
+        cids = _connection_ids(stream)
+        routed = self._routed.get(stream, ())
+        if cids is routed:
+            return
+        self._unroute(stream, cids)
+        for cid in cids:
+            self._by_connection_id.setdefault(cid, stream)
+        self._routed[stream] = cids
+
+    def _unroute(self, stream: DtlsStream, keep: tuple[bytes, ...]) -> None:
+        """Remove ``stream``'s routed CIDs that are not in ``keep``."""
+        for cid in self._routed.pop(stream, ()):
+            if cid not in keep and self._by_connection_id.get(cid) is stream:
+                del self._by_connection_id[cid]
 
     def close(self) -> None:
         self.stop()
@@ -459,11 +489,11 @@ class DtlsServer(_Reader):
         await self.wait_closed()
 
 
-def _connection_id(stream: DtlsStream) -> bytes:
-    """The connection ID the peer of a DTLS 1.3 association puts in its records (b"":
-    none negotiated, or DTLS 1.2)."""
+def _connection_ids(stream: DtlsStream) -> tuple[bytes, ...]:
+    """The connection IDs the peer of a DTLS 1.3 association may put in its records (none
+    negotiated, or DTLS 1.2: empty)."""
     conn = stream.connection
-    return conn.records.read_connection_id if isinstance(conn, Dtls13Connection) else b""
+    return conn.connection_ids if isinstance(conn, Dtls13Connection) else ()
 
 
 def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:

@@ -225,7 +225,8 @@ class Listener:
             timeout = self.config.handshake_timeout or 30.0
         if isinstance(timeout, str) or (timeout is not None and timeout <= 0):
             raise UsageError("timeout must be positive, or None")
-        conn = accept(admit, self.config, keylog=keylog_writer(self.config.keylog_file))
+        keylog = keylog_writer(self.config.keylog_file)
+        conn = accept(admit, self.config, gate=self.gate, keylog=keylog)
         sock = self._connected_socket(peer) if connected_socket else self.sock
         dtls = DtlsSocket(conn, sock, peer, listener=self, clock=self._clock)
         # Also with a socket of its own: this peer's datagrams already queued on the

@@ -20,6 +20,9 @@
   +1 per KeyUpdate.
 - A sliding anti-replay window per epoch (§4.5.1), moved only by records that deprotected.
 - Several records per datagram (§4.3); a record without a length runs to the datagram's end.
+- Connection IDs (§9): the peer's in the records we send; any of ours (a small bounded set,
+  all of one length: the one negotiated and those issued in NewConnectionId messages, until
+  retired) in the records we receive.
 - Invalid records are dropped silently (§4.5.2) and counted by reason; failed
   authentications are also counted per epoch, for the AEAD limits of §4.5.3. Nothing a
   peer sends makes ``receive`` raise.
@@ -46,6 +49,7 @@ __all__ = [
     "EPOCH_EARLY_DATA",
     "EPOCH_HANDSHAKE",
     "EPOCH_PLAINTEXT",
+    "MAX_READ_CONNECTION_IDS",
     "Dtls13Record",
     "Dtls13RecordLayer",
     "EpochKeys",
@@ -73,6 +77,10 @@ MAX_CIPHERTEXT = MAX_PLAINTEXT + 256
 # reordered across a key change, §4.2.1). Four consecutive epochs differ in their low two
 # bits, so the header's epoch bits always name one of them (§4.2.2).
 MAX_READ_EPOCHS = 4
+# RFC 9147 §9: our CIDs accepted at once (the negotiated one and those issued since in
+# NewConnectionId messages, until retired). RFC 9147 sets no number; eight let a peer hold
+# a few spares for new paths and keep the set a router must know per association small.
+MAX_READ_CONNECTION_IDS = 8
 # Write epochs kept (retransmissions use the epoch of the original transmission, §4.2.1).
 MAX_WRITE_EPOCHS = 4
 # RFC 9147 §4: DTLSPlaintext is type, legacy_record_version, epoch, 48-bit sequence
@@ -208,9 +216,13 @@ class Dtls13RecordLayer:
             raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
         self.sequence_bits = sequence_bits
         self.include_length = include_length
-        # RFC 9147 §9: the peer's connection ID goes into the records we send; ours must be
-        # in every record we receive once negotiated (empty: none).
+        # RFC 9147 §9: the peer's connection ID goes into the records we send; one of ours
+        # must be in every record we receive once negotiated (none: no CIDs). All of ours
+        # have one length: the unified header does not carry it.
         self.write_connection_id = write_connection_id
+        self._read_cids: tuple[bytes, ...] = ()
+        self._read_cid_set: frozenset[bytes] = frozenset()
+        self._read_cid_length = 0
         self.read_connection_id = read_connection_id
         # Whether DTLSPlaintext records are still accepted (the connection turns this off
         # once plaintext has no business arriving).
@@ -220,6 +232,51 @@ class Dtls13RecordLayer:
         self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
         self._read: dict[int, _ReadEpoch] = {}
         self.drops: Counter[RecordDrop] = Counter()
+
+    # --- connection IDs (RFC 9147 §9) -------------------------------------------------------
+
+    @property
+    def read_connection_id(self) -> bytes:
+        """The oldest of our CIDs still accepted (b"": no CIDs)."""
+        return self._read_cids[0] if self._read_cids else b""
+
+    @read_connection_id.setter
+    def read_connection_id(self, cid: bytes) -> None:
+        """Accept ``cid`` alone from now on (b"": records carry no CID)."""
+        self._set_read_cids((bytes(cid),) if cid else ())
+
+    @property
+    def read_connection_ids(self) -> tuple[bytes, ...]:
+        """Every CID of ours a record may carry, oldest first (the same tuple object until
+        they change, so a router can tell cheaply whether they did)."""
+        return self._read_cids
+
+    def accept_connection_id(self, cid: bytes) -> None:
+        """Accept records carrying ``cid`` too (one we issued in a NewConnectionId): of the
+        length of the CIDs already accepted, at most `MAX_READ_CONNECTION_IDS` in all."""
+        cid = bytes(cid)
+        if not self._read_cids:
+            raise UsageError("no connection IDs were negotiated")
+        if len(cid) != self._read_cid_length:
+            raise UsageError(f"our connection IDs are {self._read_cid_length} bytes long")
+        if cid in self._read_cid_set:
+            raise UsageError("that connection ID is already in use")
+        if len(self._read_cids) >= MAX_READ_CONNECTION_IDS:
+            raise UsageError(f"at most {MAX_READ_CONNECTION_IDS} connection IDs at once")
+        self._set_read_cids((*self._read_cids, cid))
+
+    def retire_connection_id(self, cid: bytes) -> None:
+        """Drop records carrying ``cid`` from now on; the last CID cannot go."""
+        if cid not in self._read_cid_set:
+            return
+        if len(self._read_cids) == 1:
+            raise UsageError("the last connection ID cannot be retired")
+        self._set_read_cids(tuple(c for c in self._read_cids if c != cid))
+
+    def _set_read_cids(self, cids: tuple[bytes, ...]) -> None:
+        self._read_cids = cids
+        self._read_cid_set = frozenset(cids)
+        self._read_cid_length = len(cids[0]) if cids else 0
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -430,14 +487,14 @@ class Dtls13RecordLayer:
         end = len(data)
         first = data[pos]
         cursor = pos + 1
-        cid = self.read_connection_id
+        cid_length = self._read_cid_length
         if first & _CID_BIT:
             # Without a negotiated CID its length is unknown: nothing after it can be framed.
             # A CID not ours means the rest of the datagram is discarded (§4).
-            if not cid or data[cursor : cursor + len(cid)] != cid:
+            if not cid_length or data[cursor : cursor + cid_length] not in self._read_cid_set:
                 self._drop(RecordDrop.CONNECTION_ID)
                 return None, end
-            cursor += len(cid)
+            cursor += cid_length
         seq_length = 2 if first & _SEQ16_BIT else 1
         seq_at = cursor
         cursor += seq_length
@@ -456,7 +513,7 @@ class Dtls13RecordLayer:
         if cursor > end:
             self._drop(RecordDrop.MALFORMED)
             return None, end
-        if cid and not first & _CID_BIT:
+        if cid_length and not first & _CID_BIT:
             # RFC 9147 §9: once negotiated, the CID is in every record.
             self._drop(RecordDrop.CONNECTION_ID)
             return None, following

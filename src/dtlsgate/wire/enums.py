@@ -72,6 +72,7 @@ class AlertDescription(IntEnum):
     access_denied = 49
     decode_error = 50
     decrypt_error = 51
+    too_many_cids_requested = 52  # RFC 9147 §9
     protocol_version = 70
     insufficient_security = 71
     internal_error = 80
@@ -218,6 +219,13 @@ class PskKeyExchangeMode(IntEnum):
 
     psk_ke = 0
     psk_dhe_ke = 1
+
+
+class ConnectionIdUsage(IntEnum):
+    """RFC 9147 §9: how the CIDs of a NewConnectionId are to be used."""
+
+    cid_immediate = 0
+    cid_spare = 1
 
 
 class KeyUpdateRequest(IntEnum):

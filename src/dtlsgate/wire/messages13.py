@@ -1,5 +1,6 @@
-"""TLS 1.3 handshake messages after the hellos (RFC 8446 §4.3-§4.6), frozen dataclasses with
-pure decode/encode.
+"""TLS 1.3 handshake messages after the hellos (RFC 8446 §4.3-§4.6), DTLS 1.3's
+NewConnectionId and RequestConnectionId (RFC 9147 §9) and its ACK (§7), frozen dataclasses
+with pure decode/encode.
 
 ``decode`` takes a message *body* (the bytes after the 4-byte handshake header) and rejects
 trailing bytes; ``encode`` returns the body. DTLS 1.3 uses the same bodies (RFC 9147 §5).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter
 from dtlsgate.wire.buffer import Reader, Writer
-from dtlsgate.wire.enums import KeyUpdateRequest
+from dtlsgate.wire.enums import ConnectionIdUsage, KeyUpdateRequest
 from dtlsgate.wire.extensions import (
     Context,
     Extension,
@@ -228,6 +229,64 @@ class EndOfEarlyData:
 
     def encode(self) -> bytes:
         return b""
+
+
+# RFC 9147 §9: opaque ConnectionId<0..2^8-1>; ConnectionId cids<0..2^16-1>.
+MAX_CONNECTION_ID_LENGTH = 255
+MAX_CONNECTION_IDS_LENGTH = (1 << 16) - 1
+
+
+@frozen
+class NewConnectionId:
+    """RFC 9147 §9: ``ConnectionId cids<0..2^16-1>`` (each ``opaque<0..2^8-1>``) and a
+    ConnectionIdUsage, cid_immediate or cid_spare (any other value is illegal_parameter,
+    as RFC 8446 §4.6.3 treats an unknown KeyUpdateRequest). The codec keeps what the wire
+    allows, empty CIDs included; what a connection accepts is its own check."""
+
+    cids: tuple[bytes, ...]
+    usage: ConnectionIdUsage
+
+    @classmethod
+    def decode(cls, body: bytes) -> NewConnectionId:
+        r = Reader(body)
+        listed = r.prefixed(2)
+        cids: list[bytes] = []
+        while not listed.at_end():
+            cids.append(listed.vector(1, 0, MAX_CONNECTION_ID_LENGTH))
+        value = r.u8()
+        r.finish()
+        try:
+            usage = ConnectionIdUsage(value)
+        except ValueError:
+            raise IllegalParameter(f"NewConnectionId usage {value}") from None
+        return cls(tuple(cids), usage)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        with w.prefixed(2, 0, MAX_CONNECTION_IDS_LENGTH):
+            for cid in self.cids:
+                w.vector(1, cid, 0, MAX_CONNECTION_ID_LENGTH)
+        w.u8(self.usage)
+        return w.getvalue()
+
+
+@frozen
+class RequestConnectionId:
+    """RFC 9147 §9: ``uint8 num_cids``, the number of CIDs desired."""
+
+    num_cids: int
+
+    @classmethod
+    def decode(cls, body: bytes) -> RequestConnectionId:
+        r = Reader(body)
+        num_cids = r.u8()
+        r.finish()
+        return cls(num_cids)
+
+    def encode(self) -> bytes:
+        w = Writer()
+        w.u8(self.num_cids)
+        return w.getvalue()
 
 
 # RFC 9147 §7: a RecordNumber is uint64 epoch and uint64 sequence_number.

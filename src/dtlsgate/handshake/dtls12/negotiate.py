@@ -2,12 +2,12 @@
 and the key derivation both sides share once they agree.
 
 Kept apart from the state machines so each handler stays short: a server handler calls
-``choose(config, hello)`` and gets a ``Choice`` or the exception carrying the right alert.
+``choose(preferences, hello)`` and gets a ``Choice`` or the exception carrying the right
+alert. `Preferences` is what ``choose`` needs from a ``ServerConfig`` made once per config
+(the server's ``ServerContext`` holds it), not per handshake.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -122,12 +122,15 @@ class Choice:
     # X.509 implied).
     server_certificate_type: int | None = None
     client_certificate_type: int | None = None
+    # What the ClientHello's extensions say beyond the choice, read once here: its
+    # session_ticket (RFC 5077 §3.2; None: not sent, b"": sent empty) and its
+    # supported_versions (the downgrade sentinel, RFC 8446 §4.1.3), as received.
+    session_ticket: bytes | None = None
+    supported_versions: bytes | None = None
 
 
-@lru_cache(maxsize=32)
 def _key_exchange_for_key(key: object) -> KeyExchange | None:
-    """The certificate key exchange a private key can sign for: per config, cached (the
-    isinstance checks against cryptography's abstract classes are not free)."""
+    """The certificate key exchange a private key can sign for."""
     # RFC 8422 §5.1: ECDSA and EdDSA keys sign in ECDHE_ECDSA suites; RSA in ECDHE_RSA.
     if isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
         return KeyExchange.ECDHE_ECDSA
@@ -136,40 +139,52 @@ def _key_exchange_for_key(key: object) -> KeyExchange | None:
     return None
 
 
-@lru_cache(maxsize=32)
-def _usable_schemes(key: object, preferred: tuple[int, ...]) -> tuple[int, ...]:
-    """Our preferred schemes that ``key`` can sign with: per config, not per handshake."""
-    usable = set(schemes_for_key(key))  # type: ignore[arg-type]
-    return tuple(s for s in preferred if s in usable)
+class Preferences:
+    """What ``choose`` reads of a ``ServerConfig``, worked out once per config: the DTLS 1.2
+    suites we implement in preference order, our elliptic-curve groups, the signature
+    schemes our key can sign with in our order, and the key exchange of our certificate's
+    key (the isinstance checks against cryptography's abstract classes are not free)."""
+
+    __slots__ = ("certificate_key_exchange", "config", "groups", "schemes", "suites")
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        configured = config.cipher_suites or DEFAULT_SUITES
+        known = (SUITES.get(s) for s in configured)  # type: ignore[call-overload]
+        self.suites: tuple[SuiteInfo, ...] = tuple(i for i in known if i and not i.is_tls13)
+        # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
+        self.groups = tuple(NamedGroup(g) for g in ecdhe_groups(config.groups or DEFAULT_GROUPS))
+        key = config.private_key
+        self.schemes: tuple[SignatureScheme, ...] = ()
+        if key is not None:
+            usable = set(schemes_for_key(key))
+            preferred = config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
+            self.schemes = tuple(SignatureScheme(s) for s in preferred if s in usable)
+        self.certificate_key_exchange = _key_exchange_for_key(key)
 
 
-def _pick_scheme(config: ServerConfig, extensions: dict[int, bytes]) -> SignatureScheme | None:
-    key = config.private_key
-    if key is None:
+def _pick_scheme(prefs: Preferences, extensions: dict[int, bytes]) -> SignatureScheme | None:
+    if prefs.config.private_key is None:
         return None
-    ours = _usable_schemes(key, tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES))
+    ours = prefs.schemes
     data = extensions.get(ExtensionType.signature_algorithms)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
-        return SignatureScheme(ours[0]) if ours else None
+        return ours[0] if ours else None
     offered = decode_u16_list_ext(data)
     for scheme in ours:
         if scheme in offered:
-            # A member (the defaults) is returned as is: calling the enum class on it
-            # (EnumType.__call__, Python code) would cost about 0.6 us.
-            return scheme if type(scheme) is SignatureScheme else SignatureScheme(scheme)
+            return scheme
     return None
 
 
-def _pick_group(config: ServerConfig, extensions: dict[int, bytes]) -> NamedGroup | None:
+def _pick_group(prefs: Preferences, extensions: dict[int, bytes]) -> NamedGroup | None:
     data = extensions.get(ExtensionType.supported_groups)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
-    # Only elliptic curves: FFDHE and ML-KEM groups in a shared config are TLS 1.3's.
-    for group in ecdhe_groups(config.groups or DEFAULT_GROUPS):
+    for group in prefs.groups:
         if group in offered:
-            # As in _pick_scheme: a member is returned without calling the enum class.
-            return group if type(group) is NamedGroup else NamedGroup(group)
+            return group
     return None
 
 
@@ -230,9 +245,10 @@ def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> b
     return data is not None or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
 
 
-def choose(config: ServerConfig, hello: ClientHello) -> Choice:
+def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     """The server's choice for ``hello`` (RFC 5246 §7.4.1.3: the server's preference
     among what the client offers)."""
+    config = prefs.config
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise IllegalParameter("null compression not offered")
@@ -252,15 +268,14 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
         raise IllegalParameter("ec_point_formats without uncompressed")
-    group = _pick_group(config, extensions)
-    scheme = _pick_scheme(config, extensions)
+    group = _pick_group(prefs, extensions)
+    scheme = _pick_scheme(prefs, extensions)
     server_type = _server_certificate_type(config, extensions)
     has_key = config.certificate_chain or config.raw_public_key
-    cert_kx = _key_exchange_for_key(config.private_key) if server_type is not None else None
+    cert_kx = prefs.certificate_key_exchange if server_type is not None else None
     offered = hello.cipher_suites
-    for candidate in config.cipher_suites or DEFAULT_SUITES:
-        info = SUITES.get(candidate)  # type: ignore[call-overload]
-        if info is None or info.is_tls13 or candidate not in offered:
+    for info in prefs.suites:
+        if info.suite not in offered:
             continue
         kx = info.key_exchange
         if kx is KeyExchange.PSK or kx is KeyExchange.ECDHE_PSK:
@@ -286,6 +301,8 @@ def choose(config: ServerConfig, hello: ClientHello) -> Choice:
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None
             ),
+            session_ticket=extensions.get(ExtensionType.session_ticket),
+            supported_versions=extensions.get(ExtensionType.supported_versions),
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.

@@ -23,7 +23,7 @@ expired, or does not fit the new ClientHello is not an error: the handshake is a
 from __future__ import annotations
 
 import base64
-from functools import lru_cache
+import struct
 
 from dtlsgate._frozen import frozen
 from dtlsgate.config import ServerConfig
@@ -33,7 +33,7 @@ from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SUITES, Choice
 from dtlsgate.wire.buffer import Reader, Writer
-from dtlsgate.wire.enums import ExtensionType, ProtocolVersion
+from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.messages import ClientHello
 
 TICKET_FORMAT = 2  # 1 is the TLS 1.3 tickets' format
@@ -46,6 +46,9 @@ MASTER_SECRET_LENGTH = 48
 # RFC 5077 §3.3: a ticket is at most 2^16-1 bytes; one holding a long client certificate
 # chain would not fit: that session goes to the cache instead.
 MAX_TICKET_LENGTH = 0xFFFF
+# The state's fixed fields: version, suite, issued_at, lifetime, ems and the master
+# secret's length.
+_STATE_HEAD = struct.Struct("!HHQIBB")
 # Servers of a fleet whose clocks differ by a few seconds accept each other's tickets (as
 # their cookies: gate.cookie.DEFAULT_CLOCK_SKEW).
 CLOCK_SKEW = 5
@@ -66,18 +69,28 @@ class StoredSession:
     version: int = ProtocolVersion.DTLS12
 
     def encode(self) -> bytes:
+        if len(self.master_secret) != MASTER_SECRET_LENGTH:
+            raise UsageError(f"a master secret of {len(self.master_secret)} bytes")
+        try:
+            head = _STATE_HEAD.pack(
+                self.version,
+                self.suite,
+                self.issued_at,
+                self.lifetime,
+                1 if self.extended_master_secret else 0,
+                MASTER_SECRET_LENGTH,
+            )
+        except struct.error:
+            raise UsageError("a session field does not fit its width") from None
         w = Writer()
-        w.u16(self.version)
-        w.u16(self.suite)
-        w.u64(self.issued_at)
-        w.u32(self.lifetime)
-        w.u8(1 if self.extended_master_secret else 0)
-        w.vector(1, self.master_secret, MASTER_SECRET_LENGTH, MASTER_SECRET_LENGTH)
+        w.write(head)
+        w.write(self.master_secret)
         w.vector(1, (self.server_name or "").encode())
         w.vector(2, self.psk_identity or b"")
-        with w.prefixed(3):
-            for certificate in self.peer_certificates:
-                w.vector(3, certificate, 1)
+        chain = Writer()
+        for certificate in self.peer_certificates:
+            chain.vector(3, certificate, 1)
+        w.vector(3, chain.getvalue())
         return w.getvalue()
 
     @classmethod
@@ -119,47 +132,61 @@ class StoredSession:
 # ---- tickets ----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def _ticket_aead(jar: CookieJar, epoch: int) -> Aead:
-    # One key per jar and rotation epoch: derived once, not per ticket.
-    return Aead(AeadAlgorithm.AES_256_GCM, jar.derive_key(_TICKET_LABEL, epoch))
+# A server's ticket keys, one per rotation epoch, kept for at most this many epochs (a
+# ticket opens under the current, previous and next epoch's key; past that the table starts
+# afresh).
+MAX_TICKET_KEY_EPOCHS = 4
 
 
-def _jar(config: ServerConfig) -> CookieJar:
-    if config.cookie_jar is None:  # ServerConfig.__post_init__ always makes one
-        raise UsageError("the server config has no cookie jar")
-    return config.cookie_jar
+class TicketKeys:
+    """A server config's ticket keys (``key`` in the module docstring): each epoch's AEAD
+    derived from the config's cookie jar once, not per ticket, and kept here, per config
+    (the server's ``ServerContext`` holds one). ``seal`` and ``open`` are RFC 5077 §4's
+    protection of the session state."""
 
+    __slots__ = ("_aeads", "_jar", "config")
 
-def _key_epoch(config: ServerConfig, now: float) -> int:
-    return int(now // config.ticket_lifetime)
+    def __init__(self, config: ServerConfig) -> None:
+        if config.cookie_jar is None:  # ServerConfig.__post_init__ always makes one
+            raise UsageError("the server config has no cookie jar")
+        self.config = config
+        self._jar: CookieJar = config.cookie_jar
+        self._aeads: dict[int, Aead] = {}
 
+    def _aead(self, epoch: int) -> Aead:
+        aead = self._aeads.get(epoch)
+        if aead is None:
+            if len(self._aeads) >= MAX_TICKET_KEY_EPOCHS:
+                self._aeads.clear()
+            key = self._jar.derive_key(_TICKET_LABEL, epoch)
+            aead = self._aeads[epoch] = Aead(AeadAlgorithm.AES_256_GCM, key)
+        return aead
 
-def seal_ticket(config: ServerConfig, session: StoredSession, nonce: bytes, now: float) -> bytes:
-    """``session`` sealed under this rotation epoch's ticket key (``nonce``: 12 random
-    bytes from the provider)."""
-    epoch = _key_epoch(config, now) & 0xFFFFFFFF
-    head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
-    sealed = _ticket_aead(_jar(config), epoch).seal(nonce, session.encode(), head)
-    return head + nonce + sealed
+    def _epoch(self, now: float) -> int:
+        return int(now // self.config.ticket_lifetime) & 0xFFFFFFFF
 
+    def seal(self, session: StoredSession, nonce: bytes, now: float) -> bytes:
+        """``session`` sealed under this rotation epoch's ticket key (``nonce``: 12 random
+        bytes from the provider)."""
+        epoch = self._epoch(now)
+        head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
+        return head + nonce + self._aead(epoch).seal(nonce, session.encode(), head)
 
-def open_ticket(config: ServerConfig, ticket: bytes, now: float) -> StoredSession | None:
-    """The session inside ``ticket`` when it is one of ours (format, key epoch current or
-    previous, the AEAD tag: a forged, truncated or other-key ticket fails here), still
-    fresh; else None."""
-    if len(ticket) < _HEAD_LENGTH + _NONCE_LENGTH + _TAG_LENGTH or ticket[0] != TICKET_FORMAT:
-        return None
-    epoch = int.from_bytes(ticket[1:_HEAD_LENGTH], "big")
-    current = _key_epoch(config, now) & 0xFFFFFFFF
-    # The previous epoch's key still opens (a ticket lives one lifetime); the next one's too,
-    # for a fleet member whose clock runs a little ahead.
-    if (current - epoch) & 0xFFFFFFFF not in (0, 1, 0xFFFFFFFF):
-        return None
-    nonce = ticket[_HEAD_LENGTH : _HEAD_LENGTH + _NONCE_LENGTH]
-    aead = _ticket_aead(_jar(config), epoch)
-    plain = aead.open(nonce, ticket[_HEAD_LENGTH + _NONCE_LENGTH :], ticket[:_HEAD_LENGTH])
-    return _fresh(plain, config, now)
+    def open(self, ticket: bytes, now: float) -> StoredSession | None:
+        """The session inside ``ticket`` when it is one of ours (format, key epoch current
+        or previous, the AEAD tag: a forged, truncated or other-key ticket fails here),
+        still fresh; else None."""
+        if len(ticket) < _HEAD_LENGTH + _NONCE_LENGTH + _TAG_LENGTH or ticket[0] != TICKET_FORMAT:
+            return None
+        epoch = int.from_bytes(ticket[1:_HEAD_LENGTH], "big")
+        # The previous epoch's key still opens (a ticket lives one lifetime); the next
+        # one's too, for a fleet member whose clock runs a little ahead.
+        if (self._epoch(now) - epoch) & 0xFFFFFFFF not in (0, 1, 0xFFFFFFFF):
+            return None
+        nonce = ticket[_HEAD_LENGTH : _HEAD_LENGTH + _NONCE_LENGTH]
+        aead = self._aead(epoch)
+        plain = aead.open(nonce, ticket[_HEAD_LENGTH + _NONCE_LENGTH :], ticket[:_HEAD_LENGTH])
+        return _fresh(plain, self.config, now)
 
 
 def _fresh(data: bytes | None, config: ServerConfig, now: float) -> StoredSession | None:
@@ -180,15 +207,16 @@ def cached_session(config: ServerConfig, session_id: bytes, now: float) -> Store
 
 
 def offered_session(
-    config: ServerConfig, hello: ClientHello, choice: Choice, now: float
+    tickets: TicketKeys, hello: ClientHello, choice: Choice, now: float
 ) -> StoredSession | None:
     """The session ``hello`` offers (a ticket first, RFC 5077 §3.4, then its session ID),
-    when it opens and may resume under ``config`` with what ``choice`` negotiated; None
-    means a full handshake."""
-    ticket = hello.get(ExtensionType.session_ticket)
+    when it opens and may resume under the tickets' config with what ``choice``
+    negotiated; None means a full handshake."""
+    config = tickets.config
+    ticket = choice.session_ticket
     session = None
     if ticket and config.session_tickets:
-        session = open_ticket(config, ticket, now)
+        session = tickets.open(ticket, now)
     if session is None:
         session = cached_session(config, hello.session_id, now)
     if session is None or not _may_resume(config, hello, choice, session):
@@ -218,11 +246,6 @@ def _may_resume(
     if session.psk_identity is not None and session.psk_identity not in config.psk:
         return False  # the PSK was withdrawn since
     return not (config.verify_client == "required" and not session.peer_certificates)
-
-
-def ticket_offered(hello: ClientHello) -> bool:
-    """RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not)."""
-    return hello.get(ExtensionType.session_ticket) is not None
 
 
 # ---- the client's session -----------------------------------------------------------------------
@@ -309,9 +332,7 @@ class Dtls12Session:
 __all__ = [
     "Dtls12Session",
     "StoredSession",
+    "TicketKeys",
     "cached_session",
     "offered_session",
-    "open_ticket",
-    "seal_ticket",
-    "ticket_offered",
 ]

@@ -40,6 +40,8 @@ from dtlsgate._frozen import frozen
 from dtlsgate.config import ServerConfig
 from dtlsgate.crypto.certs import (
     TrustStore,
+    check_dtls12_identity,
+    load_trust_store,
     parse_peer_certificate,
     peer_public_key,
     pinned_peer_key,
@@ -78,15 +80,15 @@ from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_SIGNATURE_SCHEMES,
     Choice,
     Keys,
+    Preferences,
     choose,
     keys_from_master,
 )
 from dtlsgate.handshake.dtls12.resume import (
     MAX_TICKET_LENGTH,
     StoredSession,
+    TicketKeys,
     offered_session,
-    seal_ticket,
-    ticket_offered,
 )
 from dtlsgate.handshake.engine import EndFlight, InstallCipherState, KeyLog, Machine, SendWarning
 from dtlsgate.wire.enums import (
@@ -140,14 +142,62 @@ SESSION_ID_LENGTH = 32
 _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 
 
-@frozen
-class ServerContext:
-    """What every handler of one server connection reads: the configuration and the trust
-    store for client certificates."""
+# The Certificate messages a context keeps, one per message_seq, for at most this many
+# (the ServerHello's follows the client's ClientHello: 1 after a HelloVerifyRequest; others
+# are encoded per handshake).
+MAX_CACHED_MESSAGE_SEQS = 4
 
-    config: ServerConfig
-    provider: CryptoProvider
-    trust: TrustStore | None
+
+class ServerContext:
+    """A ``ServerConfig`` prepared for DTLS 1.2 handshakes, once per config, not per
+    handshake, and read by every handler of its connections: the choices of `Preferences`,
+    the trust store for client certificates, the ticket keys, and our Certificate message
+    encoded (the same for every handshake but for its message_seq, and held once by all the
+    connections whose first flight waits to be retransmitted). The gate that admits the
+    handshakes makes it (``Gate.dtls12_context``); a connection made without one makes its
+    own."""
+
+    __slots__ = (
+        "_certificate_messages",
+        "certificate_body",
+        "config",
+        "preferences",
+        "provider",
+        "raw_public_key_certificate",
+        "request_schemes",
+        "tickets",
+        "trust",
+    )
+
+    def __init__(self, config: ServerConfig) -> None:
+        # Refused now rather than mid-handshake: a certificate DTLS 1.2 cannot use.
+        check_dtls12_identity(config.certificate_chain, config.private_key)
+        self.config = config
+        self.provider: CryptoProvider = config.provider
+        verify = config.verify_client != "none" and config.cafile
+        self.trust: TrustStore | None = load_trust_store(config.cafile) if verify else None
+        self.preferences = Preferences(config)
+        self.tickets = TicketKeys(config)
+        # What our CertificateRequest offers, and so what a client may sign with.
+        self.request_schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        chain = config.certificate_chain
+        self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
+        self._certificate_messages: dict[int, bytes] = {}
+        # RFC 7250 §3: our Certificate body carrying our raw public key.
+        key = config.private_key
+        self.raw_public_key_certificate = (
+            RawPublicKey12(spki_of(key)).encode() if config.raw_public_key and key else b""
+        )
+
+    def certificate_message(self, message_seq: int) -> bytes:
+        """The whole Certificate message of our chain (DTLS header included) with
+        ``message_seq``."""
+        message = self._certificate_messages.get(message_seq)
+        if message is None:
+            message = encode_dtls_handshake(HT.CERTIFICATE, self.certificate_body, message_seq)
+            if len(self._certificate_messages) < MAX_CACHED_MESSAGE_SEQS:
+                self._certificate_messages[message_seq] = message
+        return message
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -225,12 +275,13 @@ def on_client_hello(
 ) -> tuple[ServerState, Actions]:
     config, t = ctx.config, state.transcript
     hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
-    choice = choose(config, hello)
-    stored = offered_session(config, hello, choice, now)
+    choice = choose(ctx.preferences, hello)
+    stored = offered_session(ctx.tickets, hello, choice, now)
     if stored is not None:
         return _resume(ctx, t, hello, choice, stored)
-    server_random = downgrade_protected(config, hello, ctx.provider.random(RANDOM_LENGTH))
-    new_ticket = config.session_tickets > 0 and ticket_offered(hello)
+    server_random = downgrade_protected(config, choice, ctx.provider.random(RANDOM_LENGTH))
+    # RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not).
+    new_ticket = config.session_tickets > 0 and choice.session_ticket is not None
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
     resumable_by_id = not new_ticket and config.session_cache is not None
     session = Session(
@@ -252,14 +303,12 @@ def on_client_hello(
     t.hash_with(choice.suite.hash, keep_messages=request)
     actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
     if certificate and session.server_raw_public_key:
-        actions.append(t.send(HT.CERTIFICATE, _raw_public_key_certificate(config)))
+        actions.append(t.send(HT.CERTIFICATE, ctx.raw_public_key_certificate))
     elif certificate:
-        encoded = _certificate_message(config.certificate_chain, t.send_seq)
-        actions.append(t.send_encoded(encoded))
+        actions.append(t.send_encoded(ctx.certificate_message(t.send_seq)))
     key_share = _server_key_exchange(ctx, t, choice, session, actions)
     if request:
-        schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
-        body = CertificateRequest12(_CERTIFICATE_TYPES, schemes).encode()
+        body = CertificateRequest12(_CERTIFICATE_TYPES, ctx.request_schemes).encode()
         actions.append(t.send(HT.CERTIFICATE_REQUEST, body))
     actions.append(t.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE_BODY))
     actions.append(EndFlight(expect_reply=True))
@@ -281,7 +330,7 @@ def _resume(
         and suite.key_exchange is not KeyExchange.PSK
     )
     choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
-    server_random = downgrade_protected(ctx.config, hello, ctx.provider.random(RANDOM_LENGTH))
+    server_random = downgrade_protected(ctx.config, choice, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
         hello.random,
@@ -303,24 +352,19 @@ def _resume(
     return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
 
 
-def _raw_public_key_certificate(config: ServerConfig) -> bytes:
-    """Our Certificate body carrying our raw public key (RFC 7250 §3)."""
-    return RawPublicKey12(spki_of(config.private_key)).encode()
-
-
 # RFC 8446 §4.1.3: the last 8 bytes of the random of a (D)TLS 1.3-capable server that
 # negotiates (D)TLS 1.2 (RFC 9147 §5.3 applies it to DTLS).
 DOWNGRADE_SENTINEL_12 = b"DOWNGRD\x01"
 
 
-def downgrade_protected(config: ServerConfig, hello: ClientHello, server_random: bytes) -> bytes:
+def downgrade_protected(config: ServerConfig, choice: Choice, server_random: bytes) -> bytes:
     """``server_random`` with the downgrade sentinel when we also speak DTLS 1.3 and the
     client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
     took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
     DTLS 1.2 handshakes stay as they were."""
     if ProtocolVersion.DTLS13 not in getattr(config, "dtls_versions", ()):
         return server_random
-    offered = hello.get(ExtensionType.supported_versions)
+    offered = choice.supported_versions
     try:
         versions = decode_supported_versions_ch(offered) if offered is not None else ()
     except ProtocolError:
@@ -448,8 +492,7 @@ def on_certificate_verify(
     ctx: ServerContext, state: ServerWaitCertificateVerify, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     cv = CertificateVerify12.decode(message.body)
-    offered = ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
-    if cv.signature_scheme not in offered:
+    if cv.signature_scheme not in ctx.request_schemes:
         raise IllegalParameter("CertificateVerify uses a scheme we did not request")
     if state.session.client_raw_public_key:
         key = pinned_peer_key(state.peer_chain[0], ctx.config.pinned_keys)
@@ -499,7 +542,7 @@ def _keep_session(
         state.peer_chain,
     )
     if session.new_ticket:
-        ticket = seal_ticket(config, stored, ctx.provider.random(12), now)
+        ticket = ctx.tickets.seal(stored, ctx.provider.random(12), now)
         if len(ticket) > MAX_TICKET_LENGTH:
             ticket = b""  # RFC 5077 §3.3: an empty ticket; nothing to resume with
         nst = NewSessionTicket12(config.ticket_lifetime, ticket)
@@ -524,46 +567,8 @@ def on_renegotiation(
     return state, [SendWarning(AlertDescription.no_renegotiation)]
 
 
-# --- the certificate message ------------------------------------------------------------------
-
-
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-# Encoded Certificate messages by the identities of their certificates, for at most this
-# many chains (a process has a few configs; past that the cache starts afresh), and per
-# chain for at most this many message_seq values (the ServerHello's follows the client's
-# ClientHello: 1 after a HelloVerifyRequest; others are encoded per handshake).
-MAX_CACHED_CHAINS = 32
-MAX_CACHED_MESSAGE_SEQS = 4
-_certificate_messages: dict[
-    tuple[int, ...], tuple[tuple[x509.Certificate, ...], bytes, dict[int, bytes]]
-] = {}
-
-
-def _certificate_message(chain: list[x509.Certificate], message_seq: int) -> bytes:
-    """The whole Certificate message (DTLS header included) for a configured chain: the same
-    for every handshake of a config but for its message_seq, so encoded once, and held once
-    by all the connections whose first flight waits to be retransmitted. Looked up by the
-    certificates' identities: an entry holds its certificates, so their ids are not reused
-    while it is cached (hashing a certificate, as an lru_cache key would, costs about 2.4 us
-    per handshake)."""
-    key = tuple(map(id, chain))
-    cached = _certificate_messages.get(key)
-    if cached is None:
-        if len(_certificate_messages) >= MAX_CACHED_CHAINS:
-            _certificate_messages.clear()
-        certificates = tuple(chain)
-        body = Certificate12(tuple(_der(c) for c in certificates)).encode()
-        cached = _certificate_messages[key] = (certificates, body, {})
-    _, body, by_seq = cached
-    message = by_seq.get(message_seq)
-    if message is None:
-        message = encode_dtls_handshake(HT.CERTIFICATE, body, message_seq)
-        if len(by_seq) < MAX_CACHED_MESSAGE_SEQS:
-            by_seq[message_seq] = message
-    return message
 
 
 # --- the table --------------------------------------------------------------------------------

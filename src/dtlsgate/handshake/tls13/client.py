@@ -77,7 +77,7 @@ from dtlsgate.handshake.tls13.peer_auth import (
     check_peer_certificate,
     verify_certificate_verify,
 )
-from dtlsgate.handshake.tls13.post_handshake import Connected, key_update_handler
+from dtlsgate.handshake.tls13.post_handshake import Connected, for_dtls, key_update_handler
 from dtlsgate.handshake.tls13.tickets import fill_binders
 from dtlsgate.wire.cert_compression import (
     decode_compress_certificate,
@@ -834,4 +834,17 @@ CLIENT: Machine[Handler] = Machine(
     after_handshake_epochs=APPLICATION_EPOCHS,
 )
 
-__all__ = ["CLIENT", "TABLE", "ClientContext", "InstallKey", "SessionTicket", "start"]
+#: The DTLS 1.3 client: the same, with the connection ID messages after the handshake
+#: (RFC 9147 §9).
+DTLS_CLIENT = for_dtls(CLIENT, "DTLS 1.3 client")
+
+
+__all__ = [
+    "CLIENT",
+    "DTLS_CLIENT",
+    "TABLE",
+    "ClientContext",
+    "InstallKey",
+    "SessionTicket",
+    "start",
+]

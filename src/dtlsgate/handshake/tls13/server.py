@@ -84,6 +84,7 @@ from dtlsgate.handshake.tls13.post_handshake import (
     WaitPostHandshakeCertificate,
     WaitPostHandshakeCertificateVerify,
     WaitPostHandshakeFinished,
+    for_dtls,
     key_update_handler,
     moved,
 )
@@ -923,3 +924,7 @@ SERVER: Machine[Handler] = Machine(
     after_handshake_epochs=APPLICATION_EPOCHS,
     calls={(Connected, "request_client_certificate()"): (WaitPostHandshakeCertificate,)},
 )
+
+#: The DTLS 1.3 server: the same, with the connection ID messages after the handshake
+#: (RFC 9147 §9).
+DTLS_SERVER = for_dtls(SERVER, "DTLS 1.3 server")

@@ -1,0 +1,125 @@
+"""Machine instructions per DTLS 1.2 server handshake, counted by callgrind: deterministic
+where timings on a shared machine are not.
+
+The server runs in this process: bench/handshake.py's ``OurServer`` (the gate, then a
+DtlsServerConnection on the gate's prepared context), or with ``--pyopenssl`` its
+``PyOpenSSLServer``. The pyOpenSSL client (ECDHE-ECDSA P-256, AES-128-GCM, EMS) runs in a
+child process and exchanges its datagrams over a pipe, so callgrind counts the server's
+instructions only (and the few of the pipe loop, the same for every server). Start-up
+(imports, the certificate) is not a handshake: run twice, with N and M handshakes, and take
+the difference::
+
+    for n in 10 110; do
+        PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=cg.$n \\
+            .venv/bin/python bench/handshake_callgrind.py --count $n
+    done
+    # (total of cg.110 - total of cg.10) / 100 = instructions per handshake
+
+Compile the tree first (``python -m compileall src bench``): a module compiled during one
+run and not the other shows up as parser instructions. To compare another tree, run the
+same command with ``PYTHONPATH=<tree>/src`` and that tree's bench directory.
+
+Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import struct
+import subprocess
+import sys
+from typing import IO
+
+from OpenSSL import SSL
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from handshake import (
+    OurServer,
+    PyOpenSSLServer,
+    client_context,
+    our_config,
+    pyopenssl_server_context,
+    read_all,
+)
+
+from dtlsgate.gate.datagram import Gate
+
+_COUNT = struct.Struct("!II")  # datagrams in the message, and 1 when the handshake is over
+_LENGTH = struct.Struct("!I")
+MAX_STEPS = 10  # a handshake is 4 client flights
+
+
+def send(pipe: IO[bytes], datagrams: list[bytes], done: bool = False) -> None:
+    parts = [_COUNT.pack(len(datagrams), done)]
+    for d in datagrams:
+        parts += [_LENGTH.pack(len(d)), d]
+    pipe.write(b"".join(parts))
+    pipe.flush()
+
+
+def receive(pipe: IO[bytes]) -> tuple[list[bytes], bool]:
+    count, done = _COUNT.unpack(pipe.read(_COUNT.size))
+    datagrams = []
+    for _ in range(count):
+        (length,) = _LENGTH.unpack(pipe.read(_LENGTH.size))
+        datagrams.append(pipe.read(length))
+    return datagrams, bool(done)
+
+
+def client(count: int) -> None:
+    """The child: ``count`` pyOpenSSL handshakes over stdin/stdout."""
+    ctx = client_context()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    for _ in range(count):
+        conn = SSL.Connection(ctx, None)
+        conn.set_connect_state()
+        incoming: list[bytes] = []
+        for _ in range(MAX_STEPS):
+            for d in incoming:
+                conn.bio_write(d)
+            with contextlib.suppress(SSL.WantReadError):
+                conn.do_handshake()
+            send(out, read_all(conn))
+            incoming, _ = receive(inp)
+            if not incoming:
+                break
+        send(out, [], done=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--pyopenssl", action="store_true", help="time pyOpenSSL's server")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client(args.count)
+        return
+    config = our_config()
+    gate = Gate(config)
+    sctx = pyopenssl_server_context() if args.pyopenssl else None
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--client", "--count", str(args.count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    completed = 0
+    for _ in range(args.count):
+        server = PyOpenSSLServer(sctx) if sctx is not None else OurServer(config, gate)
+        for _ in range(MAX_STEPS + 1):
+            datagrams, done = receive(child.stdout)
+            if done:
+                break
+            send(child.stdin, server.feed(datagrams))
+        completed += server.done
+    child.stdin.close()
+    child.wait(timeout=60)
+    print(f"{completed} of {args.count} handshakes completed", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Two source trees' DTLS 1.2 server handshakes, timed alternately in one process: the
+paired comparison a speed change is judged by on a shared machine.
+
+Each tree's ``src/dtlsgate`` is copied to a scratch directory as a package of another name
+(``dtlsgate_a``, ``dtlsgate_b``: every ``dtlsgate`` word in its sources rewritten), so both
+import side by side. One pyOpenSSL client (memory BIOs, ECDHE-ECDSA P-256, AES-128-GCM,
+EMS, the cookie exchange) drives each server in turn, in batches that alternate which tree
+goes first; only the server's calls are timed (the gate, then a DtlsServerConnection, on
+the gate's prepared context when the tree has one). Prints the median of the per-batch
+ratios B/A of time per handshake, and its quartiles. Works on trees from session 4 on
+(the older layout: ``dtlsgate.gate``, ``dtlsgate.cookie``, ``dtlsgate.dtls``).
+
+Usage: python bench/paired_trees.py TREE_A TREE_B [--batches N] [--size K]
+  (a tree: a directory holding src/dtlsgate, e.g. ``git worktree add`` or ``git archive``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from handshake import PEER, client_context, read_all
+from OpenSSL import SSL
+
+MAX_STEPS = 10  # a handshake is 4 client flights
+_WORD = re.compile(r"\bdtlsgate\b")
+
+
+def renamed_copy(tree: Path, tag: str, scratch: Path) -> str:
+    """Copy ``tree``'s package as ``dtlsgate_<tag>`` under ``scratch``; its name."""
+    name = f"dtlsgate_{tag}"
+    target = scratch / tag / name
+    shutil.copytree(tree / "src" / "dtlsgate", target)
+    for path in target.rglob("*.py"):
+        path.write_text(_WORD.sub(name, path.read_text()))
+    sys.path.insert(0, str(scratch / tag))
+    return name
+
+
+class Server:
+    """One tree's gate and server connections for one config."""
+
+    def __init__(self, tree: Path, tag: str, scratch: Path) -> None:
+        package = renamed_copy(tree, tag, scratch)
+
+        def module(*names: str) -> ModuleType:
+            for name in names:
+                with contextlib.suppress(ModuleNotFoundError):
+                    return importlib.import_module(f"{package}.{name}")
+            raise ModuleNotFoundError(names[0])
+
+        certs, config = module("crypto.certs"), module("config")
+        cookie, enums = module("gate.cookie", "cookie"), module("wire.enums")
+        gate = module("gate.datagram", "gate")
+        self.connection: Any = module("connection.datagram", "dtls").DtlsServerConnection
+        cert, key = certs.make_self_signed("localhost", "ecdsa-p256")
+        identity = certs.load_identity(cert, key)
+        self.config = config.ServerConfig(
+            cookie_jar=cookie.CookieJar(bytes(range(32))),
+            certificate_chain=list(identity.chain),
+            private_key=identity.private_key,
+            groups=(enums.NamedGroup.secp256r1,),
+        )
+        self.gate = gate.Gate(self.config)
+        self.admit, self.reply = gate.Admit, gate.Reply
+        context = getattr(self.gate, "dtls12_context", None)  # this branch on
+        self.kwargs = {} if context is None else {"context": context}
+
+    def handshake(self, ctx: SSL.Context) -> float:
+        """One handshake; the seconds spent in the server's calls."""
+        client = SSL.Connection(ctx, None)
+        client.set_connect_state()
+        conn: Any = None
+        spent = 0.0
+        incoming: list[bytes] = []
+        for _ in range(MAX_STEPS):
+            for d in incoming:
+                client.bio_write(d)
+            with contextlib.suppress(SSL.WantReadError):
+                client.do_handshake()
+            outgoing = read_all(client)
+            if not outgoing:
+                break
+            start = time.perf_counter()
+            now = time.time()
+            incoming = []
+            for d in outgoing:
+                if conn is None:
+                    result = self.gate.receive(d, PEER, now)
+                    if type(result) is self.reply:
+                        incoming.append(result.data)
+                    elif type(result) is self.admit:
+                        conn = self.connection(result, self.config, **self.kwargs)
+                        conn.start(now)
+                else:
+                    conn.receive(d, PEER, now)
+            if conn is not None:
+                incoming += [d for d, _ in conn.datagrams_to_send()]
+            spent += time.perf_counter() - start
+        if conn is None or not conn.handshake_complete:
+            raise RuntimeError("the handshake did not complete")
+        return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("a", type=Path)
+    parser.add_argument("b", type=Path)
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--size", type=int, default=25)
+    args = parser.parse_args()
+    ctx = client_context()
+    with tempfile.TemporaryDirectory() as scratch:
+        a, b = Server(args.a, "a", Path(scratch)), Server(args.b, "b", Path(scratch))
+        for server in (a, b):
+            for _ in range(20):
+                server.handshake(ctx)
+        ratios, times_a, times_b = [], [], []
+        for i in range(args.batches):
+            per: dict[str, float] = {}
+            for tag, server in (("a", a), ("b", b)) if i % 2 == 0 else (("b", b), ("a", a)):
+                per[tag] = sum(server.handshake(ctx) for _ in range(args.size)) / args.size
+            times_a.append(per["a"])
+            times_b.append(per["b"])
+            ratios.append(per["b"] / per["a"])
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    print(f"A {args.a}: median {statistics.median(times_a) * 1e6:.0f} us per handshake")
+    print(f"B {args.b}: median {statistics.median(times_b) * 1e6:.0f} us per handshake")
+    print(
+        f"B/A time per handshake: median {statistics.median(ratios):.3f}, "
+        f"quartiles {q1:.3f}-{q3:.3f} ({args.batches} batches of {args.size}, alternating)"
+    )
+
+
+if __name__ == "__main__":
+    main()
