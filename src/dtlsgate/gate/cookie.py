@@ -34,12 +34,19 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 from dtlsgate.errors import UsageError
 
-if TYPE_CHECKING:
-    from hashlib import _Hash as _HashObject
+
+class _HashObject(Protocol):
+    """A hash state, hashlib's or CPython's builtin module's (a class that exists at run time,
+    as a mypyc build evaluates ``_Second``'s annotations when the module is imported)."""
+
+    def copy(self) -> _HashObject: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
 
 COOKIE_FORMAT = 1
 TAG_LENGTH = 16  # 128-bit HMAC tag: forging one is a 2^-128 guess per try.
@@ -205,7 +212,10 @@ class CookieJar:
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole seconds, 4 bytes
+        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, 4 bytes
+        second = self._minting
+        if second is None or second.timestamp != timestamp:
+            second = self._minting = self._second(timestamp)
         return second.head + payload + second.tag(payload + peer_bytes(peer) + bound)
 
     def verify(

@@ -1,0 +1,218 @@
+"""A mypyc build of dtlsgate's hot modules, for measuring (bench/RESULTS.md, section mypyc).
+
+Copies ``src/dtlsgate`` to ``OUT/dtlsgate``, rewrites the copy's dataclasses for mypyc and
+compiles the hot modules there in place (``OUT`` is then a tree to put on ``PYTHONPATH``, or
+to install from). The source tree is not touched.
+
+The rewrite: mypyc makes a native class only of a class whose decorators it knows, and it
+knows ``dataclasses.dataclass`` but not our ``@frozen``; and for a native dataclass it
+compiles the methods written in the class but leaves ``dataclass``'s generated ``__init__``
+interpreted, storing each field through ``object.__setattr__`` (about 1 us for four fields,
+against 30 ns for a compiled ``__init__``). So each ``@frozen`` class becomes
+``@dataclass(frozen=True, init=False)`` and each ``@dataclass(...)`` one gets ``init=False``,
+both with an ``__init__`` written out (same parameters, defaults and default factories), which
+mypyc compiles. Equality, hashing, ``repr`` and ``dataclasses.replace`` stay ``dataclass``'s.
+
+Tried with mypy/mypyc 2.4.1, Python 3.11.7, gcc 12.2 (bench/RESULTS.md, section mypyc: the
+build gained 13-18% per CPU-second and was not adopted).
+
+Usage: python scripts/mypyc_build.py OUT [--opt-level N] [--only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Interpreted: configuration, the provider protocol, errors (exceptions deriving from
+# builtin ones), I/O and CLI, the CoAP glue, package __init__s.
+INTERPRETED = (
+    "dtlsgate/io/",
+    "dtlsgate/config.py",
+    "dtlsgate/crypto/provider.py",
+    "dtlsgate/errors.py",
+    "dtlsgate/coap.py",
+    "dtlsgate/__main__.py",
+    "dtlsgate/_frozen.py",
+)
+DATACLASS = "_mypyc_dataclass"
+
+
+def compiled_modules(tree: Path) -> list[str]:
+    found = []
+    for path in sorted((tree / "dtlsgate").rglob("*.py")):
+        rel = path.relative_to(tree).as_posix()
+        if path.name == "__init__.py" or rel.startswith(INTERPRETED):
+            continue
+        found.append(rel)
+    return found
+
+
+def _decorator_kind(node: ast.expr) -> str | None:
+    target = node.func if isinstance(node, ast.Call) else node
+    name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+    if name == "frozen":
+        return "frozen"
+    if name == "dataclass":
+        return "dataclass"
+    return None
+
+
+def _is_classvar(annotation: ast.expr) -> bool:
+    text = ast.unparse(annotation)
+    return text.startswith(("ClassVar", "typing.ClassVar"))
+
+
+def _init_for(cls: ast.ClassDef, source: str, frozen: bool) -> list[str] | None:
+    params: list[str] = []
+    body: list[str] = []
+    for stmt in cls.body:
+        if not isinstance(stmt, ast.AnnAssign) or not isinstance(stmt.target, ast.Name):
+            continue
+        if _is_classvar(stmt.annotation):
+            continue
+        name = stmt.target.id
+        ann = ast.get_source_segment(source, stmt.annotation)
+        value = stmt.value
+        if value is None:
+            params.append(f"{name}: {ann}")
+            body.append(f"self.{name} = {name}")
+        elif isinstance(value, ast.Call) and _decorator_kind_name(value.func) == "field":
+            # dataclasses.field(...) in a native dataclass fails at import (mypyc 1.x):
+            # such a class keeps its decorator (non-native, interpreted __init__).
+            return None
+        else:
+            params.append(f"{name}: {ann} = {ast.get_source_segment(source, value)}")
+            body.append(f"self.{name} = {name}")
+    ignore = "  # type: ignore[misc]" if frozen else ""
+    lines = [f"def __init__({', '.join(['self', *params])}) -> None:"]
+    lines += [f"    {line}{ignore}" for line in body]
+    if any(isinstance(s, ast.FunctionDef) and s.name == "__post_init__" for s in cls.body):
+        lines.append("    self.__post_init__()")
+    if not body and len(lines) == 1:
+        lines.append("    pass")
+    return lines
+
+
+def _decorator_kind_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def rewrite(source: str) -> tuple[str, int]:
+    """The module's source with its dataclasses given written-out ``__init__``s."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    edits: list[tuple[int, int, int, int, str]] = []  # (line, col, end_line, end_col, text)
+    inserts: list[tuple[int, list[str], int]] = []  # (after line, lines, indent)
+    count = 0
+    # A class some class here derives from keeps dataclass's __init__: mypyc cannot build a
+    # subclass's generated __init__ over a written-out one.
+    bases_here = {
+        ast.unparse(b) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for b in c.bases
+    }
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef) or cls.name in bases_here:
+            continue
+        decorators = [(d, _decorator_kind(d)) for d in cls.decorator_list]
+        kinds = [(d, k) for d, k in decorators if k is not None]
+        if len(kinds) != 1:
+            continue
+        deco, kind = kinds[0]
+        keywords = {k.arg: k.value for k in deco.keywords} if isinstance(deco, ast.Call) else {}
+        if "init" in keywords or "kw_only" in keywords:
+            continue
+        if any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in cls.body):
+            continue
+        if any(
+            isinstance(s, ast.AnnAssign) and ast.unparse(s.annotation).endswith("KW_ONLY")
+            for s in cls.body
+        ):
+            continue
+        if cls.bases:
+            # A dataclass base's fields would come first: not handled. A Generic native
+            # dataclass fails at import (mypyc 1.x). Such a class keeps its decorator.
+            continue
+        frozen = kind == "frozen" or (
+            isinstance(keywords.get("frozen"), ast.Constant) and keywords["frozen"].value is True
+        )
+        init = _init_for(cls, source, frozen)
+        if init is None:
+            continue
+        if kind == "frozen":
+            new = f"{DATACLASS}(frozen=True, init=False)"
+        else:
+            args = [ast.get_source_segment(source, k) for k in deco.keywords]  # type: ignore[union-attr]
+            new = f"{DATACLASS}({', '.join([*args, 'init=False'])})"
+        edits.append((deco.lineno, deco.col_offset, deco.end_lineno, deco.end_col_offset, new))  # type: ignore[arg-type]
+        indent = cls.body[0].col_offset
+        inserts.append((cls.end_lineno, init, indent))  # type: ignore[arg-type]
+        count += 1
+    if not count:
+        return source, 0
+    # Apply from the bottom up so earlier positions stay valid.
+    changes: list[tuple[int, int, object]] = [(e[0], 1, e) for e in edits] + [
+        (i[0], 2, i) for i in inserts
+    ]
+    for _, which, change in sorted(changes, key=lambda c: (c[0], c[1]), reverse=True):
+        if which == 1:
+            line, col, end_line, end_col, text = change  # type: ignore[misc]
+            assert line == end_line, "a decorator over several lines"
+            row = lines[line - 1]
+            lines[line - 1] = row[:col] + text + row[end_col:]
+        else:
+            after, init, indent = change  # type: ignore[misc]
+            pad = " " * indent
+            block = ["\n"] + [f"{pad}{line}\n" for line in init]
+            lines[after:after] = block
+    text = "".join(lines)
+    # The alias import, after the module's docstring and __future__ imports.
+    future = "from __future__ import annotations\n"
+    assert future in text, "every module starts with the __future__ import"
+    text = text.replace(future, future + f"\nfrom dataclasses import dataclass as {DATACLASS}\n", 1)
+    return text, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--opt-level", default="3")
+    parser.add_argument("--only", action="store_true", help="rewrite, do not compile")
+    args = parser.parse_args()
+    out: Path = args.out.resolve()
+    if (out / "dtlsgate").exists():
+        shutil.rmtree(out / "dtlsgate")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "src" / "dtlsgate", out / "dtlsgate")
+    modules = compiled_modules(out)
+    total = 0
+    for rel in modules:
+        path = out / rel
+        text, count = rewrite(path.read_text())
+        if count:
+            path.write_text(text)
+            total += count
+    # Importing dtlsgate.handshake.tls13.client (or connection.stream) first crashes the
+    # compiled build (a segmentation fault in the import cycle between the compiled
+    # modules); importing connection.datagram13 first does not. The package imports it.
+    with open(out / "dtlsgate" / "__init__.py", "a") as init:
+        init.write("\nimport dtlsgate.connection.datagram13  # noqa: E402, F401 (mypyc build)\n")
+    print(f"{len(modules)} modules to compile, {total} dataclasses given a compiled __init__")
+    if args.only:
+        return
+    env = dict(os.environ, MYPYC_OPT_LEVEL=args.opt_level)
+    mypyc = Path(sys.executable).parent / "mypyc"
+    subprocess.run([str(mypyc), *modules], cwd=out, env=env, check=True, timeout=3600)
+
+
+if __name__ == "__main__":
+    main()
