@@ -11,6 +11,7 @@ then, configs on the deterministic provider, event helpers, and in-memory pairs.
 from __future__ import annotations
 
 import datetime
+import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,6 +248,78 @@ def make_pair13(
     pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks)
     client.connect(NOW)
     return pair
+
+
+# ---- datagram pairs over a link with latency, in simulated time --------------------------
+
+
+class LatencyLink:
+    """Both directions of a link with latency: every datagram is delayed by ``min_delay``
+    plus an exponential jitter of mean ``jitter`` seconds (so datagrams overtake one
+    another), lost with ``loss``, duplicated (the copy with its own delay) with ``dup``.
+    ``sent`` counts the datagrams each end put on the link."""
+
+    def __init__(
+        self, seed: int, min_delay: float, jitter: float, loss: float = 0.0, dup: float = 0.0
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.min_delay, self.jitter, self.loss, self.dup = min_delay, jitter, loss, dup
+        self.queue: list[tuple[float, int, str, bytes]] = []
+        self._order = 0
+        self.sent = {"client": 0, "server": 0}
+
+    def send(self, now: float, sender: str, datagrams: list[bytes]) -> None:
+        to = "server" if sender == "client" else "client"
+        for d in datagrams:
+            self.sent[sender] += 1
+            copies = 0 if self.rng.random() < self.loss else 1
+            copies += copies and self.rng.random() < self.dup
+            for _ in range(copies):
+                delay = self.min_delay + self.rng.expovariate(1 / self.jitter)
+                self._order += 1
+                heapq.heappush(self.queue, (now + delay, self._order, to, d))
+
+
+class StillRunning(Exception):
+    """`run_over_link` gave up: the ends were still sending or timing after its event budget."""
+
+
+def run_over_link(pair: DatagramPair, link: LatencyLink, max_events: int = 5_000) -> float | None:
+    """Run ``pair`` (DTLS 1.2 or 1.3) over ``link`` in simulated time, each event the next
+    arrival or the next timer, until nothing is in flight and no timer is set; returns the
+    simulated time when both ends had completed (None: they never did). Raises
+    `StillRunning` after ``max_events`` events."""
+    now = pair.now
+    completed_at = None
+    for _ in range(max_events):
+        link.send(now, "client", pair._send(pair.client))
+        link.send(now, "server", pair._send(pair.server))
+        pair.drain()
+        if completed_at is None and pair.completed():
+            completed_at = now
+        ends = [(pair.client, "client"), (pair.server, "server")]
+        timers = [
+            (t, name)
+            for end, name in ends
+            if end is not None and (t := end.get_timer()) is not None
+        ]
+        arrival = link.queue[0][0] if link.queue else None
+        if arrival is None and not timers:
+            return completed_at
+        timer = min(timers) if timers else None
+        if arrival is not None and (timer is None or arrival <= timer[0]):
+            now, _, to, d = heapq.heappop(link.queue)
+            pair.now = now
+            if to == "server":
+                pair.to_server([d])
+            else:
+                pair.client.receive(d, SERVER, now)
+        else:
+            assert timer is not None
+            now = pair.now = timer[0]
+            end = pair.client if timer[1] == "client" else pair.server
+            end.handle_timer(now)
+    raise StillRunning(f"still running after {max_events} events")
 
 
 # ---- TLS over a byte pipe ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.connection.admission import AdmissionTable, address_of
+from dtlsgate.connection.admission import AdmissionTable, FinishedHellos, address_of
 from dtlsgate.errors import UsageError
 
 
@@ -150,3 +150,16 @@ def test_bounds_always_hold_and_the_newcomer_always_gets_a_slot(
         assert len(t) <= total
         for _, address, _ in model:
             assert t.count((address, 0)) <= per_address
+
+
+def test_finished_hellos_expire_with_the_cookie_and_are_bounded() -> None:
+    hellos = FinishedHellos(max_age=60.0, limit=2)
+    hellos.add(("192.0.2.1", 1), b"r1", 100.0)
+    assert hellos.is_copy(("192.0.2.1", 1), b"r1", 160.0)
+    assert not hellos.is_copy(("192.0.2.1", 1), b"r2", 160.0)  # a restarted client
+    assert not hellos.is_copy(("192.0.2.1", 2), b"r1", 160.0)  # another peer
+    assert not hellos.is_copy(("192.0.2.1", 1), b"r1", 160.5)  # its cookie expired
+    assert len(hellos) == 0 and hellos.dropped == 1
+    for port in range(3):
+        hellos.add(("192.0.2.1", port), b"r", 200.0)
+    assert len(hellos) == 2 and not hellos.is_copy(("192.0.2.1", 0), b"r", 200.0)

@@ -73,7 +73,7 @@ def test_client_config_misuse() -> None:
 
 def test_server_limits_have_defaults_and_can_be_turned_off() -> None:
     config = ServerConfig()
-    assert config.handshake_timeout == 30.0
+    assert config.handshake_timeout == 60.0
     assert (config.max_handshakes, config.max_handshakes_per_address) == (256, 64)
     assert (config.ipv6_prefix_length, config.idle_timeout, config.max_associations) == (
         64,

@@ -12,19 +12,17 @@ the retransmissions can explain.
 
 from __future__ import annotations
 
-import heapq
-import random
-
 import pytest
 from dtls12_hostile import CONFIGS, Config
 from helpers import (
     CLIENT,
-    NOW,
-    SERVER,
     DatagramPair,
+    LatencyLink,
+    StillRunning,
     client_config,
     data_events,
     make_pair,
+    run_over_link,
     server_config,
 )
 
@@ -35,78 +33,21 @@ MAX_DATAGRAMS = 64
 MAX_EVENTS = 5_000
 
 
-class LatencyLink:
-    """Both directions of a link: every datagram is delayed by ``min_delay`` plus an
-    exponential jitter of mean ``jitter`` seconds, lost with ``loss``, duplicated (the copy
-    with its own delay) with ``dup``."""
-
-    def __init__(
-        self, seed: int, min_delay: float, jitter: float, loss: float = 0.0, dup: float = 0.0
-    ) -> None:
-        self.rng = random.Random(seed)
-        self.min_delay, self.jitter, self.loss, self.dup = min_delay, jitter, loss, dup
-        self.queue: list[tuple[float, int, str, bytes]] = []
-        self._order = 0
-        self.sent = {"client": 0, "server": 0}
-
-    def send(self, now: float, sender: str, datagrams: list[bytes]) -> None:
-        to = "server" if sender == "client" else "client"
-        for d in datagrams:
-            self.sent[sender] += 1
-            copies = 0 if self.rng.random() < self.loss else 1
-            copies += copies and self.rng.random() < self.dup
-            for _ in range(copies):
-                delay = self.min_delay + self.rng.expovariate(1 / self.jitter)
-                self._order += 1
-                heapq.heappush(self.queue, (now + delay, self._order, to, d))
-
-
 def simulate(
     seed: int, link: LatencyLink, config: Config | None = None
 ) -> tuple[DatagramPair, LatencyLink, float]:
-    """Run the handshake in simulated time until nothing is in flight and no timer is
-    set; returns the pair, the link and the simulated time when both ends completed.
-    ``config``: one of tests/dtls12_hostile.py's (default: certificates, MTU 300)."""
+    """Run the handshake over ``link`` (helpers.run_over_link) until nothing is in flight and no
+    timer is set; returns the pair, the link and the simulated time when both ends
+    completed. ``config``: one of tests/dtls12_hostile.py's (default: certificates, MTU
+    300)."""
     if config is None:
         pair = make_pair(server_config(mtu=300), client_config(mtu=300))
     else:
         pair = make_pair(config[0](), config[1]())
-    now = NOW
-    completed_at = None
-    for _ in range(MAX_EVENTS):
-        link.send(now, "client", [d for d, _ in pair.client.datagrams_to_send()])
-        if pair.server is not None:
-            link.send(now, "server", [d for d, _ in pair.server.datagrams_to_send()])
-        pair.drain()
-        if completed_at is None and pair.completed():
-            completed_at = now
-        timers = [
-            (t, name)
-            for t, name in (
-                (pair.client.get_timer(), "client"),
-                (pair.server.get_timer() if pair.server else None, "server"),
-            )
-            if t is not None
-        ]
-        arrival = link.queue[0][0] if link.queue else None
-        if arrival is None and not timers:
-            break
-        timer = min(timers) if timers else None
-        if arrival is not None and (timer is None or arrival <= timer[0]):
-            now, _, to, d = heapq.heappop(link.queue)
-            pair.now = now
-            if to == "server":
-                pair.to_server([d])
-            else:
-                pair.client.receive(d, SERVER, now)
-        else:
-            assert timer is not None
-            now = pair.now = timer[0]
-            side = pair.client if timer[1] == "client" else pair.server
-            assert side is not None
-            side.handle_timer(now)
-    else:
-        pytest.fail(f"seed {seed}: still running after {MAX_EVENTS} events")
+    try:
+        completed_at = run_over_link(pair, link, MAX_EVENTS)
+    except StillRunning as exc:
+        pytest.fail(f"seed {seed}: {exc}")
     assert completed_at is not None, f"seed {seed}: the handshake did not complete"
     return pair, link, completed_at
 

@@ -73,6 +73,37 @@ def test_stale_copy_of_the_old_client_hello_does_not_end_the_association() -> No
         dtls.close()
 
 
+def test_late_copy_of_a_closed_associations_client_hello_is_not_admitted() -> None:
+    """A ClientHello copy that arrives after its association completed and closed (its
+    cookie still valid) starts nothing: before, it was admitted, and the server sent its
+    flight to a client long gone until the handshake deadline (seen through the lossy
+    proxy of test_interop_dtls12_loss.py)."""
+    server_config, _ = configs()
+    with AioEchoServer(server_config) as server:
+        dtls, sent = handshake_from(0, server.port)
+        hellos = [d for d in sent if d[0] == 22 and d[13] == 1]
+        assert echo(dtls, b"done") == b"echo:done"
+        local = dtls.sock.getsockname()
+        dtls.close()  # close_notify: the server ends the association
+        for _ in range(100):
+            if not server.server.associations:
+                break
+            time.sleep(0.02)
+        assert not server.server.associations
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(local)
+            sock.connect(("127.0.0.1", server.port))
+            sock.send(hellos[-1])  # the ClientHello with the cookie, late
+            sock.settimeout(1.5)
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                answer = b""
+        assert answer == b"" and server.server.handshakes_in_progress == 0
+        assert server.server.finished_hellos.dropped == 1
+
+
 def test_peers_mid_handshake_are_bounded() -> None:
     """At ``max_handshakes`` (here also the per-address limit), a newly admitted peer is
     answered and the oldest handshake of its address makes way (issue 10 part 1; before,

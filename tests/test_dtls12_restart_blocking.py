@@ -165,3 +165,34 @@ def test_client_hello_without_cookie_from_an_established_peer_gets_a_hello_verif
         assert not server.ended  # no cookie yet: the old association stands
         assert server.listener.gate.admits == 1
     assert not server.errors, server.errors
+
+
+def test_late_copy_of_a_closed_associations_client_hello_is_not_accepted() -> None:
+    """A ClientHello copy arriving after its association completed and closed (its cookie
+    still valid) is not returned by listen(): before, accept() ran a handshake with a
+    client long gone until its timeout (test_dtls12_restart.py has the asyncio server's)."""
+    server_config, _ = configs()
+    with BlockingEchoServer(server_config, echoes=5) as server:
+        dtls, sent = handshake_from(0, server.port)
+        hellos = [d for d in sent if d[0] == 22 and d[13] == 1]
+        assert echo(dtls, b"done") == b"echo:done"
+        local = dtls.sock.getsockname()
+        dtls.close()  # close_notify: the server's recv() returns b"" and it closes
+        deadline = time.monotonic() + 5
+        while not server.ended and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.ended
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(local)
+            sock.connect(("127.0.0.1", server.port))
+            sock.send(hellos[-1])  # the ClientHello with the cookie, late
+            sock.settimeout(1.5)
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                answer = b""
+        assert answer == b""
+        assert server.listener.gate.admits == 2 and server.listener.finished_hellos.dropped == 1
+        assert len(server.conns) == 1
+    assert not server.errors, server.errors

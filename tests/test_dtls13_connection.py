@@ -167,6 +167,36 @@ def test_acks_cut_retransmissions() -> None:
     assert with_acks < without * 0.8, (with_acks, without)
 
 
+def test_a_partly_received_flight_is_acknowledged_and_the_rest_resent_at_once() -> None:
+    """RFC 9147 §7: the client acknowledges the records of the server's flight that came
+    (epoch 2 ones too: it sends in the handshake epoch from the ServerHello on, not only
+    from its Finished), and §7.3: on that partial ACK the server resends only what is
+    missing (the messages not wholly acknowledged), without waiting for its timer."""
+    pair = make_pair13(server_config(mtu=300), client_config(mtu=300))
+    ((hello, _),) = pair.client.datagrams_to_send()
+    pair.to_server([hello])
+    server = pair.server
+    assert server is not None
+    flight = [d for d, _ in server.datagrams_to_send()]
+    assert len(flight) >= 3
+    lost = flight.pop(1)  # part of the certificate
+    for d in flight:
+        pair.client.receive(d, SERVER, NOW + 0.1)
+    assert not pair.client.datagrams_to_send()  # the rest may still be on its way
+    ack_at = pair.client.get_timer()
+    assert ack_at is not None and ack_at < NOW + 1.1  # the delayed ACK, before any resend
+    pair.client.handle_timer(ack_at)
+    ((ack, _),) = pair.client.datagrams_to_send()
+    assert ack[0] & 0xE0 == 0x20  # a protected record: handshake epoch, not plaintext
+    server.receive(ack, SERVER, ack_at)
+    resent = [d for d, _ in server.datagrams_to_send()]
+    assert resent and sum(map(len, resent)) < sum(map(len, flight)) + len(lost)
+    for d in resent:
+        pair.client.receive(d, SERVER, ack_at)
+    pair.drain()
+    assert any(isinstance(e, HandshakeCompleted) for e in pair.client_events)
+
+
 def key_update(pair: DatagramPair, sender: str) -> None:
     conn = pair.client if sender == "client" else pair.server
     assert conn is not None

@@ -76,6 +76,37 @@ def test_gated_handshake_lossy() -> None:
         assert pair.completed()
 
 
+def test_acknowledging_a_duplicate_hello_retry_request_leaves_the_server_hello_unacknowledged() -> (
+    None
+):
+    """Issue 12: the gate numbers its HRR record as the ClientHello1 it answers (0 here);
+    the server's plaintext records must not reuse that number, or the client's ACK of a
+    duplicate HRR (RFC 9147 §7) acknowledges a lost ServerHello, which the server then
+    never sends again while the client waits for it."""
+    pair = make_pair13(server_config(), client_config(), gated=True)
+    ((ch1, _),) = pair.client.datagrams_to_send()
+    pair.to_server([ch1])
+    (hrr,) = pair.replies
+    ((ch2, _),) = pair.client.datagrams_to_send()
+    pair.to_server([ch2])
+    server = pair.server
+    assert isinstance(server, Dtls13ServerConnection)
+    flight = [d for d, _ in server.datagrams_to_send()]
+    assert flight[0][0] == 22  # the ServerHello, in plaintext: lost
+    pair.client.receive(hrr, SERVER, NOW + 0.5)  # a late duplicate of the HRR
+    ack = [d for d, _ in pair.client.datagrams_to_send()]
+    assert [d[0] for d in ack] == [26]  # a plaintext ACK record: of the HRR's record
+    pair.to_server(ack)
+    for d in flight[1:]:  # what the client cannot open before the ServerHello
+        pair.client.receive(d, SERVER, NOW + 0.5)
+    timer = server.get_timer()
+    assert timer is not None
+    server.handle_timer(timer)
+    for d, _ in server.datagrams_to_send():
+        pair.client.receive(d, SERVER, timer)
+    assert pair.client.server_answered and pair.client.state_name != "WaitServerHello"
+
+
 def test_admitted_by_another_process_sharing_the_master_key() -> None:
     # Two gates (two processes of a fleet) with the same CookieJar master key.
     key = bytes(range(32))

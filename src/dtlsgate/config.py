@@ -36,11 +36,18 @@ DEFAULT_MTU = 1200
 # tests simulate took at most 15.8 s (tests/test_dtls12_latency.py's three links, 700 seeded
 # runs: one-way delays of 0.05-3 s, up to 20% loss and duplication; medians 2.4-5.6 s), and
 # with real peers (openssl, gnutls, our clients) through the 0.7 s-each-way lossy proxy of
-# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). 30 s is
-# about twice the worst of those, room for five retransmissions of one flight (1+2+4+8+16 s),
-# and the TLS 1.3 server's long-standing value: a sixth of the ~183 s an abandoned DTLS
-# handshake held its slot before (8 transmissions).
-DEFAULT_HANDSHAKE_TIMEOUT = 30.0
+# tests/test_interop_dtls12_latency.py at most 2.6 s (two runs, 20 handshakes). But after its
+# admission a server sends its flight at 0, 1, 3, 7, 15, 31 s (RFC 6347 §4.2.4.1, RFC 9147
+# §5.8.2): 30 s cuts off the sixth chance, and with 30 s one of 50 openssl clients through
+# tests/test_interop_dtls12_loss.py's proxy was abandoned. Over 1000 seeded links (0.05-1.8 s
+# one way plus jitter, 20% loss, 10% duplication: bench/lossy_handshakes.py, twice) the
+# server-side handshake took over 30 s in 1-2 (DTLS 1.2) and 1-5 (DTLS 1.3) of 1000, never
+# over 45 s (at 30% loss, 1 and 3-4 of 1000 over 60 s). 60 s keeps those, and is a third
+# of the ~183 s an abandoned DTLS handshake held its slot before (8 transmissions); the
+# per-address limit, not this deadline, keeps one address from locking others out. (A
+# first try at 60 s failed a wolfSSL DTLS 1.3 test: a stall the 30 s deadline had hidden,
+# issue 12, fixed in connection/datagram13.py.)
+DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 # Handshakes in progress in all: each may hold reassembly buffers of up to 384 KiB against a
 # hostile peer (connection/flight.py MAX_BUFFERED_BYTES), so 256 bounds that to 96 MiB.
 # When full, a newcomer evicts the oldest handshake of the address holding the most.

@@ -16,6 +16,9 @@ handshakes in progress here, and the table bounds them three ways:
 Sans-I/O: the table holds opaque keys (the adapter's connection objects) and their
 addresses; ``now`` is an argument. The adapter closes what `admit` and `expire` return and
 calls `finish` when a handshake completes or fails.
+
+`FinishedHellos` remembers the ClientHellos of associations that completed and closed, so
+that a late copy of one (its cookie still valid) is not admitted again.
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from typing import Generic, TypeVar
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.cookie import DEFAULT_MAX_AGE
 from dtlsgate.gate.reassembly import address_of
 
-__all__ = ["AdmissionTable", "address_of"]
+__all__ = ["AdmissionTable", "FinishedHellos", "address_of"]
 
 K = TypeVar("K", bound=Hashable)
+
+# Associations that completed and closed, remembered by `FinishedHellos`: beyond this many,
+# the oldest are forgotten first.
+MAX_FINISHED_HELLOS = 4096
 
 
 class AdmissionTable(Generic[K]):
@@ -138,3 +146,50 @@ class AdmissionTable(Generic[K]):
             self.finish(key)
         self.expired += len(gone)
         return gone
+
+
+class FinishedHellos:
+    """The ClientHellos (peer, client random) of associations that completed and closed,
+    kept ``max_age`` seconds (the cookie's: a copy older than that no longer passes the
+    gate). A copy of such a ClientHello, reordered or duplicated on the way, can arrive after
+    its association closed with its cookie still valid; admitted, it started a handshake with
+    a client long gone, resent into the void until the handshake deadline (issue 12, seen
+    through tests/test_interop_dtls12_loss.py's proxy). Adapters drop such copies. At most
+    ``limit`` kept, the oldest forgotten first; sans-I/O (``now`` is an argument)."""
+
+    def __init__(self, max_age: float, limit: int = MAX_FINISHED_HELLOS) -> None:
+        self.max_age = max_age
+        self.limit = limit
+        self._hellos: dict[Hashable | None, tuple[bytes, float]] = {}
+        self.dropped = 0  # copies recognised by `is_copy`
+
+    @classmethod
+    def for_server(cls, config: ServerConfig) -> FinishedHellos:
+        """Kept as long as a cookie of ``config``'s jar verifies."""
+        jar = config.cookie_jar
+        return cls(jar.max_age if jar is not None else DEFAULT_MAX_AGE)
+
+    def __len__(self) -> int:
+        return len(self._hellos)
+
+    def add(self, peer: Hashable | None, client_random: bytes, now: float) -> None:
+        """The association of ``peer`` whose ClientHello had ``client_random`` completed
+        and closed at ``now``."""
+        self._hellos.pop(peer, None)  # the newest last
+        self._hellos[peer] = (client_random, now)
+        if len(self._hellos) > self.limit:
+            del self._hellos[next(iter(self._hellos))]
+
+    def is_copy(self, peer: Hashable | None, client_random: bytes, now: float) -> bool:
+        """Whether an admitted ClientHello from ``peer`` with ``client_random`` is a copy
+        of a closed association's (counted in ``dropped``)."""
+        finished = self._hellos.get(peer)
+        if finished is None:
+            return False
+        if now - finished[1] > self.max_age:
+            del self._hellos[peer]
+            return False
+        if finished[0] != client_random:
+            return False
+        self.dropped += 1
+        return True

@@ -23,9 +23,13 @@ The handshake is the TLS 1.3 engine's (`dtlsgate.handshake.tls13`, run with its 
 - Flights, timers and ACKs (§5.8, §7): the messages one engine step sends are a flight,
   retransmitted on a doubling timer until acknowledged: by an ACK naming the records that
   carried all of it, or implicitly by the peer's next flight. On a timeout only the
-  messages not yet acknowledged are sent again. We acknowledge the peer's handshake records
+  messages not yet acknowledged are sent again, and so they are at once when an ACK
+  acknowledged part of the flight (§7.3). We acknowledge the peer's handshake records
   with ACK records: at once when its last flight or a post-handshake message arrived, or
-  it is retransmitting; after ``ACK_DELAY`` for a flight that is still incomplete.
+  it is retransmitting; after ``ACK_DELAY`` for a flight that is still incomplete. (A
+  client sends in the handshake epoch from the ServerHello on, so it can acknowledge the
+  server's encrypted flight as it comes.) A server after the gate's stateless HRR numbers
+  its plaintext records above the HRR's (`Dtls13ServerConnection.from_admit`).
 - Post-handshake messages (§5.8.4, §8): KeyUpdate, NewSessionTicket, NewConnectionId and
   RequestConnectionId are each one flight, sent one at a time and retransmitted until
   acknowledged; our sending key changes only once our KeyUpdate is acknowledged (§8).
@@ -641,6 +645,7 @@ class Dtls13Connection:
             ack = Ack.decode(data)
         except DecodeError:
             return
+        progress = False
         for number in ack.record_numbers:
             # An ACK in plaintext is forgeable: it may only speak for plaintext records.
             if epoch == EPOCH_PLAINTEXT and number[0] != EPOCH_PLAINTEXT:
@@ -648,9 +653,20 @@ class Dtls13Connection:
             fragment = self._sent.pop(number, None)
             if fragment is not None:
                 seq, start, stop = fragment
-                self._acked[seq] = _add_range(self._acked.get(seq, []), start, stop)
-        if self._flight and not self._unacknowledged():
+                acked = _add_range(self._acked.get(seq, []), start, stop)
+                progress |= acked != self._acked.get(seq)
+                self._acked[seq] = acked
+        if not self._flight:
+            return
+        if not self._unacknowledged():
             self._flight_acknowledged()
+        elif progress:
+            # §7.3: an ACK that leaves only some of the flight acknowledged: the rest is
+            # sent again now, not at the timer (which starts over at its current timeout).
+            # Only when this ACK acknowledged something new, so a duplicated ACK costs
+            # nothing and each record we send is answered by at most one resend.
+            self._transmit(unacknowledged_only=True)
+            self._timer.restart(self._now)
 
     def _unacknowledged(self) -> list[OutgoingHandshake]:
         out = []
@@ -874,6 +890,13 @@ class Dtls13ServerConnection(Dtls13Connection):
         answers ClientHello2; its cookie is not verified again."""
         conn = cls(config, admit.peer, context=context, keylog=keylog)
         conn._admit = admit
+        # The gate's HelloRetryRequests went in plaintext records numbered as the
+        # ClientHello1 copies they answered (`dtlsgate.gate.dtls13`), below ClientHello2's
+        # number. Our plaintext records start at ClientHello2's, as DTLS 1.2's ServerHello
+        # does (RFC 6347 §4.2.1): numbered from 0, our ServerHello took the number of an
+        # HRR, and the client's ACK of a duplicate HRR (§7) acknowledged a ServerHello it
+        # never received, which was then never retransmitted (issue 12).
+        conn.records = Dtls13RecordLayer(first_write_sequence=admit.record_sequence_number)
         return conn
 
     def start(self, now: float) -> None:

@@ -172,6 +172,11 @@ class RetransmitTimer:
         self.transmissions += 1
         self.deadline = now + self.timeout
 
+    def restart(self, now: float) -> None:
+        """The flight was partly sent again before the timer expired (DTLS 1.3, on a
+        partial ACK): the current timeout runs again from ``now``."""
+        self.deadline = now + self.timeout
+
     def stop(self) -> None:
         self.deadline = None
 

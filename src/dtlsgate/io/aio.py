@@ -30,7 +30,7 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from dtlsgate.config import DEFAULT_MAX_HANDSHAKES, ClientConfig, ServerConfig
-from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.connection.admission import AdmissionTable, FinishedHellos
 from dtlsgate.connection.datagram13 import (
     AnyDatagramConnection,
     DatagramClientConnection,
@@ -281,6 +281,8 @@ class DtlsServer(_Reader):
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
         self._client_randoms: dict[DtlsStream, bytes] = {}
+        # Late copies of the ClientHellos of associations that closed are not admitted.
+        self.finished_hellos = FinishedHellos.for_server(config)
         # DTLS 1.3 associations by the connection IDs their peer may put in its records
         # (RFC 9147 §9: the negotiated one and those issued since, until retired; at most
         # MAX_READ_CONNECTION_IDS each): a datagram carrying one is routed by it, from
@@ -335,6 +337,10 @@ class DtlsServer(_Reader):
             self.sendto(result, peer)
         elif type(result) is Admit or type(result) is Dtls13Admit:
             if stream is not None and not self._replaces(stream, result):
+                return
+            if stream is None and self.finished_hellos.is_copy(
+                peer, result.client_random, time.time()
+            ):
                 return
             if len(self._established) >= self.config.max_associations:
                 self.admits_refused += 1
@@ -429,7 +435,9 @@ class DtlsServer(_Reader):
             self._established.discard(stream)
             if (idle_timer := self._idle_timers.pop(stream, None)) is not None:
                 idle_timer.cancel()
-            self._client_randoms.pop(stream, None)
+            client_random = self._client_randoms.pop(stream, None)
+            if client_random is not None and stream.handshake_info is not None:
+                self.finished_hellos.add(stream.peer, client_random, time.time())
             stream.on_pumped = None
             self._unroute(stream, ())
             stream.close()

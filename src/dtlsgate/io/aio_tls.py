@@ -44,7 +44,7 @@ from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in
-# stateless mode, its unread bytes) forever. 30 s is many round trips even on a slow link
+# stateless mode, its unread bytes) forever. 60 s is many round trips even on a slow link
 # (the reasons are at config.DEFAULT_HANDSHAKE_TIMEOUT); connect_tls takes
 # ``handshake_timeout`` (None: wait forever), serve_tls uses ``config.handshake_timeout``
 # unless given one.

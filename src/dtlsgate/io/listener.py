@@ -31,7 +31,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
-from dtlsgate.connection.admission import AdmissionTable
+from dtlsgate.connection.admission import AdmissionTable, FinishedHellos
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.datagram import Admit, Drop, Dtls13Admit, Gate, is_client_hello
@@ -80,6 +80,8 @@ class Listener:
         # The random of the ClientHello that created each route's association: a copy of
         # that ClientHello arriving late is not a restart (RFC 6347 §4.2.8).
         self._client_randoms: dict[Hashable, bytes] = {}
+        # Late copies of the ClientHellos of associations that closed are not admitted.
+        self.finished_hellos = FinishedHellos.for_server(self.config)
         # Datagrams read in the last batch but not yet judged (listen() returned an Admit
         # before reaching them): at most batch - 1.
         self._unread: deque[tuple[bytes, Any]] = deque()
@@ -139,7 +141,9 @@ class Listener:
                         result = judge(datagram, peer, now)
                     if type(result) is bytes:
                         replies.append((result, peer))
-                    elif type(result) is Admit or type(result) is Dtls13Admit:
+                    elif (type(result) is Admit or type(result) is Dtls13Admit) and not (
+                        self.finished_hellos.is_copy(peer, result.client_random, now)
+                    ):
                         admitted = (peer, result)
                         unread.extend(waiting)
                         break
@@ -175,7 +179,9 @@ class Listener:
                     sendto(result, peer)
                 except (BlockingIOError, InterruptedError):
                     pass  # a full send buffer loses a reply; the client retransmits
-            elif type(result) is Admit or type(result) is Dtls13Admit:
+            elif (type(result) is Admit or type(result) is Dtls13Admit) and not (
+                self.finished_hellos.is_copy(peer, result.client_random, clock())
+            ):
                 return peer, result
 
     def accept(
@@ -303,7 +309,9 @@ class Listener:
         if type(result) is bytes:
             with suppress(BlockingIOError, InterruptedError):
                 self.sock.sendto(result, peer)  # type: ignore[call-overload]
-        elif type(result) is Admit or type(result) is Dtls13Admit:
+        elif (type(result) is Admit or type(result) is Dtls13Admit) and not (
+            self.finished_hellos.is_copy(peer, result.client_random, self._clock())
+        ):
             self._pending.append((peer, result))
 
     def _routed(
@@ -334,4 +342,6 @@ class Listener:
         self.admission.finish(dtls)
         if self._routes.get(peer) is dtls:
             del self._routes[peer]
-            self._client_randoms.pop(peer, None)
+            client_random = self._client_randoms.pop(peer, None)
+            if client_random is not None and dtls.connection.handshake_complete:
+                self.finished_hellos.add(peer, client_random, self._clock())

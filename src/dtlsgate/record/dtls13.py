@@ -199,6 +199,8 @@ class Dtls13RecordLayer:
     records are concatenated into a datagram by the caller, a record without a length last.
     ``receive`` returns the valid records of a datagram and drops the others, counting
     them in ``drops``. Keys come per epoch (`install_write`, `install_read`).
+    ``first_write_sequence``: the sequence number of our first plaintext record (a server
+    after a stateless HelloRetryRequest starts above the ones the gate used).
     """
 
     def __init__(
@@ -208,6 +210,7 @@ class Dtls13RecordLayer:
         include_length: bool = True,
         write_connection_id: bytes = b"",
         read_connection_id: bytes = b"",
+        first_write_sequence: int = 0,
     ) -> None:
         if sequence_bits not in (8, 16):
             raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
@@ -226,7 +229,7 @@ class Dtls13RecordLayer:
         self.accept_plaintext = True
         self.write_epoch = EPOCH_PLAINTEXT
         self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
-        self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: 0}
+        self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
         self._read: dict[int, _ReadEpoch] = {}
         self.drops: Counter[RecordDrop] = Counter()
 

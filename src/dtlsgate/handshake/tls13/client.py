@@ -474,6 +474,13 @@ def on_server_hello(
         psk.identity if psk is not None and psk.external else None,
     )
     actions.append(install(False, keys, suite.aead, keys.server_handshake))
+    if ctx.versions.dtls:
+        # RFC 9147 §7: an ACK goes in the epoch of the records it names or a later one. With
+        # our handshake key now rather than at our Finished, the parts of the server's
+        # flight that arrived (epoch 2) are acknowledged while the rest is still missing,
+        # and the server resends only the rest (§7.1); TLS keeps its key change for the
+        # middlebox-compatibility ChangeCipherSpec (RFC 8446 §D.4).
+        actions.append(install(True, keys, suite.aead, keys.client_handshake))
     cid = sh.get(_E.connection_id)
     if cid is not None:
         # RFC 9146 §3: only in answer to ours (else unsupported_extension).
@@ -675,7 +682,8 @@ def on_finished(
     actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app))]
     if ctx.middlebox_compat:
         actions.append(SendChangeCipherSpec())
-    actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
+    if not ctx.versions.dtls:  # DTLS installed it at the ServerHello
+        actions.append(install(True, keys, state.suite.aead, keys.client_handshake))
     if state.request is not None:
         answer = client_certificate(ctx, keys.transcript, state.request, state.own_raw)
         actions.extend(SendMessage(m) for m in answer)
