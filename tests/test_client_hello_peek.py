@@ -192,7 +192,8 @@ REAL_DATAGRAMS = [
 def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
     """What the full decoders read of the datagram's first record, when it is one handshake
     fragment, the first of a ClientHello, filling the record, with a body that
-    `peek_client_hello` accepts (itself pinned to `ClientHello.decode` above)."""
+    `peek_client_hello` accepts as a first fragment (itself pinned to `ClientHello.decode`
+    above): the record peek reads a whole ClientHello only up to its cookie too."""
     record = next(split_dtls_records(datagram), None)
     if record is None or record.content_type != ContentType.HANDSHAKE:
         return None
@@ -207,9 +208,12 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         or header.fragment_length != r.remaining()
     ):
         return None
-    body = peek_or_none(r.rest(), whole=header.fragment_length == header.length)
+    body = peek_or_none(r.rest(), whole=False)
     if body is None:
         return None
+    if header.fragment_length == header.length:  # what it reads of a well-formed whole one
+        whole = peek_or_none(r.rest(), whole=True)
+        assert whole is None or whole == body
     return ClientHelloRecordPeek(
         record.version,
         record.epoch,

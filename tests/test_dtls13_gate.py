@@ -20,6 +20,7 @@ from helpers import (
 
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
 from dtlsgate.crypto import DeterministicProvider
+from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
@@ -213,3 +214,36 @@ def test_flood_of_dtls13_hellos_keeps_nothing() -> None:
         gc.enable()
     assert grown < 16 * 1024, f"gate grew by {grown} bytes"
     assert gate.replies == 25_000
+
+
+def test_hello_retry_request_records_are_the_codecs() -> None:
+    """The gate's HelloRetryRequest records, made once per shape and filled in per reply,
+    are byte for byte what the codec makes for each (sequence number, session_id, suite,
+    group asked for or not, cookie), whichever shape came first."""
+    from dtlsgate.gate.dtls13 import DtlsGate13
+    from dtlsgate.handshake.tls13.common import DTLS_VERSIONS, hello_retry_request
+    from dtlsgate.wire.enums import CipherSuite, ContentType
+    from dtlsgate.wire.handshake import encode_dtls_handshake
+    from dtlsgate.wire.record import encode_dtls_record
+
+    gate13 = DtlsGate13(server_config())
+    suites = (CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_CHACHA20_POLY1305_SHA256)
+    groups = (None, NamedGroup.x25519, NamedGroup.secp256r1)
+    shapes = [
+        (suite, group, sid_len, cookie_len, seq)
+        for suite in suites
+        for group in groups
+        for sid_len in (0, 1, 32)
+        for cookie_len in (1, 70, 255)
+        for seq in (0, 1, 2**48 - 1)
+    ]
+    for round_ in range(2):  # the second round reads the records the first one made
+        for n, (suite, group, sid_len, cookie_len, seq) in enumerate(shapes):
+            sid, cookie = bytes([n]) * sid_len, bytes([n + round_ + 1]) * cookie_len
+            hrr = hello_retry_request(sid, suite, group, cookie, DTLS_VERSIONS)
+            message = encode_dtls_handshake(HandshakeType.SERVER_HELLO, hrr[4:], 0)
+            expected = encode_dtls_record(ContentType.HANDSHAKE, 0xFEFD, 0, seq, message)
+            got = gate13.hello_retry_request(seq, sid, suite, group, cookie)
+            assert got == expected, (round_, n)
+    with pytest.raises(UsageError):  # as encode_dtls_record refuses it
+        gate13.hello_retry_request(2**48, b"", suites[0], None, b"c")

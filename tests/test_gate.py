@@ -281,21 +281,17 @@ def _fragment(body: bytes, offset: int, length: int, total: int | None = None) -
         (_record(_fragment(_hello_body(), 10, 50)), DropReason.NOT_FIRST_FRAGMENT),
         (_record(_fragment(_hello_body(), 0, 30)), DropReason.FRAGMENT_TOO_SHORT),
         (_record(_fragment(_hello_body(cookie=b"c" * 40), 0, 60)), DropReason.FRAGMENT_TOO_SHORT),
-        (
-            _record(encode_dtls_handshake(1, _hello_body()[:-3], 0)),
+        (  # whole, and ending before its cookie does
+            _record(encode_dtls_handshake(1, _hello_body()[:35], 0)),
+            DropReason.CLIENT_HELLO_MALFORMED,
+        ),
+        (  # a session_id longer than 32 bytes
+            _record(encode_dtls_handshake(1, _hello_body()[:34] + b"\x21" + bytes(40), 0)),
             DropReason.CLIENT_HELLO_MALFORMED,
         ),
         (
             _record(encode_dtls_handshake(1, _hello_body(version=0x0303), 0)),
             DropReason.CLIENT_VERSION,
-        ),
-        (
-            _record(encode_dtls_handshake(1, _odd_suites_body(), 0)),
-            DropReason.CLIENT_HELLO_MALFORMED,
-        ),
-        (
-            _record(encode_dtls_handshake(1, _hello_body() + b"\x00", 0)),
-            DropReason.CLIENT_HELLO_MALFORMED,
         ),
     ],
 )
@@ -311,6 +307,30 @@ def test_drop_reasons(data: bytes, reason: DropReason) -> None:
         reason = DropReason.CLIENT_HELLO_INCOMPLETE
     assert gate.receive(data, PEER, NOW) == Drop(reason)
     assert gate.stats[reason] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [_odd_suites_body(), _hello_body() + b"\x00", _hello_body()[:-3]],
+    ids=["odd-suites", "trailing-byte", "extension-cut"],
+)
+def test_malformed_after_the_cookie_is_answered_then_dropped_whole(body: bytes) -> None:
+    """A whole ClientHello is read up to its cookie before it is answered, as a first
+    fragment is and as DTLSv1_listen reads it: its framing after the cookie is found when
+    ClientHello2 is decoded whole, which is dropped then, before anything is admitted."""
+    gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
+    whole = _record(encode_dtls_handshake(1, body, 0))
+    # The same answer as for its first fragment ending right after the (empty) cookie.
+    cookie_at = 2 + 32 + 1 + body[2 + 32]
+    first_fragment = _record(_fragment(body, 0, cookie_at + 1))
+    reply = gate.receive(whole, PEER, NOW)
+    assert reply == gate.receive(first_fragment, PEER, NOW)
+    assert isinstance(reply, Reply)
+    cookie = parse_hvr(reply.data)[2].cookie
+    second = body[:cookie_at] + bytes((len(cookie),)) + cookie + body[cookie_at + 1 :]
+    result = gate.receive(_record(encode_dtls_handshake(1, second, 1)), PEER, NOW)
+    assert result == Drop(DropReason.CLIENT_HELLO_MALFORMED)
+    assert gate.stats["admit"] == 0 and gate.stats[DropReason.CLIENT_HELLO_MALFORMED] == 1
 
 
 def test_fragment_length_beyond_record_is_malformed() -> None:
@@ -491,3 +511,16 @@ def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) 
         assert gate.receive(inside, PEER, NOW) == Drop(DropReason.RECORD_TRAILING_DATA)
     assert isinstance(gate.receive(first + extra, PEER, NOW), Reply)
     assert isinstance(gate.receive(with_cookie(first, cookie) + extra, PEER, NOW), Admit)
+
+
+def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
+    """The HelloVerifyRequest record filled in per reply refuses what encode_dtls_record
+    refuses: an epoch past 16 bits or a sequence number past 48 (or negative)."""
+    from dtlsgate.gate.datagram import HelloVerifyRequests
+
+    replies = HelloVerifyRequests()
+    record = replies.build(7, 2**48 - 1, b"c")
+    assert record == encode_dtls_record(22, 0xFEFF, 7, 2**48 - 1, record[13:])
+    for epoch, sequence_number in ((2**16, 0), (0, 2**48), (-1, 0), (0, -1)):
+        with pytest.raises(UsageError):
+            replies.build(epoch, sequence_number, b"c")

@@ -212,7 +212,10 @@ class CookieJar:
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole seconds, 4 bytes
+        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, 4 bytes
+        second = self._minting
+        if second is None or second.timestamp != timestamp:
+            second = self._minting = self._second(timestamp)
         return second.head + payload + second.tag(payload + peer_bytes(peer) + bound)
 
     def verify(

@@ -18,7 +18,12 @@ ClientHello fragment and nothing else, with message_seq at most 2 and fragment_o
 (``DTLSv1_listen`` drops the rest alike: "length mismatch", "invalid sequence number",
 "fragmented ClientHello"). Records after the first stay in the datagram for the connection.
 A first fragment is judged when it holds the whole cookie: the cookie binds only the fields
-before it (`dtlsgate.gate.cookie`).
+before it (`dtlsgate.gate.cookie`). A whole ClientHello is read the same way, up to the end
+of its cookie, before it is answered, as ``DTLSv1_listen`` reads it: a HelloVerifyRequest
+depends on nothing after the cookie, is never larger than the datagram and keeps nothing,
+and a first fragment ending after the cookie is answered unseen anyway. Its framing after
+the cookie is checked when ClientHello2 is decoded whole, before it is admitted (a
+malformed one is then dropped, ``CLIENT_HELLO_MALFORMED``).
 
 A whole ClientHello offering DTLS 1.3 in supported_versions (when ``config.dtls_versions``
 has it) is answered with a stateless HelloRetryRequest instead (`dtlsgate.gate.dtls13`,
@@ -73,6 +78,7 @@ from dtlsgate.wire.record import (
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
+    from dtlsgate.gate.dtls13 import DtlsGate13
     from dtlsgate.handshake.dtls12.server import ServerContext as ServerContext12
     from dtlsgate.handshake.tls13.server import ServerContext
 
@@ -123,10 +129,13 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
+        self._cookie_generate = config.cookie_generate
+        self._dtls12 = DTLS12 in config.dtls_versions
         # The config prepared for each version's handshakes, made at the first use and
-        # shared by the connections this gate's admits make (`connection.datagram13.accept`).
+        # shared by the connections this gate's admits make (`connection.datagram13.accept`);
+        # DTLS 1.3's inside the gate's DTLS 1.3 half (its HelloRetryRequests use it too).
         self._context12: ServerContext12 | None = None
-        self._context13: ServerContext | None = None
+        self._gate13: DtlsGate13 | None = None
         # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
         self._reassembly = (
             ClientHelloReassembly(ipv6_prefix=config.ipv6_prefix_length)
@@ -148,12 +157,15 @@ class Gate(GateCounters):
         """The config prepared for DTLS 1.3 handshakes: the gate's stateless
         HelloRetryRequests, and the connections of `Dtls13Admit`s. Made at the first use: a
         DTLS 1.2-only gate never loads the TLS 1.3 engine."""
-        if self._context13 is None:
-            from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
-            from dtlsgate.handshake.tls13.server import ServerContext
+        return self._half13().context
 
-            self._context13 = ServerContext(self.config, versions=DTLS_VERSIONS)
-        return self._context13
+    def _half13(self) -> DtlsGate13:
+        """The gate's DTLS 1.3 half, made at the first DTLS 1.3 hello or context asked for."""
+        if self._gate13 is None:
+            from dtlsgate.gate.dtls13 import DtlsGate13
+
+            self._gate13 = DtlsGate13(self.config)
+        return self._gate13
 
     @property
     def reassembly(self) -> ClientHelloReassembly | None:
@@ -184,22 +196,27 @@ class Gate(GateCounters):
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
-        if not hello.cookie and self._reassembly is not None and _is_fragment(data):
-            # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
-            # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
-            return self._reassemble(data, peer, now)
-        if not hello.cookie and DTLS13 in self.config.dtls_versions and _DTLS13_BYTES in data:
-            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
-            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
-            result13 = self._dtls13(data, peer, now)
-            if result13 is not None:
-                return result13
-        if DTLS12 not in self.config.dtls_versions:
+        cookie = hello.cookie
+        if not cookie and self._reassembly is not None:  # while DTLS 1.3 is on
+            if _is_fragment(data):
+                # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
+                # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
+                return self._reassemble(data, peer, now)
+            if _DTLS13_BYTES in data:
+                # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+                # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+                result13 = self._dtls13(data, peer, now, hello)
+                if result13 is not None:
+                    return result13
+        if not self._dtls12:
             return self._drop(DropReason.VERSION_DISABLED)
-        if hello.cookie and self._cookie_verifies(peer, now, hello):
+        if cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        cookie = self._cookie_for(peer, now, hello)
+        if self._cookie_generate is None:
+            cookie = self._jar.mint(peer, now, hello.bound)
+        else:
+            cookie = self._generated_cookie(peer)
         reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
@@ -207,24 +224,29 @@ class Gate(GateCounters):
         return reply
 
     def _dtls13(
-        self, data: bytes, peer: Hashable | None, now: float
+        self, data: bytes, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek
     ) -> bytes | Dtls13Admit | Drop | None:
-        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3; None when
-        it does not (a DTLS 1.2 one, or a fragment: judged as DTLS 1.2). Imported at the
-        first: a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
+        """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3 (the first
+        record's, which the peek read: a fragment went to the reassembly table before);
+        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Imported at the first:
+        a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
         from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
 
-        first = self._first_fragment(data)  # the record the peek read, by the full decoders
-        if isinstance(first, DropReason):  # pragma: no cover - the peek read it
-            return None
-        record, header, body = first
-        if header.fragment_length != header.length:
-            return None
+        # The record's length field: the peek read the body as filling the record.
+        end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
+        body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
         decoded = decode_dtls13_hello(body)
         if decoded is None:
             return None
         result = judge_dtls13(
-            self.config, self.dtls13_context, record, header, decoded, data, peer, now
+            self._gate13 or self._half13(),
+            hello.sequence_number,
+            hello.message_seq,
+            decoded,
+            body,
+            data,
+            peer,
+            now,
         )
         if isinstance(result, Drop):
             return self._drop(result.reason)
@@ -325,11 +347,10 @@ class Gate(GateCounters):
             return DropReason.RECORD_TRAILING_DATA
         return record, header, r.rest()
 
-    def _cookie_for(self, peer: Hashable | None, now: float, hello: ClientHelloRecordPeek) -> bytes:
-        generate = self.config.cookie_generate
-        if generate is None:
-            return self._jar.mint(peer, now, hello.bound)
-        cookie = generate(peer)
+    def _generated_cookie(self, peer: Hashable | None) -> bytes:
+        """The application's cookie (``config.cookie_generate``), checked."""
+        assert self._cookie_generate is not None
+        cookie = self._cookie_generate(peer)
         if not isinstance(cookie, bytes) or len(cookie) > MAX_DTLS12_COOKIE_LENGTH:
             raise UsageError("cookie_generate must return at most 255 bytes")
         return cookie
@@ -386,28 +407,39 @@ def _is_fragment(datagram: bytes) -> bool:
 
 
 class HelloVerifyRequests:
-    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): what every reply with a cookie
-    of a given length shares is made once with the codec, the first time a cookie of that
-    length is sent (at most 256 lengths; the default jar's cookies all have one)."""
+    """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): the record of every reply with
+    a cookie of a given length is made once with the codec, the first time a cookie of that
+    length is sent (at most 256 lengths; the default jar's cookies all have one), and each
+    reply is that record with its epoch, sequence number and cookie put in."""
 
     def __init__(self) -> None:
-        self._messages_before_cookie: dict[int, bytes] = {}
+        # Per cookie length: the record up to its epoch, and from its length field (after
+        # the sequence number) up to the cookie.
+        self._records: dict[int, tuple[bytes, bytes]] = {}
 
     def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
         """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
-        and ``sequence_number`` of the ClientHello's record, version DTLS 1.0 in the record
-        and in server_version, message_seq 0."""
-        head = self._messages_before_cookie.get(len(cookie))
-        if head is None:
-            head = self._messages_before_cookie[len(cookie)] = _message_before_cookie(len(cookie))
-        return encode_dtls_record(
-            ContentType.HANDSHAKE, ProtocolVersion.DTLS10, epoch, sequence_number, head + cookie
-        )
+        (16 bits) and ``sequence_number`` (48 bits) of the ClientHello's record, version
+        DTLS 1.0 in the record and in server_version, message_seq 0."""
+        parts = self._records.get(len(cookie))
+        if parts is None:
+            parts = self._records[len(cookie)] = _record_around_cookie(len(cookie))
+        before_epoch, after_sequence_number = parts
+        if (epoch >> 16) | (sequence_number >> 48):
+            raise UsageError("epoch or sequence_number out of range")
+        # epoch (2) || sequence_number (6): RFC 6347 §4.1 (to_bytes refuses a negative one).
+        epoch_and_sequence = ((epoch << 48) | sequence_number).to_bytes(8, "big")
+        return before_epoch + epoch_and_sequence + after_sequence_number + cookie
 
 
-def _message_before_cookie(cookie_length: int) -> bytes:
-    """The HelloVerifyRequest handshake message for a cookie of ``cookie_length`` bytes, up
-    to the cookie (its last field): header, server_version and the cookie's length byte."""
+def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:
+    """The HelloVerifyRequest record for a cookie of ``cookie_length`` bytes, made by the
+    codec (epoch and sequence number 0, the cookie zeros), in the two parts that do not
+    change: the record header up to its epoch (type and version), and from the record's
+    length field to the cookie (its last field): the handshake header, server_version and
+    the cookie's length byte."""
     body = HelloVerifyRequest(ProtocolVersion.DTLS10, bytes(cookie_length)).encode()
     message = encode_dtls_handshake(HandshakeType.HELLO_VERIFY_REQUEST, body, 0)
-    return message[: len(message) - cookie_length]
+    record = encode_dtls_record(ContentType.HANDSHAKE, ProtocolVersion.DTLS10, 0, 0, message)
+    epoch_at = DTLS_RECORD_HEADER_LENGTH - 10  # epoch (2), sequence_number (6), length (2)
+    return record[:epoch_at], record[epoch_at + 8 : len(record) - cookie_length]

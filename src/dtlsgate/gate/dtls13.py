@@ -29,11 +29,11 @@ ClientHellos, and never touching ClientHellos that fit in one datagram.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.crypto.suites import suite_info
-from dtlsgate.errors import ProtocolError
+from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
 from dtlsgate.gate.stream import CookieState, bound_fields
 from dtlsgate.handshake.tls13.common import (
@@ -44,17 +44,22 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
-from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake, encode_handshake
-from dtlsgate.wire.messages import ClientHello
-from dtlsgate.wire.record import DtlsRecord, encode_dtls_record
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, encode_dtls_handshake
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello
+from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, encode_dtls_record
 
 if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
     from dtlsgate.gate.cookie import CookieJar
 
-__all__ = ["judge_dtls13", "offers_dtls13"]
+__all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
+# In a HelloRetryRequest record: the record header, the handshake header, legacy_version
+# and random, then the session_id's length byte (RFC 9147 §4, §5.2; RFC 8446 §4.1.3).
+_SESSION_ID_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
+# In a DTLSPlaintext header: type (1), version (2), epoch (2), sequence_number (6).
+_SEQUENCE_NUMBER_AT = 5
 
 
 def offers_dtls13(body: bytes) -> bool:
@@ -72,24 +77,98 @@ def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | No
         return None
 
 
+class DtlsGate13:
+    """What the datagram gate prepares once for its DTLS 1.3 ClientHellos: the TLS 1.3
+    server context (suites, groups, PSKs), each suite's hash, and the HelloRetryRequest
+    records, made by the codec the first time a reply of their shape is sent (per suite,
+    group asked for, session_id length and cookie length: a handful per configuration)
+    and each reply made from one with its sequence number, session_id and cookie put in."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.context = ServerContext(config, versions=DTLS_VERSIONS)
+        self._hashes: dict[int, Callable[[bytes], bytes]] = {}
+        # (suite, group or None, session_id length, cookie length) -> the record's parts
+        # before the sequence number, between it and the session_id, between the session_id
+        # and the cookie (the last field of the last extension).
+        self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes, bytes]] = {}
+
+    def digest(self, suite: int, message: bytes) -> bytes:
+        """Hash(``message``) with the hash of ``suite`` (RFC 8446 §4.4.1)."""
+        digest = self._hashes.get(suite)
+        if digest is None:
+            digest = self._hashes[suite] = suite_info(suite).hash.digest
+        return digest(message)
+
+    def hello_retry_request(
+        self,
+        sequence_number: int,
+        session_id: bytes,
+        suite: int,
+        group: int | None,
+        cookie: bytes,
+    ) -> bytes:
+        """One datagram: the HelloRetryRequest (`hello_retry_request`, DTLS 1.3) in one
+        DTLSPlaintext record, epoch 0, ``sequence_number`` (48 bits), message_seq 0."""
+        if sequence_number >> 48:
+            raise UsageError("sequence_number out of range")
+        key = (suite, group, len(session_id), len(cookie))
+        parts = self._records.get(key)
+        if parts is None:
+            parts = self._records[key] = _record_parts(*key)
+        before_sequence_number, before_session_id, before_cookie = parts
+        return (
+            before_sequence_number
+            + sequence_number.to_bytes(6, "big")
+            + before_session_id
+            + session_id
+            + before_cookie
+            + cookie
+        )
+
+
+def _record_parts(
+    suite: int, group: int | None, session_id_length: int, cookie_length: int
+) -> tuple[bytes, bytes, bytes]:
+    """The HelloRetryRequest record of that shape made by the codec (sequence number 0, the
+    session_id and cookie zeros), cut around the sequence number, session_id and cookie."""
+    hrr = hello_retry_request(
+        bytes(session_id_length), suite, group, bytes(cookie_length), DTLS_VERSIONS
+    )
+    record = encode_dtls_record(
+        ContentType.HANDSHAKE,
+        ProtocolVersion.DTLS12,  # RFC 9147 §4: DTLSPlaintext's legacy_record_version
+        0,
+        0,
+        encode_dtls_handshake(HandshakeType.SERVER_HELLO, hrr[4:], 0),
+    )
+    session_id_end = _SESSION_ID_AT + session_id_length
+    return (
+        record[:_SEQUENCE_NUMBER_AT],
+        record[_SEQUENCE_NUMBER_AT + 6 : _SESSION_ID_AT],
+        record[session_id_end : len(record) - cookie_length],
+    )
+
+
 def judge_dtls13(
-    config: ServerConfig,
-    context: ServerContext,
-    record: DtlsRecord,
-    header: DtlsHandshakeHeader,
+    gate13: DtlsGate13,
+    sequence_number: int,
+    message_seq: int,
     hello: tuple[ClientHello, ClientHelloInfo],
+    body: bytes,
     data: bytes,
     peer: Hashable | None,
     now: float,
 ) -> bytes | Dtls13Admit | Drop:
-    """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello."""
-    jar = config.cookie_jar
+    """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello
+    (``body``, the first record's, its ``sequence_number`` and ``message_seq``)."""
+    jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
     client_hello, info = hello
-    body = record.fragment[12:]
-    message = encode_handshake(HandshakeType.CLIENT_HELLO, body)  # the TLS form (§5.2)
+    # The TLS form (RFC 9147 §5.2): msg_type and length, then the body.
+    message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
     if info.cookie is None:
-        return _retry(jar, context, record, client_hello, info, message, data, peer, now)
+        return _retry(jar, gate13, sequence_number, client_hello, info, message, data, peer, now)
     payload = jar.verify(peer, now, info.cookie, bound_fields(client_hello))
     if payload is None:
         return Drop(DropReason.COOKIE_INVALID)
@@ -106,16 +185,16 @@ def judge_dtls13(
         group=state.group,
         key_share_requested=state.key_share_requested,
         cookie=info.cookie,
-        message_seq=header.message_seq,
-        record_sequence_number=record.sequence_number,
+        message_seq=message_seq,
+        record_sequence_number=sequence_number,
         datagram=data,
     )
 
 
 def _retry(
     jar: CookieJar,
-    context: ServerContext,
-    record: DtlsRecord,
+    gate13: DtlsGate13,
+    sequence_number: int,
     hello: ClientHello,
     info: ClientHelloInfo,
     message: bytes,
@@ -123,6 +202,7 @@ def _retry(
     peer: Hashable | None,
     now: float,
 ) -> bytes | Drop:
+    context = gate13.context
     try:
         # As the stream gate: a PSK only in psk_dhe_ke mode (the cookie's state needs a
         # group), its hash fixing the suite.
@@ -133,17 +213,12 @@ def _retry(
     assert choice.group is not None
     # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
     requested = info.share_for(choice.group) is None
-    digest = suite_info(choice.suite).hash.digest(message)
+    digest = gate13.digest(choice.suite, message)
     state = CookieState(choice.suite, choice.group, requested, digest, b"")
     cookie = jar.mint(peer, now, bound_fields(hello), state.encode())
     group = choice.group if requested else None
-    hrr = hello_retry_request(hello.session_id, choice.suite, group, cookie, DTLS_VERSIONS)
-    reply = encode_dtls_record(
-        ContentType.HANDSHAKE,
-        ProtocolVersion.DTLS12,  # RFC 9147 §4: DTLSPlaintext's legacy_record_version
-        0,
-        record.sequence_number,
-        encode_dtls_handshake(HandshakeType.SERVER_HELLO, hrr[4:], 0),
+    reply = gate13.hello_retry_request(
+        sequence_number, hello.session_id, choice.suite, group, cookie
     )
     if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
         return Drop(DropReason.REPLY_TOO_LARGE)

@@ -38,6 +38,7 @@ A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,7 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
 from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
 
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
 
 PAYLOAD_FORMAT = 1
+_STATE_HEAD = struct.Struct(">BHHBB")  # format, suite, group, requested, digest length
 # A ClientHello larger than this is refused before reassembly: real ones are a few hundred
 # bytes (a few KB with post-quantum shares and many PSK identities); the cap bounds what one
 # unauthenticated call can make us buffer and hash.
@@ -116,14 +118,20 @@ class CookieState:
     application_cookie: bytes
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u8(PAYLOAD_FORMAT)
-        w.u16(self.cipher_suite)
-        w.u16(self.group)
-        w.u8(int(self.key_share_requested))
-        w.vector(1, self.client_hello1_digest, 1, 64)
-        w.vector(2, self.application_cookie)
-        return w.getvalue()
+        """format (1) | cipher_suite (2) | group (2) | key_share_requested (1) |
+        client_hello1_digest<1..64> | application_cookie<0..2^16-1>: one pack for the
+        fixed fields (minted on every stateless HelloRetryRequest)."""
+        digest, app = self.client_hello1_digest, self.application_cookie
+        if not 1 <= len(digest) <= 64 or len(app) > 0xFFFF:
+            raise UsageError("cookie state: digest of 1 to 64 bytes, app cookie below 64 KiB")
+        head = _STATE_HEAD.pack(
+            PAYLOAD_FORMAT,
+            self.cipher_suite,
+            self.group,
+            int(self.key_share_requested),
+            len(digest),
+        )
+        return head + digest + len(app).to_bytes(2, "big") + app
 
     @classmethod
     def decode(cls, data: bytes) -> CookieState:

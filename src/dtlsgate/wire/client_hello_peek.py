@@ -16,12 +16,15 @@ two readers against each other.
 
 ``peek_client_hello_record(datagram)`` is the same peek one level out, for a stateless gate
 that answers a flood: it reads the datagram's first DTLSPlaintext header (RFC 6347 §4.1),
-its handshake header (§4.2.2) and the ClientHello fields in one bounded pass over the
-datagram, with one struct unpack for both headers, and returns the fields the gate judges;
-None when the first record is not one handshake fragment, the first of a ClientHello, that
-fills its record and is framed as above (then the full decoders, `split_dtls_records`,
-`DtlsHandshakeHeader.decode` and `peek_client_hello`, say what it is instead). The test
-pins it to them.
+its handshake header (§4.2.2) and the ClientHello fields up to the end of the cookie in one
+bounded pass over the datagram, with one struct unpack for both headers, and returns the
+fields the gate judges; None when the first record is not one handshake fragment, the first
+of a ClientHello, that fills its record and holds the whole cookie (then the full decoders,
+`split_dtls_records`, `DtlsHandshakeHeader.decode` and `peek_client_hello`, say what it is
+instead). It reads a whole ClientHello as it reads a first fragment, only up to the end of
+the cookie, as ``DTLSv1_listen`` does: what follows the cookie is no part of a
+HelloVerifyRequest's answer, and the gate decodes the whole message before it admits one.
+The test pins it to the full decoders reading the body up to its cookie.
 """
 
 from __future__ import annotations
@@ -94,8 +97,9 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
     not a handshake record (§4.1, within the datagram) holding exactly one fragment, the
     first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within its message and
-    filling the record), whose body `peek_client_hello` accepts (a whole ClientHello, or a
-    first fragment that holds the cookie). Records after the first are not read."""
+    filling the record), whose body `peek_client_hello` accepts as a first fragment (it
+    holds the cookie; a whole ClientHello is not read past its cookie either). Records
+    after the first are not read."""
     size = len(datagram)
     if size < _HEADERS_AND_VERSION.size:
         return None
@@ -126,7 +130,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     ):
         return None
     try:
-        span = _cookie_span(datagram, _BODY_AT, end, fragment_length == length)
+        span = _cookie_span(datagram, _BODY_AT, end, False)
     except DecodeError:
         return None
     if span is None:

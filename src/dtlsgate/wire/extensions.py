@@ -258,13 +258,10 @@ def encode_alpn(protocols: tuple[bytes, ...] | list[bytes]) -> bytes:
 
 def decode_supported_versions_ch(data: bytes) -> tuple[int, ...]:
     """RFC 8446 §4.2.1: ProtocolVersion versions<2..254> in a ClientHello."""
-    r = Reader(data)
-    body = r.prefixed(1, 2, 254)
-    if body.remaining() % 2:
+    body = whole_vector(data, 1, 2, 254)
+    if len(body) % 2:
         raise DecodeError("supported_versions with an odd length")
-    versions = tuple(body.u16() for _ in range(body.remaining() // 2))
-    r.finish()
-    return versions
+    return struct.unpack(f">{len(body) // 2}H", body)
 
 
 def encode_supported_versions_ch(versions: tuple[int, ...] | list[int]) -> bytes:

@@ -10,6 +10,7 @@ TLS records; a DTLS 1.3 connection can carry out the same actions over its own r
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
@@ -27,7 +28,6 @@ from dtlsgate.handshake.engine import InstallKey as InstallKey
 from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
 from dtlsgate.handshake.engine import SendMessage as SendMessage
-from dtlsgate.wire.buffer import Writer
 from dtlsgate.wire.cert_compression import (
     CompressedCertificate,
     available_algorithms,
@@ -64,7 +64,12 @@ from dtlsgate.wire.extensions import (
     require_empty,
 )
 from dtlsgate.wire.handshake import encode_handshake
-from dtlsgate.wire.messages import HELLO_RETRY_REQUEST_RANDOM, ClientHello, ServerHello
+from dtlsgate.wire.messages import (
+    HELLO_RETRY_REQUEST_RANDOM,
+    RANDOM_LENGTH,
+    ClientHello,
+    ServerHello,
+)
 
 # RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
 LEGACY_VERSION = ProtocolVersion.TLS12
@@ -359,7 +364,19 @@ class ClientHelloInfo:
         return None
 
 
+def _present(data: bytes) -> bool:
+    """early_data in a ClientHello: its presence is what counts (RFC 8446 §4.2.10)."""
+    return True
+
+
+def _present_and_empty(data: bytes) -> bool:
+    """post_handshake_auth: an empty extension (RFC 8446 §4.2.6)."""
+    require_empty(data, "post_handshake_auth")
+    return True
+
+
 _E = ExtensionType
+# Each extension the server acts on: the ClientHelloInfo field it fills and its decoder.
 _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.supported_versions: ("versions", decode_supported_versions_ch),
     _E.supported_groups: ("groups", decode_u16_list_ext),
@@ -374,11 +391,14 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.server_certificate_type: ("server_certificate_types", decode_certificate_types),
     _E.client_certificate_type: ("client_certificate_types", decode_certificate_types),
     _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
+    _E.early_data: ("early_data", _present),
+    _E.post_handshake_auth: ("post_handshake_auth", _present_and_empty),
 }
 
 
 def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
-    """Decode the extensions of ``hello``; unknown ones are ignored (RFC 8446 §4.1.2)."""
+    """Decode the extensions of ``hello``, in their order; unknown ones are ignored (RFC
+    8446 §4.1.2)."""
     values: dict[str, Any] = {
         "versions": (),
         "groups": (),
@@ -393,20 +413,15 @@ def client_hello_info(hello: ClientHello) -> ClientHelloInfo:
         "early_data": False,
     }
     extensions = hello.extensions or ()
+    last = len(extensions) - 1
     for index, ext in enumerate(extensions):
-        if ext.type == _E.early_data:
-            values["early_data"] = True
-        elif ext.type == _E.post_handshake_auth:
-            # RFC 8446 §4.2.6: an empty extension.
-            require_empty(ext.data, "post_handshake_auth")
-            values["post_handshake_auth"] = True
         parser = _PARSERS.get(ext.type)
         if parser is None:
             continue
-        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension (illegal_parameter).
-        if ext.type == _E.pre_shared_key and index != len(extensions) - 1:
-            raise IllegalParameter("pre_shared_key is not the last extension")
         name, decode = parser
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension (illegal_parameter).
+        if name == "psk" and index != last:
+            raise IllegalParameter("pre_shared_key is not the last extension")
         values[name] = decode(ext.data)
     return ClientHelloInfo(**values)
 
@@ -453,23 +468,35 @@ CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
 
 
 def client_hello_fixed_part(hello: ClientHello) -> bytes:
-    """The part of a ClientHello that ClientHello2 must repeat (RFC 8446 §4.1.2): versions,
-    random, session id, suites, compression, and the extensions ClientHello2 may not change
-    (sorted by type: a client re-encoding its hello may order them differently)."""
-    w = Writer()
-    w.u16(hello.legacy_version)
-    w.write(hello.random)
-    w.vector(1, hello.session_id)
-    w.u16_list(2, list(hello.cipher_suites))
-    w.vector(1, hello.compression_methods)
-    kept = sorted(
-        (e for e in hello.extensions or () if e.type not in CHANGEABLE_IN_CLIENT_HELLO2),
-        key=lambda e: e.type,
-    )
-    for ext in kept:
-        w.u16(ext.type)
-        w.vector(2, ext.data)
-    return w.getvalue()
+    """The part of a decoded ClientHello that ClientHello2 must repeat (RFC 8446 §4.1.2):
+    versions, random, session id, suites, compression, and the extensions ClientHello2 may
+    not change (sorted by type: a client re-encoding its hello may order them differently),
+    each field as it is on the wire (its length prefix included). Joined from one pack per
+    piece: a cookie binds it on every stateless HelloRetryRequest."""
+    suites = hello.cipher_suites
+    parts = [
+        _VERSION_RANDOM_SESSION_ID_LENGTH.pack(
+            hello.legacy_version, hello.random, len(hello.session_id)
+        ),
+        hello.session_id,
+        struct.pack(f">{len(suites) + 1}H", 2 * len(suites), *suites),
+        bytes((len(hello.compression_methods),)),
+        hello.compression_methods,
+    ]
+    for ext in sorted(hello.extensions or (), key=_extension_type):
+        if ext.type not in CHANGEABLE_IN_CLIENT_HELLO2:
+            parts += (_EXTENSION_TYPE_AND_LENGTH.pack(ext.type, len(ext.data)), ext.data)
+    return b"".join(parts)
+
+
+# legacy_version (2), random (32), the session id's length (1); an extension's type and
+# length (2 each).
+_VERSION_RANDOM_SESSION_ID_LENGTH = struct.Struct(f">H{RANDOM_LENGTH}sB")
+_EXTENSION_TYPE_AND_LENGTH = struct.Struct(">HH")
+
+
+def _extension_type(extension: Extension) -> int:
+    return extension.type
 
 
 # ---- HelloRetryRequest ---------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Gate.judge on N distinct ClientHellos, for instruction counts under callgrind.
+
+Deterministic where timings are not (the machine is shared): run it twice under
+``valgrind --tool=callgrind``, with N and with 0, and divide the difference of the two
+"Collected" totals by N for the instructions per ClientHello. ``hvr``: bench/listen.py's
+DTLS 1.2 ClientHellos (a HelloVerifyRequest each); ``hrr``: bench/flood13.py's DTLS 1.3
+ClientHello with distinct randoms and peers (a HelloRetryRequest each). A warm-up of 200
+calls first (the jar's keyed states, the reply records, the DTLS 1.3 context).
+
+Usage::
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        .venv/bin/python bench/gate_calls.py hvr 2000      # and again with 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from flood13 import dtls13_hello
+from helpers import NOW, server_config
+from listen import MASTER_KEY, RANDOM_AT, distinct_hellos
+
+from dtlsgate import CookieJar, Gate, ServerConfig
+
+WARM_UP = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("reply", choices=["hvr", "hrr"])
+    parser.add_argument("count", type=int)
+    args = parser.parse_args()
+    total = WARM_UP + args.count
+    if args.reply == "hvr":
+        gate = Gate(ServerConfig(cookie_jar=CookieJar(MASTER_KEY)))
+        hellos = distinct_hellos(total)
+        peers = [("127.0.0.1", 40000)] * total
+    else:
+        gate = Gate(server_config())
+        template = bytearray(dtls13_hello())
+        hellos = []
+        for i in range(total):
+            template[RANDOM_AT : RANDOM_AT + 4] = i.to_bytes(4, "big")
+            hellos.append(bytes(template))
+        peers = [("10.0.0.1", 1024 + i) for i in range(total)]
+    judge = gate.judge
+    for hello, peer in zip(hellos, peers, strict=True):
+        if type(judge(hello, peer, NOW)) is not bytes:
+            raise SystemExit("a ClientHello was not answered")
+
+
+if __name__ == "__main__":
+    main()
