@@ -83,6 +83,23 @@ def test_plaintext_handshake_message_after_the_handshake_is_dropped() -> None:
     assert data_events(pair.server_events) == [b"still here"]
 
 
+def test_dropped_alert_records_are_counted() -> None:
+    """An alert record that is dropped (undecodable, or in plaintext after the handshake,
+    where it is forgeable) counts in ``records_dropped`` and changes nothing; an alert that
+    is taken (close_notify) does not count."""
+    pair = _established()
+    server = pair.server
+    dropped = server.records_dropped
+    for seq, body in ((80, b"\x02"), (81, b"\x02\x28"), (82, b"\x01\x00")):
+        server.receive(encode_dtls_record(21, DTLS12, 0, seq, body), CLIENT, NOW)
+    assert server.records_dropped == dropped + 3
+    assert not server.closed and server.datagrams_to_send() == []
+    pair.client.close()
+    pair.run()
+    assert server.closed
+    assert server.records_dropped == dropped + 3
+
+
 # --- reassembly -------------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ socket or the system's random generator. Take the events after each ``receive``:
 Errors: records that fail any check are dropped silently (``records_dropped`` counts them).
 A handshake violation sends a fatal alert and raises the `ProtocolError` (the alert is
 mapped from the exception in ``_fail``, the one place that does it); a fatal alert from the
-peer raises `AlertReceived`. Either way the connection is then closed.
+peer raises `AlertReceived`. Either way the connection is then closed. The event queue,
+alerts and closing are those of every DTLS connection (`dtlsgate.connection.base`).
 """
 
 from __future__ import annotations
@@ -23,24 +24,19 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.connection.base import MAX_QUEUED_DATA as MAX_QUEUED_DATA
+from dtlsgate.connection.base import BaseDtlsConnection
 from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     OutgoingChangeCipherSpec,
     OutgoingHandshake,
     Reassembler,
-    RetransmitTimer,
     pack_flight,
 )
 from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity
-from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError, StateError, UsageError
-from dtlsgate.events import (
-    ConnectionClosed,
-    DataReceived,
-    Event,
-    HandshakeCompleted,
-    SessionTicketReceived,
-)
+from dtlsgate.errors import DecodeError, ProtocolError, StateError, UsageError
+from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
@@ -58,7 +54,6 @@ from dtlsgate.handshake.engine import (
 )
 from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import (
-    AlertDescription,
     AlertLevel,
     CipherSuite,
     ContentType,
@@ -78,12 +73,6 @@ from dtlsgate.wire.record import (
 # overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
 # are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
 MAX_EARLY_RECORDS = 16
-# Application data records received and not yet taken with next_event(): beyond this many,
-# new ones are dropped (counted in ``data_dropped``), as a full socket receive buffer drops
-# datagrams; DTLS application data is unreliable anyway (RFC 6347 §4.2.4 retransmits
-# flights only). A caller that never drains events cannot make us hold more than this
-# many records of at most 2^14 bytes (16 MiB). Handshake and close events are always kept.
-MAX_QUEUED_DATA = 1024
 
 
 def completed(done: HandshakeComplete) -> HandshakeCompleted:
@@ -101,8 +90,8 @@ def completed(done: HandshakeComplete) -> HandshakeCompleted:
     )
 
 
-class DtlsConnection:
-    """What server and client connections share: records, flights, alerts, events.
+class DtlsConnection(BaseDtlsConnection):
+    """What DTLS 1.2 server and client connections share: records, flights, early records.
 
     Slotted, as the subclasses are: a server holds one per association for as long as the
     association lives (bench/memory.py)."""
@@ -111,21 +100,9 @@ class DtlsConnection:
         "_building",
         "_building_epoch",
         "_early",
-        "_events",
         "_flight",
         "_flight_first_sequence",
-        "_keylog",
-        "_mtu",
-        "_outgoing",
-        "_queued_data",
-        "_reassembler",
         "_records",
-        "_timer",
-        "closed",
-        "data_dropped",
-        "handshake_complete",
-        "info",
-        "peer",
         "records_dropped",
     )
 
@@ -137,12 +114,8 @@ class DtlsConnection:
         mtu: int,
         keylog: Callable[[str], None] | None,
     ) -> None:
+        super().__init__(reassembler, peer, mtu, keylog)
         self._records = records
-        self._reassembler = reassembler
-        self.peer = peer
-        self._mtu = mtu
-        self._keylog = keylog
-        self._timer = RetransmitTimer()
         self._flight: list[FlightItem] = []
         # The messages of the flight the handshake is building, and the epoch they go in
         # (the one after the flight's ChangeCipherSpec, if it has one).
@@ -151,18 +124,8 @@ class DtlsConnection:
         # The epoch-0 record sequence number our current flight's first transmission began
         # with: every record we sent since belongs to that flight (see _handshake_record).
         self._flight_first_sequence = 0
-        self._outgoing: list[bytes] = []
-        # A list, not a deque: an empty list holds no item array (an empty deque holds a
-        # 64-slot block, 624 bytes, for the association's lifetime), and it is rarely longer
-        # than one event, so taking from its front costs no more.
-        self._events: list[Event] = []
         self._early: list[DtlsRecord] = []
-        self.handshake_complete = False
-        self.closed = False
         self.records_dropped = 0
-        self.data_dropped = 0
-        self._queued_data = 0
-        self.info: HandshakeCompleted | None = None
 
     # --- the handshake machine (server or client) ---------------------------------------------
 
@@ -182,11 +145,6 @@ class DtlsConnection:
     def record_layer(self) -> RecordLayer:
         """The record protection of this connection (read-only view, for diagnostics)."""
         return self._records
-
-    @property
-    def reassembler(self) -> Reassembler:
-        """The handshake messages being reassembled (read-only view, for diagnostics)."""
-        return self._reassembler
 
     @property
     def early_records(self) -> int:
@@ -225,10 +183,6 @@ class DtlsConnection:
             self._fail(exc)
             raise
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
-        out, self._outgoing = self._outgoing, []
-        return [(d, self.peer) for d in out]
-
     def get_timer(self) -> float | None:
         """When ``handle_timer`` should be called next, or None."""
         return None if self.closed else self._timer.deadline
@@ -239,23 +193,10 @@ class DtlsConnection:
         if self.closed or deadline is None or now < deadline:
             return
         if self._timer.exhausted:
-            self.closed = True
-            self._timer.stop()
-            self._events.append(ConnectionClosed(None, "handshake timed out"))
+            self._timed_out()
             return
         self._timer.backoff(now)
         self._send_flight(now, restart_timer=False)
-
-    def next_event(self) -> Event | None:
-        """The oldest event not yet taken, or None. Take them after each ``receive``:
-        beyond ``MAX_QUEUED_DATA`` undrained `DataReceived` events, new application data
-        is dropped (``data_dropped`` counts it)."""
-        if not self._events:
-            return None
-        event = self._events.pop(0)
-        if type(event) is DataReceived:
-            self._queued_data -= 1
-        return event
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one application data record."""
@@ -268,14 +209,6 @@ class DtlsConnection:
         if type(data) is not bytes:
             data = bytes(data)
         self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, data))
-
-    def close(self) -> None:
-        """Send close_notify (when the handshake got far enough) and close."""
-        if self.closed:
-            return
-        self._alert(AlertLevel.WARNING, AlertDescription.close_notify)
-        self.closed = True
-        self._timer.stop()
 
     # --- records ----------------------------------------------------------------------------
 
@@ -307,18 +240,12 @@ class DtlsConnection:
             else:
                 self.records_dropped += 1
         elif kind == ContentType.ALERT:
-            self._alert_record(data, epoch)
+            if not self._alert_record(data, epoch):
+                self.records_dropped += 1
         elif kind != ContentType.CHANGE_CIPHER_SPEC or data != b"\x01":
             # ChangeCipherSpec needs no action: DTLS records carry their epoch.
             self.records_dropped += 1
         return False
-
-    def _data_received(self, data: bytes) -> None:
-        if self._queued_data >= MAX_QUEUED_DATA:
-            self.data_dropped += 1
-            return
-        self._queued_data += 1
-        self._events.append(DataReceived(data))
 
     def _handshake_record(self, data: bytes, epoch: int, sequence_number: int, now: float) -> bool:
         if epoch == 0 and self.handshake_complete:
@@ -433,36 +360,10 @@ class DtlsConnection:
         if restart_timer:
             self._timer.start(now)
 
-    def _alert_record(self, data: bytes, epoch: int) -> None:
-        try:
-            alert = Alert.decode(data)
-        except DecodeError:
-            self.records_dropped += 1
-            return
-        if epoch == 0 and self.handshake_complete:
-            self.records_dropped += 1  # a plaintext alert after the handshake is forgeable
-            return
-        if alert.description == AlertDescription.close_notify:
-            self.closed = True
-            self._timer.stop()
-            self._events.append(ConnectionClosed(AlertDescription.close_notify, "close_notify"))
-            return
-        if alert.level == AlertLevel.FATAL:
-            self.closed = True
-            self._timer.stop()
-            raise AlertReceived(alert.description, alert.level)
-
     def _alert(self, level: int, description: int) -> None:
         epoch = self._records.write_epoch
         body = Alert(level, description).encode()
         self._outgoing.append(self._records.protect(ContentType.ALERT, body, epoch))
-
-    def _fail(self, exc: ProtocolError) -> None:
-        """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
-        if not self.closed:
-            self._alert(AlertLevel.FATAL, exc.alert)
-        self.closed = True
-        self._timer.stop()
 
 
 class DtlsServerConnection(DtlsConnection):

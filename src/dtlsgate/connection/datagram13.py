@@ -73,18 +73,17 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from dtlsgate.connection.base import BaseDtlsConnection
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection, DtlsServerConnection
 from dtlsgate.connection.flight import (
     HandshakeMessage,
     OutgoingHandshake,
     Reassembler,
-    RetransmitTimer,
     pack_flight,
 )
 from dtlsgate.connection.stream import completed
 from dtlsgate.crypto.record_number import RecordNumberCipher
 from dtlsgate.errors import (
-    AlertReceived,
     DecodeError,
     DtlsgateError,
     IllegalParameter,
@@ -95,8 +94,6 @@ from dtlsgate.errors import (
     UsageError,
 )
 from dtlsgate.events import (
-    ConnectionClosed,
-    DataReceived,
     Event,
     HandshakeCompleted,
     SessionTicketReceived,
@@ -137,8 +134,6 @@ from dtlsgate.record.dtls13 import (
     EpochKeys,
 )
 from dtlsgate.wire.enums import (
-    AlertDescription,
-    AlertLevel,
     ConnectionIdUsage,
     ContentType,
     ExtensionType,
@@ -174,8 +169,6 @@ MAX_ACK_RECORD_NUMBERS = 64
 # Post-handshake messages queued behind the one in flight (KeyUpdates the application
 # asks for, tickets, answers to the peer's KeyUpdates): beyond this, key_update() refuses.
 MAX_POST_HANDSHAKE_QUEUE = 16
-# Undrained application data records kept, as in DTLS 1.2 (`connection.datagram`).
-MAX_QUEUED_DATA = 1024
 # RFC 9147 §9: "Implementations which receive more spare CIDs than they wish to maintain
 # MAY simply discard any extra CIDs". As many spares of the peer's as we accept of ours.
 MAX_PEER_SPARE_CIDS = MAX_READ_CONNECTION_IDS
@@ -240,8 +233,9 @@ class _PostHandshake:
         self.retire: tuple[bytes, ...] = ()
 
 
-class Dtls13Connection:
-    """What server and client connections share: records, flights, ACKs, alerts, events."""
+class Dtls13Connection(BaseDtlsConnection):
+    """What DTLS 1.3 server and client connections share: records, flights, ACKs,
+    post-handshake messages, connection IDs."""
 
     def __init__(
         self,
@@ -254,17 +248,13 @@ class Dtls13Connection:
         *,
         send_acks: bool = True,
     ) -> None:
+        super().__init__(Reassembler(), peer, mtu, keylog)
         self._ctx = ctx
         self._state = state
         self._machine = machine
-        self.peer = peer
-        self._mtu = mtu
-        self._keylog = keylog
         # Whether we send ACK records (RFC 9147 §7); off only to measure what they save.
         self._send_acks = send_acks
         self.records = Dtls13RecordLayer()
-        self._reassembler = Reassembler()
-        self._timer = RetransmitTimer()
         self._next_message_seq = 0
         self._read_epoch = EPOCH_PLAINTEXT
         # Our current flight, what the peer acknowledged of it (message_seq -> body ranges)
@@ -279,14 +269,7 @@ class Dtls13Connection:
         # Record numbers of the peer's handshake records to acknowledge, and when.
         self._to_ack: list[tuple[int, int]] = []
         self._ack_deadline: float | None = None
-        self._outgoing: list[bytes] = []
-        self._events: deque[Event] = deque()
-        self._queued_data = 0
         self._send_limit = MAX_PLAINTEXT
-        self.info: HandshakeCompleted | None = None
-        self.handshake_complete = False
-        self.closed = False
-        self.data_dropped = 0
         self.tickets_acknowledged = 0  # our NewSessionTickets the peer acknowledged
         # RFC 9147 §9: whether the connection_id extension was negotiated; the peer's spare
         # CIDs, in the order given; whether our RequestConnectionId is still unanswered;
@@ -301,11 +284,6 @@ class Dtls13Connection:
         self._now = 0.0
 
     # --- the sans-I/O interface -----------------------------------------------------------
-
-    @property
-    def reassembler(self) -> Reassembler:
-        """The handshake messages being reassembled (read-only view, for diagnostics)."""
-        return self._reassembler
 
     @property
     def state_name(self) -> str:
@@ -336,10 +314,6 @@ class Dtls13Connection:
             self._fail(exc)
             raise
 
-    def datagrams_to_send(self) -> list[tuple[bytes, Hashable | None]]:
-        out, self._outgoing = self._outgoing, []
-        return [(d, self.peer) for d in out]
-
     def get_timer(self) -> float | None:
         """When ``handle_timer`` should be called next, or None."""
         if self.closed:
@@ -365,19 +339,10 @@ class Dtls13Connection:
                 # either way nothing more is owed.
                 self._flight = []
                 return
-            self.closed = True
-            self._events.append(ConnectionClosed(None, "handshake timed out"))
+            self._timed_out()
             return
         self._timer.backoff(now)
         self._transmit(unacknowledged_only=True)
-
-    def next_event(self) -> Event | None:
-        if not self._events:
-            return None
-        event = self._events.popleft()
-        if type(event) is DataReceived:
-            self._queued_data -= 1
-        return event
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one application data record."""
@@ -554,14 +519,6 @@ class Dtls13Connection:
             self._fresh_connection_ids(min(num_cids, room)), ConnectionIdUsage.cid_spare
         )
 
-    def close(self) -> None:
-        """Send close_notify and close."""
-        if self.closed:
-            return
-        self._alert(AlertLevel.WARNING, AlertDescription.close_notify)
-        self.closed = True
-        self._timer.stop()
-
     # --- records ----------------------------------------------------------------------------
 
     def _handshake_record(self, record: Dtls13Record, now: float) -> bool:
@@ -613,30 +570,6 @@ class Dtls13Connection:
             self._ack_record(record.fragment, epoch)
         elif kind == ContentType.ALERT:
             self._alert_record(record.fragment, epoch)
-
-    def _data_received(self, data: bytes) -> None:
-        if self._queued_data >= MAX_QUEUED_DATA:
-            self.data_dropped += 1
-            return
-        self._queued_data += 1
-        self._events.append(DataReceived(data))
-
-    def _alert_record(self, data: bytes, epoch: int) -> None:
-        try:
-            alert = Alert.decode(data)
-        except DecodeError:
-            return
-        if epoch == EPOCH_PLAINTEXT and self.handshake_complete:
-            return  # a plaintext alert after the handshake is forgeable
-        if alert.description == AlertDescription.close_notify:
-            self.closed = True
-            self._timer.stop()
-            self._events.append(ConnectionClosed(AlertDescription.close_notify, "close_notify"))
-            return
-        if alert.level == AlertLevel.FATAL:
-            self.closed = True
-            self._timer.stop()
-            raise AlertReceived(alert.description, alert.level)
 
     # --- ACKs (RFC 9147 §7) ------------------------------------------------------------------
 
@@ -845,13 +778,6 @@ class Dtls13Connection:
     def _alert(self, level: int, description: int) -> None:
         body = Alert(level, description).encode()
         self._outgoing.append(self.records.protect(ContentType.ALERT, body))
-
-    def _fail(self, exc: ProtocolError) -> None:
-        """The one place where a peer's fault becomes the alert we send (STYLE.md 6, 7)."""
-        if not self.closed:
-            self._alert(AlertLevel.FATAL, exc.alert)
-        self.closed = True
-        self._timer.stop()
 
 
 class Dtls13ServerConnection(Dtls13Connection):
