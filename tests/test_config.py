@@ -203,3 +203,14 @@ def test_a_server_without_credentials_is_refused_at_once() -> None:
 
     for message in asyncio.run(attempt()):
         assert "certificate" in message and "PSK" in message
+
+
+def test_tls13_client_contexts_share_the_configs_trust_store() -> None:
+    from dtlsgate.handshake.tls13.client import ClientContext
+
+    ca, _ = make_self_signed("ca-one")
+    config = ClientConfig(server_name="localhost", cafile=ca)
+    first, second = ClientContext(config), ClientContext(config)
+    # One parse per config, not per connection (the system bundle takes about 20 ms).
+    assert first.trust is config.trust_store()
+    assert second.trust is first.trust

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.certs import load_trust_store
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
@@ -167,7 +166,7 @@ class ClientContext:
         if not config.insecure and not self.psk_only and not pins_only:
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
-            self.trust = load_trust_store(config.cafile)
+            self.trust = config.trust_store()  # loaded once per config
         self.external: PskOffer | None = None
         if config.psk is not None:
             self.external = external_offer(self, config.psk_identity, config.psk, config.psk_hash)
