@@ -180,7 +180,9 @@ def handshake13(config: ServerConfig, gate: Gate, client_config: ClientConfig) -
                 if type(result) is Reply:
                     to_client.append(result.data)
                 elif type(result) is Dtls13Admit:
-                    server = Dtls13ServerConnection.from_admit(result, config)
+                    server = Dtls13ServerConnection.from_admit(
+                        result, config, context=gate.dtls13_context
+                    )
                     server.start(now)
             else:
                 server.receive(d, PEER, now)
