@@ -8,7 +8,8 @@ same class (``dataclass(frozen=True, slots=True)``: same fields, defaults, equal
 hashing, ``repr``, ``dataclasses.replace``, and assignment still raises
 ``FrozenInstanceError``) and then gives it an ``__init__`` that stores each field through
 its slot descriptor directly, five times cheaper. Defaults, default factories, keyword-only
-fields and ``__post_init__`` behave as with ``dataclass``.
+fields and ``__post_init__`` behave as with ``dataclass``; an ``init=False`` field needs a
+default factory (a fresh value per object, for ``__post_init__`` to fill).
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ def _slot_init(cls: type) -> Any:
     keyword_only: list[str] = []
     body: list[str] = []
     for f in dataclasses.fields(cls):
-        if not f.init:
-            raise TypeError(f"@frozen does not support init=False fields ({f.name})")
         name = f.name
         namespace[f"_set_{name}"] = vars(cls)[name].__set__  # the slot's member descriptor
+        if not f.init:
+            # Not an argument: made fresh for each object (for ``__post_init__`` to fill).
+            if f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"@frozen: init=False field {name} needs a default_factory")
+            namespace[f"_factory_{name}"] = f.default_factory
+            body.append(f"    _set_{name}(self, _factory_{name}())")
+            continue
         if f.default is not dataclasses.MISSING:
             namespace[f"_default_{name}"] = f.default
             parameter, value = f"{name}=_default_{name}", name
