@@ -304,11 +304,8 @@ class DtlsConnection(BaseDtlsConnection):
             if type(action) is SendMessage:
                 self._building.append(OutgoingHandshake(action.data, self._building_epoch))
             elif type(action) is InstallCipherState:
-                if action.write:
-                    self._records.install_write(1, action.cipher)
-                else:
-                    self._records.install_read(1, action.cipher)
-                    read_installed = True
+                self._records.install_read(1, action.cipher)
+                read_installed = True
             elif type(action) is EndFlight:
                 self._end_flight(now, action.expect_reply)
                 flight_sent = True
@@ -316,6 +313,8 @@ class DtlsConnection(BaseDtlsConnection):
                 # RFC 5246 §7.1: the flight's messages after it go in the next epoch.
                 self._building.append(OutgoingChangeCipherSpec(self._building_epoch))
                 self._building_epoch += 1
+                if action.cipher is not None:
+                    self._records.install_write(1, action.cipher)
             elif type(action) is KeyLog:
                 if self._keylog is not None:
                     self._keylog(action.line())

@@ -189,8 +189,12 @@ class SendMessage:
 
 @frozen
 class SendChangeCipherSpec:
-    """Send a ChangeCipherSpec: in DTLS 1.2 the messages after it go in the next epoch
-    (RFC 5246 §7.1); in TLS 1.3 the middlebox-compatibility one (RFC 8446 Appendix D.4)."""
+    """Send a ChangeCipherSpec: in DTLS 1.2 the messages after it go in the next epoch,
+    protected with ``cipher``, our epoch-1 key-block state (RFC 5246 §7.1, §6.3: the two
+    take effect together, so one action carries both); in TLS 1.3 the middlebox-
+    compatibility one (RFC 8446 Appendix D.4), with no cipher."""
+
+    cipher: CipherState | None = None
 
 
 @frozen
@@ -205,10 +209,9 @@ class InstallKey:
 
 @frozen
 class InstallCipherState:
-    """DTLS 1.2: protect epoch 1 in one direction with this key-block state (RFC 5246
-    §6.3); ``write`` keys take effect for what follows the ChangeCipherSpec."""
+    """DTLS 1.2: open the peer's epoch-1 records with this key-block state (RFC 5246 §6.3).
+    Our own epoch 1 comes with `SendChangeCipherSpec`."""
 
-    write: bool
     cipher: CipherState
 
 

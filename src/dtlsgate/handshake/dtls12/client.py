@@ -506,7 +506,7 @@ def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12S
     )
     actions: Actions = [
         KeyLog("CLIENT_RANDOM", session.client_random, saved.master_secret),
-        InstallCipherState(False, keys.server_write),
+        InstallCipherState(keys.server_write),
     ]
     if session.new_ticket:
         chain, identity = saved.peer_certificates, saved.psk_identity
@@ -769,7 +769,7 @@ def on_resumed_finished(
     """The server's Finished (over the hellos); ours follows (RFC 5246 §7.3)."""
     t, session, keys, saved = state.transcript, state.session, state.keys, state.resumed
     check_finished(finished_data(t, session, keys, client=False, last=True), message)
-    actions: Actions = [SendChangeCipherSpec(), InstallCipherState(True, keys.client_write)]
+    actions: Actions = [SendChangeCipherSpec(keys.client_write)]
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
     actions.append(EndFlight(expect_reply=False))
     renewed = None

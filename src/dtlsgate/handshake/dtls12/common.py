@@ -269,17 +269,14 @@ def step(
 
 
 def change_cipher_spec(keys: Keys, *, is_client: bool) -> Actions:
-    """ChangeCipherSpec, then epoch 1 in both directions (RFC 5246 §7.1)."""
+    """ChangeCipherSpec with our epoch-1 keys, and the peer's epoch 1 opened (RFC 5246
+    §7.1)."""
     mine, theirs = (
         (keys.client_write, keys.server_write)
         if is_client
         else (keys.server_write, keys.client_write)
     )
-    return [
-        SendChangeCipherSpec(),
-        InstallCipherState(True, mine),
-        InstallCipherState(False, theirs),
-    ]
+    return [SendChangeCipherSpec(mine), InstallCipherState(theirs)]
 
 
 def derive(

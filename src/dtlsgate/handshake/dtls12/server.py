@@ -90,7 +90,14 @@ from dtlsgate.handshake.dtls12.resume import (
     TicketKeys,
     offered_session,
 )
-from dtlsgate.handshake.engine import EndFlight, InstallCipherState, KeyLog, Machine, SendWarning
+from dtlsgate.handshake.engine import (
+    EndFlight,
+    InstallCipherState,
+    KeyLog,
+    Machine,
+    SendChangeCipherSpec,
+    SendWarning,
+)
 from dtlsgate.wire.enums import (
     AlertDescription,
     ExtensionType,
@@ -482,7 +489,7 @@ def on_client_key_exchange(
             shared = state.key_share.exchange(cke.public)
         pms = psk_premaster_secret(_psk(ctx, identity), shared)
     keys, keylog = derive(ctx.provider, t, session, pms)
-    actions: Actions = [keylog, InstallCipherState(False, keys.client_write)]
+    actions: Actions = [keylog, InstallCipherState(keys.client_write)]
     if state.peer_chain:
         return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
     return WaitFinished(t, session, keys, (), identity), actions
@@ -518,7 +525,8 @@ def on_finished(
     actions: Actions = []
     if session.new_ticket or session.session_id:
         _keep_session(ctx, t, state, now, actions)
-    actions += change_cipher_spec(keys, is_client=False)
+    # The client's epoch 1 is open since its ClientKeyExchange: ours follows our CCS.
+    actions.append(SendChangeCipherSpec(keys.server_write))
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
     actions.append(EndFlight(expect_reply=False))
     actions.append(complete(state, peer_raw=session.client_raw_public_key))
