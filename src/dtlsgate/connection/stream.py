@@ -265,32 +265,34 @@ class TlsConnection:
                 # drops is the answer to a KeyUpdate with update_requested, owed only
                 # "prior to sending its next Application Data record" (§4.6.3): none comes.
                 continue
-            if isinstance(action, SendMessage):
+            # By exact type (the action classes are final), the most frequent first: an
+            # identity test per kind instead of an isinstance call.
+            if type(action) is SendMessage:
                 initial, self._initial_record = self._initial_record, False
                 self._out += self._records.encode(
                     ContentType.HANDSHAKE, action.data, initial=initial
                 )
-            elif isinstance(action, SendChangeCipherSpec):
-                self._out += self._records.change_cipher_spec()
-            elif isinstance(action, InstallKey):
+            elif type(action) is InstallKey:
                 self._install(action)
-            elif isinstance(action, OwnRecordLimit):
-                self._records.receive_limit = action.limit
-            elif isinstance(action, SkipEarlyData):
-                self._records.early_data_skip = action.limit or None
-            elif isinstance(action, PeerRecordLimit):
-                self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
-            elif isinstance(action, Complete):
+            elif type(action) is KeyLog:
+                if self._keylog is not None:
+                    self._keylog(action.line())
+            elif type(action) is SendChangeCipherSpec:
+                self._out += self._records.change_cipher_spec()
+            elif type(action) is Complete:
                 self.info = completed(action.info)
                 # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
                 self._records.ccs_allowed = False
                 self._events.append(self.info)
-            elif isinstance(action, KeyLog):
-                if self._keylog is not None:
-                    self._keylog(action.line())
-            elif isinstance(action, TicketReceived):
+            elif type(action) is OwnRecordLimit:
+                self._records.receive_limit = action.limit
+            elif type(action) is SkipEarlyData:
+                self._records.early_data_skip = action.limit or None
+            elif type(action) is PeerRecordLimit:
+                self._records.send_limit = min(action.limit, MAX_PLAINTEXT + 1)
+            elif type(action) is TicketReceived:
                 self._events.append(SessionTicketReceived(action.ticket))
-            elif isinstance(action, ClientAuthenticated):
+            elif type(action) is ClientAuthenticated:
                 self._events.append(ClientCertificateReceived(action.chain))
 
     def _install(self, action: InstallKey) -> None:
