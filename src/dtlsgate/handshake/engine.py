@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
@@ -178,8 +178,10 @@ def check_machine(machine: Machine[H]) -> list[str]:
 
 
 # ---- actions --------------------------------------------------------------------------------
+# Final: the connections tell them apart by exact type (``type(action) is SendMessage``).
 
 
+@final
 @frozen
 class SendMessage:
     """Send this whole handshake message under the current write protection."""
@@ -187,6 +189,7 @@ class SendMessage:
     data: bytes
 
 
+@final
 @frozen
 class SendChangeCipherSpec:
     """Send a ChangeCipherSpec: in DTLS 1.2 the messages after it go in the next epoch,
@@ -197,6 +200,7 @@ class SendChangeCipherSpec:
     cipher: CipherState | None = None
 
 
+@final
 @frozen
 class InstallKey:
     """TLS 1.3: protect records in one direction with ``secret`` from now on (§7.3)."""
@@ -207,6 +211,7 @@ class InstallKey:
     secret: bytes
 
 
+@final
 @frozen
 class InstallCipherState:
     """DTLS 1.2: open the peer's epoch-1 records with this key-block state (RFC 5246 §6.3).
@@ -215,6 +220,7 @@ class InstallCipherState:
     cipher: CipherState
 
 
+@final
 @frozen
 class EndFlight:
     """DTLS: the messages sent since the last flight are a flight: send it. With
@@ -224,6 +230,7 @@ class EndFlight:
     expect_reply: bool
 
 
+@final
 @frozen
 class ExpectMessageSeq:
     """DTLS: the peer's next message carries this message_seq (RFC 6347 §4.2.2: after a
@@ -232,6 +239,7 @@ class ExpectMessageSeq:
     message_seq: int
 
 
+@final
 @frozen
 class SendWarning:
     """Send a warning alert (for example no_renegotiation, RFC 5246 §7.4.1.1)."""
@@ -239,6 +247,7 @@ class SendWarning:
     description: AlertDescription
 
 
+@final
 @frozen
 class KeyLog:
     """A secret for the NSS key log format (``SSLKEYLOGFILE``): ``label``, the ClientHello
@@ -253,6 +262,7 @@ class KeyLog:
         return f"{self.label} {self.client_random.hex()} {self.secret.hex()}"
 
 
+@final
 @frozen
 class Complete(Generic[InfoT]):
     """The handshake is done: what was negotiated (for a client whose Finished ends the

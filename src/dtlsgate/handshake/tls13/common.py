@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, final
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
@@ -161,6 +161,7 @@ APPLICATION_EPOCHS = from_epoch(3)
 # `dtlsgate.handshake.engine`'s; these are TLS 1.3's own.
 
 
+@final
 @frozen
 class PeerRecordLimit:
     """The peer's record_size_limit (RFC 8449 §4), for records we protect from now on."""
@@ -189,6 +190,7 @@ def application_keylog(keys: Keys, app: AppSecrets, transcript_hash: bytes) -> l
     ]
 
 
+@final
 @frozen
 class OwnRecordLimit:
     """Our record_size_limit was negotiated (RFC 8449 §4): records we receive from now on
@@ -197,6 +199,7 @@ class OwnRecordLimit:
     limit: int
 
 
+@final
 @frozen
 class SkipEarlyData:
     """RFC 8446 §4.2.10: the client offered 0-RTT, which we never accept: skip up to
@@ -232,6 +235,7 @@ class HandshakeInfo:
         return self.resumed or self.psk_identity is not None
 
 
+@final
 @frozen
 class ClientAuthenticated:
     """Post-handshake authentication finished (RFC 8446 §4.6.2): the client's chain, or ()."""
@@ -239,6 +243,7 @@ class ClientAuthenticated:
     chain: tuple[bytes, ...]
 
 
+@final
 @frozen
 class TicketReceived:
     """A client received a NewSessionTicket and derived its resumption PSK (§4.6.1)."""
@@ -246,6 +251,7 @@ class TicketReceived:
     ticket: Any
 
 
+@final
 @frozen
 class UseConnectionIds:
     """DTLS 1.3 connection IDs were negotiated (RFC 9147 §9, RFC 9146): ``read`` is ours,
@@ -256,6 +262,7 @@ class UseConnectionIds:
     write: bytes
 
 
+@final
 @frozen
 class PeerConnectionIds:
     """DTLS 1.3: the peer's NewConnectionId (RFC 9147 §9), CIDs for the records we send."""
@@ -264,6 +271,7 @@ class PeerConnectionIds:
     usage: ConnectionIdUsage
 
 
+@final
 @frozen
 class ConnectionIdsRequested:
     """DTLS 1.3: the peer's RequestConnectionId (RFC 9147 §9) asks for ``num_cids`` CIDs."""
