@@ -670,29 +670,27 @@ class Dtls13Connection(BaseDtlsConnection):
         """Carry out what the handshake machine asked for, in order; the messages sent are
         one flight (during the handshake) or post-handshake messages (after)."""
         for action in actions:
-            # By exact type (the action classes are final), the most frequent first: an
-            # identity test per kind instead of an isinstance call.
-            if type(action) is SendMessage:
+            if isinstance(action, SendMessage):
                 self._send_message(action.data)
-            elif type(action) is InstallKey:
+            elif isinstance(action, InstallKey):
                 self._install(action)
-            elif type(action) is KeyLog:
+            elif isinstance(action, Complete):
+                self._complete(completed(action.info, ProtocolVersion.DTLS13))
+            elif isinstance(action, KeyLog):
                 if self._keylog is not None:
                     self._keylog(action.line())
-            elif type(action) is Complete:
-                self._complete(completed(action.info, ProtocolVersion.DTLS13))
-            elif type(action) is TicketReceived:
+            elif isinstance(action, TicketReceived):
                 self._events.append(SessionTicketReceived(action.ticket))
-            elif type(action) is PeerRecordLimit:
+            elif isinstance(action, PeerRecordLimit):
                 self._send_limit = min(action.limit - 1, MAX_PLAINTEXT)
-            elif type(action) is UseConnectionIds:
+            elif isinstance(action, UseConnectionIds):
                 # RFC 9147 §9: in every protected record from now on, both ways.
                 self.records.read_connection_id = action.read
                 self.records.write_connection_id = action.write
                 self._cids_negotiated = True
-            elif type(action) is PeerConnectionIds:
+            elif isinstance(action, PeerConnectionIds):
                 self._peer_connection_ids(action.cids, action.usage)
-            elif type(action) is ConnectionIdsRequested:
+            elif isinstance(action, ConnectionIdsRequested):
                 self._connection_ids_requested(action.num_cids)
             # OwnRecordLimit: our records are bounded by the record layer's limits already;
             # SkipEarlyData: early data has no keys here, so it is dropped anyway.
