@@ -17,6 +17,22 @@ datagram:
 - anything else (malformed, a cookie that does not verify, nothing we can negotiate) is
   dropped silently: datagrams are not refused (RFC 9147 §4.5.2 drops invalid records).
 
+A ClientHello without a cookie extension and without a pre_shared_key (the PSK path needs
+the full decoders) is not decoded in full: `peek_client_hello13` (`wire/`) checks its
+framing, every extension's header and no type twice, decodes only what the server's choice
+(`choose`, the same function the engine uses) and the reply read (supported_versions,
+supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
+protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
+transcript hash from the received bytes. Any ClientHello the full decoders accept gets the
+same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
+reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
+send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
+never larger than the request (checked below) and nothing is stored, as for a
+HelloVerifyRequest answered from the fields before the cookie; ClientHello2 must repeat
+those extensions (the cookie binds them) and is decoded in full before anything is
+allocated, so a malformed one is never admitted. Malformed framing, or a malformed body
+the reply depends on, still falls through as before (None: judged as DTLS 1.2).
+
 A ClientHello larger than the path MTU (many suites, or an ML-KEM key share of over 1 KB)
 arrives in fragments, its cookie extension near the end, so no first fragment can be
 judged. The datagram gate reassembles such a cookie-less ClientHello in a table bounded

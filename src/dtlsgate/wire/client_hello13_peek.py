@@ -107,42 +107,38 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         raise DecodeError("ClientHello without a whole extensions block")
     if extensions_at + 2 + ((body[extensions_at] << 8) | body[extensions_at + 1]) != end:
         raise DecodeError("extensions block does not fill the ClientHello")
-    versions: tuple[int, ...] = ()
-    groups: tuple[int, ...] = ()
-    schemes: tuple[int, ...] = ()
-    share_groups: tuple[int, ...] | None = None
-    alpn: bytes | None = None
-    needs_full = False
-    fixed: list[tuple[int, bytes]] = []
-    seen: set[int] = set()
+    # Each extension: type (2), length (2), body; its header and body inside the block.
+    # Where each type's starts and ends; a type seen twice leaves fewer entries than
+    # extensions.
+    spans: dict[int, tuple[int, int]] = {}
+    count = 0
     pos = extensions_at + 2
     while pos < end:
         if pos + 4 > end:
             raise DecodeError("extension header truncated")
         ext_type, length = _TYPE_AND_LENGTH.unpack_from(body, pos)
-        start = pos + 4
-        stop = start + length
+        stop = pos + 4 + length
         if stop > end:
             raise DecodeError("extension body truncated")
-        if ext_type in seen:
-            raise DecodeError(f"duplicate extension {ext_type}")
-        seen.add(ext_type)
-        if ext_type not in _CHANGEABLE:
-            fixed.append((ext_type, body[pos:stop]))
-        if ext_type == _SUPPORTED_VERSIONS:
-            versions = decode_supported_versions_ch(body[start:stop])
-        elif ext_type == _SUPPORTED_GROUPS:
-            groups = decode_u16_list_ext(body[start:stop])
-        elif ext_type == _SIGNATURE_ALGORITHMS:
-            schemes = decode_u16_list_ext(body[start:stop])
-        elif ext_type == _KEY_SHARE:
-            share_groups = _share_groups(body, start, stop)
-        elif ext_type == _ALPN:
-            alpn = body[start:stop]
-        elif ext_type in (_COOKIE, _PRE_SHARED_KEY):
-            needs_full = True
+        spans[ext_type] = (pos, stop)
+        count += 1
         pos = stop
-    fixed.sort()  # by type (no type twice): as `client_hello_fixed_part` orders them
+    if len(spans) != count:
+        raise DecodeError("an extension type twice")
+    get = spans.get
+    span = get(_SUPPORTED_VERSIONS)
+    versions = () if span is None else decode_supported_versions_ch(body[span[0] + 4 : span[1]])
+    span = get(_SUPPORTED_GROUPS)
+    groups = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    span = get(_SIGNATURE_ALGORITHMS)
+    schemes = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    span = get(_KEY_SHARE)
+    share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
+    span = get(_ALPN)
+    alpn = None if span is None else body[span[0] + 4 : span[1]]
+    # By type, as `client_hello_fixed_part` orders them (no type is there twice).
+    fixed = [body[:cookie_at], body[suites_at:extensions_at]]
+    fixed += [body[a:b] for t, (a, b) in sorted(spans.items()) if t not in _CHANGEABLE]
     return ClientHello13Peek(
         legacy_version,
         random,
@@ -155,8 +151,8 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         schemes,
         share_groups,
         alpn,
-        b"".join([body[:cookie_at], body[suites_at:extensions_at], *(raw for _, raw in fixed)]),
-        needs_full,
+        b"".join(fixed),
+        _COOKIE in spans or _PRE_SHARED_KEY in spans,
     )
 
 
