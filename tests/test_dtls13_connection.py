@@ -251,9 +251,15 @@ def test_garbage_is_dropped() -> None:
     pair = make_pair13(server_config(), client_config())
     assert pair.run()
     assert pair.server is not None
+    # RFC 9147 §4.5.2: invalid records are silently dropped, never answered.
+    assert not pair.client.datagrams_to_send() and not pair.server.datagrams_to_send()
+    timers = pair.client.get_timer(), pair.server.get_timer()
     for junk in (b"", b"\x2f", b"\x16\xfe\xfd" + bytes(20), bytes(range(64)), b"\x3f" * 40):
         pair.client.receive(junk, SERVER, pair.now)
         pair.server.receive(junk, SERVER, pair.now)
+        assert not pair.client.datagrams_to_send() and not pair.server.datagrams_to_send()
+    assert (pair.client.get_timer(), pair.server.get_timer()) == timers
+    assert pair.client.next_event() is None and pair.server.next_event() is None
     exchange(pair)
 
 
