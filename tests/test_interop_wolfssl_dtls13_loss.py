@@ -107,11 +107,14 @@ def test_wolfssl_client_to_our_server_over_a_lossy_link(
                     check=False,
                 )
                 outputs.append(done.stdout.decode(errors="replace"))
-                # Quiet afterwards: nothing more reaches the server once the client ended.
+                # Quiet afterwards: nothing more crosses the proxy, either way, once the
+                # client ended (our server does not go on resending to it).
                 time.sleep(latency + 1.5)
-                settled = len(proxy.stats.upstream_times)
+                settled = len(proxy.stats.upstream_times), len(proxy.stats.downstream_times)
                 time.sleep(3)
-                assert len(proxy.stats.upstream_times) == settled
+                assert (len(proxy.stats.upstream_times), len(proxy.stats.downstream_times)) == (
+                    settled
+                )
                 impaired += proxy.stats.impaired
                 dropped += proxy.stats.dropped
             assert server.received == [(ProtocolVersion.DTLS13, b"hello wolfssl!")], outputs
