@@ -23,13 +23,14 @@ from helpers import (
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.errors import StateError
+from dtlsgate.errors import ProtocolError, StateError
 from dtlsgate.events import ConnectionClosed, HandshakeCompleted, SessionTicketReceived
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.record.dtls13 import RecordDrop
 from dtlsgate.wire.enums import (
+    AlertDescription,
     CipherSuite,
     ContentType,
     ExtensionType,
@@ -76,6 +77,23 @@ def test_every_suite(suite: CipherSuite) -> None:
     assert done.cipher_suite == suite
     assert info(pair.server_events).cipher_suite == suite
     exchange(pair)
+
+
+def test_ccm_suites_only_where_the_configuration_asks() -> None:
+    # Issue 12: AES-128-CCM and CCM-8 are offered and accepted only when configured.
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    decoded = ClientHello.decode(hello[13 + 12 :], dtls=True)
+    ccm = {CipherSuite.TLS_AES_128_CCM_SHA256, CipherSuite.TLS_AES_128_CCM_8_SHA256}
+    assert CipherSuite.TLS_AES_128_GCM_SHA256 in decoded.cipher_suites
+    assert ccm.isdisjoint(decoded.cipher_suites)
+    only_ccm8 = client_config(cipher_suites=(CipherSuite.TLS_AES_128_CCM_8_SHA256,))
+    pair = make_pair13(server_config(), only_ccm8)
+    with pytest.raises(ProtocolError) as refused:
+        pair.run()
+    assert refused.value.alert == AlertDescription.handshake_failure
+    assert not pair.completed()
 
 
 def test_rsa_certificate_and_hello_retry_request() -> None:
