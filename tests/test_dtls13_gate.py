@@ -202,6 +202,8 @@ def test_dtls12_only_client_still_gets_hello_verify_request() -> None:
     assert pair.run()
     assert pair.completed()
     assert pair.client.info is not None and pair.client.info.version == ProtocolVersion.DTLS12
+    # The gate (both versions on) answered it with a HelloVerifyRequest, not an HRR.
+    assert [r[13] for r in pair.replies] == [HandshakeType.HELLO_VERIFY_REQUEST]
 
 
 def test_versions_pinned() -> None:
