@@ -230,24 +230,22 @@ class Gate(GateCounters):
         record's, which the peek read: a fragment went to the reassembly table before);
         None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Imported at the first:
         a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
-        from dtlsgate.gate.dtls13 import decode_dtls13_hello, judge_dtls13
+        from dtlsgate.gate.dtls13 import judge_dtls13_hello
 
         # The record's length field: the peek read the body as filling the record.
         end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
         body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
-        decoded = decode_dtls13_hello(body)
-        if decoded is None:
-            return None
-        result = judge_dtls13(
+        result = judge_dtls13_hello(
             self._gate13 or self._half13(),
             hello.sequence_number,
             hello.message_seq,
-            decoded,
             body,
             data,
             peer,
             now,
         )
+        if result is None:
+            return None
         if isinstance(result, Drop):
             return self._drop(result.reason)
         if isinstance(result, Dtls13Admit):

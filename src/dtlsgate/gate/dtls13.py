@@ -19,6 +19,22 @@ datagram:
 - anything else (malformed, a cookie that does not verify, nothing we can negotiate) is
   dropped silently: datagrams are not refused (RFC 9147 §4.5.2 drops invalid records).
 
+A ClientHello without a cookie extension and without a pre_shared_key (the PSK path needs
+the full decoders) is not decoded in full: `peek_client_hello13` (`wire/`) checks its
+framing, every extension's header and no type twice, decodes only what the server's choice
+(`choose`, the same function the engine uses) and the reply read (supported_versions,
+supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
+protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
+transcript hash from the received bytes. Any ClientHello the full decoders accept gets the
+same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
+reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
+send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
+never larger than the request (checked below) and nothing is stored, as for a
+HelloVerifyRequest answered from the fields before the cookie; ClientHello2 must repeat
+those extensions (the cookie binds them) and is decoded in full before anything is
+allocated, so a malformed one is never admitted. Malformed framing, or a malformed body
+the reply depends on, still falls through as before (None: judged as DTLS 1.2).
+
 A ClientHello larger than the path MTU (many suites, or an ML-KEM key share of over 1 KB)
 arrives in fragments, its cookie extension near the end, so no first fragment can be
 judged. The datagram gate reassembles such a cookie-less ClientHello in a table bounded
@@ -44,8 +60,10 @@ from dtlsgate.handshake.tls13.common import (
     decode_client_hello,
     hello_retry_request,
 )
-from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
+from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
+from dtlsgate.wire.client_hello13_peek import ClientHello13Peek, peek_client_hello13
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
+from dtlsgate.wire.extensions import decode_alpn
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, encode_dtls_handshake
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello
 from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, encode_dtls_record
@@ -54,7 +72,7 @@ if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
     from dtlsgate.gate.cookie import CookieJar
 
-__all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
+__all__ = ["DtlsGate13", "judge_dtls13", "judge_dtls13_hello", "offers_dtls13"]
 
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
@@ -77,6 +95,31 @@ def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | No
         return decode_client_hello(body, DTLS_VERSIONS)
     except ProtocolError:
         return None
+
+
+def judge_dtls13_hello(
+    gate13: DtlsGate13,
+    sequence_number: int,
+    message_seq: int,
+    body: bytes,
+    data: bytes,
+    peer: Hashable | None,
+    now: float,
+) -> bytes | Dtls13Admit | Drop | None:
+    """`judge_dtls13` for a whole ClientHello ``body`` (the first record's); None when it
+    does not offer DTLS 1.3 or is malformed in what is read (the caller judges it as DTLS
+    1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
+    with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
+    try:
+        peek = peek_client_hello13(body)
+    except ProtocolError:
+        return None
+    if not peek.needs_full:
+        return _retry_peeked(gate13, sequence_number, peek, body, data, peer, now)
+    decoded = decode_dtls13_hello(body)
+    if decoded is None:
+        return None
+    return judge_dtls13(gate13, sequence_number, message_seq, decoded, body, data, peer, now)
 
 
 class DtlsGate13:
@@ -241,15 +284,122 @@ def _retry(
     assert choice.group is not None
     # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
     requested = info.share_for(choice.group) is None
+    fixed = bound_fields(hello)
+    return _reply(
+        jar,
+        gate13,
+        sequence_number,
+        hello.session_id,
+        fixed,
+        choice,
+        requested,
+        message,
+        data,
+        peer,
+        now,
+    )
+
+
+def _retry_peeked(
+    gate13: DtlsGate13,
+    sequence_number: int,
+    peek: ClientHello13Peek,
+    body: bytes,
+    data: bytes,
+    peer: Hashable | None,
+    now: float,
+) -> bytes | Drop | None:
+    """`_retry` for a ClientHello1 read by `peek_client_hello13`: the checks of
+    `decode_client_hello` on what was read (None where it raises), then the same choice
+    (`choose`, no PSK: none is offered) from a `ClientHello` and `ClientHelloInfo` holding
+    what it reads."""
+    # check_tls13_client_hello, DTLS: 1.3 offered, legacy_version {254, 253}, no
+    # compression, an empty legacy_cookie (RFC 9147 §5.3).
+    if (
+        DTLS_VERSIONS.version not in peek.versions
+        or peek.compression_methods != b"\x00"
+        or peek.legacy_version != DTLS_VERSIONS.legacy_version
+        or peek.legacy_cookie
+    ):
+        return None
+    context = gate13.context
+    alpn: tuple[bytes, ...] = ()
+    if peek.alpn is not None and context.config.alpn_protocols:  # what choose reads
+        try:
+            alpn = decode_alpn(peek.alpn)
+        except ProtocolError:
+            return None
+    hello = ClientHello(
+        peek.legacy_version,
+        peek.random,
+        peek.session_id,
+        peek.cipher_suites,
+        peek.compression_methods,
+        (),
+        peek.legacy_cookie,
+    )
+    # choose reads of key_share only whether it is present; which groups have a share
+    # is ``peek.share_groups``.
+    info = ClientHelloInfo(
+        peek.versions,
+        peek.groups,
+        None if peek.share_groups is None else (),
+        peek.signature_schemes,
+        None,
+        alpn,
+        (),
+        None,
+        None,
+        None,
+        False,
+    )
+    try:
+        choice = choose(context, hello, info, None)
+    except ProtocolError:
+        return Drop(DropReason.CLIENT_HELLO_REFUSED)
+    assert choice.group is not None and peek.share_groups is not None
+    jar = gate13.config.cookie_jar
+    assert jar is not None  # ServerConfig always makes one
+    requested = choice.group not in peek.share_groups
+    message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
+    return _reply(
+        jar,
+        gate13,
+        sequence_number,
+        peek.session_id,
+        peek.fixed,
+        choice,
+        requested,
+        message,
+        data,
+        peer,
+        now,
+    )
+
+
+def _reply(
+    jar: CookieJar,
+    gate13: DtlsGate13,
+    sequence_number: int,
+    session_id: bytes,
+    fixed: bytes,
+    choice: Choice,
+    requested: bool,
+    message: bytes,
+    data: bytes,
+    peer: Hashable | None,
+    now: float,
+) -> bytes | Drop:
+    """The HelloRetryRequest datagram for ``choice``: its cookie binds ``fixed`` (what
+    ClientHello2 must repeat) and carries the choice and Hash(``message``)."""
+    assert choice.group is not None
     digest = gate13.digest(choice.suite, message)
     generate = gate13.config.stateless_cookie_generate
     application = b"" if generate is None else _application_cookie(generate, peer)
     state = CookieState(choice.suite, choice.group, requested, digest, application)
-    cookie = jar.mint(peer, now, bound_fields(hello), state.encode())
+    cookie = jar.mint(peer, now, fixed, state.encode())
     group = choice.group if requested else None
-    reply = gate13.hello_retry_request(
-        sequence_number, hello.session_id, choice.suite, group, cookie
-    )
+    reply = gate13.hello_retry_request(sequence_number, session_id, choice.suite, group, cookie)
     if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
         return Drop(DropReason.REPLY_TOO_LARGE)
     return reply

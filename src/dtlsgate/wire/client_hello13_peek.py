@@ -1,0 +1,177 @@
+"""A DTLS 1.3 ClientHello read in one pass for a stateless HelloRetryRequest.
+
+``peek_client_hello13(body)`` reads a DTLS ClientHello body (RFC 9147 §5.3)::
+
+    legacy_version (2) | random (32) | legacy_session_id<0..32> | legacy_cookie<0..2^8-1> |
+    cipher_suites<2..2^16-2> | legacy_compression_methods<1..2^8-1> |
+    extensions<8..2^16-1>
+
+checking its framing as `ClientHello.decode` (`wire.messages`) does, the extensions block
+included (each extension's header and body within it, no type twice: RFC 8446 §4.2), but
+decoding only the bodies a HelloRetryRequest depends on: supported_versions,
+supported_groups, signature_algorithms and key_share (its groups: which shares the client
+sent, RFC 8446 §4.2.8; each entry's framing and no group twice are checked, the key bytes
+are not kept). application_layer_protocol_negotiation is returned undecoded (the server
+reads it only when it has protocols configured); every other extension is walked, not
+decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes of
+`client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or a
+pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
+
+DecodeError when the body is malformed in what is read. The gate
+(`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before admitting
+it; ``tests/test_client_hello13_peek.py`` pins it to the full decoders.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from dtlsgate.errors import DecodeError
+from dtlsgate.wire.enums import ExtensionType
+from dtlsgate.wire.extensions import decode_supported_versions_ch, decode_u16_list_ext
+from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
+
+__all__ = ["ClientHello13Peek", "peek_client_hello13"]
+
+_E = ExtensionType
+_SUPPORTED_VERSIONS = int(_E.supported_versions)
+_SUPPORTED_GROUPS = int(_E.supported_groups)
+_SIGNATURE_ALGORITHMS = int(_E.signature_algorithms)
+_KEY_SHARE = int(_E.key_share)
+_ALPN = int(_E.application_layer_protocol_negotiation)
+_COOKIE = int(_E.cookie)
+_PRE_SHARED_KEY = int(_E.pre_shared_key)
+# RFC 8446 §4.1.2: what ClientHello2 may change (`CHANGEABLE_IN_CLIENT_HELLO2`); every
+# other extension is part of ``fixed``.
+_CHANGEABLE = frozenset({_KEY_SHARE, int(_E.early_data), _COOKIE, _PRE_SHARED_KEY, int(_E.padding)})
+_SESSION_ID_AT = 2 + RANDOM_LENGTH
+_VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
+_TYPE_AND_LENGTH = struct.Struct(">HH")
+
+
+class ClientHello13Peek(NamedTuple):
+    """What `peek_client_hello13` reads of a ClientHello.
+
+    - ``legacy_version``, ``random``, ``session_id``, ``legacy_cookie``, ``cipher_suites``,
+      ``compression_methods``: as `ClientHello` has them;
+    - ``versions``, ``groups``, ``signature_schemes``: the decoded extensions (() when
+      absent);
+    - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
+      absent);
+    - ``alpn``: the application_layer_protocol_negotiation body, undecoded (None: absent);
+    - ``fixed``: `client_hello_fixed_part` of the message, from its bytes;
+    - ``needs_full``: a cookie or pre_shared_key extension is present.
+    """
+
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    legacy_cookie: bytes
+    cipher_suites: tuple[int, ...]
+    compression_methods: bytes
+    versions: tuple[int, ...]
+    groups: tuple[int, ...]
+    signature_schemes: tuple[int, ...]
+    share_groups: tuple[int, ...] | None
+    alpn: bytes | None
+    fixed: bytes
+    needs_full: bool
+
+
+def peek_client_hello13(body: bytes) -> ClientHello13Peek:
+    """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (module docstring);
+    DecodeError when it is malformed in what is read, or has no extensions block."""
+    end = len(body)
+    if end < _SESSION_ID_AT + 1:
+        raise DecodeError("ClientHello truncated before its session_id")
+    legacy_version, random = _VERSION_AND_RANDOM.unpack_from(body)
+    session_id_length = body[_SESSION_ID_AT]
+    if session_id_length > MAX_SESSION_ID_LENGTH:
+        raise DecodeError(f"session_id of {session_id_length} bytes")
+    cookie_at = _SESSION_ID_AT + 1 + session_id_length
+    if cookie_at >= end:
+        raise DecodeError("ClientHello truncated before its cookie")
+    suites_at = cookie_at + 1 + body[cookie_at]
+    if suites_at + 2 > end:
+        raise DecodeError("ClientHello truncated in cipher_suites")
+    suites_length = (body[suites_at] << 8) | body[suites_at + 1]
+    if suites_length < 2 or suites_length & 1:
+        raise DecodeError(f"cipher_suites of {suites_length} bytes")
+    compression_at = suites_at + 2 + suites_length
+    if compression_at >= end or not body[compression_at]:
+        raise DecodeError("ClientHello truncated or empty in compression_methods")
+    extensions_at = compression_at + 1 + body[compression_at]
+    if extensions_at + 2 > end:
+        # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
+        raise DecodeError("ClientHello without a whole extensions block")
+    if extensions_at + 2 + ((body[extensions_at] << 8) | body[extensions_at + 1]) != end:
+        raise DecodeError("extensions block does not fill the ClientHello")
+    # Each extension: type (2), length (2), body; its header and body inside the block.
+    # Where each type's starts and ends; a type seen twice leaves fewer entries than
+    # extensions.
+    spans: dict[int, tuple[int, int]] = {}
+    count = 0
+    pos = extensions_at + 2
+    while pos < end:
+        if pos + 4 > end:
+            raise DecodeError("extension header truncated")
+        ext_type, length = _TYPE_AND_LENGTH.unpack_from(body, pos)
+        stop = pos + 4 + length
+        if stop > end:
+            raise DecodeError("extension body truncated")
+        spans[ext_type] = (pos, stop)
+        count += 1
+        pos = stop
+    if len(spans) != count:
+        raise DecodeError("an extension type twice")
+    get = spans.get
+    span = get(_SUPPORTED_VERSIONS)
+    versions = () if span is None else decode_supported_versions_ch(body[span[0] + 4 : span[1]])
+    span = get(_SUPPORTED_GROUPS)
+    groups = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    span = get(_SIGNATURE_ALGORITHMS)
+    schemes = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    span = get(_KEY_SHARE)
+    share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
+    span = get(_ALPN)
+    alpn = None if span is None else body[span[0] + 4 : span[1]]
+    # By type, as `client_hello_fixed_part` orders them (no type is there twice).
+    fixed = [body[:cookie_at], body[suites_at:extensions_at]]
+    fixed += [body[a:b] for t, (a, b) in sorted(spans.items()) if t not in _CHANGEABLE]
+    return ClientHello13Peek(
+        legacy_version,
+        random,
+        body[_SESSION_ID_AT + 1 : cookie_at],
+        body[cookie_at + 1 : suites_at],
+        struct.unpack_from(f">{suites_length >> 1}H", body, suites_at + 2),
+        body[compression_at + 1 : extensions_at],
+        versions,
+        groups,
+        schemes,
+        share_groups,
+        alpn,
+        b"".join(fixed),
+        _COOKIE in spans or _PRE_SHARED_KEY in spans,
+    )
+
+
+def _share_groups(body: bytes, start: int, stop: int) -> tuple[int, ...]:
+    """The groups of key_share's ``KeyShareEntry client_shares<0..2^16-1>`` in
+    ``body[start:stop]``, each ``group (2) | key_exchange<1..2^16-1>`` (RFC 8446 §4.2.8): the
+    vector filling the body, each entry within it, no group twice (illegal_parameter)."""
+    if stop - start < 2 or start + 2 + ((body[start] << 8) | body[start + 1]) != stop:
+        raise DecodeError("key_share vector does not fill its extension")
+    out: list[int] = []
+    pos = start + 2
+    while pos < stop:
+        if pos + 4 > stop:
+            raise DecodeError("key_share entry truncated")
+        group, length = _TYPE_AND_LENGTH.unpack_from(body, pos)
+        pos += 4 + length
+        if not length or pos > stop:
+            raise DecodeError("key_share key_exchange empty or truncated")
+        out.append(group)
+    if len(set(out)) != len(out):
+        raise DecodeError("two key shares for one group")
+    return tuple(out)
