@@ -18,7 +18,8 @@ from dtls13_socket import data_of, pump
 from test_dtls13_faces import echo, server_config
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13Connection
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.io import aio
 from dtlsgate.record.dtls13 import connection_id_of
@@ -129,10 +130,9 @@ def _switching_client(
 @pytest.mark.parametrize("usage", list(ConnectionIdUsage), ids=lambda u: u.name)
 def test_new_connection_id_and_a_new_port_keep_the_association(usage: ConnectionIdUsage) -> None:
     async def issuing_echo(stream: aio.DtlsStream) -> None:
-        conn = stream.connection
-        assert isinstance(conn, Dtls13Connection)
-        conn.new_connection_ids(1, usage)
-        stream.pump()
+        # DtlsStream's pass-through sends it at once (and the server routes the new CID).
+        (cid,) = stream.new_connection_ids(1, usage)
+        assert len(cid) == 4
         await echo(stream)
 
     async def main() -> tuple[bytes, bool, int, int]:
@@ -155,3 +155,43 @@ def test_new_connection_id_and_a_new_port_keep_the_association(usage: Connection
     # client acknowledged the NewConnectionId.
     assert routed == (2 if usage == ConnectionIdUsage.cid_spare else 1)
     assert after == 0  # the association ended: its CIDs left the table
+
+
+def test_asyncio_streams_ask_for_and_switch_connection_ids() -> None:
+    """DtlsStream's connection ID calls on an `aio.connect` client (a
+    DatagramClientConnection underneath): ask the server for a spare CID, move to it, and
+    the server's association keeps answering; DTLS 1.2 has none of them."""
+
+    async def main() -> tuple[bytes, bytes, bytes, list[str]]:
+        config = server_config(connection_id_length=4)
+        async with await aio.serve(echo, "127.0.0.1", 0, config) as server:
+            host, port = server.address
+            client = ClientConfig(insecure=True, connection_id_length=2)
+            stream = await aio.connect(host, port, client, timeout=10)
+            first = stream.connection.connection.peer_connection_id  # type: ignore[union-attr]
+            stream.request_connection_ids(1)
+            for _ in range(100):  # its NewConnectionId on loopback (bounded)
+                if stream.connection.connection.spare_connection_ids:  # type: ignore[union-attr]
+                    break
+                await asyncio.sleep(0.02)
+            new = stream.use_next_connection_id()
+            stream.send(b"moved")
+            reply = await asyncio.wait_for(stream.recv(), 10)
+            stream.close()
+            refused = []
+            only12 = ClientConfig(insecure=True, dtls_versions=(0xFEFD,))
+            stream12 = await aio.connect(host, port, only12, timeout=10)
+            for call in (
+                stream12.new_connection_ids,
+                stream12.request_connection_ids,
+                stream12.use_next_connection_id,
+            ):
+                with pytest.raises(UsageError, match=r"needs DTLS 1\.3") as error:
+                    call()
+                refused.append(str(error.value))
+            stream12.close()
+            return first, new, reply, refused
+
+    first, new, reply, refused = asyncio.run(asyncio.wait_for(main(), 60))
+    assert len(new) == 4 and new != first and reply == b"echo:moved"
+    assert len(refused) == 3

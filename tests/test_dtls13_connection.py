@@ -4,6 +4,9 @@ retransmissions, KeyUpdate and NewSessionTicket acknowledged before they count."
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 from helpers import (
     NOW,
@@ -20,11 +23,23 @@ from helpers import (
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.errors import StateError
+from dtlsgate.errors import ProtocolError, StateError
 from dtlsgate.events import ConnectionClosed, HandshakeCompleted, SessionTicketReceived
+from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
 from dtlsgate.handshake.tls13.server import ServerContext
-from dtlsgate.wire.enums import CipherSuite, ContentType, NamedGroup, ProtocolVersion
+from dtlsgate.record.dtls13 import RecordDrop
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ContentType,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+)
+from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.messages13 import EncryptedExtensions
 
 SUITES = [
     CipherSuite.TLS_AES_128_GCM_SHA256,
@@ -62,6 +77,23 @@ def test_every_suite(suite: CipherSuite) -> None:
     assert done.cipher_suite == suite
     assert info(pair.server_events).cipher_suite == suite
     exchange(pair)
+
+
+def test_ccm_suites_only_where_the_configuration_asks() -> None:
+    # Issue 12: AES-128-CCM and CCM-8 are offered and accepted only when configured.
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    decoded = ClientHello.decode(hello[13 + 12 :], dtls=True)
+    ccm = {CipherSuite.TLS_AES_128_CCM_SHA256, CipherSuite.TLS_AES_128_CCM_8_SHA256}
+    assert CipherSuite.TLS_AES_128_GCM_SHA256 in decoded.cipher_suites
+    assert ccm.isdisjoint(decoded.cipher_suites)
+    only_ccm8 = client_config(cipher_suites=(CipherSuite.TLS_AES_128_CCM_8_SHA256,))
+    pair = make_pair13(server_config(), only_ccm8)
+    with pytest.raises(ProtocolError) as refused:
+        pair.run()
+    assert refused.value.alert == AlertDescription.handshake_failure
+    assert not pair.completed()
 
 
 def test_rsa_certificate_and_hello_retry_request() -> None:
@@ -107,6 +139,60 @@ def test_resumption_with_a_ticket_acknowledged() -> None:
     again = make_pair13(server, client_config(session_ticket=ticket))
     assert again.run()
     assert info(again.client_events).resumed and info(again.server_events).resumed
+    exchange(again)
+
+
+def test_early_data_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0-RTT stays out (RFC 8446 §4.2.10, RFC 9147 §5): a resuming ClientHello offering
+    early_data (our client never does: added here, the binder computed after) gets
+    EncryptedExtensions without it, and the 0-RTT records that follow it (epoch 1,
+    RFC 9147 §6.1) are dropped for want of keys; the resumed handshake completes."""
+    server = server_config()
+    first = make_pair13(server, client_config())
+    assert first.run()
+    (ticket,) = [e.ticket for e in first.client_events if isinstance(e, SessionTicketReceived)]
+    build = _client.client_hello
+
+    def with_early_data(*args: Any, **kw: Any) -> ClientHello:
+        hello = build(*args, **kw)
+        assert hello.extensions is not None
+        extensions = (Extension(ExtensionType.early_data, b""), *hello.extensions)
+        return dataclasses.replace(hello, extensions=extensions)
+
+    decode = EncryptedExtensions.decode.__func__  # type: ignore[attr-defined]
+    seen: list[EncryptedExtensions] = []
+
+    def spy(cls: type[EncryptedExtensions], body: bytes) -> EncryptedExtensions:
+        seen.append(decode(cls, body))
+        return seen[-1]
+
+    monkeypatch.setattr(_client, "client_hello", with_early_data)
+    monkeypatch.setattr(EncryptedExtensions, "decode", classmethod(spy))
+    # Unified header, epoch 1 (low bits 01), 16-bit sequence number, length (RFC 9147 §4).
+    early = [
+        bytes((0x2D,)) + seq.to_bytes(2, "big") + (40).to_bytes(2, "big") + bytes(40)
+        for seq in range(3)
+    ]
+
+    hellos: list[bytes] = []
+
+    def after_the_hello(datagram: bytes) -> bytes:
+        if datagram[0] != ContentType.HANDSHAKE or hellos:
+            return datagram
+        hellos.append(datagram)
+        return datagram + b"".join(early)
+
+    again = make_pair13(server, client_config(session_ticket=ticket))
+    again.tamper = after_the_hello
+    assert again.run()
+    assert again.server is not None
+    assert info(again.client_events).resumed and info(again.server_events).resumed
+    # It went out offering early_data (type 42, empty), alongside its ticket's PSK.
+    assert b"\x00\x2a\x00\x00" in hellos[0]
+    (ee,) = seen
+    assert ExtensionType.early_data not in [e.type for e in ee.extensions]
+    assert again.server.records.drops[RecordDrop.UNKNOWN_EPOCH] >= len(early)
+    assert not data_events(again.server_events)
     exchange(again)
 
 
@@ -251,9 +337,15 @@ def test_garbage_is_dropped() -> None:
     pair = make_pair13(server_config(), client_config())
     assert pair.run()
     assert pair.server is not None
+    # RFC 9147 §4.5.2: invalid records are silently dropped, never answered.
+    assert not pair.client.datagrams_to_send() and not pair.server.datagrams_to_send()
+    timers = pair.client.get_timer(), pair.server.get_timer()
     for junk in (b"", b"\x2f", b"\x16\xfe\xfd" + bytes(20), bytes(range(64)), b"\x3f" * 40):
         pair.client.receive(junk, SERVER, pair.now)
         pair.server.receive(junk, SERVER, pair.now)
+        assert not pair.client.datagrams_to_send() and not pair.server.datagrams_to_send()
+    assert (pair.client.get_timer(), pair.server.get_timer()) == timers
+    assert pair.client.next_event() is None and pair.server.next_event() is None
     exchange(pair)
 
 

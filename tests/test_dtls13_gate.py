@@ -160,11 +160,50 @@ def test_cookie_refusals() -> None:
     assert isinstance(gate.receive(hello2, CLIENT, NOW), Dtls13Admit)
 
 
+def test_application_cookie_callbacks() -> None:
+    """The application's part of the cookie (``stateless_cookie_generate``/``_verify``, as
+    for TLS 1.3's stateless HelloRetryRequest) rides inside the jar's cookie: made for the
+    peer on ClientHello1, handed back on ClientHello2; refused, the ClientHello2 is dropped."""
+    seen: list[tuple[object, bytes]] = []
+    verdict = [False]
+
+    def generate(peer: object) -> bytes:
+        return b"app:" + repr(peer).encode()
+
+    def verify(peer: object, cookie: bytes) -> bool:
+        seen.append((peer, cookie))
+        return verdict[0]
+
+    config = server_config(stateless_cookie_generate=generate, stateless_cookie_verify=verify)
+    gate = Gate(config)
+    hello2 = hello2_for(gate)
+    assert gate.receive(hello2, CLIENT, NOW) == Drop(DropReason.COOKIE_INVALID)
+    assert seen == [(CLIENT, b"app:" + repr(CLIENT).encode())] and gate.admits == 0
+    verdict[0] = True
+    admit = gate.receive(hello2, CLIENT, NOW)
+    assert isinstance(admit, Dtls13Admit) and len(seen) == 2
+    # A cookie the jar refuses never reaches the application's verify.
+    assert gate.receive(hello2, ("192.0.2.99", 1), NOW) == Drop(DropReason.COOKIE_INVALID)
+    assert len(seen) == 2
+    for bad in (lambda peer: "text", lambda peer: bytes(1025)):
+        with pytest.raises(UsageError, match="stateless_cookie_generate"):
+            Gate(
+                server_config(stateless_cookie_generate=bad, stateless_cookie_verify=verify)
+            ).receive(first_client_hello(), CLIENT, NOW)
+    wrong = server_config(
+        stateless_cookie_generate=generate, stateless_cookie_verify=lambda p, c: 1
+    )
+    with pytest.raises(UsageError, match="stateless_cookie_verify"):
+        Gate(wrong).receive(hello2_for(Gate(wrong)), CLIENT, NOW)
+
+
 def test_dtls12_only_client_still_gets_hello_verify_request() -> None:
     pair = make_pair(server_config(), client_config())
     assert pair.run()
     assert pair.completed()
     assert pair.client.info is not None and pair.client.info.version == ProtocolVersion.DTLS12
+    # The gate (both versions on) answered it with a HelloVerifyRequest, not an HRR.
+    assert [r[13] for r in pair.replies] == [HandshakeType.HELLO_VERIFY_REQUEST]
 
 
 def test_versions_pinned() -> None:

@@ -13,6 +13,7 @@ peer (and our own other end), every process under `timeout`:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -350,6 +351,30 @@ def test_dtls13_ciphersuites_and_groups_between_serve_and_connect(tmp_path: Path
     assert (done.returncode, done.stdout) == (0, "hello\n"), done.stderr
     assert "DTLS 1.3 TLS_AES_128_CCM_8_SHA256, full handshake" in done.stderr
     assert "DTLS 1.3 TLS_AES_128_CCM_8_SHA256, full handshake" in server_log(proc)
+
+
+@pytest.mark.parametrize("pin", ["", "--dtls1_2", "--dtls1_3"])
+def test_serve_and_connect_version_flags(tmp_path: Path, pin: str) -> None:
+    """Issue 12 item 6: `serve` takes both versions by default, `--dtls1_2`/`--dtls1_3` pin
+    one; `connect` offers both by default and takes the same flags. The version shows in
+    each side's log line; a client pinned to a version the server is not refuses to go on."""
+    with serve(tmp_path, *([pin] if pin else [])) as (proc, port):
+        runs = {
+            flag: connect(port, *([flag] if flag else []), "--insecure", "-v", "--timeout", "3")
+            for flag in ("", "--dtls1_2", "--dtls1_3")
+        }
+    log = server_log(proc)
+    served = {"": ("1.3", "1.2", "1.3"), "--dtls1_2": ("1.2", "1.2", None)}
+    served["--dtls1_3"] = ("1.3", None, "1.3")
+    for flag, version in zip(("", "--dtls1_2", "--dtls1_3"), served[pin], strict=True):
+        done = runs[flag]
+        if version is None:
+            assert done.returncode == 1 and done.stdout == "", (flag, done.stderr)
+        else:
+            assert (done.returncode, done.stdout) == (0, "hello\n"), (flag, done.stderr)
+            assert f"DTLS {version} " in done.stderr, (flag, done.stderr)
+    expected = [v for v in served[pin] if v is not None]
+    assert sorted(re.findall(r": DTLS (1\.[23]) ", log)) == sorted(expected), log
 
 
 def test_dtls12_groups_with_openssl_s_client(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """DTLS 1.3 over a bad network (real UDP on loopback through tests/udp_proxy.py): 20% loss,
 10% duplication, 30% reordering of every DTLS 1.3 record (the protected ones included:
-their content type is encrypted), and a link slower than the first retransmission timeout.
-Our asyncio clients against our asyncio server: every handshake completes, the data
+their content type is encrypted), and a link whose one-way delay (1.2 s) is above the
+first retransmission timeout (1 s). Our asyncio clients against our asyncio server: every handshake completes, the data
 arrives exactly (the test resends its own data, which DTLS does not retransmit), and the
 ends go quiet afterwards."""
 
@@ -42,7 +42,7 @@ async def talk(port: int, i: int) -> tuple[int, bytes]:
         stream.close()
 
 
-@pytest.mark.parametrize(("latency", "seed"), [(0.0, 21), (0.7, 22)])
+@pytest.mark.parametrize(("latency", "seed"), [(0.0, 21), (1.2, 22)])
 def test_our_clients_to_our_server_over_a_lossy_link(
     tmp_path: Path, latency: float, seed: int
 ) -> None:
@@ -60,7 +60,12 @@ def test_our_clients_to_our_server_over_a_lossy_link(
         LossyProxy(("127.0.0.1", server.port), impair_dtls13=True, **proxy_args) as proxy,
     ):
         results = asyncio.run(asyncio.wait_for(main(proxy.port), 150))
-        # Quiet afterwards: nothing more reaches the server once every client closed.
+        # Quiet afterwards: nothing more reaches the server once every client closed. (Not
+        # checked towards the clients: everything is impaired here, so a client's ACK of
+        # the NewSessionTicket and then its close_notify can both be lost, and the server
+        # then resends the ticket to a client that is gone until its retransmissions give
+        # up; test_interop_wolfssl_dtls13_loss.py checks both ways, its proxy impairing the
+        # handshake only.)
         time.sleep(latency + 1.5)
         settled = len(proxy.stats.upstream_times)
         time.sleep(3)

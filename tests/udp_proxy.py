@@ -39,6 +39,8 @@ class Stats:
     reordered: int = 0
     # When each datagram towards the server was forwarded (time.monotonic()).
     upstream_times: list[float] = field(default_factory=list)
+    # When each datagram towards a client was forwarded.
+    downstream_times: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +126,8 @@ class LossyProxy:
         self.stats.forwarded += 1
         if to == self.upstream:
             self.stats.upstream_times.append(time.monotonic())
+        else:
+            self.stats.downstream_times.append(time.monotonic())
 
     def _run(self) -> None:
         while not self._stop.is_set():

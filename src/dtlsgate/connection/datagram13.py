@@ -1007,6 +1007,27 @@ class DatagramClientConnection:
     def send(self, data: bytes) -> None:
         self._conn.send(data)
 
+    # The connection ID calls of `Dtls13Connection` (RFC 9147 §9), for a DTLS 1.3 one.
+
+    def new_connection_ids(
+        self,
+        cids: int | Sequence[bytes] = 1,
+        usage: ConnectionIdUsage = ConnectionIdUsage.cid_spare,
+    ) -> tuple[bytes, ...]:
+        return self._dtls13("new_connection_ids()").new_connection_ids(cids, usage)
+
+    def request_connection_ids(self, num_cids: int = 1) -> None:
+        self._dtls13("request_connection_ids()").request_connection_ids(num_cids)
+
+    def use_next_connection_id(self) -> bytes:
+        return self._dtls13("use_next_connection_id()").use_next_connection_id()
+
+    def _dtls13(self, call: str) -> Dtls13Connection:
+        conn = self._conn
+        if not isinstance(conn, Dtls13Connection):
+            raise UsageError(f"{call} needs DTLS 1.3 (this connection is DTLS 1.2)")
+        return conn
+
     def close(self) -> None:
         self._conn.close()
 

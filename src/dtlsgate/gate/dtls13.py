@@ -8,10 +8,12 @@ datagram:
   by the config's `CookieJar` and bound to the peer and to the fields ClientHello2 must
   repeat, the server's choice (suite, group, whether the HRR asked for a key share) and
   Hash(ClientHello1): the stream gate's `CookieState` format, so the server rebuilds the
-  transcript from ClientHello2 alone (RFC 8446 §4.4.1). It goes in one DTLSPlaintext record
-  with message_seq 0 and the ClientHello record's sequence number (as a HelloVerifyRequest
-  does, RFC 6347 §4.2.1), and is dropped rather than sent when it would be larger than the
-  ClientHello (anti-amplification, DESIGN.md);
+  transcript from ClientHello2 alone (RFC 8446 §4.4.1), and the application's part from
+  ``stateless_cookie_generate`` (checked by ``stateless_cookie_verify`` on ClientHello2; the
+  DTLS 1.2 ``cookie_generate``/``_verify`` cannot carry that state). It goes in one
+  DTLSPlaintext record with message_seq 0 and the ClientHello record's sequence number (as
+  a HelloVerifyRequest does, RFC 6347 §4.2.1), and is dropped rather than sent when it
+  would be larger than the ClientHello (anti-amplification, DESIGN.md);
 - with a cookie that verifies: a `Dtls13Admit`, from which
   ``Dtls13ServerConnection.from_admit`` continues without verifying it again;
 - anything else (malformed, a cookie that does not verify, nothing we can negotiate) is
@@ -51,7 +53,7 @@ from typing import TYPE_CHECKING
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import CookieState, bound_fields
+from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, bound_fields
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -170,6 +172,29 @@ class DtlsGate13:
         )
 
 
+def _application_cookie(
+    generate: Callable[[Hashable | None], bytes], peer: Hashable | None
+) -> bytes:
+    """The application's part of the cookie (``stateless_cookie_generate``, as the stream
+    gate's), checked; what the callback raises is the application's and goes up as is."""
+    application = generate(peer)
+    if not isinstance(application, bytes) or len(application) > MAX_APPLICATION_COOKIE:
+        raise UsageError(
+            f"stateless_cookie_generate must return at most {MAX_APPLICATION_COOKIE} bytes"
+        )
+    return application
+
+
+def _application_verifies(
+    verify: Callable[[Hashable | None, bytes], bool], peer: Hashable | None, application: bytes
+) -> bool:
+    """``stateless_cookie_verify`` on the application's part of a cookie that verified."""
+    accepted = verify(peer, application)
+    if not isinstance(accepted, bool):
+        raise UsageError("stateless_cookie_verify must return True or False")
+    return accepted
+
+
 def _record_parts(
     suite: int, group: int | None, session_id_length: int, cookie_length: int
 ) -> tuple[bytes, bytes, bytes]:
@@ -218,6 +243,9 @@ def judge_dtls13(
     try:
         state = CookieState.decode(payload)
     except ProtocolError:
+        return Drop(DropReason.COOKIE_INVALID)
+    verify = gate13.config.stateless_cookie_verify
+    if verify is not None and not _application_verifies(verify, peer, state.application_cookie):
         return Drop(DropReason.COOKIE_INVALID)
     return Dtls13Admit(
         peer=peer,
@@ -366,7 +394,9 @@ def _reply(
     ClientHello2 must repeat) and carries the choice and Hash(``message``)."""
     assert choice.group is not None
     digest = gate13.digest(choice.suite, message)
-    state = CookieState(choice.suite, choice.group, requested, digest, b"")
+    generate = gate13.config.stateless_cookie_generate
+    application = b"" if generate is None else _application_cookie(generate, peer)
+    state = CookieState(choice.suite, choice.group, requested, digest, application)
     cookie = jar.mint(peer, now, fixed, state.encode())
     group = choice.group if requested else None
     reply = gate13.hello_retry_request(sequence_number, session_id, choice.suite, group, cookie)

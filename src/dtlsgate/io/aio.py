@@ -25,7 +25,7 @@ import importlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, port_unreachable
 from dtlsgate.record.dtls13 import connection_id_of
+from dtlsgate.wire.enums import ConnectionIdUsage
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
 log = logging.getLogger("dtlsgate")
@@ -169,6 +170,31 @@ class DtlsStream:
         """Send ``data`` as one record (datagram semantics: it may be lost)."""
         self.connection.send(data)
         self.pump()
+
+    def new_connection_ids(
+        self,
+        cids: int | Sequence[bytes] = 1,
+        usage: ConnectionIdUsage = ConnectionIdUsage.cid_spare,
+    ) -> tuple[bytes, ...]:
+        """`Dtls13Connection.new_connection_ids`, sent at once (DTLS 1.3, RFC 9147 §9)."""
+        offered = self._dtls13("new_connection_ids()").new_connection_ids(cids, usage)
+        self.pump()
+        return offered
+
+    def request_connection_ids(self, num_cids: int = 1) -> None:
+        """`Dtls13Connection.request_connection_ids`, sent at once."""
+        self._dtls13("request_connection_ids()").request_connection_ids(num_cids)
+        self.pump()
+
+    def use_next_connection_id(self) -> bytes:
+        """`Dtls13Connection.use_next_connection_id`."""
+        return self._dtls13("use_next_connection_id()").use_next_connection_id()
+
+    def _dtls13(self, call: str) -> Dtls13Connection | DatagramClientConnection:
+        conn = self.connection
+        if not isinstance(conn, Dtls13Connection | DatagramClientConnection):
+            raise UsageError(f"{call} needs DTLS 1.3 (this association is DTLS 1.2)")
+        return conn
 
     async def recv(self) -> bytes:
         """The next record's data; b"" once the connection closed."""
