@@ -48,6 +48,21 @@ def echo(dtls: DtlsSocket, data: bytes) -> bytes:
     return dtls.recv(timeout=5)
 
 
+def late_copy_answer(local: tuple[str, int], server_port: int, hello: bytes) -> bytes:
+    """Send ``hello`` (a ClientHello with its cookie, arriving late) from the client's old
+    address ``local``; what the server answers within 1.5 s (b"" for nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(local)
+        sock.connect(("127.0.0.1", server_port))
+        sock.send(hello)
+        sock.settimeout(1.5)
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return b""
+
+
 def test_client_restarting_from_the_same_address_gets_a_new_association() -> None:
     server_config, _ = configs()
     with AioEchoServer(server_config) as server:
@@ -90,16 +105,7 @@ def test_late_copy_of_a_closed_associations_client_hello_is_not_admitted() -> No
                 break
             time.sleep(0.02)
         assert not server.server.associations
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(local)
-            sock.connect(("127.0.0.1", server.port))
-            sock.send(hellos[-1])  # the ClientHello with the cookie, late
-            sock.settimeout(1.5)
-            try:
-                answer = sock.recv(4096)
-            except TimeoutError:
-                answer = b""
+        answer = late_copy_answer(local, server.port, hellos[-1])
         assert answer == b"" and server.server.handshakes_in_progress == 0
         assert server.server.finished_hellos.dropped == 1
 

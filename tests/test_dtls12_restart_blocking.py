@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from builders import client_hello, datagram
 from test_dtls12_aio import configs
-from test_dtls12_restart import echo, handshake_from
+from test_dtls12_restart import echo, handshake_from, late_copy_answer
 
 from dtlsgate.errors import StateError
 from dtlsgate.io.blocking import DtlsSocket
@@ -182,16 +182,7 @@ def test_late_copy_of_a_closed_associations_client_hello_is_not_accepted() -> No
         while not server.ended and time.monotonic() < deadline:
             time.sleep(0.02)
         assert server.ended
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(local)
-            sock.connect(("127.0.0.1", server.port))
-            sock.send(hellos[-1])  # the ClientHello with the cookie, late
-            sock.settimeout(1.5)
-            try:
-                answer = sock.recv(4096)
-            except TimeoutError:
-                answer = b""
+        answer = late_copy_answer(local, server.port, hellos[-1])
         assert answer == b""
         assert server.listener.gate.admits == 2 and server.listener.finished_hellos.dropped == 1
         assert len(server.conns) == 1
