@@ -5,9 +5,9 @@ round so that machine noise hits them alike:
 
 - ``bare``: a Python ``recvfrom``/``sendto`` loop that answers each datagram with a fixed
   datagram the size of our HelloVerifyRequest: the ceiling for any Python listener;
-- ``dtlsgate``: ``Listener.listen()`` (the gate, with the default HMAC cookie jar);
+- ``dtlsgate``: ``Listener.listen()`` (the gate, with the default cookie jar);
 - ``pyopenssl``: pyOpenSSL's ``Connection.DTLSv1_listen()`` on a memory BIO, cookie
-  callbacks in Python (HMAC-SHA256 from the same jar), recvfrom/sendto around it.
+  callbacks in Python (the same jar's cookies), recvfrom/sendto around it.
 
 All three read the socket the way ``Listener.listen()`` does (one datagram at a time, or up
 to LISTEN_BATCH waiting datagrams, judge them all, then send the replies), with the same

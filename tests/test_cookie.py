@@ -1,4 +1,4 @@
-"""CookieJar: layout, HMAC-SHA256, binding, expiry, rotation, fleet keys, misuse."""
+"""CookieJar: layout, keyed BLAKE2s tag, binding, expiry, rotation, fleet keys, misuse."""
 
 from __future__ import annotations
 
@@ -15,18 +15,19 @@ KEY = bytes(range(32))
 PEER = ("2001:db8::1", 5684, 0, 0)
 
 
-def test_layout_and_tag_are_truncated_hmac_sha256() -> None:
+def test_layout_and_tag_are_keyed_blake2s() -> None:
     jar = CookieJar(KEY, rotation_interval=300.0)
     now = 1_700_000_123.9
     cookie = jar.mint(PEER, now, b"bound", b"payload")
     assert len(cookie) == COOKIE_OVERHEAD + len(b"payload")
-    assert cookie[0] == 1
+    assert cookie[0] == 2
     assert int.from_bytes(cookie[1:5], "big") == 1_700_000_123
     assert cookie[5:-16] == b"payload"
     epoch = 1_700_000_123 // 300
     secret = hmac.digest(KEY, b"dtlsgate cookie secret v1" + epoch.to_bytes(8, "big"), "sha256")
     message = cookie[:5] + b"payload" + b"2001:db8::1\x005684" + b"bound"
-    assert cookie[-16:] == hmac.digest(secret, message, hashlib.sha256)[:16]
+    # RFC 7693 §3.3 keyed mode, a 16-byte digest (a parameter of the hash, not a truncation).
+    assert cookie[-16:] == hashlib.blake2s(message, key=secret, digest_size=16).digest()
     assert jar.verify(PEER, now, cookie, b"bound") == b"payload"
 
 
@@ -59,7 +60,8 @@ def test_expiry_and_skew() -> None:
 def test_malformed_cookies() -> None:
     jar = CookieJar(KEY)
     good = jar.mint(PEER, 1000.0)
-    for bad in (b"", good[:-1], b"\x02" + good[1:], bytes(len(good))):
+    # b"\x01": a format-1 (HMAC-SHA256) cookie's format byte on a good cookie's rest.
+    for bad in (b"", good[:-1], b"\x01" + good[1:], b"\x03" + good[1:], bytes(len(good))):
         assert jar.verify(PEER, 1000.0, bad) is None
 
 
@@ -93,11 +95,11 @@ def test_peer_bytes_forms() -> None:
 def reference_cookie(now: float, peer: Hashable | None, bound: bytes, payload: bytes) -> bytes:
     """The cookie layout and tag computed from scratch (module docstring of dtlsgate.gate.cookie)."""
     timestamp = int(now) & 0xFFFFFFFF
-    head = b"\x01" + timestamp.to_bytes(4, "big")
+    head = b"\x02" + timestamp.to_bytes(4, "big")
     epoch = timestamp // 300
     secret = hmac.digest(KEY, b"dtlsgate cookie secret v1" + epoch.to_bytes(8, "big"), "sha256")
     message = head + payload + peer_bytes(peer) + bound
-    return head + payload + hmac.digest(secret, message, hashlib.sha256)[:16]
+    return head + payload + hashlib.blake2s(message, key=secret, digest_size=16).digest()
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ Layout of a ``CookieJar`` cookie (all of it opaque to the client)::
 
     format (1) | timestamp (4, whole seconds) | payload (n) | tag (16)
 
-``tag`` is HMAC-SHA256, truncated to 128 bits, keyed by the secret of the rotation epoch
-the timestamp falls in, over ``format | timestamp | payload | peer | bound``:
+``tag`` is keyed BLAKE2s with a 128-bit output (RFC 7693 §3.3: the key padded to a block
+and hashed first; keyed, BLAKE2 is a MAC), keyed by the secret of the rotation epoch the
+timestamp falls in, over ``format | timestamp | payload | peer | bound``:
 
 - ``peer`` binds the cookie to the address it was sent to (RFC 6347 §4.2.1: the cookie
   proves the client can receive there); a cookie replayed from elsewhere fails.
@@ -26,30 +27,41 @@ Secrets rotate every ``rotation_interval`` seconds; a cookie minted under the pr
 secret still verifies (within ``max_age``), older ones do not. Each epoch's secret is
 HMAC-SHA256(master_key, label | epoch), so every server of a fleet that shares the master
 key verifies the others' cookies without talking to them.
+
+Why BLAKE2s for the tag (format 2; format 1 was HMAC-SHA256 truncated to 128 bits): a
+cookie is minted per HelloVerifyRequest, the hot path of a listener under a flood. With the
+key block already compressed into a kept state, a tag is one copy, one update and one
+digest, and one compression per 64 bytes of input (one for an IPv4 peer and a ClientHello
+without a session_id); HMAC needs two copies, two updates, two digests and two SHA-256
+compressions more (three there): bench/RESULTS.md, section listen7.
+The tag is as long (128 bits) and keyed by the same 32-byte epoch secrets; BLAKE2s's digest
+length is a parameter of the hash, so a 16-byte tag is not a truncation. CPython's own
+``_blake2`` module computes it (``hashlib.blake2s``), as it has since Python 3.6.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 from collections.abc import Callable, Hashable
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 from dtlsgate.errors import UsageError
 
 
 class _HashObject(Protocol):
-    """A hash state, hashlib's or CPython's builtin module's (a class that exists at run time,
-    as a mypyc build evaluates ``_Second``'s annotations when the module is imported)."""
+    """A hash state (a class that exists at run time, as a mypyc build evaluates
+    ``_Second``'s annotations when the module is imported)."""
 
     def copy(self) -> _HashObject: ...
     def update(self, data: bytes, /) -> None: ...
     def digest(self) -> bytes: ...
 
 
-COOKIE_FORMAT = 1
-TAG_LENGTH = 16  # 128-bit HMAC tag: forging one is a 2^-128 guess per try.
+# 2: the tag is keyed BLAKE2s (1 was HMAC-SHA256; such a cookie no longer verifies and its
+# client gets a new one).
+COOKIE_FORMAT = 2
+TAG_LENGTH = 16  # 128-bit tag: forging one is a 2^-128 guess per try.
 TIMESTAMP_LENGTH = 4
 COOKIE_OVERHEAD = 1 + TIMESTAMP_LENGTH + TAG_LENGTH
 MASTER_KEY_LENGTH = 32
@@ -66,31 +78,9 @@ DEFAULT_CLOCK_SKEW = 5.0
 
 _SECRET_LABEL = b"dtlsgate cookie secret v1"
 _FORMAT_BYTE = bytes((COOKIE_FORMAT,))
-_SHA256_BLOCK = 64
 
 CookieGenerate = Callable[[Hashable | None], bytes]
 CookieVerify = Callable[[Hashable | None, bytes], bool]
-
-
-def _builtin_sha256() -> Callable[[bytes], _HashObject]:
-    """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), else hashlib's.
-
-    The cookie MAC copies a keyed state, hashes about 150 bytes and finishes, once per
-    HelloVerifyRequest. hashlib's OpenSSL 3 objects are faster in a tight loop, but each
-    copy and digest goes through OpenSSL's provider machinery, whose code and data are
-    cold again after every system call of a listener: measured on bench/listen.py, the
-    builtin module answered a quarter more ClientHellos per second one datagram at a time.
-    Same function, same digests; only the implementation differs."""
-    for name in ("_sha2", "_sha256"):
-        try:
-            constructor = importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-        return cast("Callable[[bytes], _HashObject]", constructor)
-    return hashlib.sha256
-
-
-_sha256 = _builtin_sha256()
 
 
 def peer_bytes(peer: Hashable | None) -> bytes:
@@ -110,22 +100,19 @@ def peer_bytes(peer: Hashable | None) -> bytes:
 
 class _Second(NamedTuple):
     """A `CookieJar`'s MAC state for the cookies stamped with one second: its rotation
-    epoch's keyed HMAC-SHA256 states (RFC 2104 §4) with ``head`` (format | timestamp, the
-    MAC's first bytes) already in the inner one. A cookie's tag is then a copy, an update
-    with the rest of its MAC input and a digest, on each side."""
+    epoch's keyed BLAKE2s state with ``head`` (format | timestamp, the MAC's first bytes)
+    already in it. A cookie's tag is then a copy, an update with the rest of its MAC input
+    and a digest."""
 
     timestamp: int
     head: bytes
-    inner: _HashObject
-    outer: _HashObject
+    keyed: _HashObject
 
     def tag(self, rest: bytes) -> bytes:
-        """HMAC-SHA256 over ``head | rest``, truncated to TAG_LENGTH."""
-        inner = self.inner.copy()
-        inner.update(rest)
-        outer = self.outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()[:TAG_LENGTH]
+        """Keyed BLAKE2s over ``head | rest``, TAG_LENGTH bytes."""
+        mac = self.keyed.copy()
+        mac.update(rest)
+        return mac.digest()
 
 
 class CookieJar:
@@ -159,11 +146,10 @@ class CookieJar:
         self.max_age = max_age
         self.rotation_interval = rotation_interval
         self.clock_skew = clock_skew
-        # The keyed HMAC states of at most two epochs (current and previous): state of the
-        # jar, not of any peer. A precomputed HMAC key schedule (the ipad/opad blocks
-        # already hashed, RFC 2104 §4) is copied per cookie instead of re-keyed: re-keying
-        # costs more than the MAC itself.
-        self._keyed: dict[int, tuple[_HashObject, _HashObject]] = {}
+        # The keyed BLAKE2s states of at most two epochs (current and previous): state of
+        # the jar, not of any peer. A keyed state is copied per cookie instead of keyed
+        # again: keying (the parameter block, the key block) costs more than the MAC itself.
+        self._keyed: dict[int, _HashObject] = {}
         # The second the jar last minted in, with its cookie head already in the MAC: every
         # cookie minted in that second starts alike (see `_Second`). One, not one per peer.
         self._minting: _Second | None = None
@@ -182,14 +168,10 @@ class CookieJar:
             raise UsageError("derive_key needs a label of its own")
         return hmac.digest(self._master_key, label + epoch.to_bytes(8, "big"), "sha256")
 
-    def _keyed_for(self, epoch: int) -> tuple[_HashObject, _HashObject]:
+    def _keyed_for(self, epoch: int) -> _HashObject:
         keyed = self._keyed.get(epoch)
         if keyed is None:
-            block = self._secret(epoch).ljust(_SHA256_BLOCK, b"\x00")
-            keyed = (
-                _sha256(bytes(b ^ 0x36 for b in block)),
-                _sha256(bytes(b ^ 0x5C for b in block)),
-            )
+            keyed = hashlib.blake2s(key=self._secret(epoch), digest_size=TAG_LENGTH)
             if len(self._keyed) >= 2:
                 for old in sorted(self._keyed)[:-1]:
                     del self._keyed[old]
@@ -202,11 +184,10 @@ class CookieJar:
         second = self._minting
         if second is not None and second.timestamp == timestamp:
             return second
-        inner, outer = self._keyed_for(int(timestamp // self.rotation_interval))
+        keyed = self._keyed_for(int(timestamp // self.rotation_interval)).copy()
         head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
-        inner = inner.copy()
-        inner.update(head)
-        return _Second(timestamp, head, inner, outer)
+        keyed.update(head)
+        return _Second(timestamp, head, keyed)
 
     def mint(
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
