@@ -222,6 +222,7 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         body.client_version,
         body.bound,
         body.cookie,
+        header.fragment_length == header.length,
     )
 
 

@@ -198,7 +198,7 @@ class Gate(GateCounters):
             return self._drop(DropReason.CLIENT_VERSION)
         cookie = hello.cookie
         if not cookie and self._reassembly is not None:  # while DTLS 1.3 is on
-            if _is_fragment(data):
+            if not hello.whole:
                 # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
                 # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
                 return self._reassemble(data, peer, now)
@@ -371,7 +371,7 @@ class Gate(GateCounters):
             DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + _record_length(data)
         ]
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
-        if not _is_fragment(data):
+        if hello.whole:
             try:
                 decoded = ClientHello.decode(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True)
             except ProtocolError:
@@ -394,14 +394,6 @@ class Gate(GateCounters):
 def _record_length(datagram: bytes) -> int:
     """The length field of ``datagram``'s first DTLSPlaintext header (RFC 6347 §4.1)."""
     return (datagram[11] << 8) | datagram[12]
-
-
-def _is_fragment(datagram: bytes) -> bool:
-    """Whether the ClientHello fragment that `peek_client_hello_record` read from
-    ``datagram`` is not the whole message: its handshake header's length (after msg_type)
-    and fragment_length (the header's last three bytes) differ (RFC 9147 §5.2)."""
-    at = DTLS_RECORD_HEADER_LENGTH
-    return datagram[at + 1 : at + 4] != datagram[at + 9 : at + 12]
 
 
 class HelloVerifyRequests:

@@ -81,7 +81,9 @@ class ClientHelloRecordPeek(NamedTuple):
 
     - ``record_version``, ``epoch``, ``sequence_number``: the record's (RFC 6347 §4.1);
     - ``message_seq``: the handshake header's (§4.2.2);
-    - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`.
+    - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`;
+    - ``whole``: the fragment is the whole ClientHello (its fragment_length is the message's
+      length, RFC 6347 §4.2.2), not only the first part of one.
     """
 
     record_version: int
@@ -91,6 +93,7 @@ class ClientHelloRecordPeek(NamedTuple):
     client_version: int
     bound: bytes
     cookie: bytes
+    whole: bool
 
 
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
@@ -144,6 +147,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         client_version,
         datagram[_BODY_AT:cookie_at],
         datagram[cookie_at + 1 : cookie_end],
+        fragment_length == length,
     )
 
 
