@@ -44,8 +44,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Hashable
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
+from dtlsgate._frozen import frozen
 from dtlsgate.errors import UsageError
 
 
@@ -98,7 +99,8 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     return repr(peer).encode()
 
 
-class _Second(NamedTuple):
+@frozen
+class _Second:
     """A `CookieJar`'s MAC state for the cookies stamped with one second: its rotation
     epoch's keyed BLAKE2s state with ``head`` (format | timestamp, the MAC's first bytes)
     already in it. A cookie's tag is then a copy, an update with the rest of its MAC input
