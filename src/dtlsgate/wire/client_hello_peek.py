@@ -45,6 +45,7 @@ _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
 # fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
 _HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
+_RECORD_SESSION_ID_AT = _BODY_AT + _SESSION_ID_AT  # the session_id's length byte, in a datagram
 
 
 @frozen
@@ -132,13 +133,17 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         or _BODY_AT + fragment_length != end
     ):
         return None
-    try:
-        span = _cookie_span(datagram, _BODY_AT, end, False)
-    except DecodeError:
+    # The body up to the end of its cookie, as `_cookie_span` reads a first fragment (one
+    # that ends before its cookie does, or a session_id too long, is not judged here).
+    session_id_at = _RECORD_SESSION_ID_AT
+    if session_id_at >= end or datagram[session_id_at] > MAX_SESSION_ID_LENGTH:
         return None
-    if span is None:
+    cookie_at = session_id_at + 1 + datagram[session_id_at]
+    if cookie_at >= end:
         return None
-    cookie_at, cookie_end = span
+    cookie_end = cookie_at + 1 + datagram[cookie_at]
+    if cookie_end > end:
+        return None
     return ClientHelloRecordPeek(
         record_version,
         epoch,
