@@ -42,7 +42,8 @@ message_seq is 0.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import struct
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
@@ -413,9 +414,10 @@ class HelloVerifyRequests:
     reply is that record with its epoch, sequence number and cookie put in."""
 
     def __init__(self) -> None:
-        # Per cookie length: the record up to its epoch, and from its length field (after
-        # the sequence number) up to the cookie.
-        self._records: dict[int, tuple[bytes, bytes]] = {}
+        # Per cookie length: the record up to its epoch, from its length field (after the
+        # sequence number) up to the cookie, and the packing of a reply from those two,
+        # epoch || sequence_number (one 64-bit integer) and the cookie.
+        self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
 
     def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
         """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
@@ -423,13 +425,16 @@ class HelloVerifyRequests:
         DTLS 1.0 in the record and in server_version, message_seq 0."""
         parts = self._records.get(len(cookie))
         if parts is None:
-            parts = self._records[len(cookie)] = _record_around_cookie(len(cookie))
-        before_epoch, after_sequence_number = parts
-        if (epoch >> 16) | (sequence_number >> 48):
+            before_epoch, after_sequence_number = _record_around_cookie(len(cookie))
+            layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{len(cookie)}s"
+            parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
+            self._records[len(cookie)] = parts
+        before_epoch, after_sequence_number, pack = parts
+        if (epoch >> 16) | (sequence_number >> 48):  # also a negative one
             raise UsageError("epoch or sequence_number out of range")
-        # epoch (2) || sequence_number (6): RFC 6347 §4.1 (to_bytes refuses a negative one).
-        epoch_and_sequence = ((epoch << 48) | sequence_number).to_bytes(8, "big")
-        return before_epoch + epoch_and_sequence + after_sequence_number + cookie
+        # epoch (2) || sequence_number (6): RFC 6347 §4.1.
+        epoch_and_sequence = (epoch << 48) | sequence_number
+        return pack(before_epoch, epoch_and_sequence, after_sequence_number, cookie)
 
 
 def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:
