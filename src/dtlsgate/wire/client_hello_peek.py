@@ -44,6 +44,7 @@ _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
 # u32, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
 # fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
 _HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
+_HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 _RECORD_SESSION_ID_AT = _BODY_AT + _SESSION_ID_AT  # the session_id's length byte, in a datagram
 
@@ -105,7 +106,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     holds the cookie; a whole ClientHello is not read past its cookie either). Records
     after the first are not read."""
     size = len(datagram)
-    if size < _HEADERS_AND_VERSION.size:
+    if size < _HEADERS_AND_VERSION_LENGTH:
         return None
     (
         content_type,
@@ -135,10 +136,12 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         return None
     # The body up to the end of its cookie, as `_cookie_span` reads a first fragment (one
     # that ends before its cookie does, or a session_id too long, is not judged here).
-    session_id_at = _RECORD_SESSION_ID_AT
-    if session_id_at >= end or datagram[session_id_at] > MAX_SESSION_ID_LENGTH:
+    if end <= _RECORD_SESSION_ID_AT:
         return None
-    cookie_at = session_id_at + 1 + datagram[session_id_at]
+    session_id_length = datagram[_RECORD_SESSION_ID_AT]
+    if session_id_length > MAX_SESSION_ID_LENGTH:
+        return None
+    cookie_at = _RECORD_SESSION_ID_AT + 1 + session_id_length
     if cookie_at >= end:
         return None
     cookie_end = cookie_at + 1 + datagram[cookie_at]
