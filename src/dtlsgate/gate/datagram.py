@@ -183,7 +183,9 @@ class Gate(GateCounters):
     ) -> bytes | Admit | Dtls13Admit | Drop:
         """``receive()`` with a reply as the datagram to send (``bytes``) instead of a
         ``Reply`` around it: what the adapters' loops send."""
-        data = bytes(datagram)
+        # A bytearray or memoryview is copied (what the gate keeps or returns must not change
+        # under it); bytes, what the adapters read, are used as they are.
+        data = datagram if type(datagram) is bytes else bytes(datagram)
         hello = peek_client_hello_record(data)
         if hello is None:  # not the first fragment of a ClientHello that can be judged
             if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
