@@ -109,6 +109,23 @@ def test_forged_cookies_are_answered_with_a_fresh_reply() -> None:
     assert gate.stats["admit"] == 0
 
 
+def test_a_mutable_datagram_is_judged_as_a_copy() -> None:
+    """A bytearray or memoryview is judged like the same bytes, and what an Admit keeps is
+    bytes of its own: the caller reusing its receive buffer changes nothing in it (the gate
+    takes bytes as they are and copies anything else)."""
+    gate = make_gate()
+    first = datagram(client_hello())
+    assert gate.receive(bytearray(first), PEER, NOW) == gate.receive(first, PEER, NOW)
+    second = with_cookie(first, first_and_cookie(gate, first))
+    for buffer in (bytearray(second), memoryview(bytearray(second))):
+        admit = gate.receive(buffer, PEER, NOW)
+        assert isinstance(admit, Admit)
+        buffer[:] = bytes(len(second))  # the adapter's next receive into the same buffer
+        assert type(admit.datagram) is bytes and admit.datagram == second
+        assert type(admit.client_hello_message) is bytes
+        assert admit.client_hello_message == second[13:]
+
+
 def test_cookie_expires_after_max_age() -> None:
     gate = make_gate(cookie_jar=CookieJar(KEY, max_age=30.0))
     first = datagram(client_hello())
