@@ -83,7 +83,8 @@ from dtlsgate.handshake.dtls12.negotiate import (
 )
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
-    EndFlight,
+    END_FLIGHT,
+    END_LAST_FLIGHT,
     ExpectMessageSeq,
     InstallCipherState,
     KeyLog,
@@ -303,7 +304,7 @@ def start(ctx: ClientContext) -> tuple[ClientWaitServerHello, Actions]:
     transcript = Transcript()
     hello = _client_hello(ctx)
     send = transcript.send(HT.CLIENT_HELLO, hello.encode())
-    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+    return ClientWaitServerHello(transcript, hello), [send, END_FLIGHT]
 
 
 def start_after_dtls13_offer(
@@ -314,7 +315,7 @@ def start_after_dtls13_offer(
     ctx.offered_dtls13 = True
     transcript = Transcript()
     send = transcript.send(HT.CLIENT_HELLO, hello.encode())
-    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+    return ClientWaitServerHello(transcript, hello), [send, END_FLIGHT]
 
 
 def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
@@ -403,7 +404,7 @@ def on_hello_verify_request(
     actions: Actions = [
         ExpectMessageSeq(transcript.send_seq),
         transcript.send(HT.CLIENT_HELLO, hello.encode()),
-        EndFlight(expect_reply=True),
+        END_FLIGHT,
     ]
     return ClientWaitServerHello(transcript, hello, state.hello_verify_requests + 1), actions
 
@@ -671,7 +672,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
         )
     actions += change_cipher_spec(keys, is_client=True)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     if session.new_ticket:
         return ClientWaitNewSessionTicket(
             t, session, keys, state.peer_chain, identity, None
@@ -771,7 +772,7 @@ def on_resumed_finished(
     check_finished(finished_data(t, session, keys, client=False, last=True), message)
     actions: Actions = [SendChangeCipherSpec(keys.client_write)]
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
-    actions.append(EndFlight(expect_reply=False))
+    actions.append(END_LAST_FLIGHT)
     renewed = None
     if state.ticket:
         renewed = dataclasses.replace(

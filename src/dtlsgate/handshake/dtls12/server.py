@@ -91,7 +91,8 @@ from dtlsgate.handshake.dtls12.resume import (
     offered_session,
 )
 from dtlsgate.handshake.engine import (
-    EndFlight,
+    END_FLIGHT,
+    END_LAST_FLIGHT,
     InstallCipherState,
     KeyLog,
     Machine,
@@ -318,7 +319,7 @@ def on_client_hello(
         body = CertificateRequest12(_CERTIFICATE_TYPES, ctx.request_schemes).encode()
         actions.append(t.send(HT.CERTIFICATE_REQUEST, body))
     actions.append(t.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE_BODY))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     if request:
         return ServerWaitCertificate(t, session, key_share), actions
     return ServerWaitClientKeyExchange(t, session, key_share), actions
@@ -354,7 +355,7 @@ def _resume(
     ]
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     peers = stored.peer_certificates
     return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
 
@@ -528,7 +529,7 @@ def on_finished(
     # The client's epoch 1 is open since its ClientKeyExchange: ours follows our CCS.
     actions.append(SendChangeCipherSpec(keys.server_write))
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
-    actions.append(EndFlight(expect_reply=False))
+    actions.append(END_LAST_FLIGHT)
     actions.append(complete(state, peer_raw=session.client_raw_public_key))
     return Established(session), actions
 
