@@ -71,6 +71,7 @@ from dtlsgate.handshake.dtls12.common import (
     complete,
     derive,
     finished_data,
+    key_log,
 )
 from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_GROUPS,
@@ -87,7 +88,6 @@ from dtlsgate.handshake.engine import (
     END_LAST_FLIGHT,
     ExpectMessageSeq,
     InstallCipherState,
-    KeyLog,
     Machine,
     SendChangeCipherSpec,
     SendWarning,
@@ -142,12 +142,15 @@ MAX_HELLO_VERIFY_REQUESTS = 2
 
 class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
-    store, and the suites, groups and schemes we offer (computed once)."""
+    store, the suites, groups and schemes we offer (computed once), and whether the
+    connection logs its secrets (``log_keys``: it has a key log callback; without one no
+    `KeyLog` action is made)."""
 
     __slots__ = (
         "client_types",
         "config",
         "groups",
+        "log_keys",
         "offered_dtls13",
         "provider",
         "schemes",
@@ -157,8 +160,11 @@ class ClientContext:
         "trust",
     )
 
-    def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
+    def __init__(
+        self, config: ClientConfig, trust: TrustStore | None, *, log_keys: bool = False
+    ) -> None:
         self.config = config
+        self.log_keys = log_keys
         self.provider: CryptoProvider = config.provider
         self.trust = trust
         self.suites = client_suites(config)
@@ -505,10 +511,8 @@ def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12S
         session.client_random,
         session.server_random,
     )
-    actions: Actions = [
-        KeyLog("CLIENT_RANDOM", session.client_random, saved.master_secret),
-        InstallCipherState(keys.server_write),
-    ]
+    actions = key_log(ctx.log_keys, session.client_random, saved.master_secret)
+    actions.append(InstallCipherState(keys.server_write))
     if session.new_ticket:
         chain, identity = saved.peer_certificates, saved.psk_identity
         return ClientWaitNewSessionTicket(t, session, keys, chain, identity, saved), actions
@@ -662,8 +666,8 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     actions: Actions = []
     scheme = _client_certificate(ctx, t, session, state.certificate_request, actions)
     pms, identity = _client_key_exchange(ctx, t, session, state.server_params, actions)
-    keys, keylog = derive(ctx.provider, t, session, pms)
-    actions.insert(0, keylog)
+    keys = derive(ctx.provider, t, session, pms)
+    actions[:0] = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     if scheme is not None:
         assert ctx.config.private_key is not None  # a scheme is chosen only for our key
         signature = ctx.provider.sign(ctx.config.private_key, scheme, t.data(), tls13=False)
