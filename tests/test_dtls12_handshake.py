@@ -160,10 +160,6 @@ def test_hashed_transcript_digests_equal_a_fresh_hash_of_each_prefix(keep_messag
         t.add(bytes([i]) * (10 * i))
         sent.append(bytes([i]) * (10 * i))
     t.hash_with(Hash.SHA384, keep_messages=keep_messages)
-    assert t.digest(Hash.SHA384) == Hash.SHA384.digest(b"".join(sent))
-    with pytest.raises(StateError):
-        # hash_with hashed the newest message too: no digest without it until the next.
-        t.digest(Hash.SHA384, exclude_last=True)
     for i in range(3, 9):
         t.add(bytes([i]) * (10 * i))
         sent.append(bytes([i]) * (10 * i))
