@@ -117,14 +117,14 @@ class Transcript:
 
     def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
         """From now on, hash the messages with ``hash``; keep their bytes only when
-        ``keep_messages`` (``data`` then still works). The messages so far are hashed at
-        once, the newest too (a server's ClientHello, not held until the next digest): the
-        digest without it is not asked for before the next message."""
+        ``keep_messages`` (``data`` then still works)."""
         if self._hash is not None or self._data is None:
             raise StateError("the transcript's hash is chosen already")
         data = self._data
         self._hash = hash
-        self._running = hash.new(data)
+        self._running = hash.new(data[: self._last])
+        if self._last < len(data):
+            self._unhashed.append(bytes(data[self._last :]))
         self._hashed = None
         if not keep_messages:
             self._data = None
@@ -177,12 +177,7 @@ class Transcript:
             # Everything but the newest message, in one update.
             running.update(b"".join(unhashed[:-1]))
             del unhashed[:-1]
-        if not unhashed:
-            if exclude_last:
-                # Right after hash_with, which hashed the newest message too.
-                raise StateError("no digest without the newest message until the next one")
-            self._digest = (0, running.digest())
-        elif exclude_last:
+        if exclude_last or not unhashed:
             self._digest = (0, running.digest())
         else:
             state = running.copy()
