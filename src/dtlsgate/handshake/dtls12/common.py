@@ -84,11 +84,12 @@ class Transcript:
     since the last digest in one update (a handshake asks three times: the extended master
     secret's session hash and the two Finished), and the newest message stays apart from
     the running hash (``digest(exclude_last=True)``, which both Finished checks ask for, is
-    the hash without it), so each byte is hashed once. The last digest is kept until the
-    hash is fed again: the server's check of the client's Finished asks for the very digest
-    the session hash was."""
+    the hash without it), so each byte is hashed once. The last digest is kept with the
+    number of messages it covers: the server's check of the client's Finished asks for the
+    very digest the session hash was."""
 
     __slots__ = (
+        "_count",
         "_data",
         "_digest",
         "_hash",
@@ -108,10 +109,11 @@ class Transcript:
         self._hashed: tuple[Hash, int, _HashState] | None = None
         # After hash_with: the hash, the running state, the messages added since it was
         # last fed (the newest last; the same bytes objects the flight holds, not a copy),
-        # and the last digest asked for (see ``digest``).
+        # how many messages there are, and the last digest with how many it covers.
         self._hash: Hash | None = None
         self._running: _HashState | None = None
         self._unhashed: list[bytes] = []
+        self._count = 0
         self._digest: tuple[int, bytes] | None = None
         self.send_seq = send_seq
 
@@ -130,6 +132,7 @@ class Transcript:
             self._data = None
 
     def add(self, message: bytes) -> None:
+        self._count += 1
         if self._running is not None:
             self._unhashed.append(message)
         data = self._data
@@ -166,24 +169,23 @@ class Transcript:
             return self._digest_of_data(hash, exclude_last)
         if hash is not self._hash:
             raise StateError(f"the transcript is hashed with {self._hash}, not {hash}")
-        unhashed = self._unhashed
-        # The last digest, when it covers what is asked (``_digest``: how many of the
-        # unhashed messages it covers past the running hash, which was not fed since).
-        covered = len(unhashed) - 1 if exclude_last else len(unhashed)
+        covered = self._count - 1 if exclude_last else self._count
         last = self._digest
         if last is not None and last[0] == covered:
             return last[1]
+        unhashed = self._unhashed
         if len(unhashed) > 1:
             # Everything but the newest message, in one update.
             running.update(b"".join(unhashed[:-1]))
             del unhashed[:-1]
         if exclude_last or not unhashed:
-            self._digest = (0, running.digest())
+            digest = running.digest()
         else:
             state = running.copy()
             state.update(unhashed[0])
-            self._digest = (1, state.digest())
-        return self._digest[1]
+            digest = state.digest()
+        self._digest = (covered, digest)
+        return digest
 
     def _digest_of_data(self, hash: Hash, exclude_last: bool) -> bytes:
         """Before ``hash_with``: the digest of the kept messages, continuing the state of
