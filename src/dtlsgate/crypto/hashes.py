@@ -44,7 +44,7 @@ class Hash(enum.Enum):
         """Output length in bytes (``Hash.length`` in RFC 8446)."""
         return _DIGEST_SIZES[self]
 
-    def new(self, data: bytes | bytearray = b"") -> _Hash:
+    def new(self, data: bytes = b"") -> _Hash:
         """A fresh hashlib object for this hash."""
         return _CONSTRUCTORS[self](data)
 

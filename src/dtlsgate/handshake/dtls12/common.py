@@ -78,27 +78,14 @@ class Transcript:
     message_seq our next message carries (RFC 6347 §4.2.2).
 
     Until the suite's hash is known the messages are kept as bytes. Once a side calls
-    ``hash_with`` (a server, as soon as it has chosen the suite), they are hashed instead
-    and their bytes dropped, unless ``keep_messages`` (a CertificateVerify will sign them,
-    RFC 5246 §7.4.8). The hash is fed only when a digest is asked for, all the messages
-    since the last digest in one update (a handshake asks three times: the extended master
-    secret's session hash and the two Finished), and the newest message stays apart from
-    the running hash (``digest(exclude_last=True)``, which both Finished checks ask for, is
-    the hash without it), so each byte is hashed once. The last digest is kept with the
-    number of messages it covers: the server's check of the client's Finished asks for the
-    very digest the session hash was."""
+    ``hash_with`` (a server, as soon as it has chosen the suite), they are fed to a running
+    hash instead and dropped, unless ``keep_messages`` (a CertificateVerify will sign them,
+    RFC 5246 §7.4.8): a server waiting for the client's second flight then holds one hash
+    state instead of the first flight a second time. The newest message stays apart from
+    the running hash (``digest(exclude_last=True)`` is the hash without it, which both
+    Finished checks ask for), so each byte is hashed once."""
 
-    __slots__ = (
-        "_count",
-        "_data",
-        "_digest",
-        "_hash",
-        "_hashed",
-        "_last",
-        "_running",
-        "_unhashed",
-        "send_seq",
-    )
+    __slots__ = ("_data", "_hash", "_hashed", "_last", "_newest", "_running", "send_seq")
 
     def __init__(self, send_seq: int = 0) -> None:
         # The messages, while kept; ``_last``: where the newest one starts.
@@ -107,34 +94,32 @@ class Transcript:
         # Before hash_with: (hash, n, state), ``state`` having hashed the first n bytes of
         # _data with ``hash`` (the digests asked for so far).
         self._hashed: tuple[Hash, int, _HashState] | None = None
-        # After hash_with: the hash, the running state, the messages added since it was
-        # last fed (the newest last; the same bytes objects the flight holds, not a copy),
-        # how many messages there are, and the last digest with how many it covers.
+        # After hash_with: the hash, the running state of every message but the newest,
+        # and the newest.
         self._hash: Hash | None = None
         self._running: _HashState | None = None
-        self._unhashed: list[bytes] = []
-        self._count = 0
-        self._digest: tuple[int, bytes] | None = None
+        self._newest = b""
         self.send_seq = send_seq
 
     def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
-        """From now on, hash the messages with ``hash``; keep their bytes only when
-        ``keep_messages`` (``data`` then still works)."""
+        """From now on, hash the messages with ``hash`` as they come; keep their bytes only
+        when ``keep_messages`` (``data`` then still works)."""
         if self._hash is not None or self._data is None:
             raise StateError("the transcript's hash is chosen already")
         data = self._data
         self._hash = hash
-        self._running = hash.new(data[: self._last])
-        if self._last < len(data):
-            self._unhashed.append(bytes(data[self._last :]))
+        self._running = running = hash.new()
+        running.update(data[: self._last])
+        self._newest = bytes(data[self._last :])
         self._hashed = None
         if not keep_messages:
             self._data = None
 
     def add(self, message: bytes) -> None:
-        self._count += 1
-        if self._running is not None:
-            self._unhashed.append(message)
+        running = self._running
+        if running is not None:
+            running.update(self._newest)
+            self._newest = message
         data = self._data
         if data is not None:
             self._last = len(data)
@@ -165,31 +150,14 @@ class Transcript:
 
     def digest(self, hash: Hash, *, exclude_last: bool = False) -> bytes:
         running = self._running
-        if running is None:
-            return self._digest_of_data(hash, exclude_last)
-        if hash is not self._hash:
-            raise StateError(f"the transcript is hashed with {self._hash}, not {hash}")
-        covered = self._count - 1 if exclude_last else self._count
-        last = self._digest
-        if last is not None and last[0] == covered:
-            return last[1]
-        unhashed = self._unhashed
-        if len(unhashed) > 1:
-            # Everything but the newest message, in one update.
-            running.update(b"".join(unhashed[:-1]))
-            del unhashed[:-1]
-        if exclude_last or not unhashed:
-            digest = running.digest()
-        else:
+        if running is not None:
+            if hash is not self._hash:
+                raise StateError(f"the transcript is hashed with {self._hash}, not {hash}")
+            if exclude_last:
+                return running.digest()
             state = running.copy()
-            state.update(unhashed[0])
-            digest = state.digest()
-        self._digest = (covered, digest)
-        return digest
-
-    def _digest_of_data(self, hash: Hash, exclude_last: bool) -> bytes:
-        """Before ``hash_with``: the digest of the kept messages, continuing the state of
-        the last digest asked for when it covers a prefix of them."""
+            state.update(self._newest)
+            return state.digest()
         data = self._data
         assert data is not None  # dropped only once the running hash exists
         end = self._last if exclude_last else len(data)
