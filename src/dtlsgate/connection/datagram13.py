@@ -352,8 +352,7 @@ class Dtls13Connection(BaseDtlsConnection):
             raise StateError("send() before the handshake completed")
         if len(data) > self._send_limit:
             raise UsageError(f"at most {self._send_limit} bytes per record")
-        record = self.records.protect(ContentType.APPLICATION_DATA, bytes(data))
-        self._outgoing.append(record)
+        self._outgoing.append(self.records.protect_application_data(bytes(data)))
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3); our sending key changes once the peer has
