@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import NamedTuple, cast
 
 from cryptography.exceptions import InvalidTag
 
-from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider
@@ -123,15 +124,22 @@ class RecordDrop(enum.StrEnum):
     EMPTY = "empty handshake or alert record"
 
 
-@frozen
-class Dtls13Record:
+class Dtls13Record(NamedTuple):
     """One record received: its full epoch and sequence number (RFC 9147 §4: together the
-    RecordNumber an ACK names), the true content type, and the content."""
+    RecordNumber an ACK names), the true content type, and the content. A named tuple
+    (immutable), as DTLS 1.2's `DtlsRecord`: every record received is one, made from its
+    fields without a Python-level ``__init__`` (``_as_record``)."""
 
     epoch: int
     sequence_number: int
     content_type: int
     fragment: bytes
+
+
+# (epoch, sequence_number, content_type, fragment) -> Dtls13Record, in C.
+_as_record = cast(
+    Callable[[tuple[int, int, int, bytes]], Dtls13Record], partial(tuple.__new__, Dtls13Record)
+)
 
 
 def reconstruct_sequence_number(expected: int, low: int, bits: int) -> int:
@@ -517,7 +525,7 @@ class Dtls13RecordLayer:
             # Epoch 0 is unauthenticated: the replay window is left alone (a forged record
             # numbered 2^48 - 1 must not push genuine ones out); duplicated handshake
             # fragments are the reassembler's to recognise, as in DTLS 1.2.
-            record = Dtls13Record(EPOCH_PLAINTEXT, epoch_and_seq, data[pos], data[start:following])
+            record = _as_record((EPOCH_PLAINTEXT, epoch_and_seq, data[pos], data[start:following]))
             return record, following
         return None, following
 
@@ -615,7 +623,7 @@ class Dtls13RecordLayer:
         state.window.mark(sequence)
         if sequence > state.highest:
             state.highest = sequence
-        return Dtls13Record(epoch, sequence, content_type, inner[:content_end])
+        return _as_record((epoch, sequence, content_type, inner[:content_end]))
 
 
 def connection_id_of(datagram: bytes, length: int) -> bytes | None:
