@@ -71,8 +71,14 @@ class ReplayWindow:
         return bool(self._mask >> offset & 1)
 
     def mark(self, seq: int) -> None:
-        if seq > self._highest:
-            shift = seq - self._highest
+        self.accept(seq)
+
+    def accept(self, seq: int) -> bool:
+        """``is_replay`` and ``mark`` in one, for a record that authenticated: False when
+        ``seq`` is a replay (nothing changes), else True and ``seq`` is marked."""
+        highest = self._highest
+        if seq > highest:
+            shift = seq - highest
             # A jump of a whole window or more forgets everything below: shifting the mask
             # by up to 2^48 bits would allocate terabytes (a MemoryError).
             if shift >= REPLAY_WINDOW_SIZE:
@@ -80,8 +86,12 @@ class ReplayWindow:
             else:
                 self._mask = ((self._mask << shift) | 1) & _WINDOW_BITS
             self._highest = seq
-        else:
-            self._mask |= 1 << (self._highest - seq)
+            return True
+        offset = highest - seq
+        if offset >= REPLAY_WINDOW_SIZE or self._mask >> offset & 1:
+            return False
+        self._mask |= 1 << offset
+        return True
 
 
 class CipherState:
@@ -265,18 +275,19 @@ class RecordLayer:
             or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH
         ):
             return None
-        seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
-        window = state.window
-        if window.is_replay(seq):
-            return None
         cipher = state.cipher
         assert cipher is not None  # an installed read epoch > 0 has keys
         data = cipher.open_fragment(
             _APPLICATION_DATA, epoch_and_seq, datagram, DTLS_RECORD_HEADER_LENGTH
         )
-        if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
+        # RFC 6347 §4.1.2.6: the replay check and the window's update in one, once the
+        # record authenticated (a replay goes on to the general path, which drops it).
+        if (
+            data is None
+            or len(data) > MAX_PLAINTEXT_LENGTH
+            or not state.window.accept(epoch_and_seq & MAX_SEQUENCE_NUMBER)
+        ):
             return None
-        window.mark(seq)
         return data
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:

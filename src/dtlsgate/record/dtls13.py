@@ -602,11 +602,6 @@ class Dtls13RecordLayer:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return None
-        # RFC 9147 §4.5.1: the replay check comes after deprotection (no timing channel on
-        # the record number), and only a deprotected record moves the window.
-        if state.window.is_replay(sequence):
-            self._drop(RecordDrop.REPLAY)
-            return None
         # RFC 8446 §5.4: the content type is the last non-zero byte (the last byte when
         # the record is not padded: no copy made to strip nothing).
         content_end = len(inner if inner and inner[-1] else inner.rstrip(b"\x00")) - 1
@@ -620,7 +615,13 @@ class Dtls13RecordLayer:
         if content_end == 0 and content_type != ContentType.APPLICATION_DATA:
             self._drop(RecordDrop.EMPTY)  # RFC 8446 §5.1 (and an ACK has a length field)
             return None
-        state.window.mark(sequence)
+        # RFC 9147 §4.5.1: the replay check comes after deprotection (no timing channel on
+        # the record number), and only a deprotected record moves the window. (A replay
+        # repeats its original's content, so the checks above drop the same records
+        # whether they come first or not.)
+        if not state.window.accept(sequence):
+            self._drop(RecordDrop.REPLAY)
+            return None
         if sequence > state.highest:
             state.highest = sequence
         return _as_record((epoch, sequence, content_type, inner[:content_end]))
