@@ -237,6 +237,10 @@ class Round:
 def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) -> Round:
     with serve(workers, load) as (server, port, logfile):
         pids = group_pids(server.pid)
+        if args.pin:  # worker i on CPU i: no migrations between the two cores
+            cpus = sorted(os.sched_getaffinity(0))
+            for i, pid in enumerate(pids):
+                os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
         cmd = [str(loadgen), "--port", str(port), "--clients", str(args.clients)]
         cmd += [
             "--warmup",
@@ -414,6 +418,11 @@ def main() -> None:
         "--spin",
         action="store_true",
         help="with one worker, a busy loop on the other core (what a busy second core costs)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin each worker to a CPU of its own (the generator is left to the scheduler)",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the two-worker check")
     parser.add_argument(

@@ -214,3 +214,24 @@ def test_tls13_client_contexts_share_the_configs_trust_store() -> None:
     # One parse per config, not per connection (the system bundle takes about 20 ms).
     assert first.trust is config.trust_store()
     assert second.trust is first.trust
+
+
+def test_a_gates_dtls12_and_dtls13_contexts_share_the_configs_client_cas() -> None:
+    from dtlsgate.gate.datagram import Gate
+
+    one, _ = make_self_signed("ca-one")
+    two, _ = make_self_signed("ca-two")
+    config = ServerConfig(verify_client="required", cafile=one)
+    config.load_cert_chain(*make_self_signed("localhost", "ecdsa-p256"))
+    gate = Gate(config)
+    store = config.trust_store()
+    assert [c.subject.rfc4514_string() for c in store.certificates] == ["CN=ca-one"]
+    # One parse per config, not one per version's server context.
+    assert gate.dtls12_context.trust is store
+    assert gate.dtls13_context.trust is store
+    assert gate.dtls13_context.client_cas is store
+    config.load_verify_locations(cadata=two)  # a changed cafile is loaded again
+    names = [c.subject.rfc4514_string() for c in config.trust_store().certificates]
+    assert names == ["CN=ca-one", "CN=ca-two"]
+    with pytest.raises(UsageError, match="client CAs"):
+        ServerConfig().trust_store()  # no system default for client CAs

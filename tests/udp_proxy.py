@@ -35,6 +35,7 @@ class Stats:
     impaired: int = 0  # handshake and ChangeCipherSpec datagrams subject to impairment
     forwarded: int = 0
     dropped: int = 0
+    dropped_downstream: int = 0  # of ``dropped``, those on their way to a client
     duplicated: int = 0
     reordered: int = 0
     # When each datagram towards the server was forwarded (time.monotonic()).
@@ -101,6 +102,7 @@ class LossyProxy:
         elif rng.random() < self._drop_after_pass:
             self._just_dropped.add(flow)
             self.stats.dropped += 1
+            self.stats.dropped_downstream += downstream
             return
         duplicate = rng.random() < self.dup and (self.dup_downstream or not downstream)
         copies = 2 if duplicate else 1

@@ -356,6 +356,10 @@ class ServerConfig:
     ipv6_prefix_length: int = DEFAULT_IPV6_PREFIX_LENGTH
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
     max_associations: int = DEFAULT_MAX_ASSOCIATIONS
+    # ``trust_store()``'s client CAs and the cafile they were loaded from.
+    _trust: tuple[str | bytes | None, TrustStore] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._check_limits()
@@ -433,6 +437,15 @@ class ServerConfig:
         ``verify_client``."""
         self.cafile = _verify_locations(self.cafile, cafile, cadata)
 
+    def trust_store(self) -> TrustStore:
+        """The client CAs of ``cafile``, loaded at the first call and kept with the config,
+        so the DTLS 1.2 and the (D)TLS 1.3 server contexts of one config share one store.
+        Loaded again when ``cafile`` changed. UsageError without a cafile: a server has no
+        default client CAs."""
+        if not self.cafile:
+            raise UsageError("no client CAs: load_verify_locations() or cafile= first")
+        return _trust_store(self)
+
     def check_can_serve(self) -> None:
         """A server needs credentials: a certificate (and key) or a PSK. Called by the
         servers at start, since a config without them is fine for the gate alone."""
@@ -451,6 +464,16 @@ class ServerConfig:
     def load_raw_public_key(self, keyfile: str | bytes) -> None:
         """Load a PEM private key whose public key we present bare (RFC 7250)."""
         _load_raw_public_key(self, keyfile)
+
+
+def _trust_store(config: ServerConfig | ClientConfig) -> TrustStore:
+    """``config``'s trust store of its ``cafile`` (None: the system's), loaded at the first
+    call and again only when ``cafile`` changed."""
+    if config._trust is None or config._trust[0] != config.cafile:
+        from dtlsgate.crypto.certs import load_trust_store
+
+        config._trust = (config.cafile, load_trust_store(config.cafile))
+    return config._trust[1]
 
 
 def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
@@ -543,11 +566,7 @@ class ClientConfig:
         """The anchors of ``cafile`` (the system's when None), loaded at the first call and
         kept with the config: parsing a CA bundle (about 20 ms for the system's) is
         configuration work, not a connection's. Loaded again when ``cafile`` changed."""
-        if self._trust is None or self._trust[0] != self.cafile:
-            from dtlsgate.crypto.certs import load_trust_store
-
-            self._trust = (self.cafile, load_trust_store(self.cafile))
-        return self._trust[1]
+        return _trust_store(self)
 
     def load_verify_locations(
         self, cafile: str | None = None, cadata: str | bytes | None = None

@@ -120,12 +120,17 @@ def connect(host: str, port: int, config: Any, *, timeout: float | None = 10.0) 
     sock = socket.create_connection((host, port), timeout=timeout)
     conn = ClientConnection(config, keylog=keylog_writer(config.keylog_file))
     conn.start(time.time())
-    tls = TlsSocket(sock, conn)
+    return _handshake(TlsSocket(sock, conn))
+
+
+def _handshake(tls: TlsSocket) -> TlsSocket:
+    """Complete ``tls``'s handshake; when it fails, send what is queued (the alert) and close
+    the socket before the exception goes on."""
     try:
         tls.do_handshake()
     except BaseException:
         tls._flush_quietly()
-        sock.close()
+        tls.sock.close()
         raise
     return tls
 
@@ -189,13 +194,7 @@ def accept(
     else:
         keylog = keylog_writer(config.keylog_file)
         tls = TlsSocket(sock, ServerConnection(config, context=context, keylog=keylog))
-    try:
-        tls.do_handshake()
-    except BaseException:
-        tls._flush_quietly()
-        sock.close()
-        raise
-    return tls
+    return _handshake(tls)
 
 
 __all__ = ["TlsSocket", "accept", "connect"]

@@ -7,7 +7,8 @@
     extensions<8..2^16-1>
 
 checking its framing as `ClientHello.decode` (`wire.messages`) does, the extensions block
-included (each extension's header and body within it, no type twice: RFC 8446 §4.2), but
+included (each extension's header and body within it, no type twice: RFC 8446 §4.2; the
+walk after the cookie is `client_hello_peek.framing_after_cookie`, the DTLS 1.2 peek's), but
 decoding only the bodies a HelloRetryRequest depends on: supported_versions,
 supported_groups, signature_algorithms and key_share (its groups: which shares the client
 sent, RFC 8446 §4.2.8; each entry's framing and no group twice are checked, the key bytes
@@ -28,6 +29,7 @@ import struct
 from typing import NamedTuple
 
 from dtlsgate.errors import DecodeError
+from dtlsgate.wire.client_hello_peek import framing_after_cookie
 from dtlsgate.wire.enums import ExtensionType
 from dtlsgate.wire.extensions import decode_supported_versions_ch, decode_u16_list_ext
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
@@ -93,38 +95,10 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
     if cookie_at >= end:
         raise DecodeError("ClientHello truncated before its cookie")
     suites_at = cookie_at + 1 + body[cookie_at]
-    if suites_at + 2 > end:
-        raise DecodeError("ClientHello truncated in cipher_suites")
-    suites_length = (body[suites_at] << 8) | body[suites_at + 1]
-    if suites_length < 2 or suites_length & 1:
-        raise DecodeError(f"cipher_suites of {suites_length} bytes")
-    compression_at = suites_at + 2 + suites_length
-    if compression_at >= end or not body[compression_at]:
-        raise DecodeError("ClientHello truncated or empty in compression_methods")
-    extensions_at = compression_at + 1 + body[compression_at]
-    if extensions_at + 2 > end:
+    compression_at, extensions_at, spans = framing_after_cookie(body, suites_at, end)
+    if spans is None:
         # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
-        raise DecodeError("ClientHello without a whole extensions block")
-    if extensions_at + 2 + ((body[extensions_at] << 8) | body[extensions_at + 1]) != end:
-        raise DecodeError("extensions block does not fill the ClientHello")
-    # Each extension: type (2), length (2), body; its header and body inside the block.
-    # Where each type's starts and ends; a type seen twice leaves fewer entries than
-    # extensions.
-    spans: dict[int, tuple[int, int]] = {}
-    count = 0
-    pos = extensions_at + 2
-    while pos < end:
-        if pos + 4 > end:
-            raise DecodeError("extension header truncated")
-        ext_type, length = _TYPE_AND_LENGTH.unpack_from(body, pos)
-        stop = pos + 4 + length
-        if stop > end:
-            raise DecodeError("extension body truncated")
-        spans[ext_type] = (pos, stop)
-        count += 1
-        pos = stop
-    if len(spans) != count:
-        raise DecodeError("an extension type twice")
+        raise DecodeError("ClientHello without an extensions block")
     get = spans.get
     span = get(_SUPPORTED_VERSIONS)
     versions = () if span is None else decode_supported_versions_ch(body[span[0] + 4 : span[1]])
@@ -144,7 +118,7 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         random,
         body[_SESSION_ID_AT + 1 : cookie_at],
         body[cookie_at + 1 : suites_at],
-        struct.unpack_from(f">{suites_length >> 1}H", body, suites_at + 2),
+        struct.unpack_from(f">{(compression_at - suites_at - 2) >> 1}H", body, suites_at + 2),
         body[compression_at + 1 : extensions_at],
         versions,
         groups,

@@ -7,9 +7,9 @@
 
 and returns the client_version, the fields before the cookie (what a cookie binds) and the
 cookie, without decoding the rest into objects. For a whole message it also checks that the
-rest is well framed, so that it accepts exactly what `ClientHello.decode` (the full decoder,
-`wire.messages`) accepts, except a repeated extension type, which only the full decoder
-looks for (the gate decodes a ClientHello fully before admitting it). For a first fragment
+rest is well framed (`framing_after_cookie`, which the DTLS 1.3 peek shares), so that it
+accepts exactly what `ClientHello.decode` (the full decoder, `wire.messages`) accepts
+(the gate decodes a ClientHello fully before admitting it). For a first fragment
 (``whole=False``) it reads only up to the end of the cookie: a stateless gate sees no more
 of a fragmented ClientHello (RFC 6347 §4.2.1). ``tests/test_client_hello_peek.py`` pins the
 two readers against each other.
@@ -45,6 +45,7 @@ _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
 # fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
 _HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
+_TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
 
 
 @frozen
@@ -151,7 +152,7 @@ def _cookie_span(data: bytes, start: int, end: int, whole: bool) -> tuple[int, i
     """Where the cookie<0..2^8-1> of the ClientHello body ``data[start:end]`` is: the offsets
     of its length byte and of its end. None when a first fragment ends before its cookie
     does; DecodeError when the body is malformed (for a whole body, also after the cookie:
-    ``_check_framing_after_cookie``)."""
+    `framing_after_cookie`)."""
     session_id_at = start + _SESSION_ID_AT
     if session_id_at < end:
         session_id_length = data[session_id_at]
@@ -162,7 +163,7 @@ def _cookie_span(data: bytes, start: int, end: int, whole: bool) -> tuple[int, i
             cookie_end = cookie_at + 1 + data[cookie_at]
             if cookie_end <= end:
                 if whole:
-                    _check_framing_after_cookie(data, cookie_end, end)
+                    framing_after_cookie(data, cookie_end, end)
                 return cookie_at, cookie_end
     # The body ends before its cookie does: a whole ClientHello that does is malformed; a
     # first fragment that does is only too short to judge.
@@ -171,10 +172,17 @@ def _cookie_span(data: bytes, start: int, end: int, whole: bool) -> tuple[int, i
     return None
 
 
-def _check_framing_after_cookie(body: bytes, pos: int, end: int) -> None:
-    """From ``pos`` to the message's ``end``: cipher_suites<2..2^16-2> (an even length),
-    compression_methods<1..2^8-1>, then nothing or an extensions block that fills the
-    message exactly, each extension's length within it (RFC 5246 §7.4.1.2, RFC 8446 §4.2)."""
+def framing_after_cookie(
+    body: bytes, pos: int, end: int
+) -> tuple[int, int, dict[int, tuple[int, int]] | None]:
+    """Walk a ClientHello body from ``pos``, the end of its cookie, to the message's
+    ``end``: cipher_suites<2..2^16-2> (an even length), compression_methods<1..2^8-1>, then
+    nothing or an extensions block that fills the message exactly, each extension's header
+    and body within it, no type twice (RFC 5246 §7.4.1.2, RFC 8446 §4.2). Returns where
+    compression_methods and the extensions block start (their length fields; ``end`` when
+    there is no block) and each extension's span by type, from its header to the end of its
+    body (None: no extensions block). DecodeError when the body is malformed. Serves both
+    peeks: the DTLS 1.3 one (`client_hello13_peek`) reads its extensions from the spans."""
     if pos + 2 > end:
         raise DecodeError("ClientHello truncated in cipher_suites")
     suites_length = (body[pos] << 8) | body[pos + 1]
@@ -183,18 +191,31 @@ def _check_framing_after_cookie(body: bytes, pos: int, end: int) -> None:
     compression_at = pos + 2 + suites_length
     if compression_at >= end or not body[compression_at]:
         raise DecodeError("ClientHello truncated or empty in compression_methods")
-    pos = compression_at + 1 + body[compression_at]
-    if pos > end:
-        raise DecodeError("ClientHello truncated in compression_methods")
-    if pos == end:
-        return  # no extensions block (allowed before TLS 1.3)
-    if pos + 2 > end or pos + 2 + ((body[pos] << 8) | body[pos + 1]) != end:
+    extensions_at = compression_at + 1 + body[compression_at]
+    if extensions_at >= end:
+        if extensions_at > end:
+            raise DecodeError("ClientHello truncated in compression_methods")
+        return compression_at, end, None  # no extensions block (allowed before TLS 1.3)
+    if (
+        extensions_at + 2 > end
+        or extensions_at + 2 + ((body[extensions_at] << 8) | body[extensions_at + 1]) != end
+    ):
         raise DecodeError("extensions block does not fill the ClientHello")
-    pos += 2
     # Each extension: type (2), length (2), body; its header and body inside the block.
+    # A type seen twice leaves fewer spans than extensions.
+    spans: dict[int, tuple[int, int]] = {}
+    count = 0
+    pos = extensions_at + 2
     while pos < end:
         if pos + 4 > end:
             raise DecodeError("extension header truncated")
-        pos += 4 + ((body[pos + 2] << 8) | body[pos + 3])
-    if pos != end:
-        raise DecodeError("extension body truncated")
+        ext_type, length = _TYPE_AND_LENGTH.unpack_from(body, pos)
+        stop = pos + 4 + length
+        if stop > end:
+            raise DecodeError("extension body truncated")
+        spans[ext_type] = (pos, stop)
+        count += 1
+        pos = stop
+    if len(spans) != count:
+        raise DecodeError("an extension type twice")
+    return compression_at, extensions_at, spans

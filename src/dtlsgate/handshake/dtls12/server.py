@@ -41,7 +41,6 @@ from dtlsgate.config import ServerConfig
 from dtlsgate.crypto.certs import (
     TrustStore,
     check_dtls12_identity,
-    load_trust_store,
     parse_peer_certificate,
     peer_public_key,
     pinned_peer_key,
@@ -182,7 +181,8 @@ class ServerContext:
         self.config = config
         self.provider: CryptoProvider = config.provider
         verify = config.verify_client != "none" and config.cafile
-        self.trust: TrustStore | None = load_trust_store(config.cafile) if verify else None
+        # Loaded once per config, shared with its (D)TLS 1.3 context.
+        self.trust: TrustStore | None = config.trust_store() if verify else None
         self.preferences = Preferences(config)
         self.tickets = TicketKeys(config)
         # What our CertificateRequest offers, and so what a client may sign with.

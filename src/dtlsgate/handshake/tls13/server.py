@@ -180,9 +180,7 @@ class ServerContext:
         # authentication (RFC 8446 §4.6.2), which a cafile alone enables.
         self.client_cas: Any = None
         if config.cafile:
-            from dtlsgate.crypto.certs import load_trust_store
-
-            self.client_cas = load_trust_store(config.cafile)
+            self.client_cas = config.trust_store()  # once per config, shared with DTLS 1.2
         if config.verify_client != "none":
             self.trust = self.client_cas
         self.sealer = TicketSealer(config.ticket_key, self.provider)
