@@ -46,7 +46,6 @@ _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
 _HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
 _HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
-_RECORD_SESSION_ID_AT = _BODY_AT + _SESSION_ID_AT  # the session_id's length byte, in a datagram
 _TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
 
 
@@ -135,19 +134,13 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         or _BODY_AT + fragment_length != end
     ):
         return None
-    # The body up to the end of its cookie, as `_cookie_span` reads a first fragment (one
-    # that ends before its cookie does, or a session_id too long, is not judged here).
-    if end <= _RECORD_SESSION_ID_AT:
+    try:
+        span = _cookie_span(datagram, _BODY_AT, end, False)
+    except DecodeError:
         return None
-    session_id_length = datagram[_RECORD_SESSION_ID_AT]
-    if session_id_length > MAX_SESSION_ID_LENGTH:
+    if span is None:
         return None
-    cookie_at = _RECORD_SESSION_ID_AT + 1 + session_id_length
-    if cookie_at >= end:
-        return None
-    cookie_end = cookie_at + 1 + datagram[cookie_at]
-    if cookie_end > end:
-        return None
+    cookie_at, cookie_end = span
     return ClientHelloRecordPeek(
         record_version,
         epoch,
