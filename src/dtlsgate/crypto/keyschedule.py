@@ -36,6 +36,10 @@ TLS13_LABEL_PREFIX = b"tls13 "
 DTLS13_LABEL_PREFIX = b"dtls13"
 # HkdfLabel's uint16 length and the label's uint8 length prefix (RFC 8446 §7.1).
 _HKDF_LABEL_HEADER = struct.Struct("!HB")
+# HkdfLabel heads kept (`_label_head`): the key schedule's labels with each context length
+# and output length in use are about twenty per hash and prefix; exporter labels come from
+# the application, so the cache is bounded.
+_LABEL_HEADS = 256
 
 
 def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
@@ -75,24 +79,31 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): info is struct HkdfLabel { uint16 length;
     opaque label<7..255> = prefix + label; opaque context<0..255>; }."""
+    head, one_block = _label_head(hash, prefix, label, len(context), length)
+    if one_block:
+        # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
+        return hmac_digest(hash, secret, head + context + b"\x01")[:length]
+    return hkdf_expand(hash, secret, head + context, length)
+
+
+@functools.lru_cache(maxsize=_LABEL_HEADS)
+def _label_head(
+    hash: Hash, prefix: bytes, label: bytes, context_length: int, length: int
+) -> tuple[bytes, bool]:
+    """HkdfLabel up to its context (RFC 8446 §7.1), checked, and whether the output is one
+    HMAC block. The same dozen heads serve every handshake (only the context, a transcript
+    hash, varies), so each is built and checked once."""
     label_length = len(prefix) + len(label)
     # RFC 8446 §7.1: label<7..255>, context<0..255>, length is a uint16.
     if not 7 <= label_length <= 255:
         raise UsageError(f"HKDF label {prefix + label!r} must be 7..255 bytes")
-    if len(context) > 255:
+    if context_length > 255:
         raise UsageError("HKDF-Expand-Label context must be at most 255 bytes")
     if not 0 <= length <= 0xFFFF:
         raise UsageError("HKDF-Expand-Label length must fit in a uint16")
-    info = b"".join(
-        (
-            _HKDF_LABEL_HEADER.pack(length, label_length),
-            prefix,
-            label,
-            bytes((len(context),)),
-            context,
-        )
-    )
-    return hkdf_expand(hash, secret, info, length)
+    header = _HKDF_LABEL_HEADER.pack(length, label_length)
+    head = b"".join((header, prefix, label, bytes((context_length,))))
+    return head, length <= hash.digest_size
 
 
 def derive_secret(
