@@ -99,7 +99,6 @@ from dtlsgate.handshake.tls13.tickets import (
 from dtlsgate.wire.cert_compression import encode_compress_certificate, parse_algorithm_names
 from dtlsgate.wire.enums import (
     AlertDescription,
-    CipherSuite,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -160,7 +159,7 @@ class ServerContext:
         if versions.dtls:
             # A datagram config may list DTLS 1.2 suites too (one port, both versions).
             self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
+        self.groups = tls13_groups(config.groups or versions.default_groups)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
@@ -169,7 +168,7 @@ class ServerContext:
         schemes = certificate_schemes(chain, self.key)
         if config.signature_schemes:
             # The configured schemes, in their order, that our key can sign with.
-            schemes = tuple(s for s in config.signature_schemes if s in schemes)
+            schemes = tuple(SignatureScheme(s) for s in config.signature_schemes if s in schemes)
         self.key_schemes = schemes
         # What our CertificateRequest offers, and so what a client may sign with.
         self.request_schemes: tuple[int, ...] = (
@@ -220,7 +219,7 @@ class WaitClientHello2:
 
     client_hello1_fixed: bytes  # `client_hello_fixed_part` of ClientHello1
     suite: int
-    group: int
+    group: NamedGroup
     transcript: TranscriptHash
     cookie: bytes | None = None  # the HelloRetryRequest's cookie (ours never has one)
 
@@ -274,7 +273,7 @@ class Choice:
     """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
 
     suite: int
-    group: int | None  # None: psk_ke, no (EC)DHE (RFC 8446 §4.2.9)
+    group: NamedGroup | None  # None: psk_ke, no (EC)DHE (RFC 8446 §4.2.9)
     scheme: SignatureScheme | None  # None: a PSK authenticates
     alpn: bytes | None
 
@@ -403,7 +402,7 @@ def choose(
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", NoApplicationProtocol)
     assert suite is not None
-    return Choice(suite, group, None if scheme is None else SignatureScheme(scheme), alpn)
+    return Choice(suite, group, scheme, alpn)
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -510,7 +509,7 @@ def server_flight(
     else:
         # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation
         # to the client's key; an invalid client share is illegal_parameter (§4.2.8).
-        group = NamedGroup(choice.group)
+        group = choice.group
         our_share, shared = respond(group, client_share, ctx.provider)
         schedule.enter_handshake(shared)
         share_ext = encode_key_share_sh(KeyShareEntry(group, our_share))
@@ -541,8 +540,8 @@ def server_flight(
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
     info_out = HandshakeInfo(
-        CipherSuite(choice.suite),
-        None if choice.group is None else NamedGroup(choice.group),
+        suite.suite,
+        choice.group,
         None if psk is not None else choice.scheme,
         choice.alpn,
         info.server_name,
@@ -869,7 +868,7 @@ def after_stateless_retry(
     psk = check_binder(found, info, transcript, message, suite, ctx.versions)
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info, found)
-    choice = Choice(suite, group, choice.scheme, choice.alpn)
+    choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
     return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
 
