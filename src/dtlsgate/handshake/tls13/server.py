@@ -209,7 +209,10 @@ class ServerContext:
 
 @dataclass(slots=True)
 class ServerStart:
-    """Waiting for the first ClientHello."""
+    """Waiting for the first ClientHello. ``log_keys``: the connection keeps a key log, so
+    the handshake makes its lines (and the exporter secret only they use)."""
+
+    log_keys: bool = True
 
 
 @dataclass(slots=True)
@@ -222,6 +225,7 @@ class WaitClientHello2:
     group: NamedGroup
     transcript: TranscriptHash
     cookie: bytes | None = None  # the HelloRetryRequest's cookie (ours never has one)
+    log_keys: bool = True  # as in ServerStart
 
 
 @dataclass(slots=True)
@@ -430,10 +434,15 @@ def on_client_hello(
         if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
-        return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
+        wait = WaitClientHello2(
+            fixed, choice.suite, choice.group, transcript, log_keys=state.log_keys
+        )
+        return wait, actions
     psk = check_binder(found, info, None, raw, choice.suite, ctx.versions)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
-    next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
+    next_state, flight = server_flight(
+        ctx, hello, info, choice, share, transcript, False, psk, state.log_keys
+    )
     return next_state, [*skip, *flight]
 
 
@@ -470,7 +479,9 @@ def on_client_hello2(
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
     psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
-    flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
+    flight = server_flight(
+        ctx, hello, info, choice, share, state.transcript, True, psk, state.log_keys
+    )
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
     return flight[0], [SkipEarlyData(0), *flight[1]]
 
@@ -494,10 +505,12 @@ def server_flight(
     transcript: TranscriptHash,
     after_hrr: bool,
     psk: AcceptedPsk | None,
+    log_keys: bool = True,
 ) -> tuple[ServerState, Actions]:
     """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
-    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
+    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished. Key log
+    lines only when ``log_keys``."""
     suite = suite_info(choice.suite)
     versions = ctx.versions
     schedule = versions.schedule(suite, psk.psk if psk is not None else None)
@@ -535,7 +548,7 @@ def server_flight(
         actions.append(cids)
     if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
-    keys = Keys.after_server_hello(schedule, transcript, hello.random)
+    keys = Keys.after_server_hello(schedule, transcript, hello.random if log_keys else None)
     actions.extend(handshake_keylog(keys))
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
@@ -849,7 +862,7 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext, admit: Any, now: float
+    ctx: ServerContext, admit: Any, now: float, log_keys: bool = True
 ) -> tuple[ServerState, Actions]:
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
@@ -869,7 +882,7 @@ def after_stateless_retry(
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info, found)
     choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
-    return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
+    return server_flight(ctx, hello, info, choice, share, transcript, True, psk, log_keys)
 
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
