@@ -19,7 +19,12 @@ Compile the tree first (``python -m compileall src bench``): a module compiled d
 run and not the other shows up as parser instructions. To compare another tree, run the
 same command with ``PYTHONPATH=<tree>/src`` and that tree's bench directory.
 
-Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl]
+With ``--floor``, the server is bench/handshake_floor.py's ``Floor`` (the cryptography
+calls alone) answering with our server's datagrams as recorded at start-up, and the child
+replays the recorded client flights instead of running a client: the same pipe traffic,
+so the same difference gives the floor's instructions per handshake.
+
+Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import os
 import struct
 import subprocess
 import sys
-from typing import IO
+from typing import IO, Any
 
 from OpenSSL import SSL
 
@@ -69,6 +74,40 @@ def receive(pipe: IO[bytes]) -> tuple[list[bytes], bool]:
     return datagrams, bool(done)
 
 
+class FloorServer:
+    """The floor's steps, one per client flight, each answered with our server's recorded
+    datagrams."""
+
+    def __init__(self, steps: Any, answers: list[list[bytes]]) -> None:
+        self.steps, self.answers = steps, answers
+        self.flight = 0
+        self.done = False
+
+    def feed(self, datagrams: list[bytes]) -> list[bytes]:
+        if not datagrams or self.done:
+            return []
+        flight = self.flight
+        self.steps[flight]()
+        self.flight += 1
+        self.done = self.flight == len(self.steps)
+        return self.answers[flight]
+
+
+def replay(count: int) -> None:
+    """The child for --floor: our recorded client flights, as the pyOpenSSL client's pipe
+    messages (its flights, then an empty one when it has finished)."""
+    from handshake_floor import record_handshake
+
+    config = our_config()
+    flights = [f for f in record_handshake(config, Gate(config))[1] if f]
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    for _ in range(count):
+        for flight in [*flights, []]:
+            send(out, flight)
+            receive(inp)
+        send(out, [], done=True)
+
+
 def client(count: int) -> None:
     """The child: ``count`` pyOpenSSL handshakes over stdin/stdout."""
     ctx = client_context()
@@ -93,23 +132,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--pyopenssl", action="store_true", help="time pyOpenSSL's server")
+    parser.add_argument("--floor", action="store_true", help="the cryptography calls alone")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        client(args.count)
+        (replay if args.replay else client)(args.count)
         return
     config = our_config()
     gate = Gate(config)
     sctx = pyopenssl_server_context() if args.pyopenssl else None
+    make: Any = None
+    if args.floor:
+        from handshake_floor import floor_steps, make_floor, record_handshake
+
+        steps = floor_steps(make_floor(config, gate))
+        answers = [f for f in record_handshake(config, gate)[2] if f]
+        make = lambda: FloorServer(steps, answers)  # noqa: E731
     child = subprocess.Popen(
-        [sys.executable, __file__, "--client", "--count", str(args.count)],
+        [sys.executable, __file__, "--client", "--count", str(args.count)]
+        + (["--replay"] if args.floor else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     assert child.stdin is not None and child.stdout is not None
     completed = 0
     for _ in range(args.count):
-        server = PyOpenSSLServer(sctx) if sctx is not None else OurServer(config, gate)
+        if make is not None:
+            server = make()
+        elif sctx is not None:
+            server = PyOpenSSLServer(sctx)
+        else:
+            server = OurServer(config, gate)
         for _ in range(MAX_STEPS + 1):
             datagrams, done = receive(child.stdout)
             if done:

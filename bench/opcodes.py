@@ -13,7 +13,12 @@ bench's own, the standard library's too: what the package makes Python run on it
 (in 3.11, ``Enum`` member reads and calls, ``abc`` instance checks, ``dataclasses``) is
 invisible otherwise.
 
-Usage: python bench/opcodes.py [--count N] [--top K] [--all]
+``--c-calls`` counts instead the calls the package's frames make into C functions and
+methods (``sys.setprofile`` ``c_call`` events: hashlib, cryptography, struct, bytes and
+builtins; a C type called as a constructor, ``bytes(x)``, is not an event), per handshake,
+by kind and by function.
+
+Usage: python bench/opcodes.py [--count N] [--top K] [--all] [--c-calls]
 """
 
 from __future__ import annotations
@@ -41,7 +46,11 @@ def main() -> None:
     parser.add_argument(
         "--all", action="store_true", help="count the standard library's frames too"
     )
+    parser.add_argument("--c-calls", action="store_true", help="count calls into C instead")
     args = parser.parse_args()
+    if args.c_calls:
+        count_c_calls(args.count, args.top)
+        return
     bench_dir = os.path.dirname(os.path.abspath(__file__))
 
     def counted(filename: str) -> bool:
@@ -96,6 +105,58 @@ def main() -> None:
     print("per server call:", ", ".join(f"{v / n:.0f}" for _, v in sorted(per_call.items())))
     for key, value in ops.most_common(args.top):
         print(f"  {value / n:7.0f} {calls[key] / n:5.0f}  {key}")
+
+
+# What a C call is into, by the name of the function or of its type (the first match).
+_C_KINDS = (
+    ("hashlib", ("HASH.", "_hashlib.", "sha256.", "sha2.")),
+    ("cryptography", ("AESGCM.", "AESCCM.", "ChaCha20Poly1305.", "EC", "ec.", "X25519", "Ed")),
+    ("struct", ("Struct.", "_struct.")),
+    ("bytes join", (".join",)),
+    ("len, list, dict, isinstance", ("builtins.len", "list.", "dict.", "builtins.isinstance")),
+)
+
+
+def count_c_calls(n: int, top: int) -> None:
+    """C functions called from the package's frames during ``n`` server handshakes."""
+    calls: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def profiler(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "c_call" and any(part in frame.f_code.co_filename for part in _OURS):
+            bound = getattr(arg, "__self__", None)
+            owner = getattr(arg, "__module__", None) or type(bound).__name__
+            caller = f"{frame.f_code.co_filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
+            calls[f"{owner}.{arg.__qualname__}", caller] += 1
+
+    feed = OurServer.feed
+
+    def profiled_feed(self: OurServer, datagrams: list[bytes]) -> list[bytes]:
+        sys.setprofile(profiler)
+        try:
+            return feed(self, datagrams)
+        finally:
+            sys.setprofile(None)
+
+    config = our_config()
+    gate = Gate(config)
+    cctx = client_context()
+    handshake(OurServer(config, gate), PyOpenSSLClient(cctx))  # warm the caches
+    OurServer.feed = profiled_feed  # type: ignore[method-assign]
+    for _ in range(n):
+        handshake(OurServer(config, gate), PyOpenSSLClient(cctx))
+    kinds: collections.Counter[str] = collections.Counter()
+    functions: collections.Counter[str] = collections.Counter()
+    for (function, _), value in calls.items():
+        functions[function] += value
+        kind = next((k for k, marks in _C_KINDS if any(m in function for m in marks)), "other")
+        kinds[kind] += value
+    print(f"DTLS 1.2 server handshake, {n} profiled: {sum(calls.values()) / n:.0f} C calls")
+    print("by kind:", ", ".join(f"{k} {v / n:.0f}" for k, v in sorted(kinds.items())))
+    for function, value in functions.most_common(top):
+        print(f"  {value / n:6.1f}  {function}")
+    print("by caller:")
+    for (function, caller), value in calls.most_common(top):
+        print(f"  {value / n:6.1f}  {function} <- {caller}")
 
 
 if __name__ == "__main__":

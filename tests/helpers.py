@@ -161,6 +161,7 @@ class DatagramPair:
     client_events: list[Any] = field(default_factory=list)
     server_events: list[Any] = field(default_factory=list)
     tamper: Callable[[bytes], bytes] | None = None
+    server_keylog: Callable[[str], None] | None = None
     replies: list[bytes] = field(default_factory=list)
     client_datagrams: int = 0
     server_datagrams: int = 0
@@ -176,7 +177,9 @@ class DatagramPair:
                     self.replies.append(result.data)
                     self.client.receive(result.data, SERVER, self.now)
                 elif isinstance(result, Admit | Dtls13Admit):
-                    self.server = accept(result, self.server_cfg, gate=self.gate)
+                    self.server = accept(
+                        result, self.server_cfg, gate=self.gate, keylog=self.server_keylog
+                    )
                     self.server.start(self.now)
                 continue
             if self.server is None:
@@ -225,12 +228,17 @@ class DatagramPair:
 
 
 def make_pair(
-    server_cfg: ServerConfig, client_cfg: ClientConfig, *, gate: Gate | None = None
+    server_cfg: ServerConfig,
+    client_cfg: ClientConfig,
+    *,
+    gate: Gate | None = None,
+    keylogs: tuple[Callable[[str], None] | None, Callable[[str], None] | None] = (None, None),
 ) -> DatagramPair:
     """A DTLS 1.2 client and the gate in front of its server (``gate``: one of
-    ``server_cfg`` shared by several pairs, as a server's is by its connections)."""
-    client = DtlsClientConnection(client_cfg, SERVER)
-    pair = DatagramPair(server_cfg, client, gate or Gate(server_cfg))
+    ``server_cfg`` shared by several pairs, as a server's is by its connections);
+    ``keylogs``: the client's and the server's key log callbacks."""
+    client = DtlsClientConnection(client_cfg, SERVER, keylog=keylogs[0])
+    pair = DatagramPair(server_cfg, client, gate or Gate(server_cfg), server_keylog=keylogs[1])
     client.connect(NOW)
     return pair
 

@@ -28,6 +28,7 @@ from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.datagram import Gate
 from dtlsgate.handshake.dtls12.resume import (
     Dtls12Session,
     StoredSession,
@@ -365,3 +366,46 @@ def test_a_resuming_client_hello_goes_through_the_cookie_exchange() -> None:
     pair, sent = resume(server_config(), session)
     assert sent == ABBREVIATED
     assert pair.gate.stats["reply"] == 1 and pair.gate.stats["admit"] == 1
+
+
+def test_key_log_lines_full_and_resumed_only_where_a_callback_is() -> None:
+    """Each side with a key log callback writes one CLIENT_RANDOM line (NSS format) per
+    handshake, full or abbreviated, and both name the same master secret. The gate's
+    shared context makes no KeyLog action (``log_keys`` off); a server connection with a
+    callback reads its ``logging_keys()`` variant, which shares the prepared data."""
+    cfg = server_config()
+    gate = Gate(cfg)
+    client_lines: list[str] = []
+    server_lines: list[str] = []
+    pair = make_pair(
+        cfg, client_config(), gate=gate, keylogs=(client_lines.append, server_lines.append)
+    )
+    assert pair.run() and pair.completed()
+    (session,) = sessions(pair.client_events)
+    resumed = make_pair(
+        cfg,
+        client_config(session_ticket=session),
+        gate=gate,
+        keylogs=(client_lines.append, server_lines.append),
+    )
+    assert resumed.run() and completed(resumed.client_events).resumed
+    assert client_lines == server_lines
+    assert len(client_lines) == 2
+    (label, random, secret), (label2, random2, secret2) = (line.split(" ") for line in client_lines)
+    assert (label, label2) == ("CLIENT_RANDOM", "CLIENT_RANDOM")
+    assert len(bytes.fromhex(random)) == len(bytes.fromhex(random2)) == 32
+    assert secret == secret2 and len(bytes.fromhex(secret)) == 48  # the same session
+
+    shared = gate.dtls12_context
+    logging = shared.logging_keys()
+    assert not shared.log_keys and logging.log_keys
+    assert shared.logging_keys() is logging and logging.logging_keys() is logging
+    assert (logging.config, logging.tickets, logging.preferences) == (
+        shared.config,
+        shared.tickets,
+        shared.preferences,
+    )
+    # Without callbacks nothing is logged, and the handshake is the same.
+    quiet = make_pair(cfg, client_config(), gate=gate)
+    assert quiet.run() and quiet.completed()
+    assert len(client_lines) == 2

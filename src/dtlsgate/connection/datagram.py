@@ -385,7 +385,8 @@ class DtlsServerConnection(DtlsConnection):
     ) -> None:
         if context is not None and context.config is not config:
             raise UsageError("the ServerContext was made for another config")
-        self._ctx = context or _server.ServerContext(config)
+        ctx = context or _server.ServerContext(config)
+        self._ctx = ctx.logging_keys() if keylog is not None else ctx
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
         transcript = Transcript(admit.message_seq)
@@ -457,7 +458,7 @@ class DtlsClientConnection(DtlsConnection):
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
             trust = config.trust_store()  # loaded once per config
-        self._ctx = _client.ClientContext(config, trust)
+        self._ctx = _client.ClientContext(config, trust, log_keys=keylog is not None)
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
         self._state: _client.ClientState

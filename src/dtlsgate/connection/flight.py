@@ -94,6 +94,9 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     handshake messages as needed. Fresh record sequence numbers are used every time."""
     datagrams: list[bytes] = []
     current = bytearray()
+    # What a record of ``epoch`` adds to its content: asked once per epoch of the flight
+    # (the record layer's keys do not change while a flight is packed), not per message.
+    epoch, record_overhead = -1, 0
 
     def flush() -> None:
         if current:
@@ -107,14 +110,16 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 flush()
             current += record
             continue
-        epoch, message = item.epoch, item.message
-        overhead = records.overhead(epoch)
-        if len(current) + overhead + len(message) <= mtu:
+        message = item.message
+        if item.epoch != epoch:
+            epoch = item.epoch
+            record_overhead = records.overhead(epoch)
+        if len(current) + record_overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
             # form, already encoded.
             current += records.protect(ContentType.HANDSHAKE, message, epoch)
             continue
-        overhead += DTLS_HANDSHAKE_HEADER_LENGTH
+        overhead = record_overhead + DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
         offset = 0
         while True:

@@ -230,6 +230,13 @@ class EndFlight:
     expect_reply: bool
 
 
+# The two ends of a flight, shared by every handshake: an EndFlight carries nothing else.
+#: A flight the peer answers: its retransmission timer runs (RFC 6347 §4.2.4).
+END_FLIGHT = EndFlight(expect_reply=True)
+#: Our last flight: resent only when the peer retransmits its own.
+END_LAST_FLIGHT = EndFlight(expect_reply=False)
+
+
 @final
 @frozen
 class ExpectMessageSeq:
@@ -272,6 +279,8 @@ class Complete(Generic[InfoT]):
 
 
 __all__ = [
+    "END_FLIGHT",
+    "END_LAST_FLIGHT",
     "Complete",
     "EndFlight",
     "Epochs",

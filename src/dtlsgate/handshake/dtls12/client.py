@@ -71,6 +71,7 @@ from dtlsgate.handshake.dtls12.common import (
     complete,
     derive,
     finished_data,
+    key_log,
 )
 from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_GROUPS,
@@ -83,10 +84,10 @@ from dtlsgate.handshake.dtls12.negotiate import (
 )
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
-    EndFlight,
+    END_FLIGHT,
+    END_LAST_FLIGHT,
     ExpectMessageSeq,
     InstallCipherState,
-    KeyLog,
     Machine,
     SendChangeCipherSpec,
     SendWarning,
@@ -141,12 +142,15 @@ MAX_HELLO_VERIFY_REQUESTS = 2
 
 class ClientContext:
     """What every handler of one client connection reads: the configuration, the trust
-    store, and the suites, groups and schemes we offer (computed once)."""
+    store, the suites, groups and schemes we offer (computed once), and whether the
+    connection logs its secrets (``log_keys``: it has a key log callback; without one no
+    `KeyLog` action is made)."""
 
     __slots__ = (
         "client_types",
         "config",
         "groups",
+        "log_keys",
         "offered_dtls13",
         "provider",
         "schemes",
@@ -156,8 +160,11 @@ class ClientContext:
         "trust",
     )
 
-    def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
+    def __init__(
+        self, config: ClientConfig, trust: TrustStore | None, *, log_keys: bool = False
+    ) -> None:
         self.config = config
+        self.log_keys = log_keys
         self.provider: CryptoProvider = config.provider
         self.trust = trust
         self.suites = client_suites(config)
@@ -303,7 +310,7 @@ def start(ctx: ClientContext) -> tuple[ClientWaitServerHello, Actions]:
     transcript = Transcript()
     hello = _client_hello(ctx)
     send = transcript.send(HT.CLIENT_HELLO, hello.encode())
-    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+    return ClientWaitServerHello(transcript, hello), [send, END_FLIGHT]
 
 
 def start_after_dtls13_offer(
@@ -314,7 +321,7 @@ def start_after_dtls13_offer(
     ctx.offered_dtls13 = True
     transcript = Transcript()
     send = transcript.send(HT.CLIENT_HELLO, hello.encode())
-    return ClientWaitServerHello(transcript, hello), [send, EndFlight(expect_reply=True)]
+    return ClientWaitServerHello(transcript, hello), [send, END_FLIGHT]
 
 
 def fallback_extensions(ctx: ClientContext) -> tuple[Extension, ...]:
@@ -403,7 +410,7 @@ def on_hello_verify_request(
     actions: Actions = [
         ExpectMessageSeq(transcript.send_seq),
         transcript.send(HT.CLIENT_HELLO, hello.encode()),
-        EndFlight(expect_reply=True),
+        END_FLIGHT,
     ]
     return ClientWaitServerHello(transcript, hello, state.hello_verify_requests + 1), actions
 
@@ -504,10 +511,8 @@ def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12S
         session.client_random,
         session.server_random,
     )
-    actions: Actions = [
-        KeyLog("CLIENT_RANDOM", session.client_random, saved.master_secret),
-        InstallCipherState(keys.server_write),
-    ]
+    actions = key_log(ctx.log_keys, session.client_random, saved.master_secret)
+    actions.append(InstallCipherState(keys.server_write))
     if session.new_ticket:
         chain, identity = saved.peer_certificates, saved.psk_identity
         return ClientWaitNewSessionTicket(t, session, keys, chain, identity, saved), actions
@@ -661,8 +666,8 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     actions: Actions = []
     scheme = _client_certificate(ctx, t, session, state.certificate_request, actions)
     pms, identity = _client_key_exchange(ctx, t, session, state.server_params, actions)
-    keys, keylog = derive(ctx.provider, t, session, pms)
-    actions.insert(0, keylog)
+    keys = derive(ctx.provider, t, session, pms)
+    actions[:0] = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     if scheme is not None:
         assert ctx.config.private_key is not None  # a scheme is chosen only for our key
         signature = ctx.provider.sign(ctx.config.private_key, scheme, t.data(), tls13=False)
@@ -671,7 +676,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
         )
     actions += change_cipher_spec(keys, is_client=True)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     if session.new_ticket:
         return ClientWaitNewSessionTicket(
             t, session, keys, state.peer_chain, identity, None
@@ -771,7 +776,7 @@ def on_resumed_finished(
     check_finished(finished_data(t, session, keys, client=False, last=True), message)
     actions: Actions = [SendChangeCipherSpec(keys.client_write)]
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
-    actions.append(EndFlight(expect_reply=False))
+    actions.append(END_LAST_FLIGHT)
     renewed = None
     if state.ticket:
         renewed = dataclasses.replace(

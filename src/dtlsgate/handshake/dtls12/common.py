@@ -279,12 +279,9 @@ def change_cipher_spec(keys: Keys, *, is_client: bool) -> Actions:
     return [SendChangeCipherSpec(mine), InstallCipherState(theirs)]
 
 
-def derive(
-    provider: CryptoProvider, transcript: Transcript, session: Session, pms: bytes
-) -> tuple[Keys, KeyLog]:
+def derive(provider: CryptoProvider, transcript: Transcript, session: Session, pms: bytes) -> Keys:
     """Master secret (extended when negotiated, RFC 7627 §4: over the session hash, the
-    transcript through ClientKeyExchange) and key block from the premaster secret, with its
-    key log line (NSS format: CLIENT_RANDOM <client random> <master secret>)."""
+    transcript through ClientKeyExchange) and key block from the premaster secret."""
     session_hash = transcript.digest(session.suite.hash) if session.extended_master_secret else None
     keys = derive_keys(
         provider,
@@ -294,7 +291,14 @@ def derive(
         session.server_random,
         session_hash,
     )
-    return keys, KeyLog("CLIENT_RANDOM", session.client_random, keys.master_secret)
+    return keys
+
+
+def key_log(log_keys: bool, client_random: bytes, master_secret: bytes) -> Actions:
+    """The master secret's key log line (NSS format: CLIENT_RANDOM <client random> <master
+    secret>) when the connection has a key log callback (its context's ``log_keys``);
+    otherwise no action at all."""
+    return [KeyLog("CLIENT_RANDOM", client_random, master_secret)] if log_keys else []
 
 
 def finished_data(

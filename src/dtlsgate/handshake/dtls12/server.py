@@ -30,6 +30,7 @@ A ClientHello offering a session we can resume (a ticket or a cached session ID,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 
@@ -74,6 +75,7 @@ from dtlsgate.handshake.dtls12.common import (
     complete,
     derive,
     finished_data,
+    key_log,
 )
 from dtlsgate.handshake.dtls12.negotiate import (
     DEFAULT_SIGNATURE_SCHEMES,
@@ -90,9 +92,9 @@ from dtlsgate.handshake.dtls12.resume import (
     offered_session,
 )
 from dtlsgate.handshake.engine import (
-    EndFlight,
+    END_FLIGHT,
+    END_LAST_FLIGHT,
     InstallCipherState,
-    KeyLog,
     Machine,
     SendChangeCipherSpec,
     SendWarning,
@@ -161,12 +163,15 @@ class ServerContext:
     encoded (the same for every handshake but for its message_seq, and held once by all the
     connections whose first flight waits to be retransmitted). The gate that admits the
     handshakes makes it (``Gate.dtls12_context``); a connection made without one makes its
-    own."""
+    own. ``log_keys``: the handlers add `KeyLog` actions (a connection with a key log
+    callback reads the context of ``logging_keys()``); without, none is made."""
 
     __slots__ = (
         "_certificate_messages",
+        "_logging_keys",
         "certificate_body",
         "config",
+        "log_keys",
         "preferences",
         "provider",
         "raw_public_key_certificate",
@@ -179,6 +184,8 @@ class ServerContext:
         # Refused now rather than mid-handshake: a certificate DTLS 1.2 cannot use.
         check_dtls12_identity(config.certificate_chain, config.private_key)
         self.config = config
+        self.log_keys = False
+        self._logging_keys: ServerContext | None = None
         self.provider: CryptoProvider = config.provider
         verify = config.verify_client != "none" and config.cafile
         # Loaded once per config, shared with its (D)TLS 1.3 context.
@@ -195,6 +202,17 @@ class ServerContext:
         self.raw_public_key_certificate = (
             RawPublicKey12(spki_of(key)).encode() if config.raw_public_key and key else b""
         )
+
+    def logging_keys(self) -> ServerContext:
+        """This context for a connection that has a key log callback: the same prepared
+        data, shared (made once, then kept with this context), with ``log_keys`` set."""
+        if self.log_keys:
+            return self
+        logging = self._logging_keys
+        if logging is None:
+            logging = self._logging_keys = copy.copy(self)
+            logging.log_keys = True
+        return logging
 
     def certificate_message(self, message_seq: int) -> bytes:
         """The whole Certificate message of our chain (DTLS header included) with
@@ -318,7 +336,7 @@ def on_client_hello(
         body = CertificateRequest12(_CERTIFICATE_TYPES, ctx.request_schemes).encode()
         actions.append(t.send(HT.CERTIFICATE_REQUEST, body))
     actions.append(t.send(HT.SERVER_HELLO_DONE, _SERVER_HELLO_DONE_BODY))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     if request:
         return ServerWaitCertificate(t, session, key_share), actions
     return ServerWaitClientKeyExchange(t, session, key_share), actions
@@ -348,13 +366,11 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
-    actions: Actions = [
-        t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode()),
-        KeyLog("CLIENT_RANDOM", hello.random, stored.master_secret),
-    ]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
-    actions.append(EndFlight(expect_reply=True))
+    actions.append(END_FLIGHT)
     peers = stored.peer_certificates
     return ServerWaitResumedFinished(t, session, keys, peers, stored.psk_identity), actions
 
@@ -488,8 +504,9 @@ def on_client_key_exchange(
             assert state.key_share is not None
             shared = state.key_share.exchange(cke.public)
         pms = psk_premaster_secret(_psk(ctx, identity), shared)
-    keys, keylog = derive(ctx.provider, t, session, pms)
-    actions: Actions = [keylog, InstallCipherState(keys.client_write)]
+    keys = derive(ctx.provider, t, session, pms)
+    actions = key_log(ctx.log_keys, session.client_random, keys.master_secret)
+    actions.append(InstallCipherState(keys.client_write))
     if state.peer_chain:
         return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
     return WaitFinished(t, session, keys, (), identity), actions
@@ -528,7 +545,7 @@ def on_finished(
     # The client's epoch 1 is open since its ClientKeyExchange: ours follows our CCS.
     actions.append(SendChangeCipherSpec(keys.server_write))
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
-    actions.append(EndFlight(expect_reply=False))
+    actions.append(END_LAST_FLIGHT)
     actions.append(complete(state, peer_raw=session.client_raw_public_key))
     return Established(session), actions
 
