@@ -123,6 +123,21 @@ def test_tampered_and_replayed_records_are_dropped() -> None:
     assert server.records_dropped == 2
 
 
+def test_reordered_records_are_delivered_and_their_replays_dropped() -> None:
+    pair = established()
+    client, server = pair.client, pair.server  # type: ignore[attr-defined]
+    records = []
+    for i in range(3):
+        client.send(b"%d" % i)
+        ((record, _),) = client.datagrams_to_send()
+        records.append(record)
+    for record in [*reversed(records), *records]:
+        server.receive(record, CLIENT, NOW)
+    pair.drain()  # type: ignore[attr-defined]
+    assert data_events(pair.server_events) == [b"2", b"1", b"0"]  # type: ignore[attr-defined]
+    assert server.records_dropped == 3
+
+
 def test_renegotiation_is_refused_with_a_warning() -> None:
     pair = established()
     client, server = pair.client, pair.server  # type: ignore[attr-defined]

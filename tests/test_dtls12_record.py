@@ -68,6 +68,20 @@ def test_tampered_replayed_and_unknown_epoch_records_are_dropped(suite: CipherSu
     assert receiver.open(with_(other, content_type=21)) is None
 
 
+def test_replay_window_accept_checks_and_marks_in_one() -> None:
+    w = ReplayWindow()
+    seqs = (5, 3, 70, 5, 69, 69, 6, 200, 137, 136)
+    assert [w.accept(s) for s in seqs] == [
+        *(True, True, True),
+        False,  # 65 below the highest: outside the window
+        *(True, False),  # in the window, then its replay
+        False,  # 64 below: outside
+        *(True, True),
+        False,  # 64 below 200
+    ]
+    assert w.is_replay(137) and not w.is_replay(138)
+
+
 def test_replay_window_slides_over_64_records() -> None:
     w = ReplayWindow()
     for seq in (5, 3, 70):

@@ -370,6 +370,43 @@ def test_reconstruct_finds_every_number_within_half_a_window(
     assert got == actual
 
 
+def closest_candidate(expected: int, low: int, bits: int) -> int:
+    """RFC 9147 §4.2.2 as written: of the numbers with these low bits in [0, 2^64 - 1], the
+    one closest to ``expected``, the larger of two equally close."""
+    window = 1 << bits
+    base = (expected & ~(window - 1)) | low
+    valid = [v for v in (base - window, base, base + window) if 0 <= v <= MAX_SEQUENCE_NUMBER]
+    return min(valid, key=lambda v: (abs(v - expected), -v))
+
+
+@given(
+    st.one_of(
+        st.integers(0, 1 << 20),
+        st.integers(MAX_SEQUENCE_NUMBER - (1 << 20), MAX_SEQUENCE_NUMBER + 1),
+        st.integers(0, MAX_SEQUENCE_NUMBER + 1),
+    ),
+    st.sampled_from([8, 16]),
+    st.data(),
+)
+def test_reconstruct_is_the_closest_candidate(
+    expected: int, bits: int, data: st.DataObject
+) -> None:
+    # Every low value, at the edges of the 64-bit space too (expected is one above the
+    # highest deprotected, so up to 2^64).
+    low = data.draw(st.integers(0, (1 << bits) - 1))
+    assert reconstruct_sequence_number(expected, low, bits) == closest_candidate(
+        expected, low, bits
+    )
+
+
+def test_reconstruct_ties_and_window_edges_exhaustively_in_8_bits() -> None:
+    for expected in [*range(0, 1024), *range(MAX_SEQUENCE_NUMBER - 1023, MAX_SEQUENCE_NUMBER + 2)]:
+        for low in range(256):
+            assert reconstruct_sequence_number(expected, low, 8) == closest_candidate(
+                expected, low, 8
+            )
+
+
 def test_8_bit_sequence_numbers_through_the_low_bits_wrap() -> None:
     sender, receiver = pair(sequence_bits=8)
     records = [sender.protect(APP, b"%d" % i) for i in range(600)]

@@ -64,7 +64,6 @@ from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_ha
 from dtlsgate.wire.messages import Alert, ClientHello
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
-    MAX_PLAINTEXT_LENGTH,
     DtlsRecord,
     split_dtls_records,
 )
@@ -204,11 +203,10 @@ class DtlsConnection(BaseDtlsConnection):
             raise StateError("the connection is closed")
         if not self.handshake_complete:
             raise StateError("send() before the handshake completed")
-        if len(data) > MAX_PLAINTEXT_LENGTH:
-            raise UsageError(f"at most {MAX_PLAINTEXT_LENGTH} bytes per record")
         if type(data) is not bytes:
             data = bytes(data)
-        self._outgoing.append(self._records.protect(ContentType.APPLICATION_DATA, data))
+        # Raises UsageError beyond MAX_PLAINTEXT_LENGTH bytes.
+        self._outgoing.append(self._records.protect_application_data(data))
 
     # --- records ----------------------------------------------------------------------------
 

@@ -303,11 +303,11 @@ class Dtls13Connection(BaseDtlsConnection):
                     break
                 if addr != self.peer:
                     self._peer_moved(record, addr)
-                if record.content_type == ContentType.HANDSHAKE:
+                # By content type, in a dict keyed by its number (no enum read per record).
+                repeated = _RECORD_HANDLERS[record.content_type](self, record, now)
+                if repeated is not None:  # a handshake record
                     got_handshake = True
-                    retransmitted |= self._handshake_record(record, now)
-                else:
-                    self._other_record(record, now)
+                    retransmitted |= repeated
             if got_handshake and not self.closed:
                 self._after_handshake_records(now, retransmitted, flights_before)
         except ProtocolError as exc:
@@ -352,8 +352,7 @@ class Dtls13Connection(BaseDtlsConnection):
             raise StateError("send() before the handshake completed")
         if len(data) > self._send_limit:
             raise UsageError(f"at most {self._send_limit} bytes per record")
-        record = self.records.protect(ContentType.APPLICATION_DATA, bytes(data))
-        self._outgoing.append(record)
+        self._outgoing.append(self.records.protect_application_data(bytes(data)))
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3); our sending key changes once the peer has
@@ -558,18 +557,18 @@ class Dtls13Connection(BaseDtlsConnection):
         self._to_ack.append((epoch, sequence_number))
         del self._to_ack[:-MAX_ACK_RECORD_NUMBERS]
 
-    def _other_record(self, record: Dtls13Record, now: float) -> None:
-        kind, epoch = record.content_type, record.epoch
-        if kind == ContentType.APPLICATION_DATA:
-            if self.handshake_complete and epoch >= EPOCH_APPLICATION:
-                if isinstance(self._state, Connected):
-                    self._state.peer_key_updates = 0
-                self._cid_requests = 0
-                self._data_received(record.fragment)
-        elif kind == ContentType.ACK:
-            self._ack_record(record.fragment, epoch)
-        elif kind == ContentType.ALERT:
-            self._alert_record(record.fragment, epoch)
+    def _application_data_record(self, record: Dtls13Record, now: float) -> None:
+        if self.handshake_complete and record.epoch >= EPOCH_APPLICATION:
+            if isinstance(self._state, Connected):
+                self._state.peer_key_updates = 0
+            self._cid_requests = 0
+            self._data_received(record.fragment)
+
+    def _peer_ack_record(self, record: Dtls13Record, now: float) -> None:
+        self._ack_record(record.fragment, record.epoch)
+
+    def _peer_alert_record(self, record: Dtls13Record, now: float) -> None:
+        self._alert_record(record.fragment, record.epoch)
 
     # --- ACKs (RFC 9147 §7) ------------------------------------------------------------------
 
@@ -778,6 +777,17 @@ class Dtls13Connection(BaseDtlsConnection):
     def _alert(self, level: int, description: int) -> None:
         body = Alert(level, description).encode()
         self._outgoing.append(self.records.protect(ContentType.ALERT, body))
+
+
+# What a deprotected record leads to, by its content type: the record layer passes only
+# these four (RFC 9147 §4). A handshake record's handler says whether it repeated messages
+# already processed (the peer is retransmitting); the others return None.
+_RECORD_HANDLERS: dict[int, Callable[[Dtls13Connection, Dtls13Record, float], bool | None]] = {
+    ContentType.HANDSHAKE: Dtls13Connection._handshake_record,
+    ContentType.APPLICATION_DATA: Dtls13Connection._application_data_record,
+    ContentType.ACK: Dtls13Connection._peer_ack_record,
+    ContentType.ALERT: Dtls13Connection._peer_alert_record,
+}
 
 
 class Dtls13ServerConnection(Dtls13Connection):

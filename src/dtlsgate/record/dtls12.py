@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.suites import SuiteInfo
-from dtlsgate.errors import StateError
+from dtlsgate.errors import StateError, UsageError
 from dtlsgate.wire.enums import ContentType, ProtocolVersion
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
@@ -35,12 +35,20 @@ _WINDOW_BITS = (1 << REPLAY_WINDOW_SIZE) - 1
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DTLS12 = ProtocolVersion.DTLS12
 # type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
-# RFC 6347 §4.1 in one pack (the hot path of every record sent); with the explicit nonce
-# (GCM, CCM) after it; and the AAD of RFC 6347 §4.1.2.1: epoch || sequence_number, type,
-# version, plaintext length.
+# RFC 6347 §4.1 in one pack. A protected record's header and its AAD (RFC 6347 §4.1.2.1:
+# epoch || sequence_number, type, version, plaintext length) take the type and version as
+# their 3 wire bytes, which are the same for every application data record: packed once
+# (``_APPLICATION_DATA``), they make the per-record path read no enum. GCM and CCM put
+# their explicit nonce after the header, and their nonce is the 4-byte salt || it.
 _HEADER = struct.Struct(">BHQH")
-_HEADER_EXPLICIT = struct.Struct(">BHQHQ")
-_AAD = struct.Struct(">QBHH")
+_TYPE_AND_VERSION = struct.Struct(">BH")
+_PROTECTED_HEADER = struct.Struct(">3sQH")
+_PROTECTED_HEADER_EXPLICIT = struct.Struct(">3sQHQ")
+_AAD = struct.Struct(">Q3sH")
+_EXPLICIT_NONCE = struct.Struct(">4sQ")
+# What follows the type and version in a record's header: epoch || sequence_number, length.
+_NUMBER_AND_LENGTH = struct.Struct(">3xQH")
+_APPLICATION_DATA = _TYPE_AND_VERSION.pack(ContentType.APPLICATION_DATA, DTLS12)
 
 
 class ReplayWindow:
@@ -63,8 +71,14 @@ class ReplayWindow:
         return bool(self._mask >> offset & 1)
 
     def mark(self, seq: int) -> None:
-        if seq > self._highest:
-            shift = seq - self._highest
+        self.accept(seq)
+
+    def accept(self, seq: int) -> bool:
+        """``is_replay`` and ``mark`` in one, for a record that authenticated: False when
+        ``seq`` is a replay (nothing changes), else True and ``seq`` is marked."""
+        highest = self._highest
+        if seq > highest:
+            shift = seq - highest
             # A jump of a whole window or more forgets everything below: shifting the mask
             # by up to 2^48 bits would allocate terabytes (a MemoryError).
             if shift >= REPLAY_WINDOW_SIZE:
@@ -72,8 +86,12 @@ class ReplayWindow:
             else:
                 self._mask = ((self._mask << shift) | 1) & _WINDOW_BITS
             self._highest = seq
-        else:
-            self._mask |= 1 << (self._highest - seq)
+            return True
+        offset = highest - seq
+        if offset >= REPLAY_WINDOW_SIZE or self._mask >> offset & 1:
+            return False
+        self._mask |= 1 << offset
+        return True
 
 
 class CipherState:
@@ -103,34 +121,35 @@ class CipherState:
     def overhead(self) -> int:
         return self.explicit + self.tag
 
-    def seal_record(
-        self, content_type: int, version: int, epoch_and_seq: int, data: bytes
-    ) -> bytes:
-        """The whole protected record: header, explicit nonce (GCM, CCM), ciphertext, tag."""
-        aad = _AAD.pack(epoch_and_seq, content_type, version, len(data))
+    def seal_record(self, type_and_version: bytes, epoch_and_seq: int, data: bytes) -> bytes:
+        """The whole protected record: header, explicit nonce (GCM, CCM), ciphertext, tag.
+        ``type_and_version``: the header's first 3 bytes."""
+        aad = _AAD.pack(epoch_and_seq, type_and_version, len(data))
         if self.explicit:
             # The explicit nonce is epoch || sequence_number, as in the header.
-            nonce = self.iv + epoch_and_seq.to_bytes(8, "big")
-            sealed = self._primitive.encrypt(nonce, data, aad)
-            length = len(sealed) + 8
+            sealed = self._primitive.encrypt(
+                _EXPLICIT_NONCE.pack(self.iv, epoch_and_seq), data, aad
+            )
             return (
-                _HEADER_EXPLICIT.pack(content_type, version, epoch_and_seq, length, epoch_and_seq)
+                _PROTECTED_HEADER_EXPLICIT.pack(
+                    type_and_version, epoch_and_seq, len(sealed) + 8, epoch_and_seq
+                )
                 + sealed
             )
         nonce = (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
         sealed = self._primitive.encrypt(nonce, data, aad)
-        return _HEADER.pack(content_type, version, epoch_and_seq, len(sealed)) + sealed
+        return _PROTECTED_HEADER.pack(type_and_version, epoch_and_seq, len(sealed)) + sealed
 
     def open_fragment(
-        self, content_type: int, version: int, epoch_and_seq: int, record: bytes, start: int
+        self, type_and_version: bytes, epoch_and_seq: int, record: bytes, start: int
     ) -> bytes | None:
-        """The plaintext of the protected fragment ``record[start:]``, or None when it does
-        not authenticate."""
+        """The plaintext of the protected fragment ``record[start:]`` (its header's first 3
+        bytes ``type_and_version``), or None when it does not authenticate."""
         explicit = self.explicit
         plain_length = len(record) - start - explicit - self.tag
         if plain_length < 0:
             return None
-        aad = _AAD.pack(epoch_and_seq, content_type, version, plain_length)
+        aad = _AAD.pack(epoch_and_seq, type_and_version, plain_length)
         if explicit:
             nonce = self.iv + record[start : start + explicit]
             start += explicit
@@ -211,7 +230,23 @@ class RecordLayer:
             return _HEADER.pack(content_type, self.version, (epoch << 48) | seq, len(data)) + data
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise StateError("record content longer than 2^14 bytes")
-        return cipher.seal_record(content_type, self.version, (epoch << 48) | seq, data)
+        type_and_version = _TYPE_AND_VERSION.pack(content_type, self.version)
+        return cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
+
+    def protect_application_data(self, data: bytes) -> bytes:
+        """The per-record send path: `protect` for one application data record in the
+        current write epoch, which has keys once the handshake is complete."""
+        epoch = self.write_epoch
+        cipher = self._write_cipher[epoch]
+        if cipher is None:
+            raise StateError("no keys to protect application data with")
+        if len(data) > MAX_PLAINTEXT_LENGTH:
+            raise UsageError(f"at most {MAX_PLAINTEXT_LENGTH} bytes per record")
+        seq = self._write_seq[epoch]
+        if seq > MAX_SEQUENCE_NUMBER:
+            raise StateError("record sequence numbers exhausted; the connection must close")
+        self._write_seq[epoch] = seq + 1
+        return cipher.seal_record(_APPLICATION_DATA, (epoch << 48) | seq, data)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -228,28 +263,31 @@ class RecordLayer:
         (the record is marked seen). None otherwise: the caller then takes the general path
         (``split_dtls_records`` and ``open``), which applies the same checks and drops."""
         state = self._fast_state
-        if state is None or len(datagram) < DTLS_RECORD_HEADER_LENGTH:
-            return None
-        content_type, version, epoch_and_seq, length = _HEADER.unpack_from(datagram)
         if (
-            content_type != ContentType.APPLICATION_DATA
-            or version != self.version
-            or epoch_and_seq >> 48 != self._fast_epoch
-            or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH
+            state is None
+            or len(datagram) < DTLS_RECORD_HEADER_LENGTH
+            or not datagram.startswith(_APPLICATION_DATA)
         ):
             return None
-        seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
-        window = state.window
-        if window.is_replay(seq):
+        epoch_and_seq, length = _NUMBER_AND_LENGTH.unpack_from(datagram)
+        if (
+            epoch_and_seq >> 48 != self._fast_epoch
+            or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH
+        ):
             return None
         cipher = state.cipher
         assert cipher is not None  # an installed read epoch > 0 has keys
         data = cipher.open_fragment(
-            content_type, version, epoch_and_seq, datagram, DTLS_RECORD_HEADER_LENGTH
+            _APPLICATION_DATA, epoch_and_seq, datagram, DTLS_RECORD_HEADER_LENGTH
         )
-        if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
+        # RFC 6347 §4.1.2.6: the replay check and the window's update in one, once the
+        # record authenticated (a replay goes on to the general path, which drops it).
+        if (
+            data is None
+            or len(data) > MAX_PLAINTEXT_LENGTH
+            or not state.window.accept(epoch_and_seq & MAX_SEQUENCE_NUMBER)
+        ):
             return None
-        window.mark(seq)
         return data
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:
@@ -290,9 +328,8 @@ class RecordLayer:
             # fragments are recognised by the reassembler instead.
             return record.fragment
         epoch_and_seq = (record.epoch << 48) | seq
-        data = cipher.open_fragment(
-            record.content_type, record.version, epoch_and_seq, record.fragment, 0
-        )
+        type_and_version = _TYPE_AND_VERSION.pack(record.content_type, record.version)
+        data = cipher.open_fragment(type_and_version, epoch_and_seq, record.fragment, 0)
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
         state.window.mark(seq)

@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import NamedTuple, cast
 
-from dtlsgate._frozen import frozen
+from cryptography.exceptions import InvalidTag
+
 from dtlsgate.crypto.aead import Aead
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider
@@ -99,6 +102,9 @@ _EPOCH_BITS = 0x03
 # not supported).
 _PLAINTEXT_TYPES = frozenset({ContentType.ALERT, ContentType.HANDSHAKE, ContentType.ACK})
 _INNER_TYPES = _PLAINTEXT_TYPES | {ContentType.APPLICATION_DATA}
+# The type byte that ends the DTLSInnerPlaintext of every application data record (RFC 8446
+# §5.2), made once: the per-record send path reads no enum.
+_APPLICATION_DATA_INNER_TYPE = bytes((ContentType.APPLICATION_DATA,))
 
 
 class RecordDrop(enum.StrEnum):
@@ -118,15 +124,22 @@ class RecordDrop(enum.StrEnum):
     EMPTY = "empty handshake or alert record"
 
 
-@frozen
-class Dtls13Record:
+class Dtls13Record(NamedTuple):
     """One record received: its full epoch and sequence number (RFC 9147 §4: together the
-    RecordNumber an ACK names), the true content type, and the content."""
+    RecordNumber an ACK names), the true content type, and the content. A named tuple
+    (immutable), as DTLS 1.2's `DtlsRecord`: every record received is one, made from its
+    fields without a Python-level ``__init__`` (``_as_record``)."""
 
     epoch: int
     sequence_number: int
     content_type: int
     fragment: bytes
+
+
+# (epoch, sequence_number, content_type, fragment) -> Dtls13Record, in C.
+_as_record = cast(
+    Callable[[tuple[int, int, int, bytes]], Dtls13Record], partial(tuple.__new__, Dtls13Record)
+)
 
 
 def reconstruct_sequence_number(expected: int, low: int, bits: int) -> int:
@@ -135,13 +148,14 @@ def reconstruct_sequence_number(expected: int, low: int, bits: int) -> int:
     Equally close candidates resolve to the larger one; none is negative or above 2^64 - 1."""
     window = 1 << bits
     candidate = (expected & ~(window - 1)) | low
-    best = -1
-    for value in (candidate - window, candidate, candidate + window):
-        if not 0 <= value <= MAX_SEQUENCE_NUMBER:
-            continue
-        if best < 0 or abs(value - expected) <= abs(best - expected):
-            best = value
-    return best
+    # The candidates are candidate - window, candidate and candidate + window; the one in
+    # the middle is within a window of ``expected`` on either side.
+    distance = candidate - expected
+    if candidate > MAX_SEQUENCE_NUMBER or (distance > window >> 1 and candidate >= window):
+        return candidate - window
+    if distance <= -(window >> 1) and candidate + window <= MAX_SEQUENCE_NUMBER:
+        return candidate + window
+    return candidate
 
 
 def next_traffic_secret(suite: SuiteInfo, secret: bytes) -> bytes:
@@ -154,12 +168,14 @@ class EpochKeys:
     """One direction's protection in one epoch: the AEAD under write_key, the write_iv
     (RFC 8446 §7.3) and the record number cipher under sn_key (RFC 9147 §4.2.3)."""
 
-    __slots__ = ("_iv", "aead", "record_number", "tag_length")
+    __slots__ = ("_iv", "_primitive", "aead", "record_number", "tag_length")
 
     def __init__(self, aead: Aead, iv: bytes, record_number: RecordNumberCipher) -> None:
         if len(iv) != aead.iv_length:
             raise UsageError(f"write_iv must be {aead.iv_length} bytes")
         self.aead = aead
+        # The keyed ``cryptography`` object, called once per record with the nonce made here.
+        self._primitive = aead.primitive
         self._iv = int.from_bytes(iv, "big")
         self.record_number = record_number
         self.tag_length = aead.tag_length
@@ -180,6 +196,20 @@ class EpochKeys:
         """RFC 8446 §5.3 with RFC 9147 §4: the 64-bit sequence number, left-padded to 12
         bytes, XOR the write IV; the epoch is not part of it."""
         return (self._iv ^ sequence_number).to_bytes(12, "big")
+
+    def seal(self, sequence_number: int, inner: bytes, aad: bytes) -> bytes:
+        """The ciphertext and tag of the record numbered ``sequence_number`` in the epoch."""
+        nonce = (self._iv ^ sequence_number).to_bytes(12, "big")
+        return self._primitive.encrypt(nonce, inner, aad)
+
+    def open(self, sequence_number: int, ciphertext: bytes, aad: bytes) -> bytes | None:
+        """The DTLSInnerPlaintext of the record numbered ``sequence_number``, or None when
+        it does not authenticate."""
+        nonce = (self._iv ^ sequence_number).to_bytes(12, "big")
+        try:
+            return self._primitive.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            return None
 
 
 class _ReadEpoch:
@@ -298,8 +328,9 @@ class Dtls13RecordLayer:
         if epoch in self._read:
             raise UsageError(f"read epoch {epoch} is already installed")
         self._read[epoch] = _ReadEpoch(keys)
-        for old in sorted(self._read)[:-MAX_READ_EPOCHS]:
-            del self._read[old]
+        # Kept in ascending order of epoch, so that the newest are found first from the end
+        # (`_read_epoch`); at most MAX_READ_EPOCHS.
+        self._read = {e: self._read[e] for e in sorted(self._read)[-MAX_READ_EPOCHS:]}
 
     def discard_read(self, epoch: int) -> None:
         """Forget the keys of a read epoch (its records are dropped from now on)."""
@@ -359,8 +390,30 @@ class Dtls13RecordLayer:
         if keys is None:
             record = self._plaintext(content_type, data, sequence)
         else:
+            if content_type not in _INNER_TYPES:
+                raise UsageError(f"content type {content_type} cannot be sent in DTLS 1.3")
+            if padding < 0:
+                raise UsageError("padding must be >= 0")
+            # RFC 8446 §5.2: DTLSInnerPlaintext is the content, its type, zero padding.
+            inner = data + bytes((content_type,)) + bytes(padding)
             length = self.include_length if include_length is None else include_length
-            record = self._ciphertext(keys, epoch, sequence, content_type, data, padding, length)
+            record = self._ciphertext(keys, epoch, sequence, inner, length)
+        self._write_sequence[epoch] = sequence + 1
+        return record
+
+    def protect_application_data(self, data: bytes) -> bytes:
+        """The per-record send path: `protect` for one application data record in the
+        write epoch, unpadded, in the layer's header form."""
+        epoch = self.write_epoch
+        keys = self._write[epoch]
+        if keys is None:
+            raise UsageError("no keys to protect application data with")
+        if len(data) > MAX_PLAINTEXT:
+            raise UsageError(f"record content of {len(data)} bytes is over 2^14")
+        sequence = self._write_sequence[epoch]
+        record = self._ciphertext(
+            keys, epoch, sequence, data + _APPLICATION_DATA_INNER_TYPE, self.include_length
+        )
         self._write_sequence[epoch] = sequence + 1
         return record
 
@@ -382,18 +435,12 @@ class Dtls13RecordLayer:
         keys: EpochKeys,
         epoch: int,
         sequence: int,
-        content_type: int,
-        data: bytes,
-        padding: int,
+        inner: bytes,
         include_length: bool,
     ) -> bytes:
+        """The DTLSCiphertext record of the DTLSInnerPlaintext ``inner``."""
         if sequence > MAX_SEQUENCE_NUMBER:
             raise StateError("sequence numbers of this epoch exhausted: a KeyUpdate is needed")
-        if content_type not in _INNER_TYPES:
-            raise UsageError(f"content type {content_type} cannot be sent in DTLS 1.3")
-        if padding < 0:
-            raise UsageError("padding must be >= 0")
-        inner = data + bytes((content_type,)) + bytes(padding)
         # RFC 9147 §4.2.3: senders pad short plaintexts so that the ciphertext holds the
         # 16-byte sample (only a tag shorter than 16 bytes, CCM-8, makes that necessary).
         short = SAMPLE_LENGTH - (len(inner) + keys.tag_length)
@@ -416,7 +463,7 @@ class Dtls13RecordLayer:
         prefix = bytes((first,)) + cid
         # RFC 9147 §4: the additional data is the header before record number encryption.
         aad = prefix + low.to_bytes(seq_length, "big") + tail
-        ciphertext = keys.aead.seal(keys.nonce(sequence), inner, aad)
+        ciphertext = keys.seal(sequence, inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
         masked = low ^ int.from_bytes(mask[:seq_length], "big")
         return prefix + masked.to_bytes(seq_length, "big") + tail + ciphertext
@@ -478,7 +525,7 @@ class Dtls13RecordLayer:
             # Epoch 0 is unauthenticated: the replay window is left alone (a forged record
             # numbered 2^48 - 1 must not push genuine ones out); duplicated handshake
             # fragments are the reassembler's to recognise, as in DTLS 1.2.
-            record = Dtls13Record(EPOCH_PLAINTEXT, epoch_and_seq, data[pos], data[start:following])
+            record = _as_record((EPOCH_PLAINTEXT, epoch_and_seq, data[pos], data[start:following]))
             return record, following
         return None, following
 
@@ -524,9 +571,9 @@ class Dtls13RecordLayer:
 
     def _read_epoch(self, low_bits: int) -> tuple[int, _ReadEpoch] | None:
         """RFC 9147 §4.2.2: the newest read epoch whose low two bits are ``low_bits``."""
-        for epoch in sorted(self._read, reverse=True):
+        for epoch, state in reversed(self._read.items()):
             if epoch & _EPOCH_BITS == low_bits:
-                return epoch, self._read[epoch]
+                return epoch, state
         return None
 
     def _open(
@@ -550,18 +597,14 @@ class Dtls13RecordLayer:
         low_bytes = low.to_bytes(seq_length, "big")
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
         aad = header[:seq_at] + low_bytes + header[seq_at + seq_length :]
-        inner = keys.aead.open(keys.nonce(sequence), body, aad)
+        inner = keys.open(sequence, body, aad)
         if inner is None:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return None
-        # RFC 9147 §4.5.1: the replay check comes after deprotection (no timing channel on
-        # the record number), and only a deprotected record moves the window.
-        if state.window.is_replay(sequence):
-            self._drop(RecordDrop.REPLAY)
-            return None
-        # RFC 8446 §5.4: the content type is the last non-zero byte.
-        content_end = len(inner.rstrip(b"\x00")) - 1
+        # RFC 8446 §5.4: the content type is the last non-zero byte (the last byte when
+        # the record is not padded: no copy made to strip nothing).
+        content_end = len(inner if inner and inner[-1] else inner.rstrip(b"\x00")) - 1
         if content_end < 0 or inner[content_end] not in _INNER_TYPES:
             self._drop(RecordDrop.INNER_TYPE)
             return None
@@ -572,9 +615,16 @@ class Dtls13RecordLayer:
         if content_end == 0 and content_type != ContentType.APPLICATION_DATA:
             self._drop(RecordDrop.EMPTY)  # RFC 8446 §5.1 (and an ACK has a length field)
             return None
-        state.window.mark(sequence)
-        state.highest = max(state.highest, sequence)
-        return Dtls13Record(epoch, sequence, content_type, inner[:content_end])
+        # RFC 9147 §4.5.1: the replay check comes after deprotection (no timing channel on
+        # the record number), and only a deprotected record moves the window. (A replay
+        # repeats its original's content, so the checks above drop the same records
+        # whether they come first or not.)
+        if not state.window.accept(sequence):
+            self._drop(RecordDrop.REPLAY)
+            return None
+        if sequence > state.highest:
+            state.highest = sequence
+        return _as_record((epoch, sequence, content_type, inner[:content_end]))
 
 
 def connection_id_of(datagram: bytes, length: int) -> bytes | None:
