@@ -9,7 +9,7 @@ import hmac
 
 import pytest
 
-from dtlsgate.crypto import prf
+from dtlsgate.crypto import keyschedule, prf
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.keyschedule import (
@@ -144,6 +144,34 @@ def test_hkdf_expand_label_info_layout() -> None:
         expected
     )
     assert expected == C_HS_TRAFFIC
+
+
+def test_hkdf_expand_label_two_blocks_and_checks() -> None:
+    # Output longer than one hash (an exporter's 40 bytes): RFC 5869 §2.3's T(1) || T(2),
+    # computed here with the standard library's HMAC.
+    info = h("0028 0e") + b"tls13 exporter" + b"\x20" + HASH_CH_SH
+    t1 = hmac.digest(EXP_MASTER, info + b"\x01", "sha256")
+    t2 = hmac.digest(EXP_MASTER, t1 + info + b"\x02", "sha256")
+    out = hkdf_expand_label(Hash.SHA256, EXP_MASTER, b"exporter", HASH_CH_SH, 40)
+    assert out == (t1 + t2)[:40]
+    # The HkdfLabel checks (RFC 8446 §7.1) hold on every call, not only the first: a
+    # rejected head is never kept.
+    for _ in range(2):
+        with pytest.raises(UsageError):
+            hkdf_expand_label(Hash.SHA256, EXP_MASTER, b"x" * 250, b"", 32)
+        with pytest.raises(UsageError):
+            hkdf_expand_label(Hash.SHA256, EXP_MASTER, b"key", bytes(256), 32)
+        with pytest.raises(UsageError):
+            hkdf_expand_label(Hash.SHA256, EXP_MASTER, b"key", b"", 0x10000)
+
+
+def test_hkdf_label_heads_kept_are_bounded() -> None:
+    # Exporter labels come from the application: however many it uses, at most
+    # _LABEL_HEADS HkdfLabel heads are kept.
+    ks = rfc8448_schedule()
+    for i in range(keyschedule._LABEL_HEADS + 100):
+        ks.export(EXP_MASTER, f"EXPORTER-label-{i}".encode(), b"", 16)
+    assert keyschedule._label_head.cache_info().currsize <= keyschedule._LABEL_HEADS
 
 
 def test_dtls13_label_prefix() -> None:

@@ -61,6 +61,25 @@ def test_hrr_then_admit_then_a_fresh_connection_completes() -> None:
     assert DataReceived(b"pong") in events(client)
 
 
+def test_admitted_connection_keeps_its_key_log() -> None:
+    # The connection continued from the admit makes the key log lines only when it has a
+    # key log (RFC 8446 §7.1 secrets, NSS format), the same lines as the client's.
+    client_lines: list[str] = []
+    server_lines: list[str] = []
+    gate = StatelessGate(gate_config())  # type: ignore[arg-type]
+    client = ClientConnection(client_config(), keylog=client_lines.append)  # type: ignore[arg-type]
+    client.start()
+    reply = gate.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(reply, Reply)
+    client.receive_data(reply.data, NOW)
+    admit = gate.receive(client.data_to_send(), PEER, NOW)
+    assert isinstance(admit, StreamAdmit)
+    server = ServerConnection.from_admit(gate.config, admit, NOW, keylog=server_lines.append)
+    pump(client, server)
+    assert server.handshake_complete
+    assert len(server_lines) == 5 and sorted(server_lines) == sorted(client_lines)
+
+
 def test_hrr_asks_for_a_key_share_when_needed() -> None:
     cfg = client_config(groups=(NamedGroup.secp256r1, NamedGroup.x25519), middlebox_compat=False)
     client, gate, reply = hello_round(cfg)

@@ -807,7 +807,7 @@ class Dtls13ServerConnection(Dtls13Connection):
         ctx = context or _server.ServerContext(config, versions=DTLS_VERSIONS)
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
-        start = _server.ServerStart()
+        start = _server.ServerStart(keylog is not None)
         super().__init__(
             ctx, start, _server.DTLS_SERVER, peer, config.mtu, keylog, send_acks=send_acks
         )
@@ -848,7 +848,8 @@ class Dtls13ServerConnection(Dtls13Connection):
         self._next_message_seq = 1
         self._reassembler.next_seq = admit.message_seq + 1
         try:
-            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now)
+            logs = self._keylog is not None
+            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now, logs)
             self._run(actions, now)
         except ProtocolError as exc:
             self._fail(exc)

@@ -337,7 +337,7 @@ class ServerConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _server.ServerContext(config)
-        super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
+        super().__init__(ctx, _server.ServerStart(keylog is not None), _server.SERVER, keylog)
 
     def request_client_certificate(self) -> None:
         """Ask the client for its certificate now (RFC 8446 §4.6.2, post-handshake
@@ -368,7 +368,8 @@ class ServerConnection(TlsConnection):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context, keylog=keylog)
         try:
-            conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now)
+            logs = keylog is not None
+            conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now, logs)
             conn._run(actions)
             conn._records.feed(admit.remaining)
         except ProtocolError as exc:

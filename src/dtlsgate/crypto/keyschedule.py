@@ -36,6 +36,10 @@ TLS13_LABEL_PREFIX = b"tls13 "
 DTLS13_LABEL_PREFIX = b"dtls13"
 # HkdfLabel's uint16 length and the label's uint8 length prefix (RFC 8446 §7.1).
 _HKDF_LABEL_HEADER = struct.Struct("!HB")
+# HkdfLabel heads kept (`_label_head`): the key schedule's labels with each context length
+# and output length in use are about twenty per hash and prefix; exporter labels come from
+# the application, so the cache is bounded.
+_LABEL_HEADS = 256
 
 
 def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
@@ -75,24 +79,31 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): info is struct HkdfLabel { uint16 length;
     opaque label<7..255> = prefix + label; opaque context<0..255>; }."""
+    head, one_block = _label_head(hash, prefix, label, len(context), length)
+    if one_block:
+        # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
+        return hmac_digest(hash, secret, head + context + b"\x01")[:length]
+    return hkdf_expand(hash, secret, head + context, length)
+
+
+@functools.lru_cache(maxsize=_LABEL_HEADS)
+def _label_head(
+    hash: Hash, prefix: bytes, label: bytes, context_length: int, length: int
+) -> tuple[bytes, bool]:
+    """HkdfLabel up to its context (RFC 8446 §7.1), checked, and whether the output is one
+    HMAC block. The same dozen heads serve every handshake (only the context, a transcript
+    hash, varies), so each is built and checked once."""
     label_length = len(prefix) + len(label)
     # RFC 8446 §7.1: label<7..255>, context<0..255>, length is a uint16.
     if not 7 <= label_length <= 255:
         raise UsageError(f"HKDF label {prefix + label!r} must be 7..255 bytes")
-    if len(context) > 255:
+    if context_length > 255:
         raise UsageError("HKDF-Expand-Label context must be at most 255 bytes")
     if not 0 <= length <= 0xFFFF:
         raise UsageError("HKDF-Expand-Label length must fit in a uint16")
-    info = b"".join(
-        (
-            _HKDF_LABEL_HEADER.pack(length, label_length),
-            prefix,
-            label,
-            bytes((len(context),)),
-            context,
-        )
-    )
-    return hkdf_expand(hash, secret, info, length)
+    header = _HKDF_LABEL_HEADER.pack(length, label_length)
+    head = b"".join((header, prefix, label, bytes((context_length,))))
+    return head, length <= hash.digest_size
 
 
 def derive_secret(
@@ -142,6 +153,7 @@ class KeySchedule:
     ) -> None:
         self.hash = hash
         self.key_length = key_length
+        self._hash_length = hash.digest_size
         self.label_prefix = label_prefix
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
@@ -173,7 +185,9 @@ class KeySchedule:
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret with this schedule's hash and label prefix."""
-        return derive_secret(self.hash, secret, label, transcript_hash, self.label_prefix)
+        return hkdf_expand_label(
+            self.hash, secret, label, transcript_hash, self._hash_length, self.label_prefix
+        )
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
@@ -264,7 +278,9 @@ class KeySchedule:
     def finished_key(self, base_key: bytes) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)
         (RFC 8446 §4.4.4); also the PSK binder key's MAC key."""
-        return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        return hkdf_expand_label(
+            self.hash, base_key, b"finished", b"", self._hash_length, self.label_prefix
+        )
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """verify_data = HMAC(finished_key, Transcript-Hash(...)) (RFC 8446 §4.4.4); with the
@@ -273,8 +289,9 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        key = self.expand_label(secret, b"key", b"", self.key_length)
-        iv = self.expand_label(secret, b"iv", b"", 12)
+        hash, prefix = self.hash, self.label_prefix
+        key = hkdf_expand_label(hash, secret, b"key", b"", self.key_length, prefix)
+        iv = hkdf_expand_label(hash, secret, b"iv", b"", 12, prefix)
         return key, iv
 
     def record_number_key(self, secret: bytes) -> bytes:

@@ -15,6 +15,7 @@ values (TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV) are not suites and
 from __future__ import annotations
 
 import enum
+from typing import cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
@@ -157,10 +158,16 @@ SUITES: dict[CipherSuite, SuiteInfo] = {
 }
 
 
+# SUITES by the integer code: its keys are IntEnum members, which hash and compare as their
+# integers, so a plain int finds its entry without converting it to the enum first (two
+# Python calls each time, several per handshake).
+_BY_CODE = cast("dict[int, SuiteInfo]", SUITES)
+
+
 def suite_info(suite: CipherSuite | int) -> SuiteInfo:
     """The table entry for ``suite``; `UsageError` for a value we do not implement (callers
     filter a peer's offer with ``suite in SUITES`` first)."""
-    try:
-        return SUITES[CipherSuite(suite)]
-    except (KeyError, ValueError):
-        raise UsageError(f"cipher suite {suite:#06x} is not implemented") from None
+    info = _BY_CODE.get(suite)
+    if info is None:
+        raise UsageError(f"cipher suite {suite:#06x} is not implemented")
+    return info

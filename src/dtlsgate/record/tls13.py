@@ -44,6 +44,9 @@ MAX_SEQUENCE = (1 << 64) - 1
 # ClientHello, which may use 0x0301.
 LEGACY_RECORD_VERSION = ProtocolVersion.TLS12
 _LEGACY_VERSION_BYTES = LEGACY_RECORD_VERSION.to_bytes(2, "big")
+# RFC 8446 §5.2: every protected record's header starts opaque_type application_data,
+# legacy_record_version 0x0303; only the length follows.
+_PROTECTED_HEADER_START = bytes((ContentType.APPLICATION_DATA,)) + _LEGACY_VERSION_BYTES
 _CCS_BODY = b"\x01"
 
 
@@ -101,8 +104,7 @@ class RecordProtection:
         length = len(inner) + self.tag_length
         if length > MAX_CIPHERTEXT:
             raise StateError("record too long")
-        header = bytes((ContentType.APPLICATION_DATA,)) + _LEGACY_VERSION_BYTES
-        header += length.to_bytes(2, "big")
+        header = _PROTECTED_HEADER_START + length.to_bytes(2, "big")
         return header + self._aead.seal(self._nonce(), inner, header)
 
     def open(self, header: bytes, body: bytes) -> tuple[int, bytes]:
@@ -248,17 +250,23 @@ class StreamRecordLayer:
 
     def encode(self, content_type: int, data: bytes, *, initial: bool = False) -> bytes:
         """``data`` framed into records (protected when write keys are installed)."""
-        out = bytearray()
         if self.write is None:
             version = b"\x03\x01" if initial else _LEGACY_VERSION_BYTES
             step = MAX_PLAINTEXT
+            if 0 < len(data) <= step:
+                # One record, the usual case (every handshake message of ours).
+                return bytes((content_type,)) + version + len(data).to_bytes(2, "big") + data
+            out = bytearray()
             for i in range(0, max(len(data), 1), step):
                 chunk = data[i : i + step]
                 out += bytes((content_type,)) + version + len(chunk).to_bytes(2, "big") + chunk
             return bytes(out)
         # RFC 8449 §4: the limit counts the content type byte of TLSInnerPlaintext.
         step = min(MAX_PLAINTEXT, self.send_limit - 1)
-        for i in range(0, max(len(data), 1), step):
+        if len(data) <= step:
+            return self.write.seal(content_type, data)
+        out = bytearray()
+        for i in range(0, len(data), step):
             out += self.write.seal(content_type, data[i : i + step])
         return bytes(out)
 

@@ -112,9 +112,13 @@ if _brotli_bounded():
     _DECOMPRESS[_A.brotli] = _brotli_decompress
 
 
+# What this process can use: fixed once the modules above were looked for.
+_AVAILABLE = tuple(_A(a) for a in _DECOMPRESS)
+
+
 def available_algorithms() -> tuple[CertificateCompressionAlgorithm, ...]:
     """The algorithms this process can use, zlib first."""
-    return tuple(_A(a) for a in _DECOMPRESS)
+    return _AVAILABLE
 
 
 def parse_algorithm_names(names: tuple[str, ...] | list[str]) -> tuple[int, ...]:

@@ -171,6 +171,8 @@ class PeerRecordLimit:
 
 def handshake_keylog(keys: Keys) -> list[KeyLog]:
     random = keys.client_random
+    if random is None:
+        return []
     return [
         KeyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", random, keys.client_handshake),
         KeyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", random, keys.server_handshake),
@@ -182,6 +184,10 @@ def application_keylog(keys: Keys, app: AppSecrets, transcript_hash: bytes) -> l
     over ``transcript_hash``, the hash through the server Finished the secrets were made
     from."""
     random = keys.client_random
+    if random is None:
+        # No key log: the exporter secret would serve only its line (connections export
+        # no keying material in TLS 1.3).
+        return []
     exporter = keys.schedule.exporter_master_secret(transcript_hash)
     return [
         KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
@@ -306,12 +312,13 @@ class Keys:
     transcript: TranscriptHash
     client_handshake: bytes
     server_handshake: bytes
-    # The ClientHello random: it names the connection in a key log (NSS format).
-    client_random: bytes = b""
+    # The ClientHello random: it names the connection in a key log (NSS format). None: the
+    # connection keeps no key log, so no lines are made.
+    client_random: bytes | None = b""
 
     @classmethod
     def after_server_hello(
-        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes = b""
+        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes | None = b""
     ) -> Keys:
         th = transcript.digest()
         return cls(

@@ -99,7 +99,6 @@ from dtlsgate.handshake.tls13.tickets import (
 from dtlsgate.wire.cert_compression import encode_compress_certificate, parse_algorithm_names
 from dtlsgate.wire.enums import (
     AlertDescription,
-    CipherSuite,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -160,7 +159,7 @@ class ServerContext:
         if versions.dtls:
             # A datagram config may list DTLS 1.2 suites too (one port, both versions).
             self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
+        self.groups = tls13_groups(config.groups or versions.default_groups)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
@@ -169,7 +168,7 @@ class ServerContext:
         schemes = certificate_schemes(chain, self.key)
         if config.signature_schemes:
             # The configured schemes, in their order, that our key can sign with.
-            schemes = tuple(s for s in config.signature_schemes if s in schemes)
+            schemes = tuple(SignatureScheme(s) for s in config.signature_schemes if s in schemes)
         self.key_schemes = schemes
         # What our CertificateRequest offers, and so what a client may sign with.
         self.request_schemes: tuple[int, ...] = (
@@ -210,7 +209,10 @@ class ServerContext:
 
 @dataclass(slots=True)
 class ServerStart:
-    """Waiting for the first ClientHello."""
+    """Waiting for the first ClientHello. ``log_keys``: the connection keeps a key log, so
+    the handshake makes its lines (and the exporter secret only they use)."""
+
+    log_keys: bool = True
 
 
 @dataclass(slots=True)
@@ -220,9 +222,10 @@ class WaitClientHello2:
 
     client_hello1_fixed: bytes  # `client_hello_fixed_part` of ClientHello1
     suite: int
-    group: int
+    group: NamedGroup
     transcript: TranscriptHash
     cookie: bytes | None = None  # the HelloRetryRequest's cookie (ours never has one)
+    log_keys: bool = True  # as in ServerStart
 
 
 @dataclass(slots=True)
@@ -274,7 +277,7 @@ class Choice:
     """What the server picked from a ClientHello (RFC 8446 §4.1.1)."""
 
     suite: int
-    group: int | None  # None: psk_ke, no (EC)DHE (RFC 8446 §4.2.9)
+    group: NamedGroup | None  # None: psk_ke, no (EC)DHE (RFC 8446 §4.2.9)
     scheme: SignatureScheme | None  # None: a PSK authenticates
     alpn: bytes | None
 
@@ -403,7 +406,7 @@ def choose(
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", NoApplicationProtocol)
     assert suite is not None
-    return Choice(suite, group, None if scheme is None else SignatureScheme(scheme), alpn)
+    return Choice(suite, group, scheme, alpn)
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -431,10 +434,15 @@ def on_client_hello(
         if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
-        return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
+        wait = WaitClientHello2(
+            fixed, choice.suite, choice.group, transcript, log_keys=state.log_keys
+        )
+        return wait, actions
     psk = check_binder(found, info, None, raw, choice.suite, ctx.versions)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
-    next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
+    next_state, flight = server_flight(
+        ctx, hello, info, choice, share, transcript, False, psk, state.log_keys
+    )
     return next_state, [*skip, *flight]
 
 
@@ -471,7 +479,9 @@ def on_client_hello2(
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
     psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
-    flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
+    flight = server_flight(
+        ctx, hello, info, choice, share, state.transcript, True, psk, state.log_keys
+    )
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
     return flight[0], [SkipEarlyData(0), *flight[1]]
 
@@ -495,10 +505,12 @@ def server_flight(
     transcript: TranscriptHash,
     after_hrr: bool,
     psk: AcceptedPsk | None,
+    log_keys: bool = True,
 ) -> tuple[ServerState, Actions]:
     """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
-    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
+    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished. Key log
+    lines only when ``log_keys``."""
     suite = suite_info(choice.suite)
     versions = ctx.versions
     schedule = versions.schedule(suite, psk.psk if psk is not None else None)
@@ -510,7 +522,7 @@ def server_flight(
     else:
         # Our share and the secret: a key pair of our own, or for ML-KEM an encapsulation
         # to the client's key; an invalid client share is illegal_parameter (§4.2.8).
-        group = NamedGroup(choice.group)
+        group = choice.group
         our_share, shared = respond(group, client_share, ctx.provider)
         schedule.enter_handshake(shared)
         share_ext = encode_key_share_sh(KeyShareEntry(group, our_share))
@@ -536,13 +548,13 @@ def server_flight(
         actions.append(cids)
     if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
-    keys = Keys.after_server_hello(schedule, transcript, hello.random)
+    keys = Keys.after_server_hello(schedule, transcript, hello.random if log_keys else None)
     actions.extend(handshake_keylog(keys))
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
     info_out = HandshakeInfo(
-        CipherSuite(choice.suite),
-        None if choice.group is None else NamedGroup(choice.group),
+        suite.suite,
+        choice.group,
         None if psk is not None else choice.scheme,
         choice.alpn,
         info.server_name,
@@ -850,7 +862,7 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext, admit: Any, now: float
+    ctx: ServerContext, admit: Any, now: float, log_keys: bool = True
 ) -> tuple[ServerState, Actions]:
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
@@ -869,8 +881,8 @@ def after_stateless_retry(
     psk = check_binder(found, info, transcript, message, suite, ctx.versions)
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info, found)
-    choice = Choice(suite, group, choice.scheme, choice.alpn)
-    return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
+    choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
+    return server_flight(ctx, hello, info, choice, share, transcript, True, psk, log_keys)
 
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
