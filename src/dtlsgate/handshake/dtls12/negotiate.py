@@ -365,14 +365,12 @@ def keys_from_master(
     or a resumed session's with the new randoms (RFC 5246 §7.3, §6.3)."""
     hash: Hash = suite.hash
     master_prf = KeyedHmac(hash, master)
-    block = key_block(suite, master_prf, client_random, server_random)
+    client_key, server_key, client_iv, server_iv = key_block(
+        suite, master_prf, client_random, server_random
+    )
     return Keys(
         master,
         master_prf,
-        CipherState(
-            suite, provider.aead(suite.aead, block.client_write_key), block.client_write_iv
-        ),
-        CipherState(
-            suite, provider.aead(suite.aead, block.server_write_key), block.server_write_iv
-        ),
+        CipherState(suite, provider.aead(suite.aead, client_key), client_iv),
+        CipherState(suite, provider.aead(suite.aead, server_key), server_iv),
     )
