@@ -40,7 +40,7 @@ from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
-from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
+from dtlsgate.handshake.dtls12.common import Actions, Transcript, step
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
@@ -55,10 +55,8 @@ from dtlsgate.handshake.engine import (
 from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import (
     AlertLevel,
-    CipherSuite,
     ContentType,
     HandshakeType,
-    ProtocolVersion,
 )
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert, ClientHello
@@ -72,21 +70,6 @@ from dtlsgate.wire.record import (
 # overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
 # are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
 MAX_EARLY_RECORDS = 16
-
-
-def completed(done: HandshakeComplete) -> HandshakeCompleted:
-    """The engine's report of a finished DTLS 1.2 handshake as the connection's event."""
-    return HandshakeCompleted(
-        version=ProtocolVersion.DTLS12,
-        cipher_suite=CipherSuite(done.cipher_suite),
-        alpn_protocol=done.alpn_protocol,
-        server_name=done.server_name,
-        peer_certificates=done.peer_certificates,
-        psk_identity=done.psk_identity,
-        extended_master_secret=done.extended_master_secret,
-        resumed=done.resumed,
-        peer_raw_public_key=done.peer_raw_public_key,
-    )
 
 
 class DtlsConnection(BaseDtlsConnection):
@@ -313,7 +296,7 @@ class DtlsConnection(BaseDtlsConnection):
     def _run(self, actions: Actions, now: float) -> None:
         """Carry out what the handshake machine asked for, in order."""
         flight_sent = read_installed = False
-        done: HandshakeComplete | None = None
+        done: Complete[HandshakeCompleted] | None = None
         for action in actions:
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
@@ -335,7 +318,7 @@ class DtlsConnection(BaseDtlsConnection):
                 if self._keylog is not None:
                     self._keylog(action.line())
             elif type(action) is Complete:
-                done = action.info
+                done = action
             elif type(action) is ExpectMessageSeq:
                 self._reassembler.restart(action.message_seq)
             elif type(action) is SendWarning:
@@ -354,9 +337,9 @@ class DtlsConnection(BaseDtlsConnection):
         if not expect_reply:
             self._timer.stop()  # our last flight: resent only on the peer's retransmission
 
-    def _complete(self, done: HandshakeComplete, flight_sent: bool) -> None:
+    def _complete(self, done: Complete[HandshakeCompleted], flight_sent: bool) -> None:
         self.handshake_complete = True
-        self.info = completed(done)
+        self.info = done.info
         self._records.write_epoch = 1
         self._timer.stop()
         if not flight_sent:
