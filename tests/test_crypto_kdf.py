@@ -322,11 +322,9 @@ def test_key_block_layout(suite: CipherSuite, lengths: tuple[int, int]) -> None:
     ms = bytes(48)
     k, iv = lengths
     block = prf.prf(info.hash, ms, b"key expansion", SR + CR, 2 * (k + iv))
-    kb = prf.key_block(info, ms, CR, SR)
-    assert kb.client_write_key + kb.server_write_key + kb.client_write_iv + kb.server_write_iv == (
-        block
-    )
-    assert (len(kb.client_write_key), len(kb.server_write_iv)) == (k, iv)
+    client_key, server_key, client_iv, server_iv = prf.key_block(info, ms, CR, SR)
+    assert client_key + server_key + client_iv + server_iv == block
+    assert (len(client_key), len(server_iv)) == (k, iv)
 
 
 def test_psk_premaster_secret() -> None:

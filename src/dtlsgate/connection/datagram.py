@@ -40,7 +40,7 @@ from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
-from dtlsgate.handshake.dtls12.common import Actions, HandshakeComplete, Transcript, step
+from dtlsgate.handshake.dtls12.common import Actions, Transcript, step
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
@@ -55,10 +55,8 @@ from dtlsgate.handshake.engine import (
 from dtlsgate.record.dtls12 import RecordLayer
 from dtlsgate.wire.enums import (
     AlertLevel,
-    CipherSuite,
     ContentType,
     HandshakeType,
-    ProtocolVersion,
 )
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
 from dtlsgate.wire.messages import Alert, ClientHello
@@ -72,21 +70,6 @@ from dtlsgate.wire.record import (
 # overtaking its ClientKeyExchange) are kept, at most this many, and opened once the keys
 # are installed (RFC 6347 §4.1: "MAY buffer"). A full flight has fewer records than this.
 MAX_EARLY_RECORDS = 16
-
-
-def completed(done: HandshakeComplete) -> HandshakeCompleted:
-    """The engine's report of a finished DTLS 1.2 handshake as the connection's event."""
-    return HandshakeCompleted(
-        version=ProtocolVersion.DTLS12,
-        cipher_suite=CipherSuite(done.cipher_suite),
-        alpn_protocol=done.alpn_protocol,
-        server_name=done.server_name,
-        peer_certificates=done.peer_certificates,
-        psk_identity=done.psk_identity,
-        extended_master_secret=done.extended_master_secret,
-        resumed=done.resumed,
-        peer_raw_public_key=done.peer_raw_public_key,
-    )
 
 
 class DtlsConnection(BaseDtlsConnection):
@@ -131,6 +114,10 @@ class DtlsConnection(BaseDtlsConnection):
     def _handle(self, message: HandshakeMessage, now: float) -> Actions:
         """Feed ``message`` to the handshake machine; the actions it asks for."""
         raise NotImplementedError
+
+    # Only a client reads a HelloVerifyRequest (RFC 6347 §4.2.1: the server sends it); a
+    # server's connection does not look for one among the client's messages.
+    _reads_hello_verify_request = False
 
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return False
@@ -228,20 +215,33 @@ class DtlsConnection(BaseDtlsConnection):
             else:
                 self.records_dropped += 1
             return False
-        epoch = record.epoch
-        kind = record.content_type
-        if kind == ContentType.HANDSHAKE:
-            return self._handshake_record(data, epoch, record.sequence_number, now)
-        if kind == ContentType.APPLICATION_DATA:
-            if epoch > 0 and self.handshake_complete:
-                self._data_received(data)
-            else:
-                self.records_dropped += 1
-        elif kind == ContentType.ALERT:
-            if not self._alert_record(data, epoch):
-                self.records_dropped += 1
-        elif kind != ContentType.CHANGE_CIPHER_SPEC or data != b"\x01":
-            # ChangeCipherSpec needs no action: DTLS records carry their epoch.
+        # Each content type to its handler by its wire number (one dict look-up, no
+        # ContentType read per record); an unknown content type is dropped.
+        handler = _RECORD_HANDLERS.get(record.content_type)
+        if handler is None:
+            self.records_dropped += 1
+            return False
+        return handler(self, data, record.epoch, record.sequence_number, now)
+
+    def _application_data_record(
+        self, data: bytes, epoch: int, sequence_number: int, now: float
+    ) -> bool:
+        if epoch > 0 and self.handshake_complete:
+            self._data_received(data)
+        else:
+            self.records_dropped += 1
+        return False
+
+    def _peer_alert_record(self, data: bytes, epoch: int, sequence_number: int, now: float) -> bool:
+        if not self._alert_record(data, epoch):
+            self.records_dropped += 1
+        return False
+
+    def _change_cipher_spec_record(
+        self, data: bytes, epoch: int, sequence_number: int, now: float
+    ) -> bool:
+        # ChangeCipherSpec needs no action: DTLS records carry their epoch.
+        if data != b"\x01":
             self.records_dropped += 1
         return False
 
@@ -263,7 +263,8 @@ class DtlsConnection(BaseDtlsConnection):
         retransmit = False
         for header, fragment in fragments:
             if (
-                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
+                self._reads_hello_verify_request
+                and header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
                 and epoch == 0
                 and header.is_whole
                 # RFC 6347 §4.2.1: a server answers with the record sequence number of the
@@ -295,7 +296,7 @@ class DtlsConnection(BaseDtlsConnection):
     def _run(self, actions: Actions, now: float) -> None:
         """Carry out what the handshake machine asked for, in order."""
         flight_sent = read_installed = False
-        done: HandshakeComplete | None = None
+        done: Complete[HandshakeCompleted] | None = None
         for action in actions:
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
@@ -317,7 +318,7 @@ class DtlsConnection(BaseDtlsConnection):
                 if self._keylog is not None:
                     self._keylog(action.line())
             elif type(action) is Complete:
-                done = action.info
+                done = action
             elif type(action) is ExpectMessageSeq:
                 self._reassembler.restart(action.message_seq)
             elif type(action) is SendWarning:
@@ -336,9 +337,9 @@ class DtlsConnection(BaseDtlsConnection):
         if not expect_reply:
             self._timer.stop()  # our last flight: resent only on the peer's retransmission
 
-    def _complete(self, done: HandshakeComplete, flight_sent: bool) -> None:
+    def _complete(self, done: Complete[HandshakeCompleted], flight_sent: bool) -> None:
         self.handshake_complete = True
-        self.info = completed(done)
+        self.info = done.info
         self._records.write_epoch = 1
         self._timer.stop()
         if not flight_sent:
@@ -363,6 +364,16 @@ class DtlsConnection(BaseDtlsConnection):
         epoch = self._records.write_epoch
         body = Alert(level, description).encode()
         self._outgoing.append(self._records.protect(ContentType.ALERT, body, epoch))
+
+
+# A record's handler by its content type's number (RFC 6347 §4.1); each returns whether the
+# record held a retransmission of the peer's previous flight.
+_RECORD_HANDLERS: dict[int, Callable[[DtlsConnection, bytes, int, int, float], bool]] = {
+    ContentType.HANDSHAKE: DtlsConnection._handshake_record,
+    ContentType.APPLICATION_DATA: DtlsConnection._application_data_record,
+    ContentType.ALERT: DtlsConnection._peer_alert_record,
+    ContentType.CHANGE_CIPHER_SPEC: DtlsConnection._change_cipher_spec_record,
+}
 
 
 class DtlsServerConnection(DtlsConnection):
@@ -503,6 +514,8 @@ class DtlsClientConnection(DtlsConnection):
         event), else the one offered in ``ClientConfig.session_ticket``; pass it as
         ``ClientConfig(session_ticket=...)``. None when there is none to resume."""
         return self._session
+
+    _reads_hello_verify_request = True
 
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return _client.is_new_hello_verify_request(self._state, body)

@@ -190,15 +190,17 @@ class _FlightRecords:
         self._records = records
         self._sent = sent
 
-    def protect(self, content_type: int, data: bytes, epoch: int) -> bytes:
+    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
         sequence = self._records.next_write_sequence(epoch)
-        record = self._records.protect(content_type, data, epoch=epoch)
-        if content_type == ContentType.HANDSHAKE:
-            seq = int.from_bytes(data[4:6], "big")
-            offset = int.from_bytes(data[6:9], "big")
-            length = int.from_bytes(data[9:12], "big")
-            self._sent[(epoch, sequence)] = (seq, offset, offset + length)
-        return record
+        datagram += self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
+        seq = int.from_bytes(message[4:6], "big")
+        offset = int.from_bytes(message[6:9], "big")
+        length = int.from_bytes(message[9:12], "big")
+        self._sent[(epoch, sequence)] = (seq, offset, offset + length)
+
+    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None:
+        # DTLS 1.3 flights have none (RFC 9147 §5); here for the protocol's sake.
+        datagram += self._records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", epoch=epoch)
 
     def overhead(self, epoch: int) -> int:
         return self._records.overhead(epoch)

@@ -16,7 +16,6 @@ from bisect import bisect_left
 from typing import NamedTuple, Protocol
 
 from dtlsgate.errors import DecodeError
-from dtlsgate.wire.enums import ContentType
 from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
     DtlsHandshakeHeader,
@@ -81,10 +80,14 @@ FlightItem = OutgoingHandshake | OutgoingChangeCipherSpec
 
 class FlightRecords(Protocol):
     """What `pack_flight` needs of a record layer (DTLS 1.2's ``RecordLayer``, or the DTLS
-    1.3 connection's wrapper of its record layer): one record of ``content_type`` in
-    ``epoch``, and the bytes a record of ``epoch`` adds to its content."""
+    1.3 connection's wrapper of its record layer): to append to a datagram one record in
+    ``epoch`` carrying a handshake message (or fragment) or the ChangeCipherSpec, and the
+    bytes a record of ``epoch`` adds to its content. The records are written into the
+    datagram being filled: no record-sized copy per message."""
 
-    def protect(self, content_type: int, data: bytes, epoch: int) -> bytes: ...
+    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None: ...
+
+    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None: ...
 
     def overhead(self, epoch: int) -> int: ...
 
@@ -105,10 +108,9 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
 
     for item in items:
         if isinstance(item, OutgoingChangeCipherSpec):
-            record = records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", item.epoch)
-            if len(current) + len(record) > mtu:
+            if len(current) + records.overhead(item.epoch) + 1 > mtu:
                 flush()
-            current += record
+            records.write_change_cipher_spec(current, item.epoch)
             continue
         message = item.message
         if item.epoch != epoch:
@@ -117,7 +119,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
         if len(current) + record_overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
             # form, already encoded.
-            current += records.protect(ContentType.HANDSHAKE, message, epoch)
+            records.write_handshake(current, message, epoch)
             continue
         overhead = record_overhead + DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
@@ -126,7 +128,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             room = mtu - len(current) - overhead
             if not offset and room >= length:
                 # It fits whole after all, in the next datagram.
-                current += records.protect(ContentType.HANDSHAKE, message, epoch)
+                records.write_handshake(current, message, epoch)
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
@@ -135,7 +137,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
             fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
-            current += records.protect(ContentType.HANDSHAKE, fragment, epoch)
+            records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
                 break

@@ -33,17 +33,25 @@ class AeadAlgorithm(enum.Enum):
     @property
     def key_length(self) -> int:
         """Key length in bytes."""
-        return 32 if self in _32_BYTE_KEYS else 16
+        return _LENGTHS[self][0]
 
     @property
     def tag_length(self) -> int:
         """Authentication tag length in bytes (8 only for CCM-8, RFC 6655 §3)."""
-        return 8 if self is AeadAlgorithm.AES_128_CCM_8 else 16
+        return _LENGTHS[self][1]
 
 
 # The algorithms by key length and family.
 _32_BYTE_KEYS = (AeadAlgorithm.AES_256_GCM, AeadAlgorithm.CHACHA20_POLY1305)
 _GCM = (AeadAlgorithm.AES_128_GCM, AeadAlgorithm.AES_256_GCM)
+# (key length, tag length) of each algorithm, worked out once: every keyed `Aead` needs both.
+_LENGTHS: dict[AeadAlgorithm, tuple[int, int]] = {
+    algorithm: (
+        32 if algorithm in _32_BYTE_KEYS else 16,
+        8 if algorithm is AeadAlgorithm.AES_128_CCM_8 else 16,
+    )
+    for algorithm in AeadAlgorithm
+}
 
 _Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
 
@@ -53,7 +61,7 @@ def _make_cipher(algorithm: AeadAlgorithm, key: bytes) -> _Cipher:
         return AESGCM(key)
     if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
         return ChaCha20Poly1305(key)
-    return AESCCM(key, tag_length=algorithm.tag_length)
+    return AESCCM(key, tag_length=_LENGTHS[algorithm][1])
 
 
 class Aead:
@@ -67,12 +75,12 @@ class Aead:
     iv_length = NONCE_LENGTH
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
-        key_length = algorithm.key_length
+        key_length, tag_length = _LENGTHS[algorithm]
         if len(key) != key_length:
             raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
         self.algorithm = algorithm
         self.key_length = key_length
-        self.tag_length = algorithm.tag_length
+        self.tag_length = tag_length
         self._cipher = _make_cipher(algorithm, key)
 
     @property

@@ -20,6 +20,7 @@ draft-ietf-tls-ecdhe-mlkem §3.1).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -93,6 +94,42 @@ _SCALAR_LENGTHS = {
     NamedGroup.secp256r1: 32,
     NamedGroup.secp384r1: 48,
     NamedGroup.secp521r1: 66,
+}
+
+
+def _montgomery_exchange(public_type: Any) -> Callable[[Any, bytes], bytes]:
+    """The X25519 or X448 exchange of a private key with the peer's raw public value."""
+
+    def exchange(private: Any, peer_public: bytes) -> bytes:
+        return cast(bytes, private.exchange(public_type.from_public_bytes(peer_public)))
+
+    return exchange
+
+
+def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
+    """The ECDH of a NIST curve's private key with the peer's encoded point: its
+    x-coordinate (RFC 8422 §5.10). ``from_encoded_point`` checks that the point is on the
+    curve (RFC 8446 §4.2.8.2 requires the receiver to validate it)."""
+    peer = ec.EllipticCurvePublicKey.from_encoded_point(private.curve, peer_public)
+    return cast(bytes, private.exchange(ec.ECDH(), peer))
+
+
+# Each elliptic curve's key generation and exchange, looked up by the group once per key
+# share instead of comparing the group with each curve in turn. The key's type follows from
+# the group: branching on it spares isinstance checks against cryptography's abstract key
+# classes, which go through ABCMeta (up to 1 us each).
+_CURVE_GENERATE: dict[NamedGroup, Callable[[], Any]] = {
+    NamedGroup.x25519: x25519.X25519PrivateKey.generate,
+    NamedGroup.x448: x448.X448PrivateKey.generate,
+    **{
+        group: functools.partial(ec.generate_private_key, curve())
+        for group, curve in _NIST_CURVES.items()
+    },
+}
+_CURVE_EXCHANGE: dict[NamedGroup, Callable[[Any, bytes], bytes]] = {
+    NamedGroup.x25519: _montgomery_exchange(x25519.X25519PublicKey),
+    NamedGroup.x448: _montgomery_exchange(x448.X448PublicKey),
+    **{group: _nist_exchange for group in _NIST_CURVES},
 }
 
 
@@ -178,12 +215,9 @@ class KeyShare:
     @classmethod
     def generate(cls, group: NamedGroup) -> KeyShare:
         """A fresh key pair from ``cryptography``'s own random generator."""
-        if group is NamedGroup.x25519:
-            return cls(group, x25519.X25519PrivateKey.generate())
-        if group is NamedGroup.x448:
-            return cls(group, x448.X448PrivateKey.generate())
-        if group in _NIST_CURVES:
-            return cls(group, ec.generate_private_key(_NIST_CURVES[group]()))
+        generate = _CURVE_GENERATE.get(group)
+        if generate is not None:
+            return cls(group, generate())
         if group in ffdhe.FFDHE_GROUPS:
             return cls(group, ffdhe.FfdhePrivateKey.generate(group))
         if group in mlkem.KEMS:
@@ -271,25 +305,12 @@ class KeyShare:
             raise IllegalParameter(
                 f"{group.name} key share must be {expected} bytes, got {len(peer_public)}"
             )
-        # The key's type follows from the group (see generate): branching on the group
-        # spares isinstance checks against cryptography's abstract key classes, which go
-        # through ABCMeta (up to 1 us each).
+        # RFC 8446 §4.2.8.2: only the uncompressed form (legacy_form = 4) of a NIST curve's
+        # point is valid.
+        if group in _NIST_CURVES and peer_public[0] != 0x04:
+            raise IllegalParameter(f"{group.name} point is not uncompressed")
         try:
-            if group is NamedGroup.x25519:
-                x25519_key = cast(x25519.X25519PrivateKey, self._private)
-                shared = x25519_key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
-            elif group is NamedGroup.x448:
-                x448_key = cast(x448.X448PrivateKey, self._private)
-                shared = x448_key.exchange(x448.X448PublicKey.from_public_bytes(peer_public))
-            else:
-                # RFC 8446 §4.2.8.2: only the uncompressed form (legacy_form = 4) is valid.
-                if peer_public[0] != 0x04:
-                    raise IllegalParameter(f"{group.name} point is not uncompressed")
-                # from_encoded_point checks that the point is on the curve (RFC 8446 §4.2.8.2
-                # requires the receiver to validate it).
-                ec_key = cast(ec.EllipticCurvePrivateKey, self._private)
-                peer = ec.EllipticCurvePublicKey.from_encoded_point(ec_key.curve, peer_public)
-                shared = ec_key.exchange(ec.ECDH(), peer)
+            shared = _CURVE_EXCHANGE[group](self._private, peer_public)
         except ValueError as exc:
             # cryptography raises ValueError for a point off the curve and for an all-zero
             # X25519/X448 result.

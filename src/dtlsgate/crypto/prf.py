@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, KeyedHmac
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import UsageError
@@ -18,7 +17,6 @@ from dtlsgate.errors import UsageError
 __all__ = [
     "MASTER_SECRET_LENGTH",
     "VERIFY_DATA_LENGTH",
-    "Tls12KeyBlock",
     "export_keying_material",
     "extended_master_secret",
     "key_block",
@@ -67,33 +65,25 @@ def extended_master_secret(hash: Hash, pre_master_secret: bytes, session_hash: b
     )
 
 
-@frozen
-class Tls12KeyBlock:
-    """The AEAD keys and implicit IVs cut from the key block (RFC 5246 §6.3; no MAC keys for
-    AEAD suites)."""
-
-    client_write_key: bytes
-    server_write_key: bytes
-    client_write_iv: bytes
-    server_write_iv: bytes
-
-
 def key_block(
     suite: SuiteInfo, master: bytes | KeyedHmac, client_random: bytes, server_random: bytes
-) -> Tls12KeyBlock:
+) -> tuple[bytes, bytes, bytes, bytes]:
     """Expand the master secret into write keys and IVs for ``suite`` (RFC 5246 §6.3: the seed
-    is server_random + client_random, the reverse of the master secret's)."""
+    is server_random + client_random, the reverse of the master secret's), cut in the
+    block's order: client_write_key, server_write_key, client_write_iv, server_write_iv (no
+    MAC keys for AEAD suites). A plain tuple: the caller unpacks it at once into its two
+    cipher states."""
     if suite.is_tls13:
         raise UsageError(f"{suite.suite.name} is a TLS 1.3 suite; it has no TLS 1.2 key block")
     _check_randoms(client_random, server_random)
     k = suite.key_length
     iv = suite.fixed_iv_length
     block = prf(suite.hash, master, b"key expansion", server_random + client_random, 2 * (k + iv))
-    return Tls12KeyBlock(
-        client_write_key=block[0:k],
-        server_write_key=block[k : 2 * k],
-        client_write_iv=block[2 * k : 2 * k + iv],
-        server_write_iv=block[2 * k + iv : 2 * k + 2 * iv],
+    return (
+        block[0:k],
+        block[k : 2 * k],
+        block[2 * k : 2 * k + iv],
+        block[2 * k + iv : 2 * k + 2 * iv],
     )
 
 

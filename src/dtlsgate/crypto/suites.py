@@ -63,6 +63,9 @@ class SuiteInfo:
     #: True when the server authenticates with a certificate (ECDHE_ECDSA, ECDHE_RSA and
     #: TLS 1.3 without PSK).
     uses_certificate: bool
+    #: True when a TLS 1.2 suite's key exchange is (EC)DHE, alone or with a PSK (all but
+    #: plain PSK, RFC 4279 §2): its handshake needs a group.
+    uses_group: bool
     #: True for a TLS 1.3 / DTLS 1.3 suite.
     is_tls13: bool
 
@@ -90,6 +93,7 @@ def _info(
         key_length=aead.key_length,
         tag_length=aead.tag_length,
         uses_certificate=kx not in (_K.PSK, _K.ECDHE_PSK),
+        uses_group=kx is not _K.PSK,
         is_tls13=kx is _K.TLS13,
     )
 

@@ -273,9 +273,11 @@ class KeyLog:
 @frozen
 class Complete(Generic[InfoT]):
     """The handshake is done: what was negotiated (for a client whose Finished ends the
-    handshake, once that Finished is queued)."""
+    handshake, once that Finished is queued). ``session``: a DTLS 1.2 client's new
+    resumable session (a ``Dtls12Session``), when the server gave one."""
 
     info: InfoT
+    session: object | None = None
 
 
 __all__ = [

@@ -35,20 +35,24 @@ _WINDOW_BITS = (1 << REPLAY_WINDOW_SIZE) - 1
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 DTLS12 = ProtocolVersion.DTLS12
 # type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
-# RFC 6347 §4.1 in one pack. A protected record's header and its AAD (RFC 6347 §4.1.2.1:
-# epoch || sequence_number, type, version, plaintext length) take the type and version as
-# their 3 wire bytes, which are the same for every application data record: packed once
-# (``_APPLICATION_DATA``), they make the per-record path read no enum. GCM and CCM put
-# their explicit nonce after the header, and their nonce is the 4-byte salt || it.
-_HEADER = struct.Struct(">BHQH")
+# RFC 6347 §4.1 in one pack (``_RECORD_HEADER``). A record's header and a protected one's
+# AAD (RFC 6347 §4.1.2.1: epoch || sequence_number, type, version, plaintext length) take
+# the type and version as their 3 wire bytes, which are the same for every record of one
+# content type: packed once (``_APPLICATION_DATA``, ``_HANDSHAKE``), they make the
+# per-record paths read no enum. GCM and CCM put their explicit nonce after the header,
+# and their nonce is the 4-byte salt || it.
 _TYPE_AND_VERSION = struct.Struct(">BH")
-_PROTECTED_HEADER = struct.Struct(">3sQH")
+_RECORD_HEADER = struct.Struct(">3sQH")
 _PROTECTED_HEADER_EXPLICIT = struct.Struct(">3sQHQ")
 _AAD = struct.Struct(">Q3sH")
 _EXPLICIT_NONCE = struct.Struct(">4sQ")
 # What follows the type and version in a record's header: epoch || sequence_number, length.
 _NUMBER_AND_LENGTH = struct.Struct(">3xQH")
 _APPLICATION_DATA = _TYPE_AND_VERSION.pack(ContentType.APPLICATION_DATA, DTLS12)
+# The same for the two record types a flight is made of, written by `RecordLayer.write_handshake`
+# and `write_change_cipher_spec` straight into the flight's datagram.
+_HANDSHAKE = _TYPE_AND_VERSION.pack(ContentType.HANDSHAKE, DTLS12)
+_CHANGE_CIPHER_SPEC = _TYPE_AND_VERSION.pack(ContentType.CHANGE_CIPHER_SPEC, DTLS12)
 
 
 class ReplayWindow:
@@ -138,7 +142,7 @@ class CipherState:
             )
         nonce = (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
         sealed = self._primitive.encrypt(nonce, data, aad)
-        return _PROTECTED_HEADER.pack(type_and_version, epoch_and_seq, len(sealed)) + sealed
+        return _RECORD_HEADER.pack(type_and_version, epoch_and_seq, len(sealed)) + sealed
 
     def open_fragment(
         self, type_and_version: bytes, epoch_and_seq: int, record: bytes, start: int
@@ -219,19 +223,38 @@ class RecordLayer:
         current write epoch), with the next sequence number of that epoch."""
         if epoch is None:
             epoch = self.write_epoch
+        record = bytearray()
+        self._write(record, _TYPE_AND_VERSION.pack(content_type, self.version), data, epoch)
+        return bytes(record)
+
+    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
+        """Append to ``datagram`` one handshake record of ``epoch`` carrying ``message`` (a
+        whole message or a fragment, with its handshake header): a flight's records are
+        written where they are sent from, not made as records first."""
+        self._write(datagram, _HANDSHAKE, message, epoch)
+
+    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None:
+        """Append to ``datagram`` the ChangeCipherSpec record (RFC 5246 §7.1) of ``epoch``."""
+        self._write(datagram, _CHANGE_CIPHER_SPEC, b"\x01", epoch)
+
+    def _write(self, out: bytearray, type_and_version: bytes, data: bytes, epoch: int) -> None:
+        """Append the record of ``data`` in ``epoch`` with that epoch's next sequence number;
+        ``type_and_version``: the header's first 3 bytes."""
         seq = self._write_seq[epoch]
         if seq > MAX_SEQUENCE_NUMBER:
             raise StateError("record sequence numbers exhausted; the connection must close")
-        self._write_seq[epoch] = seq + 1
         cipher = self._write_cipher[epoch]
         if cipher is None:
             if len(data) > 0xFFFF:
                 raise StateError("record body longer than 2^16 - 1 bytes")
-            return _HEADER.pack(content_type, self.version, (epoch << 48) | seq, len(data)) + data
+            self._write_seq[epoch] = seq + 1
+            out += _RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data))
+            out += data
+            return
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise StateError("record content longer than 2^14 bytes")
-        type_and_version = _TYPE_AND_VERSION.pack(content_type, self.version)
-        return cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
+        self._write_seq[epoch] = seq + 1
+        out += cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
 
     def protect_application_data(self, data: bytes) -> bytes:
         """The per-record send path: `protect` for one application data record in the

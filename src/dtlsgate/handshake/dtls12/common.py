@@ -20,6 +20,7 @@ from dtlsgate.crypto.prf import verify_data
 from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import DecryptError, StateError, UsageError
+from dtlsgate.events import HandshakeCompleted
 from dtlsgate.handshake.dtls12.negotiate import Keys, derive_keys, kind_of
 from dtlsgate.handshake.engine import (
     Complete,
@@ -36,7 +37,7 @@ from dtlsgate.handshake.engine import (
     handler_for,
     only,
 )
-from dtlsgate.wire.enums import HandshakeType
+from dtlsgate.wire.enums import HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages12 import Finished, KeyExchangeKind
 
@@ -47,28 +48,11 @@ S = TypeVar("S")
 C = TypeVar("C")
 
 
-@frozen
-class HandshakeComplete:
-    """The handshake finished: what was negotiated."""
-
-    cipher_suite: int
-    alpn_protocol: bytes | None
-    server_name: str | None
-    peer_certificates: tuple[bytes, ...]
-    psk_identity: bytes | None
-    extended_master_secret: bool
-    resumed: bool = False
-    # A client's new resumable session (a Dtls12Session), when the server gave one.
-    session: object | None = None
-    # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
-    peer_raw_public_key: bytes | None = None
-
-
 # Written as strings: only type checkers read these, and a mypyc build cannot subscript the
 # generic Complete at run time.
 Action: TypeAlias = (
     "SendMessage | SendChangeCipherSpec | InstallCipherState | EndFlight | ExpectMessageSeq"
-    " | SendWarning | KeyLog | Complete[HandshakeComplete]"
+    " | SendWarning | KeyLog | Complete[HandshakeCompleted]"
 )
 Actions: TypeAlias = "list[Action]"
 
@@ -321,21 +305,25 @@ def check_finished(expected: bytes, message: ReceivedMessage) -> None:
 
 def complete(
     state: WaitFinished, *, resumed: bool = False, saved: object = None, peer_raw: bool = False
-) -> Complete[HandshakeComplete]:
-    """What was negotiated; ``peer_raw``: the peer's Certificate held a raw public key."""
+) -> Complete[HandshakeCompleted]:
+    """What was negotiated, as the connection reports it (its `HandshakeCompleted` event),
+    and ``saved``, a client's new resumable session; ``peer_raw``: the peer's Certificate
+    held a raw public key."""
     raw = peer_raw
+    session = state.session
     return Complete(
-        HandshakeComplete(
-            cipher_suite=state.session.suite.suite,
-            alpn_protocol=state.session.alpn,
-            server_name=state.session.server_name,
+        HandshakeCompleted(
+            version=ProtocolVersion.DTLS12,
+            cipher_suite=session.suite.suite,
+            alpn_protocol=session.alpn,
+            server_name=session.server_name,
             peer_certificates=() if raw else state.peer_chain,
-            peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
             psk_identity=state.psk_identity,
-            extended_master_secret=state.session.extended_master_secret,
+            extended_master_secret=session.extended_master_secret,
             resumed=resumed,
-            session=saved,
-        )
+            peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
+        ),
+        saved,
     )
 
 

@@ -277,26 +277,28 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     for info in prefs.suites:
         if info.suite not in offered:
             continue
-        kx = info.key_exchange
-        if kx is KeyExchange.PSK or kx is KeyExchange.ECDHE_PSK:
+        # The suite's kinds, prepared with the suite table: PSK and ECDHE_PSK are the
+        # suites without a certificate, and all but PSK need a group.
+        uses_group = info.uses_group
+        if not info.uses_certificate:
             if not config.psk:
                 continue
-        elif kx is not cert_kx or scheme is None:
+        elif info.key_exchange is not cert_kx or scheme is None:
             continue
-        if kx is not KeyExchange.PSK and group is None:
+        if uses_group and group is None:
             continue
         server_name_data = extensions.get(ExtensionType.server_name)
         certificate = info.uses_certificate
         sent_type = ExtensionType.server_certificate_type in extensions
         return Choice(
             suite=info,
-            group=None if kx is KeyExchange.PSK else group,
+            group=group if uses_group else None,
             signature_scheme=scheme if info.uses_certificate else None,
             extended_master_secret=ems,
             secure_renegotiation=_secure_renegotiation(hello, extensions),
             alpn=_pick_alpn(config, extensions),
             server_name=decode_server_name(server_name_data) if server_name_data else None,
-            ec_point_formats=kx is not KeyExchange.PSK and formats is not None,
+            ec_point_formats=uses_group and formats is not None,
             server_certificate_type=server_type if certificate and sent_type else None,
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None
@@ -365,14 +367,12 @@ def keys_from_master(
     or a resumed session's with the new randoms (RFC 5246 §7.3, §6.3)."""
     hash: Hash = suite.hash
     master_prf = KeyedHmac(hash, master)
-    block = key_block(suite, master_prf, client_random, server_random)
+    client_key, server_key, client_iv, server_iv = key_block(
+        suite, master_prf, client_random, server_random
+    )
     return Keys(
         master,
         master_prf,
-        CipherState(
-            suite, provider.aead(suite.aead, block.client_write_key), block.client_write_iv
-        ),
-        CipherState(
-            suite, provider.aead(suite.aead, block.server_write_key), block.server_write_iv
-        ),
+        CipherState(suite, provider.aead(suite.aead, client_key), client_iv),
+        CipherState(suite, provider.aead(suite.aead, server_key), server_iv),
     )

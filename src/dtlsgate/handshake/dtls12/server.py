@@ -176,6 +176,7 @@ class ServerContext:
         "provider",
         "raw_public_key_certificate",
         "request_schemes",
+        "speaks_dtls13",
         "tickets",
         "trust",
     )
@@ -194,6 +195,9 @@ class ServerContext:
         self.tickets = TicketKeys(config)
         # What our CertificateRequest offers, and so what a client may sign with.
         self.request_schemes = tuple(config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES)
+        # Whether the config also speaks DTLS 1.3 (then our random may carry the downgrade
+        # sentinel, `downgrade_protected`).
+        self.speaks_dtls13 = ProtocolVersion.DTLS13 in getattr(config, "dtls_versions", ())
         chain = config.certificate_chain
         self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
         self._certificate_messages: dict[int, bytes] = {}
@@ -304,7 +308,7 @@ def on_client_hello(
     stored = offered_session(ctx.tickets, hello, choice, now)
     if stored is not None:
         return _resume(ctx, t, hello, choice, stored)
-    server_random = downgrade_protected(config, choice, ctx.provider.random(RANDOM_LENGTH))
+    server_random = downgrade_protected(ctx, choice, ctx.provider.random(RANDOM_LENGTH))
     # RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not).
     new_ticket = config.session_tickets > 0 and choice.session_ticket is not None
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
@@ -355,7 +359,7 @@ def _resume(
         and suite.key_exchange is not KeyExchange.PSK
     )
     choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
-    server_random = downgrade_protected(ctx.config, choice, ctx.provider.random(RANDOM_LENGTH))
+    server_random = downgrade_protected(ctx, choice, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
         hello.random,
@@ -380,12 +384,12 @@ def _resume(
 DOWNGRADE_SENTINEL_12 = b"DOWNGRD\x01"
 
 
-def downgrade_protected(config: ServerConfig, choice: Choice, server_random: bytes) -> bytes:
+def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes) -> bytes:
     """``server_random`` with the downgrade sentinel when we also speak DTLS 1.3 and the
     client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
     took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
     DTLS 1.2 handshakes stay as they were."""
-    if ProtocolVersion.DTLS13 not in getattr(config, "dtls_versions", ()):
+    if not ctx.speaks_dtls13:
         return server_random
     offered = choice.supported_versions
     try:
@@ -413,12 +417,11 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
     if session.new_ticket:
         extensions.append(_SESSION_TICKET)
     # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
-    for ext_type, chosen in (
-        (ExtensionType.client_certificate_type, choice.client_certificate_type),
-        (ExtensionType.server_certificate_type, choice.server_certificate_type),
-    ):
-        if chosen is not None:
-            extensions.append(Extension(ext_type, bytes((chosen,))))
+    client_type, server_type = choice.client_certificate_type, choice.server_certificate_type
+    if client_type is not None:
+        extensions.append(Extension(ExtensionType.client_certificate_type, bytes((client_type,))))
+    if server_type is not None:
+        extensions.append(Extension(ExtensionType.server_certificate_type, bytes((server_type,))))
     return ServerHello(
         ProtocolVersion.DTLS12,
         session.server_random,
