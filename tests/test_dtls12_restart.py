@@ -76,6 +76,36 @@ def test_client_restarting_from_the_same_address_gets_a_new_association() -> Non
         second.close()
 
 
+def test_restart_ends_the_old_association_without_sending_under_its_keys() -> None:
+    """Once a restarted client's cookie verified, the old association ends without a word,
+    as in the blocking Listener: the address now belongs to a client without the old keys.
+    Before, the server sent the old association's close_notify (epoch 1) there first, and a
+    load generator counted it as "the server sent an alert" (bench/RESULTS.md alerts7)."""
+    server_config, _ = configs()
+    with AioEchoServer(server_config) as server:
+        first, _ = handshake_from(0, server.port)
+        local_port = first.sock.getsockname()[1]
+        assert echo(first, b"before") == b"echo:before"
+        first.sock.close()  # the client crashes: no close_notify, its keys are gone
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", local_port))
+            sock.connect(("127.0.0.1", server.port))
+            sock.settimeout(2.0)
+            hello = datagram(client_hello(random=bytes(32)))
+            sock.send(hello)
+            hello_verify = sock.recv(2048)
+            assert hello_verify[13] == 3  # HelloVerifyRequest
+            sock.send(with_cookie(hello, hello_verify[-21:]))
+            answer = sock.recv(4096)
+            assert (answer[0], answer[3:5], answer[13]) == (22, b"\0\0", 2)  # a ServerHello
+        for _ in range(100):
+            if not server.server.associations:
+                break
+            time.sleep(0.02)
+        assert not server.server.associations
+
+
 def test_stale_copy_of_the_old_client_hello_does_not_end_the_association() -> None:
     server_config, _ = configs()
     with AioEchoServer(server_config) as server:

@@ -12,9 +12,10 @@ installed. Timers are the loop's (``call_at``); the sans-I/O core gets wall-cloc
 
 What the server keeps is bounded by the `ServerConfig` limits: handshakes in progress by the
 admission table (`dtlsgate.connection.admission`: per address, in all, and by
-``handshake_timeout``; an evicted or expired handshake is dropped without a word), and
-established associations by ``max_associations`` (at the cap new admits are dropped, none is
-evicted) and ``idle_timeout`` (an association that received nothing for that long is closed
+``handshake_timeout``; an evicted or expired handshake is dropped without a word, as is an
+association whose client restarted from its address, RFC 6347 §4.2.8), and established
+associations by ``max_associations`` (at the cap new admits are dropped, none is evicted) and
+``idle_timeout`` (an association that received nothing for that long is closed
 with close_notify).
 """
 
@@ -216,11 +217,21 @@ class DtlsStream:
     def abandon(self, reason: str) -> None:
         """Stop at once without sending anything (the server gave up on this handshake:
         evicted for a newcomer, or past its deadline); waiters see ``TimeoutError``."""
+        self._stop_silently(TimeoutError(reason))
+
+    def replaced(self) -> None:
+        """The peer's address passed the gate with a new ClientHello (the client restarted,
+        RFC 6347 §4.2.8): end as if the peer had sent close_notify, without sending anything,
+        as the blocking Listener does. A close_notify under this association's keys could
+        reach only the new client there, which holds none of them."""
+        self._stop_silently(None)
+
+    def _stop_silently(self, exc: BaseException | None) -> None:
         self._abandoned = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._fail(TimeoutError(reason))
+        self._fail(exc)
 
 
 class _Reader:
@@ -376,12 +387,13 @@ class DtlsServer(_Reader):
     def _replaces(self, old: DtlsStream, admit: Admit | Dtls13Admit) -> bool:
         """RFC 6347 §4.2.8: a ClientHello in epoch 0 from the address of an established
         association (a client that restarted) goes through the gate; once its cookie
-        verified, the new handshake replaces the old association. A stale copy of the old
-        association's own ClientHello (same random) is ignored."""
+        verified, the new handshake replaces the old association, which ends without a word
+        (`DtlsStream.replaced`). A stale copy of the old association's own ClientHello (same
+        random) is ignored."""
         if admit.client_random == self._client_randoms.get(old):
             return False
         del self.peers[old.peer]
-        old.close()
+        old.replaced()
         return True
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
