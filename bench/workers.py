@@ -287,7 +287,9 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
     gen_cpu = (float(fields["user"]), float(fields["sys"]))
     ours = sum(u + s for u, s in worker_cpu) + sum(gen_cpu)
     other = max(0.0, (busy1[0] - busy0[0]) - ours) / seconds
-    failures = "resent={resent} abandoned={abandoned} failures={failures}".format(**fields)
+    failures = "resent={resent} abandoned={abandoned} failures={failures} stray={stray}".format(
+        **fields
+    )
     return Round(
         load,
         workers,

@@ -16,7 +16,10 @@
  * The client checks nothing the server sends beyond what it needs to go on: a handshake
  * counts as completed when the server's encrypted Finished arrives (a server that rejected
  * our Finished would send an alert instead). Then it sends close_notify, so the server
- * forgets the association, and starts over as a new client.
+ * forgets the association, and starts over as a new client. An epoch 1 record that arrives
+ * before this handshake has epoch 1 keys cannot be part of it (RFC 6347 §4.1: a real client
+ * drops it, or buffers it and then fails to decrypt it): a record of an earlier association
+ * on the same source port. It is counted as "stray", not as a failure.
  *
  * K clients run at once on one epoll loop. Sockets are made once and lent round-robin, so
  * consecutive handshakes come from different source ports (the server's SO_REUSEPORT group
@@ -28,7 +31,7 @@
  *
  * After --warmup seconds it prints "counting" (the caller samples the server's CPU time
  * then), counts the handshakes completed for --seconds, prints one line
- *   done handshakes=N seconds=S user=U sys=S ports=P resent=R abandoned=A failures=F
+ *   done handshakes=N seconds=S user=U sys=S ports=P resent=R abandoned=A failures=F stray=X
  * (user, sys: this process's own CPU seconds in the counted window, from getrusage; ports:
  * distinct source ports the counted handshakes started from) and exits.
  *
@@ -117,7 +120,7 @@ static EVP_CIPHER *gcm, *ccm;     /* fetched once */
 static EVP_CIPHER_CTX *aead;
 static EVP_PKEY_CTX *derive;      /* x25519 with our key, set up once */
 static EVP_PKEY *peer;            /* the server's x25519 key, its value set per handshake */
-static long failures, resent, abandoned;
+static long failures, resent, abandoned, stray;
 static uint64_t rng_state = 0x9E3779B97F4A7C15u;
 
 static double now(void) {
@@ -529,13 +532,15 @@ static int on_datagram(struct client *c, const uint8_t *p, size_t length) {
         size_t record_length = get16(p + 11);
         if (13 + record_length > length)
             return 0;
-        if (type == CT_ALERT) {
+        if (epoch != 0 && c->state != WAIT_FINISHED) {
+            stray++; /* not of this handshake: no epoch 1 keys yet (header comment) */
+        } else if (type == CT_ALERT) {
             fail("the server sent an alert");
             return -1;
-        }
-        if (type == CT_HANDSHAKE && epoch == 1 && c->state == WAIT_FINISHED)
+        } else if (type == CT_HANDSHAKE && epoch == 1 && c->state == WAIT_FINISHED) {
             return 1; /* the server's Finished: it accepted ours */
-        if (type == CT_HANDSHAKE && epoch == 0 && on_handshake_record(c, p + 13, record_length) < 0) {
+        } else if (type == CT_HANDSHAKE && epoch == 0 &&
+                   on_handshake_record(c, p + 13, record_length) < 0) {
             fail("a handshake message that does not fit");
             return -1;
         }
@@ -715,7 +720,7 @@ int main(int argc, char **argv) {
         if (!counting && t >= counted_from) {
             counting = 1;
             getrusage(RUSAGE_SELF, &ru0);
-            handshakes = resent = abandoned = failures = 0;
+            handshakes = resent = abandoned = failures = stray = 0;
             printf("counting\n");
             fflush(stdout);
         }
@@ -771,9 +776,10 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 65536; p++)
         ports += port_seen[p];
     printf("done handshakes=%ld seconds=%.3f user=%.3f sys=%.3f ports=%ld resent=%ld"
-           " abandoned=%ld failures=%ld\n",
+           " abandoned=%ld failures=%ld stray=%ld\n",
            handshakes, seconds, cpu_of(&ru1.ru_utime) - cpu_of(&ru0.ru_utime),
-           cpu_of(&ru1.ru_stime) - cpu_of(&ru0.ru_stime), ports, resent, abandoned, failures);
+           cpu_of(&ru1.ru_stime) - cpu_of(&ru0.ru_stime), ports, resent, abandoned, failures,
+           stray);
     fflush(stdout);
     for (int i = 0; i < pool_size; i++)
         close(sockets[i].fd);
