@@ -298,19 +298,21 @@ class RecordLayer:
             or length != len(datagram) - DTLS_RECORD_HEADER_LENGTH
         ):
             return None
+        # RFC 6347 §4.1.2.6: a replay is refused before its decryption, as `open` does (an
+        # attacker's copies of recorded records cost no AEAD), and the window moves only
+        # once the record authenticated.
+        seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
+        window = state.window
+        if window.is_replay(seq):
+            return None
         cipher = state.cipher
         assert cipher is not None  # an installed read epoch > 0 has keys
         data = cipher.open_fragment(
             _APPLICATION_DATA, epoch_and_seq, datagram, DTLS_RECORD_HEADER_LENGTH
         )
-        # RFC 6347 §4.1.2.6: the replay check and the window's update in one, once the
-        # record authenticated (a replay goes on to the general path, which drops it).
-        if (
-            data is None
-            or len(data) > MAX_PLAINTEXT_LENGTH
-            or not state.window.accept(epoch_and_seq & MAX_SEQUENCE_NUMBER)
-        ):
+        if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
+        window.accept(seq)  # not a replay (checked above): marks it
         return data
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:
