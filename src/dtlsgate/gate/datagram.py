@@ -191,27 +191,17 @@ class Gate(GateCounters):
             if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
                 return self._reassemble(data, peer, now)
             return self._drop(self._why_not_judged(data))
-        # The peek's fields read once (each attribute read of a named tuple is a lookup).
-        (
-            record_version,
-            epoch,
-            sequence_number,
-            message_seq,
-            client_version,
-            bound,
-            cookie,
-            whole,
-        ) = hello
-        if record_version >> 8 != DTLS_VERSION_MAJOR:
+        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.NOT_DTLS)
-        if epoch:
+        if hello.epoch:
             return self._drop(DropReason.NONZERO_EPOCH)
-        if message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
+        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
-        if client_version >> 8 != DTLS_VERSION_MAJOR:
+        if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
+        cookie = hello.cookie
         if not cookie and self._reassembly is not None:  # while DTLS 1.3 is on
-            if not whole:
+            if not hello.whole:
                 # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
                 # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
                 return self._reassemble(data, peer, now)
@@ -227,10 +217,10 @@ class Gate(GateCounters):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
         if self._cookie_generate is None:
-            cookie = self._jar.mint(peer, now, bound)
+            cookie = self._jar.mint(peer, now, hello.bound)
         else:
             cookie = self._generated_cookie(peer)
-        reply = self._replies.build(epoch, sequence_number, cookie)
+        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
