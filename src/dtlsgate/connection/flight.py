@@ -82,8 +82,9 @@ class FlightRecords(Protocol):
     """What `pack_flight` needs of a record layer (DTLS 1.2's ``RecordLayer``, or the DTLS
     1.3 connection's wrapper of its record layer): to append to a datagram one record in
     ``epoch`` carrying a handshake message (or fragment) or the ChangeCipherSpec, and the
-    bytes a record of ``epoch`` adds to its content. The records are written into the
-    datagram being filled: no record-sized copy per message."""
+    bytes a record of ``epoch`` adds to its content. The records are appended to the
+    datagram being filled (DTLS 1.2's record layer writes a plaintext record there without
+    making it as a record first)."""
 
     def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None: ...
 
