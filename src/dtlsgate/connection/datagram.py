@@ -115,10 +115,6 @@ class DtlsConnection(BaseDtlsConnection):
         """Feed ``message`` to the handshake machine; the actions it asks for."""
         raise NotImplementedError
 
-    # Only a client reads a HelloVerifyRequest (RFC 6347 §4.2.1: the server sends it); a
-    # server's connection does not look for one among the client's messages.
-    _reads_hello_verify_request = False
-
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return False
 
@@ -263,8 +259,7 @@ class DtlsConnection(BaseDtlsConnection):
         retransmit = False
         for header, fragment in fragments:
             if (
-                self._reads_hello_verify_request
-                and header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
+                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
                 and epoch == 0
                 and header.is_whole
                 # RFC 6347 §4.2.1: a server answers with the record sequence number of the
@@ -514,8 +509,6 @@ class DtlsClientConnection(DtlsConnection):
         event), else the one offered in ``ClientConfig.session_ticket``; pass it as
         ``ClientConfig(session_ticket=...)``. None when there is none to resume."""
         return self._session
-
-    _reads_hello_verify_request = True
 
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return _client.is_new_hello_verify_request(self._state, body)
