@@ -74,8 +74,6 @@ _CONSTRUCTORS = {
     Hash.SHA512: hashlib.sha512,
 }
 _BLOCK_SIZES = {Hash.SHA256: 64, Hash.SHA384: 128, Hash.SHA512: 128}
-# `hmac_digest`'s two per hash in one lookup (two dozen HMACs per TLS 1.3 handshake).
-_HMAC_HASHES = {hash: (new, _BLOCK_SIZES[hash]) for hash, new in _CONSTRUCTORS.items()}
 # A constant the TLS 1.3 key schedule takes twice per handshake ("derived", RFC 8446 §7.1).
 _EMPTY_DIGESTS = {hash: new().digest() for hash, new in _CONSTRUCTORS.items()}
 
@@ -140,7 +138,8 @@ def hmac_digest(hash: Hash, key: bytes, data: bytes) -> bytes:
     sets up a MAC context per call that costs more than the two hashes (callgrind: about
     24,000 instructions against 19,600 for a 32-byte key), and the TLS 1.3 key schedule
     makes two dozen of them per handshake, each under a different key."""
-    new, block = _HMAC_HASHES[hash]
+    new = _CONSTRUCTORS[hash]
+    block = _BLOCK_SIZES[hash]
     if len(key) > block:
         key = new(key).digest()
     key = key.ljust(block, b"\x00")

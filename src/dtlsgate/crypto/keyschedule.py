@@ -153,7 +153,6 @@ class KeySchedule:
     ) -> None:
         self.hash = hash
         self.key_length = key_length
-        self._hash_length = hash.digest_size
         self.label_prefix = label_prefix
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
@@ -185,9 +184,7 @@ class KeySchedule:
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret with this schedule's hash and label prefix."""
-        return hkdf_expand_label(
-            self.hash, secret, label, transcript_hash, self._hash_length, self.label_prefix
-        )
+        return derive_secret(self.hash, secret, label, transcript_hash, self.label_prefix)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
@@ -278,9 +275,7 @@ class KeySchedule:
     def finished_key(self, base_key: bytes) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)
         (RFC 8446 §4.4.4); also the PSK binder key's MAC key."""
-        return hkdf_expand_label(
-            self.hash, base_key, b"finished", b"", self._hash_length, self.label_prefix
-        )
+        return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """verify_data = HMAC(finished_key, Transcript-Hash(...)) (RFC 8446 §4.4.4); with the
@@ -289,9 +284,8 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        hash, prefix = self.hash, self.label_prefix
-        key = hkdf_expand_label(hash, secret, b"key", b"", self.key_length, prefix)
-        iv = hkdf_expand_label(hash, secret, b"iv", b"", 12, prefix)
+        key = self.expand_label(secret, b"key", b"", self.key_length)
+        iv = self.expand_label(secret, b"iv", b"", 12)
         return key, iv
 
     def record_number_key(self, secret: bytes) -> bytes:
