@@ -417,11 +417,12 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
     if session.new_ticket:
         extensions.append(_SESSION_TICKET)
     # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
-    client_type, server_type = choice.client_certificate_type, choice.server_certificate_type
-    if client_type is not None:
-        extensions.append(Extension(ExtensionType.client_certificate_type, bytes((client_type,))))
-    if server_type is not None:
-        extensions.append(Extension(ExtensionType.server_certificate_type, bytes((server_type,))))
+    for ext_type, chosen in (
+        (ExtensionType.client_certificate_type, choice.client_certificate_type),
+        (ExtensionType.server_certificate_type, choice.server_certificate_type),
+    ):
+        if chosen is not None:
+            extensions.append(Extension(ext_type, bytes((chosen,))))
     return ServerHello(
         ProtocolVersion.DTLS12,
         session.server_random,
