@@ -152,7 +152,7 @@ class TicketKeys:
     (the server's ``ServerContext`` holds one). ``seal`` and ``open`` are RFC 5077 §4's
     protection of the session state."""
 
-    __slots__ = ("_aeads", "_jar", "config")
+    __slots__ = ("_aeads", "_jar", "_sealing", "config")
 
     def __init__(self, config: ServerConfig) -> None:
         if config.cookie_jar is None:  # ServerConfig.__post_init__ always makes one
@@ -160,6 +160,9 @@ class TicketKeys:
         self.config = config
         self._jar: CookieJar = config.cookie_jar
         self._aeads: dict[int, Aead] = {}
+        # The epoch tickets were last sealed in, with its ticket head and AEAD: made once
+        # per epoch, not per ticket.
+        self._sealing: tuple[int, bytes, Aead] | None = None
 
     def _aead(self, epoch: int) -> Aead:
         aead = self._aeads.get(epoch)
@@ -177,8 +180,12 @@ class TicketKeys:
         """``session`` sealed under this rotation epoch's ticket key (``nonce``: 12 random
         bytes from the provider)."""
         epoch = self._epoch(now)
-        head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
-        return head + nonce + self._aead(epoch).seal(nonce, session.encode(), head)
+        sealing = self._sealing
+        if sealing is None or sealing[0] != epoch:
+            head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
+            sealing = self._sealing = (epoch, head, self._aead(epoch))
+        _, head, aead = sealing
+        return head + nonce + aead.seal(nonce, session.encode(), head)
 
     def open(self, ticket: bytes, now: float) -> StoredSession | None:
         """The session inside ``ticket`` when it is one of ours (format, key epoch current
