@@ -80,12 +80,12 @@ class Transcript:
         # Before hash_with: (hash, n, state), ``state`` having hashed the first n bytes of
         # _data with ``hash`` (the digests asked for so far).
         self._hashed: tuple[Hash, int, _HashState] | None = None
-        # After hash_with: the hash, the running state of every message but the newest,
-        # and the newest (empty: in the running state too, a digest of everything took it;
-        # a handshake message is never empty).
+        # The newest message; after hash_with, the hash and the running state of every
+        # message before the newest (``_newest`` empty: of the newest too, a digest of
+        # everything took it in; a handshake message is never empty).
+        self._newest = b""
         self._hash: Hash | None = None
         self._running: _HashState | None = None
-        self._newest = b""
         self.send_seq = send_seq
 
     def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
@@ -98,17 +98,15 @@ class Transcript:
         self._running = running = hash.new()
         if last:  # a server has only the ClientHello, the newest, so far
             running.update(data[:last])
-        self._newest = bytes(data[last:])
         self._hashed = None
         if not keep_messages:
             self._data = None
 
     def add(self, message: bytes) -> None:
         running = self._running
-        if running is not None:
-            if self._newest:
-                running.update(self._newest)
-            self._newest = message
+        if running is not None and self._newest:
+            running.update(self._newest)
+        self._newest = message  # from the first message: hash_with takes it as it is
         data = self._data
         if data is not None:
             self._last = len(data)
