@@ -106,10 +106,7 @@ def _montgomery_exchange(public_type: Any) -> Callable[[Any, bytes], bytes]:
     return exchange
 
 
-# An immutable parameter object, made once for every exchange. (The curve stays the private
-# key's own: a curve instance made here once costs OpenSSL some 90,000 instructions more
-# per exchange, callgrind.)
-_ECDH = ec.ECDH()
+_ECDH = ec.ECDH()  # an immutable parameter object, made once for every exchange
 
 
 def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
