@@ -22,6 +22,7 @@ alerts and closing are those of every DTLS connection (`dtlsgate.connection.base
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.base import MAX_QUEUED_DATA as MAX_QUEUED_DATA
@@ -40,7 +41,7 @@ from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
-from dtlsgate.handshake.dtls12.common import Actions, Transcript, step
+from dtlsgate.handshake.dtls12.common import Actions, ReceivedMessage, Transcript, step
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
@@ -48,6 +49,7 @@ from dtlsgate.handshake.engine import (
     ExpectMessageSeq,
     InstallCipherState,
     KeyLog,
+    Machine,
     SendChangeCipherSpec,
     SendMessage,
     SendWarning,
@@ -73,7 +75,9 @@ MAX_EARLY_RECORDS = 16
 
 
 class DtlsConnection(BaseDtlsConnection):
-    """What DTLS 1.2 server and client connections share: records, flights, early records.
+    """What DTLS 1.2 server and client connections share: records, flights, early records,
+    and the handshake machine each message is fed to: the server's or the client's
+    (``_machine``, set by each subclass), in its context ``_ctx`` and its state ``_state``.
 
     Slotted, as the subclasses are: a server holds one per association for as long as the
     association lives (bench/memory.py)."""
@@ -81,12 +85,18 @@ class DtlsConnection(BaseDtlsConnection):
     __slots__ = (
         "_building",
         "_building_epoch",
+        "_ctx",
         "_early",
         "_flight",
         "_flight_first_sequence",
         "_records",
+        "_state",
         "records_dropped",
     )
+
+    _machine: Machine[Callable[[Any, Any, ReceivedMessage, float], tuple[Any, Actions]]]
+    _ctx: Any
+    _state: Any
 
     def __init__(
         self,
@@ -111,17 +121,13 @@ class DtlsConnection(BaseDtlsConnection):
 
     # --- the handshake machine (server or client) ---------------------------------------------
 
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        """Feed ``message`` to the handshake machine; the actions it asks for."""
-        raise NotImplementedError
-
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return False
 
     @property
     def state_name(self) -> str:
         """The name of the handshake state (for diagnostics and tests)."""
-        raise NotImplementedError
+        return type(self._state).__name__
 
     @property
     def record_layer(self) -> RecordLayer:
@@ -136,7 +142,7 @@ class DtlsConnection(BaseDtlsConnection):
     @property
     def expected_messages(self) -> frozenset[int]:
         """The handshake message types legal in the current state."""
-        raise NotImplementedError
+        return frozenset(self._machine.row(type(self._state)))
 
     # --- the sans-I/O interface -----------------------------------------------------------
 
@@ -286,7 +292,9 @@ class DtlsConnection(BaseDtlsConnection):
             self._deliver(message, now)
 
     def _deliver(self, message: HandshakeMessage, now: float) -> None:
-        self._run(self._handle(message, now), now)
+        """Feed ``message`` to the handshake machine and carry out what it asks for."""
+        self._state, actions = step(self._machine, self._ctx, self._state, message, now)
+        self._run(actions, now)
 
     def _run(self, actions: Actions, now: float) -> None:
         """Carry out what the handshake machine asked for, in order."""
@@ -377,7 +385,10 @@ class DtlsServerConnection(DtlsConnection):
     (`ServerContext`), shared by the connections of one config (the gate's
     ``dtls12_context``); without it the connection prepares the config itself."""
 
-    __slots__ = ("_admit", "_ctx", "_state")
+    __slots__ = ("_admit",)
+    _machine = _server.SERVER
+    _ctx: _server.ServerContext
+    _state: _server.ServerState
 
     def __init__(
         self,
@@ -394,25 +405,13 @@ class DtlsServerConnection(DtlsConnection):
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
         transcript = Transcript(admit.message_seq)
-        self._state: _server.ServerState = _server.start(transcript, admit.client_hello)
+        self._state = _server.start(transcript, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
         # sequence number; the ClientHello itself counts as seen.
         records = RecordLayer(first_write_sequence=admit.record_sequence_number)
         records.mark_seen(0, admit.record_sequence_number)
         super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
         self._admit: Admit | None = admit
-
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        self._state, actions = step(_server.SERVER, self._ctx, self._state, message, now)
-        return actions
-
-    @property
-    def state_name(self) -> str:
-        return type(self._state).__name__
-
-    @property
-    def expected_messages(self) -> frozenset[int]:
-        return frozenset(_server.SERVER.row(type(self._state)))
 
     def start(self, now: float) -> None:
         """Process the admitted ClientHello (and any records after it in the datagram):
@@ -445,7 +444,10 @@ class DtlsServerConnection(DtlsConnection):
 class DtlsClientConnection(DtlsConnection):
     """A client connection; ``connect(now)`` queues the first ClientHello."""
 
-    __slots__ = ("_ctx", "_first_flight", "_session", "_started", "_state")
+    __slots__ = ("_first_flight", "_session", "_started")
+    _machine = _client.CLIENT
+    _ctx: _client.ClientContext
+    _state: _client.ClientState
 
     def __init__(
         self,
@@ -465,7 +467,6 @@ class DtlsClientConnection(DtlsConnection):
         self._ctx = _client.ClientContext(config, trust, log_keys=keylog is not None)
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
-        self._state: _client.ClientState
         self._state, self._first_flight = _client.start(self._ctx)
         super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
         self._started = False
@@ -493,10 +494,6 @@ class DtlsClientConnection(DtlsConnection):
         conn._outgoing.clear()  # sent already, by the DTLS 1.3 connection
         return conn
 
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)
-        return actions
-
     def _new_session(self, session: object) -> None:
         assert isinstance(session, Dtls12Session)
         self._session = session
@@ -512,14 +509,6 @@ class DtlsClientConnection(DtlsConnection):
 
     def _is_new_hello_verify_request(self, body: bytes) -> bool:
         return _client.is_new_hello_verify_request(self._state, body)
-
-    @property
-    def state_name(self) -> str:
-        return type(self._state).__name__
-
-    @property
-    def expected_messages(self) -> frozenset[int]:
-        return frozenset(_client.CLIENT.row(type(self._state)))
 
     def connect(self, now: float) -> None:
         if self._started:
