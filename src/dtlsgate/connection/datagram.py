@@ -262,6 +262,10 @@ class DtlsConnection(BaseDtlsConnection):
                 self.records_dropped += 1  # unauthenticated: garbage, not a violation
                 return False
             raise
+        # A record holding one message (the usual one) is delivered at once when that is the
+        # whole of the message expected next and nothing else is buffered: it has nothing to
+        # wait for, so it does not enter the reassembler's table.
+        single = len(fragments) == 1 and not self.closed
         retransmit = False
         for header, fragment in fragments:
             if (
@@ -277,6 +281,11 @@ class DtlsConnection(BaseDtlsConnection):
                 and self._is_new_hello_verify_request(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
             ):
                 self._reassembler.restart(header.message_seq)
+            if single:
+                message = self._reassembler.take_whole(header, fragment, epoch)
+                if message is not None:
+                    self._deliver(message, now)
+                    return False
             retransmit |= self._reassembler.add(header, fragment, epoch)
         self._pump(now)
         return retransmit

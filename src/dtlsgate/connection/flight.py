@@ -303,6 +303,27 @@ class Reassembler:
         partial.add(header.fragment_offset, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
         return False
 
+    def take_whole(
+        self, header: DtlsHandshakeHeader, fragment: bytes, epoch: int
+    ) -> HandshakeMessage | None:
+        """The message ``fragment`` (given as to ``add``) is, when it is the whole of the
+        message expected next and nothing is buffered: taken at once, without entering the
+        table, and the message after it is expected next. None otherwise (nothing changed:
+        give the fragment to ``add``)."""
+        seq = header.message_seq
+        if (
+            seq != self.next_seq
+            or self._partial
+            or header.fragment_offset
+            or header.fragment_length != header.length
+        ):
+            return None
+        # A whole fragment fits in one record, far below MAX_HANDSHAKE_MESSAGE_LENGTH; as
+        # received, it is the message's transcript form (RFC 6347 §4.2.6).
+        self.next_seq = seq + 1
+        body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+        return HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
+
     def restart(self, next_seq: int) -> None:
         """Forget everything buffered and expect ``next_seq`` next (a new answer to our
         ClientHello, see `DtlsConnection._handshake_record`)."""
