@@ -60,7 +60,11 @@ from dtlsgate.wire.enums import (
     ContentType,
     HandshakeType,
 )
-from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
+from dtlsgate.wire.handshake import (
+    DTLS_HANDSHAKE_HEADER_LENGTH,
+    DtlsHandshakeHeader,
+    decode_dtls_handshake_fragments,
+)
 from dtlsgate.wire.messages import Alert, ClientHello
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
@@ -88,7 +92,6 @@ class DtlsConnection(BaseDtlsConnection):
         "_ctx",
         "_early",
         "_flight",
-        "_flight_first_sequence",
         "_records",
         "_state",
         "records_dropped",
@@ -113,15 +116,16 @@ class DtlsConnection(BaseDtlsConnection):
         # (the one after the flight's ChangeCipherSpec, if it has one).
         self._building: list[FlightItem] = []
         self._building_epoch = 0
-        # The epoch-0 record sequence number our current flight's first transmission began
-        # with: every record we sent since belongs to that flight (see _handshake_record).
-        self._flight_first_sequence = 0
         self._early: list[DtlsRecord] = []
         self.records_dropped = 0
 
     # --- the handshake machine (server or client) ---------------------------------------------
 
-    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+    def _is_new_hello_verify_request(
+        self, header: DtlsHandshakeHeader, fragment: bytes, sequence_number: int
+    ) -> bool:
+        """Whether ``fragment``, a plaintext HelloVerifyRequest's, asks us to start over
+        with a new cookie (only a client's connection is ever asked)."""
         return False
 
     @property
@@ -269,16 +273,9 @@ class DtlsConnection(BaseDtlsConnection):
         retransmit = False
         for header, fragment in fragments:
             if (
-                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
-                and epoch == 0
-                and header.is_whole
-                # RFC 6347 §4.2.1: a server answers with the record sequence number of the
-                # ClientHello it read. One from before our current ClientHello answers an
-                # earlier transmission of the first one, late (its cookie may differ: the
-                # server's clock moved on); taking it for a refusal of our cookie would
-                # restart a handshake the server has already begun.
-                and sequence_number >= self._flight_first_sequence
-                and self._is_new_hello_verify_request(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
+                epoch == 0
+                and header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
+                and self._is_new_hello_verify_request(header, fragment, sequence_number)
             ):
                 self._reassembler.restart(header.message_seq)
             if single:
@@ -344,7 +341,6 @@ class DtlsConnection(BaseDtlsConnection):
 
     def _end_flight(self, now: float, expect_reply: bool) -> None:
         self._flight, self._building, self._building_epoch = self._building, [], 0
-        self._flight_first_sequence = self._records.next_write_sequence(0)
         self._send_flight(now, restart_timer=expect_reply)
         if not expect_reply:
             self._timer.stop()  # our last flight: resent only on the peer's retransmission
@@ -453,7 +449,7 @@ class DtlsServerConnection(DtlsConnection):
 class DtlsClientConnection(DtlsConnection):
     """A client connection; ``connect(now)`` queues the first ClientHello."""
 
-    __slots__ = ("_first_flight", "_session", "_started")
+    __slots__ = ("_first_flight", "_flight_first_sequence", "_session", "_started")
     _machine = _client.CLIENT
     _ctx: _client.ClientContext
     _state: _client.ClientState
@@ -479,6 +475,9 @@ class DtlsClientConnection(DtlsConnection):
         self._state, self._first_flight = _client.start(self._ctx)
         super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
         self._started = False
+        # The epoch-0 record sequence number our current flight's first transmission began
+        # with: every record we sent since belongs to that flight.
+        self._flight_first_sequence = 0
 
     @classmethod
     def after_dtls13_offer(
@@ -516,8 +515,25 @@ class DtlsClientConnection(DtlsConnection):
         ``ClientConfig(session_ticket=...)``. None when there is none to resume."""
         return self._session
 
-    def _is_new_hello_verify_request(self, body: bytes) -> bool:
-        return _client.is_new_hello_verify_request(self._state, body)
+    def _is_new_hello_verify_request(
+        self, header: DtlsHandshakeHeader, fragment: bytes, sequence_number: int
+    ) -> bool:
+        return (
+            header.is_whole
+            # RFC 6347 §4.2.1: a server answers with the record sequence number of the
+            # ClientHello it read. One from before our current ClientHello answers an
+            # earlier transmission of the first one, late (its cookie may differ: the
+            # server's clock moved on); taking it for a refusal of our cookie would
+            # restart a handshake the server has already begun.
+            and sequence_number >= self._flight_first_sequence
+            and _client.is_new_hello_verify_request(
+                self._state, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+            )
+        )
+
+    def _end_flight(self, now: float, expect_reply: bool) -> None:
+        self._flight_first_sequence = self._records.next_write_sequence(0)
+        super()._end_flight(now, expect_reply)
 
     def connect(self, now: float) -> None:
         if self._started:
