@@ -31,7 +31,6 @@ from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     OutgoingChangeCipherSpec,
-    OutgoingHandshake,
     Reassembler,
     pack_flight,
 )
@@ -112,8 +111,9 @@ class DtlsConnection(BaseDtlsConnection):
         super().__init__(reassembler, peer, mtu, keylog)
         self._records = records
         self._flight: list[FlightItem] = []
-        # The messages of the flight the handshake is building, and the epoch they go in
-        # (the one after the flight's ChangeCipherSpec, if it has one).
+        # The flight the handshake is building: its messages as the handshake machine sent
+        # them, each in the flight's current epoch (`FlightItem`), and its ChangeCipherSpec
+        # in the epoch it ends (0: a DTLS 1.2 flight starts in epoch 0).
         self._building: list[FlightItem] = []
         self._building_epoch = 0
         self._early: list[DtlsRecord] = []
@@ -310,7 +310,8 @@ class DtlsConnection(BaseDtlsConnection):
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
             if type(action) is SendMessage:
-                self._building.append(OutgoingHandshake(action.data, self._building_epoch))
+                # Sent in the flight's current epoch (see `FlightItem`).
+                self._building.append(action.data)
             elif type(action) is InstallCipherState:
                 self._records.install_read(1, action.cipher)
                 read_installed = True

@@ -70,12 +70,18 @@ class OutgoingHandshake(NamedTuple):
 
 
 class OutgoingChangeCipherSpec(NamedTuple):
-    """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
+    """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends): the
+    flight's whole messages given as bytes after it go in the next epoch."""
 
     epoch: int
 
 
-FlightItem = OutgoingHandshake | OutgoingChangeCipherSpec
+# A flight's item: a whole handshake message (with its header, as `OutgoingHandshake`
+# holds it) sent in the flight's current epoch, which is 0 until a ChangeCipherSpec and the
+# one after it since (DTLS 1.2's flights, RFC 5246 §7.1: its messages are the handshake
+# machine's as they are, no object made per message); a message in an epoch of its own
+# (DTLS 1.3's flights, RFC 9147 §4), which becomes the current one; the ChangeCipherSpec.
+FlightItem = bytes | OutgoingHandshake | OutgoingChangeCipherSpec
 
 
 class FlightRecords(Protocol):
@@ -98,9 +104,10 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     handshake messages as needed. Fresh record sequence numbers are used every time."""
     datagrams: list[bytes] = []
     current = bytearray()
-    # What a record of ``epoch`` adds to its content: asked once per epoch of the flight
-    # (the record layer's keys do not change while a flight is packed), not per message.
-    epoch, record_overhead = -1, 0
+    # The flight's current epoch, and what a record of it adds to its content: asked once
+    # per epoch of the flight (the record layer's keys do not change while a flight is
+    # packed), not per message; -1 until asked.
+    epoch, record_overhead = 0, -1
 
     def flush() -> None:
         if current:
@@ -108,14 +115,19 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             current.clear()
 
     for item in items:
-        if isinstance(item, OutgoingChangeCipherSpec):
+        if isinstance(item, bytes):
+            message = item
+        elif isinstance(item, OutgoingChangeCipherSpec):
             if len(current) + records.overhead(item.epoch) + 1 > mtu:
                 flush()
             records.write_change_cipher_spec(current, item.epoch)
+            epoch, record_overhead = item.epoch + 1, -1
             continue
-        message = item.message
-        if item.epoch != epoch:
-            epoch = item.epoch
+        else:
+            message = item.message
+            if item.epoch != epoch:
+                epoch, record_overhead = item.epoch, -1
+        if record_overhead < 0:
             record_overhead = records.overhead(epoch)
         if len(current) + record_overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
@@ -137,7 +149,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
-            fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
+            fragment = _fragment(message, chunk, offset, length)
             records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
@@ -147,12 +159,14 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     return datagrams
 
 
-def _fragment(msg_type: int, chunk: bytes, seq: int, offset: int, length: int) -> bytes:
-    """RFC 6347 §4.2.2 handshake header (type, length, message_seq, fragment_offset,
-    fragment_length) and the fragment; packed directly, as on every flight sent."""
+def _fragment(message: bytes, chunk: bytes, offset: int, length: int) -> bytes:
+    """The fragment ``chunk`` of ``message`` (a whole message with its header) at
+    ``offset`` of its body of ``length`` bytes: RFC 6347 §4.2.2 handshake header (type,
+    length, message_seq, fragment_offset, fragment_length), the message's type and
+    message_seq read back from its own header, then the chunk."""
     return (
-        ((msg_type << 24) | length).to_bytes(4, "big")
-        + seq.to_bytes(2, "big")
+        ((message[0] << 24) | length).to_bytes(4, "big")
+        + message[4:6]
         + ((offset << 24) | len(chunk)).to_bytes(6, "big")
         + chunk
     )
