@@ -332,7 +332,7 @@ class Reassembler:
             or header.fragment_length != header.length
         ):
             return None
-        # A whole fragment fits in one record, far below MAX_HANDSHAKE_MESSAGE_LENGTH; as
+        # A whole fragment lies in one record, shorter than MAX_HANDSHAKE_MESSAGE_LENGTH; as
         # received, it is the message's transcript form (RFC 6347 §4.2.6).
         self.next_seq = seq + 1
         body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
