@@ -45,12 +45,13 @@ MIN_FRAGMENT_LENGTH = 32
 
 
 class OutgoingHandshake(NamedTuple):
-    """A handshake message of a flight, kept whole; fragmented anew on each transmission.
-    ``message`` is the message with its header as one fragment (the transcript's form,
-    RFC 6347 §4.2.6), sent as is when it fits in the datagram; the header's fields are
-    read back from it only to fragment it. A named tuple, like `OutgoingChangeCipherSpec`
-    and `HandshakeMessage`: immutable, and made without a Python-level ``__init__`` (every
-    message sent and received is one)."""
+    """A handshake message of a flight in an epoch of its own (DTLS 1.3's; a DTLS 1.2
+    flight holds its messages as bytes, see `FlightItem`), kept whole; fragmented anew on
+    each transmission. ``message`` is the message with its header as one fragment (the
+    transcript's form, RFC 6347 §4.2.6), sent as is when it fits in the datagram; the
+    header's fields are read back from it only to fragment it. A named tuple, like
+    `OutgoingChangeCipherSpec` and `HandshakeMessage`: immutable, and made without a
+    Python-level ``__init__``."""
 
     message: bytes
     epoch: int
