@@ -117,23 +117,34 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     ``context`` raises unsupported_extension for messages a server sends, and is kept
     for a ClientHello (the server ignores what it does not know).
     """
-    entries = r.typed_vectors(2)
+    extensions = read_extensions(r)
+    # A ClientHello without duplicates (the usual case) needs no walk.
+    if context is not Context.CLIENT_HELLO or len(dict(extensions)) != len(extensions):
+        check_extensions(extensions, context)
+    return extensions
+
+
+def read_extensions(r: Reader) -> tuple[Extension, ...]:
+    """The extensions block's framing alone: ``Extension extensions<0..2^16-1>`` read from
+    ``r``, each entry within the block and the block filled exactly. The caller checks the
+    entries (`check_extensions`); `decode_extensions` does both."""
+    return tuple(map(_as_extension, r.typed_vectors(2)))
+
+
+def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:
+    """The rules `decode_extensions` applies to a block, in wire order (the first offending
+    extension is the one reported): no type twice (illegal_parameter), and, in a message a
+    server sends, only types allowed in ``context`` (unsupported_extension)."""
     client_hello = context is Context.CLIENT_HELLO
-    # A ClientHello without duplicates (the usual case) needs no walk; otherwise the checks
-    # run in wire order, so the first offending extension is the one reported.
-    if not client_hello or len(dict(entries)) != len(entries):
-        seen: set[int] = set()
-        for ext_type, _ in entries:
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
-            if not client_hello:
-                allowed = ALLOWED_IN.get(ext_type)
-                if allowed is None or context not in allowed:
-                    raise UnsupportedExtension(
-                        f"extension {ext_type} not allowed in {context.value}"
-                    )
-    return tuple(map(_as_extension, entries))
+    seen: set[int] = set()
+    for ext_type, _ in extensions:
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        if not client_hello:
+            allowed = ALLOWED_IN.get(ext_type)
+            if allowed is None or context not in allowed:
+                raise UnsupportedExtension(f"extension {ext_type} not allowed in {context.value}")
 
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:

@@ -8,6 +8,7 @@ ClientHello has a TLS form and a DTLS form; the DTLS form carries ``cookie``
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from dtlsgate._frozen import frozen
@@ -17,9 +18,11 @@ from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
     Context,
     Extension,
+    check_extensions,
     decode_extensions,
     encode_extensions,
     find_extension,
+    read_extensions,
 )
 
 RANDOM_LENGTH = 32
@@ -48,13 +51,23 @@ class ClientHello:
     compression_methods: bytes
     extensions: tuple[Extension, ...] | None
     cookie: bytes | None = None
+    # Each extension's body by its type, in the order received: made once from
+    # ``extensions`` (whatever made the message), for the server's look-ups and for the
+    # decoder's duplicate check. A decoded ClientHello has no type twice.
+    extension_bodies: dict[int, bytes] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.extensions:
+            self.extension_bodies.update(self.extensions)
 
     @property
     def is_dtls(self) -> bool:
         return self.cookie is not None
 
     def get(self, ext_type: int) -> bytes | None:
-        return find_extension(self.extensions, ext_type)
+        return self.extension_bodies.get(ext_type)
 
     @classmethod
     def decode(cls, body: bytes, *, dtls: bool) -> ClientHello:
@@ -64,9 +77,14 @@ class ClientHello:
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
-        extensions = None if r.at_end() else decode_extensions(r, Context.CLIENT_HELLO)
+        extensions = None if r.at_end() else read_extensions(r)
+        hello = cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
+        # RFC 8446 §4.2, RFC 5246 §7.4.1.4: no extension type twice (illegal_parameter). The
+        # message's map of them, made anyway, has fewer entries when a type repeats.
+        if extensions and len(hello.extension_bodies) != len(extensions):
+            check_extensions(extensions, Context.CLIENT_HELLO)
         r.finish()
-        return cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
+        return hello
 
     def encode(self) -> bytes:
         w = Writer()

@@ -270,9 +270,8 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise IllegalParameter("null compression not offered")
-    # Each extension type appears at most once (the codec rejects duplicates); an
-    # Extension is a (type, data) pair.
-    extensions: dict[int, bytes] = dict(hello.extensions or ())
+    # Each extension type appears at most once (the codec rejects duplicates).
+    extensions = hello.extension_bodies
     ems_data = extensions.get(_EXTENDED_MASTER_SECRET)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
