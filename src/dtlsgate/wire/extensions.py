@@ -117,18 +117,28 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     ``context`` raises unsupported_extension for messages a server sends, and is kept
     for a ClientHello (the server ignores what it does not know).
     """
-    extensions = read_extensions(r)
-    # A ClientHello without duplicates (the usual case) needs no walk.
-    if context is not Context.CLIENT_HELLO or len(dict(extensions)) != len(extensions):
-        check_extensions(extensions, context)
+    if context is Context.CLIENT_HELLO:
+        return decode_client_hello_extensions(r)[0]
+    extensions = tuple(map(_as_extension, r.typed_vectors(2)))
+    check_extensions(extensions, context)
     return extensions
 
 
-def read_extensions(r: Reader) -> tuple[Extension, ...]:
-    """The extensions block's framing alone: ``Extension extensions<0..2^16-1>`` read from
-    ``r``, each entry within the block and the block filled exactly. The caller checks the
-    entries (`check_extensions`); `decode_extensions` does both."""
-    return tuple(map(_as_extension, r.typed_vectors(2)))
+#: A ClientHello's extensions as `decode_client_hello_extensions` reads them: in wire order,
+#: and each one's body by its type.
+DecodedExtensions = tuple[tuple[Extension, ...], dict[int, bytes]]
+
+
+def decode_client_hello_extensions(r: Reader) -> DecodedExtensions:
+    """`decode_extensions` for a ClientHello, with the map of each extension's body by its
+    type (in wire order) that its duplicate check makes, kept for the server's look-ups
+    (`ClientHello.extension_bodies`) instead of made again."""
+    entries = r.typed_vectors(2)
+    bodies = dict(entries)
+    extensions = tuple(map(_as_extension, entries))
+    if len(bodies) != len(entries):  # a type twice: found and reported in wire order
+        check_extensions(extensions, Context.CLIENT_HELLO)
+    return extensions, bodies
 
 
 def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:

@@ -17,12 +17,12 @@ from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
     Context,
+    DecodedExtensions,
     Extension,
-    check_extensions,
+    decode_client_hello_extensions,
     decode_extensions,
     encode_extensions,
     find_extension,
-    read_extensions,
 )
 
 RANDOM_LENGTH = 32
@@ -51,20 +51,26 @@ class ClientHello:
     compression_methods: bytes
     extensions: tuple[Extension, ...] | None
     cookie: bytes | None = None
-    # Each extension's body by its type, in the order received: made once from
-    # ``extensions`` (whatever made the message), for the server's look-ups and for the
-    # decoder's duplicate check. A decoded ClientHello has no type twice.
-    extension_bodies: dict[int, bytes] = dataclasses.field(
-        default_factory=dict, init=False, repr=False, compare=False
+    # What the decoder read the extensions block into: the tuple above and each
+    # extension's body by its type (`extension_bodies`); None for a ClientHello made
+    # otherwise. Not compared.
+    decoded_extensions: DecodedExtensions | None = dataclasses.field(
+        default=None, repr=False, compare=False
     )
-
-    def __post_init__(self) -> None:
-        if self.extensions:
-            self.extension_bodies.update(self.extensions)
 
     @property
     def is_dtls(self) -> bool:
         return self.cookie is not None
+
+    @property
+    def extension_bodies(self) -> dict[int, bytes]:
+        """Each extension's body by its type, in the order received (the decoder rejects a
+        type sent twice): the decoder's map when it was made for these very extensions
+        (``dataclasses.replace`` may have put others in), else made from them now."""
+        decoded = self.decoded_extensions
+        if decoded is not None and decoded[0] is self.extensions:
+            return decoded[1]
+        return dict(self.extensions or ())
 
     def get(self, ext_type: int) -> bytes | None:
         return self.extension_bodies.get(ext_type)
@@ -77,14 +83,12 @@ class ClientHello:
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
-        extensions = None if r.at_end() else read_extensions(r)
-        hello = cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
-        # RFC 8446 §4.2, RFC 5246 §7.4.1.4: no extension type twice (illegal_parameter). The
-        # message's map of them, made anyway, has fewer entries when a type repeats.
-        if extensions and len(hello.extension_bodies) != len(extensions):
-            check_extensions(extensions, Context.CLIENT_HELLO)
+        decoded = None if r.at_end() else decode_client_hello_extensions(r)
         r.finish()
-        return hello
+        extensions = None if decoded is None else decoded[0]
+        return cls(
+            legacy_version, random, session_id, suites, compression, extensions, cookie, decoded
+        )
 
     def encode(self) -> bytes:
         w = Writer()
