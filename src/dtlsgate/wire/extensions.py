@@ -3,7 +3,9 @@
 Messages keep their extensions as an ordered tuple of ``Extension(type, data)``: the raw
 bytes are what the peer sent and nothing is lost. ``decode_extensions`` rejects a
 duplicate type (RFC 8446 §4.2, RFC 5246 §7.4.1.4) and, for messages a server sends, a
-type that may not appear in that message (RFC 8446 §4.2 table). Typed bodies are
+type that may not appear in that message (RFC 8446 §4.2 table); for a ClientHello,
+``decode_client_hello_extensions`` also returns the map of bodies by type that its duplicate
+check makes, which the message keeps for the server's look-ups. Typed bodies are
 decoded on demand by the ``decode_*`` functions below, each from a bounded reader over
 exactly the extension's bytes; ``encode_*`` are their inverses.
 """
