@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Mapping
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
@@ -63,7 +64,7 @@ class ClientHello:
         return self.cookie is not None
 
     @property
-    def extension_bodies(self) -> dict[int, bytes]:
+    def extension_bodies(self) -> Mapping[int, bytes]:
         """Each extension's body by its type, in the order received (the decoder rejects a
         type sent twice): the decoder's map when it was made for these very extensions
         (``dataclasses.replace`` may have put others in), else made from them now."""
