@@ -250,6 +250,7 @@ def judge_dtls13(
     return Dtls13Admit(
         peer=peer,
         client_hello=client_hello,
+        client_hello_info=info,
         client_hello_message=message,
         client_hello1_digest=state.client_hello1_digest,
         cipher_suite=state.cipher_suite,
