@@ -25,7 +25,10 @@ framing, every extension's header and no type twice, decodes only what the serve
 (`choose`, the same function the engine uses) and the reply read (supported_versions,
 supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
 protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
-transcript hash from the received bytes. Any ClientHello the full decoders accept gets the
+transcript hash from the received bytes. One with a cookie (a ClientHello2) or a
+pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
+peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
+decode it again. Any ClientHello the full decoders accept gets the
 same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
 reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
 send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
@@ -53,7 +56,7 @@ from typing import TYPE_CHECKING
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, bound_fields
+from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -119,7 +122,9 @@ def judge_dtls13_hello(
     decoded = decode_dtls13_hello(body)
     if decoded is None:
         return None
-    return judge_dtls13(gate13, sequence_number, message_seq, decoded, body, data, peer, now)
+    return judge_dtls13(
+        gate13, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
+    )
 
 
 class DtlsGate13:
@@ -223,21 +228,26 @@ def judge_dtls13(
     sequence_number: int,
     message_seq: int,
     hello: tuple[ClientHello, ClientHelloInfo],
+    fixed: bytes,
     body: bytes,
     data: bytes,
     peer: Hashable | None,
     now: float,
 ) -> bytes | Dtls13Admit | Drop:
     """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello
-    (``body``, the first record's, its ``sequence_number`` and ``message_seq``)."""
+    (``body``, the first record's, its ``sequence_number`` and ``message_seq``), decoded
+    (``hello``), and what of it the cookie binds (``fixed``: `client_hello_fixed_part`, as
+    `peek_client_hello13` slices it)."""
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
     client_hello, info = hello
     # The TLS form (RFC 9147 §5.2): msg_type and length, then the body.
     message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
     if info.cookie is None:
-        return _retry(jar, gate13, sequence_number, client_hello, info, message, data, peer, now)
-    payload = jar.verify(peer, now, info.cookie, bound_fields(client_hello))
+        return _retry(
+            jar, gate13, sequence_number, client_hello, info, fixed, message, data, peer, now
+        )
+    payload = jar.verify(peer, now, info.cookie, fixed)
     if payload is None:
         return Drop(DropReason.COOKIE_INVALID)
     try:
@@ -269,6 +279,7 @@ def _retry(
     sequence_number: int,
     hello: ClientHello,
     info: ClientHelloInfo,
+    fixed: bytes,
     message: bytes,
     data: bytes,
     peer: Hashable | None,
@@ -285,7 +296,6 @@ def _retry(
     assert choice.group is not None
     # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
     requested = info.share_for(choice.group) is None
-    fixed = bound_fields(hello)
     return _reply(
         jar,
         gate13,
