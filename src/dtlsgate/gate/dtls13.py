@@ -239,13 +239,15 @@ class DtlsGate13:
         if parts is None:
             parts = self._records[key] = _record_parts(*key)
         before_sequence_number, before_session_id, before_cookie = parts
-        return (
-            before_sequence_number
-            + sequence_number.to_bytes(6, "big")
-            + before_session_id
-            + session_id
-            + before_cookie
-            + cookie
+        return b"".join(
+            (
+                before_sequence_number,
+                sequence_number.to_bytes(6, "big"),
+                before_session_id,
+                session_id,
+                before_cookie,
+                cookie,
+            )
         )
 
 
