@@ -162,6 +162,19 @@ class DtlsGate13:
             digest = self._hashes[suite] = suite_info(suite).hash.digest
         return digest(message)
 
+    def judge_hello(
+        self,
+        sequence_number: int,
+        message_seq: int,
+        body: bytes,
+        data: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> bytes | Dtls13Admit | Drop | None:
+        """`judge_dtls13_hello` with this gate half: what the datagram gate calls (through
+        the object it made at the first DTLS 1.3 hello, so that no import runs per call)."""
+        return judge_dtls13_hello(self, sequence_number, message_seq, body, data, peer, now)
+
     def choose(self, peek: ClientHello13Peek, alpn: tuple[bytes, ...]) -> Choice | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
         none is offered) and its decoded ALPN names, None when it refuses the offer. Made
