@@ -202,7 +202,10 @@ class CookieJar:
         second = self._minting
         if second is None or not second.start <= now < second.end:  # another second
             second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole, 4 bytes
-        return second.head + payload + second.tag(payload + peer_bytes(peer) + bound)
+        rest = peer_bytes(peer) + bound
+        if payload:  # a TLS 1.3 cookie's (a HelloVerifyRequest's cookie carries none)
+            return second.head + payload + second.tag(payload + rest)
+        return second.head + second.tag(rest)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""
