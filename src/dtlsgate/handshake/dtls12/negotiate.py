@@ -9,6 +9,8 @@ alert. `Preferences` is what ``choose`` needs from a ``ServerConfig`` made once 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dtlsgate._frozen import frozen
@@ -94,6 +96,7 @@ EC_POINT_UNCOMPRESSED = 0
 _X509 = CERTIFICATE_TYPE_X509
 _RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 
+
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
     KeyExchange.ECDHE_RSA: KeyExchangeKind.ECDHE,
@@ -163,7 +166,7 @@ class Preferences:
         self.certificate_key_exchange = _key_exchange_for_key(key)
 
 
-def _pick_scheme(prefs: Preferences, extensions: dict[int, bytes]) -> SignatureScheme | None:
+def _pick_scheme(prefs: Preferences, extensions: Mapping[int, bytes]) -> SignatureScheme | None:
     if prefs.config.private_key is None:
         return None
     ours = prefs.schemes
@@ -178,7 +181,7 @@ def _pick_scheme(prefs: Preferences, extensions: dict[int, bytes]) -> SignatureS
     return None
 
 
-def _pick_group(prefs: Preferences, extensions: dict[int, bytes]) -> NamedGroup | None:
+def _pick_group(prefs: Preferences, extensions: Mapping[int, bytes]) -> NamedGroup | None:
     data = extensions.get(ExtensionType.supported_groups)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
@@ -188,7 +191,7 @@ def _pick_group(prefs: Preferences, extensions: dict[int, bytes]) -> NamedGroup 
     return None
 
 
-def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
+def _pick_alpn(config: ServerConfig, extensions: Mapping[int, bytes]) -> bytes | None:
     data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
     if data is None or not config.alpn_protocols:
         return None
@@ -200,7 +203,7 @@ def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | No
     raise NoApplicationProtocol("no common ALPN protocol")
 
 
-def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
     """The type of the certificate we present (RFC 7250 §4.2): a raw public key when we
     have one and the client takes it, else X.509 when we have a chain and the client takes
     it (without the extension it takes only X.509); None: no certificate suite is possible."""
@@ -215,7 +218,7 @@ def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
     return None
 
 
-def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
     """The type of certificate we ask the client for, to echo (RFC 7250 §4.2): only when we
     ask for one and the client sent the extension."""
     data = extensions.get(ExtensionType.client_certificate_type)
@@ -237,7 +240,7 @@ def check_client_version(hello: ClientHello) -> None:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 
-def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
+def _secure_renegotiation(hello: ClientHello, extensions: Mapping[int, bytes]) -> bool:
     data = extensions.get(ExtensionType.renegotiation_info)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
@@ -252,9 +255,8 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise IllegalParameter("null compression not offered")
-    # Each extension type appears at most once (the codec rejects duplicates); an
-    # Extension is a (type, data) pair.
-    extensions: dict[int, bytes] = dict(hello.extensions or ())
+    # Each extension type appears at most once (the codec rejects duplicates).
+    extensions = hello.extension_bodies
     ems_data = extensions.get(ExtensionType.extended_master_secret)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
