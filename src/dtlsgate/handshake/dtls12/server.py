@@ -416,15 +416,13 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
         extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
     if session.new_ticket:
         extensions.append(_SESSION_TICKET)
-    # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions
-    # (most clients send neither).
-    if choice.client_certificate_type is not None or choice.server_certificate_type is not None:
-        for ext_type, chosen in (
-            (ExtensionType.client_certificate_type, choice.client_certificate_type),
-            (ExtensionType.server_certificate_type, choice.server_certificate_type),
-        ):
-            if chosen is not None:
-                extensions.append(Extension(ext_type, bytes((chosen,))))
+    # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
+    for ext_type, chosen in (
+        (ExtensionType.client_certificate_type, choice.client_certificate_type),
+        (ExtensionType.server_certificate_type, choice.server_certificate_type),
+    ):
+        if chosen is not None:
+            extensions.append(Extension(ext_type, bytes((chosen,))))
     return ServerHello(
         ProtocolVersion.DTLS12,
         session.server_random,
