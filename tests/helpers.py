@@ -184,7 +184,7 @@ class DatagramPair:
                 continue
             if self.server is None:
                 self.server = Dtls13ServerConnection(
-                    self.server_cfg, CLIENT, send_acks=self.send_acks
+                    self.server_cfg, CLIENT, keylog=self.server_keylog, send_acks=self.send_acks
                 )
             self.server.receive(d, CLIENT, self.now)
 
@@ -249,11 +249,16 @@ def make_pair13(
     *,
     send_acks: bool = True,
     gated: bool = False,
+    gate: Gate | None = None,
+    keylogs: tuple[Callable[[str], None] | None, Callable[[str], None] | None] = (None, None),
 ) -> DatagramPair:
-    """A DTLS 1.3 client and its server, behind the gate when ``gated``."""
-    client: Dtls13Connection = Dtls13ClientConnection(client_cfg, SERVER, send_acks=send_acks)
-    gate = Gate(server_cfg) if gated else None
-    pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks)
+    """A DTLS 1.3 client and its server, behind the gate when ``gated`` (or ``gate``, one
+    shared by several pairs); ``keylogs`` as for `make_pair`."""
+    client: Dtls13Connection = Dtls13ClientConnection(
+        client_cfg, SERVER, keylog=keylogs[0], send_acks=send_acks
+    )
+    gate = gate or (Gate(server_cfg) if gated else None)
+    pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks, server_keylog=keylogs[1])
     client.connect(NOW)
     return pair
 
