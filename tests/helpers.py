@@ -13,9 +13,12 @@ from __future__ import annotations
 import datetime
 import heapq
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import CodeType, FrameType
 from typing import Any
 
 from hypothesis import strategies as st
@@ -367,6 +370,23 @@ def seal(sender: TlsConnection, content_type: int, payload: bytes) -> bytes:
     protection = sender.record_layer.write
     assert protection is not None
     return protection.seal(content_type, payload)
+
+
+@contextmanager
+def calls_to(*functions: Callable[..., Any]) -> Iterator[dict[CodeType, int]]:
+    """How many times each of ``functions`` (Python functions) is called in the block, in
+    their order: operations counted, not timed."""
+    counts = {f.__code__: 0 for f in functions}
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code in counts:
+            counts[frame.f_code] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield counts
+    finally:
+        sys.setprofile(None)
 
 
 # ---- hostile input ---------------------------------------------------------------------

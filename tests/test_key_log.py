@@ -7,14 +7,10 @@ later quiet one log."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import CodeType, FrameType
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from helpers import NOW, client_config, make_pair, make_pair13, pump, server_config
+from helpers import NOW, calls_to, client_config, make_pair, make_pair13, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto.keyschedule import KeySchedule
@@ -28,22 +24,6 @@ from dtlsgate.handshake.tls13 import server as tls13_server
 
 KeyLogs = tuple[Callable[[str], None] | None, Callable[[str], None] | None]
 PEER = ("192.0.2.1", 40000)
-
-
-@contextmanager
-def calls_to(*functions: Callable[..., Any]) -> Iterator[dict[CodeType, int]]:
-    """How many times each of ``functions`` (Python functions) is called in the block."""
-    counts = {f.__code__: 0 for f in functions}
-
-    def profile(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code in counts:
-            counts[frame.f_code] += 1
-
-    sys.setprofile(profile)
-    try:
-        yield counts
-    finally:
-        sys.setprofile(None)
 
 
 def dtls12() -> Callable[[KeyLogs], bool]:
