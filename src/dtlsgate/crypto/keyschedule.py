@@ -170,9 +170,8 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
 # A label outside a table (an application's exporter label) has its head built at each
 # use, so nothing here grows with what the application asks for.
 _PREPARED: dict[tuple[Hash, int, bytes], _Prepared] = {
-    (info.hash, info.key_length, prefix): _prepare(info.hash, info.key_length, prefix)
-    for info in SUITES.values()
-    if info.is_tls13
+    (hash, key_length, prefix): _prepare(hash, key_length, prefix)
+    for hash, key_length in {(i.hash, i.key_length): None for i in SUITES.values() if i.is_tls13}
     for prefix in (TLS13_LABEL_PREFIX, DTLS13_LABEL_PREFIX)
 }
 
