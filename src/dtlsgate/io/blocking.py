@@ -87,7 +87,9 @@ class DtlsSocket:
     # --- I/O plumbing -----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        if self._routed_by_connection_id and self.connection.handshake_complete:
+        # Not once replaced or abandoned: the listener forgot us.
+        routed = self._routed_by_connection_id and not self._replaced
+        if routed and self.connection.handshake_complete:
             self._route()
         datagrams = self.connection.datagrams_to_send()
         for datagram, _ in datagrams:
