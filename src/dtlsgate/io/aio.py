@@ -122,8 +122,10 @@ class DtlsStream:
                 if not self._handshake.done():
                     self._handshake.set_result(event)
             elif isinstance(event, DataReceived):
-                with suppress(asyncio.QueueFull):
+                try:
                     self._records.put_nowait(event.data)
+                except asyncio.QueueFull:
+                    pass  # the handler does not read: dropped (datagram semantics)
             elif isinstance(event, ConnectionClosed):
                 self._fail(TimeoutError(event.reason) if event.alert is None else None)
         if conn.closed:
@@ -279,8 +281,10 @@ class _Reader:
         raise NotImplementedError
 
     def sendto(self, data: bytes, peer: Any) -> None:
-        with suppress(BlockingIOError, InterruptedError, OSError):
+        try:
             self.sock.sendto(data, peer)
+        except OSError:
+            pass  # a full buffer or a transient error: lost, as a datagram may be
 
 
 class DtlsServer(_Reader):
