@@ -118,7 +118,8 @@ class DtlsStream:
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
-                self._log_handshake(event)
+                if log.isEnabledFor(logging.INFO):
+                    self._log_handshake(event)
                 if not self._handshake.done():
                     self._handshake.set_result(event)
             elif isinstance(event, DataReceived):
