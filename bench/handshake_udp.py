@@ -310,7 +310,8 @@ class Client:
         if datagram:
             self.conn.bio_write(datagram)
         if self.established:
-            with contextlib.suppress(SSL.WantReadError):
+            # ZeroReturnError: the aio server's close_notify once it echoed --count records.
+            with contextlib.suppress(SSL.WantReadError, SSL.ZeroReturnError):
                 if self.conn.recv(MAX_DATAGRAM) == self.record:
                     self.completed += 1
                     self.send_record()
