@@ -231,15 +231,13 @@ class Gate(GateCounters):
     ) -> bytes | Dtls13Admit | Drop | None:
         """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3 (the first
         record's, which the peek read: a fragment went to the reassembly table before);
-        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Imported at the first:
-        a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
-        from dtlsgate.gate.dtls13 import judge_dtls13_hello
-
+        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Through the gate's
+        DTLS 1.3 half, made (and its module imported) at the first: a DTLS 1.2-only gate
+        never loads the TLS 1.3 engine."""
         # The record's length field: the peek read the body as filling the record.
         end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
         body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
-        result = judge_dtls13_hello(
-            self._gate13 or self._half13(),
+        result = (self._gate13 or self._half13()).judge_hello(
             hello.sequence_number,
             hello.message_seq,
             body,
