@@ -205,9 +205,11 @@ class Gate(GateCounters):
                 # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
                 # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
                 return self._reassemble(data, peer, now)
-            if _DTLS13_BYTES in data:
-                # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
-                # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does. ``find``,
+            # not ``in``: ``bytes.__contains__`` first tries its operand as an integer (a
+            # byte value), so ``in`` raised and cleared a TypeError per ClientHello.
+            if data.find(_DTLS13_BYTES) >= 0:
                 result13 = self._dtls13(data, peer, now, hello)
                 if result13 is not None:
                     return result13

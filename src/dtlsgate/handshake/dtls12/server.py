@@ -389,13 +389,13 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
     took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
     DTLS 1.2 handshakes stay as they were."""
-    if not ctx.speaks_dtls13:
-        return server_random
     offered = choice.supported_versions
+    if not ctx.speaks_dtls13 or offered is None:
+        return server_random
     try:
-        versions = decode_supported_versions_ch(offered) if offered is not None else ()
+        versions = decode_supported_versions_ch(offered)
     except ProtocolError:
-        versions = ()
+        return server_random
     if ProtocolVersion.DTLS13 not in versions:
         return server_random
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
