@@ -13,17 +13,44 @@ connection from its Admit; pyOpenSSL ``DTLSv1_listen`` with the same HMAC cookie
 callbacks, then ``do_handshake``), system calls included. Rounds alternate the servers;
 the ratio is the median of per-round ratios.
 
-With ``--profile``, only our server runs, once, under cProfile in its process: the costliest
-functions by their own time, and the Python and C calls per handshake (C calls: cProfile's
-entries for built-in functions and methods of C types: ``cryptography``, ``hashlib``,
-``struct``, ``bytes``...).
+``--servers`` names the servers compared (the first against each other one):
+``dtlsgate``, the bare loop above (the core: the gate and the connections, nothing else);
+``aio``, what ``dtlsgate serve`` runs (`dtlsgate.io.aio`'s server on uvloop, with the echo
+handler; ``aio-asyncio``: the same on asyncio's own loop); ``pyopenssl``. So
+``--servers dtlsgate,aio`` measures what the asyncio adapter adds per handshake.
+
+``--echo``: instead of handshakes, echoed records. Each client handshakes once, then sends a
+record of ``--record`` bytes, waits for it to come back, and sends the next; the figure is
+echoed records per server CPU-second, counted from the first record the server received
+(the handshakes before it not counted). The bare loop answers each ``DataReceived`` with
+``send``; the ``aio`` servers run the echo handler of ``dtlsgate serve``.
+
+With ``--profile``, only the first of ``--servers`` runs, once, under cProfile in its process:
+the costliest functions by their own time, and the Python and C calls per handshake (or
+record) (C calls: cProfile's entries for built-in functions and methods of C types:
+``cryptography``, ``hashlib``, ``struct``, ``bytes``...).
+
+``--in-process``: the first of ``--servers`` runs once in this process and the clients in a
+child process started anew (not forked), so that ``valgrind --tool=callgrind``, which follows
+no child, counts the server alone. With one client (``--clients 1``) the exchange is in
+lockstep, the same datagrams each run; start-up is not a handshake, so run with two counts
+and take the difference::
+
+    for n in 20 120; do
+        PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=cg.$n \
+            .venv/bin/python bench/handshake_udp.py --in-process --servers aio --clients 1 \
+            --count $n
+    done
+    # (total of cg.120 - total of cg.20) / 100 = instructions per handshake (--echo: record)
 
 Usage: python bench/handshake_udp.py [--count N] [--rounds R] [--clients K] [--profile]
+[--servers dtlsgate,pyopenssl] [--echo] [--record BYTES] [--in-process]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import cProfile
 import multiprocessing
@@ -32,7 +59,9 @@ import pstats
 import select
 import socket
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -42,7 +71,9 @@ from handshake import client_context, our_config, pyopenssl_server_context, read
 from OpenSSL import SSL
 
 from dtlsgate.connection.datagram import DtlsServerConnection
+from dtlsgate.events import DataReceived
 from dtlsgate.gate.datagram import Admit, Gate, Reply
+from dtlsgate.io import aio
 
 MAX_DATAGRAM = 65535
 # A run that makes no progress for this long is broken (no loss on loopback).
@@ -50,6 +81,7 @@ STALL_SECONDS = 10.0
 
 
 def serve_ours(sock: socket.socket, count: int) -> None:
+    """The core alone: the gate, then a connection per admitted peer until it completes."""
     config = our_config()
     gate = Gate(config)
     conns: dict[Any, DtlsServerConnection] = {}
@@ -75,6 +107,84 @@ def serve_ours(sock: socket.socket, count: int) -> None:
         if conn.handshake_complete:
             del conns[peer]
             done += 1
+
+
+def echo_ours(sock: socket.socket, count: int) -> float:
+    """The core alone, echoing ``count`` records; returns the CPU time at the first."""
+    config = our_config()
+    gate = Gate(config)
+    conns: dict[Any, DtlsServerConnection] = {}
+    echoed, started = 0, 0.0
+    while echoed < count:
+        data, peer = sock.recvfrom(MAX_DATAGRAM)
+        now = time.time()
+        conn = conns.get(peer)
+        if conn is None:
+            result = gate.receive(data, peer, now)
+            if type(result) is Reply:
+                sock.sendto(result.data, peer)
+                continue
+            if type(result) is not Admit:
+                continue
+            conn = DtlsServerConnection(result, config, context=gate.dtls12_context)
+            conns[peer] = conn
+            conn.start(now)
+        else:
+            conn.receive(data, peer, now)
+            while (event := conn.next_event()) is not None:
+                if type(event) is DataReceived:
+                    if not echoed:
+                        started = time.process_time()
+                    conn.send(event.data)
+                    echoed += 1
+        for datagram, _ in conn.datagrams_to_send():
+            sock.sendto(datagram, peer)
+    return started
+
+
+async def aio_server(sock: socket.socket, count: int, echo: bool) -> float:
+    """`dtlsgate.io.aio.serve` on ``sock`` with the echo handler of ``dtlsgate serve``, until
+    ``count`` handshakes completed (or records were echoed); the CPU time at the first
+    record when ``echo``."""
+    finished = asyncio.Event()
+    done, started = 0, 0.0
+
+    async def handler(stream: aio.DtlsStream) -> None:
+        nonlocal done, started
+        if not echo:
+            done += 1
+            if done == count:
+                finished.set()
+        while data := await stream.recv():
+            stream.send(data)
+            if echo:
+                if not done:
+                    started = time.process_time()
+                done += 1
+                if done == count:
+                    finished.set()
+
+    server = await aio.serve(handler, config=our_config(), sock=sock)
+    await finished.wait()
+    server.close()
+    await server.wait_closed()
+    return started
+
+
+def serve_aio(sock: socket.socket, count: int) -> None:
+    aio.run(aio_server(sock, count, echo=False))
+
+
+def echo_aio(sock: socket.socket, count: int) -> float:
+    return aio.run(aio_server(sock, count, echo=True))
+
+
+def serve_aio_asyncio(sock: socket.socket, count: int) -> None:
+    asyncio.run(aio_server(sock, count, echo=False))
+
+
+def echo_aio_asyncio(sock: socket.socket, count: int) -> float:
+    return asyncio.run(aio_server(sock, count, echo=True))
 
 
 def serve_pyopenssl(sock: socket.socket, count: int) -> None:
@@ -110,26 +220,42 @@ def serve_pyopenssl(sock: socket.socket, count: int) -> None:
             done += 1
 
 
-SERVERS = {"dtlsgate": serve_ours, "pyopenssl": serve_pyopenssl}
+SERVERS: dict[str, Any] = {
+    "dtlsgate": serve_ours,
+    "aio": serve_aio,
+    "aio-asyncio": serve_aio_asyncio,
+    "pyopenssl": serve_pyopenssl,
+}
+# --echo: each returns the process's CPU time at the first record.
+ECHO_SERVERS: dict[str, Any] = {
+    "dtlsgate": echo_ours,
+    "aio": echo_aio,
+    "aio-asyncio": echo_aio_asyncio,
+}
 
 
-def server_process(name: str, count: int, ready: Any, result: Any, profile: bool = False) -> None:
+def server_process(
+    name: str, count: int, echo: bool, ready: Any, result: Any, profile: bool = False
+) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", 0))
     ready.send(sock.getsockname()[1])
     ready.recv()  # the clients are about to start
+    serve = (ECHO_SERVERS if echo else SERVERS)[name]
     cpu = time.process_time()
     if profile:
         profiler = cProfile.Profile()
-        profiler.runcall(SERVERS[name], sock, count)
-        report_profile(profiler, count)
+        started = profiler.runcall(serve, sock, count)
+        report_profile(profiler, count, "record" if echo else "handshake")
     else:
-        SERVERS[name](sock, count)
-    result.send(time.process_time() - cpu)
+        started = serve(sock, count)
+    result.send(time.process_time() - (started or cpu))
 
 
-def report_profile(profiler: cProfile.Profile, count: int, top: int = 30) -> None:
+def report_profile(
+    profiler: cProfile.Profile, count: int, unit: str = "handshake", top: int = 30
+) -> None:
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
     python_calls = c_calls = 0
@@ -146,13 +272,13 @@ def report_profile(profiler: cProfile.Profile, count: int, top: int = 30) -> Non
     own_sum = sum(r[0] for r in rows)
     sockets = sum(r[0] for r in rows if "_socket.socket" in r[3])
     python = sum(r[0] for r in rows if ".py:" in r[3])
-    print(f"per handshake: {python_calls / count:.0f} Python calls, {c_calls / count:.0f} C calls")
+    print(f"per {unit}: {python_calls / count:.0f} Python calls, {c_calls / count:.0f} C calls")
     print(
-        f"own time per handshake: {1e6 * own_sum / count:.0f} us; system calls"
+        f"own time per {unit}: {1e6 * own_sum / count:.0f} us; system calls"
         f" {1e6 * sockets / count:.0f} us, Python code {1e6 * python / count:.0f} us,"
         f" other C calls {1e6 * (own_sum - sockets - python) / count:.0f} us"
     )
-    print(f"{'own %':>6} {'own us':>7} {'cum us':>7} {'calls':>6}  function (per handshake)")
+    print(f"{'own %':>6} {'own us':>7} {'cum us':>7} {'calls':>6}  function (per {unit})")
     for own, total, calls, where in rows[:top]:
         print(
             f"{100 * own / own_sum:6.1f} {1e6 * own / count:7.1f} {1e6 * total / count:7.1f}"
@@ -164,8 +290,12 @@ class Client:
     """One pyOpenSSL DTLS client in memory over its own UDP socket, handshaking again and
     again (a new connection each time, from the same address)."""
 
-    def __init__(self, ctx: SSL.Context, server: tuple[str, int]) -> None:
+    def __init__(self, ctx: SSL.Context, server: tuple[str, int], record: bytes = b"") -> None:
         self.ctx, self.server = ctx, server
+        # With a record: one handshake, then that record sent again and again, each once
+        # the previous one came back (``completed`` counts those).
+        self.record = record
+        self.established = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.completed = 0
@@ -179,6 +309,13 @@ class Client:
     def step(self, datagram: bytes) -> None:
         if datagram:
             self.conn.bio_write(datagram)
+        if self.established:
+            # ZeroReturnError: the aio server's close_notify once it echoed --count records.
+            with contextlib.suppress(SSL.WantReadError, SSL.ZeroReturnError):
+                if self.conn.recv(MAX_DATAGRAM) == self.record:
+                    self.completed += 1
+                    self.send_record()
+            return
         try:
             self.conn.do_handshake()
             finished = True
@@ -186,14 +323,22 @@ class Client:
             finished = False
         for out in read_all(self.conn):
             self.sock.sendto(out, self.server)
-        if finished:
+        if finished and self.record:
+            self.established = True
+            self.send_record()
+        elif finished:
             self.completed += 1
             self.start()
 
+    def send_record(self) -> None:
+        self.conn.send(self.record)
+        for out in read_all(self.conn):
+            self.sock.sendto(out, self.server)
 
-def run_clients(port: int, count: int, clients: int) -> None:
+
+def run_clients(port: int, count: int, clients: int, record: bytes = b"") -> None:
     ctx = client_context()
-    pool = [Client(ctx, ("127.0.0.1", port)) for _ in range(clients)]
+    pool = [Client(ctx, ("127.0.0.1", port), record) for _ in range(clients)]
     by_sock = {c.sock: c for c in pool}
     last, progress = time.monotonic(), 0
     while sum(c.completed for c in pool) < count:
@@ -204,22 +349,25 @@ def run_clients(port: int, count: int, clients: int) -> None:
         if total != progress:
             last, progress = time.monotonic(), total
         elif time.monotonic() - last > STALL_SECONDS:
-            sys.exit(f"stalled after {total} handshakes")
+            sys.exit(f"stalled after {total} {'records' if record else 'handshakes'}")
     for c in pool:
         c.sock.close()
 
 
-def one_round(name: str, count: int, clients: int, profile: bool = False) -> float:
-    """Handshakes per CPU-second of the server process."""
+def one_round(
+    name: str, count: int, clients: int, profile: bool = False, record: bytes = b""
+) -> float:
+    """Handshakes (echoed records with ``record``) per CPU-second of the server process."""
     mp = multiprocessing.get_context("fork")
     ready, ready_child = mp.Pipe()
     result, result_child = mp.Pipe()
-    proc = mp.Process(target=server_process, args=(name, count, ready_child, result_child, profile))
+    args = (name, count, bool(record), ready_child, result_child, profile)
+    proc = mp.Process(target=server_process, args=args)
     proc.start()
     try:
         port = ready.recv()
         ready.send(True)
-        run_clients(port, count, clients)
+        run_clients(port, count, clients, record)
         if not result.poll(30):
             sys.exit(f"{name}: the server did not report")
         cpu = float(result.recv())
@@ -230,29 +378,78 @@ def one_round(name: str, count: int, clients: int, profile: bool = False) -> flo
     return count / cpu
 
 
+def in_process(name: str, count: int, clients: int, record: int) -> None:
+    """One run of server ``name`` in this process; the clients in a child process."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    argv = [sys.executable, __file__, "--count", str(count), "--clients", str(clients)]
+    argv += ["--clients-for", str(sock.getsockname()[1])]
+    argv += ["--echo", "--record", str(record)] if record else []
+    child = subprocess.Popen(argv)
+    finished = threading.Event()
+
+    def watch() -> None:  # clients that died (a stall) must not leave the server waiting
+        child.wait()
+        if not finished.wait(STALL_SECONDS):
+            print(f"{name}: the clients ended first; stopped", file=sys.stderr)
+            os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        cpu = time.process_time()
+        started = (ECHO_SERVERS if record else SERVERS)[name](sock, count)
+        cpu = time.process_time() - (started or cpu)
+        finished.set()
+        child.wait(STALL_SECONDS)
+    finally:
+        child.kill()
+    print(f"{name}: {count} {'records' if record else 'handshakes'}, {cpu:.3f} CPU-seconds")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--servers", default="dtlsgate,pyopenssl")
+    parser.add_argument("--echo", action="store_true", help="echoed records, not handshakes")
+    parser.add_argument("--record", type=int, default=1200, help="--echo: record size")
+    parser.add_argument("--in-process", action="store_true", help="for callgrind: see above")
+    parser.add_argument("--clients-for", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.profile:
-        one_round("dtlsgate", args.count, args.clients, profile=True)
+    if args.clients_for:  # the child of --in-process
+        record = os.urandom(args.record) if args.echo else b""
+        run_clients(args.clients_for, args.count, args.clients, record)
         return
-    rates: dict[str, list[float]] = {name: [] for name in SERVERS}
+    names = args.servers.split(",")
+    table = ECHO_SERVERS if args.echo else SERVERS
+    if len(names) < (1 if args.profile or args.in_process else 2) or not set(names) <= set(table):
+        parser.error(f"--servers: two or more of {', '.join(table)}")
+    if args.in_process:
+        in_process(names[0], args.count, args.clients, args.record if args.echo else 0)
+        return
+    record = os.urandom(args.record) if args.echo else b""
+    if args.profile:
+        one_round(names[0], args.count, args.clients, profile=True, record=record)
+        return
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.rounds):
-        for name in SERVERS:
-            rates[name].append(one_round(name, args.count, args.clients))
-    ratios = [a / b for a, b in zip(rates["dtlsgate"], rates["pyopenssl"], strict=True)]
+        for name in names:
+            rates[name].append(one_round(name, args.count, args.clients, record=record))
+    what = f"echoed {args.record}-byte records" if args.echo else "DTLS 1.2 full handshakes"
     print(
-        f"DTLS 1.2 full handshakes per server CPU-second, {args.count} x {args.rounds} rounds,"
+        f"{what} per server CPU-second, {args.count} x {args.rounds} rounds,"
         f" {args.clients} clients in another process over UDP loopback"
     )
     print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie exchange)")
     for name, values in rates.items():
-        print(f"  {name:10s} median {statistics.median(values):8.0f}/s  best {max(values):8.0f}/s")
-    print(f"  dtlsgate / pyopenssl = {statistics.median(ratios):.2f} (median of round ratios)")
+        print(f"  {name:11s} median {statistics.median(values):8.0f}/s  best {max(values):8.0f}/s")
+    first = names[0]
+    for name in names[1:]:
+        ratios = [a / b for a, b in zip(rates[first], rates[name], strict=True)]
+        print(f"  {first} / {name} = {statistics.median(ratios):.3f} (median of round ratios)")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from typing import Any
 
 import pytest
-from helpers import credentials
+from helpers import CLIENT, credentials, make_pair
+from helpers import client_config as helper_client_config
+from helpers import server_config as helper_server_config
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
@@ -96,3 +99,49 @@ def test_many_peers_on_uvloop_through_aio_run() -> None:
     loop_module, replies = aio.run(asyncio.wait_for(main(), 60))
     assert loop_module.startswith("uvloop")
     assert replies == [b"echo:uv %d" % i for i in range(8)]
+
+
+def _established_stream(loop: asyncio.AbstractEventLoop) -> tuple[aio.DtlsStream, Any]:
+    """A DtlsStream around an established server connection (in memory, no socket), and
+    a function that has the client send one record into it."""
+    pair = make_pair(helper_server_config(), helper_client_config())
+    assert pair.run() and pair.completed()
+    stream = aio.DtlsStream(pair.server, CLIENT, lambda _: None, loop)
+
+    def deliver(data: bytes) -> None:
+        pair.client.send(data)
+        for datagram, _ in pair.client.datagrams_to_send():
+            stream.datagram_received(datagram)
+
+    return stream, deliver
+
+
+def test_recv_cancelled_after_its_record_came_passes_the_record_on() -> None:
+    """A record that woke a recv() cancelled before it ran goes to the next recv()."""
+
+    async def main() -> bytes:
+        stream, deliver = _established_stream(asyncio.get_running_loop())
+        first = asyncio.create_task(stream.recv())
+        second = asyncio.create_task(stream.recv())
+        await asyncio.sleep(0)  # both wait, the first first
+        deliver(b"one")
+        first.cancel()
+        return await asyncio.wait_for(second, 10)
+
+    assert asyncio.run(main()) == b"one"
+
+
+def test_records_past_the_queue_bound_dropped_then_the_close_read() -> None:
+    """A handler that does not read gets MAX_QUEUED_RECORDS records, then b"" once closed."""
+
+    async def main() -> list[bytes]:
+        stream, deliver = _established_stream(asyncio.get_running_loop())
+        for i in range(aio.MAX_QUEUED_RECORDS + 5):
+            deliver(b"%d" % i)
+        stream.close()
+        return [
+            await asyncio.wait_for(stream.recv(), 10) for _ in range(aio.MAX_QUEUED_RECORDS + 2)
+        ]
+
+    got = asyncio.run(main())
+    assert got == [b"%d" % i for i in range(aio.MAX_QUEUED_RECORDS)] + [b"", b""]

@@ -26,6 +26,7 @@ import importlib
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -78,7 +79,11 @@ class DtlsStream:
         self.peer = peer
         self._send_datagram = send_datagram
         self._loop = loop
-        self._records: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUED_RECORDS)
+        # Records for recv(), and the recv() calls waiting for one, oldest first (not an
+        # asyncio.Queue: its join() Event, its waiting put() and its coroutine per get() are
+        # work nothing here uses; see `_queue`).
+        self._records: deque[bytes] = deque()
+        self._readers: deque[asyncio.Future[None]] = deque()
         self._handshake: asyncio.Future[HandshakeCompleted] = loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
@@ -118,12 +123,12 @@ class DtlsStream:
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
-                self._log_handshake(event)
+                if log.isEnabledFor(logging.INFO):
+                    self._log_handshake(event)
                 if not self._handshake.done():
                     self._handshake.set_result(event)
             elif isinstance(event, DataReceived):
-                with suppress(asyncio.QueueFull):
-                    self._records.put_nowait(event.data)
+                self._queue(event.data)
             elif isinstance(event, ConnectionClosed):
                 self._fail(TimeoutError(event.reason) if event.alert is None else None)
         if conn.closed:
@@ -159,8 +164,24 @@ class DtlsStream:
             self._handshake.set_exception(exc or ConnectionError("closed during the handshake"))
         if not self.closed.is_set():
             self.closed.set()
-            with suppress(asyncio.QueueFull):
-                self._records.put_nowait(b"")
+            while self._readers:  # each sees the close (b"" once the records ran out)
+                reader = self._readers.popleft()
+                if not reader.done():
+                    reader.set_result(None)
+
+    def _queue(self, data: bytes) -> None:
+        """A record for recv(), which the first waiting recv() gets; past MAX_QUEUED_RECORDS
+        (a handler that does not read) dropped, as a datagram may be."""
+        if len(self._records) < MAX_QUEUED_RECORDS:
+            self._records.append(data)
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        while self._readers:
+            reader = self._readers.popleft()
+            if not reader.done():
+                reader.set_result(None)
+                return
 
     # --- the user's calls -------------------------------------------------------------------
 
@@ -199,9 +220,20 @@ class DtlsStream:
 
     async def recv(self) -> bytes:
         """The next record's data; b"" once the connection closed."""
-        if self.closed.is_set() and self._records.empty():
-            return b""
-        return await self._records.get()
+        while not self._records:
+            if self.closed.is_set():
+                return b""
+            reader = self._loop.create_future()
+            self._readers.append(reader)
+            try:
+                await reader
+            except asyncio.CancelledError:
+                with suppress(ValueError):
+                    self._readers.remove(reader)
+                if reader.done() and not reader.cancelled() and self._records:
+                    self._wake_reader()  # the wake-up this call took goes to the next reader
+                raise
+        return self._records.popleft()
 
     def close(self) -> None:
         """Send close_notify and stop."""
@@ -279,8 +311,11 @@ class _Reader:
         raise NotImplementedError
 
     def sendto(self, data: bytes, peer: Any) -> None:
-        with suppress(BlockingIOError, InterruptedError, OSError):
+        # Not contextlib.suppress: that is an object and three calls more per datagram sent.
+        try:  # noqa: SIM105
             self.sock.sendto(data, peer)
+        except OSError:
+            pass  # a full buffer or a transient error: lost, as a datagram may be
 
 
 class DtlsServer(_Reader):
