@@ -165,12 +165,15 @@ class CipherState:
             return None
 
 
-class _ReadEpoch:
-    __slots__ = ("cipher", "window")
+class _ReadEpoch(ReplayWindow):
+    """What an epoch's records are read with: its keys (None for epoch 0) and its replay
+    window, one object per epoch (a connection holds two for its lifetime)."""
+
+    __slots__ = ("cipher",)
 
     def __init__(self, cipher: CipherState | None) -> None:
+        ReplayWindow.__init__(self)
         self.cipher = cipher
-        self.window = ReplayWindow()
 
 
 class RecordLayer:
@@ -302,8 +305,7 @@ class RecordLayer:
         # attacker's copies of recorded records cost no AEAD), and the window moves only
         # once the record authenticated.
         seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
-        window = state.window
-        if window.is_replay(seq):
+        if state.is_replay(seq):
             return None
         cipher = state.cipher
         assert cipher is not None  # an installed read epoch > 0 has keys
@@ -312,7 +314,7 @@ class RecordLayer:
         )
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
-        window.accept(seq)  # not a replay (checked above): marks it
+        state.accept(seq)  # not a replay (checked above): marks it
         return data
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:
@@ -332,7 +334,7 @@ class RecordLayer:
         state = self._read_state(epoch)
         if state is None:
             raise StateError(f"no read keys for epoch {epoch}")
-        state.window.mark(seq)
+        state.mark(seq)
 
     def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
@@ -341,7 +343,7 @@ class RecordLayer:
         if state is None:
             return None
         seq = record.sequence_number
-        if state.window.is_replay(seq):
+        if state.is_replay(seq):
             return None
         cipher = state.cipher
         if cipher is None:
@@ -357,5 +359,5 @@ class RecordLayer:
         data = cipher.open_fragment(type_and_version, epoch_and_seq, record.fragment, 0)
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
-        state.window.mark(seq)
+        state.mark(seq)
         return data
