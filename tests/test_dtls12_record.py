@@ -86,9 +86,9 @@ def test_replay_window_slides_over_64_records() -> None:
     w = ReplayWindow()
     for seq in (5, 3, 70):
         assert not w.is_replay(seq)
-        w.mark(seq)
+        w.accept(seq)
     assert w.is_replay(70) and not w.is_replay(69)
     assert w.is_replay(5)  # 65 below the highest: outside the window
     assert not w.is_replay(70 - REPLAY_WINDOW_SIZE + 1)
-    w.mark(200)
+    w.accept(200)
     assert w.is_replay(70) and not w.is_replay(199)

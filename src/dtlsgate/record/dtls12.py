@@ -58,7 +58,7 @@ _CHANGE_CIPHER_SPEC = _TYPE_AND_VERSION.pack(ContentType.CHANGE_CIPHER_SPEC, DTL
 class ReplayWindow:
     """The sliding window of RFC 6347 §4.1.2.6: the highest sequence number seen and a
     64-bit mask of which of the 64 numbers below it were seen. Only records that
-    authenticated are marked (``mark``), so forged records cannot move the window."""
+    authenticated are marked (``accept``), so forged records cannot move the window."""
 
     __slots__ = ("_highest", "_mask")
 
@@ -74,12 +74,9 @@ class ReplayWindow:
             return True  # too old to tell: treated as a replay
         return bool(self._mask >> offset & 1)
 
-    def mark(self, seq: int) -> None:
-        self.accept(seq)
-
     def accept(self, seq: int) -> bool:
-        """``is_replay`` and ``mark`` in one, for a record that authenticated: False when
-        ``seq`` is a replay (nothing changes), else True and ``seq`` is marked."""
+        """Mark ``seq`` seen, for a record that authenticated: False when ``seq`` is a
+        replay (nothing changes), else True and ``seq`` is marked (``is_replay`` in one)."""
         highest = self._highest
         if seq > highest:
             shift = seq - highest
@@ -334,7 +331,7 @@ class RecordLayer:
         state = self._read_state(epoch)
         if state is None:
             raise StateError(f"no read keys for epoch {epoch}")
-        state.mark(seq)
+        state.accept(seq)
 
     def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
@@ -359,5 +356,5 @@ class RecordLayer:
         data = cipher.open_fragment(type_and_version, epoch_and_seq, record.fragment, 0)
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
-        state.mark(seq)
+        state.accept(seq)
         return data
