@@ -101,26 +101,16 @@ class CipherState:
     an integer (ChaCha20-Poly1305). A connection holds two for its lifetime: nothing else
     (the `Aead` wrapper, the suite) is kept."""
 
-    __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "tag")
+    __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "overhead")
 
     def __init__(self, suite: SuiteInfo, aead: Aead, iv: bytes) -> None:
         self._primitive = aead.primitive
         self.iv = iv
         self.explicit = suite.record_iv_length
-        self.tag = suite.tag_length
+        # What protection adds to a record's content: the explicit nonce and the tag.
+        self.overhead = self.explicit + suite.tag_length
         # Only ChaCha20-Poly1305 XORs the record number into the IV (RFC 7905 §2).
         self._iv_int = 0 if self.explicit else int.from_bytes(iv, "big")
-
-    def nonce(self, epoch_and_seq: int, explicit: bytes = b"") -> bytes:
-        """The 12-byte nonce of the record numbered ``epoch_and_seq`` (or carrying the
-        ``explicit`` nonce part, GCM and CCM)."""
-        if self.explicit:
-            return self.iv + (explicit or epoch_and_seq.to_bytes(8, "big"))
-        return (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
-
-    @property
-    def overhead(self) -> int:
-        return self.explicit + self.tag
 
     def seal_record(self, type_and_version: bytes, epoch_and_seq: int, data: bytes) -> bytes:
         """The whole protected record: header, explicit nonce (GCM, CCM), ciphertext, tag.
@@ -146,11 +136,11 @@ class CipherState:
     ) -> bytes | None:
         """The plaintext of the protected fragment ``record[start:]`` (its header's first 3
         bytes ``type_and_version``), or None when it does not authenticate."""
-        explicit = self.explicit
-        plain_length = len(record) - start - explicit - self.tag
+        plain_length = len(record) - start - self.overhead
         if plain_length < 0:
             return None
         aad = _AAD.pack(epoch_and_seq, type_and_version, plain_length)
+        explicit = self.explicit
         if explicit:
             nonce = self.iv + record[start : start + explicit]
             start += explicit
