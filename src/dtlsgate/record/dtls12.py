@@ -182,9 +182,12 @@ class RecordLayer:
 
     def __init__(self, *, first_write_sequence: int = 0) -> None:
         self.write_epoch = 0
-        self._write_cipher: list[CipherState | None] = [None]
-        self._write_seq: list[int] = [first_write_sequence]
-        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None)]
+        # Made with room for epochs 0 and 1 (every epoch a connection has): installing
+        # epoch 1's keys then fills a slot instead of growing three lists (which would
+        # also leave each with room for 8).
+        self._write_cipher: list[CipherState | None] = [None, None]
+        self._write_seq: list[int] = [first_write_sequence, 0]
+        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None), None]
         self.version = DTLS12
         # The newest epoch with read keys, for open_application_data.
         self._fast_epoch = -1
@@ -235,6 +238,8 @@ class RecordLayer:
             raise StateError("record sequence numbers exhausted; the connection must close")
         cipher = self._write_cipher[epoch]
         if cipher is None:
+            if epoch:
+                raise StateError(f"no keys to write records of epoch {epoch} with")
             if len(data) > 0xFFFF:
                 raise StateError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
