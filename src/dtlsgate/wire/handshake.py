@@ -103,6 +103,10 @@ def _header(fields: tuple[int, int, int, int]) -> DtlsHandshakeHeader:
     message_seq, fragment_offset (u24) || fragment_length (u24)."""
     type_and_length, message_seq, offset_high, offset_low_and_length = fields
     length = type_and_length & 0xFFFFFF
+    if not offset_high and offset_low_and_length == length:
+        # fragment_offset 0 and fragment_length = length: the whole message in one fragment
+        # (nearly every message received), within its message by construction.
+        return _as_header((type_and_length >> 24, length, message_seq, 0, length))
     fragment_offset = (offset_high << 8) | (offset_low_and_length >> 24)
     fragment_length = offset_low_and_length & 0xFFFFFF
     # RFC 6347 §4.2.3: a fragment must lie within its message.
