@@ -134,6 +134,6 @@ def decode_dtls_handshake_fragments(plaintext: bytes) -> list[tuple[DtlsHandshak
         stop = start + header.fragment_length
         if stop > end:
             raise DecodeError(f"truncated: need {header.fragment_length} bytes, {end - start} left")
-        out.append((header, bytes(plaintext[pos:stop])))
+        out.append((header, plaintext[pos:stop]))
         pos = stop
     return out
