@@ -26,6 +26,7 @@ from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     decode_dtls_handshake_fragments,
     encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
 )
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
@@ -231,7 +232,7 @@ def test_a_client_hello_in_two_fragments_is_admitted_and_reassembled() -> None:
     sequence = int.from_bytes(hello2[5:11], "big")
 
     def record(seq: int, offset: int, part: bytes) -> bytes:
-        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        message = encode_dtls_handshake_fragment(1, part, header.message_seq, offset, len(body))
         return encode_dtls_record(22, 0xFEFD, 0, seq, message)
 
     pair.to_server([record(sequence, 0, body[:cut])])
@@ -268,7 +269,7 @@ def test_a_client_hello_fragmented_right_after_the_cookie_is_admitted(cookies: s
     sequence = int.from_bytes(hello2[5:11], "big")
 
     def record(seq: int, offset: int, part: bytes) -> bytes:
-        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        message = encode_dtls_handshake_fragment(1, part, header.message_seq, offset, len(body))
         return encode_dtls_record(22, 0xFEFD, 0, seq, message)
 
     pair.to_server([record(sequence, 0, body[:cut])])
