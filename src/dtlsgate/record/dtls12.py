@@ -176,7 +176,6 @@ class RecordLayer:
         "_read",
         "_write_cipher",
         "_write_seq",
-        "version",
         "write_epoch",
     )
 
@@ -188,7 +187,6 @@ class RecordLayer:
         self._write_cipher: list[CipherState | None] = [None, None]
         self._write_seq: list[int] = [first_write_sequence, 0]
         self._read: list[_ReadEpoch | None] = [_ReadEpoch(None), None]
-        self.version = DTLS12
         # The newest epoch with read keys, for open_application_data.
         self._fast_epoch = -1
         self._fast_state: _ReadEpoch | None = None
@@ -217,7 +215,7 @@ class RecordLayer:
         if epoch is None:
             epoch = self.write_epoch
         record = bytearray()
-        self._write(record, _TYPE_AND_VERSION.pack(content_type, self.version), data, epoch)
+        self._write(record, _TYPE_AND_VERSION.pack(content_type, DTLS12), data, epoch)
         return bytes(record)
 
     def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
