@@ -15,13 +15,16 @@ from dtlsgate.connection.flight import (
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
     MAX_RETRANSMIT_TIMEOUT,
+    FlightItem,
     OutgoingChangeCipherSpec,
     OutgoingHandshake,
     Reassembler,
     RetransmitTimer,
     pack_flight,
 )
-from dtlsgate.record.dtls12 import RecordLayer
+from dtlsgate.crypto import DefaultProvider, suite_info
+from dtlsgate.record.dtls12 import CipherState, RecordLayer
+from dtlsgate.wire.enums import CipherSuite
 from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     decode_dtls_handshake_fragments,
@@ -99,6 +102,49 @@ def test_whole_message_is_hashed_as_received() -> None:
     assert (message.body, message.transcript_bytes) == (b"key exchange", fragment)
     assert r.pop() is None
     assert add(r, DtlsHandshakeHeader(16, 12, 3, 0, 12), b"key exchange")
+
+
+def test_whole_next_message_is_taken_without_buffering() -> None:
+    """``take_whole``: the whole next message, with nothing buffered, is taken at once;
+    anything else (ahead, a fragment, a repeat, something buffered) is left to ``add``."""
+    r = Reassembler(3)
+    ahead = encode_dtls_handshake(20, b"finished", 4)
+    assert r.take_whole(DtlsHandshakeHeader(20, 8, 4, 0, 8), ahead, 1) is None
+    part = encode_dtls_handshake(16, b"key", 3, 0, 12)
+    assert r.take_whole(DtlsHandshakeHeader(16, 12, 3, 0, 3), part, 0) is None
+    whole = encode_dtls_handshake(16, b"key exchange", 3)
+    header = DtlsHandshakeHeader(16, 12, 3, 0, 12)
+    assert not r.add(DtlsHandshakeHeader(20, 8, 4, 0, 8), ahead, 1)
+    assert r.take_whole(header, whole, 0) is None  # message 4 is buffered
+    r.restart(3)
+    message = r.take_whole(header, whole, 0)
+    assert message is not None
+    assert (message.msg_type, message.message_seq, message.epoch) == (16, 3, 0)
+    assert (message.body, message.transcript_bytes) == (b"key exchange", whole)
+    assert r.next_seq == 4 and r.messages_held() == 0
+    assert r.take_whole(header, whole, 0) is None  # a repeat: add says retransmission
+    assert r.add(header, whole, 0)
+
+
+def test_flight_of_messages_as_bytes_changes_epoch_after_change_cipher_spec() -> None:
+    """A flight's messages given as bytes go in epoch 0, then in the epoch after the
+    ChangeCipherSpec; fragmented, they keep their type and message_seq."""
+    info = suite_info(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+    aead = DefaultProvider().aead(info.aead, bytes(info.key_length))
+    records = RecordLayer()
+    records.install_write(1, CipherState(info, aead, bytes(info.fixed_iv_length)))
+    big = encode_dtls_handshake(11, bytes(range(256)) * 4, 1)
+    flight: list[FlightItem] = [encode_dtls_handshake(2, b"hello", 0), big]
+    flight.append(OutgoingChangeCipherSpec(0))
+    flight.append(encode_dtls_handshake(20, b"f" * 12, 2))
+    datagrams = pack_flight(flight, records, 400)
+    epochs = [(r.content_type, r.epoch) for d in datagrams for r in split_dtls_records(d)]
+    assert epochs[-2:] == [(20, 0), (22, 1)]
+    assert {e for t, e in epochs[:-2]} == {0}
+    plain = [r.fragment for d in datagrams for r in split_dtls_records(d) if r.epoch == 0]
+    frags = [f for p in plain[:-1] for f in decode_dtls_handshake_fragments(p)]
+    assert {(h.msg_type, h.message_seq) for h, _ in frags} == {(2, 0), (11, 1)}
+    assert len(frags) > 2
 
 
 def test_retransmission_timer_doubles_up_to_60_seconds() -> None:

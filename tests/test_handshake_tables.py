@@ -31,6 +31,7 @@ from helpers import PSK, PSK_ID, client_config, server_config
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
 from dtlsgate.errors import UnexpectedMessage
 from dtlsgate.handshake import engine
 from dtlsgate.handshake.dtls12 import client as dtls12_client
@@ -260,8 +261,9 @@ def test_each_reached_dtls12_state_takes_exactly_its_row(
     config: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(dtls12_server, "SERVER", spied(dtls12_server.SERVER, calls))
-    monkeypatch.setattr(dtls12_client, "CLIENT", spied(dtls12_client.CLIENT, calls))
+    # Each connection class feeds its messages to its machine (``_machine``).
+    monkeypatch.setattr(DtlsServerConnection, "_machine", spied(dtls12_server.SERVER, calls))
+    monkeypatch.setattr(DtlsClientConnection, "_machine", spied(dtls12_client.CLIENT, calls))
     checked = 0
     for point, side, state_name in list(points(config)):
         machine = dtls12_server.SERVER if side == "server" else dtls12_client.CLIENT

@@ -22,6 +22,7 @@ alerts and closing are those of every DTLS connection (`dtlsgate.connection.base
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.base import MAX_QUEUED_DATA as MAX_QUEUED_DATA
@@ -30,7 +31,6 @@ from dtlsgate.connection.flight import (
     FlightItem,
     HandshakeMessage,
     OutgoingChangeCipherSpec,
-    OutgoingHandshake,
     Reassembler,
     pack_flight,
 )
@@ -40,7 +40,7 @@ from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
-from dtlsgate.handshake.dtls12.common import Actions, Transcript, step
+from dtlsgate.handshake.dtls12.common import Actions, ReceivedMessage, Transcript, step
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
@@ -48,6 +48,7 @@ from dtlsgate.handshake.engine import (
     ExpectMessageSeq,
     InstallCipherState,
     KeyLog,
+    Machine,
     SendChangeCipherSpec,
     SendMessage,
     SendWarning,
@@ -58,7 +59,11 @@ from dtlsgate.wire.enums import (
     ContentType,
     HandshakeType,
 )
-from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
+from dtlsgate.wire.handshake import (
+    DTLS_HANDSHAKE_HEADER_LENGTH,
+    DtlsHandshakeHeader,
+    decode_dtls_handshake_fragments,
+)
 from dtlsgate.wire.messages import Alert, ClientHello
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
@@ -73,7 +78,9 @@ MAX_EARLY_RECORDS = 16
 
 
 class DtlsConnection(BaseDtlsConnection):
-    """What DTLS 1.2 server and client connections share: records, flights, early records.
+    """What DTLS 1.2 server and client connections share: records, flights, early records,
+    and the handshake machine each message is fed to: the server's or the client's
+    (``_machine``, set by each subclass), in its context ``_ctx`` and its state ``_state``.
 
     Slotted, as the subclasses are: a server holds one per association for as long as the
     association lives (bench/memory.py)."""
@@ -81,12 +88,17 @@ class DtlsConnection(BaseDtlsConnection):
     __slots__ = (
         "_building",
         "_building_epoch",
+        "_ctx",
         "_early",
         "_flight",
-        "_flight_first_sequence",
         "_records",
+        "_state",
         "records_dropped",
     )
+
+    _machine: Machine[Callable[[Any, Any, ReceivedMessage, float], tuple[Any, Actions]]]
+    _ctx: Any
+    _state: Any
 
     def __init__(
         self,
@@ -99,29 +111,27 @@ class DtlsConnection(BaseDtlsConnection):
         super().__init__(reassembler, peer, mtu, keylog)
         self._records = records
         self._flight: list[FlightItem] = []
-        # The messages of the flight the handshake is building, and the epoch they go in
-        # (the one after the flight's ChangeCipherSpec, if it has one).
+        # The flight the handshake is building: its messages as the handshake machine sent
+        # them, each in the flight's current epoch (`FlightItem`), and its ChangeCipherSpec
+        # in the epoch it ends (0: a DTLS 1.2 flight starts in epoch 0).
         self._building: list[FlightItem] = []
         self._building_epoch = 0
-        # The epoch-0 record sequence number our current flight's first transmission began
-        # with: every record we sent since belongs to that flight (see _handshake_record).
-        self._flight_first_sequence = 0
         self._early: list[DtlsRecord] = []
         self.records_dropped = 0
 
     # --- the handshake machine (server or client) ---------------------------------------------
 
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        """Feed ``message`` to the handshake machine; the actions it asks for."""
-        raise NotImplementedError
-
-    def _is_new_hello_verify_request(self, body: bytes) -> bool:
+    def _is_new_hello_verify_request(
+        self, header: DtlsHandshakeHeader, fragment: bytes, sequence_number: int
+    ) -> bool:
+        """Whether ``fragment``, a plaintext HelloVerifyRequest's, asks us to start over
+        with a new cookie (only a client's connection is ever asked)."""
         return False
 
     @property
     def state_name(self) -> str:
         """The name of the handshake state (for diagnostics and tests)."""
-        raise NotImplementedError
+        return type(self._state).__name__
 
     @property
     def record_layer(self) -> RecordLayer:
@@ -136,7 +146,7 @@ class DtlsConnection(BaseDtlsConnection):
     @property
     def expected_messages(self) -> frozenset[int]:
         """The handshake message types legal in the current state."""
-        raise NotImplementedError
+        return frozenset(self._machine.row(type(self._state)))
 
     # --- the sans-I/O interface -----------------------------------------------------------
 
@@ -256,21 +266,23 @@ class DtlsConnection(BaseDtlsConnection):
                 self.records_dropped += 1  # unauthenticated: garbage, not a violation
                 return False
             raise
+        # A record holding one message (the usual one) is delivered at once when that is the
+        # whole of the message expected next and nothing else is buffered: it has nothing to
+        # wait for, so it does not enter the reassembler's table.
+        single = len(fragments) == 1 and not self.closed
         retransmit = False
         for header, fragment in fragments:
             if (
-                header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
-                and epoch == 0
-                and header.is_whole
-                # RFC 6347 §4.2.1: a server answers with the record sequence number of the
-                # ClientHello it read. One from before our current ClientHello answers an
-                # earlier transmission of the first one, late (its cookie may differ: the
-                # server's clock moved on); taking it for a refusal of our cookie would
-                # restart a handshake the server has already begun.
-                and sequence_number >= self._flight_first_sequence
-                and self._is_new_hello_verify_request(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
+                epoch == 0
+                and header.msg_type == HandshakeType.HELLO_VERIFY_REQUEST
+                and self._is_new_hello_verify_request(header, fragment, sequence_number)
             ):
                 self._reassembler.restart(header.message_seq)
+            if single:
+                message = self._reassembler.take_whole(header, fragment, epoch)
+                if message is not None:
+                    self._deliver(message, now)
+                    return False
             retransmit |= self._reassembler.add(header, fragment, epoch)
         self._pump(now)
         return retransmit
@@ -286,7 +298,9 @@ class DtlsConnection(BaseDtlsConnection):
             self._deliver(message, now)
 
     def _deliver(self, message: HandshakeMessage, now: float) -> None:
-        self._run(self._handle(message, now), now)
+        """Feed ``message`` to the handshake machine and carry out what it asks for."""
+        self._state, actions = step(self._machine, self._ctx, self._state, message, now)
+        self._run(actions, now)
 
     def _run(self, actions: Actions, now: float) -> None:
         """Carry out what the handshake machine asked for, in order."""
@@ -296,7 +310,8 @@ class DtlsConnection(BaseDtlsConnection):
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
             if type(action) is SendMessage:
-                self._building.append(OutgoingHandshake(action.data, self._building_epoch))
+                # Sent in the flight's current epoch (see `FlightItem`).
+                self._building.append(action.data)
             elif type(action) is InstallCipherState:
                 self._records.install_read(1, action.cipher)
                 read_installed = True
@@ -327,7 +342,6 @@ class DtlsConnection(BaseDtlsConnection):
 
     def _end_flight(self, now: float, expect_reply: bool) -> None:
         self._flight, self._building, self._building_epoch = self._building, [], 0
-        self._flight_first_sequence = self._records.next_write_sequence(0)
         self._send_flight(now, restart_timer=expect_reply)
         if not expect_reply:
             self._timer.stop()  # our last flight: resent only on the peer's retransmission
@@ -377,7 +391,10 @@ class DtlsServerConnection(DtlsConnection):
     (`ServerContext`), shared by the connections of one config (the gate's
     ``dtls12_context``); without it the connection prepares the config itself."""
 
-    __slots__ = ("_admit", "_ctx", "_state")
+    __slots__ = ("_admit",)
+    _machine = _server.SERVER
+    _ctx: _server.ServerContext
+    _state: _server.ServerState
 
     def __init__(
         self,
@@ -394,25 +411,13 @@ class DtlsServerConnection(DtlsConnection):
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
         transcript = Transcript(admit.message_seq)
-        self._state: _server.ServerState = _server.start(transcript, admit.client_hello)
+        self._state = _server.start(transcript, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
         # sequence number; the ClientHello itself counts as seen.
         records = RecordLayer(first_write_sequence=admit.record_sequence_number)
         records.mark_seen(0, admit.record_sequence_number)
         super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
         self._admit: Admit | None = admit
-
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        self._state, actions = step(_server.SERVER, self._ctx, self._state, message, now)
-        return actions
-
-    @property
-    def state_name(self) -> str:
-        return type(self._state).__name__
-
-    @property
-    def expected_messages(self) -> frozenset[int]:
-        return frozenset(_server.SERVER.row(type(self._state)))
 
     def start(self, now: float) -> None:
         """Process the admitted ClientHello (and any records after it in the datagram):
@@ -445,7 +450,10 @@ class DtlsServerConnection(DtlsConnection):
 class DtlsClientConnection(DtlsConnection):
     """A client connection; ``connect(now)`` queues the first ClientHello."""
 
-    __slots__ = ("_ctx", "_first_flight", "_session", "_started", "_state")
+    __slots__ = ("_first_flight", "_flight_first_sequence", "_session", "_started")
+    _machine = _client.CLIENT
+    _ctx: _client.ClientContext
+    _state: _client.ClientState
 
     def __init__(
         self,
@@ -465,10 +473,12 @@ class DtlsClientConnection(DtlsConnection):
         self._ctx = _client.ClientContext(config, trust, log_keys=keylog is not None)
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
-        self._state: _client.ClientState
         self._state, self._first_flight = _client.start(self._ctx)
         super().__init__(RecordLayer(), Reassembler(), peer, config.mtu, keylog)
         self._started = False
+        # The epoch-0 record sequence number our current flight's first transmission began
+        # with: every record we sent since belongs to that flight.
+        self._flight_first_sequence = 0
 
     @classmethod
     def after_dtls13_offer(
@@ -493,10 +503,6 @@ class DtlsClientConnection(DtlsConnection):
         conn._outgoing.clear()  # sent already, by the DTLS 1.3 connection
         return conn
 
-    def _handle(self, message: HandshakeMessage, now: float) -> Actions:
-        self._state, actions = step(_client.CLIENT, self._ctx, self._state, message, now)
-        return actions
-
     def _new_session(self, session: object) -> None:
         assert isinstance(session, Dtls12Session)
         self._session = session
@@ -510,16 +516,25 @@ class DtlsClientConnection(DtlsConnection):
         ``ClientConfig(session_ticket=...)``. None when there is none to resume."""
         return self._session
 
-    def _is_new_hello_verify_request(self, body: bytes) -> bool:
-        return _client.is_new_hello_verify_request(self._state, body)
+    def _is_new_hello_verify_request(
+        self, header: DtlsHandshakeHeader, fragment: bytes, sequence_number: int
+    ) -> bool:
+        return (
+            header.is_whole
+            # RFC 6347 §4.2.1: a server answers with the record sequence number of the
+            # ClientHello it read. One from before our current ClientHello answers an
+            # earlier transmission of the first one, late (its cookie may differ: the
+            # server's clock moved on); taking it for a refusal of our cookie would
+            # restart a handshake the server has already begun.
+            and sequence_number >= self._flight_first_sequence
+            and _client.is_new_hello_verify_request(
+                self._state, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+            )
+        )
 
-    @property
-    def state_name(self) -> str:
-        return type(self._state).__name__
-
-    @property
-    def expected_messages(self) -> frozenset[int]:
-        return frozenset(_client.CLIENT.row(type(self._state)))
+    def _end_flight(self, now: float, expect_reply: bool) -> None:
+        self._flight_first_sequence = self._records.next_write_sequence(0)
+        super()._end_flight(now, expect_reply)
 
     def connect(self, now: float) -> None:
         if self._started:

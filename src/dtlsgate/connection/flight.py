@@ -45,12 +45,13 @@ MIN_FRAGMENT_LENGTH = 32
 
 
 class OutgoingHandshake(NamedTuple):
-    """A handshake message of a flight, kept whole; fragmented anew on each transmission.
-    ``message`` is the message with its header as one fragment (the transcript's form,
-    RFC 6347 §4.2.6), sent as is when it fits in the datagram; the header's fields are
-    read back from it only to fragment it. A named tuple, like `OutgoingChangeCipherSpec`
-    and `HandshakeMessage`: immutable, and made without a Python-level ``__init__`` (every
-    message sent and received is one)."""
+    """A handshake message of a flight in an epoch of its own (DTLS 1.3's; a DTLS 1.2
+    flight holds its messages as bytes, see `FlightItem`), kept whole; fragmented anew on
+    each transmission. ``message`` is the message with its header as one fragment (the
+    transcript's form, RFC 6347 §4.2.6), sent as is when it fits in the datagram; the
+    header's fields are read back from it only to fragment it. A named tuple, like
+    `OutgoingChangeCipherSpec` and `HandshakeMessage`: immutable, and made without a
+    Python-level ``__init__``."""
 
     message: bytes
     epoch: int
@@ -70,12 +71,18 @@ class OutgoingHandshake(NamedTuple):
 
 
 class OutgoingChangeCipherSpec(NamedTuple):
-    """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends)."""
+    """The ChangeCipherSpec record of a flight, sent in ``epoch`` (the one it ends): the
+    flight's whole messages given as bytes after it go in the next epoch."""
 
     epoch: int
 
 
-FlightItem = OutgoingHandshake | OutgoingChangeCipherSpec
+# A flight's item: a whole handshake message (with its header, as `OutgoingHandshake`
+# holds it) sent in the flight's current epoch, which is 0 until a ChangeCipherSpec and the
+# one after it since (DTLS 1.2's flights, RFC 5246 §7.1: its messages are the handshake
+# machine's as they are, no object made per message); a message in an epoch of its own
+# (DTLS 1.3's flights, RFC 9147 §4), which becomes the current one; the ChangeCipherSpec.
+FlightItem = bytes | OutgoingHandshake | OutgoingChangeCipherSpec
 
 
 class FlightRecords(Protocol):
@@ -98,9 +105,10 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     handshake messages as needed. Fresh record sequence numbers are used every time."""
     datagrams: list[bytes] = []
     current = bytearray()
-    # What a record of ``epoch`` adds to its content: asked once per epoch of the flight
-    # (the record layer's keys do not change while a flight is packed), not per message.
-    epoch, record_overhead = -1, 0
+    # The flight's current epoch, and what a record of it adds to its content: asked once
+    # per epoch of the flight (the record layer's keys do not change while a flight is
+    # packed), not per message; -1 until asked.
+    epoch, record_overhead = 0, -1
 
     def flush() -> None:
         if current:
@@ -108,14 +116,19 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             current.clear()
 
     for item in items:
-        if isinstance(item, OutgoingChangeCipherSpec):
+        if isinstance(item, bytes):
+            message = item
+        elif isinstance(item, OutgoingChangeCipherSpec):
             if len(current) + records.overhead(item.epoch) + 1 > mtu:
                 flush()
             records.write_change_cipher_spec(current, item.epoch)
+            epoch, record_overhead = item.epoch + 1, -1
             continue
-        message = item.message
-        if item.epoch != epoch:
-            epoch = item.epoch
+        else:
+            message = item.message
+            if item.epoch != epoch:
+                epoch, record_overhead = item.epoch, -1
+        if record_overhead < 0:
             record_overhead = records.overhead(epoch)
         if len(current) + record_overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
@@ -137,7 +150,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
-            fragment = _fragment(item.msg_type, chunk, item.message_seq, offset, length)
+            fragment = _fragment(message, chunk, offset, length)
             records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
@@ -147,12 +160,14 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     return datagrams
 
 
-def _fragment(msg_type: int, chunk: bytes, seq: int, offset: int, length: int) -> bytes:
-    """RFC 6347 §4.2.2 handshake header (type, length, message_seq, fragment_offset,
-    fragment_length) and the fragment; packed directly, as on every flight sent."""
+def _fragment(message: bytes, chunk: bytes, offset: int, length: int) -> bytes:
+    """The fragment ``chunk`` of ``message`` (a whole message with its header) at
+    ``offset`` of its body of ``length`` bytes: RFC 6347 §4.2.2 handshake header (type,
+    length, message_seq, fragment_offset, fragment_length), the message's type and
+    message_seq read back from its own header, then the chunk."""
     return (
-        ((msg_type << 24) | length).to_bytes(4, "big")
-        + seq.to_bytes(2, "big")
+        ((message[0] << 24) | length).to_bytes(4, "big")
+        + message[4:6]
         + ((offset << 24) | len(chunk)).to_bytes(6, "big")
         + chunk
     )
@@ -302,6 +317,27 @@ class Reassembler:
             return False
         partial.add(header.fragment_offset, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:])
         return False
+
+    def take_whole(
+        self, header: DtlsHandshakeHeader, fragment: bytes, epoch: int
+    ) -> HandshakeMessage | None:
+        """The message ``fragment`` (given as to ``add``) is, when it is the whole of the
+        message expected next and nothing is buffered: taken at once, without entering the
+        table, and the message after it is expected next. None otherwise (nothing changed:
+        give the fragment to ``add``)."""
+        seq = header.message_seq
+        if (
+            seq != self.next_seq
+            or self._partial
+            or header.fragment_offset
+            or header.fragment_length != header.length
+        ):
+            return None
+        # A whole fragment lies in one record, shorter than MAX_HANDSHAKE_MESSAGE_LENGTH; as
+        # received, it is the message's transcript form (RFC 6347 §4.2.6).
+        self.next_seq = seq + 1
+        body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+        return HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
 
     def restart(self, next_seq: int) -> None:
         """Forget everything buffered and expect ``next_seq`` next (a new answer to our
