@@ -110,7 +110,7 @@ def test_whole_next_message_is_taken_without_buffering() -> None:
     r = Reassembler(3)
     ahead = encode_dtls_handshake(20, b"finished", 4)
     assert r.take_whole(DtlsHandshakeHeader(20, 8, 4, 0, 8), ahead, 1) is None
-    part = encode_dtls_handshake(16, b"key", 3, 0, 12)
+    part = encode_dtls_handshake_fragment(16, b"key", 3, 0, 12)
     assert r.take_whole(DtlsHandshakeHeader(16, 12, 3, 0, 3), part, 0) is None
     whole = encode_dtls_handshake(16, b"key exchange", 3)
     header = DtlsHandshakeHeader(16, 12, 3, 0, 12)
