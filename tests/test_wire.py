@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -198,6 +199,26 @@ def test_duplicate_extensions_are_illegal_parameter() -> None:
     ext.encode_extensions(w, (Extension(10, b""), Extension(10, b"")))
     with pytest.raises(IllegalParameter):
         ext.decode_extensions(Reader(w.getvalue()), Context.CLIENT_HELLO)
+
+
+def test_client_hello_extension_bodies_follow_its_extensions() -> None:
+    """The decoder's map of a ClientHello's extensions is what ``get`` and
+    ``extension_bodies`` read, in wire order; a copy with other extensions
+    (``dataclasses.replace``) reads its own, not the decoder's."""
+    sent = (Extension(0xFAFA, b""), Extension(10, b"\x00\x02\x00\x17"), Extension(23, b""))
+    hello = ClientHello.decode(
+        ClientHello(0xFEFD, bytes(32), b"", (0xC02B,), b"\x00", sent, b"c").encode(), dtls=True
+    )
+    assert hello.extensions == sent
+    assert list(hello.extension_bodies.items()) == list(sent)
+    assert hello.get(10) == b"\x00\x02\x00\x17" and hello.get(13) is None
+    same = dataclasses.replace(hello, cookie=b"")
+    assert same.extension_bodies is hello.extension_bodies
+    other = dataclasses.replace(hello, extensions=(Extension(13, b"\x00\x02\x04\x03"),))
+    assert other.get(10) is None and other.get(13) == b"\x00\x02\x04\x03"
+    assert other.extension_bodies == {13: b"\x00\x02\x04\x03"}
+    assert dataclasses.replace(hello, extensions=None).extension_bodies == {}
+    assert hello == ClientHello(0xFEFD, bytes(32), b"", (0xC02B,), b"\x00", sent, b"c")
 
 
 def test_server_extension_outside_its_context_is_unsupported_extension() -> None:

@@ -3,7 +3,9 @@
 Messages keep their extensions as an ordered tuple of ``Extension(type, data)``: the raw
 bytes are what the peer sent and nothing is lost. ``decode_extensions`` rejects a
 duplicate type (RFC 8446 §4.2, RFC 5246 §7.4.1.4) and, for messages a server sends, a
-type that may not appear in that message (RFC 8446 §4.2 table). Typed bodies are
+type that may not appear in that message (RFC 8446 §4.2 table); for a ClientHello,
+``decode_client_hello_extensions`` also returns the map of bodies by type that its duplicate
+check makes, which the message keeps for the server's look-ups. Typed bodies are
 decoded on demand by the ``decode_*`` functions below, each from a bounded reader over
 exactly the extension's bytes; ``encode_*`` are their inverses.
 """
@@ -117,23 +119,44 @@ def decode_extensions(r: Reader, context: Context) -> tuple[Extension, ...]:
     ``context`` raises unsupported_extension for messages a server sends, and is kept
     for a ClientHello (the server ignores what it does not know).
     """
+    if context is Context.CLIENT_HELLO:
+        return decode_client_hello_extensions(r)[0]
+    extensions = tuple(map(_as_extension, r.typed_vectors(2)))
+    check_extensions(extensions, context)
+    return extensions
+
+
+#: A ClientHello's extensions as `decode_client_hello_extensions` reads them: in wire order,
+#: and each one's body by its type.
+DecodedExtensions = tuple[tuple[Extension, ...], dict[int, bytes]]
+
+
+def decode_client_hello_extensions(r: Reader) -> DecodedExtensions:
+    """`decode_extensions` for a ClientHello, with the map of each extension's body by its
+    type (in wire order) that its duplicate check makes, kept for the server's look-ups
+    (`ClientHello.extension_bodies`) instead of made again."""
     entries = r.typed_vectors(2)
+    bodies = dict(entries)
+    extensions = tuple(map(_as_extension, entries))
+    if len(bodies) != len(entries):  # a type twice: found and reported in wire order
+        check_extensions(extensions, Context.CLIENT_HELLO)
+    return extensions, bodies
+
+
+def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:
+    """The rules `decode_extensions` applies to a block, in wire order (the first offending
+    extension is the one reported): no type twice (illegal_parameter), and, in a message a
+    server sends, only types allowed in ``context`` (unsupported_extension)."""
     client_hello = context is Context.CLIENT_HELLO
-    # A ClientHello without duplicates (the usual case) needs no walk; otherwise the checks
-    # run in wire order, so the first offending extension is the one reported.
-    if not client_hello or len(dict(entries)) != len(entries):
-        seen: set[int] = set()
-        for ext_type, _ in entries:
-            if ext_type in seen:
-                raise IllegalParameter(f"duplicate extension {ext_type}")
-            seen.add(ext_type)
-            if not client_hello:
-                allowed = ALLOWED_IN.get(ext_type)
-                if allowed is None or context not in allowed:
-                    raise UnsupportedExtension(
-                        f"extension {ext_type} not allowed in {context.value}"
-                    )
-    return tuple(map(_as_extension, entries))
+    seen: set[int] = set()
+    for ext_type, _ in extensions:
+        if ext_type in seen:
+            raise IllegalParameter(f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        if not client_hello:
+            allowed = ALLOWED_IN.get(ext_type)
+            if allowed is None or context not in allowed:
+                raise UnsupportedExtension(f"extension {ext_type} not allowed in {context.value}")
 
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:

@@ -8,7 +8,9 @@ ClientHello has a TLS form and a DTLS form; the DTLS form carries ``cookie``
 
 from __future__ import annotations
 
+import dataclasses
 import struct
+from collections.abc import Mapping
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
@@ -16,7 +18,9 @@ from dtlsgate.wire.buffer import Reader, Writer
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
     Context,
+    DecodedExtensions,
     Extension,
+    decode_client_hello_extensions,
     decode_extensions,
     encode_extensions,
     find_extension,
@@ -48,13 +52,29 @@ class ClientHello:
     compression_methods: bytes
     extensions: tuple[Extension, ...] | None
     cookie: bytes | None = None
+    # What the decoder read the extensions block into: the tuple above and each
+    # extension's body by its type (`extension_bodies`); None for a ClientHello made
+    # otherwise. Not compared.
+    decoded_extensions: DecodedExtensions | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def is_dtls(self) -> bool:
         return self.cookie is not None
 
+    @property
+    def extension_bodies(self) -> Mapping[int, bytes]:
+        """Each extension's body by its type, in the order received (the decoder rejects a
+        type sent twice): the decoder's map when it was made for these very extensions
+        (``dataclasses.replace`` may have put others in), else made from them now."""
+        decoded = self.decoded_extensions
+        if decoded is not None and decoded[0] is self.extensions:
+            return decoded[1]
+        return dict(self.extensions or ())
+
     def get(self, ext_type: int) -> bytes | None:
-        return find_extension(self.extensions, ext_type)
+        return self.extension_bodies.get(ext_type)
 
     @classmethod
     def decode(cls, body: bytes, *, dtls: bool) -> ClientHello:
@@ -64,9 +84,12 @@ class ClientHello:
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
-        extensions = None if r.at_end() else decode_extensions(r, Context.CLIENT_HELLO)
+        decoded = None if r.at_end() else decode_client_hello_extensions(r)
         r.finish()
-        return cls(legacy_version, random, session_id, suites, compression, extensions, cookie)
+        extensions = None if decoded is None else decoded[0]
+        return cls(
+            legacy_version, random, session_id, suites, compression, extensions, cookie, decoded
+        )
 
     def encode(self) -> bytes:
         w = Writer()

@@ -9,6 +9,8 @@ alert. `Preferences` is what ``choose`` needs from a ``ServerConfig`` made once 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dtlsgate._frozen import frozen
@@ -94,6 +96,24 @@ EC_POINT_UNCOMPRESSED = 0
 _X509 = CERTIFICATE_TYPE_X509
 _RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 
+# The wire numbers ``choose`` looks the ClientHello's extensions up by, and the versions and
+# suite it compares with, read from their enums once here (in Python 3.11 each read of an
+# enum member through its class costs about 900 instructions: the class's ``__getattr__``
+# hook), as wire/client_hello13_peek.py does.
+_ALPN = int(ExtensionType.application_layer_protocol_negotiation)
+_CLIENT_CERTIFICATE_TYPE = int(ExtensionType.client_certificate_type)
+_EC_POINT_FORMATS = int(ExtensionType.ec_point_formats)
+_EXTENDED_MASTER_SECRET = int(ExtensionType.extended_master_secret)
+_RENEGOTIATION_INFO = int(ExtensionType.renegotiation_info)
+_SERVER_CERTIFICATE_TYPE = int(ExtensionType.server_certificate_type)
+_SERVER_NAME = int(ExtensionType.server_name)
+_SESSION_TICKET = int(ExtensionType.session_ticket)
+_SIGNATURE_ALGORITHMS = int(ExtensionType.signature_algorithms)
+_SUPPORTED_GROUPS = int(ExtensionType.supported_groups)
+_SUPPORTED_VERSIONS = int(ExtensionType.supported_versions)
+_DTLS12 = int(ProtocolVersion.DTLS12)
+_EMPTY_RENEGOTIATION_INFO_SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
     KeyExchange.ECDHE_RSA: KeyExchangeKind.ECDHE,
@@ -163,11 +183,11 @@ class Preferences:
         self.certificate_key_exchange = _key_exchange_for_key(key)
 
 
-def _pick_scheme(prefs: Preferences, extensions: dict[int, bytes]) -> SignatureScheme | None:
+def _pick_scheme(prefs: Preferences, extensions: Mapping[int, bytes]) -> SignatureScheme | None:
     if prefs.config.private_key is None:
         return None
     ours = prefs.schemes
-    data = extensions.get(ExtensionType.signature_algorithms)
+    data = extensions.get(_SIGNATURE_ALGORITHMS)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
         return ours[0] if ours else None
@@ -178,8 +198,8 @@ def _pick_scheme(prefs: Preferences, extensions: dict[int, bytes]) -> SignatureS
     return None
 
 
-def _pick_group(prefs: Preferences, extensions: dict[int, bytes]) -> NamedGroup | None:
-    data = extensions.get(ExtensionType.supported_groups)
+def _pick_group(prefs: Preferences, extensions: Mapping[int, bytes]) -> NamedGroup | None:
+    data = extensions.get(_SUPPORTED_GROUPS)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
     for group in prefs.groups:
@@ -188,8 +208,8 @@ def _pick_group(prefs: Preferences, extensions: dict[int, bytes]) -> NamedGroup 
     return None
 
 
-def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | None:
-    data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
+def _pick_alpn(config: ServerConfig, extensions: Mapping[int, bytes]) -> bytes | None:
+    data = extensions.get(_ALPN)
     if data is None or not config.alpn_protocols:
         return None
     offered = decode_alpn(data)
@@ -200,11 +220,11 @@ def _pick_alpn(config: ServerConfig, extensions: dict[int, bytes]) -> bytes | No
     raise NoApplicationProtocol("no common ALPN protocol")
 
 
-def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
     """The type of the certificate we present (RFC 7250 §4.2): a raw public key when we
     have one and the client takes it, else X.509 when we have a chain and the client takes
     it (without the extension it takes only X.509); None: no certificate suite is possible."""
-    data = extensions.get(ExtensionType.server_certificate_type)
+    data = extensions.get(_SERVER_CERTIFICATE_TYPE)
     if data is None:
         return _X509 if config.certificate_chain else None
     offered = decode_certificate_types(data)
@@ -215,10 +235,10 @@ def _server_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
     return None
 
 
-def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes]) -> int | None:
+def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
     """The type of certificate we ask the client for, to echo (RFC 7250 §4.2): only when we
     ask for one and the client sent the extension."""
-    data = extensions.get(ExtensionType.client_certificate_type)
+    data = extensions.get(_CLIENT_CERTIFICATE_TYPE)
     if data is None or config.verify_client == "none":
         return None
     offered = decode_certificate_types(data)
@@ -233,16 +253,16 @@ def _client_certificate_type(config: ServerConfig, extensions: dict[int, bytes])
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
-    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > _DTLS12:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 
-def _secure_renegotiation(hello: ClientHello, extensions: dict[int, bytes]) -> bool:
-    data = extensions.get(ExtensionType.renegotiation_info)
+def _secure_renegotiation(hello: ClientHello, extensions: Mapping[int, bytes]) -> bool:
+    data = extensions.get(_RENEGOTIATION_INFO)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
         raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
-    return data is not None or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+    return data is not None or _EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
 
 
 def choose(prefs: Preferences, hello: ClientHello) -> Choice:
@@ -252,10 +272,9 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     check_client_version(hello)
     if hello.compression_methods.find(0) < 0:
         raise IllegalParameter("null compression not offered")
-    # Each extension type appears at most once (the codec rejects duplicates); an
-    # Extension is a (type, data) pair.
-    extensions: dict[int, bytes] = dict(hello.extensions or ())
-    ems_data = extensions.get(ExtensionType.extended_master_secret)
+    # Each extension type appears at most once (the codec rejects duplicates).
+    extensions = hello.extension_bodies
+    ems_data = extensions.get(_EXTENDED_MASTER_SECRET)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
         require_empty(ems_data, "extended_master_secret")
@@ -263,7 +282,7 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
-    formats = extensions.get(ExtensionType.ec_point_formats)
+    formats = extensions.get(_EC_POINT_FORMATS)
     if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
@@ -287,9 +306,9 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             continue
         if uses_group and group is None:
             continue
-        server_name_data = extensions.get(ExtensionType.server_name)
+        server_name_data = extensions.get(_SERVER_NAME)
         certificate = info.uses_certificate
-        sent_type = ExtensionType.server_certificate_type in extensions
+        sent_type = _SERVER_CERTIFICATE_TYPE in extensions
         return Choice(
             suite=info,
             group=group if uses_group else None,
@@ -303,8 +322,8 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None
             ),
-            session_ticket=extensions.get(ExtensionType.session_ticket),
-            supported_versions=extensions.get(ExtensionType.supported_versions),
+            session_ticket=extensions.get(_SESSION_TICKET),
+            supported_versions=extensions.get(_SUPPORTED_VERSIONS),
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.
