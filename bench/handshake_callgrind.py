@@ -19,12 +19,18 @@ Compile the tree first (``python -m compileall src bench``): a module compiled d
 run and not the other shows up as parser instructions. To compare another tree, run the
 same command with ``PYTHONPATH=<tree>/src`` and that tree's bench directory.
 
+With ``--dtls13``, the handshake is DTLS 1.3 (RFC 9147): bench/handshake.py's
+``OurServer13`` (the gate's stateless HelloRetryRequest, then a Dtls13ServerConnection on
+the gate's prepared context) in this process, and our DTLS 1.3 client (ECDHE P-256,
+TLS_AES_128_GCM_SHA256, the ECDSA P-256 certificate not verified) in the child: the same
+difference gives the DTLS 1.3 server's instructions per handshake.
+
 With ``--floor``, the server is bench/handshake_floor.py's ``Floor`` (the cryptography
 calls alone) answering with our server's datagrams as recorded at start-up, and the child
 replays the recorded client flights instead of running a client: the same pipe traffic,
 so the same difference gives the floor's instructions per handshake.
 
-Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor]
+Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor | --dtls13]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from typing import IO, Any
 
 from OpenSSL import SSL
@@ -42,8 +49,11 @@ from OpenSSL import SSL
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handshake import (
+    PEER,
     OurServer,
+    OurServer13,
     PyOpenSSLServer,
+    client13_config,
     client_context,
     our_config,
     pyopenssl_server_context,
@@ -128,16 +138,38 @@ def client(count: int) -> None:
         send(out, [], done=True)
 
 
+def client13(count: int) -> None:
+    """The child for --dtls13: ``count`` handshakes of our DTLS 1.3 client over
+    stdin/stdout."""
+    from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+
+    config = client13_config()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    for _ in range(count):
+        now = time.time()
+        conn = Dtls13ClientConnection(config, PEER)
+        conn.connect(now)
+        for _ in range(MAX_STEPS):
+            send(out, [d for d, _ in conn.datagrams_to_send()])
+            incoming, _ = receive(inp)
+            if not incoming:
+                break
+            for d in incoming:
+                conn.receive(d, PEER, now)
+        send(out, [], done=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--pyopenssl", action="store_true", help="time pyOpenSSL's server")
     parser.add_argument("--floor", action="store_true", help="the cryptography calls alone")
+    parser.add_argument("--dtls13", action="store_true", help="a DTLS 1.3 handshake")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        (replay if args.replay else client)(args.count)
+        (replay if args.replay else client13 if args.dtls13 else client)(args.count)
         return
     config = our_config()
     gate = Gate(config)
@@ -151,7 +183,8 @@ def main() -> None:
         make = lambda: FloorServer(steps, answers)  # noqa: E731
     child = subprocess.Popen(
         [sys.executable, __file__, "--client", "--count", str(args.count)]
-        + (["--replay"] if args.floor else []),
+        + (["--replay"] if args.floor else [])
+        + (["--dtls13"] if args.dtls13 else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -160,6 +193,8 @@ def main() -> None:
     for _ in range(args.count):
         if make is not None:
             server = make()
+        elif args.dtls13:
+            server = OurServer13(config, gate)
         elif sctx is not None:
             server = PyOpenSSLServer(sctx)
         else:

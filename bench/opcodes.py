@@ -18,7 +18,11 @@ methods (``sys.setprofile`` ``c_call`` events: hashlib, cryptography, struct, by
 builtins; a C type called as a constructor, ``bytes(x)``, is not an event), per handshake,
 by kind and by function.
 
-Usage: python bench/opcodes.py [--count N] [--top K] [--all] [--c-calls]
+``--dtls13``: the DTLS 1.3 server handshake instead, as bench/handshake.py drives it (our
+DTLS 1.3 client in memory, the gate's stateless HelloRetryRequest, then a
+Dtls13ServerConnection; ECDHE P-256, TLS_AES_128_GCM_SHA256, ECDSA P-256 certificate).
+
+Usage: python bench/opcodes.py [--count N] [--top K] [--all] [--c-calls] [--dtls13]
 """
 
 from __future__ import annotations
@@ -27,12 +31,22 @@ import argparse
 import collections
 import os
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from handshake import OurServer, PyOpenSSLClient, client_context, handshake, our_config
+from handshake import (
+    OurServer,
+    OurServer13,
+    PyOpenSSLClient,
+    client13_config,
+    client_context,
+    handshake,
+    handshake13,
+    our_config,
+)
 
 from dtlsgate.gate.datagram import Gate
 
@@ -47,9 +61,11 @@ def main() -> None:
         "--all", action="store_true", help="count the standard library's frames too"
     )
     parser.add_argument("--c-calls", action="store_true", help="count calls into C instead")
+    parser.add_argument("--dtls13", action="store_true", help="the DTLS 1.3 server handshake")
     args = parser.parse_args()
+    server_class, run = servers(args.dtls13)
     if args.c_calls:
-        count_c_calls(args.count, args.top)
+        count_c_calls(args.count, args.top, server_class, run)
         return
     bench_dir = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,10 +93,10 @@ def main() -> None:
 
         return local
 
-    feed = OurServer.feed
+    feed = server_class.feed
     index = [0]
 
-    def traced_feed(self: OurServer, datagrams: list[bytes]) -> list[bytes]:
+    def traced_feed(self: Any, datagrams: list[bytes]) -> list[bytes]:
         before = sum(ops.values())
         sys.settrace(tracer)
         try:
@@ -90,21 +106,32 @@ def main() -> None:
             per_call[index[0]] += sum(ops.values()) - before
             index[0] += 1
 
-    config = our_config()
-    gate = Gate(config)
-    cctx = client_context()
-    handshake(OurServer(config, gate), PyOpenSSLClient(cctx))  # warm the caches
-    OurServer.feed = traced_feed  # type: ignore[method-assign]
+    run()  # warm the caches
+    server_class.feed = traced_feed
     for _ in range(args.count):
         index[0] = 0
-        handshake(OurServer(config, gate), PyOpenSSLClient(cctx))
+        run()
+    server_class.feed = feed
     n = args.count
     scope = "all Python frames" if args.all else "the package's frames"
-    print(f"DTLS 1.2 server handshake, {n} traced, {scope}: {sum(ops.values()) / n:.0f} bytecodes,")
+    version = "DTLS 1.3" if args.dtls13 else "DTLS 1.2"
+    total = sum(ops.values()) / n
+    print(f"{version} server handshake, {n} traced, {scope}: {total:.0f} bytecodes,")
     print(f"{sum(calls.values()) / n:.0f} Python calls per handshake")
     print("per server call:", ", ".join(f"{v / n:.0f}" for _, v in sorted(per_call.items())))
     for key, value in ops.most_common(args.top):
         print(f"  {value / n:7.0f} {calls[key] / n:5.0f}  {key}")
+
+
+def servers(dtls13: bool) -> tuple[Any, Callable[[], object]]:
+    """The server class whose ``feed`` is counted, and one handshake with a new one."""
+    config = our_config()
+    gate = Gate(config)
+    if dtls13:
+        client_config = client13_config()
+        return OurServer13, lambda: handshake13(OurServer13(config, gate), client_config)
+    cctx = client_context()
+    return OurServer, lambda: handshake(OurServer(config, gate), PyOpenSSLClient(cctx))
 
 
 # What a C call is into, by the name of the function or of its type (the first match).
@@ -117,7 +144,7 @@ _C_KINDS = (
 )
 
 
-def count_c_calls(n: int, top: int) -> None:
+def count_c_calls(n: int, top: int, server_class: Any, run: Callable[[], object]) -> None:
     """C functions called from the package's frames during ``n`` server handshakes."""
     calls: collections.Counter[tuple[str, str]] = collections.Counter()
 
@@ -128,29 +155,28 @@ def count_c_calls(n: int, top: int) -> None:
             caller = f"{frame.f_code.co_filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
             calls[f"{owner}.{arg.__qualname__}", caller] += 1
 
-    feed = OurServer.feed
+    feed = server_class.feed
 
-    def profiled_feed(self: OurServer, datagrams: list[bytes]) -> list[bytes]:
+    def profiled_feed(self: Any, datagrams: list[bytes]) -> list[bytes]:
         sys.setprofile(profiler)
         try:
             return feed(self, datagrams)
         finally:
             sys.setprofile(None)
 
-    config = our_config()
-    gate = Gate(config)
-    cctx = client_context()
-    handshake(OurServer(config, gate), PyOpenSSLClient(cctx))  # warm the caches
-    OurServer.feed = profiled_feed  # type: ignore[method-assign]
+    run()  # warm the caches
+    server_class.feed = profiled_feed
     for _ in range(n):
-        handshake(OurServer(config, gate), PyOpenSSLClient(cctx))
+        run()
+    server_class.feed = feed
     kinds: collections.Counter[str] = collections.Counter()
     functions: collections.Counter[str] = collections.Counter()
     for (function, _), value in calls.items():
         functions[function] += value
         kind = next((k for k, marks in _C_KINDS if any(m in function for m in marks)), "other")
         kinds[kind] += value
-    print(f"DTLS 1.2 server handshake, {n} profiled: {sum(calls.values()) / n:.0f} C calls")
+    version = "DTLS 1.3" if server_class is OurServer13 else "DTLS 1.2"
+    print(f"{version} server handshake, {n} profiled: {sum(calls.values()) / n:.0f} C calls")
     print("by kind:", ", ".join(f"{k} {v / n:.0f}" for k, v in sorted(kinds.items())))
     for function, value in functions.most_common(top):
         print(f"  {value / n:6.1f}  {function}")

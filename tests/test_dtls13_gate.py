@@ -286,3 +286,45 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
             assert got == expected, (round_, n)
     with pytest.raises(UsageError):  # as encode_dtls_record refuses it
         gate13.hello_retry_request(2**48, b"", suites[0], None, b"c")
+
+
+def test_choices_are_remembered_per_offer_and_bounded() -> None:
+    """The gate decides the server's choice once per offer (`DtlsGate13.choose`): each is
+    the engine's `choose` on the decoded ClientHello, a gate that remembers it answers
+    byte for byte as a fresh gate does, a refused offer stays refused, at most MAX_CHOICES
+    offers are kept (a new one displaces the oldest), and an offer of more than
+    MAX_OFFER_ITEMS items is not kept."""
+    import itertools
+
+    from dtlsgate.gate.dtls13 import MAX_CHOICES, MAX_OFFER_ITEMS, DtlsGate13
+    from dtlsgate.handshake.tls13.common import DTLS_VERSIONS, decode_client_hello
+    from dtlsgate.handshake.tls13.server import choose
+    from dtlsgate.wire.client_hello13_peek import peek_client_hello13
+    from dtlsgate.wire.enums import CipherSuite
+
+    suites = [s for s in CipherSuite if s >> 8 == 0x13]  # the five TLS 1.3 suites
+    orders = list(itertools.permutations(suites))[: MAX_CHOICES + 8]
+    hellos = [first_client_hello(cipher_suites=order) for order in orders]
+    gate = Gate(server_config())
+    for hello in [*hellos, *hellos[-4:]]:  # the last four again: remembered
+        assert gate.receive(hello, CLIENT, NOW) == Gate(server_config()).receive(hello, CLIENT, NOW)
+    gate13 = DtlsGate13(server_config())
+    for n, hello in enumerate(hellos):
+        body = hello[25:]
+        choice = gate13.choose(peek_client_hello13(body), ())
+        assert choice == choose(gate13.context, *decode_client_hello(body, DTLS_VERSIONS), None)
+        assert gate13.choices_remembered == min(n + 1, MAX_CHOICES)
+    peek = peek_client_hello13(hellos[0][25:])
+    choice = gate13.choose(peek, ())
+    assert choice is not None and choice.suite == suites[0]
+    assert gate13.choices_remembered == MAX_CHOICES  # displaced the oldest
+
+    gate13 = DtlsGate13(server_config())
+    big = peek._replace(cipher_suites=(*peek.cipher_suites, *range(0x5000, 0x5080)))
+    assert len(big.cipher_suites) > MAX_OFFER_ITEMS
+    assert gate13.choose(big, ()) == choice and gate13.choices_remembered == 0
+
+    refused = Gate(server_config(groups=(NamedGroup.x448,)))
+    hello = first_client_hello(groups=(NamedGroup.x25519,))
+    for _ in range(2):
+        assert refused.receive(hello, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_REFUSED)

@@ -249,6 +249,7 @@ class Dtls13Connection(BaseDtlsConnection):
         keylog: Callable[[str], None] | None,
         *,
         send_acks: bool = True,
+        first_write_sequence: int = 0,
     ) -> None:
         super().__init__(Reassembler(), peer, mtu, keylog)
         self._ctx = ctx
@@ -256,7 +257,7 @@ class Dtls13Connection(BaseDtlsConnection):
         self._machine = machine
         # Whether we send ACK records (RFC 9147 §7); off only to measure what they save.
         self._send_acks = send_acks
-        self.records = Dtls13RecordLayer()
+        self.records = Dtls13RecordLayer(first_write_sequence=first_write_sequence)
         self._next_message_seq = 0
         self._read_epoch = EPOCH_PLAINTEXT
         # Our current flight, what the peer acknowledged of it (message_seq -> body ranges)
@@ -795,7 +796,8 @@ _RECORD_HANDLERS: dict[int, Callable[[Dtls13Connection, Dtls13Record, float], bo
 class Dtls13ServerConnection(Dtls13Connection):
     """A DTLS 1.3 server connection: made for the client's first datagram (given to
     ``receive`` like any other), or `from_admit` after the gate's stateless
-    HelloRetryRequest."""
+    HelloRetryRequest (``first_write_sequence``: the number of our first plaintext record,
+    which `from_admit` sets)."""
 
     def __init__(
         self,
@@ -805,13 +807,21 @@ class Dtls13ServerConnection(Dtls13Connection):
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
         send_acks: bool = True,
+        first_write_sequence: int = 0,
     ) -> None:
         ctx = context or _server.ServerContext(config, versions=DTLS_VERSIONS)
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
         start = _server.ServerStart(keylog is not None)
         super().__init__(
-            ctx, start, _server.DTLS_SERVER, peer, config.mtu, keylog, send_acks=send_acks
+            ctx,
+            start,
+            _server.DTLS_SERVER,
+            peer,
+            config.mtu,
+            keylog,
+            send_acks=send_acks,
+            first_write_sequence=first_write_sequence,
         )
         self._admit: Dtls13Admit | None = None
 
@@ -826,15 +836,17 @@ class Dtls13ServerConnection(Dtls13Connection):
     ) -> Dtls13ServerConnection:
         """Continue a handshake the gate admitted (`dtlsgate.gate.dtls13`): ``start(now)``
         answers ClientHello2; its cookie is not verified again."""
-        conn = cls(config, admit.peer, context=context, keylog=keylog)
-        conn._admit = admit
         # The gate's HelloRetryRequests went in plaintext records numbered as the
         # ClientHello1 copies they answered (`dtlsgate.gate.dtls13`), below ClientHello2's
         # number. Our plaintext records start at ClientHello2's, as DTLS 1.2's ServerHello
         # does (RFC 6347 §4.2.1): numbered from 0, our ServerHello took the number of an
         # HRR, and the client's ACK of a duplicate HRR (§7) acknowledged a ServerHello it
         # never received, which was then never retransmitted (issue 12).
-        conn.records = Dtls13RecordLayer(first_write_sequence=admit.record_sequence_number)
+        sequence = admit.record_sequence_number
+        conn = cls(
+            config, admit.peer, context=context, keylog=keylog, first_write_sequence=sequence
+        )
+        conn._admit = admit
         return conn
 
     def start(self, now: float) -> None:

@@ -26,6 +26,8 @@ __all__ = ["SAMPLE_LENGTH", "RecordNumberCipher"]
 #: protected record's ciphertext is at least this long.
 SAMPLE_LENGTH = 16
 _ZEROS = bytes(SAMPLE_LENGTH)
+# ECB has no parameters and keeps no state: one mode object serves every epoch's cipher.
+_ECB = modes.ECB()
 
 
 class RecordNumberCipher:
@@ -46,7 +48,7 @@ class RecordNumberCipher:
         else:
             # ECB has no state between blocks: one encryptor serves every record.
             self._chacha_key = None
-            self._ecb = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
+            self._ecb = Cipher(algorithms.AES(sn_key), _ECB).encryptor()
 
     def mask(self, sample: bytes) -> bytes:
         """The 16-byte mask for the 16-byte ``sample`` (the ciphertext's first bytes)."""

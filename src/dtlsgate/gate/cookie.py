@@ -104,9 +104,13 @@ class _Second:
     """A `CookieJar`'s MAC state for the cookies stamped with one second: its rotation
     epoch's keyed BLAKE2s state with ``head`` (format | timestamp, the MAC's first bytes)
     already in it. A cookie's tag is then a copy, an update with the rest of its MAC input
-    and a digest."""
+    and a digest. ``start`` and ``end`` bound the instants stamped ``timestamp``
+    (``start <= now < end``: ``int(now)`` is ``timestamp``), so that a cookie minted in the
+    same second is recognized by two comparisons, without converting ``now`` again."""
 
     timestamp: int
+    start: float
+    end: float
     head: bytes
     keyed: _HashObject
 
@@ -189,17 +193,19 @@ class CookieJar:
         keyed = self._keyed_for(int(timestamp // self.rotation_interval)).copy()
         head = _FORMAT_BYTE + timestamp.to_bytes(TIMESTAMP_LENGTH, "big")
         keyed.update(head)
-        return _Second(timestamp, head, keyed)
+        return _Second(timestamp, float(timestamp), float(timestamp + 1), head, keyed)
 
     def mint(
         self, peer: Hashable | None, now: float, bound: bytes = b"", payload: bytes = b""
     ) -> bytes:
         """A cookie for ``peer`` at time ``now`` binding ``bound`` and carrying ``payload``."""
-        timestamp = int(now) & 0xFFFFFFFF  # whole seconds, 4 bytes
         second = self._minting
-        if second is None or second.timestamp != timestamp:
-            second = self._minting = self._second(timestamp)
-        return second.head + payload + second.tag(payload + peer_bytes(peer) + bound)
+        if second is None or not second.start <= now < second.end:  # another second
+            second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole, 4 bytes
+        rest = peer_bytes(peer) + bound
+        if payload:  # a TLS 1.3 cookie's (a HelloVerifyRequest's cookie carries none)
+            return second.head + payload + second.tag(payload + rest)
+        return second.head + second.tag(rest)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""

@@ -205,9 +205,11 @@ class Gate(GateCounters):
                 # A DTLS 1.3 ClientHello's cookie is in a later fragment (RFC 9147 §5.1):
                 # reassembled, bounded (`dtlsgate.gate.reassembly`), then judged whole.
                 return self._reassemble(data, peer, now)
-            if _DTLS13_BYTES in data:
-                # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
-                # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does.
+            # It may offer DTLS 1.3 (a cheap look first; its legacy_cookie is always
+            # empty): RFC 9147 §5.1, a stateless HelloRetryRequest, when it does. ``find``,
+            # not ``in``: ``bytes.__contains__`` first tries its operand as an integer (a
+            # byte value), so ``in`` raised and cleared a TypeError per ClientHello.
+            if data.find(_DTLS13_BYTES) >= 0:
                 result13 = self._dtls13(data, peer, now, hello)
                 if result13 is not None:
                     return result13
@@ -231,15 +233,13 @@ class Gate(GateCounters):
     ) -> bytes | Dtls13Admit | Drop | None:
         """`dtlsgate.gate.dtls13` judging a whole ClientHello offering DTLS 1.3 (the first
         record's, which the peek read: a fragment went to the reassembly table before);
-        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Imported at the first:
-        a DTLS 1.2-only gate never loads the TLS 1.3 engine."""
-        from dtlsgate.gate.dtls13 import judge_dtls13_hello
-
+        None when it does not (a DTLS 1.2 one: judged as DTLS 1.2). Through the gate's
+        DTLS 1.3 half, made (and its module imported) at the first: a DTLS 1.2-only gate
+        never loads the TLS 1.3 engine."""
         # The record's length field: the peek read the body as filling the record.
         end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
         body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
-        result = judge_dtls13_hello(
-            self._gate13 or self._half13(),
+        result = (self._gate13 or self._half13()).judge_hello(
             hello.sequence_number,
             hello.message_seq,
             body,

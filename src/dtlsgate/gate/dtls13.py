@@ -22,10 +22,15 @@ datagram:
 A ClientHello without a cookie extension and without a pre_shared_key (the PSK path needs
 the full decoders) is not decoded in full: `peek_client_hello13` (`wire/`) checks its
 framing, every extension's header and no type twice, decodes only what the server's choice
-(`choose`, the same function the engine uses) and the reply read (supported_versions,
+(`choose`, the same function the engine uses, made once per distinct offer and remembered
+in a small bounded table, `DtlsGate13.choose`: per configuration, not per peer) and the
+reply read (supported_versions,
 supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
 protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
-transcript hash from the received bytes. Any ClientHello the full decoders accept gets the
+transcript hash from the received bytes. One with a cookie (a ClientHello2) or a
+pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
+peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
+decode it again. Any ClientHello the full decoders accept gets the
 same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
 reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
 send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
@@ -53,7 +58,7 @@ from typing import TYPE_CHECKING
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, bound_fields
+from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -74,6 +79,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DtlsGate13", "judge_dtls13", "judge_dtls13_hello", "offers_dtls13"]
 
+# The server's choices remembered per offer (`DtlsGate13.choose`): the clients of one
+# deployment send a handful of distinct offers, and a flood repeats one. Only offers of at
+# most MAX_OFFER_ITEMS suites, versions, groups, signature schemes and ALPN names are kept
+# (a common one has 20 to 60), so that the memo stays small (some 32 x 128 ints; ALPN
+# names of at most 255 bytes are read only when the server has protocols) however the
+# offers are made; a new offer displaces the oldest.
+MAX_CHOICES = 32
+MAX_OFFER_ITEMS = 128
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
 # and random, then the session_id's length byte (RFC 9147 §4, §5.2; RFC 8446 §4.1.3).
@@ -119,20 +132,24 @@ def judge_dtls13_hello(
     decoded = decode_dtls13_hello(body)
     if decoded is None:
         return None
-    return judge_dtls13(gate13, sequence_number, message_seq, decoded, body, data, peer, now)
+    return judge_dtls13(
+        gate13, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
+    )
 
 
 class DtlsGate13:
     """What the datagram gate prepares once for its DTLS 1.3 ClientHellos: the TLS 1.3
-    server context (suites, groups, PSKs), each suite's hash, and the HelloRetryRequest
-    records, made by the codec the first time a reply of their shape is sent (per suite,
-    group asked for, session_id length and cookie length: a handful per configuration)
-    and each reply made from one with its sequence number, session_id and cookie put in."""
+    server context (suites, groups, PSKs), each suite's hash, the server's choice for each
+    offer a ClientHello1 makes (`choose`), and the HelloRetryRequest records, made by the
+    codec the first time a reply of their shape is sent (per suite, group asked for,
+    session_id length and cookie length: a handful per configuration) and each reply made
+    from one with its sequence number, session_id and cookie put in."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.context = ServerContext(config, versions=DTLS_VERSIONS)
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
+        self._choices: dict[tuple[object, ...], Choice | None] = {}
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
@@ -144,6 +161,79 @@ class DtlsGate13:
         if digest is None:
             digest = self._hashes[suite] = suite_info(suite).hash.digest
         return digest(message)
+
+    def judge_hello(
+        self,
+        sequence_number: int,
+        message_seq: int,
+        body: bytes,
+        data: bytes,
+        peer: Hashable | None,
+        now: float,
+    ) -> bytes | Dtls13Admit | Drop | None:
+        """`judge_dtls13_hello` with this gate half: what the datagram gate calls (through
+        the object it made at the first DTLS 1.3 hello, so that no import runs per call)."""
+        return judge_dtls13_hello(self, sequence_number, message_seq, body, data, peer, now)
+
+    def choose(self, peek: ClientHello13Peek, alpn: tuple[bytes, ...]) -> Choice | None:
+        """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
+        none is offered) and its decoded ALPN names, None when it refuses the offer. Made
+        once per offer: the choice depends on the configuration and on the offer alone (the
+        fields in the key; not on the random or session_id), and clients of one kind send
+        the same offer. `MAX_CHOICES` offers are remembered, each of at most
+        `MAX_OFFER_ITEMS` items."""
+        key = (
+            peek.cipher_suites,
+            peek.versions,
+            peek.groups,
+            peek.share_groups is None,
+            peek.signature_schemes,
+            alpn,
+        )
+        try:
+            return self._choices[key]
+        except KeyError:  # an offer not seen lately (None: one refused)
+            pass
+        hello = ClientHello(
+            peek.legacy_version,
+            peek.random,
+            peek.session_id,
+            peek.cipher_suites,
+            peek.compression_methods,
+            (),
+            peek.legacy_cookie,
+        )
+        # choose reads of key_share only whether it is present; which groups have a share
+        # is ``peek.share_groups``.
+        info = ClientHelloInfo(
+            peek.versions,
+            peek.groups,
+            None if peek.share_groups is None else (),
+            peek.signature_schemes,
+            None,
+            alpn,
+            (),
+            None,
+            None,
+            None,
+            False,
+        )
+        choice: Choice | None
+        try:
+            choice = choose(self.context, hello, info, None)
+        except ProtocolError:
+            choice = None
+        items = len(peek.cipher_suites) + len(peek.versions) + len(peek.groups)
+        if items + len(peek.signature_schemes) + len(alpn) <= MAX_OFFER_ITEMS:
+            if len(self._choices) >= MAX_CHOICES:
+                del self._choices[next(iter(self._choices))]  # the oldest
+            self._choices[key] = choice
+        return choice
+
+    @property
+    def choices_remembered(self) -> int:
+        """How many offers' choices `choose` remembers (at most `MAX_CHOICES`)."""
+        return len(self._choices)
 
     def hello_retry_request(
         self,
@@ -162,13 +252,15 @@ class DtlsGate13:
         if parts is None:
             parts = self._records[key] = _record_parts(*key)
         before_sequence_number, before_session_id, before_cookie = parts
-        return (
-            before_sequence_number
-            + sequence_number.to_bytes(6, "big")
-            + before_session_id
-            + session_id
-            + before_cookie
-            + cookie
+        return b"".join(
+            (
+                before_sequence_number,
+                sequence_number.to_bytes(6, "big"),
+                before_session_id,
+                session_id,
+                before_cookie,
+                cookie,
+            )
         )
 
 
@@ -223,21 +315,26 @@ def judge_dtls13(
     sequence_number: int,
     message_seq: int,
     hello: tuple[ClientHello, ClientHelloInfo],
+    fixed: bytes,
     body: bytes,
     data: bytes,
     peer: Hashable | None,
     now: float,
 ) -> bytes | Dtls13Admit | Drop:
     """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello
-    (``body``, the first record's, its ``sequence_number`` and ``message_seq``)."""
+    (``body``, the first record's, its ``sequence_number`` and ``message_seq``), decoded
+    (``hello``), and what of it the cookie binds (``fixed``: `client_hello_fixed_part`, as
+    `peek_client_hello13` slices it)."""
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
     client_hello, info = hello
     # The TLS form (RFC 9147 §5.2): msg_type and length, then the body.
     message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
     if info.cookie is None:
-        return _retry(jar, gate13, sequence_number, client_hello, info, message, data, peer, now)
-    payload = jar.verify(peer, now, info.cookie, bound_fields(client_hello))
+        return _retry(
+            jar, gate13, sequence_number, client_hello, info, fixed, message, data, peer, now
+        )
+    payload = jar.verify(peer, now, info.cookie, fixed)
     if payload is None:
         return Drop(DropReason.COOKIE_INVALID)
     try:
@@ -250,6 +347,7 @@ def judge_dtls13(
     return Dtls13Admit(
         peer=peer,
         client_hello=client_hello,
+        client_hello_info=info,
         client_hello_message=message,
         client_hello1_digest=state.client_hello1_digest,
         cipher_suite=state.cipher_suite,
@@ -268,6 +366,7 @@ def _retry(
     sequence_number: int,
     hello: ClientHello,
     info: ClientHelloInfo,
+    fixed: bytes,
     message: bytes,
     data: bytes,
     peer: Hashable | None,
@@ -284,7 +383,6 @@ def _retry(
     assert choice.group is not None
     # RFC 8446 §4.2.8: ask for a share only when the client has none for our group.
     requested = info.share_for(choice.group) is None
-    fixed = bound_fields(hello)
     return _reply(
         jar,
         gate13,
@@ -311,8 +409,7 @@ def _retry_peeked(
 ) -> bytes | Drop | None:
     """`_retry` for a ClientHello1 read by `peek_client_hello13`: the checks of
     `decode_client_hello` on what was read (None where it raises), then the same choice
-    (`choose`, no PSK: none is offered) from a `ClientHello` and `ClientHelloInfo` holding
-    what it reads."""
+    (`DtlsGate13.choose`: the engine's, no PSK since none is offered)."""
     # check_tls13_client_hello, DTLS: 1.3 offered, legacy_version {254, 253}, no
     # compression, an empty legacy_cookie (RFC 9147 §5.3).
     if (
@@ -329,33 +426,8 @@ def _retry_peeked(
             alpn = decode_alpn(peek.alpn)
         except ProtocolError:
             return None
-    hello = ClientHello(
-        peek.legacy_version,
-        peek.random,
-        peek.session_id,
-        peek.cipher_suites,
-        peek.compression_methods,
-        (),
-        peek.legacy_cookie,
-    )
-    # choose reads of key_share only whether it is present; which groups have a share
-    # is ``peek.share_groups``.
-    info = ClientHelloInfo(
-        peek.versions,
-        peek.groups,
-        None if peek.share_groups is None else (),
-        peek.signature_schemes,
-        None,
-        alpn,
-        (),
-        None,
-        None,
-        None,
-        False,
-    )
-    try:
-        choice = choose(context, hello, info, None)
-    except ProtocolError:
+    choice = gate13.choose(peek, alpn)
+    if choice is None:
         return Drop(DropReason.CLIENT_HELLO_REFUSED)
     assert choice.group is not None and peek.share_groups is not None
     jar = gate13.config.cookie_jar

@@ -26,11 +26,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from dtlsgate._frozen import frozen
 from dtlsgate.wire.enums import AlertDescription
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello
+
+if TYPE_CHECKING:  # the TLS 1.3 engine is not loaded by a DTLS 1.2-only gate
+    from dtlsgate.handshake.tls13.common import ClientHelloInfo
 
 
 class DropReason(StrEnum):
@@ -120,6 +124,8 @@ class Admit:
 class StreamAdmit:
     """A TLS 1.3 ClientHello2 whose cookie verified (`dtlsgate.gate.stream`).
 
+    - ``client_hello``, ``client_hello_info``: ClientHello2 as the gate decoded it (the
+      server goes on from them without decoding it again);
     - ``client_hello_message``: ClientHello2 as received (handshake header included);
     - ``client_hello1_digest``: Hash(ClientHello1) from the cookie;
     - ``cipher_suite`` / ``group``: what the server chose for ClientHello1;
@@ -131,6 +137,7 @@ class StreamAdmit:
 
     peer: Hashable | None
     client_hello: ClientHello
+    client_hello_info: ClientHelloInfo
     client_hello_message: bytes
     client_hello1_digest: bytes
     cipher_suite: int
@@ -145,12 +152,13 @@ class StreamAdmit:
 class Dtls13Admit:
     """A DTLS 1.3 ClientHello2 whose cookie verified (`dtlsgate.gate.dtls13`): the fields
     of `StreamAdmit` that rebuild the transcript (``client_hello_message`` is ClientHello2
-    in the TLS form the transcript hashes, RFC 9147 §5.2), and the DTLS ones of `Admit`
-    (``message_seq``, ``record_sequence_number``, the ``datagram`` for the records after
-    the ClientHello's)."""
+    in the TLS form the transcript hashes, RFC 9147 §5.2; ClientHello2 as the gate decoded
+    it), and the DTLS ones of `Admit` (``message_seq``, ``record_sequence_number``, the
+    ``datagram`` for the records after the ClientHello's)."""
 
     peer: Hashable | None
     client_hello: ClientHello
+    client_hello_info: ClientHelloInfo
     client_hello_message: bytes
     client_hello1_digest: bytes
     cipher_suite: int

@@ -242,6 +242,7 @@ class StatelessGate(GateCounters):
         return StreamAdmit(
             peer,
             hello,
+            info,
             message,
             state.client_hello1_digest,
             state.cipher_suite,

@@ -96,23 +96,6 @@ EC_POINT_UNCOMPRESSED = 0
 _X509 = CERTIFICATE_TYPE_X509
 _RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 
-# The wire numbers ``choose`` looks the ClientHello's extensions up by, and the versions and
-# suite it compares with, read from their enums once here (in Python 3.11 each read of an
-# enum member through its class costs about 900 instructions: the class's ``__getattr__``
-# hook), as wire/client_hello13_peek.py does.
-_ALPN = int(ExtensionType.application_layer_protocol_negotiation)
-_CLIENT_CERTIFICATE_TYPE = int(ExtensionType.client_certificate_type)
-_EC_POINT_FORMATS = int(ExtensionType.ec_point_formats)
-_EXTENDED_MASTER_SECRET = int(ExtensionType.extended_master_secret)
-_RENEGOTIATION_INFO = int(ExtensionType.renegotiation_info)
-_SERVER_CERTIFICATE_TYPE = int(ExtensionType.server_certificate_type)
-_SERVER_NAME = int(ExtensionType.server_name)
-_SESSION_TICKET = int(ExtensionType.session_ticket)
-_SIGNATURE_ALGORITHMS = int(ExtensionType.signature_algorithms)
-_SUPPORTED_GROUPS = int(ExtensionType.supported_groups)
-_SUPPORTED_VERSIONS = int(ExtensionType.supported_versions)
-_DTLS12 = int(ProtocolVersion.DTLS12)
-_EMPTY_RENEGOTIATION_INFO_SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
 
 _KIND = {
     KeyExchange.ECDHE_ECDSA: KeyExchangeKind.ECDHE,
@@ -187,7 +170,7 @@ def _pick_scheme(prefs: Preferences, extensions: Mapping[int, bytes]) -> Signatu
     if prefs.config.private_key is None:
         return None
     ours = prefs.schemes
-    data = extensions.get(_SIGNATURE_ALGORITHMS)
+    data = extensions.get(ExtensionType.signature_algorithms)
     if data is None:
         # RFC 5246 §7.4.1.4.1 would default to SHA-1, which we do not sign with.
         return ours[0] if ours else None
@@ -199,7 +182,7 @@ def _pick_scheme(prefs: Preferences, extensions: Mapping[int, bytes]) -> Signatu
 
 
 def _pick_group(prefs: Preferences, extensions: Mapping[int, bytes]) -> NamedGroup | None:
-    data = extensions.get(_SUPPORTED_GROUPS)
+    data = extensions.get(ExtensionType.supported_groups)
     # RFC 8422 §4: without the extension the client supports any curve; P-256 is safe.
     offered = (NamedGroup.secp256r1,) if data is None else decode_u16_list_ext(data)
     for group in prefs.groups:
@@ -209,7 +192,7 @@ def _pick_group(prefs: Preferences, extensions: Mapping[int, bytes]) -> NamedGro
 
 
 def _pick_alpn(config: ServerConfig, extensions: Mapping[int, bytes]) -> bytes | None:
-    data = extensions.get(_ALPN)
+    data = extensions.get(ExtensionType.application_layer_protocol_negotiation)
     if data is None or not config.alpn_protocols:
         return None
     offered = decode_alpn(data)
@@ -224,7 +207,7 @@ def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, byte
     """The type of the certificate we present (RFC 7250 §4.2): a raw public key when we
     have one and the client takes it, else X.509 when we have a chain and the client takes
     it (without the extension it takes only X.509); None: no certificate suite is possible."""
-    data = extensions.get(_SERVER_CERTIFICATE_TYPE)
+    data = extensions.get(ExtensionType.server_certificate_type)
     if data is None:
         return _X509 if config.certificate_chain else None
     offered = decode_certificate_types(data)
@@ -238,7 +221,7 @@ def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, byte
 def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
     """The type of certificate we ask the client for, to echo (RFC 7250 §4.2): only when we
     ask for one and the client sent the extension."""
-    data = extensions.get(_CLIENT_CERTIFICATE_TYPE)
+    data = extensions.get(ExtensionType.client_certificate_type)
     if data is None or config.verify_client == "none":
         return None
     offered = decode_certificate_types(data)
@@ -253,16 +236,16 @@ def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, byte
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
-    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > _DTLS12:
+    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
         raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
 
 
 def _secure_renegotiation(hello: ClientHello, extensions: Mapping[int, bytes]) -> bool:
-    data = extensions.get(_RENEGOTIATION_INFO)
+    data = extensions.get(ExtensionType.renegotiation_info)
     if data is not None and decode_renegotiation_info(data):
         # RFC 5746 §3.6: on an initial handshake the renegotiated_connection must be empty.
         raise HandshakeFailure("non-empty renegotiation_info in an initial ClientHello")
-    return data is not None or _EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+    return data is not None or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
 
 
 def choose(prefs: Preferences, hello: ClientHello) -> Choice:
@@ -274,7 +257,7 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
         raise IllegalParameter("null compression not offered")
     # Each extension type appears at most once (the codec rejects duplicates).
     extensions = hello.extension_bodies
-    ems_data = extensions.get(_EXTENDED_MASTER_SECRET)
+    ems_data = extensions.get(ExtensionType.extended_master_secret)
     if ems_data is not None:
         # RFC 7627 §5.1: "The "extension_data" field of this extension is empty."
         require_empty(ems_data, "extended_master_secret")
@@ -282,7 +265,7 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
     if config.require_extended_master_secret and not ems:
         # RFC 7627 §5.3: a server that requires it aborts with handshake_failure.
         raise HandshakeFailure("client does not offer the extended master secret")
-    formats = extensions.get(_EC_POINT_FORMATS)
+    formats = extensions.get(ExtensionType.ec_point_formats)
     if formats is not None and EC_POINT_UNCOMPRESSED not in decode_ec_point_formats(formats):
         # RFC 8422 §5.1.2: a list without uncompressed (the one format we use) is an
         # illegal_parameter.
@@ -306,9 +289,9 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             continue
         if uses_group and group is None:
             continue
-        server_name_data = extensions.get(_SERVER_NAME)
+        server_name_data = extensions.get(ExtensionType.server_name)
         certificate = info.uses_certificate
-        sent_type = _SERVER_CERTIFICATE_TYPE in extensions
+        sent_type = ExtensionType.server_certificate_type in extensions
         return Choice(
             suite=info,
             group=group if uses_group else None,
@@ -322,8 +305,8 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             client_certificate_type=(
                 _client_certificate_type(config, extensions) if certificate else None
             ),
-            session_ticket=extensions.get(_SESSION_TICKET),
-            supported_versions=extensions.get(_SUPPORTED_VERSIONS),
+            session_ticket=extensions.get(ExtensionType.session_ticket),
+            supported_versions=extensions.get(ExtensionType.supported_versions),
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.

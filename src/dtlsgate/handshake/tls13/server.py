@@ -866,8 +866,9 @@ def after_stateless_retry(
 ) -> tuple[ServerState, Actions]:
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
-    then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept."""
-    hello, info = decode_client_hello(admit.client_hello_message[4:], ctx.versions)
+    then the HelloRetryRequest as we sent it, then ClientHello2); nothing else was kept.
+    ClientHello2 is the admit's, as the gate decoded it."""
+    hello, info = admit.client_hello, admit.client_hello_info
     suite, group = admit.cipher_suite, admit.group
     share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
     hrr_group = group if admit.key_share_requested else None
