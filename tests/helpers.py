@@ -13,9 +13,12 @@ from __future__ import annotations
 import datetime
 import heapq
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import CodeType, FrameType
 from typing import Any
 
 from hypothesis import strategies as st
@@ -184,7 +187,7 @@ class DatagramPair:
                 continue
             if self.server is None:
                 self.server = Dtls13ServerConnection(
-                    self.server_cfg, CLIENT, send_acks=self.send_acks
+                    self.server_cfg, CLIENT, keylog=self.server_keylog, send_acks=self.send_acks
                 )
             self.server.receive(d, CLIENT, self.now)
 
@@ -249,11 +252,16 @@ def make_pair13(
     *,
     send_acks: bool = True,
     gated: bool = False,
+    gate: Gate | None = None,
+    keylogs: tuple[Callable[[str], None] | None, Callable[[str], None] | None] = (None, None),
 ) -> DatagramPair:
-    """A DTLS 1.3 client and its server, behind the gate when ``gated``."""
-    client: Dtls13Connection = Dtls13ClientConnection(client_cfg, SERVER, send_acks=send_acks)
-    gate = Gate(server_cfg) if gated else None
-    pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks)
+    """A DTLS 1.3 client and its server, behind the gate when ``gated`` (or ``gate``, one
+    shared by several pairs); ``keylogs`` as for `make_pair`."""
+    client: Dtls13Connection = Dtls13ClientConnection(
+        client_cfg, SERVER, keylog=keylogs[0], send_acks=send_acks
+    )
+    gate = gate or (Gate(server_cfg) if gated else None)
+    pair = DatagramPair(server_cfg, client, gate, send_acks=send_acks, server_keylog=keylogs[1])
     client.connect(NOW)
     return pair
 
@@ -362,6 +370,23 @@ def seal(sender: TlsConnection, content_type: int, payload: bytes) -> bytes:
     protection = sender.record_layer.write
     assert protection is not None
     return protection.seal(content_type, payload)
+
+
+@contextmanager
+def calls_to(*functions: Callable[..., Any]) -> Iterator[dict[CodeType, int]]:
+    """How many times each of ``functions`` (Python functions) is called in the block, in
+    their order: operations counted, not timed."""
+    counts = {f.__code__: 0 for f in functions}
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code in counts:
+            counts[frame.f_code] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield counts
+    finally:
+        sys.setprofile(None)
 
 
 # ---- hostile input ---------------------------------------------------------------------

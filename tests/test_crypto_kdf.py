@@ -165,13 +165,61 @@ def test_hkdf_expand_label_two_blocks_and_checks() -> None:
             hkdf_expand_label(Hash.SHA256, EXP_MASTER, b"key", b"", 0x10000)
 
 
-def test_hkdf_label_heads_kept_are_bounded() -> None:
-    # Exporter labels come from the application: however many it uses, at most
-    # _LABEL_HEADS HkdfLabel heads are kept.
+def test_hkdf_label_heads_kept_do_not_grow() -> None:
+    # Exporter labels come from the application: however many it uses, no HkdfLabel head
+    # is kept for them (the prepared table holds the key schedule's own labels).
     ks = rfc8448_schedule()
-    for i in range(keyschedule._LABEL_HEADS + 100):
+    tables = keyschedule._PREPARED.values()
+    kept = sum(len(t.label_heads) for t in tables)
+    for i in range(300):
         ks.export(EXP_MASTER, f"EXPORTER-label-{i}".encode(), b"", 16)
-    assert keyschedule._label_head.cache_info().currsize <= keyschedule._LABEL_HEADS
+    assert sum(len(t.label_heads) for t in tables) == kept
+
+
+@pytest.mark.parametrize("dtls", [False, True])
+@pytest.mark.parametrize("suite", [CipherSuite.TLS_AES_256_GCM_SHA384, None])
+def test_handshakes_build_no_hkdf_label_head(dtls: bool, suite: CipherSuite | None) -> None:
+    """Every HKDF-Expand-Label of a TLS 1.3 or DTLS 1.3 handshake, its tickets and a
+    resumption with one finds its head prepared (counted: no head is built per handshake),
+    and the derivations from the prepared heads are the ones built at each use."""
+    from helpers import NOW, calls_to, client_config, events, make_pair13, pair, pump, server_config
+
+    from dtlsgate.connection.stream import ClientConnection, ServerConnection
+    from dtlsgate.events import SessionTicketReceived
+
+    suites = (suite,) if suite is not None else ()
+    server_cfg = server_config(cipher_suites=suites)
+    with calls_to(keyschedule._label_head) as counts:
+        if dtls:
+            run = make_pair13(server_cfg, client_config())
+            assert run.run() and run.completed()
+            tickets = [e for e in run.client_events if isinstance(e, SessionTicketReceived)]
+        else:
+            client, server = pair(server_cfg, client_config())
+            assert client.handshake_complete and server.handshake_complete
+            tickets = [e for e in events(client) if isinstance(e, SessionTicketReceived)]
+        assert tickets
+        resumed_cfg = client_config(session_ticket=tickets[0].ticket)
+        if dtls:
+            resumed = make_pair13(server_cfg, resumed_cfg)
+            assert resumed.run() and resumed.completed()
+            info = resumed.client.info
+        else:
+            client = ClientConnection(resumed_cfg)
+            client.start(NOW)
+            pump(client, ServerConnection(server_cfg))
+            info = client.info
+        assert info is not None and info.resumed
+    assert list(counts.values()) == [0]
+    info13 = suite_info(suite or CipherSuite.TLS_AES_128_GCM_SHA256)
+    ks = KeySchedule.for_suite(info13, dtls=dtls)
+    prefix = ks.label_prefix
+    for label, context, length in keyschedule._schedule_labels(
+        info13.hash.digest_size, info13.key_length
+    ):
+        assert ks.expand_label(EXP_MASTER, label, bytes(context), length) == hkdf_expand_label(
+            info13.hash, EXP_MASTER, label, bytes(context), length, prefix
+        )
 
 
 def test_dtls13_label_prefix() -> None:

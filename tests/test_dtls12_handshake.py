@@ -149,7 +149,9 @@ def test_transcript_digests_equal_a_fresh_hash_of_each_prefix() -> None:
 @pytest.mark.parametrize("keep_messages", [False, True])
 def test_hashed_transcript_digests_equal_a_fresh_hash_of_each_prefix(keep_messages: bool) -> None:
     """After hash_with the transcript hashes as messages come and keeps their bytes only
-    when asked: its digests are still the hash of exactly the messages asked for."""
+    when asked: its digests are still the hash of exactly the messages asked for. A digest
+    of everything takes the newest message into the running hash (no copy of the state):
+    the hash without it can be asked for again only after another message."""
     from dtlsgate.crypto.hashes import Hash
     from dtlsgate.errors import StateError
     from dtlsgate.handshake.dtls12.common import Transcript
@@ -163,9 +165,11 @@ def test_hashed_transcript_digests_equal_a_fresh_hash_of_each_prefix(keep_messag
     for i in range(3, 9):
         t.add(bytes([i]) * (10 * i))
         sent.append(bytes([i]) * (10 * i))
-        for exclude_last in (True, False, True):
+        for exclude_last in (True, True, False, False):
             expected = Hash.SHA384.digest(b"".join(sent[:-1] if exclude_last else sent))
             assert t.digest(Hash.SHA384, exclude_last=exclude_last) == expected
+        with pytest.raises(StateError):
+            t.digest(Hash.SHA384, exclude_last=True)
         if keep_messages:
             assert t.data(exclude_last=True) == b"".join(sent[:-1])
         else:

@@ -409,7 +409,7 @@ def test_blocking_inbox_is_bounded() -> None:
     dtls = listener.accept(LOCAL_PEER, admitted, timeout=None)  # type: ignore[attr-defined]
     try:
         for i in range(10 * MAX_INBOX_DATAGRAMS):
-            dtls._feed(i.to_bytes(4, "big"))
+            dtls._feed(i.to_bytes(4, "big"), LOCAL_PEER)
         assert len(dtls._inbox) == MAX_INBOX_DATAGRAMS
     finally:
         dtls.close()

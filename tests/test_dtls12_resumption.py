@@ -332,6 +332,19 @@ def test_a_session_saves_and_restores() -> None:
         Dtls12Session.from_pem("no session here")
 
 
+def test_a_stored_session_with_every_field_encodes_and_decodes() -> None:
+    """The state a ticket or the cache holds, with a server name, a PSK identity and a
+    client's chain of two certificates (each its own vector in the chain's vector)."""
+    stored = StoredSession(
+        GCM128, int(NOW), 600, True, bytes(range(48)), "example.com", b"id", (b"a" * 3, b"b")
+    )
+    encoded = stored.encode()
+    assert encoded.endswith(b"\x00\x00\x0a" + b"\x00\x00\x03aaa" + b"\x00\x00\x01b")
+    assert StoredSession.decode(encoded) == stored
+    with pytest.raises(UsageError):
+        dataclasses.replace(stored, master_secret=bytes(47)).encode()
+
+
 def test_the_session_cache_is_bounded_least_recently_used_out_first() -> None:
     cache = SessionCache(2, 10)
     cache.put(b"a", b"1", 0)

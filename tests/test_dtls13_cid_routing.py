@@ -1,16 +1,21 @@
-"""Connection-ID routing in the asyncio server over real UDP (RFC 9147 §9, RFC 9146 §6): a
-DTLS 1.3 client whose socket changes port mid-connection (a NAT rebinding, simulated on
-loopback) keeps its association, because the server routes a datagram carrying a known
-connection ID to its association from any address, and the association follows the new
-address once a record from there authenticates; and, after the server issued a new CID in
-a NewConnectionId, a client that moves to a new port and to that CID keeps it too."""
+"""Connection-ID routing in the asyncio server and the blocking listener over real UDP (RFC
+9147 §9, RFC 9146 §6; both share `dtlsgate.connection.routing`): a DTLS 1.3 client whose
+socket changes port mid-connection (a NAT rebinding, simulated on loopback) keeps its
+association, because the server routes a datagram carrying a known connection ID to its
+association from any address, and the association follows the new address once a record
+from there authenticates; after the server issued a new CID in a NewConnectionId, a client
+that moves to a new port and to that CID keeps it too. A datagram with an unknown CID is
+dropped by the gate, and one with a known CID that does not authenticate moves nothing:
+neither makes state."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import pytest
@@ -22,6 +27,8 @@ from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.io import aio
+from dtlsgate.io.blocking import DtlsSocket
+from dtlsgate.io.listener import Listener
 from dtlsgate.record.dtls13 import connection_id_of
 from dtlsgate.wire.enums import ConnectionIdUsage
 
@@ -195,3 +202,140 @@ def test_asyncio_streams_ask_for_and_switch_connection_ids() -> None:
     first, new, reply, refused = asyncio.run(asyncio.wait_for(main(), 60))
     assert len(new) == 4 and new != first and reply == b"echo:moved"
     assert len(refused) == 3
+
+
+# ---- the blocking listener -------------------------------------------------------------------
+
+
+class _BlockingEcho:
+    """A `Listener` on loopback in a thread: accepts associations one after the other and
+    echoes each (on the listener's socket) until it closes; bounded in time."""
+
+    def __init__(self, cid_length: int) -> None:
+        self.sock = _udp()
+        self.sock.settimeout(0.2)  # listen() returns None when idle: the loop checks done
+        self.listener = Listener(self.sock, server_config(connection_id_length=cid_length))
+        self.address = self.sock.getsockname()
+        self.served: list[DtlsSocket] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 50
+        while not self._done.is_set() and time.monotonic() < deadline:
+            admitted = self.listener.listen()
+            if admitted is None:
+                continue
+            dtls = self.listener.accept(*admitted)
+            self.served.append(dtls)
+            while not self._done.is_set() and time.monotonic() < deadline:
+                try:
+                    data = dtls.recv(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                dtls.send(b"echo:" + data)
+
+    def __enter__(self) -> _BlockingEcho:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(10)
+        self.sock.close()
+
+
+def test_blocking_rebinding_client_keeps_its_association_with_connection_ids() -> None:
+    with _BlockingEcho(4) as server:
+        events, _, port = _client(server.address, 2)
+        (dtls,) = server.served
+        assert data_of(events) == b"echo:oneecho:two"
+        assert dtls.peer[1] == port  # type: ignore[index]  # it follows the new address
+        assert server.listener.routed_connection_ids == 1
+
+
+def test_blocking_without_connection_ids_the_new_port_is_a_stranger() -> None:
+    with _BlockingEcho(0) as server:
+        events, _, _ = _client(server.address, 0)
+        assert data_of(events) == b"echo:one"  # "two" from the new port reached nobody
+        assert server.listener.routed_connection_ids == 0
+
+
+def _stranger_client(
+    server: tuple[str, int], state: Callable[[], tuple[object, ...]]
+) -> tuple[bytes, list[bytes], tuple[object, ...], tuple[object, ...]]:
+    """Handshake and one echo; then, from another port, a record of ours whose CID no
+    association has, and one with our CID whose authentication tag is broken; then a second
+    echo from the first port. The data echoed, what the other port received, and
+    ``state()`` before and after the two datagrams."""
+    config = ClientConfig(insecure=True, dtls_versions=(0xFEFC,), connection_id_length=2)
+    conn = Dtls13ClientConnection(config, server)
+    events: list[Any] = []
+    first, stranger = _udp(), _udp()
+    try:
+        conn.connect(time.time())
+        assert pump(
+            conn, first, lambda e: any(isinstance(x, HandshakeCompleted) for x in e), events
+        )
+        conn.send(b"one")
+        assert pump(conn, first, lambda e: b"echo:one" in data_of(e), events, seconds=10)
+        before = state()
+        conn.send(b"forged")
+        ((record, _),) = conn.datagrams_to_send()
+        cid = connection_id_of(record, 4)
+        assert cid is not None
+        unknown = record[:1] + bytes(b ^ 0xFF for b in cid) + record[5:]
+        broken = record[:-1] + bytes((record[-1] ^ 1,))
+        for datagram in (unknown, broken):
+            stranger.sendto(datagram, server)
+        stranger.settimeout(0.5)
+        got = []
+        with suppress(TimeoutError):
+            got.append(stranger.recv(65535))
+        after = state()
+        conn.send(b"two")
+        pump(conn, first, lambda e: b"echo:two" in data_of(e), events, seconds=10)
+        return data_of(events), got, before, after
+    finally:
+        first.close()
+        stranger.close()
+
+
+def test_unknown_or_forged_connection_ids_make_no_state_in_either_server() -> None:
+    """The unknown CID is the gate's (one more drop: a DTLS 1.3 record is no ClientHello);
+    the broken record reaches the association by its CID and is dropped there (RFC 9147
+    §4.5.3), the association staying at its address. Nothing answers the other port."""
+
+    def blocking() -> tuple[bytes, list[bytes], tuple[object, ...], tuple[object, ...]]:
+        with _BlockingEcho(4) as server:
+            listener = server.listener
+
+            def state() -> tuple[object, ...]:
+                peers = [d.peer for d in server.served]
+                drops = sum(listener.gate.drops.values())
+                return peers, drops, listener.routed_connection_ids, len(listener.admission)
+
+            return _stranger_client(server.address, state)
+
+    async def asyncio_server() -> tuple[bytes, list[bytes], tuple[object, ...], tuple[object, ...]]:
+        config = server_config(connection_id_length=4)
+        async with await aio.serve(echo, "127.0.0.1", 0, config) as server:
+
+            def state() -> tuple[object, ...]:
+                drops = sum(server.gate.drops.values())
+                in_progress = server.handshakes_in_progress
+                return list(server.peers), drops, server.routed_connection_ids, in_progress
+
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, _stranger_client, server.address, state)
+
+    for data, got, before, after in (
+        blocking(),
+        asyncio.run(asyncio.wait_for(asyncio_server(), 60)),
+    ):
+        assert data == b"echo:oneecho:two" and got == []
+        peers, drops, routed, in_progress = before
+        assert len(peers) == 1 and routed == 1 and in_progress == 0  # type: ignore[arg-type]
+        assert after == (peers, drops + 1, routed, in_progress)  # type: ignore[operator]

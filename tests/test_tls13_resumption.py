@@ -151,7 +151,7 @@ def test_rfc8448_resumed_client_finished() -> None:
     ours = KeyShare.from_private_bytes(NamedGroup.x25519, v.RESUMED_CLIENT_PRIVATE)
     server_public = ServerHello.decode(sh[4:]).get(51)[-32:]  # type: ignore[index]
     schedule.enter_handshake(ours.exchange(server_public))
-    keys = Keys.after_server_hello(schedule, TranscriptHash(Hash.SHA256, hello + sh))
+    keys = Keys.after_server_hello(schedule, TranscriptHash(Hash.SHA256, hello + sh), b"")
     assert keys.client_handshake == v.RESUMED_CLIENT_HS_SECRET
     assert keys.server_handshake == v.RESUMED_SERVER_HS_SECRET
 

@@ -470,7 +470,8 @@ class DtlsClientConnection(DtlsConnection):
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")
             trust = config.trust_store()  # loaded once per config
-        self._ctx = _client.ClientContext(config, trust, log_keys=keylog is not None)
+        ctx = _client.ClientContext(config, trust)
+        self._ctx = ctx.logging_keys() if keylog is not None else ctx
         self._session: Dtls12Session | None = self._ctx.session
         # The first ClientHello is made now (its random drawn), sent by connect().
         self._state, self._first_flight = _client.start(self._ctx)

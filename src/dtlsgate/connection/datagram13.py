@@ -812,7 +812,9 @@ class Dtls13ServerConnection(Dtls13Connection):
         ctx = context or _server.ServerContext(config, versions=DTLS_VERSIONS)
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
-        start = _server.ServerStart(keylog is not None)
+        if keylog is not None:
+            ctx = ctx.logging_keys()
+        start = _server.ServerStart()
         super().__init__(
             ctx,
             start,
@@ -862,8 +864,7 @@ class Dtls13ServerConnection(Dtls13Connection):
         self._next_message_seq = 1
         self._reassembler.next_seq = admit.message_seq + 1
         try:
-            logs = self._keylog is not None
-            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now, logs)
+            self._state, actions = _server.after_stateless_retry(self._ctx, admit, now)
             self._run(actions, now)
         except ProtocolError as exc:
             self._fail(exc)
@@ -885,6 +886,8 @@ class Dtls13ClientConnection(Dtls13Connection):
         send_acks: bool = True,
     ) -> None:
         ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
+        if keylog is not None:
+            ctx = ctx.logging_keys()
         super().__init__(
             ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
         )

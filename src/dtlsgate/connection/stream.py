@@ -337,7 +337,9 @@ class ServerConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _server.ServerContext(config)
-        super().__init__(ctx, _server.ServerStart(keylog is not None), _server.SERVER, keylog)
+        if keylog is not None:
+            ctx = ctx.logging_keys()
+        super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
 
     def request_client_certificate(self) -> None:
         """Ask the client for its certificate now (RFC 8446 §4.6.2, post-handshake
@@ -368,8 +370,7 @@ class ServerConnection(TlsConnection):
         the ServerHello flight is queued at once; the cookie is not verified again."""
         conn = cls(config, context=context, keylog=keylog)
         try:
-            logs = keylog is not None
-            conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now, logs)
+            conn._state, actions = _server.after_stateless_retry(conn._ctx, admit, now)
             conn._run(actions)
             conn._records.feed(admit.remaining)
         except ProtocolError as exc:
@@ -389,6 +390,8 @@ class ClientConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         ctx = context or _client.ClientContext(config)
+        if keylog is not None:
+            ctx = ctx.logging_keys()
         super().__init__(ctx, None, _client.CLIENT, keylog)
 
     def start(self, now: float | None = None) -> None:

@@ -9,6 +9,8 @@ records silently (RFC 6347 §4.1.2.7, RFC 9147 §4.5.3), so that path raises not
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
@@ -29,6 +31,10 @@ class AeadAlgorithm(enum.Enum):
     CHACHA20_POLY1305 = "CHACHA20_POLY1305"
     AES_128_CCM = "AES_128_CCM"
     AES_128_CCM_8 = "AES_128_CCM_8"
+
+    # Members are singletons compared by identity (as `Hash`'s): Enum's own __hash__ is a
+    # Python-level call per dict look-up, and every keyed `Aead` makes one.
+    __hash__ = object.__hash__
 
     @property
     def key_length(self) -> int:
@@ -56,12 +62,19 @@ _LENGTHS: dict[AeadAlgorithm, tuple[int, int]] = {
 _Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
 
 
-def _make_cipher(algorithm: AeadAlgorithm, key: bytes) -> _Cipher:
+def _constructor(algorithm: AeadAlgorithm) -> Callable[[bytes], _Cipher]:
+    """What makes the keyed ``cryptography`` object of ``algorithm`` from a key."""
     if algorithm in _GCM:
-        return AESGCM(key)
+        return AESGCM
     if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
-        return ChaCha20Poly1305(key)
-    return AESCCM(key, tag_length=_LENGTHS[algorithm][1])
+        return ChaCha20Poly1305
+    return functools.partial(AESCCM, tag_length=_LENGTHS[algorithm][1])
+
+
+# Each algorithm's lengths and constructor, looked up once per keyed `Aead`.
+_PARAMETERS: dict[AeadAlgorithm, tuple[int, int, Callable[[bytes], _Cipher]]] = {
+    algorithm: (*_LENGTHS[algorithm], _constructor(algorithm)) for algorithm in AeadAlgorithm
+}
 
 
 class Aead:
@@ -75,13 +88,13 @@ class Aead:
     iv_length = NONCE_LENGTH
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
-        key_length, tag_length = _LENGTHS[algorithm]
+        key_length, tag_length, constructor = _PARAMETERS[algorithm]
         if len(key) != key_length:
             raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
         self.algorithm = algorithm
         self.key_length = key_length
         self.tag_length = tag_length
-        self._cipher = _make_cipher(algorithm, key)
+        self._cipher = constructor(key)
 
     @property
     def primitive(self) -> _Cipher:

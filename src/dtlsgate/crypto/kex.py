@@ -106,17 +106,22 @@ def _montgomery_exchange(public_type: Any) -> Callable[[Any, bytes], bytes]:
     return exchange
 
 
+_ECDH = ec.ECDH()  # an immutable parameter object, made once for every exchange
+
+
 def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
     """The ECDH of a NIST curve's private key with the peer's encoded point: its
     x-coordinate (RFC 8422 §5.10). ``from_encoded_point`` checks that the point is on the
     curve (RFC 8446 §4.2.8.2 requires the receiver to validate it)."""
     peer = ec.EllipticCurvePublicKey.from_encoded_point(private.curve, peer_public)
-    return cast(bytes, private.exchange(ec.ECDH(), peer))
+    return cast(bytes, private.exchange(_ECDH, peer))
 
 
-# Each elliptic curve's key generation and exchange, looked up by the group once per key
-# share instead of comparing the group with each curve in turn. The key's type follows from
-# the group: branching on it spares isinstance checks against cryptography's abstract key
+# Each elliptic curve's key generation, exchange and public value encoding, looked up by
+# the group once per key share instead of comparing the group with each curve in turn, with
+# the encoding parameter objects read once (``serialization`` is a module wrapper whose
+# every attribute read is a Python-level call). The key's type follows from the
+# group: branching on it spares isinstance checks against cryptography's abstract key
 # classes, which go through ABCMeta (up to 1 us each).
 _CURVE_GENERATE: dict[NamedGroup, Callable[[], Any]] = {
     NamedGroup.x25519: x25519.X25519PrivateKey.generate,
@@ -130,6 +135,16 @@ _CURVE_EXCHANGE: dict[NamedGroup, Callable[[Any, bytes], bytes]] = {
     NamedGroup.x25519: _montgomery_exchange(x25519.X25519PublicKey),
     NamedGroup.x448: _montgomery_exchange(x448.X448PublicKey),
     **{group: _nist_exchange for group in _NIST_CURVES},
+}
+# RFC 8446 §4.2.8.2: the raw u-coordinate (X25519, X448), the uncompressed point (NIST).
+_RAW = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+_UNCOMPRESSED = (serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+_CURVE_PUBLIC_FORMAT: dict[
+    NamedGroup, tuple[serialization.Encoding, serialization.PublicFormat]
+] = {
+    NamedGroup.x25519: _RAW,
+    NamedGroup.x448: _RAW,
+    **{group: _UNCOMPRESSED for group in _NIST_CURVES},
 }
 
 
@@ -369,14 +384,5 @@ def _encode_public(group: NamedGroup, private_key: Any) -> bytes:
     if hybrid is not None:
         kem_key, ecdh_key = private_key
         return mlkem.join(kem_key.public_bytes, ecdh_key.public_bytes, hybrid.ecdh_first)
-    public = private_key.public_key()
-    if group in _NIST_CURVES:
-        return cast(
-            bytes,
-            public.public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-            ),
-        )
-    return cast(
-        bytes, public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    )
+    encoding, public_format = _CURVE_PUBLIC_FORMAT[group]
+    return cast(bytes, private_key.public_key().public_bytes(encoding, public_format))

@@ -13,11 +13,11 @@ Secrets derived "from the transcript" take the transcript hash (a digest), not t
 from __future__ import annotations
 
 import enum
-import functools
 import struct
+from typing import NamedTuple
 
 from dtlsgate.crypto.hashes import Hash, hmac_digest
-from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.crypto.suites import SUITES, SuiteInfo
 from dtlsgate.errors import StateError, UsageError
 
 __all__ = [
@@ -36,10 +36,6 @@ TLS13_LABEL_PREFIX = b"tls13 "
 DTLS13_LABEL_PREFIX = b"dtls13"
 # HkdfLabel's uint16 length and the label's uint8 length prefix (RFC 8446 §7.1).
 _HKDF_LABEL_HEADER = struct.Struct("!HB")
-# HkdfLabel heads kept (`_label_head`): the key schedule's labels with each context length
-# and output length in use are about twenty per hash and prefix; exporter labels come from
-# the application, so the cache is bounded.
-_LABEL_HEADS = 256
 
 
 def hkdf_extract(hash: Hash, salt: bytes | None, ikm: bytes | None) -> bytes:
@@ -79,20 +75,26 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label (RFC 8446 §7.1): info is struct HkdfLabel { uint16 length;
     opaque label<7..255> = prefix + label; opaque context<0..255>; }."""
-    head, one_block = _label_head(hash, prefix, label, len(context), length)
+    head = _label_head(hash, prefix, label, len(context), length)
+    return _expand_label(hash, secret, head, context, length)
+
+
+def _expand_label(
+    hash: Hash, secret: bytes, head: tuple[bytes, bool], context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label from its HkdfLabel ``head`` (`_label_head`)."""
+    label, one_block = head
     if one_block:
         # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
-        return hmac_digest(hash, secret, head + context + b"\x01")[:length]
-    return hkdf_expand(hash, secret, head + context, length)
+        return hmac_digest(hash, secret, label + context + b"\x01")[:length]
+    return hkdf_expand(hash, secret, label + context, length)
 
 
-@functools.lru_cache(maxsize=_LABEL_HEADS)
 def _label_head(
     hash: Hash, prefix: bytes, label: bytes, context_length: int, length: int
 ) -> tuple[bytes, bool]:
     """HkdfLabel up to its context (RFC 8446 §7.1), checked, and whether the output is one
-    HMAC block. The same dozen heads serve every handshake (only the context, a transcript
-    hash, varies), so each is built and checked once."""
+    HMAC block."""
     label_length = len(prefix) + len(label)
     # RFC 8446 §7.1: label<7..255>, context<0..255>, length is a uint16.
     if not 7 <= label_length <= 255:
@@ -106,6 +108,74 @@ def _label_head(
     return head, length <= hash.digest_size
 
 
+# Every label a key schedule derives with in a handshake, as (label, context length, output
+# length) for a hash of ``size`` bytes and an AEAD key of ``key`` bytes (RFC 8446 §7.1, §7.3,
+# §4.4.4, §4.6.1, §7.2; RFC 9147 §4.2.3): the context is a transcript hash or empty, but a
+# ticket nonce in "resumption" (ours are 1 byte; a peer's may differ). Derive-Secret's
+# "derived" and binder labels hash the empty string, so their context is ``size`` bytes too.
+_DERIVE_LABELS = (
+    b"derived",
+    b"ext binder",
+    b"res binder",
+    b"c e traffic",
+    b"e exp master",
+    b"c hs traffic",
+    b"s hs traffic",
+    b"c ap traffic",
+    b"s ap traffic",
+    b"exp master",
+    b"res master",
+)
+
+
+def _schedule_labels(size: int, key: int) -> tuple[tuple[bytes, int, int], ...]:
+    return (
+        *((label, size, size) for label in _DERIVE_LABELS),
+        (b"finished", 0, size),
+        (b"traffic upd", 0, size),
+        (b"key", 0, key),
+        (b"iv", 0, 12),
+        (b"sn", 0, key),
+        (b"resumption", 1, size),
+    )
+
+
+LabelHeads = dict[tuple[bytes, int, int], tuple[bytes, bool]]
+
+
+class _Prepared(NamedTuple):
+    """What every key schedule of one hash, AEAD key length and label prefix (one TLS 1.3
+    suite in TLS or DTLS) starts from, the same in every handshake (RFC 8446 §7.1): the
+    HkdfLabel heads of its labels (only the context, a transcript hash, varies), and
+    without a PSK the Early Secret, HKDF-Extract(0, 0), and the salt of the handshake
+    secret, Derive-Secret(Early Secret, "derived", "")."""
+
+    label_heads: LabelHeads
+    early_secret: bytes
+    derived_salt: bytes
+
+
+def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
+    size = hash.digest_size
+    heads = {
+        (label, context, length): _label_head(hash, prefix, label, context, length)
+        for label, context, length in _schedule_labels(size, key_length)
+    }
+    early = hkdf_extract(hash, None, None)
+    derived = heads[b"derived", size, size]
+    return _Prepared(heads, early, _expand_label(hash, early, derived, hash.empty_digest(), size))
+
+
+# Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
+# A label outside a table (an application's exporter label) has its head built at each
+# use, so nothing here grows with what the application asks for.
+_PREPARED: dict[tuple[Hash, int, bytes], _Prepared] = {
+    (hash, key_length, prefix): _prepare(hash, key_length, prefix)
+    for hash, key_length in {(i.hash, i.key_length): None for i in SUITES.values() if i.is_tls13}
+    for prefix in (TLS13_LABEL_PREFIX, DTLS13_LABEL_PREFIX)
+}
+
+
 def derive_secret(
     hash: Hash,
     secret: bytes,
@@ -116,14 +186,6 @@ def derive_secret(
     """Derive-Secret(Secret, Label, Messages) (RFC 8446 §7.1), given
     ``transcript_hash = Transcript-Hash(Messages)``."""
     return hkdf_expand_label(hash, secret, label, transcript_hash, hash.digest_size, prefix)
-
-
-@functools.cache
-def _no_psk_secrets(hash: Hash, prefix: bytes) -> tuple[bytes, bytes]:
-    """The Early Secret without a PSK, HKDF-Extract(0, 0), and Derive-Secret(Early Secret,
-    "derived", "") (RFC 8446 §7.1): constants of the hash and label prefix."""
-    early = hkdf_extract(hash, None, None)
-    return early, derive_secret(hash, early, b"derived", hash.empty_digest(), prefix)
 
 
 class Stage(enum.IntEnum):
@@ -154,12 +216,14 @@ class KeySchedule:
         self.hash = hash
         self.key_length = key_length
         self.label_prefix = label_prefix
+        prepared = _PREPARED.get((hash, key_length, label_prefix))
+        self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
-        # handshake with this hash and prefix, made once.
+        # handshake of this suite and prefix, prepared once.
         self._derived_salt: bytes | None = None
-        if psk is None:
-            self.early_secret, self._derived_salt = _no_psk_secrets(hash, label_prefix)
+        if psk is None and prepared is not None:
+            self.early_secret, self._derived_salt = prepared.early_secret, prepared.derived_salt
         else:
             self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
@@ -180,11 +244,14 @@ class KeySchedule:
 
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """HKDF-Expand-Label with this schedule's hash and label prefix."""
-        return hkdf_expand_label(self.hash, secret, label, context, length, self.label_prefix)
+        head = self._label_heads.get((label, len(context), length))
+        if head is None:
+            head = _label_head(self.hash, self.label_prefix, label, len(context), length)
+        return _expand_label(self.hash, secret, head, context, length)
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
-        """Derive-Secret with this schedule's hash and label prefix."""
-        return derive_secret(self.hash, secret, label, transcript_hash, self.label_prefix)
+        """Derive-Secret with this schedule's hash and label prefix (RFC 8446 §7.1)."""
+        return self.expand_label(secret, label, transcript_hash, self.hash.digest_size)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:

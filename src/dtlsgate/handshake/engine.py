@@ -17,6 +17,9 @@ actions out (sends, installs keys, reports completion). The rules live here once
   RFC 9147 §6.1 numbers DTLS 1.3 epochs (0 plaintext, 2 handshake keys, 3 and later the
   application keys, one more per KeyUpdate).
 
+- **Key log**: whether a connection's handlers make `KeyLog` actions is its context's
+  ``log_keys`` (`KeyLogging`), for every protocol and side.
+
 ``goes_to[(state, message)]`` declares the states a handler may return: the diagrams in
 ``docs/`` are drawn from it (``scripts/diagrams.py``) and ``check_machine`` keeps it and the
 table in step.
@@ -24,9 +27,10 @@ table in step.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, final
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
@@ -269,6 +273,30 @@ class KeyLog:
         return f"{self.label} {self.client_random.hex()} {self.secret.hex()}"
 
 
+class KeyLogging:
+    """Whether a connection keeps a key log, said once for every protocol and side: the
+    context its handlers read (``ctx.log_keys``). A context is prepared once per config
+    and shared by its connections, with ``log_keys`` off: the handlers make no `KeyLog`
+    action, nor any secret only a key log line uses. A connection that has a key log
+    callback reads ``logging_keys()`` instead: the same prepared data with ``log_keys``
+    on, made at the first such connection and kept with the context."""
+
+    __slots__ = ("_logging_keys", "log_keys")
+
+    def __init__(self) -> None:
+        self.log_keys = False
+        self._logging_keys: Self | None = None
+
+    def logging_keys(self) -> Self:
+        if self.log_keys:
+            return self
+        logging = self._logging_keys
+        if logging is None:
+            logging = self._logging_keys = copy.copy(self)
+            logging.log_keys = True
+        return logging
+
+
 @final
 @frozen
 class Complete(Generic[InfoT]):
@@ -290,6 +318,7 @@ __all__ = [
     "InstallCipherState",
     "InstallKey",
     "KeyLog",
+    "KeyLogging",
     "Machine",
     "SendChangeCipherSpec",
     "SendMessage",

@@ -38,13 +38,13 @@ from dtlsgate.connection.datagram13 import (
     Dtls13Connection,
     accept,
 )
+from dtlsgate.connection.routing import ConnectionIdRoutes, follow
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, port_unreachable
-from dtlsgate.record.dtls13 import connection_id_of
 from dtlsgate.wire.enums import ConnectionIdUsage
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
@@ -320,12 +320,9 @@ class DtlsServer(_Reader):
         self._client_randoms: dict[DtlsStream, bytes] = {}
         # Late copies of the ClientHellos of associations that closed are not admitted.
         self.finished_hellos = FinishedHellos.for_server(config)
-        # DTLS 1.3 associations by the connection IDs their peer may put in its records
-        # (RFC 9147 §9: the negotiated one and those issued since, until retired; at most
-        # MAX_READ_CONNECTION_IDS each): a datagram carrying one is routed by it, from
-        # whatever address. ``_routed`` is what each association has in the table.
-        self._by_connection_id: dict[bytes, DtlsStream] = {}
-        self._routed: dict[DtlsStream, tuple[bytes, ...]] = {}
+        # DTLS 1.3 associations by connection ID (`dtlsgate.connection.routing`): a
+        # datagram carrying one is routed by it, from whatever address.
+        self._by_connection_id = ConnectionIdRoutes[DtlsStream](config.connection_id_length)
         self._tasks: set[asyncio.Task[None]] = set()
         self._keylog = keylog_writer(config.keylog_file)
 
@@ -357,16 +354,13 @@ class DtlsServer(_Reader):
         """A datagram from an address with no association: routed by its connection ID
         when it carries a known one (the association decides whether to follow the new
         address, and the routing follows it), else judged by the gate."""
-        cid = connection_id_of(data, self.config.connection_id_length)
-        stream = self._by_connection_id.get(cid) if cid is not None else None
+        stream = self._by_connection_id.find(data)
         if stream is None:
             self._judge(data, peer, None)
             return
         old = stream.peer
         stream.datagram_received(data, peer)
-        if stream.peer != old and self.peers.get(old) is stream:
-            del self.peers[old]
-            self.peers[stream.peer] = stream
+        follow(self.peers, stream, old, stream.peer)
 
     def _judge(self, data: bytes, peer: Any, stream: DtlsStream | None) -> None:
         result = self.gate.judge(data, peer, time.time())
@@ -477,7 +471,7 @@ class DtlsServer(_Reader):
             if client_random is not None and stream.handshake_info is not None:
                 self.finished_hellos.add(stream.peer, client_random, time.time())
             stream.on_pumped = None
-            self._unroute(stream, ())
+            self._by_connection_id.unroute(stream)
             stream.close()
             if self.peers.get(stream.peer) is stream:
                 del self.peers[stream.peer]
@@ -488,23 +482,9 @@ class DtlsServer(_Reader):
         return len(self._by_connection_id)
 
     def _route(self, stream: DtlsStream) -> None:
-        """Keep ``stream``'s CIDs in the table: those it issued since the last call added,
-        those it retired removed. The first association with a CID keeps it (a collision
-        of random CIDs is not routed twice)."""
-        cids = _connection_ids(stream)
-        routed = self._routed.get(stream, ())
-        if cids is routed:
-            return
-        self._unroute(stream, cids)
-        for cid in cids:
-            self._by_connection_id.setdefault(cid, stream)
-        self._routed[stream] = cids
-
-    def _unroute(self, stream: DtlsStream, keep: tuple[bytes, ...]) -> None:
-        """Remove ``stream``'s routed CIDs that are not in ``keep``."""
-        for cid in self._routed.pop(stream, ()):
-            if cid not in keep and self._by_connection_id.get(cid) is stream:
-                del self._by_connection_id[cid]
+        """Keep ``stream``'s CIDs in the table (those it issued since, not those it
+        retired)."""
+        self._by_connection_id.route(stream, _connection_ids(stream))
 
     def close(self) -> None:
         self.stop()

@@ -23,7 +23,11 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram13 import AnyDatagramConnection, DatagramClientConnection
+from dtlsgate.connection.datagram13 import (
+    AnyDatagramConnection,
+    DatagramClientConnection,
+    Dtls13Connection,
+)
 from dtlsgate.errors import StateError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
@@ -64,7 +68,13 @@ class DtlsSocket:
         # Shared: the listener's unconnected socket (sendto/recvfrom, other peers' datagrams
         # handed back to it). Otherwise a socket connected to the peer, ours to close.
         self._shared = listener is not None and sock is listener.sock
-        self._inbox: deque[bytes] = deque()
+        # A DTLS 1.3 association on the listener's socket: once established, the listener
+        # routes the datagrams carrying its connection IDs to it from any address, and it
+        # follows its peer to a new one (RFC 9146 §6). A connected socket stays with its
+        # peer's address, as the kernel hands it only that address's datagrams.
+        self._routed_by_connection_id = self._shared and isinstance(conn, Dtls13Connection)
+        # Datagrams the listener read for us, each with the address it came from.
+        self._inbox: deque[tuple[bytes, Hashable | None]] = deque()
         self._data: deque[bytes] = deque()
         self._closed_by_peer = False
         # A new association of the same peer replaced this one (RFC 6347 §4.2.8): its
@@ -77,6 +87,10 @@ class DtlsSocket:
     # --- I/O plumbing -----------------------------------------------------------------------
 
     def _flush(self) -> None:
+        # Not once replaced or abandoned: the listener forgot us.
+        routed = self._routed_by_connection_id and not self._replaced
+        if routed and self.connection.handshake_complete:
+            self._route()
         datagrams = self.connection.datagrams_to_send()
         for datagram, _ in datagrams:
             with suppress(BlockingIOError, InterruptedError):
@@ -95,10 +109,26 @@ class DtlsSocket:
             if self.progress is not None and self.handshake_info is None:
                 raise port_unreachable(self.progress.peer) from None
 
-    def _feed(self, datagram: bytes) -> None:
-        """A datagram from our peer, read by someone else (the listener)."""
+    def _feed(self, datagram: bytes, addr: Hashable | None) -> None:
+        """A datagram from our peer, read by someone else (the listener); from ``addr``,
+        which is not ``self.peer`` when the listener routed it by our connection ID."""
         if len(self._inbox) < MAX_INBOX_DATAGRAMS:
-            self._inbox.append(datagram)
+            self._inbox.append((datagram, addr))
+
+    def _route(self) -> None:
+        """Keep the listener's routes of our connection IDs as our connection has them
+        (those issued since added, those retired removed)."""
+        conn = self.connection
+        assert self._listener is not None and isinstance(conn, Dtls13Connection)
+        self._listener._route(self, conn.connection_ids)
+
+    def _follow_peer(self) -> None:
+        """Our connection followed its peer to a new address (a record from there carried
+        one of our connection IDs and authenticated, RFC 9146 §6): we send there, and the
+        listener routes that address to us, from now on."""
+        old, self.peer = self.peer, self.connection.peer
+        if self._listener is not None:
+            self._listener._moved(self, old)
 
     def _peer_restarted(self) -> None:
         """The listener admitted a new handshake from our peer's address (RFC 6347
@@ -129,7 +159,10 @@ class DtlsSocket:
         """Wait for one datagram or a timer; False when ``deadline`` passed."""
         conn = self.connection
         while self._inbox:
-            conn.receive(self._inbox.popleft(), self.peer, self._clock())
+            data, addr = self._inbox.popleft()
+            conn.receive(data, addr, self._clock())
+        if conn.peer != self.peer:
+            self._follow_peer()
         self._flush()
         self._events()
         if self._data or self._closed_by_peer:

@@ -10,7 +10,11 @@ sockets and clocks.
 ``accept(peer, admit)`` continues an admitted handshake in a `DtlsSocket`; that peer's
 datagrams go to it from then on, except an epoch-0 ClientHello once its handshake completed:
 a client that restarted from the same address and port (RFC 6347 §4.2.8). The gate judges
-that one, and an Admit replaces the old association (see `Listener.listen`).
+that one, and an Admit replaces the old association (see `Listener.listen`). An established
+DTLS 1.3 association on the listener's socket also gets, from any address, the datagrams
+carrying one of its connection IDs, and follows its peer to a new address once a record
+from there authenticates (RFC 9147 §9, RFC 9146 §6; `dtlsgate.connection.routing`, shared
+with the asyncio server).
 
 Handshakes accepted but not completed yet (``accept(..., timeout=None)``, driven by the
 application) are kept in an admission table (`dtlsgate.connection.admission`) with the
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.admission import AdmissionTable, FinishedHellos
+from dtlsgate.connection.routing import ConnectionIdRoutes, follow
 from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.datagram import Admit, Drop, Dtls13Admit, Gate, is_client_hello
@@ -76,6 +81,12 @@ class Listener:
         # accept(): admitted peers whose datagrams go to their DtlsSocket, not the gate;
         # admissions seen while a DtlsSocket was reading, returned by the next listen().
         self._routes: dict[Hashable, DtlsSocket] = {}
+        # Established DTLS 1.3 associations on our socket by connection ID
+        # (`dtlsgate.connection.routing`): a datagram from an address with no route that
+        # carries one goes to its association, which may follow the peer's new address.
+        self._by_connection_id: ConnectionIdRoutes[DtlsSocket] = ConnectionIdRoutes(
+            self.config.connection_id_length
+        )
         self._pending: deque[tuple[Hashable, Admit | Dtls13Admit]] = deque()
         # The random of the ClientHello that created each route's association: a copy of
         # that ClientHello arriving late is not a restart (RFC 6347 §4.2.8).
@@ -104,6 +115,7 @@ class Listener:
             return self._pending.popleft()
         sock, judge, clock = self.sock, self.gate.judge, self._clock
         recvfrom, sendto, routes, unread = sock.recvfrom, sock.sendto, self._routes, self._unread
+        by_cid = self._by_connection_id
         # With a socket timeout, Python polls before every recvfrom, so MSG_DONTWAIT would
         # wait out the timeout: batch only on blocking and non-blocking sockets.
         batch = self.batch if _DONTWAIT and sock.gettimeout() in (None, 0.0) else 1
@@ -137,6 +149,8 @@ class Listener:
                         result = self._routed(datagram, peer, now)
                         if result is None:
                             continue
+                    elif by_cid and self._routed_by_connection_id(datagram, peer):
+                        continue
                     else:
                         result = judge(datagram, peer, now)
                     if type(result) is bytes:
@@ -162,7 +176,7 @@ class Listener:
         """listen() reading one datagram per system call: each is judged, then answered,
         before the next is read (the batch loop's lists would only add work here)."""
         recvfrom, sendto, judge = self.sock.recvfrom, self.sock.sendto, self.gate.judge
-        clock, routes = self._clock, self._routes
+        clock, routes, by_cid = self._clock, self._routes, self._by_connection_id
         while True:
             try:
                 datagram, peer = recvfrom(MAX_DATAGRAM)
@@ -172,6 +186,8 @@ class Listener:
                 result = self._routed(datagram, peer, clock())
                 if result is None:
                     continue
+            elif by_cid and self._routed_by_connection_id(datagram, peer):
+                continue
             else:
                 result = judge(datagram, peer, clock())
             if type(result) is bytes:
@@ -291,7 +307,7 @@ class Listener:
             for _ in range(LISTEN_BATCH * 32):
                 data, src = sock.recvfrom(MAX_DATAGRAM)
                 if src == dtls.peer:
-                    dtls._feed(data)
+                    dtls._feed(data, src)
                 else:
                     self._dispatch(data, src)
         except (BlockingIOError, InterruptedError, ConnectionRefusedError):
@@ -304,6 +320,8 @@ class Listener:
         a ClientHello after the handshake: route it or judge it."""
         if peer in self._routes:
             result = self._routed(datagram, peer, self._clock())
+        elif self._by_connection_id and self._routed_by_connection_id(datagram, peer):
+            return
         else:
             result = self.gate.judge(datagram, peer, self._clock())
         if type(result) is bytes:
@@ -326,7 +344,7 @@ class Listener:
         (same random, its cookie still valid) is ignored."""
         route = self._routes[peer]
         if not (route.connection.handshake_complete and is_client_hello(datagram)):
-            route._feed(datagram)
+            route._feed(datagram, peer)
             return None
         result = self.gate.judge(datagram, peer, now)
         if type(result) is Admit or type(result) is Dtls13Admit:
@@ -336,10 +354,39 @@ class Listener:
             route._peer_restarted()
         return result
 
+    def _routed_by_connection_id(self, datagram: bytes, peer: Hashable) -> bool:
+        """A datagram from an address with no route: fed to the association whose
+        connection ID it carries (with the address it came from: the association follows
+        it once a record from there authenticates, RFC 9146 §6), or False. Without a known
+        CID the gate judges it (a DTLS 1.3 record is dropped there: no state is made)."""
+        dtls = self._by_connection_id.find(datagram)
+        if dtls is None:
+            return False
+        dtls._feed(datagram, peer)
+        return True
+
+    @property
+    def routed_connection_ids(self) -> int:
+        """Connection IDs in the routing table (every association's, RFC 9147 §9)."""
+        return len(self._by_connection_id)
+
+    def _route(self, dtls: DtlsSocket, cids: tuple[bytes, ...]) -> None:
+        """Keep ``dtls``'s connection IDs (``cids``) in the routing table."""
+        self._by_connection_id.route(dtls, cids)
+
+    def _moved(self, dtls: DtlsSocket, old: Hashable | None) -> None:
+        """``dtls`` follows its peer from ``old`` to its new address: so do its route and
+        the random that tells a restart of the peer (RFC 6347 §4.2.8) from a late copy."""
+        if follow(self._routes, dtls, old, dtls.peer):
+            client_random = self._client_randoms.pop(old, None)
+            if client_random is not None:
+                self._client_randoms[dtls.peer] = client_random
+
     def _forget(self, peer: Hashable | None, dtls: DtlsSocket) -> None:
-        """Stop routing ``peer``'s datagrams to ``dtls`` (and not to a newer association of
-        the same peer that replaced it)."""
+        """Stop routing ``peer``'s datagrams (and ``dtls``'s connection IDs) to ``dtls``
+        (and not to a newer association of the same peer that replaced it)."""
         self.admission.finish(dtls)
+        self._by_connection_id.unroute(dtls)
         if self._routes.get(peer) is dtls:
             del self._routes[peer]
             client_random = self._client_randoms.pop(peer, None)

@@ -88,6 +88,7 @@ from dtlsgate.handshake.engine import (
     END_LAST_FLIGHT,
     ExpectMessageSeq,
     InstallCipherState,
+    KeyLogging,
     Machine,
     SendChangeCipherSpec,
     SendWarning,
@@ -140,17 +141,15 @@ _RAW_PUBLIC_KEY = CERTIFICATE_TYPE_RAW_PUBLIC_KEY
 MAX_HELLO_VERIFY_REQUESTS = 2
 
 
-class ClientContext:
+class ClientContext(KeyLogging):
     """What every handler of one client connection reads: the configuration, the trust
-    store, the suites, groups and schemes we offer (computed once), and whether the
-    connection logs its secrets (``log_keys``: it has a key log callback; without one no
-    `KeyLog` action is made)."""
+    store, the suites, groups and schemes we offer (computed once). ``log_keys``,
+    ``logging_keys()``: `KeyLogging`."""
 
     __slots__ = (
         "client_types",
         "config",
         "groups",
-        "log_keys",
         "offered_dtls13",
         "provider",
         "schemes",
@@ -160,11 +159,9 @@ class ClientContext:
         "trust",
     )
 
-    def __init__(
-        self, config: ClientConfig, trust: TrustStore | None, *, log_keys: bool = False
-    ) -> None:
+    def __init__(self, config: ClientConfig, trust: TrustStore | None) -> None:
+        super().__init__()
         self.config = config
-        self.log_keys = log_keys
         self.provider: CryptoProvider = config.provider
         self.trust = trust
         self.suites = client_suites(config)

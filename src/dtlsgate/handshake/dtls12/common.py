@@ -67,7 +67,9 @@ class Transcript:
     RFC 5246 §7.4.8): a server waiting for the client's second flight then holds one hash
     state instead of the first flight a second time. The newest message stays apart from
     the running hash (``digest(exclude_last=True)`` is the hash without it, which both
-    Finished checks ask for), so each byte is hashed once."""
+    Finished checks ask for) until a digest of everything asks for it or another message
+    follows: each byte is hashed once, and a digest never copies the hash state. So after
+    a digest of everything, one without the newest message needs another message first."""
 
     __slots__ = ("_data", "_hash", "_hashed", "_last", "_newest", "_running", "send_seq")
 
@@ -78,11 +80,12 @@ class Transcript:
         # Before hash_with: (hash, n, state), ``state`` having hashed the first n bytes of
         # _data with ``hash`` (the digests asked for so far).
         self._hashed: tuple[Hash, int, _HashState] | None = None
-        # After hash_with: the hash, the running state of every message but the newest,
-        # and the newest.
+        # The newest message; after hash_with, the hash and the running state of every
+        # message before the newest (``_newest`` empty: of the newest too, a digest of
+        # everything took it in; a handshake message is never empty).
+        self._newest = b""
         self._hash: Hash | None = None
         self._running: _HashState | None = None
-        self._newest = b""
         self.send_seq = send_seq
 
     def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
@@ -90,20 +93,20 @@ class Transcript:
         when ``keep_messages`` (``data`` then still works)."""
         if self._hash is not None or self._data is None:
             raise StateError("the transcript's hash is chosen already")
-        data = self._data
+        data, last = self._data, self._last
         self._hash = hash
         self._running = running = hash.new()
-        running.update(data[: self._last])
-        self._newest = bytes(data[self._last :])
+        if last:  # a server has only the ClientHello, the newest, so far
+            running.update(data[:last])
         self._hashed = None
         if not keep_messages:
             self._data = None
 
     def add(self, message: bytes) -> None:
         running = self._running
-        if running is not None:
+        if running is not None and self._newest:
             running.update(self._newest)
-            self._newest = message
+        self._newest = message  # from the first message: hash_with takes it as it is
         data = self._data
         if data is not None:
             self._last = len(data)
@@ -137,11 +140,16 @@ class Transcript:
         if running is not None:
             if hash is not self._hash:
                 raise StateError(f"the transcript is hashed with {self._hash}, not {hash}")
+            newest = self._newest
             if exclude_last:
+                if not newest:
+                    raise StateError("the newest message is hashed already (a full digest)")
                 return running.digest()
-            state = running.copy()
-            state.update(self._newest)
-            return state.digest()
+            if newest:
+                # Into the running hash now rather than at the next message: no copy.
+                running.update(newest)
+                self._newest = b""
+            return running.digest()
         data = self._data
         assert data is not None  # dropped only once the running hash exists
         end = self._last if exclude_last else len(data)

@@ -46,9 +46,9 @@ MASTER_SECRET_LENGTH = 48
 # RFC 5077 §3.3: a ticket is at most 2^16-1 bytes; one holding a long client certificate
 # chain would not fit: that session goes to the cache instead.
 MAX_TICKET_LENGTH = 0xFFFF
-# The state's fixed fields: version, suite, issued_at, lifetime, ems and the master
-# secret's length.
-_STATE_HEAD = struct.Struct("!HHQIBB")
+# The state's fixed fields: version, suite, issued_at, lifetime, ems, and the master
+# secret with its length (always 48: a vector of fixed length).
+_STATE_HEAD = struct.Struct(f"!HHQIBB{MASTER_SECRET_LENGTH}s")
 # Servers of a fleet whose clocks differ by a few seconds accept each other's tickets (as
 # their cookies: gate.cookie.DEFAULT_CLOCK_SKEW).
 CLOCK_SKEW = 5
@@ -79,18 +79,15 @@ class StoredSession:
                 self.lifetime,
                 1 if self.extended_master_secret else 0,
                 MASTER_SECRET_LENGTH,
+                self.master_secret,
             )
         except struct.error:
             raise UsageError("a session field does not fit its width") from None
         w = Writer()
         w.write(head)
-        w.write(self.master_secret)
         w.vector(1, (self.server_name or "").encode())
         w.vector(2, self.psk_identity or b"")
-        chain = Writer()
-        for certificate in self.peer_certificates:
-            chain.vector(3, certificate, 1)
-        w.vector(3, chain.getvalue())
+        w.vector(3, _certificate_list(self.peer_certificates))
         return w.getvalue()
 
     @classmethod
@@ -129,6 +126,17 @@ class StoredSession:
         return -CLOCK_SKEW <= age < min(self.lifetime, max_lifetime)
 
 
+def _certificate_list(certificates: tuple[bytes, ...]) -> bytes:
+    """The peer's certificates, each a vector <1..2^24-1> (no writer for none, the
+    usual case: a server that does not ask for a client certificate)."""
+    if not certificates:
+        return b""
+    w = Writer()
+    for certificate in certificates:
+        w.vector(3, certificate, 1)
+    return w.getvalue()
+
+
 # ---- tickets ----------------------------------------------------------------------------------
 
 
@@ -144,7 +152,7 @@ class TicketKeys:
     (the server's ``ServerContext`` holds one). ``seal`` and ``open`` are RFC 5077 §4's
     protection of the session state."""
 
-    __slots__ = ("_aeads", "_jar", "config")
+    __slots__ = ("_aeads", "_jar", "_sealing", "config")
 
     def __init__(self, config: ServerConfig) -> None:
         if config.cookie_jar is None:  # ServerConfig.__post_init__ always makes one
@@ -152,6 +160,9 @@ class TicketKeys:
         self.config = config
         self._jar: CookieJar = config.cookie_jar
         self._aeads: dict[int, Aead] = {}
+        # The epoch tickets were last sealed in, with its ticket head and AEAD: made once
+        # per epoch, not per ticket.
+        self._sealing: tuple[int, bytes, Aead] | None = None
 
     def _aead(self, epoch: int) -> Aead:
         aead = self._aeads.get(epoch)
@@ -169,8 +180,12 @@ class TicketKeys:
         """``session`` sealed under this rotation epoch's ticket key (``nonce``: 12 random
         bytes from the provider)."""
         epoch = self._epoch(now)
-        head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
-        return head + nonce + self._aead(epoch).seal(nonce, session.encode(), head)
+        sealing = self._sealing
+        if sealing is None or sealing[0] != epoch:
+            head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
+            sealing = self._sealing = (epoch, head, self._aead(epoch))
+        _, head, aead = sealing
+        return head + nonce + aead.seal(nonce, session.encode(), head)
 
     def open(self, ticket: bytes, now: float) -> StoredSession | None:
         """The session inside ``ticket`` when it is one of ours (format, key epoch current

@@ -30,7 +30,6 @@ A ClientHello offering a session we can resume (a ticket or a cached session ID,
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 
@@ -95,6 +94,7 @@ from dtlsgate.handshake.engine import (
     END_FLIGHT,
     END_LAST_FLIGHT,
     InstallCipherState,
+    KeyLogging,
     Machine,
     SendChangeCipherSpec,
     SendWarning,
@@ -156,22 +156,19 @@ _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 MAX_CACHED_MESSAGE_SEQS = 4
 
 
-class ServerContext:
+class ServerContext(KeyLogging):
     """A ``ServerConfig`` prepared for DTLS 1.2 handshakes, once per config, not per
     handshake, and read by every handler of its connections: the choices of `Preferences`,
     the trust store for client certificates, the ticket keys, and our Certificate message
     encoded (the same for every handshake but for its message_seq, and held once by all the
     connections whose first flight waits to be retransmitted). The gate that admits the
     handshakes makes it (``Gate.dtls12_context``); a connection made without one makes its
-    own. ``log_keys``: the handlers add `KeyLog` actions (a connection with a key log
-    callback reads the context of ``logging_keys()``); without, none is made."""
+    own. ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     __slots__ = (
         "_certificate_messages",
-        "_logging_keys",
         "certificate_body",
         "config",
-        "log_keys",
         "preferences",
         "provider",
         "raw_public_key_certificate",
@@ -184,9 +181,8 @@ class ServerContext:
     def __init__(self, config: ServerConfig) -> None:
         # Refused now rather than mid-handshake: a certificate DTLS 1.2 cannot use.
         check_dtls12_identity(config.certificate_chain, config.private_key)
+        super().__init__()
         self.config = config
-        self.log_keys = False
-        self._logging_keys: ServerContext | None = None
         self.provider: CryptoProvider = config.provider
         verify = config.verify_client != "none" and config.cafile
         # Loaded once per config, shared with its (D)TLS 1.3 context.
@@ -206,17 +202,6 @@ class ServerContext:
         self.raw_public_key_certificate = (
             RawPublicKey12(spki_of(key)).encode() if config.raw_public_key and key else b""
         )
-
-    def logging_keys(self) -> ServerContext:
-        """This context for a connection that has a key log callback: the same prepared
-        data, shared (made once, then kept with this context), with ``log_keys`` set."""
-        if self.log_keys:
-            return self
-        logging = self._logging_keys
-        if logging is None:
-            logging = self._logging_keys = copy.copy(self)
-            logging.log_keys = True
-        return logging
 
     def certificate_message(self, message_seq: int) -> bytes:
         """The whole Certificate message of our chain (DTLS header included) with
@@ -389,13 +374,13 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     client offered it: a client that offered DTLS 1.3 then knows that an attacker, not we,
     took it away (RFC 8446 §4.1.3). A DTLS 1.2-only ClientHello gets a plain random, so
     DTLS 1.2 handshakes stay as they were."""
-    if not ctx.speaks_dtls13:
-        return server_random
     offered = choice.supported_versions
+    if not ctx.speaks_dtls13 or offered is None:
+        return server_random
     try:
-        versions = decode_supported_versions_ch(offered) if offered is not None else ()
+        versions = decode_supported_versions_ch(offered)
     except ProtocolError:
-        versions = ()
+        return server_random
     if ProtocolVersion.DTLS13 not in versions:
         return server_random
     return server_random[:-8] + DOWNGRADE_SENTINEL_12

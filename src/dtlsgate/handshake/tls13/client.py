@@ -39,7 +39,7 @@ from dtlsgate.errors import (
     UnsupportedExtension,
     UsageError,
 )
-from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.engine import KeyLogging, Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
@@ -132,10 +132,12 @@ _E = ExtensionType
 _H = HandshakeType
 
 
-class ClientContext:
-    """Per-config data of a client: preferences, trust anchors, our credentials."""
+class ClientContext(KeyLogging):
+    """Per-config data of a client: preferences, trust anchors, our credentials.
+    ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
+        super().__init__()
         self.config = config
         self.provider = config.provider
         # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
@@ -460,7 +462,7 @@ def on_server_hello(
     transcript = state.retry or TranscriptHash(suite.hash, state.raw)
     transcript.update(raw)
     keys = Keys.after_server_hello(schedule, transcript, state.hello.random)
-    actions: Actions = [*handshake_keylog(keys)]
+    actions: Actions = [*handshake_keylog(ctx.log_keys, keys)]
     info = HandshakeInfo(
         CipherSuite(sh.cipher_suite),
         group,
@@ -678,7 +680,8 @@ def on_finished(
     client_app = keys.schedule.client_application_traffic_secret(th)
     server_app = keys.schedule.server_application_traffic_secret(th)
     # Over the transcript through the server Finished, like the secrets themselves.
-    actions: Actions = [*application_keylog(keys, AppSecrets(client_app, server_app), th)]
+    app_secrets = AppSecrets(client_app, server_app)
+    actions: Actions = [*application_keylog(ctx.log_keys, keys, app_secrets, th)]
     if ctx.middlebox_compat:
         actions.append(SendChangeCipherSpec())
     if not ctx.versions.dtls:  # DTLS installed it at the ServerHello

@@ -169,25 +169,29 @@ class PeerRecordLimit:
     limit: int
 
 
-def handshake_keylog(keys: Keys) -> list[KeyLog]:
-    random = keys.client_random
-    if random is None:
+def handshake_keylog(log_keys: bool, keys: Keys) -> list[KeyLog]:
+    """The handshake traffic secrets' key log lines (NSS format) when the connection keeps
+    a key log (its context's ``log_keys``, `KeyLogging`); otherwise none."""
+    if not log_keys:
         return []
+    random = keys.client_random
     return [
         KeyLog("CLIENT_HANDSHAKE_TRAFFIC_SECRET", random, keys.client_handshake),
         KeyLog("SERVER_HANDSHAKE_TRAFFIC_SECRET", random, keys.server_handshake),
     ]
 
 
-def application_keylog(keys: Keys, app: AppSecrets, transcript_hash: bytes) -> list[KeyLog]:
+def application_keylog(
+    log_keys: bool, keys: Keys, app: AppSecrets, transcript_hash: bytes
+) -> list[KeyLog]:
     """Generation-0 application secrets and the exporter secret (RFC 8446 §7.1), the latter
     over ``transcript_hash``, the hash through the server Finished the secrets were made
-    from."""
-    random = keys.client_random
-    if random is None:
-        # No key log: the exporter secret would serve only its line (connections export
-        # no keying material in TLS 1.3).
+    from; when the connection keeps a key log, otherwise none."""
+    if not log_keys:
+        # Nor the exporter secret: it would serve only its line (connections export no
+        # keying material in TLS 1.3).
         return []
+    random = keys.client_random
     exporter = keys.schedule.exporter_master_secret(transcript_hash)
     return [
         KeyLog("CLIENT_TRAFFIC_SECRET_0", random, app.client),
@@ -312,13 +316,12 @@ class Keys:
     transcript: TranscriptHash
     client_handshake: bytes
     server_handshake: bytes
-    # The ClientHello random: it names the connection in a key log (NSS format). None: the
-    # connection keeps no key log, so no lines are made.
-    client_random: bytes | None = b""
+    # The ClientHello random: it names the connection in a key log (NSS format).
+    client_random: bytes
 
     @classmethod
     def after_server_hello(
-        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes | None = b""
+        cls, schedule: KeySchedule, transcript: TranscriptHash, client_random: bytes
     ) -> Keys:
         th = transcript.digest()
         return cls(

@@ -37,7 +37,7 @@ from dtlsgate.errors import (
     NoApplicationProtocol,
     UnsupportedCertificate,
 )
-from dtlsgate.handshake.engine import Machine
+from dtlsgate.handshake.engine import KeyLogging, Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
@@ -147,10 +147,12 @@ def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
 
 
-class ServerContext:
-    """Long-lived per-config data: credentials in wire form and preferences."""
+class ServerContext(KeyLogging):
+    """Long-lived per-config data: credentials in wire form and preferences. ``log_keys``,
+    ``logging_keys()``: `KeyLogging`."""
 
     def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
+        super().__init__()
         self.config = config
         self.provider = config.provider
         # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
@@ -209,10 +211,7 @@ class ServerContext:
 
 @dataclass(slots=True)
 class ServerStart:
-    """Waiting for the first ClientHello. ``log_keys``: the connection keeps a key log, so
-    the handshake makes its lines (and the exporter secret only they use)."""
-
-    log_keys: bool = True
+    """Waiting for the first ClientHello."""
 
 
 @dataclass(slots=True)
@@ -225,7 +224,6 @@ class WaitClientHello2:
     group: NamedGroup
     transcript: TranscriptHash
     cookie: bytes | None = None  # the HelloRetryRequest's cookie (ours never has one)
-    log_keys: bool = True  # as in ServerStart
 
 
 @dataclass(slots=True)
@@ -434,15 +432,10 @@ def on_client_hello(
         if hello.session_id and not ctx.versions.dtls:
             actions.append(SendChangeCipherSpec())
         fixed = client_hello_fixed_part(hello)
-        wait = WaitClientHello2(
-            fixed, choice.suite, choice.group, transcript, log_keys=state.log_keys
-        )
-        return wait, actions
+        return WaitClientHello2(fixed, choice.suite, choice.group, transcript), actions
     psk = check_binder(found, info, None, raw, choice.suite, ctx.versions)
     transcript = TranscriptHash(suite_info(choice.suite).hash, raw)
-    next_state, flight = server_flight(
-        ctx, hello, info, choice, share, transcript, False, psk, state.log_keys
-    )
+    next_state, flight = server_flight(ctx, hello, info, choice, share, transcript, False, psk)
     return next_state, [*skip, *flight]
 
 
@@ -479,9 +472,7 @@ def on_client_hello2(
     choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
     psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
-    flight = server_flight(
-        ctx, hello, info, choice, share, state.transcript, True, psk, state.log_keys
-    )
+    flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
     # RFC 8446 §4.2.10: no early data after a HelloRetryRequest; stop skipping.
     return flight[0], [SkipEarlyData(0), *flight[1]]
 
@@ -505,12 +496,10 @@ def server_flight(
     transcript: TranscriptHash,
     after_hrr: bool,
     psk: AcceptedPsk | None,
-    log_keys: bool = True,
 ) -> tuple[ServerState, Actions]:
     """ServerHello, then EncryptedExtensions, [CertificateRequest], Certificate,
     CertificateVerify and Finished under the handshake key (RFC 8446 §2); with a
-    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished. Key log
-    lines only when ``log_keys``."""
+    resumption PSK (psk_dhe_ke, §2.2) only EncryptedExtensions and Finished."""
     suite = suite_info(choice.suite)
     versions = ctx.versions
     schedule = versions.schedule(suite, psk.psk if psk is not None else None)
@@ -548,8 +537,8 @@ def server_flight(
         actions.append(cids)
     if hello.session_id and not after_hrr and not versions.dtls:
         actions.append(SendChangeCipherSpec())
-    keys = Keys.after_server_hello(schedule, transcript, hello.random if log_keys else None)
-    actions.extend(handshake_keylog(keys))
+    keys = Keys.after_server_hello(schedule, transcript, hello.random)
+    actions.extend(handshake_keylog(ctx.log_keys, keys))
     actions.append(install(True, keys, suite.aead, keys.server_handshake))
     actions.append(install(False, keys, suite.aead, keys.client_handshake))
     info_out = HandshakeInfo(
@@ -628,7 +617,7 @@ def encrypted_flight(
         keys.schedule.client_application_traffic_secret(th),
         keys.schedule.server_application_traffic_secret(th),
     )
-    actions.extend(application_keylog(keys, app, th))
+    actions.extend(application_keylog(ctx.log_keys, keys, app, th))
     # RFC 8446 §2: the server may send application data right after its Finished.
     actions.append(install(True, keys, suite.aead, app.server))
     if request:
@@ -862,7 +851,7 @@ def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeIn
 
 
 def after_stateless_retry(
-    ctx: ServerContext, admit: Any, now: float, log_keys: bool = True
+    ctx: ServerContext, admit: Any, now: float
 ) -> tuple[ServerState, Actions]:
     """Continue from a ClientHello2 whose cookie verified (``gate.results.StreamAdmit``): the
     transcript is rebuilt from the cookie (RFC 8446 §4.4.1: message_hash(Hash(ClientHello1)),
@@ -883,7 +872,7 @@ def after_stateless_retry(
     transcript.update(admit.client_hello_message)
     choice = choose(ctx, hello, info, found)
     choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
-    return server_flight(ctx, hello, info, choice, share, transcript, True, psk, log_keys)
+    return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
 
 Handler = Callable[[ServerContext, Any, bytes, bytes, float], tuple[ServerState, Actions]]
