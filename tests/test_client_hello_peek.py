@@ -23,7 +23,11 @@ from dtlsgate.wire.client_hello_peek import (
 )
 from dtlsgate.wire.enums import ContentType, HandshakeType
 from dtlsgate.wire.extensions import Extension
-from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
+from dtlsgate.wire.handshake import (
+    DtlsHandshakeHeader,
+    encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
+)
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
@@ -241,7 +245,7 @@ def client_hello_datagrams(draw: st.DrawFn) -> bytes:
     cut = draw(st.integers(0, len(body)))
     offset = draw(st.sampled_from([0, 0, 0, 1, 40]))
     fragment = body[offset:cut] if draw(st.booleans()) else body[offset:]
-    message = encode_dtls_handshake(
+    message = encode_dtls_handshake_fragment(
         draw(st.sampled_from([HandshakeType.CLIENT_HELLO] * 4 + [2, 3])),
         fragment,
         draw(st.sampled_from([0, 1, 2, 3, 0xFFFF])),

@@ -29,6 +29,7 @@ from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     decode_dtls_handshake_fragments,
     encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
 )
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
@@ -109,7 +110,7 @@ def test_whole_next_message_is_taken_without_buffering() -> None:
     r = Reassembler(3)
     ahead = encode_dtls_handshake(20, b"finished", 4)
     assert r.take_whole(DtlsHandshakeHeader(20, 8, 4, 0, 8), ahead, 1) is None
-    part = encode_dtls_handshake(16, b"key", 3, 0, 12)
+    part = encode_dtls_handshake_fragment(16, b"key", 3, 0, 12)
     assert r.take_whole(DtlsHandshakeHeader(16, 12, 3, 0, 3), part, 0) is None
     whole = encode_dtls_handshake(16, b"key exchange", 3)
     header = DtlsHandshakeHeader(16, 12, 3, 0, 12)
@@ -277,7 +278,7 @@ def test_a_client_hello_in_two_fragments_is_admitted_and_reassembled() -> None:
     sequence = int.from_bytes(hello2[5:11], "big")
 
     def record(seq: int, offset: int, part: bytes) -> bytes:
-        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        message = encode_dtls_handshake_fragment(1, part, header.message_seq, offset, len(body))
         return encode_dtls_record(22, 0xFEFD, 0, seq, message)
 
     pair.to_server([record(sequence, 0, body[:cut])])
@@ -314,7 +315,7 @@ def test_a_client_hello_fragmented_right_after_the_cookie_is_admitted(cookies: s
     sequence = int.from_bytes(hello2[5:11], "big")
 
     def record(seq: int, offset: int, part: bytes) -> bytes:
-        message = encode_dtls_handshake(1, part, header.message_seq, offset, len(body))
+        message = encode_dtls_handshake_fragment(1, part, header.message_seq, offset, len(body))
         return encode_dtls_record(22, 0xFEFD, 0, seq, message)
 
     pair.to_server([record(sequence, 0, body[:cut])])

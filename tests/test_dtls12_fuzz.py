@@ -33,7 +33,7 @@ from dtlsgate.connection.flight import (
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
 )
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import encode_dtls_handshake_fragment
 from dtlsgate.wire.record import encode_dtls_record
 
 # --- input generators ---------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_alerts_in_every_state() -> None:
 
 
 def _fragment(msg_type: int, seq: int, length: int, offset: int, data: bytes) -> bytes:
-    return encode_dtls_handshake(msg_type, data, seq, offset, length)
+    return encode_dtls_handshake_fragment(msg_type, data, seq, offset, length)
 
 
 @pytest.mark.parametrize("side", ["server", "client"])

@@ -35,12 +35,12 @@ def test_replay_window_jump_to_the_top_sequence_number() -> None:
     """A record numbered 2^48 - 1 after record 5 used to shift the mask by 2^48 bits
     (MemoryError)."""
     window = ReplayWindow()
-    window.mark(5)
-    window.mark(TOP_SEQUENCE_NUMBER)
+    window.accept(5)
+    window.accept(TOP_SEQUENCE_NUMBER)
     assert window.is_replay(TOP_SEQUENCE_NUMBER)
     assert window.is_replay(5)  # now far below the window
     assert not window.is_replay(TOP_SEQUENCE_NUMBER - REPLAY_WINDOW_SIZE + 1)
-    window.mark(TOP_SEQUENCE_NUMBER - 1)
+    window.accept(TOP_SEQUENCE_NUMBER - 1)
     assert window.is_replay(TOP_SEQUENCE_NUMBER - 1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dtlsgate.crypto import DefaultProvider, suite_info
+from dtlsgate.errors import StateError
 from dtlsgate.record.dtls12 import REPLAY_WINDOW_SIZE, CipherState, RecordLayer, ReplayWindow
 from dtlsgate.wire.enums import CipherSuite
 from dtlsgate.wire.record import DtlsRecord, split_dtls_records
@@ -53,6 +54,20 @@ def test_protect_open_and_explicit_nonce(suite: CipherSuite) -> None:
     assert receiver.open(record) == b"payload"
 
 
+def test_a_record_of_an_epoch_without_keys_is_refused_not_sent_in_plaintext() -> None:
+    records = RecordLayer()
+    assert not records.can_write(1)
+    with pytest.raises(StateError):
+        records.protect(22, b"finished", 1)
+    flight = bytearray()
+    with pytest.raises(StateError):
+        records.write_handshake(flight, b"finished", 1)
+    assert flight == bytearray()
+    assert records.next_write_sequence(1) == 0  # nothing was used up
+    sender, _ = pair(SUITES[0])
+    assert len(sender.protect(22, b"finished", 1)) > 13 + len(b"finished")  # keyed: sealed
+
+
 @pytest.mark.parametrize("suite", SUITES)
 def test_tampered_replayed_and_unknown_epoch_records_are_dropped(suite: CipherSuite) -> None:
     sender, receiver = pair(suite)
@@ -86,9 +101,9 @@ def test_replay_window_slides_over_64_records() -> None:
     w = ReplayWindow()
     for seq in (5, 3, 70):
         assert not w.is_replay(seq)
-        w.mark(seq)
+        w.accept(seq)
     assert w.is_replay(70) and not w.is_replay(69)
     assert w.is_replay(5)  # 65 below the highest: outside the window
     assert not w.is_replay(70 - REPLAY_WINDOW_SIZE + 1)
-    w.mark(200)
+    w.accept(200)
     assert w.is_replay(70) and not w.is_replay(199)

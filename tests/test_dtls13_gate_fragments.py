@@ -18,7 +18,7 @@ from dtlsgate.gate.reassembly import (
     ClientHelloReassembly,
 )
 from dtlsgate.wire.enums import NamedGroup
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import encode_dtls_handshake_fragment
 from dtlsgate.wire.record import encode_dtls_record
 
 HYBRID = (NamedGroup.X25519MLKEM768,)
@@ -65,7 +65,9 @@ def _first_fragment(i: int, length: int = 1400, size: int = 500) -> bytes:
     # client_version, a random, empty session_id and legacy_cookie, then suites cut short.
     head = b"\xfe\xfd" + i.to_bytes(4, "big") * 8 + b"\x00\x00"
     body = head + b"\x13" * (size - len(head))
-    return encode_dtls_record(22, 0xFEFD, 0, i, encode_dtls_handshake(1, body, 0, 0, length))
+    return encode_dtls_record(
+        22, 0xFEFD, 0, i, encode_dtls_handshake_fragment(1, body, 0, 0, length)
+    )
 
 
 def test_flood_of_first_fragments_stays_bounded_and_lets_hellos_through() -> None:
@@ -126,10 +128,10 @@ def test_bytes_time_and_length_bounds() -> None:
         0xFEFD,
         0,
         0,
-        encode_dtls_handshake(1, b"x" * 100, 0, 0, MAX_REASSEMBLED_CLIENT_HELLO + 1),
+        encode_dtls_handshake_fragment(1, b"x" * 100, 0, 0, MAX_REASSEMBLED_CLIENT_HELLO + 1),
     )
     assert gate.receive(too_long, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_TOO_LONG)
     beyond = encode_dtls_record(
-        22, 0xFEFD, 0, 0, encode_dtls_handshake(1, b"x" * 100, 0, 950, 1000)
+        22, 0xFEFD, 0, 0, encode_dtls_handshake_fragment(1, b"x" * 100, 0, 950, 1000)
     )
     assert gate.receive(beyond, CLIENT, NOW) == Drop(DropReason.HANDSHAKE_MALFORMED)

@@ -15,7 +15,11 @@ from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import ProtocolVersion
-from dtlsgate.wire.handshake import DtlsHandshakeHeader, encode_dtls_handshake
+from dtlsgate.wire.handshake import (
+    DtlsHandshakeHeader,
+    encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
+)
 from dtlsgate.wire.messages import HelloVerifyRequest
 from dtlsgate.wire.record import DtlsRecordHeader, encode_dtls_record
 
@@ -273,7 +277,9 @@ def _odd_suites_body() -> bytes:
 
 
 def _fragment(body: bytes, offset: int, length: int, total: int | None = None) -> bytes:
-    return encode_dtls_handshake(1, body[offset : offset + length], 0, offset, total or len(body))
+    return encode_dtls_handshake_fragment(
+        1, body[offset : offset + length], 0, offset, total or len(body)
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from dtlsgate.errors import ProtocolError
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Drop, Gate, Reply
 from dtlsgate.wire.extensions import Extension
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import encode_dtls_handshake, encode_dtls_handshake_fragment
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.record import encode_dtls_record
 
@@ -132,7 +132,7 @@ def test_smallest_first_fragment_still_gets_a_default_cookie() -> None:
     """The smallest first fragment the gate answers ends right after an empty cookie, with
     an empty session_id: 61 bytes, its HelloVerifyRequest 49."""
     body = client_hello(extensions=None).encode()
-    fragment = encode_dtls_handshake(1, body[:36], 0, 0, len(body))
+    fragment = encode_dtls_handshake_fragment(1, body[:36], 0, 0, len(body))
     smallest = encode_dtls_record(22, 0xFEFF, 0, 0, fragment)
     assert len(smallest) == 61
     # A DTLS 1.2-only gate (with DTLS 1.3 on, a cookie-less fragment is reassembled first).

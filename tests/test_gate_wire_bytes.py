@@ -20,7 +20,7 @@ from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.gate import Admit, Gate, Reply
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.stream import StatelessGate
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import encode_dtls_handshake_fragment
 from dtlsgate.wire.record import encode_dtls_record
 
 RECORDED = Path(__file__).parent / "data" / "gate_wire_bytes.json"
@@ -39,7 +39,7 @@ def dtls_hellos() -> dict[str, bytes]:
         "suites": datagram(client_hello(suites=tuple(range(1, 90)))),
     }
     body = client_hello().encode()
-    fragment = encode_dtls_handshake(1, body[:60], 0, 0, len(body))
+    fragment = encode_dtls_handshake_fragment(1, body[:60], 0, 0, len(body))
     hellos["first-fragment"] = encode_dtls_record(22, 0xFEFD, 0, 3, fragment)
     return hellos
 

@@ -14,7 +14,12 @@ from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageE
 from dtlsgate.wire import extensions as ext
 from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 from dtlsgate.wire.extensions import Context, Extension, KeyShareEntry
-from dtlsgate.wire.handshake import DtlsHandshakeHeader, decode_dtls_handshake_fragments
+from dtlsgate.wire.handshake import (
+    DtlsHandshakeHeader,
+    decode_dtls_handshake_fragments,
+    encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
+)
 from dtlsgate.wire.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Alert,
@@ -147,6 +152,32 @@ def test_dtls_handshake_header_round_trip(
     encoded = header.encode() + body
     [(decoded, fragment)] = decode_dtls_handshake_fragments(encoded)
     assert (decoded, fragment) == (header, encoded)
+
+
+@given(u8, st.binary(max_size=300), u16, st.data())
+def test_dtls_handshake_encoders_write_the_header(
+    msg_type: int, body: bytes, seq: int, data: st.DataObject
+) -> None:
+    whole = DtlsHandshakeHeader(msg_type, len(body), seq, 0, len(body))
+    assert encode_dtls_handshake(msg_type, body, seq) == whole.encode() + body
+    offset = data.draw(st.integers(0, 1 << 20))
+    length = offset + len(body) + data.draw(st.integers(0, 10))
+    part = DtlsHandshakeHeader(msg_type, length, seq, offset, len(body))
+    assert encode_dtls_handshake_fragment(msg_type, body, seq, offset, length) == (
+        part.encode() + body
+    )
+
+
+def test_dtls_handshake_encoders_check_ranges() -> None:
+    for msg_type, seq in ((256, 0), (-1, 0), (1, 1 << 16), (1, -1)):
+        with pytest.raises(UsageError):
+            encode_dtls_handshake(msg_type, b"", seq)
+        with pytest.raises(UsageError):
+            encode_dtls_handshake_fragment(msg_type, b"", seq, 0, 0)
+    with pytest.raises(UsageError):
+        encode_dtls_handshake_fragment(1, b"x", 0, 1 << 24, (1 << 24) + 1)
+    with pytest.raises(UsageError):
+        encode_dtls_handshake_fragment(1, b"x", 0, 0, 1 << 24)
 
 
 def test_fragment_past_message_length_is_rejected() -> None:

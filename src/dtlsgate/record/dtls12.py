@@ -58,7 +58,7 @@ _CHANGE_CIPHER_SPEC = _TYPE_AND_VERSION.pack(ContentType.CHANGE_CIPHER_SPEC, DTL
 class ReplayWindow:
     """The sliding window of RFC 6347 §4.1.2.6: the highest sequence number seen and a
     64-bit mask of which of the 64 numbers below it were seen. Only records that
-    authenticated are marked (``mark``), so forged records cannot move the window."""
+    authenticated are marked (``accept``), so forged records cannot move the window."""
 
     __slots__ = ("_highest", "_mask")
 
@@ -74,12 +74,9 @@ class ReplayWindow:
             return True  # too old to tell: treated as a replay
         return bool(self._mask >> offset & 1)
 
-    def mark(self, seq: int) -> None:
-        self.accept(seq)
-
     def accept(self, seq: int) -> bool:
-        """``is_replay`` and ``mark`` in one, for a record that authenticated: False when
-        ``seq`` is a replay (nothing changes), else True and ``seq`` is marked."""
+        """Mark ``seq`` seen, for a record that authenticated: False when ``seq`` is a
+        replay (nothing changes), else True and ``seq`` is marked (``is_replay`` in one)."""
         highest = self._highest
         if seq > highest:
             shift = seq - highest
@@ -104,26 +101,16 @@ class CipherState:
     an integer (ChaCha20-Poly1305). A connection holds two for its lifetime: nothing else
     (the `Aead` wrapper, the suite) is kept."""
 
-    __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "tag")
+    __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "overhead")
 
     def __init__(self, suite: SuiteInfo, aead: Aead, iv: bytes) -> None:
         self._primitive = aead.primitive
         self.iv = iv
         self.explicit = suite.record_iv_length
-        self.tag = suite.tag_length
+        # What protection adds to a record's content: the explicit nonce and the tag.
+        self.overhead = self.explicit + suite.tag_length
         # Only ChaCha20-Poly1305 XORs the record number into the IV (RFC 7905 §2).
         self._iv_int = 0 if self.explicit else int.from_bytes(iv, "big")
-
-    def nonce(self, epoch_and_seq: int, explicit: bytes = b"") -> bytes:
-        """The 12-byte nonce of the record numbered ``epoch_and_seq`` (or carrying the
-        ``explicit`` nonce part, GCM and CCM)."""
-        if self.explicit:
-            return self.iv + (explicit or epoch_and_seq.to_bytes(8, "big"))
-        return (self._iv_int ^ epoch_and_seq).to_bytes(12, "big")
-
-    @property
-    def overhead(self) -> int:
-        return self.explicit + self.tag
 
     def seal_record(self, type_and_version: bytes, epoch_and_seq: int, data: bytes) -> bytes:
         """The whole protected record: header, explicit nonce (GCM, CCM), ciphertext, tag.
@@ -149,11 +136,11 @@ class CipherState:
     ) -> bytes | None:
         """The plaintext of the protected fragment ``record[start:]`` (its header's first 3
         bytes ``type_and_version``), or None when it does not authenticate."""
-        explicit = self.explicit
-        plain_length = len(record) - start - explicit - self.tag
+        plain_length = len(record) - start - self.overhead
         if plain_length < 0:
             return None
         aad = _AAD.pack(epoch_and_seq, type_and_version, plain_length)
+        explicit = self.explicit
         if explicit:
             nonce = self.iv + record[start : start + explicit]
             start += explicit
@@ -165,12 +152,15 @@ class CipherState:
             return None
 
 
-class _ReadEpoch:
-    __slots__ = ("cipher", "window")
+class _ReadEpoch(ReplayWindow):
+    """What an epoch's records are read with: its keys (None for epoch 0) and its replay
+    window, one object per epoch (a connection holds two for its lifetime)."""
+
+    __slots__ = ("cipher",)
 
     def __init__(self, cipher: CipherState | None) -> None:
+        ReplayWindow.__init__(self)
         self.cipher = cipher
-        self.window = ReplayWindow()
 
 
 class RecordLayer:
@@ -186,16 +176,17 @@ class RecordLayer:
         "_read",
         "_write_cipher",
         "_write_seq",
-        "version",
         "write_epoch",
     )
 
     def __init__(self, *, first_write_sequence: int = 0) -> None:
         self.write_epoch = 0
-        self._write_cipher: list[CipherState | None] = [None]
-        self._write_seq: list[int] = [first_write_sequence]
-        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None)]
-        self.version = DTLS12
+        # Made with room for epochs 0 and 1 (every epoch a connection has): installing
+        # epoch 1's keys then fills a slot instead of growing three lists (which would
+        # also leave each with room for 8).
+        self._write_cipher: list[CipherState | None] = [None, None]
+        self._write_seq: list[int] = [first_write_sequence, 0]
+        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None), None]
         # The newest epoch with read keys, for open_application_data.
         self._fast_epoch = -1
         self._fast_state: _ReadEpoch | None = None
@@ -224,7 +215,7 @@ class RecordLayer:
         if epoch is None:
             epoch = self.write_epoch
         record = bytearray()
-        self._write(record, _TYPE_AND_VERSION.pack(content_type, self.version), data, epoch)
+        self._write(record, _TYPE_AND_VERSION.pack(content_type, DTLS12), data, epoch)
         return bytes(record)
 
     def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
@@ -245,6 +236,8 @@ class RecordLayer:
             raise StateError("record sequence numbers exhausted; the connection must close")
         cipher = self._write_cipher[epoch]
         if cipher is None:
+            if epoch:
+                raise StateError(f"no keys to write records of epoch {epoch} with")
             if len(data) > 0xFFFF:
                 raise StateError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
@@ -302,8 +295,7 @@ class RecordLayer:
         # attacker's copies of recorded records cost no AEAD), and the window moves only
         # once the record authenticated.
         seq = epoch_and_seq & MAX_SEQUENCE_NUMBER
-        window = state.window
-        if window.is_replay(seq):
+        if state.is_replay(seq):
             return None
         cipher = state.cipher
         assert cipher is not None  # an installed read epoch > 0 has keys
@@ -312,7 +304,7 @@ class RecordLayer:
         )
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
-        window.accept(seq)  # not a replay (checked above): marks it
+        state.accept(seq)  # not a replay (checked above): marks it
         return data
 
     def _read_state(self, epoch: int) -> _ReadEpoch | None:
@@ -332,7 +324,7 @@ class RecordLayer:
         state = self._read_state(epoch)
         if state is None:
             raise StateError(f"no read keys for epoch {epoch}")
-        state.window.mark(seq)
+        state.accept(seq)
 
     def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
@@ -341,7 +333,7 @@ class RecordLayer:
         if state is None:
             return None
         seq = record.sequence_number
-        if state.window.is_replay(seq):
+        if state.is_replay(seq):
             return None
         cipher = state.cipher
         if cipher is None:
@@ -357,5 +349,5 @@ class RecordLayer:
         data = cipher.open_fragment(type_and_version, epoch_and_seq, record.fragment, 0)
         if data is None or len(data) > MAX_PLAINTEXT_LENGTH:
             return None
-        state.window.mark(seq)
+        state.accept(seq)
         return data

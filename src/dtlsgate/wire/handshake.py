@@ -67,35 +67,33 @@ def encode_handshake(msg_type: int, body: bytes) -> bytes:
     return w.getvalue()
 
 
-def encode_dtls_handshake(
-    msg_type: int,
-    body: bytes,
-    message_seq: int,
-    fragment_offset: int = 0,
-    total_length: int | None = None,
-) -> bytes:
-    """A DTLS handshake fragment. With the defaults, the whole message unfragmented, the
-    form that enters the transcript. ``body`` is the fragment's bytes; ``total_length``
-    the whole message's length when ``body`` is only part of it."""
+def encode_dtls_handshake(msg_type: int, body: bytes, message_seq: int) -> bytes:
+    """A whole DTLS handshake message in one fragment (fragment_offset 0, fragment_length =
+    length): every message sent whole, and the form the transcript hashes (RFC 6347 §4.2.6).
+    Its 12-byte header in one pack: type || length (u24), message_seq (u16),
+    fragment_offset (u24) || fragment_length (u24)."""
     n = len(body)
-    if total_length is None and not fragment_offset:
-        # The whole message in one fragment: every message sent and hashed.
-        if (msg_type >> 8) | (message_seq >> 16) | (n >> 24):
-            raise UsageError("msg_type, message_seq or length out of range")
-        return _DTLS_HEADER.pack((msg_type << 24) | n, message_seq, 0, n) + body
-    length = n if total_length is None else total_length
     # Each value shifted past its width is 0 when it fits, and nonzero (or -1) otherwise.
+    if (msg_type >> 8) | (message_seq >> 16) | (n >> 24):
+        raise UsageError("msg_type, message_seq or length out of range")
+    return _DTLS_HEADER.pack((msg_type << 24) | n, message_seq, 0, n) + body
+
+
+def encode_dtls_handshake_fragment(
+    msg_type: int, fragment: bytes, message_seq: int, fragment_offset: int, length: int
+) -> bytes:
+    """One fragment of a DTLS handshake message of ``length`` bytes: ``fragment``, the
+    message's bytes from ``fragment_offset`` on, with its header (RFC 6347 §4.2.3)."""
+    n = len(fragment)
     if (msg_type >> 8) | (message_seq >> 16) | (length >> 24) | (fragment_offset >> 24) | (n >> 24):
         raise UsageError("msg_type, message_seq, length or fragment_offset out of range")
-    # One pack of the 12-byte header (every message sent and received goes through here):
-    # type || length (u24), message_seq (u16), fragment_offset (u24) || fragment_length (u24).
     header = _DTLS_HEADER.pack(
         (msg_type << 24) | length,
         message_seq,
         fragment_offset >> 8,
         ((fragment_offset & 0xFF) << 24) | n,
     )
-    return header + body
+    return header + fragment
 
 
 def _header(fields: tuple[int, int, int, int]) -> DtlsHandshakeHeader:
@@ -103,6 +101,10 @@ def _header(fields: tuple[int, int, int, int]) -> DtlsHandshakeHeader:
     message_seq, fragment_offset (u24) || fragment_length (u24)."""
     type_and_length, message_seq, offset_high, offset_low_and_length = fields
     length = type_and_length & 0xFFFFFF
+    if not offset_high and offset_low_and_length == length:
+        # fragment_offset 0 and fragment_length = length: the whole message in one fragment
+        # (nearly every message received), within its message by construction.
+        return _as_header((type_and_length >> 24, length, message_seq, 0, length))
     fragment_offset = (offset_high << 8) | (offset_low_and_length >> 24)
     fragment_length = offset_low_and_length & 0xFFFFFF
     # RFC 6347 §4.2.3: a fragment must lie within its message.
@@ -130,6 +132,6 @@ def decode_dtls_handshake_fragments(plaintext: bytes) -> list[tuple[DtlsHandshak
         stop = start + header.fragment_length
         if stop > end:
             raise DecodeError(f"truncated: need {header.fragment_length} bytes, {end - start} left")
-        out.append((header, bytes(plaintext[pos:stop])))
+        out.append((header, plaintext[pos:stop]))
         pos = stop
     return out
