@@ -155,7 +155,7 @@ def replay_round(name: str, count: int, clients: int, pace: list[float]) -> floa
     ready, ready_child = mp.Pipe()
     result, result_child = mp.Pipe()
     proc = mp.Process(
-        target=handshake_udp.server_process, args=(name, count, ready_child, result_child)
+        target=handshake_udp.server_process, args=(name, count, False, ready_child, result_child)
     )
     proc.start()
     try:
