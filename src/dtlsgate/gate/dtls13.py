@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from dtlsgate.config import ServerConfig
     from dtlsgate.gate.cookie import CookieJar
 
-__all__ = ["DtlsGate13", "judge_dtls13", "judge_dtls13_hello", "offers_dtls13"]
+__all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 
 # The server's choices remembered per offer (`DtlsGate13.choose`): the clients of one
 # deployment send a handful of distinct offers, and a flood repeats one. Only offers of at
@@ -108,33 +108,6 @@ def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | No
         return decode_client_hello(body, DTLS_VERSIONS)
     except ProtocolError:
         return None
-
-
-def judge_dtls13_hello(
-    gate13: DtlsGate13,
-    sequence_number: int,
-    message_seq: int,
-    body: bytes,
-    data: bytes,
-    peer: Hashable | None,
-    now: float,
-) -> bytes | Dtls13Admit | Drop | None:
-    """`judge_dtls13` for a whole ClientHello ``body`` (the first record's); None when it
-    does not offer DTLS 1.3 or is malformed in what is read (the caller judges it as DTLS
-    1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
-    with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
-    try:
-        peek = peek_client_hello13(body)
-    except ProtocolError:
-        return None
-    if not peek.needs_full:
-        return _retry_peeked(gate13, sequence_number, peek, body, data, peer, now)
-    decoded = decode_dtls13_hello(body)
-    if decoded is None:
-        return None
-    return judge_dtls13(
-        gate13, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
-    )
 
 
 class DtlsGate13:
@@ -171,9 +144,22 @@ class DtlsGate13:
         peer: Hashable | None,
         now: float,
     ) -> bytes | Dtls13Admit | Drop | None:
-        """`judge_dtls13_hello` with this gate half: what the datagram gate calls (through
-        the object it made at the first DTLS 1.3 hello, so that no import runs per call)."""
-        return judge_dtls13_hello(self, sequence_number, message_seq, body, data, peer, now)
+        """`judge_dtls13` for a whole ClientHello ``body`` (the first record's); None when it
+        does not offer DTLS 1.3 or is malformed in what is read (the caller judges it as DTLS
+        1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
+        with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
+        try:
+            peek = peek_client_hello13(body)
+        except ProtocolError:
+            return None
+        if not peek.needs_full:
+            return _retry_peeked(self, sequence_number, peek, body, data, peer, now)
+        decoded = decode_dtls13_hello(body)
+        if decoded is None:
+            return None
+        return judge_dtls13(
+            self, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
+        )
 
     def choose(self, peek: ClientHello13Peek, alpn: tuple[bytes, ...]) -> Choice | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
