@@ -31,7 +31,7 @@ from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
-from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
+from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, GateResult, Reply
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
 PEER = ("127.0.0.1", 40000)
@@ -79,12 +79,15 @@ def our_config() -> ServerConfig:
     )
 
 
+ServerConnection = DtlsServerConnection | Dtls13ServerConnection
+
+
 class OurServer:
     """The gate, then a DtlsServerConnection from its Admit."""
 
     def __init__(self, config: ServerConfig, gate: Gate) -> None:
         self.config, self.gate = config, gate
-        self.conn: DtlsServerConnection | None = None
+        self.conn: ServerConnection | None = None
 
     def feed(self, datagrams: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
@@ -94,15 +97,21 @@ class OurServer:
                 result = self.gate.receive(d, PEER, now)
                 if type(result) is Reply:
                     out.append(result.data)
-                elif type(result) is Admit:
-                    context = self.gate.dtls12_context
-                    self.conn = DtlsServerConnection(result, self.config, context=context)
-                    self.conn.start(now)
+                else:
+                    self.conn = self.admitted(result)
+                    if self.conn is not None:
+                        self.conn.start(now)
             else:
                 self.conn.receive(d, PEER, now)
         if self.conn is not None:
             out += [d for d, _ in self.conn.datagrams_to_send()]
         return out
+
+    def admitted(self, result: GateResult) -> ServerConnection | None:
+        """The connection for the gate's ``result`` when it admits, else None."""
+        if type(result) is not Admit:
+            return None
+        return DtlsServerConnection(result, self.config, context=self.gate.dtls12_context)
 
     @property
     def done(self) -> bool:
@@ -163,36 +172,16 @@ def handshake(server: OurServer | PyOpenSSLServer, client: PyOpenSSLClient) -> f
     raise RuntimeError("handshake did not complete")
 
 
-class OurServer13:
+class OurServer13(OurServer):
     """The gate's stateless HelloRetryRequest, then a Dtls13ServerConnection from its
     Dtls13Admit on the gate's prepared context."""
 
-    def __init__(self, config: ServerConfig, gate: Gate) -> None:
-        self.config, self.gate = config, gate
-        self.conn: Dtls13ServerConnection | None = None
-
-    def feed(self, datagrams: list[bytes]) -> list[bytes]:
-        out: list[bytes] = []
-        now = time.time()
-        for d in datagrams:
-            if self.conn is None:
-                result = self.gate.receive(d, PEER, now)
-                if type(result) is Reply:
-                    out.append(result.data)
-                elif type(result) is Dtls13Admit:
-                    self.conn = Dtls13ServerConnection.from_admit(
-                        result, self.config, context=self.gate.dtls13_context
-                    )
-                    self.conn.start(now)
-            else:
-                self.conn.receive(d, PEER, now)
-        if self.conn is not None:
-            out += [d for d, _ in self.conn.datagrams_to_send()]
-        return out
-
-    @property
-    def done(self) -> bool:
-        return self.conn is not None and self.conn.handshake_complete
+    def admitted(self, result: GateResult) -> ServerConnection | None:
+        if type(result) is not Dtls13Admit:
+            return None
+        return Dtls13ServerConnection.from_admit(
+            result, self.config, context=self.gate.dtls13_context
+        )
 
 
 def client13_config() -> ClientConfig:
