@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background of a non-interactive shell (`make test &`) inherits
+# SIGINT ignored, and every process it starts would too (an ignored signal stays ignored
+# across exec): the tests that stop a `dtlsgate` process with SIGINT, as Ctrl-C does, would
+# then wait for an exit that never comes. A handler (unlike SIG_IGN) is reset to the
+# default in the children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 DATA = Path(__file__).parent / "data"
 
