@@ -145,3 +145,31 @@ def test_records_past_the_queue_bound_dropped_then_the_close_read() -> None:
 
     got = asyncio.run(main())
     assert got == [b"%d" % i for i in range(aio.MAX_QUEUED_RECORDS)] + [b"", b""]
+
+
+def test_serve_echo_stops_at_a_close_that_came_with_data() -> None:
+    """`dtlsgate serve`'s echo handler: a peer that sends a record and its close_notify at
+    once (``echo | openssl s_client``) ends the handler cleanly, not with a StateError from
+    echoing into the closed association."""
+    from dtlsgate.io import cli
+
+    async def main() -> list[BaseException]:
+        server_config, client_config = configs()
+        errors: list[BaseException] = []
+        finished = asyncio.Event()
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            try:
+                await cli._echo(stream)
+            except Exception as exc:  # what the server's task would have lost
+                errors.append(exc)
+            finished.set()
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config) as server:
+            stream = await aio.connect(*server.address, client_config, timeout=20)
+            stream.send(b"x")
+            stream.close()  # both datagrams leave before the server's handler runs
+            await asyncio.wait_for(finished.wait(), 10)
+        return errors
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == []

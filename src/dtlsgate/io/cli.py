@@ -542,7 +542,9 @@ def gate_summary(replies: int, admits: int, drops: Any) -> str:
 
 
 async def _echo(stream: Any) -> None:
-    while data := await stream.recv():
+    """Echo each record until the peer closes. Records that came with its close_notify are
+    read but not answered: the association is gone, nothing can be sent on it."""
+    while (data := await stream.recv()) and not stream.closed.is_set():
         stream.send(data)
 
 
