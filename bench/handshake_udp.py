@@ -311,6 +311,7 @@ class Client:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.completed = 0
+        self.server_stopped = False
         self.start()
 
     def start(self) -> None:
@@ -333,6 +334,11 @@ class Client:
             finished = True
         except SSL.WantReadError:
             finished = False
+        except SSL.ZeroReturnError:
+            # The aio server's close_notify to a handshake in progress: it reached --count
+            # and stopped (before this process saw the last of its handshakes complete).
+            self.server_stopped = True
+            return
         for out in read_all(self.conn):
             self.sock.sendto(out, self.server)
         if finished and self.record:
@@ -357,6 +363,8 @@ def run_clients(port: int, count: int, clients: int, record: bytes = b"") -> Non
         ready, _, _ = select.select(list(by_sock), [], [], 1.0)
         for s in ready:
             by_sock[s].step(s.recv(MAX_DATAGRAM))
+        if any(c.server_stopped for c in pool):
+            break
         total = sum(c.completed for c in pool)
         if total != progress:
             last, progress = time.monotonic(), total
