@@ -1,4 +1,5 @@
-"""DTLS 1.2 handshakes per second with ``dtlsgate serve --workers 1`` and ``--workers 2``.
+"""DTLS 1.2 handshakes per second with ``dtlsgate serve --workers 1`` and ``--workers 2``,
+next to a C server's 1 and 2 processes and the host's own scaling of CPU-bound work.
 
 ``--workers N`` runs N server processes on one UDP port (SO_REUSEPORT; one shared cookie
 master key, so each verifies the others' cookies). This bench starts the real command and
@@ -20,6 +21,22 @@ What bounds the ratio: per handshake the server spends ``s`` CPU-seconds and the
 generator share two, so at most ``2 / (1 + g/s)`` times the one-worker rate. The bench
 prints that ceiling next to the measured ratio.
 
+Two comparisons say how much of the rest is the host's (``--stacks``, ``--host-work``):
+- ``openssl``: ``bench/loadgen/dtlsserve.c``, a DTLS 1.2 server all in C on OpenSSL's
+  libssl, in the same shape (N processes on one port with SO_REUSEPORT, one cookie secret
+  made before the fork; OpenSSL's stateless ``DTLSv1_listen``, then ``SSL_do_handshake``
+  over memory BIOs), the same suites, the same generator, in the same alternating rounds.
+  Its handshake costs the server about a third of ours, so the generator's share ``g/s`` is
+  larger and its ceiling lower: compare each ratio with its own ceiling. It gets more
+  concurrent clients (``--c-clients``): with as many as ours, its workers waited for
+  datagrams (the context switches "waiting" per handshake).
+- the host, no network: the same CPU-bound work in 1 process and in 2 at once (one session,
+  boosted like the servers): a whole DTLS 1.2 handshake in memory, a pyOpenSSL client against
+  our server (``dtlsgate``) or against pyOpenSSL's (``pyopenssl``; bench/handshake.py), and
+  ``openssl speed -elapsed [-multi 2]`` of ``ecdsap256`` signatures and ``sha256`` over
+  1 KiB: the most that two cores of this host give any server over one.
+The last lines print the three ratios side by side.
+
 Before measuring, a check with two workers: that both serve (each worker's handshake
 count, from its summary at SIGINT), that the clients come from many source ports, and
 that the cookie key is shared: 16 clients get their HelloVerifyRequests, one worker is
@@ -37,8 +54,9 @@ they take the cores from the other sessions: an approximation of a quiet machine
 everything else while it runs.
 
 Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 64] [--loads psk,cert]
-[--boost N] (about 100 s with the defaults). Needs gcc and OpenSSL's headers (libssl-dev); as root
-it installs them with apt-get when they are missing.
+[--c-clients 256] [--stacks dtlsgate,openssl] [--host-work dtlsgate,pyopenssl,ecdsap256,sha256]
+[--host-seconds 3] [--boost N] (about 5 minutes with the defaults). Needs gcc and OpenSSL's
+headers (libssl-dev); as root it installs them with apt-get when they are missing.
 """
 
 from __future__ import annotations
@@ -269,7 +287,8 @@ def one_round(
             cpus = sorted(os.sched_getaffinity(0))
             for i, pid in enumerate(pids):
                 os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
-        cmd = [str(loadgen), "--port", str(port), "--clients", str(args.clients)]
+        clients = args.clients if stack is OURS else args.c_clients
+        cmd = [str(loadgen), "--port", str(port), "--clients", str(clients)]
         cmd += [
             "--warmup",
             str(args.warmup),
@@ -579,6 +598,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before counting")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64, help="concurrent handshakes")
+    parser.add_argument(
+        "--c-clients",
+        type=int,
+        default=256,
+        help="concurrent handshakes against the C server (3 times as fast as ours: with 64,"
+        " its workers waited for datagrams)",
+    )
     parser.add_argument("--loads", default="psk,cert", help="psk, cert or both")
     parser.add_argument(
         "--nap",
@@ -635,7 +661,8 @@ def main() -> None:
     print(
         f"rounds: {args.rounds} per load and server, {args.seconds:.0f} s counted after"
         f" {args.warmup:.0f} s,"
-        f" {args.clients} concurrent clients, autogroup boost {args.boost}"
+        f" {args.clients} concurrent clients ({args.c_clients} for the C server),"
+        f" autogroup boost {args.boost}"
         " (cores used: total (system))",
         flush=True,
     )
