@@ -649,6 +649,11 @@ def main() -> None:
     if args.burn:
         burn(args.burn, args.procs, args.host_seconds)
         return
+    # Started in the background of a non-interactive shell (`python bench/workers.py &`),
+    # this process and every server it starts would ignore SIGINT: the workers would never
+    # log their summaries and the check would fail. A handler is reset in the children.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     loads = args.loads.split(",")
     stacks = [OURS if name == "dtlsgate" else c_stack() for name in args.stacks.split(",") if name]
     loadgen = build_loadgen()
