@@ -691,13 +691,16 @@ def main() -> None:
         }
         served[name, load] = statistics.median(ratios)
         ceiling[name, load] = 2 / (1 + share)
+        seconds = args.seconds
+        used = statistics.median((r.server_cpu + sum(r.gen_cpu)) / seconds for r in two)
         print(
             f"  {name} {load}: --workers 1 {statistics.median(r.rate for r in one):.0f}/s,"
             f" --workers 2 {statistics.median(r.rate for r in two):.0f}/s,"
             f" ratio {statistics.median(ratios):.2f}"
             f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)});"
             f" generator/server CPU per handshake {share:.2f}, so at most {2 / (1 + share):.2f};"
-            f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f}"
+            f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f};"
+            f" cores used by the workers and the generator with 2 workers {used:.2f}"
         )
     print("2 against 1, side by side (medians of round ratios):")
     for load in loads:
