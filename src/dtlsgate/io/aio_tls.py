@@ -264,6 +264,10 @@ class _TlsProtocol(asyncio.Protocol):
         except (ProtocolError, AlertReceived) as exc:
             tls.flush()
             self._fail(exc)
+            # The exception's traceback keeps this frame, with its locals, for as long as
+            # the exception lives (in the reader and in ready, which self holds): without
+            # self there, that is no reference cycle.
+            del self
             return
         tls.flush()
         if not was_complete and tls.conn.handshake_complete:
@@ -479,5 +483,9 @@ async def connect_tls(
         port,
         **kwargs,
     )
-    await protocol.ready
+    try:
+        await protocol.ready
+    except BaseException:
+        del protocol  # as in data_received: the traceback keeps this frame
+        raise
     return protocol.reader, _writer(protocol)
