@@ -10,6 +10,7 @@ import pytest
 from helpers import client_config, cycle_collector_off, server_config
 
 from dtlsgate import connect_tls, serve_tls
+from dtlsgate.errors import ProtocolError
 from dtlsgate.io.aio_tls import limits_of
 
 
@@ -187,3 +188,37 @@ def test_a_finished_client_connection_is_freed_without_the_cycle_collector() -> 
 
     with cycle_collector_off():
         assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True, True]
+
+
+def test_a_failed_handshake_is_freed_without_the_cycle_collector() -> None:
+    """The same for a handshake that failed, on the client (it refuses the server's name)
+    and on the server (the client's alert): their errors, kept in the reader and the
+    handshake future, must not keep frames that hold the connection (a cycle)."""
+
+    async def main() -> list[bool]:
+        watched: list[weakref.ref[Any]] = []
+        failed = asyncio.Event()
+
+        def on_failure(exc: BaseException) -> None:
+            watched.append(weakref.ref(exc))
+            failed.set()
+
+        server = await serve_tls(
+            lambda r, w: None, "127.0.0.1", 0, server_config(), on_handshake_failure=on_failure
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await connect_tls("127.0.0.1", port, client_config(server_name="other.example"))
+        except ProtocolError as exc:
+            watched.append(weakref.ref(exc))
+        await asyncio.wait_for(failed.wait(), 10)
+        for _ in range(100):  # the server's connection_lost comes a loop turn or two later
+            if limits_of(server).handshakes_in_progress == 0:
+                break
+            await asyncio.sleep(0.01)
+        server.close()
+        await server.wait_closed()
+        return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True]
