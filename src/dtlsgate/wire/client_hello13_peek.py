@@ -31,22 +31,15 @@ from typing import NamedTuple
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.client_hello_peek import framing_after_cookie
 from dtlsgate.wire.enums import ExtensionType
-from dtlsgate.wire.extensions import decode_supported_versions_ch, decode_u16_list_ext
+from dtlsgate.wire.extensions import (
+    CHANGEABLE_IN_CLIENT_HELLO2,
+    decode_supported_versions_ch,
+    decode_u16_list_ext,
+)
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
 
 __all__ = ["ClientHello13Peek", "peek_client_hello13"]
 
-# RFC 8446 §4.1.2: what ClientHello2 may change (`CHANGEABLE_IN_CLIENT_HELLO2`); every
-# other extension is part of ``fixed``.
-_CHANGEABLE = frozenset(
-    {
-        ExtensionType.key_share,
-        ExtensionType.early_data,
-        ExtensionType.cookie,
-        ExtensionType.pre_shared_key,
-        ExtensionType.padding,
-    }
-)
 _SESSION_ID_AT = 2 + RANDOM_LENGTH
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
 _TYPE_AND_LENGTH = struct.Struct(">HH")
@@ -110,9 +103,12 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
     share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
     span = get(ExtensionType.application_layer_protocol_negotiation)
     alpn = None if span is None else body[span[0] + 4 : span[1]]
-    # By type, as `client_hello_fixed_part` orders them (no type is there twice).
+    # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
+    # `client_hello_fixed_part` orders them (no type is there twice).
     fixed = [body[:cookie_at], body[suites_at:extensions_at]]
-    fixed += [body[a:b] for t, (a, b) in sorted(spans.items()) if t not in _CHANGEABLE]
+    fixed += [
+        body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
+    ]
     return ClientHello13Peek(
         legacy_version,
         random,

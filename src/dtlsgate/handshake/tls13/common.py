@@ -45,6 +45,7 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CHANGEABLE_IN_CLIENT_HELLO2,
     Extension,
     KeyShareEntry,
     OfferedPsks,
@@ -477,14 +478,6 @@ def decode_client_hello(
     info = client_hello_info(hello)
     check_tls13_client_hello(hello, info, versions)
     return hello, info
-
-
-# RFC 8446 §4.1.2: after a HelloRetryRequest the client sends "the same ClientHello" except
-# that it replaces key_share, removes early_data, adds cookie, updates pre_shared_key and may
-# change padding. Every other extension must come back with the same body.
-CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
-    {_E.key_share, _E.early_data, _E.cookie, _E.pre_shared_key, _E.padding}
-)
 
 
 def client_hello_fixed_part(hello: ClientHello) -> bytes:
