@@ -72,10 +72,6 @@ from dtlsgate.wire.messages import (
     ServerHello,
 )
 
-# RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
-LEGACY_VERSION = ProtocolVersion.TLS12
-TLS13 = ProtocolVersion.TLS13
-
 
 @frozen
 class Versions:
@@ -104,7 +100,8 @@ class Versions:
         return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
 
 
-TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)
+# RFC 8446 §4.1.2: legacy_version is 0x0303 (TLS 1.2) in a TLS 1.3 ClientHello and ServerHello.
+TLS_VERSIONS = Versions(False, ProtocolVersion.TLS12, ProtocolVersion.TLS13)
 DTLS_VERSIONS = Versions(True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13)
 DTLS_VERSIONS_WITH_FALLBACK = Versions(
     True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13, (ProtocolVersion.DTLS12,)
@@ -465,7 +462,7 @@ def check_tls13_client_hello(
             raise ProtocolVersionError("legacy_version is not DTLS 1.2")
         if hello.cookie:
             raise IllegalParameter("DTLS 1.3 ClientHello with a legacy_cookie")
-    elif hello.legacy_version < LEGACY_VERSION:
+    elif hello.legacy_version < versions.legacy_version:
         raise ProtocolVersionError("legacy_version below TLS 1.2")
 
 
