@@ -138,6 +138,9 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             continue
         overhead = record_overhead + DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
+        # RFC 6347 §4.2.2: every fragment repeats the message's type and message_seq, read
+        # back once from its own header.
+        msg_type, message_seq = message[0], (message[4] << 8) | message[5]
         offset = 0
         while True:
             room = mtu - len(current) - overhead
@@ -151,12 +154,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
-            # RFC 6347 §4.2.2: the message's type and message_seq, read back from its
-            # own header.
-            message_seq = (message[4] << 8) | message[5]
-            fragment = encode_dtls_handshake_fragment(
-                message[0], chunk, message_seq, offset, length
-            )
+            fragment = encode_dtls_handshake_fragment(msg_type, chunk, message_seq, offset, length)
             records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
