@@ -661,8 +661,7 @@ async def connect(
         try:
             await asyncio.wait_for(stream.wait_handshake(), timeout)
         except TimeoutError as exc:
-            waited = loop.time() - stream.started
-            raise TimeoutError(progress.timeout_message(round(waited, 1))) from exc
+            raise TimeoutError(progress.timeout_message(timeout)) from exc
     except BaseException:
         close()
         raise

@@ -221,8 +221,7 @@ class DtlsSocket:
 
     def do_handshake(self, timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         """Run the handshake to completion; `TimeoutError` when it does not finish."""
-        started = self._clock()
-        deadline = None if timeout is None else started + timeout
+        deadline = None if timeout is None else self._clock() + timeout
         try:
             while not self.connection.handshake_complete:
                 if self._closed_by_peer:
@@ -230,10 +229,9 @@ class DtlsSocket:
                 if not self._step(deadline):
                     raise TimeoutError("DTLS handshake timed out")
         except TimeoutError as exc:
-            if self.progress is None:
+            if self.progress is None or timeout is None:
                 raise
-            waited = round(self._clock() - started, 1)
-            raise TimeoutError(self.progress.timeout_message(waited)) from exc
+            raise TimeoutError(self.progress.timeout_message(timeout)) from exc
         finally:
             self._flush()
 
