@@ -242,6 +242,40 @@ def test_the_api_errors_say_what_happened(api: str) -> None:
         api_connect(api, free_udp_port(), timeout=30)
 
 
+def test_a_connection_that_gives_up_before_the_limit_says_how_long_it_tried() -> None:
+    """With a limit longer than its retransmissions, the connection gives up first (its
+    last flight unanswered): the message says how long that took, not the limit. A clock
+    that jumps 61 s at every reading runs the whole schedule (1, 2, ... 60 s) at once."""
+    import itertools
+
+    from dtlsgate.config import ClientConfig
+    from dtlsgate.connection.datagram13 import DatagramClientConnection
+    from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS
+    from dtlsgate.io.blocking import DtlsSocket
+    from dtlsgate.io.progress import HandshakeProgress
+
+    readings = itertools.count(1_800_000_000, 61)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        address = silent.getsockname()
+        config = ClientConfig(psk_identity=b"Client_identity", psk=bytes(range(16)))
+        conn = DatagramClientConnection(config, address)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(address)
+        with DtlsSocket(conn, sock, address, clock=lambda: float(next(readings))) as dtls:
+            dtls.progress = HandshakeProgress("127.0.0.1")
+            conn.connect(1_800_000_000.0)
+            with pytest.raises(TimeoutError) as caught:
+                dtls.do_handshake(timeout=1e6)
+            flights = client_hellos_received(silent)
+    text = str(caught.value)
+    found = re.search(r"timed out after (\d+) s \((\d+) flights sent\)", text)
+    assert found is not None, text
+    seconds, sent = int(found[1]), int(found[2])
+    assert 1 + 2 + 4 + 8 + 16 + 32 + 60 <= seconds < 1e6, text
+    assert sent == flights == MAX_FLIGHT_TRANSMISSIONS, (text, flights)
+
+
 # ---- 4. bad input: one line, never a traceback -----------------------------------------------
 
 

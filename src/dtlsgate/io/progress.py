@@ -67,10 +67,11 @@ class HandshakeProgress:
         ):
             self.stage = kind
 
-    def timeout_message(self, limit: float) -> str:
-        """The line for a handshake that did not finish within `limit` seconds."""
+    def timeout_message(self, seconds: float) -> str:
+        """The line for a handshake that did not finish within ``seconds``: the caller's
+        limit, or how long the connection retransmitted before it gave up."""
         flights = f"{self.flights_sent} flight{'s' if self.flights_sent != 1 else ''} sent"
-        head = f"DTLS handshake with {self.peer} timed out after {limit:g} s ({flights})"
+        head = f"DTLS handshake with {self.peer} timed out after {seconds:g} s ({flights})"
         if self.datagrams_received == 0:
             return f"{head}: no answer from the server (is a DTLS server listening there?)"
         if self.stage is HandshakeType.SERVER_HELLO_DONE and self.sent_after_server_flight:
