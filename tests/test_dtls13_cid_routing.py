@@ -209,9 +209,11 @@ def test_asyncio_streams_ask_for_and_switch_connection_ids() -> None:
 
 class _BlockingEcho:
     """A `Listener` on loopback in a thread: accepts associations one after the other and
-    echoes each (on the listener's socket) until it closes; bounded in time."""
+    echoes each (on the listener's socket) until it closes, or (with ``echoes``) that many
+    records of the n-th association before it listens again; bounded in time."""
 
-    def __init__(self, cid_length: int) -> None:
+    def __init__(self, cid_length: int, echoes: Callable[[int], int] | None = None) -> None:
+        self.echoes = echoes
         self.sock = _udp()
         self.sock.settimeout(0.2)  # listen() returns None when idle: the loop checks done
         self.listener = Listener(self.sock, server_config(connection_id_length=cid_length))
@@ -228,7 +230,8 @@ class _BlockingEcho:
                 continue
             dtls = self.listener.accept(*admitted)
             self.served.append(dtls)
-            while not self._done.is_set() and time.monotonic() < deadline:
+            left = self.echoes(len(self.served) - 1) if self.echoes else -1
+            while left and not self._done.is_set() and time.monotonic() < deadline:
                 try:
                     data = dtls.recv(timeout=0.2)
                 except TimeoutError:
@@ -236,6 +239,7 @@ class _BlockingEcho:
                 if not data:
                     break
                 dtls.send(b"echo:" + data)
+                left -= 1
 
     def __enter__(self) -> _BlockingEcho:
         self._thread.start()
@@ -396,14 +400,21 @@ def _restarting_client(
         stranger.close()
 
 
-def test_blocking_restarted_client_replaces_its_association_and_connection_ids() -> None:
+@pytest.mark.parametrize("reader", ["old association", "listen"])
+def test_blocking_restarted_client_replaces_its_association_and_connection_ids(
+    reader: str,
+) -> None:
     """A DTLS 1.3 client with connection IDs restarts from its address three times: each
     new handshake replaces the association (the listener returns it while the old one is
     still routed), works, and takes over the routing table: the old association's CID
     routes nothing any more (from another port the gate drops it, from the client's
     address the new association drops the record it cannot authenticate), and the table
-    holds one association's CID however many restarts came before."""
-    with _BlockingEcho(4) as server:
+    holds one association's CID however many restarts came before. The new ClientHello is
+    read by the old association's ``recv()``, or by ``listen()`` once the server went back
+    to listening after the records it expected (one from the first association, two from
+    each after)."""
+    echoes = (lambda n: 2 if n else 1) if reader == "listen" else None
+    with _BlockingEcho(4, echoes) as server:
         listener = server.listener
 
         def state() -> tuple[int, int, int, int]:
