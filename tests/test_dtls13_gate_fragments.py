@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from itertools import pairwise
 
-from helpers import CLIENT, NOW, SERVER, client_config, make_pair13, server_config
+from helpers import CLIENT, NOW, SERVER, client_config, make_pair, make_pair13, server_config
 
+from dtlsgate.connection.datagram import DtlsClientConnection
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
 from dtlsgate.gate.reassembly import (
     FRAGMENT_OVERHEAD,
+    MAX_FRAGMENT_RECORDS_PER_DATAGRAM,
     MAX_REASSEMBLED_CLIENT_HELLO,
     ClientHelloReassembly,
 )
@@ -135,3 +138,57 @@ def test_bytes_time_and_length_bounds() -> None:
         22, 0xFEFD, 0, 0, encode_dtls_handshake_fragment(1, b"x" * 100, 0, 950, 1000)
     )
     assert gate.receive(beyond, CLIENT, NOW) == Drop(DropReason.HANDSHAKE_MALFORMED)
+
+
+def _split_client_hello(datagram: bytes, parts: int = 2) -> bytes:
+    """``datagram``'s ClientHello record as ``parts`` fragments, each in its own record, all
+    in one datagram (as OpenSSL's DTLS 1.2 client sends a long ClientHello); any other
+    datagram as it is."""
+    if datagram[0] != 22 or datagram[13] != 1 or datagram[3:5] != b"\x00\x00":
+        return datagram
+    end = 13 + int.from_bytes(datagram[11:13], "big")
+    message = datagram[13:end]
+    length = int.from_bytes(message[1:4], "big")
+    if len(message) != 12 + length:  # already a fragment
+        return datagram
+    seq, body = int.from_bytes(message[4:6], "big"), message[12:]
+    sequence = int.from_bytes(datagram[5:11], "big")
+    version = int.from_bytes(datagram[1:3], "big")
+    cuts = [len(body) * i // parts for i in range(parts + 1)]
+    records = [
+        encode_dtls_record(
+            22,
+            version,
+            0,
+            sequence + i,
+            encode_dtls_handshake_fragment(1, body[a:b], seq, a, length),
+        )
+        for i, (a, b) in enumerate(pairwise(cuts))
+    ]
+    return b"".join(records) + datagram[end:]
+
+
+def test_dtls12_client_hello_in_fragments_of_one_datagram_gets_through() -> None:
+    """A DTLS 1.2 ClientHello split across records of one datagram reaches a gate with
+    DTLS 1.3 on (the default): the cookie-less one gets its HelloVerifyRequest and the
+    handshake completes. The gate used to hold the first record's fragment and drop the
+    rest of the datagram, so such a client was never answered."""
+    for parts in (2, 3):
+        pair = make_pair(server_config(), client_config())
+        pair.tamper = lambda d, n=parts: _split_client_hello(d, n)
+        assert pair.run()
+        assert pair.completed()
+        assert len(pair.replies) == 1  # the HelloVerifyRequest, answered at once
+        assert pair.gate is not None and not pair.gate.drops, pair.gate.drops
+
+
+def test_fragments_in_one_datagram_beyond_the_bound_are_not_taken() -> None:
+    """At most MAX_FRAGMENT_RECORDS_PER_DATAGRAM fragments are taken from one datagram."""
+    client = DtlsClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    hello = client.datagrams_to_send()[0][0]
+    gate = Gate(server_config())
+    many = _split_client_hello(hello, MAX_FRAGMENT_RECORDS_PER_DATAGRAM + 1)
+    assert gate.receive(many, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+    fits = _split_client_hello(hello, MAX_FRAGMENT_RECORDS_PER_DATAGRAM)
+    assert isinstance(Gate(server_config()).receive(fits, CLIENT, NOW), Reply)

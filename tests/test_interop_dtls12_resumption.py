@@ -14,6 +14,7 @@ from __future__ import annotations
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -304,3 +305,20 @@ def test_a_ticket_from_one_dtlsgate_serve_resumes_on_another(
     else:
         assert "New, TLSv1.2" in second
         assert flight == [*FULL, HT.NEW_SESSION_TICKET]
+
+
+def test_openssl_client_resuming_in_memory_with_a_default_config_server() -> None:
+    """OpenSSL's DTLS 1.2 client (through pyOpenSSL, memory BIOs) resuming with a ticket
+    puts its long ClientHello in two records of one datagram; our server with the default
+    config (DTLS 1.3 on, so the gate reassembles cookie-less fragments) must answer it.
+    `bench/resumption.py` runs exactly that; it raises when a handshake does not complete."""
+    pytest.importorskip("OpenSSL")
+    bench = Path(__file__).resolve().parent.parent / "bench" / "resumption.py"
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", str(bench), "--count", "3", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dtlsgate resumed" in out.stdout, out.stdout

@@ -47,7 +47,11 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
-from dtlsgate.gate.reassembly import MAX_REASSEMBLED_CLIENT_HELLO, ClientHelloReassembly
+from dtlsgate.gate.reassembly import (
+    MAX_FRAGMENT_RECORDS_PER_DATAGRAM,
+    MAX_REASSEMBLED_CLIENT_HELLO,
+    ClientHelloReassembly,
+)
 from dtlsgate.gate.results import (
     Admit,
     Drop,
@@ -265,23 +269,33 @@ class Gate(GateCounters):
         The reply is no larger than that whole message, so no larger than the fragments
         that brought it."""
         assert self._reassembly is not None
-        first = self._client_hello_fragment(data)
-        if isinstance(first, DropReason):
-            return self._drop(first)
-        record, header, fragment = first
-        if header.fragment_length == header.length:  # whole, but not what the peek takes
-            return self._drop(self._why_not_judged(data))
-        if header.length > MAX_REASSEMBLED_CLIENT_HELLO:
-            return self._drop(DropReason.CLIENT_HELLO_TOO_LONG)
-        if header.fragment_offset + header.fragment_length > header.length:
-            return self._drop(DropReason.HANDSHAKE_MALFORMED)
-        body = self._reassembly.add(
-            peer, header.message_seq, header.length, header.fragment_offset, fragment, now
-        )
-        if body is None:
+        # A datagram may carry several records (RFC 6347 §4.1.1), so several fragments of
+        # one ClientHello: OpenSSL's DTLS 1.2 client sends a long one (a ticket's) that way.
+        incomplete = None  # why the datagram is dropped, once a fragment of it is held
+        for _ in range(MAX_FRAGMENT_RECORDS_PER_DATAGRAM):
+            first = self._client_hello_fragment(data)
+            if isinstance(first, DropReason):
+                return self._drop(incomplete or first)
+            record, header, fragment = first
+            if header.fragment_length == header.length:  # whole, but not what the peek takes
+                return self._drop(incomplete or self._why_not_judged(data))
+            if header.length > MAX_REASSEMBLED_CLIENT_HELLO:
+                return self._drop(DropReason.CLIENT_HELLO_TOO_LONG)
+            if header.fragment_offset + header.fragment_length > header.length:
+                return self._drop(DropReason.HANDSHAKE_MALFORMED)
+            body = self._reassembly.add(
+                peer, header.message_seq, header.length, header.fragment_offset, fragment, now
+            )
+            rest = data[DTLS_RECORD_HEADER_LENGTH + len(record.fragment) :]
+            if body is not None:
+                break
+            if not rest:
+                return self._drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+            incomplete = DropReason.CLIENT_HELLO_INCOMPLETE
+            data = rest  # the datagram's next record: the next fragment, maybe
+        else:
             return self._drop(DropReason.CLIENT_HELLO_INCOMPLETE)
         whole = encode_dtls_handshake(HandshakeType.CLIENT_HELLO, body, header.message_seq)
-        rest = data[DTLS_RECORD_HEADER_LENGTH + len(record.fragment) :]
         datagram = encode_dtls_record(
             ContentType.HANDSHAKE, record.version, 0, record.sequence_number, whole
         )

@@ -38,6 +38,10 @@ from collections.abc import Hashable
 # classical one, the ML-KEM-1024 hybrid's (1,600), a long suite list and a PSK identity fit
 # in a quarter of it; longer is refused, so that one entry cannot claim much of the table.
 MAX_REASSEMBLED_CLIENT_HELLO = 8192
+# Fragments of one ClientHello taken from one datagram: a client that puts several in a
+# datagram sends two or three (OpenSSL's DTLS 1.2 client splits a long ClientHello across
+# records of one datagram); more is no client's, and each costs a table update.
+MAX_FRAGMENT_RECORDS_PER_DATAGRAM = 8
 # A few fragmented hellos from one address at once: a client retransmitting, or a couple
 # of clients behind one NAT address.
 PER_ADDRESS = 4
