@@ -50,7 +50,6 @@ from dtlsgate.handshake.engine import (
     KeyLog,
     Machine,
     SendChangeCipherSpec,
-    SendMessage,
     SendWarning,
 )
 from dtlsgate.record.dtls12 import RecordLayer
@@ -309,9 +308,9 @@ class DtlsConnection(BaseDtlsConnection):
         for action in actions:
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
-            if type(action) is SendMessage:
-                # Sent in the flight's current epoch (see `FlightItem`).
-                self._building.append(action.data)
+            if type(action) is bytes:
+                # A whole message, sent in the flight's current epoch (see `FlightItem`).
+                self._building.append(action)
             elif type(action) is InstallCipherState:
                 self._records.install_read(1, action.cipher)
                 read_installed = True
