@@ -19,6 +19,9 @@ from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 NAMED_CURVE = 3
 # RFC 8422 §5.4: ECCurveType, NamedCurve, and the length of the ECPoint after them.
 _CURVE_AND_POINT_LENGTH = struct.Struct(">BHB")
+# RFC 8422 §5.4 / RFC 5246 §4.7: a digitally-signed's SignatureAndHashAlgorithm, then the
+# length of its signature.
+_SCHEME_AND_LENGTH = struct.Struct(">HH")
 # RFC 4279 §5.3: identities and hints up to 2^16-1 bytes; implementations should accept at
 # least 128. We keep the protocol's own bound.
 MAX_PSK_IDENTITY_LENGTH = 0xFFFF
@@ -79,15 +82,35 @@ class EcdhParams:
         w.write(self.encode())
 
     def encode(self) -> bytes:
-        # One pack for the three fixed fields: a server encodes its parameters twice per
-        # handshake (for the signature and in ServerKeyExchange).
-        n = len(self.public)
-        if not 1 <= n <= 0xFF:
-            raise UsageError(f"vector of {n} bytes outside <1..255>")
-        try:
-            return _CURVE_AND_POINT_LENGTH.pack(NAMED_CURVE, self.group, n) + self.public
-        except struct.error:
-            raise UsageError(f"{self.group} does not fit in 2 bytes") from None
+        return encode_ecdh_params(self.group, self.public)
+
+
+def encode_ecdh_params(group: int, public: bytes) -> bytes:
+    """RFC 8422 §5.4: ServerECDHParams (named_curve, ``group``, the point ``public``), the
+    three fixed fields in one pack. A server encodes its parameters once per handshake: the
+    signature covers these bytes and its ServerKeyExchange carries them
+    (`ecdhe_server_key_exchange`)."""
+    n = len(public)
+    if not 1 <= n <= 0xFF:
+        raise UsageError(f"vector of {n} bytes outside <1..255>")
+    try:
+        return _CURVE_AND_POINT_LENGTH.pack(NAMED_CURVE, group, n) + public
+    except struct.error:
+        raise UsageError(f"{group} does not fit in 2 bytes") from None
+
+
+def ecdhe_server_key_exchange(params: bytes, signature_scheme: int, signature: bytes) -> bytes:
+    """RFC 8422 §5.4: the body of an ECDHE ServerKeyExchange from its ServerECDHParams as
+    encoded already (for the signature), the scheme and the signature<1..2^16-1>: the bytes
+    ``ServerKeyExchange(KeyExchangeKind.ECDHE, ...).encode()`` makes, without decoding the
+    parameters back into an object to encode them again."""
+    n = len(signature)
+    if not 1 <= n <= 0xFFFF:
+        raise UsageError(f"vector of {n} bytes outside <1..65535>")
+    try:
+        return params + _SCHEME_AND_LENGTH.pack(signature_scheme, n) + signature
+    except struct.error:
+        raise UsageError(f"{signature_scheme} does not fit in 2 bytes") from None
 
 
 @frozen
@@ -126,12 +149,12 @@ class ServerKeyExchange:
         if self.kind is not KeyExchangeKind.PSK:
             if self.params is None:
                 raise DecodeError("ServerKeyExchange needs ECDH parameters")
+            if self.kind is KeyExchangeKind.ECDHE:
+                if self.signature_scheme is None:
+                    raise DecodeError("ServerKeyExchange needs a signature")
+                params = self.params.encode()
+                return ecdhe_server_key_exchange(params, self.signature_scheme, self.signature)
             self.params.write(w)
-        if self.kind is KeyExchangeKind.ECDHE:
-            if self.signature_scheme is None:
-                raise DecodeError("ServerKeyExchange needs a signature")
-            w.u16(self.signature_scheme)
-            w.vector(2, self.signature, 1)
         return w.getvalue()
 
 
@@ -301,7 +324,10 @@ class Finished:
         return self.verify_data
 
 
-def ecdhe_signed_params(client_random: bytes, server_random: bytes, params: EcdhParams) -> bytes:
+def ecdhe_signed_params(
+    client_random: bytes, server_random: bytes, params: EcdhParams | bytes
+) -> bytes:
     """RFC 8422 §5.4: the ServerKeyExchange signature covers ClientHello.random,
-    ServerHello.random and ServerECDHParams."""
-    return client_random + server_random + params.encode()
+    ServerHello.random and ServerECDHParams (``params``, or its encoding)."""
+    encoded = params if isinstance(params, bytes) else params.encode()
+    return client_random + server_random + encoded

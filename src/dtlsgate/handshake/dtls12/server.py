@@ -127,7 +127,9 @@ from dtlsgate.wire.messages12 import (
     RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
+    ecdhe_server_key_exchange,
     ecdhe_signed_params,
+    encode_ecdh_params,
 )
 
 HT = HandshakeType
@@ -432,18 +434,20 @@ def _server_key_exchange(
         return None
     assert choice.group is not None  # choose() only picks ECDHE suites with a group
     share: KeyShare = ctx.provider.generate_key_share(choice.group)
-    params = EcdhParams(choice.group, share.public_bytes)
     if kind is KeyExchangeKind.ECDHE_PSK:
-        ske = ServerKeyExchange(kind, params, psk_identity_hint=hint)
+        params = EcdhParams(choice.group, share.public_bytes)
+        body = ServerKeyExchange(kind, params, psk_identity_hint=hint).encode()
     else:
         assert choice.signature_scheme is not None
         assert ctx.config.private_key is not None  # a scheme is chosen only for our key
-        signed = ecdhe_signed_params(session.client_random, session.server_random, params)
+        # Encoded once: the signature covers these bytes, the message carries them.
+        encoded = encode_ecdh_params(choice.group, share.public_bytes)
+        signed = ecdhe_signed_params(session.client_random, session.server_random, encoded)
         signature = ctx.provider.sign(
             ctx.config.private_key, choice.signature_scheme, signed, tls13=False
         )
-        ske = ServerKeyExchange(kind, params, choice.signature_scheme, signature)
-    actions.append(t.send(HT.SERVER_KEY_EXCHANGE, ske.encode()))
+        body = ecdhe_server_key_exchange(encoded, choice.signature_scheme, signature)
+    actions.append(t.send(HT.SERVER_KEY_EXCHANGE, body))
     return share
 
 
