@@ -22,6 +22,8 @@ _CURVE_AND_POINT_LENGTH = struct.Struct(">BHB")
 # RFC 8422 §5.4 / RFC 5246 §4.7: a digitally-signed's SignatureAndHashAlgorithm, then the
 # length of its signature.
 _SCHEME_AND_LENGTH = struct.Struct(">HH")
+# RFC 5077 §3.3: uint32 ticket_lifetime_hint, then the length of opaque ticket<0..2^16-1>.
+_LIFETIME_AND_LENGTH = struct.Struct(">IH")
 # RFC 4279 §5.3: identities and hints up to 2^16-1 bytes; implementations should accept at
 # least 128. We keep the protocol's own bound.
 MAX_PSK_IDENTITY_LENGTH = 0xFFFF
@@ -170,9 +172,7 @@ class ClientKeyExchange:
     @classmethod
     def decode(cls, body: bytes, kind: KeyExchangeKind) -> ClientKeyExchange:
         if kind is KeyExchangeKind.ECDHE:
-            # The point is the whole body: one vector, read without a Reader (every ECDHE
-            # handshake a server completes decodes one).
-            return cls(kind, whole_vector(body, 1, 1))
+            return cls(kind, ecdhe_client_public(body))
         r = Reader(body)
         identity = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
         public = r.vector(1, 1) if kind is KeyExchangeKind.ECDHE_PSK else b""
@@ -302,10 +302,16 @@ class NewSessionTicket12:
         return message
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u32(self.ticket_lifetime_hint)
-        w.vector(2, self.ticket)
-        return w.getvalue()
+        return encode_new_session_ticket12(self.ticket_lifetime_hint, self.ticket)
+
+
+def encode_new_session_ticket12(ticket_lifetime_hint: int, ticket: bytes) -> bytes:
+    """The body of `NewSessionTicket12` (RFC 5077 §3.3) in one pack, as a server sends it
+    once per full handshake that issues a ticket."""
+    try:
+        return _LIFETIME_AND_LENGTH.pack(ticket_lifetime_hint, len(ticket)) + ticket
+    except struct.error:
+        raise UsageError("ticket_lifetime_hint or ticket length out of range") from None
 
 
 @frozen
@@ -316,12 +322,24 @@ class Finished:
 
     @classmethod
     def decode(cls, body: bytes) -> Finished:
-        if len(body) != FINISHED_LENGTH:
-            raise DecodeError(f"Finished must be {FINISHED_LENGTH} bytes, got {len(body)}")
-        return cls(body)
+        return cls(finished_verify_data(body))
 
     def encode(self) -> bytes:
         return self.verify_data
+
+
+def finished_verify_data(body: bytes) -> bytes:
+    """The verify_data of a Finished body, checked as `Finished.decode` checks it: what a
+    handshake compares, without an object made to be read once."""
+    if len(body) != FINISHED_LENGTH:
+        raise DecodeError(f"Finished must be {FINISHED_LENGTH} bytes, got {len(body)}")
+    return body
+
+
+def ecdhe_client_public(body: bytes) -> bytes:
+    """The client's point of an ECDHE ClientKeyExchange body (RFC 8422 §5.7: the whole body
+    is ``ECPoint point<1..2^8-1>``), checked as `ClientKeyExchange.decode` checks it."""
+    return whole_vector(body, 1, 1)
 
 
 def ecdhe_signed_params(

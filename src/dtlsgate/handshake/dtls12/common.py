@@ -38,7 +38,7 @@ from dtlsgate.handshake.engine import (
 )
 from dtlsgate.wire.enums import HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.messages12 import Finished, KeyExchangeKind
+from dtlsgate.wire.messages12 import KeyExchangeKind, finished_verify_data
 
 if TYPE_CHECKING:
     from hashlib import _Hash as _HashState
@@ -305,7 +305,7 @@ def finished_data(
 
 
 def check_finished(expected: bytes, message: ReceivedMessage) -> None:
-    received = Finished.decode(message.body).verify_data
+    received = finished_verify_data(message.body)
     if not constant_time_equal(expected, received):
         # RFC 5246 §7.4.9: a wrong verify_data is a decrypt_error.
         raise DecryptError("Finished verify_data does not match")

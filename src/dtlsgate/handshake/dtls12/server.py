@@ -123,13 +123,14 @@ from dtlsgate.wire.messages12 import (
     ClientKeyExchange,
     EcdhParams,
     KeyExchangeKind,
-    NewSessionTicket12,
     RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
+    ecdhe_client_public,
     ecdhe_server_key_exchange,
     ecdhe_signed_params,
     encode_ecdh_params,
+    encode_new_session_ticket12,
 )
 
 HT = HandshakeType
@@ -485,12 +486,12 @@ def on_client_key_exchange(
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
     kind = session.kind
-    cke = ClientKeyExchange.decode(message.body, kind)
     identity: bytes | None = None
     if kind is KeyExchangeKind.ECDHE:
         assert state.key_share is not None
-        pms = state.key_share.exchange(cke.public)
+        pms = state.key_share.exchange(ecdhe_client_public(message.body))
     else:
+        cke = ClientKeyExchange.decode(message.body, kind)
         identity = cke.psk_identity
         shared = None
         if kind is KeyExchangeKind.ECDHE_PSK:
@@ -563,8 +564,8 @@ def _keep_session(
         ticket = ctx.tickets.seal(stored, ctx.provider.random(12), now)
         if len(ticket) > MAX_TICKET_LENGTH:
             ticket = b""  # RFC 5077 §3.3: an empty ticket; nothing to resume with
-        nst = NewSessionTicket12(config.ticket_lifetime, ticket)
-        actions.append(t.send(HT.NEW_SESSION_TICKET, nst.encode()))
+        body = encode_new_session_ticket12(config.ticket_lifetime, ticket)
+        actions.append(t.send(HT.NEW_SESSION_TICKET, body))
     elif config.session_cache is not None:
         config.session_cache.put(session.session_id, stored.encode(), now)
 
