@@ -115,7 +115,7 @@ from dtlsgate.wire.extensions import (
     encode_renegotiation_info,
 )
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
 from dtlsgate.wire.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -318,7 +318,7 @@ def on_client_hello(
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session))]
     if certificate and session.server_raw_public_key:
         actions.append(t.send(HT.CERTIFICATE, ctx.raw_public_key_certificate))
     elif certificate:
@@ -358,7 +358,7 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
@@ -389,7 +389,8 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
-def _server_hello(choice: Choice, session: Session) -> ServerHello:
+def _server_hello(choice: Choice, session: Session) -> bytes:
+    """Our ServerHello's body."""
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
         extensions.append(_EMPTY_RENEGOTIATION_INFO)
@@ -411,7 +412,7 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
     ):
         if chosen is not None:
             extensions.append(Extension(ext_type, bytes((chosen,))))
-    return ServerHello(
+    return encode_server_hello(
         ProtocolVersion.DTLS12,
         session.server_random,
         session.session_id,  # RFC 5246 §7.4.1.3: empty when the session is not cached
