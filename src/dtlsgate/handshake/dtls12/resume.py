@@ -32,7 +32,7 @@ from dtlsgate.crypto.suites import SUITES
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SUITES, Choice
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.messages import ClientHello
 
@@ -83,12 +83,12 @@ class StoredSession:
             )
         except struct.error:
             raise UsageError("a session field does not fit its width") from None
-        w = Writer()
-        w.write(head)
-        w.vector(1, (self.server_name or "").encode())
-        w.vector(2, self.psk_identity or b"")
-        w.vector(3, _certificate_list(self.peer_certificates))
-        return w.getvalue()
+        return (
+            head
+            + encode_vector(1, (self.server_name or "").encode())
+            + encode_vector(2, self.psk_identity or b"")
+            + encode_vector(3, _certificate_list(self.peer_certificates))
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> StoredSession:
