@@ -32,6 +32,7 @@ from dtlsgate.connection.flight import (
     HandshakeMessage,
     OutgoingChangeCipherSpec,
     Reassembler,
+    as_handshake_message,
     pack_flight,
 )
 from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity
@@ -432,7 +433,7 @@ class DtlsServerConnection(DtlsConnection):
                 # The whole ClientHello as received: its transcript form (RFC 6347 §4.2.6).
                 message = admit.client_hello_message
                 body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
-                hello = HandshakeMessage(1, admit.message_seq, body, 0, message)
+                hello = as_handshake_message((1, admit.message_seq, body, 0, message))
                 self._reassembler.next_seq = admit.message_seq + 1
                 self._deliver(hello, now)
             else:
