@@ -88,6 +88,7 @@ from dtlsgate.handshake.dtls12.resume import (
     MAX_TICKET_LENGTH,
     StoredSession,
     TicketKeys,
+    encode_stored_session,
     offered_session,
 )
 from dtlsgate.handshake.engine import (
@@ -551,7 +552,7 @@ def _keep_session(
     """The session, now complete, for resumption: sealed in a NewSessionTicket (RFC 5077
     §3.3), or cached under its session ID."""
     config, session = ctx.config, state.session
-    stored = StoredSession(
+    stored = encode_stored_session(
         session.suite.suite,
         int(now),
         config.ticket_lifetime,
@@ -562,13 +563,13 @@ def _keep_session(
         state.peer_chain,
     )
     if session.new_ticket:
-        ticket = ctx.tickets.seal(stored, ctx.provider.random(12), now)
+        ticket = ctx.tickets.seal_encoded(stored, ctx.provider.random(12), now)
         if len(ticket) > MAX_TICKET_LENGTH:
             ticket = b""  # RFC 5077 §3.3: an empty ticket; nothing to resume with
         body = encode_new_session_ticket12(config.ticket_lifetime, ticket)
         actions.append(t.send(HT.NEW_SESSION_TICKET, body))
     elif config.session_cache is not None:
-        config.session_cache.put(session.session_id, stored.encode(), now)
+        config.session_cache.put(session.session_id, stored, now)
 
 
 def on_resumed_finished(
