@@ -30,7 +30,6 @@ A ClientHello offering a session we can resume (a ticket or a cached session ID,
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from cryptography import x509
@@ -319,7 +318,8 @@ def on_client_hello(
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session))]
+    hello_body = _server_hello(choice, session, choice.ec_point_formats)
+    actions: Actions = [t.send(HT.SERVER_HELLO, hello_body)]
     if certificate and session.server_raw_public_key:
         actions.append(t.send(HT.CERTIFICATE, ctx.raw_public_key_certificate))
     elif certificate:
@@ -343,11 +343,12 @@ def _resume(
     master secret and the new randoms. The ticket is not renewed: a session lives at most
     one ``ticket_lifetime`` from its full handshake."""
     suite = suite_info(stored.suite)
+    # Whether to answer ec_point_formats goes by the resumed session's suite, which the
+    # Session (not the choice made for a full handshake) carries into the ServerHello.
     formats = choice.ec_point_formats or (
         hello.get(ExtensionType.ec_point_formats) is not None
         and suite.key_exchange is not KeyExchange.PSK
     )
-    choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
     server_random = downgrade_protected(ctx, choice, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
@@ -359,7 +360,7 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session))]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session, formats))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
@@ -390,14 +391,15 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
-def _server_hello(choice: Choice, session: Session) -> bytes:
-    """Our ServerHello's body."""
+def _server_hello(choice: Choice, session: Session, point_formats: bool) -> bytes:
+    """Our ServerHello's body: the suite is the session's (a resumed session's own, RFC
+    5246 §7.4.1.3), ``point_formats`` whether to send our ec_point_formats."""
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
         extensions.append(_EMPTY_RENEGOTIATION_INFO)
     if choice.extended_master_secret:
         extensions.append(_EXTENDED_MASTER_SECRET)
-    if choice.ec_point_formats:
+    if point_formats:
         extensions.append(_UNCOMPRESSED_POINT_FORMAT)
     if choice.server_name is not None:
         extensions.append(_SERVER_NAME_ACKNOWLEDGED)
@@ -417,7 +419,7 @@ def _server_hello(choice: Choice, session: Session) -> bytes:
         ProtocolVersion.DTLS12,
         session.server_random,
         session.session_id,  # RFC 5246 §7.4.1.3: empty when the session is not cached
-        choice.suite.suite,
+        session.suite.suite,
         0,
         tuple(extensions),
     )
