@@ -23,7 +23,13 @@ Each figure is measured twice, each time in a fresh process:
 - RSS: the process's resident set growth per connection, without tracemalloc running
   (everything: Python objects, allocator overhead, OpenSSL's contexts).
 
-Usage: python bench/memory.py [--count N] [--which established,pending]
+Whether the cost stays the same per connection as they add up: the figure is also taken at
+every tenth of ``--count`` (``--steps``), as the growth from the baseline over the connections
+made so far, with the seconds it took. A table that grows faster than the connections (a
+dict resized, a cache not bounded) shows as a per-connection cost that climbs step by step.
+
+Usage: python bench/memory.py [--count N] [--which established,pending] [--groups x25519,p256]
+[--steps]
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import argparse
 import gc
 import multiprocessing
 import os
-import sys
 import time
 import tracemalloc
 from typing import Any
@@ -115,8 +120,9 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(which: str, group: str, count: int, traced: bool) -> float:
-    """Bytes per connection for ``count`` connections of kind ``which`` held at once."""
+def measure(which: str, group: str, count: int, traced: bool) -> list[tuple[int, float, float]]:
+    """The growth in bytes with ``count`` connections of kind ``which`` held at once: (held,
+    bytes grown, seconds) at every tenth of ``count``, the last for all of them."""
     sconfig, cconfig = server_config(group), client_config(group)
     gate = Gate(sconfig)
     complete = which == "established"
@@ -131,26 +137,30 @@ def measure(which: str, group: str, count: int, traced: bool) -> float:
     held: list[Any] = [None] * count  # the list itself is not per-connection state
     if traced:
         before = tracemalloc.get_traced_memory()[0]
+    steps = []
+    start = time.perf_counter()
     for i in range(count):
         held[i] = handshake(WARMUP + i, gate, sconfig, cconfig, complete=complete)
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
+        if (i + 1) * 10 % count < 10 or i + 1 == count:  # every tenth (and the end)
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
+            steps.append((i + 1, after - before, time.perf_counter() - start))
     tracemalloc.stop()
-    return (after - before) / count
+    return steps
 
 
 def _child(which: str, group: str, count: int, traced: bool, out: Any) -> None:
     out.send(measure(which, group, count, traced))
 
 
-def in_child(which: str, group: str, count: int, traced: bool) -> float:
+def in_child(which: str, group: str, count: int, traced: bool) -> list[tuple[int, float, float]]:
     mp = multiprocessing.get_context("fork")
     receive, send = mp.Pipe()
     proc = mp.Process(target=_child, args=(which, group, count, traced, send))
     proc.start()
-    value = float(receive.recv())
+    steps: list[tuple[int, float, float]] = receive.recv()
     proc.join()
-    return value
+    return steps
 
 
 def main() -> None:
@@ -158,6 +168,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--which", default="established,pending")
     parser.add_argument("--groups", default="x25519,p256")
+    parser.add_argument(
+        "--steps", action="store_true", help="also print the figure at every tenth of --count"
+    )
     args = parser.parse_args()
     print(f"DTLS 1.2 server memory, {args.count} connections held at once")
     print("(ECDHE-ECDSA, AES-128-GCM, EMS; driven in-process, sans-I/O; per connection)")
@@ -165,11 +178,29 @@ def main() -> None:
         for group in args.groups.split(","):
             traced = in_child(which, group, args.count, traced=True)
             rss = in_child(which, group, args.count, traced=False)
+            last = (0, 0.0, 0.0, 0.0)
+            for (n, t, t_s), (_, r, r_s) in zip(traced, rss, strict=True):
+                if args.steps:  # this tenth's connections alone: (growth) / (connections)
+                    made = n - last[0]
+                    print(
+                        f"  {which:<12} {group:<7} {n:>7} held: tracemalloc"
+                        f" {t / n / 1024:6.2f} KiB (this tenth {(t - last[1]) / made / 1024:5.2f},"
+                        f" {t_s:4.0f} s)   RSS {r / n / 1024:6.2f} KiB"
+                        f" (this tenth {(r - last[2]) / made / 1024:5.2f}, {r_s:4.0f} s)",
+                        flush=True,
+                    )
+                last = (n, t, r, r_s)
+            n, t, r, r_s = last
             print(
-                f"  {which:<12} {group:<7} tracemalloc {traced / 1024:6.2f} KiB"
-                f"   RSS {rss / 1024:6.2f} KiB"
+                f"  {which:<12} {group:<7} tracemalloc {t / n / 1024:6.2f} KiB"
+                f"   RSS {r / n / 1024:6.2f} KiB"
+                + (
+                    f"   ({n} held: {t / 2**20:.1f} and {r / 2**20:.1f} MiB; {r_s:.0f} s)"
+                    if args.steps
+                    else ""
+                ),
+                flush=True,
             )
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""DTLS 1.2 handshakes per second with ``dtlsgate serve --workers 1`` and ``--workers 2``.
+"""DTLS 1.2 handshakes per second with ``dtlsgate serve --workers 1`` and ``--workers 2``,
+next to a C server's 1 and 2 processes and the host's own scaling of CPU-bound work.
 
 ``--workers N`` runs N server processes on one UDP port (SO_REUSEPORT; one shared cookie
 master key, so each verifies the others' cookies). This bench starts the real command and
@@ -20,6 +21,22 @@ What bounds the ratio: per handshake the server spends ``s`` CPU-seconds and the
 generator share two, so at most ``2 / (1 + g/s)`` times the one-worker rate. The bench
 prints that ceiling next to the measured ratio.
 
+Two comparisons say how much of the rest is the host's (``--stacks``, ``--host-work``):
+- ``openssl``: ``bench/loadgen/dtlsserve.c``, a DTLS 1.2 server all in C on OpenSSL's
+  libssl, in the same shape (N processes on one port with SO_REUSEPORT, one cookie secret
+  made before the fork; OpenSSL's stateless ``DTLSv1_listen``, then ``SSL_do_handshake``
+  over memory BIOs), the same suites, the same generator, in the same alternating rounds.
+  Its handshake costs the server about a third of ours, so the generator's share ``g/s`` is
+  larger and its ceiling lower: compare each ratio with its own ceiling. It gets more
+  concurrent clients (``--c-clients``): with as many as ours, its workers waited for
+  datagrams (the context switches "waiting" per handshake).
+- the host, no network: the same CPU-bound work in 1 process and in 2 at once (one session,
+  boosted like the servers): a whole DTLS 1.2 handshake in memory, a pyOpenSSL client against
+  our server (``dtlsgate``) or against pyOpenSSL's (``pyopenssl``; bench/handshake.py), and
+  ``openssl speed -elapsed [-multi 2]`` of ``ecdsap256`` signatures and ``sha256`` over
+  1 KiB: the most that two cores of this host give any server over one.
+The last lines print the three ratios side by side.
+
 Before measuring, a check with two workers: that both serve (each worker's handshake
 count, from its summary at SIGINT), that the clients come from many source ports, and
 that the cookie key is shared: 16 clients get their HelloVerifyRequests, one worker is
@@ -37,8 +54,9 @@ they take the cores from the other sessions: an approximation of a quiet machine
 everything else while it runs.
 
 Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 64] [--loads psk,cert]
-[--boost N] (about 100 s with the defaults). Needs gcc and OpenSSL's headers (libssl-dev); as root
-it installs them with apt-get when they are missing.
+[--c-clients 256] [--stacks dtlsgate,openssl] [--host-work dtlsgate,pyopenssl,ecdsap256,sha256]
+[--host-seconds 3] [--boost N] (about 5 minutes with the defaults). Needs gcc and OpenSSL's
+headers (libssl-dev); as root it installs them with apt-get when they are missing.
 """
 
 from __future__ import annotations
@@ -47,6 +65,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -55,25 +74,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "loadgen" / "dtlsload.c"
+CSERVER = HERE / "loadgen" / "dtlsserve.c"
 DTLSGATE = str(Path(sys.executable).with_name("dtlsgate"))
 PSK = "bench:000102030405060708090a0b0c0d0e0f"
 TICK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 60.0
 
 
-def build_loadgen() -> Path:
-    """Compile dtlsload.c (kept in the cache directory until the source changes); apt-get
-    gcc and libssl-dev as root when missing."""
+def build(source: Path, *libs: str) -> Path:
+    """Compile a C tool of bench/loadgen (kept in the cache directory until its source
+    changes); apt-get gcc and libssl-dev as root when missing."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtlsgate"
-    binary = cache / "dtlsload"
-    stamp = cache / "dtlsload.source"
-    if binary.exists() and stamp.exists() and stamp.read_bytes() == SOURCE.read_bytes():
+    binary = cache / source.stem
+    stamp = cache / f"{source.stem}.source"
+    if binary.exists() and stamp.exists() and stamp.read_bytes() == source.read_bytes():
         return binary
     if not (shutil.which("gcc") and Path("/usr/include/openssl/evp.h").exists()):
         if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -86,10 +106,43 @@ def build_loadgen() -> Path:
         )
     cache.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["gcc", "-O2", "-Wall", "-o", str(binary), str(SOURCE), "-lcrypto"], check=True, timeout=120
+        ["gcc", "-O2", "-Wall", "-o", str(binary), str(source), *libs], check=True, timeout=120
     )
-    stamp.write_bytes(SOURCE.read_bytes())
+    stamp.write_bytes(source.read_bytes())
     return binary
+
+
+def build_loadgen() -> Path:
+    return build(SOURCE, "-lcrypto")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A server command that runs N processes on one UDP port (SO_REUSEPORT, one shared
+    cookie key), all in one process group, each saying "serving" on stderr once bound and
+    "stopped: N handshakes completed" at SIGINT."""
+
+    name: str
+    binary: str
+
+    def command(self, workers: int, load: str, port: int) -> list[str]:
+        where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        if self.name == "dtlsgate":
+            return [self.binary, "serve", *where, *(["--psk", PSK] if load == "psk" else [])]
+        if load == "psk":
+            return [self.binary, *where, "--psk", PSK]
+        from dtlsgate.io.cli_shared import self_signed_files  # dtlsgate serve's own files
+
+        cert, key = self_signed_files()
+        return [self.binary, *where, "--cert", str(cert), "--key", str(key)]
+
+
+OURS = Stack("dtlsgate", DTLSGATE)
+
+
+def c_stack() -> Stack:
+    """bench/loadgen/dtlsserve.c: the same shape as ``dtlsgate serve --workers N``, all C."""
+    return Stack("openssl", str(build(CSERVER, "-lssl", "-lcrypto")))
 
 
 def free_port() -> int:
@@ -168,23 +221,13 @@ def stop_and_wait(pids: list[int]) -> None:
 
 @contextlib.contextmanager
 def serve(
-    workers: int, load: str, *extra: str
+    workers: int, load: str, *extra: str, stack: Stack = OURS
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    """``dtlsgate serve --workers N`` on a free port, its stderr in a file; stopped with
-    SIGINT (each worker then logs its summary with ``-v``) and, failing that, SIGKILL."""
+    """``dtlsgate serve --workers N`` (or ``stack``'s server) on a free port, its stderr in a
+    file; stopped with SIGINT (each worker then logs its summary; ours with ``-v``) and,
+    failing that, SIGKILL."""
     port = free_port()
-    args = [
-        DTLSGATE,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    if load == "psk":
-        args += ["--psk", PSK]
+    args = stack.command(workers, load, port)
     with tempfile.NamedTemporaryFile(prefix="dtlsgate-serve-", suffix=".log", delete=False) as log:
         logfile = Path(log.name)
     with open(logfile, "wb") as err:
@@ -193,7 +236,7 @@ def serve(
         deadline = time.monotonic() + START_TIMEOUT
         while b"serving" not in logfile.read_bytes() or len(group_pids(server.pid)) < workers:
             if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"dtlsgate serve did not start: {logfile.read_text()}")
+                sys.exit(f"{args[0]} did not start: {logfile.read_text()}")
             time.sleep(0.05)
         time.sleep(0.3)  # the forked workers bind after they start
         yield server, port, logfile
@@ -212,6 +255,7 @@ def serve(
 
 @dataclass
 class Round:
+    stack: str
     load: str
     workers: int
     rate: float
@@ -234,14 +278,17 @@ class Round:
         return sum(self.gen_cpu) / self.server_cpu if self.server_cpu else 0.0
 
 
-def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) -> Round:
-    with serve(workers, load) as (server, port, logfile):
+def one_round(
+    loadgen: Path, load: str, workers: int, args: argparse.Namespace, stack: Stack = OURS
+) -> Round:
+    with serve(workers, load, stack=stack) as (server, port, logfile):
         pids = group_pids(server.pid)
         if args.pin:  # worker i on CPU i: no migrations between the two cores
             cpus = sorted(os.sched_getaffinity(0))
             for i, pid in enumerate(pids):
                 os.sched_setaffinity(pid, {cpus[i % len(cpus)]})
-        cmd = [str(loadgen), "--port", str(port), "--clients", str(args.clients)]
+        clients = args.clients if stack is OURS else args.c_clients
+        cmd = [str(loadgen), "--port", str(port), "--clients", str(clients)]
         cmd += [
             "--warmup",
             str(args.warmup),
@@ -291,6 +338,7 @@ def one_round(loadgen: Path, load: str, workers: int, args: argparse.Namespace) 
         **fields
     )
     return Round(
+        stack.name,
         load,
         workers,
         handshakes / seconds,
@@ -309,7 +357,7 @@ def show(r: Round, seconds: float) -> None:
     per_worker = " ".join(f"{(u + s) / seconds:.2f}({s / seconds:.2f})" for u, s in r.worker_cpu)
     gen_u, gen_s = r.gen_cpu
     print(
-        f"  {r.load:4} --workers {r.workers}: {r.rate:6.0f} handshakes/s;"
+        f"  {r.stack:8} {r.load:4} --workers {r.workers}: {r.rate:6.0f} handshakes/s;"
         f" cores (of which system): workers {per_worker},"
         f" generator {(gen_u + gen_s) / seconds:.2f}({gen_s / seconds:.2f}),"
         f" rest of machine {r.other_cpu:.2f}; per handshake: server"
@@ -403,12 +451,160 @@ def check(loadgen: Path, clients: int) -> None:
         sys.exit("check failed")
 
 
+# ---- the host's own scaling: CPU-bound work, no network --------------------------------
+
+HOST_WORK = ("dtlsgate", "pyopenssl", "ecdsap256", "sha256")
+BURN_WARMUP = 0.5
+
+
+def burn_op(kind: str) -> Callable[[], object]:
+    """One operation of ``kind``: a whole DTLS 1.2 handshake in memory (bench/handshake.py:
+    a pyOpenSSL client against our server, or against pyOpenSSL's), client side included."""
+    import handshake as inmemory  # bench/handshake.py
+
+    from dtlsgate.gate.datagram import Gate
+
+    cctx = inmemory.client_context()
+    if kind == "dtlsgate":
+        config = inmemory.our_config()
+        gate = Gate(config)
+        return lambda: inmemory.handshake(
+            inmemory.OurServer(config, gate), inmemory.PyOpenSSLClient(cctx)
+        )
+    sctx = inmemory.pyopenssl_server_context()
+    return lambda: inmemory.handshake(
+        inmemory.PyOpenSSLServer(sctx), inmemory.PyOpenSSLClient(cctx)
+    )
+
+
+def burn(kind: str, procs: int, seconds: float) -> None:
+    """(This file run with ``--burn``.) ``procs`` processes, this one and ``procs - 1``
+    forked, repeat ``kind``'s operation for ``seconds`` together after a warm-up; prints
+    ``done ops=N seconds=S cpu=C`` (C: their CPU seconds in that window, from getrusage)."""
+    op = burn_op(kind)
+    start = time.monotonic() + BURN_WARMUP
+    pipes: list[int] = []
+    for _ in range(procs):
+        read, write = os.pipe()
+        if len(pipes) == procs - 1 or os.fork() == 0:
+            while time.monotonic() < start:
+                op()
+            cpu0, ops = resource.getrusage(resource.RUSAGE_SELF), 0
+            while time.monotonic() < start + seconds:
+                op()
+                ops += 1
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+            os.write(write, f"{ops} {cpu}".encode())
+            if len(pipes) < procs - 1:
+                os._exit(0)
+        os.close(write)
+        pipes.append(read)
+    results = [os.read(r, 100).split() for r in pipes]
+    ops, cpu = sum(int(n) for n, _ in results), sum(float(c) for _, c in results)
+    print(f"done ops={ops} seconds={seconds} cpu={cpu}", flush=True)
+
+
+@dataclass
+class HostRound:
+    kind: str
+    procs: int
+    rate: float  # operations per second, all processes together
+    cores: float  # CPU seconds per second, all processes together
+
+    @property
+    def us_each(self) -> float:
+        """Microseconds per operation in each process (its CPU time when it has a core)."""
+        return self.procs / self.rate * 1e6
+
+
+def host_round(kind: str, procs: int, args: argparse.Namespace) -> HostRound:
+    """``kind``'s work in ``procs`` processes at once, in a session of their own (boosted
+    as the servers are): our --burn child, or ``openssl speed -elapsed -multi``."""
+    seconds = args.host_seconds
+    if kind in ("ecdsap256", "sha256"):
+        cmd = ["openssl", "speed", "-elapsed", "-mr", "-seconds", str(max(1, round(seconds)))]
+        cmd += ["-multi", str(procs)] if procs > 1 else []
+        cmd += ["-bytes", "1024", kind] if kind == "sha256" else [kind]
+    else:
+        cmd = [sys.executable, __file__, "--burn", kind, "--procs", str(procs)]
+        cmd += ["--host-seconds", str(seconds)]
+    # The children's CPU: every earlier child of this process has been waited for, and
+    # openssl waits for its own (-multi), so the difference is this command's alone.
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    if args.boost:
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{proc.pid}/autogroup").write_text(str(-args.boost))
+    try:
+        out, _ = proc.communicate(timeout=60 + 4 * seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    after, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - started
+    cores = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
+    if kind == "ecdsap256":  # the last "+F4:index:bits:signs/s:verifies/s" sums the children
+        line = [x for x in out.splitlines() if x.startswith("+F4:")][-1]
+        return HostRound(kind, procs, float(line.split(":")[3]), cores)
+    if kind == "sha256":  # the last "+F:index:sha256:bytes/s" (1024-byte blocks), summed
+        line = [x for x in out.splitlines() if x.startswith("+F:")][-1]
+        return HostRound(kind, procs, float(line.split(":")[3]) / 1024, cores)
+    fields = dict(kv.split("=", 1) for kv in out.split()[1:])
+    return HostRound(kind, procs, int(fields["ops"]) / seconds, float(fields["cpu"]) / seconds)
+
+
+def host_scaling(args: argparse.Namespace) -> dict[str, float]:
+    """The host's ceiling for any server: CPU-bound work in 1 process against 2 at once."""
+    kinds = [k for k in args.host_work.split(",") if k]
+    if not kinds:
+        return {}
+    print(
+        f"host, no network: the same work in 1 process and in 2 at once, {args.rounds} rounds"
+        f" of {args.host_seconds:.0f} s (operations per second, CPU per operation)",
+        flush=True,
+    )
+    rounds: dict[str, dict[int, list[HostRound]]] = {k: {1: [], 2: []} for k in kinds}
+    for i in range(args.rounds):
+        for kind in kinds:
+            for procs in (1, 2) if i % 2 == 0 else (2, 1):
+                r = host_round(kind, procs, args)
+                rounds[kind][procs].append(r)
+                print(
+                    f"  {kind:9} {procs} process{'es' if procs > 1 else '  '}:"
+                    f" {r.rate:10.0f}/s, {r.us_each:8.2f} us each in each process,"
+                    f" cores used {r.cores:.2f};"
+                    f" load avg {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    ratios = {}
+    for kind, by in rounds.items():
+        each = [b.rate / a.rate for a, b in zip(by[1], by[2], strict=True)]
+        slower = statistics.median(b.us_each / a.us_each for a, b in zip(by[1], by[2], strict=True))
+        ratios[kind] = statistics.median(each)
+        print(
+            f"  {kind}: 2 processes / 1 = {ratios[kind]:.2f}"
+            f" (rounds: {', '.join(f'{x:.2f}' for x in each)});"
+            f" each operation takes x{slower:.2f} as long with both cores busy",
+            flush=True,
+        )
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per round")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before counting")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64, help="concurrent handshakes")
+    parser.add_argument(
+        "--c-clients",
+        type=int,
+        default=256,
+        help="concurrent handshakes against the C server (3 times as fast as ours: with 64,"
+        " its workers waited for datagrams)",
+    )
     parser.add_argument("--loads", default="psk,cert", help="psk, cert or both")
     parser.add_argument(
         "--nap",
@@ -435,27 +631,57 @@ def main() -> None:
         help="as root on a busy machine: nice -N for the server's and the generator's"
         " autogroups, so that they take the cores from other sessions (default 0: off)",
     )
+    parser.add_argument(
+        "--stacks",
+        default="dtlsgate,openssl",
+        help="servers: dtlsgate (dtlsgate serve) and openssl (bench/loadgen/dtlsserve.c)",
+    )
+    parser.add_argument(
+        "--host-work",
+        default=",".join(HOST_WORK),
+        help="CPU-bound work run in 1 and 2 processes, no network ('' for none): "
+        + ", ".join(HOST_WORK),
+    )
+    parser.add_argument("--host-seconds", type=float, default=3.0, help="per host round")
+    parser.add_argument("--burn", help=argparse.SUPPRESS)
+    parser.add_argument("--procs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.burn:
+        burn(args.burn, args.procs, args.host_seconds)
+        return
+    # Started in the background of a non-interactive shell (`python bench/workers.py &`),
+    # this process and every server it starts would ignore SIGINT: the workers would never
+    # log their summaries and the check would fail. A handler is reset in the children.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     loads = args.loads.split(",")
+    stacks = [OURS if name == "dtlsgate" else c_stack() for name in args.stacks.split(",") if name]
     loadgen = build_loadgen()
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     if not args.no_check:
         check(loadgen, args.clients)
-    results: dict[str, dict[int, list[Round]]] = {load: {1: [], 2: []} for load in loads}
+    results: dict[tuple[str, str], dict[int, list[Round]]] = {
+        (stack.name, load): {1: [], 2: []} for stack in stacks for load in loads
+    }
     print(
-        f"rounds: {args.rounds} per load, {args.seconds:.0f} s counted after {args.warmup:.0f} s,"
-        f" {args.clients} concurrent clients, autogroup boost {args.boost}"
+        f"rounds: {args.rounds} per load and server, {args.seconds:.0f} s counted after"
+        f" {args.warmup:.0f} s,"
+        f" {args.clients} concurrent clients ({args.c_clients} for the C server),"
+        f" autogroup boost {args.boost}"
         " (cores used: total (system))",
         flush=True,
     )
     for i in range(args.rounds):
         for load in loads:
-            for workers in (1, 2) if i % 2 == 0 else (2, 1):
-                r = one_round(loadgen, load, workers, args)
-                results[load][workers].append(r)
-                show(r, args.seconds)
+            for stack in stacks:
+                for workers in (1, 2) if i % 2 == 0 else (2, 1):
+                    r = one_round(loadgen, load, workers, args, stack)
+                    results[stack.name, load][workers].append(r)
+                    show(r, args.seconds)
+    host = host_scaling(args)
     print("summary (medians over rounds):")
-    for load, by_workers in results.items():
+    served, ceiling = {}, {}
+    for (name, load), by_workers in results.items():
         one, two = by_workers[1], by_workers[2]
         ratios = [b.rate / a.rate for a, b in zip(one, two, strict=True)]
         share = statistics.median(r.gen_share for r in one + two)
@@ -463,14 +689,28 @@ def main() -> None:
             w: statistics.median(r.handshakes / r.server_cpu for r in rs)
             for w, rs in by_workers.items()
         }
+        served[name, load] = statistics.median(ratios)
+        ceiling[name, load] = 2 / (1 + share)
+        seconds = args.seconds
+        used = statistics.median((r.server_cpu + sum(r.gen_cpu)) / seconds for r in two)
         print(
-            f"  {load}: --workers 1 {statistics.median(r.rate for r in one):.0f}/s,"
+            f"  {name} {load}: --workers 1 {statistics.median(r.rate for r in one):.0f}/s,"
             f" --workers 2 {statistics.median(r.rate for r in two):.0f}/s,"
             f" ratio {statistics.median(ratios):.2f}"
             f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)});"
             f" generator/server CPU per handshake {share:.2f}, so at most {2 / (1 + share):.2f};"
-            f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f}"
+            f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f};"
+            f" cores used by the workers and the generator with 2 workers {used:.2f}"
         )
+    print("2 against 1, side by side (medians of round ratios):")
+    for load in loads:
+        line = ", ".join(
+            f"{n} {served[n, load]:.2f} (its ceiling {ceiling[n, load]:.2f})"
+            for n in (s.name for s in stacks)
+        )
+        print(f"  served over UDP, {load}: {line}")
+    if host:
+        print("  host CPU-bound, no network: " + ", ".join(f"{k} {v:.2f}" for k, v in host.items()))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
