@@ -43,8 +43,12 @@ and take the difference::
     done
     # (total of cg.120 - total of cg.20) / 100 = instructions per handshake (--echo: record)
 
+``--rusage``: also each server's ``getrusage`` per handshake (or record), the median over the
+rounds: user and system CPU time, voluntary and involuntary context switches, minor page
+faults (the system calls' own cost is in the system time, which callgrind does not see).
+
 Usage: python bench/handshake_udp.py [--count N] [--rounds R] [--clients K] [--profile]
-[--servers dtlsgate,pyopenssl] [--echo] [--record BYTES] [--in-process]
+[--servers dtlsgate,pyopenssl] [--echo] [--record BYTES] [--in-process] [--rusage]
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import cProfile
 import multiprocessing
 import os
 import pstats
+import resource
 import select
 import socket
 import statistics
@@ -243,14 +248,21 @@ def server_process(
     ready.send(sock.getsockname()[1])
     ready.recv()  # the clients are about to start
     serve = (ECHO_SERVERS if echo else SERVERS)[name]
-    cpu = time.process_time()
+    cpu, before = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     if profile:
         profiler = cProfile.Profile()
         started = profiler.runcall(serve, sock, count)
         report_profile(profiler, count, "record" if echo else "handshake")
     else:
         started = serve(sock, count)
-    result.send(time.process_time() - (started or cpu))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    usage = {field: getattr(after, field) - getattr(before, field) for field in USAGE}
+    result.send((time.process_time() - (started or cpu), usage))
+
+
+# getrusage fields reported by --rusage (from the server's start: with --echo the handshakes
+# before the first record are in them, a few against thousands of records).
+USAGE = ("ru_utime", "ru_stime", "ru_nvcsw", "ru_nivcsw", "ru_minflt")
 
 
 def report_profile(
@@ -299,6 +311,7 @@ class Client:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.completed = 0
+        self.server_stopped = False
         self.start()
 
     def start(self) -> None:
@@ -321,6 +334,11 @@ class Client:
             finished = True
         except SSL.WantReadError:
             finished = False
+        except SSL.ZeroReturnError:
+            # The aio server's close_notify to a handshake in progress: it reached --count
+            # and stopped (before this process saw the last of its handshakes complete).
+            self.server_stopped = True
+            return
         for out in read_all(self.conn):
             self.sock.sendto(out, self.server)
         if finished and self.record:
@@ -345,6 +363,8 @@ def run_clients(port: int, count: int, clients: int, record: bytes = b"") -> Non
         ready, _, _ = select.select(list(by_sock), [], [], 1.0)
         for s in ready:
             by_sock[s].step(s.recv(MAX_DATAGRAM))
+        if any(c.server_stopped for c in pool):
+            break
         total = sum(c.completed for c in pool)
         if total != progress:
             last, progress = time.monotonic(), total
@@ -355,9 +375,15 @@ def run_clients(port: int, count: int, clients: int, record: bytes = b"") -> Non
 
 
 def one_round(
-    name: str, count: int, clients: int, profile: bool = False, record: bytes = b""
+    name: str,
+    count: int,
+    clients: int,
+    profile: bool = False,
+    record: bytes = b"",
+    usages: list[dict[str, float]] | None = None,
 ) -> float:
-    """Handshakes (echoed records with ``record``) per CPU-second of the server process."""
+    """Handshakes (echoed records with ``record``) per CPU-second of the server process;
+    the server's getrusage differences (`USAGE`) appended to ``usages``."""
     mp = multiprocessing.get_context("fork")
     ready, ready_child = mp.Pipe()
     result, result_child = mp.Pipe()
@@ -370,7 +396,9 @@ def one_round(
         run_clients(port, count, clients, record)
         if not result.poll(30):
             sys.exit(f"{name}: the server did not report")
-        cpu = float(result.recv())
+        cpu, usage = result.recv()
+        if usages is not None:
+            usages.append(usage)
     finally:
         proc.join(10)
         with contextlib.suppress(Exception):
@@ -417,6 +445,7 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help="echoed records, not handshakes")
     parser.add_argument("--record", type=int, default=1200, help="--echo: record size")
     parser.add_argument("--in-process", action="store_true", help="for callgrind: see above")
+    parser.add_argument("--rusage", action="store_true", help="user/system split: see above")
     parser.add_argument("--clients-for", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clients_for:  # the child of --in-process
@@ -435,9 +464,11 @@ def main() -> None:
         one_round(names[0], args.count, args.clients, profile=True, record=record)
         return
     rates: dict[str, list[float]] = {name: [] for name in names}
+    usages: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
-            rates[name].append(one_round(name, args.count, args.clients, record=record))
+            rate = one_round(name, args.count, args.clients, record=record, usages=usages[name])
+            rates[name].append(rate)
     what = f"echoed {args.record}-byte records" if args.echo else "DTLS 1.2 full handshakes"
     print(
         f"{what} per server CPU-second, {args.count} x {args.rounds} rounds,"
@@ -450,6 +481,16 @@ def main() -> None:
     for name in names[1:]:
         ratios = [a / b for a, b in zip(rates[first], rates[name], strict=True)]
         print(f"  {first} / {name} = {statistics.median(ratios):.3f} (median of round ratios)")
+    if args.rusage:
+        unit = "record" if args.echo else "handshake"
+        print(f"getrusage per {unit}, median of rounds (us: microseconds)")
+        print("  server       user us  system us  vol. csw  invol. csw  minor faults")
+        for name, runs in usages.items():
+            med = {f: statistics.median(u[f] for u in runs) / args.count for f in USAGE}
+            print(
+                f"  {name:11s} {1e6 * med['ru_utime']:8.1f} {1e6 * med['ru_stime']:10.1f}"
+                f" {med['ru_nvcsw']:9.2f} {med['ru_nivcsw']:11.2f} {med['ru_minflt']:13.2f}"
+            )
 
 
 if __name__ == "__main__":

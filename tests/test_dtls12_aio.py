@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
+import weakref
 from typing import Any
 
 import pytest
@@ -106,7 +108,7 @@ def _established_stream(loop: asyncio.AbstractEventLoop) -> tuple[aio.DtlsStream
     a function that has the client send one record into it."""
     pair = make_pair(helper_server_config(), helper_client_config())
     assert pair.run() and pair.completed()
-    stream = aio.DtlsStream(pair.server, CLIENT, lambda _: None, loop)
+    stream = aio.DtlsStream(pair.server, CLIENT, lambda *_: None, loop)
 
     def deliver(data: bytes) -> None:
         pair.client.send(data)
@@ -173,3 +175,41 @@ def test_serve_echo_stops_at_a_close_that_came_with_data() -> None:
         return errors
 
     assert asyncio.run(asyncio.wait_for(main(), 30)) == []
+
+
+def test_a_finished_association_is_freed_without_the_cycle_collector() -> None:
+    """Once its handler returned, the server's stream (and with it the connection, its
+    keys and handshake state) is freed by reference counting alone: a reference cycle
+    (say a send callback closing over the stream) would leave every association to the
+    cyclic collector, which at many handshakes a second costs the server CPU."""
+
+    async def main() -> tuple[bool, bool]:
+        server_config, client_config = configs()
+        ended = asyncio.Event()
+        streams: list[weakref.ref[aio.DtlsStream]] = []
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            streams.append(weakref.ref(stream))
+            await echo(stream)
+            ended.set()
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config) as server:
+            client = await aio.connect(*server.address, client_config, timeout=20)
+            client.send(b"x")
+            await asyncio.wait_for(client.recv(), 10)
+            client.close()
+            await asyncio.wait_for(ended.wait(), 10)
+            for _ in range(100):  # the handler's task ends a few loop turns later
+                if not server._tasks:
+                    break
+                await asyncio.sleep(0.01)
+            return not server._tasks, streams[0]() is None
+
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(main()) == (True, True)
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -66,13 +66,19 @@ Handler = Callable[["DtlsStream"], Awaitable[None]]
 
 
 class DtlsStream:
-    """One DTLS association as seen by asyncio code."""
+    """One DTLS association as seen by asyncio code.
+
+    ``send_datagram(data, peer)`` sends one datagram to the stream's peer of the moment (a
+    DTLS 1.3 one with connection IDs may move). It is called with the peer, not a closure
+    over the stream: that would be a reference cycle, and every association, with its
+    connection and keys, would wait for the cyclic garbage collector instead of being freed
+    when its handler ends."""
 
     def __init__(
         self,
         conn: AnyDatagramConnection,
         peer: Hashable | None,
-        send_datagram: Callable[[bytes], None],
+        send_datagram: Callable[[bytes, Any], None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.connection = conn
@@ -117,7 +123,7 @@ class DtlsStream:
         conn = self.connection
         datagrams = conn.datagrams_to_send()
         for datagram, _ in datagrams:
-            self._send_datagram(datagram)
+            self._send_datagram(datagram, self.peer)
         if datagrams and self.on_flight is not None and self.handshake_info is None:
             self.on_flight()
         while (event := conn.next_event()) is not None:
@@ -427,8 +433,7 @@ class DtlsServer(_Reader):
 
     def _admit(self, admit: Admit | Dtls13Admit, peer: Any) -> None:
         conn = accept(admit, self.config, gate=self.gate, keylog=self._keylog)
-        # To the stream's peer of the moment: a DTLS 1.3 one with CIDs may move.
-        stream = DtlsStream(conn, peer, lambda d: self.sendto(d, stream.peer), self.loop)
+        stream = DtlsStream(conn, peer, self.sendto, self.loop)
         for old in self.admission.admit(stream, peer, self.loop.time()):
             self._abandon(old, "evicted for a newer handshake")
         self._arm_deadline()
@@ -643,7 +648,7 @@ async def connect(
     progress = HandshakeProgress(_format_peer(address[:2]))
     reader = _ClientReader(sock, loop, progress)
     conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
-    stream = DtlsStream(conn, address, lambda d: reader.sendto(d, address), loop)
+    stream = DtlsStream(conn, address, reader.sendto, loop)
     stream.on_flight = progress.sent
     reader.stream = stream
     reader.start()
