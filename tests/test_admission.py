@@ -3,6 +3,8 @@ address, in all and in time; which one makes way for a newcomer (issue 10 part 1
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +35,74 @@ def test_addresses_ipv4_per_address_ipv6_per_prefix() -> None:
     assert address_of(None) is None
     assert address_of(("not an ip", 1)) == ("not an ip", 1)
     assert address_of(b"unix-socket") == b"unix-socket"
+
+
+# The IPv4 spellings sockets give are read without `ipaddress`; these pin that the result
+# is `ipaddress`'s in every case (the values, the IPv4-mapped spellings, and what is not an
+# IPv4 address by its strict rules).
+_192_0_2_1 = ("ipv4", 0xC0000201)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "192.0.2.1",
+        "192.0.2.1%eth0",
+        "::ffff:192.0.2.1",
+        "::ffff:192.0.2.1%eth0",
+        "::FFFF:192.0.2.1",
+        "::ffff:c000:201",
+        "0:0:0:0:0:ffff:192.0.2.1",
+        "0000:0000:0000:0000:0000:FFFF:C000:0201",
+    ],
+)
+def test_an_ipv4_address_in_any_spelling_is_its_32_bits(host: str) -> None:
+    assert address_of((host, 1)) == address_of((host, 1, 0, 0), 128) == _192_0_2_1
+    assert address_of(host) == _192_0_2_1
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3.256",
+        "1.2.3.1000",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..3.4",
+        " 1.2.3.4",
+        "1.2.3.4 ",
+        "1.2.3.4\n",
+        "+1.2.3.4",
+        "1.2.3.4/32",
+        "\u0661.2.3.4",  # an Arabic-Indic digit one
+        "::ffff:01.2.3.4",
+        "::ffff:1.2.3.256",
+        "::ffff:1.2.3",
+        "",
+    ],
+)
+def test_a_string_that_is_no_ip_address_counts_as_the_peer_itself(host: str) -> None:
+    assert address_of((host, 1)) == (host, 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 128))
+def test_ipv4_addresses_are_their_value(value: int, prefix: int) -> None:
+    text = str(ipaddress.IPv4Address(value))
+    assert address_of((text, 1), prefix) == ("ipv4", value)
+    assert address_of((f"::ffff:{text}", 1, 0, 0), prefix) == ("ipv4", value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**128 - 1), st.integers(1, 128), st.booleans())
+def test_ipv6_addresses_are_their_network(value: int, prefix: int, exploded: bool) -> None:
+    ip = ipaddress.IPv6Address(value)
+    expected = ("ipv6", value >> (128 - prefix), prefix)
+    if ip.ipv4_mapped is not None:
+        expected = ("ipv4", value & 0xFFFFFFFF)
+    assert address_of((ip.exploded if exploded else str(ip), 1, 0, 0), prefix) == expected
 
 
 def test_at_the_per_address_limit_the_oldest_of_that_address_makes_way() -> None:

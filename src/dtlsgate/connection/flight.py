@@ -22,6 +22,7 @@ from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
     DtlsHandshakeHeader,
     encode_dtls_handshake,
+    encode_dtls_handshake_fragment,
 )
 
 # RFC 6347 §4.2.4.1: "an initial timer value of 1 second", doubled "up to no less than
@@ -139,6 +140,9 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             continue
         overhead = record_overhead + DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
+        # RFC 6347 §4.2.2: every fragment repeats the message's type and message_seq, read
+        # back once from its own header.
+        msg_type, message_seq = message[0], (message[4] << 8) | message[5]
         offset = 0
         while True:
             room = mtu - len(current) - overhead
@@ -152,7 +156,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
-            fragment = _fragment(message, chunk, offset, length)
+            fragment = encode_dtls_handshake_fragment(msg_type, chunk, message_seq, offset, length)
             records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
@@ -160,19 +164,6 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             flush()
     flush()
     return datagrams
-
-
-def _fragment(message: bytes, chunk: bytes, offset: int, length: int) -> bytes:
-    """The fragment ``chunk`` of ``message`` (a whole message with its header) at
-    ``offset`` of its body of ``length`` bytes: RFC 6347 §4.2.2 handshake header (type,
-    length, message_seq, fragment_offset, fragment_length), the message's type and
-    message_seq read back from its own header, then the chunk."""
-    return (
-        ((message[0] << 24) | length).to_bytes(4, "big")
-        + message[4:6]
-        + ((offset << 24) | len(chunk)).to_bytes(6, "big")
-        + chunk
-    )
 
 
 class RetransmitTimer:

@@ -99,8 +99,7 @@ __all__ = [
 MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
 DTLS_VERSION_MAJOR = 0xFE
-DTLS12, DTLS13 = ProtocolVersion.DTLS12, ProtocolVersion.DTLS13
-_DTLS13_BYTES = DTLS13.to_bytes(2, "big")
+_DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 
 
 def is_client_hello(datagram: bytes) -> bool:
@@ -131,7 +130,7 @@ class Gate(GateCounters):
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
         self._cookie_generate = config.cookie_generate
-        self._dtls12 = DTLS12 in config.dtls_versions
+        self._dtls12 = ProtocolVersion.DTLS12 in config.dtls_versions
         # The config prepared for each version's handshakes, made at the first use and
         # shared by the connections this gate's admits make (`connection.datagram13.accept`);
         # DTLS 1.3's inside the gate's DTLS 1.3 half (its HelloRetryRequests use it too).
@@ -140,7 +139,7 @@ class Gate(GateCounters):
         # Fragmented cookie-less ClientHellos, while DTLS 1.3 is on: the gate's one state.
         self._reassembly = (
             ClientHelloReassembly(ipv6_prefix=config.ipv6_prefix_length)
-            if DTLS13 in config.dtls_versions
+            if ProtocolVersion.DTLS13 in config.dtls_versions
             else None
         )
 

@@ -31,6 +31,7 @@ Sans-I/O: ``now`` is an argument; expiry happens as fragments arrive.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Hashable
 
 # The longest ClientHello reassembled: an X25519MLKEM768 share (1,216 bytes) with a
@@ -52,15 +53,33 @@ FRAGMENT_OVERHEAD = 64
 TIMEOUT = 5.0
 
 
+# A dotted-quad IPv4 address exactly as `ipaddress` takes it: four decimal octets of at most
+# 255, ASCII digits, no leading zeros (as strict as inet_pton).
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII)
+# How a dual-stack socket writes an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2).
+_MAPPED_PREFIX = "::ffff:"
+
+
 def address_of(peer: Hashable | None, ipv6_prefix: int = 64) -> Hashable | None:
     """The address a peer's handshakes are counted under: the IPv4 address (also for an
     IPv4-mapped IPv6 address), the IPv6 network of ``ipv6_prefix`` bits, or the peer
-    itself when it is not an IP socket address (None stays None: one shared count)."""
+    itself when it is not an IP socket address (None stays None: one shared count). A
+    scope id (``%eth0``, RFC 4007 §11) is not part of the address.
+
+    The spellings sockets give for IPv4 peers (a dotted quad, or one after ``::ffff:``) are
+    read with one regular expression; any other string is parsed by `ipaddress`, as IPv6
+    when it has a colon (an IPv4 address never has one, an IPv6 address always has two)."""
     host = peer[0] if isinstance(peer, tuple) and peer else peer
     if not isinstance(host, str):
         return peer
+    host = host.partition("%")[0]
+    quad = _DOTTED_QUAD.fullmatch(host.removeprefix(_MAPPED_PREFIX))
+    if quad is not None:
+        a, b, c, d = quad.groups()
+        return ("ipv4", (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
     try:
-        ip = ipaddress.ip_address(host.partition("%")[0])
+        ip = ipaddress.IPv6Address(host) if ":" in host else ipaddress.IPv4Address(host)
     except ValueError:
         return peer
     if isinstance(ip, ipaddress.IPv6Address):

@@ -33,7 +33,6 @@ REPLAY_WINDOW_SIZE = 64
 _WINDOW_BITS = (1 << REPLAY_WINDOW_SIZE) - 1
 # RFC 6347 §4.1: sequence numbers are 48 bits; a sender must not wrap them.
 MAX_SEQUENCE_NUMBER = (1 << 48) - 1
-DTLS12 = ProtocolVersion.DTLS12
 # type, version, epoch || sequence_number (64 bits), length: the DTLSPlaintext header of
 # RFC 6347 §4.1 in one pack (``_RECORD_HEADER``). A record's header and a protected one's
 # AAD (RFC 6347 §4.1.2.1: epoch || sequence_number, type, version, plaintext length) take
@@ -48,11 +47,11 @@ _AAD = struct.Struct(">Q3sH")
 _EXPLICIT_NONCE = struct.Struct(">4sQ")
 # What follows the type and version in a record's header: epoch || sequence_number, length.
 _NUMBER_AND_LENGTH = struct.Struct(">3xQH")
-_APPLICATION_DATA = _TYPE_AND_VERSION.pack(ContentType.APPLICATION_DATA, DTLS12)
+_APPLICATION_DATA = _TYPE_AND_VERSION.pack(ContentType.APPLICATION_DATA, ProtocolVersion.DTLS12)
 # The same for the two record types a flight is made of, written by `RecordLayer.write_handshake`
 # and `write_change_cipher_spec` straight into the flight's datagram.
-_HANDSHAKE = _TYPE_AND_VERSION.pack(ContentType.HANDSHAKE, DTLS12)
-_CHANGE_CIPHER_SPEC = _TYPE_AND_VERSION.pack(ContentType.CHANGE_CIPHER_SPEC, DTLS12)
+_HANDSHAKE = _TYPE_AND_VERSION.pack(ContentType.HANDSHAKE, ProtocolVersion.DTLS12)
+_CHANGE_CIPHER_SPEC = _TYPE_AND_VERSION.pack(ContentType.CHANGE_CIPHER_SPEC, ProtocolVersion.DTLS12)
 
 
 class ReplayWindow:
@@ -215,7 +214,9 @@ class RecordLayer:
         if epoch is None:
             epoch = self.write_epoch
         record = bytearray()
-        self._write(record, _TYPE_AND_VERSION.pack(content_type, DTLS12), data, epoch)
+        self._write(
+            record, _TYPE_AND_VERSION.pack(content_type, ProtocolVersion.DTLS12), data, epoch
+        )
         return bytes(record)
 
     def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:

@@ -31,22 +31,15 @@ from typing import NamedTuple
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.client_hello_peek import framing_after_cookie
 from dtlsgate.wire.enums import ExtensionType
-from dtlsgate.wire.extensions import decode_supported_versions_ch, decode_u16_list_ext
+from dtlsgate.wire.extensions import (
+    CHANGEABLE_IN_CLIENT_HELLO2,
+    decode_supported_versions_ch,
+    decode_u16_list_ext,
+)
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
 
 __all__ = ["ClientHello13Peek", "peek_client_hello13"]
 
-_E = ExtensionType
-_SUPPORTED_VERSIONS = int(_E.supported_versions)
-_SUPPORTED_GROUPS = int(_E.supported_groups)
-_SIGNATURE_ALGORITHMS = int(_E.signature_algorithms)
-_KEY_SHARE = int(_E.key_share)
-_ALPN = int(_E.application_layer_protocol_negotiation)
-_COOKIE = int(_E.cookie)
-_PRE_SHARED_KEY = int(_E.pre_shared_key)
-# RFC 8446 §4.1.2: what ClientHello2 may change (`CHANGEABLE_IN_CLIENT_HELLO2`); every
-# other extension is part of ``fixed``.
-_CHANGEABLE = frozenset({_KEY_SHARE, int(_E.early_data), _COOKIE, _PRE_SHARED_KEY, int(_E.padding)})
 _SESSION_ID_AT = 2 + RANDOM_LENGTH
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
 _TYPE_AND_LENGTH = struct.Struct(">HH")
@@ -100,19 +93,22 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
         raise DecodeError("ClientHello without an extensions block")
     get = spans.get
-    span = get(_SUPPORTED_VERSIONS)
+    span = get(ExtensionType.supported_versions)
     versions = () if span is None else decode_supported_versions_ch(body[span[0] + 4 : span[1]])
-    span = get(_SUPPORTED_GROUPS)
+    span = get(ExtensionType.supported_groups)
     groups = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
-    span = get(_SIGNATURE_ALGORITHMS)
+    span = get(ExtensionType.signature_algorithms)
     schemes = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
-    span = get(_KEY_SHARE)
+    span = get(ExtensionType.key_share)
     share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
-    span = get(_ALPN)
+    span = get(ExtensionType.application_layer_protocol_negotiation)
     alpn = None if span is None else body[span[0] + 4 : span[1]]
-    # By type, as `client_hello_fixed_part` orders them (no type is there twice).
+    # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
+    # `client_hello_fixed_part` orders them (no type is there twice).
     fixed = [body[:cookie_at], body[suites_at:extensions_at]]
-    fixed += [body[a:b] for t, (a, b) in sorted(spans.items()) if t not in _CHANGEABLE]
+    fixed += [
+        body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
+    ]
     return ClientHello13Peek(
         legacy_version,
         random,
@@ -126,7 +122,7 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         share_groups,
         alpn,
         b"".join(fixed),
-        _COOKIE in spans or _PRE_SHARED_KEY in spans,
+        ExtensionType.cookie in spans or ExtensionType.pre_shared_key in spans,
     )
 
 

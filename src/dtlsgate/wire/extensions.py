@@ -98,6 +98,14 @@ ALLOWED_IN: dict[int, frozenset[Context]] = {
 }
 
 
+# RFC 8446 §4.1.2: after a HelloRetryRequest the client sends "the same ClientHello" except
+# that it replaces key_share, removes early_data, adds cookie, updates pre_shared_key and may
+# change padding. Every other extension must come back with the same body.
+CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
+    {_E.key_share, _E.early_data, _E.cookie, _E.pre_shared_key, _E.padding}
+)
+
+
 class Extension(NamedTuple):
     """One extension as it was on the wire: its type and its opaque body. A named tuple
     (immutable like the messages' dataclasses): a ClientHello carries a dozen, and

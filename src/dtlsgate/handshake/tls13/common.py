@@ -45,6 +45,7 @@ from dtlsgate.wire.enums import (
     SignatureScheme,
 )
 from dtlsgate.wire.extensions import (
+    CHANGEABLE_IN_CLIENT_HELLO2,
     Extension,
     KeyShareEntry,
     OfferedPsks,
@@ -70,10 +71,6 @@ from dtlsgate.wire.messages import (
     ClientHello,
     ServerHello,
 )
-
-# RFC 8446 §4.1.2: legacy_version is 0x0303 in a TLS 1.3 ClientHello and ServerHello.
-LEGACY_VERSION = ProtocolVersion.TLS12
-TLS13 = ProtocolVersion.TLS13
 
 
 @frozen
@@ -103,7 +100,8 @@ class Versions:
         return ECDHE_GROUPS if self.dtls else DEFAULT_GROUPS
 
 
-TLS_VERSIONS = Versions(False, LEGACY_VERSION, TLS13)
+# RFC 8446 §4.1.2: legacy_version is 0x0303 (TLS 1.2) in a TLS 1.3 ClientHello and ServerHello.
+TLS_VERSIONS = Versions(False, ProtocolVersion.TLS12, ProtocolVersion.TLS13)
 DTLS_VERSIONS = Versions(True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13)
 DTLS_VERSIONS_WITH_FALLBACK = Versions(
     True, ProtocolVersion.DTLS12, ProtocolVersion.DTLS13, (ProtocolVersion.DTLS12,)
@@ -464,7 +462,7 @@ def check_tls13_client_hello(
             raise ProtocolVersionError("legacy_version is not DTLS 1.2")
         if hello.cookie:
             raise IllegalParameter("DTLS 1.3 ClientHello with a legacy_cookie")
-    elif hello.legacy_version < LEGACY_VERSION:
+    elif hello.legacy_version < versions.legacy_version:
         raise ProtocolVersionError("legacy_version below TLS 1.2")
 
 
@@ -477,14 +475,6 @@ def decode_client_hello(
     info = client_hello_info(hello)
     check_tls13_client_hello(hello, info, versions)
     return hello, info
-
-
-# RFC 8446 §4.1.2: after a HelloRetryRequest the client sends "the same ClientHello" except
-# that it replaces key_share, removes early_data, adds cookie, updates pre_shared_key and may
-# change padding. Every other extension must come back with the same body.
-CHANGEABLE_IN_CLIENT_HELLO2 = frozenset(
-    {_E.key_share, _E.early_data, _E.cookie, _E.pre_shared_key, _E.padding}
-)
 
 
 def client_hello_fixed_part(hello: ClientHello) -> bytes:

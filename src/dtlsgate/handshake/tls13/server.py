@@ -23,10 +23,15 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
-from dtlsgate.crypto.hashes import Hash, TranscriptHash, message_hash_from_digest
+from dtlsgate.crypto.hashes import (
+    Hash,
+    TranscriptHash,
+    constant_time_equal,
+    message_hash_from_digest,
+)
 from dtlsgate.crypto.kex import respond, tls13_groups
 from dtlsgate.crypto.signatures import certificate_verify_content
-from dtlsgate.crypto.suites import SuiteInfo, suite_info
+from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo, suite_info
 from dtlsgate.errors import (
     CertificateRequired,
     DecryptError,
@@ -141,8 +146,6 @@ MAX_PSK_IDENTITIES_TRIED = 4
 
 def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
     """The TLS 1.3 suites of ``suites`` (DEFAULT_SUITES when it has none)."""
-    from dtlsgate.crypto.suites import SUITES, KeyExchange
-
     tls13 = {int(s) for s, info in SUITES.items() if info.key_exchange is KeyExchange.TLS13}
     return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
 
@@ -686,7 +689,7 @@ def on_client_certificate(
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
     expect(ctx.trust is not None, "no trust anchors for X.509", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
-    info = _replace_certs(state.info, cert.chain_der)
+    info = replace(state.info, peer_certificates=cert.chain_der)
     return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
 
 
@@ -711,7 +714,7 @@ def on_client_finished(
     keys = state.keys
     fin = Finished.decode(body, keys.schedule.hash.digest_size)
     # RFC 8446 §4.4.4: a wrong verify_data is decrypt_error.
-    if not _equal(fin.verify_data, keys.finished(server=False)):
+    if not constant_time_equal(fin.verify_data, keys.finished(server=False)):
         raise DecryptError("client Finished does not verify")
     keys.transcript.update(raw)
     # The resumption master secret (RFC 8446 §7.1) serves only the tickets we issue now.
@@ -799,7 +802,9 @@ def on_post_handshake_finished(
     pending = _pending(state)
     fin = Finished.decode(body, state.schedule.hash.digest_size)
     digest = pending.transcript.digest()
-    if not _equal(fin.verify_data, state.schedule.finished_verify_data(state.read_secret, digest)):
+    if not constant_time_equal(
+        fin.verify_data, state.schedule.finished_verify_data(state.read_secret, digest)
+    ):
         raise DecryptError("post-handshake Finished does not verify")
     return moved(Connected, state), [ClientAuthenticated(pending.chain)]
 
@@ -833,18 +838,6 @@ def new_session_tickets(
         nst = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ctx.sealer.seal(ticket_state))
         out.append(message(_H.NEW_SESSION_TICKET, nst.encode()))
     return out
-
-
-def _equal(a: bytes, b: bytes) -> bool:
-    from dtlsgate.crypto.hashes import constant_time_equal
-
-    return constant_time_equal(a, b)
-
-
-def _replace_certs(info: HandshakeInfo, chain: tuple[bytes, ...]) -> HandshakeInfo:
-    import dataclasses
-
-    return dataclasses.replace(info, peer_certificates=chain)
 
 
 # ---- stateless continuation ------------------------------------------------------------------
