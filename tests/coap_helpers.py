@@ -81,9 +81,11 @@ async def our_client(credentials: Any, **kwargs: Any) -> AsyncIterator[Any]:
         await asyncio.wait_for(ctx.shutdown(), 15)
 
 
-async def request(ctx: Any, method: Any, uri: str, payload: bytes = b"") -> Any:
+async def request(
+    ctx: Any, method: Any, uri: str, payload: bytes = b"", *, wait: float = REQUEST_WAIT
+) -> Any:
     message = aiocoap.Message(code=method, uri=uri, payload=payload)
-    return await asyncio.wait_for(ctx.request(message).response, REQUEST_WAIT)
+    return await asyncio.wait_for(ctx.request(message).response, wait)
 
 
 # libcoap's clients print their log lines ("Dec 04 18:59:38.323 WARN ...") on stdout too.

@@ -147,14 +147,38 @@ def test_connect_to_a_closed_port_reports_the_icmp_port_unreachable() -> None:
     assert "ICMP port unreachable" in line and "nothing listens" in line, line
 
 
+def client_hellos_received(sock: socket.socket) -> int:
+    """Drain `sock` and count the transmissions of a ClientHello flight: datagrams opening
+    with a handshake record (RFC 6347 §4.1) that carries a ClientHello's first fragment."""
+    sock.setblocking(False)
+    count = 0
+    for _ in range(1000):
+        try:
+            datagram = sock.recv(65536)
+        except BlockingIOError:
+            return count
+        header = datagram[13:25]
+        if datagram[0] == 22 and header[:1] == b"\x01" and header[6:9] == b"\x00\x00\x00":
+            count += 1
+    raise AssertionError("more than 1000 datagrams")
+
+
+# The timeouts below have two decimals on purpose: the message must name the limit the user
+# set, never a measured time (a loaded machine makes 2.25 s into "2.3 s" or "2.6 s"), and
+# how far the handshake got: as many flights as the silent peer received.
+
+
 def test_connect_timeout_says_how_long_and_how_far() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))  # receives every ClientHello, answers none
         port = silent.getsockname()[1]
-        done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "2.5")
+        done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "2.25")
+        flights = client_hellos_received(silent)
     assert done.returncode == 1
     line = one_line(done.stderr)
-    assert "timed out after 2.5 s" in line and "flights sent" in line, line
+    assert flights >= 1
+    sent = f"{flights} flight{'s' if flights != 1 else ''} sent"
+    assert f"timed out after 2.25 s ({sent})" in line, line
     assert "no answer from the server" in line, line
 
 
@@ -207,12 +231,49 @@ def test_the_api_errors_say_what_happened(api: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         with pytest.raises(TimeoutError) as caught:
-            api_connect(api, silent.getsockname()[1], timeout=1.5)
+            api_connect(api, silent.getsockname()[1], timeout=1.25)
+        flights = client_hellos_received(silent)
     text = str(caught.value)
-    assert text.startswith("DTLS handshake with 127.0.0.1:") and "timed out after 1.5 s" in text
+    sent = f"{flights} flight{'s' if flights != 1 else ''} sent"
+    assert text.startswith("DTLS handshake with 127.0.0.1:"), text
+    assert flights >= 1 and f"timed out after 1.25 s ({sent})" in text, text
     assert "no answer from the server" in text
     with pytest.raises(ConnectionRefusedError, match="ICMP port unreachable"):
         api_connect(api, free_udp_port(), timeout=30)
+
+
+def test_a_connection_that_gives_up_before_the_limit_says_how_long_it_tried() -> None:
+    """With a limit longer than its retransmissions, the connection gives up first (its
+    last flight unanswered): the message says how long that took, not the limit. A clock
+    that jumps 61 s at every reading runs the whole schedule (1, 2, ... 60 s) at once."""
+    import itertools
+
+    from dtlsgate.config import ClientConfig
+    from dtlsgate.connection.datagram13 import DatagramClientConnection
+    from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS
+    from dtlsgate.io.blocking import DtlsSocket
+    from dtlsgate.io.progress import HandshakeProgress
+
+    readings = itertools.count(1_800_000_000, 61)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        address = silent.getsockname()
+        config = ClientConfig(psk_identity=b"Client_identity", psk=bytes(range(16)))
+        conn = DatagramClientConnection(config, address)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(address)
+        with DtlsSocket(conn, sock, address, clock=lambda: float(next(readings))) as dtls:
+            dtls.progress = HandshakeProgress("127.0.0.1")
+            conn.connect(1_800_000_000.0)
+            with pytest.raises(TimeoutError) as caught:
+                dtls.do_handshake(timeout=1e6)
+            flights = client_hellos_received(silent)
+    text = str(caught.value)
+    found = re.search(r"timed out after (\d+) s \((\d+) flights sent\)", text)
+    assert found is not None, text
+    seconds, sent = int(found[1]), int(found[2])
+    assert 1 + 2 + 4 + 8 + 16 + 32 + 60 <= seconds < 1e6, text
+    assert sent == flights == MAX_FLIGHT_TRANSMISSIONS, (text, flights)
 
 
 # ---- 4. bad input: one line, never a traceback -----------------------------------------------

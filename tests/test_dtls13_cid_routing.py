@@ -209,9 +209,11 @@ def test_asyncio_streams_ask_for_and_switch_connection_ids() -> None:
 
 class _BlockingEcho:
     """A `Listener` on loopback in a thread: accepts associations one after the other and
-    echoes each (on the listener's socket) until it closes; bounded in time."""
+    echoes each (on the listener's socket) until it closes, or (with ``echoes``) that many
+    records of the n-th association before it listens again; bounded in time."""
 
-    def __init__(self, cid_length: int) -> None:
+    def __init__(self, cid_length: int, echoes: Callable[[int], int] | None = None) -> None:
+        self.echoes = echoes
         self.sock = _udp()
         self.sock.settimeout(0.2)  # listen() returns None when idle: the loop checks done
         self.listener = Listener(self.sock, server_config(connection_id_length=cid_length))
@@ -228,7 +230,8 @@ class _BlockingEcho:
                 continue
             dtls = self.listener.accept(*admitted)
             self.served.append(dtls)
-            while not self._done.is_set() and time.monotonic() < deadline:
+            left = self.echoes(len(self.served) - 1) if self.echoes else -1
+            while left and not self._done.is_set() and time.monotonic() < deadline:
                 try:
                     data = dtls.recv(timeout=0.2)
                 except TimeoutError:
@@ -236,6 +239,7 @@ class _BlockingEcho:
                 if not data:
                     break
                 dtls.send(b"echo:" + data)
+                left -= 1
 
     def __enter__(self) -> _BlockingEcho:
         self._thread.start()
@@ -339,3 +343,90 @@ def test_unknown_or_forged_connection_ids_make_no_state_in_either_server() -> No
         peers, drops, routed, in_progress = before
         assert len(peers) == 1 and routed == 1 and in_progress == 0  # type: ignore[arg-type]
         assert after == (peers, drops + 1, routed, in_progress)  # type: ignore[operator]
+
+
+# ---- a client that restarts from the same address (RFC 6347 §4.2.8, RFC 9147 §9) --------------
+
+
+def _echoed(data: bytes) -> Callable[[list[Any]], bool]:
+    return lambda events: b"echo:" + data in data_of(events)
+
+
+def _restarting_client(
+    server: tuple[str, int], restarts: int, state: Callable[[], tuple[int, int, int, int]]
+) -> list[tuple[bytes, bool, list[bytes], tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """A new association from one socket (the same address and port) ``restarts + 1`` times,
+    the old one abandoned without a word, as by a client that restarted. After each restart,
+    a record of the abandoned association (carrying its CID) goes to the server from another
+    port and from ours; then an echo on the new association, which the server answers after
+    reading both (one socket, read in order). For each restart: the data echoed, whether the
+    stale record carried the old association's CID and not the new one's, what the other
+    port received, and ``state()`` before and after the stale records."""
+    config = ClientConfig(insecure=True, dtls_versions=(0xFEFC,), connection_id_length=2)
+    sock, stranger = _udp(), _udp()
+    stranger.setblocking(False)
+    seen = []
+    previous: Dtls13ClientConnection | None = None
+    try:
+        for i in range(restarts + 1):
+            conn = Dtls13ClientConnection(config, server)
+            events: list[Any] = []
+            conn.connect(time.time())
+            assert pump(
+                conn, sock, lambda e: any(isinstance(x, HandshakeCompleted) for x in e), events
+            )
+            conn.send(b"%d" % i)
+            assert pump(conn, sock, _echoed(b"%d" % i), events, seconds=10)
+            if previous is not None:
+                before = state()
+                previous.datagrams_to_send()  # whatever it still had to send: not sent
+                previous.send(b"stale")
+                stale = [datagram for datagram, _ in previous.datagrams_to_send()]
+                old, new = previous.peer_connection_id, conn.peer_connection_id
+                carried = {connection_id_of(d, 4) for d in stale} == {old} and old != new
+                for datagram in stale:
+                    stranger.sendto(datagram, server)
+                    sock.sendto(datagram, server)
+                conn.send(b"after %d" % i)
+                assert pump(conn, sock, _echoed(b"after %d" % i), events, seconds=10)
+                got = []
+                with suppress(BlockingIOError):
+                    got.append(stranger.recv(65535))
+                seen.append((data_of(events), carried, got, before, state()))
+            previous = conn
+        return seen
+    finally:
+        sock.close()
+        stranger.close()
+
+
+@pytest.mark.parametrize("reader", ["old association", "listen"])
+def test_blocking_restarted_client_replaces_its_association_and_connection_ids(
+    reader: str,
+) -> None:
+    """A DTLS 1.3 client with connection IDs restarts from its address three times: each
+    new handshake replaces the association (the listener returns it while the old one is
+    still routed), works, and takes over the routing table: the old association's CID
+    routes nothing any more (from another port the gate drops it, from the client's
+    address the new association drops the record it cannot authenticate), and the table
+    holds one association's CID however many restarts came before. The new ClientHello is
+    read by the old association's ``recv()``, or by ``listen()`` once the server went back
+    to listening after the records it expected (one from the first association, two from
+    each after)."""
+    echoes = (lambda n: 2 if n else 1) if reader == "listen" else None
+    with _BlockingEcho(4, echoes) as server:
+        listener = server.listener
+
+        def state() -> tuple[int, int, int, int]:
+            drops = sum(listener.gate.drops.values())
+            routed, in_progress = listener.routed_connection_ids, len(listener.admission)
+            return drops, routed, in_progress, len(server.served)
+
+        seen = _restarting_client(server.address, 3, state)
+    assert len(seen) == 3
+    for i, (data, carried, got, before, after) in enumerate(seen, start=1):
+        assert data == b"echo:%decho:after %d" % (i, i)
+        assert carried and got == []
+        drops, routed, in_progress, served = before
+        assert (routed, in_progress, served) == (1, 0, i + 1)
+        assert after == (drops + 1, 1, 0, i + 1)

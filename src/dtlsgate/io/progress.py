@@ -2,7 +2,8 @@
 
 The adapters (asyncio and blocking) call `HandshakeProgress.sent` for every transmission of
 a flight and `received` for every datagram from the server; `timeout_message` turns that
-into one line: how long it waited, how many flights went out, what came back. It reads only
+into one line: the time limit that ran out (the one the caller set, not a measured time,
+which a loaded machine stretches), how many flights went out, what came back. It reads only
 the plaintext record and handshake headers (RFC 6347 §4.1, §4.2.2), so it depends on no
 handshake internals; a datagram it cannot parse is simply not counted as progress.
 """
@@ -66,9 +67,11 @@ class HandshakeProgress:
         ):
             self.stage = kind
 
-    def timeout_message(self, waited: float) -> str:
+    def timeout_message(self, seconds: float) -> str:
+        """The line for a handshake that did not finish within ``seconds``: the caller's
+        limit, or how long the connection retransmitted before it gave up."""
         flights = f"{self.flights_sent} flight{'s' if self.flights_sent != 1 else ''} sent"
-        head = f"DTLS handshake with {self.peer} timed out after {waited:g} s ({flights})"
+        head = f"DTLS handshake with {self.peer} timed out after {seconds:g} s ({flights})"
         if self.datagrams_received == 0:
             return f"{head}: no answer from the server (is a DTLS server listening there?)"
         if self.stage is HandshakeType.SERVER_HELLO_DONE and self.sent_after_server_flight:
