@@ -11,6 +11,7 @@ then, configs on the deterministic provider, event helpers, and in-memory pairs.
 from __future__ import annotations
 
 import datetime
+import gc
 import heapq
 import random
 import sys
@@ -387,6 +388,20 @@ def calls_to(*functions: Callable[..., Any]) -> Iterator[dict[CodeType, int]]:
         yield counts
     finally:
         sys.setprofile(None)
+
+
+@contextmanager
+def cycle_collector_off() -> Iterator[None]:
+    """Python's cyclic garbage collector disabled in the block (after one collection), so
+    that what a test sees freed was freed by reference counting alone."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # ---- hostile input ---------------------------------------------------------------------

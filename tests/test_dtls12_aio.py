@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.util
 import weakref
 from typing import Any
 
 import pytest
-from helpers import CLIENT, credentials, make_pair
+from helpers import CLIENT, credentials, cycle_collector_off, make_pair
 from helpers import client_config as helper_client_config
 from helpers import server_config as helper_server_config
 
@@ -205,11 +204,5 @@ def test_a_finished_association_is_freed_without_the_cycle_collector() -> None:
                 await asyncio.sleep(0.01)
             return not server._tasks, streams[0]() is None
 
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
+    with cycle_collector_off():
         assert asyncio.run(main()) == (True, True)
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import weakref
 
 import pytest
-from helpers import credentials
+from helpers import credentials, cycle_collector_off
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
@@ -108,3 +109,41 @@ def test_blocking_listener_and_connect_dtls13() -> None:
     finally:
         sock.close()
     assert isinstance(served[0], Dtls13Admit)
+
+
+@pytest.mark.parametrize("version", [DTLS12, DTLS13])
+def test_asyncio_finished_associations_are_freed_without_the_cycle_collector(
+    version: int,
+) -> None:
+    """Once closed, the client's stream, and once its handler returned, the server's (each
+    with its connection), are freed by reference counting alone: a reference cycle (a close
+    or send callback closing over the stream) would leave every association, with its keys
+    and handshake state, to the cyclic collector."""
+
+    async def main() -> list[bool]:
+        watched: list[weakref.ref[aio.DtlsStream]] = []
+        ended = asyncio.Event()
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            watched.append(weakref.ref(stream))
+            await echo(stream)
+            ended.set()
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config()) as server:
+            host, port = server.address
+            client = ClientConfig(insecure=True, dtls_versions=(version,))
+            stream = await aio.connect(host, port, client, timeout=20)
+            stream.send(b"ping")
+            assert await asyncio.wait_for(stream.recv(), 10) == b"echo:ping"
+            stream.close()
+            watched.append(weakref.ref(stream))
+            del stream
+            await asyncio.wait_for(ended.wait(), 10)
+            for _ in range(100):  # the handler's task ends a few loop turns later
+                if not server._tasks:
+                    break
+                await asyncio.sleep(0.01)
+            return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 30)) == [True, True]

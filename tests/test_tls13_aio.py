@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
+from typing import Any
 
 import pytest
-from helpers import client_config, server_config
+from helpers import client_config, cycle_collector_off, server_config
 
 from dtlsgate import connect_tls, serve_tls
+from dtlsgate.errors import ProtocolError
+from dtlsgate.io.aio_tls import limits_of
 
 
 @pytest.mark.parametrize("stateless", [False, True])
@@ -113,3 +117,108 @@ def test_client_gives_up_on_a_silent_server() -> None:
             await server.wait_closed()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+# A finished connection is freed by reference counting alone, on either side: a reference
+# cycle (say a transport and its protocol holding each other) would leave every connection,
+# with its keys, buffers and futures, to the cyclic collector, which at many handshakes a
+# second costs the server CPU. The collector is off; weak references watch what is left.
+
+
+@pytest.mark.parametrize("stateless", [False, True])
+def test_a_finished_server_connection_is_freed_without_the_cycle_collector(
+    stateless: bool,
+) -> None:
+    async def main() -> list[bool]:
+        watched: list[weakref.ref[Any]] = []
+        ended = asyncio.Event()
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            watched.extend(
+                weakref.ref(x) for x in (reader, writer, writer.get_extra_info("tls_connection"))
+            )
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+            ended.set()
+
+        server = await serve_tls(echo, "127.0.0.1", 0, server_config(stateless=stateless))
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hello\n")
+        assert await reader.readline() == b"hello\n"
+        assert await reader.read() == b""
+        writer.close()
+        await asyncio.wait_for(ended.wait(), 10)
+        for _ in range(100):  # the server's connection_lost comes a loop turn or two later
+            if limits_of(server).associations == 0:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the handler's task ends (it already returned)
+        server.close()
+        await server.wait_closed()
+        return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True, True]
+
+
+def test_a_finished_client_connection_is_freed_without_the_cycle_collector() -> None:
+    async def main() -> list[bool]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await serve_tls(echo, "127.0.0.1", 0, server_config())
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hello\n")
+        assert await reader.readline() == b"hello\n"
+        assert await reader.read() == b""
+        writer.close()
+        await writer.wait_closed()
+        watched = [
+            weakref.ref(x) for x in (reader, writer, writer.get_extra_info("tls_connection"))
+        ]
+        del reader, writer
+        server.close()
+        await server.wait_closed()
+        return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True, True]
+
+
+def test_a_failed_handshake_is_freed_without_the_cycle_collector() -> None:
+    """The same for a handshake that failed, on the client (it refuses the server's name)
+    and on the server (the client's alert): their errors, kept in the reader and the
+    handshake future, must not keep frames that hold the connection (a cycle)."""
+
+    async def main() -> list[bool]:
+        watched: list[weakref.ref[Any]] = []
+        failed = asyncio.Event()
+
+        def on_failure(exc: BaseException) -> None:
+            watched.append(weakref.ref(exc))
+            failed.set()
+
+        server = await serve_tls(
+            lambda r, w: None, "127.0.0.1", 0, server_config(), on_handshake_failure=on_failure
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await connect_tls("127.0.0.1", port, client_config(server_name="other.example"))
+        except ProtocolError as exc:
+            watched.append(weakref.ref(exc))
+        await asyncio.wait_for(failed.wait(), 10)
+        for _ in range(100):  # the server's connection_lost comes a loop turn or two later
+            if limits_of(server).handshakes_in_progress == 0:
+                break
+            await asyncio.sleep(0.01)
+        server.close()
+        await server.wait_closed()
+        return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True]

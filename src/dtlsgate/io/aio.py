@@ -103,6 +103,8 @@ class DtlsStream:
         self._abandoned = False
         # Called after each pump (the server's CID table follows the association's CIDs).
         self.on_pumped: Callable[[DtlsStream], None] | None = None
+        # Called at the end of each close() (the client's: stop reading, close the socket).
+        self.on_close: Callable[[], None] | None = None
 
     # --- driven by the socket reader --------------------------------------------------------
 
@@ -251,6 +253,8 @@ class DtlsStream:
             self._timer.cancel()
             self._timer = None
         self._fail(None)
+        if self.on_close is not None:
+            self.on_close()
 
     def abandon(self, reason: str) -> None:
         """Stop at once without sending anything (the server gave up on this handshake:
@@ -652,14 +656,16 @@ async def connect(
     stream.on_flight = progress.sent
     reader.stream = stream
     reader.start()
-    original_close = stream.close
 
     def close() -> None:
-        original_close()
+        # Not a replacement of stream.close (a closure over the stream, kept on the stream,
+        # would be a reference cycle); and the reader lets go of the stream, which holds
+        # its sendto: a closed stream is freed by reference counting alone.
         reader.stop()
+        reader.stream = None
         sock.close()
 
-    stream.close = close  # type: ignore[method-assign]
+    stream.on_close = close
     try:
         conn.connect(time.time())
         stream.pump()
@@ -672,7 +678,7 @@ async def connect(
             seconds = round(loop.time() - stream.started, 1) if conn.closed else timeout
             raise TimeoutError(progress.timeout_message(seconds)) from exc
     except BaseException:
-        close()
+        stream.close()
         raise
     return stream
 

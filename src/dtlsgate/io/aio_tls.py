@@ -123,54 +123,74 @@ ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitab
 
 
 class _TlsTransport(asyncio.Transport):
-    """The transport a StreamWriter writes to: encrypts and passes on to TCP."""
+    """The transport a StreamWriter writes to: the TLS connection over its TCP transport
+    (``raw``, None once the connection is lost); writes are encrypted and passed on.
 
-    def __init__(self, protocol: _TlsProtocol) -> None:
+    It does not refer to its `_TlsProtocol`: the protocol holds it, and so do the
+    StreamReader and the StreamReaderProtocol the protocol holds, so a reference back would
+    be a cycle, and every finished connection, with its keys and buffers, would wait for the
+    cyclic garbage collector instead of being freed when the application lets go of it."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self._p = protocol
+        self.conn: TlsConnection = None  # type: ignore[assignment]
+        self.raw: asyncio.Transport | None = None
+        # The newest session tickets (RFC 8446 §4.6.1): a server may send any number.
+        self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
+
+    def flush(self) -> None:
+        if self.raw is not None and self.conn is not None:
+            out = self.conn.data_to_send()
+            if out:
+                self.raw.write(out)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._p.conn.send(bytes(data))
-        self._p.flush()
+        self.conn.send(bytes(data))
+        self.flush()
 
     def can_write_eof(self) -> bool:
         return False
 
     def close(self) -> None:
-        self._p.close()
+        """close_notify, then the TCP close."""
+        if self.raw is not None and not self.raw.is_closing():
+            if self.conn is not None and not self.conn.closed:
+                self.conn.close()
+                self.flush()
+            self.raw.close()
 
     def abort(self) -> None:
         """Close at once, without close_notify (asyncio's ``Transport.abort``)."""
-        if self._p.raw is not None:
-            self._p.raw.abort()
+        if self.raw is not None:
+            self.raw.abort()
 
     def is_closing(self) -> bool:
-        return self._p.raw is None or self._p.raw.is_closing()
+        return self.raw is None or self.raw.is_closing()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "tls":
-            return self._p.conn.info
+            return self.conn.info
         if name == "tls_connection":
             # The connection itself, for what a stream cannot say (``key_update()``).
-            return self._p.conn
+            return self.conn
         if name == "session_tickets":
             # Tickets the server sent so far, newest last (RFC 8446 §4.6.1): pass one as
             # ``ClientConfig(session_ticket=...)`` to resume.
-            return list(self._p.tickets)
-        if self._p.raw is not None:
-            return self._p.raw.get_extra_info(name, default)
+            return list(self.tickets)
+        if self.raw is not None:
+            return self.raw.get_extra_info(name, default)
         return default
 
     def get_write_buffer_size(self) -> int:
-        return self._p.raw.get_write_buffer_size() if self._p.raw is not None else 0
+        return self.raw.get_write_buffer_size() if self.raw is not None else 0
 
     def pause_reading(self) -> None:
-        if self._p.raw is not None:
-            self._p.raw.pause_reading()
+        if self.raw is not None:
+            self.raw.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._p.raw is not None:
-            self._p.raw.resume_reading()
+        if self.raw is not None:
+            self.raw.resume_reading()
 
 
 class _TlsProtocol(asyncio.Protocol):
@@ -197,18 +217,15 @@ class _TlsProtocol(asyncio.Protocol):
         self._pending = b""
         self._started = time.monotonic()
         self._peer = "?"
-        # The newest session tickets (RFC 8446 §4.6.1): a server may send any number.
-        self.tickets: deque[Any] = deque(maxlen=MAX_TICKETS_KEPT)
-        self.conn: TlsConnection = None  # type: ignore[assignment]
-        self.raw: asyncio.Transport | None = None
+        # The connection and the TCP transport live on the transport (its docstring says why).
+        self.tls = _TlsTransport()
         self.reader = asyncio.StreamReader()
         self.stream_protocol = asyncio.StreamReaderProtocol(self.reader)
-        self.tls_transport = _TlsTransport(self)
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.raw = transport
+        self.tls.raw = transport
         self._started = time.monotonic()
         self._peer = _peer_text(transport.get_extra_info("peername"))
         if self._handshake_timeout is not None:
@@ -222,14 +239,8 @@ class _TlsProtocol(asyncio.Protocol):
             ):
                 self._fail(ConnectionError("too many connections"))
                 return
-            self.conn = made
-            self.flush()
-
-    def flush(self) -> None:
-        if self.raw is not None and self.conn is not None:
-            out = self.conn.data_to_send()
-            if out:
-                self.raw.write(out)
+            self.tls.conn = made
+            self.tls.flush()
 
     def pause_writing(self) -> None:
         # The TCP transport's buffer is over its high-water mark: make the application's
@@ -242,39 +253,44 @@ class _TlsProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_received = asyncio.get_running_loop().time()
+        tls = self.tls
         try:
-            if self.conn is None:
+            if tls.conn is None:
                 data = self._through_gate(data)
-                if self.conn is None:
+                if tls.conn is None:
                     return
-            was_complete = self.conn.handshake_complete
-            self.conn.receive_data(data, time.time())
+            was_complete = tls.conn.handshake_complete
+            tls.conn.receive_data(data, time.time())
         except (ProtocolError, AlertReceived) as exc:
-            self.flush()
+            tls.flush()
             self._fail(exc)
+            # The exception's traceback keeps this frame, with its locals, for as long as
+            # the exception lives (in the reader and in ready, which self holds): without
+            # self there, that is no reference cycle.
+            del self
             return
-        self.flush()
-        if not was_complete and self.conn.handshake_complete:
+        tls.flush()
+        if not was_complete and tls.conn.handshake_complete:
             if self._limits is not None and not self._limits.established(self):
-                self.close()
+                tls.close()
                 return
             self._watch_idle()
-            self.stream_protocol.connection_made(self.tls_transport)
+            self.stream_protocol.connection_made(tls)
             if not self.ready.done():
                 self.ready.set_result(None)
             self._cancel_deadline()
             self._log_handshake()
             self._on_ready(self)
-        while (event := self.conn.next_event()) is not None:
+        while (event := tls.conn.next_event()) is not None:
             if isinstance(event, DataReceived):
                 self.reader.feed_data(event.data)
             elif isinstance(event, ConnectionClosed):
                 self.reader.feed_eof()
             elif isinstance(event, SessionTicketReceived):
-                self.tickets.append(event.ticket)
+                tls.tickets.append(event.ticket)
 
     def _log_handshake(self) -> None:
-        info = self.conn.info
+        info = self.tls.conn.info
         if info is not None:
             log.info(
                 "%s: TLS 1.3 %s %s, hello_retry=%s resumed=%s, handshake %.1f ms",
@@ -287,38 +303,40 @@ class _TlsProtocol(asyncio.Protocol):
             )
 
     def _through_gate(self, data: bytes) -> bytes:
-        assert self._gate is not None and self.raw is not None
+        tls = self.tls
+        raw = tls.raw
+        assert self._gate is not None and raw is not None
         self._pending += data
-        peer = stream_peer(self.raw.get_extra_info("peername"))
+        peer = stream_peer(raw.get_extra_info("peername"))
         try:
             result = self._gate.receive(self._pending, peer, time.time())
         except UsageError as exc:
             # An application cookie callback failed: not the client's fault, but the
             # handshake cannot go on (RFC 8446 §6.2 internal_error); reported, not raised
             # into the event loop.
-            self.raw.write(alert_record(AlertDescription.internal_error))
+            raw.write(alert_record(AlertDescription.internal_error))
             self._fail(exc)
             return b""
         if isinstance(result, Drop):  # the ClientHello is incomplete
             return b""
         if isinstance(result, Refuse):
-            self.raw.write(result.data)
+            raw.write(result.data)
             self._fail(ConnectionError(result.detail))
             return b""
         if isinstance(result, StreamAdmit):
             if self._limits is not None and not self._limits.admit(self, peer):
                 self._fail(ConnectionError("too many connections"))
                 return b""
-            self.conn = ServerConnection.from_admit(
+            tls.conn = ServerConnection.from_admit(
                 self._gate.config,
                 result,
                 time.time(),
                 context=self._gate.context,
                 keylog=keylog_writer(self._gate.config.keylog_file),
             )
-            self.flush()
+            tls.flush()
             return b""
-        self.raw.write(result.data)
+        raw.write(result.data)
         self._pending = b""
         return b""
 
@@ -327,14 +345,14 @@ class _TlsProtocol(asyncio.Protocol):
         one timer, re-armed only when it fires."""
         self._idle_timer = None
         idle = None if self._limits is None else self._limits.config.idle_timeout
-        if idle is None or self.raw is None:
+        if idle is None or self.tls.raw is None:
             return
         loop = asyncio.get_running_loop()
         due = self.last_received + idle
         if loop.time() >= due:
             assert self._limits is not None
             self._limits.idle_closed += 1
-            self.close()
+            self.tls.close()
             return
         self._idle_timer = loop.call_at(due, self._watch_idle)
 
@@ -365,8 +383,8 @@ class _TlsProtocol(asyncio.Protocol):
     def _fail(self, exc: Exception) -> None:
         self._handshake_failed(exc)
         self.reader.set_exception(exc)
-        if self.raw is not None:
-            self.raw.close()
+        if self.tls.raw is not None:
+            self.tls.raw.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._limits is not None:
@@ -376,16 +394,9 @@ class _TlsProtocol(asyncio.Protocol):
             self._idle_timer = None
         self._handshake_failed(exc or ConnectionError("closed during the handshake"))
         self.reader.feed_eof()
-        if self.conn is not None and self.conn.handshake_complete:
+        if self.tls.conn is not None and self.tls.conn.handshake_complete:
             self.stream_protocol.connection_lost(exc)
-        self.raw = None
-
-    def close(self) -> None:
-        if self.raw is not None and not self.raw.is_closing():
-            if self.conn is not None and not self.conn.closed:
-                self.conn.close()
-                self.flush()
-            self.raw.close()
+        self.tls.raw = None
 
 
 def _peer_text(address: Any) -> str:
@@ -398,9 +409,7 @@ def _peer_text(address: Any) -> str:
 
 def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:
     loop = asyncio.get_running_loop()
-    return asyncio.StreamWriter(
-        protocol.tls_transport, protocol.stream_protocol, protocol.reader, loop
-    )
+    return asyncio.StreamWriter(protocol.tls, protocol.stream_protocol, protocol.reader, loop)
 
 
 async def serve_tls(
@@ -474,5 +483,9 @@ async def connect_tls(
         port,
         **kwargs,
     )
-    await protocol.ready
+    try:
+        await protocol.ready
+    except BaseException:
+        del protocol  # as in data_received: the traceback keeps this frame
+        raise
     return protocol.reader, _writer(protocol)
