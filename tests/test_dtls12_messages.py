@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
+from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
 from dtlsgate.wire.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -18,6 +18,8 @@ from dtlsgate.wire.messages12 import (
     KeyExchangeKind,
     ServerHelloDone,
     ServerKeyExchange,
+    ecdhe_server_key_exchange,
+    encode_ecdh_params,
 )
 
 K = KeyExchangeKind
@@ -89,3 +91,16 @@ def test_empty_certificate_entry_is_a_decode_error() -> None:
     # certificate_list of one ASN.1Cert<1..2^24-1> with length 0.
     with pytest.raises(DecodeError):
         Certificate12.decode(b"\x00\x00\x03\x00\x00\x00")
+
+
+def test_ecdhe_server_key_exchange_from_encoded_params() -> None:
+    # The server's one encoding of its parameters, signed and then carried as they are.
+    params = EcdhParams(23, b"\x04" + b"\x11" * 64)
+    body = ecdhe_server_key_exchange(encode_ecdh_params(23, params.public), 0x0403, b"sig")
+    assert body == bytes((3, 0, 23, 65)) + params.public + bytes((4, 3, 0, 3)) + b"sig"
+    assert ServerKeyExchange.decode(body, K.ECDHE) == ServerKeyExchange(
+        K.ECDHE, params, 0x0403, b"sig"
+    )
+    for bad in (b"", b"\x00" * 0x10000):  # RFC 8422 §5.4: signature<1..2^16-1>
+        with pytest.raises(UsageError):
+            ecdhe_server_key_exchange(params.encode(), 0x0403, bad)

@@ -32,6 +32,7 @@ from dtlsgate.connection.flight import (
     HandshakeMessage,
     OutgoingChangeCipherSpec,
     Reassembler,
+    as_handshake_message,
     pack_flight,
 )
 from dtlsgate.crypto.certs import TrustStore, check_dtls12_identity
@@ -50,7 +51,6 @@ from dtlsgate.handshake.engine import (
     KeyLog,
     Machine,
     SendChangeCipherSpec,
-    SendMessage,
     SendWarning,
 )
 from dtlsgate.record.dtls12 import RecordLayer
@@ -309,9 +309,9 @@ class DtlsConnection(BaseDtlsConnection):
         for action in actions:
             # By exact type (the action classes are final), the most frequent first: an
             # identity test per kind instead of an isinstance call.
-            if type(action) is SendMessage:
-                # Sent in the flight's current epoch (see `FlightItem`).
-                self._building.append(action.data)
+            if type(action) is bytes:
+                # A whole message, sent in the flight's current epoch (see `FlightItem`).
+                self._building.append(action)
             elif type(action) is InstallCipherState:
                 self._records.install_read(1, action.cipher)
                 read_installed = True
@@ -433,7 +433,7 @@ class DtlsServerConnection(DtlsConnection):
                 # The whole ClientHello as received: its transcript form (RFC 6347 §4.2.6).
                 message = admit.client_hello_message
                 body = message[DTLS_HANDSHAKE_HEADER_LENGTH:]
-                hello = HandshakeMessage(1, admit.message_seq, body, 0, message)
+                hello = as_handshake_message((1, admit.message_seq, body, 0, message))
                 self._reassembler.next_seq = admit.message_seq + 1
                 self._deliver(hello, now)
             else:

@@ -13,7 +13,9 @@ reassembly of fragmented, duplicated and reordered handshake messages.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import NamedTuple, Protocol
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple, Protocol, cast
 
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.handshake import (
@@ -213,6 +215,15 @@ class HandshakeMessage(NamedTuple):
     transcript_bytes: bytes
 
 
+# (msg_type, message_seq, body, epoch, transcript_bytes) -> HandshakeMessage, in C: every
+# message received is one, and a named tuple's own ``__new__`` is a Python-level function
+# (as wire/record.py makes its DtlsRecord).
+as_handshake_message = cast(
+    Callable[[tuple[int, int, bytes, int, bytes]], HandshakeMessage],
+    partial(tuple.__new__, HandshakeMessage),
+)
+
+
 class _Partial:
     """One message being reassembled from fragments: its bytes and the received ranges,
     kept sorted, disjoint and not touching one another, so each fragment costs a binary
@@ -294,7 +305,9 @@ class Reassembler:
                 # The whole message in one fragment (the usual case): complete at once, and
                 # the fragment as received is its transcript form (RFC 6347 §4.2.6).
                 body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
-                self._partial[seq] = HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
+                self._partial[seq] = as_handshake_message(
+                    (header.msg_type, seq, body, epoch, fragment)
+                )
                 return False
             partial = self._partial[seq] = _Partial(header.msg_type, length, epoch)
         elif (
@@ -328,7 +341,7 @@ class Reassembler:
         # received, it is the message's transcript form (RFC 6347 §4.2.6).
         self.next_seq = seq + 1
         body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
-        return HandshakeMessage(header.msg_type, seq, body, epoch, fragment)
+        return as_handshake_message((header.msg_type, seq, body, epoch, fragment))
 
     def restart(self, next_seq: int) -> None:
         """Forget everything buffered and expect ``next_seq`` next (a new answer to our
@@ -347,7 +360,7 @@ class Reassembler:
                 return None
             body = bytes(message.buffer)
             transcript = encode_dtls_handshake(message.msg_type, body, seq)
-            message = HandshakeMessage(message.msg_type, seq, body, message.epoch, transcript)
+            message = as_handshake_message((message.msg_type, seq, body, message.epoch, transcript))
         partial = self._partial
         del partial[seq]
         if not partial:

@@ -188,7 +188,8 @@ def check_machine(machine: Machine[H]) -> list[str]:
 @final
 @frozen
 class SendMessage:
-    """Send this whole handshake message under the current write protection."""
+    """Send this whole handshake message under the current write protection (TLS 1.3's
+    machines; a DTLS 1.2 machine's action for it is the message's bytes themselves)."""
 
     data: bytes
 

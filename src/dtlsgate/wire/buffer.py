@@ -226,6 +226,19 @@ def _outside(prefix: int, n: int, minimum: int, maximum: int | None) -> UsageErr
     return UsageError(f"vector of {n} bytes outside <{minimum}..{top}>")
 
 
+def encode_vector(prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None) -> bytes:
+    """The opaque vector ``data`` ``<minimum..maximum>`` with its ``prefix``-byte length in
+    front (`Writer.vector` without a Writer, for a message encoded in one expression)."""
+    n = len(data)
+    if n < minimum or (maximum is not None and n > maximum):
+        raise _outside(prefix, n, minimum, maximum)
+    try:
+        # to_bytes rejects a length that does not fit in the prefix (the width's bound).
+        return n.to_bytes(prefix, "big") + data
+    except OverflowError:
+        raise _outside(prefix, n, minimum, maximum) from None
+
+
 class Writer:
     """Appends big-endian integers and vectors; owns the length prefixes."""
 
@@ -277,14 +290,7 @@ class Writer:
     def vector(
         self, prefix: int, data: bytes, minimum: int = 0, maximum: int | None = None
     ) -> None:
-        n = len(data)
-        if n < minimum or (maximum is not None and n > maximum):
-            raise _outside(prefix, n, minimum, maximum)
-        try:
-            # to_bytes rejects a length that does not fit in the prefix (the width's bound).
-            self._buf += n.to_bytes(prefix, "big") + data
-        except OverflowError:
-            raise _outside(prefix, n, minimum, maximum) from None
+        self._buf += encode_vector(prefix, data, minimum, maximum)
 
     def u8_list(self, prefix: int, values: list[int] | tuple[int, ...]) -> None:
         try:

@@ -30,7 +30,9 @@ The test pins it to the full decoders reading the body up to its cookie.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
@@ -98,6 +100,14 @@ class ClientHelloRecordPeek(NamedTuple):
     whole: bool
 
 
+# The fields in order -> ClientHelloRecordPeek, in C: the gate peeks every ClientHello, and
+# a named tuple's own ``__new__`` is a Python-level function (as wire/record.py's DtlsRecord).
+_as_record_peek = cast(
+    Callable[[tuple[int, int, int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
+    partial(tuple.__new__, ClientHelloRecordPeek),
+)
+
+
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
     not a handshake record (§4.1, within the datagram) holding exactly one fragment, the
@@ -141,15 +151,17 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     if span is None:
         return None
     cookie_at, cookie_end = span
-    return ClientHelloRecordPeek(
-        record_version,
-        epoch,
-        (sequence_high << 32) | sequence_low,
-        message_seq,
-        client_version,
-        datagram[_BODY_AT:cookie_at],
-        datagram[cookie_at + 1 : cookie_end],
-        fragment_length == length,
+    return _as_record_peek(
+        (
+            record_version,
+            epoch,
+            (sequence_high << 32) | sequence_low,
+            message_seq,
+            client_version,
+            datagram[_BODY_AT:cookie_at],
+            datagram[cookie_at + 1 : cookie_end],
+            fragment_length == length,
+        )
     )
 
 

@@ -25,7 +25,7 @@ from dtlsgate.errors import (
     UnsupportedExtension,
     UsageError,
 )
-from dtlsgate.wire.buffer import Reader, Writer, whole_vector
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector, whole_vector
 from dtlsgate.wire.enums import ExtensionType
 
 
@@ -169,11 +169,16 @@ def check_extensions(extensions: tuple[Extension, ...], context: Context) -> Non
 
 def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:
     """``Extension extensions<0..2^16-1>``: each type (uint16) and opaque body<0..2^16-1>."""
+    w.write(extensions_block(extensions))
+
+
+def extensions_block(extensions: tuple[Extension, ...]) -> bytes:
+    """What `encode_extensions` writes, as bytes: the block with its length."""
     try:
         block = b"".join([_TYPE_AND_LENGTH.pack(e.type, len(e.data)) + e.data for e in extensions])
     except struct.error:
         raise UsageError("extension type or body length out of range") from None
-    w.vector(2, block)
+    return encode_vector(2, block)
 
 
 def find_extension(extensions: tuple[Extension, ...] | None, ext_type: int) -> bytes | None:

@@ -13,8 +13,8 @@ import struct
 from collections.abc import Mapping
 
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.errors import DecodeError, UsageError
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
     Context,
@@ -23,12 +23,16 @@ from dtlsgate.wire.extensions import (
     decode_client_hello_extensions,
     decode_extensions,
     encode_extensions,
+    extensions_block,
     find_extension,
 )
 
 RANDOM_LENGTH = 32
 # legacy_version and random, the fixed start of both hellos (RFC 8446 §4.1.2, §4.1.3).
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
+_U16 = struct.Struct(">H")
+# A ServerHello's cipher_suite and compression_method, after its session_id.
+_SUITE_AND_COMPRESSION = struct.Struct(">HB")
 MAX_SESSION_ID_LENGTH = 32
 # RFC 6347 §4.2.1 (as updated by RFC 9147 §5.3): opaque cookie<0..2^8-1> in DTLS 1.2.
 MAX_DTLS12_COOKIE_LENGTH = 255
@@ -167,15 +171,40 @@ class ServerHello:
         return cls(legacy_version, random, session_id, suite, compression, extensions)
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u16(self.legacy_version)
-        w.write(self.random)
-        w.vector(1, self.session_id, 0, MAX_SESSION_ID_LENGTH)
-        w.u16(self.cipher_suite)
-        w.u8(self.compression_method)
-        if self.extensions is not None:
-            encode_extensions(w, self.extensions)
-        return w.getvalue()
+        return encode_server_hello(
+            self.legacy_version,
+            self.random,
+            self.session_id,
+            self.cipher_suite,
+            self.compression_method,
+            self.extensions,
+        )
+
+
+def encode_server_hello(
+    legacy_version: int,
+    random: bytes,
+    session_id: bytes,
+    cipher_suite: int,
+    compression_method: int,
+    extensions: tuple[Extension, ...] | None,
+) -> bytes:
+    """The body of the `ServerHello` with these fields (RFC 5246 §7.4.1.3, RFC 8446
+    §4.1.3): what a server sends once per handshake, encoded without a message object."""
+    try:
+        version = _U16.pack(legacy_version)
+        suite_and_compression = _SUITE_AND_COMPRESSION.pack(cipher_suite, compression_method)
+    except struct.error:
+        raise UsageError(
+            "legacy_version, cipher_suite or compression_method out of range"
+        ) from None
+    body = (
+        version
+        + random
+        + encode_vector(1, session_id, 0, MAX_SESSION_ID_LENGTH)
+        + suite_and_compression
+    )
+    return body if extensions is None else body + extensions_block(extensions)
 
 
 @frozen

@@ -19,6 +19,11 @@ from dtlsgate.wire.buffer import Reader, Writer, whole_vector
 NAMED_CURVE = 3
 # RFC 8422 §5.4: ECCurveType, NamedCurve, and the length of the ECPoint after them.
 _CURVE_AND_POINT_LENGTH = struct.Struct(">BHB")
+# RFC 8422 §5.4 / RFC 5246 §4.7: a digitally-signed's SignatureAndHashAlgorithm, then the
+# length of its signature.
+_SCHEME_AND_LENGTH = struct.Struct(">HH")
+# RFC 5077 §3.3: uint32 ticket_lifetime_hint, then the length of opaque ticket<0..2^16-1>.
+_LIFETIME_AND_LENGTH = struct.Struct(">IH")
 # RFC 4279 §5.3: identities and hints up to 2^16-1 bytes; implementations should accept at
 # least 128. We keep the protocol's own bound.
 MAX_PSK_IDENTITY_LENGTH = 0xFFFF
@@ -79,15 +84,35 @@ class EcdhParams:
         w.write(self.encode())
 
     def encode(self) -> bytes:
-        # One pack for the three fixed fields: a server encodes its parameters twice per
-        # handshake (for the signature and in ServerKeyExchange).
-        n = len(self.public)
-        if not 1 <= n <= 0xFF:
-            raise UsageError(f"vector of {n} bytes outside <1..255>")
-        try:
-            return _CURVE_AND_POINT_LENGTH.pack(NAMED_CURVE, self.group, n) + self.public
-        except struct.error:
-            raise UsageError(f"{self.group} does not fit in 2 bytes") from None
+        return encode_ecdh_params(self.group, self.public)
+
+
+def encode_ecdh_params(group: int, public: bytes) -> bytes:
+    """RFC 8422 §5.4: ServerECDHParams (named_curve, ``group``, the point ``public``), the
+    three fixed fields in one pack. A server encodes its parameters once per handshake: the
+    signature covers these bytes and its ServerKeyExchange carries them
+    (`ecdhe_server_key_exchange`)."""
+    n = len(public)
+    if not 1 <= n <= 0xFF:
+        raise UsageError(f"vector of {n} bytes outside <1..255>")
+    try:
+        return _CURVE_AND_POINT_LENGTH.pack(NAMED_CURVE, group, n) + public
+    except struct.error:
+        raise UsageError(f"{group} does not fit in 2 bytes") from None
+
+
+def ecdhe_server_key_exchange(params: bytes, signature_scheme: int, signature: bytes) -> bytes:
+    """RFC 8422 §5.4: the body of an ECDHE ServerKeyExchange from its ServerECDHParams as
+    encoded already (for the signature), the scheme and the signature<1..2^16-1>: the bytes
+    ``ServerKeyExchange(KeyExchangeKind.ECDHE, ...).encode()`` makes, without decoding the
+    parameters back into an object to encode them again."""
+    n = len(signature)
+    if not 1 <= n <= 0xFFFF:
+        raise UsageError(f"vector of {n} bytes outside <1..65535>")
+    try:
+        return params + _SCHEME_AND_LENGTH.pack(signature_scheme, n) + signature
+    except struct.error:
+        raise UsageError(f"{signature_scheme} does not fit in 2 bytes") from None
 
 
 @frozen
@@ -126,12 +151,12 @@ class ServerKeyExchange:
         if self.kind is not KeyExchangeKind.PSK:
             if self.params is None:
                 raise DecodeError("ServerKeyExchange needs ECDH parameters")
+            if self.kind is KeyExchangeKind.ECDHE:
+                if self.signature_scheme is None:
+                    raise DecodeError("ServerKeyExchange needs a signature")
+                params = self.params.encode()
+                return ecdhe_server_key_exchange(params, self.signature_scheme, self.signature)
             self.params.write(w)
-        if self.kind is KeyExchangeKind.ECDHE:
-            if self.signature_scheme is None:
-                raise DecodeError("ServerKeyExchange needs a signature")
-            w.u16(self.signature_scheme)
-            w.vector(2, self.signature, 1)
         return w.getvalue()
 
 
@@ -147,9 +172,7 @@ class ClientKeyExchange:
     @classmethod
     def decode(cls, body: bytes, kind: KeyExchangeKind) -> ClientKeyExchange:
         if kind is KeyExchangeKind.ECDHE:
-            # The point is the whole body: one vector, read without a Reader (every ECDHE
-            # handshake a server completes decodes one).
-            return cls(kind, whole_vector(body, 1, 1))
+            return cls(kind, ecdhe_client_public(body))
         r = Reader(body)
         identity = r.vector(2, 0, MAX_PSK_IDENTITY_LENGTH)
         public = r.vector(1, 1) if kind is KeyExchangeKind.ECDHE_PSK else b""
@@ -279,10 +302,16 @@ class NewSessionTicket12:
         return message
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u32(self.ticket_lifetime_hint)
-        w.vector(2, self.ticket)
-        return w.getvalue()
+        return encode_new_session_ticket12(self.ticket_lifetime_hint, self.ticket)
+
+
+def encode_new_session_ticket12(ticket_lifetime_hint: int, ticket: bytes) -> bytes:
+    """The body of `NewSessionTicket12` (RFC 5077 §3.3) in one pack, as a server sends it
+    once per full handshake that issues a ticket."""
+    try:
+        return _LIFETIME_AND_LENGTH.pack(ticket_lifetime_hint, len(ticket)) + ticket
+    except struct.error:
+        raise UsageError("ticket_lifetime_hint or ticket length out of range") from None
 
 
 @frozen
@@ -293,15 +322,30 @@ class Finished:
 
     @classmethod
     def decode(cls, body: bytes) -> Finished:
-        if len(body) != FINISHED_LENGTH:
-            raise DecodeError(f"Finished must be {FINISHED_LENGTH} bytes, got {len(body)}")
-        return cls(body)
+        return cls(finished_verify_data(body))
 
     def encode(self) -> bytes:
         return self.verify_data
 
 
-def ecdhe_signed_params(client_random: bytes, server_random: bytes, params: EcdhParams) -> bytes:
+def finished_verify_data(body: bytes) -> bytes:
+    """The verify_data of a Finished body, checked as `Finished.decode` checks it: what a
+    handshake compares, without an object made to be read once."""
+    if len(body) != FINISHED_LENGTH:
+        raise DecodeError(f"Finished must be {FINISHED_LENGTH} bytes, got {len(body)}")
+    return body
+
+
+def ecdhe_client_public(body: bytes) -> bytes:
+    """The client's point of an ECDHE ClientKeyExchange body (RFC 8422 §5.7: the whole body
+    is ``ECPoint point<1..2^8-1>``), checked as `ClientKeyExchange.decode` checks it."""
+    return whole_vector(body, 1, 1)
+
+
+def ecdhe_signed_params(
+    client_random: bytes, server_random: bytes, params: EcdhParams | bytes
+) -> bytes:
     """RFC 8422 §5.4: the ServerKeyExchange signature covers ClientHello.random,
-    ServerHello.random and ServerECDHParams."""
-    return client_random + server_random + params.encode()
+    ServerHello.random and ServerECDHParams (``params``, or its encoding)."""
+    encoded = params if isinstance(params, bytes) else params.encode()
+    return client_random + server_random + encoded

@@ -31,7 +31,6 @@ from dtlsgate.handshake.engine import (
     KeyLog,
     Machine,
     SendChangeCipherSpec,
-    SendMessage,
     SendWarning,
     from_epoch,
     handler_for,
@@ -39,7 +38,7 @@ from dtlsgate.handshake.engine import (
 )
 from dtlsgate.wire.enums import HandshakeType, ProtocolVersion
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.messages12 import Finished, KeyExchangeKind
+from dtlsgate.wire.messages12 import KeyExchangeKind, finished_verify_data
 
 if TYPE_CHECKING:
     from hashlib import _Hash as _HashState
@@ -49,9 +48,10 @@ C = TypeVar("C")
 
 
 # Written as strings: only type checkers read these, and a mypyc build cannot subscript the
-# generic Complete at run time.
+# generic Complete at run time. A message to send is its bytes, whole and numbered
+# (``Transcript.send``): the connection queues them as they are, so no object wraps them.
 Action: TypeAlias = (
-    "SendMessage | SendChangeCipherSpec | InstallCipherState | EndFlight | ExpectMessageSeq"
+    "bytes | SendChangeCipherSpec | InstallCipherState | EndFlight | ExpectMessageSeq"
     " | SendWarning | KeyLog | Complete[HandshakeCompleted]"
 )
 Actions: TypeAlias = "list[Action]"
@@ -112,22 +112,22 @@ class Transcript:
             self._last = len(data)
             data += message
 
-    def send(self, msg_type: int, body: bytes) -> SendMessage:
-        """Our next message: numbered, added to the transcript, and the action sending it
-        (as one fragment: the form the transcript hashes, RFC 6347 §4.2.6)."""
+    def send(self, msg_type: int, body: bytes) -> bytes:
+        """Our next message: numbered, added to the transcript, and returned whole (as one
+        fragment: the form the transcript hashes, RFC 6347 §4.2.6), the action sending it."""
         message = encode_dtls_handshake(msg_type, body, self.send_seq)
         self.send_seq += 1
         self.add(message)
-        return SendMessage(message)
+        return message
 
-    def send_encoded(self, message: bytes) -> SendMessage:
+    def send_encoded(self, message: bytes) -> bytes:
         """Like ``send``, for a message already encoded whole (prepared once per
         configuration): its header must carry our next message_seq."""
         if int.from_bytes(message[4:6], "big") != self.send_seq:
             raise UsageError("the message's message_seq is not the transcript's next")
         self.send_seq += 1
         self.add(message)
-        return SendMessage(message)
+        return message
 
     def data(self, *, exclude_last: bool = False) -> bytes:
         data = self._data
@@ -305,7 +305,7 @@ def finished_data(
 
 
 def check_finished(expected: bytes, message: ReceivedMessage) -> None:
-    received = Finished.decode(message.body).verify_data
+    received = finished_verify_data(message.body)
     if not constant_time_equal(expected, received):
         # RFC 5246 §7.4.9: a wrong verify_data is a decrypt_error.
         raise DecryptError("Finished verify_data does not match")

@@ -32,7 +32,7 @@ from dtlsgate.crypto.suites import SUITES
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SUITES, Choice
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.messages import ClientHello
 
@@ -69,26 +69,17 @@ class StoredSession:
     version: int = ProtocolVersion.DTLS12
 
     def encode(self) -> bytes:
-        if len(self.master_secret) != MASTER_SECRET_LENGTH:
-            raise UsageError(f"a master secret of {len(self.master_secret)} bytes")
-        try:
-            head = _STATE_HEAD.pack(
-                self.version,
-                self.suite,
-                self.issued_at,
-                self.lifetime,
-                1 if self.extended_master_secret else 0,
-                MASTER_SECRET_LENGTH,
-                self.master_secret,
-            )
-        except struct.error:
-            raise UsageError("a session field does not fit its width") from None
-        w = Writer()
-        w.write(head)
-        w.vector(1, (self.server_name or "").encode())
-        w.vector(2, self.psk_identity or b"")
-        w.vector(3, _certificate_list(self.peer_certificates))
-        return w.getvalue()
+        return encode_stored_session(
+            self.suite,
+            self.issued_at,
+            self.lifetime,
+            self.extended_master_secret,
+            self.master_secret,
+            self.server_name,
+            self.psk_identity,
+            self.peer_certificates,
+            self.version,
+        )
 
     @classmethod
     def decode(cls, data: bytes) -> StoredSession:
@@ -124,6 +115,42 @@ class StoredSession:
         its own lifetime and by the server's current one."""
         age = now - self.issued_at
         return -CLOCK_SKEW <= age < min(self.lifetime, max_lifetime)
+
+
+def encode_stored_session(
+    suite: int,
+    issued_at: int,
+    lifetime: int,
+    extended_master_secret: bool,
+    master_secret: bytes,
+    server_name: str | None,
+    psk_identity: bytes | None,
+    peer_certificates: tuple[bytes, ...],
+    version: int = ProtocolVersion.DTLS12,
+) -> bytes:
+    """The `StoredSession` with these fields, encoded: what a server that keeps the session
+    it just completed seals in a ticket or caches, without an object made to be encoded
+    once."""
+    if len(master_secret) != MASTER_SECRET_LENGTH:
+        raise UsageError(f"a master secret of {len(master_secret)} bytes")
+    try:
+        head = _STATE_HEAD.pack(
+            version,
+            suite,
+            issued_at,
+            lifetime,
+            1 if extended_master_secret else 0,
+            MASTER_SECRET_LENGTH,
+            master_secret,
+        )
+    except struct.error:
+        raise UsageError("a session field does not fit its width") from None
+    return (
+        head
+        + encode_vector(1, (server_name or "").encode())
+        + encode_vector(2, psk_identity or b"")
+        + encode_vector(3, _certificate_list(peer_certificates))
+    )
 
 
 def _certificate_list(certificates: tuple[bytes, ...]) -> bytes:
@@ -179,13 +206,17 @@ class TicketKeys:
     def seal(self, session: StoredSession, nonce: bytes, now: float) -> bytes:
         """``session`` sealed under this rotation epoch's ticket key (``nonce``: 12 random
         bytes from the provider)."""
+        return self.seal_encoded(session.encode(), nonce, now)
+
+    def seal_encoded(self, session: bytes, nonce: bytes, now: float) -> bytes:
+        """`seal` for a session encoded already (`encode_stored_session`)."""
         epoch = self._epoch(now)
         sealing = self._sealing
         if sealing is None or sealing[0] != epoch:
             head = bytes((TICKET_FORMAT,)) + epoch.to_bytes(4, "big")
             sealing = self._sealing = (epoch, head, self._aead(epoch))
         _, head, aead = sealing
-        return head + nonce + aead.seal(nonce, session.encode(), head)
+        return head + nonce + aead.seal(nonce, session, head)
 
     def open(self, ticket: bytes, now: float) -> StoredSession | None:
         """The session inside ``ticket`` when it is one of ours (format, key epoch current

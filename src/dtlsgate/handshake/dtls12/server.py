@@ -30,7 +30,6 @@ A ClientHello offering a session we can resume (a ticket or a cached session ID,
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from cryptography import x509
@@ -88,6 +87,7 @@ from dtlsgate.handshake.dtls12.resume import (
     MAX_TICKET_LENGTH,
     StoredSession,
     TicketKeys,
+    encode_stored_session,
     offered_session,
 )
 from dtlsgate.handshake.engine import (
@@ -115,7 +115,7 @@ from dtlsgate.wire.extensions import (
     encode_renegotiation_info,
 )
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
 from dtlsgate.wire.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -123,11 +123,14 @@ from dtlsgate.wire.messages12 import (
     ClientKeyExchange,
     EcdhParams,
     KeyExchangeKind,
-    NewSessionTicket12,
     RawPublicKey12,
     ServerHelloDone,
     ServerKeyExchange,
+    ecdhe_client_public,
+    ecdhe_server_key_exchange,
     ecdhe_signed_params,
+    encode_ecdh_params,
+    encode_new_session_ticket12,
 )
 
 HT = HandshakeType
@@ -315,7 +318,8 @@ def on_client_hello(
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    hello_body = _server_hello(choice, session, choice.ec_point_formats)
+    actions: Actions = [t.send(HT.SERVER_HELLO, hello_body)]
     if certificate and session.server_raw_public_key:
         actions.append(t.send(HT.CERTIFICATE, ctx.raw_public_key_certificate))
     elif certificate:
@@ -339,11 +343,12 @@ def _resume(
     master secret and the new randoms. The ticket is not renewed: a session lives at most
     one ``ticket_lifetime`` from its full handshake."""
     suite = suite_info(stored.suite)
+    # Whether to answer ec_point_formats goes by the resumed session's suite, which the
+    # Session (not the choice made for a full handshake) carries into the ServerHello.
     formats = choice.ec_point_formats or (
         hello.get(ExtensionType.ec_point_formats) is not None
         and suite.key_exchange is not KeyExchange.PSK
     )
-    choice = dataclasses.replace(choice, suite=suite, ec_point_formats=formats)
     server_random = downgrade_protected(ctx, choice, ctx.provider.random(RANDOM_LENGTH))
     session = Session(
         suite,
@@ -355,7 +360,7 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session).encode())]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session, formats))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
@@ -386,13 +391,15 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
-def _server_hello(choice: Choice, session: Session) -> ServerHello:
+def _server_hello(choice: Choice, session: Session, point_formats: bool) -> bytes:
+    """Our ServerHello's body: the suite is the session's (a resumed session's own, RFC
+    5246 §7.4.1.3), ``point_formats`` whether to send our ec_point_formats."""
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
         extensions.append(_EMPTY_RENEGOTIATION_INFO)
     if choice.extended_master_secret:
         extensions.append(_EXTENDED_MASTER_SECRET)
-    if choice.ec_point_formats:
+    if point_formats:
         extensions.append(_UNCOMPRESSED_POINT_FORMAT)
     if choice.server_name is not None:
         extensions.append(_SERVER_NAME_ACKNOWLEDGED)
@@ -408,11 +415,11 @@ def _server_hello(choice: Choice, session: Session) -> ServerHello:
     ):
         if chosen is not None:
             extensions.append(Extension(ext_type, bytes((chosen,))))
-    return ServerHello(
+    return encode_server_hello(
         ProtocolVersion.DTLS12,
         session.server_random,
         session.session_id,  # RFC 5246 §7.4.1.3: empty when the session is not cached
-        choice.suite.suite,
+        session.suite.suite,
         0,
         tuple(extensions),
     )
@@ -432,18 +439,20 @@ def _server_key_exchange(
         return None
     assert choice.group is not None  # choose() only picks ECDHE suites with a group
     share: KeyShare = ctx.provider.generate_key_share(choice.group)
-    params = EcdhParams(choice.group, share.public_bytes)
     if kind is KeyExchangeKind.ECDHE_PSK:
-        ske = ServerKeyExchange(kind, params, psk_identity_hint=hint)
+        params = EcdhParams(choice.group, share.public_bytes)
+        body = ServerKeyExchange(kind, params, psk_identity_hint=hint).encode()
     else:
         assert choice.signature_scheme is not None
         assert ctx.config.private_key is not None  # a scheme is chosen only for our key
-        signed = ecdhe_signed_params(session.client_random, session.server_random, params)
+        # Encoded once: the signature covers these bytes, the message carries them.
+        encoded = encode_ecdh_params(choice.group, share.public_bytes)
+        signed = ecdhe_signed_params(session.client_random, session.server_random, encoded)
         signature = ctx.provider.sign(
             ctx.config.private_key, choice.signature_scheme, signed, tls13=False
         )
-        ske = ServerKeyExchange(kind, params, choice.signature_scheme, signature)
-    actions.append(t.send(HT.SERVER_KEY_EXCHANGE, ske.encode()))
+        body = ecdhe_server_key_exchange(encoded, choice.signature_scheme, signature)
+    actions.append(t.send(HT.SERVER_KEY_EXCHANGE, body))
     return share
 
 
@@ -481,12 +490,12 @@ def on_client_key_exchange(
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
     kind = session.kind
-    cke = ClientKeyExchange.decode(message.body, kind)
     identity: bytes | None = None
     if kind is KeyExchangeKind.ECDHE:
         assert state.key_share is not None
-        pms = state.key_share.exchange(cke.public)
+        pms = state.key_share.exchange(ecdhe_client_public(message.body))
     else:
+        cke = ClientKeyExchange.decode(message.body, kind)
         identity = cke.psk_identity
         shared = None
         if kind is KeyExchangeKind.ECDHE_PSK:
@@ -545,7 +554,7 @@ def _keep_session(
     """The session, now complete, for resumption: sealed in a NewSessionTicket (RFC 5077
     §3.3), or cached under its session ID."""
     config, session = ctx.config, state.session
-    stored = StoredSession(
+    stored = encode_stored_session(
         session.suite.suite,
         int(now),
         config.ticket_lifetime,
@@ -556,13 +565,13 @@ def _keep_session(
         state.peer_chain,
     )
     if session.new_ticket:
-        ticket = ctx.tickets.seal(stored, ctx.provider.random(12), now)
+        ticket = ctx.tickets.seal_encoded(stored, ctx.provider.random(12), now)
         if len(ticket) > MAX_TICKET_LENGTH:
             ticket = b""  # RFC 5077 §3.3: an empty ticket; nothing to resume with
-        nst = NewSessionTicket12(config.ticket_lifetime, ticket)
-        actions.append(t.send(HT.NEW_SESSION_TICKET, nst.encode()))
+        body = encode_new_session_ticket12(config.ticket_lifetime, ticket)
+        actions.append(t.send(HT.NEW_SESSION_TICKET, body))
     elif config.session_cache is not None:
-        config.session_cache.put(session.session_id, stored.encode(), now)
+        config.session_cache.put(session.session_id, stored, now)
 
 
 def on_resumed_finished(
