@@ -164,7 +164,7 @@ def replay_round(name: str, count: int, clients: int, pace: list[float]) -> floa
         run_replayers(port, count, clients, pace)
         if not result.poll(30):
             sys.exit(f"{name}: the server did not report")
-        cpu = float(result.recv())
+        cpu, _usage = result.recv()  # (CPU seconds, getrusage deltas)
     finally:
         proc.join(10)
         with contextlib.suppress(Exception):
