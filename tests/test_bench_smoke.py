@@ -1,0 +1,37 @@
+"""Each benchmark that no other test runs, run once with tiny counts: a bench broken by a
+change elsewhere (as `handshake_floor_udp.py` was twice, by a changed result of
+`handshake_udp.server_process`) fails the suite instead of the next session's measurements.
+Only that it runs to its last figure is checked, never a rate (STYLE.md 17)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+RUNS = [
+    ("handshake_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / pyopenssl ="),
+    ("handshake_floor_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / floor"),
+    ("handshake.py", ["--count", "10", "--rounds", "1"], "dtlsgate 1.3 / pyopenssl 1.2 ="),
+    ("handshake_floor.py", ["--count", "10", "--rounds", "2"], "dtlsgate / pyOpenSSL rate ="),
+    ("throughput.py", ["--count", "50", "--rounds", "1"], "dtlsgate / pyopenssl ="),
+    ("listen.py", ["--count", "50", "--rounds", "1"], "gate alone, in-process"),
+    ("tls13.py", ["--handshakes", "10"], "ratio resumed/full"),
+]
+
+
+@pytest.mark.parametrize(("script", "args", "last"), RUNS, ids=[run[0] for run in RUNS])
+def test_bench_runs_to_its_last_figure(script: str, args: list[str], last: str) -> None:
+    pytest.importorskip("OpenSSL")  # the benches' pyOpenSSL contenders
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert last in out.stdout, out.stdout[-3000:]
