@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from opcodes import servers
+from opcodes import run_profiled, servers
 
 _MAKERS = ("__init__", "__new__", "__call__", "__post_init__")
 
@@ -105,20 +105,7 @@ def main() -> None:
     # does) run no Python-level constructor: counted by a wrapper put in their place.
     made_in_c = _count_c_made(made, makers)
 
-    feed = server_class.feed
-
-    def profiled_feed(self: Any, datagrams: list[bytes]) -> list[bytes]:
-        sys.setprofile(profiler)
-        try:
-            return feed(self, datagrams)
-        finally:
-            sys.setprofile(None)
-
-    run()  # warm the caches
-    server_class.feed = profiled_feed
-    for _ in range(args.count):
-        run()
-    server_class.feed = feed
+    run_profiled(args.count, server_class, run, profiler)
     for module, name, maker in made_in_c:
         setattr(module, name, maker)
     n = args.count

@@ -144,17 +144,11 @@ _C_KINDS = (
 )
 
 
-def count_c_calls(n: int, top: int, server_class: Any, run: Callable[[], object]) -> None:
-    """C functions called from the package's frames during ``n`` server handshakes."""
-    calls: collections.Counter[tuple[str, str]] = collections.Counter()
-
-    def profiler(frame: FrameType, event: str, arg: Any) -> None:
-        if event == "c_call" and any(part in frame.f_code.co_filename for part in _OURS):
-            bound = getattr(arg, "__self__", None)
-            owner = getattr(arg, "__module__", None) or type(bound).__name__
-            caller = f"{frame.f_code.co_filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
-            calls[f"{owner}.{arg.__qualname__}", caller] += 1
-
+def run_profiled(
+    n: int, server_class: Any, run: Callable[[], object], profiler: Callable[..., object]
+) -> None:
+    """``run`` once to warm the caches, then ``n`` times with ``profiler`` set (``sys.setprofile``)
+    only inside the server's ``feed`` calls."""
     feed = server_class.feed
 
     def profiled_feed(self: Any, datagrams: list[bytes]) -> list[bytes]:
@@ -166,9 +160,25 @@ def count_c_calls(n: int, top: int, server_class: Any, run: Callable[[], object]
 
     run()  # warm the caches
     server_class.feed = profiled_feed
-    for _ in range(n):
-        run()
-    server_class.feed = feed
+    try:
+        for _ in range(n):
+            run()
+    finally:
+        server_class.feed = feed
+
+
+def count_c_calls(n: int, top: int, server_class: Any, run: Callable[[], object]) -> None:
+    """C functions called from the package's frames during ``n`` server handshakes."""
+    calls: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def profiler(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "c_call" and any(part in frame.f_code.co_filename for part in _OURS):
+            bound = getattr(arg, "__self__", None)
+            owner = getattr(arg, "__module__", None) or type(bound).__name__
+            caller = f"{frame.f_code.co_filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
+            calls[f"{owner}.{arg.__qualname__}", caller] += 1
+
+    run_profiled(n, server_class, run, profiler)
     kinds: collections.Counter[str] = collections.Counter()
     functions: collections.Counter[str] = collections.Counter()
     for (function, _), value in calls.items():
