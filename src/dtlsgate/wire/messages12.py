@@ -342,10 +342,7 @@ def ecdhe_client_public(body: bytes) -> bytes:
     return whole_vector(body, 1, 1)
 
 
-def ecdhe_signed_params(
-    client_random: bytes, server_random: bytes, params: EcdhParams | bytes
-) -> bytes:
+def ecdhe_signed_params(client_random: bytes, server_random: bytes, params: bytes) -> bytes:
     """RFC 8422 §5.4: the ServerKeyExchange signature covers ClientHello.random,
-    ServerHello.random and ServerECDHParams (``params``, or its encoding)."""
-    encoded = params if isinstance(params, bytes) else params.encode()
-    return client_random + server_random + encoded
+    ServerHello.random and ServerECDHParams (``params``: their encoding)."""
+    return client_random + server_random + params

@@ -595,7 +595,7 @@ def on_server_key_exchange(
     params = _ecdhe_params(ctx, ske)
     if ske.signature_scheme not in ctx.schemes:
         raise IllegalParameter("server signed with a scheme we did not offer")
-    signed = ecdhe_signed_params(session.client_random, session.server_random, params)
+    signed = ecdhe_signed_params(session.client_random, session.server_random, params.encode())
     ctx.provider.verify(
         state.server_key,
         SignatureScheme(ske.signature_scheme),
