@@ -221,6 +221,40 @@ def test_client_hello_extension_bodies_follow_its_extensions() -> None:
     assert hello == ClientHello(0xFEFD, bytes(32), b"", (0xC02B,), b"\x00", sent, b"c")
 
 
+def test_client_hello_offers_known_are_decoded_once_and_bounded() -> None:
+    """Given the offers decoded before (a server's table), `ClientHello.decode` decodes a
+    known offer (the bytes from cipher_suites on) once: the new ClientHello equals a fresh
+    decode and shares the known one's decoded fields; a malformed body is refused as
+    before and not kept; at most MAX_KNOWN_OFFERS offers are kept (a new one displaces the
+    oldest), none longer than MAX_KNOWN_OFFER_LENGTH bytes."""
+    from dtlsgate.wire.messages import MAX_KNOWN_OFFER_LENGTH, MAX_KNOWN_OFFERS
+
+    sent = (Extension(10, b"\x00\x02\x00\x17"), Extension(23, b""))
+    first = ClientHello(0xFEFD, bytes(32), b"", (0xC02B, 0xC02C), b"\x00", sent, b"")
+    second = dataclasses.replace(first, random=bytes(range(32)), session_id=b"s", cookie=b"c")
+    known: dict[bytes, ClientHello] = {}
+    decoded = [ClientHello.decode(h.encode(), dtls=True, known=known) for h in (first, second)]
+    assert decoded == [first, second] and len(known) == 1
+    assert decoded[1].extensions is decoded[0].extensions
+    assert decoded[1].extension_bodies is decoded[0].extension_bodies
+    assert decoded[1].cipher_suites is decoded[0].cipher_suites
+    assert decoded[1] == ClientHello.decode(second.encode(), dtls=True)
+    body = first.encode()
+    with pytest.raises(DecodeError):
+        ClientHello.decode(body + b"\x00", dtls=True, known=known)  # trailing byte: another offer
+    offer = body[36:]  # after legacy_version, random and the empty session_id and cookie
+    assert list(known) == [offer]
+
+    offers = [dataclasses.replace(first, cipher_suites=(0xC000 + n,)) for n in range(40)]
+    for n, hello in enumerate(offers):
+        assert ClientHello.decode(hello.encode(), dtls=True, known=known) == hello
+        assert len(known) == min(n + 2, MAX_KNOWN_OFFERS)
+    assert offer not in known  # the oldest, displaced
+    long = dataclasses.replace(first, extensions=(Extension(21, bytes(MAX_KNOWN_OFFER_LENGTH)),))
+    known.clear()
+    assert ClientHello.decode(long.encode(), dtls=True, known=known) == long and not known
+
+
 def test_server_extension_outside_its_context_is_unsupported_extension() -> None:
     w = Writer()
     ext.encode_extensions(w, (Extension(ext.ExtensionType.cookie, b"\x00\x01x"),))

@@ -133,6 +133,9 @@ class Gate(GateCounters):
         self.config = config
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
+        # The offers of the ClientHellos admitted lately, each decoded once
+        # (`ClientHello.decode`, MAX_KNOWN_OFFERS).
+        self._offers: dict[bytes, ClientHello] = {}
         self._cookie_generate = config.cookie_generate
         self._dtls12 = ProtocolVersion.DTLS12 in config.dtls_versions
         # The config prepared for each version's handshakes, made at the first use and
@@ -389,7 +392,9 @@ class Gate(GateCounters):
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
         if hello.whole:
             try:
-                decoded = ClientHello.decode(fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True)
+                decoded = ClientHello.decode(
+                    fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True, known=self._offers
+                )
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         self.admits += 1

@@ -37,6 +37,15 @@ MAX_SESSION_ID_LENGTH = 32
 # RFC 6347 §4.2.1 (as updated by RFC 9147 §5.3): opaque cookie<0..2^8-1> in DTLS 1.2.
 MAX_DTLS12_COOKIE_LENGTH = 255
 
+# A server's clients send the same offer (the ClientHello from its cipher_suites to its end)
+# in every handshake: only the random, the session_id and the cookie differ, and clients of
+# one kind send one offer. Given the offers it decoded before (``known``),
+# `ClientHello.decode` decodes each distinct offer once. At most MAX_KNOWN_OFFERS are kept,
+# each of at most MAX_KNOWN_OFFER_LENGTH bytes (a common one has 80 to 250), so that the
+# table stays small however the offers are made; a new offer displaces the oldest.
+MAX_KNOWN_OFFERS = 32
+MAX_KNOWN_OFFER_LENGTH = 1024
+
 # RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello whose random is
 # SHA-256("HelloRetryRequest").
 HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
@@ -81,19 +90,43 @@ class ClientHello:
         return self.extension_bodies.get(ext_type)
 
     @classmethod
-    def decode(cls, body: bytes, *, dtls: bool) -> ClientHello:
+    def decode(
+        cls, body: bytes, *, dtls: bool, known: dict[bytes, ClientHello] | None = None
+    ) -> ClientHello:
+        """The ClientHello ``body``. ``known``: the offers decoded before (a server's table,
+        filled here; see MAX_KNOWN_OFFERS): one of them is not decoded again, the new
+        ClientHello shares its decoded fields."""
         r = Reader(body)
         legacy_version, random = r.unpack(_VERSION_AND_RANDOM)
         session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
+        if known is not None:
+            offer = body[r.position :]
+            seen = known.get(offer)
+            if seen is not None:  # the same bytes decoded before: the same fields
+                return cls(
+                    legacy_version,
+                    random,
+                    session_id,
+                    seen.cipher_suites,
+                    seen.compression_methods,
+                    seen.extensions,
+                    cookie,
+                    seen.decoded_extensions,
+                )
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
         decoded = None if r.at_end() else decode_client_hello_extensions(r)
         r.finish()
         extensions = None if decoded is None else decoded[0]
-        return cls(
+        hello = cls(
             legacy_version, random, session_id, suites, compression, extensions, cookie, decoded
         )
+        if known is not None and len(offer) <= MAX_KNOWN_OFFER_LENGTH:
+            if len(known) >= MAX_KNOWN_OFFERS:
+                del known[next(iter(known))]  # the oldest
+            known[offer] = hello
+        return hello
 
     def encode(self) -> bytes:
         w = Writer()
