@@ -102,6 +102,60 @@ def test_certificate_message_is_encoded_once_per_context_and_bounded() -> None:
     assert len(ctx._certificate_messages) <= server.MAX_CACHED_MESSAGE_SEQS
 
 
+def test_answers_are_remembered_per_offer_and_bounded() -> None:
+    """A context answers each offer once (`ServerContext.answer`): the choice is
+    `choose`'s, the ServerHello part the one a full handshake on it sends; ClientHellos
+    that differ only in random, session_id or cookie share the answer; a refused offer stays
+    refused; at most MAX_ANSWERS
+    offers are kept (a new one displaces the oldest), and an offer of more than
+    MAX_OFFER_ITEMS items or MAX_OFFER_EXTENSION_BYTES bytes of extensions is not kept."""
+    import dataclasses
+
+    from builders import client_hello
+
+    from dtlsgate.errors import HandshakeFailure, ProtocolVersionError
+    from dtlsgate.handshake.dtls12 import server
+    from dtlsgate.handshake.dtls12.negotiate import choose
+    from dtlsgate.wire.extensions import Extension
+
+    ctx = server.ServerContext(server_config())
+    hello = client_hello(cookie=b"c")
+    answer = ctx.answer(hello)
+    assert answer.choice == choose(ctx.preferences, hello) and not answer.new_ticket
+    # No renegotiation_info (neither it nor the SCSV offered); extended_master_secret.
+    assert answer.server_hello == bytes.fromhex("c02b00000400170000")
+    other = dataclasses.replace(hello, random=bytes(32), session_id=b"s" * 32, cookie=b"")
+    assert ctx.answer(other) is answer and ctx.answers_remembered == 1
+    for refused, error in (
+        (client_hello(suites=(0x0033,)), HandshakeFailure),
+        (dataclasses.replace(hello, legacy_version=0xFEFF), ProtocolVersionError),
+    ):
+        for _ in range(2):
+            with pytest.raises(error):
+                ctx.answer(refused)
+    assert ctx.answers_remembered == 1
+
+    offers = [client_hello(suites=(0xC02B, 0x5000 + n)) for n in range(server.MAX_ANSWERS + 8)]
+    for n, offer in enumerate(offers):
+        assert ctx.answer(offer).choice == choose(ctx.preferences, offer)
+        assert ctx.answers_remembered == min(n + 2, server.MAX_ANSWERS)
+    assert ctx.answer(hello) is not answer  # displaced: answered afresh, alike
+    assert ctx.answer(hello) == answer
+
+    ctx = server.ServerContext(server_config())
+    many = client_hello(suites=(0xC02B, *range(0x5000, 0x5000 + server.MAX_OFFER_ITEMS)))
+    padded = dataclasses.replace(
+        hello,
+        extensions=(
+            *(hello.extensions or ()),
+            Extension(21, bytes(server.MAX_OFFER_EXTENSION_BYTES)),
+        ),
+    )
+    for big in (many, padded):
+        assert ctx.answer(big).choice == choose(ctx.preferences, big)
+    assert ctx.answers_remembered == 0
+
+
 def test_connections_accepted_through_a_gate_share_its_prepared_context() -> None:
     from dtlsgate.connection.datagram import DtlsServerConnection
     from dtlsgate.connection.datagram13 import accept

@@ -224,20 +224,32 @@ def encode_server_hello(
 ) -> bytes:
     """The body of the `ServerHello` with these fields (RFC 5246 §7.4.1.3, RFC 8446
     §4.1.3): what a server sends once per handshake, encoded without a message object."""
+    start = encode_server_hello_start(legacy_version, random, session_id)
+    return start + encode_server_hello_choice(cipher_suite, compression_method, extensions)
+
+
+def encode_server_hello_start(legacy_version: int, random: bytes, session_id: bytes) -> bytes:
+    """A ServerHello body's fields up to its session_id (`encode_server_hello`): what
+    differs between two handshakes that choose alike."""
     try:
         version = _U16.pack(legacy_version)
+    except struct.error:
+        raise UsageError("legacy_version out of range") from None
+    return version + random + encode_vector(1, session_id, 0, MAX_SESSION_ID_LENGTH)
+
+
+def encode_server_hello_choice(
+    cipher_suite: int, compression_method: int, extensions: tuple[Extension, ...] | None
+) -> bytes:
+    """A ServerHello body's fields after its session_id (`encode_server_hello`): what the
+    server chose, the same bytes in every handshake that chooses alike."""
+    try:
         suite_and_compression = _SUITE_AND_COMPRESSION.pack(cipher_suite, compression_method)
     except struct.error:
-        raise UsageError(
-            "legacy_version, cipher_suite or compression_method out of range"
-        ) from None
-    body = (
-        version
-        + random
-        + encode_vector(1, session_id, 0, MAX_SESSION_ID_LENGTH)
-        + suite_and_compression
-    )
-    return body if extensions is None else body + extensions_block(extensions)
+        raise UsageError("cipher_suite or compression_method out of range") from None
+    if extensions is None:
+        return suite_and_compression
+    return suite_and_compression + extensions_block(extensions)
 
 
 @frozen

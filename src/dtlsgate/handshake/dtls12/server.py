@@ -31,6 +31,7 @@ A ClientHello offering a session we can resume (a ticket or a cached session ID,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -49,7 +50,7 @@ from dtlsgate.crypto.certs import (
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret
 from dtlsgate.crypto.provider import CryptoProvider
-from dtlsgate.crypto.suites import KeyExchange, suite_info
+from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
 from dtlsgate.errors import (
     HandshakeFailure,
     IllegalParameter,
@@ -115,7 +116,12 @@ from dtlsgate.wire.extensions import (
     encode_renegotiation_info,
 )
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
+from dtlsgate.wire.messages import (
+    RANDOM_LENGTH,
+    ClientHello,
+    encode_server_hello_choice,
+    encode_server_hello_start,
+)
 from dtlsgate.wire.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -134,6 +140,9 @@ from dtlsgate.wire.messages12 import (
 )
 
 HT = HandshakeType
+# What `ServerContext.answer` remembers an answer by: a ClientHello's legacy_version, cipher
+# suites, compression methods and extensions.
+Offer = tuple[int, tuple[int, ...], bytes, tuple[Extension, ...] | None]
 # RFC 5246 §7.4.4: ClientCertificateType rsa_sign(1), ecdsa_sign(64) (RFC 8422 §5.5).
 _CERTIFICATE_TYPES = bytes((1, 64))
 # The ServerHello extensions whose bodies never vary, encoded once:
@@ -153,6 +162,15 @@ SESSION_ID_LENGTH = 32
 _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 
 
+# The server's answers remembered per offer (`ServerContext.answer`): clients of one kind
+# send one offer, in every handshake. Only offers of at most MAX_OFFER_ITEMS cipher suites
+# and extensions, whose extensions' bodies come to at most MAX_OFFER_EXTENSION_BYTES (a
+# common offer has 20 to 60 items and 50 to 250 bytes of them), are kept, so that the memo
+# stays small however the offers are made; a new offer displaces the oldest.
+MAX_ANSWERS = 32
+MAX_OFFER_ITEMS = 128
+MAX_OFFER_EXTENSION_BYTES = 1024
+
 # The Certificate messages a context keeps, one per message_seq, for at most this many
 # (the ServerHello's follows the client's ClientHello: 1 after a HelloVerifyRequest; others
 # are encoded per handshake).
@@ -169,6 +187,7 @@ class ServerContext(KeyLogging):
     own. ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     __slots__ = (
+        "_answers",
         "_certificate_messages",
         "certificate_body",
         "config",
@@ -200,11 +219,47 @@ class ServerContext(KeyLogging):
         chain = config.certificate_chain
         self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
         self._certificate_messages: dict[int, bytes] = {}
+        self._answers: dict[Offer, Answer] = {}
         # RFC 7250 §3: our Certificate body carrying our raw public key.
         key = config.private_key
         self.raw_public_key_certificate = (
             RawPublicKey12(spki_of(key)).encode() if config.raw_public_key and key else b""
         )
+
+    def answer(self, hello: ClientHello) -> Answer:
+        """`choose` for ``hello`` (raising what it raises), and what a full handshake on the
+        choice sends for it, made once per offer: they depend on the configuration and on
+        the offer alone (its legacy_version, cipher suites, compression methods and
+        extensions; not on the random, session_id or cookie). `MAX_ANSWERS` offers are
+        remembered."""
+        offer = (
+            hello.legacy_version,
+            hello.cipher_suites,
+            hello.compression_methods,
+            hello.extensions,
+        )
+        answer = self._answers.get(offer)
+        if answer is not None:
+            return answer
+        choice = choose(self.preferences, hello)  # an offer refused raises, not remembered
+        # RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not).
+        new_ticket = self.config.session_tickets > 0 and choice.session_ticket is not None
+        chosen = _server_hello_choice(choice, choice.suite, choice.ec_point_formats, new_ticket)
+        answer = Answer(choice, new_ticket, chosen)
+        extensions = hello.extension_bodies
+        if (
+            len(hello.cipher_suites) + len(extensions) <= MAX_OFFER_ITEMS
+            and sum(map(len, extensions.values())) <= MAX_OFFER_EXTENSION_BYTES
+        ):
+            if len(self._answers) >= MAX_ANSWERS:
+                del self._answers[next(iter(self._answers))]  # the oldest
+            self._answers[offer] = answer
+        return answer
+
+    @property
+    def answers_remembered(self) -> int:
+        """How many offers' answers `answer` remembers (at most `MAX_ANSWERS`)."""
+        return len(self._answers)
 
     def certificate_message(self, message_seq: int) -> bytes:
         """The whole Certificate message of our chain (DTLS header included) with
@@ -215,6 +270,16 @@ class ServerContext(KeyLogging):
             if len(self._certificate_messages) < MAX_CACHED_MESSAGE_SEQS:
                 self._certificate_messages[message_seq] = message
         return message
+
+
+class Answer(NamedTuple):
+    """The server's answer to one offer (`ServerContext.answer`): its choice, whether a full
+    handshake on it issues a session ticket, and the part of that handshake's ServerHello
+    that says what was chosen (from cipher_suite on: `encode_server_hello_choice`)."""
+
+    choice: Choice
+    new_ticket: bool
+    server_hello: bytes
 
 
 # --- states ---------------------------------------------------------------------------------
@@ -292,13 +357,13 @@ def on_client_hello(
 ) -> tuple[ServerState, Actions]:
     config, t = ctx.config, state.transcript
     hello = state.admitted_hello or ClientHello.decode(message.body, dtls=True)
-    choice = choose(ctx.preferences, hello)
+    answer = ctx.answer(hello)
+    choice = answer.choice
     stored = offered_session(ctx.tickets, hello, choice, now)
     if stored is not None:
         return _resume(ctx, t, hello, choice, stored)
     server_random = downgrade_protected(ctx, choice, ctx.provider.random(RANDOM_LENGTH))
-    # RFC 5077 §3.2: the client supports tickets when it sends the extension (empty or not).
-    new_ticket = config.session_tickets > 0 and choice.session_ticket is not None
+    new_ticket = answer.new_ticket
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
     resumable_by_id = not new_ticket and config.session_cache is not None
     session = Session(
@@ -318,8 +383,7 @@ def on_client_hello(
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
-    hello_body = _server_hello(choice, session, choice.ec_point_formats)
-    actions: Actions = [t.send(HT.SERVER_HELLO, hello_body)]
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(session, answer.server_hello))]
     if certificate and session.server_raw_public_key:
         actions.append(t.send(HT.CERTIFICATE, ctx.raw_public_key_certificate))
     elif certificate:
@@ -360,7 +424,8 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
-    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(choice, session, formats))]
+    chosen = _server_hello_choice(choice, suite, formats, new_ticket=False)
+    actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(session, chosen))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
     actions += change_cipher_spec(keys, is_client=False)
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
@@ -391,9 +456,21 @@ def downgrade_protected(ctx: ServerContext, choice: Choice, server_random: bytes
     return server_random[:-8] + DOWNGRADE_SENTINEL_12
 
 
-def _server_hello(choice: Choice, session: Session, point_formats: bool) -> bytes:
-    """Our ServerHello's body: the suite is the session's (a resumed session's own, RFC
-    5246 §7.4.1.3), ``point_formats`` whether to send our ec_point_formats."""
+def _server_hello(session: Session, chosen: bytes) -> bytes:
+    """Our ServerHello's body: ``chosen`` (`_server_hello_choice`) after our random and the
+    session_id (RFC 5246 §7.4.1.3: empty when the session is not cached)."""
+    start = encode_server_hello_start(
+        ProtocolVersion.DTLS12, session.server_random, session.session_id
+    )
+    return start + chosen
+
+
+def _server_hello_choice(
+    choice: Choice, suite: SuiteInfo, point_formats: bool, new_ticket: bool
+) -> bytes:
+    """Our ServerHello from its cipher_suite on: ``suite`` (a resumed session's own, RFC 5246
+    §7.4.1.3), and the extensions that answer the client's: ``point_formats`` whether to
+    send our ec_point_formats, ``new_ticket`` whether a NewSessionTicket follows."""
     extensions: list[Extension] = []
     if choice.secure_renegotiation:
         extensions.append(_EMPTY_RENEGOTIATION_INFO)
@@ -406,7 +483,7 @@ def _server_hello(choice: Choice, session: Session, point_formats: bool) -> byte
     if choice.alpn is not None:
         alpn = encode_alpn((choice.alpn,))
         extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
-    if session.new_ticket:
+    if new_ticket:
         extensions.append(_SESSION_TICKET)
     # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
     for ext_type, chosen in (
@@ -415,14 +492,7 @@ def _server_hello(choice: Choice, session: Session, point_formats: bool) -> byte
     ):
         if chosen is not None:
             extensions.append(Extension(ext_type, bytes((chosen,))))
-    return encode_server_hello(
-        ProtocolVersion.DTLS12,
-        session.server_random,
-        session.session_id,  # RFC 5246 §7.4.1.3: empty when the session is not cached
-        session.suite.suite,
-        0,
-        tuple(extensions),
-    )
+    return encode_server_hello_choice(suite.suite, 0, tuple(extensions))
 
 
 def _server_key_exchange(
