@@ -59,10 +59,10 @@ def test_a_record_of_an_epoch_without_keys_is_refused_not_sent_in_plaintext() ->
     assert not records.can_write(1)
     with pytest.raises(StateError):
         records.protect(22, b"finished", 1)
-    flight = bytearray()
+    flight: list[bytes] = []
     with pytest.raises(StateError):
         records.write_handshake(flight, b"finished", 1)
-    assert flight == bytearray()
+    assert flight == []
     assert records.next_write_sequence(1) == 0  # nothing was used up
     sender, _ = pair(SUITES[0])
     assert len(sender.protect(22, b"finished", 1)) > 13 + len(b"finished")  # keyed: sealed

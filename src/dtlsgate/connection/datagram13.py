@@ -190,17 +190,21 @@ class _FlightRecords:
         self._records = records
         self._sent = sent
 
-    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
+    def write_handshake(self, datagram: list[bytes], message: bytes, epoch: int) -> int:
         sequence = self._records.next_write_sequence(epoch)
-        datagram += self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
+        record = self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
+        datagram.append(record)
         seq = int.from_bytes(message[4:6], "big")
         offset = int.from_bytes(message[6:9], "big")
         length = int.from_bytes(message[9:12], "big")
         self._sent[(epoch, sequence)] = (seq, offset, offset + length)
+        return len(record)
 
-    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None:
+    def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
         # DTLS 1.3 flights have none (RFC 9147 §5); here for the protocol's sake.
-        datagram += self._records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", epoch=epoch)
+        record = self._records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", epoch=epoch)
+        datagram.append(record)
+        return len(record)
 
     def overhead(self, epoch: int) -> int:
         return self._records.overhead(epoch)

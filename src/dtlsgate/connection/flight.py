@@ -91,14 +91,15 @@ FlightItem = bytes | OutgoingHandshake | OutgoingChangeCipherSpec
 class FlightRecords(Protocol):
     """What `pack_flight` needs of a record layer (DTLS 1.2's ``RecordLayer``, or the DTLS
     1.3 connection's wrapper of its record layer): to append to a datagram one record in
-    ``epoch`` carrying a handshake message (or fragment) or the ChangeCipherSpec, and the
-    bytes a record of ``epoch`` adds to its content. The records are appended to the
-    datagram being filled (DTLS 1.2's record layer writes a plaintext record there without
+    ``epoch`` carrying a handshake message (or fragment) or the ChangeCipherSpec, returning
+    the record's length, and the bytes a record of ``epoch`` adds to its content. A
+    datagram being filled is the list of its records' bytes, joined once it is complete
+    (DTLS 1.2's record layer appends a plaintext record's header and content there without
     making it as a record first)."""
 
-    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None: ...
+    def write_handshake(self, datagram: list[bytes], message: bytes, epoch: int) -> int: ...
 
-    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None: ...
+    def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int: ...
 
     def overhead(self, epoch: int) -> int: ...
 
@@ -107,24 +108,23 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     """Protect and pack ``items`` into datagrams of at most ``mtu`` bytes, fragmenting
     handshake messages as needed. Fresh record sequence numbers are used every time."""
     datagrams: list[bytes] = []
-    current = bytearray()
+    # The datagram being filled: its records' bytes, joined when it is complete (each record
+    # is copied once, into its datagram, not into a buffer grown record by record and then
+    # copied out of it), and their length.
+    current: list[bytes] = []
+    size = 0
     # The flight's current epoch, and what a record of it adds to its content: asked once
     # per epoch of the flight (the record layer's keys do not change while a flight is
     # packed), not per message; -1 until asked.
     epoch, record_overhead = 0, -1
-
-    def flush() -> None:
-        if current:
-            datagrams.append(bytes(current))
-            current.clear()
-
     for item in items:
         if isinstance(item, bytes):
             message = item
         elif isinstance(item, OutgoingChangeCipherSpec):
-            if len(current) + records.overhead(item.epoch) + 1 > mtu:
-                flush()
-            records.write_change_cipher_spec(current, item.epoch)
+            if current and size + records.overhead(item.epoch) + 1 > mtu:
+                datagrams.append(b"".join(current))  # full: the record starts the next
+                current, size = [], 0
+            size += records.write_change_cipher_spec(current, item.epoch)
             epoch, record_overhead = item.epoch + 1, -1
             continue
         else:
@@ -133,10 +133,10 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 epoch, record_overhead = item.epoch, -1
         if record_overhead < 0:
             record_overhead = records.overhead(epoch)
-        if len(current) + record_overhead + len(message) <= mtu:
+        if size + record_overhead + len(message) <= mtu:
             # The whole message fits (every message of a usual flight): its unfragmented
             # form, already encoded.
-            records.write_handshake(current, message, epoch)
+            size += records.write_handshake(current, message, epoch)
             continue
         overhead = record_overhead + DTLS_HANDSHAKE_HEADER_LENGTH
         length = len(message) - DTLS_HANDSHAKE_HEADER_LENGTH  # the body's
@@ -145,24 +145,27 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
         msg_type, message_seq = message[0], (message[4] << 8) | message[5]
         offset = 0
         while True:
-            room = mtu - len(current) - overhead
+            room = mtu - size - overhead
             if not offset and room >= length:
                 # It fits whole after all, in the next datagram.
-                records.write_handshake(current, message, epoch)
+                size += records.write_handshake(current, message, epoch)
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
-                flush()
+                datagrams.append(b"".join(current))  # full: the fragment starts the next
+                current, size = [], 0
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
             fragment = encode_dtls_handshake_fragment(msg_type, chunk, message_seq, offset, length)
-            records.write_handshake(current, fragment, epoch)
+            size += records.write_handshake(current, fragment, epoch)
             offset += len(chunk)
             if offset >= length:
                 break
-            flush()
-    flush()
+            datagrams.append(b"".join(current))  # full: the next fragment starts the next
+            current, size = [], 0
+    if current:
+        datagrams.append(b"".join(current))
     return datagrams
 
 

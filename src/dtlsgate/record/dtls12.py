@@ -213,24 +213,27 @@ class RecordLayer:
         current write epoch), with the next sequence number of that epoch."""
         if epoch is None:
             epoch = self.write_epoch
-        record = bytearray()
+        record: list[bytes] = []
         self._write(
             record, _TYPE_AND_VERSION.pack(content_type, ProtocolVersion.DTLS12), data, epoch
         )
-        return bytes(record)
+        return b"".join(record)
 
-    def write_handshake(self, datagram: bytearray, message: bytes, epoch: int) -> None:
-        """Append to ``datagram`` one handshake record of ``epoch`` carrying ``message`` (a
-        whole message or a fragment, with its handshake header): a flight's records are
-        written where they are sent from, not made as records first."""
-        self._write(datagram, _HANDSHAKE, message, epoch)
+    def write_handshake(self, datagram: list[bytes], message: bytes, epoch: int) -> int:
+        """Append to ``datagram`` (the records of a datagram being filled, `pack_flight`) one
+        handshake record of ``epoch`` carrying ``message`` (a whole message or a fragment,
+        with its handshake header); its length. A flight's records are written where they
+        are sent from, not made as records first."""
+        return self._write(datagram, _HANDSHAKE, message, epoch)
 
-    def write_change_cipher_spec(self, datagram: bytearray, epoch: int) -> None:
-        """Append to ``datagram`` the ChangeCipherSpec record (RFC 5246 §7.1) of ``epoch``."""
-        self._write(datagram, _CHANGE_CIPHER_SPEC, b"\x01", epoch)
+    def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
+        """Append to ``datagram`` the ChangeCipherSpec record (RFC 5246 §7.1) of ``epoch``;
+        its length."""
+        return self._write(datagram, _CHANGE_CIPHER_SPEC, b"\x01", epoch)
 
-    def _write(self, out: bytearray, type_and_version: bytes, data: bytes, epoch: int) -> None:
-        """Append the record of ``data`` in ``epoch`` with that epoch's next sequence number;
+    def _write(self, out: list[bytes], type_and_version: bytes, data: bytes, epoch: int) -> int:
+        """Append to ``out`` the record of ``data`` in ``epoch`` with that epoch's next
+        sequence number (a plaintext record as its header and ``data``); its length.
         ``type_and_version``: the header's first 3 bytes."""
         seq = self._write_seq[epoch]
         if seq > MAX_SEQUENCE_NUMBER:
@@ -242,13 +245,15 @@ class RecordLayer:
             if len(data) > 0xFFFF:
                 raise StateError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
-            out += _RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data))
-            out += data
-            return
+            out.append(_RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data)))
+            out.append(data)
+            return DTLS_RECORD_HEADER_LENGTH + len(data)
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise StateError("record content longer than 2^14 bytes")
         self._write_seq[epoch] = seq + 1
-        out += cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
+        record = cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
+        out.append(record)
+        return len(record)
 
     def protect_application_data(self, data: bytes) -> bytes:
         """The per-record send path: `protect` for one application data record in the
