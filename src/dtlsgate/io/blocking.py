@@ -232,13 +232,9 @@ class DtlsSocket:
         except TimeoutError as exc:
             if self.progress is None:
                 raise
-            # Our limit ran out: the message names it (a measured time says 4.1 s for a
-            # limit of 4 s on a loaded machine). Or the connection gave up first, after its
-            # last retransmission: how long that took.
-            now = self._clock()
-            expired = deadline is not None and now >= deadline
-            seconds = timeout if timeout is not None and expired else round(now - started, 1)
-            raise TimeoutError(self.progress.timeout_message(seconds)) from exc
+            elapsed = self._clock() - started
+            gave_up = self.connection.closed
+            raise TimeoutError(self.progress.timeout_message(timeout, elapsed, gave_up)) from exc
         finally:
             self._flush()
 
