@@ -264,6 +264,16 @@ def test_the_timeout_message_names_the_limit_unless_the_connection_gave_up(
     assert text.startswith(f"DTLS handshake with 127.0.0.1:4433 timed out after {said} ("), text
 
 
+def test_both_faces_name_the_peer_one_way() -> None:
+    """`format_peer`: how both faces' messages, the log lines and the CLI name a peer (one
+    copy, where there were four)."""
+    from dtlsgate.io.progress import format_peer
+
+    assert format_peer(("127.0.0.1", 4433)) == "127.0.0.1:4433"
+    assert format_peer(("::1", 4433, 0, 0)) == "[::1]:4433"  # RFC 3986 §3.2.2
+    assert format_peer("a peer that is no socket address") == "a peer that is no socket address"
+
+
 def give_up(api: str, address: tuple[str, int], limit: float, readings: Iterator[int]) -> str:
     """The TimeoutError's message of a client face (``api``) whose handshake with the silent
     ``address`` ran on a clock that reads ``readings``, under the caller's ``limit``."""

@@ -45,7 +45,7 @@ from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
-from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+from dtlsgate.io.progress import HandshakeProgress, format_peer, port_unreachable
 from dtlsgate.wire.enums import ConnectionIdUsage
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
@@ -156,7 +156,7 @@ class DtlsStream:
         version = {0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}.get(info.version, str(info.version))
         suite = getattr(info.cipher_suite, "name", info.cipher_suite)
         how = "resumed" if info.resumed else "full"
-        peer = _format_peer(self.peer)
+        peer = format_peer(self.peer)
         log.info("%s: %s %s, %s handshake %.1f ms", peer, version, suite, how, took)
 
     def _arm_timer(self) -> None:
@@ -330,7 +330,7 @@ class _Reader:
                 # traceback logged once, later ones counted.
                 self.failures += 1
                 if self.failures == 1:
-                    log.exception("a datagram from %s raised; dropped", _format_peer(peer))
+                    log.exception("a datagram from %s raised; dropped", format_peer(peer))
                 else:
                     log.debug("a datagram from %s raised (%d so far)", peer, self.failures)
 
@@ -513,7 +513,7 @@ class DtlsServer(_Reader):
                 self.handshakes_completed += 1
             except Exception as exc:
                 self.handshakes_failed += 1
-                log.info("%s: DTLS handshake failed: %s", _format_peer(stream.peer), _why(exc))
+                log.info("%s: DTLS handshake failed: %s", format_peer(stream.peer), _why(exc))
             self.admission.finish(stream)
             if stream.handshake_info is None:
                 return
@@ -643,14 +643,6 @@ class _ClientReader(_Reader):
             pass  # a full buffer or a transient error: the flight's timer resends
 
 
-def _format_peer(peer: Any) -> str:
-    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peer)
-
-
 def _why(exc: BaseException) -> str:
     """An exception as one line a user can read, never empty."""
     text = str(exc).strip().replace("\n", " ")
@@ -669,7 +661,7 @@ async def connect(
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.connect(address)
-    progress = HandshakeProgress(_format_peer(address[:2]))
+    progress = HandshakeProgress(format_peer(address))
     reader = _ClientReader(sock, loop, progress)
     conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
     stream = DtlsStream(conn, address, reader.sendto, loop)

@@ -94,6 +94,15 @@ class HandshakeProgress:
         return f"{head}: the server sent {_STAGES[self.stage]}, then nothing more"
 
 
+def format_peer(peer: object) -> str:
+    """A peer as a user reads it, ``host:port``, an IPv6 host in brackets (RFC 3986
+    §3.2.2); anything that is not a socket address as its ``str``."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
 def port_unreachable(peer: str) -> ConnectionRefusedError:
     """What a connected UDP socket's ECONNREFUSED means: the peer's host answered our
     datagram with an ICMP port unreachable."""
@@ -102,4 +111,4 @@ def port_unreachable(peer: str) -> ConnectionRefusedError:
     )
 
 
-__all__ = ["HandshakeProgress", "port_unreachable"]
+__all__ = ["HandshakeProgress", "format_peer", "port_unreachable"]
