@@ -2,10 +2,12 @@
 
 The adapters (asyncio and blocking) call `HandshakeProgress.sent` for every transmission of
 a flight and `received` for every datagram from the server; `timeout_message` turns that
-into one line: how long the handshake took (see `timeout_message` for which time that
-is), how many flights went out, what came back. It reads only
-the plaintext record and handshake headers (RFC 6347 §4.1, §4.2.2), so it depends on no
-handshake internals; a datagram it cannot parse is simply not counted as progress.
+into one line: how long the handshake took (`timeout_message` holds the one rule for which
+time that is), how many flights went out, what came back. It reads only the plaintext
+record and handshake headers (RFC 6347 §4.1, §4.2.2), so it depends on no handshake
+internals; a datagram it cannot parse is simply not counted as progress.
+
+`format_peer` names a peer as these messages do, and so do the io layer's logs and the CLI.
 """
 
 from __future__ import annotations
