@@ -235,7 +235,10 @@ class RecordLayer:
         """Append to ``out`` the record of ``data`` in ``epoch`` with that epoch's next
         sequence number (a plaintext record as its header and ``data``); its length.
         ``type_and_version``: the header's first 3 bytes."""
-        seq = self._write_seq[epoch]
+        try:
+            seq = self._write_seq[epoch]
+        except IndexError:  # an epoch never installed (free in 3.11 when not raised)
+            raise StateError(f"no keys to write records of epoch {epoch} with") from None
         if seq > MAX_SEQUENCE_NUMBER:
             raise StateError("record sequence numbers exhausted; the connection must close")
         cipher = self._write_cipher[epoch]
@@ -243,13 +246,13 @@ class RecordLayer:
             if epoch:
                 raise StateError(f"no keys to write records of epoch {epoch} with")
             if len(data) > 0xFFFF:
-                raise StateError("record body longer than 2^16 - 1 bytes")
+                raise UsageError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
             out.append(_RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data)))
             out.append(data)
             return DTLS_RECORD_HEADER_LENGTH + len(data)
         if len(data) > MAX_PLAINTEXT_LENGTH:
-            raise StateError("record content longer than 2^14 bytes")
+            raise UsageError("record content longer than 2^14 bytes")
         self._write_seq[epoch] = seq + 1
         record = cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
         out.append(record)
