@@ -107,7 +107,7 @@ def test_answers_are_remembered_per_offer_and_bounded() -> None:
     `choose`'s, the ServerHello part the one a full handshake on it sends; ClientHellos
     that differ only in random, session_id or cookie share the answer; a refused offer stays
     refused; at most MAX_ANSWERS
-    offers are kept (a new one displaces the oldest), and an offer of more than
+    offers are kept (a full memo starts over), and an offer of more than
     MAX_OFFER_ITEMS items or MAX_OFFER_EXTENSION_BYTES bytes of extensions is not kept."""
     import dataclasses
 
@@ -138,8 +138,8 @@ def test_answers_are_remembered_per_offer_and_bounded() -> None:
     offers = [client_hello(suites=(0xC02B, 0x5000 + n)) for n in range(server.MAX_ANSWERS + 8)]
     for n, offer in enumerate(offers):
         assert ctx.answer(offer).choice == choose(ctx.preferences, offer)
-        assert ctx.answers_remembered == min(n + 2, server.MAX_ANSWERS)
-    assert ctx.answer(hello) is not answer  # displaced: answered afresh, alike
+        assert ctx.answers_remembered == (n + 1) % server.MAX_ANSWERS + 1  # full: over
+    assert ctx.answer(hello) is not answer  # forgotten: answered afresh, alike
     assert ctx.answer(hello) == answer
 
     ctx = server.ServerContext(server_config())

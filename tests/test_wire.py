@@ -225,8 +225,8 @@ def test_client_hello_offers_known_are_decoded_once_and_bounded() -> None:
     """Given the offers decoded before (a server's table), `ClientHello.decode` decodes a
     known offer (the bytes from cipher_suites on) once: the new ClientHello equals a fresh
     decode and shares the known one's decoded fields; a malformed body is refused as
-    before and not kept; at most MAX_KNOWN_OFFERS offers are kept (a new one displaces the
-    oldest), none longer than MAX_KNOWN_OFFER_LENGTH bytes."""
+    before and not kept; at most MAX_KNOWN_OFFERS offers are kept (a full table starts
+    over), none longer than MAX_KNOWN_OFFER_LENGTH bytes."""
     from dtlsgate.wire.messages import MAX_KNOWN_OFFER_LENGTH, MAX_KNOWN_OFFERS
 
     sent = (Extension(10, b"\x00\x02\x00\x17"), Extension(23, b""))
@@ -248,8 +248,8 @@ def test_client_hello_offers_known_are_decoded_once_and_bounded() -> None:
     offers = [dataclasses.replace(first, cipher_suites=(0xC000 + n,)) for n in range(40)]
     for n, hello in enumerate(offers):
         assert ClientHello.decode(hello.encode(), dtls=True, known=known) == hello
-        assert len(known) == min(n + 2, MAX_KNOWN_OFFERS)
-    assert offer not in known  # the oldest, displaced
+        assert len(known) == (n + 1) % MAX_KNOWN_OFFERS + 1  # full: started over
+    assert offer not in known
     long = dataclasses.replace(first, extensions=(Extension(21, bytes(MAX_KNOWN_OFFER_LENGTH)),))
     known.clear()
     assert ClientHello.decode(long.encode(), dtls=True, known=known) == long and not known

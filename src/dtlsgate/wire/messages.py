@@ -42,7 +42,8 @@ MAX_DTLS12_COOKIE_LENGTH = 255
 # one kind send one offer. Given the offers it decoded before (``known``),
 # `ClientHello.decode` decodes each distinct offer once. At most MAX_KNOWN_OFFERS are kept,
 # each of at most MAX_KNOWN_OFFER_LENGTH bytes (a common one has 80 to 250), so that the
-# table stays small however the offers are made; a new offer displaces the oldest.
+# table stays small however the offers are made. A full table starts over (one
+# `dict.clear`, whichever thread decodes).
 MAX_KNOWN_OFFERS = 32
 MAX_KNOWN_OFFER_LENGTH = 1024
 
@@ -124,7 +125,7 @@ class ClientHello:
         )
         if known is not None and len(offer) <= MAX_KNOWN_OFFER_LENGTH:
             if len(known) >= MAX_KNOWN_OFFERS:
-                del known[next(iter(known))]  # the oldest
+                known.clear()
             known[offer] = hello
         return hello
 

@@ -166,7 +166,8 @@ _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 # send one offer, in every handshake. Only offers of at most MAX_OFFER_ITEMS cipher suites
 # and extensions, whose extensions' bodies come to at most MAX_OFFER_EXTENSION_BYTES (a
 # common offer has 20 to 60 items and 50 to 250 bytes of them), are kept, so that the memo
-# stays small however the offers are made; a new offer displaces the oldest.
+# stays small however the offers are made. A full memo starts over (one `dict.clear`: the
+# context is shared by connections that may run in several threads).
 MAX_ANSWERS = 32
 MAX_OFFER_ITEMS = 128
 MAX_OFFER_EXTENSION_BYTES = 1024
@@ -180,11 +181,12 @@ MAX_CACHED_MESSAGE_SEQS = 4
 class ServerContext(KeyLogging):
     """A ``ServerConfig`` prepared for DTLS 1.2 handshakes, once per config, not per
     handshake, and read by every handler of its connections: the choices of `Preferences`,
-    the trust store for client certificates, the ticket keys, and our Certificate message
+    the trust store for client certificates, the ticket keys, our Certificate message
     encoded (the same for every handshake but for its message_seq, and held once by all the
-    connections whose first flight waits to be retransmitted). The gate that admits the
-    handshakes makes it (``Gate.dtls12_context``); a connection made without one makes its
-    own. ``log_keys``, ``logging_keys()``: `KeyLogging`."""
+    connections whose first flight waits to be retransmitted), and our answer to each offer
+    a ClientHello makes (`answer`). The gate that admits the handshakes makes it
+    (``Gate.dtls12_context``); a connection made without one makes its own. ``log_keys``,
+    ``logging_keys()``: `KeyLogging`."""
 
     __slots__ = (
         "_answers",
@@ -252,7 +254,7 @@ class ServerContext(KeyLogging):
             and sum(map(len, extensions.values())) <= MAX_OFFER_EXTENSION_BYTES
         ):
             if len(self._answers) >= MAX_ANSWERS:
-                del self._answers[next(iter(self._answers))]  # the oldest
+                self._answers.clear()
             self._answers[offer] = answer
         return answer
 
