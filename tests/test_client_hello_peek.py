@@ -18,6 +18,7 @@ from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
     ClientHelloPeek,
     ClientHelloRecordPeek,
+    client_hello_from_peek,
     peek_client_hello,
     peek_client_hello_record,
 )
@@ -234,6 +235,20 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
 def record_agrees(datagram: bytes) -> ClientHelloRecordPeek | None:
     peeked = peek_client_hello_record(datagram)
     assert peeked == full_record_peek(datagram)
+    if peeked is not None and peeked.whole:
+        # The whole ClientHello from the peek's fields and its offer decoded (the gate's
+        # ClientHello2): what the full decoder decodes, or refused alike; again from the
+        # offers known.
+        body = datagram[25 : 13 + int.from_bytes(datagram[11:13], "big")]
+        known: dict[bytes, ClientHello] = {}
+        try:
+            expected = ClientHello.decode(body, dtls=True)
+        except ProtocolError:
+            with pytest.raises(ProtocolError):
+                client_hello_from_peek(peeked, body, known)
+        else:
+            for _ in range(2):
+                assert client_hello_from_peek(peeked, body, known) == expected
     return peeked
 
 

@@ -64,6 +64,7 @@ from dtlsgate.gate.results import (
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
     ClientHelloRecordPeek,
+    client_hello_from_peek,
     peek_client_hello,
     peek_client_hello_record,
 )
@@ -134,7 +135,7 @@ class Gate(GateCounters):
         self._jar = config.cookie_jar
         self._replies = HelloVerifyRequests()
         # The offers of the ClientHellos admitted lately, each decoded once
-        # (`ClientHello.decode`, MAX_KNOWN_OFFERS).
+        # (`ClientHello.with_offer`, MAX_KNOWN_OFFERS).
         self._offers: dict[bytes, ClientHello] = {}
         self._cookie_generate = config.cookie_generate
         self._dtls12 = ProtocolVersion.DTLS12 in config.dtls_versions
@@ -392,8 +393,8 @@ class Gate(GateCounters):
         decoded: ClientHello | None = None  # a first fragment: the connection reassembles
         if hello.whole:
             try:
-                decoded = ClientHello.decode(
-                    fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], dtls=True, known=self._offers
+                decoded = client_hello_from_peek(
+                    hello, fragment[DTLS_HANDSHAKE_HEADER_LENGTH:], self._offers
                 )
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)

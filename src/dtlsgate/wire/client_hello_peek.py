@@ -38,7 +38,7 @@ from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.enums import ContentType, HandshakeType
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
-from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
+from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH, ClientHello
 from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, MAX_CIPHERTEXT_LENGTH
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
@@ -162,6 +162,25 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
             datagram[cookie_at + 1 : cookie_end],
             fragment_length == length,
         )
+    )
+
+
+def client_hello_from_peek(
+    peek: ClientHelloRecordPeek, body: bytes, known: dict[bytes, ClientHello] | None = None
+) -> ClientHello:
+    """The whole ClientHello ``body`` (``peek.whole``) that `peek_client_hello_record` read:
+    its fields up to the cookie as the peek read them (not decoded twice), the rest (the
+    offer) by `ClientHello.with_offer`, which raises `DecodeError` as `ClientHello.decode`
+    would for a malformed one."""
+    bound = peek.bound  # client_version, random, then the session_id after its length byte
+    return ClientHello.with_offer(
+        peek.client_version,
+        bound[2:_SESSION_ID_AT],
+        bound[_SESSION_ID_AT + 1 :],
+        peek.cookie,
+        body,
+        len(bound) + 1 + len(peek.cookie),
+        known,
     )
 
 

@@ -101,8 +101,24 @@ class ClientHello:
         legacy_version, random = r.unpack(_VERSION_AND_RANDOM)
         session_id = r.vector(1, 0, MAX_SESSION_ID_LENGTH)
         cookie = r.vector(1, 0, MAX_DTLS12_COOKIE_LENGTH) if dtls else None
+        return cls.with_offer(legacy_version, random, session_id, cookie, body, r.position, known)
+
+    @classmethod
+    def with_offer(
+        cls,
+        legacy_version: int,
+        random: bytes,
+        session_id: bytes,
+        cookie: bytes | None,
+        body: bytes,
+        start: int,
+        known: dict[bytes, ClientHello] | None = None,
+    ) -> ClientHello:
+        """The ClientHello with these fields before its offer (decoded already, by `decode`
+        or a peek), and the offer decoded from ``body[start:]``, the rest of the message:
+        once per distinct offer with ``known`` (as for `decode`)."""
         if known is not None:
-            offer = body[r.position :]
+            offer = body[start:]
             seen = known.get(offer)
             if seen is not None:  # the same bytes decoded before: the same fields
                 return cls(
@@ -115,6 +131,7 @@ class ClientHello:
                     cookie,
                     seen.decoded_extensions,
                 )
+        r = Reader(body, start)
         suites = r.u16_list(2, 2, 0xFFFE)
         compression = r.vector(1, 1)
         decoded = None if r.at_end() else decode_client_hello_extensions(r)
