@@ -90,7 +90,10 @@ class DtlsStream:
         # work nothing here uses; see `_queue`).
         self._records: deque[bytes] = deque()
         self._readers: deque[asyncio.Future[None]] = deque()
-        self._handshake: asyncio.Future[HandshakeCompleted] = loop.create_future()
+        # Done when the handshake completed (``handshake_info``) or failed (``_failure``):
+        # not a future holding the error, which the stream could not let go of (below).
+        self._handshake: asyncio.Future[None] = loop.create_future()
+        self._failure: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
         self.handshake_info: HandshakeCompleted | None = None
@@ -134,7 +137,7 @@ class DtlsStream:
                 if log.isEnabledFor(logging.INFO):
                     self._log_handshake(event)
                 if not self._handshake.done():
-                    self._handshake.set_result(event)
+                    self._handshake.set_result(None)
             elif isinstance(event, DataReceived):
                 self._queue(event.data)
             elif isinstance(event, ConnectionClosed):
@@ -169,7 +172,8 @@ class DtlsStream:
 
     def _fail(self, exc: BaseException | None) -> None:
         if not self._handshake.done():
-            self._handshake.set_exception(exc or ConnectionError("closed during the handshake"))
+            self._failure = exc
+            self._handshake.set_result(None)
         if not self.closed.is_set():
             self.closed.set()
             while self._readers:  # each sees the close (b"" once the records ran out)
@@ -194,7 +198,12 @@ class DtlsStream:
     # --- the user's calls -------------------------------------------------------------------
 
     async def wait_handshake(self) -> HandshakeCompleted:
-        return await self._handshake
+        """The completed handshake, or the error that ended it (once the stream is closed,
+        a `ConnectionError`: the stream lets go of the error when it closes)."""
+        await self._handshake
+        if self.handshake_info is not None:
+            return self.handshake_info
+        raise self._failure or ConnectionError("closed during the handshake")
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one record (datagram semantics: it may be lost)."""
@@ -253,6 +262,9 @@ class DtlsStream:
             self._timer.cancel()
             self._timer = None
         self._fail(None)
+        # The error's traceback holds frames that hold this stream (datagram_received's,
+        # wait_handshake's, the waiter's): kept here, it would make a reference cycle.
+        self._failure = None
         if self.on_close is not None:
             self.on_close()
 
@@ -670,7 +682,10 @@ async def connect(
         conn.connect(time.time())
         stream.pump()
         try:
-            await asyncio.wait_for(stream.wait_handshake(), timeout)
+            # Not asyncio.wait_for: its task holds the error, and its frame (in the error's
+            # traceback) that task: a reference cycle with every frame of a failed connect.
+            async with asyncio.timeout(timeout):
+                await stream.wait_handshake()
         except TimeoutError as exc:
             # Our limit ran out: the message names it (a measured time says 4.1 s for a
             # limit of 4 s on a loaded machine). Or the connection gave up first, after its
