@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState
+from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_cookie_state
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -454,8 +454,8 @@ def _reply(
     digest = gate13.digest(choice.suite, message)
     generate = gate13.config.stateless_cookie_generate
     application = b"" if generate is None else _application_cookie(generate, peer)
-    state = CookieState(choice.suite, choice.group, requested, digest, application)
-    cookie = jar.mint(peer, now, fixed, state.encode())
+    state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
+    cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None
     reply = gate13.hello_retry_request(sequence_number, session_id, choice.suite, group, cookie)
     if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
