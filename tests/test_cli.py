@@ -5,6 +5,7 @@ connection and a summary."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import socket
@@ -242,38 +243,119 @@ def test_the_api_errors_say_what_happened(api: str) -> None:
         api_connect(api, free_udp_port(), timeout=30)
 
 
-def test_a_connection_that_gives_up_before_the_limit_says_how_long_it_tried() -> None:
-    """With a limit longer than its retransmissions, the connection gives up first (its
-    last flight unanswered): the message says how long that took, not the limit. A clock
-    that jumps 61 s at every reading runs the whole schedule (1, 2, ... 60 s) at once."""
-    import itertools
+@pytest.mark.parametrize(
+    ("limit", "elapsed", "gave_up", "said"),
+    [
+        (2.25, 2.61, False, "2.25 s"),  # the caller's limit ran out: as the caller wrote it
+        (4, 4.06, False, "4 s"),
+        (1e6, 127.04, True, "127 s"),  # the connection gave up first: the measured time
+        (2.25, 2.61, True, "2.6 s"),  # both at once: the connection gave up by itself
+        (None, 127.04, True, "127 s"),  # no limit: only giving up ends the handshake
+    ],
+)
+def test_the_timeout_message_names_the_limit_unless_the_connection_gave_up(
+    limit: float | None, elapsed: float, gave_up: bool, said: str
+) -> None:
+    from dtlsgate.io.progress import HandshakeProgress
+
+    progress = HandshakeProgress("127.0.0.1:4433")
+    progress.sent()
+    text = progress.timeout_message(limit, elapsed, gave_up)
+    assert text.startswith(f"DTLS handshake with 127.0.0.1:4433 timed out after {said} ("), text
+
+
+def test_both_faces_name_the_peer_one_way() -> None:
+    """`format_peer`: how both faces' messages, the log lines and the CLI name a peer (one
+    copy, where there were four)."""
+    from dtlsgate.io.progress import format_peer
+
+    assert format_peer(("127.0.0.1", 4433)) == "127.0.0.1:4433"
+    assert format_peer(("::1", 4433, 0, 0)) == "[::1]:4433"  # RFC 3986 §3.2.2
+    assert format_peer("a peer that is no socket address") == "a peer that is no socket address"
+
+
+def give_up(api: str, address: tuple[str, int], limit: float, readings: Iterator[int]) -> str:
+    """The TimeoutError's message of a client face (``api``) whose handshake with the silent
+    ``address`` ran on a clock that reads ``readings``, under the caller's ``limit``."""
+    import asyncio
 
     from dtlsgate.config import ClientConfig
     from dtlsgate.connection.datagram13 import DatagramClientConnection
-    from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS
+    from dtlsgate.io.aio import DtlsStream
     from dtlsgate.io.blocking import DtlsSocket
     from dtlsgate.io.progress import HandshakeProgress
 
-    readings = itertools.count(1_800_000_000, 61)
+    config = ClientConfig(psk_identity=b"Client_identity", psk=bytes(range(16)))
+    conn = DatagramClientConnection(config, address)
+    progress = HandshakeProgress("127.0.0.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        clock = lambda: float(next(readings))  # noqa: E731
+        if api == "blocking":
+            dtls = DtlsSocket(conn, sock, address, clock=clock)
+            dtls.progress = progress
+            conn.connect(clock())
+            with pytest.raises(TimeoutError) as caught:
+                dtls.do_handshake(timeout=limit)
+            return str(caught.value)
+
+        async def handshake() -> None:
+            loop = asyncio.get_running_loop()
+            stream = DtlsStream(conn, address, lambda data, _: sock.send(data), loop, clock)
+            stream.progress = progress
+            conn.connect(clock())
+            stream.pump()
+            try:
+                await stream.wait_handshake(timeout=limit)
+            finally:
+                stream.close()
+
+        with pytest.raises(TimeoutError) as caught:
+            asyncio.run(handshake())
+        return str(caught.value)
+
+
+@pytest.mark.parametrize("api", ["asyncio", "blocking"])
+def test_a_connection_that_gives_up_before_the_limit_says_how_long_it_tried(api: str) -> None:
+    """With a limit longer than its retransmissions, the connection gives up first (its
+    last flight unanswered): the message says how long that took, not the limit. A clock
+    that jumps 61 s at every reading runs the whole schedule (1, 2, ... 60 s) at once. The
+    blocking face times its limit on that clock; the asyncio face on its loop's, which runs
+    on real time (30 s: reached only if the connection never gave up)."""
+    from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS
+
+    limit = 1e6 if api == "blocking" else 30
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
-        address = silent.getsockname()
-        config = ClientConfig(psk_identity=b"Client_identity", psk=bytes(range(16)))
-        conn = DatagramClientConnection(config, address)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.connect(address)
-        with DtlsSocket(conn, sock, address, clock=lambda: float(next(readings))) as dtls:
-            dtls.progress = HandshakeProgress("127.0.0.1")
-            conn.connect(1_800_000_000.0)
-            with pytest.raises(TimeoutError) as caught:
-                dtls.do_handshake(timeout=1e6)
-            flights = client_hellos_received(silent)
-    text = str(caught.value)
+        readings = itertools.count(1_800_000_000, 61)
+        text = give_up(api, silent.getsockname(), limit, readings)
+        flights = client_hellos_received(silent)
     found = re.search(r"timed out after (\d+) s \((\d+) flights sent\)", text)
     assert found is not None, text
     seconds, sent = int(found[1]), int(found[2])
-    assert 1 + 2 + 4 + 8 + 16 + 32 + 60 <= seconds < 1e6, text
+    assert 1 + 2 + 4 + 8 + 16 + 32 + 60 <= seconds != limit, text
     assert sent == flights == MAX_FLIGHT_TRANSMISSIONS, (text, flights)
+
+
+def test_a_blocking_connection_that_gives_up_as_its_limit_passes_says_how_long_it_tried() -> None:
+    """The blocking face's limit passes on the very clock reading after the connection gave
+    up: the connection gave up by itself, so the measured time, as the asyncio face says
+    (before session 10 the blocking face named the limit whenever it had passed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        # A first run counts the clock's readings from the start of do_handshake to the
+        # message (the run is deterministic: the peer is silent, every wait is 0 s).
+        readings = itertools.count(1_800_000_000, 61)
+        first = give_up("blocking", silent.getsockname(), 1e6, readings)
+        found = re.search(r"timed out after (\d+) s", first)
+        assert found is not None, first
+        measured = int(found[1])
+        # The second: a limit that passes between the last reading before the give-up and
+        # the reading the message is made with.
+        readings = itertools.count(1_800_000_000, 61)
+        text = give_up("blocking", silent.getsockname(), measured - 30, readings)
+        client_hellos_received(silent)
+    assert f"timed out after {measured} s (" in text, (text, first)
 
 
 # ---- 4. bad input: one line, never a traceback -----------------------------------------------

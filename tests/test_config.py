@@ -235,3 +235,37 @@ def test_a_gates_dtls12_and_dtls13_contexts_share_the_configs_client_cas() -> No
     assert names == ["CN=ca-one", "CN=ca-two"]
     with pytest.raises(UsageError, match="client CAs"):
         ServerConfig().trust_store()  # no system default for client CAs
+
+
+def test_tls13_client_and_server_contexts_read_suites_and_groups_one_way() -> None:
+    """`Tls13Context`, which both sides' contexts are: a datagram config listing DTLS 1.2
+    suites too keeps only its TLS 1.3 ones, in its order (the defaults when none); a
+    stream (TLS) context takes the list as configured; groups the same on both sides."""
+    from dtlsgate.handshake.tls13.client import ClientContext
+    from dtlsgate.handshake.tls13.common import DEFAULT_SUITES, DTLS_VERSIONS, TLS_VERSIONS
+    from dtlsgate.handshake.tls13.server import ServerContext
+    from dtlsgate.wire.enums import CipherSuite, NamedGroup
+
+    mixed = (
+        CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_PSK_WITH_AES_128_CCM_8,
+        CipherSuite.TLS_AES_128_GCM_SHA256,
+    )
+    dtls12_only = (CipherSuite.TLS_PSK_WITH_AES_128_CCM_8,)
+    groups = (NamedGroup.secp256r1, NamedGroup.x25519)
+    client = ClientConfig(server_name="localhost", cipher_suites=mixed, groups=groups)
+    server = ServerConfig(cipher_suites=mixed, groups=groups)
+    server.load_cert_chain(*make_self_signed("localhost", "ecdsa-p256"))
+    for context in (
+        ClientContext(client, versions=DTLS_VERSIONS),
+        ServerContext(server, versions=DTLS_VERSIONS),
+    ):
+        assert context.suites == mixed[1::2] and context.groups == groups
+    for context in (
+        ClientContext(client, versions=TLS_VERSIONS),
+        ServerContext(server, versions=TLS_VERSIONS),
+    ):
+        assert context.suites == mixed
+    client = ClientConfig(server_name="localhost", cipher_suites=dtls12_only)
+    assert ClientContext(client, versions=DTLS_VERSIONS).suites == DEFAULT_SUITES

@@ -609,8 +609,6 @@ def test_usage_errors() -> None:
     with pytest.raises(UsageError):
         layer.install_read(EPOCH_APPLICATION, keys)
     with pytest.raises(UsageError):
-        layer.protect(APP, b"x", epoch=7)
-    with pytest.raises(UsageError):
         layer.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01")  # not in DTLS 1.3 (§5)
     with pytest.raises(UsageError):
         layer.protect(APP, b"x", padding=(1 << 14) + 256)

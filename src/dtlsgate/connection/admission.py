@@ -10,7 +10,8 @@ handshakes in progress here, and the table bounds them three ways:
   its oldest handshake makes way for the newcomer, so a legitimate client behind the same
   NAT address as an attacker still gets in;
 - in all: at most ``total``. When full, a newcomer evicts the oldest handshake of the
-  address holding the most (never the newcomer itself);
+  address holding the most (never the newcomer itself). These two are the rule of
+  `gate.per_address`, which the gate's ClientHello reassembly follows too;
 - in time: a handshake still in progress ``timeout`` seconds after its admission expires.
 
 Sans-I/O: the table holds opaque keys (the adapter's connection objects) and their
@@ -29,7 +30,7 @@ from typing import Generic, TypeVar
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import DEFAULT_MAX_AGE
-from dtlsgate.gate.reassembly import address_of
+from dtlsgate.gate.per_address import PerAddress, address_of
 
 __all__ = ["AdmissionTable", "FinishedHellos", "address_of"]
 
@@ -58,8 +59,7 @@ class AdmissionTable(Generic[K]):
         self.ipv6_prefix = ipv6_prefix
         # Every handshake in progress, oldest admission first: key -> (address, admitted at).
         self._entries: dict[K, tuple[Hashable | None, float]] = {}
-        # Per address, its handshakes oldest first (dicts keep insertion order).
-        self._by_address: dict[Hashable | None, dict[K, None]] = {}
+        self._by_address = PerAddress[K](per_address, total)
         # Counters for the adapters' statistics.
         self.evicted_per_address = 0
         self.evicted_when_full = 0
@@ -88,7 +88,7 @@ class AdmissionTable(Generic[K]):
 
     def count(self, peer: Hashable | None) -> int:
         """Handshakes in progress from ``peer``'s address (its /64 for IPv6)."""
-        return len(self._by_address.get(address_of(peer, self.ipv6_prefix), ()))
+        return self._by_address.count(address_of(peer, self.ipv6_prefix))
 
     def admit(self, key: K, peer: Hashable | None, now: float) -> list[K]:
         """Record a newly admitted handshake; returns the handshakes it displaced (at most
@@ -97,37 +97,25 @@ class AdmissionTable(Generic[K]):
             raise UsageError(f"{key!r} is already in the admission table")
         address = address_of(peer, self.ipv6_prefix)
         evicted: list[K] = []
-        same = self._by_address.get(address)
-        if same is not None and len(same) >= self.per_address:
-            evicted.append(next(iter(same)))
-            self.evicted_per_address += 1
-        elif len(self._entries) >= self.total:
-            evicted.append(self._oldest_of_busiest())
-            self.evicted_when_full += 1
-        for old in evicted:
+        displaced = self._by_address.make_way(address)
+        if displaced is not None:
+            old, at_address_limit = displaced
+            evicted.append(old)
             self.finish(old)
+            if at_address_limit:
+                self.evicted_per_address += 1
+            else:
+                self.evicted_when_full += 1
         self._entries[key] = (address, now)
-        self._by_address.setdefault(address, {})[key] = None
+        self._by_address.add(key, address)
         return evicted
-
-    def _oldest_of_busiest(self) -> K:
-        """The oldest handshake of the address holding the most; between addresses holding
-        as many, the one whose oldest handshake is the oldest."""
-        most = max(len(keys) for keys in self._by_address.values())
-        for key, (address, _) in self._entries.items():
-            if len(self._by_address[address]) == most:
-                return key
-        raise AssertionError("unreachable: some address holds the most")
 
     def finish(self, key: K) -> None:
         """The handshake completed, failed or was closed: forget it (absent keys are fine)."""
         entry = self._entries.pop(key, None)
         if entry is None:
             return
-        same = self._by_address[entry[0]]
-        del same[key]
-        if not same:
-            del self._by_address[entry[0]]
+        self._by_address.remove(key, entry[0])
 
     def next_deadline(self) -> float | None:
         """When the oldest handshake expires (None: nothing in progress, or no timeout)."""

@@ -6,12 +6,9 @@ fragmented at the path MTU (RFC 9147 §5.5): its cookie is then in a later fragm
 stateless gate cannot judge it. `ClientHelloReassembly` holds the fragments of such
 ClientHellos until the whole message is there, bounded four ways, all named constants:
 
-- per source address (IPv4 address, IPv6 /64: `address_of`, which the
-  admission table (`connection.admission`) counts by too): at most
-  ``per_address`` messages; a newcomer from an address at its limit displaces that
-  address's oldest, so a flood from one address only ever costs that address;
-- in all: at most ``total`` messages; when full, a newcomer displaces the oldest message of
-  the address holding the most (a spoofed flood from many addresses displaces the oldest);
+- per source address (IPv4 address, IPv6 /64: `address_of`): at most ``per_address``
+  messages, and in all at most ``total``; which message a newcomer displaces is the rule
+  of `gate.per_address`, the admission table's too (`connection.admission`);
 - in bytes: the fragments held, plus ``FRAGMENT_OVERHEAD`` each, at most ``max_bytes``
   (oldest messages go first); one message at most ``MAX_REASSEMBLED_CLIENT_HELLO`` bytes;
 - in time: a message not complete ``timeout`` seconds after its first fragment is forgotten.
@@ -30,9 +27,9 @@ Sans-I/O: ``now`` is an argument; expiry happens as fragments arrive.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Hashable
+
+from dtlsgate.gate.per_address import PerAddress, address_of
 
 # The longest ClientHello reassembled: an X25519MLKEM768 share (1,216 bytes) with a
 # classical one, the ML-KEM-1024 hybrid's (1,600), a long suite list and a PSK identity fit
@@ -55,43 +52,6 @@ FRAGMENT_OVERHEAD = 64
 # A client sends all of a flight's fragments at once and retransmits after 1 s, doubling
 # (RFC 9147 §5.8.2): a message still incomplete after a few seconds will not complete.
 TIMEOUT = 5.0
-
-
-# A dotted-quad IPv4 address exactly as `ipaddress` takes it: four decimal octets of at most
-# 255, ASCII digits, no leading zeros (as strict as inet_pton).
-_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII)
-# How a dual-stack socket writes an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2).
-_MAPPED_PREFIX = "::ffff:"
-
-
-def address_of(peer: Hashable | None, ipv6_prefix: int = 64) -> Hashable | None:
-    """The address a peer's handshakes are counted under: the IPv4 address (also for an
-    IPv4-mapped IPv6 address), the IPv6 network of ``ipv6_prefix`` bits, or the peer
-    itself when it is not an IP socket address (None stays None: one shared count). A
-    scope id (``%eth0``, RFC 4007 §11) is not part of the address.
-
-    The spellings sockets give for IPv4 peers (a dotted quad, or one after ``::ffff:``) are
-    read with one regular expression; any other string is parsed by `ipaddress`, as IPv6
-    when it has a colon (an IPv4 address never has one, an IPv6 address always has two)."""
-    host = peer[0] if isinstance(peer, tuple) and peer else peer
-    if not isinstance(host, str):
-        return peer
-    host = host.partition("%")[0]
-    quad = _DOTTED_QUAD.fullmatch(host.removeprefix(_MAPPED_PREFIX))
-    if quad is not None:
-        a, b, c, d = quad.groups()
-        return ("ipv4", (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
-    try:
-        ip = ipaddress.IPv6Address(host) if ":" in host else ipaddress.IPv4Address(host)
-    except ValueError:
-        return peer
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped
-        if mapped is None:
-            return ("ipv6", int(ip) >> (128 - ipv6_prefix), ipv6_prefix)
-        ip = mapped
-    return ("ipv4", int(ip))
 
 
 _Key = tuple[Hashable | None, int, int]  # peer, message_seq, length
@@ -127,7 +87,7 @@ class ClientHelloReassembly:
         self.timeout = timeout
         self.ipv6_prefix = ipv6_prefix
         self._messages: dict[_Key, _Message] = {}  # oldest first
-        self._by_address: dict[Hashable | None, dict[_Key, None]] = {}
+        self._by_address = PerAddress[_Key](per_address, total)
         self.bytes = 0
         # Counters: messages displaced (per address, table full, bytes) and expired.
         self.displaced = 0
@@ -171,30 +131,18 @@ class ClientHelloReassembly:
 
     def _start(self, key: _Key, peer: Hashable | None, now: float) -> _Message:
         address = address_of(peer, self.ipv6_prefix)
-        same = self._by_address.get(address)
-        if same is not None and len(same) >= self.per_address:
-            self._forget(next(iter(same)))
-            self.displaced += 1
-        elif len(self._messages) >= self.total:
-            self._forget(self._oldest_of_busiest())
+        displaced = self._by_address.make_way(address)
+        if displaced is not None:
+            self._forget(displaced[0])
             self.displaced += 1
         message = self._messages[key] = _Message(address, now)
-        self._by_address.setdefault(address, {})[key] = None
+        self._by_address.add(key, address)
         return message
-
-    def _oldest_of_busiest(self) -> _Key:
-        most = max(len(keys) for keys in self._by_address.values())
-        return next(
-            k for k, m in self._messages.items() if len(self._by_address[m.address]) == most
-        )
 
     def _forget(self, key: _Key) -> None:
         message = self._messages.pop(key)
         self.bytes -= message.cost
-        same = self._by_address[message.address]
-        del same[key]
-        if not same:
-            del self._by_address[message.address]
+        self._by_address.remove(key, message.address)
 
     def _expire(self, now: float) -> None:
         limit = now - self.timeout

@@ -45,7 +45,7 @@ from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
 from dtlsgate.io.keylog import keylog_writer
-from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+from dtlsgate.io.progress import HandshakeProgress, format_peer, port_unreachable
 from dtlsgate.wire.enums import ConnectionIdUsage
 
 # The library logs here and configures nothing; the command line (``-v``) configures it.
@@ -72,7 +72,10 @@ class DtlsStream:
     DTLS 1.3 one with connection IDs may move). It is called with the peer, not a closure
     over the stream: that would be a reference cycle, and every association, with its
     connection and keys, would wait for the cyclic garbage collector instead of being freed
-    when its handler ends."""
+    when its handler ends.
+
+    ``clock`` gives the connection its wall-clock ``now`` (tests give a clock of their own,
+    as to `dtlsgate.io.blocking.DtlsSocket`); the loop's timers wait until then."""
 
     def __init__(
         self,
@@ -80,11 +83,13 @@ class DtlsStream:
         peer: Hashable | None,
         send_datagram: Callable[[bytes, Any], None],
         loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.connection = conn
         self.peer = peer
         self._send_datagram = send_datagram
         self._loop = loop
+        self._clock = clock
         # Records for recv(), and the recv() calls waiting for one, oldest first (not an
         # asyncio.Queue: its join() Event, its waiting put() and its coroutine per get() are
         # work nothing here uses; see `_queue`).
@@ -94,8 +99,9 @@ class DtlsStream:
         self._timer: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
         self.handshake_info: HandshakeCompleted | None = None
-        # Called once per transmission of a handshake flight (the client's progress report).
-        self.on_flight: Callable[[], None] | None = None
+        # A client's handshake progress: told of each transmission of a flight, read for
+        # the error when the handshake fails (see `wait_handshake`).
+        self.progress: HandshakeProgress | None = None
         self.started = loop.time()
         # The loop's time of the last datagram from the peer (the server's idle timeout).
         self.last_received = loop.time()
@@ -114,7 +120,7 @@ class DtlsStream:
         a record from there authenticates, RFC 9146 §6; ``self.peer`` follows it)."""
         self.last_received = self._loop.time()
         try:
-            self.connection.receive(data, self.peer if addr is None else addr, time.time())
+            self.connection.receive(data, self.peer if addr is None else addr, self._clock())
         except DtlsgateError as exc:
             self._fail(exc)
         self.peer = self.connection.peer
@@ -126,8 +132,8 @@ class DtlsStream:
         datagrams = conn.datagrams_to_send()
         for datagram, _ in datagrams:
             self._send_datagram(datagram, self.peer)
-        if datagrams and self.on_flight is not None and self.handshake_info is None:
-            self.on_flight()
+        if datagrams and self.progress is not None and self.handshake_info is None:
+            self.progress.sent()
         while (event := conn.next_event()) is not None:
             if isinstance(event, HandshakeCompleted):
                 self.handshake_info = event
@@ -150,7 +156,7 @@ class DtlsStream:
         version = {0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}.get(info.version, str(info.version))
         suite = getattr(info.cipher_suite, "name", info.cipher_suite)
         how = "resumed" if info.resumed else "full"
-        peer = _format_peer(self.peer)
+        peer = format_peer(self.peer)
         log.info("%s: %s %s, %s handshake %.1f ms", peer, version, suite, how, took)
 
     def _arm_timer(self) -> None:
@@ -159,12 +165,12 @@ class DtlsStream:
             self._timer = None
         deadline = self.connection.get_timer()
         if deadline is not None:
-            delay = max(0.0, deadline - time.time())
+            delay = max(0.0, deadline - self._clock())
             self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.connection.handle_timer(time.time())
+        self.connection.handle_timer(self._clock())
         self.pump()
 
     def _fail(self, exc: BaseException | None) -> None:
@@ -193,8 +199,22 @@ class DtlsStream:
 
     # --- the user's calls -------------------------------------------------------------------
 
-    async def wait_handshake(self) -> HandshakeCompleted:
-        return await self._handshake
+    async def wait_handshake(self, timeout: float | None = None) -> HandshakeCompleted:
+        """The handshake's outcome; `TimeoutError` when ``timeout`` seconds pass first or
+        the connection gives up (its retransmissions ran out). With ``self.progress`` (a
+        client's), the error's message says how long and how far
+        (`HandshakeProgress.timeout_message`)."""
+        if timeout is None and self.progress is None:
+            return await self._handshake  # a server's: nothing to time, nothing to say
+        started = self._clock()
+        try:
+            return await asyncio.wait_for(self._handshake, timeout)
+        except TimeoutError as exc:
+            if self.progress is None:
+                raise
+            elapsed = self._clock() - started
+            gave_up = self.connection.closed
+            raise TimeoutError(self.progress.timeout_message(timeout, elapsed, gave_up)) from exc
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one record (datagram semantics: it may be lost)."""
@@ -310,7 +330,7 @@ class _Reader:
                 # traceback logged once, later ones counted.
                 self.failures += 1
                 if self.failures == 1:
-                    log.exception("a datagram from %s raised; dropped", _format_peer(peer))
+                    log.exception("a datagram from %s raised; dropped", format_peer(peer))
                 else:
                     log.debug("a datagram from %s raised (%d so far)", peer, self.failures)
 
@@ -493,7 +513,7 @@ class DtlsServer(_Reader):
                 self.handshakes_completed += 1
             except Exception as exc:
                 self.handshakes_failed += 1
-                log.info("%s: DTLS handshake failed: %s", _format_peer(stream.peer), _why(exc))
+                log.info("%s: DTLS handshake failed: %s", format_peer(stream.peer), _why(exc))
             self.admission.finish(stream)
             if stream.handshake_info is None:
                 return
@@ -623,14 +643,6 @@ class _ClientReader(_Reader):
             pass  # a full buffer or a transient error: the flight's timer resends
 
 
-def _format_peer(peer: Any) -> str:
-    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peer)
-
-
 def _why(exc: BaseException) -> str:
     """An exception as one line a user can read, never empty."""
     text = str(exc).strip().replace("\n", " ")
@@ -649,11 +661,11 @@ async def connect(
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.connect(address)
-    progress = HandshakeProgress(_format_peer(address[:2]))
+    progress = HandshakeProgress(format_peer(address))
     reader = _ClientReader(sock, loop, progress)
     conn = DatagramClientConnection(config, address, keylog=keylog_writer(config.keylog_file))
     stream = DtlsStream(conn, address, reader.sendto, loop)
-    stream.on_flight = progress.sent
+    stream.progress = progress
     reader.stream = stream
     reader.start()
 
@@ -669,14 +681,7 @@ async def connect(
     try:
         conn.connect(time.time())
         stream.pump()
-        try:
-            await asyncio.wait_for(stream.wait_handshake(), timeout)
-        except TimeoutError as exc:
-            # Our limit ran out: the message names it (a measured time says 4.1 s for a
-            # limit of 4 s on a loaded machine). Or the connection gave up first, after its
-            # last retransmission: how long that took.
-            seconds = round(loop.time() - stream.started, 1) if conn.closed else timeout
-            raise TimeoutError(progress.timeout_message(seconds)) from exc
+        await stream.wait_handshake(timeout)
     except BaseException:
         stream.close()
         raise

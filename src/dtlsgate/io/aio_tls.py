@@ -41,6 +41,7 @@ from dtlsgate.gate.stream import StatelessGate, alert_record
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer
 from dtlsgate.io.keylog import keylog_writer
+from dtlsgate.io.progress import format_peer
 from dtlsgate.wire.enums import AlertDescription
 
 # A peer that connects and never completes its handshake would hold its connection (and, in
@@ -227,7 +228,7 @@ class _TlsProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.tls.raw = transport
         self._started = time.monotonic()
-        self._peer = _peer_text(transport.get_extra_info("peername"))
+        self._peer = format_peer(transport.get_extra_info("peername"))
         if self._handshake_timeout is not None:
             self._deadline = asyncio.get_running_loop().call_later(
                 self._handshake_timeout, self._handshake_timed_out
@@ -397,14 +398,6 @@ class _TlsProtocol(asyncio.Protocol):
         if self.tls.conn is not None and self.tls.conn.handshake_complete:
             self.stream_protocol.connection_lost(exc)
         self.tls.raw = None
-
-
-def _peer_text(address: Any) -> str:
-    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)
 
 
 def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:

@@ -33,7 +33,7 @@ from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import is_client_hello
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.io.keylog import keylog_writer
-from dtlsgate.io.progress import HandshakeProgress, port_unreachable
+from dtlsgate.io.progress import HandshakeProgress, format_peer, port_unreachable
 
 if TYPE_CHECKING:
     from dtlsgate.io.listener import Listener
@@ -232,13 +232,9 @@ class DtlsSocket:
         except TimeoutError as exc:
             if self.progress is None:
                 raise
-            # Our limit ran out: the message names it (a measured time says 4.1 s for a
-            # limit of 4 s on a loaded machine). Or the connection gave up first, after its
-            # last retransmission: how long that took.
-            now = self._clock()
-            expired = deadline is not None and now >= deadline
-            seconds = timeout if timeout is not None and expired else round(now - started, 1)
-            raise TimeoutError(self.progress.timeout_message(seconds)) from exc
+            elapsed = self._clock() - started
+            gave_up = self.connection.closed
+            raise TimeoutError(self.progress.timeout_message(timeout, elapsed, gave_up)) from exc
         finally:
             self._flush()
 
@@ -299,17 +295,10 @@ def connect(
         keylog = keylog_writer(config.keylog_file)
         conn = DatagramClientConnection(config, address, keylog=keylog)
         dtls = DtlsSocket(conn, sock, address)
-        dtls.progress = HandshakeProgress(_host_port(address))
+        dtls.progress = HandshakeProgress(format_peer(address))
         conn.connect(time.time())
         dtls.do_handshake(timeout)
     except BaseException:
         sock.close()
         raise
     return dtls
-
-
-def _host_port(address: tuple[str, int] | Hashable) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(address)

@@ -31,7 +31,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io import cli_names
 from dtlsgate.io.cli_shared import psk, self_signed_files, why
+from dtlsgate.io.progress import format_peer
 from dtlsgate.wire.enums import ProtocolVersion
 
 log = logging.getLogger("dtlsgate")
@@ -358,14 +359,6 @@ def check_modes(parser: Parser, args: argparse.Namespace) -> None:
 
 
 # ---- shared pieces ---------------------------------------------------------------------------
-
-
-def format_peer(peer: Hashable) -> str:
-    """``host:port``, with IPv6 hosts in brackets (RFC 3986 §3.2.2)."""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peer)
 
 
 def bind_udp(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -23,6 +23,7 @@ from typing import Any
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
+from dtlsgate.io.progress import format_peer
 
 # The most /echo keeps: a PUT larger than this is refused with 4.13 Request Entity Too Large.
 MAX_ECHO_SIZE = 64 * 1024
@@ -155,8 +156,7 @@ async def serve(args: argparse.Namespace) -> None:
         config=config,
     )
     host, port = coap.server_address(ctx)
-    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    print(f"serving coaps on {shown}", file=sys.stderr, flush=True)
+    print(f"serving coaps on {format_peer((host, port))}", file=sys.stderr, flush=True)
     try:
         await asyncio.Event().wait()
     finally:

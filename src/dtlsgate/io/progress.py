@@ -2,10 +2,12 @@
 
 The adapters (asyncio and blocking) call `HandshakeProgress.sent` for every transmission of
 a flight and `received` for every datagram from the server; `timeout_message` turns that
-into one line: the time limit that ran out (the one the caller set, not a measured time,
-which a loaded machine stretches), how many flights went out, what came back. It reads only
-the plaintext record and handshake headers (RFC 6347 §4.1, §4.2.2), so it depends on no
-handshake internals; a datagram it cannot parse is simply not counted as progress.
+into one line: how long the handshake took (`timeout_message` holds the one rule for which
+time that is), how many flights went out, what came back. It reads only the plaintext
+record and handshake headers (RFC 6347 §4.1, §4.2.2), so it depends on no handshake
+internals; a datagram it cannot parse is simply not counted as progress.
+
+`format_peer` names a peer as these messages do, and so do the io layer's logs and the CLI.
 """
 
 from __future__ import annotations
@@ -67,9 +69,18 @@ class HandshakeProgress:
         ):
             self.stage = kind
 
-    def timeout_message(self, seconds: float) -> str:
-        """The line for a handshake that did not finish within ``seconds``: the caller's
-        limit, or how long the connection retransmitted before it gave up."""
+    def timeout_message(self, limit: float | None, elapsed: float, gave_up: bool) -> str:
+        """The line for a handshake that did not finish: ``limit`` is the caller's time
+        limit (None: none), ``elapsed`` the seconds the face measured since it started
+        waiting, ``gave_up`` whether the connection gave up by itself (it closed: its
+        flight's retransmissions ran out, the one way a handshake's connection closes
+        without an alert or an error).
+
+        The one rule both faces (asyncio and blocking) follow: a connection that gave up
+        by itself took the measured time; otherwise the caller's limit ran out, and the
+        line names that limit as the caller wrote it (a measured time says 4.1 s for a
+        limit of 4 s on a loaded machine)."""
+        seconds = round(elapsed, 1) if gave_up or limit is None else limit
         flights = f"{self.flights_sent} flight{'s' if self.flights_sent != 1 else ''} sent"
         head = f"DTLS handshake with {self.peer} timed out after {seconds:g} s ({flights})"
         if self.datagrams_received == 0:
@@ -85,6 +96,15 @@ class HandshakeProgress:
         return f"{head}: the server sent {_STAGES[self.stage]}, then nothing more"
 
 
+def format_peer(peer: object) -> str:
+    """A peer as a user reads it, ``host:port``, an IPv6 host in brackets (RFC 3986
+    §3.2.2); anything that is not a socket address as its ``str``."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
 def port_unreachable(peer: str) -> ConnectionRefusedError:
     """What a connected UDP socket's ECONNREFUSED means: the peer's host answered our
     datagram with an ICMP port unreachable."""
@@ -93,4 +113,4 @@ def port_unreachable(peer: str) -> ConnectionRefusedError:
     )
 
 
-__all__ = ["HandshakeProgress", "port_unreachable"]
+__all__ = ["HandshakeProgress", "format_peer", "port_unreachable"]

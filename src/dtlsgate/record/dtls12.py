@@ -232,7 +232,10 @@ class RecordLayer:
     def _write(self, out: bytearray, type_and_version: bytes, data: bytes, epoch: int) -> None:
         """Append the record of ``data`` in ``epoch`` with that epoch's next sequence number;
         ``type_and_version``: the header's first 3 bytes."""
-        seq = self._write_seq[epoch]
+        try:
+            seq = self._write_seq[epoch]
+        except IndexError:  # an epoch never installed (free in 3.11 when not raised)
+            raise StateError(f"no keys to write records of epoch {epoch} with") from None
         if seq > MAX_SEQUENCE_NUMBER:
             raise StateError("record sequence numbers exhausted; the connection must close")
         cipher = self._write_cipher[epoch]
@@ -240,13 +243,13 @@ class RecordLayer:
             if epoch:
                 raise StateError(f"no keys to write records of epoch {epoch} with")
             if len(data) > 0xFFFF:
-                raise StateError("record body longer than 2^16 - 1 bytes")
+                raise UsageError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
             out += _RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data))
             out += data
             return
         if len(data) > MAX_PLAINTEXT_LENGTH:
-            raise StateError("record content longer than 2^14 bytes")
+            raise UsageError("record content longer than 2^14 bytes")
         self._write_seq[epoch] = seq + 1
         out += cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
 

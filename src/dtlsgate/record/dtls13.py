@@ -382,7 +382,7 @@ class Dtls13RecordLayer:
         if epoch is None:
             epoch = self.write_epoch
         if epoch not in self._write:
-            raise UsageError(f"no write keys for epoch {epoch}")
+            raise StateError(f"no keys to write records of epoch {epoch} with")
         if len(data) > MAX_PLAINTEXT:
             raise UsageError(f"record content of {len(data)} bytes is over 2^14")
         keys = self._write[epoch]
@@ -407,7 +407,7 @@ class Dtls13RecordLayer:
         epoch = self.write_epoch
         keys = self._write[epoch]
         if keys is None:
-            raise UsageError("no keys to protect application data with")
+            raise StateError("no keys to protect application data with")
         if len(data) > MAX_PLAINTEXT:
             raise UsageError(f"record content of {len(data)} bytes is over 2^14")
         sequence = self._write_sequence[epoch]

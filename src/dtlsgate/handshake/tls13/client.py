@@ -22,7 +22,7 @@ from typing import Any
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, constant_time_equal
-from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups, tls13_groups
+from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.signatures import certificate_verify_content
 from dtlsgate.crypto.suites import SuiteInfo, suite_info
@@ -39,12 +39,11 @@ from dtlsgate.errors import (
     UnsupportedExtension,
     UsageError,
 )
-from dtlsgate.handshake.engine import KeyLogging, Machine
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_SIGNATURE_SCHEMES,
-    DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
     TLS_VERSIONS,
@@ -59,6 +58,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     TicketReceived,
+    Tls13Context,
     UseConnectionIds,
     Versions,
     application_keylog,
@@ -132,22 +132,13 @@ _E = ExtensionType
 _H = HandshakeType
 
 
-class ClientContext(KeyLogging):
-    """Per-config data of a client: preferences, trust anchors, our credentials.
-    ``log_keys``, ``logging_keys()``: `KeyLogging`."""
+class ClientContext(Tls13Context):
+    """Per-config data of a client: preferences, trust anchors, our credentials (what a
+    server's shares with it: `Tls13Context`). ``log_keys``, ``logging_keys()``:
+    `KeyLogging`."""
 
     def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
-        super().__init__()
-        self.config = config
-        self.provider = config.provider
-        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
-        self.versions = versions
-        self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        if versions.dtls:
-            from dtlsgate.handshake.tls13.server import tls13_suites
-
-            self.suites = tls13_suites(self.suites)
-        self.groups: tuple[int, ...] = tls13_groups(config.groups or versions.default_groups)
+        super().__init__(config, versions)
         # Offering DTLS 1.2 too (``versions.fallback``): its suites and the extensions a
         # DTLS 1.2 server needs, set by the connection that can fall back.
         self.fallback_suites: tuple[int, ...] = ()

@@ -18,12 +18,12 @@ from typing import Any, TypeAlias, TypeVar, final
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.hashes import TranscriptHash
-from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS
+from dtlsgate.crypto.kex import DEFAULT_TLS13_GROUPS, ECDHE_GROUPS, tls13_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
-from dtlsgate.crypto.suites import SuiteInfo
+from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
 from dtlsgate.errors import IllegalParameter, ProtocolError, ProtocolVersionError
 from dtlsgate.handshake.engine import Complete as Complete
-from dtlsgate.handshake.engine import Epochs, from_epoch, only
+from dtlsgate.handshake.engine import Epochs, KeyLogging, from_epoch, only
 from dtlsgate.handshake.engine import InstallKey as InstallKey
 from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
@@ -130,6 +130,31 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.rsa_pss_pss_sha384,
     SignatureScheme.rsa_pss_pss_sha512,
 )
+
+
+def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
+    """The TLS 1.3 suites of ``suites`` (DEFAULT_SUITES when it has none)."""
+    tls13 = {int(s) for s, info in SUITES.items() if info.key_exchange is KeyExchange.TLS13}
+    return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
+
+
+class Tls13Context(KeyLogging):
+    """What a client's and a server's per-config data (`ClientContext`, `ServerContext`)
+    share: the config, its provider, the versions (`Versions`: what the engine does
+    differently for DTLS), and the suites and groups to use, preferred first. A datagram
+    config may list DTLS 1.2 suites too (one port or one client, both versions): only its
+    TLS 1.3 ones are used here."""
+
+    def __init__(self, config: Any, versions: Versions) -> None:
+        super().__init__()
+        self.config = config
+        self.provider = config.provider
+        self.versions = versions
+        suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
+        self.suites = tls13_suites(suites) if versions.dtls else suites
+        self.groups = tls13_groups(config.groups or versions.default_groups)
+
+
 #: Every TLS 1.3 scheme we sign and verify: the defaults and ML-DSA (draft-ietf-tls-mldsa),
 #: offered when configured (``signature_schemes``): not by default, as no deployed CA issues
 #: ML-DSA certificates yet and each scheme lengthens every ClientHello.

@@ -29,9 +29,9 @@ from dtlsgate.crypto.hashes import (
     constant_time_equal,
     message_hash_from_digest,
 )
-from dtlsgate.crypto.kex import respond, tls13_groups
+from dtlsgate.crypto.kex import respond
 from dtlsgate.crypto.signatures import certificate_verify_content
-from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo, suite_info
+from dtlsgate.crypto.suites import SuiteInfo, suite_info
 from dtlsgate.errors import (
     CertificateRequired,
     DecryptError,
@@ -42,12 +42,11 @@ from dtlsgate.errors import (
     NoApplicationProtocol,
     UnsupportedCertificate,
 )
-from dtlsgate.handshake.engine import KeyLogging, Machine
+from dtlsgate.handshake.engine import Machine
 from dtlsgate.handshake.tls13 import raw_public_keys as rpk
 from dtlsgate.handshake.tls13.common import (
     APPLICATION_EPOCHS,
     DEFAULT_SIGNATURE_SCHEMES,
-    DEFAULT_SUITES,
     EPOCHS,
     HANDSHAKE_EPOCHS,
     TLS_VERSIONS,
@@ -63,6 +62,7 @@ from dtlsgate.handshake.tls13.common import (
     SendChangeCipherSpec,
     SendMessage,
     SkipEarlyData,
+    Tls13Context,
     UseConnectionIds,
     Versions,
     application_keylog,
@@ -144,27 +144,12 @@ MAX_EARLY_DATA_SKIP = 1 << 16
 MAX_PSK_IDENTITIES_TRIED = 4
 
 
-def tls13_suites(suites: tuple[int, ...]) -> tuple[int, ...]:
-    """The TLS 1.3 suites of ``suites`` (DEFAULT_SUITES when it has none)."""
-    tls13 = {int(s) for s, info in SUITES.items() if info.key_exchange is KeyExchange.TLS13}
-    return tuple(s for s in suites if s in tls13) or DEFAULT_SUITES
-
-
-class ServerContext(KeyLogging):
-    """Long-lived per-config data: credentials in wire form and preferences. ``log_keys``,
-    ``logging_keys()``: `KeyLogging`."""
+class ServerContext(Tls13Context):
+    """Long-lived per-config data: credentials in wire form and preferences (what a client's
+    shares with it: `Tls13Context`). ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
-        super().__init__()
-        self.config = config
-        self.provider = config.provider
-        # TLS 1.3 or DTLS 1.3 (`Versions`: what the engine does differently for DTLS).
-        self.versions = versions
-        self.suites: tuple[int, ...] = config.cipher_suites or DEFAULT_SUITES
-        if versions.dtls:
-            # A datagram config may list DTLS 1.2 suites too (one port, both versions).
-            self.suites = tls13_suites(self.suites)
-        self.groups = tls13_groups(config.groups or versions.default_groups)
+        super().__init__(config, versions)
         chain = config.certificate_chain
         self.chain_der = tuple(c.public_bytes(Encoding.DER) for c in chain)
         self.key = config.private_key
