@@ -21,13 +21,16 @@ datagram:
 
 A ClientHello without a cookie extension and without a pre_shared_key (the PSK path needs
 the full decoders) is not decoded in full: `peek_client_hello13` (`wire/`) checks its
-framing, every extension's header and no type twice, decodes only what the server's choice
-(`choose`, the same function the engine uses, made once per distinct offer and remembered
-in a small bounded table, `DtlsGate13.choose`: per configuration, not per peer) and the
-reply read (supported_versions,
-supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
-protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
-transcript hash from the received bytes. One with a cookie (a ClientHello2) or a
+framing, every extension's header and no type twice, and key_share's entries (which groups
+have a share), and returns the offer the server chooses from (cipher_suites,
+supported_versions, supported_groups, signature_algorithms, ALPN) as the bytes received.
+The server's choice (`choose`, the same function the engine uses) is made once per
+distinct offer, those bytes decoded by the full decoders (`decode_offer13`; ALPN only when
+the server has protocols) the first time they are seen, and remembered in a small bounded
+table keyed by them (`DtlsGate13.choose`: per configuration, not per peer): clients of one
+kind send the same offer byte for byte, so a ClientHello1 seen before is answered without
+decoding any of it again. What the cookie binds (`client_hello_fixed_part`) and the
+transcript hash come from the received bytes. One with a cookie (a ClientHello2) or a
 pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
 peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
 decode it again. Any ClientHello the full decoders accept gets the
