@@ -14,6 +14,7 @@ from helpers import credentials, cycle_collector_off
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.errors import DtlsgateError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.datagram import Dtls13Admit
 from dtlsgate.io import aio
@@ -144,6 +145,55 @@ def test_asyncio_finished_associations_are_freed_without_the_cycle_collector(
                     break
                 await asyncio.sleep(0.01)
             return [w() is None for w in watched]
+
+    with cycle_collector_off():
+        assert asyncio.run(asyncio.wait_for(main(), 30)) == [True, True]
+
+
+def failing_configs(version: int, failure: str) -> tuple[ServerConfig, ClientConfig]:
+    """A handshake that fails: ``cert``, the client does not trust the server's certificate
+    (the client fails, the server gets its alert); ``psk``, the client's PSK is not the
+    server's (the server fails, the client gets its alert): in DTLS 1.2 an identity the server
+    does not know, in DTLS 1.3 another key (its binder does not verify)."""
+    if failure == "cert":
+        return server_config(), ClientConfig(server_name="other.example", dtls_versions=(version,))
+    identity, key = (b"stranger", b"k" * 16) if version == DTLS12 else (b"client", b"x" * 16)
+    client = ClientConfig(psk_identity=identity, psk=key, dtls_versions=(version,))
+    return ServerConfig(psk={b"client": b"k" * 16}), client
+
+
+@pytest.mark.parametrize("failure", ["cert", "psk"])
+@pytest.mark.parametrize("version", [DTLS12, DTLS13])
+def test_asyncio_failed_handshakes_are_freed_without_the_cycle_collector(
+    version: int, failure: str
+) -> None:
+    """A handshake that failed leaves nothing to the cyclic collector either, on the side
+    that failed or on the side that got the alert: the error, kept for whoever waits on the
+    handshake, must not keep frames that hold the stream (a cycle through its traceback)."""
+
+    async def main() -> list[bool]:
+        server_config, client_config = failing_configs(version, failure)
+        watched: list[weakref.ref[object]] = []
+        async with await aio.serve(echo, "127.0.0.1", 0, server_config) as server:
+            connecting = asyncio.ensure_future(
+                aio.connect(*server.address, client_config, timeout=10)
+            )
+            for _ in range(100_000):  # the server's stream, from its admission to its failure
+                if server.peers or connecting.done():
+                    break
+                await asyncio.sleep(0)
+            watched.extend(weakref.ref(stream) for stream in server.peers.values())
+            with pytest.raises((DtlsgateError, ConnectionError)) as failed:
+                await connecting
+            watched.append(weakref.ref(failed.value))
+            del connecting, failed
+            for _ in range(100):  # the server's side fails a loop turn or two later
+                if server.handshakes_failed and not server.handshakes_in_progress:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the failed handshake's task ends
+            assert server.handshakes_failed == 1
+        return [w() is None for w in watched]
 
     with cycle_collector_off():
         assert asyncio.run(asyncio.wait_for(main(), 30)) == [True, True]

@@ -293,12 +293,12 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
     the engine's `choose` on the decoded ClientHello, a gate that remembers it answers
     byte for byte as a fresh gate does, a refused offer stays refused, at most MAX_CHOICES
     offers are kept (a new one displaces the oldest), and an offer of more than
-    MAX_OFFER_ITEMS items is not kept."""
+    MAX_OFFER_BYTES bytes is not kept."""
     import itertools
 
-    from dtlsgate.gate.dtls13 import MAX_CHOICES, MAX_OFFER_ITEMS, DtlsGate13
+    from dtlsgate.gate.dtls13 import MAX_CHOICES, MAX_OFFER_BYTES, DtlsGate13
     from dtlsgate.handshake.tls13.common import DTLS_VERSIONS, decode_client_hello
-    from dtlsgate.handshake.tls13.server import choose
+    from dtlsgate.handshake.tls13.server import Choice, choose
     from dtlsgate.wire.client_hello13_peek import peek_client_hello13
     from dtlsgate.wire.enums import CipherSuite
 
@@ -311,18 +311,23 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
     gate13 = DtlsGate13(server_config())
     for n, hello in enumerate(hellos):
         body = hello[25:]
-        choice = gate13.choose(peek_client_hello13(body), ())
+        choice = gate13.choose(peek_client_hello13(body))
         assert choice == choose(gate13.context, *decode_client_hello(body, DTLS_VERSIONS), None)
         assert gate13.choices_remembered == min(n + 1, MAX_CHOICES)
     peek = peek_client_hello13(hellos[0][25:])
-    choice = gate13.choose(peek, ())
-    assert choice is not None and choice.suite == suites[0]
+    choice = gate13.choose(peek)
+    assert isinstance(choice, Choice) and choice.suite == suites[0]
     assert gate13.choices_remembered == MAX_CHOICES  # displaced the oldest
 
     gate13 = DtlsGate13(server_config())
-    big = peek._replace(cipher_suites=(*peek.cipher_suites, *range(0x5000, 0x5080)))
-    assert len(big.cipher_suites) > MAX_OFFER_ITEMS
-    assert gate13.choose(big, ()) == choice and gate13.choices_remembered == 0
+    big = peek._replace(cipher_suites=peek.cipher_suites + bytes(range(256)) * 2)
+    assert len(big.cipher_suites) > MAX_OFFER_BYTES
+    assert gate13.choose(big) == choice and gate13.choices_remembered == 0
+    # Malformed in the offer, or not offering DTLS 1.3: judged as DTLS 1.2, not remembered.
+    assert peek.groups is not None and peek.versions is not None
+    assert gate13.choose(peek._replace(groups=peek.groups[1:])) is None
+    assert gate13.choose(peek._replace(versions=b"\x02\xfe\xfd")) is None
+    assert gate13.choices_remembered == 0
 
     refused = Gate(server_config(groups=(NamedGroup.x448,)))
     hello = first_client_hello(groups=(NamedGroup.x25519,))

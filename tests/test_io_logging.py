@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders import client_hello, datagram
@@ -30,9 +31,11 @@ def too_long(peer: object) -> bytes:
     return bytes(256)
 
 
+# aio.run: on uvloop, where the server reads through the loop's datagram transport.
+@pytest.mark.parametrize("run", [asyncio.run, aio.run], ids=["asyncio", "aio.run"])
 @pytest.mark.parametrize("generate", [raising, too_long], ids=["raises", "256-bytes"])
 def test_a_failing_cookie_callback_is_logged_once_and_its_datagrams_dropped(
-    generate: object, caplog: pytest.LogCaptureFixture
+    generate: object, run: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     base, _ = configs()
     config = ServerConfig(
@@ -58,7 +61,7 @@ def test_a_failing_cookie_callback_is_logged_once_and_its_datagrams_dropped(
             return server.failures
 
     with caplog.at_level(logging.DEBUG, logger="dtlsgate"):
-        failures = asyncio.run(asyncio.wait_for(main(), 30))
+        failures = run(asyncio.wait_for(main(), 30))
     assert failures == hellos
     with_traceback = [r for r in caplog.records if r.exc_info is not None]
     assert len(with_traceback) == 1 and with_traceback[0].levelno == logging.ERROR

@@ -54,3 +54,15 @@ def test_content_over_2_14_bytes_is_a_usage_error_in_both() -> None:
             layer.protect_application_data(too_long)
     with pytest.raises(UsageError):  # DTLS 1.2's plaintext epoch: over its length field
         RecordLayer().protect(HANDSHAKE, bytes(1 << 16), epoch=0)
+
+
+@pytest.mark.parametrize("version", LAYERS)
+def test_application_data_in_the_plaintext_epoch_is_a_usage_error(version: str) -> None:
+    """Epoch 0 has no protection (RFC 5246 §6.1, RFC 9147 §4): application data asked for
+    in it is refused, in both layers, not written in plaintext."""
+    layer = keyless(version)
+    with pytest.raises(UsageError, match="cannot be sent in plaintext"):
+        layer.protect(APP, b"secret", epoch=0)
+    if version == "dtls12":  # the default epoch before the keys is 0 too
+        with pytest.raises(UsageError, match="cannot be sent in plaintext"):
+            layer.protect(APP, b"secret")

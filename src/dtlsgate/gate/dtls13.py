@@ -21,13 +21,16 @@ datagram:
 
 A ClientHello without a cookie extension and without a pre_shared_key (the PSK path needs
 the full decoders) is not decoded in full: `peek_client_hello13` (`wire/`) checks its
-framing, every extension's header and no type twice, decodes only what the server's choice
-(`choose`, the same function the engine uses, made once per distinct offer and remembered
-in a small bounded table, `DtlsGate13.choose`: per configuration, not per peer) and the
-reply read (supported_versions,
-supported_groups, signature_algorithms, key_share's groups, ALPN when the server has
-protocols), and slices what the cookie binds (`client_hello_fixed_part`) and the
-transcript hash from the received bytes. One with a cookie (a ClientHello2) or a
+framing, every extension's header and no type twice, and key_share's entries (which groups
+have a share), and returns the offer the server chooses from (cipher_suites,
+supported_versions, supported_groups, signature_algorithms, ALPN) as the bytes received.
+The server's choice (`choose`, the same function the engine uses) is made once per
+distinct offer, those bytes decoded by the full decoders (`decode_offer13`; ALPN only when
+the server has protocols) the first time they are seen, and remembered in a small bounded
+table keyed by them (`DtlsGate13.choose`: per configuration, not per peer): clients of one
+kind send the same offer byte for byte, so a ClientHello1 seen before is answered without
+decoding any of it again. What the cookie binds (`client_hello_fixed_part`) and the
+transcript hash come from the received bytes. One with a cookie (a ClientHello2) or a
 pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
 peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
 decode it again. Any ClientHello the full decoders accept gets the
@@ -58,7 +61,7 @@ from typing import TYPE_CHECKING
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState
+from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_cookie_state
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -66,7 +69,11 @@ from dtlsgate.handshake.tls13.common import (
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
-from dtlsgate.wire.client_hello13_peek import ClientHello13Peek, peek_client_hello13
+from dtlsgate.wire.client_hello13_peek import (
+    ClientHello13Peek,
+    decode_offer13,
+    peek_client_hello13,
+)
 from dtlsgate.wire.enums import ContentType, HandshakeType, ProtocolVersion
 from dtlsgate.wire.extensions import decode_alpn
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, encode_dtls_handshake
@@ -80,13 +87,12 @@ if TYPE_CHECKING:
 __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 
 # The server's choices remembered per offer (`DtlsGate13.choose`): the clients of one
-# deployment send a handful of distinct offers, and a flood repeats one. Only offers of at
-# most MAX_OFFER_ITEMS suites, versions, groups, signature schemes and ALPN names are kept
-# (a common one has 20 to 60), so that the memo stays small (some 32 x 128 ints; ALPN
-# names of at most 255 bytes are read only when the server has protocols) however the
-# offers are made; a new offer displaces the oldest.
+# deployment send a handful of distinct offers, and a flood repeats one. Only offers whose
+# suites, versions, groups, signature schemes and ALPN names take at most MAX_OFFER_BYTES
+# bytes on the wire are kept (a common one has 40 to 150), so that the memo stays small
+# (some 32 x 512 bytes) however the offers are made; a new offer displaces the oldest.
 MAX_CHOICES = 32
-MAX_OFFER_ITEMS = 128
+MAX_OFFER_BYTES = 512
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
 # and random, then the session_id's length byte (RFC 9147 §4, §5.2; RFC 8446 §4.1.3).
@@ -122,7 +128,8 @@ class DtlsGate13:
         self.config = config
         self.context = ServerContext(config, versions=DTLS_VERSIONS)
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
-        self._choices: dict[tuple[object, ...], Choice | None] = {}
+        self._choices: dict[tuple[object, ...], Choice | DropReason] = {}
+        self._reads_alpn = bool(config.alpn_protocols)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
@@ -161,13 +168,16 @@ class DtlsGate13:
             self, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
         )
 
-    def choose(self, peek: ClientHello13Peek, alpn: tuple[bytes, ...]) -> Choice | None:
+    def choose(self, peek: ClientHello13Peek) -> Choice | DropReason | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
-        none is offered) and its decoded ALPN names, None when it refuses the offer. Made
-        once per offer: the choice depends on the configuration and on the offer alone (the
-        fields in the key; not on the random or session_id), and clients of one kind send
-        the same offer. `MAX_CHOICES` offers are remembered, each of at most
-        `MAX_OFFER_ITEMS` items."""
+        none is offered): a `Choice`, CLIENT_HELLO_REFUSED when it refuses the offer, None
+        when the offer is malformed (`decode_offer13`, or the ALPN body when the server has
+        protocols) or does not offer DTLS 1.3 (judged as DTLS 1.2). Decoded and made once
+        per offer: the choice depends on the configuration and on the offer's bytes alone
+        (the fields in the key; not on the random, session_id or key shares), and clients of
+        one kind send the same bytes. `MAX_CHOICES` offers are remembered, each of at most
+        `MAX_OFFER_BYTES` bytes."""
+        alpn = peek.alpn if self._reads_alpn else None  # what choose reads
         key = (
             peek.cipher_suites,
             peek.versions,
@@ -178,13 +188,21 @@ class DtlsGate13:
         )
         try:
             return self._choices[key]
-        except KeyError:  # an offer not seen lately (None: one refused)
+        except KeyError:  # an offer not seen lately
             pass
+        try:
+            suites, versions, groups, schemes = decode_offer13(peek)
+            alpn_names = () if alpn is None else decode_alpn(alpn)
+        except ProtocolError:
+            return None
+        # check_tls13_client_hello: DTLS 1.3 offered.
+        if DTLS_VERSIONS.version not in versions:
+            return None
         hello = ClientHello(
             peek.legacy_version,
             peek.random,
             peek.session_id,
-            peek.cipher_suites,
+            suites,
             peek.compression_methods,
             (),
             peek.legacy_cookie,
@@ -192,25 +210,26 @@ class DtlsGate13:
         # choose reads of key_share only whether it is present; which groups have a share
         # is ``peek.share_groups``.
         info = ClientHelloInfo(
-            peek.versions,
-            peek.groups,
+            versions,
+            groups,
             None if peek.share_groups is None else (),
-            peek.signature_schemes,
+            schemes,
             None,
-            alpn,
+            alpn_names,
             (),
             None,
             None,
             None,
             False,
         )
-        choice: Choice | None
+        choice: Choice | DropReason
         try:
             choice = choose(self.context, hello, info, None)
         except ProtocolError:
-            choice = None
-        items = len(peek.cipher_suites) + len(peek.versions) + len(peek.groups)
-        if items + len(peek.signature_schemes) + len(alpn) <= MAX_OFFER_ITEMS:
+            choice = DropReason.CLIENT_HELLO_REFUSED
+        size = len(peek.cipher_suites) + len(alpn or b"")
+        size += len(peek.versions or b"") + len(peek.groups or b"")
+        if size + len(peek.signature_schemes or b"") <= MAX_OFFER_BYTES:
             if len(self._choices) >= MAX_CHOICES:
                 del self._choices[next(iter(self._choices))]  # the oldest
             self._choices[key] = choice
@@ -396,25 +415,17 @@ def _retry_peeked(
     """`_retry` for a ClientHello1 read by `peek_client_hello13`: the checks of
     `decode_client_hello` on what was read (None where it raises), then the same choice
     (`DtlsGate13.choose`: the engine's, no PSK since none is offered)."""
-    # check_tls13_client_hello, DTLS: 1.3 offered, legacy_version {254, 253}, no
-    # compression, an empty legacy_cookie (RFC 9147 §5.3).
+    # check_tls13_client_hello, DTLS: no compression, legacy_version {254, 253}, an empty
+    # legacy_cookie (RFC 9147 §5.3); 1.3 offered (in `DtlsGate13.choose`).
     if (
-        DTLS_VERSIONS.version not in peek.versions
-        or peek.compression_methods != b"\x00"
+        peek.compression_methods != b"\x00"
         or peek.legacy_version != DTLS_VERSIONS.legacy_version
         or peek.legacy_cookie
     ):
         return None
-    context = gate13.context
-    alpn: tuple[bytes, ...] = ()
-    if peek.alpn is not None and context.config.alpn_protocols:  # what choose reads
-        try:
-            alpn = decode_alpn(peek.alpn)
-        except ProtocolError:
-            return None
-    choice = gate13.choose(peek, alpn)
-    if choice is None:
-        return Drop(DropReason.CLIENT_HELLO_REFUSED)
+    choice = gate13.choose(peek)
+    if not isinstance(choice, Choice):
+        return None if choice is None else Drop(choice)
     assert choice.group is not None and peek.share_groups is not None
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
@@ -454,8 +465,8 @@ def _reply(
     digest = gate13.digest(choice.suite, message)
     generate = gate13.config.stateless_cookie_generate
     application = b"" if generate is None else _application_cookie(generate, peer)
-    state = CookieState(choice.suite, choice.group, requested, digest, application)
-    cookie = jar.mint(peer, now, fixed, state.encode())
+    state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
+    cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None
     reply = gate13.hello_retry_request(sequence_number, session_id, choice.suite, group, cookie)
     if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)

@@ -107,6 +107,27 @@ def bound_fields(hello: ClientHello) -> bytes:
     return client_hello_fixed_part(hello)
 
 
+def encode_cookie_state(
+    cipher_suite: int,
+    group: int,
+    key_share_requested: bool,
+    client_hello1_digest: bytes,
+    application_cookie: bytes,
+) -> bytes:
+    """A `CookieState`'s encoding from its fields, without the object (the gates mint one per
+    stateless HelloRetryRequest and read it back only from ClientHello2's cookie):
+    format (1) | cipher_suite (2) | group (2) | key_share_requested (1) |
+    client_hello1_digest<1..64> | application_cookie<0..2^16-1>, the fixed fields in one
+    pack."""
+    digest, app = client_hello1_digest, application_cookie
+    if not 1 <= len(digest) <= 64 or len(app) > 0xFFFF:
+        raise UsageError("cookie state: digest of 1 to 64 bytes, app cookie below 64 KiB")
+    head = _STATE_HEAD.pack(
+        PAYLOAD_FORMAT, cipher_suite, group, int(key_share_requested), len(digest)
+    )
+    return head + digest + len(app).to_bytes(2, "big") + app
+
+
 @frozen
 class CookieState:
     """The integrity-protected payload of a TLS 1.3 cookie."""
@@ -118,20 +139,14 @@ class CookieState:
     application_cookie: bytes
 
     def encode(self) -> bytes:
-        """format (1) | cipher_suite (2) | group (2) | key_share_requested (1) |
-        client_hello1_digest<1..64> | application_cookie<0..2^16-1>: one pack for the
-        fixed fields (minted on every stateless HelloRetryRequest)."""
-        digest, app = self.client_hello1_digest, self.application_cookie
-        if not 1 <= len(digest) <= 64 or len(app) > 0xFFFF:
-            raise UsageError("cookie state: digest of 1 to 64 bytes, app cookie below 64 KiB")
-        head = _STATE_HEAD.pack(
-            PAYLOAD_FORMAT,
+        """`encode_cookie_state` of these fields."""
+        return encode_cookie_state(
             self.cipher_suite,
             self.group,
-            int(self.key_share_requested),
-            len(digest),
+            self.key_share_requested,
+            self.client_hello1_digest,
+            self.application_cookie,
         )
-        return head + digest + len(app).to_bytes(2, "big") + app
 
     @classmethod
     def decode(cls, data: bytes) -> CookieState:
@@ -202,8 +217,8 @@ class StatelessGate(GateCounters):
                     f"stateless_cookie_generate must return at most {MAX_APPLICATION_COOKIE} bytes"
                 )
         digest = suite_info(choice.suite).hash.digest(message)
-        state = CookieState(choice.suite, choice.group, requested, digest, application)
-        cookie = self.jar.mint(peer, now, bound_fields(hello), state.encode())
+        state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
+        cookie = self.jar.mint(peer, now, bound_fields(hello), state)
         hrr = hello_retry_request(
             hello.session_id, choice.suite, choice.group if requested else None, cookie
         )

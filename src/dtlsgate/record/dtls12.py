@@ -213,6 +213,10 @@ class RecordLayer:
         current write epoch), with the next sequence number of that epoch."""
         if epoch is None:
             epoch = self.write_epoch
+        if not epoch and content_type == ContentType.APPLICATION_DATA:
+            # Epoch 0 is TLS_NULL_WITH_NULL_NULL (RFC 5246 §6.1): no application data in
+            # plaintext, as the DTLS 1.3 layer refuses it too.
+            raise UsageError(f"content type {content_type} cannot be sent in plaintext")
         record: list[bytes] = []
         self._write(
             record, _TYPE_AND_VERSION.pack(content_type, ProtocolVersion.DTLS12), data, epoch

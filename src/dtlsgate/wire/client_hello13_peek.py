@@ -8,19 +8,21 @@
 
 checking its framing as `ClientHello.decode` (`wire.messages`) does, the extensions block
 included (each extension's header and body within it, no type twice: RFC 8446 §4.2; the
-walk after the cookie is `client_hello_peek.framing_after_cookie`, the DTLS 1.2 peek's), but
-decoding only the bodies a HelloRetryRequest depends on: supported_versions,
-supported_groups, signature_algorithms and key_share (its groups: which shares the client
-sent, RFC 8446 §4.2.8; each entry's framing and no group twice are checked, the key bytes
-are not kept). application_layer_protocol_negotiation is returned undecoded (the server
-reads it only when it has protocols configured); every other extension is walked, not
-decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes of
-`client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or a
-pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
+walk after the cookie is `client_hello_peek.framing_after_cookie`, the DTLS 1.2 peek's), and
+decoding only key_share (its groups: which shares the client sent, RFC 8446 §4.2.8; each
+entry's framing and no group twice are checked, the key bytes are not kept), the one body
+that differs from client to client of one kind. The offer the server chooses from
+(cipher_suites, supported_versions, supported_groups, signature_algorithms,
+application_layer_protocol_negotiation) is returned as the bytes received: one kind of
+client sends the same bytes every time, so the gate decodes them (`decode_offer13`, with
+the full decoders) once per distinct offer and remembers its choice; every other extension
+is walked, not decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes
+of `client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or
+a pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
 
-DecodeError when the body is malformed in what is read. The gate
-(`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before admitting
-it; ``tests/test_client_hello13_peek.py`` pins it to the full decoders.
+DecodeError when the body is malformed in what is read (`decode_offer13`: in the offer).
+The gate (`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before
+admitting it; ``tests/test_client_hello13_peek.py`` pins the two to the full decoders.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from dtlsgate.wire.extensions import (
 )
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
 
-__all__ = ["ClientHello13Peek", "peek_client_hello13"]
+__all__ = ["ClientHello13Peek", "decode_offer13", "peek_client_hello13"]
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
@@ -48,13 +50,15 @@ _TYPE_AND_LENGTH = struct.Struct(">HH")
 class ClientHello13Peek(NamedTuple):
     """What `peek_client_hello13` reads of a ClientHello.
 
-    - ``legacy_version``, ``random``, ``session_id``, ``legacy_cookie``, ``cipher_suites``,
+    - ``legacy_version``, ``random``, ``session_id``, ``legacy_cookie``,
       ``compression_methods``: as `ClientHello` has them;
-    - ``versions``, ``groups``, ``signature_schemes``: the decoded extensions (() when
-      absent);
+    - ``cipher_suites``: the cipher_suites vector's contents, undecoded (an even number of
+      bytes);
+    - ``versions``, ``groups``, ``signature_schemes``, ``alpn``: the bodies of
+      supported_versions, supported_groups, signature_algorithms and
+      application_layer_protocol_negotiation, undecoded (None: absent);
     - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
       absent);
-    - ``alpn``: the application_layer_protocol_negotiation body, undecoded (None: absent);
     - ``fixed``: `client_hello_fixed_part` of the message, from its bytes;
     - ``needs_full``: a cookie or pre_shared_key extension is present.
     """
@@ -63,11 +67,11 @@ class ClientHello13Peek(NamedTuple):
     random: bytes
     session_id: bytes
     legacy_cookie: bytes
-    cipher_suites: tuple[int, ...]
+    cipher_suites: bytes
     compression_methods: bytes
-    versions: tuple[int, ...]
-    groups: tuple[int, ...]
-    signature_schemes: tuple[int, ...]
+    versions: bytes | None
+    groups: bytes | None
+    signature_schemes: bytes | None
     share_groups: tuple[int, ...] | None
     alpn: bytes | None
     fixed: bytes
@@ -94,11 +98,11 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         raise DecodeError("ClientHello without an extensions block")
     get = spans.get
     span = get(ExtensionType.supported_versions)
-    versions = () if span is None else decode_supported_versions_ch(body[span[0] + 4 : span[1]])
+    versions = None if span is None else body[span[0] + 4 : span[1]]
     span = get(ExtensionType.supported_groups)
-    groups = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    groups = None if span is None else body[span[0] + 4 : span[1]]
     span = get(ExtensionType.signature_algorithms)
-    schemes = () if span is None else decode_u16_list_ext(body[span[0] + 4 : span[1]])
+    schemes = None if span is None else body[span[0] + 4 : span[1]]
     span = get(ExtensionType.key_share)
     share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
     span = get(ExtensionType.application_layer_protocol_negotiation)
@@ -114,7 +118,7 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         random,
         body[_SESSION_ID_AT + 1 : cookie_at],
         body[cookie_at + 1 : suites_at],
-        struct.unpack_from(f">{(compression_at - suites_at - 2) >> 1}H", body, suites_at + 2),
+        body[suites_at + 2 : compression_at],
         body[compression_at + 1 : extensions_at],
         versions,
         groups,
@@ -123,6 +127,22 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         alpn,
         b"".join(fixed),
         ExtensionType.cookie in spans or ExtensionType.pre_shared_key in spans,
+    )
+
+
+def decode_offer13(
+    peek: ClientHello13Peek,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """The cipher suites, supported_versions, supported_groups and signature_algorithms of
+    a `ClientHello13Peek`, decoded by the full decoders (() for an absent extension);
+    DecodeError when one of them is malformed."""
+    suites = peek.cipher_suites
+    versions, groups, schemes = peek.versions, peek.groups, peek.signature_schemes
+    return (
+        struct.unpack(f">{len(suites) >> 1}H", suites),  # an even length: the peek checked
+        () if versions is None else decode_supported_versions_ch(versions),
+        () if groups is None else decode_u16_list_ext(groups),
+        () if schemes is None else decode_u16_list_ext(schemes),
     )
 
 
