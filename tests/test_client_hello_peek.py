@@ -13,6 +13,7 @@ from helpers import mutated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, ProtocolError
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
@@ -29,7 +30,7 @@ from dtlsgate.wire.handshake import (
     encode_dtls_handshake,
     encode_dtls_handshake_fragment,
 )
-from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.messages import MAX_KNOWN_OFFERS, ClientHello
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
 REAL_BODIES = [
@@ -240,7 +241,7 @@ def record_agrees(datagram: bytes) -> ClientHelloRecordPeek | None:
         # ClientHello2): what the full decoder decodes, or refused alike; again from the
         # offers known.
         body = datagram[25 : 13 + int.from_bytes(datagram[11:13], "big")]
-        known: dict[bytes, ClientHello] = {}
+        known: Memo[bytes, ClientHello] = Memo(MAX_KNOWN_OFFERS)
         try:
             expected = ClientHello.decode(body, dtls=True)
         except ProtocolError:

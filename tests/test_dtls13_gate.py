@@ -292,7 +292,7 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
     """The gate decides the server's choice once per offer (`DtlsGate13.choose`): each is
     the engine's `choose` on the decoded ClientHello, a gate that remembers it answers
     byte for byte as a fresh gate does, a refused offer stays refused, at most MAX_CHOICES
-    offers are kept (a new one displaces the oldest), and an offer of more than
+    offers are kept (a full memo starts over), and an offer of more than
     MAX_OFFER_BYTES bytes is not kept."""
     import itertools
 
@@ -313,11 +313,11 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
         body = hello[25:]
         choice = gate13.choose(peek_client_hello13(body))
         assert choice == choose(gate13.context, *decode_client_hello(body, DTLS_VERSIONS), None)
-        assert gate13.choices_remembered == min(n + 1, MAX_CHOICES)
+        assert gate13.choices_remembered == n % MAX_CHOICES + 1  # full: started over
     peek = peek_client_hello13(hellos[0][25:])
     choice = gate13.choose(peek)
     assert isinstance(choice, Choice) and choice.suite == suites[0]
-    assert gate13.choices_remembered == MAX_CHOICES  # displaced the oldest
+    assert gate13.choices_remembered == len(hellos) % MAX_CHOICES + 1  # a new one again
 
     gate13 = DtlsGate13(server_config())
     big = peek._replace(cipher_suites=peek.cipher_suites + bytes(range(256)) * 2)

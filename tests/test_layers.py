@@ -5,7 +5,8 @@ select or threading.
 The layer order is written once, here. Lowest first; a module belongs to the longest prefix
 that names it.
 
-- ``wire.enums`` (the protocol's registry of numbers) and ``_frozen`` import nothing of ours;
+- ``wire.enums`` (the protocol's registry of numbers), ``_frozen`` and ``_memo`` import nothing
+  of ours;
   ``errors`` names alerts from ``wire.enums``; the rest of ``wire`` raises ``errors``.
 - ``gate.cookie`` sits below ``config``: a configuration owns its cookie jar.
 - ``gate`` sits above ``handshake``: the TLS 1.3 stream gate negotiates (cipher suite, group)
@@ -24,7 +25,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "dtlsgate"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("dtlsgate.wire.enums", "dtlsgate._frozen"),
+    ("dtlsgate.wire.enums", "dtlsgate._frozen", "dtlsgate._memo"),
     ("dtlsgate.errors",),
     ("dtlsgate.wire",),
     ("dtlsgate.crypto",),

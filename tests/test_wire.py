@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError, UsageError
 from dtlsgate.wire import extensions as ext
 from dtlsgate.wire.buffer import Reader, Writer, whole_vector
@@ -232,7 +233,7 @@ def test_client_hello_offers_known_are_decoded_once_and_bounded() -> None:
     sent = (Extension(10, b"\x00\x02\x00\x17"), Extension(23, b""))
     first = ClientHello(0xFEFD, bytes(32), b"", (0xC02B, 0xC02C), b"\x00", sent, b"")
     second = dataclasses.replace(first, random=bytes(range(32)), session_id=b"s", cookie=b"c")
-    known: dict[bytes, ClientHello] = {}
+    known: Memo[bytes, ClientHello] = Memo(MAX_KNOWN_OFFERS)
     decoded = [ClientHello.decode(h.encode(), dtls=True, known=known) for h in (first, second)]
     assert decoded == [first, second] and len(known) == 1
     assert decoded[1].extensions is decoded[0].extensions

@@ -46,6 +46,7 @@ import struct
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
+from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, ProtocolError, UsageError
 from dtlsgate.gate.reassembly import (
     MAX_FRAGMENT_RECORDS_PER_DATAGRAM,
@@ -74,7 +75,12 @@ from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     encode_dtls_handshake,
 )
-from dtlsgate.wire.messages import MAX_DTLS12_COOKIE_LENGTH, ClientHello, HelloVerifyRequest
+from dtlsgate.wire.messages import (
+    MAX_DTLS12_COOKIE_LENGTH,
+    MAX_KNOWN_OFFERS,
+    ClientHello,
+    HelloVerifyRequest,
+)
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
     DtlsRecord,
@@ -136,7 +142,7 @@ class Gate(GateCounters):
         self._replies = HelloVerifyRequests()
         # The offers of the ClientHellos admitted lately, each decoded once
         # (`ClientHello.with_offer`, MAX_KNOWN_OFFERS).
-        self._offers: dict[bytes, ClientHello] = {}
+        self._offers: Memo[bytes, ClientHello] = Memo(MAX_KNOWN_OFFERS)
         self._cookie_generate = config.cookie_generate
         self._dtls12 = ProtocolVersion.DTLS12 in config.dtls_versions
         # The config prepared for each version's handshakes, made at the first use and

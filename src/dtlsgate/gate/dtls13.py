@@ -58,6 +58,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
+from dtlsgate._memo import Memo
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
@@ -90,7 +91,7 @@ __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 # deployment send a handful of distinct offers, and a flood repeats one. Only offers whose
 # suites, versions, groups, signature schemes and ALPN names take at most MAX_OFFER_BYTES
 # bytes on the wire are kept (a common one has 40 to 150), so that the memo stays small
-# (some 32 x 512 bytes) however the offers are made; a new offer displaces the oldest.
+# (a `Memo`: some 32 x 512 bytes) however the offers are made.
 MAX_CHOICES = 32
 MAX_OFFER_BYTES = 512
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
@@ -128,7 +129,7 @@ class DtlsGate13:
         self.config = config
         self.context = ServerContext(config, versions=DTLS_VERSIONS)
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
-        self._choices: dict[tuple[object, ...], Choice | DropReason] = {}
+        self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
@@ -230,9 +231,7 @@ class DtlsGate13:
         size = len(peek.cipher_suites) + len(alpn or b"")
         size += len(peek.versions or b"") + len(peek.groups or b"")
         if size + len(peek.signature_schemes or b"") <= MAX_OFFER_BYTES:
-            if len(self._choices) >= MAX_CHOICES:
-                del self._choices[next(iter(self._choices))]  # the oldest
-            self._choices[key] = choice
+            self._choices.remember(key, choice)
         return choice
 
     @property

@@ -35,6 +35,7 @@ from functools import partial
 from typing import NamedTuple, cast
 
 from dtlsgate._frozen import frozen
+from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.enums import ContentType, HandshakeType
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
@@ -166,7 +167,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
 
 
 def client_hello_from_peek(
-    peek: ClientHelloRecordPeek, body: bytes, known: dict[bytes, ClientHello] | None = None
+    peek: ClientHelloRecordPeek, body: bytes, known: Memo[bytes, ClientHello] | None = None
 ) -> ClientHello:
     """The whole ClientHello ``body`` (``peek.whole``) that `peek_client_hello_record` read:
     its fields up to the cookie as the peek read them (not decoded twice), the rest (the

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Mapping
 
 from dtlsgate._frozen import frozen
+from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ProtocolVersion
@@ -39,11 +40,10 @@ MAX_DTLS12_COOKIE_LENGTH = 255
 
 # A server's clients send the same offer (the ClientHello from its cipher_suites to its end)
 # in every handshake: only the random, the session_id and the cookie differ, and clients of
-# one kind send one offer. Given the offers it decoded before (``known``),
-# `ClientHello.decode` decodes each distinct offer once. At most MAX_KNOWN_OFFERS are kept,
-# each of at most MAX_KNOWN_OFFER_LENGTH bytes (a common one has 80 to 250), so that the
-# table stays small however the offers are made. A full table starts over (one
-# `dict.clear`, whichever thread decodes).
+# one kind send one offer. Given the offers it decoded before (``known``, a `Memo` of at
+# most MAX_KNOWN_OFFERS), `ClientHello.decode` decodes each distinct offer once. Only offers
+# of at most MAX_KNOWN_OFFER_LENGTH bytes (a common one has 80 to 250) are kept, so that
+# the memo stays small however the offers are made.
 MAX_KNOWN_OFFERS = 32
 MAX_KNOWN_OFFER_LENGTH = 1024
 
@@ -92,7 +92,7 @@ class ClientHello:
 
     @classmethod
     def decode(
-        cls, body: bytes, *, dtls: bool, known: dict[bytes, ClientHello] | None = None
+        cls, body: bytes, *, dtls: bool, known: Memo[bytes, ClientHello] | None = None
     ) -> ClientHello:
         """The ClientHello ``body``. ``known``: the offers decoded before (a server's table,
         filled here; see MAX_KNOWN_OFFERS): one of them is not decoded again, the new
@@ -112,7 +112,7 @@ class ClientHello:
         cookie: bytes | None,
         body: bytes,
         start: int,
-        known: dict[bytes, ClientHello] | None = None,
+        known: Memo[bytes, ClientHello] | None = None,
     ) -> ClientHello:
         """The ClientHello with these fields before its offer (decoded already, by `decode`
         or a peek), and the offer decoded from ``body[start:]``, the rest of the message:
@@ -141,9 +141,7 @@ class ClientHello:
             legacy_version, random, session_id, suites, compression, extensions, cookie, decoded
         )
         if known is not None and len(offer) <= MAX_KNOWN_OFFER_LENGTH:
-            if len(known) >= MAX_KNOWN_OFFERS:
-                known.clear()
-            known[offer] = hello
+            known.remember(offer, hello)
         return hello
 
     def encode(self) -> bytes:

@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dtlsgate._frozen import frozen
+from dtlsgate._memo import Memo
 from dtlsgate.config import ServerConfig
 from dtlsgate.crypto.certs import (
     TrustStore,
@@ -166,8 +167,7 @@ _SERVER_HELLO_DONE_BODY = ServerHelloDone().encode()
 # send one offer, in every handshake. Only offers of at most MAX_OFFER_ITEMS cipher suites
 # and extensions, whose extensions' bodies come to at most MAX_OFFER_EXTENSION_BYTES (a
 # common offer has 20 to 60 items and 50 to 250 bytes of them), are kept, so that the memo
-# stays small however the offers are made. A full memo starts over (one `dict.clear`: the
-# context is shared by connections that may run in several threads).
+# (a `Memo` of at most MAX_ANSWERS) stays small however the offers are made.
 MAX_ANSWERS = 32
 MAX_OFFER_ITEMS = 128
 MAX_OFFER_EXTENSION_BYTES = 1024
@@ -221,7 +221,7 @@ class ServerContext(KeyLogging):
         chain = config.certificate_chain
         self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
         self._certificate_messages: dict[int, bytes] = {}
-        self._answers: dict[Offer, Answer] = {}
+        self._answers: Memo[Offer, Answer] = Memo(MAX_ANSWERS)
         # RFC 7250 §3: our Certificate body carrying our raw public key.
         key = config.private_key
         self.raw_public_key_certificate = (
@@ -253,9 +253,7 @@ class ServerContext(KeyLogging):
             len(hello.cipher_suites) + len(extensions) <= MAX_OFFER_ITEMS
             and sum(map(len, extensions.values())) <= MAX_OFFER_EXTENSION_BYTES
         ):
-            if len(self._answers) >= MAX_ANSWERS:
-                self._answers.clear()
-            self._answers[offer] = answer
+            self._answers.remember(offer, answer)
         return answer
 
     @property
