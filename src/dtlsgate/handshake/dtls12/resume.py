@@ -145,12 +145,22 @@ def encode_stored_session(
         )
     except struct.error:
         raise UsageError("a session field does not fit its width") from None
+    if not (server_name or psk_identity or peer_certificates):
+        return head + _NO_NAME_IDENTITY_OR_CERTIFICATES
     return (
         head
         + encode_vector(1, (server_name or "").encode())
         + encode_vector(2, psk_identity or b"")
         + encode_vector(3, _certificate_list(peer_certificates))
     )
+
+
+# The end of a session with no server name, PSK identity or peer certificates (a
+# certificate server's that does not ask for the client's: its usual session): the three
+# empty vectors, encoded once.
+_NO_NAME_IDENTITY_OR_CERTIFICATES = (
+    encode_vector(1, b"") + encode_vector(2, b"") + encode_vector(3, b"")
+)
 
 
 def _certificate_list(certificates: tuple[bytes, ...]) -> bytes:
