@@ -218,25 +218,27 @@ class RecordLayer:
             # plaintext, as the DTLS 1.3 layer refuses it too.
             raise UsageError(f"content type {content_type} cannot be sent in plaintext")
         record: list[bytes] = []
-        self.write_handshake(
-            record, data, epoch, _TYPE_AND_VERSION.pack(content_type, ProtocolVersion.DTLS12)
+        self._write(
+            record, _TYPE_AND_VERSION.pack(content_type, ProtocolVersion.DTLS12), data, epoch
         )
         return b"".join(record)
 
-    def write_handshake(
-        self,
-        datagram: list[bytes],
-        data: bytes,
-        epoch: int,
-        type_and_version: bytes = _HANDSHAKE,
-    ) -> int:
+    def write_handshake(self, datagram: list[bytes], message: bytes, epoch: int) -> int:
         """Append to ``datagram`` (the records of a datagram being filled, `pack_flight`) one
-        record of ``epoch`` with that epoch's next sequence number, carrying ``data``: by
-        default a handshake message or fragment with its handshake header (a plaintext
-        record as its header and ``data``); its length. ``type_and_version``: the header's
-        first 3 bytes, for the other content types (`protect`,
-        `write_change_cipher_spec`). A flight's records are written where they are sent
-        from, not made as records first, and each in one call."""
+        handshake record of ``epoch`` carrying ``message`` (a whole message or a fragment,
+        with its handshake header); its length. A flight's records are written where they
+        are sent from, not made as records first."""
+        return self._write(datagram, _HANDSHAKE, message, epoch)
+
+    def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
+        """Append to ``datagram`` the ChangeCipherSpec record (RFC 5246 §7.1) of ``epoch``;
+        its length."""
+        return self._write(datagram, _CHANGE_CIPHER_SPEC, b"\x01", epoch)
+
+    def _write(self, out: list[bytes], type_and_version: bytes, data: bytes, epoch: int) -> int:
+        """Append to ``out`` the record of ``data`` in ``epoch`` with that epoch's next
+        sequence number (a plaintext record as its header and ``data``); its length.
+        ``type_and_version``: the header's first 3 bytes."""
         try:
             seq = self._write_seq[epoch]
         except IndexError:  # an epoch never installed (free in 3.11 when not raised)
@@ -250,20 +252,15 @@ class RecordLayer:
             if len(data) > 0xFFFF:
                 raise UsageError("record body longer than 2^16 - 1 bytes")
             self._write_seq[epoch] = seq + 1
-            datagram.append(_RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data)))
-            datagram.append(data)
+            out.append(_RECORD_HEADER.pack(type_and_version, (epoch << 48) | seq, len(data)))
+            out.append(data)
             return DTLS_RECORD_HEADER_LENGTH + len(data)
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise UsageError("record content longer than 2^14 bytes")
         self._write_seq[epoch] = seq + 1
         record = cipher.seal_record(type_and_version, (epoch << 48) | seq, data)
-        datagram.append(record)
+        out.append(record)
         return len(record)
-
-    def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
-        """Append to ``datagram`` the ChangeCipherSpec record (RFC 5246 §7.1) of ``epoch``;
-        its length."""
-        return self.write_handshake(datagram, b"\x01", epoch, _CHANGE_CIPHER_SPEC)
 
     def protect_application_data(self, data: bytes) -> bytes:
         """The per-record send path: `protect` for one application data record in the
