@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
+from dtlsgate._memo import Memo
 from dtlsgate.crypto.hashes import (
     Hash,
     TranscriptHash,
@@ -142,6 +143,13 @@ MAX_EARLY_DATA_SKIP = 1 << 16
 # RFC 8446 §4.2.11 lets a client offer many PSK identities; clients offer their newest
 # ticket or a few. Trying at most 4 bounds the ticket decryptions one ClientHello can cost.
 MAX_PSK_IDENTITIES_TRIED = 4
+# The server's choice without a PSK remembered per offer (`choose`): a `Memo` of at most
+# MAX_CHOICES offers, each of at most MAX_CHOICE_ITEMS suites, groups, signature schemes
+# and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
+# items and none or a few short names).
+MAX_CHOICES = 32
+MAX_CHOICE_ITEMS = 128
+MAX_CHOICE_ALPN_BYTES = 512
 
 
 class ServerContext(Tls13Context):
@@ -179,6 +187,8 @@ class ServerContext(Tls13Context):
         # Our Certificate message per (raw public key, compression algorithm): the same
         # bytes in every handshake, encoded (and compressed) at the first that needs it.
         self._certificates: dict[tuple[bool, int | None], bytes] = {}
+        # `choose`'s answer without a PSK, per offer.
+        self.choices: Memo[tuple[object, ...], Choice] = Memo(MAX_CHOICES)
 
     def certificate(self, raw: bool, peer_algorithms: tuple[int, ...]) -> bytes:
         """Our Certificate message (RFC 8446 §4.4.2): the chain, or our key's
@@ -364,7 +374,19 @@ def choose(
 ) -> Choice:
     """Suite, group, signature scheme and ALPN protocol, in our order of preference; with a
     PSK the suite is the ticket's or one of the PSK's hash (RFC 8446 §4.2.11), no signature
-    is made, and psk_ke needs no group (§4.2.9)."""
+    is made, and psk_ke needs no group (§4.2.9).
+
+    Without a PSK the choice depends on the configuration and on the offer alone: its
+    suites, groups, signature schemes, ALPN names (read only when we have protocols) and
+    whether key_share is present (not the shares, random, session_id or cookie). It is made
+    once per offer (``ctx.choices``); a refused offer raises each time and is not kept."""
+    key = None
+    if psk is None:
+        alpn = info.alpn if ctx.config.alpn_protocols else None
+        key = (hello.cipher_suites, info.groups, info.shares is None, info.signature_schemes, alpn)
+        known = ctx.choices.get(key)
+        if known is not None:
+            return known
     suites = ctx.suites
     if psk is not None:
         suites = (psk.suite,) if psk.suite is not None else ctx.suites
@@ -392,7 +414,17 @@ def choose(
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", NoApplicationProtocol)
     assert suite is not None
-    return Choice(suite, group, scheme, alpn)
+    choice = Choice(suite, group, scheme, alpn)
+    if key is not None and _small_offer(hello, info):
+        ctx.choices.remember(key, choice)
+    return choice
+
+
+def _small_offer(hello: ClientHello, info: ClientHelloInfo) -> bool:
+    """Whether `choose` may remember this offer (MAX_CHOICE_ITEMS, MAX_CHOICE_ALPN_BYTES)."""
+    items = len(hello.cipher_suites) + len(info.groups) + len(info.signature_schemes)
+    alpn = info.alpn
+    return items + len(alpn) <= MAX_CHOICE_ITEMS and sum(map(len, alpn)) <= MAX_CHOICE_ALPN_BYTES
 
 
 # ---- handlers -----------------------------------------------------------------------------
