@@ -427,6 +427,14 @@ def _small_offer(hello: ClientHello, info: ClientHelloInfo) -> bool:
     return items + len(alpn) <= MAX_CHOICE_ITEMS and sum(map(len, alpn)) <= MAX_CHOICE_ALPN_BYTES
 
 
+def retried(choice: Choice, suite: int, group: int) -> Choice:
+    """``choice`` with the suite and group our HelloRetryRequest fixed (RFC 8446 §4.1.4):
+    the same object when it names them already (the remembered choice for the offer)."""
+    if choice.suite == suite and choice.group == group:
+        return choice
+    return Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
+
+
 # ---- handlers -----------------------------------------------------------------------------
 
 
@@ -488,8 +496,7 @@ def on_client_hello2(
     expect(info.cookie == state.cookie, "cookie is not the HRR's", IllegalParameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     found = psk_after_retry(ctx, hello, info, state.suite, now)
-    choice = choose(ctx, hello, info, found)
-    choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
+    choice = retried(choose(ctx, hello, info, found), state.suite, state.group)
     psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
@@ -880,8 +887,7 @@ def after_stateless_retry(
     message = admit.client_hello_message
     psk = check_binder(found, info, transcript, message, suite, ctx.versions)
     transcript.update(admit.client_hello_message)
-    choice = choose(ctx, hello, info, found)
-    choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
+    choice = retried(choose(ctx, hello, info, found), suite, group)
     return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
 
