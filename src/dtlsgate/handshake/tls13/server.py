@@ -187,6 +187,9 @@ class ServerContext(Tls13Context):
         # Our Certificate message per (raw public key, compression algorithm): the same
         # bytes in every handshake, encoded (and compressed) at the first that needs it.
         self._certificates: dict[tuple[bool, int | None], bytes] = {}
+        # Our EncryptedExtensions per what it says (`encrypted_extensions`): a handful per
+        # config, the ALPN protocol being one of ours.
+        self._encrypted_extensions: dict[tuple[object, ...], bytes] = {}
         # `choose`'s answer without a PSK, per offer.
         self.choices: Memo[tuple[object, ...], Choice] = Memo(MAX_CHOICES)
 
@@ -201,6 +204,26 @@ class ServerContext(Tls13Context):
             body = Certificate(b"", tuple(CertificateEntry(d) for d in entries)).encode()
             encoded = compressed_certificate_message(body, algorithm)
             self._certificates[raw, algorithm] = encoded
+        return encoded
+
+    def encrypted_extensions(
+        self,
+        info: ClientHelloInfo,
+        alpn: bytes | None,
+        server_type: int | None,
+        client_type: int | None,
+    ) -> bytes:
+        """Our EncryptedExtensions message (`encrypted_extensions`), the same bytes in every
+        handshake that says the same: encoded at the first."""
+        name_used = info.server_name is not None
+        size_limit = info.record_size_limit is not None
+        key = (name_used, alpn, size_limit, server_type, client_type)
+        encoded = self._encrypted_extensions.get(key)
+        if encoded is None:
+            encoded = encrypted_extensions(
+                self, name_used, alpn, size_limit, server_type, client_type
+            )
+            self._encrypted_extensions[key] = encoded
         return encoded
 
 
@@ -594,17 +617,23 @@ def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds |
 
 
 def encrypted_extensions(
-    ctx: ServerContext, info: ClientHelloInfo, choice: Choice, types: list[Extension]
+    ctx: ServerContext,
+    name_used: bool,
+    alpn: bytes | None,
+    size_limit: bool,
+    server_type: int | None,
+    client_type: int | None,
 ) -> bytes:
-    extensions: list[Extension] = list(types)
-    if info.server_name is not None:
+    """Our EncryptedExtensions message (RFC 8446 §4.3.1): the certificate types chosen
+    (RFC 7250), whether the client's server_name was used, the ALPN protocol chosen, and
+    whether both send record_size_limit (RFC 8449)."""
+    extensions = rpk.echoes(server_type, client_type)
+    if name_used:
         # RFC 6066 §3: an empty server_name acknowledges the name was used.
         extensions.append(Extension(_E.server_name, b""))
-    if choice.alpn is not None:
-        extensions.append(
-            Extension(_E.application_layer_protocol_negotiation, encode_alpn([choice.alpn]))
-        )
-    if info.record_size_limit is not None:
+    if alpn is not None:
+        extensions.append(Extension(_E.application_layer_protocol_negotiation, encode_alpn([alpn])))
+    if size_limit:
         limit = ctx.config.record_size_limit.to_bytes(2, "big")
         extensions.append(Extension(_E.record_size_limit, limit))
     return message(_H.ENCRYPTED_EXTENSIONS, EncryptedExtensions(tuple(extensions)).encode())
@@ -628,8 +657,7 @@ def encrypted_flight(
     # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
     server_type = None if info_out.psk_authenticated else rpk.server_type(ctx.config, info)
     client_type = rpk.client_type(ctx.config, info) if request else None
-    types = rpk.echoes(server_type, client_type)
-    messages = [encrypted_extensions(ctx, info, choice, types)]
+    messages = [ctx.encrypted_extensions(info, choice.alpn, server_type, client_type)]
     keys.transcript.update(messages[0])
     if not info_out.psk_authenticated:
         raw = server_type == rpk.RAW
