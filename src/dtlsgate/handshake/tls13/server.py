@@ -663,7 +663,8 @@ def encrypted_flight(
         raw = server_type == rpk.RAW
         compress = info.compress_algorithms
         messages.extend(certificate_messages(ctx, keys, choice, request, compress, raw))
-    fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
+    # RFC 8446 §4.4.4: the Finished body is verify_data alone.
+    fin = message(_H.FINISHED, keys.finished(server=True))
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
     keys.schedule.enter_master()
