@@ -121,7 +121,8 @@ from dtlsgate.wire.extensions import (
     encode_supported_versions_sh,
     encode_u16_list_ext,
 )
-from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
 from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
@@ -148,6 +149,9 @@ MAX_PSK_IDENTITIES_TRIED = 4
 # and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
 # items and none or a few short names).
 MAX_CHOICES = 32
+# In a HelloRetryRequest message: the handshake header, legacy_version and random, then the
+# session_id's length byte (RFC 8446 §4.1.3).
+_SESSION_ID_AT = TLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
 MAX_CHOICE_ITEMS = 128
 MAX_CHOICE_ALPN_BYTES = 512
 
@@ -190,6 +194,11 @@ class ServerContext(Tls13Context):
         # Our EncryptedExtensions per what it says (`encrypted_extensions`): a handful per
         # config, the ALPN protocol being one of ours.
         self._encrypted_extensions: dict[tuple[object, ...], bytes] = {}
+        # The stateless HelloRetryRequest per shape (`retry_request`): (suite, group or
+        # None, session_id length, cookie length) -> the message before the session_id and
+        # between it and the cookie. A handful per config: our suites and groups, session_ids
+        # of 0 to 32 bytes, the lengths of our own cookies.
+        self._retry_requests: dict[tuple[int, int | None, int, int], tuple[bytes, bytes]] = {}
         # `choose`'s answer without a PSK, per offer.
         self.choices: Memo[tuple[object, ...], Choice] = Memo(MAX_CHOICES)
 
@@ -225,6 +234,23 @@ class ServerContext(Tls13Context):
             )
             self._encrypted_extensions[key] = encoded
         return encoded
+
+    def retry_request(
+        self, session_id: bytes, suite: int, group: int | None, cookie: bytes
+    ) -> bytes:
+        """`hello_retry_request` with a cookie, as a stateless retry sent it: made from the
+        message of its shape, encoded at the first, with the session_id and cookie put in
+        (the cookie is the last field of the last extension)."""
+        shape = (suite, group, len(session_id), len(cookie))
+        parts = self._retry_requests.get(shape)
+        if parts is None:
+            hrr = hello_retry_request(
+                bytes(len(session_id)), suite, group, bytes(len(cookie)), self.versions
+            )
+            after = _SESSION_ID_AT + len(session_id)
+            parts = (hrr[:_SESSION_ID_AT], hrr[after : len(hrr) - len(cookie)])
+            self._retry_requests[shape] = parts
+        return b"".join((parts[0], session_id, parts[1], cookie))
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -907,7 +933,7 @@ def after_stateless_retry(
     suite, group = admit.cipher_suite, admit.group
     share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
     hrr_group = group if admit.key_share_requested else None
-    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie, ctx.versions)
+    hrr = ctx.retry_request(hello.session_id, suite, hrr_group, admit.cookie)
     transcript = TranscriptHash(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
