@@ -288,6 +288,54 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
         gate13.hello_retry_request(2**48, b"", suites[0], None, b"c")
 
 
+def test_server_engine_remembers_its_choice_per_offer_and_its_retry_request_per_shape() -> None:
+    """The engine's `choose` without a PSK is made once per offer (``ServerContext.choices``):
+    another ClientHello with the same offer (its own random and key shares) gets the same
+    Choice; a refused offer raises each time and is not kept; at most MAX_CHOICES offers are
+    kept (a full memo starts over). `ServerContext.retry_request` is `hello_retry_request`
+    byte for byte for every session_id length and cookies of two lengths."""
+    import itertools
+
+    from dtlsgate.errors import HandshakeFailure
+    from dtlsgate.handshake.tls13.common import (
+        DTLS_VERSIONS,
+        ClientHelloInfo,
+        decode_client_hello,
+        hello_retry_request,
+    )
+    from dtlsgate.handshake.tls13.server import MAX_CHOICES, ServerContext, choose
+    from dtlsgate.wire.enums import CipherSuite
+    from dtlsgate.wire.messages import ClientHello
+
+    ctx = ServerContext(server_config(), versions=DTLS_VERSIONS)
+    suites = [s for s in CipherSuite if s >> 8 == 0x13]
+    orders = list(itertools.permutations(suites))[: MAX_CHOICES + 1]
+
+    def decoded(**kwargs: object) -> tuple[ClientHello, ClientHelloInfo]:
+        return decode_client_hello(first_client_hello(**kwargs)[25:], DTLS_VERSIONS)
+
+    first = choose(ctx, *decoded(cipher_suites=orders[0]), None)
+    hello, info = decoded(cipher_suites=orders[0])
+    assert choose(ctx, hello, info, None) is first and len(ctx.choices) == 1
+    fresh = ServerContext(server_config(), versions=DTLS_VERSIONS)
+    assert choose(fresh, hello, info, None) == first
+    for n, order in enumerate(orders[1:], 2):
+        choose(ctx, *decoded(cipher_suites=order), None)
+        assert len(ctx.choices) == (n - 1) % MAX_CHOICES + 1  # full: started over
+    refused = ServerContext(server_config(groups=(NamedGroup.x448,)), versions=DTLS_VERSIONS)
+    hello, info = decoded(groups=(NamedGroup.x25519,))
+    for _ in range(2):
+        with pytest.raises(HandshakeFailure):
+            choose(refused, hello, info, None)
+    assert len(refused.choices) == 0
+
+    for length, cookie in itertools.product(range(33), (b"\x01" * 40, b"\x02" * 77)):
+        session_id = bytes(range(1, length + 1))
+        for suite, group in ((0x1301, None), (0x1302, NamedGroup.secp256r1)):
+            expected = hello_retry_request(session_id, suite, group, cookie, DTLS_VERSIONS)
+            assert ctx.retry_request(session_id, suite, group, cookie) == expected
+
+
 def test_choices_are_remembered_per_offer_and_bounded() -> None:
     """The gate decides the server's choice once per offer (`DtlsGate13.choose`): each is
     the engine's `choose` on the decoded ClientHello, a gate that remembers it answers

@@ -23,6 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
+from dtlsgate._memo import Memo
 from dtlsgate.crypto.hashes import (
     Hash,
     TranscriptHash,
@@ -120,7 +121,8 @@ from dtlsgate.wire.extensions import (
     encode_supported_versions_sh,
     encode_u16_list_ext,
 )
-from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
 from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
@@ -142,6 +144,16 @@ MAX_EARLY_DATA_SKIP = 1 << 16
 # RFC 8446 §4.2.11 lets a client offer many PSK identities; clients offer their newest
 # ticket or a few. Trying at most 4 bounds the ticket decryptions one ClientHello can cost.
 MAX_PSK_IDENTITIES_TRIED = 4
+# The server's choice without a PSK remembered per offer (`choose`): a `Memo` of at most
+# MAX_CHOICES offers, each of at most MAX_CHOICE_ITEMS suites, groups, signature schemes
+# and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
+# items and none or a few short names).
+MAX_CHOICES = 32
+# In a HelloRetryRequest message: the handshake header, legacy_version and random, then the
+# session_id's length byte (RFC 8446 §4.1.3).
+_SESSION_ID_AT = TLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
+MAX_CHOICE_ITEMS = 128
+MAX_CHOICE_ALPN_BYTES = 512
 
 
 class ServerContext(Tls13Context):
@@ -179,6 +191,16 @@ class ServerContext(Tls13Context):
         # Our Certificate message per (raw public key, compression algorithm): the same
         # bytes in every handshake, encoded (and compressed) at the first that needs it.
         self._certificates: dict[tuple[bool, int | None], bytes] = {}
+        # Our EncryptedExtensions per what it says (`encrypted_extensions`): a handful per
+        # config, the ALPN protocol being one of ours.
+        self._encrypted_extensions: dict[tuple[object, ...], bytes] = {}
+        # The stateless HelloRetryRequest per shape (`retry_request`): (suite, group or
+        # None, session_id length, cookie length) -> the message before the session_id and
+        # between it and the cookie. A handful per config: our suites and groups, session_ids
+        # of 0 to 32 bytes, the lengths of our own cookies.
+        self._retry_requests: dict[tuple[int, int | None, int, int], tuple[bytes, bytes]] = {}
+        # `choose`'s answer without a PSK, per offer.
+        self.choices: Memo[tuple[object, ...], Choice] = Memo(MAX_CHOICES)
 
     def certificate(self, raw: bool, peer_algorithms: tuple[int, ...]) -> bytes:
         """Our Certificate message (RFC 8446 §4.4.2): the chain, or our key's
@@ -192,6 +214,43 @@ class ServerContext(Tls13Context):
             encoded = compressed_certificate_message(body, algorithm)
             self._certificates[raw, algorithm] = encoded
         return encoded
+
+    def encrypted_extensions(
+        self,
+        info: ClientHelloInfo,
+        alpn: bytes | None,
+        server_type: int | None,
+        client_type: int | None,
+    ) -> bytes:
+        """Our EncryptedExtensions message (`encrypted_extensions`), the same bytes in every
+        handshake that says the same: encoded at the first."""
+        name_used = info.server_name is not None
+        size_limit = info.record_size_limit is not None
+        key = (name_used, alpn, size_limit, server_type, client_type)
+        encoded = self._encrypted_extensions.get(key)
+        if encoded is None:
+            encoded = encrypted_extensions(
+                self, name_used, alpn, size_limit, server_type, client_type
+            )
+            self._encrypted_extensions[key] = encoded
+        return encoded
+
+    def retry_request(
+        self, session_id: bytes, suite: int, group: int | None, cookie: bytes
+    ) -> bytes:
+        """`hello_retry_request` with a cookie, as a stateless retry sent it: made from the
+        message of its shape, encoded at the first, with the session_id and cookie put in
+        (the cookie is the last field of the last extension)."""
+        shape = (suite, group, len(session_id), len(cookie))
+        parts = self._retry_requests.get(shape)
+        if parts is None:
+            hrr = hello_retry_request(
+                bytes(len(session_id)), suite, group, bytes(len(cookie)), self.versions
+            )
+            after = _SESSION_ID_AT + len(session_id)
+            parts = (hrr[:_SESSION_ID_AT], hrr[after : len(hrr) - len(cookie)])
+            self._retry_requests[shape] = parts
+        return b"".join((parts[0], session_id, parts[1], cookie))
 
 
 # ---- states -------------------------------------------------------------------------------
@@ -364,7 +423,19 @@ def choose(
 ) -> Choice:
     """Suite, group, signature scheme and ALPN protocol, in our order of preference; with a
     PSK the suite is the ticket's or one of the PSK's hash (RFC 8446 §4.2.11), no signature
-    is made, and psk_ke needs no group (§4.2.9)."""
+    is made, and psk_ke needs no group (§4.2.9).
+
+    Without a PSK the choice depends on the configuration and on the offer alone: its
+    suites, groups, signature schemes, ALPN names (read only when we have protocols) and
+    whether key_share is present (not the shares, random, session_id or cookie). It is made
+    once per offer (``ctx.choices``); a refused offer raises each time and is not kept."""
+    key = None
+    if psk is None:
+        alpn = info.alpn if ctx.config.alpn_protocols else None
+        key = (hello.cipher_suites, info.groups, info.shares is None, info.signature_schemes, alpn)
+        known = ctx.choices.get(key)
+        if known is not None:
+            return known
     suites = ctx.suites
     if psk is not None:
         suites = (psk.suite,) if psk.suite is not None else ctx.suites
@@ -392,7 +463,25 @@ def choose(
         # RFC 7301 §3.2: no protocol in common is fatal.
         expect(alpn is not None, "no ALPN protocol in common", NoApplicationProtocol)
     assert suite is not None
-    return Choice(suite, group, scheme, alpn)
+    choice = Choice(suite, group, scheme, alpn)
+    if key is not None and _small_offer(hello, info):
+        ctx.choices.remember(key, choice)
+    return choice
+
+
+def _small_offer(hello: ClientHello, info: ClientHelloInfo) -> bool:
+    """Whether `choose` may remember this offer (MAX_CHOICE_ITEMS, MAX_CHOICE_ALPN_BYTES)."""
+    items = len(hello.cipher_suites) + len(info.groups) + len(info.signature_schemes)
+    alpn = info.alpn
+    return items + len(alpn) <= MAX_CHOICE_ITEMS and sum(map(len, alpn)) <= MAX_CHOICE_ALPN_BYTES
+
+
+def retried(choice: Choice, suite: int, group: int) -> Choice:
+    """``choice`` with the suite and group our HelloRetryRequest fixed (RFC 8446 §4.1.4):
+    the same object when it names them already (the remembered choice for the offer)."""
+    if choice.suite == suite and choice.group == group:
+        return choice
+    return Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -456,8 +545,7 @@ def on_client_hello2(
     expect(info.cookie == state.cookie, "cookie is not the HRR's", IllegalParameter)
     share = check_second_client_hello(hello, info, state.suite, state.group, True)
     found = psk_after_retry(ctx, hello, info, state.suite, now)
-    choice = choose(ctx, hello, info, found)
-    choice = Choice(state.suite, state.group, choice.scheme, choice.alpn)
+    choice = retried(choose(ctx, hello, info, found), state.suite, state.group)
     psk = check_binder(found, info, state.transcript, raw, state.suite, ctx.versions)
     state.transcript.update(raw)
     flight = server_flight(ctx, hello, info, choice, share, state.transcript, True, psk)
@@ -555,17 +643,23 @@ def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds |
 
 
 def encrypted_extensions(
-    ctx: ServerContext, info: ClientHelloInfo, choice: Choice, types: list[Extension]
+    ctx: ServerContext,
+    name_used: bool,
+    alpn: bytes | None,
+    size_limit: bool,
+    server_type: int | None,
+    client_type: int | None,
 ) -> bytes:
-    extensions: list[Extension] = list(types)
-    if info.server_name is not None:
+    """Our EncryptedExtensions message (RFC 8446 §4.3.1): the certificate types chosen
+    (RFC 7250), whether the client's server_name was used, the ALPN protocol chosen, and
+    whether both send record_size_limit (RFC 8449)."""
+    extensions = rpk.echoes(server_type, client_type)
+    if name_used:
         # RFC 6066 §3: an empty server_name acknowledges the name was used.
         extensions.append(Extension(_E.server_name, b""))
-    if choice.alpn is not None:
-        extensions.append(
-            Extension(_E.application_layer_protocol_negotiation, encode_alpn([choice.alpn]))
-        )
-    if info.record_size_limit is not None:
+    if alpn is not None:
+        extensions.append(Extension(_E.application_layer_protocol_negotiation, encode_alpn([alpn])))
+    if size_limit:
         limit = ctx.config.record_size_limit.to_bytes(2, "big")
         extensions.append(Extension(_E.record_size_limit, limit))
     return message(_H.ENCRYPTED_EXTENSIONS, EncryptedExtensions(tuple(extensions)).encode())
@@ -589,14 +683,14 @@ def encrypted_flight(
     # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
     server_type = None if info_out.psk_authenticated else rpk.server_type(ctx.config, info)
     client_type = rpk.client_type(ctx.config, info) if request else None
-    types = rpk.echoes(server_type, client_type)
-    messages = [encrypted_extensions(ctx, info, choice, types)]
+    messages = [ctx.encrypted_extensions(info, choice.alpn, server_type, client_type)]
     keys.transcript.update(messages[0])
     if not info_out.psk_authenticated:
         raw = server_type == rpk.RAW
         compress = info.compress_algorithms
         messages.extend(certificate_messages(ctx, keys, choice, request, compress, raw))
-    fin = message(_H.FINISHED, Finished(keys.finished(server=True)).encode())
+    # RFC 8446 §4.4.4: the Finished body is verify_data alone.
+    fin = message(_H.FINISHED, keys.finished(server=True))
     keys.transcript.update(fin)
     actions.extend(SendMessage(m) for m in [*messages, fin])
     keys.schedule.enter_master()
@@ -839,7 +933,7 @@ def after_stateless_retry(
     suite, group = admit.cipher_suite, admit.group
     share = check_second_client_hello(hello, info, suite, group, admit.key_share_requested)
     hrr_group = group if admit.key_share_requested else None
-    hrr = hello_retry_request(hello.session_id, suite, hrr_group, admit.cookie, ctx.versions)
+    hrr = ctx.retry_request(hello.session_id, suite, hrr_group, admit.cookie)
     transcript = TranscriptHash(
         suite_info(suite).hash, message_hash_from_digest(admit.client_hello1_digest)
     )
@@ -848,8 +942,7 @@ def after_stateless_retry(
     message = admit.client_hello_message
     psk = check_binder(found, info, transcript, message, suite, ctx.versions)
     transcript.update(admit.client_hello_message)
-    choice = choose(ctx, hello, info, found)
-    choice = Choice(suite, NamedGroup(group), choice.scheme, choice.alpn)
+    choice = retried(choose(ctx, hello, info, found), suite, group)
     return server_flight(ctx, hello, info, choice, share, transcript, True, psk)
 
 
