@@ -117,13 +117,19 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
     # per epoch of the flight (the record layer's keys do not change while a flight is
     # packed), not per message; -1 until asked.
     epoch, record_overhead = 0, -1
+
+    def flush() -> None:
+        nonlocal current, size
+        if current:
+            datagrams.append(b"".join(current))
+            current, size = [], 0
+
     for item in items:
         if isinstance(item, bytes):
             message = item
         elif isinstance(item, OutgoingChangeCipherSpec):
-            if current and size + records.overhead(item.epoch) + 1 > mtu:
-                datagrams.append(b"".join(current))  # full: the record starts the next
-                current, size = [], 0
+            if size + records.overhead(item.epoch) + 1 > mtu:
+                flush()  # full: the record starts the next
             size += records.write_change_cipher_spec(current, item.epoch)
             epoch, record_overhead = item.epoch + 1, -1
             continue
@@ -152,8 +158,7 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
                 break
             left = length - offset
             if current and room < min(left, MIN_FRAGMENT_LENGTH):
-                datagrams.append(b"".join(current))  # full: the fragment starts the next
-                current, size = [], 0
+                flush()  # full: the fragment starts the next
                 continue
             start = DTLS_HANDSHAKE_HEADER_LENGTH + offset
             chunk = message[start : start + max(room, 1)]
@@ -162,10 +167,8 @@ def pack_flight(items: list[FlightItem], records: FlightRecords, mtu: int) -> li
             offset += len(chunk)
             if offset >= length:
                 break
-            datagrams.append(b"".join(current))  # full: the next fragment starts the next
-            current, size = [], 0
-    if current:
-        datagrams.append(b"".join(current))
+            flush()  # full: the next fragment starts the next
+    flush()
     return datagrams
 
 

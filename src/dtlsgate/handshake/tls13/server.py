@@ -149,11 +149,11 @@ MAX_PSK_IDENTITIES_TRIED = 4
 # and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
 # items and none or a few short names).
 MAX_CHOICES = 32
+MAX_CHOICE_ITEMS = 128
+MAX_CHOICE_ALPN_BYTES = 512
 # In a HelloRetryRequest message: the handshake header, legacy_version and random, then the
 # session_id's length byte (RFC 8446 §4.1.3).
 _SESSION_ID_AT = TLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
-MAX_CHOICE_ITEMS = 128
-MAX_CHOICE_ALPN_BYTES = 512
 
 
 class ServerContext(Tls13Context):
