@@ -18,7 +18,7 @@ admission table (`dtlsgate.connection.admission`: per address, in all, and by
 association whose client restarted from its address, RFC 6347 §4.2.8), and established
 associations by ``max_associations`` (at the cap new admits are dropped, none is evicted) and
 ``idle_timeout`` (an association that received nothing for that long is closed
-with close_notify).
+with close_notify; one timer for them all, `dtlsgate.io.idle`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from dtlsgate.crypto.certs import check_dtls12_identity
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, is_client_hello
+from dtlsgate.io.idle import IdleOrder
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import HandshakeProgress, format_peer, port_unreachable
 from dtlsgate.wire.enums import ConnectionIdUsage
@@ -464,9 +465,9 @@ class DtlsServer(_Reader):
         self.handshakes_completed = 0
         self.handshakes_failed = 0
         self.idle_closed = 0  # associations closed by config.idle_timeout
-        self._established: set[DtlsStream] = set()
+        # The established associations, least recently heard first, and the idle timer.
+        self._established: IdleOrder[DtlsStream] = IdleOrder(loop, config.idle_timeout, self._idle)
         self._deadline_timer: asyncio.TimerHandle | None = None
-        self._idle_timers: dict[DtlsStream, asyncio.TimerHandle] = {}
         self._client_randoms: dict[DtlsStream, bytes] = {}
         # Late copies of the ClientHellos of associations that closed are not admitted.
         self.finished_hellos = FinishedHellos.for_server(config)
@@ -497,6 +498,7 @@ class DtlsServer(_Reader):
             return
         if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
             stream.datagram_received(data)
+            self._established.heard(stream)
             return
         self._judge(data, peer, stream)
 
@@ -510,6 +512,7 @@ class DtlsServer(_Reader):
             return
         old = stream.peer
         stream.datagram_received(data, peer)
+        self._established.heard(stream)
         follow(self.peers, stream, old, stream.peer)
 
     def _judge(self, data: bytes, peer: Any, stream: DtlsStream | None) -> None:
@@ -577,19 +580,12 @@ class DtlsServer(_Reader):
             self._abandon(stream, "the handshake did not complete in time")
         self._arm_deadline()
 
-    def _watch_idle(self, stream: DtlsStream) -> None:
-        """Close ``stream`` once it received nothing for ``config.idle_timeout`` seconds:
-        one timer per association, re-armed only when it fires."""
-        self._idle_timers.pop(stream, None)
-        idle = self.config.idle_timeout
-        if idle is None or stream.closed.is_set():
-            return
-        due = stream.last_received + idle
-        if self.loop.time() >= due:
+    def _idle(self, stream: DtlsStream) -> None:
+        """``stream`` received nothing for ``config.idle_timeout`` seconds (`IdleOrder`):
+        closed, unless it was already (by its peer or its handler, which has not returned)."""
+        if not stream.closed.is_set():
             self.idle_closed += 1
             stream.close()
-            return
-        self._idle_timers[stream] = self.loop.call_at(due, self._watch_idle, stream)
 
     async def _run(self, stream: DtlsStream) -> None:
         try:
@@ -606,7 +602,6 @@ class DtlsServer(_Reader):
                 self.admits_refused += 1  # the cap was reached while this one shook hands
                 return
             self._established.add(stream)
-            self._watch_idle(stream)
             if _connection_ids(stream):
                 self._route(stream)
                 stream.on_pumped = self._route
@@ -614,8 +609,6 @@ class DtlsServer(_Reader):
         finally:
             self.admission.finish(stream)
             self._established.discard(stream)
-            if (idle_timer := self._idle_timers.pop(stream, None)) is not None:
-                idle_timer.cancel()
             client_random = self._client_randoms.pop(stream, None)
             if client_random is not None and stream.handshake_info is not None:
                 self.finished_hellos.add(stream.peer, client_random, time.time())
@@ -640,6 +633,7 @@ class DtlsServer(_Reader):
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
+        self._established.stop()
         for task in list(self._tasks):
             task.cancel()
 
