@@ -63,6 +63,10 @@ class IdleOrder(Generic[A]):
             if other.last_received <= association.last_received:
                 break
             later.append(other)
+        else:  # the first now: a timer set for a later deadline is set again
+            timer, timeout = self._timer, self._timeout
+            if timer and timeout and timer.when() > association.last_received + timeout:
+                self.stop()
         order[association] = None
         for other in reversed(later):
             order.move_to_end(other)
