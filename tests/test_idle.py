@@ -6,11 +6,16 @@ ended. The servers' use of it over loopback is in test_server_limits.py."""
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import random
+import tracemalloc
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+from helpers import cycle_collector_off
 
 from dtlsgate.io.idle import IdleOrder
 
@@ -97,7 +102,6 @@ def test_each_association_is_closed_at_its_own_deadline() -> None:
         elif action < 0.6:
             association = open_[rng.choice(list(open_))]
             association.last_received = loop.now
-            order.heard(association)
         elif action < 0.63:
             association = open_.pop(rng.choice(list(open_)))
             ended.add(association.name)
@@ -125,7 +129,6 @@ def test_active_associations_stay_and_idle_ones_go() -> None:
         loop.advance(step * TIMEOUT / 2)
         for association in associations[::2]:
             association.last_received = loop.now
-            order.heard(association)
     assert sorted(a.name for a, _ in closed) == list(range(1, 100, 2))
     assert len(order) == 50 and all(a in order for a in associations[::2])
 
@@ -140,9 +143,13 @@ def test_ended_associations_leave_nothing_behind() -> None:
     for association in associations:
         order.discard(association)
     assert len(order) == 0 and not any(a in order for a in associations)
+    refs = [weakref.ref(a) for a in associations]
+    with cycle_collector_off():
+        del association, associations
+        assert not any(ref() for ref in refs)  # freed by reference counting alone
     loop.advance(3 * TIMEOUT)  # the timer fires once for nothing, and is not set again
     assert not closed and loop.pending() == 0
-    order.add(associations[0])
+    order.add(Association(50, loop.now))
     order.stop()
     assert loop.pending() == 0
 
@@ -160,3 +167,25 @@ def test_an_association_added_late_goes_in_its_place() -> None:
     order.add(third)
     loop.advance(2 * TIMEOUT)
     assert closed == [(third, 0.25 + TIMEOUT), (second, 0.5 + TIMEOUT), (first, 0.75 + TIMEOUT)]
+
+
+def test_associations_that_come_and_go_are_not_kept_until_their_deadline() -> None:
+    """20,000 associations established and ended within one idle_timeout, beside one that
+    stays: what is kept for them does not grow with their number."""
+    loop = FakeLoop()
+    closed: list[tuple[Association, float]] = []
+    order = make_order(loop, closed)
+    order.add(Association(-1, 0.0))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            association = Association(i, 0.0)
+            order.add(association)
+            order.discard(association)
+        del association
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(order) == 1 and grown < 64 * 1024, grown

@@ -465,7 +465,7 @@ class DtlsServer(_Reader):
         self.handshakes_completed = 0
         self.handshakes_failed = 0
         self.idle_closed = 0  # associations closed by config.idle_timeout
-        # The established associations, least recently heard first, and the idle timer.
+        # The established associations and the one idle timer.
         self._established: IdleOrder[DtlsStream] = IdleOrder(loop, config.idle_timeout, self._idle)
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._client_randoms: dict[DtlsStream, bytes] = {}
@@ -498,7 +498,6 @@ class DtlsServer(_Reader):
             return
         if stream is not None and not (stream.handshake_info is not None and is_client_hello(data)):
             stream.datagram_received(data)
-            self._established.heard(stream)
             return
         self._judge(data, peer, stream)
 
@@ -512,7 +511,6 @@ class DtlsServer(_Reader):
             return
         old = stream.peer
         stream.datagram_received(data, peer)
-        self._established.heard(stream)
         follow(self.peers, stream, old, stream.peer)
 
     def _judge(self, data: bytes, peer: Any, stream: DtlsStream | None) -> None:

@@ -1,21 +1,27 @@
 """The asyncio servers' ``idle_timeout``: one loop timer per server, not one per association.
 
 Every association of a server has the same ``idle_timeout``, so the one whose deadline comes
-first is the one that received least recently. `IdleOrder` keeps the established associations
-in the order in which they last received (the server moves an association to the end on each
-datagram from its peer: O(1), in C) and one timer at the first one's deadline; when it fires
-it closes every association whose deadline passed and re-arms at the next one's.
+first is the one that received least recently. `IdleOrder` keeps the established
+associations in a heap by the time they last received as it was when they were put there
+(``last_received`` moves on with each datagram; the heap is not told, so that a datagram
+costs nothing here), and one loop timer at the earliest of those times plus the timeout.
+Each key is at most its association's ``last_received``, so that timer comes at or before
+every association's deadline. When it fires, each association whose key is due is looked at:
+closed if its ``last_received`` is due too, otherwise put back under its ``last_received``;
+then the timer waits for the next key. An association is looked at again only after a whole
+``idle_timeout`` went by since the datagram it was put back for.
 
-An association is closed at the first run of the loop's timers at or after its
+So an association is closed at the first run of the loop's timers at or after its
 ``last_received + idle_timeout``: as exactly as a timer of its own would close it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import heapq
+import itertools
 from collections.abc import Callable, Hashable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 
 class Heard(Hashable, Protocol):
@@ -27,11 +33,16 @@ class Heard(Hashable, Protocol):
 
 A = TypeVar("A", bound=Heard)
 
+# Entries of an association that ended are dropped from the heap when they outnumber the
+# live ones (and this many): a server whose associations come and go does not keep each for
+# a whole idle_timeout.
+MIN_ENDED_KEPT = 64
+
 
 class IdleOrder(Generic[A]):
-    """Established associations, least recently heard first, and the one timer that closes
-    them (``close(association)``) once they received nothing for ``timeout`` seconds (None:
-    never; they are only kept in order, for ``len()``)."""
+    """Established associations, and the one timer that closes them (``close(association)``)
+    once they received nothing for ``timeout`` seconds (None: never; they are only counted,
+    ``len()``)."""
 
     def __init__(
         self,
@@ -42,66 +53,69 @@ class IdleOrder(Generic[A]):
         self._loop = loop
         self._timeout = timeout
         self._close = close
-        # The associations by their last_received, oldest first (a value of None each: an
-        # ordered set).
-        self._order: OrderedDict[A, None] = OrderedDict()
+        # [key, tie-breaker, association or None once it ended] per association, smallest
+        # key first; key <= the association's last_received.
+        self._heap: list[list[Any]] = []
+        self._entries: dict[A, list[Any]] = {}
+        self._ended = 0  # entries in the heap whose association ended
+        self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self._entries)
 
     def __contains__(self, association: object) -> bool:
-        return association in self._order
+        return association in self._entries
 
     def add(self, association: A) -> None:
-        """``association`` is established: watched from its ``last_received`` on. Put in its
-        place, which is among the last: its last datagram (its handshake's) may be older
-        than theirs, heard while its task waited for its turn to run."""
-        order = self._order
-        later = []
-        for other in reversed(order):
-            if other.last_received <= association.last_received:
-                break
-            later.append(other)
-        else:  # the first now: a timer set for a later deadline is set again
-            timer, timeout = self._timer, self._timeout
-            if timer and timeout and timer.when() > association.last_received + timeout:
-                self.stop()
-        order[association] = None
-        for other in reversed(later):
-            order.move_to_end(other)
+        """``association`` is established: watched from its ``last_received`` on."""
+        entry = [association.last_received, next(self._order), association]
+        self._entries[association] = entry
+        heapq.heappush(self._heap, entry)
+        timer, timeout = self._timer, self._timeout
+        # Its last datagram may be older than the one the timer waits for (the timer's
+        # association was heard while this one's task waited for its turn to run).
+        if timer and timeout and timer.when() > association.last_received + timeout:
+            self.stop()
         self._arm()
 
-    def heard(self, association: A) -> None:
-        """A datagram from ``association``'s peer (its ``last_received`` now): to the end."""
-        if association in self._order:
-            self._order.move_to_end(association)
-
     def discard(self, association: A) -> None:
-        """``association`` ended: forgotten (the timer, at most, fires once for nothing)."""
-        self._order.pop(association, None)
+        """``association`` ended: forgotten (its entry holds nothing until it is dropped)."""
+        entry = self._entries.pop(association, None)
+        if entry is None:
+            return
+        entry[2] = None
+        self._ended += 1
+        if self._ended > max(MIN_ENDED_KEPT, len(self._entries)):
+            self._heap[:] = [entry for entry in self._heap if entry[2] is not None]
+            heapq.heapify(self._heap)
+            self._ended = 0
 
     def stop(self) -> None:
-        """The server closes: no more timer."""
+        """No more timer (the server closes)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _arm(self) -> None:
-        if self._timer is None and self._order and self._timeout is not None:
-            first = next(iter(self._order))
-            self._timer = self._loop.call_at(first.last_received + self._timeout, self._passed)
+        if self._timer is None and self._entries and self._timeout is not None:
+            self._timer = self._loop.call_at(self._heap[0][0] + self._timeout, self._passed)
 
     def _passed(self) -> None:
-        """The first association's deadline came (or one that went since, or one that was
-        heard since): close those whose deadline passed, then wait for the next."""
         self._timer = None
         assert self._timeout is not None
-        order, now, timeout = self._order, self._loop.time(), self._timeout
-        while order:
-            first = next(iter(order))
-            if first.last_received + timeout > now:
-                break
-            del order[first]
-            self._close(first)
+        heap, now, timeout = self._heap, self._loop.time(), self._timeout
+        while heap and heap[0][0] + timeout <= now:
+            entry = heap[0]
+            association = entry[2]
+            if association is None:
+                heapq.heappop(heap)
+                self._ended -= 1
+            elif association.last_received + timeout <= now:
+                heapq.heappop(heap)
+                del self._entries[association]
+                self._close(association)
+            else:  # heard since it was put here
+                entry[0] = association.last_received
+                heapq.heapreplace(heap, entry)
         self._arm()
