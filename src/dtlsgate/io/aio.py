@@ -7,10 +7,11 @@ handshake completed. Datagrams keep their boundaries: ``stream.send(data)`` send
 ``await stream.recv()`` returns one record's data (b"" once the peer closed).
 
 The socket is read until it is empty on each wake-up: on uvloop (``run()`` uses it when it is
-installed) the server reads through uvloop's datagram transport, which drains the socket in
-C; on asyncio's own loop, whose datagram transport reads one datagram per loop iteration,
-through ``loop.add_reader``. Datagrams are sent on the socket itself. Timers are the loop's
-(``call_at``); the sans-I/O core gets wall-clock ``now``.
+installed) the server and the client read through uvloop's datagram transport, which drains
+the socket in C; on asyncio's own loop, whose datagram transport reads one datagram per loop
+iteration, through ``loop.add_reader`` (`_Reader.start_reading`). Datagrams are sent on the
+socket itself. Timers are the loop's (``call_at``); the sans-I/O core gets wall-clock
+``now``.
 
 What the server keeps is bounded by the `ServerConfig` limits: handshakes in progress by the
 admission table (`dtlsgate.connection.admission`: per address, in all, and by
@@ -326,6 +327,15 @@ class _Reader:
         # The loop's datagram transport when it reads the socket (`start_transport`).
         self._transport_reader: _TransportReader | None = None
 
+    async def start_reading(self) -> None:
+        """Read the socket: on uvloop through its datagram transport (`start_transport`);
+        on asyncio's own loop, whose datagram transport reads one datagram per loop
+        iteration, with `start`'s reader, which drains the socket on each wake-up."""
+        if type(self.loop).__module__.partition(".")[0] == "uvloop":
+            await self.start_transport()
+        else:
+            self.start()
+
     def start(self) -> None:
         self.loop.add_reader(self.sock.fileno(), self._readable)
 
@@ -351,6 +361,15 @@ class _Reader:
         if self._transport_reader is not None:
             await self._transport_reader.close()
         self.sock.close()
+
+    def close_now(self) -> None:
+        """Stop reading and close the socket without waiting (the client's ``close()``): a
+        transport that reads it closes it itself at the loop's next turn."""
+        if self._transport_reader is not None:
+            self._transport_reader.close_soon()
+        else:
+            self.stop()
+            self.sock.close()
 
     def _readable(self) -> None:
         recvfrom, handle = self.sock.recvfrom, self.handle
@@ -423,10 +442,15 @@ class _TransportReader(asyncio.DatagramProtocol):
         self.reader = None
         self.handle = _drop
 
-    async def close(self) -> None:
+    def close_soon(self) -> None:
+        """Read no more, and let the transport close (with the socket it owns)."""
         self.stop()
         if self.transport is not None:
             self.transport.close()
+
+    async def close(self) -> None:
+        self.close_soon()
+        if self.transport is not None:
             await self.lost
 
 
@@ -688,12 +712,7 @@ async def serve(
     if sock is None:
         sock = _bind(host, port, reuse_port)
     server = DtlsServer(handler, sock, config, loop, max_handshaking)
-    # uvloop's datagram transport drains the socket in C; asyncio's own reads one datagram
-    # per loop iteration, so there the reader drains it (`_Reader._readable`).
-    if type(loop).__module__.partition(".")[0] == "uvloop":
-        await server.start_transport()
-    else:
-        server.start()
+    await server.start_reading()
     return server
 
 
@@ -749,18 +768,17 @@ async def connect(
     stream = DtlsStream(conn, address, reader.sendto, loop)
     stream.progress = progress
     reader.stream = stream
-    reader.start()
 
     def close() -> None:
         # Not a replacement of stream.close (a closure over the stream, kept on the stream,
         # would be a reference cycle); and the reader lets go of the stream, which holds
         # its sendto: a closed stream is freed by reference counting alone.
-        reader.stop()
+        reader.close_now()
         reader.stream = None
-        sock.close()
 
     stream.on_close = close
     try:
+        await reader.start_reading()
         conn.connect(time.time())
         stream.pump()
         await stream.wait_handshake(timeout)
