@@ -2,7 +2,8 @@
 
 This process runs the client: one DTLS 1.2 handshake (ECDHE-ECDSA P-256, AES-128-GCM, EMS,
 the cookie exchange), then ``--count`` records of ``--record`` bytes, each sent once the
-previous one came back. The server is bench/handshake_udp.py's bare loop (the gate and the
+previous one came back; ``--connects`` times over, one association after the other (each
+from a socket of its own). The server is bench/handshake_udp.py's bare loop (the gate and the
 connections, no asyncio), echoing, in a child process started anew (not forked), so that
 ``valgrind --tool=callgrind``, which follows no child, counts the client alone. The loop is
 uvloop (``--loop uvloop``, what `aio.run` picks when it is installed) or asyncio's own.
@@ -13,8 +14,11 @@ The exchange is in lockstep, the same datagrams each run; take the difference of
             .venv/bin/python bench/aio_client.py --count $n
     done
     # (total of cg.1200 - total of cg.200) / 1000 = instructions per echoed record
+    # and per association (connect, one record, close): --count 1 --connects 2 and 12
 
-Usage: python bench/aio_client.py [--count N] [--record BYTES] [--loop uvloop|asyncio]
+
+Usage: python bench/aio_client.py [--count N] [--record BYTES] [--connects K]
+[--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -48,17 +52,18 @@ def client_config() -> ClientConfig:
     )
 
 
-async def echoed(port: int, count: int, record: bytes) -> float:
-    """Connect, then ``count`` records each waited for; the CPU seconds from the first."""
-    stream = await aio.connect("127.0.0.1", port, client_config(), timeout=STALL_SECONDS)
+async def echoed(port: int, count: int, record: bytes, connects: int) -> float:
+    """``connects`` times: connect, then ``count`` records each waited for, close; the CPU
+    seconds from the first connect."""
     cpu = time.process_time()
-    for _ in range(count):
-        stream.send(record)
-        if await stream.recv() != record:
-            raise RuntimeError("the echo differs from the record")
-    cpu = time.process_time() - cpu
-    stream.close()
-    return cpu
+    for _ in range(connects):
+        stream = await aio.connect("127.0.0.1", port, client_config(), timeout=STALL_SECONDS)
+        for _ in range(count):
+            stream.send(record)
+            if await stream.recv() != record:
+                raise RuntimeError("the echo differs from the record")
+        stream.close()
+    return time.process_time() - cpu
 
 
 def serve(count: int) -> None:
@@ -73,13 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--record", type=int, default=1200)
+    parser.add_argument("--connects", type=int, default=1)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.count)
         return
-    argv = [sys.executable, __file__, "--serve", "--count", str(args.count)]
+    argv = [sys.executable, __file__, "--serve", "--count", str(args.count * args.connects)]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     finished = threading.Event()
 
@@ -93,7 +99,7 @@ def main() -> None:
     try:
         assert child.stdout is not None
         port = int(child.stdout.readline())
-        main_coroutine = echoed(port, args.count, os.urandom(args.record))
+        main_coroutine = echoed(port, args.count, os.urandom(args.record), args.connects)
         if args.loop == "uvloop":
             cpu = importlib.import_module("uvloop").run(main_coroutine)
         else:
@@ -102,7 +108,8 @@ def main() -> None:
         child.wait(STALL_SECONDS)
     finally:
         child.kill()
-    print(f"aio client on {args.loop}: {args.count} records, {cpu:.3f} CPU-seconds")
+    records = args.count * args.connects
+    print(f"aio client on {args.loop}: {records} records, {cpu:.3f} CPU-seconds")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ The server applies the `ServerConfig` limits (see `ServerLimits`, ``limits_of(se
 whose ClientHello2 passed the cookie; without: every connection not yet established), the
 oldest making way as in `dtlsgate.connection.admission`; at ``max_associations``
 established connections a new one is closed before its handshake goes on; an established
-connection that receives nothing for ``idle_timeout`` seconds is closed with close_notify.
+connection that receives nothing for ``idle_timeout`` seconds is closed with close_notify
+(one timer for them all, `dtlsgate.io.idle`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dtlsgate.gate.results import Drop, Refuse, StreamAdmit
 from dtlsgate.gate.stream import StatelessGate, alert_record
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.io.blocking_tls import MAX_TICKETS_KEPT, stream_peer
+from dtlsgate.io.idle import IdleOrder
 from dtlsgate.io.keylog import keylog_writer
 from dtlsgate.io.progress import format_peer
 from dtlsgate.wire.enums import AlertDescription
@@ -70,7 +72,9 @@ class ServerLimits:
             timeout=None,
             ipv6_prefix=config.ipv6_prefix_length,
         )
-        self._established: set[_TlsProtocol] = set()
+        self._established: IdleOrder[_TlsProtocol] = IdleOrder(
+            loop, config.idle_timeout, self._idle
+        )
         self.admits_refused = 0  # connections closed at max_associations
         self.idle_closed = 0  # connections closed by idle_timeout
 
@@ -104,6 +108,12 @@ class ServerLimits:
     def gone(self, protocol: _TlsProtocol) -> None:
         self.admission.finish(protocol)
         self._established.discard(protocol)
+
+    def _idle(self, protocol: _TlsProtocol) -> None:
+        """Nothing received for ``idle_timeout`` seconds (`IdleOrder`): close_notify."""
+        if protocol.tls.raw is not None:
+            self.idle_closed += 1
+            protocol.tls.close()
 
 
 # serve_tls's servers and their limits, for ``limits_of``.
@@ -208,8 +218,7 @@ class _TlsProtocol(asyncio.Protocol):
     ) -> None:
         self._make = make
         self._limits = limits
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self.last_received = 0.0
+        self.last_received = 0.0  # the loop's time of the last bytes read (idle_timeout)
         self._handshake_timeout = handshake_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._gate = gate
@@ -275,7 +284,6 @@ class _TlsProtocol(asyncio.Protocol):
             if self._limits is not None and not self._limits.established(self):
                 tls.close()
                 return
-            self._watch_idle()
             self.stream_protocol.connection_made(tls)
             if not self.ready.done():
                 self.ready.set_result(None)
@@ -341,22 +349,6 @@ class _TlsProtocol(asyncio.Protocol):
         self._pending = b""
         return b""
 
-    def _watch_idle(self) -> None:
-        """Close once nothing was received for ``idle_timeout`` seconds (server side):
-        one timer, re-armed only when it fires."""
-        self._idle_timer = None
-        idle = None if self._limits is None else self._limits.config.idle_timeout
-        if idle is None or self.tls.raw is None:
-            return
-        loop = asyncio.get_running_loop()
-        due = self.last_received + idle
-        if loop.time() >= due:
-            assert self._limits is not None
-            self._limits.idle_closed += 1
-            self.tls.close()
-            return
-        self._idle_timer = loop.call_at(due, self._watch_idle)
-
     def _handshake_timed_out(self) -> None:
         self._deadline = None
         if not self.ready.done():
@@ -390,9 +382,6 @@ class _TlsProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._limits is not None:
             self._limits.gone(self)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
         self._handshake_failed(exc or ConnectionError("closed during the handshake"))
         self.reader.feed_eof()
         if self.tls.conn is not None and self.tls.conn.handshake_complete:
