@@ -6,8 +6,9 @@ previous one came back; ``--connects`` times over, one association after the oth
 from a socket of its own). The server is bench/handshake_udp.py's bare loop (the gate and the
 connections, no asyncio), echoing, in a child process started anew (not forked), so that
 ``valgrind --tool=callgrind``, which follows no child, counts the client alone. The loop is
-uvloop (``--loop uvloop``, what `aio.run` picks when it is installed) or asyncio's own.
-The exchange is in lockstep, the same datagrams each run; take the difference of two counts::
+uvloop (``--loop uvloop``, the default when it is installed, as `aio.run` picks it) or
+asyncio's own. The exchange is in lockstep, the same datagrams each run; take the difference
+of two counts::
 
     for n in 200 1200; do
         PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=cg.$n \\
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import os
 import socket
 import subprocess
@@ -79,7 +81,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--record", type=int, default=1200)
     parser.add_argument("--connects", type=int, default=1)
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    default_loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default=default_loop)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

@@ -12,10 +12,10 @@ completed the client is dropped; the association stays, idle, its handler in ``r
 
 The figures, each in a fresh process: ``tracemalloc`` (Python allocations still live, those
 of uvloop's objects and libuv's handles included: uvloop allocates them through Python's
-allocator) and RSS growth, per association, after ``memory.WARMUP`` associations made and
-held before the baseline.
+allocator) and RSS growth, per association, after ``--warmup`` associations (by default
+``memory.WARMUP``) made and held before the baseline.
 
-Usage: python bench/aio_memory.py [--count N] [--loop uvloop,asyncio]
+Usage: python bench/aio_memory.py [--count N] [--loop uvloop,asyncio] [--warmup N]
 """
 
 from __future__ import annotations
@@ -61,40 +61,40 @@ async def establish(server: aio.DtlsServer, outbox: dict[Any, list[bytes]], inde
     raise RuntimeError("the handshake did not complete")
 
 
-async def measure(count: int, traced: bool) -> float:
+async def measure(count: int, traced: bool, warmup: int) -> float:
     """Bytes grown per established association, ``count`` held at once."""
     outbox: dict[Any, list[bytes]] = {}
     config = server_config("x25519")
     async with await aio.serve(idle, "127.0.0.1", 0, config) as server:
         # Not read: the clients' datagrams are handed to ``handle``, the server's kept here.
         server.sendto = lambda data, peer: outbox.setdefault(peer, []).append(data)  # type: ignore[method-assign]
-        for i in range(WARMUP):
+        for i in range(warmup):
             await establish(server, outbox, i)
         gc.collect()
         if traced:
             tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
         for i in range(count):
-            await establish(server, outbox, WARMUP + i)
+            await establish(server, outbox, warmup + i)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
         tracemalloc.stop()
-        if server.associations != WARMUP + count:
+        if server.associations != warmup + count:
             raise RuntimeError(f"{server.associations} associations held")
     return (after - before) / count
 
 
-def _child(loop: str, count: int, traced: bool, out: Any) -> None:
+def _child(loop: str, count: int, traced: bool, warmup: int, out: Any) -> None:
     if loop == "uvloop":
-        out.send(importlib.import_module("uvloop").run(measure(count, traced)))
+        out.send(importlib.import_module("uvloop").run(measure(count, traced, warmup)))
     else:
-        out.send(asyncio.run(measure(count, traced)))
+        out.send(asyncio.run(measure(count, traced, warmup)))
 
 
-def in_child(loop: str, count: int, traced: bool) -> float:
+def in_child(loop: str, count: int, traced: bool, warmup: int) -> float:
     mp = multiprocessing.get_context("fork")
     receive, send = mp.Pipe()
-    proc = mp.Process(target=_child, args=(loop, count, traced, send))
+    proc = mp.Process(target=_child, args=(loop, count, traced, warmup, send))
     proc.start()
     grown: float = receive.recv()
     proc.join()
@@ -105,11 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--loop", default="uvloop,asyncio")
+    parser.add_argument("--warmup", type=int, default=WARMUP)
     args = parser.parse_args()
     print(f"asyncio DTLS 1.2 server memory, {args.count} established associations held at once")
     for loop in args.loop.split(","):
-        traced = in_child(loop, args.count, traced=True)
-        rss = in_child(loop, args.count, traced=False)
+        traced = in_child(loop, args.count, True, args.warmup)
+        rss = in_child(loop, args.count, False, args.warmup)
         print(f"  {loop:<8} tracemalloc {traced / 1024:6.2f} KiB   RSS {rss / 1024:6.2f} KiB")
 
 
