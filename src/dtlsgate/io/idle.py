@@ -60,6 +60,7 @@ class IdleOrder(Generic[A]):
         self._ended = 0  # entries in the heap whose association ended
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        self._when = 0.0  # the timer's time, when there is one
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,12 +73,12 @@ class IdleOrder(Generic[A]):
         entry = [association.last_received, next(self._order), association]
         self._entries[association] = entry
         heapq.heappush(self._heap, entry)
-        timer, timeout = self._timer, self._timeout
-        # Its last datagram may be older than the one the timer waits for (the timer's
-        # association was heard while this one's task waited for its turn to run).
-        if timer and timeout and timer.when() > association.last_received + timeout:
-            self.stop()
-        self._arm()
+        if self._timeout is not None:
+            # Its last datagram may be older than the one the timer waits for (the timer's
+            # association was heard while this one's task waited for its turn to run).
+            deadline = association.last_received + self._timeout
+            if self._timer is None or deadline < self._when:
+                self._arm(deadline)
 
     def discard(self, association: A) -> None:
         """``association`` ended: forgotten (its entry holds nothing until it is dropped)."""
@@ -86,7 +87,7 @@ class IdleOrder(Generic[A]):
             return
         entry[2] = None
         self._ended += 1
-        if self._ended > max(MIN_ENDED_KEPT, len(self._entries)):
+        if self._ended > MIN_ENDED_KEPT and self._ended > len(self._entries):
             self._heap[:] = [entry for entry in self._heap if entry[2] is not None]
             heapq.heapify(self._heap)
             self._ended = 0
@@ -97,9 +98,11 @@ class IdleOrder(Generic[A]):
             self._timer.cancel()
             self._timer = None
 
-    def _arm(self) -> None:
-        if self._timer is None and self._entries and self._timeout is not None:
-            self._timer = self._loop.call_at(self._heap[0][0] + self._timeout, self._passed)
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._when = when
+        self._timer = self._loop.call_at(when, self._passed)
 
     def _passed(self) -> None:
         self._timer = None
@@ -118,4 +121,5 @@ class IdleOrder(Generic[A]):
             else:  # heard since it was put here
                 entry[0] = association.last_received
                 heapq.heapreplace(heap, entry)
-        self._arm()
+        if self._entries:
+            self._arm(heap[0][0] + timeout)
