@@ -25,6 +25,7 @@ RUNS = [
     ("handshake_callgrind.py", ["--count", "2", "--in-memory"], "2 of 2 handshakes completed"),
     ("aio_client.py", ["--count", "5", "--connects", "2"], "aio client on "),
     ("aio_memory.py", ["--count", "5", "--warmup", "5", "--loop", "asyncio"], "asyncio  "),
+    ("idle_calls.py", ["--count", "50", "--held", "5"], "order: 50 associations"),
 ]
 
 
