@@ -43,6 +43,7 @@ class FakeLoop:
         self.now = 0.0
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
+        self.errors: list[Exception] = []
 
     def time(self) -> float:
         return self.now
@@ -62,7 +63,10 @@ class FakeLoop:
             when, _, timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 self.now = max(self.now, when)
-                timer.callback()
+                try:
+                    timer.callback()
+                except Exception as exc:  # as asyncio's loop: reported, the loop goes on
+                    self.errors.append(exc)
         self.now = to
 
 
@@ -189,3 +193,21 @@ def test_associations_that_come_and_go_are_not_kept_until_their_deadline() -> No
     finally:
         tracemalloc.stop()
     assert len(order) == 1 and grown < 64 * 1024, grown
+
+
+def test_a_close_that_raises_leaves_the_others_watched() -> None:
+    loop = FakeLoop()
+    closed: list[Association] = []
+    associations = [Association(i, float(i)) for i in range(5)]
+
+    def close(association: Association) -> None:
+        if association.name == 1:
+            raise RuntimeError("a handler's fault")
+        closed.append(association)
+
+    order: IdleOrder[Any] = IdleOrder(loop, TIMEOUT, close)  # type: ignore[arg-type]
+    for association in associations:
+        order.add(association)
+    loop.advance(3 * TIMEOUT)
+    assert closed == [associations[0], *associations[2:]] and len(order) == 0
+    assert [str(exc) for exc in loop.errors] == ["a handler's fault"]

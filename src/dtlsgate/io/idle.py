@@ -108,18 +108,20 @@ class IdleOrder(Generic[A]):
         self._timer = None
         assert self._timeout is not None
         heap, now, timeout = self._heap, self._loop.time(), self._timeout
-        while heap and heap[0][0] + timeout <= now:
-            entry = heap[0]
-            association = entry[2]
-            if association is None:
-                heapq.heappop(heap)
-                self._ended -= 1
-            elif association.last_received + timeout <= now:
-                heapq.heappop(heap)
-                del self._entries[association]
-                self._close(association)
-            else:  # heard since it was put here
-                entry[0] = association.last_received
-                heapq.heapreplace(heap, entry)
-        if self._entries:
-            self._arm(heap[0][0] + timeout)
+        try:
+            while heap and heap[0][0] + timeout <= now:
+                entry = heap[0]
+                association = entry[2]
+                if association is None:
+                    heapq.heappop(heap)
+                    self._ended -= 1
+                elif association.last_received + timeout <= now:
+                    heapq.heappop(heap)
+                    del self._entries[association]
+                    self._close(association)
+                else:  # heard since it was put here
+                    entry[0] = association.last_received
+                    heapq.heapreplace(heap, entry)
+        finally:  # a close that raised (the loop reports it) leaves the others watched
+            if self._entries:
+                self._arm(heap[0][0] + timeout)
