@@ -223,8 +223,7 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         assert whole is None or whole == body
     return ClientHelloRecordPeek(
         record.version,
-        record.epoch,
-        record.sequence_number,
+        (record.epoch << 48) | record.sequence_number,
         header.message_seq,
         body.client_version,
         body.bound,
@@ -325,6 +324,11 @@ def test_the_record_peek_reads_real_client_hellos(datagram: bytes) -> None:
     peeked = record_agrees(datagram)
     assert peeked is not None and peeked.cookie == b"" and peeked.epoch == 0
     assert record_agrees(datagram + b"\x17\xfe\xfd") == peeked  # a record after it: unread
+    # epoch (2 bytes) || sequence_number (6), read as one 64-bit integer and split again.
+    numbered = record_agrees(datagram[:3] + bytes.fromhex("0003fffffffffffe") + datagram[11:])
+    assert numbered is not None
+    assert (numbered.epoch, numbered.sequence_number) == (3, 2**48 - 2)
+    assert numbered.epoch_and_seq == (3 << 48) | (2**48 - 2)
 
 
 def test_a_record_longer_than_the_limit_is_not_read() -> None:

@@ -537,13 +537,14 @@ def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) 
 
 
 def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
-    """The HelloVerifyRequest record filled in per reply refuses what encode_dtls_record
-    refuses: an epoch past 16 bits or a sequence number past 48 (or negative)."""
+    """The HelloVerifyRequest record filled in per reply carries the epoch and sequence
+    number given as one 64-bit integer, and refuses what is not one (negative, or past 64
+    bits: an epoch past 16 bits)."""
     from dtlsgate.gate.datagram import HelloVerifyRequests
 
     replies = HelloVerifyRequests()
-    record = replies.build(7, 2**48 - 1, b"c")
+    record = replies.build((7 << 48) | (2**48 - 1), b"c")
     assert record == encode_dtls_record(22, 0xFEFF, 7, 2**48 - 1, record[13:])
-    for epoch, sequence_number in ((2**16, 0), (0, 2**48), (-1, 0), (0, -1)):
+    for epoch_and_seq in (2**64, -1):
         with pytest.raises(UsageError):
-            replies.build(epoch, sequence_number, b"c")
+            replies.build(epoch_and_seq, b"c")

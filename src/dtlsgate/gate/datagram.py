@@ -206,7 +206,7 @@ class Gate(GateCounters):
             return self._drop(self._why_not_judged(data))
         if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.NOT_DTLS)
-        if hello.epoch:
+        if hello.epoch_and_seq >> 48:  # the epoch
             return self._drop(DropReason.NONZERO_EPOCH)
         if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
@@ -235,7 +235,7 @@ class Gate(GateCounters):
             cookie = self._jar.mint(peer, now, hello.bound)
         else:
             cookie = self._generated_cookie(peer)
-        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
+        reply = self._replies.build(hello.epoch_and_seq, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
@@ -436,9 +436,10 @@ class HelloVerifyRequests:
         # epoch || sequence_number (one 64-bit integer) and the cookie.
         self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
 
-    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
-        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
-        (16 bits) and ``sequence_number`` (48 bits) of the ClientHello's record, version
+    def build(self, epoch_and_seq: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the epoch
+        (16 bits) and sequence_number (48 bits) of the ClientHello's record (RFC 6347 §4.1:
+        ``epoch_and_seq`` is the two as one 64-bit integer, as the peek read them), version
         DTLS 1.0 in the record and in server_version, message_seq 0."""
         parts = self._records.get(len(cookie))
         if parts is None:
@@ -447,11 +448,10 @@ class HelloVerifyRequests:
             parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
             self._records[len(cookie)] = parts
         before_epoch, after_sequence_number, pack = parts
-        if (epoch >> 16) | (sequence_number >> 48):  # also a negative one
-            raise UsageError("epoch or sequence_number out of range")
-        # epoch (2) || sequence_number (6): RFC 6347 §4.1.
-        epoch_and_sequence = (epoch << 48) | sequence_number
-        return pack(before_epoch, epoch_and_sequence, after_sequence_number, cookie)
+        try:
+            return pack(before_epoch, epoch_and_seq, after_sequence_number, cookie)
+        except struct.error:  # not 64 bits (the struct's own range check)
+            raise UsageError("epoch_and_seq out of range") from None
 
 
 def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:

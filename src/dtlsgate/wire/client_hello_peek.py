@@ -43,13 +43,14 @@ from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH, ClientH
 from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, MAX_CIPHERTEXT_LENGTH
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
-# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch, sequence_number as u16 ||
-# u32, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
+# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch || sequence_number as one
+# 64-bit integer, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
 # fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
-_HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
+_HEADERS_AND_VERSION = struct.Struct(">BHQH" + "IHHI" + "H")
 _HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 _TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
+_MAX_SEQUENCE_NUMBER = (1 << 48) - 1
 
 
 @frozen
@@ -84,7 +85,10 @@ class ClientHelloRecordPeek(NamedTuple):
     """What a stateless gate judges of a datagram whose first record holds the first
     fragment of a DTLS ClientHello (`peek_client_hello_record`).
 
-    - ``record_version``, ``epoch``, ``sequence_number``: the record's (RFC 6347 §4.1);
+    - ``record_version``: the record's (RFC 6347 §4.1); ``epoch_and_seq``: its epoch (16 bits)
+      and sequence_number (48) as one 64-bit integer, as the header carries them, read in
+      one field and copied into a HelloVerifyRequest's record in one (``epoch`` and
+      ``sequence_number`` split it);
     - ``message_seq``: the handshake header's (§4.2.2);
     - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`;
     - ``whole``: the fragment is the whole ClientHello (its fragment_length is the message's
@@ -92,19 +96,28 @@ class ClientHelloRecordPeek(NamedTuple):
     """
 
     record_version: int
-    epoch: int
-    sequence_number: int
+    epoch_and_seq: int
     message_seq: int
     client_version: int
     bound: bytes
     cookie: bytes
     whole: bool
 
+    @property
+    def epoch(self) -> int:
+        """The record's epoch (RFC 6347 §4.1)."""
+        return self.epoch_and_seq >> 48
+
+    @property
+    def sequence_number(self) -> int:
+        """The record's sequence_number (RFC 6347 §4.1, 48 bits)."""
+        return self.epoch_and_seq & _MAX_SEQUENCE_NUMBER
+
 
 # The fields in order -> ClientHelloRecordPeek, in C: the gate peeks every ClientHello, and
 # a named tuple's own ``__new__`` is a Python-level function (as wire/record.py's DtlsRecord).
 _as_record_peek = cast(
-    Callable[[tuple[int, int, int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
+    Callable[[tuple[int, int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
     partial(tuple.__new__, ClientHelloRecordPeek),
 )
 
@@ -122,9 +135,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     (
         content_type,
         record_version,
-        epoch,
-        sequence_high,
-        sequence_low,
+        epoch_and_seq,
         record_length,
         type_and_length,
         message_seq,
@@ -155,8 +166,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     return _as_record_peek(
         (
             record_version,
-            epoch,
-            (sequence_high << 32) | sequence_low,
+            epoch_and_seq,
             message_seq,
             client_version,
             datagram[_BODY_AT:cookie_at],
