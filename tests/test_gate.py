@@ -298,6 +298,14 @@ def _fragment(body: bytes, offset: int, length: int, total: int | None = None) -
         ),
         (_record(encode_dtls_handshake(1, _hello_body(), 0), version=0x0303), DropReason.NOT_DTLS),
         (_record(encode_dtls_handshake(1, _hello_body(), 0), epoch=1), DropReason.NONZERO_EPOCH),
+        (  # several faults: the first in DTLSv1_listen's order is the reason
+            _record(encode_dtls_handshake(1, _hello_body(), 5), version=0x0303, epoch=1),
+            DropReason.NOT_DTLS,
+        ),
+        (
+            _record(encode_dtls_handshake(1, _hello_body(version=0x0303), 5), epoch=1),
+            DropReason.NONZERO_EPOCH,
+        ),
         (_record(b"\x01\x00\x00"), DropReason.HANDSHAKE_MALFORMED),
         (_record(encode_dtls_handshake(2, _hello_body(), 0)), DropReason.NOT_CLIENT_HELLO),
         (_record(encode_dtls_handshake(3, b"\xfe\xff\x00", 0)), DropReason.NOT_CLIENT_HELLO),
@@ -537,14 +545,14 @@ def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) 
 
 
 def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
-    """The HelloVerifyRequest record filled in per reply carries the epoch and sequence
-    number given as one 64-bit integer, and refuses what is not one (negative, or past 64
-    bits: an epoch past 16 bits)."""
+    """The HelloVerifyRequest record filled in per reply (epoch 0, as every ClientHello the
+    gate answers) refuses what encode_dtls_record refuses: a sequence number past 48 bits
+    (or negative)."""
     from dtlsgate.gate.datagram import HelloVerifyRequests
 
     replies = HelloVerifyRequests()
-    record = replies.build((7 << 48) | (2**48 - 1), b"c")
-    assert record == encode_dtls_record(22, 0xFEFF, 7, 2**48 - 1, record[13:])
-    for epoch_and_seq in (2**64, -1):
+    record = replies.build(2**48 - 1, b"c")
+    assert record == encode_dtls_record(22, 0xFEFF, 0, 2**48 - 1, record[13:])
+    for sequence_number in (2**48, -1):
         with pytest.raises(UsageError):
-            replies.build(epoch_and_seq, b"c")
+            replies.build(sequence_number, b"c")
