@@ -11,7 +11,7 @@ from builders import client_hello, datagram, with_cookie
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
-from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.cookie import COOKIE_OVERHEAD, CookieJar
 from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import ProtocolVersion
@@ -257,6 +257,29 @@ def test_reply_larger_than_hello_is_dropped_and_counted() -> None:
     assert gate.stats[DropReason.REPLY_TOO_LARGE] == 1
     padded = datagram(client_hello(extensions=None, session_id=b"s" * 32, suites=(1,) * 120))
     assert isinstance(gate.receive(padded, PEER, NOW), Reply)
+
+
+def test_the_jars_reply_is_never_larger_than_a_hello() -> None:
+    """The gate sends a jar cookie's HelloVerifyRequest without measuring it against the
+    ClientHello: it relies on the jar's cookies being COOKIE_OVERHEAD bytes, whatever the
+    peer and the clock, and on the smallest datagram the peek reads (record and handshake
+    headers, client_version, random, an empty session_id and cookie: 61 bytes) being no
+    smaller than that reply."""
+    gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
+    body = _hello_body()
+    smallest = _record(_fragment(body, 0, 2 + 32 + 1 + 1))
+    assert len(smallest) == 61
+    reply = gate.receive(smallest, PEER, NOW)
+    assert isinstance(reply, Reply) and len(reply.data) == 28 + COOKIE_OVERHEAD
+    assert len(reply.data) <= len(smallest)
+    # One byte less (no room for the cookie's length byte) is not read.
+    shorter = _record(_fragment(body, 0, 2 + 32 + 1))
+    assert gate.receive(shorter, PEER, NOW) == Drop(DropReason.FRAGMENT_TOO_SHORT)
+    jar = CookieJar(bytes(32))
+    peers = (None, ("10.0.0.1", 1), ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, 9, 9))
+    for peer in peers:
+        for now in (0.0, NOW, 2.0**32 + 0.5):
+            assert len(jar.mint(peer, now, b"b" * 300)) == COOKIE_OVERHEAD
 
 
 def _record(

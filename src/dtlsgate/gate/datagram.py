@@ -228,13 +228,19 @@ class Gate(GateCounters):
         if cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
+        # Never amplify (DESIGN.md, the gate contract). The jar's cookie (COOKIE_OVERHEAD,
+        # 21 bytes) makes a 49-byte reply, and every datagram the peek reads is at least
+        # 61 bytes (its headers, client_version, random and two length bytes): the peek's
+        # reading already settles it (test_the_jars_reply_is_never_larger_than_a_hello).
+        # An application's cookie may be up to 255 bytes: its reply is measured.
         if self._cookie_generate is None:
             cookie = self._jar.mint(peer, now, hello.bound)
+            reply = self._replies.build(hello.sequence_number, cookie)
         else:
             cookie = self._generated_cookie(peer)
-        reply = self._replies.build(hello.sequence_number, cookie)
-        if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
-            return self._drop(DropReason.REPLY_TOO_LARGE)
+            reply = self._replies.build(hello.sequence_number, cookie)
+            if len(reply) > len(data):
+                return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
 
