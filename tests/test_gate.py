@@ -579,3 +579,9 @@ def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
     for sequence_number in (2**48, -1):
         with pytest.raises(UsageError):
             replies.build(sequence_number, b"c")
+    # Cookies of several lengths in turn (the parts of the last length are kept at hand):
+    # each reply the codec's.
+    for n, cookie in enumerate((b"c" * 21, b"", b"d" * 255, b"c" * 21, b"e" * 3, b"")):
+        hvr = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+        message = encode_dtls_handshake(3, hvr, 0)
+        assert replies.build(n, cookie) == encode_dtls_record(22, 0xFEFF, 0, n, message)
