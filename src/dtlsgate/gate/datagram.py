@@ -83,6 +83,7 @@ from dtlsgate.wire.messages import (
 )
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
+    DTLS_VERSION_MAJOR,
     DtlsRecord,
     encode_dtls_record,
     split_dtls_records,
@@ -108,8 +109,6 @@ __all__ = [
 # A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
 # §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
 MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
-# The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
-DTLS_VERSION_MAJOR = 0xFE
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 
 
@@ -204,10 +203,8 @@ class Gate(GateCounters):
             if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
                 return self._reassemble(data, peer, now)
             return self._drop(self._why_not_judged(data))
-        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
-            return self._drop(DropReason.NOT_DTLS)
-        if hello.epoch:
-            return self._drop(DropReason.NONZERO_EPOCH)
+        # A record not of DTLS or not in epoch 0 was not read (None above): NOT_DTLS and
+        # NONZERO_EPOCH, from the full decoders.
         if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
@@ -231,13 +228,19 @@ class Gate(GateCounters):
         if cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
+        # Never amplify (DESIGN.md, the gate contract). The jar's cookie (COOKIE_OVERHEAD,
+        # 21 bytes) makes a 49-byte reply, and every datagram the peek reads is at least
+        # 61 bytes (its headers, client_version, random and two length bytes): the peek's
+        # reading already settles it (test_the_jars_reply_is_never_larger_than_a_hello).
+        # An application's cookie may be up to 255 bytes: its reply is measured.
         if self._cookie_generate is None:
             cookie = self._jar.mint(peer, now, hello.bound)
+            reply = self._replies.build(hello.sequence_number, cookie)
         else:
             cookie = self._generated_cookie(peer)
-        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
-        if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
-            return self._drop(DropReason.REPLY_TOO_LARGE)
+            reply = self._replies.build(hello.sequence_number, cookie)
+            if len(reply) > len(data):
+                return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
 
@@ -427,31 +430,40 @@ def _record_length(datagram: bytes) -> int:
 class HelloVerifyRequests:
     """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): the record of every reply with
     a cookie of a given length is made once with the codec, the first time a cookie of that
-    length is sent (at most 256 lengths; the default jar's cookies all have one), and each
-    reply is that record with its epoch, sequence number and cookie put in."""
+    length is sent (at most 256 lengths), and each reply is that record with its sequence
+    number and cookie put in. The parts for the length of the last cookie sent are at hand:
+    the default jar's cookies all have one, so they are looked up once, not per reply."""
 
     def __init__(self) -> None:
         # Per cookie length: the record up to its epoch, from its length field (after the
         # sequence number) up to the cookie, and the packing of a reply from those two,
         # epoch || sequence_number (one 64-bit integer) and the cookie.
         self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
+        # Those of the last cookie length sent (none yet: -1).
+        self._cookie_length = -1
+        self._before_epoch = self._after_sequence_number = b""
+        self._pack: Callable[..., bytes] = bytes
 
-    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
-        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
-        (16 bits) and ``sequence_number`` (48 bits) of the ClientHello's record, version
-        DTLS 1.0 in the record and in server_version, message_seq 0."""
-        parts = self._records.get(len(cookie))
+    def build(self, sequence_number: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the epoch
+        (0) and ``sequence_number`` (48 bits) of the ClientHello's record, version DTLS 1.0
+        in the record and in server_version, message_seq 0."""
+        if len(cookie) != self._cookie_length:  # another length than the last reply's
+            self._use_cookie_length(len(cookie))
+        if sequence_number >> 48:  # also a negative one
+            raise UsageError("sequence_number out of range")
+        # epoch (2, here 0) || sequence_number (6), one 64-bit field: RFC 6347 §4.1.
+        return self._pack(self._before_epoch, sequence_number, self._after_sequence_number, cookie)
+
+    def _use_cookie_length(self, cookie_length: int) -> None:
+        parts = self._records.get(cookie_length)
         if parts is None:
-            before_epoch, after_sequence_number = _record_around_cookie(len(cookie))
-            layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{len(cookie)}s"
+            before_epoch, after_sequence_number = _record_around_cookie(cookie_length)
+            layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{cookie_length}s"
             parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
-            self._records[len(cookie)] = parts
-        before_epoch, after_sequence_number, pack = parts
-        if (epoch >> 16) | (sequence_number >> 48):  # also a negative one
-            raise UsageError("epoch or sequence_number out of range")
-        # epoch (2) || sequence_number (6): RFC 6347 §4.1.
-        epoch_and_sequence = (epoch << 48) | sequence_number
-        return pack(before_epoch, epoch_and_sequence, after_sequence_number, cookie)
+            self._records[cookie_length] = parts
+        self._before_epoch, self._after_sequence_number, self._pack = parts
+        self._cookie_length = cookie_length
 
 
 def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:
