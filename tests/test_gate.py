@@ -260,11 +260,10 @@ def test_reply_larger_than_hello_is_dropped_and_counted() -> None:
 
 
 def test_the_jars_reply_is_never_larger_than_a_hello() -> None:
-    """The gate sends a jar cookie's HelloVerifyRequest without measuring it against the
-    ClientHello: it relies on the jar's cookies being COOKIE_OVERHEAD bytes, whatever the
-    peer and the clock, and on the smallest datagram the peek reads (record and handshake
-    headers, client_version, random, an empty session_id and cookie: 61 bytes) being no
-    smaller than that reply."""
+    """The jar's cookies are COOKIE_OVERHEAD bytes whatever the peer and the clock, and the
+    smallest datagram the peek reads (record and handshake headers, client_version, random,
+    an empty session_id and cookie: 61 bytes) is no smaller than their reply: the gate's
+    never-amplify check (which it makes on every reply) never drops a jar cookie's."""
     gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
     body = _hello_body()
     smallest = _record(_fragment(body, 0, 2 + 32 + 1 + 1))
@@ -579,8 +578,8 @@ def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
     for sequence_number in (2**48, -1):
         with pytest.raises(UsageError):
             replies.build(sequence_number, b"c")
-    # Cookies of several lengths in turn (the parts of the last length are kept at hand):
-    # each reply the codec's.
+    # Cookies of several lengths in turn (each length's parts made once): each reply the
+    # codec's.
     for n, cookie in enumerate((b"c" * 21, b"", b"d" * 255, b"c" * 21, b"e" * 3, b"")):
         hvr = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
         message = encode_dtls_handshake(3, hvr, 0)

@@ -228,19 +228,13 @@ class Gate(GateCounters):
         if cookie and self._cookie_verifies(peer, now, hello):
             return self._admit(data, hello, peer)
         # No cookie, or one that did not verify: both get a HelloVerifyRequest (§4.2.1).
-        # Never amplify (DESIGN.md, the gate contract). The jar's cookie (COOKIE_OVERHEAD,
-        # 21 bytes) makes a 49-byte reply, and every datagram the peek reads is at least
-        # 61 bytes (its headers, client_version, random and two length bytes): the peek's
-        # reading already settles it (test_the_jars_reply_is_never_larger_than_a_hello).
-        # An application's cookie may be up to 255 bytes: its reply is measured.
         if self._cookie_generate is None:
             cookie = self._jar.mint(peer, now, hello.bound)
-            reply = self._replies.build(hello.sequence_number, cookie)
         else:
             cookie = self._generated_cookie(peer)
-            reply = self._replies.build(hello.sequence_number, cookie)
-            if len(reply) > len(data):
-                return self._drop(DropReason.REPLY_TOO_LARGE)
+        reply = self._replies.build(hello.sequence_number, cookie)
+        if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
+            return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
         return reply
 
@@ -430,40 +424,30 @@ def _record_length(datagram: bytes) -> int:
 class HelloVerifyRequests:
     """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): the record of every reply with
     a cookie of a given length is made once with the codec, the first time a cookie of that
-    length is sent (at most 256 lengths), and each reply is that record with its sequence
-    number and cookie put in. The parts for the length of the last cookie sent are at hand:
-    the default jar's cookies all have one, so they are looked up once, not per reply."""
+    length is sent (at most 256 lengths; the default jar's cookies all have one), and each
+    reply is that record with its sequence number and cookie put in."""
 
     def __init__(self) -> None:
         # Per cookie length: the record up to its epoch, from its length field (after the
         # sequence number) up to the cookie, and the packing of a reply from those two,
         # epoch || sequence_number (one 64-bit integer) and the cookie.
         self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
-        # Those of the last cookie length sent (none yet: -1).
-        self._cookie_length = -1
-        self._before_epoch = self._after_sequence_number = b""
-        self._pack: Callable[..., bytes] = bytes
 
     def build(self, sequence_number: int, cookie: bytes) -> bytes:
         """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the epoch
         (0) and ``sequence_number`` (48 bits) of the ClientHello's record, version DTLS 1.0
         in the record and in server_version, message_seq 0."""
-        if len(cookie) != self._cookie_length:  # another length than the last reply's
-            self._use_cookie_length(len(cookie))
+        parts = self._records.get(len(cookie))
+        if parts is None:
+            before_epoch, after_sequence_number = _record_around_cookie(len(cookie))
+            layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{len(cookie)}s"
+            parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
+            self._records[len(cookie)] = parts
+        before_epoch, after_sequence_number, pack = parts
         if sequence_number >> 48:  # also a negative one
             raise UsageError("sequence_number out of range")
         # epoch (2, here 0) || sequence_number (6), one 64-bit field: RFC 6347 §4.1.
-        return self._pack(self._before_epoch, sequence_number, self._after_sequence_number, cookie)
-
-    def _use_cookie_length(self, cookie_length: int) -> None:
-        parts = self._records.get(cookie_length)
-        if parts is None:
-            before_epoch, after_sequence_number = _record_around_cookie(cookie_length)
-            layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{cookie_length}s"
-            parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
-            self._records[cookie_length] = parts
-        self._before_epoch, self._after_sequence_number, self._pack = parts
-        self._cookie_length = cookie_length
+        return pack(before_epoch, sequence_number, after_sequence_number, cookie)
 
 
 def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:
