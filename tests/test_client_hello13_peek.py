@@ -2,7 +2,8 @@
 
 Wherever `ClientHello.decode` and `client_hello_info` accept a ClientHello, the peek reads
 the same fields and the same `client_hello_fixed_part`; where the peek refuses one, so do
-they. A ClientHello1 malformed only in an extension the HelloRetryRequest does not depend
+they. A ClientHello2 whose rest the gate decoded before reads as the full decoders read it.
+A ClientHello1 malformed only in an extension the HelloRetryRequest does not depend
 on is answered (the gate.dtls13 docstring says why), and its ClientHello2 is decoded in
 full and never admitted."""
 
@@ -13,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.suites import CipherSuite
 from dtlsgate.errors import ProtocolError
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
+from dtlsgate.gate.dtls13 import MAX_HELLO2_BYTES, DtlsGate13, decode_dtls13_hello
 from dtlsgate.handshake.tls13.common import client_hello_fixed_part, client_hello_info
 from dtlsgate.wire.client_hello13_peek import decode_offer13, peek_client_hello13
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup
@@ -116,3 +119,92 @@ def test_malformed_unread_extension_answered_then_client_hello2_not_admitted() -
     assert hello2.count(good) == 1
     assert not isinstance(gate.receive(hello2.replace(good, bad), CLIENT, NOW), Dtls13Admit)
     assert gate.admits == 0
+
+
+def _hello2_body(seed: bytes = b"client", **kwargs: object) -> bytes:
+    """A ClientHello2 body of our client (its random and key shares from ``seed``), after
+    the gate's HelloRetryRequest."""
+    config = client_config(provider=DeterministicProvider(seed), **kwargs)  # type: ignore[arg-type]
+    client = Dtls13ClientConnection(config, SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    reply = Gate(server_config()).receive(hello, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    client.receive(reply.data, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    return hello2[BODY_AT:]
+
+
+HELLO2_KINDS: list[dict[str, object]] = [
+    {},
+    {"groups": (NamedGroup.secp384r1, NamedGroup.x25519)},
+    {"alpn_protocols": (b"coap", b"h2"), "server_name": "example.com"},
+    {"post_handshake_auth": True, "certificate_compression": ("zlib",)},
+]
+HELLO2 = [(_hello2_body(b"one", **kind), _hello2_body(b"two", **kind)) for kind in HELLO2_KINDS]
+
+
+def _decoded(gate13: DtlsGate13, body: bytes) -> object:
+    """`DtlsGate13.decode_hello2` with what `decode_client_hello` reads besides: the
+    extensions by type (the ClientHello's equality leaves them out)."""
+    decoded = gate13.decode_hello2(peek_client_hello13(body), body)
+    return None if decoded is None else (*decoded, dict(decoded[0].extension_bodies))
+
+
+def _full(body: bytes) -> object:
+    decoded = decode_dtls13_hello(body)
+    return None if decoded is None else (*decoded, dict(decoded[0].extensions or ()))
+
+
+def test_client_hello2_decoded_once_per_rest() -> None:
+    """A ClientHello2 whose rest (all but random, session_id, key shares and cookie) the
+    gate decoded before is that one with its own fields put in: what the full decoders
+    read, without decoding the rest again."""
+    gate13 = DtlsGate13(server_config())
+    for n, (first, second) in enumerate(HELLO2, 1):
+        peek = peek_client_hello13(second)
+        split, split1 = peek.hello2, peek_client_hello13(first).hello2
+        assert split is not None and split1 is not None and split.key_share
+        assert split.rest == split1.rest and first != second
+        assert first.count(split.key_share) == 0 and first.count(split.cookie) == 0
+        assert _decoded(gate13, first) == _full(first) and gate13.hellos2_remembered == n
+        assert _decoded(gate13, second) == _full(second) and gate13.hellos2_remembered == n
+        decoded = gate13.decode_hello2(peek, second)
+        assert decoded is not None
+        assert (
+            decoded[0].cipher_suites
+            is gate13.decode_hello2(peek_client_hello13(first), first)[0].cipher_suites
+        )  # not decoded again: the remembered one's
+    # A PSK offer has no rest: decoded in full each time, not remembered.
+    psk_offer = peek_client_hello13(REAL[4])
+    assert psk_offer.needs_full and psk_offer.hello2 is None
+    assert gate13.decode_hello2(psk_offer, REAL[4]) == decode_dtls13_hello(REAL[4])
+    assert gate13.hellos2_remembered == len(HELLO2)
+    # A ClientHello1 has none either.
+    assert peek_client_hello13(REAL[0]).hello2 is None
+    # One larger than MAX_HELLO2_BYTES is decoded, not remembered.
+    names = tuple(b"protocol-%03d" % i for i in range(64))
+    large = _hello2_body(alpn_protocols=names)
+    assert len(large) > MAX_HELLO2_BYTES
+    assert _decoded(gate13, large) == _full(large) and gate13.hellos2_remembered == len(HELLO2)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(HELLO2), st.integers(0, 400), st.binary(max_size=4), st.integers(0, 2))
+def test_mutated_client_hello2_decoded_as_the_full_decoders_decode_it(
+    pair: tuple[bytes, bytes], at: int, noise: bytes, cut: int
+) -> None:
+    """With the rest of a kind of ClientHello2 remembered, a changed one (its random,
+    session_id, key shares, cookie or anything else) decodes as the full decoders decode
+    it, or is refused as they refuse it."""
+    first, second = pair
+    gate13 = DtlsGate13(server_config())
+    gate13.decode_hello2(peek_client_hello13(first), first)
+    data = bytearray(second)
+    data[at : at + len(noise)] = noise
+    body = bytes(data[: len(data) - cut])
+    try:
+        peek_client_hello13(body)
+    except ProtocolError:
+        return  # the gate judges it as DTLS 1.2 (the peek's own test pins it)
+    assert _decoded(gate13, body) == _full(body)

@@ -30,18 +30,22 @@ the server has protocols) the first time they are seen, and remembered in a smal
 table keyed by them (`DtlsGate13.choose`: per configuration, not per peer): clients of one
 kind send the same offer byte for byte, so a ClientHello1 seen before is answered without
 decoding any of it again. What the cookie binds (`client_hello_fixed_part`) and the
-transcript hash come from the received bytes. One with a cookie (a ClientHello2) or a
-pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
-peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
-decode it again. Any ClientHello the full decoders accept gets the
-same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
-reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
-send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
-never larger than the request (checked below) and nothing is stored, as for a
-HelloVerifyRequest answered from the fields before the cookie; ClientHello2 must repeat
-those extensions (the cookie binds them) and is decoded in full before anything is
-allocated, so a malformed one is never admitted. Malformed framing, or a malformed body
-the reply depends on, still falls through as before (None: judged as DTLS 1.2).
+transcript hash come from the received bytes. One with a pre_shared_key is decoded in
+full as well; so is a ClientHello2 (a cookie) the first time the rest of it is seen (all
+but its random, session_id, key shares and cookie, as the peek cuts it: the same bytes in
+every handshake of one kind of client), after which another with that rest is the one
+decoded before with its own fields put in and decoded (`DtlsGate13.decode_hello2`, as
+strict as the full decode). Its cookie is checked against the bytes the peek sliced, and
+the admit carries the decoded ClientHello2 to the server, which does not decode it again.
+Any ClientHello the full decoders accept gets the same HelloRetryRequest, byte for byte;
+one malformed only in an extension nothing here reads (server_name, record_size_limit, ...)
+now gets one too, where the full decode used to send it to the DTLS 1.2 path. That costs
+nothing the gate contract protects: the reply is never larger than the request (checked
+below) and nothing is stored, as for a HelloVerifyRequest answered from the fields before
+the cookie; ClientHello2 must repeat those extensions (the cookie binds them) and is
+decoded whole (its rest once) before anything is allocated, so a malformed one is never
+admitted. Malformed framing, or a malformed body the reply depends on, still falls through
+as before (None: judged as DTLS 1.2).
 
 A ClientHello larger than the path MTU (many suites, or an ML-KEM key share of over 1 KB)
 arrives in fragments, its cookie extension near the end, so no first fragment can be
@@ -66,6 +70,7 @@ from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_coo
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
+    client_hello_like,
     decode_client_hello,
     hello_retry_request,
 )
@@ -94,6 +99,12 @@ __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 # (a `Memo`: some 32 x 512 bytes) however the offers are made.
 MAX_CHOICES = 32
 MAX_OFFER_BYTES = 512
+# ClientHello2s decoded per the rest of the message (`DtlsGate13.decode_hello2`): what one
+# kind of client sends alike in every handshake. Only those of at most MAX_HELLO2_BYTES (a
+# common one has 250 to 500; the entry holds the decoded message, about three times its
+# size) are kept: a `Memo` of some 32 x 3 KB however they are made.
+MAX_HELLO2S = 32
+MAX_HELLO2_BYTES = 1024
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
 # and random, then the session_id's length byte (RFC 9147 §4, §5.2; RFC 8446 §4.1.3).
@@ -131,6 +142,7 @@ class DtlsGate13:
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
         self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
+        self._hellos2: Memo[bytes, tuple[ClientHello, ClientHelloInfo]] = Memo(MAX_HELLO2S)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
@@ -162,12 +174,41 @@ class DtlsGate13:
             return None
         if not peek.needs_full:
             return _retry_peeked(self, sequence_number, peek, body, data, peer, now)
-        decoded = decode_dtls13_hello(body)
+        decoded = self.decode_hello2(peek, body)
         if decoded is None:
             return None
         return judge_dtls13(
             self, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
         )
+
+    def decode_hello2(
+        self, peek: ClientHello13Peek, body: bytes
+    ) -> tuple[ClientHello, ClientHelloInfo] | None:
+        """`decode_dtls13_hello` for a ClientHello ``body`` with a cookie or a
+        pre_shared_key, read by `peek_client_hello13`. A ClientHello2 (a cookie, no PSK) is
+        decoded in full the first time the rest of it is seen (``peek.hello2.rest``: all but its
+        random, session_id, key shares and cookie), and remembered by it: another with the
+        same rest is the one decoded before with its own random, session_id, key shares
+        and cookie put in and decoded (`client_hello_like`), checked as the full decode
+        checks them. `MAX_HELLO2S` are remembered, each of at most `MAX_HELLO2_BYTES`."""
+        hello2 = peek.hello2
+        known = None if hello2 is None else self._hellos2.get(hello2.rest)
+        if known is None:  # a PSK offer, or a ClientHello2 not seen lately
+            decoded = decode_dtls13_hello(body)
+            if hello2 is not None and decoded is not None and len(body) <= MAX_HELLO2_BYTES:
+                self._hellos2.remember(hello2.rest, decoded)
+            return decoded
+        assert hello2 is not None  # with ``known``
+        # check_tls13_client_hello, DTLS: legacy_version {254, 253} (RFC 9147 §5.3); the
+        # rest's checks passed when it was decoded.
+        if peek.legacy_version != DTLS_VERSIONS.legacy_version:
+            return None
+        try:
+            return client_hello_like(
+                known, peek.random, peek.session_id, hello2.key_share, hello2.cookie
+            )
+        except ProtocolError:
+            return None
 
     def choose(self, peek: ClientHello13Peek) -> Choice | DropReason | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
@@ -233,6 +274,11 @@ class DtlsGate13:
         if size + len(peek.signature_schemes or b"") <= MAX_OFFER_BYTES:
             self._choices.remember(key, choice)
         return choice
+
+    @property
+    def hellos2_remembered(self) -> int:
+        """How many ClientHello2s `decode_hello2` remembers (at most `MAX_HELLO2S`)."""
+        return len(self._hellos2)
 
     @property
     def choices_remembered(self) -> int:

@@ -19,6 +19,10 @@ the full decoders) once per distinct offer and remembers its choice; every other
 is walked, not decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes
 of `client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or
 a pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
+Of a ClientHello2 without a PSK it cuts out the fields that differ from handshake to
+handshake (`ClientHello2Split`: the message without its random, session_id and the bodies of
+key_share and cookie; and those two bodies), so that the gate decodes each distinct rest
+once.
 
 DecodeError when the body is malformed in what is read (`decode_offer13`: in the offer).
 The gate (`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before
@@ -40,11 +44,27 @@ from dtlsgate.wire.extensions import (
 )
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
 
-__all__ = ["ClientHello13Peek", "decode_offer13", "peek_client_hello13"]
+__all__ = ["ClientHello2Split", "ClientHello13Peek", "decode_offer13", "peek_client_hello13"]
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
 _TYPE_AND_LENGTH = struct.Struct(">HH")
+
+
+class ClientHello2Split(NamedTuple):
+    """A ClientHello2 (a cookie, no pre_shared_key) cut by `peek_client_hello13` into what
+    one kind of client sends alike in every handshake and what differs (with ``random``
+    and ``session_id``, which `ClientHello13Peek` has):
+
+    - ``rest``: the message from its legacy_cookie to its end, the bodies of key_share and
+      cookie cut out (their headers kept);
+    - ``key_share``: the key_share extension's body (None when it is absent);
+    - ``cookie``: the cookie extension's body.
+    """
+
+    rest: bytes
+    key_share: bytes | None
+    cookie: bytes
 
 
 class ClientHello13Peek(NamedTuple):
@@ -60,7 +80,9 @@ class ClientHello13Peek(NamedTuple):
     - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
       absent);
     - ``fixed``: `client_hello_fixed_part` of the message, from its bytes;
-    - ``needs_full``: a cookie or pre_shared_key extension is present.
+    - ``needs_full``: a cookie or pre_shared_key extension is present;
+    - ``hello2``: for a ClientHello with a cookie and no pre_shared_key (a ClientHello2),
+      its `ClientHello2Split`; None for any other.
     """
 
     legacy_version: int
@@ -76,6 +98,7 @@ class ClientHello13Peek(NamedTuple):
     alpn: bytes | None
     fixed: bytes
     needs_full: bool
+    hello2: ClientHello2Split | None
 
 
 def peek_client_hello13(body: bytes) -> ClientHello13Peek:
@@ -103,8 +126,8 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
     groups = None if span is None else body[span[0] + 4 : span[1]]
     span = get(ExtensionType.signature_algorithms)
     schemes = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.key_share)
-    share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
+    shares = get(ExtensionType.key_share)
+    share_groups = None if shares is None else _share_groups(body, shares[0] + 4, shares[1])
     span = get(ExtensionType.application_layer_protocol_negotiation)
     alpn = None if span is None else body[span[0] + 4 : span[1]]
     # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
@@ -113,6 +136,11 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
     fixed += [
         body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
     ]
+    cookie = get(ExtensionType.cookie)
+    psk = ExtensionType.pre_shared_key in spans
+    hello2 = None
+    if cookie is not None and not psk:
+        hello2 = _split_hello2(body, cookie_at, cookie, shares)
     return ClientHello13Peek(
         legacy_version,
         random,
@@ -126,7 +154,8 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         share_groups,
         alpn,
         b"".join(fixed),
-        ExtensionType.cookie in spans or ExtensionType.pre_shared_key in spans,
+        cookie is not None or psk,
+        hello2,
     )
 
 
@@ -144,6 +173,20 @@ def decode_offer13(
         () if groups is None else decode_u16_list_ext(groups),
         () if schemes is None else decode_u16_list_ext(schemes),
     )
+
+
+def _split_hello2(
+    body: bytes, cookie_at: int, cookie: tuple[int, int], key_share: tuple[int, int] | None
+) -> ClientHello2Split:
+    """The `ClientHello2Split` of a ClientHello2, from the spans of its cookie and
+    key_share extensions (each from its header to its end)."""
+    cookie_body = body[cookie[0] + 4 : cookie[1]]
+    if key_share is None:
+        rest = body[cookie_at : cookie[0] + 4] + body[cookie[1] :]
+        return ClientHello2Split(rest, None, cookie_body)
+    (a, b), (c, d) = sorted((cookie, key_share))
+    rest = b"".join((body[cookie_at : a + 4], body[b : c + 4], body[d:]))
+    return ClientHello2Split(rest, body[key_share[0] + 4 : key_share[1]], cookie_body)
 
 
 def _share_groups(body: bytes, start: int, stop: int) -> tuple[int, ...]:

@@ -151,6 +151,14 @@ def decode_client_hello_extensions(r: Reader) -> DecodedExtensions:
     return extensions, bodies
 
 
+def with_bodies(decoded: DecodedExtensions, bodies: dict[int, bytes]) -> DecodedExtensions:
+    """A ClientHello's extensions as `decode_client_hello_extensions` read them, with the
+    bodies of ``bodies`` put in, each in its place (every type in ``bodies`` is one of
+    them): what decoding the message with those bodies would read."""
+    changed = decoded[1] | bodies
+    return tuple(map(_as_extension, changed.items())), changed
+
+
 def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:
     """The rules `decode_extensions` applies to a block, in wire order (the first offending
     extension is the one reported): no type twice (illegal_parameter), and, in a message a
