@@ -122,7 +122,7 @@ from dtlsgate.wire.extensions import (
     encode_u16_list_ext,
 )
 from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
-from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
 from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
@@ -598,7 +598,7 @@ def server_flight(
     cids = connection_ids(ctx, hello)
     if cids is not None:
         extensions.append(Extension(_E.connection_id, encode_connection_id(cids.read)))
-    sh = ServerHello(
+    sh = encode_server_hello(
         versions.legacy_version,
         ctx.provider.random(32),
         hello.session_id,
@@ -606,7 +606,7 @@ def server_flight(
         0,
         tuple(extensions),
     )
-    sh_raw = message(_H.SERVER_HELLO, sh.encode())
+    sh_raw = message(_H.SERVER_HELLO, sh)
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
     if cids is not None:
