@@ -10,9 +10,11 @@ Extensions are checked against the message they appear in (RFC 8446 §4.2 table)
 
 from __future__ import annotations
 
+import struct
+
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError, IllegalParameter
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ConnectionIdUsage, KeyUpdateRequest
 from dtlsgate.wire.extensions import (
     Context,
@@ -26,6 +28,7 @@ from dtlsgate.wire.extensions import (
 MAX_REQUEST_CONTEXT_LENGTH = 255
 # RFC 8446 §4.6.1: ticket_nonce<0..255>, ticket<1..2^16-1>; lifetime at most 7 days.
 MAX_TICKET_LIFETIME = 604800
+_U16 = struct.Struct(">H")
 
 
 @frozen
@@ -136,10 +139,17 @@ class CertificateVerify:
         return cls(algorithm, signature)
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u16(self.algorithm)
-        w.vector(2, self.signature)
-        return w.getvalue()
+        return encode_certificate_verify(self.algorithm, self.signature)
+
+
+def encode_certificate_verify(algorithm: int, signature: bytes) -> bytes:
+    """The body of the `CertificateVerify` with these fields: what a peer sends once per
+    handshake, encoded without a message object."""
+    try:
+        scheme = _U16.pack(algorithm)
+    except struct.error:
+        raise UsageError(f"{algorithm} does not fit in 2 bytes") from None
+    return scheme + encode_vector(2, signature)
 
 
 @frozen

@@ -127,10 +127,10 @@ from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
     CertificateRequest,
-    CertificateVerify,
     EncryptedExtensions,
     Finished,
     NewSessionTicket,
+    encode_certificate_verify,
 )
 
 _A = AlertDescription
@@ -741,7 +741,7 @@ def certificate_messages(
     content = certificate_verify_content(keys.transcript.digest(), server=True)
     scheme = present(choice.scheme, "no signature scheme", InternalError)
     signature = ctx.provider.sign(ctx.key, scheme, content)
-    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
+    cv = message(_H.CERTIFICATE_VERIFY, encode_certificate_verify(scheme, signature))
     keys.transcript.update(cv)
     return [*messages, cv]
 
