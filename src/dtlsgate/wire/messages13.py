@@ -21,6 +21,7 @@ from dtlsgate.wire.extensions import (
     Extension,
     decode_extensions,
     encode_extensions,
+    extensions_block,
     find_extension,
 )
 
@@ -29,6 +30,7 @@ MAX_REQUEST_CONTEXT_LENGTH = 255
 # RFC 8446 §4.6.1: ticket_nonce<0..255>, ticket<1..2^16-1>; lifetime at most 7 days.
 MAX_TICKET_LIFETIME = 604800
 _U16 = struct.Struct(">H")
+_TWO_U32 = struct.Struct(">II")
 
 
 @frozen
@@ -196,13 +198,36 @@ class NewSessionTicket:
         return cls(lifetime, age_add, nonce, ticket, extensions)
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u32(self.ticket_lifetime)
-        w.u32(self.ticket_age_add)
-        w.vector(1, self.ticket_nonce)
-        w.vector(2, self.ticket, 1)
-        encode_extensions(w, self.extensions)
-        return w.getvalue()
+        return encode_new_session_ticket(
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.ticket_nonce,
+            self.ticket,
+            self.extensions,
+        )
+
+
+def encode_new_session_ticket(
+    ticket_lifetime: int,
+    ticket_age_add: int,
+    ticket_nonce: bytes,
+    ticket: bytes,
+    extensions: tuple[Extension, ...] = (),
+) -> bytes:
+    """The body of the `NewSessionTicket` with these fields: what a server sends after
+    every handshake, encoded without a message object."""
+    try:
+        times = _TWO_U32.pack(ticket_lifetime, ticket_age_add)
+    except struct.error:
+        raise UsageError("ticket_lifetime or ticket_age_add does not fit in 4 bytes") from None
+    return b"".join(
+        (
+            times,
+            encode_vector(1, ticket_nonce),
+            encode_vector(2, ticket, 1),
+            extensions_block(extensions),
+        )
+    )
 
 
 @frozen

@@ -129,8 +129,8 @@ from dtlsgate.wire.messages13 import (
     CertificateRequest,
     EncryptedExtensions,
     Finished,
-    NewSessionTicket,
     encode_certificate_verify,
+    encode_new_session_ticket,
 )
 
 _A = AlertDescription
@@ -914,8 +914,9 @@ def new_session_tickets(
         ticket_state = TicketState(
             state.suite.suite, int(now * 1000), cfg.ticket_lifetime, age_add, psk, alpn
         )
-        nst = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ctx.sealer.seal(ticket_state))
-        out.append(message(_H.NEW_SESSION_TICKET, nst.encode()))
+        ticket = ctx.sealer.seal(ticket_state)
+        nst = encode_new_session_ticket(cfg.ticket_lifetime, age_add, nonce, ticket)
+        out.append(message(_H.NEW_SESSION_TICKET, nst))
     return out
 
 
