@@ -27,6 +27,7 @@ from dtlsgate.record.tls13 import (
 from dtlsgate.wire.enums import AlertDescription, ContentType, KeyUpdateRequest
 from dtlsgate.wire.extensions import Extension, KeyShareEntry, encode_key_share_sh
 from dtlsgate.wire.messages13 import (
+    Ack,
     Certificate,
     CertificateEntry,
     CertificateRequest,
@@ -36,6 +37,7 @@ from dtlsgate.wire.messages13 import (
     Finished,
     KeyUpdate,
     NewSessionTicket,
+    encode_ack,
     encode_certificate_verify,
     encode_new_session_ticket,
 )
@@ -99,6 +101,24 @@ def test_certificate_verify_round_trip(alg: int, sig: bytes) -> None:
 def test_new_session_ticket_round_trip(life: int, add: int, nonce: bytes, ticket: bytes) -> None:
     msg = NewSessionTicket(life, add, nonce, ticket)
     assert NewSessionTicket.decode(msg.encode()) == msg
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)), max_size=8))
+def test_ack_round_trip(numbers: list[tuple[int, int]]) -> None:
+    """RFC 9147 §7: RecordNumber record_numbers<0..2^16-1>, each a uint64 epoch and a uint64
+    sequence_number."""
+    body = encode_ack(numbers)
+    assert body == Ack(tuple(numbers)).encode()
+    assert body == (16 * len(numbers)).to_bytes(2, "big") + b"".join(
+        e.to_bytes(8, "big") + n.to_bytes(8, "big") for e, n in numbers
+    )
+    assert Ack.decode(body) == Ack(tuple(numbers))
+
+
+def test_ack_encoder_checks_ranges() -> None:
+    for numbers in ([(2**64, 0)], [(0, -1)], [(0, 0)] * 4096):
+        with pytest.raises(UsageError):
+            encode_ack(numbers)
 
 
 def test_messages_a_server_sends_per_handshake_encoded_without_an_object() -> None:
