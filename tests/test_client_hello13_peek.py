@@ -72,12 +72,19 @@ def _check_against_full_decoders(body: bytes) -> None:
         info.groups,
         info.signature_schemes,
     )
-    shares = None if info.shares is None else tuple(e.group for e in info.shares)
-    assert peek.share_groups == shares
     bodies = {e.type: e.data for e in hello.extensions or ()}
     assert peek.alpn == bodies.get(ExtensionType.application_layer_protocol_negotiation)
-    assert peek.fixed == client_hello_fixed_part(hello)
     assert peek.needs_full == (info.cookie is not None or info.psk is not None)
+    if peek.hello2 is not None:  # a ClientHello2: cut, its shares and fixed part not read
+        assert info.cookie is not None and info.psk is None
+        assert peek.share_groups is None and peek.fixed is None
+        assert peek.hello2.cookie == bodies[ExtensionType.cookie]
+        assert peek.hello2.key_share == bodies.get(ExtensionType.key_share)
+        assert client_hello_fixed_part(hello).startswith(peek.hello2.head)
+        return
+    shares = None if info.shares is None else tuple(e.group for e in info.shares)
+    assert peek.share_groups == shares
+    assert peek.fixed == client_hello_fixed_part(hello)
 
 
 def test_real_hellos_read_as_the_full_decoders_read_them() -> None:
@@ -145,15 +152,19 @@ HELLO2 = [(_hello2_body(b"one", **kind), _hello2_body(b"two", **kind)) for kind 
 
 
 def _decoded(gate13: DtlsGate13, body: bytes) -> object:
-    """`DtlsGate13.decode_hello2` with what `decode_client_hello` reads besides: the
-    extensions by type (the ClientHello's equality leaves them out)."""
+    """`DtlsGate13.decode_hello2` (the ClientHello, its extensions, what its cookie binds)
+    with the extensions by type besides (the ClientHello's equality leaves them out)."""
     decoded = gate13.decode_hello2(peek_client_hello13(body), body)
     return None if decoded is None else (*decoded, dict(decoded[0].extension_bodies))
 
 
 def _full(body: bytes) -> object:
+    """The same from the full decoders."""
     decoded = decode_dtls13_hello(body)
-    return None if decoded is None else (*decoded, dict(decoded[0].extensions or ()))
+    if decoded is None:
+        return None
+    hello = decoded[0]
+    return (*decoded, client_hello_fixed_part(hello), dict(hello.extensions or ()))
 
 
 def test_client_hello2_decoded_once_per_rest() -> None:
@@ -178,7 +189,7 @@ def test_client_hello2_decoded_once_per_rest() -> None:
     # A PSK offer has no rest: decoded in full each time, not remembered.
     psk_offer = peek_client_hello13(REAL[4])
     assert psk_offer.needs_full and psk_offer.hello2 is None
-    assert gate13.decode_hello2(psk_offer, REAL[4]) == decode_dtls13_hello(REAL[4])
+    assert _decoded(gate13, REAL[4]) == _full(REAL[4])
     assert gate13.hellos2_remembered == len(HELLO2)
     # A ClientHello1 has none either.
     assert peek_client_hello13(REAL[0]).hello2 is None

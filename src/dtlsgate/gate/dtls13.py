@@ -70,6 +70,7 @@ from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_coo
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
+    client_hello_fixed_part,
     client_hello_like,
     decode_client_hello,
     hello_retry_request,
@@ -142,7 +143,8 @@ class DtlsGate13:
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
         self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
-        self._hellos2: Memo[bytes, tuple[ClientHello, ClientHelloInfo]] = Memo(MAX_HELLO2S)
+        # rest -> ClientHello2 decoded, and its part of what the cookie binds (`decode_hello2`)
+        self._hellos2: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
@@ -177,38 +179,48 @@ class DtlsGate13:
         decoded = self.decode_hello2(peek, body)
         if decoded is None:
             return None
-        return judge_dtls13(
-            self, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
-        )
+        return judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
 
     def decode_hello2(
         self, peek: ClientHello13Peek, body: bytes
-    ) -> tuple[ClientHello, ClientHelloInfo] | None:
+    ) -> tuple[ClientHello, ClientHelloInfo, bytes] | None:
         """`decode_dtls13_hello` for a ClientHello ``body`` with a cookie or a
-        pre_shared_key, read by `peek_client_hello13`. A ClientHello2 (a cookie, no PSK) is
-        decoded in full the first time the rest of it is seen (``peek.hello2.rest``: all but its
-        random, session_id, key shares and cookie), and remembered by it: another with the
-        same rest is the one decoded before with its own random, session_id, key shares
-        and cookie put in and decoded (`client_hello_like`), checked as the full decode
-        checks them. `MAX_HELLO2S` are remembered, each of at most `MAX_HELLO2_BYTES`."""
+        pre_shared_key, read by `peek_client_hello13`, and what its cookie binds
+        (`client_hello_fixed_part`). A ClientHello2 (a cookie, no PSK) is decoded in full
+        the first time the rest of it is seen (``peek.hello2.rest``: all but its random,
+        session_id, key shares and cookie), and remembered by it with its part of what the
+        cookie binds: another with the same rest is the one decoded before with its own
+        random, session_id, key shares and cookie put in and decoded (`client_hello_like`),
+        checked as the full decode checks them, and binds its head and the same part.
+        `MAX_HELLO2S` are remembered, each of at most `MAX_HELLO2_BYTES`."""
         hello2 = peek.hello2
-        known = None if hello2 is None else self._hellos2.get(hello2.rest)
-        if known is None:  # a PSK offer, or a ClientHello2 not seen lately
+        if hello2 is None:  # a PSK offer
             decoded = decode_dtls13_hello(body)
-            if hello2 is not None and decoded is not None and len(body) <= MAX_HELLO2_BYTES:
-                self._hellos2.remember(hello2.rest, decoded)
-            return decoded
-        assert hello2 is not None  # with ``known``
+            assert peek.fixed is not None  # sliced by the peek for all but a ClientHello2
+            return None if decoded is None else (*decoded, peek.fixed)
+        known = self._hellos2.get(hello2.rest)
+        if known is None:  # not seen lately
+            decoded = decode_dtls13_hello(body)
+            if decoded is None:
+                return None
+            fixed = client_hello_fixed_part(decoded[0])
+            if len(body) <= MAX_HELLO2_BYTES:
+                # What the cookie binds starts with the head (legacy_version, random,
+                # session_id: `client_hello_fixed_part`); the rest's part follows.
+                self._hellos2.remember(hello2.rest, (*decoded, fixed[len(hello2.head) :]))
+            return (*decoded, fixed)
         # check_tls13_client_hello, DTLS: legacy_version {254, 253} (RFC 9147 §5.3); the
         # rest's checks passed when it was decoded.
         if peek.legacy_version != DTLS_VERSIONS.legacy_version:
             return None
+        hello, info, bound = known
         try:
-            return client_hello_like(
-                known, peek.random, peek.session_id, hello2.key_share, hello2.cookie
+            hello, info = client_hello_like(
+                (hello, info), peek.random, peek.session_id, hello2.key_share, hello2.cookie
             )
         except ProtocolError:
             return None
+        return hello, info, hello2.head + bound
 
     def choose(self, peek: ClientHello13Peek) -> Choice | DropReason | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
@@ -364,8 +376,7 @@ def judge_dtls13(
     gate13: DtlsGate13,
     sequence_number: int,
     message_seq: int,
-    hello: tuple[ClientHello, ClientHelloInfo],
-    fixed: bytes,
+    hello: tuple[ClientHello, ClientHelloInfo, bytes],
     body: bytes,
     data: bytes,
     peer: Hashable | None,
@@ -373,11 +384,11 @@ def judge_dtls13(
 ) -> bytes | Dtls13Admit | Drop:
     """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello
     (``body``, the first record's, its ``sequence_number`` and ``message_seq``), decoded
-    (``hello``), and what of it the cookie binds (``fixed``: `client_hello_fixed_part`, as
-    `peek_client_hello13` slices it)."""
+    (``hello``: the ClientHello, its extensions and what of it the cookie binds,
+    `client_hello_fixed_part`, as `DtlsGate13.decode_hello2` returns them)."""
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
-    client_hello, info = hello
+    client_hello, info, fixed = hello
     # The TLS form (RFC 9147 §5.2): msg_type and length, then the body.
     message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
     if info.cookie is None:
@@ -471,7 +482,7 @@ def _retry_peeked(
     choice = gate13.choose(peek)
     if not isinstance(choice, Choice):
         return None if choice is None else Drop(choice)
-    assert choice.group is not None and peek.share_groups is not None
+    assert choice.group is not None and peek.share_groups is not None and peek.fixed is not None
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
     requested = choice.group not in peek.share_groups

@@ -17,7 +17,8 @@ application_layer_protocol_negotiation) is returned as the bytes received: one k
 client sends the same bytes every time, so the gate decodes them (`decode_offer13`, with
 the full decoders) once per distinct offer and remembers its choice; every other extension
 is walked, not decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes
-of `client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or
+of `client_hello_fixed_part`, sliced from the body; a ClientHello2's own comes from its
+head and its rest), and whether the hello has a cookie or
 a pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
 Of a ClientHello2 without a PSK it cuts out the fields that differ from handshake to
 handshake (`ClientHello2Split`: the message without its random, session_id and the bodies of
@@ -56,12 +57,15 @@ class ClientHello2Split(NamedTuple):
     one kind of client sends alike in every handshake and what differs (with ``random``
     and ``session_id``, which `ClientHello13Peek` has):
 
+    - ``head``: the message before its legacy_cookie (legacy_version, random, session_id),
+      the start of what the cookie binds (`client_hello_fixed_part`);
     - ``rest``: the message from its legacy_cookie to its end, the bodies of key_share and
       cookie cut out (their headers kept);
     - ``key_share``: the key_share extension's body (None when it is absent);
     - ``cookie``: the cookie extension's body.
     """
 
+    head: bytes
     rest: bytes
     key_share: bytes | None
     cookie: bytes
@@ -78,8 +82,10 @@ class ClientHello13Peek(NamedTuple):
       supported_versions, supported_groups, signature_algorithms and
       application_layer_protocol_negotiation, undecoded (None: absent);
     - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
-      absent);
-    - ``fixed``: `client_hello_fixed_part` of the message, from its bytes;
+      absent; not read in a ClientHello2, whose shares are decoded in full);
+    - ``fixed``: `client_hello_fixed_part` of the message, from its bytes (None for a
+      ClientHello2: its ``hello2.head`` and the part of its rest, which the gate keeps with
+      the rest decoded);
     - ``needs_full``: a cookie or pre_shared_key extension is present;
     - ``hello2``: for a ClientHello with a cookie and no pre_shared_key (a ClientHello2),
       its `ClientHello2Split`; None for any other.
@@ -96,7 +102,7 @@ class ClientHello13Peek(NamedTuple):
     signature_schemes: bytes | None
     share_groups: tuple[int, ...] | None
     alpn: bytes | None
-    fixed: bytes
+    fixed: bytes | None
     needs_full: bool
     hello2: ClientHello2Split | None
 
@@ -126,21 +132,26 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
     groups = None if span is None else body[span[0] + 4 : span[1]]
     span = get(ExtensionType.signature_algorithms)
     schemes = None if span is None else body[span[0] + 4 : span[1]]
-    shares = get(ExtensionType.key_share)
-    share_groups = None if shares is None else _share_groups(body, shares[0] + 4, shares[1])
     span = get(ExtensionType.application_layer_protocol_negotiation)
     alpn = None if span is None else body[span[0] + 4 : span[1]]
-    # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
-    # `client_hello_fixed_part` orders them (no type is there twice).
-    fixed = [body[:cookie_at], body[suites_at:extensions_at]]
-    fixed += [
-        body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
-    ]
+    shares = get(ExtensionType.key_share)
     cookie = get(ExtensionType.cookie)
     psk = ExtensionType.pre_shared_key in spans
-    hello2 = None
     if cookie is not None and not psk:
+        # A ClientHello2: its shares are decoded in full and what it binds comes with its
+        # rest (`ClientHello2Split`).
         hello2 = _split_hello2(body, cookie_at, cookie, shares)
+        share_groups = fixed = None
+    else:
+        hello2 = None
+        share_groups = None if shares is None else _share_groups(body, shares[0] + 4, shares[1])
+        # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
+        # `client_hello_fixed_part` orders them (no type is there twice).
+        parts = [body[:cookie_at], body[suites_at:extensions_at]]
+        parts += [
+            body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
+        ]
+        fixed = b"".join(parts)
     return ClientHello13Peek(
         legacy_version,
         random,
@@ -153,7 +164,7 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         schemes,
         share_groups,
         alpn,
-        b"".join(fixed),
+        fixed,
         cookie is not None or psk,
         hello2,
     )
@@ -180,13 +191,13 @@ def _split_hello2(
 ) -> ClientHello2Split:
     """The `ClientHello2Split` of a ClientHello2, from the spans of its cookie and
     key_share extensions (each from its header to its end)."""
-    cookie_body = body[cookie[0] + 4 : cookie[1]]
+    head, cookie_body = body[:cookie_at], body[cookie[0] + 4 : cookie[1]]
     if key_share is None:
         rest = body[cookie_at : cookie[0] + 4] + body[cookie[1] :]
-        return ClientHello2Split(rest, None, cookie_body)
+        return ClientHello2Split(head, rest, None, cookie_body)
     (a, b), (c, d) = sorted((cookie, key_share))
     rest = b"".join((body[cookie_at : a + 4], body[b : c + 4], body[d:]))
-    return ClientHello2Split(rest, body[key_share[0] + 4 : key_share[1]], cookie_body)
+    return ClientHello2Split(head, rest, body[key_share[0] + 4 : key_share[1]], cookie_body)
 
 
 def _share_groups(body: bytes, start: int, stop: int) -> tuple[int, ...]:
