@@ -348,11 +348,8 @@ def encode_connection_id(cid: bytes) -> bytes:
 
 
 def decode_cookie(data: bytes) -> bytes:
-    """RFC 8446 §4.2.2: opaque cookie<1..2^16-1>."""
-    r = Reader(data)
-    cookie = r.vector(2, 1)
-    r.finish()
-    return cookie
+    """RFC 8446 §4.2.2: opaque cookie<1..2^16-1>, filling the extension."""
+    return whole_vector(data, 2, 1)
 
 
 def encode_cookie(cookie: bytes) -> bytes:
