@@ -148,6 +148,12 @@ MAX_PSK_IDENTITIES_TRIED = 4
 # MAX_CHOICES offers, each of at most MAX_CHOICE_ITEMS suites, groups, signature schemes
 # and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
 # items and none or a few short names).
+# Keyed by the decoded fields, the only form the engine has (a TLS ClientHello is decoded
+# whole); the DTLS 1.3 gate keeps its own, keyed by the offer's bytes before any decoding
+# (`DtlsGate13.choose`), and its misses come here. A refusal is kept there, not here: a
+# spoofed datagram costs its sender nothing, so the gate must not redo the work per copy,
+# while an offer reaches the engine only after a TCP connection or a verified cookie, and
+# one the DTLS gate refused never does.
 MAX_CHOICES = 32
 MAX_CHOICE_ITEMS = 128
 MAX_CHOICE_ALPN_BYTES = 512
