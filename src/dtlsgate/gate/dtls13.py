@@ -31,11 +31,13 @@ table keyed by them (`DtlsGate13.choose`: per configuration, not per peer): clie
 kind send the same offer byte for byte, so a ClientHello1 seen before is answered without
 decoding any of it again. What the cookie binds (`client_hello_fixed_part`) and the
 transcript hash come from the received bytes. One with a pre_shared_key is decoded in
-full as well; so is a ClientHello2 (a cookie) the first time the rest of it is seen (all
-but its random, session_id, key shares and cookie, as the peek cuts it: the same bytes in
-every handshake of one kind of client), after which another with that rest is the one
-decoded before with its own fields put in and decoded (`DtlsGate13.decode_hello2`, as
-strict as the full decode). Its cookie is checked against the bytes the peek sliced, and
+full as well; so is a ClientHello2 (a cookie) whose rest (all but its random, session_id,
+key shares and cookie, as the peek cuts it: the same bytes in every handshake of one kind
+of client) is not remembered. It is remembered once its cookie verified (so a spoofed
+flood neither fills the table nor costs more than its decode), after which another with
+that rest is the one decoded before with its own fields put in and decoded
+(`DtlsGate13.decode_hello2`, as strict as the full decode). Its cookie is checked
+against what it binds (sliced by the peek, or its head and the remembered rest's part), and
 the admit carries the decoded ClientHello2 to the server, which does not decode it again.
 Any ClientHello the full decoders accept gets the same HelloRetryRequest, byte for byte;
 one malformed only in an extension nothing here reads (server_name, record_size_limit, ...)
@@ -59,7 +61,7 @@ ClientHellos, and never touching ClientHellos that fit in one datagram.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate._memo import Memo
@@ -77,6 +79,7 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
 from dtlsgate.wire.client_hello13_peek import (
+    ClientHello2Split,
     ClientHello13Peek,
     decode_offer13,
     peek_client_hello13,
@@ -101,7 +104,8 @@ __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 MAX_CHOICES = 32
 MAX_OFFER_BYTES = 512
 # ClientHello2s decoded per the rest of the message (`DtlsGate13.decode_hello2`): what one
-# kind of client sends alike in every handshake. Only those of at most MAX_HELLO2_BYTES (a
+# kind of client sends alike in every handshake, kept once the cookie verified (so only
+# from clients that answered a HelloRetryRequest). Only those of at most MAX_HELLO2_BYTES (a
 # common one has 250 to 500; the entry holds the decoded message, about three times its
 # size) are kept: a `Memo` of some 32 x 3 KB however they are made.
 MAX_HELLO2S = 32
@@ -171,7 +175,7 @@ class DtlsGate13:
         1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
         with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
         try:
-            peek = peek_client_hello13(body)
+            peek = peek_client_hello13(body, self._hellos2)
         except ProtocolError:
             return None
         if not peek.needs_full:
@@ -179,20 +183,27 @@ class DtlsGate13:
         decoded = self.decode_hello2(peek, body)
         if decoded is None:
             return None
-        return judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
+        result = judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
+        hello2 = peek.hello2
+        if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self._hellos2:
+            # Remembered once its cookie verified: a spoofed flood of made-up ClientHello2s
+            # neither fills the memo nor costs more than their decode.
+            self.remember_hello2(hello2, body, decoded)
+        return result
 
     def decode_hello2(
         self, peek: ClientHello13Peek, body: bytes
     ) -> tuple[ClientHello, ClientHelloInfo, bytes] | None:
         """`decode_dtls13_hello` for a ClientHello ``body`` with a cookie or a
         pre_shared_key, read by `peek_client_hello13`, and what its cookie binds
-        (`client_hello_fixed_part`). A ClientHello2 (a cookie, no PSK) is decoded in full
-        the first time the rest of it is seen (``peek.hello2.rest``: all but its random,
-        session_id, key shares and cookie), and remembered by it with its part of what the
-        cookie binds: another with the same rest is the one decoded before with its own
-        random, session_id, key shares and cookie put in and decoded (`client_hello_like`),
-        checked as the full decode checks them, and binds its head and the same part.
-        `MAX_HELLO2S` are remembered, each of at most `MAX_HELLO2_BYTES`."""
+        (`client_hello_fixed_part`; the peek slices it unless given the remembered rests,
+        as `judge_hello` gives them). A ClientHello2 (a cookie, no PSK) is decoded in full
+        when the rest of it (``peek.hello2.rest``: all but its random, session_id, key
+        shares and cookie) is not remembered; `judge_hello` remembers it once its cookie
+        verified (`remember_hello2`). Another with a remembered rest is the one decoded
+        before with its own random, session_id, key shares and cookie put in and decoded
+        (`client_hello_like`), checked as the full decode checks them, and binds its head
+        and the same part."""
         hello2 = peek.hello2
         if hello2 is None:  # a PSK offer
             decoded = decode_dtls13_hello(body)
@@ -203,11 +214,9 @@ class DtlsGate13:
             decoded = decode_dtls13_hello(body)
             if decoded is None:
                 return None
-            fixed = client_hello_fixed_part(decoded[0])
-            if len(body) <= MAX_HELLO2_BYTES:
-                # What the cookie binds starts with the head (legacy_version, random,
-                # session_id: `client_hello_fixed_part`); the rest's part follows.
-                self._hellos2.remember(hello2.rest, (*decoded, fixed[len(hello2.head) :]))
+            fixed = peek.fixed  # sliced: the rest was not known to the peek ...
+            if fixed is None:  # ... or was, and the memo started over since
+                fixed = client_hello_fixed_part(decoded[0])
             return (*decoded, fixed)
         # check_tls13_client_hello, DTLS: legacy_version {254, 253} (RFC 9147 §5.3); the
         # rest's checks passed when it was decoded.
@@ -287,10 +296,30 @@ class DtlsGate13:
             self._choices.remember(key, choice)
         return choice
 
+    def remember_hello2(
+        self,
+        hello2: ClientHello2Split,
+        body: bytes,
+        decoded: tuple[ClientHello, ClientHelloInfo, bytes],
+    ) -> None:
+        """Keep a ClientHello2 ``body`` that `decode_hello2` decoded in full (``decoded``) for
+        the next with its rest, unless it is larger than `MAX_HELLO2_BYTES`. What its cookie
+        binds starts with the head (legacy_version, random, session_id:
+        `client_hello_fixed_part`); the rest's part, which follows, is kept."""
+        if len(body) <= MAX_HELLO2_BYTES:
+            hello, info, fixed = decoded
+            self._hellos2.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
+
     @property
     def hellos2_remembered(self) -> int:
         """How many ClientHello2s `decode_hello2` remembers (at most `MAX_HELLO2S`)."""
         return len(self._hellos2)
+
+    @property
+    def hello2_rests(self) -> Container[bytes]:
+        """The rests of the ClientHello2s `decode_hello2` remembers, for the peek
+        (`peek_client_hello13`'s ``known``)."""
+        return self._hellos2.keys()
 
     @property
     def choices_remembered(self) -> int:

@@ -17,8 +17,8 @@ application_layer_protocol_negotiation) is returned as the bytes received: one k
 client sends the same bytes every time, so the gate decodes them (`decode_offer13`, with
 the full decoders) once per distinct offer and remembers its choice; every other extension
 is walked, not decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes
-of `client_hello_fixed_part`, sliced from the body; a ClientHello2's own comes from its
-head and its rest), and whether the hello has a cookie or
+of `client_hello_fixed_part`, sliced from the body, unless the caller has it for that
+ClientHello2's rest), and whether the hello has a cookie or
 a pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
 Of a ClientHello2 without a PSK it cuts out the fields that differ from handshake to
 handshake (`ClientHello2Split`: the message without its random, session_id and the bodies of
@@ -33,7 +33,9 @@ admitting it; ``tests/test_client_hello13_peek.py`` pins the two to the full dec
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from collections.abc import Callable, Container
+from functools import partial
+from typing import NamedTuple, cast
 
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.client_hello_peek import framing_after_cookie
@@ -71,6 +73,14 @@ class ClientHello2Split(NamedTuple):
     cookie: bytes
 
 
+# (head, rest, key_share, cookie) -> ClientHello2Split, in C (tuple.__new__): no
+# Python-level __new__ per ClientHello2.
+_as_split = cast(
+    Callable[[tuple[bytes, bytes, bytes | None, bytes]], ClientHello2Split],
+    partial(tuple.__new__, ClientHello2Split),
+)
+
+
 class ClientHello13Peek(NamedTuple):
     """What `peek_client_hello13` reads of a ClientHello.
 
@@ -80,12 +90,13 @@ class ClientHello13Peek(NamedTuple):
       bytes);
     - ``versions``, ``groups``, ``signature_schemes``, ``alpn``: the bodies of
       supported_versions, supported_groups, signature_algorithms and
-      application_layer_protocol_negotiation, undecoded (None: absent);
+      application_layer_protocol_negotiation, undecoded (None: absent, or not read: in a
+      ClientHello2, which the gate decodes in full or by its rest);
     - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
-      absent; not read in a ClientHello2, whose shares are decoded in full);
+      absent, or in a ClientHello2, whose shares are decoded in full);
     - ``fixed``: `client_hello_fixed_part` of the message, from its bytes (None for a
-      ClientHello2: its ``hello2.head`` and the part of its rest, which the gate keeps with
-      the rest decoded);
+      ClientHello2 whose rest is ``known``: its ``hello2.head`` and the rest's part, which
+      the gate keeps with the rest decoded);
     - ``needs_full``: a cookie or pre_shared_key extension is present;
     - ``hello2``: for a ClientHello with a cookie and no pre_shared_key (a ClientHello2),
       its `ClientHello2Split`; None for any other.
@@ -107,9 +118,12 @@ class ClientHello13Peek(NamedTuple):
     hello2: ClientHello2Split | None
 
 
-def peek_client_hello13(body: bytes) -> ClientHello13Peek:
+def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHello13Peek:
     """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (module docstring);
-    DecodeError when it is malformed in what is read, or has no extensions block."""
+    DecodeError when it is malformed in what is read, or has no extensions block.
+    ``known``: the rests (`ClientHello2Split.rest`) of ClientHello2s whose fixed part the
+    caller has already (its part after ``head``): for one of those ``fixed`` is left
+    None, not sliced again."""
     end = len(body)
     if end < _SESSION_ID_AT + 1:
         raise DecodeError("ClientHello truncated before its session_id")
@@ -126,25 +140,26 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
         raise DecodeError("ClientHello without an extensions block")
     get = spans.get
-    span = get(ExtensionType.supported_versions)
-    versions = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.supported_groups)
-    groups = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.signature_algorithms)
-    schemes = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.application_layer_protocol_negotiation)
-    alpn = None if span is None else body[span[0] + 4 : span[1]]
     shares = get(ExtensionType.key_share)
     cookie = get(ExtensionType.cookie)
-    psk = ExtensionType.pre_shared_key in spans
-    if cookie is not None and not psk:
-        # A ClientHello2: its shares are decoded in full and what it binds comes with its
-        # rest (`ClientHello2Split`).
+    if cookie is not None and ExtensionType.pre_shared_key not in spans:
+        # A ClientHello2: decoded in full or by its rest (the gate), its offer and shares
+        # not read here.
         hello2 = _split_hello2(body, cookie_at, cookie, shares)
-        share_groups = fixed = None
+        versions = groups = schemes = alpn = share_groups = None
     else:
         hello2 = None
+        span = get(ExtensionType.supported_versions)
+        versions = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.supported_groups)
+        groups = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.signature_algorithms)
+        schemes = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.application_layer_protocol_negotiation)
+        alpn = None if span is None else body[span[0] + 4 : span[1]]
         share_groups = None if shares is None else _share_groups(body, shares[0] + 4, shares[1])
+    fixed = None
+    if hello2 is None or hello2.rest not in known:
         # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
         # `client_hello_fixed_part` orders them (no type is there twice).
         parts = [body[:cookie_at], body[suites_at:extensions_at]]
@@ -165,7 +180,7 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         share_groups,
         alpn,
         fixed,
-        cookie is not None or psk,
+        cookie is not None or ExtensionType.pre_shared_key in spans,
         hello2,
     )
 
@@ -194,10 +209,10 @@ def _split_hello2(
     head, cookie_body = body[:cookie_at], body[cookie[0] + 4 : cookie[1]]
     if key_share is None:
         rest = body[cookie_at : cookie[0] + 4] + body[cookie[1] :]
-        return ClientHello2Split(head, rest, None, cookie_body)
-    (a, b), (c, d) = sorted((cookie, key_share))
+        return _as_split((head, rest, None, cookie_body))
+    (a, b), (c, d) = (cookie, key_share) if cookie[0] < key_share[0] else (key_share, cookie)
     rest = b"".join((body[cookie_at : a + 4], body[b : c + 4], body[d:]))
-    return ClientHello2Split(head, rest, body[key_share[0] + 4 : key_share[1]], cookie_body)
+    return _as_split((head, rest, body[key_share[0] + 4 : key_share[1]], cookie_body))
 
 
 def _share_groups(body: bytes, start: int, stop: int) -> tuple[int, ...]:
