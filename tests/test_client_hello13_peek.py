@@ -9,6 +9,8 @@ full and never admitted."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from helpers import CLIENT, NOW, SERVER, client_config, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,11 @@ from dtlsgate.crypto.suites import CipherSuite
 from dtlsgate.errors import ProtocolError
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
 from dtlsgate.gate.dtls13 import MAX_HELLO2_BYTES, DtlsGate13, decode_dtls13_hello
-from dtlsgate.handshake.tls13.common import client_hello_fixed_part, client_hello_info
+from dtlsgate.handshake.tls13.common import (
+    ClientHelloInfo,
+    client_hello_fixed_part,
+    client_hello_info,
+)
 from dtlsgate.wire.client_hello13_peek import decode_offer13, peek_client_hello13
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup
 from dtlsgate.wire.messages import ClientHello
@@ -244,3 +250,16 @@ def test_mutated_client_hello2_decoded_as_the_full_decoders_decode_it(
     except ProtocolError:
         return  # the gate judges it as DTLS 1.2 (the peek's own test pins it)
     assert _decoded(gate13, body) == _full(body)
+
+
+def test_client_hello_info_with_hello2_keeps_every_other_field() -> None:
+    """`ClientHelloInfo.with_hello2` replaces the key shares and cookie and keeps every other
+    field, a field added later included (each given a value of its own here)."""
+    fields = dataclasses.fields(ClientHelloInfo)
+    values = {f.name: object() for f in fields}
+    info = ClientHelloInfo(**values)  # type: ignore[arg-type]
+    shares, cookie = object(), object()
+    out = info.with_hello2(shares, cookie)  # type: ignore[arg-type]
+    for f in fields:
+        expected = {"shares": shares, "cookie": cookie}.get(f.name, values[f.name])
+        assert getattr(out, f.name) is expected, f.name
