@@ -30,13 +30,29 @@ calls alone) answering with our server's datagrams as recorded at start-up, and 
 replays the recorded client flights instead of running a client: the same pipe traffic,
 so the same difference gives the floor's instructions per handshake.
 
-Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor | --dtls13]
+With ``--null``, the same replay is answered with the recorded datagrams and no work at
+all: what is left is this driver's own (the pipe, the framing), to subtract from the
+others' counts when they are split by object or compared as costs of the server alone.
+
+Every call into the server is made through ``operator.call``, so that callgrind's
+``--toggle-collect=_operator_call`` counts the server's calls alone (nothing of the driver,
+the client or start-up); the difference of two runs still takes out what the first
+handshakes do once. With ``--in-memory`` (ours or ``--pyopenssl``), the pyOpenSSL client
+runs in this process as in bench/handshake.py, between the server's calls: the server then
+meets the caches and branch predictors as the client left them, as it does in that bench.
+Cache and branch figures: add ``--cache-sim=yes --branch-sim=yes`` and the cache sizes (the
+defaults are read from the host, which a VM may misreport) to the same two runs; the
+difference of each event is then per handshake too (bench/RESULTS.md, mem11).
+
+Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor | --null | --dtls13]
+    [--in-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import operator
 import os
 import struct
 import subprocess
@@ -52,6 +68,7 @@ from handshake import (
     PEER,
     OurServer,
     OurServer13,
+    PyOpenSSLClient,
     PyOpenSSLServer,
     client13_config,
     client_context,
@@ -159,18 +176,47 @@ def client13(count: int) -> None:
         send(out, [], done=True)
 
 
+def in_memory(count: int, make: Any) -> None:
+    """``count`` handshakes with bench/handshake.py's in-memory pyOpenSSL client."""
+    cctx = client_context()
+    completed = 0
+    spent = 0.0
+    for _ in range(count):
+        server, peer = make(), PyOpenSSLClient(cctx)
+        to_server = peer.step([])
+        for _ in range(MAX_STEPS + 1):
+            start = time.thread_time()
+            to_client = operator.call(server.feed, to_server)
+            spent += time.thread_time() - start
+            to_server = peer.step(to_client)
+            if server.done and not to_server:
+                break
+        completed += server.done
+    report(completed, count, spent)
+
+
+def report(completed: int, count: int, spent: float) -> None:
+    """How many handshakes completed, and the server's CPU time per handshake (this
+    thread's, in its calls only: for comparing the driver's modes, not under callgrind)."""
+    per = spent / max(count, 1) * 1e6
+    print(f"{completed} of {count} handshakes completed, {per:.0f} us server CPU each")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--pyopenssl", action="store_true", help="time pyOpenSSL's server")
     parser.add_argument("--floor", action="store_true", help="the cryptography calls alone")
+    parser.add_argument("--null", action="store_true", help="the driver alone, no server work")
     parser.add_argument("--dtls13", action="store_true", help="a DTLS 1.3 handshake")
+    parser.add_argument("--in-memory", action="store_true", help="the client in this process")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         (replay if args.replay else client13 if args.dtls13 else client)(args.count)
         return
+    args.replay = args.floor or args.null
     config = our_config()
     gate = Gate(config)
     sctx = pyopenssl_server_context() if args.pyopenssl else None
@@ -181,15 +227,25 @@ def main() -> None:
         steps = floor_steps(make_floor(config, gate))
         answers = [f for f in record_handshake(config, gate)[2] if f]
         make = lambda: FloorServer(steps, answers)  # noqa: E731
+    elif args.null:
+        from handshake_floor import record_handshake
+
+        answers = [f for f in record_handshake(config, gate)[2] if f]
+        nothing = [lambda: None] * len(answers)
+        make = lambda: FloorServer(nothing, answers)  # noqa: E731
+    if args.in_memory:
+        in_memory(args.count, lambda: PyOpenSSLServer(sctx) if sctx else OurServer(config, gate))
+        return
     child = subprocess.Popen(
         [sys.executable, __file__, "--client", "--count", str(args.count)]
-        + (["--replay"] if args.floor else [])
+        + (["--replay"] if args.replay else [])
         + (["--dtls13"] if args.dtls13 else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
     assert child.stdin is not None and child.stdout is not None
     completed = 0
+    spent = 0.0
     for _ in range(args.count):
         if make is not None:
             server = make()
@@ -203,11 +259,14 @@ def main() -> None:
             datagrams, done = receive(child.stdout)
             if done:
                 break
-            send(child.stdin, server.feed(datagrams))
+            start = time.thread_time()
+            answer = operator.call(server.feed, datagrams)
+            spent += time.thread_time() - start
+            send(child.stdin, answer)
         completed += server.done
     child.stdin.close()
     child.wait(timeout=60)
-    print(f"{completed} of {args.count} handshakes completed", file=sys.stderr)
+    report(completed, args.count, spent)
 
 
 if __name__ == "__main__":

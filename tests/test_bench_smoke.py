@@ -21,6 +21,8 @@ RUNS = [
     ("throughput.py", ["--count", "50", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("listen.py", ["--count", "50", "--rounds", "1"], "gate alone, in-process"),
     ("tls13.py", ["--handshakes", "10"], "ratio resumed/full"),
+    ("handshake_callgrind.py", ["--count", "2", "--null"], "2 of 2 handshakes completed"),
+    ("handshake_callgrind.py", ["--count", "2", "--in-memory"], "2 of 2 handshakes completed"),
 ]
 
 

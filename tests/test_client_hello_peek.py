@@ -204,6 +204,8 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
     record = next(split_dtls_records(datagram), None)
     if record is None or record.content_type != ContentType.HANDSHAKE:
         return None
+    if record.version >> 8 != 0xFE or record.epoch:  # not DTLS, or not epoch 0
+        return None
     r = Reader(record.fragment)
     try:
         header = DtlsHandshakeHeader.decode(r)
@@ -222,8 +224,6 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         whole = peek_or_none(r.rest(), whole=True)
         assert whole is None or whole == body
     return ClientHelloRecordPeek(
-        record.version,
-        record.epoch,
         record.sequence_number,
         header.message_seq,
         body.client_version,
@@ -323,8 +323,14 @@ def test_the_record_peek_agrees_on_random_datagrams(datagram: bytes) -> None:
 @pytest.mark.parametrize("datagram", REAL_DATAGRAMS)
 def test_the_record_peek_reads_real_client_hellos(datagram: bytes) -> None:
     peeked = record_agrees(datagram)
-    assert peeked is not None and peeked.cookie == b"" and peeked.epoch == 0
+    assert peeked is not None and peeked.cookie == b""
     assert record_agrees(datagram + b"\x17\xfe\xfd") == peeked  # a record after it: unread
+    # epoch (2 bytes) || sequence_number (6), read as one 64-bit integer: epoch 0, the
+    # sequence number; any other epoch (or a record version not DTLS's), not read.
+    numbered = record_agrees(datagram[:3] + bytes.fromhex("0000fffffffffffe") + datagram[11:])
+    assert numbered is not None and numbered.sequence_number == 2**48 - 2
+    assert record_agrees(datagram[:3] + bytes.fromhex("0001000000000000") + datagram[11:]) is None
+    assert record_agrees(datagram[:1] + b"\x03\x03" + datagram[3:]) is None
 
 
 def test_a_record_longer_than_the_limit_is_not_read() -> None:

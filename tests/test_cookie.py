@@ -90,6 +90,10 @@ def test_peer_bytes_forms() -> None:
     assert peer_bytes(("10.0.0.1", 80)) == b"10.0.0.1\x0080"
     assert peer_bytes(b"raw") == b"raw"
     assert peer_bytes("unix:/tmp/s") == b"'unix:/tmp/s'"
+    # Tuples too short for (host, port): their repr, as any other hashable.
+    assert peer_bytes(("10.0.0.1",)) == b"('10.0.0.1',)"
+    assert peer_bytes(()) == b"()"
+    assert peer_bytes(("::1", 5684, 0, 0)) == b"::1\x005684"
 
 
 def reference_cookie(now: float, peer: Hashable | None, bound: bytes, payload: bytes) -> bytes:

@@ -11,7 +11,7 @@ from builders import client_hello, datagram, with_cookie
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
-from dtlsgate.gate.cookie import CookieJar
+from dtlsgate.gate.cookie import COOKIE_OVERHEAD, CookieJar
 from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import ProtocolVersion
@@ -259,6 +259,28 @@ def test_reply_larger_than_hello_is_dropped_and_counted() -> None:
     assert isinstance(gate.receive(padded, PEER, NOW), Reply)
 
 
+def test_the_jars_reply_is_never_larger_than_a_hello() -> None:
+    """The jar's cookies are COOKIE_OVERHEAD bytes whatever the peer and the clock, and the
+    smallest datagram the peek reads (record and handshake headers, client_version, random,
+    an empty session_id and cookie: 61 bytes) is no smaller than their reply: the gate's
+    never-amplify check (which it makes on every reply) never drops a jar cookie's."""
+    gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
+    body = _hello_body()
+    smallest = _record(_fragment(body, 0, 2 + 32 + 1 + 1))
+    assert len(smallest) == 61
+    reply = gate.receive(smallest, PEER, NOW)
+    assert isinstance(reply, Reply) and len(reply.data) == 28 + COOKIE_OVERHEAD
+    assert len(reply.data) <= len(smallest)
+    # One byte less (no room for the cookie's length byte) is not read.
+    shorter = _record(_fragment(body, 0, 2 + 32 + 1))
+    assert gate.receive(shorter, PEER, NOW) == Drop(DropReason.FRAGMENT_TOO_SHORT)
+    jar = CookieJar(bytes(32))
+    peers = (None, ("10.0.0.1", 1), ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, 9, 9))
+    for peer in peers:
+        for now in (0.0, NOW, 2.0**32 + 0.5):
+            assert len(jar.mint(peer, now, b"b" * 300)) == COOKIE_OVERHEAD
+
+
 def _record(
     fragment: bytes, *, content_type: int = 22, epoch: int = 0, version: int = 0xFEFF
 ) -> bytes:
@@ -298,6 +320,14 @@ def _fragment(body: bytes, offset: int, length: int, total: int | None = None) -
         ),
         (_record(encode_dtls_handshake(1, _hello_body(), 0), version=0x0303), DropReason.NOT_DTLS),
         (_record(encode_dtls_handshake(1, _hello_body(), 0), epoch=1), DropReason.NONZERO_EPOCH),
+        (  # several faults: the first in DTLSv1_listen's order is the reason
+            _record(encode_dtls_handshake(1, _hello_body(), 5), version=0x0303, epoch=1),
+            DropReason.NOT_DTLS,
+        ),
+        (
+            _record(encode_dtls_handshake(1, _hello_body(version=0x0303), 5), epoch=1),
+            DropReason.NONZERO_EPOCH,
+        ),
         (_record(b"\x01\x00\x00"), DropReason.HANDSHAKE_MALFORMED),
         (_record(encode_dtls_handshake(2, _hello_body(), 0)), DropReason.NOT_CLIENT_HELLO),
         (_record(encode_dtls_handshake(3, b"\xfe\xff\x00", 0)), DropReason.NOT_CLIENT_HELLO),
@@ -537,13 +567,20 @@ def test_bytes_after_the_fragment_in_its_record_drop_the_datagram(extra: bytes) 
 
 
 def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
-    """The HelloVerifyRequest record filled in per reply refuses what encode_dtls_record
-    refuses: an epoch past 16 bits or a sequence number past 48 (or negative)."""
+    """The HelloVerifyRequest record filled in per reply (epoch 0, as every ClientHello the
+    gate answers) refuses what encode_dtls_record refuses: a sequence number past 48 bits
+    (or negative)."""
     from dtlsgate.gate.datagram import HelloVerifyRequests
 
     replies = HelloVerifyRequests()
-    record = replies.build(7, 2**48 - 1, b"c")
-    assert record == encode_dtls_record(22, 0xFEFF, 7, 2**48 - 1, record[13:])
-    for epoch, sequence_number in ((2**16, 0), (0, 2**48), (-1, 0), (0, -1)):
+    record = replies.build(2**48 - 1, b"c")
+    assert record == encode_dtls_record(22, 0xFEFF, 0, 2**48 - 1, record[13:])
+    for sequence_number in (2**48, -1):
         with pytest.raises(UsageError):
-            replies.build(epoch, sequence_number, b"c")
+            replies.build(sequence_number, b"c")
+    # Cookies of several lengths in turn (each length's parts made once): each reply the
+    # codec's.
+    for n, cookie in enumerate((b"c" * 21, b"", b"d" * 255, b"c" * 21, b"e" * 3, b"")):
+        hvr = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
+        message = encode_dtls_handshake(3, hvr, 0)
+        assert replies.build(n, cookie) == encode_dtls_record(22, 0xFEFF, 0, n, message)

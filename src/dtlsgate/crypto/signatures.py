@@ -127,19 +127,27 @@ def _pss(hash: Hash) -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hash.cryptography_hash()), salt_length=hash.digest_size)
 
 
+# The key classes (private or public) of each family of schemes, as one type each: made once,
+# not per check (``A | B`` makes a new union object every time it runs).
+_EC_KEY = ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey
+_RSA_KEY = rsa.RSAPrivateKey | rsa.RSAPublicKey
+_ED25519_KEY = ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
+_ED448_KEY = ed448.Ed448PrivateKey | ed448.Ed448PublicKey
+
+
 def _key_fits(key: PrivateKey | PublicKey, scheme: SignatureScheme, tls13: bool) -> bool:
     if scheme in _ECDSA:
-        if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        if not isinstance(key, _EC_KEY):
             return False
         # RFC 8446 §4.2.3: in TLS 1.3 the curve is part of the scheme; in TLS 1.2 the
         # value only names the hash (RFC 5246 §7.4.1.4.1).
         return not tls13 or key.curve.name == _ECDSA[scheme][1]
     if scheme in _RSA_PSS or scheme in _RSA_PKCS1:
-        return isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+        return isinstance(key, _RSA_KEY)
     if scheme is _S.ed25519:
-        return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+        return isinstance(key, _ED25519_KEY)
     if scheme is _S.ed448:
-        return isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
+        return isinstance(key, _ED448_KEY)
     if scheme in _MLDSA:
         # draft-ietf-tls-mldsa: defined for TLS 1.3 only.
         return tls13 and isinstance(key, _MLDSA[scheme])
@@ -159,16 +167,16 @@ def schemes_for_key(
     rsa_pss_pss_* (RFC 8446 §4.2.3), TLS 1.3 only. ML-DSA keys have their one scheme in
     TLS 1.3 and none in (D)TLS 1.2."""
     if rsassa_pss:
-        is_rsa = isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+        is_rsa = isinstance(key, _RSA_KEY)
         return sorted(RSA_PSS_PSS_SCHEMES) if tls13 and is_rsa else []
     if tls13:
         found = [s for s in schemes_for_key(key) if s not in TLS13_FORBIDDEN_SCHEMES]
         return found + [
             s for s, (private, public) in _MLDSA.items() if isinstance(key, private | public)
         ]
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+    if isinstance(key, _EC_KEY):
         return [s for s, (_, curve) in _ECDSA.items() if curve == key.curve.name]
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+    if isinstance(key, _RSA_KEY):
         return [
             _S.rsa_pss_rsae_sha256,
             _S.rsa_pss_rsae_sha384,
@@ -177,9 +185,9 @@ def schemes_for_key(
             _S.rsa_pkcs1_sha384,
             _S.rsa_pkcs1_sha512,
         ]
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+    if isinstance(key, _ED25519_KEY):
         return [_S.ed25519]
-    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+    if isinstance(key, _ED448_KEY):
         return [_S.ed448]
     return []
 

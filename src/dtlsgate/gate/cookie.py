@@ -90,10 +90,13 @@ def peer_bytes(peer: Hashable | None) -> bytes:
     ``(host, port, ...)`` tuples from sockets bind host and port (an IPv6 flowinfo or
     scope id is not part of who the peer is); ``None`` (the transport cannot tell, OpenSSL's
     AF_UNSPEC) binds nothing."""
+    if type(peer) is tuple:  # what every socket gives: the common case first
+        try:
+            return f"{peer[0]}\x00{peer[1]}".encode()
+        except IndexError:  # fewer than two fields: not a socket address
+            pass
     if peer is None:
         return b""
-    if type(peer) is tuple and len(peer) >= 2:
-        return f"{peer[0]}\x00{peer[1]}".encode()
     if isinstance(peer, bytes):
         return peer
     return repr(peer).encode()

@@ -83,6 +83,7 @@ from dtlsgate.wire.messages import (
 )
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
+    DTLS_VERSION_MAJOR,
     DtlsRecord,
     encode_dtls_record,
     split_dtls_records,
@@ -108,8 +109,6 @@ __all__ = [
 # A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
 # §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
 MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
-# The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
-DTLS_VERSION_MAJOR = 0xFE
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 
 
@@ -204,10 +203,8 @@ class Gate(GateCounters):
             if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
                 return self._reassemble(data, peer, now)
             return self._drop(self._why_not_judged(data))
-        if hello.record_version >> 8 != DTLS_VERSION_MAJOR:
-            return self._drop(DropReason.NOT_DTLS)
-        if hello.epoch:
-            return self._drop(DropReason.NONZERO_EPOCH)
+        # A record not of DTLS or not in epoch 0 was not read (None above): NOT_DTLS and
+        # NONZERO_EPOCH, from the full decoders.
         if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
         if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
@@ -235,7 +232,7 @@ class Gate(GateCounters):
             cookie = self._jar.mint(peer, now, hello.bound)
         else:
             cookie = self._generated_cookie(peer)
-        reply = self._replies.build(hello.epoch, hello.sequence_number, cookie)
+        reply = self._replies.build(hello.sequence_number, cookie)
         if len(reply) > len(data):  # never amplify (DESIGN.md, the gate contract)
             return self._drop(DropReason.REPLY_TOO_LARGE)
         self.replies += 1
@@ -428,7 +425,7 @@ class HelloVerifyRequests:
     """The HelloVerifyRequests of one gate (RFC 6347 §4.2.1): the record of every reply with
     a cookie of a given length is made once with the codec, the first time a cookie of that
     length is sent (at most 256 lengths; the default jar's cookies all have one), and each
-    reply is that record with its epoch, sequence number and cookie put in."""
+    reply is that record with its sequence number and cookie put in."""
 
     def __init__(self) -> None:
         # Per cookie length: the record up to its epoch, from its length field (after the
@@ -436,10 +433,10 @@ class HelloVerifyRequests:
         # epoch || sequence_number (one 64-bit integer) and the cookie.
         self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
 
-    def build(self, epoch: int, sequence_number: int, cookie: bytes) -> bytes:
-        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the ``epoch``
-        (16 bits) and ``sequence_number`` (48 bits) of the ClientHello's record, version
-        DTLS 1.0 in the record and in server_version, message_seq 0."""
+    def build(self, sequence_number: int, cookie: bytes) -> bytes:
+        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the epoch
+        (0) and ``sequence_number`` (48 bits) of the ClientHello's record, version DTLS 1.0
+        in the record and in server_version, message_seq 0."""
         parts = self._records.get(len(cookie))
         if parts is None:
             before_epoch, after_sequence_number = _record_around_cookie(len(cookie))
@@ -447,11 +444,10 @@ class HelloVerifyRequests:
             parts = (before_epoch, after_sequence_number, struct.Struct(layout).pack)
             self._records[len(cookie)] = parts
         before_epoch, after_sequence_number, pack = parts
-        if (epoch >> 16) | (sequence_number >> 48):  # also a negative one
-            raise UsageError("epoch or sequence_number out of range")
-        # epoch (2) || sequence_number (6): RFC 6347 §4.1.
-        epoch_and_sequence = (epoch << 48) | sequence_number
-        return pack(before_epoch, epoch_and_sequence, after_sequence_number, cookie)
+        if sequence_number >> 48:  # also a negative one
+            raise UsageError("sequence_number out of range")
+        # epoch (2, here 0) || sequence_number (6), one 64-bit field: RFC 6347 §4.1.
+        return pack(before_epoch, sequence_number, after_sequence_number, cookie)
 
 
 def _record_around_cookie(cookie_length: int) -> tuple[bytes, bytes]:

@@ -18,8 +18,9 @@ two readers against each other.
 that answers a flood: it reads the datagram's first DTLSPlaintext header (RFC 6347 §4.1),
 its handshake header (§4.2.2) and the ClientHello fields up to the end of the cookie in one
 bounded pass over the datagram, with one struct unpack for both headers, and returns the
-fields the gate judges; None when the first record is not one handshake fragment, the first
-of a ClientHello, that fills its record and holds the whole cookie (then the full decoders,
+fields the gate judges; None when the first record is not a DTLS record of epoch 0 (where
+every ClientHello is: RFC 6347 §4.1, §4.2.1) holding one handshake fragment, the first of a
+ClientHello, that fills its record and holds the whole cookie (then the full decoders,
 `split_dtls_records`, `DtlsHandshakeHeader.decode` and `peek_client_hello`, say what it is
 instead). It reads a whole ClientHello as it reads a first fragment, only up to the end of
 the cookie, as ``DTLSv1_listen`` does: what follows the cookie is no part of a
@@ -40,13 +41,17 @@ from dtlsgate.errors import DecodeError
 from dtlsgate.wire.enums import ContentType, HandshakeType
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH, ClientHello
-from dtlsgate.wire.record import DTLS_RECORD_HEADER_LENGTH, MAX_CIPHERTEXT_LENGTH
+from dtlsgate.wire.record import (
+    DTLS_RECORD_HEADER_LENGTH,
+    DTLS_VERSION_MAJOR,
+    MAX_CIPHERTEXT_LENGTH,
+)
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
-# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch, sequence_number as u16 ||
-# u32, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
+# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch || sequence_number as one
+# 64-bit integer, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
 # fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
-_HEADERS_AND_VERSION = struct.Struct(">BHHHIH" + "IHHI" + "H")
+_HEADERS_AND_VERSION = struct.Struct(">BHQH" + "IHHI" + "H")
 _HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 _TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
@@ -84,15 +89,13 @@ class ClientHelloRecordPeek(NamedTuple):
     """What a stateless gate judges of a datagram whose first record holds the first
     fragment of a DTLS ClientHello (`peek_client_hello_record`).
 
-    - ``record_version``, ``epoch``, ``sequence_number``: the record's (RFC 6347 §4.1);
+    - ``sequence_number``: the record's (RFC 6347 §4.1; a DTLS record of epoch 0);
     - ``message_seq``: the handshake header's (§4.2.2);
     - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`;
     - ``whole``: the fragment is the whole ClientHello (its fragment_length is the message's
       length, RFC 6347 §4.2.2), not only the first part of one.
     """
 
-    record_version: int
-    epoch: int
     sequence_number: int
     message_seq: int
     client_version: int
@@ -104,14 +107,15 @@ class ClientHelloRecordPeek(NamedTuple):
 # The fields in order -> ClientHelloRecordPeek, in C: the gate peeks every ClientHello, and
 # a named tuple's own ``__new__`` is a Python-level function (as wire/record.py's DtlsRecord).
 _as_record_peek = cast(
-    Callable[[tuple[int, int, int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
+    Callable[[tuple[int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
     partial(tuple.__new__, ClientHelloRecordPeek),
 )
 
 
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
-    not a handshake record (§4.1, within the datagram) holding exactly one fragment, the
+    not a DTLS handshake record of epoch 0 (§4.1, within the datagram) holding exactly one
+    fragment, the
     first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within its message and
     filling the record), whose body `peek_client_hello` accepts as a first fragment (it
     holds the cookie; a whole ClientHello is not read past its cookie either). Records
@@ -122,9 +126,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     (
         content_type,
         record_version,
-        epoch,
-        sequence_high,
-        sequence_low,
+        epoch_and_seq,
         record_length,
         type_and_length,
         message_seq,
@@ -149,14 +151,13 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         span = _cookie_span(datagram, _BODY_AT, end, False)
     except DecodeError:
         return None
-    if span is None:
+    # Not DTLS, or not epoch 0 (the upper 16 bits: epoch || sequence_number, §4.1).
+    if span is None or record_version >> 8 != DTLS_VERSION_MAJOR or epoch_and_seq >> 48:
         return None
     cookie_at, cookie_end = span
     return _as_record_peek(
         (
-            record_version,
-            epoch,
-            (sequence_high << 32) | sequence_low,
+            epoch_and_seq,  # epoch 0: the sequence number
             message_seq,
             client_version,
             datagram[_BODY_AT:cookie_at],

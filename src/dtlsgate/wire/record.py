@@ -17,6 +17,8 @@ from dtlsgate.wire.buffer import Reader, Writer
 
 TLS_RECORD_HEADER_LENGTH = 5
 DTLS_RECORD_HEADER_LENGTH = 13
+# The first byte of every DTLS version (0xFEFF DTLS 1.0, 0xFEFD 1.2; RFC 6347 §4.1).
+DTLS_VERSION_MAJOR = 0xFE
 
 # RFC 8446 §5.1: TLSPlaintext.length MUST NOT exceed 2^14; protected records may carry
 # up to 2^14 + 256 bytes (§5.2). A longer record is a record_overflow for a stream and

@@ -498,20 +498,22 @@ def _server_hello_choice(
 def _server_key_exchange(
     ctx: ServerContext, t: Transcript, choice: Choice, session: Session, actions: Actions
 ) -> KeyShare | None:
-    """Append the ServerKeyExchange, when there is one, to ``actions``; our key share."""
-    kind = session.kind
+    """Append the ServerKeyExchange, when there is one, to ``actions``; our key share.
+    Which one goes by the suite's prepared facts (`SuiteInfo`): plain PSK uses no group,
+    ECDHE_PSK a group and no certificate, ECDHE_ECDSA and ECDHE_RSA both."""
+    suite = session.suite
     hint = ctx.config.psk_identity_hint
-    if kind is KeyExchangeKind.PSK:
+    if not suite.uses_group:
         # RFC 4279 §2: without a hint, ServerKeyExchange is omitted.
         if hint:
-            body = ServerKeyExchange(kind, psk_identity_hint=hint).encode()
+            body = ServerKeyExchange(KeyExchangeKind.PSK, psk_identity_hint=hint).encode()
             actions.append(t.send(HT.SERVER_KEY_EXCHANGE, body))
         return None
     assert choice.group is not None  # choose() only picks ECDHE suites with a group
     share: KeyShare = ctx.provider.generate_key_share(choice.group)
-    if kind is KeyExchangeKind.ECDHE_PSK:
+    if not suite.uses_certificate:
         params = EcdhParams(choice.group, share.public_bytes)
-        body = ServerKeyExchange(kind, params, psk_identity_hint=hint).encode()
+        body = ServerKeyExchange(KeyExchangeKind.ECDHE_PSK, params, psk_identity_hint=hint).encode()
     else:
         assert choice.signature_scheme is not None
         assert ctx.config.private_key is not None  # a scheme is chosen only for our key
@@ -559,12 +561,13 @@ def on_client_key_exchange(
     ctx: ServerContext, state: ServerWaitClientKeyExchange, message: ReceivedMessage, now: float
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
-    kind = session.kind
     identity: bytes | None = None
-    if kind is KeyExchangeKind.ECDHE:
+    if session.suite.uses_certificate:
+        # ECDHE_ECDSA, ECDHE_RSA (`_server_key_exchange`): the client's point alone.
         assert state.key_share is not None
         pms = state.key_share.exchange(ecdhe_client_public(message.body))
     else:
+        kind = session.kind
         cke = ClientKeyExchange.decode(message.body, kind)
         identity = cke.psk_identity
         shared = None
