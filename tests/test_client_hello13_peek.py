@@ -2,21 +2,30 @@
 
 Wherever `ClientHello.decode` and `client_hello_info` accept a ClientHello, the peek reads
 the same fields and the same `client_hello_fixed_part`; where the peek refuses one, so do
-they. A ClientHello1 malformed only in an extension the HelloRetryRequest does not depend
+they. A ClientHello2 whose rest the gate decoded before reads as the full decoders read it.
+A ClientHello1 malformed only in an extension the HelloRetryRequest does not depend
 on is answered (the gate.dtls13 docstring says why), and its ClientHello2 is decoded in
 full and never admitted."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from helpers import CLIENT, NOW, SERVER, client_config, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.suites import CipherSuite
 from dtlsgate.errors import ProtocolError
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
-from dtlsgate.handshake.tls13.common import client_hello_fixed_part, client_hello_info
+from dtlsgate.gate.dtls13 import MAX_HELLO2_BYTES, DtlsGate13, decode_dtls13_hello
+from dtlsgate.handshake.tls13.common import (
+    ClientHelloInfo,
+    client_hello_fixed_part,
+    client_hello_info,
+)
 from dtlsgate.wire.client_hello13_peek import decode_offer13, peek_client_hello13
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup
 from dtlsgate.wire.messages import ClientHello
@@ -62,6 +71,16 @@ def _check_against_full_decoders(body: bytes) -> None:
         hello.cookie,
         hello.compression_methods,
     )
+    bodies = {e.type: e.data for e in hello.extensions or ()}
+    assert peek.needs_full == (info.cookie is not None or info.psk is not None)
+    assert peek.fixed == client_hello_fixed_part(hello)  # no rest known to it
+    if peek.hello2 is not None:  # a ClientHello2: cut, its offer and shares not read
+        assert info.cookie is not None and info.psk is None
+        assert peek.share_groups is None and peek.versions is None and peek.groups is None
+        assert peek.hello2.cookie == bodies[ExtensionType.cookie]
+        assert peek.hello2.key_share == bodies.get(ExtensionType.key_share)
+        assert client_hello_fixed_part(hello).startswith(peek.hello2.head)
+        return
     # ... and the offer it leaves undecoded decodes to the same lists.
     assert decode_offer13(peek) == (
         hello.cipher_suites,
@@ -69,12 +88,9 @@ def _check_against_full_decoders(body: bytes) -> None:
         info.groups,
         info.signature_schemes,
     )
+    assert peek.alpn == bodies.get(ExtensionType.application_layer_protocol_negotiation)
     shares = None if info.shares is None else tuple(e.group for e in info.shares)
     assert peek.share_groups == shares
-    bodies = {e.type: e.data for e in hello.extensions or ()}
-    assert peek.alpn == bodies.get(ExtensionType.application_layer_protocol_negotiation)
-    assert peek.fixed == client_hello_fixed_part(hello)
-    assert peek.needs_full == (info.cookie is not None or info.psk is not None)
 
 
 def test_real_hellos_read_as_the_full_decoders_read_them() -> None:
@@ -116,3 +132,134 @@ def test_malformed_unread_extension_answered_then_client_hello2_not_admitted() -
     assert hello2.count(good) == 1
     assert not isinstance(gate.receive(hello2.replace(good, bad), CLIENT, NOW), Dtls13Admit)
     assert gate.admits == 0
+
+
+def _hello2(seed: bytes = b"client", **kwargs: object) -> bytes:
+    """A ClientHello2 datagram of our client (its random and key shares from ``seed``),
+    after the HelloRetryRequest of a gate on `server_config` (its cookie verifies there)."""
+    config = client_config(provider=DeterministicProvider(seed), **kwargs)  # type: ignore[arg-type]
+    client = Dtls13ClientConnection(config, SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    reply = Gate(server_config()).receive(hello, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    client.receive(reply.data, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    return hello2
+
+
+HELLO2_KINDS: list[dict[str, object]] = [
+    {},
+    {"groups": (NamedGroup.secp384r1, NamedGroup.x25519)},
+    {"alpn_protocols": (b"coap", b"h2"), "server_name": "example.com"},
+    {"post_handshake_auth": True, "certificate_compression": ("zlib",)},
+]
+# Two ClientHello2 datagrams of each kind: one rest, their own randoms, shares and cookies.
+HELLO2 = [(_hello2(b"one", **kind), _hello2(b"two", **kind)) for kind in HELLO2_KINDS]
+
+
+def _judge(gate13: DtlsGate13, datagram: bytes, peer: object = CLIENT) -> object:
+    """`DtlsGate13.judge_hello` for a ClientHello2 alone in its datagram."""
+    return gate13.judge_hello(1, 1, datagram[BODY_AT:], datagram, peer, NOW)  # type: ignore[arg-type]
+
+
+def _decoded(gate13: DtlsGate13, body: bytes) -> object:
+    """`DtlsGate13.decode_hello2` (the ClientHello, its extensions, what its cookie binds),
+    as `judge_hello` calls it, with the extensions by type besides (the ClientHello's
+    equality leaves them out)."""
+    decoded = gate13.decode_hello2(peek_client_hello13(body, gate13.hello2_rests), body)
+    return None if decoded is None else (*decoded, dict(decoded[0].extension_bodies))
+
+
+def _full(body: bytes) -> object:
+    """The same from the full decoders."""
+    decoded = decode_dtls13_hello(body)
+    if decoded is None:
+        return None
+    hello = decoded[0]
+    return (*decoded, client_hello_fixed_part(hello), dict(hello.extensions or ()))
+
+
+def test_client_hello2_decoded_once_per_rest() -> None:
+    """A ClientHello2 whose rest (all but random, session_id, key shares and cookie) the
+    gate decoded and admitted before is that one with its own fields put in: what the full
+    decoders read, without decoding the rest again. One whose cookie does not verify is
+    not remembered."""
+    gate13 = DtlsGate13(server_config())
+    for n, (first, second) in enumerate(HELLO2, 1):
+        body1, body2 = first[BODY_AT:], second[BODY_AT:]
+        peek = peek_client_hello13(body2)
+        split, split1 = peek.hello2, peek_client_hello13(body1).hello2
+        assert split is not None and split1 is not None and split.key_share
+        assert split.rest == split1.rest and first != second
+        assert body1.count(split.key_share) == 0 and body1.count(split.cookie) == 0
+        assert _decoded(gate13, body1) == _full(body1) and gate13.hellos2_remembered == n - 1
+        # From another address the cookie does not verify: not remembered.
+        assert not isinstance(_judge(gate13, first, ("192.0.2.99", 1)), Dtls13Admit)
+        assert gate13.hellos2_remembered == n - 1
+        assert isinstance(_judge(gate13, first), Dtls13Admit)
+        assert gate13.hellos2_remembered == n
+        assert _decoded(gate13, body2) == _full(body2) and gate13.hellos2_remembered == n
+        assert isinstance(_judge(gate13, second), Dtls13Admit)
+        decoded = gate13.decode_hello2(peek, body2)
+        again = gate13.decode_hello2(peek_client_hello13(body1), body1)
+        assert decoded is not None and again is not None
+        assert decoded[0].cipher_suites is again[0].cipher_suites  # the remembered one's
+    # The peek slices what the cookie binds unless its rest is known; known to the peek
+    # and forgotten since (another thread's memo started over), it is made from the decode.
+    body = HELLO2[0][1][BODY_AT:]
+    split = peek_client_hello13(body).hello2
+    full = decode_dtls13_hello(body)
+    assert split is not None and full is not None
+    assert peek_client_hello13(body, gate13.hello2_rests).fixed is None
+    assert peek_client_hello13(body).fixed == client_hello_fixed_part(full[0])
+    fresh = DtlsGate13(server_config())
+    decoded = fresh.decode_hello2(peek_client_hello13(body, {split.rest}), body)
+    assert decoded is not None and decoded[2] == client_hello_fixed_part(full[0])
+    # A PSK offer has no rest: decoded in full each time, not remembered.
+    psk_offer = peek_client_hello13(REAL[4])
+    assert psk_offer.needs_full and psk_offer.hello2 is None
+    assert _decoded(gate13, REAL[4]) == _full(REAL[4])
+    # A ClientHello1 has none either.
+    assert peek_client_hello13(REAL[0]).hello2 is None
+    # One larger than MAX_HELLO2_BYTES is decoded and admitted, not remembered.
+    names = tuple(b"protocol-%03d" % i for i in range(64))
+    large = _hello2(alpn_protocols=names)
+    assert len(large) - BODY_AT > MAX_HELLO2_BYTES
+    assert _decoded(gate13, large[BODY_AT:]) == _full(large[BODY_AT:])
+    assert isinstance(_judge(gate13, large), Dtls13Admit)
+    assert gate13.hellos2_remembered == len(HELLO2)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(HELLO2), st.integers(0, 400), st.binary(max_size=4), st.integers(0, 2))
+def test_mutated_client_hello2_decoded_as_the_full_decoders_decode_it(
+    pair: tuple[bytes, bytes], at: int, noise: bytes, cut: int
+) -> None:
+    """With the rest of a kind of ClientHello2 remembered, a changed one (its random,
+    session_id, key shares, cookie or anything else) decodes as the full decoders decode
+    it, or is refused as they refuse it."""
+    first, second = pair
+    gate13 = DtlsGate13(server_config())
+    assert isinstance(_judge(gate13, first), Dtls13Admit) and gate13.hellos2_remembered == 1
+    data = bytearray(second[BODY_AT:])
+    data[at : at + len(noise)] = noise
+    body = bytes(data[: len(data) - cut])
+    try:
+        peek_client_hello13(body)
+    except ProtocolError:
+        return  # the gate judges it as DTLS 1.2 (the peek's own test pins it)
+    assert _decoded(gate13, body) == _full(body)
+
+
+def test_client_hello_info_with_hello2_keeps_every_other_field() -> None:
+    """`ClientHelloInfo.with_hello2` replaces the key shares and cookie and keeps every other
+    field, a field added later included (each given a value of its own here)."""
+    fields = dataclasses.fields(ClientHelloInfo)
+    values = {f.name: object() for f in fields}
+    info = ClientHelloInfo(**values)  # type: ignore[arg-type]
+    shares, cookie = object(), object()
+    out = info.with_hello2(shares, cookie)  # type: ignore[arg-type]
+    for f in fields:
+        expected = {"shares": shares, "cookie": cookie}.get(f.name, values[f.name])
+        assert getattr(out, f.name) is expected, f.name

@@ -649,3 +649,23 @@ def test_mutated_records_never_raise(data: st.DataObject) -> None:
         datagram[i] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(datagram)))
     receiver.receive(bytes(datagram[:cut]) + data.draw(st.binary(max_size=20)))
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("length", [True, False])
+def test_header_first_byte_follows_epoch_form_and_connection_id(bits: int, length: bool) -> None:
+    """RFC 9147 §4: ``001CSLEE``, the CID after it; prepared per write epoch, and again when
+    the write CID changes (RFC 9147 §9: a new one from the peer)."""
+    sender, receiver = pair(sequence_bits=bits, include_length=length)
+    form = 0x20 | (0x08 if bits == 16 else 0) | (0x04 if length else 0)
+    assert sender.protect(APP, b"x")[0] == form | 3
+    assert sender.protect(HS, b"x", epoch=EPOCH_HANDSHAKE)[0] == form | 2
+    sender.write_connection_id = b"ab"
+    record = sender.protect(APP, b"x")
+    assert record[0] == form | 0x10 | 3 and record[1:3] == b"ab"
+    record = sender.protect(HS, b"x", epoch=EPOCH_HANDSHAKE)
+    assert record[0] == form | 0x10 | 2 and record[1:3] == b"ab"
+    receiver.read_connection_id = b"ab"
+    assert [r.fragment for r in receiver.receive(record)] == [b"x"]
+    sender.write_connection_id = b""
+    assert sender.protect(APP, b"x")[0] == form | 3

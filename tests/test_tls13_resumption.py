@@ -326,6 +326,32 @@ def test_no_tickets_with_client_certificates_or_when_disabled() -> None:
     assert not [e for e in events(client) if isinstance(e, SessionTicketReceived)]
 
 
+def test_ticket_state_encoding() -> None:
+    """What a ticket seals (our own format, the same bytes since tickets began: tickets
+    sealed before still open): suite u16, issued_at_ms u64, lifetime and age_add u32,
+    psk<1..255>, alpn<0..255>."""
+    state = TicketState(SUITE, 2**63, 7200, 0xFAD6AAC5, b"k" * 32, b"h2")
+    encoded = state.encode()
+    assert encoded == (
+        SUITE.to_bytes(2, "big")
+        + (2**63).to_bytes(8, "big")
+        + (7200).to_bytes(4, "big")
+        + (0xFAD6AAC5).to_bytes(4, "big")
+        + b"\x20"
+        + b"k" * 32
+        + b"\x02h2"
+    )
+    assert TicketState.decode(encoded) == state
+    for bad in (
+        dataclasses.replace(state, age_add=2**32),
+        dataclasses.replace(state, issued_at_ms=-1),
+        dataclasses.replace(state, psk=b""),
+        dataclasses.replace(state, alpn=bytes(256)),
+    ):
+        with pytest.raises(UsageError):
+            bad.encode()
+
+
 def test_ticket_sealer_round_trip_and_tamper() -> None:
     sealer = TicketSealer(b"\x22" * 32, DefaultProvider())
     state = TicketState(SUITE, 1, 2, 3, b"psk", b"h2")

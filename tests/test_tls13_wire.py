@@ -16,6 +16,7 @@ from dtlsgate.errors import (
     ProtocolError,
     RecordOverflow,
     UnexpectedMessage,
+    UsageError,
 )
 from dtlsgate.record.tls13 import (
     MAX_PLAINTEXT,
@@ -24,8 +25,9 @@ from dtlsgate.record.tls13 import (
     StreamRecordLayer,
 )
 from dtlsgate.wire.enums import AlertDescription, ContentType, KeyUpdateRequest
-from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.extensions import Extension, KeyShareEntry, encode_key_share_sh
 from dtlsgate.wire.messages13 import (
+    Ack,
     Certificate,
     CertificateEntry,
     CertificateRequest,
@@ -35,6 +37,9 @@ from dtlsgate.wire.messages13 import (
     Finished,
     KeyUpdate,
     NewSessionTicket,
+    encode_ack,
+    encode_certificate_verify,
+    encode_new_session_ticket,
 )
 
 BODY = 4  # handshake header length
@@ -96,6 +101,47 @@ def test_certificate_verify_round_trip(alg: int, sig: bytes) -> None:
 def test_new_session_ticket_round_trip(life: int, add: int, nonce: bytes, ticket: bytes) -> None:
     msg = NewSessionTicket(life, add, nonce, ticket)
     assert NewSessionTicket.decode(msg.encode()) == msg
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)), max_size=8))
+def test_ack_round_trip(numbers: list[tuple[int, int]]) -> None:
+    """RFC 9147 §7: RecordNumber record_numbers<0..2^16-1>, each a uint64 epoch and a uint64
+    sequence_number."""
+    body = encode_ack(numbers)
+    assert body == Ack(tuple(numbers)).encode()
+    assert body == (16 * len(numbers)).to_bytes(2, "big") + b"".join(
+        e.to_bytes(8, "big") + n.to_bytes(8, "big") for e, n in numbers
+    )
+    assert Ack.decode(body) == Ack(tuple(numbers))
+
+
+def test_ack_encoder_checks_ranges() -> None:
+    for numbers in ([(2**64, 0)], [(0, -1)], [(0, 0)] * 4096):
+        with pytest.raises(UsageError):
+            encode_ack(numbers)
+
+
+def test_messages_a_server_sends_per_handshake_encoded_without_an_object() -> None:
+    """`encode_certificate_verify`, `encode_new_session_ticket` (the codecs' own: the classes'
+    ``encode`` calls them, and the RFC 8448 test above pins those bytes) and
+    `encode_key_share_sh` refuse what does not fit, as the Writer they replaced did."""
+    cv = CertificateVerify.decode(v.CERTIFICATE_VERIFY[BODY:])
+    assert encode_certificate_verify(cv.algorithm, cv.signature) == v.CERTIFICATE_VERIFY[BODY:]
+    nst = NewSessionTicket.decode(v.NEW_SESSION_TICKET[BODY:])
+    fields = (nst.ticket_lifetime, nst.ticket_age_add, nst.ticket_nonce, nst.ticket)
+    assert encode_new_session_ticket(*fields, nst.extensions) == v.NEW_SESSION_TICKET[BODY:]
+    for bad in (
+        lambda: encode_certificate_verify(0x10000, b"s"),
+        lambda: encode_certificate_verify(0x0403, bytes(0x10000)),
+        lambda: encode_new_session_ticket(2**32, 0, b"", b"t"),
+        lambda: encode_new_session_ticket(0, -1, b"", b"t"),
+        lambda: encode_new_session_ticket(0, 0, bytes(256), b"t"),
+        lambda: encode_new_session_ticket(0, 0, b"", b""),
+        lambda: encode_key_share_sh(KeyShareEntry(0x10000, b"k")),
+        lambda: encode_key_share_sh(KeyShareEntry(23, b"")),
+    ):
+        with pytest.raises(UsageError):
+            bad()
 
 
 def test_key_update_and_end_of_early_data() -> None:

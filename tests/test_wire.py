@@ -20,6 +20,7 @@ from dtlsgate.wire.handshake import (
     decode_dtls_handshake_fragments,
     encode_dtls_handshake,
     encode_dtls_handshake_fragment,
+    encode_handshake,
 )
 from dtlsgate.wire.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -167,6 +168,24 @@ def test_dtls_handshake_encoders_write_the_header(
     assert encode_dtls_handshake_fragment(msg_type, body, seq, offset, length) == (
         part.encode() + body
     )
+
+
+@given(u8, st.binary(max_size=300))
+def test_tls_handshake_encoder_writes_the_header(msg_type: int, body: bytes) -> None:
+    """RFC 8446 §4: msg_type, uint24 length, then the body; the DTLS form's type and length."""
+    assert (
+        encode_handshake(msg_type, body) == bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+    )
+    dtls = encode_dtls_handshake(msg_type, body, 0)
+    assert encode_handshake(msg_type, body) == dtls[:4] + body
+
+
+def test_tls_handshake_encoder_checks_ranges() -> None:
+    for msg_type in (256, -1):
+        with pytest.raises(UsageError):
+            encode_handshake(msg_type, b"")
+    with pytest.raises(UsageError):
+        encode_handshake(1, bytes(1 << 24))
 
 
 def test_dtls_handshake_encoders_check_ranges() -> None:

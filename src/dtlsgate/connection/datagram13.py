@@ -146,7 +146,7 @@ from dtlsgate.wire.handshake import (
     encode_handshake,
 )
 from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
-from dtlsgate.wire.messages13 import Ack
+from dtlsgate.wire.messages13 import Ack, encode_ack
 from dtlsgate.wire.record import split_dtls_records
 
 __all__ = [
@@ -651,7 +651,7 @@ class Dtls13Connection(BaseDtlsConnection):
         if not numbers:
             return
         self._to_ack = [n for n in self._to_ack if n not in numbers]
-        body = Ack(tuple(numbers)).encode()
+        body = encode_ack(numbers)
         self._queue_record(self.records.protect(ContentType.ACK, body))
 
     def _queue_record(self, record: bytes) -> None:

@@ -30,18 +30,24 @@ the server has protocols) the first time they are seen, and remembered in a smal
 table keyed by them (`DtlsGate13.choose`: per configuration, not per peer): clients of one
 kind send the same offer byte for byte, so a ClientHello1 seen before is answered without
 decoding any of it again. What the cookie binds (`client_hello_fixed_part`) and the
-transcript hash come from the received bytes. One with a cookie (a ClientHello2) or a
-pre_shared_key is decoded in full as well; its cookie is checked against the bytes the
-peek sliced, and the admit carries the decoded ClientHello2 to the server, which does not
-decode it again. Any ClientHello the full decoders accept gets the
-same HelloRetryRequest, byte for byte; one malformed only in an extension nothing here
-reads (server_name, record_size_limit, ...) now gets one too, where the full decode used to
-send it to the DTLS 1.2 path. That costs nothing the gate contract protects: the reply is
-never larger than the request (checked below) and nothing is stored, as for a
-HelloVerifyRequest answered from the fields before the cookie; ClientHello2 must repeat
-those extensions (the cookie binds them) and is decoded in full before anything is
-allocated, so a malformed one is never admitted. Malformed framing, or a malformed body
-the reply depends on, still falls through as before (None: judged as DTLS 1.2).
+transcript hash come from the received bytes. One with a pre_shared_key is decoded in
+full as well; so is a ClientHello2 (a cookie) whose rest (all but its random, session_id,
+key shares and cookie, as the peek cuts it: the same bytes in every handshake of one kind
+of client) is not remembered. It is remembered once its cookie verified (so a spoofed
+flood neither fills the table nor costs more than its decode), after which another with
+that rest is the one decoded before with its own fields put in and decoded
+(`DtlsGate13.decode_hello2`, as strict as the full decode). Its cookie is checked
+against what it binds (sliced by the peek, or its head and the remembered rest's part), and
+the admit carries the decoded ClientHello2 to the server, which does not decode it again.
+Any ClientHello the full decoders accept gets the same HelloRetryRequest, byte for byte;
+one malformed only in an extension nothing here reads (server_name, record_size_limit, ...)
+now gets one too, where the full decode used to send it to the DTLS 1.2 path. That costs
+nothing the gate contract protects: the reply is never larger than the request (checked
+below) and nothing is stored, as for a HelloVerifyRequest answered from the fields before
+the cookie; ClientHello2 must repeat those extensions (the cookie binds them) and is
+decoded whole (its rest once) before anything is allocated, so a malformed one is never
+admitted. Malformed framing, or a malformed body the reply depends on, still falls through
+as before (None: judged as DTLS 1.2).
 
 A ClientHello larger than the path MTU (many suites, or an ML-KEM key share of over 1 KB)
 arrives in fragments, its cookie extension near the end, so no first fragment can be
@@ -55,7 +61,7 @@ ClientHellos, and never touching ClientHellos that fit in one datagram.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate._memo import Memo
@@ -66,11 +72,14 @@ from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_coo
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
+    client_hello_fixed_part,
+    client_hello_like,
     decode_client_hello,
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
 from dtlsgate.wire.client_hello13_peek import (
+    ClientHello2Split,
     ClientHello13Peek,
     decode_offer13,
     peek_client_hello13,
@@ -94,6 +103,13 @@ __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 # (a `Memo`: some 32 x 512 bytes) however the offers are made.
 MAX_CHOICES = 32
 MAX_OFFER_BYTES = 512
+# ClientHello2s decoded per the rest of the message (`DtlsGate13.decode_hello2`): what one
+# kind of client sends alike in every handshake, kept once the cookie verified (so only
+# from clients that answered a HelloRetryRequest). Only those of at most MAX_HELLO2_BYTES (a
+# common one has 250 to 500; the entry holds the decoded message, about three times its
+# size) are kept: a `Memo` of some 32 x 3 KB however they are made.
+MAX_HELLO2S = 32
+MAX_HELLO2_BYTES = 1024
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
 # and random, then the session_id's length byte (RFC 9147 §4, §5.2; RFC 8446 §4.1.3).
@@ -131,6 +147,8 @@ class DtlsGate13:
         self._hashes: dict[int, Callable[[bytes], bytes]] = {}
         self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
+        # rest -> ClientHello2 decoded, and its part of what the cookie binds (`decode_hello2`)
+        self._hellos2: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
@@ -157,17 +175,61 @@ class DtlsGate13:
         1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
         with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
         try:
-            peek = peek_client_hello13(body)
+            peek = peek_client_hello13(body, self._hellos2)
         except ProtocolError:
             return None
         if not peek.needs_full:
             return _retry_peeked(self, sequence_number, peek, body, data, peer, now)
-        decoded = decode_dtls13_hello(body)
+        decoded = self.decode_hello2(peek, body)
         if decoded is None:
             return None
-        return judge_dtls13(
-            self, sequence_number, message_seq, decoded, peek.fixed, body, data, peer, now
-        )
+        result = judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
+        hello2 = peek.hello2
+        if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self._hellos2:
+            # Remembered once its cookie verified: a spoofed flood of made-up ClientHello2s
+            # neither fills the memo nor costs more than their decode.
+            self.remember_hello2(hello2, body, decoded)
+        return result
+
+    def decode_hello2(
+        self, peek: ClientHello13Peek, body: bytes
+    ) -> tuple[ClientHello, ClientHelloInfo, bytes] | None:
+        """`decode_dtls13_hello` for a ClientHello ``body`` with a cookie or a
+        pre_shared_key, read by `peek_client_hello13`, and what its cookie binds
+        (`client_hello_fixed_part`; the peek slices it unless given the remembered rests,
+        as `judge_hello` gives them). A ClientHello2 (a cookie, no PSK) is decoded in full
+        when the rest of it (``peek.hello2.rest``: all but its random, session_id, key
+        shares and cookie) is not remembered; `judge_hello` remembers it once its cookie
+        verified (`remember_hello2`). Another with a remembered rest is the one decoded
+        before with its own random, session_id, key shares and cookie put in and decoded
+        (`client_hello_like`), checked as the full decode checks them, and binds its head
+        and the same part."""
+        hello2 = peek.hello2
+        if hello2 is None:  # a PSK offer
+            decoded = decode_dtls13_hello(body)
+            assert peek.fixed is not None  # sliced by the peek for all but a ClientHello2
+            return None if decoded is None else (*decoded, peek.fixed)
+        known = self._hellos2.get(hello2.rest)
+        if known is None:  # not seen lately
+            decoded = decode_dtls13_hello(body)
+            if decoded is None:
+                return None
+            fixed = peek.fixed  # sliced: the rest was not known to the peek ...
+            if fixed is None:  # ... or was, and the memo started over since
+                fixed = client_hello_fixed_part(decoded[0])
+            return (*decoded, fixed)
+        # check_tls13_client_hello, DTLS: legacy_version {254, 253} (RFC 9147 §5.3); the
+        # rest's checks passed when it was decoded.
+        if peek.legacy_version != DTLS_VERSIONS.legacy_version:
+            return None
+        hello, info, bound = known
+        try:
+            hello, info = client_hello_like(
+                (hello, info), peek.random, peek.session_id, hello2.key_share, hello2.cookie
+            )
+        except ProtocolError:
+            return None
+        return hello, info, hello2.head + bound
 
     def choose(self, peek: ClientHello13Peek) -> Choice | DropReason | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
@@ -233,6 +295,31 @@ class DtlsGate13:
         if size + len(peek.signature_schemes or b"") <= MAX_OFFER_BYTES:
             self._choices.remember(key, choice)
         return choice
+
+    def remember_hello2(
+        self,
+        hello2: ClientHello2Split,
+        body: bytes,
+        decoded: tuple[ClientHello, ClientHelloInfo, bytes],
+    ) -> None:
+        """Keep a ClientHello2 ``body`` that `decode_hello2` decoded in full (``decoded``) for
+        the next with its rest, unless it is larger than `MAX_HELLO2_BYTES`. What its cookie
+        binds starts with the head (legacy_version, random, session_id:
+        `client_hello_fixed_part`); the rest's part, which follows, is kept."""
+        if len(body) <= MAX_HELLO2_BYTES:
+            hello, info, fixed = decoded
+            self._hellos2.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
+
+    @property
+    def hellos2_remembered(self) -> int:
+        """How many ClientHello2s `decode_hello2` remembers (at most `MAX_HELLO2S`)."""
+        return len(self._hellos2)
+
+    @property
+    def hello2_rests(self) -> Container[bytes]:
+        """The rests of the ClientHello2s `decode_hello2` remembers, for the peek
+        (`peek_client_hello13`'s ``known``)."""
+        return self._hellos2.keys()
 
     @property
     def choices_remembered(self) -> int:
@@ -318,8 +405,7 @@ def judge_dtls13(
     gate13: DtlsGate13,
     sequence_number: int,
     message_seq: int,
-    hello: tuple[ClientHello, ClientHelloInfo],
-    fixed: bytes,
+    hello: tuple[ClientHello, ClientHelloInfo, bytes],
     body: bytes,
     data: bytes,
     peer: Hashable | None,
@@ -327,11 +413,11 @@ def judge_dtls13(
 ) -> bytes | Dtls13Admit | Drop:
     """A HelloRetryRequest datagram, an admit or a drop for a whole DTLS 1.3 ClientHello
     (``body``, the first record's, its ``sequence_number`` and ``message_seq``), decoded
-    (``hello``), and what of it the cookie binds (``fixed``: `client_hello_fixed_part`, as
-    `peek_client_hello13` slices it)."""
+    (``hello``: the ClientHello, its extensions and what of it the cookie binds,
+    `client_hello_fixed_part`, as `DtlsGate13.decode_hello2` returns them)."""
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
-    client_hello, info = hello
+    client_hello, info, fixed = hello
     # The TLS form (RFC 9147 §5.2): msg_type and length, then the body.
     message = data[DTLS_RECORD_HEADER_LENGTH : DTLS_RECORD_HEADER_LENGTH + 4] + body
     if info.cookie is None:
@@ -425,7 +511,7 @@ def _retry_peeked(
     choice = gate13.choose(peek)
     if not isinstance(choice, Choice):
         return None if choice is None else Drop(choice)
-    assert choice.group is not None and peek.share_groups is not None
+    assert choice.group is not None and peek.share_groups is not None and peek.fixed is not None
     jar = gate13.config.cookie_jar
     assert jar is not None  # ServerConfig always makes one
     requested = choice.group not in peek.share_groups

@@ -244,8 +244,16 @@ class Dtls13RecordLayer:
     ) -> None:
         if sequence_bits not in (8, 16):
             raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
-        self.sequence_bits = sequence_bits
+        self._sequence_bits = sequence_bits
+        self._sequence_length = sequence_bits // 8
+        self._sequence_mask = (1 << sequence_bits) - 1
         self.include_length = include_length
+        self.write_epoch = EPOCH_PLAINTEXT
+        self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
+        self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
+        # The unified header's first byte and our write CID, per write epoch with keys:
+        # without and with a length (`_header`), the same for every record of the epoch.
+        self._headers: dict[int, tuple[bytes, bytes]] = {}
         # RFC 9147 §9: the peer's connection ID goes into the records we send; one of ours
         # must be in every record we receive once negotiated (none: no CIDs). All of ours
         # have one length: the unified header does not carry it.
@@ -257,13 +265,25 @@ class Dtls13RecordLayer:
         # Whether DTLSPlaintext records are still accepted (the connection turns this off
         # once plaintext has no business arriving).
         self.accept_plaintext = True
-        self.write_epoch = EPOCH_PLAINTEXT
-        self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
-        self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
         self._read: dict[int, _ReadEpoch] = {}
         self.drops: Counter[RecordDrop] = Counter()
 
+    @property
+    def sequence_bits(self) -> int:
+        """8 or 16: the bits of the sequence number in the records we send."""
+        return self._sequence_bits
+
     # --- connection IDs (RFC 9147 §9) -------------------------------------------------------
+
+    @property
+    def write_connection_id(self) -> bytes:
+        """The peer's CID, in every protected record we send from now on (b"": none)."""
+        return self._write_cid
+
+    @write_connection_id.setter
+    def write_connection_id(self, cid: bytes) -> None:
+        self._write_cid = cid
+        self._headers = {epoch: self._header(epoch) for epoch in self._headers}
 
     @property
     def read_connection_id(self) -> bytes:
@@ -316,9 +336,23 @@ class Dtls13RecordLayer:
             raise UsageError(f"write epoch {epoch} does not follow {self.write_epoch}")
         self._write[epoch] = keys
         self._write_sequence[epoch] = 0
+        self._headers[epoch] = self._header(epoch)
         self.write_epoch = epoch
         for old in sorted(self._write)[:-MAX_WRITE_EPOCHS]:
             del self._write[old], self._write_sequence[old]
+            self._headers.pop(old, None)
+
+    def _header(self, epoch: int) -> tuple[bytes, bytes]:
+        """The start of a DTLSCiphertext of ``epoch`` up to its sequence number (RFC 9147
+        §4): the first byte ``001CSLEE`` and our write CID, without a length (L clear) and
+        with one."""
+        cid = self._write_cid
+        first = _FIXED_BITS | (epoch & _EPOCH_BITS)
+        if cid:
+            first |= _CID_BIT
+        if self._sequence_bits == 16:
+            first |= _SEQ16_BIT
+        return bytes((first,)) + cid, bytes((first | _LENGTH_BIT,)) + cid
 
     def install_read(self, epoch: int, keys: EpochKeys) -> None:
         """Accept records of ``epoch`` protected with ``keys``; the oldest read epoch goes
@@ -357,7 +391,7 @@ class Dtls13RecordLayer:
         keys = self._write[self.write_epoch if epoch is None else epoch]
         if keys is None:
             return PLAINTEXT_HEADER_LENGTH
-        header = 1 + len(self.write_connection_id) + self.sequence_bits // 8
+        header = 1 + len(self._write_cid) + self._sequence_length
         return header + (2 if self.include_length else 0) + 1 + keys.tag_length
 
     def next_write_sequence(self, epoch: int | None = None) -> int:
@@ -449,18 +483,10 @@ class Dtls13RecordLayer:
         ciphertext_length = len(inner) + keys.tag_length
         if ciphertext_length > MAX_CIPHERTEXT:
             raise UsageError("record too long with its padding")
-        cid = self.write_connection_id
-        first = _FIXED_BITS | (epoch & _EPOCH_BITS)
-        seq_length = self.sequence_bits // 8
-        if cid:
-            first |= _CID_BIT
-        if seq_length == 2:
-            first |= _SEQ16_BIT
-        if include_length:
-            first |= _LENGTH_BIT
-        low = sequence & ((1 << self.sequence_bits) - 1)
+        prefix = self._headers[epoch][include_length]
+        seq_length = self._sequence_length
+        low = sequence & self._sequence_mask
         tail = ciphertext_length.to_bytes(2, "big") if include_length else b""
-        prefix = bytes((first,)) + cid
         # RFC 9147 §4: the additional data is the header before record number encryption.
         aad = prefix + low.to_bytes(seq_length, "big") + tail
         ciphertext = keys.seal(sequence, inner, aad)

@@ -17,8 +17,13 @@ application_layer_protocol_negotiation) is returned as the bytes received: one k
 client sends the same bytes every time, so the gate decodes them (`decode_offer13`, with
 the full decoders) once per distinct offer and remembers its choice; every other extension
 is walked, not decoded. It also returns what ClientHello2 must repeat (``fixed``: the bytes
-of `client_hello_fixed_part`, sliced from the body), and whether the hello has a cookie or
+of `client_hello_fixed_part`, sliced from the body, unless the caller has it for that
+ClientHello2's rest), and whether the hello has a cookie or
 a pre_shared_key extension, which need the full decoders (a ClientHello2, a PSK offer).
+Of a ClientHello2 without a PSK it cuts out the fields that differ from handshake to
+handshake (`ClientHello2Split`: the message without its random, session_id and the bodies of
+key_share and cookie; and those two bodies), so that the gate decodes each distinct rest
+once.
 
 DecodeError when the body is malformed in what is read (`decode_offer13`: in the offer).
 The gate (`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before
@@ -28,7 +33,9 @@ admitting it; ``tests/test_client_hello13_peek.py`` pins the two to the full dec
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from collections.abc import Callable, Container
+from functools import partial
+from typing import NamedTuple, cast
 
 from dtlsgate.errors import DecodeError
 from dtlsgate.wire.client_hello_peek import framing_after_cookie
@@ -40,11 +47,38 @@ from dtlsgate.wire.extensions import (
 )
 from dtlsgate.wire.messages import MAX_SESSION_ID_LENGTH, RANDOM_LENGTH
 
-__all__ = ["ClientHello13Peek", "decode_offer13", "peek_client_hello13"]
+__all__ = ["ClientHello2Split", "ClientHello13Peek", "decode_offer13", "peek_client_hello13"]
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH
 _VERSION_AND_RANDOM = struct.Struct(f">H{RANDOM_LENGTH}s")
 _TYPE_AND_LENGTH = struct.Struct(">HH")
+
+
+class ClientHello2Split(NamedTuple):
+    """A ClientHello2 (a cookie, no pre_shared_key) cut by `peek_client_hello13` into what
+    one kind of client sends alike in every handshake and what differs (with ``random``
+    and ``session_id``, which `ClientHello13Peek` has):
+
+    - ``head``: the message before its legacy_cookie (legacy_version, random, session_id),
+      the start of what the cookie binds (`client_hello_fixed_part`);
+    - ``rest``: the message from its legacy_cookie to its end, the bodies of key_share and
+      cookie cut out (their headers kept);
+    - ``key_share``: the key_share extension's body (None when it is absent);
+    - ``cookie``: the cookie extension's body.
+    """
+
+    head: bytes
+    rest: bytes
+    key_share: bytes | None
+    cookie: bytes
+
+
+# (head, rest, key_share, cookie) -> ClientHello2Split, in C (tuple.__new__): no
+# Python-level __new__ per ClientHello2.
+_as_split = cast(
+    Callable[[tuple[bytes, bytes, bytes | None, bytes]], ClientHello2Split],
+    partial(tuple.__new__, ClientHello2Split),
+)
 
 
 class ClientHello13Peek(NamedTuple):
@@ -56,11 +90,16 @@ class ClientHello13Peek(NamedTuple):
       bytes);
     - ``versions``, ``groups``, ``signature_schemes``, ``alpn``: the bodies of
       supported_versions, supported_groups, signature_algorithms and
-      application_layer_protocol_negotiation, undecoded (None: absent);
+      application_layer_protocol_negotiation, undecoded (None: absent, or not read: in a
+      ClientHello2, which the gate decodes in full or by its rest);
     - ``share_groups``: the groups of key_share's entries, in order (None when key_share is
-      absent);
-    - ``fixed``: `client_hello_fixed_part` of the message, from its bytes;
-    - ``needs_full``: a cookie or pre_shared_key extension is present.
+      absent, or in a ClientHello2, whose shares are decoded in full);
+    - ``fixed``: `client_hello_fixed_part` of the message, from its bytes (None for a
+      ClientHello2 whose rest is ``known``: its ``hello2.head`` and the rest's part, which
+      the gate keeps with the rest decoded);
+    - ``needs_full``: a cookie or pre_shared_key extension is present;
+    - ``hello2``: for a ClientHello with a cookie and no pre_shared_key (a ClientHello2),
+      its `ClientHello2Split`; None for any other.
     """
 
     legacy_version: int
@@ -74,13 +113,17 @@ class ClientHello13Peek(NamedTuple):
     signature_schemes: bytes | None
     share_groups: tuple[int, ...] | None
     alpn: bytes | None
-    fixed: bytes
+    fixed: bytes | None
     needs_full: bool
+    hello2: ClientHello2Split | None
 
 
-def peek_client_hello13(body: bytes) -> ClientHello13Peek:
+def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHello13Peek:
     """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (module docstring);
-    DecodeError when it is malformed in what is read, or has no extensions block."""
+    DecodeError when it is malformed in what is read, or has no extensions block.
+    ``known``: the rests (`ClientHello2Split.rest`) of ClientHello2s whose fixed part the
+    caller has already (its part after ``head``): for one of those ``fixed`` is left
+    None, not sliced again."""
     end = len(body)
     if end < _SESSION_ID_AT + 1:
         raise DecodeError("ClientHello truncated before its session_id")
@@ -97,22 +140,33 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
         raise DecodeError("ClientHello without an extensions block")
     get = spans.get
-    span = get(ExtensionType.supported_versions)
-    versions = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.supported_groups)
-    groups = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.signature_algorithms)
-    schemes = None if span is None else body[span[0] + 4 : span[1]]
-    span = get(ExtensionType.key_share)
-    share_groups = None if span is None else _share_groups(body, span[0] + 4, span[1])
-    span = get(ExtensionType.application_layer_protocol_negotiation)
-    alpn = None if span is None else body[span[0] + 4 : span[1]]
-    # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
-    # `client_hello_fixed_part` orders them (no type is there twice).
-    fixed = [body[:cookie_at], body[suites_at:extensions_at]]
-    fixed += [
-        body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
-    ]
+    shares = get(ExtensionType.key_share)
+    cookie = get(ExtensionType.cookie)
+    if cookie is not None and ExtensionType.pre_shared_key not in spans:
+        # A ClientHello2: decoded in full or by its rest (the gate), its offer and shares
+        # not read here.
+        hello2 = _split_hello2(body, cookie_at, cookie, shares)
+        versions = groups = schemes = alpn = share_groups = None
+    else:
+        hello2 = None
+        span = get(ExtensionType.supported_versions)
+        versions = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.supported_groups)
+        groups = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.signature_algorithms)
+        schemes = None if span is None else body[span[0] + 4 : span[1]]
+        span = get(ExtensionType.application_layer_protocol_negotiation)
+        alpn = None if span is None else body[span[0] + 4 : span[1]]
+        share_groups = None if shares is None else _share_groups(body, shares[0] + 4, shares[1])
+    fixed = None
+    if hello2 is None or hello2.rest not in known:
+        # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
+        # `client_hello_fixed_part` orders them (no type is there twice).
+        parts = [body[:cookie_at], body[suites_at:extensions_at]]
+        parts += [
+            body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
+        ]
+        fixed = b"".join(parts)
     return ClientHello13Peek(
         legacy_version,
         random,
@@ -125,8 +179,9 @@ def peek_client_hello13(body: bytes) -> ClientHello13Peek:
         schemes,
         share_groups,
         alpn,
-        b"".join(fixed),
-        ExtensionType.cookie in spans or ExtensionType.pre_shared_key in spans,
+        fixed,
+        cookie is not None or ExtensionType.pre_shared_key in spans,
+        hello2,
     )
 
 
@@ -144,6 +199,20 @@ def decode_offer13(
         () if groups is None else decode_u16_list_ext(groups),
         () if schemes is None else decode_u16_list_ext(schemes),
     )
+
+
+def _split_hello2(
+    body: bytes, cookie_at: int, cookie: tuple[int, int], key_share: tuple[int, int] | None
+) -> ClientHello2Split:
+    """The `ClientHello2Split` of a ClientHello2, from the spans of its cookie and
+    key_share extensions (each from its header to its end)."""
+    head, cookie_body = body[:cookie_at], body[cookie[0] + 4 : cookie[1]]
+    if key_share is None:
+        rest = body[cookie_at : cookie[0] + 4] + body[cookie[1] :]
+        return _as_split((head, rest, None, cookie_body))
+    (a, b), (c, d) = (cookie, key_share) if cookie[0] < key_share[0] else (key_share, cookie)
+    rest = b"".join((body[cookie_at : a + 4], body[b : c + 4], body[d:]))
+    return _as_split((head, rest, body[key_share[0] + 4 : key_share[1]], cookie_body))
 
 
 def _share_groups(body: bytes, start: int, stop: int) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ class Context(Enum):
 _C = Context
 _E = ExtensionType
 _TYPE_AND_LENGTH = struct.Struct(">HH")
+_U16 = struct.Struct(">H")
 
 # Where each extension may appear. TLS 1.3 per RFC 8446 §4.2; TLS 1.2 ServerHello per the
 # extension's own RFC. Unknown types are allowed in a ClientHello only (servers ignore
@@ -149,6 +150,14 @@ def decode_client_hello_extensions(r: Reader) -> DecodedExtensions:
     if len(bodies) != len(entries):  # a type twice: found and reported in wire order
         check_extensions(extensions, Context.CLIENT_HELLO)
     return extensions, bodies
+
+
+def with_bodies(decoded: DecodedExtensions, bodies: dict[int, bytes]) -> DecodedExtensions:
+    """A ClientHello's extensions as `decode_client_hello_extensions` read them, with the
+    bodies of ``bodies`` put in, each in its place (every type in ``bodies`` is one of
+    them): what decoding the message with those bodies would read."""
+    changed = decoded[1] | bodies
+    return tuple(map(_as_extension, changed.items())), changed
 
 
 def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:
@@ -339,11 +348,8 @@ def encode_connection_id(cid: bytes) -> bytes:
 
 
 def decode_cookie(data: bytes) -> bytes:
-    """RFC 8446 §4.2.2: opaque cookie<1..2^16-1>."""
-    r = Reader(data)
-    cookie = r.vector(2, 1)
-    r.finish()
-    return cookie
+    """RFC 8446 §4.2.2: opaque cookie<1..2^16-1>, filling the extension."""
+    return whole_vector(data, 2, 1)
 
 
 def encode_cookie(cookie: bytes) -> bytes:
@@ -395,10 +401,13 @@ def decode_key_share_sh(data: bytes) -> KeyShareEntry:
 
 
 def encode_key_share_sh(entry: KeyShareEntry) -> bytes:
-    w = Writer()
-    w.u16(entry.group)
-    w.vector(2, entry.key_exchange, 1)
-    return w.getvalue()
+    """RFC 8446 §4.2.8: KeyShareEntry server_share, in one expression (a server sends one
+    per handshake)."""
+    try:
+        group = _U16.pack(entry.group)
+    except struct.error:
+        raise UsageError(f"{entry.group} does not fit in 2 bytes") from None
+    return group + encode_vector(2, entry.key_exchange, 1)
 
 
 def decode_key_share_hrr(data: bytes) -> int:

@@ -17,6 +17,7 @@ from dtlsgate.errors import DecodeError, UsageError
 from dtlsgate.wire.buffer import Reader, Writer
 
 _DTLS_HEADER = struct.Struct(">IHHI")
+_TLS_HEADER = struct.Struct(">I")
 _unpack_header = _DTLS_HEADER.unpack_from
 
 TLS_HANDSHAKE_HEADER_LENGTH = 4
@@ -60,11 +61,12 @@ _as_header = cast(
 
 
 def encode_handshake(msg_type: int, body: bytes) -> bytes:
-    """A TLS handshake message: type, uint24 length, body."""
-    w = Writer()
-    w.u8(msg_type)
-    w.vector(3, body)
-    return w.getvalue()
+    """A TLS handshake message: type, uint24 length, body (its 4-byte header in one pack,
+    type || length)."""
+    n = len(body)
+    if (msg_type >> 8) | (n >> 24):  # as in encode_dtls_handshake
+        raise UsageError("msg_type or length out of range")
+    return _TLS_HEADER.pack((msg_type << 24) | n) + body
 
 
 def encode_dtls_handshake(msg_type: int, body: bytes, message_seq: int) -> bytes:

@@ -10,15 +10,19 @@ Extensions are checked against the message they appear in (RFC 8446 §4.2 table)
 
 from __future__ import annotations
 
+import itertools
+import struct
+
 from dtlsgate._frozen import frozen
-from dtlsgate.errors import DecodeError, IllegalParameter
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
+from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ConnectionIdUsage, KeyUpdateRequest
 from dtlsgate.wire.extensions import (
     Context,
     Extension,
     decode_extensions,
     encode_extensions,
+    extensions_block,
     find_extension,
 )
 
@@ -26,6 +30,8 @@ from dtlsgate.wire.extensions import (
 MAX_REQUEST_CONTEXT_LENGTH = 255
 # RFC 8446 §4.6.1: ticket_nonce<0..255>, ticket<1..2^16-1>; lifetime at most 7 days.
 MAX_TICKET_LIFETIME = 604800
+_U16 = struct.Struct(">H")
+_TWO_U32 = struct.Struct(">II")
 
 
 @frozen
@@ -136,10 +142,17 @@ class CertificateVerify:
         return cls(algorithm, signature)
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u16(self.algorithm)
-        w.vector(2, self.signature)
-        return w.getvalue()
+        return encode_certificate_verify(self.algorithm, self.signature)
+
+
+def encode_certificate_verify(algorithm: int, signature: bytes) -> bytes:
+    """The body of the `CertificateVerify` with these fields: what a peer sends once per
+    handshake, encoded without a message object."""
+    try:
+        scheme = _U16.pack(algorithm)
+    except struct.error:
+        raise UsageError(f"{algorithm} does not fit in 2 bytes") from None
+    return scheme + encode_vector(2, signature)
 
 
 @frozen
@@ -186,13 +199,36 @@ class NewSessionTicket:
         return cls(lifetime, age_add, nonce, ticket, extensions)
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u32(self.ticket_lifetime)
-        w.u32(self.ticket_age_add)
-        w.vector(1, self.ticket_nonce)
-        w.vector(2, self.ticket, 1)
-        encode_extensions(w, self.extensions)
-        return w.getvalue()
+        return encode_new_session_ticket(
+            self.ticket_lifetime,
+            self.ticket_age_add,
+            self.ticket_nonce,
+            self.ticket,
+            self.extensions,
+        )
+
+
+def encode_new_session_ticket(
+    ticket_lifetime: int,
+    ticket_age_add: int,
+    ticket_nonce: bytes,
+    ticket: bytes,
+    extensions: tuple[Extension, ...] = (),
+) -> bytes:
+    """The body of the `NewSessionTicket` with these fields: what a server sends after
+    every handshake, encoded without a message object."""
+    try:
+        times = _TWO_U32.pack(ticket_lifetime, ticket_age_add)
+    except struct.error:
+        raise UsageError("ticket_lifetime or ticket_age_add does not fit in 4 bytes") from None
+    return b"".join(
+        (
+            times,
+            encode_vector(1, ticket_nonce),
+            encode_vector(2, ticket, 1),
+            extensions_block(extensions),
+        )
+    )
 
 
 @frozen
@@ -315,9 +351,16 @@ class Ack:
         return cls(pairs)
 
     def encode(self) -> bytes:
-        w = Writer()
-        with w.prefixed(2):
-            for epoch, sequence_number in self.record_numbers:
-                w.u64(epoch)
-                w.u64(sequence_number)
-        return w.getvalue()
+        return encode_ack(self.record_numbers)
+
+
+def encode_ack(record_numbers: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> bytes:
+    """The body of the `Ack` of these record numbers: what a peer sends once or twice per
+    handshake, encoded in one pack without a message object."""
+    n = len(record_numbers)
+    try:
+        return struct.pack(
+            f">H{2 * n}Q", RECORD_NUMBER_LENGTH * n, *itertools.chain.from_iterable(record_numbers)
+        )
+    except struct.error:
+        raise UsageError("ACK record number or length out of range") from None

@@ -121,10 +121,10 @@ from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
     CertificateRequest,
-    CertificateVerify,
     EncryptedExtensions,
     Finished,
     NewSessionTicket,
+    encode_certificate_verify,
 )
 
 _A = AlertDescription
@@ -746,7 +746,7 @@ def client_certificate(
         return [cert]
     content = certificate_verify_content(transcript.digest(), server=False)
     signature = ctx.provider.sign(ctx.key, SignatureScheme(scheme), content)
-    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
+    cv = message(_H.CERTIFICATE_VERIFY, encode_certificate_verify(scheme, signature))
     transcript.update(cv)
     return [cert, cv]
 

@@ -63,6 +63,7 @@ from dtlsgate.wire.extensions import (
     encode_key_share_hrr,
     encode_supported_versions_sh,
     require_empty,
+    with_bodies,
 )
 from dtlsgate.wire.handshake import encode_handshake
 from dtlsgate.wire.messages import (
@@ -400,6 +401,28 @@ class ClientHelloInfo:
     post_handshake_auth: bool = False
     compress_algorithms: tuple[int, ...] = ()
 
+    def with_hello2(
+        self, shares: tuple[KeyShareEntry, ...] | None, cookie: bytes
+    ) -> ClientHelloInfo:
+        """This info with another ClientHello2's key shares and cookie (`client_hello_like`)."""
+        return ClientHelloInfo(
+            self.versions,
+            self.groups,
+            shares,
+            self.signature_schemes,
+            self.server_name,
+            self.alpn,
+            self.psk_modes,
+            self.psk,
+            cookie,
+            self.record_size_limit,
+            self.early_data,
+            self.server_certificate_types,
+            self.client_certificate_types,
+            self.post_handshake_auth,
+            self.compress_algorithms,
+        )
+
     def share_for(self, group: int) -> bytes | None:
         for entry in self.shares or ():
             if entry.group == group:
@@ -500,6 +523,41 @@ def decode_client_hello(
     info = client_hello_info(hello)
     check_tls13_client_hello(hello, info, versions)
     return hello, info
+
+
+def client_hello_like(
+    known: tuple[ClientHello, ClientHelloInfo],
+    random: bytes,
+    session_id: bytes,
+    key_share: bytes | None,
+    cookie: bytes,
+) -> tuple[ClientHello, ClientHelloInfo]:
+    """What `decode_client_hello` returns for a ClientHello that differs from ``known`` (one
+    it returned) only in its random, session_id and the bodies of key_share and cookie
+    (``known`` has both extensions, or only cookie when ``key_share`` is None): those two
+    decoded (DecodeError, IllegalParameter as it raises them), the rest ``known``'s. The
+    caller checks legacy_version, the one field `decode_client_hello` checks that is not
+    here."""
+    hello, info = known
+    assert hello.decoded_extensions is not None  # as `decode_client_hello` made it
+    shares = None
+    if key_share is None:
+        extensions = with_bodies(hello.decoded_extensions, {_E.cookie: cookie})
+    else:
+        shares = decode_key_share_ch(key_share)
+        changes: dict[int, bytes] = {_E.key_share: key_share, _E.cookie: cookie}
+        extensions = with_bodies(hello.decoded_extensions, changes)
+    hello2 = ClientHello(
+        hello.legacy_version,
+        random,
+        session_id,
+        hello.cipher_suites,
+        hello.compression_methods,
+        extensions[0],
+        hello.cookie,
+        extensions,
+    )
+    return hello2, info.with_hello2(shares, decode_cookie(cookie))
 
 
 def client_hello_fixed_part(hello: ClientHello) -> bytes:

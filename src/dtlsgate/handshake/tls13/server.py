@@ -122,15 +122,15 @@ from dtlsgate.wire.extensions import (
     encode_u16_list_ext,
 )
 from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
-from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, ServerHello
+from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
 from dtlsgate.wire.messages13 import (
     Certificate,
     CertificateEntry,
     CertificateRequest,
-    CertificateVerify,
     EncryptedExtensions,
     Finished,
-    NewSessionTicket,
+    encode_certificate_verify,
+    encode_new_session_ticket,
 )
 
 _A = AlertDescription
@@ -148,6 +148,12 @@ MAX_PSK_IDENTITIES_TRIED = 4
 # MAX_CHOICES offers, each of at most MAX_CHOICE_ITEMS suites, groups, signature schemes
 # and ALPN names, and MAX_CHOICE_ALPN_BYTES bytes of names (a common offer has 20 to 40
 # items and none or a few short names).
+# Keyed by the decoded fields, the only form the engine has (a TLS ClientHello is decoded
+# whole); the DTLS 1.3 gate keeps its own, keyed by the offer's bytes before any decoding
+# (`DtlsGate13.choose`), and its misses come here. A refusal is kept there, not here: a
+# spoofed datagram costs its sender nothing, so the gate must not redo the work per copy,
+# while an offer reaches the engine only after a TCP connection or a verified cookie, and
+# one the DTLS gate refused never does.
 MAX_CHOICES = 32
 MAX_CHOICE_ITEMS = 128
 MAX_CHOICE_ALPN_BYTES = 512
@@ -598,7 +604,7 @@ def server_flight(
     cids = connection_ids(ctx, hello)
     if cids is not None:
         extensions.append(Extension(_E.connection_id, encode_connection_id(cids.read)))
-    sh = ServerHello(
+    sh = encode_server_hello(
         versions.legacy_version,
         ctx.provider.random(32),
         hello.session_id,
@@ -606,7 +612,7 @@ def server_flight(
         0,
         tuple(extensions),
     )
-    sh_raw = message(_H.SERVER_HELLO, sh.encode())
+    sh_raw = message(_H.SERVER_HELLO, sh)
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
     if cids is not None:
@@ -741,7 +747,7 @@ def certificate_messages(
     content = certificate_verify_content(keys.transcript.digest(), server=True)
     scheme = present(choice.scheme, "no signature scheme", InternalError)
     signature = ctx.provider.sign(ctx.key, scheme, content)
-    cv = message(_H.CERTIFICATE_VERIFY, CertificateVerify(scheme, signature).encode())
+    cv = message(_H.CERTIFICATE_VERIFY, encode_certificate_verify(scheme, signature))
     keys.transcript.update(cv)
     return [*messages, cv]
 
@@ -914,8 +920,9 @@ def new_session_tickets(
         ticket_state = TicketState(
             state.suite.suite, int(now * 1000), cfg.ticket_lifetime, age_add, psk, alpn
         )
-        nst = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ctx.sealer.seal(ticket_state))
-        out.append(message(_H.NEW_SESSION_TICKET, nst.encode()))
+        ticket = ctx.sealer.seal(ticket_state)
+        nst = encode_new_session_ticket(cfg.ticket_lifetime, age_add, nonce, ticket)
+        out.append(message(_H.NEW_SESSION_TICKET, nst))
     return out
 
 

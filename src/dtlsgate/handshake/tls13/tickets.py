@@ -17,6 +17,7 @@ Finished, over the transcript up to the ClientHello truncated before the binders
 from __future__ import annotations
 
 import hmac
+import struct
 from typing import Any
 
 from dtlsgate._frozen import frozen
@@ -24,13 +25,15 @@ from dtlsgate.crypto.aead import Aead, AeadAlgorithm
 from dtlsgate.crypto.hashes import Hash, TranscriptHash
 from dtlsgate.crypto.keyschedule import KeySchedule, hkdf_expand, hkdf_extract
 from dtlsgate.errors import DecodeError, UsageError
-from dtlsgate.wire.buffer import Reader, Writer
+from dtlsgate.wire.buffer import Reader, encode_vector
 from dtlsgate.wire.extensions import OfferedPsks, binders_length, encode_pre_shared_key_ch
 
 TICKET_FORMAT = 1
 TICKET_KEY_LENGTH = 32
 _NONCE_LENGTH = 12
 _LABEL = b"dtlsgate ticket key v1"
+# A ticket's suite, issued_at_ms, lifetime and age_add (`TicketState.encode`).
+_FIXED_FIELDS = struct.Struct(">HQII")
 # RFC 8446 §4.6.1: a ticket lives at most 7 days; we issue for 2 hours by default (what
 # OpenSSL and NSS use), long enough for a client to come back, short enough to bound what
 # one stolen ticket is worth.
@@ -61,14 +64,13 @@ class TicketState:
     alpn: bytes
 
     def encode(self) -> bytes:
-        w = Writer()
-        w.u16(self.suite)
-        w.u64(self.issued_at_ms)
-        w.u32(self.lifetime)
-        w.u32(self.age_add)
-        w.vector(1, self.psk, 1)
-        w.vector(1, self.alpn)
-        return w.getvalue()
+        """suite (u16), issued_at_ms (u64), lifetime and age_add (u32), psk<1..255>,
+        alpn<0..255>: the fixed fields in one pack."""
+        try:
+            fixed = _FIXED_FIELDS.pack(self.suite, self.issued_at_ms, self.lifetime, self.age_add)
+        except struct.error:
+            raise UsageError("a ticket field out of range") from None
+        return fixed + encode_vector(1, self.psk, 1) + encode_vector(1, self.alpn)
 
     @classmethod
     def decode(cls, data: bytes) -> TicketState:
