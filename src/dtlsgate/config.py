@@ -66,10 +66,11 @@ DEFAULT_IPV6_PREFIX_LENGTH = 64
 # recommends that NATs keep an idle UDP mapping 5 minutes (at least 2), so a client silent
 # longer has most likely lost the address we would answer anyway.
 DEFAULT_IDLE_TIMEOUT = 300.0
-# Established associations at once. An idle DTLS 1.2 server connection measured 8 KiB with
-# tracemalloc (keys, record state, the last flight kept for retransmission), about 10 KiB
-# with its asyncio stream: 4096 keeps idle ones near 40 MiB, and bounds how many handlers
-# (and records queued for slow handlers) one server runs at once.
+# Established associations at once. An idle DTLS 1.2 association held by the asyncio server
+# measures about 7 KiB with tracemalloc and 12 KiB of RSS with its stream
+# (bench/aio_memory.py; the connection alone about 2.4 KiB traced, bench/memory.py): 4096
+# keeps idle ones near 50 MiB, and bounds how many handlers (and records queued for slow
+# handlers) one server runs at once.
 # At the cap, new admits are refused (dropped: the client retransmits and gets in once an
 # association closes); established ones are never evicted for a newcomer.
 DEFAULT_MAX_ASSOCIATIONS = 4096
