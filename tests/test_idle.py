@@ -211,3 +211,27 @@ def test_a_close_that_raises_leaves_the_others_watched() -> None:
     loop.advance(3 * TIMEOUT)
     assert closed == [associations[0], *associations[2:]] and len(order) == 0
     assert [str(exc) for exc in loop.errors] == ["a handler's fault"]
+
+
+def test_no_timer_is_left_once_every_association_ended() -> None:
+    """With the last association discarded, the order holds no timer (which would keep it,
+    and the server it belongs to, until idle_timeout passed) and no entries; a new one is
+    watched again from its own last datagram."""
+    loop = FakeLoop()
+    closed: list[tuple[Association, float]] = []
+    order = make_order(loop, closed)
+    first = [Association(i, float(i)) for i in range(100)]
+    for association in first:
+        order.add(association)
+    assert loop.pending() == 1
+    for association in first:
+        order.discard(association)
+    assert loop.pending() == 0 and len(order) == 0
+    loop.advance(500.0)
+    late = Association(100, 500.0)
+    order.add(late)
+    assert loop.pending() == 1
+    loop.advance(500.0 + TIMEOUT - 0.5)
+    assert closed == []
+    loop.advance(600.0)
+    assert closed == [(late, 500.0 + TIMEOUT)]

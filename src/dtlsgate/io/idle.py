@@ -81,11 +81,17 @@ class IdleOrder(Generic[A]):
                 self._arm(deadline)
 
     def discard(self, association: A) -> None:
-        """``association`` ended: forgotten (its entry holds nothing until it is dropped)."""
+        """``association`` ended: forgotten (its entry holds nothing until it is dropped;
+        with the last one, the heap and the timer go)."""
         entry = self._entries.pop(association, None)
         if entry is None:
             return
         entry[2] = None
+        if not self._entries:  # none left: no timer holding this order (and its server)
+            self.stop()
+            self._heap.clear()
+            self._ended = 0
+            return
         self._ended += 1
         if self._ended > MIN_ENDED_KEPT and self._ended > len(self._entries):
             self._heap[:] = [entry for entry in self._heap if entry[2] is not None]
