@@ -67,6 +67,7 @@ from dtlsgate.wire.handshake import (
 from dtlsgate.wire.messages import Alert, ClientHello
 from dtlsgate.wire.record import (
     DTLS_RECORD_HEADER_LENGTH,
+    DTLS_VERSION_MAJOR,
     DtlsRecord,
     split_dtls_records,
 )
@@ -204,7 +205,7 @@ class DtlsConnection(BaseDtlsConnection):
     # --- records ----------------------------------------------------------------------------
 
     def _record(self, record: DtlsRecord, now: float) -> bool:
-        if record.version >> 8 != 0xFE:
+        if record.version >> 8 != DTLS_VERSION_MAJOR:
             self.records_dropped += 1
             return False
         data = self._records.open(record)

@@ -239,6 +239,15 @@ def encode_vector(prefix: int, data: bytes, minimum: int = 0, maximum: int | Non
         raise _outside(prefix, n, minimum, maximum) from None
 
 
+def encode_u16(value: int) -> bytes:
+    """``value`` as a big-endian uint16 (`Writer.u16` without a Writer, for a message
+    encoded in one expression)."""
+    try:
+        return _U16.pack(value)
+    except struct.error:
+        raise UsageError(f"{value} does not fit in 2 bytes") from None
+
+
 class Writer:
     """Appends big-endian integers and vectors; owns the length prefixes."""
 
@@ -266,7 +275,7 @@ class Writer:
         except ValueError:
             raise UsageError(f"{value} does not fit in 1 byte") from None
 
-    def u16(self, value: int) -> None:
+    def u16(self, value: int) -> None:  # `encode_u16`'s rule, written in: a Writer's hot call
         try:
             self._buf += _U16.pack(value)
         except struct.error:

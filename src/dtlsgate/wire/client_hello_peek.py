@@ -115,11 +115,10 @@ _as_record_peek = cast(
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
     not a DTLS handshake record of epoch 0 (§4.1, within the datagram) holding exactly one
-    fragment, the
-    first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within its message and
-    filling the record), whose body `peek_client_hello` accepts as a first fragment (it
-    holds the cookie; a whole ClientHello is not read past its cookie either). Records
-    after the first are not read."""
+    fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within
+    its message and filling the record), whose body `peek_client_hello` accepts as a first
+    fragment (it holds the cookie; a whole ClientHello is not read past its cookie either).
+    Records after the first are not read."""
     size = len(datagram)
     if size < _HEADERS_AND_VERSION_LENGTH:
         return None

@@ -25,7 +25,7 @@ from dtlsgate.errors import (
     UnsupportedExtension,
     UsageError,
 )
-from dtlsgate.wire.buffer import Reader, Writer, encode_vector, whole_vector
+from dtlsgate.wire.buffer import Reader, Writer, encode_u16, encode_vector, whole_vector
 from dtlsgate.wire.enums import ExtensionType
 
 
@@ -45,7 +45,6 @@ class Context(Enum):
 _C = Context
 _E = ExtensionType
 _TYPE_AND_LENGTH = struct.Struct(">HH")
-_U16 = struct.Struct(">H")
 
 # Where each extension may appear. TLS 1.3 per RFC 8446 §4.2; TLS 1.2 ServerHello per the
 # extension's own RFC. Unknown types are allowed in a ClientHello only (servers ignore
@@ -403,11 +402,7 @@ def decode_key_share_sh(data: bytes) -> KeyShareEntry:
 def encode_key_share_sh(entry: KeyShareEntry) -> bytes:
     """RFC 8446 §4.2.8: KeyShareEntry server_share, in one expression (a server sends one
     per handshake)."""
-    try:
-        group = _U16.pack(entry.group)
-    except struct.error:
-        raise UsageError(f"{entry.group} does not fit in 2 bytes") from None
-    return group + encode_vector(2, entry.key_exchange, 1)
+    return encode_u16(entry.group) + encode_vector(2, entry.key_exchange, 1)
 
 
 def decode_key_share_hrr(data: bytes) -> int:

@@ -15,7 +15,7 @@ import struct
 
 from dtlsgate._frozen import frozen
 from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
-from dtlsgate.wire.buffer import Reader, Writer, encode_vector
+from dtlsgate.wire.buffer import Reader, Writer, encode_u16, encode_vector
 from dtlsgate.wire.enums import ConnectionIdUsage, KeyUpdateRequest
 from dtlsgate.wire.extensions import (
     Context,
@@ -30,7 +30,6 @@ from dtlsgate.wire.extensions import (
 MAX_REQUEST_CONTEXT_LENGTH = 255
 # RFC 8446 §4.6.1: ticket_nonce<0..255>, ticket<1..2^16-1>; lifetime at most 7 days.
 MAX_TICKET_LIFETIME = 604800
-_U16 = struct.Struct(">H")
 _TWO_U32 = struct.Struct(">II")
 
 
@@ -148,11 +147,7 @@ class CertificateVerify:
 def encode_certificate_verify(algorithm: int, signature: bytes) -> bytes:
     """The body of the `CertificateVerify` with these fields: what a peer sends once per
     handshake, encoded without a message object."""
-    try:
-        scheme = _U16.pack(algorithm)
-    except struct.error:
-        raise UsageError(f"{algorithm} does not fit in 2 bytes") from None
-    return scheme + encode_vector(2, signature)
+    return encode_u16(algorithm) + encode_vector(2, signature)
 
 
 @frozen

@@ -132,6 +132,7 @@ from dtlsgate.wire.messages12 import (
     ServerKeyExchange,
     ecdhe_signed_params,
 )
+from dtlsgate.wire.record import DTLS_VERSION_MAJOR
 
 HT = HandshakeType
 _X509 = CERTIFICATE_TYPE_X509
@@ -388,7 +389,7 @@ def on_hello_verify_request(
     hvr = HelloVerifyRequest.decode(message.body)
     if state.hello_verify_requests >= MAX_HELLO_VERIFY_REQUESTS:
         raise UnexpectedMessage("too many HelloVerifyRequests")
-    if hvr.server_version >> 8 != 0xFE:
+    if hvr.server_version >> 8 != DTLS_VERSION_MAJOR:
         raise ProtocolVersionError("HelloVerifyRequest with a non-DTLS version")
     # RFC 6347 §4.2.1: the same ClientHello with the cookie added; the first hello and
     # the HelloVerifyRequest are left out of the transcript (§4.2.6).

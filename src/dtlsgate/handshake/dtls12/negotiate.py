@@ -49,6 +49,7 @@ from dtlsgate.wire.extensions import (
 )
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages12 import KeyExchangeKind
+from dtlsgate.wire.record import DTLS_VERSION_MAJOR
 
 _CS = CipherSuite
 _S = SignatureScheme
@@ -236,8 +237,9 @@ def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, byte
 def check_client_version(hello: ClientHello) -> None:
     """RFC 8996 §5: DTLS 1.0 is refused; DTLS versions count down, so a value above
     0xFEFD is older than 1.2 (RFC 6347 §4.1)."""
-    if hello.legacy_version >> 8 != 0xFE or hello.legacy_version > ProtocolVersion.DTLS12:
-        raise ProtocolVersionError(f"client offers DTLS version {hello.legacy_version:#06x}")
+    version = hello.legacy_version
+    if version >> 8 != DTLS_VERSION_MAJOR or version > ProtocolVersion.DTLS12:
+        raise ProtocolVersionError(f"client offers DTLS version {version:#06x}")
 
 
 def _secure_renegotiation(hello: ClientHello, extensions: Mapping[int, bytes]) -> bool:

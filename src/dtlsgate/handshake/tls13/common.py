@@ -540,13 +540,12 @@ def client_hello_like(
     here."""
     hello, info = known
     assert hello.decoded_extensions is not None  # as `decode_client_hello` made it
+    changes: dict[int, bytes] = {_E.cookie: cookie}
     shares = None
-    if key_share is None:
-        extensions = with_bodies(hello.decoded_extensions, {_E.cookie: cookie})
-    else:
+    if key_share is not None:
         shares = decode_key_share_ch(key_share)
-        changes: dict[int, bytes] = {_E.key_share: key_share, _E.cookie: cookie}
-        extensions = with_bodies(hello.decoded_extensions, changes)
+        changes[_E.key_share] = key_share
+    extensions = with_bodies(hello.decoded_extensions, changes)
     hello2 = ClientHello(
         hello.legacy_version,
         random,
