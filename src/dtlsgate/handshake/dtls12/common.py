@@ -203,9 +203,13 @@ class WaitFinished:
 
 @frozen
 class Established:
-    """The handshake is complete; only renegotiation attempts arrive, and are declined."""
+    """The handshake is complete; only renegotiation attempts arrive, and are declined.
+    Nothing is kept here (what was negotiated is in the connection's HandshakeCompleted):
+    every connection shares the one `ESTABLISHED`, and an established association does
+    not hold its handshake's session for its lifetime."""
 
-    session: Session
+
+ESTABLISHED = Established()
 
 
 class ReceivedMessage(Protocol):

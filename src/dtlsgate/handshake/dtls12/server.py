@@ -62,6 +62,7 @@ from dtlsgate.errors import (
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
+    ESTABLISHED,
     ESTABLISHED_EPOCHS,
     HANDSHAKE_EPOCHS,
     Actions,
@@ -655,7 +656,7 @@ def on_finished(
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
     actions.append(END_LAST_FLIGHT)
     actions.append(ctx.completed(state))
-    return Established(session), actions
+    return ESTABLISHED, actions
 
 
 def _keep_session(
@@ -690,7 +691,7 @@ def on_resumed_finished(
     session, keys, t = state.session, state.keys, state.transcript
     check_finished(finished_data(t, session, keys, client=True, last=True), message)
     done = WaitFinished(t, session, keys, state.peer_chain, state.psk_identity)
-    return Established(session), [complete(done, resumed=True)]
+    return ESTABLISHED, [complete(done, resumed=True)]
 
 
 def on_renegotiation(
