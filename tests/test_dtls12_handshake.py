@@ -160,7 +160,8 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
     """What a full handshake reports is made once per suite, ALPN protocol, server name and
     extended master secret when the client gave no identity (`ServerContext.completed`):
     two such handshakes through one gate report the same event, a PSK client's identity
-    is its own, and at most MAX_COMPLETIONS are kept (a full memo starts over)."""
+    is its own, at most MAX_COMPLETIONS are kept (a full memo starts over), and none for
+    a server name longer than MAX_REMEMBERED_NAME_LENGTH."""
     import dataclasses
 
     from dtlsgate.crypto.suites import suite_info
@@ -199,6 +200,11 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
             (n + 1) % server.MAX_COMPLETIONS or server.MAX_COMPLETIONS
         )
     assert ctx.completed(states[-1]) is ctx.completed(states[-1])
+    long_name = "n" * (server.MAX_REMEMBERED_NAME_LENGTH + 1)
+    state = WaitFinished(Transcript(), dataclasses.replace(session, server_name=long_name), None)  # type: ignore[arg-type]
+    remembered = ctx.completions_remembered
+    assert ctx.completed(state).info.server_name == long_name
+    assert ctx.completions_remembered == remembered  # made, not kept
 
 
 def test_connections_accepted_through_a_gate_share_its_prepared_context() -> None:

@@ -177,7 +177,11 @@ MAX_OFFER_EXTENSION_BYTES = 1024
 
 # What full handshakes report on completion (`ServerContext.completed`), remembered per
 # suite, ALPN protocol, server name and extended master secret: a server sees a few of them.
+# Only for a server name of at most MAX_REMEMBERED_NAME_LENGTH characters (a DNS name has at
+# most 255 octets, RFC 1035 §2.3.4; a ClientHello's may be longer), so that each entry
+# stays small however the names are made.
 MAX_COMPLETIONS = 32
+MAX_REMEMBERED_NAME_LENGTH = 255
 # What a completion is remembered by: the suite, the ALPN protocol, the server name and
 # whether the extended master secret was used.
 Completion = tuple[int, bytes | None, str | None, bool]
@@ -272,8 +276,9 @@ class ServerContext(KeyLogging):
         """`complete` for a full handshake ending in ``state``. When the client gave no
         identity (no certificate or raw public key, no PSK identity), what it reports
         depends on the session's suite, ALPN protocol, server name and extended master
-        secret alone: made once per distinct ones (`MAX_COMPLETIONS` remembered) and
-        shared by the connections that report it (an event is immutable)."""
+        secret alone: made once per distinct ones (`MAX_COMPLETIONS` remembered, server names
+        of at most `MAX_REMEMBERED_NAME_LENGTH`) and shared by the connections that report
+        it (an event is immutable)."""
         session = state.session
         if state.peer_chain or state.psk_identity is not None:
             return complete(state, peer_raw=session.client_raw_public_key)
@@ -286,7 +291,9 @@ class ServerContext(KeyLogging):
         done = self._completions.get(key)
         if done is None:
             done = complete(state)
-            self._completions.remember(key, done)
+            name = session.server_name
+            if name is None or len(name) <= MAX_REMEMBERED_NAME_LENGTH:
+                self._completions.remember(key, done)
         return done
 
     @property
