@@ -117,10 +117,12 @@ class _Second:
     head: bytes
     keyed: _HashObject
 
-    def tag(self, rest: bytes) -> bytes:
-        """Keyed BLAKE2s over ``head | rest``, TAG_LENGTH bytes."""
+    def tag(self, before_bound: bytes, bound: bytes) -> bytes:
+        """Keyed BLAKE2s over ``head | before_bound | bound``, TAG_LENGTH bytes: the two parts
+        fed to the MAC in turn, not joined into a copy first."""
         mac = self.keyed.copy()
-        mac.update(rest)
+        mac.update(before_bound)
+        mac.update(bound)
         return mac.digest()
 
 
@@ -205,10 +207,9 @@ class CookieJar:
         second = self._minting
         if second is None or not second.start <= now < second.end:  # another second
             second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole, 4 bytes
-        rest = peer_bytes(peer) + bound
         if payload:  # a TLS 1.3 cookie's (a HelloVerifyRequest's cookie carries none)
-            return second.head + payload + second.tag(payload + rest)
-        return second.head + second.tag(rest)
+            return second.head + payload + second.tag(payload + peer_bytes(peer), bound)
+        return second.head + second.tag(peer_bytes(peer), bound)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""
@@ -227,7 +228,7 @@ class CookieJar:
         if int(timestamp // self.rotation_interval) < int(now // self.rotation_interval) - 1:
             return None
         payload = cookie[1 + TIMESTAMP_LENGTH : -TAG_LENGTH]
-        expected = self._second(timestamp).tag(payload + peer_bytes(peer) + bound)
+        expected = self._second(timestamp).tag(payload + peer_bytes(peer), bound)
         if not hmac.compare_digest(expected, cookie[-TAG_LENGTH:]):
             return None
         return payload
