@@ -740,8 +740,7 @@ class Dtls13Connection(BaseDtlsConnection):
     def _epoch_keys(self, action: InstallKey) -> EpochKeys:
         """The record protection of a traffic secret: key, iv and sn_key (§4.2.3), with
         the schedule's "dtls13" labels (§5.9)."""
-        key, iv = action.schedule.traffic_keys(action.secret)
-        sn_key = action.schedule.record_number_key(action.secret)
+        key, iv, sn_key = action.schedule.record_keys(action.secret)
         aead = self._ctx.provider.aead(action.aead, key)
         return EpochKeys(aead, iv, RecordNumberCipher(action.aead, sn_key))
 

@@ -16,7 +16,7 @@ import enum
 import struct
 from typing import NamedTuple
 
-from dtlsgate.crypto.hashes import Hash, hmac_digest
+from dtlsgate.crypto.hashes import Hash, KeyedHmac, hmac_digest
 from dtlsgate.crypto.suites import SUITES, SuiteInfo
 from dtlsgate.errors import StateError, UsageError
 
@@ -53,13 +53,18 @@ def hkdf_expand(hash: Hash, prk: bytes, info: bytes, length: int) -> bytes:
             raise UsageError(f"HKDF-Expand length {length} out of range")
         # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
         return hmac_digest(hash, prk, info + b"\x01")[:length]
+    return _expand_blocks(KeyedHmac(hash, prk), size, info, length)
+
+
+def _expand_blocks(mac: KeyedHmac, size: int, info: bytes, length: int) -> bytes:
+    """HKDF-Expand (RFC 5869 §2.3) under an already keyed PRK, in blocks of ``size``."""
     if length > 255 * size:
         raise UsageError(f"HKDF-Expand length {length} out of range")
     out = bytearray()
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac_digest(hash, prk, block + info + bytes((counter,)))
+        block = mac.digest(block + info + bytes((counter,)))
         out += block
         counter += 1
     return bytes(out[:length])
@@ -88,6 +93,17 @@ def _expand_label(
         # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
         return hmac_digest(hash, secret, label + context + b"\x01")[:length]
     return hkdf_expand(hash, secret, label + context, length)
+
+
+def _expand_label_keyed(
+    mac: KeyedHmac, size: int, head: tuple[bytes, bool], context: bytes, length: int
+) -> bytes:
+    """`_expand_label` under a secret already keyed (`KeyedHmac`): several labels expanded
+    from one secret share its HMAC key schedule (RFC 2104 §4)."""
+    label, one_block = head
+    if one_block:
+        return mac.digest(label + context + b"\x01")[:length]
+    return _expand_blocks(mac, size, label + context, length)
 
 
 def _label_head(
@@ -228,6 +244,10 @@ class KeySchedule:
             self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
+        # The handshake and master secrets keyed once each: three or four labels are
+        # expanded from each in a handshake.
+        self._handshake_mac: KeyedHmac | None = None
+        self._master_mac: KeyedHmac | None = None
         self.stage = Stage.EARLY
 
     @classmethod
@@ -242,16 +262,28 @@ class KeySchedule:
 
     # -- primitives bound to this schedule's hash and prefix --------------------------------
 
+    def _head(self, label: bytes, context_length: int, length: int) -> tuple[bytes, bool]:
+        head = self._label_heads.get((label, context_length, length))
+        if head is None:
+            head = _label_head(self.hash, self.label_prefix, label, context_length, length)
+        return head
+
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """HKDF-Expand-Label with this schedule's hash and label prefix."""
-        head = self._label_heads.get((label, len(context), length))
-        if head is None:
-            head = _label_head(self.hash, self.label_prefix, label, len(context), length)
+        head = self._head(label, len(context), length)
         return _expand_label(self.hash, secret, head, context, length)
+
+    def _expand_keyed(self, mac: KeyedHmac, label: bytes, context: bytes, length: int) -> bytes:
+        """`expand_label` from a secret already keyed."""
+        head = self._head(label, len(context), length)
+        return _expand_label_keyed(mac, self.hash.digest_size, head, context, length)
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret with this schedule's hash and label prefix (RFC 8446 §7.1)."""
         return self.expand_label(secret, label, transcript_hash, self.hash.digest_size)
+
+    def _derive_keyed(self, mac: KeyedHmac, label: bytes, transcript_hash: bytes) -> bytes:
+        return self._expand_keyed(mac, label, transcript_hash, self.hash.digest_size)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
@@ -289,21 +321,22 @@ class KeySchedule:
         if salt is None:
             salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
         self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
+        self._handshake_mac = KeyedHmac(self.hash, self.handshake_secret)
         self.stage = Stage.HANDSHAKE
         return self.handshake_secret
 
-    def _hs(self) -> bytes:
-        if self.handshake_secret is None:
+    def _hs(self) -> KeyedHmac:
+        if self._handshake_mac is None:
             raise StateError("key schedule has not entered the handshake stage")
-        return self.handshake_secret
+        return self._handshake_mac
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self.derive(self._hs(), b"c hs traffic", transcript_hash)
+        return self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
 
     def server_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self.derive(self._hs(), b"s hs traffic", transcript_hash)
+        return self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
 
     # -- master secret -----------------------------------------------------------------------
 
@@ -311,31 +344,32 @@ class KeySchedule:
         """Master Secret = HKDF-Extract(Derive-Secret(Handshake Secret, "derived", ""), 0)
         (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.MASTER)
-        salt = self.derive(self._hs(), b"derived", self.hash.empty_digest())
+        salt = self._derive_keyed(self._hs(), b"derived", self.hash.empty_digest())
         self.master_secret = hkdf_extract(self.hash, salt, None)
+        self._master_mac = KeyedHmac(self.hash, self.master_secret)
         self.stage = Stage.MASTER
         return self.master_secret
 
-    def _ms(self) -> bytes:
-        if self.master_secret is None:
+    def _ms(self) -> KeyedHmac:
+        if self._master_mac is None:
             raise StateError("key schedule has not entered the master stage")
-        return self.master_secret
+        return self._master_mac
 
     def client_application_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c ap traffic`` (generation 0) over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"c ap traffic", transcript_hash)
+        return self._derive_keyed(self._ms(), b"c ap traffic", transcript_hash)
 
     def server_application_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s ap traffic`` (generation 0) over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"s ap traffic", transcript_hash)
+        return self._derive_keyed(self._ms(), b"s ap traffic", transcript_hash)
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
         """``exp master`` over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"exp master", transcript_hash)
+        return self._derive_keyed(self._ms(), b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
         """``res master`` over ClientHello..client Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"res master", transcript_hash)
+        return self._derive_keyed(self._ms(), b"res master", transcript_hash)
 
     # -- stage-independent derivations -------------------------------------------------------
 
@@ -351,9 +385,17 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        key = self.expand_label(secret, b"key", b"", self.key_length)
-        iv = self.expand_label(secret, b"iv", b"", 12)
-        return key, iv
+        mac = KeyedHmac(self.hash, secret)
+        key = self._expand_keyed(mac, b"key", b"", self.key_length)
+        return key, self._expand_keyed(mac, b"iv", b"", 12)
+
+    def record_keys(self, secret: bytes) -> tuple[bytes, bytes, bytes]:
+        """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys` and
+        `record_number_key`, the secret keyed once for the three (RFC 9147 §4.2.3)."""
+        mac = KeyedHmac(self.hash, secret)
+        key = self._expand_keyed(mac, b"key", b"", self.key_length)
+        iv = self._expand_keyed(mac, b"iv", b"", 12)
+        return key, iv, self._expand_keyed(mac, b"sn", b"", self.key_length)
 
     def record_number_key(self, secret: bytes) -> bytes:
         """DTLS 1.3 sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147

@@ -187,8 +187,7 @@ class EpochKeys:
         """The keys of a traffic secret: key and iv as in RFC 8446 §7.3 and sn_key =
         HKDF-Expand-Label(secret, "sn", "", key_length), all with the "dtls13" prefix."""
         schedule = KeySchedule.for_suite(suite, dtls=True)
-        key, iv = schedule.traffic_keys(secret)
-        sn_key = schedule.record_number_key(secret)
+        key, iv, sn_key = schedule.record_keys(secret)
         aead = (provider or DefaultProvider()).aead(suite.aead, key)
         return cls(aead, iv, RecordNumberCipher(suite.aead, sn_key))
 
