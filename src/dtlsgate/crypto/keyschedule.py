@@ -164,11 +164,12 @@ class _Prepared(NamedTuple):
     suite in TLS or DTLS) starts from, the same in every handshake (RFC 8446 §7.1): the
     HkdfLabel heads of its labels (only the context, a transcript hash, varies), and
     without a PSK the Early Secret, HKDF-Extract(0, 0), and the salt of the handshake
-    secret, Derive-Secret(Early Secret, "derived", "")."""
+    secret, Derive-Secret(Early Secret, "derived", ""), keyed for its HKDF-Extract (it is
+    only read: each MAC copies its hash states)."""
 
     label_heads: LabelHeads
     early_secret: bytes
-    derived_salt: bytes
+    derived_salt: KeyedHmac
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -179,7 +180,8 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
     }
     early = hkdf_extract(hash, None, None)
     derived = heads[b"derived", size, size]
-    return _Prepared(heads, early, _expand_label(hash, early, derived, hash.empty_digest(), size))
+    salt = _expand_label(hash, early, derived, hash.empty_digest(), size)
+    return _Prepared(heads, early, KeyedHmac(hash, salt))
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -237,7 +239,7 @@ class KeySchedule:
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
-        self._derived_salt: bytes | None = None
+        self._derived_salt: KeyedHmac | None = None
         if psk is None and prepared is not None:
             self.early_secret, self._derived_salt = prepared.early_secret, prepared.derived_salt
         else:
@@ -317,10 +319,13 @@ class KeySchedule:
         """Handshake Secret = HKDF-Extract(Derive-Secret(Early Secret, "derived", ""),
         (EC)DHE shared secret or zeros for psk_ke) (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.HANDSHAKE)
-        salt = self._derived_salt
-        if salt is None:
+        prepared = self._derived_salt
+        if prepared is not None:
+            ikm = bytes(self.hash.digest_size) if shared_secret is None else shared_secret
+            self.handshake_secret = prepared.digest(ikm)  # HKDF-Extract(salt, ikm)
+        else:
             salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
-        self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
+            self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
         self._handshake_mac = KeyedHmac(self.hash, self.handshake_secret)
         self.stage = Stage.HANDSHAKE
         return self.handshake_secret
