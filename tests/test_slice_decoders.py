@@ -12,6 +12,7 @@ from dtlsgate.errors import DecodeError, IllegalParameter, ProtocolError
 from dtlsgate.gate.stream import PAYLOAD_FORMAT, CookieState, encode_cookie_state
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.extensions import KeyShareEntry, decode_key_share_ch, encode_key_share_ch
+from dtlsgate.wire.messages13 import RECORD_NUMBER_LENGTH, decode_ack, encode_ack
 
 
 def _cookie_state_by_reader(data: bytes) -> CookieState:
@@ -39,6 +40,18 @@ def _key_shares_by_reader(data: bytes) -> tuple[KeyShareEntry, ...]:
         out.append(KeyShareEntry(group, key))
     r.finish()
     return tuple(out)
+
+
+def _ack_by_reader(body: bytes) -> tuple[tuple[int, int], ...]:
+    r = Reader(body)
+    numbers = r.prefixed(2)
+    if numbers.remaining() % RECORD_NUMBER_LENGTH:
+        raise DecodeError("ACK record_numbers is not a whole number of RecordNumbers")
+    pairs = tuple(
+        (numbers.u64(), numbers.u64()) for _ in range(numbers.remaining() // RECORD_NUMBER_LENGTH)
+    )
+    r.finish()
+    return pairs
 
 
 def _outcome(decode: Callable[[bytes], object], data: bytes) -> object:
@@ -104,3 +117,17 @@ def test_key_share_list_decoded_as_the_reader_decoded_it() -> None:
         assert _outcome(decode_key_share_ch, data) == expected, data.hex()
         seen.add(expected if isinstance(expected, type) else tuple)
     assert seen == {tuple, DecodeError, IllegalParameter}
+
+
+def test_ack_decoded_as_the_reader_decoded_it() -> None:
+    valid = [
+        encode_ack(numbers)
+        for numbers in ([], [(0, 0)], [(2, 5), (2, 6)], [(3, 2**64 - 1), (2**16, 1), (1, 0)])
+    ]
+    rng = random.Random(3)
+    seen = set()
+    for data in valid + _mutations(valid, rng, 3000):
+        expected = _outcome(_ack_by_reader, data)
+        assert _outcome(decode_ack, data) == expected, data.hex()
+        seen.add(expected if isinstance(expected, type) else tuple)
+    assert seen == {tuple, DecodeError}

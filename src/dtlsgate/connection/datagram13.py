@@ -146,7 +146,7 @@ from dtlsgate.wire.handshake import (
     encode_handshake,
 )
 from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
-from dtlsgate.wire.messages13 import Ack, encode_ack
+from dtlsgate.wire.messages13 import decode_ack, encode_ack
 from dtlsgate.wire.record import split_dtls_records
 
 __all__ = [
@@ -581,11 +581,11 @@ class Dtls13Connection(BaseDtlsConnection):
 
     def _ack_record(self, data: bytes, epoch: int) -> None:
         try:
-            ack = Ack.decode(data)
+            numbers = decode_ack(data)
         except DecodeError:
             return
         progress = False
-        for number in ack.record_numbers:
+        for number in numbers:
             # An ACK in plaintext is forgeable: it may only speak for plaintext records.
             if epoch == EPOCH_PLAINTEXT and number[0] != EPOCH_PLAINTEXT:
                 continue
