@@ -170,6 +170,10 @@ class _Prepared(NamedTuple):
     label_heads: LabelHeads
     early_secret: bytes
     derived_salt: KeyedHmac
+    # HKDF-Expand-Label's whole HMAC input (HkdfLabel, then the block counter 1) for
+    # "key", "iv" and "sn": their context is empty, so the input is fixed (RFC 8446 §7.3,
+    # RFC 9147 §4.2.3), and each output is one block.
+    record_infos: tuple[bytes, bytes, bytes]
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -181,7 +185,12 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
     early = hkdf_extract(hash, None, None)
     derived = heads[b"derived", size, size]
     salt = _expand_label(hash, early, derived, hash.empty_digest(), size)
-    return _Prepared(heads, early, KeyedHmac(hash, salt))
+    infos = []
+    for label, length in ((b"key", key_length), (b"iv", 12), (b"sn", key_length)):
+        head, one_block = heads[label, 0, length]
+        assert one_block  # a TLS 1.3 suite's key is never longer than its hash
+        infos.append(head + b"\x01")
+    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]))
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -236,6 +245,7 @@ class KeySchedule:
         self.label_prefix = label_prefix
         prepared = _PREPARED.get((hash, key_length, label_prefix))
         self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
+        self._record_infos = prepared.record_infos if prepared is not None else None
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
@@ -391,16 +401,24 @@ class KeySchedule:
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
         mac = KeyedHmac(self.hash, secret)
-        key = self._expand_keyed(mac, b"key", b"", self.key_length)
-        return key, self._expand_keyed(mac, b"iv", b"", 12)
+        infos = self._record_infos
+        if infos is None:
+            key = self._expand_keyed(mac, b"key", b"", self.key_length)
+            return key, self._expand_keyed(mac, b"iv", b"", 12)
+        return mac.digest(infos[0])[: self.key_length], mac.digest(infos[1])[:12]
 
     def record_keys(self, secret: bytes) -> tuple[bytes, bytes, bytes]:
         """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys` and
         `record_number_key`, the secret keyed once for the three (RFC 9147 §4.2.3)."""
         mac = KeyedHmac(self.hash, secret)
-        key = self._expand_keyed(mac, b"key", b"", self.key_length)
-        iv = self._expand_keyed(mac, b"iv", b"", 12)
-        return key, iv, self._expand_keyed(mac, b"sn", b"", self.key_length)
+        infos = self._record_infos
+        n = self.key_length
+        if infos is None:
+            key = self._expand_keyed(mac, b"key", b"", n)
+            iv = self._expand_keyed(mac, b"iv", b"", 12)
+            return key, iv, self._expand_keyed(mac, b"sn", b"", n)
+        # The three HMAC inputs prepared once per suite and prefix (`_Prepared`).
+        return mac.digest(infos[0])[:n], mac.digest(infos[1])[:12], mac.digest(infos[2])[:n]
 
     def record_number_key(self, secret: bytes) -> bytes:
         """DTLS 1.3 sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147
