@@ -242,8 +242,8 @@ def test_dtls13_label_prefix() -> None:
 @pytest.mark.parametrize("dtls", [False, True])
 @pytest.mark.parametrize("prepared", [True, False])
 def test_record_keys_are_the_three_labels(dtls: bool, prepared: bool) -> None:
-    # The key, iv and sn_key under one keyed secret (and from the inputs prepared per suite)
-    # are HKDF-Expand-Label's, for every TLS 1.3 suite; a schedule of a hash and key length
+    # The key, iv and sn_key under one keyed secret (and from the inputs prepared per suite),
+    # and the finished key, are HKDF-Expand-Label's, for every TLS 1.3 suite; a schedule of a hash and key length
     # that no suite has (prepared=False) derives them label by label.
     prefix = DTLS13_LABEL_PREFIX if dtls else keyschedule.TLS13_LABEL_PREFIX
     for info in (i for i in SUITES.values() if i.is_tls13):
@@ -257,6 +257,9 @@ def test_record_keys_are_the_three_labels(dtls: bool, prepared: bool) -> None:
         assert list(ks.record_keys(secret)) == expected
         assert list(ks.traffic_keys(secret)) == expected[:2]
         assert ks.record_number_key(secret) == expected[2]
+        size = info.hash.digest_size
+        finished = hkdf_expand_label(info.hash, secret, b"finished", b"", size, prefix)
+        assert ks.finished_key(secret) == finished
 
 
 def test_next_traffic_secret_and_exporter() -> None:

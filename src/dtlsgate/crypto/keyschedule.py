@@ -171,9 +171,10 @@ class _Prepared(NamedTuple):
     early_secret: bytes
     derived_salt: KeyedHmac
     # HKDF-Expand-Label's whole HMAC input (HkdfLabel, then the block counter 1) for
-    # "key", "iv" and "sn": their context is empty, so the input is fixed (RFC 8446 §7.3,
-    # RFC 9147 §4.2.3), and each output is one block.
+    # "key", "iv" and "sn", and for "finished": their context is empty, so the input is
+    # fixed (RFC 8446 §7.3, §4.4.4, RFC 9147 §4.2.3), and each output is one block.
     record_infos: tuple[bytes, bytes, bytes]
+    finished_info: bytes
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -190,7 +191,8 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
         head, one_block = heads[label, 0, length]
         assert one_block  # a TLS 1.3 suite's key is never longer than its hash
         infos.append(head + b"\x01")
-    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]))
+    finished = heads[b"finished", 0, size][0] + b"\x01"
+    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished)
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -246,6 +248,7 @@ class KeySchedule:
         prepared = _PREPARED.get((hash, key_length, label_prefix))
         self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
         self._record_infos = prepared.record_infos if prepared is not None else None
+        self._finished_info = prepared.finished_info if prepared is not None else None
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
@@ -391,7 +394,10 @@ class KeySchedule:
     def finished_key(self, base_key: bytes) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)
         (RFC 8446 §4.4.4); also the PSK binder key's MAC key."""
-        return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        info = self._finished_info
+        if info is None:
+            return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        return hmac_digest(self.hash, base_key, info)  # one block: Hash.length bytes
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """verify_data = HMAC(finished_key, Transcript-Hash(...)) (RFC 8446 §4.4.4); with the
