@@ -144,6 +144,7 @@ from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
     decode_dtls_handshake_fragments,
     encode_handshake,
+    fragment_span,
 )
 from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
 from dtlsgate.wire.messages13 import decode_ack, encode_ack
@@ -194,10 +195,7 @@ class _FlightRecords:
         sequence = self._records.next_write_sequence(epoch)
         record = self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
         datagram.append(record)
-        seq = int.from_bytes(message[4:6], "big")
-        offset = int.from_bytes(message[6:9], "big")
-        length = int.from_bytes(message[9:12], "big")
-        self._sent[(epoch, sequence)] = (seq, offset, offset + length)
+        self._sent[(epoch, sequence)] = fragment_span(message)
         return len(record)
 
     def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
