@@ -123,6 +123,12 @@ def test_rfc8448_master_and_application_secrets() -> None:
         h("17422dda596ed5d9acd890e3c63f5051"),
         h("5b78923dee08579033e523d9"),
     )
+    # Each stage's keyed secret is let go once the handshake is past its last use; a
+    # derivation after that still gives the RFC's values.
+    assert ks.client_handshake_traffic_secret(HASH_CH_SH) == C_HS_TRAFFIC
+    assert ks.server_application_traffic_secret(HASH_CH_SF) == S_AP_TRAFFIC
+    assert ks.exporter_master_secret(HASH_CH_SF) == EXP_MASTER
+    assert ks.resumption_master_secret(HASH_CH_CF) == RES_MASTER
 
 
 def test_rfc8448_resumption_psk_and_binder_key() -> None:

@@ -259,8 +259,10 @@ class KeySchedule:
             self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
-        # The handshake and master secrets keyed once each: three or four labels are
-        # expanded from each in a handshake.
+        # The handshake and master secrets keyed once each (three labels are expanded from
+        # each in a handshake), each kept only while the handshake derives from it: the
+        # handshake secret's until the master stage, the master secret's until the
+        # resumption master secret (a derivation after that keys the secret again).
         self._handshake_mac: KeyedHmac | None = None
         self._master_mac: KeyedHmac | None = None
         self.stage = Stage.EARLY
@@ -344,9 +346,12 @@ class KeySchedule:
         return self.handshake_secret
 
     def _hs(self) -> KeyedHmac:
-        if self._handshake_mac is None:
-            raise StateError("key schedule has not entered the handshake stage")
-        return self._handshake_mac
+        mac = self._handshake_mac
+        if mac is None:
+            if self.handshake_secret is None:
+                raise StateError("key schedule has not entered the handshake stage")
+            mac = KeyedHmac(self.hash, self.handshake_secret)
+        return mac
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
@@ -363,15 +368,19 @@ class KeySchedule:
         (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.MASTER)
         salt = self._derive_keyed(self._hs(), b"derived", self.hash.empty_digest())
+        self._handshake_mac = None
         self.master_secret = hkdf_extract(self.hash, salt, None)
         self._master_mac = KeyedHmac(self.hash, self.master_secret)
         self.stage = Stage.MASTER
         return self.master_secret
 
     def _ms(self) -> KeyedHmac:
-        if self._master_mac is None:
-            raise StateError("key schedule has not entered the master stage")
-        return self._master_mac
+        mac = self._master_mac
+        if mac is None:
+            if self.master_secret is None:
+                raise StateError("key schedule has not entered the master stage")
+            mac = KeyedHmac(self.hash, self.master_secret)
+        return mac
 
     def client_application_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c ap traffic`` (generation 0) over ClientHello..server Finished (RFC 8446 §7.1)."""
@@ -386,8 +395,11 @@ class KeySchedule:
         return self._derive_keyed(self._ms(), b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
-        """``res master`` over ClientHello..client Finished (RFC 8446 §7.1)."""
-        return self._derive_keyed(self._ms(), b"res master", transcript_hash)
+        """``res master`` over ClientHello..client Finished (RFC 8446 §7.1): the last
+        secret a handshake derives from the master secret, whose keyed form goes with it."""
+        secret = self._derive_keyed(self._ms(), b"res master", transcript_hash)
+        self._master_mac = None
+        return secret
 
     # -- stage-independent derivations -------------------------------------------------------
 
