@@ -106,6 +106,8 @@ _INNER_TYPES = _PLAINTEXT_TYPES | {ContentType.APPLICATION_DATA}
 # The type byte that ends the DTLSInnerPlaintext of every application data record (RFC 8446
 # §5.2), made once: the per-record send path reads no enum.
 _APPLICATION_DATA_INNER_TYPE = bytes((ContentType.APPLICATION_DATA,))
+# Each inner content type's byte, made once (every protected record ends with one).
+_INNER_TYPE_BYTES = {content_type: bytes((content_type,)) for content_type in _INNER_TYPES}
 # The unified header's sequence number field by its length in bytes (RFC 9147 §4: 8 or 16
 # bits), and its length field: each read or written, and the record number mask's first
 # bytes read, in one call.
@@ -435,7 +437,9 @@ class Dtls13RecordLayer:
             if padding < 0:
                 raise UsageError("padding must be >= 0")
             # RFC 8446 §5.2: DTLSInnerPlaintext is the content, its type, zero padding.
-            inner = data + bytes((content_type,)) + bytes(padding)
+            inner = data + _INNER_TYPE_BYTES[content_type]
+            if padding:
+                inner += bytes(padding)
             length = self.include_length if include_length is None else include_length
             record = self._ciphertext(keys, epoch, sequence, inner, length)
         self._write_sequence[epoch] = sequence + 1
