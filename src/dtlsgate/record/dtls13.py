@@ -107,7 +107,7 @@ _INNER_TYPES = _PLAINTEXT_TYPES | {ContentType.APPLICATION_DATA}
 # §5.2), made once: the per-record send path reads no enum.
 _APPLICATION_DATA_INNER_TYPE = bytes((ContentType.APPLICATION_DATA,))
 # Each inner content type's byte, made once (every protected record ends with one).
-_INNER_TYPE_BYTES = {content_type: bytes((content_type,)) for content_type in _INNER_TYPES}
+_INNER_TYPE_BYTES: dict[int, bytes] = {t: bytes((t,)) for t in _INNER_TYPES}
 # The unified header's sequence number field by its length in bytes (RFC 9147 §4: 8 or 16
 # bits), and its length field: each read or written, and the record number mask's first
 # bytes read, in one call.

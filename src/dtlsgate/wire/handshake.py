@@ -30,6 +30,7 @@ def fragment_span(fragment: bytes) -> tuple[int, int, int]:
     start = (high << 8) | (low >> 24)
     return message_seq, start, start + (low & 0xFFFFFF)
 
+
 TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
 
