@@ -870,7 +870,8 @@ class Dtls13ServerConnection(Dtls13Connection):
         except ProtocolError as exc:
             self._fail(exc)
             raise
-        first_end = 13 + int.from_bytes(admit.datagram[11:13], "big")
+        # The first record's end, from its length field.
+        first_end = 13 + ((admit.datagram[11] << 8) | admit.datagram[12])
         if first_end < len(admit.datagram):
             self.receive(admit.datagram[first_end:], admit.peer, now)
 
