@@ -584,3 +584,5 @@ def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
         hvr = HelloVerifyRequest(ProtocolVersion.DTLS10, cookie).encode()
         message = encode_dtls_handshake(3, hvr, 0)
         assert replies.build(n, cookie) == encode_dtls_record(22, 0xFEFF, 0, n, message)
+    with pytest.raises(UsageError):  # a cookie<0..2^8-1> (RFC 6347 §4.2.1)
+        replies.build(0, bytes(256))

@@ -30,10 +30,11 @@ key verifies the others' cookies without talking to them.
 
 Why BLAKE2s for the tag (format 2; format 1 was HMAC-SHA256 truncated to 128 bits): a
 cookie is minted per HelloVerifyRequest, the hot path of a listener under a flood. With the
-key block already compressed into a kept state, a tag is one copy, one update and one
-digest, and one compression per 64 bytes of input (one for an IPv4 peer and a ClientHello
-without a session_id); HMAC needs two copies, two updates, two digests and two SHA-256
-compressions more (three there): bench/RESULTS.md, section listen7.
+key block already compressed into a kept state, a tag is one copy, an update per part of
+its input (not joined first) and one digest, and one compression per 64 bytes of input
+(one for an IPv4 peer and a ClientHello without a session_id); HMAC needs two copies, two
+digests and two SHA-256 compressions more (three there): bench/RESULTS.md, section
+listen7.
 The tag is as long (128 bits) and keyed by the same 32-byte epoch secrets; BLAKE2s's digest
 length is a parameter of the hash, so a 16-byte tag is not a truncation. CPython's own
 ``_blake2`` module computes it (``hashlib.blake2s``), as it has since Python 3.6.
@@ -108,10 +109,11 @@ def peer_bytes(peer: Hashable | None) -> bytes:
 class _Second:
     """A `CookieJar`'s MAC state for the cookies stamped with one second: its rotation
     epoch's keyed BLAKE2s state with ``head`` (format | timestamp, the MAC's first bytes)
-    already in it. A cookie's tag is then a copy, an update with the rest of its MAC input
-    and a digest. ``start`` and ``end`` bound the instants stamped ``timestamp``
-    (``start <= now < end``: ``int(now)`` is ``timestamp``), so that a cookie minted in the
-    same second is recognized by two comparisons, without converting ``now`` again."""
+    already in it. A cookie's tag is then a copy, an update with each of the two parts of
+    the rest of its MAC input and a digest. ``start`` and ``end`` bound the instants
+    stamped ``timestamp`` (``start <= now < end``: ``int(now)`` is ``timestamp``), so that
+    a cookie minted in the same second is recognized by two comparisons, without
+    converting ``now`` again."""
 
     timestamp: int
     start: float
@@ -119,10 +121,12 @@ class _Second:
     head: bytes
     keyed: _HashObject
 
-    def tag(self, rest: bytes) -> bytes:
-        """Keyed BLAKE2s over ``head | rest``, TAG_LENGTH bytes."""
+    def tag(self, before_bound: bytes, bound: bytes) -> bytes:
+        """Keyed BLAKE2s over ``head | before_bound | bound``, TAG_LENGTH bytes: the two parts
+        fed to the MAC in turn, not joined into a copy first."""
         mac = self.keyed.copy()
-        mac.update(rest)
+        mac.update(before_bound)
+        mac.update(bound)
         return mac.digest()
 
 
@@ -207,10 +211,9 @@ class CookieJar:
         second = self._minting
         if second is None or not second.start <= now < second.end:  # another second
             second = self._minting = self._second(int(now) & 0xFFFFFFFF)  # whole, 4 bytes
-        rest = peer_bytes(peer) + bound
         if payload:  # a TLS 1.3 cookie's (a HelloVerifyRequest's cookie carries none)
-            return second.head + payload + second.tag(payload + rest)
-        return second.head + second.tag(rest)
+            return second.head + payload + second.tag(payload + peer_bytes(peer), bound)
+        return second.head + second.tag(peer_bytes(peer), bound)
 
     def verify(
         self, peer: Hashable | None, now: float, cookie: bytes, bound: bytes = b""
@@ -229,7 +232,7 @@ class CookieJar:
         if int(timestamp // self.rotation_interval) < int(now // self.rotation_interval) - 1:
             return None
         payload = cookie[1 + TIMESTAMP_LENGTH : -TAG_LENGTH]
-        expected = self._second(timestamp).tag(payload + peer_bytes(peer) + bound)
+        expected = self._second(timestamp).tag(payload + peer_bytes(peer), bound)
         if not hmac.compare_digest(expected, cookie[-TAG_LENGTH:]):
             return None
         return payload

@@ -428,16 +428,22 @@ class HelloVerifyRequests:
     reply is that record with its sequence number and cookie put in."""
 
     def __init__(self) -> None:
-        # Per cookie length: the record up to its epoch, from its length field (after the
-        # sequence number) up to the cookie, and the packing of a reply from those two,
-        # epoch || sequence_number (one 64-bit integer) and the cookie.
-        self._records: dict[int, tuple[bytes, bytes, Callable[..., bytes]]] = {}
+        # Per cookie length (0 to 255, the index): the record up to its epoch, from its
+        # length field (after the sequence number) up to the cookie, and the packing of a
+        # reply from those two, epoch || sequence_number (one 64-bit integer) and the cookie;
+        # None until a cookie of that length is sent.
+        self._records: list[tuple[bytes, bytes, Callable[..., bytes]] | None] = [None] * (
+            MAX_DTLS12_COOKIE_LENGTH + 1
+        )
 
     def build(self, sequence_number: int, cookie: bytes) -> bytes:
-        """One datagram: a HelloVerifyRequest record carrying ``cookie``, with the epoch
-        (0) and ``sequence_number`` (48 bits) of the ClientHello's record, version DTLS 1.0
-        in the record and in server_version, message_seq 0."""
-        parts = self._records.get(len(cookie))
+        """One datagram: a HelloVerifyRequest record carrying ``cookie`` (at most 255 bytes),
+        with the epoch (0) and ``sequence_number`` (48 bits) of the ClientHello's record,
+        version DTLS 1.0 in the record and in server_version, message_seq 0."""
+        try:
+            parts = self._records[len(cookie)]
+        except IndexError:
+            raise UsageError("a HelloVerifyRequest's cookie is at most 255 bytes") from None
         if parts is None:
             before_epoch, after_sequence_number = _record_around_cookie(len(cookie))
             layout = f">{len(before_epoch)}sQ{len(after_sequence_number)}s{len(cookie)}s"

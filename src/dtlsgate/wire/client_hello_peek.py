@@ -48,10 +48,11 @@ from dtlsgate.wire.record import (
 )
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
-# The DTLSPlaintext header (RFC 6347 §4.1: type, version, epoch || sequence_number as one
-# 64-bit integer, length) and the handshake header (§4.2.2: msg_type || length (u24), message_seq,
-# fragment_offset as u16 || (u8 || fragment_length (u24))), then client_version.
-_HEADERS_AND_VERSION = struct.Struct(">BHQH" + "IHHI" + "H")
+# The DTLSPlaintext header (RFC 6347 §4.1: type, version's major byte (its minor byte is
+# not judged: skipped), epoch || sequence_number as one 64-bit integer, length) and the
+# handshake header (§4.2.2: msg_type || length (u24), message_seq, fragment_offset as u16 ||
+# (u8 || fragment_length (u24))), then client_version.
+_HEADERS_AND_VERSION = struct.Struct(">BBxQH" + "IHHI" + "H")
 _HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 _TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
@@ -124,7 +125,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         return None
     (
         content_type,
-        record_version,
+        record_major,
         epoch_and_seq,
         record_length,
         type_and_length,
@@ -151,7 +152,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     except DecodeError:
         return None
     # Not DTLS, or not epoch 0 (the upper 16 bits: epoch || sequence_number, §4.1).
-    if span is None or record_version >> 8 != DTLS_VERSION_MAJOR or epoch_and_seq >> 48:
+    if span is None or record_major != DTLS_VERSION_MAJOR or epoch_and_seq >> 48:
         return None
     cookie_at, cookie_end = span
     return _as_record_peek(
