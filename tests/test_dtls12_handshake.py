@@ -156,6 +156,57 @@ def test_answers_are_remembered_per_offer_and_bounded() -> None:
     assert ctx.answers_remembered == 0
 
 
+def test_completions_are_remembered_per_choice_and_bounded() -> None:
+    """What a full handshake reports is made once per suite, ALPN protocol, server name and
+    extended master secret when the client gave no identity (`ServerContext.completed`):
+    two such handshakes through one gate report the same event, a PSK client's identity
+    is its own, at most MAX_COMPLETIONS are kept (a full memo starts over), and none for
+    a server name longer than MAX_REMEMBERED_NAME_LENGTH."""
+    import dataclasses
+
+    from dtlsgate.crypto.suites import suite_info
+    from dtlsgate.gate.datagram import Gate
+    from dtlsgate.handshake.dtls12 import server
+    from dtlsgate.handshake.dtls12.common import Session, Transcript, WaitFinished
+
+    config = server_config()
+    gate = Gate(config)
+    infos = []
+    for _ in range(2):
+        pair = make_pair(config, client_config(), gate=gate)
+        pair.run()
+        assert pair.server is not None and pair.server.info is not None
+        infos.append(pair.server.info)
+    assert infos[0] is infos[1] and infos[0].psk_identity is None
+
+    config = server_config(None, psk={PSK_ID: PSK, b"other": PSK})
+    gate = Gate(config)
+    for identity in (PSK_ID, b"other"):
+        client = client_config(psk=PSK, psk_identity=identity)
+        pair = make_pair(config, client, gate=gate)
+        pair.run()
+        assert pair.server is not None and pair.server.info is not None
+        assert pair.server.info.psk_identity == identity
+
+    ctx = server.ServerContext(server_config())
+    session = Session(suite_info(CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256), b"", b"", True)
+    states = [
+        WaitFinished(Transcript(), dataclasses.replace(session, server_name=f"n{n}"), None)  # type: ignore[arg-type]
+        for n in range(server.MAX_COMPLETIONS + 8)
+    ]
+    for n, state in enumerate(states):
+        assert ctx.completed(state).info.server_name == f"n{n}"
+        assert ctx.completions_remembered == (
+            (n + 1) % server.MAX_COMPLETIONS or server.MAX_COMPLETIONS
+        )
+    assert ctx.completed(states[-1]) is ctx.completed(states[-1])
+    long_name = "n" * (server.MAX_REMEMBERED_NAME_LENGTH + 1)
+    state = WaitFinished(Transcript(), dataclasses.replace(session, server_name=long_name), None)  # type: ignore[arg-type]
+    remembered = ctx.completions_remembered
+    assert ctx.completed(state).info.server_name == long_name
+    assert ctx.completions_remembered == remembered  # made, not kept
+
+
 def test_connections_accepted_through_a_gate_share_its_prepared_context() -> None:
     from dtlsgate.connection.datagram import DtlsServerConnection
     from dtlsgate.connection.datagram13 import accept

@@ -415,7 +415,7 @@ class DtlsServerConnection(DtlsConnection):
         self._state = _server.start(transcript, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
         # sequence number; the ClientHello itself counts as seen.
-        records = RecordLayer(first_write_sequence=admit.record_sequence_number)
+        records = RecordLayer(admit.record_sequence_number)
         records.mark_seen(0, admit.record_sequence_number)
         super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
         self._admit: Admit | None = admit

@@ -114,7 +114,8 @@ def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
     x-coordinate (RFC 8422 §5.10). ``from_encoded_point`` checks that the point is on the
     curve (RFC 8446 §4.2.8.2 requires the receiver to validate it)."""
     peer = ec.EllipticCurvePublicKey.from_encoded_point(private.curve, peer_public)
-    return cast(bytes, private.exchange(_ECDH, peer))
+    shared: bytes = private.exchange(_ECDH, peer)
+    return shared
 
 
 # Each elliptic curve's key generation, exchange and public value encoding, looked up by
@@ -385,4 +386,5 @@ def _encode_public(group: NamedGroup, private_key: Any) -> bytes:
         kem_key, ecdh_key = private_key
         return mlkem.join(kem_key.public_bytes, ecdh_key.public_bytes, hybrid.ecdh_first)
     encoding, public_format = _CURVE_PUBLIC_FORMAT[group]
-    return cast(bytes, private_key.public_key().public_bytes(encoding, public_format))
+    public: bytes = private_key.public_key().public_bytes(encoding, public_format)
+    return public

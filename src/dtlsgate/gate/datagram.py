@@ -402,17 +402,19 @@ class Gate(GateCounters):
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
         self.admits += 1
+        # Its fields in order, not by keyword: a class called with keywords builds a dict
+        # of them to unpack again, every ClientHello admitted.
         return Admit(
-            peer=peer,
-            client_hello=decoded,
+            peer,
+            decoded,
             # The fragment as received: for a whole ClientHello (fragment_offset 0,
             # fragment_length = length) already the transcript's form (RFC 6347 §4.2.6).
-            client_hello_message=fragment,
-            client_version=hello.client_version,
-            cookie=hello.cookie,
-            message_seq=hello.message_seq,
-            record_sequence_number=hello.sequence_number,
-            datagram=data,
+            fragment,
+            hello.client_version,
+            hello.cookie,
+            hello.message_seq,
+            hello.sequence_number,  # the record's
+            data,
         )
 
 

@@ -178,7 +178,7 @@ class RecordLayer:
         "write_epoch",
     )
 
-    def __init__(self, *, first_write_sequence: int = 0) -> None:
+    def __init__(self, first_write_sequence: int = 0) -> None:
         self.write_epoch = 0
         # Made with room for epochs 0 and 1 (every epoch a connection has): installing
         # epoch 1's keys then fills a slot instead of growing three lists (which would

@@ -57,6 +57,7 @@ from dtlsgate.errors import (
 )
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
+    ESTABLISHED,
     ESTABLISHED_EPOCHS,
     HANDSHAKE_EPOCHS,
     Actions,
@@ -763,7 +764,7 @@ def on_finished(
             state.psk_identity,
         )
     done = complete(state, saved=saved, peer_raw=session.server_raw_public_key)
-    return Established(session), [done]
+    return ESTABLISHED, [done]
 
 
 def on_resumed_finished(
@@ -786,7 +787,7 @@ def on_resumed_finished(
         )
     done = WaitFinished(t, session, keys, saved.peer_certificates, saved.psk_identity)
     actions.append(complete(done, resumed=True, saved=renewed))
-    return Established(session), actions
+    return ESTABLISHED, actions
 
 
 def on_hello_request(

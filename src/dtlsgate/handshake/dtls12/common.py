@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
@@ -203,9 +203,13 @@ class WaitFinished:
 
 @frozen
 class Established:
-    """The handshake is complete; only renegotiation attempts arrive, and are declined."""
+    """The handshake is complete; only renegotiation attempts arrive, and are declined.
+    Nothing is kept here (what was negotiated is in the connection's HandshakeCompleted):
+    every connection shares the one `ESTABLISHED`, and an established association does
+    not hold its handshake's session for its lifetime."""
 
-    session: Session
+
+ESTABLISHED = Established()
 
 
 class ReceivedMessage(Protocol):
@@ -224,11 +228,6 @@ class ReceivedMessage(Protocol):
 
     @property
     def transcript_bytes(self) -> bytes: ...
-
-
-class _InHandshake(Protocol):
-    @property
-    def transcript(self) -> Transcript: ...
 
 
 # RFC 5246 §7.4.9 / RFC 6347 §4.1: Finished is the first message of the new epoch;
@@ -255,8 +254,10 @@ def step(
     them), then the handler."""
     handler = handler_for(machine, state, message.msg_type, message.epoch)
     if type(state) not in machine.after_handshake:
-        # Every state before the end of the handshake carries the transcript.
-        cast(_InHandshake, state).transcript.add(message.transcript_bytes)
+        # Every state before the end of the handshake carries the transcript (read without
+        # a typing.cast, which is a Python call per message at run time).
+        transcript: Transcript = state.transcript  # type: ignore[attr-defined]
+        transcript.add(message.transcript_bytes)
     return handler(ctx, state, message, now)
 
 

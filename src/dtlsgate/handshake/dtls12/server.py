@@ -59,8 +59,10 @@ from dtlsgate.errors import (
     UnknownPskIdentity,
     UnsupportedCertificate,
 )
+from dtlsgate.events import HandshakeCompleted
 from dtlsgate.handshake.dtls12.common import (
     EPOCHS,
+    ESTABLISHED,
     ESTABLISHED_EPOCHS,
     HANDSHAKE_EPOCHS,
     Actions,
@@ -95,6 +97,7 @@ from dtlsgate.handshake.dtls12.resume import (
 from dtlsgate.handshake.engine import (
     END_FLIGHT,
     END_LAST_FLIGHT,
+    Complete,
     InstallCipherState,
     KeyLogging,
     Machine,
@@ -172,6 +175,17 @@ MAX_ANSWERS = 32
 MAX_OFFER_ITEMS = 128
 MAX_OFFER_EXTENSION_BYTES = 1024
 
+# What full handshakes report on completion (`ServerContext.completed`), remembered per
+# suite, ALPN protocol, server name and extended master secret: a server sees a few of them.
+# Only for a server name of at most MAX_REMEMBERED_NAME_LENGTH characters (a DNS name has at
+# most 255 octets, RFC 1035 §2.3.4; a ClientHello's may be longer), so that each entry
+# stays small however the names are made.
+MAX_COMPLETIONS = 32
+MAX_REMEMBERED_NAME_LENGTH = 255
+# What a completion is remembered by: the suite, the ALPN protocol, the server name and
+# whether the extended master secret was used.
+Completion = tuple[int, bytes | None, str | None, bool]
+
 # The Certificate messages a context keeps, one per message_seq, for at most this many
 # (the ServerHello's follows the client's ClientHello: 1 after a HelloVerifyRequest; others
 # are encoded per handshake).
@@ -191,6 +205,7 @@ class ServerContext(KeyLogging):
     __slots__ = (
         "_answers",
         "_certificate_messages",
+        "_completions",
         "certificate_body",
         "config",
         "preferences",
@@ -222,6 +237,7 @@ class ServerContext(KeyLogging):
         self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
         self._certificate_messages: dict[int, bytes] = {}
         self._answers: Memo[Offer, Answer] = Memo(MAX_ANSWERS)
+        self._completions: Memo[Completion, Complete[HandshakeCompleted]] = Memo(MAX_COMPLETIONS)
         # RFC 7250 §3: our Certificate body carrying our raw public key.
         key = config.private_key
         self.raw_public_key_certificate = (
@@ -255,6 +271,35 @@ class ServerContext(KeyLogging):
         ):
             self._answers.remember(offer, answer)
         return answer
+
+    def completed(self, state: WaitFinished) -> Complete[HandshakeCompleted]:
+        """`complete` for a full handshake ending in ``state``. When the client gave no
+        identity (no certificate or raw public key, no PSK identity), what it reports
+        depends on the session's suite, ALPN protocol, server name and extended master
+        secret alone: made once per distinct ones (`MAX_COMPLETIONS` remembered, server names
+        of at most `MAX_REMEMBERED_NAME_LENGTH`) and shared by the connections that report
+        it (an event is immutable)."""
+        session = state.session
+        if state.peer_chain or state.psk_identity is not None:
+            return complete(state, peer_raw=session.client_raw_public_key)
+        key = (
+            session.suite.suite,
+            session.alpn,
+            session.server_name,
+            session.extended_master_secret,
+        )
+        done = self._completions.get(key)
+        if done is None:
+            done = complete(state)
+            name = session.server_name
+            if name is None or len(name) <= MAX_REMEMBERED_NAME_LENGTH:
+                self._completions.remember(key, done)
+        return done
+
+    @property
+    def completions_remembered(self) -> int:
+        """How many completions `completed` remembers (at most `MAX_COMPLETIONS`)."""
+        return len(self._completions)
 
     @property
     def answers_remembered(self) -> int:
@@ -617,8 +662,8 @@ def on_finished(
     actions.append(SendChangeCipherSpec(keys.server_write))
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=False, last=False)))
     actions.append(END_LAST_FLIGHT)
-    actions.append(complete(state, peer_raw=session.client_raw_public_key))
-    return Established(session), actions
+    actions.append(ctx.completed(state))
+    return ESTABLISHED, actions
 
 
 def _keep_session(
@@ -653,7 +698,7 @@ def on_resumed_finished(
     session, keys, t = state.session, state.keys, state.transcript
     check_finished(finished_data(t, session, keys, client=True, last=True), message)
     done = WaitFinished(t, session, keys, state.peer_chain, state.psk_identity)
-    return Established(session), [complete(done, resumed=True)]
+    return ESTABLISHED, [complete(done, resumed=True)]
 
 
 def on_renegotiation(
