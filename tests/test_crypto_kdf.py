@@ -123,6 +123,12 @@ def test_rfc8448_master_and_application_secrets() -> None:
         h("17422dda596ed5d9acd890e3c63f5051"),
         h("5b78923dee08579033e523d9"),
     )
+    # Each stage's keyed secret is let go once the handshake is past its last use; a
+    # derivation after that still gives the RFC's values.
+    assert ks.client_handshake_traffic_secret(HASH_CH_SH) == C_HS_TRAFFIC
+    assert ks.server_application_traffic_secret(HASH_CH_SF) == S_AP_TRAFFIC
+    assert ks.exporter_master_secret(HASH_CH_SF) == EXP_MASTER
+    assert ks.resumption_master_secret(HASH_CH_CF) == RES_MASTER
 
 
 def test_rfc8448_resumption_psk_and_binder_key() -> None:
@@ -237,6 +243,29 @@ def test_dtls13_label_prefix() -> None:
         ks.record_number_key(S_HS_TRAFFIC)
         == (hmac.digest(S_HS_TRAFFIC, sn_info + b"\x01", "sha256")[:16])
     )
+
+
+@pytest.mark.parametrize("dtls", [False, True])
+@pytest.mark.parametrize("prepared", [True, False])
+def test_record_keys_are_the_three_labels(dtls: bool, prepared: bool) -> None:
+    # The key, iv and sn_key under one keyed secret (and from the inputs prepared per suite),
+    # and the finished key, are HKDF-Expand-Label's, for every TLS 1.3 suite; a schedule of a hash and key length
+    # that no suite has (prepared=False) derives them label by label.
+    prefix = DTLS13_LABEL_PREFIX if dtls else keyschedule.TLS13_LABEL_PREFIX
+    for info in (i for i in SUITES.values() if i.is_tls13):
+        n = info.key_length if prepared else 24
+        ks = KeySchedule(info.hash, n, label_prefix=prefix)
+        secret = bytes(range(info.hash.digest_size))
+        expected = [
+            hkdf_expand_label(info.hash, secret, label, b"", length, prefix)
+            for label, length in ((b"key", n), (b"iv", 12), (b"sn", n))
+        ]
+        assert list(ks.record_keys(secret)) == expected
+        assert list(ks.traffic_keys(secret)) == expected[:2]
+        assert ks.record_number_key(secret) == expected[2]
+        size = info.hash.digest_size
+        finished = hkdf_expand_label(info.hash, secret, b"finished", b"", size, prefix)
+        assert ks.finished_key(secret) == finished
 
 
 def test_next_traffic_secret_and_exporter() -> None:

@@ -21,6 +21,7 @@ from dtlsgate.wire.handshake import (
     encode_dtls_handshake,
     encode_dtls_handshake_fragment,
     encode_handshake,
+    fragment_span,
 )
 from dtlsgate.wire.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -168,6 +169,10 @@ def test_dtls_handshake_encoders_write_the_header(
     assert encode_dtls_handshake_fragment(msg_type, body, seq, offset, length) == (
         part.encode() + body
     )
+    # fragment_span reads back where each lies in its message (what an ACK names).
+    assert fragment_span(encode_dtls_handshake(msg_type, body, seq)) == (seq, 0, len(body))
+    fragment = encode_dtls_handshake_fragment(msg_type, body, seq, offset, length)
+    assert fragment_span(fragment) == (seq, offset, offset + len(body))
 
 
 @given(u8, st.binary(max_size=300))

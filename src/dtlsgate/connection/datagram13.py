@@ -144,9 +144,10 @@ from dtlsgate.wire.handshake import (
     DTLS_HANDSHAKE_HEADER_LENGTH,
     decode_dtls_handshake_fragments,
     encode_handshake,
+    fragment_span,
 )
 from dtlsgate.wire.messages import Alert, ClientHello, ServerHello
-from dtlsgate.wire.messages13 import Ack, encode_ack
+from dtlsgate.wire.messages13 import decode_ack, encode_ack
 from dtlsgate.wire.record import split_dtls_records
 
 __all__ = [
@@ -194,10 +195,7 @@ class _FlightRecords:
         sequence = self._records.next_write_sequence(epoch)
         record = self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
         datagram.append(record)
-        seq = int.from_bytes(message[4:6], "big")
-        offset = int.from_bytes(message[6:9], "big")
-        length = int.from_bytes(message[9:12], "big")
-        self._sent[(epoch, sequence)] = (seq, offset, offset + length)
+        self._sent[(epoch, sequence)] = fragment_span(message)
         return len(record)
 
     def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
@@ -581,11 +579,11 @@ class Dtls13Connection(BaseDtlsConnection):
 
     def _ack_record(self, data: bytes, epoch: int) -> None:
         try:
-            ack = Ack.decode(data)
+            numbers = decode_ack(data)
         except DecodeError:
             return
         progress = False
-        for number in ack.record_numbers:
+        for number in numbers:
             # An ACK in plaintext is forgeable: it may only speak for plaintext records.
             if epoch == EPOCH_PLAINTEXT and number[0] != EPOCH_PLAINTEXT:
                 continue
@@ -740,8 +738,7 @@ class Dtls13Connection(BaseDtlsConnection):
     def _epoch_keys(self, action: InstallKey) -> EpochKeys:
         """The record protection of a traffic secret: key, iv and sn_key (§4.2.3), with
         the schedule's "dtls13" labels (§5.9)."""
-        key, iv = action.schedule.traffic_keys(action.secret)
-        sn_key = action.schedule.record_number_key(action.secret)
+        key, iv, sn_key = action.schedule.record_keys(action.secret)
         aead = self._ctx.provider.aead(action.aead, key)
         return EpochKeys(aead, iv, RecordNumberCipher(action.aead, sn_key))
 
@@ -873,7 +870,8 @@ class Dtls13ServerConnection(Dtls13Connection):
         except ProtocolError as exc:
             self._fail(exc)
             raise
-        first_end = 13 + int.from_bytes(admit.datagram[11:13], "big")
+        # The first record's end, from its length field.
+        first_end = 13 + ((admit.datagram[11] << 8) | admit.datagram[12])
         if first_end < len(admit.datagram):
             self.receive(admit.datagram[first_end:], admit.peer, now)
 

@@ -39,10 +39,11 @@ class Hash(enum.Enum):
     # lookup keyed by a member, and every handshake makes several (the PRF's KeyedHmac).
     __hash__ = object.__hash__
 
-    @property
-    def digest_size(self) -> int:
-        """Output length in bytes (``Hash.length`` in RFC 8446)."""
-        return _DIGEST_SIZES[self]
+    def __init__(self, name: str) -> None:
+        #: Output length in bytes (``Hash.length`` in RFC 8446): a plain attribute of each
+        #: member, read two dozen times per handshake by the key schedule (a property was
+        #: a Python call and a dict lookup per read).
+        self.digest_size: int = hashlib.new(name).digest_size
 
     def new(self, data: bytes = b"") -> _Hash:
         """A fresh hashlib object for this hash."""
@@ -65,7 +66,6 @@ class Hash(enum.Enum):
         return hashes.SHA512()
 
 
-_DIGEST_SIZES = {Hash.SHA256: 32, Hash.SHA384: 48, Hash.SHA512: 64}
 # hashlib's named constructors: about a third cheaper than hashlib.new(name), which looks
 # the algorithm up by name on every call.
 _CONSTRUCTORS = {

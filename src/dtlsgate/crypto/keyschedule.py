@@ -16,7 +16,7 @@ import enum
 import struct
 from typing import NamedTuple
 
-from dtlsgate.crypto.hashes import Hash, hmac_digest
+from dtlsgate.crypto.hashes import Hash, KeyedHmac, hmac_digest
 from dtlsgate.crypto.suites import SUITES, SuiteInfo
 from dtlsgate.errors import StateError, UsageError
 
@@ -53,13 +53,18 @@ def hkdf_expand(hash: Hash, prk: bytes, info: bytes, length: int) -> bytes:
             raise UsageError(f"HKDF-Expand length {length} out of range")
         # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
         return hmac_digest(hash, prk, info + b"\x01")[:length]
+    return _expand_blocks(KeyedHmac(hash, prk), size, info, length)
+
+
+def _expand_blocks(mac: KeyedHmac, size: int, info: bytes, length: int) -> bytes:
+    """HKDF-Expand (RFC 5869 §2.3) under an already keyed PRK, in blocks of ``size``."""
     if length > 255 * size:
         raise UsageError(f"HKDF-Expand length {length} out of range")
     out = bytearray()
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac_digest(hash, prk, block + info + bytes((counter,)))
+        block = mac.digest(block + info + bytes((counter,)))
         out += block
         counter += 1
     return bytes(out[:length])
@@ -88,6 +93,17 @@ def _expand_label(
         # T(1) = HMAC(PRK, info || 0x01) is all the output: every TLS 1.3 secret and key.
         return hmac_digest(hash, secret, label + context + b"\x01")[:length]
     return hkdf_expand(hash, secret, label + context, length)
+
+
+def _expand_label_keyed(
+    mac: KeyedHmac, size: int, head: tuple[bytes, bool], context: bytes, length: int
+) -> bytes:
+    """`_expand_label` under a secret already keyed (`KeyedHmac`): several labels expanded
+    from one secret share its HMAC key schedule (RFC 2104 §4)."""
+    label, one_block = head
+    if one_block:
+        return mac.digest(label + context + b"\x01")[:length]
+    return _expand_blocks(mac, size, label + context, length)
 
 
 def _label_head(
@@ -148,11 +164,17 @@ class _Prepared(NamedTuple):
     suite in TLS or DTLS) starts from, the same in every handshake (RFC 8446 §7.1): the
     HkdfLabel heads of its labels (only the context, a transcript hash, varies), and
     without a PSK the Early Secret, HKDF-Extract(0, 0), and the salt of the handshake
-    secret, Derive-Secret(Early Secret, "derived", "")."""
+    secret, Derive-Secret(Early Secret, "derived", ""), keyed for its HKDF-Extract (it is
+    only read: each MAC copies its hash states)."""
 
     label_heads: LabelHeads
     early_secret: bytes
-    derived_salt: bytes
+    derived_salt: KeyedHmac
+    # HKDF-Expand-Label's whole HMAC input (HkdfLabel, then the block counter 1) for
+    # "key", "iv" and "sn", and for "finished": their context is empty, so the input is
+    # fixed (RFC 8446 §7.3, §4.4.4, RFC 9147 §4.2.3), and each output is one block.
+    record_infos: tuple[bytes, bytes, bytes]
+    finished_info: bytes
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -163,7 +185,14 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
     }
     early = hkdf_extract(hash, None, None)
     derived = heads[b"derived", size, size]
-    return _Prepared(heads, early, _expand_label(hash, early, derived, hash.empty_digest(), size))
+    salt = _expand_label(hash, early, derived, hash.empty_digest(), size)
+    infos = []
+    for label, length in ((b"key", key_length), (b"iv", 12), (b"sn", key_length)):
+        head, one_block = heads[label, 0, length]
+        assert one_block  # a TLS 1.3 suite's key is never longer than its hash
+        infos.append(head + b"\x01")
+    finished = heads[b"finished", 0, size][0] + b"\x01"
+    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished)
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -218,16 +247,24 @@ class KeySchedule:
         self.label_prefix = label_prefix
         prepared = _PREPARED.get((hash, key_length, label_prefix))
         self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
+        self._record_infos = prepared.record_infos if prepared is not None else None
+        self._finished_info = prepared.finished_info if prepared is not None else None
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
-        self._derived_salt: bytes | None = None
+        self._derived_salt: KeyedHmac | None = None
         if psk is None and prepared is not None:
             self.early_secret, self._derived_salt = prepared.early_secret, prepared.derived_salt
         else:
             self.early_secret = hkdf_extract(hash, None, psk)
         self.handshake_secret: bytes | None = None
         self.master_secret: bytes | None = None
+        # The handshake and master secrets keyed once each (three labels are expanded from
+        # each in a handshake), each kept only while the handshake derives from it: the
+        # handshake secret's until the master stage, the master secret's until the
+        # resumption master secret (a derivation after that keys the secret again).
+        self._handshake_mac: KeyedHmac | None = None
+        self._master_mac: KeyedHmac | None = None
         self.stage = Stage.EARLY
 
     @classmethod
@@ -242,16 +279,28 @@ class KeySchedule:
 
     # -- primitives bound to this schedule's hash and prefix --------------------------------
 
+    def _head(self, label: bytes, context_length: int, length: int) -> tuple[bytes, bool]:
+        head = self._label_heads.get((label, context_length, length))
+        if head is None:
+            head = _label_head(self.hash, self.label_prefix, label, context_length, length)
+        return head
+
     def expand_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """HKDF-Expand-Label with this schedule's hash and label prefix."""
-        head = self._label_heads.get((label, len(context), length))
-        if head is None:
-            head = _label_head(self.hash, self.label_prefix, label, len(context), length)
+        head = self._head(label, len(context), length)
         return _expand_label(self.hash, secret, head, context, length)
+
+    def _expand_keyed(self, mac: KeyedHmac, label: bytes, context: bytes, length: int) -> bytes:
+        """`expand_label` from a secret already keyed."""
+        head = self._head(label, len(context), length)
+        return _expand_label_keyed(mac, self.hash.digest_size, head, context, length)
 
     def derive(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret with this schedule's hash and label prefix (RFC 8446 §7.1)."""
         return self.expand_label(secret, label, transcript_hash, self.hash.digest_size)
+
+    def _derive_keyed(self, mac: KeyedHmac, label: bytes, transcript_hash: bytes) -> bytes:
+        return self._expand_keyed(mac, label, transcript_hash, self.hash.digest_size)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
@@ -285,25 +334,32 @@ class KeySchedule:
         """Handshake Secret = HKDF-Extract(Derive-Secret(Early Secret, "derived", ""),
         (EC)DHE shared secret or zeros for psk_ke) (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.HANDSHAKE)
-        salt = self._derived_salt
-        if salt is None:
+        prepared = self._derived_salt
+        if prepared is not None:
+            ikm = bytes(self.hash.digest_size) if shared_secret is None else shared_secret
+            self.handshake_secret = prepared.digest(ikm)  # HKDF-Extract(salt, ikm)
+        else:
             salt = self.derive(self.early_secret, b"derived", self.hash.empty_digest())
-        self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
+            self.handshake_secret = hkdf_extract(self.hash, salt, shared_secret)
+        self._handshake_mac = KeyedHmac(self.hash, self.handshake_secret)
         self.stage = Stage.HANDSHAKE
         return self.handshake_secret
 
-    def _hs(self) -> bytes:
-        if self.handshake_secret is None:
-            raise StateError("key schedule has not entered the handshake stage")
-        return self.handshake_secret
+    def _hs(self) -> KeyedHmac:
+        mac = self._handshake_mac
+        if mac is None:
+            if self.handshake_secret is None:
+                raise StateError("key schedule has not entered the handshake stage")
+            mac = KeyedHmac(self.hash, self.handshake_secret)
+        return mac
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self.derive(self._hs(), b"c hs traffic", transcript_hash)
+        return self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
 
     def server_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self.derive(self._hs(), b"s hs traffic", transcript_hash)
+        return self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
 
     # -- master secret -----------------------------------------------------------------------
 
@@ -311,38 +367,49 @@ class KeySchedule:
         """Master Secret = HKDF-Extract(Derive-Secret(Handshake Secret, "derived", ""), 0)
         (RFC 8446 §7.1). Returns it."""
         self._enter(Stage.MASTER)
-        salt = self.derive(self._hs(), b"derived", self.hash.empty_digest())
+        salt = self._derive_keyed(self._hs(), b"derived", self.hash.empty_digest())
+        self._handshake_mac = None
         self.master_secret = hkdf_extract(self.hash, salt, None)
+        self._master_mac = KeyedHmac(self.hash, self.master_secret)
         self.stage = Stage.MASTER
         return self.master_secret
 
-    def _ms(self) -> bytes:
-        if self.master_secret is None:
-            raise StateError("key schedule has not entered the master stage")
-        return self.master_secret
+    def _ms(self) -> KeyedHmac:
+        mac = self._master_mac
+        if mac is None:
+            if self.master_secret is None:
+                raise StateError("key schedule has not entered the master stage")
+            mac = KeyedHmac(self.hash, self.master_secret)
+        return mac
 
     def client_application_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c ap traffic`` (generation 0) over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"c ap traffic", transcript_hash)
+        return self._derive_keyed(self._ms(), b"c ap traffic", transcript_hash)
 
     def server_application_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s ap traffic`` (generation 0) over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"s ap traffic", transcript_hash)
+        return self._derive_keyed(self._ms(), b"s ap traffic", transcript_hash)
 
     def exporter_master_secret(self, transcript_hash: bytes) -> bytes:
         """``exp master`` over ClientHello..server Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"exp master", transcript_hash)
+        return self._derive_keyed(self._ms(), b"exp master", transcript_hash)
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
-        """``res master`` over ClientHello..client Finished (RFC 8446 §7.1)."""
-        return self.derive(self._ms(), b"res master", transcript_hash)
+        """``res master`` over ClientHello..client Finished (RFC 8446 §7.1): the last
+        secret a handshake derives from the master secret, whose keyed form goes with it."""
+        secret = self._derive_keyed(self._ms(), b"res master", transcript_hash)
+        self._master_mac = None
+        return secret
 
     # -- stage-independent derivations -------------------------------------------------------
 
     def finished_key(self, base_key: bytes) -> bytes:
         """finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)
         (RFC 8446 §4.4.4); also the PSK binder key's MAC key."""
-        return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        info = self._finished_info
+        if info is None:
+            return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        return hmac_digest(self.hash, base_key, info)  # one block: Hash.length bytes
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """verify_data = HMAC(finished_key, Transcript-Hash(...)) (RFC 8446 §4.4.4); with the
@@ -351,9 +418,25 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        key = self.expand_label(secret, b"key", b"", self.key_length)
-        iv = self.expand_label(secret, b"iv", b"", 12)
-        return key, iv
+        mac = KeyedHmac(self.hash, secret)
+        infos = self._record_infos
+        if infos is None:
+            key = self._expand_keyed(mac, b"key", b"", self.key_length)
+            return key, self._expand_keyed(mac, b"iv", b"", 12)
+        return mac.digest(infos[0])[: self.key_length], mac.digest(infos[1])[:12]
+
+    def record_keys(self, secret: bytes) -> tuple[bytes, bytes, bytes]:
+        """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys` and
+        `record_number_key`, the secret keyed once for the three (RFC 9147 §4.2.3)."""
+        mac = KeyedHmac(self.hash, secret)
+        infos = self._record_infos
+        n = self.key_length
+        if infos is None:
+            key = self._expand_keyed(mac, b"key", b"", n)
+            iv = self._expand_keyed(mac, b"iv", b"", 12)
+            return key, iv, self._expand_keyed(mac, b"sn", b"", n)
+        # The three HMAC inputs prepared once per suite and prefix (`_Prepared`).
+        return mac.digest(infos[0])[:n], mac.digest(infos[1])[:12], mac.digest(infos[2])[:n]
 
     def record_number_key(self, secret: bytes) -> bytes:
         """DTLS 1.3 sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147

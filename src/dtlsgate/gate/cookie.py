@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
@@ -80,6 +81,7 @@ DEFAULT_CLOCK_SKEW = 5.0
 
 _SECRET_LABEL = b"dtlsgate cookie secret v1"
 _FORMAT_BYTE = bytes((COOKIE_FORMAT,))
+_TIMESTAMP = struct.Struct(">I")  # TIMESTAMP_LENGTH bytes
 
 CookieGenerate = Callable[[Hashable | None], bytes]
 CookieVerify = Callable[[Hashable | None, bytes], bool]
@@ -222,7 +224,7 @@ class CookieJar:
         values (length, format, timestamp)."""
         if len(cookie) < COOKIE_OVERHEAD or cookie[0] != COOKIE_FORMAT:
             return None
-        timestamp = int.from_bytes(cookie[1 : 1 + TIMESTAMP_LENGTH], "big")
+        timestamp = _TIMESTAMP.unpack_from(cookie, 1)[0]
         age = now - timestamp
         if age > self.max_age or age < -self.clock_skew:
             return None

@@ -247,7 +247,7 @@ class Gate(GateCounters):
         DTLS 1.3 half, made (and its module imported) at the first: a DTLS 1.2-only gate
         never loads the TLS 1.3 engine."""
         # The record's length field: the peek read the body as filling the record.
-        end = DTLS_RECORD_HEADER_LENGTH + int.from_bytes(data[11:13], "big")
+        end = DTLS_RECORD_HEADER_LENGTH + ((data[11] << 8) | data[12])
         body = data[DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH : end]
         result = (self._gate13 or self._half13()).judge_hello(
             hello.sequence_number,

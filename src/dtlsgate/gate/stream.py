@@ -69,7 +69,6 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.handshake.tls13.server import ServerContext, choose, find_psk
 from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
-from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from dtlsgate.wire.messages import ClientHello
 
@@ -150,14 +149,26 @@ class CookieState:
 
     @classmethod
     def decode(cls, data: bytes) -> CookieState:
-        r = Reader(data)
-        if r.u8() != PAYLOAD_FORMAT:
+        """`encode_cookie_state`'s layout read back by slices and one unpack (a DTLS 1.3
+        ClientHello2 brings one), no Reader: the same checks in the same order (the
+        format first, then truncation, the digest's <1..64>, nothing after the app
+        cookie)."""
+        if not data:
+            raise DecodeError("cookie state: empty")
+        if data[0] != PAYLOAD_FORMAT:
             raise IllegalParameter("cookie format")
-        suite, group, requested = r.u16(), r.u16(), r.u8()
-        digest = r.vector(1, 1, 64)
-        app = r.vector(2)
-        r.finish()
-        return cls(suite, group, bool(requested), digest, app)
+        end = len(data)
+        if end < _STATE_HEAD.size:
+            raise DecodeError("cookie state: truncated")
+        _, suite, group, requested, n = _STATE_HEAD.unpack_from(data)
+        start = _STATE_HEAD.size
+        stop = start + n
+        if not 1 <= n <= 64 or stop + 2 > end:
+            raise DecodeError("cookie state: digest length")
+        app_start = stop + 2
+        if app_start + ((data[stop] << 8) | data[stop + 1]) != end:
+            raise DecodeError("cookie state: app cookie length")
+        return cls(suite, group, bool(requested), data[start:stop], data[app_start:])
 
 
 class StatelessGate(GateCounters):

@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import enum
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -105,6 +106,13 @@ _INNER_TYPES = _PLAINTEXT_TYPES | {ContentType.APPLICATION_DATA}
 # The type byte that ends the DTLSInnerPlaintext of every application data record (RFC 8446
 # §5.2), made once: the per-record send path reads no enum.
 _APPLICATION_DATA_INNER_TYPE = bytes((ContentType.APPLICATION_DATA,))
+# Each inner content type's byte, made once (every protected record ends with one).
+_INNER_TYPE_BYTES: dict[int, bytes] = {t: bytes((t,)) for t in _INNER_TYPES}
+# The unified header's sequence number field by its length in bytes (RFC 9147 §4: 8 or 16
+# bits), and its length field: each read or written, and the record number mask's first
+# bytes read, in one call.
+_SEQUENCE_FORMS = {1: struct.Struct(">B"), 2: struct.Struct(">H")}
+_LENGTH_FORM = struct.Struct(">H")
 
 
 class RecordDrop(enum.StrEnum):
@@ -187,8 +195,7 @@ class EpochKeys:
         """The keys of a traffic secret: key and iv as in RFC 8446 §7.3 and sn_key =
         HKDF-Expand-Label(secret, "sn", "", key_length), all with the "dtls13" prefix."""
         schedule = KeySchedule.for_suite(suite, dtls=True)
-        key, iv = schedule.traffic_keys(secret)
-        sn_key = schedule.record_number_key(secret)
+        key, iv, sn_key = schedule.record_keys(secret)
         aead = (provider or DefaultProvider()).aead(suite.aead, key)
         return cls(aead, iv, RecordNumberCipher(suite.aead, sn_key))
 
@@ -246,6 +253,7 @@ class Dtls13RecordLayer:
             raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
         self._sequence_bits = sequence_bits
         self._sequence_length = sequence_bits // 8
+        self._sequence_form = _SEQUENCE_FORMS[self._sequence_length]
         self._sequence_mask = (1 << sequence_bits) - 1
         self.include_length = include_length
         self.write_epoch = EPOCH_PLAINTEXT
@@ -429,7 +437,9 @@ class Dtls13RecordLayer:
             if padding < 0:
                 raise UsageError("padding must be >= 0")
             # RFC 8446 §5.2: DTLSInnerPlaintext is the content, its type, zero padding.
-            inner = data + bytes((content_type,)) + bytes(padding)
+            inner = data + _INNER_TYPE_BYTES[content_type]
+            if padding:
+                inner += bytes(padding)
             length = self.include_length if include_length is None else include_length
             record = self._ciphertext(keys, epoch, sequence, inner, length)
         self._write_sequence[epoch] = sequence + 1
@@ -484,15 +494,15 @@ class Dtls13RecordLayer:
         if ciphertext_length > MAX_CIPHERTEXT:
             raise UsageError("record too long with its padding")
         prefix = self._headers[epoch][include_length]
-        seq_length = self._sequence_length
+        form = self._sequence_form
         low = sequence & self._sequence_mask
-        tail = ciphertext_length.to_bytes(2, "big") if include_length else b""
+        tail = _LENGTH_FORM.pack(ciphertext_length) if include_length else b""
         # RFC 9147 §4: the additional data is the header before record number encryption.
-        aad = prefix + low.to_bytes(seq_length, "big") + tail
+        aad = prefix + form.pack(low) + tail
         ciphertext = keys.seal(sequence, inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
-        masked = low ^ int.from_bytes(mask[:seq_length], "big")
-        return prefix + masked.to_bytes(seq_length, "big") + tail + ciphertext
+        masked = low ^ form.unpack_from(mask)[0]
+        return prefix + form.pack(masked) + tail + ciphertext
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -618,9 +628,9 @@ class Dtls13RecordLayer:
         epoch, state = found
         keys = state.keys
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
-        wire = header[seq_at : seq_at + seq_length]
-        low = int.from_bytes(wire, "big") ^ int.from_bytes(mask[:seq_length], "big")
-        low_bytes = low.to_bytes(seq_length, "big")
+        form = _SEQUENCE_FORMS[seq_length]
+        low = form.unpack_from(header, seq_at)[0] ^ form.unpack_from(mask)[0]
+        low_bytes = form.pack(low)
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
         aad = header[:seq_at] + low_bytes + header[seq_at + seq_length :]
         inner = keys.open(sequence, body, aad)

@@ -363,21 +363,37 @@ class KeyShareEntry:
     key_exchange: bytes
 
 
+_unpack_group_and_length = struct.Struct(">HH").unpack_from
+
+
 def decode_key_share_ch(data: bytes) -> tuple[KeyShareEntry, ...]:
     """RFC 8446 §4.2.8: KeyShareEntry client_shares<0..2^16-1>; each key_exchange<1..2^16-1>.
     Clients MUST NOT offer two shares for one group (illegal_parameter)."""
-    r = Reader(data)
-    body = r.prefixed(2)
+    # By slices and one unpack per entry (every ClientHello has this list), no Reader: the
+    # same checks in the same order (each entry in turn, then nothing after the list).
+    end = len(data)
+    if end < 2:
+        raise DecodeError(f"truncated: need 2 bytes, {end} left")
+    stop = 2 + ((data[0] << 8) | data[1])
+    if stop > end:
+        raise DecodeError(f"truncated: need {stop - 2} bytes, {end - 2} left")
     out: list[KeyShareEntry] = []
     groups: set[int] = set()
-    while not body.at_end():
-        group = body.u16()
-        key = body.vector(2, 1)
+    pos = 2
+    while pos < stop:
+        if stop - pos < 4:
+            raise DecodeError("truncated key share entry")
+        group, n = _unpack_group_and_length(data, pos)
+        start = pos + 4
+        pos = start + n
+        if not n or pos > stop:
+            raise DecodeError(f"key_exchange length {n} outside <1..{stop - start}>")
         if group in groups:
             raise IllegalParameter(f"two key shares for group {group}")
         groups.add(group)
-        out.append(KeyShareEntry(group, key))
-    r.finish()
+        out.append(KeyShareEntry(group, data[start:pos]))
+    if stop != end:
+        raise DecodeError(f"{end - stop} bytes after the key share list")
     return tuple(out)
 
 

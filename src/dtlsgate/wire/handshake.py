@@ -20,6 +20,17 @@ _DTLS_HEADER = struct.Struct(">IHHI")
 _TLS_HEADER = struct.Struct(">I")
 _unpack_header = _DTLS_HEADER.unpack_from
 
+
+def fragment_span(fragment: bytes) -> tuple[int, int, int]:
+    """(message_seq, start, stop) of a DTLS handshake fragment (a whole message is one):
+    where its bytes lie in its message's body, read from its 12-byte header in one unpack
+    (type || length, message_seq, and fragment_offset || fragment_length as
+    `encode_dtls_handshake_fragment` packs them)."""
+    _, message_seq, high, low = _unpack_header(fragment)
+    start = (high << 8) | (low >> 24)
+    return message_seq, start, start + (low & 0xFFFFFF)
+
+
 TLS_HANDSHAKE_HEADER_LENGTH = 4
 DTLS_HANDSHAKE_HEADER_LENGTH = 12
 

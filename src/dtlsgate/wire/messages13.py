@@ -334,19 +334,28 @@ class Ack:
 
     @classmethod
     def decode(cls, body: bytes) -> Ack:
-        r = Reader(body)
-        numbers = r.prefixed(2)
-        if numbers.remaining() % RECORD_NUMBER_LENGTH:
-            raise DecodeError("ACK record_numbers is not a whole number of RecordNumbers")
-        pairs = tuple(
-            (numbers.u64(), numbers.u64())
-            for _ in range(numbers.remaining() // RECORD_NUMBER_LENGTH)
-        )
-        r.finish()
-        return cls(pairs)
+        return cls(decode_ack(body))
 
     def encode(self) -> bytes:
         return encode_ack(self.record_numbers)
+
+
+def decode_ack(body: bytes) -> tuple[tuple[int, int], ...]:
+    """The record numbers of an `Ack` body, without the object: the vector's length checked
+    (within the body, a whole number of RecordNumbers, nothing after it), then every
+    number in one unpack (a peer sends an ACK or two per handshake, and per flight after)."""
+    end = len(body)
+    if end < 2:
+        raise DecodeError(f"truncated: need 2 bytes, {end} left")
+    n = (body[0] << 8) | body[1]
+    if 2 + n > end:
+        raise DecodeError(f"truncated: need {n} bytes, {end - 2} left")
+    if n % RECORD_NUMBER_LENGTH:
+        raise DecodeError("ACK record_numbers is not a whole number of RecordNumbers")
+    if 2 + n != end:
+        raise DecodeError(f"{end - 2 - n} bytes after the ACK's record numbers")
+    values = struct.unpack_from(f">{n >> 3}Q", body, 2)
+    return tuple(zip(values[::2], values[1::2], strict=True))
 
 
 def encode_ack(record_numbers: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> bytes:
