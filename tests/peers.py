@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -176,6 +177,46 @@ class Packet:
     cookies: tuple[bytes, ...]
     message_seqs: tuple[int, ...]
     record_versions: tuple[int, ...]
+    randoms: tuple[bytes, ...]
+    supported_versions: tuple[int, ...]
+    # The epoch-0 handshake fragments as they crossed the wire, each with its 12-byte header
+    # (msg_type, length, message_seq, fragment_offset, fragment_length: RFC 6347 §4.2.2).
+    handshakes: tuple[bytes, ...]
+
+
+def between(packets: list[Packet], port: int, other: int) -> list[Packet]:
+    """The packets between ``port`` and ``other``. A capture by port (`capture`) also holds
+    whatever any process on the machine sent from or to that port number: until the peer
+    binds it, the port is free, and another process's client may get it as its ephemeral
+    port (seen in whole-suite runs beside other suites: two ClientHellos of somebody else's
+    cookie exchange in a capture)."""
+    return [p for p in packets if {p.src_port, p.dst_port} == {port, other}]
+
+
+def distinct_messages(packets: list[Packet], msg_type: int) -> list[Packet]:
+    """The packets that first carried each handshake fragment of ``msg_type``, in order: a
+    retransmission (the flight again after its timer fired, RFC 6347 §4.2.4, RFC 9147 §5.8)
+    repeats each message with its message_seq, and is left out after checking that it is
+    byte-identical to the first copy (AssertionError otherwise). A message sent anew has a
+    new message_seq and is listed. Pass the packets of one conversation (`between`)."""
+    first: dict[tuple[int, int, bytes], bytes] = {}
+    listed = []
+    for p in packets:
+        new = False
+        for fragment in p.handshakes:
+            if fragment[0] != msg_type:
+                continue
+            # Direction, message_seq, fragment_offset and fragment_length name the fragment.
+            key = (p.src_port, p.dst_port, fragment[4:12])
+            copy = first.setdefault(key, fragment)
+            new |= copy is fragment
+            assert copy == fragment, (
+                f"handshake type {msg_type} message_seq {int.from_bytes(fragment[4:6], 'big')} "
+                f"sent again with other bytes:\n{copy.hex()}\n{fragment.hex()}"
+            )
+        if new:
+            listed.append(p)
+    return listed
 
 
 @contextlib.contextmanager
@@ -206,6 +247,31 @@ def _ints(field: str, base: int = 10) -> tuple[int, ...]:
     return tuple(int(v, base) for v in field.split(",") if v)
 
 
+def _hex(field: str) -> tuple[bytes, ...]:
+    return tuple(bytes.fromhex(v.replace(":", "")) for v in field.split(",") if v)
+
+
+_RECORD_HEADER = struct.Struct("!BHHHIH")  # DTLSPlaintext (RFC 6347 §4.1)
+
+
+def _handshake_fragments(datagram: bytes) -> tuple[bytes, ...]:
+    """The handshake fragments of a datagram's epoch-0 handshake records (read here, not by
+    the code under test); stops at a record that does not fit, e.g. a DTLS 1.3 unified
+    header (RFC 9147 §4)."""
+    fragments, pos = [], 0
+    while pos + _RECORD_HEADER.size <= len(datagram):
+        content_type, _, epoch, _, _, length = _RECORD_HEADER.unpack_from(datagram, pos)
+        pos += _RECORD_HEADER.size
+        body, pos = datagram[pos : pos + length], pos + length
+        if pos > len(datagram):
+            break
+        while content_type == 22 and epoch == 0 and len(body) >= 12:
+            end = 12 + int.from_bytes(body[9:12], "big")
+            fragments.append(body[:end])
+            body = body[end:]
+    return tuple(fragments)
+
+
 def dissect(pcap: Path) -> list[Packet]:
     fields = [
         "udp.srcport",
@@ -214,6 +280,9 @@ def dissect(pcap: Path) -> list[Packet]:
         "dtls.handshake.cookie",
         "dtls.handshake.message_seq",
         "dtls.record.version",
+        "dtls.handshake.random",
+        "dtls.handshake.extensions.supported_version",
+        "udp.payload",
     ]
     args = ["tshark", "-r", str(pcap), "-d", "udp.port==1-65535,dtls", "-T", "fields"]
     for f in fields:
@@ -224,15 +293,17 @@ def dissect(pcap: Path) -> list[Packet]:
     packets = []
     for row in out.splitlines():
         cols = (row.split("\t") + [""] * len(fields))[: len(fields)]
-        cookies = tuple(bytes.fromhex(c.replace(":", "")) for c in cols[3].split(",") if c)
         packets.append(
             Packet(
                 src_port=int(cols[0]),
                 dst_port=int(cols[1]),
                 handshake_types=_ints(cols[2]),
-                cookies=cookies,
+                cookies=_hex(cols[3]),
                 message_seqs=_ints(cols[4]),
                 record_versions=_ints(cols[5], 16) if cols[5].startswith("0x") else _ints(cols[5]),
+                randoms=_hex(cols[6]),
+                supported_versions=_ints(cols[7], 16),
+                handshakes=_handshake_fragments(bytes.fromhex(cols[8].replace(":", ""))),
             )
         )
     return packets

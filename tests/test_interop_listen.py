@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from peers import Packet, capture, dtlsgate_listen, process, read_line, require
+from peers import Packet, between, capture, dtlsgate_listen, process, read_line, require
 
 pytestmark = pytest.mark.interop
 
@@ -25,7 +25,9 @@ def run_client_against_listener(client_args: list[str]) -> tuple[list[Packet], i
             line = read_line(listener.stdout, time.monotonic() + 15)
         assert line.startswith("admitted 127.0.0.1:"), f"no admission: {line!r}"
         admitted_cookie = bytes.fromhex(line.split("cookie=", 1)[1])
-    return packets, port, admitted_cookie
+    client_port = int(line.split()[1].rsplit(":", 1)[1])
+    # Only the admitted client's packets: any other process may use the port number too.
+    return between(packets, client_port, port), port, admitted_cookie
 
 
 def check_cookie_exchange(packets: list[Packet], port: int, admitted_cookie: bytes) -> None:
