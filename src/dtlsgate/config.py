@@ -67,8 +67,8 @@ DEFAULT_IPV6_PREFIX_LENGTH = 64
 # longer has most likely lost the address we would answer anyway.
 DEFAULT_IDLE_TIMEOUT = 300.0
 # Established associations at once. An idle DTLS 1.2 association held by the asyncio server
-# measures about 7 KiB with tracemalloc and 12 KiB of RSS with its stream
-# (bench/aio_memory.py; the connection alone about 2.4 KiB traced, bench/memory.py): 4096
+# measures about 6.6 KiB with tracemalloc and 12 KiB of RSS with its stream
+# (bench/aio_memory.py; the connection alone about 2.0 KiB traced, bench/memory.py): 4096
 # keeps idle ones near 50 MiB, and bounds how many handlers (and records queued for slow
 # handlers) one server runs at once.
 # At the cap, new admits are refused (dropped: the client retransmits and gets in once an
