@@ -406,15 +406,16 @@ class Gate(GateCounters):
         # of them to unpack again, every ClientHello admitted.
         return Admit(
             peer,
-            decoded,
-            # The fragment as received: for a whole ClientHello (fragment_offset 0,
-            # fragment_length = length) already the transcript's form (RFC 6347 §4.2.6).
+            decoded,  # client_hello
+            # client_hello_message: the fragment as received; for a whole ClientHello
+            # (fragment_offset 0, fragment_length = length) already the transcript's form
+            # (RFC 6347 §4.2.6).
             fragment,
             hello.client_version,
             hello.cookie,
             hello.message_seq,
-            hello.sequence_number,  # the record's
-            data,
+            hello.sequence_number,  # record_sequence_number
+            data,  # datagram
         )
 
 
