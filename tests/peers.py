@@ -53,6 +53,57 @@ def end_input(proc: subprocess.Popen[bytes], seconds: float = 10) -> None:
         proc.wait(seconds)
 
 
+# The kernel's socket tables that `wait_bound` reads, with the TCP state it waits for
+# (LISTEN); a UDP socket is ready once bound.
+_SOCKET_TABLES = {"udp": None, "udp6": None, "tcp": "0A", "tcp6": "0A"}
+
+
+def _group_socket_inodes(pgid: int) -> set[str]:
+    """The inodes of the sockets held by the processes of process group ``pgid``."""
+    inodes = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:  # a process may exit while it is read
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:  # state, ppid, pgrp
+                continue
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                link = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+        except OSError:
+            continue
+    return inodes
+
+
+def wait_bound(proc: subprocess.Popen[bytes], port: int, seconds: float = 10) -> None:
+    """Wait until a peer started by `process` (any process of its group: GNU timeout leads
+    it) has a socket bound to UDP ``port`` or listening on TCP ``port``: peers such as
+    gnutls-serv print nothing reliable before they do, and a client sent before then is
+    refused. Only the peer's own sockets count, not another process's on that port.
+    AssertionError when the peer exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        inodes = _group_socket_inodes(proc.pid)
+        for table, state in _SOCKET_TABLES.items():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                    # sl, local address:port, remote, state, queues, timer, retransmits, uid,
+                    # timeout, inode (hexadecimal port, decimal inode).
+                    fields = line.split()
+                    if (
+                        int(fields[1].rsplit(":", 1)[1], 16) == port
+                        and fields[9] in inodes
+                        and (state is None or fields[3] == state)
+                    ):
+                        return
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited ({proc.returncode}) before binding {port}")
+        time.sleep(0.02)
+    raise AssertionError(f"{proc.args} did not bind port {port} in {seconds} s")
+
+
 @contextlib.contextmanager
 def process(
     args: list[str],

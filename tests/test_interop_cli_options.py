@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import process, read_line, require, wait_bound
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -330,8 +330,8 @@ def test_connect_rawpk_with_gnutls_serv(tmp_path: Path) -> None:
     _, other_pub = key_pair(tmp_path, "other")
     port = free_udp_port()
     args = gnutls_serv(port, server_key, server_pub, ["--priority", DTLS12_RAWPK])
-    with process(args, seconds=30, stdin=subprocess.DEVNULL):
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+    with process(args, seconds=30, stdin=subprocess.DEVNULL) as server:
+        wait_bound(server, port)
         ours = ["--dtls1_2", "--rawpk-key", str(client_key)]
         good = connect(port, *ours, "--pin", str(server_pub))
         bad = connect(port, *ours, "--pin", str(other_pub))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import end_input, process, read_line, require
+from peers import end_input, process, read_line, require, wait_bound
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
@@ -266,8 +266,8 @@ def test_our_client_with_gnutls_serv(tmp_path: Path) -> None:
         "--x509keyfile",
         str(key),
     ]
-    with process(args, seconds=25, stdin=subprocess.DEVNULL):
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as server:
+        wait_bound(server, port)
         config = ClientConfig(server_name="localhost", cafile=str(cert))
         with connect("127.0.0.1", port, config, timeout=15) as conn:
             conn.send(b"ping from dtlsgate")
@@ -290,8 +290,8 @@ def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
         "--priority",
         GNUTLS_PSK_PRIORITY,
     ]
-    with process(args, seconds=25, stdin=subprocess.DEVNULL):
-        time.sleep(0.5)
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as server:
+        wait_bound(server, port)
         config = ClientConfig(psk=bytes.fromhex(PSK_HEX), psk_identity=PSK_ID.encode())
         with connect("127.0.0.1", port, config, timeout=15) as conn:
             conn.send(b"ping psk")
@@ -334,8 +334,8 @@ def test_fragmented_flights_with_gnutls_mtu_300(tmp_path: Path) -> None:
         "--mtu",
         "300",
     ]
-    with process(args, seconds=25, stdin=subprocess.DEVNULL):
-        time.sleep(0.5)
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as server:
+        wait_bound(server, port)
         config = ClientConfig(server_name="localhost", cafile=str(cert), mtu=300)
         with connect("127.0.0.1", port, config, timeout=15) as conn:
             conn.send(b"small mtu")

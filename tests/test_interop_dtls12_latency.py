@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import process, require
+from peers import process, require, wait_bound
 from test_dtls12_cli import dtlsgate_serve
 from test_interop_dtls12 import EchoServer, free_udp_port, make_cert, openssl_s_server
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
@@ -132,8 +132,8 @@ def test_our_client_to_gnutls_serv_over_a_slow_link(tmp_path: Path) -> None:
     port = free_udp_port()
     args = ["gnutls-serv", "--udp", "--echo", "-p", str(port)]
     args += ["--x509certfile", str(cert), "--x509keyfile", str(key)]
-    with process(args, seconds=60, stdin=subprocess.DEVNULL):
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+    with process(args, seconds=60, stdin=subprocess.DEVNULL) as server:
+        wait_bound(server, port)
         config = ClientConfig(server_name="localhost", cafile=str(cert), dtls_versions=DTLS12_ONLY)
         with (
             slow_link(port, seed=14) as proxy,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require
+from peers import process, read_line, require, wait_bound
 from test_interop_dtls12 import (
     EchoServer,
     free_udp_port,
@@ -247,8 +247,11 @@ def test_our_client_resumes_with_gnutls_serv(tmp_path: Path, tickets: bool) -> N
     args = ["gnutls-serv", "--udp", "--echo", "-p", str(port)]
     args += ["--x509certfile", str(cert), "--x509keyfile", str(key)]
     args += [] if tickets else ["--noticket"]
-    with process(args, seconds=30, stdin=subprocess.DEVNULL), RecordingRelay(port) as relay:
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+    with (
+        process(args, seconds=30, stdin=subprocess.DEVNULL) as server,
+        RecordingRelay(port) as relay,
+    ):
+        wait_bound(server, port)
         config = ClientConfig(server_name="localhost", cafile=str(cert))
         first, second, session = connect_twice(relay.port, config)
     assert bool(session.ticket) == tickets

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require
+from peers import process, read_line, require, wait_bound
 from test_interop_dtls12 import EchoServer, free_udp_port
 
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -114,7 +114,7 @@ def test_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned: bool
     args = gnutls_serv(port, server_key, server_pub, ["--priority", DTLS12_RAWPK])
     pins = tuple(load_public_keys(server_pub if pinned else other_pub))
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        wait_bound(proc, port)
         config = ClientConfig(pinned_keys=pins)
         if pinned:
             with connect("127.0.0.1", port, config, timeout=15) as conn:
@@ -143,7 +143,7 @@ def test_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) 
     port = free_udp_port()
     args = gnutls_serv(port, server_key, server_pub, ["--priority", DTLS12_RAWPK])
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
-        time.sleep(0.5)
+        wait_bound(proc, port)
         config = ClientConfig(pinned_keys=tuple(load_public_keys(server_pub)))
         config.load_raw_public_key(client_key)
         with connect("127.0.0.1", port, config, timeout=15) as conn:
@@ -253,7 +253,7 @@ def test_tls13_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned
     args.remove("--udp")
     pins = tuple(load_public_keys(server_pub if pinned else other_pub))
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        wait_bound(proc, port)
         config = ClientConfig(pinned_keys=pins)
         if pinned:
             with connect_tls("127.0.0.1", port, config, timeout=15) as tls:
@@ -288,7 +288,7 @@ def test_tls13_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: 
     args = gnutls_serv(port, server_key, server_pub, extra)
     args.remove("--udp")
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
-        time.sleep(0.5)  # gnutls-serv prints nothing reliable before it listens
+        wait_bound(proc, port)
         config = ClientConfig(pinned_keys=tuple(load_public_keys(server_pub)))
         config.load_raw_public_key(client_key)
         with connect_tls("127.0.0.1", port, config, timeout=15) as tls:
