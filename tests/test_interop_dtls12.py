@@ -18,7 +18,7 @@ from peers import end_input, process, read_line, require, wait_bound
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.io.blocking import connect
+from dtlsgate.io.blocking import DtlsSocket, connect
 from dtlsgate.io.listener import Listener
 
 pytestmark = pytest.mark.interop
@@ -219,17 +219,23 @@ def openssl_s_server(port: int, extra: list[str]) -> Iterator[subprocess.Popen[b
 
 def talk_to_server(proc: subprocess.Popen[bytes], port: int, config: ClientConfig) -> bytes:
     """Connect our client, send a line (the peer prints it), have the peer send one back."""
-    assert proc.stdin is not None and proc.stdout is not None
     with connect("127.0.0.1", port, config, timeout=15) as conn:
-        conn.send(b"hello from dtlsgate\n")
-        deadline = time.monotonic() + 10
-        seen = ""
-        while time.monotonic() < deadline and "hello from dtlsgate" not in seen:
-            seen = read_line(proc.stdout, deadline)
-        assert "hello from dtlsgate" in seen
-        proc.stdin.write(b"hello from the server\n")
-        proc.stdin.flush()
-        return conn.recv(timeout=10)
+        return exchange_lines(proc, conn)
+
+
+def exchange_lines(proc: subprocess.Popen[bytes], conn: DtlsSocket) -> bytes:
+    """Over our connected client, send a line (the peer prints it) and have the peer send
+    one back; what our client received."""
+    assert proc.stdin is not None and proc.stdout is not None
+    conn.send(b"hello from dtlsgate\n")
+    deadline = time.monotonic() + 10
+    seen = ""
+    while time.monotonic() < deadline and "hello from dtlsgate" not in seen:
+        seen = read_line(proc.stdout, deadline)
+    assert "hello from dtlsgate" in seen
+    proc.stdin.write(b"hello from the server\n")
+    proc.stdin.flush()
+    return conn.recv(timeout=10)
 
 
 @pytest.mark.parametrize("listen", [True, False], ids=["cookie", "no-cookie"])
