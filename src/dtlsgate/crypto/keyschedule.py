@@ -426,8 +426,9 @@ class KeySchedule:
         return mac.digest(infos[0])[: self.key_length], mac.digest(infos[1])[:12]
 
     def record_keys(self, secret: bytes) -> tuple[bytes, bytes, bytes]:
-        """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys` and
-        `record_number_key`, the secret keyed once for the three (RFC 9147 §4.2.3)."""
+        """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys`, and
+        sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147 §4.2.3), the
+        secret keyed once for the three."""
         mac = KeyedHmac(self.hash, secret)
         infos = self._record_infos
         n = self.key_length
@@ -437,11 +438,6 @@ class KeySchedule:
             return key, iv, self._expand_keyed(mac, b"sn", b"", n)
         # The three HMAC inputs prepared once per suite and prefix (`_Prepared`).
         return mac.digest(infos[0])[:n], mac.digest(infos[1])[:12], mac.digest(infos[2])[:n]
-
-    def record_number_key(self, secret: bytes) -> bytes:
-        """DTLS 1.3 sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147
-        §4.2.3)."""
-        return self.expand_label(secret, b"sn", b"", self.key_length)
 
     def next_traffic_secret(self, secret: bytes) -> bytes:
         """application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "",
