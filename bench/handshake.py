@@ -111,7 +111,7 @@ class OurServer:
         """The connection for the gate's ``result`` when it admits, else None."""
         if type(result) is not Admit:
             return None
-        return DtlsServerConnection(result, self.config, context=self.gate.dtls12_context)
+        return DtlsServerConnection(result, self.config, self.gate.dtls12_context)
 
     @property
     def done(self) -> bool:

@@ -102,7 +102,7 @@ def serve_ours(sock: socket.socket, count: int) -> None:
                 continue
             if type(result) is not Admit:
                 continue
-            conn = DtlsServerConnection(result, config, context=gate.dtls12_context)
+            conn = DtlsServerConnection(result, config, gate.dtls12_context)
             conns[peer] = conn
             conn.start(now)
         else:
@@ -131,7 +131,7 @@ def echo_ours(sock: socket.socket, count: int) -> float:
                 continue
             if type(result) is not Admit:
                 continue
-            conn = DtlsServerConnection(result, config, context=gate.dtls12_context)
+            conn = DtlsServerConnection(result, config, gate.dtls12_context)
             conns[peer] = conn
             conn.start(now)
         else:

@@ -97,7 +97,7 @@ def handshake(
                 if type(result) is Reply:
                     client.receive(result.data, SERVER, now)
                 elif type(result) is Admit:
-                    server = DtlsServerConnection(result, sconfig, context=gate.dtls12_context)
+                    server = DtlsServerConnection(result, sconfig, gate.dtls12_context)
                     server.start(now)
             else:
                 server.receive(datagram, peer, now)

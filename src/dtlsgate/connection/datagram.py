@@ -390,7 +390,11 @@ class DtlsServerConnection(DtlsConnection):
     """A server connection, created from the gate's `Admit`: the cookie was verified there
     and is not checked again. ``context``: the config prepared for DTLS 1.2 handshakes
     (`ServerContext`), shared by the connections of one config (the gate's
-    ``dtls12_context``); without it the connection prepares the config itself."""
+    ``dtls12_context``); without it the connection prepares the config itself.
+
+    ``context`` and ``keylog`` may be given by position, as `accept` and the benches give
+    them: a class called with keywords builds a dict of them (for ``__init__`` to unpack
+    again) per connection made."""
 
     __slots__ = ("_admit",)
     _machine = _server.SERVER
@@ -401,7 +405,6 @@ class DtlsServerConnection(DtlsConnection):
         self,
         admit: Admit,
         config: ServerConfig,
-        *,
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
