@@ -1102,4 +1102,5 @@ def accept(
         context13 = gate.dtls13_context if gate is not None else None
         return Dtls13ServerConnection.from_admit(admit, config, context=context13, keylog=keylog)
     context12 = gate.dtls12_context if gate is not None else None
-    return DtlsServerConnection(admit, config, context=context12, keylog=keylog)
+    # By position: keywords to a class build a dict per connection (DtlsServerConnection).
+    return DtlsServerConnection(admit, config, context12, keylog)
