@@ -9,7 +9,7 @@ from typing import cast
 
 import pytest
 
-from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.aead import Aead, AeadAlgorithm, keyed_primitive
 from dtlsgate.crypto.hashes import Hash, KeyedHmac, hmac_digest
 from dtlsgate.crypto.kex import KeyShare, public_length
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider, DeterministicProvider
@@ -67,6 +67,21 @@ def test_aead_misuse_is_a_usage_error() -> None:
         aead.seal(bytes(8), b"x", b"")
     with pytest.raises(UsageError):
         aead.open(bytes(13), bytes(32), b"")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_keyed_primitive_is_the_aeads_own(algorithm: AeadAlgorithm) -> None:
+    """The primitive alone (a record layer's) seals and opens as the `Aead` of the same key,
+    and takes only that key's length."""
+    key = bytes(range(algorithm.key_length))
+    primitive = DefaultProvider().aead_primitive(algorithm, key)
+    aead = Aead(algorithm, key)
+    sealed = primitive.encrypt(NONCE, PLAINTEXT, AAD)
+    assert sealed == aead.seal(NONCE, PLAINTEXT, AAD)
+    assert primitive.decrypt(NONCE, sealed, AAD) == PLAINTEXT
+    assert type(primitive) is type(aead.primitive)
+    with pytest.raises(UsageError):
+        keyed_primitive(algorithm, key + b"\x00")
 
 
 def test_aead_known_answer_aes128gcm() -> None:

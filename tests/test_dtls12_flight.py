@@ -130,9 +130,9 @@ def test_flight_of_messages_as_bytes_changes_epoch_after_change_cipher_spec() ->
     """A flight's messages given as bytes go in epoch 0, then in the epoch after the
     ChangeCipherSpec; fragmented, they keep their type and message_seq."""
     info = suite_info(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
-    aead = DefaultProvider().aead(info.aead, bytes(info.key_length))
+    primitive = DefaultProvider().aead_primitive(info.aead, bytes(info.key_length))
     records = RecordLayer()
-    records.install_write(1, CipherState(info, aead, bytes(info.fixed_iv_length)))
+    records.install_write(1, CipherState(info, primitive, bytes(info.fixed_iv_length)))
     big = encode_dtls_handshake(11, bytes(range(256)) * 4, 1)
     flight: list[FlightItem] = [encode_dtls_handshake(2, b"hello", 0), big]
     flight.append(OutgoingChangeCipherSpec(0))

@@ -25,8 +25,8 @@ def pair(suite: CipherSuite) -> tuple[RecordLayer, RecordLayer]:
     key = bytes(range(info.key_length))
     iv = bytes(range(100, 100 + info.fixed_iv_length))
     sender, receiver = RecordLayer(), RecordLayer()
-    sender.install_write(1, CipherState(info, provider.aead(info.aead, key), iv))
-    receiver.install_read(1, CipherState(info, provider.aead(info.aead, key), iv))
+    sender.install_write(1, CipherState(info, provider.aead_primitive(info.aead, key), iv))
+    receiver.install_read(1, CipherState(info, provider.aead_primitive(info.aead, key), iv))
     sender.write_epoch = 1
     return sender, receiver
 

@@ -4,6 +4,8 @@
 RFC 6655 / RFC 7251 AES-CCM and AES-CCM-8); `Aead` is one keyed instance with ``seal`` and
 ``open``. ``open`` returns ``None`` on an authentication failure: record layers drop such
 records silently (RFC 6347 §4.1.2.7, RFC 9147 §4.5.3), so that path raises nothing.
+`keyed_primitive` is the keyed ``cryptography`` object alone (`AeadPrimitive`), for a
+record layer that builds its nonces itself and keeps nothing else of an `Aead`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 from dtlsgate.errors import UsageError
 
-__all__ = ["NONCE_LENGTH", "Aead", "AeadAlgorithm"]
+__all__ = ["NONCE_LENGTH", "Aead", "AeadAlgorithm", "AeadPrimitive", "keyed_primitive"]
 
 #: Every algorithm here takes a 96-bit nonce (RFC 5116 §3.2, RFC 8446 §5.3, RFC 6655 §3).
 NONCE_LENGTH = 12
@@ -75,6 +78,27 @@ def _constructor(algorithm: AeadAlgorithm) -> Callable[[bytes], _Cipher]:
 _PARAMETERS: dict[AeadAlgorithm, tuple[int, int, Callable[[bytes], _Cipher]]] = {
     algorithm: (*_LENGTHS[algorithm], _constructor(algorithm)) for algorithm in AeadAlgorithm
 }
+
+
+class AeadPrimitive(Protocol):
+    """A keyed AEAD as ``cryptography`` makes it: ``encrypt`` returns ciphertext || tag,
+    ``decrypt`` raises ``InvalidTag`` when the input does not authenticate (where
+    `Aead.open` returns None). The nonce is the caller's, of `NONCE_LENGTH` bytes."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+
+def keyed_primitive(algorithm: AeadAlgorithm, key: bytes) -> AeadPrimitive:
+    """The keyed ``cryptography`` object of ``algorithm`` alone: what `Aead.primitive`
+    holds, for a record layer that keeps nothing else of an `Aead` (the DTLS 1.2 one: its
+    suite gives it the tag length), made without an `Aead` around it, twice per
+    handshake."""
+    key_length, _, constructor = _PARAMETERS[algorithm]
+    if len(key) != key_length:
+        raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
+    return constructor(key)
 
 
 class Aead:

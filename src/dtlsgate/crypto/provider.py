@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from dtlsgate.crypto.aead import Aead, AeadAlgorithm
+from dtlsgate.crypto.aead import Aead, AeadAlgorithm, AeadPrimitive, keyed_primitive
 from dtlsgate.crypto.kex import SUPPORTED_GROUPS, KeyShare
 from dtlsgate.crypto.mlkem import Kem
 from dtlsgate.crypto.mlkem import encapsulate as _encapsulate
@@ -40,6 +40,11 @@ class CryptoProvider(Protocol):
 
     def aead(self, algorithm: AeadAlgorithm, key: bytes) -> Aead:
         """A keyed AEAD (may be cached per key)."""
+        ...
+
+    def aead_primitive(self, algorithm: AeadAlgorithm, key: bytes) -> AeadPrimitive:
+        """The keyed primitive alone (see `dtlsgate.crypto.aead.keyed_primitive`), for a
+        record layer that builds its nonces itself and needs nothing else of an `Aead`."""
         ...
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
@@ -85,6 +90,10 @@ class DefaultProvider:
         """A keyed AEAD. Record layers create one per epoch and direction and keep it, so
         nothing is cached here: a cache would keep finished connections' keys alive."""
         return Aead(algorithm, key)
+
+    # ``cryptography``'s keyed object, not cached either (as ``aead``): the function itself,
+    # which needs nothing of the provider.
+    aead_primitive = staticmethod(keyed_primitive)
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
         """A fresh key pair from ``cryptography``'s generator."""

@@ -18,7 +18,7 @@ import struct
 
 from cryptography.exceptions import InvalidTag
 
-from dtlsgate.crypto.aead import Aead
+from dtlsgate.crypto.aead import AeadPrimitive
 from dtlsgate.crypto.suites import SuiteInfo
 from dtlsgate.errors import StateError, UsageError
 from dtlsgate.wire.enums import ContentType, ProtocolVersion
@@ -96,14 +96,15 @@ class ReplayWindow:
 
 class CipherState:
     """One direction's AEAD keys for one epoch, with what every record needs precomputed:
-    the keyed ``cryptography`` object, and the 4-byte salt (GCM, CCM) or the 12-byte IV as
-    an integer (ChaCha20-Poly1305). A connection holds two for its lifetime: nothing else
-    (the `Aead` wrapper, the suite) is kept."""
+    the keyed ``cryptography`` object (``primitive``: the provider's ``aead_primitive``,
+    no `Aead` made around it), and the 4-byte salt (GCM, CCM) or the 12-byte IV as an
+    integer (ChaCha20-Poly1305). A connection holds two for its lifetime: nothing else
+    (the suite) is kept."""
 
     __slots__ = ("_iv_int", "_primitive", "explicit", "iv", "overhead")
 
-    def __init__(self, suite: SuiteInfo, aead: Aead, iv: bytes) -> None:
-        self._primitive = aead.primitive
+    def __init__(self, suite: SuiteInfo, primitive: AeadPrimitive, iv: bytes) -> None:
+        self._primitive = primitive
         self.iv = iv
         self.explicit = suite.record_iv_length
         # What protection adds to a record's content: the explicit nonce and the tag.

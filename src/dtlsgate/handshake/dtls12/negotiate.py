@@ -377,6 +377,6 @@ def keys_from_master(
     return Keys(
         master,
         master_prf,
-        CipherState(suite, provider.aead(suite.aead, client_key), client_iv),
-        CipherState(suite, provider.aead(suite.aead, server_key), server_iv),
+        CipherState(suite, provider.aead_primitive(suite.aead, client_key), client_iv),
+        CipherState(suite, provider.aead_primitive(suite.aead, server_key), server_iv),
     )
