@@ -162,8 +162,6 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
     two such handshakes through one gate report the same event, a PSK client's identity
     is its own, at most MAX_COMPLETIONS are kept (a full memo starts over), and none for
     a server name longer than MAX_REMEMBERED_NAME_LENGTH."""
-    import dataclasses
-
     from dtlsgate.crypto.suites import suite_info
     from dtlsgate.gate.datagram import Gate
     from dtlsgate.handshake.dtls12 import server
@@ -191,7 +189,7 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
     ctx = server.ServerContext(server_config())
     session = Session(suite_info(CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256), b"", b"", True)
     states = [
-        WaitFinished(Transcript(), dataclasses.replace(session, server_name=f"n{n}"), None)  # type: ignore[arg-type]
+        WaitFinished(Transcript(), session._replace(server_name=f"n{n}"), None)  # type: ignore[arg-type]
         for n in range(server.MAX_COMPLETIONS + 8)
     ]
     for n, state in enumerate(states):
@@ -201,7 +199,7 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
         )
     assert ctx.completed(states[-1]) is ctx.completed(states[-1])
     long_name = "n" * (server.MAX_REMEMBERED_NAME_LENGTH + 1)
-    state = WaitFinished(Transcript(), dataclasses.replace(session, server_name=long_name), None)  # type: ignore[arg-type]
+    state = WaitFinished(Transcript(), session._replace(server_name=long_name), None)  # type: ignore[arg-type]
     remembered = ctx.completions_remembered
     assert ctx.completed(state).info.server_name == long_name
     assert ctx.completions_remembered == remembered  # made, not kept

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
@@ -164,9 +164,11 @@ class Transcript:
         return state.digest()
 
 
-@frozen
-class Session:
-    """What both sides agreed in the hellos; carried from state to state."""
+class Session(NamedTuple):
+    """What both sides agreed in the hellos; carried from state to state. Immutable, and a
+    named tuple rather than a ``@frozen`` class: made once per handshake with ten fields,
+    which a frozen class stores one slot-descriptor call at a time (about 700 instructions
+    each), a tuple in one C call."""
 
     suite: SuiteInfo
     client_random: bytes
