@@ -243,7 +243,7 @@ def main() -> None:
             alone.append(gate_alone(hellos) / rates["bare"][-1])
         report(f"read {shape} (batch={size}): receive, judge, reply", rates)
     print(
-        f"gate alone, in-process (no sockets): {statistics.median(alone):.2f}"
+        f"gate alone, in-process (no sockets): {statistics.median(alone):.3f}"
         " x the bare UDP loop's rate (median over all rounds)"
     )
 
@@ -258,10 +258,10 @@ def report(title: str, rates: dict[str, list[float]]) -> None:
     for name, values in rates.items():
         print(
             f"  {name:10s} median {statistics.median(values):8.0f}/s  best {max(values):8.0f}/s"
-            f"  = {ratio(name, 'bare'):.2f} x bare"
+            f"  = {ratio(name, 'bare'):.3f} x bare"
         )
     if "pyopenssl" in rates:
-        print(f"  dtlsgate / pyopenssl = {ratio('dtlsgate', 'pyopenssl'):.2f}")
+        print(f"  dtlsgate / pyopenssl = {ratio('dtlsgate', 'pyopenssl'):.3f}")
 
 
 if __name__ == "__main__":
