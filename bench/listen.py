@@ -25,8 +25,9 @@ Also: the gate alone, in-process without sockets, in HelloVerifyRequests per sec
 ``--cpu-time`` times each round by the server thread's CPU time (``time.thread_time``: user
 and system time, the kernel's work in its system calls included) instead of the wall clock,
 so that time spent waiting for a core while other work runs on the machine is not counted
-(bench/RESULTS.md, listen14: under a load average of 10 the wall-clock ratio of one tree
-spread 0.61-0.67 run to run, the CPU-time one 0.635-0.640).
+(bench/RESULTS.md, listen14: at load averages of 5-15 a 1% step showed in eight of nine
+alternated CPU-time pairs, and not in the wall-clock runs, which spread by 0.06 for one
+tree).
 
 Usage: python bench/listen.py [--count N] [--rounds R] [--cpu-time]
 """
