@@ -20,6 +20,7 @@ draft-ietf-tls-ecdhe-mlkem §3.1).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -161,32 +162,14 @@ def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
 # group: branching on it spares isinstance checks against cryptography's abstract key
 # classes, which go through ABCMeta (up to 1 us each).
 #
-# An X25519 or X448 private key is random bytes of the scalar's length (``random``, see
-# `KeyShare.generate`). A NIST curve's key is cryptography's: every route to one from our
-# own scalar (``derive_private_key``, ``load_der_private_key``) adds OpenSSL's whole key
-# check, about 160,000 instructions, and gives the same legacy key, exported to OpenSSL's
-# provider at the exchange all the same (bench/RESULTS.md, ecdhe13).
-def _montgomery_generate(group: NamedGroup) -> Callable[[Callable[[int], bytes]], Any]:
-    length = _SCALAR_LENGTHS[group]
-    private_key = _MONTGOMERY_PRIVATE[group]
-
-    def generate(random: Callable[[int], bytes]) -> Any:
-        return private_key(random(length))
-
-    return generate
-
-
-def _nist_generate(curve: ec.EllipticCurve) -> Callable[[Callable[[int], bytes]], Any]:
-    def generate(random: Callable[[int], bytes]) -> Any:
-        return ec.generate_private_key(curve)
-
-    return generate
-
-
-_CURVE_GENERATE: dict[NamedGroup, Callable[[Callable[[int], bytes]], Any]] = {
-    NamedGroup.x25519: _montgomery_generate(NamedGroup.x25519),
-    NamedGroup.x448: _montgomery_generate(NamedGroup.x448),
-    **{group: _nist_generate(curve()) for group, curve in _NIST_CURVES.items()},
+# A NIST curve's key is cryptography's: every route to one from our own scalar
+# (``derive_private_key``, ``load_der_private_key``) adds OpenSSL's whole key check, about
+# 160,000 instructions, and gives the same legacy key, exported to OpenSSL's provider at the
+# exchange all the same (bench/RESULTS.md, ecdhe13). An X25519 or X448 private key is
+# random bytes (`KeyShare.generate`).
+_NIST_GENERATE: dict[NamedGroup, Callable[[], Any]] = {
+    group: functools.partial(ec.generate_private_key, curve())
+    for group, curve in _NIST_CURVES.items()
 }
 _CURVE_EXCHANGE: dict[NamedGroup, Callable[[Any, bytes], bytes]] = {
     NamedGroup.x25519: _montgomery_exchange(NamedGroup.x25519),
@@ -288,9 +271,12 @@ class KeyShare:
     def generate(cls, group: NamedGroup, random: Callable[[int], bytes] = os.urandom) -> KeyShare:
         """A fresh key pair: an X25519 or X448 private key is ``random``'s bytes; the other
         groups' keys come from ``cryptography``'s own random generator."""
-        generate = _CURVE_GENERATE.get(group)
+        private_key = _MONTGOMERY_PRIVATE.get(group)
+        if private_key is not None:
+            return cls(group, private_key(random(_SCALAR_LENGTHS[group])))
+        generate = _NIST_GENERATE.get(group)
         if generate is not None:
-            return cls(group, generate(random))
+            return cls(group, generate())
         if group in ffdhe.FFDHE_GROUPS:
             return cls(group, ffdhe.FfdhePrivateKey.generate(group))
         if group in mlkem.KEMS:
