@@ -269,8 +269,9 @@ class KeyShare:
 
     @classmethod
     def generate(cls, group: NamedGroup, random: Callable[[int], bytes] = os.urandom) -> KeyShare:
-        """A fresh key pair: an X25519 or X448 private key is ``random``'s bytes; the other
-        groups' keys come from ``cryptography``'s own random generator."""
+        """A fresh key pair: an X25519 or X448 private key is ``random``'s bytes
+        (`DefaultProvider` passes ``os.urandom``), the other groups' keys come from
+        ``cryptography``'s own random generator."""
         private_key = _MONTGOMERY_PRIVATE.get(group)
         if private_key is not None:
             return cls(group, private_key(random(_SCALAR_LENGTHS[group])))
