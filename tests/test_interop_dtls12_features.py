@@ -68,14 +68,20 @@ def test_serve_with_two_workers_on_one_port(tmp_path: Path) -> None:
         tmp_path, "--port", str(port), "--workers", "2", "--psk", f"{PSK_ID}:{PSK_HEX}"
     ):
         if shutil.which("ss"):
-            # Two processes, each with its own socket on the port (SO_REUSEPORT).
-            time.sleep(1.0)
-            ss = subprocess.run(
-                ["timeout", "10", "ss", "-Hunap", f"sport = :{port}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
+            # Two processes, each with its own socket on the port (SO_REUSEPORT). The worker
+            # binds after the fork, and the parent announces itself without waiting for it:
+            # poll (bounded) until two sockets are there rather than sleeping a fixed time.
+            deadline = time.monotonic() + 20
+            while True:
+                ss = subprocess.run(
+                    ["timeout", "10", "ss", "-Hunap", f"sport = :{port}"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+                if len(ss.splitlines()) >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             pids = {part.split("pid=")[1].split(",")[0] for part in ss.split() if "pid=" in part}
             assert len(ss.splitlines()) == 2 and len(pids) == 2, ss
         psk = ("--psk", f"{PSK_ID}:{PSK_HEX}")
