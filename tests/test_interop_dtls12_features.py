@@ -5,16 +5,14 @@ refused with a protocol_version alert (RFC 8996)."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import capture_to, process
 from test_dtls12_cli import dtlsgate_serve, run_connect
 from test_interop_dtls12 import (
     PSK_HEX,
@@ -31,25 +29,6 @@ from dtlsgate.errors import ProtocolVersionError
 from dtlsgate.wire.enums import AlertDescription, CipherSuite
 
 pytestmark = pytest.mark.interop
-
-
-@contextlib.contextmanager
-def capture_to(pcap: Path, port: int) -> Iterator[None]:
-    """tshark writing UDP traffic to/from ``port`` on loopback into ``pcap``."""
-    require("tshark")
-    args = ["tshark", "-q", "-i", "lo", "-f", f"udp port {port}", "-w", str(pcap)]
-    with process(args, seconds=40, stdin=subprocess.DEVNULL) as proc:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = read_line(proc.stderr, deadline)
-            if "Capturing on" in line or not line:
-                break
-        time.sleep(0.5)  # the capture filter is attached just after the banner
-        yield
-        time.sleep(0.5)  # let the last packets reach the file
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
 
 
 def tshark_fields(pcap: Path, fields: list[str], *options: str) -> list[list[str]]:
