@@ -85,6 +85,18 @@ def test_aes_mask_is_aes_ecb_fips197_vectors() -> None:
     assert ccm.mask(sample) == aes128.mask(sample)  # AES-based: the same AES-ECB
 
 
+def test_every_aes_based_mask_is_aes_ecb_under_its_sn_key() -> None:
+    # The mask cipher is made from AES128 / AES256 by the key's length: the same AES-ECB as
+    # cryptography's AES of any key size, for every AES-based AEAD.
+    sample = bytes(range(100, 116))
+    for algorithm in AeadAlgorithm:
+        if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+            continue
+        sn_key = bytes(range(7, 7 + algorithm.key_length))
+        expected = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update(sample)
+        assert RecordNumberCipher(algorithm, sn_key).mask(sample) == expected, algorithm
+
+
 def test_chacha20_mask_is_the_block_function_rfc8439_vector() -> None:
     # RFC 8439 §2.3.2: key 00..1f, nonce 000000090000004a00000000, block counter 1. The
     # sample's first 4 bytes are the counter (serialised little-endian), the next 12 the nonce.
