@@ -274,6 +274,9 @@ class Dtls13RecordLayer:
         # once plaintext has no business arriving).
         self.accept_plaintext = True
         self._read: dict[int, _ReadEpoch] = {}
+        # RFC 9147 §4.2.2: a record names its epoch by the low two bits; the newest read
+        # epoch with those bits, by them, kept with ``_read`` (`_index_read`).
+        self._read_by_bits: dict[int, tuple[int, _ReadEpoch]] = {}
         self.drops: Counter[RecordDrop] = Counter()
 
     @property
@@ -370,13 +373,23 @@ class Dtls13RecordLayer:
         if epoch in self._read:
             raise UsageError(f"read epoch {epoch} is already installed")
         self._read[epoch] = _ReadEpoch(keys)
-        # Kept in ascending order of epoch, so that the newest are found first from the end
-        # (`_read_epoch`); at most MAX_READ_EPOCHS.
+        # At most MAX_READ_EPOCHS, the newest, in ascending order of epoch.
         self._read = {e: self._read[e] for e in sorted(self._read)[-MAX_READ_EPOCHS:]}
+        self._index_read()
 
     def discard_read(self, epoch: int) -> None:
         """Forget the keys of a read epoch (its records are dropped from now on)."""
         self._read.pop(epoch, None)
+        self._index_read()
+
+    def _index_read(self) -> None:
+        """The read epochs by their low two bits (RFC 9147 §4.2.2), the newest for each:
+        made when the epochs change (a few times per connection), so that a record's epoch
+        is one look-up, not a walk over the epochs per record."""
+        by_bits: dict[int, tuple[int, _ReadEpoch]] = {}
+        for epoch, state in self._read.items():  # ascending: a newer epoch replaces an older
+            by_bits[epoch & _EPOCH_BITS] = (epoch, state)
+        self._read_by_bits = by_bits
 
     @property
     def read_epochs(self) -> tuple[int, ...]:
@@ -605,13 +618,6 @@ class Dtls13RecordLayer:
         body = data[cursor:following]
         return self._open(first, header, seq_at - pos, seq_length, body), following
 
-    def _read_epoch(self, low_bits: int) -> tuple[int, _ReadEpoch] | None:
-        """RFC 9147 §4.2.2: the newest read epoch whose low two bits are ``low_bits``."""
-        for epoch, state in reversed(self._read.items()):
-            if epoch & _EPOCH_BITS == low_bits:
-                return epoch, state
-        return None
-
     def _open(
         self, first: int, header: bytes, seq_at: int, seq_length: int, body: bytes
     ) -> Dtls13Record | None:
@@ -621,7 +627,8 @@ class Dtls13RecordLayer:
         if len(body) > MAX_CIPHERTEXT:
             self._drop(RecordDrop.TOO_LONG)  # RFC 8446 §5.2
             return None
-        found = self._read_epoch(first & _EPOCH_BITS)
+        # RFC 9147 §4.2.2: the newest read epoch whose low two bits are the record's.
+        found = self._read_by_bits.get(first & _EPOCH_BITS)
         if found is None:
             self._drop(RecordDrop.UNKNOWN_EPOCH)
             return None
