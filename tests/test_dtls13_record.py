@@ -471,6 +471,29 @@ def test_epoch_from_the_low_bits_and_key_update() -> None:
     assert receiver.drops == {RecordDrop.AUTHENTICATION: 2}
 
 
+def test_newest_epoch_with_the_low_bits_opens_and_discarded_epochs_drop() -> None:
+    # Epochs 2 and 6 share their low bits (RFC 9147 §4.2.2): a record naming them is opened
+    # under the newer, whichever was installed first; a discarded epoch is unknown at once.
+    suite = SUITES[CipherSuite.TLS_AES_128_GCM_SHA256]
+    old, new = EpochKeys.from_secret(suite, b"o" * 32), EpochKeys.from_secret(suite, b"n" * 32)
+    senders = {2: Dtls13RecordLayer(), 6: Dtls13RecordLayer()}
+    senders[2].install_write(2, old)
+    senders[6].install_write(6, new)
+    record2, record6 = senders[2].protect(APP, b"two"), senders[6].protect(APP, b"six")
+    for order in ((2, 6), (6, 2)):
+        receiver = Dtls13RecordLayer()
+        for epoch in order:
+            receiver.install_read(epoch, old if epoch == 2 else new)
+        assert receiver.receive(record6) == [Dtls13Record(6, 0, APP, b"six")]
+        assert receiver.receive(record2) == []
+        assert receiver.drops == {RecordDrop.AUTHENTICATION: 1}
+        receiver.discard_read(6)
+        assert receiver.receive(record2) == [Dtls13Record(2, 0, APP, b"two")]
+        receiver.discard_read(2)
+        assert receiver.receive(record6) == []
+        assert receiver.drops[RecordDrop.UNKNOWN_EPOCH] == 1
+
+
 def test_unknown_epoch_dropped() -> None:
     sender, _ = pair(epochs=(EPOCH_HANDSHAKE,))
     receiver = Dtls13RecordLayer()
