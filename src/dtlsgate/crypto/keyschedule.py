@@ -265,6 +265,11 @@ class KeySchedule:
         # resumption master secret (a derivation after that keys the secret again).
         self._handshake_mac: KeyedHmac | None = None
         self._master_mac: KeyedHmac | None = None
+        # The two handshake traffic secrets, each keyed once for its two uses in a
+        # handshake, its Finished key (RFC 8446 §4.4.4) and its record keys (§7.3), which
+        # come in either order: None until the first use keys it, gone after the second
+        # (`_traffic_mac`).
+        self._handshake_traffic: dict[bytes, KeyedHmac | None] = {}
         self.stage = Stage.EARLY
 
     @classmethod
@@ -355,11 +360,29 @@ class KeySchedule:
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
+        secret = self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
+        self._handshake_traffic[secret] = None
+        return secret
 
     def server_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
+        secret = self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
+        self._handshake_traffic[secret] = None
+        return secret
+
+    def _traffic_mac(self, secret: bytes) -> KeyedHmac:
+        """``secret`` keyed for HKDF-Expand-Label: a handshake traffic secret's keyed form
+        is made at its first use and let go at its second (its Finished key and its record
+        keys: one keying instead of two); any other secret is keyed anew."""
+        kept = self._handshake_traffic
+        if secret not in kept:
+            return KeyedHmac(self.hash, secret)
+        mac = kept[secret]
+        if mac is None:
+            mac = kept[secret] = KeyedHmac(self.hash, secret)
+        else:
+            del kept[secret]
+        return mac
 
     # -- master secret -----------------------------------------------------------------------
 
@@ -409,6 +432,8 @@ class KeySchedule:
         info = self._finished_info
         if info is None:
             return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        if base_key in self._handshake_traffic:
+            return self._traffic_mac(base_key).digest(info)
         return hmac_digest(self.hash, base_key, info)  # one block: Hash.length bytes
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
@@ -418,7 +443,7 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        mac = KeyedHmac(self.hash, secret)
+        mac = self._traffic_mac(secret)
         infos = self._record_infos
         if infos is None:
             key = self._expand_keyed(mac, b"key", b"", self.key_length)
@@ -429,7 +454,7 @@ class KeySchedule:
         """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys`, and
         sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147 §4.2.3), the
         secret keyed once for the three."""
-        mac = KeyedHmac(self.hash, secret)
+        mac = self._traffic_mac(secret)
         infos = self._record_infos
         n = self.key_length
         if infos is None:
