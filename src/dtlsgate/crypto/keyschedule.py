@@ -175,6 +175,10 @@ class _Prepared(NamedTuple):
     # fixed (RFC 8446 §7.3, §4.4.4, RFC 9147 §4.2.3), and each output is one block.
     record_infos: tuple[bytes, bytes, bytes]
     finished_info: bytes
+    # Derive-Secret's HkdfLabel up to its context, by label: the context is a transcript
+    # hash of Hash.length bytes and so is the output (one block), so the HMAC input is
+    # this head, the hash and the block counter 1 (RFC 8446 §7.1).
+    derive_heads: dict[bytes, bytes]
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -192,7 +196,10 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
         assert one_block  # a TLS 1.3 suite's key is never longer than its hash
         infos.append(head + b"\x01")
     finished = heads[b"finished", 0, size][0] + b"\x01"
-    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished)
+    derive_heads = {label: heads[label, size, size][0] for label in _DERIVE_LABELS}
+    return _Prepared(
+        heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished, derive_heads
+    )
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -249,6 +256,7 @@ class KeySchedule:
         self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
         self._record_infos = prepared.record_infos if prepared is not None else None
         self._finished_info = prepared.finished_info if prepared is not None else None
+        self._derive_heads = prepared.derive_heads if prepared is not None else None
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
@@ -305,7 +313,15 @@ class KeySchedule:
         return self.expand_label(secret, label, transcript_hash, self.hash.digest_size)
 
     def _derive_keyed(self, mac: KeyedHmac, label: bytes, transcript_hash: bytes) -> bytes:
-        return self._expand_keyed(mac, label, transcript_hash, self.hash.digest_size)
+        """Derive-Secret from a secret already keyed: one HMAC block over the label's
+        prepared head (`_Prepared.derive_heads`), the transcript hash and the counter."""
+        heads = self._derive_heads
+        size = self.hash.digest_size
+        if heads is not None and len(transcript_hash) == size:
+            head = heads.get(label)
+            if head is not None:
+                return mac.digest(head + transcript_hash + b"\x01")  # Hash.length bytes
+        return self._expand_keyed(mac, label, transcript_hash, size)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
