@@ -4,6 +4,7 @@ P_SHA384 vectors published on the IETF TLS list, and the TLS 1.2 derivations bui
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -302,6 +303,31 @@ def test_handshake_traffic_secrets_keyed_once_give_the_same_keys(dtls: bool) -> 
         assert ks.finished_key(client) == client_finished
         assert ks.finished_key(bytes(bytearray(server))) == server_finished
         assert list(ks.record_keys(client)) == client_keys
+
+
+def _derive_secret(hash: Hash, prefix: bytes, secret: bytes, label: bytes, context: bytes) -> bytes:
+    return hkdf_expand_label(hash, secret, label, context, hash.digest_size, prefix)
+
+
+@pytest.mark.parametrize("dtls", [False, True])
+def test_derived_secrets_are_derive_secret_for_every_suite(dtls: bool) -> None:
+    # The secrets derived under a keyed secret from the heads prepared per suite and prefix
+    # are Derive-Secret's (RFC 8446 §7.1), written out from HKDF-Expand-Label.
+    prefix = DTLS13_LABEL_PREFIX if dtls else keyschedule.TLS13_LABEL_PREFIX
+    for info in (i for i in SUITES.values() if i.is_tls13):
+        hash = info.hash
+        ks = KeySchedule(hash, info.key_length, label_prefix=prefix)
+        th = hash.digest(b"transcript")
+        hs = ks.enter_handshake(bytes(range(32)))
+        derive = functools.partial(_derive_secret, hash, prefix)
+        assert ks.client_handshake_traffic_secret(th) == derive(hs, b"c hs traffic", th)
+        assert ks.server_handshake_traffic_secret(th) == derive(hs, b"s hs traffic", th)
+        ms = ks.enter_master()
+        assert ms == hkdf_extract(hash, derive(hs, b"derived", hash.empty_digest()), None)
+        assert ks.client_application_traffic_secret(th) == derive(ms, b"c ap traffic", th)
+        assert ks.server_application_traffic_secret(th) == derive(ms, b"s ap traffic", th)
+        assert ks.exporter_master_secret(th) == derive(ms, b"exp master", th)
+        assert ks.resumption_master_secret(th) == derive(ms, b"res master", th)
 
 
 def test_next_traffic_secret_and_exporter() -> None:
