@@ -276,8 +276,9 @@ class KeySchedule:
         # The two handshake traffic secrets, each keyed once for its two uses in a
         # handshake, its Finished key (RFC 8446 §4.4.4) and its record keys (§7.3), which
         # come in either order: None until the first use keys it, gone after the second
-        # (`_traffic_mac`).
-        self._handshake_traffic: dict[bytes, KeyedHmac | None] = {}
+        # (`_traffic_mac`); the dict itself only while one is pending (an emptied dict
+        # keeps its table: some 200 bytes for the connection's life).
+        self._handshake_traffic: dict[bytes, KeyedHmac | None] | None = None
         self.stage = Stage.EARLY
 
     @classmethod
@@ -377,27 +378,34 @@ class KeySchedule:
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
         secret = self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
-        self._handshake_traffic[secret] = None
+        self._note_handshake_traffic(secret)
         return secret
 
     def server_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
         secret = self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
-        self._handshake_traffic[secret] = None
+        self._note_handshake_traffic(secret)
         return secret
+
+    def _note_handshake_traffic(self, secret: bytes) -> None:
+        if self._handshake_traffic is None:
+            self._handshake_traffic = {}
+        self._handshake_traffic[secret] = None
 
     def _traffic_mac(self, secret: bytes) -> KeyedHmac:
         """``secret`` keyed for HKDF-Expand-Label: a handshake traffic secret's keyed form
         is made at its first use and let go at its second (its Finished key and its record
         keys: one keying instead of two); any other secret is keyed anew."""
         kept = self._handshake_traffic
-        if secret not in kept:
+        if kept is None or secret not in kept:
             return KeyedHmac(self.hash, secret)
         mac = kept[secret]
         if mac is None:
             mac = kept[secret] = KeyedHmac(self.hash, secret)
         else:
             del kept[secret]
+            if not kept:
+                self._handshake_traffic = None
         return mac
 
     # -- master secret -----------------------------------------------------------------------
@@ -448,7 +456,8 @@ class KeySchedule:
         info = self._finished_info
         if info is None:
             return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
-        if base_key in self._handshake_traffic:
+        kept = self._handshake_traffic
+        if kept is not None and base_key in kept:
             return self._traffic_mac(base_key).digest(info)
         return hmac_digest(self.hash, base_key, info)  # one block: Hash.length bytes
 
