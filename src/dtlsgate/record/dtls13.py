@@ -220,9 +220,10 @@ class EpochKeys:
 
 
 class _ReadEpoch:
-    __slots__ = ("auth_failures", "highest", "keys", "window")
+    __slots__ = ("auth_failures", "epoch", "highest", "keys", "window")
 
-    def __init__(self, keys: EpochKeys) -> None:
+    def __init__(self, epoch: int, keys: EpochKeys) -> None:
+        self.epoch = epoch
         self.keys = keys
         self.window = ReplayWindow()
         self.highest = -1  # the highest sequence number deprotected so far
@@ -275,8 +276,9 @@ class Dtls13RecordLayer:
         self.accept_plaintext = True
         self._read: dict[int, _ReadEpoch] = {}
         # RFC 9147 §4.2.2: a record names its epoch by the low two bits; the newest read
-        # epoch with those bits, by them, kept with ``_read`` (`_index_read`).
-        self._read_by_bits: dict[int, tuple[int, _ReadEpoch]] = {}
+        # epoch with those bits (None: none), at the index of the bits, kept with ``_read``
+        # (`_index_read`).
+        self._read_by_bits: list[_ReadEpoch | None] = [None] * (_EPOCH_BITS + 1)
         # The records dropped, by reason (`drops`): made at the first drop or look, as most
         # connections never drop one (an empty Counter costs about 4,500 instructions).
         self._drops: Counter[RecordDrop] | None = None
@@ -381,7 +383,7 @@ class Dtls13RecordLayer:
             raise UsageError(f"read epoch {epoch} out of range")
         if epoch in self._read:
             raise UsageError(f"read epoch {epoch} is already installed")
-        self._read[epoch] = _ReadEpoch(keys)
+        self._read[epoch] = _ReadEpoch(epoch, keys)
         # At most MAX_READ_EPOCHS, the newest, in ascending order of epoch.
         self._read = {e: self._read[e] for e in sorted(self._read)[-MAX_READ_EPOCHS:]}
         self._index_read()
@@ -395,9 +397,9 @@ class Dtls13RecordLayer:
         """The read epochs by their low two bits (RFC 9147 §4.2.2), the newest for each:
         made when the epochs change (a few times per connection), so that a record's epoch
         is one look-up, not a walk over the epochs per record."""
-        by_bits: dict[int, tuple[int, _ReadEpoch]] = {}
+        by_bits: list[_ReadEpoch | None] = [None] * (_EPOCH_BITS + 1)
         for epoch, state in self._read.items():  # ascending: a newer epoch replaces an older
-            by_bits[epoch & _EPOCH_BITS] = (epoch, state)
+            by_bits[epoch & _EPOCH_BITS] = state
         self._read_by_bits = by_bits
 
     @property
@@ -637,11 +639,10 @@ class Dtls13RecordLayer:
             self._drop(RecordDrop.TOO_LONG)  # RFC 8446 §5.2
             return None
         # RFC 9147 §4.2.2: the newest read epoch whose low two bits are the record's.
-        found = self._read_by_bits.get(first & _EPOCH_BITS)
-        if found is None:
+        state = self._read_by_bits[first & _EPOCH_BITS]
+        if state is None:
             self._drop(RecordDrop.UNKNOWN_EPOCH)
             return None
-        epoch, state = found
         keys = state.keys
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
         form = _SEQUENCE_FORMS[seq_length]
@@ -676,7 +677,7 @@ class Dtls13RecordLayer:
             return None
         if sequence > state.highest:
             state.highest = sequence
-        return _as_record((epoch, sequence, content_type, inner[:content_end]))
+        return _as_record((state.epoch, sequence, content_type, inner[:content_end]))
 
 
 def connection_id_of(datagram: bytes, length: int) -> bytes | None:
