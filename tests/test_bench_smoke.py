@@ -20,6 +20,7 @@ RUNS = [
     ("handshake_floor.py", ["--count", "10", "--rounds", "2"], "dtlsgate / pyOpenSSL rate ="),
     ("throughput.py", ["--count", "50", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("listen.py", ["--count", "50", "--rounds", "1"], "gate alone, in-process"),
+    ("listen.py", ["--count", "50", "--rounds", "1", "--cpu-time"], "gate alone, in-process"),
     ("tls13.py", ["--handshakes", "10"], "ratio resumed/full"),
     ("handshake_callgrind.py", ["--count", "2", "--null"], "2 of 2 handshakes completed"),
     ("handshake_callgrind.py", ["--count", "2", "--in-memory"], "2 of 2 handshakes completed"),
