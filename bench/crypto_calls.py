@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec, utils, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from dtlsgate.crypto.hashes import Hash, KeyedHmac
 
@@ -225,6 +226,117 @@ def x25519_keygen() -> object:
     return x25519.X25519PrivateKey.generate().public_key().public_bytes(RAW, RAW_FORMAT)
 
 
+# ---- other routes to the same ECDHE (ecdhe13): does any give keys that OpenSSL's provider
+# need not import at each exchange? (callgrind: count evp_pkey_export_to_provider and
+# EC_GROUP_check_named_curve per call; bench/callgrind_calls.py)
+
+N_P256 = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+DER = serialization.Encoding.DER
+# The DER heads that put a raw value in a SubjectPublicKeyInfo or a PKCS #8 structure, taken
+# from cryptography's own encodings of a key (the value is the last 65 or 32 bytes).
+P256_SPKI_HEAD = (
+    ec.generate_private_key(CURVE)
+    .public_key()
+    .public_bytes(DER, serialization.PublicFormat.SubjectPublicKeyInfo)[:-65]
+)
+X25519_SPKI_HEAD = (
+    x25519.X25519PrivateKey.generate()
+    .public_key()
+    .public_bytes(DER, serialization.PublicFormat.SubjectPublicKeyInfo)[:-32]
+)
+X25519_PKCS8_HEAD = x25519.X25519PrivateKey.generate().private_bytes(
+    DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)[:-32]
+P256_OID = bytes.fromhex("06082a8648ce3d030107")
+# Fixed blobs of one key (not fresh per call: these rows only show whether the key a loader
+# gives is still a legacy one, exported at each exchange).
+_BLOB_KEY = ec.generate_private_key(CURVE)
+P256_ENCRYPTED_PEM = _BLOB_KEY.private_bytes(
+    serialization.Encoding.PEM,
+    serialization.PrivateFormat.TraditionalOpenSSL,
+    serialization.BestAvailableEncryption(b"pw"),
+)
+P256_PKCS12 = pkcs12.serialize_key_and_certificates(
+    None, _BLOB_KEY, None, None, serialization.NoEncryption()
+)
+
+
+def p256_scalar() -> int:
+    """A scalar uniform in [1, n-1] from urandom (rejection: redrawn with probability 2^-32)."""
+    while True:
+        value = int.from_bytes(os.urandom(32), "big")
+        if 0 < value < N_P256:
+            return value
+
+
+def sec1_der(scalar: int) -> bytes:
+    """RFC 5915 ECPrivateKey with the curve's OID and no public key (the loader computes it)."""
+    body = b"\x02\x01\x01\x04\x20" + scalar.to_bytes(32, "big") + b"\xa0\x0a" + P256_OID
+    return b"\x30" + bytes([len(body)]) + body
+
+
+def p256_tail(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Our server's use of the key: its public point encoded, ECDH with the peer's point."""
+    key.public_key().public_bytes(X962, UNCOMPRESSED)
+    return key.exchange(ECDH, ec.EllipticCurvePublicKey.from_encoded_point(CURVE, PEER_P256))
+
+
+def p256_peer_der() -> bytes:
+    key = ec.generate_private_key(CURVE)
+    key.public_key().public_bytes(X962, UNCOMPRESSED)
+    peer = serialization.load_der_public_key(P256_SPKI_HEAD + PEER_P256)
+    return key.exchange(ECDH, peer)  # type: ignore[arg-type]
+
+
+def p256_peer_numbers() -> bytes:
+    key = ec.generate_private_key(CURVE)
+    key.public_key().public_bytes(X962, UNCOMPRESSED)
+    x, y = int.from_bytes(PEER_P256[1:33], "big"), int.from_bytes(PEER_P256[33:], "big")
+    return key.exchange(ECDH, ec.EllipticCurvePublicNumbers(x, y, CURVE).public_key())
+
+
+def p256_key_derived() -> bytes:
+    return p256_tail(ec.derive_private_key(p256_scalar(), CURVE))
+
+
+def p256_key_sec1() -> bytes:
+    return p256_tail(serialization.load_der_private_key(sec1_der(p256_scalar()), None))  # type: ignore[arg-type]
+
+
+def p256_key_encrypted_pem() -> bytes:
+    return p256_tail(serialization.load_pem_private_key(P256_ENCRYPTED_PEM, b"pw"))  # type: ignore[arg-type]
+
+
+def p256_key_pkcs12() -> bytes:
+    return p256_tail(pkcs12.load_key_and_certificates(P256_PKCS12, None)[0])  # type: ignore[arg-type]
+
+
+def x25519_key_der() -> bytes:
+    """The private key from urandom through load_der_private_key, the peer as now."""
+    key: Any = serialization.load_der_private_key(X25519_PKCS8_HEAD + os.urandom(32), None)
+    key.public_key().public_bytes(RAW, RAW_FORMAT)
+    return key.exchange(x25519.X25519PublicKey.from_public_bytes(PEER_X25519))  # type: ignore[no-any-return]
+
+
+def x25519_peer_der() -> bytes:
+    """The peer's value through load_der_public_key, our key as now."""
+    key = x25519.X25519PrivateKey.generate()
+    key.public_key().public_bytes(RAW, RAW_FORMAT)
+    return key.exchange(serialization.load_der_public_key(X25519_SPKI_HEAD + PEER_X25519))  # type: ignore[arg-type]
+
+
+def x25519_both_der() -> bytes:
+    key: Any = serialization.load_der_private_key(X25519_PKCS8_HEAD + os.urandom(32), None)
+    key.public_key().public_bytes(RAW, RAW_FORMAT)
+    return key.exchange(serialization.load_der_public_key(X25519_SPKI_HEAD + PEER_X25519))  # type: ignore[no-any-return]
+
+
+def x25519_from_private_bytes() -> bytes:
+    key = x25519.X25519PrivateKey.from_private_bytes(os.urandom(32))
+    key.public_key().public_bytes(RAW, RAW_FORMAT)
+    return key.exchange(x25519.X25519PublicKey.from_public_bytes(PEER_X25519))
+
+
 # ---- the ServerKeyExchange signature ------------------------------------------------------
 
 ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -242,6 +354,19 @@ def sign_prehashed() -> bytes:
 
 def sign_deterministic() -> bytes:
     return SIGNING_KEY.sign(SIGNED, ECDSA_DETERMINISTIC)
+
+
+# The server's key is loaded from PEM once per configuration: is it converted per signature?
+PEM_SIGNING_KEY: Any = serialization.load_pem_private_key(
+    SIGNING_KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ),
+    None,
+)
+
+
+def sign_pem_loaded() -> bytes:
+    return PEM_SIGNING_KEY.sign(SIGNED, ECDSA_SHA256)  # type: ignore[no-any-return]
 
 
 # ---- AES-GCM: an epoch's key, and a Finished record -----------------------------------------
@@ -296,7 +421,28 @@ GROUPS: dict[str, dict[str, Callable[[], object]]] = {
         "x25519": ecdhe_x25519,
     },
     "keygen": {"now": p256_keygen, "x25519": x25519_keygen},
-    "sign": {"now": sign_now, "prehashed": sign_prehashed, "deterministic": sign_deterministic},
+    "p256-routes": {
+        "now": ecdhe_p256_prepared,
+        "peer-load_der_public_key": p256_peer_der,
+        "peer-public-numbers": p256_peer_numbers,
+        "key-derive_private_key": p256_key_derived,
+        "key-load_der_private_key": p256_key_sec1,
+        "key-encrypted-pem-fixed": p256_key_encrypted_pem,
+        "key-pkcs12-fixed": p256_key_pkcs12,
+    },
+    "x25519-routes": {
+        "now": ecdhe_x25519,
+        "key-from_private_bytes": x25519_from_private_bytes,
+        "key-load_der_private_key": x25519_key_der,
+        "peer-load_der_public_key": x25519_peer_der,
+        "both-der": x25519_both_der,
+    },
+    "sign": {
+        "now": sign_now,
+        "pem-loaded-key": sign_pem_loaded,
+        "prehashed": sign_prehashed,
+        "deterministic": sign_deterministic,
+    },
     "aesgcm": {
         "now": gcm_make_and_seal,
         "make-only": gcm_make,
@@ -314,6 +460,14 @@ def check() -> None:
         for name, run in GROUPS[group].items():
             if run() != want:
                 sys.exit(f"{group}/{name} gives another result")
+    # The hand-made DER must load as the key it means.
+    loaded: Any = serialization.load_der_private_key(sec1_der(5), None)
+    if loaded.public_key() != ec.derive_private_key(5, CURVE).public_key():
+        sys.exit("sec1_der does not give the key it encodes")
+    raw = bytes(range(32))
+    made: Any = serialization.load_der_private_key(X25519_PKCS8_HEAD + raw, None)
+    if made.private_bytes_raw() != raw:
+        sys.exit("X25519_PKCS8_HEAD does not give the key it encodes")
 
 
 def time_group(group: str, count: int, rounds: int) -> None:

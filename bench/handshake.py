@@ -69,13 +69,15 @@ class PyOpenSSLClient:
         return read_all(self.conn)
 
 
-def our_config() -> ServerConfig:
+def our_config(group: NamedGroup = NamedGroup.secp256r1) -> ServerConfig:
+    """Our server's: P-256 unless ``group`` (the ECDHE group, bench/handshake_callgrind.py
+    --group)."""
     identity = load_identity(CERT_PEM, KEY_PEM)
     return ServerConfig(
         cookie_jar=CookieJar(MASTER_KEY),
         certificate_chain=list(identity.chain),
         private_key=identity.private_key,
-        groups=(NamedGroup.secp256r1,),
+        groups=(group,),
     )
 
 
@@ -184,12 +186,13 @@ class OurServer13(OurServer):
         )
 
 
-def client13_config() -> ClientConfig:
-    """Our DTLS 1.3 client's: ECDHE P-256, TLS_AES_128_GCM_SHA256, no verification."""
+def client13_config(group: NamedGroup = NamedGroup.secp256r1) -> ClientConfig:
+    """Our DTLS 1.3 client's: ECDHE P-256 (or ``group``), TLS_AES_128_GCM_SHA256, no
+    verification."""
     return ClientConfig(
         insecure=True,
         dtls_versions=(0xFEFC,),
-        groups=(NamedGroup.secp256r1,),
+        groups=(group,),
         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
     )
 

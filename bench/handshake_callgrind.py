@@ -44,8 +44,12 @@ Cache and branch figures: add ``--cache-sim=yes --branch-sim=yes`` and the cache
 defaults are read from the host, which a VM may misreport) to the same two runs; the
 difference of each event is then per handshake too (bench/RESULTS.md, mem11).
 
+With ``--group x25519``, our server's ECDHE group is X25519 instead of P-256 (the pyOpenSSL
+client offers both; with ``--dtls13`` our client offers X25519 alone); pyOpenSSL's server and
+the floor stay on P-256.
+
 Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor | --null | --dtls13]
-    [--in-memory]
+    [--in-memory] [--group secp256r1 | x25519]
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ from handshake import (
 )
 
 from dtlsgate.gate.datagram import Gate
+from dtlsgate.wire.enums import NamedGroup
 
 _COUNT = struct.Struct("!II")  # datagrams in the message, and 1 when the handshake is over
 _LENGTH = struct.Struct("!I")
@@ -155,12 +160,12 @@ def client(count: int) -> None:
         send(out, [], done=True)
 
 
-def client13(count: int) -> None:
+def client13(count: int, group: NamedGroup) -> None:
     """The child for --dtls13: ``count`` handshakes of our DTLS 1.3 client over
     stdin/stdout."""
     from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 
-    config = client13_config()
+    config = client13_config(group)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     for _ in range(count):
         now = time.time()
@@ -210,14 +215,19 @@ def main() -> None:
     parser.add_argument("--null", action="store_true", help="the driver alone, no server work")
     parser.add_argument("--dtls13", action="store_true", help="a DTLS 1.3 handshake")
     parser.add_argument("--in-memory", action="store_true", help="the client in this process")
+    parser.add_argument("--group", choices=["secp256r1", "x25519"], default="secp256r1")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    group = NamedGroup[args.group]
     if args.client:
-        (replay if args.replay else client13 if args.dtls13 else client)(args.count)
+        if args.dtls13:
+            client13(args.count, group)
+        else:
+            (replay if args.replay else client)(args.count)
         return
     args.replay = args.floor or args.null
-    config = our_config()
+    config = our_config(group)
     gate = Gate(config)
     sctx = pyopenssl_server_context() if args.pyopenssl else None
     make: Any = None
@@ -239,7 +249,8 @@ def main() -> None:
     child = subprocess.Popen(
         [sys.executable, __file__, "--client", "--count", str(args.count)]
         + (["--replay"] if args.replay else [])
-        + (["--dtls13"] if args.dtls13 else []),
+        + (["--dtls13"] if args.dtls13 else [])
+        + ["--group", args.group],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

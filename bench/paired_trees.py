@@ -16,7 +16,10 @@ connection per tree and a pyOpenSSL server as the third party, in batches of ``-
 records that rotate which goes first; prints B/A time per record and each tree's
 throughput over pyOpenSSL's (medians of the per-batch ratios).
 
-Usage: python bench/paired_trees.py TREE_A TREE_B [--batches N] [--size K] [--echo]
+``--group x25519``: both trees' servers on X25519 instead of P-256 (pyOpenSSL's client
+offers both).
+
+Usage: python bench/paired_trees.py TREE_A TREE_B [--batches N] [--size K] [--echo] [--group G]
   (a tree: a directory holding src/dtlsgate, e.g. ``git worktree add`` or ``git archive``)
 """
 
@@ -56,7 +59,7 @@ def renamed_copy(tree: Path, tag: str, scratch: Path) -> str:
 class Server:
     """One tree's gate and server connections for one config."""
 
-    def __init__(self, tree: Path, tag: str, scratch: Path) -> None:
+    def __init__(self, tree: Path, tag: str, scratch: Path, group: str = "secp256r1") -> None:
         package = renamed_copy(tree, tag, scratch)
 
         def module(*names: str) -> ModuleType:
@@ -75,7 +78,7 @@ class Server:
             cookie_jar=cookie.CookieJar(bytes(range(32))),
             certificate_chain=list(identity.chain),
             private_key=identity.private_key,
-            groups=(enums.NamedGroup.secp256r1,),
+            groups=(enums.NamedGroup[group],),
         )
         self.gate = gate.Gate(self.config)
         self.admit, self.reply = gate.Admit, gate.Reply
@@ -235,10 +238,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--size", type=int, default=25)
     parser.add_argument("--echo", action="store_true", help="time the echo loop instead")
+    parser.add_argument("--group", default="secp256r1", help="our servers' ECDHE group")
     args = parser.parse_args()
     ctx = client_context()
     with tempfile.TemporaryDirectory() as scratch:
-        a, b = Server(args.a, "a", Path(scratch)), Server(args.b, "b", Path(scratch))
+        a = Server(args.a, "a", Path(scratch), args.group)
+        b = Server(args.b, "b", Path(scratch), args.group)
         if args.echo:
             echo(a, b, args.batches, args.size)
             return

@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -270,28 +271,59 @@ def distinct_messages(packets: list[Packet], msg_type: int) -> list[Packet]:
     return listed
 
 
+# A datagram the capture helpers send to themselves, on a port of their own, to see that
+# the capture runs: its payload is not DTLS (no content type starts with "c").
+PROBE = b"capture probe"
+
+
+def _probe_until_written(pcap: Path, probe: socket.socket, deadline: float) -> None:
+    """Send ``probe`` to itself until ``pcap`` grows (dumpcap writes each packet as it
+    comes): the capture filter is attached and every packet captured before the probe is in
+    the file. AssertionError at ``deadline``."""
+    size = pcap.stat().st_size if pcap.exists() else 0
+    while time.monotonic() < deadline:
+        probe.sendto(PROBE, probe.getsockname())
+        wait_until = min(deadline, time.monotonic() + 0.2)
+        while time.monotonic() < wait_until:
+            if pcap.exists() and pcap.stat().st_size > size:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"tshark wrote nothing to {pcap}")
+
+
+@contextlib.contextmanager
+def capture_to(pcap: Path, port: int, seconds: float = 40) -> Iterator[int]:
+    """tshark writing UDP traffic to/from ``port`` on loopback into ``pcap``; yields the
+    port of the probe (`PROBE`, sent from that port to itself, also captured: leave it
+    out). The block starts once a probe is in the file, not after a fixed wait: on a loaded
+    machine tshark took longer than 2 s to start (a test's capture then held nothing), and
+    its "Capturing on" line comes before the filter is attached. When the block ends, a
+    last probe in the file shows that every packet before it is there too."""
+    require("tshark")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        probe_port = int(probe.getsockname()[1])
+        udp = f"udp port {port} or udp port {probe_port}"
+        args = ["tshark", "-q", "-i", "lo", "-f", udp, "-w", str(pcap)]
+        with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
+            _probe_until_written(pcap, probe, time.monotonic() + 30)
+            yield probe_port
+            _probe_until_written(pcap, probe, time.monotonic() + 30)
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+
+
 @contextlib.contextmanager
 def capture(port: int, seconds: float = 30) -> Iterator[list[Packet]]:
     """Capture UDP traffic on loopback to/from ``port`` with tshark. The list yielded is
     filled with the dissected packets when the block ends."""
-    require("tshark")
     packets: list[Packet] = []
     with tempfile.TemporaryDirectory() as tmp:
         pcap = Path(tmp) / "capture.pcapng"
-        args = ["tshark", "-q", "-i", "lo", "-f", f"udp port {port}", "-w", str(pcap)]
-        with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                line = read_line(proc.stderr, deadline)
-                if "Capturing on" in line or not line:
-                    break
-            time.sleep(0.5)  # the capture filter is attached just after the banner
+        with capture_to(pcap, port, seconds) as probe_port:
             yield packets
-            time.sleep(0.5)  # let the last packets reach the file
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-        packets.extend(dissect(pcap))
+        packets.extend(p for p in dissect(pcap) if probe_port not in (p.src_port, p.dst_port))
 
 
 def _ints(field: str, base: int = 10) -> tuple[int, ...]:

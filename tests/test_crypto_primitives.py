@@ -186,3 +186,41 @@ def test_keyed_hmac_matches_the_standard_library(hash: Hash, key_length: int) ->
         assert mac.digest(message) == hmac.digest(key, message, hash.value)
         # The one-shot HMAC of the key schedule, written out over hashlib as well.
         assert hmac_digest(hash, key, message) == hmac.digest(key, message, hash.value)
+
+
+def test_x25519_rfc7748_vector() -> None:
+    """RFC 7748 §6.1: Alice's and Bob's keys and their shared secret, through KeyShare (whose
+    X25519 keys are loaded from a DER head and the raw value)."""
+    alice = KeyShare.from_private_bytes(
+        NamedGroup.x25519,
+        bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
+    )
+    bob_public = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+    assert alice.public_bytes == bytes.fromhex(
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    )
+    assert alice.exchange(bob_public) == bytes.fromhex(
+        "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+    )
+
+
+@pytest.mark.parametrize("group", [NamedGroup.x25519, NamedGroup.x448])
+def test_montgomery_keys_match_cryptography_raw_api(group: NamedGroup) -> None:
+    """The DER-loaded keys are the ones cryptography's raw-bytes API makes: same public value,
+    same shared secret with a peer, for random keys and for generated ones."""
+    from cryptography.hazmat.primitives.asymmetric import x448, x25519
+
+    private_type = x25519.X25519PrivateKey if group is NamedGroup.x25519 else x448.X448PrivateKey
+    public_type = x25519.X25519PublicKey if group is NamedGroup.x25519 else x448.X448PublicKey
+    peer = private_type.generate()
+    peer_public = peer.public_key().public_bytes_raw()
+    for share in (
+        KeyShare.from_private_bytes(group, bytes(range(public_length(group)))),
+        KeyShare.generate(group),
+    ):
+        raw = share._private.private_bytes_raw()
+        reference = private_type.from_private_bytes(raw)
+        assert share.public_bytes == reference.public_key().public_bytes_raw()
+        assert share.exchange(peer_public) == peer.exchange(
+            public_type.from_public_bytes(share.public_bytes)
+        )

@@ -11,6 +11,7 @@ from helpers import (
     NOW,
     PSK,
     PSK_ID,
+    SERVER,
     alerts_in,
     client_config,
     credentials,
@@ -21,10 +22,18 @@ from helpers import (
 
 from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolVersionError
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.provider import DefaultProvider
+from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolError, ProtocolVersionError
 from dtlsgate.events import ConnectionClosed
 from dtlsgate.gate.datagram import Admit, Gate, Reply
-from dtlsgate.wire.enums import AlertDescription, CipherSuite, ExtensionType, ProtocolVersion
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+)
 from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
 from dtlsgate.wire.handshake import encode_dtls_handshake
 
@@ -253,3 +262,56 @@ def test_client_certificate_of_an_unknown_x509_version_is_bad_certificate() -> N
         pair.run()
     assert info.value.alert == AlertDescription.bad_certificate
     assert pair.server is not None and pair.server.closed
+
+
+class _SpoiledShare(DefaultProvider):
+    """A client provider whose ECDHE public value is replaced by ``value``."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        share = KeyShare.generate(group)
+        share.public_bytes = self.value
+        return share
+
+
+_P256_POINT = 1 + 2 * 32
+BAD_CLIENT_POINTS = [
+    (NamedGroup.secp256r1, b"\x04" + b"\x01" * 32 + b"\x02" * 32),  # not on the curve
+    (NamedGroup.secp256r1, b"\x04" + bytes(_P256_POINT - 1)),  # (0, 0): not on the curve
+    (NamedGroup.secp256r1, b"\x00"),  # the point at infinity (X9.62's one-byte form)
+    (NamedGroup.secp256r1, b"\x03" + b"\x01" * (_P256_POINT - 1)),  # not uncompressed
+    (NamedGroup.x25519, bytes(32)),  # u = 0: an all-zero shared secret (RFC 7748 §6)
+    (NamedGroup.x25519, b"\x01" + bytes(31)),  # u = 1, of small order: the same
+    (NamedGroup.x448, bytes(56)),
+]
+
+
+@pytest.mark.parametrize(("group", "value"), BAD_CLIENT_POINTS)
+def test_bad_client_key_exchange_point_is_illegal_parameter(
+    group: NamedGroup, value: bytes
+) -> None:
+    """RFC 8422 §5.11 and RFC 7748 §6: a ClientKeyExchange point off the curve, at
+    infinity or giving an all-zero X25519/X448 secret ends the handshake with
+    illegal_parameter, sent by a server on the default provider (its own key share made
+    the way a deployed server makes it)."""
+    pair = make_pair(
+        server_config(groups=(group,), provider=DefaultProvider()),
+        client_config(groups=(group,), provider=_SpoiledShare(value)),
+    )
+    sent: list[tuple[bytes, object]] = []
+    raised: list[AlertDescription] = []
+    for _ in range(8):
+        try:
+            pair.to_server([d for d, _ in pair.client.datagrams_to_send()])
+        except ProtocolError as exc:
+            raised.append(exc.alert)
+        to_client = pair.server.datagrams_to_send() if pair.server is not None else []
+        sent += to_client
+        if raised:
+            break
+        for d, _ in to_client:
+            pair.client.receive(d, SERVER, NOW)
+    assert raised == [AlertDescription.illegal_parameter]
+    assert alerts_in(sent) == [AlertDescription.illegal_parameter]

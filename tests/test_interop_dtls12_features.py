@@ -5,16 +5,14 @@ refused with a protocol_version alert (RFC 8996)."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import capture_to, process
 from test_dtls12_cli import dtlsgate_serve, run_connect
 from test_interop_dtls12 import (
     PSK_HEX,
@@ -33,25 +31,6 @@ from dtlsgate.wire.enums import AlertDescription, CipherSuite
 pytestmark = pytest.mark.interop
 
 
-@contextlib.contextmanager
-def capture_to(pcap: Path, port: int) -> Iterator[None]:
-    """tshark writing UDP traffic to/from ``port`` on loopback into ``pcap``."""
-    require("tshark")
-    args = ["tshark", "-q", "-i", "lo", "-f", f"udp port {port}", "-w", str(pcap)]
-    with process(args, seconds=40, stdin=subprocess.DEVNULL) as proc:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = read_line(proc.stderr, deadline)
-            if "Capturing on" in line or not line:
-                break
-        time.sleep(0.5)  # the capture filter is attached just after the banner
-        yield
-        time.sleep(0.5)  # let the last packets reach the file
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-
-
 def tshark_fields(pcap: Path, fields: list[str], *options: str) -> list[list[str]]:
     args = ["tshark", "-r", str(pcap), "-d", "udp.port==1-65535,dtls", *options, "-T", "fields"]
     for f in fields:
@@ -68,14 +47,20 @@ def test_serve_with_two_workers_on_one_port(tmp_path: Path) -> None:
         tmp_path, "--port", str(port), "--workers", "2", "--psk", f"{PSK_ID}:{PSK_HEX}"
     ):
         if shutil.which("ss"):
-            # Two processes, each with its own socket on the port (SO_REUSEPORT).
-            time.sleep(1.0)
-            ss = subprocess.run(
-                ["timeout", "10", "ss", "-Hunap", f"sport = :{port}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
+            # Two processes, each with its own socket on the port (SO_REUSEPORT). The worker
+            # binds after the fork, and the parent announces itself without waiting for it:
+            # poll (bounded) until two sockets are there rather than sleeping a fixed time.
+            deadline = time.monotonic() + 20
+            while True:
+                ss = subprocess.run(
+                    ["timeout", "10", "ss", "-Hunap", f"sport = :{port}"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+                if len(ss.splitlines()) >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             pids = {part.split("pid=")[1].split(",")[0] for part in ss.split() if "pid=" in part}
             assert len(ss.splitlines()) == 2 and len(pids) == 2, ss
         psk = ("--psk", f"{PSK_ID}:{PSK_HEX}")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, wolfssl_tree
+from peers import capture_to, process, read_line, require, wolfssl_tree
 from test_dtls12_cli import dtlsgate_serve
 from test_interop_dtls12 import make_cert
 
@@ -41,26 +41,21 @@ def test_one_serve_answers_openssl_dtls12_and_wolfssl_dtls13(tmp_path: Path) -> 
     tree = wolfssl_tree()
     cert, key = make_cert(tmp_path)
     pcap = tmp_path / "one-port.pcapng"
-    with dtlsgate_serve(tmp_path, "--cert", str(cert), "--key", str(key)) as port:
-        tshark = ["tshark", "-q", "-i", "lo", "-f", f"udp port {port}", "-w", str(pcap)]
-        with process(tshark, seconds=60, stdin=subprocess.DEVNULL) as capture:
-            time.sleep(2)  # PEERS.md: the capture starts about 2 s before the peers
-            s_client = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}"]
-            with process([*s_client, "-quiet", "-no_ign_eof"], seconds=20) as proc:
-                assert proc.stdin is not None
-                proc.stdin.write(b"from openssl\n")
-                proc.stdin.flush()
-                assert read_line(proc.stdout, time.monotonic() + 15) == "from openssl"
-            wolf = ["./examples/client/client", "-u", "-v", "4", "-p", str(port), "-A", str(cert)]
-            done = subprocess.run(
-                ["timeout", "25", *wolf], cwd=tree, capture_output=True, check=False
-            )
-            out = done.stdout.decode(errors="replace")
-            assert "SSL version is DTLSv1.3" in out, out
-            assert "hello wolfssl!" in out.split("SSL version", 1)[1], out  # echoed
-            time.sleep(1)
-            capture.terminate()
-            capture.wait(10)
+    with (
+        dtlsgate_serve(tmp_path, "--cert", str(cert), "--key", str(key)) as port,
+        capture_to(pcap, port, seconds=60),
+    ):
+        s_client = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}"]
+        with process([*s_client, "-quiet", "-no_ign_eof"], seconds=20) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"from openssl\n")
+            proc.stdin.flush()
+            assert read_line(proc.stdout, time.monotonic() + 15) == "from openssl"
+        wolf = ["./examples/client/client", "-u", "-v", "4", "-p", str(port), "-A", str(cert)]
+        done = subprocess.run(["timeout", "25", *wolf], cwd=tree, capture_output=True, check=False)
+        out = done.stdout.decode(errors="replace")
+        assert "SSL version is DTLSv1.3" in out, out
+        assert "hello wolfssl!" in out.split("SSL version", 1)[1], out  # echoed
     rows = _packets(pcap, port)
     from_server = [r for r in rows if r[0] == str(port)]
     hvrs = [r for r in from_server if "3" in r[2].split(",")]

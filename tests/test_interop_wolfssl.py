@@ -44,7 +44,7 @@ from subprocess import DEVNULL
 from typing import Any
 
 import pytest
-from peers import capture, process, read_line, wolfssl_tree
+from peers import capture, process, read_line, wait_bound, wolfssl_tree
 
 import dtlsgate
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -207,16 +207,10 @@ def client_with_wolfssl_server(
         capture(port) as packets,
         process(wolfssl_server_args(port, extra), seconds=25, cwd=tree, stderr=DEVNULL) as proc,
     ):
-        # No readiness line: until the server listens, our client's ClientHello meets an
-        # ICMP port unreachable, which fails the connect at once; try again (bounded).
-        for _ in range(50):
-            try:
-                reply = talk(port, config)
-                break
-            except ConnectionRefusedError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("wolfSSL's server never listened")
+        # No readiness line: until the server listens, our client's ClientHello would meet
+        # an ICMP port unreachable, which fails the connect at once. Wait until it is bound.
+        wait_bound(proc, port)
+        reply = talk(port, config)
         assert proc.stdout is not None
         deadline = time.monotonic() + 10
         line = ""
@@ -349,7 +343,7 @@ def test_wolfssl_dtls13_client_with_wolfssl_dtls13_server(
     client = ["./examples/client/client", "-u", "-v", "4", "-p", str(port)]
     client += ["-A", str(cert[0]), "-x"]
     with process(server, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL) as srv:
-        time.sleep(0.5)  # the client retransmits too, but its first timeout is 1 s
+        wait_bound(srv, port)  # the client retransmits too, but its first timeout is 1 s
         with process(client, seconds=20, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL) as cli:
             assert cli.stdout is not None and srv.stdout is not None
             out = cli.stdout.read().decode(errors="replace")

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from dtls13_socket import data_of, pump, serve_one
-from peers import process, wolfssl_tree
+from peers import process, wait_bound, wolfssl_tree
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
@@ -305,17 +305,11 @@ def test_asyncio_connect_with_wolfssl_dtls13_server(wolfssl: Path, tmp_path: Pat
         finally:
             stream.close()
 
-    with process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL):
-        # Until the server listens, our ClientHello meets an ICMP port unreachable, which
-        # fails the connect at once: try again (bounded).
-        for _ in range(50):
-            try:
-                info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
-                break
-            except ConnectionRefusedError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("wolfSSL's server never listened")
+    with process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL) as server:
+        # Until the server listens, our ClientHello would meet an ICMP port unreachable,
+        # which fails the connect at once: wait until it is bound.
+        wait_bound(server, port)
+        info, reply = asyncio.run(asyncio.wait_for(talk(), 30))
     assert info.version == ProtocolVersion.DTLS13 and info.hello_retry
     assert reply == SERVER_TEXT
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import process, wolfssl_tree
+from peers import process, wait_bound, wolfssl_tree
 
 from dtlsgate.crypto.certs import make_self_signed
 from dtlsgate.crypto.suites import SUITES
@@ -40,7 +40,7 @@ from dtlsgate.record.dtls13 import (
     EpochKeys,
     RecordDrop,
 )
-from dtlsgate.wire.enums import CipherSuite, ContentType, HandshakeType
+from dtlsgate.wire.enums import CipherSuite, ContentType, ExtensionType, HandshakeType
 from dtlsgate.wire.handshake import decode_dtls_handshake_fragments
 
 pytestmark = pytest.mark.interop
@@ -48,6 +48,10 @@ pytestmark = pytest.mark.interop
 CLIENT = Path(__file__).parent / "wolfssl_dtls13_client.py"
 MESSAGE = "hello from wolfSSL through ctypes"
 REPLY = "I hear you fa shizzle!"
+# RFC 8446 §4.1.3: the ServerHello random that makes it a HelloRetryRequest.
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"
+)
 
 
 class RecordingRelay:
@@ -129,10 +133,14 @@ def wolfssl_session(
     if server_cid:
         server += ["--cid", server_cid.decode()]
     with (
-        process(server, seconds=25, cwd=tree, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        process(
+            server, seconds=25, cwd=tree, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as server_process,
         RecordingRelay(port) as relay,
     ):
-        time.sleep(0.3)  # the client retransmits anyway; this spares its first timeout
+        # The client retransmits anyway; waiting until the server is bound spares its first
+        # timeout (one second, longer under load).
+        wait_bound(server_process, port)
         args = [sys.executable, str(CLIENT), str(tree), str(relay.port), str(cert[0]), suite]
         args.append(MESSAGE)
         if cid:
@@ -143,7 +151,8 @@ def wolfssl_session(
             check=False,
             stdin=subprocess.DEVNULL,
         )
-        time.sleep(0.3)  # the last datagrams (close_notify, ACKs) pass the relay
+        # Nothing after the client's exit is checked: the relay recorded each datagram before
+        # passing it on, and the server's ACK of the client's Finished precedes its reply.
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
     yield json.loads(run.stdout.decode().strip().splitlines()[-1]), list(relay.datagrams)
 
@@ -183,6 +192,82 @@ def handshake_types(records: list[Dtls13Record], epoch: int) -> list[int]:
     ]
 
 
+def hello_messages(records: list[Dtls13Record], msg_type: int) -> dict[int, bytes]:
+    """The bodies of the plaintext (epoch 0) handshake messages of ``msg_type``, by
+    message_seq: a retransmission repeats a message with its message_seq (RFC 9147 §5.8) and
+    must repeat its bytes (AssertionError otherwise); a message sent anew has the next
+    message_seq. Each hello travels whole here (asserted)."""
+    bodies: dict[int, bytes] = {}
+    for r in records:
+        if r.epoch != EPOCH_PLAINTEXT or r.content_type != ContentType.HANDSHAKE:
+            continue
+        for header, fragment in decode_dtls_handshake_fragments(r.fragment):
+            if header.msg_type == msg_type:
+                assert header.is_whole, header
+                body = fragment[12:]
+                assert bodies.setdefault(header.message_seq, body) == body, header
+    return bodies
+
+
+def hello_extensions(msg_type: int, body: bytes) -> tuple[bytes, dict[int, bytes]]:
+    """(random, {extension type: extension data}) of a DTLS 1.3 ClientHello or ServerHello
+    body, read here rather than by the code under test (RFC 9147 §5.3 and RFC 8446 §4.1.3:
+    legacy_version, random, legacy_session_id; the ClientHello's legacy_cookie,
+    cipher_suites and legacy_compression_methods, or the ServerHello's cipher_suite and
+    legacy_compression_method; then the extensions, which end the body)."""
+
+    def vector(pos: int, size: int) -> tuple[bytes, int]:
+        start = pos + size
+        end = start + int.from_bytes(body[pos:start], "big")
+        assert end <= len(body), (pos, body.hex())
+        return body[start:end], end
+
+    random = body[2:34]
+    _, pos = vector(34, 1)  # legacy_session_id
+    if msg_type == HandshakeType.CLIENT_HELLO:
+        for size in (1, 2, 1):  # legacy_cookie, cipher_suites, legacy_compression_methods
+            _, pos = vector(pos, size)
+    else:
+        pos += 3  # cipher_suite, legacy_compression_method
+    block, end = vector(pos, 2)
+    assert end == len(body), body.hex()
+    extensions: dict[int, bytes] = {}
+    while block:
+        assert len(block) >= 4, block.hex()
+        kind, length = int.from_bytes(block[:2], "big"), int.from_bytes(block[2:4], "big")
+        assert 4 + length <= len(block) and kind not in extensions, block.hex()
+        extensions[kind], block = block[4 : 4 + length], block[4 + length :]
+    return random, extensions
+
+
+def cookie_of(extensions: dict[int, bytes]) -> bytes:
+    """The cookie in a cookie extension (RFC 8446 §4.2.2: ``opaque cookie<1..2^16-1>``)."""
+    data = extensions[ExtensionType.cookie]
+    assert len(data) >= 3 and int.from_bytes(data[:2], "big") == len(data) - 2, data.hex()
+    return data[2:]
+
+
+def check_cookie_exchange(c2s: list[Dtls13Record], s2c: list[Dtls13Record]) -> None:
+    """The stateless exchange as it crossed the wire (RFC 9147 §5.1): ClientHello1 without
+    a cookie, a HelloRetryRequest carrying one, and ClientHello2 returning exactly that
+    cookie; then the real ServerHello. Each message once, retransmissions aside."""
+    client_hellos = hello_messages(c2s, HandshakeType.CLIENT_HELLO)
+    server_hellos = hello_messages(s2c, HandshakeType.SERVER_HELLO)
+    assert sorted(client_hellos) == [0, 1], sorted(client_hellos)
+    assert sorted(server_hellos) == [0, 1], sorted(server_hellos)
+    _, first = hello_extensions(HandshakeType.CLIENT_HELLO, client_hellos[0])
+    retry_random, retry = hello_extensions(HandshakeType.SERVER_HELLO, server_hellos[0])
+    _, second = hello_extensions(HandshakeType.CLIENT_HELLO, client_hellos[1])
+    server_random, _ = hello_extensions(HandshakeType.SERVER_HELLO, server_hellos[1])
+    assert ExtensionType.cookie not in first, sorted(first)
+    assert retry_random == HELLO_RETRY_REQUEST_RANDOM
+    assert server_random != HELLO_RETRY_REQUEST_RANDOM
+    cookie = cookie_of(retry)
+    assert cookie_of(second) == cookie
+    # ClientHello2 is ClientHello1 answered, not ClientHello1 again.
+    assert client_hellos[1] != client_hellos[0]
+
+
 def app_data(records: list[Dtls13Record]) -> list[bytes]:
     return [r.fragment for r in records if r.content_type == ContentType.APPLICATION_DATA]
 
@@ -209,9 +294,9 @@ def test_record_layer_opens_a_wolfssl_dtls13_session(
         # Nothing fails to open; a retransmitted copy may be dropped as a replay.
         assert set(drops) <= {RecordDrop.REPLAY}, (direction, drops)
     c2s, s2c = opened["c2s"], opened["s2c"]
-    # The hellos in plaintext: ClientHello, HelloRetryRequest (a ServerHello), ClientHello.
-    assert handshake_types(c2s, EPOCH_PLAINTEXT)[:2] == [HandshakeType.CLIENT_HELLO] * 2
-    assert handshake_types(s2c, EPOCH_PLAINTEXT)[:2] == [HandshakeType.SERVER_HELLO] * 2
+    # The hellos in plaintext: ClientHello1, a HelloRetryRequest with a cookie, ClientHello2
+    # with that cookie, ServerHello.
+    check_cookie_exchange(c2s, s2c)
     # The server's encrypted flight in epoch 2, the client's Finished in epoch 2.
     server_flight = handshake_types(s2c, EPOCH_HANDSHAKE)
     for msg_type in (

@@ -21,6 +21,7 @@ draft-ietf-tls-ecdhe-mlkem §3.1).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -97,11 +98,47 @@ _SCALAR_LENGTHS = {
 }
 
 
-def _montgomery_exchange(public_type: Any) -> Callable[[Any, bytes], bytes]:
+# X25519 and X448 keys go through cryptography's DER loaders, which make the same OpenSSL key
+# as ``X25519PrivateKey.from_private_bytes`` and ``X25519PublicKey.from_public_bytes`` (and as
+# ``generate``, from our random bytes) without those methods' Python layer, an import
+# statement and a backend check per call: about 13,800 instructions fewer per exchange
+# (bench/RESULTS.md, ecdhe13). A raw key in DER is a fixed head and the raw value (RFC 8410
+# §7: PKCS #8 OneAsymmetricKey with the key as an OCTET STRING in the privateKey OCTET
+# STRING; §4: SubjectPublicKeyInfo with the key as the BIT STRING); the OIDs are
+# id-X25519 1.3.101.110 and id-X448 1.3.101.111. The peer's value has its length checked
+# before it is put in a structure, so the loader always sees the head's key type.
+_MONTGOMERY_PRIVATE_HEAD = {
+    NamedGroup.x25519: bytes.fromhex("302e020100300506032b656e04220420"),
+    NamedGroup.x448: bytes.fromhex("3046020100300506032b656f043a0438"),
+}
+_MONTGOMERY_PUBLIC_HEAD = {
+    NamedGroup.x25519: bytes.fromhex("302a300506032b656e032100"),
+    NamedGroup.x448: bytes.fromhex("3042300506032b656f033900"),
+}
+
+
+def _montgomery_private(group: NamedGroup) -> Callable[[bytes], Any]:
+    """The maker of an X25519 or X448 private key from its raw value (which OpenSSL clamps
+    when it uses it, RFC 7748 §5)."""
+    head = _MONTGOMERY_PRIVATE_HEAD[group]
+    load = serialization.load_der_private_key
+
+    def private_key(private: bytes) -> Any:
+        return load(head + private, None)
+
+    return private_key
+
+
+_MONTGOMERY_PRIVATE = {group: _montgomery_private(group) for group in _MONTGOMERY_PRIVATE_HEAD}
+
+
+def _montgomery_exchange(group: NamedGroup) -> Callable[[Any, bytes], bytes]:
     """The X25519 or X448 exchange of a private key with the peer's raw public value."""
+    head = _MONTGOMERY_PUBLIC_HEAD[group]
+    load = serialization.load_der_public_key
 
     def exchange(private: Any, peer_public: bytes) -> bytes:
-        return cast(bytes, private.exchange(public_type.from_public_bytes(peer_public)))
+        return cast(bytes, private.exchange(load(head + peer_public)))
 
     return exchange
 
@@ -124,17 +161,19 @@ def _nist_exchange(private: Any, peer_public: bytes) -> bytes:
 # every attribute read is a Python-level call). The key's type follows from the
 # group: branching on it spares isinstance checks against cryptography's abstract key
 # classes, which go through ABCMeta (up to 1 us each).
-_CURVE_GENERATE: dict[NamedGroup, Callable[[], Any]] = {
-    NamedGroup.x25519: x25519.X25519PrivateKey.generate,
-    NamedGroup.x448: x448.X448PrivateKey.generate,
-    **{
-        group: functools.partial(ec.generate_private_key, curve())
-        for group, curve in _NIST_CURVES.items()
-    },
+#
+# A NIST curve's key is cryptography's: every route to one from our own scalar
+# (``derive_private_key``, ``load_der_private_key``) adds OpenSSL's whole key check, about
+# 160,000 instructions, and gives the same legacy key, exported to OpenSSL's provider at the
+# exchange all the same (bench/RESULTS.md, ecdhe13). An X25519 or X448 private key is
+# random bytes (`KeyShare.generate`).
+_NIST_GENERATE: dict[NamedGroup, Callable[[], Any]] = {
+    group: functools.partial(ec.generate_private_key, curve())
+    for group, curve in _NIST_CURVES.items()
 }
 _CURVE_EXCHANGE: dict[NamedGroup, Callable[[Any, bytes], bytes]] = {
-    NamedGroup.x25519: _montgomery_exchange(x25519.X25519PublicKey),
-    NamedGroup.x448: _montgomery_exchange(x448.X448PublicKey),
+    NamedGroup.x25519: _montgomery_exchange(NamedGroup.x25519),
+    NamedGroup.x448: _montgomery_exchange(NamedGroup.x448),
     **{group: _nist_exchange for group in _NIST_CURVES},
 }
 # RFC 8446 §4.2.8.2: the raw u-coordinate (X25519, X448), the uncompressed point (NIST).
@@ -229,9 +268,14 @@ class KeyShare:
         self.public_bytes: bytes = _encode_public(group, private_key)
 
     @classmethod
-    def generate(cls, group: NamedGroup) -> KeyShare:
-        """A fresh key pair from ``cryptography``'s own random generator."""
-        generate = _CURVE_GENERATE.get(group)
+    def generate(cls, group: NamedGroup, random: Callable[[int], bytes] = os.urandom) -> KeyShare:
+        """A fresh key pair: an X25519 or X448 private key is ``random``'s bytes
+        (`DefaultProvider` passes ``os.urandom``), the other groups' keys come from
+        ``cryptography``'s own random generator."""
+        private_key = _MONTGOMERY_PRIVATE.get(group)
+        if private_key is not None:
+            return cls(group, private_key(random(_SCALAR_LENGTHS[group])))
+        generate = _NIST_GENERATE.get(group)
         if generate is not None:
             return cls(group, generate())
         if group in ffdhe.FFDHE_GROUPS:
@@ -241,7 +285,7 @@ class KeyShare:
         hybrid = mlkem.HYBRIDS.get(group)
         if hybrid is not None:
             kem_key = mlkem.MlkemPrivateKey.generate(hybrid.kem)
-            return cls(group, (kem_key, KeyShare.generate(hybrid.ecdh)))
+            return cls(group, (kem_key, KeyShare.generate(hybrid.ecdh, random)))
         raise UsageError(f"group {group!r} is not implemented")
 
     @classmethod
@@ -251,10 +295,9 @@ class KeyShare:
         must be in [1, n-1]."""
         if len(private) != private_length(group):
             raise UsageError(f"wrong private key length {len(private)} for {group!r}")
-        if group is NamedGroup.x25519:
-            return cls(group, x25519.X25519PrivateKey.from_private_bytes(private))
-        if group is NamedGroup.x448:
-            return cls(group, x448.X448PrivateKey.from_private_bytes(private))
+        private_key = _MONTGOMERY_PRIVATE.get(group)
+        if private_key is not None:
+            return cls(group, private_key(private))
         if group in ffdhe.FFDHE_GROUPS:
             return cls(group, ffdhe.FfdhePrivateKey.from_random(group, private))
         if group in mlkem.KEMS:

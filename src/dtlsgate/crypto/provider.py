@@ -87,8 +87,9 @@ class DefaultProvider:
         return Aead(algorithm, key)
 
     def generate_key_share(self, group: NamedGroup) -> KeyShare:
-        """A fresh key pair from ``cryptography``'s generator."""
-        return KeyShare.generate(group)
+        """A fresh key pair: X25519/X448 private keys from ``os.urandom``, the other groups'
+        from ``cryptography``'s generator."""
+        return KeyShare.generate(group, os.urandom)
 
     def encapsulate(self, kem: Kem, encapsulation_key: bytes) -> tuple[bytes, bytes]:
         """A fresh encapsulation; ``cryptography`` draws its randomness."""
