@@ -4,6 +4,7 @@ P_SHA384 vectors published on the IETF TLS list, and the TLS 1.2 derivations bui
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -18,7 +19,7 @@ from dtlsgate.crypto.keyschedule import (
     hkdf_expand_label,
     hkdf_extract,
 )
-from dtlsgate.crypto.suites import SUITES, KeyExchange, suite_info
+from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo, suite_info
 from dtlsgate.errors import StateError, UsageError
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
@@ -266,6 +267,67 @@ def test_record_keys_are_the_three_labels(dtls: bool, prepared: bool) -> None:
         size = info.hash.digest_size
         finished = hkdf_expand_label(info.hash, secret, b"finished", b"", size, prefix)
         assert ks.finished_key(secret) == finished
+
+
+def _expected_traffic_keys(
+    info: SuiteInfo, secret: bytes, prefix: bytes
+) -> tuple[list[bytes], bytes]:
+    """key, iv, sn_key and the finished key of ``secret`` by HKDF-Expand-Label itself."""
+    n, size = info.key_length, info.hash.digest_size
+    keys = [
+        hkdf_expand_label(info.hash, secret, label, b"", length, prefix)
+        for label, length in ((b"key", n), (b"iv", 12), (b"sn", n))
+    ]
+    return keys, hkdf_expand_label(info.hash, secret, b"finished", b"", size, prefix)
+
+
+@pytest.mark.parametrize("dtls", [False, True])
+def test_handshake_traffic_secrets_keyed_once_give_the_same_keys(dtls: bool) -> None:
+    # A handshake traffic secret is keyed once for its Finished key and its record keys,
+    # in either order (a server's own secret: Finished first; the peer's: record keys
+    # first); a third use, and the same secret handed in as another bytes object, still
+    # derive HKDF-Expand-Label's values.
+    prefix = DTLS13_LABEL_PREFIX if dtls else keyschedule.TLS13_LABEL_PREFIX
+    for info in (i for i in SUITES.values() if i.is_tls13):
+        ks = KeySchedule(info.hash, info.key_length, label_prefix=prefix)
+        ks.enter_handshake(bytes(range(32)))
+        th = info.hash.digest(b"ClientHello..ServerHello")
+        server = ks.server_handshake_traffic_secret(th)
+        client = ks.client_handshake_traffic_secret(th)
+        server_keys, server_finished = _expected_traffic_keys(info, server, prefix)
+        client_keys, client_finished = _expected_traffic_keys(info, client, prefix)
+        # Interleaved, as a handshake does: both secrets are held keyed at once.
+        assert ks.finished_key(server) == server_finished
+        assert list(ks.traffic_keys(client)) == client_keys[:2]
+        assert list(ks.record_keys(server)) == server_keys
+        assert ks.finished_key(client) == client_finished
+        assert ks.finished_key(bytes(bytearray(server))) == server_finished
+        assert list(ks.record_keys(client)) == client_keys
+
+
+def _derive_secret(hash: Hash, prefix: bytes, secret: bytes, label: bytes, context: bytes) -> bytes:
+    return hkdf_expand_label(hash, secret, label, context, hash.digest_size, prefix)
+
+
+@pytest.mark.parametrize("dtls", [False, True])
+def test_derived_secrets_are_derive_secret_for_every_suite(dtls: bool) -> None:
+    # The secrets derived under a keyed secret from the heads prepared per suite and prefix
+    # are Derive-Secret's (RFC 8446 §7.1), written out from HKDF-Expand-Label.
+    prefix = DTLS13_LABEL_PREFIX if dtls else keyschedule.TLS13_LABEL_PREFIX
+    for info in (i for i in SUITES.values() if i.is_tls13):
+        hash = info.hash
+        ks = KeySchedule(hash, info.key_length, label_prefix=prefix)
+        th = hash.digest(b"transcript")
+        hs = ks.enter_handshake(bytes(range(32)))
+        derive = functools.partial(_derive_secret, hash, prefix)
+        assert ks.client_handshake_traffic_secret(th) == derive(hs, b"c hs traffic", th)
+        assert ks.server_handshake_traffic_secret(th) == derive(hs, b"s hs traffic", th)
+        ms = ks.enter_master()
+        assert ms == hkdf_extract(hash, derive(hs, b"derived", hash.empty_digest()), None)
+        assert ks.client_application_traffic_secret(th) == derive(ms, b"c ap traffic", th)
+        assert ks.server_application_traffic_secret(th) == derive(ms, b"s ap traffic", th)
+        assert ks.exporter_master_secret(th) == derive(ms, b"exp master", th)
+        assert ks.resumption_master_secret(th) == derive(ms, b"res master", th)
 
 
 def test_next_traffic_secret_and_exporter() -> None:

@@ -85,6 +85,18 @@ def test_aes_mask_is_aes_ecb_fips197_vectors() -> None:
     assert ccm.mask(sample) == aes128.mask(sample)  # AES-based: the same AES-ECB
 
 
+def test_every_aes_based_mask_is_aes_ecb_under_its_sn_key() -> None:
+    # The mask cipher is made from AES128 / AES256 by the key's length: the same AES-ECB as
+    # cryptography's AES of any key size, for every AES-based AEAD.
+    sample = bytes(range(100, 116))
+    for algorithm in AeadAlgorithm:
+        if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+            continue
+        sn_key = bytes(range(7, 7 + algorithm.key_length))
+        expected = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update(sample)
+        assert RecordNumberCipher(algorithm, sn_key).mask(sample) == expected, algorithm
+
+
 def test_chacha20_mask_is_the_block_function_rfc8439_vector() -> None:
     # RFC 8439 §2.3.2: key 00..1f, nonce 000000090000004a00000000, block counter 1. The
     # sample's first 4 bytes are the counter (serialised little-endian), the next 12 the nonce.
@@ -457,6 +469,29 @@ def test_epoch_from_the_low_bits_and_key_update() -> None:
     # Epochs 2 and 3 are gone: their low bits now name epochs 6 and 7, whose keys differ.
     assert receiver.receive(records[0] + records[1]) == []
     assert receiver.drops == {RecordDrop.AUTHENTICATION: 2}
+
+
+def test_newest_epoch_with_the_low_bits_opens_and_discarded_epochs_drop() -> None:
+    # Epochs 2 and 6 share their low bits (RFC 9147 §4.2.2): a record naming them is opened
+    # under the newer, whichever was installed first; a discarded epoch is unknown at once.
+    suite = SUITES[CipherSuite.TLS_AES_128_GCM_SHA256]
+    old, new = EpochKeys.from_secret(suite, b"o" * 32), EpochKeys.from_secret(suite, b"n" * 32)
+    senders = {2: Dtls13RecordLayer(), 6: Dtls13RecordLayer()}
+    senders[2].install_write(2, old)
+    senders[6].install_write(6, new)
+    record2, record6 = senders[2].protect(APP, b"two"), senders[6].protect(APP, b"six")
+    for order in ((2, 6), (6, 2)):
+        receiver = Dtls13RecordLayer()
+        for epoch in order:
+            receiver.install_read(epoch, old if epoch == 2 else new)
+        assert receiver.receive(record6) == [Dtls13Record(6, 0, APP, b"six")]
+        assert receiver.receive(record2) == []
+        assert receiver.drops == {RecordDrop.AUTHENTICATION: 1}
+        receiver.discard_read(6)
+        assert receiver.receive(record2) == [Dtls13Record(2, 0, APP, b"two")]
+        receiver.discard_read(2)
+        assert receiver.receive(record6) == []
+        assert receiver.drops[RecordDrop.UNKNOWN_EPOCH] == 1
 
 
 def test_unknown_epoch_dropped() -> None:

@@ -175,6 +175,10 @@ class _Prepared(NamedTuple):
     # fixed (RFC 8446 §7.3, §4.4.4, RFC 9147 §4.2.3), and each output is one block.
     record_infos: tuple[bytes, bytes, bytes]
     finished_info: bytes
+    # Derive-Secret's HkdfLabel up to its context, by label: the context is a transcript
+    # hash of Hash.length bytes and so is the output (one block), so the HMAC input is
+    # this head, the hash and the block counter 1 (RFC 8446 §7.1).
+    derive_heads: dict[bytes, bytes]
 
 
 def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
@@ -192,7 +196,10 @@ def _prepare(hash: Hash, key_length: int, prefix: bytes) -> _Prepared:
         assert one_block  # a TLS 1.3 suite's key is never longer than its hash
         infos.append(head + b"\x01")
     finished = heads[b"finished", 0, size][0] + b"\x01"
-    return _Prepared(heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished)
+    derive_heads = {label: heads[label, size, size][0] for label in _DERIVE_LABELS}
+    return _Prepared(
+        heads, early, KeyedHmac(hash, salt), (infos[0], infos[1], infos[2]), finished, derive_heads
+    )
 
 
 # Prepared once per process for each TLS 1.3 suite's (hash, key length) and label prefix.
@@ -249,6 +256,7 @@ class KeySchedule:
         self._label_heads: LabelHeads = prepared.label_heads if prepared is not None else {}
         self._record_infos = prepared.record_infos if prepared is not None else None
         self._finished_info = prepared.finished_info if prepared is not None else None
+        self._derive_heads = prepared.derive_heads if prepared is not None else None
         # RFC 8446 §7.1: Early Secret = HKDF-Extract(0, PSK or 0), and the salt of the
         # handshake secret derived from it: without a PSK both are the same for every
         # handshake of this suite and prefix, prepared once.
@@ -265,6 +273,12 @@ class KeySchedule:
         # resumption master secret (a derivation after that keys the secret again).
         self._handshake_mac: KeyedHmac | None = None
         self._master_mac: KeyedHmac | None = None
+        # The two handshake traffic secrets, each keyed once for its two uses in a
+        # handshake, its Finished key (RFC 8446 §4.4.4) and its record keys (§7.3), which
+        # come in either order: None until the first use keys it, gone after the second
+        # (`_traffic_mac`); the dict itself only while one is pending (an emptied dict
+        # keeps its table: some 200 bytes for the connection's life).
+        self._handshake_traffic: dict[bytes, KeyedHmac | None] | None = None
         self.stage = Stage.EARLY
 
     @classmethod
@@ -300,7 +314,15 @@ class KeySchedule:
         return self.expand_label(secret, label, transcript_hash, self.hash.digest_size)
 
     def _derive_keyed(self, mac: KeyedHmac, label: bytes, transcript_hash: bytes) -> bytes:
-        return self._expand_keyed(mac, label, transcript_hash, self.hash.digest_size)
+        """Derive-Secret from a secret already keyed: one HMAC block over the label's
+        prepared head (`_Prepared.derive_heads`), the transcript hash and the counter."""
+        heads = self._derive_heads
+        size = self.hash.digest_size
+        if heads is not None and len(transcript_hash) == size:
+            head = heads.get(label)
+            if head is not None:
+                return mac.digest(head + transcript_hash + b"\x01")  # Hash.length bytes
+        return self._expand_keyed(mac, label, transcript_hash, size)
 
     def _need(self, stage: Stage) -> None:
         if self.stage < stage:
@@ -355,11 +377,36 @@ class KeySchedule:
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``c hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
+        secret = self._derive_keyed(self._hs(), b"c hs traffic", transcript_hash)
+        self._note_handshake_traffic(secret)
+        return secret
 
     def server_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """``s hs traffic`` over ClientHello..ServerHello (RFC 8446 §7.1)."""
-        return self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
+        secret = self._derive_keyed(self._hs(), b"s hs traffic", transcript_hash)
+        self._note_handshake_traffic(secret)
+        return secret
+
+    def _note_handshake_traffic(self, secret: bytes) -> None:
+        if self._handshake_traffic is None:
+            self._handshake_traffic = {}
+        self._handshake_traffic[secret] = None
+
+    def _traffic_mac(self, secret: bytes) -> KeyedHmac:
+        """``secret`` keyed for HKDF-Expand-Label: a handshake traffic secret's keyed form
+        is made at its first use and let go at its second (its Finished key and its record
+        keys: one keying instead of two); any other secret is keyed anew."""
+        kept = self._handshake_traffic
+        if kept is None or secret not in kept:
+            return KeyedHmac(self.hash, secret)
+        mac = kept[secret]
+        if mac is None:
+            mac = kept[secret] = KeyedHmac(self.hash, secret)
+        else:
+            del kept[secret]
+            if not kept:
+                self._handshake_traffic = None
+        return mac
 
     # -- master secret -----------------------------------------------------------------------
 
@@ -409,6 +456,9 @@ class KeySchedule:
         info = self._finished_info
         if info is None:
             return self.expand_label(base_key, b"finished", b"", self.hash.digest_size)
+        kept = self._handshake_traffic
+        if kept is not None and base_key in kept:
+            return self._traffic_mac(base_key).digest(info)
         return hmac_digest(self.hash, base_key, info)  # one block: Hash.length bytes
 
     def finished_verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
@@ -418,7 +468,7 @@ class KeySchedule:
 
     def traffic_keys(self, secret: bytes) -> tuple[bytes, bytes]:
         """(write_key, write_iv) from a traffic secret (RFC 8446 §7.3; iv_length is 12)."""
-        mac = KeyedHmac(self.hash, secret)
+        mac = self._traffic_mac(secret)
         infos = self._record_infos
         if infos is None:
             key = self._expand_keyed(mac, b"key", b"", self.key_length)
@@ -429,7 +479,7 @@ class KeySchedule:
         """(write_key, write_iv, sn_key) from a DTLS 1.3 traffic secret: `traffic_keys`, and
         sn_key = HKDF-Expand-Label(Secret, "sn", "", key_length) (RFC 9147 §4.2.3), the
         secret keyed once for the three."""
-        mac = KeyedHmac(self.hash, secret)
+        mac = self._traffic_mac(secret)
         infos = self._record_infos
         n = self.key_length
         if infos is None:
