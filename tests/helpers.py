@@ -35,10 +35,12 @@ from dtlsgate.connection.datagram13 import (
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
+from dtlsgate.crypto.kex import KeyShare
+from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
-from dtlsgate.wire.enums import ContentType
+from dtlsgate.wire.enums import ContentType, NamedGroup
 from dtlsgate.wire.record import split_dtls_records
 
 CLIENT = ("192.0.2.10", 40000)
@@ -426,3 +428,17 @@ def mutated(draw: st.DrawFn, samples: list[bytes] | tuple[bytes, ...]) -> bytes:
         elif op == "delete":
             del data[at : at + draw(st.integers(1, 8))]
     return bytes(data)
+
+
+class BadShareClient(DefaultProvider):
+    """A client provider whose key share (TLS 1.3) or ECDHE public value (the DTLS 1.2
+    ClientKeyExchange) in any group is replaced by ``value``: what a peer sending a bad
+    point or share looks like to a server."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def generate_key_share(self, group: NamedGroup) -> KeyShare:
+        share = KeyShare.generate(group)
+        share.public_bytes = self.value
+        return share

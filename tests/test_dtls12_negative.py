@@ -12,6 +12,7 @@ from helpers import (
     PSK,
     PSK_ID,
     SERVER,
+    BadShareClient,
     alerts_in,
     client_config,
     credentials,
@@ -22,7 +23,6 @@ from helpers import (
 
 from dtlsgate.connection.datagram import DtlsServerConnection
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.errors import BadCertificate, HandshakeFailure, ProtocolError, ProtocolVersionError
 from dtlsgate.events import ConnectionClosed
@@ -264,18 +264,6 @@ def test_client_certificate_of_an_unknown_x509_version_is_bad_certificate() -> N
     assert pair.server is not None and pair.server.closed
 
 
-class _SpoiledShare(DefaultProvider):
-    """A client provider whose ECDHE public value is replaced by ``value``."""
-
-    def __init__(self, value: bytes) -> None:
-        self.value = value
-
-    def generate_key_share(self, group: NamedGroup) -> KeyShare:
-        share = KeyShare.generate(group)
-        share.public_bytes = self.value
-        return share
-
-
 _P256_POINT = 1 + 2 * 32
 BAD_CLIENT_POINTS = [
     (NamedGroup.secp256r1, b"\x04" + b"\x01" * 32 + b"\x02" * 32),  # not on the curve
@@ -298,7 +286,7 @@ def test_bad_client_key_exchange_point_is_illegal_parameter(
     the way a deployed server makes it)."""
     pair = make_pair(
         server_config(groups=(group,), provider=DefaultProvider()),
-        client_config(groups=(group,), provider=_SpoiledShare(value)),
+        client_config(groups=(group,), provider=BadShareClient(value)),
     )
     sent: list[tuple[bytes, object]] = []
     raised: list[AlertDescription] = []

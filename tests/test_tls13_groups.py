@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
-from helpers import NOW, client_config, events, pump, server_config
+from helpers import NOW, BadShareClient, client_config, events, pump, server_config
 
 from dtlsgate.connection.stream import ClientConnection, ServerConnection
 from dtlsgate.crypto import ffdhe
@@ -398,18 +398,6 @@ def bad_client_shares(group: NamedGroup) -> list[bytes]:
     else:
         values += _ecdh_bad(group)
     return values
-
-
-class BadShareClient(DefaultProvider):
-    """A client provider whose share in ``group`` is replaced by ``value``."""
-
-    def __init__(self, value: bytes) -> None:
-        self.value = value
-
-    def generate_key_share(self, group: NamedGroup) -> KeyShare:
-        share = KeyShare.generate(group)
-        share.public_bytes = self.value
-        return share
 
 
 def _alert_sent(data: bytes, alert: AlertDescription) -> bool:
