@@ -112,16 +112,12 @@ class Aead:
     iv_length = NONCE_LENGTH
 
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
-        key_length, tag_length, constructor = _PARAMETERS[algorithm]
-        if len(key) != key_length:
-            raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
+        self._cipher = keyed_primitive(algorithm, key)  # checks the key's length
         self.algorithm = algorithm
-        self.key_length = key_length
-        self.tag_length = tag_length
-        self._cipher = constructor(key)
+        self.key_length, self.tag_length, _ = _PARAMETERS[algorithm]
 
     @property
-    def primitive(self) -> _Cipher:
+    def primitive(self) -> AeadPrimitive:
         """The keyed ``cryptography`` object, for record layers that build nonces themselves
         and call its ``encrypt``/``decrypt`` directly on their per-record hot path (its
         ``decrypt`` raises ``InvalidTag`` where ``open`` returns None)."""

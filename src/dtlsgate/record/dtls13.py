@@ -278,7 +278,8 @@ class Dtls13RecordLayer:
         # RFC 9147 §4.2.2: a record names its epoch by the low two bits; the newest read
         # epoch with those bits (None: none), at the index of the bits, kept with ``_read``
         # (`_index_read`).
-        self._read_by_bits: list[_ReadEpoch | None] = [None] * (_EPOCH_BITS + 1)
+        self._read_by_bits: list[_ReadEpoch | None]
+        self._index_read()
         # The records dropped, by reason (`drops`): made at the first drop or look, as most
         # connections never drop one (an empty Counter costs about 4,500 instructions).
         self._drops: Counter[RecordDrop] | None = None
