@@ -592,7 +592,7 @@ def seal_inner(layer_keys: EpochKeys, inner: bytes, seq: int = 0) -> bytes:
     """A record of epoch 3 around an arbitrary DTLSInnerPlaintext (16-bit seq, length)."""
     header = bytes((0b00101111,)) + seq.to_bytes(2, "big")
     header += (len(inner) + layer_keys.tag_length).to_bytes(2, "big")
-    ciphertext = layer_keys.aead.seal(layer_keys.nonce(seq), inner, header)
+    ciphertext = layer_keys.seal(seq, inner, header)
     mask = layer_keys.record_number.mask(ciphertext[:16])
     masked = bytes(a ^ b for a, b in zip(header[1:3], mask, strict=False))
     return header[:1] + masked + header[3:] + ciphertext

@@ -741,8 +741,8 @@ class Dtls13Connection(BaseDtlsConnection):
         """The record protection of a traffic secret: key, iv and sn_key (§4.2.3), with
         the schedule's "dtls13" labels (§5.9)."""
         key, iv, sn_key = action.schedule.record_keys(action.secret)
-        aead = self._ctx.provider.aead(action.aead, key)
-        return EpochKeys(aead, iv, RecordNumberCipher(action.aead, sn_key))
+        primitive = self._ctx.provider.aead_primitive(action.aead, key)
+        return EpochKeys(action.aead, primitive, iv, RecordNumberCipher(action.aead, sn_key))
 
     def _complete(self, info: HandshakeCompleted) -> None:
         self.handshake_complete = True

@@ -39,7 +39,7 @@ from typing import NamedTuple, cast
 
 from cryptography.exceptions import InvalidTag
 
-from dtlsgate.crypto.aead import Aead
+from dtlsgate.crypto.aead import NONCE_LENGTH, AeadAlgorithm, AeadPrimitive
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.provider import CryptoProvider, DefaultProvider
 from dtlsgate.crypto.record_number import SAMPLE_LENGTH, RecordNumberCipher
@@ -174,19 +174,28 @@ def next_traffic_secret(suite: SuiteInfo, secret: bytes) -> bytes:
 
 class EpochKeys:
     """One direction's protection in one epoch: the AEAD under write_key, the write_iv
-    (RFC 8446 §7.3) and the record number cipher under sn_key (RFC 9147 §4.2.3)."""
+    (RFC 8446 §7.3) and the record number cipher under sn_key (RFC 9147 §4.2.3).
 
-    __slots__ = ("_iv", "_primitive", "aead", "record_number", "tag_length")
+    The AEAD is the keyed ``cryptography`` object alone (the provider's `aead_primitive`):
+    this class builds each record's nonce itself and needs nothing else of an `Aead`."""
 
-    def __init__(self, aead: Aead, iv: bytes, record_number: RecordNumberCipher) -> None:
-        if len(iv) != aead.iv_length:
-            raise UsageError(f"write_iv must be {aead.iv_length} bytes")
-        self.aead = aead
+    __slots__ = ("_iv", "_primitive", "algorithm", "record_number", "tag_length")
+
+    def __init__(
+        self,
+        algorithm: AeadAlgorithm,
+        primitive: AeadPrimitive,
+        iv: bytes,
+        record_number: RecordNumberCipher,
+    ) -> None:
+        if len(iv) != NONCE_LENGTH:
+            raise UsageError(f"write_iv must be {NONCE_LENGTH} bytes")
+        self.algorithm = algorithm
         # The keyed ``cryptography`` object, called once per record with the nonce made here.
-        self._primitive = aead.primitive
+        self._primitive = primitive
         self._iv = int.from_bytes(iv, "big")
         self.record_number = record_number
-        self.tag_length = aead.tag_length
+        self.tag_length = algorithm.tag_length
 
     @classmethod
     def from_secret(
@@ -196,8 +205,8 @@ class EpochKeys:
         HKDF-Expand-Label(secret, "sn", "", key_length), all with the "dtls13" prefix."""
         schedule = KeySchedule.for_suite(suite, dtls=True)
         key, iv, sn_key = schedule.record_keys(secret)
-        aead = (provider or DefaultProvider()).aead(suite.aead, key)
-        return cls(aead, iv, RecordNumberCipher(suite.aead, sn_key))
+        primitive = (provider or DefaultProvider()).aead_primitive(suite.aead, key)
+        return cls(suite.aead, primitive, iv, RecordNumberCipher(suite.aead, sn_key))
 
     def nonce(self, sequence_number: int) -> bytes:
         """RFC 8446 §5.3 with RFC 9147 §4: the 64-bit sequence number, left-padded to 12
