@@ -33,6 +33,7 @@ PLAINTEXT = bytes(range(256)) * 4 + bytes(176)  # 1200 bytes
     ],
 )
 def test_aead_round_trip(algorithm: AeadAlgorithm, key_length: int, tag_length: int) -> None:
+    assert (algorithm.key_length, algorithm.tag_length) == (key_length, tag_length)
     key = bytes(range(1, key_length + 1))
     aead = DefaultProvider().aead(algorithm, key)
     assert (aead.key_length, aead.tag_length, aead.iv_length) == (key_length, tag_length, 12)

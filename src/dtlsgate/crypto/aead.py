@@ -39,28 +39,15 @@ class AeadAlgorithm(enum.Enum):
     # Python-level call per dict look-up, and every keyed `Aead` makes one.
     __hash__ = object.__hash__
 
-    @property
-    def key_length(self) -> int:
-        """Key length in bytes."""
-        return _LENGTHS[self][0]
-
-    @property
-    def tag_length(self) -> int:
-        """Authentication tag length in bytes (8 only for CCM-8, RFC 6655 §3)."""
-        return _LENGTHS[self][1]
+    def __init__(self, name: str) -> None:
+        #: Key length in bytes, and authentication tag length in bytes (8 only for CCM-8,
+        #: RFC 6655 §3): plain attributes of each member, read per epoch by the record
+        #: layers (a property was a Python call and a dict look-up per read).
+        self.key_length: int = 32 if name in ("AES_256_GCM", "CHACHA20_POLY1305") else 16
+        self.tag_length: int = 8 if name == "AES_128_CCM_8" else 16
 
 
-# The algorithms by key length and family.
-_32_BYTE_KEYS = (AeadAlgorithm.AES_256_GCM, AeadAlgorithm.CHACHA20_POLY1305)
 _GCM = (AeadAlgorithm.AES_128_GCM, AeadAlgorithm.AES_256_GCM)
-# (key length, tag length) of each algorithm, worked out once: every keyed `Aead` needs both.
-_LENGTHS: dict[AeadAlgorithm, tuple[int, int]] = {
-    algorithm: (
-        32 if algorithm in _32_BYTE_KEYS else 16,
-        8 if algorithm is AeadAlgorithm.AES_128_CCM_8 else 16,
-    )
-    for algorithm in AeadAlgorithm
-}
 
 _Cipher = AESGCM | ChaCha20Poly1305 | AESCCM
 
@@ -71,12 +58,13 @@ def _constructor(algorithm: AeadAlgorithm) -> Callable[[bytes], _Cipher]:
         return AESGCM
     if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
         return ChaCha20Poly1305
-    return functools.partial(AESCCM, tag_length=_LENGTHS[algorithm][1])
+    return functools.partial(AESCCM, tag_length=algorithm.tag_length)
 
 
 # Each algorithm's lengths and constructor, looked up once per keyed `Aead`.
 _PARAMETERS: dict[AeadAlgorithm, tuple[int, int, Callable[[bytes], _Cipher]]] = {
-    algorithm: (*_LENGTHS[algorithm], _constructor(algorithm)) for algorithm in AeadAlgorithm
+    algorithm: (algorithm.key_length, algorithm.tag_length, _constructor(algorithm))
+    for algorithm in AeadAlgorithm
 }
 
 
