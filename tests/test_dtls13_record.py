@@ -29,6 +29,7 @@ from dtlsgate.record.dtls13 import (
     EPOCH_APPLICATION,
     EPOCH_HANDSHAKE,
     EPOCH_PLAINTEXT,
+    MAX_READ_EPOCHS,
     MAX_SEQUENCE_NUMBER,
     Dtls13Record,
     Dtls13RecordLayer,
@@ -492,6 +493,26 @@ def test_newest_epoch_with_the_low_bits_opens_and_discarded_epochs_drop() -> Non
         receiver.discard_read(2)
         assert receiver.receive(record6) == []
         assert receiver.drops[RecordDrop.UNKNOWN_EPOCH] == 1
+
+
+@pytest.mark.parametrize(
+    "order", [(2, 3, 4, 5, 6, 7), (7, 6, 5, 4, 3, 2), (2, 9, 3, 4, 5, 10), (5, 2, 8, 3, 7, 4)]
+)
+def test_read_epochs_kept_are_the_newest_four_in_any_order(order: tuple[int, ...]) -> None:
+    # Installed in ascending order (a connection's usual case) or not, the layer keeps the
+    # four newest epochs, and a record naming its epoch by the low bits is opened under
+    # the newest kept epoch with those bits (RFC 9147 §4.2.2).
+    suite = SUITES[CipherSuite.TLS_AES_128_GCM_SHA256]
+    receiver = Dtls13RecordLayer()
+    for count, epoch in enumerate(order, 1):
+        receiver.install_read(epoch, EpochKeys.from_secret(suite, bytes((epoch,)) * 32))
+        assert receiver.read_epochs == tuple(sorted(order[:count])[-MAX_READ_EPOCHS:])
+    for epoch in order:
+        sender = Dtls13RecordLayer()
+        sender.install_write(epoch, EpochKeys.from_secret(suite, bytes((epoch,)) * 32))
+        newest = max((e for e in receiver.read_epochs if e % 4 == epoch % 4), default=None)
+        got = receiver.receive(sender.protect(APP, b"x"))
+        assert [r.epoch for r in got] == ([epoch] if epoch == newest else [])
 
 
 def test_unknown_epoch_dropped() -> None:

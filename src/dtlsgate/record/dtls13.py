@@ -393,9 +393,17 @@ class Dtls13RecordLayer:
             raise UsageError(f"read epoch {epoch} out of range")
         if epoch in self._read:
             raise UsageError(f"read epoch {epoch} is already installed")
-        self._read[epoch] = _ReadEpoch(epoch, keys)
+        read = self._read
         # At most MAX_READ_EPOCHS, the newest, in ascending order of epoch.
-        self._read = {e: self._read[e] for e in sorted(self._read)[-MAX_READ_EPOCHS:]}
+        if not read or epoch > next(reversed(read)):
+            # The usual case, a newer epoch than any kept: added last, the order holds,
+            # and the oldest goes when there are too many.
+            read[epoch] = _ReadEpoch(epoch, keys)
+            if len(read) > MAX_READ_EPOCHS:
+                del read[next(iter(read))]
+        else:
+            read[epoch] = _ReadEpoch(epoch, keys)
+            self._read = {e: read[e] for e in sorted(read)[-MAX_READ_EPOCHS:]}
         self._index_read()
 
     def discard_read(self, epoch: int) -> None:
