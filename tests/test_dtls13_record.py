@@ -24,13 +24,14 @@ from hypothesis import strategies as st
 from dtlsgate.crypto.aead import AeadAlgorithm
 from dtlsgate.crypto.record_number import RecordNumberCipher
 from dtlsgate.crypto.suites import SUITES, SuiteInfo
-from dtlsgate.errors import UsageError
+from dtlsgate.errors import StateError, UsageError
 from dtlsgate.record.dtls13 import (
     EPOCH_APPLICATION,
     EPOCH_HANDSHAKE,
     EPOCH_PLAINTEXT,
     MAX_READ_EPOCHS,
     MAX_SEQUENCE_NUMBER,
+    MAX_WRITE_EPOCHS,
     Dtls13Record,
     Dtls13RecordLayer,
     EpochKeys,
@@ -513,6 +514,23 @@ def test_read_epochs_kept_are_the_newest_four_in_any_order(order: tuple[int, ...
         newest = max((e for e in receiver.read_epochs if e % 4 == epoch % 4), default=None)
         got = receiver.receive(sender.protect(APP, b"x"))
         assert [r.epoch for r in got] == ([epoch] if epoch == newest else [])
+
+
+def test_write_epochs_kept_are_the_newest_four() -> None:
+    # Retransmissions go in the epoch of the original (RFC 9147 §4.2.1): the four newest
+    # write epochs stay usable, plaintext epoch 0 among them until it is the fifth.
+    suite = SUITES[CipherSuite.TLS_AES_128_GCM_SHA256]
+    sender = Dtls13RecordLayer()
+    installed = [EPOCH_PLAINTEXT]
+    for epoch in range(EPOCH_HANDSHAKE, EPOCH_HANDSHAKE + 6):
+        sender.install_write(epoch, EpochKeys.from_secret(suite, bytes((epoch,)) * 32))
+        installed.append(epoch)
+        for old in installed:
+            if old in installed[-MAX_WRITE_EPOCHS:]:
+                assert sender.protect(HS, b"again", epoch=old)
+            else:
+                with pytest.raises(StateError):
+                    sender.protect(HS, b"again", epoch=old)
 
 
 def test_unknown_epoch_dropped() -> None:

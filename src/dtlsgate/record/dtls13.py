@@ -370,7 +370,9 @@ class Dtls13RecordLayer:
         self._write_sequence[epoch] = 0
         self._headers[epoch] = self._header(epoch)
         self.write_epoch = epoch
-        for old in sorted(self._write)[:-MAX_WRITE_EPOCHS]:
+        # Write epochs only go up, so the dict is in ascending order: the oldest is first.
+        if len(self._write) > MAX_WRITE_EPOCHS:
+            old = next(iter(self._write))
             del self._write[old], self._write_sequence[old]
             self._headers.pop(old, None)
 
