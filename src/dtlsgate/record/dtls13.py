@@ -274,12 +274,15 @@ class Dtls13RecordLayer:
         self._headers: dict[int, tuple[bytes, bytes]] = {}
         # RFC 9147 §9: the peer's connection ID goes into the records we send; one of ours
         # must be in every record we receive once negotiated (none: no CIDs). All of ours
-        # have one length: the unified header does not carry it.
-        self.write_connection_id = write_connection_id
+        # have one length: the unified header does not carry it. Set as the setters of
+        # `write_connection_id` and `read_connection_id` do, less what they redo: no epoch
+        # has a header yet, and without CIDs of ours the fields above are already right.
+        self._write_cid = write_connection_id
         self._read_cids: tuple[bytes, ...] = ()
         self._read_cid_set: frozenset[bytes] = frozenset()
         self._read_cid_length = 0
-        self.read_connection_id = read_connection_id
+        if read_connection_id:
+            self.read_connection_id = read_connection_id
         # Whether DTLSPlaintext records are still accepted (the connection turns this off
         # once plaintext has no business arriving).
         self.accept_plaintext = True
