@@ -402,10 +402,13 @@ class Dtls13RecordLayer:
         # At most MAX_READ_EPOCHS, the newest, in ascending order of epoch.
         if not read or epoch > next(reversed(read)):
             # The usual case, a newer epoch than any kept: added last, the order holds,
-            # and the oldest goes when there are too many.
-            read[epoch] = _ReadEpoch(epoch, keys)
-            if len(read) > MAX_READ_EPOCHS:
-                del read[next(iter(read))]
+            # and the oldest goes when there are too many. Unless one goes, the new epoch
+            # is the newest with its low bits and its slot of the index all that changes.
+            state = read[epoch] = _ReadEpoch(epoch, keys)
+            if len(read) <= MAX_READ_EPOCHS:
+                self._read_by_bits[epoch & _EPOCH_BITS] = state
+                return
+            del read[next(iter(read))]
         else:
             read[epoch] = _ReadEpoch(epoch, keys)
             self._read = {e: read[e] for e in sorted(read)[-MAX_READ_EPOCHS:]}
