@@ -4,6 +4,8 @@ for bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import rfc8448 as v
 from helpers import NOW, client_config, credentials, events, pair, pump, server_config
@@ -17,7 +19,13 @@ from dtlsgate.errors import AlertReceived, ProtocolError, StateError, UsageError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.handshake.tls13.client import WaitServerHello
 from dtlsgate.record.tls13 import RecordProtection
-from dtlsgate.wire.enums import AlertDescription, CipherSuite, NamedGroup
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from dtlsgate.wire.messages import ClientHello
 from dtlsgate.wire.messages13 import EncryptedExtensions
 
@@ -106,6 +114,36 @@ def test_alpn_and_sni() -> None:
     assert client.info is not None and server.info is not None
     assert client.info.alpn_protocol == b"http/1.1" == server.info.alpn_protocol
     assert server.info.server_name == "localhost"
+
+
+def test_handshake_completed_reports_every_field_as_negotiated() -> None:
+    # Each field of the event against what was negotiated, with values that differ where
+    # they can (a HelloRetryRequest, ALPN, SNI, the client's certificates): the event is
+    # made from the engine's report field by field.
+    cfg = client_config(
+        groups=(NamedGroup.secp256r1, NamedGroup.x25519), alpn_protocols=(b"http/1.1",)
+    )
+    client, server = pair(server_config(alpn_protocols=(b"http/1.1",)), cfg)
+    assert client.info is not None
+    expected = HandshakeCompleted(
+        version=ProtocolVersion.TLS13,
+        cipher_suite=CipherSuite.TLS_AES_128_GCM_SHA256,
+        alpn_protocol=b"http/1.1",
+        server_name="localhost",
+        peer_certificates=(),
+        psk_identity=None,
+        group=NamedGroup.x25519,
+        signature_scheme=SignatureScheme.ecdsa_secp256r1_sha256,
+        extended_master_secret=True,
+        hello_retry=True,
+        resumed=False,
+        peer_raw_public_key=None,
+    )
+    assert server.info == expected
+    assert client.info == dataclasses.replace(
+        expected, peer_certificates=client.info.peer_certificates
+    )
+    assert len(client.info.peer_certificates) == 1
 
 
 def test_no_common_alpn_is_no_application_protocol() -> None:

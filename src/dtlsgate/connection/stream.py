@@ -76,18 +76,21 @@ def completed(
 ) -> HandshakeCompleted:
     """The engine's report of a finished TLS 1.3 (or DTLS 1.3) handshake as the
     connection's event."""
+    # By position, in the event's field order: a class called with keywords builds a dict
+    # for its ``__init__`` to unpack again.
     return HandshakeCompleted(
-        version=version,
-        cipher_suite=info.cipher_suite,
-        alpn_protocol=info.alpn_protocol,
-        server_name=info.server_name,
-        peer_certificates=info.peer_certificates,
-        group=info.group,
-        signature_scheme=info.signature_scheme,
-        hello_retry=info.hello_retry,
-        resumed=info.resumed,
-        peer_raw_public_key=info.peer_raw_public_key,
-        psk_identity=info.psk_identity,
+        version,
+        info.cipher_suite,
+        info.alpn_protocol,
+        info.server_name,
+        info.peer_certificates,
+        info.psk_identity,
+        info.group,
+        info.signature_scheme,
+        True,  # extended_master_secret: TLS 1.3's key schedule binds the whole transcript
+        info.hello_retry,
+        info.resumed,
+        info.peer_raw_public_key,
     )
 
 
