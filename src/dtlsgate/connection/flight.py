@@ -62,7 +62,7 @@ class OutgoingHandshake(NamedTuple):
     @classmethod
     def of(cls, msg_type: int, message_seq: int, body: bytes, epoch: int) -> OutgoingHandshake:
         """The message ``body`` of ``msg_type``, numbered ``message_seq``."""
-        return cls(encode_dtls_handshake(msg_type, body, message_seq), epoch)
+        return _as_outgoing((encode_dtls_handshake(msg_type, body, message_seq), epoch))
 
     @property
     def msg_type(self) -> int:
@@ -71,6 +71,13 @@ class OutgoingHandshake(NamedTuple):
     @property
     def message_seq(self) -> int:
         return (self.message[4] << 8) | self.message[5]
+
+
+# (message, epoch) -> OutgoingHandshake, in C: the named tuple's own ``__new__`` is a
+# Python function (as `as_handshake_message` below).
+_as_outgoing = cast(
+    Callable[[tuple[bytes, int]], OutgoingHandshake], partial(tuple.__new__, OutgoingHandshake)
+)
 
 
 class OutgoingChangeCipherSpec(NamedTuple):
