@@ -133,15 +133,21 @@ def process(
                 stream.close()
 
 
-def read_line(stream: object, deadline: float) -> str:
-    """One line from a pipe, or "" when the deadline passes first."""
+def next_line(stream: object, deadline: float) -> str | None:
+    """The next line from a pipe, without its newline; None at the end of the stream (the
+    writer is gone and everything it wrote has been read) or when the deadline passes first.
+    A blank line is "", told apart from the end: peers print blank lines, and a loop that
+    took "" from `read_line` with an exited process for the end of its output lost what was
+    still in the pipe (gnutls-cli prints a blank line after "- Handshake was completed" and
+    exits once the server closes: a test reading behind it on a loaded machine stopped
+    there, before the echo it waited for)."""
     import select
 
     fd = stream.fileno()  # type: ignore[attr-defined]
     line = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
             break
         byte = os.read(fd, 1)
         if not byte:
@@ -149,7 +155,28 @@ def read_line(stream: object, deadline: float) -> str:
         if byte == b"\n":
             return line.decode(errors="replace")
         line += byte
-    return line.decode(errors="replace")
+    # A last line without its newline still counts; nothing read means the end.
+    return line.decode(errors="replace") if line else None
+
+
+def read_line(stream: object, deadline: float) -> str:
+    """One line from a pipe, or "" when the stream ends or the deadline passes first (for a
+    test reading one known line; a loop over a peer's output uses `next_line`, which tells a
+    blank line from the end)."""
+    line = next_line(stream, deadline)
+    return "" if line is None else line
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 15) -> str:
+    """Lines of ``proc``'s stdout until one contains ``text``; all of them, joined.
+    AssertionError, with what was read, when its output ends or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    seen = []
+    while (line := next_line(proc.stdout, deadline)) is not None:
+        seen.append(line)
+        if text in line:
+            return "\n".join(seen)
+    raise AssertionError(f"{text!r} not seen in {seen!r}")
 
 
 # wolfSSL, the only DTLS 1.3 peer here, built from Debian's source package by

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, wait_bound
+from peers import next_line, process, read_line, require, wait_bound
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -102,10 +102,8 @@ def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Pope
     with process(args, seconds=seconds, stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
         deadline, lines = time.monotonic() + 15, [""]
-        while time.monotonic() < deadline and "ACCEPT" not in lines[-1]:
-            lines.append(read_line(proc.stdout, deadline))
-            if not lines[-1] and proc.poll() is not None:
-                break
+        while "ACCEPT" not in lines[-1] and (line := next_line(proc.stdout, deadline)) is not None:
+            lines.append(line)
         assert "ACCEPT" in lines[-1], "\n".join(lines)
         yield proc, port
 
@@ -122,9 +120,11 @@ def until_line(args: list[str], last: str, seconds: float = 8) -> str:
                 proc.stdin.write(b"hello\n")
                 proc.stdin.flush()
                 sent = True
-            line = read_line(proc.stdout, deadline)
+            line = next_line(proc.stdout, deadline)
+            if line is None:
+                break
             lines.append(line)
-            if line == last or (not line and proc.poll() is not None):
+            if line == last:
                 break
         return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require
+from peers import process, read_line, require, wait_for_line
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ServerConnection
@@ -195,19 +195,6 @@ def exchange_until(proc: subprocess.Popen[bytes], tls: Any, text: str) -> None:
         except TimeoutError:
             quiet += seen
     assert seen, f"{text!r} never printed"
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 10) -> str:
-    deadline = time.monotonic() + seconds
-    seen = []
-    while time.monotonic() < deadline:
-        line = read_line(proc.stdout, deadline)
-        seen.append(line)
-        if text in line:
-            return "\n".join(seen)
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"{text!r} not in {seen!r}")
 
 
 # ---- external PSKs (RFC 8446 §4.2.11) ---------------------------------------------------------
