@@ -181,6 +181,35 @@ def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 15)
     raise AssertionError(f"{text!r} not seen in {seen!r}")
 
 
+def converse(
+    proc: subprocess.Popen[bytes], exchange: tuple[tuple[bytes, str], ...], seconds: float = 20
+) -> str:
+    """Talk to a peer client through its standard input: for each (line, answer) of
+    ``exchange``, the line written and its output read until a line starting with the
+    answer; then end of input (`end_input`: clients such as ``s_client -no_ign_eof`` and
+    ``gnutls-cli`` send close_notify and exit), and everything it printed, joined. A peer
+    whose output ends first (it exited: a refused handshake) ends the exchange there;
+    ``seconds`` bound it all. Each line goes once the answer before it is there, not after
+    a fixed time: on a loaded machine an answer can take longer than any window, and a
+    client whose input ended first leaves without it."""
+    assert proc.stdin is not None and proc.stdout is not None
+    deadline, lines = time.monotonic() + seconds, []
+    for line, answer in exchange:
+        with contextlib.suppress(BrokenPipeError):  # it may have exited already
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        while (got := next_line(proc.stdout, deadline)) is not None:
+            lines.append(got)
+            if got.startswith(answer):
+                break
+        if got is None:
+            break
+    end_input(proc)
+    stop(proc)
+    lines += proc.stdout.read().decode(errors="replace").splitlines()
+    return "\n".join(lines)
+
+
 # wolfSSL, the only DTLS 1.3 peer here, built from Debian's source package by
 # scripts/build-wolfssl.sh (`make peers`) into a cache outside the checkout; the paths are
 # the script's.

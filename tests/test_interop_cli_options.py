@@ -20,11 +20,11 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import end_input, next_line, process, read_line, require, stop, wait_bound
+from peers import converse, next_line, process, read_line, require, wait_bound
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -78,31 +78,12 @@ ECHO = ((b"hello\n", "hello"),)
 
 
 def s_client(port: int, *extra: str, exchange: tuple[tuple[bytes, str], ...] = ECHO) -> str:
-    """`openssl s_client -tls1_3`: for each (line, answer) of ``exchange``, the line sent and
-    its output read until a line starting with the answer; then end of input (it sends
-    close_notify and exits); everything it printed, standard error too. A client whose
-    output ends first (a refused handshake: it exits on the alert) stops the exchange
-    there. Each line goes once the answer before it is there, not after a fixed wait: on a
-    loaded machine an answer can take longer than any window, and input closed before it
-    came makes s_client leave without it."""
+    """`openssl s_client -tls1_3` talking to our server (`converse`: each line once the
+    answer before it is back, then end of input); everything it printed, standard error
+    too. A refused client exits on the alert, which ends the exchange."""
     args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
     with process([*args, *extra], seconds=30, stderr=subprocess.STDOUT) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        deadline, lines = time.monotonic() + 20, []
-        for line, answer in exchange:
-            with suppress(BrokenPipeError):  # it may have exited already
-                proc.stdin.write(line)
-                proc.stdin.flush()
-            while (got := next_line(proc.stdout, deadline)) is not None:
-                lines.append(got)
-                if got.startswith(answer):
-                    break
-            if got is None:
-                break
-        end_input(proc)
-        stop(proc)
-        lines += proc.stdout.read().decode(errors="replace").splitlines()
-        return "\n".join(lines)
+        return converse(proc, exchange)
 
 
 def free_tcp_port() -> int:

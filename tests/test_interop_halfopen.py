@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from builders import client_hello, datagram, with_cookie
 from helpers import client_config as tls_client_config
-from peers import end_input, next_line, process, require, stop
+from peers import converse, process, require
 from test_interop_dtls12 import make_cert
 from test_interop_dtls12_loss import AioEchoServer
 
@@ -155,21 +155,9 @@ def openssl_clients(port: int, args: list[str], binds: list[str | None]) -> list
             line = ["openssl", "s_client", *args, "-connect", f"127.0.0.1:{port}"]
             line += ["-quiet", "-no_ign_eof", *(["-bind", f"{bind}:0"] if bind else [])]
             procs.append(stack.enter_context(process(line, seconds=45, stderr=subprocess.STDOUT)))
-        deadline = time.monotonic() + 40
 
         def until_echo(proc: subprocess.Popen[bytes]) -> str:
-            assert proc.stdin is not None and proc.stdout is not None
-            with contextlib.suppress(BrokenPipeError):  # it may have exited already
-                proc.stdin.write(b"ping\n")
-                proc.stdin.flush()
-            lines = []
-            while (line := next_line(proc.stdout, deadline)) is not None:
-                lines.append(line)
-                if "echo:ping" in line:
-                    break
-            end_input(proc)
-            stop(proc)
-            return "\n".join([*lines, proc.stdout.read().decode(errors="replace")])
+            return converse(proc, ((b"ping\n", "echo:ping"),), seconds=40)
 
         with ThreadPoolExecutor(len(procs)) as pool:
             return list(pool.map(until_echo, procs))
