@@ -350,8 +350,9 @@ def _probe_until_written(pcap: Path, probe: socket.socket, deadline: float) -> N
 
 
 @contextlib.contextmanager
-def capture_to(pcap: Path, port: int, seconds: float = 40) -> Iterator[int]:
-    """tshark writing UDP traffic to/from ``port`` on loopback into ``pcap``; yields the
+def capture_to(pcap: Path, port: int, seconds: float = 40, transport: str = "udp") -> Iterator[int]:
+    """tshark writing ``transport`` (UDP or TCP) traffic to/from ``port`` on loopback into
+    ``pcap``; yields the
     port of the probe (`PROBE`, sent from that port to itself, also captured: leave it
     out). The block starts once a probe is in the file, not after a fixed wait: on a loaded
     machine tshark took longer than 2 s to start (a test's capture then held nothing), and
@@ -361,8 +362,8 @@ def capture_to(pcap: Path, port: int, seconds: float = 40) -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         probe_port = int(probe.getsockname()[1])
-        udp = f"udp port {port} or udp port {probe_port}"
-        args = ["tshark", "-q", "-i", "lo", "-f", udp, "-w", str(pcap)]
+        ports = f"{transport} port {port} or udp port {probe_port}"
+        args = ["tshark", "-q", "-i", "lo", "-f", ports, "-w", str(pcap)]
         with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
             _probe_until_written(pcap, probe, time.monotonic() + 30)
             yield probe_port

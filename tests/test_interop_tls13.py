@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, wait_for_line
+from peers import capture_to, process, read_line, require, wait_for_line
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.stream import ClientConnection
@@ -343,22 +344,15 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
 
 
 def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
-    certs: tuple[str, str], tmp_path: pytest.TempPathFactory
+    certs: tuple[str, str], tmp_path: Path
 ) -> None:
     require("openssl", "tshark")
     from dtlsgate.io.blocking_tls import connect
 
-    keylog = str(tmp_path / "keys.log")  # type: ignore[operator]
-    pcap = str(tmp_path / "capture.pcapng")  # type: ignore[operator]
+    keylog = str(tmp_path / "keys.log")
+    pcap = tmp_path / "capture.pcapng"
     port = free_port()
-    capture = ["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w", pcap, "-a", "duration:20"]
-    with process(capture, seconds=25, stdin=subprocess.DEVNULL) as tshark:
-        deadline = time.monotonic() + 10
-        while "Capturing on" not in read_line(tshark.stderr, deadline):
-            assert time.monotonic() < deadline, "tshark did not start capturing"
-        # The capture filter is attached just after the banner (peers.capture waits too);
-        # without the wait a loaded machine let the handshake pass uncaptured.
-        time.sleep(1.0)
+    with capture_to(pcap, port, transport="tcp"):
         args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
         args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]
         with process(args, seconds=20) as server:
@@ -371,9 +365,6 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
                 server.stdin.write(b"keylog reply from openssl\n")
                 server.stdin.flush()
                 assert b"keylog reply" in tls.recv()
-        time.sleep(1)  # let tshark write the last packets
-        tshark.terminate()
-        tshark.wait(10)
     with open(keylog, encoding="ascii") as lines:
         labels = {line.split()[0] for line in lines}
     assert labels == {
