@@ -352,12 +352,12 @@ def _probe_until_written(pcap: Path, probe: socket.socket, deadline: float) -> N
 @contextlib.contextmanager
 def capture_to(pcap: Path, port: int, seconds: float = 40, transport: str = "udp") -> Iterator[int]:
     """tshark writing ``transport`` (UDP or TCP) traffic to/from ``port`` on loopback into
-    ``pcap``; yields the
-    port of the probe (`PROBE`, sent from that port to itself, also captured: leave it
-    out). The block starts once a probe is in the file, not after a fixed wait: on a loaded
-    machine tshark took longer than 2 s to start (a test's capture then held nothing), and
-    its "Capturing on" line comes before the filter is attached. When the block ends, a
-    last probe in the file shows that every packet before it is there too."""
+    ``pcap``; yields the port of the probe (`PROBE`, a UDP datagram sent from that port to
+    itself, also captured: leave it out). The block starts once a probe is in the file,
+    not after a fixed wait: on a loaded machine tshark took longer than 2 s to start (a
+    test's capture then held nothing), and its "Capturing on" line comes before the filter
+    is attached. When the block ends, a last probe in the file shows that every packet
+    before it is there too."""
     require("tshark")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
