@@ -223,14 +223,15 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
     if header.fragment_length == header.length:  # what it reads of a well-formed whole one
         whole = peek_or_none(r.rest(), whole=True)
         assert whole is None or whole == body
-    return ClientHelloRecordPeek(
+    peek = ClientHelloRecordPeek(
         record.sequence_number,
         header.message_seq,
-        body.client_version,
         body.bound,
         body.cookie,
         header.fragment_length == header.length,
     )
+    assert peek.client_version == body.client_version  # read from ``bound``
+    return peek
 
 
 def record_agrees(datagram: bytes) -> ClientHelloRecordPeek | None:

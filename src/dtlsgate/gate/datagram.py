@@ -221,7 +221,8 @@ class Gate(GateCounters):
         # NONZERO_EPOCH, from the full decoders.
         if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
             return self._drop(DropReason.MESSAGE_SEQ)
-        if hello.client_version >> 8 != DTLS_VERSION_MAJOR:
+        # client_version's first byte, the first of ``bound`` (the peek makes no int of it).
+        if hello.bound[0] != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
         cookie = hello.cookie
         if not cookie and self._reassembly is not None:  # while DTLS 1.3 is on
