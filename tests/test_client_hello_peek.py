@@ -17,6 +17,7 @@ from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, ProtocolError
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
+    MAX_CLIENT_HELLO_MESSAGE_SEQ,
     ClientHelloPeek,
     ClientHelloRecordPeek,
     client_hello_from_peek,
@@ -213,6 +214,7 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         return None
     if (
         header.msg_type != HandshakeType.CLIENT_HELLO
+        or header.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ
         or header.fragment_offset
         or header.fragment_length != r.remaining()
     ):

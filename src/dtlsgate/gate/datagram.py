@@ -65,6 +65,7 @@ from dtlsgate.gate.results import (
 )
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
+    MAX_CLIENT_HELLO_MESSAGE_SEQ,
     ClientHelloRecordPeek,
     client_hello_from_peek,
     peek_client_hello,
@@ -108,9 +109,6 @@ __all__ = [
     "is_client_hello",
 ]
 
-# A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
-# §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
-MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The first look for a DTLS 1.3 offer in a cookie-less ClientHello: its version's two bytes
 # anywhere in the datagram. A compiled search, not ``bytes.find``: for a two-byte needle
 # ``find`` steps through the datagram testing each candidate's next byte against a filter,
@@ -217,10 +215,9 @@ class Gate(GateCounters):
             if self._reassembly is not None:  # a later fragment of a DTLS 1.3 one, maybe
                 return self._reassemble(data, peer, now)
             return self._drop(self._why_not_judged(data))
-        # A record not of DTLS or not in epoch 0 was not read (None above): NOT_DTLS and
-        # NONZERO_EPOCH, from the full decoders.
-        if hello.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ:
-            return self._drop(DropReason.MESSAGE_SEQ)
+        # A record not of DTLS or not in epoch 0, or a ClientHello whose message_seq is above
+        # MAX_CLIENT_HELLO_MESSAGE_SEQ, was not read (None above): NOT_DTLS, NONZERO_EPOCH
+        # and MESSAGE_SEQ, from the full decoders.
         # client_version's first byte, the first of ``bound`` (the peek makes no int of it).
         if hello.bound[0] != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)

@@ -48,6 +48,9 @@ from dtlsgate.wire.record import (
 )
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
+# A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
+# §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
+MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The DTLSPlaintext header (RFC 6347 §4.1: type, version's major byte (its minor byte is
 # not judged: skipped), epoch || sequence_number as one 64-bit integer, length) and the
 # handshake header (§4.2.2: msg_type || length (u24), message_seq, fragment_offset as u16 ||
@@ -122,8 +125,9 @@ _as_record_peek = cast(
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
     not a DTLS handshake record of epoch 0 (§4.1, within the datagram) holding exactly one
-    fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within
-    its message and filling the record), whose body `peek_client_hello` accepts as a first
+    fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, message_seq at most
+    MAX_CLIENT_HELLO_MESSAGE_SEQ, the fragment within its message and filling the record),
+    whose body `peek_client_hello` accepts as a first
     fragment (it holds the cookie; a whole ClientHello is not read past its cookie either).
     Records after the first are not read."""
     size = len(datagram)
@@ -146,6 +150,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     fragment_length = offset_low_and_fragment_length & 0xFFFFFF
     if (
         type_and_length >> 24 != HandshakeType.CLIENT_HELLO
+        or message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ
         or offset_high
         or offset_low_and_fragment_length >> 24
         or fragment_length > length
