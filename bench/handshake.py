@@ -13,7 +13,14 @@ server in memory, the same shape: the gate's stateless HelloRetryRequest, then a
 connection from its Dtls13Admit (ECDHE P-256, ECDSA P-256 certificate,
 TLS_AES_128_GCM_SHA256, ACKs); again only the server's calls are timed, in the same rounds.
 
-Usage: python bench/handshake.py [--count N] [--rounds R]
+With ``--group x25519`` both servers' ECDHE group is X25519 instead of P-256 (ours by its
+config; pyOpenSSL's by OpenSSL's default group order, X25519 first, since pyOpenSSL's
+``set_tmp_ecdh`` takes only the named curves), and the first handshake of each server is
+checked: its ServerKeyExchange must name X25519. Issue 14's in-memory row is the default,
+P-256; X25519 is for comparison (cryptography's P-256 keys cost exports that pyOpenSSL's
+server does not pay: RESULTS, ecdhe13).
+
+Usage: python bench/handshake.py [--count N] [--rounds R] [--group secp256r1 | x25519]
 """
 
 from __future__ import annotations
@@ -120,12 +127,15 @@ class OurServer:
         return self.conn is not None and self.conn.handshake_complete
 
 
-def pyopenssl_server_context() -> SSL.Context:
+def pyopenssl_server_context(group: NamedGroup = NamedGroup.secp256r1) -> SSL.Context:
+    """pyOpenSSL's server: P-256, or with X25519 OpenSSL's default group order (X25519 first;
+    ``set_tmp_ecdh`` names only curves of the EC family)."""
     jar = CookieJar(MASTER_KEY)
     ctx = SSL.Context(SSL.DTLS_METHOD)
     ctx.use_certificate(crypto.load_certificate(crypto.FILETYPE_PEM, CERT_PEM))
     ctx.use_privatekey(crypto.load_privatekey(crypto.FILETYPE_PEM, KEY_PEM))
-    ctx.set_tmp_ecdh(crypto.get_elliptic_curve("prime256v1"))
+    if group is NamedGroup.secp256r1:
+        ctx.set_tmp_ecdh(crypto.get_elliptic_curve("prime256v1"))
     ctx.set_cipher_list(CIPHER)
     ctx.set_cookie_generate_callback(lambda _c: jar.mint(PEER, time.time()))
     ctx.set_cookie_verify_callback(lambda _c, k: jar.verify(PEER, time.time(), k) is not None)
@@ -160,16 +170,48 @@ class PyOpenSSLServer:
         return out + read_all(self.conn)
 
 
-def handshake(server: OurServer | PyOpenSSLServer, client: PyOpenSSLClient) -> float:
-    """Run one handshake; return the seconds spent inside the server."""
+def server_key_exchange_group(datagrams: list[bytes]) -> int | None:
+    """The named group of the ServerKeyExchange in a server's plaintext DTLS 1.2 flight
+    (RFC 6347 record and handshake headers, RFC 8422 ECParameters), or None."""
+    for datagram in datagrams:
+        at = 0
+        while at + 13 <= len(datagram):
+            content_type, epoch = datagram[at], int.from_bytes(datagram[at + 3 : at + 5])
+            length = int.from_bytes(datagram[at + 11 : at + 13])
+            record = datagram[at + 13 : at + 13 + length]
+            at += 13 + length
+            if content_type != 22 or epoch != 0:
+                continue
+            offset = 0
+            while offset + 12 <= len(record):
+                fragment_length = int.from_bytes(record[offset + 9 : offset + 12])
+                body = record[offset + 12 : offset + 12 + fragment_length]
+                if record[offset] == 12 and len(body) >= 3 and body[0] == 3:  # named_curve
+                    return int.from_bytes(body[1:3])
+                offset += 12 + fragment_length
+    return None
+
+
+def handshake(
+    server: OurServer | PyOpenSSLServer,
+    client: PyOpenSSLClient,
+    expect_group: NamedGroup | None = None,
+) -> float:
+    """Run one handshake; return the seconds spent inside the server. With ``expect_group``,
+    the server's ServerKeyExchange must name that group."""
     spent = 0.0
     to_server = client.step([])
+    seen_group = None
     for _ in range(20):
         t = time.perf_counter()
         to_client = server.feed(to_server)
         spent += time.perf_counter() - t
+        if expect_group is not None and seen_group is None:
+            seen_group = server_key_exchange_group(to_client)
         to_server = client.step(to_client)
         if server.done and not to_server:
+            if expect_group is not None and seen_group != expect_group:
+                raise RuntimeError(f"the server chose group {seen_group}, not {expect_group}")
             return spent
     raise RuntimeError("handshake did not complete")
 
@@ -214,14 +256,23 @@ def handshake13(server: OurServer13, client_config: ClientConfig) -> float:
     raise RuntimeError("DTLS 1.3 handshake did not complete")
 
 
-def rate13(config: ServerConfig, gate: Gate, count: int) -> float:
-    client_config = client13_config()
+def rate13(
+    config: ServerConfig, gate: Gate, count: int, group: NamedGroup = NamedGroup.secp256r1
+) -> float:
+    client_config = client13_config(group)
     spent = sum(handshake13(OurServer13(config, gate), client_config) for _ in range(count))
     return count / spent
 
 
-def rate(make: Callable[[], OurServer | PyOpenSSLServer], cctx: SSL.Context, count: int) -> float:
-    spent = sum(handshake(make(), PyOpenSSLClient(cctx)) for _ in range(count))
+def rate(
+    make: Callable[[], OurServer | PyOpenSSLServer],
+    cctx: SSL.Context,
+    count: int,
+    group: NamedGroup = NamedGroup.secp256r1,
+) -> float:
+    """Handshakes per second inside the server; the first one's group is checked."""
+    spent = handshake(make(), PyOpenSSLClient(cctx), group)
+    spent += sum(handshake(make(), PyOpenSSLClient(cctx)) for _ in range(count - 1))
     return count / spent
 
 
@@ -229,24 +280,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--group", choices=["secp256r1", "x25519"], default="secp256r1")
     args = parser.parse_args()
-    cctx, sctx = client_context(), pyopenssl_server_context()
-    config = our_config()
+    group = NamedGroup[args.group]
+    name = {NamedGroup.secp256r1: "P-256", NamedGroup.x25519: "X25519"}[group]
+    cctx, sctx = client_context(), pyopenssl_server_context(group)
+    config = our_config(group)
     gate = Gate(config)
     ours, theirs, ours13 = [], [], []
     for _ in range(args.rounds):
-        ours.append(rate(lambda: OurServer(config, gate), cctx, args.count))
-        theirs.append(rate(lambda: PyOpenSSLServer(sctx), cctx, args.count))
-        ours13.append(rate13(config, gate, args.count))
+        ours.append(rate(lambda: OurServer(config, gate), cctx, args.count, group))
+        theirs.append(rate(lambda: PyOpenSSLServer(sctx), cctx, args.count, group))
+        ours13.append(rate13(config, gate, args.count, group))
     ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     ratios13 = [a / b for a, b in zip(ours13, ours, strict=True)]
     ratios13_theirs = [a / b for a, b in zip(ours13, theirs, strict=True)]
     print(f"DTLS 1.2 full handshakes, server side only, {args.count} x {args.rounds} rounds")
-    print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie exchange; pyOpenSSL client in memory)")
+    print(f"(ECDHE {name}, ECDSA P-256, AES-128-GCM, EMS, cookie exchange; pyOpenSSL client")
+    print(" in memory)")
     print(f"  dtlsgate   median {statistics.median(ours):8.0f}/s  best {max(ours):8.0f}/s")
     print(f"  pyopenssl  median {statistics.median(theirs):8.0f}/s  best {max(theirs):8.0f}/s")
     print(f"  dtlsgate / pyopenssl = {statistics.median(ratios):.2f} (median of round ratios)")
-    print("DTLS 1.3 full handshakes, server side only (stateless HRR, ECDHE P-256, AES-128-GCM,")
+    print(f"DTLS 1.3 full handshakes, server side only (stateless HRR, ECDHE {name}, AES-128-GCM,")
     print("ECDSA P-256 certificate; our DTLS 1.3 client in memory), same rounds")
     print(f"  dtlsgate 1.3  median {statistics.median(ours13):8.0f}/s  best {max(ours13):8.0f}/s")
     print(f"  dtlsgate 1.3 / dtlsgate 1.2 = {statistics.median(ratios13):.2f}")

@@ -17,6 +17,11 @@ RUNS = [
     ("handshake_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("handshake_floor_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / floor"),
     ("handshake.py", ["--count", "10", "--rounds", "1"], "dtlsgate 1.3 / pyopenssl 1.2 ="),
+    (
+        "handshake.py",
+        ["--count", "10", "--rounds", "1", "--group", "x25519"],
+        "dtlsgate 1.3 / pyopenssl 1.2 =",
+    ),
     ("handshake_floor.py", ["--count", "10", "--rounds", "2"], "dtlsgate / pyOpenSSL rate ="),
     ("throughput.py", ["--count", "50", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("listen.py", ["--count", "50", "--rounds", "1"], "gate alone, in-process"),
