@@ -334,6 +334,9 @@ def test_the_record_peek_reads_real_client_hellos(datagram: bytes) -> None:
     assert numbered is not None and numbered.sequence_number == 2**48 - 2
     assert record_agrees(datagram[:3] + bytes.fromhex("0001000000000000") + datagram[11:]) is None
     assert record_agrees(datagram[:1] + b"\x03\x03" + datagram[3:]) is None
+    # message_seq (bytes 17-18): up to MAX_CLIENT_HELLO_MESSAGE_SEQ read, above it not.
+    assert record_agrees(datagram[:17] + b"\x00\x02" + datagram[19:]) is not None
+    assert record_agrees(datagram[:17] + b"\x00\x03" + datagram[19:]) is None
 
 
 def test_a_record_longer_than_the_limit_is_not_read() -> None:

@@ -217,8 +217,8 @@ class Gate(GateCounters):
             return self._drop(self._why_not_judged(data))
         # A record not of DTLS or not in epoch 0, or a ClientHello whose message_seq is above
         # MAX_CLIENT_HELLO_MESSAGE_SEQ, was not read (None above): NOT_DTLS, NONZERO_EPOCH
-        # and MESSAGE_SEQ, from the full decoders.
-        # client_version's first byte, the first of ``bound`` (the peek makes no int of it).
+        # and MESSAGE_SEQ, from the full decoders. client_version's first byte is the first
+        # of ``bound`` (the peek makes no int of it).
         if hello.bound[0] != DTLS_VERSION_MAJOR:
             return self._drop(DropReason.CLIENT_VERSION)
         cookie = hello.cookie

@@ -127,9 +127,9 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     not a DTLS handshake record of epoch 0 (§4.1, within the datagram) holding exactly one
     fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, message_seq at most
     MAX_CLIENT_HELLO_MESSAGE_SEQ, the fragment within its message and filling the record),
-    whose body `peek_client_hello` accepts as a first
-    fragment (it holds the cookie; a whole ClientHello is not read past its cookie either).
-    Records after the first are not read."""
+    whose body `peek_client_hello` accepts as a first fragment (it holds the cookie; a whole
+    ClientHello is not read past its cookie either). Records after the first are not
+    read."""
     size = len(datagram)
     if size < _HEADERS_LENGTH:
         return None
