@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import pytest
 from helpers import CLIENT, NOW, SERVER, client_config, data_events, make_pair, server_config
 
 import dtlsgate
@@ -58,6 +59,45 @@ def test_forged_plaintext_sequence_number_does_not_stall_the_handshake() -> None
     pair = make_pair(server_config(), client_config())
     forged = encode_dtls_record(21, DTLS12, 0, TOP_SEQUENCE_NUMBER, b"\x01\x63")  # warning
     pair.client.receive(forged, SERVER, NOW)
+    pair.run()
+    assert pair.completed()
+
+
+@pytest.mark.parametrize("seen", [0, 5, 63, 64, 1000, TOP_SEQUENCE_NUMBER])
+def test_a_window_made_with_a_seen_record_is_the_window_that_accepted_it(seen: int) -> None:
+    """``ReplayWindow(seen)`` (a server's epoch-0 window, made with the admitted ClientHello's
+    record seen) answers every number as a fresh window that accepted ``seen`` does, and
+    goes on the same way."""
+    made, accepted = ReplayWindow(seen), ReplayWindow()
+    assert accepted.accept(seen)
+    numbers = {0, 1, seen, seen + 1, seen + 2, seen - 1, seen - 63, seen - 64, seen + 64}
+    numbers = {n for n in numbers if 0 <= n <= TOP_SEQUENCE_NUMBER}
+    for n in sorted(numbers):
+        assert made.is_replay(n) == accepted.is_replay(n), n
+    for n in sorted(numbers):
+        assert made.accept(n) == accepted.accept(n), n
+    assert [made.is_replay(n) for n in sorted(numbers)] == [
+        accepted.is_replay(n) for n in sorted(numbers)
+    ]
+
+
+def test_a_copy_of_the_admitted_client_hello_record_is_dropped_as_a_replay() -> None:
+    """RFC 6347 §4.2.1: the server connection counts the ClientHello the gate admitted as
+    a record seen; a copy of its datagram (duplicated by the network) is dropped at the
+    record layer, not taken for the client retransmitting its flight."""
+    pair = make_pair(server_config(), client_config())
+    hello: list[bytes] = []
+    while pair.server is None:  # ClientHello, HelloVerifyRequest, ClientHello with the cookie
+        hello = [d for d, _ in pair.client.datagrams_to_send()]
+        pair.to_server(hello)
+    flight = pair.server.datagrams_to_send()
+    dropped = pair.server.records_dropped
+    for d in hello:
+        pair.server.receive(d, CLIENT, pair.now)
+    assert pair.server.records_dropped == dropped + 1
+    assert pair.server.datagrams_to_send() == []
+    for d, _ in flight:
+        pair.client.receive(d, SERVER, pair.now)
     pair.run()
     assert pair.completed()
 

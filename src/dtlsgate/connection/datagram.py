@@ -417,9 +417,9 @@ class DtlsServerConnection(DtlsConnection):
         transcript = Transcript(admit.message_seq)
         self._state = _server.start(transcript, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
-        # sequence number; the ClientHello itself counts as seen.
-        records = RecordLayer(admit.record_sequence_number)
-        records.mark_seen(0, admit.record_sequence_number)
+        # sequence number; the ClientHello itself counts as seen (made so, not marked after).
+        seq = admit.record_sequence_number
+        records = RecordLayer(seq, seq)
         super().__init__(records, Reassembler(admit.message_seq), admit.peer, config.mtu, keylog)
         self._admit: Admit | None = admit
 

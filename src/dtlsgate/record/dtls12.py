@@ -61,9 +61,11 @@ class ReplayWindow:
 
     __slots__ = ("_highest", "_mask")
 
-    def __init__(self) -> None:
-        self._highest = -1
-        self._mask = 0
+    def __init__(self, seen: int = -1) -> None:
+        # ``seen``: a record already processed when the window is made (-1: none), which
+        # is then the highest and the only one marked, as ``accept(seen)`` would leave it.
+        self._highest = seen
+        self._mask = 1 if seen >= 0 else 0
 
     def is_replay(self, seq: int) -> bool:
         if seq > self._highest:
@@ -158,8 +160,8 @@ class _ReadEpoch(ReplayWindow):
 
     __slots__ = ("cipher",)
 
-    def __init__(self, cipher: CipherState | None) -> None:
-        ReplayWindow.__init__(self)
+    def __init__(self, cipher: CipherState | None, seen: int = -1) -> None:
+        ReplayWindow.__init__(self, seen)
         self.cipher = cipher
 
 
@@ -179,14 +181,18 @@ class RecordLayer:
         "write_epoch",
     )
 
-    def __init__(self, first_write_sequence: int = 0) -> None:
+    def __init__(self, first_write_sequence: int = 0, seen_plaintext: int = -1) -> None:
+        """``first_write_sequence``: epoch 0's first record number to send. ``seen_plaintext``
+        (-1: none): an epoch-0 record processed before this layer was made (a server's: the
+        ClientHello the gate admitted), counted as seen from the start, so that a copy of it
+        is dropped as a replay."""
         self.write_epoch = 0
         # Made with room for epochs 0 and 1 (every epoch a connection has): installing
         # epoch 1's keys then fills a slot instead of growing three lists (which would
         # also leave each with room for 8).
         self._write_cipher: list[CipherState | None] = [None, None]
         self._write_seq: list[int] = [first_write_sequence, 0]
-        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None), None]
+        self._read: list[_ReadEpoch | None] = [_ReadEpoch(None, seen_plaintext), None]
         # The newest epoch with read keys, for open_application_data.
         self._fast_epoch = -1
         self._fast_state: _ReadEpoch | None = None
@@ -332,13 +338,6 @@ class RecordLayer:
 
     def knows_epoch(self, epoch: int) -> bool:
         return self._read_state(epoch) is not None
-
-    def mark_seen(self, epoch: int, seq: int) -> None:
-        """Mark a record that was processed elsewhere (the gate's ClientHello)."""
-        state = self._read_state(epoch)
-        if state is None:
-            raise StateError(f"no read keys for epoch {epoch}")
-        state.accept(seq)
 
     def open(self, record: DtlsRecord) -> bytes | None:
         """The record's content, or None when it must be dropped silently."""
