@@ -133,15 +133,23 @@ def process(
                 stream.close()
 
 
-def read_line(stream: object, deadline: float) -> str:
-    """One line from a pipe, or "" when the deadline passes first."""
+def next_line(stream: object, deadline: float) -> str | None:
+    """The next line from a pipe, without its newline; None at the end of the stream (the
+    writer is gone and everything it wrote has been read) or when the deadline passes first.
+    A blank line is "", told apart from the end: peers print blank lines, and a loop that
+    took "" from `read_line` with an exited process for the end of its output lost what was
+    still in the pipe (gnutls-cli prints a blank line after "- Handshake was completed" and
+    exits once the server closes: a test reading behind it on a loaded machine stopped
+    there, before the echo it waited for)."""
     import select
 
     fd = stream.fileno()  # type: ignore[attr-defined]
+    poll = select.poll()  # select() stops at descriptor 1024 (the half-open tests hold 2,000)
+    poll.register(fd, select.POLLIN)
     line = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poll.poll(remaining * 1000):
             break
         byte = os.read(fd, 1)
         if not byte:
@@ -149,7 +157,57 @@ def read_line(stream: object, deadline: float) -> str:
         if byte == b"\n":
             return line.decode(errors="replace")
         line += byte
-    return line.decode(errors="replace")
+    # A last line without its newline still counts; nothing read means the end.
+    return line.decode(errors="replace") if line else None
+
+
+def read_line(stream: object, deadline: float) -> str:
+    """One line from a pipe, or "" when the stream ends or the deadline passes first (for a
+    test reading one known line; a loop over a peer's output uses `next_line`, which tells a
+    blank line from the end)."""
+    line = next_line(stream, deadline)
+    return "" if line is None else line
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 15) -> str:
+    """Lines of ``proc``'s stdout until one contains ``text``; all of them, joined.
+    AssertionError, with what was read, when its output ends or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    seen = []
+    while (line := next_line(proc.stdout, deadline)) is not None:
+        seen.append(line)
+        if text in line:
+            return "\n".join(seen)
+    raise AssertionError(f"{text!r} not seen in {seen!r}")
+
+
+def converse(
+    proc: subprocess.Popen[bytes], exchange: tuple[tuple[bytes, str], ...], seconds: float = 20
+) -> str:
+    """Talk to a peer client through its standard input: for each (line, answer) of
+    ``exchange``, the line written and its output read until a line starting with the
+    answer; then end of input (`end_input`: clients such as ``s_client -no_ign_eof`` and
+    ``gnutls-cli`` send close_notify and exit), and everything it printed, joined. A peer
+    whose output ends first (it exited: a refused handshake) ends the exchange there;
+    ``seconds`` bound it all. Each line goes once the answer before it is there, not after
+    a fixed time: on a loaded machine an answer can take longer than any window, and a
+    client whose input ended first leaves without it."""
+    assert proc.stdin is not None and proc.stdout is not None
+    deadline, lines = time.monotonic() + seconds, []
+    for line, answer in exchange:
+        with contextlib.suppress(BrokenPipeError):  # it may have exited already
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        while (got := next_line(proc.stdout, deadline)) is not None:
+            lines.append(got)
+            if got.startswith(answer):
+                break
+        if got is None:
+            break
+    end_input(proc)
+    stop(proc)
+    lines += proc.stdout.read().decode(errors="replace").splitlines()
+    return "\n".join(lines)
 
 
 # wolfSSL, the only DTLS 1.3 peer here, built from Debian's source package by
@@ -292,19 +350,20 @@ def _probe_until_written(pcap: Path, probe: socket.socket, deadline: float) -> N
 
 
 @contextlib.contextmanager
-def capture_to(pcap: Path, port: int, seconds: float = 40) -> Iterator[int]:
-    """tshark writing UDP traffic to/from ``port`` on loopback into ``pcap``; yields the
-    port of the probe (`PROBE`, sent from that port to itself, also captured: leave it
-    out). The block starts once a probe is in the file, not after a fixed wait: on a loaded
-    machine tshark took longer than 2 s to start (a test's capture then held nothing), and
-    its "Capturing on" line comes before the filter is attached. When the block ends, a
-    last probe in the file shows that every packet before it is there too."""
+def capture_to(pcap: Path, port: int, seconds: float = 40, transport: str = "udp") -> Iterator[int]:
+    """tshark writing ``transport`` (UDP or TCP) traffic to/from ``port`` on loopback into
+    ``pcap``; yields the port of the probe (`PROBE`, a UDP datagram sent from that port to
+    itself, also captured: leave it out). The block starts once a probe is in the file,
+    not after a fixed wait: on a loaded machine tshark took longer than 2 s to start (a
+    test's capture then held nothing), and its "Capturing on" line comes before the filter
+    is attached. When the block ends, a last probe in the file shows that every packet
+    before it is there too."""
     require("tshark")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         probe_port = int(probe.getsockname()[1])
-        udp = f"udp port {port} or udp port {probe_port}"
-        args = ["tshark", "-q", "-i", "lo", "-f", udp, "-w", str(pcap)]
+        ports = f"{transport} port {port} or udp port {probe_port}"
+        args = ["tshark", "-q", "-i", "lo", "-f", ports, "-w", str(pcap)]
         with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
             _probe_until_written(pcap, probe, time.monotonic() + 30)
             yield probe_port

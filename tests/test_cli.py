@@ -36,19 +36,27 @@ def free_udp_port() -> int:
         return port
 
 
-def connect_with_late_line(ports: list[int], delay: float) -> list[tuple[bytes, bytes, int]]:
-    """``(sleep DELAY; echo x) | dtlsgate connect``, one client per port, all at once: the
-    only line comes late and input ends right after it."""
+def connect_with_late_line(ports: list[int], gap: float) -> list[tuple[bytes, bytes, int]]:
+    """``dtlsgate connect -v``, one client per port, all at once: the only line goes ``gap``
+    seconds after every client logged its completed handshake, and input ends right after
+    it. Counted from the handshakes, not from the start: on a loaded machine start-up and
+    handshake can take most of any fixed delay, and the line would no longer come late."""
+    args = [*DTLSGATE, "connect", "--psk", PSK, "-v"]
     procs = [
         subprocess.Popen(
-            ["timeout", "-s", "KILL", "40", *DTLSGATE, "connect", f"127.0.0.1:{p}", "--psk", PSK],
+            ["timeout", "-s", "KILL", "40", *args, f"127.0.0.1:{p}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for p in ports
     ]
-    time.sleep(delay)
+    deadline = time.monotonic() + 30
+    for proc in procs:
+        # "127.0.0.1:P: DTLS 1.3 TLS_..., full handshake 12.3 ms" (its first line with -v)
+        done = read_line(proc.stderr, deadline)
+        assert re.search(r"full handshake [\d.]+ ms$", done), done
+    time.sleep(gap)
     results = []
     for proc in procs:
         assert proc.stdin is not None
@@ -69,15 +77,16 @@ def test_connect_waits_for_the_answer_to_its_last_line(tmp_path: Path) -> None:
     """The wait for answers counts from the last record sent, for a few round trips: over a
     link with 0.15 s each way the echo of a line sent well after the handshake arrives (the
     old wait, 1 s counted from the last datagram received, closed at once and lost it every
-    time), and on loopback, repeated, too (the old code lost about half)."""
+    time), and on loopback, repeated, too (the old code lost about half). The line goes
+    1.5 s (2 s over the slow link) after the handshake: beyond the old 1 s."""
     with dtlsgate_serve(tmp_path, "--psk", PSK) as port:
         with (
             LossyProxy(("127.0.0.1", port), loss=0, dup=0, reorder=0, latency=0.15) as one,
             LossyProxy(("127.0.0.1", port), loss=0, dup=0, reorder=0, latency=0.15) as two,
         ):
-            for out, err, rc in connect_with_late_line([one.port, two.port], 3.5):
+            for out, err, rc in connect_with_late_line([one.port, two.port], 2.0):
                 assert (rc, out) == (0, b"late line\n"), err
-        for out, err, rc in connect_with_late_line([port] * 4, 2.5):
+        for out, err, rc in connect_with_late_line([port] * 4, 1.5):
             assert (rc, out) == (0, b"late line\n"), err
 
 

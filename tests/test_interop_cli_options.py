@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, wait_bound
+from peers import converse, next_line, process, read_line, require, wait_bound
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -73,19 +73,17 @@ def connect(
     )
 
 
-def s_client(port: int, *extra: str, wait: float = 1.5, lines: int = 1) -> str:
-    """`openssl s_client -tls1_3`: ``lines`` lines sent ``wait`` seconds apart, ``wait``
-    seconds for the answers, then end of input; everything it printed (standard error too)."""
+# What s_client prints when our server's echo of "hello" comes back.
+ECHO = ((b"hello\n", "hello"),)
+
+
+def s_client(port: int, *extra: str, exchange: tuple[tuple[bytes, str], ...] = ECHO) -> str:
+    """`openssl s_client -tls1_3` talking to our server (`converse`: each line once the
+    answer before it is back, then end of input); everything it printed, standard error
+    too. A refused client exits on the alert, which ends the exchange."""
     args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
-    with process([*args, *extra], seconds=20, stderr=subprocess.STDOUT) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        for n in range(lines):
-            proc.stdin.write(b"hello\n" if n == 0 else b"again\n")
-            proc.stdin.flush()
-            time.sleep(wait)
-        proc.stdin.close()
-        proc.wait(10)
-        return proc.stdout.read().decode(errors="replace")
+    with process([*args, *extra], seconds=30, stderr=subprocess.STDOUT) as proc:
+        return converse(proc, exchange)
 
 
 def free_tcp_port() -> int:
@@ -102,10 +100,8 @@ def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Pope
     with process(args, seconds=seconds, stderr=subprocess.STDOUT) as proc:
         assert proc.stdout is not None
         deadline, lines = time.monotonic() + 15, [""]
-        while time.monotonic() < deadline and "ACCEPT" not in lines[-1]:
-            lines.append(read_line(proc.stdout, deadline))
-            if not lines[-1] and proc.poll() is not None:
-                break
+        while "ACCEPT" not in lines[-1] and (line := next_line(proc.stdout, deadline)) is not None:
+            lines.append(line)
         assert "ACCEPT" in lines[-1], "\n".join(lines)
         yield proc, port
 
@@ -122,9 +118,11 @@ def until_line(args: list[str], last: str, seconds: float = 8) -> str:
                 proc.stdin.write(b"hello\n")
                 proc.stdin.flush()
                 sent = True
-            line = read_line(proc.stdout, deadline)
+            line = next_line(proc.stdout, deadline)
+            if line is None:
+                break
             lines.append(line)
-            if line == last or (not line and proc.poll() is not None):
+            if line == last:
                 break
         return "\n".join(lines)
 
@@ -153,7 +151,7 @@ def test_serve_tls_groups_refuses_a_client_without_them(tmp_path: Path) -> None:
     """--groups limits what the server accepts: a client offering only X25519 fails."""
     require("openssl")
     with serve(tmp_path, "--tls", "--psk", PSK, "--groups", "x448") as (proc, port):
-        out = s_client(port, "-psk", KEY_HEX, "-groups", "X25519", wait=0.5)
+        out = s_client(port, "-psk", KEY_HEX, "-groups", "X25519")
     assert "handshake failure" in out, out
     assert "handshake failed" in server_log(proc)
 
@@ -203,8 +201,8 @@ def test_serve_tls_capital_verify_requires_a_client_certificate(tmp_path: Path) 
     require("openssl")
     cert, key = client_identity(tmp_path)
     with serve(tmp_path, "--tls", "--Verify", "--CAfile", str(cert)) as (proc, port):
-        without = s_client(port, wait=1.0)
-        with_cert = s_client(port, "-cert", str(cert), "-key", str(key), wait=1.0)
+        without = s_client(port)
+        with_cert = s_client(port, "-cert", str(cert), "-key", str(key))
     assert "alert certificate required" in without, without
     assert "hello" in with_cert.split("Verify return code")[-1], with_cert
     log = server_log(proc)
@@ -218,7 +216,7 @@ def test_serve_tls_verify_requests_but_does_not_require(tmp_path: Path) -> None:
     require("openssl")
     cert, _ = client_identity(tmp_path)
     with serve(tmp_path, "--tls", "--verify", "--CAfile", str(cert)) as (_, port):
-        out = s_client(port, wait=1.0)
+        out = s_client(port)
     assert "Requested Signature Algorithms" in out, out
     assert "hello" in out.split("Verify return code")[-1], out
 
@@ -244,7 +242,10 @@ def test_serve_tls_key_update_seen_by_openssl(tmp_path: Path) -> None:
     answer going out with its next line, and that line's echo under the new keys."""
     require("openssl")
     with serve(tmp_path, "--tls", "--key-update-every", "1") as (proc, port):
-        out = s_client(port, "-msg", wait=1.0, lines=2)
+        # "again" goes once the KeyUpdate has arrived: openssl answers it with its next
+        # write, so a line sent before it came would go under the old keys, unanswered.
+        key_update = "<<< TLS 1.3, Handshake [length 0005], KeyUpdate"
+        out = s_client(port, "-msg", exchange=((b"hello\n", key_update), (b"again\n", "again")))
     received = out.index("<<< TLS 1.3, Handshake [length 0005], KeyUpdate")
     assert out.index("hello") < received, out
     answered = out.index(">>> TLS 1.3, Handshake [length 0005], KeyUpdate", received)

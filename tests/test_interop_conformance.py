@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from helpers import credentials
-from peers import process, require
+from peers import process, require, wait_for_line
 from test_interop_dtls12 import free_udp_port, openssl_s_server, run_s_client, talk_to_server
 from test_interop_dtls12_loss import AioEchoServer
-from test_interop_tls13 import PYTHON, free_port, our_client, our_server, wait_for
+from test_interop_tls13 import PYTHON, free_port, our_client, our_server
 
 from dtlsgate import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -169,7 +169,7 @@ def test_openssl_tls13_client_certificate_as_deployed(
             assert client.stdin is not None
             client.stdin.write(b"hello from openssl\n")
             client.stdin.flush()
-            wait_for(client, "echo:hello from openssl", 15)
+            wait_for_line(client, "echo:hello from openssl", 15)
     assert server.failures == []
 
 
@@ -191,13 +191,13 @@ def test_our_tls13_client_with_a_plain_req_x509_server(pki: dict[str, tuple[str,
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:
-        wait_for(server, "ACCEPT")
+        wait_for_line(server, "ACCEPT")
         result: dict[str, bytes] = {}
         thread = threading.Thread(
             target=lambda: result.update(out=our_client(port, pki["plain"], b"ping\n"))
         )
         thread.start()
-        wait_for(server, "ping", 15)
+        wait_for_line(server, "ping", 15)
         assert server.stdin is not None
         server.stdin.write(b"pong from openssl\n")
         server.stdin.flush()
@@ -214,7 +214,7 @@ def test_our_tls13_client_still_refuses_a_req_x509_server_it_does_not_trust(
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:
-        wait_for(server, "ACCEPT")
+        wait_for_line(server, "ACCEPT")
         connect = ["timeout", "20", *PYTHON, "connect", "--tls"]
         connect += [f"127.0.0.1:{port}", "--cafile", pki["ca"][0], "--servername", "localhost"]
         out = subprocess.run(connect, input=b"", capture_output=True, timeout=25)

@@ -26,12 +26,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from builders import client_hello, datagram, with_cookie
 from helpers import client_config as tls_client_config
-from peers import require, stop
+from peers import converse, process, require
 from test_interop_dtls12 import make_cert
 from test_interop_dtls12_loss import AioEchoServer
 
@@ -143,31 +144,23 @@ def tls_half_open(sources: list[str], port: int, held: list[socket.socket]) -> i
 
 def openssl_clients(port: int, args: list[str], binds: list[str | None]) -> list[str]:
     """``openssl s_client`` clients started together, one per entry of ``binds`` (a local
-    address to bind, or None): each sends "ping" and keeps its input open 3 s; returns each
-    one's output."""
-    procs = []
-    for bind in binds:
-        line = f"openssl s_client {' '.join(args)} -connect 127.0.0.1:{port} -quiet -no_ign_eof"
-        if bind is not None:
-            line += f" -bind {bind}:0"
-        procs.append(
-            subprocess.Popen(
-                ["timeout", "-s", "KILL", "40", "sh", "-c", f"(echo ping; sleep 3) | {line}"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    outputs = []
-    for proc in procs:
-        try:
-            out, _ = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            stop(proc)
-            out = b""
-        outputs.append(out.decode(errors="replace"))
-    return outputs
+    address to bind, or None): each sends "ping" and keeps its input open until its echo
+    comes back (or its output ends, or 40 s pass), then ends it (close_notify); returns
+    each one's output. Not a fixed time with input open: on a loaded machine 20 handshakes
+    at once can take longer than any window, and a client whose input closed first leaves
+    without its echo."""
+    with contextlib.ExitStack() as stack:
+        procs = []
+        for bind in binds:
+            line = ["openssl", "s_client", *args, "-connect", f"127.0.0.1:{port}"]
+            line += ["-quiet", "-no_ign_eof", *(["-bind", f"{bind}:0"] if bind else [])]
+            procs.append(stack.enter_context(process(line, seconds=45, stderr=subprocess.STDOUT)))
+
+        def until_echo(proc: subprocess.Popen[bytes]) -> str:
+            return converse(proc, ((b"ping\n", "echo:ping"),), seconds=40)
+
+        with ThreadPoolExecutor(len(procs)) as pool:
+            return list(pool.map(until_echo, procs))
 
 
 def legit_binds(shared: bool) -> list[str | None]:

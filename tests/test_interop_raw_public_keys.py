@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require, wait_bound
+from peers import next_line, process, read_line, require, wait_bound
 from test_interop_dtls12 import EchoServer, free_udp_port
 
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -45,10 +45,7 @@ def run_gnutls_cli(port: int, extra: list[str]) -> str:
         assert proc.stdin is not None and proc.stdout is not None
         deadline = time.monotonic() + 15
         lines = []
-        while time.monotonic() < deadline:
-            line = read_line(proc.stdout, deadline)
-            if not line and proc.poll() is not None:
-                break
+        while (line := next_line(proc.stdout, deadline)) is not None:
             lines.append(line)
             if line.startswith("- Simple Client Mode"):
                 proc.stdin.write(b"hello raw\n")
@@ -219,14 +216,11 @@ def test_tls13_gnutls_cli_with_our_raw_public_key_server(tmp_path: Path, pinned:
             assert proc.stdin is not None and proc.stdout is not None
             deadline = time.monotonic() + 15
             out = ""
-            while time.monotonic() < deadline and "echo:" not in out:
-                line = read_line(proc.stdout, deadline)
+            while "echo:" not in out and (line := next_line(proc.stdout, deadline)) is not None:
                 out += line + "\n"
                 if line.startswith("- Simple Client Mode"):
                     proc.stdin.write(b"hello raw\n")
                     proc.stdin.flush()
-                if not line and proc.poll() is not None:
-                    break
             proc.stdin.close()
             proc.wait(10)
             assert proc.stderr is not None

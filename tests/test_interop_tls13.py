@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from peers import process, read_line, require
+from peers import capture_to, process, read_line, require, wait_for_line
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.stream import ClientConnection
@@ -55,20 +56,6 @@ def our_server(
         yield proc, int(line.rsplit(":", 1)[1])
 
 
-def wait_for(proc: subprocess.Popen[bytes], text: str, seconds: float = 10) -> str:
-    """Lines of ``proc``'s stdout until one contains ``text`` (bounded)."""
-    deadline = time.monotonic() + seconds
-    seen = []
-    while time.monotonic() < deadline:
-        line = read_line(proc.stdout, deadline)
-        seen.append(line)
-        if text in line:
-            return "\n".join(seen)
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"{text!r} not seen in {seen!r}")
-
-
 def wait_listening(port: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -103,10 +90,10 @@ def test_openssl_client_with_our_server(
             assert client.stdin is not None
             client.stdin.write(b"hello from openssl\n")
             client.stdin.flush()
-            accepted = wait_for(server, "accepted")
+            accepted = wait_for_line(server, "accepted")
             assert f"hello_retry={retry}" in accepted
             # Our server echoes: the line comes back through openssl's decryption.
-            wait_for(client, "hello from openssl")
+            wait_for_line(client, "hello from openssl")
 
 
 def test_gnutls_client_with_our_server(certs: tuple[str, str]) -> None:
@@ -118,8 +105,8 @@ def test_gnutls_client_with_our_server(certs: tuple[str, str]) -> None:
             assert client.stdin is not None
             client.stdin.write(b"hello from gnutls\n")
             client.stdin.flush()
-            wait_for(server, "accepted")
-            wait_for(client, "hello from gnutls")
+            wait_for_line(server, "accepted")
+            wait_for_line(client, "hello from gnutls")
 
 
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
@@ -178,7 +165,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool)
     args += ["-cert", certs[0], "-key", certs[1], *(["-stateless"] if stateless else [])]
     with process(args, seconds=25) as server:
         # Not a probe connection: -naccept 1 would spend its one accept on it.
-        wait_for(server, "ACCEPT")
+        wait_for_line(server, "ACCEPT")
         result: dict[str, bytes] = {}
 
         def run_client() -> None:
@@ -189,7 +176,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool)
         thread = threading.Thread(target=run_client)
         thread.start()
         # s_server prints what it receives; then we answer through its stdin.
-        wait_for(server, "ping from dtlsgate", 15)
+        wait_for_line(server, "ping from dtlsgate", 15)
         assert server.stdin is not None
         server.stdin.write(b"pong from openssl\n")
         server.stdin.flush()
@@ -254,7 +241,7 @@ def test_client_hello2_completes_on_another_process(certs: tuple[str, str]) -> N
 
             sock.sendall(client.data_to_send())
             exchange(sock, client, got)
-        assert "hello_retry=True" in wait_for(second, "accepted")
+        assert "hello_retry=True" in wait_for_line(second, "accepted")
         # The first process never completed a handshake: it only sent the HRR.
         first.kill()
         out, _ = first.communicate(timeout=5)
@@ -296,17 +283,17 @@ def test_openssl_client_resumes_with_our_server(
             assert client.stdin is not None
             client.stdin.write(b"first\n")
             client.stdin.flush()
-            wait_for(client, "first")  # echoed: our ticket went before the echo
+            wait_for_line(client, "first")  # echoed: our ticket went before the echo
             client.stdin.close()
             client.wait(10)
-        assert "resumed=False" in wait_for(server, "accepted")
+        assert "resumed=False" in wait_for_line(server, "accepted")
         # Second connection offers the ticket: resumed on both sides.
         with process([*base, "-no_ign_eof", "-sess_in", session], seconds=20) as client:
             assert client.stdin is not None
             client.stdin.write(b"second\n")
             client.stdin.flush()
-            assert "Reused, TLSv1.3" in wait_for(client, "second")
-        assert "resumed=True" in wait_for(server, "accepted")
+            assert "Reused, TLSv1.3" in wait_for_line(client, "second")
+        assert "resumed=True" in wait_for_line(server, "accepted")
 
 
 def read_tickets(tls: object, seconds: float = 5) -> list[object]:
@@ -334,13 +321,13 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
     # Our first key share is for P-256; a server accepting only X25519 answers with an HRR.
     groups = (NamedGroup.secp256r1, NamedGroup.x25519) if hrr else None
     with process(args, seconds=25) as server:
-        wait_for(server, "ACCEPT")
+        wait_for_line(server, "ACCEPT")
         config = ClientConfig(server_name="localhost", cafile=certs[0], groups=groups)
         with connect("127.0.0.1", port, config) as tls:
             assert tls.info is not None and not tls.info.resumed
             tickets = read_tickets(tls)
             tls.sendall(b"first from dtlsgate\n")
-            wait_for(server, "first from dtlsgate")
+            wait_for_line(server, "first from dtlsgate")
         assert tickets, "openssl sent no NewSessionTicket"
         config = ClientConfig(
             server_name="localhost", cafile=certs[0], groups=groups, session_ticket=tickets[-1]
@@ -350,44 +337,34 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
             assert tls.info.hello_retry is hrr
             assert tls.info.peer_certificates == ()
             tls.sendall(b"resumed from dtlsgate\n")
-            wait_for(server, "resumed from dtlsgate")
+            wait_for_line(server, "resumed from dtlsgate")
 
 
 # ---- key log (NSS format, SSLKEYLOGFILE) ---------------------------------------------------
 
 
 def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
-    certs: tuple[str, str], tmp_path: pytest.TempPathFactory
+    certs: tuple[str, str], tmp_path: Path
 ) -> None:
     require("openssl", "tshark")
     from dtlsgate.io.blocking_tls import connect
 
-    keylog = str(tmp_path / "keys.log")  # type: ignore[operator]
-    pcap = str(tmp_path / "capture.pcapng")  # type: ignore[operator]
+    keylog = str(tmp_path / "keys.log")
+    pcap = tmp_path / "capture.pcapng"
     port = free_port()
-    capture = ["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w", pcap, "-a", "duration:20"]
-    with process(capture, seconds=25, stdin=subprocess.DEVNULL) as tshark:
-        deadline = time.monotonic() + 10
-        while "Capturing on" not in read_line(tshark.stderr, deadline):
-            assert time.monotonic() < deadline, "tshark did not start capturing"
-        # The capture filter is attached just after the banner (peers.capture waits too);
-        # without the wait a loaded machine let the handshake pass uncaptured.
-        time.sleep(1.0)
+    with capture_to(pcap, port, transport="tcp"):
         args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
         args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]
         with process(args, seconds=20) as server:
-            wait_for(server, "ACCEPT")
+            wait_for_line(server, "ACCEPT")
             config = ClientConfig(server_name="localhost", cafile=certs[0], keylog_file=keylog)
             with connect("127.0.0.1", port, config) as tls:
                 tls.sendall(b"keylog plaintext from dtlsgate\n")
-                wait_for(server, "keylog plaintext from dtlsgate")
+                wait_for_line(server, "keylog plaintext from dtlsgate")
                 assert server.stdin is not None
                 server.stdin.write(b"keylog reply from openssl\n")
                 server.stdin.flush()
                 assert b"keylog reply" in tls.recv()
-        time.sleep(1)  # let tshark write the last packets
-        tshark.terminate()
-        tshark.wait(10)
     with open(keylog, encoding="ascii") as lines:
         labels = {line.split()[0] for line in lines}
     assert labels == {

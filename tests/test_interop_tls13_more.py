@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require
+from peers import converse, process, read_line, require, wait_for_line
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ServerConnection
@@ -137,17 +137,12 @@ def completed(events: list[Any]) -> HandshakeCompleted:
     return next(e for e in events if isinstance(e, HandshakeCompleted))
 
 
-def s_client(port: int, *args: str | Path, lines: bytes = b"hello\n") -> str:
-    """Run openssl s_client against our server, send ``lines``, keep stdin open a while."""
-    cmd = ["timeout", "-s", "KILL", str(SECONDS), "openssl", "s_client", "-tls1_3",
-           "-connect", f"127.0.0.1:{port}", *map(str, args)]  # fmt: skip
-    feeder = f"printf '{lines.decode()}'; sleep 3"
-    result = subprocess.run(
-        ["sh", "-c", f"({feeder}) | {' '.join(cmd)}"],
-        capture_output=True,
-        timeout=SECONDS + 10,
-    )
-    return (result.stdout + result.stderr).decode(errors="replace")
+def s_client(port: int, *args: str | Path) -> str:
+    """openssl s_client against our server (which echoes): "hello" sent and its input ended
+    once the echo is back (`converse`); everything it printed, standard error too."""
+    cmd = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", *map(str, args)]
+    with process(cmd, seconds=SECONDS, stderr=subprocess.STDOUT) as proc:
+        return converse(proc, ((b"hello\n", "hello"),), seconds=SECONDS - 5)
 
 
 # ---- RSASSA-PSS certificates (RFC 8446 §4.2.3: rsa_pss_pss_*) ---------------------------------
@@ -195,19 +190,6 @@ def exchange_until(proc: subprocess.Popen[bytes], tls: Any, text: str) -> None:
         except TimeoutError:
             quiet += seen
     assert seen, f"{text!r} never printed"
-
-
-def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 10) -> str:
-    deadline = time.monotonic() + seconds
-    seen = []
-    while time.monotonic() < deadline:
-        line = read_line(proc.stdout, deadline)
-        seen.append(line)
-        if text in line:
-            return "\n".join(seen)
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"{text!r} not in {seen!r}")
 
 
 # ---- external PSKs (RFC 8446 §4.2.11) ---------------------------------------------------------
@@ -275,17 +257,13 @@ def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
 def test_gnutls_cli_psk_with_our_server() -> None:
     require("gnutls-cli")
     server = OneServer(ServerConfig(psk={PSK_ID.encode(): bytes.fromhex(PSK_HEX)}))
-    cmd = ["timeout", "-s", "KILL", str(SECONDS), "gnutls-cli", "-p", str(server.port),
-           "127.0.0.1", "--pskusername", PSK_ID, "--pskkey", PSK_HEX,
-           "--priority", GNUTLS_PSK_PRIORITY]  # fmt: skip
-    result = subprocess.run(
-        ["sh", "-c", f"(printf 'hello\\n'; sleep 2) | {' '.join(cmd)}"],
-        capture_output=True,
-        timeout=SECONDS + 10,
-    )
+    cmd = ["gnutls-cli", "-p", str(server.port), "127.0.0.1", "--pskusername", PSK_ID,
+           "--pskkey", PSK_HEX, "--priority", GNUTLS_PSK_PRIORITY]  # fmt: skip
+    with process(cmd, seconds=SECONDS, stderr=subprocess.STDOUT) as proc:
+        out = converse(proc, ((b"hello\n", "hello"),), seconds=SECONDS - 5)
     events = server.finish()
     assert completed(events).psk_identity == PSK_ID.encode()
-    assert DataReceived(b"hello\n") in events, result.stderr.decode(errors="replace")[-2000:]
+    assert DataReceived(b"hello\n") in events, out[-2000:]
 
 
 # ---- post-handshake authentication (RFC 8446 §4.6.2) -----------------------------------------

@@ -21,13 +21,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import ROOT, require, stop
+from peers import ROOT, require, stop, wait_bound
 
 BLOCK = re.compile(r"(?:<!-- readme-test: (\w+)[^>]*-->\n)?```python\n(.*?)```", re.DOTALL)
 README_PORTS = ("4433", "8443", "5684")
@@ -99,17 +98,12 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def run(code: str, cwd: Path, *, attempts: int = 1) -> str:
-    """Run a block to its end; with ``attempts``, again while its server is not up yet."""
-    for attempt in range(attempts):
-        rc, out, err = finish(start(code, cwd))
-        if rc == 0:
-            return out
-        if attempt + 1 < attempts and ("ICMP port unreachable" in err or "refused" in err):
-            time.sleep(0.5)
-            continue
+def run(code: str, cwd: Path) -> str:
+    """Run a block to its end."""
+    rc, out, err = finish(start(code, cwd))
+    if rc != 0:
         raise AssertionError(f"README block failed (rc {rc}):\n{code}\n{err}")
-    raise AssertionError("unreachable")
+    return out
 
 
 @contextmanager
@@ -126,16 +120,13 @@ def running(code: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
 
 def poke(port: int, cwd: Path, block: subprocess.Popen[str]) -> None:
     """A DTLS 1.2 client (the blocks show the HelloVerifyRequest exchange) at a ``listens``
-    block, retried until the block's socket is bound."""
+    block, once the block's socket is bound."""
+    wait_bound(block, port, DEADLINE)  # type: ignore[arg-type]
     args = [sys.executable, "-m", "dtlsgate", "connect", f"127.0.0.1:{port}"]
     args += ["--cafile", "ca.pem", "--servername", "localhost", "--timeout", "10", "--dtls1_2"]
-    for _ in range(20):
-        done = subprocess.run(
-            ["timeout", "20", *args], input=b"ping\n", cwd=cwd, capture_output=True, check=False
-        )
-        if b"ICMP port unreachable" not in done.stderr or block.poll() is not None:
-            return
-        time.sleep(0.5)
+    subprocess.run(
+        ["timeout", "20", *args], input=b"ping\n", cwd=cwd, capture_output=True, check=False
+    )
 
 
 def test_the_readme_has_the_blocks_this_test_expects() -> None:
@@ -151,9 +142,11 @@ def test_every_python_block_in_the_readme_runs(workdir: Path) -> None:
     server = next(localised(code, ports) for tag, code in found if tag == "serves")
     outputs = []
     with running(server, workdir) as proc:
+        # Its clients start once it is bound: one sent earlier is refused (ICMP).
+        wait_bound(proc, ports["4433"], DEADLINE)  # type: ignore[arg-type]
         for tag, code in found:
             if tag == "client":
-                outputs.append(run(localised(code, ports), workdir, attempts=20))
+                outputs.append(run(localised(code, ports), workdir))
         assert proc.poll() is None, "the README server stopped"
     for tag, code in found:
         if tag == "alone":
