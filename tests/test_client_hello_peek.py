@@ -17,6 +17,7 @@ from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, ProtocolError
 from dtlsgate.wire.buffer import Reader
 from dtlsgate.wire.client_hello_peek import (
+    MAX_CLIENT_HELLO_MESSAGE_SEQ,
     ClientHelloPeek,
     ClientHelloRecordPeek,
     client_hello_from_peek,
@@ -213,6 +214,7 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
         return None
     if (
         header.msg_type != HandshakeType.CLIENT_HELLO
+        or header.message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ
         or header.fragment_offset
         or header.fragment_length != r.remaining()
     ):
@@ -223,14 +225,15 @@ def full_record_peek(datagram: bytes) -> ClientHelloRecordPeek | None:
     if header.fragment_length == header.length:  # what it reads of a well-formed whole one
         whole = peek_or_none(r.rest(), whole=True)
         assert whole is None or whole == body
-    return ClientHelloRecordPeek(
+    peek = ClientHelloRecordPeek(
         record.sequence_number,
         header.message_seq,
-        body.client_version,
         body.bound,
         body.cookie,
         header.fragment_length == header.length,
     )
+    assert peek.client_version == body.client_version  # read from ``bound``
+    return peek
 
 
 def record_agrees(datagram: bytes) -> ClientHelloRecordPeek | None:
@@ -331,6 +334,9 @@ def test_the_record_peek_reads_real_client_hellos(datagram: bytes) -> None:
     assert numbered is not None and numbered.sequence_number == 2**48 - 2
     assert record_agrees(datagram[:3] + bytes.fromhex("0001000000000000") + datagram[11:]) is None
     assert record_agrees(datagram[:1] + b"\x03\x03" + datagram[3:]) is None
+    # message_seq (bytes 17-18): up to MAX_CLIENT_HELLO_MESSAGE_SEQ read, above it not.
+    assert record_agrees(datagram[:17] + b"\x00\x02" + datagram[19:]) is not None
+    assert record_agrees(datagram[:17] + b"\x00\x03" + datagram[19:]) is None
 
 
 def test_a_record_longer_than_the_limit_is_not_read() -> None:

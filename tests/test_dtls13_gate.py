@@ -5,6 +5,8 @@ from it alone; a DTLS 1.2-only ClientHello still gets a HelloVerifyRequest."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from helpers import (
     CLIENT,
@@ -25,8 +27,10 @@ from dtlsgate.events import HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup, ProtocolVersion
-from dtlsgate.wire.extensions import decode_supported_versions_sh
-from dtlsgate.wire.messages import ServerHello
+from dtlsgate.wire.extensions import Extension, decode_supported_versions_sh
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.messages import ClientHello, ServerHello
+from dtlsgate.wire.record import encode_dtls_record
 
 
 def first_client_hello(**kwargs: object) -> bytes:
@@ -305,7 +309,6 @@ def test_server_engine_remembers_its_choice_per_offer_and_its_retry_request_per_
     )
     from dtlsgate.handshake.tls13.server import MAX_CHOICES, ServerContext, choose
     from dtlsgate.wire.enums import CipherSuite
-    from dtlsgate.wire.messages import ClientHello
 
     ctx = ServerContext(server_config(), versions=DTLS_VERSIONS)
     suites = [s for s in CipherSuite if s >> 8 == 0x13]
@@ -381,3 +384,30 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
     hello = first_client_hello(groups=(NamedGroup.x25519,))
     for _ in range(2):
         assert refused.receive(hello, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_REFUSED)
+
+
+def test_an_offer_as_early_as_a_client_hello_allows_gets_a_hello_retry_request() -> None:
+    """The gate looks for a DTLS 1.3 offer only after the random: a ClientHello whose offer
+    comes as early as one can (no session_id, one cipher suite, one compression method,
+    supported_versions the first extension and DTLS 1.3 its first entry, RFC 9147 §5.3)
+    still gets a HelloRetryRequest, not a HelloVerifyRequest."""
+    ours = ClientHello.decode(first_client_hello()[25:], dtls=True)
+    assert ours.session_id == b"" and ours.extensions is not None
+    earliest = dataclasses.replace(
+        ours,
+        cipher_suites=(0x1301,),  # TLS_AES_128_GCM_SHA256
+        extensions=(
+            Extension(ExtensionType.supported_versions, b"\x02\xfe\xfc"),
+            *(e for e in ours.extensions if e.type != ExtensionType.supported_versions),
+        ),
+    )
+    message = encode_dtls_handshake(HandshakeType.CLIENT_HELLO, earliest.encode(), 0)
+    datagram = encode_dtls_record(22, ProtocolVersion.DTLS12, 0, 0, message)
+    # Record (13) and handshake (12) headers, client_version (2), random (32), the
+    # session_id's and cookie's length bytes, cipher_suites (2 + 2), compression_methods
+    # (1 + 1), the extensions block's length (2), supported_versions' header (4) and the
+    # length byte of its list: DTLS 1.3 is the datagram's only 0xFEFC.
+    assert datagram.find(b"\xfe\xfc") == 74 and datagram.count(b"\xfe\xfc") == 1
+    result = Gate(server_config()).receive(datagram, CLIENT, NOW)
+    assert isinstance(result, Reply) and result.data[13] == HandshakeType.SERVER_HELLO
+    assert ServerHello.decode(result.data[25:]).is_hello_retry_request

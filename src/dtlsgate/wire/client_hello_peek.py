@@ -48,12 +48,17 @@ from dtlsgate.wire.record import (
 )
 
 _SESSION_ID_AT = 2 + RANDOM_LENGTH  # the session_id's length byte, in the body
+# A client sends ClientHello with message_seq 0, and 1 after a HelloVerifyRequest (RFC 6347
+# §4.2.2); DTLSv1_listen accepts up to 2 and rejects more ("invalid sequence number").
+MAX_CLIENT_HELLO_MESSAGE_SEQ = 2
 # The DTLSPlaintext header (RFC 6347 §4.1: type, version's major byte (its minor byte is
 # not judged: skipped), epoch || sequence_number as one 64-bit integer, length) and the
 # handshake header (§4.2.2: msg_type || length (u24), message_seq, fragment_offset as u16 ||
-# (u8 || fragment_length (u24))), then client_version.
-_HEADERS_AND_VERSION = struct.Struct(">BBxQH" + "IHHI" + "H")
-_HEADERS_AND_VERSION_LENGTH = _HEADERS_AND_VERSION.size
+# (u8 || fragment_length (u24))). Not client_version: it is the first two bytes of
+# ``bound``, and an int of it (0xFEFD is no small int) would be a new object per datagram,
+# read only for the gate's one test of its first byte (bench/RESULTS.md, listen15).
+_HEADERS = struct.Struct(">BBxQH" + "IHHI")
+_HEADERS_LENGTH = _HEADERS.size
 _BODY_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
 _TYPE_AND_LENGTH = struct.Struct(">HH")  # an extension's header (RFC 8446 §4.2)
 
@@ -92,23 +97,27 @@ class ClientHelloRecordPeek(NamedTuple):
 
     - ``sequence_number``: the record's (RFC 6347 §4.1; a DTLS record of epoch 0);
     - ``message_seq``: the handshake header's (§4.2.2);
-    - ``client_version``, ``bound``, ``cookie``: as in `ClientHelloPeek`;
+    - ``bound``, ``cookie``: as in `ClientHelloPeek` (``bound`` starts with client_version);
     - ``whole``: the fragment is the whole ClientHello (its fragment_length is the message's
       length, RFC 6347 §4.2.2), not only the first part of one.
     """
 
     sequence_number: int
     message_seq: int
-    client_version: int
     bound: bytes
     cookie: bytes
     whole: bool
+
+    @property
+    def client_version(self) -> int:
+        """The ClientHello's version: the first two bytes of ``bound``."""
+        return (self.bound[0] << 8) | self.bound[1]
 
 
 # The fields in order -> ClientHelloRecordPeek, in C: the gate peeks every ClientHello, and
 # a named tuple's own ``__new__`` is a Python-level function (as wire/record.py's DtlsRecord).
 _as_record_peek = cast(
-    Callable[[tuple[int, int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
+    Callable[[tuple[int, int, bytes, bytes, bool]], ClientHelloRecordPeek],
     partial(tuple.__new__, ClientHelloRecordPeek),
 )
 
@@ -116,12 +125,13 @@ _as_record_peek = cast(
 def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     """The `ClientHelloRecordPeek` of ``datagram``'s first record; None when that record is
     not a DTLS handshake record of epoch 0 (§4.1, within the datagram) holding exactly one
-    fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, the fragment within
-    its message and filling the record), whose body `peek_client_hello` accepts as a first
-    fragment (it holds the cookie; a whole ClientHello is not read past its cookie either).
-    Records after the first are not read."""
+    fragment, the first of a ClientHello (§4.2.2: fragment_offset 0, message_seq at most
+    MAX_CLIENT_HELLO_MESSAGE_SEQ, the fragment within its message and filling the record),
+    whose body `peek_client_hello` accepts as a first fragment (it holds the cookie; a whole
+    ClientHello is not read past its cookie either). Records after the first are not
+    read."""
     size = len(datagram)
-    if size < _HEADERS_AND_VERSION_LENGTH:
+    if size < _HEADERS_LENGTH:
         return None
     (
         content_type,
@@ -132,8 +142,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         message_seq,
         offset_high,
         offset_low_and_fragment_length,
-        client_version,
-    ) = _HEADERS_AND_VERSION.unpack_from(datagram)
+    ) = _HEADERS.unpack_from(datagram)
     end = DTLS_RECORD_HEADER_LENGTH + record_length
     if content_type != ContentType.HANDSHAKE or record_length > MAX_CIPHERTEXT_LENGTH or end > size:
         return None
@@ -141,6 +150,7 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
     fragment_length = offset_low_and_fragment_length & 0xFFFFFF
     if (
         type_and_length >> 24 != HandshakeType.CLIENT_HELLO
+        or message_seq > MAX_CLIENT_HELLO_MESSAGE_SEQ
         or offset_high
         or offset_low_and_fragment_length >> 24
         or fragment_length > length
@@ -159,7 +169,6 @@ def peek_client_hello_record(datagram: bytes) -> ClientHelloRecordPeek | None:
         (
             epoch_and_seq,  # epoch 0: the sequence number
             message_seq,
-            client_version,
             datagram[_BODY_AT:cookie_at],
             datagram[cookie_at + 1 : cookie_end],
             fragment_length == length,
