@@ -106,13 +106,21 @@ def openssl_echo(port: int, i: int) -> str:
         "-quiet",
         "-no_ign_eof",
     ]
+    started = time.monotonic()
     with process(args, seconds=OPENSSL_DEADLINE + 5) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(line.encode() + b"\n")
         proc.stdin.flush()
-        got = read_line(proc.stdout, time.monotonic() + OPENSSL_DEADLINE)
+        got = read_line(proc.stdout, started + OPENSSL_DEADLINE)
+        waited = time.monotonic() - started
         end_input(proc)
-    return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
+        if got == "echo:" + line:
+            return "ok"
+        # What a failure needs to be told apart: the deadline or s_client's own end, and
+        # what s_client said on the way out (its stderr, once it has exited).
+        code = proc.poll()
+        said = proc.stderr.read()[-600:] if code is not None and proc.stderr else b""
+    return f"{i}: got {got!r} after {waited:.1f} s, exit {code}, stderr {said!r}"
 
 
 def test_openssl_clients_through_a_lossy_proxy(tmp_path: Path) -> None:
