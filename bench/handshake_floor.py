@@ -359,10 +359,10 @@ def trace(config: Any, gate: Gate, count: int) -> bool:
                 return
 
     # dtlsgate.crypto.aead keeps each algorithm's constructor in a table made at import.
-    real_parameters = dict(aead_module._PARAMETERS)
-    for algorithm, (key_length, tag_length, make) in real_parameters.items():
+    real_constructors = dict(aead_module._CONSTRUCTORS)
+    for algorithm, make in real_constructors.items():
         if make is real_aesgcm:
-            aead_module._PARAMETERS[algorithm] = (key_length, tag_length, counting_aesgcm)
+            aead_module._CONSTRUCTORS[algorithm] = counting_aesgcm
     aead_module.AESGCM = counting_aesgcm  # type: ignore[attr-defined,assignment]
     globals()["AESGCM"] = counting_aesgcm
     try:
@@ -371,7 +371,7 @@ def trace(config: Any, gate: Gate, count: int) -> bool:
         mine = traced_calls(floors, count, made)
     finally:
         aead_module.AESGCM = real_aesgcm  # type: ignore[attr-defined]
-        aead_module._PARAMETERS.update(real_parameters)
+        aead_module._CONSTRUCTORS.update(real_constructors)
         globals()["AESGCM"] = real_aesgcm
     print(f"C-level crypto calls per handshake ({count} handshakes each, cProfile):")
     print(f"  {'dtlsgate':>8} {'floor':>7}  call")

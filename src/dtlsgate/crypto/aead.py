@@ -61,10 +61,10 @@ def _constructor(algorithm: AeadAlgorithm) -> Callable[[bytes], _Cipher]:
     return functools.partial(AESCCM, tag_length=algorithm.tag_length)
 
 
-# Each algorithm's lengths and constructor, looked up once per keyed `Aead`.
-_PARAMETERS: dict[AeadAlgorithm, tuple[int, int, Callable[[bytes], _Cipher]]] = {
-    algorithm: (algorithm.key_length, algorithm.tag_length, _constructor(algorithm))
-    for algorithm in AeadAlgorithm
+# Each algorithm's constructor, looked up once per keyed `Aead` (its lengths are the
+# member's own attributes).
+_CONSTRUCTORS: dict[AeadAlgorithm, Callable[[bytes], _Cipher]] = {
+    algorithm: _constructor(algorithm) for algorithm in AeadAlgorithm
 }
 
 
@@ -83,10 +83,10 @@ def keyed_primitive(algorithm: AeadAlgorithm, key: bytes) -> AeadPrimitive:
     holds, for a record layer that keeps nothing else of an `Aead` (the DTLS 1.2 one: its
     suite gives it the tag length), made without an `Aead` around it, twice per
     handshake."""
-    key_length, _, constructor = _PARAMETERS[algorithm]
+    key_length = algorithm.key_length
     if len(key) != key_length:
         raise UsageError(f"{algorithm.value} needs a {key_length}-byte key, got {len(key)}")
-    return constructor(key)
+    return _CONSTRUCTORS[algorithm](key)
 
 
 class Aead:
@@ -102,7 +102,8 @@ class Aead:
     def __init__(self, algorithm: AeadAlgorithm, key: bytes) -> None:
         self._cipher = keyed_primitive(algorithm, key)  # checks the key's length
         self.algorithm = algorithm
-        self.key_length, self.tag_length, _ = _PARAMETERS[algorithm]
+        self.key_length = algorithm.key_length
+        self.tag_length = algorithm.tag_length
 
     @property
     def primitive(self) -> AeadPrimitive:

@@ -29,20 +29,18 @@ _ZEROS = bytes(SAMPLE_LENGTH)
 # ECB has no parameters and keeps no state: one mode object serves every epoch's cipher.
 _ECB = modes.ECB()
 
-# Each AEAD's sn_key length and the block cipher class of its mask (None: ChaCha20),
-# worked out once and looked up once per epoch. ``AES128`` and ``AES256`` are
-# ``cryptography``'s AES with the key size a class attribute: ``AES``'s is a property, read
-# twice (by the ECB mode's check and by the cipher lookup) each time a cipher is made, and
-# a DTLS 1.3 handshake makes four (about 3,900 instructions each, of some 37,000).
+# Each AEAD's block cipher class of its mask (None: ChaCha20), by its key length (the
+# sn_key is as long as the AEAD's key), worked out once and looked up once per epoch.
+# ``AES128`` and ``AES256`` are ``cryptography``'s AES with the key size a class
+# attribute: ``AES``'s is a property, read twice (by the ECB mode's check and by the cipher
+# lookup) each time a cipher is made, and a DTLS 1.3 handshake makes four (about 3,900
+# instructions each, of some 37,000).
 _AesClass = type[algorithms.AES128] | type[algorithms.AES256]
 _AES_BY_KEY_LENGTH: dict[int, _AesClass] = {16: algorithms.AES128, 32: algorithms.AES256}
-_MASK_CIPHERS: dict[AeadAlgorithm, tuple[int, _AesClass | None]] = {
-    algorithm: (
-        algorithm.key_length,
-        None
-        if algorithm is AeadAlgorithm.CHACHA20_POLY1305
-        else _AES_BY_KEY_LENGTH[algorithm.key_length],
-    )
+_MASK_CIPHERS: dict[AeadAlgorithm, _AesClass | None] = {
+    algorithm: None
+    if algorithm is AeadAlgorithm.CHACHA20_POLY1305
+    else _AES_BY_KEY_LENGTH[algorithm.key_length]
     for algorithm in AeadAlgorithm
 }
 
@@ -54,12 +52,12 @@ class RecordNumberCipher:
     __slots__ = ("_chacha_key", "_ecb", "algorithm")
 
     def __init__(self, algorithm: AeadAlgorithm, sn_key: bytes) -> None:
-        key_length, block_cipher = _MASK_CIPHERS[algorithm]
-        if len(sn_key) != key_length:
+        if len(sn_key) != algorithm.key_length:
             raise UsageError(
-                f"{algorithm.value} needs a {key_length}-byte sn_key, got {len(sn_key)}"
+                f"{algorithm.value} needs a {algorithm.key_length}-byte sn_key, got {len(sn_key)}"
             )
         self.algorithm = algorithm
+        block_cipher = _MASK_CIPHERS[algorithm]
         if block_cipher is None:
             self._chacha_key: bytes | None = sn_key
             self._ecb = None
