@@ -39,7 +39,9 @@ from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerC
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, GateResult, Reply
-from dtlsgate.wire.enums import CipherSuite, NamedGroup
+from dtlsgate.wire.enums import CipherSuite, ContentType, HandshakeType, NamedGroup
+from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH, decode_dtls_handshake_fragments
+from dtlsgate.wire.record import split_dtls_records
 
 PEER = ("127.0.0.1", 40000)
 MASTER_KEY = bytes(range(32))
@@ -172,23 +174,15 @@ class PyOpenSSLServer:
 
 def server_key_exchange_group(datagrams: list[bytes]) -> int | None:
     """The named group of the ServerKeyExchange in a server's plaintext DTLS 1.2 flight
-    (RFC 6347 record and handshake headers, RFC 8422 ECParameters), or None."""
+    (RFC 8422 ECParameters: curve_type named_curve (3), then the group), or None."""
     for datagram in datagrams:
-        at = 0
-        while at + 13 <= len(datagram):
-            content_type, epoch = datagram[at], int.from_bytes(datagram[at + 3 : at + 5])
-            length = int.from_bytes(datagram[at + 11 : at + 13])
-            record = datagram[at + 13 : at + 13 + length]
-            at += 13 + length
-            if content_type != 22 or epoch != 0:
+        for record in split_dtls_records(datagram):
+            if record.content_type != ContentType.HANDSHAKE or record.epoch != 0:
                 continue
-            offset = 0
-            while offset + 12 <= len(record):
-                fragment_length = int.from_bytes(record[offset + 9 : offset + 12])
-                body = record[offset + 12 : offset + 12 + fragment_length]
-                if record[offset] == 12 and len(body) >= 3 and body[0] == 3:  # named_curve
+            for header, fragment in decode_dtls_handshake_fragments(record.fragment):
+                body = fragment[DTLS_HANDSHAKE_HEADER_LENGTH:]
+                if header.msg_type == HandshakeType.SERVER_KEY_EXCHANGE and body[:1] == b"\x03":
                     return int.from_bytes(body[1:3])
-                offset += 12 + fragment_length
     return None
 
 
