@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,16 +169,31 @@ def read_line(stream: object, deadline: float) -> str:
     return "" if line is None else line
 
 
-def wait_for_line(proc: subprocess.Popen[bytes], text: str, seconds: float = 15) -> str:
-    """Lines of ``proc``'s stdout until one contains ``text``; all of them, joined.
-    AssertionError, with what was read, when its output ends or ``seconds`` pass first."""
-    deadline = time.monotonic() + seconds
-    seen = []
-    while (line := next_line(proc.stdout, deadline)) is not None:
-        seen.append(line)
-        if text in line:
-            return "\n".join(seen)
-    raise AssertionError(f"{text!r} not seen in {seen!r}")
+def read_until(
+    stream: object, found: Callable[[str], bool], deadline: float, lines: list[str]
+) -> bool:
+    """Lines of a pipe (a peer's stdout or stderr), each appended to ``lines``, until one
+    for which ``found`` is true: True then; False when the stream ends (the peer is gone and
+    all it wrote has been read) or the deadline passes first. For a test that goes on
+    either way (a client that may leave without its answer); one whose line must come uses
+    `wait_for_line`."""
+    while (line := next_line(stream, deadline)) is not None:
+        lines.append(line)
+        if found(line):
+            return True
+    return False
+
+
+def wait_for_line(stream: object, text: str, seconds: float = 15) -> str:
+    """Lines of ``stream`` (a peer's stdout or stderr pipe) until one contains ``text``;
+    all of them, joined (the last one holds ``text``). AssertionError, with what was read,
+    when the stream ends or ``seconds`` pass first. A blank line is read past, not taken
+    for the end, and the end of the stream ends the wait at once: no spinning to the
+    deadline on a peer that has exited."""
+    lines: list[str] = []
+    if not read_until(stream, lambda line: text in line, time.monotonic() + seconds, lines):
+        raise AssertionError(f"{text!r} not seen in {lines!r}")
+    return "\n".join(lines)
 
 
 def converse(
@@ -191,18 +206,16 @@ def converse(
     whose output ends first (it exited: a refused handshake) ends the exchange there;
     ``seconds`` bound it all. Each line goes once the answer before it is there, not after
     a fixed time: on a loaded machine an answer can take longer than any window, and a
-    client whose input ended first leaves without it."""
+    client whose input ended first leaves without it. An empty line writes nothing: its
+    answer is only waited for (``(b"", "- Simple Client Mode")``: gnutls-cli's handshake
+    done)."""
     assert proc.stdin is not None and proc.stdout is not None
     deadline, lines = time.monotonic() + seconds, []
     for line, answer in exchange:
         with contextlib.suppress(BrokenPipeError):  # it may have exited already
             proc.stdin.write(line)
             proc.stdin.flush()
-        while (got := next_line(proc.stdout, deadline)) is not None:
-            lines.append(got)
-            if got.startswith(answer):
-                break
-        if got is None:
+        if not read_until(proc.stdout, lambda got, a=answer: got.startswith(a), deadline, lines):
             break
     end_input(proc)
     stop(proc)

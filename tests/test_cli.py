@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, stop
+from peers import process, read_line, require, stop, wait_for_line
 from test_dtls12_cli import dtlsgate_serve
 from udp_proxy import LossyProxy
 
@@ -211,10 +211,7 @@ def test_connect_with_a_wrong_psk_says_so() -> None:
         "PSK-AES128-CCM8",
     ]
     with process(server, seconds=30) as proc:  # its stdin stays open: it keeps serving
-        deadline = time.monotonic() + 15
-        while (line := read_line(proc.stdout, deadline)) and "ACCEPT" not in line:
-            pass
-        assert "ACCEPT" in line
+        wait_for_line(proc.stdout, "ACCEPT")
         done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "4")
     assert done.returncode == 1
     line = one_line(done.stderr)

@@ -20,11 +20,11 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from peers import converse, next_line, process, read_line, require, wait_bound
+from peers import converse, process, read_line, read_until, require, wait_bound, wait_for_line
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -98,11 +98,7 @@ def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Pope
     port = free_udp_port() if "-dtls1_2" in extra else free_tcp_port()
     args = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", *extra]
     with process(args, seconds=seconds, stderr=subprocess.STDOUT) as proc:
-        assert proc.stdout is not None
-        deadline, lines = time.monotonic() + 15, [""]
-        while "ACCEPT" not in lines[-1] and (line := next_line(proc.stdout, deadline)) is not None:
-            lines.append(line)
-        assert "ACCEPT" in lines[-1], "\n".join(lines)
+        wait_for_line(proc.stdout, "ACCEPT")
         yield proc, port
 
 
@@ -111,19 +107,11 @@ def until_line(args: list[str], last: str, seconds: float = 8) -> str:
     (or the deadline, or its exit); everything it printed."""
     with process(args, seconds=seconds + 5, stderr=subprocess.STDOUT) as proc:
         assert proc.stdin is not None and proc.stdout is not None
-        deadline, lines = time.monotonic() + seconds, []
-        sent = False
-        while time.monotonic() < deadline:
-            if not sent and proc.poll() is None:
-                proc.stdin.write(b"hello\n")
-                proc.stdin.flush()
-                sent = True
-            line = next_line(proc.stdout, deadline)
-            if line is None:
-                break
-            lines.append(line)
-            if line == last:
-                break
+        with suppress(BrokenPipeError):  # it may have exited already
+            proc.stdin.write(b"hello\n")
+            proc.stdin.flush()
+        lines: list[str] = []
+        read_until(proc.stdout, lambda line: line == last, time.monotonic() + seconds, lines)
         return "\n".join(lines)
 
 

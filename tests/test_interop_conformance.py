@@ -169,7 +169,7 @@ def test_openssl_tls13_client_certificate_as_deployed(
             assert client.stdin is not None
             client.stdin.write(b"hello from openssl\n")
             client.stdin.flush()
-            wait_for_line(client, "echo:hello from openssl", 15)
+            wait_for_line(client.stdout, "echo:hello from openssl", 15)
     assert server.failures == []
 
 
@@ -191,13 +191,13 @@ def test_our_tls13_client_with_a_plain_req_x509_server(pki: dict[str, tuple[str,
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:
-        wait_for_line(server, "ACCEPT")
+        wait_for_line(server.stdout, "ACCEPT")
         result: dict[str, bytes] = {}
         thread = threading.Thread(
             target=lambda: result.update(out=our_client(port, pki["plain"], b"ping\n"))
         )
         thread.start()
-        wait_for_line(server, "ping", 15)
+        wait_for_line(server.stdout, "ping", 15)
         assert server.stdin is not None
         server.stdin.write(b"pong from openssl\n")
         server.stdin.flush()
@@ -214,7 +214,7 @@ def test_our_tls13_client_still_refuses_a_req_x509_server_it_does_not_trust(
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:
-        wait_for_line(server, "ACCEPT")
+        wait_for_line(server.stdout, "ACCEPT")
         connect = ["timeout", "20", *PYTHON, "connect", "--tls"]
         connect += [f"127.0.0.1:{port}", "--cafile", pki["ca"][0], "--servername", "localhost"]
         out = subprocess.run(connect, input=b"", capture_output=True, timeout=25)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import end_input, process, read_line, require, wait_bound
+from peers import end_input, process, read_line, require, wait_bound, wait_for_line
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
@@ -176,20 +176,15 @@ def test_gnutls_cli_psk_with_our_server() -> None:
 
 
 def run_gnutls_cli(port: int, extra: list[str], line: bytes = b"hello from gnutls") -> str:
+    """Run `gnutls-cli`, send one line once its handshake is done; the line it printed
+    with our echo (AssertionError, with its output, when none comes)."""
     args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", *extra]
     with process(args, seconds=20) as proc:
         assert proc.stdin is not None and proc.stdout is not None
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            text = read_line(proc.stdout, deadline)
-            if text.startswith("- Simple Client Mode"):
-                break
+        wait_for_line(proc.stdout, "- Simple Client Mode")
         proc.stdin.write(line + b"\n")
         proc.stdin.flush()
-        deadline = time.monotonic() + 10
-        got = ""
-        while time.monotonic() < deadline and not got.startswith("echo:"):
-            got = read_line(proc.stdout, deadline)
+        got = wait_for_line(proc.stdout, "echo:", 10).splitlines()[-1]
         # The server records a missing close_notify as an error.
         end_input(proc)
     return got
@@ -209,11 +204,7 @@ def openssl_s_server(port: int, extra: list[str]) -> Iterator[subprocess.Popen[b
     ]
     with process(args, seconds=25) as proc:
         assert proc.stdout is not None
-        line = ""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "ACCEPT" not in line:
-            line = read_line(proc.stdout, deadline)
-        assert "ACCEPT" in line, f"s_server did not start: {line!r}"
+        wait_for_line(proc.stdout, "ACCEPT", 10)
         yield proc
 
 
@@ -228,11 +219,7 @@ def exchange_lines(proc: subprocess.Popen[bytes], conn: DtlsSocket) -> bytes:
     one back; what our client received."""
     assert proc.stdin is not None and proc.stdout is not None
     conn.send(b"hello from dtlsgate\n")
-    deadline = time.monotonic() + 10
-    seen = ""
-    while time.monotonic() < deadline and "hello from dtlsgate" not in seen:
-        seen = read_line(proc.stdout, deadline)
-    assert "hello from dtlsgate" in seen
+    wait_for_line(proc.stdout, "hello from dtlsgate", 10)
     proc.stdin.write(b"hello from the server\n")
     proc.stdin.flush()
     return conn.recv(timeout=10)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import end_input, process, read_line, require
+from peers import converse, end_input, process, read_line, require
 from test_interop_dtls12 import make_cert
 from udp_proxy import LossyProxy
 
@@ -145,15 +145,8 @@ def gnutls_echo(port: int, cafile: Path, i: int) -> str:
     line = f"gnutls {i} " + "y" * (i % 40)
     args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", "--x509cafile", str(cafile)]
     with process(args, seconds=DEADLINE + 5) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(line.encode() + b"\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + DEADLINE
-        got = ""
-        while time.monotonic() < deadline and not got.startswith("echo:"):
-            got = read_line(proc.stdout, deadline)
-        end_input(proc)
-    return "ok" if got == "echo:" + line else f"{i}: got {got!r}"
+        out = converse(proc, ((line.encode() + b"\n", "echo:"),), DEADLINE)
+    return "ok" if "echo:" + line in out.splitlines() else f"{i}: got {out[-600:]!r}"
 
 
 def test_gnutls_clients_through_a_lossy_proxy(tmp_path: Path) -> None:

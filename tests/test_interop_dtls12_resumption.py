@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import process, read_line, require, wait_bound
+from peers import converse, process, require, wait_bound
 from test_interop_dtls12 import (
     EchoServer,
     free_udp_port,
@@ -126,19 +126,7 @@ def run_s_client(port: int, extra: list[str], until: str = "echo:") -> str:
     it printed up to the line starting with ``until`` (the server's answer)."""
     args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
     with process([*args, *extra], seconds=20) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(b"hello from openssl\n")
-        proc.stdin.flush()
-        deadline = time.monotonic() + 15
-        lines = []
-        while time.monotonic() < deadline:
-            line = read_line(proc.stdout, deadline)
-            lines.append(line)
-            if line.startswith(until):
-                break
-        proc.stdin.close()
-        proc.wait(10)
-    return "\n".join(lines)
+        return converse(proc, ((b"hello from openssl\n", until),), 15)
 
 
 @pytest.mark.parametrize("tickets", [True, False], ids=["ticket", "no_ticket"])
@@ -165,20 +153,8 @@ def test_openssl_s_client_resumes_with_our_server(tmp_path: Path, tickets: bool)
 def run_gnutls_cli_resume(port: int, extra: list[str]) -> str:
     args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", "--resume", *extra]
     with process(args, seconds=25) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        deadline = time.monotonic() + 20
-        lines = []
-        while time.monotonic() < deadline:
-            line = read_line(proc.stdout, deadline)
-            lines.append(line)
-            if line.startswith("- Simple Client Mode"):
-                proc.stdin.write(b"hello from gnutls\n")
-                proc.stdin.flush()
-            if line.startswith("echo:"):
-                break
-        proc.stdin.close()
-        proc.wait(10)
-    return "\n".join(lines)
+        exchange = ((b"", "- Simple Client Mode"), (b"hello from gnutls\n", "echo:"))
+        return converse(proc, exchange, 20)
 
 
 @pytest.mark.parametrize("tickets", [True, False], ids=["ticket", "noticket"])

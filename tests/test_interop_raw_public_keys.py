@@ -6,12 +6,11 @@ side; a key that is not pinned gets bad_certificate, which the peer reports."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import next_line, process, read_line, require, wait_bound
+from peers import converse, process, require, wait_bound, wait_for_line
 from test_interop_dtls12 import EchoServer, free_udp_port
 
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -39,24 +38,19 @@ def key_pair(directory: Path, name: str) -> tuple[Path, Path]:
     return key, public
 
 
+# gnutls-cli's line once its handshake is done, then ours and the echo: what `converse` is
+# given (a refused handshake ends the output before either).
+SEND_WHEN_CONNECTED = ((b"", "- Simple Client Mode"), (b"hello raw\n", "echo:"))
+
+
 def run_gnutls_cli(port: int, extra: list[str]) -> str:
+    """`gnutls-cli` over DTLS: "hello raw" sent once connected; everything it printed,
+    standard error last."""
     args = ["gnutls-cli", "--udp", "-p", str(port), "127.0.0.1", "--insecure", *extra]
     with process(args, seconds=20) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        deadline = time.monotonic() + 15
-        lines = []
-        while (line := next_line(proc.stdout, deadline)) is not None:
-            lines.append(line)
-            if line.startswith("- Simple Client Mode"):
-                proc.stdin.write(b"hello raw\n")
-                proc.stdin.flush()
-            if line.startswith("echo:"):
-                break
-        proc.stdin.close()
-        proc.wait(10)
+        out = converse(proc, SEND_WHEN_CONNECTED, 15)
         assert proc.stderr is not None
-        lines += proc.stderr.read().decode(errors="replace").splitlines()
-    return "\n".join(lines)
+        return out + "\n" + proc.stderr.read().decode(errors="replace")
 
 
 @pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
@@ -123,12 +117,7 @@ def test_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned: bool
             with pytest.raises(BadCertificate):
                 connect("127.0.0.1", port, config, timeout=15)
             # Our bad_certificate reached it (gnutls-serv does not name the alert).
-            assert proc.stderr is not None
-            deadline = time.monotonic() + 10
-            seen = ""
-            while time.monotonic() < deadline and "alert" not in seen.lower():
-                seen = read_line(proc.stderr, deadline)
-            assert "A TLS fatal alert has been received" in seen, seen
+            wait_for_line(proc.stderr, "A TLS fatal alert has been received", 10)
 
 
 def test_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) -> None:
@@ -146,11 +135,7 @@ def test_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) 
         with connect("127.0.0.1", port, config, timeout=15) as conn:
             conn.send(b"ping raw")
             assert conn.recv(timeout=10) == b"ping raw"
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 10
-        out = ""
-        while time.monotonic() < deadline and "ping raw" not in out:
-            out += read_line(proc.stdout, deadline) + "\n"
+        out = wait_for_line(proc.stdout, "ping raw", 10)
     # gnutls-serv got our key and, with nothing to check it against, says so (checked
     # here: for a client that sends no certificate it prints no such line).
     assert "- Peer's certificate was NOT verified." in out, out
@@ -213,18 +198,9 @@ def test_tls13_gnutls_cli_with_our_raw_public_key_server(tmp_path: Path, pinned:
     with Tls13Server(config) as server:
         args[2] = str(server.port)
         with process(args, seconds=20) as proc:
-            assert proc.stdin is not None and proc.stdout is not None
-            deadline = time.monotonic() + 15
-            out = ""
-            while "echo:" not in out and (line := next_line(proc.stdout, deadline)) is not None:
-                out += line + "\n"
-                if line.startswith("- Simple Client Mode"):
-                    proc.stdin.write(b"hello raw\n")
-                    proc.stdin.flush()
-            proc.stdin.close()
-            proc.wait(10)
+            out = converse(proc, SEND_WHEN_CONNECTED, 15)
             assert proc.stderr is not None
-            out += proc.stderr.read().decode(errors="replace")
+            out += "\n" + proc.stderr.read().decode(errors="replace")
     assert "- Certificate type: Raw Public Key" in out
     if pinned:
         assert not server.errors, server.errors
@@ -260,12 +236,7 @@ def test_tls13_our_client_with_gnutls_serv_raw_public_key(tmp_path: Path, pinned
             # gnutls-serv 3.7 ends the handshake with an error. It reports our encrypted
             # bad_certificate as "Decryption has failed" (OpenSSL's s_server decrypts our
             # client's alerts at this point and names them: not investigated further).
-            assert proc.stderr is not None
-            deadline = time.monotonic() + 10
-            seen = ""
-            while time.monotonic() < deadline and "error in handshake" not in seen.lower():
-                seen = read_line(proc.stderr, deadline)
-            assert "Error in handshake" in seen, seen
+            wait_for_line(proc.stderr, "Error in handshake", 10)
 
 
 def test_tls13_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: Path) -> None:
@@ -288,11 +259,7 @@ def test_tls13_our_client_raw_public_key_with_gnutls_serv_client_auth(tmp_path: 
         with connect_tls("127.0.0.1", port, config, timeout=15) as tls:
             tls.sendall(b"ping raw\n")
             assert tls.recv() == b"ping raw\n"
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 10
-        out = ""
-        while time.monotonic() < deadline and "tls-exporter" not in out:
-            out += read_line(proc.stdout, deadline) + "\n"
+        out = wait_for_line(proc.stdout, "tls-exporter", 10)
     # gnutls-serv required a client certificate, got our raw key (it prints it) and our
     # signature and, with nothing to check the key against, says so.
     assert "- Peer's certificate was NOT verified." in out, out

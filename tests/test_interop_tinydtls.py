@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import process, read_line
+from peers import next_line, process
 from test_interop_dtls12 import EchoServer
 
 from dtlsgate.config import ServerConfig
@@ -42,8 +42,8 @@ def run_tinydtls_client(port: int, psk_hex: str, lines: list[str]) -> list[str]:
     with process(args, seconds=30, stdin=subprocess.DEVNULL) as proc:
         deadline = time.monotonic() + 25
         for _ in range(len(lines) + 2):
-            line = read_line(proc.stdout, deadline)
-            if not line:
+            line = next_line(proc.stdout, deadline)
+            if line is None:
                 break
             out.append(line)
         proc.wait(5)

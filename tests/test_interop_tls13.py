@@ -90,10 +90,10 @@ def test_openssl_client_with_our_server(
             assert client.stdin is not None
             client.stdin.write(b"hello from openssl\n")
             client.stdin.flush()
-            accepted = wait_for_line(server, "accepted")
+            accepted = wait_for_line(server.stdout, "accepted")
             assert f"hello_retry={retry}" in accepted
             # Our server echoes: the line comes back through openssl's decryption.
-            wait_for_line(client, "hello from openssl")
+            wait_for_line(client.stdout, "hello from openssl")
 
 
 def test_gnutls_client_with_our_server(certs: tuple[str, str]) -> None:
@@ -105,8 +105,8 @@ def test_gnutls_client_with_our_server(certs: tuple[str, str]) -> None:
             assert client.stdin is not None
             client.stdin.write(b"hello from gnutls\n")
             client.stdin.flush()
-            wait_for_line(server, "accepted")
-            wait_for_line(client, "hello from gnutls")
+            wait_for_line(server.stdout, "accepted")
+            wait_for_line(client.stdout, "hello from gnutls")
 
 
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
@@ -165,7 +165,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool)
     args += ["-cert", certs[0], "-key", certs[1], *(["-stateless"] if stateless else [])]
     with process(args, seconds=25) as server:
         # Not a probe connection: -naccept 1 would spend its one accept on it.
-        wait_for_line(server, "ACCEPT")
+        wait_for_line(server.stdout, "ACCEPT")
         result: dict[str, bytes] = {}
 
         def run_client() -> None:
@@ -176,7 +176,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool)
         thread = threading.Thread(target=run_client)
         thread.start()
         # s_server prints what it receives; then we answer through its stdin.
-        wait_for_line(server, "ping from dtlsgate", 15)
+        wait_for_line(server.stdout, "ping from dtlsgate", 15)
         assert server.stdin is not None
         server.stdin.write(b"pong from openssl\n")
         server.stdin.flush()
@@ -241,7 +241,7 @@ def test_client_hello2_completes_on_another_process(certs: tuple[str, str]) -> N
 
             sock.sendall(client.data_to_send())
             exchange(sock, client, got)
-        assert "hello_retry=True" in wait_for_line(second, "accepted")
+        assert "hello_retry=True" in wait_for_line(second.stdout, "accepted")
         # The first process never completed a handshake: it only sent the HRR.
         first.kill()
         out, _ = first.communicate(timeout=5)
@@ -283,17 +283,17 @@ def test_openssl_client_resumes_with_our_server(
             assert client.stdin is not None
             client.stdin.write(b"first\n")
             client.stdin.flush()
-            wait_for_line(client, "first")  # echoed: our ticket went before the echo
+            wait_for_line(client.stdout, "first")  # echoed: our ticket went before the echo
             client.stdin.close()
             client.wait(10)
-        assert "resumed=False" in wait_for_line(server, "accepted")
+        assert "resumed=False" in wait_for_line(server.stdout, "accepted")
         # Second connection offers the ticket: resumed on both sides.
         with process([*base, "-no_ign_eof", "-sess_in", session], seconds=20) as client:
             assert client.stdin is not None
             client.stdin.write(b"second\n")
             client.stdin.flush()
-            assert "Reused, TLSv1.3" in wait_for_line(client, "second")
-        assert "resumed=True" in wait_for_line(server, "accepted")
+            assert "Reused, TLSv1.3" in wait_for_line(client.stdout, "second")
+        assert "resumed=True" in wait_for_line(server.stdout, "accepted")
 
 
 def read_tickets(tls: object, seconds: float = 5) -> list[object]:
@@ -321,13 +321,13 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
     # Our first key share is for P-256; a server accepting only X25519 answers with an HRR.
     groups = (NamedGroup.secp256r1, NamedGroup.x25519) if hrr else None
     with process(args, seconds=25) as server:
-        wait_for_line(server, "ACCEPT")
+        wait_for_line(server.stdout, "ACCEPT")
         config = ClientConfig(server_name="localhost", cafile=certs[0], groups=groups)
         with connect("127.0.0.1", port, config) as tls:
             assert tls.info is not None and not tls.info.resumed
             tickets = read_tickets(tls)
             tls.sendall(b"first from dtlsgate\n")
-            wait_for_line(server, "first from dtlsgate")
+            wait_for_line(server.stdout, "first from dtlsgate")
         assert tickets, "openssl sent no NewSessionTicket"
         config = ClientConfig(
             server_name="localhost", cafile=certs[0], groups=groups, session_ticket=tickets[-1]
@@ -337,7 +337,7 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
             assert tls.info.hello_retry is hrr
             assert tls.info.peer_certificates == ()
             tls.sendall(b"resumed from dtlsgate\n")
-            wait_for_line(server, "resumed from dtlsgate")
+            wait_for_line(server.stdout, "resumed from dtlsgate")
 
 
 # ---- key log (NSS format, SSLKEYLOGFILE) ---------------------------------------------------
@@ -356,11 +356,11 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
         args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
         args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]
         with process(args, seconds=20) as server:
-            wait_for_line(server, "ACCEPT")
+            wait_for_line(server.stdout, "ACCEPT")
             config = ClientConfig(server_name="localhost", cafile=certs[0], keylog_file=keylog)
             with connect("127.0.0.1", port, config) as tls:
                 tls.sendall(b"keylog plaintext from dtlsgate\n")
-                wait_for_line(server, "keylog plaintext from dtlsgate")
+                wait_for_line(server.stdout, "keylog plaintext from dtlsgate")
                 assert server.stdin is not None
                 server.stdin.write(b"keylog reply from openssl\n")
                 server.stdin.flush()

@@ -119,7 +119,7 @@ def test_openssl_client_with_our_server(certs: tuple[str, str], name: str) -> No
             client.stdin.flush()
             # s_client prints the server's key share: "Server Temp Key: X448, 448 bits",
             # "ECDH, secp521r1, 521 bits", "DH, 2048 bits".
-            seen = wait_for_line(client, "hello over " + name)
+            seen = wait_for_line(client.stdout, "hello over " + name)
     assert "error" not in result, result.get("error")
     assert result["info"].group is OPENSSL_GROUPS[name]
     temp_key = {"x448": "X448", "secp521r1": "ECDH, secp521r1"}.get(name, f"DH, {name[5:]} bits")
@@ -138,7 +138,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], name: str) -> No
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", certs[0], "-key", certs[1], "-groups", name]
     with process(args, seconds=25) as server:
-        wait_for_line(server, "ACCEPT")
+        wait_for_line(server.stdout, "ACCEPT")
         # Our default groups list all of them, but our shares are X25519MLKEM768 and X25519,
         # which s_server -groups NAME does not accept: it asks for NAME (HelloRetryRequest).
         config = ClientConfig(server_name="localhost", cafile=certs[0])
@@ -146,7 +146,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], name: str) -> No
             assert tls.info is not None
             assert tls.info.group is OPENSSL_GROUPS[name] and tls.info.hello_retry
             tls.sendall(b"ping over " + name.encode() + b"\n")
-            wait_for_line(server, "ping over " + name)
+            wait_for_line(server.stdout, "ping over " + name)
             assert server.stdin is not None
             server.stdin.write(b"pong from openssl\n")
             server.stdin.flush()
@@ -167,7 +167,7 @@ def test_gnutls_client_with_our_server_over_ffdhe2048(certs: tuple[str, str]) ->
             assert client.stdin is not None
             client.stdin.write(b"hello from gnutls\n")
             client.stdin.flush()
-            seen = wait_for_line(client, "hello from gnutls")
+            seen = wait_for_line(client.stdout, "hello from gnutls")
     assert "error" not in result, result.get("error")
     assert result["info"].group is G.ffdhe2048
     assert "(DHE-FFDHE2048)" in seen

@@ -166,7 +166,7 @@ def test_our_client_verifies_openssl_s_server_rsassa_pss_certificate(
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-rev",
             "-cert", str(files["pss.pem"]), "-key", str(files["pss.key"]), "-naccept", "1"]  # fmt: skip
     with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL) as proc:
-        wait_for_line(proc, "ACCEPT")
+        wait_for_line(proc.stdout, "ACCEPT")
         config = ClientConfig(server_name="localhost", cafile=str(files["pss.pem"]))
         with connect("127.0.0.1", port, config) as tls:
             info = tls.do_handshake()
@@ -208,7 +208,7 @@ def test_our_client_with_openssl_s_server_psk(mode: str) -> None:
         args.append("-allow_no_dhe_kex")
     modes = (PSK_KE,) if mode == "psk_ke" else (PSK_DHE_KE,)
     with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL) as proc:
-        wait_for_line(proc, "ACCEPT")
+        wait_for_line(proc.stdout, "ACCEPT")
         with connect("127.0.0.1", port, psk_client(psk_modes=modes)) as tls:
             info = tls.do_handshake()
             tls.sendall(b"hello\n")
@@ -298,10 +298,10 @@ def test_our_client_answers_openssl_s_server_post_handshake_request(
     )
     config.load_cert_chain(str(files["cl.pem"]), str(files["cl.key"]))
     with process(args, seconds=SECONDS) as proc:
-        wait_for_line(proc, "ACCEPT")
+        wait_for_line(proc.stdout, "ACCEPT")
         with connect("127.0.0.1", port, config) as tls:
             tls.do_handshake()
-            wait_for_line(proc, "CIPHER is")
+            wait_for_line(proc.stdout, "CIPHER is")
             assert proc.stdin is not None
             proc.stdin.write(b"c\n")
             proc.stdin.flush()
@@ -309,7 +309,7 @@ def test_our_client_answers_openssl_s_server_post_handshake_request(
             # s_server reads our answer with the next record; a bad answer would end the
             # connection with an alert instead of printing our data.
             tls.sendall(b"ping\n")
-            wait_for_line(proc, "ping")
+            wait_for_line(proc.stdout, "ping")
             assert not tls.conn.closed
         # Its verify callback ran twice: for the handshake's request and for ours.
         deadline = time.monotonic() + 5

@@ -44,7 +44,7 @@ from subprocess import DEVNULL
 from typing import Any
 
 import pytest
-from peers import capture, process, read_line, wait_bound, wolfssl_tree
+from peers import capture, process, wait_bound, wait_for_line, wolfssl_tree
 
 import dtlsgate
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -212,10 +212,7 @@ def client_with_wolfssl_server(
         wait_bound(proc, port)
         reply = talk(port, config)
         assert proc.stdout is not None
-        deadline = time.monotonic() + 10
-        line = ""
-        while time.monotonic() < deadline and "Client message" not in line:
-            line = read_line(proc.stdout, deadline)
+        line = wait_for_line(proc.stdout, "Client message", 10).splitlines()[-1]
     hvrs = [p for p in packets if p.src_port == port and HELLO_VERIFY_REQUEST in p.handshake_types]
     assert hvrs, "wolfSSL's server sent no HelloVerifyRequest"
     cookie = hvrs[0].cookies[0]
