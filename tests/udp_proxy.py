@@ -4,16 +4,24 @@ Each client address gets its own upstream socket, so the server sees one peer pe
 Handshake and ChangeCipherSpec records (content types 22 and 20) are dropped, duplicated and
 delayed (reordered) with the given probabilities; application data and alerts pass
 untouched, because DTLS does not retransmit them (RFC 6347 §4.2.4 covers flights only).
-Loss comes in bursts of at most one datagram per client and direction: after a drop, the next
-datagram of that flow passes. Independent drops sink a few percent of handshakes with any
-server, because the peers' retransmission budgets are finite: a capture here showed
-`gnutls-cli` sending its ClientHello at 0, 1, 4, 10 and 22 s, every copy or answer lost, then
-giving up at 46 s. With bounded bursts the average loss is still ``loss`` (the drop
+Loss comes in bursts of at most one datagram per client, direction and kind of record (`kind`:
+which message it carries): after a drop, the next datagram of that flow and kind passes, so
+no kind of datagram is lost twice running. Independent drops sink a few percent of
+handshakes with any server, because the peers' retransmission budgets are finite: a capture
+here showed `gnutls-cli` sending its ClientHello at 0, 1, 4, 10 and 22 s, every copy or
+answer lost, then giving up at 46 s. Bounding the bursts per datagram alone did not bound
+them per message: `openssl s_client` resends its last flight as three datagrams
+(ClientKeyExchange, ChangeCipherSpec, Finished) 1, 2, 4, 8, 16 and 32 s apart, and a server
+answers only the Finished (ours and OpenSSL's: the others are plaintext, forgeable after the
+handshake), so the first two passing left the Finished a fresh 25% chance of loss each time
+(lost four times running, one client's handshake took 64 s, its next try due after the loss
+test's deadline). With bounded bursts the average loss is still ``loss`` (the drop
 probability after a passed datagram is raised to keep it so) and every handshake fits in the
 peers' budgets; ``Stats`` counts what really happened.
 ``dup_downstream=False`` duplicates only what goes to the server: OpenSSL 3.0's s_client
 itself stalls after duplicated datagrams (measured here: 0 of 8 `s_client` lines reached an
-`openssl s_server` through this proxy at 100% duplication, 3 of 3 without).
+`openssl s_server` through this proxy at 100% duplication, 3 of 3 without; perhaps the
+blocking read that test_interop_dtls12_loss.py avoids with -nbio, not checked).
 """
 
 from __future__ import annotations
@@ -28,6 +36,19 @@ from dataclasses import dataclass, field
 
 # A reordered datagram is held back this long, so datagrams sent after it overtake it.
 REORDER_DELAY = 0.03
+
+
+def kind(datagram: bytes) -> tuple[int, ...]:
+    """Which message a datagram carries, as far as the proxy can tell from its first record:
+    the content type and epoch, and for a plaintext handshake record the message type (RFC 6347
+    §4.1, §4.2.2); for a DTLS 1.3 unified header (RFC 9147 §4) its first byte's epoch bits.
+    A datagram sent again has the kind it had the first time."""
+    if datagram[0] & 0xE0 == 0x20:  # 001CSLEE
+        return (0x20, datagram[0] & 0x03)
+    content_type, epoch = datagram[0], int.from_bytes(datagram[3:5], "big")
+    if content_type == 22 and epoch == 0 and len(datagram) > 13:
+        return (content_type, epoch, datagram[13])
+    return (content_type, epoch)
 
 
 @dataclass
@@ -69,8 +90,8 @@ class LossyProxy:
         self._down: dict[socket.socket, tuple[str, int]] = {}
         self._held: list[tuple[float, int, socket.socket, bytes, tuple[str, int]]] = []
         self._count = 0
-        # Flows (client address, direction) whose last impaired datagram was dropped.
-        self._just_dropped: set[tuple[object, bool]] = set()
+        # Flows (client address, direction, `kind`) whose last impaired datagram was dropped.
+        self._just_dropped: set[tuple[object, bool, tuple[int, ...]]] = set()
         # P(drop | previous passed) = q gives a stationary drop rate q / (1 + q); solve for
         # q so that the rate is ``loss``.
         self._drop_after_pass = self.loss / (1 - self.loss) if self.loss < 1 else 1.0
@@ -96,7 +117,7 @@ class LossyProxy:
             return
         rng = self.rng
         self.stats.impaired += 1
-        flow = (to if downstream else self._down[out], downstream)
+        flow = (to if downstream else self._down[out], downstream, kind(data))
         if flow in self._just_dropped:
             self._just_dropped.discard(flow)
         elif rng.random() < self._drop_after_pass:
