@@ -14,6 +14,7 @@ tests/test_interop_dtls13_loss.py impairs everything)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import threading
 import time
@@ -78,6 +79,11 @@ class Server:
         self.thread.join(10)
 
 
+def crossed(proxy: LossyProxy) -> tuple[int, int]:
+    """How many datagrams the proxy forwarded so far: towards the server, towards the client."""
+    return len(proxy.stats.upstream_times), len(proxy.stats.downstream_times)
+
+
 @pytest.mark.parametrize(("latency", "seed"), [(0.0, 31), (1.2, 32)])
 def test_wolfssl_client_to_our_server_over_a_lossy_link(
     tmp_path: Path, latency: float, seed: int
@@ -90,33 +96,38 @@ def test_wolfssl_client_to_our_server_over_a_lossy_link(
     args = {"seed": seed, "loss": 0.2, "dup": 0.1, "reorder": 0.3, "latency": latency}
     outputs = []
     impaired = dropped = 0
-    for i in range(CLIENTS):
-        proxy = LossyProxy(("127.0.0.1", 0), impair_dtls13=True, **{**args, "seed": seed + i})
+    # Each client has its own proxy and server, kept until the end: after a client ended and
+    # what was on its way arrived (latency + 1.5 s), its proxy's counts are taken, and they
+    # must not move in the 3 s after the last client's (the earlier ones' windows are longer,
+    # each containing the later clients' runs: no client waits out a window of its own).
+    settled = []
+    with contextlib.ExitStack() as stack:
+        for i in range(CLIENTS):
+            proxy = LossyProxy(("127.0.0.1", 0), impair_dtls13=True, **{**args, "seed": seed + i})
 
-        def handshake_done(proxy: LossyProxy = proxy) -> None:
-            proxy.impair_dtls13 = False
+            def handshake_done(proxy: LossyProxy = proxy) -> None:
+                proxy.impair_dtls13 = False
 
-        with Server(config, handshake_done) as server:
+            server = stack.enter_context(Server(config, handshake_done))
             proxy.upstream = ("127.0.0.1", server.port)
-            with proxy:
-                wolf = ["./examples/client/client", "-u", "-v", "4", "-p", str(proxy.port)]
-                done = subprocess.run(
-                    ["timeout", "90", *wolf, "-A", str(cert)],
-                    cwd=tree,
-                    capture_output=True,
-                    check=False,
-                )
-                outputs.append(done.stdout.decode(errors="replace"))
-                # Quiet afterwards: nothing more crosses the proxy, either way, once the
-                # client ended (our server does not go on resending to it).
-                time.sleep(latency + 1.5)
-                settled = len(proxy.stats.upstream_times), len(proxy.stats.downstream_times)
-                time.sleep(3)
-                assert (len(proxy.stats.upstream_times), len(proxy.stats.downstream_times)) == (
-                    settled
-                )
-                impaired += proxy.stats.impaired
-                dropped += proxy.stats.dropped
+            stack.enter_context(proxy)
+            wolf = ["./examples/client/client", "-u", "-v", "4", "-p", str(proxy.port)]
+            done = subprocess.run(
+                ["timeout", "90", *wolf, "-A", str(cert)],
+                cwd=tree,
+                capture_output=True,
+                check=False,
+            )
+            outputs.append(done.stdout.decode(errors="replace"))
+            time.sleep(latency + 1.5)
+            settled.append((server, proxy, crossed(proxy)))
+        # Quiet afterwards: nothing more crosses a proxy, either way, once its client ended
+        # (our server does not go on resending to it).
+        time.sleep(3)
+        for server, proxy, before in settled:
+            assert crossed(proxy) == before
+            impaired += proxy.stats.impaired
+            dropped += proxy.stats.dropped
             assert server.received == [(ProtocolVersion.DTLS13, b"hello wolfssl!")], outputs
     for out in outputs:
         assert "SSL version is DTLSv1.3" in out, out
