@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import capture_to, process, read_line, require, wait_for_line
+from peers import capture_to, process, read_line, require, wait_bound, wait_for_line
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.stream import ClientConnection
@@ -54,15 +54,6 @@ def our_server(
         line = read_line(proc.stderr, time.monotonic() + 15)
         assert line.startswith("listening on "), line
         yield proc, int(line.rsplit(":", 1)[1])
-
-
-def wait_listening(port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
 
 
 # ---- our server, their clients -----------------------------------------------------------
@@ -191,8 +182,8 @@ def test_our_client_with_gnutls_server(certs: tuple[str, str]) -> None:
     port = free_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certs[0]]
     args += ["--x509keyfile", certs[1], "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"]
-    with process(args, seconds=25, stdin=subprocess.DEVNULL):
-        wait_listening(port)
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
+        wait_bound(proc, port)
         out = our_client(port, certs, b"ping from dtlsgate\n")
     assert b"ping from dtlsgate" in out
 

@@ -19,12 +19,11 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import process, require, wait_for_line
+from peers import process, require, wait_bound, wait_for_line
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import make_self_signed
@@ -93,15 +92,6 @@ def server_config(certs: tuple[str, str], **kw: Any) -> ServerConfig:
     config = ServerConfig(**kw)
     config.load_cert_chain(*certs)
     return config
-
-
-def wait_listening(port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
 
 
 # ---- openssl 3.0 ---------------------------------------------------------------------------------
@@ -178,8 +168,8 @@ def test_our_client_with_gnutls_server_over_ffdhe2048(certs: tuple[str, str]) ->
     port = free_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certs[0]]
     args += ["--x509keyfile", certs[1], "--priority", GNUTLS_FFDHE]
-    with process(args, seconds=25, stdin=subprocess.DEVNULL):
-        wait_listening(port)
+    with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
+        wait_bound(proc, port)
         with our_client(port, certs, (G.ffdhe2048,)) as tls:
             assert tls.info is not None and tls.info.group is G.ffdhe2048
             assert not tls.info.hello_retry

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, process, read_line, require, wait_for_line
+from peers import converse, process, read_line, require, wait_bound, wait_for_line
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ServerConnection
@@ -239,15 +239,9 @@ def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
     port = free_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--pskpasswd", str(tmp_path / "psk.passwd"),
             "--priority", GNUTLS_PSK_PRIORITY]  # fmt: skip
-    with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                tls = connect("127.0.0.1", port, psk_client())
-                break
-            except OSError:
-                time.sleep(0.1)
-        with tls:
+    with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL) as proc:
+        wait_bound(proc, port)
+        with connect("127.0.0.1", port, psk_client()) as tls:
             info = tls.do_handshake()
             tls.sendall(b"hello\n")
             assert tls.recv() == b"hello\n"
