@@ -163,8 +163,8 @@ def next_line(stream: object, deadline: float) -> str | None:
 
 def read_line(stream: object, deadline: float) -> str:
     """One line from a pipe, or "" when the stream ends or the deadline passes first (for a
-    test reading one known line; a loop over a peer's output uses `next_line`, which tells a
-    blank line from the end)."""
+    test reading one known line; a loop over a peer's output uses `wait_for_line`,
+    `read_until` or `converse`, which tell a blank line from the end)."""
     line = next_line(stream, deadline)
     return "" if line is None else line
 
