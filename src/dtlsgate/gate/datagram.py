@@ -119,11 +119,12 @@ _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 _DTLS13_VERSION = re.compile(re.escape(_DTLS13_BYTES))
 # Before that look, a cheaper one: whether the datagram holds the version's second byte
 # (0xFC) at all. ``in`` with a byte value is one ``memchr`` through the bytes type's own
-# membership slot, with no arguments to parse and no search state to set up: about 20 ns
-# against the compiled search's 170 on listen.py's 205-byte ClientHello. A DTLS 1.2
-# ClientHello without that byte (most: only its random and session_id are arbitrary bytes;
-# 32 random bytes hold 0xFC about one time in eight) is then answered without the search;
-# with it, the search decides, as before (bench/RESULTS.md, listen16).
+# membership slot, with no arguments to parse and no search state to set up (about 20 ns
+# against the compiled search's 170 on listen.py's 205-byte ClientHello). A DTLS 1.2
+# ClientHello without that byte is answered without the search: its arbitrary bytes are
+# the random (32 random bytes hold 0xFC about one time in eight) and, when it resumes, a
+# session_id or ticket. With the byte, the search decides, as before, about 20 ns later
+# (bench/RESULTS.md, listen16).
 _DTLS13_SECOND_BYTE = _DTLS13_BYTES[1]
 # Where that look starts: an offer of DTLS 1.3 is an entry of supported_versions, an
 # extension after the cookie (RFC 9147 §5.3), so it is never in the record and handshake
