@@ -431,3 +431,28 @@ def test_no_connection_id_unless_both_ask() -> None:
     assert pair.server is not None and pair.server.records.read_connection_id == b""
     assert pair.client.records.read_connection_id == b""
     exchange(pair)
+
+
+@pytest.mark.parametrize("resuming", [False, True])
+def test_the_client_keeps_the_client_hello_it_sent(resuming: bool) -> None:
+    """The ClientHello the client keeps (``first_client_hello``: what its checks of the
+    ServerHello and the DTLS 1.2 fallback read) is the one it sent, binders included when
+    it offers a ticket: kept as made when sent as made, decoded back from the message only
+    when its binders were filled in (RFC 8446 §4.2.11.2)."""
+    config = client_config()
+    if resuming:
+        first = make_pair13(server_config(), client_config())
+        assert first.run()
+        (ticket,) = [e.ticket for e in first.client_events if isinstance(e, SessionTicketReceived)]
+        config = client_config(session_ticket=ticket)
+    client = Dtls13ClientConnection(config, SERVER)
+    client.connect(NOW)
+    ((datagram, _),) = client.datagrams_to_send()
+    # One DTLSPlaintext record (13-byte header) of one whole handshake message (12-byte
+    # header, RFC 9147 §5.2).
+    assert datagram[0] == ContentType.HANDSHAKE and len(datagram) == 13 + int.from_bytes(
+        datagram[11:13], "big"
+    )
+    sent = ClientHello.decode(datagram[13 + 12 :], dtls=True)
+    assert (sent.get(ExtensionType.pre_shared_key) is not None) == resuming
+    assert client.first_client_hello == sent

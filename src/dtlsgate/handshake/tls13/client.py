@@ -398,6 +398,17 @@ def hello_message(
     return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix, external=offer.external)
 
 
+def hello_as_sent(
+    ctx: ClientContext, hello: ClientHello, raw: bytes, offer: PskOffer | None
+) -> ClientHello:
+    """The ClientHello the message ``raw`` carries, kept in the state: ``hello`` itself when
+    ``raw`` is its encoding as it is; decoded from ``raw`` when `hello_message` filled in
+    binders (a PSK offer), so that the state holds the binders sent."""
+    if offer is None:
+        return hello
+    return ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
+
+
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
     """The first flight: one ClientHello with key shares for our first group (and our first
     elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and our session
@@ -412,7 +423,7 @@ def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello
     placeholder = offer.placeholder() if offer is not None else None
     hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
     raw = hello_message(ctx, hello, offer, None)
-    hello = ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
+    hello = hello_as_sent(ctx, hello, raw, offer)
     return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
 
 
@@ -549,7 +560,7 @@ def on_hello_retry_request(
     transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
     raw2 = hello_message(ctx, hello2, offer, transcript)
-    hello2 = ClientHello.decode(raw2[4:], dtls=ctx.versions.dtls)
+    hello2 = hello_as_sent(ctx, hello2, raw2, offer)
     transcript.update(raw2)
     retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
     return retry, [SendMessage(raw2)]
