@@ -456,3 +456,18 @@ def test_the_client_keeps_the_client_hello_it_sent(resuming: bool) -> None:
     sent = ClientHello.decode(datagram[13 + 12 :], dtls=True)
     assert (sent.get(ExtensionType.pre_shared_key) is not None) == resuming
     assert client.first_client_hello == sent
+
+
+def test_the_acknowledgement_of_a_last_flight_names_all_its_records() -> None:
+    """The client's last flight with a certificate is three records (Certificate,
+    CertificateVerify, Finished); the server's ACK after it completes names all three, so
+    the client resends none of them (§7.3): its ClientHello and that flight are all it
+    sends (no ticket comes with client certificates, nothing else to acknowledge)."""
+    cert, key = credentials("ecdsa-p256")
+    server = server_config(verify_client="required", cafile=cert.decode())
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    pair = make_pair13(server, client)
+    assert pair.run()
+    assert pair.completed() and pair.client_datagrams == 2

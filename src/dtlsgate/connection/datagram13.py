@@ -213,6 +213,8 @@ class _FlightRecords:
 
 def _add_range(ranges: list[tuple[int, int]], start: int, stop: int) -> list[tuple[int, int]]:
     """``ranges`` (sorted, disjoint) with [start, stop) added and merged."""
+    if not ranges:
+        return [(start, stop)]  # the first ACK of a message's records: nothing to merge
     out: list[tuple[int, int]] = []
     for a, b in sorted([*ranges, (start, stop)]):
         if out and a <= out[-1][1]:
@@ -641,13 +643,17 @@ class Dtls13Connection(BaseDtlsConnection):
         self._ack_deadline = None
         if not self._send_acks or not self._to_ack:
             return
-        epoch = self.records.write_epoch
-        # §7: during the handshake an ACK goes in an epoch at least that of the records
-        # it names; those of later epochs wait for our next key.
-        numbers = sorted(n for n in self._to_ack if self.handshake_complete or n[0] <= epoch)
-        if not numbers:
-            return
-        self._to_ack = [n for n in self._to_ack if n not in numbers]
+        if self.handshake_complete:
+            # Every record number goes: our keys are the newest by now.
+            numbers, self._to_ack = sorted(self._to_ack), []
+        else:
+            # §7: during the handshake an ACK goes in an epoch at least that of the records
+            # it names; those of later epochs wait for our next key.
+            epoch = self.records.write_epoch
+            numbers = sorted(n for n in self._to_ack if n[0] <= epoch)
+            if not numbers:
+                return
+            self._to_ack = [n for n in self._to_ack if n not in numbers]
         body = encode_ack(numbers)
         self._queue_record(self.records.protect(ContentType.ACK, body))
 
