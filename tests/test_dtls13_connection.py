@@ -26,7 +26,7 @@ from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import ProtocolError, StateError
 from dtlsgate.events import ConnectionClosed, HandshakeCompleted, SessionTicketReceived
 from dtlsgate.handshake.tls13 import client as _client
-from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+from dtlsgate.handshake.tls13.common import DEFAULT_SUITES, DTLS_VERSIONS, tls13_suites
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.record.dtls13 import RecordDrop
 from dtlsgate.wire.enums import (
@@ -471,3 +471,17 @@ def test_the_acknowledgement_of_a_last_flight_names_all_its_records() -> None:
     pair = make_pair13(server, client)
     assert pair.run()
     assert pair.completed() and pair.client_datagrams == 2
+
+
+def test_a_dtls_config_s_tls13_suites_in_its_order() -> None:
+    """A datagram config may list both versions' suites: DTLS 1.3 uses its TLS 1.3 ones in
+    the config's order, and the defaults when it lists none."""
+    dtls12 = CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    mixed = (
+        dtls12,
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_AES_128_CCM_8_SHA256,
+        CipherSuite.TLS_AES_256_GCM_SHA384,
+    )
+    assert tls13_suites(mixed) == mixed[1:]
+    assert tls13_suites((dtls12,)) == DEFAULT_SUITES
