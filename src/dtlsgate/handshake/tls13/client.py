@@ -146,6 +146,9 @@ class ClientContext(Tls13Context):
         # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
         # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
         self.connection_id: bytes | None = None
+        # The ClientHello's extensions that depend on this context alone (`hello_extensions`),
+        # encoded at the first ClientHello.
+        self.hello_extensions: _HelloExtensions | None = None
         length = getattr(config, "connection_id_length", 0)
         if versions.dtls and length:
             self.connection_id = config.provider.random(length)
@@ -303,7 +306,43 @@ def client_hello(
     cookie: bytes | None = None,
     offer: OfferedPsks | None = None,
 ) -> ClientHello:
-    """Our ClientHello (RFC 8446 §4.1.2)."""
+    """Our ClientHello (RFC 8446 §4.1.2): the extensions of `hello_extensions` (the same
+    in both of a connection's ClientHellos) around the ones that change."""
+    before_shares, before_cookie, after_cookie = hello_extensions(ctx)
+    entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
+    ext = [*before_shares, Extension(_E.key_share, encode_key_share_ch(entries)), *before_cookie]
+    if cookie is not None:
+        ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    ext.extend(after_cookie)
+    if offer is not None:
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
+        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
+    versions = ctx.versions
+    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
+    legacy_cookie = b"" if versions.dtls else None
+    return ClientHello(
+        versions.legacy_version,
+        random,
+        session_id,
+        (*ctx.suites, *ctx.fallback_suites),
+        b"\x00",
+        tuple(ext),
+        legacy_cookie,
+    )
+
+
+# A ClientHello's extensions that depend on the context alone, in the order sent: those
+# before the key_share, those between it and the cookie, those after the cookie.
+_HelloExtensions = tuple[tuple[Extension, ...], tuple[Extension, ...], tuple[Extension, ...]]
+
+
+def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
+    """The extensions `client_hello` puts around the key_share, the cookie and the PSK,
+    encoded at a connection's first ClientHello and kept in its context for the second
+    (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those three; after a
+    HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded again)."""
+    if ctx.hello_extensions is not None:
+        return ctx.hello_extensions
     cfg = ctx.config
     ext: list[Extension] = []
     if ctx.server_name and not _is_ip(ctx.server_name):
@@ -314,16 +353,15 @@ def client_hello(
     ext.append(Extension(_E.signature_algorithms, encode_u16_list_ext(list(schemes))))
     offered = [ctx.versions.version, *ctx.versions.fallback]
     ext.append(Extension(_E.supported_versions, encode_supported_versions_ch(offered)))
-    entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
-    ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
+    before_shares = tuple(ext)
     modes = encode_psk_key_exchange_modes(list(cfg.psk_modes))
-    ext.append(Extension(_E.psk_key_exchange_modes, modes))
+    ext = [Extension(_E.psk_key_exchange_modes, modes)]
     if cfg.alpn_protocols:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
         )
-    if cookie is not None:
-        ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    before_cookie = tuple(ext)
+    ext = []
     if ctx.compression:
         # RFC 8879 §3: the algorithms we can decompress a server certificate with.
         data = encode_compress_certificate(ctx.compression)
@@ -340,21 +378,8 @@ def client_hello(
     ext.extend(ctx.fallback_extensions)
     if ctx.connection_id is not None:
         ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
-    if offer is not None:
-        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
-        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
-    versions = ctx.versions
-    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
-    legacy_cookie = b"" if versions.dtls else None
-    return ClientHello(
-        versions.legacy_version,
-        random,
-        session_id,
-        (*ctx.suites, *ctx.fallback_suites),
-        b"\x00",
-        tuple(ext),
-        legacy_cookie,
-    )
+    ctx.hello_extensions = (before_shares, before_cookie, tuple(ext))
+    return ctx.hello_extensions
 
 
 def _is_ip(name: str) -> bool:
