@@ -272,6 +272,11 @@ class WaitCertificateVerify:
     info: HandshakeInfo
     request: CertificateRequest | None
     peer_key: PeerKey
+    # What the server's Certificate puts in ``info``, with the signature scheme once its
+    # CertificateVerify verified (one copy of ``info`` made, not two): its chain as
+    # received, or its raw public key (RFC 7250).
+    peer_certificates: tuple[bytes, ...]
+    peer_raw_public_key: bytes | None
     own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
@@ -662,18 +667,32 @@ def on_certificate(
     if state.raw_public_key:
         peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
         state.keys.transcript.update(raw)
-        info = dataclasses.replace(state.info, peer_raw_public_key=cert.chain_der[0])
+        info = state.info
         return WaitCertificateVerify(
-            state.keys, state.suite, info, request, peer_key, state.own_raw
+            state.keys,
+            state.suite,
+            info,
+            request,
+            peer_key,
+            info.peer_certificates,
+            cert.chain_der[0],
+            state.own_raw,
         ), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
     no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
     expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
     state.keys.transcript.update(raw)
-    info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
+    info = state.info
     return WaitCertificateVerify(
-        state.keys, state.suite, info, request, peer_key, state.own_raw
+        state.keys,
+        state.suite,
+        info,
+        request,
+        peer_key,
+        cert.chain_der,
+        info.peer_raw_public_key,
+        state.own_raw,
     ), []
 
 
@@ -689,7 +708,12 @@ def on_certificate_verify(
         offered=ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES,
     )
     state.keys.transcript.update(raw)
-    info = dataclasses.replace(state.info, signature_scheme=scheme)
+    info = dataclasses.replace(
+        state.info,
+        peer_certificates=state.peer_certificates,
+        peer_raw_public_key=state.peer_raw_public_key,
+        signature_scheme=scheme,
+    )
     return WaitFinished(state.keys, state.suite, info, state.request, state.own_raw), []
 
 
