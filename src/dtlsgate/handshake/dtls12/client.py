@@ -285,6 +285,16 @@ class ClientWaitResumedFinished:
     ticket_lifetime_hint: int = 0
 
 
+@frozen
+class ClientWaitFinished(WaitFinished):
+    """Our second flight is out; the server's Finished (epoch 1) comes next. ``ticket``:
+    the NewSessionTicket the server sent before it, if any (RFC 5077 §3.3). A state of the
+    client's own: a server waiting for the client's Finished holds no ticket."""
+
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
+
+
 ClientState = (
     ClientWaitServerHello
     | ClientWaitCertificate
@@ -295,7 +305,7 @@ ClientState = (
     | ClientWaitServerHelloDone
     | ClientWaitNewSessionTicket
     | ClientWaitResumedFinished
-    | WaitFinished
+    | ClientWaitFinished
     | Established
 )
 Result = tuple[ClientState, Actions]
@@ -680,7 +690,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
         return ClientWaitNewSessionTicket(
             t, session, keys, state.peer_chain, identity, None
         ), actions
-    return WaitFinished(t, session, keys, state.peer_chain, identity), actions
+    return ClientWaitFinished(t, session, keys, state.peer_chain, identity), actions
 
 
 def _client_certificate(
@@ -741,11 +751,13 @@ def on_new_session_ticket(
     ticket, hint = nst.ticket, nst.ticket_lifetime_hint
     if state.resumed is not None:
         return ClientWaitResumedFinished(t, session, keys, state.resumed, ticket, hint), []
-    return WaitFinished(t, session, keys, state.peer_chain, state.psk_identity, ticket, hint), []
+    return ClientWaitFinished(
+        t, session, keys, state.peer_chain, state.psk_identity, ticket, hint
+    ), []
 
 
 def on_finished(
-    ctx: ClientContext, state: WaitFinished, message: ReceivedMessage, now: float
+    ctx: ClientContext, state: ClientWaitFinished, message: ReceivedMessage, now: float
 ) -> Result:
     t, session = state.transcript, state.session
     check_finished(finished_data(t, session, state.keys, client=False, last=True), message)
@@ -810,7 +822,7 @@ def _is_ip(name: str) -> bool:
 
 Handler = Callable[..., Result]
 # After our second flight: the server's Finished, or first its NewSessionTicket.
-_CLIENT_FLIGHT_SENT = (WaitFinished, ClientWaitNewSessionTicket)
+_CLIENT_FLIGHT_SENT = (ClientWaitFinished, ClientWaitNewSessionTicket)
 
 #: The one table of legal messages per state (RFC 5246 §7.3, RFC 6347 §4.2).
 CLIENT: Machine[Handler] = Machine(
@@ -837,7 +849,7 @@ CLIENT: Machine[Handler] = Machine(
         ClientWaitServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
         ClientWaitNewSessionTicket: {HT.NEW_SESSION_TICKET: on_new_session_ticket},
         ClientWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
-        WaitFinished: {HT.FINISHED: on_finished},
+        ClientWaitFinished: {HT.FINISHED: on_finished},
         Established: {HT.HELLO_REQUEST: on_hello_request},
     },
     goes_to={
@@ -858,11 +870,11 @@ CLIENT: Machine[Handler] = Machine(
         (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitNewSessionTicket, HT.NEW_SESSION_TICKET): (
-            WaitFinished,
+            ClientWaitFinished,
             ClientWaitResumedFinished,
         ),
         (ClientWaitResumedFinished, HT.FINISHED): (Established,),
-        (WaitFinished, HT.FINISHED): (Established,),
+        (ClientWaitFinished, HT.FINISHED): (Established,),
         (Established, HT.HELLO_REQUEST): (Established,),
     },
     epochs=EPOCHS,

@@ -1,7 +1,8 @@
 """What the DTLS 1.2 server and client machines share: the transcript (with the message_seq
 of our next message), the session agreed in the hellos, the two states both sides pass
-through (``WaitFinished``, ``Established``), the one ``step`` that feeds a message to a
-machine, and the key derivation and Finished helpers.
+through (``WaitFinished``, which a client's state extends with its ticket, and
+``Established``), the one ``step`` that feeds a message to a machine, and the key derivation
+and Finished helpers.
 
 Each state is a frozen class holding only what is valid in it; its ``transcript`` is the one
 mutable object a handshake carries from state to state (as TLS 1.3's ``Keys`` carries its
@@ -191,16 +192,15 @@ class Session(NamedTuple):
 
 @frozen
 class WaitFinished:
-    """Our keys are derived; the peer's Finished (epoch 1) comes next."""
+    """Our keys are derived; the peer's Finished (epoch 1) comes next. The server's state,
+    and what a client's (`ClientWaitFinished`, which adds the ticket it may hold) has in
+    common with it: what `complete` reports from."""
 
     transcript: Transcript
     session: Session
     keys: Keys
     peer_chain: tuple[bytes, ...] = ()
     psk_identity: bytes | None = None
-    # A client: the NewSessionTicket the server sent before its Finished (RFC 5077 §3.3).
-    ticket: bytes = b""
-    ticket_lifetime_hint: int = 0
 
 
 @frozen
