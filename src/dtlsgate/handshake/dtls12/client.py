@@ -67,6 +67,7 @@ from dtlsgate.handshake.dtls12.common import (
     Transcript,
     WaitFinished,
     as_datetime,
+    as_session,
     change_cipher_spec,
     check_finished,
     complete,
@@ -470,17 +471,19 @@ def on_server_hello(
     if len(selected) > 1 or (selected and selected[0] not in ctx.config.alpn_protocols):
         raise IllegalParameter("server selected an ALPN protocol we did not offer")
     suite = suite_info(sh.cipher_suite)
-    session = Session(
-        suite,
-        state.hello.random,
-        sh.random,
-        ems,
-        selected[0] if selected else None,
-        ctx.config.server_name,
-        sh.session_id,
-        sh.get(ExtensionType.session_ticket) is not None,
-        _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
-        _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
+    session = as_session(
+        (
+            suite,
+            state.hello.random,  # client_random
+            sh.random,  # server_random
+            ems,
+            selected[0] if selected else None,  # alpn
+            ctx.config.server_name,
+            sh.session_id,
+            sh.get(ExtensionType.session_ticket) is not None,  # new_ticket
+            _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
+            _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
+        )
     )
     t = state.transcript
     if ctx.session is not None and sh.session_id and sh.session_id == state.hello.session_id:

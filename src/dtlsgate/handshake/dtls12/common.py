@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
@@ -188,6 +189,18 @@ class Session(NamedTuple):
     @property
     def kind(self) -> KeyExchangeKind:
         return kind_of(self.suite)
+
+
+# The ten fields in order -> Session, in C, for the full handshakes (which give all ten): a
+# named tuple's own ``__new__`` is a Python function taking them one by one (as
+# wire/record.py's DtlsRecord, `Keys`).
+as_session = cast(
+    Callable[
+        [tuple[SuiteInfo, bytes, bytes, bool, bytes | None, str | None, bytes, bool, bool, bool]],
+        Session,
+    ],
+    partial(tuple.__new__, Session),
+)
 
 
 @frozen
