@@ -6,6 +6,7 @@ from it alone; a DTLS 1.2-only ClientHello still gets a HelloVerifyRequest."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from helpers import (
@@ -24,6 +25,7 @@ from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerC
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
+from dtlsgate.gate import datagram as gate_module
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Drop, DropReason, Dtls13Admit, Gate, Reply
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup, ProtocolVersion
@@ -411,3 +413,33 @@ def test_an_offer_as_early_as_a_client_hello_allows_gets_a_hello_retry_request()
     result = Gate(server_config()).receive(datagram, CLIENT, NOW)
     assert isinstance(result, Reply) and result.data[13] == HandshakeType.SERVER_HELLO
     assert ServerHello.decode(result.data[25:]).is_hello_retry_request
+
+
+def test_the_pattern_search_runs_only_for_a_client_hello_holding_the_second_version_byte(
+    monkeypatch: pytest.MonkeyPatch, openssl_client_hello: bytes
+) -> None:
+    """The look for a DTLS 1.3 offer first tests for DTLS 1.3's second version byte (0xFC,
+    one ``memchr``): a DTLS 1.2 ClientHello without it is answered without the pattern
+    search; with it (here in the random) the search decides, and an offer is still found."""
+    searched: list[int] = []
+    pattern = gate_module._DTLS13_VERSION
+
+    class Spy:
+        def search(self, data: bytes, pos: int) -> re.Match[bytes] | None:
+            searched.append(pos)
+            return pattern.search(data, pos)
+
+    monkeypatch.setattr(gate_module, "_DTLS13_VERSION", Spy())
+    gate = Gate(server_config())
+    assert 0xFC not in openssl_client_hello
+    result = gate.receive(openssl_client_hello, CLIENT, NOW)
+    assert isinstance(result, Reply) and result.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
+    assert searched == []
+    with_byte = bytearray(openssl_client_hello)
+    with_byte[13 + 12 + 2] = 0xFC  # the first byte of the random
+    result = gate.receive(bytes(with_byte), CLIENT, NOW)
+    assert isinstance(result, Reply) and result.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
+    assert len(searched) == 1
+    result = gate.receive(first_client_hello(), CLIENT, NOW)
+    assert isinstance(result, Reply) and result.data[13] == HandshakeType.SERVER_HELLO
+    assert len(searched) == 2
