@@ -26,7 +26,7 @@ from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import ProtocolError, StateError
 from dtlsgate.events import ConnectionClosed, HandshakeCompleted, SessionTicketReceived
 from dtlsgate.handshake.tls13 import client as _client
-from dtlsgate.handshake.tls13.common import DTLS_VERSIONS
+from dtlsgate.handshake.tls13.common import DEFAULT_SUITES, DTLS_VERSIONS, tls13_suites
 from dtlsgate.handshake.tls13.server import ServerContext
 from dtlsgate.record.dtls13 import RecordDrop
 from dtlsgate.wire.enums import (
@@ -431,3 +431,57 @@ def test_no_connection_id_unless_both_ask() -> None:
     assert pair.server is not None and pair.server.records.read_connection_id == b""
     assert pair.client.records.read_connection_id == b""
     exchange(pair)
+
+
+@pytest.mark.parametrize("resuming", [False, True])
+def test_the_client_keeps_the_client_hello_it_sent(resuming: bool) -> None:
+    """The ClientHello the client keeps (``first_client_hello``: what its checks of the
+    ServerHello and the DTLS 1.2 fallback read) is the one it sent, binders included when
+    it offers a ticket: kept as made when sent as made, decoded back from the message only
+    when its binders were filled in (RFC 8446 §4.2.11.2)."""
+    config = client_config()
+    if resuming:
+        first = make_pair13(server_config(), client_config())
+        assert first.run()
+        (ticket,) = [e.ticket for e in first.client_events if isinstance(e, SessionTicketReceived)]
+        config = client_config(session_ticket=ticket)
+    client = Dtls13ClientConnection(config, SERVER)
+    client.connect(NOW)
+    ((datagram, _),) = client.datagrams_to_send()
+    # One DTLSPlaintext record (13-byte header) of one whole handshake message (12-byte
+    # header, RFC 9147 §5.2).
+    assert datagram[0] == ContentType.HANDSHAKE and len(datagram) == 13 + int.from_bytes(
+        datagram[11:13], "big"
+    )
+    sent = ClientHello.decode(datagram[13 + 12 :], dtls=True)
+    assert (sent.get(ExtensionType.pre_shared_key) is not None) == resuming
+    assert client.first_client_hello == sent
+
+
+def test_the_acknowledgement_of_a_last_flight_names_all_its_records() -> None:
+    """The client's last flight with a certificate is three records (Certificate,
+    CertificateVerify, Finished); the server's ACK after it completes names all three, so
+    the client resends none of them (§7.3): its ClientHello and that flight are all it
+    sends (no ticket comes with client certificates, nothing else to acknowledge)."""
+    cert, key = credentials("ecdsa-p256")
+    server = server_config(verify_client="required", cafile=cert.decode())
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    pair = make_pair13(server, client)
+    assert pair.run()
+    assert pair.completed() and pair.client_datagrams == 2
+
+
+def test_a_dtls_config_s_tls13_suites_in_its_order() -> None:
+    """A datagram config may list both versions' suites: DTLS 1.3 uses its TLS 1.3 ones in
+    the config's order, and the defaults when it lists none."""
+    dtls12 = CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    mixed = (
+        dtls12,
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+        CipherSuite.TLS_AES_128_CCM_8_SHA256,
+        CipherSuite.TLS_AES_256_GCM_SHA384,
+    )
+    assert tls13_suites(mixed) == mixed[1:]
+    assert tls13_suites((dtls12,)) == DEFAULT_SUITES

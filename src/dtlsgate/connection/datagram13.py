@@ -187,7 +187,7 @@ class _FlightRecords:
     """`pack_flight`'s view of our record layer: protects each record and remembers which
     handshake fragment each record number carried, for the ACKs that name them (§7)."""
 
-    def __init__(self, records: Dtls13RecordLayer, sent: dict[tuple[int, int], _Fragment]):
+    def __init__(self, records: Dtls13RecordLayer, sent: dict[tuple[int, int], bytes]):
         self._records = records
         self._sent = sent
 
@@ -195,7 +195,10 @@ class _FlightRecords:
         sequence = self._records.next_write_sequence(epoch)
         record = self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
         datagram.append(record)
-        self._sent[(epoch, sequence)] = fragment_span(message)
+        # The fragment itself (no copy): where it lies in its message is read from its
+        # header only if an ACK names this record. Most records never are: the peer's next
+        # flight acknowledges a whole flight at once (§5.8).
+        self._sent[(epoch, sequence)] = message
         return len(record)
 
     def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
@@ -208,12 +211,10 @@ class _FlightRecords:
         return self._records.overhead(epoch)
 
 
-# A handshake fragment sent: (message_seq, start, stop) of the message's body.
-_Fragment = tuple[int, int, int]
-
-
 def _add_range(ranges: list[tuple[int, int]], start: int, stop: int) -> list[tuple[int, int]]:
     """``ranges`` (sorted, disjoint) with [start, stop) added and merged."""
+    if not ranges:
+        return [(start, stop)]  # the first ACK of a message's records: nothing to merge
     out: list[tuple[int, int]] = []
     for a, b in sorted([*ranges, (start, stop)]):
         if out and a <= out[-1][1]:
@@ -263,10 +264,10 @@ class Dtls13Connection(BaseDtlsConnection):
         self._next_message_seq = 0
         self._read_epoch = EPOCH_PLAINTEXT
         # Our current flight, what the peer acknowledged of it (message_seq -> body ranges)
-        # and which fragment each record we sent carried.
+        # and which handshake fragment (with its header) each record we sent carried.
         self._flight: list[OutgoingHandshake] = []
         self._acked: dict[int, list[tuple[int, int]]] = {}
-        self._sent: dict[tuple[int, int], _Fragment] = {}
+        self._sent: dict[tuple[int, int], bytes] = {}
         self._flight_install: InstallKey | None = None
         self._flight_retire: tuple[bytes, ...] = ()
         self._building: list[OutgoingHandshake] = []
@@ -589,7 +590,7 @@ class Dtls13Connection(BaseDtlsConnection):
                 continue
             fragment = self._sent.pop(number, None)
             if fragment is not None:
-                seq, start, stop = fragment
+                seq, start, stop = fragment_span(fragment)
                 acked = _add_range(self._acked.get(seq, []), start, stop)
                 progress |= acked != self._acked.get(seq)
                 self._acked[seq] = acked
@@ -642,13 +643,17 @@ class Dtls13Connection(BaseDtlsConnection):
         self._ack_deadline = None
         if not self._send_acks or not self._to_ack:
             return
-        epoch = self.records.write_epoch
-        # §7: during the handshake an ACK goes in an epoch at least that of the records
-        # it names; those of later epochs wait for our next key.
-        numbers = sorted(n for n in self._to_ack if self.handshake_complete or n[0] <= epoch)
-        if not numbers:
-            return
-        self._to_ack = [n for n in self._to_ack if n not in numbers]
+        if self.handshake_complete:
+            # Every record number goes: our keys are the newest by now.
+            numbers, self._to_ack = sorted(self._to_ack), []
+        else:
+            # §7: during the handshake an ACK goes in an epoch at least that of the records
+            # it names; those of later epochs wait for our next key.
+            epoch = self.records.write_epoch
+            numbers = sorted(n for n in self._to_ack if n[0] <= epoch)
+            if not numbers:
+                return
+            self._to_ack = [n for n in self._to_ack if n not in numbers]
         body = encode_ack(numbers)
         self._queue_record(self.records.protect(ContentType.ACK, body))
 

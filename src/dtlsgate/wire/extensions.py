@@ -309,11 +309,9 @@ def decode_supported_versions_ch(data: bytes) -> tuple[int, ...]:
 
 
 def encode_supported_versions_ch(versions: tuple[int, ...] | list[int]) -> bytes:
-    w = Writer()
-    with w.prefixed(1, 2, 254):
-        for v in versions:
-            w.u16(v)
-    return w.getvalue()
+    """RFC 8446 §4.2.1: ProtocolVersion versions<2..254> in a ClientHello, in one
+    expression (a client sends one in each ClientHello, two with a HelloRetryRequest)."""
+    return encode_vector(1, b"".join([encode_u16(v) for v in versions]), 2, 254)
 
 
 def decode_supported_versions_sh(data: bytes) -> int:
@@ -398,12 +396,9 @@ def decode_key_share_ch(data: bytes) -> tuple[KeyShareEntry, ...]:
 
 
 def encode_key_share_ch(entries: tuple[KeyShareEntry, ...] | list[KeyShareEntry]) -> bytes:
-    w = Writer()
-    with w.prefixed(2):
-        for e in entries:
-            w.u16(e.group)
-            w.vector(2, e.key_exchange, 1)
-    return w.getvalue()
+    """RFC 8446 §4.2.8: KeyShareEntry client_shares<0..2^16-1>, in one expression (as
+    `encode_supported_versions_ch`): each entry as a ServerHello's one."""
+    return encode_vector(2, b"".join([encode_key_share_sh(e) for e in entries]))
 
 
 def decode_key_share_sh(data: bytes) -> KeyShareEntry:

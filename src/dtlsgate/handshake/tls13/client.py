@@ -146,6 +146,9 @@ class ClientContext(Tls13Context):
         # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
         # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
         self.connection_id: bytes | None = None
+        # The ClientHello's extensions that depend on this context alone (`hello_extensions`),
+        # encoded at the first ClientHello.
+        self.hello_extensions: _HelloExtensions | None = None
         length = getattr(config, "connection_id_length", 0)
         if versions.dtls and length:
             self.connection_id = config.provider.random(length)
@@ -269,6 +272,11 @@ class WaitCertificateVerify:
     info: HandshakeInfo
     request: CertificateRequest | None
     peer_key: PeerKey
+    # What the server's Certificate puts in ``info``, with the signature scheme once its
+    # CertificateVerify verified (one copy of ``info`` made, not two): its chain as
+    # received, or its raw public key (RFC 7250).
+    peer_certificates: tuple[bytes, ...]
+    peer_raw_public_key: bytes | None
     own_raw: bool = False  # RFC 7250: the server takes our raw public key
 
 
@@ -303,7 +311,43 @@ def client_hello(
     cookie: bytes | None = None,
     offer: OfferedPsks | None = None,
 ) -> ClientHello:
-    """Our ClientHello (RFC 8446 §4.1.2)."""
+    """Our ClientHello (RFC 8446 §4.1.2): the extensions of `hello_extensions` (the same
+    in both of a connection's ClientHellos) around the ones that change."""
+    before_shares, before_cookie, after_cookie = hello_extensions(ctx)
+    entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
+    ext = [*before_shares, Extension(_E.key_share, encode_key_share_ch(entries)), *before_cookie]
+    if cookie is not None:
+        ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    ext.extend(after_cookie)
+    if offer is not None:
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
+        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
+    versions = ctx.versions
+    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
+    legacy_cookie = b"" if versions.dtls else None
+    return ClientHello(
+        versions.legacy_version,
+        random,
+        session_id,
+        (*ctx.suites, *ctx.fallback_suites),
+        b"\x00",
+        tuple(ext),
+        legacy_cookie,
+    )
+
+
+# A ClientHello's extensions that depend on the context alone, in the order sent: those
+# before the key_share, those between it and the cookie, those after the cookie.
+_HelloExtensions = tuple[tuple[Extension, ...], tuple[Extension, ...], tuple[Extension, ...]]
+
+
+def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
+    """The extensions `client_hello` puts around the key_share, the cookie and the PSK,
+    encoded at a connection's first ClientHello and kept in its context for the second
+    (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those three; after a
+    HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded again)."""
+    if ctx.hello_extensions is not None:
+        return ctx.hello_extensions
     cfg = ctx.config
     ext: list[Extension] = []
     if ctx.server_name and not _is_ip(ctx.server_name):
@@ -314,16 +358,15 @@ def client_hello(
     ext.append(Extension(_E.signature_algorithms, encode_u16_list_ext(list(schemes))))
     offered = [ctx.versions.version, *ctx.versions.fallback]
     ext.append(Extension(_E.supported_versions, encode_supported_versions_ch(offered)))
-    entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
-    ext.append(Extension(_E.key_share, encode_key_share_ch(entries)))
+    before_shares = tuple(ext)
     modes = encode_psk_key_exchange_modes(list(cfg.psk_modes))
-    ext.append(Extension(_E.psk_key_exchange_modes, modes))
+    ext = [Extension(_E.psk_key_exchange_modes, modes)]
     if cfg.alpn_protocols:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
         )
-    if cookie is not None:
-        ext.append(Extension(_E.cookie, encode_cookie(cookie)))
+    before_cookie = tuple(ext)
+    ext = []
     if ctx.compression:
         # RFC 8879 §3: the algorithms we can decompress a server certificate with.
         data = encode_compress_certificate(ctx.compression)
@@ -340,21 +383,8 @@ def client_hello(
     ext.extend(ctx.fallback_extensions)
     if ctx.connection_id is not None:
         ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
-    if offer is not None:
-        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
-        ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
-    versions = ctx.versions
-    # RFC 9147 §5.3: the DTLS form, with an empty legacy_cookie.
-    legacy_cookie = b"" if versions.dtls else None
-    return ClientHello(
-        versions.legacy_version,
-        random,
-        session_id,
-        (*ctx.suites, *ctx.fallback_suites),
-        b"\x00",
-        tuple(ext),
-        legacy_cookie,
-    )
+    ctx.hello_extensions = (before_shares, before_cookie, tuple(ext))
+    return ctx.hello_extensions
 
 
 def _is_ip(name: str) -> bool:
@@ -398,6 +428,17 @@ def hello_message(
     return fill_binders(raw, offer.placeholder(), offer.schedule(), prefix, external=offer.external)
 
 
+def hello_as_sent(
+    ctx: ClientContext, hello: ClientHello, raw: bytes, offer: PskOffer | None
+) -> ClientHello:
+    """The ClientHello the message ``raw`` carries, kept in the state: ``hello`` itself when
+    ``raw`` is its encoding as it is; decoded from ``raw`` when `hello_message` filled in
+    binders (a PSK offer), so that the state holds the binders sent."""
+    if offer is None:
+        return hello
+    return ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
+
+
 def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
     """The first flight: one ClientHello with key shares for our first group (and our first
     elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and our session
@@ -412,7 +453,7 @@ def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello
     placeholder = offer.placeholder() if offer is not None else None
     hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
     raw = hello_message(ctx, hello, offer, None)
-    hello = ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
+    hello = hello_as_sent(ctx, hello, raw, offer)
     return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
 
 
@@ -549,7 +590,7 @@ def on_hello_retry_request(
     transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
     raw2 = hello_message(ctx, hello2, offer, transcript)
-    hello2 = ClientHello.decode(raw2[4:], dtls=ctx.versions.dtls)
+    hello2 = hello_as_sent(ctx, hello2, raw2, offer)
     transcript.update(raw2)
     retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
     return retry, [SendMessage(raw2)]
@@ -626,18 +667,32 @@ def on_certificate(
     if state.raw_public_key:
         peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
         state.keys.transcript.update(raw)
-        info = dataclasses.replace(state.info, peer_raw_public_key=cert.chain_der[0])
+        info = state.info
         return WaitCertificateVerify(
-            state.keys, state.suite, info, request, peer_key, state.own_raw
+            state.keys,
+            state.suite,
+            info,
+            request,
+            peer_key,
+            info.peer_certificates,
+            cert.chain_der[0],
+            state.own_raw,
         ), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
     no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
     expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
     peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
     state.keys.transcript.update(raw)
-    info = dataclasses.replace(state.info, peer_certificates=cert.chain_der)
+    info = state.info
     return WaitCertificateVerify(
-        state.keys, state.suite, info, request, peer_key, state.own_raw
+        state.keys,
+        state.suite,
+        info,
+        request,
+        peer_key,
+        cert.chain_der,
+        info.peer_raw_public_key,
+        state.own_raw,
     ), []
 
 
@@ -653,7 +708,12 @@ def on_certificate_verify(
         offered=ctx.config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES,
     )
     state.keys.transcript.update(raw)
-    info = dataclasses.replace(state.info, signature_scheme=scheme)
+    info = dataclasses.replace(
+        state.info,
+        peer_certificates=state.peer_certificates,
+        peer_raw_public_key=state.peer_raw_public_key,
+        signature_scheme=scheme,
+    )
     return WaitFinished(state.keys, state.suite, info, state.request, state.own_raw), []
 
 
