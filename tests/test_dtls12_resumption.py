@@ -129,6 +129,14 @@ def test_the_full_handshake_with_tickets_ends_with_a_new_session_ticket() -> Non
     assert sent == [*FULL, HT.NEW_SESSION_TICKET]  # RFC 5077 §3.3: before ChangeCipherSpec
 
 
+def test_the_client_keeps_the_ticket_and_lifetime_hint_the_server_sent() -> None:
+    """The NewSessionTicket's ticket and ticket_lifetime_hint (RFC 5077 §3.3) reach the
+    client's session, carried in its own state to the server's Finished."""
+    session, cfg = first_session(ticket_lifetime=1234)
+    assert session.ticket and session.ticket_lifetime_hint == 1234 == cfg.ticket_lifetime
+    assert session.received_at == NOW
+
+
 def test_a_session_id_resumes_from_the_cache() -> None:
     session, cfg = first_session(session_tickets=0)
     assert session.ticket == b"" and len(session.session_id) == 32

@@ -106,13 +106,18 @@ def test_rsa_certificate_and_hello_retry_request() -> None:
     exchange(pair)
 
 
-def test_client_certificate() -> None:
+def client_certificate_pair() -> DatagramPair:
+    """A server that requires a client certificate and a client that has one (ECDSA P-256)."""
     cert, key = credentials("ecdsa-p256")
     server = server_config(verify_client="required", cafile=cert.decode())
     client = client_config(
         certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
     )
-    pair = make_pair13(server, client)
+    return make_pair13(server, client)
+
+
+def test_client_certificate() -> None:
+    pair = client_certificate_pair()
     assert pair.run()
     assert info(pair.server_events).peer_certificates
     exchange(pair)
@@ -463,12 +468,7 @@ def test_the_acknowledgement_of_a_last_flight_names_all_its_records() -> None:
     CertificateVerify, Finished); the server's ACK after it completes names all three, so
     the client resends none of them (§7.3): its ClientHello and that flight are all it
     sends (no ticket comes with client certificates, nothing else to acknowledge)."""
-    cert, key = credentials("ecdsa-p256")
-    server = server_config(verify_client="required", cafile=cert.decode())
-    client = client_config(
-        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
-    )
-    pair = make_pair13(server, client)
+    pair = client_certificate_pair()
     assert pair.run()
     assert pair.completed() and pair.client_datagrams == 2
 

@@ -487,6 +487,25 @@ def test_admit_carries_all_the_fields_an_accept_needs() -> None:
     )
 
 
+@pytest.mark.parametrize("version", [ProtocolVersion.DTLS10, ProtocolVersion.DTLS12])
+@pytest.mark.parametrize("whole", [True, False])
+def test_admit_carries_the_client_hellos_version(version: int, whole: bool) -> None:
+    """``Admit.client_version`` is the ClientHello's, whether the gate decoded it (a whole
+    one: read from the decoded message) or only peeked at its first fragment."""
+    gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
+    body = _hello_body(version=version)
+    length = len(body) if whole else len(body) - 5
+    cookie = first_and_cookie(gate, _record(_fragment(body, 0, length)))
+    body2 = _hello_body(version=version, cookie=cookie)
+    length2 = len(body2) if whole else len(body2) - 5
+    result = gate.receive(_record(_fragment(body2, 0, length2)), PEER, NOW)
+    assert isinstance(result, Admit) and result.fragmented is not whole
+    assert result.client_version == version
+    if whole:
+        assert result.client_hello is not None
+        assert result.client_hello.legacy_version == version
+
+
 def test_judge_returns_the_reply_datagram_itself() -> None:
     """Gate.judge() (the adapters' hot loop) answers like receive(), a reply as bytes."""
     gate = make_gate()

@@ -36,7 +36,10 @@ def _slot_init(cls: type) -> Any:
     body: list[str] = []
     for f in dataclasses.fields(cls):
         name = f.name
-        namespace[f"_set_{name}"] = vars(cls)[name].__set__  # the slot's member descriptor
+        # The slot's member descriptor: the class's own, or a frozen base's for a field
+        # it inherits (each slot lives in the class that declared it).
+        owner = next(c for c in cls.__mro__ if name in vars(c))
+        namespace[f"_set_{name}"] = vars(owner)[name].__set__
         if not f.init:
             # Not an argument: made fresh for each object (for ``__post_init__`` to fill).
             if f.default_factory is dataclasses.MISSING:

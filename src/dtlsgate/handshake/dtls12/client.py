@@ -67,6 +67,7 @@ from dtlsgate.handshake.dtls12.common import (
     Transcript,
     WaitFinished,
     as_datetime,
+    as_session,
     change_cipher_spec,
     check_finished,
     complete,
@@ -285,6 +286,16 @@ class ClientWaitResumedFinished:
     ticket_lifetime_hint: int = 0
 
 
+@frozen
+class ClientWaitFinished(WaitFinished):
+    """Our second flight is out; the server's Finished (epoch 1) comes next. ``ticket``:
+    the NewSessionTicket the server sent before it, if any (RFC 5077 §3.3). A state of the
+    client's own: a server waiting for the client's Finished holds no ticket."""
+
+    ticket: bytes = b""
+    ticket_lifetime_hint: int = 0
+
+
 ClientState = (
     ClientWaitServerHello
     | ClientWaitCertificate
@@ -295,7 +306,7 @@ ClientState = (
     | ClientWaitServerHelloDone
     | ClientWaitNewSessionTicket
     | ClientWaitResumedFinished
-    | WaitFinished
+    | ClientWaitFinished
     | Established
 )
 Result = tuple[ClientState, Actions]
@@ -460,17 +471,19 @@ def on_server_hello(
     if len(selected) > 1 or (selected and selected[0] not in ctx.config.alpn_protocols):
         raise IllegalParameter("server selected an ALPN protocol we did not offer")
     suite = suite_info(sh.cipher_suite)
-    session = Session(
-        suite,
-        state.hello.random,
-        sh.random,
-        ems,
-        selected[0] if selected else None,
-        ctx.config.server_name,
-        sh.session_id,
-        sh.get(ExtensionType.session_ticket) is not None,
-        _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
-        _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
+    session = as_session(
+        (
+            suite,
+            state.hello.random,  # client_random
+            sh.random,  # server_random
+            ems,
+            selected[0] if selected else None,  # alpn
+            ctx.config.server_name,
+            sh.session_id,
+            sh.get(ExtensionType.session_ticket) is not None,  # new_ticket
+            _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
+            _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
+        )
     )
     t = state.transcript
     if ctx.session is not None and sh.session_id and sh.session_id == state.hello.session_id:
@@ -680,7 +693,7 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
         return ClientWaitNewSessionTicket(
             t, session, keys, state.peer_chain, identity, None
         ), actions
-    return WaitFinished(t, session, keys, state.peer_chain, identity), actions
+    return ClientWaitFinished(t, session, keys, state.peer_chain, identity), actions
 
 
 def _client_certificate(
@@ -741,11 +754,13 @@ def on_new_session_ticket(
     ticket, hint = nst.ticket, nst.ticket_lifetime_hint
     if state.resumed is not None:
         return ClientWaitResumedFinished(t, session, keys, state.resumed, ticket, hint), []
-    return WaitFinished(t, session, keys, state.peer_chain, state.psk_identity, ticket, hint), []
+    return ClientWaitFinished(
+        t, session, keys, state.peer_chain, state.psk_identity, ticket, hint
+    ), []
 
 
 def on_finished(
-    ctx: ClientContext, state: WaitFinished, message: ReceivedMessage, now: float
+    ctx: ClientContext, state: ClientWaitFinished, message: ReceivedMessage, now: float
 ) -> Result:
     t, session = state.transcript, state.session
     check_finished(finished_data(t, session, state.keys, client=False, last=True), message)
@@ -810,7 +825,7 @@ def _is_ip(name: str) -> bool:
 
 Handler = Callable[..., Result]
 # After our second flight: the server's Finished, or first its NewSessionTicket.
-_CLIENT_FLIGHT_SENT = (WaitFinished, ClientWaitNewSessionTicket)
+_CLIENT_FLIGHT_SENT = (ClientWaitFinished, ClientWaitNewSessionTicket)
 
 #: The one table of legal messages per state (RFC 5246 §7.3, RFC 6347 §4.2).
 CLIENT: Machine[Handler] = Machine(
@@ -837,7 +852,7 @@ CLIENT: Machine[Handler] = Machine(
         ClientWaitServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
         ClientWaitNewSessionTicket: {HT.NEW_SESSION_TICKET: on_new_session_ticket},
         ClientWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
-        WaitFinished: {HT.FINISHED: on_finished},
+        ClientWaitFinished: {HT.FINISHED: on_finished},
         Established: {HT.HELLO_REQUEST: on_hello_request},
     },
     goes_to={
@@ -858,11 +873,11 @@ CLIENT: Machine[Handler] = Machine(
         (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitNewSessionTicket, HT.NEW_SESSION_TICKET): (
-            WaitFinished,
+            ClientWaitFinished,
             ClientWaitResumedFinished,
         ),
         (ClientWaitResumedFinished, HT.FINISHED): (Established,),
-        (WaitFinished, HT.FINISHED): (Established,),
+        (ClientWaitFinished, HT.FINISHED): (Established,),
         (Established, HT.HELLO_REQUEST): (Established,),
     },
     epochs=EPOCHS,

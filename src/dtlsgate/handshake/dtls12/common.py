@@ -1,7 +1,8 @@
 """What the DTLS 1.2 server and client machines share: the transcript (with the message_seq
 of our next message), the session agreed in the hellos, the two states both sides pass
-through (``WaitFinished``, ``Established``), the one ``step`` that feeds a message to a
-machine, and the key derivation and Finished helpers.
+through (``WaitFinished``, which a client's state extends with its ticket, and
+``Established``), the one ``step`` that feeds a message to a machine, and the key derivation
+and Finished helpers.
 
 Each state is a frozen class holding only what is valid in it; its ``transcript`` is the one
 mutable object a handshake carries from state to state (as TLS 1.3's ``Keys`` carries its
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar, cast
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
@@ -189,18 +191,29 @@ class Session(NamedTuple):
         return kind_of(self.suite)
 
 
+# The ten fields in order -> Session, in C, for the full handshakes (which give all ten): a
+# named tuple's own ``__new__`` is a Python function taking them one by one (as
+# wire/record.py's DtlsRecord, `Keys`).
+as_session = cast(
+    Callable[
+        [tuple[SuiteInfo, bytes, bytes, bool, bytes | None, str | None, bytes, bool, bool, bool]],
+        Session,
+    ],
+    partial(tuple.__new__, Session),
+)
+
+
 @frozen
 class WaitFinished:
-    """Our keys are derived; the peer's Finished (epoch 1) comes next."""
+    """Our keys are derived; the peer's Finished (epoch 1) comes next. The server's state,
+    and what a client's (`ClientWaitFinished`, which adds the ticket it may hold) has in
+    common with it: what `complete` reports from."""
 
     transcript: Transcript
     session: Session
     keys: Keys
     peer_chain: tuple[bytes, ...] = ()
     psk_identity: bytes | None = None
-    # A client: the NewSessionTicket the server sent before its Finished (RFC 5077 §3.3).
-    ticket: bytes = b""
-    ticket_lifetime_hint: int = 0
 
 
 @frozen

@@ -72,6 +72,7 @@ from dtlsgate.handshake.dtls12.common import (
     Transcript,
     WaitFinished,
     as_datetime,
+    as_session,
     change_cipher_spec,
     check_finished,
     complete,
@@ -411,17 +412,19 @@ def on_client_hello(
     new_ticket = answer.new_ticket
     # RFC 5077 §3.4: with a ticket the session needs no ID; without, a cached one.
     resumable_by_id = not new_ticket and config.session_cache is not None
-    session = Session(
-        choice.suite,
-        hello.random,
-        server_random,
-        choice.extended_master_secret,
-        choice.alpn,
-        choice.server_name,
-        ctx.provider.random(SESSION_ID_LENGTH) if resumable_by_id else b"",
-        new_ticket,
-        choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
-        choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+    session = as_session(
+        (
+            choice.suite,
+            hello.random,  # client_random
+            server_random,
+            choice.extended_master_secret,
+            choice.alpn,
+            choice.server_name,
+            ctx.provider.random(SESSION_ID_LENGTH) if resumable_by_id else b"",  # session_id
+            new_ticket,
+            choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+            choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+        )
     )
     certificate = choice.suite.uses_certificate
     request = certificate and config.verify_client != "none"
