@@ -39,12 +39,18 @@ from dataclasses import dataclass, field
 REORDER_DELAY = 0.03
 
 
+def is_unified_header(first_byte: int) -> bool:
+    """Whether a record starting with this byte has DTLS 1.3's unified header (RFC 9147 §4:
+    its first three bits are 001, then C, S, L and the epoch's two low bits)."""
+    return first_byte & 0xE0 == 0x20
+
+
 def kind(datagram: bytes) -> tuple[int, ...]:
     """Which message a datagram carries, as far as the proxy can tell from its first record:
     the content type and epoch, and for a plaintext handshake record the message type (RFC 6347
     §4.1, §4.2.2); for a DTLS 1.3 unified header (RFC 9147 §4) its first byte's epoch bits.
     A datagram sent again has the kind it had the first time."""
-    if datagram[0] & 0xE0 == 0x20:  # 001CSLEE
+    if is_unified_header(datagram[0]):
         return (0x20, datagram[0] & 0x03)
     content_type, epoch = datagram[0], int.from_bytes(datagram[3:5], "big")
     if content_type == 22 and epoch == 0 and len(datagram) > 13:
@@ -112,7 +118,7 @@ class LossyProxy:
     def _impair(
         self, out: socket.socket, data: bytes, to: tuple[str, int], downstream: bool = False
     ) -> None:
-        dtls13 = self.impair_dtls13 and bool(data) and (data[0] == 26 or data[0] & 0xE0 == 0x20)
+        dtls13 = self.impair_dtls13 and bool(data) and (data[0] == 26 or is_unified_header(data[0]))
         if data[:1] not in (b"\x14", b"\x16") and not dtls13:
             self._forward(out, data, to, 0.0)
             return
