@@ -664,35 +664,20 @@ def on_certificate(
     if not cert.entries:
         raise DecodeError("server sent an empty Certificate")
     request = state.request if isinstance(state, WaitCertificate) else None
+    info = state.info
+    raw_key: bytes | None
     if state.raw_public_key:
         peer_key = rpk.peer_raw_key(cert.chain_der, ctx.config.pinned_keys)
-        state.keys.transcript.update(raw)
-        info = state.info
-        return WaitCertificateVerify(
-            state.keys,
-            state.suite,
-            info,
-            request,
-            peer_key,
-            info.peer_certificates,
-            cert.chain_der[0],
-            state.own_raw,
-        ), []
-    # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
-    no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
-    expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
-    peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
+        chain, raw_key = info.peer_certificates, cert.chain_der[0]
+    else:
+        # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
+        no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
+        expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
+        peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
+        chain, raw_key = cert.chain_der, info.peer_raw_public_key
     state.keys.transcript.update(raw)
-    info = state.info
     return WaitCertificateVerify(
-        state.keys,
-        state.suite,
-        info,
-        request,
-        peer_key,
-        cert.chain_der,
-        info.peer_raw_public_key,
-        state.own_raw,
+        state.keys, state.suite, info, request, peer_key, chain, raw_key, state.own_raw
     ), []
 
 
