@@ -4,8 +4,12 @@ Deterministic where timings are not (the machine is shared): run it twice under
 ``valgrind --tool=callgrind``, with N and with 0, and divide the difference of the two
 "Collected" totals by N for the instructions per ClientHello. ``hvr``: bench/listen.py's
 DTLS 1.2 ClientHellos (a HelloVerifyRequest each); ``hrr``: bench/flood13.py's DTLS 1.3
-ClientHello with distinct randoms and peers (a HelloRetryRequest each). A warm-up of 200
-calls first (the jar's keyed states, the reply records, the DTLS 1.3 context).
+ClientHello with distinct randoms and peers (a HelloRetryRequest each); ``hrr2``: the
+ClientHello2 our DTLS 1.3 client sends after the gate's HelloRetryRequest, from its one
+peer, judged again and again (its cookie verifies, a `Dtls13Admit` each: the second
+ClientHello's path, its rest decoded once and remembered, as for the clients of one kind). A
+warm-up of 200 calls first (the jar's keyed states, the reply records, the DTLS 1.3
+context, the remembered ClientHello2).
 
 Usage::
 
@@ -23,17 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from flood13 import dtls13_hello
-from helpers import NOW, server_config
+from helpers import NOW, SERVER, client_config, server_config
 from listen import MASTER_KEY, RANDOM_AT, distinct_hellos
 
 from dtlsgate import CookieJar, Gate, ServerConfig
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.gate.results import Dtls13Admit
 
 WARM_UP = 200
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reply", choices=["hvr", "hrr"])
+    parser.add_argument("reply", choices=["hvr", "hrr", "hrr2"])
     parser.add_argument("count", type=int)
     args = parser.parse_args()
     total = WARM_UP + args.count
@@ -41,6 +47,10 @@ def main() -> None:
         gate = Gate(ServerConfig(cookie_jar=CookieJar(MASTER_KEY)))
         hellos = distinct_hellos(total)
         peers = [("127.0.0.1", 40000)] * total
+    elif args.reply == "hrr2":
+        gate = Gate(server_config())
+        hellos = [client_hello2(gate)] * total
+        peers = [SERVER] * total
     else:
         gate = Gate(server_config())
         template = bytearray(dtls13_hello())
@@ -49,10 +59,26 @@ def main() -> None:
             template[RANDOM_AT : RANDOM_AT + 4] = i.to_bytes(4, "big")
             hellos.append(bytes(template))
         peers = [("10.0.0.1", 1024 + i) for i in range(total)]
+    answer = Dtls13Admit if args.reply == "hrr2" else bytes
     judge = gate.judge
     for hello, peer in zip(hellos, peers, strict=True):
-        if type(judge(hello, peer, NOW)) is not bytes:
-            raise SystemExit("a ClientHello was not answered")
+        if type(judge(hello, peer, NOW)) is not answer:
+            raise SystemExit(f"a ClientHello was not answered with {answer.__name__}")
+    print(f"{args.count} of {total} ClientHellos judged after the warm-up: {args.reply}")
+
+
+def client_hello2(gate: Gate) -> bytes:
+    """Our DTLS 1.3 client's ClientHello2, after ``gate``'s HelloRetryRequest to its
+    ClientHello1 (the client's address is the peer both times: the cookie binds it)."""
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    ((hello1, _),) = client.datagrams_to_send()
+    retry = gate.judge(hello1, SERVER, NOW)
+    if type(retry) is not bytes:
+        raise SystemExit("ClientHello1 was not answered")
+    client.receive(retry, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    return hello2
 
 
 if __name__ == "__main__":

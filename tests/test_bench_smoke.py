@@ -32,6 +32,9 @@ RUNS = [
     ("aio_client.py", ["--count", "5", "--connects", "2"], "aio client on "),
     ("aio_memory.py", ["--count", "5", "--warmup", "5", "--loop", "asyncio"], "asyncio  "),
     ("idle_calls.py", ["--count", "50", "--held", "5"], "order: 50 associations"),
+    ("gate_calls.py", ["hvr", "5"], "ClientHellos judged after the warm-up: hvr"),
+    ("gate_calls.py", ["hrr", "5"], "ClientHellos judged after the warm-up: hrr"),
+    ("gate_calls.py", ["hrr2", "5"], "ClientHellos judged after the warm-up: hrr2"),
 ]
 
 
