@@ -118,6 +118,35 @@ class ClientHello13Peek(NamedTuple):
     hello2: ClientHello2Split | None
 
 
+# The fields in order -> ClientHello13Peek, in C (tuple.__new__), as `_as_split`: the
+# gate peeks every DTLS 1.3 ClientHello1, and the named tuple's own ``__new__`` is a
+# Python-level function taking fourteen arguments.
+_as_peek = cast(
+    Callable[
+        [
+            tuple[
+                int,
+                bytes,
+                bytes,
+                bytes,
+                bytes,
+                bytes,
+                bytes | None,
+                bytes | None,
+                bytes | None,
+                tuple[int, ...] | None,
+                bytes | None,
+                bytes | None,
+                bool,
+                ClientHello2Split | None,
+            ]
+        ],
+        ClientHello13Peek,
+    ],
+    partial(tuple.__new__, ClientHello13Peek),
+)
+
+
 def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHello13Peek:
     """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (module docstring);
     DecodeError when it is malformed in what is read, or has no extensions block.
@@ -167,21 +196,23 @@ def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHell
             body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
         ]
         fixed = b"".join(parts)
-    return ClientHello13Peek(
-        legacy_version,
-        random,
-        body[_SESSION_ID_AT + 1 : cookie_at],
-        body[cookie_at + 1 : suites_at],
-        body[suites_at + 2 : compression_at],
-        body[compression_at + 1 : extensions_at],
-        versions,
-        groups,
-        schemes,
-        share_groups,
-        alpn,
-        fixed,
-        cookie is not None or ExtensionType.pre_shared_key in spans,
-        hello2,
+    return _as_peek(
+        (
+            legacy_version,
+            random,
+            body[_SESSION_ID_AT + 1 : cookie_at],
+            body[cookie_at + 1 : suites_at],
+            body[suites_at + 2 : compression_at],
+            body[compression_at + 1 : extensions_at],
+            versions,
+            groups,
+            schemes,
+            share_groups,
+            alpn,
+            fixed,
+            cookie is not None or ExtensionType.pre_shared_key in spans,
+            hello2,
+        )
     )
 
 
