@@ -190,11 +190,15 @@ def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHell
     fixed = None
     if hello2 is None or hello2.rest not in known:
         # Every extension ClientHello2 may not change (RFC 8446 §4.1.2), by type, as
-        # `client_hello_fixed_part` orders them (no type is there twice).
+        # `client_hello_fixed_part` orders them (no type is there twice). The types sorted
+        # as ints and each span read by its type, in a plain loop: not the (type, span)
+        # pairs sorted as tuples, nor a comprehension (a function of its own, made and
+        # called per ClientHello).
         parts = [body[:cookie_at], body[suites_at:extensions_at]]
-        parts += [
-            body[a:b] for t, (a, b) in sorted(spans.items()) if t not in CHANGEABLE_IN_CLIENT_HELLO2
-        ]
+        for ext_type in sorted(spans):
+            if ext_type not in CHANGEABLE_IN_CLIENT_HELLO2:
+                start, stop = spans[ext_type]
+                parts.append(body[start:stop])
         fixed = b"".join(parts)
     return _as_peek(
         (
