@@ -116,6 +116,8 @@ _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 _SESSION_ID_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
 # In a DTLSPlaintext header: type (1), version (2), epoch (2), sequence_number (6).
 _SEQUENCE_NUMBER_AT = 5
+# The end of a cookie state without an application cookie: its length (2), zero.
+_NO_APPLICATION_COOKIE = bytes(2)
 
 
 def offers_dtls13(body: bytes) -> bool:
@@ -153,6 +155,9 @@ class DtlsGate13:
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
         self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes, bytes]] = {}
+        # (suite, group, key share requested) -> the cookie state's bytes before the digest
+        # (`cookie_state`): the server's choices, so a handful per configuration.
+        self._state_heads: dict[tuple[int, int, bool], bytes] = {}
 
     def digest(self, suite: int, message: bytes) -> bytes:
         """Hash(``message``) with the hash of ``suite`` (RFC 8446 §4.4.1)."""
@@ -160,6 +165,19 @@ class DtlsGate13:
         if digest is None:
             digest = self._hashes[suite] = suite_info(suite).hash.digest
         return digest(message)
+
+    def cookie_state(self, suite: int, group: int, requested: bool, digest: bytes) -> bytes:
+        """`encode_cookie_state` without an application cookie (the gate's without
+        ``stateless_cookie_generate``): its bytes before the digest made once per
+        (suite, group, requested) and kept, then the digest and the application cookie's
+        empty length put after them. ``digest`` is Hash(ClientHello1) by ``suite``'s hash
+        (`digest`), so one length per suite."""
+        key = (suite, group, requested)
+        head = self._state_heads.get(key)
+        if head is None:
+            state = encode_cookie_state(suite, group, requested, digest, b"")
+            head = self._state_heads[key] = state[: -len(digest) - 2]
+        return head + digest + _NO_APPLICATION_COOKIE
 
     def judge_hello(
         self,
@@ -549,8 +567,11 @@ def _reply(
     assert choice.group is not None
     digest = gate13.digest(choice.suite, message)
     generate = gate13.config.stateless_cookie_generate
-    application = b"" if generate is None else _application_cookie(generate, peer)
-    state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
+    if generate is None:
+        state = gate13.cookie_state(choice.suite, choice.group, requested, digest)
+    else:
+        application = _application_cookie(generate, peer)
+        state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
     cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None
     reply = gate13.hello_retry_request(sequence_number, session_id, choice.suite, group, cookie)
