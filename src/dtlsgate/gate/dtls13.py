@@ -452,19 +452,21 @@ def judge_dtls13(
     verify = gate13.config.stateless_cookie_verify
     if verify is not None and not _application_verifies(verify, peer, state.application_cookie):
         return Drop(DropReason.COOKIE_INVALID)
+    # Its fields in order, not by keyword (as the gate's `Admit`): a class called with
+    # keywords builds a dict of them to unpack again, every ClientHello2 admitted.
     return Dtls13Admit(
-        peer=peer,
-        client_hello=client_hello,
-        client_hello_info=info,
-        client_hello_message=message,
-        client_hello1_digest=state.client_hello1_digest,
-        cipher_suite=state.cipher_suite,
-        group=state.group,
-        key_share_requested=state.key_share_requested,
-        cookie=info.cookie,
-        message_seq=message_seq,
-        record_sequence_number=sequence_number,
-        datagram=data,
+        peer,
+        client_hello,
+        info,
+        message,  # client_hello_message
+        state.client_hello1_digest,
+        state.cipher_suite,
+        state.group,
+        state.key_share_requested,
+        info.cookie,
+        message_seq,
+        sequence_number,  # record_sequence_number
+        data,  # datagram
     )
 
 
