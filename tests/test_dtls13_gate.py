@@ -294,6 +294,35 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
         gate13.hello_retry_request(2**48, b"", suites[0], None, b"c")
 
 
+def test_cookie_states_are_the_encoders() -> None:
+    """The gate's cookie states, their bytes before the digest made once per (suite, group,
+    key share requested) and kept, are byte for byte `encode_cookie_state`'s for each
+    (suite, group, requested, digest), whichever came first; they decode to those fields."""
+    from dtlsgate.gate.dtls13 import DtlsGate13
+    from dtlsgate.gate.stream import CookieState, encode_cookie_state
+    from dtlsgate.wire.enums import CipherSuite
+
+    gate13 = DtlsGate13(server_config())
+    suites = (
+        (CipherSuite.TLS_AES_128_GCM_SHA256, 32),
+        (CipherSuite.TLS_AES_256_GCM_SHA384, 48),
+        (CipherSuite.TLS_CHACHA20_POLY1305_SHA256, 32),
+    )
+    groups = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
+    shapes = [
+        (suite, length, group, requested)
+        for requested in (False, True)
+        for group in groups
+        for suite, length in suites
+    ]
+    for round_ in range(2):  # the second round reads the heads the first one made
+        for n, (suite, length, group, requested) in enumerate(shapes):
+            digest = bytes([n + round_]) * length
+            state = gate13.cookie_state(suite, group, requested, digest)
+            assert state == encode_cookie_state(suite, group, requested, digest, b""), (round_, n)
+            assert CookieState.decode(state) == CookieState(suite, group, requested, digest, b"")
+
+
 def test_server_engine_remembers_its_choice_per_offer_and_its_retry_request_per_shape() -> None:
     """The engine's `choose` without a PSK is made once per offer (``ServerContext.choices``):
     another ClientHello with the same offer (its own random and key shares) gets the same
