@@ -68,7 +68,11 @@ from dtlsgate._memo import Memo
 from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
-from dtlsgate.gate.stream import MAX_APPLICATION_COOKIE, CookieState, encode_cookie_state
+from dtlsgate.gate.stream import (
+    MAX_APPLICATION_COOKIE,
+    decode_cookie_state,
+    encode_cookie_state,
+)
 from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
@@ -446,11 +450,11 @@ def judge_dtls13(
     if payload is None:
         return Drop(DropReason.COOKIE_INVALID)
     try:
-        state = CookieState.decode(payload)
+        suite, group, requested, client_hello1_digest, application = decode_cookie_state(payload)
     except ProtocolError:
         return Drop(DropReason.COOKIE_INVALID)
     verify = gate13.config.stateless_cookie_verify
-    if verify is not None and not _application_verifies(verify, peer, state.application_cookie):
+    if verify is not None and not _application_verifies(verify, peer, application):
         return Drop(DropReason.COOKIE_INVALID)
     # Its fields in order, not by keyword (as the gate's `Admit`): a class called with
     # keywords builds a dict of them to unpack again, every ClientHello2 admitted.
@@ -459,10 +463,10 @@ def judge_dtls13(
         client_hello,
         info,
         message,  # client_hello_message
-        state.client_hello1_digest,
-        state.cipher_suite,
-        state.group,
-        state.key_share_requested,
+        client_hello1_digest,
+        suite,  # cipher_suite
+        group,
+        requested,  # key_share_requested
         info.cookie,
         message_seq,
         sequence_number,  # record_sequence_number

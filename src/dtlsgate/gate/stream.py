@@ -149,26 +149,32 @@ class CookieState:
 
     @classmethod
     def decode(cls, data: bytes) -> CookieState:
-        """`encode_cookie_state`'s layout read back by slices and one unpack (a DTLS 1.3
-        ClientHello2 brings one), no Reader: the same checks in the same order (the
-        format first, then truncation, the digest's <1..64>, nothing after the app
-        cookie)."""
-        if not data:
-            raise DecodeError("cookie state: empty")
-        if data[0] != PAYLOAD_FORMAT:
-            raise IllegalParameter("cookie format")
-        end = len(data)
-        if end < _STATE_HEAD.size:
-            raise DecodeError("cookie state: truncated")
-        _, suite, group, requested, n = _STATE_HEAD.unpack_from(data)
-        start = _STATE_HEAD.size
-        stop = start + n
-        if not 1 <= n <= 64 or stop + 2 > end:
-            raise DecodeError("cookie state: digest length")
-        app_start = stop + 2
-        if app_start + ((data[stop] << 8) | data[stop + 1]) != end:
-            raise DecodeError("cookie state: app cookie length")
-        return cls(suite, group, bool(requested), data[start:stop], data[app_start:])
+        """`decode_cookie_state`'s fields as a `CookieState`."""
+        return cls(*decode_cookie_state(data))
+
+
+def decode_cookie_state(data: bytes) -> tuple[int, int, bool, bytes, bytes]:
+    """`encode_cookie_state`'s layout read back: (cipher_suite, group, key_share_requested,
+    client_hello1_digest, application_cookie), without a `CookieState` (both gates read
+    the fields of every ClientHello2's cookie once and keep none of it). By slices and one
+    unpack, no Reader: the same checks in the same order (the format first, then
+    truncation, the digest's <1..64>, nothing after the app cookie)."""
+    if not data:
+        raise DecodeError("cookie state: empty")
+    if data[0] != PAYLOAD_FORMAT:
+        raise IllegalParameter("cookie format")
+    end = len(data)
+    if end < _STATE_HEAD.size:
+        raise DecodeError("cookie state: truncated")
+    _, suite, group, requested, n = _STATE_HEAD.unpack_from(data)
+    start = _STATE_HEAD.size
+    stop = start + n
+    if not 1 <= n <= 64 or stop + 2 > end:
+        raise DecodeError("cookie state: digest length")
+    app_start = stop + 2
+    if app_start + ((data[stop] << 8) | data[stop + 1]) != end:
+        raise DecodeError("cookie state: app cookie length")
+    return suite, group, bool(requested), data[start:stop], data[app_start:]
 
 
 class StatelessGate(GateCounters):
@@ -255,12 +261,14 @@ class StatelessGate(GateCounters):
             # ClientHello1 fixed: the cookie does not verify.
             return _refuse(IllegalParameter("cookie does not verify"))
         try:
-            state = CookieState.decode(payload)
+            suite, group, requested, client_hello1_digest, application = decode_cookie_state(
+                payload
+            )
         except ProtocolError:
             return _refuse(IllegalParameter("cookie payload"))
         verify = self.config.stateless_cookie_verify
         if verify is not None:
-            accepted = _call_application(verify, peer, state.application_cookie)
+            accepted = _call_application(verify, peer, application)
             if not isinstance(accepted, bool):
                 raise UsageError("stateless_cookie_verify must return True or False")
             if not accepted:
@@ -270,12 +278,12 @@ class StatelessGate(GateCounters):
             hello,
             info,
             message,
-            state.client_hello1_digest,
-            state.cipher_suite,
-            state.group,
-            state.key_share_requested,
+            client_hello1_digest,
+            suite,  # cipher_suite
+            group,
+            requested,  # key_share_requested
             info.cookie,
-            state.application_cookie,
+            application,  # application_cookie
             remaining,
         )
 
