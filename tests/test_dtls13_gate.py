@@ -297,28 +297,31 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
 def test_cookie_states_are_the_encoders() -> None:
     """The gate's cookie states, their bytes before the digest made once per (suite, group,
     key share requested) and kept, are byte for byte `encode_cookie_state`'s for each
-    (suite, group, requested, digest), whichever came first; they decode to those fields."""
+    (suite, group, requested) and Hash(ClientHello1) by the suite's hash, whichever came
+    first; they decode to those fields."""
+    from dtlsgate.crypto.suites import suite_info
     from dtlsgate.gate.dtls13 import DtlsGate13
     from dtlsgate.gate.stream import CookieState, encode_cookie_state
     from dtlsgate.wire.enums import CipherSuite
 
     gate13 = DtlsGate13(server_config())
     suites = (
-        (CipherSuite.TLS_AES_128_GCM_SHA256, 32),
-        (CipherSuite.TLS_AES_256_GCM_SHA384, 48),
-        (CipherSuite.TLS_CHACHA20_POLY1305_SHA256, 32),
+        CipherSuite.TLS_AES_128_GCM_SHA256,
+        CipherSuite.TLS_AES_256_GCM_SHA384,
+        CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
     )
     groups = (NamedGroup.x25519, NamedGroup.secp256r1, NamedGroup.secp384r1)
     shapes = [
-        (suite, length, group, requested)
+        (suite, group, requested)
         for requested in (False, True)
         for group in groups
-        for suite, length in suites
+        for suite in suites
     ]
     for round_ in range(2):  # the second round reads the heads the first one made
-        for n, (suite, length, group, requested) in enumerate(shapes):
-            digest = bytes([n + round_]) * length
-            state = gate13.cookie_state(suite, group, requested, digest)
+        for n, (suite, group, requested) in enumerate(shapes):
+            message = bytes([n + round_]) * (100 + n)
+            digest = suite_info(suite).hash.digest(message)
+            state = gate13.cookie_state(suite, group, requested, message)
             assert state == encode_cookie_state(suite, group, requested, digest, b""), (round_, n)
             assert CookieState.decode(state) == CookieState(suite, group, requested, digest, b"")
 

@@ -170,12 +170,13 @@ class DtlsGate13:
             digest = self._hashes[suite] = suite_info(suite).hash.digest
         return digest(message)
 
-    def cookie_state(self, suite: int, group: int, requested: bool, digest: bytes) -> bytes:
-        """`encode_cookie_state` without an application cookie (the gate's without
-        ``stateless_cookie_generate``): its bytes before the digest made once per
-        (suite, group, requested) and kept, then the digest and the application cookie's
-        empty length put after them. ``digest`` is Hash(ClientHello1) by ``suite``'s hash
-        (`digest`), so one length per suite."""
+    def cookie_state(self, suite: int, group: int, requested: bool, message: bytes) -> bytes:
+        """`encode_cookie_state` of the server's choice and Hash(``message``) by ``suite``'s
+        hash (`digest`: ClientHello1, RFC 8446 §4.4.1), without an application cookie (the
+        gate's without ``stateless_cookie_generate``): the state's bytes before the digest
+        made once per (suite, group, requested) and kept (one digest length per suite: the
+        hash is the suite's), then the digest and the application cookie's empty length."""
+        digest = self.digest(suite, message)
         key = (suite, group, requested)
         head = self._state_heads.get(key)
         if head is None:
@@ -571,12 +572,12 @@ def _reply(
     """The HelloRetryRequest datagram for ``choice``: its cookie binds ``fixed`` (what
     ClientHello2 must repeat) and carries the choice and Hash(``message``)."""
     assert choice.group is not None
-    digest = gate13.digest(choice.suite, message)
     generate = gate13.config.stateless_cookie_generate
     if generate is None:
-        state = gate13.cookie_state(choice.suite, choice.group, requested, digest)
+        state = gate13.cookie_state(choice.suite, choice.group, requested, message)
     else:
         application = _application_cookie(generate, peer)
+        digest = gate13.digest(choice.suite, message)
         state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
     cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None
