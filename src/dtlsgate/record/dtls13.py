@@ -112,7 +112,26 @@ _INNER_TYPE_BYTES: dict[int, bytes] = {t: bytes((t,)) for t in _INNER_TYPES}
 # bits), and its length field: each read or written, and the record number mask's first
 # bytes read, in one call.
 _SEQUENCE_FORMS = {1: struct.Struct(">B"), 2: struct.Struct(">H")}
-_LENGTH_FORM = struct.Struct(">H")
+# A DTLSCiphertext header whole, in one pack: its start (the first byte and the CID, as
+# bytes), the sequence number field, and the length field when it has one. One per start
+# length, sequence length and length flag, made when first needed; at most 2 x 2 x 256
+# (a CID is at most 255 bytes, RFC 9146 §3), so the memo is bounded whoever chose the CID.
+_HEADER_FORMS: dict[tuple[int, int, bool], struct.Struct] = {}
+
+
+def _header_form(start_length: int, sequence_length: int, with_length: bool) -> struct.Struct:
+    key = (start_length, sequence_length, with_length)
+    form = _HEADER_FORMS.get(key)
+    if form is None:
+        sequence = "H" if sequence_length == 2 else "B"
+        form = _HEADER_FORMS[key] = struct.Struct(
+            f">{start_length}s{sequence}{'H' if with_length else ''}"
+        )
+    return form
+
+
+# A write epoch's DTLSCiphertext header start (first byte and CID) and its header form.
+_HeaderStart = tuple[bytes, struct.Struct]
 
 
 class RecordDrop(enum.StrEnum):
@@ -269,9 +288,10 @@ class Dtls13RecordLayer:
         self.write_epoch = EPOCH_PLAINTEXT
         self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
         self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
-        # The unified header's first byte and our write CID, per write epoch with keys:
-        # without and with a length (`_header`), the same for every record of the epoch.
-        self._headers: dict[int, tuple[bytes, bytes]] = {}
+        # The unified header's first byte and our write CID, per write epoch with keys, with
+        # the form that packs the whole header from them: without and with a length
+        # (`_header`), the same for every record of the epoch.
+        self._headers: dict[int, tuple[_HeaderStart, _HeaderStart]] = {}
         # RFC 9147 §9: the peer's connection ID goes into the records we send; one of ours
         # must be in every record we receive once negotiated (none: no CIDs). All of ours
         # have one length: the unified header does not carry it. Set as the setters of
@@ -379,17 +399,24 @@ class Dtls13RecordLayer:
             del self._write[old], self._write_sequence[old]
             self._headers.pop(old, None)
 
-    def _header(self, epoch: int) -> tuple[bytes, bytes]:
+    def _header(self, epoch: int) -> tuple[_HeaderStart, _HeaderStart]:
         """The start of a DTLSCiphertext of ``epoch`` up to its sequence number (RFC 9147
         §4): the first byte ``001CSLEE`` and our write CID, without a length (L clear) and
-        with one."""
+        with one, each with the form that packs the whole header."""
         cid = self._write_cid
         first = _FIXED_BITS | (epoch & _EPOCH_BITS)
         if cid:
             first |= _CID_BIT
         if self._sequence_bits == 16:
             first |= _SEQ16_BIT
-        return bytes((first,)) + cid, bytes((first | _LENGTH_BIT,)) + cid
+        start_length = 1 + len(cid)
+        return (
+            (bytes((first,)) + cid, _header_form(start_length, self._sequence_length, False)),
+            (
+                bytes((first | _LENGTH_BIT,)) + cid,
+                _header_form(start_length, self._sequence_length, True),
+            ),
+        )
 
     def install_read(self, epoch: int, keys: EpochKeys) -> None:
         """Accept records of ``epoch`` protected with ``keys``; the oldest read epoch goes
@@ -543,16 +570,21 @@ class Dtls13RecordLayer:
         ciphertext_length = len(inner) + keys.tag_length
         if ciphertext_length > MAX_CIPHERTEXT:
             raise UsageError("record too long with its padding")
-        prefix = self._headers[epoch][include_length]
-        form = self._sequence_form
+        start, form = self._headers[epoch][include_length]
         low = sequence & self._sequence_mask
-        tail = _LENGTH_FORM.pack(ciphertext_length) if include_length else b""
-        # RFC 9147 §4: the additional data is the header before record number encryption.
-        aad = prefix + form.pack(low) + tail
+        # RFC 9147 §4: the additional data is the header before record number encryption;
+        # the record's header is the same with the sequence number masked (§4.2.3). Each
+        # is one pack of the epoch's header form.
+        if include_length:
+            aad = form.pack(start, low, ciphertext_length)
+        else:
+            aad = form.pack(start, low)
         ciphertext = keys.seal(sequence, inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
-        masked = low ^ form.unpack_from(mask)[0]
-        return prefix + form.pack(masked) + tail + ciphertext
+        masked = low ^ self._sequence_form.unpack_from(mask)[0]
+        if include_length:
+            return form.pack(start, masked, ciphertext_length) + ciphertext
+        return form.pack(start, masked) + ciphertext
 
     # --- reading ----------------------------------------------------------------------------
 
