@@ -301,6 +301,14 @@ class Dtls13Connection(BaseDtlsConnection):
         if self.closed:
             return
         self._now = now
+        if self.handshake_complete and addr == self.peer:
+            # The hot path: a datagram of one application data record.
+            content = self.records.open_application_data(data)
+            if type(content) is bytes:
+                self._application_data(content)
+                return
+            if content:
+                return  # its one record did not authenticate: dropped
         flights_before = self._handshake_flights
         try:
             got_handshake = retransmitted = False
@@ -565,10 +573,15 @@ class Dtls13Connection(BaseDtlsConnection):
 
     def _application_data_record(self, record: Dtls13Record, now: float) -> None:
         if self.handshake_complete and record.epoch >= EPOCH_APPLICATION:
-            if isinstance(self._state, Connected):
-                self._state.peer_key_updates = 0
-            self._cid_requests = 0
-            self._data_received(record.fragment)
+            self._application_data(record.fragment)
+
+    def _application_data(self, content: bytes) -> None:
+        """Application data from the peer, in an application epoch once the handshake is
+        complete: the counts of what the peer may ask without sending data start again."""
+        if isinstance(self._state, Connected):
+            self._state.peer_key_updates = 0
+        self._cid_requests = 0
+        self._data_received(content)
 
     def _peer_ack_record(self, record: Dtls13Record, now: float) -> None:
         self._ack_record(record.fragment, record.epoch)

@@ -117,6 +117,7 @@ _SEQUENCE_FORMS = {1: struct.Struct(">B"), 2: struct.Struct(">H")}
 # length, sequence length and length flag, made when first needed; at most 2 x 2 x 256
 # (a CID is at most 255 bytes, RFC 9146 §3), so the memo is bounded whoever chose the CID.
 _HEADER_FORMS: dict[tuple[int, int, bool], struct.Struct] = {}
+_LENGTH_FORM = struct.Struct(">H")
 
 
 def _header_form(start_length: int, sequence_length: int, with_length: bool) -> struct.Struct:
@@ -592,6 +593,72 @@ class Dtls13RecordLayer:
         """The valid records of ``datagram``, in order; invalid ones are dropped (§4.5.2).
         When a record's framing cannot be read, the rest of the datagram goes with it."""
         return list(self.records(datagram))
+
+    def open_application_data(self, datagram: bytes) -> bytes | bool:
+        """The per-record hot path, for a datagram that is one DTLSCiphertext record of an
+        application epoch (RFC 9147 §6.1: 3 and later) and nothing else (the usual datagram
+        once the handshake is done). Its content when it deprotects as application data and
+        is not a replay (the window marked, as `records` marks it); True when it does not
+        authenticate (dropped and counted here, as `records` counts it). False otherwise,
+        with nothing counted or marked: the datagram is then `records`'s, which sees it as
+        if this had not run (a replay is left to it before deprotection, so that recorded
+        copies cost one AEAD there and none here; a record of another type, rare after the
+        handshake, is deprotected there again)."""
+        end = len(datagram)
+        if not end:
+            return False
+        first = datagram[0]
+        state = self._read_by_bits[first & _EPOCH_BITS]
+        if first & _FIXED_BITS_MASK != _FIXED_BITS or state is None:
+            return False
+        if state.epoch < EPOCH_APPLICATION:
+            return False
+        cursor = 1
+        cid_length = self._read_cid_length
+        if first & _CID_BIT:
+            cid = bytes(datagram[1 : 1 + cid_length])  # hashable, whatever the datagram is
+            if not cid_length or cid not in self._read_cid_set:
+                return False
+            cursor += cid_length
+        elif cid_length:
+            return False
+        seq_at = cursor
+        seq_length = 2 if first & _SEQ16_BIT else 1
+        form = _SEQUENCE_FORMS[seq_length]
+        cursor += seq_length
+        if first & _LENGTH_BIT:
+            cursor += 2
+            if cursor > end or _LENGTH_FORM.unpack_from(datagram, cursor - 2)[0] != end - cursor:
+                return False
+        if not SAMPLE_LENGTH <= end - cursor <= MAX_CIPHERTEXT:
+            return False
+        body = datagram[cursor:]
+        keys = state.keys
+        mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
+        low = form.unpack_from(datagram, seq_at)[0] ^ form.unpack_from(mask)[0]
+        sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
+        if state.window.is_replay(sequence):
+            return False
+        # RFC 9147 §4: the additional data is the header as sent, before record number
+        # encryption.
+        aad = datagram[:seq_at] + form.pack(low) + datagram[seq_at + seq_length : cursor]
+        inner = keys.open(sequence, body, aad)
+        if inner is None:
+            state.auth_failures += 1
+            self._drop(RecordDrop.AUTHENTICATION)
+            return True
+        # RFC 8446 §5.4: unpadded, the last byte is the content type; padded records and
+        # other types are `records`'s.
+        if not inner.endswith(_APPLICATION_DATA_INNER_TYPE):
+            return False
+        content_end = len(inner) - 1
+        if content_end > MAX_PLAINTEXT:
+            self._drop(RecordDrop.TOO_LONG)
+            return True
+        state.window.accept(sequence)  # not a replay (checked above): marks it
+        if sequence > state.highest:
+            state.highest = sequence
+        return inner[:content_end]
 
     def records(self, datagram: bytes) -> Iterator[Dtls13Record]:
         """`receive`, one record at a time: each record is opened only when asked for, so
