@@ -248,14 +248,16 @@ class EpochKeys:
             return None
 
 
-class _ReadEpoch:
-    __slots__ = ("auth_failures", "epoch", "highest", "keys", "window")
+class _ReadEpoch(ReplayWindow):
+    """A read epoch: its keys and its replay window (§4.5.1) in one object, whose
+    ``highest``, the highest sequence number deprotected so far, is the window's own."""
+
+    __slots__ = ("auth_failures", "epoch", "keys")
 
     def __init__(self, epoch: int, keys: EpochKeys) -> None:
+        ReplayWindow.__init__(self)
         self.epoch = epoch
         self.keys = keys
-        self.window = ReplayWindow()
-        self.highest = -1  # the highest sequence number deprotected so far
         self.auth_failures = 0
 
 
@@ -637,7 +639,7 @@ class Dtls13RecordLayer:
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
         low = form.unpack_from(datagram, seq_at)[0] ^ form.unpack_from(mask)[0]
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
-        if state.window.is_replay(sequence):
+        if state.is_replay(sequence):
             return False
         # RFC 9147 §4: the additional data is the header as sent, before record number
         # encryption.
@@ -655,9 +657,7 @@ class Dtls13RecordLayer:
         if content_end > MAX_PLAINTEXT:
             self._drop(RecordDrop.TOO_LONG)
             return True
-        state.window.accept(sequence)  # not a replay (checked above): marks it
-        if sequence > state.highest:
-            state.highest = sequence
+        state.accept(sequence)  # not a replay (checked above): marks it
         return inner[:content_end]
 
     def records(self, datagram: bytes) -> Iterator[Dtls13Record]:
@@ -797,11 +797,9 @@ class Dtls13RecordLayer:
         # the record number), and only a deprotected record moves the window. (A replay
         # repeats its original's content, so the checks above drop the same records
         # whether they come first or not.)
-        if not state.window.accept(sequence):
+        if not state.accept(sequence):
             self._drop(RecordDrop.REPLAY)
             return None
-        if sequence > state.highest:
-            state.highest = sequence
         return _as_record((state.epoch, sequence, content_type, inner[:content_end]))
 
 
