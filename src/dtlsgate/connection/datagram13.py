@@ -366,7 +366,9 @@ class Dtls13Connection(BaseDtlsConnection):
             raise StateError("send() before the handshake completed")
         if len(data) > self._send_limit:
             raise UsageError(f"at most {self._send_limit} bytes per record")
-        self._outgoing.append(self.records.protect_application_data(bytes(data)))
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._outgoing.append(self.records.protect_application_data(data))
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3); our sending key changes once the peer has
