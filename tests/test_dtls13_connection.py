@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    CLIENT,
     NOW,
     SERVER,
     DatagramPair,
@@ -352,6 +353,34 @@ def test_garbage_is_dropped() -> None:
     assert (pair.client.get_timer(), pair.server.get_timer()) == timers
     assert pair.client.next_event() is None and pair.server.next_event() is None
     exchange(pair)
+
+
+def test_application_data_records_each_once_and_forged_ones_counted_once() -> None:
+    """A datagram of one application data record, the usual one after the handshake: its
+    content delivered once, a copy dropped as a replay, a forged one dropped and counted as
+    one authentication failure (RFC 9147 §4.5.1, §4.5.3), nothing answered."""
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    server.next_event()
+    pair.client.send(b"first")
+    pair.client.send(b"second")
+    first, second = [d for d, _ in pair.client.datagrams_to_send()]
+    forged = first[:-1] + bytes((first[-1] ^ 1,))
+    for datagram in (second, forged, first, first, second):
+        server.receive(datagram, CLIENT, pair.now)
+    assert data_events([server.next_event(), server.next_event()]) == [b"second", b"first"]
+    assert server.next_event() is None
+    assert not server.datagrams_to_send()
+    assert server.records.drops == {RecordDrop.AUTHENTICATION: 1, RecordDrop.REPLAY: 2}
+    assert server.records.auth_failures(3) == 1
+    # send() takes any bytes-like object, as a datagram socket does.
+    pair.client.send(bytearray(b"array"))
+    pair.client.send(memoryview(b"view"))
+    for datagram, _ in pair.client.datagrams_to_send():
+        server.receive(datagram, CLIENT, pair.now)
+    assert data_events([server.next_event(), server.next_event()]) == [b"array", b"view"]
 
 
 def test_server_context_must_be_for_dtls() -> None:
