@@ -578,10 +578,7 @@ class Dtls13RecordLayer:
         # RFC 9147 §4: the additional data is the header before record number encryption;
         # the record's header is the same with the sequence number masked (§4.2.3). Each
         # is one pack of the epoch's header form.
-        if include_length:
-            aad = form.pack(start, low, ciphertext_length)
-        else:
-            aad = form.pack(start, low)
+        aad = form.pack(start, low, ciphertext_length) if include_length else form.pack(start, low)
         ciphertext = keys.seal(sequence, inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
         masked = low ^ self._sequence_form.unpack_from(mask)[0]
