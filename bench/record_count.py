@@ -24,8 +24,12 @@ first records do once (as bench/handshake_callgrind.py's handshakes)::
 ``--opcodes``: the package's Python bytecodes per record instead, in total and per function
 (``sys.settrace`` opcode events, as bench/echo_count.py counts them).
 
+``--time R``: R rounds of ``--count`` records, each timed (``perf_counter``); prints the
+median microseconds per record. For paired runs of two trees, alternated
+(``PYTHONPATH=<tree>/src``); never a figure alone on a shared machine.
+
 Usage: python bench/record_count.py {dtls12,dtls13} {seal,open} [--side server|client]
-    [--count N] [--size BYTES] [--opcodes] [--top K]
+    [--count N] [--size BYTES] [--opcodes] [--top K] [--time R]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import collections
 import functools
 import gc
 import os
+import statistics
 import sys
 import time
 from types import FrameType
@@ -115,6 +120,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--opcodes", action="store_true")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--time", type=int, default=0, metavar="ROUNDS")
     args = parser.parse_args()
     client, server = connected_pair(args.version)
     conn, peer = (server, client) if args.side == "server" else (client, server)
@@ -133,15 +139,27 @@ def main() -> None:
         assert type(event) is DataReceived
         return done + 1
 
+    rounds = max(args.time, 1)
     if args.direction == "seal":
-        step, items = seal, [payload] * args.count
+        step, items = seal, [payload] * (args.count * rounds)
     else:
         records: list[bytes] = []
-        for _ in range(args.count):
+        for _ in range(args.count * rounds):
             peer.send(payload)
             records += [d for d, _ in peer.datagrams_to_send()]
         step, items = open_, records
-    assert len(items) == args.count
+    assert len(items) == args.count * rounds
+
+    if args.time:
+        spent = []
+        for i in range(rounds):
+            chunk = items[i * args.count : (i + 1) * args.count]
+            start = time.perf_counter()
+            functools.reduce(step, chunk, 0)
+            spent.append(time.perf_counter() - start)
+        per_record = statistics.median(spent) / args.count * 1e6
+        print(f"{args.version} {args.direction} ({args.side}): {per_record:.3f} us per record")
+        return
 
     if not args.opcodes:
         gc.disable()
