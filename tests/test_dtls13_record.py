@@ -764,18 +764,17 @@ def test_hot_path_opens_each_header_form(
     contents = [b"", b"a", b"hello DTLS 1.3", bytes(range(256)) * 8]
     records = [sender.protect_application_data(content) for content in contents]
     tag_length = SUITES[suite_id].aead.tag_length
-    for record, content in zip(records[::-1], contents[::-1], strict=True):  # reordered
+    for seq, record, content in zip([3, 2, 1, 0], records[::-1], contents[::-1], strict=True):
         if len(content) + 1 + tag_length < 16:
-            # CCM-8: padded up to the record number sample, so the general path's.
-            assert receiver.open_application_data(record) is False
-            assert [r.fragment for r in receiver.receive(record)] == [content]
+            # CCM-8: padded up to the record number sample; handed over as a record.
+            opened = receiver.open_application_data(record)
+            assert opened == Dtls13Record(EPOCH_APPLICATION, seq, APP, content)
         else:
             assert receiver.open_application_data(record) == content
     assert receiver.highest_sequence(EPOCH_APPLICATION) == 3
     assert not receiver.drops
-    # Each record once: a copy is left to the general path, which drops it as a replay.
-    assert receiver.open_application_data(records[1]) is False
-    assert receiver.receive(records[1]) == []
+    # Each record once: a copy is dropped after deprotection (RFC 9147 §4.5.1).
+    assert receiver.open_application_data(records[1]) is True
     assert receiver.drops == {RecordDrop.REPLAY: 1}
 
 
@@ -792,11 +791,24 @@ def test_hot_path_counts_a_forged_record_once_and_does_not_move_the_window() -> 
     assert receiver.open_application_data(records[0]) == b"0"
 
 
+def test_hot_path_hands_over_records_of_other_types_deprotected_once() -> None:
+    sender, receiver = pair()
+    key_update = sender.protect(HS, b"key update")
+    padded = sender.protect(APP, b"padded", padding=3)  # its type is not the last byte
+    got = [receiver.open_application_data(d) for d in (key_update, padded)]
+    assert got == [
+        Dtls13Record(EPOCH_APPLICATION, 0, HS, b"key update"),
+        Dtls13Record(EPOCH_APPLICATION, 1, APP, b"padded"),
+    ]
+    assert receiver.open_application_data(key_update) is True  # marked: a replay now
+    empty = sender.protect(APP, b"", padding=20)
+    assert receiver.open_application_data(empty) == Dtls13Record(EPOCH_APPLICATION, 2, APP, b"")
+    assert receiver.drops == {RecordDrop.REPLAY: 1}
+
+
 def test_hot_path_leaves_everything_else_to_the_general_path_untouched() -> None:
     sender, receiver = pair(epochs=(EPOCH_HANDSHAKE, EPOCH_APPLICATION))
     others = [
-        sender.protect(HS, b"key update"),  # another type: deprotected, then left
-        sender.protect(APP, b"padded", padding=3),  # padded: its type is not the last byte
         sender.protect(APP, b"handshake epoch", epoch=EPOCH_HANDSHAKE),  # not an app epoch
         sender.protect(APP, b"one") + sender.protect(APP, b"two"),  # two records
         b"\x17\xfe\xfd" + bytes(10),  # DTLSPlaintext
@@ -809,13 +821,13 @@ def test_hot_path_leaves_everything_else_to_the_general_path_untouched() -> None
     for datagram in others:
         assert receiver.open_application_data(datagram) is False, datagram
     assert not receiver.drops
+    assert receiver.highest_sequence(EPOCH_APPLICATION) == -1  # nothing marked
     # A receiver with CIDs leaves a record without one (RFC 9147 §9: once negotiated, every
     # record carries one) to the general path, which drops it.
     _, with_cid = pair(cid=b"\x01\x02")
     assert with_cid.open_application_data(short) is False
     assert with_cid.receive(short) == []
     assert with_cid.drops == {RecordDrop.CONNECTION_ID: 1}
-    assert receiver.highest_sequence(EPOCH_APPLICATION) == -1  # nothing marked
-    # The general path then takes each as before: the first four open.
-    got = [r.fragment for d in others[:4] for r in receiver.receive(d)]
-    assert got == [b"key update", b"padded", b"handshake epoch", b"one", b"two"]
+    # The general path then takes each as before: the first two open.
+    got = [r.fragment for d in others[:2] for r in receiver.receive(d)]
+    assert got == [b"handshake epoch", b"one", b"two"]

@@ -301,18 +301,21 @@ class Dtls13Connection(BaseDtlsConnection):
         if self.closed:
             return
         self._now = now
+        opened: bytes | Dtls13Record | bool = False
         if self.handshake_complete and addr == self.peer:
-            # The hot path: a datagram of one application data record.
-            content = self.records.open_application_data(data)
-            if type(content) is bytes:
-                self._application_data(content)
+            # The hot path: a datagram of one record, usually application data.
+            opened = self.records.open_application_data(data)
+            if type(opened) is bytes:
+                self._application_data(opened)
                 return
-            if content:
-                return  # its one record did not authenticate: dropped
+            if opened is True:
+                return  # its one record was dropped
         flights_before = self._handshake_flights
         try:
             got_handshake = retransmitted = False
-            for record in self.records.records(data):
+            # A record of another type the hot path deprotected, or the general path's.
+            records = (opened,) if isinstance(opened, Dtls13Record) else self.records.records(data)
+            for record in records:
                 if self.closed:
                     break
                 if addr != self.peer:

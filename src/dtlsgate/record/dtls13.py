@@ -593,16 +593,18 @@ class Dtls13RecordLayer:
         When a record's framing cannot be read, the rest of the datagram goes with it."""
         return list(self.records(datagram))
 
-    def open_application_data(self, datagram: bytes) -> bytes | bool:
+    def open_application_data(self, datagram: bytes) -> bytes | Dtls13Record | bool:
         """The per-record hot path, for a datagram that is one DTLSCiphertext record of an
         application epoch (RFC 9147 §6.1: 3 and later) and nothing else (the usual datagram
-        once the handshake is done). Its content when it deprotects as application data and
-        is not a replay (the window marked, as `records` marks it); True when it does not
-        authenticate (dropped and counted here, as `records` counts it). False otherwise,
-        with nothing counted or marked: the datagram is then `records`'s, which sees it as
-        if this had not run (a replay is left to it before deprotection, so that recorded
-        copies cost one AEAD there and none here; a record of another type, rare after the
-        handshake, is deprotected there again)."""
+        once the handshake is done), checked as `records` checks it, in the same order:
+
+        - its content (bytes) when it is application data (the window marked);
+        - the record itself (a `Dtls13Record`, the window marked) when it is of another
+          content type (an ACK, a KeyUpdate), for the caller to take as one `records`
+          yields: deprotected once;
+        - True when it is dropped (counted in `drops` as `records` counts it);
+        - False when the datagram is not one such record: nothing is counted or marked,
+          and it is `records`'s."""
         end = len(datagram)
         if not end:
             return False
@@ -636,8 +638,6 @@ class Dtls13RecordLayer:
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
         low = form.unpack_from(datagram, seq_at)[0] ^ form.unpack_from(mask)[0]
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
-        if state.is_replay(sequence):
-            return False
         # RFC 9147 §4: the additional data is the header as sent, before record number
         # encryption.
         aad = datagram[:seq_at] + form.pack(low) + datagram[seq_at + seq_length : cursor]
@@ -646,15 +646,19 @@ class Dtls13RecordLayer:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return True
-        # RFC 8446 §5.4: unpadded, the last byte is the content type; padded records and
-        # other types are `records`'s.
         if not inner.endswith(_APPLICATION_DATA_INNER_TYPE):
-            return False
+            # Another content type, or padding (RFC 8446 §5.4): `_deprotected` finds the
+            # type as `records` does.
+            record = self._deprotected(state, sequence, inner)
+            return True if record is None else record
+        # Unpadded application data: the checks of `_deprotected` that apply to it.
         content_end = len(inner) - 1
         if content_end > MAX_PLAINTEXT:
             self._drop(RecordDrop.TOO_LONG)
             return True
-        state.accept(sequence)  # not a replay (checked above): marks it
+        if not state.accept(sequence):  # §4.5.1: after deprotection, as `_deprotected`
+            self._drop(RecordDrop.REPLAY)
+            return True
         return inner[:content_end]
 
     def records(self, datagram: bytes) -> Iterator[Dtls13Record]:
@@ -777,6 +781,11 @@ class Dtls13RecordLayer:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return None
+        return self._deprotected(state, sequence, inner)
+
+    def _deprotected(self, state: _ReadEpoch, sequence: int, inner: bytes) -> Dtls13Record | None:
+        """The record of the DTLSInnerPlaintext ``inner`` that deprotected as ``sequence``
+        in ``state``'s epoch, or None when it is dropped (counted)."""
         # RFC 8446 §5.4: the content type is the last non-zero byte (the last byte when
         # the record is not padded: no copy made to strip nothing).
         content_end = len(inner if inner and inner[-1] else inner.rstrip(b"\x00")) - 1
