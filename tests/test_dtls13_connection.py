@@ -21,7 +21,7 @@ from helpers import (
     server_config,
 )
 
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.connection.datagram13 import ACK_DELAY, Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import ProtocolError, StateError
@@ -107,12 +107,14 @@ def test_rsa_certificate_and_hello_retry_request() -> None:
     exchange(pair)
 
 
-def client_certificate_pair() -> DatagramPair:
-    """A server that requires a client certificate and a client that has one (ECDSA P-256)."""
+def client_certificate_pair(mtu: int | None = None) -> DatagramPair:
+    """A server that requires a client certificate and a client that has one (ECDSA P-256);
+    both at ``mtu`` when given."""
     cert, key = credentials("ecdsa-p256")
-    server = server_config(verify_client="required", cafile=cert.decode())
+    sizes = {} if mtu is None else {"mtu": mtu}
+    server = server_config(verify_client="required", cafile=cert.decode(), **sizes)
     client = client_config(
-        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key), **sizes
     )
     return make_pair13(server, client)
 
@@ -122,6 +124,24 @@ def test_client_certificate() -> None:
     assert pair.run()
     assert info(pair.server_events).peer_certificates
     exchange(pair)
+
+
+def test_the_timer_is_the_earlier_of_the_resend_and_the_delayed_ack() -> None:
+    """A server with its flight out (resent after 1 s unless answered) that got the first
+    datagram of the client's three (certificate, CertificateVerify, Finished at a small MTU)
+    acknowledges it after ACK_DELAY (RFC 9147 §7.1): that comes first."""
+    pair = client_certificate_pair(mtu=300)
+    ((hello, _),) = pair.client.datagrams_to_send()
+    pair.to_server([hello])
+    server = pair.server
+    assert server is not None
+    assert server.get_timer() == NOW + 1.0  # the resend alone
+    for d, _ in server.datagrams_to_send():
+        pair.client.receive(d, SERVER, NOW + 0.1)
+    first, *rest = [d for d, _ in pair.client.datagrams_to_send()]
+    assert rest
+    server.receive(first, CLIENT, NOW + 0.2)
+    assert server.get_timer() == NOW + 0.2 + ACK_DELAY
 
 
 def test_client_certificate_required_but_absent() -> None:

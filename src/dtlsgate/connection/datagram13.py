@@ -335,8 +335,12 @@ class Dtls13Connection(BaseDtlsConnection):
         """When ``handle_timer`` should be called next, or None."""
         if self.closed:
             return None
-        deadlines = [t for t in (self._timer.deadline, self._ack_deadline) if t is not None]
-        return min(deadlines) if deadlines else None
+        # The earlier of the retransmission timer and the delayed ACK, either unset: asked
+        # after every datagram by the asyncio faces, so no list is made for it.
+        timer, ack = self._timer.deadline, self._ack_deadline
+        if timer is None or (ack is not None and ack < timer):
+            return ack
+        return timer
 
     def handle_timer(self, now: float) -> None:
         """Send a delayed ACK, and retransmit what the peer has not acknowledged of our
