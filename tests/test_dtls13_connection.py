@@ -395,11 +395,12 @@ def test_application_data_records_each_once_and_forged_ones_counted_once() -> No
     assert not server.datagrams_to_send()
     assert server.records.drops == {RecordDrop.AUTHENTICATION: 1, RecordDrop.REPLAY: 2}
     assert server.records.auth_failures(3) == 1
-    # send() takes any bytes-like object, as a datagram socket does.
+    # send() and receive() take any bytes-like object, as a datagram socket does.
     pair.client.send(bytearray(b"array"))
     pair.client.send(memoryview(b"view"))
-    for datagram, _ in pair.client.datagrams_to_send():
-        server.receive(datagram, CLIENT, pair.now)
+    array, view = [d for d, _ in pair.client.datagrams_to_send()]
+    server.receive(bytearray(array), CLIENT, pair.now)
+    server.receive(memoryview(view), CLIENT, pair.now)
     assert data_events([server.next_event(), server.next_event()]) == [b"array", b"view"]
 
 

@@ -303,6 +303,8 @@ class Dtls13Connection(BaseDtlsConnection):
         self._now = now
         opened: bytes | Dtls13Record | bool = False
         if self.handshake_complete and addr == self.peer:
+            if type(data) is not bytes:
+                data = bytes(data)  # a bytearray or memoryview taken as the general path takes it
             # The hot path: a datagram of one record, usually application data.
             opened = self.records.open_application_data(data)
             if type(opened) is bytes:
