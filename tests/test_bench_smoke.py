@@ -35,6 +35,12 @@ RUNS = [
     ("gate_calls.py", ["hvr", "5"], "ClientHellos judged after the warm-up: hvr"),
     ("gate_calls.py", ["hrr", "5"], "ClientHellos judged after the warm-up: hrr"),
     ("gate_calls.py", ["hrr2", "5"], "ClientHellos judged after the warm-up: hrr2"),
+    ("record_count.py", ["dtls13", "open", "--count", "20", "--time", "2"], "us per record"),
+    (
+        "record_count.py",
+        ["dtls12", "seal", "--side", "client", "--count", "20", "--opcodes"],
+        "bytecodes per record",
+    ),
 ]
 
 
