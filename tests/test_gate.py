@@ -11,10 +11,11 @@ from builders import client_hello, datagram, with_cookie
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import UsageError
+from dtlsgate.gate import datagram as gate_module
 from dtlsgate.gate.cookie import COOKIE_OVERHEAD, CookieJar
-from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply
+from dtlsgate.gate.datagram import Admit, Drop, DropReason, Gate, Reply, is_client_hello
 from dtlsgate.wire.buffer import Reader
-from dtlsgate.wire.enums import ProtocolVersion
+from dtlsgate.wire.enums import ContentType, ProtocolVersion
 from dtlsgate.wire.handshake import (
     DtlsHandshakeHeader,
     encode_dtls_handshake,
@@ -605,3 +606,37 @@ def test_hello_verify_request_record_refuses_out_of_range_numbers() -> None:
         assert replies.build(n, cookie) == encode_dtls_record(22, 0xFEFF, 0, n, message)
     with pytest.raises(UsageError):  # a cookie<0..2^8-1> (RFC 6347 §4.2.1)
         replies.build(0, bytes(256))
+
+
+def test_is_client_hello_reads_the_epoch_before_the_types(
+    monkeypatch: pytest.MonkeyPatch, openssl_client_hello: bytes
+) -> None:
+    """`is_client_hello` (the adapters' routing look at every datagram of an established
+    association, RFC 6347 §4.2.8) says yes to an epoch-0 handshake record holding a
+    ClientHello and no to the rest; a record of a later epoch or a DTLS 1.3 unified header
+    is refused by its epoch bytes, before the content type's enum member is read."""
+    reads: list[str] = []
+
+    class CountedContentType:
+        @property
+        def HANDSHAKE(self) -> int:
+            reads.append("HANDSHAKE")
+            return ContentType.HANDSHAKE
+
+    monkeypatch.setattr(gate_module, "ContentType", CountedContentType())
+    application_data = encode_dtls_record(
+        ContentType.APPLICATION_DATA, ProtocolVersion.DTLS12, 1, 7, bytes(40)
+    )
+    unified_header = bytes((0x2D, 0x00, 0x07, 0x00, 0x28)) + bytes(40)  # seq, length
+    later_epoch_hello = bytearray(openssl_client_hello)
+    later_epoch_hello[4] = 1
+    for record in (application_data, unified_header, bytes(later_epoch_hello)):
+        assert not is_client_hello(record)
+    assert reads == []  # none read: the epoch bytes answered
+    assert is_client_hello(openssl_client_hello)
+    assert reads == ["HANDSHAKE"]
+    alert = encode_dtls_record(ContentType.ALERT, ProtocolVersion.DTLS12, 0, 0, b"\x02\x28")
+    not_a_hello = bytearray(openssl_client_hello)
+    not_a_hello[13] = 2  # msg_type: ServerHello
+    for record in (alert + bytes(20), bytes(not_a_hello), openssl_client_hello[:25]):
+        assert not is_client_hello(record)

@@ -138,12 +138,17 @@ def is_client_hello(datagram: bytes) -> bool:
     """Whether ``datagram`` starts with an epoch-0 handshake record holding a ClientHello
     (RFC 6347 §4.1, §4.2.2): what a client that restarted sends to the address of an
     established association (§4.2.8). A cheap look at header bytes for the adapters'
-    routing; the gate judges the rest."""
+    routing; the gate judges the rest. The epoch's two bytes are tested first: the adapters
+    ask this of every datagram of an established association, whose records are of a
+    later epoch (DTLS 1.2) or have a unified header, whose bytes there are the sequence
+    number and length (DTLS 1.3), so two byte comparisons answer most of them before the
+    content type's and message type's enum members are read (each a call through the enum
+    class's ``__getattr__`` hook on Python 3.11: bench/RESULTS.md, hrr16)."""
     return (
         len(datagram) > DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH
-        and datagram[0] == ContentType.HANDSHAKE
         and datagram[3] == 0
         and datagram[4] == 0
+        and datagram[0] == ContentType.HANDSHAKE
         and datagram[DTLS_RECORD_HEADER_LENGTH] == HandshakeType.CLIENT_HELLO
     )
 
