@@ -884,7 +884,10 @@ class Dtls13ServerConnection(Dtls13Connection):
 
 
 class Dtls13ClientConnection(Dtls13Connection):
-    """A DTLS 1.3 client connection; ``connect(now)`` queues the first ClientHello."""
+    """A DTLS 1.3 client connection; ``connect(now)`` queues the first ClientHello.
+    ``offer_dtls12``: the ClientHello offers DTLS 1.2 as well (its suites and extensions),
+    when the config has a DTLS 1.2 suite to offer (``offers_dtls12``), for
+    `DatagramClientConnection` to fall back to."""
 
     def __init__(
         self,
@@ -893,10 +896,16 @@ class Dtls13ClientConnection(Dtls13Connection):
         *,
         keylog: Callable[[str], None] | None = None,
         send_acks: bool = True,
+        offer_dtls12: bool = False,
     ) -> None:
-        ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
+        # What the context computes from the config alone, once per config (its suites,
+        # groups, credentials, the ClientHello's extensions), copied per connection.
+        make = _prepared_client_offering_dtls12 if offer_dtls12 else _prepared_client
+        prepared = config.prepared(make, make)
         if keylog is not None:
-            ctx = ctx.logging_keys()
+            prepared = prepared.logging_keys()
+        ctx = prepared.for_connection()
+        self.offers_dtls12 = bool(ctx.versions.fallback)
         super().__init__(
             ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
         )
@@ -972,9 +981,9 @@ class DatagramClientConnection:
         if ProtocolVersion.DTLS13 not in versions or resuming12:
             self._conn = DtlsClientConnection(config, peer, keylog=keylog)
             return
-        conn = Dtls13ClientConnection(config, peer, keylog=keylog)
-        if ProtocolVersion.DTLS12 in versions:
-            self._fallback = _offer_dtls12(conn, config)
+        offer_dtls12 = ProtocolVersion.DTLS12 in versions
+        conn = Dtls13ClientConnection(config, peer, keylog=keylog, offer_dtls12=offer_dtls12)
+        self._fallback = conn.offers_dtls12
         self._conn = conn
 
     @property
@@ -1069,21 +1078,27 @@ class DatagramClientConnection:
         self._conn.close()
 
 
-def _offer_dtls12(conn: Dtls13ClientConnection, config: Any) -> bool:
-    """Make ``conn``'s ClientHello offer DTLS 1.2 as well (its suites and extensions);
-    False when the configuration has no DTLS 1.2 suite to offer."""
+def _prepared_client(config: Any) -> _client.ClientContext:
+    """A DTLS 1.3 client's context of ``config``, prepared for its connections
+    (`Dtls13ClientConnection`)."""
+    return _client.ClientContext(config, versions=DTLS_VERSIONS)
+
+
+def _prepared_client_offering_dtls12(config: Any) -> _client.ClientContext:
+    """The same, its ClientHello offering DTLS 1.2 as well (its suites and extensions);
+    without them when the configuration has no DTLS 1.2 suite to offer."""
     from dtlsgate.handshake.dtls12 import client as _client12
     from dtlsgate.handshake.tls13.common import DTLS_VERSIONS_WITH_FALLBACK
 
+    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
     try:
         ctx12 = _client12.ClientContext(config, None)
     except UsageError:
-        return False
-    ctx = conn._ctx
+        return ctx
     ctx.versions = DTLS_VERSIONS_WITH_FALLBACK
     ctx.fallback_suites = tuple(s for s in ctx12.suites if s not in ctx.suites)
     ctx.fallback_extensions = _client12.fallback_extensions(ctx12)
-    return True
+    return ctx
 
 
 # Any sans-I/O datagram connection the faces drive: they share one interface.

@@ -15,6 +15,7 @@ selects it the server sends no Certificate (§2.2). We never send early data.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,14 +145,12 @@ class ClientContext(Tls13Context):
         self.fallback_suites: tuple[int, ...] = ()
         self.fallback_extensions: tuple[Extension, ...] = ()
         # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
-        # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
+        # per connection (`for_connection`; ClientHello2 repeats ClientHello1's
+        # extensions); None: not offered.
         self.connection_id: bytes | None = None
-        # The ClientHello's extensions that depend on this context alone (`hello_extensions`),
-        # encoded at the first ClientHello.
+        # The ClientHello's extensions that depend on the configuration alone
+        # (`hello_extensions`), encoded at the first ClientHello of this context.
         self.hello_extensions: _HelloExtensions | None = None
-        length = getattr(config, "connection_id_length", 0)
-        if versions.dtls and length:
-            self.connection_id = config.provider.random(length)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
         # An external PSK without a server name to verify: the PSK must authenticate the
@@ -175,9 +174,31 @@ class ClientContext(Tls13Context):
         self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
         # RFC 8879: what we accept, advertised in our ClientHello.
         self.compression = parse_algorithm_names(config.certificate_compression)
-        self.ticket: SessionTicket | None = config.session_ticket
-        if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
-            raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
+        self.ticket = _session_ticket(config)
+
+    def for_connection(self) -> ClientContext:
+        """This context for one DTLS 1.3 connection: what it prepared from the configuration
+        shared (a shallow copy: every prepared value is immutable), with what each
+        connection has of its own: the connection ID it asks the server to send (RFC 9147
+        §9, when ``connection_id_length`` is set) and the configuration's session ticket
+        as it is now. `hello_extensions` are encoded here when they were not yet, so the
+        connections of a prepared context share them."""
+        hello_extensions(self)
+        ctx = copy.copy(self)
+        config = self.config
+        ctx._logging_keys = None
+        ctx.ticket = _session_ticket(config)
+        length = getattr(config, "connection_id_length", 0)
+        if length:
+            ctx.connection_id = config.provider.random(length)
+        return ctx
+
+
+def _session_ticket(config: Any) -> SessionTicket | None:
+    ticket = config.session_ticket
+    if ticket is not None and not isinstance(ticket, SessionTicket):
+        raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
+    return ticket
 
 
 def _der() -> Any:
@@ -319,6 +340,9 @@ def client_hello(
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
     ext.extend(after_cookie)
+    if ctx.connection_id is not None:
+        # DTLS 1.3 (RFC 9147 §9): the connection's own CID, after the context's extensions.
+        ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
@@ -342,10 +366,12 @@ _HelloExtensions = tuple[tuple[Extension, ...], tuple[Extension, ...], tuple[Ext
 
 
 def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
-    """The extensions `client_hello` puts around the key_share, the cookie and the PSK,
-    encoded at a connection's first ClientHello and kept in its context for the second
-    (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those three; after a
-    HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded again)."""
+    """The extensions `client_hello` puts around the key_share, the cookie, a DTLS 1.3
+    connection ID and the PSK, encoded at the first ClientHello of a context and kept in
+    it for the second (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those;
+    after a HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded
+    again). A DTLS 1.3 client's context is prepared once per configuration and copied per
+    connection (`ClientContext.for_connection`): its connections share one encoding."""
     if ctx.hello_extensions is not None:
         return ctx.hello_extensions
     cfg = ctx.config
@@ -381,8 +407,6 @@ def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
     fallback = {e.type for e in ctx.fallback_extensions}
     ext.extend(e for e in rpk.offers(cfg) if e.type not in fallback)
     ext.extend(ctx.fallback_extensions)
-    if ctx.connection_id is not None:
-        ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
     ctx.hello_extensions = (before_shares, before_cookie, tuple(ext))
     return ctx.hello_extensions
 
