@@ -15,7 +15,6 @@ selects it the server sends no Certificate (§2.2). We never send early data.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,9 +183,13 @@ class ClientContext(Tls13Context):
         as it is now. `hello_extensions` are encoded here when they were not yet, so the
         connections of a prepared context share them."""
         hello_extensions(self)
-        ctx = copy.copy(self)
-        config = self.config
+        # The copy by hand: copy.copy's generic route (__reduce_ex__, the slots' state)
+        # costs about as much as preparing the context again.
+        ctx = ClientContext.__new__(ClientContext)
+        vars(ctx).update(vars(self))
+        ctx.log_keys = self.log_keys
         ctx._logging_keys = None
+        config = self.config
         ctx.ticket = _session_ticket(config)
         length = getattr(config, "connection_id_length", 0)
         if length:
