@@ -901,11 +901,15 @@ class Dtls13ClientConnection(Dtls13Connection):
         # What the context computes from the config alone, once per config (its suites,
         # groups, credentials, the ClientHello's extensions), copied per connection.
         make = _prepared_client_offering_dtls12 if offer_dtls12 else _prepared_client
-        prepared = config.prepared(make, make)
+        ctx = config.prepared(make, make)
         if keylog is not None:
-            prepared = prepared.logging_keys()
-        ctx = prepared.for_connection()
+            ctx = ctx.logging_keys()
         self.offers_dtls12 = bool(ctx.versions.fallback)
+        # What this connection has of its own: the ticket it offers and the connection ID
+        # it asks the server to send (RFC 9147 §9), drawn once (ClientHello2 repeats it).
+        self._ticket = _client.session_ticket(config)
+        length = config.connection_id_length
+        self._connection_id = config.provider.random(length) if length else None
         super().__init__(
             ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
         )
@@ -924,7 +928,7 @@ class Dtls13ClientConnection(Dtls13Connection):
             raise StateError("connect() was already called")
         self._started = True
         self._now = now
-        self._state, actions = _client.start(self._ctx, now)
+        self._state, actions = _client.start(self._ctx, now, self._ticket, self._connection_id)
         self.first_client_hello = self._state.hello
         self._run(actions, now)
 
@@ -1080,8 +1084,10 @@ class DatagramClientConnection:
 
 def _prepared_client(config: Any) -> _client.ClientContext:
     """A DTLS 1.3 client's context of ``config``, prepared for its connections
-    (`Dtls13ClientConnection`)."""
-    return _client.ClientContext(config, versions=DTLS_VERSIONS)
+    (`Dtls13ClientConnection`), with its ClientHello's extensions encoded."""
+    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
+    _client.hello_extensions(ctx)
+    return ctx
 
 
 def _prepared_client_offering_dtls12(config: Any) -> _client.ClientContext:
@@ -1090,14 +1096,15 @@ def _prepared_client_offering_dtls12(config: Any) -> _client.ClientContext:
     from dtlsgate.handshake.dtls12 import client as _client12
     from dtlsgate.handshake.tls13.common import DTLS_VERSIONS_WITH_FALLBACK
 
-    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
     try:
         ctx12 = _client12.ClientContext(config, None)
     except UsageError:
-        return ctx
+        return _prepared_client(config)
+    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
     ctx.versions = DTLS_VERSIONS_WITH_FALLBACK
     ctx.fallback_suites = tuple(s for s in ctx12.suites if s not in ctx.suites)
     ctx.fallback_extensions = _client12.fallback_extensions(ctx12)
+    _client.hello_extensions(ctx)
     return ctx
 
 
