@@ -69,7 +69,6 @@ queues the fatal alert and raises the `ProtocolError`; a fatal alert from the pe
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -271,7 +270,11 @@ class Dtls13Connection(BaseDtlsConnection):
         self._flight_install: InstallKey | None = None
         self._flight_retire: tuple[bytes, ...] = ()
         self._building: list[OutgoingHandshake] = []
-        self._post: deque[_PostHandshake] = deque()
+        # Lists, not deques, as the connection's events (`BaseDtlsConnection`): an empty
+        # deque holds a 64-slot block (760 bytes in all, against 56) for the connection's
+        # life, and both stay short (`MAX_POST_HANDSHAKE_QUEUE`, `MAX_PEER_SPARE_CIDS`), so
+        # taking from the front costs no more.
+        self._post: list[_PostHandshake] = []
         # Record numbers of the peer's handshake records to acknowledge, and when.
         self._to_ack: list[tuple[int, int]] = []
         self._ack_deadline: float | None = None
@@ -281,7 +284,7 @@ class Dtls13Connection(BaseDtlsConnection):
         # CIDs, in the order given; whether our RequestConnectionId is still unanswered;
         # the peer's RequestConnectionIds since it last sent application data.
         self._cids_negotiated = False
-        self._peer_spare_cids: deque[bytes] = deque()
+        self._peer_spare_cids: list[bytes] = []
         self._cid_request_pending = False
         self._cid_requests = 0
         # Handshake flights started (a new one acknowledges the peer's, §5.8), and the time
@@ -448,7 +451,7 @@ class Dtls13Connection(BaseDtlsConnection):
         order given), e.g. before sending from a new address; returns it."""
         if not self._peer_spare_cids:
             raise StateError("no spare connection ID from the peer: request_connection_ids()")
-        cid = self._peer_spare_cids.popleft()
+        cid = self._peer_spare_cids.pop(0)
         self.records.write_connection_id = cid
         return cid
 
@@ -759,7 +762,7 @@ class Dtls13Connection(BaseDtlsConnection):
         §8 forbids a second KeyUpdate before the first is acknowledged)."""
         if self._flight or not self._post or self.closed:
             return
-        post = self._post.popleft()
+        post = self._post.pop(0)
         self._flight, self._flight_install = [post.message], post.install
         self._flight_retire = post.retire
         self._acked.clear()
