@@ -1088,9 +1088,7 @@ class DatagramClientConnection:
 def _prepared_client(config: Any) -> _client.ClientContext:
     """A DTLS 1.3 client's context of ``config``, prepared for its connections
     (`Dtls13ClientConnection`), with its ClientHello's extensions encoded."""
-    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
-    _client.hello_extensions(ctx)
-    return ctx
+    return _client.prepared_context(config, DTLS_VERSIONS)
 
 
 def _prepared_client_offering_dtls12(config: Any) -> _client.ClientContext:

@@ -392,7 +392,8 @@ class ClientConnection(TlsConnection):
         context: _client.ClientContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
-        ctx = context or _client.ClientContext(config)
+        # Without a context given, the config's own, prepared at its first connection.
+        ctx = context or config.prepared(_client.prepared_context, _client.prepared_context)
         if keylog is not None:
             ctx = ctx.logging_keys()
         super().__init__(ctx, None, _client.CLIENT, keylog)

@@ -174,6 +174,14 @@ class ClientContext(Tls13Context):
         self.compression = parse_algorithm_names(config.certificate_compression)
 
 
+def prepared_context(config: Any, versions: Versions = TLS_VERSIONS) -> ClientContext:
+    """A context of ``config`` with its ClientHello's extensions encoded, for every
+    connection of the config to share (`ClientConfig.prepared` keeps it)."""
+    ctx = ClientContext(config, versions=versions)
+    hello_extensions(ctx)
+    return ctx
+
+
 def session_ticket(config: Any) -> SessionTicket | None:
     """The session ticket ``config`` holds for a connection to offer, checked."""
     ticket = config.session_ticket
