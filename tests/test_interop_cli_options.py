@@ -50,7 +50,8 @@ PSK = f"Client_identity:{KEY_HEX}"
 def serve(cache: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`dtlsgate serve --port 0 ...` (-v), its process and its port once it listens."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    args = ["timeout", "-s", "KILL", "40", *DTLSGATE, "serve", "--port", "0", "-v", *extra]
+    # A backstop above the tests' own bounds (several 30 s connects or clients).
+    args = ["timeout", "-s", "KILL", "120", *DTLSGATE, "serve", "--port", "0", "-v", *extra]
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
