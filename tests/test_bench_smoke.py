@@ -32,6 +32,12 @@ RUNS = [
     ("aio_client.py", ["--count", "5", "--connects", "2"], "aio client on "),
     ("aio_memory.py", ["--count", "5", "--warmup", "5", "--loop", "asyncio"], "asyncio  "),
     ("idle_calls.py", ["--count", "50", "--held", "5"], "order: 50 associations"),
+    ("record_count.py", ["dtls13", "open", "--count", "20", "--time", "2"], "us per record"),
+    (
+        "record_count.py",
+        ["dtls12", "seal", "--side", "client", "--count", "20", "--opcodes"],
+        "bytecodes per record",
+    ),
 ]
 
 

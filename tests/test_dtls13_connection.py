@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import (
+    CLIENT,
     NOW,
     SERVER,
     DatagramPair,
@@ -20,7 +21,7 @@ from helpers import (
     server_config,
 )
 
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection
+from dtlsgate.connection.datagram13 import ACK_DELAY, Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import ProtocolError, StateError
@@ -106,12 +107,14 @@ def test_rsa_certificate_and_hello_retry_request() -> None:
     exchange(pair)
 
 
-def client_certificate_pair() -> DatagramPair:
-    """A server that requires a client certificate and a client that has one (ECDSA P-256)."""
+def client_certificate_pair(mtu: int | None = None) -> DatagramPair:
+    """A server that requires a client certificate and a client that has one (ECDSA P-256);
+    both at ``mtu`` when given."""
     cert, key = credentials("ecdsa-p256")
-    server = server_config(verify_client="required", cafile=cert.decode())
+    sizes = {} if mtu is None else {"mtu": mtu}
+    server = server_config(verify_client="required", cafile=cert.decode(), **sizes)
     client = client_config(
-        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key), **sizes
     )
     return make_pair13(server, client)
 
@@ -121,6 +124,24 @@ def test_client_certificate() -> None:
     assert pair.run()
     assert info(pair.server_events).peer_certificates
     exchange(pair)
+
+
+def test_the_timer_is_the_earlier_of_the_resend_and_the_delayed_ack() -> None:
+    """A server with its flight out (resent after 1 s unless answered) that got the first
+    datagram of the client's three (certificate, CertificateVerify, Finished at a small MTU)
+    acknowledges it after ACK_DELAY (RFC 9147 §7.1): that comes first."""
+    pair = client_certificate_pair(mtu=300)
+    ((hello, _),) = pair.client.datagrams_to_send()
+    pair.to_server([hello])
+    server = pair.server
+    assert server is not None
+    assert server.get_timer() == NOW + 1.0  # the resend alone
+    for d, _ in server.datagrams_to_send():
+        pair.client.receive(d, SERVER, NOW + 0.1)
+    first, *rest = [d for d, _ in pair.client.datagrams_to_send()]
+    assert rest
+    server.receive(first, CLIENT, NOW + 0.2)
+    assert server.get_timer() == NOW + 0.2 + ACK_DELAY
 
 
 def test_client_certificate_required_but_absent() -> None:
@@ -352,6 +373,35 @@ def test_garbage_is_dropped() -> None:
     assert (pair.client.get_timer(), pair.server.get_timer()) == timers
     assert pair.client.next_event() is None and pair.server.next_event() is None
     exchange(pair)
+
+
+def test_application_data_records_each_once_and_forged_ones_counted_once() -> None:
+    """A datagram of one application data record, the usual one after the handshake: its
+    content delivered once, a copy dropped as a replay, a forged one dropped and counted as
+    one authentication failure (RFC 9147 §4.5.1, §4.5.3), nothing answered."""
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    server.next_event()
+    pair.client.send(b"first")
+    pair.client.send(b"second")
+    first, second = [d for d, _ in pair.client.datagrams_to_send()]
+    forged = first[:-1] + bytes((first[-1] ^ 1,))
+    for datagram in (second, forged, first, first, second):
+        server.receive(datagram, CLIENT, pair.now)
+    assert data_events([server.next_event(), server.next_event()]) == [b"second", b"first"]
+    assert server.next_event() is None
+    assert not server.datagrams_to_send()
+    assert server.records.drops == {RecordDrop.AUTHENTICATION: 1, RecordDrop.REPLAY: 2}
+    assert server.records.auth_failures(3) == 1
+    # send() and receive() take any bytes-like object, as a datagram socket does.
+    pair.client.send(bytearray(b"array"))
+    pair.client.send(memoryview(b"view"))
+    array, view = [d for d, _ in pair.client.datagrams_to_send()]
+    server.receive(bytearray(array), CLIENT, pair.now)
+    server.receive(memoryview(view), CLIENT, pair.now)
+    assert data_events([server.next_event(), server.next_event()]) == [b"array", b"view"]
 
 
 def test_server_context_must_be_for_dtls() -> None:

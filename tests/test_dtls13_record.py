@@ -169,6 +169,9 @@ def test_records_match_the_rfc_construction(suite_id: CipherSuite) -> None:
     for seq in range(3):
         record = layer.protect(APP, b"record %d" % seq)
         assert record == reference_record(suite_id, secret, seq, b"record %d" % seq)
+    # The per-record send path makes the same bytes.
+    record = layer.protect_application_data(b"record 3")
+    assert record == reference_record(suite_id, secret, 3, b"record 3")
     receiver = Dtls13RecordLayer()
     receiver.install_read(EPOCH_APPLICATION, EpochKeys.from_secret(suite, secret))
     got = receiver.receive(reference_record(suite_id, secret, 0, b"from the reference"))
@@ -743,3 +746,88 @@ def test_header_first_byte_follows_epoch_form_and_connection_id(bits: int, lengt
     assert [r.fragment for r in receiver.receive(record)] == [b"x"]
     sender.write_connection_id = b""
     assert sender.protect(APP, b"x")[0] == form | 3
+
+
+# --- the per-record hot path (open_application_data) ----------------------------------------
+
+
+@pytest.mark.parametrize("suite_id", TLS13_SUITES, ids=lambda s: s.name)
+@pytest.mark.parametrize("sequence_bits", [8, 16])
+@pytest.mark.parametrize("include_length", [True, False])
+@pytest.mark.parametrize("cid", [b"", b"\xab\xcd"], ids=["no-cid", "cid"])
+def test_hot_path_opens_each_header_form(
+    suite_id: CipherSuite, sequence_bits: int, include_length: bool, cid: bytes
+) -> None:
+    sender, receiver = pair(
+        suite_id, sequence_bits=sequence_bits, include_length=include_length, cid=cid
+    )
+    contents = [b"", b"a", b"hello DTLS 1.3", bytes(range(256)) * 8]
+    records = [sender.protect_application_data(content) for content in contents]
+    tag_length = SUITES[suite_id].aead.tag_length
+    for seq, record, content in zip([3, 2, 1, 0], records[::-1], contents[::-1], strict=True):
+        if len(content) + 1 + tag_length < 16:
+            # CCM-8: padded up to the record number sample; handed over as a record.
+            opened = receiver.open_application_data(record)
+            assert opened == Dtls13Record(EPOCH_APPLICATION, seq, APP, content)
+        else:
+            assert receiver.open_application_data(record) == content
+    assert receiver.highest_sequence(EPOCH_APPLICATION) == 3
+    assert not receiver.drops
+    # Each record once: a copy is dropped after deprotection (RFC 9147 §4.5.1).
+    assert receiver.open_application_data(records[1]) is True
+    assert receiver.drops == {RecordDrop.REPLAY: 1}
+
+
+def test_hot_path_counts_a_forged_record_once_and_does_not_move_the_window() -> None:
+    sender, receiver = pair()
+    records = [sender.protect_application_data(b"%d" % i) for i in range(2)]
+    forged = bytearray(records[1])
+    forged[-1] ^= 1
+    assert receiver.open_application_data(bytes(forged)) is True
+    assert receiver.drops == {RecordDrop.AUTHENTICATION: 1}
+    assert receiver.auth_failures(EPOCH_APPLICATION) == 1
+    assert receiver.highest_sequence(EPOCH_APPLICATION) == -1
+    assert receiver.open_application_data(records[1]) == b"1"
+    assert receiver.open_application_data(records[0]) == b"0"
+
+
+def test_hot_path_hands_over_records_of_other_types_deprotected_once() -> None:
+    sender, receiver = pair()
+    key_update = sender.protect(HS, b"key update")
+    padded = sender.protect(APP, b"padded", padding=3)  # its type is not the last byte
+    got = [receiver.open_application_data(d) for d in (key_update, padded)]
+    assert got == [
+        Dtls13Record(EPOCH_APPLICATION, 0, HS, b"key update"),
+        Dtls13Record(EPOCH_APPLICATION, 1, APP, b"padded"),
+    ]
+    assert receiver.open_application_data(key_update) is True  # marked: a replay now
+    empty = sender.protect(APP, b"", padding=20)
+    assert receiver.open_application_data(empty) == Dtls13Record(EPOCH_APPLICATION, 2, APP, b"")
+    assert receiver.drops == {RecordDrop.REPLAY: 1}
+
+
+def test_hot_path_leaves_everything_else_to_the_general_path_untouched() -> None:
+    sender, receiver = pair(epochs=(EPOCH_HANDSHAKE, EPOCH_APPLICATION))
+    others = [
+        sender.protect(APP, b"handshake epoch", epoch=EPOCH_HANDSHAKE),  # not an app epoch
+        sender.protect(APP, b"one") + sender.protect(APP, b"two"),  # two records
+        b"\x17\xfe\xfd" + bytes(10),  # DTLSPlaintext
+        b"",
+    ]
+    first, _ = pair(cid=b"\x01\x02")  # a CID the receiver has none of
+    others.append(first.protect_application_data(b"cid"))
+    short = sender.protect_application_data(b"short")
+    others.append(short[:-1])  # its length field no longer matches
+    for datagram in others:
+        assert receiver.open_application_data(datagram) is False, datagram
+    assert not receiver.drops
+    assert receiver.highest_sequence(EPOCH_APPLICATION) == -1  # nothing marked
+    # A receiver with CIDs leaves a record without one (RFC 9147 §9: once negotiated, every
+    # record carries one) to the general path, which drops it.
+    _, with_cid = pair(cid=b"\x01\x02")
+    assert with_cid.open_application_data(short) is False
+    assert with_cid.receive(short) == []
+    assert with_cid.drops == {RecordDrop.CONNECTION_ID: 1}
+    # The general path then takes each as before: the first two open.
+    got = [r.fragment for d in others[:2] for r in receiver.receive(d)]
+    assert got == [b"handshake epoch", b"one", b"two"]

@@ -301,10 +301,23 @@ class Dtls13Connection(BaseDtlsConnection):
         if self.closed:
             return
         self._now = now
+        opened: bytes | Dtls13Record | bool = False
+        if self.handshake_complete and addr == self.peer:
+            if type(data) is not bytes:
+                data = bytes(data)  # a bytearray or memoryview taken as the general path takes it
+            # The hot path: a datagram of one record, usually application data.
+            opened = self.records.open_application_data(data)
+            if type(opened) is bytes:
+                self._application_data(opened)
+                return
+            if opened is True:
+                return  # its one record was dropped
         flights_before = self._handshake_flights
         try:
             got_handshake = retransmitted = False
-            for record in self.records.records(data):
+            # A record of another type the hot path deprotected, or the general path's.
+            records = (opened,) if isinstance(opened, Dtls13Record) else self.records.records(data)
+            for record in records:
                 if self.closed:
                     break
                 if addr != self.peer:
@@ -324,8 +337,12 @@ class Dtls13Connection(BaseDtlsConnection):
         """When ``handle_timer`` should be called next, or None."""
         if self.closed:
             return None
-        deadlines = [t for t in (self._timer.deadline, self._ack_deadline) if t is not None]
-        return min(deadlines) if deadlines else None
+        # The earlier of the retransmission timer and the delayed ACK, either unset: asked
+        # after every datagram by the asyncio faces, so no list is made for it.
+        timer, ack = self._timer.deadline, self._ack_deadline
+        if timer is None or (ack is not None and ack < timer):
+            return ack
+        return timer
 
     def handle_timer(self, now: float) -> None:
         """Send a delayed ACK, and retransmit what the peer has not acknowledged of our
@@ -358,7 +375,9 @@ class Dtls13Connection(BaseDtlsConnection):
             raise StateError("send() before the handshake completed")
         if len(data) > self._send_limit:
             raise UsageError(f"at most {self._send_limit} bytes per record")
-        self._outgoing.append(self.records.protect_application_data(bytes(data)))
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._outgoing.append(self.records.protect_application_data(data))
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3); our sending key changes once the peer has
@@ -565,10 +584,15 @@ class Dtls13Connection(BaseDtlsConnection):
 
     def _application_data_record(self, record: Dtls13Record, now: float) -> None:
         if self.handshake_complete and record.epoch >= EPOCH_APPLICATION:
-            if isinstance(self._state, Connected):
-                self._state.peer_key_updates = 0
-            self._cid_requests = 0
-            self._data_received(record.fragment)
+            self._application_data(record.fragment)
+
+    def _application_data(self, content: bytes) -> None:
+        """Application data from the peer, in an application epoch once the handshake is
+        complete: the counts of what the peer may ask without sending data start again."""
+        if isinstance(self._state, Connected):
+            self._state.peer_key_updates = 0
+        self._cid_requests = 0
+        self._data_received(content)
 
     def _peer_ack_record(self, record: Dtls13Record, now: float) -> None:
         self._ack_record(record.fragment, record.epoch)

@@ -59,18 +59,20 @@ class ReplayWindow:
     64-bit mask of which of the 64 numbers below it were seen. Only records that
     authenticated are marked (``accept``), so forged records cannot move the window."""
 
-    __slots__ = ("_highest", "_mask")
+    __slots__ = ("_mask", "highest")
 
     def __init__(self, seen: int = -1) -> None:
         # ``seen``: a record already processed when the window is made (-1: none), which
         # is then the highest and the only one marked, as ``accept(seen)`` would leave it.
-        self._highest = seen
+        # ``highest``: the highest sequence number marked (-1: none); read by DTLS 1.3,
+        # whose sequence numbers are reconstructed from it (RFC 9147 §4.2.2).
+        self.highest = seen
         self._mask = 1 if seen >= 0 else 0
 
     def is_replay(self, seq: int) -> bool:
-        if seq > self._highest:
+        if seq > self.highest:
             return False
-        offset = self._highest - seq
+        offset = self.highest - seq
         if offset >= REPLAY_WINDOW_SIZE:
             return True  # too old to tell: treated as a replay
         return bool(self._mask >> offset & 1)
@@ -78,7 +80,7 @@ class ReplayWindow:
     def accept(self, seq: int) -> bool:
         """Mark ``seq`` seen, for a record that authenticated: False when ``seq`` is a
         replay (nothing changes), else True and ``seq`` is marked (``is_replay`` in one)."""
-        highest = self._highest
+        highest = self.highest
         if seq > highest:
             shift = seq - highest
             # A jump of a whole window or more forgets everything below: shifting the mask
@@ -87,7 +89,7 @@ class ReplayWindow:
                 self._mask = 1
             else:
                 self._mask = ((self._mask << shift) | 1) & _WINDOW_BITS
-            self._highest = seq
+            self.highest = seq
             return True
         offset = highest - seq
         if offset >= REPLAY_WINDOW_SIZE or self._mask >> offset & 1:

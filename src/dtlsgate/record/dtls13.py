@@ -112,7 +112,27 @@ _INNER_TYPE_BYTES: dict[int, bytes] = {t: bytes((t,)) for t in _INNER_TYPES}
 # bits), and its length field: each read or written, and the record number mask's first
 # bytes read, in one call.
 _SEQUENCE_FORMS = {1: struct.Struct(">B"), 2: struct.Struct(">H")}
+# A DTLSCiphertext header whole, in one pack: its start (the first byte and the CID, as
+# bytes), the sequence number field, and the length field when it has one. One per start
+# length, sequence length and length flag, made when first needed; at most 2 x 2 x 256
+# (a CID is at most 255 bytes, RFC 9146 §3), so the memo is bounded whoever chose the CID.
+_HEADER_FORMS: dict[tuple[int, int, bool], struct.Struct] = {}
 _LENGTH_FORM = struct.Struct(">H")
+
+
+def _header_form(start_length: int, sequence_length: int, with_length: bool) -> struct.Struct:
+    key = (start_length, sequence_length, with_length)
+    form = _HEADER_FORMS.get(key)
+    if form is None:
+        sequence = "H" if sequence_length == 2 else "B"
+        form = _HEADER_FORMS[key] = struct.Struct(
+            f">{start_length}s{sequence}{'H' if with_length else ''}"
+        )
+    return form
+
+
+# A write epoch's DTLSCiphertext header start (first byte and CID) and its header form.
+_HeaderStart = tuple[bytes, struct.Struct]
 
 
 class RecordDrop(enum.StrEnum):
@@ -228,14 +248,16 @@ class EpochKeys:
             return None
 
 
-class _ReadEpoch:
-    __slots__ = ("auth_failures", "epoch", "highest", "keys", "window")
+class _ReadEpoch(ReplayWindow):
+    """A read epoch: its keys and its replay window (§4.5.1) in one object, whose
+    ``highest``, the highest sequence number deprotected so far, is the window's own."""
+
+    __slots__ = ("auth_failures", "epoch", "keys")
 
     def __init__(self, epoch: int, keys: EpochKeys) -> None:
+        ReplayWindow.__init__(self)
         self.epoch = epoch
         self.keys = keys
-        self.window = ReplayWindow()
-        self.highest = -1  # the highest sequence number deprotected so far
         self.auth_failures = 0
 
 
@@ -269,9 +291,10 @@ class Dtls13RecordLayer:
         self.write_epoch = EPOCH_PLAINTEXT
         self._write: dict[int, EpochKeys | None] = {EPOCH_PLAINTEXT: None}
         self._write_sequence: dict[int, int] = {EPOCH_PLAINTEXT: first_write_sequence}
-        # The unified header's first byte and our write CID, per write epoch with keys:
-        # without and with a length (`_header`), the same for every record of the epoch.
-        self._headers: dict[int, tuple[bytes, bytes]] = {}
+        # The unified header's first byte and our write CID, per write epoch with keys, with
+        # the form that packs the whole header from them: without and with a length
+        # (`_header`), the same for every record of the epoch.
+        self._headers: dict[int, tuple[_HeaderStart, _HeaderStart]] = {}
         # RFC 9147 §9: the peer's connection ID goes into the records we send; one of ours
         # must be in every record we receive once negotiated (none: no CIDs). All of ours
         # have one length: the unified header does not carry it. Set as the setters of
@@ -379,17 +402,24 @@ class Dtls13RecordLayer:
             del self._write[old], self._write_sequence[old]
             self._headers.pop(old, None)
 
-    def _header(self, epoch: int) -> tuple[bytes, bytes]:
+    def _header(self, epoch: int) -> tuple[_HeaderStart, _HeaderStart]:
         """The start of a DTLSCiphertext of ``epoch`` up to its sequence number (RFC 9147
         §4): the first byte ``001CSLEE`` and our write CID, without a length (L clear) and
-        with one."""
+        with one, each with the form that packs the whole header."""
         cid = self._write_cid
         first = _FIXED_BITS | (epoch & _EPOCH_BITS)
         if cid:
             first |= _CID_BIT
         if self._sequence_bits == 16:
             first |= _SEQ16_BIT
-        return bytes((first,)) + cid, bytes((first | _LENGTH_BIT,)) + cid
+        start_length = 1 + len(cid)
+        return (
+            (bytes((first,)) + cid, _header_form(start_length, self._sequence_length, False)),
+            (
+                bytes((first | _LENGTH_BIT,)) + cid,
+                _header_form(start_length, self._sequence_length, True),
+            ),
+        )
 
     def install_read(self, epoch: int, keys: EpochKeys) -> None:
         """Accept records of ``epoch`` protected with ``keys``; the oldest read epoch goes
@@ -543,16 +573,18 @@ class Dtls13RecordLayer:
         ciphertext_length = len(inner) + keys.tag_length
         if ciphertext_length > MAX_CIPHERTEXT:
             raise UsageError("record too long with its padding")
-        prefix = self._headers[epoch][include_length]
-        form = self._sequence_form
+        start, form = self._headers[epoch][include_length]
         low = sequence & self._sequence_mask
-        tail = _LENGTH_FORM.pack(ciphertext_length) if include_length else b""
-        # RFC 9147 §4: the additional data is the header before record number encryption.
-        aad = prefix + form.pack(low) + tail
+        # RFC 9147 §4: the additional data is the header before record number encryption;
+        # the record's header is the same with the sequence number masked (§4.2.3). Each
+        # is one pack of the epoch's header form.
+        aad = form.pack(start, low, ciphertext_length) if include_length else form.pack(start, low)
         ciphertext = keys.seal(sequence, inner, aad)
         mask = keys.record_number.mask(ciphertext[:SAMPLE_LENGTH])
-        masked = low ^ form.unpack_from(mask)[0]
-        return prefix + form.pack(masked) + tail + ciphertext
+        masked = low ^ self._sequence_form.unpack_from(mask)[0]
+        if include_length:
+            return form.pack(start, masked, ciphertext_length) + ciphertext
+        return form.pack(start, masked) + ciphertext
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -560,6 +592,74 @@ class Dtls13RecordLayer:
         """The valid records of ``datagram``, in order; invalid ones are dropped (§4.5.2).
         When a record's framing cannot be read, the rest of the datagram goes with it."""
         return list(self.records(datagram))
+
+    def open_application_data(self, datagram: bytes) -> bytes | Dtls13Record | bool:
+        """The per-record hot path, for a datagram that is one DTLSCiphertext record of an
+        application epoch (RFC 9147 §6.1: 3 and later) and nothing else (the usual datagram
+        once the handshake is done), checked as `records` checks it, in the same order:
+
+        - its content (bytes) when it is application data (the window marked);
+        - the record itself (a `Dtls13Record`, the window marked) when it is of another
+          content type (an ACK, a KeyUpdate), for the caller to take as one `records`
+          yields: deprotected once;
+        - True when it is dropped (counted in `drops` as `records` counts it);
+        - False when the datagram is not one such record: nothing is counted or marked,
+          and it is `records`'s."""
+        end = len(datagram)
+        if not end:
+            return False
+        first = datagram[0]
+        state = self._read_by_bits[first & _EPOCH_BITS]
+        if first & _FIXED_BITS_MASK != _FIXED_BITS or state is None:
+            return False
+        if state.epoch < EPOCH_APPLICATION:
+            return False
+        cursor = 1
+        cid_length = self._read_cid_length
+        if first & _CID_BIT:
+            cid = bytes(datagram[1 : 1 + cid_length])  # hashable, whatever the datagram is
+            if not cid_length or cid not in self._read_cid_set:
+                return False
+            cursor += cid_length
+        elif cid_length:
+            return False
+        seq_at = cursor
+        seq_length = 2 if first & _SEQ16_BIT else 1
+        form = _SEQUENCE_FORMS[seq_length]
+        cursor += seq_length
+        if first & _LENGTH_BIT:
+            cursor += 2
+            if cursor > end or _LENGTH_FORM.unpack_from(datagram, cursor - 2)[0] != end - cursor:
+                return False
+        if not SAMPLE_LENGTH <= end - cursor <= MAX_CIPHERTEXT:
+            return False
+        body = datagram[cursor:]
+        keys = state.keys
+        mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
+        low = form.unpack_from(datagram, seq_at)[0] ^ form.unpack_from(mask)[0]
+        sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
+        # RFC 9147 §4: the additional data is the header as sent, before record number
+        # encryption.
+        aad = datagram[:seq_at] + form.pack(low) + datagram[seq_at + seq_length : cursor]
+        inner = keys.open(sequence, body, aad)
+        if inner is None:
+            state.auth_failures += 1
+            self._drop(RecordDrop.AUTHENTICATION)
+            return True
+        if not inner.endswith(_APPLICATION_DATA_INNER_TYPE):
+            # Another content type, or padding (RFC 8446 §5.4): `_deprotected` finds the
+            # type as `records` does.
+            record = self._deprotected(state, sequence, inner)
+            return True if record is None else record
+        # Unpadded application data: the checks of `_deprotected` that apply to it.
+        content_end = len(inner) - 1
+        if content_end > MAX_PLAINTEXT:
+            self._drop(RecordDrop.TOO_LONG)
+            return True
+        if not state.accept(sequence):  # §4.5.1: after deprotection, as `_deprotected`
+            self._drop(RecordDrop.REPLAY)
+            return True
+        return inner[:content_end]
 
     def records(self, datagram: bytes) -> Iterator[Dtls13Record]:
         """`receive`, one record at a time: each record is opened only when asked for, so
@@ -681,6 +781,11 @@ class Dtls13RecordLayer:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return None
+        return self._deprotected(state, sequence, inner)
+
+    def _deprotected(self, state: _ReadEpoch, sequence: int, inner: bytes) -> Dtls13Record | None:
+        """The record of the DTLSInnerPlaintext ``inner`` that deprotected as ``sequence``
+        in ``state``'s epoch, or None when it is dropped (counted)."""
         # RFC 8446 §5.4: the content type is the last non-zero byte (the last byte when
         # the record is not padded: no copy made to strip nothing).
         content_end = len(inner if inner and inner[-1] else inner.rstrip(b"\x00")) - 1
@@ -698,11 +803,9 @@ class Dtls13RecordLayer:
         # the record number), and only a deprotected record moves the window. (A replay
         # repeats its original's content, so the checks above drop the same records
         # whether they come first or not.)
-        if not state.window.accept(sequence):
+        if not state.accept(sequence):
             self._drop(RecordDrop.REPLAY)
             return None
-        if sequence > state.highest:
-            state.highest = sequence
         return _as_record((state.epoch, sequence, content_type, inner[:content_end]))
 
 
