@@ -277,13 +277,13 @@ def announcement(
     assert proc.stderr is not None
     poll = select.poll()
     poll.register(proc.stderr.fileno(), select.POLLIN)
-    # A backstop only: the process's own `timeout` (30-60 s) ends the pipe before it.
+    # A backstop only: the process's own `timeout` (30-120 s) ends the pipe before it.
     deadline = time.monotonic() + STARTUP_WALL_SECONDS
     while not poll.poll(100):  # the line, or the end of the pipe
         used = _group_cpu_seconds(proc.pid)
         if used > cpu_seconds or time.monotonic() > deadline:
             raise AssertionError(f"{proc.args} used {used:.1f} s of CPU and did not start")
-    # Written with one flush: once some of it is there, all of it is, but for a pipe.
+    # The line is written with one flush: once part of it is in the pipe, the rest is too.
     line = read_line(proc.stderr, time.monotonic() + 10)
     assert line.startswith(starts), f"{proc.args} did not start: {line!r}"
     return line
