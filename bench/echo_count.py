@@ -22,13 +22,11 @@ Usage: python bench/echo_count.py {dtls12,dtls13} [--count N] [--opcodes] [--top
 from __future__ import annotations
 
 import argparse
-import collections
 import functools
 import gc
 import os
 import sys
 import time
-from types import FrameType
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +39,7 @@ from handshake import (
     handshake,
     our_config,
 )
+from opcount import count_opcodes
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
@@ -148,28 +147,7 @@ def main() -> None:
         print(f"{echoed} records echoed", file=sys.stderr)
         return
 
-    ops: collections.Counter[str] = collections.Counter()
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        filename = frame.f_code.co_filename
-        if "/dtlsgate/" not in filename and filename != "<string>":
-            return None
-        frame.f_trace_opcodes = True
-        frame.f_trace_lines = False
-        key = f"{filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
-        if event == "call":
-            ops[key] += 0
-
-        def local(frame: FrameType, event: str, arg: Any) -> Any:
-            if event == "opcode":
-                ops[key] += 1
-            return local
-
-        return local
-
-    sys.settrace(tracer)
-    echoed = functools.reduce(echo, records, 0)
-    sys.settrace(None)
+    echoed, ops = count_opcodes(lambda: functools.reduce(echo, records, 0))
     total = sum(ops.values())
     print(f"{args.version}: {total / echoed:.1f} bytecodes per echoed record ({echoed} records)")
     for key, n in ops.most_common(args.top):

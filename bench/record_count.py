@@ -35,19 +35,18 @@ Usage: python bench/record_count.py {dtls12,dtls13} {seal,open} [--side server|c
 from __future__ import annotations
 
 import argparse
-import collections
 import functools
 import gc
 import os
 import statistics
 import sys
 import time
-from types import FrameType
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from handshake import our_config
+from opcount import count_opcodes
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram import DtlsClientConnection
@@ -168,28 +167,7 @@ def main() -> None:
         print(f"{done} records ({args.version} {args.direction}, {args.side})", file=sys.stderr)
         return
 
-    ops: collections.Counter[str] = collections.Counter()
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        filename = frame.f_code.co_filename
-        if "/dtlsgate/" not in filename:
-            return None
-        frame.f_trace_opcodes = True
-        frame.f_trace_lines = False
-        key = f"{filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
-        if event == "call":
-            ops[key] += 0
-
-        def local(frame: FrameType, event: str, arg: Any) -> Any:
-            if event == "opcode":
-                ops[key] += 1
-            return local
-
-        return local
-
-    sys.settrace(tracer)
-    done = functools.reduce(step, items, 0)
-    sys.settrace(None)
+    done, ops = count_opcodes(lambda: functools.reduce(step, items, 0))
     total = sum(ops.values())
     print(f"{args.version} {args.direction} ({args.side}): {total / done:.1f} bytecodes per record")
     for key, n in ops.most_common(args.top):

@@ -23,14 +23,12 @@ server seconds per handshake, best of 5 passes.
 from __future__ import annotations
 
 import argparse
-import collections
 import cProfile
 import pstats
-import sys
 import time
 from collections.abc import Callable
-from types import FrameType
-from typing import Any
+
+from opcount import count_opcodes
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
@@ -213,31 +211,6 @@ def replay_all(server: TlsServer | DtlsServer, replays: list[Replay], check: boo
     return spent
 
 
-def count_opcodes(run: Callable[[], Any]) -> collections.Counter[str]:
-    ops: collections.Counter[str] = collections.Counter()
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        filename = frame.f_code.co_filename
-        if "/dtlsgate/" not in filename and filename != "<string>":
-            return None
-        key = f"{filename.rsplit('/src/', 1)[-1]}:{frame.f_code.co_name}"
-        frame.f_trace_opcodes = True
-
-        def local(frame: FrameType, event: str, arg: Any) -> Any:
-            if event == "opcode":
-                ops[key] += 1
-            return local
-
-        return local
-
-    sys.settrace(tracer)
-    try:
-        run()
-    finally:
-        sys.settrace(None)
-    return ops
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=("tls", "dtls"))
@@ -261,7 +234,7 @@ def main() -> None:
         prof.runcall(replay_all, server, replays)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
     elif args.opcodes:
-        ops = count_opcodes(lambda: replay_all(server, replays))
+        _, ops = count_opcodes(lambda: replay_all(server, replays))
         print(f"{sum(ops.values()) / n:.0f} bytecodes per {args.mode} server handshake")
         for key, value in ops.most_common(args.top):
             print(f"  {value / n:7.0f}  {key}")

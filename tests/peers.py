@@ -78,6 +78,22 @@ def _group_socket_inodes(pgid: int) -> set[str]:
     return inodes
 
 
+def _group_cpu_seconds(pgid: int) -> float:
+    """The CPU time (user and system) used so far by the processes of process group
+    ``pgid``."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:  # a process may exit while it is read
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # state, ppid, pgrp, ..., utime and stime (14th, 15th)
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def wait_bound(proc: subprocess.Popen[bytes], port: int, seconds: float = 10) -> None:
     """Wait until a peer started by `process` (any process of its group: GNU timeout leads
     it) has a socket bound to UDP ``port`` or listening on TCP ``port``: peers such as
@@ -223,6 +239,61 @@ def converse(
     return "\n".join(lines)
 
 
+def openssl_dtls_client(port: int, *extra: str, version: str = "-dtls1_2") -> list[str]:
+    """The command of `openssl s_client` over DTLS to 127.0.0.1:``port``, non-blocking
+    (``-nbio``). On a blocking socket, s_client whose handshake write returns WANT_READ
+    (after a retransmission timer fired, or a datagram it drops: a duplicate) goes on with
+    the handshake in SSL_read, and that SSL_read, once the handshake is done, waits for
+    application data instead of returning to standard input: a line written to it is never
+    sent and a test waiting for its echo waits out its deadline (`-state` ends at "read
+    finished"). Seen through a lossy proxy (3 of 20 loaded runs of 50 clients; none in 24
+    with -nbio), and every time when each datagram to it came twice, as a server's
+    retransmission does when s_client is slow to answer on a loaded machine (3 of 3 with
+    no loss; 3 of 3 echoed with -nbio). Over TCP (TLS) there is no timer and no drop: a
+    blocking handshake write returns only once the handshake is done."""
+    return ["openssl", "s_client", version, "-connect", f"127.0.0.1:{port}", "-nbio", *extra]
+
+
+# What a `python -m dtlsgate` process may spend before it announces that it serves, in CPU
+# seconds of its own: its start-up (imports, a first run's certificate) takes about 0.2 s
+# of CPU with its bytecode compiled and 0.8 s without. A wait in wall-clock time does not
+# scale: on a machine loaded to 12-20 with two cores (busy loops beside a start-up at
+# `nice -n 10`), those same 0.2-0.8 CPU-seconds took 6-38 s.
+STARTUP_CPU_SECONDS = 10
+STARTUP_WALL_SECONDS = 300
+
+
+def announcement(
+    proc: subprocess.Popen[bytes], *starts: str, cpu_seconds: float = STARTUP_CPU_SECONDS
+) -> str:
+    """The first line ``proc`` (started under ``timeout``, which leads its process group)
+    writes to its stderr, checked to start with one of ``starts``: a server's "listening
+    on HOST:PORT". The wait ends when the process group has used ``cpu_seconds`` of CPU
+    without writing it, or when the process ends (its own ``timeout`` bounds that), each
+    an AssertionError: not after a time on the wall clock, which a loaded machine stretches
+    (`STARTUP_CPU_SECONDS`)."""
+    import select
+
+    assert proc.stderr is not None
+    poll = select.poll()
+    poll.register(proc.stderr.fileno(), select.POLLIN)
+    # A backstop only: the process's own `timeout` (30-120 s) ends the pipe before it.
+    deadline = time.monotonic() + STARTUP_WALL_SECONDS
+    while not poll.poll(100):  # the line, or the end of the pipe
+        used = _group_cpu_seconds(proc.pid)
+        if used > cpu_seconds or time.monotonic() > deadline:
+            raise AssertionError(f"{proc.args} used {used:.1f} s of CPU and did not start")
+    # The line is written with one flush: once part of it is in the pipe, the rest is too.
+    line = read_line(proc.stderr, time.monotonic() + 10)
+    assert line.startswith(starts), f"{proc.args} did not start: {line!r}"
+    return line
+
+
+def announced_port(proc: subprocess.Popen[bytes], *starts: str) -> int:
+    """The port of ``proc``'s announcement (`announcement`), which ends in ":PORT"."""
+    return int(announcement(proc, *starts).rsplit(":", 1)[1])
+
+
 # wolfSSL, the only DTLS 1.3 peer here, built from Debian's source package by
 # scripts/build-wolfssl.sh (`make peers`) into a cache outside the checkout; the paths are
 # the script's.
@@ -286,10 +357,7 @@ def dtlsgate_listen(seconds: float = 30) -> Iterator[tuple[subprocess.Popen[byte
     process and its port (read from its "listening on" line)."""
     args = [sys.executable, "-m", "dtlsgate", "listen", "--host", "127.0.0.1", "--port", "0"]
     with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
-        line = read_line(proc.stderr, time.monotonic() + 15)
-        assert line.startswith("listening on "), f"listener did not start: {line!r}"
-        port = int(line.rsplit(":", 1)[1])
-        yield proc, port
+        yield proc, announced_port(proc, "listening on ")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import process, read_line, require, stop, wait_for_line
+from peers import announced_port, process, read_line, require, stop, wait_for_line
 from test_dtls12_cli import dtlsgate_serve
 from udp_proxy import LossyProxy
 
@@ -604,8 +604,7 @@ def test_verbose_serve_logs_each_connection_and_a_summary(tmp_path: Path) -> Non
         env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     try:
-        line = read_line(proc.stderr, time.monotonic() + 15)
-        port = int(line.rsplit(":", 1)[1])
+        port = announced_port(proc, "serving DTLS")
         done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, seconds=30)
         assert done.returncode == 0, done.stderr
         logged = read_line(proc.stderr, time.monotonic() + 10)

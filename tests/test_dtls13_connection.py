@@ -535,3 +535,64 @@ def test_a_dtls_config_s_tls13_suites_in_its_order() -> None:
     )
     assert tls13_suites(mixed) == mixed[1:]
     assert tls13_suites((dtls12,)) == DEFAULT_SUITES
+
+
+def test_a_client_config_edited_after_use_takes_effect() -> None:
+    """A DTLS 1.3 client's context is prepared once per config and shared by its
+    connections: a field assigned (here the suites, the ALPN list and a certificate loaded)
+    after a connection was made takes effect in the next one, and the session ticket is
+    read per connection."""
+    server = server_config(cipher_suites=tuple(SUITES), alpn_protocols=(b"coap",))
+    config = client_config()
+    first = make_pair13(server, config)
+    assert first.run()
+    assert info(first.client_events).cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
+    assert info(first.client_events).alpn_protocol is None
+    (ticket,) = [e.ticket for e in first.client_events if isinstance(e, SessionTicketReceived)]
+    config.cipher_suites = (CipherSuite.TLS_CHACHA20_POLY1305_SHA256,)
+    config.alpn_protocols = (b"coap",)
+    second = make_pair13(server, config)
+    assert second.run()
+    done = info(second.client_events)
+    assert done.cipher_suite == CipherSuite.TLS_CHACHA20_POLY1305_SHA256
+    assert done.alpn_protocol == b"coap" and not done.resumed
+    config.cipher_suites = None
+    config.session_ticket = ticket
+    third = make_pair13(server, config)
+    assert third.run()
+    assert info(third.client_events).resumed
+    config.session_ticket = None
+    config.load_cert_chain(*credentials("ed25519"))  # asked for: sent, as loaded after use
+    asking = server_config(verify_client="required", cafile=credentials("ed25519")[0])
+    fourth = make_pair13(asking, config)
+    assert fourth.run()
+    assert info(fourth.server_events).peer_certificates
+
+
+def test_a_client_config_s_prepared_data_follows_its_fields() -> None:
+    """`ClientConfig.prepared`: made once per key, made again after any field is assigned
+    (but the session ticket) or the certificate chain changed in place; a copy of the
+    config prepares its own (its fields may then change apart from the original's)."""
+    import copy
+
+    config = client_config()
+    made: list[object] = []
+
+    def make(c: object) -> object:
+        made.append(c)
+        return object()
+
+    one = config.prepared("key", make)
+    assert config.prepared("key", make) is one and made == [config]
+    config.session_ticket = None
+    assert config.prepared("key", make) is one
+    config.mtu = 1200
+    two = config.prepared("key", make)
+    assert two is not one
+    cert = load_certificate_chain(credentials("ecdsa-p256")[0])[0]
+    config.certificate_chain.append(cert)
+    three = config.prepared("key", make)
+    assert three is not two
+    other = copy.copy(config)
+    assert other.prepared("key", make) is not three and made[-1] is other
+    assert config.prepared("key", make) is three

@@ -296,6 +296,25 @@ def test_one_new_connection_id_outstanding_at_a_time() -> None:
     assert pair.client.spare_connection_ids == first + second
 
 
+def test_queued_post_handshake_messages_go_in_the_order_queued() -> None:
+    # One in flight at a time (RFC 9147 §5.8.4); those waiting go first in, first out.
+    pair = connected()
+    server = pair.server
+    assert server is not None
+    queued = [server.new_connection_ids(1)[0] for _ in range(4)]
+    server.key_update()
+    client = pair.client
+    first = client.reassembler.next_seq
+    for sent in range(1, 6):
+        # Each round trip delivers the next message in order: none waits ahead of a gap.
+        for datagram, _ in server.datagrams_to_send():
+            client.receive(datagram, SERVER, pair.now)
+        assert client.reassembler.next_seq == first + sent
+        for datagram, _ in client.datagrams_to_send():
+            server.receive(datagram, CLIENT, pair.now)
+    assert client.spare_connection_ids == tuple(queued)
+
+
 def test_peer_spares_are_bounded_and_immediate_drops_older_spares() -> None:
     pair = connected()
     server, client = pair.server, pair.client

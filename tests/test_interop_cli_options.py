@@ -24,7 +24,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from peers import converse, process, read_line, read_until, require, wait_bound, wait_for_line
+from peers import (
+    announced_port,
+    converse,
+    openssl_dtls_client,
+    process,
+    read_until,
+    require,
+    wait_bound,
+    wait_for_line,
+)
 from test_interop_dtls12 import free_udp_port, make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
@@ -41,15 +50,13 @@ PSK = f"Client_identity:{KEY_HEX}"
 def serve(cache: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`dtlsgate serve --port 0 ...` (-v), its process and its port once it listens."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    args = ["timeout", "-s", "KILL", "40", *DTLSGATE, "serve", "--port", "0", "-v", *extra]
+    # A backstop above the tests' own bounds (several 30 s connects or clients).
+    args = ["timeout", "-s", "KILL", "120", *DTLSGATE, "serve", "--port", "0", "-v", *extra]
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     try:
-        assert proc.stderr is not None
-        line = read_line(proc.stderr, time.monotonic() + 15)
-        assert line.startswith(("listening on ", "serving DTLS")), line
-        yield proc, int(line.rsplit(":", 1)[1])
+        yield proc, announced_port(proc, "listening on ", "serving DTLS")
     finally:
         os.killpg(proc.pid, 9)
         proc.wait(5)
@@ -214,7 +221,7 @@ def test_dtls_capital_verify_with_openssl_s_client(tmp_path: Path) -> None:
     require("openssl")
     cert, key = client_identity(tmp_path)
     with serve(tmp_path, "--Verify", "--CAfile", str(cert)) as (_, port):
-        args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-quiet"]
+        args = openssl_dtls_client(port, "-quiet")
         without = until_line(args, "hello")
         with_cert = until_line([*args, "-cert", str(cert), "-key", str(key)], "hello")
     assert "hello" not in without.splitlines() and "alert" in without, without
@@ -381,7 +388,7 @@ def test_dtls12_groups_with_openssl_s_client(tmp_path: Path) -> None:
     in TLS 1.2); one offering only P-256 is refused."""
     require("openssl")
     with serve(tmp_path, "--groups", "x448:secp384r1") as (_, port):
-        args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-brief"]
+        args = openssl_dtls_client(port, "-brief")
         runs = [
             subprocess.run(
                 ["timeout", "10", *args, "-groups", group],

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import Packet, capture, process, read_line, require
+from peers import Packet, announced_port, capture, process, require
 
 from dtlsgate import ClientConfig, ServerConfig
 from dtlsgate.wire.enums import ProtocolVersion
@@ -415,9 +415,7 @@ def test_cli_coap_server_and_the_readme_coap_client_command() -> None:
         "0",
     ]
     with process(args, seconds=40, stdin=subprocess.DEVNULL) as proc:
-        line = read_line(proc.stderr, time.monotonic() + 20)
-        assert line.startswith("serving coaps on 127.0.0.1:"), line
-        port = int(line.rsplit(":", 1)[1])
+        port = announced_port(proc, "serving coaps on 127.0.0.1:")
         # The README's command, with the port the server chose.
         readme = [
             "coap-client-openssl",

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import end_input, process, read_line, require, wait_bound, wait_for_line
+from peers import (
+    end_input,
+    openssl_dtls_client,
+    process,
+    read_line,
+    require,
+    wait_bound,
+    wait_for_line,
+)
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
@@ -101,16 +109,7 @@ def server_config(cert: Path | None, key: Path | None, **kwargs: Any) -> ServerC
 
 def run_s_client(port: int, extra: list[str], line: bytes = b"hello from openssl") -> str:
     """Run `openssl s_client`, send one line, return everything it printed."""
-    args = [
-        "openssl",
-        "s_client",
-        "-dtls1_2",
-        "-connect",
-        f"127.0.0.1:{port}",
-        "-quiet",
-        "-no_ign_eof",
-        *extra,
-    ]
+    args = openssl_dtls_client(port, "-quiet", "-no_ign_eof", *extra)
     with process(args, seconds=20) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(line + b"\n")

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import capture_to, process
+from peers import capture_to, openssl_dtls_client, process
 from test_dtls12_cli import dtlsgate_serve, run_connect
 from test_interop_dtls12 import (
     PSK_HEX,
@@ -127,19 +127,11 @@ def test_dtls10_only_client_is_refused_with_protocol_version(tmp_path: Path) -> 
     cert, key = make_cert(tmp_path)
     pcap = tmp_path / "dtls10.pcapng"
     # OpenSSL 3 needs security level 0 to offer DTLS 1.0 at all.
-    args = [
-        "openssl",
-        "s_client",
-        "-dtls1",
-        "-quiet",
-        "-no_ign_eof",
-        "-cipher",
-        "DEFAULT@SECLEVEL=0",
-    ]
+    args = ["-quiet", "-no_ign_eof", "-cipher", "DEFAULT@SECLEVEL=0"]
     with (
         EchoServer(server_config(cert, key)) as server,
         capture_to(pcap, server.port),
-        process([*args, "-connect", f"127.0.0.1:{server.port}"], seconds=15) as proc,
+        process(openssl_dtls_client(server.port, *args, version="-dtls1"), seconds=15) as proc,
     ):
         assert proc.stdin is not None and proc.stderr is not None
         proc.stdin.close()

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import converse, end_input, process, read_line, require
+from peers import converse, end_input, openssl_dtls_client, process, read_line, require
 from test_interop_dtls12 import make_cert
 from udp_proxy import LossyProxy
 
@@ -100,22 +100,7 @@ def check_impairment(proxy: LossyProxy) -> None:
 
 def openssl_echo(port: int, i: int) -> str:
     line = f"message {i} " + "x" * (i % 50)
-    args = [
-        "openssl",
-        "s_client",
-        "-dtls1_2",
-        "-connect",
-        f"127.0.0.1:{port}",
-        "-quiet",
-        "-no_ign_eof",
-        # Non-blocking. On a blocking socket s_client sometimes completed its handshake and
-        # never sent our line, both ends then waiting: `-state` showed "read finished" and
-        # nothing more, 60 s on (3 of 20 loaded runs of 50 clients; none in 24 with -nbio).
-        # Its loop reads the socket with SSL_read when its handshake write returns
-        # WANT_READ, and a blocking SSL_read that completes the handshake goes on waiting
-        # for application data instead of returning to standard input.
-        "-nbio",
-    ]
+    args = openssl_dtls_client(port, "-quiet", "-no_ign_eof")  # non-blocking: see there
     started = time.monotonic()
     with process(args, seconds=OPENSSL_DEADLINE + 5) as proc:
         assert proc.stdin is not None and proc.stdout is not None

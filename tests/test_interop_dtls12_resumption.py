@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, process, require, wait_bound
+from peers import converse, openssl_dtls_client, process, require, wait_bound
 from test_interop_dtls12 import (
     EchoServer,
     free_udp_port,
@@ -124,8 +124,7 @@ def dedup(types: list[int]) -> list[int]:
 def run_s_client(port: int, extra: list[str], until: str = "echo:") -> str:
     """`openssl s_client` (not -quiet: it prints "New" or "Reused"), one line sent; what
     it printed up to the line starting with ``until`` (the server's answer)."""
-    args = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
-    with process([*args, *extra], seconds=20) as proc:
+    with process(openssl_dtls_client(port, "-no_ign_eof", *extra), seconds=20) as proc:
         return converse(proc, ((b"hello from openssl\n", until),), 15)
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import capture_to, process, read_line, require, wolfssl_tree
+from peers import capture_to, openssl_dtls_client, process, read_line, require, wolfssl_tree
 from test_dtls12_cli import dtlsgate_serve
 from test_interop_dtls12 import make_cert
 
@@ -45,8 +45,7 @@ def test_one_serve_answers_openssl_dtls12_and_wolfssl_dtls13(tmp_path: Path) -> 
         dtlsgate_serve(tmp_path, "--cert", str(cert), "--key", str(key)) as port,
         capture_to(pcap, port, seconds=60),
     ):
-        s_client = ["openssl", "s_client", "-dtls1_2", "-connect", f"127.0.0.1:{port}"]
-        with process([*s_client, "-quiet", "-no_ign_eof"], seconds=20) as proc:
+        with process(openssl_dtls_client(port, "-quiet", "-no_ign_eof"), seconds=20) as proc:
             assert proc.stdin is not None
             proc.stdin.write(b"from openssl\n")
             proc.stdin.flush()

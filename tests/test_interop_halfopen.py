@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from builders import client_hello, datagram, with_cookie
 from helpers import client_config as tls_client_config
-from peers import converse, process, require
+from peers import converse, openssl_dtls_client, process, require
 from test_interop_dtls12 import make_cert
 from test_interop_dtls12_loss import AioEchoServer
 
@@ -142,8 +142,8 @@ def tls_half_open(sources: list[str], port: int, held: list[socket.socket]) -> i
 # ---- the legitimate clients ----------------------------------------------------------------
 
 
-def openssl_clients(port: int, args: list[str], binds: list[str | None]) -> list[str]:
-    """``openssl s_client`` clients started together, one per entry of ``binds`` (a local
+def openssl_clients(client: list[str], binds: list[str | None]) -> list[str]:
+    """``client`` (an ``openssl s_client`` command) started together, one per entry of ``binds`` (a local
     address to bind, or None): each sends "ping" and keeps its input open until its echo
     comes back (or its output ends, or 40 s pass), then ends it (close_notify); returns
     each one's output. Not a fixed time with input open: on a loaded machine 20 handshakes
@@ -152,8 +152,7 @@ def openssl_clients(port: int, args: list[str], binds: list[str | None]) -> list
     with contextlib.ExitStack() as stack:
         procs = []
         for bind in binds:
-            line = ["openssl", "s_client", *args, "-connect", f"127.0.0.1:{port}"]
-            line += ["-quiet", "-no_ign_eof", *(["-bind", f"{bind}:0"] if bind else [])]
+            line = [*client, "-quiet", "-no_ign_eof", *(["-bind", f"{bind}:0"] if bind else [])]
             procs.append(stack.enter_context(process(line, seconds=45, stderr=subprocess.STDOUT)))
 
         def until_echo(proc: subprocess.Popen[bytes]) -> str:
@@ -185,9 +184,8 @@ def test_dtls_half_open_flood_does_not_lock_clients_out(tmp_path: Path, sources:
             before = instances(DtlsServerConnection)
             admitted = dtls_half_open(sources, server.port, held)
             assert admitted >= HALF_OPEN * 9 // 10, admitted
-            outputs = openssl_clients(
-                server.port, ["-dtls1_2"], legit_binds(sources is ONE_ADDRESS)
-            )
+            client = openssl_dtls_client(server.port)
+            outputs = openssl_clients(client, legit_binds(sources is ONE_ADDRESS))
             completed = sum("echo:ping" in out for out in outputs)
             assert completed == LEGIT, [o[-300:] for o in outputs if "echo:ping" not in o]
             # What the server holds stayed bounded (the attack's connections evicted).
@@ -254,8 +252,9 @@ def test_tls13_stateless_half_open_flood_stays_bounded_and_clients_get_in(
             before = instances(ServerConnection)
             admitted = tls_half_open(sources, port, held)
             assert admitted >= HALF_OPEN * 9 // 10, admitted
-            args = ["-tls1_3", "-no_middlebox", "-CAfile", str(cert)]
-            outputs = openssl_clients(port, args, legit_binds(sources is ONE_ADDRESS))
+            client = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}"]
+            client += ["-no_middlebox", "-CAfile", str(cert)]
+            outputs = openssl_clients(client, legit_binds(sources is ONE_ADDRESS))
             completed = sum("echo:ping" in out for out in outputs)
             assert completed == LEGIT, [o[-300:] for o in outputs if "echo:ping" not in o]
             # Before issue 10 the server kept every admitted connection for 30 s.

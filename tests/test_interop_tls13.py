@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import capture_to, process, read_line, require, wait_bound, wait_for_line
+from peers import announced_port, capture_to, process, require, wait_bound, wait_for_line
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.stream import ClientConnection
@@ -51,9 +51,7 @@ def our_server(
     args = [*PYTHON, "serve", "--tls", "--host", "127.0.0.1", "--port", "0"]
     args += ["--cert", certs[0], "--key", certs[1], "--max-connections", str(connections)]
     with process([*args, *extra], seconds=30, stdin=subprocess.DEVNULL) as proc:
-        line = read_line(proc.stderr, time.monotonic() + 15)
-        assert line.startswith("listening on "), line
-        yield proc, int(line.rsplit(":", 1)[1])
+        yield proc, announced_port(proc, "listening on ")
 
 
 # ---- our server, their clients -----------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, process, read_line, require, wait_bound, wait_for_line
+from peers import converse, process, read_until, require, wait_bound, wait_for_line
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ServerConnection
@@ -32,7 +32,7 @@ from dtlsgate.events import (
     DataReceived,
     HandshakeCompleted,
 )
-from dtlsgate.io.blocking_tls import connect
+from dtlsgate.io.blocking_tls import TlsSocket, connect
 from dtlsgate.wire.enums import SignatureScheme
 
 pytestmark = pytest.mark.interop
@@ -175,21 +175,23 @@ def test_our_client_verifies_openssl_s_server_rsassa_pss_certificate(
     assert info.signature_scheme == SignatureScheme.rsa_pss_pss_sha256
 
 
-def exchange_until(proc: subprocess.Popen[bytes], tls: Any, text: str) -> None:
-    """Let our client read and answer (short reads) while watching ``proc``'s output for
-    ``text``, then a little longer for what follows it; bounded."""
-    tls.sock.settimeout(0.3)
+def answer_certificate_request(tls: TlsSocket) -> None:
+    """Our client reads until it has answered s_server's post-handshake CertificateRequest,
+    and sends the answer: it answers as soon as the record holding the request is read and
+    sends nothing else unasked (the tickets before it need no answer), so the first bytes
+    it has to send are that answer. Through the sans-I/O connection's own calls:
+    `TlsSocket.recv` would wait for application data, and s_server sends none; it waits
+    for our answer (in SSL_do_handshake) before it prints anything more. Each read and the
+    whole are bounded by SECONDS."""
     deadline = time.monotonic() + SECONDS
-    seen = False
-    quiet = 0
-    while time.monotonic() < deadline and quiet < 3:
-        if not seen:
-            seen = text in read_line(proc.stdout, time.monotonic() + 0.3)
-        try:
-            tls._pump()
-        except TimeoutError:
-            quiet += seen
-    assert seen, f"{text!r} never printed"
+    while not (answer := tls.conn.data_to_send()):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "our client had no answer to s_server's CertificateRequest"
+        tls.sock.settimeout(remaining)
+        data = tls.sock.recv(65536)
+        assert data, "s_server closed the connection before its CertificateRequest came"
+        tls.conn.receive_data(data, time.time())
+    tls.sock.sendall(answer)
 
 
 # ---- external PSKs (RFC 8446 §4.2.11) ---------------------------------------------------------
@@ -299,15 +301,17 @@ def test_our_client_answers_openssl_s_server_post_handshake_request(
             assert proc.stdin is not None
             proc.stdin.write(b"c\n")
             proc.stdin.flush()
-            exchange_until(proc, tls, "SSL_do_handshake -> 1")  # s_server sent its request
-            # s_server reads our answer with the next record; a bad answer would end the
-            # connection with an alert instead of printing our data.
+            answer_certificate_request(tls)
+            # s_server waits for the answer in SSL_do_handshake and then prints its result;
+            # a bad answer would end the connection with an alert instead.
+            wait_for_line(proc.stdout, "SSL_do_handshake -> 1")
             tls.sendall(b"ping\n")
             wait_for_line(proc.stdout, "ping")
             assert not tls.conn.closed
-        # Its verify callback ran twice: for the handshake's request and for ours.
-        deadline = time.monotonic() + 5
-        errors = [read_line(proc.stderr, deadline) for _ in range(12)]
+        # Its verify callback ran twice: for the handshake's request and for ours. All of
+        # its standard error, to its end: it exits after its one connection.
+        errors: list[str] = []
+        read_until(proc.stderr, lambda _: False, time.monotonic() + SECONDS, errors)
         assert sum("verify return:1" in line for line in errors) == 2, errors
 
 

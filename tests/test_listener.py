@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from builders import client_hello, datagram, with_cookie
-from peers import process, read_line
+from peers import announced_port, process, read_line
 
 from dtlsgate import Admit, CookieJar, Listener, ServerConfig, UsageError
 
@@ -97,8 +97,7 @@ def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
     with process(
         [*command, "--host", "127.0.0.1", "--port", "0"], seconds=30, stdin=subprocess.DEVNULL
     ) as proc:
-        line = read_line(proc.stderr, time.monotonic() + 15)
-        port = int(line.rsplit(":", 1)[1])
+        port = announced_port(proc, "listening on ")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(5)
             client.bind(("127.0.0.1", 0))

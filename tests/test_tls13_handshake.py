@@ -116,6 +116,20 @@ def test_alpn_and_sni() -> None:
     assert server.info.server_name == "localhost"
 
 
+def test_a_client_config_edited_after_use_takes_effect() -> None:
+    # The client's context is prepared once per config (its ClientHello's extensions
+    # with it): a field assigned after a connection takes effect in the next one.
+    server = server_config(alpn_protocols=(b"h2", b"http/1.1"))
+    config = client_config(alpn_protocols=(b"http/1.1",))
+    client, _ = pair(server, config)
+    assert client.info is not None and client.info.alpn_protocol == b"http/1.1"
+    config.alpn_protocols = (b"h2",)
+    config.groups = (NamedGroup.secp256r1,)
+    client, _ = pair(server, config)
+    assert client.info is not None and client.info.alpn_protocol == b"h2"
+    assert client.info.group == NamedGroup.secp256r1
+
+
 def test_handshake_completed_reports_every_field_as_negotiated() -> None:
     # Each field of the event against what was negotiated, with values that differ where
     # they can (a HelloRetryRequest, ALPN, SNI, the client's certificates): the event is

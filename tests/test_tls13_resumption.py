@@ -79,8 +79,7 @@ def test_rfc8448_client_binder_and_obfuscated_age() -> None:
     ticket = trace_ticket()
     # RFC 8446 §4.2.11.1: 6 ms after the ticket arrived, the obfuscated age is the trace's.
     ctx = _client.ClientContext(client_config(insecure=True, server_name=None))
-    ctx.ticket = ticket
-    offer = _client.psk_offer(ctx, ticket.received_at + 0.006)
+    offer = _client.psk_offer(ctx, ticket, ticket.received_at + 0.006)
     assert offer is not None and offer.obfuscated_age == v.RESUMED_OBFUSCATED_AGE
     # Our binder code fills the trace's ClientHello (binder zeroed) byte for byte.
     blank = v.RESUMED_CLIENT_HELLO[:-32] + bytes(32)
@@ -284,11 +283,10 @@ def test_server_checks_ticket_age_and_lifetime_itself() -> None:
 def test_client_does_not_offer_a_ticket_for_another_name_or_an_expired_one() -> None:
     ticket = first_ticket(server_config())
     ctx = _client.ClientContext(client_config(server_name="localhost"))
-    ctx.ticket = dataclasses.replace(ticket, server_name="other.example")
-    assert _client.psk_offer(ctx, NOW) is None
-    ctx.ticket = ticket
-    assert _client.psk_offer(ctx, NOW + 7201) is None
-    assert _client.psk_offer(ctx, NOW + 1) is not None
+    other = dataclasses.replace(ticket, server_name="other.example")
+    assert _client.psk_offer(ctx, other, NOW) is None
+    assert _client.psk_offer(ctx, ticket, NOW + 7201) is None
+    assert _client.psk_offer(ctx, ticket, NOW + 1) is not None
     with pytest.raises(UsageError):
         ClientConnection(client_config(session_ticket=ticket)).start()
     with pytest.raises(UsageError):

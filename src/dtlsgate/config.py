@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
@@ -484,6 +484,11 @@ def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | byt
     config.raw_public_key = True
 
 
+# The ClientConfig attributes whose assignment keeps what `ClientConfig.prepared` made.
+_CLIENT_PER_CONNECTION = frozenset({"session_ticket", "_trust", "_prepared"})
+T = TypeVar("T")
+
+
 @dataclass
 class ClientConfig:
     """What a client needs: trust anchors and the name to verify, or ``insecure=True`` asked
@@ -544,6 +549,36 @@ class ClientConfig:
     _trust: tuple[str | bytes | None, TrustStore] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # What `prepared` made: the config's id and certificate chain when it was made (a copy
+    # of the config, or a chain changed in place, does not use it), by key.
+    _prepared: tuple[int, tuple[x509.Certificate, ...], dict[Hashable, Any]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any field assigned (a load_* call assigns too) drops what `prepared` made from the
+        # fields, so the next connection sees the change; the session ticket is read per
+        # connection, and the two caches are not the configuration.
+        object.__setattr__(self, name, value)
+        if name not in _CLIENT_PER_CONNECTION:
+            object.__setattr__(self, "_prepared", None)
+
+    def prepared(self, key: Hashable, make: Callable[[ClientConfig], T]) -> T:
+        """``make(self)``, made at the first call with ``key`` and kept with the config
+        until a field is assigned or ``certificate_chain`` changes in place: what a client
+        computes from its configuration alone (a DTLS 1.3 client's context), once per
+        configuration instead of once per connection."""
+        kept = self._prepared
+        chain = tuple(self.certificate_chain)
+        table: dict[Hashable, Any] = {}
+        if kept is not None and kept[0] == id(self) and kept[1] == chain:
+            value = kept[2].get(key)
+            if value is not None:
+                return value  # type: ignore[no-any-return]
+            table = dict(kept[2])  # a new table: a copy of this config may hold the old one
+        value = table[key] = make(self)
+        self._prepared = (id(self), chain, table)
+        return value
 
     def __post_init__(self) -> None:
         if not 0 <= self.connection_id_length <= 20:

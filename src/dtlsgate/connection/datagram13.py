@@ -69,7 +69,6 @@ queues the fatal alert and raises the `ProtocolError`; a fatal alert from the pe
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -271,7 +270,11 @@ class Dtls13Connection(BaseDtlsConnection):
         self._flight_install: InstallKey | None = None
         self._flight_retire: tuple[bytes, ...] = ()
         self._building: list[OutgoingHandshake] = []
-        self._post: deque[_PostHandshake] = deque()
+        # Lists, not deques, as the connection's events (`BaseDtlsConnection`): an empty
+        # deque holds a 64-slot block (760 bytes in all, against 56) for the connection's
+        # life, and both stay short (`MAX_POST_HANDSHAKE_QUEUE`, `MAX_PEER_SPARE_CIDS`), so
+        # taking from the front costs no more.
+        self._post: list[_PostHandshake] = []
         # Record numbers of the peer's handshake records to acknowledge, and when.
         self._to_ack: list[tuple[int, int]] = []
         self._ack_deadline: float | None = None
@@ -281,7 +284,7 @@ class Dtls13Connection(BaseDtlsConnection):
         # CIDs, in the order given; whether our RequestConnectionId is still unanswered;
         # the peer's RequestConnectionIds since it last sent application data.
         self._cids_negotiated = False
-        self._peer_spare_cids: deque[bytes] = deque()
+        self._peer_spare_cids: list[bytes] = []
         self._cid_request_pending = False
         self._cid_requests = 0
         # Handshake flights started (a new one acknowledges the peer's, §5.8), and the time
@@ -467,7 +470,7 @@ class Dtls13Connection(BaseDtlsConnection):
         order given), e.g. before sending from a new address; returns it."""
         if not self._peer_spare_cids:
             raise StateError("no spare connection ID from the peer: request_connection_ids()")
-        cid = self._peer_spare_cids.popleft()
+        cid = self._peer_spare_cids.pop(0)
         self.records.write_connection_id = cid
         return cid
 
@@ -620,7 +623,10 @@ class Dtls13Connection(BaseDtlsConnection):
                 self._acked[seq] = acked
         if not self._flight:
             return
-        if not self._unacknowledged():
+        # Every record that carried the flight was acknowledged (`_sent` empty: the usual
+        # ACK, naming the records of one sending; each byte of the flight went in one of
+        # them), or else every message's bytes are in the acknowledged ranges.
+        if not self._sent or self._flight_complete():
             self._flight_acknowledged()
         elif progress:
             # §7.3: an ACK that leaves only some of the flight acknowledged: the rest is
@@ -629,6 +635,16 @@ class Dtls13Connection(BaseDtlsConnection):
             # nothing and each record we send is answered by at most one resend.
             self._transmit(unacknowledged_only=True)
             self._timer.restart(self._now)
+
+    def _flight_complete(self) -> bool:
+        """Whether every message of the flight is acknowledged, from the body ranges: the
+        general answer, for an ACK after a retransmission (a record of an earlier sending
+        may never be named)."""
+        for item in self._flight:
+            length = len(item.message) - DTLS_HANDSHAKE_HEADER_LENGTH
+            if self._acked.get(item.message_seq) != [(0, length)]:
+                return False
+        return True
 
     def _unacknowledged(self) -> list[OutgoingHandshake]:
         out = []
@@ -783,7 +799,7 @@ class Dtls13Connection(BaseDtlsConnection):
         §8 forbids a second KeyUpdate before the first is acknowledged)."""
         if self._flight or not self._post or self.closed:
             return
-        post = self._post.popleft()
+        post = self._post.pop(0)
         self._flight, self._flight_install = [post.message], post.install
         self._flight_retire = post.retire
         self._acked.clear()
@@ -908,7 +924,10 @@ class Dtls13ServerConnection(Dtls13Connection):
 
 
 class Dtls13ClientConnection(Dtls13Connection):
-    """A DTLS 1.3 client connection; ``connect(now)`` queues the first ClientHello."""
+    """A DTLS 1.3 client connection; ``connect(now)`` queues the first ClientHello.
+    ``offer_dtls12``: the ClientHello offers DTLS 1.2 as well (its suites and extensions),
+    when the config has a DTLS 1.2 suite to offer (``offers_dtls12``), for
+    `DatagramClientConnection` to fall back to."""
 
     def __init__(
         self,
@@ -917,10 +936,20 @@ class Dtls13ClientConnection(Dtls13Connection):
         *,
         keylog: Callable[[str], None] | None = None,
         send_acks: bool = True,
+        offer_dtls12: bool = False,
     ) -> None:
-        ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
+        # What the context computes from the config alone, once per config (its suites,
+        # groups, credentials, the ClientHello's extensions), copied per connection.
+        make = _prepared_client_offering_dtls12 if offer_dtls12 else _prepared_client
+        ctx = config.prepared(make, make)
         if keylog is not None:
             ctx = ctx.logging_keys()
+        self.offers_dtls12 = bool(ctx.versions.fallback)
+        # What this connection has of its own: the ticket it offers and the connection ID
+        # it asks the server to send (RFC 9147 §9), drawn once (ClientHello2 repeats it).
+        self._ticket = _client.session_ticket(config)
+        length = config.connection_id_length
+        self._connection_id = config.provider.random(length) if length else None
         super().__init__(
             ctx, None, _client.DTLS_CLIENT, peer, config.mtu, keylog, send_acks=send_acks
         )
@@ -939,7 +968,7 @@ class Dtls13ClientConnection(Dtls13Connection):
             raise StateError("connect() was already called")
         self._started = True
         self._now = now
-        self._state, actions = _client.start(self._ctx, now)
+        self._state, actions = _client.start(self._ctx, now, self._ticket, self._connection_id)
         self.first_client_hello = self._state.hello
         self._run(actions, now)
 
@@ -996,9 +1025,9 @@ class DatagramClientConnection:
         if ProtocolVersion.DTLS13 not in versions or resuming12:
             self._conn = DtlsClientConnection(config, peer, keylog=keylog)
             return
-        conn = Dtls13ClientConnection(config, peer, keylog=keylog)
-        if ProtocolVersion.DTLS12 in versions:
-            self._fallback = _offer_dtls12(conn, config)
+        offer_dtls12 = ProtocolVersion.DTLS12 in versions
+        conn = Dtls13ClientConnection(config, peer, keylog=keylog, offer_dtls12=offer_dtls12)
+        self._fallback = conn.offers_dtls12
         self._conn = conn
 
     @property
@@ -1093,21 +1122,28 @@ class DatagramClientConnection:
         self._conn.close()
 
 
-def _offer_dtls12(conn: Dtls13ClientConnection, config: Any) -> bool:
-    """Make ``conn``'s ClientHello offer DTLS 1.2 as well (its suites and extensions);
-    False when the configuration has no DTLS 1.2 suite to offer."""
+def _prepared_client(config: Any) -> _client.ClientContext:
+    """A DTLS 1.3 client's context of ``config``, prepared for its connections
+    (`Dtls13ClientConnection`), with its ClientHello's extensions encoded."""
+    return _client.prepared_context(config, DTLS_VERSIONS)
+
+
+def _prepared_client_offering_dtls12(config: Any) -> _client.ClientContext:
+    """The same, its ClientHello offering DTLS 1.2 as well (its suites and extensions);
+    without them when the configuration has no DTLS 1.2 suite to offer."""
     from dtlsgate.handshake.dtls12 import client as _client12
     from dtlsgate.handshake.tls13.common import DTLS_VERSIONS_WITH_FALLBACK
 
     try:
         ctx12 = _client12.ClientContext(config, None)
     except UsageError:
-        return False
-    ctx = conn._ctx
+        return _prepared_client(config)
+    ctx = _client.ClientContext(config, versions=DTLS_VERSIONS)
     ctx.versions = DTLS_VERSIONS_WITH_FALLBACK
     ctx.fallback_suites = tuple(s for s in ctx12.suites if s not in ctx.suites)
     ctx.fallback_extensions = _client12.fallback_extensions(ctx12)
-    return True
+    _client.hello_extensions(ctx)
+    return ctx
 
 
 # Any sans-I/O datagram connection the faces drive: they share one interface.

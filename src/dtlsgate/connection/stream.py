@@ -392,17 +392,19 @@ class ClientConnection(TlsConnection):
         context: _client.ClientContext | None = None,
         keylog: Callable[[str], None] | None = None,
     ) -> None:
-        ctx = context or _client.ClientContext(config)
+        # Without a context given, the config's own, prepared at its first connection.
+        ctx = context or config.prepared(_client.prepared_context, _client.prepared_context)
         if keylog is not None:
             ctx = ctx.logging_keys()
         super().__init__(ctx, None, _client.CLIENT, keylog)
+        self._ticket = _client.session_ticket(config)
 
     def start(self, now: float | None = None) -> None:
         """Queue the ClientHello; ``now`` (seconds since the epoch) is needed when the
         config holds a session ticket to offer (its age goes into the ClientHello)."""
         if self._state is not None:
             raise StateError("start() was already called")
-        self._state, actions = _client.start(self._ctx, now)
+        self._state, actions = _client.start(self._ctx, now, self._ticket)
         # RFC 8446 §5.1: the initial ClientHello may carry record version 0x0301.
         self._initial_record = True
         self._run(actions)

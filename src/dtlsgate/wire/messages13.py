@@ -182,8 +182,7 @@ class NewSessionTicket:
     @classmethod
     def decode(cls, body: bytes) -> NewSessionTicket:
         r = Reader(body)
-        lifetime = r.u32()
-        age_add = r.u32()
+        lifetime, age_add = r.unpack(_TWO_U32)
         nonce = r.vector(1)
         ticket = r.vector(2, 1)
         extensions = decode_extensions(r, Context.NEW_SESSION_TICKET)

@@ -134,8 +134,11 @@ _H = HandshakeType
 
 class ClientContext(Tls13Context):
     """Per-config data of a client: preferences, trust anchors, our credentials (what a
-    server's shares with it: `Tls13Context`). ``log_keys``, ``logging_keys()``:
-    `KeyLogging`."""
+    server's shares with it: `Tls13Context`), the ClientHello's extensions that depend on
+    them. What one connection has of its own (the session ticket it offers, a DTLS 1.3
+    connection ID) goes to `start` and into the states, so a context can serve every
+    connection of its config (a DTLS 1.3 client's is prepared once per config).
+    ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     def __init__(self, config: Any, *, versions: Versions = TLS_VERSIONS) -> None:
         super().__init__(config, versions)
@@ -143,15 +146,9 @@ class ClientContext(Tls13Context):
         # DTLS 1.2 server needs, set by the connection that can fall back.
         self.fallback_suites: tuple[int, ...] = ()
         self.fallback_extensions: tuple[Extension, ...] = ()
-        # DTLS 1.3 (RFC 9147 §9): the connection ID we ask the server to send, drawn once
-        # (ClientHello2 repeats ClientHello1's extensions); None: not offered.
-        self.connection_id: bytes | None = None
-        # The ClientHello's extensions that depend on this context alone (`hello_extensions`),
-        # encoded at the first ClientHello.
+        # The ClientHello's extensions that depend on the configuration alone
+        # (`hello_extensions`), encoded at the first ClientHello of this context.
         self.hello_extensions: _HelloExtensions | None = None
-        length = getattr(config, "connection_id_length", 0)
-        if versions.dtls and length:
-            self.connection_id = config.provider.random(length)
         self.server_name: str | None = config.server_name
         self.trust: Any = None
         # An external PSK without a server name to verify: the PSK must authenticate the
@@ -175,9 +172,22 @@ class ClientContext(Tls13Context):
         self.middlebox_compat: bool = config.middlebox_compat and not versions.dtls
         # RFC 8879: what we accept, advertised in our ClientHello.
         self.compression = parse_algorithm_names(config.certificate_compression)
-        self.ticket: SessionTicket | None = config.session_ticket
-        if self.ticket is not None and not isinstance(self.ticket, SessionTicket):
-            raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
+
+
+def prepared_context(config: Any, versions: Versions = TLS_VERSIONS) -> ClientContext:
+    """A context of ``config`` with its ClientHello's extensions encoded, for every
+    connection of the config to share (`ClientConfig.prepared` keeps it)."""
+    ctx = ClientContext(config, versions=versions)
+    hello_extensions(ctx)
+    return ctx
+
+
+def session_ticket(config: Any) -> SessionTicket | None:
+    """The session ticket ``config`` holds for a connection to offer, checked."""
+    ticket = config.session_ticket
+    if ticket is not None and not isinstance(ticket, SessionTicket):
+        raise UsageError("session_ticket must be a SessionTicket from SessionTicketReceived")
+    return ticket
 
 
 def _der() -> Any:
@@ -200,6 +210,7 @@ class WaitServerHello:
     retry: TranscriptHash | None = None
     retry_suite: int | None = None
     offer: PskOffer | None = None
+    connection_id: bytes | None = None  # DTLS 1.3: the CID we asked for (RFC 9147 §9)
 
 
 @frozen
@@ -310,15 +321,20 @@ def client_hello(
     shares: dict[int, KeyShare],
     cookie: bytes | None = None,
     offer: OfferedPsks | None = None,
+    connection_id: bytes | None = None,
 ) -> ClientHello:
     """Our ClientHello (RFC 8446 §4.1.2): the extensions of `hello_extensions` (the same
-    in both of a connection's ClientHellos) around the ones that change."""
+    in both of a connection's ClientHellos) around the ones that change or are the
+    connection's own: the key_share, the cookie, the DTLS 1.3 ``connection_id`` we ask
+    the server to send (RFC 9147 §9; None: not offered) and the PSK."""
     before_shares, before_cookie, after_cookie = hello_extensions(ctx)
     entries = [KeyShareEntry(g, s.public_bytes) for g, s in shares.items()]
     ext = [*before_shares, Extension(_E.key_share, encode_key_share_ch(entries)), *before_cookie]
     if cookie is not None:
         ext.append(Extension(_E.cookie, encode_cookie(cookie)))
     ext.extend(after_cookie)
+    if connection_id is not None:
+        ext.append(Extension(_E.connection_id, encode_connection_id(connection_id)))
     if offer is not None:
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
         ext.append(Extension(_E.pre_shared_key, encode_pre_shared_key_ch(offer)))
@@ -342,10 +358,12 @@ _HelloExtensions = tuple[tuple[Extension, ...], tuple[Extension, ...], tuple[Ext
 
 
 def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
-    """The extensions `client_hello` puts around the key_share, the cookie and the PSK,
-    encoded at a connection's first ClientHello and kept in its context for the second
-    (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those three; after a
-    HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded again)."""
+    """The extensions `client_hello` puts around the key_share, the cookie, a DTLS 1.3
+    connection ID and the PSK, encoded at the first ClientHello of a context and kept in
+    it for the second (RFC 8446 §4.1.2: ClientHello2 repeats ClientHello1 but for those;
+    after a HelloRetryRequest, as a stateless DTLS 1.3 server sends, they are not encoded
+    again). A DTLS 1.3 client's context is prepared once per configuration: its
+    connections share one encoding."""
     if ctx.hello_extensions is not None:
         return ctx.hello_extensions
     cfg = ctx.config
@@ -381,8 +399,6 @@ def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
     fallback = {e.type for e in ctx.fallback_extensions}
     ext.extend(e for e in rpk.offers(cfg) if e.type not in fallback)
     ext.extend(ctx.fallback_extensions)
-    if ctx.connection_id is not None:
-        ext.append(Extension(_E.connection_id, encode_connection_id(ctx.connection_id)))
     ctx.hello_extensions = (before_shares, before_cookie, tuple(ext))
     return ctx.hello_extensions
 
@@ -397,11 +413,12 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def psk_offer(ctx: ClientContext, now: float | None) -> PskOffer | None:
-    """Our ticket, when it may be offered: still within its lifetime, for the server name
-    it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11); otherwise our
-    external PSK, if we have one."""
-    ticket = ctx.ticket
+def psk_offer(
+    ctx: ClientContext, ticket: SessionTicket | None, now: float | None
+) -> PskOffer | None:
+    """Our ``ticket``, when it may be offered: still within its lifetime, for the server
+    name it was issued under and a suite we still offer (RFC 8446 §4.6.1, §4.2.11);
+    otherwise our external PSK, if we have one."""
     if ticket is None:
         return ctx.external
     if now is None:
@@ -439,11 +456,17 @@ def hello_as_sent(
     return ClientHello.decode(raw[4:], dtls=ctx.versions.dtls)
 
 
-def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello, Actions]:
+def start(
+    ctx: ClientContext,
+    now: float | None = None,
+    ticket: SessionTicket | None = None,
+    connection_id: bytes | None = None,
+) -> tuple[WaitServerHello, Actions]:
     """The first flight: one ClientHello with key shares for our first group (and our first
-    elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and our session
-    ticket as a PSK when we have one (``now`` dates its age)."""
-    offer = psk_offer(ctx, now)
+    elliptic curve when that is ML-KEM based: `initial_key_share_groups`), and ``ticket``
+    as a PSK when it may be offered (``now`` dates its age); a DTLS 1.3 client's
+    ``connection_id`` asked for (RFC 9147 §9)."""
+    offer = psk_offer(ctx, ticket, now)
     shares = {
         group: ctx.provider.generate_key_share(NamedGroup(group))
         for group in initial_key_share_groups(ctx.groups)
@@ -451,10 +474,12 @@ def start(ctx: ClientContext, now: float | None = None) -> tuple[WaitServerHello
     # RFC 8446 Appendix D.4: in compatibility mode, a non-empty legacy_session_id.
     session_id = ctx.provider.random(32) if ctx.middlebox_compat else b""
     placeholder = offer.placeholder() if offer is not None else None
-    hello = client_hello(ctx, ctx.provider.random(32), session_id, shares, None, placeholder)
+    random = ctx.provider.random(32)
+    hello = client_hello(ctx, random, session_id, shares, None, placeholder, connection_id)
     raw = hello_message(ctx, hello, offer, None)
     hello = hello_as_sent(ctx, hello, raw, offer)
-    return WaitServerHello(hello, raw, shares, offer=offer), [SendMessage(raw)]
+    state = WaitServerHello(hello, raw, shares, offer=offer, connection_id=connection_id)
+    return state, [SendMessage(raw)]
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -517,7 +542,7 @@ def on_server_hello(
     cid = sh.get(_E.connection_id)
     if cid is not None:
         # RFC 9146 §3: only in answer to ours (else unsupported_extension).
-        mine = present(ctx.connection_id, "connection_id not offered", UnsupportedExtension)
+        mine = present(state.connection_id, "connection_id not offered", UnsupportedExtension)
         actions.append(UseConnectionIds(mine, decode_connection_id(cid)))
     offered = frozenset(e.type for e in state.hello.extensions or ())
     return WaitEncryptedExtensions(keys, suite, info, offered), actions
@@ -586,13 +611,14 @@ def on_hello_retry_request(
     # RFC 8446 §4.1.4: keep the PSK only if its hash is the suite's the HRR chose.
     offer = state.offer if state.offer is not None and state.offer.hash == hash else None
     placeholder = offer.placeholder() if offer is not None else None
-    hello2 = client_hello(ctx, first.random, first.session_id, shares, cookie, placeholder)
+    cid = state.connection_id
+    hello2 = client_hello(ctx, first.random, first.session_id, shares, cookie, placeholder, cid)
     transcript = TranscriptHash.after_hello_retry(hash, state.raw)
     transcript.update(raw)
     raw2 = hello_message(ctx, hello2, offer, transcript)
     hello2 = hello_as_sent(ctx, hello2, raw2, offer)
     transcript.update(raw2)
-    retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer)
+    retry = WaitServerHello(hello2, raw2, shares, transcript, hrr.cipher_suite, offer, cid)
     return retry, [SendMessage(raw2)]
 
 
