@@ -625,7 +625,6 @@ class Dtls13RecordLayer:
             return False
         seq_at = cursor
         seq_length = 2 if first & _SEQ16_BIT else 1
-        form = _SEQUENCE_FORMS[seq_length]
         cursor += seq_length
         if first & _LENGTH_BIT:
             cursor += 2
@@ -633,19 +632,10 @@ class Dtls13RecordLayer:
                 return False
         if not SAMPLE_LENGTH <= end - cursor <= MAX_CIPHERTEXT:
             return False
-        body = datagram[cursor:]
-        keys = state.keys
-        mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
-        low = form.unpack_from(datagram, seq_at)[0] ^ form.unpack_from(mask)[0]
-        sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
-        # RFC 9147 §4: the additional data is the header as sent, before record number
-        # encryption.
-        aad = datagram[:seq_at] + form.pack(low) + datagram[seq_at + seq_length : cursor]
-        inner = keys.open(sequence, body, aad)
-        if inner is None:
-            state.auth_failures += 1
-            self._drop(RecordDrop.AUTHENTICATION)
+        opened = self._unprotect(state, datagram, seq_at, seq_length, cursor, datagram[cursor:])
+        if opened is None:
             return True
+        sequence, inner = opened
         if not inner.endswith(_APPLICATION_DATA_INNER_TYPE):
             # Another content type, or padding (RFC 8446 §5.4): `_deprotected` finds the
             # type as `records` does.
@@ -769,19 +759,40 @@ class Dtls13RecordLayer:
         if state is None:
             self._drop(RecordDrop.UNKNOWN_EPOCH)
             return None
+        opened = self._unprotect(state, header, seq_at, seq_length, len(header), body)
+        if opened is None:
+            return None
+        return self._deprotected(state, *opened)
+
+    def _unprotect(
+        self,
+        state: _ReadEpoch,
+        header: bytes,
+        seq_at: int,
+        seq_length: int,
+        header_end: int,
+        body: bytes,
+    ) -> tuple[int, bytes] | None:
+        """The full sequence number and the DTLSInnerPlaintext of the record whose unified
+        header is ``header[:header_end]`` (its sequence number field at ``seq_at``) and
+        whose ciphertext is ``body``, in ``state``'s epoch; None when it does not
+        authenticate (counted). Both read paths (`records`, `open_application_data`)."""
         keys = state.keys
+        # RFC 9147 §4.2.3: the sequence number field is masked with the record number
+        # key's encryption of the ciphertext's first 16 bytes.
         mask = keys.record_number.mask(body[:SAMPLE_LENGTH])
         form = _SEQUENCE_FORMS[seq_length]
         low = form.unpack_from(header, seq_at)[0] ^ form.unpack_from(mask)[0]
-        low_bytes = form.pack(low)
         sequence = reconstruct_sequence_number(state.highest + 1, low, 8 * seq_length)
-        aad = header[:seq_at] + low_bytes + header[seq_at + seq_length :]
+        # RFC 9147 §4: the additional data is the header as sent, before record number
+        # encryption.
+        aad = header[:seq_at] + form.pack(low) + header[seq_at + seq_length : header_end]
         inner = keys.open(sequence, body, aad)
         if inner is None:
             state.auth_failures += 1
             self._drop(RecordDrop.AUTHENTICATION)
             return None
-        return self._deprotected(state, sequence, inner)
+        return sequence, inner
 
     def _deprotected(self, state: _ReadEpoch, sequence: int, inner: bytes) -> Dtls13Record | None:
         """The record of the DTLSInnerPlaintext ``inner`` that deprotected as ``sequence``
