@@ -625,8 +625,10 @@ class Dtls13Connection(BaseDtlsConnection):
             return
         # Every record that carried the flight was acknowledged (`_sent` empty: the usual
         # ACK, naming the records of one sending; each byte of the flight went in one of
-        # them), or else every message's bytes are in the acknowledged ranges.
-        if not self._sent or self._flight_complete():
+        # them), or else every message's bytes are in the acknowledged ranges (the general
+        # answer, for an ACK after a retransmission: a record of an earlier sending may
+        # never be named).
+        if not self._sent or not self._unacknowledged():
             self._flight_acknowledged()
         elif progress:
             # §7.3: an ACK that leaves only some of the flight acknowledged: the rest is
@@ -635,16 +637,6 @@ class Dtls13Connection(BaseDtlsConnection):
             # nothing and each record we send is answered by at most one resend.
             self._transmit(unacknowledged_only=True)
             self._timer.restart(self._now)
-
-    def _flight_complete(self) -> bool:
-        """Whether every message of the flight is acknowledged, from the body ranges: the
-        general answer, for an ACK after a retransmission (a record of an earlier sending
-        may never be named)."""
-        for item in self._flight:
-            length = len(item.message) - DTLS_HANDSHAKE_HEADER_LENGTH
-            if self._acked.get(item.message_seq) != [(0, length)]:
-                return False
-        return True
 
     def _unacknowledged(self) -> list[OutgoingHandshake]:
         out = []
