@@ -570,7 +570,7 @@ def test_a_client_config_edited_after_use_takes_effect() -> None:
 
 
 def test_a_client_config_s_prepared_data_follows_its_fields() -> None:
-    """`ClientConfig.prepared`: made once per key, made again after any field is assigned
+    """`ClientConfig.prepared`: made once per function, made again after any field is assigned
     (but the session ticket) or the certificate chain changed in place; a copy of the
     config prepares its own (its fields may then change apart from the original's)."""
     import copy
@@ -582,17 +582,17 @@ def test_a_client_config_s_prepared_data_follows_its_fields() -> None:
         made.append(c)
         return object()
 
-    one = config.prepared("key", make)
-    assert config.prepared("key", make) is one and made == [config]
+    one = config.prepared(make)
+    assert config.prepared(make) is one and made == [config]
     config.session_ticket = None
-    assert config.prepared("key", make) is one
+    assert config.prepared(make) is one
     config.mtu = 1200
-    two = config.prepared("key", make)
+    two = config.prepared(make)
     assert two is not one
     cert = load_certificate_chain(credentials("ecdsa-p256")[0])[0]
     config.certificate_chain.append(cert)
-    three = config.prepared("key", make)
+    three = config.prepared(make)
     assert three is not two
     other = copy.copy(config)
-    assert other.prepared("key", make) is not three and made[-1] is other
-    assert config.prepared("key", make) is three
+    assert other.prepared(make) is not three and made[-1] is other
+    assert config.prepared(make) is three

@@ -550,7 +550,8 @@ class ClientConfig:
         default=None, init=False, repr=False, compare=False
     )
     # What `prepared` made: the config's id and certificate chain when it was made (a copy
-    # of the config, or a chain changed in place, does not use it), by key.
+    # of the config, or a chain changed in place, does not use it), by the function that
+    # made it.
     _prepared: tuple[int, tuple[x509.Certificate, ...], dict[Hashable, Any]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -563,8 +564,8 @@ class ClientConfig:
         if name not in _CLIENT_PER_CONNECTION:
             object.__setattr__(self, "_prepared", None)
 
-    def prepared(self, key: Hashable, make: Callable[[ClientConfig], T]) -> T:
-        """``make(self)``, made at the first call with ``key`` and kept with the config
+    def prepared(self, make: Callable[[ClientConfig], T]) -> T:
+        """``make(self)``, made at the first call with ``make`` and kept with the config
         until a field is assigned or ``certificate_chain`` changes in place: what a client
         computes from its configuration alone (a DTLS 1.3 client's context), once per
         configuration instead of once per connection."""
@@ -572,11 +573,11 @@ class ClientConfig:
         chain = tuple(self.certificate_chain)
         table: dict[Hashable, Any] = {}
         if kept is not None and kept[0] == id(self) and kept[1] == chain:
-            value = kept[2].get(key)
+            value = kept[2].get(make)
             if value is not None:
                 return value  # type: ignore[no-any-return]
             table = dict(kept[2])  # a new table: a copy of this config may hold the old one
-        value = table[key] = make(self)
+        value = table[make] = make(self)
         self._prepared = (id(self), chain, table)
         return value
 

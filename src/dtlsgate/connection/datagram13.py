@@ -931,9 +931,10 @@ class Dtls13ClientConnection(Dtls13Connection):
         offer_dtls12: bool = False,
     ) -> None:
         # What the context computes from the config alone, once per config (its suites,
-        # groups, credentials, the ClientHello's extensions), copied per connection.
-        make = _prepared_client_offering_dtls12 if offer_dtls12 else _prepared_client
-        ctx = config.prepared(make, make)
+        # groups, credentials, the ClientHello's extensions), shared by its connections.
+        ctx = config.prepared(
+            _prepared_client_offering_dtls12 if offer_dtls12 else _prepared_client
+        )
         if keylog is not None:
             ctx = ctx.logging_keys()
         self.offers_dtls12 = bool(ctx.versions.fallback)

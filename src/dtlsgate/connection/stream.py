@@ -393,7 +393,7 @@ class ClientConnection(TlsConnection):
         keylog: Callable[[str], None] | None = None,
     ) -> None:
         # Without a context given, the config's own, prepared at its first connection.
-        ctx = context or config.prepared(_client.prepared_context, _client.prepared_context)
+        ctx = context or config.prepared(_client.prepared_context)
         if keylog is not None:
             ctx = ctx.logging_keys()
         super().__init__(ctx, None, _client.CLIENT, keylog)
