@@ -626,3 +626,50 @@ def test_verbose_serve_logs_each_connection_and_a_summary(tmp_path: Path) -> Non
         proc.stderr.close()
     assert "stopped: 1 handshakes completed, 1 failed" in rest, rest
     assert "gate: " in rest and "admitted" in rest and "Traceback" not in rest, rest
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM,), (signal.SIGTERM, signal.SIGINT)],
+    ids=["ctrl-c twice", "sigterm", "sigterm then ctrl-c"],
+)
+def test_serve_stops_cleanly_on_a_signal_even_when_it_comes_again(
+    tmp_path: Path, loop: str, signals: tuple[signal.Signals, ...]
+) -> None:
+    """SIGINT or SIGTERM stops `serve` with its summary and exit status 0. A second signal
+    while it stops changes nothing: `timeout` sends its signal to the child and again to the
+    child's process group, and a person presses Ctrl-C twice. Before, the second one could
+    land in the event loop's shutdown as a KeyboardInterrupt ("Cannot close a running event
+    loop", a traceback, CI run 28). The gaps cover a second signal arriving at once, while
+    the server logs its summary, and while the loop closes."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    python = DTLSGATE if loop == "uvloop" else [sys.executable, "-c", WITHOUT_UVLOOP]
+    for gap in (0.0, 0.005, 0.02):
+        proc = subprocess.Popen(
+            [*python, "serve", "--port", "0", "--psk", PSK, "-v"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            port = announced_port(proc, "serving DTLS")
+            done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, seconds=30)
+            assert done.returncode == 0, done.stderr
+            for i, signum in enumerate(signals):
+                if i:
+                    time.sleep(gap)
+                proc.send_signal(signum)
+            rc = proc.wait(20)
+            assert proc.stderr is not None
+            rest = proc.stderr.read().decode()
+        finally:
+            stop(proc)
+            assert proc.stderr is not None
+            proc.stderr.close()
+        assert rc == 0, (gap, rest)
+        assert "stopped: 1 handshakes completed, 0 failed" in rest, (gap, rest)
+        assert "Traceback" not in rest, (gap, rest)

@@ -2,6 +2,6 @@
 
 import sys
 
-from dtlsgate.io.cli import main
+from dtlsgate.io.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import signal
 import socket
 import time
 from collections import deque
@@ -786,6 +787,31 @@ async def connect(
         stream.close()
         raise
     return stream
+
+
+async def until_stopped(also: Awaitable[Any] | None = None) -> None:
+    """Return when the process is asked to stop (SIGINT, as Ctrl-C sends, or SIGTERM), or
+    when ``also`` completes, whichever comes first.
+
+    The signals are handled on the running loop and stay handled until the loop closes, so
+    that a server's graceful stop is not cut short: a second signal while it stops (Ctrl-C
+    pressed twice, or `timeout`, which sends its signal to the child and again to the
+    child's process group) is a no-op, where a KeyboardInterrupt would land anywhere in the
+    loop's shutdown. Where the loop cannot handle signals (not the main thread, Windows),
+    this waits for ``also`` or forever, and Ctrl-C raises KeyboardInterrupt as before."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if also is not None:
+        waiters.append(asyncio.ensure_future(also))
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

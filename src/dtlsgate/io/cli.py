@@ -551,7 +551,7 @@ async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool)
         where = format_peer(server.address)
         print(f"serving DTLS {versions} on {where}", file=sys.stderr, flush=True)
     try:
-        await asyncio.Event().wait()
+        await aio.until_stopped()
     finally:
         gate = server.gate
         log.info(
@@ -654,6 +654,7 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
     """Serve connections concurrently on one event loop; with ``--max-connections N``,
     exit once N connections have ended (handshake failures included)."""
     from dtlsgate.errors import AlertReceived, ProtocolError
+    from dtlsgate.io.aio import until_stopped
     from dtlsgate.io.aio_tls import serve_tls
 
     counters = TlsCounters()
@@ -696,7 +697,7 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
     print(f"listening on {format_peer((host, port))}", file=sys.stderr, flush=True)
     try:
         async with server:
-            await all_done.wait()
+            await until_stopped(all_done.wait())
     finally:
         log.info("stopped: %d accepted, %d handshakes failed", counters.accepted, counters.failed)
     return ExitCode.OK
@@ -845,10 +846,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt:
-        # Ctrl-C: a server's normal way to stop; a client was interrupted. A second Ctrl-C
-        # (or the same one delivered twice, as `timeout` does to its process group) while
-        # the interpreter shuts down would print a traceback from threading: ignored now.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C: a server's normal way to stop where the loop cannot handle it (see
+        # aio.until_stopped); a client was interrupted.
         return ExitCode.OK if args.command != "connect" else ExitCode.INTERRUPTED
     except UsageError as exc:
         print(f"dtlsgate: {why(exc)}", file=sys.stderr, flush=True)
@@ -858,5 +857,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.FAILED
 
 
+def entry() -> int:
+    """The ``dtlsgate`` program: `main` on the process's command line; the exit status.
+
+    Once the command is over, SIGINT and SIGTERM are ignored: the process is exiting. A
+    second stop signal (Ctrl-C pressed twice, or `timeout`, which sends its signal to the
+    child and again to the child's process group) would otherwise kill the interpreter as
+    it finalizes (status -2 after a clean stop) or print a traceback from its shutdown."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

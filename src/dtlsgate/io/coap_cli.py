@@ -140,7 +140,7 @@ def _certificate(args: argparse.Namespace, have_psk: bool) -> tuple[str | None, 
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from dtlsgate.io import coap
+    from dtlsgate.io import aio, coap
 
     credentials = _psk_credentials(args)
     certfile, keyfile = _certificate(args, bool(credentials))
@@ -158,7 +158,7 @@ async def serve(args: argparse.Namespace) -> None:
     host, port = coap.server_address(ctx)
     print(f"serving coaps on {format_peer((host, port))}", file=sys.stderr, flush=True)
     try:
-        await asyncio.Event().wait()
+        await aio.until_stopped()
     finally:
         await ctx.shutdown()
 
