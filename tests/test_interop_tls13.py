@@ -285,16 +285,24 @@ def test_openssl_client_resumes_with_our_server(
         assert "resumed=True" in wait_for_line(server.stdout, "accepted")
 
 
-def read_tickets(tls: object, seconds: float = 5) -> list[object]:
-    """Read until the server's NewSessionTickets have arrived (bounded)."""
+def tickets_before(tls: object, server: subprocess.Popen[bytes], line: bytes) -> list[object]:
+    """The session tickets ``tls`` (our client, connected to ``server``, an `openssl
+    s_server`) has once ``line``, written to the server's standard input, has come back
+    through the connection: s_server sends its NewSessionTickets as it completes the
+    handshake, before it reads its input, so over TCP they arrive first. An event to wait
+    on instead of a time: a bounded wait for the tickets ended early on a loaded machine,
+    and read them through the socket's private pump."""
     from dtlsgate.io.blocking_tls import TlsSocket
 
-    assert isinstance(tls, TlsSocket)
-    tls.sock.settimeout(0.5)
-    deadline = time.monotonic() + seconds
-    while not tls.tickets and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            tls._pump()
+    assert isinstance(tls, TlsSocket) and server.stdin is not None
+    server.stdin.write(line)
+    server.stdin.flush()
+    received = b""
+    while not received.endswith(b"\n"):  # each recv() bounded by the socket's timeout
+        data = tls.recv()
+        assert data, f"the connection ended after {received!r}"
+        received += data
+    assert received == line, received
     return list(tls.tickets)
 
 
@@ -314,7 +322,7 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
         config = ClientConfig(server_name="localhost", cafile=certs[0], groups=groups)
         with connect("127.0.0.1", port, config) as tls:
             assert tls.info is not None and not tls.info.resumed
-            tickets = read_tickets(tls)
+            tickets = tickets_before(tls, server, b"tickets are ahead of this line\n")
             tls.sendall(b"first from dtlsgate\n")
             wait_for_line(server.stdout, "first from dtlsgate")
         assert tickets, "openssl sent no NewSessionTicket"
