@@ -285,7 +285,12 @@ def announcement(
             raise AssertionError(f"{proc.args} used {used:.1f} s of CPU and did not start")
     # The line is written with one flush: once part of it is in the pipe, the rest is too.
     line = read_line(proc.stderr, time.monotonic() + 10)
-    assert line.startswith(starts), f"{proc.args} did not start: {line!r}"
+    if not line.startswith(starts):
+        # What came after it too (the process has likely ended: a traceback): a loaded run
+        # failed here once on "Could not import runpy module" alone, its cause unseen.
+        rest: list[str] = []
+        read_until(proc.stderr, lambda _: False, time.monotonic() + 10, rest)
+        raise AssertionError(f"{proc.args} did not start: {line!r}, then {rest!r}")
     return line
 
 
