@@ -68,24 +68,6 @@ def test_dtls_handshake_past_its_deadline_is_abandoned_without_a_word() -> None:
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
-def test_dtls_idle_association_is_closed() -> None:
-    async def main() -> None:
-        server_cfg, client_cfg = configs()
-        server_cfg.idle_timeout = 0.5
-        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
-            stream = await aio.connect(*server.address, client_cfg, timeout=WAIT)
-            stream.send(b"x")
-            assert await asyncio.wait_for(stream.recv(), WAIT) == b"echo:x"
-            assert server.associations == 1
-            # Then nothing: the server closes with close_notify, which ends our recv().
-            assert await asyncio.wait_for(stream.recv(), WAIT) == b""
-            await until(lambda: server.associations == 0)
-            assert server.idle_closed == 1
-            stream.close()
-
-    asyncio.run(asyncio.wait_for(main(), 60))
-
-
 class SkewedLoop(asyncio.SelectorEventLoop):
     """asyncio's loop with a clock the test moves ahead (``skew``): the timers due by then
     run at once, and a loaded machine's stalls of a second or two are nothing against the
@@ -95,6 +77,33 @@ class SkewedLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return super().time() + self.skew
+
+
+def test_dtls_idle_association_is_closed() -> None:
+    """On the loop's clock, moved past ``idle_timeout`` by the test (`SkewedLoop`): with a
+    real 0.5 s the association could be closed before the test looked at it, on a machine
+    loaded enough to hold the test that long between the echo and its check."""
+    idle_timeout = 100.0
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, SkewedLoop)
+        server_cfg, client_cfg = configs()
+        server_cfg.idle_timeout = idle_timeout
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
+            stream = await aio.connect(*server.address, client_cfg, timeout=WAIT)
+            stream.send(b"x")
+            assert await asyncio.wait_for(stream.recv(), WAIT) == b"echo:x"
+            assert server.associations == 1
+            loop.skew += 1.2 * idle_timeout
+            # Then nothing: the server closes with close_notify, which ends our recv().
+            assert await asyncio.wait_for(stream.recv(), WAIT) == b""
+            await until(lambda: server.associations == 0)
+            assert server.idle_closed == 1
+            stream.close()
+
+    with asyncio.Runner(loop_factory=SkewedLoop) as runner:
+        runner.run(main())  # each wait bounded by WAIT (an outer bound would see the skew)
 
 
 def test_dtls_idle_timeout_closes_the_idle_associations_and_only_them() -> None:
@@ -187,8 +196,15 @@ def test_tls_per_address_limit_evicts_the_oldest_connection_in_progress() -> Non
 
 @pytest.mark.parametrize("stateless", [False, True])
 def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
+    """The idle timeout on the loop's clock, moved past it by the test (`SkewedLoop`): with
+    a real 0.5 s, a loaded machine could hold the test that long before the second client
+    came, and the first, closed as idle by then, no longer held the one place."""
+    idle_timeout = 100.0
+
     async def main() -> None:
-        cfg = server_config(stateless=stateless, idle_timeout=0.5, max_associations=1)
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, SkewedLoop)
+        cfg = server_config(stateless=stateless, idle_timeout=idle_timeout, max_associations=1)
         server = await serve_tls(tls_echo, "127.0.0.1", 0, cfg)
         port = server.sockets[0].getsockname()[1]
         limits = limits_of(server)
@@ -199,6 +215,7 @@ def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
         with pytest.raises((ConnectionError, OSError)):
             await connect_tls("127.0.0.1", port, client_config(), handshake_timeout=WAIT)
         assert limits.admits_refused == 1
+        loop.skew += 1.2 * idle_timeout
         # The first, idle, is closed with close_notify.
         assert await asyncio.wait_for(reader.read(100), WAIT) == b""
         await until(lambda: limits.associations == 0)
@@ -206,7 +223,8 @@ def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
         writer.close()
         server.close()
 
-    asyncio.run(asyncio.wait_for(main(), 60))
+    with asyncio.Runner(loop_factory=SkewedLoop) as runner:
+        runner.run(main())  # each wait bounded by WAIT (an outer bound would see the skew)
 
 
 def test_listener_handshakes_left_to_the_application_are_bounded_per_address() -> None:
