@@ -109,9 +109,12 @@ def s_server(*extra: str, seconds: float = 25) -> Iterator[tuple[subprocess.Pope
         yield proc, port
 
 
-def until_line(args: list[str], last: str, seconds: float = 8) -> str:
+def until_line(args: list[str], last: str, seconds: float = 30) -> str:
     """Run a peer client (standard error too), send "hello", read until a line ``last``
-    (or the deadline, or its exit); everything it printed."""
+    (or the deadline, or its exit); everything it printed. The deadline only bounds a client
+    that hangs: a refused one exits on the alert, an accepted one ends the wait with its
+    line (8 s, before, was a handshake and an echo through our Python server on a loaded
+    machine, short for an answer that must come)."""
     with process(args, seconds=seconds + 5, stderr=subprocess.STDOUT) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         with suppress(BrokenPipeError):  # it may have exited already
