@@ -213,6 +213,7 @@ class ServerContext(KeyLogging):
         "provider",
         "raw_public_key_certificate",
         "request_schemes",
+        "requests_certificate",
         "speaks_dtls13",
         "tickets",
         "trust",
@@ -224,7 +225,10 @@ class ServerContext(KeyLogging):
         super().__init__()
         self.config = config
         self.provider: CryptoProvider = config.provider
-        verify = config.verify_client != "none" and config.cafile
+        # Whether a handshake on a certificate suite asks for the client's (RFC 5246
+        # §7.4.4); decided here, as the trust store is, once for every handshake.
+        self.requests_certificate = config.verify_client != "none"
+        verify = self.requests_certificate and config.cafile
         # Loaded once per config, shared with its (D)TLS 1.3 context.
         self.trust: TrustStore | None = config.trust_store() if verify else None
         self.preferences = Preferences(config)
@@ -391,7 +395,13 @@ ServerState = (
 )
 
 
-def start(transcript: Transcript, admitted_hello: ClientHello | None) -> ServerWaitClientHello:
+def start(
+    ctx: ServerContext, message_seq: int, admitted_hello: ClientHello | None
+) -> ServerWaitClientHello:
+    """The state before the ClientHello; our messages are numbered from ``message_seq``.
+    The transcript keeps the messages only if the client's CertificateVerify may come to
+    sign them (RFC 5246 §7.4.8): otherwise their running hash is all it needs."""
+    transcript = Transcript(message_seq, keep_messages=ctx.requests_certificate)
     return ServerWaitClientHello(transcript, admitted_hello)
 
 
@@ -427,7 +437,7 @@ def on_client_hello(
         )
     )
     certificate = choice.suite.uses_certificate
-    request = certificate and config.verify_client != "none"
+    request = certificate and ctx.requests_certificate
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
@@ -472,6 +482,8 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
+    # No CertificateVerify in an abbreviated handshake: the running hash is all it needs.
+    t.hash_with(suite.hash, keep_messages=False)
     chosen = _server_hello_choice(choice, suite, formats, new_ticket=False)
     actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(session, chosen))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
