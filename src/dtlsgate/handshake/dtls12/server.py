@@ -355,10 +355,24 @@ class ServerWaitCertificate:
 
 @frozen
 class ServerWaitClientKeyExchange:
+    """Our first flight is out, and no client certificate came (none asked for, or an empty
+    Certificate where one was optional)."""
+
     transcript: Transcript
     session: Session
     key_share: KeyShare | None
-    peer_chain: tuple[bytes, ...] = ()
+
+
+@frozen
+class ServerWaitClientKeyExchangeAfterCertificate:
+    """The client sent its certificate chain (or raw public key), verified: its
+    ClientKeyExchange comes next, then the CertificateVerify (RFC 5246 §7.3). Certificate
+    suites only: the ECDHE key exchange."""
+
+    transcript: Transcript
+    session: Session
+    key_share: KeyShare
+    peer_chain: tuple[bytes, ...]
 
 
 @frozen
@@ -388,6 +402,7 @@ ServerState = (
     ServerWaitClientHello
     | ServerWaitCertificate
     | ServerWaitClientKeyExchange
+    | ServerWaitClientKeyExchangeAfterCertificate
     | ServerWaitCertificateVerify
     | WaitFinished
     | ServerWaitResumedFinished
@@ -595,18 +610,22 @@ def on_certificate(
         # RFC 7250 §3: one raw public key, which must be pinned.
         spki = RawPublicKey12.decode(message.body).subject_public_key_info
         pinned_peer_key(spki, ctx.config.pinned_keys)
-        t, session = state.transcript, state.session
-        return ServerWaitClientKeyExchange(t, session, state.key_share, (spki,)), []
-    chain = Certificate12.decode(message.body).certificates
-    if not chain and ctx.config.verify_client == "required":
-        # RFC 5246 §7.4.6: a server that requires a certificate sends handshake_failure.
-        raise HandshakeFailure("client sent no certificate")
-    if chain:
+        chain: tuple[bytes, ...] = (spki,)
+    else:
+        chain = Certificate12.decode(message.body).certificates
+        if not chain:
+            if ctx.config.verify_client == "required":
+                # RFC 5246 §7.4.6: a server that requires a certificate sends
+                # handshake_failure.
+                raise HandshakeFailure("client sent no certificate")
+            return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share), []
         if ctx.trust is None:
             # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
             raise UnsupportedCertificate("no trust anchors for X.509 client certificates")
         verify_client_chain(chain, ctx.trust, as_datetime(now))
-    return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
+    assert state.key_share is not None  # a certificate suite's ECDHE (`on_client_hello`)
+    t, session = state.transcript, state.session
+    return ServerWaitClientKeyExchangeAfterCertificate(t, session, state.key_share, chain), []
 
 
 def _psk(ctx: ServerContext, identity: bytes) -> bytes:
@@ -635,12 +654,29 @@ def on_client_key_exchange(
             assert state.key_share is not None
             shared = state.key_share.exchange(cke.public)
         pms = psk_premaster_secret(_psk(ctx, identity), shared)
+    keys, actions = _keys(ctx, t, session, pms)
+    return WaitFinished(t, session, keys, (), identity), actions
+
+
+def on_client_key_exchange_after_certificate(
+    ctx: ServerContext,
+    state: ServerWaitClientKeyExchangeAfterCertificate,
+    message: ReceivedMessage,
+    now: float,
+) -> tuple[ServerState, Actions]:
+    session, t = state.session, state.transcript
+    pms = state.key_share.exchange(ecdhe_client_public(message.body))
+    keys, actions = _keys(ctx, t, session, pms)
+    return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, None), actions
+
+
+def _keys(ctx: ServerContext, t: Transcript, session: Session, pms: bytes) -> tuple[Keys, Actions]:
+    """The keys from the premaster secret, and the actions that log them and open the
+    client's epoch 1."""
     keys = derive(ctx.provider, t, session, pms)
     actions = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     actions.append(InstallCipherState(keys.client_write))
-    if state.peer_chain:
-        return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
-    return WaitFinished(t, session, keys, (), identity), actions
+    return keys, actions
 
 
 def on_certificate_verify(
@@ -739,6 +775,9 @@ SERVER: Machine[Handler] = Machine(
         ServerWaitClientHello: {HT.CLIENT_HELLO: on_client_hello},
         ServerWaitCertificate: {HT.CERTIFICATE: on_certificate},
         ServerWaitClientKeyExchange: {HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange},
+        ServerWaitClientKeyExchangeAfterCertificate: {
+            HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange_after_certificate
+        },
         ServerWaitCertificateVerify: {HT.CERTIFICATE_VERIFY: on_certificate_verify},
         WaitFinished: {HT.FINISHED: on_finished},
         ServerWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
@@ -750,10 +789,13 @@ SERVER: Machine[Handler] = Machine(
             ServerWaitClientKeyExchange,
             ServerWaitResumedFinished,
         ),
-        (ServerWaitCertificate, HT.CERTIFICATE): (ServerWaitClientKeyExchange,),
-        (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (
+        (ServerWaitCertificate, HT.CERTIFICATE): (
+            ServerWaitClientKeyExchangeAfterCertificate,
+            ServerWaitClientKeyExchange,
+        ),
+        (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (WaitFinished,),
+        (ServerWaitClientKeyExchangeAfterCertificate, HT.CLIENT_KEY_EXCHANGE): (
             ServerWaitCertificateVerify,
-            WaitFinished,
         ),
         (ServerWaitCertificateVerify, HT.CERTIFICATE_VERIFY): (WaitFinished,),
         (WaitFinished, HT.FINISHED): (Established,),
