@@ -366,12 +366,11 @@ class ServerWaitClientKeyExchange:
 @frozen
 class ServerWaitClientKeyExchangeAfterCertificate:
     """The client sent its certificate chain (or raw public key), verified: its
-    ClientKeyExchange comes next, then the CertificateVerify (RFC 5246 §7.3). Certificate
-    suites only: the ECDHE key exchange."""
+    ClientKeyExchange comes next, then the CertificateVerify (RFC 5246 §7.3)."""
 
     transcript: Transcript
     session: Session
-    key_share: KeyShare
+    key_share: KeyShare | None
     peer_chain: tuple[bytes, ...]
 
 
@@ -623,7 +622,6 @@ def on_certificate(
             # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
             raise UnsupportedCertificate("no trust anchors for X.509 client certificates")
         verify_client_chain(chain, ctx.trust, as_datetime(now))
-    assert state.key_share is not None  # a certificate suite's ECDHE (`on_client_hello`)
     t, session = state.transcript, state.session
     return ServerWaitClientKeyExchangeAfterCertificate(t, session, state.key_share, chain), []
 
@@ -637,7 +635,10 @@ def _psk(ctx: ServerContext, identity: bytes) -> bytes:
 
 
 def on_client_key_exchange(
-    ctx: ServerContext, state: ServerWaitClientKeyExchange, message: ReceivedMessage, now: float
+    ctx: ServerContext,
+    state: ServerWaitClientKeyExchange | ServerWaitClientKeyExchangeAfterCertificate,
+    message: ReceivedMessage,
+    now: float,
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
     identity: bytes | None = None
@@ -654,29 +655,13 @@ def on_client_key_exchange(
             assert state.key_share is not None
             shared = state.key_share.exchange(cke.public)
         pms = psk_premaster_secret(_psk(ctx, identity), shared)
-    keys, actions = _keys(ctx, t, session, pms)
-    return WaitFinished(t, session, keys, (), identity), actions
-
-
-def on_client_key_exchange_after_certificate(
-    ctx: ServerContext,
-    state: ServerWaitClientKeyExchangeAfterCertificate,
-    message: ReceivedMessage,
-    now: float,
-) -> tuple[ServerState, Actions]:
-    session, t = state.session, state.transcript
-    pms = state.key_share.exchange(ecdhe_client_public(message.body))
-    keys, actions = _keys(ctx, t, session, pms)
-    return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, None), actions
-
-
-def _keys(ctx: ServerContext, t: Transcript, session: Session, pms: bytes) -> tuple[Keys, Actions]:
-    """The keys from the premaster secret, and the actions that log them and open the
-    client's epoch 1."""
     keys = derive(ctx.provider, t, session, pms)
     actions = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     actions.append(InstallCipherState(keys.client_write))
-    return keys, actions
+    if type(state) is ServerWaitClientKeyExchangeAfterCertificate:
+        # RFC 5246 §7.4.8: the client proves next that it holds its certificate's key.
+        return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
+    return WaitFinished(t, session, keys, (), identity), actions
 
 
 def on_certificate_verify(
@@ -776,7 +761,7 @@ SERVER: Machine[Handler] = Machine(
         ServerWaitCertificate: {HT.CERTIFICATE: on_certificate},
         ServerWaitClientKeyExchange: {HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange},
         ServerWaitClientKeyExchangeAfterCertificate: {
-            HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange_after_certificate
+            HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange
         },
         ServerWaitCertificateVerify: {HT.CERTIFICATE_VERIFY: on_certificate_verify},
         WaitFinished: {HT.FINISHED: on_finished},
