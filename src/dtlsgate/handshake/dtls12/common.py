@@ -75,7 +75,7 @@ class Transcript:
 
     __slots__ = ("_data", "_hash", "_hashed", "_last", "_newest", "_running", "send_seq")
 
-    def __init__(self, send_seq: int = 0, *, keep_messages: bool = True) -> None:
+    def __init__(self, send_seq: int = 0, keep_messages: bool = True) -> None:
         # The messages, while kept; ``_last``: where the newest one starts. Without
         # ``keep_messages`` none are, from the start: a server that never asks for a client
         # certificate has only the ClientHello before ``hash_with`` (in ``_newest``), and

@@ -415,7 +415,8 @@ def start(
     """The state before the ClientHello; our messages are numbered from ``message_seq``.
     The transcript keeps the messages only if the client's CertificateVerify may come to
     sign them (RFC 5246 §7.4.8): otherwise their running hash is all it needs."""
-    transcript = Transcript(message_seq, keep_messages=ctx.requests_certificate)
+    # By position: keywords to a class build a dict of them per handshake.
+    transcript = Transcript(message_seq, ctx.requests_certificate)
     return ServerWaitClientHello(transcript, admitted_hello)
 
 
