@@ -471,11 +471,14 @@ class ServerConfig:
 def _trust_store(config: ServerConfig | ClientConfig) -> TrustStore:
     """``config``'s trust store of its ``cafile`` (None: the system's), loaded at the first
     call and again only when ``cafile`` changed."""
-    if config._trust is None or config._trust[0] != config.cafile:
+    # Each read once: with a second read of ``cafile`` (or of ``_trust``), another thread
+    # assigning it in between could have a store kept under a cafile it was not loaded from.
+    cafile, trust = config.cafile, config._trust
+    if trust is None or trust[0] != cafile:
         from dtlsgate.crypto.certs import load_trust_store
 
-        config._trust = (config.cafile, load_trust_store(config.cafile))
-    return config._trust[1]
+        trust = config._trust = (cafile, load_trust_store(cafile))
+    return trust[1]
 
 
 def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
