@@ -63,7 +63,9 @@ class Transcript:
     """The handshake messages as received and sent, in order (RFC 5246 §7.4.9), and the
     message_seq our next message carries (RFC 6347 §4.2.2).
 
-    Until the suite's hash is known the messages are kept as bytes. Once a side calls
+    Until the suite's hash is known the messages are kept as bytes (a server that never
+    asks for a client certificate keeps none: ``keep_messages=False``, its one message
+    before the hash, the ClientHello, held apart as the newest). Once a side calls
     ``hash_with`` (a server, as soon as it has chosen the suite), they are fed to a running
     hash instead and dropped, unless ``keep_messages`` (a CertificateVerify will sign them,
     RFC 5246 §7.4.8): a server waiting for the client's second flight then holds one hash
@@ -115,8 +117,8 @@ class Transcript:
             if self._newest:
                 running.update(self._newest)
         elif self._newest and self._data is None:
-            # Kept nowhere: without its hash chosen, a transcript keeping no messages
-            # holds one (the ClientHello).
+            # Before its hash is chosen, a transcript that keeps no messages holds one
+            # (the ClientHello, as the newest): a second would push it out unhashed.
             raise StateError("a second message before the transcript's hash is chosen")
         self._newest = message  # from the first message: hash_with takes it as it is
         data = self._data
@@ -164,7 +166,7 @@ class Transcript:
             return running.digest()
         data = self._data
         if data is None:  # not kept from the start; dropped only once the running hash exists
-            raise StateError("no digest before the hash is chosen of a transcript not kept")
+            raise StateError("a transcript that keeps no messages has no digest before its hash")
         end = self._last if exclude_last else len(data)
         hashed = self._hashed
         if hashed is not None and hashed[0] is hash and hashed[1] <= end:
