@@ -336,6 +336,10 @@ class WaitClientFinished:
     suite: SuiteInfo
     app: AppSecrets
     info: HandshakeInfo
+    # Transcript-Hash through our Finished, what the client's Finished covers when it sent
+    # nothing before it (RFC 8446 §4.4.4): the application secrets' hash, kept so that it
+    # is not computed twice; None after a client certificate.
+    transcript_hash: bytes | None = None
 
 
 ServerState = (
@@ -801,7 +805,7 @@ def encrypted_flight(
     if request:
         raw_client = client_type == rpk.RAW
         return WaitClientCertificate(keys, suite, app, info_out, raw_client), actions
-    return WaitClientFinished(keys, suite, app, info_out), actions
+    return WaitClientFinished(keys, suite, app, info_out, th), actions
 
 
 def certificate_request(ctx: ServerContext, context: bytes) -> bytes:
@@ -888,8 +892,12 @@ def on_client_finished(
 ) -> tuple[ServerState, Actions]:
     keys = state.keys
     fin = Finished.decode(body, keys.schedule.hash.digest_size)
+    th = state.transcript_hash
+    if th is None:
+        th = keys.transcript.digest()
+    expected = keys.schedule.finished_verify_data(keys.client_handshake, th)
     # RFC 8446 §4.4.4: a wrong verify_data is decrypt_error.
-    if not constant_time_equal(fin.verify_data, keys.finished(server=False)):
+    if not constant_time_equal(fin.verify_data, expected):
         raise DecryptError("client Finished does not verify")
     keys.transcript.update(raw)
     # The resumption master secret (RFC 8446 §7.1) serves only the tickets we issue now.
