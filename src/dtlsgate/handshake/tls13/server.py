@@ -736,8 +736,10 @@ def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds |
     """DTLS 1.3 connection IDs (RFC 9147 §9): when the client offered the extension and we
     use them, a random CID of ours (in the ServerHello) and the client's."""
     length = getattr(ctx.config, "connection_id_length", 0)
+    if not ctx.versions.dtls or not length:
+        return None  # without looking for the client's offer
     offered = hello.get(_E.connection_id)
-    if not ctx.versions.dtls or not length or offered is None:
+    if offered is None:
         return None
     return UseConnectionIds(ctx.provider.random(length), decode_connection_id(offered))
 
