@@ -326,7 +326,8 @@ def test_server_hellos_are_the_encoders() -> None:
     from dtlsgate.handshake.tls13.server import ServerContext, server_hello
     from dtlsgate.wire.extensions import KeyShareEntry, decode_key_share_sh
 
-    shares = ((None, None), (NamedGroup.x25519, 32), (NamedGroup.secp256r1, 65))
+    # (None, 32): a share without a group is not sent, as `server_hello` does not.
+    shares = ((None, None), (None, 32), (NamedGroup.x25519, 32), (NamedGroup.secp256r1, 65))
     suites = (CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384)
     for versions in (TLS_VERSIONS, DTLS_VERSIONS):
         ctx = ServerContext(server_config(), versions=versions)
@@ -350,7 +351,7 @@ def test_server_hellos_are_the_encoders() -> None:
                 hello = ServerHello.decode(got[4:])
                 assert (hello.random, hello.session_id, hello.cipher_suite) == (random, sid, suite)
                 key_share = hello.get(ExtensionType.key_share)
-                if share is None:
+                if share is None or group is None:
                     assert key_share is None
                 else:
                     assert key_share is not None

@@ -261,7 +261,11 @@ class ServerContext(Tls13Context):
         the random, session_id, our key share and connection ID put in: the rest (the
         header, the suite, the extensions' framing, the version chosen) is the same bytes
         in every handshake of that shape."""
-        share_length = None if group is None or share is None else len(share)
+        share_length = None
+        if group is None or share is None:
+            share = b""  # no key_share (`server_hello` sends one only with both)
+        else:
+            share_length = len(share)
         cid_length = None if cid is None else len(cid)
         shape = (suite, group, len(session_id), share_length, psk_index, cid_length)
         parts = self._server_hellos.get(shape)
@@ -269,7 +273,7 @@ class ServerContext(Tls13Context):
             parts = _server_hello_parts(self.versions, *shape)
             self._server_hellos[shape] = parts
         return b"".join(
-            (parts[0], random, parts[1], session_id, parts[2], share or b"", parts[3], cid or b"")
+            (parts[0], random, parts[1], session_id, parts[2], share, parts[3], cid or b"")
         )
 
     def retry_request(
