@@ -70,6 +70,7 @@ from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
 from dtlsgate.gate.stream import (
     MAX_APPLICATION_COOKIE,
+    CookieStates,
     decode_cookie_state,
     encode_cookie_state,
 )
@@ -120,8 +121,6 @@ _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 _SESSION_ID_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
 # In a DTLSPlaintext header: type (1), version (2), epoch (2), sequence_number (6).
 _SEQUENCE_NUMBER_AT = 5
-# The end of a cookie state without an application cookie: its length (2), zero.
-_NO_APPLICATION_COOKIE = bytes(2)
 
 
 def offers_dtls13(body: bytes) -> bool:
@@ -141,7 +140,8 @@ def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | No
 
 class DtlsGate13:
     """What the datagram gate prepares once for its DTLS 1.3 ClientHellos: the TLS 1.3
-    server context (suites, groups, PSKs), each suite's hash, the server's choice for each
+    server context (suites, groups, PSKs), each suite's hash and the cookie states' heads
+    (`CookieStates`, as the stream gate's), the server's choice for each
     offer a ClientHello1 makes (`choose`), and the HelloRetryRequest records, made by the
     codec the first time a reply of their shape is sent (per suite, group asked for,
     session_id length and cookie length: a handful per configuration) and each reply made
@@ -150,7 +150,6 @@ class DtlsGate13:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.context = ServerContext(config, versions=DTLS_VERSIONS)
-        self._hashes: dict[int, Callable[[bytes], bytes]] = {}
         self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
         # rest -> ClientHello2 decoded, and its part of what the cookie binds (`decode_hello2`)
@@ -159,30 +158,8 @@ class DtlsGate13:
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
         self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes, bytes]] = {}
-        # (suite, group, key share requested) -> the cookie state's bytes before the digest
-        # (`cookie_state`): the server's choices, so a handful per configuration.
-        self._state_heads: dict[tuple[int, int, bool], bytes] = {}
-
-    def digest(self, suite: int, message: bytes) -> bytes:
-        """Hash(``message``) with the hash of ``suite`` (RFC 8446 §4.4.1)."""
-        digest = self._hashes.get(suite)
-        if digest is None:
-            digest = self._hashes[suite] = suite_info(suite).hash.digest
-        return digest(message)
-
-    def cookie_state(self, suite: int, group: int, requested: bool, message: bytes) -> bytes:
-        """`encode_cookie_state` of the server's choice and Hash(``message``) by ``suite``'s
-        hash (`digest`: ClientHello1, RFC 8446 §4.4.1), without an application cookie (the
-        gate's without ``stateless_cookie_generate``): the state's bytes before the digest
-        made once per (suite, group, requested) and kept (one digest length per suite: the
-        hash is the suite's), then the digest and the application cookie's empty length."""
-        digest = self.digest(suite, message)
-        key = (suite, group, requested)
-        head = self._state_heads.get(key)
-        if head is None:
-            state = encode_cookie_state(suite, group, requested, digest, b"")
-            head = self._state_heads[key] = state[: -len(digest) - 2]
-        return head + digest + _NO_APPLICATION_COOKIE
+        # Each suite's hash and the cookie states' heads per the server's choices.
+        self.states = CookieStates()
 
     def judge_hello(
         self,
@@ -574,10 +551,10 @@ def _reply(
     assert choice.group is not None
     generate = gate13.config.stateless_cookie_generate
     if generate is None:
-        state = gate13.cookie_state(choice.suite, choice.group, requested, message)
+        state = gate13.states.cookie_state(choice.suite, choice.group, requested, message)
     else:
         application = _application_cookie(generate, peer)
-        digest = gate13.digest(choice.suite, message)
+        digest = gate13.states.digest(choice.suite, message)
         state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
     cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None
