@@ -39,7 +39,7 @@ A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate._frozen import frozen
@@ -65,14 +65,20 @@ from dtlsgate.gate.results import (
 from dtlsgate.handshake.tls13.common import (
     TLS_VERSIONS,
     ClientHelloInfo,
+    Versions,
     client_hello_fixed_part,
+    client_hello_like,
     decode_client_hello,
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
 from dtlsgate.record.tls13 import MAX_PLAINTEXT, RECORD_HEADER_LENGTH, check_record_header
 from dtlsgate.wire.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
-from dtlsgate.wire.client_hello13_peek import ClientHello13Peek, peek_client_hello13
+from dtlsgate.wire.client_hello13_peek import (
+    ClientHello2Split,
+    ClientHello13Peek,
+    peek_client_hello13,
+)
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello
 
 if TYPE_CHECKING:
@@ -103,6 +109,14 @@ _NO_APPLICATION_COOKIE = bytes(2)
 # 150 to 400) are kept, so that the memo stays small (some 32 x 1 KB) however they are made.
 MAX_OFFERS = 32
 MAX_OFFER_BYTES = 1024
+# ClientHello2s decoded per the rest of the message (`ClientHello2Memo`): what one kind
+# of client sends alike in every handshake, kept once the cookie verified (so only from
+# clients that answered a HelloRetryRequest). Only those of at most MAX_HELLO2_BYTES (a
+# common one has 250 to 500 bytes, 1,500 with a post-quantum key share; the entry holds
+# the decoded message, about three times its size) are kept: a `Memo` of some 32 x 6 KB
+# however they are made.
+MAX_HELLO2S = 32
+MAX_HELLO2_BYTES = 2048
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
 # and random, then the session_id's length byte (RFC 8446 §5.1, §4.1.3).
 _SESSION_ID_AT = RECORD_HEADER_LENGTH + 4 + 2 + RANDOM_LENGTH + 1
@@ -227,6 +241,74 @@ class CookieStates:
         return head + digest + _NO_APPLICATION_COOKIE
 
 
+class ClientHello2Memo:
+    """The ClientHello2s a gate decoded in full and admitted, by their rest
+    (`ClientHello2Split.rest`: all but the random, session_id and the bodies of key_share
+    and cookie, the same bytes in every handshake of one kind of client), for the next
+    ClientHello2 with that rest (both gates keep one: the stream gate's, TLS; the DTLS 1.3
+    gate's, DTLS). Filled only once a cookie verified (`remember`, by the gate after its
+    admit), so a spoofed flood of made-up ClientHello2s neither fills it nor costs more than
+    their decode. At most `MAX_HELLO2S` entries, each of a ClientHello2 of at most
+    `MAX_HELLO2_BYTES`."""
+
+    def __init__(self, versions: Versions) -> None:
+        self.versions = versions
+        # rest -> ClientHello2 decoded, and its part of what the cookie binds after the head
+        self._hellos: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
+
+    def __len__(self) -> int:
+        return len(self._hellos)
+
+    @property
+    def rests(self) -> Container[bytes]:
+        """The rests remembered, for the peek (`peek_client_hello13`'s ``known``)."""
+        return self._hellos.keys()
+
+    def like(self, peek: ClientHello13Peek) -> tuple[ClientHello, ClientHelloInfo, bytes] | None:
+        """What `decode_client_hello` returns for the ClientHello2 ``peek`` read, and what
+        its cookie binds (`client_hello_fixed_part`), when its rest is remembered: the one
+        decoded before with its own random, session_id, key shares and cookie put in and
+        decoded (`client_hello_like`), as strict as the full decode. None when the rest is
+        not remembered, or when the full decode would raise (the caller decodes it in full,
+        which says how)."""
+        hello2 = peek.hello2
+        if hello2 is None:
+            return None
+        known = self._hellos.get(hello2.rest)
+        if known is None:
+            return None
+        # check_tls13_client_hello on the head: legacy_version (RFC 8446 §4.1.2; RFC 9147
+        # §5.3); the rest's checks passed when it was decoded.
+        versions = self.versions
+        if versions.dtls:
+            if peek.legacy_version != versions.legacy_version:
+                return None
+        elif peek.legacy_version < versions.legacy_version:
+            return None
+        hello, info, bound = known
+        try:
+            hello, info = client_hello_like(
+                (hello, info), peek.random, peek.session_id, hello2.key_share, hello2.cookie
+            )
+        except ProtocolError:
+            return None
+        return hello, info, hello2.head + bound
+
+    def remember(
+        self,
+        hello2: ClientHello2Split,
+        body: bytes,
+        decoded: tuple[ClientHello, ClientHelloInfo, bytes],
+    ) -> None:
+        """Keep a ClientHello2 ``body`` decoded in full (``decoded``, with what its cookie
+        binds) whose cookie verified, unless it is larger than `MAX_HELLO2_BYTES`. What its
+        cookie binds starts with the head (legacy_version, random, session_id); the rest's
+        part, which follows, is kept."""
+        if len(body) <= MAX_HELLO2_BYTES:
+            hello, info, fixed = decoded
+            self._hellos.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
+
+
 class StatelessGate(GateCounters):
     """Judges the first bytes of a TLS 1.3 stream statelessly (module docstring).
 
@@ -248,6 +330,7 @@ class StatelessGate(GateCounters):
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the session_id and between it and the cookie (the last field).
         self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes]] = {}
+        self.hellos2 = ClientHello2Memo(TLS_VERSIONS)
 
     def receive(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
         return self._count(self._judge(bytes(data), peer, now))
@@ -259,7 +342,9 @@ class StatelessGate(GateCounters):
         message, consumed = found
         body = message[4:]
         try:
-            peek: ClientHello13Peek | None = peek_client_hello13(body, dtls=False)
+            peek: ClientHello13Peek | None = peek_client_hello13(
+                body, self.hellos2.rests, dtls=False
+            )
         except ProtocolError:
             peek = None  # malformed: the full decode below says how (its alert)
         offer = None
@@ -277,13 +362,22 @@ class StatelessGate(GateCounters):
                 return self._reply(
                     peek.session_id, peek.fixed, choice, requested, message, peer, now
                 )
+        elif peek is not None and peek.hello2 is not None:
+            # A ClientHello2 (a cookie, no pre_shared_key) with a rest admitted before.
+            like = self.hellos2.like(peek)
+            if like is not None:
+                return self._admit(*like, message, data[consumed:], peer, now)
         try:
             hello, info = decode_client_hello(body)
         except ProtocolError as exc:
             return _refuse(exc)
         if info.cookie is None:
             return self._retry(hello, info, message, peek, offer, peer, now)
-        return self._admit(hello, info, message, data[consumed:], peer, now)
+        fixed = bound_fields(hello) if peek is None or peek.fixed is None else peek.fixed
+        result = self._admit(hello, info, fixed, message, data[consumed:], peer, now)
+        if type(result) is StreamAdmit and peek is not None and peek.hello2 is not None:
+            self.hellos2.remember(peek.hello2, body, (hello, info, fixed))
+        return result
 
     def _retry(
         self,
@@ -351,13 +445,16 @@ class StatelessGate(GateCounters):
         self,
         hello: ClientHello,
         info: ClientHelloInfo,
+        fixed: bytes,
         message: bytes,
         remaining: bytes,
         peer: Hashable | None,
         now: float,
     ) -> StreamGateResult:
+        """The admit for a ClientHello2 decoded, whose cookie binds ``fixed``
+        (`bound_fields`), or its refusal."""
         assert info.cookie is not None
-        payload = self.jar.verify(peer, now, info.cookie, bound_fields(hello))
+        payload = self.jar.verify(peer, now, info.cookie, fixed)
         if payload is None:
             # Forged, expired, minted for another address, or ClientHello2 changed a field
             # ClientHello1 fixed: the cookie does not verify.
