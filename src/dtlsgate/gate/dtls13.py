@@ -65,7 +65,6 @@ from collections.abc import Callable, Container, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate._memo import Memo
-from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
 from dtlsgate.gate.stream import (

@@ -153,7 +153,7 @@ _as_peek = cast(
 
 
 def peek_client_hello13(
-    body: bytes, known: Container[bytes] = (), *, dtls: bool = True
+    body: bytes, known: Container[bytes] = (), dtls: bool = True
 ) -> ClientHello13Peek:
     """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (a TLS one when ``dtls``
     is False: no legacy_cookie field) (module docstring); DecodeError when it is malformed
