@@ -109,12 +109,12 @@ _NO_APPLICATION_COOKIE = bytes(2)
 # 150 to 400) are kept, so that the memo stays small (some 32 x 1 KB) however they are made.
 MAX_OFFERS = 32
 MAX_OFFER_BYTES = 1024
-# ClientHello2s decoded per the rest of the message (`ClientHello2Memo`): what one kind
-# of client sends alike in every handshake, kept once the cookie verified (so only from
-# clients that answered a HelloRetryRequest). Only those of at most MAX_HELLO2_BYTES (a
-# common one has 250 to 500 bytes, 1,500 with a post-quantum key share; the entry holds
-# the decoded message, about three times its size) are kept: a `Memo` of some 32 x 6 KB
-# however they are made.
+# ClientHello2s decoded per the rest of the message (`ClientHello2Memo`, both gates): what
+# one kind of client sends alike in every handshake, kept once the cookie verified (so only
+# from clients that answered a HelloRetryRequest). The stream gate keeps only those of at
+# most MAX_HELLO2_BYTES (a common one has 250 to 500 bytes, about 1,500 with a
+# post-quantum key share, as our TLS client's default; the entry holds the decoded message,
+# about three times its size): a `Memo` of some 32 x 6 KB however they are made.
 MAX_HELLO2S = 32
 MAX_HELLO2_BYTES = 2048
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
@@ -249,15 +249,20 @@ class ClientHello2Memo:
     gate's, DTLS). Filled only once a cookie verified (`remember`, by the gate after its
     admit), so a spoofed flood of made-up ClientHello2s neither fills it nor costs more than
     their decode. At most `MAX_HELLO2S` entries, each of a ClientHello2 of at most
-    `MAX_HELLO2_BYTES`."""
+    ``max_bytes`` (the gate's bound: an entry holds the decoded message, about three times
+    its size)."""
 
-    def __init__(self, versions: Versions) -> None:
+    def __init__(self, versions: Versions, max_bytes: int) -> None:
         self.versions = versions
+        self.max_bytes = max_bytes
         # rest -> ClientHello2 decoded, and its part of what the cookie binds after the head
         self._hellos: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
 
     def __len__(self) -> int:
         return len(self._hellos)
+
+    def __contains__(self, rest: object) -> bool:
+        return rest in self._hellos
 
     @property
     def rests(self) -> Container[bytes]:
@@ -301,10 +306,10 @@ class ClientHello2Memo:
         decoded: tuple[ClientHello, ClientHelloInfo, bytes],
     ) -> None:
         """Keep a ClientHello2 ``body`` decoded in full (``decoded``, with what its cookie
-        binds) whose cookie verified, unless it is larger than `MAX_HELLO2_BYTES`. What its
+        binds) whose cookie verified, unless it is larger than ``max_bytes``. What its
         cookie binds starts with the head (legacy_version, random, session_id); the rest's
         part, which follows, is kept."""
-        if len(body) <= MAX_HELLO2_BYTES:
+        if len(body) <= self.max_bytes:
             hello, info, fixed = decoded
             self._hellos.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
 
@@ -330,7 +335,7 @@ class StatelessGate(GateCounters):
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the session_id and between it and the cookie (the last field).
         self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes]] = {}
-        self.hellos2 = ClientHello2Memo(TLS_VERSIONS)
+        self.hellos2 = ClientHello2Memo(TLS_VERSIONS, MAX_HELLO2_BYTES)
 
     def receive(self, data: bytes, peer: Hashable | None, now: float) -> StreamGateResult:
         return self._count(self._judge(bytes(data), peer, now))
