@@ -171,7 +171,7 @@ class DtlsGate13:
         1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
         with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
         try:
-            peek = peek_client_hello13(body, self.hellos2.rests)
+            peek = peek_client_hello13(body, self.hellos2)
         except ProtocolError:
             return None
         if not peek.needs_full:
@@ -184,7 +184,7 @@ class DtlsGate13:
         if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self.hellos2:
             # Remembered once its cookie verified: a spoofed flood of made-up ClientHello2s
             # neither fills the memo nor costs more than their decode.
-            self.hellos2.remember(hello2, body, decoded)
+            self.hellos2.remember_hello2(hello2, body, decoded)
         return result
 
     def decode_hello2(
@@ -196,7 +196,7 @@ class DtlsGate13:
         as `judge_hello` gives them). A ClientHello2 (a cookie, no PSK) is decoded in full
         when the rest of it (``peek.hello2.rest``: all but its random, session_id, key
         shares and cookie) is not remembered; `judge_hello` remembers it once its cookie
-        verified (`ClientHello2Memo.remember`). Another with a remembered rest is the one
+        verified (`ClientHello2Memo.remember_hello2`). Another with a remembered rest is the one
         decoded before with its own random, session_id, key shares and cookie put in and
         decoded (`ClientHello2Memo.like`), checked as the full decode checks them, and binds
         its head and the same part."""
@@ -292,7 +292,7 @@ class DtlsGate13:
     def hello2_rests(self) -> Container[bytes]:
         """The rests of the ClientHello2s `decode_hello2` remembers, for the peek
         (`peek_client_hello13`'s ``known``)."""
-        return self.hellos2.rests
+        return self.hellos2
 
     @property
     def choices_remembered(self) -> int:

@@ -39,7 +39,7 @@ A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Container, Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from dtlsgate._frozen import frozen
@@ -241,33 +241,25 @@ class CookieStates:
         return head + digest + _NO_APPLICATION_COOKIE
 
 
-class ClientHello2Memo:
+class ClientHello2Memo(Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]]):
     """The ClientHello2s a gate decoded in full and admitted, by their rest
     (`ClientHello2Split.rest`: all but the random, session_id and the bodies of key_share
     and cookie, the same bytes in every handshake of one kind of client), for the next
     ClientHello2 with that rest (both gates keep one: the stream gate's, TLS; the DTLS 1.3
-    gate's, DTLS). Filled only once a cookie verified (`remember`, by the gate after its
-    admit), so a spoofed flood of made-up ClientHello2s neither fills it nor costs more than
-    their decode. At most `MAX_HELLO2S` entries, each of a ClientHello2 of at most
-    ``max_bytes`` (the gate's bound: an entry holds the decoded message, about three times
-    its size)."""
+    gate's, DTLS); each rest maps to the ClientHello2 decoded and its part of what the
+    cookie binds after the head. Filled only once a cookie verified (`remember_hello2`, by
+    the gate after its admit), so a spoofed flood of made-up ClientHello2s neither fills it
+    nor costs more than their decode. At most `MAX_HELLO2S` entries, each of a ClientHello2
+    of at most ``max_bytes`` (the gate's bound: an entry holds the decoded message, about
+    three times its size). A `Memo` of the rests itself, so that the peek
+    (`peek_client_hello13`'s ``known``) asks the dict."""
+
+    __slots__ = ("max_bytes", "versions")
 
     def __init__(self, versions: Versions, max_bytes: int) -> None:
+        super().__init__(MAX_HELLO2S)
         self.versions = versions
         self.max_bytes = max_bytes
-        # rest -> ClientHello2 decoded, and its part of what the cookie binds after the head
-        self._hellos: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
-
-    def __len__(self) -> int:
-        return len(self._hellos)
-
-    def __contains__(self, rest: object) -> bool:
-        return rest in self._hellos
-
-    @property
-    def rests(self) -> Container[bytes]:
-        """The rests remembered, for the peek (`peek_client_hello13`'s ``known``)."""
-        return self._hellos.keys()
 
     def like(self, peek: ClientHello13Peek) -> tuple[ClientHello, ClientHelloInfo, bytes] | None:
         """What `decode_client_hello` returns for the ClientHello2 ``peek`` read, and what
@@ -279,7 +271,7 @@ class ClientHello2Memo:
         hello2 = peek.hello2
         if hello2 is None:
             return None
-        known = self._hellos.get(hello2.rest)
+        known = self.get(hello2.rest)
         if known is None:
             return None
         # check_tls13_client_hello on the head: legacy_version (RFC 8446 §4.1.2; RFC 9147
@@ -299,7 +291,7 @@ class ClientHello2Memo:
             return None
         return hello, info, hello2.head + bound
 
-    def remember(
+    def remember_hello2(
         self,
         hello2: ClientHello2Split,
         body: bytes,
@@ -311,7 +303,7 @@ class ClientHello2Memo:
         part, which follows, is kept."""
         if len(body) <= self.max_bytes:
             hello, info, fixed = decoded
-            self._hellos.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
+            self.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
 
 
 class StatelessGate(GateCounters):
@@ -349,7 +341,7 @@ class StatelessGate(GateCounters):
         try:
             # dtls False, by position: a keyword in a call (or a keyword-only parameter)
             # keeps the interpreter from specializing it (about 1,200 instructions).
-            peek: ClientHello13Peek | None = peek_client_hello13(body, self.hellos2.rests, False)
+            peek: ClientHello13Peek | None = peek_client_hello13(body, self.hellos2, False)
         except ProtocolError:
             peek = None  # malformed: the full decode below says how (its alert)
         offer = None
@@ -381,7 +373,7 @@ class StatelessGate(GateCounters):
         fixed = bound_fields(hello) if peek is None or peek.fixed is None else peek.fixed
         result = self._admit(hello, info, fixed, message, data[consumed:], peer, now)
         if type(result) is StreamAdmit and peek is not None and peek.hello2 is not None:
-            self.hellos2.remember(peek.hello2, body, (hello, info, fixed))
+            self.hellos2.remember_hello2(peek.hello2, body, (hello, info, fixed))
         return result
 
     def _retry(
