@@ -34,6 +34,20 @@ checked by ``stateless_cookie_verify(peer, cookie)`` (OpenSSL's
 
 A ChangeCipherSpec record before ClientHello2 (middlebox compatibility mode, RFC 8446
 §4.2.2 and Appendix D.4) is skipped, not refused (OpenSSL 3.0 aborts there).
+
+Doing less per ClientHello, as the DTLS 1.3 gate (`dtlsgate.gate.dtls13`) does, with the
+same parts: every ClientHello is read by `peek_client_hello13` (its TLS form), which slices
+what the cookie binds from the bytes. A ClientHello1 without a pre_shared_key whose offer
+(what the cookie binds after the random and session_id, and whether key_share is there:
+`_offer`) was decoded in full and chosen from before is answered from the peek and the
+remembered choice (a bounded `Memo` per configuration, filled from ClientHello1s the full
+decode accepted); a ClientHello2 whose rest was admitted before is the remembered one with
+its own random, session_id, key shares and cookie put in (`ClientHello2Memo`, filled only
+once a cookie verified). Anything else, and anything the peek or those shortcuts refuse, is
+decoded in full as before, so every result, alerts and their reasons included, is the one
+the full decode gives (``tests/test_tls13_stateless_peek.py``, ``bench/gate_results.py``).
+The cookie state's head is kept per (suite, group, requested) (`CookieStates`), and the
+HelloRetryRequest record per shape, its session_id and cookie put in.
 """
 
 from __future__ import annotations
