@@ -565,7 +565,9 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
             check_record_header(data[pos : pos + RECORD_HEADER_LENGTH], first=pos == 0)
         except ProtocolError as exc:
             return _refuse(exc)
-        if content_type not in (ContentType.HANDSHAKE, ContentType.CHANGE_CIPHER_SPEC):
+        # Each type read once: a handshake record (the common case) costs one member read.
+        handshake = content_type == ContentType.HANDSHAKE
+        if not handshake and content_type != ContentType.CHANGE_CIPHER_SPEC:
             return _refuse(UnexpectedMessage("not a handshake record"))
         if length > MAX_PLAINTEXT or length == 0:
             return _refuse(RecordOverflow("record length"))
@@ -573,12 +575,12 @@ def read_client_hello(data: bytes) -> tuple[bytes, int] | Drop | Refuse:
             return _INCOMPLETE
         body = data[pos + RECORD_HEADER_LENGTH : pos + RECORD_HEADER_LENGTH + length]
         pos += RECORD_HEADER_LENGTH + length
-        if content_type == ContentType.CHANGE_CIPHER_SPEC and body == b"\x01" and not message:
-            skipped += 1
-            if skipped > MAX_CCS_BEFORE_CLIENT_HELLO:
-                return _refuse(UnexpectedMessage("ChangeCipherSpec flood"))
-            continue
-        if content_type != ContentType.HANDSHAKE:
+        if not handshake:  # a ChangeCipherSpec
+            if body == b"\x01" and not message:
+                skipped += 1
+                if skipped > MAX_CCS_BEFORE_CLIENT_HELLO:
+                    return _refuse(UnexpectedMessage("ChangeCipherSpec flood"))
+                continue
             return _refuse(UnexpectedMessage("not a handshake record"))
         message += body
         if message[0] != HandshakeType.CLIENT_HELLO:
