@@ -190,3 +190,25 @@ def test_legacy_version_below_tls12_refused_by_the_remembering_gate() -> None:
         body[1] = 0x02  # 0x0302: TLS 1.1
         result = warm.receive(_refit(record, bytes(body)), PEER, NOW)
         assert isinstance(result, Refuse) and result.alert == AlertDescription.protocol_version
+
+
+def test_records_before_client_hello_refused_for_their_type() -> None:
+    """`read_client_hello`'s answers per record type, each type read once: one
+    ChangeCipherSpec skipped (RFC 8446 Appendix D.4), a second one, one with another body
+    or after a ClientHello's first record, an alert or application data refused with
+    unexpected_message and their reasons."""
+    first, _ = HELLOS[0]
+    ccs = bytes((20, 3, 3, 0, 1, 1))
+    split = bytes((22, 3, 3, 0, 4)) + first[5:9]  # the handshake header alone
+    cases = {
+        ccs + ccs + first: "ChangeCipherSpec flood",
+        bytes((20, 3, 3, 0, 1, 2)) + first: "not a handshake record",
+        split + ccs: "not a handshake record",
+        bytes((21, 3, 3, 0, 2, 2, 10)): "not a handshake record",
+        bytes((23, 3, 3, 0, 1, 0)): "not a handshake record",
+    }
+    for data, reason in cases.items():
+        result = _gate().receive(data, PEER, NOW)
+        assert isinstance(result, Refuse), (data[:12], result)
+        assert (result.alert, result.detail) == (AlertDescription.unexpected_message, reason)
+    assert isinstance(_gate().receive(ccs + first, PEER, NOW), Reply)
