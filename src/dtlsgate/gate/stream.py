@@ -506,9 +506,10 @@ def _offer(peek: ClientHello13Peek) -> tuple[bytes, bool]:
     whether key_share is absent. Two ClientHello1s with these equal differ only in the
     head, the bodies of key_share, early_data and padding, and the extensions' order: the
     full decode reads nothing else (the order only for a pre_shared_key, which these do
-    not have; early_data's presence, not its body; padding not at all), so one that
-    decoded and was chosen from stands for the other, once the peek checked key_share's
-    entries as `decode_key_share_ch` does and legacy_version is checked (`_judge`)."""
+    not have; early_data's presence, not its body, and no answer of the gate depends on
+    it; padding not at all), so one that decoded and was chosen from stands for the other,
+    once the peek checked key_share's entries as `decode_key_share_ch` does and
+    legacy_version is checked (`_judge`)."""
     assert peek.fixed is not None
     return peek.fixed[_HEAD_BEFORE_SESSION_ID + len(peek.session_id) :], peek.share_groups is None
 
