@@ -3,8 +3,8 @@
 bench/throughput.py's loop (``receive``, ``next_event``, ``send``, ``datagrams_to_send`` per
 1,200-byte record) after one handshake, for DTLS 1.2 (a pyOpenSSL client, bench/handshake.py's
 setup: ECDHE-ECDSA P-256, AES-128-GCM) or DTLS 1.3 (our client, TLS_AES_128_GCM_SHA256,
-P-256, the gate's HelloRetryRequest first). The client's records are made before the loop,
-so only the server's work is in it.
+P-256, the gate's HelloRetryRequest first: bench/in_memory.py). The client's records are
+made before the loop, so only the server's work is in it.
 
 - Default: the loop runs inside ``functools.reduce`` with the cyclic collector off, so that
   callgrind counts it alone::
@@ -22,8 +22,6 @@ Usage: python bench/echo_count.py {dtls12,dtls13} [--count N] [--opcodes] [--top
 from __future__ import annotations
 
 import argparse
-import functools
-import gc
 import os
 import sys
 import time
@@ -31,24 +29,23 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import in_memory
 from handshake import (
     PEER,
     OurServer,
     PyOpenSSLClient,
+    client13_config,
     client_context,
     handshake,
     our_config,
 )
-from opcount import count_opcodes
+from opcount import count_records
 
-from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.events import DataReceived
-from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
-from dtlsgate.wire.enums import CipherSuite, NamedGroup
+from dtlsgate.gate.datagram import Gate
 
 RECORD = 1200
-MAX_STEPS = 20
 
 
 def dtls12(count: int) -> tuple[Any, list[bytes]]:
@@ -74,44 +71,8 @@ def dtls12(count: int) -> tuple[Any, list[bytes]]:
 
 def dtls13(count: int) -> tuple[Any, list[bytes]]:
     """An established DTLS 1.3 server connection and ``count`` records from its client."""
-    config = our_config()
-    gate = Gate(config)
-    client = Dtls13ClientConnection(
-        ClientConfig(
-            insecure=True,
-            dtls_versions=(0xFEFC,),
-            groups=(NamedGroup.secp256r1,),
-            cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-        ),
-        PEER,
-    )
-    now = time.time()
-    client.connect(now)
-    server: Dtls13ServerConnection | None = None
-    for _ in range(MAX_STEPS):
-        to_server = [d for d, _ in client.datagrams_to_send()]
-        to_client: list[bytes] = []
-        for d in to_server:
-            if server is None:
-                result = gate.receive(d, PEER, now)
-                if type(result) is Reply:
-                    to_client.append(result.data)
-                elif type(result) is Dtls13Admit:
-                    server = Dtls13ServerConnection.from_admit(
-                        result, config, context=gate.dtls13_context
-                    )
-                    server.start(now)
-            else:
-                server.receive(d, PEER, now)
-        if server is not None:
-            to_client += [d for d, _ in server.datagrams_to_send()]
-        for d in to_client:
-            client.receive(d, PEER, now)
-        if not to_client and not to_server:
-            break
-    assert server is not None and server.handshake_complete and client.handshake_complete
-    while server.next_event() is not None:
-        pass
+    client = Dtls13ClientConnection(client13_config(), PEER)
+    server = in_memory.handshake(client, Gate(our_config()), PEER, PEER)
     payload = os.urandom(RECORD)
     records: list[bytes] = []
     for _ in range(count):
@@ -130,7 +91,6 @@ def main() -> None:
     conn, records = (dtls12 if args.version == "dtls12" else dtls13)(args.count)
     assert len(records) == args.count
     now = time.time()
-    echoed = 0
 
     def echo(done: int, record: bytes) -> int:
         conn.receive(record, PEER, now)
@@ -140,18 +100,7 @@ def main() -> None:
         conn.datagrams_to_send()
         return done + 1
 
-    if not args.opcodes:
-        gc.disable()
-        echoed = functools.reduce(echo, records, 0)
-        gc.enable()
-        print(f"{echoed} records echoed", file=sys.stderr)
-        return
-
-    echoed, ops = count_opcodes(lambda: functools.reduce(echo, records, 0))
-    total = sum(ops.values())
-    print(f"{args.version}: {total / echoed:.1f} bytecodes per echoed record ({echoed} records)")
-    for key, n in ops.most_common(args.top):
-        print(f"  {n / echoed:7.1f}  {key}")
+    count_records(echo, records, args.version, "echoed record", args.top, args.opcodes)
 
 
 if __name__ == "__main__":

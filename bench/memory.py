@@ -8,14 +8,14 @@ Two figures, each for ``--count`` connections held at once:
   (ServerHello .. ServerHelloDone) sent, waiting for the client's second flight: what a
   server holds for a client that passed the cookie exchange and has not answered yet.
 
-The handshakes are driven in-process through the sans-I/O connections (a dtlsgate client
-per handshake, the gate in front of the server, no sockets: 10,000 UDP associations over
-loopback would measure the kernel's buffers and file descriptors, not ours), with the
-default provider (``cryptography``), ECDHE-ECDSA with AES-128-GCM and extended master
-secret, the key exchange on X25519 (the default configuration's first group) or P-256 (the
-group bench/handshake.py uses, whose private key costs OpenSSL about 2.2 KiB against 0.5
-KiB for X25519: a pending handshake holds its ECDHE key). Only the server connections are
-kept; each client is dropped once its server is where the figure needs it.
+The handshakes are driven in-process through the sans-I/O connections (bench/in_memory.py: a
+dtlsgate client per handshake, the gate in front of the server, no sockets: 10,000 UDP
+associations over loopback would measure the kernel's buffers and file descriptors, not
+ours), with the default provider (``cryptography``), ECDHE-ECDSA with AES-128-GCM and
+extended master secret, the key exchange on X25519 (the default configuration's first group)
+or P-256 (the group bench/handshake.py uses, whose private key costs OpenSSL about 2.2 KiB
+against 0.5 KiB for X25519: a pending handshake holds its ECDHE key). Only the server
+connections are kept; each client is dropped once its server is where the figure needs it.
 
 Each figure is measured twice, each time in a fresh process:
 - ``tracemalloc``: the Python allocations still live, per connection (what the interpreter
@@ -38,15 +38,20 @@ import argparse
 import gc
 import multiprocessing
 import os
+import sys
 import time
 import tracemalloc
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import in_memory
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsServerConnection
 from dtlsgate.crypto.certs import load_identity, make_self_signed
 from dtlsgate.gate.cookie import CookieJar
-from dtlsgate.gate.datagram import Admit, Gate, Reply
+from dtlsgate.gate.datagram import Gate
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
 SERVER = ("127.0.0.1", 4433)
@@ -80,39 +85,13 @@ def client_config(group: str) -> ClientConfig:
 
 
 def handshake(
-    index: int, gate: Gate, sconfig: ServerConfig, cconfig: ClientConfig, *, complete: bool
+    index: int, gate: Gate, cconfig: ClientConfig, *, complete: bool
 ) -> DtlsServerConnection:
     """One server connection from a fresh client at a distinct address: established
     (``complete``) or pending (its first flight sent, the client's second not fed)."""
     peer = (f"10.{index >> 16 & 255}.{index >> 8 & 255}.{index & 255}", 40000 + index % 20000)
-    now = time.time()
     client = DtlsClientConnection(cconfig, SERVER)
-    client.connect(now)
-    server: DtlsServerConnection | None = None
-    for _ in range(10):
-        to_server = [d for d, _ in client.datagrams_to_send()]
-        for datagram in to_server:
-            if server is None:
-                result = gate.receive(datagram, peer, now)
-                if type(result) is Reply:
-                    client.receive(result.data, SERVER, now)
-                elif type(result) is Admit:
-                    server = DtlsServerConnection(result, sconfig, gate.dtls12_context)
-                    server.start(now)
-            else:
-                server.receive(datagram, peer, now)
-        if server is None:
-            continue
-        to_client = [d for d, _ in server.datagrams_to_send()]
-        if not complete:
-            return server
-        for datagram in to_client:
-            client.receive(datagram, SERVER, now)
-        if server.handshake_complete and client.handshake_complete:
-            while server.next_event() is not None:
-                pass
-            return server
-    raise RuntimeError("the handshake did not complete")
+    return in_memory.handshake(client, gate, peer, SERVER, complete=complete)
 
 
 def rss_bytes() -> int:
@@ -127,7 +106,7 @@ def measure(which: str, group: str, count: int, traced: bool) -> list[tuple[int,
     gate = Gate(sconfig)
     complete = which == "established"
     for i in range(WARMUP):
-        handshake(i, gate, sconfig, cconfig, complete=complete)
+        handshake(i, gate, cconfig, complete=complete)
     gc.collect()
     if traced:
         tracemalloc.start()
@@ -140,7 +119,7 @@ def measure(which: str, group: str, count: int, traced: bool) -> list[tuple[int,
     steps = []
     start = time.perf_counter()
     for i in range(count):
-        held[i] = handshake(WARMUP + i, gate, sconfig, cconfig, complete=complete)
+        held[i] = handshake(WARMUP + i, gate, cconfig, complete=complete)
         if (i + 1) * 10 % count < 10 or i + 1 == count:  # every tenth (and the end)
             gc.collect()
             after = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()

@@ -1,5 +1,6 @@
 """Python bytecodes counted per function while a callable runs, for the benches'
-``--opcodes`` modes (bench/echo_count.py, bench/record_count.py, bench/replay13.py).
+``--opcodes`` modes (bench/echo_count.py, bench/record_count.py, bench/replay13.py); and
+the per-record loop those record benches count, with callgrind or in bytecodes.
 
 Counted: ``sys.settrace`` opcode events in the package's frames and in ``<string>`` frames
 (the ``__init__`` that ``@frozen`` generates), keyed ``module path:function``. The tracer
@@ -10,6 +11,8 @@ totals of its own."""
 from __future__ import annotations
 
 import collections
+import functools
+import gc
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -45,3 +48,26 @@ def count_opcodes(run: Callable[[], T]) -> tuple[T, collections.Counter[str]]:
     finally:
         sys.settrace(None)
     return result, ops
+
+
+def count_records(
+    step: Callable[[int, Any], int], items: list[Any], name: str, unit: str, top: int, opcodes: bool
+) -> None:
+    """``functools.reduce(step, items, 0)``, each step one ``unit`` (a record, an echoed
+    record) that it counts.
+
+    Without ``opcodes``: with the cyclic collector off, so that callgrind's
+    ``--toggle-collect=functools_reduce`` counts the loop alone; says how many on stderr.
+    With ``opcodes``: prints the bytecodes per ``unit``, in total and for the ``top``
+    functions, under ``name`` (what was counted: version, direction, side)."""
+    if not opcodes:
+        gc.disable()
+        done = functools.reduce(step, items, 0)
+        gc.enable()
+        print(f"{name}: {done} {unit}s", file=sys.stderr)
+        return
+    done, ops = count_opcodes(lambda: functools.reduce(step, items, 0))
+    total = sum(ops.values())
+    print(f"{name}: {total / done:.1f} bytecodes per {unit} ({done} {unit}s)")
+    for key, n in ops.most_common(top):
+        print(f"  {n / done:7.1f}  {key}")

@@ -2,13 +2,14 @@
 and ``datagrams_to_send``) or opening one (``receive`` and ``next_event``) costs our server
 or our client, DTLS 1.2 or DTLS 1.3.
 
-Our client and our server handshake in memory (the gate first: DTLS 1.2's HelloVerifyRequest
-or DTLS 1.3's HelloRetryRequest; ECDHE P-256, AES-128-GCM, the ECDSA P-256 certificate of
-bench/handshake.py not verified). Then ``--count`` records of ``--size`` bytes go one way:
-with ``seal`` the counted loop is the sending side's ``send`` and ``datagrams_to_send`` per
-record; with ``open`` the other side seals the records first, outside the count, and the
-counted loop is the receiving side's ``receive`` and ``next_event`` (each record must come
-out as its `DataReceived`). ``--side`` says whose work is counted (default: the server).
+Our client and our server handshake in memory (bench/in_memory.py: the gate first, DTLS
+1.2's HelloVerifyRequest or DTLS 1.3's HelloRetryRequest; ECDHE P-256, AES-128-GCM, the
+ECDSA P-256 certificate of bench/handshake.py not verified). Then ``--count`` records of
+``--size`` bytes go one way: with ``seal`` the counted loop is the sending side's ``send``
+and ``datagrams_to_send`` per record; with ``open`` the other side seals the records first,
+outside the count, and the counted loop is the receiving side's ``receive`` and
+``next_event`` (each record must come out as its `DataReceived`). ``--side`` says whose
+work is counted (default: the server).
 
 The loop runs inside ``functools.reduce`` with the cyclic collector off, so that callgrind
 counts it alone; two runs with different counts, and their difference, take out what the
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
 import statistics
 import sys
@@ -45,68 +45,33 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from handshake import our_config
-from opcount import count_opcodes
+from handshake import client13_config, our_config
+from in_memory import handshake
+from opcount import count_records
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram import DtlsClientConnection
-from dtlsgate.connection.datagram13 import Dtls13ClientConnection, accept
+from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.events import DataReceived
-from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
+from dtlsgate.gate.datagram import Gate
 from dtlsgate.wire.enums import CipherSuite, NamedGroup
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 4433)
-MAX_ROUNDS = 20
 
 
 def connected_pair(version: str) -> tuple[Any, Any]:
     """Our client and our server after a handshake in memory, their events drained."""
-    config = our_config()
-    gate = Gate(config)
     if version == "dtls12":
-        client: Any = DtlsClientConnection(
-            ClientConfig(
-                insecure=True,
-                groups=(NamedGroup.secp256r1,),
-                cipher_suites=(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,),
-            ),
-            SERVER,
+        config = ClientConfig(
+            insecure=True,
+            groups=(NamedGroup.secp256r1,),
+            cipher_suites=(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,),
         )
+        client: Any = DtlsClientConnection(config, SERVER)
     else:
-        client = Dtls13ClientConnection(
-            ClientConfig(
-                insecure=True,
-                dtls_versions=(0xFEFC,),
-                groups=(NamedGroup.secp256r1,),
-                cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
-            ),
-            SERVER,
-        )
-    now = time.time()
-    client.connect(now)
-    server: Any = None
-    for _ in range(MAX_ROUNDS):
-        to_server = [d for d, _ in client.datagrams_to_send()]
-        for d in to_server:
-            if server is None:
-                result = gate.receive(d, CLIENT, now)
-                if type(result) is Reply:
-                    client.receive(result.data, SERVER, now)
-                elif type(result) in (Admit, Dtls13Admit):
-                    server = accept(result, config, gate=gate)
-                    server.start(now)
-            else:
-                server.receive(d, CLIENT, now)
-        to_client = [d for d, _ in server.datagrams_to_send()] if server is not None else []
-        for d in to_client:
-            client.receive(d, SERVER, now)
-        if not to_client and not to_server:
-            break
-    assert server is not None and server.handshake_complete and client.handshake_complete
-    for conn in (client, server):
-        while conn.next_event() is not None:
-            pass
+        client = Dtls13ClientConnection(client13_config(), SERVER)
+    server = handshake(client, Gate(our_config()), CLIENT, SERVER)
     return client, server
 
 
@@ -149,6 +114,7 @@ def main() -> None:
         step, items = open_, records
     assert len(items) == args.count * rounds
 
+    name = f"{args.version} {args.direction} ({args.side})"
     if args.time:
         spent = []
         for i in range(rounds):
@@ -157,21 +123,9 @@ def main() -> None:
             functools.reduce(step, chunk, 0)
             spent.append(time.perf_counter() - start)
         per_record = statistics.median(spent) / args.count * 1e6
-        print(f"{args.version} {args.direction} ({args.side}): {per_record:.3f} us per record")
+        print(f"{name}: {per_record:.3f} us per record")
         return
-
-    if not args.opcodes:
-        gc.disable()
-        done = functools.reduce(step, items, 0)
-        gc.enable()
-        print(f"{done} records ({args.version} {args.direction}, {args.side})", file=sys.stderr)
-        return
-
-    done, ops = count_opcodes(lambda: functools.reduce(step, items, 0))
-    total = sum(ops.values())
-    print(f"{args.version} {args.direction} ({args.side}): {total / done:.1f} bytecodes per record")
-    for key, n in ops.most_common(args.top):
-        print(f"  {n / done:7.1f}  {key}")
+    count_records(step, items, name, "record", args.top, args.opcodes)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ RUNS = [
         ["dtls12", "seal", "--side", "client", "--count", "20", "--opcodes"],
         "bytecodes per record",
     ),
+    ("echo_count.py", ["dtls13", "--count", "20", "--opcodes"], "bytecodes per echoed record"),
+    ("memory.py", ["--count", "20", "--groups", "x25519"], "pending      x25519  tracemalloc"),
 ]
 
 

@@ -282,3 +282,35 @@ def test_hashed_transcript_digests_equal_a_fresh_hash_of_each_prefix(keep_messag
         t.digest(Hash.SHA256)  # only the chosen hash is running
     with pytest.raises(StateError):
         t.hash_with(Hash.SHA256, keep_messages=True)
+
+
+def test_a_transcript_kept_by_its_hash_alone_from_the_start() -> None:
+    """A server that never asks for a client certificate keeps no messages from the start
+    (``keep_messages=False``): the ClientHello waits alone for the hash to be chosen, and
+    the digests are the hash of exactly the messages asked for. What it cannot answer
+    without the messages is refused, not answered wrong: a second message, a digest or
+    the messages before the hash is chosen, keeping the messages afterwards."""
+    from dtlsgate.crypto.hashes import Hash
+    from dtlsgate.errors import StateError
+    from dtlsgate.handshake.dtls12.common import Transcript
+
+    t = Transcript(1, keep_messages=False)
+    hello = b"\x01" * 40
+    t.add(hello)
+    with pytest.raises(StateError):
+        t.digest(Hash.SHA256)
+    with pytest.raises(StateError):
+        t.data()
+    with pytest.raises(StateError):
+        Transcript(keep_messages=False).hash_with(Hash.SHA256, keep_messages=True)
+    t.hash_with(Hash.SHA256, keep_messages=False)
+    sent = [hello]
+    for i in range(2, 6):
+        sent.append(t.send(i, bytes([i]) * (10 * i)))
+        assert t.digest(Hash.SHA256, exclude_last=True) == Hash.SHA256.digest(b"".join(sent[:-1]))
+        assert t.digest(Hash.SHA256) == Hash.SHA256.digest(b"".join(sent))
+    assert t.send_seq == 5
+    lost = Transcript(keep_messages=False)
+    lost.add(hello)
+    with pytest.raises(StateError):
+        lost.add(hello)

@@ -21,6 +21,7 @@ from helpers import (
     server_config,
 )
 
+from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram13 import ACK_DELAY, Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
@@ -596,3 +597,34 @@ def test_a_client_config_s_prepared_data_follows_its_fields() -> None:
     other = copy.copy(config)
     assert other.prepared(make) is not three and made[-1] is other
     assert config.prepared(make) is three
+
+
+@pytest.mark.parametrize("moment", ["before", "between", "after"])
+def test_a_client_config_keeps_nothing_prepared_from_fields_assigned_meanwhile(
+    moment: str,
+) -> None:
+    """`ClientConfig.prepared` takes no lock: another thread may assign a field while
+    ``make`` reads the fields. What ``make`` made then serves the connection that asked for
+    it, and no other; the next connection's is made from the fields as they are. Here
+    ``make`` assigns a field itself at its first call, standing for the other thread: before
+    it reads the fields, between two of them, after it read them."""
+    config = client_config()
+    seen: list[tuple[str | None, int]] = []
+
+    def make(c: ClientConfig) -> object:
+        first_call = not seen
+        if first_call and moment == "before":
+            c.server_name = "other.example"
+        name = c.server_name
+        if first_call and moment == "between":
+            c.mtu = 1300
+        seen.append((name, c.mtu))
+        if first_call and moment == "after":
+            c.server_name = "other.example"
+        return object()
+
+    first = config.prepared(make)
+    second = config.prepared(make)
+    assert second is not first
+    assert seen[-1] == (config.server_name, config.mtu)
+    assert config.prepared(make) is second  # made from the fields as they are

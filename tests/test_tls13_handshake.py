@@ -22,11 +22,12 @@ from dtlsgate.record.tls13 import RecordProtection
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
+    ExtensionType,
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
 )
-from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.messages import ClientHello, ServerHello
 from dtlsgate.wire.messages13 import EncryptedExtensions
 
 RFC8448_TIME = 1538000000.0  # inside the trace certificate's validity (2016-2026)
@@ -314,3 +315,44 @@ def test_key_log_lines_match_on_both_sides() -> None:
         "EXPORTER_SECRET",
     ]
     assert {len(line.split()[1]) for line in client_lines} == {64}
+
+
+def test_server_hellos_are_the_encoders() -> None:
+    """Our ServerHellos, made from parts kept per shape and filled in per handshake, are
+    byte for byte `server_hello`'s for each (version, suite, group and key share or none,
+    session_id, selected PSK identity or none, connection ID or none), whichever shape
+    came first; they decode to those fields."""
+    from dtlsgate.handshake.tls13.common import DTLS_VERSIONS, TLS_VERSIONS
+    from dtlsgate.handshake.tls13.server import ServerContext, server_hello
+    from dtlsgate.wire.extensions import KeyShareEntry, decode_key_share_sh
+
+    # (None, 32): a share without a group is not sent, as `server_hello` does not.
+    shares = ((None, None), (None, 32), (NamedGroup.x25519, 32), (NamedGroup.secp256r1, 65))
+    suites = (CipherSuite.TLS_AES_128_GCM_SHA256, CipherSuite.TLS_AES_256_GCM_SHA384)
+    for versions in (TLS_VERSIONS, DTLS_VERSIONS):
+        ctx = ServerContext(server_config(), versions=versions)
+        shapes = [
+            (suite, group, share_len, sid_len, psk_index, cid_len)
+            for suite in suites
+            for group, share_len in shares
+            for sid_len in (0, 1, 32)
+            for psk_index in (None, 0, 3)
+            for cid_len in (None, 0, 8)
+        ]
+        for round_ in range(2):  # the second round reads the parts the first one made
+            for n, (suite, group, share_len, sid_len, psk_index, cid_len) in enumerate(shapes):
+                random = bytes([n + round_]) * 32
+                sid = bytes([n + 1]) * sid_len
+                share = None if share_len is None else bytes([n + 2]) * share_len
+                cid = None if cid_len is None else bytes([n + 3]) * cid_len
+                args = (random, sid, suite, group, share, psk_index, cid)
+                got = ctx.server_hello(*args)
+                assert got == server_hello(versions, *args), (round_, n)
+                hello = ServerHello.decode(got[4:])
+                assert (hello.random, hello.session_id, hello.cipher_suite) == (random, sid, suite)
+                key_share = hello.get(ExtensionType.key_share)
+                if share is None or group is None:
+                    assert key_share is None
+                else:
+                    assert key_share is not None
+                    assert decode_key_share_sh(key_share) == KeyShareEntry(group, share)

@@ -7,6 +7,7 @@ secret required, certificates verified, only AEAD suites, DTLS 1.0 refused.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -470,11 +471,14 @@ class ServerConfig:
 def _trust_store(config: ServerConfig | ClientConfig) -> TrustStore:
     """``config``'s trust store of its ``cafile`` (None: the system's), loaded at the first
     call and again only when ``cafile`` changed."""
-    if config._trust is None or config._trust[0] != config.cafile:
+    # Each read once: with a second read of ``cafile`` (or of ``_trust``), another thread
+    # assigning it in between could have a store kept under a cafile it was not loaded from.
+    cafile, trust = config.cafile, config._trust
+    if trust is None or trust[0] != cafile:
         from dtlsgate.crypto.certs import load_trust_store
 
-        config._trust = (config.cafile, load_trust_store(config.cafile))
-    return config._trust[1]
+        trust = config._trust = (cafile, load_trust_store(cafile))
+    return trust[1]
 
 
 def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
@@ -485,7 +489,13 @@ def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | byt
 
 
 # The ClientConfig attributes whose assignment keeps what `ClientConfig.prepared` made.
-_CLIENT_PER_CONNECTION = frozenset({"session_ticket", "_trust", "_prepared"})
+_CLIENT_PER_CONNECTION = frozenset({"session_ticket", "_trust", "_prepared", "_generation"})
+# A ClientConfig's generation: a new number from this counter at every field assigned. One
+# counter for every config, so that a number is never handed out twice: two threads
+# assigning fields of one config at once each get their own (``next`` on a count is one C
+# call), where ``self._generation + 1`` could give both the same and let an older number
+# come back, and with it a context made from fields since replaced.
+_generations = itertools.count(1)
 T = TypeVar("T")
 
 
@@ -549,36 +559,46 @@ class ClientConfig:
     _trust: tuple[str | bytes | None, TrustStore] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    # What `prepared` made: the config's id and certificate chain when it was made (a copy
-    # of the config, or a chain changed in place, does not use it), by the function that
-    # made it.
-    _prepared: tuple[int, tuple[x509.Certificate, ...], dict[Hashable, Any]] | None = field(
+    # What `prepared` made: the config's generation, id and certificate chain when it was
+    # made (fields assigned since, a copy of the config, or a chain changed in place, do not
+    # use it), by the function that made it.
+    _prepared: tuple[int, int, tuple[x509.Certificate, ...], dict[Hashable, Any]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # Changed whenever a field is assigned (see `_generations`); 0 until then.
+    _generation: int = field(default=0, init=False, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Any field assigned (a load_* call assigns too) drops what `prepared` made from the
         # fields, so the next connection sees the change; the session ticket is read per
-        # connection, and the two caches are not the configuration.
+        # connection, and the caches are not the configuration. The new generation comes
+        # after the value: whoever reads it reads the value too.
         object.__setattr__(self, name, value)
         if name not in _CLIENT_PER_CONNECTION:
             object.__setattr__(self, "_prepared", None)
+            object.__setattr__(self, "_generation", next(_generations))
 
     def prepared(self, make: Callable[[ClientConfig], T]) -> T:
         """``make(self)``, made at the first call with ``make`` and kept with the config
         until a field is assigned or ``certificate_chain`` changes in place: what a client
         computes from its configuration alone (a DTLS 1.3 client's context), once per
-        configuration instead of once per connection."""
+        configuration instead of once per connection.
+
+        No lock: a field that another thread assigns while ``make`` runs may or may not be
+        in what ``make`` makes. That is stored under the generation read before ``make``,
+        which the assignment changed, so it serves this call alone, even when stored after
+        the assignment dropped what was kept."""
+        generation = self._generation
         kept = self._prepared
         chain = tuple(self.certificate_chain)
         table: dict[Hashable, Any] = {}
-        if kept is not None and kept[0] == id(self) and kept[1] == chain:
-            value = kept[2].get(make)
+        if kept is not None and kept[0] == generation and kept[1] == id(self) and kept[2] == chain:
+            value = kept[3].get(make)
             if value is not None:
                 return value  # type: ignore[no-any-return]
-            table = dict(kept[2])  # a new table: a copy of this config may hold the old one
+            table = dict(kept[3])  # a new table: a copy of this config may hold the old one
         value = table[make] = make(self)
-        self._prepared = (id(self), chain, table)
+        self._prepared = (generation, id(self), chain, table)
         return value
 
     def __post_init__(self) -> None:

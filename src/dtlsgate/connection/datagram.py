@@ -41,7 +41,7 @@ from dtlsgate.events import HandshakeCompleted, SessionTicketReceived
 from dtlsgate.gate.datagram import Admit
 from dtlsgate.handshake.dtls12 import client as _client
 from dtlsgate.handshake.dtls12 import server as _server
-from dtlsgate.handshake.dtls12.common import Actions, ReceivedMessage, Transcript, step
+from dtlsgate.handshake.dtls12.common import Actions, ReceivedMessage, step
 from dtlsgate.handshake.dtls12.resume import Dtls12Session
 from dtlsgate.handshake.engine import (
     Complete,
@@ -414,8 +414,7 @@ class DtlsServerConnection(DtlsConnection):
         self._ctx = ctx.logging_keys() if keylog is not None else ctx
         # RFC 6347 §4.2.2: after a stateless HelloVerifyRequest, the ServerHello's
         # message_seq is the second ClientHello's.
-        transcript = Transcript(admit.message_seq)
-        self._state = _server.start(transcript, admit.client_hello)
+        self._state = _server.start(ctx, admit.message_seq, admit.client_hello)
         # RFC 6347 §4.2.1: the ServerHello's record reuses the ClientHello record's
         # sequence number; the ClientHello itself counts as seen (made so, not marked after).
         seq = admit.record_sequence_number

@@ -182,11 +182,17 @@ def encode_extensions(w: Writer, extensions: tuple[Extension, ...]) -> None:
 
 def extensions_block(extensions: tuple[Extension, ...]) -> bytes:
     """What `encode_extensions` writes, as bytes: the block with its length."""
+    if not extensions:
+        # Its length alone, zero: every NewSessionTicket of ours (RFC 8446 §4.6.1).
+        return _EMPTY_EXTENSIONS_BLOCK
     try:
         block = b"".join([_TYPE_AND_LENGTH.pack(e.type, len(e.data)) + e.data for e in extensions])
     except struct.error:
         raise UsageError("extension type or body length out of range") from None
     return encode_vector(2, block)
+
+
+_EMPTY_EXTENSIONS_BLOCK = bytes(2)
 
 
 def find_extension(extensions: tuple[Extension, ...] | None, ext_type: int) -> bytes | None:

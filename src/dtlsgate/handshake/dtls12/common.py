@@ -63,7 +63,9 @@ class Transcript:
     """The handshake messages as received and sent, in order (RFC 5246 §7.4.9), and the
     message_seq our next message carries (RFC 6347 §4.2.2).
 
-    Until the suite's hash is known the messages are kept as bytes. Once a side calls
+    Until the suite's hash is known the messages are kept as bytes (a server that never
+    asks for a client certificate keeps none: ``keep_messages=False``, its one message
+    before the hash, the ClientHello, held apart as the newest). Once a side calls
     ``hash_with`` (a server, as soon as it has chosen the suite), they are fed to a running
     hash instead and dropped, unless ``keep_messages`` (a CertificateVerify will sign them,
     RFC 5246 §7.4.8): a server waiting for the client's second flight then holds one hash
@@ -75,9 +77,12 @@ class Transcript:
 
     __slots__ = ("_data", "_hash", "_hashed", "_last", "_newest", "_running", "send_seq")
 
-    def __init__(self, send_seq: int = 0) -> None:
-        # The messages, while kept; ``_last``: where the newest one starts.
-        self._data: bytearray | None = bytearray()
+    def __init__(self, send_seq: int = 0, keep_messages: bool = True) -> None:
+        # The messages, while kept; ``_last``: where the newest one starts. Without
+        # ``keep_messages`` none are, from the start: a server that never asks for a client
+        # certificate has only the ClientHello before ``hash_with`` (in ``_newest``), and
+        # copying it here would be for ``hash_with`` to drop.
+        self._data: bytearray | None = bytearray() if keep_messages else None
         self._last = 0
         # Before hash_with: (hash, n, state), ``state`` having hashed the first n bytes of
         # _data with ``hash`` (the digests asked for so far).
@@ -93,12 +98,14 @@ class Transcript:
     def hash_with(self, hash: Hash, *, keep_messages: bool) -> None:
         """From now on, hash the messages with ``hash`` as they come; keep their bytes only
         when ``keep_messages`` (``data`` then still works)."""
-        if self._hash is not None or self._data is None:
+        if self._hash is not None:
             raise StateError("the transcript's hash is chosen already")
         data, last = self._data, self._last
+        if data is None and keep_messages:
+            raise StateError("the transcript's messages were not kept from the start")
         self._hash = hash
         self._running = running = hash.new()
-        if last:  # a server has only the ClientHello, the newest, so far
+        if data is not None and last:  # a server has only the ClientHello, the newest, so far
             running.update(data[:last])
         self._hashed = None
         if not keep_messages:
@@ -106,8 +113,13 @@ class Transcript:
 
     def add(self, message: bytes) -> None:
         running = self._running
-        if running is not None and self._newest:
-            running.update(self._newest)
+        if running is not None:
+            if self._newest:
+                running.update(self._newest)
+        elif self._newest and self._data is None:
+            # Before its hash is chosen, a transcript that keeps no messages holds one
+            # (the ClientHello, as the newest): a second would push it out unhashed.
+            raise StateError("a second message before the transcript's hash is chosen")
         self._newest = message  # from the first message: hash_with takes it as it is
         data = self._data
         if data is not None:
@@ -153,7 +165,8 @@ class Transcript:
                 self._newest = b""
             return running.digest()
         data = self._data
-        assert data is not None  # dropped only once the running hash exists
+        if data is None:  # not kept from the start; dropped only once the running hash exists
+            raise StateError("a transcript that keeps no messages has no digest before its hash")
         end = self._last if exclude_last else len(data)
         hashed = self._hashed
         if hashed is not None and hashed[0] is hash and hashed[1] <= end:

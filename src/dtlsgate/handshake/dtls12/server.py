@@ -213,6 +213,7 @@ class ServerContext(KeyLogging):
         "provider",
         "raw_public_key_certificate",
         "request_schemes",
+        "requests_certificate",
         "speaks_dtls13",
         "tickets",
         "trust",
@@ -224,7 +225,10 @@ class ServerContext(KeyLogging):
         super().__init__()
         self.config = config
         self.provider: CryptoProvider = config.provider
-        verify = config.verify_client != "none" and config.cafile
+        # Whether a handshake on a certificate suite asks for the client's (RFC 5246
+        # §7.4.4); decided here, as the trust store is, once for every handshake.
+        self.requests_certificate = config.verify_client != "none"
+        verify = self.requests_certificate and config.cafile
         # Loaded once per config, shared with its (D)TLS 1.3 context.
         self.trust: TrustStore | None = config.trust_store() if verify else None
         self.preferences = Preferences(config)
@@ -351,10 +355,23 @@ class ServerWaitCertificate:
 
 @frozen
 class ServerWaitClientKeyExchange:
+    """Our first flight is out, and no client certificate came (none asked for, or an empty
+    Certificate where one was optional)."""
+
     transcript: Transcript
     session: Session
     key_share: KeyShare | None
-    peer_chain: tuple[bytes, ...] = ()
+
+
+@frozen
+class ServerWaitClientKeyExchangeAfterCertificate:
+    """The client sent its certificate chain (or raw public key), verified: its
+    ClientKeyExchange comes next, then the CertificateVerify (RFC 5246 §7.3)."""
+
+    transcript: Transcript
+    session: Session
+    key_share: KeyShare | None
+    peer_chain: tuple[bytes, ...]
 
 
 @frozen
@@ -384,6 +401,7 @@ ServerState = (
     ServerWaitClientHello
     | ServerWaitCertificate
     | ServerWaitClientKeyExchange
+    | ServerWaitClientKeyExchangeAfterCertificate
     | ServerWaitCertificateVerify
     | WaitFinished
     | ServerWaitResumedFinished
@@ -391,7 +409,14 @@ ServerState = (
 )
 
 
-def start(transcript: Transcript, admitted_hello: ClientHello | None) -> ServerWaitClientHello:
+def start(
+    ctx: ServerContext, message_seq: int, admitted_hello: ClientHello | None
+) -> ServerWaitClientHello:
+    """The state before the ClientHello; our messages are numbered from ``message_seq``.
+    The transcript keeps the messages only if the client's CertificateVerify may come to
+    sign them (RFC 5246 §7.4.8): otherwise their running hash is all it needs."""
+    # By position: keywords to a class build a dict of them per handshake.
+    transcript = Transcript(message_seq, ctx.requests_certificate)
     return ServerWaitClientHello(transcript, admitted_hello)
 
 
@@ -427,7 +452,7 @@ def on_client_hello(
         )
     )
     certificate = choice.suite.uses_certificate
-    request = certificate and config.verify_client != "none"
+    request = certificate and ctx.requests_certificate
     # From here the transcript keeps only its running hash, and the messages themselves
     # only when the client's CertificateVerify will sign them (RFC 5246 §7.4.8).
     t.hash_with(choice.suite.hash, keep_messages=request)
@@ -472,6 +497,8 @@ def _resume(
         hello.session_id,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
+    # No CertificateVerify in an abbreviated handshake: the running hash is all it needs.
+    t.hash_with(suite.hash, keep_messages=False)
     chosen = _server_hello_choice(choice, suite, formats, new_ticket=False)
     actions: Actions = [t.send(HT.SERVER_HELLO, _server_hello(session, chosen))]
     actions += key_log(ctx.log_keys, hello.random, stored.master_secret)
@@ -583,18 +610,21 @@ def on_certificate(
         # RFC 7250 §3: one raw public key, which must be pinned.
         spki = RawPublicKey12.decode(message.body).subject_public_key_info
         pinned_peer_key(spki, ctx.config.pinned_keys)
-        t, session = state.transcript, state.session
-        return ServerWaitClientKeyExchange(t, session, state.key_share, (spki,)), []
-    chain = Certificate12.decode(message.body).certificates
-    if not chain and ctx.config.verify_client == "required":
-        # RFC 5246 §7.4.6: a server that requires a certificate sends handshake_failure.
-        raise HandshakeFailure("client sent no certificate")
-    if chain:
+        chain: tuple[bytes, ...] = (spki,)
+    else:
+        chain = Certificate12.decode(message.body).certificates
+        if not chain:
+            if ctx.config.verify_client == "required":
+                # RFC 5246 §7.4.6: a server that requires a certificate sends
+                # handshake_failure.
+                raise HandshakeFailure("client sent no certificate")
+            return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share), []
         if ctx.trust is None:
             # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
             raise UnsupportedCertificate("no trust anchors for X.509 client certificates")
         verify_client_chain(chain, ctx.trust, as_datetime(now))
-    return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share, chain), []
+    t, session = state.transcript, state.session
+    return ServerWaitClientKeyExchangeAfterCertificate(t, session, state.key_share, chain), []
 
 
 def _psk(ctx: ServerContext, identity: bytes) -> bytes:
@@ -606,7 +636,10 @@ def _psk(ctx: ServerContext, identity: bytes) -> bytes:
 
 
 def on_client_key_exchange(
-    ctx: ServerContext, state: ServerWaitClientKeyExchange, message: ReceivedMessage, now: float
+    ctx: ServerContext,
+    state: ServerWaitClientKeyExchange | ServerWaitClientKeyExchangeAfterCertificate,
+    message: ReceivedMessage,
+    now: float,
 ) -> tuple[ServerState, Actions]:
     session, t = state.session, state.transcript
     identity: bytes | None = None
@@ -626,7 +659,8 @@ def on_client_key_exchange(
     keys = derive(ctx.provider, t, session, pms)
     actions = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     actions.append(InstallCipherState(keys.client_write))
-    if state.peer_chain:
+    if type(state) is ServerWaitClientKeyExchangeAfterCertificate:
+        # RFC 5246 §7.4.8: the client proves next that it holds its certificate's key.
         return ServerWaitCertificateVerify(t, session, keys, state.peer_chain, identity), actions
     return WaitFinished(t, session, keys, (), identity), actions
 
@@ -727,6 +761,9 @@ SERVER: Machine[Handler] = Machine(
         ServerWaitClientHello: {HT.CLIENT_HELLO: on_client_hello},
         ServerWaitCertificate: {HT.CERTIFICATE: on_certificate},
         ServerWaitClientKeyExchange: {HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange},
+        ServerWaitClientKeyExchangeAfterCertificate: {
+            HT.CLIENT_KEY_EXCHANGE: on_client_key_exchange
+        },
         ServerWaitCertificateVerify: {HT.CERTIFICATE_VERIFY: on_certificate_verify},
         WaitFinished: {HT.FINISHED: on_finished},
         ServerWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
@@ -738,10 +775,13 @@ SERVER: Machine[Handler] = Machine(
             ServerWaitClientKeyExchange,
             ServerWaitResumedFinished,
         ),
-        (ServerWaitCertificate, HT.CERTIFICATE): (ServerWaitClientKeyExchange,),
-        (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (
+        (ServerWaitCertificate, HT.CERTIFICATE): (
+            ServerWaitClientKeyExchangeAfterCertificate,
+            ServerWaitClientKeyExchange,
+        ),
+        (ServerWaitClientKeyExchange, HT.CLIENT_KEY_EXCHANGE): (WaitFinished,),
+        (ServerWaitClientKeyExchangeAfterCertificate, HT.CLIENT_KEY_EXCHANGE): (
             ServerWaitCertificateVerify,
-            WaitFinished,
         ),
         (ServerWaitCertificateVerify, HT.CERTIFICATE_VERIFY): (WaitFinished,),
         (WaitFinished, HT.FINISHED): (Established,),

@@ -205,6 +205,12 @@ class ServerContext(Tls13Context):
         # between it and the cookie. A handful per config: our suites and groups, session_ids
         # of 0 to 32 bytes, the lengths of our own cookies.
         self._retry_requests: dict[tuple[int, int | None, int, int], tuple[bytes, bytes]] = {}
+        # The ServerHello per shape (`server_hello`): (suite, group, session_id length, key
+        # share length, selected PSK identity, connection ID length) -> the message around
+        # the random, session_id, key share and connection ID. A handful per config: our
+        # suites and groups (a group's share has one length), session_ids of 0 to 32 bytes,
+        # the first MAX_PSK_IDENTITIES_TRIED identities, our own connection ID length.
+        self._server_hellos: dict[tuple[object, ...], tuple[bytes, bytes, bytes, bytes]] = {}
         # `choose`'s answer without a PSK, per offer.
         self.choices: Memo[tuple[object, ...], Choice] = Memo(MAX_CHOICES)
 
@@ -240,6 +246,35 @@ class ServerContext(Tls13Context):
             )
             self._encrypted_extensions[key] = encoded
         return encoded
+
+    def server_hello(
+        self,
+        random: bytes,
+        session_id: bytes,
+        suite: int,
+        group: int | None,
+        share: bytes | None,
+        psk_index: int | None,
+        cid: bytes | None,
+    ) -> bytes:
+        """`server_hello`, made from the message of its shape, encoded at the first, with
+        the random, session_id, our key share and connection ID put in: the rest (the
+        header, the suite, the extensions' framing, the version chosen) is the same bytes
+        in every handshake of that shape."""
+        share_length = None
+        if group is None or share is None:
+            share = b""  # no key_share (`server_hello` sends one only with both)
+        else:
+            share_length = len(share)
+        cid_length = None if cid is None else len(cid)
+        shape = (suite, group, len(session_id), share_length, psk_index, cid_length)
+        parts = self._server_hellos.get(shape)
+        if parts is None:
+            parts = _server_hello_parts(self.versions, *shape)
+            self._server_hellos[shape] = parts
+        return b"".join(
+            (parts[0], random, parts[1], session_id, parts[2], share, parts[3], cid or b"")
+        )
 
     def retry_request(
         self, session_id: bytes, suite: int, group: int | None, cookie: bytes
@@ -305,6 +340,10 @@ class WaitClientFinished:
     suite: SuiteInfo
     app: AppSecrets
     info: HandshakeInfo
+    # Transcript-Hash through our Finished, what the client's Finished covers when it sent
+    # nothing before it (RFC 8446 §4.4.4): the application secrets' hash, kept so that it
+    # is not computed twice; None after a client certificate.
+    transcript_hash: bytes | None = None
 
 
 ServerState = (
@@ -585,8 +624,8 @@ def server_flight(
     suite = suite_info(choice.suite)
     versions = ctx.versions
     schedule = versions.schedule(suite, psk.psk if psk is not None else None)
-    selected = encode_supported_versions_sh(versions.version)
-    extensions = [Extension(_E.supported_versions, selected)]
+    group: NamedGroup | None = None
+    our_share: bytes | None = None
     if choice.group is None or client_share is None:
         # RFC 8446 §4.2.9 psk_ke: no key_share; §7.1: zeros for the (EC)DHE input.
         schedule.enter_handshake(None)
@@ -596,23 +635,16 @@ def server_flight(
         group = choice.group
         our_share, shared = respond(group, client_share, ctx.provider)
         schedule.enter_handshake(shared)
-        share_ext = encode_key_share_sh(KeyShareEntry(group, our_share))
-        extensions.insert(0, Extension(_E.key_share, share_ext))
-    if psk is not None:
-        # RFC 8446 §4.2.11: uint16 selected_identity.
-        extensions.insert(0, Extension(_E.pre_shared_key, psk.index.to_bytes(2, "big")))
     cids = connection_ids(ctx, hello)
-    if cids is not None:
-        extensions.append(Extension(_E.connection_id, encode_connection_id(cids.read)))
-    sh = encode_server_hello(
-        versions.legacy_version,
+    sh_raw = ctx.server_hello(
         ctx.provider.random(32),
         hello.session_id,
         choice.suite,
-        0,
-        tuple(extensions),
+        group,
+        our_share,
+        None if psk is None else psk.index,
+        None if cids is None else cids.read,
     )
-    sh_raw = message(_H.SERVER_HELLO, sh)
     transcript.update(sh_raw)
     actions: Actions = [SendMessage(sh_raw)]
     if cids is not None:
@@ -638,12 +670,80 @@ def server_flight(
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
 
 
+def server_hello(
+    versions: Versions,
+    random: bytes,
+    session_id: bytes,
+    suite: int,
+    group: int | None,
+    share: bytes | None,
+    psk_index: int | None,
+    cid: bytes | None,
+) -> bytes:
+    """Our ServerHello message (RFC 8446 §4.1.3): our key share when there is one (none
+    for psk_ke, §4.2.9), the selected PSK identity, and our DTLS 1.3 connection ID (RFC
+    9147 §9). `ServerContext.server_hello` makes the same bytes from parts kept per shape."""
+    extensions = [Extension(_E.supported_versions, encode_supported_versions_sh(versions.version))]
+    if group is not None and share is not None:
+        share_ext = encode_key_share_sh(KeyShareEntry(group, share))
+        extensions.insert(0, Extension(_E.key_share, share_ext))
+    if psk_index is not None:
+        # RFC 8446 §4.2.11: uint16 selected_identity.
+        extensions.insert(0, Extension(_E.pre_shared_key, psk_index.to_bytes(2, "big")))
+    if cid is not None:
+        extensions.append(Extension(_E.connection_id, encode_connection_id(cid)))
+    body = encode_server_hello(
+        versions.legacy_version, random, session_id, suite, 0, tuple(extensions)
+    )
+    return message(_H.SERVER_HELLO, body)
+
+
+def _server_hello_parts(
+    versions: Versions,
+    suite: int,
+    group: int | None,
+    sid_length: int,
+    share_length: int | None,
+    psk_index: int | None,
+    cid_length: int | None,
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """`server_hello` of one shape encoded with zeros for its random, session_id, key share
+    and connection ID, cut around them: the header and legacy_version; the session_id's
+    length; from the session_id's end to the key_exchange (the key_share extension's last
+    field, or where it would be); from there to the connection ID (the last extension's
+    last field: after supported_versions, 6 bytes, and the connection_id extension's type,
+    length and cid length, 5)."""
+    whole = server_hello(
+        versions,
+        bytes(RANDOM_LENGTH),
+        bytes(sid_length),
+        suite,
+        group,
+        None if share_length is None else bytes(share_length),
+        psk_index,
+        None if cid_length is None else bytes(cid_length),
+    )
+    random_at = TLS_HANDSHAKE_HEADER_LENGTH + 2
+    session_id_at = random_at + RANDOM_LENGTH + 1
+    cid_at = len(whole) - (cid_length or 0)
+    share_end = cid_at - (0 if cid_length is None else 5) - 6
+    share_at = share_end - (share_length or 0)
+    return (
+        whole[:random_at],
+        whole[random_at + RANDOM_LENGTH : session_id_at],
+        whole[session_id_at + sid_length : share_at],
+        whole[share_end:cid_at],
+    )
+
+
 def connection_ids(ctx: ServerContext, hello: ClientHello) -> UseConnectionIds | None:
     """DTLS 1.3 connection IDs (RFC 9147 §9): when the client offered the extension and we
     use them, a random CID of ours (in the ServerHello) and the client's."""
     length = getattr(ctx.config, "connection_id_length", 0)
+    if not ctx.versions.dtls or not length:
+        return None  # without looking for the client's offer
     offered = hello.get(_E.connection_id)
-    if not ctx.versions.dtls or not length or offered is None:
+    if offered is None:
         return None
     return UseConnectionIds(ctx.provider.random(length), decode_connection_id(offered))
 
@@ -711,7 +811,7 @@ def encrypted_flight(
     if request:
         raw_client = client_type == rpk.RAW
         return WaitClientCertificate(keys, suite, app, info_out, raw_client), actions
-    return WaitClientFinished(keys, suite, app, info_out), actions
+    return WaitClientFinished(keys, suite, app, info_out, th), actions
 
 
 def certificate_request(ctx: ServerContext, context: bytes) -> bytes:
@@ -798,8 +898,12 @@ def on_client_finished(
 ) -> tuple[ServerState, Actions]:
     keys = state.keys
     fin = Finished.decode(body, keys.schedule.hash.digest_size)
+    th = state.transcript_hash
+    if th is None:
+        th = keys.transcript.digest()
+    expected = keys.schedule.finished_verify_data(keys.client_handshake, th)
     # RFC 8446 §4.4.4: a wrong verify_data is decrypt_error.
-    if not constant_time_equal(fin.verify_data, keys.finished(server=False)):
+    if not constant_time_equal(fin.verify_data, expected):
         raise DecryptError("client Finished does not verify")
     keys.transcript.update(raw)
     # The resumption master secret (RFC 8446 §7.1) serves only the tickets we issue now.
