@@ -68,19 +68,8 @@ def main() -> None:
     inputs = []
     for base in bases:
         inputs.append(base)
-        for _ in range(mutations):
-            data = bytearray(base)
-            kind = rng.randrange(3)
-            at = rng.randrange(25, len(data))  # mostly after the record and handshake headers
-            if rng.random() < 0.1:
-                at = rng.randrange(len(data))
-            if kind == 0:
-                data[at] = rng.randrange(256)
-            elif kind == 1:
-                del data[at : at + rng.randrange(1, 4)]
-            else:
-                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3)))
-            inputs.append(bytes(data))
+        # mostly after the record and handshake headers
+        inputs.extend(mutated(base, rng, 25) for _ in range(mutations))
     key = bytes(32)
     configs = [
         server_config(cookie_jar=CookieJar(key)),
