@@ -13,15 +13,13 @@ from __future__ import annotations
 from helpers import NOW, client_config, server_config
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from test_client_hello13_peek import check_against_full_decoders
 
 from dtlsgate.connection.stream import ClientConnection
-from dtlsgate.errors import ProtocolError
 from dtlsgate.gate.results import Refuse, Reply, StreamAdmit
 from dtlsgate.gate.stream import StatelessGate
-from dtlsgate.handshake.tls13.common import client_hello_fixed_part, client_hello_info
-from dtlsgate.wire.client_hello13_peek import decode_offer13, peek_client_hello13
-from dtlsgate.wire.enums import AlertDescription, ExtensionType, NamedGroup
-from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.client_hello13_peek import peek_client_hello13
+from dtlsgate.wire.enums import AlertDescription, NamedGroup
 
 PEER = ("192.0.2.9", 443)
 # In a ClientHello record: the record header (5) and the handshake header (4).
@@ -73,44 +71,9 @@ def _refit(record: bytes, body: bytes) -> bytes:
     return record[: at + 3] + len(message).to_bytes(2, "big") + message
 
 
-def _check_against_full_decoders(body: bytes) -> None:
-    try:
-        hello = ClientHello.decode(body, dtls=False)
-        info = client_hello_info(hello) if hello.extensions is not None else None
-    except ProtocolError:
-        info = None
-    if info is None:
-        return  # the full decoders refuse it: the peek may answer or refuse
-    peek = peek_client_hello13(body, (), False)  # they accept it, so must the peek
-    assert (peek.legacy_version, peek.random, peek.session_id) == (
-        hello.legacy_version,
-        hello.random,
-        hello.session_id,
-    )
-    assert (peek.legacy_cookie, peek.compression_methods) == (b"", hello.compression_methods)
-    assert hello.cookie is None
-    bodies = {e.type: e.data for e in hello.extensions or ()}
-    assert peek.needs_full == (info.cookie is not None or info.psk is not None)
-    assert peek.fixed == client_hello_fixed_part(hello)
-    if peek.hello2 is not None:  # a ClientHello2: cut, its offer and shares not read
-        assert info.cookie is not None and info.psk is None
-        assert peek.hello2.cookie == bodies[ExtensionType.cookie]
-        assert peek.hello2.key_share == bodies.get(ExtensionType.key_share)
-        assert client_hello_fixed_part(hello).startswith(peek.hello2.head)
-        return
-    assert decode_offer13(peek) == (
-        hello.cipher_suites,
-        info.versions,
-        info.groups,
-        info.signature_schemes,
-    )
-    shares = None if info.shares is None else tuple(e.group for e in info.shares)
-    assert peek.share_groups == shares
-
-
 def test_real_tls_hellos_read_as_the_full_decoders_read_them() -> None:
     for record in RECORDS:
-        _check_against_full_decoders(_body(record))
+        check_against_full_decoders(_body(record), dtls=False)
     first, second = HELLOS[0]
     assert not peek_client_hello13(_body(first), (), False).needs_full
     assert peek_client_hello13(_body(second), (), False).hello2 is not None
@@ -125,7 +88,7 @@ def test_mutated_tls_hellos_read_as_the_full_decoders_read_them(
     data = bytearray(_body(record))
     at %= len(data)
     data[at : at + len(noise)] = noise
-    _check_against_full_decoders(bytes(data[: len(data) - cut]))
+    check_against_full_decoders(bytes(data[: len(data) - cut]), dtls=False)
 
 
 def _judged_alike(data: bytes) -> None:
