@@ -7,9 +7,12 @@ DTLS 1.2 ClientHellos (a HelloVerifyRequest each); ``hrr``: bench/flood13.py's D
 ClientHello with distinct randoms and peers (a HelloRetryRequest each); ``hrr2``: the
 ClientHello2 our DTLS 1.3 client sends after the gate's HelloRetryRequest, from its one
 peer, judged again and again (its cookie verifies, a `Dtls13Admit` each: the second
-ClientHello's path, its rest decoded once and remembered, as for the clients of one kind). A
-warm-up of 200 calls first (the jar's keyed states, the reply records, the DTLS 1.3
-context, the remembered ClientHello2).
+ClientHello's path, its rest decoded once and remembered, as for the clients of one kind).
+``tls`` and ``tls2``: the same two for the TLS 1.3 stream gate (`StatelessGate.receive`,
+OpenSSL's ``SSL_stateless``): our TLS 1.3 client's ClientHello1 with distinct randoms and
+peers (a `Reply` each), and its ClientHello2 (after the compatibility ChangeCipherSpec)
+from its one peer (a `StreamAdmit` each). A warm-up of 200 calls first (the jar's keyed
+states, the reply records, the DTLS 1.3 context, the remembered ClientHello2).
 
 Usage::
 
@@ -32,17 +35,25 @@ from listen import MASTER_KEY, RANDOM_AT, distinct_hellos
 
 from dtlsgate import CookieJar, Gate, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
-from dtlsgate.gate.results import Dtls13Admit
+from dtlsgate.connection.stream import ClientConnection
+from dtlsgate.gate.results import Dtls13Admit, Reply, StreamAdmit
+from dtlsgate.gate.stream import StatelessGate
 
 WARM_UP = 200
+# In a TLS 1.3 ClientHello record: the record header (5), the handshake header (4) and
+# legacy_version (2), then the random.
+TLS_RANDOM_AT = 11
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reply", choices=["hvr", "hrr", "hrr2"])
+    parser.add_argument("reply", choices=["hvr", "hrr", "hrr2", "tls", "tls2"])
     parser.add_argument("count", type=int)
     args = parser.parse_args()
     total = WARM_UP + args.count
+    if args.reply in ("tls", "tls2"):
+        stream(args.reply, args.count, total)
+        return
     if args.reply == "hvr":
         gate = Gate(ServerConfig(cookie_jar=CookieJar(MASTER_KEY)))
         hellos = distinct_hellos(total)
@@ -65,6 +76,34 @@ def main() -> None:
         if type(judge(hello, peer, NOW)) is not answer:
             raise SystemExit(f"a ClientHello was not answered with {answer.__name__}")
     print(f"{args.count} of {total} ClientHellos judged after the warm-up: {args.reply}")
+
+
+def stream(reply: str, count: int, total: int) -> None:
+    """The ``tls`` and ``tls2`` modes: the stream gate (module docstring)."""
+    gate = StatelessGate(server_config(stateless=True))
+    client = ClientConnection(client_config())
+    client.start()
+    hello1 = client.data_to_send()
+    if reply == "tls2":
+        retry = gate.receive(hello1, SERVER, NOW)
+        if type(retry) is not Reply:
+            raise SystemExit("ClientHello1 was not answered")
+        client.receive_data(retry.data, NOW)
+        hellos = [client.data_to_send()] * total
+        peers = [SERVER] * total
+    else:
+        template = bytearray(hello1)
+        hellos = []
+        for i in range(total):
+            template[TLS_RANDOM_AT : TLS_RANDOM_AT + 4] = i.to_bytes(4, "big")
+            hellos.append(bytes(template))
+        peers = [("10.0.0.1", 1024 + i) for i in range(total)]
+    answer = StreamAdmit if reply == "tls2" else Reply
+    receive = gate.receive
+    for hello, peer in zip(hellos, peers, strict=True):
+        if type(receive(hello, peer, NOW)) is not answer:
+            raise SystemExit(f"a ClientHello was not answered with {answer.__name__}")
+    print(f"{count} of {total} ClientHellos judged after the warm-up: {reply}")
 
 
 def client_hello2(gate: Gate) -> bytes:

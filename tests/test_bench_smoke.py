@@ -35,6 +35,8 @@ RUNS = [
     ("gate_calls.py", ["hvr", "5"], "ClientHellos judged after the warm-up: hvr"),
     ("gate_calls.py", ["hrr", "5"], "ClientHellos judged after the warm-up: hrr"),
     ("gate_calls.py", ["hrr2", "5"], "ClientHellos judged after the warm-up: hrr2"),
+    ("gate_calls.py", ["tls", "5"], "ClientHellos judged after the warm-up: tls"),
+    ("gate_calls.py", ["tls2", "5"], "ClientHellos judged after the warm-up: tls2"),
     ("record_count.py", ["dtls13", "open", "--count", "20", "--time", "2"], "us per record"),
     (
         "record_count.py",

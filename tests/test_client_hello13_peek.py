@@ -53,22 +53,26 @@ REAL = [
 ]
 
 
-def _check_against_full_decoders(body: bytes) -> None:
+def check_against_full_decoders(body: bytes, dtls: bool = True) -> None:
+    """When the full decoders accept ``body`` (a DTLS ClientHello's, or a TLS one's when
+    ``dtls`` is False), the peek reads it as they do."""
     try:
-        hello = ClientHello.decode(body, dtls=True)
+        hello = ClientHello.decode(body, dtls=dtls)
         info = client_hello_info(hello) if hello.extensions is not None else None
     except ProtocolError:
         info = None
     if info is None:
         return  # the full decoders refuse it: the peek may answer or refuse
-    peek = peek_client_hello13(body)  # they accept it, so must the peek
+    peek = peek_client_hello13(body, (), dtls)  # they accept it, so must the peek
     assert (peek.legacy_version, peek.random, peek.session_id) == (
         hello.legacy_version,
         hello.random,
         hello.session_id,
     )
+    if not dtls:
+        assert hello.cookie is None  # TLS has no legacy_cookie field; the peek reads it empty
     assert (peek.legacy_cookie, peek.compression_methods) == (
-        hello.cookie,
+        hello.cookie if dtls else b"",
         hello.compression_methods,
     )
     bodies = {e.type: e.data for e in hello.extensions or ()}
@@ -97,7 +101,7 @@ def test_real_hellos_read_as_the_full_decoders_read_them() -> None:
     for body in REAL:
         peek = peek_client_hello13(body)
         assert decode_offer13(peek)[1] and peek.share_groups
-        _check_against_full_decoders(body)
+        check_against_full_decoders(body)
     assert peek_client_hello13(REAL[4]).needs_full  # a PSK offer
     assert not peek_client_hello13(REAL[0]).needs_full
 
@@ -109,7 +113,7 @@ def test_mutated_hellos_read_as_the_full_decoders_read_them(
 ) -> None:
     data = bytearray(body)
     data[at : at + len(noise)] = noise
-    _check_against_full_decoders(bytes(data[: len(data) - cut]))
+    check_against_full_decoders(bytes(data[: len(data) - cut]))
 
 
 def test_malformed_unread_extension_answered_then_client_hello2_not_admitted() -> None:

@@ -295,16 +295,16 @@ def test_hello_retry_request_records_are_the_codecs() -> None:
 
 
 def test_cookie_states_are_the_encoders() -> None:
-    """The gate's cookie states, their bytes before the digest made once per (suite, group,
-    key share requested) and kept, are byte for byte `encode_cookie_state`'s for each
-    (suite, group, requested) and Hash(ClientHello1) by the suite's hash, whichever came
-    first; they decode to those fields."""
+    """The gates' cookie states (`CookieStates`, the DTLS 1.3 gate's and the stream
+    gate's), their bytes before the digest made once per (suite, group, key share
+    requested) and kept, are byte for byte `encode_cookie_state`'s for each (suite, group,
+    requested) and Hash(ClientHello1) by the suite's hash, whichever came first; they
+    decode to those fields."""
     from dtlsgate.crypto.suites import suite_info
     from dtlsgate.gate.dtls13 import DtlsGate13
-    from dtlsgate.gate.stream import CookieState, encode_cookie_state
+    from dtlsgate.gate.stream import CookieState, StatelessGate, encode_cookie_state
     from dtlsgate.wire.enums import CipherSuite
 
-    gate13 = DtlsGate13(server_config())
     suites = (
         CipherSuite.TLS_AES_128_GCM_SHA256,
         CipherSuite.TLS_AES_256_GCM_SHA384,
@@ -317,13 +317,19 @@ def test_cookie_states_are_the_encoders() -> None:
         for group in groups
         for suite in suites
     ]
-    for round_ in range(2):  # the second round reads the heads the first one made
-        for n, (suite, group, requested) in enumerate(shapes):
-            message = bytes([n + round_]) * (100 + n)
-            digest = suite_info(suite).hash.digest(message)
-            state = gate13.cookie_state(suite, group, requested, message)
-            assert state == encode_cookie_state(suite, group, requested, digest, b""), (round_, n)
-            assert CookieState.decode(state) == CookieState(suite, group, requested, digest, b"")
+    for states in (
+        DtlsGate13(server_config()).states,
+        StatelessGate(server_config(stateless=True)).states,
+    ):
+        for round_ in range(2):  # the second round reads the heads the first one made
+            for n, (suite, group, requested) in enumerate(shapes):
+                message = bytes([n + round_]) * (100 + n)
+                digest = suite_info(suite).hash.digest(message)
+                state = states.cookie_state(suite, group, requested, message)
+                expected = encode_cookie_state(suite, group, requested, digest, b"")
+                assert state == expected, (round_, n)
+                decoded = CookieState.decode(state)
+                assert decoded == CookieState(suite, group, requested, digest, b"")
 
 
 def test_server_engine_remembers_its_choice_per_offer_and_its_retry_request_per_shape() -> None:

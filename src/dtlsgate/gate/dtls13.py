@@ -65,11 +65,12 @@ from collections.abc import Callable, Container, Hashable
 from typing import TYPE_CHECKING
 
 from dtlsgate._memo import Memo
-from dtlsgate.crypto.suites import suite_info
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.gate.results import Drop, DropReason, Dtls13Admit
 from dtlsgate.gate.stream import (
     MAX_APPLICATION_COOKIE,
+    ClientHello2Memo,
+    CookieStates,
     decode_cookie_state,
     encode_cookie_state,
 )
@@ -77,13 +78,11 @@ from dtlsgate.handshake.tls13.common import (
     DTLS_VERSIONS,
     ClientHelloInfo,
     client_hello_fixed_part,
-    client_hello_like,
     decode_client_hello,
     hello_retry_request,
 )
 from dtlsgate.handshake.tls13.server import Choice, ServerContext, choose, find_psk
 from dtlsgate.wire.client_hello13_peek import (
-    ClientHello2Split,
     ClientHello13Peek,
     decode_offer13,
     peek_client_hello13,
@@ -107,12 +106,10 @@ __all__ = ["DtlsGate13", "judge_dtls13", "offers_dtls13"]
 # (a `Memo`: some 32 x 512 bytes) however the offers are made.
 MAX_CHOICES = 32
 MAX_OFFER_BYTES = 512
-# ClientHello2s decoded per the rest of the message (`DtlsGate13.decode_hello2`): what one
-# kind of client sends alike in every handshake, kept once the cookie verified (so only
-# from clients that answered a HelloRetryRequest). Only those of at most MAX_HELLO2_BYTES (a
-# common one has 250 to 500; the entry holds the decoded message, about three times its
-# size) are kept: a `Memo` of some 32 x 3 KB however they are made.
-MAX_HELLO2S = 32
+# ClientHello2s decoded per the rest of the message (`DtlsGate13.decode_hello2`, a
+# `ClientHello2Memo` of at most MAX_HELLO2S, as the stream gate's): only those of at most
+# MAX_HELLO2_BYTES (a common one has 250 to 500; the entry holds the decoded message,
+# about three times its size) are kept: some 32 x 3 KB however they are made.
 MAX_HELLO2_BYTES = 1024
 _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 # In a HelloRetryRequest record: the record header, the handshake header, legacy_version
@@ -120,8 +117,6 @@ _DTLS13_BYTES = ProtocolVersion.DTLS13.to_bytes(2, "big")
 _SESSION_ID_AT = DTLS_RECORD_HEADER_LENGTH + DTLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH + 1
 # In a DTLSPlaintext header: type (1), version (2), epoch (2), sequence_number (6).
 _SEQUENCE_NUMBER_AT = 5
-# The end of a cookie state without an application cookie: its length (2), zero.
-_NO_APPLICATION_COOKIE = bytes(2)
 
 
 def offers_dtls13(body: bytes) -> bool:
@@ -141,7 +136,8 @@ def decode_dtls13_hello(body: bytes) -> tuple[ClientHello, ClientHelloInfo] | No
 
 class DtlsGate13:
     """What the datagram gate prepares once for its DTLS 1.3 ClientHellos: the TLS 1.3
-    server context (suites, groups, PSKs), each suite's hash, the server's choice for each
+    server context (suites, groups, PSKs), each suite's hash and the cookie states' heads
+    (`CookieStates`, as the stream gate's), the server's choice for each
     offer a ClientHello1 makes (`choose`), and the HelloRetryRequest records, made by the
     codec the first time a reply of their shape is sent (per suite, group asked for,
     session_id length and cookie length: a handful per configuration) and each reply made
@@ -150,39 +146,16 @@ class DtlsGate13:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.context = ServerContext(config, versions=DTLS_VERSIONS)
-        self._hashes: dict[int, Callable[[bytes], bytes]] = {}
         self._choices: Memo[tuple[object, ...], Choice | DropReason] = Memo(MAX_CHOICES)
         self._reads_alpn = bool(config.alpn_protocols)
-        # rest -> ClientHello2 decoded, and its part of what the cookie binds (`decode_hello2`)
-        self._hellos2: Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]] = Memo(MAX_HELLO2S)
+        # The ClientHello2s admitted, by their rest (`decode_hello2`), as the stream gate's.
+        self.hellos2 = ClientHello2Memo(DTLS_VERSIONS, MAX_HELLO2_BYTES)
         # (suite, group or None, session_id length, cookie length) -> the record's parts
         # before the sequence number, between it and the session_id, between the session_id
         # and the cookie (the last field of the last extension).
         self._records: dict[tuple[int, int | None, int, int], tuple[bytes, bytes, bytes]] = {}
-        # (suite, group, key share requested) -> the cookie state's bytes before the digest
-        # (`cookie_state`): the server's choices, so a handful per configuration.
-        self._state_heads: dict[tuple[int, int, bool], bytes] = {}
-
-    def digest(self, suite: int, message: bytes) -> bytes:
-        """Hash(``message``) with the hash of ``suite`` (RFC 8446 §4.4.1)."""
-        digest = self._hashes.get(suite)
-        if digest is None:
-            digest = self._hashes[suite] = suite_info(suite).hash.digest
-        return digest(message)
-
-    def cookie_state(self, suite: int, group: int, requested: bool, message: bytes) -> bytes:
-        """`encode_cookie_state` of the server's choice and Hash(``message``) by ``suite``'s
-        hash (`digest`: ClientHello1, RFC 8446 §4.4.1), without an application cookie (the
-        gate's without ``stateless_cookie_generate``): the state's bytes before the digest
-        made once per (suite, group, requested) and kept (one digest length per suite: the
-        hash is the suite's), then the digest and the application cookie's empty length."""
-        digest = self.digest(suite, message)
-        key = (suite, group, requested)
-        head = self._state_heads.get(key)
-        if head is None:
-            state = encode_cookie_state(suite, group, requested, digest, b"")
-            head = self._state_heads[key] = state[: -len(digest) - 2]
-        return head + digest + _NO_APPLICATION_COOKIE
+        # Each suite's hash and the cookie states' heads per the server's choices.
+        self.states = CookieStates()
 
     def judge_hello(
         self,
@@ -198,7 +171,7 @@ class DtlsGate13:
         1.2). A ClientHello1 is answered from `peek_client_hello13` (module docstring); one
         with a cookie (a ClientHello2) or a pre_shared_key is decoded in full."""
         try:
-            peek = peek_client_hello13(body, self._hellos2)
+            peek = peek_client_hello13(body, self.hellos2)
         except ProtocolError:
             return None
         if not peek.needs_full:
@@ -208,10 +181,10 @@ class DtlsGate13:
             return None
         result = judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
         hello2 = peek.hello2
-        if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self._hellos2:
+        if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self.hellos2:
             # Remembered once its cookie verified: a spoofed flood of made-up ClientHello2s
             # neither fills the memo nor costs more than their decode.
-            self.remember_hello2(hello2, body, decoded)
+            self.hellos2.remember_hello2(hello2, body, decoded)
         return result
 
     def decode_hello2(
@@ -223,36 +196,26 @@ class DtlsGate13:
         as `judge_hello` gives them). A ClientHello2 (a cookie, no PSK) is decoded in full
         when the rest of it (``peek.hello2.rest``: all but its random, session_id, key
         shares and cookie) is not remembered; `judge_hello` remembers it once its cookie
-        verified (`remember_hello2`). Another with a remembered rest is the one decoded
-        before with its own random, session_id, key shares and cookie put in and decoded
-        (`client_hello_like`), checked as the full decode checks them, and binds its head
-        and the same part."""
+        verified (`ClientHello2Memo.remember_hello2`). Another with a remembered rest is the one
+        decoded before with its own random, session_id, key shares and cookie put in and
+        decoded (`ClientHello2Memo.like`), checked as the full decode checks them, and binds
+        its head and the same part."""
         hello2 = peek.hello2
         if hello2 is None:  # a PSK offer
             decoded = decode_dtls13_hello(body)
             assert peek.fixed is not None  # sliced by the peek for all but a ClientHello2
             return None if decoded is None else (*decoded, peek.fixed)
-        known = self._hellos2.get(hello2.rest)
-        if known is None:  # not seen lately
-            decoded = decode_dtls13_hello(body)
-            if decoded is None:
-                return None
-            fixed = peek.fixed  # sliced: the rest was not known to the peek ...
-            if fixed is None:  # ... or was, and the memo started over since
-                fixed = client_hello_fixed_part(decoded[0])
-            return (*decoded, fixed)
-        # check_tls13_client_hello, DTLS: legacy_version {254, 253} (RFC 9147 §5.3); the
-        # rest's checks passed when it was decoded.
-        if peek.legacy_version != DTLS_VERSIONS.legacy_version:
+        known = self.hellos2.like(peek)
+        if known is not None:
+            return known
+        # Not seen lately, or not as strict as the full decode wants (which drops it).
+        decoded = decode_dtls13_hello(body)
+        if decoded is None:
             return None
-        hello, info, bound = known
-        try:
-            hello, info = client_hello_like(
-                (hello, info), peek.random, peek.session_id, hello2.key_share, hello2.cookie
-            )
-        except ProtocolError:
-            return None
-        return hello, info, hello2.head + bound
+        fixed = peek.fixed  # sliced: the rest was not known to the peek ...
+        if fixed is None:  # ... or was, and the memo started over since (or it is malformed)
+            fixed = client_hello_fixed_part(decoded[0])
+        return (*decoded, fixed)
 
     def choose(self, peek: ClientHello13Peek) -> Choice | DropReason | None:
         """The server's `choose` for a ClientHello1 read by `peek_client_hello13` (no PSK:
@@ -319,30 +282,17 @@ class DtlsGate13:
             self._choices.remember(key, choice)
         return choice
 
-    def remember_hello2(
-        self,
-        hello2: ClientHello2Split,
-        body: bytes,
-        decoded: tuple[ClientHello, ClientHelloInfo, bytes],
-    ) -> None:
-        """Keep a ClientHello2 ``body`` that `decode_hello2` decoded in full (``decoded``) for
-        the next with its rest, unless it is larger than `MAX_HELLO2_BYTES`. What its cookie
-        binds starts with the head (legacy_version, random, session_id:
-        `client_hello_fixed_part`); the rest's part, which follows, is kept."""
-        if len(body) <= MAX_HELLO2_BYTES:
-            hello, info, fixed = decoded
-            self._hellos2.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
-
     @property
     def hellos2_remembered(self) -> int:
-        """How many ClientHello2s `decode_hello2` remembers (at most `MAX_HELLO2S`)."""
-        return len(self._hellos2)
+        """How many ClientHello2s `decode_hello2` remembers (at most
+        `dtlsgate.gate.stream.MAX_HELLO2S`)."""
+        return len(self.hellos2)
 
     @property
     def hello2_rests(self) -> Container[bytes]:
         """The rests of the ClientHello2s `decode_hello2` remembers, for the peek
         (`peek_client_hello13`'s ``known``)."""
-        return self._hellos2.keys()
+        return self.hellos2
 
     @property
     def choices_remembered(self) -> int:
@@ -574,10 +524,10 @@ def _reply(
     assert choice.group is not None
     generate = gate13.config.stateless_cookie_generate
     if generate is None:
-        state = gate13.cookie_state(choice.suite, choice.group, requested, message)
+        state = gate13.states.cookie_state(choice.suite, choice.group, requested, message)
     else:
         application = _application_cookie(generate, peer)
-        digest = gate13.digest(choice.suite, message)
+        digest = gate13.states.digest(choice.suite, message)
         state = encode_cookie_state(choice.suite, choice.group, requested, digest, application)
     cookie = jar.mint(peer, now, fixed, state)
     group = choice.group if requested else None

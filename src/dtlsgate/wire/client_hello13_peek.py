@@ -1,10 +1,13 @@
-"""A DTLS 1.3 ClientHello read in one pass for a stateless HelloRetryRequest.
+"""A (D)TLS 1.3 ClientHello read in one pass for a stateless HelloRetryRequest.
 
 ``peek_client_hello13(body)`` reads a DTLS ClientHello body (RFC 9147 §5.3)::
 
     legacy_version (2) | random (32) | legacy_session_id<0..32> | legacy_cookie<0..2^8-1> |
     cipher_suites<2..2^16-2> | legacy_compression_methods<1..2^8-1> |
     extensions<8..2^16-1>
+
+and, with ``dtls=False``, a TLS one (RFC 8446 §4.1.2: the same without legacy_cookie), for
+the stream gate (`dtlsgate.gate.stream`, OpenSSL's ``SSL_stateless``),
 
 checking its framing as `ClientHello.decode` (`wire.messages`) does, the extensions block
 included (each extension's header and body within it, no type twice: RFC 8446 §4.2; the
@@ -26,8 +29,9 @@ key_share and cookie; and those two bodies), so that the gate decodes each disti
 once.
 
 DecodeError when the body is malformed in what is read (`decode_offer13`: in the offer).
-The gate (`dtlsgate.gate.dtls13`) answers from it and decodes ClientHello2 whole before
-admitting it; ``tests/test_client_hello13_peek.py`` pins the two to the full decoders.
+The gates (`dtlsgate.gate.dtls13`, `dtlsgate.gate.stream`) answer from it and decode
+ClientHello2 whole (or by its rest) before admitting it; ``tests/test_client_hello13_peek.py``
+pins the two to the full decoders.
 """
 
 from __future__ import annotations
@@ -85,7 +89,8 @@ class ClientHello13Peek(NamedTuple):
     """What `peek_client_hello13` reads of a ClientHello.
 
     - ``legacy_version``, ``random``, ``session_id``, ``legacy_cookie``,
-      ``compression_methods``: as `ClientHello` has them;
+      ``compression_methods``: as `ClientHello` has them (``legacy_cookie`` empty in a TLS
+      ClientHello, which has no such field);
     - ``cipher_suites``: the cipher_suites vector's contents, undecoded (an even number of
       bytes);
     - ``versions``, ``groups``, ``signature_schemes``, ``alpn``: the bodies of
@@ -147,12 +152,14 @@ _as_peek = cast(
 )
 
 
-def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHello13Peek:
-    """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (module docstring);
-    DecodeError when it is malformed in what is read, or has no extensions block.
-    ``known``: the rests (`ClientHello2Split.rest`) of ClientHello2s whose fixed part the
-    caller has already (its part after ``head``): for one of those ``fixed`` is left
-    None, not sliced again."""
+def peek_client_hello13(
+    body: bytes, known: Container[bytes] = (), dtls: bool = True
+) -> ClientHello13Peek:
+    """The `ClientHello13Peek` of a whole DTLS ClientHello ``body`` (a TLS one when ``dtls``
+    is False: no legacy_cookie field) (module docstring); DecodeError when it is malformed
+    in what is read, or has no extensions block. ``known``: the rests
+    (`ClientHello2Split.rest`) of ClientHello2s whose fixed part the caller has already (its
+    part after ``head``): for one of those ``fixed`` is left None, not sliced again."""
     end = len(body)
     if end < _SESSION_ID_AT + 1:
         raise DecodeError("ClientHello truncated before its session_id")
@@ -160,10 +167,14 @@ def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHell
     session_id_length = body[_SESSION_ID_AT]
     if session_id_length > MAX_SESSION_ID_LENGTH:
         raise DecodeError(f"session_id of {session_id_length} bytes")
-    cookie_at = _SESSION_ID_AT + 1 + session_id_length
-    if cookie_at >= end:
-        raise DecodeError("ClientHello truncated before its cookie")
-    suites_at = cookie_at + 1 + body[cookie_at]
+    # In a TLS ClientHello cipher_suites follows the session_id: ``cookie_at`` (where the
+    # fields after the head start, `ClientHello2Split`) is then ``suites_at``, and the
+    # legacy_cookie sliced between them empty.
+    cookie_at = suites_at = _SESSION_ID_AT + 1 + session_id_length
+    if dtls:
+        if cookie_at >= end:
+            raise DecodeError("ClientHello truncated before its cookie")
+        suites_at = cookie_at + 1 + body[cookie_at]
     compression_at, extensions_at, spans = framing_after_cookie(body, suites_at, end)
     if spans is None:
         # RFC 8446 §4.1.2: a (D)TLS 1.3 ClientHello has extensions.
@@ -205,7 +216,7 @@ def peek_client_hello13(body: bytes, known: Container[bytes] = ()) -> ClientHell
             legacy_version,
             random,
             body[_SESSION_ID_AT + 1 : cookie_at],
-            body[cookie_at + 1 : suites_at],
+            body[cookie_at + 1 : suites_at],  # b"" when there is none (TLS)
             body[suites_at + 2 : compression_at],
             body[compression_at + 1 : extensions_at],
             versions,
