@@ -793,17 +793,26 @@ async def until_stopped(also: Awaitable[Any] | None = None) -> None:
     """Return when the process is asked to stop (SIGINT, as Ctrl-C sends, or SIGTERM), or
     when ``also`` completes, whichever comes first.
 
-    The signals are handled on the running loop and stay handled until the loop closes, so
-    that a server's graceful stop is not cut short: a second signal while it stops (Ctrl-C
-    pressed twice, or `timeout`, which sends its signal to the child and again to the
-    child's process group) is a no-op, where a KeyboardInterrupt would land anywhere in the
-    loop's shutdown. Where the loop cannot handle signals (not the main thread, Windows),
-    this waits for ``also`` or forever, and Ctrl-C raises KeyboardInterrupt as before."""
+    The signals are handled on the running loop, and once one came both are blocked: a
+    second signal while the server stops (Ctrl-C pressed twice, or `timeout`, which sends
+    its signal to the child and again to the child's process group) stays pending until the
+    process exits, and is never delivered. Handled, it would land in the loop's shutdown
+    (a KeyboardInterrupt once the loop's handlers are removed; with asyncio's own loop, a
+    write to the wakeup fd it has just closed, reported on stderr) or kill the interpreter
+    as it finalizes. The serving process has no other thread a signal could go to. Where
+    the loop cannot handle signals (not the main thread, Windows), this waits for ``also``
+    or forever, and Ctrl-C raises KeyboardInterrupt as before."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stopping() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        stop.set()
+
+    for signum in stop_signals:
         with suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopping)
     waiters = [asyncio.ensure_future(stop.wait())]
     if also is not None:
         waiters.append(asyncio.ensure_future(also))
