@@ -181,7 +181,7 @@ class DtlsGate13:
             return None
         result = judge_dtls13(self, sequence_number, message_seq, decoded, body, data, peer, now)
         hello2 = peek.hello2
-        if type(result) is Dtls13Admit and hello2 is not None and hello2.rest not in self.hellos2:
+        if type(result) is Dtls13Admit and hello2 is not None:
             # Remembered once its cookie verified: a spoofed flood of made-up ClientHello2s
             # neither fills the memo nor costs more than their decode.
             self.hellos2.remember_hello2(hello2, body, decoded)

@@ -312,10 +312,11 @@ class ClientHello2Memo(Memo[bytes, tuple[ClientHello, ClientHelloInfo, bytes]]):
         decoded: tuple[ClientHello, ClientHelloInfo, bytes],
     ) -> None:
         """Keep a ClientHello2 ``body`` decoded in full (``decoded``, with what its cookie
-        binds) whose cookie verified, unless it is larger than ``max_bytes``. What its
-        cookie binds starts with the head (legacy_version, random, session_id); the rest's
-        part, which follows, is kept."""
-        if len(body) <= self.max_bytes:
+        binds) whose cookie verified, unless it is larger than ``max_bytes`` or its rest is
+        kept already (a full memo is emptied before it takes a new entry: `Memo.remember`).
+        What its cookie binds starts with the head (legacy_version, random, session_id); the
+        rest's part, which follows, is kept."""
+        if len(body) <= self.max_bytes and hello2.rest not in self:
             hello, info, fixed = decoded
             self.remember(hello2.rest, (hello, info, fixed[len(hello2.head) :]))
 
