@@ -205,3 +205,19 @@ def test_memo_target_finds_a_remembered_answer_gone_wrong(name: str, monkeypatch
     first = [n for n, _ in fuzz_gate_memos.SAMPLES].index(name)
     with pytest.raises(AssertionError, match=f"remembering {name} gate"):
         fuzz_gate_memos.test_one_input(bytes((first + 3,)))
+
+
+# --- fuzz/fuzz_peeks.py: the peeks against the full decoders, over edited real hellos -------
+
+import fuzz_peeks  # noqa: E402
+
+
+def test_peeks_seeds() -> None:
+    for seed in fuzz_peeks.seeds():
+        fuzz_peeks.test_one_input(seed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255), st.binary(max_size=16))
+def test_peeks_edited_hellos(which: int, edits: bytes) -> None:
+    fuzz_peeks.test_one_input(bytes((which,)) + edits)
