@@ -204,6 +204,9 @@ def test_client_hello2_decoded_once_per_rest() -> None:
         assert isinstance(_judge(gate13, first), Dtls13Admit)
         assert gate13.hellos2_remembered == n
         assert _decoded(gate13, body2) == _full(body2) and gate13.hellos2_remembered == n
+        # Alike to the repr: each extension's type as read (an int, not an enum member)
+        # and in its place, the unchanged ones the remembered ClientHello's.
+        assert repr(_decoded(gate13, body2)) == repr(_full(body2))
         assert isinstance(_judge(gate13, second), Dtls13Admit)
         decoded = gate13.decode_hello2(peek, body2)
         again = gate13.decode_hello2(peek_client_hello13(body1), body1)

@@ -154,9 +154,16 @@ def decode_client_hello_extensions(r: Reader) -> DecodedExtensions:
 def with_bodies(decoded: DecodedExtensions, bodies: dict[int, bytes]) -> DecodedExtensions:
     """A ClientHello's extensions as `decode_client_hello_extensions` read them, with the
     bodies of ``bodies`` put in, each in its place (every type in ``bodies`` is one of
-    them): what decoding the message with those bodies would read."""
-    changed = decoded[1] | bodies
-    return tuple(map(_as_extension, changed.items())), changed
+    them): what decoding the message with those bodies would read. The others are the
+    very `Extension`s of ``decoded``: only the changed ones are made (a ClientHello2 from
+    a remembered one changes two of a dozen), each in the place its type has in the map,
+    which is wire order, with the type as read (``bodies`` may name it by an enum member)."""
+    extensions = list(decoded[0])
+    order = list(decoded[1])
+    for ext_type, body in bodies.items():
+        at = order.index(ext_type)
+        extensions[at] = _as_extension((order[at], body))
+    return tuple(extensions), decoded[1] | bodies
 
 
 def check_extensions(extensions: tuple[Extension, ...], context: Context) -> None:
