@@ -23,7 +23,7 @@ from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.crypto.suites import SUITES, KeyExchange, SuiteInfo
 from dtlsgate.errors import IllegalParameter, ProtocolError, ProtocolVersionError
 from dtlsgate.handshake.engine import Complete as Complete
-from dtlsgate.handshake.engine import Epochs, KeyLogging, from_epoch, only
+from dtlsgate.handshake.engine import Epochs, KeyLogging, from_epoch, install_key, only
 from dtlsgate.handshake.engine import InstallKey as InstallKey
 from dtlsgate.handshake.engine import KeyLog as KeyLog
 from dtlsgate.handshake.engine import SendChangeCipherSpec as SendChangeCipherSpec
@@ -378,7 +378,7 @@ class AppSecrets:
 
 
 def install(write: bool, keys: Keys, aead: AeadAlgorithm, secret: bytes) -> InstallKey:
-    return InstallKey(write, keys.schedule, aead, secret)
+    return install_key((write, keys.schedule, aead, secret))
 
 
 # ---- ClientHello extensions -------------------------------------------------------------------
