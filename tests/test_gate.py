@@ -502,6 +502,8 @@ def test_admit_carries_the_client_hellos_version(version: int, whole: bool) -> N
     result = gate.receive(_record(_fragment(body2, 0, length2)), PEER, NOW)
     assert isinstance(result, Admit) and result.fragmented is not whole
     assert result.client_version == version
+    # Read from the message, not stored: the repr still shows it where the field stood.
+    assert f"client_version={int(version)}, cookie={result.cookie!r}," in repr(result)
     if whole:
         assert result.client_hello is not None
         assert result.client_hello.legacy_version == version

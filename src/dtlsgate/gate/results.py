@@ -23,6 +23,7 @@ would type-check where the other connection expects its own admit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Hashable
 from enum import StrEnum
@@ -97,12 +98,15 @@ class Admit:
     - ``record_sequence_number``: the ClientHello record's; the ServerHello record reuses it
       (§4.2.1, "to avoid sequence number duplication").
     - ``datagram``: the whole datagram, for records that followed the ClientHello.
+
+    ``client_version`` (the ClientHello's version) is read from ``client_hello_message``
+    when asked for, not stored: no server connection reads it, and a stored field was a
+    slot store on every admit.
     """
 
     peer: Hashable | None
     client_hello: ClientHello | None
     client_hello_message: bytes
-    client_version: int
     cookie: bytes
     message_seq: int
     record_sequence_number: int
@@ -113,11 +117,27 @@ class Admit:
         return self.client_hello is None
 
     @property
+    def client_version(self) -> int:
+        """The ClientHello's client_version: the two bytes after the handshake header, in a
+        first fragment as well (the gate admits one only when it reaches past the cookie)."""
+        message = self.client_hello_message
+        return (message[DTLS_HANDSHAKE_HEADER_LENGTH] << 8) | message[
+            DTLS_HANDSHAKE_HEADER_LENGTH + 1
+        ]
+
+    @property
     def client_random(self) -> bytes:
         """The ClientHello's random (RFC 5246 §7.4.1.2), also when only its first fragment
         arrived: the gate admits a fragment only when it reaches past the cookie."""
         start = DTLS_HANDSHAKE_HEADER_LENGTH + 2  # after the header and client_version
         return self.client_hello_message[start : start + RANDOM_LENGTH]
+
+    def __repr__(self) -> str:
+        # The dataclass's repr with client_version where it stood when it was a field
+        # (before cookie), so that logs and bench/gate_results.py read as before.
+        fields = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)]
+        fields.insert(3, f"client_version={self.client_version!r}")
+        return f"{type(self).__qualname__}({', '.join(fields)})"
 
 
 @frozen
