@@ -443,7 +443,6 @@ class Gate(GateCounters):
             # (fragment_offset 0, fragment_length = length) already the transcript's form
             # (RFC 6347 §4.2.6).
             fragment,
-            hello.cookie,
             hello.message_seq,
             hello.sequence_number,  # record_sequence_number
             data,  # datagram
