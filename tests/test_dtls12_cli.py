@@ -11,7 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import announced_port, openssl_dtls_client, process, read_line, require, stop
+from peers import (
+    announced_port,
+    openssl_dtls_client,
+    process,
+    read_line,
+    require,
+    start,
+    stop,
+)
 
 pytestmark = pytest.mark.interop
 PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
@@ -21,10 +29,11 @@ PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
 def dtlsgate_serve(cache: Path, *extra: str) -> Iterator[int]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     args = [sys.executable, "-m", "dtlsgate", "serve", "--port", "0", *extra]
-    proc = subprocess.Popen(
+    proc = start(
+        args,
         # A backstop above the tests' own bounds (two 30 s connects): under load 40 s ended
         # the server while the second client was still on its way.
-        ["timeout", "-s", "KILL", "120", *args],
+        seconds=120,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
