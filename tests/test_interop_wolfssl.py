@@ -127,7 +127,17 @@ async def _run_wolfssl_client(tree: Path, config: ServerConfig, args: list[str])
             stderr=asyncio.subprocess.DEVNULL,
         )
         stdout, _ = await asyncio.wait_for(proc.communicate(), 30)
-        await asyncio.sleep(0.2)  # the client's close_notify or alert reaches the server
+        # The client's close_notify or alert, sent before it exited, is in the server's
+        # socket: judged once a datagram of ours sent now is (its drop reason no test here
+        # counts). Not a fixed wait, which a loaded machine could outlast.
+        malformed = str(DropReason.RECORD_MALFORMED)
+        before = server.gate.stats[malformed]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+            marker.sendto(b"marker", ("127.0.0.1", server.address[1]))
+            deadline = time.monotonic() + 30  # a bound only
+            while server.gate.stats[malformed] == before:
+                assert time.monotonic() < deadline, "the server did not judge our datagram"
+                await asyncio.sleep(0.01)
         stats = server.gate.stats
     return ClientRun(proc.returncode, stdout.decode(errors="replace"), received, stats)
 
