@@ -317,13 +317,14 @@ def test_wolfssl_dtls13_server_answers_client_hello_with_hello_retry_request(
     args = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
     args += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
     with (
-        process(args, seconds=20, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL),
+        process(args, seconds=90, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL) as proc,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
     ):
+        wait_bound(proc, port, 60)  # a start-up: a bound only
         sock.settimeout(0.5)
         reply = b""
-        deadline = time.monotonic() + 15
-        while not reply and time.monotonic() < deadline:  # until the server listens
+        deadline = time.monotonic() + 30
+        while not reply and time.monotonic() < deadline:  # resent: UDP on loopback
             sock.sendto(client_hello, ("127.0.0.1", port))
             try:
                 reply = sock.recv(65535)
