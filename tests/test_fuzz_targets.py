@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -153,3 +154,70 @@ def test_dtls13_mutated_inputs(seed: bytes, mode: int, kind: int, noise: bytes, 
     data[2], data[3] = mode, kind
     data[4 + at : 4 + at + len(noise)] = noise
     fuzz_dtls13.test_one_input(bytes(data))
+
+
+# --- fuzz/fuzz_gate_memos.py: gates that remember against fresh ones, differentially ------
+
+import fuzz_gate_memos  # noqa: E402
+from helpers import CLIENT, NOW  # noqa: E402
+
+from dtlsgate.gate import stream as stream_gate  # noqa: E402
+from dtlsgate.gate.results import Admit, Dtls13Admit, Reply, StreamAdmit  # noqa: E402
+
+MEMO_SEEDS = fuzz_gate_memos.seeds()
+
+
+def test_memo_seeds_judged_alike_and_reach_every_gate_and_result() -> None:
+    before = dict(fuzz_gate_memos.compared)
+    for seed in MEMO_SEEDS:
+        fuzz_gate_memos.test_one_input(seed)
+    assert fuzz_gate_memos.compared["alike"] - before["alike"] == len(MEMO_SEEDS)
+    # The unchanged hellos: every gate replies and admits, and the ClientHello2s of each
+    # gate are among what the long-lived gates remember (their answers come from memory).
+    kinds = set()
+    for name, hello in fuzz_gate_memos.SAMPLES:
+        kinds.add((name, type(fuzz_gate_memos.FRESH[name]().receive(hello, CLIENT, NOW))))
+    assert kinds >= {
+        ("datagram", Reply),
+        ("datagram", Admit),
+        ("datagram", Dtls13Admit),
+        ("dtls12", Reply),
+        ("dtls12", Admit),
+        ("stream", Reply),
+        ("stream", StreamAdmit),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 255), st.binary(max_size=12))
+def test_memo_edited_hellos_judged_alike(which: int, edits: bytes) -> None:
+    fuzz_gate_memos.test_one_input(bytes((which,)) + edits)
+
+
+@pytest.mark.parametrize("name", ["datagram", "stream"])
+def test_memo_target_finds_a_remembered_answer_gone_wrong(name: str, monkeypatch: Any) -> None:
+    """With a remembered ClientHello2 put back as it was (not with the new one's own
+    random, session_id, key shares and cookie), a second client of a kind the long-lived
+    gate admitted before (the samples' fourth of each kind: the second client's
+    ClientHello2; DTLS 1.3's come first among the datagram samples) is admitted with the
+    first one's fields: the target says so."""
+    monkeypatch.setattr(stream_gate, "client_hello_like", lambda known, *fields: known)
+    first = [n for n, _ in fuzz_gate_memos.SAMPLES].index(name)
+    with pytest.raises(AssertionError, match=f"remembering {name} gate"):
+        fuzz_gate_memos.test_one_input(bytes((first + 3,)))
+
+
+# --- fuzz/fuzz_peeks.py: the peeks against the full decoders, over edited real hellos -------
+
+import fuzz_peeks  # noqa: E402
+
+
+def test_peeks_seeds() -> None:
+    for seed in fuzz_peeks.seeds():
+        fuzz_peeks.test_one_input(seed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255), st.binary(max_size=16))
+def test_peeks_edited_hellos(which: int, edits: bytes) -> None:
+    fuzz_peeks.test_one_input(bytes((which,)) + edits)

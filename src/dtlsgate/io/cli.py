@@ -221,8 +221,8 @@ def add_raw_public_keys(o: Callable[..., None], pinned: str) -> None:
 
 
 def add_serve(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="an echo server (DTLS 1.2; --tls: TLS 1.3 over TCP)")
-    serve.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP instead of DTLS 1.2")
+    serve = sub.add_parser("serve", help="an echo server (DTLS 1.3 and 1.2; --tls: TLS 1.3 over TCP)")
+    serve.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP instead of DTLS")
     add_common(serve, "serve", host=True)
     o = functools.partial(option, serve, "serve")
     o("--cert", metavar="FILE", help="PEM certificate chain, leaf first (default: self-signed)")
@@ -274,7 +274,7 @@ def add_serve(sub: Any) -> None:
 
 
 def add_connect(sub: Any) -> None:
-    connect = sub.add_parser("connect", help="a client (DTLS 1.2; --tls: TLS 1.3 over TCP)")
+    connect = sub.add_parser("connect", help="a client (DTLS 1.3 or 1.2; --tls: TLS 1.3 over TCP)")
     connect.add_argument("target", metavar="HOST:PORT", type=host_port, help="the server")
     connect.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP instead of DTLS")
     add_common(connect, "connect", host=False)
