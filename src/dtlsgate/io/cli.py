@@ -221,7 +221,9 @@ def add_raw_public_keys(o: Callable[..., None], pinned: str) -> None:
 
 
 def add_serve(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="an echo server (DTLS 1.3 and 1.2; --tls: TLS 1.3 over TCP)")
+    serve = sub.add_parser(
+        "serve", help="an echo server (DTLS 1.3 and 1.2; --tls: TLS 1.3 over TCP)"
+    )
     serve.add_argument("--tls", action="store_true", help="TLS 1.3 over TCP instead of DTLS")
     add_common(serve, "serve", host=True)
     o = functools.partial(option, serve, "serve")
