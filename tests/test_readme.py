@@ -96,7 +96,10 @@ def start(code: str, cwd: Path) -> subprocess.Popen[str]:
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=DEADLINE + 5)
+    try:
+        out, err = proc.communicate(timeout=DEADLINE + 5)
+    finally:
+        stop(proc)  # type: ignore[arg-type]  # what it started, and the group's anchor
     return proc.returncode, out, err
 
 
