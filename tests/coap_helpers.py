@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import process
 
 from dtlsgate.crypto.certs import make_self_signed
 
@@ -112,28 +112,19 @@ class Ran:
         return [line for line in self.payload_lines if TIME.match(line)]
 
 
-async def run_peer(args: list[str], seconds: float = 20) -> Ran:
-    """Run a peer under ``timeout`` and collect its output; the process group is killed
-    when it has not ended in ``seconds``."""
-    proc = await asyncio.create_subprocess_exec(
-        "timeout",
-        "-s",
-        "KILL",
-        str(seconds),
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds + 5)
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(proc.wait(), 5)
+def _run_peer(args: list[str], seconds: float) -> Ran:
+    with process(args, seconds=seconds, stdin=subprocess.DEVNULL) as proc:
+        out, err = proc.communicate(timeout=seconds + 5)
     return Ran(proc.returncode, out, err)
+
+
+async def run_peer(args: list[str], seconds: float = 20) -> Ran:
+    """Run a peer under ``timeout`` and collect its output; its process group is killed
+    when it has not ended in ``seconds``. On a thread, through `peers.process`, whose group
+    kill cannot reach another program's group (`peers.start`): asyncio's child watcher
+    reaps a process on its own thread before ``returncode`` is set, so a kill guarded by
+    ``returncode is None`` could signal a process id already free for reuse."""
+    return await asyncio.to_thread(_run_peer, args, seconds)
 
 
 def coap_client_args(

@@ -10,6 +10,7 @@ then, configs on the deterministic provider, event helpers, and in-memory pairs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import gc
 import heapq
@@ -442,3 +443,16 @@ class BadShareClient(DefaultProvider):
         share = KeyShare.generate(group)
         share.public_bytes = self.value
         return share
+
+
+async def eventually(predicate: Callable[[], object], seconds: float = 30) -> None:
+    """Poll ``predicate`` every 10 ms on the running loop until it is true: state another
+    task or thread changes a few loop turns later (a handler's task ending, an association
+    closed by the peer's close_notify). AssertionError after ``seconds`` of the loop's
+    clock, a bound only: a fixed count of turns (100 of 10 ms) was the wait before, and a
+    loaded machine can take longer than that over a few turns."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        assert loop.time() < deadline, f"not within {seconds} s"
+        await asyncio.sleep(0.01)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,16 +33,56 @@ def require(*tools: str) -> None:
             pytest.skip(f"{tool} is not installed (make test installs it)")
 
 
+# The processes that keep each started group's id from being reused, by group leader (see
+# `start`); taken out by `stop`.
+_anchors: dict[subprocess.Popen[bytes], subprocess.Popen[bytes]] = {}
+
+
+def start(args: list[str], *, seconds: float | None = 30, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``args`` under ``timeout -s KILL seconds`` (``seconds`` None: without it, for
+    a test that signals the process itself) as the leader of a new process group, for
+    `stop` to kill with everything it started. ``popen`` goes to `subprocess.Popen`.
+
+    A group is killed by its id, which is its leader's process id, and that id is free for
+    another process once the leader has been reaped and the group is empty (pid_max is
+    32,768 on these machines; a suite run starts thousands of processes): a group kill after
+    a test's own ``wait()`` could then hit another program's group (a helper's `timeout`
+    leads one). So a second process of ours, an "anchor" (`sleep`), joins the group and is
+    reaped only by `stop`, after the kill: until then the id stays in use by this group,
+    whatever the test waited for, in whatever order the processes ended. (GNU timeout's own
+    setpgid(0, 0) finds the group made already and keeps it.)"""
+    if seconds is not None:
+        args = ["timeout", "-s", "KILL", str(seconds), *args]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(args, process_group=0, **popen)
+    # The leader is not reaped yet (nothing waited for it), so its group exists to join,
+    # even if it has already exited (a zombie stays in its group).
+    _anchors[proc] = subprocess.Popen(
+        ["sleep", str(10 + (seconds or STARTUP_WALL_SECONDS))],
+        process_group=proc.pid,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a process started under ``timeout`` and everything it started: GNU timeout leads
-    its own process group, so the group goes, children and grandchildren included (killing
-    only ``timeout`` would orphan the peer, e.g. the workers of ``dtlsgate serve
-    --workers``)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    # A process started without `timeout` leads no group (test_cli's signal tests signal
-    # `dtlsgate serve` itself): the group kill missed it, and it would outlive a failed test.
-    proc.kill()  # a no-op once it has been reaped
+    """Kill a process started by `start` (or `process`) and everything it started: its
+    whole process group, children and grandchildren (killing only ``timeout`` would orphan
+    the peer, e.g. the workers of ``dtlsgate serve --workers``), then reap it. Safe in any
+    order: after the test waited for the process, and when called twice. A process not
+    started by `start` is only killed itself, if it has not been reaped (then its id cannot
+    be another process's)."""
+    anchor = _anchors.pop(proc, None)
+    if anchor is not None:
+        # The anchor, a child of ours not yet reaped (alive or a zombie), keeps the group's
+        # id from being reused: the kill can only reach this group.
+        with contextlib.suppress(ProcessLookupError):  # all of it gone (zombies) already
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL: it goes
+            anchor.wait(60)
+    else:
+        proc.kill()  # a no-op once it has been reaped
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
 
@@ -83,9 +124,7 @@ def _group_socket_inodes(pgid: int) -> set[str]:
 
 def _group_cpu_seconds(pgid: int) -> float:
     """The CPU time (user and system) used so far by the processes of process group
-    ``pgid``, or by process ``pgid`` alone when it leads no group (started without
-    `timeout`: it would count nothing, and only `announcement`'s wall-clock backstop
-    would end a start-up that hangs)."""
+    ``pgid`` (`start` makes every process it starts lead a group)."""
     ticks = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -95,7 +134,7 @@ def _group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         # state, ppid, pgrp, ..., utime and stime (14th, 15th)
-        if int(fields[2]) == pgid or entry == str(pgid):
+        if int(fields[2]) == pgid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -139,13 +178,7 @@ def process(
     """Start ``args`` under ``timeout`` (in ``cwd``) and make sure it is gone afterwards.
     A peer that logs much on stderr needs ``stderr=subprocess.DEVNULL`` unless the test
     reads it: a full pipe would block it."""
-    proc = subprocess.Popen(
-        ["timeout", "-s", "KILL", str(seconds), *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        cwd=cwd,
-    )
+    proc = start(args, seconds=seconds, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd)
     try:
         yield proc
     finally:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import announced_port, process, read_line, require, stop, wait_for_line
+from peers import announced_port, process, read_line, require, start, stop, wait_for_line
 from test_dtls12_cli import dtlsgate_serve
 from udp_proxy import LossyProxy
 
@@ -603,8 +603,11 @@ def verbose_psk_server(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``command serve`` on a free port with ``PSK`` and ``-v``, its stderr piped; the
     process and its port, once it announced itself. Killed at the end if still running."""
-    proc = subprocess.Popen(
+    # Not under `timeout` (the signal tests signal the server itself), but in a process
+    # group of its own all the same, for `stop` (peers.start).
+    proc = start(
         [*command, "serve", "--port", "0", "--psk", PSK, "-v"],
+        seconds=None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import weakref
 from typing import Any
 
 import pytest
-from helpers import CLIENT, credentials, cycle_collector_off, make_pair
+from helpers import CLIENT, credentials, cycle_collector_off, eventually, make_pair
 from helpers import client_config as helper_client_config
 from helpers import server_config as helper_server_config
 
@@ -205,10 +205,7 @@ def test_a_finished_association_is_freed_without_the_cycle_collector(loop: str) 
             client_freed = weakref.ref(client)
             del client
             await asyncio.wait_for(ended.wait(), 10)
-            for _ in range(100):  # the handler's task ends a few loop turns later
-                if not server._tasks:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: not server._tasks)  # a few loop turns later
             return not server._tasks, streams[0]() is None, client_freed() is None
 
     with cycle_collector_off():

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from dtls13_socket import data_of, pump
+from helpers import eventually
 from test_dtls13_faces import echo, server_config
 
 from dtlsgate.config import ClientConfig
@@ -149,10 +150,8 @@ def test_new_connection_id_and_a_new_port_keep_the_association(usage: Connection
             data, carried, routed = await loop.run_in_executor(
                 None, _switching_client, server.address, usage, lambda: server.routed_connection_ids
             )
-            for _ in range(100):  # the client's close_notify ends the association
-                if not server.associations:
-                    break
-                await asyncio.sleep(0.05)
+            # The client's close_notify ends the association.
+            await eventually(lambda: not server.associations)
             return data, carried, routed, server.routed_connection_ids
 
     data, carried, routed, after = asyncio.run(asyncio.wait_for(main(), 60))
@@ -177,10 +176,8 @@ def test_asyncio_streams_ask_for_and_switch_connection_ids() -> None:
             stream = await aio.connect(host, port, client, timeout=10)
             first = stream.connection.connection.peer_connection_id  # type: ignore[union-attr]
             stream.request_connection_ids(1)
-            for _ in range(100):  # its NewConnectionId on loopback (bounded)
-                if stream.connection.connection.spare_connection_ids:  # type: ignore[union-attr]
-                    break
-                await asyncio.sleep(0.02)
+            # Its NewConnectionId on loopback.
+            await eventually(lambda: stream.connection.connection.spare_connection_ids)  # type: ignore[union-attr]
             new = stream.use_next_connection_id()
             stream.send(b"moved")
             reply = await asyncio.wait_for(stream.recv(), 10)

@@ -10,7 +10,7 @@ import threading
 import weakref
 
 import pytest
-from helpers import credentials, cycle_collector_off
+from helpers import credentials, cycle_collector_off, eventually
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
@@ -140,10 +140,7 @@ def test_asyncio_finished_associations_are_freed_without_the_cycle_collector(
             watched.append(weakref.ref(stream))
             del stream
             await asyncio.wait_for(ended.wait(), 10)
-            for _ in range(100):  # the handler's task ends a few loop turns later
-                if not server._tasks:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda: not server._tasks)  # a few loop turns later
             return [w() is None for w in watched]
 
     with cycle_collector_off():
@@ -187,10 +184,8 @@ def test_asyncio_failed_handshakes_are_freed_without_the_cycle_collector(
                 await connecting
             watched.append(weakref.ref(failed.value))
             del connecting, failed
-            for _ in range(100):  # the server's side fails a loop turn or two later
-                if server.handshakes_failed and not server.handshakes_in_progress:
-                    break
-                await asyncio.sleep(0.01)
+            # The server's side fails a loop turn or two later.
+            await eventually(lambda: server.handshakes_failed and not server.handshakes_in_progress)
             await asyncio.sleep(0)  # the failed handshake's task ends
             assert server.handshakes_failed == 1
         return [w() is None for w in watched]

@@ -483,6 +483,7 @@ def test_admit_carries_all_the_fields_an_accept_needs() -> None:
     result = gate.receive(with_cookie(first, cookie, record_seq=3), PEER, NOW)
     assert isinstance(result, Admit)
     assert result.client_version == ProtocolVersion.DTLS12
+    assert result.cookie == cookie  # read after a session_id of 8 bytes
     assert result.client_hello == dataclasses.replace(
         client_hello(session_id=b"\x07" * 8), cookie=cookie
     )
@@ -502,6 +503,9 @@ def test_admit_carries_the_client_hellos_version(version: int, whole: bool) -> N
     result = gate.receive(_record(_fragment(body2, 0, length2)), PEER, NOW)
     assert isinstance(result, Admit) and result.fragmented is not whole
     assert result.client_version == version
+    assert result.cookie == cookie
+    # Read from the message, not stored: the repr still shows them where the fields stood.
+    assert f"client_version={int(version)}, cookie={cookie!r}," in repr(result)
     if whole:
         assert result.client_hello is not None
         assert result.client_hello.legacy_version == version

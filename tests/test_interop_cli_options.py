@@ -31,6 +31,8 @@ from peers import (
     process,
     read_until,
     require,
+    start,
+    stop,
     wait_bound,
     wait_for_line,
 )
@@ -51,15 +53,19 @@ def serve(cache: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], i
     """`dtlsgate serve --port 0 ...` (-v), its process and its port once it listens."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     # A backstop above the tests' own bounds (several 30 s connects or clients).
-    args = ["timeout", "-s", "KILL", "120", *DTLSGATE, "serve", "--port", "0", "-v", *extra]
-    proc = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    args = [*DTLSGATE, "serve", "--port", "0", "-v", *extra]
+    proc = start(
+        args,
+        seconds=120,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         yield proc, announced_port(proc, "listening on ", "serving DTLS")
     finally:
-        os.killpg(proc.pid, 9)
-        proc.wait(5)
+        stop(proc)  # the tests wait for it first (server_log): stop is safe after that
 
 
 def server_log(proc: subprocess.Popen[bytes]) -> str:

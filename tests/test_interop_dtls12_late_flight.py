@@ -65,7 +65,7 @@ class LateFlightProxy:
         self.up.close()
 
     def _run(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a backstop: the test ends it before
         while not self._stop.is_set() and time.monotonic() < deadline:
             if self._held is not None and time.monotonic() >= self._held[0]:
                 assert self.client is not None

@@ -8,7 +8,6 @@ ends go quiet afterwards."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -65,10 +64,14 @@ def test_our_clients_to_our_server_over_a_lossy_link(
         # the NewSessionTicket and then its close_notify can both be lost, and the server
         # then resends the ticket to a client that is gone until its retransmissions give
         # up; test_interop_wolfssl_dtls13_loss.py checks both ways, its proxy impairing the
-        # handshake only.)
-        time.sleep(latency + 1.5)
+        # handshake only.) The clients' sockets are closed: what they sent last is in the
+        # proxy (held for the latency, or in its socket) until it has been quiet towards the
+        # server for 20 turns of its loop; then nothing may reach the server in 60 more turns
+        # (3 s on an idle machine). Both are counted in the proxy's turns, not in seconds on
+        # the wall clock, which a loaded machine takes from the proxy's thread too.
+        proxy.wait_quiet(upstream_only=True)
         settled = len(proxy.stats.upstream_times)
-        time.sleep(3)
+        proxy.wait_quiet(60, upstream_only=True)
         assert len(proxy.stats.upstream_times) == settled
     assert [v for v, _ in results] == [ProtocolVersion.DTLS13] * PEERS
     # Exactly the data, once per answer (copies of a resent request may echo twice).

@@ -127,7 +127,17 @@ async def _run_wolfssl_client(tree: Path, config: ServerConfig, args: list[str])
             stderr=asyncio.subprocess.DEVNULL,
         )
         stdout, _ = await asyncio.wait_for(proc.communicate(), 30)
-        await asyncio.sleep(0.2)  # the client's close_notify or alert reaches the server
+        # The client's close_notify or alert, sent before it exited, is in the server's
+        # socket: judged once a datagram of ours sent now is (its drop reason no test here
+        # counts). Not a fixed wait, which a loaded machine could outlast.
+        malformed = str(DropReason.RECORD_MALFORMED)
+        before = server.gate.stats[malformed]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marker:
+            marker.sendto(b"marker", ("127.0.0.1", server.address[1]))
+            deadline = time.monotonic() + 30  # a bound only
+            while server.gate.stats[malformed] == before:
+                assert time.monotonic() < deadline, "the server did not judge our datagram"
+                await asyncio.sleep(0.01)
         stats = server.gate.stats
     return ClientRun(proc.returncode, stdout.decode(errors="replace"), received, stats)
 
@@ -307,13 +317,14 @@ def test_wolfssl_dtls13_server_answers_client_hello_with_hello_retry_request(
     args = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
     args += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
     with (
-        process(args, seconds=20, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL),
+        process(args, seconds=90, cwd=wolfssl, stdin=DEVNULL, stderr=DEVNULL) as proc,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
     ):
+        wait_bound(proc, port, 60)  # a start-up: a bound only
         sock.settimeout(0.5)
         reply = b""
-        deadline = time.monotonic() + 15
-        while not reply and time.monotonic() < deadline:  # until the server listens
+        deadline = time.monotonic() + 30
+        while not reply and time.monotonic() < deadline:  # resent: UDP on loopback
             sock.sendto(client_hello, ("127.0.0.1", port))
             try:
                 reply = sock.recv(65535)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +77,14 @@ class Server:
         self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(10)
 
+    def timer(self, seconds: float) -> threading.Event:
+        """An event set by a timer on the server's loop, set now ``seconds`` ahead: once it
+        is set, every timer of the server due before it (a retransmission) has fired, and
+        sent what it sends, however late a loaded machine ran the loop."""
+        fired = threading.Event()
+        self.loop.call_soon_threadsafe(self.loop.call_later, seconds, fired.set)
+        return fired
+
 
 def crossed(proxy: LossyProxy) -> tuple[int, int]:
     """How many datagrams the proxy forwarded so far: towards the server, towards the client."""
@@ -97,9 +104,12 @@ def test_wolfssl_client_to_our_server_over_a_lossy_link(
     outputs = []
     impaired = dropped = 0
     # Each client has its own proxy and server, kept until the end: after a client ended and
-    # what was on its way arrived (latency + 1.5 s), its proxy's counts are taken, and they
-    # must not move in the 3 s after the last client's (the earlier ones' windows are longer,
-    # each containing the later clients' runs: no client waits out a window of its own).
+    # what was on its way arrived (its proxy quiet both ways for 20 turns of its loop, 1 s
+    # on an idle machine: `LossyProxy.wait_quiet`), its proxy's counts are taken, and they
+    # must not move until each server has run a timer set 3 s after the last client's counts
+    # and each proxy is quiet again (the earlier ones' windows are longer, each containing
+    # the later clients' runs: no client waits out a window of its own). Neither is a
+    # sleep: a loaded machine that runs the server or the proxy late stretches both.
     settled = []
     with contextlib.ExitStack() as stack:
         for i in range(CLIENTS):
@@ -119,11 +129,16 @@ def test_wolfssl_client_to_our_server_over_a_lossy_link(
                 check=False,
             )
             outputs.append(done.stdout.decode(errors="replace"))
-            time.sleep(latency + 1.5)
+            proxy.wait_quiet()
             settled.append((server, proxy, crossed(proxy)))
         # Quiet afterwards: nothing more crosses a proxy, either way, once its client ended
-        # (our server does not go on resending to it).
-        time.sleep(3)
+        # (our server does not go on resending to it): a resend due in the next 3 s has been
+        # sent once the server's 3 s timer fired, and has crossed once the proxy is quiet.
+        timers = [server.timer(3) for server, _, _ in settled]
+        for fired in timers:
+            assert fired.wait(300), "a server's loop did not run its 3 s timer in 300 s"
+        for _, proxy, _ in settled:
+            proxy.wait_quiet()
         for server, proxy, before in settled:
             assert crossed(proxy) == before
             impaired += proxy.stats.impaired

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -112,16 +113,39 @@ def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
 
 @contextlib.contextmanager
 def loopback_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A non-blocking server socket and a client socket (5 s timeout) on 127.0.0.1."""
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        server.bind(("127.0.0.1", 0))
-        client.bind(("127.0.0.1", 0))
-        server.setblocking(False)
-        client.settimeout(5)
-        yield server, client
+    """A non-blocking server socket and a client socket (30 s timeout: a bound only, each
+    read waits for a datagram that must come) on 127.0.0.1. The test's thread stays on one
+    CPU meanwhile, for `fence` (its affinity is restored afterwards)."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+        ):
+            server.bind(("127.0.0.1", 0))
+            client.bind(("127.0.0.1", 0))
+            server.setblocking(False)
+            client.settimeout(30)
+            yield server, client
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+FENCE = b"fence"
+
+
+def fence(sender: socket.socket) -> None:
+    """Wait until every datagram ``sender`` has sent so far on loopback is in its
+    receiver's queue: a last datagram sent to a socket of our own, and received. Loopback
+    queues each datagram on the sending CPU's backlog (`loopback_pair` keeps the test on one
+    CPU) and delivers that backlog in order, in a softirq that a loaded machine defers to
+    ksoftirqd: a fixed sleep before reading (0.2 s here before) is a guess at that delay."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as witness:
+        witness.bind(("127.0.0.1", 0))
+        witness.settimeout(30)  # a bound only
+        sender.sendto(FENCE, witness.getsockname())
+        assert witness.recvfrom(16)[0] == FENCE
 
 
 def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
@@ -138,7 +162,7 @@ def test_batched_reads_keep_unjudged_datagrams_for_the_next_call() -> None:
         client.sendto(with_cookie(first, cookie), server.getsockname())
         for _ in range(LISTEN_BATCH + 5):
             client.sendto(first, server.getsockname())
-        time.sleep(0.2)
+        fence(client)  # all of them wait in the server's socket: one batch holds 32
         admitted = listener.listen()
         assert admitted is not None and admitted[1].cookie == cookie
         assert listener.gate.replies == 1
@@ -173,18 +197,20 @@ def test_an_error_mid_batch_keeps_the_unjudged_datagrams() -> None:
         first = datagram(client_hello())
         for _ in range(5):
             client.sendto(first, server.getsockname())
-        time.sleep(0.2)
+        fence(client)  # all five in one batch
         with pytest.raises(RuntimeError, match="cookie service down"):
             listener.listen()
         assert len(listener._unread) == 3
         assert listener.listen() is None
         assert not listener._unread
         assert listener.gate.replies == 4  # the reply judged before the error is not sent
+        # What the server sent to the client, counted up to a datagram it sends last: a
+        # reply sent before it arrives before it (the same CPU's backlog, in order), so no
+        # wait for silence on the wall clock.
+        server.sendto(FENCE, client.getsockname())
         replies = 0
-        client.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            while client.recvfrom(2048):
-                replies += 1
+        while client.recvfrom(2048)[0] != FENCE:
+            replies += 1
         assert replies == 3
         assert LISTEN_BATCH >= 5
 
@@ -198,7 +224,7 @@ def test_one_at_a_time_answers_each_datagram_before_reading_the_next() -> None:
         cookie = jar.mint(client.getsockname(), time.time(), _bound(first))
         for data in (b"garbage", first, with_cookie(first, cookie), first):
             client.sendto(data, server.getsockname())
-        time.sleep(0.2)
+        fence(client)  # all four wait in the server's socket
         admitted = listener.listen()
         assert admitted is not None and admitted[1].cookie == cookie
         assert (listener.gate.replies, sum(listener.gate.drops.values())) == (1, 1)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from peers import ROOT, require, stop, wait_bound
+from peers import start as start_process
 
 BLOCK = re.compile(r"(?:<!-- readme-test: (\w+)[^>]*-->\n)?```python\n(.*?)```", re.DOTALL)
 README_PORTS = ("4433", "8443", "5684")
@@ -83,8 +84,9 @@ def localised(code: str, ports: dict[str, int]) -> str:
 
 
 def start(code: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["timeout", "-s", "KILL", str(DEADLINE), sys.executable, "-c", code],
+    return start_process(  # type: ignore[return-value]
+        [sys.executable, "-c", code],
+        seconds=DEADLINE,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -94,7 +96,10 @@ def start(code: str, cwd: Path) -> subprocess.Popen[str]:
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=DEADLINE + 5)
+    try:
+        out, err = proc.communicate(timeout=DEADLINE + 5)
+    finally:
+        stop(proc)  # type: ignore[arg-type]  # what it started, and the group's anchor
     return proc.returncode, out, err
 
 

@@ -7,7 +7,7 @@ import weakref
 from typing import Any
 
 import pytest
-from helpers import client_config, cycle_collector_off, server_config
+from helpers import client_config, cycle_collector_off, eventually, server_config
 
 from dtlsgate import connect_tls, serve_tls
 from dtlsgate.errors import ProtocolError
@@ -150,10 +150,8 @@ def test_a_finished_server_connection_is_freed_without_the_cycle_collector(
         assert await reader.read() == b""
         writer.close()
         await asyncio.wait_for(ended.wait(), 10)
-        for _ in range(100):  # the server's connection_lost comes a loop turn or two later
-            if limits_of(server).associations == 0:
-                break
-            await asyncio.sleep(0.01)
+        # The server's connection_lost comes a loop turn or two later.
+        await eventually(lambda: limits_of(server).associations == 0)
         await asyncio.sleep(0)  # the handler's task ends (it already returned)
         server.close()
         await server.wait_closed()
@@ -212,10 +210,8 @@ def test_a_failed_handshake_is_freed_without_the_cycle_collector() -> None:
         except ProtocolError as exc:
             watched.append(weakref.ref(exc))
         await asyncio.wait_for(failed.wait(), 10)
-        for _ in range(100):  # the server's connection_lost comes a loop turn or two later
-            if limits_of(server).handshakes_in_progress == 0:
-                break
-            await asyncio.sleep(0.01)
+        # The server's connection_lost comes a loop turn or two later.
+        await eventually(lambda: limits_of(server).handshakes_in_progress == 0)
         server.close()
         await server.wait_closed()
         return [w() is None for w in watched]

@@ -104,6 +104,10 @@ class LossyProxy:
         self._drop_after_pass = self.loss / (1 - self.loss) if self.loss < 1 else 1.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        # Turns of the proxy's loop (`wait_quiet`), and the last turn that received, sent or
+        # held a datagram, by direction (towards the server: False; towards a client: True).
+        self.passes = 0
+        self._last_active = [0, 0]
 
     def __enter__(self) -> LossyProxy:
         self._thread.start()
@@ -114,6 +118,22 @@ class LossyProxy:
         self._thread.join(10)
         for s in [self.sock, *self._up.values()]:
             s.close()
+
+    def wait_quiet(self, passes: int = 20, *, upstream_only: bool = False) -> None:
+        """Return once the proxy holds nothing and has received and sent nothing (towards
+        the server only, with ``upstream_only``) for ``passes`` turns of its loop in a row,
+        all after this call. Each turn waits up to 50 ms for a datagram, so 20 turns are
+        1 s on an idle machine; counted in the proxy's turns, the window stretches with
+        the load, as the senders' own progress does, where a fixed sleep would not (a
+        datagram handled late by a loaded sender or proxy landed after it). AssertionError
+        after 300 s of wall clock (a backstop: a sender that never stops)."""
+        start, deadline = self.passes, time.monotonic() + 300
+        watched = (0,) if upstream_only else (0, 1)
+        # The turn under way counts once it is over: hence the last one is not counted.
+        while self.passes - max(start, *(self._last_active[d] for d in watched)) <= passes:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the proxy was not quiet for {passes} turns in 300 s")
+            time.sleep(0.01)
 
     def _impair(
         self, out: socket.socket, data: bytes, to: tuple[str, int], downstream: bool = False
@@ -154,6 +174,7 @@ class LossyProxy:
     def _send(self, out: socket.socket, data: bytes, to: tuple[str, int]) -> None:
         out.sendto(data, to)
         self.stats.forwarded += 1
+        self._last_active[to != self.upstream] = self.passes
         if to == self.upstream:
             self.stats.upstream_times.append(time.monotonic())
         else:
@@ -161,13 +182,17 @@ class LossyProxy:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.passes += 1
             now = time.monotonic()
             while self._held and self._held[0][0] <= now:
                 _, _, out, data, to = heapq.heappop(self._held)
                 self._send(out, data, to)
             wait = min(0.05, max(0.0, self._held[0][0] - now)) if self._held else 0.05
             ready, _, _ = select.select([self.sock, *self._down], [], [], wait)
+            for _, _, _, _, to in self._held:
+                self._last_active[to != self.upstream] = self.passes
             for s in ready:
+                self._last_active[s is not self.sock] = self.passes
                 try:
                     data, addr = s.recvfrom(65535)
                 except OSError:

@@ -433,11 +433,6 @@ class Gate(GateCounters):
                 )
             except ProtocolError:
                 return self._drop(DropReason.CLIENT_HELLO_MALFORMED)
-            # The decoded message's field, made from the peek's: not the peek's property
-            # (a Python call that makes the int again) a second time.
-            client_version = decoded.legacy_version
-        else:
-            client_version = hello.client_version
         self.admits += 1
         # Its fields in order, not by keyword: a class called with keywords builds a dict
         # of them to unpack again, every ClientHello admitted.
@@ -448,8 +443,6 @@ class Gate(GateCounters):
             # (fragment_offset 0, fragment_length = length) already the transcript's form
             # (RFC 6347 §4.2.6).
             fragment,
-            client_version,
-            hello.cookie,
             hello.message_seq,
             hello.sequence_number,  # record_sequence_number
             data,  # datagram

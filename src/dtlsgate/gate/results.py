@@ -23,6 +23,7 @@ would type-check where the other connection expects its own admit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Hashable
 from enum import StrEnum
@@ -32,6 +33,10 @@ from dtlsgate._frozen import frozen
 from dtlsgate.wire.enums import AlertDescription
 from dtlsgate.wire.handshake import DTLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello
+
+# In a ClientHello with its DTLS handshake header: the session_id's length byte, after
+# client_version and random (RFC 6347 §4.2.1).
+_SESSION_ID_AT = DTLS_HANDSHAKE_HEADER_LENGTH + 2 + RANDOM_LENGTH
 
 if TYPE_CHECKING:  # the TLS 1.3 engine is not loaded by a DTLS 1.2-only gate
     from dtlsgate.handshake.tls13.common import ClientHelloInfo
@@ -97,13 +102,15 @@ class Admit:
     - ``record_sequence_number``: the ClientHello record's; the ServerHello record reuses it
       (§4.2.1, "to avoid sequence number duplication").
     - ``datagram``: the whole datagram, for records that followed the ClientHello.
+
+    ``client_version`` and ``cookie`` (the ClientHello's) are read from
+    ``client_hello_message`` when asked for, not stored: no server connection reads them,
+    and a stored field was a slot store on every admit.
     """
 
     peer: Hashable | None
     client_hello: ClientHello | None
     client_hello_message: bytes
-    client_version: int
-    cookie: bytes
     message_seq: int
     record_sequence_number: int
     datagram: bytes
@@ -113,11 +120,36 @@ class Admit:
         return self.client_hello is None
 
     @property
+    def client_version(self) -> int:
+        """The ClientHello's client_version: the two bytes after the handshake header, in a
+        first fragment as well (the gate admits one only when it reaches past the cookie)."""
+        message = self.client_hello_message
+        return (message[DTLS_HANDSHAKE_HEADER_LENGTH] << 8) | message[
+            DTLS_HANDSHAKE_HEADER_LENGTH + 1
+        ]
+
+    @property
+    def cookie(self) -> bytes:
+        """The ClientHello's cookie (the one that verified), after its session_id (RFC 6347
+        §4.2.1); in a first fragment as well, which the gate admits only whole to the end
+        of the cookie."""
+        message = self.client_hello_message
+        at = _SESSION_ID_AT + 1 + message[_SESSION_ID_AT]  # the cookie's length byte
+        return message[at + 1 : at + 1 + message[at]]
+
+    @property
     def client_random(self) -> bytes:
         """The ClientHello's random (RFC 5246 §7.4.1.2), also when only its first fragment
         arrived: the gate admits a fragment only when it reaches past the cookie."""
         start = DTLS_HANDSHAKE_HEADER_LENGTH + 2  # after the header and client_version
         return self.client_hello_message[start : start + RANDOM_LENGTH]
+
+    def __repr__(self) -> str:
+        # The dataclass's repr with client_version and cookie where they stood when they
+        # were fields, so that logs and bench/gate_results.py read as before.
+        fields = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)]
+        fields[3:3] = [f"client_version={self.client_version!r}", f"cookie={self.cookie!r}"]
+        return f"{type(self).__qualname__}({', '.join(fields)})"
 
 
 @frozen

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from dtlsgate.errors import UsageError
 
@@ -41,7 +42,14 @@ def cache_dir() -> Path:
 
 
 def self_signed_files() -> tuple[Path, Path]:
-    """The cached self-signed certificate and key, made on first use (key mode 0600)."""
+    """The cached self-signed certificate and key, made on first use (key mode 0600).
+
+    Processes started at once (services on a fresh machine) make one pair between them:
+    the first to take the directory's lock makes it, each file written under another name
+    and renamed into place, the key before the certificate, so a process that finds the
+    certificate finds its whole key. Written in place, one process read a key another had
+    just truncated ("no PEM private key found"), or paired one run's certificate with
+    another's key."""
     from dtlsgate.crypto.certs import make_self_signed
 
     directory = cache_dir()
@@ -49,12 +57,33 @@ def self_signed_files() -> tuple[Path, Path]:
     if not (cert.is_file() and key.is_file()):
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            cert_pem, key_pem = make_self_signed("localhost", days=365)
-            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key_pem)
-            cert.write_bytes(cert_pem)
+            with open(directory / "self-signed.lock", "ab") as lock:
+                _lock(lock)
+                if not (cert.is_file() and key.is_file()):
+                    cert_pem, key_pem = make_self_signed("localhost", days=365)
+                    _replace(key, key_pem, 0o600)
+                    _replace(cert, cert_pem, 0o666)  # as the umask allows
         except OSError as exc:
             where = f"cannot keep a self-signed certificate in {directory}"
             raise UsageError(f"{where}: {why(exc)}") from None
     return cert, key
+
+
+def _lock(lock: BinaryIO) -> None:
+    """Wait for an exclusive lock on ``lock``'s file, released when it is closed (none
+    without POSIX file locks: the renames still keep each file whole)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(lock, fcntl.LOCK_EX)
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Put ``data`` at ``path`` whole: written to a file of this process's, then renamed
+    over ``path`` (a reader sees the old file or the new one, never part of one)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)

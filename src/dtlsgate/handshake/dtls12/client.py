@@ -249,14 +249,24 @@ class ClientWaitCertificateRequest:
 
 @frozen
 class ClientWaitServerHelloDone:
-    """Only ServerHelloDone can come: after a CertificateRequest, or a PSK suite's
-    ServerKeyExchange (``server_params`` for ECDHE_PSK, None for PSK)."""
+    """A certificate suite, after a CertificateRequest: only ServerHelloDone can come."""
+
+    transcript: Transcript
+    session: Session
+    server_params: EcdhParams
+    peer_chain: tuple[bytes, ...]
+    certificate_request: CertificateRequest12
+
+
+@frozen
+class ClientWaitPskServerHelloDone:
+    """A PSK suite, after its ServerKeyExchange: only ServerHelloDone can come
+    (``server_params`` for ECDHE_PSK, None for PSK). No certificate came or will: a state
+    of its own, not `ClientWaitServerHelloDone` with an empty chain and request."""
 
     transcript: Transcript
     session: Session
     server_params: EcdhParams | None
-    peer_chain: tuple[bytes, ...] = ()
-    certificate_request: CertificateRequest12 | None = None
 
 
 @frozen
@@ -304,6 +314,7 @@ ClientState = (
     | ClientWaitPskServerKeyExchange
     | ClientWaitCertificateRequest
     | ClientWaitServerHelloDone
+    | ClientWaitPskServerHelloDone
     | ClientWaitNewSessionTicket
     | ClientWaitResumedFinished
     | ClientWaitFinished
@@ -629,14 +640,14 @@ def on_ecdhe_psk_server_key_exchange(
 ) -> Result:
     ske = ServerKeyExchange.decode(message.body, KeyExchangeKind.ECDHE_PSK)
     params = _ecdhe_params(ctx, ske)
-    return ClientWaitServerHelloDone(state.transcript, state.session, params), []
+    return ClientWaitPskServerHelloDone(state.transcript, state.session, params), []
 
 
 def on_psk_server_key_exchange(
     ctx: ClientContext, state: ClientWaitPskServerKeyExchange, message: ReceivedMessage, now: float
 ) -> Result:
     ServerKeyExchange.decode(message.body, KeyExchangeKind.PSK)
-    return ClientWaitServerHelloDone(state.transcript, state.session, None), []
+    return ClientWaitPskServerHelloDone(state.transcript, state.session, None), []
 
 
 def on_certificate_request(
@@ -656,28 +667,36 @@ def on_server_hello_done(
     ctx: ClientContext,
     state: ClientWaitCertificateRequest
     | ClientWaitServerHelloDone
+    | ClientWaitPskServerHelloDone
     | ClientWaitPskServerKeyExchange,
     message: ReceivedMessage,
     now: float,
 ) -> Result:
     ServerHelloDone.decode(message.body)
+    t, session = state.transcript, state.session
+    # The fields the flight needs, from the state itself: no state made for the step.
+    if isinstance(state, ClientWaitCertificateRequest):  # no CertificateRequest came
+        return _client_flight(ctx, t, session, state.server_params, state.peer_chain, None)
     if isinstance(state, ClientWaitServerHelloDone):
-        done = state
-    elif isinstance(state, ClientWaitCertificateRequest):
-        done = ClientWaitServerHelloDone(
-            state.transcript, state.session, state.server_params, state.peer_chain
-        )
-    else:  # plain PSK without a ServerKeyExchange
-        done = ClientWaitServerHelloDone(state.transcript, state.session, None)
-    return _client_flight(ctx, done)
+        request = state.certificate_request
+        return _client_flight(ctx, t, session, state.server_params, state.peer_chain, request)
+    if isinstance(state, ClientWaitPskServerHelloDone):
+        return _client_flight(ctx, t, session, state.server_params, (), None)
+    return _client_flight(ctx, t, session, None, (), None)  # PSK, no ServerKeyExchange
 
 
-def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Result:
+def _client_flight(
+    ctx: ClientContext,
+    t: Transcript,
+    session: Session,
+    server_params: EcdhParams | None,
+    peer_chain: tuple[bytes, ...],
+    certificate_request: CertificateRequest12 | None,
+) -> Result:
     """Certificate*, ClientKeyExchange, CertificateVerify*, ChangeCipherSpec, Finished."""
-    session, t = state.session, state.transcript
     actions: Actions = []
-    scheme = _client_certificate(ctx, t, session, state.certificate_request, actions)
-    pms, identity = _client_key_exchange(ctx, t, session, state.server_params, actions)
+    scheme = _client_certificate(ctx, t, session, certificate_request, actions)
+    pms, identity = _client_key_exchange(ctx, t, session, server_params, actions)
     keys = derive(ctx.provider, t, session, pms)
     actions[:0] = key_log(ctx.log_keys, session.client_random, keys.master_secret)
     if scheme is not None:
@@ -690,10 +709,8 @@ def _client_flight(ctx: ClientContext, state: ClientWaitServerHelloDone) -> Resu
     actions.append(t.send(HT.FINISHED, finished_data(t, session, keys, client=True, last=False)))
     actions.append(END_FLIGHT)
     if session.new_ticket:
-        return ClientWaitNewSessionTicket(
-            t, session, keys, state.peer_chain, identity, None
-        ), actions
-    return ClientWaitFinished(t, session, keys, state.peer_chain, identity), actions
+        return ClientWaitNewSessionTicket(t, session, keys, peer_chain, identity, None), actions
+    return ClientWaitFinished(t, session, keys, peer_chain, identity), actions
 
 
 def _client_certificate(
@@ -850,6 +867,7 @@ CLIENT: Machine[Handler] = Machine(
             HT.SERVER_HELLO_DONE: on_server_hello_done,
         },
         ClientWaitServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
+        ClientWaitPskServerHelloDone: {HT.SERVER_HELLO_DONE: on_server_hello_done},
         ClientWaitNewSessionTicket: {HT.NEW_SESSION_TICKET: on_new_session_ticket},
         ClientWaitResumedFinished: {HT.FINISHED: on_resumed_finished},
         ClientWaitFinished: {HT.FINISHED: on_finished},
@@ -866,12 +884,15 @@ CLIENT: Machine[Handler] = Machine(
         ),
         (ClientWaitCertificate, HT.CERTIFICATE): (ClientWaitServerKeyExchange,),
         (ClientWaitServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitCertificateRequest,),
-        (ClientWaitEcdhePskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
-        (ClientWaitPskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitServerHelloDone,),
+        (ClientWaitEcdhePskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (
+            ClientWaitPskServerHelloDone,
+        ),
+        (ClientWaitPskServerKeyExchange, HT.SERVER_KEY_EXCHANGE): (ClientWaitPskServerHelloDone,),
         (ClientWaitPskServerKeyExchange, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitCertificateRequest, HT.CERTIFICATE_REQUEST): (ClientWaitServerHelloDone,),
         (ClientWaitCertificateRequest, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
+        (ClientWaitPskServerHelloDone, HT.SERVER_HELLO_DONE): _CLIENT_FLIGHT_SENT,
         (ClientWaitNewSessionTicket, HT.NEW_SESSION_TICKET): (
             ClientWaitFinished,
             ClientWaitResumedFinished,
