@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from atheris_main import fuzz
 from helpers import CLIENT, NOW, SERVER, client_config, server_config
+from test_tls13_stateless_peek import KINDS
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.datagram import DtlsClientConnection
@@ -66,13 +67,8 @@ DTLS12_KINDS: list[dict[str, object]] = [
     {"dtls_versions": DTLS12_ONLY, "alpn_protocols": (b"coap",)},
     {"dtls_versions": DTLS12_ONLY, "psk_identity": b"id", "psk": b"k" * 32},
 ]
-TLS_KINDS: list[dict[str, object]] = [
-    {},
-    {"groups": (NamedGroup.secp384r1, NamedGroup.x25519)},
-    {"alpn_protocols": (b"coap", b"h2"), "server_name": "example.com"},
-    {"middlebox_compat": False},
-    {"psk_identity": b"id", "psk": b"k" * 32},
-]
+# The TLS 1.3 clients: the stream gate's own test's kinds.
+TLS_KINDS = KINDS
 
 
 def _datagram_hellos(
