@@ -174,11 +174,14 @@ def process(
     stdin: int | None = subprocess.PIPE,
     cwd: Path | None = None,
     stderr: int = subprocess.PIPE,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``args`` under ``timeout`` (in ``cwd``) and make sure it is gone afterwards.
-    A peer that logs much on stderr needs ``stderr=subprocess.DEVNULL`` unless the test
-    reads it: a full pipe would block it."""
-    proc = start(args, seconds=seconds, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd)
+    """Start ``args`` under ``timeout`` (in ``cwd``, with ``env``) and make sure it is gone
+    afterwards. A peer that logs much on stderr needs ``stderr=subprocess.DEVNULL`` unless
+    the test reads it: a full pipe would block it."""
+    proc = start(
+        args, seconds=seconds, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env
+    )
     try:
         yield proc
     finally:

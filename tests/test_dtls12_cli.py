@@ -19,8 +19,6 @@ from peers import (
     process,
     read_line,
     require,
-    start,
-    stop,
 )
 
 pytestmark = pytest.mark.interop
@@ -31,23 +29,10 @@ PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
 def dtlsgate_serve(cache: Path, *extra: str) -> Iterator[int]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     args = [sys.executable, "-m", "dtlsgate", "serve", "--port", "0", *extra]
-    proc = start(
-        args,
-        # A backstop above the tests' own bounds (two 30 s connects): under load 40 s ended
-        # the server while the second client was still on its way.
-        seconds=120,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
+    # A backstop above the tests' own bounds (two 30 s connects): under load 40 s ended the
+    # server while the second client was still on its way.
+    with process(args, seconds=120, stdin=subprocess.DEVNULL, env=env) as proc:
         yield announced_port(proc, "serving DTLS 1.3 and 1.2 on ")
-    finally:
-        stop(proc)
-        for stream in (proc.stdout, proc.stderr):
-            assert stream is not None
-            stream.close()
 
 
 def run_connect(port: int, lines: bytes, *extra: str) -> subprocess.CompletedProcess[bytes]:
