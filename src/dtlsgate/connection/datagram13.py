@@ -192,7 +192,7 @@ class _FlightRecords:
 
     def write_handshake(self, datagram: list[bytes], message: bytes, epoch: int) -> int:
         sequence = self._records.next_write_sequence(epoch)
-        record = self._records.protect(ContentType.HANDSHAKE, message, epoch=epoch)
+        record = self._records.protect(ContentType.HANDSHAKE, message, epoch)
         datagram.append(record)
         # The fragment itself (no copy): where it lies in its message is read from its
         # header only if an ACK names this record. Most records never are: the peer's next
@@ -202,7 +202,7 @@ class _FlightRecords:
 
     def write_change_cipher_spec(self, datagram: list[bytes], epoch: int) -> int:
         # DTLS 1.3 flights have none (RFC 9147 §5); here for the protocol's sake.
-        record = self._records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", epoch=epoch)
+        record = self._records.protect(ContentType.CHANGE_CIPHER_SPEC, b"\x01", epoch)
         datagram.append(record)
         return len(record)
 

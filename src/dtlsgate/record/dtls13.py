@@ -492,7 +492,6 @@ class Dtls13RecordLayer:
         self,
         content_type: int,
         data: bytes,
-        *,
         epoch: int | None = None,
         padding: int = 0,
         include_length: bool | None = None,
@@ -500,7 +499,9 @@ class Dtls13RecordLayer:
         """One record of ``content_type`` carrying ``data`` in ``epoch`` (default: the
         write epoch) with that epoch's next sequence number. ``padding`` zero bytes are added
         inside the encryption (RFC 8446 §5.4); a record without a length
-        (``include_length=False``) must be the last of its datagram (RFC 9147 §4)."""
+        (``include_length=False``) must be the last of its datagram (RFC 9147 §4). No
+        keyword-only parameter: the flights call it by position for every handshake record,
+        and a keyword-only parameter keeps the interpreter from specializing any call."""
         if epoch is None:
             epoch = self.write_epoch
         if epoch not in self._write:
