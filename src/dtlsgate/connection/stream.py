@@ -342,7 +342,7 @@ class ServerConnection(TlsConnection):
         ctx = context or _server.ServerContext(config)
         if keylog is not None:
             ctx = ctx.logging_keys()
-        super().__init__(ctx, _server.ServerStart(), _server.SERVER, keylog)
+        super().__init__(ctx, _server.SERVER_START, _server.SERVER, keylog)
 
     def request_client_certificate(self) -> None:
         """Ask the client for its certificate now (RFC 8446 §4.6.2, post-handshake

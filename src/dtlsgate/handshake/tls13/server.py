@@ -302,6 +302,11 @@ class ServerStart:
     """Waiting for the first ClientHello."""
 
 
+#: The state every server connection starts in: a `ServerStart` holds nothing (no field, no
+#: slot to set), so one object serves them all instead of one made per connection.
+SERVER_START = ServerStart()
+
+
 @dataclass(slots=True)
 class WaitClientHello2:
     """A HelloRetryRequest was sent (statefully); the second ClientHello must repeat the first
