@@ -260,7 +260,8 @@ class Dtls13Connection(BaseDtlsConnection):
         self._machine = machine
         # Whether we send ACK records (RFC 9147 §7); off only to measure what they save.
         self._send_acks = send_acks
-        self.records = Dtls13RecordLayer(first_write_sequence=first_write_sequence)
+        # By position: a class called with a keyword builds a dict of it to unpack again.
+        self.records = Dtls13RecordLayer(first_write_sequence)
         self._next_message_seq = 0
         self._read_epoch = EPOCH_PLAINTEXT
         # Our current flight, what the peer acknowledged of it (message_seq -> body ranges)

@@ -274,12 +274,12 @@ class Dtls13RecordLayer:
 
     def __init__(
         self,
+        first_write_sequence: int = 0,
         *,
         sequence_bits: int = 16,
         include_length: bool = True,
         write_connection_id: bytes = b"",
         read_connection_id: bytes = b"",
-        first_write_sequence: int = 0,
     ) -> None:
         if sequence_bits not in (8, 16):
             raise UsageError("DTLS 1.3 sequence numbers are sent in 8 or 16 bits")
