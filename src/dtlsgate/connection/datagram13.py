@@ -845,12 +845,13 @@ class Dtls13ServerConnection(Dtls13Connection):
         self,
         config: Any,
         peer: Hashable | None = None,
-        *,
         context: _server.ServerContext | None = None,
         keylog: Callable[[str], None] | None = None,
         send_acks: bool = True,
         first_write_sequence: int = 0,
     ) -> None:
+        # No keyword-only parameter: `from_admit` calls it by position (keywords to a class
+        # build a dict per connection), as `DtlsServerConnection` is called.
         ctx = context or _server.ServerContext(config, versions=DTLS_VERSIONS)
         if not ctx.versions.dtls:
             raise UsageError("a DTLS 1.3 connection needs a ServerContext made for DTLS")
@@ -886,9 +887,7 @@ class Dtls13ServerConnection(Dtls13Connection):
         # HRR, and the client's ACK of a duplicate HRR (§7) acknowledged a ServerHello it
         # never received, which was then never retransmitted (issue 12).
         sequence = admit.record_sequence_number
-        conn = cls(
-            config, admit.peer, context=context, keylog=keylog, first_write_sequence=sequence
-        )
+        conn = cls(config, admit.peer, context, keylog, True, sequence)  # send_acks True
         conn._admit = admit
         return conn
 
