@@ -245,10 +245,12 @@ class KeySchedule:
         self,
         hash: Hash,
         key_length: int,
-        *,
         psk: bytes | None = None,
         label_prefix: bytes = TLS13_LABEL_PREFIX,
     ) -> None:
+        # No keyword-only parameter, here and in `for_suite`: every handshake makes a
+        # schedule, and `for_suite` calls this by position (keywords to a class build a
+        # dict per call, and a keyword-only parameter keeps a call from being specialized).
         self.hash = hash
         self.key_length = key_length
         self.label_prefix = label_prefix
@@ -283,13 +285,13 @@ class KeySchedule:
 
     @classmethod
     def for_suite(
-        cls, suite: SuiteInfo, *, psk: bytes | None = None, dtls: bool = False
+        cls, suite: SuiteInfo, psk: bytes | None = None, dtls: bool = False
     ) -> KeySchedule:
         """A schedule for a TLS 1.3 suite; ``dtls=True`` selects the "dtls13" prefix."""
         if not suite.is_tls13:
             raise UsageError(f"{suite.suite.name} is not a TLS 1.3 suite")
         prefix = DTLS13_LABEL_PREFIX if dtls else TLS13_LABEL_PREFIX
-        return cls(suite.hash, suite.key_length, psk=psk, label_prefix=prefix)
+        return cls(suite.hash, suite.key_length, psk, prefix)
 
     # -- primitives bound to this schedule's hash and prefix --------------------------------
 

@@ -234,7 +234,7 @@ class PskOffer:
         return OfferedPsks((identity,), (bytes(self.hash.digest_size),))
 
     def schedule(self) -> KeySchedule:
-        return KeySchedule.for_suite(suite_info(self.suite), psk=self.psk, dtls=self.dtls)
+        return KeySchedule.for_suite(suite_info(self.suite), self.psk, self.dtls)
 
 
 def external_offer(ctx: ClientContext, identity: bytes, psk: bytes, hash_name: str) -> PskOffer:

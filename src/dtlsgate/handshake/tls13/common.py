@@ -89,7 +89,7 @@ class Versions:
     fallback: tuple[int, ...] = ()
 
     def schedule(self, suite: SuiteInfo, psk: bytes | None = None) -> KeySchedule:
-        return KeySchedule.for_suite(suite, psk=psk, dtls=self.dtls)
+        return KeySchedule.for_suite(suite, psk, self.dtls)  # by position: once per handshake
 
     @property
     def default_groups(self) -> tuple[NamedGroup, ...]:
