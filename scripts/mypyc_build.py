@@ -117,8 +117,34 @@ def _decorator_kind_name(node: ast.expr) -> str | None:
     return None
 
 
-def rewrite(source: str) -> tuple[str, int]:
-    """The module's source with its dataclasses given written-out ``__init__``s."""
+def subclassed_elsewhere(tree: Path, modules: list[str]) -> dict[str, set[str]]:
+    """Per module (dotted name), its classes that a class of another module derives from,
+    found through ``from MODULE import NAME`` (``handshake.dtls12.client.ClientWaitFinished``
+    over ``handshake.dtls12.common.WaitFinished``, session 19). Such a base keeps its
+    decorator: a rewritten one would be a native class, and a subclass that stays a Python
+    class cannot derive from a native one (mypyc: "Non-extension classes may not inherit
+    from extension classes")."""
+    found: dict[str, set[str]] = {}
+    for rel in modules:
+        module = ast.parse((tree / rel).read_text())
+        imported = {
+            alias.asname or alias.name: (node.module, alias.name)
+            for node in ast.walk(module)
+            if isinstance(node, ast.ImportFrom) and node.module
+            for alias in node.names
+        }
+        for cls in ast.walk(module):
+            if isinstance(cls, ast.ClassDef):
+                for base in cls.bases:
+                    if isinstance(base, ast.Name) and base.id in imported:
+                        where, name = imported[base.id]
+                        found.setdefault(where, set()).add(name)
+    return found
+
+
+def rewrite(source: str, kept: frozenset[str] = frozenset()) -> tuple[str, int]:
+    """The module's source with its dataclasses given written-out ``__init__``s; the
+    classes named in ``kept`` (bases of another module's classes) are left as they are."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits: list[tuple[int, int, int, int, str]] = []  # (line, col, end_line, end_col, text)
@@ -128,7 +154,7 @@ def rewrite(source: str) -> tuple[str, int]:
     # subclass's generated __init__ over a written-out one.
     bases_here = {
         ast.unparse(b) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for b in c.bases
-    }
+    } | kept
     # A base with no fields and no decorator (events.Event: only ``__slots__ = ()``) is a
     # native class with nothing to initialise: its subclasses can be rewritten too.
     fieldless = {
@@ -293,12 +319,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "src" / "dtlsgate", out / "dtlsgate")
     modules = compiled_modules(out)
+    bases = subclassed_elsewhere(out, modules)
     total = narrowings = imports = 0
     for rel in modules:
         path = out / rel
         text, narrowed = drop_narrowed(path.read_text())
         text, imported = import_field_types(text)
-        text, count = rewrite(text)
+        dotted = rel.removesuffix(".py").replace("/", ".")
+        text, count = rewrite(text, frozenset(bases.get(dotted, ())))
         if count or narrowed or imported:
             path.write_text(text)
             total += count
