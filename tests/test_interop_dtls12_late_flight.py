@@ -97,13 +97,15 @@ class LateFlightProxy:
                     continue
                 self.down.sendto(data, self.client)
 
-    def handshake_after_data(self) -> int:
-        """How many datagrams with a handshake or ChangeCipherSpec record the client sent
-        after its first one with application data (its handshake had ended then)."""
-        data = [carries(d, APPLICATION_DATA) for d in self.from_client]
-        assert True in data, "the client sent no data"
-        after = self.from_client[data.index(True) :]
-        return sum(1 for d in after if carries(d, HANDSHAKE) or carries(d, CHANGE_CIPHER_SPEC))
+
+def handshake_after_data(sent: list[bytes]) -> int:
+    """Of a DTLS 1.2 client's datagrams in the order sent, how many with a handshake or
+    ChangeCipherSpec record came after its first one with application data (its handshake
+    had ended then: any later one answers the server's repeated last flight)."""
+    data = [carries(d, APPLICATION_DATA) for d in sent]
+    assert True in data, "the client sent no data"
+    after = sent[data.index(True) :]
+    return sum(1 for d in after if carries(d, HANDSHAKE) or carries(d, CHANGE_CIPHER_SPEC))
 
 
 def carries(datagram: bytes, content_type: int) -> bool:
@@ -130,7 +132,7 @@ def count_answers(
         assert proxy.released.wait(30), "the server's last flight never came"
         round_trip(conn, b"after a late flight")
         round_trip(conn, b"and another line")
-        return proxy.handshake_after_data()
+        return handshake_after_data(proxy.from_client)
 
 
 def echo_round_trip(conn: DtlsSocket, line: bytes) -> None:
