@@ -5,6 +5,7 @@ Only that it runs to its last figure is checked, never a rate (STYLE.md 17)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,20 @@ def test_bench_runs_to_its_last_figure(script: str, args: list[str], last: str) 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert last in out.stdout, out.stdout[-3000:]
+
+
+def test_time_profile_runs_to_its_last_figure() -> None:
+    """bench/time_profile.py needs Linux perf (a profiler, not a test dependency): it runs
+    where perf is installed, as on the machines the figures come from."""
+    pytest.importorskip("OpenSSL")
+    if shutil.which("perf") is None:
+        pytest.skip("perf is not installed (apt-get install linux-perf)")
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", str(BENCH / "time_profile.py"), "--count", "20",
+         "--rounds", "1", "--symbols", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "libpython" in out.stdout and "by symbol" in out.stdout, out.stdout[-3000:]
