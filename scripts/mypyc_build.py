@@ -117,8 +117,34 @@ def _decorator_kind_name(node: ast.expr) -> str | None:
     return None
 
 
-def rewrite(source: str) -> tuple[str, int]:
-    """The module's source with its dataclasses given written-out ``__init__``s."""
+def subclassed_elsewhere(tree: Path, modules: list[str]) -> dict[str, set[str]]:
+    """Per module (dotted name), its classes that a class of another module derives from,
+    found through ``from MODULE import NAME`` (``handshake.dtls12.client.ClientWaitFinished``
+    over ``handshake.dtls12.common.WaitFinished``, session 19). Such a base keeps its
+    decorator: a rewritten one would be a native class, and a subclass that stays a Python
+    class cannot derive from a native one (mypyc: "Non-extension classes may not inherit
+    from extension classes")."""
+    found: dict[str, set[str]] = {}
+    for rel in modules:
+        module = ast.parse((tree / rel).read_text())
+        imported = {
+            alias.asname or alias.name: (node.module, alias.name)
+            for node in ast.walk(module)
+            if isinstance(node, ast.ImportFrom) and node.module
+            for alias in node.names
+        }
+        for cls in ast.walk(module):
+            if isinstance(cls, ast.ClassDef):
+                for base in cls.bases:
+                    if isinstance(base, ast.Name) and base.id in imported:
+                        where, name = imported[base.id]
+                        found.setdefault(where, set()).add(name)
+    return found
+
+
+def rewrite(source: str, kept: frozenset[str] = frozenset()) -> tuple[str, int]:
+    """The module's source with its dataclasses given written-out ``__init__``s; the
+    classes named in ``kept`` (bases of another module's classes) are left as they are."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
     edits: list[tuple[int, int, int, int, str]] = []  # (line, col, end_line, end_col, text)
@@ -128,7 +154,7 @@ def rewrite(source: str) -> tuple[str, int]:
     # subclass's generated __init__ over a written-out one.
     bases_here = {
         ast.unparse(b) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for b in c.bases
-    }
+    } | kept
     # A base with no fields and no decorator (events.Event: only ``__slots__ = ()``) is a
     # native class with nothing to initialise: its subclasses can be rewritten too.
     fieldless = {
@@ -281,6 +307,86 @@ def import_field_types(source: str) -> tuple[str, int]:
     return "".join(lines), count
 
 
+ENUM_BASES = ("enum.Enum", "Enum", "enum.IntEnum", "IntEnum")
+MEMBER_INIT = "_mypyc_member_init"
+
+
+def enum_inits(source: str) -> tuple[str, int]:
+    """The module's source with each enum's ``__init__`` (``Hash.digest_size``,
+    ``AeadAlgorithm.key_length``: attributes set per member) renamed and called on every
+    member right after the class. mypyc compiles an enum's methods with a check that
+    ``self`` is of the class, whose type object is not set yet while ``Enum`` builds the
+    members: the import failed with "dtlsgate.crypto.aead.AeadAlgorithm object expected;
+    got dtlsgate.crypto.aead.AeadAlgorithm" (session 19). Called after the class, the same
+    code sets the same attributes. Only for members whose value is one constant (Enum
+    passes a tuple's items as separate arguments)."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    inserts: list[tuple[int, list[str]]] = []
+    for cls in tree.body:
+        if not isinstance(cls, ast.ClassDef) or not any(
+            ast.unparse(b) in ENUM_BASES for b in cls.bases
+        ):
+            continue
+        init = next(
+            (s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+            None,
+        )
+        if init is None:
+            continue
+        values = [
+            s.value
+            for s in cls.body
+            if isinstance(s, ast.Assign) and ast.unparse(s.targets[0]) != "__hash__"
+        ]
+        assert not any(isinstance(v, ast.Tuple) for v in values), "a member with a tuple value"
+        row = lines[init.lineno - 1]
+        assert "def __init__(" in row, "an __init__ over several lines"
+        lines[init.lineno - 1] = row.replace("def __init__(", f"def {MEMBER_INIT}(", 1)
+        member = f"_member_{cls.name}"
+        inserts.append(
+            (
+                cls.end_lineno or cls.lineno,
+                [
+                    "\n",
+                    f"for {member} in {cls.name}:  # mypyc build: the members' __init__\n",
+                    f"    {member}.{MEMBER_INIT}({member}.value)\n",
+                ],
+            )
+        )
+    for after, block in sorted(inserts, reverse=True):
+        lines[after:after] = block
+    return "".join(lines), len(inserts)
+
+
+def patched_runtime(out: Path) -> Path:
+    """A copy of mypyc's C runtime (``lib-rt``) in ``OUT/lib-rt``, with a bytes slice whose
+    stop is before its start made empty: mypy/mypyc 2.4.1's ``CPyBytes_GetSlice`` clamps
+    start and stop to the length but not to each other, and passes the negative length to
+    ``PyBytes_FromStringAndSize`` ("SystemError: Negative size passed to
+    PyBytes_FromStringAndSize"): ``peek_client_hello13``'s ``body[cookie_at + 1 :
+    suites_at]``, empty for a TLS ClientHello, failed the TLS 1.3 golden transcript
+    (session 19). The generated C includes the runtime's sources by ``#include <...>``; the
+    copy's directory comes first on the include path (``CFLAGS`` precede the build's own
+    ``-I``)."""
+    import mypyc
+
+    runtime = out / "lib-rt"
+    if runtime.exists():
+        shutil.rmtree(runtime)
+    shutil.copytree(Path(mypyc.__file__).parent / "lib-rt", runtime)
+    path = runtime / "bytes_ops.c"
+    text = path.read_text()
+    old = "        Py_ssize_t slice_len = endn - startn;\n"
+    assert text.count(old) == 1, "mypyc's CPyBytes_GetSlice changed: check it again"
+    path.write_text(
+        text.replace(
+            old, old + "        if (slice_len < 0) {\n            slice_len = 0;\n        }\n"
+        )
+    )
+    return runtime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
@@ -293,14 +399,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "src" / "dtlsgate", out / "dtlsgate")
     modules = compiled_modules(out)
-    total = narrowings = imports = 0
+    bases = subclassed_elsewhere(out, modules)
+    total = narrowings = imports = enums = 0
     for rel in modules:
         path = out / rel
-        text, narrowed = drop_narrowed(path.read_text())
+        text, inits = enum_inits(path.read_text())
+        text, narrowed = drop_narrowed(text)
         text, imported = import_field_types(text)
-        text, count = rewrite(text)
-        if count or narrowed or imported:
+        dotted = rel.removesuffix(".py").replace("/", ".")
+        text, count = rewrite(text, frozenset(bases.get(dotted, ())))
+        if count or narrowed or imported or inits:
             path.write_text(text)
+            enums += inits
             total += count
             narrowings += narrowed
             imports += imported
@@ -311,11 +421,12 @@ def main() -> None:
         init.write("\nimport dtlsgate.connection.datagram13  # noqa: E402, F401 (mypyc build)\n")
     print(
         f"{len(modules)} modules to compile, {total} dataclasses given a compiled __init__,"
-        f" {narrowings} narrowing annotations dropped, {imports} field types imported"
+        f" {narrowings} narrowing annotations dropped, {imports} field types imported,"
+        f" {enums} enum __init__s called after their class"
     )
     if args.only:
         return
-    env = dict(os.environ, MYPYC_OPT_LEVEL=args.opt_level)
+    env = dict(os.environ, MYPYC_OPT_LEVEL=args.opt_level, CFLAGS=f"-I{patched_runtime(out)}")
     mypyc = Path(sys.executable).parent / "mypyc"
     subprocess.run([str(mypyc), *modules], cwd=out, env=env, check=True, timeout=3600)
 
