@@ -66,6 +66,7 @@ import contextlib
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -203,20 +204,63 @@ def machine_busy() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / TICK, sum(fields[:8]) / TICK
 
 
-def stop_and_wait(pids: list[int]) -> None:
-    """SIGINT to each process (a worker then logs its summary and exits), and wait."""
-    for pid in pids:
-        os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + 10
-    for pid in pids:
-        while True:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                break
-            if state == "Z" or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+def worker_pidfds(server: subprocess.Popen[bytes]) -> list[int]:
+    """pidfds of the processes of ``server``'s group other than ``server`` itself (the forked
+    workers), for signals that reach those processes only: a pid read from /proc is free
+    for another process once its own has exited and been reaped (by the server, not by
+    us), and pid_max is 32,768 here. Each pidfd is kept only if, after it was opened, the
+    process is still in the group and alive (so the /proc read was of the pidfd's
+    process). The group's id is ours while ``server`` is not reaped (see `serve`)."""
+    assert server.returncode is None, "the server was reaped: its group id is not ours"
+    pidfds = []
+    for pid in group_pids(server.pid):
+        if pid == server.pid:
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # gone already
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            signal.pidfd_send_signal(fd, 0)  # still alive: the line above was its own
+        except (OSError, ProcessLookupError):
+            os.close(fd)
+            continue
+        if int(fields[2]) == server.pid:
+            pidfds.append(fd)
+        else:
+            os.close(fd)
+    return pidfds
+
+
+def stop_workers(server: subprocess.Popen[bytes]) -> None:
+    """SIGINT to each forked worker of ``server`` (a worker then logs its summary and
+    exits), through pidfds (`worker_pidfds`), and wait up to 10 s for them to exit."""
+    pidfds = worker_pidfds(server)
+    try:
+        waiting = select.poll()
+        for fd in pidfds:
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                signal.pidfd_send_signal(fd, signal.SIGINT)
+            waiting.register(fd, select.POLLIN)  # readable once the process has exited
+        deadline = time.monotonic() + 10
+        left = len(pidfds)
+        while left and time.monotonic() < deadline:
+            for fd, _ in waiting.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                waiting.unregister(fd)
+                left -= 1
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
+
+def exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` has exited, without reaping it (unlike ``poll()``): until it is
+    reaped its pid, and so its group's id, cannot be another process's."""
+    if proc.returncode is not None:
+        return True
+    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None
 
 
 @contextlib.contextmanager
@@ -225,7 +269,9 @@ def serve(
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``dtlsgate serve --workers N`` (or ``stack``'s server) on a free port, its stderr in a
     file; stopped with SIGINT (each worker then logs its summary; ours with ``-v``) and,
-    failing that, SIGKILL."""
+    failing that, SIGKILL. The server is reaped only at the end (`exited` does not reap):
+    until then its pid and its group's id are ours, and the group is signalled by that id,
+    the workers through pidfds."""
     port = free_port()
     args = stack.command(workers, load, port)
     with tempfile.NamedTemporaryFile(prefix="dtlsgate-serve-", suffix=".log", delete=False) as log:
@@ -235,7 +281,7 @@ def serve(
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while b"serving" not in logfile.read_bytes() or len(group_pids(server.pid)) < workers:
-            if server.poll() is not None or time.monotonic() > deadline:
+            if exited(server) or time.monotonic() > deadline:
                 sys.exit(f"{args[0]} did not start: {logfile.read_text()}")
             time.sleep(0.05)
         time.sleep(0.3)  # the forked workers bind after they start
@@ -243,13 +289,13 @@ def serve(
     finally:
         # The forked workers first: the main process's exit would end them (daemons) before
         # they log their summaries.
-        stop_and_wait([p for p in group_pids(server.pid) if p != server.pid])
-        with contextlib.suppress(ProcessLookupError):
+        stop_workers(server)
+        with contextlib.suppress(ProcessLookupError):  # not reaped: a zombie at worst
             os.kill(server.pid, signal.SIGINT)
         try:
             server.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+            os.killpg(server.pid, signal.SIGKILL)  # not reaped: the group is still ours
             server.wait(10)
 
 
@@ -430,7 +476,7 @@ def check(loadgen: Path, clients: int) -> None:
     # admit every ClientHello carrying a cookie, those minted by the stopped worker too.
     with serve(2, "cert", "-v") as (server, port, logfile):
         held = held_client_hellos(port, 16)
-        stop_and_wait([p for p in group_pids(server.pid) if p != server.pid])
+        stop_workers(server)
         minted = re.search(r"gate: (\d+) replies", logfile.read_text())
         answered = 0
         for sock, hello in held:

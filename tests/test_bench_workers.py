@@ -92,7 +92,7 @@ def test_c_contender_shares_its_cookie_secret(c_stack: workers.Stack) -> None:
     one stops; the other must answer every ClientHello carrying a cookie."""
     with workers.serve(2, "cert", stack=c_stack) as (server, port, logfile):
         held = workers.held_client_hellos(port, 16)
-        workers.stop_and_wait([p for p in workers.group_pids(server.pid) if p != server.pid])
+        workers.stop_workers(server)
         answered = 0
         for sock, hello in held:
             sock.send(hello)

@@ -41,33 +41,37 @@ def connect_with_late_line(ports: list[int], gap: float) -> list[tuple[bytes, by
     """``dtlsgate connect -v``, one client per port, all at once: the only line goes ``gap``
     seconds after every client logged its completed handshake, and input ends right after
     it. Counted from the handshakes, not from the start: on a loaded machine start-up and
-    handshake can take most of any fixed delay, and the line would no longer come late."""
+    handshake can take most of any fixed delay, and the line would no longer come late.
+    Each client leads its own process group (`peers.start`), stopped whatever happens: a
+    failed wait no longer leaves them running for their 40 s."""
     args = [*DTLSGATE, "connect", "--psk", PSK, "-v"]
-    procs = [
-        subprocess.Popen(
-            ["timeout", "-s", "KILL", "40", *args, f"127.0.0.1:{p}"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for p in ports
-    ]
-    deadline = time.monotonic() + 30
-    for proc in procs:
-        # "127.0.0.1:P: DTLS 1.3 TLS_..., full handshake 12.3 ms" (its first line with -v)
-        done = read_line(proc.stderr, deadline)
-        assert re.search(r"full handshake [\d.]+ ms$", done), done
-    time.sleep(gap)
-    results = []
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"late line\n")
-        proc.stdin.close()  # input ends right after the line
-        proc.stdin = None  # communicate() then only reads
-    for proc in procs:
-        out, err = proc.communicate(timeout=45)
-        results.append((out, err, proc.returncode))
-    return results
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for p in ports:
+            procs.append(start([*args, f"127.0.0.1:{p}"], seconds=40, **pipes))
+        deadline = time.monotonic() + 30
+        for proc in procs:
+            # "127.0.0.1:P: DTLS 1.3 TLS_..., full handshake 12.3 ms" (its first line with -v)
+            done = read_line(proc.stderr, deadline)
+            assert re.search(r"full handshake [\d.]+ ms$", done), done
+        time.sleep(gap)
+        results = []
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"late line\n")
+            proc.stdin.close()  # input ends right after the line
+            proc.stdin = None  # communicate() then only reads
+        for proc in procs:
+            out, err = proc.communicate(timeout=45)
+            results.append((out, err, proc.returncode))
+        return results
+    finally:
+        for proc in procs:
+            stop(proc)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
 
 
 # ---- 1. the answer to the last line ---------------------------------------------------------

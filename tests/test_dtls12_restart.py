@@ -169,17 +169,16 @@ def test_peers_mid_handshake_are_bounded() -> None:
         for _ in range(3):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind(("127.0.0.1", 0))
-            sock.settimeout(1.0)
+            # A bound only: every answer comes (a 1 s bound failed the test when a loaded
+            # machine delivered an answer later).
+            sock.settimeout(30)
             socks.append(sock)
             first = datagram(client_hello())
             sock.sendto(first, ("127.0.0.1", server.port))
             reply, _ = sock.recvfrom(2048)
             sock.sendto(with_cookie(first, reply[-21:]), ("127.0.0.1", server.port))
-            try:
-                flight, _ = sock.recvfrom(4096)
-                answered.append(flight[13] == 2)  # ServerHello
-            except TimeoutError:
-                answered.append(False)
+            flight, _ = sock.recvfrom(4096)
+            answered.append(flight[13] == 2)  # ServerHello
         for sock in socks:
             sock.close()
         assert answered == [True, True, True]

@@ -17,9 +17,9 @@ arrive, and the retransmissions cross the late originals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import pytest
 from peers import process, require, wait_bound
 from test_dtls12_cli import dtlsgate_serve
 from test_interop_dtls12 import EchoServer, free_udp_port, make_cert, openssl_s_server
+from test_interop_dtls12_late_flight import handshake_after_data
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
 from udp_proxy import LossyProxy
 
@@ -89,13 +90,18 @@ def test_gnutls_clients_to_our_server_over_a_slow_link(tmp_path: Path) -> None:
 
 
 def quiet_after_handshake(conn: DtlsSocket, proxy: LossyProxy) -> int:
-    """Read for 4 s with nothing to read; return how many datagrams the client sent that
-    reached the server after its handshake ended (its last flight's copies excluded)."""
-    ended = time.monotonic()
-    with pytest.raises(TimeoutError):
-        conn.recv(timeout=4.0)
-    after = ended + LATENCY + 0.2  # the last flight's own datagrams are still on the way
-    return sum(1 for t in proxy.stats.upstream_times if t > after)
+    """Send a line, the client's first data (its handshake has ended), and read for 4 s
+    (its echo aside, nothing comes), so that the server's copies of its last flight, 0.7 s
+    away, reach the client, which would answer them if it did; return how many datagrams
+    with a handshake or ChangeCipherSpec record the client sent after the line. Counted by
+    their order at the proxy (one client's datagrams arrive in the order sent), not by the
+    time the proxy forwarded them: a copy of the client's last flight sent before the
+    handshake ended and forwarded by a proxy held 0.7 s counted as an answer."""
+    conn.send(b"end of the handshake\n")
+    with contextlib.suppress(TimeoutError):
+        while conn.recv(timeout=4.0):
+            pass
+    return handshake_after_data(proxy.stats.from_clients)
 
 
 def test_our_client_to_openssl_s_server_over_a_slow_link(tmp_path: Path) -> None:

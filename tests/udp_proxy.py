@@ -70,6 +70,9 @@ class Stats:
     upstream_times: list[float] = field(default_factory=list)
     # When each datagram towards a client was forwarded.
     downstream_times: list[float] = field(default_factory=list)
+    # Each datagram received from a client, in the order received (one client's datagrams
+    # arrive in the order it sent them).
+    from_clients: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -198,6 +201,7 @@ class LossyProxy:
                 except OSError:
                     continue
                 if s is self.sock:
+                    self.stats.from_clients.append(data)
                     up = self._up.get(addr)
                     if up is None:
                         up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
