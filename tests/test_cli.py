@@ -6,6 +6,7 @@ connection and a summary."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import signal
 import socket
@@ -162,20 +163,41 @@ def test_connect_to_a_closed_port_reports_the_icmp_port_unreachable() -> None:
     assert "ICMP port unreachable" in line and "nothing listens" in line, line
 
 
-def client_hellos_received(sock: socket.socket) -> int:
-    """Drain `sock` and count the transmissions of a ClientHello flight: datagrams opening
-    with a handshake record (RFC 6347 §4.1) that carries a ClientHello's first fragment."""
-    sock.setblocking(False)
+FENCE = b"fence"
+
+
+def client_hellos_received(silent: socket.socket) -> int:
+    """Count the ClientHello transmissions that reached ``silent``, every one the test's
+    thread sent so far included: a last datagram (the fence) sent to ``silent`` from the
+    same thread, then ``silent`` read until it arrives. Loopback queues a datagram on the
+    sending CPU's backlog and delivers that backlog in order, in a softirq that a loaded
+    machine may defer to ksoftirqd, so a read right after the client gave up could miss its
+    last transmission; the caller keeps the thread on one CPU (`one_cpu`)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(FENCE, silent.getsockname())
+    silent.settimeout(30)  # a bound only: the fence must come
     count = 0
     for _ in range(1000):
-        try:
-            datagram = sock.recv(65536)
-        except BlockingIOError:
+        datagram = silent.recv(65536)
+        if datagram == FENCE:
             return count
         header = datagram[13:25]
         if datagram[0] == 22 and header[:1] == b"\x01" and header[6:9] == b"\x00\x00\x00":
             count += 1
     raise AssertionError("more than 1000 datagrams")
+
+
+@contextmanager
+def one_cpu() -> Iterator[None]:
+    """The test's thread on one CPU meanwhile, for `client_hellos_received`: and so the
+    client it runs (asyncio's loop and the blocking face send from this thread) or starts
+    (a child process inherits the thread's CPU affinity)."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 # The timeouts below have two decimals on purpose: the message must name the limit the user
@@ -184,7 +206,7 @@ def client_hellos_received(sock: socket.socket) -> int:
 
 
 def test_connect_timeout_says_how_long_and_how_far() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, one_cpu():
         silent.bind(("127.0.0.1", 0))  # receives every ClientHello, answers none
         port = silent.getsockname()[1]
         done = run_cli("connect", f"127.0.0.1:{port}", "--psk", PSK, "--timeout", "2.25")
@@ -243,7 +265,7 @@ def api_connect(api: str, port: int, timeout: float) -> None:
 
 @pytest.mark.parametrize("api", ["asyncio", "blocking"])
 def test_the_api_errors_say_what_happened(api: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, one_cpu():
         silent.bind(("127.0.0.1", 0))
         with pytest.raises(TimeoutError) as caught:
             api_connect(api, silent.getsockname()[1], timeout=1.25)
@@ -339,7 +361,7 @@ def test_a_connection_that_gives_up_before_the_limit_says_how_long_it_tried(api:
     from dtlsgate.connection.flight import MAX_FLIGHT_TRANSMISSIONS
 
     limit = 1e6 if api == "blocking" else 30
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, one_cpu():
         silent.bind(("127.0.0.1", 0))
         readings = itertools.count(1_800_000_000, 61)
         text = give_up(api, silent.getsockname(), limit, readings)
@@ -355,7 +377,7 @@ def test_a_blocking_connection_that_gives_up_as_its_limit_passes_says_how_long_i
     """The blocking face's limit passes on the very clock reading after the connection gave
     up: the connection gave up by itself, so the measured time, as the asyncio face says
     (before session 10 the blocking face named the limit whenever it had passed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent, one_cpu():
         silent.bind(("127.0.0.1", 0))
         # A first run counts the clock's readings from the start of do_handshake to the
         # message (the run is deterministic: the peer is silent, every wait is 0 s).
