@@ -185,10 +185,16 @@ def process(
     try:
         yield proc
     finally:
-        stop(proc)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_and_close(proc)
+
+
+def stop_and_close(proc: subprocess.Popen[bytes]) -> None:
+    """`stop`, then close the pipes to and from the process (for a test that has read all
+    it wanted: `stop` alone leaves them open for a test that reads what is left)."""
+    stop(proc)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def next_line(stream: object, deadline: float) -> str | None:

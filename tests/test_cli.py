@@ -18,7 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import announced_port, process, read_line, require, start, stop, wait_for_line
+from peers import (
+    announced_port,
+    process,
+    read_line,
+    require,
+    start,
+    stop,
+    stop_and_close,
+    wait_for_line,
+)
 from test_dtls12_cli import dtlsgate_serve
 from udp_proxy import LossyProxy
 
@@ -69,10 +78,7 @@ def connect_with_late_line(ports: list[int], gap: float) -> list[tuple[bytes, by
         return results
     finally:
         for proc in procs:
-            stop(proc)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+            stop_and_close(proc)
 
 
 # ---- 1. the answer to the last line ---------------------------------------------------------
