@@ -12,7 +12,7 @@ from contextlib import suppress
 
 import pytest
 from builders import client_hello, datagram, with_cookie
-from helpers import client_config, server_config
+from helpers import client_config, eventually, server_config
 from test_dtls12_aio import configs, echo
 
 from dtlsgate import Listener, connect_tls, serve_tls
@@ -21,14 +21,6 @@ from dtlsgate.io import aio
 from dtlsgate.io.aio_tls import limits_of
 
 WAIT = 10.0  # bound on every wait; the limits below are a fraction of a second
-
-
-async def until(predicate: object, seconds: float = WAIT) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "not within the bound"
-        await asyncio.sleep(0.02)
 
 
 async def half_open(port: int) -> socket.socket:
@@ -69,7 +61,7 @@ def test_dtls_handshake_past_its_deadline_is_abandoned_without_a_word() -> None:
             # Admitted, then expired: waited for at the end, not seen in between (a loop held
             # 0.4 s runs the expiry before this coroutine's next look at the count of
             # handshakes in progress, which then never reads 1).
-            await until(lambda: server.admission.expired == 1)
+            await eventually(lambda: server.admission.expired == 1, WAIT)
             expired_at = asyncio.get_running_loop().time()
             assert server.handshakes_in_progress == 0 and not server.peers
             # The flight was sent once; its retransmission, due 1 s after it (before the
@@ -120,7 +112,7 @@ def test_dtls_idle_association_is_closed() -> None:
             loop.skew += 1.2 * idle_timeout
             # Then nothing: the server closes with close_notify, which ends our recv().
             assert await asyncio.wait_for(stream.recv(), WAIT) == b""
-            await until(lambda: server.associations == 0)
+            await eventually(lambda: server.associations == 0, WAIT)
             assert server.idle_closed == 1
             stream.close()
 
@@ -149,7 +141,7 @@ def test_dtls_idle_timeout_closes_the_idle_associations_and_only_them() -> None:
                     assert await asyncio.wait_for(stream.recv(), WAIT) == b"echo:x"
 
             await exchange(streams)
-            await until(lambda: server.associations == 12)
+            await eventually(lambda: server.associations == 12, WAIT)
             loop.skew += 0.6 * idle_timeout
             await exchange(active)
             # The idle ones heard nothing for 1.2 idle_timeout, the active ones for 0.6.
@@ -160,7 +152,7 @@ def test_dtls_idle_timeout_closes_the_idle_associations_and_only_them() -> None:
             await exchange(active)
             for stream in streams:
                 stream.close()
-            await until(lambda: server.associations == 0)
+            await eventually(lambda: server.associations == 0, WAIT)
             assert server.idle_closed == 6
 
     with asyncio.Runner(loop_factory=SkewedLoop) as runner:
@@ -177,13 +169,13 @@ def test_dtls_admits_are_refused_at_max_associations() -> None:
             # as an event (a connect given 1.5 s to fail ended before the server had read
             # its ClientHello when the loop was held that long), the connect then cancelled.
             second = asyncio.ensure_future(aio.connect(*server.address, client_cfg, timeout=WAIT))
-            await until(lambda: server.admits_refused >= 1 or second.done())
+            await eventually(lambda: server.admits_refused >= 1 or second.done(), WAIT)
             assert not second.done() and server.associations == 1
             second.cancel()
             with suppress(asyncio.CancelledError):
                 await second
             first.close()
-            await until(lambda: server.associations == 0)
+            await eventually(lambda: server.associations == 0, WAIT)
             second = await aio.connect(*server.address, client_cfg, timeout=WAIT)
             second.close()
 
@@ -207,7 +199,7 @@ def test_tls_per_address_limit_evicts_the_oldest_connection_in_progress() -> Non
         port = server.sockets[0].getsockname()[1]
         limits = limits_of(server)
         conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
-        await until(lambda: limits.admission.evicted_per_address == 1)
+        await eventually(lambda: limits.admission.evicted_per_address == 1, WAIT)
         assert await asyncio.wait_for(conns[0][0].read(), WAIT) == b""  # closed by the server
         assert limits.handshakes_in_progress == 2
         # The newest one still completes a handshake... as does a client arriving now.
@@ -246,7 +238,7 @@ def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
         loop.skew += 1.2 * idle_timeout
         # The first, idle, is closed with close_notify.
         assert await asyncio.wait_for(reader.read(100), WAIT) == b""
-        await until(lambda: limits.associations == 0)
+        await eventually(lambda: limits.associations == 0, WAIT)
         assert limits.idle_closed == 1
         writer.close()
         server.close()
