@@ -66,9 +66,7 @@ def child(server: str, count: int, group_name: str, ctl: str, ack: str) -> None:
         def make() -> bench.OurServer | bench.PyOpenSSLServer:
             return bench.PyOpenSSLServer(server_context)
 
-    bench.handshake(make(), bench.PyOpenSSLClient(client_context), group)
-    for _ in range(WARMUP):
-        bench.handshake(make(), bench.PyOpenSSLClient(client_context))
+    bench.rate(make, client_context, WARMUP, group)  # the first handshake's group checked
     with open(ctl, "w") as control, open(ack) as acks:
         control.write("enable\n")
         control.flush()
