@@ -13,13 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import (
-    announced_port,
-    openssl_dtls_client,
-    process,
-    read_line,
-    require,
-)
+from peers import announced_port, openssl_dtls_client, process, read_line, require
 
 pytestmark = pytest.mark.interop
 PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
