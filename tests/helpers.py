@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import gc
 import heapq
+import os
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -456,3 +457,23 @@ async def eventually(predicate: Callable[[], object], seconds: float = 30) -> No
     while not predicate():
         assert loop.time() < deadline, f"not within {seconds} s"
         await asyncio.sleep(0.01)
+
+
+# A datagram sent last on loopback, to know that every earlier one from the same CPU has
+# arrived (`one_cpu`).
+FENCE = b"fence"
+
+
+@contextmanager
+def one_cpu() -> Iterator[None]:
+    """The calling thread on one CPU meanwhile (its affinity restored afterwards), and so
+    what it sends and any child process it starts (a child inherits the affinity). Loopback
+    queues a datagram on the sending CPU's backlog and delivers that backlog in order, in a
+    softirq that a loaded machine may defer to ksoftirqd: a `FENCE` sent after the others
+    arrives after them, where a fixed wait before reading is a guess at that delay."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)

@@ -6,7 +6,6 @@ connection and a summary."""
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import signal
 import socket
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import FENCE, one_cpu
 from peers import (
     announced_port,
     process,
@@ -169,16 +169,12 @@ def test_connect_to_a_closed_port_reports_the_icmp_port_unreachable() -> None:
     assert "ICMP port unreachable" in line and "nothing listens" in line, line
 
 
-FENCE = b"fence"
-
-
 def client_hellos_received(silent: socket.socket) -> int:
     """Count the ClientHello transmissions that reached ``silent``, every one the test's
     thread sent so far included: a last datagram (the fence) sent to ``silent`` from the
-    same thread, then ``silent`` read until it arrives. Loopback queues a datagram on the
-    sending CPU's backlog and delivers that backlog in order, in a softirq that a loaded
-    machine may defer to ksoftirqd, so a read right after the client gave up could miss its
-    last transmission; the caller keeps the thread on one CPU (`one_cpu`)."""
+    same thread, then ``silent`` read until it arrives (a read right after the client gave
+    up could miss a last transmission whose delivery a loaded machine deferred); the caller
+    keeps the thread on one CPU (`helpers.one_cpu`)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         sender.sendto(FENCE, silent.getsockname())
     silent.settimeout(30)  # a bound only: the fence must come
@@ -191,19 +187,6 @@ def client_hellos_received(silent: socket.socket) -> int:
         if datagram[0] == 22 and header[:1] == b"\x01" and header[6:9] == b"\x00\x00\x00":
             count += 1
     raise AssertionError("more than 1000 datagrams")
-
-
-@contextmanager
-def one_cpu() -> Iterator[None]:
-    """The test's thread on one CPU meanwhile, for `client_hellos_received`: and so the
-    client it runs (asyncio's loop and the blocking face send from this thread) or starts
-    (a child process inherits the thread's CPU affinity)."""
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cpus)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, cpus)
 
 
 # The timeouts below have two decimals on purpose: the message must name the limit the user

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from builders import client_hello, datagram, with_cookie
+from helpers import FENCE, one_cpu
 from peers import announced_port, process, read_line
 
 from dtlsgate import Admit, CookieJar, Listener, ServerConfig, UsageError
@@ -115,32 +115,24 @@ def test_cli_prints_one_line_per_admission(command: list[str]) -> None:
 def loopback_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """A non-blocking server socket and a client socket (30 s timeout: a bound only, each
     read waits for a datagram that must come) on 127.0.0.1. The test's thread stays on one
-    CPU meanwhile, for `fence` (its affinity is restored afterwards)."""
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cpus)})
-    try:
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-        ):
-            server.bind(("127.0.0.1", 0))
-            client.bind(("127.0.0.1", 0))
-            server.setblocking(False)
-            client.settimeout(30)
-            yield server, client
-    finally:
-        os.sched_setaffinity(0, cpus)
-
-
-FENCE = b"fence"
+    CPU meanwhile, for `fence` (`one_cpu`)."""
+    with (
+        one_cpu(),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        server.bind(("127.0.0.1", 0))
+        client.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        client.settimeout(30)
+        yield server, client
 
 
 def fence(sender: socket.socket) -> None:
     """Wait until every datagram ``sender`` has sent so far on loopback is in its
-    receiver's queue: a last datagram sent to a socket of our own, and received. Loopback
-    queues each datagram on the sending CPU's backlog (`loopback_pair` keeps the test on one
-    CPU) and delivers that backlog in order, in a softirq that a loaded machine defers to
-    ksoftirqd: a fixed sleep before reading (0.2 s here before) is a guess at that delay."""
+    receiver's queue: a last datagram sent to a socket of our own, and received (in order
+    behind the others: `one_cpu`; a fixed sleep before reading, 0.2 s here before, was a
+    guess at the delay)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as witness:
         witness.bind(("127.0.0.1", 0))
         witness.settimeout(30)  # a bound only
