@@ -39,7 +39,9 @@ Every call into the server is made through ``operator.call``, so that callgrind'
 the client or start-up); the difference of two runs still takes out what the first
 handshakes do once. With ``--in-memory`` (ours or ``--pyopenssl``), the pyOpenSSL client
 runs in this process as in bench/handshake.py, between the server's calls: the server then
-meets the caches and branch predictors as the client left them, as it does in that bench.
+meets the caches and branch predictors as the client left them, as it does in that bench;
+``--in-flight K`` runs K handshakes in lockstep, as that bench does by default (its
+``handshakes``), so the server's calls for K handshakes come back to back.
 Cache and branch figures: add ``--cache-sim=yes --branch-sim=yes`` and the cache sizes (the
 defaults are read from the host, which a VM may misreport) to the same two runs; the
 difference of each event is then per handshake too (bench/RESULTS.md, mem11).
@@ -49,7 +51,7 @@ client offers both; with ``--dtls13`` our client offers X25519 alone); pyOpenSSL
 the floor stay on P-256.
 
 Usage: python bench/handshake_callgrind.py [--count N] [--pyopenssl | --floor | --null | --dtls13]
-    [--in-memory] [--group secp256r1 | x25519]
+    [--in-memory [--in-flight K]] [--group secp256r1 | x25519]
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ from handshake import (
     PyOpenSSLServer,
     client13_config,
     client_context,
+    handshakes,
+    in_batches,
     our_config,
     pyopenssl_server_context,
     read_all,
@@ -181,30 +185,36 @@ def client13(count: int, group: NamedGroup) -> None:
         send(out, [], done=True)
 
 
-def in_memory(count: int, make: Any) -> None:
-    """``count`` handshakes with bench/handshake.py's in-memory pyOpenSSL client."""
+class Counted:
+    """A server whose calls go through ``operator.call``, so that callgrind's
+    ``--toggle-collect=_operator_call`` counts them alone (the driver's own work is outside)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def feed(self, datagrams: list[bytes]) -> list[bytes]:
+        return operator.call(self.server.feed, datagrams)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.server.done)
+
+
+def in_memory(count: int, make: Any, in_flight: int) -> None:
+    """``count`` handshakes with bench/handshake.py's in-memory pyOpenSSL clients, driven by
+    its ``handshakes``, ``in_flight`` at a time."""
     cctx = client_context()
-    completed = 0
     spent = 0.0
-    for _ in range(count):
-        server, peer = make(), PyOpenSSLClient(cctx)
-        to_server = peer.step([])
-        for _ in range(MAX_STEPS + 1):
-            start = time.thread_time()
-            to_client = operator.call(server.feed, to_server)
-            spent += time.thread_time() - start
-            to_server = peer.step(to_client)
-            if server.done and not to_server:
-                break
-        completed += server.done
-    report(completed, count, spent)
+    for size in in_batches(count, in_flight):
+        spent += handshakes([(Counted(make()), PyOpenSSLClient(cctx)) for _ in range(size)])
+    report(count, count, spent)  # handshakes raises unless every one completed
 
 
 def report(completed: int, count: int, spent: float) -> None:
-    """How many handshakes completed, and the server's CPU time per handshake (this
-    thread's, in its calls only: for comparing the driver's modes, not under callgrind)."""
+    """How many handshakes completed, and the time in the server's calls per handshake (for
+    comparing the driver's modes, not under callgrind)."""
     per = spent / max(count, 1) * 1e6
-    print(f"{completed} of {count} handshakes completed, {per:.0f} us server CPU each")
+    print(f"{completed} of {count} handshakes completed, {per:.0f} us in the server each")
 
 
 def main() -> None:
@@ -215,6 +225,7 @@ def main() -> None:
     parser.add_argument("--null", action="store_true", help="the driver alone, no server work")
     parser.add_argument("--dtls13", action="store_true", help="a DTLS 1.3 handshake")
     parser.add_argument("--in-memory", action="store_true", help="the client in this process")
+    parser.add_argument("--in-flight", type=int, default=1, help="--in-memory: in lockstep")
     parser.add_argument("--group", choices=["secp256r1", "x25519"], default="secp256r1")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
@@ -244,7 +255,8 @@ def main() -> None:
         nothing = [lambda: None] * len(answers)
         make = lambda: FloorServer(nothing, answers)  # noqa: E731
     if args.in_memory:
-        in_memory(args.count, lambda: PyOpenSSLServer(sctx) if sctx else OurServer(config, gate))
+        make = lambda: PyOpenSSLServer(sctx) if sctx else OurServer(config, gate)  # noqa: E731
+        in_memory(args.count, make, args.in_flight)
         return
     child = subprocess.Popen(
         [sys.executable, __file__, "--client", "--count", str(args.count)]

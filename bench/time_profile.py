@@ -6,8 +6,9 @@ The instruction counts elsewhere in bench/ (callgrind) are exact but weigh every
 alike; a bytecode that misses the caches costs more than one that does not, and the P-256
 operations between our bytecodes evict them. This samples the CPU time itself.
 
-Each server runs in a child process of its own, driven as bench/handshake.py drives it (one
-pyOpenSSL client in memory, ECDHE-ECDSA, AES-128-GCM, EMS, cookie exchange), under
+Each server runs in a child process of its own, driven as bench/handshake.py drives it
+(pyOpenSSL clients in memory, ``--in-flight`` at a time in lockstep, one by default;
+ECDHE-ECDSA, AES-128-GCM, EMS, cookie exchange), under
 ``perf record -e cpu-clock -D -1 --control``: the child enables the samples only around its
 counted handshakes, after a warm-up. A share of the samples times the child's process CPU
 time per handshake gives microseconds per handshake, for the client and the driver as well
@@ -18,7 +19,7 @@ servers free after the timed calls (bench/handshake.py times only the calls).
 Needs ``perf`` (Debian's ``linux-perf``); it does not need hardware counters.
 
 Usage: python bench/time_profile.py [--count N] [--rounds R] [--group secp256r1 | x25519]
-                                    [--symbols K]
+                                    [--symbols K] [--in-flight K]
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ WARMUP = 200
 REPORT_LINE = re.compile(r"^\s*([0-9.]+)%\s+(\S+)(?:\s+\[[.k]\]\s+(.+?))?\s*$")
 
 
-def child(server: str, count: int, group_name: str, ctl: str, ack: str) -> None:
-    """Run ``count`` handshakes of ``server`` with perf's samples enabled around them; print
-    the process CPU and the server's own time per handshake as JSON."""
+def child(server: str, count: int, group_name: str, in_flight: int, ctl: str, ack: str) -> None:
+    """Run ``count`` handshakes of ``server``, ``in_flight`` at a time, with perf's samples
+    enabled around them; print the process CPU and the server's own time per handshake as
+    JSON."""
     import handshake as bench
 
     from dtlsgate.wire.enums import NamedGroup
@@ -66,20 +68,18 @@ def child(server: str, count: int, group_name: str, ctl: str, ack: str) -> None:
         def make() -> bench.OurServer | bench.PyOpenSSLServer:
             return bench.PyOpenSSLServer(server_context)
 
-    bench.rate(make, client_context, WARMUP, group)  # the first handshake's group checked
+    bench.rate(make, client_context, WARMUP, group, in_flight)  # the group checked
     with open(ctl, "w") as control, open(ack) as acks:
         control.write("enable\n")
         control.flush()
         acks.readline()
         started = time.process_time()
-        spent = sum(
-            bench.handshake(make(), bench.PyOpenSSLClient(client_context)) for _ in range(count)
-        )
+        server_us = 1e6 / bench.rate(make, client_context, count, group, in_flight)
         process = time.process_time() - started
         control.write("disable\n")
         control.flush()
         acks.readline()
-    print(json.dumps({"process_us": process / count * 1e6, "server_us": spent / count * 1e6}))
+    print(json.dumps({"process_us": process / count * 1e6, "server_us": server_us}))
 
 
 def report(data: str, sort: str) -> dict[str, float]:
@@ -116,7 +116,7 @@ class Run:
         return {name: percent / 100 * self.process_us for name, percent in shares.items()}
 
 
-def profile(server: str, count: int, group: str, workdir: str) -> Run:
+def profile(server: str, count: int, group: str, in_flight: int, workdir: str) -> Run:
     """One child under perf; its per-handshake times and its samples' shares."""
     ctl, ack, data = (os.path.join(workdir, name) for name in ("ctl", "ack", f"{server}.data"))
     for fifo in (ctl, ack):
@@ -127,7 +127,8 @@ def profile(server: str, count: int, group: str, workdir: str) -> Run:
         "perf", "record", "-q", "-e", "cpu-clock", "-F", "10000", "-D", "-1",
         "--control", f"fifo:{ctl},{ack}", "-o", data, "--",
         sys.executable, os.path.abspath(__file__), "--child", server,
-        "--count", str(count), "--group", group, "--ctl", ctl, "--ack", ack,
+        "--count", str(count), "--group", group, "--in-flight", str(in_flight),
+        "--ctl", ctl, "--ack", ack,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     times = json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,12 +149,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--group", choices=["secp256r1", "x25519"], default="secp256r1")
     parser.add_argument("--symbols", type=int, default=12)
+    parser.add_argument("--in-flight", type=int, default=1, help="handshakes in lockstep")
     parser.add_argument("--child", choices=SERVERS)
     parser.add_argument("--ctl")
     parser.add_argument("--ack")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.count, args.group, args.ctl, args.ack)
+        child(args.child, args.count, args.group, args.in_flight, args.ctl, args.ack)
         return
     if shutil.which("perf") is None:
         sys.exit("needs perf: apt-get install linux-perf")
@@ -162,13 +164,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for _ in range(args.rounds):
             for server in SERVERS:
-                runs[server].append(profile(server, args.count, args.group, workdir))
+                run = profile(server, args.count, args.group, args.in_flight, workdir)
+                runs[server].append(run)
 
     ours, theirs = (runs[server] for server in SERVERS)
     print(
-        f"DTLS 1.2 server handshakes in memory, {args.count} x {args.rounds} rounds, perf "
-        f"cpu-clock samples (ECDHE {args.group}, ECDSA P-256, AES-128-GCM, EMS, cookie;\n"
-        "the same pyOpenSSL client and driver in both columns; medians of the rounds)"
+        f"DTLS 1.2 server handshakes in memory, {args.count} x {args.rounds} rounds, "
+        f"{args.in_flight} in flight, perf cpu-clock samples\n(ECDHE {args.group}, ECDSA P-256, "
+        "AES-128-GCM, EMS, cookie; "
+        "the same pyOpenSSL clients and driver in both columns; medians of the rounds)"
     )
     for label, key in (("process CPU", "process_us"), ("server calls", "server_us")):
         a = statistics.median(getattr(run, key) for run in ours)

@@ -17,7 +17,12 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 RUNS = [
     ("handshake_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("handshake_floor_udp.py", ["--count", "20", "--rounds", "1"], "dtlsgate / floor"),
-    ("handshake.py", ["--count", "10", "--rounds", "1"], "dtlsgate 1.3 / pyopenssl 1.2 ="),
+    ("handshake.py", ["--count", "10", "--rounds", "1"], "one at a time"),
+    (
+        "handshake.py",
+        ["--count", "3", "--rounds", "1", "--in-flight", "1"],
+        "dtlsgate 1.3 / pyopenssl 1.2 =",
+    ),
     (
         "handshake.py",
         ["--count", "10", "--rounds", "1", "--group", "x25519"],
@@ -30,6 +35,11 @@ RUNS = [
     ("tls13.py", ["--handshakes", "10"], "ratio resumed/full"),
     ("handshake_callgrind.py", ["--count", "2", "--null"], "2 of 2 handshakes completed"),
     ("handshake_callgrind.py", ["--count", "2", "--in-memory"], "2 of 2 handshakes completed"),
+    (
+        "handshake_callgrind.py",
+        ["--count", "3", "--in-memory", "--in-flight", "2"],
+        "3 of 3 handshakes completed",
+    ),
     ("aio_client.py", ["--count", "5", "--connects", "2"], "aio client on "),
     ("aio_memory.py", ["--count", "5", "--warmup", "5", "--loop", "asyncio"], "asyncio  "),
     ("idle_calls.py", ["--count", "50", "--held", "5"], "order: 50 associations"),
