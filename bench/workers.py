@@ -44,6 +44,12 @@ then stopped (its summary says how many of those it sent), and every ClientHello
 a cookie, those minted by the stopped worker too, must be answered with a ServerHello by
 the other.
 
+``--idle-generator`` runs the generator under the SCHED_IDLE policy: it gets a core only
+when no worker wants it, so it never preempts a worker between two datagrams (each
+preemption leaves the worker's caches to be refilled: bench/RESULTS.md, lead20). The
+generator then stands in better for clients on other machines, which cost the server's
+cores nothing; its share of the cores, and so the ceiling, is the same.
+
 On a shared machine the figure means little: with other work on the cores, Linux's
 autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled) gives the server's session,
 all its workers together, one share of the CPU next to each other busy session, so two
@@ -55,8 +61,8 @@ everything else while it runs.
 
 Usage: python bench/workers.py [--seconds 5] [--rounds 3] [--clients 64] [--loads psk,cert]
 [--c-clients 256] [--stacks dtlsgate,openssl] [--host-work dtlsgate,pyopenssl,ecdsap256,sha256]
-[--host-seconds 3] [--boost N] (about 5 minutes with the defaults). Needs gcc and OpenSSL's
-headers (libssl-dev); as root it installs them with apt-get when they are missing.
+[--host-seconds 3] [--boost N] [--idle-generator] (about 5 minutes with the defaults). Needs
+gcc and OpenSSL's headers (libssl-dev); as root it installs them with apt-get when missing.
 """
 
 from __future__ import annotations
@@ -346,6 +352,8 @@ def one_round(
         if load == "psk":
             cmd += ["--psk", PSK]
         gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        if args.idle_generator:  # it runs only on a core no worker wants (before "counting")
+            os.sched_setscheduler(gen.pid, os.SCHED_IDLE, os.sched_param(0))
         spin = None
         if args.spin and workers == 1:  # the other core busy with a loop that touches nothing
             spin = subprocess.Popen(
@@ -667,6 +675,11 @@ def main() -> None:
         "--pin",
         action="store_true",
         help="pin each worker to a CPU of its own (the generator is left to the scheduler)",
+    )
+    parser.add_argument(
+        "--idle-generator",
+        action="store_true",
+        help="run the generator under SCHED_IDLE, so that it never preempts a worker",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the two-worker check")
     parser.add_argument(
