@@ -175,9 +175,11 @@ class TranscriptHash:
 
     __slots__ = ("_state", "hash")
 
-    def __init__(self, hash: Hash, data: bytes = b"") -> None:
+    def __init__(self, hash: Hash, data: bytes = b"", state: _Hash | None = None) -> None:
+        """A transcript of ``hash`` that starts with ``data``, or (``copy``) continues
+        ``state``."""
         self.hash = hash
-        self._state = hash.new(data)
+        self._state = hash.new(data) if state is None else state
 
     def update(self, data: bytes) -> None:
         """Add handshake message bytes to the transcript."""
@@ -189,10 +191,7 @@ class TranscriptHash:
 
     def copy(self) -> TranscriptHash:
         """An independent transcript with the same content."""
-        other = TranscriptHash.__new__(TranscriptHash)
-        other.hash = self.hash
-        other._state = self._state.copy()
-        return other
+        return TranscriptHash(self.hash, b"", self._state.copy())
 
     @classmethod
     def after_hello_retry(cls, hash: Hash, client_hello1: bytes) -> TranscriptHash:
