@@ -7,8 +7,8 @@ alike; a bytecode that misses the caches costs more than one that does not, and 
 operations between our bytecodes evict them. This samples the CPU time itself.
 
 Each server runs in a child process of its own, driven as bench/handshake.py drives it
-(pyOpenSSL clients in memory, ``--in-flight`` at a time in lockstep, one by default;
-ECDHE-ECDSA, AES-128-GCM, EMS, cookie exchange), under
+(pyOpenSSL clients in memory, ``--in-flight`` at a time in lockstep, four by default as
+there; ECDHE-ECDSA, AES-128-GCM, EMS, cookie exchange), under
 ``perf record -e cpu-clock -D -1 --control``: the child enables the samples only around its
 counted handshakes, after a warm-up. A share of the samples times the child's process CPU
 time per handshake gives microseconds per handshake, for the client and the driver as well
@@ -149,7 +149,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--group", choices=["secp256r1", "x25519"], default="secp256r1")
     parser.add_argument("--symbols", type=int, default=12)
-    parser.add_argument("--in-flight", type=int, default=1, help="handshakes in lockstep")
+    parser.add_argument(
+        "--in-flight", type=int, default=4, help="handshakes in lockstep (bench/handshake.py's)"
+    )
     parser.add_argument("--child", choices=SERVERS)
     parser.add_argument("--ctl")
     parser.add_argument("--ack")
