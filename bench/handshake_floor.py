@@ -10,11 +10,17 @@ both under cProfile (and the ``AESGCM`` objects made, which cProfile does not se
 prints them side by side. The lengths come from one real handshake of our server, recorded
 at start-up: the transcript hashes that handshake's own messages.
 
-Timing: each round runs ``--count`` handshakes of each of the three, one of each in turn
-(floor, pyOpenSSL, dtlsgate), all driven by a pyOpenSSL client in memory as in bench/handshake.py:
-only the servers' calls are timed, and the floor's calls run where a server's would
-(after the client's step, before the untimed pyOpenSSL server that produces the client's
-next input). The figures are the medians of per-round ratios.
+Timing: each round runs ``--count`` handshakes of each of the three (floor, pyOpenSSL,
+dtlsgate), ``--in-flight`` at a time in lockstep (four by default, as bench/handshake.py
+drives them), all driven by pyOpenSSL clients in memory as in bench/handshake.py: only the
+servers' calls are timed, and the floor's calls run where a server's would (after the
+clients' step, before the untimed pyOpenSSL servers that produce the clients' next inputs).
+The figures are the medians of per-round ratios. Each server runs its handshakes of a round
+back to back, as bench/handshake.py's rounds do; ``--interleave`` runs a batch of each in
+turn instead, so that a burst of load hits all three alike, but then each server meets
+its caches as the other two left them, which costs our interpreted server more than the
+others (bench/RESULTS.md, lead20). Before session 20 this bench ran one handshake of each
+in turn: ``--in-flight 1 --interleave``.
 
 What the figures say: any server doing this handshake in Python on top of ``cryptography``
 spends at least the floor; pyOpenSSL's server spends the same OpenSSL work plus its C state
@@ -24,7 +30,8 @@ time any Python server can reach relative to pyOpenSSL; its inverse is the highe
 bench/handshake_floor_udp.py is the counterpart per server CPU-second over UDP, and
 ``bench/handshake_callgrind.py --floor`` counts the floor's instructions.
 
-Usage: python bench/handshake_floor.py [--count N] [--rounds R] [--trace] [--list]
+Usage: python bench/handshake_floor.py [--count N] [--rounds R] [--in-flight K] [--interleave]
+                                       [--trace] [--list]
 """
 
 from __future__ import annotations
@@ -48,11 +55,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from handshake import (
+    IN_FLIGHT,
     OurServer,
     PyOpenSSLClient,
     PyOpenSSLServer,
     client_context,
     handshake,
+    handshakes,
+    in_batches,
     our_config,
     pyopenssl_server_context,
 )
@@ -258,22 +268,30 @@ def floor_steps(floor: Floor) -> tuple[Callable[[], None], ...]:
     return (floor.hello1, floor.hello2, floor.client_flight)
 
 
-def floor_handshake(floor: Floor, sctx: SSL.Context, cctx: SSL.Context) -> float:
-    """A real handshake between pyOpenSSL peers (untimed) gives the client's steps; the
-    floor's steps run, timed, where a server's work would: after the client's step that
-    made the flight, before the (untimed) pyOpenSSL server answering it."""
-    client, server = PyOpenSSLClient(cctx), PyOpenSSLServer(sctx)
-    steps = floor_steps(floor)
+def floor_handshakes(floors: list[Floor], sctx: SSL.Context, cctx: SSL.Context) -> float:
+    """Real handshakes between pyOpenSSL peers (untimed), one per floor, in lockstep as
+    bench/handshake.py's ``handshakes``, give the clients' steps; each floor's step runs,
+    timed, where a server's work would: after the clients' step that made the flight, the
+    floors' steps back to back, before the (untimed) pyOpenSSL servers answering them."""
+    pairs = [(PyOpenSSLServer(sctx), PyOpenSSLClient(cctx)) for _ in floors]
+    steps = [floor_steps(floor) for floor in floors]
+    to_server = [client.step([]) for _, client in pairs]
+    live = list(range(len(pairs)))
     spent = 0.0
-    to_server = client.step([])
     for step in range(20):
-        if step < len(steps):
+        if step < len(steps[0]):
             start = time.perf_counter()
-            steps[step]()
+            for i in live:
+                steps[i][step]()
             spent += time.perf_counter() - start
-        to_client = server.feed(to_server)
-        to_server = client.step(to_client)
-        if server.done and not to_server:
+        still = []
+        for i in live:
+            server, client = pairs[i]
+            to_server[i] = client.step(server.feed(to_server[i]))
+            if not server.done or to_server[i]:
+                still.append(i)
+        live = still
+        if not live:
             return spent
     raise RuntimeError("handshake did not complete")
 
@@ -403,9 +421,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument(
+        "--in-flight", type=int, default=IN_FLIGHT, help="handshakes in lockstep (see above)"
+    )
+    parser.add_argument("--interleave", action="store_true", help="a batch of each in turn")
     parser.add_argument("--trace", action="store_true", help="check the calls against ours")
     parser.add_argument("--list", action="store_true", help="print the calls and stop")
     args = parser.parse_args()
+    if args.in_flight < 1:
+        parser.error("--in-flight must be at least 1")
     if args.list:
         print(CALLS)
         return
@@ -414,23 +438,38 @@ def main() -> None:
     if args.trace:
         sys.exit(0 if trace(config, gate, args.count) else 1)
     cctx, sctx = client_context(), pyopenssl_server_context()
-    floor = make_floor(config, gate)
+    floors = [make_floor(config, gate) for _ in range(args.in_flight)]
     runs: dict[str, list[float]] = {"floor": [], "pyopenssl": [], "dtlsgate": []}
+    # Each name's batch of ``size`` handshakes, timed inside the server: its seconds.
+    batches: dict[str, Callable[[int], float]] = {
+        "floor": lambda size: floor_handshakes(floors[:size], sctx, cctx),
+        "pyopenssl": lambda size: handshakes(
+            [(PyOpenSSLServer(sctx), PyOpenSSLClient(cctx)) for _ in range(size)]
+        ),
+        "dtlsgate": lambda size: handshakes(
+            [(OurServer(config, gate), PyOpenSSLClient(cctx)) for _ in range(size)]
+        ),
+    }
     n = args.count
     for _ in range(args.rounds):
-        # One handshake of each in turn, so that a burst of load hits all three alike.
         spent = dict.fromkeys(runs, 0.0)
-        for _ in range(n):
-            spent["floor"] += floor_handshake(floor, sctx, cctx)
-            spent["pyopenssl"] += handshake(PyOpenSSLServer(sctx), PyOpenSSLClient(cctx))
-            spent["dtlsgate"] += handshake(OurServer(config, gate), PyOpenSSLClient(cctx))
+        sizes = in_batches(n, args.in_flight)
+        if args.interleave:  # a batch of each in turn
+            for size in sizes:
+                for name, batch in batches.items():
+                    spent[name] += batch(size)
+        else:  # each server's handshakes back to back
+            for name, batch in batches.items():
+                for size in sizes:
+                    spent[name] += batch(size)
         for name, total in spent.items():
             runs[name].append(total / n)
     us = {name: statistics.median(values) * 1e6 for name, values in runs.items()}
     floor_ratio = [f / p for f, p in zip(runs["floor"], runs["pyopenssl"], strict=True)]
     ours_ratio = [p / d for p, d in zip(runs["pyopenssl"], runs["dtlsgate"], strict=True)]
     print(f"DTLS 1.2 server handshake, time per handshake, {n} x {args.rounds} rounds")
-    print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie, ticket; a pyOpenSSL client in memory)")
+    print("(ECDHE-ECDSA P-256, AES-128-GCM, EMS, cookie, ticket; pyOpenSSL clients in memory,")
+    print(f" {args.in_flight} in flight{', a batch of each in turn' if args.interleave else ''})")
     print("the floor's calls per handshake (--list for the whole list): 1 P-256 key generation,")
     print("1 point decoding, 1 ECDH, 1 ECDSA sign, 2 BLAKE2s cookie tags, 12 HMAC-SHA256 (PRF),")
     print("3 transcript digests over 1,105 bytes, 2 AESGCM objects, 3 AES-GCM ops, 2 urandom")

@@ -29,6 +29,11 @@ RUNS = [
         "dtlsgate 1.3 / pyopenssl 1.2 =",
     ),
     ("handshake_floor.py", ["--count", "10", "--rounds", "2"], "dtlsgate / pyOpenSSL rate ="),
+    (
+        "handshake_floor.py",
+        ["--count", "3", "--rounds", "2", "--in-flight", "1", "--interleave"],
+        "dtlsgate / pyOpenSSL rate =",
+    ),
     ("throughput.py", ["--count", "50", "--rounds", "1"], "dtlsgate / pyopenssl ="),
     ("listen.py", ["--count", "50", "--rounds", "1"], "gate alone, in-process"),
     ("listen.py", ["--count", "50", "--rounds", "1", "--cpu-time"], "gate alone, in-process"),
