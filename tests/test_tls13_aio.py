@@ -104,14 +104,22 @@ def test_silent_client_is_dropped_after_the_handshake_timeout(stateless: bool) -
 
 def test_client_gives_up_on_a_silent_server() -> None:
     async def main() -> None:
+        closed_by_client = asyncio.Event()
+
         async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Until the client gives up and closes its socket; then ours closes too, which
+            # Server.wait_closed waits for from Python 3.12.1 on (it hung there before).
             await reader.read()
+            closed_by_client.set()
+            writer.close()
 
         server = await asyncio.start_server(mute, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
             with pytest.raises(TimeoutError):
                 await connect_tls("127.0.0.1", port, client_config(), handshake_timeout=0.3)
+            # The client that gave up closed its socket: nothing left open behind the error.
+            await asyncio.wait_for(closed_by_client.wait(), 10)
         finally:
             server.close()
             await server.wait_closed()
