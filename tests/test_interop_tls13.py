@@ -8,7 +8,9 @@ another sharing only the cookie master key; TLS 1.2-only clients refused cleanly
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -133,6 +135,28 @@ def test_tls12_only_client_is_refused_cleanly(certs: tuple[str, str], stateless:
         assert b"protocol version" in err
         _, server_err = server.communicate(timeout=15)
     assert b"handshake failed" in server_err or b"refused" in server_err
+
+
+def test_serve_stops_on_sigterm_with_connections_open(certs: tuple[str, str]) -> None:
+    """SIGTERM stops ``serve --tls`` at once while clients are connected: the established
+    one gets close_notify (Python's ``ssl``, OpenSSL, tells it from a bare TCP close: a
+    clean end of stream, not an EOF error), one whose handshake never started is closed.
+    From Python 3.12.1 on, asyncio's ``Server.wait_closed`` waits for every connection to
+    close: before ``close_all`` the server kept running as long as a client stayed."""
+    context = ssl.create_default_context(cafile=certs[0])
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    with (
+        our_server(certs, connections=100) as (server, port),
+        socket.create_connection(("127.0.0.1", port), timeout=15) as tcp,
+        context.wrap_socket(tcp, server_hostname="localhost", suppress_ragged_eofs=False) as tls,
+        socket.create_connection(("127.0.0.1", port), timeout=15) as silent,
+    ):
+        tls.sendall(b"hello\n")
+        assert tls.recv(100) == b"hello\n"
+        server.send_signal(signal.SIGTERM)
+        assert tls.recv(100) == b""  # close_notify: an EOF error would raise here
+        assert silent.recv(100) == b""
+        assert server.wait(15) == 0
 
 
 # ---- our client, their servers -------------------------------------------------------------

@@ -263,6 +263,39 @@ def test_tls_idle_timeout_and_max_associations(stateless: bool) -> None:
         runner.run(main())  # each wait bounded by WAIT (an outer bound would see the skew)
 
 
+@pytest.mark.parametrize("stateless", [False, True])
+def test_tls_close_all_closes_every_connection_so_the_server_can_stop(stateless: bool) -> None:
+    """``limits_of(server).close_all()``: close_notify to the established connections (the
+    client reads a clean end of stream), and a connection still in its handshake (here one
+    that never sent a byte) closed and reported as failed. From Python 3.12.1 on, asyncio's
+    ``wait_closed`` waits for every connection; with close_all it returns at once."""
+
+    async def main() -> None:
+        failures: list[BaseException] = []
+        cfg = server_config(stateless=stateless)
+        server = await serve_tls(
+            tls_echo, "127.0.0.1", 0, cfg, on_handshake_failure=failures.append
+        )
+        port = server.sockets[0].getsockname()[1]
+        limits = limits_of(server)
+        reader, writer = await connect_tls("127.0.0.1", port, client_config())
+        writer.write(b"hi")
+        assert await asyncio.wait_for(reader.read(100), WAIT) == b"echo:hi"
+        silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", port)
+        await eventually(lambda: limits.connections == 2, WAIT)
+        limits.close_all()
+        assert await asyncio.wait_for(reader.read(100), WAIT) == b""  # close_notify
+        assert await asyncio.wait_for(silent_reader.read(100), WAIT) == b""
+        assert [type(exc) for exc in failures] == [ConnectionError], failures
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), WAIT)
+        assert limits.connections == limits.associations == limits.handshakes_in_progress == 0
+        writer.close()
+        silent_writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
 def test_listener_handshakes_left_to_the_application_are_bounded_per_address() -> None:
     """``accept(..., timeout=None)`` leaves the handshake to the application; a newer one
     from the same address (at ``max_handshakes_per_address``) ends the older, whose

@@ -19,6 +19,11 @@ oldest making way as in `dtlsgate.connection.admission`; at ``max_associations``
 established connections a new one is closed before its handshake goes on; an established
 connection that receives nothing for ``idle_timeout`` seconds is closed with close_notify
 (one timer for them all, `dtlsgate.io.idle`).
+
+To stop a server, ``limits_of(server).close_all()`` closes its connections (close_notify on
+the established ones), then ``server.close()`` and ``await server.wait_closed()``. From
+Python 3.12.1 on, ``wait_closed`` waits until every connection the server accepted has
+closed: without ``close_all`` one idle client holds it for up to ``idle_timeout``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class _Default(enum.Enum):
 
 class ServerLimits:
     """What a `serve_tls` server holds, bounded by its config: the handshakes in progress
-    (``admission``), the established connections (``associations``), and counters."""
+    (``admission``), the established connections (``associations``), and counters; and
+    every connection open, for ``close_all``."""
 
     def __init__(self, config: ServerConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
@@ -77,6 +83,9 @@ class ServerLimits:
         )
         self.admits_refused = 0  # connections closed at max_associations
         self.idle_closed = 0  # connections closed by idle_timeout
+        # Every connection accepted and not lost yet, the stateless ones whose ClientHello2
+        # has not come too (the admission table does not hold those).
+        self._open: set[_TlsProtocol] = set()
 
     @property
     def handshakes_in_progress(self) -> int:
@@ -85,6 +94,11 @@ class ServerLimits:
     @property
     def associations(self) -> int:
         return len(self._established)
+
+    @property
+    def connections(self) -> int:
+        """Every connection open: in the stateless gate, in its handshake or established."""
+        return len(self._open)
 
     def admit(self, protocol: _TlsProtocol, peer: Any) -> bool:
         """A handshake starts (stateless: its ClientHello2 was admitted); False when it is
@@ -105,9 +119,24 @@ class ServerLimits:
         self._established.add(protocol)
         return True
 
+    def opened(self, protocol: _TlsProtocol) -> None:
+        """A TCP connection was accepted."""
+        self._open.add(protocol)
+
     def gone(self, protocol: _TlsProtocol) -> None:
+        self._open.discard(protocol)
         self.admission.finish(protocol)
         self._established.discard(protocol)
+
+    def close_all(self) -> None:
+        """Close every open connection, as a server that stops: close_notify on the
+        established ones; a handshake in progress ends at once (``on_handshake_failure`` is
+        told, ``ConnectionError``). Their handlers' reads then end."""
+        for protocol in list(self._open):
+            if protocol.ready.done():
+                protocol.tls.close()
+            else:
+                protocol._fail(ConnectionError("the server is closing"))
 
     def _idle(self, protocol: _TlsProtocol) -> None:
         """Nothing received for ``idle_timeout`` seconds (`IdleOrder`): close_notify."""
@@ -238,6 +267,8 @@ class _TlsProtocol(asyncio.Protocol):
         self.tls.raw = transport
         self._started = time.monotonic()
         self._peer = format_peer(transport.get_extra_info("peername"))
+        if self._limits is not None:
+            self._limits.opened(self)
         if self._handshake_timeout is not None:
             self._deadline = asyncio.get_running_loop().call_later(
                 self._handshake_timeout, self._handshake_timed_out

@@ -657,7 +657,7 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
     exit once N connections have ended (handshake failures included)."""
     from dtlsgate.errors import AlertReceived, ProtocolError
     from dtlsgate.io.aio import until_stopped
-    from dtlsgate.io.aio_tls import serve_tls
+    from dtlsgate.io.aio_tls import limits_of, serve_tls
 
     counters = TlsCounters()
     all_done = asyncio.Event()
@@ -699,7 +699,11 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
     print(f"listening on {format_peer((host, port))}", file=sys.stderr, flush=True)
     try:
         async with server:
-            await until_stopped(all_done.wait())
+            try:
+                await until_stopped(all_done.wait())
+            finally:
+                # Before the server's wait_closed, which waits for them (Python 3.12.1 on).
+                limits_of(server).close_all()
     finally:
         log.info("stopped: %d accepted, %d handshakes failed", counters.accepted, counters.failed)
     return ExitCode.OK
