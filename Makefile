@@ -45,12 +45,15 @@ typecheck: $(STAMP)
 # again, about 0.8 s of CPU instead of 0.2, until a test that starts one with a bare
 # environment happened to write it. compileall writes whatever that variable says, and
 # imports still read what it wrote.
+# Then the event-loop and command-line tests under the newest newer CPython here, if any
+# (scripts/test-newer-python.sh says why and which).
 test: $(STAMP) peers $(INTEROP_STAMP) lint typecheck
 	$(PY) -m compileall -q src
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+	sh scripts/test-newer-python.sh $(PY) $(VENV)-newer
 
 bench: $(STAMP)
 	$(PY) bench/listen.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV)-newer build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
