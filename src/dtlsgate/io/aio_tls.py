@@ -23,7 +23,8 @@ connection that receives nothing for ``idle_timeout`` seconds is closed with clo
 To stop a server, ``limits_of(server).close_all()`` closes its connections (close_notify on
 the established ones), then ``server.close()`` and ``await server.wait_closed()``. From
 Python 3.12.1 on, ``wait_closed`` waits until every connection the server accepted has
-closed: without ``close_all`` one idle client holds it for up to ``idle_timeout``.
+closed: without ``close_all`` one idle client holds it until it leaves or ``idle_timeout``
+closes it.
 """
 
 from __future__ import annotations
