@@ -166,6 +166,7 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
     from dtlsgate.gate.datagram import Gate
     from dtlsgate.handshake.dtls12 import server
     from dtlsgate.handshake.dtls12.common import Session, Transcript, WaitFinished
+    from dtlsgate.handshake.dtls12.negotiate import Keys
 
     config = server_config()
     gate = Gate(config)
@@ -188,8 +189,10 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
 
     ctx = server.ServerContext(server_config())
     session = Session(suite_info(CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256), b"", b"", True)
+    # Only the master secret is read (for the exporter): each handshake's own.
+    keys = Keys(bytes(48), None, None, None)  # type: ignore[arg-type]
     states = [
-        WaitFinished(Transcript(), session._replace(server_name=f"n{n}"), None)  # type: ignore[arg-type]
+        WaitFinished(Transcript(), session._replace(server_name=f"n{n}"), keys)
         for n in range(server.MAX_COMPLETIONS + 8)
     ]
     for n, state in enumerate(states):
@@ -197,9 +200,11 @@ def test_completions_are_remembered_per_choice_and_bounded() -> None:
         assert ctx.completions_remembered == (
             (n + 1) % server.MAX_COMPLETIONS or server.MAX_COMPLETIONS
         )
-    assert ctx.completed(states[-1]) is ctx.completed(states[-1])
+    again = ctx.completed(states[-1])
+    assert again.info is ctx.completed(states[-1]).info  # the event is shared...
+    assert again.exporter is not ctx.completed(states[-1]).exporter  # ...the exporter is not
     long_name = "n" * (server.MAX_REMEMBERED_NAME_LENGTH + 1)
-    state = WaitFinished(Transcript(), session._replace(server_name=long_name), None)  # type: ignore[arg-type]
+    state = WaitFinished(Transcript(), session._replace(server_name=long_name), keys)
     remembered = ctx.completions_remembered
     assert ctx.completed(state).info.server_name == long_name
     assert ctx.completions_remembered == remembered  # made, not kept

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 
 from dtlsgate.connection.flight import Reassembler, RetransmitTimer
+from dtlsgate.crypto.exporters import KeyingMaterialExporter, export
 from dtlsgate.errors import AlertReceived, DecodeError, ProtocolError
 from dtlsgate.events import ConnectionClosed, DataReceived, Event, HandshakeCompleted
 from dtlsgate.wire.enums import AlertDescription, AlertLevel
@@ -35,6 +36,7 @@ class BaseDtlsConnection:
 
     __slots__ = (
         "_events",
+        "_exporter",
         "_keylog",
         "_mtu",
         "_outgoing",
@@ -68,6 +70,7 @@ class BaseDtlsConnection:
         self._queued_data = 0
         self.info: HandshakeCompleted | None = None
         self.handshake_complete = False
+        self._exporter: KeyingMaterialExporter | None = None  # once the handshake completed
         self.closed = False
         self.data_dropped = 0
 
@@ -96,6 +99,15 @@ class BaseDtlsConnection:
         if type(event) is DataReceived:
             self._queued_data -= 1
         return event
+
+    def export_keying_material(
+        self, label: bytes, length: int, context: bytes | None = None
+    ) -> bytes:
+        """``length`` bytes of keying material bound to this connection's handshake, for
+        ``label`` and ``context`` (RFC 5705 in DTLS 1.2, RFC 8446 §7.5 in DTLS 1.3; DTLS-SRTP
+        takes 2 * (key + salt) bytes of ``b"EXTRACTOR-dtls_srtp"``, no context, RFC 5764
+        §4.2). `StateError` before the handshake completed."""
+        return export(self._exporter, label, length, context)
 
     def close(self) -> None:
         """Send close_notify (when the handshake got far enough) and close."""

@@ -350,6 +350,7 @@ class DtlsConnection(BaseDtlsConnection):
     def _complete(self, done: Complete[HandshakeCompleted], flight_sent: bool) -> None:
         self.handshake_complete = True
         self.info = done.info
+        self._exporter = done.exporter
         self._records.write_epoch = 1
         self._timer.stop()
         if not flight_sent:

@@ -720,6 +720,7 @@ class Dtls13Connection(BaseDtlsConnection):
             elif type(action) is InstallKey:
                 self._install(action)
             elif type(action) is Complete:
+                self._exporter = action.exporter
                 self._complete(completed(action.info, ProtocolVersion.DTLS13))
             elif type(action) is KeyLog:
                 if self._keylog is not None:
@@ -1087,6 +1088,11 @@ class DatagramClientConnection:
 
     def send(self, data: bytes) -> None:
         self._conn.send(data)
+
+    def export_keying_material(
+        self, label: bytes, length: int, context: bytes | None = None
+    ) -> bytes:
+        return self._conn.export_keying_material(label, length, context)
 
     # The connection ID calls of `Dtls13Connection` (RFC 9147 §9), for a DTLS 1.3 one.
 

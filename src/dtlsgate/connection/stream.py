@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from dtlsgate.crypto.exporters import KeyingMaterialExporter, export
 from dtlsgate.errors import (
     AlertReceived,
     DecodeError,
@@ -136,6 +137,7 @@ class TlsConnection:
         self._events: deque[Event] = deque()
         self._initial_record = False
         self.info: HandshakeCompleted | None = None
+        self._exporter: KeyingMaterialExporter | None = None  # once the handshake completed
         self.closed = False  # we send nothing more: close_notify sent, or failed
         self.failed = False  # terminal: a fatal alert either way, or the handshake abandoned
         self.peer_closed = False
@@ -201,6 +203,14 @@ class TlsConnection:
             raise UsageError(f"send() takes bytes, not {type(data).__name__}")
         if data:
             self._out += self._records.encode(ContentType.APPLICATION_DATA, bytes(data))
+
+    def export_keying_material(
+        self, label: bytes, length: int, context: bytes | None = None
+    ) -> bytes:
+        """``length`` bytes of keying material bound to this connection's handshake, for
+        ``label`` and ``context`` (RFC 8446 §7.5: no context is an empty one). `StateError`
+        before the handshake completed."""
+        return export(self._exporter, label, length, context)
 
     def key_update(self, request_peer: bool = True) -> None:
         """Send a KeyUpdate (RFC 8446 §4.6.3) and switch our sending key."""
@@ -284,6 +294,7 @@ class TlsConnection:
                 self._out += self._records.change_cipher_spec()
             elif type(action) is Complete:
                 self.info = completed(action.info)
+                self._exporter = action.exporter
                 # RFC 8446 §5: a CCS after the peer's Finished is unexpected_message.
                 self._records.ccs_allowed = False
                 self._events.append(self.info)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Self, TypeVar, cast,
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.aead import AeadAlgorithm
+from dtlsgate.crypto.exporters import KeyingMaterialExporter
 from dtlsgate.crypto.keyschedule import KeySchedule
 from dtlsgate.errors import UnexpectedMessage
 from dtlsgate.wire.enums import AlertDescription, HandshakeType
@@ -316,10 +317,13 @@ class KeyLogging:
 class Complete(Generic[InfoT]):
     """The handshake is done: what was negotiated (for a client whose Finished ends the
     handshake, once that Finished is queued). ``session``: a DTLS 1.2 client's new
-    resumable session (a ``Dtls12Session``), when the server gave one."""
+    resumable session (a ``Dtls12Session``), when the server gave one. ``exporter``: the
+    handshake's keying material exporter (`dtlsgate.crypto.exporters`), which the connection
+    keeps for ``export_keying_material``."""
 
     info: InfoT
     session: object | None = None
+    exporter: KeyingMaterialExporter | None = None
 
 
 __all__ = [

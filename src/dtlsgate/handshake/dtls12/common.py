@@ -17,6 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias, TypeVar, cast
 
 from dtlsgate._frozen import frozen
+from dtlsgate.crypto.exporters import Tls12Exporter, tls12_exporter
 from dtlsgate.crypto.hashes import Hash, constant_time_equal
 from dtlsgate.crypto.prf import verify_data
 from dtlsgate.crypto.provider import CryptoProvider
@@ -344,8 +345,8 @@ def complete(
     state: WaitFinished, *, resumed: bool = False, saved: object = None, peer_raw: bool = False
 ) -> Complete[HandshakeCompleted]:
     """What was negotiated, as the connection reports it (its `HandshakeCompleted` event),
-    and ``saved``, a client's new resumable session; ``peer_raw``: the peer's Certificate
-    held a raw public key."""
+    ``saved``, a client's new resumable session, and the handshake's keying material
+    exporter (RFC 5705); ``peer_raw``: the peer's Certificate held a raw public key."""
     raw = peer_raw
     session = state.session
     return Complete(
@@ -361,6 +362,15 @@ def complete(
             peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
         ),
         saved,
+        exporter_of(state),
+    )
+
+
+def exporter_of(state: WaitFinished) -> Tls12Exporter:
+    """The handshake's keying material exporter (RFC 5705): its own, never shared."""
+    session = state.session
+    return tls12_exporter(
+        (session.suite.hash, state.keys.master_secret, session.client_random, session.server_random)
     )
 
 

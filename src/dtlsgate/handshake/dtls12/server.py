@@ -77,6 +77,7 @@ from dtlsgate.handshake.dtls12.common import (
     check_finished,
     complete,
     derive,
+    exporter_of,
     finished_data,
     key_log,
 )
@@ -242,7 +243,7 @@ class ServerContext(KeyLogging):
         self.certificate_body = Certificate12(tuple(map(_der, chain))).encode() if chain else b""
         self._certificate_messages: dict[int, bytes] = {}
         self._answers: Memo[Offer, Answer] = Memo(MAX_ANSWERS)
-        self._completions: Memo[Completion, Complete[HandshakeCompleted]] = Memo(MAX_COMPLETIONS)
+        self._completions: Memo[Completion, HandshakeCompleted] = Memo(MAX_COMPLETIONS)
         # RFC 7250 §3: our Certificate body carrying our raw public key.
         key = config.private_key
         self.raw_public_key_certificate = (
@@ -283,7 +284,7 @@ class ServerContext(KeyLogging):
         depends on the session's suite, ALPN protocol, server name and extended master
         secret alone: made once per distinct ones (`MAX_COMPLETIONS` remembered, server names
         of at most `MAX_REMEMBERED_NAME_LENGTH`) and shared by the connections that report
-        it (an event is immutable)."""
+        it (an event is immutable). The keying material exporter is each handshake's own."""
         session = state.session
         if state.peer_chain or state.psk_identity is not None:
             return complete(state, peer_raw=session.client_raw_public_key)
@@ -293,13 +294,14 @@ class ServerContext(KeyLogging):
             session.server_name,
             session.extended_master_secret,
         )
-        done = self._completions.get(key)
-        if done is None:
+        info = self._completions.get(key)
+        if info is None:
             done = complete(state)
             name = session.server_name
             if name is None or len(name) <= MAX_REMEMBERED_NAME_LENGTH:
-                self._completions.remember(key, done)
-        return done
+                self._completions.remember(key, done.info)
+            return done
+        return Complete(info, None, exporter_of(state))
 
     @property
     def completions_remembered(self) -> int:

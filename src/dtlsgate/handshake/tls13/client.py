@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dtlsgate._frozen import frozen
+from dtlsgate.crypto.exporters import Tls13Exporter
 from dtlsgate.crypto.hashes import Hash, TranscriptHash, constant_time_equal
 from dtlsgate.crypto.kex import KeyShare, initial_key_share_groups
 from dtlsgate.crypto.keyschedule import KeySchedule
@@ -755,10 +756,10 @@ def on_finished(
     keys.transcript.update(mine)
     actions.append(SendMessage(mine))
     resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
-    app = AppSecrets(client_app, server_app, resumption)
+    app = AppSecrets(client_app, server_app, resumption, th)
     actions.append(install(True, keys, state.suite.aead, client_app))
     actions.append(install(False, keys, state.suite.aead, server_app))
-    actions.append(Complete(state.info))
+    actions.append(Complete(state.info, None, Tls13Exporter(keys.schedule, th)))
     pha = ctx.config.post_handshake_auth
     connected = Connected(
         keys.schedule, state.suite, app, server_app, client_app, 0, keys.transcript, pha

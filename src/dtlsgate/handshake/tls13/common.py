@@ -370,11 +370,14 @@ class Keys:
 
 @frozen
 class AppSecrets:
-    """Application traffic secrets (generation N) and the resumption master secret."""
+    """Application traffic secrets (generation N), the resumption master secret, and the
+    transcript hash through the server Finished that the generation-0 secrets are over (so
+    is the exporter master secret: `dtlsgate.crypto.exporters.Tls13Exporter`)."""
 
     client: bytes
     server: bytes
     resumption: bytes = b""
+    transcript_hash: bytes = b""
 
 
 def install(write: bool, keys: Keys, aead: AeadAlgorithm, secret: bytes) -> InstallKey:

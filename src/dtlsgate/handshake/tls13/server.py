@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
 from dtlsgate._memo import Memo
+from dtlsgate.crypto.exporters import Tls13Exporter
 from dtlsgate.crypto.hashes import (
     Hash,
     TranscriptHash,
@@ -809,6 +810,8 @@ def encrypted_flight(
     app = AppSecrets(
         keys.schedule.client_application_traffic_secret(th),
         keys.schedule.server_application_traffic_secret(th),
+        b"",
+        th,
     )
     actions.extend(application_keylog(ctx.log_keys, keys, app, th))
     # RFC 8446 §2: the server may send application data right after its Finished.
@@ -915,9 +918,10 @@ def on_client_finished(
     resumption = b""
     if issues_tickets(ctx):
         resumption = keys.schedule.resumption_master_secret(keys.transcript.digest())
-    app = AppSecrets(state.app.client, state.app.server, resumption)
+    app = AppSecrets(state.app.client, state.app.server, resumption, state.app.transcript_hash)
     actions: Actions = [install(False, keys, state.suite.aead, app.client)]
-    actions.append(Complete(state.info))
+    exporter = Tls13Exporter(keys.schedule, state.app.transcript_hash)
+    actions.append(Complete(state.info, None, exporter))
     actions.extend(SendMessage(t) for t in new_session_tickets(ctx, state, resumption, now))
     pha = state.info.post_handshake_auth
     connected = Connected(
