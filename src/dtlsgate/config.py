@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dtlsgate.errors import UsageError
 from dtlsgate.gate.cookie import CookieGenerate, CookieJar, CookieVerify
 from dtlsgate.wire.cert_compression import parse_algorithm_names
+from dtlsgate.wire.enums import SrtpProtectionProfile
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -148,6 +149,18 @@ def check_psk_options(modes: tuple[int, ...], hash_name: str) -> None:
         raise UsageError("psk_modes must list psk_ke (0) and/or psk_dhe_ke (1), once each")
     if hash_name not in PSK_HASHES:
         raise UsageError(f"psk_hash must be one of {', '.join(PSK_HASHES)}, not {hash_name!r}")
+
+
+def check_srtp_profiles(profiles: tuple[int, ...]) -> tuple[int, ...]:
+    """``srtp_profiles`` as `SrtpProtectionProfile` members: known ones, each once."""
+    try:
+        members = tuple(SrtpProtectionProfile(p) for p in profiles)
+    except (ValueError, TypeError):
+        known = ", ".join(p.name for p in SrtpProtectionProfile)
+        raise UsageError(f"srtp_profiles takes SrtpProtectionProfile values: {known}") from None
+    if len(set(members)) != len(members):
+        raise UsageError("srtp_profiles names a profile twice")
+    return members
 
 
 def check_psk(identity: bytes, key: bytes) -> None:
@@ -301,6 +314,9 @@ class ServerConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
+    # DTLS-SRTP (RFC 5764, DTLS 1.2): the SRTP protection profiles we take in use_srtp
+    # (`SrtpProtectionProfile` values), most preferred first; () ignores the extension.
+    srtp_profiles: tuple[int, ...] = ()
     # Client certificates: a VerifyClient (or "none", "optional", "required", or
     # ssl.CERT_*); their trust anchors: a PEM file's path or PEM bytes (see
     # ``load_verify_locations``), or client raw public keys in pinned_keys.
@@ -398,6 +414,7 @@ class ServerConfig:
         check_record_size_limit(self.record_size_limit)
         check_psk_options(self.psk_modes, self.psk_hash)
         parse_algorithm_names(self.certificate_compression)
+        self.srtp_profiles = check_srtp_profiles(self.srtp_profiles)
         # RFC 8446 §4.2.11: identity <1..2^16-1>; RFC 9257 §6.1: a PSK has at least 128 bits.
         for identity, key in self.psk.items():
             check_psk(identity, key)
@@ -524,6 +541,9 @@ class ClientConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
+    # DTLS-SRTP (RFC 5764, DTLS 1.2): the SRTP protection profiles offered in use_srtp
+    # (`SrtpProtectionProfile` values), most preferred first; () offers none.
+    srtp_profiles: tuple[int, ...] = ()
     require_extended_master_secret: bool = True
     mtu: int = DEFAULT_MTU
     keylog_file: str | None = None
@@ -613,6 +633,7 @@ class ClientConfig:
             check_psk(self.psk_identity, self.psk)
         check_psk_options(self.psk_modes, self.psk_hash)
         parse_algorithm_names(self.certificate_compression)
+        self.srtp_profiles = check_srtp_profiles(self.srtp_profiles)
         if not 256 <= self.mtu <= 65535:
             raise UsageError("mtu must be between 256 and 65535")
         if self.insecure and self.cafile:

@@ -237,3 +237,15 @@ class KeyUpdateRequest(IntEnum):
 
 class CompressionMethod(IntEnum):
     null = 0
+
+
+class SrtpProtectionProfile(IntEnum):
+    """The DTLS-SRTP protection profiles of use_srtp (RFC 5764 §4.1.2, RFC 7714 §14.2), the
+    ones OpenSSL and GnuTLS offer; each fixes the SRTP keys exported (RFC 5764 §4.2)."""
+
+    SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001
+    SRTP_AES128_CM_HMAC_SHA1_32 = 0x0002
+    SRTP_NULL_HMAC_SHA1_80 = 0x0005
+    SRTP_NULL_HMAC_SHA1_32 = 0x0006
+    SRTP_AEAD_AES_128_GCM = 0x0007
+    SRTP_AEAD_AES_256_GCM = 0x0008

@@ -313,6 +313,25 @@ def encode_alpn(protocols: tuple[bytes, ...] | list[bytes]) -> bytes:
     return w.getvalue()
 
 
+def decode_use_srtp(data: bytes) -> tuple[tuple[int, ...], bytes]:
+    """RFC 5764 §4.1.1: UseSRTPData { SRTPProtectionProfile profiles<2..2^16-1> (two
+    bytes each); opaque srtp_mki<0..255> }: the profiles and the MKI."""
+    r = Reader(data)
+    profiles = r.u16_list(2, 2)
+    mki = r.vector(1)
+    r.finish()
+    return tuple(profiles), mki
+
+
+def encode_use_srtp(profiles: tuple[int, ...] | list[int], mki: bytes = b"") -> bytes:
+    """RFC 5764 §4.1.1: UseSRTPData, in a ClientHello (the profiles offered) or a
+    ServerHello (the one chosen)."""
+    w = Writer()
+    w.u16_list(2, profiles)
+    w.vector(1, mki, 0, 255)
+    return w.getvalue()
+
+
 def decode_supported_versions_ch(data: bytes) -> tuple[int, ...]:
     """RFC 8446 §4.2.1: ProtocolVersion versions<2..254> in a ClientHello."""
     body = whole_vector(data, 1, 2, 254)

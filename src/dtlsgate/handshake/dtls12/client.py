@@ -111,12 +111,14 @@ from dtlsgate.wire.extensions import (
     decode_certificate_type,
     decode_ec_point_formats,
     decode_renegotiation_info,
+    decode_use_srtp,
     encode_alpn,
     encode_certificate_types,
     encode_ec_point_formats,
     encode_renegotiation_info,
     encode_server_name,
     encode_u16_list_ext,
+    encode_use_srtp,
     require_empty,
 )
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, HelloVerifyRequest, ServerHello
@@ -385,6 +387,8 @@ def _client_hello(ctx: ClientContext) -> ClientHello:
     if c.alpn_protocols:
         alpn = encode_alpn(c.alpn_protocols)
         ext.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
+    if c.srtp_profiles:  # RFC 5764 §4.1.1, with no MKI
+        ext.append(Extension(ExtensionType.use_srtp, encode_use_srtp(c.srtp_profiles)))
     # RFC 5077 §3.2: the ticket we resume with, or an empty one to ask for tickets.
     session, session_id = ctx.session, b""
     ext.append(Extension(ExtensionType.session_ticket, session.ticket if session else b""))
@@ -481,6 +485,7 @@ def on_server_hello(
     selected = decode_alpn(alpn) if alpn is not None else ()
     if len(selected) > 1 or (selected and selected[0] not in ctx.config.alpn_protocols):
         raise IllegalParameter("server selected an ALPN protocol we did not offer")
+    srtp_profile = _srtp_profile(sh, ctx.config.srtp_profiles)
     suite = suite_info(sh.cipher_suite)
     session = as_session(
         (
@@ -494,6 +499,7 @@ def on_server_hello(
             sh.get(ExtensionType.session_ticket) is not None,  # new_ticket
             _chosen_type(sh, ExtensionType.server_certificate_type, ctx.server_types),
             _chosen_type(sh, ExtensionType.client_certificate_type, ctx.client_types),
+            srtp_profile,
         )
     )
     t = state.transcript
@@ -516,6 +522,19 @@ def _chosen_type(sh: ServerHello, ext_type: int, offered: tuple[int, ...] | None
     if offered is None or chosen not in offered:
         raise IllegalParameter("server chose a certificate type we did not offer")
     return chosen == _RAW_PUBLIC_KEY
+
+
+def _srtp_profile(sh: ServerHello, offered: tuple[int, ...]) -> int | None:
+    """The SRTP protection profile the server chose in use_srtp (RFC 5764 §4.1.1): exactly
+    one, of those we offered, with no MKI (we offered none; §4.1.1 has a client abort on an
+    MKI it did not send)."""
+    data = sh.get(ExtensionType.use_srtp)
+    if data is None:
+        return None
+    profiles, mki = decode_use_srtp(data)
+    if len(profiles) != 1 or profiles[0] not in offered or mki:
+        raise IllegalParameter("server's use_srtp is not one profile we offered, without MKI")
+    return profiles[0]
 
 
 def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12Session) -> Result:

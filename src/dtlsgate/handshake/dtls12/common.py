@@ -199,6 +199,8 @@ class Session(NamedTuple):
     # RFC 7250: whether each side's Certificate carries a raw public key, not X.509.
     server_raw_public_key: bool = False
     client_raw_public_key: bool = False
+    # RFC 5764 §4.1.1: the SRTP protection profile use_srtp agreed on, if any.
+    srtp_profile: int | None = None
 
     @property
     def kind(self) -> KeyExchangeKind:
@@ -210,7 +212,21 @@ class Session(NamedTuple):
 # wire/record.py's DtlsRecord, `Keys`).
 as_session = cast(
     Callable[
-        [tuple[SuiteInfo, bytes, bytes, bool, bytes | None, str | None, bytes, bool, bool, bool]],
+        [
+            tuple[
+                SuiteInfo,
+                bytes,
+                bytes,
+                bool,
+                bytes | None,
+                str | None,
+                bytes,
+                bool,
+                bool,
+                bool,
+                int | None,
+            ]
+        ],
         Session,
     ],
     partial(tuple.__new__, Session),
@@ -360,6 +376,7 @@ def complete(
             extended_master_secret=session.extended_master_secret,
             resumed=resumed,
             peer_raw_public_key=state.peer_chain[0] if raw and state.peer_chain else None,
+            srtp_profile=session.srtp_profile,
         ),
         saved,
         exporter_of(state),

@@ -47,6 +47,7 @@ from dtlsgate.wire.extensions import (
     decode_renegotiation_info,
     decode_server_name,
     decode_u16_list_ext,
+    decode_use_srtp,
     require_empty,
 )
 from dtlsgate.wire.messages import ClientHello
@@ -133,6 +134,8 @@ class Choice:
     # supported_versions (the downgrade sentinel, RFC 8446 §4.1.3), as received.
     session_ticket: bytes | None = None
     supported_versions: bytes | None = None
+    # RFC 5764 §4.1.1: the SRTP protection profile chosen from the client's use_srtp.
+    srtp_profile: int | None = None
 
 
 def _key_exchange_for_key(key: object) -> KeyExchange | None:
@@ -204,6 +207,20 @@ def _pick_alpn(config: ServerConfig, extensions: Mapping[int, bytes]) -> bytes |
             return protocol
     # RFC 7301 §3.2: no overlap is a fatal no_application_protocol alert.
     raise NoApplicationProtocol("no common ALPN protocol")
+
+
+def _pick_srtp_profile(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
+    """RFC 5764 §4.1.1: our most preferred profile among those the client offered in
+    use_srtp; None (no use_srtp in the ServerHello) without one in common. A use_srtp that
+    does not decode is a decode error."""
+    data = extensions.get(ExtensionType.use_srtp)
+    if data is None or not config.srtp_profiles:
+        return None
+    offered, _mki = decode_use_srtp(data)
+    for profile in config.srtp_profiles:
+        if profile in offered:
+            return profile
+    return None
 
 
 def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:
@@ -311,6 +328,7 @@ def choose(prefs: Preferences, hello: ClientHello) -> Choice:
             ),
             session_ticket=extensions.get(ExtensionType.session_ticket),
             supported_versions=extensions.get(ExtensionType.supported_versions),
+            srtp_profile=_pick_srtp_profile(config, extensions),
         )
     if has_key and server_type is None:
         # RFC 7250 §4.2: no server certificate type in common.

@@ -120,6 +120,7 @@ from dtlsgate.wire.extensions import (
     encode_alpn,
     encode_ec_point_formats,
     encode_renegotiation_info,
+    encode_use_srtp,
 )
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import (
@@ -184,9 +185,9 @@ MAX_OFFER_EXTENSION_BYTES = 1024
 # stays small however the names are made.
 MAX_COMPLETIONS = 32
 MAX_REMEMBERED_NAME_LENGTH = 255
-# What a completion is remembered by: the suite, the ALPN protocol, the server name and
-# whether the extended master secret was used.
-Completion = tuple[int, bytes | None, str | None, bool]
+# What a completion is remembered by: the suite, the ALPN protocol, the server name,
+# whether the extended master secret was used, and the SRTP protection profile.
+Completion = tuple[int, bytes | None, str | None, bool, int | None]
 
 # The Certificate messages a context keeps, one per message_seq, for at most this many
 # (the ServerHello's follows the client's ClientHello: 1 after a HelloVerifyRequest; others
@@ -281,10 +282,11 @@ class ServerContext(KeyLogging):
     def completed(self, state: WaitFinished) -> Complete[HandshakeCompleted]:
         """`complete` for a full handshake ending in ``state``. When the client gave no
         identity (no certificate or raw public key, no PSK identity), what it reports
-        depends on the session's suite, ALPN protocol, server name and extended master
-        secret alone: made once per distinct ones (`MAX_COMPLETIONS` remembered, server names
-        of at most `MAX_REMEMBERED_NAME_LENGTH`) and shared by the connections that report
-        it (an event is immutable). The keying material exporter is each handshake's own."""
+        depends on the session's suite, ALPN protocol, server name, extended master secret
+        and SRTP protection profile alone: made once per distinct ones (`MAX_COMPLETIONS`
+        remembered, server names of at most `MAX_REMEMBERED_NAME_LENGTH`) and shared by the
+        connections that report it (an event is immutable). The keying material exporter is
+        each handshake's own."""
         session = state.session
         if state.peer_chain or state.psk_identity is not None:
             return complete(state, peer_raw=session.client_raw_public_key)
@@ -293,6 +295,7 @@ class ServerContext(KeyLogging):
             session.alpn,
             session.server_name,
             session.extended_master_secret,
+            session.srtp_profile,
         )
         info = self._completions.get(key)
         if info is None:
@@ -451,6 +454,7 @@ def on_client_hello(
             new_ticket,
             choice.server_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
             choice.client_certificate_type == CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
+            choice.srtp_profile,
         )
     )
     certificate = choice.suite.uses_certificate
@@ -497,6 +501,7 @@ def _resume(
         choice.alpn,
         choice.server_name,
         hello.session_id,
+        srtp_profile=choice.srtp_profile,
     )
     keys = keys_from_master(ctx.provider, suite, stored.master_secret, hello.random, server_random)
     # No CertificateVerify in an abbreviated handshake: the running hash is all it needs.
@@ -562,6 +567,11 @@ def _server_hello_choice(
         extensions.append(Extension(ExtensionType.application_layer_protocol_negotiation, alpn))
     if new_ticket:
         extensions.append(_SESSION_TICKET)
+    if choice.srtp_profile is not None:
+        # RFC 5764 §4.1.1: the one profile chosen, and no MKI of ours.
+        extensions.append(
+            Extension(ExtensionType.use_srtp, encode_use_srtp((choice.srtp_profile,)))
+        )
     # RFC 7250 §4.2: the certificate types chosen, when the client sent the extensions.
     for ext_type, chosen in (
         (ExtensionType.client_certificate_type, choice.client_certificate_type),

@@ -116,6 +116,7 @@ from dtlsgate.wire.extensions import (
     encode_server_name,
     encode_supported_versions_ch,
     encode_u16_list_ext,
+    encode_use_srtp,
 )
 from dtlsgate.wire.messages import ClientHello, ServerHello
 from dtlsgate.wire.messages13 import (
@@ -384,6 +385,10 @@ def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
         )
+    if cfg.srtp_profiles and ctx.versions.fallback:
+        # RFC 5764 §4.1.1, for the DTLS 1.2 handshake this ClientHello also offers (DTLS-SRTP
+        # is negotiated in DTLS 1.2 only: a DTLS 1.3 server ignores it here).
+        ext.append(Extension(_E.use_srtp, encode_use_srtp(cfg.srtp_profiles)))
     before_cookie = tuple(ext)
     ext = []
     if ctx.compression:

@@ -1,0 +1,87 @@
+"""DTLS-SRTP's use_srtp extension (RFC 5764 §4.1) in DTLS 1.2, on our own two ends: the
+server picks its most preferred profile among the client's, both report it, and the keys
+come from the exporter; no profile in common, or a side without srtp_profiles, completes
+without one; the client refuses a ServerHello's use_srtp that is not one profile it offered
+without an MKI. Against OpenSSL: test_interop_srtp.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from helpers import client_config, make_pair, server_config
+
+from dtlsgate.errors import IllegalParameter, UsageError
+from dtlsgate.handshake.dtls12.client import _srtp_profile
+from dtlsgate.wire.enums import ExtensionType, SrtpProtectionProfile
+from dtlsgate.wire.extensions import decode_use_srtp, encode_use_srtp
+
+P = SrtpProtectionProfile
+DTLS12 = (0xFEFD,)
+
+
+def negotiated(server: tuple[int, ...], client: tuple[int, ...]) -> tuple[object, object]:
+    p = make_pair(
+        server_config(srtp_profiles=server, dtls_versions=DTLS12),
+        client_config(srtp_profiles=client, dtls_versions=DTLS12),
+    )
+    assert p.run() and p.server is not None
+    assert p.client.info is not None and p.server.info is not None
+    return p.client.info.srtp_profile, p.server.info.srtp_profile
+
+
+def test_the_server_picks_its_most_preferred_profile_the_client_offered() -> None:
+    ours = (P.SRTP_AEAD_AES_128_GCM, P.SRTP_AES128_CM_HMAC_SHA1_80)
+    theirs = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AEAD_AES_128_GCM)
+    assert negotiated(ours, theirs) == (P.SRTP_AEAD_AES_128_GCM, P.SRTP_AEAD_AES_128_GCM)
+    assert negotiated(ours[::-1], theirs) == (P.SRTP_AES128_CM_HMAC_SHA1_80,) * 2
+
+
+@pytest.mark.parametrize(
+    ("server", "client"),
+    [
+        ((P.SRTP_AEAD_AES_256_GCM,), (P.SRTP_AES128_CM_HMAC_SHA1_80,)),  # none in common
+        ((), (P.SRTP_AES128_CM_HMAC_SHA1_80,)),  # the server takes no use_srtp
+        ((P.SRTP_AES128_CM_HMAC_SHA1_80,), ()),  # the client offers none
+    ],
+)
+def test_without_a_profile_in_common_the_handshake_completes_without_srtp(
+    server: tuple[int, ...], client: tuple[int, ...]
+) -> None:
+    """RFC 5764 §4.1.1: no shared profile, no use_srtp in the ServerHello."""
+    assert negotiated(server, client) == (None, None)
+
+
+def test_the_client_refuses_a_server_use_srtp_it_cannot_take() -> None:
+    offered = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AEAD_AES_128_GCM)
+
+    def server_hello(data: bytes | None) -> SimpleNamespace:
+        return SimpleNamespace(get=lambda ext: data if ext == ExtensionType.use_srtp else None)
+
+    assert _srtp_profile(server_hello(None), offered) is None
+    assert _srtp_profile(server_hello(encode_use_srtp((7,))), offered) == 7
+    for bad in (
+        encode_use_srtp((8,)),  # not offered
+        encode_use_srtp((1, 7)),  # two profiles
+        encode_use_srtp((1,), b"mki"),  # an MKI we did not send
+    ):
+        with pytest.raises(IllegalParameter):
+            _srtp_profile(server_hello(bad), offered)
+
+
+def test_use_srtp_codec() -> None:
+    data = encode_use_srtp((1, 7), b"\x01")
+    assert data == bytes.fromhex("0004 0001 0007 01 01")
+    assert decode_use_srtp(data) == ((1, 7), b"\x01")
+
+
+def test_srtp_profiles_are_checked_in_the_configs() -> None:
+    assert client_config(srtp_profiles=(1, 7)).srtp_profiles == (
+        P.SRTP_AES128_CM_HMAC_SHA1_80,
+        P.SRTP_AEAD_AES_128_GCM,
+    )
+    for profiles in ((3,), (1, 1), ("SRTP_AES128_CM_HMAC_SHA1_80",)):
+        with pytest.raises(UsageError):
+            server_config(srtp_profiles=profiles)
+        with pytest.raises(UsageError):
+            client_config(srtp_profiles=profiles)
