@@ -1,15 +1,17 @@
 """DTLS-SRTP (RFC 5764) against OpenSSL, the WebRTC key exchange: use_srtp negotiated in
 DTLS 1.2 both ways (``openssl s_server``/``s_client -use_srtp``, which print the profile
-they agreed on) and the SRTP keying material, ``EXTRACTOR-dtls_srtp``, the same bytes on
-both ends (``-keymatexport``)."""
+they agreed on; ``gnutls-cli --srtp-profiles``) and the SRTP keying material,
+``EXTRACTOR-dtls_srtp``, the same bytes on both ends (``-keymatexport``)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from peers import end_input, openssl_dtls_client, process, read_until, require
@@ -61,21 +63,20 @@ def test_our_client_with_openssl_s_server(tmp_path: Path) -> None:
     assert ours == theirs
 
 
-def test_openssl_s_client_with_our_server(tmp_path: Path) -> None:
-    """Our server picks its first profile among OpenSSL's."""
-    require("openssl")
-    cert, key = make_cert(tmp_path)
+@contextlib.contextmanager
+def our_server(cert: Path, key: Path, profiles: tuple[int, ...]) -> Iterator[SeenBy]:
+    """Our blocking server on a thread for one connection; yields its port and what that
+    connection negotiated and exported, filled once its handshake completed."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.5)
-    port = sock.getsockname()[1]
     config = ServerConfig(
         certificate_chain=load_certificate_chain(cert),
         private_key=load_private_key(key),
-        srtp_profiles=(P.SRTP_AES128_CM_HMAC_SHA1_32, P.SRTP_AES128_CM_HMAC_SHA1_80),
+        srtp_profiles=profiles,
     )
     listener = Listener(sock, config)
-    seen: list[tuple[int | None, bytes]] = []
+    seen = SeenBy(sock.getsockname()[1], [])
 
     def serve() -> None:
         deadline = time.monotonic() + 30
@@ -87,21 +88,58 @@ def test_openssl_s_client_with_our_server(tmp_path: Path) -> None:
                     material = conn.connection.export_keying_material(
                         SRTP_LABEL.encode(), SRTP_LENGTH
                     )
-                    seen.append((conn.handshake_info.srtp_profile, material))
+                    seen.connections.append((conn.handshake_info.srtp_profile, material))
                     conn.recv(timeout=10)
                 return
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        args = openssl_dtls_client(port, "-no_ign_eof", "-CAfile", str(cert))
+        yield seen
+        thread.join(20)
+    finally:
+        sock.close()
+
+
+class SeenBy(NamedTuple):
+    port: int
+    connections: list[tuple[int | None, bytes]]
+
+
+def test_openssl_s_client_with_our_server(tmp_path: Path) -> None:
+    """Our server picks its first profile among OpenSSL's."""
+    require("openssl")
+    cert, key = make_cert(tmp_path)
+    profiles = (P.SRTP_AES128_CM_HMAC_SHA1_32, P.SRTP_AES128_CM_HMAC_SHA1_80)
+    with our_server(cert, key, profiles) as seen:
+        args = openssl_dtls_client(seen.port, "-no_ign_eof", "-CAfile", str(cert))
         args += ["-use_srtp", "SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32"]
         args += keymatexport(SRTP_LABEL, SRTP_LENGTH)
         with process(args, seconds=20) as proc:
             name, theirs = read_srtp(proc)
             end_input(proc)
-        thread.join(20)
-    finally:
-        sock.close()
     assert name == "SRTP_AES128_CM_SHA1_32"
-    assert seen == [(P.SRTP_AES128_CM_HMAC_SHA1_32, theirs)]
+    assert seen.connections == [(P.SRTP_AES128_CM_HMAC_SHA1_32, theirs)]
+
+
+def test_gnutls_cli_with_our_server(tmp_path: Path) -> None:
+    """GnuTLS's client ("- SRTP profile: NAME", "- Key material: hex"), our server's
+    preference: the 80-bit tag first."""
+    require("gnutls-cli")
+    cert, key = make_cert(tmp_path)
+    profiles = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AES128_CM_HMAC_SHA1_32)
+    with our_server(cert, key, profiles) as seen:
+        args = ["gnutls-cli", "--udp", "-p", str(seen.port), "127.0.0.1"]
+        args += ["--x509cafile", str(cert)]
+        args += ["--srtp-profiles=SRTP_AES128_CM_HMAC_SHA1_32:SRTP_AES128_CM_HMAC_SHA1_80"]
+        args += [f"--keymatexport={SRTP_LABEL}", f"--keymatexportsize={SRTP_LENGTH}"]
+        with process(args, seconds=20) as proc:
+            lines: list[str] = []
+            read_until(
+                proc.stdout, lambda line: "Key material:" in line, time.monotonic() + 15, lines
+            )
+            end_input(proc)
+    text = "\n".join(lines)
+    assert "- SRTP profile: SRTP_AES128_CM_HMAC_SHA1_80" in text, text
+    theirs = bytes.fromhex(text.split("Key material:")[1].split()[0])
+    assert seen.connections == [(P.SRTP_AES128_CM_HMAC_SHA1_80, theirs)]
