@@ -1,4 +1,4 @@
-"""DTLS-SRTP's use_srtp extension (RFC 5764 §4.1) in DTLS 1.2, on our own two ends: the
+"""DTLS-SRTP's use_srtp extension (RFC 5764 §4.1) in DTLS 1.2 and 1.3, on our own two ends: the
 server picks its most preferred profile among the client's, both report it, and the keys
 come from the exporter; no profile in common, or a side without srtp_profiles, completes
 without one; the client refuses a ServerHello's use_srtp that is not one profile it offered
@@ -6,15 +6,12 @@ without an MKI. Against OpenSSL: test_interop_srtp.py."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from helpers import client_config, make_pair, server_config
+from helpers import client_config, make_pair, make_pair13, pair, server_config
 
 from dtlsgate.errors import IllegalParameter, UsageError
-from dtlsgate.handshake.dtls12.client import _srtp_profile
-from dtlsgate.wire.enums import ExtensionType, SrtpProtectionProfile
-from dtlsgate.wire.extensions import decode_use_srtp, encode_use_srtp
+from dtlsgate.wire.enums import SrtpProtectionProfile
+from dtlsgate.wire.extensions import chosen_srtp_profile, decode_use_srtp, encode_use_srtp
 
 P = SrtpProtectionProfile
 DTLS12 = (0xFEFD,)
@@ -54,19 +51,15 @@ def test_without_a_profile_in_common_the_handshake_completes_without_srtp(
 
 def test_the_client_refuses_a_server_use_srtp_it_cannot_take() -> None:
     offered = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AEAD_AES_128_GCM)
-
-    def server_hello(data: bytes | None) -> SimpleNamespace:
-        return SimpleNamespace(get=lambda ext: data if ext == ExtensionType.use_srtp else None)
-
-    assert _srtp_profile(server_hello(None), offered) is None
-    assert _srtp_profile(server_hello(encode_use_srtp((7,))), offered) == 7
+    assert chosen_srtp_profile(None, offered) is None
+    assert chosen_srtp_profile(encode_use_srtp((7,)), offered) == 7
     for bad in (
         encode_use_srtp((8,)),  # not offered
         encode_use_srtp((1, 7)),  # two profiles
         encode_use_srtp((1,), b"mki"),  # an MKI we did not send
     ):
         with pytest.raises(IllegalParameter):
-            _srtp_profile(server_hello(bad), offered)
+            chosen_srtp_profile(bad, offered)
 
 
 def test_use_srtp_codec() -> None:
@@ -85,3 +78,34 @@ def test_srtp_profiles_are_checked_in_the_configs() -> None:
             server_config(srtp_profiles=profiles)
         with pytest.raises(UsageError):
             client_config(srtp_profiles=profiles)
+
+
+def negotiated13(server: tuple[int, ...], client: tuple[int, ...]) -> tuple[object, object]:
+    p = make_pair13(
+        server_config(srtp_profiles=server), client_config(srtp_profiles=client), gated=True
+    )
+    assert p.run() and p.server is not None
+    assert p.client.info is not None and p.server.info is not None
+    assert p.client.info.version == p.server.info.version == 0xFEFC
+    return p.client.info.srtp_profile, p.server.info.srtp_profile
+
+
+def test_dtls13_negotiates_use_srtp_in_the_encrypted_extensions() -> None:
+    """DTLS 1.3 (RFC 8446 §4.2: use_srtp in the ClientHello and EncryptedExtensions): the
+    same rule as DTLS 1.2, through the gate's stateless HelloRetryRequest."""
+    ours = (P.SRTP_AEAD_AES_128_GCM, P.SRTP_AES128_CM_HMAC_SHA1_80)
+    theirs = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AEAD_AES_128_GCM)
+    assert negotiated13(ours, theirs) == (P.SRTP_AEAD_AES_128_GCM,) * 2
+    assert negotiated13((P.SRTP_AEAD_AES_256_GCM,), theirs) == (None, None)
+    assert negotiated13((), theirs) == (None, None)
+
+
+def test_tls13_over_tcp_ignores_use_srtp() -> None:
+    """SRTP needs datagrams: a TLS 1.3 client does not offer use_srtp, nor does a server
+    answer one."""
+    client, server = pair(
+        server_config(srtp_profiles=(P.SRTP_AES128_CM_HMAC_SHA1_80,)),
+        client_config(srtp_profiles=(P.SRTP_AES128_CM_HMAC_SHA1_80,)),
+    )
+    assert client.info is not None and server.info is not None
+    assert client.info.srtp_profile is None and server.info.srtp_profile is None

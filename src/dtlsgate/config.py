@@ -314,7 +314,7 @@ class ServerConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
-    # DTLS-SRTP (RFC 5764, DTLS 1.2): the SRTP protection profiles we take in use_srtp
+    # DTLS-SRTP (RFC 5764, DTLS 1.2 and 1.3): the SRTP protection profiles we take in use_srtp
     # (`SrtpProtectionProfile` values), most preferred first; () ignores the extension.
     srtp_profiles: tuple[int, ...] = ()
     # Client certificates: a VerifyClient (or "none", "optional", "required", or
@@ -541,7 +541,7 @@ class ClientConfig:
     groups: tuple[int, ...] | None = None
     signature_schemes: tuple[int, ...] | None = None
     alpn_protocols: tuple[bytes, ...] = ()
-    # DTLS-SRTP (RFC 5764, DTLS 1.2): the SRTP protection profiles offered in use_srtp
+    # DTLS-SRTP (RFC 5764, DTLS 1.2 and 1.3): the SRTP protection profiles offered in use_srtp
     # (`SrtpProtectionProfile` values), most preferred first; () offers none.
     srtp_profiles: tuple[int, ...] = ()
     require_extended_master_secret: bool = True

@@ -52,7 +52,7 @@ class HandshakeCompleted(Event):
     # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo) when its Certificate
     # carried one instead of X.509 certificates; it was one of the configured pinned_keys.
     peer_raw_public_key: bytes | None = None
-    # RFC 5764 §4.1.1 (DTLS 1.2): the SRTP protection profile use_srtp agreed on
+    # RFC 5764 §4.1.1 (DTLS 1.2 and 1.3): the SRTP protection profile use_srtp agreed on
     # (`SrtpProtectionProfile`), when both sides configured srtp_profiles; its keys come from
     # ``export_keying_material(b"EXTRACTOR-dtls_srtp", ...)`` (§4.2).
     srtp_profile: int | None = None

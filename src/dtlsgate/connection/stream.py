@@ -92,6 +92,7 @@ def completed(
         info.hello_retry,
         info.resumed,
         info.peer_raw_public_key,
+        info.srtp_profile,
     )
 
 

@@ -323,6 +323,19 @@ def decode_use_srtp(data: bytes) -> tuple[tuple[int, ...], bytes]:
     return tuple(profiles), mki
 
 
+def chosen_srtp_profile(data: bytes | None, offered: tuple[int, ...]) -> int | None:
+    """The SRTP protection profile a server's use_srtp chose (RFC 5764 §4.1.1; in a DTLS
+    1.2 ServerHello or DTLS 1.3 EncryptedExtensions), None when it sent none: exactly one,
+    of those we ``offered``, with no MKI (we offer none, and §4.1.1 has a client abort on
+    an MKI other than its own)."""
+    if data is None:
+        return None
+    profiles, mki = decode_use_srtp(data)
+    if len(profiles) != 1 or profiles[0] not in offered or mki:
+        raise IllegalParameter("server's use_srtp is not one profile we offered, without MKI")
+    return profiles[0]
+
+
 def encode_use_srtp(profiles: tuple[int, ...] | list[int], mki: bytes = b"") -> bytes:
     """RFC 5764 §4.1.1: UseSRTPData, in a ClientHello (the profiles offered) or a
     ServerHello (the one chosen)."""

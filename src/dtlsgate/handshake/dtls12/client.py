@@ -107,11 +107,11 @@ from dtlsgate.wire.extensions import (
     CERTIFICATE_TYPE_RAW_PUBLIC_KEY,
     CERTIFICATE_TYPE_X509,
     Extension,
+    chosen_srtp_profile,
     decode_alpn,
     decode_certificate_type,
     decode_ec_point_formats,
     decode_renegotiation_info,
-    decode_use_srtp,
     encode_alpn,
     encode_certificate_types,
     encode_ec_point_formats,
@@ -485,7 +485,7 @@ def on_server_hello(
     selected = decode_alpn(alpn) if alpn is not None else ()
     if len(selected) > 1 or (selected and selected[0] not in ctx.config.alpn_protocols):
         raise IllegalParameter("server selected an ALPN protocol we did not offer")
-    srtp_profile = _srtp_profile(sh, ctx.config.srtp_profiles)
+    srtp_profile = chosen_srtp_profile(sh.get(ExtensionType.use_srtp), ctx.config.srtp_profiles)
     suite = suite_info(sh.cipher_suite)
     session = as_session(
         (
@@ -522,19 +522,6 @@ def _chosen_type(sh: ServerHello, ext_type: int, offered: tuple[int, ...] | None
     if offered is None or chosen not in offered:
         raise IllegalParameter("server chose a certificate type we did not offer")
     return chosen == _RAW_PUBLIC_KEY
-
-
-def _srtp_profile(sh: ServerHello, offered: tuple[int, ...]) -> int | None:
-    """The SRTP protection profile the server chose in use_srtp (RFC 5764 §4.1.1): exactly
-    one, of those we offered, with no MKI (we offered none; §4.1.1 has a client abort on an
-    MKI it did not send)."""
-    data = sh.get(ExtensionType.use_srtp)
-    if data is None:
-        return None
-    profiles, mki = decode_use_srtp(data)
-    if len(profiles) != 1 or profiles[0] not in offered or mki:
-        raise IllegalParameter("server's use_srtp is not one profile we offered, without MKI")
-    return profiles[0]
 
 
 def _resumed(ctx: ClientContext, t: Transcript, session: Session, saved: Dtls12Session) -> Result:

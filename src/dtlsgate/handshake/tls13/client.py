@@ -98,6 +98,7 @@ from dtlsgate.wire.extensions import (
     KeyShareEntry,
     OfferedPsks,
     PskIdentity,
+    chosen_srtp_profile,
     decode_alpn,
     decode_connection_id,
     decode_cookie,
@@ -385,9 +386,9 @@ def hello_extensions(ctx: ClientContext) -> _HelloExtensions:
         ext.append(
             Extension(_E.application_layer_protocol_negotiation, encode_alpn(cfg.alpn_protocols))
         )
-    if cfg.srtp_profiles and ctx.versions.fallback:
-        # RFC 5764 §4.1.1, for the DTLS 1.2 handshake this ClientHello also offers (DTLS-SRTP
-        # is negotiated in DTLS 1.2 only: a DTLS 1.3 server ignores it here).
+    if cfg.srtp_profiles and ctx.versions.dtls:
+        # RFC 5764 §4.1.1, with no MKI: for DTLS 1.3 (answered in the EncryptedExtensions)
+        # and the DTLS 1.2 handshake this ClientHello may also offer.
         ext.append(Extension(_E.use_srtp, encode_use_srtp(cfg.srtp_profiles)))
     before_cookie = tuple(ext)
     ext = []
@@ -645,6 +646,9 @@ def on_encrypted_extensions(
         ok = len(chosen) == 1 and chosen[0] in ctx.config.alpn_protocols
         expect(ok, "server chose an ALPN protocol we did not offer", IllegalParameter)
         info = dataclasses.replace(info, alpn_protocol=chosen[0])
+    srtp = chosen_srtp_profile(ee.get(_E.use_srtp), ctx.config.srtp_profiles)
+    if srtp is not None:
+        info = dataclasses.replace(info, srtp_profile=srtp)
     limit = ee.get(_E.record_size_limit)
     if limit is not None:
         # RFC 8449 §4: both sent the extension: each honours the other's limit.

@@ -59,6 +59,7 @@ from dtlsgate.wire.extensions import (
     decode_server_name,
     decode_supported_versions_ch,
     decode_u16_list_ext,
+    decode_use_srtp,
     encode_cookie,
     encode_key_share_hrr,
     encode_supported_versions_sh,
@@ -267,6 +268,8 @@ class HandshakeInfo:
     post_handshake_auth: bool = False
     # RFC 7250: the peer's raw public key (DER SubjectPublicKeyInfo), when it sent one.
     peer_raw_public_key: bytes | None = None
+    # RFC 5764 §4.1.1 (DTLS 1.3: use_srtp in the EncryptedExtensions): the profile agreed on.
+    srtp_profile: int | None = None
 
     @property
     def psk_authenticated(self) -> bool:
@@ -409,6 +412,9 @@ class ClientHelloInfo:
     client_certificate_types: tuple[int, ...] | None = None
     post_handshake_auth: bool = False
     compress_algorithms: tuple[int, ...] = ()
+    # RFC 5764 §4.1.1: the SRTP protection profiles offered in use_srtp (its MKI is not
+    # read: we answer with none).
+    srtp_profiles: tuple[int, ...] = ()
 
     def with_hello2(
         self, shares: tuple[KeyShareEntry, ...] | None, cookie: bytes
@@ -430,6 +436,7 @@ class ClientHelloInfo:
             self.client_certificate_types,
             self.post_handshake_auth,
             self.compress_algorithms,
+            self.srtp_profiles,
         )
 
     def share_for(self, group: int) -> bytes | None:
@@ -442,6 +449,11 @@ class ClientHelloInfo:
 def _present(data: bytes) -> bool:
     """early_data in a ClientHello: its presence is what counts (RFC 8446 §4.2.10)."""
     return True
+
+
+def _srtp_profiles(data: bytes) -> tuple[int, ...]:
+    """use_srtp in a ClientHello (RFC 5764 §4.1.1): the profiles offered."""
+    return decode_use_srtp(data)[0]
 
 
 def _present_and_empty(data: bytes) -> bool:
@@ -468,6 +480,7 @@ _PARSERS: dict[int, tuple[str, Callable[[bytes], Any]]] = {
     _E.compress_certificate: ("compress_algorithms", decode_compress_certificate),
     _E.early_data: ("early_data", _present),
     _E.post_handshake_auth: ("post_handshake_auth", _present_and_empty),
+    _E.use_srtp: ("srtp_profiles", _srtp_profiles),
 }
 
 

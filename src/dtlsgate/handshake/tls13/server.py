@@ -121,6 +121,7 @@ from dtlsgate.wire.extensions import (
     encode_key_share_sh,
     encode_supported_versions_sh,
     encode_u16_list_ext,
+    encode_use_srtp,
 )
 from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
@@ -234,16 +235,17 @@ class ServerContext(Tls13Context):
         alpn: bytes | None,
         server_type: int | None,
         client_type: int | None,
+        srtp_profile: int | None,
     ) -> bytes:
         """Our EncryptedExtensions message (`encrypted_extensions`), the same bytes in every
         handshake that says the same: encoded at the first."""
         name_used = info.server_name is not None
         size_limit = info.record_size_limit is not None
-        key = (name_used, alpn, size_limit, server_type, client_type)
+        key = (name_used, alpn, size_limit, server_type, client_type, srtp_profile)
         encoded = self._encrypted_extensions.get(key)
         if encoded is None:
             encoded = encrypted_extensions(
-                self, name_used, alpn, size_limit, server_type, client_type
+                self, name_used, alpn, size_limit, server_type, client_type, srtp_profile
             )
             self._encrypted_extensions[key] = encoded
         return encoded
@@ -672,8 +674,21 @@ def server_flight(
         psk is not None and psk.external_identity is None,
         None if psk is None else psk.external_identity,
         info.post_handshake_auth,
+        None,
+        srtp_profile(ctx, info),
     )
     return encrypted_flight(ctx, info, choice, keys, suite, info_out, actions)
+
+
+def srtp_profile(ctx: ServerContext, info: ClientHelloInfo) -> int | None:
+    """Our most preferred SRTP protection profile among those the client offered in
+    use_srtp (RFC 5764 §4.1.1), in DTLS 1.3 only (SRTP runs over datagrams); None without
+    one in common."""
+    offered = info.srtp_profiles
+    if not offered or not ctx.versions.dtls:
+        return None
+    ours: tuple[int, ...] = ctx.config.srtp_profiles
+    return next((profile for profile in ours if profile in offered), None)
 
 
 def server_hello(
@@ -761,10 +776,12 @@ def encrypted_extensions(
     size_limit: bool,
     server_type: int | None,
     client_type: int | None,
+    srtp_profile: int | None = None,
 ) -> bytes:
     """Our EncryptedExtensions message (RFC 8446 §4.3.1): the certificate types chosen
-    (RFC 7250), whether the client's server_name was used, the ALPN protocol chosen, and
-    whether both send record_size_limit (RFC 8449)."""
+    (RFC 7250), whether the client's server_name was used, the ALPN protocol chosen,
+    whether both send record_size_limit (RFC 8449), and the SRTP protection profile chosen
+    (DTLS 1.3; RFC 5764 §4.1.1, no MKI)."""
     extensions = rpk.echoes(server_type, client_type)
     if name_used:
         # RFC 6066 §3: an empty server_name acknowledges the name was used.
@@ -774,6 +791,8 @@ def encrypted_extensions(
     if size_limit:
         limit = ctx.config.record_size_limit.to_bytes(2, "big")
         extensions.append(Extension(_E.record_size_limit, limit))
+    if srtp_profile is not None:
+        extensions.append(Extension(_E.use_srtp, encode_use_srtp((srtp_profile,))))
     return message(_H.ENCRYPTED_EXTENSIONS, EncryptedExtensions(tuple(extensions)).encode())
 
 
@@ -795,7 +814,8 @@ def encrypted_flight(
     # RFC 7250 §4.2: the certificate types, chosen from the client's lists.
     server_type = None if info_out.psk_authenticated else rpk.server_type(ctx.config, info)
     client_type = rpk.client_type(ctx.config, info) if request else None
-    messages = [ctx.encrypted_extensions(info, choice.alpn, server_type, client_type)]
+    srtp = info_out.srtp_profile
+    messages = [ctx.encrypted_extensions(info, choice.alpn, server_type, client_type, srtp)]
     keys.transcript.update(messages[0])
     if not info_out.psk_authenticated:
         raw = server_type == rpk.RAW
