@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -143,3 +145,25 @@ def test_gnutls_cli_with_our_server(tmp_path: Path) -> None:
     assert "- SRTP profile: SRTP_AES128_CM_HMAC_SHA1_80" in text, text
     theirs = bytes.fromhex(text.split("Key material:")[1].split()[0])
     assert seen.connections == [(P.SRTP_AES128_CM_HMAC_SHA1_80, theirs)]
+
+
+def test_the_command_line_client_prints_what_openssl_s_server_exports(tmp_path: Path) -> None:
+    """``dtlsgate connect --use-srtp LIST --keymatexport LABEL --keymatexportlen N`` (openssl's
+    profile names) prints the profile and the material as s_client does."""
+    cert, key = make_cert(tmp_path)
+    port = free_udp_port()
+    extra = ["-cert", str(cert), "-key", str(key), "-use_srtp", "SRTP_AES128_CM_SHA1_80"]
+    extra += keymatexport(SRTP_LABEL, SRTP_LENGTH)
+    command = [sys.executable, "-m", "dtlsgate", "connect", f"127.0.0.1:{port}"]
+    command += ["--cafile", str(cert), "--servername", "localhost", "--timeout", "15"]
+    command += ["--use-srtp", "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"]
+    command += ["--keymatexport", SRTP_LABEL, "--keymatexportlen", str(SRTP_LENGTH)]
+    with openssl_s_server(port, extra) as proc:
+        done = subprocess.run(
+            ["timeout", "30", *command], input=b"hello\n", capture_output=True, check=False
+        )
+        _name, theirs = read_srtp(proc)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "SRTP profile: SRTP_AES128_CM_HMAC_SHA1_80" in err, err
+    assert openssl_material(err) == theirs

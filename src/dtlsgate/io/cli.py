@@ -40,7 +40,7 @@ from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io import cli_names
 from dtlsgate.io.cli_shared import psk, self_signed_files, why
 from dtlsgate.io.progress import format_peer
-from dtlsgate.wire.enums import ProtocolVersion
+from dtlsgate.wire.enums import ProtocolVersion, SrtpProtectionProfile
 
 log = logging.getLogger("dtlsgate")
 
@@ -212,6 +212,15 @@ def add_algorithms(o: Callable[..., None]) -> None:
         " (default: all for TLS, the curves for DTLS)",
     )
     o("--sigalgs", type=cli_names.sigalgs, metavar="LIST", help="signature schemes, e.g. ed25519")
+    o(
+        "--use-srtp",
+        type=cli_names.srtp_profiles,
+        default=(),
+        modes=DTLS_ONLY,
+        metavar="LIST",
+        help="DTLS-SRTP protection profiles, preferred first (RFC 5764),"
+        " e.g. SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM",
+    )
 
 
 def add_raw_public_keys(o: Callable[..., None], pinned: str) -> None:
@@ -293,6 +302,13 @@ def add_connect(sub: Any) -> None:
     o("--sess-in", metavar="FILE", modes=DTLS_ONLY, help="resume the session saved in FILE")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--no-middlebox", action="store_true", modes=TLS_ONLY, help="no middlebox compat mode")
+    o(
+        "--keymatexport",
+        metavar="LABEL",
+        help="print keying material exported for LABEL (RFC 5705, RFC 8446 §7.5), e.g."
+        " EXTRACTOR-dtls_srtp",
+    )
+    o("--keymatexportlen", type=positive_int, default=20, metavar="N", help="its length")
     add_dtls_versions(connect, "connect")
     connect.set_defaults(func=cmd_connect)
 
@@ -397,6 +413,7 @@ def algorithms(args: argparse.Namespace) -> dict[str, Any]:
         "cipher_suites": args.ciphersuites,
         "groups": args.groups,
         "signature_schemes": args.sigalgs,
+        "srtp_profiles": args.use_srtp,
     }
 
 
@@ -759,6 +776,7 @@ async def connect_dtls(args: argparse.Namespace) -> int:
     host, port = args.target
     began = loop.time()
     stream = await aio.connect(host, port, client_config(args), timeout=args.timeout)
+    print_exported(args, stream.handshake_info, stream.connection)
     if args.sess_out:
         write_session(args.sess_out, stream)
     # RFC 6347 §4.2.4 bounds nothing here: the answer to our last record takes a round
@@ -792,6 +810,17 @@ async def connect_dtls(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def print_exported(args: argparse.Namespace, info: Any, conn: Any) -> None:
+    """On stderr, as openssl's s_client prints them: the DTLS-SRTP profile agreed on, and
+    with ``--keymatexport`` the keying material exported for its label."""
+    if info is not None and info.srtp_profile is not None:
+        name = SrtpProtectionProfile(info.srtp_profile).name
+        print(f"SRTP profile: {name}", file=sys.stderr, flush=True)
+    if args.keymatexport:
+        material = conn.export_keying_material(args.keymatexport.encode(), args.keymatexportlen)
+        print(f"Keying material: {material.hex().upper()}", file=sys.stderr, flush=True)
+
+
 # ---- connect --tls ---------------------------------------------------------------------------
 
 
@@ -807,6 +836,7 @@ def connect_tls(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    print_exported(args, info, tls.conn)
     with tls:
         data = sys.stdin.buffer.read()
         if data:

@@ -1,4 +1,5 @@
-"""The command line's lists of names (``--ciphersuites``, ``--groups``, ``--sigalgs``),
+"""The command line's lists of names (``--ciphersuites``, ``--groups``, ``--sigalgs``,
+``--use-srtp``),
 checked when parsed: an unknown name is one line that lists the valid ones. Names are
 written as openssl writes them (``TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256``,
 ``X25519MLKEM768:x25519``, ``ecdsa_secp256r1_sha256``), separated by ``:`` or ``,``, in
@@ -13,7 +14,7 @@ from enum import IntEnum
 from dtlsgate.crypto.kex import SUPPORTED_GROUPS
 from dtlsgate.handshake.dtls12.negotiate import DEFAULT_SIGNATURE_SCHEMES as DTLS12_SCHEMES
 from dtlsgate.handshake.tls13.common import SUPPORTED_SIGNATURE_SCHEMES
-from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme
+from dtlsgate.wire.enums import CipherSuite, NamedGroup, SignatureScheme, SrtpProtectionProfile
 
 #: Every TLS 1.3 (and DTLS 1.3) suite we implement; the CCM ones are not offered by default.
 TLS13_SUITES: tuple[CipherSuite, ...] = (
@@ -34,6 +35,14 @@ GROUP_ALIASES = {
     "prime256v1": NamedGroup.secp256r1,
     "p-384": NamedGroup.secp384r1,
     "p-521": NamedGroup.secp521r1,
+}
+# openssl's names of the SRTP profiles (`openssl s_client -use_srtp SRTP_AES128_CM_SHA1_80`);
+# the registry's (and GnuTLS's) are the members' own.
+SRTP_ALIASES = {
+    "srtp_aes128_cm_sha1_80": SrtpProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,
+    "srtp_aes128_cm_sha1_32": SrtpProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_32,
+    "srtp_null_sha1_80": SrtpProtectionProfile.SRTP_NULL_HMAC_SHA1_80,
+    "srtp_null_sha1_32": SrtpProtectionProfile.SRTP_NULL_HMAC_SHA1_32,
 }
 
 
@@ -65,3 +74,4 @@ def name_list(
 ciphersuites = name_list("cipher suite", TLS13_SUITES)
 groups = name_list("group", SUPPORTED_GROUPS, dict(GROUP_ALIASES))
 sigalgs = name_list("signature scheme", SIGNATURE_SCHEMES)
+srtp_profiles = name_list("SRTP profile", tuple(SrtpProtectionProfile), dict(SRTP_ALIASES))
