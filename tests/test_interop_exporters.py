@@ -6,12 +6,15 @@ our TLS 1.3 client. DTLS-SRTP's label, ``EXTRACTOR-dtls_srtp``, is one of them."
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from peers import end_input, openssl_dtls_client, process, read_until, require, wait_for_line
@@ -58,15 +61,23 @@ def test_our_dtls12_client_exports_what_openssl_s_server_does(tmp_path: Path, la
     assert len(ours) == SRTP_LENGTH and ours == theirs
 
 
-def test_our_dtls12_psk_server_exports_what_openssl_s_client_does() -> None:
-    """The IoT case: PSK with AES-CCM-8, our blocking server, OpenSSL's client."""
-    require("openssl")
+class SeenBy(NamedTuple):
+    """`one_connection_server`'s port, and what its connection negotiated and exported."""
+
+    port: int
+    connections: list[tuple[int | None, bytes]]
+
+
+@contextlib.contextmanager
+def one_connection_server(config: ServerConfig, label: str, length: int) -> Iterator[SeenBy]:
+    """Our blocking server on a thread for one connection: once its handshake completed,
+    the SRTP profile it agreed on and the ``length`` bytes it exports for ``label`` are
+    recorded; then it reads until the client leaves."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(0.5)
-    port = sock.getsockname()[1]
-    listener = Listener(sock, ServerConfig(psk={PSK_ID.encode(): bytes.fromhex(PSK_HEX)}))
-    exported: list[bytes] = []
+    listener = Listener(sock, config)
+    seen = SeenBy(sock.getsockname()[1], [])
 
     def serve() -> None:
         deadline = time.monotonic() + 30
@@ -74,22 +85,33 @@ def test_our_dtls12_psk_server_exports_what_openssl_s_client_does() -> None:
             admitted = listener.listen()
             if admitted is not None:
                 with listener.accept(*admitted, timeout=15) as conn:
-                    exported.append(conn.connection.export_keying_material(b"EXPERIMENTAL-x", 32))
+                    assert conn.handshake_info is not None
+                    material = conn.connection.export_keying_material(label.encode(), length)
+                    seen.connections.append((conn.handshake_info.srtp_profile, material))
                     conn.recv(timeout=10)
                 return
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        args = openssl_dtls_client(port, "-no_ign_eof", "-psk", PSK_HEX, "-psk_identity", PSK_ID)
-        args += ["-cipher", "PSK-AES128-CCM8", *keymatexport("EXPERIMENTAL-x", 32)]
-        with process(args, seconds=20) as proc:
-            theirs = read_material(proc)
-            end_input(proc)
+        yield seen
         thread.join(20)
     finally:
         sock.close()
-    assert exported == [theirs]
+
+
+def test_our_dtls12_psk_server_exports_what_openssl_s_client_does() -> None:
+    """The IoT case: PSK with AES-CCM-8, our blocking server, OpenSSL's client."""
+    require("openssl")
+    config = ServerConfig(psk={PSK_ID.encode(): bytes.fromhex(PSK_HEX)})
+    with one_connection_server(config, "EXPERIMENTAL-x", 32) as seen:
+        args = openssl_dtls_client(seen.port, "-no_ign_eof", "-psk", PSK_HEX)
+        args += ["-psk_identity", PSK_ID, "-cipher", "PSK-AES128-CCM8"]
+        args += keymatexport("EXPERIMENTAL-x", 32)
+        with process(args, seconds=20) as proc:
+            theirs = read_material(proc)
+            end_input(proc)
+    assert seen.connections == [(None, theirs)]
 
 
 def test_our_tls13_client_exports_what_openssl_s_server_does(tmp_path: Path) -> None:

@@ -5,25 +5,26 @@ they agreed on; ``gnutls-cli --srtp-profiles``) and the SRTP keying material,
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from peers import end_input, openssl_dtls_client, process, read_until, require
 from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
-from test_interop_exporters import SRTP_LABEL, SRTP_LENGTH, keymatexport, openssl_material
+from test_interop_exporters import (
+    SRTP_LABEL,
+    SRTP_LENGTH,
+    keymatexport,
+    one_connection_server,
+    openssl_material,
+)
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.io.blocking import connect
-from dtlsgate.io.listener import Listener
 from dtlsgate.wire.enums import SrtpProtectionProfile as P
 
 pytestmark = pytest.mark.interop
@@ -65,47 +66,12 @@ def test_our_client_with_openssl_s_server(tmp_path: Path) -> None:
     assert ours == theirs
 
 
-@contextlib.contextmanager
-def our_server(cert: Path, key: Path, profiles: tuple[int, ...]) -> Iterator[SeenBy]:
-    """Our blocking server on a thread for one connection; yields its port and what that
-    connection negotiated and exported, filled once its handshake completed."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.5)
-    config = ServerConfig(
+def cert_config(cert: Path, key: Path, profiles: tuple[int, ...]) -> ServerConfig:
+    return ServerConfig(
         certificate_chain=load_certificate_chain(cert),
         private_key=load_private_key(key),
         srtp_profiles=profiles,
     )
-    listener = Listener(sock, config)
-    seen = SeenBy(sock.getsockname()[1], [])
-
-    def serve() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            admitted = listener.listen()
-            if admitted is not None:
-                with listener.accept(*admitted, timeout=15) as conn:
-                    assert conn.handshake_info is not None
-                    material = conn.connection.export_keying_material(
-                        SRTP_LABEL.encode(), SRTP_LENGTH
-                    )
-                    seen.connections.append((conn.handshake_info.srtp_profile, material))
-                    conn.recv(timeout=10)
-                return
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield seen
-        thread.join(20)
-    finally:
-        sock.close()
-
-
-class SeenBy(NamedTuple):
-    port: int
-    connections: list[tuple[int | None, bytes]]
 
 
 def test_openssl_s_client_with_our_server(tmp_path: Path) -> None:
@@ -113,7 +79,7 @@ def test_openssl_s_client_with_our_server(tmp_path: Path) -> None:
     require("openssl")
     cert, key = make_cert(tmp_path)
     profiles = (P.SRTP_AES128_CM_HMAC_SHA1_32, P.SRTP_AES128_CM_HMAC_SHA1_80)
-    with our_server(cert, key, profiles) as seen:
+    with one_connection_server(cert_config(cert, key, profiles), SRTP_LABEL, SRTP_LENGTH) as seen:
         args = openssl_dtls_client(seen.port, "-no_ign_eof", "-CAfile", str(cert))
         args += ["-use_srtp", "SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32"]
         args += keymatexport(SRTP_LABEL, SRTP_LENGTH)
@@ -130,7 +96,7 @@ def test_gnutls_cli_with_our_server(tmp_path: Path) -> None:
     require("gnutls-cli")
     cert, key = make_cert(tmp_path)
     profiles = (P.SRTP_AES128_CM_HMAC_SHA1_80, P.SRTP_AES128_CM_HMAC_SHA1_32)
-    with our_server(cert, key, profiles) as seen:
+    with one_connection_server(cert_config(cert, key, profiles), SRTP_LABEL, SRTP_LENGTH) as seen:
         args = ["gnutls-cli", "--udp", "-p", str(seen.port), "127.0.0.1"]
         args += ["--x509cafile", str(cert)]
         args += ["--srtp-profiles=SRTP_AES128_CM_HMAC_SHA1_32:SRTP_AES128_CM_HMAC_SHA1_80"]
