@@ -323,6 +323,12 @@ def decode_use_srtp(data: bytes) -> tuple[tuple[int, ...], bytes]:
     return tuple(profiles), mki
 
 
+def pick_srtp_profile(ours: tuple[int, ...], offered: tuple[int, ...]) -> int | None:
+    """A server's choice for use_srtp (RFC 5764 §4.1.1): its most preferred profile among
+    those ``offered``; None (no use_srtp in the answer) without one in common."""
+    return next((profile for profile in ours if profile in offered), None)
+
+
 def chosen_srtp_profile(data: bytes | None, offered: tuple[int, ...]) -> int | None:
     """The SRTP protection profile a server's use_srtp chose (RFC 5764 §4.1.1; in a DTLS
     1.2 ServerHello or DTLS 1.3 EncryptedExtensions), None when it sent none: exactly one,

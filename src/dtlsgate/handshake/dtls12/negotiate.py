@@ -48,6 +48,7 @@ from dtlsgate.wire.extensions import (
     decode_server_name,
     decode_u16_list_ext,
     decode_use_srtp,
+    pick_srtp_profile,
     require_empty,
 )
 from dtlsgate.wire.messages import ClientHello
@@ -217,10 +218,7 @@ def _pick_srtp_profile(config: ServerConfig, extensions: Mapping[int, bytes]) ->
     if data is None or not config.srtp_profiles:
         return None
     offered, _mki = decode_use_srtp(data)
-    for profile in config.srtp_profiles:
-        if profile in offered:
-            return profile
-    return None
+    return pick_srtp_profile(config.srtp_profiles, offered)
 
 
 def _server_certificate_type(config: ServerConfig, extensions: Mapping[int, bytes]) -> int | None:

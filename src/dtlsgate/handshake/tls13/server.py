@@ -122,6 +122,7 @@ from dtlsgate.wire.extensions import (
     encode_supported_versions_sh,
     encode_u16_list_ext,
     encode_use_srtp,
+    pick_srtp_profile,
 )
 from dtlsgate.wire.handshake import TLS_HANDSHAKE_HEADER_LENGTH
 from dtlsgate.wire.messages import RANDOM_LENGTH, ClientHello, encode_server_hello
@@ -684,11 +685,9 @@ def srtp_profile(ctx: ServerContext, info: ClientHelloInfo) -> int | None:
     """Our most preferred SRTP protection profile among those the client offered in
     use_srtp (RFC 5764 §4.1.1), in DTLS 1.3 only (SRTP runs over datagrams); None without
     one in common."""
-    offered = info.srtp_profiles
-    if not offered or not ctx.versions.dtls:
+    if not info.srtp_profiles or not ctx.versions.dtls:
         return None
-    ours: tuple[int, ...] = ctx.config.srtp_profiles
-    return next((profile for profile in ours if profile in offered), None)
+    return pick_srtp_profile(ctx.config.srtp_profiles, info.srtp_profiles)
 
 
 def server_hello(
