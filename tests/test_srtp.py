@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import client_config, make_pair, make_pair13, pair, server_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dtlsgate.errors import IllegalParameter, UsageError
+from dtlsgate.errors import DecodeError, IllegalParameter, UsageError
 from dtlsgate.wire.enums import SrtpProtectionProfile
 from dtlsgate.wire.extensions import chosen_srtp_profile, decode_use_srtp, encode_use_srtp
 
@@ -109,3 +111,15 @@ def test_tls13_over_tcp_ignores_use_srtp() -> None:
     )
     assert client.info is not None and server.info is not None
     assert client.info.srtp_profile is None and server.info.srtp_profile is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_a_use_srtp_from_the_network_decodes_or_is_a_decode_error(data: bytes) -> None:
+    """Whatever a peer sends as use_srtp: its profiles and MKI (which encode back to the
+    same bytes), or DecodeError; nothing else escapes."""
+    try:
+        profiles, mki = decode_use_srtp(data)
+    except DecodeError:
+        return
+    assert encode_use_srtp(profiles, mki) == data
