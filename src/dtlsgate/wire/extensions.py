@@ -320,7 +320,7 @@ def decode_use_srtp(data: bytes) -> tuple[tuple[int, ...], bytes]:
     profiles = r.u16_list(2, 2)
     mki = r.vector(1)
     r.finish()
-    return tuple(profiles), mki
+    return profiles, mki
 
 
 def pick_srtp_profile(ours: tuple[int, ...], offered: tuple[int, ...]) -> int | None:

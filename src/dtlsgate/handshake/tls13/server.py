@@ -775,7 +775,7 @@ def encrypted_extensions(
     size_limit: bool,
     server_type: int | None,
     client_type: int | None,
-    srtp_profile: int | None = None,
+    srtp_profile: int | None,
 ) -> bytes:
     """Our EncryptedExtensions message (RFC 8446 §4.3.1): the certificate types chosen
     (RFC 7250), whether the client's server_name was used, the ALPN protocol chosen,
