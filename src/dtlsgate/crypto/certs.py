@@ -313,7 +313,7 @@ def pinned_peer_key(spki: bytes, pinned: Sequence[bytes]) -> Any:
 
 #: The hash functions a certificate fingerprint may name, by their names in IANA's "Hash
 #: Function Textual Names" registry (which RFC 8122 §5's hash-func takes its names from),
-#: in lower case. RFC 8122 §5 requires SHA-256 of every implementation; WebRTC uses it.
+#: in lower case; sha-256 is what WebRTC endpoints send.
 FINGERPRINT_HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha-1": hashes.SHA1(),
     "sha-224": hashes.SHA224(),
