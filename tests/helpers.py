@@ -5,6 +5,8 @@ then, configs on the deterministic provider, event helpers, and in-memory pairs.
   DTLS 1.3 without a gate, the server its first datagram makes), over a seeded `Link` that
   may drop, duplicate and reorder datagrams; timers fire in simulated time.
 - `pair` / `pump`: a TLS 1.3 client and server over a byte pipe.
+- `run_handshake`: one client and server of any of `PROTOCOLS` run to the end, what each
+  reported and what each raised (a handshake refused on one side, the alert on the other).
 - `seal`: a TLS record a connection could have sent now, for tests that forge input.
 """
 
@@ -39,6 +41,7 @@ from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.provider import DefaultProvider
+from dtlsgate.errors import AlertReceived, ProtocolError
 from dtlsgate.events import ConnectionClosed, DataReceived, HandshakeCompleted
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
@@ -53,13 +56,15 @@ PSK_ID = b"Client_identity"
 PSK = bytes(range(16))
 
 
-@lru_cache(maxsize=8)
-def credentials(key_type: str = "ecdsa-p256") -> tuple[bytes, bytes]:
-    """A self-signed certificate for "localhost" (PEM) and its key, valid two years either
-    side of ``NOW``: at ``NOW`` for the sans-I/O tests, and at the wall clock's time for the
-    tests that run real servers."""
+@lru_cache(maxsize=16)
+def credentials(
+    key_type: str = "ecdsa-p256", common_name: str = "localhost"
+) -> tuple[bytes, bytes]:
+    """A self-signed certificate for "localhost" (or ``common_name``: another identity, e.g.
+    a client's) in PEM and its key, valid two years either side of ``NOW``: at ``NOW`` for
+    the sans-I/O tests, and at the wall clock's time for the tests that run real servers."""
     now = datetime.datetime.fromtimestamp(NOW - 2 * 365 * 86400, datetime.UTC)
-    return make_self_signed("localhost", key_type, days=4 * 365, now=now)
+    return make_self_signed(common_name, key_type, days=4 * 365, now=now)
 
 
 def server_config(key_type: str | None = "ecdsa-p256", **kwargs: Any) -> ServerConfig:
@@ -168,6 +173,9 @@ class DatagramPair:
     send_acks: bool = True
     client_events: list[Any] = field(default_factory=list)
     server_events: list[Any] = field(default_factory=list)
+    # When not None: what each end ("client", "server") raised from ``receive`` (the fault
+    # it answered with an alert, or the alert it got), recorded there instead of raised.
+    raised: dict[str, list[Exception]] | None = None
     tamper: Callable[[bytes], bytes] | None = None
     server_keylog: Callable[[str], None] | None = None
     replies: list[bytes] = field(default_factory=list)
@@ -183,7 +191,7 @@ class DatagramPair:
                 result = self.gate.receive(d, CLIENT, self.now)
                 if isinstance(result, Reply):
                     self.replies.append(result.data)
-                    self.client.receive(result.data, SERVER, self.now)
+                    self._receive("client", self.client, result.data, SERVER)
                 elif isinstance(result, Admit | Dtls13Admit):
                     self.server = accept(
                         result, self.server_cfg, gate=self.gate, keylog=self.server_keylog
@@ -194,7 +202,16 @@ class DatagramPair:
                 self.server = Dtls13ServerConnection(
                     self.server_cfg, CLIENT, keylog=self.server_keylog, send_acks=self.send_acks
                 )
-            self.server.receive(d, CLIENT, self.now)
+            self._receive("server", self.server, d, CLIENT)
+
+    def _receive(self, end: str, conn: Any, data: bytes, peer: object) -> None:
+        if self.raised is None:
+            conn.receive(data, peer, self.now)
+            return
+        try:
+            conn.receive(data, peer, self.now)
+        except (ProtocolError, AlertReceived) as exc:
+            self.raised.setdefault(end, []).append(exc)
 
     def drain(self) -> None:
         for conn, got in ((self.client, self.client_events), (self.server, self.server_events)):
@@ -217,7 +234,7 @@ class DatagramPair:
             s_out = self._send(self.server)
             self.server_datagrams += len(s_out)
             for d in link.carry(s_out):
-                self.client.receive(d, SERVER, self.now)
+                self._receive("client", self.client, d, SERVER)
             self.drain()
             if not c_out and not s_out:
                 conns = [c for c in (self.client, self.server) if c is not None]
@@ -368,6 +385,63 @@ def pair(
     client.start()
     pump(client, server)
     return client, server
+
+
+#: What `run_handshake` runs: DTLS 1.2 and DTLS 1.3 behind the gate, TLS 1.3 over a byte pipe.
+PROTOCOLS = ("dtls12", "dtls13", "tls13")
+
+
+@dataclass
+class Ran:
+    """What `run_handshake` saw: each end's events, and what each raised (by end)."""
+
+    client_events: list[Any]
+    server_events: list[Any]
+    raised: dict[str, list[Exception]]
+
+    def completed(self, end: str) -> HandshakeCompleted | None:
+        """``end``'s HandshakeCompleted ("client" or "server"), if it reported one."""
+        got = self.client_events if end == "client" else self.server_events
+        return next((e for e in got if isinstance(e, HandshakeCompleted)), None)
+
+    def alerts_received(self, end: str) -> list[int]:
+        """The alerts ``end`` received from its peer (descriptions)."""
+        return [e.description for e in self.raised.get(end, []) if isinstance(e, AlertReceived)]
+
+    def refused(self, end: str) -> list[int]:
+        """The alerts ``end`` sent for a fault of its peer's (a `ProtocolError` it raised)."""
+        return [e.alert for e in self.raised.get(end, []) if isinstance(e, ProtocolError)]
+
+
+def run_handshake(protocol: str, server_cfg: ServerConfig, client_cfg: ClientConfig) -> Ran:
+    """A client and server of ``protocol`` (one of `PROTOCOLS`) run until both are quiet,
+    neither raising: a fault an end answers with an alert, and the alert the other end gets,
+    are recorded in `Ran.raised`."""
+    raised: dict[str, list[Exception]] = {}
+    if protocol == "tls13":
+        client, server = ClientConnection(client_cfg), ServerConnection(server_cfg)
+        client.start()
+        for _ in range(8):
+            moved = False
+            for sender, receiver, end in ((client, server, "server"), (server, client, "client")):
+                data = sender.data_to_send()
+                if not data:
+                    continue
+                moved = True
+                try:
+                    receiver.receive_data(data, NOW)
+                except (ProtocolError, AlertReceived) as exc:
+                    raised.setdefault(end, []).append(exc)
+            if not moved:
+                break
+        return Ran(events(client), events(server), raised)
+    if protocol == "dtls12":
+        datagrams = make_pair(server_cfg, client_cfg)
+    else:
+        datagrams = make_pair13(server_cfg, client_cfg, gated=True)
+    datagrams.raised = raised
+    datagrams.run()
+    return Ran(datagrams.client_events, datagrams.server_events, raised)
 
 
 def seal(sender: TlsConnection, content_type: int, payload: bytes) -> bytes:

@@ -463,6 +463,10 @@ BAD_INPUTS = [
     ("sess-in-a-certificate", "connect --dtls1_2 127.0.0.1:4433 --sess-in {cert}"),
     ("sess-out-without-dtls1_2", "connect 127.0.0.1:4433 --sess-out {missing}"),
     ("key-update-every-negative", "serve --tls --port 0 --key-update-every -1"),
+    ("fingerprint-malformed", "connect 127.0.0.1:4433 --fingerprint sha-256:AB"),
+    ("connect-key-without-cert", "connect 127.0.0.1:4433 --key {key}"),
+    ("connect-cert-garbage", "connect 127.0.0.1:4433 --cert {garbage}"),
+    ("connect-rawpk-key-and-cert", "connect 127.0.0.1:4433 --rawpk-key {key} --cert {cert}"),
     ("no-command", ""),
     ("unknown-option", "serve --colour"),
 ]
@@ -524,6 +528,45 @@ def test_bad_input_is_one_line_never_a_traceback(
     line = one_line(captured.err.encode())
     assert line.startswith("dtlsgate"), line
     assert captured.out == ""
+
+
+A_FINGERPRINT = "sha-256 " + ":".join(["AB"] * 32)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--fingerprint", "md5 " + ":".join(["AB"] * 16)], "md5 is a broken hash function"),
+        (["--fingerprint", "sha-256 AB"], "a sha-256 fingerprint has 32 bytes, not 1"),
+        (["--insecure", "--fingerprint", A_FINGERPRINT], "--insecure and --fingerprint"),
+    ],
+)
+def test_connect_fingerprints_are_checked_when_parsed(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["connect", "127.0.0.1:4433", *argv])
+    assert exited.value.code == 2
+    line = one_line(capsys.readouterr().err.encode())
+    assert says in line, line
+
+
+def test_serve_takes_fingerprints_for_client_certificates_with_verify_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--fingerprint`` stands in for ``--CAfile`` with ``--verify``/``--Verify``, and
+    like it means nothing without them."""
+    from dtlsgate.io.cli import build_parser, check_modes
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--Verify", "--fingerprint", A_FINGERPRINT.lower()])
+    check_modes(parser, args)
+    assert args.fingerprint == [A_FINGERPRINT] and args.verify_client == "required"
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "0", "--fingerprint", A_FINGERPRINT])
+    assert exited.value.code == 2
+    line = one_line(capsys.readouterr().err.encode())
+    assert "--fingerprint" in line and "needs --verify or --Verify" in line, line
 
 
 @pytest.mark.parametrize(

@@ -166,4 +166,6 @@ def test_every_python_block_in_the_readme_runs(workdir: Path) -> None:
     assert text.count("b'hello'") == 2  # the asyncio and the blocking client
     assert "b'coap' TLS_PSK_WITH_AES_128_CCM_8" in text  # what the README claims
     assert "b'hello\\n' hello retry: True" in text  # the stateless TLS 1.3 server
+    # The WebRTC-style pair: the profile agreed on, the same SRTP keys on both ends.
+    assert "SRTP_AES128_CM_HMAC_SHA1_80 True True" in text
     assert "admitted ('127.0.0.1', " in text and "echoed b'ping\\n'" in text

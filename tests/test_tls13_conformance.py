@@ -196,7 +196,7 @@ def test_rsa_pss_rsae_scheme_from_an_rsassa_pss_certificate_is_illegal_parameter
     """The other half of §4.2.3: an RSASSA-PSS certificate's key signs only with
     rsa_pss_pss_*; rsa_pss_rsae_* from it is illegal_parameter."""
     cert_der = load_certificate_chain(rsassa_pss_cert[0])[0].public_bytes(Encoding.DER)
-    peer = check_peer_certificate((cert_der,), None, None, NOW)
+    peer = check_peer_certificate((cert_der,), None, None, None, NOW)
     assert peer.rsassa_pss
     key = load_pem_private_key(rsassa_pss_cert[1].read_bytes(), None)
     digest = bytes(32)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from dtlsgate.crypto import CryptoProvider
-    from dtlsgate.crypto.certs import TrustStore
+    from dtlsgate.crypto.certs import Fingerprints, TrustStore
     from dtlsgate.crypto.signatures import PrivateKey
 
 # RFC 6347 §4.1.1.1: without path MTU discovery, records should fit a conservative path.
@@ -329,6 +329,12 @@ class ServerConfig:
     # refused with bad_certificate.
     raw_public_key: bool = False
     pinned_keys: tuple[bytes, ...] = ()
+    # Certificate fingerprints (RFC 8122 §5, as WebRTC exchanges them): the client's
+    # end-entity certificate must have one of these, each "HASH XX:XX:..." (e.g. "sha-256
+    # AB:CD:..."; see ``crypto.certs.certificate_fingerprint``). They stand in for client CAs
+    # (``verify_client`` takes either): without a cafile the fingerprint is the whole check
+    # (no chain, name or dates); with one, both must pass.
+    certificate_fingerprints: tuple[str, ...] = ()
     require_extended_master_secret: bool = True
     mtu: int = DEFAULT_MTU
     # TLS 1.3: answer every new ClientHello with a HelloRetryRequest carrying a cookie.
@@ -378,6 +384,10 @@ class ServerConfig:
     _trust: tuple[str | bytes | None, TrustStore] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # ``peer_fingerprints()``'s parsed fingerprints and the texts they were parsed from.
+    _fingerprints: tuple[tuple[str, ...], Fingerprints | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._check_limits()
@@ -394,13 +404,14 @@ class ServerConfig:
         if self.cookie_jar is None:
             self.cookie_jar = CookieJar(random=self.provider.random)
         self.verify_client = _verify_client(self.verify_client)
+        self.certificate_fingerprints = _check_fingerprints(self)
         # Without trust anchors a client certificate could not be verified: refuse the
         # config rather than accept any certificate unverified.
-        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+        if self.verify_client != "none" and not verifies_client_certificates(self):
             raise UsageError(
                 f'verify_client="{self.verify_client.value}" needs a cafile of client CAs'
-                " (cafile=, or load_verify_locations() before setting verify_client)"
-                " or pinned_keys"
+                " (cafile=, or load_verify_locations() before setting verify_client),"
+                " certificate_fingerprints or pinned_keys"
             )
         _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
         if self.psk_identity_hint and not self.psk:
@@ -465,6 +476,12 @@ class ServerConfig:
             raise UsageError("no client CAs: load_verify_locations() or cafile= first")
         return _trust_store(self)
 
+    def peer_fingerprints(self) -> Fingerprints | None:
+        """``certificate_fingerprints`` parsed (`crypto.certs.parse_fingerprints`), at the
+        first call and again only when they changed, so that every handshake of the config
+        checks against one parsed set; None when there are none. UsageError for a bad one."""
+        return _peer_fingerprints(self)
+
     def check_can_serve(self) -> None:
         """A server needs credentials: a certificate (and key) or a PSK. Called by the
         servers at start, since a config without them is fine for the gate alone."""
@@ -475,9 +492,11 @@ class ServerConfig:
                 "a server needs a certificate (load_cert_chain), a raw public key "
                 "(load_raw_public_key) or a PSK (psk=...); without one every handshake would fail"
             )
-        if self.verify_client != "none" and not self.cafile and not self.pinned_keys:
+        self.peer_fingerprints()
+        if self.verify_client != "none" and not verifies_client_certificates(self):
             raise UsageError(
-                "verify_client needs client CAs (load_verify_locations) or pinned_keys"
+                "verify_client needs client CAs (load_verify_locations), "
+                "certificate_fingerprints or pinned_keys"
             )
 
     def load_raw_public_key(self, keyfile: str | bytes) -> None:
@@ -498,6 +517,39 @@ def _trust_store(config: ServerConfig | ClientConfig) -> TrustStore:
     return trust[1]
 
 
+def _peer_fingerprints(config: ServerConfig | ClientConfig) -> Fingerprints | None:
+    """``config``'s certificate_fingerprints parsed, at the first call and again only when
+    they changed (compared with the tuple they were parsed from); None when there are none."""
+    texts, kept = config.certificate_fingerprints, config._fingerprints  # each read once
+    if kept is not None and kept[0] == texts:
+        return kept[1]
+    from dtlsgate.crypto.certs import parse_fingerprints
+
+    parsed = parse_fingerprints(texts) if texts else None
+    config._fingerprints = (tuple(texts), parsed)
+    return parsed
+
+
+def _check_fingerprints(config: ServerConfig | ClientConfig) -> tuple[str, ...]:
+    """``certificate_fingerprints`` checked (UsageError for a bad one) and parsed once for
+    every handshake; returned as a tuple."""
+    _peer_fingerprints(config)
+    return tuple(config.certificate_fingerprints)
+
+
+def verifies_client_certificates(config: ServerConfig) -> bool:
+    """Whether a server has something to check a client's certificate against: client CAs,
+    certificate fingerprints, or raw public keys pinned (RFC 7250)."""
+    return bool(config.cafile or config.certificate_fingerprints or config.pinned_keys)
+
+
+def verifies_x509(config: ServerConfig | ClientConfig) -> bool:
+    """Whether X.509 is a certificate type ``config`` takes from its peer when it also pins
+    raw public keys (RFC 7250 §4.1): when something checks an X.509 certificate, a cafile
+    or certificate fingerprints (pins alone take raw public keys only)."""
+    return bool(config.cafile or config.certificate_fingerprints)
+
+
 def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | bytes) -> None:
     from dtlsgate.crypto.certs import load_private_key
 
@@ -506,7 +558,9 @@ def _load_raw_public_key(config: ServerConfig | ClientConfig, keyfile: str | byt
 
 
 # The ClientConfig attributes whose assignment keeps what `ClientConfig.prepared` made.
-_CLIENT_PER_CONNECTION = frozenset({"session_ticket", "_trust", "_prepared", "_generation"})
+_CLIENT_PER_CONNECTION = frozenset(
+    {"session_ticket", "_trust", "_fingerprints", "_prepared", "_generation"}
+)
 # A ClientConfig's generation: a new number from this counter at every field assigned. One
 # counter for every config, so that a number is never handed out twice: two threads
 # assigning fields of one config at once each get their own (``next`` on a count is one C
@@ -566,6 +620,12 @@ class ClientConfig:
     # private_key's public key when the server accepts one (client_certificate_type).
     pinned_keys: tuple[bytes, ...] = ()
     raw_public_key: bool = False
+    # Certificate fingerprints (RFC 8122 §5, as WebRTC exchanges them): the server's
+    # end-entity certificate must have one of these, each "HASH XX:XX:..." (e.g. "sha-256
+    # AB:CD:..."; see ``crypto.certs.certificate_fingerprint``). Without a cafile the
+    # fingerprint is the whole check (no chain, no server name needed, no dates); with one,
+    # the chain is verified for server_name as well.
+    certificate_fingerprints: tuple[str, ...] = ()
     # The DTLS versions a datagram client offers (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2): with
     # both, DTLS 1.3 and a fall back to DTLS 1.2 only when the server picks it.
     dtls_versions: tuple[int, ...] = (0xFEFC, 0xFEFD)
@@ -577,6 +637,10 @@ class ClientConfig:
     post_handshake_auth: bool = False
     # ``trust_store()``'s anchors and the cafile they were loaded from.
     _trust: tuple[str | bytes | None, TrustStore] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    # ``peer_fingerprints()``'s parsed fingerprints and the texts they were parsed from.
+    _fingerprints: tuple[tuple[str, ...], Fingerprints | None] | None = field(
         default=None, init=False, repr=False, compare=False
     )
     # What `prepared` made: the config's generation, id and certificate chain when it was
@@ -638,6 +702,11 @@ class ClientConfig:
             raise UsageError("mtu must be between 256 and 65535")
         if self.insecure and self.cafile:
             raise UsageError("cafile does not apply with insecure=True (nothing is verified)")
+        self.certificate_fingerprints = _check_fingerprints(self)
+        if self.insecure and self.certificate_fingerprints:
+            raise UsageError(
+                "certificate_fingerprints do not apply with insecure=True (nothing is verified)"
+            )
         _check_credentials(self.certificate_chain, self.private_key, self.raw_public_key)
 
     def trust_store(self) -> TrustStore:
@@ -645,6 +714,12 @@ class ClientConfig:
         kept with the config: parsing a CA bundle (about 20 ms for the system's) is
         configuration work, not a connection's. Loaded again when ``cafile`` changed."""
         return _trust_store(self)
+
+    def peer_fingerprints(self) -> Fingerprints | None:
+        """``certificate_fingerprints`` parsed (`crypto.certs.parse_fingerprints`), at the
+        first call and again only when they changed; None when there are none. UsageError
+        for a bad one."""
+        return _peer_fingerprints(self)
 
     def load_verify_locations(
         self, cafile: str | None = None, cadata: str | bytes | None = None

@@ -468,8 +468,10 @@ class DtlsClientConnection(DtlsConnection):
     ) -> None:
         check_dtls12_identity(config.certificate_chain, config.private_key)
         trust: TrustStore | None = None
-        if config.pinned_keys and not config.cafile:
-            pass  # RFC 7250: only raw public keys, checked against the pins
+        if (config.pinned_keys or config.certificate_fingerprints) and not config.cafile:
+            # RFC 7250: raw public keys checked against the pins; X.509 certificates by
+            # their fingerprint alone (RFC 8122), no CA and no name.
+            pass
         elif not config.insecure and config.psk is None:
             if not config.server_name:
                 raise UsageError("set server_name to verify the server, or insecure=True")

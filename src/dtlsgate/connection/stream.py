@@ -359,15 +359,19 @@ class ServerConnection(TlsConnection):
     def request_client_certificate(self) -> None:
         """Ask the client for its certificate now (RFC 8446 §4.6.2, post-handshake
         authentication): a `ClientCertificateReceived` event follows once its Certificate,
-        CertificateVerify and Finished verified (against ``config.cafile``). Needs a client
-        that sent post_handshake_auth, a CA file, and no request already pending."""
+        CertificateVerify and Finished verified (against ``config.cafile`` and/or
+        ``config.certificate_fingerprints``). Needs a client that sent post_handshake_auth,
+        a CA file or fingerprints, and no request already pending."""
         state = self._state
         if self.closed or type(state) is not Connected:
             raise StateError("request_client_certificate() needs an open connection, idle")
         if not state.post_handshake_auth:
             raise StateError("the client did not offer post_handshake_auth")
-        if self._ctx.client_cas is None:
-            raise UsageError("request_client_certificate() needs config.cafile (client CAs)")
+        if self._ctx.client_cas is None and self._ctx.client_fingerprints is None:
+            raise UsageError(
+                "request_client_certificate() needs config.cafile (client CAs) or "
+                "config.certificate_fingerprints"
+            )
         self._state, actions = _server.request_certificate(self._ctx, state)
         self._run(actions)
 

@@ -1,6 +1,6 @@
 """Certificates: loading a PEM chain and private key, checking that they belong together,
-verifying a peer's chain and host name, finding the system trust store, and minting a
-self-signed certificate for first runs.
+verifying a peer's chain and host name or its certificate fingerprint (RFC 8122 §5), finding
+the system trust store, and minting a self-signed certificate for first runs.
 
 Verification uses ``cryptography.x509.verification`` (RFC 5280 path validation, RFC 6125
 name checks). Time is an argument: nothing here reads a clock except `make_self_signed` when
@@ -16,7 +16,7 @@ import ipaddress
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,12 @@ from dtlsgate.errors import (
 )
 
 __all__ = [
+    "FINGERPRINT_HASHES",
+    "Fingerprint",
+    "Fingerprints",
     "Identity",
     "TrustStore",
+    "certificate_fingerprint",
     "check_dtls12_identity",
     "check_key_matches",
     "is_rsassa_pss",
@@ -54,8 +58,12 @@ __all__ = [
     "load_private_key",
     "load_trust_store",
     "make_self_signed",
+    "parse_fingerprint",
+    "parse_fingerprints",
     "system_ca_file",
     "verify_client_chain",
+    "verify_fingerprint",
+    "verify_peer_chain",
     "verify_server_chain",
 ]
 
@@ -301,6 +309,152 @@ def pinned_peer_key(spki: bytes, pinned: Sequence[bytes]) -> Any:
     return key
 
 
+# ---- certificate fingerprints (RFC 8122 §5) --------------------------------------------------
+
+#: The hash functions a certificate fingerprint may name, by their names in IANA's "Hash
+#: Function Textual Names" registry (which RFC 8122 §5's hash-func takes its names from),
+#: in lower case; sha-256 is what WebRTC endpoints send.
+FINGERPRINT_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha-1": hashes.SHA1(),
+    "sha-224": hashes.SHA224(),
+    "sha-256": hashes.SHA256(),
+    "sha-384": hashes.SHA384(),
+    "sha-512": hashes.SHA512(),
+}
+#: Names of that registry refused: broken hash functions (RFC 6149 retires MD2, RFC 6151
+#: explains MD5's collisions); a fingerprint under them binds nothing.
+_BROKEN_FINGERPRINT_HASHES = frozenset({"md2", "md5"})
+#: RFC 8122 §5: fingerprint = 2UHEX *(":" 2UHEX), read here in either case.
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
+#: How much of a text that is not a fingerprint an error message quotes.
+_QUOTED = 80
+
+
+@frozen
+class Fingerprint:
+    """One certificate fingerprint (RFC 8122 §5): a hash function's registry name (lower
+    case) and the digest of a DER certificate under it. ``str()`` gives RFC 8122's form,
+    ``"sha-256 AB:CD:..."``."""
+
+    hash_name: str
+    digest: bytes
+
+    def __str__(self) -> str:
+        return f"{self.hash_name} {self.digest.hex(':').upper()}"
+
+
+def _fingerprint_hash(name: str) -> hashes.HashAlgorithm:
+    """The hash function ``name`` (already in lower case) names; UsageError saying why not."""
+    if name in _BROKEN_FINGERPRINT_HASHES:
+        raise UsageError(f"{name} is a broken hash function: use sha-256 for fingerprints")
+    algorithm = FINGERPRINT_HASHES.get(name)
+    if algorithm is None:
+        known = ", ".join(FINGERPRINT_HASHES)
+        raise UsageError(f"unknown fingerprint hash {name[:_QUOTED]!r}: one of {known}")
+    return algorithm
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(data)
+    return h.finalize()
+
+
+def certificate_fingerprint(
+    certificate: bytes | x509.Certificate, hash_name: str = "sha-256"
+) -> str:
+    """The fingerprint of ``certificate`` (DER bytes or a ``cryptography`` certificate) in
+    RFC 8122 §5's form, the hash name in lower case, a space, then upper-case hex bytes
+    joined by colons: ``"sha-256 AB:CD:..."``, what SDP's ``a=fingerprint:`` carries (the
+    value to hand to a peer). ``hash_name`` is one of `FINGERPRINT_HASHES` (any case).
+    UsageError for another hash, or bytes that are not a DER certificate (PEM: take
+    ``load_certificate_chain(pem)[0]``)."""
+    name = hash_name.lower() if hash_name.isascii() else hash_name
+    algorithm = _fingerprint_hash(name)
+    if isinstance(certificate, x509.Certificate):
+        der = certificate.public_bytes(serialization.Encoding.DER)
+    else:
+        try:
+            x509.load_der_x509_certificate(certificate)
+        except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, TypeError) as exc:
+            hint = " (for PEM, pass load_certificate_chain(pem)[0])"
+            raise UsageError(f"not a DER certificate{hint}: {exc}") from None
+        der = bytes(certificate)
+    return str(Fingerprint(name, _digest(algorithm, der)))
+
+
+def parse_fingerprint(text: str) -> Fingerprint:
+    """A fingerprint written as RFC 8122 §5 does, ``"sha-256 AB:CD:..."``: a hash name of
+    `FINGERPRINT_HASHES`, one space, the digest's bytes as hex pairs joined by colons, as
+    many as the hash gives; the name and the hex in either case, nothing around them.
+    UsageError saying what is wrong otherwise (md2 and md5 are refused as broken)."""
+    if not isinstance(text, str):
+        raise UsageError(f"a fingerprint is a str, not {type(text).__name__}")
+    name, space, digits = text.partition(" ")
+    if not space or not name or not name.isascii():
+        raise UsageError(
+            "a fingerprint is a hash name, a space and hex bytes joined by colons "
+            f"(RFC 8122 §5), e.g. 'sha-256 AB:CD:...', not {text[:_QUOTED]!r}"
+        )
+    name = name.lower()
+    algorithm = _fingerprint_hash(name)
+    if _HEX_PAIRS.fullmatch(digits) is None:
+        raise UsageError(
+            f"a {name} fingerprint's digest is hex byte pairs joined by colons "
+            f"('AB:CD:...'), not {digits[:_QUOTED]!r}"
+        )
+    digest = bytes.fromhex(digits.replace(":", ""))
+    if len(digest) != algorithm.digest_size:
+        raise UsageError(
+            f"a {name} fingerprint has {algorithm.digest_size} bytes, not {len(digest)}"
+        )
+    return Fingerprint(name, digest)
+
+
+@frozen
+class Fingerprints:
+    """The fingerprints a peer's end-entity certificate may have, grouped by hash function
+    (each its registry name and the digests under it): what `verify_fingerprint` checks,
+    made once per configuration by `parse_fingerprints`."""
+
+    by_hash: tuple[tuple[str, frozenset[bytes]], ...]
+
+
+def parse_fingerprints(texts: Iterable[str]) -> Fingerprints:
+    """`parse_fingerprint` of each of ``texts`` (UsageError for the first bad one, or for
+    one string given where a sequence of them is wanted), grouped for `verify_fingerprint`."""
+    if isinstance(texts, str | bytes):
+        raise UsageError("fingerprints come as a sequence of strings (a tuple), not one string")
+    digests: dict[str, set[bytes]] = {}
+    for text in texts:
+        fingerprint = parse_fingerprint(text)
+        digests.setdefault(fingerprint.hash_name, set()).add(fingerprint.digest)
+    return Fingerprints(tuple((name, frozenset(found)) for name, found in digests.items()))
+
+
+def verify_fingerprint(chain_der: Sequence[bytes], fingerprints: Fingerprints) -> x509.Certificate:
+    """The peer's end-entity certificate (``chain_der[0]``, the DER bytes it sent), when it
+    is readable and its digest under one of the hash functions of ``fingerprints`` is one
+    of theirs (RFC 8122 §5: the certificate must match a fingerprint given); otherwise
+    `BadCertificate` (bad_certificate), also for an empty chain.
+
+    With fingerprints alone this is the whole check, as WebRTC endpoints make it (RFC 8827,
+    RFC 8842): the fingerprint, exchanged out of band (SDP's ``a=fingerprint``), binds the
+    certificate to the peer, so no chain is built, no name compared and no validity date
+    read (the certificates are self-signed, their dates whatever their maker chose); the
+    rest of the chain is not looked at. The handshake's signature (CertificateVerify, or a
+    DTLS 1.2 server's signed ServerKeyExchange) still proves that the peer holds the
+    certificate's key."""
+    if not chain_der:
+        raise BadCertificate("peer sent no certificate")
+    der = chain_der[0]
+    leaf = parse_peer_certificate(der)
+    for name, digests in fingerprints.by_hash:
+        if _digest(FINGERPRINT_HASHES[name], der) in digests:
+            return leaf
+    raise BadCertificate("the peer's certificate has none of the configured fingerprints")
+
+
 def is_rsassa_pss(certificate: x509.Certificate) -> bool:
     """Whether the certificate's subjectPublicKeyInfo names id-RSASSA-PSS (RFC 4055 §1.2)
     rather than rsaEncryption: ``cryptography`` loads both as the same RSA key type, but
@@ -491,6 +645,37 @@ def verify_client_chain(
     except UNREADABLE_CERTIFICATE as exc:  # as in verify_server_chain
         raise BadCertificate(f"malformed client certificate: {exc}") from None
     return chain[0]
+
+
+def verify_peer_chain(
+    chain_der: Sequence[bytes],
+    trust: TrustStore | None,
+    fingerprints: Fingerprints | None,
+    now: datetime.datetime,
+    server_name: str | None = None,
+) -> x509.Certificate:
+    """A peer's X.509 chain (leaf first, DER) checked by what the configuration gives; its
+    leaf. The one rule for every protocol version and both ends:
+
+    - ``fingerprints``: the leaf must have one of them (`verify_fingerprint`);
+    - ``trust``: the chain must lead to one of its anchors at ``now`` (`verify_server_chain`
+      for ``server_name``, a server's; `verify_client_chain` without one, a client's);
+    - both: both must pass (the fingerprint first: it costs a hash);
+    - neither: only the leaf is read (the application asked for that by name: a client's
+      ``insecure``); the callers that must not take that refuse X.509 before.
+
+    An empty chain is `BadCertificate` in every case."""
+    if fingerprints is not None:
+        leaf = verify_fingerprint(chain_der, fingerprints)
+        if trust is None:
+            return leaf
+    if trust is None:
+        if not chain_der:
+            raise BadCertificate("peer sent no certificate")
+        return parse_peer_certificate(chain_der[0])
+    if server_name is None:
+        return verify_client_chain(chain_der, trust, now)
+    return verify_server_chain(chain_der, server_name, trust, now)
 
 
 def _aware(now: datetime.datetime) -> datetime.datetime:

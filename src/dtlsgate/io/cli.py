@@ -10,6 +10,11 @@
 - ``connect HOST:PORT``: sends each line of standard input as one record and prints what
   comes back (``--tls``: TLS 1.3 over TCP).
 
+``--fingerprint 'sha-256 AB:...'`` (repeatable) accepts a peer certificate by its
+fingerprint (RFC 8122) instead of, or besides, a CA file; a ``serve`` or ``connect`` that
+presents a certificate prints its own fingerprint on standard error when it starts
+(``fingerprint sha-256 AB:...``), for the user to hand to the peer.
+
 An option that does not apply to the chosen mode is an error that says so. Every failure
 is one line on standard error, never a traceback: rc 2 for a bad command line or
 configuration, 1 for a failure at run time, 130 when interrupted (Ctrl-C). ``-v`` logs one
@@ -38,7 +43,7 @@ from typing import Any
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io import cli_names
-from dtlsgate.io.cli_shared import psk, self_signed_files, why
+from dtlsgate.io.cli_shared import fingerprint, fingerprint_line, psk, self_signed_files, why
 from dtlsgate.io.progress import format_peer
 from dtlsgate.wire.enums import ProtocolVersion, SrtpProtectionProfile
 
@@ -229,6 +234,18 @@ def add_raw_public_keys(o: Callable[..., None], pinned: str) -> None:
     o("--pin", action="append", metavar="FILE", help=f"{pinned}: PEM public keys (repeat)")
 
 
+def add_fingerprints(o: Callable[..., None], whose: str) -> None:
+    """RFC 8122: the peer certificates we accept by their fingerprint."""
+    o(
+        "--fingerprint",
+        action="append",
+        type=fingerprint,
+        metavar="FP",
+        help=f"accept a {whose} certificate with this fingerprint, e.g. 'sha-256 AB:CD:...'"
+        " (RFC 8122; no CA needed; repeat)",
+    )
+
+
 def add_serve(sub: Any) -> None:
     serve = sub.add_parser(
         "serve", help="an echo server (DTLS 1.3 and 1.2; --tls: TLS 1.3 over TCP)"
@@ -254,13 +271,15 @@ def add_serve(sub: Any) -> None:
             action="store_const",
             const=level,
             dest="verify_client",
-            help=f"{what} a client certificate (--verify-client {level}; needs --CAfile or --pin)",
+            help=f"{what} a client certificate (--verify-client {level};"
+            " needs --CAfile, --fingerprint or --pin)",
         )
     o("--alpn", action="append", metavar="PROTO", help="ALPN protocol (repeat)")
     o("--master-key", type=master_key, metavar="HEX", help="cookie master key, 64 hex digits")
     o("--psk", action="append", type=psk, metavar="IDENTITY:HEX", help="PSK (repeat)")
     add_algorithms(o)
     add_raw_public_keys(o, "accepted client keys")
+    add_fingerprints(o, "client")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
     o("--workers", type=positive_int, default=1, modes=DTLS_ONLY, help="processes on one port")
     add_dtls_versions(serve, "serve")
@@ -292,12 +311,15 @@ def add_connect(sub: Any) -> None:
     o = functools.partial(option, connect, "connect")
     o("--cafile", metavar="FILE", help="trust anchors, PEM (default: the system's)")
     o("--insecure", action="store_true", help="do not verify the server")
+    o("--cert", metavar="FILE", help="PEM client certificate chain, leaf first (if asked for)")
+    o("--key", metavar="FILE", help="PEM private key (default: read from --cert)")
     o("--servername", metavar="NAME", help="name to verify and send (default: HOST)")
     o("--alpn", action="append", metavar="PROTO", help="ALPN protocol (repeat)")
     o("--timeout", type=seconds, default=30.0, help="seconds for the handshake")
     o("--psk", type=psk, metavar="IDENTITY:HEX", help="pre-shared key")
     add_algorithms(o)
     add_raw_public_keys(o, "accepted server keys")
+    add_fingerprints(o, "server")
     o("--sess-out", metavar="FILE", modes=DTLS_ONLY, help="save the session (DTLS 1.2) to FILE")
     o("--sess-in", metavar="FILE", modes=DTLS_ONLY, help="resume the session saved in FILE")
     o("--mtu", type=mtu, default=1200, modes=DTLS_ONLY, help="path MTU for handshake flights")
@@ -353,23 +375,27 @@ def check_modes(parser: Parser, args: argparse.Namespace) -> None:
             setattr(args, dest, list(default) if isinstance(default, list) else default)
         elif mode not in applies.modes:
             error(f"{applies.flag} does not apply to {MODE_NAMES[mode]}")
-    for dest in ("alpn", "psk", "pin"):
+    for dest in ("alpn", "psk", "pin", "fingerprint"):
         if getattr(args, dest, None) is None:
             setattr(args, dest, [])
-    if args.command == "serve":
+    if args.command in ("serve", "connect"):
         if args.key and not args.cert:
             error("--key needs --cert")
-        if args.workers > 1 and args.port == 0:
-            error("--workers needs a fixed --port (not 0)")
-        if args.verify_client != "none" and not (args.cafile or args.pin):
-            error("--verify/--Verify needs --CAfile with the client CAs (or --pin)")
-        if (args.cafile or args.pin) and args.verify_client == "none":
-            error("--CAfile or --pin (client keys) needs --verify or --Verify")
         if args.rawpk_key and args.cert:
             error("--rawpk-key and --cert are two kinds of credentials: give one")
+    if args.command == "serve":
+        if args.workers > 1 and args.port == 0:
+            error("--workers needs a fixed --port (not 0)")
+        checks = args.cafile or args.pin or args.fingerprint
+        if args.verify_client != "none" and not checks:
+            error("--verify/--Verify needs --CAfile with the client CAs (or --fingerprint, --pin)")
+        if checks and args.verify_client == "none":
+            error("--CAfile, --fingerprint or --pin (client keys) needs --verify or --Verify")
     if args.command == "connect":
         if args.insecure and args.cafile:
             error("--insecure and --cafile contradict each other")
+        if args.insecure and args.fingerprint:
+            error("--insecure and --fingerprint contradict each other")
         if (args.sess_out or args.sess_in) and args.dtls_versions != (0xFEFD,):
             error("--sess-out/--sess-in need --dtls1_2 (sessions are resumed in DTLS 1.2)")
     if not args.tls and getattr(args, "ciphersuites", None) and args.dtls_versions != (0xFEFC,):
@@ -453,16 +479,13 @@ def server_config(args: argparse.Namespace, key: bytes | None) -> ServerConfig:
         mtu=args.mtu,
         dtls_versions=args.dtls_versions,
         pinned_keys=pinned_keys(args),
+        certificate_fingerprints=tuple(args.fingerprint),
         **algorithms(args),
     )
     if args.rawpk_key:
         load("--rawpk-key", args.rawpk_key, config.load_raw_public_key)
     elif args.cert or not args.psk:
-        cert, keyfile = (args.cert, args.key) if args.cert else map(str, self_signed_files())
-        try:
-            config.load_cert_chain(cert, keyfile)
-        except UsageError as exc:
-            raise UsageError(f"--cert {cert} / --key {keyfile or cert}: {exc}") from None
+        load_cert(args, config)
     if args.cafile:
         load("--CAfile", args.cafile, config.load_verify_locations)
     config.verify_client = args.verify_client
@@ -482,6 +505,7 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
         middlebox_compat=not args.no_middlebox,
         dtls_versions=args.dtls_versions,
         pinned_keys=pinned_keys(args),
+        certificate_fingerprints=tuple(args.fingerprint),
         session_ticket=load("--sess-in", args.sess_in, read_session) if args.sess_in else None,
         **algorithms(args),
     )
@@ -489,7 +513,27 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
         load("--cafile", args.cafile, config.load_verify_locations)
     if args.rawpk_key:
         load("--rawpk-key", args.rawpk_key, config.load_raw_public_key)
+    elif args.cert:
+        load_cert(args, config)
     return config
+
+
+def load_cert(args: argparse.Namespace, config: ServerConfig | ClientConfig) -> None:
+    """``--cert`` and ``--key`` (or the cached self-signed pair when ``--cert`` is absent)
+    into ``config``; a UsageError names both files."""
+    cert, keyfile = (args.cert, args.key) if args.cert else map(str, self_signed_files())
+    try:
+        config.load_cert_chain(cert, keyfile)
+    except UsageError as exc:
+        raise UsageError(f"--cert {cert} / --key {keyfile or cert}: {exc}") from None
+
+
+def announce_fingerprint(config: ServerConfig | ClientConfig) -> None:
+    """Our certificate's fingerprint on stderr, a start-up line like "listening on" (after
+    it: tests and scripts read that one first), for the user to hand to the peer."""
+    line = fingerprint_line(config.certificate_chain)
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
 
 
 def read_session(path: str) -> Any:
@@ -569,6 +613,7 @@ async def _serve_dtls(config: ServerConfig, sock: socket.socket, announce: bool)
         versions = " and ".join(names.get(v, hex(v)) for v in config.dtls_versions)
         where = format_peer(server.address)
         print(f"serving DTLS {versions} on {where}", file=sys.stderr, flush=True)
+        announce_fingerprint(config)
     try:
         await aio.until_stopped()
     finally:
@@ -714,6 +759,7 @@ async def serve_tls_async(args: argparse.Namespace, config: ServerConfig) -> int
         raise UsageError(f"cannot serve TCP on {where}: {exc.strerror or why(exc)}") from None
     host, port = server.sockets[0].getsockname()[:2]
     print(f"listening on {format_peer((host, port))}", file=sys.stderr, flush=True)
+    announce_fingerprint(config)
     try:
         async with server:
             try:
@@ -774,8 +820,10 @@ async def connect_dtls(args: argparse.Namespace) -> int:
 
     loop = asyncio.get_running_loop()
     host, port = args.target
+    config = client_config(args)
+    announce_fingerprint(config)
     began = loop.time()
-    stream = await aio.connect(host, port, client_config(args), timeout=args.timeout)
+    stream = await aio.connect(host, port, config, timeout=args.timeout)
     print_exported(args, stream.handshake_info, stream.connection)
     if args.sess_out:
         write_session(args.sess_out, stream)
@@ -828,7 +876,9 @@ def connect_tls(args: argparse.Namespace) -> int:
     from dtlsgate.io.blocking_tls import connect
 
     host, port = args.target
-    tls = connect(host, port, client_config(args), timeout=args.timeout)
+    config = client_config(args)
+    announce_fingerprint(config)
+    tls = connect(host, port, config, timeout=args.timeout)
     info = tls.info
     assert info is not None
     print(

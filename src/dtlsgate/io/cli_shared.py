@@ -1,12 +1,14 @@
 """What the command lines share (`dtlsgate.io.cli` and `dtlsgate.io.coap_cli`): PSKs
-written IDENTITY:HEX and the cached self-signed certificate."""
+written IDENTITY:HEX, certificate fingerprints written as RFC 8122 does, and the cached
+self-signed certificate."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dtlsgate.errors import UsageError
 
@@ -26,6 +28,26 @@ def psk(text: str) -> tuple[bytes, bytes]:
     if not sep or not identity or not value:
         raise argparse.ArgumentTypeError(f"wants IDENTITY:HEX, not {text!r}")
     return identity.encode(), value
+
+
+def fingerprint(text: str) -> str:
+    """A peer's certificate fingerprint, ``'sha-256 AB:CD:...'`` (RFC 8122 §5; any case), in
+    its canonical form; an argparse error saying what is wrong otherwise."""
+    from dtlsgate.crypto.certs import parse_fingerprint
+
+    try:
+        return str(parse_fingerprint(text))
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def fingerprint_line(chain: Sequence[Any]) -> str | None:
+    """The line that tells the user our certificate's SHA-256 fingerprint, to hand to the
+    peer (SDP's ``a=fingerprint``, RFC 8122): ``fingerprint sha-256 AB:...``; None without
+    a certificate."""
+    from dtlsgate.crypto.certs import certificate_fingerprint
+
+    return f"fingerprint {certificate_fingerprint(chain[0])}" if chain else None
 
 
 def parse_psk(text: str) -> tuple[bytes, bytes]:

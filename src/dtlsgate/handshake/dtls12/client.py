@@ -30,14 +30,13 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
-from dtlsgate.config import ClientConfig
+from dtlsgate.config import ClientConfig, verifies_x509
 from dtlsgate.crypto.certs import (
     TrustStore,
-    parse_peer_certificate,
     peer_public_key,
     pinned_peer_key,
     spki_of,
-    verify_server_chain,
+    verify_peer_chain,
 )
 from dtlsgate.crypto.kex import ecdhe_groups
 from dtlsgate.crypto.prf import psk_premaster_secret
@@ -45,7 +44,6 @@ from dtlsgate.crypto.provider import CryptoProvider
 from dtlsgate.crypto.signatures import schemes_for_key
 from dtlsgate.crypto.suites import KeyExchange, SuiteInfo, suite_info
 from dtlsgate.errors import (
-    BadCertificate,
     HandshakeFailure,
     IllegalParameter,
     ProtocolError,
@@ -148,12 +146,13 @@ MAX_HELLO_VERIFY_REQUESTS = 2
 
 class ClientContext(KeyLogging):
     """What every handler of one client connection reads: the configuration, the trust
-    store, the suites, groups and schemes we offer (computed once). ``log_keys``,
-    ``logging_keys()``: `KeyLogging`."""
+    store and the certificate fingerprints (the config's, parsed once), the suites, groups
+    and schemes we offer (computed once). ``log_keys``, ``logging_keys()``: `KeyLogging`."""
 
     __slots__ = (
         "client_types",
         "config",
+        "fingerprints",
         "groups",
         "offered_dtls13",
         "provider",
@@ -169,6 +168,7 @@ class ClientContext(KeyLogging):
         self.config = config
         self.provider: CryptoProvider = config.provider
         self.trust = trust
+        self.fingerprints = config.peer_fingerprints()
         self.suites = client_suites(config)
         if not self.suites:
             raise UsageError("no DTLS 1.2 cipher suite to offer with this configuration")
@@ -181,10 +181,11 @@ class ClientContext(KeyLogging):
         usable = isinstance(session, Dtls12Session) and session.cipher_suite in self.suites
         self.session: Dtls12Session | None = session if usable else None
         # RFC 7250 §4.1: the certificate types we take from the server (a raw public key
-        # when we have pins) and can send; None: the extension is not sent (X.509 only).
+        # when we have pins, X.509 too when something checks it) and can send; None: the
+        # extension is not sent (X.509 only).
         self.server_types: tuple[int, ...] | None = None
         if config.pinned_keys:
-            self.server_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.cafile else ())
+            self.server_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if verifies_x509(config) else ())
         self.client_types: tuple[int, ...] | None = None
         if config.raw_public_key and config.private_key is not None:
             self.client_types = (_RAW_PUBLIC_KEY,) + ((_X509,) if config.certificate_chain else ())
@@ -578,18 +579,14 @@ def on_certificate(
         key = _server_public_key(pinned_peer_key(spki, ctx.config.pinned_keys), session.suite)
         return ClientWaitServerKeyExchange(state.transcript, session, key, (spki,)), []
     chain = Certificate12.decode(message.body).certificates
-    if ctx.trust is not None:
-        name = ctx.config.server_name or ""
-        leaf = verify_server_chain(chain, name, ctx.trust, as_datetime(now))
-    elif ctx.config.pinned_keys:
+    trust, fingerprints = ctx.trust, ctx.fingerprints
+    if trust is None and fingerprints is None and ctx.config.pinned_keys:
         # Pins only: X.509 is not a type we take (RFC 7250 §4.2).
         raise UnsupportedCertificate(
             "server sent an X.509 certificate; we take raw public keys only"
         )
-    elif chain:
-        leaf = parse_peer_certificate(chain[0])
-    else:
-        raise BadCertificate("server sent no certificate")
+    name = ctx.config.server_name or ""
+    leaf = verify_peer_chain(chain, trust, fingerprints, as_datetime(now), name)
     key = _server_public_key(peer_public_key(leaf), session.suite)
     return ClientWaitServerKeyExchange(state.transcript, session, key, chain), []
 

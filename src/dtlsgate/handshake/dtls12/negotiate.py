@@ -16,7 +16,7 @@ from typing import NamedTuple, cast
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from dtlsgate._frozen import frozen
-from dtlsgate.config import ClientConfig, ServerConfig
+from dtlsgate.config import ClientConfig, ServerConfig, verifies_x509
 from dtlsgate.crypto.hashes import Hash, KeyedHmac
 from dtlsgate.crypto.kex import ecdhe_groups
 from dtlsgate.crypto.prf import extended_master_secret, key_block, master_secret
@@ -245,7 +245,7 @@ def _client_certificate_type(config: ServerConfig, extensions: Mapping[int, byte
     offered = decode_certificate_types(data)
     if config.pinned_keys and _RAW_PUBLIC_KEY in offered:
         return _RAW_PUBLIC_KEY
-    if config.cafile and _X509 in offered:
+    if verifies_x509(config) and _X509 in offered:
         return _X509
     # RFC 7250 §4.2: no type in common is a fatal unsupported_certificate.
     raise UnsupportedCertificate("no client certificate type in common")

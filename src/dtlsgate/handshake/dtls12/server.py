@@ -46,7 +46,7 @@ from dtlsgate.crypto.certs import (
     peer_public_key,
     pinned_peer_key,
     spki_of,
-    verify_client_chain,
+    verify_peer_chain,
 )
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.prf import psk_premaster_secret
@@ -211,6 +211,7 @@ class ServerContext(KeyLogging):
         "_completions",
         "certificate_body",
         "config",
+        "fingerprints",
         "preferences",
         "provider",
         "raw_public_key_certificate",
@@ -233,6 +234,8 @@ class ServerContext(KeyLogging):
         verify = self.requests_certificate and config.cafile
         # Loaded once per config, shared with its (D)TLS 1.3 context.
         self.trust: TrustStore | None = config.trust_store() if verify else None
+        # The client certificate's fingerprints (RFC 8122), parsed once per config.
+        self.fingerprints = config.peer_fingerprints() if self.requests_certificate else None
         self.preferences = Preferences(config)
         self.tickets = TicketKeys(config)
         # What our CertificateRequest offers, and so what a client may sign with.
@@ -631,10 +634,10 @@ def on_certificate(
                 # handshake_failure.
                 raise HandshakeFailure("client sent no certificate")
             return ServerWaitClientKeyExchange(state.transcript, state.session, state.key_share), []
-        if ctx.trust is None:
+        if ctx.trust is None and ctx.fingerprints is None:
             # Only raw public keys are pinned (no cafile): X.509 is not a type we take.
             raise UnsupportedCertificate("no trust anchors for X.509 client certificates")
-        verify_client_chain(chain, ctx.trust, as_datetime(now))
+        verify_peer_chain(chain, ctx.trust, ctx.fingerprints, as_datetime(now))
     t, session = state.transcript, state.session
     return ServerWaitClientKeyExchangeAfterCertificate(t, session, state.key_share, chain), []
 

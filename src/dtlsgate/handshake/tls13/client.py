@@ -154,12 +154,21 @@ class ClientContext(Tls13Context):
         self.hello_extensions: _HelloExtensions | None = None
         self.server_name: str | None = config.server_name
         self.trust: Any = None
-        # An external PSK without a server name to verify: the PSK must authenticate the
-        # server, a certificate handshake is refused.
-        self.psk_only = config.psk is not None and not config.insecure and not self.server_name
-        # RFC 7250: a client with pins and no cafile takes raw public keys only.
-        pins_only = bool(config.pinned_keys) and not config.cafile
-        if not config.insecure and not self.psk_only and not pins_only:
+        # The server certificate's fingerprints (RFC 8122), parsed once per config.
+        self.fingerprints = config.peer_fingerprints()
+        by_fingerprint = self.fingerprints is not None
+        # An external PSK without a server name to verify nor a fingerprint: the PSK must
+        # authenticate the server, a certificate handshake is refused.
+        self.psk_only = (
+            config.psk is not None
+            and not config.insecure
+            and not self.server_name
+            and not by_fingerprint
+        )
+        # Without a cafile, pins and fingerprints are the whole check: RFC 7250 raw public
+        # keys against the pins (pins alone take nothing else), X.509 by its fingerprint.
+        no_ca = (bool(config.pinned_keys) or by_fingerprint) and not config.cafile
+        if not config.insecure and not self.psk_only and not no_ca:
             if not self.server_name:
                 raise UsageError("a client needs server_name to verify, or insecure=True")
             self.trust = config.trust_store()  # loaded once per config
@@ -707,9 +716,10 @@ def on_certificate(
         chain, raw_key = info.peer_certificates, cert.chain_der[0]
     else:
         # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
-        no_anchors = ctx.trust is None and bool(ctx.config.pinned_keys)
+        trust, fingerprints = ctx.trust, ctx.fingerprints
+        no_anchors = trust is None and fingerprints is None and bool(ctx.config.pinned_keys)
         expect(not no_anchors, "X.509 certificate without trust anchors", UnsupportedCertificate)
-        peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, ctx.trust, now)
+        peer_key = check_peer_certificate(cert.chain_der, ctx.server_name, trust, fingerprints, now)
         chain, raw_key = cert.chain_der, info.peer_raw_public_key
     state.keys.transcript.update(raw)
     return WaitCertificateVerify(

@@ -11,12 +11,11 @@ from cryptography import x509
 
 from dtlsgate._frozen import frozen
 from dtlsgate.crypto.certs import (
+    Fingerprints,
     TrustStore,
     is_rsassa_pss,
-    parse_peer_certificate,
     peer_public_key,
-    verify_client_chain,
-    verify_server_chain,
+    verify_peer_chain,
 )
 from dtlsgate.crypto.signatures import (
     RSA_PSS_PSS_SCHEMES,
@@ -49,18 +48,18 @@ class PeerKey:
 
 
 def check_peer_certificate(
-    chain_der: tuple[bytes, ...], server_name: str | None, trust: TrustStore | None, now: float
+    chain_der: tuple[bytes, ...],
+    server_name: str | None,
+    trust: TrustStore | None,
+    fingerprints: Fingerprints | None,
+    now: float,
 ) -> PeerKey:
-    """The leaf's public key after verifying the chain at time ``now`` (seconds since the
-    epoch): for a server, against ``server_name``. With ``trust`` None (the application
-    asked for it by name: ``insecure`` / no client CA), only the leaf is parsed."""
+    """The leaf's public key after checking the chain at time ``now`` (seconds since the
+    epoch) by `verify_peer_chain`'s rule: against ``trust`` (for a server, for
+    ``server_name``) and/or ``fingerprints``. With neither (the application asked for it by
+    name: ``insecure``), only the leaf is parsed."""
     when = datetime.datetime.fromtimestamp(now, datetime.UTC)
-    if trust is None:
-        leaf = parse_peer_certificate(chain_der[0])
-    elif server_name is None:
-        leaf = verify_client_chain(chain_der, trust, when)
-    else:
-        leaf = verify_server_chain(chain_der, server_name, trust, when)
+    leaf = verify_peer_chain(chain_der, trust, fingerprints, when, server_name)
     return PeerKey(peer_public_key(leaf), is_rsassa_pss(leaf))
 
 

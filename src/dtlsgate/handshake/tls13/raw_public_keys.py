@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dtlsgate.config import verifies_x509
 from dtlsgate.crypto.certs import pinned_peer_key, spki_of
 from dtlsgate.errors import BadCertificate, IllegalParameter, ProtocolError, UnsupportedCertificate
 from dtlsgate.handshake.tls13.common import ClientHelloInfo
@@ -58,7 +59,7 @@ def client_type(config: Any, info: ClientHelloInfo) -> int | None:
         return None
     if config.pinned_keys and RAW in offered:
         return RAW
-    if config.cafile and X509 in offered:
+    if verifies_x509(config) and X509 in offered:
         return X509
     raise _no_common_type("client")
 
@@ -91,13 +92,14 @@ def peer_raw_key(entries: tuple[bytes, ...], pins: tuple[bytes, ...]) -> PeerKey
 
 def offers(config: Any) -> list[Extension]:
     """Our lists (RFC 7250 §4.1): a raw server key when we have pins (X.509 too with a
-    cafile); our own raw key when we have one (X.509 too with a certificate chain)."""
+    cafile or fingerprints); our own raw key when we have one (X.509 too with a certificate
+    chain)."""
     out = []
     if config.raw_public_key and config.private_key is not None:
         types = (RAW, X509) if config.certificate_chain else (RAW,)
         out.append(Extension(_E.client_certificate_type, encode_certificate_types(types)))
     if config.pinned_keys:
-        types = (RAW, X509) if config.cafile else (RAW,)
+        types = (RAW, X509) if verifies_x509(config) else (RAW,)
         out.append(Extension(_E.server_certificate_type, encode_certificate_types(types)))
     return out
 

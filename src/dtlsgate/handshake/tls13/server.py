@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from dtlsgate._frozen import frozen
 from dtlsgate._memo import Memo
+from dtlsgate.crypto.certs import Fingerprints
 from dtlsgate.crypto.exporters import Tls13Exporter
 from dtlsgate.crypto.hashes import (
     Hash,
@@ -186,13 +187,17 @@ class ServerContext(Tls13Context):
             config.signature_schemes or DEFAULT_SIGNATURE_SCHEMES
         )
         self.trust: Any = None
-        # Client CAs: for client certificates in the handshake, and for post-handshake
-        # authentication (RFC 8446 §4.6.2), which a cafile alone enables.
+        self.fingerprints: Fingerprints | None = None
+        # Client CAs and client certificate fingerprints (RFC 8122): for client
+        # certificates in the handshake, and for post-handshake authentication (RFC 8446
+        # §4.6.2), which either alone enables.
         self.client_cas: Any = None
         if config.cafile:
             self.client_cas = config.trust_store()  # once per config, shared with DTLS 1.2
+        self.client_fingerprints = config.peer_fingerprints()  # parsed once per config
         if config.verify_client != "none":
             self.trust = self.client_cas
+            self.fingerprints = self.client_fingerprints
         self.sealer = TicketSealer(config.ticket_key, self.provider)
         # RFC 8879: what we accept from clients, advertised in our CertificateRequests.
         self.compression = parse_algorithm_names(config.certificate_compression)
@@ -899,8 +904,10 @@ def on_client_certificate(
         info = replace(state.info, peer_raw_public_key=cert.chain_der[0])
         return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
     # Pins only (no cafile): an X.509 certificate is not a type we take (RFC 7250 §4.2).
-    expect(ctx.trust is not None, "no trust anchors for X.509", UnsupportedCertificate)
-    peer_key = check_peer_certificate(cert.chain_der, None, ctx.trust, now)
+    trust, fingerprints = ctx.trust, ctx.fingerprints
+    checked = trust is not None or fingerprints is not None
+    expect(checked, "no trust anchors for X.509", UnsupportedCertificate)
+    peer_key = check_peer_certificate(cert.chain_der, None, trust, fingerprints, now)
     info = replace(state.info, peer_certificates=cert.chain_der)
     return WaitClientCertificateVerify(state.keys, state.suite, state.app, info, peer_key), []
 
@@ -989,7 +996,9 @@ def on_post_handshake_certificate(
             CertificateRequired,
         )
         return moved(WaitPostHandshakeFinished, state, pending=pending), []
-    pending.peer_key = check_peer_certificate(cert.chain_der, None, ctx.client_cas, now)
+    pending.peer_key = check_peer_certificate(
+        cert.chain_der, None, ctx.client_cas, ctx.client_fingerprints, now
+    )
     pending.chain = cert.chain_der
     return moved(WaitPostHandshakeCertificateVerify, state, pending=pending), []
 
