@@ -87,6 +87,14 @@ def certificate(name: str) -> dict[str, Any]:
 FORM = re.compile(r"(sha-1|sha-224|sha-256|sha-384|sha-512) [0-9A-F]{2}(:[0-9A-F]{2})*")
 
 
+def test_the_table_of_fingerprint_hashes_is_read_only() -> None:
+    # A module-level table every config's fingerprints are checked with: an application
+    # cannot add a broken hash to it, or take sha-256 out, by assigning to it.
+    with pytest.raises(TypeError):
+        FINGERPRINT_HASHES["md5"] = hashes.MD5()  # type: ignore[index]
+    assert sorted(FINGERPRINT_HASHES) == ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]
+
+
 @pytest.mark.parametrize("hash_name", sorted(FINGERPRINT_HASHES))
 def test_a_fingerprint_is_the_digest_of_the_der_in_rfc_8122_form(hash_name: str) -> None:
     cert, _, der = identity("alice")

@@ -16,8 +16,9 @@ import ipaddress
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
@@ -314,13 +315,15 @@ def pinned_peer_key(spki: bytes, pinned: Sequence[bytes]) -> Any:
 #: The hash functions a certificate fingerprint may name, by their names in IANA's "Hash
 #: Function Textual Names" registry (which RFC 8122 §5's hash-func takes its names from),
 #: in lower case; sha-256 is what WebRTC endpoints send.
-FINGERPRINT_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha-1": hashes.SHA1(),
-    "sha-224": hashes.SHA224(),
-    "sha-256": hashes.SHA256(),
-    "sha-384": hashes.SHA384(),
-    "sha-512": hashes.SHA512(),
-}
+FINGERPRINT_HASHES: Mapping[str, hashes.HashAlgorithm] = MappingProxyType(
+    {
+        "sha-1": hashes.SHA1(),
+        "sha-224": hashes.SHA224(),
+        "sha-256": hashes.SHA256(),
+        "sha-384": hashes.SHA384(),
+        "sha-512": hashes.SHA512(),
+    }
+)
 #: Names of that registry refused: broken hash functions (RFC 6149 retires MD2, RFC 6151
 #: explains MD5's collisions); a fingerprint under them binds nothing.
 _BROKEN_FINGERPRINT_HASHES = frozenset({"md2", "md5"})
