@@ -11,6 +11,10 @@ External PSK (`-s`: identity `Client_identity` and the 32-byte key wolfssl/test.
 callbacks return) with AES-128-CCM-8, psk_dhe_ke both ways and psk_ke (`-K`) from wolfSSL's
 client.
 
+Certificate fingerprints (RFC 8122) both ways: wolfSSL's self-signed certificates taken by
+their SHA-256 fingerprint alone (no CA, no server name); another fingerprint refused with
+bad_certificate, which wolfSSL's server logs.
+
 Connection IDs (`--cid`) both ways. wolfSSL 5.5.4 does not implement NewConnectionId or
 RequestConnectionId (RFC 9147 §9): it answers ours with unexpected_message, which a test
 pins.
@@ -29,13 +33,19 @@ from subprocess import DEVNULL
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from dtls13_socket import data_of, pump, serve_one
 from peers import process, wait_bound, wolfssl_tree
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
-from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
-from dtlsgate.errors import AlertReceived
+from dtlsgate.crypto.certs import (
+    certificate_fingerprint,
+    load_certificate_chain,
+    load_private_key,
+    make_self_signed,
+)
+from dtlsgate.errors import AlertReceived, BadCertificate
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, ProtocolVersion
 
@@ -364,3 +374,69 @@ def test_wolfssl_refuses_connection_id_updates(wolfssl: Path, tmp_path: Path, me
         with pytest.raises(AlertReceived) as alert:
             pump(conn, sock, lambda e: False, events, 10)
     assert alert.value.description == AlertDescription.unexpected_message
+
+
+# --- certificate fingerprints (RFC 8122) in DTLS 1.3: no CA, the certificate's hash -----------
+
+
+def fingerprint_of(cert: tuple[Path, Path]) -> tuple[str, bytes]:
+    """A certificate file's SHA-256 fingerprint ("sha-256 AB:...") and its DER bytes."""
+    leaf = load_certificate_chain(cert[0])[0]
+    return certificate_fingerprint(leaf), leaf.public_bytes(Encoding.DER)
+
+
+def test_our_client_takes_wolfssl_servers_certificate_by_its_fingerprint(
+    wolfssl: Path, tmp_path: Path
+) -> None:
+    cert = identity(tmp_path, "ecdsa-p256")
+    fingerprint, der = fingerprint_of(cert)
+    # No cafile and no server_name: the fingerprint is the whole check.
+    config = ClientConfig(certificate_fingerprints=(fingerprint,))
+    _, events, _ = wolfssl_server(wolfssl, config, ["-c", str(cert[0]), "-k", str(cert[1]), "-d"])
+    done = completed(events)
+    assert done.version == ProtocolVersion.DTLS13
+    assert done.peer_certificates[0] == der
+    assert data_of(events) == SERVER_TEXT
+
+
+def test_our_client_refuses_a_wolfssl_server_with_another_fingerprint(
+    wolfssl: Path, tmp_path: Path
+) -> None:
+    cert = identity(tmp_path, "ecdsa-p256")
+    other, _ = fingerprint_of(identity(tmp_path, "ecdsa-p256", "someone-else"))
+    with udp_socket() as probe:
+        port = int(probe.getsockname()[1])
+    command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
+    command += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
+    events: list[Any] = []
+    log = tmp_path / "wolfssl-server.log"  # its debug log, to a file: it can be long
+    with (
+        log.open("wb") as sink,
+        process(command, seconds=25, cwd=wolfssl, stdin=DEVNULL, stderr=sink.fileno()) as proc,
+        udp_socket() as sock,
+    ):
+        conn = Dtls13ClientConnection(
+            ClientConfig(certificate_fingerprints=(other,)), ("127.0.0.1", port)
+        )
+        conn.connect(time.time())
+        with pytest.raises(BadCertificate):
+            pump(conn, sock, lambda e: conn.handshake_complete, events, 15)
+        alerts = conn.datagrams_to_send()  # our bad_certificate, sent as the connection ends
+        assert alerts
+        for datagram, peer in alerts:
+            sock.sendto(datagram, peer)
+        assert proc.wait(timeout=15) != 0  # wolfSSL's server gave up on the handshake
+    assert not [e for e in events if isinstance(e, HandshakeCompleted)]
+    # What crossed the wire: wolfSSL read our alert.
+    assert "Alert type: bad_certificate" in log.read_text(errors="replace")
+
+
+def test_wolfssl_client_certificate_by_its_fingerprint(wolfssl: Path, tmp_path: Path) -> None:
+    cert = identity(tmp_path, "ecdsa-p256")
+    client = identity(tmp_path, "ecdsa-p256", "client")
+    fingerprint, der = fingerprint_of(client)
+    config = server_config(cert, verify_client="required", certificate_fingerprints=(fingerprint,))
+    args = ["-A", str(cert[0]), "-c", str(client[0]), "-k", str(client[1])]
+    _, events, out, _ = wolfssl_client(wolfssl, config, args)
+    assert completed(events).peer_certificates[0] == der
+    assert "echo:hello wolfssl!" in out
