@@ -363,17 +363,36 @@ def run_over_link(pair: DatagramPair, link: LatencyLink, max_events: int = 5_000
 # ---- TLS over a byte pipe ----------------------------------------------------------------
 
 
-def pump(a: TlsConnection, b: TlsConnection, rounds: int = 6) -> None:
-    """Move bytes both ways until both are quiet (bounded)."""
+def pump(
+    a: TlsConnection,
+    b: TlsConnection,
+    rounds: int = 6,
+    raised: dict[str, list[Exception]] | None = None,
+) -> None:
+    """Move bytes both ways until both are quiet (bounded). With ``raised``: what an end
+    raises from ``receive_data`` (the fault it answered with an alert, or the alert it got)
+    is recorded there, under "client" for ``a`` and "server" for ``b``, instead of raised."""
     for _ in range(rounds):
         ab = a.data_to_send()
         if ab:
-            b.receive_data(ab, NOW)
+            _receive_data(b, ab, "server", raised)
         ba = b.data_to_send()
         if ba:
-            a.receive_data(ba, NOW)
+            _receive_data(a, ba, "client", raised)
         if not ab and not ba:
             return
+
+
+def _receive_data(
+    conn: TlsConnection, data: bytes, end: str, raised: dict[str, list[Exception]] | None
+) -> None:
+    if raised is None:
+        conn.receive_data(data, NOW)
+        return
+    try:
+        conn.receive_data(data, NOW)
+    except (ProtocolError, AlertReceived) as exc:
+        raised.setdefault(end, []).append(exc)
 
 
 def pair(
@@ -421,19 +440,7 @@ def run_handshake(protocol: str, server_cfg: ServerConfig, client_cfg: ClientCon
     if protocol == "tls13":
         client, server = ClientConnection(client_cfg), ServerConnection(server_cfg)
         client.start()
-        for _ in range(8):
-            moved = False
-            for sender, receiver, end in ((client, server, "server"), (server, client, "client")):
-                data = sender.data_to_send()
-                if not data:
-                    continue
-                moved = True
-                try:
-                    receiver.receive_data(data, NOW)
-                except (ProtocolError, AlertReceived) as exc:
-                    raised.setdefault(end, []).append(exc)
-            if not moved:
-                break
+        pump(client, server, 8, raised)
         return Ran(events(client), events(server), raised)
     if protocol == "dtls12":
         datagrams = make_pair(server_cfg, client_cfg)
