@@ -225,6 +225,30 @@ def test_an_empty_or_unreadable_chain_is_bad_certificate() -> None:
         assert refused.value.alert == A.bad_certificate
 
 
+def _mutated_der(draw: st.DrawFn) -> bytes:
+    der = identity("alice")[2]
+    at = draw(st.integers(0, len(der) - 1))
+    return der[:at] + bytes([draw(st.integers(0, 255))]) + der[at + 1 :]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600), st.composite(_mutated_der)()))
+def test_any_bytes_from_the_peer_are_its_fingerprinted_certificate_or_bad_certificate(
+    data: bytes,
+) -> None:
+    # A peer's Certificate entry is network input: whatever it holds, the check returns the
+    # certificate whose fingerprint is configured, or refuses with bad_certificate; no
+    # other exception escapes (a DER that cryptography cannot read included).
+    cert, _, der = identity("alice")
+    fingerprints = parse_fingerprints([fingerprint_of("alice"), fingerprint_of("alice", "sha-1")])
+    if data == der:
+        assert verify_fingerprint([data], fingerprints) == cert
+        return
+    with pytest.raises(BadCertificate) as refused:
+        verify_fingerprint([data], fingerprints)
+    assert refused.value.alert == A.bad_certificate
+
+
 def test_a_fingerprint_alone_reads_no_dates_and_no_names() -> None:
     """The out-of-band fingerprint is the binding: a certificate long expired, for another
     name, not chained to anything, is accepted when its fingerprint is configured."""
