@@ -43,7 +43,7 @@ from typing import Any
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.errors import DtlsgateError, UsageError
 from dtlsgate.io import cli_names
-from dtlsgate.io.cli_shared import fingerprint, fingerprint_line, psk, self_signed_files, why
+from dtlsgate.io.cli_shared import fingerprint, psk, self_signed_files, why
 from dtlsgate.io.progress import format_peer
 from dtlsgate.wire.enums import ProtocolVersion, SrtpProtectionProfile
 
@@ -530,9 +530,12 @@ def load_cert(args: argparse.Namespace, config: ServerConfig | ClientConfig) -> 
 
 def announce_fingerprint(config: ServerConfig | ClientConfig) -> None:
     """Our certificate's fingerprint on stderr, a start-up line like "listening on" (after
-    it: tests and scripts read that one first), for the user to hand to the peer."""
-    line = fingerprint_line(config.certificate_chain)
-    if line is not None:
+    it: tests and scripts read that one first), for the user to hand to the peer (SDP's
+    ``a=fingerprint``, RFC 8122): ``fingerprint sha-256 AB:...``; nothing without one."""
+    from dtlsgate.crypto.certs import certificate_fingerprint
+
+    if config.certificate_chain:
+        line = f"fingerprint {certificate_fingerprint(config.certificate_chain[0])}"
         print(line, file=sys.stderr, flush=True)
 
 

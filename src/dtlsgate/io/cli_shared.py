@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from dtlsgate.errors import UsageError
 
@@ -39,15 +38,6 @@ def fingerprint(text: str) -> str:
         return str(parse_fingerprint(text))
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def fingerprint_line(chain: Sequence[Any]) -> str | None:
-    """The line that tells the user our certificate's SHA-256 fingerprint, to hand to the
-    peer (SDP's ``a=fingerprint``, RFC 8122): ``fingerprint sha-256 AB:...``; None without
-    a certificate."""
-    from dtlsgate.crypto.certs import certificate_fingerprint
-
-    return f"fingerprint {certificate_fingerprint(chain[0])}" if chain else None
 
 
 def parse_psk(text: str) -> tuple[bytes, bytes]:
