@@ -469,18 +469,24 @@ PROBE = b"capture probe"
 
 
 def _probe_until_written(pcap: Path, probe: socket.socket, deadline: float) -> None:
-    """Send ``probe`` to itself until ``pcap`` grows (dumpcap writes each packet as it
-    comes): the capture filter is attached and every packet captured before the probe is in
-    the file. AssertionError at ``deadline``."""
-    size = pcap.stat().st_size if pcap.exists() else 0
+    """Send ``probe`` to itself until that very datagram is in ``pcap`` (dumpcap writes
+    packets in the order they come, their bytes as they were): the capture filter is
+    attached and every packet captured before the probe is in the file. Each probe carries
+    a nonce, looked for in the file: the file merely growing is not enough, since a tshark
+    running behind (a loaded machine) may still be writing earlier packets, and stopping it
+    then lost a test's own (a TLS capture that held only the TCP handshake and the probes).
+    AssertionError at ``deadline``."""
+    sent: list[bytes] = []
     while time.monotonic() < deadline:
-        probe.sendto(PROBE, probe.getsockname())
+        sent.append(PROBE + b" " + os.urandom(8).hex().encode())
+        probe.sendto(sent[-1], probe.getsockname())
         wait_until = min(deadline, time.monotonic() + 0.2)
         while time.monotonic() < wait_until:
-            if pcap.exists() and pcap.stat().st_size > size:
+            written = pcap.read_bytes() if pcap.exists() else b""
+            if any(payload in written for payload in sent):
                 return
             time.sleep(0.01)
-    raise AssertionError(f"tshark wrote nothing to {pcap}")
+    raise AssertionError(f"tshark did not write our probe to {pcap}")
 
 
 @contextlib.contextmanager
