@@ -5,6 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 INTEROP_STAMP := $(VENV)/.interop-stamp
+# The benchmarks' interpreter: the distribution's python3 where there is one, built with
+# profile-guided and link-time optimization as the Pythons that deployments run are; the
+# development venv's may be a plain source build (pyenv's default), which runs our
+# interpreted code about a fifth slower against the same C (bench/RESULTS.md, session 23).
+BENCH_VENV ?= .venv-bench
+BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 4433
 # Python sources the linters and type checker look at.
@@ -52,8 +59,12 @@ test: $(STAMP) peers $(INTEROP_STAMP) lint typecheck
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 	sh scripts/test-newer-python.sh $(PY) $(VENV)-newer
 
-bench: $(STAMP)
-	$(PY) bench/listen.py
+$(BENCH_STAMP): pyproject.toml scripts/bootstrap.sh
+	PYTHON=$(BENCH_PYTHON) sh scripts/bootstrap.sh $(BENCH_VENV)
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	PY=$(BENCH_VENV)/bin/python sh bench/all.sh
 
 clean:
-	rm -rf $(VENV) $(VENV)-newer build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VENV)-newer $(BENCH_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,9 +5,20 @@
 # in sessions 11 and 13. With --workers, bench/workers.py follows (about 10 minutes more:
 # its defaults, then with the generator under SCHED_IDLE).
 #
-# Usage: sh bench/all.sh [--workers]   (from the repository's top; prints to stdout)
+# The interpreter matters as much as the host: the ratios compare our interpreted server with
+# C, so a CPython built without profile-guided and link-time optimization (a plain source
+# build, pyenv's default) reads them lower than a distribution's python3, which has both
+# (bench/RESULTS.md, session 23). PY names the interpreter (default: .venv's); `make bench`
+# runs this with .venv-bench, made from the distribution's python3. The first lines printed
+# name the host's CPU and the interpreter.
+#
+# Usage: [PY=PYTHON] sh bench/all.sh [--workers]   (from the repository's top; prints to stdout)
 set -eu
 PY=${PY:-.venv/bin/python}
+echo "== host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
+    "family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')" \
+    "model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), $(nproc) cores"
+echo "== interpreter: $("$PY" -c 'import sys; print(sys.version.split()[0], getattr(sys, "_base_executable", sys.executable))')"
 run() {
     echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg): $*"
     "$PY" -W ignore "$@"
