@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 INTEROP_STAMP := $(VENV)/.interop-stamp
 # The benchmarks' interpreter: the distribution's python3 where there is one, built with
-# profile-guided and link-time optimization as the Pythons that deployments run are; the
-# development venv's may be a plain source build (pyenv's default), which runs our
-# interpreted code about a fifth slower against the same C (bench/RESULTS.md, session 23).
+# profile-guided optimization as the Pythons that deployments run are; the development
+# venv's may be a plain source build (pyenv's default), on which our interpreted code runs
+# at 0.7-0.8 of that speed against the same C (bench/RESULTS.md, session 23).
 BENCH_VENV ?= .venv-bench
 BENCH_PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp

@@ -6,9 +6,9 @@
 # its defaults, then with the generator under SCHED_IDLE).
 #
 # The interpreter matters as much as the host: the ratios compare our interpreted server with
-# C, so a CPython built without profile-guided and link-time optimization (a plain source
-# build, pyenv's default) reads them lower than a distribution's python3, which has both
-# (bench/RESULTS.md, session 23). PY names the interpreter (default: .venv's); `make bench`
+# C, so a CPython built without profile-guided optimization (a plain source build, pyenv's
+# default) reads them lower than a distribution's python3, which has it (bench/RESULTS.md,
+# session 23). PY names the interpreter (default: .venv's); `make bench`
 # runs this with .venv-bench, made from the distribution's python3. The first lines printed
 # name the host's CPU and the interpreter.
 #

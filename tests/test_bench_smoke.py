@@ -61,6 +61,7 @@ RUNS = [
     ),
     ("echo_count.py", ["dtls13", "--count", "20", "--opcodes"], "bytecodes per echoed record"),
     ("memory.py", ["--count", "20", "--groups", "x25519"], "pending      x25519  tracemalloc"),
+    ("interpreter.py", ["--against", sys.executable, "--rounds", "1"], "gate: against / this ="),
 ]
 
 
