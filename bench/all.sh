@@ -8,9 +8,9 @@
 # The interpreter matters as much as the host: the ratios compare our interpreted server with
 # C, so a CPython built without profile-guided optimization (a plain source build, pyenv's
 # default) reads them lower than a distribution's python3, which has it (bench/RESULTS.md,
-# session 23). PY names the interpreter (default: .venv's); `make bench`
-# runs this with .venv-bench, made from the distribution's python3. The first lines printed
-# name the host's CPU and the interpreter.
+# session 23). PY names the interpreter (default: .venv's); `make bench` runs this with
+# .venv-bench, made from the distribution's python3. The first lines printed name the host's
+# CPU and the interpreter.
 #
 # Usage: [PY=PYTHON] sh bench/all.sh [--workers]   (from the repository's top; prints to stdout)
 set -eu
