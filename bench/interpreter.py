@@ -131,18 +131,17 @@ def main() -> None:
     for _ in range(args.rounds):
         runs["this"].append(in_child(sys.executable))
         runs["against"].append(in_child(args.against))
-    medians = {}
     for name, figures in runs.items():
         first = figures[0]
-        medians[name] = {
+        median = {
             key: statistics.median(float(f[key]) for f in figures)  # type: ignore[arg-type]
             for key in ("loop", "gate")
         }
         print(f"{name:8} Python {first['python']} {first['executable']}")
         print(f"{'':8} libpython: {first['libpython']}")
         print(
-            f"{'':8} loop {medians[name]['loop']:,.0f} iterations/s, "
-            f"gate {medians[name]['gate']:,.0f} HelloVerifyRequests/s (medians)"
+            f"{'':8} loop {median['loop']:,.0f} iterations/s, "
+            f"gate {median['gate']:,.0f} HelloVerifyRequests/s (medians)"
         )
     for key in ("loop", "gate"):
         ratios = sorted(
