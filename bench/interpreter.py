@@ -125,6 +125,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure()))
         return
+    if not Path(args.against).exists():
+        raise SystemExit(f"interpreter.py: no {args.against} (`make bench` makes .venv-bench)")
     # Rounds alternate the two interpreters, each round in a fresh process, so that the
     # machine's noise falls on both alike.
     runs: dict[str, list[dict[str, object]]] = {"this": [], "against": []}
