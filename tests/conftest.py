@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # A suite started in the background of a non-interactive shell (`make test &`) inherits
 # SIGINT ignored, and every process it starts would too (an ignored signal stays ignored
@@ -14,6 +15,12 @@ import pytest
 # default in the children.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# No time limit per example: Hypothesis's default deadline (200 ms) is a time asserted in a
+# test, and the suite runs in several processes on two cores (`make test`), where an example
+# waits for a core now and then. The tests that set their own settings inherit this.
+settings.register_profile("dtlsgate", deadline=None)
+settings.load_profile("dtlsgate")
 
 DATA = Path(__file__).parent / "data"
 
