@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -285,6 +286,49 @@ def converse(
     stop(proc)
     lines += proc.stdout.read().decode(errors="replace").splitlines()
     return "\n".join(lines)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_port(*kinds: socket.SocketKind, count: int = 1) -> int:
+    """A loopback port P, with P to P + count - 1 free for each of ``kinds`` (UDP when none
+    is named), for a peer a test starts on it. The port is released before the peer binds
+    it: if another process bound it in between, the peer would fail to start, or this
+    test's datagrams would reach the other test (the suite runs in several processes). So
+    it is drawn at random from below the kernel's ephemeral range, where no socket bound to
+    port 0 (every test's own sockets, every client's) can land; two tests drawing the same
+    port at the same moment is what remains."""
+    kinds = kinds or (socket.SOCK_DGRAM,)
+    low = _ephemeral_low()
+    if low - count <= 10000:  # no room below it: the kernel's choice
+        with socket.socket(socket.AF_INET, kinds[0]) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(10000, low - count)
+        try:
+            for offset in range(count):
+                for kind in kinds:
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f"no free loopback port {kinds} below {low}")
+
+
+def free_udp_port() -> int:
+    return free_port(socket.SOCK_DGRAM)
+
+
+def free_tcp_port() -> int:
+    return free_port(socket.SOCK_STREAM)
 
 
 def openssl_dtls_client(port: int, *extra: str, version: str = "-dtls1_2") -> list[str]:

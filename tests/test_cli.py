@@ -20,6 +20,7 @@ import pytest
 from helpers import FENCE, one_cpu
 from peers import (
     announced_port,
+    free_udp_port,
     process,
     read_line,
     require,
@@ -38,13 +39,6 @@ from dtlsgate.io.cli import main
 PSK = "Client_identity:000102030405060708090a0b0c0d0e0f"
 OTHER_PSK_KEY = "0f0e0d0c0b0a09080706050403020100"
 DTLSGATE = [sys.executable, "-m", "dtlsgate"]
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def connect_with_late_line(ports: list[int], gap: float) -> list[tuple[bytes, bytes, int]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ import pytest
 from peers import (
     announced_port,
     converse,
+    free_tcp_port,
+    free_udp_port,
     openssl_dtls_client,
     process,
     read_until,
@@ -36,7 +37,7 @@ from peers import (
     wait_bound,
     wait_for_line,
 )
-from test_interop_dtls12 import free_udp_port, make_cert
+from test_interop_dtls12 import make_cert
 from test_interop_raw_public_keys import DTLS12_RAWPK, gnutls_serv, key_pair
 
 from dtlsgate.crypto.certs import make_self_signed
@@ -97,12 +98,6 @@ def s_client(port: int, *extra: str, exchange: tuple[tuple[bytes, str], ...] = E
     args = ["openssl", "s_client", "-tls1_3", "-connect", f"127.0.0.1:{port}", "-no_ign_eof"]
     with process([*args, *extra], seconds=30, stderr=subprocess.STDOUT) as proc:
         return converse(proc, exchange)
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

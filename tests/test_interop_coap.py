@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import random
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import Packet, announced_port, capture, process, require
+from peers import Packet, announced_port, capture, free_port, process, require
 
 from dtlsgate import ClientConfig, ServerConfig
 from dtlsgate.wire.enums import ProtocolVersion
@@ -176,23 +175,6 @@ def test_libcoap_gnutls_client_with_raw_public_keys(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def free_port_pair() -> int:
-    """A port P with P and P+1 free for UDP and TCP (libcoap's server binds coap and
-    coap+tcp on P, coaps and coaps+tcp on P+1)."""
-    rng = random.Random()
-    for _ in range(50):
-        port = rng.randrange(20000, 60000, 2)
-        try:
-            for offset in (0, 1):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair")
-
-
 async def request_when_up(client: object, method: object, uri: str, payload: bytes = b"") -> object:
     """The first request waits for the peer server to be up (bounded: 60 s; its start-up
     is a process's, which a loaded machine stretches)."""
@@ -210,7 +192,7 @@ async def request_when_up(client: object, method: object, uri: str, payload: byt
 @pytest.mark.parametrize("flavour", ["openssl", "gnutls"])
 def test_our_client_against_libcoap_server(flavour: str, auth: str, certs: Certs) -> None:
     require(f"coap-server-{flavour}")
-    port = free_port_pair()
+    port = free_port(socket.SOCK_DGRAM, socket.SOCK_STREAM, count=2)
     args = [f"coap-server-{flavour}", "-A", "127.0.0.1", "-p", str(port), "-d", "4"]
     if auth == "psk":
         args += ["-k", PSK.decode()]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from helpers import credentials
-from peers import process, require, wait_for_line
-from test_interop_dtls12 import free_udp_port, openssl_s_server, run_s_client, talk_to_server
+from peers import free_tcp_port, free_udp_port, process, require, wait_for_line
+from test_interop_dtls12 import openssl_s_server, run_s_client, talk_to_server
 from test_interop_dtls12_loss import AioEchoServer
-from test_interop_tls13 import PYTHON, free_port, our_client, our_server
+from test_interop_tls13 import PYTHON, our_client, our_server
 
 from dtlsgate import serve_tls
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -187,7 +187,7 @@ def test_our_dtls12_client_with_a_plain_req_x509_server(pki: dict[str, tuple[str
 def test_our_tls13_client_with_a_plain_req_x509_server(pki: dict[str, tuple[str, str]]) -> None:
     require("openssl")
     cert, key = pki["plain"]
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:
@@ -210,7 +210,7 @@ def test_our_tls13_client_still_refuses_a_req_x509_server_it_does_not_trust(
 ) -> None:
     require("openssl")
     cert, key = pki["plain"]
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", cert, "-key", key]
     with process(args, seconds=25) as server:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from peers import (
     end_input,
+    free_udp_port,
     openssl_dtls_client,
     process,
     read_line,
@@ -44,12 +45,6 @@ def make_cert(directory: Path, kind: str = "ec") -> tuple[Path, Path]:
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     return cert, key
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EchoServer:

@@ -12,17 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import capture_to, openssl_dtls_client, process
+from peers import capture_to, free_udp_port, openssl_dtls_client, process
 from test_dtls12_cli import dtlsgate_serve, run_connect
-from test_interop_dtls12 import (
-    PSK_HEX,
-    PSK_ID,
-    EchoServer,
-    free_udp_port,
-    make_cert,
-    run_s_client,
-    server_config,
-)
+from test_interop_dtls12 import PSK_HEX, PSK_ID, EchoServer, make_cert, run_s_client, server_config
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import ProtocolVersionError

@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peers import require, wait_for_line
+from peers import free_udp_port, require, wait_for_line
 from test_dtls12_cli import dtlsgate_serve
-from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
+from test_interop_dtls12 import make_cert, openssl_s_server
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.io.blocking import DtlsSocket, connect

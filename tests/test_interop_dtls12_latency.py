@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from peers import process, require, wait_bound
+from peers import free_udp_port, process, require, wait_bound
 from test_dtls12_cli import dtlsgate_serve
-from test_interop_dtls12 import EchoServer, free_udp_port, make_cert, openssl_s_server
+from test_interop_dtls12 import EchoServer, make_cert, openssl_s_server
 from test_interop_dtls12_late_flight import handshake_after_data
 from test_interop_dtls12_loss import AioEchoServer, gnutls_echo, openssl_echo
 from udp_proxy import LossyProxy

@@ -21,14 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, openssl_dtls_client, process, require, wait_bound
-from test_interop_dtls12 import (
-    EchoServer,
-    free_udp_port,
-    make_cert,
-    openssl_s_server,
-    server_config,
-)
+from peers import converse, free_udp_port, openssl_dtls_client, process, require, wait_bound
+from test_interop_dtls12 import EchoServer, make_cert, openssl_s_server, server_config
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.handshake.dtls12.resume import Dtls12Session

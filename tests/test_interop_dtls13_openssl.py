@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from peers import between, capture, distinct_messages, require
-from test_interop_dtls12 import exchange_lines, free_udp_port, make_cert, openssl_s_server
+from peers import between, capture, distinct_messages, free_udp_port, require
+from test_interop_dtls12 import exchange_lines, make_cert, openssl_s_server
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.io.blocking import connect

@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from peers import end_input, openssl_dtls_client, process, read_until, require, wait_for_line
-from test_interop_dtls12 import PSK_HEX, PSK_ID, free_udp_port, make_cert, openssl_s_server
+from peers import (
+    end_input,
+    free_tcp_port,
+    free_udp_port,
+    openssl_dtls_client,
+    process,
+    read_until,
+    require,
+    wait_for_line,
+)
+from test_interop_dtls12 import PSK_HEX, PSK_ID, make_cert, openssl_s_server
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.io import blocking_tls
@@ -117,9 +126,7 @@ def test_our_dtls12_psk_server_exports_what_openssl_s_client_does() -> None:
 def test_our_tls13_client_exports_what_openssl_s_server_does(tmp_path: Path) -> None:
     require("openssl")
     cert, key = make_cert(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", str(cert), "-key", str(key), *keymatexport("EXPERIMENTAL-tls13", 48)]
     with process(args, seconds=25) as proc:

@@ -8,23 +8,25 @@ fingerprint refused with bad_certificate, which the peer reports; and the comman
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from peers import converse, openssl_dtls_client, process, read_line, require, wait_for_line
+from peers import (
+    converse,
+    free_tcp_port,
+    free_udp_port,
+    openssl_dtls_client,
+    process,
+    read_line,
+    require,
+    wait_for_line,
+)
 from test_interop_cli_options import connect as run_connect
 from test_interop_cli_options import serve, server_log
-from test_interop_dtls12 import (
-    EchoServer,
-    free_udp_port,
-    openssl_s_server,
-    run_gnutls_cli,
-    talk_to_server,
-)
+from test_interop_dtls12 import EchoServer, openssl_s_server, run_gnutls_cli, talk_to_server
 from test_interop_raw_public_keys import Tls13Server
 
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -158,12 +160,6 @@ def test_gnutls_cli_certificate_by_fingerprint(tmp_path: Path) -> None:
 
 
 # ---- (c) TLS 1.3 over TCP ---------------------------------------------------------------------
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def openssl_tls13_server(port: int, cert: Path, key: Path) -> list[str]:

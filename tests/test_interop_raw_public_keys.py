@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, process, require, wait_bound, wait_for_line
-from test_interop_dtls12 import EchoServer, free_udp_port
+from peers import converse, free_udp_port, process, require, wait_bound, wait_for_line
+from test_interop_dtls12 import EchoServer
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_public_keys, make_self_signed

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import end_input, openssl_dtls_client, process, read_until, require
-from test_interop_dtls12 import free_udp_port, make_cert, openssl_s_server
+from peers import end_input, free_udp_port, openssl_dtls_client, process, read_until, require
+from test_interop_dtls12 import make_cert, openssl_s_server
 from test_interop_exporters import (
     SRTP_LABEL,
     SRTP_LENGTH,

@@ -18,7 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import announced_port, capture_to, process, require, wait_bound, wait_for_line
+from peers import (
+    announced_port,
+    capture_to,
+    free_tcp_port,
+    process,
+    require,
+    wait_bound,
+    wait_for_line,
+)
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.stream import ClientConnection
@@ -37,13 +45,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     (d / "cert.pem").write_bytes(cert)
     (d / "key.pem").write_bytes(key)
     return str(d / "cert.pem"), str(d / "key.pem")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -173,7 +174,7 @@ def our_client(port: int, certs: tuple[str, str], data: bytes, *extra: str) -> b
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
 def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool) -> None:
     require("openssl")
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", certs[0], "-key", certs[1], *(["-stateless"] if stateless else [])]
     with process(args, seconds=25) as server:
@@ -201,7 +202,7 @@ def test_our_client_with_openssl_server(certs: tuple[str, str], stateless: bool)
 
 def test_our_client_with_gnutls_server(certs: tuple[str, str]) -> None:
     require("gnutls-serv")
-    port = free_port()
+    port = free_tcp_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certs[0]]
     args += ["--x509keyfile", certs[1], "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3"]
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:
@@ -336,7 +337,7 @@ def test_our_client_resumes_with_openssl_server(certs: tuple[str, str], hrr: boo
     from dtlsgate.io.blocking_tls import connect
     from dtlsgate.wire.enums import NamedGroup
 
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "2"]
     args += ["-cert", certs[0], "-key", certs[1], *(["-groups", "X25519"] if hrr else [])]
     # Our first key share is for P-256; a server accepting only X25519 answers with an HRR.
@@ -372,7 +373,7 @@ def test_keylog_lets_tshark_decrypt_our_client_with_openssl_server(
 
     keylog = str(tmp_path / "keys.log")
     pcap = tmp_path / "capture.pcapng"
-    port = free_port()
+    port = free_tcp_port()
     with capture_to(pcap, port, transport="tcp"):
         args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}"]
         args += ["-naccept", "1", "-cert", certs[0], "-key", certs[1]]

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import process, require, wait_bound, wait_for_line
+from peers import free_tcp_port, process, require, wait_bound, wait_for_line
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import make_self_signed
@@ -48,13 +48,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     (d / "cert.pem").write_bytes(cert)
     (d / "key.pem").write_bytes(key)
     return str(d / "cert.pem"), str(d / "key.pem")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -124,7 +117,7 @@ def our_client(port: int, certs: tuple[str, str], groups: tuple[int, ...]) -> Tl
 @pytest.mark.parametrize("name", list(OPENSSL_GROUPS))
 def test_our_client_with_openssl_server(certs: tuple[str, str], name: str) -> None:
     require("openssl")
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1"]
     args += ["-cert", certs[0], "-key", certs[1], "-groups", name]
     with process(args, seconds=25) as server:
@@ -165,7 +158,7 @@ def test_gnutls_client_with_our_server_over_ffdhe2048(certs: tuple[str, str]) ->
 
 def test_our_client_with_gnutls_server_over_ffdhe2048(certs: tuple[str, str]) -> None:
     require("gnutls-serv")
-    port = free_port()
+    port = free_tcp_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--x509certfile", certs[0]]
     args += ["--x509keyfile", certs[1], "--priority", GNUTLS_FFDHE]
     with process(args, seconds=25, stdin=subprocess.DEVNULL) as proc:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers import converse, process, read_until, require, wait_bound, wait_for_line
+from peers import converse, free_tcp_port, process, read_until, require, wait_bound, wait_for_line
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE, ClientConfig, ServerConfig
 from dtlsgate.connection.stream import ServerConnection
@@ -63,13 +63,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "-nodes", "-keyout", out[key], "-out", out[cert], "-days", "30",
                 "-subj", f"/CN={cn}", "-addext", san)  # fmt: skip
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class OneServer(threading.Thread):
@@ -161,7 +154,7 @@ def test_openssl_s_client_verifies_our_rsassa_pss_certificate(files: dict[str, P
 def test_our_client_verifies_openssl_s_server_rsassa_pss_certificate(
     files: dict[str, Path],
 ) -> None:
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-rev",
             "-cert", str(files["pss.pem"]), "-key", str(files["pss.key"]), "-naccept", "1"]  # fmt: skip
     with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL) as proc:
@@ -202,7 +195,7 @@ def psk_client(**kw: Any) -> ClientConfig:
 
 @pytest.mark.parametrize("mode", ["psk_dhe_ke", "psk_ke"])
 def test_our_client_with_openssl_s_server_psk(mode: str) -> None:
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-rev", "-nocert",
             "-psk", PSK_HEX, "-psk_identity", PSK_ID, "-naccept", "1"]  # fmt: skip
     if mode == "psk_ke":
@@ -237,7 +230,7 @@ GNUTLS_PSK_PRIORITY = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+PSK:+ECDHE-PSK:+DHE-PSK"
 def test_our_client_with_gnutls_serv_psk(tmp_path: Path) -> None:
     require("gnutls-serv")
     (tmp_path / "psk.passwd").write_text(f"{PSK_ID}:{PSK_HEX}\n")
-    port = free_port()
+    port = free_tcp_port()
     args = ["gnutls-serv", "--echo", "-p", str(port), "--pskpasswd", str(tmp_path / "psk.passwd"),
             "--priority", GNUTLS_PSK_PRIORITY]  # fmt: skip
     with process(args, seconds=SECONDS, stderr=subprocess.DEVNULL) as proc:
@@ -284,7 +277,7 @@ def test_our_client_answers_openssl_s_server_post_handshake_request(
 ) -> None:
     """s_server's interactive ``c`` sends a CertificateRequest after the handshake (its
     ``-verify`` also asks during it: OpenSSL 3.0 has no post-handshake-only option)."""
-    port = free_port()
+    port = free_tcp_port()
     args = ["openssl", "s_server", "-tls1_3", "-accept", f"127.0.0.1:{port}", "-naccept", "1",
             "-cert", str(files["ec.pem"]), "-key", str(files["ec.key"]), "-verify", "1",
             "-CAfile", str(files["cl.pem"])]  # fmt: skip

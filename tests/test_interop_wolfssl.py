@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 from helpers import eventually
-from peers import capture, process, wait_bound, wait_for_line, wolfssl_tree
+from peers import capture, free_udp_port, process, wait_bound, wait_for_line, wolfssl_tree
 
 import dtlsgate
 from dtlsgate.config import ClientConfig, ServerConfig
@@ -94,12 +94,6 @@ def cert_config(cert: tuple[Path, Path], **kwargs: Any) -> ServerConfig:
 
 
 DTLS12_ONLY = {"dtls_versions": (DTLS12,)}  # a DTLS 1.2 server (openssl's -dtls1_2)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

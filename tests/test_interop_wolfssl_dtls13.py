@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from dtls13_socket import data_of, pump, serve_one
-from peers import process, wait_bound, wolfssl_tree
+from peers import free_udp_port, process, wait_bound, wolfssl_tree
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection, Dtls13ServerConnection
@@ -194,8 +194,7 @@ def wolfssl_server(
     events: list[Any] = []
     sizes: list[int] = []
     udp = f"-u{mtu}" if mtu else "-u"
-    with udp_socket() as probe:
-        port = int(probe.getsockname()[1])
+    port = free_udp_port()
     command = ["./examples/server/server", udp, "-v", "4", "-p", str(port), *args]
     with (
         process(command, seconds=25, cwd=tree, stdin=DEVNULL, stderr=DEVNULL),
@@ -301,8 +300,7 @@ def test_asyncio_connect_with_wolfssl_dtls13_server(wolfssl: Path, tmp_path: Pat
     import dtlsgate
 
     cert = identity(tmp_path, "ecdsa-p256")
-    with udp_socket() as probe:
-        port = int(probe.getsockname()[1])
+    port = free_udp_port()
     command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
     command += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
 
@@ -355,8 +353,7 @@ def test_wolfssl_refuses_connection_id_updates(wolfssl: Path, tmp_path: Path, me
     cert = identity(tmp_path, "ecdsa-p256")
     config = ClientConfig(server_name="localhost", cafile=str(cert[0]), connection_id_length=2)
     args = ["-c", str(cert[0]), "-k", str(cert[1]), "-d", "--cid", "ab"]
-    with udp_socket() as probe:
-        port = int(probe.getsockname()[1])
+    port = free_udp_port()
     command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port), *args]
     events: list[Any] = []
     with (
@@ -404,8 +401,7 @@ def test_our_client_refuses_a_wolfssl_server_with_another_fingerprint(
 ) -> None:
     cert = identity(tmp_path, "ecdsa-p256")
     other, _ = fingerprint_of(identity(tmp_path, "ecdsa-p256", "someone-else"))
-    with udp_socket() as probe:
-        port = int(probe.getsockname()[1])
+    port = free_udp_port()
     command = ["./examples/server/server", "-u", "-v", "4", "-p", str(port)]
     command += ["-c", str(cert[0]), "-k", str(cert[1]), "-d"]
     events: list[Any] = []

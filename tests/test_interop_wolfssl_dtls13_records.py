@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers import process, wait_bound, wolfssl_tree
+from peers import free_udp_port, process, wait_bound, wolfssl_tree
 
 from dtlsgate.crypto.certs import make_self_signed
 from dtlsgate.crypto.suites import SUITES
@@ -111,12 +111,6 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     return cert, key
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from peers import ROOT, require, stop, wait_bound
+from peers import ROOT, free_port, require, stop, wait_bound
 from peers import start as start_process
 
 BLOCK = re.compile(r"(?:<!-- readme-test: (\w+)[^>]*-->\n)?```python\n(.*?)```", re.DOTALL)
@@ -37,21 +37,6 @@ DEADLINE = 30  # seconds for any one block
 def blocks() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text()
     return [(tag or "alone", code) for tag, code in BLOCK.findall(text)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-        for _ in range(20):  # a port free for both UDP and TCP
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                udp.close()
-                udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                continue
-            return port
-    raise AssertionError("no free port")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +127,7 @@ def test_the_readme_has_the_blocks_this_test_expects() -> None:
 
 @pytest.mark.interop
 def test_every_python_block_in_the_readme_runs(workdir: Path) -> None:
-    ports = {p: free_port() for p in README_PORTS}
+    ports = {p: free_port(socket.SOCK_DGRAM, socket.SOCK_STREAM) for p in README_PORTS}
     found = blocks()
     server = next(localised(code, ports) for tag, code in found if tag == "serves")
     outputs = []
