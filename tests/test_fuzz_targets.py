@@ -47,10 +47,15 @@ def test_dtls12_seeds_reach_every_point_of_every_handshake() -> None:
     # A seed delivers the datagram that came next anyway (mode 0), or one of its messages
     # again: injected into a side that exists, they are taken or dropped.
     assert outcomes.count("dropped") >= len(DTLS12_SEEDS) // 2
-    for name in fuzz_dtls12.NAMES:
-        index = fuzz_dtls12.NAMES.index(name)
-        points = {seed[1] for seed in DTLS12_SEEDS if seed[0] == index}
-        assert points == set(range(fuzz_dtls12.points(name)))
+    # Every point of every handshake, delivered by datagram and by record.
+    for index, name in enumerate(fuzz_dtls12.NAMES):
+        for by_record in (False, True):
+            points = {
+                seed[1]
+                for seed in DTLS12_SEEDS
+                if seed[0] == index and bool(seed[2] & fuzz_dtls12.BY_RECORD) == by_record
+            }
+            assert points == set(range(fuzz_dtls12.points(name, by_record)))
 
 
 @settings(max_examples=150, deadline=None)
