@@ -7,13 +7,14 @@ long runs outside ``make test``.
 An input replays one of the deterministic in-memory handshakes of tests/tls13_hostile.py
 (plain with X25519MLKEM768, with a HelloRetryRequest, with client certificates, resumed, with
 post-handshake authentication (a CertificateRequest after the handshake), with both
-certificates compressed (CompressedCertificate, RFC 8879), and
-one per key exchange group: x448, secp521r1, ffdhe2048, the other ML-KEM groups, and
-HelloRetryRequests to ffdhe2048 and X25519MLKEM768) until one side
-has received a number of records, then gives that side data made from the input, then the
-record that really came next:
+certificates compressed (CompressedCertificate, RFC 8879), with an external PSK in
+psk_dhe_ke and in psk_ke mode, with raw public keys both ways (RFC 7250), with self-signed
+certificates both ways checked by fingerprint alone (RFC 8122), and one per key exchange
+group: x448, secp521r1, ffdhe2048, the other ML-KEM groups, and HelloRetryRequests to
+ffdhe2048 and X25519MLKEM768) until one side has received a number of records, then gives
+that side data made from the input, then the record that really came next:
 
-    byte 0   which handshake
+    byte 0   which handshake (``NAMES``: their names, sorted)
     byte 1   bit 0: the server (1) or the client (0); bits 1-2: what the payload becomes
              0  bytes on the stream as they are (any records, or parts of them)
              1  a record of content type byte 3, protected as the peer would now

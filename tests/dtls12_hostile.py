@@ -1,5 +1,5 @@
 """DTLS 1.2 under hostile input, the machinery: an in-memory client/server pair driven one
-datagram at a time (`Driver`), the three configurations it is fuzzed in, and `deliver()`,
+datagram at a time (`Driver`), the configurations it is fuzzed in, and `deliver()`,
 which feeds one datagram to one side and checks the contract for network input: a silent
 drop (with every buffer within its limit), a `ProtocolError` whose alert was sent, or
 `AlertReceived`; never another exception. Used by tests/test_dtls12_fuzz.py and by the
@@ -9,7 +9,8 @@ atheris target fuzz/fuzz_dtls12.py (so it imports no pytest).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
 from helpers import (
@@ -20,10 +21,12 @@ from helpers import (
     SERVER,
     alerts_in,
     client_config,
+    credentials,
     make_pair,
     server_config,
 )
 
+from dtlsgate.config import ServerConfig
 from dtlsgate.connection.datagram import MAX_EARLY_RECORDS, DtlsConnection
 from dtlsgate.connection.flight import (
     MAX_BUFFERED_BYTES,
@@ -31,8 +34,21 @@ from dtlsgate.connection.flight import (
     MAX_HANDSHAKE_MESSAGE_LENGTH,
     MAX_MESSAGES_AHEAD,
 )
+from dtlsgate.crypto.certs import (
+    certificate_fingerprint,
+    load_certificate_chain,
+    load_private_key,
+    spki_of,
+)
 from dtlsgate.errors import AlertReceived, ProtocolError, UnexpectedMessage
-from dtlsgate.wire.enums import AlertDescription, ContentType, HandshakeType
+from dtlsgate.events import SessionTicketReceived
+from dtlsgate.wire.enums import (
+    AlertDescription,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    SrtpProtectionProfile,
+)
 from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
@@ -41,6 +57,10 @@ MTU = 256
 # Handshake types injected in every state: all DTLS 1.2 ones, TLS 1.3-only ones and two
 # that exist nowhere.
 INJECTED_TYPES = (*(int(t) for t in HandshakeType), 7, 99, 255)
+SRTP_PROFILES = (
+    SrtpProtectionProfile.SRTP_AEAD_AES_128_GCM,
+    SrtpProtectionProfile.SRTP_AES128_CM_HMAC_SHA1_80,
+)
 
 Config = tuple[Callable[[], Any], Callable[[], Any]]
 CONFIGS: dict[str, Config] = {
@@ -58,6 +78,67 @@ CONFIGS: dict[str, Config] = {
         lambda: server_config(mtu=MTU),
         lambda: client_config(mtu=MTU, session_ticket=_session()),
     ),
+    # The same by session ID, from the server's session cache (no tickets): each server
+    # gets a cache of its own holding the session, so no run changes what the next finds.
+    "resumed-session-id": (
+        lambda: _session_id_server(),
+        lambda: client_config(mtu=MTU, session_ticket=_cached_session()[0]),
+    ),
+    # "psk" gets an ECDHE_PSK suite (RFC 5489), the server's first choice; this one the
+    # plain PSK key exchange (RFC 4279 §2) with AES-128-CCM-8, CoAP's suite (RFC 7252
+    # §9.1.3.1): a ServerKeyExchange holding only the hint, other record protection.
+    "psk-ccm8": (
+        lambda: server_config(None, psk={PSK_ID: PSK}, psk_identity_hint=b"hint", mtu=MTU),
+        lambda: client_config(
+            psk=PSK,
+            psk_identity=PSK_ID,
+            cipher_suites=(CipherSuite.TLS_PSK_WITH_AES_128_CCM_8,),
+            mtu=MTU,
+        ),
+    ),
+    # Raw public keys (RFC 7250) both ways, each pinned by the other end: server and client
+    # certificate_type extensions, Certificates holding a SubjectPublicKeyInfo.
+    "raw-public-keys": (
+        lambda: server_config(
+            None,
+            mtu=MTU,
+            private_key=_key(),
+            raw_public_key=True,
+            verify_client="required",
+            pinned_keys=(spki_of(_key("client")),),
+        ),
+        lambda: client_config(
+            mtu=MTU,
+            cafile=None,
+            server_name=None,
+            private_key=_key("client"),
+            raw_public_key=True,
+            pinned_keys=(spki_of(_key()),),
+        ),
+    ),
+    # Self-signed certificates both ways, each end checking the other's by its fingerprint
+    # alone (RFC 8122, as WebRTC does): no cafile, no server name; no tickets either, so
+    # the client waits for the server's Finished right after its flight.
+    "fingerprint-client-auth": (
+        lambda: server_config(
+            mtu=MTU,
+            verify_client="required",
+            certificate_fingerprints=(_fingerprint("client"),),
+            session_tickets=0,
+        ),
+        lambda: client_config(
+            mtu=MTU,
+            cafile=None,
+            server_name=None,
+            certificate_fingerprints=(_fingerprint(),),
+            **_client_credentials("client"),
+        ),
+    ),
+    # DTLS-SRTP (RFC 5764): use_srtp offered and answered with the server's preference.
+    "srtp": (
+        lambda: server_config(mtu=MTU, srtp_profiles=SRTP_PROFILES),
+        lambda: client_config(mtu=MTU, srtp_profiles=SRTP_PROFILES[::-1]),
+    ),
 }
 
 
@@ -65,8 +146,6 @@ def _session() -> Any:
     """The session (with its ticket) of a full "ecdsa" handshake, made once."""
     global _SESSION
     if _SESSION is None:
-        from dtlsgate.events import SessionTicketReceived
-
         driver = Driver(CONFIGS["ecdsa"])
         driver.finish()
         tickets = [e for e in driver.pair.client_events if isinstance(e, SessionTicketReceived)]
@@ -77,19 +156,53 @@ def _session() -> Any:
 _SESSION: Any = None
 
 
+@cache
+def _cached_session() -> tuple[Any, bytes]:
+    """The session of a full "ecdsa" handshake with a server that sends no tickets (its
+    session ID), and the state that server cached under it."""
+    server = server_config(mtu=MTU, session_tickets=0)
+    driver = Driver((lambda: server, lambda: client_config(mtu=MTU)))
+    assert driver.finish()
+    (session,) = [
+        e.ticket for e in driver.pair.client_events if isinstance(e, SessionTicketReceived)
+    ]
+    assert server.session_cache is not None
+    state = server.session_cache.get(session.session_id, NOW)
+    assert state is not None and not session.ticket
+    return session, state
+
+
+def _session_id_server() -> ServerConfig:
+    """A server without tickets whose session cache (its own) holds that session."""
+    session, state = _cached_session()
+    config = server_config(mtu=MTU, session_tickets=0)
+    assert config.session_cache is not None
+    config.session_cache.put(session.session_id, state, NOW)
+    return config
+
+
+def _credentials(name: str | None = None) -> tuple[bytes, bytes]:
+    """The `credentials` the server presents (None) or those of another identity (a
+    client's), ECDSA P-256: self-signed certificate and key, in PEM."""
+    return credentials("ecdsa-p256") if name is None else credentials("ecdsa-p256", name)
+
+
 def _cert_pem() -> str:
-    from helpers import credentials
-
-    return credentials("ecdsa-p256")[0].decode()
+    return _credentials()[0].decode()
 
 
-def _client_credentials() -> dict[str, Any]:
-    from helpers import credentials
-
-    from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
-
-    cert, key = credentials("ecdsa-p256")
+def _client_credentials(name: str | None = None) -> dict[str, Any]:
+    cert, key = _credentials(name)
     return {"certificate_chain": load_certificate_chain(cert), "private_key": load_private_key(key)}
+
+
+def _key(name: str | None = None) -> Any:
+    return load_private_key(_credentials(name)[1])
+
+
+def _fingerprint(name: str | None = None) -> str:
+    """The SHA-256 fingerprint of a self-signed certificate of `_credentials`."""
+    return certificate_fingerprint(load_certificate_chain(_credentials(name)[0])[0])
 
 
 class Driver:
@@ -141,8 +254,46 @@ class Driver:
         return self.pair.server, self.pair.client
 
 
-def full_run(config: Config) -> Driver:
-    driver = Driver(config)
+def by_record(datagrams: Iterable[bytes]) -> list[bytes]:
+    """Each record of ``datagrams`` as a datagram of its own."""
+    out = []
+    for d in datagrams:
+        for r in split_dtls_records(d):
+            out.append(
+                encode_dtls_record(
+                    r.content_type, r.version, r.epoch, r.sequence_number, r.fragment
+                )
+            )
+    return out
+
+
+class RecordDriver(Driver):
+    """`Driver`, delivering one record per step: with flights unfragmented (the default
+    MTU) that is one handshake message per step, so every state between two messages is
+    reached with nothing of the next message buffered (at a small MTU, one fragment)."""
+
+    def _collect(self) -> None:
+        self.to_server.extend(by_record(d for d, _ in self.pair.client.datagrams_to_send()))
+        if self.pair.server is not None:
+            self.to_client.extend(by_record(d for d, _ in self.pair.server.datagrams_to_send()))
+
+
+def states_passed(config: Config) -> list[tuple[str, str]]:
+    """(side, state name) for each point of a `RecordDriver` run of ``config``, in order,
+    from the start to the end: the states each side is in between two records."""
+    driver = RecordDriver(config)
+    out = []
+    while True:
+        for side in ("server", "client"):
+            conn, _ = driver.side(side)
+            if conn is not None:
+                out.append((side, conn.state_name))
+        if not driver.step():
+            return out
+
+
+def full_run(config: Config, driver_class: type[Driver] = Driver) -> Driver:
+    driver = driver_class(config)
     assert driver.finish(), "the unperturbed handshake must complete"
     return driver
 

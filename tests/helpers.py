@@ -26,8 +26,6 @@ from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any
 
-from hypothesis import strategies as st
-
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.connection.datagram import DtlsClientConnection, DtlsConnection
 from dtlsgate.connection.datagram13 import (
@@ -487,30 +485,6 @@ def cycle_collector_off() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-# ---- hostile input ---------------------------------------------------------------------
-
-
-@st.composite
-def mutated(draw: st.DrawFn, samples: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """One of ``samples`` with one to six edits: a bit flipped, a byte set, the tail cut,
-    bytes inserted or deleted (the gate's and the peek's property tests share it)."""
-    data = bytearray(draw(st.sampled_from(samples)))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
-        at = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif op == "cut":
-            del data[at:]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-    return bytes(data)
 
 
 class BadShareClient(DefaultProvider):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from builders import client_hello
 from conftest import load_hex
-from helpers import mutated
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import mutated
 
 from dtlsgate._memo import Memo
 from dtlsgate.errors import DecodeError, ProtocolError

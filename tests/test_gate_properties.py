@@ -7,9 +7,9 @@ import dataclasses
 
 from builders import client_hello, datagram, with_cookie
 from conftest import load_hex
-from helpers import mutated
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from strategies import mutated
 
 from dtlsgate.config import ServerConfig
 from dtlsgate.errors import ProtocolError

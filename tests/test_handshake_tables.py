@@ -14,7 +14,7 @@ otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from dtls12_hostile import (
     INJECTED_TYPES,
     Config,
     Driver,
+    RecordDriver,
     _cert_pem,
     _client_credentials,
     as_datagram,
@@ -43,7 +44,7 @@ from dtlsgate.handshake.tls13 import server as tls13_server
 from dtlsgate.handshake.tls13.post_handshake import Connected
 from dtlsgate.wire.enums import AlertDescription, CipherSuite, HandshakeType
 from dtlsgate.wire.handshake import encode_dtls_handshake
-from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
+from dtlsgate.wire.record import encode_dtls_record
 
 HT = HandshakeType
 MACHINES: dict[str, Machine[Any]] = {
@@ -164,30 +165,6 @@ def spied(machine: Machine[Any], calls: list[tuple[str, int]]) -> Machine[Any]:
         machine.after_handshake,
         machine.after_handshake_epochs,
     )
-
-
-def by_record(datagrams: Iterable[bytes]) -> list[bytes]:
-    """Each record of ``datagrams`` as a datagram of its own."""
-    out = []
-    for d in datagrams:
-        for r in split_dtls_records(d):
-            out.append(
-                encode_dtls_record(
-                    r.content_type, r.version, r.epoch, r.sequence_number, r.fragment
-                )
-            )
-    return out
-
-
-class RecordDriver(Driver):
-    """`Driver`, delivering one record per step: with flights unfragmented (the default
-    MTU) that is one handshake message per step, so every state between two messages is
-    reached with nothing of the next message buffered."""
-
-    def _collect(self) -> None:
-        self.to_server.extend(by_record(d for d, _ in self.pair.client.datagrams_to_send()))
-        if self.pair.server is not None:
-            self.to_client.extend(by_record(d for d, _ in self.pair.server.datagrams_to_send()))
 
 
 PLAIN_PSK = (CipherSuite.TLS_PSK_WITH_AES_128_GCM_SHA256,)

@@ -1,8 +1,11 @@
 """TLS 1.3 connections under hostile input, at every state of real handshakes.
 
-A handshake between our client and server (plain, with a HelloRetryRequest, with client
-certificates, resumed; and one per key exchange group, fuzzed around the hellos) is replayed deterministically record by record, stopped when one
-side has received ``k`` records, and that side is then fed:
+A handshake between our client and server (each of tls13_hostile.py's `HANDSHAKES`: plain,
+with a HelloRetryRequest, with client certificates, resumed, with post-handshake
+authentication, with compressed certificates, with an external PSK in psk_dhe_ke and in
+psk_ke mode, with raw public keys, by certificate fingerprints; and one per key exchange
+group, fuzzed around the hellos) is replayed deterministically record by record, stopped
+when one side has received ``k`` records, and that side is then fed:
 
 - an exhaustive check of the legal-message tables: every handshake message type in every
   state, with an empty body: a type absent from the state's row of ``TABLE`` must be
@@ -17,15 +20,25 @@ side has received ``k`` records, and that side is then fed:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import NOW
+from helpers import NOW, PSK_ID, events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tls13_hostile import GROUP_HANDSHAKES, HANDSHAKES, at_state, count_records, feed, inject
+from tls13_hostile import (
+    GROUP_HANDSHAKES,
+    HANDSHAKES,
+    at_state,
+    count_records,
+    feed,
+    inject,
+    run,
+)
 
 from dtlsgate.errors import ProtocolError
+from dtlsgate.events import HandshakeCompleted
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.handshake.tls13.post_handshake import Connected
@@ -45,6 +58,33 @@ CASES = [
     for target, k in (("s", 0), ("s", 1), ("c", 0))
 ]
 IDS = [f"{s}-{'client' if t == 'c' else 'server'}-{k}" for s, t, k in CASES]
+
+
+# ---- the handshakes added for a feature negotiate it ----------------------------------------
+
+# As both ends' HandshakeCompleted (client, server) report it: one that quietly fell back
+# (to a certificate, to psk_dhe_ke) would fuzz nothing new.
+NEGOTIATED: dict[str, Callable[[HandshakeCompleted, HandshakeCompleted], bool]] = {
+    "psk_dhe_ke": lambda c, s: c.psk_identity == s.psk_identity == PSK_ID and c.group is not None,
+    "psk_ke": lambda c, s: c.psk_identity == s.psk_identity == PSK_ID and c.group is None,
+    "raw_public_keys": lambda c, s: (
+        c.peer_raw_public_key is not None
+        and s.peer_raw_public_key is not None
+        and not (c.peer_certificates or s.peer_certificates)
+    ),
+    "fingerprint_client_auth": lambda c, s: bool(c.peer_certificates and s.peer_certificates),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(NEGOTIATED))
+def test_handshake_negotiates_what_it_is_named_for(scenario: str) -> None:
+    client, server = HANDSHAKES[scenario]()
+    run(client, server, "s", 1 << 16)
+    done = [
+        [e for e in events(conn) if isinstance(e, HandshakeCompleted)] for conn in (client, server)
+    ]
+    assert [len(d) for d in done] == [1, 1]
+    assert NEGOTIATED[scenario](done[0][0], done[1][0]), done
 
 
 # ---- exhaustive: every message type in every state ------------------------------------------

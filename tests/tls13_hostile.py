@@ -1,10 +1,12 @@
-"""TLS 1.3 under hostile input, the machinery: four deterministic in-memory handshakes
-between our client and server (plain, with a HelloRetryRequest, with client certificates,
-resumed) and one per key exchange group (with and without a HelloRetryRequest), replayed record by record to any point (`at_state`); `inject` makes a record as
-the peer would send it then, `feed` delivers data and checks the contract for network input
-(success, a `ProtocolError` with the connection closed, or `AlertReceived`). Used by
-tests/test_tls13_fuzz.py and by the atheris target fuzz/fuzz_tls13.py (so it imports no
-pytest).
+"""TLS 1.3 under hostile input, the machinery: deterministic in-memory handshakes between
+our client and server (`HANDSHAKES`: plain, with a HelloRetryRequest, with client
+certificates, resumed, with post-handshake authentication, with compressed certificates,
+with an external PSK in either mode, with raw public keys, by certificate fingerprints) and
+one per key exchange group (with and without a HelloRetryRequest), replayed record by record
+to any point (`at_state`); `inject` makes a record as the peer would send it then, `feed`
+delivers data and checks the contract for network input (success, a `ProtocolError` with the
+connection closed, or `AlertReceived`). Used by tests/test_tls13_fuzz.py and by the atheris
+target fuzz/fuzz_tls13.py (so it imports no pytest).
 """
 
 from __future__ import annotations
@@ -14,10 +16,17 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from helpers import NOW, client_config, credentials, server_config
+from helpers import NOW, PSK, PSK_ID, client_config, credentials, server_config
 
+from dtlsgate.config import PSK_DHE_KE, PSK_KE
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
-from dtlsgate.crypto.certs import load_identity
+from dtlsgate.crypto.certs import (
+    certificate_fingerprint,
+    load_certificate_chain,
+    load_identity,
+    load_private_key,
+    spki_of,
+)
 from dtlsgate.crypto.provider import DeterministicProvider
 from dtlsgate.errors import AlertReceived, ProtocolError
 from dtlsgate.events import SessionTicketReceived
@@ -127,6 +136,79 @@ def resumed() -> DatagramPair:
     )
 
 
+def external_psk(modes: tuple[int, ...]) -> Callable[[], DatagramPair]:
+    """An external PSK (RFC 8446 §4.2.11) and no certificate anywhere: a server that
+    accepts psk_ke and psk_dhe_ke, a client offering ``modes`` (the server takes the
+    client's first)."""
+
+    def make() -> DatagramPair:
+        ccfg = client_config(
+            provider=DeterministicProvider(1), psk=PSK, psk_identity=PSK_ID, psk_modes=modes
+        )
+        scfg = server_config(
+            None,
+            provider=DeterministicProvider(2),
+            psk={PSK_ID: PSK},
+            psk_modes=(PSK_KE, PSK_DHE_KE),
+        )
+        return ClientConnection(ccfg), ServerConnection(scfg)
+
+    return make
+
+
+def raw_public_keys() -> DatagramPair:
+    """Raw public keys (RFC 7250) both ways, each pinned by the other end: the
+    certificate_type extensions, Certificates holding a SubjectPublicKeyInfo."""
+    server_key, client_key = _key(), _key("client")
+    ccfg = client_config(
+        provider=DeterministicProvider(1),
+        cafile=None,
+        server_name=None,
+        private_key=client_key,
+        raw_public_key=True,
+        pinned_keys=(spki_of(server_key),),
+    )
+    scfg = server_config(
+        None,
+        provider=DeterministicProvider(2),
+        private_key=server_key,
+        raw_public_key=True,
+        verify_client="required",
+        pinned_keys=(spki_of(client_key),),
+    )
+    return ClientConnection(ccfg), ServerConnection(scfg)
+
+
+def fingerprint_client_auth() -> DatagramPair:
+    """Self-signed certificates both ways, each end checking the other's by its
+    fingerprint alone (RFC 8122, as WebRTC does): no cafile, no server name."""
+    client_cert, client_key = credentials("ecdsa-p256", "client")
+    ccfg = client_config(
+        provider=DeterministicProvider(1),
+        cafile=None,
+        server_name=None,
+        certificate_chain=load_certificate_chain(client_cert),
+        private_key=load_private_key(client_key),
+        certificate_fingerprints=(_fingerprint(credentials("ecdsa-p256")[0]),),
+    )
+    scfg = server_config(
+        provider=DeterministicProvider(2),
+        verify_client="required",
+        certificate_fingerprints=(_fingerprint(client_cert),),
+    )
+    return ClientConnection(ccfg), ServerConnection(scfg)
+
+
+def _key(name: str | None = None) -> Any:
+    """The private key of the server's `credentials` (None) or of ``name``'s."""
+    pem = credentials("ecdsa-p256")[1] if name is None else credentials("ecdsa-p256", name)[1]
+    return load_private_key(pem)
+
+
+def _fingerprint(cert_pem: bytes) -> str:
+    return certificate_fingerprint(load_certificate_chain(cert_pem)[0])
+
+
 def one_group(group: NamedGroup) -> Callable[[], DatagramPair]:
     """A client offering only ``group`` (and its share) to a server with the defaults."""
 
@@ -158,6 +240,10 @@ HANDSHAKES: dict[str, Callable[[], DatagramPair]] = {
     "resumed": resumed,
     "post_handshake_auth": post_handshake_auth,
     "compressed_certificates": compressed_certificates,
+    "psk_dhe_ke": external_psk((PSK_DHE_KE,)),
+    "psk_ke": external_psk((PSK_KE,)),
+    "raw_public_keys": raw_public_keys,
+    "fingerprint_client_auth": fingerprint_client_auth,
 }
 #: One handshake per other group, for the key shares: fuzzed in the hellos.
 GROUP_HANDSHAKES: dict[str, Callable[[], DatagramPair]] = {
