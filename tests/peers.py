@@ -305,13 +305,11 @@ def free_port(*kinds: socket.SocketKind, count: int = 1) -> int:
     port at the same moment is what remains."""
     kinds = kinds or (socket.SOCK_DGRAM,)
     low = _ephemeral_low()
-    if low - count <= 10000:  # no room below it: the kernel's choice
-        with socket.socket(socket.AF_INET, kinds[0]) as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
+    # With no room below the ephemeral range, anywhere above the privileged ports.
+    ports = range(10000, low - count) if low - count > 10000 else range(1024, 65536 - count)
     rng = random.SystemRandom()
     for _ in range(100):
-        port = rng.randrange(10000, low - count)
+        port = rng.choice(ports)
         try:
             for offset in range(count):
                 for kind in kinds:
