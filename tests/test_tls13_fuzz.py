@@ -42,7 +42,7 @@ from dtlsgate.events import HandshakeCompleted
 from dtlsgate.handshake.tls13 import client as _client
 from dtlsgate.handshake.tls13 import server as _server
 from dtlsgate.handshake.tls13.post_handshake import Connected
-from dtlsgate.wire.enums import AlertDescription, HandshakeType
+from dtlsgate.wire.enums import AlertDescription, HandshakeType, NamedGroup
 
 # Every state of the whole handshakes; for the per-group ones, the states around the hellos
 # and their key shares (the server's first two records, the client's first: the ServerHello
@@ -65,6 +65,10 @@ IDS = [f"{s}-{'client' if t == 'c' else 'server'}-{k}" for s, t, k in CASES]
 # As both ends' HandshakeCompleted (client, server) report it: one that quietly fell back
 # (to a certificate, to psk_dhe_ke) would fuzz nothing new.
 NEGOTIATED: dict[str, Callable[[HandshakeCompleted, HandshakeCompleted], bool]] = {
+    "plain": lambda c, s: c.group == s.group == NamedGroup.X25519MLKEM768 and not c.hello_retry,
+    "hello_retry": lambda c, s: c.hello_retry and s.hello_retry,
+    "client_auth": lambda c, s: bool(c.peer_certificates and s.peer_certificates),
+    "resumed": lambda c, s: c.resumed and s.resumed and not c.peer_certificates,
     "psk_dhe_ke": lambda c, s: c.psk_identity == s.psk_identity == PSK_ID and c.group is not None,
     "psk_ke": lambda c, s: c.psk_identity == s.psk_identity == PSK_ID and c.group is None,
     "raw_public_keys": lambda c, s: (
