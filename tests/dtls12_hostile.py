@@ -21,7 +21,9 @@ from helpers import (
     SERVER,
     alerts_in,
     client_config,
-    credentials,
+    identity_credentials,
+    identity_fingerprint,
+    identity_key,
     make_pair,
     server_config,
 )
@@ -35,7 +37,6 @@ from dtlsgate.connection.flight import (
     MAX_MESSAGES_AHEAD,
 )
 from dtlsgate.crypto.certs import (
-    certificate_fingerprint,
     load_certificate_chain,
     load_private_key,
     spki_of,
@@ -102,18 +103,18 @@ CONFIGS: dict[str, Config] = {
         lambda: server_config(
             None,
             mtu=MTU,
-            private_key=_key(),
+            private_key=identity_key(),
             raw_public_key=True,
             verify_client="required",
-            pinned_keys=(spki_of(_key("client")),),
+            pinned_keys=(spki_of(identity_key("client")),),
         ),
         lambda: client_config(
             mtu=MTU,
             cafile=None,
             server_name=None,
-            private_key=_key("client"),
+            private_key=identity_key("client"),
             raw_public_key=True,
-            pinned_keys=(spki_of(_key()),),
+            pinned_keys=(spki_of(identity_key()),),
         ),
     ),
     # Self-signed certificates both ways, each end checking the other's by its fingerprint
@@ -123,14 +124,14 @@ CONFIGS: dict[str, Config] = {
         lambda: server_config(
             mtu=MTU,
             verify_client="required",
-            certificate_fingerprints=(_fingerprint("client"),),
+            certificate_fingerprints=(identity_fingerprint("client"),),
             session_tickets=0,
         ),
         lambda: client_config(
             mtu=MTU,
             cafile=None,
             server_name=None,
-            certificate_fingerprints=(_fingerprint(),),
+            certificate_fingerprints=(identity_fingerprint(),),
             **_client_credentials("client"),
         ),
     ),
@@ -181,28 +182,13 @@ def _session_id_server() -> ServerConfig:
     return config
 
 
-def _credentials(name: str | None = None) -> tuple[bytes, bytes]:
-    """The `credentials` the server presents (None) or those of another identity (a
-    client's), ECDSA P-256: self-signed certificate and key, in PEM."""
-    return credentials("ecdsa-p256") if name is None else credentials("ecdsa-p256", name)
-
-
 def _cert_pem() -> str:
-    return _credentials()[0].decode()
+    return identity_credentials()[0].decode()
 
 
 def _client_credentials(name: str | None = None) -> dict[str, Any]:
-    cert, key = _credentials(name)
+    cert, key = identity_credentials(name)
     return {"certificate_chain": load_certificate_chain(cert), "private_key": load_private_key(key)}
-
-
-def _key(name: str | None = None) -> Any:
-    return load_private_key(_credentials(name)[1])
-
-
-def _fingerprint(name: str | None = None) -> str:
-    """The SHA-256 fingerprint of a self-signed certificate of `_credentials`."""
-    return certificate_fingerprint(load_certificate_chain(_credentials(name)[0])[0])
 
 
 class Driver:

@@ -36,7 +36,12 @@ from dtlsgate.connection.datagram13 import (
 )
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto import DeterministicProvider
-from dtlsgate.crypto.certs import load_certificate_chain, load_private_key, make_self_signed
+from dtlsgate.crypto.certs import (
+    certificate_fingerprint,
+    load_certificate_chain,
+    load_private_key,
+    make_self_signed,
+)
 from dtlsgate.crypto.kex import KeyShare
 from dtlsgate.crypto.provider import DefaultProvider
 from dtlsgate.errors import AlertReceived, ProtocolError
@@ -63,6 +68,22 @@ def credentials(
     the sans-I/O tests, and at the wall clock's time for the tests that run real servers."""
     now = datetime.datetime.fromtimestamp(NOW - 2 * 365 * 86400, datetime.UTC)
     return make_self_signed(common_name, key_type, days=4 * 365, now=now)
+
+
+def identity_credentials(name: str | None = None) -> tuple[bytes, bytes]:
+    """`credentials` of an ECDSA P-256 identity: the server's (None), or ``name``'s (a
+    client's)."""
+    return credentials("ecdsa-p256") if name is None else credentials("ecdsa-p256", name)
+
+
+def identity_key(name: str | None = None) -> Any:
+    """The private key of `identity_credentials`."""
+    return load_private_key(identity_credentials(name)[1])
+
+
+def identity_fingerprint(name: str | None = None) -> str:
+    """The SHA-256 fingerprint (RFC 8122) of `identity_credentials`' self-signed certificate."""
+    return certificate_fingerprint(load_certificate_chain(identity_credentials(name)[0])[0])
 
 
 def server_config(key_type: str | None = "ecdsa-p256", **kwargs: Any) -> ServerConfig:

@@ -16,12 +16,20 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from helpers import NOW, PSK, PSK_ID, client_config, credentials, server_config
+from helpers import (
+    NOW,
+    PSK,
+    PSK_ID,
+    client_config,
+    credentials,
+    identity_fingerprint,
+    identity_key,
+    server_config,
+)
 
 from dtlsgate.config import PSK_DHE_KE, PSK_KE
 from dtlsgate.connection.stream import ClientConnection, ServerConnection, TlsConnection
 from dtlsgate.crypto.certs import (
-    certificate_fingerprint,
     load_certificate_chain,
     load_identity,
     load_private_key,
@@ -159,7 +167,7 @@ def external_psk(modes: tuple[int, ...]) -> Callable[[], DatagramPair]:
 def raw_public_keys() -> DatagramPair:
     """Raw public keys (RFC 7250) both ways, each pinned by the other end: the
     certificate_type extensions, Certificates holding a SubjectPublicKeyInfo."""
-    server_key, client_key = _key(), _key("client")
+    server_key, client_key = identity_key(), identity_key("client")
     ccfg = client_config(
         provider=DeterministicProvider(1),
         cafile=None,
@@ -189,24 +197,14 @@ def fingerprint_client_auth() -> DatagramPair:
         server_name=None,
         certificate_chain=load_certificate_chain(client_cert),
         private_key=load_private_key(client_key),
-        certificate_fingerprints=(_fingerprint(credentials("ecdsa-p256")[0]),),
+        certificate_fingerprints=(identity_fingerprint(),),
     )
     scfg = server_config(
         provider=DeterministicProvider(2),
         verify_client="required",
-        certificate_fingerprints=(_fingerprint(client_cert),),
+        certificate_fingerprints=(identity_fingerprint("client"),),
     )
     return ClientConnection(ccfg), ServerConnection(scfg)
-
-
-def _key(name: str | None = None) -> Any:
-    """The private key of the server's `credentials` (None) or of ``name``'s."""
-    pem = credentials("ecdsa-p256")[1] if name is None else credentials("ecdsa-p256", name)[1]
-    return load_private_key(pem)
-
-
-def _fingerprint(cert_pem: bytes) -> str:
-    return certificate_fingerprint(load_certificate_chain(cert_pem)[0])
 
 
 def one_group(group: NamedGroup) -> Callable[[], DatagramPair]:
