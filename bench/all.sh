@@ -19,9 +19,22 @@ echo "== host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ */
     "family $(grep -m1 'cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')" \
     "model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' '), $(nproc) cores"
 echo "== interpreter: $("$PY" -c 'import sys; print(sys.version.split()[0], getattr(sys, "_base_executable", sys.executable))')"
+# The cores the hypervisor took while a bench ran (steal time, /proc/stat): on this
+# workplace's VMs near 0 with the cores idle and up to 0.6 of 2 with both busy
+# (bench/RESULTS.md, session 25), which slows whatever runs then. Two servers timed in
+# alternating rounds are hit alike; a bench that needs both cores (workers.py) is not.
+cpu_line() { head -1 /proc/stat; }
+stolen() {
+    printf '%s\n%s\n' "$1" "$(cpu_line)" | awk -v n="$(nproc)" '
+        NR == 1 { for (i = 2; i <= 9; i++) a[i] = $i }
+        NR == 2 { for (i = 2; i <= 9; i++) { d = $i - a[i]; t += d; if (i == 9) st = d }
+                  printf "%.2f", t ? n * st / t : 0 }'
+}
 run() {
     echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg): $*"
+    before=$(cpu_line)
     "$PY" -W ignore "$@"
+    echo "   (the hypervisor took $(stolen "$before") of $(nproc) cores during it)"
 }
 "$PY" -m compileall -q src bench
 run bench/handshake_udp.py

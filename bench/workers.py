@@ -14,7 +14,8 @@ Two loads, each in rounds that alternate the worker counts (1, 2, then 2, 1, ...
 - ``cert``: ECDHE-ECDSA (x25519, P-256 certificate) with AES-128-GCM.
 Per round: handshakes per second after a warm-up, the CPU each process used in the
 counted window (each worker from /proc, the generator from its getrusage; user and
-system), the load average, and the CPU the rest of the machine used (from /proc/stat).
+system), the load average, the CPU the rest of the machine used and the CPU the hypervisor
+took from it (steal time; both from /proc/stat).
 
 What bounds the ratio: per handshake the server spends ``s`` CPU-seconds and the generator
 ``g``. One worker can use one core (the generator runs on the other); two workers and the
@@ -209,10 +210,14 @@ def autogroups(pids: list[int]) -> set[str]:
 
 
 def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    """(busy, stolen) CPU seconds of the whole machine since boot, from /proc/stat: busy is
+    what its own processes and the kernel ran (user, nice, system, irq, softirq); stolen is
+    the time its virtual CPUs wanted to run and the hypervisor ran something else (steal).
+    On this workplace's VMs steal is near 0 with the cores idle and up to 0.6 cores with both
+    busy (bench/RESULTS.md, session 25): it is not "the rest of the machine"."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / TICK, sum(fields[:8]) / TICK
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def worker_pidfds(server: subprocess.Popen[bytes]) -> list[int]:
@@ -321,6 +326,7 @@ class Round:
     handshakes: int
     ports: int
     other_cpu: float  # cores the rest of the machine used
+    stolen: float  # cores the hypervisor took from the machine (steal time)
     loadavg: float
     failures: str
     switches: tuple[int, int]  # the workers' context switches in the window
@@ -393,6 +399,7 @@ def one_round(
     gen_cpu = (float(fields["user"]), float(fields["sys"]))
     ours = sum(u + s for u, s in worker_cpu) + sum(gen_cpu)
     other = max(0.0, (busy1[0] - busy0[0]) - ours) / seconds
+    stolen = (busy1[1] - busy0[1]) / seconds
     failures = "resent={resent} abandoned={abandoned} failures={failures} stray={stray}".format(
         **fields
     )
@@ -406,6 +413,7 @@ def one_round(
         handshakes,
         int(fields["ports"]),
         other,
+        stolen,
         os.getloadavg()[0],
         failures,
         (sw1[0] - sw0[0], sw1[1] - sw0[1]),
@@ -419,7 +427,8 @@ def show(r: Round, seconds: float) -> None:
         f"  {r.stack:8} {r.load:4} --workers {r.workers}: {r.rate:6.0f} handshakes/s;"
         f" cores (of which system): workers {per_worker},"
         f" generator {(gen_u + gen_s) / seconds:.2f}({gen_s / seconds:.2f}),"
-        f" rest of machine {r.other_cpu:.2f}; per handshake: server"
+        f" rest of machine {r.other_cpu:.2f}, taken by the hypervisor {r.stolen:.2f};"
+        f" per handshake: server"
         f" {r.server_cpu / r.handshakes * 1e6:.0f} us,"
         f" generator {sum(r.gen_cpu) / r.handshakes * 1e6:.0f} us"
         f" (g/s {r.gen_share:.2f}); workers' context switches per handshake"
@@ -758,6 +767,7 @@ def main() -> None:
         own_cores[name, load] = 2 * per_cpu[2] / per_cpu[1]
         seconds = args.seconds
         used = statistics.median((r.server_cpu + sum(r.gen_cpu)) / seconds for r in two)
+        stolen = {w: statistics.median(r.stolen for r in rs) for w, rs in by_workers.items()}
         print(
             f"  {name} {load}: --workers 1 {statistics.median(r.rate for r in one):.0f}/s,"
             f" --workers 2 {statistics.median(r.rate for r in two):.0f}/s,"
@@ -765,7 +775,9 @@ def main() -> None:
             f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)});"
             f" generator/server CPU per handshake {share:.2f}, so at most {2 / (1 + share):.2f};"
             f" handshakes per server CPU-second {per_cpu[1]:.0f} and {per_cpu[2]:.0f};"
-            f" cores used by the workers and the generator with 2 workers {used:.2f}"
+            f" cores used by the workers and the generator with 2 workers {used:.2f};"
+            f" cores taken by the hypervisor with 1 worker {stolen[1]:.2f}, with 2"
+            f" {stolen[2]:.2f}"
         )
     print("2 against 1, side by side (medians of round ratios):")
     for load in loads:
