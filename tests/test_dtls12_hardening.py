@@ -170,12 +170,15 @@ def _lines_run(call: Callable[[], object]) -> int:
             count += 1
         return trace
 
+    # The tracer in place (coverage.py's, when measuring) is put back afterwards: leaving
+    # None would stop the measurement for every later test of the process.
+    previous = sys.gettrace()
     gc.disable()
     sys.settrace(trace)
     try:
         call()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
         gc.enable()
     return count
 
