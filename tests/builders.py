@@ -20,8 +20,9 @@ def client_hello(
         Extension(ExtensionType.supported_groups, encode_u16_list_ext((29, 23))),
         Extension(ExtensionType.extended_master_secret, b""),
     ),
+    compression_methods: bytes = b"\x00",
 ) -> ClientHello:
-    return ClientHello(version, random, session_id, suites, b"\x00", extensions, cookie)
+    return ClientHello(version, random, session_id, suites, compression_methods, extensions, cookie)
 
 
 def datagram(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+from builders import client_hello
 from helpers import CLIENT, NOW, SERVER, client_config, server_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.suites import CipherSuite
-from dtlsgate.errors import ProtocolError
+from dtlsgate.errors import DecodeError, ProtocolError
 from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
 from dtlsgate.gate.dtls13 import MAX_HELLO2_BYTES, DtlsGate13, decode_dtls13_hello
 from dtlsgate.handshake.tls13.common import (
@@ -28,7 +30,10 @@ from dtlsgate.handshake.tls13.common import (
 )
 from dtlsgate.wire.client_hello13_peek import decode_offer13, peek_client_hello13
 from dtlsgate.wire.enums import ExtensionType, HandshakeType, NamedGroup
+from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.handshake import encode_dtls_handshake
 from dtlsgate.wire.messages import ClientHello
+from dtlsgate.wire.record import encode_dtls_record
 
 # The first record's body: after the record (13) and handshake (12) headers.
 BODY_AT = 25
@@ -270,3 +275,73 @@ def test_client_hello_info_with_hello2_keeps_every_other_field() -> None:
     for f in fields:
         expected = {"shares": shares, "cookie": cookie}.get(f.name, values[f.name])
         assert getattr(out, f.name) is expected, f.name
+
+
+def _body(
+    extensions: tuple[Extension, ...] | None, cookie: bytes = b"", version: int = 0xFEFD
+) -> bytes:
+    """A ClientHello body of `builders.client_hello` with ``extensions``."""
+    return client_hello(version=version, cookie=cookie, extensions=extensions).encode()
+
+
+_DTLS13 = Extension(ExtensionType.supported_versions, b"\x02\xfe\xfc")
+
+
+def _with_key_share(data: bytes) -> bytes:
+    return _body((_DTLS13, Extension(ExtensionType.key_share, data)))
+
+
+_SHARE = b"\x00\x1d\x00\x01\x07"  # group x25519, a key_exchange of one byte
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (bytes(2 + 32 + 1), "truncated before its cookie"),  # ends after the session_id
+        (bytes(2 + 32 + 1 + 1), "truncated in cipher_suites"),  # ends after the cookie
+        (_body(None), "without an extensions block"),  # RFC 8446 §4.1.2
+        (_with_key_share(b"\x00\x06" + _SHARE), "does not fill"),
+        (_with_key_share(b"\x00\x08" + _SHARE + b"\x00\x17\x00"), "entry truncated"),
+        (_with_key_share(b"\x00\x04\x00\x1d\x00\x00"), "empty or truncated"),
+        (_with_key_share(b"\x00\x05\x00\x1d\x00\x02\x07"), "empty or truncated"),
+        (_with_key_share(b"\x00\x0a" + _SHARE * 2), "two key shares"),  # RFC 8446 §4.2.8
+    ],
+)
+def test_malformed_client_hello_refused_by_the_peek_and_the_full_decoders(
+    body: bytes, match: str
+) -> None:
+    with pytest.raises(DecodeError, match=match):
+        peek_client_hello13(body)
+    assert decode_dtls13_hello(body) is None  # the full decoders refuse it too
+
+
+def test_client_hello2_without_key_share_is_cut_around_its_cookie() -> None:
+    """A ClientHello2 may carry no key_share (an HRR that asked for none is answered with
+    the same shares, RFC 8446 §4.1.2; a hostile client may send none): its rest is the
+    body after the head with the cookie's body cut out, as for one with shares."""
+    extensions = (
+        _DTLS13,
+        Extension(ExtensionType.cookie, b"\x00\x03abc"),
+        Extension(ExtensionType.supported_groups, b"\x00\x02\x00\x1d"),
+    )
+    body = _body(extensions)
+    peek = peek_client_hello13(body)
+    assert peek.hello2 is not None
+    assert peek.hello2.key_share is None and peek.hello2.cookie == b"\x00\x03abc"
+    assert b"abc" not in peek.hello2.rest and peek.hello2.rest.endswith(b"\x00\x02\x00\x1d")
+    assert body.startswith(peek.hello2.head) and len(peek.hello2.head) == 2 + 32 + 1
+    check_against_full_decoders(body)
+
+
+def test_client_hello2_with_a_legacy_cookie_is_not_judged_as_dtls13() -> None:
+    """RFC 9147 §5.3: a DTLS 1.3 ClientHello's legacy_cookie is empty. A ClientHello2 with
+    one is refused by the full decode (its cookie extension verifies, not the rule) and
+    judged as DTLS 1.2: a HelloVerifyRequest for its legacy_cookie, never an admit."""
+    first, _ = HELLO2[0]
+    hello = ClientHello.decode(first[BODY_AT:], dtls=True)
+    body = dataclasses.replace(hello, cookie=b"x" * 8).encode()
+    datagram = encode_dtls_record(22, 0xFEFD, 0, 1, encode_dtls_handshake(1, body, 1))
+    assert _judge(DtlsGate13(server_config()), datagram) is None
+    reply = Gate(server_config()).receive(datagram, CLIENT, NOW)
+    assert isinstance(reply, Reply) and reply.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
+    assert isinstance(_judge(DtlsGate13(server_config()), first), Dtls13Admit)

@@ -170,12 +170,15 @@ def _lines_run(call: Callable[[], object]) -> int:
             count += 1
         return trace
 
+    # The tracer in place (coverage.py's, when measuring) is put back afterwards: leaving
+    # None would stop the measurement for every later test of the process.
+    previous = sys.gettrace()
     gc.disable()
     sys.settrace(trace)
     try:
         call()
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
         gc.enable()
     return count
 
@@ -254,7 +257,11 @@ def test_plaintext_fragment_does_not_mix_into_a_protected_message() -> None:
 
 
 def _client_after_server_hello(
-    extensions: tuple[object, ...], *, suite: int = 0xC02B, **client_kwargs: object
+    extensions: tuple[object, ...],
+    *,
+    suite: int = 0xC02B,
+    version: int = DTLS12,
+    **client_kwargs: object,
 ) -> tuple[object, list[int]]:
     """A fresh client fed a ServerHello (message_seq 0: a server without
     HelloVerifyRequest) with ``extensions``; returns the exception raised (or None) and
@@ -268,7 +275,7 @@ def _client_after_server_hello(
     client = DtlsClientConnection(client_config(**client_kwargs), SERVER)  # type: ignore[arg-type]
     client.connect(NOW)
     client.datagrams_to_send()
-    sh = ServerHello(DTLS12, bytes(32), b"", suite, 0, tuple(extensions))  # type: ignore[arg-type]
+    sh = ServerHello(version, bytes(32), b"", suite, 0, tuple(extensions))  # type: ignore[arg-type]
     record = encode_dtls_record(22, DTLS12, 0, 0, encode_dtls_handshake(2, sh.encode(), 0))
     raised: object = None
     try:
@@ -298,6 +305,49 @@ def test_server_hello_extension_bodies_are_checked() -> None:
         raised, alerts = _client_after_server_hello((ext,), server_name="localhost")
         assert raised is not None, ext
         assert alerts == [alert], ext
+
+
+def test_server_hello_choices_are_checked_against_our_offer() -> None:
+    """RFC 6347 §4.2.1 / RFC 5246 §7.4.1.3: the version must be DTLS 1.2; §7.4.1.4: only
+    extensions we offered come back; RFC 7627 §5.3: extended_master_secret when we require
+    it; RFC 5746 §3.4: renegotiation_info empty on an initial handshake; RFC 7301 §3.2: one
+    ALPN protocol, one of ours."""
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension, encode_alpn
+
+    E, A = ExtensionType, AlertDescription
+    ems = Extension(E.extended_master_secret, b"")
+    alpn = {"alpn_protocols": (b"coap",)}
+    cases: list[tuple[tuple[Extension, ...], dict[str, object], int]] = [
+        ((ems,), {"version": 0xFEFF}, A.protocol_version),
+        # ALPN, a ServerHello extension, which this client did not offer.
+        (
+            (ems, Extension(E.application_layer_protocol_negotiation, encode_alpn((b"h2",)))),
+            {},
+            A.unsupported_extension,
+        ),
+        ((), {}, A.handshake_failure),
+        ((ems, Extension(E.renegotiation_info, b"\x01\x00")), {}, A.handshake_failure),
+        (
+            (ems, Extension(E.application_layer_protocol_negotiation, encode_alpn((b"h2",)))),
+            alpn,
+            A.illegal_parameter,
+        ),
+        (
+            (ems, Extension(E.application_layer_protocol_negotiation, encode_alpn((b"coap",) * 2))),
+            alpn,
+            A.illegal_parameter,
+        ),
+    ]
+    for extensions, kwargs, alert in cases:
+        raised, alerts = _client_after_server_hello(extensions, **kwargs)
+        assert raised is not None, (extensions, kwargs)
+        assert alerts == [alert], (extensions, kwargs)
+    # The same without the fault: accepted.
+    raised, alerts = _client_after_server_hello(
+        (ems, Extension(E.application_layer_protocol_negotiation, encode_alpn((b"coap",)))), **alpn
+    )
+    assert raised is None and alerts == []
 
 
 def test_server_certificate_key_must_fit_the_suite() -> None:

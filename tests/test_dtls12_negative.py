@@ -303,3 +303,98 @@ def test_bad_client_key_exchange_point_is_illegal_parameter(
             pair.client.receive(d, SERVER, NOW)
     assert raised == [AlertDescription.illegal_parameter]
     assert alerts_in(sent) == [AlertDescription.illegal_parameter]
+
+
+_GROUPS = Extension(ExtensionType.supported_groups, encode_u16_list_ext((NamedGroup.secp256r1,)))
+_EMS = Extension(ExtensionType.extended_master_secret, b"")
+
+
+@pytest.mark.parametrize(
+    ("hello", "alert"),
+    [
+        # RFC 5246 §7.4.1.2: null compression must be offered (illegal_parameter).
+        ({"compression_methods": b"\x01"}, AlertDescription.illegal_parameter),
+        # RFC 5746 §3.6: renegotiated_connection empty on an initial handshake.
+        (
+            {
+                "extensions": (
+                    _GROUPS,
+                    _EMS,
+                    Extension(ExtensionType.renegotiation_info, b"\x01\x00"),
+                )
+            },
+            AlertDescription.handshake_failure,
+        ),
+        # RFC 8422 §5.1.2: ec_point_formats must include uncompressed.
+        (
+            {"extensions": (_GROUPS, _EMS, Extension(ExtensionType.ec_point_formats, b"\x01\x01"))},
+            AlertDescription.illegal_parameter,
+        ),
+        # No group of ours offered: no ECDHE suite can be chosen (RFC 8422 §5.1.1).
+        (
+            {
+                "extensions": (
+                    Extension(ExtensionType.supported_groups, encode_u16_list_ext((0x0100,))),
+                    _EMS,
+                )
+            },
+            AlertDescription.handshake_failure,
+        ),
+        # Only signature schemes we do not sign with (rsa_pkcs1_sha1, ecdsa_sha1).
+        (
+            {
+                "extensions": (
+                    _GROUPS,
+                    _EMS,
+                    Extension(
+                        ExtensionType.signature_algorithms, encode_u16_list_ext((0x0201, 0x0203))
+                    ),
+                )
+            },
+            AlertDescription.handshake_failure,
+        ),
+    ],
+    ids=["compression", "renegotiation-info", "point-formats", "no-group", "no-scheme"],
+)
+def test_client_hello_offers_refused_with_their_alert(
+    hello: dict[str, object], alert: AlertDescription
+) -> None:
+    config = server_config()
+    conn = DtlsServerConnection(admit(hello, config), config)
+    with pytest.raises(ProtocolError) as info:
+        conn.start(NOW)
+    assert info.value.alert == alert
+    assert alerts_in(conn.datagrams_to_send()) == [alert]
+    assert conn.closed
+
+
+def test_client_certificate_type_without_one_we_take_is_unsupported_certificate() -> None:
+    """RFC 7250 §4.2: a server asking for X.509 client certificates and a client offering
+    only raw public keys have no type in common: unsupported_certificate."""
+    cafile = credentials("rsa-2048")[0].decode()
+    config = server_config(verify_client="required", cafile=cafile)
+    offer = Extension(ExtensionType.client_certificate_type, b"\x01\x02")  # RawPublicKey only
+    conn = DtlsServerConnection(admit({"extensions": (_GROUPS, _EMS, offer)}, config), config)
+    with pytest.raises(ProtocolError) as info:
+        conn.start(NOW)
+    assert info.value.alert == AlertDescription.unsupported_certificate
+    assert alerts_in(conn.datagrams_to_send()) == [AlertDescription.unsupported_certificate]
+
+
+@pytest.mark.parametrize(
+    "versions", [b"\x02\xfe\xfd", b"\x03\xfe\xfd\x00"], ids=["offers-1.2-only", "malformed"]
+)
+def test_no_downgrade_sentinel_for_a_client_that_did_not_offer_dtls13(versions: bytes) -> None:
+    """RFC 8446 §4.1.3 (RFC 9147 §5.3): a server that speaks DTLS 1.3 and negotiates 1.2
+    marks its random only when the client offered 1.3; not when supported_versions offers
+    1.2 only, nor when it is malformed (nothing was offered that the mark could protect)."""
+    from dtlsgate.handshake.dtls12.server import DOWNGRADE_SENTINEL_12
+
+    config = server_config()
+    offer = Extension(ExtensionType.supported_versions, versions)
+    conn = DtlsServerConnection(admit({"extensions": (_GROUPS, _EMS, offer)}, config), config)
+    conn.start(NOW)
+    first = conn.datagrams_to_send()[0][0]
+    assert first[13] == 2  # a ServerHello
+    random = first[13 + 12 + 2 : 13 + 12 + 34]
+    assert not random.endswith(DOWNGRADE_SENTINEL_12)

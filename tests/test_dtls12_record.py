@@ -107,3 +107,12 @@ def test_replay_window_slides_over_64_records() -> None:
     assert not w.is_replay(70 - REPLAY_WINDOW_SIZE + 1)
     w.accept(200)
     assert w.is_replay(70) and not w.is_replay(199)
+
+
+def test_plaintext_record_longer_than_2_14_bytes_is_dropped() -> None:
+    """RFC 6347 §4.1 (RFC 5246 §6.2.1): a DTLSPlaintext fragment is at most 2^14 bytes; an
+    epoch-0 record over that is dropped silently, one of exactly that length is read."""
+    records = RecordLayer()
+    largest = DtlsRecord(22, 0xFEFD, 0, 7, bytes(1 << 14))
+    assert records.open(largest) == bytes(1 << 14)
+    assert records.open(with_(largest, fragment=bytes((1 << 14) + 1))) is None

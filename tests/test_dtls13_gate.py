@@ -481,3 +481,29 @@ def test_the_pattern_search_runs_only_for_a_client_hello_holding_the_second_vers
     result = gate.receive(first_client_hello(), CLIENT, NOW)
     assert isinstance(result, Reply) and result.data[13] == HandshakeType.SERVER_HELLO
     assert len(searched) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"cookie": b"c" * 20},  # RFC 9147 §5.3: legacy_cookie empty in DTLS 1.3
+        {"compression_methods": b"\x01\x00"},  # RFC 8446 §4.1.2: exactly one null byte
+        {"legacy_version": ProtocolVersion.DTLS13},  # RFC 9147 §5.3: {254, 253}
+    ],
+    ids=["legacy-cookie", "compression", "legacy-version"],
+)
+def test_client_hello_that_breaks_dtls13_rules_is_judged_as_dtls12(
+    change: dict[str, object],
+) -> None:
+    """A ClientHello offering DTLS 1.3 that breaks a rule of its legacy fields is not a
+    DTLS 1.3 one: a gate that also takes DTLS 1.2 answers it with a HelloVerifyRequest (a
+    DTLS 1.2 client offering both sends its legacy_cookie there), one that takes DTLS 1.3
+    only drops it."""
+    datagram = first_client_hello()
+    hello = dataclasses.replace(ClientHello.decode(datagram[25:], dtls=True), **change)  # type: ignore[arg-type]
+    changed = encode_dtls_record(22, 0xFEFD, 0, 0, encode_dtls_handshake(1, hello.encode(), 0))
+    reply = Gate(server_config()).receive(changed, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    assert reply.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
+    only13 = Gate(server_config(dtls_versions=(ProtocolVersion.DTLS13,)))
+    assert only13.receive(changed, CLIENT, NOW) == Drop(DropReason.VERSION_DISABLED)

@@ -36,6 +36,7 @@ from dtlsgate.record.dtls13 import (
     Dtls13RecordLayer,
     EpochKeys,
     RecordDrop,
+    connection_id_of,
     next_traffic_secret,
     reconstruct_sequence_number,
 )
@@ -325,6 +326,16 @@ def test_plaintext_legacy_version_is_ignored_and_epoch_must_be_0() -> None:
     receiver.accept_plaintext = False
     assert receiver.receive(record) == []
     assert receiver.drops[RecordDrop.PLAINTEXT_REFUSED] == 1
+
+
+def test_plaintext_record_longer_than_2_14_bytes_dropped() -> None:
+    """RFC 8446 §5.1: a DTLSPlaintext fragment is at most 2^14 bytes; the record after a
+    longer one in its datagram is still read."""
+    record = Dtls13RecordLayer().protect(HS, b"hello")
+    too_long = b"\x16\xfe\xfd" + bytes(8) + ((1 << 14) + 1).to_bytes(2, "big") + bytes(1 << 14 | 1)
+    receiver = Dtls13RecordLayer()
+    assert receiver.receive(too_long + record) == [Dtls13Record(0, 0, HS, b"hello")]
+    assert receiver.drops == {RecordDrop.TOO_LONG: 1}
 
 
 def test_plaintext_application_data_is_not_a_dtls13_record() -> None:
@@ -657,6 +668,43 @@ def test_bad_inner_plaintext_dropped(inner: bytes, reason: RecordDrop) -> None:
     receiver.install_read(EPOCH_APPLICATION, EpochKeys.from_secret(suite, secret))
     assert receiver.receive(seal_inner(EpochKeys.from_secret(suite, secret), inner)) == []
     assert receiver.drops == {reason: 1}
+
+
+def test_ciphertext_outside_its_bounds_is_left_to_the_general_path_which_drops_it() -> None:
+    """RFC 9147 §4.2.3 and RFC 8446 §5.2: a DTLSCiphertext body holds at least the 16-byte
+    record number sample and at most 2^14 + 256 bytes. The hot path leaves either to the
+    general path (nothing counted, nothing marked), which drops it with its reason."""
+    _, receiver = pair()
+    # 001 C=0 S=1 L=1 epoch 3, a 16-bit sequence number, the length, the body.
+    for size, reason in ((15, RecordDrop.SHORT), ((1 << 14) + 257, RecordDrop.TOO_LONG)):
+        record = bytes((0b00101111,)) + b"\x00\x00" + size.to_bytes(2, "big") + bytes(size)
+        assert receiver.open_application_data(record) is False
+        assert receiver.drops.get(reason) is None
+        assert receiver.receive(record) == []
+        assert receiver.drops[reason] == 1
+
+
+def test_hot_path_drops_application_data_longer_than_2_14_bytes() -> None:
+    """RFC 8446 §5.2: an authenticated DTLSInnerPlaintext whose content is over 2^14 bytes
+    is dropped by the hot path as by the general one, the window not moved."""
+    suite = SUITES[CipherSuite.TLS_AES_128_GCM_SHA256]
+    keys = EpochKeys.from_secret(suite, secret_for(suite, b"inner"))
+    receiver = Dtls13RecordLayer()
+    receiver.install_read(EPOCH_APPLICATION, keys)
+    record = seal_inner(keys, bytes(1 << 14 | 1) + bytes((APP,)))
+    assert receiver.open_application_data(record) is True
+    assert receiver.drops == {RecordDrop.TOO_LONG: 1}
+    assert receiver.highest_sequence(EPOCH_APPLICATION) == -1
+
+
+def test_connection_id_of_reads_only_a_unified_header_with_its_c_bit() -> None:
+    """RFC 9147 §4, §9: routing reads a CID only from a DTLSCiphertext header (001CSLEE)
+    with the C bit set; a DTLSPlaintext record or a header without the bit carries none."""
+    with_cid, _ = pair(cid=b"\x01\x02")
+    without, _ = pair()
+    assert connection_id_of(with_cid.protect(APP, b"x"), 2) == b"\x01\x02"
+    assert connection_id_of(without.protect(APP, b"x"), 2) is None
+    assert connection_id_of(Dtls13RecordLayer().protect(HS, b"hello"), 2) is None
 
 
 def test_empty_application_data_is_a_record() -> None:

@@ -14,7 +14,11 @@ from dtlsgate.connection.datagram13 import DatagramClientConnection, accept
 from dtlsgate.errors import ProtocolError
 from dtlsgate.events import DataReceived, HandshakeCompleted
 from dtlsgate.gate.datagram import Admit, Dtls13Admit, Gate, Reply
-from dtlsgate.wire.enums import ProtocolVersion
+from dtlsgate.wire.enums import ExtensionType, ProtocolVersion
+from dtlsgate.wire.extensions import Extension
+from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.messages import ServerHello
+from dtlsgate.wire.record import encode_dtls_record
 
 
 def run(client: DatagramClientConnection, gate: Gate, server_cfg: Any) -> Any:
@@ -97,3 +101,35 @@ def test_dtls12_only_hello_gets_no_sentinel() -> None:
     client = DatagramClientConnection(client_config(dtls_versions=(0xFEFD,)), SERVER)
     server = run(client, Gate(cfg), cfg)
     assert isinstance(server, DtlsServerConnection) and client.handshake_complete
+
+
+def _first_answer(fragment: bytes, content_type: int = 22) -> ProtocolVersion:
+    """The version a client offering both ends up in after ``fragment`` (one epoch-0
+    record) as the server's first answer; what the connection then does with it (drop it,
+    or refuse it with an alert) is its own business."""
+    client = DatagramClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    try:
+        client.receive(encode_dtls_record(content_type, 0xFEFD, 0, 0, fragment), SERVER, NOW)
+    except ProtocolError:
+        assert client.closed
+    return client.version
+
+
+def test_only_a_dtls12_hello_as_first_answer_falls_back_to_dtls12() -> None:
+    """RFC 9147 §5.3 / RFC 8446 §4.2.1: the client leaves its DTLS 1.3 offer only for a
+    HelloVerifyRequest or a ServerHello without supported_versions: not for another
+    record type, a fragment shorter than its header, another handshake message, nor a
+    ServerHello that selects DTLS 1.3."""
+    ems = (Extension(ExtensionType.extended_master_secret, b""),)
+    hello12 = ServerHello(0xFEFD, bytes(32), b"", 0xC02B, 0, ems).encode()
+    assert _first_answer(encode_dtls_handshake(2, hello12, 0)) == ProtocolVersion.DTLS12
+    selects13 = (Extension(ExtensionType.supported_versions, b"\xfe\xfc"),)
+    hello13 = ServerHello(0xFEFD, bytes(32), b"", 0x1301, 0, selects13).encode()
+    for fragment, content_type in [
+        (b"\x02\x00\x00\x00\x00", 22),  # shorter than a handshake header
+        (encode_dtls_handshake(11, b"\x00\x00\x00", 0), 22),  # a Certificate
+        (encode_dtls_handshake(2, hello12, 0), 23),  # not a handshake record
+        (encode_dtls_handshake(2, hello13, 0), 22),
+    ]:
+        assert _first_answer(fragment, content_type) == ProtocolVersion.DTLS13, fragment

@@ -114,6 +114,19 @@ def test_protocol_error_after_local_close_raises_without_an_alert_after_close_no
     assert client.failed
 
 
+def test_user_canceled_is_not_fatal_and_the_connection_goes_on() -> None:
+    """RFC 8446 §6.1: user_canceled (a warning, to be followed by close_notify) does not end
+    the connection; every other alert but close_notify is fatal (§6.2)."""
+    client, server = pair()
+    events(server)
+    canceled = Alert(AlertLevel.WARNING, AlertDescription.user_canceled).encode()
+    server.receive_data(seal(client, ContentType.ALERT, canceled), NOW)
+    assert not server.closed and not server.failed and events(server) == []
+    client.send(b"still here")
+    server.receive_data(client.data_to_send(), NOW)
+    assert events(server) == [DataReceived(b"still here")]
+
+
 def test_peer_closes_first_we_answer_then_close() -> None:
     client, server = pair()
     events(client)

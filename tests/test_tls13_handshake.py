@@ -27,6 +27,12 @@ from dtlsgate.wire.enums import (
     ProtocolVersion,
     SignatureScheme,
 )
+from dtlsgate.wire.extensions import (
+    Extension,
+    OfferedPsks,
+    PskIdentity,
+    encode_pre_shared_key_ch,
+)
 from dtlsgate.wire.messages import ClientHello, ServerHello
 from dtlsgate.wire.messages13 import EncryptedExtensions
 
@@ -236,6 +242,48 @@ def test_tls12_only_client_hello_is_protocol_version() -> None:
     with pytest.raises(ProtocolError) as info:
         server.receive_data(record, NOW)
     assert info.value.alert == AlertDescription.protocol_version
+
+
+def _changed_client_hello(**changes: object) -> bytes:
+    """Our client's ClientHello record with ``changes`` made to the ClientHello."""
+    client = ClientConnection(client_config())
+    client.start()
+    hello = ClientHello.decode(client.data_to_send()[9:], dtls=False)
+    body = dataclasses.replace(hello, **changes).encode()  # type: ignore[arg-type]
+    record = bytes((22, 3, 1)) + (len(body) + 4).to_bytes(2, "big")
+    return record + bytes((1,)) + len(body).to_bytes(3, "big") + body
+
+
+def _with_psk_first() -> bytes:
+    client = ClientConnection(client_config())
+    client.start()
+    hello = ClientHello.decode(client.data_to_send()[9:], dtls=False)
+    assert hello.extensions is not None
+    offer = OfferedPsks((PskIdentity(b"identity", 0),), (bytes(32),))
+    psk = Extension(ExtensionType.pre_shared_key, encode_pre_shared_key_ch(offer))
+    return _changed_client_hello(extensions=(psk, *hello.extensions))
+
+
+@pytest.mark.parametrize(
+    ("record", "alert"),
+    [
+        # RFC 8446 §4.1.2: legacy_compression_methods is exactly one null byte.
+        (
+            _changed_client_hello(compression_methods=b"\x01\x00"),
+            AlertDescription.illegal_parameter,
+        ),
+        # RFC 8446 §4.2.11: pre_shared_key is the last extension.
+        (_with_psk_first(), AlertDescription.illegal_parameter),
+        # RFC 8446 §4.1.2, §4.2.1: no extensions block, no supported_versions: TLS 1.2 at most.
+        (_changed_client_hello(extensions=None), AlertDescription.protocol_version),
+    ],
+    ids=["compression", "psk-not-last", "no-extensions"],
+)
+def test_client_hello_breaking_a_tls13_rule_is_refused(record: bytes, alert: int) -> None:
+    server = ServerConnection(server_config())
+    with pytest.raises(ProtocolError) as info:
+        server.receive_data(record, NOW)
+    assert info.value.alert == alert
 
 
 def test_byte_by_byte_delivery() -> None:

@@ -417,6 +417,19 @@ def test_early_data_records_are_skipped_up_to_the_limit() -> None:
     assert info.value.alert == AlertDescription.unexpected_message
 
 
+def test_early_data_records_after_a_hello_retry_request_are_skipped() -> None:
+    """RFC 8446 §4.2.10: a server that sends a HelloRetryRequest ignores the client's
+    0-RTT records that follow ClientHello1 (no read key yet: they are skipped unread), and
+    the handshake continues with ClientHello2."""
+    client, hello = early_data_hello()
+    server = ServerConnection(server_config(groups=(NamedGroup.secp384r1,)))
+    server.receive_data(hello + fake_early_record(100) * 2, NOW)
+    client.receive_data(server.data_to_send(), NOW)  # the HelloRetryRequest
+    pump(client, server)
+    assert server.handshake_complete and client.handshake_complete
+    assert client.info is not None and client.info.hello_retry
+
+
 def test_early_data_not_skipped_without_the_extension() -> None:
     client = ClientConnection(client_config())
     client.start(NOW)

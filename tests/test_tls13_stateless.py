@@ -16,7 +16,7 @@ from dtlsgate.events import DataReceived
 from dtlsgate.gate.cookie import CookieJar
 from dtlsgate.gate.datagram import Reply
 from dtlsgate.gate.results import Drop, DropReason, Refuse, StreamAdmit
-from dtlsgate.gate.stream import StatelessGate
+from dtlsgate.gate.stream import StatelessGate, record
 from dtlsgate.wire.enums import AlertDescription, NamedGroup
 from dtlsgate.wire.messages import ClientHello, ServerHello
 
@@ -232,6 +232,9 @@ def test_application_cookie_callbacks() -> None:
         (bytes((22, 3, 3, 0, 4, 2, 0, 0, 0)), AlertDescription.unexpected_message),
         (bytes((22, 3, 3, 0, 4, 1, 0, 0, 0)), AlertDescription.decode_error),
         (b"GET / HTTP/1.1\r\n\r\n", AlertDescription.decode_error),
+        # RFC 8446 §5.1: no zero-length handshake record, none over 2^14 bytes.
+        (bytes((22, 3, 3, 0, 0)), AlertDescription.record_overflow),
+        (bytes((22, 3, 3, 0x40, 0x01)) + bytes(0x4001), AlertDescription.record_overflow),
     ],
 )
 def test_garbage_is_refused_with_an_alert(data: bytes, alert: AlertDescription) -> None:
@@ -260,3 +263,19 @@ def test_nothing_is_kept_between_calls() -> None:
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown < 100 * 1024
     assert gate.stats["reply"] == 3500
+
+
+def test_client_hello_is_read_across_records_and_nothing_may_follow_it() -> None:
+    """RFC 8446 §5.1: a ClientHello may span records, even its 4-byte header (the same
+    reply as for it in one record); handshake bytes after it in its record are
+    unexpected_message (nothing may follow it before the server's answer)."""
+    client = ClientConnection(client_config())
+    client.start()
+    data = client.data_to_send()
+    message = data[5:]  # the one record's body: the whole ClientHello
+    gate = StatelessGate(gate_config())  # type: ignore[arg-type]
+    split = record(22, message[:2]) + record(22, message[2:])
+    reply = gate.receive(split, PEER, NOW)
+    assert isinstance(reply, Reply) and reply == gate.receive(data, PEER, NOW)
+    result = gate.receive(record(22, message + b"\x16"), PEER, NOW)
+    assert isinstance(result, Refuse) and result.alert == AlertDescription.unexpected_message

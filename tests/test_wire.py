@@ -457,3 +457,55 @@ def test_whole_vector_takes_exactly_the_announced_bytes() -> None:
     ]:
         with pytest.raises(DecodeError):
             whole_vector(bad, prefix, minimum, maximum)
+
+
+def _names(*entries: tuple[int, bytes]) -> bytes:
+    """A server_name extension body: ServerNameList of (name_type, name) entries."""
+    body = b"".join(bytes((t,)) + len(n).to_bytes(2, "big") + n for t, n in entries)
+    return len(body).to_bytes(2, "big") + body
+
+
+def test_server_name_reads_the_one_host_name_among_other_types() -> None:
+    """RFC 6066 §3: a name_type other than host_name (0) is skipped; a second host_name is
+    illegal_parameter ("MUST NOT contain more than one name of the same name_type"); an
+    empty body is the server's acknowledgement."""
+    assert ext.decode_server_name(b"") is None
+    assert ext.decode_server_name(_names((1, b"other"), (0, b"example.com"))) == "example.com"
+    with pytest.raises(IllegalParameter, match="two host_name"):
+        ext.decode_server_name(_names((0, b"a.example"), (0, b"b.example")))
+
+
+@pytest.mark.parametrize(
+    ("decode", "data", "error", "match"),
+    [
+        # RFC 8446 §4.2.3, §4.2.7: uint16 lists; an odd length cannot hold them.
+        (ext.decode_u16_list_ext, b"\x00\x03\x00\x1d\x00", DecodeError, "odd length"),
+        # RFC 8446 §4.2.1: ProtocolVersion versions<2..254>, an odd length.
+        (ext.decode_supported_versions_ch, b"\x03\xfe\xfc\xfe", DecodeError, "odd length"),
+        # RFC 7250 §3: one CertificateType in EncryptedExtensions or a ServerHello.
+        (ext.decode_certificate_type, b"\x00\x02", DecodeError, "one type"),
+        (ext.decode_certificate_type, b"", DecodeError, "one type"),
+        # RFC 8449 §4: a RecordSizeLimit below 64 is illegal_parameter.
+        (ext.decode_record_size_limit, b"\x00\x3f", IllegalParameter, "below 64"),
+        # RFC 8446 §4.2.11: one binder per identity; two identities and one binder.
+        (
+            ext.decode_pre_shared_key_ch,
+            b"\x00\x0e" + (b"\x00\x01a" + bytes(4)) * 2 + b"\x00\x21\x20" + bytes(32),
+            IllegalParameter,
+            "differ in number",
+        ),
+    ],
+)
+def test_extension_bodies_refused_with_their_alert(
+    decode: Callable[[bytes], Any], data: bytes, error: type[ProtocolError], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        decode(data)
+
+
+def test_extensions_that_must_be_empty() -> None:
+    """RFC 7627 §5.1 and RFC 8446 §4.2.6, §4.2.10: extended_master_secret,
+    post_handshake_auth and early_data (in a ClientHello) have empty bodies."""
+    ext.require_empty(b"", "early_data")
+    with pytest.raises(DecodeError, match="early_data extension must be empty"):
+        ext.require_empty(b"\x00", "early_data")
