@@ -93,6 +93,20 @@ def test_empty_certificate_entry_is_a_decode_error() -> None:
         Certificate12.decode(b"\x00\x00\x03\x00\x00\x00")
 
 
+def test_server_key_exchange_encoder_refuses_missing_fields_as_misuse() -> None:
+    # Our own encoder given an incomplete message is a programming error (UsageError), not
+    # a peer's malformed message (DecodeError, which maps to a decode_error alert).
+    params = EcdhParams(23, b"\x04" + b"\x11" * 64)
+    for message in (
+        ServerKeyExchange(K.ECDHE),
+        ServerKeyExchange(K.ECDHE_PSK),
+        ServerKeyExchange(K.ECDHE, params),
+    ):
+        with pytest.raises(UsageError):
+            message.encode()
+    assert ServerKeyExchange(K.ECDHE_PSK, params).encode()
+
+
 def test_ecdhe_server_key_exchange_from_encoded_params() -> None:
     # The server's one encoding of its parameters, signed and then carried as they are.
     params = EcdhParams(23, b"\x04" + b"\x11" * 64)

@@ -185,6 +185,13 @@ def test_tls_handshake_encoder_writes_the_header(msg_type: int, body: bytes) -> 
     assert encode_handshake(msg_type, body) == dtls[:4] + body
 
 
+def test_client_hello_encoder_refuses_a_short_random_as_misuse() -> None:
+    # A programming error of ours (UsageError), not a peer's malformed message (DecodeError).
+    for random in (bytes(31), bytes(33)):
+        with pytest.raises(UsageError):
+            ClientHello(0xFEFD, random, b"", (0xC02B,), b"\x00", ()).encode()
+
+
 def test_tls_handshake_encoder_checks_ranges() -> None:
     for msg_type in (256, -1):
         with pytest.raises(UsageError):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from dtlsgate._frozen import frozen
 from dtlsgate._memo import Memo
-from dtlsgate.errors import DecodeError, UsageError
+from dtlsgate.errors import UsageError
 from dtlsgate.wire.buffer import Reader, Writer, encode_vector
 from dtlsgate.wire.enums import ProtocolVersion
 from dtlsgate.wire.extensions import (
@@ -148,7 +148,7 @@ class ClientHello:
         w = Writer()
         w.u16(self.legacy_version)
         if len(self.random) != RANDOM_LENGTH:
-            raise DecodeError("random must be 32 bytes")
+            raise UsageError("random must be 32 bytes")
         w.write(self.random)
         w.vector(1, self.session_id, 0, MAX_SESSION_ID_LENGTH)
         if self.cookie is not None:

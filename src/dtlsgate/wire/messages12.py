@@ -150,10 +150,10 @@ class ServerKeyExchange:
             w.vector(2, self.psk_identity_hint, 0, MAX_PSK_IDENTITY_LENGTH)
         if self.kind is not KeyExchangeKind.PSK:
             if self.params is None:
-                raise DecodeError("ServerKeyExchange needs ECDH parameters")
+                raise UsageError("ServerKeyExchange needs ECDH parameters")
             if self.kind is KeyExchangeKind.ECDHE:
                 if self.signature_scheme is None:
-                    raise DecodeError("ServerKeyExchange needs a signature")
+                    raise UsageError("ServerKeyExchange needs a signature")
                 params = self.params.encode()
                 return ecdhe_server_key_exchange(params, self.signature_scheme, self.signature)
             self.params.write(w)
