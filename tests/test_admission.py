@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from dtlsgate.config import ServerConfig
 from dtlsgate.connection.admission import AdmissionTable, FinishedHellos, address_of
 from dtlsgate.errors import UsageError
+from dtlsgate.gate.reassembly import ClientHelloReassembly
 
 
 def table(
@@ -161,6 +162,20 @@ def test_for_server_takes_the_config_limits() -> None:
     )
     t: AdmissionTable[int] = AdmissionTable.for_server(config)
     assert (t.total, t.per_address, t.timeout, t.ipv6_prefix) == (9, 3, 7.0, 48)
+
+
+def test_limits_are_read_only() -> None:
+    # They live in the PerAddress bookkeeping that enforces them: a limit assigned on the
+    # table would not reach it (aio.serve's max_handshaking did that, and had no effect).
+    t = table()
+    for name in ("total", "per_address"):
+        with pytest.raises(AttributeError):
+            setattr(t, name, 1)
+    reassembly = ClientHelloReassembly(per_address=2, total=3)
+    assert (reassembly.per_address, reassembly.total) == (2, 3)
+    for name in ("total", "per_address"):
+        with pytest.raises(AttributeError):
+            setattr(reassembly, name, 1)
 
 
 # A run of operations: admit a new key from one of a few addresses, finish an existing one,

@@ -53,8 +53,6 @@ class AdmissionTable(Generic[K]):
             raise UsageError("timeout must be positive, or None")
         if not 1 <= ipv6_prefix <= 128:
             raise UsageError("ipv6_prefix must be between 1 and 128")
-        self.per_address = per_address
-        self.total = total
         self.timeout = timeout
         self.ipv6_prefix = ipv6_prefix
         # Every handshake in progress, oldest admission first: key -> (address, admitted at).
@@ -75,6 +73,18 @@ class AdmissionTable(Generic[K]):
             timeout=config.handshake_timeout,
             ipv6_prefix=config.ipv6_prefix_length,
         )
+
+    @property
+    def per_address(self) -> int:
+        """At most this many handshakes in progress from one address (read-only: the
+        limits live in the `PerAddress` bookkeeping that enforces them; make a new table
+        for others)."""
+        return self._by_address.per_address
+
+    @property
+    def total(self) -> int:
+        """At most this many handshakes in progress in all (read-only, as ``per_address``)."""
+        return self._by_address.total
 
     def __len__(self) -> int:
         return len(self._entries)

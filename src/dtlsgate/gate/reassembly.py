@@ -81,8 +81,6 @@ class ClientHelloReassembly:
         timeout: float = TIMEOUT,
         ipv6_prefix: int = 64,
     ) -> None:
-        self.per_address = per_address
-        self.total = total
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.ipv6_prefix = ipv6_prefix
@@ -92,6 +90,17 @@ class ClientHelloReassembly:
         # Counters: messages displaced (per address, table full, bytes) and expired.
         self.displaced = 0
         self.expired = 0
+
+    @property
+    def per_address(self) -> int:
+        """At most this many messages held per address (read-only: the limits live in the
+        `PerAddress` bookkeeping that enforces them)."""
+        return self._by_address.per_address
+
+    @property
+    def total(self) -> int:
+        """At most this many messages held in all (read-only, as ``per_address``)."""
+        return self._by_address.total
 
     def __len__(self) -> int:
         return len(self._messages)
