@@ -327,3 +327,20 @@ def test_listener_handshakes_left_to_the_application_are_bounded_per_address() -
         accepted[0].do_handshake(timeout=WAIT)
     for sock in (*clients, listening):
         sock.close()
+
+
+def test_serve_max_handshaking_overrides_the_configs_max_handshakes() -> None:
+    """``serve(..., max_handshaking=1)``: one handshake in progress in all (and so per
+    address); a second admitted one evicts the first."""
+
+    async def main() -> None:
+        server_cfg, _ = configs()
+        assert server_cfg.max_handshakes > 1
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg, max_handshaking=1) as server:
+            socks = [await half_open(server.address[1]) for _ in range(2)]
+            await eventually(lambda: server.admission.evicted_per_address == 1, WAIT)
+            assert server.handshakes_in_progress == 1
+            for sock in socks:
+                sock.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
