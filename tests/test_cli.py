@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -260,6 +261,55 @@ def test_the_api_errors_say_what_happened(api: str) -> None:
     assert "no answer from the server" in text
     with pytest.raises(ConnectionRefusedError, match="ICMP port unreachable"):
         api_connect(api, free_udp_port(), timeout=30)
+
+
+def api_connect_dtls12(api: str, port: int, timeout: float) -> None:
+    """`api_connect` with the client offering DTLS 1.2 alone."""
+    import asyncio
+
+    config = psk_client_config()
+    config.dtls_versions = (0xFEFD,)
+    if api == "blocking":
+        dtlsgate.blocking.connect("127.0.0.1", port, config, timeout=timeout)
+    else:
+        asyncio.run(dtlsgate.connect("127.0.0.1", port, config, timeout=timeout))
+
+
+@pytest.mark.parametrize("api", ["blocking"])  # both faces share the message: one suffices
+def test_the_api_errors_say_how_far_the_server_got(api: str) -> None:
+    """A server whose gate answered, then nothing (it never accepts): it sent its
+    HelloVerifyRequest, then nothing more."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)  # a bound only: both ClientHellos come
+        listener = dtlsgate.Listener(
+            sock, dtlsgate.ServerConfig(psk={b"Client_identity": b"k" * 16})
+        )
+        admitted: list[object] = []
+        thread = threading.Thread(target=lambda: admitted.append(listener.listen()), daemon=True)
+        thread.start()
+        with pytest.raises(TimeoutError) as caught:
+            api_connect_dtls12(api, sock.getsockname()[1], timeout=1.25)
+        thread.join(10)
+    assert admitted and admitted[0] is not None  # admitted, never accepted
+    text = str(caught.value)
+    assert "timed out after 1.25 s" in text, text
+    assert text.endswith(": the server sent its HelloVerifyRequest, then nothing more"), text
+
+
+@pytest.mark.parametrize("api", ["asyncio"])  # both faces share the message: one suffices
+def test_the_api_errors_say_a_wrong_psk_is_the_likely_cause(api: str) -> None:
+    """Our server with another key for the identity: it cannot decrypt our Finished and
+    drops it (RFC 6347 §4.1.2.7), so the handshake times out after its whole flight."""
+    from test_interop_dtls12_loss import AioEchoServer
+
+    other = dtlsgate.ServerConfig(psk={b"Client_identity": bytes.fromhex(OTHER_PSK_KEY)})
+    with AioEchoServer(other) as server, pytest.raises(TimeoutError) as caught:
+        api_connect_dtls12(api, server.port, timeout=1.5)
+    text = str(caught.value)
+    assert "timed out after 1.5 s" in text, text
+    assert "the server sent its whole flight (up to ServerHelloDone)" in text, text
+    assert "our Finished went unanswered: a wrong PSK" in text, text
 
 
 @pytest.mark.parametrize(

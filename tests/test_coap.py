@@ -264,6 +264,9 @@ def test_usage_errors() -> None:
             )
         with pytest.raises(UsageError, match="would take coaps://"):
             await coap.create_client_context(transports=["tinydtls"])
+        for timeout in (0, -1.0):
+            with pytest.raises(UsageError, match="handshake_timeout must be positive"):
+                await coap.create_client_context(handshake_timeout=timeout)
         plain = await aiocoap.Context.create_client_context(transports=["udp6"])
         try:
             with pytest.raises(UsageError, match="not a context made by"):

@@ -57,6 +57,14 @@ def test_mismatched_key_and_bad_files_are_usage_errors(tmp_path: Path) -> None:
         {"ipv6_prefix_length": 0},
         {"ipv6_prefix_length": 129},
         {"max_associations": 0},
+        {"connection_id_length": 21},
+        {"dtls_versions": ()},
+        {"dtls_versions": (0xFEFF,)},
+        {"stateless_cookie_generate": lambda p: b"x"},
+        {"ticket_key": bytes(16)},
+        {"session_tickets": 17},
+        {"ticket_lifetime": 0},
+        {"ticket_lifetime": 604801},
     ],
 )
 def test_server_config_misuse(kwargs: dict[str, object]) -> None:
@@ -69,6 +77,10 @@ def test_client_config_misuse() -> None:
         ClientConfig(psk=b"k")
     with pytest.raises(UsageError):
         ClientConfig(mtu=70000)
+    with pytest.raises(UsageError, match="connection_id_length must be between 0 and 20"):
+        ClientConfig(connection_id_length=21)
+    with pytest.raises(UsageError, match="dtls_versions takes 0xFEFC"):
+        ClientConfig(dtls_versions=(0xFEFD, 0x0303))
 
 
 def test_server_limits_have_defaults_and_can_be_turned_off() -> None:
@@ -164,6 +176,8 @@ def test_credentials_are_typed_and_come_in_pairs() -> None:
         ServerConfig(certificate_chain=[cert], private_key=object())  # type: ignore[list-item, arg-type]
     with pytest.raises(UsageError, match="not a supported key"):
         ServerConfig(certificate_chain=[leaf], private_key=key)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="private_key of type object is not a supported key"):
+        ServerConfig(raw_public_key=True, private_key=object())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import re
+import signal
+import socket
+import threading
 import weakref
 from typing import Any
 
@@ -11,10 +16,14 @@ import pytest
 from helpers import CLIENT, credentials, cycle_collector_off, eventually, make_pair
 from helpers import client_config as helper_client_config
 from helpers import server_config as helper_server_config
+from peers import free_udp_port
 
 from dtlsgate.config import ClientConfig, ServerConfig
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
+from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.io import aio
+from dtlsgate.io.progress import format_peer
+from dtlsgate.wire.enums import AlertDescription
 
 
 async def echo(stream: aio.DtlsStream) -> None:
@@ -211,3 +220,145 @@ def test_a_finished_association_is_freed_without_the_cycle_collector(loop: str) 
     with cycle_collector_off():
         run = aio.run if loop == "uvloop" else asyncio.run
         assert run(main()) == (True, True, True)
+
+
+def test_each_handshake_is_logged_at_info_by_both_ends(caplog: pytest.LogCaptureFixture) -> None:
+    """One INFO line per completed handshake on the ``dtlsgate`` logger (README): the peer,
+    the version, the suite, full or resumed; the server names the client, the client the
+    server."""
+
+    async def main() -> tuple[str, str]:
+        server_config, client_config = configs()
+        clients: list[str] = []
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            clients.append(format_peer(stream.peer))
+            await echo(stream)
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config) as server:
+            stream = await aio.connect(*server.address, client_config, timeout=20)
+            stream.send(b"x")
+            assert await asyncio.wait_for(stream.recv(), 10) == b"echo:x"
+            stream.close()
+            return format_peer(server.address), clients[0]
+
+    with caplog.at_level(logging.INFO, logger="dtlsgate"):
+        server, client = asyncio.run(asyncio.wait_for(main(), 30))
+    lines = sorted(r.getMessage() for r in caplog.records if r.name == "dtlsgate")
+    shape = r"^(127\.0\.0\.1:\d+): DTLS 1\.3 TLS_AES_128_GCM_SHA256, full handshake \d+\.\d ms$"
+    peers = sorted(m.group(1) for line in lines if (m := re.match(shape, line)))
+    assert len(lines) == 2 and peers == sorted([server, client]), lines
+
+
+def test_connection_id_calls_on_a_dtls12_association_are_refused() -> None:
+    """A server's DTLS 1.2 association has no connection IDs to issue (RFC 9147 §9 is DTLS
+    1.3): each call says so, and the association goes on."""
+
+    async def main() -> list[str]:
+        server_config, client_config = configs()
+        client_config.dtls_versions = (0xFEFD,)
+        refused: list[str] = []
+
+        async def handler(stream: aio.DtlsStream) -> None:
+            calls = [
+                stream.new_connection_ids,
+                stream.request_connection_ids,
+                stream.use_next_connection_id,
+            ]
+            for call in calls:
+                with pytest.raises(UsageError) as caught:
+                    call()
+                refused.append(str(caught.value))
+            await echo(stream)
+
+        async with await aio.serve(handler, "127.0.0.1", 0, server_config) as server:
+            stream = await aio.connect(*server.address, client_config, timeout=20)
+            try:
+                stream.send(b"still fine")
+                assert await asyncio.wait_for(stream.recv(), 10) == b"echo:still fine"
+            finally:
+                stream.close()
+        return refused
+
+    refused = asyncio.run(asyncio.wait_for(main(), 30))
+    names = ("new_connection_ids()", "request_connection_ids()", "use_next_connection_id()")
+    assert refused == [f"{name} needs DTLS 1.3 (this association is DTLS 1.2)" for name in names]
+
+
+def test_serve_on_a_socket_of_the_callers_and_with_reuse_port() -> None:
+    """``serve(sock=...)`` serves on the caller's socket (host and port are not used);
+    ``reuse_port=True`` lets a second server bind the same port."""
+
+    async def main() -> None:
+        server_config, client_config = configs()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        async with await aio.serve(echo, "127.0.0.2", 1, server_config, sock=sock) as server:
+            assert server.address == sock.getsockname()
+            stream = await aio.connect(*server.address, client_config, timeout=20)
+            stream.send(b"x")
+            assert await asyncio.wait_for(stream.recv(), 10) == b"echo:x"
+            stream.close()
+        assert sock.fileno() == -1  # the server closed it
+        port = free_udp_port()
+        async with (
+            await aio.serve(echo, "127.0.0.1", port, server_config, reuse_port=True) as first,
+            await aio.serve(echo, "127.0.0.1", port, server_config, reuse_port=True) as second,
+        ):
+            assert first.address == second.address == ("127.0.0.1", port)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_connect_without_a_config_verifies_the_server_certificate() -> None:
+    """The client verifies by default (README): without a config, against the system's CAs
+    and the host name given, so a self-signed server is refused."""
+
+    async def main() -> None:
+        server_config, _ = configs()
+        async with await aio.serve(echo, "127.0.0.1", 0, server_config) as server:
+            with pytest.raises(ProtocolError) as caught:
+                await aio.connect(*server.address, timeout=20)
+            assert caught.value.alert == AlertDescription.unknown_ca, caught.value
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_until_stopped_returns_on_sigterm_and_then_blocks_the_stop_signals() -> None:
+    """``until_stopped()`` (what the servers of the CLI wait in): SIGTERM ends it, and from
+    then on SIGINT and SIGTERM are blocked, so a second one cannot land in the shutdown.
+    The signal is raised by ``also``, which runs once the handlers are installed."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the loop handles signals in the main thread only")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+    async def raise_sigterm() -> None:
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.Event().wait()  # until cancelled
+
+    try:
+        asyncio.run(asyncio.wait_for(aio.until_stopped(raise_sigterm()), 10))
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert {signal.SIGINT, signal.SIGTERM} <= blocked
+
+
+def test_until_stopped_returns_when_also_completes_where_signals_cannot_be_handled() -> None:
+    """In a thread the loop cannot handle signals: ``until_stopped(also)`` still returns
+    when ``also`` completes."""
+    done: list[str] = []
+
+    def run() -> None:
+        async def main() -> None:
+            also = asyncio.Event()
+            asyncio.get_running_loop().call_soon(also.set)
+            await aio.until_stopped(also.wait())
+            done.append("returned")
+
+        asyncio.run(asyncio.wait_for(main(), 10))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(20)
+    assert done == ["returned"]

@@ -585,3 +585,28 @@ def test_aio_keeps_no_state_for_100k_spoofed_peers() -> None:
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_records_past_the_undrained_bound_are_dropped_and_counted() -> None:
+    """A caller that does not take its events holds at most MAX_QUEUED_DATA records; the
+    records past it are dropped (``data_dropped``), the close still comes."""
+    from dtlsgate.connection.base import MAX_QUEUED_DATA
+    from dtlsgate.events import ConnectionClosed, DataReceived
+
+    pair = make_pair(server_config(), client_config())
+    assert pair.run() and pair.completed()
+    server = pair.server
+    for i in range(MAX_QUEUED_DATA + 3):
+        pair.client.send(b"%d" % i)
+        for datagram, _ in pair.client.datagrams_to_send():
+            server.receive(datagram, CLIENT, NOW)
+    pair.client.close()
+    for datagram, _ in pair.client.datagrams_to_send():
+        server.receive(datagram, CLIENT, NOW)
+    taken = []
+    while (event := server.next_event()) is not None:
+        taken.append(event)
+    assert server.data_dropped == 3
+    assert data_events(taken) == [b"%d" % i for i in range(MAX_QUEUED_DATA)]
+    assert isinstance(taken[-1], ConnectionClosed)
+    assert sum(isinstance(e, DataReceived) for e in taken) == MAX_QUEUED_DATA

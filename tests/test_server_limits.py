@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from contextlib import suppress
 
 import pytest
@@ -16,9 +17,13 @@ from helpers import client_config, eventually, server_config
 from test_dtls12_aio import configs, echo
 
 from dtlsgate import Listener, connect_tls, serve_tls
+from dtlsgate.connection.datagram13 import DatagramClientConnection
+from dtlsgate.connection.stream import ClientConnection
 from dtlsgate.errors import StateError
+from dtlsgate.events import ConnectionClosed
 from dtlsgate.io import aio
 from dtlsgate.io.aio_tls import limits_of
+from dtlsgate.wire.enums import AlertDescription
 
 WAIT = 10.0  # bound on every wait; the limits below are a fraction of a second
 
@@ -342,5 +347,104 @@ def test_serve_max_handshaking_overrides_the_configs_max_handshakes() -> None:
             assert server.handshakes_in_progress == 1
             for sock in socks:
                 sock.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+async def held_dtls13_client(
+    port: int,
+) -> tuple[socket.socket, DatagramClientConnection, list[bytes]]:
+    """A DTLS 1.3 client driven by hand until its handshake completed, its Finished flight
+    held back: to the server, a handshake still in progress."""
+    loop = asyncio.get_running_loop()
+    address = ("127.0.0.1", port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(address)
+    sock.setblocking(False)
+    conn = DatagramClientConnection(configs()[1], address)
+    conn.connect(time.time())
+    for _ in range(100):
+        outgoing = [datagram for datagram, _ in conn.datagrams_to_send()]
+        if conn.handshake_complete:
+            return sock, conn, outgoing
+        for record in outgoing:
+            await loop.sock_sendall(sock, record)
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65536), WAIT)
+        conn.receive(data, address, time.time())
+    raise AssertionError("no handshake in 100 datagrams")
+
+
+def test_dtls_cap_reached_while_a_handshake_was_in_progress() -> None:
+    """At ``max_associations`` when a handshake admitted earlier completes: that
+    association is refused (counted in ``admits_refused``) and closed with close_notify."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server_cfg, client_cfg = configs()
+        server_cfg.max_associations = 1
+        async with await aio.serve(echo, "127.0.0.1", 0, server_cfg) as server:
+            sock, held, finished = await held_dtls13_client(server.address[1])
+            assert server.handshakes_in_progress == 1
+            first = await aio.connect(*server.address, client_cfg, timeout=WAIT)
+            first.send(b"x")
+            assert await asyncio.wait_for(first.recv(), WAIT) == b"echo:x"
+            assert server.associations == 1
+            for record in finished:
+                await loop.sock_sendall(sock, record)
+            await eventually(lambda: server.admits_refused == 1, WAIT)
+            closed = []
+            for _ in range(20):
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65536), WAIT)
+                held.receive(data, None, time.time())
+                while (event := held.next_event()) is not None:
+                    if isinstance(event, ConnectionClosed):
+                        closed.append(event)
+                if closed:
+                    break
+            assert closed and closed[0].alert == AlertDescription.close_notify, closed
+            assert server.associations == 1 and server.handshakes_in_progress == 0
+            first.send(b"y")
+            assert await asyncio.wait_for(first.recv(), WAIT) == b"echo:y"
+            first.close()
+            sock.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_tls_cap_reached_while_a_handshake_was_in_progress() -> None:
+    """The same over TLS: the connection whose Finished comes at the cap is closed with
+    close_notify and counted in ``admits_refused``."""
+
+    async def main() -> None:
+        cfg = server_config(max_associations=1)
+        server = await serve_tls(tls_echo, "127.0.0.1", 0, cfg)
+        port = server.sockets[0].getsockname()[1]
+        limits = limits_of(server)
+        held = ClientConnection(client_config())
+        held.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(held.data_to_send())
+        for _ in range(100):
+            if held.handshake_complete:
+                break
+            held.receive_data(await asyncio.wait_for(reader.read(65536), WAIT), time.time())
+        assert held.handshake_complete and limits.handshakes_in_progress == 1
+        first_reader, first_writer = await connect_tls("127.0.0.1", port, client_config())
+        first_writer.write(b"hi")
+        assert await asyncio.wait_for(first_reader.read(100), WAIT) == b"echo:hi"
+        assert limits.associations == 1
+        writer.write(held.data_to_send())  # the held Finished
+        rest = await asyncio.wait_for(reader.read(), WAIT)  # to the end: the server closed
+        held.receive_data(rest, time.time())
+        events = []
+        while (event := held.next_event()) is not None:
+            events.append(event)
+        assert events[-1] == ConnectionClosed(), events
+        assert limits.admits_refused == 1 and limits.associations == 1
+        first_writer.write(b"again")
+        assert await asyncio.wait_for(first_reader.read(100), WAIT) == b"echo:again"
+        first_writer.close()
+        writer.close()
+        server.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))

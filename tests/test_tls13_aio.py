@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import weakref
 from typing import Any
 
 import pytest
 from helpers import client_config, cycle_collector_off, eventually, server_config
+from peers import require
 
 from dtlsgate import connect_tls, serve_tls
 from dtlsgate.errors import ProtocolError
@@ -226,3 +229,105 @@ def test_a_failed_handshake_is_freed_without_the_cycle_collector() -> None:
 
     with cycle_collector_off():
         assert asyncio.run(asyncio.wait_for(main(), 20)) == [True, True]
+
+
+def test_flow_control_both_ways_carries_everything() -> None:
+    """1 MiB through a small socket buffer: the client's ``drain()`` waits until the
+    transport's buffer went down (pause_writing, then resume_writing); the server handler's
+    ``readexactly`` lets its reader's buffer grow past the reader's limit, which pauses the
+    TCP transport's reading and resumes it while the read goes on. Every byte arrives."""
+    size = 1 << 20
+
+    async def main() -> tuple[bool, bytes]:
+        async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            data = await reader.readexactly(size)
+            marker = await reader.readexactly(len(b"after drain"))
+            writer.write(b"%d %d %s" % (len(data), data.count(0), marker))
+            await writer.drain()
+            writer.close()
+
+        server = await serve_tls(count, "127.0.0.1", 0, server_config())
+        sending = socket.socket()
+        sending.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sending.connect(server.sockets[0].getsockname())
+        # With sock=, asyncio wants host and port None (connect_tls types them str, int).
+        reader, writer = await connect_tls(None, None, client_config(), sock=sending)  # type: ignore[arg-type]
+        writer.write(bytes(size))
+        drained = asyncio.ensure_future(writer.drain())
+        await asyncio.sleep(0)
+        waited = not drained.done()  # over the high-water mark: drain() waits
+        await asyncio.wait_for(drained, 10)  # the server has not answered: resumed writing
+        writer.write(b"after drain")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return waited, answer
+
+    waited, answer = asyncio.run(asyncio.wait_for(main(), 30))
+    assert waited and answer == b"%d %d after drain" % (size, size)
+
+
+def test_a_plain_function_as_the_callback_and_no_handshake_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``client_connected_cb`` may be a plain function, as with ``asyncio.start_server``;
+    ``connect_tls(..., handshake_timeout=None)`` waits without a deadline. The stream cannot
+    write an end of file (TLS 1.3 has close_notify instead)."""
+
+    def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello")
+        writer.close()
+
+    async def main() -> tuple[bytes, bool]:
+        server = await serve_tls(hello, "127.0.0.1", 0, server_config())
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await connect_tls(
+            "127.0.0.1", port, client_config(), handshake_timeout=None
+        )
+        can_write_eof = writer.can_write_eof()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return answer, can_write_eof
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(asyncio.wait_for(main(), 20)) == (b"hello", False)
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.records
+
+
+@pytest.mark.interop
+def test_stateless_server_refuses_a_tls12_client_with_protocol_version() -> None:
+    """``openssl s_client -tls1_2`` against ``serve_tls`` with ``stateless``: the alert
+    protocol_version, the connection closed, ``on_handshake_failure`` told why."""
+    require("openssl")
+
+    async def main() -> tuple[list[BaseException], str]:
+        failures: list[BaseException] = []
+        server = await serve_tls(
+            lambda r, w: None,
+            "127.0.0.1",
+            0,
+            server_config(stateless=True),
+            on_handshake_failure=failures.append,
+        )
+        port = server.sockets[0].getsockname()[1]
+        args = ["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}"]
+        proc = await asyncio.create_subprocess_exec(
+            "timeout",
+            "20",
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)  # it ends: we closed
+        server.close()
+        await server.wait_closed()
+        return failures, stderr.decode()
+
+    failures, stderr = asyncio.run(asyncio.wait_for(main(), 30))
+    assert "alert protocol version" in stderr, stderr
+    assert [type(exc) for exc in failures] == [ConnectionError], failures
+    assert str(failures[0]) == "client does not offer (D)TLS 1.3"

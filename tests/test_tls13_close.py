@@ -208,3 +208,51 @@ def test_event_queue_holds_one_event_per_non_empty_record() -> None:
     client.receive_data(records + empty, NOW)
     queued = events(client)
     assert queued == [DataReceived(b"x")] * 200
+
+
+# ---- misuse and the peer's user_canceled ---------------------------------------------------
+
+
+def test_calls_out_of_order_are_refused() -> None:
+    client = ClientConnection(client_config())
+    with pytest.raises(StateError, match="send\\(\\) needs a completed handshake"):
+        client.send(b"early")
+    client.start()
+    with pytest.raises(StateError, match="start\\(\\) was already called"):
+        client.start()
+    client.close()  # during the handshake: the connection is terminal
+    with pytest.raises(StateError, match="connection failed or was closed during the handshake"):
+        client.receive_data(b"\x16\x03\x03\x00\x01\x00", NOW)
+
+
+def test_sending_nothing_sends_no_record() -> None:
+    client, _ = pair()
+    events(client)
+    client.send(b"")
+    assert client.data_to_send() == b""
+
+
+def test_user_canceled_then_close_notify_is_a_clean_close() -> None:
+    """RFC 8446 §6.1: user_canceled is followed by close_notify; neither is a failure."""
+    client, server = pair()
+    events(client)
+    canceled = Alert(AlertLevel.WARNING, AlertDescription.user_canceled).encode()
+    client.receive_data(seal(server, ContentType.ALERT, canceled), NOW)
+    assert events(client) == [] and not client.failed
+    server.close()
+    client.receive_data(server.data_to_send(), NOW)
+    assert events(client) == [ConnectionClosed()] and not client.failed
+
+
+def test_a_fault_after_our_close_notify_sends_no_alert() -> None:
+    """Nothing follows close_notify (RFC 8446 §6.1): a record that fails to decrypt after
+    it raises, and the connection fails, without an alert on the wire."""
+    client, server = pair()
+    events(client)
+    client.close()
+    assert client.data_to_send()  # the close_notify
+    record = bytearray(seal(server, ContentType.APPLICATION_DATA, b"data"))
+    record[-1] ^= 1
+    with pytest.raises(ProtocolError):
+        client.receive_data(bytes(record), NOW)
+    assert client.failed and client.data_to_send() == b""
