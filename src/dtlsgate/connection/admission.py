@@ -64,12 +64,16 @@ class AdmissionTable(Generic[K]):
         self.expired = 0
 
     @classmethod
-    def for_server(cls, config: ServerConfig) -> AdmissionTable[K]:
+    def for_server(cls, config: ServerConfig, total: int | None = None) -> AdmissionTable[K]:
         """The table a server with ``config`` uses (its ``max_handshakes*``,
-        ``handshake_timeout`` and ``ipv6_prefix_length``)."""
+        ``handshake_timeout`` and ``ipv6_prefix_length``); ``total`` in place of
+        ``config.max_handshakes`` when given (``aio.serve``'s ``max_handshaking``), the
+        per-address limit then at most that."""
+        if total is None:
+            total = config.max_handshakes
         return cls(
-            per_address=config.max_handshakes_per_address,
-            total=config.max_handshakes,
+            per_address=min(config.max_handshakes_per_address, total),
+            total=total,
             timeout=config.handshake_timeout,
             ipv6_prefix=config.ipv6_prefix_length,
         )

@@ -482,16 +482,9 @@ class DtlsServer(_Reader):
         check_dtls12_identity(config.certificate_chain, config.private_key)
         self.gate = Gate(config)
         self.peers: dict[Hashable, DtlsStream] = {}
-        self.admission: AdmissionTable[DtlsStream] = AdmissionTable.for_server(config)
-        if max_handshaking is not None:
-            # A table of its own: assigned after construction, the limits did not reach
-            # the per-address bookkeeping that enforces them.
-            self.admission = AdmissionTable(
-                per_address=min(config.max_handshakes_per_address, max_handshaking),
-                total=max_handshaking,
-                timeout=config.handshake_timeout,
-                ipv6_prefix=config.ipv6_prefix_length,
-            )
+        self.admission: AdmissionTable[DtlsStream] = AdmissionTable.for_server(
+            config, max_handshaking
+        )
         self.admits_refused = 0  # Admits dropped at config.max_associations
         self.handshakes_completed = 0
         self.handshakes_failed = 0

@@ -429,7 +429,7 @@ def _writer(protocol: _TlsProtocol) -> asyncio.StreamWriter:
 async def serve_tls(
     client_connected_cb: ClientConnected,
     host: str | None,
-    port: int,
+    port: int | None,
     config: ServerConfig,
     *,
     on_handshake_failure: Callable[[BaseException], None] | None = None,
