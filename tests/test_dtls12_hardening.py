@@ -256,33 +256,54 @@ def test_plaintext_fragment_does_not_mix_into_a_protected_message() -> None:
 # --- ServerHello, Certificate and ClientHello checks ------------------------------------------
 
 
+def _client_after_flight(
+    messages: list[tuple[int, bytes]], config: object = None
+) -> tuple[object, list[int]]:
+    """A fresh client (``config``, or `client_config`'s) fed ``messages`` (type, body) in one
+    plaintext record, numbered from message_seq 0 (a server without HelloVerifyRequest);
+    returns the exception raised (or None) and the alerts the client sent."""
+    from helpers import alerts_in
+
+    from dtlsgate.connection.datagram import DtlsClientConnection
+    from dtlsgate.errors import ProtocolError
+
+    client = DtlsClientConnection(config or client_config(), SERVER)  # type: ignore[arg-type]
+    client.connect(NOW)
+    client.datagrams_to_send()
+    flight = b"".join(encode_dtls_handshake(t, body, n) for n, (t, body) in enumerate(messages))
+    raised: object = None
+    try:
+        client.receive(encode_dtls_record(22, DTLS12, 0, 0, flight), SERVER, NOW)
+    except ProtocolError as exc:
+        raised = exc
+    return raised, alerts_in(client.datagrams_to_send())
+
+
+def _server_hello(
+    extensions: tuple[object, ...],
+    *,
+    suite: int = 0xC02B,
+    version: int = DTLS12,
+    compression: int = 0,
+) -> tuple[int, bytes]:
+    from dtlsgate.wire.messages import ServerHello
+
+    sh = ServerHello(version, bytes(32), b"", suite, compression, tuple(extensions))  # type: ignore[arg-type]
+    return 2, sh.encode()
+
+
 def _client_after_server_hello(
     extensions: tuple[object, ...],
     *,
     suite: int = 0xC02B,
     version: int = DTLS12,
+    compression: int = 0,
     **client_kwargs: object,
 ) -> tuple[object, list[int]]:
-    """A fresh client fed a ServerHello (message_seq 0: a server without
-    HelloVerifyRequest) with ``extensions``; returns the exception raised (or None) and
-    the alerts the client sent."""
-    from helpers import alerts_in
-
-    from dtlsgate.connection.datagram import DtlsClientConnection
-    from dtlsgate.errors import ProtocolError
-    from dtlsgate.wire.messages import ServerHello
-
-    client = DtlsClientConnection(client_config(**client_kwargs), SERVER)  # type: ignore[arg-type]
-    client.connect(NOW)
-    client.datagrams_to_send()
-    sh = ServerHello(version, bytes(32), b"", suite, 0, tuple(extensions))  # type: ignore[arg-type]
-    record = encode_dtls_record(22, DTLS12, 0, 0, encode_dtls_handshake(2, sh.encode(), 0))
-    raised: object = None
-    try:
-        client.receive(record, SERVER, NOW)
-    except ProtocolError as exc:
-        raised = exc
-    return raised, alerts_in(client.datagrams_to_send())
+    """A fresh client fed a ServerHello with ``extensions``; returns the exception raised
+    (or None) and the alerts the client sent."""
+    sh = _server_hello(extensions, suite=suite, version=version, compression=compression)
+    return _client_after_flight([sh], client_config(**client_kwargs))
 
 
 def test_server_hello_extension_bodies_are_checked() -> None:
@@ -320,6 +341,10 @@ def test_server_hello_choices_are_checked_against_our_offer() -> None:
     alpn = {"alpn_protocols": (b"coap",)}
     cases: list[tuple[tuple[Extension, ...], dict[str, object], int]] = [
         ((ems,), {"version": 0xFEFF}, A.protocol_version),
+        # §7.4.1.3: a suite we did not offer (TLS_RSA_WITH_AES_128_GCM_SHA256), and a
+        # compression method other than the null one we offer.
+        ((ems,), {"suite": 0x009C}, A.illegal_parameter),
+        ((ems,), {"compression": 1}, A.illegal_parameter),
         # ALPN, a ServerHello extension, which this client did not offer.
         (
             (ems, Extension(E.application_layer_protocol_negotiation, encode_alpn((b"h2",)))),
@@ -350,24 +375,109 @@ def test_server_hello_choices_are_checked_against_our_offer() -> None:
     assert raised is None and alerts == []
 
 
+def test_hello_verify_request_of_another_protocol_is_protocol_version() -> None:
+    """RFC 6347 §4.2.1: a HelloVerifyRequest's server_version is a DTLS one ({254, x});
+    a TLS 1.2 one is refused with protocol_version."""
+    from dtlsgate.wire.enums import AlertDescription
+    from dtlsgate.wire.messages import HelloVerifyRequest
+
+    hvr = HelloVerifyRequest(0x0303, b"c" * 20).encode()
+    raised, alerts = _client_after_flight([(3, hvr)])
+    assert raised is not None and alerts == [AlertDescription.protocol_version]
+    raised, alerts = _client_after_flight([(3, HelloVerifyRequest(0xFEFF, b"c" * 20).encode())])
+    assert raised is None and alerts == []
+
+
+def _der(key_type: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from helpers import credentials
+
+    from dtlsgate.crypto.certs import load_certificate_chain
+
+    cert = load_certificate_chain(credentials(key_type)[0])[0]
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_server_key_exchange_group_and_scheme_must_be_ones_we_offered() -> None:
+    """RFC 8422 §5.4: the server's ECDHE group is one of our supported_groups (§5.1.1);
+    RFC 5246 §7.4.3: it signs with one of our signature_algorithms. Either otherwise is
+    illegal_parameter, before the signature is looked at."""
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType, NamedGroup, SignatureScheme
+    from dtlsgate.wire.extensions import Extension
+    from dtlsgate.wire.messages12 import (
+        Certificate12,
+        ecdhe_server_key_exchange,
+        encode_ecdh_params,
+    )
+
+    G, S = NamedGroup, SignatureScheme
+    sh = _server_hello((Extension(ExtensionType.extended_master_secret, b""),))
+    certificate = (11, Certificate12((_der("ecdsa-p256"),)).encode())
+    ours = {"groups": (G.x25519,), "signature_schemes": (S.ecdsa_secp256r1_sha256,)}
+    for group, scheme in (
+        (G.secp256r1, S.ecdsa_secp256r1_sha256),
+        (G.x25519, S.ecdsa_secp384r1_sha384),
+    ):
+        point = bytes(32) if group == G.x25519 else b"\x04" + bytes(64)
+        params = encode_ecdh_params(group, point)
+        ske = (12, ecdhe_server_key_exchange(params, scheme, bytes(70)))
+        raised, alerts = _client_after_flight([sh, certificate, ske], client_config(**ours))
+        assert raised is not None, (group, scheme)
+        assert alerts == [AlertDescription.illegal_parameter], (group, scheme)
+    # Both ours: the signature is what is checked next (and these zeros do not verify).
+    params = encode_ecdh_params(G.x25519, bytes(32))
+    ske = (12, ecdhe_server_key_exchange(params, S.ecdsa_secp256r1_sha256, bytes(70)))
+    raised, alerts = _client_after_flight([sh, certificate, ske], client_config(**ours))
+    assert alerts == [AlertDescription.decrypt_error]
+
+
+def test_x509_certificate_to_a_client_that_pins_raw_keys_only_is_unsupported() -> None:
+    """RFC 7250 §4.2: a client with pinned raw public keys and no trust anchors offers only
+    RawPublicKey; a server that answers with no server_certificate_type (X.509) and sends
+    an X.509 certificate gets unsupported_certificate."""
+    from test_raw_public_keys import rpk_client
+
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension
+    from dtlsgate.wire.messages12 import Certificate12
+
+    sh = _server_hello((Extension(ExtensionType.extended_master_secret, b""),))
+    certificate = (11, Certificate12((_der("ecdsa-p256"),)).encode())
+    raised, alerts = _client_after_flight([sh, certificate], rpk_client())
+    assert raised is not None
+    assert alerts == [AlertDescription.unsupported_certificate]
+
+
+def test_certificate_with_a_key_cryptography_cannot_load_is_unsupported_certificate() -> None:
+    """A certificate that parses but whose key is of an elliptic curve ``cryptography``
+    does not know (the P-256 OID's last arc changed, 1.2.840.10045.3.1.9) is refused with
+    unsupported_certificate, not an exception from ``public_key()``."""
+    from dtlsgate.wire.enums import AlertDescription, ExtensionType
+    from dtlsgate.wire.extensions import Extension
+    from dtlsgate.wire.messages12 import Certificate12
+
+    der = _der("ecdsa-p256")
+    p256 = bytes.fromhex("06082a8648ce3d030107")  # OBJECT IDENTIFIER prime256v1
+    assert der.count(p256) == 1
+    unknown_curve = der.replace(p256, p256[:-1] + b"\x09")
+    sh = _server_hello((Extension(ExtensionType.extended_master_secret, b""),))
+    certificate = (11, Certificate12((unknown_curve,)).encode())
+    raised, alerts = _client_after_flight([sh, certificate], client_config(insecure=True))
+    assert raised is not None
+    assert alerts == [AlertDescription.unsupported_certificate]
+
+
 def test_server_certificate_key_must_fit_the_suite() -> None:
     """RFC 5246 §7.4.2, RFC 8422 §5.3: an RSA certificate for an ECDHE_ECDSA suite (and an
     ECDSA one for ECDHE_RSA) is refused with unsupported_certificate."""
-    from helpers import alerts_in, credentials
+    from helpers import alerts_in
 
     from dtlsgate.connection.datagram import DtlsClientConnection
-    from dtlsgate.crypto.certs import load_certificate_chain
     from dtlsgate.errors import BadCertificate
     from dtlsgate.wire.enums import AlertDescription, ExtensionType
     from dtlsgate.wire.extensions import Extension
     from dtlsgate.wire.messages import ServerHello
     from dtlsgate.wire.messages12 import Certificate12
-
-    def der(key_type: str) -> bytes:
-        from cryptography.hazmat.primitives import serialization
-
-        cert = load_certificate_chain(credentials(key_type)[0])[0]
-        return cert.public_bytes(serialization.Encoding.DER)
 
     for suite, key_type in ((0xC02B, "rsa-2048"), (0xC02F, "ecdsa-p256")):
         client = DtlsClientConnection(client_config(insecure=True), SERVER)
@@ -375,7 +485,7 @@ def test_server_certificate_key_must_fit_the_suite() -> None:
         client.datagrams_to_send()
         ems = (Extension(ExtensionType.extended_master_secret, b""),)
         sh = ServerHello(DTLS12, bytes(32), b"", suite, 0, ems).encode()
-        certificate = Certificate12((der(key_type),)).encode()
+        certificate = Certificate12((_der(key_type),)).encode()
         flight = encode_dtls_handshake(2, sh, 0) + encode_dtls_handshake(11, certificate, 1)
         try:
             client.receive(encode_dtls_record(22, DTLS12, 0, 0, flight), SERVER, NOW)

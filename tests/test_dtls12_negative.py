@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 from builders import client_hello, datagram, with_cookie
@@ -30,12 +31,15 @@ from dtlsgate.gate.datagram import Admit, Gate, Reply
 from dtlsgate.wire.enums import (
     AlertDescription,
     CipherSuite,
+    ContentType,
     ExtensionType,
     NamedGroup,
     ProtocolVersion,
+    SignatureScheme,
 )
 from dtlsgate.wire.extensions import Extension, encode_u16_list_ext
-from dtlsgate.wire.handshake import encode_dtls_handshake
+from dtlsgate.wire.handshake import decode_dtls_handshake_fragments, encode_dtls_handshake
+from dtlsgate.wire.record import encode_dtls_record, split_dtls_records
 
 
 def admit(hello_kwargs: dict[str, object], config: object) -> Admit:
@@ -262,6 +266,74 @@ def test_client_certificate_of_an_unknown_x509_version_is_bad_certificate() -> N
         pair.run()
     assert info.value.alert == AlertDescription.bad_certificate
     assert pair.server is not None and pair.server.closed
+
+
+def _certificate_verify_signed_with(scheme: int) -> Callable[[bytes], bytes]:
+    """A ``DatagramPair.tamper`` that puts ``scheme`` in the CertificateVerify (a plaintext,
+    epoch-0 message in DTLS 1.2) of each datagram, the signature left as it is."""
+
+    def tamper(datagram: bytes) -> bytes:
+        out = []
+        for record in split_dtls_records(datagram):
+            fragment = record.fragment
+            if record.content_type == ContentType.HANDSHAKE and record.epoch == 0:
+                # Each fragment as received, its 12-byte header first.
+                fragment = b"".join(
+                    part[:12] + scheme.to_bytes(2, "big") + part[14:]
+                    if header.msg_type == 15 and header.fragment_offset == 0
+                    else part
+                    for header, part in decode_dtls_handshake_fragments(fragment)
+                )
+            out.append(
+                encode_dtls_record(
+                    record.content_type,
+                    record.version,
+                    record.epoch,
+                    record.sequence_number,
+                    fragment,
+                )
+            )
+        return b"".join(out)
+
+    return tamper
+
+
+def test_certificate_verify_with_a_scheme_we_did_not_request_is_illegal_parameter() -> None:
+    """RFC 5246 §7.4.8: the client signs its CertificateVerify with a scheme from our
+    CertificateRequest (ecdsa_secp256r1_sha256 only here); another, even one its key could
+    sign with (ecdsa_secp384r1_sha384), is illegal_parameter, before the signature is
+    verified (which would have failed with decrypt_error)."""
+    cert, key = credentials("ecdsa-p256")
+    server = server_config(
+        verify_client="required",
+        cafile=cert.decode(),
+        signature_schemes=(SignatureScheme.ecdsa_secp256r1_sha256,),
+    )
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert), private_key=load_private_key(key)
+    )
+    pair = make_pair(server, client)
+    pair.tamper = _certificate_verify_signed_with(SignatureScheme.ecdsa_secp384r1_sha384)
+    with pytest.raises(ProtocolError) as info:
+        pair.run()
+    assert info.value.alert == AlertDescription.illegal_parameter
+    assert pair.server is not None and pair.server.closed
+    assert alerts_in(pair.server.datagrams_to_send()) == [AlertDescription.illegal_parameter]
+
+
+def test_malformed_handshake_record_in_an_authenticated_epoch_is_decode_error() -> None:
+    """A handshake record of epoch 1 authenticated but not holding a handshake header is
+    the peer's own fault (RFC 5246 §7.2.2): decode_error, where the same bytes in epoch 0
+    are forgeable garbage and dropped."""
+    pair = established()
+    client, server = pair.client, pair.server  # type: ignore[attr-defined]
+    server.receive(encode_dtls_record(22, 0xFEFD, 0, 90, b"\x14\x00\x00"), CLIENT, NOW)
+    assert not server.closed and server.datagrams_to_send() == []
+    with pytest.raises(ProtocolError) as info:
+        server.receive(client.record_layer.protect(22, b"\x14\x00\x00", 1), CLIENT, NOW)
+    assert info.value.alert == AlertDescription.decode_error
+    assert server.closed
+    assert alerts_in(server.datagrams_to_send(), client) == [AlertDescription.decode_error]
 
 
 _P256_POINT = 1 + 2 * 32

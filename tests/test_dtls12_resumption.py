@@ -230,6 +230,9 @@ def hostile_offers() -> dict[str, Any]:
     return {
         "forged": forged,
         "truncated": lambda s: replaced(s, ticket=s.ticket[:40]),
+        # Its format byte, current key epoch and 4 bytes: shorter than a ticket's head,
+        # nonce and tag, refused before the AEAD is asked (which takes 12-byte nonces only).
+        "shorter-than-a-ticket": lambda s: replaced(s, ticket=s.ticket[:9]),
         "garbage": lambda s: replaced(s, ticket=b"\x02" + bytes(60)),
         "other-key": lambda s: replaced(
             s, ticket=sealed(stored_from(s), jar=CookieJar(b"\x01" * 32))
@@ -242,6 +245,14 @@ def hostile_offers() -> dict[str, Any]:
         "other-version": lambda s: replaced(s, ticket=sealed(stored_from(s, version=0xFEFF))),
         "other-suite": lambda s: replaced(
             s, ticket=sealed(stored_from(s, suite=GCM256)), cipher_suite=GCM256
+        ),
+        # RFC 5246 §7.4.1.2: the session's suite (in the ticket) is not in this
+        # ClientHello's cipher_suites (GCM128 and GCM256).
+        "suite-not-offered": lambda s: replaced(
+            s,
+            ticket=sealed(
+                stored_from(s, suite=CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)
+            ),
         ),
         "tls13-suite": lambda s: replaced(
             s, ticket=sealed(stored_from(s, suite=CipherSuite.TLS_AES_128_GCM_SHA256))
@@ -320,6 +331,67 @@ def test_ems_must_match_the_resumed_sessions() -> None:
     liar = replaced(session, extended_master_secret=False)
     with pytest.raises(HandshakeFailure):
         handshake(server_config(), client_config(session_ticket=liar))
+
+
+def test_a_ticket_renewed_on_resumption_is_the_one_kept() -> None:
+    """RFC 5077 §3.1 (Figure 2): a server resuming from a ticket may send a new one, a
+    NewSessionTicket between its ServerHello and ChangeCipherSpec (OpenSSL does; ours does
+    not). The client takes it into the transcript its Finished check covers, answers, and
+    reports the session with that ticket (and no session ID) to resume next time."""
+    from dtlsgate.crypto.prf import verify_data
+    from dtlsgate.crypto.suites import suite_info
+    from dtlsgate.handshake.dtls12.negotiate import keys_from_master
+    from dtlsgate.record.dtls12 import RecordLayer
+    from dtlsgate.wire.enums import ExtensionType
+    from dtlsgate.wire.extensions import Extension
+    from dtlsgate.wire.handshake import encode_dtls_handshake
+    from dtlsgate.wire.messages import ClientHello, ServerHello
+    from dtlsgate.wire.messages12 import NewSessionTicket12
+    from dtlsgate.wire.record import encode_dtls_record
+
+    session, _ = first_session()
+    client = DtlsClientConnection(client_config(session_ticket=session))
+    client.connect(NOW)
+    ((datagram, _),) = client.datagrams_to_send()
+    ((_, client_hello),) = decode_dtls_handshake_fragments(
+        next(split_dtls_records(datagram)).fragment
+    )
+    hello = ClientHello.decode(client_hello[12:], dtls=True)
+    # The server's side of an abbreviated handshake with a new ticket, made by hand.
+    random = bytes(range(32))
+    extensions = (
+        Extension(ExtensionType.extended_master_secret, b""),
+        Extension(ExtensionType.session_ticket, b""),
+    )
+    sh = ServerHello(0xFEFD, random, hello.session_id, session.cipher_suite, 0, extensions)
+    messages = (
+        encode_dtls_handshake(HT.SERVER_HELLO, sh.encode(), 0),
+        encode_dtls_handshake(HT.NEW_SESSION_TICKET, NewSessionTicket12(600, b"new").encode(), 1),
+    )
+    suite = suite_info(session.cipher_suite)
+    provider = DeterministicProvider(b"server")
+    keys = keys_from_master(provider, suite, session.master_secret, hello.random, random)
+    transcript = suite.hash.new(client_hello + b"".join(messages)).digest()
+    finished = verify_data(suite.hash, session.master_secret, False, transcript)
+    server_records = RecordLayer()
+    server_records.install_write(1, keys.server_write)
+    flight = (
+        encode_dtls_record(ContentType.HANDSHAKE, 0xFEFD, 0, 0, b"".join(messages))
+        + encode_dtls_record(ContentType.CHANGE_CIPHER_SPEC, 0xFEFD, 0, 1, b"\x01")
+        + server_records.protect(
+            ContentType.HANDSHAKE, encode_dtls_handshake(HT.FINISHED, finished, 2), 1
+        )
+    )
+    client.receive(flight, None, NOW + 1)
+    got = []
+    while (event := client.next_event()) is not None:
+        got.append(event)
+    assert completed(got).resumed
+    (renewed,) = sessions(got)
+    assert (renewed.ticket, renewed.ticket_lifetime_hint) == (b"new", 600)
+    assert renewed.session_id == b"" and renewed.master_secret == session.master_secret
+    assert client.session is renewed
+    assert client.datagrams_to_send()  # our ChangeCipherSpec and Finished
 
 
 # ---- saving and restoring a session; the cache ----------------------------------------------------

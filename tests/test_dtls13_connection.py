@@ -405,6 +405,95 @@ def test_application_data_records_each_once_and_forged_ones_counted_once() -> No
     assert data_events([server.next_event(), server.next_event()]) == [b"array", b"view"]
 
 
+def test_records_after_close_notify_in_its_datagram_are_not_read() -> None:
+    """RFC 8446 §6.1: nothing after close_notify is read. A datagram of a close_notify
+    and an application data record closes the connection; the data is not delivered."""
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    pair.drain()
+    seen = len(pair.server_events)
+    records = pair.client.records
+    close_notify = records.protect(ContentType.ALERT, bytes((1, AlertDescription.close_notify)))
+    server.receive(
+        close_notify + records.protect(ContentType.APPLICATION_DATA, b"after"), CLIENT, pair.now
+    )
+    pair.drain()
+    assert server.closed
+    assert [type(e) for e in pair.server_events[seen:]] == [ConnectionClosed]
+
+
+def test_application_data_in_the_handshake_epoch_is_not_delivered() -> None:
+    """RFC 9147 §6.1: application data goes in epoch 3 and later; a record of it protected
+    with the handshake keys (epoch 2, which the server still reads for a retransmitted
+    Finished) is dropped, the connection left as it was."""
+    pair = make_pair13(server_config(), client_config())
+    assert pair.run()
+    server = pair.server
+    assert server is not None
+    pair.drain()
+    early = pair.client.records.protect(ContentType.APPLICATION_DATA, b"epoch 2", 2)
+    server.receive(early, CLIENT, pair.now)
+    assert server.next_event() is None and not server.datagrams_to_send()
+    assert not server.closed
+    exchange(pair)
+
+
+def test_a_plaintext_ack_cannot_acknowledge_protected_records() -> None:
+    """RFC 9147 §7: an ACK in plaintext (epoch 0) is forgeable by anyone on the path; it
+    may speak for plaintext records only. One naming the server's epoch-2 records
+    acknowledges nothing: no partial resend at once, and the whole flight at the timer."""
+    from dtlsgate.record.dtls13 import Dtls13RecordLayer
+    from dtlsgate.wire.messages13 import encode_ack
+
+    pair = make_pair13(server_config(mtu=300), client_config(mtu=300))
+    ((hello, _),) = pair.client.datagrams_to_send()
+    pair.to_server([hello])
+    server = pair.server
+    assert server is not None
+    flight = [d for d, _ in server.datagrams_to_send()]
+    assert len(flight) >= 3
+    forged = encode_ack([(2, n) for n in range(len(flight) * 4)])
+    server.receive(Dtls13RecordLayer().protect(ContentType.ACK, forged), CLIENT, NOW)
+    assert not server.datagrams_to_send()
+    deadline = server.get_timer()
+    assert deadline is not None
+    server.handle_timer(deadline)
+    resent = [d for d, _ in server.datagrams_to_send()]
+    assert [len(d) for d in resent] == [len(d) for d in flight]
+
+
+def test_records_after_the_admitted_client_hello_in_its_datagram_are_read() -> None:
+    """RFC 9147 §4.1: a datagram may hold several records. Those after the ClientHello2
+    the gate admitted are read by the server connection's ``start``: here a fatal alert,
+    which ends the connection there."""
+    from dtlsgate.connection.datagram13 import accept
+    from dtlsgate.errors import AlertReceived
+    from dtlsgate.gate.datagram import Dtls13Admit, Gate, Reply
+    from dtlsgate.record.dtls13 import Dtls13RecordLayer
+
+    config = server_config()
+    gate = Gate(config)
+    client = Dtls13ClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    ((hello1, _),) = client.datagrams_to_send()
+    reply = gate.receive(hello1, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    client.receive(reply.data, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    alert = bytes((2, AlertDescription.handshake_failure))
+    admit = gate.receive(
+        hello2 + Dtls13RecordLayer().protect(ContentType.ALERT, alert), CLIENT, NOW
+    )
+    assert isinstance(admit, Dtls13Admit)
+    server = accept(admit, config, gate=gate)
+    with pytest.raises(AlertReceived) as info:
+        server.start(NOW)
+    assert info.value.description == AlertDescription.handshake_failure
+    assert server.closed
+
+
 def test_server_context_must_be_for_dtls() -> None:
     from dtlsgate.connection.datagram13 import Dtls13ServerConnection
     from dtlsgate.errors import UsageError

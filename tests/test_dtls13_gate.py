@@ -426,6 +426,16 @@ def test_choices_are_remembered_per_offer_and_bounded() -> None:
         assert refused.receive(hello, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_REFUSED)
 
 
+def test_a_psk_offer_the_server_refuses_is_dropped() -> None:
+    """A ClientHello1 offering a PSK is decoded in full and chosen for by the engine (its
+    PSK in psk_dhe_ke mode): when that refuses it (no group in common here) the gate
+    drops it as it drops any refused offer, with nothing kept."""
+    gate = Gate(server_config(groups=(NamedGroup.x448,)))
+    hello = first_client_hello(psk=bytes(16), psk_identity=b"id", groups=(NamedGroup.x25519,))
+    assert gate.receive(hello, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_REFUSED)
+    assert gate.replies == gate.admits == 0
+
+
 def test_an_offer_as_early_as_a_client_hello_allows_gets_a_hello_retry_request() -> None:
     """The gate looks for a DTLS 1.3 offer only after the random: a ClientHello whose offer
     comes as early as one can (no session_id, one cipher suite, one compression method,

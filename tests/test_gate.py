@@ -395,6 +395,15 @@ def test_fragment_length_beyond_record_is_malformed() -> None:
     )
 
 
+def test_fragment_cut_short_by_its_record_is_malformed() -> None:
+    """A ClientHello fragment whose fragment_length (within the message) runs past the
+    end of its record: HANDSHAKE_MALFORMED, for a gate that reassembles (DTLS 1.3 on) and
+    for one that does not."""
+    cut = _record(encode_dtls_handshake(1, _hello_body(), 0)[:-10])
+    for gate in (make_gate(), make_gate(dtls_versions=(ProtocolVersion.DTLS12,))):
+        assert gate.receive(cut, PEER, NOW) == Drop(DropReason.HANDSHAKE_MALFORMED)
+
+
 def test_malformed_extensions_in_verified_hello_are_dropped() -> None:
     gate = make_gate()
     first = datagram(client_hello())

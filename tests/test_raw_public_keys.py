@@ -117,6 +117,54 @@ def test_dtls12_a_certificate_type_we_did_not_offer_is_illegal_parameter(
     assert alerts_in(pair.client.datagrams_to_send()) == [AlertDescription.illegal_parameter]
 
 
+def test_dtls12_x509_client_certificate_to_a_server_that_pins_raw_keys_only() -> None:
+    """RFC 7250 §4.2: a server whose only client credentials are pinned raw keys (no
+    cafile, no fingerprints) has nothing to check an X.509 certificate with: a client that
+    sends one (it offered no client_certificate_type) gets unsupported_certificate."""
+    from helpers import client_config, credentials
+
+    from dtlsgate.crypto.certs import load_certificate_chain
+
+    cert_pem, key_pem = credentials("ecdsa-p256", "client")
+    server = server_config(verify_client="required", pinned_keys=(spki_of(CLIENT_KEY),))
+    client = client_config(
+        certificate_chain=load_certificate_chain(cert_pem), private_key=load_private_key(key_pem)
+    )
+    pair = make_pair(server, client)
+    with pytest.raises(ProtocolError) as raised:
+        pair.run()
+    assert raised.value.alert == AlertDescription.unsupported_certificate
+    assert pair.server is not None and pair.server.closed
+    assert alerts_in(pair.server.datagrams_to_send()) == [AlertDescription.unsupported_certificate]
+
+
+def test_dtls12_client_raw_key_that_cannot_sign_a_requested_scheme_is_handshake_failure() -> None:
+    """RFC 5246 §7.4.4, RFC 7250 §3: the server asks for the client's raw key with
+    signature schemes of its own (RSA-PSS only here); the client's key is ECDSA and cannot
+    sign any of them: handshake_failure."""
+    from helpers import credentials
+
+    from dtlsgate.wire.enums import SignatureScheme
+
+    rsa = load_private_key(credentials("rsa-2048")[1])
+    server = ServerConfig(
+        private_key=rsa,
+        raw_public_key=True,
+        verify_client="required",
+        pinned_keys=(spki_of(CLIENT_KEY),),
+        signature_schemes=(SignatureScheme.rsa_pss_rsae_sha256,),
+        provider=DeterministicProvider(b"server"),
+        cookie_jar=CookieJar(bytes(32)),
+    )
+    client = rpk_client(private_key=CLIENT_KEY, raw_public_key=True, pinned_keys=(spki_of(rsa),))
+    pair = make_pair(server, client)
+    with pytest.raises(ProtocolError) as raised:
+        pair.run()
+    assert raised.value.alert == AlertDescription.handshake_failure
+    assert pair.client.closed
+    assert alerts_in(pair.client.datagrams_to_send()) == [AlertDescription.handshake_failure]
+
+
 # ---- TLS 1.3 (RFC 8446 §4.4.2: a CertificateEntry holding the SubjectPublicKeyInfo) ----------
 
 

@@ -121,6 +121,20 @@ def test_an_unknown_identity_falls_back_to_certificates() -> None:
     assert client.info.peer_certificates
 
 
+def test_a_psk_with_no_suite_of_its_hash_on_the_server_is_not_used() -> None:
+    """RFC 8446 §4.2.11: an external PSK is used only with a suite of its hash. A SHA-384
+    PSK on a server that allows only TLS_AES_128_GCM_SHA256 is ignored: a certificate
+    handshake, which a client with a server name to verify accepts."""
+    ccfg = client_config(psk_identity=ID, psk=KEY, psk_hash="sha384", server_name="localhost")
+    scfg = server_config(
+        psk={ID: KEY}, psk_hash="sha384", cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,)
+    )
+    client, _ = pair(scfg, ccfg)
+    assert client.info is not None and client.info.psk_identity is None
+    assert client.info.cipher_suite == CipherSuite.TLS_AES_128_GCM_SHA256
+    assert client.info.peer_certificates
+
+
 def test_a_psk_only_client_refuses_a_certificate_handshake() -> None:
     """Without a server name to verify, the PSK is the only authentication: a server that
     does not take it gets handshake_failure."""

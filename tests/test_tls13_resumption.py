@@ -245,6 +245,38 @@ def test_a_ticket_resumes_on_another_server_sharing_the_key() -> None:
     assert client.info.peer_certificates
 
 
+def test_a_ticket_is_not_taken_by_a_server_that_asks_for_client_certificates() -> None:
+    """A ticket does not carry the client's certificate: a server sharing the ticket key
+    that asks for one (verify_client "optional") ignores the ticket and makes a full
+    handshake (RFC 8446 §4.2.11: any PSK may be ignored)."""
+    from helpers import credentials
+
+    key = ticket_key_from_master(b"\x11" * 32)
+    ticket = first_ticket(server_config(ticket_key=key))
+    asking = server_config(
+        ticket_key=key, verify_client="optional", cafile=credentials()[0].decode()
+    )
+    client, server = resume(asking, ticket)
+    assert client.info is not None and not client.info.resumed
+    assert server.info is not None and not server.info.resumed
+    assert client.info.peer_certificates
+
+
+def test_a_ticket_of_a_suite_the_server_no_longer_allows_is_not_taken() -> None:
+    """A ticket resumes only with its own suite, which both sides must still offer: a
+    server sharing the ticket key that allows only ChaCha20 makes a full handshake with
+    it instead of resuming the AES-128-GCM ticket."""
+    key = ticket_key_from_master(b"\x11" * 32)
+    ticket = first_ticket(server_config(ticket_key=key))
+    assert ticket.suite == CipherSuite.TLS_AES_128_GCM_SHA256
+    chacha = server_config(
+        ticket_key=key, cipher_suites=(CipherSuite.TLS_CHACHA20_POLY1305_SHA256,)
+    )
+    client, _ = resume(chacha, ticket)
+    assert client.info is not None and not client.info.resumed
+    assert client.info.cipher_suite == CipherSuite.TLS_CHACHA20_POLY1305_SHA256
+
+
 @pytest.mark.parametrize(
     ("delay", "resumed"),
     [(1.0, True), (7199.0, True), (7201.0, False)],

@@ -129,6 +129,21 @@ def test_tls12_client_hello_is_refused_with_protocol_version() -> None:
     assert result.data == bytes((21, 3, 3, 0, 2, 2, 70))
 
 
+def test_an_offer_the_server_refuses_gets_its_alert() -> None:
+    """A ClientHello1 with nothing in common with the server (its groups here) is refused
+    by the engine's choice: handshake_failure (RFC 8446 §4.1.1), sent by the gate, nothing
+    kept; the same with a PSK offer, which is chosen for after a full decode."""
+    gate = StatelessGate(gate_config(groups=(NamedGroup.x448,)))  # type: ignore[arg-type]
+    for extra in ({}, {"psk": bytes(16), "psk_identity": b"id"}):
+        client = ClientConnection(client_config(groups=(NamedGroup.x25519,), **extra))
+        client.start(NOW)
+        result = gate.receive(client.data_to_send(), PEER, NOW)
+        assert isinstance(result, Refuse), extra
+        assert result.alert == AlertDescription.handshake_failure
+        assert result.data == bytes((21, 3, 3, 0, 2, 2, AlertDescription.handshake_failure))
+    assert gate.replies == gate.admits == 0
+
+
 def test_the_stream_gate_counts_like_the_datagram_gate() -> None:
     """One result family, one set of counters: replies, admits, drops per DropReason (an
     incomplete ClientHello), refusals per alert; ``stats`` names them as the DTLS gate does."""
