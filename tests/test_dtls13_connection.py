@@ -22,7 +22,7 @@ from helpers import (
 )
 
 from dtlsgate.config import ClientConfig
-from dtlsgate.connection.datagram13 import ACK_DELAY, Dtls13ClientConnection
+from dtlsgate.connection.datagram13 import ACK_DELAY, Dtls13ClientConnection, Dtls13Connection
 from dtlsgate.crypto import DeterministicProvider
 from dtlsgate.crypto.certs import load_certificate_chain, load_private_key
 from dtlsgate.errors import ProtocolError, StateError
@@ -280,11 +280,9 @@ def test_acks_cut_retransmissions() -> None:
     assert with_acks < without * 0.8, (with_acks, without)
 
 
-def test_a_partly_received_flight_is_acknowledged_and_the_rest_resent_at_once() -> None:
-    """RFC 9147 §7: the client acknowledges the records of the server's flight that came
-    (epoch 2 ones too: it sends in the handshake epoch from the ServerHello on, not only
-    from its Finished), and §7.3: on that partial ACK the server resends only what is
-    missing (the messages not wholly acknowledged), without waiting for its timer."""
+def server_flight_in_small_datagrams() -> tuple[DatagramPair, Dtls13Connection, list[bytes]]:
+    """A pair at MTU 300 after the client's ClientHello: the pair, the server connection
+    and its first flight (the ServerHello to the Finished), three datagrams or more."""
     pair = make_pair13(server_config(mtu=300), client_config(mtu=300))
     ((hello, _),) = pair.client.datagrams_to_send()
     pair.to_server([hello])
@@ -292,6 +290,15 @@ def test_a_partly_received_flight_is_acknowledged_and_the_rest_resent_at_once() 
     assert server is not None
     flight = [d for d, _ in server.datagrams_to_send()]
     assert len(flight) >= 3
+    return pair, server, flight
+
+
+def test_a_partly_received_flight_is_acknowledged_and_the_rest_resent_at_once() -> None:
+    """RFC 9147 §7: the client acknowledges the records of the server's flight that came
+    (epoch 2 ones too: it sends in the handshake epoch from the ServerHello on, not only
+    from its Finished), and §7.3: on that partial ACK the server resends only what is
+    missing (the messages not wholly acknowledged), without waiting for its timer."""
+    pair, server, flight = server_flight_in_small_datagrams()
     lost = flight.pop(1)  # part of the certificate
     for d in flight:
         pair.client.receive(d, SERVER, NOW + 0.1)
@@ -447,13 +454,7 @@ def test_a_plaintext_ack_cannot_acknowledge_protected_records() -> None:
     from dtlsgate.record.dtls13 import Dtls13RecordLayer
     from dtlsgate.wire.messages13 import encode_ack
 
-    pair = make_pair13(server_config(mtu=300), client_config(mtu=300))
-    ((hello, _),) = pair.client.datagrams_to_send()
-    pair.to_server([hello])
-    server = pair.server
-    assert server is not None
-    flight = [d for d, _ in server.datagrams_to_send()]
-    assert len(flight) >= 3
+    _, server, flight = server_flight_in_small_datagrams()
     forged = encode_ack([(2, n) for n in range(len(flight) * 4)])
     server.receive(Dtls13RecordLayer().protect(ContentType.ACK, forged), CLIENT, NOW)
     assert not server.datagrams_to_send()
