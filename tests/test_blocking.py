@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from builders import client_hello, datagram, with_cookie
+from helpers import one_cpu
 from test_dtls12_aio import configs
 from test_interop_dtls12_loss import AioEchoServer
+from test_listener import fence
 
 from dtlsgate.errors import ProtocolError, UsageError
 from dtlsgate.io import blocking
@@ -234,3 +236,38 @@ def test_a_handshake_left_to_the_application_times_out() -> None:
         with pytest.raises(TimeoutError, match=r"^DTLS handshake timed out$"):
             dtls.do_handshake(timeout=0.3)
         dtls.close()
+
+
+def test_a_socket_that_does_not_read_gets_at_most_max_inbox_datagrams() -> None:
+    """While the application is in ``listen()`` rather than the accepted socket's
+    ``recv()``, the listener keeps that peer's datagrams for the socket, up to
+    ``MAX_INBOX_DATAGRAMS``; those beyond are dropped, as by a full socket buffer. The
+    socket's ``recv()`` then returns the first ``MAX_INBOX_DATAGRAMS`` records, then the
+    next one sent after the listener stopped reading."""
+    bound = blocking.MAX_INBOX_DATAGRAMS
+    server_config, client_config = configs()
+    # One CPU for the client's thread too: a fence then follows everything it sent.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening, one_cpu():
+        listening.bind(("127.0.0.1", 0))
+        listening.setblocking(False)
+        listener = Listener(listening, server_config)
+        dtls, server = connected(listener, client_config)
+        try:
+            # Whatever the handshake left for the server's socket is read with this.
+            dtls.send(b"ready")
+            fence(dtls.sock)
+            assert listener.listen() is None
+            assert server.recv(timeout=WAIT) == b"ready"
+            # In rounds of 32, each read by listen() before the next: 32 records fit in
+            # the listener's socket buffer, all of them might not.
+            for start in range(0, bound + 64, 32):
+                for i in range(start, start + 32):
+                    dtls.send(b"record %d" % i)
+                fence(dtls.sock)
+                assert listener.listen() is None
+            dtls.send(b"after")
+            got = [server.recv(timeout=WAIT) for _ in range(bound + 1)]
+            assert got == [b"record %d" % i for i in range(bound)] + [b"after"]
+        finally:
+            dtls.close()
+            server.close()

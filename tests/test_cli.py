@@ -312,6 +312,43 @@ def test_the_api_errors_say_a_wrong_psk_is_the_likely_cause(api: str) -> None:
     assert "our Finished went unanswered: a wrong PSK" in text, text
 
 
+@pytest.mark.parametrize("api", ["blocking"])  # both faces share the message: one suffices
+def test_the_api_errors_say_the_server_answered_with_nothing_a_client_expects(api: str) -> None:
+    """A server answering each ClientHello with a handshake record of a type no TLS version
+    defines (99), cut short after the type: the client drops each as malformed and times
+    out, and the message says the server answered, but with nothing the client expects."""
+    from dtlsgate.wire.record import encode_dtls_record
+
+    stop = b"stop"
+    answered = []
+
+    def answer(sock: socket.socket) -> None:
+        sock.settimeout(10)  # a bound only: the client's datagrams, then the stop, come
+        for _ in range(100):
+            data, peer = sock.recvfrom(65536)
+            if data == stop:
+                return
+            answered.append(data)
+            sock.sendto(encode_dtls_record(22, 0xFEFD, 0, len(answered), b"\x63"), peer)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        thread = threading.Thread(target=answer, args=(sock,), daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(TimeoutError) as caught:
+                api_connect_dtls12(api, sock.getsockname()[1], timeout=0.5)
+        finally:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stopper:
+                stopper.sendto(stop, sock.getsockname())
+            thread.join(10)
+    assert answered and not thread.is_alive()
+    text = str(caught.value)
+    assert text.startswith("DTLS handshake with 127.0.0.1:"), text
+    assert "timed out after 0.5 s" in text, text
+    assert text.endswith(": the server answered, but with nothing a DTLS 1.2 client expects"), text
+
+
 @pytest.mark.parametrize(
     ("limit", "elapsed", "gave_up", "said"),
     [

@@ -8,11 +8,15 @@ The real peers (libcoap, tinydtls) are in tests/test_interop_coap.py.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.metadata
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import free_udp_port
 
 from dtlsgate import ClientConfig, ServerConfig, UsageError
 from dtlsgate.io import aio
@@ -44,6 +48,45 @@ def test_installed_aiocoap_is_a_supported_version() -> None:
         "Run tests/test_coap.py and tests/test_interop_coap.py with it, then add it to "
         "SUPPORTED_AIOCOAP and the [coap] extra in pyproject.toml. Problems: " + "; ".join(problems)
     )
+
+
+def test_an_untested_aiocoap_is_named_and_one_without_the_private_call_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check_aiocoap()`` names an aiocoap release dtlsgate.coap was not tested with, and
+    a missing private call; importing dtlsgate.coap warns about the first (the module still
+    loads) and refuses the second with ImportError."""
+    installed = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "9999.0" if name == "aiocoap" else installed(name),
+    )
+    untested = (
+        "aiocoap 9999.0 is installed; dtlsgate.coap is tested with aiocoap "
+        f"{', '.join(coap.SUPPORTED_AIOCOAP)} (pip install 'dtlsgate[coap]')"
+    )
+    assert coap.check_aiocoap() == [untested]
+    with pytest.warns(RuntimeWarning) as warned:
+        loaded = import_afresh(monkeypatch)
+    assert [str(w.message) for w in warned] == [untested]
+    assert callable(loaded.create_client_context)
+    monkeypatch.delattr(aiocoap.Context, "_append_tokenmanaged_messagemanaged_transport")
+    missing = "aiocoap 9999.0 has no Context._append_tokenmanaged_messagemanaged_transport"
+    assert coap.check_aiocoap() == [untested, missing]
+    with pytest.raises(ImportError) as caught:
+        import_afresh(monkeypatch)
+    assert str(caught.value) == f"dtlsgate.coap cannot attach to aiocoap: {untested}; {missing}"
+
+
+def import_afresh(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import dtlsgate.io.coap again, so that its import-time check runs again; the module
+    the other tests use is put back when the test ends."""
+    import dtlsgate.io
+
+    monkeypatch.setattr(dtlsgate.io, "coap", dtlsgate.io.coap)
+    monkeypatch.delitem(sys.modules, "dtlsgate.io.coap")
+    return importlib.import_module("dtlsgate.io.coap")
 
 
 def test_psk_get_put_blockwise_and_observe() -> None:
@@ -113,6 +156,66 @@ def test_the_server_sees_the_psk_credential_label_as_claim() -> None:
                     assert got.payload == repr([label]).encode()
         finally:
             await ctx.shutdown()
+
+    asyncio.run(main())
+
+
+def test_each_end_names_the_other_and_a_client_knows_no_local_address() -> None:
+    """A remote's ``uri_base`` is its peer's coaps:// base; the server also knows its own
+    (``uri_base_local``), the client does not: aiocoap's AnonymousHost, as for its other
+    clients whose local address is unknown."""
+    from aiocoap import resource
+    from aiocoap.error import AnonymousHost
+
+    class Where(resource.Resource):  # type: ignore[misc]
+        async def render_get(self, request: Any) -> Any:
+            remote = request.remote
+            return aiocoap.Message(payload=f"{remote.uri_base} {remote.uri_base_local}".encode())
+
+    async def main() -> None:
+        site = resource.Site()
+        site.add_resource(["where"], Where())
+        ctx = await coap.create_server_context(
+            site, bind=("127.0.0.1", 0), credentials={":c": PSK_ENTRY}
+        )
+        port = coap.server_address(ctx)[1]
+        try:
+            async with our_client({f"coaps://127.0.0.1:{port}/*": PSK_ENTRY}) as client:
+                got = await request(client, aiocoap.GET, f"coaps://127.0.0.1:{port}/where")
+                remote = got.remote
+                assert remote.uri_base == f"coaps://127.0.0.1:{port}"
+                for local in ("hostinfo_local", "uri_base_local"):
+                    with pytest.raises(AnonymousHost, match="local address of a coaps client"):
+                        getattr(remote, local)
+                (client_peer,) = coap.dtls_server(ctx).peers
+                client_base = f"coaps://127.0.0.1:{client_peer[1]}"  # type: ignore[index]
+                assert got.payload.decode() == f"{client_base} coaps://127.0.0.1:{port}"
+        finally:
+            await ctx.shutdown()
+
+    asyncio.run(main())
+
+
+def test_a_server_context_makes_coaps_requests_with_its_client_credentials() -> None:
+    """A context made by ``create_server_context`` also requests: its server transport
+    leaves every request to its client transport, which takes the coaps:// ones
+    (``client_credentials``) and leaves the rest, which no transport of it takes."""
+    from aiocoap.error import NoRequestInterface
+
+    async def main() -> None:
+        async with our_server(credentials={":c": PSK_ENTRY}) as (other, other_port):
+            base = f"coaps://127.0.0.1:{other_port}"
+            async with our_server(
+                credentials={":c": PSK_ENTRY}, client_credentials={f"{base}/*": PSK_ENTRY}
+            ) as (ctx, _):
+                put = await request(ctx, aiocoap.PUT, f"{base}/echo", b"from a server")
+                assert put.code == aiocoap.CHANGED
+                got = await request(ctx, aiocoap.GET, f"{base}/echo")
+                assert got.payload == b"from a server"
+                assert len(coap.dtls_server(other).peers) == 1
+                assert not coap.dtls_server(ctx).peers  # its own server had no part in it
+                with pytest.raises(NoRequestInterface):
+                    await request(ctx, aiocoap.GET, f"coap://127.0.0.1:{other_port}/echo")
 
     asyncio.run(main())
 
@@ -276,6 +379,75 @@ def test_usage_errors() -> None:
         async with our_client({"coaps://elsewhere/*": PSK_ENTRY}) as client:
             with pytest.raises(CredentialsMissingError):
                 await request(client, aiocoap.GET, "coaps://127.0.0.1:9/time")
+
+    asyncio.run(main())
+
+
+def test_a_credential_of_another_kind_fails_the_request_before_any_handshake() -> None:
+    """aiocoap credentials that are neither ``dtls`` nor ``tlscert`` (here ``any-of``, a
+    list of other entries) match the URI but say nothing dtlsgate.coap can use:
+    CredentialsMissingError saying so, and the server never sees a datagram."""
+
+    async def main() -> None:
+        async with our_server(credentials={":c": PSK_ENTRY}) as (server, port):
+            base = f"coaps://127.0.0.1:{port}"
+            async with our_client({f"{base}/*": {"any-of": [":c"]}}) as client:
+                with pytest.raises(CredentialsMissingError) as caught:
+                    await request(client, aiocoap.GET, f"{base}/time")
+            assert str(caught.value) == (
+                f"the credentials for {base}/time are neither 'dtls' (PSK) nor 'tlscert' "
+                "(a CA file), the kinds dtlsgate.coap uses"
+            )
+            assert coap.dtls_server(server).gate.replies == 0
+
+    asyncio.run(main())
+
+
+def test_a_credentials_map_given_is_the_one_used() -> None:
+    """A ``CredentialsMap`` passed in is the context's own, not a copy: entries loaded into
+    it after the context was made apply to the next request (as aiocoap's own contexts'
+    ``client_credentials`` do); on the server, its ``dtls`` entries are the PSKs."""
+    from aiocoap.credentials import CredentialsMap
+
+    async def main() -> None:
+        server_credentials = CredentialsMap()
+        server_credentials.load_from_dict({":c": PSK_ENTRY})
+        async with our_server(credentials=server_credentials) as (_, port):
+            base = f"coaps://127.0.0.1:{port}"
+            credentials = CredentialsMap()
+            async with our_client(credentials) as client:
+                assert client.client_credentials is credentials
+                credentials.load_from_dict({f"{base}/*": PSK_ENTRY})
+                got = await request(client, aiocoap.GET, f"{base}/time")
+                assert got.code == aiocoap.CONTENT
+                assert got.remote.dtls_info.psk_identity == PSK_ID
+
+    asyncio.run(main())
+
+
+def test_a_client_context_with_aiocoap_transports_for_other_schemes() -> None:
+    """``transports=["udp6"]``: aiocoap's own UDP transport takes coap:// (here to
+    aiocoap's own server), dtlsgate.coap coaps://, in one context."""
+    from dtlsgate.io.coap_cli import build_site
+
+    async def main() -> None:
+        plain_port = free_udp_port()
+        plain = await aiocoap.Context.create_server_context(
+            build_site(0.2), bind=("127.0.0.1", plain_port), transports=["udp6"]
+        )
+        try:
+            async with our_server(credentials={":c": PSK_ENTRY}) as (_, port):
+                base = f"coaps://127.0.0.1:{port}"
+                async with our_client({f"{base}/*": PSK_ENTRY}, transports=["udp6"]) as client:
+                    put = await request(
+                        client, aiocoap.PUT, f"coap://127.0.0.1:{plain_port}/echo", b"plain"
+                    )
+                    assert put.code == aiocoap.CHANGED and put.remote.scheme == "coap"
+                    got = await request(client, aiocoap.GET, f"{base}/time")
+                    assert got.code == aiocoap.CONTENT
+                    assert isinstance(got.remote, coap.DtlsRemote)
+        finally:
+            await asyncio.wait_for(plain.shutdown(), 15)
 
     asyncio.run(main())
 

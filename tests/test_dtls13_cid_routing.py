@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 from dtls13_socket import data_of, pump
-from helpers import eventually
+from helpers import eventually, one_cpu
+from test_blocking import connected
 from test_dtls13_faces import echo, server_config
+from test_listener import fence
 
 from dtlsgate.config import ClientConfig
 from dtlsgate.connection.datagram13 import Dtls13ClientConnection
@@ -29,7 +31,7 @@ from dtlsgate.errors import UsageError
 from dtlsgate.events import HandshakeCompleted
 from dtlsgate.io import aio
 from dtlsgate.io.blocking import DtlsSocket
-from dtlsgate.io.listener import Listener
+from dtlsgate.io.listener import LISTEN_BATCH, Listener
 from dtlsgate.record.dtls13 import connection_id_of
 from dtlsgate.wire.enums import ConnectionIdUsage
 
@@ -431,3 +433,37 @@ def test_blocking_restarted_client_replaces_its_association_and_connection_ids(
         drops, routed, in_progress, served = before
         assert (routed, in_progress, served) == (1, 0, i + 1)
         assert after == (drops + 1, 1, 0, i + 1)
+
+
+@pytest.mark.parametrize("batch", [LISTEN_BATCH, 1], ids=["batched", "one-at-a-time"])
+def test_listen_routes_a_known_connection_id_from_a_new_address(batch: int) -> None:
+    """A server application back in ``listen()`` (not reading its association) reads a
+    record from a new address carrying the association's CID: listen() gives it to that
+    association, not to the gate (no drop counted) and returns None; the association's
+    ``recv()`` returns it and answers at the new address. ``listen()`` reads in batches on
+    a non-blocking socket, one datagram per call with ``batch=1``: both ways route."""
+    config = server_config(connection_id_length=4)
+    client_config = ClientConfig(insecure=True, dtls_versions=(0xFEFC,), connection_id_length=2)
+    with _udp() as listening, _udp() as moved, one_cpu():
+        listening.setblocking(False)
+        listener = Listener(listening, config, batch=batch)
+        client, server = connected(listener, client_config)
+        try:
+            assert listener.routed_connection_ids == 1
+            drops = sum(listener.gate.drops.values())
+            conn = client.connection
+            conn.send(b"from a new port")  # a NAT rebinding: the record leaves from elsewhere
+            for record, peer in conn.datagrams_to_send():
+                moved.sendto(record, peer)
+            fence(moved)  # listen() reads it, not the association's recv() below
+            assert listener.listen() is None
+            assert sum(listener.gate.drops.values()) == drops
+            assert server.recv(timeout=10) == b"from a new port"
+            assert server.peer == moved.getsockname()  # it followed its peer
+            server.send(b"answered there")
+            events: list[Any] = []
+            assert pump(conn, moved, lambda e: b"answered there" in data_of(e), events, 10)
+            assert listener.routed_connection_ids == 1
+        finally:
+            client.close()
+            server.close()
