@@ -346,7 +346,7 @@ def test_the_api_errors_say_the_server_answered_with_nothing_a_client_expects(ap
     text = str(caught.value)
     assert text.startswith("DTLS handshake with 127.0.0.1:"), text
     assert "timed out after 0.5 s" in text, text
-    assert text.endswith(": the server answered, but with nothing a DTLS 1.2 client expects"), text
+    assert text.endswith(": the server answered, but with nothing a DTLS client expects"), text
 
 
 @pytest.mark.parametrize(

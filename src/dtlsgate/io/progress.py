@@ -1,4 +1,6 @@
-"""How far a DTLS 1.2 client handshake got, for the error a user reads when it fails.
+"""How far a DTLS client handshake got, for the error a user reads when it fails. Its stages
+are DTLS 1.2's (HelloVerifyRequest, ServerHello, ServerHelloDone); a client offering DTLS 1.3
+too reads the same plaintext headers up to the ServerHello (or HelloRetryRequest).
 
 The adapters (asyncio and blocking) call `HandshakeProgress.sent` for every transmission of
 a flight and `received` for every datagram from the server; `timeout_message` turns that
@@ -92,7 +94,7 @@ class HandshakeProgress:
                 "cause"
             )
         if self.stage is None:
-            return f"{head}: the server answered, but with nothing a DTLS 1.2 client expects"
+            return f"{head}: the server answered, but with nothing a DTLS client expects"
         return f"{head}: the server sent {_STAGES[self.stage]}, then nothing more"
 
 
