@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +27,24 @@ from dtlsgate.io.listener import Listener
 from dtlsgate.wire.enums import AlertDescription
 
 WAIT = 10.0  # bound on every wait
+
+
+@pytest.fixture
+def listening() -> Iterator[socket.socket]:
+    """The server's UDP socket on loopback, non-blocking (as `Listener.listen()` reads)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        yield sock
+
+
+@pytest.fixture
+def client() -> Iterator[socket.socket]:
+    """A client's UDP socket on loopback whose reads wait at most ``WAIT`` seconds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(WAIT)
+        yield sock
 
 
 def test_a_client_session_resumes_the_next_connection() -> None:
@@ -83,17 +102,15 @@ def connected(
     return clients[0], server
 
 
-def test_a_client_whose_server_went_away() -> None:
+def test_a_client_whose_server_went_away(listening: socket.socket) -> None:
     """A server that vanishes without a word (its socket closed): the ICMP port unreachable
     its host answers with is not authenticated, and after the handshake it is ignored:
     ``send`` does not raise, ``recv`` waits out its timeout."""
     server_config, client_config = configs()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        dtls, server = connected(Listener(listening, server_config), client_config)
-        dtls.send(b"x")
-        assert server.recv(timeout=WAIT) == b"x"
+    dtls, server = connected(Listener(listening, server_config), client_config)
+    dtls.send(b"x")
+    assert server.recv(timeout=WAIT) == b"x"
+    listening.close()
     try:
         for _ in range(3):  # each answered with an ICMP error, reported on the next call
             dtls.send(b"anyone?")
@@ -104,71 +121,54 @@ def test_a_client_whose_server_went_away() -> None:
     assert dtls.sock.fileno() == -1
 
 
-def test_listen_hands_an_accepted_peers_records_to_its_socket() -> None:
+def test_listen_hands_an_accepted_peers_records_to_its_socket(listening: socket.socket) -> None:
     """On a non-blocking socket ``listen()`` reads in batches: a record of an accepted peer
     read there goes to that peer's socket, whose next ``recv()`` returns it."""
     server_config, client_config = configs()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        listener = Listener(listening, server_config)
-        dtls, server = connected(listener, client_config)
-        dtls.send(b"read by listen()")
-        assert listen_once(listener) is None
-        assert server.recv(timeout=WAIT) == b"read by listen()"
-        dtls.close()
-        server.close()
+    listener = Listener(listening, server_config)
+    dtls, server = connected(listener, client_config)
+    dtls.send(b"read by listen()")
+    assert listen_once(listener) is None
+    assert server.recv(timeout=WAIT) == b"read by listen()"
+    dtls.close()
+    server.close()
 
 
-def test_a_completed_handshake_left_to_the_application_is_never_evicted() -> None:
+def test_a_completed_handshake_left_to_the_application_is_never_evicted(
+    listening: socket.socket, client: socket.socket
+) -> None:
     """``accept(..., timeout=None)`` counts the handshake in ``admission`` until it
     completes; once completed it is no longer counted, so a newer handshake from the same
     address (at ``max_handshakes_per_address=1``) does not end it."""
     server_config, client_config = configs()
     server_config.max_handshakes_per_address = 1
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as newcomer,
-    ):
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        newcomer.bind(("127.0.0.1", 0))
-        newcomer.settimeout(WAIT)
-        listener = Listener(listening, server_config)
-        dtls, server = connected(listener, client_config, timeout=None)
-        pending = listener.accept(*admitted_by(listener, newcomer), timeout=None)  # type: ignore[arg-type]
-        assert list(listener.admission) == [pending]
-        assert listener.admission.evicted_per_address == 0
-        dtls.send(b"still here")
-        assert server.recv(timeout=WAIT) == b"still here"
-        for sock in (dtls, server, pending):
-            sock.close()
+    listener = Listener(listening, server_config)
+    dtls, server = connected(listener, client_config, timeout=None)
+    pending = listener.accept(*admitted_by(listener, client), timeout=None)  # type: ignore[arg-type]
+    assert list(listener.admission) == [pending]
+    assert listener.admission.evicted_per_address == 0
+    dtls.send(b"still here")
+    assert server.recv(timeout=WAIT) == b"still here"
+    for sock in (dtls, server, pending):
+        sock.close()
 
 
-def test_accept_misuse_is_refused() -> None:
+def test_accept_misuse_is_refused(listening: socket.socket, client: socket.socket) -> None:
     server_config, _ = configs()
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(WAIT)
-        for batch in (0, 1025):
-            with pytest.raises(UsageError, match="batch must be between 1 and 1024"):
-                Listener(listening, server_config, batch=batch)
-        listener = Listener(listening, server_config)
-        peer, admit = admitted_by(listener, client)
-        with pytest.raises(UsageError, match="this Admit is for"):
-            listener.accept(("127.0.0.1", 9), admit)  # type: ignore[arg-type]
-        for timeout in (0, -1.0, "soon"):
-            with pytest.raises(UsageError, match="timeout must be positive, or None"):
-                listener.accept(peer, admit, timeout=timeout)  # type: ignore[arg-type]
-        dtls = listener.accept(peer, admit, timeout=None)  # type: ignore[arg-type]
-        with pytest.raises(UsageError, match="was already accepted; close its DtlsSocket"):
-            listener.accept(peer, admit, timeout=None)  # type: ignore[arg-type]
-        dtls.close()
+    for batch in (0, 1025):
+        with pytest.raises(UsageError, match="batch must be between 1 and 1024"):
+            Listener(listening, server_config, batch=batch)
+    listener = Listener(listening, server_config)
+    peer, admit = admitted_by(listener, client)
+    with pytest.raises(UsageError, match="this Admit is for"):
+        listener.accept(("127.0.0.1", 9), admit)  # type: ignore[arg-type]
+    for timeout in (0, -1.0, "soon"):
+        with pytest.raises(UsageError, match="timeout must be positive, or None"):
+            listener.accept(peer, admit, timeout=timeout)  # type: ignore[arg-type]
+    dtls = listener.accept(peer, admit, timeout=None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="was already accepted; close its DtlsSocket"):
+        listener.accept(peer, admit, timeout=None)  # type: ignore[arg-type]
+    dtls.close()
 
 
 def open_descriptors() -> int:
@@ -176,25 +176,19 @@ def open_descriptors() -> int:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
-def test_a_failed_accept_closes_its_connected_socket() -> None:
+def test_a_failed_accept_closes_its_connected_socket(
+    listening: socket.socket, client: socket.socket
+) -> None:
     """``accept(..., connected_socket=True)`` whose handshake times out (a client silent
     after its cookie) raises, and the socket it made for the peer is closed."""
     server_config, _ = configs()
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(WAIT)
-        listener = Listener(listening, server_config)
-        admitted = admitted_by(listener, client)
-        before = open_descriptors()
-        with pytest.raises(TimeoutError) as caught:
-            listener.accept(*admitted, timeout=0.3, connected_socket=True)  # type: ignore[arg-type]
-        # The exception's traceback still holds accept's frame, and with it the socket.
-        assert caught.value is not None and open_descriptors() == before
+    listener = Listener(listening, server_config)
+    admitted = admitted_by(listener, client)
+    before = open_descriptors()
+    with pytest.raises(TimeoutError) as caught:
+        listener.accept(*admitted, timeout=0.3, connected_socket=True)  # type: ignore[arg-type]
+    # The exception's traceback still holds accept's frame, and with it the socket.
+    assert caught.value is not None and open_descriptors() == before
 
 
 def listen_once(listener: Listener) -> object:
@@ -219,26 +213,22 @@ def admitted_by(listener: Listener, sock: socket.socket) -> tuple[object, object
     return admitted  # type: ignore[return-value]
 
 
-def test_a_handshake_left_to_the_application_times_out() -> None:
+def test_a_handshake_left_to_the_application_times_out(
+    listening: socket.socket, client: socket.socket
+) -> None:
     """``accept(..., timeout=None)`` then ``do_handshake(timeout)`` with a client that went
     silent after its cookie: TimeoutError."""
     server_config, _ = configs()
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
-    ):
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(WAIT)
-        listener = Listener(listening, server_config)
-        dtls = listener.accept(*admitted_by(listener, client), timeout=None)  # type: ignore[arg-type]
-        with pytest.raises(TimeoutError, match=r"^DTLS handshake timed out$"):
-            dtls.do_handshake(timeout=0.3)
-        dtls.close()
+    listener = Listener(listening, server_config)
+    dtls = listener.accept(*admitted_by(listener, client), timeout=None)  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError, match=r"^DTLS handshake timed out$"):
+        dtls.do_handshake(timeout=0.3)
+    dtls.close()
 
 
-def test_a_socket_that_does_not_read_gets_at_most_max_inbox_datagrams() -> None:
+def test_a_socket_that_does_not_read_gets_at_most_max_inbox_datagrams(
+    listening: socket.socket,
+) -> None:
     """While the application is in ``listen()`` rather than the accepted socket's
     ``recv()``, the listener keeps that peer's datagrams for the socket, up to
     ``MAX_INBOX_DATAGRAMS``; those beyond are dropped, as by a full socket buffer. The
@@ -247,9 +237,7 @@ def test_a_socket_that_does_not_read_gets_at_most_max_inbox_datagrams() -> None:
     bound = blocking.MAX_INBOX_DATAGRAMS
     server_config, client_config = configs()
     # One CPU for the client's thread too: a fence then follows everything it sent.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listening, one_cpu():
-        listening.bind(("127.0.0.1", 0))
-        listening.setblocking(False)
+    with one_cpu():
         listener = Listener(listening, server_config)
         dtls, server = connected(listener, client_config)
         try:
