@@ -83,6 +83,15 @@ def test_misuse_is_a_clear_error() -> None:
         CookieJar(KEY, max_age=600.0, rotation_interval=300.0)
     with pytest.raises(UsageError):
         CookieJar(KEY, clock_skew=-1)
+    # Each bound at its edge: max_age in (0, rotation_interval], clock_skew >= 0.
+    for max_age in (0.0, -0.5):
+        with pytest.raises(UsageError):
+            CookieJar(KEY, max_age=max_age)
+    with pytest.raises(UsageError):
+        CookieJar(KEY, clock_skew=-0.5)
+    jar = CookieJar(KEY, max_age=0.5, rotation_interval=0.5, clock_skew=0.0)
+    assert (jar.max_age, jar.rotation_interval, jar.clock_skew) == (0.5, 0.5, 0.0)
+    assert CookieJar(KEY, max_age=1.0, clock_skew=0.5).clock_skew == 0.5
 
 
 def test_peer_bytes_forms() -> None:

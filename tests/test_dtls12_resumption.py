@@ -7,6 +7,7 @@ suite or version) leading to a full handshake, never to an error."""
 from __future__ import annotations
 
 import dataclasses
+import hmac
 from typing import Any
 
 import pytest
@@ -443,8 +444,12 @@ def test_derive_key_keeps_the_cookie_secrets_label_to_itself() -> None:
     from dtlsgate.gate import cookie
 
     jar = CookieJar(bytes(32))
-    with pytest.raises(UsageError):
-        jar.derive_key(cookie._SECRET_LABEL, 0)
+    for label in (cookie._SECRET_LABEL, b""):  # the cookies' label, or none
+        with pytest.raises(UsageError):
+            jar.derive_key(label, 0)
+    # HMAC-SHA256(master_key, label | epoch as 8 bytes): what every server of a fleet
+    # derives alike, whichever release it runs.
+    assert jar.derive_key(b"x", 2) == hmac.digest(bytes(32), b"x" + bytes(7) + b"\x02", "sha256")
     assert (
         jar.derive_key(b"x", 1)
         != jar.derive_key(b"x", 2)

@@ -201,3 +201,22 @@ def test_fragments_in_one_datagram_beyond_the_bound_are_not_taken() -> None:
     assert gate.receive(many, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
     fits = _split_client_hello(hello, MAX_FRAGMENT_RECORDS_PER_DATAGRAM)
     assert isinstance(Gate(server_config()).receive(fits, CLIENT, NOW), Reply)
+
+
+def test_a_held_fragment_then_a_record_not_taken_drops_the_datagram_as_incomplete() -> None:
+    """Once a fragment of a datagram is held, a later record of it that is not a fragment
+    to take (another record type, garbage, a whole ClientHello) drops the datagram as
+    CLIENT_HELLO_INCOMPLETE, not for that record's fault; the fragment stays held and the
+    message is answered when its other fragment comes."""
+    client = DtlsClientConnection(client_config(), SERVER)
+    client.connect(NOW)
+    hello = client.datagrams_to_send()[0][0]
+    split = _split_client_hello(hello, 2)
+    first_length = 13 + int.from_bytes(split[11:13], "big")
+    first, second = split[:first_length], split[first_length:]
+    alert = encode_dtls_record(21, 0xFEFD, 0, 9, b"\x02\x28")
+    for after in (alert, b"\x17garbage", hello):
+        gate = Gate(server_config())
+        assert gate.receive(first + after, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+        assert gate.drops == {DropReason.CLIENT_HELLO_INCOMPLETE: 1}
+        assert isinstance(gate.receive(second, CLIENT, NOW), Reply)

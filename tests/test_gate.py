@@ -247,7 +247,11 @@ def test_callback_misuse_is_a_clear_error() -> None:
     with pytest.raises(UsageError):
         ServerConfig(cookie_generate=lambda p: b"x")
     gate = make_gate(cookie_generate=lambda p: b"x" * 256, cookie_verify=lambda p, c: False)
-    with pytest.raises(UsageError, match="255"):
+    with pytest.raises(UsageError, match="cookie_generate must return at most 255"):
+        gate.receive(datagram(client_hello()), PEER, NOW)
+    # Not bytes, however short: refused before a reply is built from it.
+    gate = make_gate(cookie_generate=lambda p: "x", cookie_verify=lambda p, c: False)
+    with pytest.raises(UsageError, match="cookie_generate"):
         gate.receive(datagram(client_hello()), PEER, NOW)
 
 
@@ -643,7 +647,9 @@ def test_is_client_hello_reads_the_epoch_before_the_types(
     unified_header = bytes((0x2D, 0x00, 0x07, 0x00, 0x28)) + bytes(40)  # seq, length
     later_epoch_hello = bytearray(openssl_client_hello)
     later_epoch_hello[4] = 1
-    for record in (application_data, unified_header, bytes(later_epoch_hello)):
+    epoch_256_hello = bytearray(openssl_client_hello)
+    epoch_256_hello[3] = 1  # the epoch's high byte: epoch 256
+    for record in (application_data, unified_header, later_epoch_hello, epoch_256_hello):
         assert not is_client_hello(record)
     assert reads == []  # none read: the epoch bytes answered
     assert is_client_hello(openssl_client_hello)
