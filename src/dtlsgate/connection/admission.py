@@ -69,10 +69,13 @@ class AdmissionTable(Generic[K]):
         ``handshake_timeout`` and ``ipv6_prefix_length``); ``total`` in place of
         ``config.max_handshakes`` when given (``aio.serve``'s ``max_handshaking``), the
         per-address limit then at most that."""
+        per_address = config.max_handshakes_per_address
         if total is None:
             total = config.max_handshakes
+        else:
+            per_address = min(per_address, total)
         return cls(
-            per_address=min(config.max_handshakes_per_address, total),
+            per_address=per_address,
             total=total,
             timeout=config.handshake_timeout,
             ipv6_prefix=config.ipv6_prefix_length,
