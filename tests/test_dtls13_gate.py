@@ -517,3 +517,25 @@ def test_client_hello_that_breaks_dtls13_rules_is_judged_as_dtls12(
     assert reply.data[13] == HandshakeType.HELLO_VERIFY_REQUEST
     only13 = Gate(server_config(dtls_versions=(ProtocolVersion.DTLS13,)))
     assert only13.receive(changed, CLIENT, NOW) == Drop(DropReason.VERSION_DISABLED)
+
+
+def test_records_after_a_dtls13_client_hello_do_not_change_the_verdict() -> None:
+    """The gate reads a DTLS 1.3 ClientHello to its record's end, by the two-byte length
+    field (here above 255, so both bytes count), not to the datagram's: a record after it
+    in the datagram (RFC 6347 §4.1.1) changes neither the HelloRetryRequest nor the admit."""
+    trailing = encode_dtls_record(23, 0xFEFD, 1, 0, bytes(24))
+    client = Dtls13ClientConnection(client_config(alpn_protocols=(b"p" * 100,)), SERVER)
+    client.connect(NOW)
+    ((hello, _),) = client.datagrams_to_send()
+    assert (hello[11] << 8 | hello[12]) > 255 and len(hello) == 13 + (hello[11] << 8 | hello[12])
+    reply = Gate(server_config()).receive(hello, CLIENT, NOW)
+    assert isinstance(reply, Reply)
+    gate = Gate(server_config())
+    assert gate.receive(hello + trailing, CLIENT, NOW) == reply
+    client.receive(reply.data, SERVER, NOW)
+    ((hello2, _),) = client.datagrams_to_send()
+    alone = Gate(server_config()).receive(hello2, CLIENT, NOW)
+    result = gate.receive(hello2 + trailing, CLIENT, NOW)
+    assert isinstance(alone, Dtls13Admit) and isinstance(result, Dtls13Admit)
+    assert result == dataclasses.replace(alone, datagram=hello2 + trailing)
+    assert (gate.replies, gate.admits) == (1, 1)

@@ -143,6 +143,17 @@ def test_bytes_time_and_length_bounds() -> None:
         encode_dtls_handshake_fragment(1, b"x" * 100, 0, 0, MAX_REASSEMBLED_CLIENT_HELLO + 1),
     )
     assert gate.receive(too_long, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_TOO_LONG)
+    assert gate.reassembly is not None and len(gate.reassembly) == 0
+    # At the bound, a fragment is held (the message is not whole yet).
+    at_the_bound = encode_dtls_record(
+        22,
+        0xFEFD,
+        0,
+        0,
+        encode_dtls_handshake_fragment(1, b"x" * 100, 0, 0, MAX_REASSEMBLED_CLIENT_HELLO),
+    )
+    assert gate.receive(at_the_bound, CLIENT, NOW) == Drop(DropReason.CLIENT_HELLO_INCOMPLETE)
+    assert len(gate.reassembly) == 1
     beyond = encode_dtls_record(
         22, 0xFEFD, 0, 0, encode_dtls_handshake_fragment(1, b"x" * 100, 0, 950, 1000)
     )

@@ -262,6 +262,14 @@ def test_reply_larger_than_hello_is_dropped_and_counted() -> None:
     assert gate.stats[DropReason.REPLY_TOO_LARGE] == 1
     padded = datagram(client_hello(extensions=None, session_id=b"s" * 32, suites=(1,) * 120))
     assert isinstance(gate.receive(padded, PEER, NOW), Reply)
+    # At the edge: a reply as long as the ClientHello's datagram is sent, one byte longer
+    # is not (28 bytes of headers, server_version and the cookie's length byte).
+    edge = len(small) - 28
+    gate = make_gate(cookie_generate=lambda p: b"x" * edge, cookie_verify=lambda p, c: False)
+    reply = gate.receive(small, PEER, NOW)
+    assert isinstance(reply, Reply) and len(reply.data) == len(small)
+    gate = make_gate(cookie_generate=lambda p: b"y" * (edge + 1), cookie_verify=lambda p, c: False)
+    assert gate.receive(small, PEER, NOW) == Drop(DropReason.REPLY_TOO_LARGE)
 
 
 def test_the_jars_reply_is_never_larger_than_a_hello() -> None:
@@ -455,6 +463,15 @@ def test_trailing_records_do_not_change_the_verdict() -> None:
     gate = make_gate()
     first = datagram(client_hello())
     assert isinstance(gate.receive(first + b"\x17garbage", PEER, NOW), Reply)
+    # A record length above 255 (both of its bytes count): the admitted ClientHello is the
+    # first record's, whatever follows it in the datagram.
+    first = datagram(client_hello(session_id=b"s" * 32, suites=(0xC02B,) * 120))
+    second = with_cookie(first, first_and_cookie(gate, first))
+    assert (second[11] << 8 | second[12]) > 255
+    result = gate.receive(second + b"\x17garbage", PEER, NOW)
+    assert isinstance(result, Admit)
+    assert result.client_hello_message == second[13:]
+    assert result.datagram == second + b"\x17garbage"
 
 
 def test_flood_of_spoofed_hellos_keeps_memory_flat() -> None:
@@ -587,6 +604,16 @@ def test_client_hello_message_seq_above_2_is_dropped(message_seq: int) -> None:
         assert gate.receive(data, PEER, NOW) == Drop(DropReason.MESSAGE_SEQ)
     assert gate.drops[DropReason.MESSAGE_SEQ] == 2
     assert isinstance(gate.receive(with_cookie(first, cookie, message_seq=2), PEER, NOW), Admit)
+
+
+def test_message_seq_2_is_in_range_for_a_fragment_that_is_not_judged_too() -> None:
+    """A fragment the gate cannot judge is dropped for its first fault, and message_seq 2
+    is none (the bound is the same as for a whole ClientHello's)."""
+    gate = make_gate(dtls_versions=(ProtocolVersion.DTLS12,))
+    body = _hello_body()
+    for message_seq, reason in ((2, DropReason.FRAGMENT_TOO_SHORT), (3, DropReason.MESSAGE_SEQ)):
+        short = _record(encode_dtls_handshake_fragment(1, body[:30], message_seq, 0, len(body)))
+        assert gate.receive(short, PEER, NOW) == Drop(reason)
 
 
 @pytest.mark.parametrize("extra", [b"\x00", b"\x16" * 30, encode_dtls_handshake(1, b"", 1)])
